@@ -1,0 +1,96 @@
+"""create_app(settings): everything is built here; the pool opens in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from geo_comuna import __version__
+from geo_comuna.api import communes, features, problems
+from geo_comuna.db import migrate
+from geo_comuna.db.pool import open_pool, resolve_conninfo
+from geo_comuna.features.query import CountCache
+from geo_comuna.settings import Settings
+
+UPLOAD_PATHS = ("/import",)
+
+
+class BodyLimit:
+    """413 before a handler runs: bodies over the limit (declared or streamed) are refused."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        upload = scope["path"].endswith(UPLOAD_PATHS)
+        limit = self.settings.max_upload_bytes if upload else self.settings.max_body_bytes
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(send, int(declared), limit)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _TooBig(seen)
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooBig as exc:
+            await self._refuse(send, exc.size, limit)
+
+    @staticmethod
+    async def _refuse(send: Send, size: int, limit: int) -> None:
+        response = problems.problem(413, "too-large",
+                                    f"the body ({size} bytes or more) is over the limit of "
+                                    f"{limit} bytes")
+        await response({"type": "http"}, _nothing, send)
+
+
+class _TooBig(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def create_app(settings: Settings | None = None, *, conninfo: str | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dsn = conninfo or await anyio.to_thread.run_sync(resolve_conninfo, settings)
+        pool = await open_pool(settings, dsn)
+        async with pool.connection() as conn:
+            await migrate.upgrade(conn)
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="geo_comuna", version=__version__, lifespan=lifespan,
+                  description="OGC API - Features for Venezuela's communes: states, commune "
+                              "boundaries across state lines, parcels with tenure history, "
+                              "production, dwellings and networks.")
+    app.state.settings = settings
+    app.state.counts = CountCache()
+    problems.install(app)
+    app.include_router(features.router)
+    app.include_router(communes.router)
+    app.add_middleware(BodyLimit, settings=settings)
+    return app

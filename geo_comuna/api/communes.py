@@ -1,0 +1,33 @@
+"""Commune views: the breakdown of a commune across the states it touches, and the national
+view of every commune at once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from geo_comuna.api.deps import Conn
+from geo_comuna.errors import NotFound
+from geo_comuna.features import breakdown
+from geo_comuna.features.query import resolve_commune
+
+router = APIRouter(tags=["communes"])
+CommuneRef = Annotated[str, Path(description="commune id or registry code")]
+
+
+@router.get("/communes/{commune}/states", summary="A commune across state lines")
+async def commune_states(conn: Conn, commune: CommuneRef) -> dict[str, Any]:
+    """For every state the commune touches: area (ha, geodesic), share of the commune (%),
+    and the parcels (by a point on their surface), dwellings and residents inside it."""
+    commune_id = await resolve_commune(conn, commune)
+    if commune_id is None:
+        raise NotFound(f"no commune with id or code {commune!r}")
+    return (await breakdown.communes(conn, [commune_id]))[0]
+
+
+@router.get("/states/breakdown", summary="Every commune across state lines")
+async def national_breakdown(conn: Conn) -> dict[str, Any]:
+    """The same breakdown for all communes, and per state the communes it hosts."""
+    rows = await breakdown.communes(conn, None)
+    return {"communes": rows, "states": breakdown.by_state(rows)}

@@ -1,0 +1,111 @@
+"""Shared request dependencies: settings, a pooled connection, the layer, paging, filters."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+from psycopg import AsyncConnection
+
+from geo_comuna.errors import InvalidInput, NotFound, TooLarge
+from geo_comuna.features.query import CountCache, Filters, resolve_commune
+from geo_comuna.features.validate import check_value
+from geo_comuna.layers import Layer, get_layer
+from geo_comuna.settings import Settings
+
+#: query parameters every items request may carry besides property filters
+RESERVED = {"limit", "offset", "bbox", "bbox-crs", "commune", "f", "repair", "lang", "crs"}
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_counts(request: Request) -> CountCache:
+    return request.app.state.counts
+
+
+async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
+    async with request.app.state.pool.connection() as conn:
+        yield conn
+
+
+def get_layer_dep(collection_id: Annotated[str, Path(description="layer name")]) -> Layer:
+    return get_layer(collection_id)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+Conn = Annotated[AsyncConnection, Depends(get_conn)]
+LayerDep = Annotated[Layer, Depends(get_layer_dep)]
+Counts = Annotated[CountCache, Depends(get_counts)]
+
+
+def base_url(request: Request, settings: Settings) -> str:
+    return (settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def paging(settings: SettingsDep,
+           limit: Annotated[int | None, Query(ge=1, description="items per page")] = None,
+           offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0) -> tuple[int, int]:
+    limit = settings.default_limit if limit is None else limit
+    if limit > settings.max_limit:
+        raise TooLarge(f"limit {limit} is above the maximum page size {settings.max_limit}; "
+                       "page with offset and the 'next' links")
+    return limit, offset
+
+
+Paging = Annotated[tuple[int, int], Depends(paging)]
+
+
+def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        numbers = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise InvalidInput(f"bbox {value!r} must be numbers: west,south,east,north") from None
+    if len(numbers) == 6:  # 3-D bbox: drop the heights
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers):
+        raise InvalidInput(f"bbox {value!r} must be 4 finite numbers: west,south,east,north")
+    w, s, e, n = numbers
+    if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= n <= 90):
+        raise InvalidInput(f"bbox {value!r} is not longitude/latitude (CRS84): west,south,"
+                           "east,north with south <= north")
+    if w > e:
+        raise InvalidInput(f"bbox {value!r} crosses the antimeridian; not supported here")
+    return w, s, e, n
+
+
+async def filters(request: Request, layer: LayerDep, conn: Conn,
+                  bbox: Annotated[str | None, Query(description="west,south,east,north in "
+                                                    "CRS84")] = None,
+                  bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+                  commune: Annotated[str | None, Query(description="commune id or registry "
+                                                       "code")] = None) -> Filters:
+    """bbox, commune and equality filters on any attribute (``?tenure=abandoned,occupied``)."""
+    if bbox_crs not in (None, CRS84, "EPSG:4326", "http://www.opengis.net/def/crs/EPSG/0/4326"):
+        raise InvalidInput(f"bbox-crs {bbox_crs!r} is not supported; use CRS84")
+    commune_id = None
+    if commune is not None:
+        commune_id = await resolve_commune(conn, commune)
+        if commune_id is None:
+            raise NotFound(f"no commune with id or code {commune!r}")
+    props: dict[str, list] = {}
+    for name, raw in request.query_params.multi_items():
+        if name in RESERVED:
+            continue
+        attr = layer.attribute(name)
+        if attr is None:
+            queryable = sorted(a.name for a in layer.attributes)
+            raise InvalidInput(f"unknown query parameter {name!r}; {layer.name} can be "
+                               f"filtered by {queryable} and by bbox, commune, limit, offset")
+        values = [check_value(layer, attr, v, f"?{name}") for v in raw.split(",")]
+        props.setdefault(name, []).extend(v for v in values if v is not None)
+    return Filters(parse_bbox(bbox), commune_id, props)
+
+
+FiltersDep = Annotated[Filters, Depends(filters)]

@@ -1,0 +1,203 @@
+"""The geo-comuna command line: serve, db, load-sample, import, export."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from geo_comuna.errors import GeoComunaError
+from geo_comuna.settings import Settings
+
+app = typer.Typer(help="geo_comuna: the GIS core for Venezuela's communes.",
+                  no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="The database: the embedded cluster and the schema.",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        _die(f"invalid settings: {exc}")
+
+
+def _die(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _progress(message: str) -> None:
+    typer.secho(f"  … {message}", err=True, fg=typer.colors.BLUE)
+
+
+def _run(work: Callable[[Any], Awaitable[T]], settings: Settings) -> T:
+    """Run ``work(conn)`` on one connection; typed errors become a message and exit 2."""
+    from geo_comuna.db import migrate
+    from geo_comuna.db.pool import connect
+
+    async def main() -> T:
+        conn = await connect(settings)
+        try:
+            await migrate.upgrade(conn)
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(main())
+    except GeoComunaError as exc:
+        _die(exc.message, 2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+    load_sample: Annotated[bool, typer.Option(
+        "--load-sample", help="load the sample territories first if they are not there")] = False,
+) -> None:
+    """Serve the API (OGC API - Features) and maps; starts the embedded database if needed."""
+    import uvicorn
+
+    from geo_comuna.api.app import create_app
+    from geo_comuna.db.pool import resolve_conninfo
+
+    settings = _settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    try:
+        conninfo = resolve_conninfo(settings)
+    except GeoComunaError as exc:
+        _die(exc.message)
+    if load_sample:
+        _ensure_samples(settings)
+    typer.secho(f"geo_comuna serving at http://{settings.host}:{settings.port}/ "
+                f"(API docs: /docs)", fg=typer.colors.GREEN)
+    uvicorn.run(create_app(settings, conninfo=conninfo), host=settings.host, port=settings.port,
+                log_level="info")
+
+
+def _ensure_samples(settings: Settings) -> None:
+    from geo_comuna.io.sample import load_samples
+
+    async def work(conn: Any) -> dict[str, int] | None:
+        cur = await conn.execute("SELECT count(*) FROM communes WHERE code = '5-DE-MARZO'")
+        if (await cur.fetchone())[0]:
+            return None
+        return await load_samples(conn, settings, _progress)
+
+    counts = _run(work, settings)
+    if counts:
+        typer.echo("loaded sample territories: " + ", ".join(f"{k} {v}"
+                                                             for k, v in counts.items()))
+
+
+@app.command("load-sample")
+def load_sample() -> None:
+    """Load Venezuela's states and the illustrative sample communes (replaces earlier ones)."""
+    from geo_comuna.io.sample import load_samples
+
+    settings = _settings()
+    counts = _run(lambda conn: load_samples(conn, settings, _progress), settings)
+    typer.echo(json.dumps(counts, indent=2))
+
+
+@app.command("import")
+def import_(
+    layer: Annotated[str, typer.Argument(help="layer name, e.g. parcels")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="GeoJSON, GeoPackage, zipped Shapefile, KML, CSV")],
+    crs: Annotated[str | None, typer.Option(help="CRS of the data when the file does not say "
+                                            "(or says wrong), e.g. EPSG:2202")] = None,
+    commune: Annotated[str | None, typer.Option(help="commune code or id for features "
+                                                "without one")] = None,
+    repair: Annotated[bool, typer.Option("--repair", help="make invalid geometries valid and "
+                                         "report each change")] = False,
+) -> None:
+    """Import a file into a layer: all features or none."""
+    from geo_comuna.io.importer import import_file
+    from geo_comuna.layers import get_layer
+
+    settings = _settings()
+    try:
+        target = get_layer(layer)
+    except GeoComunaError as exc:
+        _die(exc.message, 2)
+    report = _run(lambda conn: import_file(conn, target, file, settings, crs=crs,
+                                           commune=commune, repair=repair,
+                                           progress=_progress), settings)
+    typer.echo(json.dumps(report.__dict__, indent=2, default=str, ensure_ascii=False))
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Create (first time) and start the embedded PostgreSQL + PostGIS cluster."""
+    from geo_comuna.db import cluster
+
+    settings = _settings()
+    if settings.database_url:
+        _die("GEO_COMUNA_DATABASE_URL is set: the embedded cluster is not used")
+    try:
+        found = cluster.ensure_running(settings)
+    except GeoComunaError as exc:
+        _die(exc.message)
+    typer.echo(f"running: {found.conninfo()}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded cluster."""
+    from geo_comuna.db import cluster
+
+    try:
+        was = cluster.shutdown(_settings())
+    except GeoComunaError as exc:
+        _die(exc.message)
+    typer.echo("stopped" if was else "was not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Where the embedded cluster lives and whether it runs (exit 3 when stopped)."""
+    from geo_comuna.db import cluster
+
+    settings = _settings()
+    if settings.database_url:
+        typer.echo("using the server at GEO_COMUNA_DATABASE_URL")
+        return
+    try:
+        info = cluster.status(settings)
+    except GeoComunaError as exc:
+        _die(exc.message)
+    typer.echo(json.dumps(info, indent=2))
+    if not info["running"]:
+        raise typer.Exit(3)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending schema migrations."""
+    from geo_comuna.db import migrate
+
+    async def work(conn: Any) -> int | None:
+        return await migrate.current_version(conn)
+
+    version = _run(work, _settings())
+    typer.echo(f"schema at version {version}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Database access: the embedded cluster, the connection pool and migrations."""

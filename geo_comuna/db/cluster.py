@@ -1,0 +1,241 @@
+"""The embedded PostgreSQL + PostGIS cluster: created on first use in a local data directory.
+
+It listens on a unix socket only (no TCP), with trust authentication restricted by the socket's
+0700 permissions to the cluster's owner (and root). PostgreSQL refuses to run as root, so when we
+are root the server runs as an unprivileged OS user (``settings.pg_os_user``, default
+``postgres``); if that user cannot traverse to the data directory (a clone under /root, say) the
+cluster lives under /var/lib/geo_comuna/<hash> instead and the data directory records where.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import pwd
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from geo_comuna.errors import ClusterError
+from geo_comuna.settings import Settings
+
+SUPERUSER = "geo_comuna"
+PORT = 5432  # only names the socket file; nothing listens on TCP
+INSTALL_HINT = (
+    "PostgreSQL with PostGIS was not found. On Debian/Ubuntu run `bash scripts/setup.sh` "
+    "(or `sudo apt-get install postgresql postgresql-15-postgis-3`, matching your PostgreSQL "
+    "version); elsewhere install PostgreSQL >= 13 and PostGIS 3 and set GEO_COMUNA_PG_BINDIR "
+    "to the directory holding initdb and pg_ctl, or point GEO_COMUNA_DATABASE_URL at a server."
+)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    root: Path  # holds data/, run/ and postgres.log
+    bindir: Path
+    os_user: str | None  # None: run as ourselves
+    database: str
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def logfile(self) -> Path:
+        return self.root / "postgres.log"
+
+    def conninfo(self, database: str | None = None) -> str:
+        return (f"host={self.socket_dir} port={PORT} user={SUPERUSER} "
+                f"dbname={database or self.database}")
+
+
+def find_bindir(settings: Settings) -> Path:
+    """The newest PostgreSQL whose share directory has the PostGIS extension."""
+    if settings.pg_bindir:
+        if not (settings.pg_bindir / "pg_ctl").exists():
+            raise ClusterError(f"no pg_ctl in GEO_COMUNA_PG_BINDIR={settings.pg_bindir}")
+        return settings.pg_bindir
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+                        reverse=True)
+    for bindir in candidates:
+        version = bindir.parent.name
+        if (bindir / "pg_ctl").exists() and Path(
+                f"/usr/share/postgresql/{version}/extension/postgis.control").exists():
+            return bindir
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        share = subprocess.run([pg_config, "--sharedir"], capture_output=True, text=True)
+        bindir = Path(out.stdout.strip())
+        if (bindir / "pg_ctl").exists() and Path(
+                share.stdout.strip(), "extension", "postgis.control").exists():
+            return bindir
+    raise ClusterError(INSTALL_HINT)
+
+
+def _as_user(os_user: str | None, cmd: list[str]) -> list[str]:
+    return cmd if os_user is None else ["runuser", "-u", os_user, "--", *cmd]
+
+
+def _user_can_reach(os_user: str, path: Path) -> bool:
+    probe = subprocess.run(_as_user(os_user, ["test", "-x", str(path)]), capture_output=True)
+    return probe.returncode == 0
+
+
+def locate(settings: Settings) -> Cluster:
+    """Where the cluster of ``settings.data_dir`` lives; makes its directories, not the cluster."""
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    bindir = find_bindir(settings)
+    if os.geteuid() != 0:
+        return Cluster(data_dir / "pg", bindir, None, settings.database_name)
+    try:
+        pw = pwd.getpwnam(settings.pg_os_user)
+    except KeyError:
+        raise ClusterError(
+            f"running as root needs an unprivileged OS user for PostgreSQL; "
+            f"user {settings.pg_os_user!r} does not exist (set GEO_COMUNA_PG_OS_USER)") from None
+    pointer = data_dir / "cluster_location"
+    if pointer.exists():
+        root = Path(pointer.read_text().strip())
+    elif _user_can_reach(settings.pg_os_user, data_dir):
+        root = data_dir / "pg"
+    else:
+        digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+        root = Path("/var/lib/geo_comuna") / digest
+        pointer.write_text(f"{root}\n")
+    root.mkdir(parents=True, exist_ok=True)
+    os.chown(root, pw.pw_uid, pw.pw_gid)
+    os.chmod(root, 0o700)
+    return Cluster(root, bindir, settings.pg_os_user, settings.database_name)
+
+
+def _run(cluster: Cluster, args: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(_as_user(cluster.os_user, args), capture_output=True, text=True,
+                          cwd="/")
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise ClusterError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    return proc
+
+
+@contextmanager
+def _locked(cluster: Cluster) -> Iterator[None]:
+    """Serialise create/start/stop between processes sharing one data directory."""
+    with open(cluster.root.parent / ".cluster.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def initialised(cluster: Cluster) -> bool:
+    return (cluster.pgdata / "PG_VERSION").exists()
+
+
+def create(cluster: Cluster) -> None:
+    """initdb plus our settings: unix socket only, owner-only socket, durable commits."""
+    for sub in (cluster.socket_dir,):
+        sub.mkdir(parents=True, exist_ok=True)
+        if cluster.os_user:
+            pw = pwd.getpwnam(cluster.os_user)
+            os.chown(sub, pw.pw_uid, pw.pw_gid)
+        os.chmod(sub, 0o700)
+    _run(cluster, [str(cluster.bindir / "initdb"), "-D", str(cluster.pgdata), "-U", SUPERUSER,
+                   "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"], "initdb")
+    conf = (
+        "\n# geo_comuna embedded cluster\n"
+        "listen_addresses = ''\n"
+        f"port = {PORT}\n"
+        f"unix_socket_directories = '{cluster.socket_dir}'\n"
+        "unix_socket_permissions = 0700\n"
+        "shared_buffers = 256MB\n"
+        "work_mem = 32MB\n"
+        "maintenance_work_mem = 256MB\n"
+        "max_wal_size = 2GB\n"
+        "checkpoint_timeout = 15min\n"
+        "max_connections = 100\n"
+        "jit = off\n"
+    )
+    conf_path = cluster.pgdata / "postgresql.conf"
+    # The file belongs to the cluster's user; append through it rather than as root.
+    proc = subprocess.run(_as_user(cluster.os_user, ["sh", "-c", f"cat >> '{conf_path}'"]),
+                          input=conf, text=True, capture_output=True, cwd="/")
+    if proc.returncode != 0:
+        raise ClusterError(f"could not configure {conf_path}: {proc.stderr.strip()}")
+
+
+def running(cluster: Cluster) -> bool:
+    if not initialised(cluster):
+        return False
+    proc = subprocess.run(
+        _as_user(cluster.os_user, [str(cluster.bindir / "pg_ctl"), "-D", str(cluster.pgdata),
+                                   "status"]), capture_output=True, text=True, cwd="/")
+    return proc.returncode == 0
+
+
+def start(cluster: Cluster) -> None:
+    _run(cluster, [str(cluster.bindir / "pg_ctl"), "-D", str(cluster.pgdata), "-l",
+                   str(cluster.logfile), "-w", "-t", "120", "start"], "starting PostgreSQL")
+
+
+def stop(cluster: Cluster) -> None:
+    if running(cluster):
+        _run(cluster, [str(cluster.bindir / "pg_ctl"), "-D", str(cluster.pgdata), "-m", "fast",
+                       "-w", "-t", "120", "stop"], "stopping PostgreSQL")
+
+
+def ensure_database(cluster: Cluster) -> None:
+    import psycopg
+
+    with psycopg.connect(cluster.conninfo("postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                              (cluster.database,)).fetchone()
+        if not exists:
+            from psycopg import sql
+
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(cluster.database)))
+
+
+def ensure_running(settings: Settings) -> Cluster:
+    """Create the cluster on first use, start it if stopped, make sure the database exists."""
+    cluster = locate(settings)
+    with _locked(cluster):
+        if not initialised(cluster):
+            create(cluster)
+        if not running(cluster):
+            start(cluster)
+        ensure_database(cluster)
+    return cluster
+
+
+def shutdown(settings: Settings) -> bool:
+    """Stop the cluster if it runs; True when it was running."""
+    cluster = locate(settings)
+    with _locked(cluster):
+        was = running(cluster)
+        stop(cluster)
+    return was
+
+
+def status(settings: Settings) -> dict[str, str | bool]:
+    cluster = locate(settings)
+    return {
+        "data_directory": str(cluster.pgdata),
+        "socket_directory": str(cluster.socket_dir),
+        "initialised": initialised(cluster),
+        "running": running(cluster),
+        "run_as": cluster.os_user or pwd.getpwuid(os.geteuid()).pw_name,
+        "postgresql_bin": str(cluster.bindir),
+        "conninfo": cluster.conninfo(),
+    }

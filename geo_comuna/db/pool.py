@@ -1,0 +1,45 @@
+"""The connection pool (the only long-lived mutable state) and how to reach the database."""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+from geo_comuna.settings import Settings
+
+
+def resolve_conninfo(settings: Settings) -> str:
+    """The server in GEO_COMUNA_DATABASE_URL, or the embedded cluster (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    from geo_comuna.db import cluster
+
+    return cluster.ensure_running(settings).conninfo()
+
+
+def with_options(conninfo: str, settings: Settings, application: str = "geo_comuna") -> str:
+    """Every session gets a statement timeout, so no query can hang a worker."""
+    options = conninfo_to_dict(conninfo).get("options") or ""
+    options = f"{options} -c statement_timeout={settings.statement_timeout_ms}".strip()
+    return make_conninfo(conninfo, options=options, application_name=application)
+
+
+async def open_pool(settings: Settings, conninfo: str | None = None) -> AsyncConnectionPool:
+    pool = AsyncConnectionPool(
+        with_options(conninfo or resolve_conninfo(settings), settings),
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        open=False,
+        kwargs={"autocommit": True},
+    )
+    await pool.open(wait=True, timeout=30)
+    return pool
+
+
+async def connect(settings: Settings, conninfo: str | None = None) -> AsyncConnection:
+    """One connection for CLI work (autocommit; use ``conn.transaction()`` to group writes)."""
+    return await AsyncConnection.connect(
+        with_options(conninfo or resolve_conninfo(settings), settings, "geo_comuna-cli"),
+        autocommit=True,
+    )

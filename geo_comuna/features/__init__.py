@@ -1,0 +1,1 @@
+"""Generic feature services over the layer registry: validation, queries and writes."""

@@ -1,0 +1,50 @@
+"""Communes across state lines: the breakdown computed by commune_state_breakdown() in SQL
+(migration 0001), shaped for the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+
+async def communes(conn: AsyncConnection, ids: list[int] | None) -> list[dict[str, Any]]:
+    """One entry per commune: its totals and a list of per-state rows (largest area first)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            """SELECT c.id, c.code, c.name,
+                      round((ST_Area(c.geom::geography) / 10000)::numeric, 4)::float AS area_ha,
+                      b.code AS state_code, b.name AS state_name, b.area_ha AS state_area_ha,
+                      b.share_pct, b.parcels, b.dwellings, b.residents
+               FROM communes c
+               JOIN commune_state_breakdown(%s) b ON b.commune_id = c.id
+               ORDER BY c.id, b.area_ha DESC""", (ids,))
+        rows = await cur.fetchall()
+    out: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        entry = out.setdefault(r["id"], {
+            "id": r["id"], "code": r["code"], "name": r["name"], "area_ha": r["area_ha"],
+            "states": []})
+        entry["states"].append({
+            "code": r["state_code"], "name": r["state_name"] or "outside state polygons",
+            "area_ha": r["state_area_ha"], "share_pct": r["share_pct"],
+            "parcels": r["parcels"], "dwellings": r["dwellings"], "residents": r["residents"]})
+    for entry in out.values():
+        entry["crosses_state_line"] = sum(1 for s in entry["states"] if s["code"]) > 1
+    return list(out.values())
+
+
+def by_state(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per state: how many communes touch it and the commune area inside it (ha)."""
+    states: dict[str | None, dict[str, Any]] = {}
+    for commune in rows:
+        for s in commune["states"]:
+            entry = states.setdefault(s["code"], {"code": s["code"], "name": s["name"],
+                                                   "communes": 0, "area_ha": 0.0,
+                                                   "dwellings": 0, "residents": 0})
+            entry["communes"] += 1
+            entry["area_ha"] = round(entry["area_ha"] + s["area_ha"], 4)
+            entry["dwellings"] += s["dwellings"]
+            entry["residents"] += s["residents"]
+    return sorted(states.values(), key=lambda s: (s["code"] is None, s["code"] or ""))

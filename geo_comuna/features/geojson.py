@@ -1,0 +1,94 @@
+"""Parsing GeoJSON request bodies (one Feature or a FeatureCollection) into columns for
+features/validate.py. Geometry parsing is GEOS' GeoJSON reader; we only walk the envelope."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_comuna.errors import InvalidGeometry, InvalidInput, TooLarge
+from geo_comuna.layers import Layer
+
+
+@dataclass
+class Parsed:
+    properties: pd.DataFrame
+    geometries: np.ndarray
+    labels: list[Any]
+    present: set[str]  # property names the body gave (PATCH writes only these)
+    geometry_given: bool
+
+
+def _no_constants(name: str) -> None:
+    raise InvalidInput(f"{name} is not a JSON number; coordinates and values must be finite")
+
+
+def loads(body: bytes, max_depth: int = 64) -> Any:
+    try:
+        doc = json.loads(body, parse_constant=_no_constants)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInput("the body is nested too deeply") from None
+    return doc
+
+
+def _geometry(layer: Layer, value: Any, label: Any) -> shapely.Geometry | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or "type" not in value:
+        raise InvalidGeometry("geometry must be a GeoJSON geometry object", feature=label,
+                              layer=layer.name)
+    try:
+        return shapely.from_geojson(json.dumps(value))
+    except (shapely.errors.GEOSException, ValueError, TypeError) as exc:
+        raise InvalidGeometry(f"not a readable GeoJSON geometry: {exc}", feature=label,
+                              layer=layer.name) from None
+
+
+def parse(layer: Layer, doc: Any, *, max_features: int, label_start: int = 1,
+          strict: bool = True, single_id: Any = None) -> Parsed:
+    """A Feature or FeatureCollection -> columns. Unknown properties are refused when
+    ``strict`` (a typo would otherwise lose data); read-only ones (ids, derived) are ignored."""
+    if not isinstance(doc, dict):
+        raise InvalidInput("the body must be a GeoJSON Feature or FeatureCollection object")
+    if doc.get("type") == "FeatureCollection":
+        features = doc.get("features")
+        if not isinstance(features, list):
+            raise InvalidInput("a FeatureCollection needs a 'features' array")
+        labels = list(range(label_start, label_start + len(features)))
+    elif doc.get("type") == "Feature":
+        features = [doc]
+        labels = [single_id if single_id is not None else label_start]
+    else:
+        raise InvalidInput("the body must be a GeoJSON Feature or FeatureCollection "
+                           f"(got type {doc.get('type')!r})")
+    if not features:
+        raise InvalidInput("the FeatureCollection has no features")
+    if len(features) > max_features:
+        raise TooLarge(f"{len(features)} features in one request; at most {max_features}")
+    writable = set(layer.property_names)
+    ignored = {"id", *(d.name for d in layer.derived)}
+    rows, geoms, present = [], [], set()
+    for label, feature in zip(labels, features, strict=True):
+        if not isinstance(feature, dict) or feature.get("type") != "Feature":
+            raise InvalidInput("not a GeoJSON Feature", feature=label, layer=layer.name)
+        props = feature.get("properties") or {}
+        if not isinstance(props, dict):
+            raise InvalidInput("'properties' must be an object", feature=label,
+                               layer=layer.name)
+        unknown = sorted(set(props) - writable - ignored)
+        if unknown and strict:
+            raise InvalidInput(f"unknown properties {unknown}; {layer.name} has "
+                               f"{sorted(writable)}", feature=label, layer=layer.name)
+        rows.append({k: v for k, v in props.items() if k in writable})
+        present |= set(props) & writable
+        geoms.append(_geometry(layer, feature.get("geometry"), label))
+    return Parsed(pd.DataFrame(rows, columns=layer.property_names, dtype=object),
+                  np.array(geoms, dtype=object), labels, present,
+                  any("geometry" in f and f["geometry"] is not None for f in features))

@@ -1,0 +1,337 @@
+"""Validation of incoming features, column-wise so one code path serves a single API write and
+an import of 200,000 features.
+
+Geometry checks use GEOS through shapely 2 (the same library and validity rules as PostGIS'
+ST_IsValid / ST_MakeValid) before anything reaches the database, so a bad feature is named
+and nothing is written. Features are named by ``labels``: ids for API writes, 1-based positions
+for files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo_comuna.errors import InvalidAttribute, InvalidGeometry
+from geo_comuna.layers import Attribute, Layer
+
+_PARTS = {"Point": "MultiPoint", "LineString": "MultiLineString", "MultiPolygon": "Polygon"}
+_TRUE = {"true", "t", "1", "yes", "y", "si", "sí", "s"}
+_FALSE = {"false", "f", "0", "no", "n"}
+
+
+@dataclass
+class Checked:
+    """Validated features: coerced attribute columns, 2-D geometries in EPSG:4326, repairs."""
+
+    attributes: pd.DataFrame
+    geometries: np.ndarray
+    repairs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _fail(error: type, layer: Layer, labels: Sequence, index: int, reason: str) -> None:
+    raise error(reason, feature=labels[index], layer=layer.name)
+
+
+def _first(mask: np.ndarray) -> int | None:
+    hits = np.flatnonzero(mask)
+    return int(hits[0]) if hits.size else None
+
+
+def _conform_type(layer: Layer, geoms: np.ndarray, labels: Sequence) -> np.ndarray:
+    """Promote Polygon to MultiPolygon, unwrap single-part multis; refuse other types."""
+    want = layer.geometry_type
+    types = shapely.get_type_id(geoms)
+    names = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
+                      "MultiLineString", "MultiPolygon", "GeometryCollection"])
+    out = geoms.copy()
+    if want == "MultiPolygon":
+        polygons = types == 3
+        out[polygons] = [shapely.MultiPolygon([g]) for g in geoms[polygons]]
+        ok = polygons | (types == 6)
+    else:
+        single = names[types.clip(0)] == want
+        multi = names[types.clip(0)] == _PARTS[want]
+        one_part = multi & (shapely.get_num_geometries(geoms) == 1)
+        out[one_part] = shapely.get_geometry(geoms[one_part], 0)
+        ok = single | one_part
+        bad_multi = _first(multi & ~one_part)
+        if bad_multi is not None:
+            _fail(InvalidGeometry, layer, labels, bad_multi,
+                  f"a {_PARTS[want]} with several parts; {layer.name} stores one {want} per "
+                  "feature: split it into separate features")
+    bad = _first(~ok)
+    if bad is not None:
+        _fail(InvalidGeometry, layer, labels, bad,
+              f"wrong geometry type {names[types[bad]]}; {layer.name} stores {want}")
+    return out
+
+
+def _check_coordinates(layer: Layer, geoms: np.ndarray, labels: Sequence,
+                       service_bbox: tuple[float, float, float, float]) -> None:
+    coords = shapely.get_coordinates(geoms)
+    counts = shapely.get_num_coordinates(geoms)
+    owner = np.repeat(np.arange(len(geoms)), counts)
+    bad = _first(~np.isfinite(coords).all(axis=1))
+    if bad is not None:
+        _fail(InvalidGeometry, layer, labels, owner[bad], "a coordinate is NaN or infinite")
+    bounds = shapely.bounds(geoms)  # minx, miny, maxx, maxy
+    out_of_range = (bounds[:, 0] < -180) | (bounds[:, 2] > 180) | (bounds[:, 1] < -90) | (
+        bounds[:, 3] > 90)
+    w, s, e, n = service_bbox
+    inside = (bounds[:, 0] >= w) & (bounds[:, 2] <= e) & (bounds[:, 1] >= s) & (bounds[:, 3] <= n)
+    swapped_inside = (bounds[:, 1] >= w) & (bounds[:, 3] <= e) & (bounds[:, 0] >= s) & (
+        bounds[:, 2] <= n)
+    i = _first(~inside)
+    if i is None:
+        return
+    x, y = coords[np.flatnonzero(owner == i)[0]]
+    if swapped_inside[i]:
+        reason = (f"coordinates appear swapped: ({x:.5f}, {y:.5f}) reads as latitude, longitude; "
+                  "GeoJSON and EPSG:4326 here are longitude, latitude")
+    elif out_of_range[i]:
+        reason = (f"coordinate ({x:.3f}, {y:.3f}) is out of range for longitude/latitude; "
+                  "is the data in a projected CRS (UTM metres)? give its CRS")
+    else:
+        reason = (f"lies outside the service area {list(service_bbox)} (lon/lat) at "
+                  f"({x:.5f}, {y:.5f}); wrong CRS or wrong place?")
+    _fail(InvalidGeometry, layer, labels, i, reason)
+
+
+def _repair(layer: Layer, geoms: np.ndarray, bad: np.ndarray, labels: Sequence,
+            reasons: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """ST_MakeValid's algorithm (GEOS MakeValid); keeps only parts of the layer's dimension."""
+    repairs = []
+    out = geoms.copy()
+    dim = {"Point": 0, "LineString": 1, "MultiPolygon": 2}[layer.geometry_type]
+    for i in np.flatnonzero(bad):
+        fixed = shapely.make_valid(geoms[i])
+        parts = [p for p in shapely.get_parts(fixed) if shapely.get_dimensions(p) == dim]
+        if layer.geometry_type == "MultiPolygon":
+            fixed = shapely.MultiPolygon(
+                [q for p in parts for q in shapely.get_parts(p)]) if parts else None
+        elif len(parts) == 1:
+            fixed = parts[0]
+        else:
+            fixed = None
+        if fixed is None or fixed.is_empty or not fixed.is_valid:
+            _fail(InvalidGeometry, layer, labels, i,
+                  f"invalid geometry ({reasons[i]}) that cannot be repaired automatically")
+        repairs.append({"feature": labels[i], "reason": str(reasons[i]),
+                        "action": "made valid (ST_MakeValid / GEOS MakeValid)",
+                        "area_change_pct": _area_change(geoms[i], fixed)})
+        out[i] = fixed
+    return out, repairs
+
+
+def _area_change(before: shapely.Geometry, after: shapely.Geometry) -> float | None:
+    a0 = abs(shapely.area(before))
+    if not a0:
+        return None
+    return round(100 * (shapely.area(after) - a0) / a0, 3)
+
+
+def check_geometries(layer: Layer, geoms: np.ndarray, labels: Sequence, *,
+                     service_bbox: tuple[float, float, float, float],
+                     repair: bool = False) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Geometries in EPSG:4326 -> conformed 2-D geometries, or InvalidGeometry naming the first
+    bad feature. With ``repair`` invalid ones are made valid and each change reported."""
+    geoms = np.asarray(geoms, dtype=object)
+    missing = shapely.is_missing(geoms)
+    if missing.any():
+        if not layer.geometry_optional:
+            _fail(InvalidGeometry, layer, labels, _first(missing), "missing geometry")
+        present = np.flatnonzero(~missing)
+        out = geoms.copy()
+        out[present], repairs = check_geometries(
+            layer, geoms[present], [labels[i] for i in present], service_bbox=service_bbox,
+            repair=repair)
+        return out, repairs
+    empty = _first(shapely.is_empty(geoms))
+    if empty is not None:
+        _fail(InvalidGeometry, layer, labels, empty, "empty geometry")
+    geoms = shapely.force_2d(_conform_type(layer, geoms, labels))
+    _check_coordinates(layer, geoms, labels, service_bbox)
+    valid = shapely.is_valid(geoms)
+    if valid.all():
+        return geoms, []
+    reasons = np.full(len(geoms), "", dtype=object)
+    reasons[~valid] = shapely.is_valid_reason(geoms[~valid])
+    if not repair:
+        i = _first(~valid)
+        _fail(InvalidGeometry, layer, labels, i,
+              f"invalid geometry: {reasons[i]} (send ?repair=true or --repair to fix it "
+              "with ST_MakeValid)")
+    return _repair(layer, geoms, ~valid, labels, reasons)
+
+
+def _coerce_bool(value: Any) -> bool | None | object:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+    return _BAD
+
+
+_BAD = object()
+
+
+def _coerce_date(value: Any) -> dt.date | object:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            return _BAD
+    return _BAD
+
+
+def _coerce_number(value: Any, integer: bool) -> int | float | object:
+    if isinstance(value, bool | np.bool_):
+        return _BAD
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().replace(",", ".")) if value.strip() else _BAD
+        except ValueError:
+            return _BAD
+        if value is _BAD:
+            return _BAD
+    if not isinstance(value, int | float | np.integer | np.floating) or not math.isfinite(value):
+        return _BAD
+    if integer:
+        return int(value) if float(value).is_integer() else _BAD
+    return float(value)
+
+
+def coerce_value(attr: Attribute, value: Any) -> Any:
+    """One value to the attribute's type; ``_BAD`` when it cannot be."""
+    if attr.type == "text":
+        return value if isinstance(value, str) else _BAD
+    if attr.type in ("integer", "number"):
+        return _coerce_number(value, attr.type == "integer")
+    if attr.type == "date":
+        return _coerce_date(value)
+    return _coerce_bool(value)
+
+
+def _describe(attr: Attribute) -> str:
+    if attr.domain:
+        return "one of " + ", ".join(attr.domain.values)
+    return {"text": "text", "integer": "a whole number", "number": "a number",
+            "date": "a date (YYYY-MM-DD)", "boolean": "true or false"}[attr.type]
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)) \
+        or (isinstance(value, str) and not value.strip())
+
+
+def check_value(layer: Layer, attr: Attribute, value: Any, label: Any) -> Any:
+    """Validate one value (None allowed unless required); raises InvalidAttribute."""
+    if _is_null(value):
+        if attr.required:
+            raise InvalidAttribute(f"property {attr.name!r} is required", feature=label,
+                                   layer=layer.name)
+        return None
+    coerced = coerce_value(attr, value)
+    if coerced is _BAD or (attr.domain and coerced not in attr.domain):
+        raise InvalidAttribute(f"property {attr.name!r}: {value!r} is not {_describe(attr)}",
+                               feature=label, layer=layer.name)
+    if attr.type == "text" and len(coerced) > attr.max_length:
+        raise InvalidAttribute(
+            f"property {attr.name!r} is longer than {attr.max_length} characters",
+            feature=label, layer=layer.name)
+    if attr.minimum is not None and coerced < attr.minimum or (
+            attr.maximum is not None and coerced > attr.maximum):
+        raise InvalidAttribute(
+            f"property {attr.name!r}: {coerced} is outside [{attr.minimum}, {attr.maximum}]",
+            feature=label, layer=layer.name)
+    return coerced
+
+
+def _fast_text(attr: Attribute, column: pd.Series, null: np.ndarray) -> np.ndarray | None:
+    values = column.to_numpy(dtype=object)
+    strings = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
+    if not (strings | null).all():
+        return None
+    text = column.where(strings, "")
+    blank = strings & (text.str.strip().str.len() == 0).to_numpy()
+    if attr.required and blank.any():
+        return None
+    if attr.domain is not None:
+        if not (column.isin(list(attr.domain.values)).to_numpy() | null | blank).all():
+            return None
+    elif (text.str.len().to_numpy() > attr.max_length).any():
+        return None
+    return np.where(null | blank, None, values)
+
+
+def _fast_number(attr: Attribute, column: pd.Series, null: np.ndarray) -> np.ndarray | None:
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return None
+    numbers = column.to_numpy(dtype=float)
+    present = numbers[~null]
+    if not np.isfinite(present).all() or (attr.type == "integer" and (present % 1 != 0).any()):
+        return None
+    if (attr.minimum is not None and (present < attr.minimum).any()) or (
+            attr.maximum is not None and (present > attr.maximum).any()):
+        return None
+    cast = int if attr.type == "integer" else float
+    return np.array([None if n else cast(v) for v, n in zip(numbers, null, strict=True)],
+                    dtype=object)
+
+
+def _fast_column(attr: Attribute, column: pd.Series) -> np.ndarray | None:
+    """The whole column coerced at once when it is plainly fine; None sends it value by value
+    (which also finds and names the first bad value)."""
+    null = pd.isna(column).to_numpy()
+    if attr.required and null.any():
+        return None
+    if null.all():
+        return np.full(len(column), None, dtype=object)
+    if attr.type == "text":
+        return _fast_text(attr, column, null)
+    if attr.type in ("integer", "number"):
+        return _fast_number(attr, column, null)
+    if attr.type == "date" and pd.api.types.is_datetime64_any_dtype(column):
+        return np.where(null, None, column.dt.date.to_numpy(dtype=object))
+    if attr.type == "boolean" and pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(dtype=object)
+    return None
+
+
+def check_attributes(layer: Layer, frame: pd.DataFrame, labels: Sequence) -> pd.DataFrame:
+    """Coerce every registry attribute column of ``frame`` (missing columns become NULL).
+
+    A column that is plainly fine is taken whole (fast path); otherwise it is checked value by
+    value, which names the first bad feature. 200,000 rows stay well under a second.
+    """
+    out = {}
+    for attr in layer.attributes:
+        column = frame[attr.name].reset_index(drop=True) if attr.name in frame else pd.Series(
+            [None] * len(frame), dtype=object)
+        fast = _fast_column(attr, column)
+        if fast is not None:
+            out[attr.name] = fast
+            continue
+        out[attr.name] = [check_value(layer, attr, v, labels[i])
+                          for i, v in enumerate(column.to_numpy(dtype=object))]
+    return pd.DataFrame(out, index=range(len(frame)))

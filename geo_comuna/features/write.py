@@ -1,0 +1,191 @@
+"""Writes over any registry layer: insert, replace, patch, delete, and bulk COPY for imports.
+
+Every function expects validated input (features/validate.py) and runs inside the caller's
+transaction, so a failure anywhere leaves nothing behind. Database refusals (unique codes,
+references still in use) come back as typed errors naming the feature.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import shapely
+from psycopg import AsyncConnection, sql
+
+from geo_comuna.errors import Conflict, InvalidAttribute, NotFound
+from geo_comuna.features.validate import Checked
+from geo_comuna.layers import Layer, Reference
+
+
+@contextmanager
+def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
+    """Turn the database's integrity refusals into 4xx errors that say what was refused."""
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        detail = exc.diag.message_detail or exc.diag.message_primary
+        raise Conflict(f"already exists: {detail}", feature=feature, layer=layer.name) from None
+    except psycopg.errors.ForeignKeyViolation as exc:
+        detail = exc.diag.message_detail or exc.diag.message_primary
+        raise Conflict(f"still referenced or referencing a missing feature: {detail}",
+                       feature=feature, layer=layer.name) from None
+    except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation) as exc:
+        raise InvalidAttribute(f"refused by the database: {exc.diag.message_primary}",
+                               feature=feature, layer=layer.name) from None
+
+
+async def resolve_references(conn: AsyncConnection, layer: Layer, frame: pd.DataFrame,
+                             labels: Sequence) -> dict[str, list[int | None]]:
+    """Reference properties (commune code, parcel id...) -> foreign-key ids, checked to exist."""
+    resolved = {}
+    for ref in layer.references:
+        values = frame[ref.name].tolist() if ref.name in frame else [None] * len(frame)
+        resolved[ref.column] = await _resolve(conn, layer, ref, values, labels)
+    return resolved
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+async def _resolve(conn: AsyncConnection, layer: Layer, ref: Reference, values: list,
+                   labels: Sequence) -> list[int | None]:
+    present = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
+    ids = {int(v) for v in present if _is_id(v) or (isinstance(v, float) and v.is_integer())}
+    codes = {str(v) for v in present if isinstance(v, str)}
+    table = sql.Identifier(ref.table)
+    known_ids: set[int] = set()
+    if ids:
+        cur = await conn.execute(sql.SQL("SELECT id FROM {} WHERE id = ANY(%s)").format(table),
+                                 (list(ids),))
+        known_ids = {r[0] for r in await cur.fetchall()}
+    by_code: dict[str, list[int]] = {}
+    if codes:
+        cur = await conn.execute(sql.SQL("SELECT code, id FROM {} WHERE code = ANY(%s)").format(
+            table), (list(codes),))
+        for code, id_ in await cur.fetchall():
+            by_code.setdefault(code, []).append(id_)
+    out: list[int | None] = []
+    for i, value in enumerate(values):
+        if value is None or (isinstance(value, float) and value != value):
+            if ref.required:
+                raise InvalidAttribute(f"property {ref.name!r} is required", feature=labels[i],
+                                       layer=layer.name)
+            out.append(None)
+        elif isinstance(value, str):
+            matches = by_code.get(value, [])
+            if len(matches) != 1:
+                why = "no" if not matches else "more than one"
+                raise InvalidAttribute(f"property {ref.name!r}: {why} {ref.table} with code "
+                                       f"{value!r}", feature=labels[i], layer=layer.name)
+            out.append(matches[0])
+        elif int(value) in known_ids:
+            out.append(int(value))
+        else:
+            raise InvalidAttribute(f"property {ref.name!r}: no {ref.table} with id {value!r}",
+                                   feature=labels[i], layer=layer.name)
+    return out
+
+
+def _columns(layer: Layer) -> list[str]:
+    return [r.column for r in layer.references] + [a.name for a in layer.attributes] + ["geom"]
+
+
+def _row_values(layer: Layer, checked: Checked, refs: dict[str, list], i: int) -> list[Any]:
+    geom = checked.geometries[i]
+    wkb = None if geom is None else shapely.to_wkb(geom, include_srid=False)
+    return ([refs[r.column][i] for r in layer.references]
+            + [checked.attributes[a.name].iloc[i] for a in layer.attributes] + [wkb])
+
+
+def _geom_param(layer: Layer) -> sql.Composable:
+    return sql.SQL("ST_SetSRID(ST_GeomFromWKB(%s), 4326)")
+
+
+async def insert(conn: AsyncConnection, layer: Layer, checked: Checked,
+                 refs: dict[str, list], labels: Sequence) -> list[int]:
+    """Insert validated features one statement each (API writes); returns the new ids."""
+    cols = _columns(layer)
+    query = sql.SQL("INSERT INTO {} ({}) VALUES ({}, {}) RETURNING id").format(
+        sql.Identifier(layer.table), sql.SQL(", ").join(map(sql.Identifier, cols)),
+        sql.SQL(", ").join(sql.Placeholder() * (len(cols) - 1)), _geom_param(layer))
+    ids = []
+    for i in range(len(checked.geometries)):
+        with refusals(layer, labels[i]):
+            cur = await conn.execute(query, _row_values(layer, checked, refs, i))
+        ids.append((await cur.fetchone())[0])
+    return ids
+
+
+async def replace(conn: AsyncConnection, layer: Layer, feature_id: int, checked: Checked,
+                  refs: dict[str, list], columns: Sequence[str] | None = None) -> None:
+    """PUT (every column) or PATCH (only ``columns``, which may include 'geom')."""
+    cols = [c for c in _columns(layer) if columns is None or c in columns]
+    values = dict(zip(_columns(layer), _row_values(layer, checked, refs, 0), strict=True))
+    sets = [sql.SQL("{} = {}").format(sql.Identifier(c), _geom_param(layer) if c == "geom"
+                                      else sql.Placeholder()) for c in cols]
+    if not sets:
+        await _require(conn, layer, feature_id)
+        return
+    with refusals(layer, feature_id):
+        cur = await conn.execute(
+            sql.SQL("UPDATE {} SET {} WHERE id = %s").format(
+                sql.Identifier(layer.table), sql.SQL(", ").join(sets)),
+            [values[c] for c in cols] + [feature_id])
+    if cur.rowcount == 0:
+        raise NotFound(f"no feature {feature_id}", layer=layer.name)
+
+
+async def _require(conn: AsyncConnection, layer: Layer, feature_id: int) -> None:
+    cur = await conn.execute(sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(
+        sql.Identifier(layer.table)), (feature_id,))
+    if await cur.fetchone() is None:
+        raise NotFound(f"no feature {feature_id}", layer=layer.name)
+
+
+async def delete(conn: AsyncConnection, layer: Layer, feature_id: int) -> None:
+    with refusals(layer, feature_id):
+        cur = await conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(
+            sql.Identifier(layer.table)), (feature_id,))
+    if cur.rowcount == 0:
+        raise NotFound(f"no feature {feature_id}", layer=layer.name)
+
+
+def _copy_buffer(layer: Layer, checked: Checked, refs: dict[str, list]) -> bytes:
+    """CSV for COPY, built by Arrow in C++: geometry as hex EWKB (what PostGIS reads fastest
+    from text), NULLs as empty fields."""
+    geoms = shapely.set_srid(checked.geometries, 4326)
+    arrays = {r.column: pa.array(refs[r.column], type=pa.int64()) for r in layer.references}
+    for attr in layer.attributes:
+        values = checked.attributes[attr.name].to_numpy(dtype=object)
+        kind = {"integer": pa.int64(), "number": pa.float64(), "date": pa.date32(),
+                "boolean": pa.bool_()}.get(attr.type, pa.string())
+        arrays[attr.name] = pa.array(values, type=kind, from_pandas=True)
+    arrays["geom"] = pa.array(shapely.to_wkb(geoms, hex=True, include_srid=True))
+    out = io.BytesIO()
+    pacsv.write_csv(pa.table(arrays), out, pacsv.WriteOptions(
+        include_header=False, quoting_style="needed", batch_size=65536))
+    return out.getvalue()
+
+
+async def copy_in(conn: AsyncConnection, layer: Layer, checked: Checked,
+                  refs: dict[str, list], chunk: int = 1 << 20) -> int:
+    """Bulk insert with COPY (imports); returns the number of rows written."""
+    data = _copy_buffer(layer, checked, refs)
+    cols = sql.SQL(", ").join(map(sql.Identifier, _columns(layer)))
+    with refusals(layer):
+        async with conn.cursor() as cur:
+            async with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+                    sql.Identifier(layer.table), cols)) as copy:
+                view = memoryview(data)
+                for start in range(0, len(view), chunk):
+                    await copy.write(view[start:start + chunk])
+    return len(checked.geometries)

@@ -1,0 +1,1 @@
+"""Files in and out: import (pyogrio -> pyproj -> validate -> COPY, one transaction), export."""

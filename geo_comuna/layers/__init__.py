@@ -1,0 +1,21 @@
+"""The layer registry: every collection geo_comuna serves, declared once."""
+
+from __future__ import annotations
+
+from geo_comuna.errors import NotFound
+from geo_comuna.layers import networks, production, territory
+from geo_comuna.layers.model import Attribute, Derived, Domain, Label, Layer, Reference
+
+LAYERS: dict[str, Layer] = {
+    layer.name: layer for layer in (*territory.LAYERS, *production.LAYERS, *networks.LAYERS)
+}
+
+
+def get_layer(name: str) -> Layer:
+    try:
+        return LAYERS[name]
+    except KeyError:
+        raise NotFound(f"no collection named {name!r}; known: {', '.join(LAYERS)}") from None
+
+
+__all__ = ["LAYERS", "Attribute", "Derived", "Domain", "Label", "Layer", "Reference", "get_layer"]

@@ -1,0 +1,125 @@
+"""The layer registry's vocabulary: Layer, Attribute, Domain, Reference, Derived.
+
+Every layer is declared once (in territory.py, production.py, networks.py). Collection metadata,
+queryables, write validation, import mapping, export schema and map legends derive from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+AttrType = Literal["text", "integer", "number", "date", "boolean"]
+GeomType = Literal["Point", "LineString", "MultiPolygon"]
+
+
+@dataclass(frozen=True)
+class Label:
+    """A user-facing label in Spanish and English."""
+
+    es: str
+    en: str
+
+    def get(self, lang: str) -> str:
+        return self.es if lang == "es" else self.en
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The closed list of values an attribute may take, each with its es/en label."""
+
+    name: str
+    values: dict[str, Label]
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.values
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A stored property. ``minimum``/``maximum`` bound numbers; ``domain`` closes text values."""
+
+    name: str
+    type: AttrType
+    title: Label
+    domain: Domain | None = None
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int = 1000
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A foreign key that clients give by code: property ``name`` -> ``column`` = table.id."""
+
+    name: str
+    column: str
+    table: str
+    title: Label
+    key: str = "code"
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A read-only property computed by PostGIS; ``sql`` uses the table alias ``t``."""
+
+    name: str
+    sql: str
+    title: Label
+    type: str = "number"
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One table, one feature collection."""
+
+    name: str
+    title: Label
+    description: Label
+    geometry_type: GeomType
+    attributes: tuple[Attribute, ...]
+    references: tuple[Reference, ...] = ()
+    derived: tuple[Derived, ...] = ()
+    #: the geometry may be left out on write and is then built by the database (exchanges)
+    geometry_optional: bool = False
+    #: key of the style in maps/styles.json
+    style: str = field(default="")
+
+    @property
+    def table(self) -> str:
+        return self.name
+
+    @property
+    def commune_ref(self) -> Reference | None:
+        return next((r for r in self.references if r.name == "commune"), None)
+
+    def attribute(self, name: str) -> Attribute | None:
+        return next((a for a in self.attributes if a.name == name), None)
+
+    def reference(self, name: str) -> Reference | None:
+        return next((r for r in self.references if r.name == name), None)
+
+    @property
+    def property_names(self) -> list[str]:
+        """Writable properties, in schema order."""
+        return [r.name for r in self.references] + [a.name for a in self.attributes]
+
+
+def domain(name: str, **values: tuple[str, str]) -> Domain:
+    """Shorthand: ``domain("water", piped=("Tubería", "Piped"), ...)``."""
+    return Domain(name, {k: Label(*v) for k, v in values.items()})
+
+
+def commune_ref(required: bool = False) -> Reference:
+    return Reference("commune", "commune_id", "communes", Label("Comuna", "Commune"),
+                     required=required)
+
+
+AREA_HA = Derived("area_ha", "round((ST_Area(t.geom::geography) / 10000)::numeric, 4)",
+                  Label("Superficie (ha)", "Area (ha)"), unit="ha")
+LENGTH_M = Derived("length_m", "round(ST_Length(t.geom::geography)::numeric, 2)",
+                   Label("Longitud (m)", "Length (m)"), unit="m")

@@ -1,0 +1,149 @@
+"""Urban networks: dwellings and their utilities, water mains, power lines, paths, facilities."""
+
+from __future__ import annotations
+
+from geo_comuna.layers.model import (
+    LENGTH_M,
+    Attribute,
+    Label,
+    Layer,
+    commune_ref,
+    domain,
+)
+
+WATER = domain(
+    "water",
+    piped=("Tubería", "Piped"),
+    intermittent=("Intermitente", "Intermittent"),
+    truck=("Camión cisterna", "Truck"),
+    none=("Sin agua", "None"),
+)
+ELECTRICITY = domain(
+    "electricity",
+    formal=("Formal", "Formal"),
+    precarious=("Precaria", "Precarious"),
+    none=("Sin electricidad", "None"),
+)
+GAS = domain(
+    "gas", piped=("Tubería", "Piped"), cylinder=("Bombona", "Cylinder"), none=("Sin gas", "None")
+)
+MAIN_KIND = domain(
+    "main_kind", main=("Aducción", "Main"), branch=("Ramal", "Branch"),
+    service=("Acometida", "Service"),
+)
+MATERIAL = domain(
+    "material", pvc=("PVC", "PVC"), steel=("Acero", "Steel"), iron=("Hierro", "Iron"),
+    hdpe=("PEAD", "HDPE"), other=("Otro", "Other"),
+)
+MAIN_STATUS = domain(
+    "main_status", working=("Operativa", "Working"), leaking=("Con fugas", "Leaking"),
+    damaged=("Dañada", "Damaged"), planned=("Proyectada", "Planned"),
+)
+VOLTAGE = domain("voltage", low=("Baja", "Low"), medium=("Media", "Medium"), high=("Alta", "High"))
+LINE_CONDITION = domain(
+    "line_condition", good=("Buena", "Good"), precarious=("Precaria", "Precarious"),
+    damaged=("Dañada", "Damaged"), planned=("Proyectada", "Planned"),
+)
+PATH_KIND = domain(
+    "path_kind", road=("Calle", "Road"), footpath=("Vereda", "Footpath"),
+    stairway=("Escalera", "Stairway"),
+)
+FACILITY_KIND = domain(
+    "facility_kind",
+    school=("Escuela", "School"),
+    water_tank=("Tanque de agua", "Water tank"),
+    clinic=("Consultorio", "Clinic"),
+    communal_shop=("Tienda comunal", "Communal shop"),
+    transit_stop=("Parada de transporte", "Transit stop"),
+    nursery=("Vivero", "Nursery"),
+    recycling_center=("Centro de reciclaje", "Recycling centre"),
+    community_center=("Casa comunal", "Community centre"),
+    sports=("Cancha", "Sports ground"),
+    other=("Otro", "Other"),
+)
+
+DWELLINGS = Layer(
+    name="dwellings",
+    title=Label("Viviendas", "Dwellings"),
+    description=Label("Viviendas con su acceso a agua, electricidad y gas",
+                      "Dwellings with their water, electricity and gas situation"),
+    geometry_type="Point",
+    attributes=(
+        Attribute("residents", "integer", Label("Habitantes", "Residents"), minimum=0,
+                  maximum=500, required=True),
+        Attribute("water", "text", Label("Agua", "Water"), domain=WATER, required=True),
+        Attribute("electricity", "text", Label("Electricidad", "Electricity"),
+                  domain=ELECTRICITY, required=True),
+        Attribute("gas", "text", Label("Gas", "Gas"), domain=GAS),
+        Attribute("sector", "text", Label("Sector", "Sector"), max_length=200),
+    ),
+    references=(commune_ref(),),
+    style="dwellings",
+)
+
+WATER_MAINS = Layer(
+    name="water_mains",
+    title=Label("Tuberías de agua", "Water mains"),
+    description=Label("Red de agua potable", "Drinking-water network"),
+    geometry_type="LineString",
+    attributes=(
+        Attribute("kind", "text", Label("Tipo", "Kind"), domain=MAIN_KIND, required=True),
+        Attribute("diameter_mm", "integer", Label("Diámetro (mm)", "Diameter (mm)"),
+                  minimum=1, maximum=5000, unit="mm"),
+        Attribute("material", "text", Label("Material", "Material"), domain=MATERIAL),
+        Attribute("status", "text", Label("Estado", "Status"), domain=MAIN_STATUS,
+                  required=True),
+    ),
+    references=(commune_ref(),),
+    derived=(LENGTH_M,),
+    style="water_mains",
+)
+
+POWER_LINES = Layer(
+    name="power_lines",
+    title=Label("Tendido eléctrico", "Power lines"),
+    description=Label("Líneas eléctricas", "Power lines"),
+    geometry_type="LineString",
+    attributes=(
+        Attribute("voltage", "text", Label("Tensión", "Voltage"), domain=VOLTAGE, required=True),
+        Attribute("condition", "text", Label("Estado", "Condition"), domain=LINE_CONDITION,
+                  required=True),
+    ),
+    references=(commune_ref(),),
+    derived=(LENGTH_M,),
+    style="power_lines",
+)
+
+PATHS = Layer(
+    name="paths",
+    title=Label("Vías, veredas y escaleras", "Roads, footpaths and stairways"),
+    description=Label("Red de circulación; una escalera lleva su número de escalones",
+                      "The walking and driving network; a stairway carries its step count"),
+    geometry_type="LineString",
+    attributes=(
+        Attribute("kind", "text", Label("Tipo", "Kind"), domain=PATH_KIND, required=True),
+        Attribute("name", "text", Label("Nombre", "Name")),
+        Attribute("steps", "integer", Label("Escalones", "Steps"), minimum=0, maximum=10_000),
+        Attribute("vehicles", "boolean", Label("Acceso vehicular", "Vehicle access")),
+        Attribute("transit", "boolean", Label("Transporte público", "Public transit")),
+    ),
+    references=(commune_ref(),),
+    derived=(LENGTH_M,),
+    style="paths",
+)
+
+FACILITIES = Layer(
+    name="facilities",
+    title=Label("Servicios", "Facilities"),
+    description=Label("Escuelas, tanques, consultorios, tiendas comunales, paradas…",
+                      "Schools, water tanks, clinics, communal shops, transit stops…"),
+    geometry_type="Point",
+    attributes=(
+        Attribute("kind", "text", Label("Tipo", "Kind"), domain=FACILITY_KIND, required=True),
+        Attribute("name", "text", Label("Nombre", "Name")),
+    ),
+    references=(commune_ref(),),
+    style="facilities",
+)
+
+LAYERS = (DWELLINGS, WATER_MAINS, POWER_LINES, PATHS, FACILITIES)

@@ -1,0 +1,66 @@
+"""One Settings class from the environment (prefix GEO_COMUNA_), built once and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration.
+
+    With ``database_url`` unset geo_comuna runs its own embedded PostgreSQL + PostGIS cluster in
+    ``data_dir`` (unix socket only, never TCP); with it set, an existing server is used.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GEO_COMUNA_", env_file=None, extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="libpq URL of an existing PostGIS database; unset = embedded"
+    )
+    data_dir: Path = Field(
+        default=Path(".geo_comuna"), description="where the embedded cluster lives"
+    )
+    database_name: str = Field(default="geo_comuna", description="database in the embedded cluster")
+    pg_bindir: Path | None = Field(default=None, description="PostgreSQL binaries; auto-detected")
+    pg_os_user: str = Field(
+        default="postgres", description="unprivileged OS user that runs the cluster when root"
+    )
+
+    host: str = Field(default="127.0.0.1", description="address `serve` binds")
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str | None = Field(
+        default=None, description="base URL for links; default: taken from each request"
+    )
+
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
+    statement_timeout_ms: int = Field(default=30_000, ge=100, description="per query, ms")
+
+    default_limit: int = Field(default=100, ge=1, description="items per page when not asked")
+    max_limit: int = Field(default=10_000, ge=1, description="largest page a client may ask")
+    max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="JSON write bodies")
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, description="file uploads")
+    max_features_per_import: int = Field(default=2_000_000, ge=1)
+
+    service_bbox: tuple[float, float, float, float] = Field(
+        default=(-75.0, -1.0, -58.0, 17.0),
+        description="lon/lat envelope every stored geometry must fall in (Venezuela plus margin)",
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("pool_min_size must not exceed pool_max_size")
+        if self.default_limit > self.max_limit:
+            raise ValueError("default_limit must not exceed max_limit")
+        w, s, e, n = self.service_bbox
+        if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+            raise ValueError("service_bbox must be west,south,east,north in degrees")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Sets geo_comuna up on Debian/Ubuntu: PostgreSQL + PostGIS (apt), a virtualenv in .venv with
+# the package (pip). Idempotent: a second run only checks. With --test it also installs what
+# the tests and benchmarks need: Chromium + ChromeDriver for the browser checks, gdal-bin for
+# the ogr2ogr comparison.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[[ "${1:-}" == "--test" ]] && want_test=1
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null && SUDO="sudo" || true
+fi
+
+have_postgis() {
+    ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1
+}
+
+apt_install() {
+    if ! command -v apt-get >/dev/null; then
+        echo "Not a Debian/Ubuntu system: install $* yourself (see README)." >&2
+        return 1
+    fi
+    if [[ -z "${APT_UPDATED:-}" ]]; then
+        $SUDO apt-get update -qq
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@"
+}
+
+missing=()
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
+command -v runuser >/dev/null || missing+=(util-linux)
+if ((want_test)); then
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
+    command -v ogr2ogr >/dev/null || missing+=(gdal-bin)
+fi
+if ((${#missing[@]})); then
+    echo "== installing ${missing[*]}"
+    apt_install "${missing[@]}"
+fi
+if ! have_postgis; then
+    pg_major=$(ls /usr/lib/postgresql | sort -n | tail -1)
+    echo "== installing PostGIS for PostgreSQL $pg_major"
+    apt_install "postgresql-${pg_major}-postgis-3"
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+    echo "== creating .venv"
+    python3 -m venv .venv
+fi
+extras="."
+((want_test)) && extras=".[test]"
+stamp=".venv/.installed-${want_test}"
+if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
+    echo "== installing Python packages into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e "$extras"
+    touch "$stamp"
+fi
+echo "== ready: .venv/bin/geo-comuna --help"
