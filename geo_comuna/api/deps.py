@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request
 from psycopg import AsyncConnection
 
-from geo_comuna.errors import InvalidInput, NotFound, TooLarge
+from geo_comuna.errors import InvalidAttribute, InvalidInput, NotFound
 from geo_comuna.features.query import CountCache, Filters, resolve_commune
 from geo_comuna.features.validate import check_value
 from geo_comuna.layers import Layer, get_layer
@@ -52,7 +52,7 @@ def paging(settings: SettingsDep,
            offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0) -> tuple[int, int]:
     limit = settings.default_limit if limit is None else limit
     if limit > settings.max_limit:
-        raise TooLarge(f"limit {limit} is above the maximum page size {settings.max_limit}; "
+        raise InvalidInput(f"limit {limit} is above the maximum page size {settings.max_limit}; "
                        "page with offset and the 'next' links")
     return limit, offset
 
@@ -103,7 +103,10 @@ async def filters(request: Request, layer: LayerDep, conn: Conn,
             queryable = sorted(a.name for a in layer.attributes)
             raise InvalidInput(f"unknown query parameter {name!r}; {layer.name} can be "
                                f"filtered by {queryable} and by bbox, commune, limit, offset")
-        values = [check_value(layer, attr, v, f"?{name}") for v in raw.split(",")]
+        try:
+            values = [check_value(layer, attr, v, None) for v in raw.split(",")]
+        except InvalidAttribute as exc:
+            raise InvalidInput(f"query parameter {name!r}: {exc.reason}") from None
         props.setdefault(name, []).extend(v for v in values if v is not None)
     return Filters(parse_bbox(bbox), commune_id, props)
 

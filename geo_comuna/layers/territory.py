@@ -83,7 +83,7 @@ COMMUNES = Layer(
             "states",
             "(SELECT json_agg(json_build_object('code', b.code, 'name', b.name, "
             "'area_ha', b.area_ha, 'share_pct', b.share_pct) ORDER BY b.area_ha DESC) "
-            "FROM commune_state_breakdown(t.id) b)",
+            "FROM commune_state_breakdown(ARRAY[t.id]) b)",
             Label("Estados que toca", "States it touches"),
             type="array",
         ),

@@ -1,0 +1,130 @@
+"""Test fixtures: a real PostGIS, never a mock.
+
+The embedded cluster in .geo_comuna-test/ (or the server in GEO_COMUNA_DATABASE_URL, which must
+be a disposable database's admin connection) holds a migrated template database with the
+states and the sample territories. Each test gets a connection inside a transaction that is
+rolled back at its end; tests that must commit (CLI subprocesses) get a database of their own
+copied from the template. A missing database fails the run; nothing skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg import AsyncConnection, sql
+from psycopg.conninfo import make_conninfo
+
+from geo_comuna.api.app import create_app
+from geo_comuna.api.deps import get_conn
+from geo_comuna.db import migrate
+from geo_comuna.db.pool import with_options
+from geo_comuna.io.sample import load_samples
+from geo_comuna.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = "geo_comuna_template"
+MAIN = "geo_comuna_test"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def admin_conninfo() -> str:
+    """A superuser connection to the server the tests use (not to a test database)."""
+    url = os.environ.get("GEO_COMUNA_DATABASE_URL")
+    if url:
+        return url
+    from geo_comuna.db import cluster
+
+    found = cluster.ensure_running(Settings(data_dir=ROOT / ".geo_comuna-test"))
+    return found.conninfo("postgres")
+
+
+def _recreate(admin: str, name: str, template: str | None = None) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            query = sql.SQL("{} TEMPLATE {}").format(query, sql.Identifier(template))
+        conn.execute(query)
+
+
+def _drop(admin: str, name: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(data_dir=ROOT / ".geo_comuna-test", database_url=None)
+
+
+@pytest.fixture(scope="session")
+def template_db(admin_conninfo: str, settings: Settings) -> str:
+    """Migrated template with states and samples; nothing stays connected to it."""
+    _recreate(admin_conninfo, TEMPLATE)
+    dsn = make_conninfo(admin_conninfo, dbname=TEMPLATE)
+
+    async def build() -> None:
+        conn = await AsyncConnection.connect(dsn, autocommit=True)
+        try:
+            await migrate.upgrade(conn)
+            await load_samples(conn, settings)
+        finally:
+            await conn.close()
+
+    asyncio.run(build())
+    return TEMPLATE
+
+
+@pytest.fixture(scope="session")
+def db_conninfo(admin_conninfo: str, template_db: str, settings: Settings) -> Iterator[str]:
+    _recreate(admin_conninfo, MAIN, template_db)
+    yield with_options(make_conninfo(admin_conninfo, dbname=MAIN), settings)
+    _drop(admin_conninfo, MAIN)
+
+
+@pytest.fixture
+async def conn(db_conninfo: str) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction rolled back after the test: tests never see each other."""
+    connection = await AsyncConnection.connect(db_conninfo, autocommit=True)
+    try:
+        async with connection.transaction(force_rollback=True):
+            yield connection
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def client(conn: AsyncConnection, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app, every request on the test's connection (so its writes roll back too)."""
+    app = create_app(settings)
+
+    async def same_conn() -> AsyncIterator[AsyncConnection]:
+        yield conn
+
+    app.dependency_overrides[get_conn] = same_conn
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def own_db(admin_conninfo: str, template_db: str, settings: Settings) -> Iterator[str]:
+    """A database of the test's own (copy of the template) for work that must commit."""
+    name = f"geo_comuna_t_{uuid.uuid4().hex[:10]}"
+    _recreate(admin_conninfo, name, template_db)
+    yield with_options(make_conninfo(admin_conninfo, dbname=name), settings)
+    _drop(admin_conninfo, name)
