@@ -1,0 +1,98 @@
+"""Communes across state lines, checked against an independent geodesic calculation
+(shapely for the intersection, pyproj.Geod on the WGS 84 ellipsoid for the area)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import shapely
+from pyproj import Geod
+from shapely.geometry import box, mapping, shape
+
+from geo_comuna.layers import LAYERS
+from tests.factories import feature
+
+pytestmark = pytest.mark.anyio
+STATES = Path(__file__).resolve().parents[1] / "data" / "boundaries" / "ve_states.geojson"
+GEOD = Geod(ellps="WGS84")
+
+
+def state(code: str) -> shapely.Geometry:
+    doc = json.loads(STATES.read_text())
+    return next(shape(f["geometry"]) for f in doc["features"]
+                if f["properties"]["iso_3166_2"] == code)
+
+
+def geodesic_ha(geom: shapely.Geometry) -> float:
+    return abs(GEOD.geometry_area_perimeter(geom)[0]) / 10_000
+
+
+@pytest.fixture
+def across_lara_portuguesa() -> dict:
+    """A 0.03° square centred on the Lara / Portuguesa line nearest Sarare."""
+    lara, portuguesa = state("VE-K"), state("VE-P")
+    border = lara.boundary.intersection(portuguesa.boundary)
+    centre = shapely.ops.nearest_points(border, shapely.Point(-69.16, 9.78))[0]
+    commune = box(centre.x - 0.015, centre.y - 0.015, centre.x + 0.015, centre.y + 0.015)
+    return {"commune": commune, "lara": commune.intersection(lara),
+            "portuguesa": commune.intersection(portuguesa)}
+
+
+async def test_commune_across_two_states(client: httpx.AsyncClient,
+                                         across_lara_portuguesa: dict) -> None:
+    parts = across_lara_portuguesa
+    body = feature(LAYERS["communes"], code="ACROSS", name="Across")
+    body["geometry"] = mapping(parts["commune"])
+    assert (await client.post("/collections/communes/items", json=body)).status_code == 201
+
+    # two parcels and two dwellings (3 + 4 residents) in Lara, one of each (5) in Portuguesa
+    lara_spots = [parts["lara"].representative_point(), parts["lara"].centroid]
+    port_spot = parts["portuguesa"].representative_point()
+    for spot, residents in [(lara_spots[0], 3), (lara_spots[1], 4), (port_spot, 5)]:
+        assert parts["commune"].contains(spot)
+        d = feature(LAYERS["dwellings"], commune="ACROSS", lon=spot.x, lat=spot.y,
+                    residents=residents)
+        assert (await client.post("/collections/dwellings/items", json=d)).status_code == 201
+        p = feature(LAYERS["parcels"], commune="ACROSS")
+        p["geometry"] = mapping(spot.buffer(0.0004, quad_segs=2))
+        assert (await client.post("/collections/parcels/items", json=p)).status_code == 201
+
+    got = (await client.get("/communes/ACROSS/states")).json()
+    rows = {s["code"]: s for s in got["states"]}
+    assert set(rows) == {"VE-K", "VE-P"} and got["crosses_state_line"]
+    for code, key in (("VE-K", "lara"), ("VE-P", "portuguesa")):
+        expected = geodesic_ha(parts[key])
+        assert rows[code]["area_ha"] == pytest.approx(expected, rel=1e-3)
+    assert got["area_ha"] == pytest.approx(geodesic_ha(parts["commune"]), rel=1e-3)
+    assert sum(s["share_pct"] for s in got["states"]) == pytest.approx(100, abs=0.01)
+    assert (rows["VE-K"]["parcels"], rows["VE-K"]["dwellings"], rows["VE-K"]["residents"]) == (
+        2, 2, 7)
+    assert (rows["VE-P"]["parcels"], rows["VE-P"]["dwellings"], rows["VE-P"]["residents"]) == (
+        1, 1, 5)
+
+    # the same summary travels in the commune's own properties
+    commune = (await client.get("/collections/communes/items?code=ACROSS")).json()
+    summary = commune["features"][0]["properties"]["states"]
+    assert {s["code"] for s in summary} == {"VE-K", "VE-P"}
+
+    national = (await client.get("/states/breakdown")).json()
+    mine = next(c for c in national["communes"] if c["code"] == "ACROSS")
+    assert mine["states"] == got["states"]
+    lara = next(s for s in national["states"] if s["code"] == "VE-K")
+    assert lara["communes"] >= 2  # ours and El Maizal
+
+
+async def test_sample_el_maizal_lies_in_lara_and_portuguesa(client: httpx.AsyncClient) -> None:
+    got = (await client.get("/communes/EL-MAIZAL/states")).json()
+    codes = [s["code"] for s in got["states"]]
+    assert set(codes) == {"VE-K", "VE-P"}
+    assert 2200 < got["area_ha"] < 2400
+    assert sum(s["parcels"] for s in got["states"]) > 0
+
+
+async def test_unknown_commune_is_404(client: httpx.AsyncClient) -> None:
+    r = await client.get("/communes/NOPE/states")
+    assert r.status_code == 404 and "NOPE" in r.json()["detail"]

@@ -1,0 +1,65 @@
+"""The embedded cluster through the CLI: created on first use, stopped, restarted; as root it
+runs as the unprivileged user, also from a directory that user cannot traverse."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "geo_comuna.cli"]
+
+
+def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "GEO_COMUNA_DATABASE_URL"}
+    env["GEO_COMUNA_DATA_DIR"] = str(data_dir)
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=180)
+
+
+@pytest.fixture
+def private_dir(tmp_path: Path) -> Path:
+    """A 0700 directory: as root, the postgres user cannot enter it."""
+    path = tmp_path / "private"
+    path.mkdir(mode=0o700)
+    os.chmod(tmp_path, 0o700)
+    return path
+
+
+def test_start_status_stop_restart(private_dir: Path) -> None:
+    data_dir = private_dir / "store"
+    try:
+        started = cli("db", "start", data_dir=data_dir)
+        assert started.returncode == 0, started.stderr
+        status = cli("db", "status", data_dir=data_dir)
+        assert status.returncode == 0, status.stderr
+        info = json.loads(status.stdout)
+        assert info["running"] and info["initialised"]
+        if os.geteuid() == 0:
+            assert info["run_as"] == "postgres"
+            # the data directory is not traversable by postgres: the cluster lives elsewhere
+            assert (data_dir / "cluster_location").exists()
+        upgraded = cli("db", "upgrade", data_dir=data_dir)
+        assert upgraded.returncode == 0 and "version 1" in upgraded.stdout, upgraded.stderr
+        assert cli("db", "stop", data_dir=data_dir).stdout.strip() == "stopped"
+        assert cli("db", "status", data_dir=data_dir).returncode == 3
+        # a second start reuses the cluster and its schema
+        assert cli("db", "start", data_dir=data_dir).returncode == 0
+        again = cli("db", "upgrade", data_dir=data_dir)
+        assert "version 1" in again.stdout
+    finally:
+        cli("db", "stop", data_dir=data_dir)
+        pointer = data_dir / "cluster_location"
+        if pointer.exists():  # the cluster was placed outside the data directory
+            shutil.rmtree(pointer.read_text().strip(), ignore_errors=True)
+
+
+def test_every_command_has_help() -> None:
+    for args in (["--help"], ["serve", "--help"], ["db", "--help"], ["db", "start", "--help"],
+                 ["import", "--help"], ["load-sample", "--help"]):
+        out = subprocess.run([*CLI, *args], capture_output=True, text=True)
+        assert out.returncode == 0 and "Usage" in out.stdout, args

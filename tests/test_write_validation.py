@@ -1,0 +1,166 @@
+"""Bad input on the write paths: a 4xx naming the feature and the reason, nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from psycopg import AsyncConnection
+
+from geo_comuna.api.app import create_app
+from geo_comuna.api.deps import get_conn
+from geo_comuna.layers import LAYERS
+from geo_comuna.settings import Settings
+from tests.factories import LAT, LON, feature
+
+pytestmark = pytest.mark.anyio
+PARCELS = LAYERS["parcels"]
+BOWTIE = {"type": "Polygon", "coordinates": [[[LON, LAT], [LON + 0.01, LAT + 0.01],
+                                              [LON + 0.01, LAT], [LON, LAT + 0.01],
+                                              [LON, LAT]]]}
+
+
+async def count(conn: AsyncConnection, table: str) -> int:
+    cur = await conn.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed names
+    return (await cur.fetchone())[0]
+
+
+def with_geometry(geometry: dict | None, **props: object) -> dict:
+    body = feature(PARCELS, commune="EL-MAIZAL", **props)
+    body["geometry"] = geometry
+    return body
+
+
+CASES = [
+    ("self-intersection", with_geometry(BOWTIE), 422, "Self-intersection"),
+    ("wrong type", with_geometry({"type": "Point", "coordinates": [LON, LAT]}), 422,
+     "wrong geometry type Point"),
+    ("empty", with_geometry({"type": "Polygon", "coordinates": []}), 422, "empty geometry"),
+    ("missing", with_geometry(None), 422, "missing geometry"),
+    ("out of range", with_geometry({"type": "Polygon", "coordinates": [[
+        [500000, 1080000], [500100, 1080000], [500100, 1080100], [500000, 1080000]]]}), 422,
+     "projected CRS"),
+    ("swapped", with_geometry({"type": "Polygon", "coordinates": [[
+        [LAT, LON], [LAT + 0.01, LON], [LAT + 0.01, LON + 0.01], [LAT, LON]]]}), 422,
+     "swapped"),
+    ("outside Venezuela", with_geometry({"type": "Polygon", "coordinates": [[
+        [2.35, 48.85], [2.36, 48.85], [2.36, 48.86], [2.35, 48.85]]]}), 422,
+     "outside the service area"),
+    ("unknown value", feature(PARCELS, commune="EL-MAIZAL", tenure="stolen"), 422,
+     "'stolen' is not one of abandoned"),
+    ("missing required", feature(PARCELS, commune="EL-MAIZAL", tenure=None), 422,
+     "'tenure' is required"),
+    ("unknown property", feature(PARCELS, commune="EL-MAIZAL", colour="red"), 400,
+     "unknown properties ['colour']"),
+    ("bad date", feature(PARCELS, commune="EL-MAIZAL", recovered_on="last spring"), 422,
+     "recovered_on"),
+    ("unknown commune", feature(PARCELS, commune="NO-SUCH"), 422, "no communes with code"),
+    ("not a feature", {"type": "Point", "coordinates": [LON, LAT]}, 400,
+     "Feature or FeatureCollection"),
+    ("unreadable geometry", with_geometry({"type": "Polygon", "coordinates": "x"}), 422,
+     "not a readable GeoJSON geometry"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "status", "says"), CASES, ids=[c[0] for c in CASES])
+async def test_bad_feature_is_refused_and_nothing_written(
+        client: httpx.AsyncClient, conn: AsyncConnection, case: str, body: dict, status: int,
+        says: str) -> None:
+    before = await count(conn, "parcels")
+    r = await client.post("/collections/parcels/items", json=body)
+    assert r.status_code == status, r.text
+    problem = r.json()
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert says in problem["detail"], problem
+    assert await count(conn, "parcels") == before
+
+
+async def test_nan_coordinate_is_refused(client: httpx.AsyncClient) -> None:
+    body = json.dumps(with_geometry({"type": "Point", "coordinates": [0, 0]})).replace(
+        "[0, 0]", "[NaN, 10.0]")
+    r = await client.post("/collections/dwellings/items", content=body)
+    assert r.status_code == 400 and "NaN" in r.json()["detail"]
+
+
+async def test_not_json_is_400(client: httpx.AsyncClient) -> None:
+    r = await client.post("/collections/parcels/items", content=b"{not json")
+    assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
+
+
+async def test_one_bad_feature_in_a_collection_writes_none(
+        client: httpx.AsyncClient, conn: AsyncConnection) -> None:
+    before = await count(conn, "parcels")
+    good = [feature(PARCELS, commune="EL-MAIZAL", lon=LON + i * 0.002) for i in range(3)]
+    body = {"type": "FeatureCollection", "features": [*good, with_geometry(BOWTIE)]}
+    r = await client.post("/collections/parcels/items", json=body)
+    assert r.status_code == 422
+    assert r.json()["feature"] == 4 and "feature 4" in r.json()["detail"]
+    assert await count(conn, "parcels") == before
+
+
+async def test_repair_fixes_and_reports(client: httpx.AsyncClient) -> None:
+    r = await client.post("/collections/parcels/items?repair=true", json=with_geometry(BOWTIE))
+    assert r.status_code == 201, r.text
+    repairs = r.json()["repairs"]
+    assert len(repairs) == 1 and "Self-intersection" in repairs[0]["reason"]
+    fid = r.json()["ids"][0]
+    stored = (await client.get(f"/collections/parcels/items/{fid}")).json()
+    # the bow-tie becomes its two triangles
+    assert len(stored["geometry"]["coordinates"]) == 2
+
+
+async def test_duplicate_commune_code_is_409(client: httpx.AsyncClient) -> None:
+    body = feature(LAYERS["communes"], code="EL-MAIZAL", name="again")
+    r = await client.post("/collections/communes/items", json=body)
+    assert r.status_code == 409 and "already exists" in r.json()["detail"]
+
+
+async def test_deleting_a_commune_in_use_is_409(client: httpx.AsyncClient,
+                                                 conn: AsyncConnection) -> None:
+    cur = await conn.execute("SELECT id FROM communes WHERE code = 'EL-MAIZAL'")
+    cid = (await cur.fetchone())[0]
+    r = await client.delete(f"/collections/communes/items/{cid}")
+    assert r.status_code == 409 and "referenced" in r.json()["detail"]
+    assert (await client.get(f"/collections/communes/items/{cid}")).status_code == 200
+
+
+async def test_patch_with_bad_value_changes_nothing(client: httpx.AsyncClient) -> None:
+    fid = (await client.post("/collections/parcels/items",
+                             json=feature(PARCELS, commune="EL-MAIZAL"))).json()["ids"][0]
+    r = await client.patch(f"/collections/parcels/items/{fid}",
+                           json={"properties": {"tenure": "stolen", "notes": "x"}})
+    assert r.status_code == 422 and r.json()["feature"] == fid
+    after = (await client.get(f"/collections/parcels/items/{fid}")).json()
+    assert after["properties"]["notes"] == "test notes"
+
+
+async def test_oversized_body_is_413(conn: AsyncConnection, settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"max_body_bytes": 2048}))
+
+    async def same_conn():  # noqa: ANN202
+        yield conn
+
+    app.dependency_overrides[get_conn] = same_conn
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as small:
+        body = feature(PARCELS, commune="EL-MAIZAL", notes="x" * 4000)
+        r = await small.post("/collections/parcels/items", json=body)
+    assert r.status_code == 413 and "over the limit" in r.json()["detail"]
+
+
+async def test_tenure_changes_are_kept_in_history(client: httpx.AsyncClient,
+                                                  conn: AsyncConnection) -> None:
+    fid = (await client.post("/collections/parcels/items", json=feature(
+        PARCELS, commune="EL-MAIZAL", tenure="occupied"))).json()["ids"][0]
+    await client.patch(f"/collections/parcels/items/{fid}",
+                       json={"properties": {"tenure": "regularizing"}})
+    await client.patch(f"/collections/parcels/items/{fid}",
+                       json={"properties": {"notes": "no tenure change"}})
+    await client.patch(f"/collections/parcels/items/{fid}",
+                       json={"properties": {"tenure": "regularized"}})
+    await client.delete(f"/collections/parcels/items/{fid}")
+    cur = await conn.execute("SELECT from_status, to_status FROM parcel_history "
+                             "WHERE parcel_id = %s ORDER BY id", (fid,))
+    assert await cur.fetchall() == [(None, "occupied"), ("occupied", "regularizing"),
+                                    ("regularizing", "regularized"), ("regularized", None)]
