@@ -139,6 +139,54 @@ def import_(
     typer.echo(json.dumps(report.__dict__, indent=2, default=str, ensure_ascii=False))
 
 
+@app.command()
+def analyze(
+    name: Annotated[str, typer.Argument(help="analysis, e.g. water-hookups; see --list")],
+    commune: Annotated[str, typer.Argument(help="commune code or id")],
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="analysis parameter as key=value (repeatable)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json, geojson or csv")] = "json",
+    out: Annotated[Path | None, typer.Option(help="write to this file, not stdout")] = None,
+) -> None:
+    """Run a planning analysis for a commune (parameters: GET /communes/X/analyses)."""
+    from geo_comuna.analysis.registry import get_analysis
+    from geo_comuna.api.analyses import parse_params
+    from geo_comuna.features.query import resolve_commune
+
+    settings = _settings()
+    if fmt not in ("json", "geojson", "csv"):
+        _die(f"unknown format {fmt!r}; use json, geojson or csv", 2)
+    try:
+        analysis = get_analysis(name)
+        values = dict(p.split("=", 1) for p in param or [] if "=" in p)
+        if len(values) != len(param or []):
+            _die("parameters are key=value", 2)
+        params = parse_params(analysis.params, values)
+    except GeoComunaError as exc:
+        _die(exc.message, 2)
+
+    async def work(conn: Any) -> Any:
+        commune_id = await resolve_commune(conn, commune)
+        if commune_id is None:
+            _die(f"no commune with id or code {commune!r}", 2)
+        _progress(f"{name} for {commune}")
+        return await analysis.run(conn, commune_id, params)
+
+    result = _run(work, settings)
+    if fmt == "csv":
+        text = result.csv()
+    elif fmt == "geojson":
+        text = json.dumps(result.feature_collection(), default=str, ensure_ascii=False)
+    else:
+        text = json.dumps({"summary": result.summary, "warnings": result.warnings},
+                          default=str, indent=2, ensure_ascii=False)
+    if out:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+    else:
+        typer.echo(text)
+
+
 @db_app.command("start")
 def db_start() -> None:
     """Create (first time) and start the embedded PostgreSQL + PostGIS cluster."""

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_comuna import __version__
-from geo_comuna.api import communes, features, problems
+from geo_comuna.api import analyses, communes, features, problems
 from geo_comuna.db import migrate
 from geo_comuna.db.pool import open_pool, resolve_conninfo
 from geo_comuna.features.query import CountCache
@@ -92,5 +92,6 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     problems.install(app)
     app.include_router(features.router)
     app.include_router(communes.router)
+    app.include_router(analyses.router)
     app.add_middleware(BodyLimit, settings=settings)
     return app

@@ -176,7 +176,8 @@ async def items(request: Request, settings: SettingsDep, conn: Conn, layer: Laye
     links = _page_links(request, base_url(request, settings), layer, limit, offset,
                         page.number_returned, page.number_matched)
     head = json.dumps({"type": "FeatureCollection", "numberMatched": page.number_matched,
-                       "numberReturned": page.number_returned, "links": links})
+                       "numberReturned": page.number_returned, "links": links},
+                      separators=(",", ":"))
     body = f'{head[:-1]},"features":[{page.features}]}}'
     return Response(body, media_type=GEOJSON)
 

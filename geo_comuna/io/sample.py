@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 from psycopg import AsyncConnection
 
+from geo_comuna.analysis import dem
 from geo_comuna.errors import InvalidFile
 from geo_comuna.io.importer import Progress, import_file, import_frame, read
 from geo_comuna.layers import LAYERS
@@ -91,5 +92,9 @@ async def load_samples(conn: AsyncConnection, settings: Settings,
         counts["exchanges"], _ = await import_frame(
             conn, LAYERS["exchanges"], exchanges, [None] * len(exchanges), settings)
         counts["parcel_history"] = await _load_history(conn)
+        say("DEM of 5 de Marzo")
+        cur = await conn.execute("SELECT id FROM communes WHERE code = '5-DE-MARZO'")
+        await dem.register(conn, (await cur.fetchone())[0], SAMPLES / "dem_5_de_marzo.tif")
+        counts["dems"] = 1
     await conn.execute("ANALYZE")
     return counts

@@ -1,0 +1,1 @@
+"""Planning analyses: each a parameters model plus run(conn, params) -> result."""

@@ -1,0 +1,56 @@
+"""What every analysis shares: its result shape and how it is registered.
+
+An analysis module defines ``Params`` (a pydantic model: every field with a default, bounds
+and a description giving its unit) and ``async def run(conn, commune_id, params) -> Result``.
+It is listed once in analysis/registry.py; the API route, the CLI command and the map all
+derive from that entry.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import AsyncConnection
+from pydantic import BaseModel
+
+
+@dataclass
+class Result:
+    """``summary`` is JSON; ``features`` are GeoJSON Feature dicts in lon/lat (for ?f=geojson
+    and maps); ``rows`` are flat records for CSV (default: the features' properties)."""
+
+    summary: dict[str, Any]
+    features: list[dict[str, Any]] | None = None
+    rows: list[dict[str, Any]] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def feature_collection(self) -> dict[str, Any]:
+        return {"type": "FeatureCollection", "features": self.features or [],
+                "summary": self.summary, "warnings": self.warnings}
+
+    def csv(self) -> str:
+        rows = self.rows if self.rows is not None else [
+            {"id": f.get("id"), **f["properties"]} for f in self.features or []]
+        out = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]), extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        return out.getvalue()
+
+
+Runner = Callable[[AsyncConnection, int, Any], Awaitable[Result]]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str  # URL and CLI name, e.g. "water-hookups"
+    title_es: str
+    title_en: str
+    params: type[BaseModel]
+    run: Runner
+    spatial: bool = True  # has features (GeoJSON / CSV / map)

@@ -1,0 +1,206 @@
+"""Export a layer to a file: one SQL statement reads it, geopandas reprojects it, pyogrio writes
+it (GeoJSON, GeoPackage, zipped Shapefile, KML or CSV).
+
+The columns are the collection's output properties (query.property_exprs: references as the
+codes clients write, derived values such as area_ha), typed from the registry so an empty
+export still has its schema, and so dates stay dates and booleans booleans where the format has
+them. Every file the importer reads back (io/importer.py): derived columns are then reported as
+ignored. A file is written next to its destination and moved in place when complete, so a
+failed export never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyarrow as pa
+import pyogrio
+import pyogrio.errors
+import pyproj
+import shapely
+from psycopg import AsyncConnection, sql
+
+from geo_comuna.errors import InvalidInput, UnknownCRS, Unsupported
+from geo_comuna.features.query import Filters, property_exprs, where_sql
+from geo_comuna.io.formats import FORMATS, Format, get_format
+from geo_comuna.io.importer import parse_crs
+from geo_comuna.layers import Layer
+
+WGS84 = pyproj.CRS.from_epsg(4326)
+_ARROW = {"text": pa.string(), "integer": pa.int32(), "number": pa.float64(),
+          "date": pa.date32(), "boolean": pa.bool_()}
+#: what a Shapefile is made of; .cpg says the .dbf is UTF-8
+_SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+_LAYER_OPTIONS: dict[str, dict[str, str]] = {
+    "geojson": {"RFC7946": "YES"},  # lon/lat, right-hand rings, 7 decimals (~1 cm)
+    "csv": {"GEOMETRY": "AS_WKT"},  # a WKT column first; CSV_OPEN_OPTIONS reads it back
+}
+
+
+@dataclass
+class ExportReport:
+    layer: str
+    file: str
+    format: str
+    crs: str
+    features: int
+    notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def format_for(path: Path, name: str | None = None) -> Format:
+    """The format asked for by name, else the one the file's suffix says (.zip = Shapefile)."""
+    if name:
+        return get_format(name)
+    suffix = path.suffix.lower()
+    found = next((f for f in FORMATS.values() if f.suffix == suffix), None)
+    if suffix == ".json":
+        found = FORMATS["geojson"]
+    if found is None:
+        hint = " (Shapefiles are exported zipped: name it .zip)" if suffix == ".shp" else ""
+        raise Unsupported(f"cannot tell the format from {path.name!r}{hint}; give one of "
+                          f"{', '.join(FORMATS)}")
+    return found
+
+
+def check_crs(fmt: Format, crs: str) -> pyproj.CRS:
+    """The CRS to write ``fmt`` in; GeoJSON (RFC 7946) and KML are lon/lat WGS 84 only."""
+    target = parse_crs(crs)
+    if not (target.is_geographic or target.is_projected):
+        raise UnknownCRS(f"{crs!r} is neither a geographic nor a projected CRS; give one such "
+                         "as EPSG:2202 (REGVEN / UTM 19N)")
+    if fmt.wgs84_only and not target.equals(WGS84, ignore_axis_order=True):
+        raise InvalidInput(f"{fmt.driver} files are always EPSG:4326 (lon/lat WGS 84); for "
+                           f"{crs} export gpkg, shp or csv")
+    return target
+
+
+def crs_label(crs: pyproj.CRS) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_string()
+
+
+def output_path(path_or_dir: Path, layer: Layer, fmt: Format) -> Path:
+    """A directory gets ``<layer><suffix>`` inside it; a file path is taken as is."""
+    path = Path(path_or_dir)
+    if path.is_dir():
+        path = path / f"{layer.name}{fmt.suffix}"
+    if not path.parent.is_dir():
+        raise InvalidInput(f"directory {str(path.parent)!r} does not exist")
+    return path
+
+
+def column_types(layer: Layer) -> dict[str, pa.DataType]:
+    """Arrow type of every output property, from the registry; derived arrays go out as JSON
+    text (no format here has a list column that all the others read)."""
+    types: dict[str, pa.DataType] = {}
+    for ref in layer.references:
+        types[ref.name] = pa.int32() if ref.key == "id" else pa.string()
+    for attr in layer.attributes:
+        types[attr.name] = _ARROW[attr.type]
+    for derived in layer.derived:
+        types[derived.name] = pa.float64() if derived.type == "number" else pa.string()
+    return types
+
+
+async def fetch(conn: AsyncConnection, layer: Layer,
+                commune_id: int | None) -> tuple[list[str], list[tuple]]:
+    """The output properties and the WKB geometry (EPSG:4326) of every feature, in id order."""
+    exprs, joins = property_exprs(layer)
+    where, params = where_sql(layer, Filters(commune_id=commune_id))
+    columns = sql.SQL(", ").join(sql.SQL("{} AS {}").format(expr, sql.Identifier(name))
+                                 for name, expr in exprs)
+    query = sql.SQL("SELECT {}, ST_AsBinary(t.geom) FROM {} t {} WHERE {} ORDER BY t.id").format(
+        columns, sql.Identifier(layer.table), joins, where)
+    cur = await conn.execute(query, params)
+    return [name for name, _ in exprs], await cur.fetchall()
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _column(values: list[Any], kind: pa.DataType) -> pd.Series:
+    if pa.types.is_floating(kind):  # numeric (Decimal) from round(...)
+        values = [None if v is None else float(v) for v in values]
+    elif pa.types.is_string(kind):
+        values = [_text(v) for v in values]
+    return pd.Series(pd.array(values, dtype=pd.ArrowDtype(kind)))
+
+
+def to_frame(layer: Layer, names: list[str], rows: list[tuple], fmt: Format,
+             crs: pyproj.CRS) -> gpd.GeoDataFrame:
+    """Rows -> a GeoDataFrame in ``crs`` with registry-typed columns."""
+    types = column_types(layer)
+    if fmt.name in ("csv", "kml"):
+        # GDAL writes dates there as 2020/05/01; ISO 8601 text is what people and the
+        # importer read back as a date
+        types = {k: pa.string() if v == pa.date32() else v for k, v in types.items()}
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (len(names) + 1)
+    data = {name: _column(list(values), types[name])
+            for name, values in zip(names, columns[:-1], strict=True)}
+    geoms = shapely.from_wkb(list(columns[-1])) if rows else []
+    frame = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=WGS84))
+    if not crs.equals(WGS84, ignore_axis_order=True):
+        frame = frame.to_crs(crs)
+    return frame
+
+
+def write(frame: gpd.GeoDataFrame, layer: Layer, fmt: Format, target: Path) -> None:
+    """Write into a scratch directory beside ``target``, then move (or zip) into place."""
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as scratch:
+        inner = Path(scratch) / f"{layer.name}{'.shp' if fmt.name == 'shp' else fmt.suffix}"
+        try:
+            pyogrio.write_dataframe(
+                frame, inner, layer=layer.name, driver=fmt.driver, use_arrow=True,
+                geometry_type=layer.geometry_type, layer_options=_LAYER_OPTIONS.get(fmt.name),
+                **({"encoding": "UTF-8"} if fmt.name == "shp" else {}))
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
+                pyogrio.errors.FieldTypeError, pyogrio.errors.GeometryError) as exc:
+            raise InvalidInput(f"cannot write {layer.name} as {fmt.driver}: {exc}") from None
+        if fmt.name == "shp":
+            packed = inner.with_suffix(".zip")
+            with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as zf:
+                for suffix in _SHAPEFILE_PARTS:
+                    part = inner.with_suffix(suffix)
+                    if part.exists():
+                        zf.write(part, part.name)
+            inner = packed
+        os.replace(inner, target)
+
+
+async def export_layer(conn: AsyncConnection, layer: Layer, path_or_dir: Path, fmt: Format, *,
+                       crs: str = "EPSG:4326", commune_id: int | None = None) -> ExportReport:
+    """Write ``layer`` (only what belongs to ``commune_id`` when given: its features, the
+    commune itself, exchanges at either end) to a file in ``crs``. A directory gets
+    ``<layer><suffix>``. An empty selection writes a valid empty file."""
+    started = time.perf_counter()
+    target_crs = check_crs(fmt, crs)
+    target = output_path(path_or_dir, layer, fmt)
+    names, rows = await fetch(conn, layer, commune_id)
+    query_s = time.perf_counter() - started
+    # GDAL and PROJ work for seconds on big layers: off the event loop
+    frame = await asyncio.to_thread(to_frame, layer, names, rows, fmt, target_crs)
+    await asyncio.to_thread(write, frame, layer, fmt, target)
+    label = crs_label(target_crs)
+    notes = []
+    if fmt.name == "csv" and not target_crs.equals(WGS84, ignore_axis_order=True):
+        notes.append(f"CSV cannot say its CRS: import it back with --crs {label} "
+                     f"(?crs={label})")
+    seconds = {"query": round(query_s, 3), "total": round(time.perf_counter() - started, 3)}
+    return ExportReport(layer.name, str(target), fmt.name, label, len(rows), notes, seconds)
