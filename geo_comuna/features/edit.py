@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from psycopg import AsyncConnection
 
-from geo_comuna.errors import InvalidGeometry
+from geo_comuna.errors import InvalidGeometry, NotFound
 from geo_comuna.features import geojson, validate, write
 from geo_comuna.features.query import one
 from geo_comuna.layers import Layer
@@ -84,8 +84,6 @@ async def patch(conn: AsyncConnection, layer: Layer, feature_id: int, body: byte
 
 
 async def _current(conn: AsyncConnection, layer: Layer, feature_id: int) -> dict[str, Any]:
-    from geo_comuna.errors import NotFound
-
     text = await one(conn, layer, feature_id)
     if text is None:
         raise NotFound(f"no feature {feature_id}", layer=layer.name)

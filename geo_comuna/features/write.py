@@ -106,8 +106,7 @@ def _row_values(layer: Layer, checked: Checked, refs: dict[str, list], i: int) -
             + [checked.attributes[a.name].iloc[i] for a in layer.attributes] + [wkb])
 
 
-def _geom_param(layer: Layer) -> sql.Composable:
-    return sql.SQL("ST_SetSRID(ST_GeomFromWKB(%s), 4326)")
+GEOM_PARAM = sql.SQL("ST_SetSRID(ST_GeomFromWKB(%s), 4326)")
 
 
 async def insert(conn: AsyncConnection, layer: Layer, checked: Checked,
@@ -116,7 +115,7 @@ async def insert(conn: AsyncConnection, layer: Layer, checked: Checked,
     cols = _columns(layer)
     query = sql.SQL("INSERT INTO {} ({}) VALUES ({}, {}) RETURNING id").format(
         sql.Identifier(layer.table), sql.SQL(", ").join(map(sql.Identifier, cols)),
-        sql.SQL(", ").join(sql.Placeholder() * (len(cols) - 1)), _geom_param(layer))
+        sql.SQL(", ").join(sql.Placeholder() * (len(cols) - 1)), GEOM_PARAM)
     ids = []
     for i in range(len(checked.geometries)):
         with refusals(layer, labels[i]):
@@ -130,7 +129,7 @@ async def replace(conn: AsyncConnection, layer: Layer, feature_id: int, checked:
     """PUT (every column) or PATCH (only ``columns``, which may include 'geom')."""
     cols = [c for c in _columns(layer) if columns is None or c in columns]
     values = dict(zip(_columns(layer), _row_values(layer, checked, refs, 0), strict=True))
-    sets = [sql.SQL("{} = {}").format(sql.Identifier(c), _geom_param(layer) if c == "geom"
+    sets = [sql.SQL("{} = {}").format(sql.Identifier(c), GEOM_PARAM if c == "geom"
                                       else sql.Placeholder()) for c in cols]
     if not sets:
         await _require(conn, layer, feature_id)
