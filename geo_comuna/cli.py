@@ -19,6 +19,8 @@ app = typer.Typer(help="geo_comuna: the GIS core for Venezuela's communes.",
 db_app = typer.Typer(help="The database: the embedded cluster and the schema.",
                      no_args_is_help=True)
 app.add_typer(db_app, name="db")
+users_app = typer.Typer(help="Accounts: tokens for editors and admins.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 T = TypeVar("T")
 
 
@@ -139,6 +141,48 @@ def import_(
     typer.echo(json.dumps(report.__dict__, indent=2, default=str, ensure_ascii=False))
 
 
+@app.command("export")
+def export(
+    layer: Annotated[str, typer.Argument(help="layer name, e.g. parcels")],
+    file: Annotated[Path, typer.Argument(help="file to write (replaced if it exists), or a "
+                                         "directory to write <layer><suffix> into")],
+    format_: Annotated[str | None, typer.Option(
+        "--format", help="geojson, gpkg, shp (zipped), kml or csv; default: from FILE's "
+        "suffix")] = None,
+    crs: Annotated[str, typer.Option(help="CRS to write, e.g. EPSG:2202 (REGVEN / UTM 19N); "
+                                     "GeoJSON and KML are EPSG:4326 only")] = "EPSG:4326",
+    commune: Annotated[str | None, typer.Option(help="only this commune's features (code or "
+                                                "id)")] = None,
+) -> None:
+    """Export a layer to a file. A CSV holds no CRS: import it back with the same --crs."""
+    from geo_comuna.errors import NotFound
+    from geo_comuna.features.query import resolve_commune
+    from geo_comuna.io.exporter import check_crs, export_layer, format_for
+    from geo_comuna.layers import get_layer
+
+    settings = _settings()
+    try:
+        target = get_layer(layer)
+        fmt = format_for(file, format_)
+        check_crs(fmt, crs)
+    except GeoComunaError as exc:
+        _die(exc.message, 2)
+
+    async def work(conn: Any) -> Any:
+        commune_id = None
+        if commune is not None:
+            commune_id = await resolve_commune(conn, commune)
+            if commune_id is None:
+                raise NotFound(f"no commune with id or code {commune!r}")
+        _progress(f"exporting {layer} as {fmt.name} in {crs}")
+        return await export_layer(conn, target, file, fmt, crs=crs, commune_id=commune_id)
+
+    report = _run(work, settings)
+    for note in report.notes:
+        typer.secho(f"note: {note}", err=True, fg=typer.colors.YELLOW)
+    typer.echo(json.dumps(report.__dict__, indent=2, default=str, ensure_ascii=False))
+
+
 @app.command()
 def analyze(
     name: Annotated[str, typer.Argument(help="analysis, e.g. water-hookups; see --list")],
@@ -185,6 +229,42 @@ def analyze(
         typer.echo(f"wrote {out}")
     else:
         typer.echo(text)
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="a name people recognise")],
+    role: Annotated[str, typer.Option(help="viewer, editor or admin")] = "editor",
+    commune: Annotated[list[str] | None, typer.Option(
+        help="commune code an editor may change (repeatable)")] = None,
+) -> None:
+    """Create a user and print its token once (only its hash is stored)."""
+    from geo_comuna import accounts
+
+    async def work(conn: Any) -> tuple[Any, str]:
+        return await accounts.add_user(conn, name, role, commune or [])
+
+    user, token = _run(work, _settings())
+    typer.echo(f"user {user.name} ({user.role}) created. Its token, shown only now:")
+    typer.echo(token)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Users, roles, communes; revoked ones too."""
+    from geo_comuna import accounts
+
+    rows = _run(accounts.list_users, _settings())
+    typer.echo(json.dumps(rows, indent=2, default=str, ensure_ascii=False))
+
+
+@users_app.command("revoke")
+def users_revoke(name: Annotated[str, typer.Argument(help="the user's name")]) -> None:
+    """Revoke a user's token at once."""
+    from geo_comuna import accounts
+
+    _run(lambda conn: accounts.revoke(conn, name), _settings())
+    typer.echo(f"revoked {name}")
 
 
 @db_app.command("start")

@@ -65,6 +65,24 @@ class NotFound(GeoComunaError):
     status, code = 404, "not-found"
 
 
+class Unauthorized(GeoComunaError):
+    """No (valid) token where one is needed."""
+
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(GeoComunaError):
+    """A valid token that may not do this (a viewer writing, an editor outside its communes)."""
+
+    status, code = 403, "forbidden"
+
+
+class PreconditionFailed(GeoComunaError):
+    """If-Match named a version that is no longer the stored one."""
+
+    status, code = 412, "precondition-failed"
+
+
 class Conflict(GeoComunaError):
     status, code = 409, "conflict"
 

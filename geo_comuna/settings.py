@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = Field(
         default=None, description="base URL for links; default: taken from each request"
+    )
+
+    reads: Literal["public", "token"] = Field(
+        default="public", description="public: anyone may read; token: reads need a token too"
     )
 
     pool_min_size: int = Field(default=1, ge=0)

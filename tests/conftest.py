@@ -13,6 +13,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ import pytest
 from psycopg import AsyncConnection, sql
 from psycopg.conninfo import make_conninfo
 
+from geo_comuna import accounts
 from geo_comuna.api.app import create_app
 from geo_comuna.api.deps import get_conn
 from geo_comuna.db import migrate
@@ -29,8 +31,9 @@ from geo_comuna.io.sample import load_samples
 from geo_comuna.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = "geo_comuna_template"
-MAIN = "geo_comuna_test"
+# per test run, so that runs sharing one server never drop each other's databases
+TEMPLATE = f"geo_comuna_template_{os.getpid()}"
+MAIN = f"geo_comuna_test_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +75,7 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def template_db(admin_conninfo: str, settings: Settings) -> str:
+def template_db(admin_conninfo: str, settings: Settings) -> Iterator[str]:
     """Migrated template with states and samples; nothing stays connected to it."""
     _recreate(admin_conninfo, TEMPLATE)
     dsn = make_conninfo(admin_conninfo, dbname=TEMPLATE)
@@ -86,7 +89,8 @@ def template_db(admin_conninfo: str, settings: Settings) -> str:
             await conn.close()
 
     asyncio.run(build())
-    return TEMPLATE
+    yield TEMPLATE
+    _drop(admin_conninfo, TEMPLATE)
 
 
 @pytest.fixture(scope="session")
@@ -107,17 +111,34 @@ async def conn(db_conninfo: str) -> AsyncIterator[AsyncConnection]:
         await connection.close()
 
 
-@pytest.fixture
-async def client(conn: AsyncConnection, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The real app, every request on the test's connection (so its writes roll back too)."""
+@asynccontextmanager
+async def api_client(conn: AsyncConnection, settings: Settings,
+                     token: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app with every request on ``conn`` (so its writes roll back with the test)."""
     app = create_app(settings)
 
     async def same_conn() -> AsyncIterator[AsyncConnection]:
         yield conn
 
     app.dependency_overrides[get_conn] = same_conn
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
+                                 headers=headers) as c:
+        yield c
+
+
+@pytest.fixture
+async def admin_token(conn: AsyncConnection) -> str:
+    _, token = await accounts.add_user(conn, "test-admin", "admin", [])
+    return token
+
+
+@pytest.fixture
+async def client(conn: AsyncConnection, settings: Settings,
+                 admin_token: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An admin's client on the test's connection."""
+    async with api_client(conn, settings, admin_token) as c:
         yield c
 
 

@@ -8,10 +8,9 @@ import httpx
 import pytest
 from psycopg import AsyncConnection
 
-from geo_comuna.api.app import create_app
-from geo_comuna.api.deps import get_conn
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
+from tests.conftest import api_client
 from tests.factories import LAT, LON, feature
 
 pytestmark = pytest.mark.anyio
@@ -135,15 +134,10 @@ async def test_patch_with_bad_value_changes_nothing(client: httpx.AsyncClient) -
     assert after["properties"]["notes"] == "test notes"
 
 
-async def test_oversized_body_is_413(conn: AsyncConnection, settings: Settings) -> None:
-    app = create_app(settings.model_copy(update={"max_body_bytes": 2048}))
-
-    async def same_conn():  # noqa: ANN202
-        yield conn
-
-    app.dependency_overrides[get_conn] = same_conn
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as small:
+async def test_oversized_body_is_413(conn: AsyncConnection, settings: Settings,
+                                     admin_token: str) -> None:
+    small_settings = settings.model_copy(update={"max_body_bytes": 2048})
+    async with api_client(conn, small_settings, admin_token) as small:
         body = feature(PARCELS, commune="EL-MAIZAL", notes="x" * 4000)
         r = await small.post("/collections/parcels/items", json=body)
     assert r.status_code == 413 and "over the limit" in r.json()["detail"]

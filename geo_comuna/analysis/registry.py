@@ -35,4 +35,6 @@ def _load() -> None:
 
 #: analysis modules, one per line
 MODULES: list[str] = [
+    "water_hookups",
+    "electricity",
 ]

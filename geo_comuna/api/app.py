@@ -6,17 +6,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_comuna import __version__
-from geo_comuna.api import analyses, communes, features, problems
+from geo_comuna.api import analyses, audit, communes, features, problems, transfer
+from geo_comuna.api.deps import current_user
 from geo_comuna.db import migrate
 from geo_comuna.db.pool import open_pool, resolve_conninfo
 from geo_comuna.features.query import CountCache
 from geo_comuna.settings import Settings
 
-UPLOAD_PATHS = ("/import",)
+UPLOAD_PATHS = ("/import", "/dems")
+#: every data route knows its user; with GEO_COMUNA_READS=token this refuses anonymous reads
+READERS = [Depends(current_user)]
 
 
 class BodyLimit:
@@ -90,8 +93,10 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.state.settings = settings
     app.state.counts = CountCache()
     problems.install(app)
-    app.include_router(features.router)
-    app.include_router(communes.router)
-    app.include_router(analyses.router)
+    app.include_router(audit.router, dependencies=READERS)
+    app.include_router(features.router, dependencies=READERS)
+    app.include_router(communes.router, dependencies=READERS)
+    app.include_router(analyses.router, dependencies=READERS)
+    app.include_router(transfer.router, dependencies=READERS)
     app.add_middleware(BodyLimit, settings=settings)
     return app

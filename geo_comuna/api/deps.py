@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request
 from psycopg import AsyncConnection
 
-from geo_comuna.errors import InvalidAttribute, InvalidInput, NotFound
+from geo_comuna.accounts import User, authenticate
+from geo_comuna.errors import Forbidden, InvalidAttribute, InvalidInput, NotFound, Unauthorized
 from geo_comuna.features.query import CountCache, Filters, resolve_commune
 from geo_comuna.features.validate import check_value
 from geo_comuna.layers import Layer, get_layer
@@ -41,6 +42,42 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 Conn = Annotated[AsyncConnection, Depends(get_conn)]
 LayerDep = Annotated[Layer, Depends(get_layer_dep)]
 Counts = Annotated[CountCache, Depends(get_counts)]
+
+
+async def current_user(request: Request, conn: Conn, settings: SettingsDep) -> User | None:
+    """The user of ``Authorization: Bearer <token>``; None without a header. When reads need
+    a token (GEO_COMUNA_READS=token), a request without one is refused here."""
+    header = request.headers.get("authorization")
+    if header is None:
+        if settings.reads == "token":
+            raise Unauthorized("this server needs a token for reads too: "
+                               "Authorization: Bearer <token>")
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("use Authorization: Bearer <token>")
+    user = await authenticate(conn, token.strip())
+    if user is None:
+        raise Unauthorized("unknown or revoked token")
+    return user
+
+
+async def writer(user: Annotated[User | None, Depends(current_user)]) -> User:
+    if user is None:
+        raise Unauthorized("writing needs a token: Authorization: Bearer <token> "
+                           "(geo-comuna users add NAME --role editor --commune CODE)")
+    return user
+
+
+async def admin(user: Annotated[User, Depends(writer)]) -> User:
+    if user.role != "admin":
+        raise Forbidden(f"user {user.name!r} is not an admin")
+    return user
+
+
+Reader = Annotated[User | None, Depends(current_user)]
+Writer = Annotated[User, Depends(writer)]
+Admin = Annotated[User, Depends(admin)]
 
 
 def base_url(request: Request, settings: Settings) -> str:

@@ -10,7 +10,7 @@ import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from geo_comuna import __version__
 from geo_comuna.api.deps import (
@@ -21,6 +21,7 @@ from geo_comuna.api.deps import (
     LayerDep,
     Paging,
     SettingsDep,
+    Writer,
     base_url,
 )
 from geo_comuna.errors import NotFound
@@ -39,6 +40,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
 ]
 Lang = Annotated[str, Query(pattern="^(es|en)$", description="language of titles")]
+IfMatch = Annotated[str | None, Header(description="ETag read earlier; 412 if it changed")]
 Repair = Annotated[bool, Query(description="make invalid geometries valid (ST_MakeValid) and "
                                            "report each change")]
 
@@ -187,13 +189,15 @@ async def items(request: Request, settings: SettingsDep, conn: Conn, layer: Laye
             responses={200: {"content": {GEOJSON: {}}, "description": "Feature"}})
 async def item(request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep,
                feature_id: int) -> Response:
-    text = await query.one(conn, layer, feature_id)
-    if text is None:
+    found = await query.one(conn, layer, feature_id)
+    if found is None:
         raise NotFound(f"no feature {feature_id}", layer=layer.name)
+    text, etag = found
     base = base_url(request, settings)
     links = [_link(f"{base}/collections/{layer.name}/items/{feature_id}", "self", GEOJSON),
              _link(f"{base}/collections/{layer.name}", "collection", "application/json")]
-    return Response(f'{text[:-1]},"links":{json.dumps(links)}}}', media_type=GEOJSON)
+    return Response(f'{text[:-1]},"links":{json.dumps(links)}}}', media_type=GEOJSON,
+                    headers={"ETag": etag})
 
 
 async def _body(request: Request) -> bytes:
@@ -202,6 +206,8 @@ async def _body(request: Request) -> bytes:
 
 def _written(written: edit.Written, status: int, location: str | None = None) -> Response:
     headers = {"Location": location} if location else {}
+    if written.etag:
+        headers["ETag"] = written.etag
     if written.repairs:
         headers["X-Geo-Comuna-Repairs"] = str(len(written.repairs))
     body = {"ids": written.ids, "repairs": written.repairs}
@@ -212,8 +218,9 @@ def _written(written: edit.Written, status: int, location: str | None = None) ->
 @router.post("/collections/{collection_id}/items", status_code=201,
              summary="Add a Feature or a FeatureCollection (all or nothing)")
 async def create_items(request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep,
-                       repair: Repair = False) -> Response:
-    written = await edit.create(conn, layer, await _body(request), settings, repair=repair)
+                       user: Writer, repair: Repair = False) -> Response:
+    written = await edit.create(conn, layer, await _body(request), settings, user,
+                                repair=repair)
     base = base_url(request, settings)
     location = f"{base}/collections/{layer.name}/items/{written.ids[0]}" if len(
         written.ids) == 1 else None
@@ -222,23 +229,26 @@ async def create_items(request: Request, settings: SettingsDep, conn: Conn, laye
 
 @router.put("/collections/{collection_id}/items/{feature_id}", summary="Replace a feature")
 async def replace_item(request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep,
-                       feature_id: int, repair: Repair = False) -> Response:
-    written = await edit.replace(conn, layer, feature_id, await _body(request), settings,
-                                 repair=repair)
+                       feature_id: int, user: Writer, if_match: IfMatch = None,
+                       repair: Repair = False) -> Response:
+    written = await edit.replace(conn, layer, feature_id, await _body(request), settings, user,
+                                 repair=repair, if_match=if_match)
     return _written(written, 200)
 
 
 @router.patch("/collections/{collection_id}/items/{feature_id}",
               summary="Change some properties or the geometry of a feature")
 async def patch_item(request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep,
-                     feature_id: int, repair: Repair = False) -> Response:
-    written = await edit.patch(conn, layer, feature_id, await _body(request), settings,
-                               repair=repair)
+                     feature_id: int, user: Writer, if_match: IfMatch = None,
+                     repair: Repair = False) -> Response:
+    written = await edit.patch(conn, layer, feature_id, await _body(request), settings, user,
+                               repair=repair, if_match=if_match)
     return _written(written, 200)
 
 
 @router.delete("/collections/{collection_id}/items/{feature_id}", status_code=204,
                summary="Delete a feature")
-async def delete_item(conn: Conn, layer: LayerDep, feature_id: int) -> Response:
-    await edit.remove(conn, layer, feature_id)
+async def delete_item(conn: Conn, layer: LayerDep, feature_id: int, user: Writer,
+                      if_match: IfMatch = None) -> Response:
+    await edit.remove(conn, layer, feature_id, user, if_match=if_match)
     return Response(status_code=204)

@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 from psycopg import AsyncConnection
 
-from geo_comuna.errors import InvalidGeometry, NotFound
+from geo_comuna.accounts import User, writing
+from geo_comuna.errors import Forbidden, InvalidGeometry, NotFound
 from geo_comuna.features import geojson, validate, write
 from geo_comuna.features.query import one
 from geo_comuna.layers import Layer
@@ -20,6 +21,18 @@ from geo_comuna.settings import Settings
 class Written:
     ids: list[int]
     repairs: list[dict[str, Any]] = field(default_factory=list)
+    etag: str | None = None  # the new version, for single-feature writes
+
+
+def _writer(user: User) -> None:
+    if not user.may_write:
+        raise Forbidden(f"user {user.name!r} is a {user.role}; writing needs an editor or admin "
+                        "token")
+
+
+async def _etag(conn: AsyncConnection, layer: Layer, feature_id: int) -> str | None:
+    found = await one(conn, layer, feature_id)
+    return found[1] if found else None
 
 
 async def _checked(conn: AsyncConnection, layer: Layer, parsed: geojson.Parsed,
@@ -32,39 +45,48 @@ async def _checked(conn: AsyncConnection, layer: Layer, parsed: geojson.Parsed,
     return validate.Checked(attrs, geoms, repairs), refs
 
 
-async def create(conn: AsyncConnection, layer: Layer, body: bytes, settings: Settings, *,
-                 repair: bool = False) -> Written:
+async def create(conn: AsyncConnection, layer: Layer, body: bytes, settings: Settings,
+                 user: User, *, repair: bool = False) -> Written:
     """POST: one Feature or a FeatureCollection, all or nothing."""
+    _writer(user)
     parsed = geojson.parse(layer, geojson.loads(body), max_features=settings.max_limit)
-    async with conn.transaction():
+    async with writing(conn, user):
         checked, refs = await _checked(conn, layer, parsed, settings, repair)
         ids = await write.insert(conn, layer, checked, refs, parsed.labels)
-    return Written(ids, checked.repairs)
+        etag = await _etag(conn, layer, ids[0]) if len(ids) == 1 else None
+    return Written(ids, checked.repairs, etag)
 
 
 async def replace(conn: AsyncConnection, layer: Layer, feature_id: int, body: bytes,
-                  settings: Settings, *, repair: bool = False) -> Written:
+                  settings: Settings, user: User, *, repair: bool = False,
+                  if_match: str | None = None) -> Written:
     """PUT: the feature becomes exactly the body (absent properties become null)."""
+    _writer(user)
     doc = geojson.loads(body)
     parsed = geojson.parse(layer, doc, max_features=1, single_id=feature_id)
     if not parsed.geometry_given and not layer.geometry_optional:
         raise InvalidGeometry("missing geometry", feature=feature_id, layer=layer.name)
-    async with conn.transaction():
+    async with writing(conn, user):
+        await write.check_version(conn, layer, feature_id, if_match)
         checked, refs = await _checked(conn, layer, parsed, settings, repair)
         await write.replace(conn, layer, feature_id, checked, refs)
-    return Written([feature_id], checked.repairs)
+        etag = await _etag(conn, layer, feature_id)
+    return Written([feature_id], checked.repairs, etag)
 
 
 async def patch(conn: AsyncConnection, layer: Layer, feature_id: int, body: bytes,
-                settings: Settings, *, repair: bool = False) -> Written:
+                settings: Settings, user: User, *, repair: bool = False,
+                if_match: str | None = None) -> Written:
     """PATCH: only the properties (and geometry) given change; null clears a property."""
+    _writer(user)
     doc = geojson.loads(body)
     if isinstance(doc, dict) and "type" not in doc:
         doc = {"type": "Feature", **doc}  # {"properties": {...}} alone is a fine patch
     if isinstance(doc, dict):
         doc.setdefault("geometry", None)
     parsed = geojson.parse(layer, doc, max_features=1, single_id=feature_id)
-    async with conn.transaction():
+    async with writing(conn, user):
+        await write.check_version(conn, layer, feature_id, if_match)
         current = await _current(conn, layer, feature_id)
         merged = {**current["properties"], **parsed.properties.iloc[0][list(parsed.present)]}
         geometry = parsed.geometries if parsed.geometry_given else None
@@ -80,19 +102,23 @@ async def patch(conn: AsyncConnection, layer: Layer, feature_id: int, body: byte
         if parsed.geometry_given:
             columns.append("geom")
         await write.replace(conn, layer, feature_id, checked, refs, columns=columns)
-    return Written([feature_id], checked.repairs)
+        etag = await _etag(conn, layer, feature_id)
+    return Written([feature_id], checked.repairs, etag)
 
 
 async def _current(conn: AsyncConnection, layer: Layer, feature_id: int) -> dict[str, Any]:
-    text = await one(conn, layer, feature_id)
-    if text is None:
+    found = await one(conn, layer, feature_id)
+    if found is None:
         raise NotFound(f"no feature {feature_id}", layer=layer.name)
-    feature = geojson.loads(text.encode())
+    feature = geojson.loads(found[0].encode())
     writable = set(layer.property_names)
     feature["properties"] = {k: v for k, v in feature["properties"].items() if k in writable}
     return feature
 
 
-async def remove(conn: AsyncConnection, layer: Layer, feature_id: int) -> None:
-    async with conn.transaction():
+async def remove(conn: AsyncConnection, layer: Layer, feature_id: int, user: User, *,
+                 if_match: str | None = None) -> None:
+    _writer(user)
+    async with writing(conn, user):
+        await write.check_version(conn, layer, feature_id, if_match)
         await write.delete(conn, layer, feature_id)

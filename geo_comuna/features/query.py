@@ -17,6 +17,8 @@ from psycopg import AsyncConnection, sql
 from geo_comuna.layers import Layer
 
 COORD_DECIMALS = 6  # ~0.1 m at the equator
+#: a row's version for ETag / If-Match: the id of the transaction that last wrote it
+ETAG_SQL = sql.SQL("""'"' || t.id || '.' || t.xmin::text || '"'""")
 
 
 @dataclass(frozen=True)
@@ -148,13 +150,14 @@ async def page(conn: AsyncConnection, layer: Layer, filters: Filters, *, limit: 
     return Page(text or "", returned, count)
 
 
-async def one(conn: AsyncConnection, layer: Layer, feature_id: int) -> str | None:
+async def one(conn: AsyncConnection, layer: Layer, feature_id: int) -> tuple[str, str] | None:
+    """One Feature as GeoJSON text, and its version (the ETag)."""
     feature, joins = feature_sql(layer)
     cur = await conn.execute(
-        sql.SQL("SELECT {} FROM {} t {} WHERE t.id = %s").format(
-            feature, sql.Identifier(layer.table), joins), (feature_id,))
+        sql.SQL("SELECT {}, {} FROM {} t {} WHERE t.id = %s").format(
+            feature, ETAG_SQL, sql.Identifier(layer.table), joins), (feature_id,))
     row = await cur.fetchone()
-    return row[0] if row else None
+    return (row[0], row[1]) if row else None
 
 
 async def extents(conn: AsyncConnection, layers: list[Layer]) -> dict[str, list[float] | None]:

@@ -20,7 +20,8 @@ import pyarrow.csv as pacsv
 import shapely
 from psycopg import AsyncConnection, sql
 
-from geo_comuna.errors import Conflict, InvalidAttribute, NotFound
+from geo_comuna.errors import Conflict, Forbidden, InvalidAttribute, NotFound, PreconditionFailed
+from geo_comuna.features.query import ETAG_SQL
 from geo_comuna.features.validate import Checked
 from geo_comuna.layers import Layer, Reference
 
@@ -37,6 +38,9 @@ def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
         detail = exc.diag.message_detail or exc.diag.message_primary
         raise Conflict(f"still referenced or referencing a missing feature: {detail}",
                        feature=feature, layer=layer.name) from None
+    except psycopg.errors.InsufficientPrivilege:
+        raise Forbidden("outside the communes you may edit (row-level security refused the "
+                        "write)", feature=feature, layer=layer.name) from None
     except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation) as exc:
         raise InvalidAttribute(f"refused by the database: {exc.diag.message_primary}",
                                feature=feature, layer=layer.name) from None
@@ -140,14 +144,35 @@ async def replace(conn: AsyncConnection, layer: Layer, feature_id: int, checked:
                 sql.Identifier(layer.table), sql.SQL(", ").join(sets)),
             [values[c] for c in cols] + [feature_id])
     if cur.rowcount == 0:
-        raise NotFound(f"no feature {feature_id}", layer=layer.name)
+        await _require(conn, layer, feature_id)
 
 
 async def _require(conn: AsyncConnection, layer: Layer, feature_id: int) -> None:
+    """After a write touched nothing: the feature is missing, or row-level security hid it
+    from this writer (it stays visible to reads, so we can tell which)."""
     cur = await conn.execute(sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(
         sql.Identifier(layer.table)), (feature_id,))
     if await cur.fetchone() is None:
         raise NotFound(f"no feature {feature_id}", layer=layer.name)
+    raise Forbidden("outside the communes you may edit", feature=feature_id, layer=layer.name)
+
+
+async def check_version(conn: AsyncConnection, layer: Layer, feature_id: int,
+                        if_match: str | None) -> None:
+    """Lock the row and compare its version with If-Match (OGC API - Features Part 4):
+    a stale version is refused with 412 instead of silently overwriting someone's edit."""
+    if if_match is None:
+        return
+    cur = await conn.execute(sql.SQL("SELECT {} FROM {} t WHERE id = %s FOR UPDATE").format(
+        ETAG_SQL, sql.Identifier(layer.table)), (feature_id,))
+    row = await cur.fetchone()
+    if row is None:
+        await _require(conn, layer, feature_id)
+    wanted = {tag.strip() for tag in if_match.split(",")}
+    if "*" not in wanted and row[0] not in wanted and f'W/{row[0]}' not in wanted:
+        raise PreconditionFailed(f"the feature changed since you read it (now {row[0]}); "
+                                 "read it again and reapply your change",
+                                 feature=feature_id, layer=layer.name)
 
 
 async def delete(conn: AsyncConnection, layer: Layer, feature_id: int) -> None:
@@ -155,7 +180,7 @@ async def delete(conn: AsyncConnection, layer: Layer, feature_id: int) -> None:
         cur = await conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(
             sql.Identifier(layer.table)), (feature_id,))
     if cur.rowcount == 0:
-        raise NotFound(f"no feature {feature_id}", layer=layer.name)
+        await _require(conn, layer, feature_id)
 
 
 def _copy_buffer(layer: Layer, checked: Checked, refs: dict[str, list]) -> bytes:
@@ -176,15 +201,26 @@ def _copy_buffer(layer: Layer, checked: Checked, refs: dict[str, list]) -> bytes
 
 
 async def copy_in(conn: AsyncConnection, layer: Layer, checked: Checked,
-                  refs: dict[str, list], chunk: int = 1 << 20) -> int:
-    """Bulk insert with COPY (imports); returns the number of rows written."""
+                  refs: dict[str, list], *, staged: bool = False, chunk: int = 1 << 20) -> int:
+    """Bulk insert with COPY (imports); returns the number of rows written. ``staged`` COPYs
+    into a temporary table first and inserts from it, so row-level security sees every row."""
     data = _copy_buffer(layer, checked, refs)
     cols = sql.SQL(", ").join(map(sql.Identifier, _columns(layer)))
+    table = sql.Identifier(layer.table)
+    target = sql.Identifier("_geo_comuna_import") if staged else table
     with refusals(layer):
+        if staged:
+            await conn.execute(sql.SQL(
+                "CREATE TEMP TABLE _geo_comuna_import ON COMMIT DROP AS "
+                "SELECT {} FROM {} WITH NO DATA").format(cols, table))
         async with conn.cursor() as cur:
             async with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-                    sql.Identifier(layer.table), cols)) as copy:
+                    target, cols)) as copy:
                 view = memoryview(data)
                 for start in range(0, len(view), chunk):
                     await copy.write(view[start:start + chunk])
+        if staged:
+            await conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                table, cols, cols, target))
+            await conn.execute(sql.SQL("DROP TABLE {}").format(target))
     return len(checked.geometries)

@@ -171,7 +171,7 @@ def write(frame: gpd.GeoDataFrame, layer: Layer, fmt: Format, target: Path) -> N
                 geometry_type=layer.geometry_type, layer_options=_LAYER_OPTIONS.get(fmt.name),
                 **({"encoding": "UTF-8"} if fmt.name == "shp" else {}))
         except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
-                pyogrio.errors.FieldTypeError, pyogrio.errors.GeometryError) as exc:
+                pyogrio.errors.FieldError, pyogrio.errors.GeometryError) as exc:
             raise InvalidInput(f"cannot write {layer.name} as {fmt.driver}: {exc}") from None
         if fmt.name == "shp":
             packed = inner.with_suffix(".zip")

@@ -17,13 +17,16 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import pyogrio.errors
 import pyproj
 from psycopg import AsyncConnection
 
-from geo_comuna.errors import InvalidFile, TooLarge, UnknownCRS
+from geo_comuna.accounts import User, local_admin, writing
+from geo_comuna.errors import Forbidden, InvalidFile, NotFound, TooLarge, UnknownCRS
 from geo_comuna.features import validate, write
+from geo_comuna.features.query import resolve_commune
 from geo_comuna.io.formats import CSV_OPEN_OPTIONS, Format, detect, gdal_path
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
@@ -61,6 +64,21 @@ def _pick_layer(path: str, fmt: Format, layer: Layer) -> str | None:
     raise InvalidFile(f"the GeoPackage holds layers {names}; none is named {layer.name!r}")
 
 
+_SAVE_AS_UTF8 = "save it as UTF-8 (in Excel: 'CSV UTF-8'); the encoding is never guessed"
+
+
+def _check_utf8(frame: pd.DataFrame, name: str) -> None:
+    """Arrow keeps a CSV's bytes as they are: invalid UTF-8 (Excel's Windows-1252, say) would
+    only fail later, mid-validation, as a 500."""
+    for column in frame.columns:
+        if column != "geometry" and pd.api.types.is_string_dtype(frame[column]):
+            try:
+                pa.array(frame[column]).validate(full=True)
+            except pa.ArrowInvalid:
+                raise InvalidFile(f"{name}: column {column!r} is not UTF-8 text; "
+                                  f"{_SAVE_AS_UTF8}") from None
+
+
 def read(path: Path, layer: Layer, settings: Settings) -> tuple[gpd.GeoDataFrame, Format]:
     fmt = detect(path)
     source = gdal_path(path, fmt)
@@ -74,8 +92,11 @@ def read(path: Path, layer: Layer, settings: Settings) -> tuple[gpd.GeoDataFrame
         frame = pyogrio.read_dataframe(source, layer=name, use_arrow=True, on_invalid="ignore",
                                        **options)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
-            pyogrio.errors.FieldTypeError, pyogrio.errors.GeometryError) as exc:
+            pyogrio.errors.FieldError, pyogrio.errors.GeometryError) as exc:
         raise InvalidFile(f"cannot read {path.name} as {fmt.driver}: {exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidFile(f"{path.name} is not UTF-8 text; {_SAVE_AS_UTF8}") from None
+    _check_utf8(frame, path.name)
     if len(frame) == 0:
         raise InvalidFile(f"{path.name} has no features")
     if "geometry" not in frame:
@@ -120,9 +141,18 @@ def match_columns(frame: pd.DataFrame, layer: Layer) -> tuple[pd.DataFrame, list
 
 async def import_frame(conn: AsyncConnection, layer: Layer, frame: pd.DataFrame,
                        geometries: Any, settings: Settings, *, repair: bool = False,
-                       progress: Progress | None = None) -> tuple[int, list[dict[str, Any]]]:
+                       progress: Progress | None = None,
+                       user: User | None = None) -> tuple[int, list[dict[str, Any]]]:
     """Validate columns named like the layer's properties plus EPSG:4326 geometries, then COPY
-    them in one transaction. Returns (rows written, repairs)."""
+    them in one transaction. Returns (rows written, repairs).
+
+    ``user`` None is the local admin (the CLI). Only an admin's import COPYs straight into the
+    table; anyone else's goes through a staging table and an INSERT that row-level security
+    checks (PostgreSQL has no COPY FROM under row-level security)."""
+    user = user or local_admin()
+    if not user.may_write:
+        raise Forbidden(f"user {user.name!r} is a {user.role}; importing needs an editor or "
+                        "admin token")
     say = progress or (lambda _msg: None)
     labels = range(1, len(frame) + 1)
     say(f"validating {len(frame)} features")
@@ -130,19 +160,28 @@ async def import_frame(conn: AsyncConnection, layer: Layer, frame: pd.DataFrame,
     geoms, repairs = validate.check_geometries(
         layer, geometries, labels, service_bbox=settings.service_bbox, repair=repair)
     say(f"writing {len(frame)} features")
-    async with conn.transaction():
+    admin = user.role == "admin"
+    async with writing(conn, user, row_security=not admin):
         refs = await write.resolve_references(conn, layer, frame, labels)
         await conn.execute("SET LOCAL statement_timeout = 0")
-        count = await write.copy_in(conn, layer, validate.Checked(attrs, geoms, repairs), refs)
+        count = await write.copy_in(conn, layer, validate.Checked(attrs, geoms, repairs), refs,
+                                    staged=not admin)
     return count, repairs
 
 
 async def import_file(conn: AsyncConnection, layer: Layer, path: Path, settings: Settings, *,
                       crs: str | None = None, commune: str | None = None, repair: bool = False,
-                      progress: Progress | None = None) -> ImportReport:
+                      progress: Progress | None = None,
+                      user: User | None = None) -> ImportReport:
     """Read, reproject, validate and COPY ``path`` into ``layer``: all or nothing."""
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
+    commune_id = None
+    if commune is not None and layer.commune_ref is not None:
+        # by id or code, like everywhere else; checked before reading a possibly big file
+        commune_id = await resolve_commune(conn, commune)
+        if commune_id is None:
+            raise NotFound(f"no commune with id or code {commune!r}")
     say(f"reading {path.name}")
     frame, fmt = read(path, layer, settings)
     read_s = time.perf_counter() - started
@@ -150,11 +189,13 @@ async def import_file(conn: AsyncConnection, layer: Layer, path: Path, settings:
         say(f"reprojecting {len(frame)} features")
     frame, source_crs = to_wgs84(frame, fmt, crs)
     frame, ignored = match_columns(frame, layer)
-    if commune is not None and layer.commune_ref is not None:
+    if commune_id is not None:
         given = frame["commune"] if "commune" in frame else pd.Series([None] * len(frame))
-        frame["commune"] = given.where(given.notna(), commune)
+        # a blank cell (CSV, Shapefile) is no commune either
+        missing = given.isna() | given.astype(str).str.strip().eq("")
+        frame["commune"] = given.astype(object).where(~missing, commune_id)
     count, repairs = await import_frame(conn, layer, frame, frame.geometry.array.to_numpy(),
-                                        settings, repair=repair, progress=say)
+                                        settings, repair=repair, progress=say, user=user)
     seconds = {"read": round(read_s, 3), "total": round(time.perf_counter() - started, 3)}
     return ImportReport(layer.name, path.name, fmt.name, source_crs, count, ignored, repairs,
                         seconds)

@@ -1,0 +1,133 @@
+"""Accounts and the write context: tokens (kept only as SHA-256), roles, commune scopes.
+
+Every write runs in ``writing(conn, user)``: one transaction in which the database knows who
+writes (for the audit trail) and, for API users, runs as the role geo_comuna_writer so that
+row-level security (migration 0006) confines an editor to their communes. The check is in
+PostgreSQL, not only here.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+from psycopg import AsyncConnection
+
+from geo_comuna.errors import Conflict, InvalidInput, NotFound
+
+Role = Literal["viewer", "editor", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")
+TOKEN_PREFIX = "gc_"
+
+
+@dataclass(frozen=True)
+class User:
+    id: int | None
+    name: str
+    role: Role
+    communes: tuple[int, ...] = ()
+
+    @property
+    def may_write(self) -> bool:
+        return self.role in ("editor", "admin")
+
+
+def local_admin() -> User:
+    """Whoever runs the CLI on the database's machine: they hold the database itself."""
+    return User(None, f"cli:{getpass.getuser()}", "admin")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def _commune_ids(conn: AsyncConnection, codes: list[str]) -> list[int]:
+    cur = await conn.execute("SELECT code, id FROM communes WHERE code = ANY(%s)", (codes,))
+    found = dict(await cur.fetchall())
+    missing = sorted(set(codes) - set(found))
+    if missing:
+        raise NotFound(f"no communes with codes {missing}")
+    return [found[c] for c in codes]
+
+
+async def add_user(conn: AsyncConnection, name: str, role: str,
+                   communes: list[str]) -> tuple[User, str]:
+    """Create a user; returns it and its token, which is never stored nor shown again."""
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    if role == "editor" and not communes:
+        raise InvalidInput("an editor needs at least one commune (--commune CODE)")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    async with conn.transaction():
+        ids = await _commune_ids(conn, communes)
+        cur = await conn.execute(
+            "INSERT INTO users (name, role, token_hash) VALUES (%s, %s, %s) "
+            "ON CONFLICT (name) DO NOTHING RETURNING id", (name, role, hash_token(token)))
+        row = await cur.fetchone()
+        if row is None:
+            raise Conflict(f"a user named {name!r} exists; revoke it or choose another name")
+        async with conn.cursor() as c:
+            await c.executemany("INSERT INTO user_communes (user_id, commune_id) VALUES (%s, %s)",
+                                [(row[0], i) for i in ids])
+    return User(row[0], name, role, tuple(ids)), token  # type: ignore[arg-type]
+
+
+async def list_users(conn: AsyncConnection) -> list[dict]:
+    cur = await conn.execute(
+        """SELECT u.name, u.role, u.created_at, u.revoked_at,
+                  coalesce(array_agg(c.code ORDER BY c.code) FILTER (WHERE c.code IS NOT NULL),
+                           '{}')
+           FROM users u LEFT JOIN user_communes uc ON uc.user_id = u.id
+           LEFT JOIN communes c ON c.id = uc.commune_id
+           GROUP BY u.id ORDER BY u.name""")
+    return [{"name": n, "role": r, "created_at": c, "revoked_at": rv, "communes": list(cs)}
+            for n, r, c, rv, cs in await cur.fetchall()]
+
+
+async def revoke(conn: AsyncConnection, name: str) -> None:
+    cur = await conn.execute("UPDATE users SET revoked_at = now() WHERE name = %s "
+                             "AND revoked_at IS NULL", (name,))
+    if cur.rowcount == 0:
+        raise NotFound(f"no active user named {name!r}")
+
+
+async def authenticate(conn: AsyncConnection, token: str) -> User | None:
+    cur = await conn.execute(
+        """SELECT u.id, u.name, u.role, coalesce(array_agg(uc.commune_id)
+                  FILTER (WHERE uc.commune_id IS NOT NULL), '{}')
+           FROM users u LEFT JOIN user_communes uc ON uc.user_id = u.id
+           WHERE u.token_hash = %s AND u.revoked_at IS NULL GROUP BY u.id""",
+        (hash_token(token),))
+    row = await cur.fetchone()
+    return None if row is None else User(row[0], row[1], row[2], tuple(row[3]))
+
+
+@asynccontextmanager
+async def writing(conn: AsyncConnection, user: User, *,
+                  row_security: bool = True) -> AsyncIterator[None]:
+    """A write transaction that the database attributes to ``user``. With ``row_security``
+    (every API write) it runs as geo_comuna_writer under row-level security; without, as the
+    connection's owner role (bulk COPY by an admin, which RLS cannot serve)."""
+    async with conn.transaction():
+        if row_security:
+            await conn.execute("SET LOCAL ROLE geo_comuna_writer")
+        await _identify(conn, "" if user.id is None else str(user.id), user.name, user.role,
+                        ",".join(map(str, user.communes)))
+        yield
+        # Inside an enclosing transaction (a savepoint) SET LOCAL would outlive this block.
+        await conn.execute("SET LOCAL ROLE NONE")
+        await _identify(conn, "", "", "", "")
+
+
+async def _identify(conn: AsyncConnection, user_id: str, name: str, role: str,
+                    communes: str) -> None:
+    await conn.execute(
+        "SELECT set_config('geo_comuna.user_id', %s, true), "
+        "set_config('geo_comuna.user_name', %s, true), "
+        "set_config('geo_comuna.role', %s, true), "
+        "set_config('geo_comuna.communes', %s, true)", (user_id, name, role, communes))

@@ -1,0 +1,42 @@
+"""Who changed what: the audit trail (admins) and each parcel's tenure history (public)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from geo_comuna.api.deps import Admin, Conn, SettingsDep, base_url
+from geo_comuna.errors import NotFound
+from geo_comuna.features import audit
+from geo_comuna.layers import get_layer
+
+router = APIRouter(tags=["audit"])
+
+
+@router.get("/audit", summary="The audit trail (admins)")
+async def audit_trail(
+    conn: Conn, user: Admin,
+    layer: Annotated[str | None, Query(description="layer name")] = None,
+    id: Annotated[int | None, Query(description="feature id")] = None,  # noqa: A002
+    since: Annotated[dt.datetime | None, Query(description="ISO 8601 timestamp")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> dict[str, Any]:
+    """Every write, newest first: who, when, layer, feature id, and the feature before and
+    after as GeoJSON."""
+    if layer is not None:
+        get_layer(layer)
+    rows = await audit.entries(conn, layer=layer, feature_id=id, since=since, limit=limit)
+    return {"entries": rows}
+
+
+@router.get("/collections/parcels/items/{feature_id}/history",
+            summary="A parcel's tenure history")
+async def parcel_history(request: Request, settings: SettingsDep, conn: Conn,
+                         feature_id: int) -> dict[str, Any]:
+    rows = await audit.tenure_history(conn, feature_id)
+    if not rows:
+        raise NotFound(f"no parcel {feature_id} and no history for it", layer="parcels")
+    return {"parcel": feature_id, "history": rows,
+            "audit": f"{base_url(request, settings)}/audit?layer=parcels&id={feature_id}"}

@@ -1,0 +1,41 @@
+"""Reading the audit trail (written by triggers, migration 0006) and a parcel's tenure history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from geo_comuna.features.query import COORD_DECIMALS
+
+
+async def entries(conn: AsyncConnection, *, layer: str | None, feature_id: int | None,
+                  since: dt.datetime | None, limit: int) -> list[dict[str, Any]]:
+    """Newest first; ``before``/``after`` as GeoJSON Features (null for inserts / deletes)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            """SELECT id, at, user_name AS user, layer, feature_id, action,
+                      CASE WHEN before IS NULL THEN NULL ELSE json_build_object(
+                          'type', 'Feature', 'id', feature_id, 'properties', before,
+                          'geometry', ST_AsGeoJSON(before_geom, %(digits)s)::json) END AS before,
+                      CASE WHEN after IS NULL THEN NULL ELSE json_build_object(
+                          'type', 'Feature', 'id', feature_id, 'properties', after,
+                          'geometry', ST_AsGeoJSON(after_geom, %(digits)s)::json) END AS after
+               FROM audit_log
+               WHERE (%(layer)s::text IS NULL OR layer = %(layer)s)
+                 AND (%(fid)s::int IS NULL OR feature_id = %(fid)s)
+                 AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
+               ORDER BY id DESC LIMIT %(limit)s""",
+            {"layer": layer, "fid": feature_id, "since": since, "limit": limit,
+             "digits": COORD_DECIMALS})
+        return await cur.fetchall()
+
+
+async def tenure_history(conn: AsyncConnection, parcel_id: int) -> list[dict[str, Any]]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT from_status, to_status, changed_at, note FROM parcel_history "
+            "WHERE parcel_id = %s ORDER BY changed_at, id", (parcel_id,))
+        return await cur.fetchall()

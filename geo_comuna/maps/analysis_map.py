@@ -1,0 +1,158 @@
+"""One map per analysis, built generically from the analysis' Result.features (GeoJSON Feature
+dicts from PostGIS) and its entry under ``analyses`` in maps/styles.json.
+
+The style names the property to colour by: numbers get graduated colours (quantile classes
+over the result, ``ramp``), other values categorical ones (``colors`` or the ``palette``).
+When the analysis is not installed, or fails, the map still opens (commune outline, state
+lines) with a clear message instead of the layer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from psycopg import AsyncConnection
+from pydantic import BaseModel
+
+from geo_comuna.analysis.registry import all_analyses
+from geo_comuna.errors import GeoComunaError, NotFound
+from geo_comuna.maps import basemap, data
+from geo_comuna.maps.commune import add_boundary, commune_links
+from geo_comuna.maps.draw import count_label
+from geo_comuna.maps.elements import Data, ThemedLayer, legend_section
+from geo_comuna.maps.page import Page, finish, new_map
+from geo_comuna.maps.styles import FALLBACK_COLOUR, Styles, quantile_breaks
+
+log = logging.getLogger("geo_comuna.maps")
+MAX_CATEGORIES = 12
+
+
+def known(name: str, styles: Styles) -> bool:
+    """An analysis the registry has, or one the style file expects (not installed yet)."""
+    return name in all_analyses() or name in styles.raw.get("analyses", {})
+
+
+def analysis_title(name: str, styles: Styles, lang: str) -> str:
+    analysis = all_analyses().get(name)
+    if analysis is not None:
+        return analysis.title_es if lang == "es" else analysis.title_en
+    legend = styles.analysis_style(name).get("legend") or {}
+    return legend.get(lang, name)
+
+
+async def analysis_map(conn: AsyncConnection, commune_id: int, name: str, page: Page,
+                       params: BaseModel | None = None, styles: Styles | None = None) -> str:
+    styles = styles or Styles.load()
+    if not known(name, styles):
+        raise NotFound(f"no analysis named {name!r}; known: {', '.join(all_analyses())}")
+    info = await data.commune_info(conn, commune_id)
+    m = new_map(page, styles, info.bounds)
+    legend: list[str] = []
+    await basemap.add_hillshade(m, conn, page, styles, info, legend)
+    await add_boundary(m, conn, page, styles, commune_id, legend)
+    title = f"{info.name} — {analysis_title(name, styles, page.lang)}"
+    features, note = await _features(conn, commune_id, name, params, page)
+    if features is not None:
+        if features:
+            spec, entries = analysis_spec(name, features, styles, page.lang)
+            holder = Data.from_geojson(json.dumps(
+                {"type": "FeatureCollection", "features": features}, default=str))
+            holder.add_to(m)
+            label = f"{spec['title']} ({count_label(len(features), page.lang)})"
+            ThemedLayer(label, spec, "geojson", holder.get_name()).add_to(m)
+            legend.append(legend_section(spec["id"], spec["title"], entries, spec["geometry"],
+                                         shown=True))
+        else:
+            note = page.t("El análisis no devolvió elementos para esta comuna.",
+                          "The analysis returned no features for this commune.")
+    return finish(m, page, legend, title=title, links=commune_links(page, info.code),
+                  note=note)
+
+
+async def _features(conn: AsyncConnection, commune_id: int, name: str,
+                    params: BaseModel | None, page: Page
+                    ) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """The analysis' features, or None and the message to show instead."""
+    analysis = all_analyses().get(name)
+    if analysis is None:
+        return None, page.t(f"Análisis no disponible: «{name}» no está instalado.",
+                            f"Analysis not available: '{name}' is not installed.")
+    try:
+        result = await analysis.run(conn, commune_id, params or analysis.params())
+    except GeoComunaError as exc:
+        return None, page.t(f"Análisis no disponible: {exc.message}",
+                            f"Analysis not available: {exc.message}")
+    except Exception:  # a broken analysis must not take the map page down; logged in full
+        log.exception("analysis %s failed for commune %s", name, commune_id)
+        return None, page.t("Análisis no disponible: falló al calcularse (ver el registro).",
+                            "Analysis not available: it failed to run (see the log).")
+    if not analysis.spatial or result.features is None:
+        return None, page.t("Este análisis no tiene geometría que mostrar.",
+                            "This analysis has no geometry to show.")
+    return result.features, None
+
+
+def _colour_property(style: dict[str, Any], features: list[dict[str, Any]]) -> str | None:
+    present = {k for f in features for k in (f.get("properties") or {})}
+    for candidate in (style.get("by"), "kind", "status"):
+        if candidate and candidate in present:
+            return candidate
+    return None
+
+
+def analysis_spec(name: str, features: list[dict[str, Any]], styles: Styles, lang: str
+                  ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The runtime spec and the legend entries (colour, label) for an analysis result."""
+    style = styles.analysis_style(name)
+    by = _colour_property(style, features)
+    values = [(f.get("properties") or {}).get(by) for f in features] if by else []
+    labels = style.get("labels", {})
+    field_labels = {k: v.get(lang, k) for k, v in style.get("fields", {}).items()}
+    geometry = next((f["geometry"]["type"] for f in features if f.get("geometry")), "Point")
+    title = (style.get("legend") or {}).get(lang) or name
+    spec: dict[str, Any] = {
+        "id": f"analysis-{name}", "layer": name, "lang": lang, "title": title,
+        "geometry": geometry, "by": by, "colors": {}, "fallback": FALLBACK_COLOUR,
+        "labels": field_labels,
+        "fields": {"tooltip": None, "popup": _popup_fields(style, field_labels)},
+    }
+    for key in ("stroke", "fill_opacity", "radius"):
+        if key in style:
+            spec[key] = style[key]
+    numeric = values and all(isinstance(v, int | float) and not isinstance(v, bool)
+                             for v in values if v is not None)
+    entries: list[tuple[str, str]] = []
+    if by and numeric and style.get("ramp"):
+        ramp = style["ramp"]
+        breaks = quantile_breaks([v for v in values if v is not None], len(ramp))
+        spec.update(ramp=ramp, breaks=breaks)
+        low = min(v for v in values if v is not None)
+        for i, upper in enumerate(breaks):
+            lower = low if i == 0 else breaks[i - 1]
+            entries.append((ramp[min(i, len(ramp) - 1)], f"{_num(lower)} – {_num(upper)}"))
+    elif by:
+        palette = style.get("palette") or [FALLBACK_COLOUR]
+        distinct = sorted({str(v) for v in values if v is not None})[:MAX_CATEGORIES]
+        colours = style.get("colors", {})
+        for i, value in enumerate(distinct):
+            spec["colors"][value] = colours.get(value, palette[i % len(palette)])
+            label = labels.get(value, {}).get(lang, value)
+            entries.append((spec["colors"][value], label))
+    else:
+        colour = (style.get("palette") or [FALLBACK_COLOUR])[0]
+        spec["color"] = colour
+        entries.append((colour, title))
+    return spec, entries
+
+
+def _popup_fields(style: dict[str, Any], labels: dict[str, str]) -> list[dict] | None:
+    names = style.get("popup")
+    if not names:
+        return None  # every property
+    return [{"name": n, "label": labels.get(n, n)} for n in names]
+
+
+def _num(value: float) -> str:
+    return f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"

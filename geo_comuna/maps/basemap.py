@@ -1,0 +1,69 @@
+"""What lies under the layers when no tile basemap is configured (GEO_COMUNA_TILE_URL unset) or
+reachable: the commune's DEM hillshade when it has a DEM, else the plain background colour of
+maps/styles.json. Either way the map reads offline.
+
+The hillshade comes from geo_comuna/analysis/hillshade.py (served at
+GET /communes/{commune}/hillshade.png); a standalone file carries the PNG inline.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import inspect
+from typing import Any
+from urllib.parse import quote
+
+import folium
+from psycopg import AsyncConnection
+
+from geo_comuna.maps.data import CommuneInfo
+from geo_comuna.maps.elements import ThemedLayer, js, legend_section
+from geo_comuna.maps.page import Page
+from geo_comuna.maps.styles import Styles
+
+
+def _module() -> Any | None:
+    try:
+        return importlib.import_module("geo_comuna.analysis.hillshade")
+    except ImportError:
+        return None
+
+
+async def _render(conn: AsyncConnection, commune_id: int) -> tuple[bytes, tuple] | None:
+    """(PNG bytes, lon/lat bounds w, s, e, n) of the commune's hillshade, or None."""
+    module = _module()
+    render = getattr(module, "for_commune", None) if module else None
+    if render is None:
+        return None
+    result = render(conn, commune_id)
+    if inspect.isawaitable(result):
+        result = await result
+    if result is None:
+        return None
+    png = getattr(result, "png", None)
+    bounds = getattr(result, "bounds", None)
+    if png is None and isinstance(result, tuple):
+        png, bounds = result[0], result[1]
+    return (png, tuple(bounds)) if png and bounds else None
+
+
+async def add_hillshade(m: folium.Map, conn: AsyncConnection, page: Page, styles: Styles,
+                        info: CommuneInfo, legend: list[str]) -> bool:
+    """The hillshade as an image layer under everything; False when there is none."""
+    rendered = await _render(conn, info.id)
+    if rendered is None:
+        return False
+    png, (w, s, e, n) = rendered
+    if page.standalone:
+        url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    else:
+        url = f"{page.base}/communes/{quote(info.code, safe='')}/hillshade.png"
+    style = styles.overlay("hillshade")
+    title = style.get("legend", {}).get(page.lang, "Hillshade")
+    spec = {"id": "hillshade", "layer": "hillshade", "lang": page.lang}
+    source = f"{js(url)}, {js([[s, w], [n, e]])}, {js(style.get('opacity', 0.55))}"
+    ThemedLayer(title, spec, "image", source).add_to(m)
+    legend.append(legend_section("hillshade", "", [("#9a9a9a", title)], "MultiPolygon",
+                                 shown=True))
+    return True

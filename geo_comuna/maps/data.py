@@ -1,0 +1,182 @@
+"""What maps read from PostGIS. The database builds every GeoJSON (ST_AsGeoJSON over the row,
+so a feature's properties are the selected columns) or geobuf (ST_AsGeobuf) document; Python
+only passes the text or bytes on to the page.
+
+Properties come from ``features.query.property_exprs`` (the registry's references, attributes
+and derived values), restricted to what the style file says a map shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+from geo_comuna.errors import NotFound
+from geo_comuna.features.query import Filters, property_exprs, where_sql
+from geo_comuna.layers import Layer
+
+#: lon/lat decimals in inline GeoJSON: 6 is ~0.1 m
+DECIMALS = 6
+#: standalone big layers: snapped to this grid (degrees, ~1.1 m at the equator) and simplified
+#: by as much, then written as geobuf
+QUANTUM_DEG = 1e-5
+EMPTY = '{"type":"FeatureCollection","features":[]}'
+
+
+def _sql(name: str) -> str:
+    return resources.files("geo_comuna.maps").joinpath("sql", name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class CommuneInfo:
+    id: int
+    code: str
+    name: str
+    status: str
+    bounds: tuple[float, float, float, float]  # west, south, east, north (lon/lat)
+
+
+async def commune_info(conn: AsyncConnection, commune_id: int) -> CommuneInfo:
+    cur = await conn.execute(
+        "SELECT id, code, name, status, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+        "FROM (SELECT *, ST_Extent(geom) OVER () AS e FROM communes WHERE id = %s) c",
+        (commune_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no commune with id {commune_id}")
+    return CommuneInfo(row[0], row[1], row[2], row[3], tuple(row[4:8]))
+
+
+def _columns(layer: Layer, names: list[str], *, scalar_only: bool = False
+             ) -> tuple[sql.Composable, sql.Composable]:
+    """``t.id, <expr> AS name, ...`` for the wanted properties, and the joins they need."""
+    exprs, joins = property_exprs(layer)
+    arrays = {d.name for d in layer.derived if d.type == "array"}
+    dates = {a.name for a in layer.attributes if a.type == "date"}
+    cols: list[sql.Composable] = [sql.SQL("t.id")]
+    for name, expr in exprs:
+        if name not in names or (scalar_only and name in arrays):
+            continue
+        if scalar_only and name in dates:  # geobuf and MVT carry no date type
+            expr = sql.SQL("({})::text").format(expr)
+        cols.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(name)))
+    return sql.SQL(", ").join(cols), joins
+
+
+async def count(conn: AsyncConnection, layer: Layer, filters: Filters) -> int:
+    where, params = where_sql(layer, filters)
+    cur = await conn.execute(sql.SQL("SELECT count(*) FROM {} t WHERE {}").format(
+        sql.Identifier(layer.table), where), params)
+    return (await cur.fetchone())[0]
+
+
+async def geojson(conn: AsyncConnection, layer: Layer, filters: Filters,
+                  names: list[str]) -> str:
+    """A FeatureCollection (text) of the layer's features with the named properties."""
+    where, params = where_sql(layer, filters)
+    columns, joins = _columns(layer, names)
+    query = sql.SQL("""
+        SELECT '{{"type":"FeatureCollection","features":['
+               || coalesce(string_agg(ST_AsGeoJSON(q.*, 'geom', {decimals}), ',' ORDER BY q.id),
+                           '') || ']}}'
+        FROM (SELECT {columns}, t.geom FROM {table} t {joins} WHERE {where}) q
+    """).format(decimals=sql.Literal(DECIMALS), columns=columns,
+                table=sql.Identifier(layer.table), joins=joins, where=where)
+    cur = await conn.execute(query, params)
+    return (await cur.fetchone())[0]
+
+
+async def geobuf(conn: AsyncConnection, layer: Layer, filters: Filters, names: list[str],
+                 *, quantum: float = QUANTUM_DEG) -> bytes:
+    """The layer's features as geobuf (bytes), simplified and snapped to ``quantum`` degrees:
+    what a standalone file carries for a layer too big to inline as GeoJSON."""
+    where, params = where_sql(layer, filters)
+    columns, joins = _columns(layer, names, scalar_only=True)
+    params["quantum"] = quantum
+    query = sql.SQL("""
+        SELECT ST_AsGeobuf(q, 'geom') FROM (
+            SELECT {columns},
+                   ST_ReducePrecision(ST_SimplifyPreserveTopology(t.geom, %(quantum)s),
+                                      %(quantum)s) AS geom
+            FROM {table} t {joins} WHERE {where} ORDER BY t.id) q
+        WHERE NOT ST_IsEmpty(q.geom)
+    """).format(columns=columns, table=sql.Identifier(layer.table), joins=joins, where=where)
+    cur = await conn.execute(query, params)
+    row = await cur.fetchone()
+    return bytes(row[0]) if row and row[0] is not None else b""
+
+
+async def layer_version(conn: AsyncConnection, layer: Layer) -> int:
+    """Bumped by every write to the layer (migration 0001): tile URLs carry it, so a browser
+    cache never shows stale tiles."""
+    cur = await conn.execute("SELECT version FROM layer_versions WHERE layer = %s",
+                             (layer.table,))
+    row = await cur.fetchone()
+    return row[0] if row else 0
+
+
+async def state_lines(conn: AsyncConnection, commune_id: int) -> str:
+    """The state lines around a commune (FeatureCollection text; properties code, name)."""
+    cur = await conn.execute(_sql("state_lines.sql"), {"commune": commune_id,
+                                                        "decimals": DECIMALS})
+    return (await cur.fetchone())[0] or EMPTY
+
+
+async def commune_points(conn: AsyncConnection) -> str:
+    """One point per commune (on its surface) with code, name, status and the state holding
+    most of it: the national map's markers, visible at any zoom."""
+    cur = await conn.execute(_sql("commune_points.sql"), {"decimals": DECIMALS})
+    return (await cur.fetchone())[0] or EMPTY
+
+
+async def state_communes(conn: AsyncConnection, tolerance: float = 0.005) -> str:
+    """States simplified for country scale (``tolerance`` degrees), with their commune counts
+    (properties code, name, kind, communes, active, registered)."""
+    cur = await conn.execute(_sql("state_communes.sql"), {"tolerance": tolerance,
+                                                           "decimals": 4})
+    return (await cur.fetchone())[0] or EMPTY
+
+
+async def value_range(conn: AsyncConnection, layer: Layer, attribute: str
+                      ) -> tuple[float, float] | None:
+    """Smallest and largest value of a numeric attribute (for line widths)."""
+    if layer.attribute(attribute) is None:
+        return None
+    cur = await conn.execute(sql.SQL("SELECT min({a}), max({a}) FROM {t}").format(
+        a=sql.Identifier(attribute), t=sql.Identifier(layer.table)))
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else (float(row[0]), float(row[1]))
+
+
+async def national_bounds(conn: AsyncConnection) -> tuple[float, float, float, float] | None:
+    cur = await conn.execute(
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+        "(SELECT ST_Extent(geom) AS e FROM states) s")
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else tuple(row)
+
+
+async def tenure_summary(conn: AsyncConnection, commune_id: int) -> list[dict[str, Any]]:
+    """Parcels per tenure status: count and area (ha, geodesic)."""
+    cur = await conn.execute(
+        "SELECT tenure, count(*), round(sum(ST_Area(geom::geography)) / 10000, 2)::float, "
+        "count(recovered_on) FROM parcels WHERE commune_id = %s GROUP BY tenure "
+        "ORDER BY tenure", (commune_id,))
+    return [{"tenure": r[0], "parcels": r[1], "area_ha": r[2], "recovered": r[3]}
+            for r in await cur.fetchall()]
+
+
+async def utility_summary(conn: AsyncConnection, commune_id: int) -> dict[str, list[dict]]:
+    """Dwellings and residents by water and by electricity situation."""
+    out: dict[str, list[dict]] = {}
+    for column in ("water", "electricity"):
+        cur = await conn.execute(sql.SQL(
+            "SELECT {c}, count(*), coalesce(sum(residents), 0) FROM dwellings "
+            "WHERE commune_id = %s GROUP BY {c} ORDER BY {c}").format(c=sql.Identifier(column)),
+            (commune_id,))
+        out[column] = [{"value": r[0], "dwellings": r[1], "residents": int(r[2])}
+                       for r in await cur.fetchall()]
+    return out

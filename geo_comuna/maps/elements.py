@@ -1,0 +1,157 @@
+"""Folium elements drawn by the geo_comuna runtime (static/geo_comuna_maps.js).
+
+Feature data goes into the page as the text PostGIS built (GeoJSON) or as base64 geobuf: never
+parsed and re-serialised in Python. Everything put inside a <script> goes through ``js()``,
+which escapes "<" so no property value can close the script element; the runtime escapes
+every value again when it builds a tooltip or popup.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import folium
+from branca.element import Element, MacroElement
+from jinja2 import Template
+from markupsafe import escape
+
+from geo_comuna.maps.styles import Styles, Theme
+
+
+def js(value: Any) -> str:
+    """A JSON value as a JavaScript literal that is safe inside <script>."""
+    return safe_json(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
+
+
+def safe_json(text: str) -> str:
+    """JSON text (e.g. from PostGIS) made safe inside <script>: "<" becomes \\u003c, which
+    JSON and JavaScript read back as "<" (it can only occur inside strings)."""
+    return (text.replace("<", "\\u003c").replace("\u2028", "\\u2028")
+            .replace("\u2029", "\\u2029"))
+
+
+class Data(MacroElement):
+    """A JavaScript variable holding a layer's data, shared by the layer's themes."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = {{ this.expression }};
+    {% endmacro %}""")
+
+    def __init__(self, expression: str) -> None:
+        super().__init__()
+        self._name = "gc_data"
+        self.expression = expression
+
+    @classmethod
+    def from_geojson(cls, text: str) -> Data:
+        return cls(safe_json(text))
+
+    @classmethod
+    def from_geobuf(cls, blob: bytes) -> Data:
+        return cls(f'GeoComuna.geobuf("{base64.b64encode(blob).decode("ascii")}")')
+
+
+class ThemedLayer(folium.map.Layer):
+    """One themed map layer, listed in the layer control.
+
+    ``kind``: "geojson" (inline data), "sliced" (inline geobuf, tiled in the browser; built on
+    first display), "tiles" (vector tiles from the app's /tiles/ URL) or "image" (an overlay
+    such as the hillshade; ``source`` is [url, bounds, opacity]).
+    """
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        {%- if this.kind == "geojson" %}
+        var {{ this.get_name() }} = GeoComuna.geojson({{ this.spec }}, {{ this.source }});
+        {%- elif this.kind == "sliced" %}
+        var {{ this.get_name() }} = GeoComuna.lazy({{ this.spec }}, function () {
+            return GeoComuna.sliced({{ this.spec }}, {{ this.source }}); });
+        {%- elif this.kind == "tiles" %}
+        var {{ this.get_name() }} = GeoComuna.tiles({{ this.spec }}, {{ this.source }});
+        {%- else %}
+        var {{ this.get_name() }} = GeoComuna.image({{ this.spec }}, {{ this.source }});
+        {%- endif %}
+    {% endmacro %}""")
+
+    def __init__(self, name: str, spec: dict[str, Any], kind: str, source: str, *,
+                 show: bool = True) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "gc_layer"
+        self.spec_dict = spec
+        self.spec = js(spec)
+        self.kind = kind
+        self.source = source
+
+
+class Legend(MacroElement):
+    """The legend control: a section per themed layer (swatch + label per value), in the
+    page's language; a section shows while its layer is on."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        GeoComuna.legend({{ this._parent.get_name() }}, {{ this.html }});
+    {% endmacro %}""")
+
+    def __init__(self, sections: list[str]) -> None:
+        super().__init__()
+        self._name = "gc_legend"
+        self.html = js("".join(sections))
+
+
+def legend_section(spec_id: str, title: str, entries: list[tuple[str, str]], geometry: str,
+                   *, shown: bool) -> str:
+    """HTML of one legend section; every text is escaped here."""
+    shape = {"Point": "gc-point", "LineString": "gc-line", "MultiLineString": "gc-line"}.get(
+        geometry, "")
+    items = "".join(
+        f'<li><span class="gc-swatch {shape}" style="background:{escape(colour)};'
+        f'border-top-color:{escape(colour)}"></span>{escape(label)}</li>'
+        for colour, label in entries)
+    off = "" if shown else " gc-off"
+    heading = f"<h4>{escape(title)}</h4>" if title else ""
+    return (f'<section class="gc-legend-section{off}" data-gc-layer="{escape(spec_id)}">'
+            f"{heading}<ul>{items}</ul></section>")
+
+
+def theme_legend(styles: Styles, theme: Theme, lang: str, *, shown: bool) -> str:
+    return legend_section(theme.id, styles.legend_title(theme, lang),
+                          styles.legend_entries(theme, lang), theme.layer.geometry_type,
+                          shown=shown)
+
+
+class Done(MacroElement):
+    """Last script of the page: tells the runtime every layer has been added."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        GeoComuna.done();
+    {% endmacro %}""")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "gc_done"
+
+
+class Note(MacroElement):
+    """A message on the map (e.g. "analysis not available"), escaped."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        (function () {
+            var note = L.control({position: "topright"});
+            note.onAdd = function () {
+                var div = L.DomUtil.create("div", "gc-note leaflet-control");
+                div.textContent = {{ this.text }};
+                div.setAttribute("role", "status");
+                return div;
+            };
+            note.addTo({{ this._parent.get_name() }});
+        })();
+    {% endmacro %}""")
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._name = "gc_note"
+        self.text = js(text)
+
+
+def raw_html(html: str) -> Element:
+    return Element(html)

@@ -1,0 +1,88 @@
+"""How a map becomes a page: language, embed and standalone modes, the basemap, the head.
+
+- served (default): libraries linked from the app's own /static/ (no CDN), big layers as
+  vector tiles from /tiles/;
+- ``embed``: the same page without the title bar, made to fill an <iframe>;
+- ``standalone``: one self-contained file, every script, style and feature inlined, that works
+  with no network at all (big layers as inline geobuf, no tile basemap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import folium
+from markupsafe import escape
+
+from geo_comuna.maps import assets
+from geo_comuna.maps.elements import Done, Legend, Note, raw_html
+from geo_comuna.maps.styles import Styles
+
+Lang = Literal["es", "en"]
+#: a layer with more features than this is drawn from vector tiles (served) or inline geobuf
+#: (standalone) instead of inline GeoJSON
+TILE_THRESHOLD = 5_000
+
+
+@dataclass
+class Page:
+    lang: Lang = "es"
+    embed: bool = False
+    standalone: bool = False
+    #: URL prefix of the app for links and tiles ("" = same origin)
+    base: str = ""
+    tile_url: str | None = None
+    tile_threshold: int = TILE_THRESHOLD
+    #: filled while building: which libraries the page needs
+    uses_tiles: bool = field(default=False)
+    uses_geobuf: bool = field(default=False)
+
+    def t(self, es: str, en: str) -> str:
+        return es if self.lang == "es" else en
+
+
+def new_map(page: Page, styles: Styles,
+            bounds: tuple[float, float, float, float] | None) -> folium.Map:
+    """A folium map with no CDN libraries, fitted to lon/lat ``bounds``; with a tile basemap
+    only when one is configured and the page is not standalone."""
+    if bounds is None:
+        bounds = (-73.4, 0.6, -59.8, 12.2)  # Venezuela
+    w, s, e, n = bounds
+    m = folium.Map(location=[(s + n) / 2, (w + e) / 2], zoom_start=12, tiles=None,
+                   control_scale=True, max_zoom=21)
+    # per instance: folium's class defaults point at CDNs; assets.tags() links our own copies
+    m.default_js = []
+    m.default_css = []
+    if page.tile_url and not page.standalone:
+        folium.TileLayer(tiles=page.tile_url, attr="GEO_COMUNA_TILE_URL", name=page.t(
+            "Mapa base", "Basemap"), max_zoom=21, overlay=False, control=False).add_to(m)
+    m.fit_bounds([[s, w], [n, e]], padding=(12, 12))
+    background = escape(styles.background)
+    m.get_root().header.add_child(raw_html(
+        f"<style>.leaflet-container{{background:{background}}}</style>"), name="gc_background")
+    return m
+
+
+def finish(m: folium.Map, page: Page, legend_sections: list[str], *, title: str,
+           links: list[tuple[str, str]] | None = None, note: str | None = None) -> str:
+    """Legend, layer control, the last script, the head; the whole HTML page."""
+    if note:
+        Note(note).add_to(m)
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    Legend(legend_sections).add_to(m)
+    Done().add_to(m)
+    root = m.get_root()
+    head = assets.tags(assets.needed(tiles=page.uses_tiles, geobuf=page.uses_geobuf),
+                       inline=page.standalone, base=page.base)
+    root.header.add_child(raw_html(
+        f'<meta name="color-scheme" content="light"/><title>{escape(title)}</title>\n{head}'),
+        name="gc_assets", index=0)
+    if not page.embed:
+        items = "".join(f'<a href="{escape(href)}">{escape(text)}</a>'
+                        for text, href in links or [])
+        root.html.add_child(raw_html(
+            f'<div class="gc-bar"><strong>{escape(title)}</strong>{items}</div>'),
+            name="gc_bar")
+    html = root.render()
+    return html.replace("<html>", f'<html lang="{page.lang}">', 1)

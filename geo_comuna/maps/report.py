@@ -1,0 +1,181 @@
+"""The commune report: summary figures (area and people per state, land by tenure, dwellings
+by water and electricity, each installed analysis' summary), the commune and analysis maps,
+print styles. Served, it embeds the maps as <iframe>s of the app's embed pages; downloaded,
+it is one file with every map inlined (iframe srcdoc of the standalone pages).
+
+Every value reaches the HTML through Jinja2 with autoescaping on.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from geo_comuna.analysis.registry import all_analyses
+from geo_comuna.errors import GeoComunaError, NotFound
+from geo_comuna.features import breakdown
+from geo_comuna.layers import LAYERS
+from geo_comuna.maps import data
+from geo_comuna.maps.analysis_map import analysis_map, analysis_title
+from geo_comuna.maps.commune import commune_map
+from geo_comuna.maps.page import Page
+from geo_comuna.maps.styles import Styles
+
+log = logging.getLogger("geo_comuna.maps")
+#: analyses summarised in the report, in this order, when installed
+REPORT_ANALYSES = ("land-recovery", "water-hookups", "electricity-gaps", "stair-access")
+
+WORDS = {
+    "es": dict(report="Informe", code="Código", founded="fundada", area="superficie",
+               population="habitantes", families="familias", parcels="parcelas",
+               dwellings="viviendas", residents="habitantes", states_touched="estados que toca",
+               by_state="Por estado", state="Estado", land="Tierra: parcelas por tenencia",
+               tenure="Tenencia", recovered="con fecha de recuperación",
+               utilities="Servicios: brechas de agua y electricidad", analyses="Análisis",
+               maps="Mapas", footer="Generado el", source="Fuente",
+               commune_map="Mapa de la comuna", download="Descargar (un archivo HTML)",
+               print="Imprimir", other="English"),
+    "en": dict(report="Report", code="Code", founded="founded", area="area",
+               population="people", families="families", parcels="parcels",
+               dwellings="dwellings", residents="residents", states_touched="states touched",
+               by_state="By state", state="State", land="Land: parcels by tenure",
+               tenure="Tenure", recovered="with a recovery date",
+               utilities="Utilities: water and electricity gaps", analyses="Analyses",
+               maps="Maps", footer="Generated", source="Source",
+               commune_map="Commune map", download="Download (one HTML file)",
+               print="Print", other="Español"),
+}
+
+
+def _env() -> Environment:
+    return Environment(loader=PackageLoader("geo_comuna.maps", "templates"),
+                       autoescape=select_autoescape(["html"]), trim_blocks=True,
+                       lstrip_blocks=True)
+
+
+def _num(lang: str):
+    def num(value: Any) -> str:
+        if value is None:
+            return "—"
+        text = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) \
+            else f"{value:,}"
+        if lang == "es":  # 1.234,5
+            text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
+        return text
+    return num
+
+
+async def _commune(conn: AsyncConnection, commune_id: int) -> dict[str, Any]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT id, code, name, kind, status, founded, families, population, "
+                          "source FROM communes WHERE id = %s", (commune_id,))
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no commune with id {commune_id}")
+    return row
+
+
+def _scalars(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Top-level numbers and words of an analysis summary, nested keys joined by dots."""
+    out: list[tuple[str, Any]] = []
+    for key, value in summary.items():
+        if isinstance(value, dict) and len(out) < 40:
+            out += _scalars(value, f"{prefix}{key}.")
+        elif isinstance(value, str | int | float | bool) or value is None:
+            out.append((f"{prefix}{key}", value))
+    return out[:40]
+
+
+async def _analysis_summaries(conn: AsyncConnection, commune_id: int, lang: str,
+                              styles: Styles) -> list[dict[str, Any]]:
+    out = []
+    installed = all_analyses()
+    for name in REPORT_ANALYSES:
+        analysis = installed.get(name)
+        if analysis is None:
+            continue
+        entry: dict[str, Any] = {"name": name, "title": analysis_title(name, styles, lang)}
+        try:
+            result = await analysis.run(conn, commune_id, analysis.params())
+            entry["summary"] = _scalars(result.summary)
+        except GeoComunaError as exc:
+            entry["error"] = exc.message
+        except Exception:  # one broken analysis must not take the report down; logged
+            log.exception("analysis %s failed for commune %s", name, commune_id)
+            entry["error"] = ("no disponible: falló al calcularse" if lang == "es"
+                              else "not available: it failed to run")
+        out.append(entry)
+    return out
+
+
+async def report(conn: AsyncConnection, commune_id: int, page: Page,
+                 styles: Styles | None = None) -> str:
+    """The report page; with ``page.standalone`` every map is inlined (one file)."""
+    styles = styles or Styles.load()
+    lang = page.lang
+    t = WORDS[lang]
+    commune = await _commune(conn, commune_id)
+    communes = LAYERS["communes"]
+    commune["kind_label"] = styles.value_label(
+        communes.attribute("kind").domain, commune["kind"], lang)
+    commune["status_label"] = styles.value_label(
+        communes.attribute("status").domain, commune["status"], lang)
+    rows = await breakdown.communes(conn, [commune_id])
+    parcels = LAYERS["parcels"]
+    tenure = await data.tenure_summary(conn, commune_id)
+    for row in tenure:
+        row["label"] = styles.value_label(parcels.attribute("tenure").domain, row["tenure"],
+                                          lang)
+    utilities = await _utilities(conn, commune_id, lang, styles)
+    code = quote(commune["code"], safe="")
+    maps = [await _map_frame(conn, commune_id, None, t["commune_map"], page, styles)]
+    for name in REPORT_ANALYSES:
+        if name in all_analyses():
+            title = analysis_title(name, styles, lang)
+            maps.append(await _map_frame(conn, commune_id, name, title, page, styles))
+    links = [] if page.standalone else [
+        (t["download"], f"{page.base}/communes/{code}/report?lang={lang}&download=true"),
+        (t["other"], f"{page.base}/communes/{code}/report?lang={'en' if lang == 'es' else 'es'}"),
+    ]
+    return _env().get_template("report.html").render(
+        lang=lang, t=t, num=_num(lang), commune=commune,
+        breakdown=rows[0] if rows else {"area_ha": None, "states": []},
+        parcels_total=sum(r["parcels"] for r in tenure), tenure=tenure,
+        dwellings_total=sum(r["dwellings"] for r in utilities[0]["rows"]) if utilities else 0,
+        utilities=utilities,
+        analyses=await _analysis_summaries(conn, commune_id, lang, styles), maps=maps,
+        links=links, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+async def _utilities(conn: AsyncConnection, commune_id: int, lang: str,
+                     styles: Styles) -> list[dict[str, Any]]:
+    dwellings = LAYERS["dwellings"]
+    summary = await data.utility_summary(conn, commune_id)
+    out = []
+    for column, rows in summary.items():
+        attr = dwellings.attribute(column)
+        total = sum(r["dwellings"] for r in rows) or 1
+        for r in rows:
+            r["label"] = styles.value_label(attr.domain, r["value"], lang)
+            r["pct"] = round(100 * r["dwellings"] / total, 1)
+        out.append({"title": attr.title.get(lang), "rows": rows})
+    return out
+
+
+async def _map_frame(conn: AsyncConnection, commune_id: int, analysis: str | None, title: str,
+                     page: Page, styles: Styles) -> dict[str, Any]:
+    if page.standalone:
+        inner = Page(lang=page.lang, embed=True, standalone=True, base=page.base,
+                     tile_threshold=page.tile_threshold)
+        html = (await commune_map(conn, commune_id, inner, styles) if analysis is None
+                else await analysis_map(conn, commune_id, analysis, inner, styles=styles))
+        return {"title": title, "srcdoc": html, "src": None}
+    path = f"/maps/communes/{commune_id}" + (f"/{quote(analysis)}" if analysis else "")
+    return {"title": title, "srcdoc": None,
+            "src": f"{page.base}{path}?embed=true&lang={page.lang}"}

@@ -1,0 +1,16 @@
+-- One point per commune for the national map (polygons vanish at country scale): a point on
+-- its surface, with code, name, kind, status, and the state that point lies in.
+-- Parameter: %(decimals)s lon/lat decimals.
+WITH points AS (
+    SELECT c.id, c.code, c.name, c.kind, c.status, c.population,
+           s.code AS state_code, s.name AS state, p.geom
+    FROM communes c
+    CROSS JOIN LATERAL (SELECT ST_PointOnSurface(c.geom) AS geom) p
+    LEFT JOIN LATERAL (SELECT st.code, st.name FROM state_parts sp
+                       JOIN states st ON st.id = sp.state_id
+                       WHERE ST_Intersects(sp.geom, p.geom) LIMIT 1) s ON true
+)
+SELECT '{"type":"FeatureCollection","features":['
+       || coalesce(string_agg(ST_AsGeoJSON(points.*, 'geom', %(decimals)s), ',' ORDER BY id), '')
+       || ']}'
+FROM points

@@ -1,0 +1,247 @@
+/* geo_comuna map runtime.
+ *
+ * Draws every themed layer from a spec that Python builds out of maps/styles.json (colour per
+ * value, stroke, radius, tooltip and popup fields with their labels), from inline GeoJSON,
+ * from inline geobuf (big layers in standalone files) or from vector tiles (big layers served).
+ * Every feature property is escaped before it reaches the page: tooltips and popups are built
+ * as text, never from HTML found in the data.
+ *
+ * window.GeoComuna.ready turns true once the page's scripts ran and every shown layer is
+ * drawn; GeoComuna.readyAt is performance.now() then (used by tests and bench/bench_maps.py).
+ */
+(function () {
+  "use strict";
+  var G = (window.GeoComuna = window.GeoComuna || {});
+  G.waiting = {};
+  G.drawn = {};
+  G.loaded = false;
+  G.ready = false;
+  G.readyAt = null;
+
+  if (window.L && L.DomEvent && !L.DomEvent.fakeStop) {
+    // Leaflet.VectorGrid 1.3 calls L.DomEvent.fakeStop, which Leaflet 1.8 removed
+    L.DomEvent.fakeStop = function (e) { e._stopped = true; };
+  }
+
+  var ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+  G.escape = function (value) {
+    return String(value).replace(/[&<>"']/g, function (c) { return ENTITIES[c]; });
+  };
+
+  function words(lang) {
+    return lang === "es" ? { yes: "Sí", no: "No" } : { yes: "Yes", no: "No" };
+  }
+
+  function show(field, value, lang) {
+    if (value === null || value === undefined || value === "") { return "—"; }
+    if (field.values && Object.prototype.hasOwnProperty.call(field.values, value)) {
+      return field.values[value];
+    }
+    if (typeof value === "boolean") { return value ? words(lang).yes : words(lang).no; }
+    if (Array.isArray(value)) {
+      return value.map(function (v) {
+        if (v && typeof v === "object") {
+          var name = v.name || v.code || JSON.stringify(v);
+          return v.share_pct !== undefined && v.share_pct !== null
+            ? name + " (" + v.share_pct + " %)" : name;
+        }
+        return String(v);
+      }).join(", ");
+    }
+    if (typeof value === "object") { return JSON.stringify(value); }
+    if (typeof value === "number") {
+      return value.toLocaleString(lang === "es" ? "es-VE" : "en-US",
+        { maximumFractionDigits: 2 });
+    }
+    return String(value);
+  }
+
+  /* An HTML table of the chosen fields (all properties when the spec lists none). */
+  G.table = function (spec, props, which) {
+    props = props || {};
+    var fields = spec.fields && spec.fields[which];
+    if (!fields) {
+      fields = Object.keys(props).filter(function (k) { return k !== "id"; })
+        .map(function (k) { return { name: k, label: (spec.labels && spec.labels[k]) || k }; });
+      if (which === "tooltip") { fields = fields.slice(0, 3); }
+    }
+    var rows = [];
+    fields.forEach(function (f) {
+      var v = props[f.name];
+      if (which === "tooltip" && (v === null || v === undefined || v === "")) { return; }
+      rows.push("<tr><th>" + G.escape(f.label) + "</th><td>" +
+        G.escape(show(f, v, spec.lang)) + "</td></tr>");
+    });
+    return '<table class="gc-' + which + '">' + rows.join("") + "</table>";
+  };
+
+  G.colorOf = function (spec, props) {
+    if (!spec.by) { return spec.color || spec.fallback; }
+    var v = props ? props[spec.by] : undefined;
+    if (spec.ramp) {
+      if (typeof v !== "number" || !spec.breaks || !spec.breaks.length) { return spec.fallback; }
+      for (var i = 0; i < spec.breaks.length; i++) {
+        if (v <= spec.breaks[i]) { return spec.ramp[Math.min(i, spec.ramp.length - 1)]; }
+      }
+      return spec.ramp[spec.ramp.length - 1];
+    }
+    return (v !== null && v !== undefined && spec.colors[v]) || spec.fallback;
+  };
+
+  G.pathStyle = function (spec, props, geometryType) {
+    var key = props && spec.by ? props[spec.by] : undefined;
+    var color = G.colorOf(spec, props);
+    var s = spec.stroke || {};
+    var weight = (spec.weights && spec.weights[key]) || s.weight || 1;
+    var w = spec.width_by;
+    if (w && props && typeof props[w.attribute] === "number" && w.hi > w.lo) {
+      var t = Math.sqrt(Math.max(0, props[w.attribute] - w.lo) / (w.hi - w.lo));
+      weight = w.min + (w.max - w.min) * Math.min(1, t);
+    }
+    var type = geometryType || spec.geometry || "";
+    var line = type.indexOf("LineString") >= 0;
+    return {
+      color: line ? color : (s.color || "#333333"),
+      weight: weight,
+      opacity: s.opacity === undefined ? 1 : s.opacity,
+      dashArray: (spec.dash && spec.dash[key]) || s.dash || null,
+      fill: !line,
+      fillColor: color,
+      fillOpacity: spec.fill_opacity === undefined ? 0.6 : spec.fill_opacity,
+      radius: spec.radius || 5
+    };
+  };
+
+  function bindGeojson(spec, layer, props) {
+    layer.bindTooltip(function () { return G.table(spec, props, "tooltip"); }, { sticky: true });
+    layer.bindPopup(function () { return G.table(spec, props, "popup"); }, { maxWidth: 360 });
+  }
+
+  /* A layer from GeoJSON (an object, inline in the page). */
+  G.geojson = function (spec, data) {
+    var layer = L.geoJSON(data, {
+      style: function (f) { return G.pathStyle(spec, f.properties, f.geometry && f.geometry.type); },
+      pointToLayer: function (f, latlng) {
+        return L.circleMarker(latlng, G.pathStyle(spec, f.properties, "Point"));
+      },
+      onEachFeature: function (f, l) { bindGeojson(spec, l, f.properties); }
+    });
+    layer.gcId = spec.id;
+    layer.on("add", function () { G.drawn[spec.id] = layer.getLayers().length; G.check(); });
+    return layer;
+  };
+
+  function bindTiled(spec, layer) {
+    var tip = L.tooltip({ sticky: true });
+    layer.on("click", function (e) {
+      L.popup({ maxWidth: 360 }).setLatLng(e.latlng)
+        .setContent(G.table(spec, e.layer.properties, "popup")).openOn(layer._map);
+    });
+    layer.on("mouseover", function (e) {
+      tip.setLatLng(e.latlng).setContent(G.table(spec, e.layer.properties, "tooltip"));
+      layer._map.openTooltip(tip);
+    });
+    layer.on("mouseout", function () { layer._map.closeTooltip(tip); });
+  }
+
+  function track(spec, layer) {
+    layer.gcId = spec.id;
+    layer.on("add", function () { G.waiting[spec.id] = true; });
+    layer.on("remove", function () { delete G.waiting[spec.id]; G.check(); });
+    layer.on("load", function () {
+      delete G.waiting[spec.id];
+      G.drawn[spec.id] = true;
+      G.check();
+    });
+  }
+
+  function tiledStyle(spec, geometryType) {
+    return function (props) { return G.pathStyle(spec, props, geometryType); };
+  }
+
+  /* Big layers, served: vector tiles from GET /tiles/{layer}/{z}/{x}/{y}.pbf (ST_AsMVT). */
+  G.tiles = function (spec, url) {
+    var styles = {};
+    styles[spec.layer] = tiledStyle(spec, spec.geometry);
+    var layer = L.vectorGrid.protobuf(url, {
+      rendererFactory: L.canvas.tile, interactive: true, vectorTileLayerStyles: styles,
+      maxNativeZoom: 18, maxZoom: 22
+    });
+    track(spec, layer);
+    bindTiled(spec, layer);
+    return layer;
+  };
+
+  /* Inline geobuf (base64), decoded in the browser. */
+  G.geobuf = function (b64) {
+    var bin = atob(b64), bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
+    return geobuf.decode(new Pbf(bytes));
+  };
+
+  /* Big layers, standalone: decoded geobuf cut into tiles in the browser, drawn on canvas. */
+  G.sliced = function (spec, data) {
+    var layer = L.vectorGrid.slicer(data, {
+      rendererFactory: L.canvas.tile, interactive: true,
+      vectorTileLayerStyles: { sliced: tiledStyle(spec, spec.geometry) },
+      maxZoom: 22, indexMaxZoom: 5, tolerance: 2
+    });
+    track(spec, layer);
+    bindTiled(spec, layer);
+    return layer;
+  };
+
+  /* A layer built on its first display: a hidden big layer costs nothing until asked for. */
+  G.lazy = function (spec, make) {
+    var group = L.layerGroup(), inner = null;
+    group.gcId = spec.id;
+    group.on("add", function () {
+      if (!inner) { inner = make(); group.addLayer(inner); }
+    });
+    return group;
+  };
+
+  G.image = function (spec, url, bounds, opacity) {
+    var layer = L.imageOverlay(url, bounds, { opacity: opacity, interactive: false });
+    track(spec, layer);
+    return layer;
+  };
+
+  /* The legend control: one section per themed layer, shown while the layer is on. */
+  G.legend = function (map, html) {
+    var control = L.control({ position: "bottomleft" });
+    control.onAdd = function () {
+      var div = L.DomUtil.create("div", "gc-legend leaflet-control");
+      div.innerHTML = html;  // built and escaped by Python (geo_comuna/maps/elements.py)
+      L.DomEvent.disableClickPropagation(div);
+      L.DomEvent.disableScrollPropagation(div);
+      return div;
+    };
+    control.addTo(map);
+    function toggle(layer, on) {
+      if (!layer || !layer.gcId) { return; }
+      var section = control.getContainer().querySelector('[data-gc-layer="' + layer.gcId + '"]');
+      if (section) { section.classList.toggle("gc-off", !on); }
+    }
+    map.eachLayer(function (l) { toggle(l, true); });
+    map.on("overlayadd", function (e) { toggle(e.layer, true); });
+    map.on("overlayremove", function (e) { toggle(e.layer, false); });
+    map.on("layeradd", function (e) { toggle(e.layer, true); });
+    return control;
+  };
+
+  G.check = function () {
+    if (G.ready || !G.loaded || Object.keys(G.waiting).length) { return; }
+    G.ready = true;
+    // two frames: what was added is painted
+    requestAnimationFrame(function () {
+      requestAnimationFrame(function () {
+        G.readyAt = performance.now();
+        document.documentElement.setAttribute("data-gc-ready", "true");
+      });
+    });
+  };
+
+  /* Called by the last script of the page. */
+  G.done = function () { G.loaded = true; G.check(); };
+})();
