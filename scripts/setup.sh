@@ -63,4 +63,11 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
     .venv/bin/python -m pip install -q -e "$extras"
     touch "$stamp"
 fi
+# map libraries (Leaflet, VectorGrid, geobuf) served by the app itself: from npm, pinned by
+# package-lock.json, never from a CDN
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+    command -v npm >/dev/null || apt_install npm
+    echo "== installing the map libraries (npm ci)"
+    npm ci --no-audit --no-fund --ignore-scripts
+fi
 echo "== ready: .venv/bin/geo-comuna --help"

@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_comuna import __version__
-from geo_comuna.api import analyses, audit, communes, features, problems, transfer
+from geo_comuna.api import analyses, audit, communes, features, maps, problems, terrain, transfer
 from geo_comuna.api.deps import current_user
 from geo_comuna.db import migrate
 from geo_comuna.db.pool import open_pool, resolve_conninfo
@@ -98,5 +98,8 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.include_router(communes.router, dependencies=READERS)
     app.include_router(analyses.router, dependencies=READERS)
     app.include_router(transfer.router, dependencies=READERS)
+    app.include_router(maps.router, dependencies=READERS)
+    app.include_router(terrain.router, dependencies=READERS)
+    maps.mount_static(app)
     app.add_middleware(BodyLimit, settings=settings)
     return app

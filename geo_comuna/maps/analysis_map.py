@@ -116,7 +116,8 @@ def analysis_spec(name: str, features: list[dict[str, Any]], styles: Styles, lan
         "id": f"analysis-{name}", "layer": name, "lang": lang, "title": title,
         "geometry": geometry, "by": by, "colors": {}, "fallback": FALLBACK_COLOUR,
         "labels": field_labels,
-        "fields": {"tooltip": None, "popup": _popup_fields(style, field_labels)},
+        "fields": {"tooltip": _tooltip_fields(by, style, field_labels),
+                   "popup": _popup_fields(style, field_labels)},
     }
     for key in ("stroke", "fill_opacity", "radius"):
         if key in style:
@@ -152,6 +153,13 @@ def _popup_fields(style: dict[str, Any], labels: dict[str, str]) -> list[dict] |
     if not names:
         return None  # every property
     return [{"name": n, "label": labels.get(n, n)} for n in names]
+
+
+def _tooltip_fields(by: str | None, style: dict[str, Any], labels: dict[str, str]
+                    ) -> list[dict] | None:
+    names = [n for n in [by, *(style.get("popup") or [])] if n]
+    names = list(dict.fromkeys(names))[:3]
+    return [{"name": n, "label": labels.get(n, n)} for n in names] or None
 
 
 def _num(value: float) -> str:

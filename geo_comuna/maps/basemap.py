@@ -8,44 +8,29 @@ GET /communes/{commune}/hillshade.png); a standalone file carries the PNG inline
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import importlib
-import inspect
-from typing import Any
 from urllib.parse import quote
 
 import folium
 from psycopg import AsyncConnection
 
+from geo_comuna.analysis import dem
+from geo_comuna.analysis.hillshade import hillshade_png
 from geo_comuna.maps.data import CommuneInfo
 from geo_comuna.maps.elements import ThemedLayer, js, legend_section
 from geo_comuna.maps.page import Page
 from geo_comuna.maps.styles import Styles
 
 
-def _module() -> Any | None:
-    try:
-        return importlib.import_module("geo_comuna.analysis.hillshade")
-    except ImportError:
-        return None
-
-
 async def _render(conn: AsyncConnection, commune_id: int) -> tuple[bytes, tuple] | None:
-    """(PNG bytes, lon/lat bounds w, s, e, n) of the commune's hillshade, or None."""
-    module = _module()
-    render = getattr(module, "for_commune", None) if module else None
-    if render is None:
+    """(PNG bytes, lon/lat bounds w, s, e, n) of the commune's hillshade (Web Mercator, as
+    Leaflet overlays it), or None when the commune has no DEM."""
+    found = await dem.for_commune(conn, commune_id)
+    if found is None:
         return None
-    result = render(conn, commune_id)
-    if inspect.isawaitable(result):
-        result = await result
-    if result is None:
-        return None
-    png = getattr(result, "png", None)
-    bounds = getattr(result, "bounds", None)
-    if png is None and isinstance(result, tuple):
-        png, bounds = result[0], result[1]
-    return (png, tuple(bounds)) if png and bounds else None
+    png, bounds = await asyncio.to_thread(hillshade_png, found)
+    return png, tuple(bounds)
 
 
 async def add_hillshade(m: folium.Map, conn: AsyncConnection, page: Page, styles: Styles,

@@ -38,16 +38,15 @@ async def add_layer(m: folium.Map, conn: AsyncConnection, page: Page, styles: St
         holder.add_to(m)
         source = holder.get_name()
     elif page.standalone:
-        # keep a file for 100,000 parcels under 10 MB: only what colours and tooltips need
-        style = styles.layer_style(layer)
-        slim = {t.by for t in themes} | set(style.get("tooltip", []))
-        names = [name for name in names if name in slim]
+        # keep a file for 100,000 parcels under 10 MB: only the attributes that colour it
+        names = [t.by for t in themes]
         kind = "sliced"
         holder = Data.from_geobuf(await data.geobuf(conn, layer, filters, names))
         holder.add_to(m)
         source = holder.get_name()
         page.uses_geobuf = True
     else:
+        names = styles.slim_properties(layer)  # what /tiles/ carries
         kind = "tiles"
         query = {"v": await data.layer_version(conn, layer)}
         if filters.commune_id is not None:
@@ -57,7 +56,7 @@ async def add_layer(m: folium.Map, conn: AsyncConnection, page: Page, styles: St
         page.uses_tiles = True
     for theme in themes:
         spec = styles.spec(theme, page.lang)
-        if kind == "sliced":
+        if kind != "geojson":
             spec["fields"]["popup"] = [f for f in spec["fields"]["popup"] if f["name"] in names]
         name = f"{styles.legend_title(theme, page.lang)} ({count_label(n, page.lang)})"
         ThemedLayer(name, spec, kind, source, show=theme.show).add_to(m)

@@ -14,6 +14,7 @@ from typing import Any
 
 import folium
 from branca.element import Element, MacroElement
+from folium.elements import ElementAddToElement
 from jinja2 import Template
 from markupsafe import escape
 
@@ -32,7 +33,30 @@ def safe_json(text: str) -> str:
             .replace("\u2029", "\\u2029"))
 
 
-class Data(MacroElement):
+class Raw(Element):
+    """Text put into the page as is. branca compiles every rendered script and HTML snippet
+    as a Jinja2 template again, which would evaluate any "{{ }}" in feature data (and costs
+    seconds for megabytes of data); this element renders to its text without that."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def render(self, **kwargs: Any) -> str:
+        return self.text
+
+
+class Script(MacroElement):
+    """A MacroElement whose ``script`` macro output goes into the page uncompiled."""
+
+    def render(self, **kwargs: Any) -> None:
+        script = self._template.module.__dict__["script"]
+        self.get_root().script.add_child(Raw(script(self, kwargs)), name=self.get_name())
+        for child in self._children.values():
+            child.render(**kwargs)
+
+
+class Data(Script):
     """A JavaScript variable holding a layer's data, shared by the layer's themes."""
 
     _template = Template("""{% macro script(this, kwargs) %}
@@ -83,8 +107,15 @@ class ThemedLayer(folium.map.Layer):
         self.kind = kind
         self.source = source
 
+    def render(self, **kwargs: Any) -> None:
+        if self.show:
+            self.add_child(ElementAddToElement(element_name=self.get_name(),
+                                               element_parent_name=self._parent.get_name()),
+                           name=self.get_name() + "_add")
+        Script.render(self, **kwargs)
 
-class Legend(MacroElement):
+
+class Legend(Script):
     """The legend control: a section per themed layer (swatch + label per value), in the
     page's language; a section shows while its layer is on."""
 
@@ -119,7 +150,7 @@ def theme_legend(styles: Styles, theme: Theme, lang: str, *, shown: bool) -> str
                           shown=shown)
 
 
-class Done(MacroElement):
+class Done(Script):
     """Last script of the page: tells the runtime every layer has been added."""
 
     _template = Template("""{% macro script(this, kwargs) %}
@@ -131,7 +162,7 @@ class Done(MacroElement):
         self._name = "gc_done"
 
 
-class Note(MacroElement):
+class Note(Script):
     """A message on the map (e.g. "analysis not available"), escaped."""
 
     _template = Template("""{% macro script(this, kwargs) %}
@@ -153,5 +184,5 @@ class Note(MacroElement):
         self.text = js(text)
 
 
-def raw_html(html: str) -> Element:
-    return Element(html)
+def raw_html(html: str) -> Raw:
+    return Raw(html)

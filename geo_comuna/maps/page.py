@@ -75,9 +75,9 @@ def finish(m: folium.Map, page: Page, legend_sections: list[str], *, title: str,
     root = m.get_root()
     head = assets.tags(assets.needed(tiles=page.uses_tiles, geobuf=page.uses_geobuf),
                        inline=page.standalone, base=page.base)
-    root.header.add_child(raw_html(
-        f'<meta name="color-scheme" content="light"/><title>{escape(title)}</title>\n{head}'),
-        name="gc_assets", index=0)
+    meta = '<meta name="color-scheme" content="light"/><link rel="icon" href="data:,"/>'
+    root.header.add_child(raw_html(f"{meta}<title>{escape(title)}</title>\n{head}"),
+                          name="gc_assets", index=0)
     if not page.embed:
         items = "".join(f'<a href="{escape(href)}">{escape(text)}</a>'
                         for text, href in links or [])

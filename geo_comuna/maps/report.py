@@ -9,7 +9,7 @@ Every value reaches the HTML through Jinja2 with autoescaping on.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -150,7 +150,7 @@ async def report(conn: AsyncConnection, commune_id: int, page: Page,
         dwellings_total=sum(r["dwellings"] for r in utilities[0]["rows"]) if utilities else 0,
         utilities=utilities,
         analyses=await _analysis_summaries(conn, commune_id, lang, styles), maps=maps,
-        links=links, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        links=links, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
 
 async def _utilities(conn: AsyncConnection, commune_id: int, lang: str,

@@ -178,6 +178,13 @@ class Styles:
             wanted.add(style["width_by"]["attribute"])
         return [n for n in property_names(layer) if n in wanted]
 
+    def slim_properties(self, layer: Layer) -> list[str]:
+        """What a big layer carries (vector tiles, standalone geobuf): the theme attributes
+        and tooltip fields only, so 100,000 features stay quick to build and small."""
+        style = self.layer_style(layer)
+        slim = {t["by"] for t in style.get("themes", [])} | set(style.get("tooltip", []))
+        return [n for n in self.wanted_properties(layer) if n in slim]
+
     # -- analyses -----------------------------------------------------------------------------
 
     def analysis_style(self, name: str) -> dict[str, Any]:

@@ -66,6 +66,10 @@
       if (which === "tooltip") { fields = fields.slice(0, 3); }
     }
     var rows = [];
+    if (props.gc_count !== undefined) {  // a summary cell of a big layer at low zoom
+      rows.push("<tr><th>" + (spec.lang === "es" ? "Elementos en la celda" : "Features in cell") +
+        "</th><td>" + G.escape(show({}, props.gc_count, spec.lang)) + "</td></tr>");
+    }
     fields.forEach(function (f) {
       var v = props[f.name];
       if (which === "tooltip" && (v === null || v === undefined || v === "")) { return; }

@@ -1,0 +1,124 @@
+"""Browser harness for map checks: Debian's headless Chromium driven by Playwright (the Python
+package only: no browser is ever downloaded), and a real uvicorn server on 127.0.0.1.
+
+Used by the browser tests beside this file, by bench/bench_maps.py and by
+docs/make_screenshots.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+READY_JS = "() => !!(window.GeoComuna && window.GeoComuna.readyAt !== null)"
+INSPECT_JS = """() => {
+    const text = (sel) => Array.from(document.querySelectorAll(sel))
+        .map((e) => e.textContent.trim());
+    const sections = Array.from(document.querySelectorAll('.gc-legend-section'));
+    return {
+        layers: text('.leaflet-control-layers-overlays label'),
+        legend: sections.filter((s) => !s.classList.contains('gc-off'))
+                        .map((s) => s.getAttribute('data-gc-layer')),
+        legend_titles: text('.gc-legend h4'),
+        paths: document.querySelectorAll('path.leaflet-interactive').length,
+        canvases: document.querySelectorAll('.leaflet-tile-container canvas, canvas').length,
+        images: document.querySelectorAll('img.leaflet-image-layer').length,
+        drawn: window.GeoComuna ? window.GeoComuna.drawn : null,
+        ready_ms: window.GeoComuna ? window.GeoComuna.readyAt : null,
+        note: text('.gc-note').join(' '),
+    };
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(playwright: Any) -> Any:
+    """Debian's Chromium; a missing browser raises (tests fail, they never skip)."""
+    if not CHROMIUM.exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: run scripts/setup.sh --test "
+                           "(installs Debian's chromium)")
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                      args=CHROMIUM_ARGS)
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@dataclass
+class Visit:
+    """What a page showed: console errors, failed requests and the map's state."""
+
+    errors: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def watch(page: Any) -> Visit:
+    visit = Visit()
+    page.on("console", lambda m: visit.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: visit.errors.append(f"page error: {exc}"))
+    page.on("requestfailed", lambda r: visit.failed.append(f"{r.url} {r.failure}"))
+    return visit
+
+
+def open_map(page: Any, url: str, *, timeout_ms: float = 20_000,
+             screenshot: Path | None = None) -> Visit:
+    """Load a map page, wait until every shown layer is drawn, inspect it."""
+    visit = watch(page)
+    page.goto(url, wait_until="load")
+    page.wait_for_function(READY_JS, timeout=timeout_ms)
+    visit.state = page.evaluate(INSPECT_JS)
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot))
+    return visit
+
+
+def offline(context: Any) -> list[str]:
+    """Cut the network off for a browser context: anything but file:, data: and blob: is
+    aborted (and listed)."""
+    blocked: list[str] = []
+
+    def handle(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("file:", "data:", "blob:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    context.route("**/*", handle)
+    return blocked

@@ -1,0 +1,197 @@
+"""Map pages, embed snippets, vector tiles and the report over HTTP (real app, real PostGIS,
+every request in the test's rolled-back transaction)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import httpx
+import pytest
+from psycopg import AsyncConnection
+
+from geo_comuna.analysis.registry import all_analyses
+from geo_comuna.features.query import resolve_commune
+from geo_comuna.maps.analysis_map import analysis_map
+from geo_comuna.maps.commune import commune_map
+from geo_comuna.maps.page import Page
+from geo_comuna.maps.styles import Styles
+
+pytestmark = pytest.mark.anyio
+SCRIPT = "<script>alert(1)</script>"
+IMG = "<img src=x onerror=alert(1)>"
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2 ** z
+    y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
+    return int((lon + 180) / 360 * n), int(y)
+
+
+async def centre(conn: AsyncConnection, code: str) -> tuple[float, float]:
+    cur = await conn.execute("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p "
+                             "FROM communes WHERE code = %s) c", (code,))
+    return await cur.fetchone()
+
+
+async def test_commune_map_links_only_the_apps_own_libraries(client: httpx.AsyncClient) -> None:
+    r = await client.get("/maps/communes/5-DE-MARZO")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert '<html lang="es">' in html
+    sources = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html)
+    assert "/static/leaflet/leaflet.js" in sources
+    assert all(s.startswith(("/static/", "data:")) for s in sources), sources
+    assert "cdn" not in html.lower() and "bootstrap" not in html
+    for title in ("Parcelas por tenencia", "Viviendas por agua", "Viviendas por electricidad",
+                  "Vías, veredas y escaleras", "Servicios", "Líneas estadales"):
+        assert title in html
+    assert 'class="gc-bar"' in html
+
+
+async def test_static_libraries_are_served(client: httpx.AsyncClient) -> None:
+    for path in ("/static/leaflet/leaflet.js", "/static/leaflet/leaflet.css",
+                 "/static/geo_comuna/geo_comuna_maps.js",
+                 "/static/leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js"):
+        r = await client.get(path)
+        assert r.status_code == 200, path
+    assert (await client.get("/static/leaflet/../../package.json")).status_code == 404
+
+
+async def test_english_labels_and_embed_mode(client: httpx.AsyncClient) -> None:
+    r = await client.get("/maps/communes/EL-MAIZAL", params={"lang": "en", "embed": "true"})
+    assert r.status_code == 200
+    assert '<html lang="en">' in r.text and "Parcels by tenure" in r.text
+    assert 'class="gc-bar"' not in r.text  # no chrome inside an iframe
+
+
+async def test_embed_snippet(client: httpx.AsyncClient) -> None:
+    r = await client.get("/maps/communes/EL-MAIZAL/embed-snippet", params={"lang": "en"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["url"] == "http://testserver/maps/communes/EL-MAIZAL?embed=true&lang=en"
+    assert body["html"].startswith('<iframe src="http://testserver/maps/communes/EL-MAIZAL?'
+                                   'embed=true&amp;lang=en" title="El Maizal"')
+    assert "standalone=true" in body["standalone_url"]
+    r = await client.get("/maps/national/embed-snippet")
+    assert "/maps/national?embed=true" in r.json()["url"]
+    r = await client.get("/maps/communes/EL-MAIZAL/water-hookups/embed-snippet")
+    assert "/maps/communes/EL-MAIZAL/water-hookups?embed=true" in r.json()["url"]
+
+
+async def test_standalone_inlines_everything(client: httpx.AsyncClient) -> None:
+    r = await client.get("/maps/communes/5-DE-MARZO", params={"standalone": "true"})
+    assert r.status_code == 200
+    assert r.headers["content-disposition"].startswith("attachment;")
+    assert not re.search(r"<script[^>]+src=", r.text)
+    assert not re.search(r"<link[^>]+stylesheet", r.text)
+    assert "L.map(" in r.text and "GeoComuna.geojson(" in r.text
+
+
+async def test_unknown_commune_is_404(client: httpx.AsyncClient) -> None:
+    r = await client.get("/maps/communes/NO-SUCH-COMMUNE")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_national_map(client: httpx.AsyncClient) -> None:
+    r = await client.get("/maps/national", params={"lang": "en"})
+    assert r.status_code == 200
+    for title in ("Communes per state", "Communes by status", "Exchanges by product"):
+        assert title in r.text
+
+
+async def test_analysis_maps(client: httpx.AsyncClient) -> None:
+    for name in all_analyses():
+        r = await client.get(f"/maps/communes/5-DE-MARZO/{name}")
+        assert r.status_code == 200, name
+    r = await client.get("/maps/communes/5-DE-MARZO/water-hookups", params={"max_projects": 0})
+    assert r.status_code == 400  # the analysis' own parameters are checked
+    r = await client.get("/maps/communes/5-DE-MARZO/no-such-analysis")
+    assert r.status_code == 404
+
+
+async def test_a_missing_analysis_shows_a_message(client: httpx.AsyncClient,
+                                                  conn: AsyncConnection) -> None:
+    """An analysis the styles expect but that is not installed: the map still opens."""
+    styles = Styles.load()
+    styles.raw["analyses"]["flood-risk"] = {"legend": {"es": "Riesgo", "en": "Flood risk"}}
+    commune_id = await resolve_commune(conn, "EL-MAIZAL")
+    html = await analysis_map(conn, commune_id, "flood-risk", Page(lang="en"), styles=styles)
+    assert "Analysis not available" in html and "Flood risk" in html
+
+
+async def test_tiles(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
+    lon, lat = await centre(conn, "EL-MAIZAL")
+    x, y = tile_of(lon, lat, 13)
+    url = f"/tiles/parcels/13/{x}/{y}.pbf"
+    r = await client.get(url, params={"commune": "EL-MAIZAL"})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    assert len(r.content) > 100 and b"parcels" in r.content and b"tenure" in r.content
+    etag = r.headers["etag"]
+    again = await client.get(url, params={"commune": "EL-MAIZAL"},
+                             headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    far = await client.get("/tiles/parcels/13/0/0.pbf")
+    assert far.status_code == 200 and far.content == b""
+    assert (await client.get("/tiles/parcels/23/0/0.pbf")).status_code == 400
+    assert (await client.get("/tiles/parcels/3/8/0.pbf")).status_code == 400
+    assert (await client.get("/tiles/nothing/3/1/1.pbf")).status_code == 404
+    for layer in ("communes", "dwellings", "paths", "exchanges", "states"):
+        assert (await client.get(f"/tiles/{layer}/5/9/15.pbf")).status_code == 200
+
+
+async def test_tiles_of_a_version_are_cached_for_long(client: httpx.AsyncClient,
+                                                      conn: AsyncConnection) -> None:
+    cur = await conn.execute("SELECT version FROM layer_versions WHERE layer = 'parcels'")
+    version = (await cur.fetchone())[0]
+    r = await client.get("/tiles/parcels/5/9/15.pbf", params={"v": version})
+    assert "immutable" in r.headers["cache-control"]
+    r = await client.get("/tiles/parcels/5/9/15.pbf", params={"v": version + 1})
+    assert "max-age=60" in r.headers["cache-control"]
+
+
+async def test_big_layers_use_tiles_or_geobuf(conn: AsyncConnection) -> None:
+    commune_id = await resolve_commune(conn, "5-DE-MARZO")
+    served = await commune_map(conn, commune_id, Page(tile_threshold=100))
+    assert "/tiles/dwellings/{z}/{x}/{y}.pbf?v=" in served
+    assert "Leaflet.VectorGrid.bundled.min.js" in served
+    standalone = await commune_map(conn, commune_id, Page(tile_threshold=100, standalone=True))
+    assert "GeoComuna.geobuf(" in standalone and "/tiles/dwellings" not in standalone
+
+
+async def test_report(client: httpx.AsyncClient) -> None:
+    r = await client.get("/communes/EL-MAIZAL/report", params={"lang": "en"})
+    assert r.status_code == 200
+    html = r.text
+    assert "Lara" in html and "Portuguesa" in html  # the per-state breakdown
+    assert "Land: parcels by tenure" in html and "Utilities" in html
+    assert "@media print" in html
+    assert '<iframe class="map" title="Commune map" src="/maps/communes/' in html
+    r = await client.get("/communes/EL-MAIZAL/report", params={"download": "true"})
+    assert r.headers["content-disposition"].startswith("attachment;")
+    assert "srcdoc=" in r.text and "<script src=" not in r.text
+
+
+async def test_properties_are_escaped(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
+    """No script injection through feature properties or names: in pages (inline data) and
+    in the report."""
+    await conn.execute(
+        "UPDATE parcels SET notes = %s, code = %s WHERE id = (SELECT min(p.id) FROM parcels p "
+        "JOIN communes c ON c.id = p.commune_id WHERE c.code = 'EL-MAIZAL')", (SCRIPT, IMG))
+    await conn.execute("UPDATE communes SET name = %s, source = %s WHERE code = 'EL-MAIZAL'",
+                       (IMG, SCRIPT))
+    for url in ("/maps/communes/EL-MAIZAL", "/maps/communes/EL-MAIZAL?standalone=true",
+                "/communes/EL-MAIZAL/report", "/maps/national"):
+        html = (await client.get(url)).text
+        assert SCRIPT not in html and IMG not in html, url
+    await conn.execute("UPDATE parcels SET code = '{{ 7 * 7 }}' WHERE id = (SELECT max(p.id) "
+                       "FROM parcels p JOIN communes c ON c.id = p.commune_id "
+                       "WHERE c.code = 'EL-MAIZAL')")
+    page = (await client.get("/maps/communes/EL-MAIZAL")).text
+    assert '{{ 7 * 7 }}' in page  # data is never evaluated as a template
+    report = (await client.get("/communes/EL-MAIZAL/report")).text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in report
+    page = (await client.get("/maps/communes/EL-MAIZAL")).text
+    assert "\\u003cscript>alert(1)\\u003c/script>" in page

@@ -1,0 +1,238 @@
+"""Maps and the report in a real headless Chromium (Debian's /usr/bin/chromium, driven by
+Playwright) against a real uvicorn server on the committed test database: no console errors,
+the expected layers and legend, features drawn; screenshots in tests/artifacts/maps/. The
+standalone file is opened with the network cut off. A missing Chromium fails, never skips."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from harness import launch, offline, open_map, serve, watch
+
+from geo_comuna.analysis.registry import all_analyses
+from geo_comuna.api.app import create_app
+from geo_comuna.settings import Settings
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "maps"
+VIEWPORT = {"width": 1200, "height": 800}
+SCRIPT = "<script>alert(1)</script>"
+IMG = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(db_conninfo: str, settings: Settings) -> Iterator[str]:
+    with serve(create_app(settings, conninfo=db_conninfo)) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def tiled_server(db_conninfo: str, settings: Settings) -> Iterator[str]:
+    """Layers over 50 features drawn from vector tiles, as 100,000 parcels would be."""
+    small = settings.model_copy(update={"map_tile_threshold": 50})
+    with serve(create_app(small, conninfo=db_conninfo)) as base:
+        yield base
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport=VIEWPORT)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def check(visit: Any, *, layers: list[str], legend: list[str]) -> None:
+    assert visit.errors == [], visit.errors
+    assert visit.failed == [], visit.failed
+    for name in layers:
+        assert any(label.startswith(name) for label in visit.state["layers"]), (
+            name, visit.state["layers"])
+    assert set(legend) <= set(visit.state["legend"]), visit.state["legend"]
+
+
+COMMUNE_LAYERS_ES = ["Límite de la comuna", "Líneas estadales", "Parcelas por tenencia",
+                     "Invernaderos", "Unidades de producción", "Viviendas por agua",
+                     "Viviendas por electricidad", "Vías, veredas y escaleras", "Servicios"]
+COMMUNE_LEGEND = ["boundary", "state-lines", "parcels-tenure", "dwellings-water", "paths-kind",
+                  "facilities-kind", "production_units-product"]
+
+
+def test_commune_map_5_de_marzo(page: Any, server: str) -> None:
+    visit = open_map(page, f"{server}/maps/communes/5-DE-MARZO",
+                     screenshot=ARTIFACTS / "commune-5-de-marzo-es.png")
+    check(visit, layers=COMMUNE_LAYERS_ES, legend=COMMUNE_LEGEND)
+    drawn = visit.state["drawn"]
+    assert drawn["dwellings-water"] > 1000 and drawn["paths-kind"] > 0
+    assert visit.state["paths"] > 1000
+    # stairways carry their step count in the tooltip
+    text = page.evaluate("""() => {
+        for (const l of Object.values(window)) {
+            if (l && l.gcId === 'paths-kind') {
+                const stair = l.getLayers().find((f) => f.feature.properties.kind === 'stairway');
+                stair.openTooltip();
+                return document.querySelector('.leaflet-tooltip').textContent;
+            }
+        }
+    }""")
+    assert "Escalera" in text and "Escalones" in text
+    # the electricity layer is one click away, and its legend follows
+    page.get_by_label("Viviendas por electricidad", exact=False).check()
+    assert "dwellings-electricity" in page.evaluate(
+        "() => Array.from(document.querySelectorAll('.gc-legend-section:not(.gc-off)'))"
+        ".map((s) => s.dataset.gcLayer)")
+
+
+def test_commune_map_el_maizal_in_english(page: Any, server: str) -> None:
+    visit = open_map(page, f"{server}/maps/communes/EL-MAIZAL?lang=en",
+                     screenshot=ARTIFACTS / "commune-el-maizal-en.png")
+    check(visit, layers=["Commune boundary", "State lines", "Parcels by tenure",
+                         "Dwellings by water", "Dwellings by electricity", "Greenhouses"],
+          legend=COMMUNE_LEGEND)
+    assert visit.state["drawn"]["state-lines"] >= 1  # El Maizal crosses Lara / Portuguesa
+    assert "Parcels by tenure" in visit.state["legend_titles"]
+
+
+def test_embed_page_fills_an_iframe(page: Any, server: str) -> None:
+    snippet = httpx.get(f"{server}/maps/communes/MONTE-SINAI/embed-snippet").json()["html"]
+    host = f"<!DOCTYPE html><html><body style='margin:0'><p>Informe</p>{snippet}</body></html>"
+    page.route(f"{server}/host.html", lambda route: route.fulfill(
+        body=host, content_type="text/html"))
+    visit = watch(page)
+    page.goto(f"{server}/host.html")
+    frame = page.frame_locator("iframe")
+    frame.locator(".gc-legend").wait_for()
+    inner = page.frames[1]
+    inner.wait_for_function("() => window.GeoComuna && window.GeoComuna.readyAt !== null")
+    size = inner.evaluate("() => [document.querySelector('.folium-map').clientWidth, "
+                          "window.innerWidth, document.querySelectorAll('.gc-bar').length]")
+    assert size[0] == size[1] and size[2] == 0
+    assert visit.errors == []
+    page.screenshot(path=str(ARTIFACTS / "embedded-monte-sinai.png"))
+
+
+def test_national_map(page: Any, server: str) -> None:
+    visit = open_map(page, f"{server}/maps/national?lang=en",
+                     screenshot=ARTIFACTS / "national-en.png")
+    check(visit, layers=["Communes per state", "Communes by status", "Exchanges by product"],
+          legend=["state-communes", "communes-status", "exchanges-product"])
+    assert visit.state["drawn"]["exchanges-product"] > 0
+    assert visit.state["drawn"]["communes-status-points"] >= 9
+
+
+@pytest.mark.parametrize("name", ["water-hookups", "electricity-gaps", "stair-access",
+                                  "land-recovery", "terrain"])
+def test_analysis_map(page: Any, server: str, name: str) -> None:
+    visit = open_map(page, f"{server}/maps/communes/5-DE-MARZO/{name}?lang=en",
+                     screenshot=ARTIFACTS / f"analysis-{name}.png")
+    check(visit, layers=["Commune boundary"], legend=["boundary"])
+    if name in all_analyses():
+        # drawn, or an explicit message (e.g. no DEM); never a blank map without a word
+        assert visit.state["drawn"].get(f"analysis-{name}") or visit.state["note"], visit.state
+    else:
+        assert "Analysis not available" in visit.state["note"]
+
+
+def test_big_layers_from_vector_tiles(page: Any, tiled_server: str) -> None:
+    visit = open_map(page, f"{tiled_server}/maps/communes/EL-MAIZAL?lang=en",
+                     screenshot=ARTIFACTS / "commune-el-maizal-tiles.png")
+    check(visit, layers=["Parcels by tenure", "Dwellings by water"],
+          legend=["parcels-tenure", "dwellings-water"])
+    assert visit.state["drawn"]["parcels-tenure"] is True  # every visible tile loaded
+    assert visit.state["canvases"] > 0
+
+
+def test_report(page: Any, server: str) -> None:
+    visit = watch(page)
+    page.goto(f"{server}/communes/5-DE-MARZO/report?lang=en", wait_until="load")
+    frames = page.frames[1:]
+    assert frames
+    for frame in frames:
+        frame.wait_for_function("() => window.GeoComuna && window.GeoComuna.readyAt !== null",
+                                timeout=30_000)
+    assert visit.errors == [] and visit.failed == []
+    assert page.locator("#states table tbody tr").count() >= 1
+    assert page.locator("#land table tbody tr").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "report-5-de-marzo.png"), full_page=True)
+    page.emulate_media(media="print")
+    assert page.locator(".actions").is_hidden()
+
+
+def test_standalone_works_with_the_network_cut(browser: Any, server: str,
+                                               tmp_path: Path) -> None:
+    html = httpx.get(f"{server}/maps/communes/EL-MAIZAL",
+                     params={"standalone": "true", "lang": "en"}, timeout=60).text
+    path = tmp_path / "el-maizal.html"
+    path.write_text(html, encoding="utf-8")
+    context = browser.new_context(viewport=VIEWPORT)
+    blocked = offline(context)
+    context.set_offline(True)
+    visit = open_map(context.new_page(), path.as_uri(),
+                     screenshot=ARTIFACTS / "standalone-offline-el-maizal.png")
+    check(visit, layers=["Parcels by tenure", "Dwellings by water"], legend=["parcels-tenure"])
+    assert visit.state["paths"] > 100
+    assert blocked == []  # nothing even tried to reach the network
+    context.close()
+
+
+def test_standalone_big_layers_offline(browser: Any, tiled_server: str, tmp_path: Path) -> None:
+    """Past the threshold a standalone file carries geobuf, tiled in the browser."""
+    html = httpx.get(f"{tiled_server}/maps/communes/5-DE-MARZO",
+                     params={"standalone": "true"}, timeout=60).text
+    assert "GeoComuna.geobuf(" in html
+    path = tmp_path / "5-de-marzo.html"
+    path.write_text(html, encoding="utf-8")
+    context = browser.new_context(viewport=VIEWPORT)
+    blocked = offline(context)
+    visit = open_map(context.new_page(), path.as_uri())
+    check(visit, layers=["Viviendas por agua"], legend=["dwellings-water"])
+    assert visit.state["drawn"]["dwellings-water"] is True and visit.state["canvases"] > 0
+    assert blocked == []
+    context.close()
+
+
+def test_no_script_runs_from_feature_properties(browser: Any, own_db: str,
+                                               settings: Settings) -> None:
+    with psycopg.connect(own_db, autocommit=True) as conn:
+        conn.execute("UPDATE parcels SET notes = %s, code = %s WHERE id = (SELECT min(p.id) "
+                     "FROM parcels p JOIN communes c ON c.id = p.commune_id "
+                     "WHERE c.code = 'EL-MAIZAL')", (SCRIPT, IMG))
+        conn.execute("UPDATE communes SET name = %s WHERE code = 'EL-MAIZAL'", (IMG,))
+    context = browser.new_context(viewport=VIEWPORT)
+    tab = context.new_page()
+    dialogs: list[str] = []
+    tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    with serve(create_app(settings, conninfo=own_db)) as base:
+        visit = open_map(tab, f"{base}/maps/communes/EL-MAIZAL")
+        shown = tab.evaluate("""() => {
+            for (const l of Object.values(window)) {
+                if (l && l.gcId === 'parcels-tenure') {
+                    const bad = l.getLayers().find((f) => f.feature.properties.notes);
+                    bad.openPopup();
+                    return document.querySelector('.leaflet-popup-content').textContent;
+                }
+            }
+        }""")
+        bar = tab.locator(".gc-bar strong").text_content()
+        tab.goto(f"{base}/communes/EL-MAIZAL/report")
+        heading = tab.locator("h1").text_content()
+    assert SCRIPT in shown and IMG in shown  # shown as text
+    assert bar == IMG and heading == IMG
+    assert tab.locator("img[src=x]").count() == 0
+    assert dialogs == [] and visit.errors == []
+    context.close()

@@ -1,0 +1,70 @@
+"""maps/styles.json against the layer registry: every allowed value has a colour, styles name
+only real layers, attributes and values, and a broken file is refused naming the problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from geo_comuna.layers import LAYERS
+from geo_comuna.maps.styles import StyleError, Styles, domains, property_names
+
+
+def test_style_file_matches_the_registry() -> None:
+    assert Styles.load(check=False).problems() == []
+
+
+def test_every_allowed_value_of_every_layer_has_a_colour() -> None:
+    styles = Styles.load()
+    colours = styles.raw["domains"]
+    for layer in LAYERS.values():
+        for attr in layer.attributes:
+            if attr.domain is not None:
+                missing = set(attr.domain.values) - set(colours[attr.domain.name])
+                assert not missing, f"{layer.name}.{attr.name}: {missing}"
+        for theme in styles.themes(layer):
+            assert set(theme.colours) >= set(layer.attribute(theme.by).domain.values)
+
+
+def test_styles_name_only_real_attributes() -> None:
+    styles = Styles.load()
+    for layer in LAYERS.values():
+        style = styles.layer_style(layer)
+        assert style, f"no style for layer {layer.name}"
+        props = set(property_names(layer))
+        for key in ("tooltip", "popup"):
+            assert set(style.get(key, [])) <= props, (layer.name, key)
+        for theme in style["themes"]:
+            attr = layer.attribute(theme["by"])
+            assert attr is not None and attr.domain is not None, (layer.name, theme["by"])
+        assert set(styles.wanted_properties(layer)) <= props
+
+
+def test_labels_default_to_the_registry_and_can_be_overridden() -> None:
+    styles = Styles.load()
+    tenure = domains()["tenure"]
+    assert styles.value_label(tenure, "occupied", "en") == tenure.values["occupied"].en
+    assert styles.value_label(tenure, "abandoned", "es") == "Abandonada (recuperable)"
+    theme = styles.theme(LAYERS["parcels"], "tenure")
+    assert styles.legend_title(theme, "en") == "Parcels by tenure"
+    labels = [label for _, label in styles.legend_entries(theme, "en")]
+    assert labels[1:] == ["Occupied", "Regularizing", "Regularized", "Disputed"]
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda raw: raw["layers"]["parcels"]["popup"].append("owner"), "owner"),
+    (lambda raw: raw["layers"]["dwellings"]["themes"][0].update(by="residents"), "residents"),
+    (lambda raw: raw["domains"]["water"].pop("truck"), "truck"),
+    (lambda raw: raw["domains"]["tenure"].update(stolen="#000000"), "stolen"),
+    (lambda raw: raw["domains"]["path_kind"].update(road="red"), "'red'"),
+    (lambda raw: raw["layers"].pop("facilities"), "facilities"),
+])
+def test_a_broken_style_file_is_refused(tmp_path: Path, change, expected: str) -> None:
+    raw = Styles.load().raw
+    change(raw)
+    path = tmp_path / "styles.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    with pytest.raises(StyleError, match=expected):
+        Styles.load(path)
