@@ -22,9 +22,12 @@ import pyogrio
 import pytest
 import shapely
 from psycopg import AsyncConnection
+from typer.testing import CliRunner
 
+from geo_comuna import accounts
 from geo_comuna.api.app import create_app
 from geo_comuna.api.deps import get_conn
+from geo_comuna.cli import app as cli_app
 from geo_comuna.errors import (
     GeoComunaError,
     InvalidAttribute,
@@ -36,11 +39,13 @@ from geo_comuna.errors import (
 from geo_comuna.io.importer import import_file
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
+from tests.conftest import api_client
 from tests.factories import LAT, LON
 
 pytestmark = pytest.mark.anyio
 PARCELS = LAYERS["parcels"]
-CLI = [sys.executable, "-m", "geo_comuna.cli"]
+#: the installed console script, as a planner runs it
+CLI = [str(Path(sys.executable).parent / "geo-comuna")]
 TENURES = "abandoned, occupied, regularizing, regularized, disputed"
 BOWTIE = shapely.Polygon([(LON, LAT), (LON + 0.001, LAT + 0.001), (LON + 0.001, LAT),
                           (LON, LAT + 0.001)])
@@ -243,33 +248,49 @@ def _rows(conninfo: str, table: str) -> int:
         return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
 
 
+#: `geo-comuna export LAYER FILE [options]` that must fail, and what stderr then says
+EXPORT_CASES = [
+    ("unknown layer", ["nothing", "out.gpkg"], "no collection named 'nothing'"),
+    ("unknown suffix", ["parcels", "out.dxf"], "cannot tell the format from 'out.dxf'"),
+    ("unknown format", ["parcels", "out.gpkg", "--format", "dxf"], "unknown format 'dxf'"),
+    ("unknown crs", ["parcels", "out.gpkg", "--crs", "EPSG:nope"], "unknown CRS 'EPSG:nope'"),
+    ("geojson in utm", ["parcels", "out.geojson", "--crs", "EPSG:2202"], "always EPSG:4326"),
+    ("unknown commune", ["parcels", "out.gpkg", "--commune", "NO-SUCH"],
+     "no commune with id or code 'NO-SUCH'"),
+]
+
+
 def test_cli_refuses_bad_files(own_db: str, tmp_path: Path) -> None:
-    """Every case through `geo-comuna import` (and an export for a missing commune), run side by
-    side on one database: none may write anything."""
+    """Every case through `geo-comuna import`, run side by side on one database: each exits
+    non-zero naming the feature and the reason, and nothing is written."""
     before = {t: _rows(own_db, t) for t in ("parcels", "dwellings")}
-    commands = {}
+    commands, expected = {}, {}
     for case in CASES:
         folder = tmp_path / case.id.replace(" ", "-").replace("/", "-")
         folder.mkdir()
         commands[case.id] = ["import", case.layer, str(case.build(folder)), *case.options()]
-    commands["export"] = ["export", "parcels", str(tmp_path / "out.gpkg"), "--commune",
-                          "NO-SUCH"]
+        expected[case.id] = [*case.says] + ([f"feature {case.feature}:"] if case.feature else [])
     with ThreadPoolExecutor(max_workers=4) as pool:
         done = dict(zip(commands, pool.map(lambda args: _cli(own_db, *args),
                                             commands.values()), strict=True))
     wrong = []
-    for case in CASES:
-        run = done[case.id]
-        wanted = [*case.says] + ([f"feature {case.feature}:"] if case.feature else [])
-        missing = [w for w in wanted if w not in run.stderr]
+    for key, run in done.items():
+        missing = [w for w in expected[key] if w not in run.stderr]
         if run.returncode == 0 or missing:
-            wrong.append(f"{case.id}: exit {run.returncode}, missing {missing} in "
-                         f"{run.stderr!r}")
+            wrong.append(f"{key}: exit {run.returncode}, missing {missing} in {run.stderr!r}")
     assert not wrong, "\n".join(wrong)
-    assert done["export"].returncode != 0
-    assert "no commune with id or code 'NO-SUCH'" in done["export"].stderr
-    assert not (tmp_path / "out.gpkg").exists()
     assert {t: _rows(own_db, t) for t in before} == before
+
+
+@pytest.mark.parametrize(("args", "says"), [c[1:] for c in EXPORT_CASES],
+                         ids=[c[0] for c in EXPORT_CASES])
+def test_cli_export_refuses(own_db: str, tmp_path: Path, args: list[str], says: str) -> None:
+    """In process (the command's code path is the same; a subprocess per case costs ~1.5 s)."""
+    layer, file, *options = args
+    done = CliRunner().invoke(cli_app, ["export", layer, str(tmp_path / file), *options],
+                              env={"GEO_COMUNA_DATABASE_URL": own_db})
+    assert done.exit_code != 0 and says in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_repair_and_crs_succeed(own_db: str, tmp_path: Path) -> None:
@@ -341,3 +362,27 @@ async def test_http_upload_over_the_limit_is_413(conn: AsyncConnection, settings
     assert r.status_code == 413 and "over the limit of 2048 bytes" in r.json()["detail"]
     assert r.headers["content-type"].startswith("application/problem+json")
     assert await count(conn, "parcels") == before
+
+
+async def test_http_upload_needs_a_writer_confined_to_its_communes(
+        conn: AsyncConnection, settings: Settings, tmp_path: Path) -> None:
+    before = await count(conn, "parcels")
+    body = valid(tmp_path).read_bytes()  # three EL-MAIZAL parcels
+    upload = {"file": ("parcels.geojson", body)}
+    async with api_client(conn, settings) as anonymous:
+        r = await anonymous.post("/collections/parcels/import", files=upload)
+        assert r.status_code == 401, r.text
+    _, viewer = await accounts.add_user(conn, "vio", "viewer", [])
+    async with api_client(conn, settings, viewer) as c:
+        r = await c.post("/collections/parcels/import", files=upload)
+        assert r.status_code == 403 and "viewer" in r.json()["detail"]
+    _, elsewhere = await accounts.add_user(conn, "eli", "editor", ["5-DE-MARZO"])
+    async with api_client(conn, settings, elsewhere) as c:
+        r = await c.post("/collections/parcels/import", files=upload)
+        assert r.status_code == 403 and "outside the communes" in r.json()["detail"], r.text
+    assert await count(conn, "parcels") == before
+    _, editor = await accounts.add_user(conn, "edu", "editor", ["EL-MAIZAL"])
+    async with api_client(conn, settings, editor) as c:
+        r = await c.post("/collections/parcels/import", files=upload)
+        assert r.status_code == 201, r.text
+    assert await count(conn, "parcels") == before + 3

@@ -27,7 +27,7 @@ from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.settings import Settings
 
 pytestmark = pytest.mark.anyio
-CLI = [sys.executable, "-m", "geo_comuna.cli"]
+CLI = [str(Path(sys.executable).parent / "geo-comuna")]
 
 #: WGS 84; REGVEN and REGVEN / UTM 18-20N; PSAD56 and PSAD56 / UTM 17-21N (17N lies west of
 #: Venezuela but was asked for; it is still a valid transform of these communes)
@@ -113,6 +113,8 @@ async def test_values_keep_their_types_in_the_file(conn: AsyncConnection,
         date = dates["recovered_" if fmt == "shp" else "recovered_on"].dropna().iloc[0]
         assert isinstance(date, dt.date), fmt
         assert pd.api.types.is_bool_dtype(flags["vehicles"].dropna().infer_objects()), fmt
+        if fmt == "shp":
+            assert any("recovered_on -> recovered_" in note for note in parcels.notes)
     csv = await export_layer(conn, LAYERS["parcels"], tmp_path / "p.csv", FORMATS["csv"],
                              commune_id=maizal)
     header, *rows = Path(csv.file).read_text(encoding="utf-8").splitlines()
@@ -212,3 +214,18 @@ def test_cli_export(own_db: str, tmp_path: Path) -> None:
         expected = db.execute("SELECT count(*) FROM parcels p JOIN communes c ON "
                               "c.id = p.commune_id WHERE c.code = 'EL-MAIZAL'").fetchone()[0]
     assert len(frame) == expected and frame.crs.to_epsg() == 24819
+
+
+async def test_csv_all_digit_text_stays_text(conn: AsyncConnection, settings: Settings,
+                                             tmp_path: Path) -> None:
+    """GDAL would read a column of parcel codes 101, 102 as numbers; they are text."""
+    file = tmp_path / "parcels.csv"
+    plot = "POLYGON ((-69.15 9.69, -69.149 9.69, -69.149 9.691, -69.15 9.69))"
+    file.write_text(f'wkt,code,tenure,notes,commune\n"{plot}",101,occupied,,EL-MAIZAL\n'
+                    f'"{plot}",102,abandoned,7,EL-MAIZAL\n', encoding="utf-8")
+    await conn.execute("UPDATE parcels SET code = NULL WHERE code IN ('101', '102')")
+    report = await import_file(conn, LAYERS["parcels"], file, settings)
+    assert report.features == 2
+    cur = await conn.execute("SELECT code, notes FROM parcels WHERE code IN ('101', '102') "
+                             "ORDER BY code")
+    assert await cur.fetchall() == [("101", None), ("102", "7")]

@@ -18,7 +18,7 @@ from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from geo_comuna.api.deps import Conn, LayerDep, SettingsDep
+from geo_comuna.api.deps import Conn, LayerDep, SettingsDep, Writer
 from geo_comuna.errors import NotFound
 from geo_comuna.features.query import resolve_commune
 from geo_comuna.io.exporter import check_crs, export_layer
@@ -85,7 +85,7 @@ async def export_file(
 @router.post("/collections/{collection_id}/import", status_code=201,
              response_model=ImportReport, summary="Import a file into a layer")
 async def import_upload(
-    conn: Conn, layer: LayerDep, settings: SettingsDep,
+    conn: Conn, layer: LayerDep, settings: SettingsDep, user: Writer,
     file: Annotated[UploadFile, File(description="GeoJSON, GeoPackage, zipped Shapefile, KML "
                                                  "or CSV; the name's suffix tells which")],
     crs: Crs = None,
@@ -100,7 +100,7 @@ async def import_upload(
         path = scratch / f"upload{_suffix(file.filename)}"
         await asyncio.to_thread(_save, file.file, path)
         report = await import_file(conn, layer, path, settings, crs=crs, commune=commune,
-                                   repair=repair)
+                                   repair=repair, user=user)
     finally:
         await file.close()
         shutil.rmtree(scratch, ignore_errors=True)

@@ -83,6 +83,10 @@ def check_crs(fmt: Format, crs: str) -> pyproj.CRS:
     if fmt.wgs84_only and not target.equals(WGS84, ignore_axis_order=True):
         raise InvalidInput(f"{fmt.driver} files are always EPSG:4326 (lon/lat WGS 84); for "
                            f"{crs} export gpkg, shp or csv")
+    try:  # a CRS of another planet, say, parses but cannot be reached from WGS 84
+        pyproj.Transformer.from_crs(WGS84, target, always_xy=True)
+    except pyproj.exceptions.ProjError as exc:
+        raise UnknownCRS(f"cannot transform WGS 84 to {crs!r}: {exc}") from None
     return target
 
 
@@ -161,10 +165,20 @@ def to_frame(layer: Layer, names: list[str], rows: list[tuple], fmt: Format,
     return frame
 
 
+def _dbf_names(names: list[str]) -> dict[str, str]:
+    """Shapefile (dBASE) field names: at most 10 characters; left to GDAL if two would clash."""
+    cut = {n: n[:10] for n in names if len(n) > 10}
+    kept = [n for n in names if n not in cut]
+    return cut if len(set(cut.values()) | set(kept)) == len(names) else {}
+
+
 def write(frame: gpd.GeoDataFrame, layer: Layer, fmt: Format, target: Path) -> None:
     """Write into a scratch directory beside ``target``, then move (or zip) into place."""
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as scratch:
         inner = Path(scratch) / f"{layer.name}{'.shp' if fmt.name == 'shp' else fmt.suffix}"
+        if fmt.name == "shp":
+            # cut here, as the report's notes say, rather than by GDAL with a warning
+            frame = frame.rename(columns=_dbf_names(list(frame.columns)))
         try:
             pyogrio.write_dataframe(
                 frame, inner, layer=layer.name, driver=fmt.driver, use_arrow=True,
@@ -184,6 +198,21 @@ def write(frame: gpd.GeoDataFrame, layer: Layer, fmt: Format, target: Path) -> N
         os.replace(inner, target)
 
 
+def notes(names: list[str], fmt: Format, crs: pyproj.CRS) -> list[str]:
+    """What the reader of the file must know to bring it back."""
+    said = []
+    if fmt.name == "csv" and not crs.equals(WGS84, ignore_axis_order=True):
+        label = crs_label(crs)
+        said.append(f"CSV cannot say its CRS: import it back with --crs {label} "
+                    f"(?crs={label})")
+    cut = _dbf_names(names)
+    if fmt.name == "shp" and cut:
+        said.append("Shapefile field names are cut to 10 characters ("
+                    + ", ".join(f"{n} -> {short}" for n, short in cut.items())
+                    + "); geo-comuna import matches them back")
+    return said
+
+
 async def export_layer(conn: AsyncConnection, layer: Layer, path_or_dir: Path, fmt: Format, *,
                        crs: str = "EPSG:4326", commune_id: int | None = None) -> ExportReport:
     """Write ``layer`` (only what belongs to ``commune_id`` when given: its features, the
@@ -198,9 +227,6 @@ async def export_layer(conn: AsyncConnection, layer: Layer, path_or_dir: Path, f
     frame = await asyncio.to_thread(to_frame, layer, names, rows, fmt, target_crs)
     await asyncio.to_thread(write, frame, layer, fmt, target)
     label = crs_label(target_crs)
-    notes = []
-    if fmt.name == "csv" and not target_crs.equals(WGS84, ignore_axis_order=True):
-        notes.append(f"CSV cannot say its CRS: import it back with --crs {label} "
-                     f"(?crs={label})")
     seconds = {"query": round(query_s, 3), "total": round(time.perf_counter() - started, 3)}
-    return ExportReport(layer.name, str(target), fmt.name, label, len(rows), notes, seconds)
+    return ExportReport(layer.name, str(target), fmt.name, label, len(rows),
+                        notes(names, fmt, target_crs), seconds)

@@ -79,6 +79,22 @@ def _check_utf8(frame: pd.DataFrame, name: str) -> None:
                                   f"{_SAVE_AS_UTF8}") from None
 
 
+def _csv_text_as_written(source: str, frame: pd.DataFrame, layer: Layer) -> pd.DataFrame:
+    """GDAL's CSV type detection makes an all-digit column numbers; for a text property (parcel
+    codes 101, 102) or a commune given by code that is wrong (refused as "not text", or taken
+    for an id), so those columns are read again exactly as written."""
+    text = {a.name.lower() for a in layer.attributes if a.type == "text"}
+    text |= {r.name.lower() for r in layer.references if r.key == "code"}
+    redo = [c for c in frame.columns if c != "geometry" and str(c).lower() in text
+            and not pd.api.types.is_string_dtype(frame[c])]
+    if not redo:
+        return frame
+    raw = pyogrio.read_dataframe(source, columns=redo, read_geometry=False, use_arrow=True,
+                                 **{**CSV_OPEN_OPTIONS, "AUTODETECT_TYPE": "NO"})
+    frame[redo] = raw[redo].to_numpy()
+    return frame
+
+
 def read(path: Path, layer: Layer, settings: Settings) -> tuple[gpd.GeoDataFrame, Format]:
     fmt = detect(path)
     source = gdal_path(path, fmt)
@@ -91,6 +107,8 @@ def read(path: Path, layer: Layer, settings: Settings) -> tuple[gpd.GeoDataFrame
                            f"{settings.max_features_per_import}")
         frame = pyogrio.read_dataframe(source, layer=name, use_arrow=True, on_invalid="ignore",
                                        **options)
+        if fmt.name == "csv":
+            frame = _csv_text_as_written(source, frame, layer)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
             pyogrio.errors.FieldError, pyogrio.errors.GeometryError) as exc:
         raise InvalidFile(f"cannot read {path.name} as {fmt.driver}: {exc}") from None
@@ -117,9 +135,12 @@ def to_wgs84(frame: gpd.GeoDataFrame, fmt: Format, crs: str | None) -> tuple[gpd
             raise UnknownCRS(f"the {fmt.driver} file says nothing about its CRS (a Shapefile "
                              "without .prj?); give it, e.g. --crs EPSG:2202")
     frame = frame.set_crs(source, allow_override=True)
-    if not source.equals(pyproj.CRS.from_epsg(4326), ignore_axis_order=True):
-        frame = frame.to_crs(4326)
     label = source.to_string() if source.to_epsg() is None else f"EPSG:{source.to_epsg()}"
+    if not source.equals(pyproj.CRS.from_epsg(4326), ignore_axis_order=True):
+        try:
+            frame = frame.to_crs(4326)
+        except pyproj.exceptions.ProjError as exc:  # another planet's CRS, say
+            raise UnknownCRS(f"cannot transform {label} to WGS 84: {exc}") from None
     return frame, label
 
 
