@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
 import numpy as np
 import pandas as pd
 import psycopg
@@ -64,7 +65,8 @@ async def _resolve(conn: AsyncConnection, layer: Layer, ref: Reference, values: 
                    labels: Sequence) -> list[int | None]:
     present = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
     ids = {int(v) for v in present if _is_id(v) or (isinstance(v, float) and v.is_integer())}
-    codes = {str(v) for v in present if isinstance(v, str)}
+    # no stored code holds a NUL (PostgreSQL text cannot): such a value simply matches none
+    codes = {str(v) for v in present if isinstance(v, str) and "\x00" not in v}
     table = sql.Identifier(ref.table)
     known_ids: set[int] = set()
     if ids:
@@ -204,7 +206,7 @@ async def copy_in(conn: AsyncConnection, layer: Layer, checked: Checked,
                   refs: dict[str, list], *, staged: bool = False, chunk: int = 1 << 20) -> int:
     """Bulk insert with COPY (imports); returns the number of rows written. ``staged`` COPYs
     into a temporary table first and inserts from it, so row-level security sees every row."""
-    data = _copy_buffer(layer, checked, refs)
+    data = await anyio.to_thread.run_sync(_copy_buffer, layer, checked, refs)
     cols = sql.SQL(", ").join(map(sql.Identifier, _columns(layer)))
     table = sql.Identifier(layer.table)
     target = sql.Identifier("_geo_comuna_import") if staged else table

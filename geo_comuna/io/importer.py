@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import geopandas as gpd
 import pandas as pd
 import pyarrow as pa
@@ -177,9 +178,15 @@ async def import_frame(conn: AsyncConnection, layer: Layer, frame: pd.DataFrame,
     say = progress or (lambda _msg: None)
     labels = range(1, len(frame) + 1)
     say(f"validating {len(frame)} features")
-    attrs = validate.check_attributes(layer, frame, labels)
-    geoms, repairs = validate.check_geometries(
-        layer, geometries, labels, service_bbox=settings.service_bbox, repair=repair)
+
+    def check() -> tuple[pd.DataFrame, Any, list[dict[str, Any]]]:
+        attrs = validate.check_attributes(layer, frame, labels)
+        geoms, repairs = validate.check_geometries(
+            layer, geometries, labels, service_bbox=settings.service_bbox, repair=repair)
+        return attrs, geoms, repairs
+
+    # CPU-bound: off the event loop, so a big upload does not stall other requests
+    attrs, geoms, repairs = await anyio.to_thread.run_sync(check)
     say(f"writing {len(frame)} features")
     admin = user.role == "admin"
     async with writing(conn, user, row_security=not admin):
@@ -204,11 +211,11 @@ async def import_file(conn: AsyncConnection, layer: Layer, path: Path, settings:
         if commune_id is None:
             raise NotFound(f"no commune with id or code {commune!r}")
     say(f"reading {path.name}")
-    frame, fmt = read(path, layer, settings)
+    frame, fmt = await anyio.to_thread.run_sync(read, path, layer, settings)
     read_s = time.perf_counter() - started
     if frame.crs is not None or crs:
         say(f"reprojecting {len(frame)} features")
-    frame, source_crs = to_wgs84(frame, fmt, crs)
+    frame, source_crs = await anyio.to_thread.run_sync(to_wgs84, frame, fmt, crs)
     frame, ignored = match_columns(frame, layer)
     if commune_id is not None:
         given = frame["commune"] if "commune" in frame else pd.Series([None] * len(frame))
