@@ -2,8 +2,9 @@
 in good condition, and where a transformer would serve each cluster of them.
 
 Distances are geodesic metres (WGS 84). Clusters are PostGIS DBSCAN in metres in the commune's
-UTM zone, those larger than one transformer serves cut by k-means; a cluster's suggested transformer site is the residents-weighted geometric median of
-its dwellings (the point minimising the residents-weighted sum of straight distances to them).
+UTM zone, each cut by k-means into parts of about ``dwellings_per_site``. A cluster's suggested
+transformer site is the residents-weighted geometric median of its dwellings: the point that
+minimises the residents-weighted sum of straight distances to them.
 docs/analyses.md ("Electricity gaps") gives every formula.
 """
 
@@ -31,13 +32,15 @@ class Params(BaseModel):
         5, ge=1, le=10_000, description="DBSCAN core size: a dwelling with at least this many "
         "gap dwellings (itself included) within the radius starts a cluster; smaller groups "
         "are isolated")
-    max_cluster_dwellings: int = Field(
-        80, ge=1, le=10_000, description="most dwellings one transformer site serves: a larger "
-        "DBSCAN cluster is cut by k-means into ceil(n / this) parts")
+    dwellings_per_site: int = Field(
+        80, ge=1, le=10_000, description="target dwellings per transformer site: a DBSCAN "
+        "cluster of n dwellings is cut by k-means into ceil(n / this) parts (k-means parts are "
+        "not equal in size)")
 
 
 def _num(value: float | None, digits: int = 1) -> float | None:
-    return None if value is None else round(float(value), digits)
+    """Rounded, with None for unknown (None or NaN: JSON has no NaN)."""
+    return None if value is None or np.isnan(value) else round(float(value), digits)
 
 
 async def sites(conn: AsyncConnection, commune_id: int, srid: int, ids: list[int],
@@ -59,7 +62,7 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     cur = conn.cursor(binary=True)
     await cur.execute(network.sql_text("electricity_dwellings.sql"), {
         "commune": commune_id, "srid": srid, "radius": params.cluster_radius_m,
-        "min_size": params.min_cluster_size, "max_size": params.max_cluster_dwellings})
+        "min_size": params.min_cluster_size, "max_size": params.dwellings_per_site})
     dwellings = await cur.fetchall()
     if not dwellings:
         cur = await conn.execute("SELECT count(*) FROM dwellings WHERE commune_id = %s",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import pyproj
@@ -28,6 +29,23 @@ KINDS = ("footpath", "road", "stairway")  # sorted; Network.kind holds indexes i
 FOOTPATH, ROAD, STAIRWAY = range(3)
 SNAP_M = 0.5  # node snapping grid (m, UTM)
 EPS = 1e-9  # weight floor: scipy would read an explicit 0 as "no edge"
+
+
+def rounded(values: np.ndarray, digits: int = 1) -> list[float | None]:
+    """Numbers for JSON: rounded, None where unknown (NaN or infinite; JSON has no NaN)."""
+    values = np.asarray(values, float)
+    out = np.round(values, digits).astype(object)
+    out[~np.isfinite(values)] = None
+    return out.tolist()
+
+
+def whole(values: np.ndarray) -> list[int | None]:
+    """Whole numbers for JSON, None where unknown."""
+    values = np.asarray(values, float)
+    ok = np.isfinite(values)
+    out = np.full(len(values), None, object)
+    out[ok] = np.round(values[ok]).astype(np.int64)
+    return out.tolist()
 
 
 @cache
@@ -121,6 +139,30 @@ async def load(conn: AsyncConnection, commune_id: int, srid: int) -> Network:
 
 
 @dataclass(frozen=True)
+class Dwellings:
+    """A commune's dwellings sorted by id; ``geometry`` is GeoJSON from PostGIS."""
+
+    ids: np.ndarray
+    residents: np.ndarray
+    water: list[str]
+    sector: list[str | None]
+    lon: np.ndarray
+    lat: np.ndarray
+    geometry: list[dict[str, Any]]
+
+
+async def load_dwellings(conn: AsyncConnection, commune_id: int, *,
+                         without_piped: bool = False) -> Dwellings:
+    """The points network analyses route from (only those without piped water if asked)."""
+    cur = conn.cursor(binary=True)
+    await cur.execute(sql_text("dwellings.sql"),
+                      {"commune": commune_id, "without_piped": without_piped})
+    ids, residents, water, sector, lon, lat, geometry = await cur.fetchone()
+    return Dwellings(np.array(ids, np.int64), np.array(residents, float), list(water),
+                     list(sector), np.array(lon, float), np.array(lat, float), geometry)
+
+
+@dataclass(frozen=True)
 class Attachment:
     """Points on their nearest segment, aligned with ``ids`` (sorted). ``along_m`` runs from the
     edge's node ``a``; the connector is a straight line (flagged in outputs)."""
@@ -129,6 +171,8 @@ class Attachment:
     edge: np.ndarray  # -1: not attached (no path, or connector over the limit)
     along_m: np.ndarray
     connector_m: np.ndarray  # NaN when not attached
+    lon: np.ndarray  # the attachment point on the segment (NaN when not attached)
+    lat: np.ndarray
 
     @property
     def attached(self) -> np.ndarray:
@@ -141,8 +185,8 @@ async def attach(conn: AsyncConnection, net: Network, commune_id: int, table: st
     segment; those farther than ``max_connector_m`` stay unattached."""
     ids = np.sort(np.asarray(ids, np.int64))
     if not len(ids) or not net.n_edges:
-        return Attachment(ids, np.full(len(ids), -1), np.zeros(len(ids)),
-                          np.full(len(ids), np.nan))
+        nan = np.full(len(ids), np.nan)
+        return Attachment(ids, np.full(len(ids), -1), np.zeros(len(ids)), nan, nan, nan)
     query = sql.SQL(sql_text("network_attach.sql")).format(table=sql.Identifier(table))
     cur = conn.cursor(binary=True)
     await cur.execute(query, {"commune": commune_id, "ids": ids.tolist()})
@@ -153,12 +197,14 @@ async def attach(conn: AsyncConnection, net: Network, commune_id: int, table: st
     seg = np.nan_to_num(np.array(cols[2], float), nan=-1).astype(np.int64)
     along = np.array(cols[3], float)
     connector = np.array(cols[4], float)
+    lon, lat = np.array(cols[5], float), np.array(cols[6], float)
     edge = net.edge_of(path_id, seg)
     edge[~(connector <= max_connector_m)] = -1
     ok = edge >= 0
     along = np.where(ok, np.clip(np.nan_to_num(along), 0, net.length_m[np.maximum(edge, 0)]), 0)
     return Attachment(np.array(cols[0], np.int64), edge, along,
-                      np.where(ok, connector, np.nan))
+                      np.where(ok, connector, np.nan), np.where(ok, lon, np.nan),
+                      np.where(ok, lat, np.nan))
 
 
 @dataclass(frozen=True)

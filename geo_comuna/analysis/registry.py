@@ -37,4 +37,7 @@ def _load() -> None:
 MODULES: list[str] = [
     "water_hookups",
     "electricity",
+    "stair_access",
+    "terrain",
+    "land_recovery",
 ]

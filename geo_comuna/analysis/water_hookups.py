@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from geo_comuna.analysis import budget, network, registry
 from geo_comuna.analysis import dem as dems
 from geo_comuna.analysis.base import Analysis, Result
-from geo_comuna.analysis.network import Attachment, Network, Tree
+from geo_comuna.analysis.network import Attachment, Dwellings, Network, Tree, rounded
 from geo_comuna.errors import NotFound
 
 
@@ -87,7 +87,7 @@ async def load_taps(conn: AsyncConnection, commune_id: int, net: Network, srid: 
     node_keys, vertex_keys = keys[:net.n_nodes], keys[net.n_nodes:]
     order = np.argsort(node_keys)
     pos = np.minimum(np.searchsorted(node_keys[order], vertex_keys), len(order) - 1)
-    found = node_keys[order][pos] == vertex_keys  # a vertex inside a segment is no node
+    found = node_keys[order][pos] == vertex_keys  # every path vertex is a node; kept safe
     node = order[pos]
     return Taps(node[found], offset[found], mlon[found], mlat[found])
 
@@ -119,6 +119,9 @@ class Routes:
 
 def route(net: Network, att: Attachment, tree: Tree) -> Routes:
     """Each attached dwelling reaches the tree through the cheaper end of its segment."""
+    if not net.n_edges:
+        none = np.full(len(att.ids), -1, np.int64)
+        return Routes(none, np.zeros(len(none)), np.full(len(none), np.nan))
     edge = np.maximum(att.edge, 0)
     a, b, seg_len = net.a[edge], net.b[edge], net.length_m[edge]
     via_a = tree.dist[a] + att.along_m
@@ -154,6 +157,9 @@ def group_projects(net: Network, tree: Tree, weights: np.ndarray, att: Attachmen
     head = network.top_ancestor(tree, is_head)
 
     on = routes.on_network
+    if not on.any():
+        empty = np.zeros(0, np.int64)
+        return Projects(empty, empty, np.zeros(0), np.full(len(on), -1, np.int64))
     entry, edge = routes.entry[on], att.edge[on]
     other = np.where(entry == net.a[edge], net.b[edge], net.a[edge])
     at_tap = is_tap[entry]
@@ -189,31 +195,6 @@ def rank_projects(residents: np.ndarray, pipe_m: np.ndarray) -> np.ndarray:
     """Order of projects, best first: residents served per metre of pipe (ties: shorter)."""
     per_m = residents / np.maximum(pipe_m, 1e-9)
     return np.lexsort((pipe_m, -per_m))
-
-
-@dataclass(frozen=True)
-class Dwellings:
-    """Dwellings without piped water, sorted by id; ``geometry`` is GeoJSON from PostGIS."""
-
-    ids: np.ndarray
-    residents: np.ndarray
-    water: list[str]
-    sector: list[str | None]
-    lon: np.ndarray
-    lat: np.ndarray
-    geometry: list[dict[str, Any]]
-
-
-async def load_dwellings(conn: AsyncConnection, commune_id: int) -> Dwellings:
-    cur = conn.cursor(binary=True)
-    await cur.execute(network.sql_text("water_dwellings.sql"), {"commune": commune_id})
-    rows = await cur.fetchall()
-    if not rows:
-        return Dwellings(np.zeros(0, np.int64), np.zeros(0), [], [], np.zeros(0),
-                         np.zeros(0), [])
-    ids, residents, water, sector, lon, lat, geometry = zip(*rows, strict=True)
-    return Dwellings(np.array(ids, np.int64), np.array(residents, float), list(water),
-                     list(sector), np.array(lon, float), np.array(lat, float), list(geometry))
 
 
 async def straight_lines(conn: AsyncConnection, commune_id: int,
@@ -255,16 +236,12 @@ async def _elevation_rise(conn: AsyncConnection, commune_id: int, dw: Dwellings,
     return z_home, z_src, z_home - z_src
 
 
-def _round(values: np.ndarray, digits: int = 1) -> list[float | None]:
-    return [None if np.isnan(v) else round(v, digits) for v in values.tolist()]
-
-
 async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     """Pipe length, branch project and pumping need for every dwelling without piped water;
     projects ranked by residents per metre, and chosen under a budget when one is given.
     CSV rows are the projects."""
     warnings: list[str] = []
-    dw = await load_dwellings(conn, commune_id)
+    dw = await network.load_dwellings(conn, commune_id, without_piped=True)
     totals = await sector_totals(conn, commune_id)
     if not len(dw.ids):
         warnings.append("this commune has no dwellings mapped" if not totals else
@@ -298,10 +275,10 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     straight_m, straight_lon, straight_lat = await straight_lines(conn, commune_id, dw.ids[off])
     length = routes.length_m.copy()
     length[off] = straight_m
-    tap_row = np.where(on, tree.via[projects.tap[np.maximum(projects.of_dwelling, 0)]]
-                       - 2 * net.n_edges, 0)
-    src_lon = np.where(on, taps.lon[tap_row] if len(taps.lon) else 0.0, 0.0)
-    src_lat = np.where(on, taps.lat[tap_row] if len(taps.lat) else 0.0, 0.0)
+    src_lon, src_lat = np.zeros(len(dw.ids)), np.zeros(len(dw.ids))
+    if on.any():  # the tap's point on the main: the row of the root -> tap leg used
+        row = tree.via[projects.tap[projects.of_dwelling[on]]] - 2 * net.n_edges
+        src_lon[on], src_lat[on] = taps.lon[row], taps.lat[row]
     src_lon[off], src_lat[off] = straight_lon, straight_lat
     z_home, z_src, rise = await _elevation_rise(conn, commune_id, dw, src_lon, src_lat,
                                                 warnings)
@@ -334,21 +311,8 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
             budget_info["greedy"]["cost"] = round(budget_info["greedy"]["pipe_m"]
                                                   * params.cost_per_m, 2)
 
-    rows = []
-    for i in order[:params.max_projects].tolist():
-        row: dict[str, Any] = {
-            "project": int(rank[i]), "connection": "network" if i < n_net else "straight_line",
-            "dwellings": int(homes[i]), "residents": int(residents[i]),
-            "pipe_m": round(float(pipe[i]), 1),
-            "residents_per_m": round(float(residents[i] / max(pipe[i], 1e-9)), 4),
-            "needs_pumping": int(pumped[i]),
-            "max_rise_m": None if np.isnan(max_rise[i]) else round(float(max_rise[i]), 1)}
-        if params.cost_per_m is not None:
-            row["cost"] = round(float(pipe[i]) * params.cost_per_m, 2)
-        if chosen_greedy is not None:
-            row["chosen_greedy"] = bool(chosen_greedy[i])
-            row["chosen_optimum"] = None if chosen_exact is None else bool(chosen_exact[i])
-        rows.append(row)
+    rows = project_rows(order[:params.max_projects], rank, n_net, homes, residents, pipe,
+                        pumped, max_rise, params.cost_per_m, chosen_greedy, chosen_exact)
 
     features = [
         {"type": "Feature", "id": i, "geometry": g, "properties": {
@@ -357,9 +321,9 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
             "elevation_diff_m": dz, "needs_pumping": None if dz is None else bool(dz > thr)}}
         for i, g, r, w, s, m, c, cm, p, zh, zs, dz, thr in zip(
             dw.ids.tolist(), dw.geometry, dw.residents.tolist(), dw.water, dw.sector,
-            _round(length), np.where(on, "network", "straight_line").tolist(),
-            _round(np.where(on, att.connector_m, np.nan)), rank[proj].tolist(),
-            _round(z_home), _round(z_src), _round(rise),
+            rounded(length), np.where(on, "network", "straight_line").tolist(),
+            rounded(np.where(on, att.connector_m, np.nan)), rank[proj].tolist(),
+            rounded(z_home), rounded(z_src), rounded(rise),
             [params.head_threshold_m] * len(dw.ids), strict=True)]
 
     summary = {
@@ -377,6 +341,30 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
         "csv_rows": "projects, best ranked first",
     }
     return Result(summary=summary, features=features, rows=rows, warnings=warnings)
+
+
+def project_rows(listed: np.ndarray, rank: np.ndarray, n_net: int, homes: np.ndarray,
+                 residents: np.ndarray, pipe: np.ndarray, pumped: np.ndarray,
+                 max_rise: np.ndarray, cost_per_m: float | None,
+                 chosen_greedy: np.ndarray | None,
+                 chosen_exact: np.ndarray | None) -> list[dict[str, Any]]:
+    """The CSV rows: one per listed project (indexes in rank order)."""
+    rows = []
+    for i in listed.tolist():
+        row: dict[str, Any] = {
+            "project": int(rank[i]), "connection": "network" if i < n_net else "straight_line",
+            "dwellings": int(homes[i]), "residents": int(residents[i]),
+            "pipe_m": round(float(pipe[i]), 1),
+            "residents_per_m": round(float(residents[i] / max(pipe[i], 1e-9)), 4),
+            "needs_pumping": int(pumped[i]),
+            "max_rise_m": None if np.isnan(max_rise[i]) else round(float(max_rise[i]), 1)}
+        if cost_per_m is not None:
+            row["cost"] = round(float(pipe[i]) * cost_per_m, 2)
+        if chosen_greedy is not None:
+            row["chosen_greedy"] = bool(chosen_greedy[i])
+            row["chosen_optimum"] = None if chosen_exact is None else bool(chosen_exact[i])
+        rows.append(row)
+    return rows
 
 
 def _by_sector(dw: Dwellings, length: np.ndarray,

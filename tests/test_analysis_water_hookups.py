@@ -1,0 +1,237 @@
+"""Water hookups on hand-built branches, a budget where greedy is not optimal, degenerate
+communes and the 5 de Marzo sample.
+
+Two branches leave the tap at O = ORIGIN (lon/lat offsets from LON0, LAT0):
+
+         C  . n3            footpath O-C (0.001° north, 110.6 m) with n1, n2, n3 11 m east
+         |  . n2            of it, 4 residents each (n3 beside C)
+         |  . n1
+  main --O=====M=====B      road O-M-B (two segments of one path, 109.7 m each)
+   (12 m off O)       . e   e 11 m south of B, 5 residents
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from psycopg import AsyncConnection
+
+from geo_comuna.analysis import budget, water_hookups
+from geo_comuna.errors import NotFound
+from tests.network_factories import (
+    LAT0,
+    LON0,
+    add_dem,
+    commune,
+    dwelling,
+    main,
+    metres,
+    path,
+    slope_dem,
+)
+
+pytestmark = pytest.mark.anyio
+
+ORIGIN, C = (LON0, LAT0), (LON0, LAT0 + 0.001)
+M, B = (LON0 + 0.001, LAT0), (LON0 + 0.002, LAT0)
+MAIN_END = (LON0 - 0.0001, LAT0 - 0.00005)  # the main's end nearest O: 12.3 m, beyond reach
+NORTH = [(LON0 + 0.0001, LAT0 + 0.0003), (LON0 + 0.0001, LAT0 + 0.0006),
+         (LON0 + 0.0001, LAT0 + 0.001)]
+EAST = (LON0 + 0.002, LAT0 - 0.0001)
+
+
+async def two_branches(conn: AsyncConnection) -> tuple[int, list[int], int]:
+    cid = await commune(conn)
+    await main(conn, cid, [(LON0 - 0.0005, LAT0 - 0.00005), MAIN_END])
+    await main(conn, cid, [(LON0 - 0.0005, LAT0 + 0.0005), (LON0 - 0.0005, LAT0 + 0.001)],
+               status="damaged")  # not a source
+    await path(conn, cid, [ORIGIN, C], "footpath")
+    await path(conn, cid, [ORIGIN, M, B], "road", vehicles=True)
+    north = [await dwelling(conn, cid, *p, residents=4, sector="Norte") for p in NORTH]
+    east = await dwelling(conn, cid, *EAST, residents=5, sector="Este")
+    await dwelling(conn, cid, LON0 + 0.0001, LAT0 + 0.0008, water="piped", sector="Norte")
+    return cid, north, east
+
+
+def by_id(result) -> dict[int, dict]:
+    return {f["id"]: f["properties"] for f in result.features}
+
+
+async def test_branches_share_their_pipe(conn: AsyncConnection) -> None:
+    cid, north, east = await two_branches(conn)
+    result = await water_hookups.run(conn, cid, water_hookups.Params())
+    got = by_id(result)
+    assert set(got) == {*north, east}  # the piped home is left out
+    offset = metres(*ORIGIN, *MAIN_END)  # from the main to the tap O
+    feet = [(LON0, lat) for _, lat in NORTH]
+    connectors = [metres(*d, *f) for d, f in zip(NORTH, feet, strict=True)]
+    for dw, foot, conn_m in zip(north, feet, connectors, strict=True):
+        # each home's own pipe: main -> O -> up the footpath -> across to the home
+        assert got[dw]["length_m"] == pytest.approx(offset + metres(*ORIGIN, *foot) + conn_m,
+                                                    abs=0.1)
+        assert got[dw]["connection"] == "network"
+    east_c = metres(*EAST, *B)
+    assert got[east]["length_m"] == pytest.approx(
+        offset + metres(*ORIGIN, *M) + metres(*M, *B) + east_c, abs=0.1)
+
+    projects = {r["project"]: r for r in result.rows}
+    # The northern branch: one pipe main -> O -> C (shared, counted once) plus three
+    # service lines, not the sum of three pipes: 12.3 + 110.6 + 3 x 11 = 155.9 m.
+    north_pipe = offset + metres(*ORIGIN, *C) + sum(connectors)
+    east_pipe = offset + metres(*ORIGIN, *M) + metres(*M, *B) + east_c
+    assert projects[1]["dwellings"] == 3 and projects[1]["residents"] == 12
+    assert projects[1]["pipe_m"] == pytest.approx(north_pipe, abs=0.1)
+    assert projects[1]["residents_per_m"] == pytest.approx(12 / north_pipe, rel=1e-3)
+    assert projects[2]["dwellings"] == 1 and projects[2]["residents"] == 5
+    assert projects[2]["pipe_m"] == pytest.approx(east_pipe, abs=0.1)
+    assert {got[d]["project"] for d in north} == {1} and got[east]["project"] == 2
+    assert result.summary["taps"] == 1 and result.summary["projects"] == 2
+    # no DEM: said, and pumping is unknown rather than False
+    assert any("no DEM" in w for w in result.warnings)
+    assert got[north[0]]["needs_pumping"] is None
+    sectors = {s["sector"]: s for s in result.summary["by_sector"]}
+    assert sectors["Norte"]["dwellings"] == 4 and sectors["Norte"]["dwellings_without_piped"] == 3
+
+
+async def test_pumping_from_the_dem(conn: AsyncConnection, tmp_path: Path) -> None:
+    cid, north, east = await two_branches(conn)
+    await add_dem(conn, cid, slope_dem(tmp_path, 20_000.0))  # 900 m + 20 m per 0.001° north
+    got = by_id(await water_hookups.run(conn, cid, water_hookups.Params(head_threshold_m=5)))
+    # the source is the main's end at LAT0 - 0.00005: 899 m
+    assert got[north[2]]["source_elevation_m"] == pytest.approx(899, abs=0.05)
+    assert got[north[2]]["elevation_diff_m"] == pytest.approx(21, abs=0.05)  # 920 - 899
+    assert got[north[2]]["needs_pumping"] is True
+    assert got[north[0]]["elevation_diff_m"] == pytest.approx(7, abs=0.05)  # 906 - 899 > 5
+    assert got[north[0]]["needs_pumping"] is True
+    assert got[east]["elevation_diff_m"] == pytest.approx(-1, abs=0.05)  # 898 - 899
+    assert got[east]["needs_pumping"] is False
+
+
+async def test_far_home_gets_a_straight_line(conn: AsyncConnection) -> None:
+    cid, _, _ = await two_branches(conn)
+    far = (LON0 - 0.001, LAT0 + 0.002)  # 110 m from any path
+    far_id = await dwelling(conn, cid, *far, residents=2)
+    result = await water_hookups.run(conn, cid, water_hookups.Params(max_connector_m=40))
+    props = by_id(result)[far_id]
+    assert props["connection"] == "straight_line" and props["connector_m"] is None
+    # straight to the nearest point of the working main: its west end (the home lies
+    # west of it)
+    assert props["length_m"] == pytest.approx(metres(*far, LON0 - 0.0005, LAT0 - 0.00005),
+                                              abs=0.1)
+    assert result.summary["straight_line"] == 1
+    assert any("straight lines" in w for w in result.warnings)
+    row = next(r for r in result.rows if r["project"] == props["project"])
+    assert row["connection"] == "straight_line" and row["dwellings"] == 1
+
+
+async def budget_case(conn: AsyncConnection) -> tuple[int, dict[str, float]]:
+    """Three branches from O, where a main ends: N 66.4 m (9 residents), E and W 54.8 m
+    (7 each); each home stands at its branch's end."""
+    cid = await commune(conn)
+    await main(conn, cid, [ORIGIN, (LON0, LAT0 - 0.0005)])
+    ends = {"N": (LON0, LAT0 + 0.0006), "E": (LON0 + 0.0005, LAT0),
+            "W": (LON0 - 0.0005, LAT0)}
+    for name, end in ends.items():
+        await path(conn, cid, [ORIGIN, end], "footpath")
+        await dwelling(conn, cid, *end, residents=9 if name == "N" else 7)
+    return cid, {name: metres(*ORIGIN, *end) for name, end in ends.items()}
+
+
+async def test_budget_greedy_gap_is_reported(conn: AsyncConnection) -> None:
+    cid, length = await budget_case(conn)
+    cost = {k: math.ceil(v) for k, v in length.items()}  # 67, 55, 55 whole metres
+    budget_m = cost["E"] + cost["W"]  # 110
+    # greedy takes N first (9 / 66.4 = 0.136 per m beats 7 / 54.8 = 0.128), then neither E
+    # nor W fits in the 43 m left: 9 residents. E + W use exactly 110 m: 14 residents.
+    assert 9 / length["N"] > 7 / length["E"] and cost["N"] + cost["E"] > budget_m
+    result = await water_hookups.run(conn, cid, water_hookups.Params(budget_m=budget_m))
+    plan = result.summary["budget"]
+    assert plan["greedy"] == {"projects": 1, "pipe_m": cost["N"], "residents": 9}
+    assert plan["optimum"] == {"projects": 2, "pipe_m": budget_m, "residents": 14}
+    assert plan["gap_residents"] == 5 and plan["gap_pct"] == pytest.approx(35.71, abs=0.01)
+    # the bound: N whole, then 43 of E's 55 m at E's ratio: 9 + 7 x 43 / 55 = 14.47 >= 14
+    assert plan["upper_bound_residents"] == round(9 + 7 * (budget_m - cost["N"]) / cost["E"], 1)
+    rows = {r["residents"]: r for r in result.rows}
+    assert rows[9]["chosen_greedy"] and not rows[9]["chosen_optimum"]
+    assert [r["pipe_m"] for r in result.rows] == pytest.approx(
+        [length["N"], length["E"], length["W"]], abs=0.1)
+
+    # money mode: 2 per metre, 220 to spend is the same 110 m
+    money = await water_hookups.run(conn, cid, water_hookups.Params(cost_per_m=2,
+                                                                    budget_money=220))
+    assert money.summary["budget"]["gap_residents"] == 5
+    assert money.rows[0]["cost"] == pytest.approx(2 * length["N"], abs=0.2)
+
+
+def test_budget_choices_against_brute_force() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        n = int(rng.integers(1, 9))
+        costs = rng.integers(1, 60, n)
+        values = rng.integers(0, 40, n).astype(float)
+        cap = int(rng.integers(0, 150))
+        best = max(values[[i for i in range(n) if mask >> i & 1]].sum()
+                   for mask in range(2 ** n)
+                   if costs[[i for i in range(n) if mask >> i & 1]].sum() <= cap)
+        exact = budget.exact_choice(costs, values, cap)
+        assert costs[exact].sum() <= cap and values[exact].sum() == best
+        order = water_hookups.rank_projects(values, costs.astype(float))
+        greedy = budget.greedy_choice(costs, values, order, cap)
+        assert costs[greedy].sum() <= cap and values[greedy].sum() <= best
+        assert budget.fractional_bound(costs, values, order, cap) >= best - 1e-9
+
+
+async def test_no_paths_means_straight_lines(conn: AsyncConnection) -> None:
+    cid = await commune(conn)
+    await main(conn, cid, [(LON0 - 0.0005, LAT0 - 0.00005), MAIN_END])
+    home = (LON0 - 0.0003, LAT0 + 0.0005)
+    dw = await dwelling(conn, cid, *home)
+    result = await water_hookups.run(conn, cid, water_hookups.Params())
+    assert any("no paths" in w for w in result.warnings)
+    props = by_id(result)[dw]
+    assert props["connection"] == "straight_line"
+    assert props["length_m"] == pytest.approx(metres(*home, LON0 - 0.0003, LAT0 - 0.00005),
+                                              abs=0.1)
+
+
+async def test_degenerate_communes(conn: AsyncConnection) -> None:
+    cid = await commune(conn)
+    empty = await water_hookups.run(conn, cid, water_hookups.Params())
+    assert empty.features == [] and empty.rows == []
+    assert "no dwellings" in empty.warnings[0]
+    await dwelling(conn, cid, *ORIGIN, water="piped")
+    piped = await water_hookups.run(conn, cid, water_hookups.Params())
+    assert "piped water" in piped.warnings[0]
+    await dwelling(conn, cid, *C)
+    with pytest.raises(NotFound, match="no working or leaking water main"):
+        await water_hookups.run(conn, cid, water_hookups.Params())
+
+
+async def test_sample_through_the_api(client: httpx.AsyncClient) -> None:
+    r = await client.get("/communes/5-DE-MARZO/analyses/water-hookups?budget_m=500")
+    assert r.status_code == 200, r.text
+    summary = r.json()["summary"]
+    sectors = {s["sector"]: s for s in summary["by_sector"]}
+    share = {k: v["share_residents_without_piped_pct"] for k, v in sectors.items()}
+    assert share["La Cumbre"] > share["La Bajada"]  # more people without water high up
+    assert summary["needs_pumping"]["dwellings"] > 0
+    assert summary["budget"]["greedy"]["pipe_m"] <= 500
+    assert summary["budget"]["upper_bound_residents"] >= summary["budget"]["greedy"]["residents"]
+
+    text = (await client.get("/communes/5-DE-MARZO/analyses/water-hookups?f=csv"
+                             "&max_projects=25")).text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == min(25, summary["projects"]) and rows[0]["project"] == "1"
+    ratios = [float(row["residents_per_m"]) for row in rows]
+    assert ratios == sorted(ratios, reverse=True)
+    geo = (await client.get("/communes/5-DE-MARZO/analyses/water-hookups?f=geojson")).json()
+    assert len(geo["features"]) == summary["dwellings_without_piped_water"]
+
+    bad = await client.get("/communes/5-DE-MARZO/analyses/water-hookups?budget_money=100")
+    assert bad.status_code == 400 and "cost_per_m" in bad.json()["detail"]
