@@ -6,7 +6,8 @@ and time of building the page, for
 - the standalone file (big layers as inline geobuf, simplified and snapped to ~1 m),
 - a plain ``folium.GeoJson`` of the same parcels (style_function by tenure, local Leaflet).
 
-    .venv/bin/python bench/bench_maps.py [--sizes 1000,10000,100000] [--runs 3] [--write]
+    .venv/bin/python bench/bench_maps.py [--sizes 1000,10000,100000] [--runs 3] [--no-plain]
+        [--write]
 
 Synthetic parcels (star-shaped hexagons of ~0.8 ha on a grid, one commune per size) go into
 the bench's own embedded cluster in bench/out/pg-maps (GEO_COMUNA_DATA_DIR; gitignored).
@@ -73,19 +74,34 @@ def make_parcels(dsn: str, sizes: list[int]) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         for i, n in enumerate(sizes):
             code = f"{PREFIX}{n}"
-            have = conn.execute("SELECT count(*) FROM parcels p JOIN communes c ON "
-                                "c.id = p.commune_id WHERE c.code = %s", (code,)).fetchone()[0]
+            have = conn.execute(
+                "SELECT count(*) FROM parcels p JOIN communes c ON "
+                "c.id = p.commune_id WHERE c.code = %s",
+                (code,),
+            ).fetchone()[0]
             if have == n:
                 continue
             with conn.transaction():
-                conn.execute("DELETE FROM parcels WHERE commune_id IN "
-                             "(SELECT id FROM communes WHERE code = %s)", (code,))
+                conn.execute(
+                    "DELETE FROM parcels WHERE commune_id IN "
+                    "(SELECT id FROM communes WHERE code = %s)",
+                    (code,),
+                )
                 conn.execute("DELETE FROM communes WHERE code = %s", (code,))
-                side = int(n ** 0.5 + 0.999999)
+                side = int(n**0.5 + 0.999999)
                 conn.execute("SELECT setseed(0.42)")  # same parcels on every machine
-                conn.execute(PARCELS_SQL, {"code": code, "name": f"Bench {n:,} parcels",
-                                           "x0": -69.9 + 0.4 * i, "y0": 9.2, "side": side,
-                                           "d": CELL_DEG, "n": n})
+                conn.execute(
+                    PARCELS_SQL,
+                    {
+                        "code": code,
+                        "name": f"Bench {n:,} parcels",
+                        "x0": -69.9 + 0.4 * i,
+                        "y0": 9.2,
+                        "side": side,
+                        "d": CELL_DEG,
+                        "n": n,
+                    },
+                )
             conn.execute("ANALYZE parcels")
             print(f"  made {n:,} parcels", file=sys.stderr)
 
@@ -119,7 +135,9 @@ async def _build_plain(dsn: str, code: str) -> str:
             "SELECT json_build_object('type', 'FeatureCollection', 'features', "
             "json_agg(ST_AsGeoJSON(q.*, 'geom', 6)::json))::text, ST_Extent(q.geom)::text "
             "FROM (SELECT p.id, p.code, p.tenure, p.geom FROM parcels p JOIN communes c "
-            "ON c.id = p.commune_id WHERE c.code = %s) q", (code,))
+            "ON c.id = p.commune_id WHERE c.code = %s) q",
+            (code,),
+        )
         text, _ = await cur.fetchone()
     finally:
         await conn.close()
@@ -127,9 +145,16 @@ async def _build_plain(dsn: str, code: str) -> str:
     m = folium.Map(tiles=None)
     m.default_js = [("leaflet", assets.LEAFLET[1].path.as_uri())]
     m.default_css = [("leaflet_css", assets.LEAFLET[0].path.as_uri())]
-    layer = folium.GeoJson(data, name="parcels", style_function=lambda f: {
-        "fillColor": colours[f["properties"]["tenure"]], "color": "#444", "weight": 0.6,
-        "fillOpacity": 0.6})
+    layer = folium.GeoJson(
+        data,
+        name="parcels",
+        style_function=lambda f: {
+            "fillColor": colours[f["properties"]["tenure"]],
+            "color": "#444",
+            "weight": 0.6,
+            "fillOpacity": 0.6,
+        },
+    )
     layer.add_to(m)
     m.fit_bounds(layer.get_bounds())
     return m.get_root().render()
@@ -168,7 +193,7 @@ def render_ms(browser, url: str, *, ours: bool, offline_: bool) -> float:
         context.close()
 
 
-def run(sizes: list[int], runs: int) -> list[list[object]]:
+def run(sizes: list[int], runs: int, plain: bool = True) -> list[list[object]]:
     from playwright.sync_api import sync_playwright
 
     from geo_comuna.api.app import create_app
@@ -178,19 +203,45 @@ def run(sizes: list[int], runs: int) -> list[list[object]]:
     make_parcels(dsn, sizes)
     OUT.mkdir(parents=True, exist_ok=True)
     rows: list[list[object]] = []
-    with harness.serve(create_app(Settings(), conninfo=dsn)) as base, \
-            sync_playwright() as playwright:
+    app = create_app(Settings(), conninfo=dsn)
+
+    def cold_tiles() -> None:
+        app.state.tile_cache = None  # the next tile request makes a new, empty cache
+
+    with (
+        harness.serve(app) as base,
+        sync_playwright() as playwright,
+    ):
         browser = harness.launch(playwright)
         for n in sizes:
             code = f"{PREFIX}{n}"
             variants = [
-                ("served (vector tiles > 5,000)", lambda c=code: _build_ours(dsn, c, False),
-                 True, False),
-                ("standalone file (geobuf > 5,000)", lambda c=code: _build_ours(dsn, c, True),
-                 True, True),
-                ("plain folium.GeoJson", lambda c=code: _build_plain(dsn, c), False, True),
+                (
+                    "served, empty tile cache (vector tiles > 5,000)",
+                    lambda c=code: _build_ours(dsn, c, False),
+                    True,
+                    False,
+                    cold_tiles,
+                ),
+                (
+                    "served, tiles cached by the app",
+                    lambda c=code: _build_ours(dsn, c, False),
+                    True,
+                    False,
+                    None,
+                ),
+                (
+                    "standalone file (geobuf > 5,000, picture > 20,000)",
+                    lambda c=code: _build_ours(dsn, c, True),
+                    True,
+                    True,
+                    None,
+                ),
+                ("plain folium.GeoJson", lambda c=code: _build_plain(dsn, c), False, True, None),
             ]
-            for name, make, ours, is_file in variants:
+            if not plain:
+                variants = variants[:-1]
+            for name, make, ours, is_file, before in variants:
                 html, seconds, peak = measure_build(make)
                 if is_file:
                     path = OUT / f"{n}-{name.split()[0]}.html"
@@ -198,12 +249,23 @@ def run(sizes: list[int], runs: int) -> list[list[object]]:
                     url = path.as_uri()
                 else:
                     url = f"{base}/maps/communes/{code}?lang=en"
-                times = [render_ms(browser, url, ours=ours, offline_=is_file)
-                         for _ in range(runs)]
+                times = []
+                for _ in range(runs):
+                    if before is not None:
+                        before()
+                    times.append(render_ms(browser, url, ours=ours, offline_=is_file))
                 median, low, high = common.summary([t / 1000 for t in times])
-                rows.append([f"{n:,}", name, round(len(html.encode()) / 1e6, 2),
-                             round(median, 2), f"{low:.2f}–{high:.2f}", round(peak, 1),
-                             round(seconds, 2)])
+                rows.append(
+                    [
+                        f"{n:,}",
+                        name,
+                        round(len(html.encode()) / 1e6, 2),
+                        round(median, 2),
+                        f"{low:.2f}–{high:.2f}",
+                        round(peak, 1),
+                        round(seconds, 2),
+                    ]
+                )
                 print(" | ".join(map(str, rows[-1])), file=sys.stderr)
         browser.close()
     return rows
@@ -217,7 +279,7 @@ def write_readme(text: str) -> None:
         current = (current.rstrip("\n") + "\n\n" if current else "") + text
     else:
         end = current.find("\n## ", start + 1)
-        current = current[:start] + text + (current[end + 1:] if end >= 0 else "")
+        current = current[:start] + text + (current[end + 1 :] if end >= 0 else "")
     readme.write_text(current.rstrip("\n") + "\n", encoding="utf-8")
 
 
@@ -226,9 +288,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--write", action="store_true", help="update bench/README.md")
+    parser.add_argument("--no-plain", action="store_true",
+                        help="skip the plain folium.GeoJson baseline (minutes at 100,000)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    rows = run(sizes, args.runs)
+    rows = run(sizes, args.runs, plain=not args.no_plain)
     lines = [
         "## Maps\n",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: "
@@ -239,9 +303,19 @@ def main() -> None:
         "with the network cut off)",
         "- build = building the HTML in Python (queries included); peak = tracemalloc peak "
         "of Python allocations while building",
-        common.table("Commune map: size and time to render",
-                     ["parcels", "page", "HTML MB", "render s (median)", "render s (min–max)",
-                      "build peak MB", "build s"], rows),
+        common.table(
+            "Commune map: size and time to render",
+            [
+                "parcels",
+                "page",
+                "HTML MB",
+                "render s (median)",
+                "render s (min–max)",
+                "build peak MB",
+                "build s",
+            ],
+            rows,
+        ),
     ]
     text = "\n".join(lines) + "\n"
     print(text)

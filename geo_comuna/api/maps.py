@@ -132,6 +132,14 @@ async def analysis_snippet(request: Request, conn: Conn, settings: SettingsDep,
     return _snippet(request, settings, path, lang, title)
 
 
+def _tile_cache(request: Request) -> tiles.TileCache:
+    """The app's tile cache, made on first use (the app is built by ``create_app``)."""
+    state = request.app.state
+    if getattr(state, "tile_cache", None) is None:
+        state.tile_cache = tiles.TileCache()
+    return state.tile_cache
+
+
 @router.get("/tiles/{layer}/{z}/{x}/{y}.pbf", summary="Vector tile (MVT) of a layer",
             response_class=Response, responses={200: {"content": {TILE_TYPE: {}}}})
 async def tile(request: Request, conn: Conn, layer: str, z: int, x: int, y: int,
@@ -152,7 +160,12 @@ async def tile(request: Request, conn: Conn, layer: str, z: int, x: int, y: int,
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     names = Styles.load().slim_properties(target)
-    body = await tiles.tile(conn, target, z, x, y, Filters(commune_id=commune_id), names)
+    cache = _tile_cache(request)
+    key = (target.name, version, commune_id, z, x, y, tuple(names))
+    body = cache.get(key)
+    if body is None:
+        body = await tiles.tile(conn, target, z, x, y, Filters(commune_id=commune_id), names)
+        cache.put(key, body)
     return Response(body, media_type=TILE_TYPE, headers=headers)
 
 

@@ -6,14 +6,20 @@ on lon/lat (the envelope transformed to EPSG:4326 is still a rectangle), then cl
 quantized to the tile's 4096 x 4096 grid by ST_AsMVTGeom. Properties: the named ones, dates
 as text; array-valued ones are left out (MVT has no arrays).
 
-A tile that would hold more than ``MAX_DETAIL`` features (a whole big commune at low zoom,
-where each parcel is a pixel or two) is drawn as a grid of cells of 1/32 of the tile instead:
+A tile that would hold more than ``MAX_DETAIL`` features, or areas and lines most of which
+are under ``MIN_DETAIL_PX`` pixels wide (a big commune at low zoom, where each parcel is a
+pixel or two; deciding by size keeps the tiles at a commune's edge, which hold fewer features,
+from being drawn in full detail beside summarised ones), is drawn as a grid of cells of 1/32
+of the tile instead:
 each cell carries ``gc_count`` (features whose centre lies in it) and the most frequent value
 of each attribute with allowed values, so it takes the colour most of its features have.
 Grouping centres on a lon/lat grid costs far less than clipping every feature.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
 
 from psycopg import AsyncConnection, sql
 
@@ -25,6 +31,8 @@ EXTENT = 4096
 BUFFER = 64
 MAX_ZOOM = 22
 MAX_DETAIL = 4_000
+#: median feature width (256-px tile pixels) under which areas and lines are summarised
+MIN_DETAIL_PX = 4.0
 CELLS = 32  # per tile side, in the summary grid (8 px cells)
 
 
@@ -49,16 +57,25 @@ def _columns(layer: Layer, names: list[str]) -> sql.Composable:
     return sql.SQL(", ").join(cols)
 
 
-async def _count(conn: AsyncConnection, layer: Layer, z: int, x: int, y: int,
-                 filters: Filters) -> int:
+async def _wants_summary(conn: AsyncConnection, layer: Layer, z: int, x: int, y: int,
+                         filters: Filters) -> bool:
+    """Whether the tile is drawn as the summary grid: more than ``MAX_DETAIL`` features, or
+    areas and lines whose median bounding-box width is under ``MIN_DETAIL_PX`` (the width
+    comes from each geometry's cached box, not from its coordinates)."""
     where, params = where_sql(layer, filters)
     params.update(z=z, x=x, y=y, limit=MAX_DETAIL + 1)
     cur = await conn.execute(sql.SQL("""
-        SELECT count(*) FROM (SELECT 1 FROM {table} t
+        SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY s.w)
+        FROM (SELECT ST_XMax(t.geom) - ST_XMin(t.geom) AS w FROM {table} t
             WHERE t.geom && ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4326)
               AND {where} LIMIT %(limit)s) s""").format(
         table=sql.Identifier(layer.table), where=where), params)
-    return (await cur.fetchone())[0]
+    n, width_deg = await cur.fetchone()
+    if n > MAX_DETAIL:
+        return True
+    if not n or "Point" in layer.geometry_type:
+        return False
+    return width_deg / (360 / (1 << z)) * 256 < MIN_DETAIL_PX
 
 
 async def _summary_tile(conn: AsyncConnection, layer: Layer, z: int, x: int, y: int,
@@ -72,17 +89,25 @@ async def _summary_tile(conn: AsyncConnection, layer: Layer, z: int, x: int, y: 
         WITH env AS (
             SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS tile,
                    ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4326) AS lonlat
-        ), cells AS (
-            SELECT ST_SnapToGrid(ST_Centroid(t.geom), %(cell)s) AS centre,
-                   count(*)::integer AS gc_count {modes}
+        ), centres AS (
+            -- the centre of each geometry's cached box: no coordinates are read
+            SELECT (ST_XMin(t.geom) + ST_XMax(t.geom)) / 2 AS cx,
+                   (ST_YMin(t.geom) + ST_YMax(t.geom)) / 2 AS cy, t.*
             FROM env, {table} t
-            WHERE t.geom && env.lonlat AND ST_Intersects(ST_Centroid(t.geom), env.lonlat)
-              AND {where}
-            GROUP BY 1
+            WHERE t.geom && env.lonlat AND {where}
+        ), cells AS (
+            SELECT round(t.cx / %(cell)s) AS i, round(t.cy / %(cell)s) AS j,
+                   count(*)::integer AS gc_count {modes}
+            FROM env, centres t
+            WHERE t.cx >= ST_XMin(env.lonlat) AND t.cx < ST_XMax(env.lonlat)
+              AND t.cy >= ST_YMin(env.lonlat) AND t.cy < ST_YMax(env.lonlat)
+            GROUP BY 1, 2
         )
         SELECT ST_AsMVT(q, %(name)s, {extent}, 'geom') FROM (
             SELECT cells.gc_count {names},
-                   ST_AsMVTGeom(ST_Transform(ST_Expand(cells.centre, %(cell)s / 2), 3857),
+                   ST_AsMVTGeom(ST_Transform(ST_MakeEnvelope(
+                       (cells.i - 0.5) * %(cell)s, (cells.j - 0.5) * %(cell)s,
+                       (cells.i + 0.5) * %(cell)s, (cells.j + 0.5) * %(cell)s, 4326), 3857),
                                 env.tile, {extent}, 0, true) AS geom
             FROM cells, env
         ) q WHERE q.geom IS NOT NULL
@@ -100,7 +125,7 @@ async def tile(conn: AsyncConnection, layer: Layer, z: int, x: int, y: int,
                filters: Filters, names: list[str]) -> bytes:
     """One tile (may be empty bytes) whose single MVT layer is named after ``layer``."""
     check_tile(z, x, y)
-    if await _count(conn, layer, z, x, y, filters) > MAX_DETAIL:
+    if await _wants_summary(conn, layer, z, x, y, filters):
         return await _summary_tile(conn, layer, z, x, y, filters, names)
     where, params = where_sql(layer, filters)
     _, joins = property_exprs(layer)
@@ -125,3 +150,31 @@ async def tile(conn: AsyncConnection, layer: Layer, z: int, x: int, y: int,
     cur = await conn.execute(query, params)
     row = await cur.fetchone()
     return bytes(row[0]) if row and row[0] is not None else b""
+
+
+class TileCache:
+    """Recently built tiles, least recently used dropped first once they pass ``max_bytes``.
+
+    Keys hold the layer's version (bumped by every write), so an edit makes its old tiles
+    unreachable instead of stale; they age out. One per app, on ``app.state``."""
+
+    def __init__(self, max_bytes: int = 64 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._tiles: OrderedDict[Hashable, bytes] = OrderedDict()
+
+    def get(self, key: Hashable) -> bytes | None:
+        body = self._tiles.get(key)
+        if body is not None:
+            self._tiles.move_to_end(key)
+        return body
+
+    def put(self, key: Hashable, body: bytes) -> None:
+        if len(body) > self.max_bytes:
+            return
+        old = self._tiles.pop(key, None)
+        self.size += len(body) - (len(old) if old is not None else 0)
+        self._tiles[key] = body
+        while self.size > self.max_bytes:
+            _, dropped = self._tiles.popitem(last=False)
+            self.size -= len(dropped)

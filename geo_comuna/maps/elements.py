@@ -73,16 +73,20 @@ class Data(Script):
         return cls(safe_json(text))
 
     @classmethod
-    def from_geobuf(cls, blob: bytes) -> Data:
-        return cls(f'GeoComuna.geobuf("{base64.b64encode(blob).decode("ascii")}")')
+    def from_geobuf(cls, blob: bytes, *, lazy: bool = False) -> Data:
+        """Decoded as the page loads, or with ``lazy`` a function decoding it on first call."""
+        call = f'GeoComuna.geobuf("{base64.b64encode(blob).decode("ascii")}")'
+        return cls(f"GeoComuna.later(function () {{ return {call}; }})" if lazy else call)
 
 
 class ThemedLayer(folium.map.Layer):
     """One themed map layer, listed in the layer control.
 
     ``kind``: "geojson" (inline data), "sliced" (inline geobuf, tiled in the browser; built on
-    first display), "tiles" (vector tiles from the app's /tiles/ URL) or "image" (an overlay
-    such as the hillshade; ``source`` is [url, bounds, opacity]).
+    first display), "overview" (``source`` is {image, bounds, detail_zoom}, then the lazily
+    decoded geobuf, sliced once zoomed in to ``detail_zoom``), "tiles" (vector tiles from the
+    app's /tiles/ URL) or "image" (an overlay such as the hillshade; ``source`` is
+    [url, bounds, opacity]).
     """
 
     _template = Template("""{% macro script(this, kwargs) %}
@@ -91,6 +95,8 @@ class ThemedLayer(folium.map.Layer):
         {%- elif this.kind == "sliced" %}
         var {{ this.get_name() }} = GeoComuna.lazy({{ this.spec }}, function () {
             return GeoComuna.sliced({{ this.spec }}, {{ this.source }}); });
+        {%- elif this.kind == "overview" %}
+        var {{ this.get_name() }} = GeoComuna.overview({{ this.spec }}, {{ this.source }});
         {%- elif this.kind == "tiles" %}
         var {{ this.get_name() }} = GeoComuna.tiles({{ this.spec }}, {{ this.source }});
         {%- else %}

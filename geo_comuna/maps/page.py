@@ -23,6 +23,8 @@ Lang = Literal["es", "en"]
 #: a layer with more features than this is drawn from vector tiles (served) or inline geobuf
 #: (standalone) instead of inline GeoJSON
 TILE_THRESHOLD = 5_000
+#: standalone areas and lines with more features than this show as a picture until zoomed in
+OVERVIEW_THRESHOLD = 20_000
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Page:
     base: str = ""
     tile_url: str | None = None
     tile_threshold: int = TILE_THRESHOLD
+    overview_threshold: int = OVERVIEW_THRESHOLD
     #: filled while building: which libraries the page needs
     uses_tiles: bool = field(default=False)
     uses_geobuf: bool = field(default=False)
@@ -57,7 +60,10 @@ def new_map(page: Page, styles: Styles,
     if page.tile_url and not page.standalone:
         folium.TileLayer(tiles=page.tile_url, attr="GEO_COMUNA_TILE_URL", name=page.t(
             "Mapa base", "Basemap"), max_zoom=21, overlay=False, control=False).add_to(m)
-    m.fit_bounds([[s, w], [n, e]], padding=(12, 12))
+    fit = folium.FitBounds([[s, w], [n, e]], padding=(12, 12))
+    # no zoom animation: layers added during one would first fetch tiles at zoom_start
+    fit.options["animate"] = False
+    m.add_child(fit)
     background = escape(styles.background)
     m.get_root().header.add_child(raw_html(
         f"<style>.leaflet-container{{background:{background}}}</style>"), name="gc_background")

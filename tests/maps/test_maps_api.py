@@ -195,3 +195,16 @@ async def test_properties_are_escaped(client: httpx.AsyncClient, conn: AsyncConn
     assert "&lt;img src=x onerror=alert(1)&gt;" in report
     page = (await client.get("/maps/communes/EL-MAIZAL")).text
     assert "\\u003cscript>alert(1)\\u003c/script>" in page
+
+
+def test_tile_cache_drops_the_least_recently_used() -> None:
+    from geo_comuna.features.tiles import TileCache
+
+    cache = TileCache(max_bytes=10)
+    cache.put("a", b"1234")
+    cache.put("b", b"5678")
+    assert cache.get("a") == b"1234"  # "b" is now the least recently used
+    cache.put("c", b"90ab")
+    assert cache.get("b") is None and cache.get("a") == b"1234" and cache.size == 8
+    cache.put("huge", b"x" * 11)
+    assert cache.get("huge") is None

@@ -236,3 +236,43 @@ def test_no_script_runs_from_feature_properties(browser: Any, own_db: str,
     assert tab.locator("img[src=x]").count() == 0
     assert dialogs == [] and visit.errors == []
     context.close()
+
+
+def test_standalone_very_big_layers_show_a_picture_offline(browser: Any, db_conninfo: str,
+                                                           tmp_path: Path) -> None:
+    """Past the overview threshold a standalone file shows a pre-drawn picture at once and
+    the features themselves once zoomed in."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from psycopg import AsyncConnection
+
+    from geo_comuna.features.query import resolve_commune
+    from geo_comuna.maps.commune import commune_map
+    from geo_comuna.maps.page import Page
+
+    async def build() -> str:
+        async with await AsyncConnection.connect(db_conninfo) as conn:
+            commune_id = await resolve_commune(conn, "EL-MAIZAL")
+            page = Page(lang="en", standalone=True, tile_threshold=5, overview_threshold=10)
+            return await commune_map(conn, commune_id, page)
+
+    # Playwright's sync API keeps an event loop on this thread: build on another one
+    with ThreadPoolExecutor(1) as pool:
+        html = pool.submit(asyncio.run, build()).result()
+    assert "GeoComuna.overview(" in html and "data:image/png;base64," in html
+    path = tmp_path / "el-maizal-overview.html"
+    path.write_text(html, encoding="utf-8")
+    context = browser.new_context(viewport=VIEWPORT)
+    blocked = offline(context)
+    tab = context.new_page()
+    visit = open_map(tab, path.as_uri(),
+                     screenshot=ARTIFACTS / "standalone-overview-el-maizal.png")
+    check(visit, layers=["Parcels by tenure"], legend=["parcels-tenure"])
+    assert visit.state["drawn"]["parcels-tenure"] is True and visit.state["images"] >= 1
+    tab.evaluate("""() => { for (const k in window) if (k.startsWith('map_'))
+                              window[k].setZoom(20, {animate: false}); }""")
+    tab.wait_for_function("() => !Object.keys(GeoComuna.waiting).length", timeout=30_000)
+    assert tab.evaluate("document.querySelectorAll('.leaflet-tile-container canvas').length")
+    assert visit.errors == [] and blocked == []
+    context.close()

@@ -195,6 +195,39 @@
     return layer;
   };
 
+  /* A value computed on first use, then kept (e.g. geobuf decoded only when needed). */
+  G.later = function (make) {
+    var value, done = false;
+    return function () {
+      if (!done) { value = make(); done = true; }
+      return value;
+    };
+  };
+
+  /* Very big areas or lines, standalone: a pre-drawn picture (info.image, info.bounds) at
+   * every zoom, and the vector features, decoded from data() and sliced, only from
+   * info.detail_zoom on, where they are big enough to tell apart and click. */
+  G.overview = function (spec, info, data) {
+    var group = L.layerGroup(), detail = null, map = null, shown = false;
+    var picture = L.imageOverlay(info.image, info.bounds, { interactive: false });
+    track(spec, picture);
+    group.gcId = spec.id;
+    group.addLayer(picture);
+    function zoomed() {
+      var near = !!map && map.getZoom() >= info.detail_zoom;
+      if (near && !detail) {
+        detail = G.sliced(spec, data());  // slicing takes seconds: the picture stays till then
+        detail.on("load", function () { shown = true; zoomed(); });
+      }
+      if (near && !group.hasLayer(detail)) { group.addLayer(detail); }
+      // once the features are drawn, the picture under them would only double the colour
+      picture.setOpacity(near && shown ? 0 : 1);
+    }
+    group.on("add", function (e) { map = e.target._map; map.on("zoomend", zoomed); zoomed(); });
+    group.on("remove", function () { if (map) { map.off("zoomend", zoomed); } });
+    return group;
+  };
+
   /* A layer built on its first display: a hidden big layer costs nothing until asked for. */
   G.lazy = function (spec, make) {
     var group = L.layerGroup(), inner = null;
