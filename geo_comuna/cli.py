@@ -19,8 +19,14 @@ app = typer.Typer(help="geo_comuna: the GIS core for Venezuela's communes.",
 db_app = typer.Typer(help="The database: the embedded cluster and the schema.",
                      no_args_is_help=True)
 app.add_typer(db_app, name="db")
+map_app = typer.Typer(help="Maps as one self-contained HTML file each (work offline).",
+                      no_args_is_help=True)
+app.add_typer(map_app, name="map")
 users_app = typer.Typer(help="Accounts: tokens for editors and admins.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+dem_app = typer.Typer(help="Elevation models (DEMs) per commune, for terrain analyses and "
+                      "hillshades.", no_args_is_help=True)
+app.add_typer(dem_app, name="dem")
 T = TypeVar("T")
 
 
@@ -267,6 +273,43 @@ def users_revoke(name: Annotated[str, typer.Argument(help="the user's name")]) -
     typer.echo(f"revoked {name}")
 
 
+@app.command()
+def backup(
+    file: Annotated[Path, typer.Argument(help="archive to write (replaced once complete)")],
+) -> None:
+    """Back up the whole database to FILE (pg_dump custom format): every layer, the parcel
+    history, the audit trail, users. Safe while `serve` runs."""
+    from geo_comuna.db import backup as backups
+    from geo_comuna.db.pool import resolve_conninfo
+
+    settings = _settings()
+    try:
+        report = backups.backup(settings, resolve_conninfo(settings), file)
+    except GeoComunaError as exc:
+        _die(exc.message, 2)
+    typer.echo(json.dumps(report.__dict__, indent=2))
+
+
+@app.command()
+def restore(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="archive made by `geo-comuna backup`")],
+) -> None:
+    """Replace the database's contents with FILE's, in one transaction: all or nothing.
+    Restart `serve` afterwards."""
+    from geo_comuna.db import backup as backups
+    from geo_comuna.db import migrate
+    from geo_comuna.db.pool import resolve_conninfo
+
+    settings = _settings()
+    try:
+        report = backups.restore(settings, resolve_conninfo(settings), file)
+    except GeoComunaError as exc:
+        _die(exc.message, 2)
+    _run(migrate.current_version, settings)  # an older archive is migrated forward
+    typer.echo(json.dumps(report.__dict__, indent=2))
+
+
 @db_app.command("start")
 def db_start() -> None:
     """Create (first time) and start the embedded PostgreSQL + PostGIS cluster."""
@@ -322,6 +365,121 @@ def db_upgrade() -> None:
 
     version = _run(work, _settings())
     typer.echo(f"schema at version {version}")
+
+
+def _write_map(build: Callable[[Any], Awaitable[str]], out: Path) -> None:
+    html = _run(build, _settings())
+    out.write_text(html, encoding="utf-8")
+    typer.echo(f"wrote {out} ({len(html.encode()) / 1e6:.2f} MB)")
+
+
+def _map_page(lang: str) -> Any:
+    from geo_comuna.maps.page import Page
+
+    if lang not in ("es", "en"):
+        _die(f"unknown language {lang!r}; use es or en", 2)
+    return Page(lang=lang, standalone=True, tile_threshold=_settings().map_tile_threshold)
+
+
+MapOut = Annotated[Path, typer.Option("--out", help="HTML file to write (replaced)")]
+MapLang = Annotated[str, typer.Option("--lang", help="es or en")]
+
+
+@map_app.command("commune")
+def map_commune(
+    commune: Annotated[str, typer.Argument(help="commune code or id")],
+    out: MapOut,
+    lang: MapLang = "es",
+    analysis: Annotated[str | None, typer.Option(help="an analysis map instead, e.g. "
+                                                 "water-hookups")] = None,
+) -> None:
+    """A commune's map (or one analysis' map) as one self-contained HTML file."""
+    from geo_comuna.errors import NotFound
+    from geo_comuna.features.query import resolve_commune
+    from geo_comuna.maps.analysis_map import analysis_map
+    from geo_comuna.maps.commune import commune_map
+
+    page = _map_page(lang)
+
+    async def build(conn: Any) -> str:
+        commune_id = await resolve_commune(conn, commune)
+        if commune_id is None:
+            raise NotFound(f"no commune with id or code {commune!r}")
+        _progress(f"drawing {commune}" + (f" / {analysis}" if analysis else ""))
+        if analysis:
+            return await analysis_map(conn, commune_id, analysis, page)
+        return await commune_map(conn, commune_id, page)
+
+    _write_map(build, out)
+
+
+@map_app.command("analysis")
+def map_analysis(
+    name: Annotated[str, typer.Argument(help="analysis, e.g. water-hookups")],
+    commune: Annotated[str, typer.Argument(help="commune code or id")],
+    out: MapOut,
+    lang: MapLang = "es",
+) -> None:
+    """One analysis' map of a commune as one self-contained HTML file."""
+    map_commune(commune, out, lang, name)
+
+
+@map_app.command("national")
+def map_national(out: MapOut, lang: MapLang = "es") -> None:
+    """The national map (communes by state and status, exchanges) as one HTML file."""
+    from geo_comuna.maps.national import national_map
+
+    page = _map_page(lang)
+    _write_map(lambda conn: national_map(conn, page), out)
+
+
+@dem_app.command("add")
+def dem_add(
+    commune: Annotated[str, typer.Argument(help="commune code or id")],
+    file: Annotated[Path, typer.Argument(help="single-band GeoTIFF in any CRS, elevations in "
+                                         "metres")],
+    name: Annotated[str | None, typer.Option(help="name to keep it under (default: the file "
+                                             "name without suffix); replaces a DEM of that "
+                                             "name")] = None,
+) -> None:
+    """Store a DEM for a commune (in the database: backups hold it)."""
+    from geo_comuna.accounts import local_admin, writing
+    from geo_comuna.analysis import dem
+    from geo_comuna.features.query import resolve_commune
+
+    settings = _settings()
+    if not file.is_file():
+        _die(f"{file}: no such file", 2)
+
+    async def work(conn: Any) -> list[dict]:
+        commune_id = await resolve_commune(conn, commune)
+        if commune_id is None:
+            _die(f"no commune with id or code {commune!r}", 2)
+        async with writing(conn, local_admin(), row_security=False):
+            added = await dem.register(conn, commune_id, file, name)
+        return [d for d in await dem.listing(conn, commune_id) if d["id"] == added.id]
+
+    typer.echo(json.dumps(_run(work, settings)[0], indent=2, default=str))
+
+
+@dem_app.command("list")
+def dem_list(
+    commune: Annotated[str | None, typer.Argument(help="commune code or id (default: "
+                                                  "all)")] = None,
+) -> None:
+    """The DEMs stored (name, CRS, cell size in m, lon/lat bounds), finest first."""
+    from geo_comuna.analysis import dem
+    from geo_comuna.features.query import resolve_commune
+
+    async def work(conn: Any) -> list[dict]:
+        commune_id = None
+        if commune is not None:
+            commune_id = await resolve_commune(conn, commune)
+            if commune_id is None:
+                _die(f"no commune with id or code {commune!r}", 2)
+        return await dem.listing(conn, commune_id)
+
+    typer.echo(json.dumps(_run(work, _settings()), indent=2, default=str))
 
 
 def main() -> None:

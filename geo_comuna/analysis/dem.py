@@ -43,6 +43,12 @@ def _describe(path: Path) -> tuple[str, int, int, float, shapely.Geometry]:
                 raise UnknownCRS(f"{path.name} has no CRS; write one into the GeoTIFF "
                                  "(gdal_edit.py -a_srs EPSG:xxxx)")
             crs = src.crs.to_string()
+            try:  # a local (engineering) CRS cannot be placed on the globe
+                pyproj.Transformer.from_crs(src.crs.to_wkt(), 4326)
+            except pyproj.exceptions.ProjError:
+                raise UnknownCRS(f"{path.name}: its CRS {crs!r} cannot be transformed to "
+                                 "lon/lat; write a geographic or projected CRS into it "
+                                 "(gdal_edit.py -a_srs EPSG:xxxx)") from None
             outline = shapely.box(*src.bounds).segmentize(
                 max(src.bounds.right - src.bounds.left, src.bounds.top - src.bounds.bottom)
                 / 16)
@@ -88,6 +94,22 @@ async def for_commune(conn: AsyncConnection, commune_id: int) -> Dem | None:
     if row is None:
         return None
     return Dem(row[0], row[1], row[2], row[3], row[4], shapely.from_wkb(row[5]), bytes(row[6]))
+
+
+async def listing(conn: AsyncConnection, commune_id: int | None = None) -> list[dict]:
+    """Every DEM (of one commune, or all) without its bytes: id, commune, name, CRS, size,
+    cell (m), when added, lon/lat bounds [west, south, east, north], size in bytes."""
+    cur = await conn.execute(
+        """SELECT json_build_object('id', d.id, 'commune', c.code, 'name', d.name,
+                  'crs', d.crs, 'width', d.width, 'height', d.height,
+                  'resolution_m', round(d.resolution_m::numeric, 3), 'added_at', d.added_at,
+                  'bounds', json_build_array(ST_XMin(d.footprint), ST_YMin(d.footprint),
+                                             ST_XMax(d.footprint), ST_YMax(d.footprint)),
+                  'bytes', octet_length(d.tiff))
+           FROM dems d JOIN communes c ON c.id = d.commune_id
+           WHERE %(commune)s::integer IS NULL OR d.commune_id = %(commune)s
+           ORDER BY c.code, d.resolution_m, d.id""", {"commune": commune_id})
+    return [row[0] for row in await cur.fetchall()]
 
 
 @contextmanager

@@ -1,0 +1,58 @@
+-- Land recovery breakdown of one commune's parcels (%(commune)s): parcel counts and areas
+-- (m², geodesic on the WGS 84 spheroid) by tenure, land use and year recovered, for the whole
+-- commune and per state.
+--
+-- Per state a parcel is COUNTED once, in the state holding ST_PointOnSurface(parcel) (as
+-- commune_state_breakdown() counts parcels), while its AREA is split by the actual
+-- intersection with each state's pieces (state_parts), so the states' areas add up to the
+-- commune's total. Area in no state polygon (generalised coast) goes to a NULL state.
+-- "Recovered" means recovered_on is set.
+WITH p AS (
+    SELECT p.id, p.tenure, coalesce(p.land_use, 'unspecified') AS land_use,
+           extract(year FROM p.recovered_on)::integer AS year_recovered,
+           p.geom, ST_Area(p.geom::geography) AS area_m2,
+           (SELECT sp.state_id FROM state_parts sp
+            WHERE ST_Intersects(sp.geom, ST_PointOnSurface(p.geom)) LIMIT 1) AS counted_in
+    FROM parcels p
+    WHERE p.commune_id = %(commune)s
+), inside AS (
+    SELECT p.id, sp.state_id,
+           sum(ST_Area((CASE WHEN ST_CoveredBy(p.geom, sp.geom) THEN p.geom
+                             ELSE ST_Intersection(p.geom, sp.geom) END)::geography)) AS area_m2
+    FROM p JOIN state_parts sp ON ST_Intersects(p.geom, sp.geom)
+    GROUP BY 1, 2
+), pieces AS (
+    SELECT id, state_id, area_m2 FROM inside
+    UNION ALL
+    SELECT p.id, NULL, p.area_m2 - coalesce(sum(i.area_m2), 0)
+    FROM p LEFT JOIN inside i ON i.id = p.id
+    GROUP BY p.id, p.area_m2
+    HAVING p.area_m2 - coalesce(sum(i.area_m2), 0) > 1  -- m², as commune_state_breakdown()
+), placed AS (  -- one row per parcel and state where it has area or is counted
+    SELECT coalesce(pc.id, c.id) AS id, coalesce(pc.state_id, c.state_id) AS state_id,
+           coalesce(pc.area_m2, 0) AS area_m2, (c.id IS NOT NULL)::integer AS counted
+    FROM pieces pc
+    FULL JOIN (SELECT id, counted_in AS state_id FROM p) c
+           ON c.id = pc.id AND coalesce(c.state_id, -1) = coalesce(pc.state_id, -1)
+), grouped AS (
+    SELECT CASE WHEN GROUPING(p.tenure) = 0 THEN 'tenure'
+                WHEN GROUPING(p.land_use) = 0 THEN 'land_use'
+                WHEN GROUPING(p.year_recovered) = 0 THEN 'year_recovered'
+                ELSE 'all' END AS dimension,
+           coalesce(p.tenure, p.land_use, p.year_recovered::text) AS value,
+           GROUPING(x.state_id) = 0 AS per_state, x.state_id,
+           coalesce(sum(x.counted), 0)::integer AS parcels,
+           coalesce(sum(x.area_m2), 0) AS area_m2,
+           coalesce(sum(x.counted) FILTER (WHERE p.year_recovered IS NOT NULL), 0)::integer
+               AS recovered_parcels,
+           coalesce(sum(x.area_m2) FILTER (WHERE p.year_recovered IS NOT NULL), 0)
+               AS recovered_m2
+    FROM placed x JOIN p ON p.id = x.id
+    GROUP BY GROUPING SETS ((), (p.tenure), (p.land_use), (p.year_recovered),
+                            (x.state_id), (x.state_id, p.tenure), (x.state_id, p.land_use),
+                            (x.state_id, p.year_recovered))
+)
+SELECT g.dimension, g.value, g.per_state, s.code, s.name, g.parcels, g.area_m2,
+       g.recovered_parcels, g.recovered_m2
+FROM grouped g LEFT JOIN states s ON s.id = g.state_id
+ORDER BY g.per_state, s.code NULLS LAST, g.dimension, g.value NULLS LAST

@@ -1,0 +1,107 @@
+"""A commune's DEMs over HTTP: upload one, list them, and the hillshade PNG for the maps.
+
+The upload body is limited by api/app.py's BodyLimit (paths ending in /dems). The client's
+filename is never used as a path: the file is saved as ``dem.tif`` in a fresh temporary
+directory; the name it is kept under comes from ``name`` or a cleaned-up stem of the filename.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Annotated, Any, BinaryIO
+
+from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import Path as PathParam
+from fastapi.responses import Response
+
+from geo_comuna.accounts import writing
+from geo_comuna.analysis import dem as dems
+from geo_comuna.analysis.hillshade import Params as HillshadeParams
+from geo_comuna.analysis.hillshade import hillshade_png
+from geo_comuna.analysis.terrain import dem_for
+from geo_comuna.api.deps import Conn, Writer
+from geo_comuna.errors import Forbidden, GeoComunaError, InvalidInput, NotFound
+from geo_comuna.features.query import resolve_commune
+
+router = APIRouter(tags=["terrain"])
+CommuneRef = Annotated[str, PathParam(description="commune id or registry code")]
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_CHUNK = 1 << 20
+
+
+async def _commune(conn: Conn, commune: str) -> int:
+    commune_id = await resolve_commune(conn, commune)
+    if commune_id is None:
+        raise NotFound(f"no commune with id or code {commune!r}")
+    return commune_id
+
+
+def _dem_name(name: str | None, filename: str | None) -> str:
+    """``name`` as given (checked), else the client's file stem with odd characters dropped."""
+    if name is not None:
+        if not _NAME.fullmatch(name):
+            raise InvalidInput(f"name {name!r}: use 1-64 letters, digits, '_', '.' or '-', "
+                               "starting with a letter or digit")
+        return name
+    stem = PurePosixPath(PureWindowsPath(filename or "").name).stem
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-._")[:64]
+    return cleaned or "dem"
+
+
+def _save(source: BinaryIO, path: Path) -> None:
+    with open(path, "wb") as out:
+        shutil.copyfileobj(source, out, _CHUNK)
+
+
+@router.post("/communes/{commune}/dems", status_code=201, summary="Upload a DEM")
+async def upload_dem(
+    conn: Conn, commune: CommuneRef, user: Writer,
+    file: Annotated[UploadFile, File(description="single-band GeoTIFF, any CRS, elevations "
+                                                 "in metres")],
+    name: Annotated[str | None, Query(description="name to keep it under (default: the "
+                                                  "file's name); a DEM of that name is "
+                                                  "replaced")] = None,
+) -> dict[str, Any]:
+    """Store a DEM for the commune (editors: their communes only). The finest DEM of a
+    commune is the one analyses and the hillshade use."""
+    commune_id = await _commune(conn, commune)
+    if not user.may_write or (user.role == "editor" and commune_id not in user.communes):
+        raise Forbidden(f"user {user.name!r} may not add DEMs to commune {commune!r}")
+    label = _dem_name(name, file.filename)
+    scratch = Path(tempfile.mkdtemp(prefix="geo_comuna-dem-"))
+    try:
+        path = scratch / "dem.tif"
+        await asyncio.to_thread(_save, file.file, path)
+        async with writing(conn, user):
+            added = await dems.register(conn, commune_id, path, label)
+    except GeoComunaError as exc:  # name the client's file, not our temporary one
+        exc.reason = exc.reason.replace(path.name, PureWindowsPath(
+            PurePosixPath(file.filename or "upload").name).name)
+        raise exc from None
+    finally:
+        await file.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return next(d for d in await dems.listing(conn, commune_id) if d["id"] == added.id)
+
+
+@router.get("/communes/{commune}/dems", summary="A commune's DEMs")
+async def list_dems(conn: Conn, commune: CommuneRef) -> dict[str, Any]:
+    """Name, CRS, cell size (m), lon/lat bounds and size of each DEM, finest first."""
+    return {"dems": await dems.listing(conn, await _commune(conn, commune))}
+
+
+@router.get("/communes/{commune}/hillshade.png", summary="Hillshade of the commune's DEM",
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})
+async def hillshade(conn: Conn, commune: CommuneRef,
+                    params: Annotated[HillshadeParams, Query()]) -> Response:
+    """A grey + alpha PNG (transparent off the DEM) for a Leaflet ``L.imageOverlay``; its
+    lon/lat corners are in the ``X-Bounds`` header as ``west,south,east,north``."""
+    dem = await dem_for(conn, await _commune(conn, commune))
+    png, bounds = await asyncio.to_thread(hillshade_png, dem, params)
+    return Response(png, media_type="image/png", headers={
+        "X-Bounds": ",".join(f"{b:.7f}" for b in bounds),
+        "Cache-Control": "max-age=300"})

@@ -1,0 +1,291 @@
+"""Land recovery: hand-worked conflicts (two overlapping squares, a parcel half outside its
+commune, a 1 m sliver), candidates ranked by hand, a known tenure history, the El Maizal sample
+across Lara and Portuguesa through the API, and the degenerate cases.
+
+Hand-built communes are drawn in metres in UTM 19N (EPSG:32619) from (X0, Y0), about
+(-68.09, 9.05), far from every sample commune; expected areas and distances come from
+pyproj.Geod on the WGS 84 ellipsoid, never from the code under test.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyproj
+import pytest
+import rasterio
+import shapely
+from affine import Affine
+from psycopg import AsyncConnection
+
+from geo_comuna.analysis import dem as dems
+from geo_comuna.analysis import land_recovery
+from geo_comuna.analysis.land_recovery import Params
+
+pytestmark = pytest.mark.anyio
+X0, Y0 = 600_000.0, 1_000_000.0
+TO_LONLAT = pyproj.Transformer.from_crs(32619, 4326, always_xy=True)
+GEOD = pyproj.Geod(ellps="WGS84")
+
+
+def lonlat(geom_m: shapely.Geometry) -> shapely.Geometry:
+    """Metres from (X0, Y0) in UTM 19N -> lon/lat."""
+    return shapely.transform(geom_m, lambda xy: np.column_stack(
+        TO_LONLAT.transform(xy[:, 0] + X0, xy[:, 1] + Y0)))
+
+
+def geodesic_m2(geom: shapely.Geometry) -> float:
+    return abs(GEOD.geometry_area_perimeter(geom)[0])
+
+
+def metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Geodesic distance between two local points (m from X0, Y0)."""
+    (lon1, lon2), (lat1, lat2) = TO_LONLAT.transform([a[0] + X0, b[0] + X0],
+                                                     [a[1] + Y0, b[1] + Y0])
+    return GEOD.inv(lon1, lat1, lon2, lat2)[2]
+
+
+async def add_commune(conn: AsyncConnection, code: str, geom_m: shapely.Geometry) -> int:
+    cur = await conn.execute(
+        "INSERT INTO communes (code, name, kind, status, geom) VALUES (%s, %s, 'rural', "
+        "'active', ST_Multi(ST_GeomFromWKB(%s, 4326))) RETURNING id",
+        (code, code.title(), shapely.to_wkb(lonlat(geom_m))))
+    return (await cur.fetchone())[0]
+
+
+async def add_parcel(conn: AsyncConnection, commune_id: int, geom_m: shapely.Geometry,
+                     code: str, tenure: str = "occupied", land_use: str = "crops") -> int:
+    cur = await conn.execute(
+        "INSERT INTO parcels (commune_id, code, tenure, land_use, geom) VALUES "
+        "(%s, %s, %s, %s, ST_Multi(ST_GeomFromWKB(%s, 4326))) RETURNING id",
+        (commune_id, code, tenure, land_use, shapely.to_wkb(lonlat(geom_m))))
+    return (await cur.fetchone())[0]
+
+
+async def run(conn: AsyncConnection, commune_id: int, **params: float) -> land_recovery.Result:
+    return await land_recovery.run(conn, commune_id, Params(**params))
+
+
+def of_kind(result: land_recovery.Result, kind: str) -> list[dict]:
+    return [f for f in result.features if f["properties"]["kind"] == kind]
+
+
+# --- conflicts -----------------------------------------------------------------------------
+
+async def test_two_overlapping_squares(conn: AsyncConnection) -> None:
+    """100 m squares, the second shifted 60 m east and 30 m north: they share 40 x 70 m."""
+    cid = await add_commune(conn, "LAND-OVERLAP", shapely.box(-50, -50, 250, 250))
+    a = await add_parcel(conn, cid, shapely.box(0, 0, 100, 100), "A")
+    b = await add_parcel(conn, cid, shapely.box(60, 30, 160, 130), "B")
+    await add_parcel(conn, cid, shapely.box(0, 150, 50, 200), "C")  # touches nobody
+    shared = lonlat(shapely.box(0, 0, 100, 100)).intersection(
+        lonlat(shapely.box(60, 30, 160, 130)))
+    found = of_kind(await run(conn, cid), "overlap")
+    assert len(found) == 1
+    props = found[0]["properties"]
+    assert props["parcel_ids"] == [a, b] and props["codes"] == ["A", "B"]
+    assert props["area_m2"] == pytest.approx(geodesic_m2(shared), abs=0.01)
+    assert props["area_m2"] == pytest.approx(2800, rel=2e-3)  # 40 x 70 m, UTM scale aside
+    # the GeoJSON carries 7 decimals (about 1 cm)
+    assert geodesic_m2(shapely.geometry.shape(found[0]["geometry"])) == pytest.approx(
+        geodesic_m2(shared), rel=1e-4)
+
+
+async def test_parcel_half_outside_the_commune(conn: AsyncConnection) -> None:
+    cid = await add_commune(conn, "LAND-EDGE", shapely.box(0, 0, 200, 200))
+    pid = await add_parcel(conn, cid, shapely.box(150, 50, 250, 150), "EDGE")
+    await add_parcel(conn, cid, shapely.box(10, 10, 60, 60), "INSIDE")
+    found = of_kind(await run(conn, cid), "outside_commune")
+    assert [f["properties"]["parcel_ids"] for f in found] == [[pid]]
+    outside = lonlat(shapely.box(150, 50, 250, 150)).difference(
+        lonlat(shapely.box(0, 0, 200, 200)))
+    assert found[0]["properties"]["area_m2"] == pytest.approx(geodesic_m2(outside), abs=0.01)
+
+
+async def test_a_one_metre_sliver(conn: AsyncConnection) -> None:
+    """A and B 1 m apart along 100 m; C 3 m north of A: only the 1 m gap is a sliver when
+    slivers are under 2 m, and nothing is under 0.5 m."""
+    cid = await add_commune(conn, "LAND-SLIVER", shapely.box(-20, -20, 240, 240))
+    a = await add_parcel(conn, cid, shapely.box(0, 0, 100, 100), "A")
+    b = await add_parcel(conn, cid, shapely.box(101, 0, 201, 100), "B")
+    await add_parcel(conn, cid, shapely.box(0, 103, 100, 203), "C")
+    slivers = of_kind(await run(conn, cid, sliver_width_m=2), "sliver")
+    assert len(slivers) == 1
+    props = slivers[0]["properties"]
+    assert props["parcel_ids"] == [a, b]
+    assert props["area_m2"] == pytest.approx(geodesic_m2(lonlat(shapely.box(100, 0, 101, 100))),
+                                             rel=1e-3)
+    assert of_kind(await run(conn, cid, sliver_width_m=0.5), "sliver") == []
+
+
+# --- candidates ----------------------------------------------------------------------------
+
+def write_dem(folder: Path) -> Path:
+    """10 m cells over x -100..1800, y -100..600: a 20 % ramp eastwards (z = 0.2 x) where
+    x < 1000 and y < 300, flat (0 m) elsewhere. P1 lies on the ramp, P2 and P3 on the flat,
+    every one at least 5 cells from the edges of the ramp."""
+    cols, rows = 190, 70
+    x = -100 + 10 * (np.arange(cols) + 0.5)
+    y = 600 - 10 * (np.arange(rows) + 0.5)
+    z = np.where((x[None, :] < 1000) & (y[:, None] < 300), 0.2 * x[None, :], 0.0)
+    path = folder / "ramp.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1,
+                       dtype="float64", crs="EPSG:32619",
+                       transform=Affine(10, 0, X0 - 100, 0, -10, Y0 + 600)) as dst:
+        dst.write(z, 1)
+    return path
+
+
+async def test_candidates_ranked_by_hand(conn: AsyncConnection, tmp_path: Path) -> None:
+    """A road along x = 0 (y 0..1000) and three candidates (weights 1, 1, 1):
+
+    P1 abandoned crops 200 x 200 m, on the 20 % ramp, 100 m from the road:
+       area 1, slope 1 - 20/30 = 1/3, road 1 - 100/2000 = 0.95   -> 76.11
+    P3 abandoned idle  200 x 200 m, flat, 1,500 m from the road:
+       area 1, slope 1, road 1 - 1500/2000 = 0.25                 -> 75.00
+    P2 occupied idle   100 x 100 m, flat, 100 m from the road:
+       area 1/4, slope 1, road 0.95                              -> 73.33
+    Without the DEM the slope term leaves the mean: P1 97.5, P3 62.5, P2 60.0."""
+    cid = await add_commune(conn, "LAND-RANK", shapely.box(-100, -100, 1800, 600))
+    p1 = await add_parcel(conn, cid, shapely.box(100, 0, 300, 200), "P1", "abandoned", "crops")
+    p2 = await add_parcel(conn, cid, shapely.box(100, 400, 200, 500), "P2", "occupied", "idle")
+    p3 = await add_parcel(conn, cid, shapely.box(1500, 0, 1700, 200), "P3", "abandoned",
+                          "idle")
+    await add_parcel(conn, cid, shapely.box(400, 400, 500, 500), "NOT", "occupied", "crops")
+    road = shapely.LineString([(0, 0), (0, 1000)])
+    await conn.execute(
+        "INSERT INTO paths (commune_id, kind, geom) VALUES (%s, 'road', "
+        "ST_GeomFromWKB(%s, 4326))", (cid, shapely.to_wkb(lonlat(road))))
+
+    # hand arithmetic, with the geodesic areas and distances of the drawn shapes
+    area = {p: geodesic_m2(lonlat(g)) for p, g in (
+        (p1, shapely.box(100, 0, 300, 200)), (p2, shapely.box(100, 400, 200, 500)),
+        (p3, shapely.box(1500, 0, 1700, 200)))}
+    largest = max(area.values())
+    road_km = {p1: metres((100, 100), (0, 100)), p2: metres((100, 450), (0, 450)),
+               p3: metres((1500, 100), (0, 100))}
+    slope = {p1: 20.0, p2: 0.0, p3: 0.0}
+
+    def expected(pid: int, with_slope: bool) -> float:
+        terms = [area[pid] / largest, 1 - road_km[pid] / 2000]
+        if with_slope:
+            terms.append(1 - slope[pid] / 30)
+        return 100 * sum(terms) / len(terms)
+
+    without = await run(conn, cid)
+    assert any("no DEM" in w for w in without.warnings)
+    ranked = of_kind(without, "candidate")
+    assert [f["properties"]["parcel_ids"][0] for f in ranked] == [p1, p3, p2]
+    for f in ranked:
+        pid = f["properties"]["parcel_ids"][0]
+        assert f["properties"]["score"] == pytest.approx(expected(pid, False), abs=0.01)
+        assert f["properties"]["slope_term"] is None
+
+    await dems.register(conn, cid, write_dem(tmp_path))
+    result = await run(conn, cid)
+    assert result.warnings == []
+    ranked = of_kind(result, "candidate")
+    assert [f["properties"]["parcel_ids"][0] for f in ranked] == [p1, p3, p2]
+    assert [f["properties"]["rank"] for f in ranked] == [1, 2, 3]
+    for f in ranked:
+        props = f["properties"]
+        pid = props["parcel_ids"][0]
+        assert props["mean_slope_pct"] == pytest.approx(slope[pid], abs=1e-6)
+        assert props["road_distance_m"] == pytest.approx(road_km[pid], abs=0.1)
+        assert props["score"] == pytest.approx(expected(pid, True), abs=0.01)
+    assert [round(f["properties"]["score"], 1) for f in ranked] == [76.1, 75.0, 73.3]
+    assert result.summary["candidates"] == 3
+
+    # weights move the ranking: on distance alone P2 (100 m) ties P1 and beats P3
+    by_road = of_kind(await run(conn, cid, weight_area=0, weight_slope=0), "candidate")
+    assert [f["properties"]["parcel_ids"][0] for f in by_road] == [p1, p2, p3]
+
+
+# --- breakdown and timeline ----------------------------------------------------------------
+
+async def test_timeline_from_a_known_history(conn: AsyncConnection) -> None:
+    cid = await add_commune(conn, "LAND-HISTORY", shapely.box(0, 0, 300, 100))
+    ids = [await add_parcel(conn, cid, shapely.box(100 * k, 0, 100 * k + 90, 90), f"H{k}")
+           for k in range(3)]
+    await conn.execute("DELETE FROM parcel_history WHERE parcel_id = ANY(%s)", (ids,))
+    history = [(ids[0], None, "abandoned", "2010-03-05"),
+               (ids[1], None, "abandoned", "2010-06-01"),
+               (ids[1], "abandoned", "occupied", "2012-01-15"),
+               (ids[1], "occupied", "regularizing", "2015-08-30"),
+               (ids[2], None, "occupied", "2012-11-02")]
+    async with conn.cursor() as cur:
+        await cur.executemany("INSERT INTO parcel_history (parcel_id, from_status, to_status, "
+                              "changed_at) VALUES (%s, %s, %s, %s::date)", history)
+    timeline = (await run(conn, cid)).summary["timeline"]
+    assert [(t["year"], t["abandoned"], t["occupied"], t["regularizing"], t["regularized"],
+             t["disputed"]) for t in timeline] == [(2010, 2, 0, 0, 0, 0), (2012, 0, 2, 0, 0, 0),
+                                                    (2015, 0, 0, 1, 0, 0)]
+    ha = geodesic_m2(lonlat(shapely.box(0, 0, 90, 90))) / 10_000
+    assert timeline[0]["area_ha"]["abandoned"] == pytest.approx(2 * ha, abs=2e-4)
+
+
+async def test_el_maizal_per_state_through_the_api(client: httpx.AsyncClient) -> None:
+    got = (await client.get("/communes/EL-MAIZAL/analyses/land-recovery")).json()
+    summary = got["summary"]
+    states = {s["state"]: s for s in summary["by_state"]}
+    assert set(states) == {"VE-K", "VE-P"} and summary["crosses_state_line"]
+    assert summary["parcels"] == 96 and summary["recovered_parcels"] == 90
+    assert states["VE-K"]["parcels"] + states["VE-P"]["parcels"] == 96
+    for key in ("area_ha", "recovered_area_ha"):
+        assert states["VE-K"][key] + states["VE-P"][key] == pytest.approx(summary[key],
+                                                                          abs=1e-3)
+    assert sum(t["parcels"] for t in summary["by_tenure"]) == 96
+    assert sum(t["area_ha"] for t in summary["by_land_use"]) == pytest.approx(
+        summary["area_ha"], abs=1e-3)
+    assert {t["tenure"]: t["parcels"] for t in summary["by_tenure"]} == {
+        "regularized": 52, "regularizing": 21, "occupied": 15, "disputed": 2, "abandoned": 6}
+    not_recovered = [y for y in summary["by_year_recovered"] if y["year"] is None]
+    assert not_recovered[0]["parcels"] == 6
+    # parcels are counted in the state of their point on surface, as /communes/X/states does
+    breakdown = (await client.get("/communes/EL-MAIZAL/states")).json()["states"]
+    assert {s["code"]: s["parcels"] for s in breakdown} == {
+        code: s["parcels"] for code, s in states.items()}
+    # the six abandoned idle parcels are the candidates; the sample has no conflicts
+    assert summary["candidates"] == 6
+    assert summary["conflicts"] == {"overlap": 0, "outside_commune": 0, "sliver": 0}
+    assert any("no DEM" in w for w in got["warnings"])
+
+    geojson = json.loads((await client.get(
+        "/communes/EL-MAIZAL/analyses/land-recovery?f=geojson")).text)
+    assert geojson["type"] == "FeatureCollection"
+    assert [f["properties"]["rank"] for f in geojson["features"]] == [1, 2, 3, 4, 5, 6]
+    rows = list(csv.DictReader(io.StringIO((await client.get(
+        "/communes/EL-MAIZAL/analyses/land-recovery?f=csv")).text)))
+    assert len(rows) == 6 and rows[0]["kind"] == "candidate"
+    assert rows[0]["parcel_ids"].isdigit() and rows[0]["codes"].startswith("EM-P")
+
+
+async def test_csv_carries_every_kind(conn: AsyncConnection) -> None:
+    cid = await add_commune(conn, "LAND-CSV", shapely.box(0, 0, 200, 200))
+    await add_parcel(conn, cid, shapely.box(0, 0, 100, 100), "A", "abandoned", "idle")
+    await add_parcel(conn, cid, shapely.box(50, 50, 250, 150), "B")
+    rows = list(csv.DictReader(io.StringIO((await run(conn, cid)).csv())))
+    assert [r["kind"] for r in rows] == ["candidate", "outside_commune", "overlap"]
+    assert rows[2]["parcel_ids"].count(" ") == 1 and float(rows[2]["area_m2"]) > 0
+
+
+async def test_empty_commune_and_bad_parameters(conn: AsyncConnection,
+                                                client: httpx.AsyncClient) -> None:
+    await add_commune(conn, "LAND-EMPTY", shapely.box(0, 0, 100, 100))
+    got = await client.get("/communes/LAND-EMPTY/analyses/land-recovery")
+    assert got.status_code == 200
+    body = got.json()
+    assert body["summary"]["parcels"] == 0 and body["features"] == []
+    assert body["summary"]["timeline"] == [] and "the commune has no parcels" in body["warnings"]
+    csv_text = (await client.get("/communes/LAND-EMPTY/analyses/land-recovery?f=csv")).text
+    assert csv_text == ""
+    zero = await client.get("/communes/LAND-EMPTY/analyses/land-recovery?weight_area=0"
+                            "&weight_slope=0&weight_road=0")
+    assert zero.status_code == 400 and "weight" in zero.json()["detail"]
+    wide = await client.get("/communes/LAND-EMPTY/analyses/land-recovery?sliver_width_m=500")
+    assert wide.status_code == 400 and "sliver_width_m" in wide.json()["detail"]
