@@ -1,4 +1,4 @@
-"""The geo-comuna command line: serve, db, load-sample, import, export."""
+"""The geo-comuna command line: serve, db, load-sample, import, export, backup, restore, users."""
 
 from __future__ import annotations
 

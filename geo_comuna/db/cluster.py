@@ -15,6 +15,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -175,16 +176,36 @@ def create(cluster: Cluster) -> None:
         raise ClusterError(f"could not configure {conf_path}: {proc.stderr.strip()}")
 
 
+def _zombie_postmaster(cluster: Cluster) -> int | None:
+    """The PID in postmaster.pid if that process was killed but not yet reaped by its parent
+    (PID 1 once pg_ctl has exited; in a container without an init, maybe never): pg_ctl calls
+    such a server running, and a new postmaster refuses to start beside it."""
+    try:
+        pid = int((cluster.pgdata / "postmaster.pid").read_text().split()[0])
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if stat.rsplit(")", 1)[-1].split()[0] == "Z" else None
+
+
 def running(cluster: Cluster) -> bool:
     if not initialised(cluster):
         return False
     proc = subprocess.run(
         _as_user(cluster.os_user, [str(cluster.bindir / "pg_ctl"), "-D", str(cluster.pgdata),
                                    "status"]), capture_output=True, text=True, cwd="/")
-    return proc.returncode == 0
+    return proc.returncode == 0 and _zombie_postmaster(cluster) is None
 
 
 def start(cluster: Cluster) -> None:
+    deadline = time.monotonic() + 15
+    while (zombie := _zombie_postmaster(cluster)) is not None:
+        if time.monotonic() > deadline:
+            raise ClusterError(
+                f"PostgreSQL (PID {zombie}) died and was never reaped by its parent, so it "
+                "cannot start again: in a container, run it with an init (docker run --init) "
+                "or restart the container")
+        time.sleep(0.1)
     _run(cluster, [str(cluster.bindir / "pg_ctl"), "-D", str(cluster.pgdata), "-l",
                    str(cluster.logfile), "-w", "-t", "120", "start"], "starting PostgreSQL")
 

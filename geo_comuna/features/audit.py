@@ -10,10 +10,14 @@ from psycopg.rows import dict_row
 
 from geo_comuna.features.query import COORD_DECIMALS
 
+MAX_ID = 2**31 - 1  # feature ids are PostgreSQL integers
+
 
 async def entries(conn: AsyncConnection, *, layer: str | None, feature_id: int | None,
                   since: dt.datetime | None, limit: int) -> list[dict[str, Any]]:
     """Newest first; ``before``/``after`` as GeoJSON Features (null for inserts / deletes)."""
+    if feature_id is not None and not 0 < feature_id <= MAX_ID:
+        return []  # no feature has such an id, and the query's integer would overflow
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             """SELECT id, at, user_name AS user, layer, feature_id, action,

@@ -14,6 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
+from geo_comuna.features.validate import is_text
 from geo_comuna.layers import Layer
 
 COORD_DECIMALS = 6  # ~0.1 m at the equator
@@ -174,6 +175,8 @@ async def extents(conn: AsyncConnection, layers: list[Layer]) -> dict[str, list[
 
 async def resolve_commune(conn: AsyncConnection, value: str) -> int | None:
     """A commune given by registry code, or by id."""
+    if not is_text(value):  # a NUL or lone surrogate: no code has one
+        return None
     cur = await conn.execute("SELECT id FROM communes WHERE code = %s", (value,))
     row = await cur.fetchone()
     if row is None and value.isdigit() and len(value) < 10:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,8 @@ from geo_comuna.layers import Attribute, Layer
 _PARTS = {"Point": "MultiPoint", "LineString": "MultiLineString", "MultiPolygon": "Polygon"}
 _TRUE = {"true", "t", "1", "yes", "y", "si", "sí", "s"}
 _FALSE = {"false", "f", "0", "no", "n"}
+#: what PostgreSQL text (UTF-8) cannot hold: NUL, and lone surrogates (JSON may carry "\ud800")
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass
@@ -71,6 +74,23 @@ def _conform_type(layer: Layer, geoms: np.ndarray, labels: Sequence) -> np.ndarr
     if bad is not None:
         _fail(InvalidGeometry, layer, labels, bad,
               f"wrong geometry type {names[types[bad]]}; {layer.name} stores {want}")
+    return out
+
+
+def _empty_parts(geoms: np.ndarray) -> np.ndarray:
+    """Which geometries hold an empty part or ring: GEOS calls such a polygon valid, PostGIS
+    refuses to store it ("Polygon must have at least four points in each ring"). Only
+    multi-part geometries and polygons with holes are taken apart (counting holes is cheap):
+    a file of 200,000 simple polygons costs next to nothing."""
+    types = shapely.get_type_id(geoms)
+    polygons = np.flatnonzero(types == 3)
+    holed = polygons[shapely.get_num_interior_rings(geoms[polygons]) > 0]
+    suspects = np.concatenate([holed, np.flatnonzero(types >= 4)])
+    parts, owner = shapely.get_parts(geoms[suspects], return_index=True)
+    rings, ring_owner = shapely.get_rings(parts, return_index=True)
+    out = np.zeros(len(geoms), dtype=bool)
+    out[suspects[owner[shapely.is_empty(parts)]]] = True
+    out[suspects[owner[ring_owner[shapely.is_empty(rings)]]]] = True
     return out
 
 
@@ -157,6 +177,9 @@ def check_geometries(layer: Layer, geoms: np.ndarray, labels: Sequence, *,
     empty = _first(shapely.is_empty(geoms))
     if empty is not None:
         _fail(InvalidGeometry, layer, labels, empty, "empty geometry")
+    hollow = _first(_empty_parts(geoms))
+    if hollow is not None:
+        _fail(InvalidGeometry, layer, labels, hollow, "an empty part or ring: remove it")
     geoms = shapely.force_2d(_conform_type(layer, geoms, labels))
     _check_coordinates(layer, geoms, labels, service_bbox)
     valid = shapely.is_valid(geoms)
@@ -255,6 +278,10 @@ def check_value(layer: Layer, attr: Attribute, value: Any, label: Any) -> Any:
     if coerced is _BAD or (attr.domain and coerced not in attr.domain):
         raise InvalidAttribute(f"property {attr.name!r}: {value!r} is not {_describe(attr)}",
                                feature=label, layer=layer.name)
+    if attr.type == "text" and not is_text(coerced):
+        raise InvalidAttribute(f"property {attr.name!r} holds a NUL character (\\x00) or a lone "
+                               "surrogate (\\ud800-\\udfff), which text cannot",
+                               feature=label, layer=layer.name)
     if attr.type == "text" and len(coerced) > attr.max_length:
         raise InvalidAttribute(
             f"property {attr.name!r} is longer than {attr.max_length} characters",
@@ -267,6 +294,19 @@ def check_value(layer: Layer, attr: Attribute, value: Any, label: Any) -> Any:
     return coerced
 
 
+def is_text(value: str) -> bool:
+    """Can PostgreSQL hold (or compare with) this string? Not with a NUL or lone surrogate."""
+    return _NOT_TEXT.search(value) is None
+
+
+def _holds_non_text(column: pd.Series) -> bool:
+    """Only Python strings (from JSON) can carry lone surrogates; Arrow strings (files) are
+    valid UTF-8 already, so they are only searched for NUL."""
+    if column.dtype == object:
+        return any(isinstance(v, str) and _NOT_TEXT.search(v) for v in column.to_numpy())
+    return bool(column.str.contains("\x00", regex=False).any())
+
+
 def _fast_text(attr: Attribute, column: pd.Series, null: np.ndarray) -> np.ndarray | None:
     values = column.to_numpy(dtype=object)
     strings = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
@@ -274,7 +314,7 @@ def _fast_text(attr: Attribute, column: pd.Series, null: np.ndarray) -> np.ndarr
         return None
     text = column.where(strings, "")
     blank = strings & (text.str.strip().str.len() == 0).to_numpy()
-    if attr.required and blank.any():
+    if (attr.required and blank.any()) or _holds_non_text(column):
         return None
     if attr.domain is not None:
         if not (column.isin(list(attr.domain.values)).to_numpy() | null | blank).all():

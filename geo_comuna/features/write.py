@@ -23,7 +23,7 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna.errors import Conflict, Forbidden, InvalidAttribute, NotFound, PreconditionFailed
 from geo_comuna.features.query import ETAG_SQL
-from geo_comuna.features.validate import Checked
+from geo_comuna.features.validate import Checked, is_text
 from geo_comuna.layers import Layer, Reference
 
 
@@ -65,8 +65,8 @@ async def _resolve(conn: AsyncConnection, layer: Layer, ref: Reference, values: 
                    labels: Sequence) -> list[int | None]:
     present = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
     ids = {int(v) for v in present if _is_id(v) or (isinstance(v, float) and v.is_integer())}
-    # no stored code holds a NUL (PostgreSQL text cannot): such a value simply matches none
-    codes = {str(v) for v in present if isinstance(v, str) and "\x00" not in v}
+    # no stored code holds what text cannot (NUL, lone surrogates): such a value matches none
+    codes = {v for v in present if isinstance(v, str) and is_text(v)}
     table = sql.Identifier(ref.table)
     known_ids: set[int] = set()
     if ids:
@@ -93,6 +93,9 @@ async def _resolve(conn: AsyncConnection, layer: Layer, ref: Reference, values: 
                 raise InvalidAttribute(f"property {ref.name!r}: {why} {ref.table} with code "
                                        f"{value!r}", feature=labels[i], layer=layer.name)
             out.append(matches[0])
+        elif not (_is_id(value) or (isinstance(value, float) and value.is_integer())):
+            raise InvalidAttribute(f"property {ref.name!r}: {value!r} is neither a code nor "
+                                   f"an id of {ref.table}", feature=labels[i], layer=layer.name)
         elif int(value) in known_ids:
             out.append(int(value))
         else:

@@ -1,0 +1,74 @@
+"""A real `geo-comuna serve` for tests that need one: its own process, a free loopback port,
+killed in ``finally``. Also a token made straight in a test database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from psycopg import AsyncConnection
+
+from geo_comuna import accounts
+
+CLI = [sys.executable, "-m", "geo_comuna.cli"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process' environment without any GEO_COMUNA_ setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEO_COMUNA_")}
+    return {**env, **extra}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def add_user(dsn: str, name: str, role: str = "admin", communes: list[str] | None = None) -> str:
+    """A user committed in the database at ``dsn``; returns its token."""
+
+    async def add() -> str:
+        conn = await AsyncConnection.connect(dsn, autocommit=True)
+        try:
+            return (await accounts.add_user(conn, name, role, communes or []))[1]
+        finally:
+            await conn.close()
+
+    return asyncio.run(add())
+
+
+@contextmanager
+def serving(dsn: str, log: Path, **env: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`geo-comuna serve` on the database ``dsn``; yields the process and its base URL and
+    kills it (SIGKILL) at the end if it is still up."""
+    port = free_port()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([*CLI, "serve", "--port", str(port)], stdout=out,
+                                stderr=subprocess.STDOUT,
+                                env=clean_env(GEO_COMUNA_DATABASE_URL=dsn, **env))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, f"serve exited {proc.returncode}: {log.read_text()}"
+            try:
+                if httpx.get(f"{base}/conformance", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"serve did not answer: {log.read_text()}"
+            time.sleep(0.1)
+        yield proc, base
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)

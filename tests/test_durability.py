@@ -1,0 +1,303 @@
+"""Nothing lost: backup and restore round-trip the whole database; SIGKILL of the server in the
+middle of a large import and of a burst of writes, and of the embedded PostgreSQL itself,
+leaves every acknowledged write and nothing of what was interrupted.
+
+Servers and clusters run as subprocesses of the test and are killed in ``finally`` blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import httpx
+import numpy as np
+import psycopg
+import shapely
+from typer.testing import CliRunner
+
+from geo_comuna.cli import app as cli_app
+from geo_comuna.db import cluster
+from geo_comuna.layers import LAYERS
+from geo_comuna.settings import Settings
+from tests.factories import LAT, LON, feature
+from tests.live import CLI, add_user, clean_env, serving
+
+PARCELS = LAYERS["parcels"]
+
+
+def cli(dsn: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
+                          env=clean_env(GEO_COMUNA_DATABASE_URL=dsn))
+
+
+def scalar(dsn: str, query: str, params: tuple = ()) -> object:
+    with psycopg.connect(dsn, autocommit=True) as db:
+        return db.execute(query, params).fetchone()[0]
+
+
+def fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
+    """Row count and md5 of every row (geometry as hex EWKB, every attribute) of every table
+    of the schema, plus each sequence's position."""
+    with psycopg.connect(dsn, autocommit=True) as db:
+        tables = [r[0] for r in db.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+        out = {}
+        for table in tables:
+            out[table] = db.execute(psycopg.sql.SQL(
+                "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), "
+                "'')) FROM {} t").format(psycopg.sql.Identifier(table))).fetchone()
+        for name, last in db.execute("SELECT sequencename, last_value FROM pg_sequences "
+                                     "WHERE schemaname = 'public'"):
+            out[f"sequence {name}"] = (last, "")
+    return out
+
+
+def admin_token(dsn: str, name: str = "crash-admin") -> str:
+    return add_user(dsn, name, "admin")
+
+
+def parcels_file(path: Path, count: int, code: str = "BULK", lon: float = LON,
+                 lat: float = LAT) -> Path:
+    """``count`` disjoint 50 m squares in a grid near (lon, lat), as a GeoPackage."""
+    side = int(np.ceil(np.sqrt(count)))
+    i = np.arange(count)
+    x, y = lon + (i % side) * 0.0006, lat + (i // side) * 0.0006
+    frame = gpd.GeoDataFrame(
+        {"code": [f"{code}-{n}" for n in i], "tenure": "occupied",
+         "notes": "parcela de prueba"},
+        geometry=shapely.multipolygons(shapely.box(x, y, x + 0.0005, y + 0.0005), indices=i),
+        crs="EPSG:4326")
+    frame.to_file(path, layer="parcels", driver="GPKG", engine="pyogrio")
+    return path
+
+
+# ---------------------------------------------------------------- backup and restore
+
+
+def change_everything(dsn: str) -> None:
+    """Deletes, a tenure change (parcel_history), an insert (audit_log), a new user: all
+    committed."""
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("DELETE FROM parcels WHERE id IN (SELECT id FROM parcels ORDER BY id "
+                   "LIMIT 3)")
+        db.execute("UPDATE parcels SET tenure = 'disputed' WHERE id = (SELECT max(id) FROM "
+                   "parcels WHERE tenure <> 'disputed')")
+        db.execute("INSERT INTO parcels (code, tenure, geom) VALUES ('NEW-1', 'occupied', "
+                   "ST_Multi(ST_Expand(ST_SetSRID(ST_MakePoint(%s, %s), 4326), 0.0005)))",
+                   (LON, LAT))
+    admin_token(dsn, "after-backup")
+
+
+def test_backup_restore_round_trip(own_db: str, tmp_path: Path) -> None:
+    archive = tmp_path / "store.backup"
+    before = fingerprint(own_db)
+    assert before["parcels"][0] > 3 and before["parcel_history"][0] > 0
+    done = cli(own_db, "backup", str(archive))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["bytes"] == archive.stat().st_size > 0
+
+    change_everything(own_db)
+    changed = fingerprint(own_db)
+    for table in ("parcels", "parcel_history", "audit_log", "users"):
+        assert changed[table] != before[table], table
+
+    done = cli(own_db, "restore", str(archive))
+    assert done.returncode == 0, done.stderr
+    assert fingerprint(own_db) == before
+    # the restored database takes writes again: sequences, triggers, grants are back
+    change_everything(own_db)
+    again = fingerprint(own_db)
+    assert again["parcels"][0] == before["parcels"][0] - 2
+    assert again["audit_log"][0] >= before["audit_log"][0] + 5
+
+
+def test_restore_refuses_what_is_not_a_backup(own_db: str, tmp_path: Path) -> None:
+    archive = tmp_path / "store.backup"
+    assert cli(own_db, "backup", str(archive)).returncode == 0
+    before = fingerprint(own_db)
+    text = tmp_path / "notes.backup"
+    text.write_text("parcel 12 belongs to the commune\n")
+    truncated = tmp_path / "truncated.backup"
+    truncated.write_bytes(archive.read_bytes()[: archive.stat().st_size * 9 // 10])
+    env = {"GEO_COMUNA_DATABASE_URL": own_db}
+    refused = CliRunner().invoke(cli_app, ["restore", str(text)], env=env)
+    assert refused.exit_code != 0
+    assert "notes.backup is not a geo-comuna backup" in refused.stderr
+    assert "nothing was restored" in refused.stderr
+    # a damaged archive may only fail halfway through: the single transaction undoes it all
+    damaged = CliRunner().invoke(cli_app, ["restore", str(truncated)], env=env)
+    assert damaged.exit_code != 0 and "error" in damaged.stderr
+    assert fingerprint(own_db) == before
+
+
+# ---------------------------------------------------------------- SIGKILL of the server
+
+
+def copying(dsn: str) -> bool:
+    """Is a server connection in the middle of COPY into parcels?"""
+    return bool(scalar(dsn, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND state = 'active' AND query ILIKE "
+                            "'COPY %%parcels%%'"))
+
+
+def test_sigkill_in_the_middle_of_a_large_import(own_db: str, tmp_path: Path) -> None:
+    token = admin_token(own_db)
+    upload = parcels_file(tmp_path / "big.gpkg", 50_000)
+    before = scalar(own_db, "SELECT count(*) FROM parcels")
+    log = tmp_path / "serve.log"
+    outcome: dict[str, object] = {}
+
+    def post(base: str) -> None:
+        try:
+            with open(upload, "rb") as fh:
+                r = httpx.post(f"{base}/collections/parcels/import",
+                               files={"file": ("big.gpkg", fh)},
+                               headers={"Authorization": f"Bearer {token}"}, timeout=60)
+            outcome["status"] = r.status_code
+        except httpx.TransportError as exc:
+            outcome["error"] = exc
+
+    with serving(own_db, log) as (proc, base):
+        sender = threading.Thread(target=post, args=(base,))
+        sender.start()
+        deadline = time.monotonic() + 45
+        while not copying(own_db):
+            assert sender.is_alive(), f"the import ended before it was caught: {outcome}"
+            assert time.monotonic() < deadline, "no COPY seen"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        sender.join(timeout=30)
+    assert "error" in outcome, outcome  # the client was never told it worked
+
+    with serving(own_db, log) as (_, base):
+        r = httpx.get(f"{base}/collections/parcels/items", params={"limit": 1})
+        assert r.status_code == 200
+        assert r.json()["numberMatched"] == before
+    assert scalar(own_db, "SELECT count(*) FROM parcels") == before
+    assert scalar(own_db, "SELECT count(*) FROM parcels WHERE code LIKE 'BULK-%%'") == 0
+    assert scalar(own_db, "SELECT count(*) FROM audit_log WHERE after ->> 'code' LIKE "
+                          "'BULK-%%'") == 0
+
+
+@dataclass
+class Burst:
+    """What the writers were told: codes acknowledged (with the id given back), codes whose
+    request was cut off with no answer."""
+
+    acknowledged: dict[str, int] = field(default_factory=dict)
+    in_flight: set[str] = field(default_factory=set)
+    refused: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def write_burst(base: str, token: str, burst: Burst, writer: int, stop: threading.Event) -> None:
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
+                      timeout=30) as client:
+        for n in range(10_000):
+            if stop.is_set():
+                return
+            code = f"BURST-{writer}-{n}"
+            body = feature(PARCELS, lon=LON + writer * 0.01, lat=LAT + n * 0.0003, code=code)
+            try:
+                r = client.post("/collections/parcels/items", json=body)
+            except httpx.TransportError:
+                with burst.lock:
+                    burst.in_flight.add(code)
+                return
+            with burst.lock:
+                if r.status_code == 201:
+                    burst.acknowledged[code] = r.json()["ids"][0]
+                else:
+                    burst.refused.append(f"{code}: {r.status_code} {r.text}")
+
+
+def test_sigkill_during_a_burst_of_writes(own_db: str, tmp_path: Path) -> None:
+    token = admin_token(own_db)
+    log = tmp_path / "serve.log"
+    burst, stop = Burst(), threading.Event()
+    with serving(own_db, log) as (proc, base):
+        writers = [threading.Thread(target=write_burst, args=(base, token, burst, w, stop))
+                   for w in range(6)]
+        for w in writers:
+            w.start()
+        try:
+            deadline = time.monotonic() + 20
+            while len(burst.acknowledged) < 60 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        finally:
+            stop.set()
+            for w in writers:
+                w.join(timeout=30)
+    assert not burst.refused, burst.refused
+    assert len(burst.acknowledged) >= 60
+
+    with serving(own_db, log) as (_, base):
+        assert httpx.get(f"{base}/collections/parcels/items",
+                         params={"limit": 1}).status_code == 200
+    with psycopg.connect(own_db) as db:
+        stored = dict(db.execute("SELECT code, id FROM parcels WHERE code LIKE 'BURST-%'"))
+    acknowledged = burst.acknowledged
+    assert {c: stored.get(c) for c in acknowledged} == acknowledged  # every one, same id
+    assert set(stored) - set(acknowledged) <= burst.in_flight
+
+
+# ---------------------------------------------------------------- SIGKILL of PostgreSQL
+
+
+def test_sigkill_of_the_embedded_postgresql(tmp_path: Path) -> None:
+    data_dir = tmp_path / "store"
+    env = clean_env(GEO_COMUNA_DATA_DIR=str(data_dir))
+    found = cluster.locate(Settings(data_dir=data_dir, database_url=None))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    try:
+        assert run("db", "start").returncode == 0
+        dsn = found.conninfo()
+        for k in range(2):
+            file = parcels_file(tmp_path / f"p{k}.gpkg", 20, f"C{k}", lat=LAT + k * 0.01)
+            done = run("import", "parcels", str(file))
+            assert done.returncode == 0, done.stderr
+        committed = scalar(dsn, "SELECT count(*) FROM parcels")
+        assert committed == 40
+        # a third import is running when PostgreSQL dies: all of it or none of it stays
+        big = parcels_file(tmp_path / "big.gpkg", 10_000, "LOST", lat=LAT + 0.05)
+        interrupted = subprocess.Popen([*CLI, "import", "parcels", str(big)], env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 45
+            while not copying(dsn) and interrupted.poll() is None:
+                assert time.monotonic() < deadline, "no COPY seen"
+                time.sleep(0.005)
+            postmaster = int((found.pgdata / "postmaster.pid").read_text().split()[0])
+            os.kill(postmaster, signal.SIGKILL)
+            interrupted.wait(timeout=60)
+        finally:
+            if interrupted.poll() is None:
+                interrupted.kill()
+                interrupted.wait()
+        restarted = run("db", "start")
+        assert restarted.returncode == 0, restarted.stderr + found.logfile.read_text()
+        lost = scalar(dsn, "SELECT count(*) FROM parcels WHERE code LIKE 'LOST-%%'")
+        assert lost == (10_000 if interrupted.returncode == 0 else 0)
+        assert scalar(dsn, "SELECT count(*) FROM parcels WHERE code NOT LIKE 'LOST-%%'") == 40
+        assert "redo" in found.logfile.read_text()  # it did recover from the crash
+    finally:
+        run("db", "stop")
+        pointer = data_dir / "cluster_location"
+        if pointer.exists():  # as root the cluster may live outside the data directory
+            shutil.rmtree(pointer.read_text().strip(), ignore_errors=True)
