@@ -194,3 +194,12 @@ async def test_cli_import_is_attributed_to_the_local_admin(conn: AsyncConnection
                        Settings())
     cur = await conn.execute("SELECT user_name FROM audit_log ORDER BY id DESC LIMIT 1")
     assert (await cur.fetchone())[0].startswith("cli:")
+
+
+async def test_slow_query_is_503_not_a_hung_worker(conn: AsyncConnection,
+                                                   client: httpx.AsyncClient) -> None:
+    """Every session carries a statement timeout; hitting it is a clear 503."""
+    await conn.execute("SET LOCAL statement_timeout = '1ms'")
+    r = await client.get("/states/breakdown")
+    assert r.status_code == 503, r.text
+    assert "statement timeout" in r.json()["detail"]
