@@ -13,9 +13,8 @@ async def communes(conn: AsyncConnection, ids: list[int] | None) -> list[dict[st
     """One entry per commune: its totals and a list of per-state rows (largest area first)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            """SELECT c.id, c.code, c.name,
-                      round((ST_Area(c.geom::geography) / 10000)::numeric, 4)::float AS area_ha,
-                      b.code AS state_code, b.name AS state_name, b.area_ha AS state_area_ha,
+            """SELECT c.id, c.code, c.name, b.code AS state_code, b.name AS state_name,
+                      b.area_ha AS state_area_ha,
                       b.share_pct, b.parcels, b.dwellings, b.residents
                FROM communes c
                JOIN commune_state_breakdown(%s) b ON b.commune_id = c.id
@@ -24,13 +23,15 @@ async def communes(conn: AsyncConnection, ids: list[int] | None) -> list[dict[st
     out: dict[int, dict[str, Any]] = {}
     for r in rows:
         entry = out.setdefault(r["id"], {
-            "id": r["id"], "code": r["code"], "name": r["name"], "area_ha": r["area_ha"],
+            "id": r["id"], "code": r["code"], "name": r["name"], "area_ha": 0.0,
             "states": []})
         entry["states"].append({
             "code": r["state_code"], "name": r["state_name"] or "outside state polygons",
             "area_ha": r["state_area_ha"], "share_pct": r["share_pct"],
             "parcels": r["parcels"], "dwellings": r["dwellings"], "residents": r["residents"]})
     for entry in out.values():
+        # the pieces add up to the commune (the function's area is geodesic, computed once)
+        entry["area_ha"] = round(sum(s["area_ha"] for s in entry["states"]), 4)
         entry["crosses_state_line"] = sum(1 for s in entry["states"] if s["code"]) > 1
     return list(out.values())
 

@@ -57,7 +57,8 @@ def _conform_type(layer: Layer, geoms: np.ndarray, labels: Sequence) -> np.ndarr
     out = geoms.copy()
     if want == "MultiPolygon":
         polygons = types == 3
-        out[polygons] = [shapely.MultiPolygon([g]) for g in geoms[polygons]]
+        if polygons.any():  # vectorised: one part each
+            out[polygons] = shapely.multipolygons(geoms[polygons][:, None])
         ok = polygons | (types == 6)
     else:
         single = names[types.clip(0)] == want
@@ -353,6 +354,11 @@ def _fast_column(attr: Attribute, column: pd.Series) -> np.ndarray | None:
         return _fast_number(attr, column, null)
     if attr.type == "date" and pd.api.types.is_datetime64_any_dtype(column):
         return np.where(null, None, column.dt.date.to_numpy(dtype=object))
+    if attr.type == "date":  # GeoPackage dates arrive as datetime.date objects
+        values = column.to_numpy(dtype=object)
+        dates = np.fromiter((type(v) is dt.date for v in values), bool, len(values))
+        if (dates | null).all():
+            return np.where(null, None, values)
     if attr.type == "boolean" and pd.api.types.is_bool_dtype(column):
         return column.to_numpy(dtype=object)
     return None
