@@ -288,8 +288,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--write", action="store_true", help="update bench/README.md")
-    parser.add_argument("--no-plain", action="store_true",
-                        help="skip the plain folium.GeoJson baseline (minutes at 100,000)")
+    parser.add_argument(
+        "--no-plain",
+        action="store_true",
+        help="skip the plain folium.GeoJson baseline (minutes at 100,000)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = run(sizes, args.runs, plain=not args.no_plain)

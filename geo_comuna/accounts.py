@@ -55,8 +55,9 @@ async def _commune_ids(conn: AsyncConnection, codes: list[str]) -> list[int]:
     return [found[c] for c in codes]
 
 
-async def add_user(conn: AsyncConnection, name: str, role: str,
-                   communes: list[str]) -> tuple[User, str]:
+async def add_user(
+    conn: AsyncConnection, name: str, role: str, communes: list[str]
+) -> tuple[User, str]:
     """Create a user; returns it and its token, which is never stored nor shown again."""
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
@@ -67,13 +68,17 @@ async def add_user(conn: AsyncConnection, name: str, role: str,
         ids = await _commune_ids(conn, communes)
         cur = await conn.execute(
             "INSERT INTO users (name, role, token_hash) VALUES (%s, %s, %s) "
-            "ON CONFLICT (name) DO NOTHING RETURNING id", (name, role, hash_token(token)))
+            "ON CONFLICT (name) DO NOTHING RETURNING id",
+            (name, role, hash_token(token)),
+        )
         row = await cur.fetchone()
         if row is None:
             raise Conflict(f"a user named {name!r} exists; revoke it or choose another name")
         async with conn.cursor() as c:
-            await c.executemany("INSERT INTO user_communes (user_id, commune_id) VALUES (%s, %s)",
-                                [(row[0], i) for i in ids])
+            await c.executemany(
+                "INSERT INTO user_communes (user_id, commune_id) VALUES (%s, %s)",
+                [(row[0], i) for i in ids],
+            )
     return User(row[0], name, role, tuple(ids)), token  # type: ignore[arg-type]
 
 
@@ -84,14 +89,18 @@ async def list_users(conn: AsyncConnection) -> list[dict]:
                            '{}')
            FROM users u LEFT JOIN user_communes uc ON uc.user_id = u.id
            LEFT JOIN communes c ON c.id = uc.commune_id
-           GROUP BY u.id ORDER BY u.name""")
-    return [{"name": n, "role": r, "created_at": c, "revoked_at": rv, "communes": list(cs)}
-            for n, r, c, rv, cs in await cur.fetchall()]
+           GROUP BY u.id ORDER BY u.name"""
+    )
+    return [
+        {"name": n, "role": r, "created_at": c, "revoked_at": rv, "communes": list(cs)}
+        for n, r, c, rv, cs in await cur.fetchall()
+    ]
 
 
 async def revoke(conn: AsyncConnection, name: str) -> None:
-    cur = await conn.execute("UPDATE users SET revoked_at = now() WHERE name = %s "
-                             "AND revoked_at IS NULL", (name,))
+    cur = await conn.execute(
+        "UPDATE users SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL", (name,)
+    )
     if cur.rowcount == 0:
         raise NotFound(f"no active user named {name!r}")
 
@@ -102,32 +111,42 @@ async def authenticate(conn: AsyncConnection, token: str) -> User | None:
                   FILTER (WHERE uc.commune_id IS NOT NULL), '{}')
            FROM users u LEFT JOIN user_communes uc ON uc.user_id = u.id
            WHERE u.token_hash = %s AND u.revoked_at IS NULL GROUP BY u.id""",
-        (hash_token(token),))
+        (hash_token(token),),
+    )
     row = await cur.fetchone()
     return None if row is None else User(row[0], row[1], row[2], tuple(row[3]))
 
 
 @asynccontextmanager
-async def writing(conn: AsyncConnection, user: User, *,
-                  row_security: bool = True) -> AsyncIterator[None]:
+async def writing(
+    conn: AsyncConnection, user: User, *, row_security: bool = True
+) -> AsyncIterator[None]:
     """A write transaction that the database attributes to ``user``. With ``row_security``
     (every API write) it runs as geo_comuna_writer under row-level security; without, as the
     connection's owner role (bulk COPY by an admin, which RLS cannot serve)."""
     async with conn.transaction():
         if row_security:
             await conn.execute("SET LOCAL ROLE geo_comuna_writer")
-        await _identify(conn, "" if user.id is None else str(user.id), user.name, user.role,
-                        ",".join(map(str, user.communes)))
+        await _identify(
+            conn,
+            "" if user.id is None else str(user.id),
+            user.name,
+            user.role,
+            ",".join(map(str, user.communes)),
+        )
         yield
         # Inside an enclosing transaction (a savepoint) SET LOCAL would outlive this block.
         await conn.execute("SET LOCAL ROLE NONE")
         await _identify(conn, "", "", "", "")
 
 
-async def _identify(conn: AsyncConnection, user_id: str, name: str, role: str,
-                    communes: str) -> None:
+async def _identify(
+    conn: AsyncConnection, user_id: str, name: str, role: str, communes: str
+) -> None:
     await conn.execute(
         "SELECT set_config('geo_comuna.user_id', %s, true), "
         "set_config('geo_comuna.user_name', %s, true), "
         "set_config('geo_comuna.role', %s, true), "
-        "set_config('geo_comuna.communes', %s, true)", (user_id, name, role, communes))
+        "set_config('geo_comuna.communes', %s, true)",
+        (user_id, name, role, communes),
+    )

@@ -14,18 +14,25 @@ import typer
 from geo_comuna.errors import GeoComunaError
 from geo_comuna.settings import Settings
 
-app = typer.Typer(help="geo_comuna: the GIS core for Venezuela's communes.",
-                  no_args_is_help=True, add_completion=False)
-db_app = typer.Typer(help="The database: the embedded cluster and the schema.",
-                     no_args_is_help=True)
+app = typer.Typer(
+    help="geo_comuna: the GIS core for Venezuela's communes.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(
+    help="The database: the embedded cluster and the schema.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
-map_app = typer.Typer(help="Maps as one self-contained HTML file each (work offline).",
-                      no_args_is_help=True)
+map_app = typer.Typer(
+    help="Maps as one self-contained HTML file each (work offline).", no_args_is_help=True
+)
 app.add_typer(map_app, name="map")
 users_app = typer.Typer(help="Accounts: tokens for editors and admins.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
-dem_app = typer.Typer(help="Elevation models (DEMs) per commune, for terrain analyses and "
-                      "hillshades.", no_args_is_help=True)
+dem_app = typer.Typer(
+    help="Elevation models (DEMs) per commune, for terrain analyses and hillshades.",
+    no_args_is_help=True,
+)
 app.add_typer(dem_app, name="dem")
 T = TypeVar("T")
 
@@ -69,8 +76,12 @@ def _run(work: Callable[[Any], Awaitable[T]], settings: Settings) -> T:
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
-    load_sample: Annotated[bool, typer.Option(
-        "--load-sample", help="load the sample territories first if they are not there")] = False,
+    load_sample: Annotated[
+        bool,
+        typer.Option(
+            "--load-sample", help="load the sample territories first if they are not there"
+        ),
+    ] = False,
 ) -> None:
     """Serve the API (OGC API - Features) and maps; starts the embedded database if needed."""
     import uvicorn
@@ -89,10 +100,16 @@ def serve(
         _die(exc.message)
     if load_sample:
         _ensure_samples(settings)
-    typer.secho(f"geo_comuna serving at http://{settings.host}:{settings.port}/ "
-                f"(API docs: /docs)", fg=typer.colors.GREEN)
-    uvicorn.run(create_app(settings, conninfo=conninfo), host=settings.host, port=settings.port,
-                log_level="info")
+    typer.secho(
+        f"geo_comuna serving at http://{settings.host}:{settings.port}/ (API docs: /docs)",
+        fg=typer.colors.GREEN,
+    )
+    uvicorn.run(
+        create_app(settings, conninfo=conninfo),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+    )
 
 
 def _ensure_samples(settings: Settings) -> None:
@@ -106,8 +123,7 @@ def _ensure_samples(settings: Settings) -> None:
 
     counts = _run(work, settings)
     if counts:
-        typer.echo("loaded sample territories: " + ", ".join(f"{k} {v}"
-                                                             for k, v in counts.items()))
+        typer.echo("loaded sample territories: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 @app.command("load-sample")
@@ -123,14 +139,27 @@ def load_sample() -> None:
 @app.command("import")
 def import_(
     layer: Annotated[str, typer.Argument(help="layer name, e.g. parcels")],
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
-                                         help="GeoJSON, GeoPackage, zipped Shapefile, KML, CSV")],
-    crs: Annotated[str | None, typer.Option(help="CRS of the data when the file does not say "
-                                            "(or says wrong), e.g. EPSG:2202")] = None,
-    commune: Annotated[str | None, typer.Option(help="commune code or id for features "
-                                                "without one")] = None,
-    repair: Annotated[bool, typer.Option("--repair", help="make invalid geometries valid and "
-                                         "report each change")] = False,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="GeoJSON, GeoPackage, zipped Shapefile, KML, CSV",
+        ),
+    ],
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            help="CRS of the data when the file does not say (or says wrong), e.g. EPSG:2202"
+        ),
+    ] = None,
+    commune: Annotated[
+        str | None, typer.Option(help="commune code or id for features without one")
+    ] = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="make invalid geometries valid and report each change")
+    ] = False,
 ) -> None:
     """Import a file into a layer: all features or none."""
     from geo_comuna.io.importer import import_file
@@ -141,24 +170,48 @@ def import_(
         target = get_layer(layer)
     except GeoComunaError as exc:
         _die(exc.message, 2)
-    report = _run(lambda conn: import_file(conn, target, file, settings, crs=crs,
-                                           commune=commune, repair=repair,
-                                           progress=_progress), settings)
+    report = _run(
+        lambda conn: import_file(
+            conn,
+            target,
+            file,
+            settings,
+            crs=crs,
+            commune=commune,
+            repair=repair,
+            progress=_progress,
+        ),
+        settings,
+    )
     typer.echo(json.dumps(report.__dict__, indent=2, default=str, ensure_ascii=False))
 
 
 @app.command("export")
 def export(
     layer: Annotated[str, typer.Argument(help="layer name, e.g. parcels")],
-    file: Annotated[Path, typer.Argument(help="file to write (replaced if it exists), or a "
-                                         "directory to write <layer><suffix> into")],
-    format_: Annotated[str | None, typer.Option(
-        "--format", help="geojson, gpkg, shp (zipped), kml or csv; default: from FILE's "
-        "suffix")] = None,
-    crs: Annotated[str, typer.Option(help="CRS to write, e.g. EPSG:2202 (REGVEN / UTM 19N); "
-                                     "GeoJSON and KML are EPSG:4326 only")] = "EPSG:4326",
-    commune: Annotated[str | None, typer.Option(help="only this commune's features (code or "
-                                                "id)")] = None,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="file to write (replaced if it exists), or a "
+            "directory to write <layer><suffix> into"
+        ),
+    ],
+    format_: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="geojson, gpkg, shp (zipped), kml or csv; default: from FILE's suffix"
+        ),
+    ] = None,
+    crs: Annotated[
+        str,
+        typer.Option(
+            help="CRS to write, e.g. EPSG:2202 (REGVEN / UTM 19N); "
+            "GeoJSON and KML are EPSG:4326 only"
+        ),
+    ] = "EPSG:4326",
+    commune: Annotated[
+        str | None, typer.Option(help="only this commune's features (code or id)")
+    ] = None,
 ) -> None:
     """Export a layer to a file. A CSV holds no CRS: import it back with the same --crs."""
     from geo_comuna.errors import NotFound
@@ -193,8 +246,10 @@ def export(
 def analyze(
     name: Annotated[str, typer.Argument(help="analysis, e.g. water-hookups; see --list")],
     commune: Annotated[str, typer.Argument(help="commune code or id")],
-    param: Annotated[list[str] | None, typer.Option(
-        "--param", "-p", help="analysis parameter as key=value (repeatable)")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="analysis parameter as key=value (repeatable)"),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="json, geojson or csv")] = "json",
     out: Annotated[Path | None, typer.Option(help="write to this file, not stdout")] = None,
 ) -> None:
@@ -228,8 +283,12 @@ def analyze(
     elif fmt == "geojson":
         text = json.dumps(result.feature_collection(), default=str, ensure_ascii=False)
     else:
-        text = json.dumps({"summary": result.summary, "warnings": result.warnings},
-                          default=str, indent=2, ensure_ascii=False)
+        text = json.dumps(
+            {"summary": result.summary, "warnings": result.warnings},
+            default=str,
+            indent=2,
+            ensure_ascii=False,
+        )
     if out:
         out.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {out}")
@@ -241,8 +300,9 @@ def analyze(
 def users_add(
     name: Annotated[str, typer.Argument(help="a name people recognise")],
     role: Annotated[str, typer.Option(help="viewer, editor or admin")] = "editor",
-    commune: Annotated[list[str] | None, typer.Option(
-        help="commune code an editor may change (repeatable)")] = None,
+    commune: Annotated[
+        list[str] | None, typer.Option(help="commune code an editor may change (repeatable)")
+    ] = None,
 ) -> None:
     """Create a user and print its token once (only its hash is stored)."""
     from geo_comuna import accounts
@@ -292,8 +352,12 @@ def backup(
 
 @app.command()
 def restore(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
-                                         help="archive made by `geo-comuna backup`")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True, help="archive made by `geo-comuna backup`"
+        ),
+    ],
 ) -> None:
     """Replace the database's contents with FILE's, in one transaction: all or nothing.
     Restart `serve` afterwards."""
@@ -390,8 +454,9 @@ def map_commune(
     commune: Annotated[str, typer.Argument(help="commune code or id")],
     out: MapOut,
     lang: MapLang = "es",
-    analysis: Annotated[str | None, typer.Option(help="an analysis map instead, e.g. "
-                                                 "water-hookups")] = None,
+    analysis: Annotated[
+        str | None, typer.Option(help="an analysis map instead, e.g. water-hookups")
+    ] = None,
 ) -> None:
     """A commune's map (or one analysis' map) as one self-contained HTML file."""
     from geo_comuna.errors import NotFound
@@ -436,11 +501,17 @@ def map_national(out: MapOut, lang: MapLang = "es") -> None:
 @dem_app.command("add")
 def dem_add(
     commune: Annotated[str, typer.Argument(help="commune code or id")],
-    file: Annotated[Path, typer.Argument(help="single-band GeoTIFF in any CRS, elevations in "
-                                         "metres")],
-    name: Annotated[str | None, typer.Option(help="name to keep it under (default: the file "
-                                             "name without suffix); replaces a DEM of that "
-                                             "name")] = None,
+    file: Annotated[
+        Path, typer.Argument(help="single-band GeoTIFF in any CRS, elevations in metres")
+    ],
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="name to keep it under (default: the file "
+            "name without suffix); replaces a DEM of that "
+            "name"
+        ),
+    ] = None,
 ) -> None:
     """Store a DEM for a commune (in the database: backups hold it)."""
     from geo_comuna.accounts import local_admin, writing
@@ -464,8 +535,7 @@ def dem_add(
 
 @dem_app.command("list")
 def dem_list(
-    commune: Annotated[str | None, typer.Argument(help="commune code or id (default: "
-                                                  "all)")] = None,
+    commune: Annotated[str | None, typer.Argument(help="commune code or id (default: all)")] = None,
 ) -> None:
     """The DEMs stored (name, CRS, cell size in m, lon/lat bounds), finest first."""
     from geo_comuna.analysis import dem

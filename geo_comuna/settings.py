@@ -36,12 +36,15 @@ class Settings(BaseSettings):
         default=None, description="base URL for links; default: taken from each request"
     )
     tile_url: str | None = Field(
-        default=None, description="basemap tiles for maps, e.g. https://tiles.example/{z}/{x}/{y}"
-        ".png; unset: the commune's DEM hillshade or a plain background (works offline)"
+        default=None,
+        description="basemap tiles for maps, e.g. https://tiles.example/{z}/{x}/{y}"
+        ".png; unset: the commune's DEM hillshade or a plain background (works offline)",
     )
     map_tile_threshold: int = Field(
-        default=5_000, ge=1, description="a map layer with more features is drawn from vector "
-        "tiles (served) or inline geobuf (standalone) instead of inline GeoJSON"
+        default=5_000,
+        ge=1,
+        description="a map layer with more features is drawn from vector "
+        "tiles (served) or inline geobuf (standalone) instead of inline GeoJSON",
     )
 
     reads: Literal["public", "token"] = Field(

@@ -55,8 +55,9 @@ def admin_conninfo() -> str:
 
 def _recreate(admin: str, name: str, template: str | None = None) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template:
             query = sql.SQL("{} TEMPLATE {}").format(query, sql.Identifier(template))
@@ -65,8 +66,9 @@ def _recreate(admin: str, name: str, template: str | None = None) -> None:
 
 def _drop(admin: str, name: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture(scope="session")
@@ -112,8 +114,9 @@ async def conn(db_conninfo: str) -> AsyncIterator[AsyncConnection]:
 
 
 @asynccontextmanager
-async def api_client(conn: AsyncConnection, settings: Settings,
-                     token: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+async def api_client(
+    conn: AsyncConnection, settings: Settings, token: str | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """The real app with every request on ``conn`` (so its writes roll back with the test)."""
     app = create_app(settings)
 
@@ -123,8 +126,9 @@ async def api_client(conn: AsyncConnection, settings: Settings,
     app.dependency_overrides[get_conn] = same_conn
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                                 headers=headers) as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=headers
+    ) as c:
         yield c
 
 
@@ -135,8 +139,9 @@ async def admin_token(conn: AsyncConnection) -> str:
 
 
 @pytest.fixture
-async def client(conn: AsyncConnection, settings: Settings,
-                 admin_token: str) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    conn: AsyncConnection, settings: Settings, admin_token: str
+) -> AsyncIterator[httpx.AsyncClient]:
     """An admin's client on the test's connection."""
     async with api_client(conn, settings, admin_token) as c:
         yield c

@@ -15,8 +15,7 @@ def geometry(layer: Layer, lon: float = LON, lat: float = LAT, size: float = 0.0
         return {"type": "Point", "coordinates": [lon, lat]}
     if layer.geometry_type == "LineString":
         return {"type": "LineString", "coordinates": [[lon, lat], [lon + size, lat + size]]}
-    ring = [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size],
-            [lon, lat]]
+    ring = [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size], [lon, lat]]
     return {"type": "MultiPolygon", "coordinates": [[ring]]}
 
 
@@ -43,7 +42,11 @@ def properties(layer: Layer, commune: str | None = None, **overrides: Any) -> di
     return {**props, **overrides}
 
 
-def feature(layer: Layer, commune: str | None = None, lon: float = LON, lat: float = LAT,
-            **overrides: Any) -> dict[str, Any]:
-    return {"type": "Feature", "geometry": geometry(layer, lon, lat),
-            "properties": properties(layer, commune, **overrides)}
+def feature(
+    layer: Layer, commune: str | None = None, lon: float = LON, lat: float = LAT, **overrides: Any
+) -> dict[str, Any]:
+    return {
+        "type": "Feature",
+        "geometry": geometry(layer, lon, lat),
+        "properties": properties(layer, commune, **overrides),
+    }

@@ -52,9 +52,12 @@ def serving(dsn: str, log: Path, **env: str) -> Iterator[tuple[subprocess.Popen,
     kills it (SIGKILL) at the end if it is still up."""
     port = free_port()
     with open(log, "ab") as out:
-        proc = subprocess.Popen([*CLI, "serve", "--port", str(port)], stdout=out,
-                                stderr=subprocess.STDOUT,
-                                env=clean_env(GEO_COMUNA_DATABASE_URL=dsn, **env))
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=clean_env(GEO_COMUNA_DATABASE_URL=dsn, **env),
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -29,7 +29,8 @@ async def commune(conn: AsyncConnection, code: str = "NET-TEST") -> int:
     cur = await conn.execute(
         "INSERT INTO communes (code, name, kind, status, geom) VALUES (%s, %s, 'urban', "
         "'active', ST_Multi(ST_MakeEnvelope(%s, %s, %s, %s, 4326))) RETURNING id",
-        (code, code.title(), LON0 - 0.01, LAT0 - 0.01, LON0 + 0.01, LAT0 + 0.01))
+        (code, code.title(), LON0 - 0.01, LAT0 - 0.01, LON0 + 0.01, LAT0 + 0.01),
+    )
     return (await cur.fetchone())[0]
 
 
@@ -41,56 +42,81 @@ def _point(lon: float, lat: float) -> str:
     return json.dumps({"type": "Point", "coordinates": [lon, lat]})
 
 
-async def path(conn: AsyncConnection, cid: int, coords: list[tuple[float, float]],
-               kind: str = "footpath", steps: int | None = None,
-               vehicles: bool = False) -> int:
+async def path(
+    conn: AsyncConnection,
+    cid: int,
+    coords: list[tuple[float, float]],
+    kind: str = "footpath",
+    steps: int | None = None,
+    vehicles: bool = False,
+) -> int:
     cur = await conn.execute(
         "INSERT INTO paths (commune_id, kind, steps, vehicles, transit, geom) VALUES "
         "(%s, %s, %s, %s, false, ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326)) RETURNING id",
-        (cid, kind, steps, vehicles, _line(coords)))
+        (cid, kind, steps, vehicles, _line(coords)),
+    )
     return (await cur.fetchone())[0]
 
 
-async def main(conn: AsyncConnection, cid: int, coords: list[tuple[float, float]],
-               status: str = "working") -> int:
+async def main(
+    conn: AsyncConnection, cid: int, coords: list[tuple[float, float]], status: str = "working"
+) -> int:
     cur = await conn.execute(
         "INSERT INTO water_mains (commune_id, kind, status, geom) VALUES "
         "(%s, 'main', %s, ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326)) RETURNING id",
-        (cid, status, _line(coords)))
+        (cid, status, _line(coords)),
+    )
     return (await cur.fetchone())[0]
 
 
-async def power_line(conn: AsyncConnection, cid: int, coords: list[tuple[float, float]],
-                     condition: str = "good") -> int:
+async def power_line(
+    conn: AsyncConnection, cid: int, coords: list[tuple[float, float]], condition: str = "good"
+) -> int:
     cur = await conn.execute(
         "INSERT INTO power_lines (commune_id, voltage, condition, geom) VALUES "
         "(%s, 'low', %s, ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326)) RETURNING id",
-        (cid, condition, _line(coords)))
+        (cid, condition, _line(coords)),
+    )
     return (await cur.fetchone())[0]
 
 
-async def dwelling(conn: AsyncConnection, cid: int, lon: float, lat: float,
-                   residents: int = 4, water: str = "none", electricity: str = "formal",
-                   sector: str | None = None) -> int:
+async def dwelling(
+    conn: AsyncConnection,
+    cid: int,
+    lon: float,
+    lat: float,
+    residents: int = 4,
+    water: str = "none",
+    electricity: str = "formal",
+    sector: str | None = None,
+) -> int:
     cur = await conn.execute(
         "INSERT INTO dwellings (commune_id, residents, water, electricity, sector, geom) "
         "VALUES (%s, %s, %s, %s, %s, ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326)) RETURNING id",
-        (cid, residents, water, electricity, sector, _point(lon, lat)))
+        (cid, residents, water, electricity, sector, _point(lon, lat)),
+    )
     return (await cur.fetchone())[0]
 
 
-async def facility(conn: AsyncConnection, cid: int, lon: float, lat: float,
-                   kind: str = "transit_stop") -> int:
+async def facility(
+    conn: AsyncConnection, cid: int, lon: float, lat: float, kind: str = "transit_stop"
+) -> int:
     cur = await conn.execute(
         "INSERT INTO facilities (commune_id, kind, geom) VALUES "
         "(%s, %s, ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326)) RETURNING id",
-        (cid, kind, _point(lon, lat)))
+        (cid, kind, _point(lon, lat)),
+    )
     return (await cur.fetchone())[0]
 
 
-def slope_dem(folder: Path, metres_per_degree_north: float, base: float = 900.0,
-              west: float = LON0 - 0.003, north: float = LAT0 + 0.003,
-              cells: int = 60) -> Path:
+def slope_dem(
+    folder: Path,
+    metres_per_degree_north: float,
+    base: float = 900.0,
+    west: float = LON0 - 0.003,
+    north: float = LAT0 + 0.003,
+    cells: int = 60,
+) -> Path:
     """A GeoTIFF in EPSG:4326 with 0.0001° cells whose elevation is
     base + metres_per_degree_north * (lat - LAT0): linear, so bilinear reads are exact."""
     size = 0.0001
@@ -98,9 +124,17 @@ def slope_dem(folder: Path, metres_per_degree_north: float, base: float = 900.0,
     z = base + metres_per_degree_north * (lat_centres - LAT0)
     band = np.repeat(z[:, None], cells, axis=1).astype("float64")
     out = folder / "slope.tif"
-    with rasterio.open(out, "w", driver="GTiff", width=cells, height=cells, count=1,
-                       dtype="float64", crs="EPSG:4326",
-                       transform=from_origin(west, north, size, size)) as dst:
+    with rasterio.open(
+        out,
+        "w",
+        driver="GTiff",
+        width=cells,
+        height=cells,
+        count=1,
+        dtype="float64",
+        crs="EPSG:4326",
+        transform=from_origin(west, north, size, size),
+    ) as dst:
         dst.write(band, 1)
     return out
 

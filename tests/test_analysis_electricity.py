@@ -31,8 +31,12 @@ PARAMS = electricity.Params(cluster_radius_m=30, min_cluster_size=3)
 async def two_clusters(conn: AsyncConnection) -> tuple[int, dict[str, int]]:
     cid = await commune(conn)
     await power_line(conn, cid, [(LON0 - 0.002, LAT0 - 0.001), (LON0 + 0.008, LAT0 - 0.001)])
-    await power_line(conn, cid, [(LON0 - 0.002, LAT0 + 0.0002), (LON0 + 0.008, LAT0 + 0.0002)],
-                     condition="precarious")
+    await power_line(
+        conn,
+        cid,
+        [(LON0 - 0.002, LAT0 + 0.0002), (LON0 + 0.008, LAT0 + 0.0002)],
+        condition="precarious",
+    )
     ids = {"centre": await dwelling(conn, cid, *CENTRE, residents=10, electricity="none")}
     for n, p in enumerate(CORNERS):
         ids[f"corner{n}"] = await dwelling(conn, cid, *p, residents=1, electricity="precarious")
@@ -45,8 +49,9 @@ async def two_clusters(conn: AsyncConnection) -> tuple[int, dict[str, int]]:
 
 def split(result) -> tuple[list[dict], dict[int, dict]]:
     sites = [f for f in result.features if f["properties"]["kind"] == "transformer_site"]
-    homes = {f["id"]: f["properties"] for f in result.features
-             if f["properties"]["kind"] == "dwelling"}
+    homes = {
+        f["id"]: f["properties"] for f in result.features if f["properties"]["kind"] == "dwelling"
+    }
     return sites, homes
 
 
@@ -57,7 +62,8 @@ async def test_two_clusters_and_their_sites(conn: AsyncConnection) -> None:
     assert ids["formal"] not in homes and len(homes) == 9
     # distance to the good line only, due south: 0.001° of latitude, ~110.6 m
     assert homes[ids["centre"]]["line_distance_m"] == pytest.approx(
-        metres(*CENTRE, LON0, LAT0 - 0.001), abs=0.05)
+        metres(*CENTRE, LON0, LAT0 - 0.001), abs=0.05
+    )
     assert homes[ids["alone"]]["cluster"] is None
     # A serves 14 residents, so it is cluster 1; B 3 residents
     assert [s["properties"]["residents"] for s in sites] == [14, 3]
@@ -67,11 +73,11 @@ async def test_two_clusters_and_their_sites(conn: AsyncConnection) -> None:
     # B's, with equal weights in a row, the middle home
     a, b = (s["geometry"]["coordinates"] for s in sites)
     assert metres(*a, *CENTRE) < 0.5 and metres(*b, *ROW[1]) < 0.5
-    assert sites[0]["properties"]["reach_m"] == pytest.approx(metres(*CENTRE, *CORNERS[3]),
-                                                              abs=0.5)
+    assert sites[0]["properties"]["reach_m"] == pytest.approx(metres(*CENTRE, *CORNERS[3]), abs=0.5)
     assert sites[0]["properties"]["nearest_dwelling"] == ids["centre"]
     assert sites[1]["properties"]["line_distance_m"] == pytest.approx(
-        metres(*ROW[1], ROW[1][0], LAT0 - 0.001), abs=0.5)
+        metres(*ROW[1], ROW[1][0], LAT0 - 0.001), abs=0.5
+    )
     s = result.summary
     assert (s["clusters"], s["clustered_dwellings"], s["isolated_dwellings"]) == (2, 8, 1)
     assert s["precarious"] == 7 and s["none"] == 2 and s["residents"] == 19
@@ -112,7 +118,12 @@ async def test_sample_through_the_api(client: httpx.AsyncClient) -> None:
     kinds = [f["properties"]["kind"] for f in geo["features"]]
     assert kinds.count("transformer_site") == geo["summary"]["clusters"] > 1
     assert kinds.count("dwelling") == geo["summary"]["dwellings"]
-    rows = list(csv.DictReader(io.StringIO((await client.get(
-        "/communes/5-DE-MARZO/analyses/electricity-gaps?f=csv")).text)))
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                (await client.get("/communes/5-DE-MARZO/analyses/electricity-gaps?f=csv")).text
+            )
+        )
+    )
     assert len(rows) == geo["summary"]["clusters"]
     assert sum(int(row["dwellings"]) for row in rows) == geo["summary"]["clustered_dwellings"]

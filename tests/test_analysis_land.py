@@ -35,8 +35,9 @@ GEOD = pyproj.Geod(ellps="WGS84")
 
 def lonlat(geom_m: shapely.Geometry) -> shapely.Geometry:
     """Metres from (X0, Y0) in UTM 19N -> lon/lat."""
-    return shapely.transform(geom_m, lambda xy: np.column_stack(
-        TO_LONLAT.transform(xy[:, 0] + X0, xy[:, 1] + Y0)))
+    return shapely.transform(
+        geom_m, lambda xy: np.column_stack(TO_LONLAT.transform(xy[:, 0] + X0, xy[:, 1] + Y0))
+    )
 
 
 def geodesic_m2(geom: shapely.Geometry) -> float:
@@ -45,8 +46,7 @@ def geodesic_m2(geom: shapely.Geometry) -> float:
 
 def metres(a: tuple[float, float], b: tuple[float, float]) -> float:
     """Geodesic distance between two local points (m from X0, Y0)."""
-    (lon1, lon2), (lat1, lat2) = TO_LONLAT.transform([a[0] + X0, b[0] + X0],
-                                                     [a[1] + Y0, b[1] + Y0])
+    (lon1, lon2), (lat1, lat2) = TO_LONLAT.transform([a[0] + X0, b[0] + X0], [a[1] + Y0, b[1] + Y0])
     return GEOD.inv(lon1, lat1, lon2, lat2)[2]
 
 
@@ -54,16 +54,24 @@ async def add_commune(conn: AsyncConnection, code: str, geom_m: shapely.Geometry
     cur = await conn.execute(
         "INSERT INTO communes (code, name, kind, status, geom) VALUES (%s, %s, 'rural', "
         "'active', ST_Multi(ST_GeomFromWKB(%s, 4326))) RETURNING id",
-        (code, code.title(), shapely.to_wkb(lonlat(geom_m))))
+        (code, code.title(), shapely.to_wkb(lonlat(geom_m))),
+    )
     return (await cur.fetchone())[0]
 
 
-async def add_parcel(conn: AsyncConnection, commune_id: int, geom_m: shapely.Geometry,
-                     code: str, tenure: str = "occupied", land_use: str = "crops") -> int:
+async def add_parcel(
+    conn: AsyncConnection,
+    commune_id: int,
+    geom_m: shapely.Geometry,
+    code: str,
+    tenure: str = "occupied",
+    land_use: str = "crops",
+) -> int:
     cur = await conn.execute(
         "INSERT INTO parcels (commune_id, code, tenure, land_use, geom) VALUES "
         "(%s, %s, %s, %s, ST_Multi(ST_GeomFromWKB(%s, 4326))) RETURNING id",
-        (commune_id, code, tenure, land_use, shapely.to_wkb(lonlat(geom_m))))
+        (commune_id, code, tenure, land_use, shapely.to_wkb(lonlat(geom_m))),
+    )
     return (await cur.fetchone())[0]
 
 
@@ -77,14 +85,14 @@ def of_kind(result: land_recovery.Result, kind: str) -> list[dict]:
 
 # --- conflicts -----------------------------------------------------------------------------
 
+
 async def test_two_overlapping_squares(conn: AsyncConnection) -> None:
     """100 m squares, the second shifted 60 m east and 30 m north: they share 40 x 70 m."""
     cid = await add_commune(conn, "LAND-OVERLAP", shapely.box(-50, -50, 250, 250))
     a = await add_parcel(conn, cid, shapely.box(0, 0, 100, 100), "A")
     b = await add_parcel(conn, cid, shapely.box(60, 30, 160, 130), "B")
     await add_parcel(conn, cid, shapely.box(0, 150, 50, 200), "C")  # touches nobody
-    shared = lonlat(shapely.box(0, 0, 100, 100)).intersection(
-        lonlat(shapely.box(60, 30, 160, 130)))
+    shared = lonlat(shapely.box(0, 0, 100, 100)).intersection(lonlat(shapely.box(60, 30, 160, 130)))
     found = of_kind(await run(conn, cid), "overlap")
     assert len(found) == 1
     props = found[0]["properties"]
@@ -93,7 +101,8 @@ async def test_two_overlapping_squares(conn: AsyncConnection) -> None:
     assert props["area_m2"] == pytest.approx(2800, rel=2e-3)  # 40 x 70 m, UTM scale aside
     # the GeoJSON carries 7 decimals (about 1 cm)
     assert geodesic_m2(shapely.geometry.shape(found[0]["geometry"])) == pytest.approx(
-        geodesic_m2(shared), rel=1e-4)
+        geodesic_m2(shared), rel=1e-4
+    )
 
 
 async def test_parcel_half_outside_the_commune(conn: AsyncConnection) -> None:
@@ -102,8 +111,7 @@ async def test_parcel_half_outside_the_commune(conn: AsyncConnection) -> None:
     await add_parcel(conn, cid, shapely.box(10, 10, 60, 60), "INSIDE")
     found = of_kind(await run(conn, cid), "outside_commune")
     assert [f["properties"]["parcel_ids"] for f in found] == [[pid]]
-    outside = lonlat(shapely.box(150, 50, 250, 150)).difference(
-        lonlat(shapely.box(0, 0, 200, 200)))
+    outside = lonlat(shapely.box(150, 50, 250, 150)).difference(lonlat(shapely.box(0, 0, 200, 200)))
     assert found[0]["properties"]["area_m2"] == pytest.approx(geodesic_m2(outside), abs=0.01)
 
 
@@ -118,12 +126,14 @@ async def test_a_one_metre_sliver(conn: AsyncConnection) -> None:
     assert len(slivers) == 1
     props = slivers[0]["properties"]
     assert props["parcel_ids"] == [a, b]
-    assert props["area_m2"] == pytest.approx(geodesic_m2(lonlat(shapely.box(100, 0, 101, 100))),
-                                             rel=1e-3)
+    assert props["area_m2"] == pytest.approx(
+        geodesic_m2(lonlat(shapely.box(100, 0, 101, 100))), rel=1e-3
+    )
     assert of_kind(await run(conn, cid, sliver_width_m=0.5), "sliver") == []
 
 
 # --- candidates ----------------------------------------------------------------------------
+
 
 def write_dem(folder: Path) -> Path:
     """10 m cells over x -100..1800, y -100..600: a 20 % ramp eastwards (z = 0.2 x) where
@@ -134,9 +144,17 @@ def write_dem(folder: Path) -> Path:
     y = 600 - 10 * (np.arange(rows) + 0.5)
     z = np.where((x[None, :] < 1000) & (y[:, None] < 300), 0.2 * x[None, :], 0.0)
     path = folder / "ramp.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1,
-                       dtype="float64", crs="EPSG:32619",
-                       transform=Affine(10, 0, X0 - 100, 0, -10, Y0 + 600)) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=cols,
+        height=rows,
+        count=1,
+        dtype="float64",
+        crs="EPSG:32619",
+        transform=Affine(10, 0, X0 - 100, 0, -10, Y0 + 600),
+    ) as dst:
         dst.write(z, 1)
     return path
 
@@ -154,21 +172,29 @@ async def test_candidates_ranked_by_hand(conn: AsyncConnection, tmp_path: Path) 
     cid = await add_commune(conn, "LAND-RANK", shapely.box(-100, -100, 1800, 600))
     p1 = await add_parcel(conn, cid, shapely.box(100, 0, 300, 200), "P1", "abandoned", "crops")
     p2 = await add_parcel(conn, cid, shapely.box(100, 400, 200, 500), "P2", "occupied", "idle")
-    p3 = await add_parcel(conn, cid, shapely.box(1500, 0, 1700, 200), "P3", "abandoned",
-                          "idle")
+    p3 = await add_parcel(conn, cid, shapely.box(1500, 0, 1700, 200), "P3", "abandoned", "idle")
     await add_parcel(conn, cid, shapely.box(400, 400, 500, 500), "NOT", "occupied", "crops")
     road = shapely.LineString([(0, 0), (0, 1000)])
     await conn.execute(
-        "INSERT INTO paths (commune_id, kind, geom) VALUES (%s, 'road', "
-        "ST_GeomFromWKB(%s, 4326))", (cid, shapely.to_wkb(lonlat(road))))
+        "INSERT INTO paths (commune_id, kind, geom) VALUES (%s, 'road', ST_GeomFromWKB(%s, 4326))",
+        (cid, shapely.to_wkb(lonlat(road))),
+    )
 
     # hand arithmetic, with the geodesic areas and distances of the drawn shapes
-    area = {p: geodesic_m2(lonlat(g)) for p, g in (
-        (p1, shapely.box(100, 0, 300, 200)), (p2, shapely.box(100, 400, 200, 500)),
-        (p3, shapely.box(1500, 0, 1700, 200)))}
+    area = {
+        p: geodesic_m2(lonlat(g))
+        for p, g in (
+            (p1, shapely.box(100, 0, 300, 200)),
+            (p2, shapely.box(100, 400, 200, 500)),
+            (p3, shapely.box(1500, 0, 1700, 200)),
+        )
+    }
     largest = max(area.values())
-    road_km = {p1: metres((100, 100), (0, 100)), p2: metres((100, 450), (0, 450)),
-               p3: metres((1500, 100), (0, 100))}
+    road_km = {
+        p1: metres((100, 100), (0, 100)),
+        p2: metres((100, 450), (0, 450)),
+        p3: metres((1500, 100), (0, 100)),
+    }
     slope = {p1: 20.0, p2: 0.0, p3: 0.0}
 
     def expected(pid: int, with_slope: bool) -> float:
@@ -208,23 +234,39 @@ async def test_candidates_ranked_by_hand(conn: AsyncConnection, tmp_path: Path) 
 
 # --- breakdown and timeline ----------------------------------------------------------------
 
+
 async def test_timeline_from_a_known_history(conn: AsyncConnection) -> None:
     cid = await add_commune(conn, "LAND-HISTORY", shapely.box(0, 0, 300, 100))
-    ids = [await add_parcel(conn, cid, shapely.box(100 * k, 0, 100 * k + 90, 90), f"H{k}")
-           for k in range(3)]
+    ids = [
+        await add_parcel(conn, cid, shapely.box(100 * k, 0, 100 * k + 90, 90), f"H{k}")
+        for k in range(3)
+    ]
     await conn.execute("DELETE FROM parcel_history WHERE parcel_id = ANY(%s)", (ids,))
-    history = [(ids[0], None, "abandoned", "2010-03-05"),
-               (ids[1], None, "abandoned", "2010-06-01"),
-               (ids[1], "abandoned", "occupied", "2012-01-15"),
-               (ids[1], "occupied", "regularizing", "2015-08-30"),
-               (ids[2], None, "occupied", "2012-11-02")]
+    history = [
+        (ids[0], None, "abandoned", "2010-03-05"),
+        (ids[1], None, "abandoned", "2010-06-01"),
+        (ids[1], "abandoned", "occupied", "2012-01-15"),
+        (ids[1], "occupied", "regularizing", "2015-08-30"),
+        (ids[2], None, "occupied", "2012-11-02"),
+    ]
     async with conn.cursor() as cur:
-        await cur.executemany("INSERT INTO parcel_history (parcel_id, from_status, to_status, "
-                              "changed_at) VALUES (%s, %s, %s, %s::date)", history)
+        await cur.executemany(
+            "INSERT INTO parcel_history (parcel_id, from_status, to_status, "
+            "changed_at) VALUES (%s, %s, %s, %s::date)",
+            history,
+        )
     timeline = (await run(conn, cid)).summary["timeline"]
-    assert [(t["year"], t["abandoned"], t["occupied"], t["regularizing"], t["regularized"],
-             t["disputed"]) for t in timeline] == [(2010, 2, 0, 0, 0, 0), (2012, 0, 2, 0, 0, 0),
-                                                    (2015, 0, 0, 1, 0, 0)]
+    assert [
+        (
+            t["year"],
+            t["abandoned"],
+            t["occupied"],
+            t["regularizing"],
+            t["regularized"],
+            t["disputed"],
+        )
+        for t in timeline
+    ] == [(2010, 2, 0, 0, 0, 0), (2012, 0, 2, 0, 0, 0), (2015, 0, 0, 1, 0, 0)]
     ha = geodesic_m2(lonlat(shapely.box(0, 0, 90, 90))) / 10_000
     assert timeline[0]["area_ha"]["abandoned"] == pytest.approx(2 * ha, abs=2e-4)
 
@@ -237,30 +279,40 @@ async def test_el_maizal_per_state_through_the_api(client: httpx.AsyncClient) ->
     assert summary["parcels"] == 96 and summary["recovered_parcels"] == 90
     assert states["VE-K"]["parcels"] + states["VE-P"]["parcels"] == 96
     for key in ("area_ha", "recovered_area_ha"):
-        assert states["VE-K"][key] + states["VE-P"][key] == pytest.approx(summary[key],
-                                                                          abs=1e-3)
+        assert states["VE-K"][key] + states["VE-P"][key] == pytest.approx(summary[key], abs=1e-3)
     assert sum(t["parcels"] for t in summary["by_tenure"]) == 96
     assert sum(t["area_ha"] for t in summary["by_land_use"]) == pytest.approx(
-        summary["area_ha"], abs=1e-3)
+        summary["area_ha"], abs=1e-3
+    )
     assert {t["tenure"]: t["parcels"] for t in summary["by_tenure"]} == {
-        "regularized": 52, "regularizing": 21, "occupied": 15, "disputed": 2, "abandoned": 6}
+        "regularized": 52,
+        "regularizing": 21,
+        "occupied": 15,
+        "disputed": 2,
+        "abandoned": 6,
+    }
     not_recovered = [y for y in summary["by_year_recovered"] if y["year"] is None]
     assert not_recovered[0]["parcels"] == 6
     # parcels are counted in the state of their point on surface, as /communes/X/states does
     breakdown = (await client.get("/communes/EL-MAIZAL/states")).json()["states"]
     assert {s["code"]: s["parcels"] for s in breakdown} == {
-        code: s["parcels"] for code, s in states.items()}
+        code: s["parcels"] for code, s in states.items()
+    }
     # the six abandoned idle parcels are the candidates; the sample has no conflicts
     assert summary["candidates"] == 6
     assert summary["conflicts"] == {"overlap": 0, "outside_commune": 0, "sliver": 0}
     assert any("no DEM" in w for w in got["warnings"])
 
-    geojson = json.loads((await client.get(
-        "/communes/EL-MAIZAL/analyses/land-recovery?f=geojson")).text)
+    geojson = json.loads(
+        (await client.get("/communes/EL-MAIZAL/analyses/land-recovery?f=geojson")).text
+    )
     assert geojson["type"] == "FeatureCollection"
     assert [f["properties"]["rank"] for f in geojson["features"]] == [1, 2, 3, 4, 5, 6]
-    rows = list(csv.DictReader(io.StringIO((await client.get(
-        "/communes/EL-MAIZAL/analyses/land-recovery?f=csv")).text)))
+    rows = list(
+        csv.DictReader(
+            io.StringIO((await client.get("/communes/EL-MAIZAL/analyses/land-recovery?f=csv")).text)
+        )
+    )
     assert len(rows) == 6 and rows[0]["kind"] == "candidate"
     assert rows[0]["parcel_ids"].isdigit() and rows[0]["codes"].startswith("EM-P")
 
@@ -274,8 +326,9 @@ async def test_csv_carries_every_kind(conn: AsyncConnection) -> None:
     assert rows[2]["parcel_ids"].count(" ") == 1 and float(rows[2]["area_m2"]) > 0
 
 
-async def test_empty_commune_and_bad_parameters(conn: AsyncConnection,
-                                                client: httpx.AsyncClient) -> None:
+async def test_empty_commune_and_bad_parameters(
+    conn: AsyncConnection, client: httpx.AsyncClient
+) -> None:
     await add_commune(conn, "LAND-EMPTY", shapely.box(0, 0, 100, 100))
     got = await client.get("/communes/LAND-EMPTY/analyses/land-recovery")
     assert got.status_code == 200
@@ -284,8 +337,9 @@ async def test_empty_commune_and_bad_parameters(conn: AsyncConnection,
     assert body["summary"]["timeline"] == [] and "the commune has no parcels" in body["warnings"]
     csv_text = (await client.get("/communes/LAND-EMPTY/analyses/land-recovery?f=csv")).text
     assert csv_text == ""
-    zero = await client.get("/communes/LAND-EMPTY/analyses/land-recovery?weight_area=0"
-                            "&weight_slope=0&weight_road=0")
+    zero = await client.get(
+        "/communes/LAND-EMPTY/analyses/land-recovery?weight_area=0&weight_slope=0&weight_road=0"
+    )
     assert zero.status_code == 400 and "weight" in zero.json()["detail"]
     wide = await client.get("/communes/LAND-EMPTY/analyses/land-recovery?sliver_width_m=500")
     assert wide.status_code == 400 and "sliver_width_m" in wide.json()["detail"]

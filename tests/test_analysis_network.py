@@ -37,8 +37,7 @@ def test_tree_helpers() -> None:
     below_root = network.top_ancestor(tree, tree.pred == 0)
     assert below_root.tolist() == [0, 1, 1, 1, 4]
     assert network.mark_paths(tree, np.array([3])).tolist() == [False, True, True, True, False]
-    assert network.mark_paths(tree, np.array([1, 1])).tolist() == [False, True, False, False,
-                                                                    False]
+    assert network.mark_paths(tree, np.array([1, 1])).tolist() == [False, True, False, False, False]
 
 
 def test_accumulate_on_a_long_chain() -> None:

@@ -67,9 +67,11 @@ async def hill(conn: AsyncConnection, with_stop: bool = False) -> tuple[int, lis
     await path(conn, cid, [ORIGIN, Q], "footpath")
     await path(conn, cid, [Q, T], "stairway", steps=20)
     await path(conn, cid, [T, E], "footpath")
-    ids = [await dwelling(conn, cid, *D1, residents=3, sector="Arriba"),
-           await dwelling(conn, cid, *D2, residents=5, sector="Abajo"),
-           await dwelling(conn, cid, *D3, residents=2, sector="Abajo")]
+    ids = [
+        await dwelling(conn, cid, *D1, residents=3, sector="Arriba"),
+        await dwelling(conn, cid, *D2, residents=5, sector="Abajo"),
+        await dwelling(conn, cid, *D3, residents=2, sector="Abajo"),
+    ]
     if with_stop:
         await facility(conn, cid, *STOP)
     return cid, ids
@@ -122,13 +124,13 @@ async def test_slopes_and_stairs_are_directed(conn: AsyncConnection, tmp_path: P
     assert got[d1]["elevation_gain_back_m"] == pytest.approx(22, abs=0.05)
     # D2 (905 m, as its foot on the footpath): 27.6 m down to O, 5 m up coming back
     assert got[d2]["minutes"] == pytest.approx((tobler(0, C2) + tobler(-5, A2)) / 60, abs=0.01)
-    assert got[d2]["minutes_back"] == pytest.approx((tobler(5, A2) + tobler(0, C2)) / 60,
-                                                    abs=0.01)
+    assert got[d2]["minutes_back"] == pytest.approx((tobler(5, A2) + tobler(0, C2)) / 60, abs=0.01)
     assert got[d2]["elevation_gain_back_m"] == pytest.approx(5, abs=0.05)
 
 
 async def test_slow_stairs_send_the_climb_home_round_by_the_diagonal(
-        conn: AsyncConnection, tmp_path: Path) -> None:
+    conn: AsyncConnection, tmp_path: Path
+) -> None:
     cid, (d1, _, _) = await hill(conn)
     await add_dem(conn, cid, slope_dem(tmp_path, RISE))
     params = stair_access.Params(step_seconds_up=5.0)
@@ -136,8 +138,7 @@ async def test_slow_stairs_send_the_climb_home_round_by_the_diagonal(
     stairs_back = tobler(10, L_OQ) + tobler(0, L_QT) + 20 * 5.0
     diagonal_back = tobler(20, L_TE)
     assert diagonal_back < stairs_back  # 174 s against 214 s
-    assert got[d1]["minutes_back"] == pytest.approx((diagonal_back + tobler(2, C1)) / 60,
-                                                    abs=0.01)
+    assert got[d1]["minutes_back"] == pytest.approx((diagonal_back + tobler(2, C1)) / 60, abs=0.01)
     assert got[d1]["steps_climbed_back"] == 0
     # going out, down the stairs is still quicker (0.7 s a step)
     assert got[d1]["steps"] == 20
@@ -154,15 +155,13 @@ async def test_transit_stop_is_a_destination(conn: AsyncConnection, tmp_path: Pa
     stop_s = tobler(-2, C1) + tobler(0, L_QT) + 20 * 0.7 + tobler(0, C_STOP)
     assert got[d1]["minutes"] == pytest.approx(stop_s / 60, abs=0.01)
     assert got[d2]["destination"] == "road"  # 27.6 m down beats 27.6 m up and 11 m across
-    without = by_id(await stair_access.run(conn, cid,
-                                           stair_access.Params(transit_stops=False)))
+    without = by_id(await stair_access.run(conn, cid, stair_access.Params(transit_stops=False)))
     assert without[d1]["destination"] == "road"
 
 
 async def test_thresholds_flag_and_summarise_by_sector(conn: AsyncConnection) -> None:
     cid, (d1, d2, d3) = await hill(conn)
-    result = await stair_access.run(conn, cid, stair_access.Params(max_steps=10,
-                                                                   max_minutes=1.0))
+    result = await stair_access.run(conn, cid, stair_access.Params(max_steps=10, max_minutes=1.0))
     got = by_id(result)
     assert got[d1]["over_steps"] and got[d1]["over_minutes"] and got[d1]["flagged"]
     assert not got[d2]["flagged"] and not got[d3]["flagged"]
@@ -200,8 +199,7 @@ async def test_degenerate_communes(conn: AsyncConnection, tmp_path: Path) -> Non
     assert off.summary["unreachable"] == 0
 
 
-async def test_api_no_paths_is_a_problem(client: httpx.AsyncClient,
-                                         conn: AsyncConnection) -> None:
+async def test_api_no_paths_is_a_problem(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
     cid = await commune(conn, "NET-EMPTY")
     await dwelling(conn, cid, *D1)
     r = await client.get("/communes/NET-EMPTY/analyses/stair-access")
@@ -220,15 +218,21 @@ async def test_sample_hill_through_the_api(client: httpx.AsyncClient) -> None:
     assert sum(p["steps"] > 100 for p in props) > 50  # hundreds of stairs up the hill
     sectors = {s["sector"]: s for s in summary["by_sector"]}
     assert sectors["La Cumbre"]["steps"]["median"] > sectors["La Bajada"]["steps"]["median"]
-    assert (sectors["La Cumbre"]["minutes_back"]["median"]
-            > sectors["La Bajada"]["minutes_back"]["median"])
+    assert (
+        sectors["La Cumbre"]["minutes_back"]["median"]
+        > sectors["La Bajada"]["minutes_back"]["median"]
+    )
     assert summary["flagged"]["dwellings"] > 0
 
-    rows = list(csv.DictReader(io.StringIO(
-        (await client.get("/communes/5-DE-MARZO/analyses/stair-access?f=csv")).text)))
+    rows = list(
+        csv.DictReader(
+            io.StringIO((await client.get("/communes/5-DE-MARZO/analyses/stair-access?f=csv")).text)
+        )
+    )
     assert len(rows) == summary["dwellings"] and "steps_climbed_back" in rows[0]
-    geo = (await client.get("/communes/5-DE-MARZO/analyses/stair-access?f=geojson"
-                            "&max_steps=100")).json()
+    geo = (
+        await client.get("/communes/5-DE-MARZO/analyses/stair-access?f=geojson&max_steps=100")
+    ).json()
     assert geo["type"] == "FeatureCollection" and len(geo["features"]) == summary["dwellings"]
     assert geo["features"][0]["geometry"]["type"] == "Point"
 

@@ -62,6 +62,7 @@ def plane(a: float, b: float, rows: int = 4, cols: int = 4, cell: float = 10.0) 
 
 # --- slope and coverage, by hand ------------------------------------------------------------
 
+
 def test_slope_of_a_plane_is_exact_up_to_the_edges() -> None:
     east, north = gradient(grid_of(plane(0.3, 0.4)))
     assert np.allclose(east, 0.3) and np.allclose(north, 0.4)
@@ -93,12 +94,13 @@ def test_coverage_is_the_exact_area_share() -> None:
     """A triangle halving one cell diagonally; a 2x2-cell square with a 1-cell hole."""
     t = Affine(10, 0, 0, 0, -10, 20)  # 2 x 2 cells of 10 m, y from 0 to 20
     triangle = shapely.Polygon([(0, 10), (10, 10), (10, 20)])
-    ring = shapely.Polygon([(0, 0), (20, 0), (20, 20), (0, 20)], [[(5, 5), (5, 15), (15, 15),
-                                                                  (15, 5)]])
+    ring = shapely.Polygon(
+        [(0, 0), (20, 0), (20, 20), (0, 20)], [[(5, 5), (5, 15), (15, 15), (15, 5)]]
+    )
     cov = coverage(np.array([triangle, ring]), t)
-    first = cov.frac[cov.start[0]:cov.start[1]]
+    first = cov.frac[cov.start[0] : cov.start[1]]
     assert first.sum() == pytest.approx(0.5) and first.max() == pytest.approx(0.5)
-    second = cov.frac[cov.start[1]:cov.start[2]]
+    second = cov.frac[cov.start[1] : cov.start[2]]
     assert sorted(second[second > 0]) == pytest.approx([0.75] * 4)  # each cell loses a quarter
 
 
@@ -136,23 +138,33 @@ def test_parcels_off_the_dem_or_on_nodata_get_no_statistics() -> None:
     z = plane(0.1, 0.1)
     z[0, 3] = np.nan  # the north-east cell
     grid = grid_of(z)
-    parcels = np.array([local(shapely.box(30, -10, 40, 10)),  # half south of the grid
-                        local(shapely.box(30, 30, 40, 40)),  # on the nodata cell
-                        local(shapely.box(0, 0, 10, 10))])  # inside
+    parcels = np.array(
+        [
+            local(shapely.box(30, -10, 40, 10)),  # half south of the grid
+            local(shapely.box(30, 30, 40, 40)),  # on the nodata cell
+            local(shapely.box(0, 0, 10, 10)),
+        ]
+    )  # inside
     got = zonal(grid, slope_pct(*gradient(grid)), parcels, 30.0)
     assert got["uncovered_pct"].tolist() == pytest.approx([50.0, 100.0, 0.0])
     for name in ("mean_elevation_m", "min_elevation_m", "mean_slope_pct", "steep_share_pct"):
         assert np.isnan(got[name][:2]).all() and not np.isnan(got[name][2])
 
 
-def test_a_polygon_larger_than_a_batch_is_cut_into_tiles(monkeypatch: pytest.MonkeyPatch
-                                                         ) -> None:
+def test_a_polygon_larger_than_a_batch_is_cut_into_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same figures whether a polygon is handled whole or as tiles of 3 x 3 cells."""
     z = plane(0.2, -0.1, rows=12, cols=12) + np.add.outer(np.arange(12.0) ** 2, np.arange(12.0))
     grid = grid_of(z)
     slope = slope_pct(*gradient(grid))
-    polygon = np.array([local(shapely.Point(60, 60).buffer(47, quad_segs=5)
-                              .difference(shapely.box(40, 40, 55, 70)))])
+    polygon = np.array(
+        [
+            local(
+                shapely.Point(60, 60)
+                .buffer(47, quad_segs=5)
+                .difference(shapely.box(40, 40, 55, 70))
+            )
+        ]
+    )
     whole = zonal(grid, slope, polygon, 30.0)
     monkeypatch.setattr(zonal_module, "BATCH_CELLS", 50)
     monkeypatch.setattr(zonal_module, "TILE_CELLS", 3)
@@ -173,35 +185,57 @@ def test_illumination_of_flat_ground_is_the_sine_of_the_altitude() -> None:
 
 # --- through the database and the API ------------------------------------------------------
 
-def write_dem(folder: Path, z: np.ndarray, west: float, north: float, cell: float = 10.0,
-              name: str = "dem.tif") -> Path:
+
+def write_dem(
+    folder: Path,
+    z: np.ndarray,
+    west: float,
+    north: float,
+    cell: float = 10.0,
+    name: str = "dem.tif",
+) -> Path:
     path = folder / name
-    with rasterio.open(path, "w", driver="GTiff", width=z.shape[1], height=z.shape[0], count=1,
-                       dtype="float32", crs="EPSG:32619", nodata=-9999,
-                       transform=Affine(cell, 0, west, 0, -cell, north)) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=z.shape[1],
+        height=z.shape[0],
+        count=1,
+        dtype="float32",
+        crs="EPSG:32619",
+        nodata=-9999,
+        transform=Affine(cell, 0, west, 0, -cell, north),
+    ) as dst:
         dst.write(z.astype("float32"), 1)
     return path
 
 
 def wkb(geom_utm: shapely.Geometry) -> bytes:
-    return shapely.to_wkb(shapely.transform(geom_utm, lambda xy: np.column_stack(
-        TO_LONLAT.transform(xy[:, 0], xy[:, 1]))))
+    return shapely.to_wkb(
+        shapely.transform(
+            geom_utm, lambda xy: np.column_stack(TO_LONLAT.transform(xy[:, 0], xy[:, 1]))
+        )
+    )
 
 
 async def add_commune(conn: AsyncConnection, code: str, box_m: tuple[float, ...]) -> int:
     cur = await conn.execute(
         "INSERT INTO communes (code, name, kind, status, geom) VALUES (%s, %s, 'rural', "
         "'active', ST_Multi(ST_GeomFromWKB(%s, 4326))) RETURNING id",
-        (code, code.title(), wkb(local(shapely.box(*box_m)))))
+        (code, code.title(), wkb(local(shapely.box(*box_m)))),
+    )
     return (await cur.fetchone())[0]
 
 
-async def add_parcel(conn: AsyncConnection, commune_id: int, box_m: tuple[float, ...],
-                     code: str) -> int:
+async def add_parcel(
+    conn: AsyncConnection, commune_id: int, box_m: tuple[float, ...], code: str
+) -> int:
     cur = await conn.execute(
         "INSERT INTO parcels (commune_id, code, tenure, land_use, geom) VALUES "
         "(%s, %s, 'occupied', 'crops', ST_Multi(ST_GeomFromWKB(%s, 4326))) RETURNING id",
-        (commune_id, code, wkb(local(shapely.box(*box_m)))))
+        (commune_id, code, wkb(local(shapely.box(*box_m)))),
+    )
     return (await cur.fetchone())[0]
 
 
@@ -216,16 +250,25 @@ async def test_sample_5_de_marzo_through_the_api(client: httpx.AsyncClient) -> N
         assert 896 <= p["min_elevation_m"] <= p["mean_elevation_m"] <= p["max_elevation_m"] <= 1021
         assert 0 <= p["steep_share_pct"] <= 100 and p["mean_slope_pct"] > 0
         assert p["note"] is None
-    geojson = json.loads((await client.get("/communes/5-DE-MARZO/analyses/terrain?f=geojson"
-                                           "&slope_threshold_pct=1000")).text)
+    geojson = json.loads(
+        (
+            await client.get(
+                "/communes/5-DE-MARZO/analyses/terrain?f=geojson&slope_threshold_pct=1000"
+            )
+        ).text
+    )
     assert all(f["properties"]["steep_share_pct"] == 0 for f in geojson["features"])
-    rows = list(csv.DictReader(io.StringIO(
-        (await client.get("/communes/5-DE-MARZO/analyses/terrain?f=csv")).text)))
+    rows = list(
+        csv.DictReader(
+            io.StringIO((await client.get("/communes/5-DE-MARZO/analyses/terrain?f=csv")).text)
+        )
+    )
     assert len(rows) == 16 and float(rows[0]["mean_elevation_m"]) > 896
 
 
 async def test_parcels_partly_off_the_dem_through_the_api(
-        conn: AsyncConnection, client: httpx.AsyncClient, tmp_path: Path) -> None:
+    conn: AsyncConnection, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
     """The DEM covers x 0..200 m of a commune 400 m wide: inside, half off, wholly off."""
     cid = await add_commune(conn, "TERRAIN-HALF", (0, 0, 400, 100))
     await dems.register(conn, cid, write_dem(tmp_path, plane(0.1, 0, 10, 20), X0, Y0 + 100))
@@ -243,7 +286,8 @@ async def test_parcels_partly_off_the_dem_through_the_api(
 
 
 async def test_no_dem_a_dem_elsewhere_and_no_parcels(
-        conn: AsyncConnection, client: httpx.AsyncClient, tmp_path: Path) -> None:
+    conn: AsyncConnection, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
     cid = await add_commune(conn, "TERRAIN-EMPTY", (0, 0, 100, 100))
     missing = await client.get("/communes/TERRAIN-EMPTY/analyses/terrain")
     assert missing.status_code == 404 and "has no DEM" in missing.json()["detail"]
@@ -260,8 +304,8 @@ async def test_no_dem_a_dem_elsewhere_and_no_parcels(
 
 # --- hillshade -----------------------------------------------------------------------------
 
-async def test_hillshade_png_for_leaflet(client: httpx.AsyncClient,
-                                         conn: AsyncConnection) -> None:
+
+async def test_hillshade_png_for_leaflet(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
     response = await client.get("/communes/5-DE-MARZO/hillshade.png?azimuth=315&altitude=45")
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
     assert response.content[:8] == b"\x89PNG\r\n\x1a\n"
@@ -286,40 +330,56 @@ async def test_hillshade_png_for_leaflet(client: httpx.AsyncClient,
 
 # --- DEM uploads: HTTP and CLI -------------------------------------------------------------
 
-async def test_upload_a_dem_over_http(conn: AsyncConnection, client: httpx.AsyncClient,
-                                      tmp_path: Path) -> None:
+
+async def test_upload_a_dem_over_http(
+    conn: AsyncConnection, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
     await add_commune(conn, "TERRAIN-UP", (0, 0, 100, 100))
     tif = write_dem(tmp_path, plane(0.1, 0.2, 12, 12), X0 - 10, Y0 + 110).read_bytes()
     sneaky = "../../../../tmp/..\\evil name.tif"
-    added = await client.post("/communes/TERRAIN-UP/dems",
-                              files={"file": (sneaky, tif, "image/tiff")})
+    added = await client.post(
+        "/communes/TERRAIN-UP/dems", files={"file": (sneaky, tif, "image/tiff")}
+    )
     assert added.status_code == 201, added.text
     body = added.json()
     assert body["name"] == "evil-name" and body["crs"] == "EPSG:32619"
     assert body["resolution_m"] == 10.0 and body["commune"] == "TERRAIN-UP"
     listed = (await client.get("/communes/TERRAIN-UP/dems")).json()["dems"]
     assert [d["name"] for d in listed] == ["evil-name"]
-    named = await client.post("/communes/TERRAIN-UP/dems?name=lidar-2024",
-                              files={"file": ("x.tif", tif, "image/tiff")})
+    named = await client.post(
+        "/communes/TERRAIN-UP/dems?name=lidar-2024", files={"file": ("x.tif", tif, "image/tiff")}
+    )
     assert named.status_code == 201 and named.json()["name"] == "lidar-2024"
-    bad = await client.post("/communes/TERRAIN-UP/dems",
-                            files={"file": ("notes.tif", b"not a tiff", "image/tiff")})
+    bad = await client.post(
+        "/communes/TERRAIN-UP/dems", files={"file": ("notes.tif", b"not a tiff", "image/tiff")}
+    )
     assert bad.status_code == 422 and "notes.tif" in bad.json()["detail"]
     site = tmp_path / "site.tif"  # a local engineering CRS: not placeable on the globe
-    with rasterio.open(site, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32",
-                       crs=CRS.from_wkt('LOCAL_CS["site",UNIT["metre",1]]'),
-                       transform=Affine(1, 0, 0, 0, -1, 4)) as dst:
+    with rasterio.open(
+        site,
+        "w",
+        driver="GTiff",
+        width=4,
+        height=4,
+        count=1,
+        dtype="float32",
+        crs=CRS.from_wkt('LOCAL_CS["site",UNIT["metre",1]]'),
+        transform=Affine(1, 0, 0, 0, -1, 4),
+    ) as dst:
         dst.write(np.zeros((1, 4, 4), "float32"))
-    local_crs = await client.post("/communes/TERRAIN-UP/dems",
-                                  files={"file": ("site.tif", site.read_bytes(), "image/tiff")})
+    local_crs = await client.post(
+        "/communes/TERRAIN-UP/dems", files={"file": ("site.tif", site.read_bytes(), "image/tiff")}
+    )
     assert local_crs.status_code == 422 and "cannot be transformed" in local_crs.json()["detail"]
-    badname = await client.post("/communes/TERRAIN-UP/dems?name=../x",
-                                files={"file": ("x.tif", tif, "image/tiff")})
+    badname = await client.post(
+        "/communes/TERRAIN-UP/dems?name=../x", files={"file": ("x.tif", tif, "image/tiff")}
+    )
     assert badname.status_code == 400
     anonymous = httpx.AsyncClient(transport=client._transport, base_url="http://testserver")
     async with anonymous:
-        refused = await anonymous.post("/communes/TERRAIN-UP/dems",
-                                       files={"file": ("x.tif", tif, "image/tiff")})
+        refused = await anonymous.post(
+            "/communes/TERRAIN-UP/dems", files={"file": ("x.tif", tif, "image/tiff")}
+        )
     assert refused.status_code == 401
 
 
@@ -336,12 +396,15 @@ def test_cli_dem_add_and_list(own_db: str, tmp_path: Path) -> None:
     missing = _cli(own_db, "dem", "add", "EL-MAIZAL", str(tmp_path / "nothing.tif"))
     assert missing.exit_code != 0 and "no such file" in missing.stderr
     with psycopg.connect(own_db) as db:
-        centre = db.execute("SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_PointOnSurface(geom) c "
-                            "FROM communes WHERE code = 'EL-MAIZAL') s").fetchone()
+        centre = db.execute(
+            "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_PointOnSurface(geom) c "
+            "FROM communes WHERE code = 'EL-MAIZAL') s"
+        ).fetchone()
     to_utm = pyproj.Transformer.from_crs(4326, 32619, always_xy=True)
     cx, cy = to_utm.transform(*centre)
-    good = write_dem(tmp_path, plane(0, 0.01, 50, 50, 100.0), cx - 2500, cy + 2500, 100.0,
-                     "maizal.tif")
+    good = write_dem(
+        tmp_path, plane(0, 0.01, 50, 50, 100.0), cx - 2500, cy + 2500, 100.0, "maizal.tif"
+    )
     added = _cli(own_db, "dem", "add", "EL-MAIZAL", str(good), "--name", "srtm")
     assert added.exit_code == 0, added.stderr
     assert json.loads(added.stdout)["name"] == "srtm"

@@ -41,16 +41,20 @@ pytestmark = pytest.mark.anyio
 ORIGIN, C = (LON0, LAT0), (LON0, LAT0 + 0.001)
 M, B = (LON0 + 0.001, LAT0), (LON0 + 0.002, LAT0)
 MAIN_END = (LON0 - 0.0001, LAT0 - 0.00005)  # the main's end nearest O: 12.3 m, beyond reach
-NORTH = [(LON0 + 0.0001, LAT0 + 0.0003), (LON0 + 0.0001, LAT0 + 0.0006),
-         (LON0 + 0.0001, LAT0 + 0.001)]
+NORTH = [
+    (LON0 + 0.0001, LAT0 + 0.0003),
+    (LON0 + 0.0001, LAT0 + 0.0006),
+    (LON0 + 0.0001, LAT0 + 0.001),
+]
 EAST = (LON0 + 0.002, LAT0 - 0.0001)
 
 
 async def two_branches(conn: AsyncConnection) -> tuple[int, list[int], int]:
     cid = await commune(conn)
     await main(conn, cid, [(LON0 - 0.0005, LAT0 - 0.00005), MAIN_END])
-    await main(conn, cid, [(LON0 - 0.0005, LAT0 + 0.0005), (LON0 - 0.0005, LAT0 + 0.001)],
-               status="damaged")  # not a source
+    await main(
+        conn, cid, [(LON0 - 0.0005, LAT0 + 0.0005), (LON0 - 0.0005, LAT0 + 0.001)], status="damaged"
+    )  # not a source
     await path(conn, cid, [ORIGIN, C], "footpath")
     await path(conn, cid, [ORIGIN, M, B], "road", vehicles=True)
     north = [await dwelling(conn, cid, *p, residents=4, sector="Norte") for p in NORTH]
@@ -73,12 +77,14 @@ async def test_branches_share_their_pipe(conn: AsyncConnection) -> None:
     connectors = [metres(*d, *f) for d, f in zip(NORTH, feet, strict=True)]
     for dw, foot, conn_m in zip(north, feet, connectors, strict=True):
         # each home's own pipe: main -> O -> up the footpath -> across to the home
-        assert got[dw]["length_m"] == pytest.approx(offset + metres(*ORIGIN, *foot) + conn_m,
-                                                    abs=0.1)
+        assert got[dw]["length_m"] == pytest.approx(
+            offset + metres(*ORIGIN, *foot) + conn_m, abs=0.1
+        )
         assert got[dw]["connection"] == "network"
     east_c = metres(*EAST, *B)
     assert got[east]["length_m"] == pytest.approx(
-        offset + metres(*ORIGIN, *M) + metres(*M, *B) + east_c, abs=0.1)
+        offset + metres(*ORIGIN, *M) + metres(*M, *B) + east_c, abs=0.1
+    )
 
     projects = {r["project"]: r for r in result.rows}
     # The northern branch: one pipe main -> O -> C (shared, counted once) plus three
@@ -122,8 +128,7 @@ async def test_far_home_gets_a_straight_line(conn: AsyncConnection) -> None:
     assert props["connection"] == "straight_line" and props["connector_m"] is None
     # straight to the nearest point of the working main: its west end (the home lies
     # west of it)
-    assert props["length_m"] == pytest.approx(metres(*far, LON0 - 0.0005, LAT0 - 0.00005),
-                                              abs=0.1)
+    assert props["length_m"] == pytest.approx(metres(*far, LON0 - 0.0005, LAT0 - 0.00005), abs=0.1)
     assert result.summary["straight_line"] == 1
     assert any("straight lines" in w for w in result.warnings)
     row = next(r for r in result.rows if r["project"] == props["project"])
@@ -135,8 +140,7 @@ async def budget_case(conn: AsyncConnection) -> tuple[int, dict[str, float]]:
     (7 each); each home stands at its branch's end."""
     cid = await commune(conn)
     await main(conn, cid, [ORIGIN, (LON0, LAT0 - 0.0005)])
-    ends = {"N": (LON0, LAT0 + 0.0006), "E": (LON0 + 0.0005, LAT0),
-            "W": (LON0 - 0.0005, LAT0)}
+    ends = {"N": (LON0, LAT0 + 0.0006), "E": (LON0 + 0.0005, LAT0), "W": (LON0 - 0.0005, LAT0)}
     for name, end in ends.items():
         await path(conn, cid, [ORIGIN, end], "footpath")
         await dwelling(conn, cid, *end, residents=9 if name == "N" else 7)
@@ -160,11 +164,11 @@ async def test_budget_greedy_gap_is_reported(conn: AsyncConnection) -> None:
     rows = {r["residents"]: r for r in result.rows}
     assert rows[9]["chosen_greedy"] and not rows[9]["chosen_optimum"]
     assert [r["pipe_m"] for r in result.rows] == pytest.approx(
-        [length["N"], length["E"], length["W"]], abs=0.1)
+        [length["N"], length["E"], length["W"]], abs=0.1
+    )
 
     # money mode: 2 per metre, 220 to spend is the same 110 m
-    money = await water_hookups.run(conn, cid, water_hookups.Params(cost_per_m=2,
-                                                                    budget_money=220))
+    money = await water_hookups.run(conn, cid, water_hookups.Params(cost_per_m=2, budget_money=220))
     assert money.summary["budget"]["gap_residents"] == 5
     assert money.rows[0]["cost"] == pytest.approx(2 * length["N"], abs=0.2)
 
@@ -176,9 +180,11 @@ def test_budget_choices_against_brute_force() -> None:
         costs = rng.integers(1, 60, n)
         values = rng.integers(0, 40, n).astype(float)
         cap = int(rng.integers(0, 150))
-        best = max(values[[i for i in range(n) if mask >> i & 1]].sum()
-                   for mask in range(2 ** n)
-                   if costs[[i for i in range(n) if mask >> i & 1]].sum() <= cap)
+        best = max(
+            values[[i for i in range(n) if mask >> i & 1]].sum()
+            for mask in range(2**n)
+            if costs[[i for i in range(n) if mask >> i & 1]].sum() <= cap
+        )
         exact = budget.exact_choice(costs, values, cap)
         assert costs[exact].sum() <= cap and values[exact].sum() == best
         order = water_hookups.rank_projects(values, costs.astype(float))
@@ -196,8 +202,7 @@ async def test_no_paths_means_straight_lines(conn: AsyncConnection) -> None:
     assert any("no paths" in w for w in result.warnings)
     props = by_id(result)[dw]
     assert props["connection"] == "straight_line"
-    assert props["length_m"] == pytest.approx(metres(*home, LON0 - 0.0003, LAT0 - 0.00005),
-                                              abs=0.1)
+    assert props["length_m"] == pytest.approx(metres(*home, LON0 - 0.0003, LAT0 - 0.00005), abs=0.1)
 
 
 async def test_degenerate_communes(conn: AsyncConnection) -> None:
@@ -224,8 +229,9 @@ async def test_sample_through_the_api(client: httpx.AsyncClient) -> None:
     assert summary["budget"]["greedy"]["pipe_m"] <= 500
     assert summary["budget"]["upper_bound_residents"] >= summary["budget"]["greedy"]["residents"]
 
-    text = (await client.get("/communes/5-DE-MARZO/analyses/water-hookups?f=csv"
-                             "&max_projects=25")).text
+    text = (
+        await client.get("/communes/5-DE-MARZO/analyses/water-hookups?f=csv&max_projects=25")
+    ).text
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == min(25, summary["projects"]) and rows[0]["project"] == "1"
     ratios = [float(row["residents_per_m"]) for row in rows]

@@ -12,11 +12,11 @@ pytestmark = pytest.mark.anyio
 GEOJSON = "application/geo+json"
 
 
-async def make_commune(client: httpx.AsyncClient, code: str, lon: float = LON,
-                       lat: float = LAT, size: float = 0.01) -> int:
+async def make_commune(
+    client: httpx.AsyncClient, code: str, lon: float = LON, lat: float = LAT, size: float = 0.01
+) -> int:
     body = feature(LAYERS["communes"], code=code, name=f"Comuna {code}", lon=lon, lat=lat)
-    ring = [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size],
-            [lon, lat]]
+    ring = [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size], [lon, lat]]
     body["geometry"] = {"type": "Polygon", "coordinates": [ring]}
     r = await client.post("/collections/communes/items", json=body)
     assert r.status_code == 201, r.text
@@ -43,7 +43,12 @@ async def test_collection_titles_in_both_languages(client: httpx.AsyncClient) ->
     assert (es["title"], en["title"]) == ("Parcelas", "Parcels")
     q = (await client.get("/collections/parcels/queryables?lang=en")).json()
     assert q["properties"]["tenure"]["enum"] == [
-        "abandoned", "occupied", "regularizing", "regularized", "disputed"]
+        "abandoned",
+        "occupied",
+        "regularizing",
+        "regularized",
+        "disputed",
+    ]
     assert q["properties"]["tenure"]["x-labels"]["regularizing"] == "Regularizing"
 
 
@@ -72,12 +77,16 @@ async def test_crud_every_layer(client: httpx.AsyncClient, name: str) -> None:
         assert doc["properties"][key] == value, key
     assert doc["geometry"]["type"] == layer.geometry_type
 
-    attr = next(a for a in layer.attributes if a.domain) if any(
-        a.domain for a in layer.attributes) else None
+    attr = (
+        next(a for a in layer.attributes if a.domain)
+        if any(a.domain for a in layer.attributes)
+        else None
+    )
     if attr is not None:
         other = list(attr.domain.values)[-1]
-        patched = await client.patch(f"/collections/{name}/items/{fid}",
-                                     json={"properties": {attr.name: other}})
+        patched = await client.patch(
+            f"/collections/{name}/items/{fid}", json={"properties": {attr.name: other}}
+        )
         assert patched.status_code == 200, patched.text
         after = (await client.get(f"/collections/{name}/items/{fid}")).json()
         assert after["properties"][attr.name] == other
@@ -103,8 +112,7 @@ async def test_crud_every_layer(client: httpx.AsyncClient, name: str) -> None:
 async def test_paging_with_next_links(client: httpx.AsyncClient) -> None:
     await make_commune(client, "PAGING")
     for i in range(5):
-        body = feature(LAYERS["parcels"], commune="PAGING", lon=LON + i * 0.0015,
-                       code=f"PG-{i}")
+        body = feature(LAYERS["parcels"], commune="PAGING", lon=LON + i * 0.0015, code=f"PG-{i}")
         assert (await client.post("/collections/parcels/items", json=body)).status_code == 201
     url = "/collections/parcels/items?commune=PAGING&limit=2"
     seen, pages = [], 0
@@ -146,20 +154,24 @@ async def test_filters_bbox_property_and_commune(client: httpx.AsyncClient) -> N
     assert (await client.get(f"{base}&bbox={bbox}&water=none")).json()["numberMatched"] == 1
 
 
-@pytest.mark.parametrize(("query", "says"), [
-    ("limit=0", "limit"),
-    ("limit=100001", "limit"),
-    ("offset=-1", "offset"),
-    ("bbox=1,2,3", "bbox"),
-    ("bbox=a,b,c,d", "bbox"),
-    ("bbox=10,80,20,70", "bbox"),
-    ("bbox-crs=EPSG:2202&bbox=1,2,3,4", "bbox-crs"),
-    ("colour=red", "colour"),
-    ("tenure=stolen", "stolen"),
-    ("recovered_on=yesterday", "recovered_on"),
-])
-async def test_bad_query_parameters_are_400(client: httpx.AsyncClient, query: str,
-                                            says: str) -> None:
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("limit=0", "limit"),
+        ("limit=100001", "limit"),
+        ("offset=-1", "offset"),
+        ("bbox=1,2,3", "bbox"),
+        ("bbox=a,b,c,d", "bbox"),
+        ("bbox=10,80,20,70", "bbox"),
+        ("bbox-crs=EPSG:2202&bbox=1,2,3,4", "bbox-crs"),
+        ("colour=red", "colour"),
+        ("tenure=stolen", "stolen"),
+        ("recovered_on=yesterday", "recovered_on"),
+    ],
+)
+async def test_bad_query_parameters_are_400(
+    client: httpx.AsyncClient, query: str, says: str
+) -> None:
     r = await client.get(f"/collections/parcels/items?{query}")
     assert r.status_code == 400, r.text
     assert r.headers["content-type"].startswith("application/problem+json")

@@ -22,8 +22,9 @@ GEOD = Geod(ellps="WGS84")
 
 def state(code: str) -> shapely.Geometry:
     doc = json.loads(STATES.read_text())
-    return next(shape(f["geometry"]) for f in doc["features"]
-                if f["properties"]["iso_3166_2"] == code)
+    return next(
+        shape(f["geometry"]) for f in doc["features"] if f["properties"]["iso_3166_2"] == code
+    )
 
 
 def geodesic_ha(geom: shapely.Geometry) -> float:
@@ -37,12 +38,16 @@ def across_lara_portuguesa() -> dict:
     border = lara.boundary.intersection(portuguesa.boundary)
     centre = shapely.ops.nearest_points(border, shapely.Point(-69.16, 9.78))[0]
     commune = box(centre.x - 0.015, centre.y - 0.015, centre.x + 0.015, centre.y + 0.015)
-    return {"commune": commune, "lara": commune.intersection(lara),
-            "portuguesa": commune.intersection(portuguesa)}
+    return {
+        "commune": commune,
+        "lara": commune.intersection(lara),
+        "portuguesa": commune.intersection(portuguesa),
+    }
 
 
-async def test_commune_across_two_states(client: httpx.AsyncClient,
-                                         across_lara_portuguesa: dict) -> None:
+async def test_commune_across_two_states(
+    client: httpx.AsyncClient, across_lara_portuguesa: dict
+) -> None:
     parts = across_lara_portuguesa
     body = feature(LAYERS["communes"], code="ACROSS", name="Across")
     body["geometry"] = mapping(parts["commune"])
@@ -53,8 +58,9 @@ async def test_commune_across_two_states(client: httpx.AsyncClient,
     port_spot = parts["portuguesa"].representative_point()
     for spot, residents in [(lara_spots[0], 3), (lara_spots[1], 4), (port_spot, 5)]:
         assert parts["commune"].contains(spot)
-        d = feature(LAYERS["dwellings"], commune="ACROSS", lon=spot.x, lat=spot.y,
-                    residents=residents)
+        d = feature(
+            LAYERS["dwellings"], commune="ACROSS", lon=spot.x, lat=spot.y, residents=residents
+        )
         assert (await client.post("/collections/dwellings/items", json=d)).status_code == 201
         p = feature(LAYERS["parcels"], commune="ACROSS")
         p["geometry"] = mapping(spot.buffer(0.0004, quad_segs=2))
@@ -69,9 +75,15 @@ async def test_commune_across_two_states(client: httpx.AsyncClient,
     assert got["area_ha"] == pytest.approx(geodesic_ha(parts["commune"]), rel=1e-3)
     assert sum(s["share_pct"] for s in got["states"]) == pytest.approx(100, abs=0.01)
     assert (rows["VE-K"]["parcels"], rows["VE-K"]["dwellings"], rows["VE-K"]["residents"]) == (
-        2, 2, 7)
+        2,
+        2,
+        7,
+    )
     assert (rows["VE-P"]["parcels"], rows["VE-P"]["dwellings"], rows["VE-P"]["residents"]) == (
-        1, 1, 5)
+        1,
+        1,
+        5,
+    )
 
     # the same summary travels in the commune's own properties
     commune = (await client.get("/collections/communes/items?code=ACROSS")).json()

@@ -63,7 +63,13 @@ def test_start_status_stop_restart(private_dir: Path) -> None:
 
 
 def test_every_command_has_help() -> None:
-    for args in (["--help"], ["serve", "--help"], ["db", "--help"], ["db", "start", "--help"],
-                 ["import", "--help"], ["load-sample", "--help"]):
+    for args in (
+        ["--help"],
+        ["serve", "--help"],
+        ["db", "--help"],
+        ["db", "start", "--help"],
+        ["import", "--help"],
+        ["load-sample", "--help"],
+    ):
         out = subprocess.run([*CLI, *args], capture_output=True, text=True)
         assert out.returncode == 0 and "Usage" in out.stdout, args

@@ -35,8 +35,13 @@ PARCELS = LAYERS["parcels"]
 
 
 def cli(dsn: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
-                          env=clean_env(GEO_COMUNA_DATABASE_URL=dsn))
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=clean_env(GEO_COMUNA_DATABASE_URL=dsn),
+    )
 
 
 def scalar(dsn: str, query: str, params: tuple = ()) -> object:
@@ -48,15 +53,23 @@ def fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
     """Row count and md5 of every row (geometry as hex EWKB, every attribute) of every table
     of the schema, plus each sequence's position."""
     with psycopg.connect(dsn, autocommit=True) as db:
-        tables = [r[0] for r in db.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+        tables = [
+            r[0]
+            for r in db.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+            )
+        ]
         out = {}
         for table in tables:
-            out[table] = db.execute(psycopg.sql.SQL(
-                "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), "
-                "'')) FROM {} t").format(psycopg.sql.Identifier(table))).fetchone()
-        for name, last in db.execute("SELECT sequencename, last_value FROM pg_sequences "
-                                     "WHERE schemaname = 'public'"):
+            out[table] = db.execute(
+                psycopg.sql.SQL(
+                    "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), "
+                    "'')) FROM {} t"
+                ).format(psycopg.sql.Identifier(table))
+            ).fetchone()
+        for name, last in db.execute(
+            "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public'"
+        ):
             out[f"sequence {name}"] = (last, "")
     return out
 
@@ -65,17 +78,18 @@ def admin_token(dsn: str, name: str = "crash-admin") -> str:
     return add_user(dsn, name, "admin")
 
 
-def parcels_file(path: Path, count: int, code: str = "BULK", lon: float = LON,
-                 lat: float = LAT) -> Path:
+def parcels_file(
+    path: Path, count: int, code: str = "BULK", lon: float = LON, lat: float = LAT
+) -> Path:
     """``count`` disjoint 50 m squares in a grid near (lon, lat), as a GeoPackage."""
     side = int(np.ceil(np.sqrt(count)))
     i = np.arange(count)
     x, y = lon + (i % side) * 0.0006, lat + (i // side) * 0.0006
     frame = gpd.GeoDataFrame(
-        {"code": [f"{code}-{n}" for n in i], "tenure": "occupied",
-         "notes": "parcela de prueba"},
+        {"code": [f"{code}-{n}" for n in i], "tenure": "occupied", "notes": "parcela de prueba"},
         geometry=shapely.multipolygons(shapely.box(x, y, x + 0.0005, y + 0.0005), indices=i),
-        crs="EPSG:4326")
+        crs="EPSG:4326",
+    )
     frame.to_file(path, layer="parcels", driver="GPKG", engine="pyogrio")
     return path
 
@@ -87,13 +101,16 @@ def change_everything(dsn: str) -> None:
     """Deletes, a tenure change (parcel_history), an insert (audit_log), a new user: all
     committed."""
     with psycopg.connect(dsn, autocommit=True) as db:
-        db.execute("DELETE FROM parcels WHERE id IN (SELECT id FROM parcels ORDER BY id "
-                   "LIMIT 3)")
-        db.execute("UPDATE parcels SET tenure = 'disputed' WHERE id = (SELECT max(id) FROM "
-                   "parcels WHERE tenure <> 'disputed')")
-        db.execute("INSERT INTO parcels (code, tenure, geom) VALUES ('NEW-1', 'occupied', "
-                   "ST_Multi(ST_Expand(ST_SetSRID(ST_MakePoint(%s, %s), 4326), 0.0005)))",
-                   (LON, LAT))
+        db.execute("DELETE FROM parcels WHERE id IN (SELECT id FROM parcels ORDER BY id LIMIT 3)")
+        db.execute(
+            "UPDATE parcels SET tenure = 'disputed' WHERE id = (SELECT max(id) FROM "
+            "parcels WHERE tenure <> 'disputed')"
+        )
+        db.execute(
+            "INSERT INTO parcels (code, tenure, geom) VALUES ('NEW-1', 'occupied', "
+            "ST_Multi(ST_Expand(ST_SetSRID(ST_MakePoint(%s, %s), 4326), 0.0005)))",
+            (LON, LAT),
+        )
     admin_token(dsn, "after-backup")
 
 
@@ -144,9 +161,14 @@ def test_restore_refuses_what_is_not_a_backup(own_db: str, tmp_path: Path) -> No
 
 def copying(dsn: str) -> bool:
     """Is a server connection in the middle of COPY into parcels?"""
-    return bool(scalar(dsn, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                            "current_database() AND state = 'active' AND query ILIKE "
-                            "'COPY %%parcels%%'"))
+    return bool(
+        scalar(
+            dsn,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND state = 'active' AND query ILIKE "
+            "'COPY %%parcels%%'",
+        )
+    )
 
 
 def test_sigkill_in_the_middle_of_a_large_import(own_db: str, tmp_path: Path) -> None:
@@ -159,9 +181,12 @@ def test_sigkill_in_the_middle_of_a_large_import(own_db: str, tmp_path: Path) ->
     def post(base: str) -> None:
         try:
             with open(upload, "rb") as fh:
-                r = httpx.post(f"{base}/collections/parcels/import",
-                               files={"file": ("big.gpkg", fh)},
-                               headers={"Authorization": f"Bearer {token}"}, timeout=60)
+                r = httpx.post(
+                    f"{base}/collections/parcels/import",
+                    files={"file": ("big.gpkg", fh)},
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=60,
+                )
             outcome["status"] = r.status_code
         except httpx.TransportError as exc:
             outcome["error"] = exc
@@ -185,8 +210,9 @@ def test_sigkill_in_the_middle_of_a_large_import(own_db: str, tmp_path: Path) ->
         assert r.json()["numberMatched"] == before
     assert scalar(own_db, "SELECT count(*) FROM parcels") == before
     assert scalar(own_db, "SELECT count(*) FROM parcels WHERE code LIKE 'BULK-%%'") == 0
-    assert scalar(own_db, "SELECT count(*) FROM audit_log WHERE after ->> 'code' LIKE "
-                          "'BULK-%%'") == 0
+    assert (
+        scalar(own_db, "SELECT count(*) FROM audit_log WHERE after ->> 'code' LIKE 'BULK-%%'") == 0
+    )
 
 
 @dataclass
@@ -201,8 +227,9 @@ class Burst:
 
 
 def write_burst(base: str, token: str, burst: Burst, writer: int, stop: threading.Event) -> None:
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
-                      timeout=30) as client:
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as client:
         for n in range(10_000):
             if stop.is_set():
                 return
@@ -226,8 +253,10 @@ def test_sigkill_during_a_burst_of_writes(own_db: str, tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     burst, stop = Burst(), threading.Event()
     with serving(own_db, log) as (proc, base):
-        writers = [threading.Thread(target=write_burst, args=(base, token, burst, w, stop))
-                   for w in range(6)]
+        writers = [
+            threading.Thread(target=write_burst, args=(base, token, burst, w, stop))
+            for w in range(6)
+        ]
         for w in writers:
             w.start()
         try:
@@ -244,8 +273,9 @@ def test_sigkill_during_a_burst_of_writes(own_db: str, tmp_path: Path) -> None:
     assert len(burst.acknowledged) >= 60
 
     with serving(own_db, log) as (_, base):
-        assert httpx.get(f"{base}/collections/parcels/items",
-                         params={"limit": 1}).status_code == 200
+        assert (
+            httpx.get(f"{base}/collections/parcels/items", params={"limit": 1}).status_code == 200
+        )
     with psycopg.connect(own_db) as db:
         stored = dict(db.execute("SELECT code, id FROM parcels WHERE code LIKE 'BURST-%'"))
     acknowledged = burst.acknowledged
@@ -262,8 +292,7 @@ def test_sigkill_of_the_embedded_postgresql(tmp_path: Path) -> None:
     found = cluster.locate(Settings(data_dir=data_dir, database_url=None))
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env,
-                              timeout=120)
+        return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=120)
 
     try:
         assert run("db", "start").returncode == 0
@@ -276,8 +305,12 @@ def test_sigkill_of_the_embedded_postgresql(tmp_path: Path) -> None:
         assert committed == 40
         # a third import is running when PostgreSQL dies: all of it or none of it stays
         big = parcels_file(tmp_path / "big.gpkg", 10_000, "LOST", lat=LAT + 0.05)
-        interrupted = subprocess.Popen([*CLI, "import", "parcels", str(big)], env=env,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        interrupted = subprocess.Popen(
+            [*CLI, "import", "parcels", str(big)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             deadline = time.monotonic() + 45
             while not copying(dsn) and interrupted.poll() is None:

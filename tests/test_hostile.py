@@ -39,9 +39,12 @@ PARCELS = LAYERS["parcels"]
 PROBLEM = "application/problem+json"
 #: shared by every property test: bounded, no deadline (a database is involved), no example
 #: database written into the repository
-BOUNDED = settings(max_examples=50, deadline=None, database=None,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                          HealthCheck.too_slow])
+BOUNDED = settings(
+    max_examples=50,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 async def rows(conn: AsyncConnection, table: str) -> int:
@@ -75,9 +78,13 @@ points = st.lists(position, max_size=7)  # too few, unclosed, repeated, crossing
 closed = st.lists(near.map(list), min_size=3, max_size=7).map(lambda p: [*p, p[0]])
 ring = st.one_of(points, closed)  # closed rings with random vertices often self-intersect
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), any_number, st.text(max_size=20))
-json_any = st.recursive(json_leaf, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-    max_leaves=12)
+json_any = st.recursive(
+    json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 def _geometry(kind: str, coordinates: Any) -> dict[str, Any]:
@@ -88,14 +95,21 @@ geometries = st.one_of(
     st.builds(_geometry, st.just("Point"), position),
     st.builds(_geometry, st.just("LineString"), points),
     st.builds(_geometry, st.just("Polygon"), st.lists(ring, max_size=3)),
-    st.builds(_geometry, st.just("MultiPolygon"), st.lists(st.lists(ring, max_size=3),
-                                                           max_size=3)),
+    st.builds(_geometry, st.just("MultiPolygon"), st.lists(st.lists(ring, max_size=3), max_size=3)),
     # wrong nesting, wrong or made-up types, coordinates of any shape
-    st.builds(_geometry, st.sampled_from(["Point", "Polygon", "MultiPolygon", "MultiPoint",
-                                          "GeometryCollection", "Circle", ""]), json_any),
-    st.builds(lambda gs: {"type": "GeometryCollection", "geometries": gs},
-              st.lists(st.builds(_geometry, st.just("Polygon"), st.lists(closed, max_size=2)),
-                       max_size=2)),
+    st.builds(
+        _geometry,
+        st.sampled_from(
+            ["Point", "Polygon", "MultiPolygon", "MultiPoint", "GeometryCollection", "Circle", ""]
+        ),
+        json_any,
+    ),
+    st.builds(
+        lambda gs: {"type": "GeometryCollection", "geometries": gs},
+        st.lists(
+            st.builds(_geometry, st.just("Polygon"), st.lists(closed, max_size=2)), max_size=2
+        ),
+    ),
     json_any,
 )
 
@@ -105,12 +119,18 @@ def attribute_values(layer_name: str) -> st.SearchStrategy[dict[str, Any]]:
     values, wrong types, NUL characters, lone surrogates, huge numbers, bad dates."""
     layer = LAYERS[layer_name]
     value = st.one_of(
-        json_leaf, json_any, st.integers(min_value=-(2**70), max_value=2**70),
+        json_leaf,
+        json_any,
+        st.integers(min_value=-(2**70), max_value=2**70),
         st.text(alphabet=st.characters(codec=None), max_size=30),
         st.text(alphabet=st.characters(categories=["Cs"]), min_size=1, max_size=3),
-        st.just("\x00"), st.just("2020-02-30"), st.just("9999-12-31"), st.just("0001-01-01"),
+        st.just("\x00"),
+        st.just("2020-02-30"),
+        st.just("9999-12-31"),
+        st.just("0001-01-01"),
         st.just("x" * 5000),
-        *[st.sampled_from(list(a.domain.values)) for a in layer.attributes if a.domain])
+        *[st.sampled_from(list(a.domain.values)) for a in layer.attributes if a.domain],
+    )
     names = st.sampled_from([*layer.property_names, "id", "area_ha", "nope"])
     return st.dictionaries(names, value, max_size=len(layer.property_names) + 1)
 
@@ -120,12 +140,16 @@ def attribute_values(layer_name: str) -> st.SearchStrategy[dict[str, Any]]:
 
 @BOUNDED
 @given(geometry=geometries, layer=st.sampled_from(["parcels", "dwellings", "water_mains"]))
-async def test_random_geometries_never_5xx(client: httpx.AsyncClient, conn: AsyncConnection,
-                                           geometry: Any, layer: str) -> None:
+async def test_random_geometries_never_5xx(
+    client: httpx.AsyncClient, conn: AsyncConnection, geometry: Any, layer: str
+) -> None:
     async with conn.transaction(force_rollback=True):  # each example starts afresh
         before = await rows(conn, layer)
-        body = {"type": "Feature", "geometry": geometry,
-                "properties": feature(LAYERS[layer], "EL-MAIZAL")["properties"]}
+        body = {
+            "type": "Feature",
+            "geometry": geometry,
+            "properties": feature(LAYERS[layer], "EL-MAIZAL")["properties"],
+        }
         r = await client.post(f"/collections/{layer}/items", content=as_json(body))
         assert_answer(r)
         assert await rows(conn, layer) == before + (1 if r.status_code == 201 else 0)
@@ -133,29 +157,34 @@ async def test_random_geometries_never_5xx(client: httpx.AsyncClient, conn: Asyn
 
 @BOUNDED
 @given(props=attribute_values("parcels"), repair=st.booleans())
-async def test_random_parcel_properties_never_5xx(client: httpx.AsyncClient,
-                                                  conn: AsyncConnection,
-                                                  props: dict[str, Any], repair: bool) -> None:
+async def test_random_parcel_properties_never_5xx(
+    client: httpx.AsyncClient, conn: AsyncConnection, props: dict[str, Any], repair: bool
+) -> None:
     async with conn.transaction(force_rollback=True):  # each example starts afresh
         before = await rows(conn, "parcels")
         body = feature(PARCELS, "EL-MAIZAL")
         body["properties"] = props
-        r = await client.post("/collections/parcels/items", content=as_json(body),
-                              params={"repair": str(repair).lower()})
+        r = await client.post(
+            "/collections/parcels/items",
+            content=as_json(body),
+            params={"repair": str(repair).lower()},
+        )
         assert_answer(r)
         assert await rows(conn, "parcels") == before + (1 if r.status_code == 201 else 0)
 
 
 @BOUNDED
 @given(props=attribute_values("dwellings"))
-async def test_random_patch_never_5xx(client: httpx.AsyncClient, conn: AsyncConnection,
-                                      props: dict[str, Any]) -> None:
+async def test_random_patch_never_5xx(
+    client: httpx.AsyncClient, conn: AsyncConnection, props: dict[str, Any]
+) -> None:
     async with conn.transaction(force_rollback=True):  # each example starts afresh
         cur = await conn.execute("SELECT min(id) FROM dwellings")
         dwelling = (await cur.fetchone())[0]
         stored = (await client.get(f"/collections/dwellings/items/{dwelling}")).json()
-        r = await client.patch(f"/collections/dwellings/items/{dwelling}",
-                               content=as_json({"properties": props}))
+        r = await client.patch(
+            f"/collections/dwellings/items/{dwelling}", content=as_json({"properties": props})
+        )
         assert_answer(r)
         if r.status_code >= 400:
             again = (await client.get(f"/collections/dwellings/items/{dwelling}")).json()
@@ -166,22 +195,34 @@ async def test_random_patch_never_5xx(client: httpx.AsyncClient, conn: AsyncConn
 
 
 @BOUNDED
-@given(values=st.lists(st.one_of(json_leaf, st.just("\x00"), st.sampled_from(
-           ["abandoned", "occupied", "9999-99-99", "2020-01-01", 2**64])), min_size=1,
-           max_size=4),
-       column=st.sampled_from(["code", "tenure", "land_use", "recovered_on", "notes",
-                               "commune", "other"]),
-       geometry=geometries)
-async def test_random_frames_to_import_frame(conn: AsyncConnection, settings: Settings,
-                                             values: list, column: str, geometry: Any) -> None:
+@given(
+    values=st.lists(
+        st.one_of(
+            json_leaf,
+            st.just("\x00"),
+            st.sampled_from(["abandoned", "occupied", "9999-99-99", "2020-01-01", 2**64]),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    column=st.sampled_from(
+        ["code", "tenure", "land_use", "recovered_on", "notes", "commune", "other"]
+    ),
+    geometry=geometries,
+)
+async def test_random_frames_to_import_frame(
+    conn: AsyncConnection, settings: Settings, values: list, column: str, geometry: Any
+) -> None:
     """The service below every import: a bad value or geometry is a typed 4xx error naming
     the feature (1-based position) and nothing is written."""
     async with conn.transaction(force_rollback=True):  # each example starts afresh
         before = await rows(conn, "parcels")
         good = feature(PARCELS, "EL-MAIZAL")["properties"]
         frame = pd.DataFrame([{**good, column: v} for v in values])
-        geoms = np.array([shapely.from_geojson(json.dumps(feature(PARCELS)["geometry"]))]
-                         * len(values), dtype=object)
+        geoms = np.array(
+            [shapely.from_geojson(json.dumps(feature(PARCELS)["geometry"]))] * len(values),
+            dtype=object,
+        )
         try:
             geoms[-1] = shapely.from_geojson(json.dumps(geometry), on_invalid="ignore")
         except (shapely.errors.GEOSException, ValueError, TypeError):
@@ -200,25 +241,50 @@ async def test_random_frames_to_import_frame(conn: AsyncConnection, settings: Se
 crs_strings = st.one_of(
     st.text(max_size=40),
     st.builds("EPSG:{}".format, st.integers(min_value=-10, max_value=10**7)),
-    st.sampled_from(["EPSG:2202", "EPSG:3857", "EPSG:4326", "EPSG:32619", "ESRI:102100",
-                     "+proj=utm +zone=19 +datum=WGS84", "+proj=longlat +a=1 +b=1",
-                     "+proj=ortho +lat_0=90", "urn:ogc:def:crs:EPSG::4326",
-                     "PROJCS[\"broken\"", "GEOGCS[\"x\",DATUM[\"y\",SPHEROID[\"z\",0,0]]]",
-                     "+proj=pipeline +step +proj=axisswap +order=2,1", "IAU_2015:30100",
-                     "+proj=geos +h=1 +lon_0=0", "EPSG:0", "EPSG:99999999999999999999"]))
+    st.sampled_from(
+        [
+            "EPSG:2202",
+            "EPSG:3857",
+            "EPSG:4326",
+            "EPSG:32619",
+            "ESRI:102100",
+            "+proj=utm +zone=19 +datum=WGS84",
+            "+proj=longlat +a=1 +b=1",
+            "+proj=ortho +lat_0=90",
+            "urn:ogc:def:crs:EPSG::4326",
+            'PROJCS["broken"',
+            'GEOGCS["x",DATUM["y",SPHEROID["z",0,0]]]',
+            "+proj=pipeline +step +proj=axisswap +order=2,1",
+            "IAU_2015:30100",
+            "+proj=geos +h=1 +lon_0=0",
+            "EPSG:0",
+            "EPSG:99999999999999999999",
+        ]
+    ),
+)
 
 
-@settings(max_examples=40, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(crs=crs_strings)
-async def test_random_crs_on_upload(client: httpx.AsyncClient, conn: AsyncConnection,
-                                    crs: str) -> None:
+async def test_random_crs_on_upload(
+    client: httpx.AsyncClient, conn: AsyncConnection, crs: str
+) -> None:
     async with conn.transaction(force_rollback=True):  # each example starts afresh
         before = await rows(conn, "parcels")
-        collection = {"type": "FeatureCollection", "features": [
-            feature(PARCELS, "EL-MAIZAL", code=f"CRS-{i}") for i in range(2)]}
-        r = await client.post("/collections/parcels/import", params={"crs": crs},
-                              files={"file": ("p.geojson", json.dumps(collection).encode())})
+        collection = {
+            "type": "FeatureCollection",
+            "features": [feature(PARCELS, "EL-MAIZAL", code=f"CRS-{i}") for i in range(2)],
+        }
+        r = await client.post(
+            "/collections/parcels/import",
+            params={"crs": crs},
+            files={"file": ("p.geojson", json.dumps(collection).encode())},
+        )
         assert_answer(r)
         assert await rows(conn, "parcels") == before + (2 if r.status_code == 201 else 0)
 
@@ -227,27 +293,52 @@ async def test_random_crs_on_upload(client: httpx.AsyncClient, conn: AsyncConnec
 
 RING = [[LON, LAT], [LON + 0.001, LAT], [LON + 0.001, LAT + 0.001], [LON, LAT]]
 FOUND = [  # each was a 500 before its fix
-    ("empty interior ring", {"geometry": {"type": "Polygon", "coordinates": [RING, []]}},
-     422, "an empty part or ring"),
-    ("empty polygon part", {"geometry": {"type": "MultiPolygon",
-                                         "coordinates": [[RING], []]}}, 422, "an empty part"),
+    (
+        "empty interior ring",
+        {"geometry": {"type": "Polygon", "coordinates": [RING, []]}},
+        422,
+        "an empty part or ring",
+    ),
+    (
+        "empty polygon part",
+        {"geometry": {"type": "MultiPolygon", "coordinates": [[RING], []]}},
+        422,
+        "an empty part",
+    ),
     ("NUL in a text", {"properties": {"tenure": "occupied", "notes": "a\x00b"}}, 422, "NUL"),
-    ("lone surrogate in a text", {"properties": {"tenure": "occupied", "notes": "\ud800"}},
-     422, "lone surrogate"),
-    ("lone surrogate as a commune code", {"properties": {"tenure": "occupied",
-                                                         "commune": "\udfff"}}, 422,
-     "no communes with code"),
-    ("a list as a commune", {"properties": {"tenure": "occupied", "commune": [4]}}, 422,
-     "neither a code nor an id"),
-    ("a fraction as a commune", {"properties": {"tenure": "occupied", "commune": 4.5}}, 422,
-     "neither a code nor an id"),
+    (
+        "lone surrogate in a text",
+        {"properties": {"tenure": "occupied", "notes": "\ud800"}},
+        422,
+        "lone surrogate",
+    ),
+    (
+        "lone surrogate as a commune code",
+        {"properties": {"tenure": "occupied", "commune": "\udfff"}},
+        422,
+        "no communes with code",
+    ),
+    (
+        "a list as a commune",
+        {"properties": {"tenure": "occupied", "commune": [4]}},
+        422,
+        "neither a code nor an id",
+    ),
+    (
+        "a fraction as a commune",
+        {"properties": {"tenure": "occupied", "commune": 4.5}},
+        422,
+        "neither a code nor an id",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("change", "status", "says"), [c[1:] for c in FOUND],
-                         ids=[c[0] for c in FOUND])
-async def test_what_the_fuzzers_found(client: httpx.AsyncClient, conn: AsyncConnection,
-                                      change: dict, status: int, says: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "status", "says"), [c[1:] for c in FOUND], ids=[c[0] for c in FOUND]
+)
+async def test_what_the_fuzzers_found(
+    client: httpx.AsyncClient, conn: AsyncConnection, change: dict, status: int, says: str
+) -> None:
     before = await rows(conn, "parcels")
     body = {**feature(PARCELS, "EL-MAIZAL"), **change}
     r = await client.post("/collections/parcels/items", content=as_json(body))
@@ -259,13 +350,18 @@ async def test_what_the_fuzzers_found(client: httpx.AsyncClient, conn: AsyncConn
 async def test_a_crs_of_another_planet(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
     """IAU_2015:30100 (the Moon) parses, but PROJ cannot transform it to or from WGS 84."""
     before = await rows(conn, "parcels")
-    body = json.dumps({"type": "FeatureCollection",
-                       "features": [feature(PARCELS, "EL-MAIZAL")]}).encode()
-    r = await client.post("/collections/parcels/import", params={"crs": "IAU_2015:30100"},
-                          files={"file": ("p.geojson", body)})
+    body = json.dumps(
+        {"type": "FeatureCollection", "features": [feature(PARCELS, "EL-MAIZAL")]}
+    ).encode()
+    r = await client.post(
+        "/collections/parcels/import",
+        params={"crs": "IAU_2015:30100"},
+        files={"file": ("p.geojson", body)},
+    )
     assert r.status_code == 422 and "cannot transform" in r.json()["detail"], r.text
-    r = await client.get("/collections/parcels/export",
-                         params={"format": "gpkg", "crs": "IAU_2015:30100"})
+    r = await client.get(
+        "/collections/parcels/export", params={"format": "gpkg", "crs": "IAU_2015:30100"}
+    )
     assert r.status_code == 422 and "cannot transform" in r.json()["detail"], r.text
     assert await rows(conn, "parcels") == before
 
@@ -301,16 +397,44 @@ def test_schemathesis_finds_no_server_error(own_db: str, tmp_path: Path) -> None
 
     token = add_user(own_db, "fuzzer", "admin")
     config = tmp_path / "schemathesis.toml"
-    config.write_text(FUZZ_CONFIG.format(layers=json.dumps(list(LAYERS)),
-                                         analyses=json.dumps(list(all_analyses()))))
+    config.write_text(
+        FUZZ_CONFIG.format(
+            layers=json.dumps(list(LAYERS)), analyses=json.dumps(list(all_analyses()))
+        )
+    )
     with serving(own_db, tmp_path / "serve.log") as (_, base):
         run = subprocess.run(
-            [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config),
-             "--no-color", "run", f"{base}/openapi.json", "--checks", "not_a_server_error",
-             "--header", f"Authorization: Bearer {token}", "--max-examples", "6",
-             "--phases", "coverage,fuzzing", "--workers", "2", "--request-timeout", "40",
-             "--generation-database", "none", "--seed", "20261127"],
-            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "--config-file",
+                str(config),
+                "--no-color",
+                "run",
+                f"{base}/openapi.json",
+                "--checks",
+                "not_a_server_error",
+                "--header",
+                f"Authorization: Bearer {token}",
+                "--max-examples",
+                "6",
+                "--phases",
+                "coverage,fuzzing",
+                "--workers",
+                "2",
+                "--request-timeout",
+                "40",
+                "--generation-database",
+                "none",
+                "--seed",
+                "20261127",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=300,
+        )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     selected = re.search(r"Selected: (\d+)/(\d+)", run.stdout)
     tested = re.search(r"Tested: (\d+)", run.stdout)
@@ -320,16 +444,28 @@ def test_schemathesis_finds_no_server_error(own_db: str, tmp_path: Path) -> None
 
 # ---------------------------------------------------------------- SQL injection
 
-INJECTIONS = ["' OR 1=1 --", "'; DROP TABLE parcels; --", "1); DELETE FROM parcels; --",
-              "abandoned' UNION SELECT token_hash FROM users --", "\\'; SELECT pg_sleep(10)--"]
+INJECTIONS = [
+    "' OR 1=1 --",
+    "'; DROP TABLE parcels; --",
+    "1); DELETE FROM parcels; --",
+    "abandoned' UNION SELECT token_hash FROM users --",
+    "\\'; SELECT pg_sleep(10)--",
+]
 
 
 @pytest.mark.parametrize("value", INJECTIONS)
-async def test_sql_injection_in_filter_values(client: httpx.AsyncClient, conn: AsyncConnection,
-                                              value: str) -> None:
+async def test_sql_injection_in_filter_values(
+    client: httpx.AsyncClient, conn: AsyncConnection, value: str
+) -> None:
     before = await rows(conn, "parcels")
-    for params in ({"tenure": value}, {"code": value}, {"notes": value},
-                   {"recovered_on": value}, {"commune": value}, {"tenure": f"abandoned,{value}"}):
+    for params in (
+        {"tenure": value},
+        {"code": value},
+        {"notes": value},
+        {"recovered_on": value},
+        {"commune": value},
+        {"tenure": f"abandoned,{value}"},
+    ):
         r = await client.get("/collections/parcels/items", params=params)
         assert_answer(r)
         if r.status_code == 200:  # a text filter: matched literally, so nothing
@@ -337,11 +473,20 @@ async def test_sql_injection_in_filter_values(client: httpx.AsyncClient, conn: A
     assert await rows(conn, "parcels") == before
 
 
-@pytest.mark.parametrize("name", ['"; DROP TABLE parcels;--', "tenure = 'x' OR 1=1 --",
-                                  "id) OR (1=1", "geom", "token_hash", "sortby"])
-async def test_sql_injection_in_property_names_and_sort_keys(client: httpx.AsyncClient,
-                                                             conn: AsyncConnection,
-                                                             name: str) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        '"; DROP TABLE parcels;--',
+        "tenure = 'x' OR 1=1 --",
+        "id) OR (1=1",
+        "geom",
+        "token_hash",
+        "sortby",
+    ],
+)
+async def test_sql_injection_in_property_names_and_sort_keys(
+    client: httpx.AsyncClient, conn: AsyncConnection, name: str
+) -> None:
     before = await rows(conn, "parcels")
     for params in ({name: "1"}, {"sortby": name}, {"sortby": f"-{name}"}, {"properties": name}):
         r = await client.get("/collections/parcels/items", params=params)
@@ -351,11 +496,24 @@ async def test_sql_injection_in_property_names_and_sort_keys(client: httpx.Async
     assert await rows(conn, "parcels") == before
 
 
-@pytest.mark.parametrize("bbox", ["1,2,3,4);DROP TABLE parcels;--", "-69.2,9.7,-69.1,9.8 OR 1=1",
-                                  "0x1,2,3,4", "1,2,3", "nan,1,2,3", "inf,1,2,3",
-                                  "1e999,1,2,3", "-69,9,-70,10", ",,,", "1;2;3;4"])
-async def test_sql_injection_and_nonsense_in_bbox(client: httpx.AsyncClient,
-                                                  conn: AsyncConnection, bbox: str) -> None:
+@pytest.mark.parametrize(
+    "bbox",
+    [
+        "1,2,3,4);DROP TABLE parcels;--",
+        "-69.2,9.7,-69.1,9.8 OR 1=1",
+        "0x1,2,3,4",
+        "1,2,3",
+        "nan,1,2,3",
+        "inf,1,2,3",
+        "1e999,1,2,3",
+        "-69,9,-70,10",
+        ",,,",
+        "1;2;3;4",
+    ],
+)
+async def test_sql_injection_and_nonsense_in_bbox(
+    client: httpx.AsyncClient, conn: AsyncConnection, bbox: str
+) -> None:
     before = await rows(conn, "parcels")
     r = await client.get("/collections/parcels/items", params={"bbox": bbox})
     assert r.status_code == 400, r.text
@@ -363,15 +521,24 @@ async def test_sql_injection_and_nonsense_in_bbox(client: httpx.AsyncClient,
     assert await rows(conn, "parcels") == before
 
 
-async def test_sql_injection_in_paths_and_audit(client: httpx.AsyncClient,
-                                                conn: AsyncConnection) -> None:
+async def test_sql_injection_in_paths_and_audit(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
     before = await rows(conn, "parcels")
-    for path in ["/collections/parcels;DROP TABLE parcels/items",
-                 "/collections/parcels/items/1 OR 1=1", "/communes/' OR 1=1 --/states",
-                 "/maps/communes/' OR '1'='1", "/communes/1;DROP TABLE communes/report",
-                 "/audit?layer=parcels' OR 1=1 --", "/audit?id=99999999999999999999",
-                 "/audit?id=-1", "/communes/%00/states", "/collections/parcels/items?code=%00",
-                 "/collections/parcels/items?commune=%00", "/tiles/parcels;--/1/1/1.pbf"]:
+    for path in [
+        "/collections/parcels;DROP TABLE parcels/items",
+        "/collections/parcels/items/1 OR 1=1",
+        "/communes/' OR 1=1 --/states",
+        "/maps/communes/' OR '1'='1",
+        "/communes/1;DROP TABLE communes/report",
+        "/audit?layer=parcels' OR 1=1 --",
+        "/audit?id=99999999999999999999",
+        "/audit?id=-1",
+        "/communes/%00/states",
+        "/collections/parcels/items?code=%00",
+        "/collections/parcels/items?commune=%00",
+        "/tiles/parcels;--/1/1/1.pbf",
+    ]:
         r = await client.get(path)
         assert_answer(r)
         assert r.status_code != 200 or r.json() == {"entries": []}, path
@@ -385,27 +552,35 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-async def test_path_traversal_in_upload_and_export_names(client: httpx.AsyncClient,
-                                                         conn: AsyncConnection,
-                                                         tmp_path: Path) -> None:
+async def test_path_traversal_in_upload_and_export_names(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
+) -> None:
     passwd = _sha(Path("/etc/passwd"))
-    body = json.dumps({"type": "FeatureCollection",
-                       "features": [feature(PARCELS, "EL-MAIZAL", code="TRAVERSAL")]}).encode()
-    for name in ["../../etc/passwd.geojson", "..\\..\\windows\\win.ini.geojson",
-                 "/etc/passwd.geojson", "....//....//etc/passwd.geojson",
-                 "%2e%2e%2f%2e%2e%2fetc%2fpasswd.geojson", "a/../../../tmp/x.geojson\x00.exe"]:
+    body = json.dumps(
+        {"type": "FeatureCollection", "features": [feature(PARCELS, "EL-MAIZAL", code="TRAVERSAL")]}
+    ).encode()
+    for name in [
+        "../../etc/passwd.geojson",
+        "..\\..\\windows\\win.ini.geojson",
+        "/etc/passwd.geojson",
+        "....//....//etc/passwd.geojson",
+        "%2e%2e%2f%2e%2e%2fetc%2fpasswd.geojson",
+        "a/../../../tmp/x.geojson\x00.exe",
+    ]:
         r = await client.post("/collections/parcels/import", files={"file": (name, body)})
         assert_answer(r)
         if r.status_code == 201:
             assert "/" not in r.json()["file"] and "\\" not in r.json()["file"]
     assert _sha(Path("/etc/passwd")) == passwd
     assert not Path("/tmp/x.geojson").exists() and not Path("/etc/passwd.geojson").exists()
-    for path in ["/collections/..%2F..%2Fetc%2Fpasswd/export",
-                 "/collections/parcels/export?format=../../etc/passwd",
-                 "/collections/parcels/export?crs=../../etc/passwd",
-                 "/static/leaflet/../../../../etc/passwd",
-                 "/static/geo_comuna/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
-                 "/maps/communes/..%2F..%2Fetc%2Fpasswd"]:
+    for path in [
+        "/collections/..%2F..%2Fetc%2Fpasswd/export",
+        "/collections/parcels/export?format=../../etc/passwd",
+        "/collections/parcels/export?crs=../../etc/passwd",
+        "/static/leaflet/../../../../etc/passwd",
+        "/static/geo_comuna/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "/maps/communes/..%2F..%2Fetc%2Fpasswd",
+    ]:
         r = await client.get(path)
         assert r.status_code in (400, 404, 415, 422), (path, r.status_code)
         assert b"root:" not in r.content, path
@@ -437,13 +612,15 @@ def _compressible_bomb(path: Path) -> Path:
 
 
 @pytest.mark.parametrize("build", [_declared_bomb, _compressible_bomb])
-async def test_zip_bombs(client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path,
-                         build: Any) -> None:
+async def test_zip_bombs(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path, build: Any
+) -> None:
     bomb = build(tmp_path / "bomb.zip")
     assert bomb.stat().st_size < 1_000_000
     before = await rows(conn, "parcels")
-    r = await client.post("/collections/parcels/import",
-                          files={"file": ("bomb.zip", bomb.read_bytes())})
+    r = await client.post(
+        "/collections/parcels/import", files={"file": ("bomb.zip", bomb.read_bytes())}
+    )
     assert 400 <= r.status_code < 500, r.text
     assert r.headers["content-type"].startswith(PROBLEM)
     assert await rows(conn, "parcels") == before
@@ -452,10 +629,13 @@ async def test_zip_bombs(client: httpx.AsyncClient, conn: AsyncConnection, tmp_p
 async def test_deeply_nested_json(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
     before = await rows(conn, "parcels")
     deep = "[" * 10_000 + "]" * 10_000
-    body = ('{"type": "Feature", "properties": {"tenure": "occupied"}, "geometry": '
-            f'{{"type": "MultiPolygon", "coordinates": {deep}}}}}')
-    r = await client.post("/collections/parcels/items", content=body,
-                          headers={"content-type": "application/geo+json"})
+    body = (
+        '{"type": "Feature", "properties": {"tenure": "occupied"}, "geometry": '
+        f'{{"type": "MultiPolygon", "coordinates": {deep}}}}}'
+    )
+    r = await client.post(
+        "/collections/parcels/items", content=body, headers={"content-type": "application/geo+json"}
+    )
     assert r.status_code in (400, 422), r.text
     assert r.headers["content-type"].startswith(PROBLEM)
     deep_props = '{"type": "Feature", "properties": {"notes": ' + deep + "}}"
@@ -464,8 +644,9 @@ async def test_deeply_nested_json(client: httpx.AsyncClient, conn: AsyncConnecti
     assert await rows(conn, "parcels") == before
 
 
-async def test_huge_bodies_are_413(conn: AsyncConnection, settings: Settings,
-                                   admin_token: str) -> None:
+async def test_huge_bodies_are_413(
+    conn: AsyncConnection, settings: Settings, admin_token: str
+) -> None:
     """Declared (Content-Length) or streamed (chunked): refused before it is parsed."""
     app = create_app(settings.model_copy(update={"max_body_bytes": 64 * 1024}))
 
@@ -473,19 +654,23 @@ async def test_huge_bodies_are_413(conn: AsyncConnection, settings: Settings,
         yield conn
 
     app.dependency_overrides[get_conn] = same_conn
-    collection = {"type": "FeatureCollection",
-                  "features": [feature(PARCELS, "EL-MAIZAL", code=f"BIG-{i}")
-                               for i in range(400)]}
+    collection = {
+        "type": "FeatureCollection",
+        "features": [feature(PARCELS, "EL-MAIZAL", code=f"BIG-{i}") for i in range(400)],
+    }
     body = json.dumps(collection).encode()
     assert len(body) > 64 * 1024
 
     async def chunks():  # noqa: ANN202
         for start in range(0, len(body), 8192):
-            yield body[start:start + 8192]
+            yield body[start : start + 8192]
 
     before = await rows(conn, "parcels")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
-                                 headers={"Authorization": f"Bearer {admin_token}"}) as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://t",
+        headers={"Authorization": f"Bearer {admin_token}"},
+    ) as c:
         for content in (body, chunks()):
             r = await c.post("/collections/parcels/items", content=content)
             assert r.status_code == 413, r.text
@@ -496,8 +681,10 @@ async def test_huge_bodies_are_413(conn: AsyncConnection, settings: Settings,
 
 async def test_nan_and_infinity_are_refused(client: httpx.AsyncClient) -> None:
     for literal in ("NaN", "Infinity", "-Infinity", "1e999"):
-        body = ('{"type": "Feature", "properties": {"tenure": "occupied"}, "geometry": '
-                f'{{"type": "Point", "coordinates": [{literal}, 9.78]}}}}')
+        body = (
+            '{"type": "Feature", "properties": {"tenure": "occupied"}, "geometry": '
+            f'{{"type": "Point", "coordinates": [{literal}, 9.78]}}}}'
+        )
         r = await client.post("/collections/dwellings/items", content=body)
         assert r.status_code in (400, 422), (literal, r.text)
         assert not math.isnan(r.json()["status"])
@@ -509,25 +696,34 @@ SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(1)>"
 
 
-async def test_script_injection_is_escaped_in_maps_and_reports(client: httpx.AsyncClient,
-                                                               conn: AsyncConnection) -> None:
+async def test_script_injection_is_escaped_in_maps_and_reports(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
     """A commune name and parcel notes carrying HTML: every page shows them as text (escaped
     in HTML, \\u003c inside the page's JSON), never as markup."""
     commune = "EL-MAIZAL"
     cur = await conn.execute("SELECT id FROM communes WHERE code = %s", (commune,))
     commune_id = (await cur.fetchone())[0]
-    r = await client.patch(f"/collections/communes/items/{commune_id}",
-                           json={"properties": {"name": f"El Maizal {SCRIPT}",
-                                                "source": IMG}})
+    r = await client.patch(
+        f"/collections/communes/items/{commune_id}",
+        json={"properties": {"name": f"El Maizal {SCRIPT}", "source": IMG}},
+    )
     assert r.status_code == 200, r.text
-    r = await client.post("/collections/parcels/items",
-                          json=feature(PARCELS, commune, notes=f"{IMG} {SCRIPT}",
-                                       code=f"X{SCRIPT}"))
+    r = await client.post(
+        "/collections/parcels/items",
+        json=feature(PARCELS, commune, notes=f"{IMG} {SCRIPT}", code=f"X{SCRIPT}"),
+    )
     assert r.status_code == 201, r.text
-    pages = [f"/maps/communes/{commune}", f"/maps/communes/{commune}?standalone=true",
-             f"/maps/communes/{commune}?embed=true", f"/maps/communes/{commune}/water-hookups",
-             f"/communes/{commune}/report", f"/communes/{commune}/report?download=true",
-             "/maps/national", f"/maps/communes/{commune}/embed-snippet"]
+    pages = [
+        f"/maps/communes/{commune}",
+        f"/maps/communes/{commune}?standalone=true",
+        f"/maps/communes/{commune}?embed=true",
+        f"/maps/communes/{commune}/water-hookups",
+        f"/communes/{commune}/report",
+        f"/communes/{commune}/report?download=true",
+        "/maps/national",
+        f"/maps/communes/{commune}/embed-snippet",
+    ]
     for path in pages:
         r = await client.get(path)
         assert r.status_code == 200, (path, r.text[:500])

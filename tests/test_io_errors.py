@@ -47,23 +47,30 @@ PARCELS = LAYERS["parcels"]
 #: the installed console script, as a planner runs it
 CLI = [str(Path(sys.executable).parent / "geo-comuna")]
 TENURES = "abandoned, occupied, regularizing, regularized, disputed"
-BOWTIE = shapely.Polygon([(LON, LAT), (LON + 0.001, LAT + 0.001), (LON + 0.001, LAT),
-                          (LON, LAT + 0.001)])
+BOWTIE = shapely.Polygon(
+    [(LON, LAT), (LON + 0.001, LAT + 0.001), (LON + 0.001, LAT), (LON, LAT + 0.001)]
+)
 
 
-def parcels(n: int = 3, *, bowtie_at: int | None = None, tenure_at: int | None = None,
-            commune: bool = True) -> gpd.GeoDataFrame:
+def parcels(
+    n: int = 3, *, bowtie_at: int | None = None, tenure_at: int | None = None, commune: bool = True
+) -> gpd.GeoDataFrame:
     """``n`` valid parcels in EL-MAIZAL, ~200 m apart; optionally one bow-tie polygon or one
     unknown tenure at a 1-based position."""
-    geoms = [shapely.box(LON + i * 0.002, LAT, LON + i * 0.002 + 0.001, LAT + 0.001)
-             for i in range(n)]
+    geoms = [
+        shapely.box(LON + i * 0.002, LAT, LON + i * 0.002 + 0.001, LAT + 0.001) for i in range(n)
+    ]
     tenure = ["occupied"] * n
     if bowtie_at:
         geoms[bowtie_at - 1] = BOWTIE
     if tenure_at:
         tenure[tenure_at - 1] = "stolen"
-    data = {"tenure": tenure, "land_use": ["crops"] * n, "recovered_on": ["2021-03-04"] * n,
-            "notes": [f"row {i + 1}" for i in range(n)]}
+    data = {
+        "tenure": tenure,
+        "land_use": ["crops"] * n,
+        "recovered_on": ["2021-03-04"] * n,
+        "notes": [f"row {i + 1}" for i in range(n)],
+    }
     if commune:
         data = {"commune": ["EL-MAIZAL"] * n, **data}
     return gpd.GeoDataFrame(data, geometry=geoms, crs=4326)
@@ -124,16 +131,27 @@ def shapefile_without_prj(tmp: Path) -> Path:
 
 def projected_csv(tmp: Path) -> Path:
     """Geometry as WKT in metres (EPSG:2202); a CSV cannot say so."""
-    pyogrio.write_dataframe(parcels().to_crs(2202), tmp / "parcels.csv", driver="CSV",
-                            layer_options={"GEOMETRY": "AS_WKT"})
+    pyogrio.write_dataframe(
+        parcels().to_crs(2202),
+        tmp / "parcels.csv",
+        driver="CSV",
+        layer_options={"GEOMETRY": "AS_WKT"},
+    )
     return tmp / "parcels.csv"
 
 
 def swapped_csv(tmp: Path) -> Path:
     """Points given as lat/lon in the lon/lat columns (dwellings)."""
-    frame = pd.DataFrame({"lon": [LAT, LAT + 0.001], "lat": [LON, LON + 0.001],
-                          "residents": [4, 5], "water": ["piped", "truck"],
-                          "electricity": ["formal", "none"], "commune": ["EL-MAIZAL"] * 2})
+    frame = pd.DataFrame(
+        {
+            "lon": [LAT, LAT + 0.001],
+            "lat": [LON, LON + 0.001],
+            "residents": [4, 5],
+            "water": ["piped", "truck"],
+            "electricity": ["formal", "none"],
+            "commune": ["EL-MAIZAL"] * 2,
+        }
+    )
     frame.to_csv(tmp / "dwellings.csv", index=False)
     return tmp / "dwellings.csv"
 
@@ -145,8 +163,10 @@ def garbage_geojson(tmp: Path) -> Path:
 
 def windows_1252_csv(tmp: Path) -> Path:
     """What Excel saves as plain 'CSV' on a Spanish Windows."""
-    text = ("lon,lat,tenure,land_use,notes,commune\n"
-            f"{LON},{LAT},abandoned,idle,Terreno baldío,EL-MAIZAL\n")
+    text = (
+        "lon,lat,tenure,land_use,notes,commune\n"
+        f"{LON},{LAT},abandoned,idle,Terreno baldío,EL-MAIZAL\n"
+    )
     (tmp / "parcels.csv").write_bytes(text.encode("cp1252"))
     return tmp / "parcels.csv"
 
@@ -164,29 +184,60 @@ class Case:
 
     def options(self) -> list[str]:
         return ([f"--crs={self.crs}"] if self.crs else []) + (
-            ["--commune", self.commune] if self.commune else [])
+            ["--commune", self.commune] if self.commune else []
+        )
 
 
 CASES = [
-    Case("self-intersection", with_bowtie, InvalidGeometry, ("Self-intersection", "--repair"),
-         feature=2),
+    Case(
+        "self-intersection",
+        with_bowtie,
+        InvalidGeometry,
+        ("Self-intersection", "--repair"),
+        feature=2,
+    ),
     Case("empty file", empty_file, InvalidFile, ("is empty",)),
     Case("corrupt geopackage", corrupt_geopackage, InvalidFile, ("not a GeoPackage",)),
     Case("zero features", no_features, InvalidFile, ("has no features",)),
-    Case("shapefile without prj", shapefile_without_prj, UnknownCRS,
-         ("says nothing about its CRS", "--crs")),
-    Case("projected csv", projected_csv, InvalidGeometry, ("out of range", "projected CRS"),
-         feature=1),
-    Case("swapped lat/lon", swapped_csv, InvalidGeometry, ("appear swapped",), feature=1,
-         layer="dwellings"),
-    Case("unknown tenure", with_unknown_tenure, InvalidAttribute,
-         (f"'stolen' is not one of {TENURES}",), feature=3),
+    Case(
+        "shapefile without prj",
+        shapefile_without_prj,
+        UnknownCRS,
+        ("says nothing about its CRS", "--crs"),
+    ),
+    Case(
+        "projected csv",
+        projected_csv,
+        InvalidGeometry,
+        ("out of range", "projected CRS"),
+        feature=1,
+    ),
+    Case(
+        "swapped lat/lon",
+        swapped_csv,
+        InvalidGeometry,
+        ("appear swapped",),
+        feature=1,
+        layer="dwellings",
+    ),
+    Case(
+        "unknown tenure",
+        with_unknown_tenure,
+        InvalidAttribute,
+        (f"'stolen' is not one of {TENURES}",),
+        feature=3,
+    ),
     Case("unknown crs", valid, UnknownCRS, ("unknown CRS 'EPSG:nope'",), crs="EPSG:nope"),
     Case("not a zip", not_a_zip, InvalidFile, ("not a readable zip",)),
     Case("truncated geojson", garbage_geojson, InvalidFile, ("cannot read parcels.geojson",)),
     Case("windows-1252 csv", windows_1252_csv, InvalidFile, ("column 'notes' is not UTF-8",)),
-    Case("unknown commune", without_commune, NotFound, ("no commune with id or code 'NO-SUCH'",),
-         commune="NO-SUCH"),
+    Case(
+        "unknown commune",
+        without_commune,
+        NotFound,
+        ("no commune with id or code 'NO-SUCH'",),
+        commune="NO-SUCH",
+    ),
 ]
 
 
@@ -196,12 +247,19 @@ async def count(conn: AsyncConnection, table: str) -> int:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-async def test_import_file_refuses(conn: AsyncConnection, settings: Settings, tmp_path: Path,
-                                   case: Case) -> None:
+async def test_import_file_refuses(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, case: Case
+) -> None:
     before = await count(conn, case.layer)
     with pytest.raises(case.error) as raised:
-        await import_file(conn, LAYERS[case.layer], case.build(tmp_path), settings,
-                          crs=case.crs, commune=case.commune)
+        await import_file(
+            conn,
+            LAYERS[case.layer],
+            case.build(tmp_path),
+            settings,
+            crs=case.crs,
+            commune=case.commune,
+        )
     assert raised.value.feature == case.feature
     for fragment in case.says:
         assert fragment in raised.value.message
@@ -209,7 +267,8 @@ async def test_import_file_refuses(conn: AsyncConnection, settings: Settings, tm
 
 
 async def test_import_file_repairs_and_takes_crs_and_commune(
-        conn: AsyncConnection, settings: Settings, tmp_path: Path) -> None:
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
     before = await count(conn, "parcels")
     repaired = await import_file(conn, PARCELS, with_bowtie(tmp_path), settings, repair=True)
     assert repaired.features == 3
@@ -217,23 +276,28 @@ async def test_import_file_repairs_and_takes_crs_and_commune(
     assert "Self-intersection" in repaired.repairs[0]["reason"]
 
     last = (await (await conn.execute("SELECT max(id) FROM parcels")).fetchone())[0]
-    told = await import_file(conn, PARCELS, shapefile_without_prj(tmp_path), settings,
-                             crs="EPSG:2202")
+    told = await import_file(
+        conn, PARCELS, shapefile_without_prj(tmp_path), settings, crs="EPSG:2202"
+    )
     assert told.features == 3 and told.source_crs == "EPSG:2202"
     # metres, in UTM 19N: the CRS given put the first parcel back where it was drawn
     cur = await conn.execute(
         "SELECT ST_HausdorffDistance(ST_Transform(geom, 32619), ST_Transform(ST_MakeEnvelope("
         "%s, %s, %s, %s, 4326), 32619)) FROM parcels WHERE id > %s AND notes = 'row 1'",
-        (LON, LAT, LON + 0.001, LAT + 0.001, last))
+        (LON, LAT, LON + 0.001, LAT + 0.001, last),
+    )
     assert (await cur.fetchone())[0] < 0.05
 
     cur = await conn.execute("SELECT id FROM communes WHERE code = 'EL-MAIZAL'")
     maizal = (await cur.fetchone())[0]
-    by_id = await import_file(conn, PARCELS, without_commune(tmp_path), settings,
-                              commune=str(maizal))
+    by_id = await import_file(
+        conn, PARCELS, without_commune(tmp_path), settings, commune=str(maizal)
+    )
     assert by_id.features == 3
-    cur = await conn.execute("SELECT count(*) FROM parcels WHERE commune_id IS DISTINCT FROM %s "
-                             "AND notes LIKE 'row _'", (maizal,))
+    cur = await conn.execute(
+        "SELECT count(*) FROM parcels WHERE commune_id IS DISTINCT FROM %s AND notes LIKE 'row _'",
+        (maizal,),
+    )
     assert (await cur.fetchone())[0] == 0
     assert await count(conn, "parcels") == before + 9
 
@@ -255,8 +319,11 @@ EXPORT_CASES = [
     ("unknown format", ["parcels", "out.gpkg", "--format", "dxf"], "unknown format 'dxf'"),
     ("unknown crs", ["parcels", "out.gpkg", "--crs", "EPSG:nope"], "unknown CRS 'EPSG:nope'"),
     ("geojson in utm", ["parcels", "out.geojson", "--crs", "EPSG:2202"], "always EPSG:4326"),
-    ("unknown commune", ["parcels", "out.gpkg", "--commune", "NO-SUCH"],
-     "no commune with id or code 'NO-SUCH'"),
+    (
+        "unknown commune",
+        ["parcels", "out.gpkg", "--commune", "NO-SUCH"],
+        "no commune with id or code 'NO-SUCH'",
+    ),
 ]
 
 
@@ -271,8 +338,11 @@ def test_cli_refuses_bad_files(own_db: str, tmp_path: Path) -> None:
         commands[case.id] = ["import", case.layer, str(case.build(folder)), *case.options()]
         expected[case.id] = [*case.says] + ([f"feature {case.feature}:"] if case.feature else [])
     with ThreadPoolExecutor(max_workers=4) as pool:
-        done = dict(zip(commands, pool.map(lambda args: _cli(own_db, *args),
-                                            commands.values()), strict=True))
+        done = dict(
+            zip(
+                commands, pool.map(lambda args: _cli(own_db, *args), commands.values()), strict=True
+            )
+        )
     wrong = []
     for key, run in done.items():
         missing = [w for w in expected[key] if w not in run.stderr]
@@ -282,13 +352,17 @@ def test_cli_refuses_bad_files(own_db: str, tmp_path: Path) -> None:
     assert {t: _rows(own_db, t) for t in before} == before
 
 
-@pytest.mark.parametrize(("args", "says"), [c[1:] for c in EXPORT_CASES],
-                         ids=[c[0] for c in EXPORT_CASES])
+@pytest.mark.parametrize(
+    ("args", "says"), [c[1:] for c in EXPORT_CASES], ids=[c[0] for c in EXPORT_CASES]
+)
 def test_cli_export_refuses(own_db: str, tmp_path: Path, args: list[str], says: str) -> None:
     """In process (the command's code path is the same; a subprocess per case costs ~1.5 s)."""
     layer, file, *options = args
-    done = CliRunner().invoke(cli_app, ["export", layer, str(tmp_path / file), *options],
-                              env={"GEO_COMUNA_DATABASE_URL": own_db})
+    done = CliRunner().invoke(
+        cli_app,
+        ["export", layer, str(tmp_path / file), *options],
+        env={"GEO_COMUNA_DATABASE_URL": own_db},
+    )
     assert done.exit_code != 0 and says in done.stderr, done.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -303,27 +377,45 @@ def test_cli_repair_and_crs_succeed(own_db: str, tmp_path: Path) -> None:
     assert report["features"] == 3 and report["repairs"][0]["feature"] == 2
     assert "Self-intersection" in report["repairs"][0]["reason"]
 
-    told = _cli(own_db, "import", "parcels", str(shapefile_without_prj(tmp_path / "b")),
-                "--crs", "EPSG:2202")
+    told = _cli(
+        own_db,
+        "import",
+        "parcels",
+        str(shapefile_without_prj(tmp_path / "b")),
+        "--crs",
+        "EPSG:2202",
+    )
     assert told.returncode == 0, told.stderr
     assert json.loads(told.stdout)["source_crs"] == "EPSG:2202"
     assert _rows(own_db, "parcels") == before + 6
 
 
-HTTP_CASES = [("self-intersection", with_bowtie, 422, 2, "Self-intersection"),
-              ("unknown tenure", with_unknown_tenure, 422, 3, "'stolen' is not one of"),
-              ("empty file", empty_file, 422, None, "is empty")]
+HTTP_CASES = [
+    ("self-intersection", with_bowtie, 422, 2, "Self-intersection"),
+    ("unknown tenure", with_unknown_tenure, 422, 3, "'stolen' is not one of"),
+    ("empty file", empty_file, 422, None, "is empty"),
+]
 
 
-@pytest.mark.parametrize(("build", "status", "feature", "says"),
-                         [c[1:] for c in HTTP_CASES], ids=[c[0] for c in HTTP_CASES])
-async def test_http_upload_of_a_bad_file(client: httpx.AsyncClient, conn: AsyncConnection,
-                                         tmp_path: Path, build: Callable[[Path], Path],
-                                         status: int, feature: int | None, says: str) -> None:
+@pytest.mark.parametrize(
+    ("build", "status", "feature", "says"),
+    [c[1:] for c in HTTP_CASES],
+    ids=[c[0] for c in HTTP_CASES],
+)
+async def test_http_upload_of_a_bad_file(
+    client: httpx.AsyncClient,
+    conn: AsyncConnection,
+    tmp_path: Path,
+    build: Callable[[Path], Path],
+    status: int,
+    feature: int | None,
+    says: str,
+) -> None:
     before = await count(conn, "parcels")
     path = build(tmp_path)
-    r = await client.post("/collections/parcels/import",
-                          files={"file": (path.name, path.read_bytes())})
+    r = await client.post(
+        "/collections/parcels/import", files={"file": (path.name, path.read_bytes())}
+    )
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     problem = r.json()
@@ -331,21 +423,25 @@ async def test_http_upload_of_a_bad_file(client: httpx.AsyncClient, conn: AsyncC
     assert await count(conn, "parcels") == before
 
 
-async def test_http_upload_refuses_unknown_type_and_commune(client: httpx.AsyncClient,
-                                                            tmp_path: Path) -> None:
+async def test_http_upload_refuses_unknown_type_and_commune(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
     body = valid(tmp_path).read_bytes()
-    r = await client.post("/collections/parcels/import",
-                          files={"file": ("../../parcels.exe", body)})
+    r = await client.post(
+        "/collections/parcels/import", files={"file": ("../../parcels.exe", body)}
+    )
     assert r.status_code == 415 and "unsupported file type '.exe'" in r.json()["detail"]
-    r = await client.post("/collections/parcels/import?commune=NO-SUCH",
-                          files={"file": ("parcels.geojson", body)})
+    r = await client.post(
+        "/collections/parcels/import?commune=NO-SUCH", files={"file": ("parcels.geojson", body)}
+    )
     assert r.status_code == 404 and "NO-SUCH" in r.json()["detail"]
     r = await client.post("/collections/parcels/import", files={"upload": ("a.geojson", body)})
     assert r.status_code == 400 and "file" in r.json()["detail"]
 
 
-async def test_http_upload_over_the_limit_is_413(conn: AsyncConnection, settings: Settings,
-                                                 tmp_path: Path) -> None:
+async def test_http_upload_over_the_limit_is_413(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
     before = await count(conn, "parcels")
     app = create_app(settings.model_copy(update={"max_upload_bytes": 2048}))
 
@@ -355,17 +451,20 @@ async def test_http_upload_over_the_limit_is_413(conn: AsyncConnection, settings
     app.dependency_overrides[get_conn] = same_conn
     body = geojson(parcels(20), tmp_path / "parcels.geojson").read_bytes()
     assert len(body) > 2048
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as small:
-        r = await small.post("/collections/parcels/import",
-                             files={"file": ("parcels.geojson", body)})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as small:
+        r = await small.post(
+            "/collections/parcels/import", files={"file": ("parcels.geojson", body)}
+        )
     assert r.status_code == 413 and "over the limit of 2048 bytes" in r.json()["detail"]
     assert r.headers["content-type"].startswith("application/problem+json")
     assert await count(conn, "parcels") == before
 
 
 async def test_http_upload_needs_a_writer_confined_to_its_communes(
-        conn: AsyncConnection, settings: Settings, tmp_path: Path) -> None:
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
     before = await count(conn, "parcels")
     body = valid(tmp_path).read_bytes()  # three EL-MAIZAL parcels
     upload = {"file": ("parcels.geojson", body)}

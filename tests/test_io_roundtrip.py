@@ -31,9 +31,19 @@ CLI = [str(Path(sys.executable).parent / "geo-comuna")]
 
 #: WGS 84; REGVEN and REGVEN / UTM 18-20N; PSAD56 and PSAD56 / UTM 17-21N (17N lies west of
 #: Venezuela but was asked for; it is still a valid transform of these communes)
-VENEZUELAN_CRS = ("EPSG:4326", "EPSG:4189", "EPSG:2201", "EPSG:2202", "EPSG:2203",
-                  "EPSG:4248", "EPSG:24817", "EPSG:24818", "EPSG:24819", "EPSG:24820",
-                  "EPSG:24821")
+VENEZUELAN_CRS = (
+    "EPSG:4326",
+    "EPSG:4189",
+    "EPSG:2201",
+    "EPSG:2202",
+    "EPSG:2203",
+    "EPSG:4248",
+    "EPSG:24817",
+    "EPSG:24818",
+    "EPSG:24819",
+    "EPSG:24820",
+    "EPSG:24821",
+)
 METRIC = "EPSG:32619"  # WGS 84 / UTM 19N: both sample communes used here lie in zone 19
 TOLERANCE_M = 0.05
 #: (layer, commune): EL-MAIZAL's parcels carry recovery dates, 5-DE-MARZO's paths carry
@@ -45,17 +55,27 @@ def crs_for(fmt: str) -> tuple[str, ...]:
     return ("EPSG:4326",) if FORMATS[fmt].wgs84_only else VENEZUELAN_CRS
 
 
-CASES = [(layer, fmt, crs) for layer, formats in (
-    ("parcels", FORMATS), ("paths", FORMATS), ("dwellings", ("gpkg", "csv", "shp")))
-    for fmt in formats for crs in crs_for(fmt)]
+CASES = [
+    (layer, fmt, crs)
+    for layer, formats in (
+        ("parcels", FORMATS),
+        ("paths", FORMATS),
+        ("dwellings", ("gpkg", "csv", "shp")),
+    )
+    for fmt in formats
+    for crs in crs_for(fmt)
+]
 
 
 async def stored(conn: AsyncConnection, layer: Layer, commune_id: int) -> list[tuple]:
     """(attributes..., WKB) of the commune's features, in id (= file) order."""
     names = sql.SQL(", ").join(sql.Identifier(a.name) for a in layer.attributes)
-    cur = await conn.execute(sql.SQL(
-        "SELECT {}, ST_AsBinary(geom) FROM {} WHERE commune_id = %s ORDER BY id").format(
-        names, sql.Identifier(layer.table)), (commune_id,))
+    cur = await conn.execute(
+        sql.SQL("SELECT {}, ST_AsBinary(geom) FROM {} WHERE commune_id = %s ORDER BY id").format(
+            names, sql.Identifier(layer.table)
+        ),
+        (commune_id,),
+    )
     return await cur.fetchall()
 
 
@@ -66,23 +86,27 @@ def max_distance_m(before: list[bytes], after: list[bytes]) -> float:
     return float(shapely.hausdorff_distance(a.values, b.values).max())
 
 
-@pytest.mark.parametrize(("name", "fmt", "crs"), CASES,
-                         ids=[f"{n}-{f}-{c[5:]}" for n, f, c in CASES])
-async def test_export_import_roundtrip(conn: AsyncConnection, settings: Settings,
-                                       tmp_path: Path, name: str, fmt: str, crs: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "fmt", "crs"), CASES, ids=[f"{n}-{f}-{c[5:]}" for n, f, c in CASES]
+)
+async def test_export_import_roundtrip(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, name: str, fmt: str, crs: str
+) -> None:
     layer = LAYERS[name]
     commune_id = await resolve_commune(conn, SAMPLES[name])
     before = await stored(conn, layer, commune_id)
     assert before, f"the sample has no {name} in {SAMPLES[name]}"
 
-    report = await export_layer(conn, layer, tmp_path, FORMATS[fmt], crs=crs,
-                                commune_id=commune_id)
+    report = await export_layer(conn, layer, tmp_path, FORMATS[fmt], crs=crs, commune_id=commune_id)
     assert report.features == len(before) and Path(report.file).is_file()
-    await conn.execute(sql.SQL("DELETE FROM {} WHERE commune_id = %s").format(
-        sql.Identifier(layer.table)), (commune_id,))
+    await conn.execute(
+        sql.SQL("DELETE FROM {} WHERE commune_id = %s").format(sql.Identifier(layer.table)),
+        (commune_id,),
+    )
     # a CSV cannot carry its CRS: the reader says it, as the export's note asks
-    imported = await import_file(conn, layer, Path(report.file), settings,
-                                 crs=crs if fmt == "csv" else None)
+    imported = await import_file(
+        conn, layer, Path(report.file), settings, crs=crs if fmt == "csv" else None
+    )
 
     assert imported.features == len(before)
     assert imported.source_crs == crs  # the file said (or was told) its CRS
@@ -96,17 +120,16 @@ def readable(file: str | Path) -> str:
     return f"/vsizip/{file}" if str(file).endswith(".zip") else str(file)
 
 
-async def test_values_keep_their_types_in_the_file(conn: AsyncConnection,
-                                                   tmp_path: Path) -> None:
+async def test_values_keep_their_types_in_the_file(conn: AsyncConnection, tmp_path: Path) -> None:
     maizal = await resolve_commune(conn, "EL-MAIZAL")
     marzo = await resolve_commune(conn, "5-DE-MARZO")
     for fmt in ("gpkg", "shp", "geojson"):
         folder = tmp_path / fmt
         folder.mkdir()
-        parcels = await export_layer(conn, LAYERS["parcels"], folder, FORMATS[fmt],
-                                     commune_id=maizal)
-        paths = await export_layer(conn, LAYERS["paths"], folder, FORMATS[fmt],
-                                   commune_id=marzo)
+        parcels = await export_layer(
+            conn, LAYERS["parcels"], folder, FORMATS[fmt], commune_id=maizal
+        )
+        paths = await export_layer(conn, LAYERS["paths"], folder, FORMATS[fmt], commune_id=marzo)
         dates = pyogrio.read_dataframe(readable(parcels.file), use_arrow=True)
         flags = pyogrio.read_dataframe(readable(paths.file), use_arrow=True)
         # a date field (GeoJSON: an ISO 8601 string, which GDAL reads back as a date)
@@ -115,8 +138,9 @@ async def test_values_keep_their_types_in_the_file(conn: AsyncConnection,
         assert pd.api.types.is_bool_dtype(flags["vehicles"].dropna().infer_objects()), fmt
         if fmt == "shp":
             assert any("recovered_on -> recovered_" in note for note in parcels.notes)
-    csv = await export_layer(conn, LAYERS["parcels"], tmp_path / "p.csv", FORMATS["csv"],
-                             commune_id=maizal)
+    csv = await export_layer(
+        conn, LAYERS["parcels"], tmp_path / "p.csv", FORMATS["csv"], commune_id=maizal
+    )
     header, *rows = Path(csv.file).read_text(encoding="utf-8").splitlines()
     assert header == "WKT,commune,code,tenure,land_use,recovered_on,notes,area_ha"
     assert rows[0].startswith('"MULTIPOLYGON') and ",EL-MAIZAL," in rows[0]
@@ -124,52 +148,64 @@ async def test_values_keep_their_types_in_the_file(conn: AsyncConnection,
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
-async def test_empty_selection_writes_an_empty_file(conn: AsyncConnection, tmp_path: Path,
-                                                    fmt: str) -> None:
+async def test_empty_selection_writes_an_empty_file(
+    conn: AsyncConnection, tmp_path: Path, fmt: str
+) -> None:
     cur = await conn.execute(
         "INSERT INTO communes (code, name, kind, status, geom) VALUES ('EMPTY', 'Vacía', "
         "'rural', 'registered', ST_Multi(ST_Buffer(ST_Point(-69.2, 9.7, 4326), 0.01))) "
-        "RETURNING id")
+        "RETURNING id"
+    )
     empty = (await cur.fetchone())[0]
-    report = await export_layer(conn, LAYERS["parcels"], tmp_path, FORMATS[fmt],
-                                commune_id=empty)
+    report = await export_layer(conn, LAYERS["parcels"], tmp_path, FORMATS[fmt], commune_id=empty)
     assert report.features == 0
     path = Path(report.file)
     assert path.name == f"parcels{FORMATS[fmt].suffix}"
     assert pyogrio.read_info(readable(path))["features"] == 0
 
 
-async def test_wgs84_only_formats_refuse_other_crs(conn: AsyncConnection,
-                                                   tmp_path: Path) -> None:
+async def test_wgs84_only_formats_refuse_other_crs(conn: AsyncConnection, tmp_path: Path) -> None:
     for fmt in ("geojson", "kml"):
         with pytest.raises(InvalidInput, match="EPSG:4326"):
             await export_layer(conn, LAYERS["parcels"], tmp_path, FORMATS[fmt], crs="EPSG:2202")
     with pytest.raises(UnknownCRS):
         await export_layer(conn, LAYERS["parcels"], tmp_path, FORMATS["gpkg"], crs="EPSG:999999")
     assert list(tmp_path.iterdir()) == []
-    report = await export_layer(conn, LAYERS["parcels"], tmp_path, FORMATS["csv"],
-                                crs="EPSG:2202", commune_id=await resolve_commune(conn,
-                                                                                  "EL-MAIZAL"))
+    report = await export_layer(
+        conn,
+        LAYERS["parcels"],
+        tmp_path,
+        FORMATS["csv"],
+        crs="EPSG:2202",
+        commune_id=await resolve_commune(conn, "EL-MAIZAL"),
+    )
     assert any("--crs EPSG:2202" in note for note in report.notes)
 
 
-async def test_exchanges_of_a_commune_include_either_end(conn: AsyncConnection,
-                                                         tmp_path: Path) -> None:
+async def test_exchanges_of_a_commune_include_either_end(
+    conn: AsyncConnection, tmp_path: Path
+) -> None:
     commune_id = await resolve_commune(conn, "EL-MAIZAL")
-    cur = await conn.execute("SELECT count(*) FROM exchanges WHERE from_commune_id = %(c)s "
-                             "OR to_commune_id = %(c)s", {"c": commune_id})
+    cur = await conn.execute(
+        "SELECT count(*) FROM exchanges WHERE from_commune_id = %(c)s OR to_commune_id = %(c)s",
+        {"c": commune_id},
+    )
     expected = (await cur.fetchone())[0]
-    report = await export_layer(conn, LAYERS["exchanges"], tmp_path, FORMATS["gpkg"],
-                                commune_id=commune_id)
+    report = await export_layer(
+        conn, LAYERS["exchanges"], tmp_path, FORMATS["gpkg"], commune_id=commune_id
+    )
     assert report.features == expected > 0
     frame = pyogrio.read_dataframe(report.file)
     assert ((frame["from_commune"] == "EL-MAIZAL") | (frame["to_commune"] == "EL-MAIZAL")).all()
 
 
-async def test_http_export_then_import(client: httpx.AsyncClient, conn: AsyncConnection,
-                                       tmp_path: Path) -> None:
-    r = await client.get("/collections/parcels/export",
-                         params={"format": "gpkg", "crs": "EPSG:2202", "commune": "EL-MAIZAL"})
+async def test_http_export_then_import(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
+) -> None:
+    r = await client.get(
+        "/collections/parcels/export",
+        params={"format": "gpkg", "crs": "EPSG:2202", "commune": "EL-MAIZAL"},
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == FORMATS["gpkg"].media_type
     assert r.headers["content-disposition"] == 'attachment; filename="parcels.gpkg"'
@@ -181,8 +217,9 @@ async def test_http_export_then_import(client: httpx.AsyncClient, conn: AsyncCon
     commune_id = await resolve_commune(conn, "EL-MAIZAL")
     await conn.execute("DELETE FROM parcels WHERE commune_id = %s", (commune_id,))
     with open(file, "rb") as fh:
-        r = await client.post("/collections/parcels/import",
-                              files={"file": ("../../etc/passwd.gpkg", fh)})
+        r = await client.post(
+            "/collections/parcels/import", files={"file": ("../../etc/passwd.gpkg", fh)}
+        )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["features"] == len(frame) and body["source_crs"] == "EPSG:2202"
@@ -191,11 +228,16 @@ async def test_http_export_then_import(client: httpx.AsyncClient, conn: AsyncCon
     assert (await cur.fetchone())[0] == len(frame)
 
 
-@pytest.mark.parametrize(("query", "status"), [
-    ({"format": "geojson", "crs": "EPSG:2202"}, 400), ({"format": "dxf"}, 415),
-    ({"crs": "EPSG:nope"}, 422), ({"commune": "NO-SUCH"}, 404)])
-async def test_http_export_bad_request(client: httpx.AsyncClient, query: dict,
-                                       status: int) -> None:
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ({"format": "geojson", "crs": "EPSG:2202"}, 400),
+        ({"format": "dxf"}, 415),
+        ({"crs": "EPSG:nope"}, 422),
+        ({"commune": "NO-SUCH"}, 404),
+    ],
+)
+async def test_http_export_bad_request(client: httpx.AsyncClient, query: dict, status: int) -> None:
     r = await client.get("/collections/parcels/export", params=query)
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -205,27 +247,38 @@ async def test_http_export_bad_request(client: httpx.AsyncClient, query: dict,
 def test_cli_export(own_db: str, tmp_path: Path) -> None:
     env = {**os.environ, "GEO_COMUNA_DATABASE_URL": own_db}
     out = tmp_path / "maizal.zip"
-    done = subprocess.run([*CLI, "export", "parcels", str(out), "--crs", "EPSG:24819",
-                           "--commune", "EL-MAIZAL"], capture_output=True, text=True, env=env,
-                          timeout=120)
+    done = subprocess.run(
+        [*CLI, "export", "parcels", str(out), "--crs", "EPSG:24819", "--commune", "EL-MAIZAL"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     frame = pyogrio.read_dataframe(readable(out))
     with psycopg.connect(own_db) as db:
-        expected = db.execute("SELECT count(*) FROM parcels p JOIN communes c ON "
-                              "c.id = p.commune_id WHERE c.code = 'EL-MAIZAL'").fetchone()[0]
+        expected = db.execute(
+            "SELECT count(*) FROM parcels p JOIN communes c ON "
+            "c.id = p.commune_id WHERE c.code = 'EL-MAIZAL'"
+        ).fetchone()[0]
     assert len(frame) == expected and frame.crs.to_epsg() == 24819
 
 
-async def test_csv_all_digit_text_stays_text(conn: AsyncConnection, settings: Settings,
-                                             tmp_path: Path) -> None:
+async def test_csv_all_digit_text_stays_text(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
     """GDAL would read a column of parcel codes 101, 102 as numbers; they are text."""
     file = tmp_path / "parcels.csv"
     plot = "POLYGON ((-69.15 9.69, -69.149 9.69, -69.149 9.691, -69.15 9.69))"
-    file.write_text(f'wkt,code,tenure,notes,commune\n"{plot}",101,occupied,,EL-MAIZAL\n'
-                    f'"{plot}",102,abandoned,7,EL-MAIZAL\n', encoding="utf-8")
+    file.write_text(
+        f'wkt,code,tenure,notes,commune\n"{plot}",101,occupied,,EL-MAIZAL\n'
+        f'"{plot}",102,abandoned,7,EL-MAIZAL\n',
+        encoding="utf-8",
+    )
     await conn.execute("UPDATE parcels SET code = NULL WHERE code IN ('101', '102')")
     report = await import_file(conn, LAYERS["parcels"], file, settings)
     assert report.features == 2
-    cur = await conn.execute("SELECT code, notes FROM parcels WHERE code IN ('101', '102') "
-                             "ORDER BY code")
+    cur = await conn.execute(
+        "SELECT code, notes FROM parcels WHERE code IN ('101', '102') ORDER BY code"
+    )
     assert await cur.fetchall() == [("101", None), ("102", "7")]

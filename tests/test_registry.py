@@ -10,14 +10,21 @@ from psycopg import AsyncConnection
 from geo_comuna.layers import LAYERS
 
 pytestmark = pytest.mark.anyio
-PG_TYPES = {"text": "text", "integer": "integer", "number": "double precision",
-            "date": "date", "boolean": "boolean"}
+PG_TYPES = {
+    "text": "text",
+    "integer": "integer",
+    "number": "double precision",
+    "date": "date",
+    "boolean": "boolean",
+}
 
 
 async def columns(conn: AsyncConnection, table: str) -> dict[str, tuple[str, bool]]:
     cur = await conn.execute(
         "SELECT column_name, data_type, is_nullable = 'YES' FROM information_schema.columns "
-        "WHERE table_schema = 'public' AND table_name = %s", (table,))
+        "WHERE table_schema = 'public' AND table_name = %s",
+        (table,),
+    )
     return {name: (kind, nullable) for name, kind, nullable in await cur.fetchall()}
 
 
@@ -32,11 +39,16 @@ async def test_layer_matches_table(conn: AsyncConnection, name: str) -> None:
         assert nullable == (not attr.required), attr.name
     for ref in layer.references:
         assert cols[ref.column][0] == "integer"
-    expected = {"id", "geom", *(a.name for a in layer.attributes),
-                *(r.column for r in layer.references)}
+    expected = {
+        "id",
+        "geom",
+        *(a.name for a in layer.attributes),
+        *(r.column for r in layer.references),
+    }
     assert set(cols) == expected, "table and registry disagree on columns"
-    cur = await conn.execute("SELECT type, srid FROM geometry_columns WHERE f_table_name = %s",
-                             (layer.table,))
+    cur = await conn.execute(
+        "SELECT type, srid FROM geometry_columns WHERE f_table_name = %s", (layer.table,)
+    )
     assert await cur.fetchone() == (layer.geometry_type.upper(), 4326)
 
 
@@ -45,7 +57,9 @@ async def test_domains_match_check_constraints(conn: AsyncConnection, name: str)
     layer = LAYERS[name]
     cur = await conn.execute(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
-        "WHERE conrelid = %s::regclass AND contype = 'c'", (layer.table,))
+        "WHERE conrelid = %s::regclass AND contype = 'c'",
+        (layer.table,),
+    )
     checks = [r[0] for r in await cur.fetchall()]
     for attr in layer.attributes:
         if not attr.domain:
@@ -57,5 +71,5 @@ async def test_domains_match_check_constraints(conn: AsyncConnection, name: str)
 async def test_every_domain_value_has_both_labels() -> None:
     for layer in LAYERS.values():
         for attr in layer.attributes:
-            for value, label in (attr.domain.values.items() if attr.domain else []):
+            for value, label in attr.domain.values.items() if attr.domain else []:
                 assert label.es and label.en, f"{layer.name}.{attr.name}={value}"

@@ -31,8 +31,9 @@ async def commune_id(conn: AsyncConnection, code: str) -> int:
 
 
 async def a_parcel(conn: AsyncConnection, code: str) -> int:
-    cur = await conn.execute("SELECT min(id) FROM parcels WHERE commune_id = %s",
-                             (await commune_id(conn, code),))
+    cur = await conn.execute(
+        "SELECT min(id) FROM parcels WHERE commune_id = %s", (await commune_id(conn, code),)
+    )
     return (await cur.fetchone())[0]
 
 
@@ -67,10 +68,12 @@ async def test_token_is_stored_only_as_a_hash(conn: AsyncConnection) -> None:
     assert token not in stored and stored == accounts.hash_token(token)
 
 
-async def test_editor_stays_inside_its_commune(conn: AsyncConnection,
-                                               editor: httpx.AsyncClient) -> None:
-    mine = await editor.post("/collections/parcels/items",
-                             json=feature(PARCELS, commune="EL-MAIZAL"))
+async def test_editor_stays_inside_its_commune(
+    conn: AsyncConnection, editor: httpx.AsyncClient
+) -> None:
+    mine = await editor.post(
+        "/collections/parcels/items", json=feature(PARCELS, commune="EL-MAIZAL")
+    )
     assert mine.status_code == 201, mine.text
     fid = mine.json()["ids"][0]
 
@@ -79,14 +82,16 @@ async def test_editor_stays_inside_its_commune(conn: AsyncConnection,
     assert r.status_code == 403 and "communes you may edit" in r.json()["detail"]
 
     other = await a_parcel(conn, "5-DE-MARZO")
-    r = await editor.patch(f"/collections/parcels/items/{other}",
-                           json={"properties": {"notes": "mine now"}})
+    r = await editor.patch(
+        f"/collections/parcels/items/{other}", json={"properties": {"notes": "mine now"}}
+    )
     assert r.status_code == 403
     assert (await editor.delete(f"/collections/parcels/items/{other}")).status_code == 403
 
     # nor may it move its own parcel into another commune
-    r = await editor.patch(f"/collections/parcels/items/{fid}",
-                           json={"properties": {"commune": "5-DE-MARZO"}})
+    r = await editor.patch(
+        f"/collections/parcels/items/{fid}", json={"properties": {"commune": "5-DE-MARZO"}}
+    )
     assert r.status_code == 403
     got = (await editor.get(f"/collections/parcels/items/{fid}")).json()
     assert got["properties"]["commune"] == "EL-MAIZAL"
@@ -97,27 +102,32 @@ async def test_row_level_security_holds_in_plain_sql(conn: AsyncConnection) -> N
     maizal, marzo = await commune_id(conn, "EL-MAIZAL"), await commune_id(conn, "5-DE-MARZO")
     user = accounts.User(None, "sql-editor", "editor", (maizal,))
     async with accounts.writing(conn, user):
-        cur = await conn.execute("UPDATE parcels SET notes = 'x' WHERE commune_id = %s",
-                                 (marzo,))
+        cur = await conn.execute("UPDATE parcels SET notes = 'x' WHERE commune_id = %s", (marzo,))
         assert cur.rowcount == 0
-        cur = await conn.execute("UPDATE parcels SET notes = 'x' WHERE commune_id = %s",
-                                 (maizal,))
+        cur = await conn.execute("UPDATE parcels SET notes = 'x' WHERE commune_id = %s", (maizal,))
         assert cur.rowcount > 0
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             async with conn.transaction():
-                await conn.execute("UPDATE parcels SET commune_id = %s WHERE commune_id = %s",
-                                   (marzo, maizal))
+                await conn.execute(
+                    "UPDATE parcels SET commune_id = %s WHERE commune_id = %s", (marzo, maizal)
+                )
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             async with conn.transaction():
                 await conn.execute("DELETE FROM audit_log")
 
 
-async def test_audit_records_who_before_and_after(client: httpx.AsyncClient,
-                                                  editor: httpx.AsyncClient) -> None:
-    fid = (await editor.post("/collections/parcels/items", json=feature(
-        PARCELS, commune="EL-MAIZAL", tenure="occupied"))).json()["ids"][0]
-    await editor.patch(f"/collections/parcels/items/{fid}",
-                       json={"properties": {"tenure": "regularizing"}})
+async def test_audit_records_who_before_and_after(
+    client: httpx.AsyncClient, editor: httpx.AsyncClient
+) -> None:
+    fid = (
+        await editor.post(
+            "/collections/parcels/items",
+            json=feature(PARCELS, commune="EL-MAIZAL", tenure="occupied"),
+        )
+    ).json()["ids"][0]
+    await editor.patch(
+        f"/collections/parcels/items/{fid}", json={"properties": {"tenure": "regularizing"}}
+    )
     assert (await editor.get(f"/audit?layer=parcels&id={fid}")).status_code == 403
     log = (await client.get(f"/audit?layer=parcels&id={fid}")).json()["entries"]
     assert [e["action"] for e in log] == ["update", "insert"]
@@ -132,19 +142,26 @@ async def test_audit_records_who_before_and_after(client: httpx.AsyncClient,
 
 
 async def test_stale_if_match_is_412(client: httpx.AsyncClient) -> None:
-    fid = (await client.post("/collections/parcels/items",
-                             json=feature(PARCELS, commune="EL-MAIZAL"))).json()["ids"][0]
+    fid = (
+        await client.post("/collections/parcels/items", json=feature(PARCELS, commune="EL-MAIZAL"))
+    ).json()["ids"][0]
     first = await client.get(f"/collections/parcels/items/{fid}")
     etag = first.headers["etag"]
-    ok = await client.patch(f"/collections/parcels/items/{fid}", headers={"If-Match": etag},
-                            json={"properties": {"notes": "first"}})
+    ok = await client.patch(
+        f"/collections/parcels/items/{fid}",
+        headers={"If-Match": etag},
+        json={"properties": {"notes": "first"}},
+    )
     assert ok.status_code == 200 and ok.headers["etag"] != etag
-    stale = await client.patch(f"/collections/parcels/items/{fid}",
-                               headers={"If-Match": etag},
-                               json={"properties": {"notes": "second"}})
+    stale = await client.patch(
+        f"/collections/parcels/items/{fid}",
+        headers={"If-Match": etag},
+        json={"properties": {"notes": "second"}},
+    )
     assert stale.status_code == 412 and "changed since you read it" in stale.json()["detail"]
-    assert (await client.delete(f"/collections/parcels/items/{fid}",
-                                headers={"If-Match": etag})).status_code == 412
+    assert (
+        await client.delete(f"/collections/parcels/items/{fid}", headers={"If-Match": etag})
+    ).status_code == 412
     got = (await client.get(f"/collections/parcels/items/{fid}")).json()
     assert got["properties"]["notes"] == "first"
 
@@ -166,9 +183,11 @@ async def test_two_editors_racing_one_wins_one_is_told(own_db: str, settings: Se
             etag = (await c.get(url)).headers["etag"]
 
             async def edit(token: str, note: str) -> httpx.Response:
-                return await c.patch(url, json={"properties": {"notes": note}},
-                                     headers={"If-Match": etag,
-                                              "Authorization": f"Bearer {token}"})
+                return await c.patch(
+                    url,
+                    json={"properties": {"notes": note}},
+                    headers={"If-Match": etag, "Authorization": f"Bearer {token}"},
+                )
 
             results = await asyncio.gather(edit(token_a, "from A"), edit(token_b, "from B"))
             final = (await c.get(url)).json()["properties"]["notes"]
@@ -178,8 +197,9 @@ async def test_two_editors_racing_one_wins_one_is_told(own_db: str, settings: Se
     assert final == winner
 
 
-async def test_token_only_reads(conn: AsyncConnection, settings: Settings,
-                                admin_token: str) -> None:
+async def test_token_only_reads(
+    conn: AsyncConnection, settings: Settings, admin_token: str
+) -> None:
     closed = settings.model_copy(update={"reads": "token"})
     async with api_client(conn, closed) as anonymous:
         r = await anonymous.get("/collections/parcels/items?limit=1")
@@ -190,14 +210,16 @@ async def test_token_only_reads(conn: AsyncConnection, settings: Settings,
 
 async def test_cli_import_is_attributed_to_the_local_admin(conn: AsyncConnection) -> None:
     frame = pd.DataFrame([{"commune": "EL-MAIZAL", "tenure": "occupied"}])
-    await import_frame(conn, PARCELS, frame, [shapely.box(LON, LAT, LON + 0.001, LAT + 0.001)],
-                       Settings())
+    await import_frame(
+        conn, PARCELS, frame, [shapely.box(LON, LAT, LON + 0.001, LAT + 0.001)], Settings()
+    )
     cur = await conn.execute("SELECT user_name FROM audit_log ORDER BY id DESC LIMIT 1")
     assert (await cur.fetchone())[0].startswith("cli:")
 
 
-async def test_slow_query_is_503_not_a_hung_worker(conn: AsyncConnection,
-                                                   client: httpx.AsyncClient) -> None:
+async def test_slow_query_is_503_not_a_hung_worker(
+    conn: AsyncConnection, client: httpx.AsyncClient
+) -> None:
     """Every session carries a statement timeout; hitting it is a clear 503."""
     await conn.execute("SET LOCAL statement_timeout = '1ms'")
     r = await client.get("/states/breakdown")

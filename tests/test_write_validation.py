@@ -15,9 +15,12 @@ from tests.factories import LAT, LON, feature
 
 pytestmark = pytest.mark.anyio
 PARCELS = LAYERS["parcels"]
-BOWTIE = {"type": "Polygon", "coordinates": [[[LON, LAT], [LON + 0.01, LAT + 0.01],
-                                              [LON + 0.01, LAT], [LON, LAT + 0.01],
-                                              [LON, LAT]]]}
+BOWTIE = {
+    "type": "Polygon",
+    "coordinates": [
+        [[LON, LAT], [LON + 0.01, LAT + 0.01], [LON + 0.01, LAT], [LON, LAT + 0.01], [LON, LAT]]
+    ],
+}
 
 
 async def count(conn: AsyncConnection, table: str) -> int:
@@ -33,39 +36,95 @@ def with_geometry(geometry: dict | None, **props: object) -> dict:
 
 CASES = [
     ("self-intersection", with_geometry(BOWTIE), 422, "Self-intersection"),
-    ("wrong type", with_geometry({"type": "Point", "coordinates": [LON, LAT]}), 422,
-     "wrong geometry type Point"),
+    (
+        "wrong type",
+        with_geometry({"type": "Point", "coordinates": [LON, LAT]}),
+        422,
+        "wrong geometry type Point",
+    ),
     ("empty", with_geometry({"type": "Polygon", "coordinates": []}), 422, "empty geometry"),
     ("missing", with_geometry(None), 422, "missing geometry"),
-    ("out of range", with_geometry({"type": "Polygon", "coordinates": [[
-        [500000, 1080000], [500100, 1080000], [500100, 1080100], [500000, 1080000]]]}), 422,
-     "projected CRS"),
-    ("swapped", with_geometry({"type": "Polygon", "coordinates": [[
-        [LAT, LON], [LAT + 0.01, LON], [LAT + 0.01, LON + 0.01], [LAT, LON]]]}), 422,
-     "swapped"),
-    ("outside Venezuela", with_geometry({"type": "Polygon", "coordinates": [[
-        [2.35, 48.85], [2.36, 48.85], [2.36, 48.86], [2.35, 48.85]]]}), 422,
-     "outside the service area"),
-    ("unknown value", feature(PARCELS, commune="EL-MAIZAL", tenure="stolen"), 422,
-     "'stolen' is not one of abandoned"),
-    ("missing required", feature(PARCELS, commune="EL-MAIZAL", tenure=None), 422,
-     "'tenure' is required"),
-    ("unknown property", feature(PARCELS, commune="EL-MAIZAL", colour="red"), 400,
-     "unknown properties ['colour']"),
-    ("bad date", feature(PARCELS, commune="EL-MAIZAL", recovered_on="last spring"), 422,
-     "recovered_on"),
+    (
+        "out of range",
+        with_geometry(
+            {
+                "type": "Polygon",
+                "coordinates": [
+                    [[500000, 1080000], [500100, 1080000], [500100, 1080100], [500000, 1080000]]
+                ],
+            }
+        ),
+        422,
+        "projected CRS",
+    ),
+    (
+        "swapped",
+        with_geometry(
+            {
+                "type": "Polygon",
+                "coordinates": [
+                    [[LAT, LON], [LAT + 0.01, LON], [LAT + 0.01, LON + 0.01], [LAT, LON]]
+                ],
+            }
+        ),
+        422,
+        "swapped",
+    ),
+    (
+        "outside Venezuela",
+        with_geometry(
+            {
+                "type": "Polygon",
+                "coordinates": [[[2.35, 48.85], [2.36, 48.85], [2.36, 48.86], [2.35, 48.85]]],
+            }
+        ),
+        422,
+        "outside the service area",
+    ),
+    (
+        "unknown value",
+        feature(PARCELS, commune="EL-MAIZAL", tenure="stolen"),
+        422,
+        "'stolen' is not one of abandoned",
+    ),
+    (
+        "missing required",
+        feature(PARCELS, commune="EL-MAIZAL", tenure=None),
+        422,
+        "'tenure' is required",
+    ),
+    (
+        "unknown property",
+        feature(PARCELS, commune="EL-MAIZAL", colour="red"),
+        400,
+        "unknown properties ['colour']",
+    ),
+    (
+        "bad date",
+        feature(PARCELS, commune="EL-MAIZAL", recovered_on="last spring"),
+        422,
+        "recovered_on",
+    ),
     ("unknown commune", feature(PARCELS, commune="NO-SUCH"), 422, "no communes with code"),
-    ("not a feature", {"type": "Point", "coordinates": [LON, LAT]}, 400,
-     "Feature or FeatureCollection"),
-    ("unreadable geometry", with_geometry({"type": "Polygon", "coordinates": "x"}), 422,
-     "not a readable GeoJSON geometry"),
+    (
+        "not a feature",
+        {"type": "Point", "coordinates": [LON, LAT]},
+        400,
+        "Feature or FeatureCollection",
+    ),
+    (
+        "unreadable geometry",
+        with_geometry({"type": "Polygon", "coordinates": "x"}),
+        422,
+        "not a readable GeoJSON geometry",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "body", "status", "says"), CASES, ids=[c[0] for c in CASES])
 async def test_bad_feature_is_refused_and_nothing_written(
-        client: httpx.AsyncClient, conn: AsyncConnection, case: str, body: dict, status: int,
-        says: str) -> None:
+    client: httpx.AsyncClient, conn: AsyncConnection, case: str, body: dict, status: int, says: str
+) -> None:
     before = await count(conn, "parcels")
     r = await client.post("/collections/parcels/items", json=body)
     assert r.status_code == status, r.text
@@ -77,7 +136,8 @@ async def test_bad_feature_is_refused_and_nothing_written(
 
 async def test_nan_coordinate_is_refused(client: httpx.AsyncClient) -> None:
     body = json.dumps(with_geometry({"type": "Point", "coordinates": [0, 0]})).replace(
-        "[0, 0]", "[NaN, 10.0]")
+        "[0, 0]", "[NaN, 10.0]"
+    )
     r = await client.post("/collections/dwellings/items", content=body)
     assert r.status_code == 400 and "NaN" in r.json()["detail"]
 
@@ -88,7 +148,8 @@ async def test_not_json_is_400(client: httpx.AsyncClient) -> None:
 
 
 async def test_one_bad_feature_in_a_collection_writes_none(
-        client: httpx.AsyncClient, conn: AsyncConnection) -> None:
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
     before = await count(conn, "parcels")
     good = [feature(PARCELS, commune="EL-MAIZAL", lon=LON + i * 0.002) for i in range(3)]
     body = {"type": "FeatureCollection", "features": [*good, with_geometry(BOWTIE)]}
@@ -115,8 +176,9 @@ async def test_duplicate_commune_code_is_409(client: httpx.AsyncClient) -> None:
     assert r.status_code == 409 and "already exists" in r.json()["detail"]
 
 
-async def test_deleting_a_commune_in_use_is_409(client: httpx.AsyncClient,
-                                                 conn: AsyncConnection) -> None:
+async def test_deleting_a_commune_in_use_is_409(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
     cur = await conn.execute("SELECT id FROM communes WHERE code = 'EL-MAIZAL'")
     cid = (await cur.fetchone())[0]
     r = await client.delete(f"/collections/communes/items/{cid}")
@@ -125,17 +187,20 @@ async def test_deleting_a_commune_in_use_is_409(client: httpx.AsyncClient,
 
 
 async def test_patch_with_bad_value_changes_nothing(client: httpx.AsyncClient) -> None:
-    fid = (await client.post("/collections/parcels/items",
-                             json=feature(PARCELS, commune="EL-MAIZAL"))).json()["ids"][0]
-    r = await client.patch(f"/collections/parcels/items/{fid}",
-                           json={"properties": {"tenure": "stolen", "notes": "x"}})
+    fid = (
+        await client.post("/collections/parcels/items", json=feature(PARCELS, commune="EL-MAIZAL"))
+    ).json()["ids"][0]
+    r = await client.patch(
+        f"/collections/parcels/items/{fid}", json={"properties": {"tenure": "stolen", "notes": "x"}}
+    )
     assert r.status_code == 422 and r.json()["feature"] == fid
     after = (await client.get(f"/collections/parcels/items/{fid}")).json()
     assert after["properties"]["notes"] == "test notes"
 
 
-async def test_oversized_body_is_413(conn: AsyncConnection, settings: Settings,
-                                     admin_token: str) -> None:
+async def test_oversized_body_is_413(
+    conn: AsyncConnection, settings: Settings, admin_token: str
+) -> None:
     small_settings = settings.model_copy(update={"max_body_bytes": 2048})
     async with api_client(conn, small_settings, admin_token) as small:
         body = feature(PARCELS, commune="EL-MAIZAL", notes="x" * 4000)
@@ -143,18 +208,31 @@ async def test_oversized_body_is_413(conn: AsyncConnection, settings: Settings,
     assert r.status_code == 413 and "over the limit" in r.json()["detail"]
 
 
-async def test_tenure_changes_are_kept_in_history(client: httpx.AsyncClient,
-                                                  conn: AsyncConnection) -> None:
-    fid = (await client.post("/collections/parcels/items", json=feature(
-        PARCELS, commune="EL-MAIZAL", tenure="occupied"))).json()["ids"][0]
-    await client.patch(f"/collections/parcels/items/{fid}",
-                       json={"properties": {"tenure": "regularizing"}})
-    await client.patch(f"/collections/parcels/items/{fid}",
-                       json={"properties": {"notes": "no tenure change"}})
-    await client.patch(f"/collections/parcels/items/{fid}",
-                       json={"properties": {"tenure": "regularized"}})
+async def test_tenure_changes_are_kept_in_history(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    fid = (
+        await client.post(
+            "/collections/parcels/items",
+            json=feature(PARCELS, commune="EL-MAIZAL", tenure="occupied"),
+        )
+    ).json()["ids"][0]
+    await client.patch(
+        f"/collections/parcels/items/{fid}", json={"properties": {"tenure": "regularizing"}}
+    )
+    await client.patch(
+        f"/collections/parcels/items/{fid}", json={"properties": {"notes": "no tenure change"}}
+    )
+    await client.patch(
+        f"/collections/parcels/items/{fid}", json={"properties": {"tenure": "regularized"}}
+    )
     await client.delete(f"/collections/parcels/items/{fid}")
-    cur = await conn.execute("SELECT from_status, to_status FROM parcel_history "
-                             "WHERE parcel_id = %s ORDER BY id", (fid,))
-    assert await cur.fetchall() == [(None, "occupied"), ("occupied", "regularizing"),
-                                    ("regularizing", "regularized"), ("regularized", None)]
+    cur = await conn.execute(
+        "SELECT from_status, to_status FROM parcel_history WHERE parcel_id = %s ORDER BY id", (fid,)
+    )
+    assert await cur.fetchall() == [
+        (None, "occupied"),
+        ("occupied", "regularizing"),
+        ("regularizing", "regularized"),
+        ("regularized", None),
+    ]

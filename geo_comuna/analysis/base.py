@@ -29,12 +29,19 @@ class Result:
     warnings: list[str] = field(default_factory=list)
 
     def feature_collection(self) -> dict[str, Any]:
-        return {"type": "FeatureCollection", "features": self.features or [],
-                "summary": self.summary, "warnings": self.warnings}
+        return {
+            "type": "FeatureCollection",
+            "features": self.features or [],
+            "summary": self.summary,
+            "warnings": self.warnings,
+        }
 
     def csv(self) -> str:
-        rows = self.rows if self.rows is not None else [
-            {"id": f.get("id"), **f["properties"]} for f in self.features or []]
+        rows = (
+            self.rows
+            if self.rows is not None
+            else [{"id": f.get("id"), **f["properties"]} for f in self.features or []]
+        )
         out = io.StringIO()
         if rows:
             writer = csv.DictWriter(out, fieldnames=list(rows[0]), extrasaction="ignore")

@@ -14,8 +14,9 @@ import numpy as np
 EXACT_MAX_PROJECTS = 30
 
 
-def greedy_choice(costs: np.ndarray, values: np.ndarray, order: np.ndarray,
-                  budget: int) -> np.ndarray:
+def greedy_choice(
+    costs: np.ndarray, values: np.ndarray, order: np.ndarray, budget: int
+) -> np.ndarray:
     """Take projects in ``order`` while they fit (a project that does not fit is skipped and
     the next tried). Costs and budget are whole metres."""
     chosen = np.zeros(len(costs), bool)
@@ -36,7 +37,7 @@ def exact_choice(costs: np.ndarray, values: np.ndarray, budget: int) -> np.ndarr
     for i, (c, v) in enumerate(zip(costs.tolist(), values.tolist(), strict=True)):
         if c > cap:
             continue
-        candidate = best[:cap + 1 - c] + v
+        candidate = best[: cap + 1 - c] + v
         better = candidate > best[c:]
         took[i, c:] = better
         best[c:] = np.where(better, candidate, best[c:])
@@ -49,8 +50,9 @@ def exact_choice(costs: np.ndarray, values: np.ndarray, budget: int) -> np.ndarr
     return chosen
 
 
-def fractional_bound(costs: np.ndarray, values: np.ndarray, order: np.ndarray,
-                     budget: int) -> float:
+def fractional_bound(
+    costs: np.ndarray, values: np.ndarray, order: np.ndarray, budget: int
+) -> float:
     """Upper bound on any choice's residents: the best ratio first, the last one in part."""
     cum = np.cumsum(costs[order])
     full = int(np.searchsorted(cum, budget, side="right"))
@@ -61,25 +63,40 @@ def fractional_bound(costs: np.ndarray, values: np.ndarray, order: np.ndarray,
     return bound
 
 
-def budget_summary(costs: np.ndarray, values: np.ndarray, order: np.ndarray,
-                   budget: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
+def budget_summary(
+    costs: np.ndarray, values: np.ndarray, order: np.ndarray, budget: int
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
     """Greedy choice, and the exact optimum when small enough, with the gap between them."""
     greedy = greedy_choice(costs, values, order, budget)
     out: dict[str, Any] = {
         "budget_m": budget,
-        "greedy": {"projects": int(greedy.sum()), "pipe_m": int(costs[greedy].sum()),
-                   "residents": int(values[greedy].sum())},
+        "greedy": {
+            "projects": int(greedy.sum()),
+            "pipe_m": int(costs[greedy].sum()),
+            "residents": int(values[greedy].sum()),
+        },
         "upper_bound_residents": round(fractional_bound(costs, values, order, budget), 1),
-        "optimum": None, "gap_residents": None, "gap_pct": None}
+        "optimum": None,
+        "gap_residents": None,
+        "gap_pct": None,
+    }
     exact = None
     if len(costs) <= EXACT_MAX_PROJECTS:
         exact = exact_choice(costs, values, budget)
         best = int(values[exact].sum())
         gap = best - out["greedy"]["residents"]
-        out.update(optimum={"projects": int(exact.sum()), "pipe_m": int(costs[exact].sum()),
-                            "residents": best},
-                   gap_residents=gap, gap_pct=round(100.0 * gap / best, 2) if best else 0.0)
+        out.update(
+            optimum={
+                "projects": int(exact.sum()),
+                "pipe_m": int(costs[exact].sum()),
+                "residents": best,
+            },
+            gap_residents=gap,
+            gap_pct=round(100.0 * gap / best, 2) if best else 0.0,
+        )
     else:
-        out["optimum_note"] = (f"{len(costs)} projects: the exact optimum is computed up to "
-                               f"{EXACT_MAX_PROJECTS}; upper_bound_residents bounds the gap")
+        out["optimum_note"] = (
+            f"{len(costs)} projects: the exact optimum is computed up to "
+            f"{EXACT_MAX_PROJECTS}; upper_bound_residents bounds the gap"
+        )
     return out, greedy, exact

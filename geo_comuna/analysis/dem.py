@@ -40,20 +40,27 @@ def _describe(path: Path) -> tuple[str, int, int, float, shapely.Geometry]:
             if src.count != 1:
                 raise InvalidFile(f"{path.name} has {src.count} bands; a DEM has one")
             if src.crs is None:
-                raise UnknownCRS(f"{path.name} has no CRS; write one into the GeoTIFF "
-                                 "(gdal_edit.py -a_srs EPSG:xxxx)")
+                raise UnknownCRS(
+                    f"{path.name} has no CRS; write one into the GeoTIFF "
+                    "(gdal_edit.py -a_srs EPSG:xxxx)"
+                )
             crs = src.crs.to_string()
             try:  # a local (engineering) CRS cannot be placed on the globe
                 pyproj.Transformer.from_crs(src.crs.to_wkt(), 4326)
             except pyproj.exceptions.ProjError:
-                raise UnknownCRS(f"{path.name}: its CRS {crs!r} cannot be transformed to "
-                                 "lon/lat; write a geographic or projected CRS into it "
-                                 "(gdal_edit.py -a_srs EPSG:xxxx)") from None
+                raise UnknownCRS(
+                    f"{path.name}: its CRS {crs!r} cannot be transformed to "
+                    "lon/lat; write a geographic or projected CRS into it "
+                    "(gdal_edit.py -a_srs EPSG:xxxx)"
+                ) from None
             outline = shapely.box(*src.bounds).segmentize(
-                max(src.bounds.right - src.bounds.left, src.bounds.top - src.bounds.bottom)
-                / 16)
-            footprint = shapely.geometry.shape(rasterio.warp.transform_geom(
-                src.crs, "EPSG:4326", shapely.geometry.mapping(outline)))
+                max(src.bounds.right - src.bounds.left, src.bounds.top - src.bounds.bottom) / 16
+            )
+            footprint = shapely.geometry.shape(
+                rasterio.warp.transform_geom(
+                    src.crs, "EPSG:4326", shapely.geometry.mapping(outline)
+                )
+            )
             res = abs(src.res[0])
             if src.crs.is_geographic:  # degrees -> metres at the raster's centre
                 lon, lat = footprint.centroid.x, footprint.centroid.y
@@ -63,12 +70,14 @@ def _describe(path: Path) -> tuple[str, int, int, float, shapely.Geometry]:
         raise InvalidFile(f"cannot read {path.name} as a GeoTIFF: {exc}") from None
 
 
-async def register(conn: AsyncConnection, commune_id: int, path: Path,
-                   name: str | None = None) -> Dem:
+async def register(
+    conn: AsyncConnection, commune_id: int, path: Path, name: str | None = None
+) -> Dem:
     """Store (or replace, by name) a commune's DEM."""
     if path.stat().st_size > MAX_DEM_BYTES:
-        raise InvalidFile(f"{path.name} is over {MAX_DEM_BYTES // 2**20} MB; clip it to the "
-                          "commune first")
+        raise InvalidFile(
+            f"{path.name} is over {MAX_DEM_BYTES // 2**20} MB; clip it to the commune first"
+        )
     crs, width, height, res, footprint = _describe(path)
     tiff = path.read_bytes()
     name = name or path.stem
@@ -80,7 +89,8 @@ async def register(conn: AsyncConnection, commune_id: int, path: Path,
                resolution_m = EXCLUDED.resolution_m, footprint = EXCLUDED.footprint,
                tiff = EXCLUDED.tiff, added_at = now()
            RETURNING id""",
-        (commune_id, name, crs, width, height, res, shapely.to_wkb(footprint), tiff))
+        (commune_id, name, crs, width, height, res, shapely.to_wkb(footprint), tiff),
+    )
     dem_id = (await cur.fetchone())[0]
     return Dem(dem_id, commune_id, name, crs, res, footprint, tiff)
 
@@ -89,7 +99,9 @@ async def for_commune(conn: AsyncConnection, commune_id: int) -> Dem | None:
     """The commune's finest DEM (smallest cell), or None when it has none."""
     cur = await conn.execute(
         "SELECT id, commune_id, name, crs, resolution_m, ST_AsBinary(footprint), tiff "
-        "FROM dems WHERE commune_id = %s ORDER BY resolution_m, id LIMIT 1", (commune_id,))
+        "FROM dems WHERE commune_id = %s ORDER BY resolution_m, id LIMIT 1",
+        (commune_id,),
+    )
     row = await cur.fetchone()
     if row is None:
         return None
@@ -108,7 +120,9 @@ async def listing(conn: AsyncConnection, commune_id: int | None = None) -> list[
                   'bytes', octet_length(d.tiff))
            FROM dems d JOIN communes c ON c.id = d.commune_id
            WHERE %(commune)s::integer IS NULL OR d.commune_id = %(commune)s
-           ORDER BY c.code, d.resolution_m, d.id""", {"commune": commune_id})
+           ORDER BY c.code, d.resolution_m, d.id""",
+        {"commune": commune_id},
+    )
     return [row[0] for row in await cur.fetchall()]
 
 
@@ -133,6 +147,10 @@ def elevations(dem: Dem, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     out = np.full(len(col), np.nan)
     ok = (c0 >= 0) & (r0 >= 0) & (c0 + 1 < w) & (r0 + 1 < h)
     c, r, a, b = c0[ok], r0[ok], fc[ok], fr[ok]
-    out[ok] = (band[r, c] * (1 - a) * (1 - b) + band[r, c + 1] * a * (1 - b)
-               + band[r + 1, c] * (1 - a) * b + band[r + 1, c + 1] * a * b)
+    out[ok] = (
+        band[r, c] * (1 - a) * (1 - b)
+        + band[r, c + 1] * a * (1 - b)
+        + band[r + 1, c] * (1 - a) * b
+        + band[r + 1, c + 1] * a * b
+    )
     return out

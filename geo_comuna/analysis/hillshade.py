@@ -22,19 +22,28 @@ Bounds = tuple[float, float, float, float]  # west, south, east, north (degrees)
 
 
 class Params(BaseModel):
-    azimuth: float = Field(315.0, ge=0, le=360, description="direction the light comes from, "
-                           "degrees clockwise from north (315 = north-west)")
-    altitude: float = Field(45.0, gt=0, le=90, description="height of the light above the "
-                            "horizon, degrees")
+    azimuth: float = Field(
+        315.0,
+        ge=0,
+        le=360,
+        description="direction the light comes from, "
+        "degrees clockwise from north (315 = north-west)",
+    )
+    altitude: float = Field(
+        45.0, gt=0, le=90, description="height of the light above the horizon, degrees"
+    )
     z_factor: float = Field(1.0, gt=0, le=100, description="vertical exaggeration (unitless)")
     crs: Literal["EPSG:3857", "EPSG:4326"] = Field(
-        "EPSG:3857", description="CRS of the image: EPSG:3857 lines up with Leaflet's web "
-                                 "maps; EPSG:4326 is plain lon/lat")
+        "EPSG:3857",
+        description="CRS of the image: EPSG:3857 lines up with Leaflet's web "
+        "maps; EPSG:4326 is plain lon/lat",
+    )
     max_size: int = Field(2048, ge=64, le=8192, description="longest side of the PNG, pixels")
 
 
-def illumination(east: np.ndarray, north: np.ndarray, azimuth: float,
-                 altitude: float) -> np.ndarray:
+def illumination(
+    east: np.ndarray, north: np.ndarray, azimuth: float, altitude: float
+) -> np.ndarray:
     """Cosine of the angle between the surface normal (-dz/dx, -dz/dy, 1) and the direction
     of the light, clipped to 0..1 (1 faces the light, 0 is in its own shadow); NaN stays NaN."""
     az, alt = np.radians(azimuth), np.radians(altitude)
@@ -43,8 +52,9 @@ def illumination(east: np.ndarray, north: np.ndarray, azimuth: float,
     return np.clip(lit, 0.0, 1.0)
 
 
-def _shade(dem: Dem, azimuth: float, altitude: float,
-           z_factor: float) -> tuple[terrain.Grid, np.ndarray]:
+def _shade(
+    dem: Dem, azimuth: float, altitude: float, z_factor: float
+) -> tuple[terrain.Grid, np.ndarray]:
     grid = terrain.read_grid(dem)
     east, north = terrain.gradient(grid)
     return grid, illumination(east * z_factor, north * z_factor, azimuth, altitude)
@@ -55,8 +65,9 @@ def _to_byte(lit: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(lit), 0, 1 + np.rint(254 * np.nan_to_num(lit))).astype(np.uint8)
 
 
-def hillshade(dem: Dem, azimuth: float = 315.0, altitude: float = 45.0,
-              z_factor: float = 1.0) -> tuple[np.ndarray, Bounds]:
+def hillshade(
+    dem: Dem, azimuth: float = 315.0, altitude: float = 45.0, z_factor: float = 1.0
+) -> tuple[np.ndarray, Bounds]:
     """The shade on the DEM's own grid (uint8: 1 dark .. 255 lit, 0 nodata) and the DEM's
     lon/lat bounds."""
     _, lit = _shade(dem, azimuth, altitude, z_factor)
@@ -72,16 +83,24 @@ def hillshade_png(dem: Dem, params: Params | None = None) -> tuple[bytes, Bounds
     left, top = grid.transform @ (0, 0)
     right, bottom = grid.transform @ (width, height)
     transform, out_w, out_h = rasterio.warp.calculate_default_transform(
-        grid.crs, params.crs, width, height, left=left, bottom=bottom, right=right, top=top)
+        grid.crs, params.crs, width, height, left=left, bottom=bottom, right=right, top=top
+    )
     scale = max(out_w, out_h) / params.max_size
     if scale > 1:
         out_w, out_h = max(1, round(out_w / scale)), max(1, round(out_h / scale))
         transform = transform @ transform.scale(scale)
     warped = np.full((out_h, out_w), np.nan, dtype=np.float32)
-    rasterio.warp.reproject(lit.astype(np.float32), warped, src_transform=grid.transform,
-                            src_crs=grid.crs, src_nodata=np.nan, dst_transform=transform,
-                            dst_crs=params.crs, dst_nodata=np.nan,
-                            resampling=Resampling.bilinear)
+    rasterio.warp.reproject(
+        lit.astype(np.float32),
+        warped,
+        src_transform=grid.transform,
+        src_crs=grid.crs,
+        src_nodata=np.nan,
+        dst_transform=transform,
+        dst_crs=params.crs,
+        dst_nodata=np.nan,
+        resampling=Resampling.bilinear,
+    )
     gray = _to_byte(warped)
     alpha = np.where(gray > 0, 255, 0).astype(np.uint8)
     with MemoryFile() as mem, warnings.catch_warnings():

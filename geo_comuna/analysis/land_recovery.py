@@ -28,34 +28,51 @@ from geo_comuna.layers.territory import TENURE
 
 class Params(BaseModel):
     sliver_width_m: float = Field(
-        1.0, gt=0, le=50, description="gaps between parcels narrower than this (m) are "
-                                      "reported as slivers")
+        1.0,
+        gt=0,
+        le=50,
+        description="gaps between parcels narrower than this (m) are reported as slivers",
+    )
     min_conflict_area_m2: float = Field(
-        0.1, ge=0, le=10_000, description="overlaps, outside parts and slivers smaller than "
-                                          "this (m²) are ignored as numerical noise")
+        0.1,
+        ge=0,
+        le=10_000,
+        description="overlaps, outside parts and slivers smaller than "
+        "this (m²) are ignored as numerical noise",
+    )
     max_slope_pct: float = Field(
-        30.0, gt=0, le=500, description="mean slope (%) at which a candidate's slope term "
-                                        "falls to 0 (flat ground scores 1)")
+        30.0,
+        gt=0,
+        le=500,
+        description="mean slope (%) at which a candidate's slope term "
+        "falls to 0 (flat ground scores 1)",
+    )
     max_road_distance_m: float = Field(
-        2000.0, gt=0, le=100_000, description="distance to the nearest road (m) at which a "
-                                              "candidate's road term falls to 0")
+        2000.0,
+        gt=0,
+        le=100_000,
+        description="distance to the nearest road (m) at which a candidate's road term falls to 0",
+    )
     weight_area: float = Field(1.0, ge=0, le=10, description="weight of the area term")
     weight_slope: float = Field(1.0, ge=0, le=10, description="weight of the slope term")
     weight_road: float = Field(1.0, ge=0, le=10, description="weight of the road term")
-    max_candidates: int = Field(200, ge=1, le=10_000,
-                                description="candidates returned, best first")
+    max_candidates: int = Field(200, ge=1, le=10_000, description="candidates returned, best first")
 
     @model_validator(mode="after")
     def _some_weight(self) -> Params:
         if self.weight_area + self.weight_slope + self.weight_road <= 0:
-            raise ValueError("at least one of weight_area, weight_slope, weight_road must be "
-                             "above 0")
+            raise ValueError(
+                "at least one of weight_area, weight_slope, weight_road must be above 0"
+            )
         return self
 
 
 def _sql(name: str) -> str:
-    return (resources.files("geo_comuna.analysis")
-            .joinpath("sql", f"land_recovery_{name}.sql").read_text("utf-8"))
+    return (
+        resources.files("geo_comuna.analysis")
+        .joinpath("sql", f"land_recovery_{name}.sql")
+        .read_text("utf-8")
+    )
 
 
 def _ha(m2: float | None) -> float:
@@ -64,6 +81,7 @@ def _ha(m2: float | None) -> float:
 
 # --- breakdown and timeline ----------------------------------------------------------------
 
+
 def summarise_breakdown(rows: list[tuple]) -> dict[str, Any]:
     """Rows of land_recovery_breakdown.sql -> the commune's totals and lists by tenure, land
     use and year recovered, and the same per state."""
@@ -71,25 +89,36 @@ def summarise_breakdown(rows: list[tuple]) -> dict[str, Any]:
     def blank() -> dict[str, Any]:
         return {"by_tenure": [], "by_land_use": [], "by_year_recovered": []}
 
-    commune: dict[str, Any] = {"parcels": 0, "area_ha": 0.0, "recovered_parcels": 0,
-                               "recovered_area_ha": 0.0, **blank()}
+    commune: dict[str, Any] = {
+        "parcels": 0,
+        "area_ha": 0.0,
+        "recovered_parcels": 0,
+        "recovered_area_ha": 0.0,
+        **blank(),
+    }
     states: dict[str | None, dict[str, Any]] = {}
     for dimension, value, per_state, code, name, parcels, area, rec_parcels, rec_area in rows:
         target = commune
         if per_state:
             target = states.setdefault(code, {"state": code, "name": name, **blank()})
-        figures = {"parcels": parcels, "area_ha": _ha(area),
-                   "recovered_parcels": rec_parcels, "recovered_area_ha": _ha(rec_area)}
+        figures = {
+            "parcels": parcels,
+            "area_ha": _ha(area),
+            "recovered_parcels": rec_parcels,
+            "recovered_area_ha": _ha(rec_area),
+        }
         if dimension == "all":
             target.update(figures)
             continue
         key = {"year_recovered": "year"}.get(dimension, dimension)
         if dimension == "year_recovered" and value is not None:
             value = int(value)
-        target[f"by_{dimension}"].append({key: value, "parcels": parcels,
-                                          "area_ha": _ha(area)})
-    return {**commune, "by_state": list(states.values()),
-            "crosses_state_line": sum(1 for code in states if code is not None) > 1}
+        target[f"by_{dimension}"].append({key: value, "parcels": parcels, "area_ha": _ha(area)})
+    return {
+        **commune,
+        "by_state": list(states.values()),
+        "crosses_state_line": sum(1 for code in states if code is not None) > 1,
+    }
 
 
 def summarise_timeline(rows: list[tuple]) -> list[dict[str, Any]]:
@@ -97,14 +126,21 @@ def summarise_timeline(rows: list[tuple]) -> list[dict[str, Any]]:
     tenure status (0 when none) and the area (ha) that entered it."""
     years: dict[int, dict[str, Any]] = {}
     for year, status, transitions, area in rows:
-        entry = years.setdefault(year, {"year": year, **{s: 0 for s in TENURE.values},
-                                        "area_ha": {s: 0.0 for s in TENURE.values}})
+        entry = years.setdefault(
+            year,
+            {
+                "year": year,
+                **{s: 0 for s in TENURE.values},
+                "area_ha": {s: 0.0 for s in TENURE.values},
+            },
+        )
         entry[status] = transitions
         entry["area_ha"][status] = _ha(area)
     return list(years.values())
 
 
 # --- candidates ----------------------------------------------------------------------------
+
 
 def rank_candidates(candidates: list[dict[str, Any]], params: Params) -> list[dict[str, Any]]:
     """Score and order candidates, best first (ties by parcel id). Each candidate has
@@ -118,14 +154,19 @@ def rank_candidates(candidates: list[dict[str, Any]], params: Params) -> list[di
     for c in candidates:
         terms = {"area": (params.weight_area, c["area_ha"] / largest if largest > 0 else 0.0)}
         if c["mean_slope_pct"] is not None:
-            terms["slope"] = (params.weight_slope,
-                              1 - min(c["mean_slope_pct"] / params.max_slope_pct, 1.0))
+            terms["slope"] = (
+                params.weight_slope,
+                1 - min(c["mean_slope_pct"] / params.max_slope_pct, 1.0),
+            )
         if c["road_distance_m"] is not None:
-            terms["road"] = (params.weight_road,
-                             1 - min(c["road_distance_m"] / params.max_road_distance_m, 1.0))
+            terms["road"] = (
+                params.weight_road,
+                1 - min(c["road_distance_m"] / params.max_road_distance_m, 1.0),
+            )
         weight = sum(w for w, _ in terms.values())
-        c["score"] = round(100 * sum(w * t for w, t in terms.values()) / weight, 2) \
-            if weight > 0 else 0.0
+        c["score"] = (
+            round(100 * sum(w * t for w, t in terms.values()) / weight, 2) if weight > 0 else 0.0
+        )
         for name in ("area", "slope", "road"):
             c[f"{name}_term"] = round(terms[name][1], 4) if name in terms else None
     ranked = sorted(candidates, key=lambda c: (-c["score"], c["parcel_ids"][0]))
@@ -134,8 +175,9 @@ def rank_candidates(candidates: list[dict[str, Any]], params: Params) -> list[di
     return ranked
 
 
-async def _candidates(conn: AsyncConnection, commune_id: int,
-                      params: Params) -> tuple[list[dict[str, Any]], list[dict], list[str]]:
+async def _candidates(
+    conn: AsyncConnection, commune_id: int, params: Params
+) -> tuple[list[dict[str, Any]], list[dict], list[str]]:
     """(candidate properties, their geometries, warnings)."""
     cur = await conn.execute(_sql("candidates"), {"commune": commune_id})
     rows = await cur.fetchall()
@@ -143,42 +185,70 @@ async def _candidates(conn: AsyncConnection, commune_id: int,
     slopes = np.full(len(rows), np.nan)
     dem = await dems.for_commune(conn, commune_id)
     if rows and dem is None:
-        warnings.append("the commune has no DEM: candidates are scored without slope "
-                        "(add one with `geo-comuna dem add`)")
+        warnings.append(
+            "the commune has no DEM: candidates are scored without slope "
+            "(add one with `geo-comuna dem add`)"
+        )
     elif rows:
         geoms = shapely.from_wkb([r[6] for r in rows])
         stats = await asyncio.to_thread(terrain.terrain_of, dem, geoms, params.max_slope_pct)
         slopes = stats["mean_slope_pct"]
     if rows and all(r[5] is None for r in rows):
-        warnings.append("there are no roads (paths of kind 'road'): candidates are scored "
-                        "without road distance")
+        warnings.append(
+            "there are no roads (paths of kind 'road'): candidates are scored without road distance"
+        )
     candidates = []
-    for (pid, code, tenure, land_use, area_m2, distance, _, _), slope in zip(rows, slopes,
-                                                                            strict=True):
+    for (pid, code, tenure, land_use, area_m2, distance, _, _), slope in zip(
+        rows, slopes, strict=True
+    ):
         note = None
         if dem is not None and np.isnan(slope):
             note = "not wholly on the DEM: scored without slope"
-        candidates.append({
-            "kind": "candidate", "parcel_ids": [pid], "codes": [code], "tenure": tenure,
-            "land_use": land_use, "area_m2": round(area_m2, 2), "area_ha": _ha(area_m2),
-            "mean_slope_pct": None if np.isnan(slope) else round(float(slope), 2),
-            "road_distance_m": None if distance is None else round(distance, 1),
-            "note": note})
+        candidates.append(
+            {
+                "kind": "candidate",
+                "parcel_ids": [pid],
+                "codes": [code],
+                "tenure": tenure,
+                "land_use": land_use,
+                "area_m2": round(area_m2, 2),
+                "area_ha": _ha(area_m2),
+                "mean_slope_pct": None if np.isnan(slope) else round(float(slope), 2),
+                "road_distance_m": None if distance is None else round(distance, 1),
+                "note": note,
+            }
+        )
     return candidates, [r[7] for r in rows], warnings
 
 
 # --- the analysis --------------------------------------------------------------------------
 
 #: every feature's properties, in this order (CSV columns)
-COLUMNS = ("kind", "rank", "score", "parcel_ids", "codes", "tenure", "land_use", "area_m2",
-           "area_ha", "mean_slope_pct", "road_distance_m", "area_term", "slope_term",
-           "road_term", "note")
+COLUMNS = (
+    "kind",
+    "rank",
+    "score",
+    "parcel_ids",
+    "codes",
+    "tenure",
+    "land_use",
+    "area_m2",
+    "area_ha",
+    "mean_slope_pct",
+    "road_distance_m",
+    "area_term",
+    "slope_term",
+    "road_term",
+    "note",
+)
 
 
 def csv_rows(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Feature properties with the lists of parcels joined by spaces (one CSV cell each)."""
-    return [{k: " ".join(map(str, v)) if isinstance(v, list) else v
-             for k, v in f["properties"].items()} for f in features]
+    return [
+        {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in f["properties"].items()}
+        for f in features
+    ]
 
 
 async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
@@ -188,19 +258,40 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     summary["timeline"] = summarise_timeline(await cur.fetchall())
     candidates, shapes, warnings = await _candidates(conn, commune_id, params)
     by_id = {c["parcel_ids"][0]: shape for c, shape in zip(candidates, shapes, strict=True)}
-    ranked = rank_candidates(candidates, params)[:params.max_candidates]
-    features = [{"type": "Feature", "geometry": by_id[c["parcel_ids"][0]],
-                 "properties": {k: c.get(k) for k in COLUMNS}} for c in ranked]
-    cur = await conn.execute(_sql("conflicts"), {
-        "commune": commune_id, "width": params.sliver_width_m,
-        "min_m2": params.min_conflict_area_m2})
+    ranked = rank_candidates(candidates, params)[: params.max_candidates]
+    features = [
+        {
+            "type": "Feature",
+            "geometry": by_id[c["parcel_ids"][0]],
+            "properties": {k: c.get(k) for k in COLUMNS},
+        }
+        for c in ranked
+    ]
+    cur = await conn.execute(
+        _sql("conflicts"),
+        {
+            "commune": commune_id,
+            "width": params.sliver_width_m,
+            "min_m2": params.min_conflict_area_m2,
+        },
+    )
     counts = {"overlap": 0, "outside_commune": 0, "sliver": 0}
     for kind, ids, codes, area_m2, geometry in await cur.fetchall():
         counts[kind] += 1
-        props = {"kind": kind, "parcel_ids": ids or [], "codes": codes or [],
-                 "area_m2": round(area_m2, 2), "area_ha": _ha(area_m2)}
-        features.append({"type": "Feature", "geometry": geometry,
-                         "properties": {k: props.get(k) for k in COLUMNS}})
+        props = {
+            "kind": kind,
+            "parcel_ids": ids or [],
+            "codes": codes or [],
+            "area_m2": round(area_m2, 2),
+            "area_ha": _ha(area_m2),
+        }
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": geometry,
+                "properties": {k: props.get(k) for k in COLUMNS},
+            }
+        )
     if summary["parcels"] == 0:
         warnings.append("the commune has no parcels")
     summary["candidates"] = len(candidates)
@@ -208,6 +299,12 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     return Result(summary, features, rows=csv_rows(features), warnings=warnings)
 
 
-registry.register(Analysis(
-    name="land-recovery", title_es="Recuperación de tierras",
-    title_en="Land recovery", params=Params, run=run))
+registry.register(
+    Analysis(
+        name="land-recovery",
+        title_es="Recuperación de tierras",
+        title_en="Land recovery",
+        params=Params,
+        run=run,
+    )
+)

@@ -59,13 +59,16 @@ async def utm_srid(conn: AsyncConnection, commune_id: int) -> int:
     node snapping)."""
     cur = await conn.execute(
         "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(geom) AS c FROM communes "
-        "WHERE id = %s) s", (commune_id,))
+        "WHERE id = %s) s",
+        (commune_id,),
+    )
     row = await cur.fetchone()
     if row is None:
         raise NotFound(f"no commune with id {commune_id}")
     lon, lat = row
-    zones = query_utm_crs_info(datum_name="WGS 84",
-                               area_of_interest=AreaOfInterest(lon, lat, lon, lat))
+    zones = query_utm_crs_info(
+        datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat)
+    )
     return int(next(z.code for z in zones if z.code.startswith(("326", "327"))))
 
 
@@ -128,14 +131,26 @@ async def load(conn: AsyncConnection, commune_id: int, srid: int) -> Network:
     path_len = np.bincount(path_ix, weights=length) if len(length) else np.zeros(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         steps = np.where(path_len[path_ix] > 0, path_steps * length / path_len[path_ix], 0.0)
-    keys = snap(np.concatenate([coords[0], coords[2]]), np.concatenate([coords[1], coords[3]]),
-                srid)
+    keys = snap(
+        np.concatenate([coords[0], coords[2]]), np.concatenate([coords[1], coords[3]]), srid
+    )
     uniq, first, node = np.unique(keys, return_index=True, return_inverse=True)
     lon = np.concatenate([coords[0], coords[2]])[first]
     lat = np.concatenate([coords[1], coords[3]])[first]
     n = len(path_id)
-    return Network(path_id, seg, kind, steps, np.array(cols[4], bool), np.array(cols[5], bool),
-                   length, node[:n].astype(np.int64), node[n:].astype(np.int64), lon, lat)
+    return Network(
+        path_id,
+        seg,
+        kind,
+        steps,
+        np.array(cols[4], bool),
+        np.array(cols[5], bool),
+        length,
+        node[:n].astype(np.int64),
+        node[n:].astype(np.int64),
+        lon,
+        lat,
+    )
 
 
 @dataclass(frozen=True)
@@ -151,15 +166,24 @@ class Dwellings:
     geometry: list[dict[str, Any]]
 
 
-async def load_dwellings(conn: AsyncConnection, commune_id: int, *,
-                         without_piped: bool = False) -> Dwellings:
+async def load_dwellings(
+    conn: AsyncConnection, commune_id: int, *, without_piped: bool = False
+) -> Dwellings:
     """The points network analyses route from (only those without piped water if asked)."""
     cur = conn.cursor(binary=True)
-    await cur.execute(sql_text("dwellings.sql"),
-                      {"commune": commune_id, "without_piped": without_piped})
+    await cur.execute(
+        sql_text("dwellings.sql"), {"commune": commune_id, "without_piped": without_piped}
+    )
     ids, residents, water, sector, lon, lat, geometry = await cur.fetchone()
-    return Dwellings(np.array(ids, np.int64), np.array(residents, float), list(water),
-                     list(sector), np.array(lon, float), np.array(lat, float), geometry)
+    return Dwellings(
+        np.array(ids, np.int64),
+        np.array(residents, float),
+        list(water),
+        list(sector),
+        np.array(lon, float),
+        np.array(lat, float),
+        geometry,
+    )
 
 
 @dataclass(frozen=True)
@@ -179,8 +203,14 @@ class Attachment:
         return self.edge >= 0
 
 
-async def attach(conn: AsyncConnection, net: Network, commune_id: int, table: str,
-                 ids: np.ndarray, max_connector_m: float) -> Attachment:
+async def attach(
+    conn: AsyncConnection,
+    net: Network,
+    commune_id: int,
+    table: str,
+    ids: np.ndarray,
+    max_connector_m: float,
+) -> Attachment:
     """Attach rows ``ids`` of ``table`` (a point layer) to the network by their nearest
     segment; those farther than ``max_connector_m`` stay unattached."""
     ids = np.sort(np.asarray(ids, np.int64))
@@ -202,9 +232,14 @@ async def attach(conn: AsyncConnection, net: Network, commune_id: int, table: st
     edge[~(connector <= max_connector_m)] = -1
     ok = edge >= 0
     along = np.where(ok, np.clip(np.nan_to_num(along), 0, net.length_m[np.maximum(edge, 0)]), 0)
-    return Attachment(np.array(cols[0], np.int64), edge, along,
-                      np.where(ok, connector, np.nan), np.where(ok, lon, np.nan),
-                      np.where(ok, lat, np.nan))
+    return Attachment(
+        np.array(cols[0], np.int64),
+        edge,
+        along,
+        np.where(ok, connector, np.nan),
+        np.where(ok, lon, np.nan),
+        np.where(ok, lat, np.nan),
+    )
 
 
 @dataclass(frozen=True)
@@ -218,8 +253,9 @@ class Tree:
     via: np.ndarray
 
 
-def shortest_tree(n_nodes: int, tails: np.ndarray, heads: np.ndarray, weights: np.ndarray,
-                  root: int) -> Tree:
+def shortest_tree(
+    n_nodes: int, tails: np.ndarray, heads: np.ndarray, weights: np.ndarray, root: int
+) -> Tree:
     """Dijkstra from ``root`` over directed edges tail -> head. Of parallel edges the lightest
     is kept (scipy would otherwise add their weights up)."""
     tails = np.asarray(tails, np.int64)
@@ -233,8 +269,9 @@ def shortest_tree(n_nodes: int, tails: np.ndarray, heads: np.ndarray, weights: n
     indptr = np.zeros(n_nodes + 1, np.int64)
     np.cumsum(np.bincount(tails[keep], minlength=n_nodes), out=indptr[1:])
     graph = csr_matrix((weights[keep], heads[keep], indptr), shape=(n_nodes, n_nodes))
-    dist, pred, _ = dijkstra(graph, directed=True, indices=root, return_predecessors=True,
-                          min_only=True)
+    dist, pred, _ = dijkstra(
+        graph, directed=True, indices=root, return_predecessors=True, min_only=True
+    )
     pred = np.where(pred < 0, -1, pred).astype(np.int64)
     via = np.full(n_nodes, -1, np.int64)
     has = np.flatnonzero(pred >= 0)

@@ -35,12 +35,16 @@ from geo_comuna.errors import InvalidInput, NotFound
 
 class Params(BaseModel):
     slope_threshold_pct: float = Field(
-        30.0, gt=0, le=1000,
+        30.0,
+        gt=0,
+        le=1000,
         description="slope (%, 100 * rise / run) above which ground counts as steep; "
-                    "steep_share_pct is the parcel's area share above it")
+        "steep_share_pct is the parcel's area share above it",
+    )
 
 
 # --- slope ---------------------------------------------------------------------------------
+
 
 def gradient(grid: Grid, block_rows: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Horn's gradient (dz/dx east, dz/dy north; m/m) of every cell, NaN where z is NaN.
@@ -55,26 +59,29 @@ def gradient(grid: Grid, block_rows: int = 512) -> tuple[np.ndarray, np.ndarray]
     padded = _extend(z)
     for top in range(0, height, block_rows):
         n = min(top + block_rows, height) - top
-        block = padded[top:top + n + 2]
+        block = padded[top : top + n + 2]
         centre = block[1:-1, 1:-1]
         gaps = bool(np.isnan(block).any())
 
-        def at(dr: int, dc: int, block: np.ndarray = block, centre: np.ndarray = centre,
-               n: int = n, gaps: bool = gaps) -> np.ndarray:
-            near = block[1 + dr:1 + dr + n, 1 + dc:1 + dc + width]
+        def at(
+            dr: int,
+            dc: int,
+            block: np.ndarray = block,
+            centre: np.ndarray = centre,
+            n: int = n,
+            gaps: bool = gaps,
+        ) -> np.ndarray:
+            near = block[1 + dr : 1 + dr + n, 1 + dc : 1 + dc + width]
             if not gaps:
                 return near
-            far = block[1 - dr:1 - dr + n, 1 - dc:1 - dc + width]
-            return np.where(np.isnan(near), np.where(np.isnan(far), centre, 2 * centre - far),
-                            near)
+            far = block[1 - dr : 1 - dr + n, 1 - dc : 1 - dc + width]
+            return np.where(np.isnan(near), np.where(np.isnan(far), centre, 2 * centre - far), near)
 
         a, b, c = at(-1, -1), at(-1, 0), at(-1, 1)
         d, f = at(0, -1), at(0, 1)
         g, h, i = at(1, -1), at(1, 0), at(1, 1)
-        east[top:top + n] = (((c + 2 * f + i) - (a + 2 * d + g)) / 8
-                             / cell_w[top:top + n, None])
-        north[top:top + n] = (((g + 2 * h + i) - (a + 2 * b + c)) / 8
-                              / cell_h[top:top + n, None])
+        east[top : top + n] = ((c + 2 * f + i) - (a + 2 * d + g)) / 8 / cell_w[top : top + n, None]
+        north[top : top + n] = ((g + 2 * h + i) - (a + 2 * b + c)) / 8 / cell_h[top : top + n, None]
     missing = np.isnan(z)
     east[missing] = north[missing] = np.nan
     return east, north
@@ -97,21 +104,26 @@ def slope_pct(east: np.ndarray, north: np.ndarray) -> np.ndarray:
 
 # --- the analysis --------------------------------------------------------------------------
 
+
 def read_grid(dem: dems.Dem, bounds: tuple[float, float, float, float] | None = None) -> Grid:
     """The DEM (or the window of it around ``bounds``, in the DEM's CRS, plus a 2-cell halo)
     as a north-up grid in float64 with NaN for nodata."""
     with dems.opened(dem) as src:
         t = src.transform
         if t.b or t.d:
-            raise InvalidInput(f"DEM {dem.name!r} has a rotated grid; warp it north-up first "
-                               "(gdalwarp)")
+            raise InvalidInput(
+                f"DEM {dem.name!r} has a rotated grid; warp it north-up first (gdalwarp)"
+            )
         window = rasterio.windows.Window(0, 0, src.width, src.height)
         if bounds is not None:
             exact = rasterio.windows.from_bounds(*bounds, transform=t)
             col, row = math.floor(exact.col_off) - 2, math.floor(exact.row_off) - 2
             window = rasterio.windows.Window(
-                col, row, math.ceil(exact.col_off + exact.width) + 2 - col,
-                math.ceil(exact.row_off + exact.height) + 2 - row)
+                col,
+                row,
+                math.ceil(exact.col_off + exact.width) + 2 - col,
+                math.ceil(exact.row_off + exact.height) + 2 - row,
+            )
             window = window.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
         z = src.read(1, window=window, masked=True).astype(np.float64).filled(np.nan)
         transform = src.window_transform(window)
@@ -125,12 +137,14 @@ def read_grid(dem: dems.Dem, bounds: tuple[float, float, float, float] | None = 
 def to_crs(geoms: np.ndarray, crs: CRS) -> np.ndarray:
     """lon/lat geometries in ``crs`` (pyproj, always x/y order)."""
     transformer = pyproj.Transformer.from_crs(4326, crs.to_wkt(), always_xy=True)
-    return shapely.transform(geoms, lambda xy: np.column_stack(
-        transformer.transform(xy[:, 0], xy[:, 1])))
+    return shapely.transform(
+        geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+    )
 
 
-def terrain_of(dem: dems.Dem, geoms_lonlat: np.ndarray,
-               threshold_pct: float) -> dict[str, np.ndarray]:
+def terrain_of(
+    dem: dems.Dem, geoms_lonlat: np.ndarray, threshold_pct: float
+) -> dict[str, np.ndarray]:
     """STATS for lon/lat polygons on a DEM (blocking: run it in a thread)."""
     with dems.opened(dem) as src:
         crs = src.crs
@@ -139,8 +153,10 @@ def terrain_of(dem: dems.Dem, geoms_lonlat: np.ndarray,
     try:
         grid = read_grid(dem, bounds)
     except rasterio.errors.WindowError:  # no overlap at all
-        return {name: np.full(len(geoms), np.nan if name != "uncovered_pct" else 100.0)
-                for name in STATS}
+        return {
+            name: np.full(len(geoms), np.nan if name != "uncovered_pct" else 100.0)
+            for name in STATS
+        }
     east, north = gradient(grid)
     return zonal(grid, slope_pct(east, north), geoms, threshold_pct)
 
@@ -149,10 +165,16 @@ async def dem_for(conn: AsyncConnection, commune_id: int) -> dems.Dem:
     """The commune's DEM, or NotFound naming the two ways to add one."""
     dem = await dems.for_commune(conn, commune_id)
     if dem is None:
-        code = (await (await conn.execute("SELECT code FROM communes WHERE id = %s",
-                                          (commune_id,))).fetchone() or [commune_id])[0]
-        raise NotFound(f"commune {code} has no DEM; add one with `geo-comuna dem add {code} "
-                       f"FILE.tif` or POST /communes/{code}/dems")
+        code = (
+            await (
+                await conn.execute("SELECT code FROM communes WHERE id = %s", (commune_id,))
+            ).fetchone()
+            or [commune_id]
+        )[0]
+        raise NotFound(
+            f"commune {code} has no DEM; add one with `geo-comuna dem add {code} "
+            f"FILE.tif` or POST /communes/{code}/dems"
+        )
     return dem
 
 
@@ -165,16 +187,21 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     cur = await conn.execute(
         "SELECT ST_AsBinary(c.geom), ST_Area(ST_Intersection(c.geom, d.footprint)::geography)"
         " / nullif(ST_Area(c.geom::geography), 0) FROM communes c, dems d "
-        "WHERE c.id = %s AND d.id = %s", (commune_id, dem.id))
+        "WHERE c.id = %s AND d.id = %s",
+        (commune_id, dem.id),
+    )
     commune_wkb, covered = await cur.fetchone()
     if not covered:
-        raise InvalidInput(f"DEM {dem.name!r} does not cover commune {commune_id}: its "
-                           f"footprint {[round(b, 5) for b in dem.footprint.bounds]} (lon/lat) "
-                           "misses the commune; add a DEM of the commune")
+        raise InvalidInput(
+            f"DEM {dem.name!r} does not cover commune {commune_id}: its "
+            f"footprint {[round(b, 5) for b in dem.footprint.bounds]} (lon/lat) "
+            "misses the commune; add a DEM of the commune"
+        )
     cur = await conn.execute(
         "SELECT id, code, land_use, ST_Area(geom::geography) / 10000, ST_AsBinary(geom), "
         "ST_AsGeoJSON(geom, 7)::json FROM parcels WHERE commune_id = %s ORDER BY id",
-        (commune_id,))
+        (commune_id,),
+    )
     parcels = await cur.fetchall()
     geoms = shapely.from_wkb([commune_wkb] + [p[4] for p in parcels])
     stats = await asyncio.to_thread(terrain_of, dem, geoms, params.slope_threshold_pct)
@@ -185,25 +212,46 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
         warnings.append("the commune has no parcels")
     features = []
     for k, (pid, code, land_use, area_ha, _, geometry) in enumerate(parcels, start=1):
-        props: dict[str, Any] = {"parcel_id": pid, "code": code, "land_use": land_use,
-                                 "area_ha": round(area_ha, 4)}
+        props: dict[str, Any] = {
+            "parcel_id": pid,
+            "code": code,
+            "land_use": land_use,
+            "area_ha": round(area_ha, 4),
+        }
         props.update({name: _clean(stats[name][k], 2) for name in STATS[:-1]})
         uncovered = stats["uncovered_pct"][k]
-        props["note"] = None if not uncovered > 100 * MAX_UNCOVERED else (
-            f"{uncovered:.1f} % of the parcel lies outside the DEM or on nodata cells: "
-            "no statistics")
-        features.append({"type": "Feature", "id": pid, "geometry": geometry,
-                         "properties": props})
+        props["note"] = (
+            None
+            if not uncovered > 100 * MAX_UNCOVERED
+            else (
+                f"{uncovered:.1f} % of the parcel lies outside the DEM or on nodata cells: "
+                "no statistics"
+            )
+        )
+        features.append({"type": "Feature", "id": pid, "geometry": geometry, "properties": props})
     without = sum(1 for f in features if f["properties"]["note"])
     if without:
         warnings.append(f"{without} parcel(s) not wholly on the DEM have null statistics")
-    summary = {"dem": {"id": dem.id, "name": dem.name, "crs": dem.crs,
-                       "resolution_m": round(dem.resolution_m, 3)},
-               "parcels": len(parcels), "parcels_with_statistics": len(parcels) - without,
-               "commune": {name: _clean(stats[name][0], 2) for name in STATS}}
+    summary = {
+        "dem": {
+            "id": dem.id,
+            "name": dem.name,
+            "crs": dem.crs,
+            "resolution_m": round(dem.resolution_m, 3),
+        },
+        "parcels": len(parcels),
+        "parcels_with_statistics": len(parcels) - without,
+        "commune": {name: _clean(stats[name][0], 2) for name in STATS},
+    }
     return Result(summary, features, warnings=warnings)
 
 
-registry.register(Analysis(
-    name="terrain", title_es="Relieve por parcela", title_en="Terrain per parcel",
-    params=Params, run=run))
+registry.register(
+    Analysis(
+        name="terrain",
+        title_es="Relieve por parcela",
+        title_en="Terrain per parcel",
+        params=Params,
+        run=run,
+    )
+)

@@ -30,23 +30,41 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_connector_m: float = Field(
-        50.0, gt=0, le=500, description="longest straight service line (m) from a dwelling to "
-        "the path network; a dwelling farther away gets a straight line to the nearest main")
+        50.0,
+        gt=0,
+        le=500,
+        description="longest straight service line (m) from a dwelling to "
+        "the path network; a dwelling farther away gets a straight line to the nearest main",
+    )
     tap_reach_m: float = Field(
-        10.0, ge=0, le=200, description="path vertices within this distance (m) of a working or "
-        "leaking main are taps where a branch may start")
+        10.0,
+        ge=0,
+        le=200,
+        description="path vertices within this distance (m) of a working or "
+        "leaking main are taps where a branch may start",
+    )
     head_threshold_m: float = Field(
-        0.0, ge=-100, le=300, description="needs_pumping when dwelling elevation - source "
-        "elevation > this (m): the rise gravity (the main's residual head) still covers")
+        0.0,
+        ge=-100,
+        le=300,
+        description="needs_pumping when dwelling elevation - source "
+        "elevation > this (m): the rise gravity (the main's residual head) still covers",
+    )
     budget_m: float | None = Field(
-        None, gt=0, le=10_000_000, description="metres of pipe available (budget mode)")
+        None, gt=0, le=10_000_000, description="metres of pipe available (budget mode)"
+    )
     cost_per_m: float | None = Field(
-        None, gt=0, le=1e6, description="cost of one metre of pipe, laid (money mode)")
+        None, gt=0, le=1e6, description="cost of one metre of pipe, laid (money mode)"
+    )
     budget_money: float | None = Field(
-        None, gt=0, le=1e12, description="money available; needs cost_per_m (money mode)")
+        None, gt=0, le=1e12, description="money available; needs cost_per_m (money mode)"
+    )
     max_projects: int = Field(
-        200, ge=1, le=100_000, description="projects listed, best ranked first (the budget "
-        "choice still considers all)")
+        200,
+        ge=1,
+        le=100_000,
+        description="projects listed, best ranked first (the budget choice still considers all)",
+    )
 
     @model_validator(mode="after")
     def _one_budget(self) -> Params:
@@ -73,18 +91,19 @@ class Taps:
     lat: np.ndarray
 
 
-async def load_taps(conn: AsyncConnection, commune_id: int, net: Network, srid: int,
-                    reach_m: float) -> Taps:
+async def load_taps(
+    conn: AsyncConnection, commune_id: int, net: Network, srid: int, reach_m: float
+) -> Taps:
     cur = conn.cursor(binary=True)
-    await cur.execute(network.sql_text("water_taps.sql"),
-                      {"commune": commune_id, "reach": reach_m})
+    await cur.execute(network.sql_text("water_taps.sql"), {"commune": commune_id, "reach": reach_m})
     rows = await cur.fetchall()
     if not rows or not net.n_edges:
         return Taps(*(np.zeros(0, t) for t in (np.int64, float, float, float)))
     _, lon, lat, offset, mlon, mlat = (np.array(c, float) for c in zip(*rows, strict=True))
-    keys = network.snap(np.concatenate([net.node_lon, lon]),
-                        np.concatenate([net.node_lat, lat]), srid)
-    node_keys, vertex_keys = keys[:net.n_nodes], keys[net.n_nodes:]
+    keys = network.snap(
+        np.concatenate([net.node_lon, lon]), np.concatenate([net.node_lat, lat]), srid
+    )
+    node_keys, vertex_keys = keys[: net.n_nodes], keys[net.n_nodes :]
     order = np.argsort(node_keys)
     pos = np.minimum(np.searchsorted(node_keys[order], vertex_keys), len(order) - 1)
     found = node_keys[order][pos] == vertex_keys  # every path vertex is a node; kept safe
@@ -144,8 +163,9 @@ class Projects:
     of_dwelling: np.ndarray  # project index per dwelling (-1: not on the network)
 
 
-def group_projects(net: Network, tree: Tree, weights: np.ndarray, att: Attachment,
-                   routes: Routes) -> Projects:
+def group_projects(
+    net: Network, tree: Tree, weights: np.ndarray, att: Attachment, routes: Routes
+) -> Projects:
     """Dwellings whose pipes leave the same tap by the same first edge form one project; its
     pipe is the union of the tree edges its dwellings use (shared stretches counted once)."""
     size = tree.root + 1
@@ -197,14 +217,17 @@ def rank_projects(residents: np.ndarray, pipe_m: np.ndarray) -> np.ndarray:
     return np.lexsort((pipe_m, -per_m))
 
 
-async def straight_lines(conn: AsyncConnection, commune_id: int,
-                         ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+async def straight_lines(
+    conn: AsyncConnection, commune_id: int, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distance (m) from each dwelling to the nearest working main, and the main's point."""
     if not len(ids):
         return np.zeros(0), np.zeros(0), np.zeros(0)
     cur = conn.cursor(binary=True)
-    await cur.execute(network.sql_text("water_straight.sql"),
-                      {"commune": commune_id, "ids": np.sort(ids).tolist()})
+    await cur.execute(
+        network.sql_text("water_straight.sql"),
+        {"commune": commune_id, "ids": np.sort(ids).tolist()},
+    )
     _, dist, lon, lat = (np.array(c, float) for c in zip(*await cur.fetchall(), strict=True))
     return dist, lon, lat
 
@@ -213,26 +236,37 @@ async def sector_totals(conn: AsyncConnection, commune_id: int) -> dict[str, tup
     """All dwellings and residents per sector (piped ones included)."""
     cur = await conn.execute(
         "SELECT coalesce(sector, ''), count(*), coalesce(sum(residents), 0) FROM dwellings "
-        "WHERE commune_id = %s GROUP BY 1", (commune_id,))
+        "WHERE commune_id = %s GROUP BY 1",
+        (commune_id,),
+    )
     return {s: (int(n), int(r)) for s, n, r in await cur.fetchall()}
 
 
-async def _elevation_rise(conn: AsyncConnection, commune_id: int, dw: Dwellings,
-                          src_lon: np.ndarray, src_lat: np.ndarray,
-                          warnings: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+async def _elevation_rise(
+    conn: AsyncConnection,
+    commune_id: int,
+    dw: Dwellings,
+    src_lon: np.ndarray,
+    src_lat: np.ndarray,
+    warnings: list[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dwelling elevation, source elevation and rise (m, NaN where unknown) from the DEM."""
     nan = np.full(len(dw.ids), np.nan)
     dem = await dems.for_commune(conn, commune_id)
     if dem is None:
-        warnings.append("this commune has no DEM: elevations and needs_pumping are null "
-                        "(register a GeoTIFF DEM for the commune to get them)")
+        warnings.append(
+            "this commune has no DEM: elevations and needs_pumping are null "
+            "(register a GeoTIFF DEM for the commune to get them)"
+        )
         return nan, nan, nan
     z_home = dems.elevations(dem, dw.lon, dw.lat)
     z_src = dems.elevations(dem, src_lon, src_lat)
     unknown = int((np.isnan(z_home) | np.isnan(z_src)).sum())
     if unknown:
-        warnings.append(f"{unknown} of {len(dw.ids)} dwellings or their sources lie outside "
-                        f"the DEM '{dem.name}': their needs_pumping is null")
+        warnings.append(
+            f"{unknown} of {len(dw.ids)} dwellings or their sources lie outside "
+            f"the DEM '{dem.name}': their needs_pumping is null"
+        )
     return z_home, z_src, z_home - z_src
 
 
@@ -244,22 +278,35 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     dw = await network.load_dwellings(conn, commune_id, without_piped=True)
     totals = await sector_totals(conn, commune_id)
     if not len(dw.ids):
-        warnings.append("this commune has no dwellings mapped" if not totals else
-                        "every mapped dwelling of this commune has piped water")
-        return Result(summary={"dwellings_without_piped_water": 0, "residents": 0,
-                               "projects": 0}, features=[], rows=[], warnings=warnings)
-    cur = await conn.execute("SELECT count(*) FROM water_mains WHERE commune_id = %s "
-                             "AND status IN ('working', 'leaking')", (commune_id,))
+        warnings.append(
+            "this commune has no dwellings mapped"
+            if not totals
+            else "every mapped dwelling of this commune has piped water"
+        )
+        return Result(
+            summary={"dwellings_without_piped_water": 0, "residents": 0, "projects": 0},
+            features=[],
+            rows=[],
+            warnings=warnings,
+        )
+    cur = await conn.execute(
+        "SELECT count(*) FROM water_mains WHERE commune_id = %s "
+        "AND status IN ('working', 'leaking')",
+        (commune_id,),
+    )
     if not (await cur.fetchone())[0]:
-        raise NotFound(f"commune {commune_id} has no working or leaking water main to connect "
-                       "to; map them in layer water_mains", layer="water_mains")
+        raise NotFound(
+            f"commune {commune_id} has no working or leaking water main to connect "
+            "to; map them in layer water_mains",
+            layer="water_mains",
+        )
     srid = await network.utm_srid(conn, commune_id)
     net = await network.load(conn, commune_id, srid)
     if not net.n_edges:
-        warnings.append("this commune has no paths mapped: every length is a straight line "
-                        "to the nearest main")
-    att = await network.attach(conn, net, commune_id, "dwellings", dw.ids,
-                               params.max_connector_m)
+        warnings.append(
+            "this commune has no paths mapped: every length is a straight line to the nearest main"
+        )
+    att = await network.attach(conn, net, commune_id, "dwellings", dw.ids, params.max_connector_m)
     taps = await load_taps(conn, commune_id, net, srid, params.tap_reach_m)
     tree, weights = source_tree(net, taps)
     routes = route(net, att, tree)
@@ -267,8 +314,10 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     on = routes.on_network
     off = np.flatnonzero(~on)
     if len(off) and net.n_edges:
-        warnings.append(f"{len(off)} dwellings are over {params.max_connector_m:g} m from the "
-                        "paths or on paths no main reaches: straight lines to the main")
+        warnings.append(
+            f"{len(off)} dwellings are over {params.max_connector_m:g} m from the "
+            "paths or on paths no main reaches: straight lines to the main"
+        )
 
     # Where each dwelling's water comes from: its project's tap point on the main, or the
     # nearest point of the nearest main for a straight line.
@@ -280,8 +329,7 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
         row = tree.via[projects.tap[projects.of_dwelling[on]]] - 2 * net.n_edges
         src_lon[on], src_lat[on] = taps.lon[row], taps.lat[row]
     src_lon[off], src_lat[off] = straight_lon, straight_lat
-    z_home, z_src, rise = await _elevation_rise(conn, commune_id, dw, src_lon, src_lat,
-                                                warnings)
+    z_home, z_src, rise = await _elevation_rise(conn, commune_id, dw, src_lon, src_lat, warnings)
     pumping = rise > params.head_threshold_m
 
     # Projects: network branches, then one straight-line project per unconnected dwelling.
@@ -305,37 +353,80 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     budget_info = None
     if budget_m is not None:
         budget_info, chosen_greedy, chosen_exact = budget.budget_summary(
-            costs, residents, order, budget_m)
+            costs, residents, order, budget_m
+        )
         if params.cost_per_m is not None:
             budget_info["cost_per_m"] = params.cost_per_m
-            budget_info["greedy"]["cost"] = round(budget_info["greedy"]["pipe_m"]
-                                                  * params.cost_per_m, 2)
+            budget_info["greedy"]["cost"] = round(
+                budget_info["greedy"]["pipe_m"] * params.cost_per_m, 2
+            )
 
-    rows = project_rows(order[:params.max_projects], rank, n_net, homes, residents, pipe,
-                        pumped, max_rise, params.cost_per_m, chosen_greedy, chosen_exact)
+    rows = project_rows(
+        order[: params.max_projects],
+        rank,
+        n_net,
+        homes,
+        residents,
+        pipe,
+        pumped,
+        max_rise,
+        params.cost_per_m,
+        chosen_greedy,
+        chosen_exact,
+    )
 
     features = [
-        {"type": "Feature", "id": i, "geometry": g, "properties": {
-            "residents": int(r), "water": w, "sector": s, "length_m": m, "connection": c,
-            "connector_m": cm, "project": int(p), "elevation_m": zh, "source_elevation_m": zs,
-            "elevation_diff_m": dz, "needs_pumping": None if dz is None else bool(dz > thr)}}
+        {
+            "type": "Feature",
+            "id": i,
+            "geometry": g,
+            "properties": {
+                "residents": int(r),
+                "water": w,
+                "sector": s,
+                "length_m": m,
+                "connection": c,
+                "connector_m": cm,
+                "project": int(p),
+                "elevation_m": zh,
+                "source_elevation_m": zs,
+                "elevation_diff_m": dz,
+                "needs_pumping": None if dz is None else bool(dz > thr),
+            },
+        }
         for i, g, r, w, s, m, c, cm, p, zh, zs, dz, thr in zip(
-            dw.ids.tolist(), dw.geometry, dw.residents.tolist(), dw.water, dw.sector,
-            rounded(length), np.where(on, "network", "straight_line").tolist(),
-            rounded(np.where(on, att.connector_m, np.nan)), rank[proj].tolist(),
-            rounded(z_home), rounded(z_src), rounded(rise),
-            [params.head_threshold_m] * len(dw.ids), strict=True)]
+            dw.ids.tolist(),
+            dw.geometry,
+            dw.residents.tolist(),
+            dw.water,
+            dw.sector,
+            rounded(length),
+            np.where(on, "network", "straight_line").tolist(),
+            rounded(np.where(on, att.connector_m, np.nan)),
+            rank[proj].tolist(),
+            rounded(z_home),
+            rounded(z_src),
+            rounded(rise),
+            [params.head_threshold_m] * len(dw.ids),
+            strict=True,
+        )
+    ]
 
     summary = {
         "dwellings_without_piped_water": len(dw.ids),
         "residents": int(dw.residents.sum()),
-        "on_network": int(on.sum()), "straight_line": len(off),
+        "on_network": int(on.sum()),
+        "straight_line": len(off),
         "taps": len(np.unique(projects.tap)),
-        "projects": n_proj, "pipe_m_all_projects": round(float(pipe.sum()), 1),
+        "projects": n_proj,
+        "pipe_m_all_projects": round(float(pipe.sum()), 1),
         "median_length_m": round(float(np.median(length)), 1),
-        "needs_pumping": None if np.isnan(rise).all() else {
+        "needs_pumping": None
+        if np.isnan(rise).all()
+        else {
             "dwellings": int((pumping & ~np.isnan(rise)).sum()),
-            "residents": int(dw.residents[pumping & ~np.isnan(rise)].sum())},
+            "residents": int(dw.residents[pumping & ~np.isnan(rise)].sum()),
+        },
         "by_sector": _by_sector(dw, length, totals),
         "budget": budget_info,
         "csv_rows": "projects, best ranked first",
@@ -343,21 +434,32 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     return Result(summary=summary, features=features, rows=rows, warnings=warnings)
 
 
-def project_rows(listed: np.ndarray, rank: np.ndarray, n_net: int, homes: np.ndarray,
-                 residents: np.ndarray, pipe: np.ndarray, pumped: np.ndarray,
-                 max_rise: np.ndarray, cost_per_m: float | None,
-                 chosen_greedy: np.ndarray | None,
-                 chosen_exact: np.ndarray | None) -> list[dict[str, Any]]:
+def project_rows(
+    listed: np.ndarray,
+    rank: np.ndarray,
+    n_net: int,
+    homes: np.ndarray,
+    residents: np.ndarray,
+    pipe: np.ndarray,
+    pumped: np.ndarray,
+    max_rise: np.ndarray,
+    cost_per_m: float | None,
+    chosen_greedy: np.ndarray | None,
+    chosen_exact: np.ndarray | None,
+) -> list[dict[str, Any]]:
     """The CSV rows: one per listed project (indexes in rank order)."""
     rows = []
     for i in listed.tolist():
         row: dict[str, Any] = {
-            "project": int(rank[i]), "connection": "network" if i < n_net else "straight_line",
-            "dwellings": int(homes[i]), "residents": int(residents[i]),
+            "project": int(rank[i]),
+            "connection": "network" if i < n_net else "straight_line",
+            "dwellings": int(homes[i]),
+            "residents": int(residents[i]),
             "pipe_m": round(float(pipe[i]), 1),
             "residents_per_m": round(float(residents[i] / max(pipe[i], 1e-9)), 4),
             "needs_pumping": int(pumped[i]),
-            "max_rise_m": None if np.isnan(max_rise[i]) else round(float(max_rise[i]), 1)}
+            "max_rise_m": None if np.isnan(max_rise[i]) else round(float(max_rise[i]), 1),
+        }
         if cost_per_m is not None:
             row["cost"] = round(float(pipe[i]) * cost_per_m, 2)
         if chosen_greedy is not None:
@@ -367,28 +469,37 @@ def project_rows(listed: np.ndarray, rank: np.ndarray, n_net: int, homes: np.nda
     return rows
 
 
-def _by_sector(dw: Dwellings, length: np.ndarray,
-               totals: dict[str, tuple[int, int]]) -> list[dict[str, Any]]:
+def _by_sector(
+    dw: Dwellings, length: np.ndarray, totals: dict[str, tuple[int, int]]
+) -> list[dict[str, Any]]:
     """Per sector: homes and residents in all, without piped water, and median pipe length."""
     sectors = np.array([s or "" for s in dw.sector])
     out = []
     for name, (homes, people) in sorted(totals.items()):
         mine = sectors == name
         without = int(dw.residents[mine].sum())
-        out.append({"sector": name or None, "dwellings": homes, "residents": people,
-                    "dwellings_without_piped": int(mine.sum()),
-                    "residents_without_piped": without,
-                    "share_residents_without_piped_pct": round(100 * without / people, 1)
-                    if people else None,
-                    "median_length_m": round(float(np.median(length[mine])), 1)
-                    if mine.any() else None})
+        out.append(
+            {
+                "sector": name or None,
+                "dwellings": homes,
+                "residents": people,
+                "dwellings_without_piped": int(mine.sum()),
+                "residents_without_piped": without,
+                "share_residents_without_piped_pct": round(100 * without / people, 1)
+                if people
+                else None,
+                "median_length_m": round(float(np.median(length[mine])), 1) if mine.any() else None,
+            }
+        )
     return out
 
 
-registry.register(Analysis(
-    name="water-hookups",
-    title_es="Conexiones de agua",
-    title_en="Water hookups",
-    params=Params,
-    run=run,
-))
+registry.register(
+    Analysis(
+        name="water-hookups",
+        title_es="Conexiones de agua",
+        title_en="Water hookups",
+        params=Params,
+        run=run,
+    )
+)

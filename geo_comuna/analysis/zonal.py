@@ -20,13 +20,21 @@ BATCH_CELLS = 4_000_000
 TILE_CELLS = 1_000
 #: a polygon whose area off valid cells exceeds this share gets no statistics
 MAX_UNCOVERED = 1e-6
-STATS = ("mean_elevation_m", "min_elevation_m", "max_elevation_m", "mean_slope_pct",
-         "mean_slope_deg", "steep_share_pct", "uncovered_pct")
+STATS = (
+    "mean_elevation_m",
+    "min_elevation_m",
+    "max_elevation_m",
+    "mean_slope_pct",
+    "mean_slope_deg",
+    "steep_share_pct",
+    "uncovered_pct",
+)
 #: what _sums adds up per polygon (min and max are combined apart)
 _ADDED = ("weight", "z", "slope", "degrees", "steep", "off", "area")
 
 
 # --- the grid ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Grid:
@@ -58,6 +66,7 @@ class Grid:
 
 # --- exact cell coverage -------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Coverage:
     """Every polygon's bounding window of cells, row-major with one spare column at the right,
@@ -80,10 +89,12 @@ def coverage(geoms: np.ndarray, transform: Affine) -> Coverage:
     further along the row (a running sum). Edges are cut at every grid line first, so each
     piece lies in one cell; holes count negatively whatever their ring orientation."""
     xmin, ymin, xmax, ymax = shapely.bounds(geoms).T
-    u_lo, u_hi = np.sort([(xmin - transform.c) / transform.a,
-                          (xmax - transform.c) / transform.a], axis=0)
-    v_lo, v_hi = np.sort([(ymin - transform.f) / transform.e,
-                          (ymax - transform.f) / transform.e], axis=0)
+    u_lo, u_hi = np.sort(
+        [(xmin - transform.c) / transform.a, (xmax - transform.c) / transform.a], axis=0
+    )
+    v_lo, v_hi = np.sort(
+        [(ymin - transform.f) / transform.e, (ymax - transform.f) / transform.e], axis=0
+    )
     c0, r0 = np.floor(u_lo).astype(np.int64), np.floor(v_lo).astype(np.int64)
     cols = np.maximum(np.ceil(u_hi) - c0, 1).astype(np.int64) + 1
     rows = np.maximum(np.ceil(v_hi) - r0, 1).astype(np.int64)
@@ -121,8 +132,9 @@ def coverage(geoms: np.ndarray, transform: Affine) -> Coverage:
     return Coverage(start, r0, c0, rows, cols, frac)
 
 
-def _split(parent: np.ndarray, ta: np.ndarray, tb: np.ndarray, a0: np.ndarray,
-           a1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _split(
+    parent: np.ndarray, ta: np.ndarray, tb: np.ndarray, a0: np.ndarray, a1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut parameter intervals [ta, tb] of edges where a coordinate (a0 at ta, a1 at tb,
     linear between) crosses an integer; the pieces keep their order along the edge."""
     first = np.floor(np.minimum(a0, a1)).astype(np.int64) + 1
@@ -137,14 +149,19 @@ def _split(parent: np.ndarray, ta: np.ndarray, tb: np.ndarray, a0: np.ndarray,
         with np.errstate(divide="ignore", invalid="ignore"):
             return ta + (value - a0) / span * (tb - ta)
 
-    return (parent[owner], np.where(j == 0, ta, crossing(j)),
-            np.where(j == count, tb, crossing(j + 1)))
+    return (
+        parent[owner],
+        np.where(j == 0, ta, crossing(j)),
+        np.where(j == count, tb, crossing(j + 1)),
+    )
 
 
 # --- zonal statistics ----------------------------------------------------------------------
 
-def zonal(grid: Grid, slope: np.ndarray, geoms: np.ndarray,
-          threshold_pct: float) -> dict[str, np.ndarray]:
+
+def zonal(
+    grid: Grid, slope: np.ndarray, geoms: np.ndarray, threshold_pct: float
+) -> dict[str, np.ndarray]:
     """Per polygon (in the grid's CRS) the STATS: weighted means of elevation (m), slope (%
     and degrees) and the steep share (% of the weight above ``threshold_pct``), min and max
     elevation over the cells it touches, and ``uncovered_pct``, the share of its area on no
@@ -166,13 +183,15 @@ def zonal(grid: Grid, slope: np.ndarray, geoms: np.ndarray,
         np.maximum.at(high, owner[chosen], got["max"])
     weight = sums["weight"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        stats = {"mean_elevation_m": sums["z"] / weight,
-                 "min_elevation_m": np.where(np.isfinite(low), low, np.nan),
-                 "max_elevation_m": np.where(np.isfinite(high), high, np.nan),
-                 "mean_slope_pct": sums["slope"] / weight,
-                 "mean_slope_deg": sums["degrees"] / weight,
-                 "steep_share_pct": 100 * sums["steep"] / weight,
-                 "uncovered_pct": 100 * sums["off"] / sums["area"]}
+        stats = {
+            "mean_elevation_m": sums["z"] / weight,
+            "min_elevation_m": np.where(np.isfinite(low), low, np.nan),
+            "max_elevation_m": np.where(np.isfinite(high), high, np.nan),
+            "mean_slope_pct": sums["slope"] / weight,
+            "mean_slope_deg": sums["degrees"] / weight,
+            "steep_share_pct": 100 * sums["steep"] / weight,
+            "uncovered_pct": 100 * sums["off"] / sums["area"],
+        }
     incomplete = ~(stats["uncovered_pct"] <= 100 * MAX_UNCOVERED) | ~(weight > 0)
     for name in STATS[:-1]:
         stats[name][incomplete] = np.nan
@@ -181,8 +200,7 @@ def zonal(grid: Grid, slope: np.ndarray, geoms: np.ndarray,
 
 def _window_cells(geoms: np.ndarray, transform: Affine) -> np.ndarray:
     xmin, ymin, xmax, ymax = shapely.bounds(geoms).T
-    return (((xmax - xmin) / abs(transform.a) + 3)
-            * ((ymax - ymin) / abs(transform.e) + 2))
+    return ((xmax - xmin) / abs(transform.a) + 3) * ((ymax - ymin) / abs(transform.e) + 2)
 
 
 def _tiles(geoms: np.ndarray, transform: Affine) -> tuple[np.ndarray, np.ndarray]:
@@ -196,17 +214,20 @@ def _tiles(geoms: np.ndarray, transform: Affine) -> tuple[np.ndarray, np.ndarray
     for k in big:
         xmin, ymin, xmax, ymax = shapely.bounds(geoms[k])
         x, y = np.meshgrid(np.arange(xmin, xmax, step_x), np.arange(ymin, ymax, step_y))
-        cut = shapely.get_parts(shapely.intersection(
-            geoms[k], shapely.box(x.ravel(), y.ravel(), x.ravel() + step_x,
-                                  y.ravel() + step_y)))
+        cut = shapely.get_parts(
+            shapely.intersection(
+                geoms[k], shapely.box(x.ravel(), y.ravel(), x.ravel() + step_x, y.ravel() + step_y)
+            )
+        )
         cut = cut[(shapely.get_type_id(cut) == 3) & (shapely.area(cut) > 0)]  # polygons
         pieces.append(cut)
         owner.append(np.full(len(cut), k))
     return np.concatenate(pieces), np.concatenate(owner)
 
 
-def _sums(grid: Grid, slope: np.ndarray, geoms: np.ndarray,
-          threshold_pct: float) -> dict[str, np.ndarray]:
+def _sums(
+    grid: Grid, slope: np.ndarray, geoms: np.ndarray, threshold_pct: float
+) -> dict[str, np.ndarray]:
     """Per polygon: the weighted sums behind the STATS, min and max elevation (inf / -inf
     when it touches no valid cell), the area off valid cells and the area, in cells."""
     cov = coverage(geoms, grid.transform)
@@ -214,18 +235,27 @@ def _sums(grid: Grid, slope: np.ndarray, geoms: np.ndarray,
     frac, first = cov.frac, cov.start[:-1]
     # raster cell of every window cell, built per window row (a contiguous run of cells)
     run_owner = np.repeat(np.arange(len(geoms)), cov.rows)
-    run_row = cov.r0[run_owner] + (np.arange(len(run_owner))
-                                   - np.repeat(np.cumsum(cov.rows) - cov.rows, cov.rows))
+    run_row = cov.r0[run_owner] + (
+        np.arange(len(run_owner)) - np.repeat(np.cumsum(cov.rows) - cov.rows, cov.rows)
+    )
     run_len = cov.cols[run_owner]
     run_offset = run_row * width + cov.c0[run_owner] - (np.cumsum(run_len) - run_len)
     flat = np.repeat(run_offset, run_len) + np.arange(len(frac))
-    inside = ((cov.r0 >= 0) & (cov.c0 >= 0) & (cov.r0 + cov.rows <= height)
-              & (cov.c0 + cov.cols - 1 <= width))
+    inside = (
+        (cov.r0 >= 0)
+        & (cov.c0 >= 0)
+        & (cov.r0 + cov.rows <= height)
+        & (cov.c0 + cov.cols - 1 <= width)
+    )
     on_grid = np.ones(len(frac), bool)
     if not inside.all():
         col = flat - np.repeat(run_row, run_len) * width
-        on_grid = ((np.repeat(run_row, run_len) >= 0) & (np.repeat(run_row, run_len) < height)
-                   & (col >= 0) & (col < width))
+        on_grid = (
+            (np.repeat(run_row, run_len) >= 0)
+            & (np.repeat(run_row, run_len) < height)
+            & (col >= 0)
+            & (col < width)
+        )
     flat = np.clip(flat, 0, height * width - 1)
     z, s = grid.z.ravel()[flat], slope.ravel()[flat]
     valid = on_grid & ~np.isnan(z) & ~np.isnan(s) & (frac > 0)
@@ -238,11 +268,14 @@ def _sums(grid: Grid, slope: np.ndarray, geoms: np.ndarray,
         return np.add.reduceat(values, first)
 
     return {
-        "weight": total(w), "z": total(w * z), "slope": total(w * s),
+        "weight": total(w),
+        "z": total(w * z),
+        "slope": total(w * s),
         # float32 is ample for degrees and twice as fast
         "degrees": total(w * np.degrees(np.arctan(s.astype(np.float32) / 100))),
         "steep": total(np.where(s > threshold_pct, w, 0.0)),
-        "off": total(np.where(valid, 0.0, frac)), "area": total(frac),
+        "off": total(np.where(valid, 0.0, frac)),
+        "area": total(frac),
         "min": np.minimum.reduceat(np.where(valid, z, np.inf), first),
         "max": np.maximum.reduceat(np.where(valid, z, -np.inf), first),
     }

@@ -24,28 +24,33 @@ def parse_params(params_model: type, values: dict[str, str]) -> Any:
     known = set(params_model.model_fields)
     unknown = sorted(set(values) - known)
     if unknown:
-        raise InvalidInput(f"unknown parameters {unknown}; this analysis takes "
-                           f"{sorted(known)}")
+        raise InvalidInput(f"unknown parameters {unknown}; this analysis takes {sorted(known)}")
     try:
         return params_model.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                             for e in exc.errors())
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidInput(f"invalid parameters: {problems}") from None
 
 
 @router.get("/communes/{commune}/analyses", summary="Analyses available for a commune")
 async def list_analyses(commune: CommuneRef, conn: Conn) -> dict[str, Any]:
-    return {"analyses": [
-        {"name": a.name, "title": {"es": a.title_es, "en": a.title_en},
-         "href": f"/communes/{commune}/analyses/{a.name}",
-         "parameters": a.params.model_json_schema()}
-        for a in all_analyses().values()]}
+    return {
+        "analyses": [
+            {
+                "name": a.name,
+                "title": {"es": a.title_es, "en": a.title_en},
+                "href": f"/communes/{commune}/analyses/{a.name}",
+                "parameters": a.params.model_json_schema(),
+            }
+            for a in all_analyses().values()
+        ]
+    }
 
 
 @router.get("/communes/{commune}/analyses/{name}", summary="Run an analysis")
-async def run_analysis(request: Request, commune: CommuneRef, name: str, conn: Conn,
-                       f: Fmt = "json") -> Response:
+async def run_analysis(
+    request: Request, commune: CommuneRef, name: str, conn: Conn, f: Fmt = "json"
+) -> Response:
     """Parameters are the analysis' own (see the list endpoint for names, units and
     defaults); ``f`` picks JSON (summary and features), GeoJSON or CSV."""
     analysis = get_analysis(name)
@@ -56,12 +61,21 @@ async def run_analysis(request: Request, commune: CommuneRef, name: str, conn: C
         raise NotFound(f"no commune with id or code {commune!r}")
     result = await analysis.run(conn, commune_id, params)
     if f == "csv":
-        return Response(result.csv(), media_type="text/csv; charset=utf-8", headers={
-            "Content-Disposition": f'attachment; filename="{name}-{commune_id}.csv"'})
+        return Response(
+            result.csv(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}-{commune_id}.csv"'},
+        )
     if f == "geojson":
-        return Response(json.dumps(result.feature_collection(), default=str),
-                        media_type="application/geo+json")
-    body = {"analysis": name, "commune_id": commune_id,
-            "parameters": params.model_dump(mode="json"), "summary": result.summary,
-            "warnings": result.warnings, "features": result.features}
+        return Response(
+            json.dumps(result.feature_collection(), default=str), media_type="application/geo+json"
+        )
+    body = {
+        "analysis": name,
+        "commune_id": commune_id,
+        "parameters": params.model_dump(mode="json"),
+        "summary": result.summary,
+        "warnings": result.warnings,
+        "features": result.features,
+    }
     return Response(json.dumps(body, default=str), media_type="application/json")

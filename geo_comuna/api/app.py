@@ -56,9 +56,9 @@ class BodyLimit:
 
     @staticmethod
     async def _refuse(send: Send, size: int, limit: int) -> None:
-        response = problems.problem(413, "too-large",
-                                    f"the body ({size} bytes or more) is over the limit of "
-                                    f"{limit} bytes")
+        response = problems.problem(
+            413, "too-large", f"the body ({size} bytes or more) is over the limit of {limit} bytes"
+        )
         await response({"type": "http"}, _nothing, send)
 
 
@@ -86,10 +86,14 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
         finally:
             await pool.close()
 
-    app = FastAPI(title="geo_comuna", version=__version__, lifespan=lifespan,
-                  description="OGC API - Features for Venezuela's communes: states, commune "
-                              "boundaries across state lines, parcels with tenure history, "
-                              "production, dwellings and networks.")
+    app = FastAPI(
+        title="geo_comuna",
+        version=__version__,
+        lifespan=lifespan,
+        description="OGC API - Features for Venezuela's communes: states, commune "
+        "boundaries across state lines, parcels with tenure history, "
+        "production, dwellings and networks.",
+    )
     app.state.settings = settings
     app.state.counts = CountCache()
     problems.install(app)

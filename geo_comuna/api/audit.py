@@ -17,7 +17,8 @@ router = APIRouter(tags=["audit"])
 
 @router.get("/audit", summary="The audit trail (admins)")
 async def audit_trail(
-    conn: Conn, user: Admin,
+    conn: Conn,
+    user: Admin,
     layer: Annotated[str | None, Query(description="layer name")] = None,
     id: Annotated[int | None, Query(description="feature id")] = None,  # noqa: A002
     since: Annotated[dt.datetime | None, Query(description="ISO 8601 timestamp")] = None,
@@ -31,12 +32,15 @@ async def audit_trail(
     return {"entries": rows}
 
 
-@router.get("/collections/parcels/items/{feature_id}/history",
-            summary="A parcel's tenure history")
-async def parcel_history(request: Request, settings: SettingsDep, conn: Conn,
-                         feature_id: int) -> dict[str, Any]:
+@router.get("/collections/parcels/items/{feature_id}/history", summary="A parcel's tenure history")
+async def parcel_history(
+    request: Request, settings: SettingsDep, conn: Conn, feature_id: int
+) -> dict[str, Any]:
     rows = await audit.tenure_history(conn, feature_id)
     if not rows:
         raise NotFound(f"no parcel {feature_id} and no history for it", layer="parcels")
-    return {"parcel": feature_id, "history": rows,
-            "audit": f"{base_url(request, settings)}/audit?layer=parcels&id={feature_id}"}
+    return {
+        "parcel": feature_id,
+        "history": rows,
+        "audit": f"{base_url(request, settings)}/audit?layer=parcels&id={feature_id}",
+    }

@@ -50,8 +50,9 @@ async def current_user(request: Request, conn: Conn, settings: SettingsDep) -> U
     header = request.headers.get("authorization")
     if header is None:
         if settings.reads == "token":
-            raise Unauthorized("this server needs a token for reads too: "
-                               "Authorization: Bearer <token>")
+            raise Unauthorized(
+                "this server needs a token for reads too: Authorization: Bearer <token>"
+            )
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -64,8 +65,10 @@ async def current_user(request: Request, conn: Conn, settings: SettingsDep) -> U
 
 async def writer(user: Annotated[User | None, Depends(current_user)]) -> User:
     if user is None:
-        raise Unauthorized("writing needs a token: Authorization: Bearer <token> "
-                           "(geo-comuna users add NAME --role editor --commune CODE)")
+        raise Unauthorized(
+            "writing needs a token: Authorization: Bearer <token> "
+            "(geo-comuna users add NAME --role editor --commune CODE)"
+        )
     return user
 
 
@@ -84,13 +87,17 @@ def base_url(request: Request, settings: Settings) -> str:
     return (settings.public_url or str(request.base_url)).rstrip("/")
 
 
-def paging(settings: SettingsDep,
-           limit: Annotated[int | None, Query(ge=1, description="items per page")] = None,
-           offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0) -> tuple[int, int]:
+def paging(
+    settings: SettingsDep,
+    limit: Annotated[int | None, Query(ge=1, description="items per page")] = None,
+    offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
+) -> tuple[int, int]:
     limit = settings.default_limit if limit is None else limit
     if limit > settings.max_limit:
-        raise InvalidInput(f"limit {limit} is above the maximum page size {settings.max_limit}; "
-                       "page with offset and the 'next' links")
+        raise InvalidInput(
+            f"limit {limit} is above the maximum page size {settings.max_limit}; "
+            "page with offset and the 'next' links"
+        )
     return limit, offset
 
 
@@ -110,19 +117,23 @@ def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
         raise InvalidInput(f"bbox {value!r} must be 4 finite numbers: west,south,east,north")
     w, s, e, n = numbers
     if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= n <= 90):
-        raise InvalidInput(f"bbox {value!r} is not longitude/latitude (CRS84): west,south,"
-                           "east,north with south <= north")
+        raise InvalidInput(
+            f"bbox {value!r} is not longitude/latitude (CRS84): west,south,"
+            "east,north with south <= north"
+        )
     if w > e:
         raise InvalidInput(f"bbox {value!r} crosses the antimeridian; not supported here")
     return w, s, e, n
 
 
-async def filters(request: Request, layer: LayerDep, conn: Conn,
-                  bbox: Annotated[str | None, Query(description="west,south,east,north in "
-                                                    "CRS84")] = None,
-                  bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
-                  commune: Annotated[str | None, Query(description="commune id or registry "
-                                                       "code")] = None) -> Filters:
+async def filters(
+    request: Request,
+    layer: LayerDep,
+    conn: Conn,
+    bbox: Annotated[str | None, Query(description="west,south,east,north in CRS84")] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+    commune: Annotated[str | None, Query(description="commune id or registry code")] = None,
+) -> Filters:
     """bbox, commune and equality filters on any attribute (``?tenure=abandoned,occupied``)."""
     if bbox_crs not in (None, CRS84, "EPSG:4326", "http://www.opengis.net/def/crs/EPSG/0/4326"):
         raise InvalidInput(f"bbox-crs {bbox_crs!r} is not supported; use CRS84")
@@ -138,8 +149,10 @@ async def filters(request: Request, layer: LayerDep, conn: Conn,
         attr = layer.attribute(name)
         if attr is None:
             queryable = sorted(a.name for a in layer.attributes)
-            raise InvalidInput(f"unknown query parameter {name!r}; {layer.name} can be "
-                               f"filtered by {queryable} and by bbox, commune, limit, offset")
+            raise InvalidInput(
+                f"unknown query parameter {name!r}; {layer.name} can be "
+                f"filtered by {queryable} and by bbox, commune, limit, offset"
+            )
         try:
             values = [check_value(layer, attr, v, None) for v in raw.split(",")]
         except InvalidAttribute as exc:

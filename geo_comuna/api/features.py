@@ -41,8 +41,9 @@ CONFORMANCE = [
 ]
 Lang = Annotated[str, Query(pattern="^(es|en)$", description="language of titles")]
 IfMatch = Annotated[str | None, Header(description="ETag read earlier; 412 if it changed")]
-Repair = Annotated[bool, Query(description="make invalid geometries valid (ST_MakeValid) and "
-                                           "report each change")]
+Repair = Annotated[
+    bool, Query(description="make invalid geometries valid (ST_MakeValid) and report each change")
+]
 
 
 def _link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str, str]:
@@ -58,12 +59,16 @@ async def landing(request: Request, settings: SettingsDep) -> dict[str, Any]:
     return {
         "title": "geo_comuna",
         "description": "Territory store of Venezuela's communes: states, commune boundaries, "
-                       "parcels, production, dwellings and networks.",
+        "parcels, production, dwellings and networks.",
         "version": __version__,
         "links": [
             _link(f"{base}/", "self", "application/json", "this document"),
-            _link(f"{base}/openapi.json", "service-desc",
-                  "application/vnd.oai.openapi+json;version=3.0", "API definition"),
+            _link(
+                f"{base}/openapi.json",
+                "service-desc",
+                "application/vnd.oai.openapi+json;version=3.0",
+                "API definition",
+            ),
             _link(f"{base}/docs", "service-doc", "text/html", "API documentation"),
             _link(f"{base}/conformance", "conformance", "application/json"),
             _link(f"{base}/collections", "data", "application/json", "collections"),
@@ -88,8 +93,11 @@ def _collection(layer: Layer, base: str, lang: str, extent: list[float] | None) 
         "links": [
             _link(href, "self", "application/json"),
             _link(f"{href}/items", "items", GEOJSON, "features"),
-            _link(f"{href}/queryables", "http://www.opengis.net/def/rel/ogc/1.0/queryables",
-                  "application/schema+json"),
+            _link(
+                f"{href}/queryables",
+                "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                "application/schema+json",
+            ),
         ],
     }
     if extent:
@@ -98,34 +106,45 @@ def _collection(layer: Layer, base: str, lang: str, extent: list[float] | None) 
 
 
 @router.get("/collections", summary="All layers")
-async def collections(request: Request, settings: SettingsDep, conn: Conn,
-                      lang: Lang = "es") -> dict[str, Any]:
+async def collections(
+    request: Request, settings: SettingsDep, conn: Conn, lang: Lang = "es"
+) -> dict[str, Any]:
     base = base_url(request, settings)
     extents = await query.extents(conn, list(LAYERS.values()))
     return {
         "links": [_link(f"{base}/collections", "self", "application/json")],
-        "collections": [_collection(layer, base, lang, extents.get(layer.name))
-                        for layer in LAYERS.values()],
+        "collections": [
+            _collection(layer, base, lang, extents.get(layer.name)) for layer in LAYERS.values()
+        ],
     }
 
 
 @router.get("/collections/{collection_id}", summary="One layer")
-async def collection(request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep,
-                     lang: Lang = "es") -> dict[str, Any]:
+async def collection(
+    request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep, lang: Lang = "es"
+) -> dict[str, Any]:
     extents = await query.extents(conn, [layer])
     return _collection(layer, base_url(request, settings), lang, extents.get(layer.name))
 
 
-_JSON_TYPES = {"text": "string", "integer": "integer", "number": "number", "date": "string",
-               "boolean": "boolean"}
-_GEOMETRY_SCHEMA = {"Point": "https://geojson.org/schema/Point.json",
-                    "LineString": "https://geojson.org/schema/LineString.json",
-                    "MultiPolygon": "https://geojson.org/schema/MultiPolygon.json"}
+_JSON_TYPES = {
+    "text": "string",
+    "integer": "integer",
+    "number": "number",
+    "date": "string",
+    "boolean": "boolean",
+}
+_GEOMETRY_SCHEMA = {
+    "Point": "https://geojson.org/schema/Point.json",
+    "LineString": "https://geojson.org/schema/LineString.json",
+    "MultiPolygon": "https://geojson.org/schema/MultiPolygon.json",
+}
 
 
 @router.get("/collections/{collection_id}/queryables", summary="Properties to filter by")
-async def queryables(request: Request, settings: SettingsDep, layer: LayerDep,
-                     lang: Lang = "es") -> Response:
+async def queryables(
+    request: Request, settings: SettingsDep, layer: LayerDep, lang: Lang = "es"
+) -> Response:
     props: dict[str, Any] = {"geometry": {"$ref": _GEOMETRY_SCHEMA[layer.geometry_type]}}
     for attr in layer.attributes:
         schema: dict[str, Any] = {"title": attr.title.get(lang), "type": _JSON_TYPES[attr.type]}
@@ -142,22 +161,26 @@ async def queryables(request: Request, settings: SettingsDep, layer: LayerDep,
     body = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"{base_url(request, settings)}/collections/{layer.name}/queryables",
-        "type": "object", "title": layer.title.get(lang), "properties": props,
+        "type": "object",
+        "title": layer.title.get(lang),
+        "properties": props,
     }
     return Response(json.dumps(body, ensure_ascii=False), media_type="application/schema+json")
 
 
-def _page_links(request: Request, base: str, layer: Layer, limit: int, offset: int,
-                returned: int, matched: int) -> list[dict[str, str]]:
+def _page_links(
+    request: Request, base: str, layer: Layer, limit: int, offset: int, returned: int, matched: int
+) -> list[dict[str, str]]:
     href = f"{base}/collections/{layer.name}/items"
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in
-              ("limit", "offset")]
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("limit", "offset")]
 
     def at(off: int) -> str:
         return f"{href}?{urlencode([*params, ('limit', limit), ('offset', off)])}"
 
-    links = [_link(at(offset), "self", GEOJSON),
-             _link(f"{base}/collections/{layer.name}", "collection", "application/json")]
+    links = [
+        _link(at(offset), "self", GEOJSON),
+        _link(f"{base}/collections/{layer.name}", "collection", "application/json"),
+    ]
     if offset + returned < matched:
         links.append(_link(at(offset + limit), "next", GEOJSON, "next page"))
     if offset > 0:
@@ -165,39 +188,69 @@ def _page_links(request: Request, base: str, layer: Layer, limit: int, offset: i
     return links
 
 
-@router.get("/collections/{collection_id}/items", summary="Features of a layer",
-            response_class=Response,
-            responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}})
-async def items(request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep,
-                filters: FiltersDep, paging: Paging, counts: Counts) -> Response:
+@router.get(
+    "/collections/{collection_id}/items",
+    summary="Features of a layer",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}},
+)
+async def items(
+    request: Request,
+    settings: SettingsDep,
+    conn: Conn,
+    layer: LayerDep,
+    filters: FiltersDep,
+    paging: Paging,
+    counts: Counts,
+) -> Response:
     """GeoJSON FeatureCollection (RFC 7946). Filter with ``bbox``, ``commune`` and any
     attribute (``?tenure=abandoned,occupied``); page with ``limit``/``offset`` or the
     ``next`` link. Areas are in hectares and lengths in metres, geodesic."""
     limit, offset = paging
     page = await query.page(conn, layer, filters, limit=limit, offset=offset, counts=counts)
-    links = _page_links(request, base_url(request, settings), layer, limit, offset,
-                        page.number_returned, page.number_matched)
-    head = json.dumps({"type": "FeatureCollection", "numberMatched": page.number_matched,
-                       "numberReturned": page.number_returned, "links": links},
-                      separators=(",", ":"))
+    links = _page_links(
+        request,
+        base_url(request, settings),
+        layer,
+        limit,
+        offset,
+        page.number_returned,
+        page.number_matched,
+    )
+    head = json.dumps(
+        {
+            "type": "FeatureCollection",
+            "numberMatched": page.number_matched,
+            "numberReturned": page.number_returned,
+            "links": links,
+        },
+        separators=(",", ":"),
+    )
     body = f'{head[:-1]},"features":[{page.features}]}}'
     return Response(body, media_type=GEOJSON)
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
-            response_class=Response,
-            responses={200: {"content": {GEOJSON: {}}, "description": "Feature"}})
-async def item(request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep,
-               feature_id: int) -> Response:
+@router.get(
+    "/collections/{collection_id}/items/{feature_id}",
+    summary="One feature",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}}, "description": "Feature"}},
+)
+async def item(
+    request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep, feature_id: int
+) -> Response:
     found = await query.one(conn, layer, feature_id)
     if found is None:
         raise NotFound(f"no feature {feature_id}", layer=layer.name)
     text, etag = found
     base = base_url(request, settings)
-    links = [_link(f"{base}/collections/{layer.name}/items/{feature_id}", "self", GEOJSON),
-             _link(f"{base}/collections/{layer.name}", "collection", "application/json")]
-    return Response(f'{text[:-1]},"links":{json.dumps(links)}}}', media_type=GEOJSON,
-                    headers={"ETag": etag})
+    links = [
+        _link(f"{base}/collections/{layer.name}/items/{feature_id}", "self", GEOJSON),
+        _link(f"{base}/collections/{layer.name}", "collection", "application/json"),
+    ]
+    return Response(
+        f'{text[:-1]},"links":{json.dumps(links)}}}', media_type=GEOJSON, headers={"ETag": etag}
+    )
 
 
 async def _body(request: Request) -> bytes:
@@ -211,44 +264,91 @@ def _written(written: edit.Written, status: int, location: str | None = None) ->
     if written.repairs:
         headers["X-Geo-Comuna-Repairs"] = str(len(written.repairs))
     body = {"ids": written.ids, "repairs": written.repairs}
-    return Response(json.dumps(body, default=str), status_code=status,
-                    media_type="application/json", headers=headers)
+    return Response(
+        json.dumps(body, default=str),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
-@router.post("/collections/{collection_id}/items", status_code=201,
-             summary="Add a Feature or a FeatureCollection (all or nothing)")
-async def create_items(request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep,
-                       user: Writer, repair: Repair = False) -> Response:
-    written = await edit.create(conn, layer, await _body(request), settings, user,
-                                repair=repair)
+@router.post(
+    "/collections/{collection_id}/items",
+    status_code=201,
+    summary="Add a Feature or a FeatureCollection (all or nothing)",
+)
+async def create_items(
+    request: Request,
+    settings: SettingsDep,
+    conn: Conn,
+    layer: LayerDep,
+    user: Writer,
+    repair: Repair = False,
+) -> Response:
+    written = await edit.create(conn, layer, await _body(request), settings, user, repair=repair)
     base = base_url(request, settings)
-    location = f"{base}/collections/{layer.name}/items/{written.ids[0]}" if len(
-        written.ids) == 1 else None
+    location = (
+        f"{base}/collections/{layer.name}/items/{written.ids[0]}" if len(written.ids) == 1 else None
+    )
     return _written(written, 201, location)
 
 
 @router.put("/collections/{collection_id}/items/{feature_id}", summary="Replace a feature")
-async def replace_item(request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep,
-                       feature_id: int, user: Writer, if_match: IfMatch = None,
-                       repair: Repair = False) -> Response:
-    written = await edit.replace(conn, layer, feature_id, await _body(request), settings, user,
-                                 repair=repair, if_match=if_match)
+async def replace_item(
+    request: Request,
+    settings: SettingsDep,
+    conn: Conn,
+    layer: LayerDep,
+    feature_id: int,
+    user: Writer,
+    if_match: IfMatch = None,
+    repair: Repair = False,
+) -> Response:
+    written = await edit.replace(
+        conn,
+        layer,
+        feature_id,
+        await _body(request),
+        settings,
+        user,
+        repair=repair,
+        if_match=if_match,
+    )
     return _written(written, 200)
 
 
-@router.patch("/collections/{collection_id}/items/{feature_id}",
-              summary="Change some properties or the geometry of a feature")
-async def patch_item(request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep,
-                     feature_id: int, user: Writer, if_match: IfMatch = None,
-                     repair: Repair = False) -> Response:
-    written = await edit.patch(conn, layer, feature_id, await _body(request), settings, user,
-                               repair=repair, if_match=if_match)
+@router.patch(
+    "/collections/{collection_id}/items/{feature_id}",
+    summary="Change some properties or the geometry of a feature",
+)
+async def patch_item(
+    request: Request,
+    settings: SettingsDep,
+    conn: Conn,
+    layer: LayerDep,
+    feature_id: int,
+    user: Writer,
+    if_match: IfMatch = None,
+    repair: Repair = False,
+) -> Response:
+    written = await edit.patch(
+        conn,
+        layer,
+        feature_id,
+        await _body(request),
+        settings,
+        user,
+        repair=repair,
+        if_match=if_match,
+    )
     return _written(written, 200)
 
 
-@router.delete("/collections/{collection_id}/items/{feature_id}", status_code=204,
-               summary="Delete a feature")
-async def delete_item(conn: Conn, layer: LayerDep, feature_id: int, user: Writer,
-                      if_match: IfMatch = None) -> Response:
+@router.delete(
+    "/collections/{collection_id}/items/{feature_id}", status_code=204, summary="Delete a feature"
+)
+async def delete_item(
+    conn: Conn, layer: LayerDep, feature_id: int, user: Writer, if_match: IfMatch = None
+) -> Response:
     await edit.remove(conn, layer, feature_id, user, if_match=if_match)
     return Response(status_code=204)

@@ -34,21 +34,34 @@ router = APIRouter(tags=["maps"])
 CommuneRef = Annotated[str, Path(description="commune id or registry code")]
 Lang = Annotated[str, Query(pattern="^(es|en)$", description="language of labels")]
 Embed = Annotated[bool, Query(description="a page for an <iframe>: only the map")]
-Standalone = Annotated[bool, Query(description="one self-contained HTML file that works "
-                                                "offline (every script, style and feature "
-                                                "inlined)")]
+Standalone = Annotated[
+    bool,
+    Query(
+        description="one self-contained HTML file that works "
+        "offline (every script, style and feature "
+        "inlined)"
+    ),
+]
 MAP_QUERY = {"lang", "embed", "standalone"}
 TILE_TYPE = "application/vnd.mapbox-vector-tile"
 
 
 def _page(settings: Any, lang: str, embed: bool, standalone: bool) -> Page:
-    return Page(lang=lang, embed=embed, standalone=standalone,  # type: ignore[arg-type]
-                tile_url=settings.tile_url, tile_threshold=settings.map_tile_threshold)
+    return Page(
+        lang=lang,
+        embed=embed,
+        standalone=standalone,  # type: ignore[arg-type]
+        tile_url=settings.tile_url,
+        tile_threshold=settings.map_tile_threshold,
+    )
 
 
 def _html(html: str, standalone: bool, filename: str) -> HTMLResponse:
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'} if standalone \
+    headers = (
+        {"Content-Disposition": f'attachment; filename="{filename}"'}
+        if standalone
         else {"Cache-Control": "no-cache"}
+    )
     return HTMLResponse(html, headers=headers)
 
 
@@ -59,53 +72,85 @@ async def _commune_id(conn: Any, commune: str) -> int:
     return commune_id
 
 
-def _snippet(request: Request, settings: Any, path: str, lang: str, title: str
-             ) -> dict[str, str]:
+def _snippet(request: Request, settings: Any, path: str, lang: str, title: str) -> dict[str, str]:
     base = base_url(request, settings)
     url = f"{base}{path}?{urlencode({'embed': 'true', 'lang': lang})}"
-    html = (f'<iframe src="{escape(url)}" title="{escape(title)}" width="100%" height="480" '
-            f'style="border:0" loading="lazy" allowfullscreen></iframe>')
-    return {"url": url, "html": html,
-            "standalone_url": f"{base}{path}?{urlencode({'standalone': 'true', 'lang': lang})}"}
+    html = (
+        f'<iframe src="{escape(url)}" title="{escape(title)}" width="100%" height="480" '
+        f'style="border:0" loading="lazy" allowfullscreen></iframe>'
+    )
+    return {
+        "url": url,
+        "html": html,
+        "standalone_url": f"{base}{path}?{urlencode({'standalone': 'true', 'lang': lang})}",
+    }
 
 
-@router.get("/maps/national", response_class=HTMLResponse,
-            summary="National map: communes by state and status, the exchange network")
-async def national(conn: Conn, settings: SettingsDep, lang: Lang = "es", embed: Embed = False,
-                   standalone: Standalone = False) -> HTMLResponse:
+@router.get(
+    "/maps/national",
+    response_class=HTMLResponse,
+    summary="National map: communes by state and status, the exchange network",
+)
+async def national(
+    conn: Conn,
+    settings: SettingsDep,
+    lang: Lang = "es",
+    embed: Embed = False,
+    standalone: Standalone = False,
+) -> HTMLResponse:
     html = await national_map(conn, _page(settings, lang, embed, standalone))
     return _html(html, standalone, f"communes-{lang}.html")
 
 
 @router.get("/maps/national/embed-snippet", summary="The <iframe> to paste for the national map")
-async def national_snippet(request: Request, settings: SettingsDep,
-                           lang: Lang = "es") -> dict[str, str]:
+async def national_snippet(
+    request: Request, settings: SettingsDep, lang: Lang = "es"
+) -> dict[str, str]:
     title = "Comunas de Venezuela" if lang == "es" else "Venezuela's communes"
     return _snippet(request, settings, "/maps/national", lang, title)
 
 
 @router.get("/maps/communes/{commune}", response_class=HTMLResponse, summary="A commune's map")
-async def commune(conn: Conn, settings: SettingsDep, commune: CommuneRef, lang: Lang = "es",
-                  embed: Embed = False, standalone: Standalone = False) -> HTMLResponse:
+async def commune(
+    conn: Conn,
+    settings: SettingsDep,
+    commune: CommuneRef,
+    lang: Lang = "es",
+    embed: Embed = False,
+    standalone: Standalone = False,
+) -> HTMLResponse:
     commune_id = await _commune_id(conn, commune)
     html = await commune_map(conn, commune_id, _page(settings, lang, embed, standalone))
     return _html(html, standalone, f"commune-{commune_id}-{lang}.html")
 
 
-@router.get("/maps/communes/{commune}/embed-snippet",
-            summary="The <iframe> to paste for a commune's map")
-async def commune_snippet(request: Request, conn: Conn, settings: SettingsDep,
-                          commune: CommuneRef, lang: Lang = "es") -> dict[str, str]:
+@router.get(
+    "/maps/communes/{commune}/embed-snippet", summary="The <iframe> to paste for a commune's map"
+)
+async def commune_snippet(
+    request: Request, conn: Conn, settings: SettingsDep, commune: CommuneRef, lang: Lang = "es"
+) -> dict[str, str]:
     info = await data.commune_info(conn, await _commune_id(conn, commune))
-    return _snippet(request, settings, f"/maps/communes/{quote(info.code, safe='')}", lang,
-                    info.name)
+    return _snippet(
+        request, settings, f"/maps/communes/{quote(info.code, safe='')}", lang, info.name
+    )
 
 
-@router.get("/maps/communes/{commune}/{analysis}", response_class=HTMLResponse,
-            summary="A commune's map of one analysis")
-async def analysis(request: Request, conn: Conn, settings: SettingsDep, commune: CommuneRef,
-                   analysis: str, lang: Lang = "es", embed: Embed = False,
-                   standalone: Standalone = False) -> HTMLResponse:
+@router.get(
+    "/maps/communes/{commune}/{analysis}",
+    response_class=HTMLResponse,
+    summary="A commune's map of one analysis",
+)
+async def analysis(
+    request: Request,
+    conn: Conn,
+    settings: SettingsDep,
+    commune: CommuneRef,
+    analysis: str,
+    lang: Lang = "es",
+    embed: Embed = False,
+    standalone: Standalone = False,
+) -> HTMLResponse:
     """Other query parameters are the analysis' own (GET /communes/X/analyses lists them)."""
     commune_id = await _commune_id(conn, commune)
     params = None
@@ -113,16 +158,24 @@ async def analysis(request: Request, conn: Conn, settings: SettingsDep, commune:
     if installed is not None:
         values = {k: v for k, v in request.query_params.items() if k not in MAP_QUERY}
         params = parse_params(installed.params, values)
-    html = await analysis_map(conn, commune_id, analysis,
-                              _page(settings, lang, embed, standalone), params)
+    html = await analysis_map(
+        conn, commune_id, analysis, _page(settings, lang, embed, standalone), params
+    )
     return _html(html, standalone, f"commune-{commune_id}-{analysis}-{lang}.html")
 
 
-@router.get("/maps/communes/{commune}/{analysis}/embed-snippet",
-            summary="The <iframe> to paste for an analysis map")
-async def analysis_snippet(request: Request, conn: Conn, settings: SettingsDep,
-                           commune: CommuneRef, analysis: str,
-                           lang: Lang = "es") -> dict[str, str]:
+@router.get(
+    "/maps/communes/{commune}/{analysis}/embed-snippet",
+    summary="The <iframe> to paste for an analysis map",
+)
+async def analysis_snippet(
+    request: Request,
+    conn: Conn,
+    settings: SettingsDep,
+    commune: CommuneRef,
+    analysis: str,
+    lang: Lang = "es",
+) -> dict[str, str]:
     styles = Styles.load()
     if not known(analysis, styles):
         raise NotFound(f"no analysis named {analysis!r}")
@@ -140,13 +193,26 @@ def _tile_cache(request: Request) -> tiles.TileCache:
     return state.tile_cache
 
 
-@router.get("/tiles/{layer}/{z}/{x}/{y}.pbf", summary="Vector tile (MVT) of a layer",
-            response_class=Response, responses={200: {"content": {TILE_TYPE: {}}}})
-async def tile(request: Request, conn: Conn, layer: str, z: int, x: int, y: int,
-               commune: Annotated[str | None, Query(description="only this commune's "
-                                                    "features (id or code)")] = None,
-               v: Annotated[int | None, Query(description="layer version; makes the URL "
-                                              "cacheable for long")] = None) -> Response:
+@router.get(
+    "/tiles/{layer}/{z}/{x}/{y}.pbf",
+    summary="Vector tile (MVT) of a layer",
+    response_class=Response,
+    responses={200: {"content": {TILE_TYPE: {}}}},
+)
+async def tile(
+    request: Request,
+    conn: Conn,
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    commune: Annotated[
+        str | None, Query(description="only this commune's features (id or code)")
+    ] = None,
+    v: Annotated[
+        int | None, Query(description="layer version; makes the URL cacheable for long")
+    ] = None,
+) -> Response:
     """Web Mercator z/x/y; one MVT layer named after the layer, with the properties the map
     styles show. ETag is the layer's version: a repeat request gets 304 until a write."""
     target = get_layer(layer)
@@ -154,8 +220,11 @@ async def tile(request: Request, conn: Conn, layer: str, z: int, x: int, y: int,
     commune_id = await _commune_id(conn, commune) if commune is not None else None
     version = await data.layer_version(conn, target)
     etag = f'"{target.name}-{version}-{commune_id}-{z}-{x}-{y}"'
-    cache = ("public, max-age=31536000, immutable" if v == version
-             else "public, max-age=60, must-revalidate")
+    cache = (
+        "public, max-age=31536000, immutable"
+        if v == version
+        else "public, max-age=60, must-revalidate"
+    )
     headers = {"ETag": etag, "Cache-Control": cache, "Access-Control-Allow-Origin": "*"}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
@@ -169,14 +238,20 @@ async def tile(request: Request, conn: Conn, layer: str, z: int, x: int, y: int,
     return Response(body, media_type=TILE_TYPE, headers=headers)
 
 
-@router.get("/communes/{commune}/report", response_class=HTMLResponse,
-            summary="A commune's report: figures, maps, print styles")
-async def commune_report(conn: Conn, settings: SettingsDep, commune: CommuneRef,
-                         lang: Lang = "es",
-                         download: Annotated[bool, Query(description="one HTML file with "
-                                                         "every map inlined, as an "
-                                                         "attachment")] = False
-                         ) -> HTMLResponse:
+@router.get(
+    "/communes/{commune}/report",
+    response_class=HTMLResponse,
+    summary="A commune's report: figures, maps, print styles",
+)
+async def commune_report(
+    conn: Conn,
+    settings: SettingsDep,
+    commune: CommuneRef,
+    lang: Lang = "es",
+    download: Annotated[
+        bool, Query(description="one HTML file with every map inlined, as an attachment")
+    ] = False,
+) -> HTMLResponse:
     commune_id = await _commune_id(conn, commune)
     html = await report(conn, commune_id, _page(settings, lang, False, download))
     return _html(html, download, f"report-{commune_id}-{lang}.html")
@@ -186,5 +261,8 @@ def mount_static(app: FastAPI) -> None:
     """The map libraries (node_modules/, installed by `npm ci`) and our runtime under
     /static/<package>/; a missing directory answers 404 rather than stopping the app."""
     for package, directory in assets.STATIC_DIRS.items():
-        app.mount(f"{assets.STATIC_PREFIX}/{package}",
-                  StaticFiles(directory=directory, check_dir=False), name=f"static-{package}")
+        app.mount(
+            f"{assets.STATIC_PREFIX}/{package}",
+            StaticFiles(directory=directory, check_dir=False),
+            name=f"static-{package}",
+        )

@@ -21,14 +21,20 @@ PROBLEM = "application/problem+json"
 
 
 def problem(status: int, code: str, detail: str, **extra: object) -> JSONResponse:
-    body = {"type": f"urn:geo-comuna:problem:{code}", "title": code.replace("-", " "),
-            "status": status, "detail": detail, **{k: v for k, v in extra.items() if v}}
+    body = {
+        "type": f"urn:geo-comuna:problem:{code}",
+        "title": code.replace("-", " "),
+        "status": status,
+        "detail": detail,
+        **{k: v for k, v in extra.items() if v},
+    }
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
 async def _typed(request: Request, exc: GeoComunaError) -> JSONResponse:
-    return problem(exc.status, exc.code, exc.message, feature=exc.feature, layer=exc.layer,
-                   details=exc.details)
+    return problem(
+        exc.status, exc.code, exc.message, feature=exc.feature, layer=exc.layer, details=exc.details
+    )
 
 
 async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -44,9 +50,12 @@ async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
 
 
 async def _timeout(request: Request, exc: psycopg.errors.QueryCanceled) -> JSONResponse:
-    return problem(503, "query-timeout",
-                   "the query took longer than the statement timeout; narrow it (bbox, "
-                   "commune, smaller limit) or try later")
+    return problem(
+        503,
+        "query-timeout",
+        "the query took longer than the statement timeout; narrow it (bbox, "
+        "commune, smaller limit) or try later",
+    )
 
 
 async def _unavailable(request: Request, exc: psycopg.OperationalError) -> JSONResponse:

@@ -44,8 +44,10 @@ def _dem_name(name: str | None, filename: str | None) -> str:
     """``name`` as given (checked), else the client's file stem with odd characters dropped."""
     if name is not None:
         if not _NAME.fullmatch(name):
-            raise InvalidInput(f"name {name!r}: use 1-64 letters, digits, '_', '.' or '-', "
-                               "starting with a letter or digit")
+            raise InvalidInput(
+                f"name {name!r}: use 1-64 letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit"
+            )
         return name
     stem = PurePosixPath(PureWindowsPath(filename or "").name).stem
     cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-._")[:64]
@@ -59,12 +61,20 @@ def _save(source: BinaryIO, path: Path) -> None:
 
 @router.post("/communes/{commune}/dems", status_code=201, summary="Upload a DEM")
 async def upload_dem(
-    conn: Conn, commune: CommuneRef, user: Writer,
-    file: Annotated[UploadFile, File(description="single-band GeoTIFF, any CRS, elevations "
-                                                 "in metres")],
-    name: Annotated[str | None, Query(description="name to keep it under (default: the "
-                                                  "file's name); a DEM of that name is "
-                                                  "replaced")] = None,
+    conn: Conn,
+    commune: CommuneRef,
+    user: Writer,
+    file: Annotated[
+        UploadFile, File(description="single-band GeoTIFF, any CRS, elevations in metres")
+    ],
+    name: Annotated[
+        str | None,
+        Query(
+            description="name to keep it under (default: the "
+            "file's name); a DEM of that name is "
+            "replaced"
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Store a DEM for the commune (editors: their communes only). The finest DEM of a
     commune is the one analyses and the hillshade use."""
@@ -79,8 +89,9 @@ async def upload_dem(
         async with writing(conn, user):
             added = await dems.register(conn, commune_id, path, label)
     except GeoComunaError as exc:  # name the client's file, not our temporary one
-        exc.reason = exc.reason.replace(path.name, PureWindowsPath(
-            PurePosixPath(file.filename or "upload").name).name)
+        exc.reason = exc.reason.replace(
+            path.name, PureWindowsPath(PurePosixPath(file.filename or "upload").name).name
+        )
         raise exc from None
     finally:
         await file.close()
@@ -94,14 +105,21 @@ async def list_dems(conn: Conn, commune: CommuneRef) -> dict[str, Any]:
     return {"dems": await dems.listing(conn, await _commune(conn, commune))}
 
 
-@router.get("/communes/{commune}/hillshade.png", summary="Hillshade of the commune's DEM",
-            response_class=Response, responses={200: {"content": {"image/png": {}}}})
-async def hillshade(conn: Conn, commune: CommuneRef,
-                    params: Annotated[HillshadeParams, Query()]) -> Response:
+@router.get(
+    "/communes/{commune}/hillshade.png",
+    summary="Hillshade of the commune's DEM",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+async def hillshade(
+    conn: Conn, commune: CommuneRef, params: Annotated[HillshadeParams, Query()]
+) -> Response:
     """A grey + alpha PNG (transparent off the DEM) for a Leaflet ``L.imageOverlay``; its
     lon/lat corners are in the ``X-Bounds`` header as ``west,south,east,north``."""
     dem = await dem_for(conn, await _commune(conn, commune))
     png, bounds = await asyncio.to_thread(hillshade_png, dem, params)
-    return Response(png, media_type="image/png", headers={
-        "X-Bounds": ",".join(f"{b:.7f}" for b in bounds),
-        "Cache-Control": "max-age=300"})
+    return Response(
+        png,
+        media_type="image/png",
+        headers={"X-Bounds": ",".join(f"{b:.7f}" for b in bounds), "Cache-Control": "max-age=300"},
+    )

@@ -30,8 +30,13 @@ router = APIRouter(tags=["import/export"])
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 _CHUNK = 1 << 20
 
-Crs = Annotated[str | None, Query(description="CRS of the data when the file does not say "
-                                              "(CSV, Shapefile without .prj), e.g. EPSG:2202")]
+Crs = Annotated[
+    str | None,
+    Query(
+        description="CRS of the data when the file does not say "
+        "(CSV, Shapefile without .prj), e.g. EPSG:2202"
+    ),
+]
 Commune = Annotated[str | None, Query(description="commune id or registry code")]
 
 
@@ -50,15 +55,25 @@ def _save(source: BinaryIO, path: Path) -> None:
         shutil.copyfileobj(source, out, _CHUNK)
 
 
-@router.get("/collections/{collection_id}/export", summary="Download a layer as a file",
-            response_class=FileResponse,
-            responses={200: {"content": {f.media_type: {} for f in FORMATS.values()}}})
+@router.get(
+    "/collections/{collection_id}/export",
+    summary="Download a layer as a file",
+    response_class=FileResponse,
+    responses={200: {"content": {f.media_type: {} for f in FORMATS.values()}}},
+)
 async def export_file(
-    conn: Conn, layer: LayerDep,
-    fmt: Annotated[str, Query(alias="format", description="geojson, gpkg, shp (zipped), kml "
-                              "or csv")] = "gpkg",
-    crs: Annotated[str, Query(description="CRS to write, e.g. EPSG:2202 (REGVEN / UTM 19N); "
-                              "GeoJSON and KML are EPSG:4326 only")] = "EPSG:4326",
+    conn: Conn,
+    layer: LayerDep,
+    fmt: Annotated[
+        str, Query(alias="format", description="geojson, gpkg, shp (zipped), kml or csv")
+    ] = "gpkg",
+    crs: Annotated[
+        str,
+        Query(
+            description="CRS to write, e.g. EPSG:2202 (REGVEN / UTM 19N); "
+            "GeoJSON and KML are EPSG:4326 only"
+        ),
+    ] = "EPSG:4326",
     commune: Commune = None,
 ) -> FileResponse:
     """The layer's features (only one commune's with ``commune``) with every output property;
@@ -72,35 +87,53 @@ async def export_file(
             raise NotFound(f"no commune with id or code {commune!r}")
     scratch = Path(tempfile.mkdtemp(prefix="geo_comuna-export-"))
     try:
-        report = await export_layer(conn, layer, scratch, format_, crs=crs,
-                                    commune_id=commune_id)
+        report = await export_layer(conn, layer, scratch, format_, crs=crs, commune_id=commune_id)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    return FileResponse(report.file, media_type=format_.media_type,
-                        filename=Path(report.file).name,
-                        background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True))
+    return FileResponse(
+        report.file,
+        media_type=format_.media_type,
+        filename=Path(report.file).name,
+        background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
+    )
 
 
-@router.post("/collections/{collection_id}/import", status_code=201,
-             response_model=ImportReport, summary="Import a file into a layer")
+@router.post(
+    "/collections/{collection_id}/import",
+    status_code=201,
+    response_model=ImportReport,
+    summary="Import a file into a layer",
+)
 async def import_upload(
-    conn: Conn, layer: LayerDep, settings: SettingsDep, user: Writer,
-    file: Annotated[UploadFile, File(description="GeoJSON, GeoPackage, zipped Shapefile, KML "
-                                                 "or CSV; the name's suffix tells which")],
+    conn: Conn,
+    layer: LayerDep,
+    settings: SettingsDep,
+    user: Writer,
+    file: Annotated[
+        UploadFile,
+        File(
+            description="GeoJSON, GeoPackage, zipped Shapefile, KML "
+            "or CSV; the name's suffix tells which"
+        ),
+    ],
     crs: Crs = None,
-    commune: Annotated[str | None, Query(description="commune id or registry code for "
-                                                     "features without one")] = None,
-    repair: Annotated[bool, Query(description="make invalid geometries valid (ST_MakeValid) "
-                                              "and report each change")] = False,
+    commune: Annotated[
+        str | None, Query(description="commune id or registry code for features without one")
+    ] = None,
+    repair: Annotated[
+        bool,
+        Query(description="make invalid geometries valid (ST_MakeValid) and report each change"),
+    ] = False,
 ) -> ImportReport:
     """All features or none: the first bad one is named by its 1-based position."""
     scratch = Path(tempfile.mkdtemp(prefix="geo_comuna-upload-"))
     try:
         path = scratch / f"upload{_suffix(file.filename)}"
         await asyncio.to_thread(_save, file.file, path)
-        report = await import_file(conn, layer, path, settings, crs=crs, commune=commune,
-                                   repair=repair, user=user)
+        report = await import_file(
+            conn, layer, path, settings, crs=crs, commune=commune, repair=repair, user=user
+        )
     finally:
         await file.close()
         shutil.rmtree(scratch, ignore_errors=True)

@@ -73,8 +73,9 @@ def _client(conninfo: str) -> tuple[str, dict[str, str]]:
     return make_conninfo(**params), env
 
 
-def _tool(settings: Settings, name: str, args: list[str], conninfo: str,
-          what: str) -> subprocess.CompletedProcess[str]:
+def _tool(
+    settings: Settings, name: str, args: list[str], conninfo: str, what: str
+) -> subprocess.CompletedProcess[str]:
     dsn, env = _client(conninfo)
     cmd = [str(cluster.find_bindir(settings) / name), "--dbname", dsn, *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/")
@@ -101,8 +102,7 @@ def backup(settings: Settings, conninfo: str, file: Path) -> BackupReport:
     partial = file.with_name(f".{file.name}.partial")
     try:
         # pg_dump fsyncs its output before exiting (unless --no-sync)
-        _tool(settings, "pg_dump", ["--format=custom", "--file", str(partial)], conninfo,
-              "pg_dump")
+        _tool(settings, "pg_dump", ["--format=custom", "--file", str(partial)], conninfo, "pg_dump")
         os.replace(partial, file)
     finally:
         partial.unlink(missing_ok=True)
@@ -111,8 +111,12 @@ def backup(settings: Settings, conninfo: str, file: Path) -> BackupReport:
         os.fsync(directory)  # the rename itself survives a crash
     finally:
         os.close(directory)
-    return BackupReport(str(file), file.stat().st_size, _schema_version(conninfo),
-                        round(time.perf_counter() - started, 3))
+    return BackupReport(
+        str(file),
+        file.stat().st_size,
+        _schema_version(conninfo),
+        round(time.perf_counter() - started, 3),
+    )
 
 
 def archive_version(settings: Settings, file: Path) -> int | None:
@@ -120,19 +124,27 @@ def archive_version(settings: Settings, file: Path) -> int | None:
     with open(file, "rb") as fh:
         head = fh.read(len(MAGIC))
     if head != MAGIC:
-        raise InvalidFile(f"{file.name} is not a geo-comuna backup (a pg_dump custom-format "
-                          "archive, made by `geo-comuna backup`); nothing was restored")
+        raise InvalidFile(
+            f"{file.name} is not a geo-comuna backup (a pg_dump custom-format "
+            "archive, made by `geo-comuna backup`); nothing was restored"
+        )
     restore_bin = str(cluster.find_bindir(settings) / "pg_restore")
-    listing = subprocess.run([restore_bin, "--list", str(file)], capture_output=True,
-                             text=True, cwd="/")
+    listing = subprocess.run(
+        [restore_bin, "--list", str(file)], capture_output=True, text=True, cwd="/"
+    )
     if listing.returncode != 0:
-        raise InvalidFile(f"{file.name} is not a readable pg_dump archive: "
-                          f"{listing.stderr.strip()}; nothing was restored")
-    data = subprocess.run([restore_bin, "--data-only", "--table=schema_migrations", "--file",
-                           "-", str(file)], capture_output=True, text=True, cwd="/")
+        raise InvalidFile(
+            f"{file.name} is not a readable pg_dump archive: "
+            f"{listing.stderr.strip()}; nothing was restored"
+        )
+    data = subprocess.run(
+        [restore_bin, "--data-only", "--table=schema_migrations", "--file", "-", str(file)],
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
     if data.returncode != 0:
-        raise InvalidFile(f"{file.name} is damaged: {data.stderr.strip()}; nothing was "
-                          "restored")
+        raise InvalidFile(f"{file.name} is damaged: {data.stderr.strip()}; nothing was restored")
     versions, rows = [], False
     for line in data.stdout.splitlines():
         if line.startswith("COPY ") and "schema_migrations" in line:
@@ -142,8 +154,10 @@ def archive_version(settings: Settings, file: Path) -> int | None:
         elif rows and line.split("\t", 1)[0].isdigit():
             versions.append(int(line.split("\t", 1)[0]))
     if not versions:
-        raise InvalidFile(f"{file.name} is a PostgreSQL archive but not of a geo-comuna "
-                          "database (no schema_migrations); nothing was restored")
+        raise InvalidFile(
+            f"{file.name} is a PostgreSQL archive but not of a geo-comuna "
+            "database (no schema_migrations); nothing was restored"
+        )
     return max(versions)
 
 
@@ -157,15 +171,24 @@ def restore(settings: Settings, conninfo: str, file: Path) -> RestoreReport:
     version = archive_version(settings, file)
     newest = migrate.available()[-1].version
     if version > newest:
-        raise InvalidFile(f"{file.name} was made by a newer geo-comuna (schema {version}; "
-                          f"this one knows up to {newest}): upgrade geo-comuna first")
+        raise InvalidFile(
+            f"{file.name} was made by a newer geo-comuna (schema {version}; "
+            f"this one knows up to {newest}): upgrade geo-comuna first"
+        )
     current = _schema_version(conninfo)
     if current is not None and current > version:
-        raise InvalidFile(f"{file.name} holds schema version {version} but the database is at "
-                          f"{current}: restore it into an empty database (a new "
-                          "GEO_COMUNA_DATA_DIR), which then migrates it forward")
+        raise InvalidFile(
+            f"{file.name} holds schema version {version} but the database is at "
+            f"{current}: restore it into an empty database (a new "
+            "GEO_COMUNA_DATA_DIR), which then migrates it forward"
+        )
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(_ROLES)
-    _tool(settings, "pg_restore", ["--clean", "--if-exists", "--no-owner",
-                                   "--single-transaction", str(file)], conninfo, "pg_restore")
+    _tool(
+        settings,
+        "pg_restore",
+        ["--clean", "--if-exists", "--no-owner", "--single-transaction", str(file)],
+        conninfo,
+        "pg_restore",
+    )
     return RestoreReport(str(file), version, current, round(time.perf_counter() - started, 3))

@@ -54,8 +54,10 @@ class Cluster:
         return self.root / "postgres.log"
 
     def conninfo(self, database: str | None = None) -> str:
-        return (f"host={self.socket_dir} port={PORT} user={SUPERUSER} "
-                f"dbname={database or self.database}")
+        return (
+            f"host={self.socket_dir} port={PORT} user={SUPERUSER} "
+            f"dbname={database or self.database}"
+        )
 
 
 def find_bindir(settings: Settings) -> Path:
@@ -64,13 +66,16 @@ def find_bindir(settings: Settings) -> Path:
         if not (settings.pg_bindir / "pg_ctl").exists():
             raise ClusterError(f"no pg_ctl in GEO_COMUNA_PG_BINDIR={settings.pg_bindir}")
         return settings.pg_bindir
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
-                        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-                        reverse=True)
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
     for bindir in candidates:
         version = bindir.parent.name
         if (bindir / "pg_ctl").exists() and Path(
-                f"/usr/share/postgresql/{version}/extension/postgis.control").exists():
+            f"/usr/share/postgresql/{version}/extension/postgis.control"
+        ).exists():
             return bindir
     pg_config = shutil.which("pg_config")
     if pg_config:
@@ -78,7 +83,8 @@ def find_bindir(settings: Settings) -> Path:
         share = subprocess.run([pg_config, "--sharedir"], capture_output=True, text=True)
         bindir = Path(out.stdout.strip())
         if (bindir / "pg_ctl").exists() and Path(
-                share.stdout.strip(), "extension", "postgis.control").exists():
+            share.stdout.strip(), "extension", "postgis.control"
+        ).exists():
             return bindir
     raise ClusterError(INSTALL_HINT)
 
@@ -104,7 +110,8 @@ def locate(settings: Settings) -> Cluster:
     except KeyError:
         raise ClusterError(
             f"running as root needs an unprivileged OS user for PostgreSQL; "
-            f"user {settings.pg_os_user!r} does not exist (set GEO_COMUNA_PG_OS_USER)") from None
+            f"user {settings.pg_os_user!r} does not exist (set GEO_COMUNA_PG_OS_USER)"
+        ) from None
     pointer = data_dir / "cluster_location"
     if pointer.exists():
         root = Path(pointer.read_text().strip())
@@ -121,8 +128,7 @@ def locate(settings: Settings) -> Cluster:
 
 
 def _run(cluster: Cluster, args: list[str], what: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(_as_user(cluster.os_user, args), capture_output=True, text=True,
-                          cwd="/")
+    proc = subprocess.run(_as_user(cluster.os_user, args), capture_output=True, text=True, cwd="/")
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise ClusterError(f"{what} failed (exit {proc.returncode}):\n{tail}")
@@ -152,8 +158,21 @@ def create(cluster: Cluster) -> None:
             pw = pwd.getpwnam(cluster.os_user)
             os.chown(sub, pw.pw_uid, pw.pw_gid)
         os.chmod(sub, 0o700)
-    _run(cluster, [str(cluster.bindir / "initdb"), "-D", str(cluster.pgdata), "-U", SUPERUSER,
-                   "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"], "initdb")
+    _run(
+        cluster,
+        [
+            str(cluster.bindir / "initdb"),
+            "-D",
+            str(cluster.pgdata),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ],
+        "initdb",
+    )
     conf = (
         "\n# geo_comuna embedded cluster\n"
         "listen_addresses = ''\n"
@@ -170,8 +189,13 @@ def create(cluster: Cluster) -> None:
     )
     conf_path = cluster.pgdata / "postgresql.conf"
     # The file belongs to the cluster's user; append through it rather than as root.
-    proc = subprocess.run(_as_user(cluster.os_user, ["sh", "-c", f"cat >> '{conf_path}'"]),
-                          input=conf, text=True, capture_output=True, cwd="/")
+    proc = subprocess.run(
+        _as_user(cluster.os_user, ["sh", "-c", f"cat >> '{conf_path}'"]),
+        input=conf,
+        text=True,
+        capture_output=True,
+        cwd="/",
+    )
     if proc.returncode != 0:
         raise ClusterError(f"could not configure {conf_path}: {proc.stderr.strip()}")
 
@@ -192,8 +216,13 @@ def running(cluster: Cluster) -> bool:
     if not initialised(cluster):
         return False
     proc = subprocess.run(
-        _as_user(cluster.os_user, [str(cluster.bindir / "pg_ctl"), "-D", str(cluster.pgdata),
-                                   "status"]), capture_output=True, text=True, cwd="/")
+        _as_user(
+            cluster.os_user, [str(cluster.bindir / "pg_ctl"), "-D", str(cluster.pgdata), "status"]
+        ),
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
     return proc.returncode == 0 and _zombie_postmaster(cluster) is None
 
 
@@ -204,24 +233,52 @@ def start(cluster: Cluster) -> None:
             raise ClusterError(
                 f"PostgreSQL (PID {zombie}) died and was never reaped by its parent, so it "
                 "cannot start again: in a container, run it with an init (docker run --init) "
-                "or restart the container")
+                "or restart the container"
+            )
         time.sleep(0.1)
-    _run(cluster, [str(cluster.bindir / "pg_ctl"), "-D", str(cluster.pgdata), "-l",
-                   str(cluster.logfile), "-w", "-t", "120", "start"], "starting PostgreSQL")
+    _run(
+        cluster,
+        [
+            str(cluster.bindir / "pg_ctl"),
+            "-D",
+            str(cluster.pgdata),
+            "-l",
+            str(cluster.logfile),
+            "-w",
+            "-t",
+            "120",
+            "start",
+        ],
+        "starting PostgreSQL",
+    )
 
 
 def stop(cluster: Cluster) -> None:
     if running(cluster):
-        _run(cluster, [str(cluster.bindir / "pg_ctl"), "-D", str(cluster.pgdata), "-m", "fast",
-                       "-w", "-t", "120", "stop"], "stopping PostgreSQL")
+        _run(
+            cluster,
+            [
+                str(cluster.bindir / "pg_ctl"),
+                "-D",
+                str(cluster.pgdata),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "120",
+                "stop",
+            ],
+            "stopping PostgreSQL",
+        )
 
 
 def ensure_database(cluster: Cluster) -> None:
     import psycopg
 
     with psycopg.connect(cluster.conninfo("postgres"), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                              (cluster.database,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (cluster.database,)
+        ).fetchone()
         if not exists:
             from psycopg import sql
 

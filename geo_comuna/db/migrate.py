@@ -46,7 +46,8 @@ async def upgrade(conn: AsyncConnection) -> list[Migration]:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
             "name text NOT NULL, checksum text NOT NULL, "
-            "applied_at timestamptz NOT NULL DEFAULT now())")
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         cur = await conn.execute("SELECT version, checksum FROM schema_migrations")
         done = dict(await cur.fetchall())
         for migration in available():
@@ -54,12 +55,14 @@ async def upgrade(conn: AsyncConnection) -> list[Migration]:
                 if done[migration.version] != migration.checksum:
                     raise ClusterError(
                         f"migration {migration.version:04d}_{migration.name} was changed after "
-                        "it was applied; add a new migration instead")
+                        "it was applied; add a new migration instead"
+                    )
                 continue
             await conn.execute(migration.sql)
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                (migration.version, migration.name, migration.checksum))
+                (migration.version, migration.name, migration.checksum),
+            )
             applied_now.append(migration)
     return applied_now
 

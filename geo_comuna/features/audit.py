@@ -13,8 +13,14 @@ from geo_comuna.features.query import COORD_DECIMALS
 MAX_ID = 2**31 - 1  # feature ids are PostgreSQL integers
 
 
-async def entries(conn: AsyncConnection, *, layer: str | None, feature_id: int | None,
-                  since: dt.datetime | None, limit: int) -> list[dict[str, Any]]:
+async def entries(
+    conn: AsyncConnection,
+    *,
+    layer: str | None,
+    feature_id: int | None,
+    since: dt.datetime | None,
+    limit: int,
+) -> list[dict[str, Any]]:
     """Newest first; ``before``/``after`` as GeoJSON Features (null for inserts / deletes)."""
     if feature_id is not None and not 0 < feature_id <= MAX_ID:
         return []  # no feature has such an id, and the query's integer would overflow
@@ -32,8 +38,14 @@ async def entries(conn: AsyncConnection, *, layer: str | None, feature_id: int |
                  AND (%(fid)s::int IS NULL OR feature_id = %(fid)s)
                  AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
                ORDER BY id DESC LIMIT %(limit)s""",
-            {"layer": layer, "fid": feature_id, "since": since, "limit": limit,
-             "digits": COORD_DECIMALS})
+            {
+                "layer": layer,
+                "fid": feature_id,
+                "since": since,
+                "limit": limit,
+                "digits": COORD_DECIMALS,
+            },
+        )
         return await cur.fetchall()
 
 
@@ -41,5 +53,7 @@ async def tenure_history(conn: AsyncConnection, parcel_id: int) -> list[dict[str
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT from_status, to_status, changed_at, note FROM parcel_history "
-            "WHERE parcel_id = %s ORDER BY changed_at, id", (parcel_id,))
+            "WHERE parcel_id = %s ORDER BY changed_at, id",
+            (parcel_id,),
+        )
         return await cur.fetchall()

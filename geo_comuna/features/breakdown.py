@@ -18,17 +18,27 @@ async def communes(conn: AsyncConnection, ids: list[int] | None) -> list[dict[st
                       b.share_pct, b.parcels, b.dwellings, b.residents
                FROM communes c
                JOIN commune_state_breakdown(%s) b ON b.commune_id = c.id
-               ORDER BY c.id, b.area_ha DESC""", (ids,))
+               ORDER BY c.id, b.area_ha DESC""",
+            (ids,),
+        )
         rows = await cur.fetchall()
     out: dict[int, dict[str, Any]] = {}
     for r in rows:
-        entry = out.setdefault(r["id"], {
-            "id": r["id"], "code": r["code"], "name": r["name"], "area_ha": 0.0,
-            "states": []})
-        entry["states"].append({
-            "code": r["state_code"], "name": r["state_name"] or "outside state polygons",
-            "area_ha": r["state_area_ha"], "share_pct": r["share_pct"],
-            "parcels": r["parcels"], "dwellings": r["dwellings"], "residents": r["residents"]})
+        entry = out.setdefault(
+            r["id"],
+            {"id": r["id"], "code": r["code"], "name": r["name"], "area_ha": 0.0, "states": []},
+        )
+        entry["states"].append(
+            {
+                "code": r["state_code"],
+                "name": r["state_name"] or "outside state polygons",
+                "area_ha": r["state_area_ha"],
+                "share_pct": r["share_pct"],
+                "parcels": r["parcels"],
+                "dwellings": r["dwellings"],
+                "residents": r["residents"],
+            }
+        )
     for entry in out.values():
         # the pieces add up to the commune (the function's area is geodesic, computed once)
         entry["area_ha"] = round(sum(s["area_ha"] for s in entry["states"]), 4)
@@ -41,9 +51,17 @@ def by_state(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     states: dict[str | None, dict[str, Any]] = {}
     for commune in rows:
         for s in commune["states"]:
-            entry = states.setdefault(s["code"], {"code": s["code"], "name": s["name"],
-                                                   "communes": 0, "area_ha": 0.0,
-                                                   "dwellings": 0, "residents": 0})
+            entry = states.setdefault(
+                s["code"],
+                {
+                    "code": s["code"],
+                    "name": s["name"],
+                    "communes": 0,
+                    "area_ha": 0.0,
+                    "dwellings": 0,
+                    "residents": 0,
+                },
+            )
             entry["communes"] += 1
             entry["area_ha"] = round(entry["area_ha"] + s["area_ha"], 4)
             entry["dwellings"] += s["dwellings"]

@@ -26,8 +26,9 @@ class Written:
 
 def _writer(user: User) -> None:
     if not user.may_write:
-        raise Forbidden(f"user {user.name!r} is a {user.role}; writing needs an editor or admin "
-                        "token")
+        raise Forbidden(
+            f"user {user.name!r} is a {user.role}; writing needs an editor or admin token"
+        )
 
 
 async def _etag(conn: AsyncConnection, layer: Layer, feature_id: int) -> str | None:
@@ -35,18 +36,26 @@ async def _etag(conn: AsyncConnection, layer: Layer, feature_id: int) -> str | N
     return found[1] if found else None
 
 
-async def _checked(conn: AsyncConnection, layer: Layer, parsed: geojson.Parsed,
-                   settings: Settings, repair: bool) -> tuple[validate.Checked, dict]:
+async def _checked(
+    conn: AsyncConnection, layer: Layer, parsed: geojson.Parsed, settings: Settings, repair: bool
+) -> tuple[validate.Checked, dict]:
     attrs = validate.check_attributes(layer, parsed.properties, parsed.labels)
     geoms, repairs = validate.check_geometries(
-        layer, parsed.geometries, parsed.labels, service_bbox=settings.service_bbox,
-        repair=repair)
+        layer, parsed.geometries, parsed.labels, service_bbox=settings.service_bbox, repair=repair
+    )
     refs = await write.resolve_references(conn, layer, parsed.properties, parsed.labels)
     return validate.Checked(attrs, geoms, repairs), refs
 
 
-async def create(conn: AsyncConnection, layer: Layer, body: bytes, settings: Settings,
-                 user: User, *, repair: bool = False) -> Written:
+async def create(
+    conn: AsyncConnection,
+    layer: Layer,
+    body: bytes,
+    settings: Settings,
+    user: User,
+    *,
+    repair: bool = False,
+) -> Written:
     """POST: one Feature or a FeatureCollection, all or nothing."""
     _writer(user)
     parsed = geojson.parse(layer, geojson.loads(body), max_features=settings.max_limit)
@@ -57,9 +66,17 @@ async def create(conn: AsyncConnection, layer: Layer, body: bytes, settings: Set
     return Written(ids, checked.repairs, etag)
 
 
-async def replace(conn: AsyncConnection, layer: Layer, feature_id: int, body: bytes,
-                  settings: Settings, user: User, *, repair: bool = False,
-                  if_match: str | None = None) -> Written:
+async def replace(
+    conn: AsyncConnection,
+    layer: Layer,
+    feature_id: int,
+    body: bytes,
+    settings: Settings,
+    user: User,
+    *,
+    repair: bool = False,
+    if_match: str | None = None,
+) -> Written:
     """PUT: the feature becomes exactly the body (absent properties become null)."""
     _writer(user)
     doc = geojson.loads(body)
@@ -74,9 +91,17 @@ async def replace(conn: AsyncConnection, layer: Layer, feature_id: int, body: by
     return Written([feature_id], checked.repairs, etag)
 
 
-async def patch(conn: AsyncConnection, layer: Layer, feature_id: int, body: bytes,
-                settings: Settings, user: User, *, repair: bool = False,
-                if_match: str | None = None) -> Written:
+async def patch(
+    conn: AsyncConnection,
+    layer: Layer,
+    feature_id: int,
+    body: bytes,
+    settings: Settings,
+    user: User,
+    *,
+    repair: bool = False,
+    if_match: str | None = None,
+) -> Written:
     """PATCH: only the properties (and geometry) given change; null clears a property."""
     _writer(user)
     doc = geojson.loads(body)
@@ -91,14 +116,23 @@ async def patch(conn: AsyncConnection, layer: Layer, feature_id: int, body: byte
         merged = {**current["properties"], **parsed.properties.iloc[0][list(parsed.present)]}
         geometry = parsed.geometries if parsed.geometry_given else None
         if geometry is None:  # validate the stored geometry as is: cheap, and keeps one path
-            geometry = geojson.parse(layer, {"type": "Feature", "geometry": current["geometry"],
-                                             "properties": {}}, max_features=1,
-                                     single_id=feature_id).geometries
-        full = geojson.Parsed(pd.DataFrame([merged], columns=layer.property_names, dtype=object),
-                              geometry, [feature_id], set(merged), True)
+            geometry = geojson.parse(
+                layer,
+                {"type": "Feature", "geometry": current["geometry"], "properties": {}},
+                max_features=1,
+                single_id=feature_id,
+            ).geometries
+        full = geojson.Parsed(
+            pd.DataFrame([merged], columns=layer.property_names, dtype=object),
+            geometry,
+            [feature_id],
+            set(merged),
+            True,
+        )
         checked, refs = await _checked(conn, layer, full, settings, repair)
         columns = [r.column for r in layer.references if r.name in parsed.present] + [
-            a.name for a in layer.attributes if a.name in parsed.present]
+            a.name for a in layer.attributes if a.name in parsed.present
+        ]
         if parsed.geometry_given:
             columns.append("geom")
         await write.replace(conn, layer, feature_id, checked, refs, columns=columns)
@@ -116,8 +150,9 @@ async def _current(conn: AsyncConnection, layer: Layer, feature_id: int) -> dict
     return feature
 
 
-async def remove(conn: AsyncConnection, layer: Layer, feature_id: int, user: User, *,
-                 if_match: str | None = None) -> None:
+async def remove(
+    conn: AsyncConnection, layer: Layer, feature_id: int, user: User, *, if_match: str | None = None
+) -> None:
     _writer(user)
     async with writing(conn, user):
         await write.check_version(conn, layer, feature_id, if_match)

@@ -42,17 +42,26 @@ def _geometry(layer: Layer, value: Any, label: Any) -> shapely.Geometry | None:
     if value is None:
         return None
     if not isinstance(value, dict) or "type" not in value:
-        raise InvalidGeometry("geometry must be a GeoJSON geometry object", feature=label,
-                              layer=layer.name)
+        raise InvalidGeometry(
+            "geometry must be a GeoJSON geometry object", feature=label, layer=layer.name
+        )
     try:
         return shapely.from_geojson(json.dumps(value))
     except (shapely.errors.GEOSException, ValueError, TypeError) as exc:
-        raise InvalidGeometry(f"not a readable GeoJSON geometry: {exc}", feature=label,
-                              layer=layer.name) from None
+        raise InvalidGeometry(
+            f"not a readable GeoJSON geometry: {exc}", feature=label, layer=layer.name
+        ) from None
 
 
-def parse(layer: Layer, doc: Any, *, max_features: int, label_start: int = 1,
-          strict: bool = True, single_id: Any = None) -> Parsed:
+def parse(
+    layer: Layer,
+    doc: Any,
+    *,
+    max_features: int,
+    label_start: int = 1,
+    strict: bool = True,
+    single_id: Any = None,
+) -> Parsed:
     """A Feature or FeatureCollection -> columns. Unknown properties are refused when
     ``strict`` (a typo would otherwise lose data); read-only ones (ids, derived) are ignored."""
     if not isinstance(doc, dict):
@@ -66,8 +75,10 @@ def parse(layer: Layer, doc: Any, *, max_features: int, label_start: int = 1,
         features = [doc]
         labels = [single_id if single_id is not None else label_start]
     else:
-        raise InvalidInput("the body must be a GeoJSON Feature or FeatureCollection "
-                           f"(got type {doc.get('type')!r})")
+        raise InvalidInput(
+            "the body must be a GeoJSON Feature or FeatureCollection "
+            f"(got type {doc.get('type')!r})"
+        )
     if not features:
         raise InvalidInput("the FeatureCollection has no features")
     if len(features) > max_features:
@@ -80,15 +91,21 @@ def parse(layer: Layer, doc: Any, *, max_features: int, label_start: int = 1,
             raise InvalidInput("not a GeoJSON Feature", feature=label, layer=layer.name)
         props = feature.get("properties") or {}
         if not isinstance(props, dict):
-            raise InvalidInput("'properties' must be an object", feature=label,
-                               layer=layer.name)
+            raise InvalidInput("'properties' must be an object", feature=label, layer=layer.name)
         unknown = sorted(set(props) - writable - ignored)
         if unknown and strict:
-            raise InvalidInput(f"unknown properties {unknown}; {layer.name} has "
-                               f"{sorted(writable)}", feature=label, layer=layer.name)
+            raise InvalidInput(
+                f"unknown properties {unknown}; {layer.name} has {sorted(writable)}",
+                feature=label,
+                layer=layer.name,
+            )
         rows.append({k: v for k, v in props.items() if k in writable})
         present |= set(props) & writable
         geoms.append(_geometry(layer, feature.get("geometry"), label))
-    return Parsed(pd.DataFrame(rows, columns=layer.property_names, dtype=object),
-                  np.array(geoms, dtype=object), labels, present,
-                  any("geometry" in f and f["geometry"] is not None for f in features))
+    return Parsed(
+        pd.DataFrame(rows, columns=layer.property_names, dtype=object),
+        np.array(geoms, dtype=object),
+        labels,
+        present,
+        any("geometry" in f and f["geometry"] is not None for f in features),
+    )

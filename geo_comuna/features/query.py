@@ -31,8 +31,11 @@ class Filters:
     properties: dict[str, list[Any]] = field(default_factory=dict)
 
     def key(self) -> tuple:
-        return (self.bbox, self.commune_id,
-                tuple(sorted((k, tuple(map(str, v))) for k, v in self.properties.items())))
+        return (
+            self.bbox,
+            self.commune_id,
+            tuple(sorted((k, tuple(map(str, v))) for k, v in self.properties.items())),
+        )
 
 
 class CountCache:
@@ -74,8 +77,11 @@ def property_exprs(layer: Layer) -> tuple[list[tuple[str, sql.Composable]], sql.
             exprs.append((ref.name, column))
             continue
         alias = sql.Identifier(f"r{i}")
-        joins.append(sql.SQL("LEFT JOIN {} {} ON {}.id = {}").format(
-            sql.Identifier(ref.table), alias, alias, column))
+        joins.append(
+            sql.SQL("LEFT JOIN {} {} ON {}.id = {}").format(
+                sql.Identifier(ref.table), alias, alias, column
+            )
+        )
         exprs.append((ref.name, sql.SQL("{}.{}").format(alias, sql.Identifier(ref.key))))
     for attr in layer.attributes:
         exprs.append((attr.name, sql.SQL("t.{}").format(sql.Identifier(attr.name))))
@@ -88,11 +94,13 @@ def feature_sql(layer: Layer) -> tuple[sql.Composable, sql.Composable]:
     """A text expression building one GeoJSON Feature from alias ``t``, and its joins."""
     exprs, joins = property_exprs(layer)
     props = sql.SQL(", ").join(
-        sql.SQL("{}, {}").format(sql.Literal(name), expr) for name, expr in exprs)
+        sql.SQL("{}, {}").format(sql.Literal(name), expr) for name, expr in exprs
+    )
     feature = sql.SQL(
         """'{{"type":"Feature","id":' || t.id || ',"geometry":' """
         """|| coalesce(ST_AsGeoJSON(t.geom, {}), 'null') || ',"properties":' """
-        """|| json_build_object({})::text || '}}'""").format(sql.Literal(COORD_DECIMALS), props)
+        """|| json_build_object({})::text || '}}'"""
+    ).format(sql.Literal(COORD_DECIMALS), props)
     return feature, joins
 
 
@@ -101,8 +109,9 @@ def where_sql(layer: Layer, filters: Filters) -> tuple[sql.Composable, dict[str,
     params: dict[str, Any] = {}
     if filters.bbox is not None:
         params.update(zip(("w", "s", "e", "n"), filters.bbox, strict=True))
-        clauses.append(sql.SQL(
-            "ST_Intersects(t.geom, ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4326))"))
+        clauses.append(
+            sql.SQL("ST_Intersects(t.geom, ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4326))")
+        )
     if filters.commune_id is not None:
         params["commune"] = filters.commune_id
         if layer.commune_ref is not None:
@@ -110,25 +119,33 @@ def where_sql(layer: Layer, filters: Filters) -> tuple[sql.Composable, dict[str,
         elif layer.name == "communes":
             clauses.append(sql.SQL("t.id = %(commune)s"))
         else:  # exchanges: either end
-            clauses.append(sql.SQL(
-                "(t.from_commune_id = %(commune)s OR t.to_commune_id = %(commune)s)"))
+            clauses.append(
+                sql.SQL("(t.from_commune_id = %(commune)s OR t.to_commune_id = %(commune)s)")
+            )
     for i, (name, values) in enumerate(sorted(filters.properties.items())):
         params[f"p{i}"] = values
         ref = layer.reference(name)
         column = ref.column if ref else name
-        clauses.append(sql.SQL("t.{} = ANY(%({})s)").format(sql.Identifier(column),
-                                                           sql.SQL(f"p{i}")))
+        clauses.append(
+            sql.SQL("t.{} = ANY(%({})s)").format(sql.Identifier(column), sql.SQL(f"p{i}"))
+        )
     return sql.SQL(" AND ").join(clauses), params
 
 
-async def page(conn: AsyncConnection, layer: Layer, filters: Filters, *, limit: int,
-               offset: int, counts: CountCache) -> Page:
+async def page(
+    conn: AsyncConnection,
+    layer: Layer,
+    filters: Filters,
+    *,
+    limit: int,
+    offset: int,
+    counts: CountCache,
+) -> Page:
     where, params = where_sql(layer, filters)
     feature, joins = feature_sql(layer)
     key = (layer.name, filters.key())
     cached = counts.get(key)
-    params.update(layer=layer.name, limit=limit, offset=offset,
-                  known=cached[0] if cached else None)
+    params.update(layer=layer.name, limit=limit, offset=offset, known=cached[0] if cached else None)
     table = sql.Identifier(layer.table)
     query = sql.SQL("""
         WITH ids AS (SELECT t.id FROM {table} t WHERE {where}
@@ -156,21 +173,32 @@ async def one(conn: AsyncConnection, layer: Layer, feature_id: int) -> tuple[str
     feature, joins = feature_sql(layer)
     cur = await conn.execute(
         sql.SQL("SELECT {}, {} FROM {} t {} WHERE t.id = %s").format(
-            feature, ETAG_SQL, sql.Identifier(layer.table), joins), (feature_id,))
+            feature, ETAG_SQL, sql.Identifier(layer.table), joins
+        ),
+        (feature_id,),
+    )
     row = await cur.fetchone()
     return (row[0], row[1]) if row else None
 
 
 async def extents(conn: AsyncConnection, layers: list[Layer]) -> dict[str, list[float] | None]:
     """Lon/lat bounding box per layer: planner estimate when statistics exist, else exact."""
-    parts = [sql.SQL("SELECT {name}, coalesce(ST_EstimatedExtent({name}, 'geom'), "
-                     "(SELECT ST_Extent(geom) FROM {table}))::geometry").format(
-        name=sql.Literal(layer.table), table=sql.Identifier(layer.table)) for layer in layers]
-    cur = await conn.execute(sql.SQL(
-        "SELECT name, ST_XMin(g), ST_YMin(g), ST_XMax(g), ST_YMax(g) FROM ({}) e(name, g)"
-    ).format(sql.SQL(" UNION ALL ").join(parts)))
-    return {name: None if xmin is None else [round(v, 6) for v in (xmin, ymin, xmax, ymax)]
-            for name, xmin, ymin, xmax, ymax in await cur.fetchall()}
+    parts = [
+        sql.SQL(
+            "SELECT {name}, coalesce(ST_EstimatedExtent({name}, 'geom'), "
+            "(SELECT ST_Extent(geom) FROM {table}))::geometry"
+        ).format(name=sql.Literal(layer.table), table=sql.Identifier(layer.table))
+        for layer in layers
+    ]
+    cur = await conn.execute(
+        sql.SQL(
+            "SELECT name, ST_XMin(g), ST_YMin(g), ST_XMax(g), ST_YMax(g) FROM ({}) e(name, g)"
+        ).format(sql.SQL(" UNION ALL ").join(parts))
+    )
+    return {
+        name: None if xmin is None else [round(v, 6) for v in (xmin, ymin, xmax, ymax)]
+        for name, xmin, ymin, xmax, ymax in await cur.fetchall()
+    }
 
 
 async def resolve_commune(conn: AsyncConnection, value: str) -> int | None:

@@ -57,19 +57,24 @@ def _columns(layer: Layer, names: list[str]) -> sql.Composable:
     return sql.SQL(", ").join(cols)
 
 
-async def _wants_summary(conn: AsyncConnection, layer: Layer, z: int, x: int, y: int,
-                         filters: Filters) -> bool:
+async def _wants_summary(
+    conn: AsyncConnection, layer: Layer, z: int, x: int, y: int, filters: Filters
+) -> bool:
     """Whether the tile is drawn as the summary grid: more than ``MAX_DETAIL`` features, or
     areas and lines whose median bounding-box width is under ``MIN_DETAIL_PX`` (the width
     comes from each geometry's cached box, not from its coordinates)."""
     where, params = where_sql(layer, filters)
     params.update(z=z, x=x, y=y, limit=MAX_DETAIL + 1)
-    cur = await conn.execute(sql.SQL("""
+    cur = await conn.execute(
+        sql.SQL("""
         SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY s.w)
         FROM (SELECT ST_XMax(t.geom) - ST_XMin(t.geom) AS w FROM {table} t
             WHERE t.geom && ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4326)
               AND {where} LIMIT %(limit)s) s""").format(
-        table=sql.Identifier(layer.table), where=where), params)
+            table=sql.Identifier(layer.table), where=where
+        ),
+        params,
+    )
     n, width_deg = await cur.fetchone()
     if n > MAX_DETAIL:
         return True
@@ -78,12 +83,15 @@ async def _wants_summary(conn: AsyncConnection, layer: Layer, z: int, x: int, y:
     return width_deg / (360 / (1 << z)) * 256 < MIN_DETAIL_PX
 
 
-async def _summary_tile(conn: AsyncConnection, layer: Layer, z: int, x: int, y: int,
-                        filters: Filters, names: list[str]) -> bytes:
+async def _summary_tile(
+    conn: AsyncConnection, layer: Layer, z: int, x: int, y: int, filters: Filters, names: list[str]
+) -> bytes:
     where, params = where_sql(layer, filters)
-    modes = [sql.SQL("mode() WITHIN GROUP (ORDER BY t.{c}) AS {c}").format(
-        c=sql.Identifier(a.name)) for a in layer.attributes
-        if a.domain is not None and a.name in names]
+    modes = [
+        sql.SQL("mode() WITHIN GROUP (ORDER BY t.{c}) AS {c}").format(c=sql.Identifier(a.name))
+        for a in layer.attributes
+        if a.domain is not None and a.name in names
+    ]
     params.update(z=z, x=x, y=y, name=layer.name, cell=360 / (1 << z) / CELLS)
     query = sql.SQL("""
         WITH env AS (
@@ -111,18 +119,25 @@ async def _summary_tile(conn: AsyncConnection, layer: Layer, z: int, x: int, y: 
                                 env.tile, {extent}, 0, true) AS geom
             FROM cells, env
         ) q WHERE q.geom IS NOT NULL
-    """).format(modes=sql.SQL("").join(sql.SQL(", ") + m for m in modes),
-                names=sql.SQL("").join(
-                    sql.SQL(", cells.{}").format(sql.Identifier(a.name)) for a in layer.attributes
-                    if a.domain is not None and a.name in names),
-                table=sql.Identifier(layer.table), where=where, extent=sql.Literal(EXTENT))
+    """).format(
+        modes=sql.SQL("").join(sql.SQL(", ") + m for m in modes),
+        names=sql.SQL("").join(
+            sql.SQL(", cells.{}").format(sql.Identifier(a.name))
+            for a in layer.attributes
+            if a.domain is not None and a.name in names
+        ),
+        table=sql.Identifier(layer.table),
+        where=where,
+        extent=sql.Literal(EXTENT),
+    )
     cur = await conn.execute(query, params)
     row = await cur.fetchone()
     return bytes(row[0]) if row and row[0] is not None else b""
 
 
-async def tile(conn: AsyncConnection, layer: Layer, z: int, x: int, y: int,
-               filters: Filters, names: list[str]) -> bytes:
+async def tile(
+    conn: AsyncConnection, layer: Layer, z: int, x: int, y: int, filters: Filters, names: list[str]
+) -> bytes:
     """One tile (may be empty bytes) whose single MVT layer is named after ``layer``."""
     check_tile(z, x, y)
     if await _wants_summary(conn, layer, z, x, y, filters):
@@ -144,9 +159,14 @@ async def tile(conn: AsyncConnection, layer: Layer, z: int, x: int, y: int,
             WHERE t.geom && env.lonlat AND {where}
         ) q
         WHERE q.geom IS NOT NULL
-    """).format(extent=sql.Literal(EXTENT), buffer=sql.Literal(BUFFER),
-                columns=_columns(layer, names), table=sql.Identifier(layer.table),
-                joins=joins, where=where)
+    """).format(
+        extent=sql.Literal(EXTENT),
+        buffer=sql.Literal(BUFFER),
+        columns=_columns(layer, names),
+        table=sql.Identifier(layer.table),
+        joins=joins,
+        where=where,
+    )
     cur = await conn.execute(query, params)
     row = await cur.fetchone()
     return bytes(row[0]) if row and row[0] is not None else b""

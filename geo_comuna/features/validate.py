@@ -52,8 +52,18 @@ def _conform_type(layer: Layer, geoms: np.ndarray, labels: Sequence) -> np.ndarr
     """Promote Polygon to MultiPolygon, unwrap single-part multis; refuse other types."""
     want = layer.geometry_type
     types = shapely.get_type_id(geoms)
-    names = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
-                      "MultiLineString", "MultiPolygon", "GeometryCollection"])
+    names = np.array(
+        [
+            "Point",
+            "LineString",
+            "LinearRing",
+            "Polygon",
+            "MultiPoint",
+            "MultiLineString",
+            "MultiPolygon",
+            "GeometryCollection",
+        ]
+    )
     out = geoms.copy()
     if want == "MultiPolygon":
         polygons = types == 3
@@ -68,13 +78,23 @@ def _conform_type(layer: Layer, geoms: np.ndarray, labels: Sequence) -> np.ndarr
         ok = single | one_part
         bad_multi = _first(multi & ~one_part)
         if bad_multi is not None:
-            _fail(InvalidGeometry, layer, labels, bad_multi,
-                  f"a {_PARTS[want]} with several parts; {layer.name} stores one {want} per "
-                  "feature: split it into separate features")
+            _fail(
+                InvalidGeometry,
+                layer,
+                labels,
+                bad_multi,
+                f"a {_PARTS[want]} with several parts; {layer.name} stores one {want} per "
+                "feature: split it into separate features",
+            )
     bad = _first(~ok)
     if bad is not None:
-        _fail(InvalidGeometry, layer, labels, bad,
-              f"wrong geometry type {names[types[bad]]}; {layer.name} stores {want}")
+        _fail(
+            InvalidGeometry,
+            layer,
+            labels,
+            bad,
+            f"wrong geometry type {names[types[bad]]}; {layer.name} stores {want}",
+        )
     return out
 
 
@@ -95,8 +115,12 @@ def _empty_parts(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check_coordinates(layer: Layer, geoms: np.ndarray, labels: Sequence,
-                       service_bbox: tuple[float, float, float, float]) -> None:
+def _check_coordinates(
+    layer: Layer,
+    geoms: np.ndarray,
+    labels: Sequence,
+    service_bbox: tuple[float, float, float, float],
+) -> None:
     coords = shapely.get_coordinates(geoms)
     counts = shapely.get_num_coordinates(geoms)
     owner = np.repeat(np.arange(len(geoms)), counts)
@@ -104,30 +128,39 @@ def _check_coordinates(layer: Layer, geoms: np.ndarray, labels: Sequence,
     if bad is not None:
         _fail(InvalidGeometry, layer, labels, owner[bad], "a coordinate is NaN or infinite")
     bounds = shapely.bounds(geoms)  # minx, miny, maxx, maxy
-    out_of_range = (bounds[:, 0] < -180) | (bounds[:, 2] > 180) | (bounds[:, 1] < -90) | (
-        bounds[:, 3] > 90)
+    out_of_range = (
+        (bounds[:, 0] < -180) | (bounds[:, 2] > 180) | (bounds[:, 1] < -90) | (bounds[:, 3] > 90)
+    )
     w, s, e, n = service_bbox
     inside = (bounds[:, 0] >= w) & (bounds[:, 2] <= e) & (bounds[:, 1] >= s) & (bounds[:, 3] <= n)
-    swapped_inside = (bounds[:, 1] >= w) & (bounds[:, 3] <= e) & (bounds[:, 0] >= s) & (
-        bounds[:, 2] <= n)
+    swapped_inside = (
+        (bounds[:, 1] >= w) & (bounds[:, 3] <= e) & (bounds[:, 0] >= s) & (bounds[:, 2] <= n)
+    )
     i = _first(~inside)
     if i is None:
         return
     x, y = coords[np.flatnonzero(owner == i)[0]]
     if swapped_inside[i]:
-        reason = (f"coordinates appear swapped: ({x:.5f}, {y:.5f}) reads as latitude, longitude; "
-                  "GeoJSON and EPSG:4326 here are longitude, latitude")
+        reason = (
+            f"coordinates appear swapped: ({x:.5f}, {y:.5f}) reads as latitude, longitude; "
+            "GeoJSON and EPSG:4326 here are longitude, latitude"
+        )
     elif out_of_range[i]:
-        reason = (f"coordinate ({x:.3f}, {y:.3f}) is out of range for longitude/latitude; "
-                  "is the data in a projected CRS (UTM metres)? give its CRS")
+        reason = (
+            f"coordinate ({x:.3f}, {y:.3f}) is out of range for longitude/latitude; "
+            "is the data in a projected CRS (UTM metres)? give its CRS"
+        )
     else:
-        reason = (f"lies outside the service area {list(service_bbox)} (lon/lat) at "
-                  f"({x:.5f}, {y:.5f}); wrong CRS or wrong place?")
+        reason = (
+            f"lies outside the service area {list(service_bbox)} (lon/lat) at "
+            f"({x:.5f}, {y:.5f}); wrong CRS or wrong place?"
+        )
     _fail(InvalidGeometry, layer, labels, i, reason)
 
 
-def _repair(layer: Layer, geoms: np.ndarray, bad: np.ndarray, labels: Sequence,
-            reasons: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
+def _repair(
+    layer: Layer, geoms: np.ndarray, bad: np.ndarray, labels: Sequence, reasons: np.ndarray
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """ST_MakeValid's algorithm (GEOS MakeValid); keeps only parts of the layer's dimension."""
     repairs = []
     out = geoms.copy()
@@ -136,18 +169,31 @@ def _repair(layer: Layer, geoms: np.ndarray, bad: np.ndarray, labels: Sequence,
         fixed = shapely.make_valid(geoms[i])
         parts = [p for p in shapely.get_parts(fixed) if shapely.get_dimensions(p) == dim]
         if layer.geometry_type == "MultiPolygon":
-            fixed = shapely.MultiPolygon(
-                [q for p in parts for q in shapely.get_parts(p)]) if parts else None
+            fixed = (
+                shapely.MultiPolygon([q for p in parts for q in shapely.get_parts(p)])
+                if parts
+                else None
+            )
         elif len(parts) == 1:
             fixed = parts[0]
         else:
             fixed = None
         if fixed is None or fixed.is_empty or not fixed.is_valid:
-            _fail(InvalidGeometry, layer, labels, i,
-                  f"invalid geometry ({reasons[i]}) that cannot be repaired automatically")
-        repairs.append({"feature": labels[i], "reason": str(reasons[i]),
-                        "action": "made valid (ST_MakeValid / GEOS MakeValid)",
-                        "area_change_pct": _area_change(geoms[i], fixed)})
+            _fail(
+                InvalidGeometry,
+                layer,
+                labels,
+                i,
+                f"invalid geometry ({reasons[i]}) that cannot be repaired automatically",
+            )
+        repairs.append(
+            {
+                "feature": labels[i],
+                "reason": str(reasons[i]),
+                "action": "made valid (ST_MakeValid / GEOS MakeValid)",
+                "area_change_pct": _area_change(geoms[i], fixed),
+            }
+        )
         out[i] = fixed
     return out, repairs
 
@@ -159,9 +205,14 @@ def _area_change(before: shapely.Geometry, after: shapely.Geometry) -> float | N
     return round(100 * (shapely.area(after) - a0) / a0, 3)
 
 
-def check_geometries(layer: Layer, geoms: np.ndarray, labels: Sequence, *,
-                     service_bbox: tuple[float, float, float, float],
-                     repair: bool = False) -> tuple[np.ndarray, list[dict[str, Any]]]:
+def check_geometries(
+    layer: Layer,
+    geoms: np.ndarray,
+    labels: Sequence,
+    *,
+    service_bbox: tuple[float, float, float, float],
+    repair: bool = False,
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Geometries in EPSG:4326 -> conformed 2-D geometries, or InvalidGeometry naming the first
     bad feature. With ``repair`` invalid ones are made valid and each change reported."""
     geoms = np.asarray(geoms, dtype=object)
@@ -172,8 +223,12 @@ def check_geometries(layer: Layer, geoms: np.ndarray, labels: Sequence, *,
         present = np.flatnonzero(~missing)
         out = geoms.copy()
         out[present], repairs = check_geometries(
-            layer, geoms[present], [labels[i] for i in present], service_bbox=service_bbox,
-            repair=repair)
+            layer,
+            geoms[present],
+            [labels[i] for i in present],
+            service_bbox=service_bbox,
+            repair=repair,
+        )
         return out, repairs
     empty = _first(shapely.is_empty(geoms))
     if empty is not None:
@@ -190,9 +245,14 @@ def check_geometries(layer: Layer, geoms: np.ndarray, labels: Sequence, *,
     reasons[~valid] = shapely.is_valid_reason(geoms[~valid])
     if not repair:
         i = _first(~valid)
-        _fail(InvalidGeometry, layer, labels, i,
-              f"invalid geometry: {reasons[i]} (send ?repair=true or --repair to fix it "
-              "with ST_MakeValid)")
+        _fail(
+            InvalidGeometry,
+            layer,
+            labels,
+            i,
+            f"invalid geometry: {reasons[i]} (send ?repair=true or --repair to fix it "
+            "with ST_MakeValid)",
+        )
     return _repair(layer, geoms, ~valid, labels, reasons)
 
 
@@ -259,39 +319,62 @@ def coerce_value(attr: Attribute, value: Any) -> Any:
 def _describe(attr: Attribute) -> str:
     if attr.domain:
         return "one of " + ", ".join(attr.domain.values)
-    return {"text": "text", "integer": "a whole number", "number": "a number",
-            "date": "a date (YYYY-MM-DD)", "boolean": "true or false"}[attr.type]
+    return {
+        "text": "text",
+        "integer": "a whole number",
+        "number": "a number",
+        "date": "a date (YYYY-MM-DD)",
+        "boolean": "true or false",
+    }[attr.type]
 
 
 def _is_null(value: Any) -> bool:
-    return value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)) \
+    return (
+        value is None
+        or value is pd.NaT
+        or (isinstance(value, float) and math.isnan(value))
         or (isinstance(value, str) and not value.strip())
+    )
 
 
 def check_value(layer: Layer, attr: Attribute, value: Any, label: Any) -> Any:
     """Validate one value (None allowed unless required); raises InvalidAttribute."""
     if _is_null(value):
         if attr.required:
-            raise InvalidAttribute(f"property {attr.name!r} is required", feature=label,
-                                   layer=layer.name)
+            raise InvalidAttribute(
+                f"property {attr.name!r} is required", feature=label, layer=layer.name
+            )
         return None
     coerced = coerce_value(attr, value)
     if coerced is _BAD or (attr.domain and coerced not in attr.domain):
-        raise InvalidAttribute(f"property {attr.name!r}: {value!r} is not {_describe(attr)}",
-                               feature=label, layer=layer.name)
+        raise InvalidAttribute(
+            f"property {attr.name!r}: {value!r} is not {_describe(attr)}",
+            feature=label,
+            layer=layer.name,
+        )
     if attr.type == "text" and not is_text(coerced):
-        raise InvalidAttribute(f"property {attr.name!r} holds a NUL character (\\x00) or a lone "
-                               "surrogate (\\ud800-\\udfff), which text cannot",
-                               feature=label, layer=layer.name)
+        raise InvalidAttribute(
+            f"property {attr.name!r} holds a NUL character (\\x00) or a lone "
+            "surrogate (\\ud800-\\udfff), which text cannot",
+            feature=label,
+            layer=layer.name,
+        )
     if attr.type == "text" and len(coerced) > attr.max_length:
         raise InvalidAttribute(
             f"property {attr.name!r} is longer than {attr.max_length} characters",
-            feature=label, layer=layer.name)
-    if attr.minimum is not None and coerced < attr.minimum or (
-            attr.maximum is not None and coerced > attr.maximum):
+            feature=label,
+            layer=layer.name,
+        )
+    if (
+        attr.minimum is not None
+        and coerced < attr.minimum
+        or (attr.maximum is not None and coerced > attr.maximum)
+    ):
         raise InvalidAttribute(
             f"property {attr.name!r}: {coerced} is outside [{attr.minimum}, {attr.maximum}]",
-            feature=label, layer=layer.name)
+            feature=label,
+            layer=layer.name,
+        )
     return coerced
 
 
@@ -333,11 +416,13 @@ def _fast_number(attr: Attribute, column: pd.Series, null: np.ndarray) -> np.nda
     if not np.isfinite(present).all() or (attr.type == "integer" and (present % 1 != 0).any()):
         return None
     if (attr.minimum is not None and (present < attr.minimum).any()) or (
-            attr.maximum is not None and (present > attr.maximum).any()):
+        attr.maximum is not None and (present > attr.maximum).any()
+    ):
         return None
     cast = int if attr.type == "integer" else float
-    return np.array([None if n else cast(v) for v, n in zip(numbers, null, strict=True)],
-                    dtype=object)
+    return np.array(
+        [None if n else cast(v) for v, n in zip(numbers, null, strict=True)], dtype=object
+    )
 
 
 def _fast_column(attr: Attribute, column: pd.Series) -> np.ndarray | None:
@@ -372,12 +457,17 @@ def check_attributes(layer: Layer, frame: pd.DataFrame, labels: Sequence) -> pd.
     """
     out = {}
     for attr in layer.attributes:
-        column = frame[attr.name].reset_index(drop=True) if attr.name in frame else pd.Series(
-            [None] * len(frame), dtype=object)
+        column = (
+            frame[attr.name].reset_index(drop=True)
+            if attr.name in frame
+            else pd.Series([None] * len(frame), dtype=object)
+        )
         fast = _fast_column(attr, column)
         if fast is not None:
             out[attr.name] = fast
             continue
-        out[attr.name] = [check_value(layer, attr, v, labels[i])
-                          for i, v in enumerate(column.to_numpy(dtype=object))]
+        out[attr.name] = [
+            check_value(layer, attr, v, labels[i])
+            for i, v in enumerate(column.to_numpy(dtype=object))
+        ]
     return pd.DataFrame(out, index=range(len(frame)))

@@ -37,18 +37,28 @@ def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
         raise Conflict(f"already exists: {detail}", feature=feature, layer=layer.name) from None
     except psycopg.errors.ForeignKeyViolation as exc:
         detail = exc.diag.message_detail or exc.diag.message_primary
-        raise Conflict(f"still referenced or referencing a missing feature: {detail}",
-                       feature=feature, layer=layer.name) from None
+        raise Conflict(
+            f"still referenced or referencing a missing feature: {detail}",
+            feature=feature,
+            layer=layer.name,
+        ) from None
     except psycopg.errors.InsufficientPrivilege:
-        raise Forbidden("outside the communes you may edit (row-level security refused the "
-                        "write)", feature=feature, layer=layer.name) from None
+        raise Forbidden(
+            "outside the communes you may edit (row-level security refused the write)",
+            feature=feature,
+            layer=layer.name,
+        ) from None
     except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation) as exc:
-        raise InvalidAttribute(f"refused by the database: {exc.diag.message_primary}",
-                               feature=feature, layer=layer.name) from None
+        raise InvalidAttribute(
+            f"refused by the database: {exc.diag.message_primary}",
+            feature=feature,
+            layer=layer.name,
+        ) from None
 
 
-async def resolve_references(conn: AsyncConnection, layer: Layer, frame: pd.DataFrame,
-                             labels: Sequence) -> dict[str, list[int | None]]:
+async def resolve_references(
+    conn: AsyncConnection, layer: Layer, frame: pd.DataFrame, labels: Sequence
+) -> dict[str, list[int | None]]:
     """Reference properties (commune code, parcel id...) -> foreign-key ids, checked to exist."""
     resolved = {}
     for ref in layer.references:
@@ -61,8 +71,9 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
-async def _resolve(conn: AsyncConnection, layer: Layer, ref: Reference, values: list,
-                   labels: Sequence) -> list[int | None]:
+async def _resolve(
+    conn: AsyncConnection, layer: Layer, ref: Reference, values: list, labels: Sequence
+) -> list[int | None]:
     present = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
     ids = {int(v) for v in present if _is_id(v) or (isinstance(v, float) and v.is_integer())}
     # no stored code holds what text cannot (NUL, lone surrogates): such a value matches none
@@ -70,37 +81,49 @@ async def _resolve(conn: AsyncConnection, layer: Layer, ref: Reference, values: 
     table = sql.Identifier(ref.table)
     known_ids: set[int] = set()
     if ids:
-        cur = await conn.execute(sql.SQL("SELECT id FROM {} WHERE id = ANY(%s)").format(table),
-                                 (list(ids),))
+        cur = await conn.execute(
+            sql.SQL("SELECT id FROM {} WHERE id = ANY(%s)").format(table), (list(ids),)
+        )
         known_ids = {r[0] for r in await cur.fetchall()}
     by_code: dict[str, list[int]] = {}
     if codes:
-        cur = await conn.execute(sql.SQL("SELECT code, id FROM {} WHERE code = ANY(%s)").format(
-            table), (list(codes),))
+        cur = await conn.execute(
+            sql.SQL("SELECT code, id FROM {} WHERE code = ANY(%s)").format(table), (list(codes),)
+        )
         for code, id_ in await cur.fetchall():
             by_code.setdefault(code, []).append(id_)
     out: list[int | None] = []
     for i, value in enumerate(values):
         if value is None or (isinstance(value, float) and value != value):
             if ref.required:
-                raise InvalidAttribute(f"property {ref.name!r} is required", feature=labels[i],
-                                       layer=layer.name)
+                raise InvalidAttribute(
+                    f"property {ref.name!r} is required", feature=labels[i], layer=layer.name
+                )
             out.append(None)
         elif isinstance(value, str):
             matches = by_code.get(value, [])
             if len(matches) != 1:
                 why = "no" if not matches else "more than one"
-                raise InvalidAttribute(f"property {ref.name!r}: {why} {ref.table} with code "
-                                       f"{value!r}", feature=labels[i], layer=layer.name)
+                raise InvalidAttribute(
+                    f"property {ref.name!r}: {why} {ref.table} with code {value!r}",
+                    feature=labels[i],
+                    layer=layer.name,
+                )
             out.append(matches[0])
         elif not (_is_id(value) or (isinstance(value, float) and value.is_integer())):
-            raise InvalidAttribute(f"property {ref.name!r}: {value!r} is neither a code nor "
-                                   f"an id of {ref.table}", feature=labels[i], layer=layer.name)
+            raise InvalidAttribute(
+                f"property {ref.name!r}: {value!r} is neither a code nor an id of {ref.table}",
+                feature=labels[i],
+                layer=layer.name,
+            )
         elif int(value) in known_ids:
             out.append(int(value))
         else:
-            raise InvalidAttribute(f"property {ref.name!r}: no {ref.table} with id {value!r}",
-                                   feature=labels[i], layer=layer.name)
+            raise InvalidAttribute(
+                f"property {ref.name!r}: no {ref.table} with id {value!r}",
+                feature=labels[i],
+                layer=layer.name,
+            )
     return out
 
 
@@ -111,20 +134,27 @@ def _columns(layer: Layer) -> list[str]:
 def _row_values(layer: Layer, checked: Checked, refs: dict[str, list], i: int) -> list[Any]:
     geom = checked.geometries[i]
     wkb = None if geom is None else shapely.to_wkb(geom, include_srid=False)
-    return ([refs[r.column][i] for r in layer.references]
-            + [checked.attributes[a.name].iloc[i] for a in layer.attributes] + [wkb])
+    return (
+        [refs[r.column][i] for r in layer.references]
+        + [checked.attributes[a.name].iloc[i] for a in layer.attributes]
+        + [wkb]
+    )
 
 
 GEOM_PARAM = sql.SQL("ST_SetSRID(ST_GeomFromWKB(%s), 4326)")
 
 
-async def insert(conn: AsyncConnection, layer: Layer, checked: Checked,
-                 refs: dict[str, list], labels: Sequence) -> list[int]:
+async def insert(
+    conn: AsyncConnection, layer: Layer, checked: Checked, refs: dict[str, list], labels: Sequence
+) -> list[int]:
     """Insert validated features one statement each (API writes); returns the new ids."""
     cols = _columns(layer)
     query = sql.SQL("INSERT INTO {} ({}) VALUES ({}, {}) RETURNING id").format(
-        sql.Identifier(layer.table), sql.SQL(", ").join(map(sql.Identifier, cols)),
-        sql.SQL(", ").join(sql.Placeholder() * (len(cols) - 1)), GEOM_PARAM)
+        sql.Identifier(layer.table),
+        sql.SQL(", ").join(map(sql.Identifier, cols)),
+        sql.SQL(", ").join(sql.Placeholder() * (len(cols) - 1)),
+        GEOM_PARAM,
+    )
     ids = []
     for i in range(len(checked.geometries)):
         with refusals(layer, labels[i]):
@@ -133,21 +163,33 @@ async def insert(conn: AsyncConnection, layer: Layer, checked: Checked,
     return ids
 
 
-async def replace(conn: AsyncConnection, layer: Layer, feature_id: int, checked: Checked,
-                  refs: dict[str, list], columns: Sequence[str] | None = None) -> None:
+async def replace(
+    conn: AsyncConnection,
+    layer: Layer,
+    feature_id: int,
+    checked: Checked,
+    refs: dict[str, list],
+    columns: Sequence[str] | None = None,
+) -> None:
     """PUT (every column) or PATCH (only ``columns``, which may include 'geom')."""
     cols = [c for c in _columns(layer) if columns is None or c in columns]
     values = dict(zip(_columns(layer), _row_values(layer, checked, refs, 0), strict=True))
-    sets = [sql.SQL("{} = {}").format(sql.Identifier(c), GEOM_PARAM if c == "geom"
-                                      else sql.Placeholder()) for c in cols]
+    sets = [
+        sql.SQL("{} = {}").format(
+            sql.Identifier(c), GEOM_PARAM if c == "geom" else sql.Placeholder()
+        )
+        for c in cols
+    ]
     if not sets:
         await _require(conn, layer, feature_id)
         return
     with refusals(layer, feature_id):
         cur = await conn.execute(
             sql.SQL("UPDATE {} SET {} WHERE id = %s").format(
-                sql.Identifier(layer.table), sql.SQL(", ").join(sets)),
-            [values[c] for c in cols] + [feature_id])
+                sql.Identifier(layer.table), sql.SQL(", ").join(sets)
+            ),
+            [values[c] for c in cols] + [feature_id],
+        )
     if cur.rowcount == 0:
         await _require(conn, layer, feature_id)
 
@@ -155,35 +197,46 @@ async def replace(conn: AsyncConnection, layer: Layer, feature_id: int, checked:
 async def _require(conn: AsyncConnection, layer: Layer, feature_id: int) -> None:
     """After a write touched nothing: the feature is missing, or row-level security hid it
     from this writer (it stays visible to reads, so we can tell which)."""
-    cur = await conn.execute(sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(
-        sql.Identifier(layer.table)), (feature_id,))
+    cur = await conn.execute(
+        sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(sql.Identifier(layer.table)), (feature_id,)
+    )
     if await cur.fetchone() is None:
         raise NotFound(f"no feature {feature_id}", layer=layer.name)
     raise Forbidden("outside the communes you may edit", feature=feature_id, layer=layer.name)
 
 
-async def check_version(conn: AsyncConnection, layer: Layer, feature_id: int,
-                        if_match: str | None) -> None:
+async def check_version(
+    conn: AsyncConnection, layer: Layer, feature_id: int, if_match: str | None
+) -> None:
     """Lock the row and compare its version with If-Match (OGC API - Features Part 4):
     a stale version is refused with 412 instead of silently overwriting someone's edit."""
     if if_match is None:
         return
-    cur = await conn.execute(sql.SQL("SELECT {} FROM {} t WHERE id = %s FOR UPDATE").format(
-        ETAG_SQL, sql.Identifier(layer.table)), (feature_id,))
+    cur = await conn.execute(
+        sql.SQL("SELECT {} FROM {} t WHERE id = %s FOR UPDATE").format(
+            ETAG_SQL, sql.Identifier(layer.table)
+        ),
+        (feature_id,),
+    )
     row = await cur.fetchone()
     if row is None:
         await _require(conn, layer, feature_id)
     wanted = {tag.strip() for tag in if_match.split(",")}
-    if "*" not in wanted and row[0] not in wanted and f'W/{row[0]}' not in wanted:
-        raise PreconditionFailed(f"the feature changed since you read it (now {row[0]}); "
-                                 "read it again and reapply your change",
-                                 feature=feature_id, layer=layer.name)
+    if "*" not in wanted and row[0] not in wanted and f"W/{row[0]}" not in wanted:
+        raise PreconditionFailed(
+            f"the feature changed since you read it (now {row[0]}); "
+            "read it again and reapply your change",
+            feature=feature_id,
+            layer=layer.name,
+        )
 
 
 async def delete(conn: AsyncConnection, layer: Layer, feature_id: int) -> None:
     with refusals(layer, feature_id):
-        cur = await conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(
-            sql.Identifier(layer.table)), (feature_id,))
+        cur = await conn.execute(
+            sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(layer.table)),
+            (feature_id,),
+        )
     if cur.rowcount == 0:
         await _require(conn, layer, feature_id)
 
@@ -195,21 +248,36 @@ def _copy_buffer(layer: Layer, checked: Checked, refs: dict[str, list]) -> bytes
     arrays = {r.column: pa.array(refs[r.column], type=pa.int64()) for r in layer.references}
     for attr in layer.attributes:
         values = checked.attributes[attr.name].to_numpy(dtype=object)
-        kind = {"integer": pa.int64(), "number": pa.float64(), "date": pa.date32(),
-                "boolean": pa.bool_()}.get(attr.type, pa.string())
+        kind = {
+            "integer": pa.int64(),
+            "number": pa.float64(),
+            "date": pa.date32(),
+            "boolean": pa.bool_(),
+        }.get(attr.type, pa.string())
         arrays[attr.name] = pa.array(values, type=kind, from_pandas=True)
     # binary WKB then bytes.hex(): 2.5x faster than GEOS' own hex writer
-    arrays["geom"] = pa.array([None if w is None else w.hex()
-                               for w in shapely.to_wkb(geoms, include_srid=True)],
-                              type=pa.string())
+    arrays["geom"] = pa.array(
+        [None if w is None else w.hex() for w in shapely.to_wkb(geoms, include_srid=True)],
+        type=pa.string(),
+    )
     out = io.BytesIO()
-    pacsv.write_csv(pa.table(arrays), out, pacsv.WriteOptions(
-        include_header=False, quoting_style="needed", batch_size=65536))
+    pacsv.write_csv(
+        pa.table(arrays),
+        out,
+        pacsv.WriteOptions(include_header=False, quoting_style="needed", batch_size=65536),
+    )
     return out.getvalue()
 
 
-async def copy_in(conn: AsyncConnection, layer: Layer, checked: Checked,
-                  refs: dict[str, list], *, staged: bool = False, chunk: int = 1 << 20) -> int:
+async def copy_in(
+    conn: AsyncConnection,
+    layer: Layer,
+    checked: Checked,
+    refs: dict[str, list],
+    *,
+    staged: bool = False,
+    chunk: int = 1 << 20,
+) -> int:
     """Bulk insert with COPY (imports); returns the number of rows written. ``staged`` COPYs
     into a temporary table first and inserts from it, so row-level security sees every row."""
     data = await anyio.to_thread.run_sync(_copy_buffer, layer, checked, refs)
@@ -218,17 +286,22 @@ async def copy_in(conn: AsyncConnection, layer: Layer, checked: Checked,
     target = sql.Identifier("_geo_comuna_import") if staged else table
     with refusals(layer):
         if staged:
-            await conn.execute(sql.SQL(
-                "CREATE TEMP TABLE _geo_comuna_import ON COMMIT DROP AS "
-                "SELECT {} FROM {} WITH NO DATA").format(cols, table))
+            await conn.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE _geo_comuna_import ON COMMIT DROP AS "
+                    "SELECT {} FROM {} WITH NO DATA"
+                ).format(cols, table)
+            )
         async with conn.cursor() as cur:
-            async with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-                    target, cols)) as copy:
+            async with cur.copy(
+                sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(target, cols)
+            ) as copy:
                 view = memoryview(data)
                 for start in range(0, len(view), chunk):
-                    await copy.write(view[start:start + chunk])
+                    await copy.write(view[start : start + chunk])
         if staged:
-            await conn.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-                table, cols, cols, target))
+            await conn.execute(
+                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(table, cols, cols, target)
+            )
             await conn.execute(sql.SQL("DROP TABLE {}").format(target))
     return len(checked.geometries)

@@ -38,8 +38,13 @@ from geo_comuna.io.importer import parse_crs
 from geo_comuna.layers import Layer
 
 WGS84 = pyproj.CRS.from_epsg(4326)
-_ARROW = {"text": pa.string(), "integer": pa.int32(), "number": pa.float64(),
-          "date": pa.date32(), "boolean": pa.bool_()}
+_ARROW = {
+    "text": pa.string(),
+    "integer": pa.int32(),
+    "number": pa.float64(),
+    "date": pa.date32(),
+    "boolean": pa.bool_(),
+}
 #: what a Shapefile is made of; .cpg says the .dbf is UTF-8
 _SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 _LAYER_OPTIONS: dict[str, dict[str, str]] = {
@@ -69,8 +74,9 @@ def format_for(path: Path, name: str | None = None) -> Format:
         found = FORMATS["geojson"]
     if found is None:
         hint = " (Shapefiles are exported zipped: name it .zip)" if suffix == ".shp" else ""
-        raise Unsupported(f"cannot tell the format from {path.name!r}{hint}; give one of "
-                          f"{', '.join(FORMATS)}")
+        raise Unsupported(
+            f"cannot tell the format from {path.name!r}{hint}; give one of {', '.join(FORMATS)}"
+        )
     return found
 
 
@@ -78,11 +84,15 @@ def check_crs(fmt: Format, crs: str) -> pyproj.CRS:
     """The CRS to write ``fmt`` in; GeoJSON (RFC 7946) and KML are lon/lat WGS 84 only."""
     target = parse_crs(crs)
     if not (target.is_geographic or target.is_projected):
-        raise UnknownCRS(f"{crs!r} is neither a geographic nor a projected CRS; give one such "
-                         "as EPSG:2202 (REGVEN / UTM 19N)")
+        raise UnknownCRS(
+            f"{crs!r} is neither a geographic nor a projected CRS; give one such "
+            "as EPSG:2202 (REGVEN / UTM 19N)"
+        )
     if fmt.wgs84_only and not target.equals(WGS84, ignore_axis_order=True):
-        raise InvalidInput(f"{fmt.driver} files are always EPSG:4326 (lon/lat WGS 84); for "
-                           f"{crs} export gpkg, shp or csv")
+        raise InvalidInput(
+            f"{fmt.driver} files are always EPSG:4326 (lon/lat WGS 84); for "
+            f"{crs} export gpkg, shp or csv"
+        )
     try:  # a CRS of another planet, say, parses but cannot be reached from WGS 84
         pyproj.Transformer.from_crs(WGS84, target, always_xy=True)
     except pyproj.exceptions.ProjError as exc:
@@ -118,15 +128,18 @@ def column_types(layer: Layer) -> dict[str, pa.DataType]:
     return types
 
 
-async def fetch(conn: AsyncConnection, layer: Layer,
-                commune_id: int | None) -> tuple[list[str], list[tuple]]:
+async def fetch(
+    conn: AsyncConnection, layer: Layer, commune_id: int | None
+) -> tuple[list[str], list[tuple]]:
     """The output properties and the WKB geometry (EPSG:4326) of every feature, in id order."""
     exprs, joins = property_exprs(layer)
     where, params = where_sql(layer, Filters(commune_id=commune_id))
-    columns = sql.SQL(", ").join(sql.SQL("{} AS {}").format(expr, sql.Identifier(name))
-                                 for name, expr in exprs)
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(expr, sql.Identifier(name)) for name, expr in exprs
+    )
     query = sql.SQL("SELECT {}, ST_AsBinary(t.geom) FROM {} t {} WHERE {} ORDER BY t.id").format(
-        columns, sql.Identifier(layer.table), joins, where)
+        columns, sql.Identifier(layer.table), joins, where
+    )
     cur = await conn.execute(query, params)
     return [name for name, _ in exprs], await cur.fetchall()
 
@@ -147,8 +160,9 @@ def _column(values: list[Any], kind: pa.DataType) -> pd.Series:
     return pd.Series(pd.array(values, dtype=pd.ArrowDtype(kind)))
 
 
-def to_frame(layer: Layer, names: list[str], rows: list[tuple], fmt: Format,
-             crs: pyproj.CRS) -> gpd.GeoDataFrame:
+def to_frame(
+    layer: Layer, names: list[str], rows: list[tuple], fmt: Format, crs: pyproj.CRS
+) -> gpd.GeoDataFrame:
     """Rows -> a GeoDataFrame in ``crs`` with registry-typed columns."""
     types = column_types(layer)
     if fmt.name in ("csv", "kml"):
@@ -156,8 +170,10 @@ def to_frame(layer: Layer, names: list[str], rows: list[tuple], fmt: Format,
         # importer read back as a date
         types = {k: pa.string() if v == pa.date32() else v for k, v in types.items()}
     columns = list(zip(*rows, strict=True)) if rows else [()] * (len(names) + 1)
-    data = {name: _column(list(values), types[name])
-            for name, values in zip(names, columns[:-1], strict=True)}
+    data = {
+        name: _column(list(values), types[name])
+        for name, values in zip(names, columns[:-1], strict=True)
+    }
     geoms = shapely.from_wkb(list(columns[-1])) if rows else []
     frame = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=WGS84))
     if not crs.equals(WGS84, ignore_axis_order=True):
@@ -181,11 +197,21 @@ def write(frame: gpd.GeoDataFrame, layer: Layer, fmt: Format, target: Path) -> N
             frame = frame.rename(columns=_dbf_names(list(frame.columns)))
         try:
             pyogrio.write_dataframe(
-                frame, inner, layer=layer.name, driver=fmt.driver, use_arrow=True,
-                geometry_type=layer.geometry_type, layer_options=_LAYER_OPTIONS.get(fmt.name),
-                **({"encoding": "UTF-8"} if fmt.name == "shp" else {}))
-        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
-                pyogrio.errors.FieldError, pyogrio.errors.GeometryError) as exc:
+                frame,
+                inner,
+                layer=layer.name,
+                driver=fmt.driver,
+                use_arrow=True,
+                geometry_type=layer.geometry_type,
+                layer_options=_LAYER_OPTIONS.get(fmt.name),
+                **({"encoding": "UTF-8"} if fmt.name == "shp" else {}),
+            )
+        except (
+            pyogrio.errors.DataSourceError,
+            pyogrio.errors.DataLayerError,
+            pyogrio.errors.FieldError,
+            pyogrio.errors.GeometryError,
+        ) as exc:
             raise InvalidInput(f"cannot write {layer.name} as {fmt.driver}: {exc}") from None
         if fmt.name == "shp":
             packed = inner.with_suffix(".zip")
@@ -203,18 +229,26 @@ def notes(names: list[str], fmt: Format, crs: pyproj.CRS) -> list[str]:
     said = []
     if fmt.name == "csv" and not crs.equals(WGS84, ignore_axis_order=True):
         label = crs_label(crs)
-        said.append(f"CSV cannot say its CRS: import it back with --crs {label} "
-                    f"(?crs={label})")
+        said.append(f"CSV cannot say its CRS: import it back with --crs {label} (?crs={label})")
     cut = _dbf_names(names)
     if fmt.name == "shp" and cut:
-        said.append("Shapefile field names are cut to 10 characters ("
-                    + ", ".join(f"{n} -> {short}" for n, short in cut.items())
-                    + "); geo-comuna import matches them back")
+        said.append(
+            "Shapefile field names are cut to 10 characters ("
+            + ", ".join(f"{n} -> {short}" for n, short in cut.items())
+            + "); geo-comuna import matches them back"
+        )
     return said
 
 
-async def export_layer(conn: AsyncConnection, layer: Layer, path_or_dir: Path, fmt: Format, *,
-                       crs: str = "EPSG:4326", commune_id: int | None = None) -> ExportReport:
+async def export_layer(
+    conn: AsyncConnection,
+    layer: Layer,
+    path_or_dir: Path,
+    fmt: Format,
+    *,
+    crs: str = "EPSG:4326",
+    commune_id: int | None = None,
+) -> ExportReport:
     """Write ``layer`` (only what belongs to ``commune_id`` when given: its features, the
     commune itself, exchanges at either end) to a file in ``crs``. A directory gets
     ``<layer><suffix>``. An empty selection writes a valid empty file."""
@@ -228,5 +262,6 @@ async def export_layer(conn: AsyncConnection, layer: Layer, path_or_dir: Path, f
     await asyncio.to_thread(write, frame, layer, fmt, target)
     label = crs_label(target_crs)
     seconds = {"query": round(query_s, 3), "total": round(time.perf_counter() - started, 3)}
-    return ExportReport(layer.name, str(target), fmt.name, label, len(rows),
-                        notes(names, fmt, target_crs), seconds)
+    return ExportReport(
+        layer.name, str(target), fmt.name, label, len(rows), notes(names, fmt, target_crs), seconds
+    )

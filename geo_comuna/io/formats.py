@@ -26,8 +26,15 @@ FORMATS = {
     "kml": Format("kml", "KML", ".kml", "application/vnd.google-earth.kml+xml", True),
     "csv": Format("csv", "CSV", ".csv", "text/csv"),
 }
-_SUFFIXES = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".zip": "shp",
-             ".shp": "shp", ".kml": "kml", ".csv": "csv"}
+_SUFFIXES = {
+    ".geojson": "geojson",
+    ".json": "geojson",
+    ".gpkg": "gpkg",
+    ".zip": "shp",
+    ".shp": "shp",
+    ".kml": "kml",
+    ".csv": "csv",
+}
 
 #: how GDAL's CSV driver finds geometry: a WKT column, or lon/lat columns
 CSV_OPEN_OPTIONS = {
@@ -50,8 +57,10 @@ def detect(path: Path) -> Format:
     """The format of a file by its name, confirmed by its first bytes."""
     name = _SUFFIXES.get(path.suffix.lower())
     if name is None:
-        raise Unsupported(f"{path.name}: unsupported file type {path.suffix!r}; use GeoJSON, "
-                          "GeoPackage, zipped Shapefile, KML or CSV")
+        raise Unsupported(
+            f"{path.name}: unsupported file type {path.suffix!r}; use GeoJSON, "
+            "GeoPackage, zipped Shapefile, KML or CSV"
+        )
     if path.stat().st_size == 0:
         raise InvalidFile(f"{path.name} is empty")
     with open(path, "rb") as fh:
@@ -67,11 +76,13 @@ def gdal_path(path: Path, fmt: Format) -> str:
     """What to hand GDAL: a zipped Shapefile is read in place through /vsizip/."""
     if fmt.name == "shp" and path.suffix.lower() == ".zip":
         with zipfile.ZipFile(path) as zf:
-            shps = [n for n in zf.namelist() if n.lower().endswith(".shp")
-                    and not n.startswith("__MACOSX")]
+            shps = [
+                n
+                for n in zf.namelist()
+                if n.lower().endswith(".shp") and not n.startswith("__MACOSX")
+            ]
             if len(shps) != 1:
-                raise InvalidFile(f"{path.name} must hold exactly one .shp; found "
-                                  f"{len(shps)}")
+                raise InvalidFile(f"{path.name} must hold exactly one .shp; found {len(shps)}")
             total = sum(i.file_size for i in zf.infolist())
             if total > 8 * 1024**3:
                 raise InvalidFile(f"{path.name} unpacks to {total} bytes; refusing (zip bomb?)")

@@ -76,8 +76,9 @@ def _check_utf8(frame: pd.DataFrame, name: str) -> None:
             try:
                 pa.array(frame[column]).validate(full=True)
             except pa.ArrowInvalid:
-                raise InvalidFile(f"{name}: column {column!r} is not UTF-8 text; "
-                                  f"{_SAVE_AS_UTF8}") from None
+                raise InvalidFile(
+                    f"{name}: column {column!r} is not UTF-8 text; {_SAVE_AS_UTF8}"
+                ) from None
 
 
 def _csv_text_as_written(source: str, frame: pd.DataFrame, layer: Layer) -> pd.DataFrame:
@@ -86,12 +87,20 @@ def _csv_text_as_written(source: str, frame: pd.DataFrame, layer: Layer) -> pd.D
     for an id), so those columns are read again exactly as written."""
     text = {a.name.lower() for a in layer.attributes if a.type == "text"}
     text |= {r.name.lower() for r in layer.references if r.key == "code"}
-    redo = [c for c in frame.columns if c != "geometry" and str(c).lower() in text
-            and not pd.api.types.is_string_dtype(frame[c])]
+    redo = [
+        c
+        for c in frame.columns
+        if c != "geometry" and str(c).lower() in text and not pd.api.types.is_string_dtype(frame[c])
+    ]
     if not redo:
         return frame
-    raw = pyogrio.read_dataframe(source, columns=redo, read_geometry=False, use_arrow=True,
-                                 **{**CSV_OPEN_OPTIONS, "AUTODETECT_TYPE": "NO"})
+    raw = pyogrio.read_dataframe(
+        source,
+        columns=redo,
+        read_geometry=False,
+        use_arrow=True,
+        **{**CSV_OPEN_OPTIONS, "AUTODETECT_TYPE": "NO"},
+    )
     frame[redo] = raw[redo].to_numpy()
     return frame
 
@@ -104,14 +113,21 @@ def read(path: Path, layer: Layer, settings: Settings) -> tuple[gpd.GeoDataFrame
         name = _pick_layer(source, fmt, layer)
         info = pyogrio.read_info(source, layer=name, **options)
         if info["features"] > settings.max_features_per_import:
-            raise TooLarge(f"{path.name} holds {info['features']} features; the limit is "
-                           f"{settings.max_features_per_import}")
-        frame = pyogrio.read_dataframe(source, layer=name, use_arrow=True, on_invalid="ignore",
-                                       **options)
+            raise TooLarge(
+                f"{path.name} holds {info['features']} features; the limit is "
+                f"{settings.max_features_per_import}"
+            )
+        frame = pyogrio.read_dataframe(
+            source, layer=name, use_arrow=True, on_invalid="ignore", **options
+        )
         if fmt.name == "csv":
             frame = _csv_text_as_written(source, frame, layer)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
-            pyogrio.errors.FieldError, pyogrio.errors.GeometryError) as exc:
+    except (
+        pyogrio.errors.DataSourceError,
+        pyogrio.errors.DataLayerError,
+        pyogrio.errors.FieldError,
+        pyogrio.errors.GeometryError,
+    ) as exc:
         raise InvalidFile(f"cannot read {path.name} as {fmt.driver}: {exc}") from None
     except UnicodeDecodeError:
         raise InvalidFile(f"{path.name} is not UTF-8 text; {_SAVE_AS_UTF8}") from None
@@ -119,13 +135,13 @@ def read(path: Path, layer: Layer, settings: Settings) -> tuple[gpd.GeoDataFrame
     if len(frame) == 0:
         raise InvalidFile(f"{path.name} has no features")
     if "geometry" not in frame:
-        raise InvalidFile(f"{path.name} has no geometry (CSV: give a WKT column or lon/lat "
-                          "columns)")
+        raise InvalidFile(
+            f"{path.name} has no geometry (CSV: give a WKT column or lon/lat columns)"
+        )
     return frame, fmt
 
 
-def to_wgs84(frame: gpd.GeoDataFrame, fmt: Format, crs: str | None) -> tuple[gpd.GeoDataFrame,
-                                                                            str]:
+def to_wgs84(frame: gpd.GeoDataFrame, fmt: Format, crs: str | None) -> tuple[gpd.GeoDataFrame, str]:
     """Reproject to EPSG:4326. ``crs`` overrides what the file says; CSV and GeoJSON without
     one are lon/lat WGS 84; any other file without a CRS is refused."""
     source = parse_crs(crs) if crs else frame.crs
@@ -133,8 +149,10 @@ def to_wgs84(frame: gpd.GeoDataFrame, fmt: Format, crs: str | None) -> tuple[gpd
         if fmt.name in ("csv", "geojson", "kml"):
             source = pyproj.CRS.from_epsg(4326)
         else:
-            raise UnknownCRS(f"the {fmt.driver} file says nothing about its CRS (a Shapefile "
-                             "without .prj?); give it, e.g. --crs EPSG:2202")
+            raise UnknownCRS(
+                f"the {fmt.driver} file says nothing about its CRS (a Shapefile "
+                "without .prj?); give it, e.g. --crs EPSG:2202"
+            )
     frame = frame.set_crs(source, allow_override=True)
     label = source.to_string() if source.to_epsg() is None else f"EPSG:{source.to_epsg()}"
     if not source.equals(pyproj.CRS.from_epsg(4326), ignore_axis_order=True):
@@ -161,10 +179,17 @@ def match_columns(frame: pd.DataFrame, layer: Layer) -> tuple[pd.DataFrame, list
     return frame.rename(columns=renames), ignored
 
 
-async def import_frame(conn: AsyncConnection, layer: Layer, frame: pd.DataFrame,
-                       geometries: Any, settings: Settings, *, repair: bool = False,
-                       progress: Progress | None = None,
-                       user: User | None = None) -> tuple[int, list[dict[str, Any]]]:
+async def import_frame(
+    conn: AsyncConnection,
+    layer: Layer,
+    frame: pd.DataFrame,
+    geometries: Any,
+    settings: Settings,
+    *,
+    repair: bool = False,
+    progress: Progress | None = None,
+    user: User | None = None,
+) -> tuple[int, list[dict[str, Any]]]:
     """Validate columns named like the layer's properties plus EPSG:4326 geometries, then COPY
     them in one transaction. Returns (rows written, repairs).
 
@@ -173,8 +198,9 @@ async def import_frame(conn: AsyncConnection, layer: Layer, frame: pd.DataFrame,
     checks (PostgreSQL has no COPY FROM under row-level security)."""
     user = user or local_admin()
     if not user.may_write:
-        raise Forbidden(f"user {user.name!r} is a {user.role}; importing needs an editor or "
-                        "admin token")
+        raise Forbidden(
+            f"user {user.name!r} is a {user.role}; importing needs an editor or admin token"
+        )
     say = progress or (lambda _msg: None)
     labels = range(1, len(frame) + 1)
     say(f"validating {len(frame)} features")
@@ -182,7 +208,8 @@ async def import_frame(conn: AsyncConnection, layer: Layer, frame: pd.DataFrame,
     def check() -> tuple[pd.DataFrame, Any, list[dict[str, Any]]]:
         attrs = validate.check_attributes(layer, frame, labels)
         geoms, repairs = validate.check_geometries(
-            layer, geometries, labels, service_bbox=settings.service_bbox, repair=repair)
+            layer, geometries, labels, service_bbox=settings.service_bbox, repair=repair
+        )
         return attrs, geoms, repairs
 
     # CPU-bound: off the event loop, so a big upload does not stall other requests
@@ -192,15 +219,24 @@ async def import_frame(conn: AsyncConnection, layer: Layer, frame: pd.DataFrame,
     async with writing(conn, user, row_security=not admin):
         refs = await write.resolve_references(conn, layer, frame, labels)
         await conn.execute("SET LOCAL statement_timeout = 0")
-        count = await write.copy_in(conn, layer, validate.Checked(attrs, geoms, repairs), refs,
-                                    staged=not admin)
+        count = await write.copy_in(
+            conn, layer, validate.Checked(attrs, geoms, repairs), refs, staged=not admin
+        )
     return count, repairs
 
 
-async def import_file(conn: AsyncConnection, layer: Layer, path: Path, settings: Settings, *,
-                      crs: str | None = None, commune: str | None = None, repair: bool = False,
-                      progress: Progress | None = None,
-                      user: User | None = None) -> ImportReport:
+async def import_file(
+    conn: AsyncConnection,
+    layer: Layer,
+    path: Path,
+    settings: Settings,
+    *,
+    crs: str | None = None,
+    commune: str | None = None,
+    repair: bool = False,
+    progress: Progress | None = None,
+    user: User | None = None,
+) -> ImportReport:
     """Read, reproject, validate and COPY ``path`` into ``layer``: all or nothing."""
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
@@ -222,8 +258,17 @@ async def import_file(conn: AsyncConnection, layer: Layer, path: Path, settings:
         # a blank cell (CSV, Shapefile) is no commune either
         missing = given.isna() | given.astype(str).str.strip().eq("")
         frame["commune"] = given.astype(object).where(~missing, commune_id)
-    count, repairs = await import_frame(conn, layer, frame, frame.geometry.array.to_numpy(),
-                                        settings, repair=repair, progress=say, user=user)
+    count, repairs = await import_frame(
+        conn,
+        layer,
+        frame,
+        frame.geometry.array.to_numpy(),
+        settings,
+        repair=repair,
+        progress=say,
+        user=user,
+    )
     seconds = {"read": round(read_s, 3), "total": round(time.perf_counter() - started, 3)}
-    return ImportReport(layer.name, path.name, fmt.name, source_crs, count, ignored, repairs,
-                        seconds)
+    return ImportReport(
+        layer.name, path.name, fmt.name, source_crs, count, ignored, repairs, seconds
+    )

@@ -23,8 +23,17 @@ REPO = Path(__file__).resolve().parents[2]
 BOUNDARIES = REPO / "data" / "boundaries"
 SAMPLES = BOUNDARIES / "samples"
 #: layers with a sample file, in the order references need them
-SAMPLE_LAYERS = ("communes", "parcels", "production_units", "greenhouses", "dwellings",
-                 "water_mains", "power_lines", "paths", "facilities")
+SAMPLE_LAYERS = (
+    "communes",
+    "parcels",
+    "production_units",
+    "greenhouses",
+    "dwellings",
+    "water_mains",
+    "power_lines",
+    "paths",
+    "facilities",
+)
 
 
 async def load_states(conn: AsyncConnection, settings: Settings) -> int:
@@ -33,21 +42,28 @@ async def load_states(conn: AsyncConnection, settings: Settings) -> int:
     frame = frame.rename(columns={"iso_3166_2": "code"})
     async with conn.transaction():
         await conn.execute("DELETE FROM states WHERE code = ANY(%s)", (frame["code"].tolist(),))
-        count, _ = await import_frame(conn, LAYERS["states"], frame,
-                                      frame.geometry.array.to_numpy(), settings)
+        count, _ = await import_frame(
+            conn, LAYERS["states"], frame, frame.geometry.array.to_numpy(), settings
+        )
     return count
 
 
 async def _sample_communes(conn: AsyncConnection) -> list[int]:
-    codes = pd.read_json(SAMPLES / "communes.geojson")["features"].map(
-        lambda f: f["properties"]["code"]).tolist()
+    codes = (
+        pd.read_json(SAMPLES / "communes.geojson")["features"]
+        .map(lambda f: f["properties"]["code"])
+        .tolist()
+    )
     cur = await conn.execute("SELECT id FROM communes WHERE code = ANY(%s)", (codes,))
     return [r[0] for r in await cur.fetchall()]
 
 
 async def _remove_samples(conn: AsyncConnection, ids: list[int]) -> None:
-    await conn.execute("DELETE FROM exchanges WHERE from_commune_id = ANY(%(ids)s) "
-                       "OR to_commune_id = ANY(%(ids)s)", {"ids": ids})
+    await conn.execute(
+        "DELETE FROM exchanges WHERE from_commune_id = ANY(%(ids)s) "
+        "OR to_commune_id = ANY(%(ids)s)",
+        {"ids": ids},
+    )
     for name in reversed(SAMPLE_LAYERS[1:]):
         await conn.execute(f"DELETE FROM {name} WHERE commune_id = ANY(%s)", (ids,))  # noqa: S608
     await conn.execute("DELETE FROM communes WHERE id = ANY(%s)", (ids,))
@@ -59,24 +75,31 @@ async def _load_history(conn: AsyncConnection) -> int:
         rows = list(csv.DictReader(fh))
     await conn.execute(
         "DELETE FROM parcel_history h USING parcels p WHERE h.parcel_id = p.id "
-        "AND p.code = ANY(%s)", (sorted({r["parcel_code"] for r in rows}),))
+        "AND p.code = ANY(%s)",
+        (sorted({r["parcel_code"] for r in rows}),),
+    )
     async with conn.cursor() as cur:
         await cur.executemany(
             "INSERT INTO parcel_history (parcel_id, from_status, to_status, changed_at, note) "
             "SELECT id, nullif(%s, ''), %s, %s::date, nullif(%s, '') FROM parcels "
             "WHERE code = %s",
-            [(r["from_status"], r["to_status"], r["changed_on"], r["note"], r["parcel_code"])
-             for r in rows])
+            [
+                (r["from_status"], r["to_status"], r["changed_on"], r["note"], r["parcel_code"])
+                for r in rows
+            ],
+        )
     return len(rows)
 
 
-async def load_samples(conn: AsyncConnection, settings: Settings,
-                       progress: Progress | None = None) -> dict[str, int]:
+async def load_samples(
+    conn: AsyncConnection, settings: Settings, progress: Progress | None = None
+) -> dict[str, int]:
     """States plus every sample layer, in one transaction; returns features per layer."""
     say = progress or (lambda _msg: None)
     if not (SAMPLES / "communes.geojson").exists():
-        raise InvalidFile(f"sample data missing in {SAMPLES}; run "
-                          "`python data/boundaries/make_samples.py`")
+        raise InvalidFile(
+            f"sample data missing in {SAMPLES}; run `python data/boundaries/make_samples.py`"
+        )
     counts: dict[str, int] = {}
     async with conn.transaction():
         say("states")
@@ -84,13 +107,13 @@ async def load_samples(conn: AsyncConnection, settings: Settings,
         await _remove_samples(conn, await _sample_communes(conn))
         for name in SAMPLE_LAYERS:
             say(name)
-            report = await import_file(conn, LAYERS[name], SAMPLES / f"{name}.geojson",
-                                       settings)
+            report = await import_file(conn, LAYERS[name], SAMPLES / f"{name}.geojson", settings)
             counts[name] = report.features
         exchanges = pd.read_csv(SAMPLES / "exchanges.csv")
         say("exchanges")
         counts["exchanges"], _ = await import_frame(
-            conn, LAYERS["exchanges"], exchanges, [None] * len(exchanges), settings)
+            conn, LAYERS["exchanges"], exchanges, [None] * len(exchanges), settings
+        )
         counts["parcel_history"] = await _load_history(conn)
         say("DEM of 5 de Marzo")
         cur = await conn.execute("SELECT id FROM communes WHERE code = '5-DE-MARZO'")

@@ -115,11 +115,20 @@ def domain(name: str, **values: tuple[str, str]) -> Domain:
 
 
 def commune_ref(required: bool = False) -> Reference:
-    return Reference("commune", "commune_id", "communes", Label("Comuna", "Commune"),
-                     required=required)
+    return Reference(
+        "commune", "commune_id", "communes", Label("Comuna", "Commune"), required=required
+    )
 
 
-AREA_HA = Derived("area_ha", "round((ST_Area(t.geom::geography) / 10000)::numeric, 4)",
-                  Label("Superficie (ha)", "Area (ha)"), unit="ha")
-LENGTH_M = Derived("length_m", "round(ST_Length(t.geom::geography)::numeric, 2)",
-                   Label("Longitud (m)", "Length (m)"), unit="m")
+AREA_HA = Derived(
+    "area_ha",
+    "round((ST_Area(t.geom::geography) / 10000)::numeric, 4)",
+    Label("Superficie (ha)", "Area (ha)"),
+    unit="ha",
+)
+LENGTH_M = Derived(
+    "length_m",
+    "round(ST_Length(t.geom::geography)::numeric, 2)",
+    Label("Longitud (m)", "Length (m)"),
+    unit="m",
+)

@@ -28,24 +28,38 @@ GAS = domain(
     "gas", piped=("Tubería", "Piped"), cylinder=("Bombona", "Cylinder"), none=("Sin gas", "None")
 )
 MAIN_KIND = domain(
-    "main_kind", main=("Aducción", "Main"), branch=("Ramal", "Branch"),
+    "main_kind",
+    main=("Aducción", "Main"),
+    branch=("Ramal", "Branch"),
     service=("Acometida", "Service"),
 )
 MATERIAL = domain(
-    "material", pvc=("PVC", "PVC"), steel=("Acero", "Steel"), iron=("Hierro", "Iron"),
-    hdpe=("PEAD", "HDPE"), other=("Otro", "Other"),
+    "material",
+    pvc=("PVC", "PVC"),
+    steel=("Acero", "Steel"),
+    iron=("Hierro", "Iron"),
+    hdpe=("PEAD", "HDPE"),
+    other=("Otro", "Other"),
 )
 MAIN_STATUS = domain(
-    "main_status", working=("Operativa", "Working"), leaking=("Con fugas", "Leaking"),
-    damaged=("Dañada", "Damaged"), planned=("Proyectada", "Planned"),
+    "main_status",
+    working=("Operativa", "Working"),
+    leaking=("Con fugas", "Leaking"),
+    damaged=("Dañada", "Damaged"),
+    planned=("Proyectada", "Planned"),
 )
 VOLTAGE = domain("voltage", low=("Baja", "Low"), medium=("Media", "Medium"), high=("Alta", "High"))
 LINE_CONDITION = domain(
-    "line_condition", good=("Buena", "Good"), precarious=("Precaria", "Precarious"),
-    damaged=("Dañada", "Damaged"), planned=("Proyectada", "Planned"),
+    "line_condition",
+    good=("Buena", "Good"),
+    precarious=("Precaria", "Precarious"),
+    damaged=("Dañada", "Damaged"),
+    planned=("Proyectada", "Planned"),
 )
 PATH_KIND = domain(
-    "path_kind", road=("Calle", "Road"), footpath=("Vereda", "Footpath"),
+    "path_kind",
+    road=("Calle", "Road"),
+    footpath=("Vereda", "Footpath"),
     stairway=("Escalera", "Stairway"),
 )
 FACILITY_KIND = domain(
@@ -65,15 +79,28 @@ FACILITY_KIND = domain(
 DWELLINGS = Layer(
     name="dwellings",
     title=Label("Viviendas", "Dwellings"),
-    description=Label("Viviendas con su acceso a agua, electricidad y gas",
-                      "Dwellings with their water, electricity and gas situation"),
+    description=Label(
+        "Viviendas con su acceso a agua, electricidad y gas",
+        "Dwellings with their water, electricity and gas situation",
+    ),
     geometry_type="Point",
     attributes=(
-        Attribute("residents", "integer", Label("Habitantes", "Residents"), minimum=0,
-                  maximum=500, required=True),
+        Attribute(
+            "residents",
+            "integer",
+            Label("Habitantes", "Residents"),
+            minimum=0,
+            maximum=500,
+            required=True,
+        ),
         Attribute("water", "text", Label("Agua", "Water"), domain=WATER, required=True),
-        Attribute("electricity", "text", Label("Electricidad", "Electricity"),
-                  domain=ELECTRICITY, required=True),
+        Attribute(
+            "electricity",
+            "text",
+            Label("Electricidad", "Electricity"),
+            domain=ELECTRICITY,
+            required=True,
+        ),
         Attribute("gas", "text", Label("Gas", "Gas"), domain=GAS),
         Attribute("sector", "text", Label("Sector", "Sector"), max_length=200),
     ),
@@ -88,11 +115,16 @@ WATER_MAINS = Layer(
     geometry_type="LineString",
     attributes=(
         Attribute("kind", "text", Label("Tipo", "Kind"), domain=MAIN_KIND, required=True),
-        Attribute("diameter_mm", "integer", Label("Diámetro (mm)", "Diameter (mm)"),
-                  minimum=1, maximum=5000, unit="mm"),
+        Attribute(
+            "diameter_mm",
+            "integer",
+            Label("Diámetro (mm)", "Diameter (mm)"),
+            minimum=1,
+            maximum=5000,
+            unit="mm",
+        ),
         Attribute("material", "text", Label("Material", "Material"), domain=MATERIAL),
-        Attribute("status", "text", Label("Estado", "Status"), domain=MAIN_STATUS,
-                  required=True),
+        Attribute("status", "text", Label("Estado", "Status"), domain=MAIN_STATUS, required=True),
     ),
     references=(commune_ref(),),
     derived=(LENGTH_M,),
@@ -106,8 +138,9 @@ POWER_LINES = Layer(
     geometry_type="LineString",
     attributes=(
         Attribute("voltage", "text", Label("Tensión", "Voltage"), domain=VOLTAGE, required=True),
-        Attribute("condition", "text", Label("Estado", "Condition"), domain=LINE_CONDITION,
-                  required=True),
+        Attribute(
+            "condition", "text", Label("Estado", "Condition"), domain=LINE_CONDITION, required=True
+        ),
     ),
     references=(commune_ref(),),
     derived=(LENGTH_M,),
@@ -117,8 +150,10 @@ POWER_LINES = Layer(
 PATHS = Layer(
     name="paths",
     title=Label("Vías, veredas y escaleras", "Roads, footpaths and stairways"),
-    description=Label("Red de circulación; una escalera lleva su número de escalones",
-                      "The walking and driving network; a stairway carries its step count"),
+    description=Label(
+        "Red de circulación; una escalera lleva su número de escalones",
+        "The walking and driving network; a stairway carries its step count",
+    ),
     geometry_type="LineString",
     attributes=(
         Attribute("kind", "text", Label("Tipo", "Kind"), domain=PATH_KIND, required=True),
@@ -135,8 +170,10 @@ PATHS = Layer(
 FACILITIES = Layer(
     name="facilities",
     title=Label("Servicios", "Facilities"),
-    description=Label("Escuelas, tanques, consultorios, tiendas comunales, paradas…",
-                      "Schools, water tanks, clinics, communal shops, transit stops…"),
+    description=Label(
+        "Escuelas, tanques, consultorios, tiendas comunales, paradas…",
+        "Schools, water tanks, clinics, communal shops, transit stops…",
+    ),
     geometry_type="Point",
     attributes=(
         Attribute("kind", "text", Label("Tipo", "Kind"), domain=FACILITY_KIND, required=True),

@@ -39,15 +39,20 @@ GREENHOUSE_CONDITION = domain(
     under_construction=("En construcción", "Under construction"),
 )
 UNIT = domain(
-    "unit", kg=("kg", "kg"), t=("t", "t"), l=("l", "l"), units=("unidades", "units"),
+    "unit",
+    kg=("kg", "kg"),
+    t=("t", "t"),
+    l=("l", "l"),
+    units=("unidades", "units"),
     cylinders=("bombonas", "cylinders"),
 )
 
 PRODUCTION_UNITS = Layer(
     name="production_units",
     title=Label("Unidades de producción", "Production units"),
-    description=Label("Unidades de propiedad social y su producción",
-                      "Socially owned production units"),
+    description=Label(
+        "Unidades de propiedad social y su producción", "Socially owned production units"
+    ),
     geometry_type="Point",
     attributes=(
         Attribute("name", "text", Label("Nombre", "Name"), required=True),
@@ -68,8 +73,13 @@ GREENHOUSES = Layer(
     geometry_type="MultiPolygon",
     attributes=(
         Attribute("name", "text", Label("Nombre", "Name")),
-        Attribute("condition", "text", Label("Estado", "Condition"),
-                  domain=GREENHOUSE_CONDITION, required=True),
+        Attribute(
+            "condition",
+            "text",
+            Label("Estado", "Condition"),
+            domain=GREENHOUSE_CONDITION,
+            required=True,
+        ),
         Attribute("crop", "text", Label("Cultivo", "Crop")),
     ),
     references=(commune_ref(),),
@@ -80,19 +90,26 @@ GREENHOUSES = Layer(
 EXCHANGES = Layer(
     name="exchanges",
     title=Label("Intercambios", "Exchanges"),
-    description=Label("Intercambio de productos entre comunas (Unión Comunera); la línea une "
-                      "las dos comunas", "Products traded between communes (Unión Comunera); "
-                      "the line joins the two communes"),
+    description=Label(
+        "Intercambio de productos entre comunas (Unión Comunera); la línea une las dos comunas",
+        "Products traded between communes (Unión Comunera); the line joins the two communes",
+    ),
     geometry_type="LineString",
     attributes=(
         Attribute("product", "text", Label("Producto", "Product"), domain=PRODUCT, required=True),
-        Attribute("volume_per_month", "number", Label("Volumen mensual", "Volume per month"),
-                  minimum=0, required=True),
+        Attribute(
+            "volume_per_month",
+            "number",
+            Label("Volumen mensual", "Volume per month"),
+            minimum=0,
+            required=True,
+        ),
         Attribute("unit", "text", Label("Unidad", "Unit"), domain=UNIT, required=True),
     ),
     references=(
-        Reference("from_commune", "from_commune_id", "communes", Label("De", "From"),
-                  required=True),
+        Reference(
+            "from_commune", "from_commune_id", "communes", Label("De", "From"), required=True
+        ),
         Reference("to_commune", "to_commune_id", "communes", Label("A", "To"), required=True),
     ),
     derived=(LENGTH_M,),

@@ -46,12 +46,19 @@ STATE_KIND = domain(
 STATES = Layer(
     name="states",
     title=Label("Estados", "States"),
-    description=Label("Entidades federales de Venezuela (Natural Earth 1:10m)",
-                      "Venezuela's first-level divisions (Natural Earth 1:10m)"),
+    description=Label(
+        "Entidades federales de Venezuela (Natural Earth 1:10m)",
+        "Venezuela's first-level divisions (Natural Earth 1:10m)",
+    ),
     geometry_type="MultiPolygon",
     attributes=(
-        Attribute("code", "text", Label("Código ISO 3166-2", "ISO 3166-2 code"), required=True,
-                  max_length=8),
+        Attribute(
+            "code",
+            "text",
+            Label("Código ISO 3166-2", "ISO 3166-2 code"),
+            required=True,
+            max_length=8,
+        ),
         Attribute("name", "text", Label("Nombre", "Name"), required=True),
         Attribute("kind", "text", Label("Tipo", "Kind"), domain=STATE_KIND, required=True),
     ),
@@ -62,19 +69,27 @@ STATES = Layer(
 COMMUNES = Layer(
     name="communes",
     title=Label("Comunas", "Communes"),
-    description=Label("Límites de las comunas; pueden cruzar líneas estadales",
-                      "Commune boundaries; they may cross state lines"),
+    description=Label(
+        "Límites de las comunas; pueden cruzar líneas estadales",
+        "Commune boundaries; they may cross state lines",
+    ),
     geometry_type="MultiPolygon",
     attributes=(
-        Attribute("code", "text", Label("Código de registro", "Registry code"), required=True,
-                  max_length=64),
+        Attribute(
+            "code",
+            "text",
+            Label("Código de registro", "Registry code"),
+            required=True,
+            max_length=64,
+        ),
         Attribute("name", "text", Label("Nombre", "Name"), required=True),
         Attribute("kind", "text", Label("Tipo", "Kind"), domain=COMMUNE_KIND, required=True),
         Attribute("founded", "date", Label("Fundada", "Founded")),
         Attribute("families", "integer", Label("Familias", "Families"), minimum=0),
         Attribute("population", "integer", Label("Población", "Population"), minimum=0),
-        Attribute("status", "text", Label("Estatus", "Status"), domain=COMMUNE_STATUS,
-                  required=True),
+        Attribute(
+            "status", "text", Label("Estatus", "Status"), domain=COMMUNE_STATUS, required=True
+        ),
         Attribute("source", "text", Label("Fuente", "Source")),
     ),
     derived=(
@@ -94,8 +109,10 @@ COMMUNES = Layer(
 PARCELS = Layer(
     name="parcels",
     title=Label("Parcelas", "Parcels"),
-    description=Label("Parcelas con su tenencia; cada cambio de estatus queda en el historial",
-                      "Land parcels with tenure; every status change is kept in the history"),
+    description=Label(
+        "Parcelas con su tenencia; cada cambio de estatus queda en el historial",
+        "Land parcels with tenure; every status change is kept in the history",
+    ),
     geometry_type="MultiPolygon",
     attributes=(
         Attribute("code", "text", Label("Código", "Code"), max_length=64),

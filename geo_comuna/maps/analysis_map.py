@@ -42,8 +42,14 @@ def analysis_title(name: str, styles: Styles, lang: str) -> str:
     return legend.get(lang, name)
 
 
-async def analysis_map(conn: AsyncConnection, commune_id: int, name: str, page: Page,
-                       params: BaseModel | None = None, styles: Styles | None = None) -> str:
+async def analysis_map(
+    conn: AsyncConnection,
+    commune_id: int,
+    name: str,
+    page: Page,
+    params: BaseModel | None = None,
+    styles: Styles | None = None,
+) -> str:
     styles = styles or Styles.load()
     if not known(name, styles):
         raise NotFound(f"no analysis named {name!r}; known: {', '.join(all_analyses())}")
@@ -57,40 +63,50 @@ async def analysis_map(conn: AsyncConnection, commune_id: int, name: str, page: 
     if features is not None:
         if features:
             spec, entries = analysis_spec(name, features, styles, page.lang)
-            holder = Data.from_geojson(json.dumps(
-                {"type": "FeatureCollection", "features": features}, default=str))
+            holder = Data.from_geojson(
+                json.dumps({"type": "FeatureCollection", "features": features}, default=str)
+            )
             holder.add_to(m)
             label = f"{spec['title']} ({count_label(len(features), page.lang)})"
             ThemedLayer(label, spec, "geojson", holder.get_name()).add_to(m)
-            legend.append(legend_section(spec["id"], spec["title"], entries, spec["geometry"],
-                                         shown=True))
+            legend.append(
+                legend_section(spec["id"], spec["title"], entries, spec["geometry"], shown=True)
+            )
         else:
-            note = page.t("El análisis no devolvió elementos para esta comuna.",
-                          "The analysis returned no features for this commune.")
-    return finish(m, page, legend, title=title, links=commune_links(page, info.code),
-                  note=note)
+            note = page.t(
+                "El análisis no devolvió elementos para esta comuna.",
+                "The analysis returned no features for this commune.",
+            )
+    return finish(m, page, legend, title=title, links=commune_links(page, info.code), note=note)
 
 
-async def _features(conn: AsyncConnection, commune_id: int, name: str,
-                    params: BaseModel | None, page: Page
-                    ) -> tuple[list[dict[str, Any]] | None, str | None]:
+async def _features(
+    conn: AsyncConnection, commune_id: int, name: str, params: BaseModel | None, page: Page
+) -> tuple[list[dict[str, Any]] | None, str | None]:
     """The analysis' features, or None and the message to show instead."""
     analysis = all_analyses().get(name)
     if analysis is None:
-        return None, page.t(f"Análisis no disponible: «{name}» no está instalado.",
-                            f"Analysis not available: '{name}' is not installed.")
+        return None, page.t(
+            f"Análisis no disponible: «{name}» no está instalado.",
+            f"Analysis not available: '{name}' is not installed.",
+        )
     try:
         result = await analysis.run(conn, commune_id, params or analysis.params())
     except GeoComunaError as exc:
-        return None, page.t(f"Análisis no disponible: {exc.message}",
-                            f"Analysis not available: {exc.message}")
+        return None, page.t(
+            f"Análisis no disponible: {exc.message}", f"Analysis not available: {exc.message}"
+        )
     except Exception:  # a broken analysis must not take the map page down; logged in full
         log.exception("analysis %s failed for commune %s", name, commune_id)
-        return None, page.t("Análisis no disponible: falló al calcularse (ver el registro).",
-                            "Analysis not available: it failed to run (see the log).")
+        return None, page.t(
+            "Análisis no disponible: falló al calcularse (ver el registro).",
+            "Analysis not available: it failed to run (see the log).",
+        )
     if not analysis.spatial or result.features is None:
-        return None, page.t("Este análisis no tiene geometría que mostrar.",
-                            "This analysis has no geometry to show.")
+        return None, page.t(
+            "Este análisis no tiene geometría que mostrar.",
+            "This analysis has no geometry to show.",
+        )
     return result.features, None
 
 
@@ -102,8 +118,9 @@ def _colour_property(style: dict[str, Any], features: list[dict[str, Any]]) -> s
     return None
 
 
-def analysis_spec(name: str, features: list[dict[str, Any]], styles: Styles, lang: str
-                  ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def analysis_spec(
+    name: str, features: list[dict[str, Any]], styles: Styles, lang: str
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The runtime spec and the legend entries (colour, label) for an analysis result."""
     style = styles.analysis_style(name)
     by = _colour_property(style, features)
@@ -113,17 +130,26 @@ def analysis_spec(name: str, features: list[dict[str, Any]], styles: Styles, lan
     geometry = next((f["geometry"]["type"] for f in features if f.get("geometry")), "Point")
     title = (style.get("legend") or {}).get(lang) or name
     spec: dict[str, Any] = {
-        "id": f"analysis-{name}", "layer": name, "lang": lang, "title": title,
-        "geometry": geometry, "by": by, "colors": {}, "fallback": FALLBACK_COLOUR,
+        "id": f"analysis-{name}",
+        "layer": name,
+        "lang": lang,
+        "title": title,
+        "geometry": geometry,
+        "by": by,
+        "colors": {},
+        "fallback": FALLBACK_COLOUR,
         "labels": field_labels,
-        "fields": {"tooltip": _tooltip_fields(by, style, field_labels),
-                   "popup": _popup_fields(style, field_labels)},
+        "fields": {
+            "tooltip": _tooltip_fields(by, style, field_labels),
+            "popup": _popup_fields(style, field_labels),
+        },
     }
     for key in ("stroke", "fill_opacity", "radius"):
         if key in style:
             spec[key] = style[key]
-    numeric = values and all(isinstance(v, int | float) and not isinstance(v, bool)
-                             for v in values if v is not None)
+    numeric = values and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in values if v is not None
+    )
     entries: list[tuple[str, str]] = []
     if by and numeric and style.get("ramp"):
         ramp = style["ramp"]
@@ -155,8 +181,9 @@ def _popup_fields(style: dict[str, Any], labels: dict[str, str]) -> list[dict] |
     return [{"name": n, "label": labels.get(n, n)} for n in names]
 
 
-def _tooltip_fields(by: str | None, style: dict[str, Any], labels: dict[str, str]
-                    ) -> list[dict] | None:
+def _tooltip_fields(
+    by: str | None, style: dict[str, Any], labels: dict[str, str]
+) -> list[dict] | None:
     names = [n for n in [by, *(style.get("popup") or [])] if n]
     names = list(dict.fromkeys(names))[:3]
     return [{"name": n, "label": labels.get(n, n)} for n in names] or None

@@ -62,8 +62,8 @@ class Asset:
             return self.path.read_text(encoding="utf-8")
         except OSError:
             raise MapAssetsMissing(
-                f"map library file {self.path} is missing; run scripts/setup.sh "
-                "(it runs `npm ci`)") from None
+                f"map library file {self.path} is missing; run scripts/setup.sh (it runs `npm ci`)"
+            ) from None
 
 
 LEAFLET = (Asset("leaflet", "leaflet.css"), Asset("leaflet", "leaflet.js"))
@@ -87,6 +87,7 @@ _CSS_URL = re.compile(r"url\((['\"]?)(?!data:|https?:|/)([^)'\"]+)\1\)")
 
 def _inline_css(asset: Asset) -> str:
     """The stylesheet with its relative url(...) images turned into data: URIs."""
+
     def data_uri(match: re.Match[str]) -> str:
         target = (asset.path.parent / match.group(2)).resolve()
         if not target.is_file() or STATIC_DIRS[asset.package].resolve() not in target.parents:
@@ -106,13 +107,14 @@ def tags(assets: list[Asset], *, inline: bool, base: str = "") -> str:
             if not asset.path.is_file():
                 asset.read()  # raises MapAssetsMissing with the fix
             href = f"{base}{asset.url}"
-            out.append(f'<link rel="stylesheet" href="{href}"/>' if asset.is_css
-                       else f'<script src="{href}"></script>')
+            out.append(
+                f'<link rel="stylesheet" href="{href}"/>'
+                if asset.is_css
+                else f'<script src="{href}"></script>'
+            )
         elif asset.is_css:
-            out.append("<style>" + _inline_css(asset).replace("</style", r"<\/style")
-                       + "</style>")
+            out.append("<style>" + _inline_css(asset).replace("</style", r"<\/style") + "</style>")
         else:
             # a literal "</script" inside a library would end the element early
-            out.append("<script>" + asset.read().replace("</script", r"<\/script")
-                       + "</script>")
+            out.append("<script>" + asset.read().replace("</script", r"<\/script") + "</script>")
     return "\n".join(out)

@@ -33,8 +33,14 @@ async def _render(conn: AsyncConnection, commune_id: int) -> tuple[bytes, tuple]
     return png, tuple(bounds)
 
 
-async def add_hillshade(m: folium.Map, conn: AsyncConnection, page: Page, styles: Styles,
-                        info: CommuneInfo, legend: list[str]) -> bool:
+async def add_hillshade(
+    m: folium.Map,
+    conn: AsyncConnection,
+    page: Page,
+    styles: Styles,
+    info: CommuneInfo,
+    legend: list[str],
+) -> bool:
     """The hillshade as an image layer under everything; False when there is none."""
     rendered = await _render(conn, info.id)
     if rendered is None:
@@ -49,6 +55,5 @@ async def add_hillshade(m: folium.Map, conn: AsyncConnection, page: Page, styles
     spec = {"id": "hillshade", "layer": "hillshade", "lang": page.lang}
     source = f"{js(url)}, {js([[s, w], [n, e]])}, {js(style.get('opacity', 0.55))}"
     ThemedLayer(title, spec, "image", source).add_to(m)
-    legend.append(legend_section("hillshade", "", [("#9a9a9a", title)], "MultiPolygon",
-                                 shown=True))
+    legend.append(legend_section("hillshade", "", [("#9a9a9a", title)], "MultiPolygon", shown=True))
     return True

@@ -16,12 +16,21 @@ from geo_comuna.maps.page import Page, finish, new_map
 from geo_comuna.maps.styles import Styles
 
 #: drawing order, bottom to top: areas, then lines, then points
-COMMUNE_LAYERS = ("parcels", "greenhouses", "water_mains", "power_lines", "paths",
-                  "dwellings", "production_units", "facilities")
+COMMUNE_LAYERS = (
+    "parcels",
+    "greenhouses",
+    "water_mains",
+    "power_lines",
+    "paths",
+    "dwellings",
+    "production_units",
+    "facilities",
+)
 
 
-async def commune_map(conn: AsyncConnection, commune_id: int, page: Page,
-                      styles: Styles | None = None) -> str:
+async def commune_map(
+    conn: AsyncConnection, commune_id: int, page: Page, styles: Styles | None = None
+) -> str:
     """The commune map as one HTML page."""
     styles = styles or Styles.load()
     info = await data.commune_info(conn, commune_id)
@@ -35,22 +44,40 @@ async def commune_map(conn: AsyncConnection, commune_id: int, page: Page,
     return finish(m, page, legend, title=info.name, links=commune_links(page, info.code))
 
 
-async def add_boundary(m, conn: AsyncConnection, page: Page, styles: Styles,
-                       commune_id: int, legend: list[str]) -> None:
+async def add_boundary(
+    m, conn: AsyncConnection, page: Page, styles: Styles, commune_id: int, legend: list[str]
+) -> None:
     """The commune's outline (popup: its registry record) and the state lines around it."""
     communes = LAYERS["communes"]
-    spec = overlay_spec("boundary", page, styles.overlay("boundary"), "MultiPolygon", {
-        "tooltip": styles.fields(communes, "tooltip", page.lang),
-        "popup": styles.fields(communes, "popup", page.lang)})
-    outline = await data.geojson(conn, communes, Filters(commune_id=commune_id),
-                                 styles.wanted_properties(communes))
+    spec = overlay_spec(
+        "boundary",
+        page,
+        styles.overlay("boundary"),
+        "MultiPolygon",
+        {
+            "tooltip": styles.fields(communes, "tooltip", page.lang),
+            "popup": styles.fields(communes, "popup", page.lang),
+        },
+    )
+    outline = await data.geojson(
+        conn, communes, Filters(commune_id=commune_id), styles.wanted_properties(communes)
+    )
     title = styles.overlay("boundary").get("legend", {}).get(page.lang, "Commune")
     add_overlay(m, page, spec, title, outline, legend)
     state = page.t("Estado", "State")
-    spec = overlay_spec("state-lines", page, styles.overlay("state_lines"), "LineString", {
-        "tooltip": [{"name": "name", "label": state}],
-        "popup": [{"name": "name", "label": state},
-                  {"name": "code", "label": page.t("Código", "Code")}]})
+    spec = overlay_spec(
+        "state-lines",
+        page,
+        styles.overlay("state_lines"),
+        "LineString",
+        {
+            "tooltip": [{"name": "name", "label": state}],
+            "popup": [
+                {"name": "name", "label": state},
+                {"name": "code", "label": page.t("Código", "Code")},
+            ],
+        },
+    )
     title = styles.overlay("state_lines").get("legend", {}).get(page.lang, "State lines")
     add_overlay(m, page, spec, title, await data.state_lines(conn, commune_id), legend)
 
@@ -61,9 +88,12 @@ def commune_links(page: Page, code: str) -> list[tuple[str, str]]:
         return []
     base = f"{page.base}/maps/communes/{quote(code, safe='')}"
     other = "en" if page.lang == "es" else "es"
-    return [(other.upper(), f"{base}?lang={other}"),
-            (page.t("Informe", "Report"),
-             f"{page.base}/communes/{quote(code, safe='')}/report?lang={page.lang}"),
-            (page.t("Descargar HTML", "Download HTML"),
-             f"{base}?lang={page.lang}&standalone=true"),
-            (page.t("Insertar", "Embed"), f"{base}/embed-snippet?lang={page.lang}")]
+    return [
+        (other.upper(), f"{base}?lang={other}"),
+        (
+            page.t("Informe", "Report"),
+            f"{page.base}/communes/{quote(code, safe='')}/report?lang={page.lang}",
+        ),
+        (page.t("Descargar HTML", "Download HTML"), f"{base}?lang={page.lang}&standalone=true"),
+        (page.t("Insertar", "Embed"), f"{base}/embed-snippet?lang={page.lang}"),
+    ]

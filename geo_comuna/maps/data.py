@@ -44,15 +44,17 @@ async def commune_info(conn: AsyncConnection, commune_id: int) -> CommuneInfo:
     cur = await conn.execute(
         "SELECT id, code, name, status, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
         "FROM (SELECT *, ST_Extent(geom) OVER () AS e FROM communes WHERE id = %s) c",
-        (commune_id,))
+        (commune_id,),
+    )
     row = await cur.fetchone()
     if row is None:
         raise NotFound(f"no commune with id {commune_id}")
     return CommuneInfo(row[0], row[1], row[2], row[3], tuple(row[4:8]))
 
 
-def _columns(layer: Layer, names: list[str], *, scalar_only: bool = False,
-             with_id: bool = True) -> tuple[sql.Composable, sql.Composable]:
+def _columns(
+    layer: Layer, names: list[str], *, scalar_only: bool = False, with_id: bool = True
+) -> tuple[sql.Composable, sql.Composable]:
     """``t.id, <expr> AS name, ...`` for the wanted properties, and the joins they need."""
     exprs, joins = property_exprs(layer)
     arrays = {d.name for d in layer.derived if d.type == "array"}
@@ -69,13 +71,14 @@ def _columns(layer: Layer, names: list[str], *, scalar_only: bool = False,
 
 async def count(conn: AsyncConnection, layer: Layer, filters: Filters) -> int:
     where, params = where_sql(layer, filters)
-    cur = await conn.execute(sql.SQL("SELECT count(*) FROM {} t WHERE {}").format(
-        sql.Identifier(layer.table), where), params)
+    cur = await conn.execute(
+        sql.SQL("SELECT count(*) FROM {} t WHERE {}").format(sql.Identifier(layer.table), where),
+        params,
+    )
     return (await cur.fetchone())[0]
 
 
-async def geojson(conn: AsyncConnection, layer: Layer, filters: Filters,
-                  names: list[str]) -> str:
+async def geojson(conn: AsyncConnection, layer: Layer, filters: Filters, names: list[str]) -> str:
     """A FeatureCollection (text) of the layer's features with the named properties."""
     where, params = where_sql(layer, filters)
     columns, joins = _columns(layer, names)
@@ -84,14 +87,25 @@ async def geojson(conn: AsyncConnection, layer: Layer, filters: Filters,
                || coalesce(string_agg(ST_AsGeoJSON(q.*, 'geom', {decimals}), ',' ORDER BY q.id),
                            '') || ']}}'
         FROM (SELECT {columns}, t.geom FROM {table} t {joins} WHERE {where}) q
-    """).format(decimals=sql.Literal(DECIMALS), columns=columns,
-                table=sql.Identifier(layer.table), joins=joins, where=where)
+    """).format(
+        decimals=sql.Literal(DECIMALS),
+        columns=columns,
+        table=sql.Identifier(layer.table),
+        joins=joins,
+        where=where,
+    )
     cur = await conn.execute(query, params)
     return (await cur.fetchone())[0]
 
 
-async def geobuf(conn: AsyncConnection, layer: Layer, filters: Filters, names: list[str],
-                 *, quantum: float = QUANTUM_DEG) -> bytes:
+async def geobuf(
+    conn: AsyncConnection,
+    layer: Layer,
+    filters: Filters,
+    names: list[str],
+    *,
+    quantum: float = QUANTUM_DEG,
+) -> bytes:
     """The layer's features as geobuf (bytes), simplified and snapped to ``quantum`` degrees:
     what a standalone file carries for a layer too big to inline as GeoJSON."""
     where, params = where_sql(layer, filters)
@@ -112,16 +126,14 @@ async def geobuf(conn: AsyncConnection, layer: Layer, filters: Filters, names: l
 async def layer_version(conn: AsyncConnection, layer: Layer) -> int:
     """Bumped by every write to the layer (migration 0001): tile URLs carry it, so a browser
     cache never shows stale tiles."""
-    cur = await conn.execute("SELECT version FROM layer_versions WHERE layer = %s",
-                             (layer.table,))
+    cur = await conn.execute("SELECT version FROM layer_versions WHERE layer = %s", (layer.table,))
     row = await cur.fetchone()
     return row[0] if row else 0
 
 
 async def state_lines(conn: AsyncConnection, commune_id: int) -> str:
     """The state lines around a commune (FeatureCollection text; properties code, name)."""
-    cur = await conn.execute(_sql("state_lines.sql"), {"commune": commune_id,
-                                                        "decimals": DECIMALS})
+    cur = await conn.execute(_sql("state_lines.sql"), {"commune": commune_id, "decimals": DECIMALS})
     return (await cur.fetchone())[0] or EMPTY
 
 
@@ -135,18 +147,21 @@ async def commune_points(conn: AsyncConnection) -> str:
 async def state_communes(conn: AsyncConnection, tolerance: float = 0.005) -> str:
     """States simplified for country scale (``tolerance`` degrees), with their commune counts
     (properties code, name, kind, communes, active, registered)."""
-    cur = await conn.execute(_sql("state_communes.sql"), {"tolerance": tolerance,
-                                                           "decimals": 4})
+    cur = await conn.execute(_sql("state_communes.sql"), {"tolerance": tolerance, "decimals": 4})
     return (await cur.fetchone())[0] or EMPTY
 
 
-async def value_range(conn: AsyncConnection, layer: Layer, attribute: str
-                      ) -> tuple[float, float] | None:
+async def value_range(
+    conn: AsyncConnection, layer: Layer, attribute: str
+) -> tuple[float, float] | None:
     """Smallest and largest value of a numeric attribute (for line widths)."""
     if layer.attribute(attribute) is None:
         return None
-    cur = await conn.execute(sql.SQL("SELECT min({a}), max({a}) FROM {t}").format(
-        a=sql.Identifier(attribute), t=sql.Identifier(layer.table)))
+    cur = await conn.execute(
+        sql.SQL("SELECT min({a}), max({a}) FROM {t}").format(
+            a=sql.Identifier(attribute), t=sql.Identifier(layer.table)
+        )
+    )
     row = await cur.fetchone()
     return None if row is None or row[0] is None else (float(row[0]), float(row[1]))
 
@@ -154,7 +169,8 @@ async def value_range(conn: AsyncConnection, layer: Layer, attribute: str
 async def national_bounds(conn: AsyncConnection) -> tuple[float, float, float, float] | None:
     cur = await conn.execute(
         "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-        "(SELECT ST_Extent(geom) AS e FROM states) s")
+        "(SELECT ST_Extent(geom) AS e FROM states) s"
+    )
     row = await cur.fetchone()
     return None if row is None or row[0] is None else tuple(row)
 
@@ -165,19 +181,27 @@ async def tenure_summary(conn: AsyncConnection, commune_id: int) -> list[dict[st
         "SELECT tenure, count(*), round((sum(ST_Area(geom::geography)) / 10000)::numeric, 2)"
         "::float, "
         "count(recovered_on) FROM parcels WHERE commune_id = %s GROUP BY tenure "
-        "ORDER BY tenure", (commune_id,))
-    return [{"tenure": r[0], "parcels": r[1], "area_ha": r[2], "recovered": r[3]}
-            for r in await cur.fetchall()]
+        "ORDER BY tenure",
+        (commune_id,),
+    )
+    return [
+        {"tenure": r[0], "parcels": r[1], "area_ha": r[2], "recovered": r[3]}
+        for r in await cur.fetchall()
+    ]
 
 
 async def utility_summary(conn: AsyncConnection, commune_id: int) -> dict[str, list[dict]]:
     """Dwellings and residents by water and by electricity situation."""
     out: dict[str, list[dict]] = {}
     for column in ("water", "electricity"):
-        cur = await conn.execute(sql.SQL(
-            "SELECT {c}, count(*), coalesce(sum(residents), 0) FROM dwellings "
-            "WHERE commune_id = %s GROUP BY {c} ORDER BY {c}").format(c=sql.Identifier(column)),
-            (commune_id,))
-        out[column] = [{"value": r[0], "dwellings": r[1], "residents": int(r[2])}
-                       for r in await cur.fetchall()]
+        cur = await conn.execute(
+            sql.SQL(
+                "SELECT {c}, count(*), coalesce(sum(residents), 0) FROM dwellings "
+                "WHERE commune_id = %s GROUP BY {c} ORDER BY {c}"
+            ).format(c=sql.Identifier(column)),
+            (commune_id,),
+        )
+        out[column] = [
+            {"value": r[0], "dwellings": r[1], "residents": int(r[2])} for r in await cur.fetchall()
+        ]
     return out

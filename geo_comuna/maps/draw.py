@@ -32,8 +32,15 @@ def count_label(n: int, lang: str) -> str:
     return text.replace(",", ".") if lang == "es" else text
 
 
-async def add_layer(m: folium.Map, conn: AsyncConnection, page: Page, styles: Styles,
-                    layer: Layer, filters: Filters, legend: list[str]) -> int:
+async def add_layer(
+    m: folium.Map,
+    conn: AsyncConnection,
+    page: Page,
+    styles: Styles,
+    layer: Layer,
+    filters: Filters,
+    legend: list[str],
+) -> int:
     """Every theme of ``layer`` as a map layer with its legend section; the feature count."""
     themes = styles.themes(layer)
     n = await data.count(conn, layer, filters)
@@ -57,10 +64,17 @@ async def add_layer(m: folium.Map, conn: AsyncConnection, page: Page, styles: St
             pictures = await overview_of(conn, page, styles, layer, filters, themes)
             if pictures is not None:
                 kind = "overview"
-                sources = {t.by: js({"image": pictures.images[t.by],
-                                     "bounds": pictures.bounds,
-                                     "detail_zoom": pictures.detail_zoom}) + f", {source}"
-                           for t in themes}
+                sources = {
+                    t.by: js(
+                        {
+                            "image": pictures.images[t.by],
+                            "bounds": pictures.bounds,
+                            "detail_zoom": pictures.detail_zoom,
+                        }
+                    )
+                    + f", {source}"
+                    for t in themes
+                }
     else:
         names = styles.slim_properties(layer)  # what /tiles/ carries
         kind = "tiles"
@@ -75,39 +89,62 @@ async def add_layer(m: folium.Map, conn: AsyncConnection, page: Page, styles: St
         if kind != "geojson":
             spec["fields"]["popup"] = [f for f in spec["fields"]["popup"] if f["name"] in names]
         name = f"{styles.legend_title(theme, page.lang)} ({count_label(n, page.lang)})"
-        ThemedLayer(name, spec, kind, sources[theme.by] if kind == "overview" else source,
-                    show=theme.show).add_to(m)
+        ThemedLayer(
+            name, spec, kind, sources[theme.by] if kind == "overview" else source, show=theme.show
+        ).add_to(m)
         legend.append(theme_legend(styles, theme, page.lang, shown=theme.show))
     return n
 
 
-async def overview_of(conn: AsyncConnection, page: Page, styles: Styles, layer: Layer,
-                      filters: Filters, themes: list) -> Overview | None:
+async def overview_of(
+    conn: AsyncConnection, page: Page, styles: Styles, layer: Layer, filters: Filters, themes: list
+) -> Overview | None:
     """Pictures of a very big layer for a standalone file, one per theme."""
     specs = {t.by: styles.spec(t, page.lang) for t in themes}
     first = next(iter(specs.values()))
-    return await overview(conn, layer, filters, {by: s["colors"] for by, s in specs.items()},
-                          fallback=first["fallback"],
-                          opacity=first.get("fill_opacity", DEFAULT_FILL_OPACITY))
+    return await overview(
+        conn,
+        layer,
+        filters,
+        {by: s["colors"] for by, s in specs.items()},
+        fallback=first["fallback"],
+        opacity=first.get("fill_opacity", DEFAULT_FILL_OPACITY),
+    )
 
 
-def overlay_spec(spec_id: str, page: Page, style: dict[str, Any], geometry: str,
-                 fields: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def overlay_spec(
+    spec_id: str,
+    page: Page,
+    style: dict[str, Any],
+    geometry: str,
+    fields: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
     """A single-colour overlay (commune boundary, state lines) from maps/styles.json's
     ``overlays``."""
     colour = style.get("color", "#333333")
     stroke = {"color": colour, "weight": style.get("weight", 2)}
     if style.get("dash"):
         stroke["dash"] = style["dash"]
-    return {"id": spec_id, "layer": spec_id, "lang": page.lang, "geometry": geometry,
-            "by": None, "color": colour, "fallback": colour, "stroke": stroke,
-            "fill_opacity": 0, "fields": fields}
+    return {
+        "id": spec_id,
+        "layer": spec_id,
+        "lang": page.lang,
+        "geometry": geometry,
+        "by": None,
+        "color": colour,
+        "fallback": colour,
+        "stroke": stroke,
+        "fill_opacity": 0,
+        "fields": fields,
+    }
 
 
-def add_overlay(m: folium.Map, page: Page, spec: dict[str, Any], title: str, geojson: str,
-                legend: list[str]) -> None:
+def add_overlay(
+    m: folium.Map, page: Page, spec: dict[str, Any], title: str, geojson: str, legend: list[str]
+) -> None:
     holder = Data.from_geojson(geojson)
     holder.add_to(m)
     ThemedLayer(title, spec, "geojson", holder.get_name()).add_to(m)
-    legend.append(legend_section(spec["id"], "", [(spec["color"], title)], "LineString",
-                                 shown=True))
+    legend.append(
+        legend_section(spec["id"], "", [(spec["color"], title)], "LineString", shown=True)
+    )

@@ -29,8 +29,7 @@ def js(value: Any) -> str:
 def safe_json(text: str) -> str:
     """JSON text (e.g. from PostGIS) made safe inside <script>: "<" becomes \\u003c, which
     JSON and JavaScript read back as "<" (it can only occur inside strings)."""
-    return (text.replace("<", "\\u003c").replace("\u2028", "\\u2028")
-            .replace("\u2029", "\\u2029"))
+    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 class Raw(Element):
@@ -104,8 +103,9 @@ class ThemedLayer(folium.map.Layer):
         {%- endif %}
     {% endmacro %}""")
 
-    def __init__(self, name: str, spec: dict[str, Any], kind: str, source: str, *,
-                 show: bool = True) -> None:
+    def __init__(
+        self, name: str, spec: dict[str, Any], kind: str, source: str, *, show: bool = True
+    ) -> None:
         super().__init__(name=name, overlay=True, control=True, show=show)
         self._name = "gc_layer"
         self.spec_dict = spec
@@ -115,9 +115,12 @@ class ThemedLayer(folium.map.Layer):
 
     def render(self, **kwargs: Any) -> None:
         if self.show:
-            self.add_child(ElementAddToElement(element_name=self.get_name(),
-                                               element_parent_name=self._parent.get_name()),
-                           name=self.get_name() + "_add")
+            self.add_child(
+                ElementAddToElement(
+                    element_name=self.get_name(), element_parent_name=self._parent.get_name()
+                ),
+                name=self.get_name() + "_add",
+            )
         Script.render(self, **kwargs)
 
 
@@ -135,25 +138,34 @@ class Legend(Script):
         self.html = js("".join(sections))
 
 
-def legend_section(spec_id: str, title: str, entries: list[tuple[str, str]], geometry: str,
-                   *, shown: bool) -> str:
+def legend_section(
+    spec_id: str, title: str, entries: list[tuple[str, str]], geometry: str, *, shown: bool
+) -> str:
     """HTML of one legend section; every text is escaped here."""
     shape = {"Point": "gc-point", "LineString": "gc-line", "MultiLineString": "gc-line"}.get(
-        geometry, "")
+        geometry, ""
+    )
     items = "".join(
         f'<li><span class="gc-swatch {shape}" style="background:{escape(colour)};'
         f'border-top-color:{escape(colour)}"></span>{escape(label)}</li>'
-        for colour, label in entries)
+        for colour, label in entries
+    )
     off = "" if shown else " gc-off"
     heading = f"<h4>{escape(title)}</h4>" if title else ""
-    return (f'<section class="gc-legend-section{off}" data-gc-layer="{escape(spec_id)}">'
-            f"{heading}<ul>{items}</ul></section>")
+    return (
+        f'<section class="gc-legend-section{off}" data-gc-layer="{escape(spec_id)}">'
+        f"{heading}<ul>{items}</ul></section>"
+    )
 
 
 def theme_legend(styles: Styles, theme: Theme, lang: str, *, shown: bool) -> str:
-    return legend_section(theme.id, styles.legend_title(theme, lang),
-                          styles.legend_entries(theme, lang), theme.layer.geometry_type,
-                          shown=shown)
+    return legend_section(
+        theme.id,
+        styles.legend_title(theme, lang),
+        styles.legend_entries(theme, lang),
+        theme.layer.geometry_type,
+        shown=shown,
+    )
 
 
 class Done(Script):

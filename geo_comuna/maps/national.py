@@ -27,12 +27,24 @@ async def national_map(conn: AsyncConnection, page: Page, styles: Styles | None 
     _add_commune_points(m, page, styles, await data.commune_points(conn))
     await _add_exchanges(m, conn, page, styles, legend)
     title = page.t("Comunas de Venezuela", "Venezuela's communes")
-    links = [] if page.standalone else [
-        ("EN" if page.lang == "es" else "ES",
-         f"{page.base}/maps/national?lang={'en' if page.lang == 'es' else 'es'}"),
-        (page.t("Descargar HTML", "Download HTML"),
-         f"{page.base}/maps/national?lang={page.lang}&standalone=true"),
-        (page.t("Insertar", "Embed"), f"{page.base}/maps/national/embed-snippet?lang={page.lang}")]
+    links = (
+        []
+        if page.standalone
+        else [
+            (
+                "EN" if page.lang == "es" else "ES",
+                f"{page.base}/maps/national?lang={'en' if page.lang == 'es' else 'es'}",
+            ),
+            (
+                page.t("Descargar HTML", "Download HTML"),
+                f"{page.base}/maps/national?lang={page.lang}&standalone=true",
+            ),
+            (
+                page.t("Insertar", "Embed"),
+                f"{page.base}/maps/national/embed-snippet?lang={page.lang}",
+            ),
+        ]
+    )
     return finish(m, page, legend, title=title, links=links)
 
 
@@ -43,17 +55,30 @@ def _add_states(m, page: Page, styles: Styles, geojson: str, legend: list[str]) 
     title = style.get("legend", {}).get(page.lang, "Communes per state")
     n = page.t("comunas", "communes")
     spec: dict[str, Any] = {
-        "id": "state-communes", "layer": "states", "lang": page.lang, "title": title,
-        "geometry": "MultiPolygon", "by": "communes", "colors": {}, "ramp": ramp,
-        "breaks": breaks, "fallback": FALLBACK_COLOUR,
-        "stroke": style.get("stroke", {}), "fill_opacity": style.get("fill_opacity", 0.5),
+        "id": "state-communes",
+        "layer": "states",
+        "lang": page.lang,
+        "title": title,
+        "geometry": "MultiPolygon",
+        "by": "communes",
+        "colors": {},
+        "ramp": ramp,
+        "breaks": breaks,
+        "fallback": FALLBACK_COLOUR,
+        "stroke": style.get("stroke", {}),
+        "fill_opacity": style.get("fill_opacity", 0.5),
         "fields": {
-            "tooltip": [{"name": "name", "label": styles.field_label(states, "name", page.lang)},
-                        {"name": "communes", "label": n}],
-            "popup": [*styles.fields(states, "popup", page.lang),
-                      {"name": "communes", "label": n},
-                      {"name": "active", "label": page.t("activas", "active")},
-                      {"name": "registered", "label": page.t("registradas", "registered")}]},
+            "tooltip": [
+                {"name": "name", "label": styles.field_label(states, "name", page.lang)},
+                {"name": "communes", "label": n},
+            ],
+            "popup": [
+                *styles.fields(states, "popup", page.lang),
+                {"name": "communes", "label": n},
+                {"name": "active", "label": page.t("activas", "active")},
+                {"name": "registered", "label": page.t("registradas", "registered")},
+            ],
+        },
     }
     entries = []
     for i, colour in enumerate(ramp):
@@ -78,22 +103,25 @@ def _add_commune_points(m, page: Page, styles: Styles, geojson: str) -> None:
     label = page.t("Estado", "State")
     spec["fields"]["tooltip"] = [*spec["fields"]["tooltip"], {"name": "state", "label": label}]
     spec["fields"]["popup"] = [f for f in spec["fields"]["popup"] if f["name"] != "states"] + [
-        {"name": "state", "label": label}]
+        {"name": "state", "label": label}
+    ]
     holder = Data.from_geojson(geojson)
     holder.add_to(m)
     name = page.t("Comunas (marcadores)", "Communes (markers)")
     ThemedLayer(name, spec, "geojson", holder.get_name()).add_to(m)
 
 
-async def _add_exchanges(m, conn: AsyncConnection, page: Page, styles: Styles,
-                         legend: list[str]) -> None:
+async def _add_exchanges(
+    m, conn: AsyncConnection, page: Page, styles: Styles, legend: list[str]
+) -> None:
     exchanges = LAYERS["exchanges"]
     style = styles.layer_style(exchanges)
     width = style.get("width_by")
     span = await data.value_range(conn, exchanges, width["attribute"]) if width else None
     n = await data.count(conn, exchanges, Filters())
-    holder = Data.from_geojson(await data.geojson(conn, exchanges, Filters(),
-                                                  styles.wanted_properties(exchanges)))
+    holder = Data.from_geojson(
+        await data.geojson(conn, exchanges, Filters(), styles.wanted_properties(exchanges))
+    )
     holder.add_to(m)
     for theme in styles.themes(exchanges):
         spec = styles.spec(theme, page.lang)

@@ -49,8 +49,7 @@ def _hex_rgba(colour: str, opacity: float) -> tuple[int, int, int, int]:
     colour = colour.lstrip("#")
     if len(colour) == 3:
         colour = "".join(c * 2 for c in colour)
-    return (int(colour[0:2], 16), int(colour[2:4], 16), int(colour[4:6], 16),
-            round(255 * opacity))
+    return (int(colour[0:2], 16), int(colour[2:4], 16), int(colour[4:6], 16), round(255 * opacity))
 
 
 def _png(codes: np.ndarray, palette: list[tuple[int, int, int, int]]) -> str:
@@ -59,21 +58,29 @@ def _png(codes: np.ndarray, palette: list[tuple[int, int, int, int]]) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)  # placed by Leaflet, not GDAL
         with MemoryFile() as memory:
-            with memory.open(driver="PNG", width=width, height=height, count=1,
-                             dtype="uint8") as png:
+            with memory.open(
+                driver="PNG", width=width, height=height, count=1, dtype="uint8"
+            ) as png:
                 png.write(codes, 1)
                 png.write_colormap(1, dict(enumerate(palette)))
             body = memory.read()
     return "data:image/png;base64," + base64.b64encode(body).decode("ascii")
 
 
-async def overview(conn: AsyncConnection, layer: Layer, filters: Filters,
-                   themes: dict[str, dict[str, str]], *, fallback: str,
-                   opacity: float) -> Overview | None:
+async def overview(
+    conn: AsyncConnection,
+    layer: Layer,
+    filters: Filters,
+    themes: dict[str, dict[str, str]],
+    *,
+    fallback: str,
+    opacity: float,
+) -> Overview | None:
     """Pictures of ``layer`` coloured by each theme (attribute -> {value: colour}); None when
     the layer has nothing to draw."""
     where, params = where_sql(layer, filters)
-    cur = await conn.execute(sql.SQL("""
+    cur = await conn.execute(
+        sql.SQL("""
         SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e),
                ST_Y(ST_Transform(ST_SetSRID(ST_MakePoint(ST_XMin(e), ST_YMin(e)), 3857), 4326)),
                ST_X(ST_Transform(ST_SetSRID(ST_MakePoint(ST_XMin(e), ST_YMin(e)), 3857), 4326)),
@@ -84,42 +91,54 @@ async def overview(conn: AsyncConnection, layer: Layer, filters: Filters,
                      percentile_cont(0.5) WITHIN GROUP (
                          ORDER BY ST_XMax(t.geom) - ST_XMin(t.geom)) AS w
               FROM {table} t WHERE {where}) s""").format(
-        table=sql.Identifier(layer.table), where=where), params)
+            table=sql.Identifier(layer.table), where=where
+        ),
+        params,
+    )
     row = await cur.fetchone()
     if row is None or row[0] is None:
         return None
     west, south, east, north = row[0:4]
     scale = MAX_PX / max(east - west, north - south, 1e-9)
-    width, height = max(1, math.ceil((east - west) * scale)), max(1, math.ceil((north - south)
-                                                                           * scale))
+    width, height = (
+        max(1, math.ceil((east - west) * scale)),
+        max(1, math.ceil((north - south) * scale)),
+    )
     transform = from_bounds(west, south, east, north, width, height)
     pixel_m = 1 / scale
     columns = sql.SQL("").join(sql.SQL(", t.{}::text").format(sql.Identifier(a)) for a in themes)
     # simplified to half a pixel: detail finer than the picture only costs time
-    cur = await conn.execute(sql.SQL("""
+    cur = await conn.execute(
+        sql.SQL("""
         SELECT ST_AsBinary(ST_Simplify(ST_Transform(t.geom, 3857), %(tolerance)s)) {columns}
         FROM {table} t WHERE {where}""").format(
-        columns=columns, table=sql.Identifier(layer.table), where=where),
-        {**params, "tolerance": pixel_m / 2})
+            columns=columns, table=sql.Identifier(layer.table), where=where
+        ),
+        {**params, "tolerance": pixel_m / 2},
+    )
     rows = await cur.fetchall()
     shapes = shapely.from_wkb([r[0] for r in rows])
     # burned once with row numbers (1-based), then coloured per theme by lookup; in chunks, as
     # rasterio holds a GeoJSON-like copy of every shape it is given at once
     burned = np.zeros((height, width), dtype="uint32")
     for start in range(0, len(rows), CHUNK):
-        chunk = shapes[start:start + CHUNK]
-        rasterize(zip(chunk, range(start + 1, start + len(chunk) + 1), strict=True),
-                  out=burned, transform=transform)
+        chunk = shapes[start : start + CHUNK]
+        rasterize(
+            zip(chunk, range(start + 1, start + len(chunk) + 1), strict=True),
+            out=burned,
+            transform=transform,
+        )
     images: dict[str, str] = {}
     for i, (attribute, colours) in enumerate(themes.items(), start=1):
         values = list(colours)
         codes = {v: n for n, v in enumerate(values, start=1)}
-        row_codes = np.array([0] + [codes.get(r[i], len(values) + 1) for r in rows],
-                             dtype="uint8")
-        palette = ([(0, 0, 0, 0)] + [_hex_rgba(colours[v], opacity) for v in values]
-                   + [_hex_rgba(fallback, opacity)])
+        row_codes = np.array([0] + [codes.get(r[i], len(values) + 1) for r in rows], dtype="uint8")
+        palette = (
+            [(0, 0, 0, 0)]
+            + [_hex_rgba(colours[v], opacity) for v in values]
+            + [_hex_rgba(fallback, opacity)]
+        )
         images[attribute] = _png(row_codes[burned], palette)
     median_deg = row[8] or 0
-    detail = (math.ceil(math.log2(MIN_DETAIL_PX * 360 / (256 * median_deg)))
-              if median_deg > 0 else 0)
+    detail = math.ceil(math.log2(MIN_DETAIL_PX * 360 / (256 * median_deg))) if median_deg > 0 else 0
     return Overview(images, ((row[4], row[5]), (row[6], row[7])), max(0, min(detail, 22)))

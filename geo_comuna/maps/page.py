@@ -45,33 +45,54 @@ class Page:
         return es if self.lang == "es" else en
 
 
-def new_map(page: Page, styles: Styles,
-            bounds: tuple[float, float, float, float] | None) -> folium.Map:
+def new_map(
+    page: Page, styles: Styles, bounds: tuple[float, float, float, float] | None
+) -> folium.Map:
     """A folium map with no CDN libraries, fitted to lon/lat ``bounds``; with a tile basemap
     only when one is configured and the page is not standalone."""
     if bounds is None:
         bounds = (-73.4, 0.6, -59.8, 12.2)  # Venezuela
     w, s, e, n = bounds
-    m = folium.Map(location=[(s + n) / 2, (w + e) / 2], zoom_start=12, tiles=None,
-                   control_scale=True, max_zoom=21)
+    m = folium.Map(
+        location=[(s + n) / 2, (w + e) / 2],
+        zoom_start=12,
+        tiles=None,
+        control_scale=True,
+        max_zoom=21,
+    )
     # per instance: folium's class defaults point at CDNs; assets.tags() links our own copies
     m.default_js = []
     m.default_css = []
     if page.tile_url and not page.standalone:
-        folium.TileLayer(tiles=page.tile_url, attr="GEO_COMUNA_TILE_URL", name=page.t(
-            "Mapa base", "Basemap"), max_zoom=21, overlay=False, control=False).add_to(m)
+        folium.TileLayer(
+            tiles=page.tile_url,
+            attr="GEO_COMUNA_TILE_URL",
+            name=page.t("Mapa base", "Basemap"),
+            max_zoom=21,
+            overlay=False,
+            control=False,
+        ).add_to(m)
     fit = folium.FitBounds([[s, w], [n, e]], padding=(12, 12))
     # no zoom animation: layers added during one would first fetch tiles at zoom_start
     fit.options["animate"] = False
     m.add_child(fit)
     background = escape(styles.background)
-    m.get_root().header.add_child(raw_html(
-        f"<style>.leaflet-container{{background:{background}}}</style>"), name="gc_background")
+    m.get_root().header.add_child(
+        raw_html(f"<style>.leaflet-container{{background:{background}}}</style>"),
+        name="gc_background",
+    )
     return m
 
 
-def finish(m: folium.Map, page: Page, legend_sections: list[str], *, title: str,
-           links: list[tuple[str, str]] | None = None, note: str | None = None) -> str:
+def finish(
+    m: folium.Map,
+    page: Page,
+    legend_sections: list[str],
+    *,
+    title: str,
+    links: list[tuple[str, str]] | None = None,
+    note: str | None = None,
+) -> str:
     """Legend, layer control, the last script, the head; the whole HTML page."""
     if note:
         Note(note).add_to(m)
@@ -79,16 +100,22 @@ def finish(m: folium.Map, page: Page, legend_sections: list[str], *, title: str,
     Legend(legend_sections).add_to(m)
     Done().add_to(m)
     root = m.get_root()
-    head = assets.tags(assets.needed(tiles=page.uses_tiles, geobuf=page.uses_geobuf),
-                       inline=page.standalone, base=page.base)
+    head = assets.tags(
+        assets.needed(tiles=page.uses_tiles, geobuf=page.uses_geobuf),
+        inline=page.standalone,
+        base=page.base,
+    )
     meta = '<meta name="color-scheme" content="light"/><link rel="icon" href="data:,"/>'
-    root.header.add_child(raw_html(f"{meta}<title>{escape(title)}</title>\n{head}"),
-                          name="gc_assets", index=0)
+    root.header.add_child(
+        raw_html(f"{meta}<title>{escape(title)}</title>\n{head}"), name="gc_assets", index=0
+    )
     if not page.embed:
-        items = "".join(f'<a href="{escape(href)}">{escape(text)}</a>'
-                        for text, href in links or [])
-        root.html.add_child(raw_html(
-            f'<div class="gc-bar"><strong>{escape(title)}</strong>{items}</div>'),
-            name="gc_bar")
+        items = "".join(
+            f'<a href="{escape(href)}">{escape(text)}</a>' for text, href in links or []
+        )
+        root.html.add_child(
+            raw_html(f'<div class="gc-bar"><strong>{escape(title)}</strong>{items}</div>'),
+            name="gc_bar",
+        )
     html = root.render()
     return html.replace("<html>", f'<html lang="{page.lang}">', 1)

@@ -32,49 +32,89 @@ log = logging.getLogger("geo_comuna.maps")
 REPORT_ANALYSES = ("land-recovery", "water-hookups", "electricity-gaps", "stair-access")
 
 WORDS = {
-    "es": dict(report="Informe", code="Código", founded="fundada", area="superficie",
-               population="habitantes", families="familias", parcels="parcelas",
-               dwellings="viviendas", residents="habitantes", states_touched="estados que toca",
-               by_state="Por estado", state="Estado", land="Tierra: parcelas por tenencia",
-               tenure="Tenencia", recovered="con fecha de recuperación",
-               utilities="Servicios: brechas de agua y electricidad", analyses="Análisis",
-               maps="Mapas", footer="Generado el", source="Fuente",
-               commune_map="Mapa de la comuna", download="Descargar (un archivo HTML)",
-               print="Imprimir", other="English"),
-    "en": dict(report="Report", code="Code", founded="founded", area="area",
-               population="people", families="families", parcels="parcels",
-               dwellings="dwellings", residents="residents", states_touched="states touched",
-               by_state="By state", state="State", land="Land: parcels by tenure",
-               tenure="Tenure", recovered="with a recovery date",
-               utilities="Utilities: water and electricity gaps", analyses="Analyses",
-               maps="Maps", footer="Generated", source="Source",
-               commune_map="Commune map", download="Download (one HTML file)",
-               print="Print", other="Español"),
+    "es": dict(
+        report="Informe",
+        code="Código",
+        founded="fundada",
+        area="superficie",
+        population="habitantes",
+        families="familias",
+        parcels="parcelas",
+        dwellings="viviendas",
+        residents="habitantes",
+        states_touched="estados que toca",
+        by_state="Por estado",
+        state="Estado",
+        land="Tierra: parcelas por tenencia",
+        tenure="Tenencia",
+        recovered="con fecha de recuperación",
+        utilities="Servicios: brechas de agua y electricidad",
+        analyses="Análisis",
+        maps="Mapas",
+        footer="Generado el",
+        source="Fuente",
+        commune_map="Mapa de la comuna",
+        download="Descargar (un archivo HTML)",
+        print="Imprimir",
+        other="English",
+    ),
+    "en": dict(
+        report="Report",
+        code="Code",
+        founded="founded",
+        area="area",
+        population="people",
+        families="families",
+        parcels="parcels",
+        dwellings="dwellings",
+        residents="residents",
+        states_touched="states touched",
+        by_state="By state",
+        state="State",
+        land="Land: parcels by tenure",
+        tenure="Tenure",
+        recovered="with a recovery date",
+        utilities="Utilities: water and electricity gaps",
+        analyses="Analyses",
+        maps="Maps",
+        footer="Generated",
+        source="Source",
+        commune_map="Commune map",
+        download="Download (one HTML file)",
+        print="Print",
+        other="Español",
+    ),
 }
 
 
 def _env() -> Environment:
-    return Environment(loader=PackageLoader("geo_comuna.maps", "templates"),
-                       autoescape=select_autoescape(["html"]), trim_blocks=True,
-                       lstrip_blocks=True)
+    return Environment(
+        loader=PackageLoader("geo_comuna.maps", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def _num(lang: str):
     def num(value: Any) -> str:
         if value is None:
             return "—"
-        text = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) \
-            else f"{value:,}"
+        text = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
         if lang == "es":  # 1.234,5
             text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
         return text
+
     return num
 
 
 async def _commune(conn: AsyncConnection, commune_id: int) -> dict[str, Any]:
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT id, code, name, kind, status, founded, families, population, "
-                          "source FROM communes WHERE id = %s", (commune_id,))
+        await cur.execute(
+            "SELECT id, code, name, kind, status, founded, families, population, "
+            "source FROM communes WHERE id = %s",
+            (commune_id,),
+        )
         row = await cur.fetchone()
     if row is None:
         raise NotFound(f"no commune with id {commune_id}")
@@ -92,8 +132,9 @@ def _scalars(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]
     return out[:40]
 
 
-async def _analysis_summaries(conn: AsyncConnection, commune_id: int, lang: str,
-                              styles: Styles) -> list[dict[str, Any]]:
+async def _analysis_summaries(
+    conn: AsyncConnection, commune_id: int, lang: str, styles: Styles
+) -> list[dict[str, Any]]:
     out = []
     installed = all_analyses()
     for name in REPORT_ANALYSES:
@@ -108,14 +149,18 @@ async def _analysis_summaries(conn: AsyncConnection, commune_id: int, lang: str,
             entry["error"] = exc.message
         except Exception:  # one broken analysis must not take the report down; logged
             log.exception("analysis %s failed for commune %s", name, commune_id)
-            entry["error"] = ("no disponible: falló al calcularse" if lang == "es"
-                              else "not available: it failed to run")
+            entry["error"] = (
+                "no disponible: falló al calcularse"
+                if lang == "es"
+                else "not available: it failed to run"
+            )
         out.append(entry)
     return out
 
 
-async def report(conn: AsyncConnection, commune_id: int, page: Page,
-                 styles: Styles | None = None) -> str:
+async def report(
+    conn: AsyncConnection, commune_id: int, page: Page, styles: Styles | None = None
+) -> str:
     """The report page; with ``page.standalone`` every map is inlined (one file)."""
     styles = styles or Styles.load()
     lang = page.lang
@@ -123,15 +168,16 @@ async def report(conn: AsyncConnection, commune_id: int, page: Page,
     commune = await _commune(conn, commune_id)
     communes = LAYERS["communes"]
     commune["kind_label"] = styles.value_label(
-        communes.attribute("kind").domain, commune["kind"], lang)
+        communes.attribute("kind").domain, commune["kind"], lang
+    )
     commune["status_label"] = styles.value_label(
-        communes.attribute("status").domain, commune["status"], lang)
+        communes.attribute("status").domain, commune["status"], lang
+    )
     rows = await breakdown.communes(conn, [commune_id])
     parcels = LAYERS["parcels"]
     tenure = await data.tenure_summary(conn, commune_id)
     for row in tenure:
-        row["label"] = styles.value_label(parcels.attribute("tenure").domain, row["tenure"],
-                                          lang)
+        row["label"] = styles.value_label(parcels.attribute("tenure").domain, row["tenure"], lang)
     utilities = await _utilities(conn, commune_id, lang, styles)
     code = quote(commune["code"], safe="")
     maps = [await _map_frame(conn, commune_id, None, t["commune_map"], page, styles)]
@@ -139,22 +185,41 @@ async def report(conn: AsyncConnection, commune_id: int, page: Page,
         if name in all_analyses():
             title = analysis_title(name, styles, lang)
             maps.append(await _map_frame(conn, commune_id, name, title, page, styles))
-    links = [] if page.standalone else [
-        (t["download"], f"{page.base}/communes/{code}/report?lang={lang}&download=true"),
-        (t["other"], f"{page.base}/communes/{code}/report?lang={'en' if lang == 'es' else 'es'}"),
-    ]
-    return _env().get_template("report.html").render(
-        lang=lang, t=t, num=_num(lang), commune=commune,
-        breakdown=rows[0] if rows else {"area_ha": None, "states": []},
-        parcels_total=sum(r["parcels"] for r in tenure), tenure=tenure,
-        dwellings_total=sum(r["dwellings"] for r in utilities[0]["rows"]) if utilities else 0,
-        utilities=utilities,
-        analyses=await _analysis_summaries(conn, commune_id, lang, styles), maps=maps,
-        links=links, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    links = (
+        []
+        if page.standalone
+        else [
+            (t["download"], f"{page.base}/communes/{code}/report?lang={lang}&download=true"),
+            (
+                t["other"],
+                f"{page.base}/communes/{code}/report?lang={'en' if lang == 'es' else 'es'}",
+            ),
+        ]
+    )
+    return (
+        _env()
+        .get_template("report.html")
+        .render(
+            lang=lang,
+            t=t,
+            num=_num(lang),
+            commune=commune,
+            breakdown=rows[0] if rows else {"area_ha": None, "states": []},
+            parcels_total=sum(r["parcels"] for r in tenure),
+            tenure=tenure,
+            dwellings_total=sum(r["dwellings"] for r in utilities[0]["rows"]) if utilities else 0,
+            utilities=utilities,
+            analyses=await _analysis_summaries(conn, commune_id, lang, styles),
+            maps=maps,
+            links=links,
+            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        )
+    )
 
 
-async def _utilities(conn: AsyncConnection, commune_id: int, lang: str,
-                     styles: Styles) -> list[dict[str, Any]]:
+async def _utilities(
+    conn: AsyncConnection, commune_id: int, lang: str, styles: Styles
+) -> list[dict[str, Any]]:
     dwellings = LAYERS["dwellings"]
     summary = await data.utility_summary(conn, commune_id)
     out = []
@@ -168,14 +233,27 @@ async def _utilities(conn: AsyncConnection, commune_id: int, lang: str,
     return out
 
 
-async def _map_frame(conn: AsyncConnection, commune_id: int, analysis: str | None, title: str,
-                     page: Page, styles: Styles) -> dict[str, Any]:
+async def _map_frame(
+    conn: AsyncConnection,
+    commune_id: int,
+    analysis: str | None,
+    title: str,
+    page: Page,
+    styles: Styles,
+) -> dict[str, Any]:
     if page.standalone:
-        inner = Page(lang=page.lang, embed=True, standalone=True, base=page.base,
-                     tile_threshold=page.tile_threshold)
-        html = (await commune_map(conn, commune_id, inner, styles) if analysis is None
-                else await analysis_map(conn, commune_id, analysis, inner, styles=styles))
+        inner = Page(
+            lang=page.lang,
+            embed=True,
+            standalone=True,
+            base=page.base,
+            tile_threshold=page.tile_threshold,
+        )
+        html = (
+            await commune_map(conn, commune_id, inner, styles)
+            if analysis is None
+            else await analysis_map(conn, commune_id, analysis, inner, styles=styles)
+        )
         return {"title": title, "srcdoc": html, "src": None}
     path = f"/maps/communes/{commune_id}" + (f"/{quote(analysis)}" if analysis else "")
-    return {"title": title, "srcdoc": None,
-            "src": f"{page.base}{path}?embed=true&lang={page.lang}"}
+    return {"title": title, "srcdoc": None, "src": f"{page.base}{path}?embed=true&lang={page.lang}"}

@@ -51,8 +51,12 @@ class Theme:
 
 def domains() -> dict[str, Domain]:
     """Every domain the registry uses, by name."""
-    return {a.domain.name: a.domain for layer in LAYERS.values() for a in layer.attributes
-            if a.domain is not None}
+    return {
+        a.domain.name: a.domain
+        for layer in LAYERS.values()
+        for a in layer.attributes
+        if a.domain is not None
+    }
 
 
 def property_names(layer: Layer) -> list[str]:
@@ -78,8 +82,7 @@ class Styles:
         if check:
             problems = styles.problems()
             if problems:
-                raise StyleError(f"{path} has {len(problems)} problem(s): "
-                                 + "; ".join(problems))
+                raise StyleError(f"{path} has {len(problems)} problem(s): " + "; ".join(problems))
         return styles
 
     # -- lookups ------------------------------------------------------------------------------
@@ -98,11 +101,15 @@ class Styles:
         out = []
         for i, theme in enumerate(self.layer_style(layer).get("themes", [])):
             attr = layer.attribute(theme["by"])
-            base = dict(self.raw.get("domains", {}).get(attr.domain.name, {})) if (
-                attr and attr.domain) else {}
+            base = (
+                dict(self.raw.get("domains", {}).get(attr.domain.name, {}))
+                if (attr and attr.domain)
+                else {}
+            )
             base.update(theme.get("colors", {}))
-            out.append(Theme(layer, theme["by"], i, theme.get("show", i == 0),
-                             theme.get("legend"), base))
+            out.append(
+                Theme(layer, theme["by"], i, theme.get("show", i == 0), theme.get("legend"), base)
+            )
         return out
 
     def theme(self, layer: Layer, by: str | None = None) -> Theme:
@@ -130,8 +137,9 @@ class Styles:
             field: dict[str, Any] = {"name": name, "label": self.field_label(layer, name, lang)}
             attr = layer.attribute(name)
             if attr is not None and attr.domain is not None:
-                field["values"] = {v: self.value_label(attr.domain, v, lang)
-                                   for v in attr.domain.values}
+                field["values"] = {
+                    v: self.value_label(attr.domain, v, lang) for v in attr.domain.values
+                }
             unit = getattr(attr, "unit", None)
             if unit and unit not in field["label"]:
                 field["label"] = f"{field['label']} ({unit})"
@@ -149,19 +157,27 @@ class Styles:
         attr = theme.layer.attribute(theme.by)
         if attr is None or attr.domain is None:
             return []
-        return [(theme.colours.get(v, FALLBACK_COLOUR), self.value_label(attr.domain, v, lang))
-                for v in attr.domain.values]
+        return [
+            (theme.colours.get(v, FALLBACK_COLOUR), self.value_label(attr.domain, v, lang))
+            for v in attr.domain.values
+        ]
 
     def spec(self, theme: Theme, lang: str) -> dict[str, Any]:
         """What the browser runtime (static/geo_comuna_maps.js) draws a theme with."""
         style = self.layer_style(theme.layer)
         spec: dict[str, Any] = {
-            "id": theme.id, "layer": theme.layer.name, "lang": lang,
+            "id": theme.id,
+            "layer": theme.layer.name,
+            "lang": lang,
             "title": self.legend_title(theme, lang),
-            "geometry": theme.layer.geometry_type, "by": theme.by, "colors": theme.colours,
+            "geometry": theme.layer.geometry_type,
+            "by": theme.by,
+            "colors": theme.colours,
             "fallback": FALLBACK_COLOUR,
-            "fields": {"tooltip": self.fields(theme.layer, "tooltip", lang),
-                       "popup": self.fields(theme.layer, "popup", lang)},
+            "fields": {
+                "tooltip": self.fields(theme.layer, "tooltip", lang),
+                "popup": self.fields(theme.layer, "popup", lang),
+            },
         }
         for key in ("stroke", "fill_opacity", "radius", "weights", "dash", "width_by"):
             if key in style:
@@ -219,8 +235,11 @@ class Styles:
             if extra:
                 out.append(f"domains.{name} colours values the registry does not allow: {extra}")
             out += _colour_problems(f"domains.{name}", given.values())
-        out += [f"domains.{name} is not a domain of the registry"
-                for name in colours if name not in known]
+        out += [
+            f"domains.{name} is not a domain of the registry"
+            for name in colours
+            if name not in known
+        ]
         for name, values in self.raw.get("labels", {}).items():
             if name not in known:
                 out.append(f"labels.{name} is not a domain of the registry")
@@ -245,19 +264,21 @@ class Styles:
         for theme in themes:
             attr = layer.attribute(theme.get("by", ""))
             if attr is None or attr.domain is None:
-                out.append(f"layers.{key}: theme by {theme.get('by')!r} is not an attribute "
-                           f"with allowed values of {layer.name}")
+                out.append(
+                    f"layers.{key}: theme by {theme.get('by')!r} is not an attribute "
+                    f"with allowed values of {layer.name}"
+                )
                 continue
             extra = [v for v in theme.get("colors", {}) if v not in attr.domain.values]
             if extra:
-                out.append(f"layers.{key}: colours for values {attr.name} does not allow: "
-                           f"{extra}")
+                out.append(f"layers.{key}: colours for values {attr.name} does not allow: {extra}")
             out += _colour_problems(f"layers.{key}", theme.get("colors", {}).values())
         for which in ("tooltip", "popup"):
             unknown = [n for n in style.get(which, []) if n not in props]
             if unknown:
-                out.append(f"layers.{key}.{which} names properties {layer.name} does not have: "
-                           f"{unknown}")
+                out.append(
+                    f"layers.{key}.{which} names properties {layer.name} does not have: {unknown}"
+                )
         width = style.get("width_by")
         if width is not None:
             attr = layer.attribute(width.get("attribute", ""))
@@ -269,8 +290,11 @@ class Styles:
 
 
 def _colour_problems(where: str, colours: Any) -> list[str]:
-    return [f"{where}: {c!r} is not a #rrggbb colour" for c in colours
-            if not isinstance(c, str) or not _COLOUR.fullmatch(c)]
+    return [
+        f"{where}: {c!r} is not a #rrggbb colour"
+        for c in colours
+        if not isinstance(c, str) or not _COLOUR.fullmatch(c)
+    ]
 
 
 def quantile_breaks(values: list[float], classes: int) -> list[float]:

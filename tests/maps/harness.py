@@ -17,9 +17,16 @@ from pathlib import Path
 from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 READY_JS = "() => !!(window.GeoComuna && window.GeoComuna.readyAt !== null)"
 INSPECT_JS = """() => {
     const text = (sel) => Array.from(document.querySelectorAll(sel))
@@ -49,10 +56,12 @@ def free_port() -> int:
 def launch(playwright: Any) -> Any:
     """Debian's Chromium; a missing browser raises (tests fail, they never skip)."""
     if not CHROMIUM.exists():
-        raise RuntimeError(f"{CHROMIUM} is missing: run scripts/setup.sh --test "
-                           "(installs Debian's chromium)")
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                      args=CHROMIUM_ARGS)
+        raise RuntimeError(
+            f"{CHROMIUM} is missing: run scripts/setup.sh --test (installs Debian's chromium)"
+        )
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    )
 
 
 @contextmanager
@@ -61,8 +70,9 @@ def serve(app: Any) -> Iterator[str]:
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -94,8 +104,9 @@ def watch(page: Any) -> Visit:
     return visit
 
 
-def open_map(page: Any, url: str, *, timeout_ms: float = 20_000,
-             screenshot: Path | None = None) -> Visit:
+def open_map(
+    page: Any, url: str, *, timeout_ms: float = 20_000, screenshot: Path | None = None
+) -> Visit:
     """Load a map page, wait until every shown layer is drawn, inspect it."""
     visit = watch(page)
     page.goto(url, wait_until="load")

@@ -23,14 +23,17 @@ IMG = "<img src=x onerror=alert(1)>"
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    n = 2 ** z
+    n = 2**z
     y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
     return int((lon + 180) / 360 * n), int(y)
 
 
 async def centre(conn: AsyncConnection, code: str) -> tuple[float, float]:
-    cur = await conn.execute("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p "
-                             "FROM communes WHERE code = %s) c", (code,))
+    cur = await conn.execute(
+        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p "
+        "FROM communes WHERE code = %s) c",
+        (code,),
+    )
     return await cur.fetchone()
 
 
@@ -43,16 +46,25 @@ async def test_commune_map_links_only_the_apps_own_libraries(client: httpx.Async
     assert "/static/leaflet/leaflet.js" in sources
     assert all(s.startswith(("/static/", "data:")) for s in sources), sources
     assert "cdn" not in html.lower() and "bootstrap" not in html
-    for title in ("Parcelas por tenencia", "Viviendas por agua", "Viviendas por electricidad",
-                  "Vías, veredas y escaleras", "Servicios", "Líneas estadales"):
+    for title in (
+        "Parcelas por tenencia",
+        "Viviendas por agua",
+        "Viviendas por electricidad",
+        "Vías, veredas y escaleras",
+        "Servicios",
+        "Líneas estadales",
+    ):
         assert title in html
     assert 'class="gc-bar"' in html
 
 
 async def test_static_libraries_are_served(client: httpx.AsyncClient) -> None:
-    for path in ("/static/leaflet/leaflet.js", "/static/leaflet/leaflet.css",
-                 "/static/geo_comuna/geo_comuna_maps.js",
-                 "/static/leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js"):
+    for path in (
+        "/static/leaflet/leaflet.js",
+        "/static/leaflet/leaflet.css",
+        "/static/geo_comuna/geo_comuna_maps.js",
+        "/static/leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js",
+    ):
         r = await client.get(path)
         assert r.status_code == 200, path
     assert (await client.get("/static/leaflet/../../package.json")).status_code == 404
@@ -70,8 +82,10 @@ async def test_embed_snippet(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200
     body = r.json()
     assert body["url"] == "http://testserver/maps/communes/EL-MAIZAL?embed=true&lang=en"
-    assert body["html"].startswith('<iframe src="http://testserver/maps/communes/EL-MAIZAL?'
-                                   'embed=true&amp;lang=en" title="El Maizal"')
+    assert body["html"].startswith(
+        '<iframe src="http://testserver/maps/communes/EL-MAIZAL?'
+        'embed=true&amp;lang=en" title="El Maizal"'
+    )
     assert "standalone=true" in body["standalone_url"]
     r = await client.get("/maps/national/embed-snippet")
     assert "/maps/national?embed=true" in r.json()["url"]
@@ -111,8 +125,9 @@ async def test_analysis_maps(client: httpx.AsyncClient) -> None:
     assert r.status_code == 404
 
 
-async def test_a_missing_analysis_shows_a_message(client: httpx.AsyncClient,
-                                                  conn: AsyncConnection) -> None:
+async def test_a_missing_analysis_shows_a_message(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
     """An analysis the styles expect but that is not installed: the map still opens."""
     styles = Styles.load()
     styles.raw["analyses"]["flood-risk"] = {"legend": {"es": "Riesgo", "en": "Flood risk"}}
@@ -130,8 +145,7 @@ async def test_tiles(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
     assert r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
     assert len(r.content) > 100 and b"parcels" in r.content and b"tenure" in r.content
     etag = r.headers["etag"]
-    again = await client.get(url, params={"commune": "EL-MAIZAL"},
-                             headers={"If-None-Match": etag})
+    again = await client.get(url, params={"commune": "EL-MAIZAL"}, headers={"If-None-Match": etag})
     assert again.status_code == 304
     far = await client.get("/tiles/parcels/13/0/0.pbf")
     assert far.status_code == 200 and far.content == b""
@@ -142,8 +156,9 @@ async def test_tiles(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
         assert (await client.get(f"/tiles/{layer}/5/9/15.pbf")).status_code == 200
 
 
-async def test_tiles_of_a_version_are_cached_for_long(client: httpx.AsyncClient,
-                                                      conn: AsyncConnection) -> None:
+async def test_tiles_of_a_version_are_cached_for_long(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
     cur = await conn.execute("SELECT version FROM layer_versions WHERE layer = 'parcels'")
     version = (await cur.fetchone())[0]
     r = await client.get("/tiles/parcels/5/9/15.pbf", params={"v": version})
@@ -179,18 +194,27 @@ async def test_properties_are_escaped(client: httpx.AsyncClient, conn: AsyncConn
     in the report."""
     await conn.execute(
         "UPDATE parcels SET notes = %s, code = %s WHERE id = (SELECT min(p.id) FROM parcels p "
-        "JOIN communes c ON c.id = p.commune_id WHERE c.code = 'EL-MAIZAL')", (SCRIPT, IMG))
-    await conn.execute("UPDATE communes SET name = %s, source = %s WHERE code = 'EL-MAIZAL'",
-                       (IMG, SCRIPT))
-    for url in ("/maps/communes/EL-MAIZAL", "/maps/communes/EL-MAIZAL?standalone=true",
-                "/communes/EL-MAIZAL/report", "/maps/national"):
+        "JOIN communes c ON c.id = p.commune_id WHERE c.code = 'EL-MAIZAL')",
+        (SCRIPT, IMG),
+    )
+    await conn.execute(
+        "UPDATE communes SET name = %s, source = %s WHERE code = 'EL-MAIZAL'", (IMG, SCRIPT)
+    )
+    for url in (
+        "/maps/communes/EL-MAIZAL",
+        "/maps/communes/EL-MAIZAL?standalone=true",
+        "/communes/EL-MAIZAL/report",
+        "/maps/national",
+    ):
         html = (await client.get(url)).text
         assert SCRIPT not in html and IMG not in html, url
-    await conn.execute("UPDATE parcels SET code = '{{ 7 * 7 }}' WHERE id = (SELECT max(p.id) "
-                       "FROM parcels p JOIN communes c ON c.id = p.commune_id "
-                       "WHERE c.code = 'EL-MAIZAL')")
+    await conn.execute(
+        "UPDATE parcels SET code = '{{ 7 * 7 }}' WHERE id = (SELECT max(p.id) "
+        "FROM parcels p JOIN communes c ON c.id = p.commune_id "
+        "WHERE c.code = 'EL-MAIZAL')"
+    )
     page = (await client.get("/maps/communes/EL-MAIZAL")).text
-    assert '{{ 7 * 7 }}' in page  # data is never evaluated as a template
+    assert "{{ 7 * 7 }}" in page  # data is never evaluated as a template
     report = (await client.get("/communes/EL-MAIZAL/report")).text
     assert "&lt;img src=x onerror=alert(1)&gt;" in report
     page = (await client.get("/maps/communes/EL-MAIZAL")).text

@@ -62,20 +62,40 @@ def check(visit: Any, *, layers: list[str], legend: list[str]) -> None:
     assert visit.failed == [], visit.failed
     for name in layers:
         assert any(label.startswith(name) for label in visit.state["layers"]), (
-            name, visit.state["layers"])
+            name,
+            visit.state["layers"],
+        )
     assert set(legend) <= set(visit.state["legend"]), visit.state["legend"]
 
 
-COMMUNE_LAYERS_ES = ["Límite de la comuna", "Líneas estadales", "Parcelas por tenencia",
-                     "Invernaderos", "Unidades de producción", "Viviendas por agua",
-                     "Viviendas por electricidad", "Vías, veredas y escaleras", "Servicios"]
-COMMUNE_LEGEND = ["boundary", "state-lines", "parcels-tenure", "dwellings-water", "paths-kind",
-                  "facilities-kind", "production_units-product"]
+COMMUNE_LAYERS_ES = [
+    "Límite de la comuna",
+    "Líneas estadales",
+    "Parcelas por tenencia",
+    "Invernaderos",
+    "Unidades de producción",
+    "Viviendas por agua",
+    "Viviendas por electricidad",
+    "Vías, veredas y escaleras",
+    "Servicios",
+]
+COMMUNE_LEGEND = [
+    "boundary",
+    "state-lines",
+    "parcels-tenure",
+    "dwellings-water",
+    "paths-kind",
+    "facilities-kind",
+    "production_units-product",
+]
 
 
 def test_commune_map_5_de_marzo(page: Any, server: str) -> None:
-    visit = open_map(page, f"{server}/maps/communes/5-DE-MARZO",
-                     screenshot=ARTIFACTS / "commune-5-de-marzo-es.png")
+    visit = open_map(
+        page,
+        f"{server}/maps/communes/5-DE-MARZO",
+        screenshot=ARTIFACTS / "commune-5-de-marzo-es.png",
+    )
     check(visit, layers=COMMUNE_LAYERS_ES, legend=COMMUNE_LEGEND)
     drawn = visit.state["drawn"]
     assert drawn["dwellings-water"] > 1000 and drawn["paths-kind"] > 0
@@ -95,15 +115,28 @@ def test_commune_map_5_de_marzo(page: Any, server: str) -> None:
     page.get_by_label("Viviendas por electricidad", exact=False).check()
     assert "dwellings-electricity" in page.evaluate(
         "() => Array.from(document.querySelectorAll('.gc-legend-section:not(.gc-off)'))"
-        ".map((s) => s.dataset.gcLayer)")
+        ".map((s) => s.dataset.gcLayer)"
+    )
 
 
 def test_commune_map_el_maizal_in_english(page: Any, server: str) -> None:
-    visit = open_map(page, f"{server}/maps/communes/EL-MAIZAL?lang=en",
-                     screenshot=ARTIFACTS / "commune-el-maizal-en.png")
-    check(visit, layers=["Commune boundary", "State lines", "Parcels by tenure",
-                         "Dwellings by water", "Dwellings by electricity", "Greenhouses"],
-          legend=COMMUNE_LEGEND)
+    visit = open_map(
+        page,
+        f"{server}/maps/communes/EL-MAIZAL?lang=en",
+        screenshot=ARTIFACTS / "commune-el-maizal-en.png",
+    )
+    check(
+        visit,
+        layers=[
+            "Commune boundary",
+            "State lines",
+            "Parcels by tenure",
+            "Dwellings by water",
+            "Dwellings by electricity",
+            "Greenhouses",
+        ],
+        legend=COMMUNE_LEGEND,
+    )
     assert visit.state["drawn"]["state-lines"] >= 1  # El Maizal crosses Lara / Portuguesa
     assert "Parcels by tenure" in visit.state["legend_titles"]
 
@@ -111,35 +144,46 @@ def test_commune_map_el_maizal_in_english(page: Any, server: str) -> None:
 def test_embed_page_fills_an_iframe(page: Any, server: str) -> None:
     snippet = httpx.get(f"{server}/maps/communes/MONTE-SINAI/embed-snippet").json()["html"]
     host = f"<!DOCTYPE html><html><body style='margin:0'><p>Informe</p>{snippet}</body></html>"
-    page.route(f"{server}/host.html", lambda route: route.fulfill(
-        body=host, content_type="text/html"))
+    page.route(
+        f"{server}/host.html", lambda route: route.fulfill(body=host, content_type="text/html")
+    )
     visit = watch(page)
     page.goto(f"{server}/host.html")
     frame = page.frame_locator("iframe")
     frame.locator(".gc-legend").wait_for()
     inner = page.frames[1]
     inner.wait_for_function("() => window.GeoComuna && window.GeoComuna.readyAt !== null")
-    size = inner.evaluate("() => [document.querySelector('.folium-map').clientWidth, "
-                          "window.innerWidth, document.querySelectorAll('.gc-bar').length]")
+    size = inner.evaluate(
+        "() => [document.querySelector('.folium-map').clientWidth, "
+        "window.innerWidth, document.querySelectorAll('.gc-bar').length]"
+    )
     assert size[0] == size[1] and size[2] == 0
     assert visit.errors == []
     page.screenshot(path=str(ARTIFACTS / "embedded-monte-sinai.png"))
 
 
 def test_national_map(page: Any, server: str) -> None:
-    visit = open_map(page, f"{server}/maps/national?lang=en",
-                     screenshot=ARTIFACTS / "national-en.png")
-    check(visit, layers=["Communes per state", "Communes by status", "Exchanges by product"],
-          legend=["state-communes", "communes-status", "exchanges-product"])
+    visit = open_map(
+        page, f"{server}/maps/national?lang=en", screenshot=ARTIFACTS / "national-en.png"
+    )
+    check(
+        visit,
+        layers=["Communes per state", "Communes by status", "Exchanges by product"],
+        legend=["state-communes", "communes-status", "exchanges-product"],
+    )
     assert visit.state["drawn"]["exchanges-product"] > 0
     assert visit.state["drawn"]["communes-status-points"] >= 9
 
 
-@pytest.mark.parametrize("name", ["water-hookups", "electricity-gaps", "stair-access",
-                                  "land-recovery", "terrain"])
+@pytest.mark.parametrize(
+    "name", ["water-hookups", "electricity-gaps", "stair-access", "land-recovery", "terrain"]
+)
 def test_analysis_map(page: Any, server: str, name: str) -> None:
-    visit = open_map(page, f"{server}/maps/communes/5-DE-MARZO/{name}?lang=en",
-                     screenshot=ARTIFACTS / f"analysis-{name}.png")
+    visit = open_map(
+        page,
+        f"{server}/maps/communes/5-DE-MARZO/{name}?lang=en",
+        screenshot=ARTIFACTS / f"analysis-{name}.png",
+    )
     check(visit, layers=["Commune boundary"], legend=["boundary"])
     if name in all_analyses():
         # drawn, or an explicit message (e.g. no DEM); never a blank map without a word
@@ -149,10 +193,16 @@ def test_analysis_map(page: Any, server: str, name: str) -> None:
 
 
 def test_big_layers_from_vector_tiles(page: Any, tiled_server: str) -> None:
-    visit = open_map(page, f"{tiled_server}/maps/communes/EL-MAIZAL?lang=en",
-                     screenshot=ARTIFACTS / "commune-el-maizal-tiles.png")
-    check(visit, layers=["Parcels by tenure", "Dwellings by water"],
-          legend=["parcels-tenure", "dwellings-water"])
+    visit = open_map(
+        page,
+        f"{tiled_server}/maps/communes/EL-MAIZAL?lang=en",
+        screenshot=ARTIFACTS / "commune-el-maizal-tiles.png",
+    )
+    check(
+        visit,
+        layers=["Parcels by tenure", "Dwellings by water"],
+        legend=["parcels-tenure", "dwellings-water"],
+    )
     assert visit.state["drawn"]["parcels-tenure"] is True  # every visible tile loaded
     assert visit.state["canvases"] > 0
 
@@ -163,8 +213,9 @@ def test_report(page: Any, server: str) -> None:
     frames = page.frames[1:]
     assert frames
     for frame in frames:
-        frame.wait_for_function("() => window.GeoComuna && window.GeoComuna.readyAt !== null",
-                                timeout=30_000)
+        frame.wait_for_function(
+            "() => window.GeoComuna && window.GeoComuna.readyAt !== null", timeout=30_000
+        )
     assert visit.errors == [] and visit.failed == []
     assert page.locator("#states table tbody tr").count() >= 1
     assert page.locator("#land table tbody tr").count() >= 1
@@ -173,17 +224,18 @@ def test_report(page: Any, server: str) -> None:
     assert page.locator(".actions").is_hidden()
 
 
-def test_standalone_works_with_the_network_cut(browser: Any, server: str,
-                                               tmp_path: Path) -> None:
-    html = httpx.get(f"{server}/maps/communes/EL-MAIZAL",
-                     params={"standalone": "true", "lang": "en"}, timeout=60).text
+def test_standalone_works_with_the_network_cut(browser: Any, server: str, tmp_path: Path) -> None:
+    html = httpx.get(
+        f"{server}/maps/communes/EL-MAIZAL", params={"standalone": "true", "lang": "en"}, timeout=60
+    ).text
     path = tmp_path / "el-maizal.html"
     path.write_text(html, encoding="utf-8")
     context = browser.new_context(viewport=VIEWPORT)
     blocked = offline(context)
     context.set_offline(True)
-    visit = open_map(context.new_page(), path.as_uri(),
-                     screenshot=ARTIFACTS / "standalone-offline-el-maizal.png")
+    visit = open_map(
+        context.new_page(), path.as_uri(), screenshot=ARTIFACTS / "standalone-offline-el-maizal.png"
+    )
     check(visit, layers=["Parcels by tenure", "Dwellings by water"], legend=["parcels-tenure"])
     assert visit.state["paths"] > 100
     assert blocked == []  # nothing even tried to reach the network
@@ -192,8 +244,9 @@ def test_standalone_works_with_the_network_cut(browser: Any, server: str,
 
 def test_standalone_big_layers_offline(browser: Any, tiled_server: str, tmp_path: Path) -> None:
     """Past the threshold a standalone file carries geobuf, tiled in the browser."""
-    html = httpx.get(f"{tiled_server}/maps/communes/5-DE-MARZO",
-                     params={"standalone": "true"}, timeout=60).text
+    html = httpx.get(
+        f"{tiled_server}/maps/communes/5-DE-MARZO", params={"standalone": "true"}, timeout=60
+    ).text
     assert "GeoComuna.geobuf(" in html
     path = tmp_path / "5-de-marzo.html"
     path.write_text(html, encoding="utf-8")
@@ -206,12 +259,16 @@ def test_standalone_big_layers_offline(browser: Any, tiled_server: str, tmp_path
     context.close()
 
 
-def test_no_script_runs_from_feature_properties(browser: Any, own_db: str,
-                                               settings: Settings) -> None:
+def test_no_script_runs_from_feature_properties(
+    browser: Any, own_db: str, settings: Settings
+) -> None:
     with psycopg.connect(own_db, autocommit=True) as conn:
-        conn.execute("UPDATE parcels SET notes = %s, code = %s WHERE id = (SELECT min(p.id) "
-                     "FROM parcels p JOIN communes c ON c.id = p.commune_id "
-                     "WHERE c.code = 'EL-MAIZAL')", (SCRIPT, IMG))
+        conn.execute(
+            "UPDATE parcels SET notes = %s, code = %s WHERE id = (SELECT min(p.id) "
+            "FROM parcels p JOIN communes c ON c.id = p.commune_id "
+            "WHERE c.code = 'EL-MAIZAL')",
+            (SCRIPT, IMG),
+        )
         conn.execute("UPDATE communes SET name = %s WHERE code = 'EL-MAIZAL'", (IMG,))
     context = browser.new_context(viewport=VIEWPORT)
     tab = context.new_page()
@@ -238,8 +295,9 @@ def test_no_script_runs_from_feature_properties(browser: Any, own_db: str,
     context.close()
 
 
-def test_standalone_very_big_layers_show_a_picture_offline(browser: Any, db_conninfo: str,
-                                                           tmp_path: Path) -> None:
+def test_standalone_very_big_layers_show_a_picture_offline(
+    browser: Any, db_conninfo: str, tmp_path: Path
+) -> None:
     """Past the overview threshold a standalone file shows a pre-drawn picture at once and
     the features themselves once zoomed in."""
     import asyncio
@@ -266,8 +324,7 @@ def test_standalone_very_big_layers_show_a_picture_offline(browser: Any, db_conn
     context = browser.new_context(viewport=VIEWPORT)
     blocked = offline(context)
     tab = context.new_page()
-    visit = open_map(tab, path.as_uri(),
-                     screenshot=ARTIFACTS / "standalone-overview-el-maizal.png")
+    visit = open_map(tab, path.as_uri(), screenshot=ARTIFACTS / "standalone-overview-el-maizal.png")
     check(visit, layers=["Parcels by tenure"], legend=["parcels-tenure"])
     assert visit.state["drawn"]["parcels-tenure"] is True and visit.state["images"] >= 1
     tab.evaluate("""() => { for (const k in window) if (k.startsWith('map_'))

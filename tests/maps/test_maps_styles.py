@@ -53,14 +53,17 @@ def test_labels_default_to_the_registry_and_can_be_overridden() -> None:
     assert labels[1:] == ["Occupied", "Regularizing", "Regularized", "Disputed"]
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda raw: raw["layers"]["parcels"]["popup"].append("owner"), "owner"),
-    (lambda raw: raw["layers"]["dwellings"]["themes"][0].update(by="residents"), "residents"),
-    (lambda raw: raw["domains"]["water"].pop("truck"), "truck"),
-    (lambda raw: raw["domains"]["tenure"].update(stolen="#000000"), "stolen"),
-    (lambda raw: raw["domains"]["path_kind"].update(road="red"), "'red'"),
-    (lambda raw: raw["layers"].pop("facilities"), "facilities"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda raw: raw["layers"]["parcels"]["popup"].append("owner"), "owner"),
+        (lambda raw: raw["layers"]["dwellings"]["themes"][0].update(by="residents"), "residents"),
+        (lambda raw: raw["domains"]["water"].pop("truck"), "truck"),
+        (lambda raw: raw["domains"]["tenure"].update(stolen="#000000"), "stolen"),
+        (lambda raw: raw["domains"]["path_kind"].update(road="red"), "'red'"),
+        (lambda raw: raw["layers"].pop("facilities"), "facilities"),
+    ],
+)
 def test_a_broken_style_file_is_refused(tmp_path: Path, change, expected: str) -> None:
     raw = Styles.load().raw
     change(raw)
