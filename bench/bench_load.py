@@ -38,19 +38,18 @@ from pathlib import Path
 import httpx
 import psycopg
 from common import (
-    CLI,
     OUT,
     PARCEL_COMMUNE_PREFIX,
     PARCELS_GPKG,
     REPO,
     cli,
-    env,
     free_port,
     header,
     percentile,
     prepare_database,
     table,
 )
+from serve_pages import start_server
 
 PARCELS = 200_000
 PAGE = 1000
@@ -362,29 +361,6 @@ def cpu_seconds(pid: int | None = None) -> float:
         return (sum(fields) - fields[3] - fields[4]) / tick
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(stat[11]) + int(stat[12])) / tick
-
-
-def start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=env(),
-            cwd=REPO,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"geo-comuna serve exited with {proc.returncode}; see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/conformance", timeout=2).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    sys.exit(f"geo-comuna serve did not answer within 60 s; see {log}")
 
 
 def report(
