@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from geo_comuna.accounts import User, writing
 from geo_comuna.errors import Forbidden, InvalidGeometry, NotFound
 from geo_comuna.features import geojson, validate, write
-from geo_comuna.features.query import one
+from geo_comuna.features.query import ETAG_SQL, one
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
 
@@ -32,8 +32,15 @@ def _writer(user: User) -> None:
 
 
 async def _etag(conn: AsyncConnection, layer: Layer, feature_id: int) -> str | None:
-    found = await one(conn, layer, feature_id)
-    return found[1] if found else None
+    """The new version only (building the whole feature to read it would be wasted work)."""
+    cur = await conn.execute(
+        sql.SQL("SELECT {} FROM {} t WHERE t.id = %s").format(
+            ETAG_SQL, sql.Identifier(layer.table)
+        ),
+        (feature_id,),
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
 
 
 async def _checked(
