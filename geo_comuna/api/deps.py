@@ -11,8 +11,8 @@ from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User, authenticate
 from geo_comuna.errors import Forbidden, InvalidAttribute, InvalidInput, NotFound, Unauthorized
+from geo_comuna.features.attributes import check_value
 from geo_comuna.features.query import CountCache, Filters, resolve_commune
-from geo_comuna.features.validate import check_value
 from geo_comuna.layers import Layer, get_layer
 from geo_comuna.settings import Settings
 

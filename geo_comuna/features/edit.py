@@ -11,7 +11,7 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna.accounts import User, writing
 from geo_comuna.errors import Forbidden, InvalidGeometry, NotFound
-from geo_comuna.features import geojson, validate, write
+from geo_comuna.features import attributes, geojson, validate, write
 from geo_comuna.features.query import ETAG_SQL, one
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
@@ -46,7 +46,7 @@ async def _etag(conn: AsyncConnection, layer: Layer, feature_id: int) -> str | N
 async def _checked(
     conn: AsyncConnection, layer: Layer, parsed: geojson.Parsed, settings: Settings, repair: bool
 ) -> tuple[validate.Checked, dict]:
-    attrs = validate.check_attributes(layer, parsed.properties, parsed.labels)
+    attrs = attributes.check_attributes(layer, parsed.properties, parsed.labels)
     geoms, repairs = validate.check_geometries(
         layer, parsed.geometries, parsed.labels, service_bbox=settings.service_bbox, repair=repair
     )

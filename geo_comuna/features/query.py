@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from geo_comuna.features.validate import is_text
+from geo_comuna.features.attributes import is_text
 from geo_comuna.layers import Layer
 
 COORD_DECIMALS = 6  # ~0.1 m at the equator

@@ -1,7 +1,7 @@
-"""Validation of incoming features, column-wise so one code path serves a single API write and
-an import of 200,000 features.
+"""Geometry validation of incoming features, on whole arrays so one code path serves a single
+API write and an import of 200,000 features (attributes: features/attributes.py).
 
-Geometry checks use GEOS through shapely 2 (the same library and validity rules as PostGIS'
+Checks use GEOS through shapely 2 (the same library and validity rules as PostGIS'
 ST_IsValid / ST_MakeValid) before anything reaches the database, so a bad feature is named
 and nothing is written. Features are named by ``labels``: ids for API writes, 1-based positions
 for files.
@@ -9,9 +9,6 @@ for files.
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,14 +17,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo_comuna.errors import InvalidAttribute, InvalidGeometry
-from geo_comuna.layers import Attribute, Layer
+from geo_comuna.errors import InvalidGeometry
+from geo_comuna.layers import Layer
 
 _PARTS = {"Point": "MultiPoint", "LineString": "MultiLineString", "MultiPolygon": "Polygon"}
-_TRUE = {"true", "t", "1", "yes", "y", "si", "sí", "s"}
-_FALSE = {"false", "f", "0", "no", "n"}
-#: what PostgreSQL text (UTF-8) cannot hold: NUL, and lone surrogates (JSON may carry "\ud800")
-_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass
@@ -254,220 +247,3 @@ def check_geometries(
             "with ST_MakeValid)",
         )
     return _repair(layer, geoms, ~valid, labels, reasons)
-
-
-def _coerce_bool(value: Any) -> bool | None | object:
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-    return _BAD
-
-
-_BAD = object()
-
-
-def _coerce_date(value: Any) -> dt.date | object:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, pd.Timestamp):
-        return value.date()
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip()[:10])
-        except ValueError:
-            return _BAD
-    return _BAD
-
-
-def _coerce_number(value: Any, integer: bool) -> int | float | object:
-    if isinstance(value, bool | np.bool_):
-        return _BAD
-    if isinstance(value, str):
-        try:
-            value = float(value.strip().replace(",", ".")) if value.strip() else _BAD
-        except ValueError:
-            return _BAD
-        if value is _BAD:
-            return _BAD
-    if not isinstance(value, int | float | np.integer | np.floating) or not math.isfinite(value):
-        return _BAD
-    if integer:
-        return int(value) if float(value).is_integer() else _BAD
-    return float(value)
-
-
-def coerce_value(attr: Attribute, value: Any) -> Any:
-    """One value to the attribute's type; ``_BAD`` when it cannot be."""
-    if attr.type == "text":
-        return value if isinstance(value, str) else _BAD
-    if attr.type in ("integer", "number"):
-        return _coerce_number(value, attr.type == "integer")
-    if attr.type == "date":
-        return _coerce_date(value)
-    return _coerce_bool(value)
-
-
-def _describe(attr: Attribute) -> str:
-    if attr.domain:
-        return "one of " + ", ".join(attr.domain.values)
-    return {
-        "text": "text",
-        "integer": "a whole number",
-        "number": "a number",
-        "date": "a date (YYYY-MM-DD)",
-        "boolean": "true or false",
-    }[attr.type]
-
-
-def _is_null(value: Any) -> bool:
-    return (
-        value is None
-        or value is pd.NaT
-        or (isinstance(value, float) and math.isnan(value))
-        or (isinstance(value, str) and not value.strip())
-    )
-
-
-def check_value(layer: Layer, attr: Attribute, value: Any, label: Any) -> Any:
-    """Validate one value (None allowed unless required); raises InvalidAttribute."""
-    if _is_null(value):
-        if attr.required:
-            raise InvalidAttribute(
-                f"property {attr.name!r} is required", feature=label, layer=layer.name
-            )
-        return None
-    coerced = coerce_value(attr, value)
-    if coerced is _BAD or (attr.domain and coerced not in attr.domain):
-        raise InvalidAttribute(
-            f"property {attr.name!r}: {value!r} is not {_describe(attr)}",
-            feature=label,
-            layer=layer.name,
-        )
-    if attr.type == "text" and not is_text(coerced):
-        raise InvalidAttribute(
-            f"property {attr.name!r} holds a NUL character (\\x00) or a lone "
-            "surrogate (\\ud800-\\udfff), which text cannot",
-            feature=label,
-            layer=layer.name,
-        )
-    if attr.type == "text" and len(coerced) > attr.max_length:
-        raise InvalidAttribute(
-            f"property {attr.name!r} is longer than {attr.max_length} characters",
-            feature=label,
-            layer=layer.name,
-        )
-    if (
-        attr.minimum is not None
-        and coerced < attr.minimum
-        or (attr.maximum is not None and coerced > attr.maximum)
-    ):
-        raise InvalidAttribute(
-            f"property {attr.name!r}: {coerced} is outside [{attr.minimum}, {attr.maximum}]",
-            feature=label,
-            layer=layer.name,
-        )
-    return coerced
-
-
-def is_text(value: str) -> bool:
-    """Can PostgreSQL hold (or compare with) this string? Not with a NUL or lone surrogate."""
-    return _NOT_TEXT.search(value) is None
-
-
-def _holds_non_text(column: pd.Series) -> bool:
-    """Only Python strings (from JSON) can carry lone surrogates; Arrow strings (files) are
-    valid UTF-8 already, so they are only searched for NUL."""
-    if column.dtype == object:
-        return any(isinstance(v, str) and _NOT_TEXT.search(v) for v in column.to_numpy())
-    return bool(column.str.contains("\x00", regex=False).any())
-
-
-def _fast_text(attr: Attribute, column: pd.Series, null: np.ndarray) -> np.ndarray | None:
-    values = column.to_numpy(dtype=object)
-    strings = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
-    if not (strings | null).all():
-        return None
-    text = column.where(strings, "")
-    blank = strings & (text.str.strip().str.len() == 0).to_numpy()
-    if (attr.required and blank.any()) or _holds_non_text(column):
-        return None
-    if attr.domain is not None:
-        if not (column.isin(list(attr.domain.values)).to_numpy() | null | blank).all():
-            return None
-    elif (text.str.len().to_numpy() > attr.max_length).any():
-        return None
-    return np.where(null | blank, None, values)
-
-
-def _fast_number(attr: Attribute, column: pd.Series, null: np.ndarray) -> np.ndarray | None:
-    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-        return None
-    numbers = column.to_numpy(dtype=float)
-    present = numbers[~null]
-    if not np.isfinite(present).all() or (attr.type == "integer" and (present % 1 != 0).any()):
-        return None
-    if (attr.minimum is not None and (present < attr.minimum).any()) or (
-        attr.maximum is not None and (present > attr.maximum).any()
-    ):
-        return None
-    cast = int if attr.type == "integer" else float
-    return np.array(
-        [None if n else cast(v) for v, n in zip(numbers, null, strict=True)], dtype=object
-    )
-
-
-def _fast_column(attr: Attribute, column: pd.Series) -> np.ndarray | None:
-    """The whole column coerced at once when it is plainly fine; None sends it value by value
-    (which also finds and names the first bad value)."""
-    null = pd.isna(column).to_numpy()
-    if attr.required and null.any():
-        return None
-    if null.all():
-        return np.full(len(column), None, dtype=object)
-    if attr.type == "text":
-        return _fast_text(attr, column, null)
-    if attr.type in ("integer", "number"):
-        return _fast_number(attr, column, null)
-    if attr.type == "date" and pd.api.types.is_datetime64_any_dtype(column):
-        return np.where(null, None, column.dt.date.to_numpy(dtype=object))
-    if attr.type == "date":  # GeoPackage dates arrive as datetime.date objects
-        values = column.to_numpy(dtype=object)
-        dates = np.fromiter((type(v) is dt.date for v in values), bool, len(values))
-        if (dates | null).all():
-            return np.where(null, None, values)
-    if attr.type == "boolean" and pd.api.types.is_bool_dtype(column):
-        return column.to_numpy(dtype=object)
-    return None
-
-
-def check_attributes(layer: Layer, frame: pd.DataFrame, labels: Sequence) -> pd.DataFrame:
-    """Coerce every registry attribute column of ``frame`` (missing columns become NULL).
-
-    A column that is plainly fine is taken whole (fast path); otherwise it is checked value by
-    value, which names the first bad feature. 200,000 rows stay well under a second.
-    """
-    out = {}
-    for attr in layer.attributes:
-        column = (
-            frame[attr.name].reset_index(drop=True)
-            if attr.name in frame
-            else pd.Series([None] * len(frame), dtype=object)
-        )
-        fast = _fast_column(attr, column)
-        if fast is not None:
-            out[attr.name] = fast
-            continue
-        out[attr.name] = [
-            check_value(layer, attr, v, labels[i])
-            for i, v in enumerate(column.to_numpy(dtype=object))
-        ]
-    return pd.DataFrame(out, index=range(len(frame)))

@@ -22,8 +22,9 @@ import shapely
 from psycopg import AsyncConnection, sql
 
 from geo_comuna.errors import Conflict, Forbidden, InvalidAttribute, NotFound, PreconditionFailed
+from geo_comuna.features.attributes import is_text
 from geo_comuna.features.query import ETAG_SQL
-from geo_comuna.features.validate import Checked, is_text
+from geo_comuna.features.validate import Checked
 from geo_comuna.layers import Layer, Reference
 
 

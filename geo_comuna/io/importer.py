@@ -26,7 +26,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User, local_admin, writing
 from geo_comuna.errors import Forbidden, InvalidFile, NotFound, TooLarge, UnknownCRS
-from geo_comuna.features import validate, write
+from geo_comuna.features import attributes, validate, write
 from geo_comuna.features.query import resolve_commune
 from geo_comuna.io.formats import CSV_OPEN_OPTIONS, Format, detect, gdal_path
 from geo_comuna.layers import Layer
@@ -206,7 +206,7 @@ async def import_frame(
     say(f"validating {len(frame)} features")
 
     def check() -> tuple[pd.DataFrame, Any, list[dict[str, Any]]]:
-        attrs = validate.check_attributes(layer, frame, labels)
+        attrs = attributes.check_attributes(layer, frame, labels)
         geoms, repairs = validate.check_geometries(
             layer, geometries, labels, service_bbox=settings.service_bbox, repair=repair
         )
