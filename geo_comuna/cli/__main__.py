@@ -1,0 +1,3 @@
+from geo_comuna.cli import main
+
+main()

@@ -1,0 +1,284 @@
+"""The main commands: serve, load-sample, import, export, analyze, backup, restore."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from geo_comuna.cli.common import die, load_settings, progress, run
+from geo_comuna.errors import GeoComunaError
+from geo_comuna.settings import Settings
+
+app = typer.Typer(
+    help="geo_comuna: the GIS core for Venezuela's communes.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+    load_sample: Annotated[
+        bool,
+        typer.Option(
+            "--load-sample", help="load the sample territories first if they are not there"
+        ),
+    ] = False,
+) -> None:
+    """Serve the API (OGC API - Features) and maps; starts the embedded database if needed."""
+    import uvicorn
+
+    from geo_comuna.api.app import create_app
+    from geo_comuna.db.pool import resolve_conninfo
+
+    settings = load_settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    try:
+        conninfo = resolve_conninfo(settings)
+    except GeoComunaError as exc:
+        die(exc.message)
+    if load_sample:
+        _ensure_samples(settings)
+    typer.secho(
+        f"geo_comuna serving at http://{settings.host}:{settings.port}/ (API docs: /docs)",
+        fg=typer.colors.GREEN,
+    )
+    uvicorn.run(
+        create_app(settings, conninfo=conninfo),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+    )
+
+
+def _ensure_samples(settings: Settings) -> None:
+    from geo_comuna.io.sample import load_samples
+
+    async def work(conn: Any) -> dict[str, int] | None:
+        cur = await conn.execute("SELECT count(*) FROM communes WHERE code = '5-DE-MARZO'")
+        if (await cur.fetchone())[0]:
+            return None
+        return await load_samples(conn, settings, progress)
+
+    counts = run(work, settings)
+    if counts:
+        typer.echo("loaded sample territories: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@app.command("load-sample")
+def load_sample() -> None:
+    """Load Venezuela's states and the illustrative sample communes (replaces earlier ones)."""
+    from geo_comuna.io.sample import load_samples
+
+    settings = load_settings()
+    counts = run(lambda conn: load_samples(conn, settings, progress), settings)
+    typer.echo(json.dumps(counts, indent=2))
+
+
+@app.command("import")
+def import_(
+    layer: Annotated[str, typer.Argument(help="layer name, e.g. parcels")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="GeoJSON, GeoPackage, zipped Shapefile, KML, CSV",
+        ),
+    ],
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            help="CRS of the data when the file does not say (or says wrong), e.g. EPSG:2202"
+        ),
+    ] = None,
+    commune: Annotated[
+        str | None, typer.Option(help="commune code or id for features without one")
+    ] = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="make invalid geometries valid and report each change")
+    ] = False,
+) -> None:
+    """Import a file into a layer: all features or none."""
+    from geo_comuna.io.importer import import_file
+    from geo_comuna.layers import get_layer
+
+    settings = load_settings()
+    try:
+        target = get_layer(layer)
+    except GeoComunaError as exc:
+        die(exc.message, 2)
+    report = run(
+        lambda conn: import_file(
+            conn,
+            target,
+            file,
+            settings,
+            crs=crs,
+            commune=commune,
+            repair=repair,
+            progress=progress,
+        ),
+        settings,
+    )
+    typer.echo(json.dumps(report.__dict__, indent=2, default=str, ensure_ascii=False))
+
+
+@app.command("export")
+def export(
+    layer: Annotated[str, typer.Argument(help="layer name, e.g. parcels")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="file to write (replaced if it exists), or a "
+            "directory to write <layer><suffix> into"
+        ),
+    ],
+    format_: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="geojson, gpkg, shp (zipped), kml or csv; default: from FILE's suffix"
+        ),
+    ] = None,
+    crs: Annotated[
+        str,
+        typer.Option(
+            help="CRS to write, e.g. EPSG:2202 (REGVEN / UTM 19N); "
+            "GeoJSON and KML are EPSG:4326 only"
+        ),
+    ] = "EPSG:4326",
+    commune: Annotated[
+        str | None, typer.Option(help="only this commune's features (code or id)")
+    ] = None,
+) -> None:
+    """Export a layer to a file. A CSV holds no CRS: import it back with the same --crs."""
+    from geo_comuna.errors import NotFound
+    from geo_comuna.features.query import resolve_commune
+    from geo_comuna.io.exporter import check_crs, export_layer, format_for
+    from geo_comuna.layers import get_layer
+
+    settings = load_settings()
+    try:
+        target = get_layer(layer)
+        fmt = format_for(file, format_)
+        check_crs(fmt, crs)
+    except GeoComunaError as exc:
+        die(exc.message, 2)
+
+    async def work(conn: Any) -> Any:
+        commune_id = None
+        if commune is not None:
+            commune_id = await resolve_commune(conn, commune)
+            if commune_id is None:
+                raise NotFound(f"no commune with id or code {commune!r}")
+        progress(f"exporting {layer} as {fmt.name} in {crs}")
+        return await export_layer(conn, target, file, fmt, crs=crs, commune_id=commune_id)
+
+    report = run(work, settings)
+    for note in report.notes:
+        typer.secho(f"note: {note}", err=True, fg=typer.colors.YELLOW)
+    typer.echo(json.dumps(report.__dict__, indent=2, default=str, ensure_ascii=False))
+
+
+@app.command()
+def analyze(
+    name: Annotated[str, typer.Argument(help="analysis, e.g. water-hookups; see --list")],
+    commune: Annotated[str, typer.Argument(help="commune code or id")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="analysis parameter as key=value (repeatable)"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json, geojson or csv")] = "json",
+    out: Annotated[Path | None, typer.Option(help="write to this file, not stdout")] = None,
+) -> None:
+    """Run a planning analysis for a commune (parameters: GET /communes/X/analyses)."""
+    from geo_comuna.analysis.registry import get_analysis
+    from geo_comuna.api.analyses import parse_params
+    from geo_comuna.features.query import resolve_commune
+
+    settings = load_settings()
+    if fmt not in ("json", "geojson", "csv"):
+        die(f"unknown format {fmt!r}; use json, geojson or csv", 2)
+    try:
+        analysis = get_analysis(name)
+        values = dict(p.split("=", 1) for p in param or [] if "=" in p)
+        if len(values) != len(param or []):
+            die("parameters are key=value", 2)
+        params = parse_params(analysis.params, values)
+    except GeoComunaError as exc:
+        die(exc.message, 2)
+
+    async def work(conn: Any) -> Any:
+        commune_id = await resolve_commune(conn, commune)
+        if commune_id is None:
+            die(f"no commune with id or code {commune!r}", 2)
+        progress(f"{name} for {commune}")
+        return await analysis.run(conn, commune_id, params)
+
+    result = run(work, settings)
+    if fmt == "csv":
+        text = result.csv()
+    elif fmt == "geojson":
+        text = json.dumps(result.feature_collection(), default=str, ensure_ascii=False)
+    else:
+        text = json.dumps(
+            {"summary": result.summary, "warnings": result.warnings},
+            default=str,
+            indent=2,
+            ensure_ascii=False,
+        )
+    if out:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+    else:
+        typer.echo(text)
+
+
+@app.command()
+def backup(
+    file: Annotated[Path, typer.Argument(help="archive to write (replaced once complete)")],
+) -> None:
+    """Back up the whole database to FILE (pg_dump custom format): every layer, the parcel
+    history, the audit trail, users. Safe while `serve` runs."""
+    from geo_comuna.db import backup as backups
+    from geo_comuna.db.pool import resolve_conninfo
+
+    settings = load_settings()
+    try:
+        report = backups.backup(settings, resolve_conninfo(settings), file)
+    except GeoComunaError as exc:
+        die(exc.message, 2)
+    typer.echo(json.dumps(report.__dict__, indent=2))
+
+
+@app.command()
+def restore(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True, help="archive made by `geo-comuna backup`"
+        ),
+    ],
+) -> None:
+    """Replace the database's contents with FILE's, in one transaction: all or nothing.
+    Restart `serve` afterwards."""
+    from geo_comuna.db import backup as backups
+    from geo_comuna.db import migrate
+    from geo_comuna.db.pool import resolve_conninfo
+
+    settings = load_settings()
+    try:
+        report = backups.restore(settings, resolve_conninfo(settings), file)
+    except GeoComunaError as exc:
+        die(exc.message, 2)
+    run(migrate.current_version, settings)  # an older archive is migrated forward
+    typer.echo(json.dumps(report.__dict__, indent=2))

@@ -1,0 +1,72 @@
+"""`geo-comuna db`: the embedded cluster and the schema."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from geo_comuna.cli.common import die, load_settings, run
+from geo_comuna.errors import GeoComunaError
+
+db_app = typer.Typer(
+    help="The database: the embedded cluster and the schema.", no_args_is_help=True
+)
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Create (first time) and start the embedded PostgreSQL + PostGIS cluster."""
+    from geo_comuna.db import cluster
+
+    settings = load_settings()
+    if settings.database_url:
+        die("GEO_COMUNA_DATABASE_URL is set: the embedded cluster is not used")
+    try:
+        found = cluster.ensure_running(settings)
+    except GeoComunaError as exc:
+        die(exc.message)
+    typer.echo(f"running: {found.conninfo()}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded cluster."""
+    from geo_comuna.db import cluster
+
+    try:
+        was = cluster.shutdown(load_settings())
+    except GeoComunaError as exc:
+        die(exc.message)
+    typer.echo("stopped" if was else "was not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Where the embedded cluster lives and whether it runs (exit 3 when stopped)."""
+    from geo_comuna.db import cluster
+
+    settings = load_settings()
+    if settings.database_url:
+        typer.echo("using the server at GEO_COMUNA_DATABASE_URL")
+        return
+    try:
+        info = cluster.status(settings)
+    except GeoComunaError as exc:
+        die(exc.message)
+    typer.echo(json.dumps(info, indent=2))
+    if not info["running"]:
+        raise typer.Exit(3)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending schema migrations."""
+    from geo_comuna.db import migrate
+
+    async def work(conn: Any) -> int | None:
+        return await migrate.current_version(conn)
+
+    version = run(work, load_settings())
+    typer.echo(f"schema at version {version}")

@@ -1,0 +1,70 @@
+"""`geo-comuna dem`: elevation models per commune."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from geo_comuna.cli.common import die, load_settings, run
+
+dem_app = typer.Typer(
+    help="Elevation models (DEMs) per commune, for terrain analyses and hillshades.",
+    no_args_is_help=True,
+)
+
+
+@dem_app.command("add")
+def dem_add(
+    commune: Annotated[str, typer.Argument(help="commune code or id")],
+    file: Annotated[
+        Path, typer.Argument(help="single-band GeoTIFF in any CRS, elevations in metres")
+    ],
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="name to keep it under (default: the file "
+            "name without suffix); replaces a DEM of that "
+            "name"
+        ),
+    ] = None,
+) -> None:
+    """Store a DEM for a commune (in the database: backups hold it)."""
+    from geo_comuna.accounts import local_admin, writing
+    from geo_comuna.analysis import dem
+    from geo_comuna.features.query import resolve_commune
+
+    settings = load_settings()
+    if not file.is_file():
+        die(f"{file}: no such file", 2)
+
+    async def work(conn: Any) -> list[dict]:
+        commune_id = await resolve_commune(conn, commune)
+        if commune_id is None:
+            die(f"no commune with id or code {commune!r}", 2)
+        async with writing(conn, local_admin(), row_security=False):
+            added = await dem.register(conn, commune_id, file, name)
+        return [d for d in await dem.listing(conn, commune_id) if d["id"] == added.id]
+
+    typer.echo(json.dumps(run(work, settings)[0], indent=2, default=str))
+
+
+@dem_app.command("list")
+def dem_list(
+    commune: Annotated[str | None, typer.Argument(help="commune code or id (default: all)")] = None,
+) -> None:
+    """The DEMs stored (name, CRS, cell size in m, lon/lat bounds), finest first."""
+    from geo_comuna.analysis import dem
+    from geo_comuna.features.query import resolve_commune
+
+    async def work(conn: Any) -> list[dict]:
+        commune_id = None
+        if commune is not None:
+            commune_id = await resolve_commune(conn, commune)
+            if commune_id is None:
+                die(f"no commune with id or code {commune!r}", 2)
+        return await dem.listing(conn, commune_id)
+
+    typer.echo(json.dumps(run(work, load_settings()), indent=2, default=str))

@@ -1,0 +1,82 @@
+"""`geo-comuna map`: maps as self-contained HTML files."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from geo_comuna.cli.common import die, load_settings, progress, run
+
+map_app = typer.Typer(
+    help="Maps as one self-contained HTML file each (work offline).", no_args_is_help=True
+)
+
+
+def _write_map(build: Callable[[Any], Awaitable[str]], out: Path) -> None:
+    html = run(build, load_settings())
+    out.write_text(html, encoding="utf-8")
+    typer.echo(f"wrote {out} ({len(html.encode()) / 1e6:.2f} MB)")
+
+
+def _map_page(lang: str) -> Any:
+    from geo_comuna.maps.page import Page
+
+    if lang not in ("es", "en"):
+        die(f"unknown language {lang!r}; use es or en", 2)
+    return Page(lang=lang, standalone=True, tile_threshold=load_settings().map_tile_threshold)
+
+
+MapOut = Annotated[Path, typer.Option("--out", help="HTML file to write (replaced)")]
+MapLang = Annotated[str, typer.Option("--lang", help="es or en")]
+
+
+@map_app.command("commune")
+def map_commune(
+    commune: Annotated[str, typer.Argument(help="commune code or id")],
+    out: MapOut,
+    lang: MapLang = "es",
+    analysis: Annotated[
+        str | None, typer.Option(help="an analysis map instead, e.g. water-hookups")
+    ] = None,
+) -> None:
+    """A commune's map (or one analysis' map) as one self-contained HTML file."""
+    from geo_comuna.errors import NotFound
+    from geo_comuna.features.query import resolve_commune
+    from geo_comuna.maps.analysis_map import analysis_map
+    from geo_comuna.maps.commune import commune_map
+
+    page = _map_page(lang)
+
+    async def build(conn: Any) -> str:
+        commune_id = await resolve_commune(conn, commune)
+        if commune_id is None:
+            raise NotFound(f"no commune with id or code {commune!r}")
+        progress(f"drawing {commune}" + (f" / {analysis}" if analysis else ""))
+        if analysis:
+            return await analysis_map(conn, commune_id, analysis, page)
+        return await commune_map(conn, commune_id, page)
+
+    _write_map(build, out)
+
+
+@map_app.command("analysis")
+def map_analysis(
+    name: Annotated[str, typer.Argument(help="analysis, e.g. water-hookups")],
+    commune: Annotated[str, typer.Argument(help="commune code or id")],
+    out: MapOut,
+    lang: MapLang = "es",
+) -> None:
+    """One analysis' map of a commune as one self-contained HTML file."""
+    map_commune(commune, out, lang, name)
+
+
+@map_app.command("national")
+def map_national(out: MapOut, lang: MapLang = "es") -> None:
+    """The national map (communes by state and status, exchanges) as one HTML file."""
+    from geo_comuna.maps.national import national_map
+
+    page = _map_page(lang)
+    _write_map(lambda conn: national_map(conn, page), out)
