@@ -350,6 +350,11 @@ async def test_upload_a_dem_over_http(
         "/communes/TERRAIN-UP/dems?name=lidar-2024", files={"file": ("x.tif", tif, "image/tiff")}
     )
     assert named.status_code == 201 and named.json()["name"] == "lidar-2024"
+    # DEM writes are in the audit trail too: who, which raster, its footprint
+    trail = (await client.get("/audit?layer=dems")).json()["entries"]
+    mine = [e for e in trail if e["after"] and e["after"]["properties"]["name"] == "lidar-2024"]
+    assert len(mine) == 1 and mine[0]["action"] == "insert" and mine[0]["user"] == "test-admin"
+    assert mine[0]["after"]["geometry"]["type"] == "Polygon"
     bad = await client.post(
         "/communes/TERRAIN-UP/dems", files={"file": ("notes.tif", b"not a tiff", "image/tiff")}
     )
