@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(transfer.sweep_scratch)
         dsn = conninfo or await anyio.to_thread.run_sync(resolve_conninfo, settings)
         pool = await open_pool(settings, dsn)
         async with pool.connection() as conn:

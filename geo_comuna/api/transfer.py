@@ -11,6 +11,7 @@ import asyncio
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, BinaryIO
 
@@ -26,6 +27,26 @@ from geo_comuna.io.formats import FORMATS, get_format
 from geo_comuna.io.importer import ImportReport, import_file
 
 router = APIRouter(tags=["import/export"])
+#: scratch directories of uploads, exports and DEMs; a killed server leaves its own behind
+SCRATCH_PREFIXES = ("geo_comuna-upload-", "geo_comuna-export-", "geo_comuna-dem-")
+
+
+def sweep_scratch(max_age_s: float = 6 * 3600) -> int:
+    """Remove scratch directories older than ``max_age_s`` (left by a killed server; a live
+    request's are far younger). Called at start-up; returns how many went."""
+    cutoff = time.time() - max_age_s
+    gone = 0
+    for prefix in SCRATCH_PREFIXES:
+        for path in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+            try:
+                if path.is_dir() and path.stat().st_mtime < cutoff:
+                    shutil.rmtree(path, ignore_errors=True)
+                    gone += 1
+            except OSError:  # raced with another server's sweep
+                continue
+    return gone
+
+
 #: a suffix we keep from an uploaded file's name: a dot and a few letters or digits
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 _CHUNK = 1 << 20
