@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from geo_comuna.analysis.registry import all_analyses, get_analysis
 from geo_comuna.api.deps import Conn
-from geo_comuna.errors import InvalidInput, NotFound
-from geo_comuna.features.query import resolve_commune
+from geo_comuna.errors import InvalidInput
+from geo_comuna.features.query import require_commune
 
 router = APIRouter(tags=["analyses"])
 CommuneRef = Annotated[str, Path(description="commune id or registry code")]
@@ -56,9 +56,7 @@ async def run_analysis(
     analysis = get_analysis(name)
     values = {k: v for k, v in request.query_params.items() if k != "f"}
     params = parse_params(analysis.params, values)
-    commune_id = await resolve_commune(conn, commune)
-    if commune_id is None:
-        raise NotFound(f"no commune with id or code {commune!r}")
+    commune_id = await require_commune(conn, commune)
     result = await analysis.run(conn, commune_id, params)
     if f == "csv":
         return Response(

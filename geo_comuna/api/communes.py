@@ -8,9 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from geo_comuna.api.deps import Conn
-from geo_comuna.errors import NotFound
 from geo_comuna.features import breakdown
-from geo_comuna.features.query import resolve_commune
+from geo_comuna.features.query import require_commune
 
 router = APIRouter(tags=["communes"])
 CommuneRef = Annotated[str, Path(description="commune id or registry code")]
@@ -20,9 +19,7 @@ CommuneRef = Annotated[str, Path(description="commune id or registry code")]
 async def commune_states(conn: Conn, commune: CommuneRef) -> dict[str, Any]:
     """For every state the commune touches: area (ha, geodesic), share of the commune (%),
     and the parcels (by a point on their surface), dwellings and residents inside it."""
-    commune_id = await resolve_commune(conn, commune)
-    if commune_id is None:
-        raise NotFound(f"no commune with id or code {commune!r}")
+    commune_id = await require_commune(conn, commune)
     return (await breakdown.communes(conn, [commune_id]))[0]
 
 

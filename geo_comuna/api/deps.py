@@ -10,9 +10,9 @@ from fastapi import Depends, Path, Query, Request
 from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User, authenticate
-from geo_comuna.errors import Forbidden, InvalidAttribute, InvalidInput, NotFound, Unauthorized
+from geo_comuna.errors import Forbidden, InvalidAttribute, InvalidInput, Unauthorized
 from geo_comuna.features.attributes import check_value
-from geo_comuna.features.query import CountCache, Filters, resolve_commune
+from geo_comuna.features.query import CountCache, Filters, require_commune
 from geo_comuna.layers import Layer, get_layer
 from geo_comuna.settings import Settings
 
@@ -139,9 +139,7 @@ async def filters(
         raise InvalidInput(f"bbox-crs {bbox_crs!r} is not supported; use CRS84")
     commune_id = None
     if commune is not None:
-        commune_id = await resolve_commune(conn, commune)
-        if commune_id is None:
-            raise NotFound(f"no commune with id or code {commune!r}")
+        commune_id = await require_commune(conn, commune)
     props: dict[str, list] = {}
     for name, raw in request.query_params.multi_items():
         if name in RESERVED:

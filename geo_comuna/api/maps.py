@@ -20,7 +20,7 @@ from geo_comuna.api.analyses import parse_params
 from geo_comuna.api.deps import Conn, SettingsDep, base_url
 from geo_comuna.errors import NotFound
 from geo_comuna.features import tiles
-from geo_comuna.features.query import Filters, resolve_commune
+from geo_comuna.features.query import Filters, require_commune
 from geo_comuna.layers import get_layer
 from geo_comuna.maps import assets, data
 from geo_comuna.maps.analysis_map import analysis_map, analysis_title, known
@@ -63,13 +63,6 @@ def _html(html: str, standalone: bool, filename: str) -> HTMLResponse:
         else {"Cache-Control": "no-cache"}
     )
     return HTMLResponse(html, headers=headers)
-
-
-async def _commune_id(conn: Any, commune: str) -> int:
-    commune_id = await resolve_commune(conn, commune)
-    if commune_id is None:
-        raise NotFound(f"no commune with id or code {commune!r}")
-    return commune_id
 
 
 def _snippet(request: Request, settings: Any, path: str, lang: str, title: str) -> dict[str, str]:
@@ -119,7 +112,7 @@ async def commune(
     embed: Embed = False,
     standalone: Standalone = False,
 ) -> HTMLResponse:
-    commune_id = await _commune_id(conn, commune)
+    commune_id = await require_commune(conn, commune)
     html = await commune_map(conn, commune_id, _page(settings, lang, embed, standalone))
     return _html(html, standalone, f"commune-{commune_id}-{lang}.html")
 
@@ -130,7 +123,7 @@ async def commune(
 async def commune_snippet(
     request: Request, conn: Conn, settings: SettingsDep, commune: CommuneRef, lang: Lang = "es"
 ) -> dict[str, str]:
-    info = await data.commune_info(conn, await _commune_id(conn, commune))
+    info = await data.commune_info(conn, await require_commune(conn, commune))
     return _snippet(
         request, settings, f"/maps/communes/{quote(info.code, safe='')}", lang, info.name
     )
@@ -152,7 +145,7 @@ async def analysis(
     standalone: Standalone = False,
 ) -> HTMLResponse:
     """Other query parameters are the analysis' own (GET /communes/X/analyses lists them)."""
-    commune_id = await _commune_id(conn, commune)
+    commune_id = await require_commune(conn, commune)
     params = None
     installed = all_analyses().get(analysis)
     if installed is not None:
@@ -179,7 +172,7 @@ async def analysis_snippet(
     styles = Styles.load()
     if not known(analysis, styles):
         raise NotFound(f"no analysis named {analysis!r}")
-    info = await data.commune_info(conn, await _commune_id(conn, commune))
+    info = await data.commune_info(conn, await require_commune(conn, commune))
     title = f"{info.name} — {analysis_title(analysis, styles, lang)}"
     path = f"/maps/communes/{quote(info.code, safe='')}/{quote(analysis, safe='')}"
     return _snippet(request, settings, path, lang, title)
@@ -217,7 +210,7 @@ async def tile(
     styles show. ETag is the layer's version: a repeat request gets 304 until a write."""
     target = get_layer(layer)
     tiles.check_tile(z, x, y)
-    commune_id = await _commune_id(conn, commune) if commune is not None else None
+    commune_id = await require_commune(conn, commune) if commune is not None else None
     version = await data.layer_version(conn, target)
     etag = f'"{target.name}-{version}-{commune_id}-{z}-{x}-{y}"'
     cache = (
@@ -252,7 +245,7 @@ async def commune_report(
         bool, Query(description="one HTML file with every map inlined, as an attachment")
     ] = False,
 ) -> HTMLResponse:
-    commune_id = await _commune_id(conn, commune)
+    commune_id = await require_commune(conn, commune)
     html = await report(conn, commune_id, _page(settings, lang, False, download))
     return _html(html, download, f"report-{commune_id}-{lang}.html")
 

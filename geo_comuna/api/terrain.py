@@ -24,20 +24,13 @@ from geo_comuna.analysis.hillshade import Params as HillshadeParams
 from geo_comuna.analysis.hillshade import hillshade_png
 from geo_comuna.analysis.terrain import dem_for
 from geo_comuna.api.deps import Conn, Writer
-from geo_comuna.errors import Forbidden, GeoComunaError, InvalidInput, NotFound
-from geo_comuna.features.query import resolve_commune
+from geo_comuna.errors import Forbidden, GeoComunaError, InvalidInput
+from geo_comuna.features.query import require_commune
 
 router = APIRouter(tags=["terrain"])
 CommuneRef = Annotated[str, PathParam(description="commune id or registry code")]
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _CHUNK = 1 << 20
-
-
-async def _commune(conn: Conn, commune: str) -> int:
-    commune_id = await resolve_commune(conn, commune)
-    if commune_id is None:
-        raise NotFound(f"no commune with id or code {commune!r}")
-    return commune_id
 
 
 def _dem_name(name: str | None, filename: str | None) -> str:
@@ -78,7 +71,7 @@ async def upload_dem(
 ) -> dict[str, Any]:
     """Store a DEM for the commune (editors: their communes only). The finest DEM of a
     commune is the one analyses and the hillshade use."""
-    commune_id = await _commune(conn, commune)
+    commune_id = await require_commune(conn, commune)
     if not user.may_write or (user.role == "editor" and commune_id not in user.communes):
         raise Forbidden(f"user {user.name!r} may not add DEMs to commune {commune!r}")
     label = _dem_name(name, file.filename)
@@ -102,7 +95,7 @@ async def upload_dem(
 @router.get("/communes/{commune}/dems", summary="A commune's DEMs")
 async def list_dems(conn: Conn, commune: CommuneRef) -> dict[str, Any]:
     """Name, CRS, cell size (m), lon/lat bounds and size of each DEM, finest first."""
-    return {"dems": await dems.listing(conn, await _commune(conn, commune))}
+    return {"dems": await dems.listing(conn, await require_commune(conn, commune))}
 
 
 @router.get(
@@ -116,7 +109,7 @@ async def hillshade(
 ) -> Response:
     """A grey + alpha PNG (transparent off the DEM) for a Leaflet ``L.imageOverlay``; its
     lon/lat corners are in the ``X-Bounds`` header as ``west,south,east,north``."""
-    dem = await dem_for(conn, await _commune(conn, commune))
+    dem = await dem_for(conn, await require_commune(conn, commune))
     png, bounds = await asyncio.to_thread(hillshade_png, dem, params)
     return Response(
         png,

@@ -20,8 +20,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from geo_comuna.api.deps import Conn, LayerDep, SettingsDep, Writer
-from geo_comuna.errors import NotFound
-from geo_comuna.features.query import resolve_commune
+from geo_comuna.features.query import require_commune
 from geo_comuna.io.exporter import check_crs, export_layer
 from geo_comuna.io.formats import FORMATS, get_format
 from geo_comuna.io.importer import ImportReport, import_file
@@ -103,9 +102,7 @@ async def export_file(
     check_crs(format_, crs)  # refuse before any work
     commune_id = None
     if commune is not None:
-        commune_id = await resolve_commune(conn, commune)
-        if commune_id is None:
-            raise NotFound(f"no commune with id or code {commune!r}")
+        commune_id = await require_commune(conn, commune)
     scratch = Path(tempfile.mkdtemp(prefix="geo_comuna-export-"))
     try:
         report = await export_layer(conn, layer, scratch, format_, crs=crs, commune_id=commune_id)

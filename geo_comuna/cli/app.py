@@ -161,8 +161,7 @@ def export(
     ] = None,
 ) -> None:
     """Export a layer to a file. A CSV holds no CRS: import it back with the same --crs."""
-    from geo_comuna.errors import NotFound
-    from geo_comuna.features.query import resolve_commune
+    from geo_comuna.features.query import require_commune
     from geo_comuna.io.exporter import check_crs, export_layer, format_for
     from geo_comuna.layers import get_layer
 
@@ -177,9 +176,7 @@ def export(
     async def work(conn: Any) -> Any:
         commune_id = None
         if commune is not None:
-            commune_id = await resolve_commune(conn, commune)
-            if commune_id is None:
-                raise NotFound(f"no commune with id or code {commune!r}")
+            commune_id = await require_commune(conn, commune)
         progress(f"exporting {layer} as {fmt.name} in {crs}")
         return await export_layer(conn, target, file, fmt, crs=crs, commune_id=commune_id)
 
@@ -203,7 +200,7 @@ def analyze(
     """Run a planning analysis for a commune (parameters: GET /communes/X/analyses)."""
     from geo_comuna.analysis.registry import get_analysis
     from geo_comuna.api.analyses import parse_params
-    from geo_comuna.features.query import resolve_commune
+    from geo_comuna.features.query import require_commune
 
     settings = load_settings()
     if fmt not in ("json", "geojson", "csv"):
@@ -218,9 +215,7 @@ def analyze(
         die(exc.message, 2)
 
     async def work(conn: Any) -> Any:
-        commune_id = await resolve_commune(conn, commune)
-        if commune_id is None:
-            die(f"no commune with id or code {commune!r}", 2)
+        commune_id = await require_commune(conn, commune)
         progress(f"{name} for {commune}")
         return await analysis.run(conn, commune_id, params)
 

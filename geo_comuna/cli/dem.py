@@ -34,16 +34,14 @@ def dem_add(
     """Store a DEM for a commune (in the database: backups hold it)."""
     from geo_comuna.accounts import local_admin, writing
     from geo_comuna.analysis import dem
-    from geo_comuna.features.query import resolve_commune
+    from geo_comuna.features.query import require_commune
 
     settings = load_settings()
     if not file.is_file():
         die(f"{file}: no such file", 2)
 
     async def work(conn: Any) -> list[dict]:
-        commune_id = await resolve_commune(conn, commune)
-        if commune_id is None:
-            die(f"no commune with id or code {commune!r}", 2)
+        commune_id = await require_commune(conn, commune)
         async with writing(conn, local_admin(), row_security=False):
             added = await dem.register(conn, commune_id, file, name)
         return [d for d in await dem.listing(conn, commune_id) if d["id"] == added.id]
@@ -57,14 +55,12 @@ def dem_list(
 ) -> None:
     """The DEMs stored (name, CRS, cell size in m, lon/lat bounds), finest first."""
     from geo_comuna.analysis import dem
-    from geo_comuna.features.query import resolve_commune
+    from geo_comuna.features.query import require_commune
 
     async def work(conn: Any) -> list[dict]:
         commune_id = None
         if commune is not None:
-            commune_id = await resolve_commune(conn, commune)
-            if commune_id is None:
-                die(f"no commune with id or code {commune!r}", 2)
+            commune_id = await require_commune(conn, commune)
         return await dem.listing(conn, commune_id)
 
     typer.echo(json.dumps(run(work, load_settings()), indent=2, default=str))

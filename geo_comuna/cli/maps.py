@@ -43,17 +43,14 @@ def map_commune(
     ] = None,
 ) -> None:
     """A commune's map (or one analysis' map) as one self-contained HTML file."""
-    from geo_comuna.errors import NotFound
-    from geo_comuna.features.query import resolve_commune
+    from geo_comuna.features.query import require_commune
     from geo_comuna.maps.analysis_map import analysis_map
     from geo_comuna.maps.commune import commune_map
 
     page = _map_page(lang)
 
     async def build(conn: Any) -> str:
-        commune_id = await resolve_commune(conn, commune)
-        if commune_id is None:
-            raise NotFound(f"no commune with id or code {commune!r}")
+        commune_id = await require_commune(conn, commune)
         progress(f"drawing {commune}" + (f" / {analysis}" if analysis else ""))
         if analysis:
             return await analysis_map(conn, commune_id, analysis, page)

@@ -14,6 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
+from geo_comuna.errors import NotFound
 from geo_comuna.features.attributes import is_text
 from geo_comuna.layers import Layer
 
@@ -211,3 +212,11 @@ async def resolve_commune(conn: AsyncConnection, value: str) -> int | None:
         cur = await conn.execute("SELECT id FROM communes WHERE id = %s", (int(value),))
         row = await cur.fetchone()
     return row[0] if row else None
+
+
+async def require_commune(conn: AsyncConnection, value: str) -> int:
+    """Like resolve_commune, but a commune that is not there is a NotFound naming the value."""
+    commune_id = await resolve_commune(conn, value)
+    if commune_id is None:
+        raise NotFound(f"no commune with id or code {value!r}")
+    return commune_id

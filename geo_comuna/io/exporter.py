@@ -26,14 +26,13 @@ import geopandas as gpd
 import pandas as pd
 import pyarrow as pa
 import pyogrio
-import pyogrio.errors
 import pyproj
 import shapely
 from psycopg import AsyncConnection, sql
 
 from geo_comuna.errors import InvalidInput, UnknownCRS, Unsupported
 from geo_comuna.features.query import Filters, property_exprs, where_sql
-from geo_comuna.io.formats import FORMATS, Format, get_format
+from geo_comuna.io.formats import FORMATS, GDAL_ERRORS, Format, get_format
 from geo_comuna.io.importer import parse_crs
 from geo_comuna.layers import Layer
 
@@ -206,12 +205,7 @@ def write(frame: gpd.GeoDataFrame, layer: Layer, fmt: Format, target: Path) -> N
                 layer_options=_LAYER_OPTIONS.get(fmt.name),
                 **({"encoding": "UTF-8"} if fmt.name == "shp" else {}),
             )
-        except (
-            pyogrio.errors.DataSourceError,
-            pyogrio.errors.DataLayerError,
-            pyogrio.errors.FieldError,
-            pyogrio.errors.GeometryError,
-        ) as exc:
+        except GDAL_ERRORS as exc:
             raise InvalidInput(f"cannot write {layer.name} as {fmt.driver}: {exc}") from None
         if fmt.name == "shp":
             packed = inner.with_suffix(".zip")

@@ -6,6 +6,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyogrio.errors
+
 from geo_comuna.errors import InvalidFile, Unsupported
 
 
@@ -44,6 +46,15 @@ CSV_OPEN_OPTIONS = {
     "KEEP_GEOM_COLUMNS": "NO",
     "AUTODETECT_TYPE": "YES",
 }
+
+
+#: what pyogrio raises when GDAL cannot read or write a file (a 4xx, never a 500)
+GDAL_ERRORS = (
+    pyogrio.errors.DataSourceError,
+    pyogrio.errors.DataLayerError,
+    pyogrio.errors.FieldError,
+    pyogrio.errors.GeometryError,
+)
 
 
 def get_format(name: str) -> Format:

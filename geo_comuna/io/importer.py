@@ -20,15 +20,14 @@ import geopandas as gpd
 import pandas as pd
 import pyarrow as pa
 import pyogrio
-import pyogrio.errors
 import pyproj
 from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User, local_admin, writing
-from geo_comuna.errors import Forbidden, InvalidFile, NotFound, TooLarge, UnknownCRS
+from geo_comuna.errors import Forbidden, InvalidFile, TooLarge, UnknownCRS
 from geo_comuna.features import attributes, validate, write
-from geo_comuna.features.query import resolve_commune
-from geo_comuna.io.formats import CSV_OPEN_OPTIONS, Format, detect, gdal_path
+from geo_comuna.features.query import require_commune
+from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format, detect, gdal_path
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
 
@@ -122,12 +121,7 @@ def read(path: Path, layer: Layer, settings: Settings) -> tuple[gpd.GeoDataFrame
         )
         if fmt.name == "csv":
             frame = _csv_text_as_written(source, frame, layer)
-    except (
-        pyogrio.errors.DataSourceError,
-        pyogrio.errors.DataLayerError,
-        pyogrio.errors.FieldError,
-        pyogrio.errors.GeometryError,
-    ) as exc:
+    except GDAL_ERRORS as exc:
         raise InvalidFile(f"cannot read {path.name} as {fmt.driver}: {exc}") from None
     except UnicodeDecodeError:
         raise InvalidFile(f"{path.name} is not UTF-8 text; {_SAVE_AS_UTF8}") from None
@@ -243,9 +237,7 @@ async def import_file(
     commune_id = None
     if commune is not None and layer.commune_ref is not None:
         # by id or code, like everywhere else; checked before reading a possibly big file
-        commune_id = await resolve_commune(conn, commune)
-        if commune_id is None:
-            raise NotFound(f"no commune with id or code {commune!r}")
+        commune_id = await require_commune(conn, commune)
     say(f"reading {path.name}")
     frame, fmt = await anyio.to_thread.run_sync(read, path, layer, settings)
     read_s = time.perf_counter() - started
