@@ -131,8 +131,10 @@ async def test_audit_records_who_before_and_after(
     assert (await editor.get(f"/audit?layer=parcels&id={fid}")).status_code == 403
     log = (await client.get(f"/audit?layer=parcels&id={fid}")).json()["entries"]
     assert [e["action"] for e in log] == ["update", "insert"]
-    update = log[0]
-    assert update["user"] == "ana"
+    update, insert = log
+    assert update["user"] == insert["user"] == "ana"
+    # the insert is recorded by id (the feature is the row itself), the update in full
+    assert insert["features"] == 1 and insert["ids"] == [[fid, fid]] and insert["after"] is None
     assert update["before"]["properties"]["tenure"] == "occupied"
     assert update["after"]["properties"]["tenure"] == "regularizing"
     assert update["after"]["geometry"]["type"] == "MultiPolygon"

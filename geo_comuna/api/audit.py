@@ -26,8 +26,12 @@ async def audit_trail(
     since: Annotated[dt.datetime | None, Query(description="ISO 8601 timestamp")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> dict[str, Any]:
-    """Every write, newest first: who, when, layer, feature id, and the feature before and
-    after as GeoJSON."""
+    """Every write, newest first: who, when, layer and which features. Updates and deletes are
+    one entry per feature, with the feature before and after as GeoJSON. An INSERT statement
+    (a whole import; each feature of a POST) is one entry giving its count (`features`) and
+    ids as inclusive `[first, last]` pairs (`ids`), with no before/after: the inserted feature
+    is the row itself until an update or delete records it. A DEM upload (`layer=dems`) is one
+    entry with the raster's description and footprint as `after`. `id` finds both kinds."""
     if layer is not None and layer not in AUDITED_TABLES:
         get_layer(layer)  # names the known layers in its 404
     rows = await audit.entries(conn, layer=layer, feature_id=id, since=since, limit=limit)

@@ -1,4 +1,5 @@
-"""Reading the audit trail (written by triggers, migration 0006) and a parcel's tenure history."""
+"""Reading the audit trail (written by triggers, migrations 0006 and 0010) and a parcel's tenure
+history."""
 
 from __future__ import annotations
 
@@ -21,12 +22,24 @@ async def entries(
     since: dt.datetime | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """Newest first; ``before``/``after`` as GeoJSON Features (null for inserts / deletes)."""
+    """Newest first. Updates and deletes are one entry per feature, ``before``/``after`` as
+    GeoJSON Features (null for inserts / deletes). An INSERT statement is one entry (migration
+    0010): ``feature_id``, ``before`` and ``after`` null, ``features`` its count and ``ids``
+    the inclusive ``[first, last]`` pairs of the ids it wrote, e.g. ``[[1, 200000]]``.
+    Per-feature entries (and inserts recorded before 0010) have ``features`` 1 and ``ids``
+    ``[[feature_id, feature_id]]``. ``feature_id`` finds both kinds."""
     if feature_id is not None and not 0 < feature_id <= MAX_ID:
         return []  # no feature has such an id, and the query's integer would overflow
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             """SELECT id, at, user_name AS user, layer, feature_id, action,
+                      CASE WHEN feature_id IS NOT NULL THEN 1 ELSE features END AS features,
+                      CASE WHEN feature_id IS NOT NULL
+                           THEN json_build_array(json_build_array(feature_id, feature_id))
+                           -- a range open above is the largest integer alone (0010)
+                           ELSE (SELECT json_agg(json_build_array(
+                                            lower(r), coalesce(upper(r) - 1, %(max_id)s::int)))
+                                 FROM unnest(feature_ids) r) END AS ids,
                       CASE WHEN before IS NULL THEN NULL ELSE json_build_object(
                           'type', 'Feature', 'id', feature_id, 'properties', before,
                           'geometry', ST_AsGeoJSON(before_geom, %(digits)s)::json) END AS before,
@@ -35,7 +48,8 @@ async def entries(
                           'geometry', ST_AsGeoJSON(after_geom, %(digits)s)::json) END AS after
                FROM audit_log
                WHERE (%(layer)s::text IS NULL OR layer = %(layer)s)
-                 AND (%(fid)s::int IS NULL OR feature_id = %(fid)s)
+                 AND (%(fid)s::int IS NULL OR feature_id = %(fid)s::int
+                      OR feature_ids @> %(fid)s::int)
                  AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)
                ORDER BY id DESC LIMIT %(limit)s""",
             {
@@ -44,6 +58,7 @@ async def entries(
                 "since": since,
                 "limit": limit,
                 "digits": COORD_DECIMALS,
+                "max_id": MAX_ID,
             },
         )
         return await cur.fetchall()
