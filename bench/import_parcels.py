@@ -82,9 +82,9 @@ def forget_audit(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
         if conn.execute("SELECT to_regclass('audit_log')").fetchone()[0] is None:
             return
-        conn.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
+        conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
         conn.execute("TRUNCATE audit_log")
-        conn.execute("ALTER TABLE audit_log ENABLE TRIGGER USER")
+        conn.execute("ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only")
 
 
 @dataclass

@@ -41,8 +41,12 @@ def _first(mask: np.ndarray) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
-def _conform_type(layer: Layer, geoms: np.ndarray, labels: Sequence) -> np.ndarray:
-    """Promote Polygon to MultiPolygon, unwrap single-part multis; refuse other types."""
+def _conform_type(
+    layer: Layer, geoms: np.ndarray, labels: Sequence, *, promote: bool = True
+) -> np.ndarray:
+    """Promote Polygon to MultiPolygon (unless ``promote`` is False: an import writes the
+    promotion into the WKB it sends, write.ewkb_hex), unwrap single-part multis; refuse other
+    types."""
     want = layer.geometry_type
     types = shapely.get_type_id(geoms)
     names = np.array(
@@ -60,7 +64,7 @@ def _conform_type(layer: Layer, geoms: np.ndarray, labels: Sequence) -> np.ndarr
     out = geoms.copy()
     if want == "MultiPolygon":
         polygons = types == 3
-        if polygons.any():  # vectorised: one part each
+        if promote and polygons.any():  # vectorised: one part each
             out[polygons] = shapely.multipolygons(geoms[polygons][:, None])
         ok = polygons | (types == 6)
     else:
@@ -205,9 +209,14 @@ def check_geometries(
     *,
     service_bbox: tuple[float, float, float, float],
     repair: bool = False,
+    promote: bool = True,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Geometries in EPSG:4326 -> conformed 2-D geometries, or InvalidGeometry naming the first
-    bad feature. With ``repair`` invalid ones are made valid and each change reported."""
+    bad feature. With ``repair`` invalid ones are made valid and each change reported.
+
+    A geometry that needs no change is returned as the same object, so a caller holding its
+    WKB can send that instead of writing it again (imports, write.ewkb_hex). ``promote``
+    False leaves Polygons of a MultiPolygon layer as they are (ewkb_hex promotes them)."""
     geoms = np.asarray(geoms, dtype=object)
     missing = shapely.is_missing(geoms)
     if missing.any():
@@ -221,6 +230,7 @@ def check_geometries(
             [labels[i] for i in present],
             service_bbox=service_bbox,
             repair=repair,
+            promote=promote,
         )
         return out, repairs
     empty = _first(shapely.is_empty(geoms))
@@ -229,7 +239,10 @@ def check_geometries(
     hollow = _first(_empty_parts(geoms))
     if hollow is not None:
         _fail(InvalidGeometry, layer, labels, hollow, "an empty part or ring: remove it")
-    geoms = shapely.force_2d(_conform_type(layer, geoms, labels))
+    geoms = _conform_type(layer, geoms, labels, promote=promote)
+    has_z = shapely.has_z(geoms)
+    if has_z.any():  # only those: the others stay the objects they were
+        geoms[has_z] = shapely.force_2d(geoms[has_z])
     _check_coordinates(layer, geoms, labels, service_bbox)
     valid = shapely.is_valid(geoms)
     if valid.all():

@@ -9,18 +9,23 @@ stored.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
-import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyogrio
 import pyproj
+import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User, local_admin, writing
@@ -67,13 +72,14 @@ def _pick_layer(path: str, fmt: Format, layer: Layer) -> str | None:
 _SAVE_AS_UTF8 = "save it as UTF-8 (in Excel: 'CSV UTF-8'); the encoding is never guessed"
 
 
-def _check_utf8(frame: pd.DataFrame, name: str) -> None:
+def _check_utf8(table: pa.Table, name: str) -> None:
     """Arrow keeps a CSV's bytes as they are: invalid UTF-8 (Excel's Windows-1252, say) would
     only fail later, mid-validation, as a 500."""
-    for column in frame.columns:
-        if column != "geometry" and pd.api.types.is_string_dtype(frame[column]):
+    for column in table.column_names:
+        kind = table.schema.field(column).type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             try:
-                pa.array(frame[column]).validate(full=True)
+                table.column(column).validate(full=True)
             except pa.ArrowInvalid:
                 raise InvalidFile(
                     f"{name}: column {column!r} is not UTF-8 text; {_SAVE_AS_UTF8}"
@@ -104,7 +110,37 @@ def _csv_text_as_written(source: str, frame: pd.DataFrame, layer: Layer) -> pd.D
     return frame
 
 
-def read(path: Path, layer: Layer, settings: Settings) -> tuple[gpd.GeoDataFrame, Format]:
+@dataclass
+class Geometries:
+    """A file's geometries as WKB, decoded and reprojected to EPSG:4326 a piece at a time by
+    the import's worker thread, so that work overlaps the COPY instead of preceding it."""
+
+    wkb: np.ndarray
+    source: pyproj.CRS | None = None  # None: already EPSG:4326
+    label: str = "EPSG:4326"
+
+    def __len__(self) -> int:
+        return len(self.wkb)
+
+    def take(self, start: int, stop: int) -> tuple[np.ndarray, write.Source | None]:
+        """Rows start:stop in EPSG:4326, and their WKB when it can be sent as it is."""
+        wkb = self.wkb[start:stop]
+        geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+        if self.source is None:
+            return geoms, write.Source(geoms, wkb)
+        to_wgs84 = pyproj.Transformer.from_crs(self.source, 4326, always_xy=True)
+
+        def xy(coords: np.ndarray) -> np.ndarray:
+            return np.column_stack(to_wgs84.transform(coords[:, 0], coords[:, 1]))
+
+        try:
+            return shapely.transform(geoms, xy), None
+        except pyproj.exceptions.ProjError as exc:  # another planet's CRS, say
+            raise UnknownCRS(f"cannot transform {self.label} to WGS 84: {exc}") from None
+
+
+def read(path: Path, layer: Layer, settings: Settings) -> tuple[pd.DataFrame, Geometries, Format]:
+    """The file's attribute columns and its geometries (as WKB, in the file's own CRS)."""
     fmt = detect(path)
     source = gdal_path(path, fmt)
     options = CSV_OPEN_OPTIONS if fmt.name == "csv" else {}
@@ -116,45 +152,48 @@ def read(path: Path, layer: Layer, settings: Settings) -> tuple[gpd.GeoDataFrame
                 f"{path.name} holds {info['features']} features; the limit is "
                 f"{settings.max_features_per_import}"
             )
-        frame = pyogrio.read_dataframe(
-            source, layer=name, use_arrow=True, on_invalid="ignore", **options
-        )
-        if fmt.name == "csv":
-            frame = _csv_text_as_written(source, frame, layer)
+        meta, table = pyogrio.read_arrow(source, layer=name, datetime_as_string=True, **options)
     except GDAL_ERRORS as exc:
         raise InvalidFile(f"cannot read {path.name} as {fmt.driver}: {exc}") from None
-    except UnicodeDecodeError:
-        raise InvalidFile(f"{path.name} is not UTF-8 text; {_SAVE_AS_UTF8}") from None
-    _check_utf8(frame, path.name)
-    if len(frame) == 0:
+    if table.num_rows == 0:
         raise InvalidFile(f"{path.name} has no features")
-    if "geometry" not in frame:
+    geometry = meta["geometry_name"] or "wkb_geometry"
+    if meta["geometry_type"] is None or geometry not in table.column_names:
         raise InvalidFile(
             f"{path.name} has no geometry (CSV: give a WKT column or lon/lat columns)"
         )
-    return frame, fmt
+    wkb = table.column(geometry).to_numpy(zero_copy_only=False)
+    table = table.drop_columns([geometry])
+    _check_utf8(table, path.name)
+    frame = table.to_pandas()
+    if fmt.name == "csv":
+        try:
+            frame = _csv_text_as_written(source, frame, layer)
+        except GDAL_ERRORS as exc:
+            raise InvalidFile(f"cannot read {path.name} as {fmt.driver}: {exc}") from None
+    file_crs = pyproj.CRS.from_user_input(meta["crs"]) if meta["crs"] else None
+    return frame, Geometries(wkb, file_crs), fmt
 
 
-def to_wgs84(frame: gpd.GeoDataFrame, fmt: Format, crs: str | None) -> tuple[gpd.GeoDataFrame, str]:
-    """Reproject to EPSG:4326. ``crs`` overrides what the file says; CSV and GeoJSON without
-    one are lon/lat WGS 84; any other file without a CRS is refused."""
-    source = parse_crs(crs) if crs else frame.crs
+def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries:
+    """Say how to reach EPSG:4326. ``crs`` overrides what the file says; CSV, GeoJSON and KML
+    without one are lon/lat WGS 84; any other file without a CRS is refused."""
+    source = parse_crs(crs) if crs else geometries.source
     if source is None:
-        if fmt.name in ("csv", "geojson", "kml"):
-            source = pyproj.CRS.from_epsg(4326)
-        else:
+        if fmt.name not in ("csv", "geojson", "kml"):
             raise UnknownCRS(
                 f"the {fmt.driver} file says nothing about its CRS (a Shapefile "
                 "without .prj?); give it, e.g. --crs EPSG:2202"
             )
-    frame = frame.set_crs(source, allow_override=True)
+        source = pyproj.CRS.from_epsg(4326)
     label = source.to_string() if source.to_epsg() is None else f"EPSG:{source.to_epsg()}"
-    if not source.equals(pyproj.CRS.from_epsg(4326), ignore_axis_order=True):
-        try:
-            frame = frame.to_crs(4326)
-        except pyproj.exceptions.ProjError as exc:  # another planet's CRS, say
-            raise UnknownCRS(f"cannot transform {label} to WGS 84: {exc}") from None
-    return frame, label
+    if source.equals(pyproj.CRS.from_epsg(4326), ignore_axis_order=True):
+        return Geometries(geometries.wkb, None, label)
+    try:  # refuse a CRS that cannot reach WGS 84 before anything is written
+        pyproj.Transformer.from_crs(source, 4326, always_xy=True)
+    except pyproj.exceptions.ProjError as exc:
+        raise UnknownCRS(f"cannot transform {label} to WGS 84: {exc}") from None
+    return Geometries(geometries.wkb, source, label)
 
 
 def match_columns(frame: pd.DataFrame, layer: Layer) -> tuple[pd.DataFrame, list[str]]:
@@ -173,19 +212,49 @@ def match_columns(frame: pd.DataFrame, layer: Layer) -> tuple[pd.DataFrame, list
     return frame.rename(columns=renames), ignored
 
 
+#: features validated and sent per COPY piece: small enough that PostgreSQL starts parsing
+#: early and memory stays bounded, big enough that each piece is vectorised work
+CHUNK = 20_000
+
+
+async def _ahead(work: Callable[[int, int], bytes], total: int) -> AsyncIterator[bytes]:
+    """work(start, stop) for consecutive spans of CHUNK rows, each computed in a worker thread
+    while the caller sends the previous one: the validation of piece k + 1 overlaps
+    PostgreSQL's parsing of piece k, and at most two pieces are held at once."""
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geo-comuna-import") as pool:
+        spans = [(i, min(i + CHUNK, total)) for i in range(0, total, CHUNK)]
+        pending = [loop.run_in_executor(pool, work, *spans[0])] if spans else []
+        try:
+            for span in spans[1:]:
+                pending.append(loop.run_in_executor(pool, work, *span))
+                yield await pending.pop(0)
+            if pending:
+                yield await pending.pop(0)
+        finally:
+            for future in pending:  # the consumer stopped early: drop what is queued
+                future.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+
 async def import_frame(
     conn: AsyncConnection,
     layer: Layer,
     frame: pd.DataFrame,
-    geometries: Any,
+    geometries: Geometries | Sequence[Any],
     settings: Settings,
     *,
     repair: bool = False,
     progress: Progress | None = None,
     user: User | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
-    """Validate columns named like the layer's properties plus EPSG:4326 geometries, then COPY
-    them in one transaction. Returns (rows written, repairs).
+    """Validate columns named like the layer's properties plus EPSG:4326 geometries and COPY
+    them, in one transaction. Returns (rows written, repairs).
+
+    Validation runs piece by piece in a worker thread (off the event loop, so a big upload
+    does not stall other requests) while PostgreSQL takes the previous piece; the first bad
+    feature aborts the COPY and rolls everything back.
 
     ``user`` None is the local admin (the CLI). Only an admin's import COPYs straight into the
     table; anyone else's goes through a staging table and an INSERT that row-level security
@@ -196,27 +265,45 @@ async def import_frame(
             f"user {user.name!r} is a {user.role}; importing needs an editor or admin token"
         )
     say = progress or (lambda _msg: None)
-    labels = range(1, len(frame) + 1)
-    say(f"validating {len(frame)} features")
+    total = len(frame)
+    labels = range(1, total + 1)
+    if not isinstance(geometries, Geometries):
+        geometries = np.asarray(geometries, dtype=object)
+    repairs: list[dict[str, Any]] = []
 
-    def check() -> tuple[pd.DataFrame, Any, list[dict[str, Any]]]:
-        attrs = attributes.check_attributes(layer, frame, labels)
-        geoms, repairs = validate.check_geometries(
-            layer, geometries, labels, service_bbox=settings.service_bbox, repair=repair
+    def check(refs: dict[str, list], start: int, stop: int) -> bytes:
+        attrs = attributes.check_attributes(layer, frame.iloc[start:stop], labels[start:stop])
+        if isinstance(geometries, Geometries):
+            given, source = geometries.take(start, stop)
+        else:
+            given, source = geometries[start:stop], None
+        geoms, fixed = validate.check_geometries(
+            layer,
+            given,
+            labels[start:stop],
+            service_bbox=settings.service_bbox,
+            repair=repair,
+            promote=False,
         )
-        return attrs, geoms, repairs
+        repairs.extend(fixed)
+        data = write.copy_buffer(
+            layer,
+            validate.Checked(attrs, geoms, fixed),
+            {column: ids[start:stop] for column, ids in refs.items()},
+            source,
+        )
+        if total > CHUNK:
+            say(f"validated and sent {stop:,} of {total:,} features")
+        return data
 
-    # CPU-bound: off the event loop, so a big upload does not stall other requests
-    attrs, geoms, repairs = await anyio.to_thread.run_sync(check)
-    say(f"writing {len(frame)} features")
+    say(f"validating and writing {total:,} features")
     admin = user.role == "admin"
     async with writing(conn, user, row_security=not admin):
         refs = await write.resolve_references(conn, layer, frame, labels)
         await conn.execute("SET LOCAL statement_timeout = 0")
-        count = await write.copy_in(
-            conn, layer, validate.Checked(attrs, geoms, repairs), refs, staged=not admin
-        )
-    return count, repairs
+        async with aclosing(_ahead(partial(check, refs), total)) as chunks:
+            await write.copy_in(conn, layer, chunks, refs, rows=total, staged=not admin)
+    return total, repairs
 
 
 async def import_file(
@@ -239,11 +326,11 @@ async def import_file(
         # by id or code, like everywhere else; checked before reading a possibly big file
         commune_id = await require_commune(conn, commune)
     say(f"reading {path.name}")
-    frame, fmt = await anyio.to_thread.run_sync(read, path, layer, settings)
+    frame, geometries, fmt = await anyio.to_thread.run_sync(read, path, layer, settings)
     read_s = time.perf_counter() - started
-    if frame.crs is not None or crs:
-        say(f"reprojecting {len(frame)} features")
-    frame, source_crs = await anyio.to_thread.run_sync(to_wgs84, frame, fmt, crs)
+    geometries = to_wgs84(geometries, fmt, crs)
+    if geometries.source is not None:
+        say(f"reprojecting from {geometries.label} while validating")
     frame, ignored = match_columns(frame, layer)
     if commune_id is not None:
         given = frame["commune"] if "commune" in frame else pd.Series([None] * len(frame))
@@ -254,7 +341,7 @@ async def import_file(
         conn,
         layer,
         frame,
-        frame.geometry.array.to_numpy(),
+        geometries,
         settings,
         repair=repair,
         progress=say,
@@ -262,5 +349,5 @@ async def import_file(
     )
     seconds = {"read": round(read_s, 3), "total": round(time.perf_counter() - started, 3)}
     return ImportReport(
-        layer.name, path.name, fmt.name, source_crs, count, ignored, repairs, seconds
+        layer.name, path.name, fmt.name, geometries.label, count, ignored, repairs, seconds
     )

@@ -15,7 +15,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna.analysis import dem
 from geo_comuna.errors import InvalidFile
-from geo_comuna.io.importer import Progress, import_file, import_frame, read
+from geo_comuna.io.importer import Progress, import_file, import_frame, read, to_wgs84
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
 
@@ -38,12 +38,12 @@ SAMPLE_LAYERS = (
 
 async def load_states(conn: AsyncConnection, settings: Settings) -> int:
     """(Re)load the 25 state polygons, keyed by ISO 3166-2 code."""
-    frame, _ = read(BOUNDARIES / "ve_states.geojson", LAYERS["states"], settings)
+    frame, geometries, fmt = read(BOUNDARIES / "ve_states.geojson", LAYERS["states"], settings)
     frame = frame.rename(columns={"iso_3166_2": "code"})
     async with conn.transaction():
         await conn.execute("DELETE FROM states WHERE code = ANY(%s)", (frame["code"].tolist(),))
         count, _ = await import_frame(
-            conn, LAYERS["states"], frame, frame.geometry.array.to_numpy(), settings
+            conn, LAYERS["states"], frame, to_wgs84(geometries, fmt, None), settings
         )
     return count
 

@@ -1,0 +1,177 @@
+"""The bulk import path (io/importer.py, features/write.py): features validated and sent in
+pieces, the spatial index rebuilt after a bulk load, PostgreSQL's per-row key checks replaced
+by one check and lock per referenced row, and WKB sent as it was read. Each is checked against
+what PostgreSQL then holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+import shapely
+from psycopg import AsyncConnection
+
+from geo_comuna.errors import InvalidGeometry
+from geo_comuna.features import validate, write
+from geo_comuna.io import importer
+from geo_comuna.io.importer import import_file
+from geo_comuna.layers import LAYERS
+from geo_comuna.settings import Settings
+from tests.factories import LAT, LON
+from tests.test_io_errors import geojson, parcels
+
+pytestmark = pytest.mark.anyio
+PARCELS = LAYERS["parcels"]
+
+
+async def scalar(conn: AsyncConnection, query: str, params: tuple = ()) -> object:
+    return (await (await conn.execute(query, params)).fetchone())[0]
+
+
+async def gist_oid(conn: AsyncConnection) -> int:
+    return await scalar(
+        conn,
+        "SELECT i.indexrelid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = 'parcels'::regclass AND c.relam = "
+        "(SELECT oid FROM pg_am WHERE amname = 'gist') AND i.indisvalid",
+    )
+
+
+async def test_pieces_are_one_import_all_or_nothing(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "CHUNK", 4)  # 10 features: pieces of 4, 4 and 2
+    before = await scalar(conn, "SELECT count(*) FROM parcels")
+    bad = geojson(parcels(10, bowtie_at=9), tmp_path / "bad.geojson")
+    with pytest.raises(InvalidGeometry) as raised:
+        await import_file(conn, PARCELS, bad, settings)
+    assert raised.value.feature == 9  # its position in the file, not in its piece
+    assert await scalar(conn, "SELECT count(*) FROM parcels") == before  # pieces 1-2 undone
+
+    report = await import_file(
+        conn, PARCELS, geojson(parcels(10), tmp_path / "good.geojson"), settings
+    )
+    assert report.features == 10
+    cur = await conn.execute(
+        "SELECT notes FROM parcels WHERE notes LIKE 'row %%' ORDER BY id DESC LIMIT 10"
+    )
+    assert sorted(r[0] for r in await cur.fetchall()) == sorted(f"row {i}" for i in range(1, 11))
+
+
+async def test_bulk_load_rebuilds_the_spatial_index(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(write, "BULK_ROWS", 5)
+    await conn.execute("DELETE FROM production_units")
+    await conn.execute("DELETE FROM parcels")  # rolled back with the test
+    definition = await scalar(
+        conn, "SELECT indexdef FROM pg_indexes WHERE indexname = 'parcels_geom_idx'"
+    )
+    first = await gist_oid(conn)
+
+    # a bad feature: the DROP INDEX is rolled back with everything else
+    with pytest.raises(InvalidGeometry):
+        await import_file(
+            conn, PARCELS, geojson(parcels(8, bowtie_at=8), tmp_path / "b.geojson"), settings
+        )
+    assert await gist_oid(conn) == first
+
+    # 8 features into an empty table: built again afterwards, same definition, and used
+    await import_file(conn, PARCELS, geojson(parcels(8), tmp_path / "p.geojson"), settings)
+    rebuilt = await gist_oid(conn)
+    assert rebuilt != first
+    assert definition == await scalar(
+        conn, "SELECT indexdef FROM pg_indexes WHERE indexname = 'parcels_geom_idx'"
+    )
+    await conn.execute("SET LOCAL enable_seqscan = off")
+    bbox = (LON - 0.0001, LAT - 0.0001, LON + 0.0161, LAT + 0.0011)
+    query = "SELECT count(*) FROM parcels WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
+    cur = await conn.execute("EXPLAIN " + query, bbox)
+    assert "parcels_geom_idx" in "\n".join(r[0] for r in await cur.fetchall())
+    assert await scalar(conn, query, bbox) == 8
+
+    # 6 more into a table holding 8: the index is kept and grows
+    await import_file(conn, PARCELS, geojson(parcels(6), tmp_path / "q.geojson"), settings)
+    assert await gist_oid(conn) == rebuilt
+    assert await scalar(conn, query, bbox) == 14
+
+
+async def test_key_checks_are_skipped_only_when_provably_redundant(conn: AsyncConnection) -> None:
+    maizal = await scalar(conn, "SELECT id FROM communes WHERE code = 'EL-MAIZAL'")
+    refs = {"commune_id": [maizal, maizal, None]}
+    # the test database user is a superuser and every trigger fires ALWAYS (migration 0010)
+    assert await write._may_skip_key_checks(conn, PARCELS, refs)
+    # a referenced commune gone since it was resolved: PostgreSQL's own checks must run
+    assert not await write._may_skip_key_checks(conn, PARCELS, {"commune_id": [2**31 - 1]})
+    # a trigger that replica mode would silence: no skipping
+    await conn.execute("ALTER TABLE parcels ENABLE TRIGGER parcels_first_tenure")
+    assert not await write._may_skip_key_checks(conn, PARCELS, refs)
+
+
+async def test_import_locks_what_it_references_and_leaves_replica_mode(
+    own_db: str, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(write, "BULK_ROWS", 1)
+    path = geojson(parcels(3), tmp_path / "p.geojson")
+    async with await AsyncConnection.connect(own_db, autocommit=True) as conn:
+        async with conn.transaction():
+            await import_file(conn, PARCELS, path, settings)
+            assert await scalar(conn, "SHOW session_replication_role") == "origin"
+            # until this commits, nobody may delete the commune the parcels point at
+            with psycopg.connect(own_db, autocommit=True) as other:
+                with pytest.raises(psycopg.errors.LockNotAvailable):
+                    other.execute("SELECT FROM communes WHERE code = 'EL-MAIZAL' FOR UPDATE NOWAIT")
+        # committed: the foreign key still guards them from the other side
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            await conn.execute("DELETE FROM communes WHERE code = 'EL-MAIZAL'")
+        assert await scalar(conn, "SELECT count(*) FROM parcels WHERE notes LIKE 'row _'") == 3
+        # audit and tenure history fired under replica mode (ALWAYS triggers)
+        assert (
+            await scalar(
+                conn,
+                "SELECT features FROM audit_log WHERE layer = 'parcels' ORDER BY id DESC LIMIT 1",
+            )
+            == 3
+        )
+        assert (
+            await scalar(
+                conn,
+                "SELECT count(*) FROM parcel_history h JOIN parcels p ON p.id = h.parcel_id "
+                "WHERE p.notes LIKE 'row _' AND h.from_status IS NULL",
+            )
+            == 3
+        )
+
+
+SQUARE = shapely.box(LON, LAT, LON + 0.001, LAT + 0.001)
+
+
+@pytest.mark.parametrize(
+    ("layer", "given", "wkb"),
+    [
+        ("parcels", SQUARE, shapely.to_wkb(SQUARE)),  # promoted by header
+        ("parcels", SQUARE, shapely.to_wkb(SQUARE, byte_order=0)),  # big-endian, as read
+        ("parcels", shapely.MultiPolygon([SQUARE]), None),  # written fresh
+        ("parcels", shapely.force_3d(SQUARE, 7.0), shapely.to_wkb(shapely.force_3d(SQUARE, 7))),
+        ("dwellings", shapely.Point(LON, LAT), shapely.to_wkb(shapely.Point(LON, LAT))),
+        ("dwellings", shapely.MultiPoint([(LON, LAT)]), None),  # one part: unwrapped
+    ],
+)
+async def test_ewkb_sent_is_what_postgis_reads(
+    conn: AsyncConnection, settings: Settings, layer: str, given: object, wkb: bytes | None
+) -> None:
+    decoded = np.array([shapely.from_wkb(wkb) if wkb else given], dtype=object)
+    geoms, _ = validate.check_geometries(
+        LAYERS[layer], decoded, [1], service_bbox=settings.service_bbox, promote=False
+    )
+    source = write.Source(decoded, np.array([wkb], dtype=object)) if wkb else None
+    [text] = write.ewkb_hex(LAYERS[layer], geoms, source)
+    want = "MultiPolygon" if layer == "parcels" else "Point"
+    cur = await conn.execute(
+        "SELECT ST_SRID(g), GeometryType(g), ST_NDims(g), ST_Equals(g, ST_GeomFromText(%s, 4326))"
+        " FROM (SELECT %s::geometry AS g) t",
+        (shapely.force_2d(shapely.get_geometry(given, 0) if want == "Point" else given).wkt, text),
+    )
+    assert await cur.fetchone() == (4326, want.upper(), 2, True)
