@@ -236,3 +236,26 @@ async def test_tenure_changes_are_kept_in_history(
         ("regularizing", "regularized"),
         ("regularized", None),
     ]
+
+
+async def test_integer_beyond_postgresql_integer_is_422(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """Integers are stored as PostgreSQL integer: 3,000,000,000 people is a bad value, said
+    as such, not a database failure (it was a 500)."""
+    before = await count(conn, "communes")
+    body = {
+        "type": "Feature",
+        "properties": {"code": "BIG-1", "name": "Big", "kind": "rural", "status": "active"},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[LON, LAT], [LON + 0.01, LAT], [LON + 0.01, LAT + 0.01], [LON, LAT]]],
+        },
+    }
+    body["properties"]["population"] = 3_000_000_000
+    r = await client.post("/collections/communes/items", json=body)
+    assert r.status_code == 422, r.text
+    assert "'population': 3000000000 is outside [0, 2147483647]" in r.json()["detail"]
+    body["properties"]["population"] = 2**31 - 1  # the largest that fits is taken
+    assert (await client.post("/collections/communes/items", json=body)).status_code == 201
+    assert await count(conn, "communes") == before + 1

@@ -49,6 +49,16 @@ class Attribute:
     max_length: int = 1000
     unit: str | None = None
 
+    def __post_init__(self) -> None:
+        # integers are stored as PostgreSQL integer: a bigger value must be refused as a bad
+        # value (4xx), not fail in the database
+        if self.type == "integer":
+            low, high = -(2**31), 2**31 - 1
+            minimum = low if self.minimum is None else max(self.minimum, low)
+            maximum = high if self.maximum is None else min(self.maximum, high)
+            object.__setattr__(self, "minimum", minimum)
+            object.__setattr__(self, "maximum", maximum)
+
 
 @dataclass(frozen=True)
 class Reference:
