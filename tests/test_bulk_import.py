@@ -167,11 +167,11 @@ async def test_ewkb_sent_is_what_postgis_reads(
         LAYERS[layer], decoded, [1], service_bbox=settings.service_bbox, promote=False
     )
     source = write.Source(decoded, np.array([wkb], dtype=object)) if wkb else None
-    [text] = write.ewkb_hex(LAYERS[layer], geoms, source)
+    [data] = write.ewkb(LAYERS[layer], geoms, source)
     want = "MultiPolygon" if layer == "parcels" else "Point"
     cur = await conn.execute(
         "SELECT ST_SRID(g), GeometryType(g), ST_NDims(g), ST_Equals(g, ST_GeomFromText(%s, 4326))"
-        " FROM (SELECT %s::geometry AS g) t",
-        (shapely.force_2d(shapely.get_geometry(given, 0) if want == "Point" else given).wkt, text),
+        " FROM (SELECT ST_GeomFromEWKB(%s) AS g) t",
+        (shapely.force_2d(shapely.get_geometry(given, 0) if want == "Point" else given).wkt, data),
     )
     assert await cur.fetchone() == (4326, want.upper(), 2, True)

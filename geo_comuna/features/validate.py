@@ -45,7 +45,7 @@ def _conform_type(
     layer: Layer, geoms: np.ndarray, labels: Sequence, *, promote: bool = True
 ) -> np.ndarray:
     """Promote Polygon to MultiPolygon (unless ``promote`` is False: an import writes the
-    promotion into the WKB it sends, write.ewkb_hex), unwrap single-part multis; refuse other
+    promotion into the WKB it sends, write.ewkb), unwrap single-part multis; refuse other
     types."""
     want = layer.geometry_type
     types = shapely.get_type_id(geoms)
@@ -215,8 +215,8 @@ def check_geometries(
     bad feature. With ``repair`` invalid ones are made valid and each change reported.
 
     A geometry that needs no change is returned as the same object, so a caller holding its
-    WKB can send that instead of writing it again (imports, write.ewkb_hex). ``promote``
-    False leaves Polygons of a MultiPolygon layer as they are (ewkb_hex promotes them)."""
+    WKB can send that instead of writing it again (imports, write.ewkb). ``promote``
+    False leaves Polygons of a MultiPolygon layer as they are (ewkb promotes them)."""
     geoms = np.asarray(geoms, dtype=object)
     missing = shapely.is_missing(geoms)
     if missing.any():

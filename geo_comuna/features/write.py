@@ -7,7 +7,6 @@ references still in use) come back as typed errors naming the feature.
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
-import pyarrow.csv as pacsv
+import pyarrow.compute as pc
 import shapely
 from psycopg import AsyncConnection, sql
 
@@ -247,15 +246,15 @@ _SRID_FLAG = 0x20000000
 _PLAIN_TYPES = range(1, 8)  # 2-D Point ... GeometryCollection, no Z, M or SRID flags
 
 
-def _ewkb_heads() -> dict[bytes, str]:
-    """WKB header (byte order + type) of each plain 2-D type -> the hex EWKB header that
-    says the same with SRID 4326."""
+def _ewkb_heads() -> dict[bytes, bytes]:
+    """WKB header (byte order + type) of each plain 2-D type -> the EWKB header that says the
+    same with SRID 4326."""
     heads = {}
     for order, endian in ((b"\x01", "little"), (b"\x00", "big")):
         for kind in _PLAIN_TYPES:
             heads[order + kind.to_bytes(4, endian)] = (
                 order + (kind | _SRID_FLAG).to_bytes(4, endian) + _SRID.to_bytes(4, endian)
-            ).hex()
+            )
     return heads
 
 
@@ -267,7 +266,7 @@ _ONE_POLYGON = (
     + (6 | _SRID_FLAG).to_bytes(4, "little")
     + _SRID.to_bytes(4, "little")
     + (1).to_bytes(4, "little")
-).hex()
+)
 
 
 @dataclass
@@ -278,9 +277,9 @@ class Source:
     wkb: np.ndarray
 
 
-def ewkb_hex(layer: Layer, geoms: np.ndarray, source: Source | None = None) -> list[str | None]:
-    """Hex EWKB with SRID 4326 for COPY, in the layer's geometry type (a Polygon becomes a
-    one-part MultiPolygon by a header, not by building a new geometry).
+def ewkb(layer: Layer, geoms: np.ndarray, source: Source | None = None) -> list[bytes | None]:
+    """EWKB with SRID 4326, in the layer's geometry type (a Polygon becomes a one-part
+    MultiPolygon by a header, not by building a new geometry).
 
     Where a geometry is still the very object decoded from ``source`` (validation changed
     nothing) and that WKB is plain 2-D, its bytes are sent as they came instead of being
@@ -298,36 +297,68 @@ def ewkb_hex(layer: Layer, geoms: np.ndarray, source: Source | None = None) -> l
     return [
         None
         if data is None
-        else _ONE_POLYGON + data.hex()
+        else _ONE_POLYGON + data
         if promote and data[:5] in _POLYGON_HEADS
-        else _EWKB_HEADS[data[:5]] + data[5:].hex()
+        else _EWKB_HEADS[data[:5]] + data[5:]
         for data in wkbs
     ]
 
 
-def copy_buffer(
+#: PostgreSQL's binary COPY: signature, flags and header extension; the end-of-data marker
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+COPY_TRAILER = b"\xff\xff"
+#: big-endian layouts of the column types the layers use
+_FIXED = {"integer": ">i4", "number": ">f8", "date": ">i4", "boolean": "u1"}
+_PG_EPOCH = 10_957  # 2000-01-01 in days since 1970-01-01
+
+
+def _field(kind: str, values: np.ndarray) -> pa.Array:
+    """One column as binary COPY fields: each value's byte length (-1 for NULL), then its
+    bytes in PostgreSQL's binary form."""
+    null = pd.isna(values)  # None, and the NaN pandas may have made of it
+    values = np.where(null, None, values)
+    valid = pa.array(~null).buffers()[1]  # Arrow keeps validity as this very bitmap
+    if kind == "text":
+        payload = pa.array(values, type=pa.string()).cast(pa.binary())
+        sizes = pc.fill_null(pc.binary_length(payload), -1).to_numpy()
+    elif kind == "geometry":
+        payload = pa.array(values, type=pa.binary())
+        sizes = pc.fill_null(pc.binary_length(payload), -1).to_numpy()
+    else:
+        layout = np.dtype(_FIXED[kind])
+        if kind == "date":
+            days = pa.array(values, type=pa.date32()).cast(pa.int32())
+            numbers = pc.fill_null(days, _PG_EPOCH).to_numpy() - _PG_EPOCH
+        else:
+            numbers = np.where(null, 0, values)
+        data = pa.py_buffer(numbers.astype(layout).tobytes())
+        payload = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(layout.itemsize), len(values), [valid, data]
+        ).cast(pa.binary())
+        sizes = np.where(null, -1, layout.itemsize)
+    prefix = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(4), len(values), [None, pa.py_buffer(sizes.astype(">i4").tobytes())]
+    ).cast(pa.binary())
+    return pc.binary_join_element_wise(
+        prefix, payload, b"", null_handling="replace", null_replacement=b""
+    )
+
+
+def copy_rows(
     layer: Layer, checked: Checked, refs: dict[str, list], source: Source | None = None
 ) -> bytes:
-    """CSV for COPY, built by Arrow in C++: geometry as hex EWKB (what PostGIS reads fastest
-    from text; see ewkb_hex), NULLs as empty fields."""
-    arrays = {r.column: pa.array(refs[r.column], type=pa.int64()) for r in layer.references}
-    for attr in layer.attributes:
-        values = checked.attributes[attr.name].to_numpy(dtype=object)
-        kind = {
-            "integer": pa.int64(),
-            "number": pa.float64(),
-            "date": pa.date32(),
-            "boolean": pa.bool_(),
-        }.get(attr.type, pa.string())
-        arrays[attr.name] = pa.array(values, type=kind, from_pandas=True)
-    arrays["geom"] = pa.array(ewkb_hex(layer, checked.geometries, source), type=pa.string())
-    out = io.BytesIO()
-    pacsv.write_csv(
-        pa.table(arrays),
-        out,
-        pacsv.WriteOptions(include_header=False, quoting_style="needed", batch_size=65536),
-    )
-    return out.getvalue()
+    """Rows of PostgreSQL's binary COPY (between COPY_HEADER and COPY_TRAILER), built by Arrow
+    in C++: numbers and dates are not printed and parsed again, geometry goes as EWKB (see
+    ewkb()); a third less work for PostgreSQL than CSV with hex geometry."""
+    fields = [_field("integer", np.array(refs[r.column], dtype=object)) for r in layer.references]
+    fields += [
+        _field(a.type, checked.attributes[a.name].to_numpy(dtype=object)) for a in layer.attributes
+    ]
+    fields.append(_field("geometry", np.array(ewkb(layer, checked.geometries, source), object)))
+    count = pa.scalar(len(fields).to_bytes(2, "big"), type=pa.binary())
+    rows = pc.binary_join_element_wise(count, *fields, b"")
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32, count=len(rows) + 1)
+    return rows.buffers()[2][offsets[0] : offsets[-1]].to_pybytes()
 
 
 #: a COPY of at least this many rows into a table holding no more rows than it brings rebuilds
@@ -410,7 +441,7 @@ async def copy_in(
     rows: int,
     staged: bool = False,
 ) -> None:
-    """Bulk insert with COPY (imports): ``chunks`` are pieces of the CSV of copy_buffer(),
+    """Bulk insert with binary COPY (imports): ``chunks`` are pieces of copy_rows(),
     sent as they come, so PostgreSQL parses one while the caller validates the next.
     ``refs`` are the resolved references of all ``rows``.
 
@@ -436,10 +467,12 @@ async def copy_in(
             await conn.execute("SET LOCAL session_replication_role = replica")
         async with conn.cursor() as cur:
             async with cur.copy(
-                sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(target, cols)
+                sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(target, cols)
             ) as copy:
+                await copy.write(COPY_HEADER)
                 async for data in chunks:
                     await copy.write(data)
+                await copy.write(COPY_TRAILER)
         if replica:  # SET LOCAL would outlive this block inside an enclosing transaction
             await conn.execute("SET LOCAL session_replication_role = origin")
         if staged:

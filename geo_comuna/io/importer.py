@@ -286,7 +286,7 @@ async def import_frame(
             promote=False,
         )
         repairs.extend(fixed)
-        data = write.copy_buffer(
+        data = write.copy_rows(
             layer,
             validate.Checked(attrs, geoms, fixed),
             {column: ids[start:stop] for column, ids in refs.items()},
