@@ -4,14 +4,17 @@ in this process, then the server's COPY with and without the table's extras.
     .venv/bin/python bench/import_stages.py [--runs 5]
 
 Client stages call the same functions the CLI calls (geo_comuna.io.importer,
-features.validate, features.write), in the same order; private helpers are timed only while
-they exist. Server variants each run in a transaction that is rolled back (TRUNCATE, COPY,
-...), so what is stored stays as it is: COPY into parcels as the import does it; without each
-per-row trigger on parcels (found in pg_trigger, so the list follows the migrations); without
-the GiST index; without all of those, then the GiST index built after the load and the
-tenure history written in one INSERT ... SELECT. Needs make_parcels.py's file and the tile
-communes (import_parcels.py imports them). The CLI's own start-up (Python imports, cluster
-check, migrations) is not in these figures: compare with import_parcels.py's wall clock.
+features.attributes, features.validate, features.write), in the same order, but each over the
+whole file at once: the import runs them piece by piece in a worker thread, overlapping
+PostgreSQL's work, so its wall clock is not their sum. Server variants each run in a
+transaction that is rolled back (TRUNCATE, binary COPY, ...), so what is stored stays as it
+is: COPY keeping the GiST index and PostgreSQL's per-row key checks (what a small import
+into a big table does); COPY as a bulk import does it (GiST dropped and built afterwards,
+replica mode, write.copy_in); the same without each trigger that works per inserted row
+(found in pg_trigger, so the list follows the migrations); and without any of them. Needs
+make_parcels.py's file and the tile communes (import_parcels.py imports them). The CLI's own
+start-up (Python imports, cluster check, migrations) is not in these figures: compare with
+import_parcels.py's wall clock.
 CPU seconds are this process's for client stages and the database server's for COPY
 variants (embedded cluster only): unlike wall clock they barely move when other work shares
 the machine.
@@ -41,7 +44,7 @@ from common import (
 from psycopg import AsyncConnection
 
 from geo_comuna.db.pool import connect
-from geo_comuna.features import validate, write
+from geo_comuna.features import attributes, validate, write
 from geo_comuna.io import importer
 from geo_comuna.layers import get_layer
 from geo_comuna.settings import Settings
@@ -86,50 +89,47 @@ class Clock:
 
 
 async def client_stages(conn: AsyncConnection, settings: Settings, clock: Clock) -> bytes:
-    """The import's stages up to the COPY buffer; returns the buffer."""
+    """The import's client stages, each over the whole file at once (the import runs them piece
+    by piece in a worker thread while PostgreSQL takes the previous piece); returns the binary
+    COPY rows."""
     clock.on_client()
-    frame, fmt = importer.read(PARCELS_GPKG, LAYER, settings)
+    frame, geometries, fmt = importer.read(PARCELS_GPKG, LAYER, settings)
     clock.lap("read (pyogrio, Arrow)")
-    frame, _ = importer.to_wgs84(frame, fmt, None)
+    geometries = importer.to_wgs84(geometries, fmt, None)
     frame, _ = importer.match_columns(frame, LAYER)
-    clock.lap("reproject + match columns")
+    clock.lap("CRS + match columns")
     labels = range(1, len(frame) + 1)
-    attrs = validate.check_attributes(LAYER, frame, labels)
+    attrs = attributes.check_attributes(LAYER, frame, labels)
     clock.lap("validate attributes")
-    geoms = frame.geometry.array.to_numpy()
-    conform = getattr(validate, "_conform_type", None)
-    if conform is not None:  # a private helper: timed while it exists
-        conform(LAYER, geoms, labels)
-        clock.lap("  Polygon -> MultiPolygon alone (_conform_type; inside the next row too)")
+    given, source = geometries.take(0, len(geometries))
+    clock.lap("decode WKB (shapely)")
     checked_geoms, repairs = validate.check_geometries(
-        LAYER, geoms, labels, service_bbox=settings.service_bbox
+        LAYER, given, labels, service_bbox=settings.service_bbox, promote=False
     )
     clock.lap("validate geometries")
     async with conn.transaction(force_rollback=True):
         refs = await write.resolve_references(conn, LAYER, frame, labels)
     clock.lap("resolve commune codes")
-    checked = validate.Checked(attrs, checked_geoms, repairs)
-    build = getattr(write, "_copy_buffer", None)  # private: the COPY variants need its bytes
-    if build is None:
-        sys.exit("geo_comuna.features.write._copy_buffer is gone: update import_stages.py")
-    buffer = build(LAYER, checked, refs)
-    clock.lap("build COPY buffer (hex EWKB CSV)")
-    return buffer
+    rows = write.copy_rows(LAYER, validate.Checked(attrs, checked_geoms, repairs), refs, source)
+    clock.lap("encode binary COPY rows (EWKB as read, Arrow)")
+    return rows
 
 
-async def copy(conn: AsyncConnection, buffer: bytes) -> None:
+async def copy(conn: AsyncConnection, rows: bytes) -> None:
     cols = ", ".join(COLUMNS)
     async with conn.cursor() as cur:
-        async with cur.copy(f"COPY parcels ({cols}) FROM STDIN WITH (FORMAT csv)") as out:
-            view = memoryview(buffer)
+        async with cur.copy(f"COPY parcels ({cols}) FROM STDIN WITH (FORMAT binary)") as out:
+            await out.write(write.COPY_HEADER)
+            view = memoryview(rows)
             for start in range(0, len(view), CHUNK):
                 await out.write(view[start : start + CHUNK])
+            await out.write(write.COPY_TRAILER)
 
 
 async def variant(
     conn: AsyncConnection,
     clock: Clock,
-    buffer: bytes,
+    rows: bytes,
     name: str,
     setup: list[str],
     after: list[tuple[str, str]],
@@ -142,7 +142,7 @@ async def variant(
             for statement in setup:
                 await conn.execute(statement)
             clock.on_server()
-            await copy(conn, buffer)
+            await copy(conn, rows)
             clock.lap(name)
             for label, statement in after:
                 await conn.execute(statement)
@@ -167,43 +167,37 @@ async def run(runs: int) -> tuple[Clock, int]:
     conn = await connect(settings)
     clock = Clock(server_cpu_reader())
     triggers = await costly_triggers(conn)
-    no_triggers = [f"ALTER TABLE parcels DISABLE TRIGGER {t}" for t in triggers]
-    no_gist = "DROP INDEX parcels_geom_idx"
+    # what a bulk import into an (almost) empty table does (features/write.py copy_in)
+    bulk = ["DROP INDEX parcels_geom_idx", "SET LOCAL session_replication_role = replica"]
+    rebuild = [
+        ("  then CREATE INDEX ... USING gist (geom)", "CREATE INDEX ON parcels USING gist (geom)")
+    ]
     steps: list[tuple[str, list[str], list[tuple[str, str]]]] = [
-        ("COPY as the import does (triggers, GiST, FK, checks)", [], [])
+        ("COPY keeping GiST and per-row key checks (a small import)", [], []),
+        ("COPY as a bulk import does (no GiST, no per-row key checks)", bulk, rebuild),
     ]
     steps += [
-        (f"COPY without trigger {t}", [d], []) for t, d in zip(triggers, no_triggers, strict=True)
+        (f"  same without trigger {t}", [*bulk, f"ALTER TABLE parcels DISABLE TRIGGER {t}"], [])
+        for t in triggers
     ]
-    steps += [
-        ("COPY without the GiST index", [no_gist], []),
+    steps.append(
         (
-            "COPY without those triggers and GiST (+ PK, commune index, FK, checks)",
-            [*no_triggers, no_gist],
-            [
-                (
-                    "  then CREATE INDEX ... USING gist (geom)",
-                    "CREATE INDEX ON parcels USING gist (geom)",
-                ),
-                (
-                    "  then tenure history in one INSERT ... SELECT",
-                    "INSERT INTO parcel_history (parcel_id, from_status, to_status) "
-                    "SELECT id, NULL, tenure FROM parcels",
-                ),
-            ],
-        ),
-    ]
+            "  same without any of those triggers (+ PK, commune index, checks)",
+            [*bulk, *(f"ALTER TABLE parcels DISABLE TRIGGER {t}" for t in triggers)],
+            [],
+        )
+    )
     try:
         for run_no in range(runs):
             print(f"  run {run_no + 1} of {runs}", file=sys.stderr)
-            buffer = await client_stages(conn, settings, clock)
+            rows = await client_stages(conn, settings, clock)
             await conn.execute("CHECKPOINT")
             for name, setup, after in steps:
-                await variant(conn, clock, buffer, name, setup, after)
+                await variant(conn, clock, rows, name, setup, after)
                 await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
-    return clock, len(buffer)
+    return clock, len(rows)
 
 
 def main() -> None:
@@ -226,7 +220,7 @@ def main() -> None:
             rows,
         )
     )
-    print(f"\nCOPY buffer: {size / 1e6:.1f} MB")
+    print(f"\nbinary COPY rows: {size / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

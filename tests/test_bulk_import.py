@@ -5,19 +5,23 @@ what PostgreSQL then holds."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import psycopg
+import pyarrow as pa
 import pytest
 import shapely
 from psycopg import AsyncConnection
 
-from geo_comuna.errors import InvalidGeometry
-from geo_comuna.features import validate, write
+from geo_comuna.errors import InvalidAttribute, InvalidGeometry
+from geo_comuna.features import attributes, validate, write
 from geo_comuna.io import importer
 from geo_comuna.io.importer import import_file
-from geo_comuna.layers import LAYERS
+from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.settings import Settings
 from tests.factories import LAT, LON
 from tests.test_io_errors import geojson, parcels
@@ -138,7 +142,7 @@ async def test_import_locks_what_it_references_and_leaves_replica_mode(
         assert (
             await scalar(
                 conn,
-                "SELECT count(*) FROM parcel_history h JOIN parcels p ON p.id = h.parcel_id "
+                "SELECT count(*) FROM parcel_history h JOIN parcels p ON h.parcel_ids @> p.id "
                 "WHERE p.notes LIKE 'row _' AND h.from_status IS NULL",
             )
             == 3
@@ -167,7 +171,7 @@ async def test_ewkb_sent_is_what_postgis_reads(
         LAYERS[layer], decoded, [1], service_bbox=settings.service_bbox, promote=False
     )
     source = write.Source(decoded, np.array([wkb], dtype=object)) if wkb else None
-    [data] = write.ewkb(LAYERS[layer], geoms, source)
+    [data] = write.ewkb(LAYERS[layer], geoms, source).to_pylist()
     want = "MultiPolygon" if layer == "parcels" else "Point"
     cur = await conn.execute(
         "SELECT ST_SRID(g), GeometryType(g), ST_NDims(g), ST_Equals(g, ST_GeomFromText(%s, 4326))"
@@ -175,3 +179,63 @@ async def test_ewkb_sent_is_what_postgis_reads(
         (shapely.force_2d(shapely.get_geometry(given, 0) if want == "Point" else given).wkt, data),
     )
     assert await cur.fetchone() == (4326, want.upper(), 2, True)
+
+
+def _plain(value: object) -> object:
+    return None if value is pd.NA or value is None or value != value else value
+
+
+def only(layer: str, column: str) -> Layer:
+    """The layer with that one attribute, so a frame of one column is complete."""
+    found = LAYERS[layer]
+    return dataclasses.replace(
+        found, attributes=tuple(a for a in found.attributes if a.name == column)
+    )
+
+
+ARROW_COLUMNS = [
+    ("parcels", "land_use", pa.string(), ["crops", None, " ", "forest"]),  # blank is NULL
+    ("parcels", "notes", pa.string(), ["a", None, "ñandú", ""]),
+    ("parcels", "recovered_on", pa.date32(), [dt.date(2021, 3, 4), None]),
+    ("communes", "population", pa.int64(), [0, None, 2**31 - 1]),
+    ("communes", "population", pa.float64(), [12.0, None]),  # a whole number, read as a float
+    ("exchanges", "volume_per_month", pa.float64(), [0.5, 1200.0]),
+    ("paths", "steps", pa.int32(), [120, None]),
+    ("paths", "vehicles", pa.bool_(), [True, None, False]),
+]
+
+
+@pytest.mark.parametrize(("layer", "column", "kind", "values"), ARROW_COLUMNS)
+def test_arrow_columns_are_checked_like_any_other(
+    layer: str, column: str, kind: pa.DataType, values: list
+) -> None:
+    """A file's columns stay Arrow data through validation (the fast path) and come out as
+    the same values as the same column given as Python objects (an API write)."""
+    labels = range(1, len(values) + 1)
+    arrow = pd.DataFrame({column: pd.Series(values, dtype=pd.ArrowDtype(kind))})
+    plain = pd.DataFrame({column: pd.Series(values, dtype=object)})
+    fast = attributes.check_attributes(only(layer, column), arrow, labels)[column]
+    slow = attributes.check_attributes(only(layer, column), plain, labels)[column]
+    assert isinstance(fast.dtype, pd.ArrowDtype)  # kept as Arrow: no Python object per value
+    assert [_plain(v) for v in fast] == [_plain(v) for v in slow]
+
+
+@pytest.mark.parametrize(
+    ("layer", "column", "kind", "values", "feature", "says"),
+    [
+        ("parcels", "land_use", pa.string(), ["crops", "crops", "mall"], 3, "'mall' is not one"),
+        ("parcels", "tenure", pa.string(), ["occupied", " "], 2, "'tenure' is required"),
+        ("parcels", "notes", pa.string(), ["ok", "nul \x00 here"], 2, "NUL character"),
+        ("communes", "population", pa.int64(), [1, -5], 2, "-5 is outside [0, 2147483647]"),
+        ("communes", "population", pa.float64(), [1.0, 2.5], 2, "2.5 is not a whole number"),
+        ("exchanges", "volume_per_month", pa.float64(), [1.0, float("inf")], 2, "inf"),
+    ],
+)
+def test_bad_values_in_arrow_columns_are_named(
+    layer: str, column: str, kind: pa.DataType, values: list, feature: int, says: str
+) -> None:
+    frame = pd.DataFrame({column: pd.Series(values, dtype=pd.ArrowDtype(kind))})
+    with pytest.raises(InvalidAttribute) as raised:
+        attributes.check_attributes(only(layer, column), frame, range(1, len(values) + 1))
+    assert raised.value.feature == feature
+    assert says in raised.value.message

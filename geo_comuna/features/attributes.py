@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from geo_comuna.errors import InvalidAttribute
 from geo_comuna.layers import Attribute, Layer
@@ -100,6 +102,7 @@ def _describe(attr: Attribute) -> str:
 def _is_null(value: Any) -> bool:
     return (
         value is None
+        or value is pd.NA
         or value is pd.NaT
         or (isinstance(value, float) and math.isnan(value))
         or (isinstance(value, str) and not value.strip())
@@ -194,9 +197,68 @@ def _fast_number(attr: Attribute, column: pd.Series, null: np.ndarray) -> np.nda
     )
 
 
-def _fast_column(attr: Attribute, column: pd.Series) -> np.ndarray | None:
+def _arrow_text(attr: Attribute, data: pa.Array) -> pa.Array | None:
+    blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(data)), 0)  # NULL where NULL
+    if attr.required and (data.null_count or pc.any(blank).as_py()):
+        return None
+    if pc.any(pc.match_substring(data, "\x00")).as_py():  # files hold valid UTF-8: no surrogates
+        return None
+    if attr.domain is not None:
+        known = pc.is_in(data, value_set=pa.array(list(attr.domain.values), data.type))
+        if not pc.all(pc.or_(known, blank)).as_py():
+            return None
+    elif (pc.max(pc.utf8_length(data)).as_py() or 0) > attr.max_length:
+        return None
+    return pc.if_else(blank, pa.scalar(None, data.type), data).cast(pa.string())
+
+
+def _arrow_number(attr: Attribute, data: pa.Array) -> pa.Array | None:
+    kind = data.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        return None
+    if attr.required and data.null_count:
+        return None
+    if pa.types.is_floating(kind):
+        if not pc.all(pc.is_finite(data)).as_py():
+            return None
+        if attr.type == "integer" and not pc.all(pc.equal(pc.trunc(data), data)).as_py():
+            return None
+    bounds = pc.min_max(data)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is not None and (
+        (attr.minimum is not None and low < attr.minimum)
+        or (attr.maximum is not None and high > attr.maximum)
+    ):
+        return None
+    return data.cast(pa.int64() if attr.type == "integer" else pa.float64())
+
+
+def _fast_arrow(attr: Attribute, data: pa.Array) -> pa.Array | None:
+    """A column read from a file is Arrow data (importer.read): checked with Arrow's compute
+    kernels and kept as Arrow, which write.copy_rows encodes without a Python object per
+    value. None sends it value by value, as for any other input."""
+    kind = data.type
+    if attr.type == "text" and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return _arrow_text(attr, data)
+    if attr.type in ("integer", "number"):
+        return _arrow_number(attr, data)
+    if attr.required and data.null_count:
+        return None
+    if attr.type == "date" and pa.types.is_date32(kind):
+        return data
+    if attr.type == "boolean" and pa.types.is_boolean(kind):
+        return data
+    return None
+
+
+def _fast_column(attr: Attribute, column: pd.Series) -> np.ndarray | pa.Array | None:
     """The whole column coerced at once when it is plainly fine; None sends it value by value
     (which also finds and names the first bad value)."""
+    if isinstance(column.dtype, pd.ArrowDtype):
+        data = pa.array(column)  # the Arrow data itself, not a copy
+        if isinstance(data, pa.ChunkedArray):
+            data = data.combine_chunks()
+        return _fast_arrow(attr, data)
     null = pd.isna(column).to_numpy()
     if attr.required and null.any():
         return None
@@ -232,6 +294,9 @@ def check_attributes(layer: Layer, frame: pd.DataFrame, labels: Sequence) -> pd.
             else pd.Series([None] * len(frame), dtype=object)
         )
         fast = _fast_column(attr, column)
+        if isinstance(fast, pa.Array):
+            out[attr.name] = pd.Series(pd.arrays.ArrowExtensionArray(fast))
+            continue
         if fast is not None:
             out[attr.name] = fast
             continue

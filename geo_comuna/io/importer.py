@@ -10,6 +10,7 @@ stored.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -165,7 +166,7 @@ def read(path: Path, layer: Layer, settings: Settings) -> tuple[pd.DataFrame, Ge
     wkb = table.column(geometry).to_numpy(zero_copy_only=False)
     table = table.drop_columns([geometry])
     _check_utf8(table, path.name)
-    frame = table.to_pandas()
+    frame = table.to_pandas(types_mapper=pd.ArrowDtype)  # Arrow-backed: attributes' fast path
     if fmt.name == "csv":
         try:
             frame = _csv_text_as_written(source, frame, layer)
@@ -212,9 +213,11 @@ def match_columns(frame: pd.DataFrame, layer: Layer) -> tuple[pd.DataFrame, list
     return frame.rename(columns=renames), ignored
 
 
-#: features validated and sent per COPY piece: small enough that PostgreSQL starts parsing
-#: early and memory stays bounded, big enough that each piece is vectorised work
+#: features validated and sent per COPY piece: small enough that memory stays bounded, big
+#: enough that each piece is vectorised work; the first piece is smaller, so that PostgreSQL
+#: starts early
 CHUNK = 20_000
+FIRST_CHUNK = 2_000
 
 
 async def _ahead(work: Callable[[int, int], bytes], total: int) -> AsyncIterator[bytes]:
@@ -223,7 +226,8 @@ async def _ahead(work: Callable[[int, int], bytes], total: int) -> AsyncIterator
     PostgreSQL's parsing of piece k, and at most two pieces are held at once."""
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geo-comuna-import") as pool:
-        spans = [(i, min(i + CHUNK, total)) for i in range(0, total, CHUNK)]
+        edges = [0, *range(min(FIRST_CHUNK, CHUNK), total, CHUNK), total]
+        spans = list(itertools.pairwise(edges))
         pending = [loop.run_in_executor(pool, work, *spans[0])] if spans else []
         try:
             for span in spans[1:]:
