@@ -1,6 +1,7 @@
 """Land recovery: hand-worked conflicts (two overlapping squares, a parcel half outside its
-commune, a 1 m sliver), candidates ranked by hand, a known tenure history, the El Maizal sample
-across Lara and Portuguesa through the API, and the degenerate cases.
+commune, a 1 m sliver), candidates ranked by hand, a known tenure history, a bulk insert
+across two communes, the El Maizal sample across Lara and Portuguesa through the API, and the
+degenerate cases.
 
 Hand-built communes are drawn in metres in UTM 19N (EPSG:32619) from (X0, Y0), about
 (-68.09, 9.05), far from every sample commune; expected areas and distances come from
@@ -241,7 +242,8 @@ async def test_timeline_from_a_known_history(conn: AsyncConnection) -> None:
         await add_parcel(conn, cid, shapely.box(100 * k, 0, 100 * k + 90, 90), f"H{k}")
         for k in range(3)
     ]
-    await conn.execute("DELETE FROM parcel_history WHERE parcel_id = ANY(%s)", (ids,))
+    # each add_parcel() is its own INSERT statement: its first-tenure row names that parcel only
+    await conn.execute("DELETE FROM parcel_history WHERE parcel_ids @> ANY(%s::int[])", (ids,))
     history = [
         (ids[0], None, "abandoned", "2010-03-05"),
         (ids[1], None, "abandoned", "2010-06-01"),
@@ -269,6 +271,73 @@ async def test_timeline_from_a_known_history(conn: AsyncConnection) -> None:
     ] == [(2010, 2, 0, 0, 0, 0), (2012, 0, 2, 0, 0, 0), (2015, 0, 0, 1, 0, 0)]
     ha = geodesic_m2(lonlat(shapely.box(0, 0, 90, 90))) / 10_000
     assert timeline[0]["area_ha"]["abandoned"] == pytest.approx(2 * ha, abs=2e-4)
+
+
+async def test_timeline_counts_a_bulk_insert_per_parcel_of_the_commune(
+    conn: AsyncConnection,
+) -> None:
+    """One INSERT statement writes parcels of two communes in two tenures: its first-tenure
+    rows (one per tenure, migration 0011) count once per parcel, in each parcel's commune.
+
+    By hand: the statement (dated 2011-04-01) writes in A two abandoned parcels (A0 90x90 m,
+    A1 90x45 m) and one occupied (A2 90x90 m), in B two abandoned and one occupied; A1 goes
+    to occupied on 2014-07-01. A: 2011 abandoned 2 (A0 + A1), occupied 1 (A2); 2014 occupied
+    1 (A1). B: 2011 abandoned 2, occupied 1. The ids interleave the communes and end at the
+    largest integer (A2), whose range is open above."""
+    a = await add_commune(conn, "LAND-BULK-A", shapely.box(0, 0, 300, 100))
+    b = await add_commune(conn, "LAND-BULK-B", shapely.box(0, 200, 300, 300))
+    boxes = {  # in id order
+        "B0": (b, "abandoned", shapely.box(0, 200, 90, 290)),
+        "A0": (a, "abandoned", shapely.box(0, 0, 90, 90)),
+        "B1": (b, "occupied", shapely.box(100, 200, 190, 290)),
+        "A1": (a, "abandoned", shapely.box(100, 0, 190, 45)),
+        "B2": (b, "abandoned", shapely.box(200, 200, 290, 290)),
+        "A2": (a, "occupied", shapely.box(200, 0, 290, 90)),
+    }
+    largest = 2**31 - 1
+    cur = await conn.execute(
+        "INSERT INTO parcels (id, commune_id, code, tenure, land_use, geom) "
+        "SELECT i, c, code, t, 'crops', ST_Multi(ST_GeomFromWKB(g, 4326)) "
+        "FROM unnest(%s::int[], %s::int[], %s::text[], %s::text[], %s::bytea[]) "
+        "u(i, c, code, t, g) RETURNING code, id",
+        (
+            list(range(largest - len(boxes) + 1, largest + 1)),
+            [c for c, _, _ in boxes.values()],
+            list(boxes),
+            [t for _, t, _ in boxes.values()],
+            [shapely.to_wkb(lonlat(g)) for _, _, g in boxes.values()],
+        ),
+    )
+    ids = dict(await cur.fetchall())
+    assert ids["A2"] == largest
+    cur = await conn.execute(
+        "UPDATE parcel_history SET changed_at = '2011-04-01' "
+        "WHERE parcel_ids @> ANY(%s::int[]) RETURNING to_status, parcels",
+        (list(ids.values()),),
+    )
+    assert sorted(await cur.fetchall()) == [("abandoned", 4), ("occupied", 2)]
+    await conn.execute("UPDATE parcels SET tenure = 'occupied' WHERE id = %s", (ids["A1"],))
+    await conn.execute(
+        "UPDATE parcel_history SET changed_at = '2014-07-01' WHERE parcel_id = %s", (ids["A1"],)
+    )
+
+    def ha(*codes: str) -> float:
+        return sum(geodesic_m2(lonlat(boxes[c][2])) for c in codes) / 10_000
+
+    def counts(timeline: list[dict]) -> list[tuple[int, ...]]:
+        return [
+            (t["year"], t["abandoned"], t["occupied"], t["regularizing"], t["regularized"])
+            for t in timeline
+        ]
+
+    in_a = (await run(conn, a)).summary["timeline"]
+    assert counts(in_a) == [(2011, 2, 1, 0, 0), (2014, 0, 1, 0, 0)]
+    assert in_a[0]["area_ha"]["abandoned"] == pytest.approx(ha("A0", "A1"), abs=2e-4)
+    assert in_a[0]["area_ha"]["occupied"] == pytest.approx(ha("A2"), abs=2e-4)
+    assert in_a[1]["area_ha"]["occupied"] == pytest.approx(ha("A1"), abs=2e-4)
+    in_b = (await run(conn, b)).summary["timeline"]
+    assert counts(in_b) == [(2011, 2, 1, 0, 0)]
+    assert in_b[0]["area_ha"]["abandoned"] == pytest.approx(ha("B0", "B2"), abs=2e-4)
 
 
 async def test_el_maizal_per_state_through_the_api(client: httpx.AsyncClient) -> None:

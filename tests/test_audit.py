@@ -1,5 +1,7 @@
 """The audit trail's shape (migration 0010): one entry per INSERT statement with its count and
-ids, one per feature for updates and deletes, and triggers that fire even in replica mode."""
+ids, one per feature for updates and deletes, and triggers that fire even in replica mode. The
+tenure history's first tenures likewise (migration 0011): one row per INSERT statement and
+tenure, found by each parcel's history."""
 
 from __future__ import annotations
 
@@ -146,9 +148,10 @@ async def test_triggers_fire_in_replica_mode(conn: AsyncConnection) -> None:
     assert await audit_since(conn, start) == [("parcels", "insert", None, 1, [[fid, fid]])]
     assert await one("SELECT version FROM layer_versions WHERE layer = 'parcels'") == version + 1
     history = await conn.execute(
-        "SELECT from_status, to_status FROM parcel_history WHERE parcel_id = %s", (fid,)
+        "SELECT from_status, to_status, parcels FROM parcel_history WHERE parcel_ids @> %s::int",
+        (fid,),
     )
-    assert await history.fetchall() == [(None, "regularizing")]
+    assert await history.fetchall() == [(None, "regularizing", 1)]
 
     # the BEFORE trigger that draws an exchange's line, and the one that cuts states up
     maizal = await one("SELECT id FROM communes WHERE code = 'EL-MAIZAL'")
@@ -183,3 +186,134 @@ async def test_every_trigger_fires_always(conn: AsyncConnection) -> None:
     triggers = dict(await cur.fetchall())
     assert {"audit_log.audit_log_append_only", "parcels.parcels_audit_insert"} <= triggers.keys()
     assert {name: state for name, state in triggers.items() if state != "A"} == {}
+
+
+# --- the tenure history's first tenures (migration 0011) -----------------------------------
+
+
+def multirange(ids: list[int]) -> str:
+    """PostgreSQL's text of the int4multirange holding exactly ``ids``."""
+    runs: list[list[int]] = []
+    for i in sorted(ids):
+        if runs and runs[-1][1] == i:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i, i + 1])
+    return "{" + ",".join(f"[{a},{b if b <= 2**31 - 1 else ''})" for a, b in runs) + "}"
+
+
+async def first_tenures(conn: AsyncConnection, ids: list[int]) -> dict[str, tuple[Any, ...]]:
+    """to_status -> (from_status, note, parcels, parcel_ids as text) of the INSERT statements'
+    rows naming any of ``ids``."""
+    cur = await conn.execute(
+        "SELECT to_status, from_status, note, parcels, parcel_ids::text FROM parcel_history "
+        "WHERE EXISTS (SELECT FROM unnest(%s::int[]) i WHERE parcel_ids @> i)",
+        (ids,),
+    )
+    rows = await cur.fetchall()
+    found = {row[0]: row[1:] for row in rows}
+    assert len(found) == len(rows), "one row per tenure"
+    return found
+
+
+async def history(client: httpx.AsyncClient, fid: int) -> list[tuple[Any, ...]]:
+    r = await client.get(f"/collections/parcels/items/{fid}/history")
+    assert r.status_code == 200, r.text
+    return [(h["from_status"], h["to_status"], h["note"]) for h in r.json()["history"]]
+
+
+async def test_an_import_records_one_first_tenure_row_per_tenure(
+    conn: AsyncConnection, client: httpx.AsyncClient
+) -> None:
+    tenures = ["occupied", "occupied", "disputed", "occupied", "disputed"]
+    upload = {
+        "type": "FeatureCollection",
+        "features": [
+            feature(PARCELS, "EL-MAIZAL", lon=LON + n * 0.002, code=f"MIX-{n}", tenure=tenure)
+            for n, tenure in enumerate(tenures)
+        ],
+    }
+    r = await client.post(
+        "/collections/parcels/import",
+        files={"file": ("parcels.geojson", json.dumps(upload).encode())},
+    )
+    assert r.status_code == 201, r.text
+    cur = await conn.execute("SELECT tenure, id FROM parcels WHERE code LIKE 'MIX-%'")
+    by_tenure: dict[str, list[int]] = {}
+    for tenure, fid in await cur.fetchall():
+        by_tenure.setdefault(tenure, []).append(fid)
+    assert sorted(map(len, by_tenure.values())) == [2, 3]
+
+    occupied, disputed = by_tenure["occupied"], by_tenure["disputed"]
+    assert await first_tenures(conn, occupied + disputed) == {
+        "occupied": (None, None, 3, multirange(occupied)),
+        "disputed": (None, None, 2, multirange(disputed)),
+    }
+    # nothing per parcel for the import
+    cur = await conn.execute(
+        "SELECT count(*) FROM parcel_history WHERE parcel_id = ANY(%s)", (occupied + disputed,)
+    )
+    assert (await cur.fetchone())[0] == 0
+
+    # each parcel's history starts with its own first tenure; changes stay its own rows
+    fid = disputed[-1]
+    assert await history(client, fid) == [(None, "disputed", None)]
+    r = await client.patch(
+        f"/collections/parcels/items/{fid}", json={"properties": {"tenure": "regularizing"}}
+    )
+    assert r.status_code == 200, r.text
+    assert await history(client, fid) == [
+        (None, "disputed", None),
+        ("disputed", "regularizing", None),
+    ]
+    assert await history(client, occupied[0]) == [(None, "occupied", None)]
+    cur = await conn.execute("SELECT count(*) FROM parcel_history WHERE parcel_id = %s", (fid,))
+    assert (await cur.fetchone())[0] == 1
+
+
+async def test_first_tenures_of_the_extreme_integer_ids(
+    conn: AsyncConnection, client: httpx.AsyncClient
+) -> None:
+    """int4range(id, id + 1) would overflow for the largest integer: its range is left open."""
+    lowest, largest = -(2**31), 2**31 - 1
+    await conn.execute("SET LOCAL geo_comuna.change_note = 'catastro 2024'")
+    await conn.execute(
+        f"INSERT INTO parcels (id, tenure, geom) SELECT i, t, {SQUARE} "
+        "FROM unnest(%s::int[], %s::text[]) u(i, t)",
+        (
+            LON,
+            LAT,
+            [lowest, 900001, 900002, 900005, largest],
+            ["occupied", "occupied", "occupied", "disputed", "disputed"],
+        ),
+    )
+    note = "catastro 2024"
+    assert await first_tenures(conn, [lowest, 900001, 900005, largest]) == {
+        "occupied": (None, note, 3, "{[-2147483648,-2147483647),[900001,900003)}"),
+        "disputed": (None, note, 2, "{[900005,900006),[2147483647,)}"),
+    }
+    cur = await conn.execute("SELECT count(*) FROM parcel_history")
+    rows = (await cur.fetchone())[0]
+    await conn.execute(  # a statement that writes nothing records nothing
+        f"INSERT INTO parcels (tenure, geom) SELECT 'occupied', {SQUARE} WHERE false", (LON, LAT)
+    )
+    cur = await conn.execute("SELECT count(*) FROM parcel_history")
+    assert (await cur.fetchone())[0] == rows
+
+    assert await history(client, largest) == [(None, "disputed", note)]
+    assert await history(client, lowest) == [(None, "occupied", note)]
+    assert await history(client, 900002) == [(None, "occupied", note)]
+    for missing in (900003, 900006, largest + 1, lowest - 1):
+        r = await client.get(f"/collections/parcels/items/{missing}/history")
+        assert r.status_code == 404, (missing, r.text)
+
+    # updates and the deletion stay the parcel's own rows, even for the largest id
+    await conn.execute("UPDATE parcels SET tenure = 'regularized' WHERE id = %s", (largest,))
+    await conn.execute("DELETE FROM parcels WHERE id = %s", (largest,))
+    assert await history(client, largest) == [
+        (None, "disputed", note),
+        ("disputed", "regularized", note),
+        ("regularized", None, note),
+    ]
+    cur = await conn.execute("SELECT count(*) FROM parcel_history WHERE parcel_id = %s", (largest,))
+    assert (await cur.fetchone())[0] == 2

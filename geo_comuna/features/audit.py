@@ -1,5 +1,5 @@
 """Reading the audit trail (written by triggers, migrations 0006 and 0010) and a parcel's tenure
-history."""
+history (migrations 0001, 0008 and 0011)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from psycopg.rows import dict_row
 from geo_comuna.features.query import COORD_DECIMALS
 
 MAX_ID = 2**31 - 1  # feature ids are PostgreSQL integers
+MIN_ID = -(2**31)
 
 
 async def entries(
@@ -65,10 +66,17 @@ async def entries(
 
 
 async def tenure_history(conn: AsyncConnection, parcel_id: int) -> list[dict[str, Any]]:
+    """Oldest first: ``from_status``, ``to_status``, ``changed_at``, ``note``. The first tenure
+    is the parcel's own row, or (migration 0011) the row its INSERT statement wrote for every
+    parcel of that tenure, found by ``parcel_ids @> id``; changes and the deletion are the
+    parcel's own rows. Empty when no parcel ever had this id."""
+    if not MIN_ID <= parcel_id <= MAX_ID:
+        return []  # no parcel has such an id, and the query's integer would overflow
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT from_status, to_status, changed_at, note FROM parcel_history "
-            "WHERE parcel_id = %s ORDER BY changed_at, id",
-            (parcel_id,),
+            "WHERE parcel_id = %(id)s::int OR parcel_ids @> %(id)s::int "
+            "ORDER BY changed_at, id",
+            {"id": parcel_id},
         )
         return await cur.fetchall()

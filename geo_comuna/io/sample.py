@@ -70,13 +70,34 @@ async def _remove_samples(conn: AsyncConnection, ids: list[int]) -> None:
 
 
 async def _load_history(conn: AsyncConnection) -> int:
-    """Replace the trigger's 'registered today' rows with the sample's dated history."""
+    """Replace the trigger's 'registered today' rows with the sample's dated history.
+
+    The import recorded the parcels' first tenures as one row per tenure naming its parcels
+    (``parcel_ids``, migration 0011), parcels of other communes included: the sample's
+    parcels are taken out of those rows (and their count), and a row naming no other parcel
+    goes, so every other parcel keeps its first tenure and no sample parcel has two."""
     with open(SAMPLES / "parcel_history.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
+    codes = {"codes": sorted({r["parcel_code"] for r in rows})}
     await conn.execute(
         "DELETE FROM parcel_history h USING parcels p WHERE h.parcel_id = p.id "
-        "AND p.code = ANY(%s)",
-        (sorted({r["parcel_code"] for r in rows}),),
+        "AND p.code = ANY(%(codes)s)",
+        codes,
+    )
+    await conn.execute(
+        """WITH sample AS (
+               SELECT range_agg(int4range(id, nullif(id, 2147483647) + 1)) AS ids
+               FROM parcels WHERE code = ANY(%(codes)s)
+           ), only_sample AS (
+               DELETE FROM parcel_history h USING sample s WHERE s.ids @> h.parcel_ids
+           )
+           UPDATE parcel_history h
+           SET parcel_ids = h.parcel_ids - s.ids,
+               parcels = h.parcels - (SELECT count(*) FROM parcels p
+                                      WHERE p.code = ANY(%(codes)s) AND h.parcel_ids @> p.id)
+           FROM sample s
+           WHERE h.parcel_ids && s.ids AND NOT s.ids @> h.parcel_ids""",
+        codes,
     )
     async with conn.cursor() as cur:
         await cur.executemany(
