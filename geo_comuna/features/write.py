@@ -63,37 +63,43 @@ async def resolve_references(
     """Reference properties (commune code, parcel id...) -> foreign-key ids, checked to exist."""
     resolved = {}
     for ref in layer.references:
-        values = (
-            [_python(v) for v in frame[ref.name].tolist()]
-            if ref.name in frame
-            else [None] * len(frame)
-        )
-        fast = await _resolve_codes(conn, ref, values)
-        resolved[ref.column] = (
-            fast if fast is not None else await _resolve(conn, layer, ref, values, labels)
-        )
+        column = frame[ref.name] if ref.name in frame else None
+        fast = None if column is None else await _resolve_codes(conn, ref, column)
+        if fast is None:
+            values = [None] * len(frame) if column is None else list(map(_python, column))
+            fast = await _resolve(conn, layer, ref, values, labels)
+        resolved[ref.column] = fast
     return resolved
 
 
-async def _resolve_codes(conn: AsyncConnection, ref: Reference, values: list) -> list | None:
-    """The common case of a big import, at once: every value a code that names exactly one
-    row. Anything else (ids, blanks, unknown or ambiguous codes) returns None, and _resolve
-    goes value by value and names the first bad feature."""
-    if not all(isinstance(v, str) for v in values):
+async def _resolve_codes(conn: AsyncConnection, ref: Reference, column: pd.Series) -> list | None:
+    """The common case of a big import, at once and in Arrow: every value a code that names
+    exactly one row. Anything else (ids, blanks, unknown or ambiguous codes) returns None, and
+    _resolve goes value by value and names the first bad feature."""
+    try:
+        data = pa.array(column, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeError):
+        return None  # mixed values (ids, lists...), lone surrogates
+    if isinstance(data, pa.ChunkedArray):
+        data = data.combine_chunks()
+    if not (pa.types.is_string(data.type) or pa.types.is_large_string(data.type)):
         return None
-    codes = pd.unique(pd.Series(values, dtype=object))
+    if data.null_count:
+        return None
+    codes = pc.unique(data).to_pylist()
     if not all(is_text(c) for c in codes):
         return None
     cur = await conn.execute(
         sql.SQL("SELECT code, min(id), count(*) FROM {} WHERE code = ANY(%s) GROUP BY code").format(
             sql.Identifier(ref.table)
         ),
-        (list(codes),),
+        (codes,),
     )
     found = {code: id_ for code, id_, n in await cur.fetchall() if n == 1}
     if len(found) < len(codes):
         return None
-    return pd.Series(values, dtype=object).map(found).tolist()
+    keys, ids = pa.array(list(found), data.type), pa.array(list(found.values()), pa.int64())
+    return pc.take(ids, pc.index_in(data, value_set=keys)).to_pylist()
 
 
 def _is_id(value: Any) -> bool:
