@@ -17,9 +17,10 @@ import pytest
 import shapely
 from psycopg import AsyncConnection
 
-from geo_comuna.errors import InvalidAttribute, InvalidGeometry
+from geo_comuna.errors import InvalidAttribute, InvalidGeometry, UnknownCRS
 from geo_comuna.features import attributes, validate, write
 from geo_comuna.io import importer
+from geo_comuna.io.formats import get_format
 from geo_comuna.io.importer import import_file
 from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.settings import Settings
@@ -239,3 +240,19 @@ def test_bad_values_in_arrow_columns_are_named(
         attributes.check_attributes(only(layer, column), frame, range(1, len(values) + 1))
     assert raised.value.feature == feature
     assert says in raised.value.message
+
+
+async def test_a_crs_the_file_cannot_spell_is_refused_unless_given(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """A CRS GDAL hands over but PROJ cannot read is a clear refusal (it was read while
+    reading the file, where it could only fail as a 500); --crs overrides it."""
+    wkb = np.array([shapely.to_wkb(SQUARE)], dtype=object)
+    garbage = importer.Geometries(wkb, file_crs='PROJCS["broken", GEOGCS[')
+    fmt = get_format("gpkg")
+    with pytest.raises(UnknownCRS) as raised:
+        importer.to_wgs84(garbage, fmt, None)
+    assert "CRS cannot be read" in raised.value.message and "--crs" in raised.value.message
+    assert importer.to_wgs84(garbage, fmt, "EPSG:4326").source is None  # given: taken as is
+    fine = importer.Geometries(wkb, file_crs="EPSG:2202")
+    assert importer.to_wgs84(fine, fmt, None).label == "EPSG:2202"

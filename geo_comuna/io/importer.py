@@ -119,6 +119,7 @@ class Geometries:
     wkb: np.ndarray
     source: pyproj.CRS | None = None  # None: already EPSG:4326
     label: str = "EPSG:4326"
+    file_crs: str | None = None  # what the file says, parsed by to_wgs84 unless overridden
 
     def __len__(self) -> int:
         return len(self.wkb)
@@ -172,14 +173,24 @@ def read(path: Path, layer: Layer, settings: Settings) -> tuple[pd.DataFrame, Ge
             frame = _csv_text_as_written(source, frame, layer)
         except GDAL_ERRORS as exc:
             raise InvalidFile(f"cannot read {path.name} as {fmt.driver}: {exc}") from None
-    file_crs = pyproj.CRS.from_user_input(meta["crs"]) if meta["crs"] else None
-    return frame, Geometries(wkb, file_crs), fmt
+    return frame, Geometries(wkb, file_crs=meta["crs"]), fmt
 
 
 def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries:
     """Say how to reach EPSG:4326. ``crs`` overrides what the file says; CSV, GeoJSON and KML
     without one are lon/lat WGS 84; any other file without a CRS is refused."""
-    source = parse_crs(crs) if crs else geometries.source
+    if crs:  # overrides what the file says, even what cannot be read
+        source = parse_crs(crs)
+    elif geometries.file_crs:
+        try:
+            source = pyproj.CRS.from_user_input(geometries.file_crs)
+        except pyproj.exceptions.CRSError:
+            raise UnknownCRS(
+                f"the {fmt.driver} file's CRS cannot be read ({geometries.file_crs[:80]!r}); "
+                "give it, e.g. --crs EPSG:2202"
+            ) from None
+    else:
+        source = None
     if source is None:
         if fmt.name not in ("csv", "geojson", "kml"):
             raise UnknownCRS(
@@ -221,9 +232,10 @@ FIRST_CHUNK = 2_000
 
 
 async def _ahead(work: Callable[[int, int], bytes], total: int) -> AsyncIterator[bytes]:
-    """work(start, stop) for consecutive spans of CHUNK rows, each computed in a worker thread
-    while the caller sends the previous one: the validation of piece k + 1 overlaps
-    PostgreSQL's parsing of piece k, and at most two pieces are held at once."""
+    """work(start, stop) for consecutive spans of rows (FIRST_CHUNK, then CHUNK each), each
+    computed in a worker thread while the caller sends the previous one: the validation of
+    piece k + 1 overlaps PostgreSQL's storing of piece k, and at most two pieces are held at
+    once."""
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geo-comuna-import") as pool:
         edges = [0, *range(min(FIRST_CHUNK, CHUNK), total, CHUNK), total]
