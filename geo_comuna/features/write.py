@@ -429,7 +429,7 @@ def copy_rows(
 
 
 #: a COPY of at least this many rows into a table holding no more rows than it brings rebuilds
-#: the table's GiST indexes afterwards instead of growing them row by row (~4x cheaper)
+#: the table's GiST indexes afterwards instead of growing them row by row (~5x cheaper)
 BULK_ROWS = 20_000
 
 
