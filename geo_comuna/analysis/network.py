@@ -10,6 +10,7 @@ points; per-point work is numpy over arrays, never a Python loop over dwellings.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -23,6 +24,7 @@ from pyproj.database import query_utm_crs_info
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from geo_comuna.analysis import dem as dems
 from geo_comuna.errors import NotFound
 
 KINDS = ("footpath", "road", "stairway")  # sorted; Network.kind holds indexes into this
@@ -165,6 +167,19 @@ class Dwellings:
     lat: np.ndarray
     geometry: list[dict[str, Any]]
 
+    @property
+    def sector_names(self) -> np.ndarray:
+        """Each dwelling's sector as a numpy string array, '' for none (to group by)."""
+        return np.array([s or "" for s in self.sector])
+
+
+def as_features(dw: Dwellings, properties: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """GeoJSON Features of the dwellings, in ``dw.ids`` order: one per ``properties`` dict."""
+    return [
+        {"type": "Feature", "id": i, "geometry": g, "properties": p}
+        for i, g, p in zip(dw.ids.tolist(), dw.geometry, properties, strict=True)
+    ]
+
 
 async def load_dwellings(
     conn: AsyncConnection, commune_id: int, *, without_piped: bool = False
@@ -240,6 +255,17 @@ async def attach(
         np.where(ok, lon, np.nan),
         np.where(ok, lat, np.nan),
     )
+
+
+async def elevations_at(
+    conn: AsyncConnection, commune_id: int, *points: tuple[np.ndarray, np.ndarray]
+) -> tuple[dems.Dem | None, list[np.ndarray]]:
+    """The commune's DEM and the elevation (m) of each (lon, lat) point set on it; NaN where
+    unknown, everywhere when the commune has no DEM (callers say so in a warning)."""
+    dem = await dems.for_commune(conn, commune_id)
+    if dem is None:
+        return None, [np.full(len(lon), np.nan) for lon, _ in points]
+    return dem, [dems.elevations(dem, lon, lat) for lon, lat in points]
 
 
 @dataclass(frozen=True)

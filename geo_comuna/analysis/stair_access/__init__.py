@@ -1,0 +1,68 @@
+"""Stair access: the walk from every home to the nearest road that vehicles use, or to a transit
+stop, over the commune's roads, footpaths and stairways; how long it takes and how many steps
+and metres of height it climbs.
+
+Walking is timed by Tobler's hiking function on roads and footpaths, with the slope from the
+commune's DEM at segment ends, and by a pace per step on stairways. Slopes make the walk
+one-way: each segment is an edge in both directions with its own time. One Dijkstra, run
+backwards from every destination at once, times all dwellings. docs/analyses.md
+("Stair access") gives every formula.
+
+params.py holds the parameters; places.py reads the paths, stops and elevations; legs.py
+costs each piece of a walk; walks.py finds every dwelling's walk; report.py shapes the
+features and summary.
+"""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection
+
+from geo_comuna.analysis import network, registry
+from geo_comuna.analysis.base import Analysis, Result
+from geo_comuna.analysis.stair_access import places, report
+from geo_comuna.analysis.stair_access.legs import MEASURES, segment_legs, tobler_mps
+from geo_comuna.analysis.stair_access.params import Params
+from geo_comuna.analysis.stair_access.walks import Walks, walk_all
+
+__all__ = ["MEASURES", "Params", "Walks", "run", "segment_legs", "tobler_mps", "walk_all"]
+
+
+async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
+    """The walk from every dwelling to a road with vehicle access or a transit stop: metres,
+    steps climbed, elevation gained and minutes; flagged over the thresholds; summarised per
+    commune and sector. CSV rows are the dwellings."""
+    warnings: list[str] = []
+    dw = await network.load_dwellings(conn, commune_id)
+    if not len(dw.ids):
+        warnings.append("this commune has no dwellings mapped")
+        return Result(summary={"dwellings": 0, "residents": 0}, features=[], warnings=warnings)
+    net = await places.walkable_paths(conn, commune_id)
+    stops = await places.transit_stops(conn, commune_id, net, params)
+    homes = await network.attach(conn, net, commune_id, "dwellings", dw.ids, params.max_connector_m)
+    z_node, z_home, z_att = await places.elevations(conn, commune_id, net, dw, homes, warnings)
+    out = walk_all(net, z_node, homes, z_home, z_att, stops, params)
+    back = walk_all(net, -z_node, homes, -z_home, -z_att, stops, params)
+    lost = int((~out.reachable).sum())
+    if lost:
+        warnings.append(
+            f"{lost} dwellings reach no destination: over "
+            f"{params.max_connector_m:g} m from the paths, or on paths cut off "
+            "from every road and stop"
+        )
+    flagged = report.flags(out, back, params)
+    return Result(
+        summary=report.summary(dw, net, stops, out, back, flagged, params),
+        features=report.dwelling_features(dw, homes, out, back, flagged),
+        warnings=warnings,
+    )
+
+
+registry.register(
+    Analysis(
+        name="stair-access",
+        title_es="Acceso por escaleras",
+        title_en="Stair access",
+        params=Params,
+        run=run,
+    )
+)

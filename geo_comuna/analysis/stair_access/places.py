@@ -1,0 +1,89 @@
+"""Where the walks run, start and end, read from PostGIS: the commune's paths, its transit
+stops and dwellings attached to them, and their DEM elevations. A commune with no paths, or
+with nowhere to walk to, is refused here.
+
+Connectors are metres; elevations metres from the commune's DEM (NaN: walked as flat).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from psycopg import AsyncConnection
+
+from geo_comuna.analysis import network
+from geo_comuna.analysis.network import Attachment, Dwellings, Network
+from geo_comuna.analysis.stair_access.params import Params
+from geo_comuna.errors import NotFound
+
+
+async def walkable_paths(conn: AsyncConnection, commune_id: int) -> Network:
+    """The commune's roads, footpaths and stairways; NotFound when it has none."""
+    srid = await network.utm_srid(conn, commune_id)
+    net = await network.load(conn, commune_id, srid)
+    if not net.n_edges:
+        raise NotFound(
+            f"commune {commune_id} has no paths mapped: stair access walks the "
+            "roads, footpaths and stairways of layer paths",
+            layer="paths",
+        )
+    return net
+
+
+async def transit_stops(
+    conn: AsyncConnection, commune_id: int, net: Network, params: Params
+) -> Attachment:
+    """The transit stops on the paths (none unless ``params.transit_stops``); NotFound when
+    there is neither a stop nor a road with vehicle access to walk to."""
+    stop_ids = np.zeros(0, np.int64)
+    if params.transit_stops:
+        cur = await conn.execute(
+            "SELECT id FROM facilities WHERE commune_id = %s AND kind = 'transit_stop'",
+            (commune_id,),
+        )
+        stop_ids = np.array([r[0] for r in await cur.fetchall()], np.int64)
+    stops = await network.attach(
+        conn, net, commune_id, "facilities", stop_ids, params.max_connector_m
+    )
+    if not net.vehicles.any() and not stops.attached.any():
+        raise NotFound(
+            f"commune {commune_id} has no road with vehicle access and no transit "
+            "stop on its paths: there is nowhere to walk to",
+            layer="paths",
+        )
+    return stops
+
+
+async def elevations(
+    conn: AsyncConnection,
+    commune_id: int,
+    net: Network,
+    dw: Dwellings,
+    homes: Attachment,
+    warnings: list[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DEM elevation (m) of every node, dwelling and dwelling's attachment point; NaN (walked
+    as flat) where unknown."""
+    dem, (z_node, z_home, z_att) = await network.elevations_at(
+        conn,
+        commune_id,
+        (net.node_lon, net.node_lat),
+        (dw.lon, dw.lat),
+        (np.nan_to_num(homes.lon), np.nan_to_num(homes.lat)),
+    )
+    missing = int(np.isnan(z_node).sum())
+    if dem is None:
+        warnings.append(
+            "this commune has no DEM: every path is walked as flat and a "
+            "stairway's steps all count as climbed (register a GeoTIFF DEM)"
+        )
+    elif missing == net.n_nodes:
+        warnings.append(
+            f"the DEM '{dem.name}' does not cover this commune's paths: every "
+            "path is walked as flat and stairway steps all count as climbed"
+        )
+    elif missing:
+        warnings.append(
+            f"{missing} of {net.n_nodes} path nodes lie outside the DEM "
+            f"'{dem.name}': segments touching them are walked as flat"
+        )
+    return z_node, z_home, z_att

@@ -1,0 +1,75 @@
+"""Water hookups: how far each home without piped water is from a working main along the paths,
+which homes one branch line can serve together, and which branches a budget should build first.
+
+Lengths are geodesic metres. A pipe is assumed to follow the path network (pipes are laid under
+roads, footpaths and stairways) from a *tap*: a path vertex within ``tap_reach_m`` of a working
+or leaking main, or the vertex nearest to each such main. One Dijkstra from all taps at once
+gives every dwelling its shortest pipe; the shortest-path tree groups dwellings into projects.
+docs/analyses.md ("Water hookups") gives every formula.
+
+params.py holds the parameters; projects.py the taps, the tree and its branch projects;
+pipes.py each dwelling's pipe, source and rise; ranking.py the ranking and the budget choice;
+report.py the features, CSV rows and summary.
+"""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection
+
+from geo_comuna.analysis import network, registry
+from geo_comuna.analysis.base import Analysis, Result
+from geo_comuna.analysis.water_hookups import report
+from geo_comuna.analysis.water_hookups.params import Params
+from geo_comuna.analysis.water_hookups.pipes import elevation_rise, lay_pipes, require_mains
+from geo_comuna.analysis.water_hookups.projects import (
+    group_projects,
+    load_taps,
+    route,
+    source_tree,
+)
+from geo_comuna.analysis.water_hookups.ranking import choose, rank_all, rank_projects
+
+__all__ = [
+    "Params",
+    "group_projects",
+    "load_taps",
+    "rank_projects",
+    "route",
+    "run",
+    "source_tree",
+]
+
+
+async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
+    """Pipe length, branch project and pumping need for every dwelling without piped water;
+    projects ranked by residents per metre, and chosen under a budget when one is given.
+    CSV rows are the projects."""
+    dw = await network.load_dwellings(conn, commune_id, without_piped=True)
+    totals = await report.sector_totals(conn, commune_id)
+    if not len(dw.ids):
+        return report.nothing_to_connect(totals)
+    await require_mains(conn, commune_id)
+    warnings: list[str] = []
+    pipes = await lay_pipes(conn, commune_id, dw, params, warnings)
+    rise = await elevation_rise(conn, commune_id, dw, pipes, warnings)
+    threshold = params.head_threshold_m
+    ranking = rank_all(dw, pipes, rise, threshold)
+    budget_info, greedy, exact = choose(ranking, params)
+    listed = ranking.order[: params.max_projects]
+    return Result(
+        summary=report.summary(dw, pipes, rise, ranking, threshold, totals, budget_info),
+        features=report.dwelling_features(dw, pipes, rise, ranking, threshold),
+        rows=report.project_rows(ranking, listed, params.cost_per_m, greedy, exact),
+        warnings=warnings,
+    )
+
+
+registry.register(
+    Analysis(
+        name="water-hookups",
+        title_es="Conexiones de agua",
+        title_en="Water hookups",
+        params=Params,
+        run=run,
+    )
+)

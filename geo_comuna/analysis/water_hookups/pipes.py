@@ -1,0 +1,153 @@
+"""Each dwelling's pipe: along the path network from a tap when a branch reaches it, else a
+straight line to the nearest working main; where its water comes from, and how far it must
+rise from there (the commune's DEM).
+
+Lengths are geodesic metres; elevations are metres, sampled from the DEM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from psycopg import AsyncConnection
+
+from geo_comuna.analysis import network
+from geo_comuna.analysis.network import Dwellings
+from geo_comuna.analysis.water_hookups.params import Params
+from geo_comuna.analysis.water_hookups.projects import (
+    group_projects,
+    load_taps,
+    route,
+    source_tree,
+)
+from geo_comuna.errors import NotFound
+
+
+async def require_mains(conn: AsyncConnection, commune_id: int) -> None:
+    """Refuse a commune without a working or leaking water main: nothing to connect to."""
+    cur = await conn.execute(
+        "SELECT count(*) FROM water_mains WHERE commune_id = %s "
+        "AND status IN ('working', 'leaking')",
+        (commune_id,),
+    )
+    if not (await cur.fetchone())[0]:
+        raise NotFound(
+            f"commune {commune_id} has no working or leaking water main to connect "
+            "to; map them in layer water_mains",
+            layer="water_mains",
+        )
+
+
+async def straight_lines(
+    conn: AsyncConnection, commune_id: int, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distance (m) from each dwelling to the nearest working main, and the main's point."""
+    if not len(ids):
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    cur = conn.cursor(binary=True)
+    await cur.execute(
+        network.sql_text("water_straight.sql"),
+        {"commune": commune_id, "ids": np.sort(ids).tolist()},
+    )
+    _, dist, lon, lat = (np.array(c, float) for c in zip(*await cur.fetchall(), strict=True))
+    return dist, lon, lat
+
+
+@dataclass(frozen=True)
+class Pipes:
+    """Per dwelling (aligned with ``Dwellings.ids``): its pipe and the point on a main where
+    its water comes from. Projects are the network branches first (``n_network`` of them),
+    then one straight line per dwelling no branch reaches."""
+
+    on_network: np.ndarray  # bool
+    length_m: np.ndarray  # the whole pipe, connector included
+    connector_m: np.ndarray  # service line to the paths (NaN: a straight line)
+    project: np.ndarray  # project index
+    source_lon: np.ndarray
+    source_lat: np.ndarray
+    project_pipe_m: np.ndarray  # per project
+    n_network: int
+    taps: int  # taps a network project starts from
+
+
+async def lay_pipes(
+    conn: AsyncConnection, commune_id: int, dw: Dwellings, params: Params, warnings: list[str]
+) -> Pipes:
+    """One Dijkstra from all taps gives every dwelling its network pipe and branch project;
+    the dwellings it misses get a straight line to the nearest main."""
+    srid = await network.utm_srid(conn, commune_id)
+    net = await network.load(conn, commune_id, srid)
+    if not net.n_edges:
+        warnings.append(
+            "this commune has no paths mapped: every length is a straight line to the nearest main"
+        )
+    att = await network.attach(conn, net, commune_id, "dwellings", dw.ids, params.max_connector_m)
+    taps = await load_taps(conn, commune_id, net, srid, params.tap_reach_m)
+    tree, weights = source_tree(net, taps)
+    routes = route(net, att, tree)
+    projects = group_projects(net, tree, weights, att, routes)
+    on = routes.on_network
+    off = np.flatnonzero(~on)
+    if len(off) and net.n_edges:
+        warnings.append(
+            f"{len(off)} dwellings are over {params.max_connector_m:g} m from the "
+            "paths or on paths no main reaches: straight lines to the main"
+        )
+
+    # Where each dwelling's water comes from: its project's tap point on the main, or the
+    # nearest point of the nearest main for a straight line.
+    straight_m, straight_lon, straight_lat = await straight_lines(conn, commune_id, dw.ids[off])
+    length = routes.length_m.copy()
+    length[off] = straight_m
+    src_lon, src_lat = np.zeros(len(dw.ids)), np.zeros(len(dw.ids))
+    if on.any():  # the tap's point on the main: the row of the root -> tap leg used
+        row = tree.via[projects.tap[projects.of_dwelling[on]]] - 2 * net.n_edges
+        src_lon[on], src_lat[on] = taps.lon[row], taps.lat[row]
+    src_lon[off], src_lat[off] = straight_lon, straight_lat
+    proj = projects.of_dwelling.copy()
+    proj[off] = len(projects.key) + np.arange(len(off))
+    return Pipes(
+        on_network=on,
+        length_m=length,
+        connector_m=np.where(on, att.connector_m, np.nan),
+        project=proj,
+        source_lon=src_lon,
+        source_lat=src_lat,
+        project_pipe_m=np.concatenate([projects.pipe_m, straight_m]),
+        n_network=len(projects.key),
+        taps=len(np.unique(projects.tap)),
+    )
+
+
+@dataclass(frozen=True)
+class Rise:
+    """Per dwelling: its elevation, its source's and the difference (m; NaN where unknown)."""
+
+    elevation_m: np.ndarray
+    source_elevation_m: np.ndarray
+    rise_m: np.ndarray
+
+    def needs_pumping(self, head_threshold_m: float) -> np.ndarray:
+        """Rising more than the main's head covers (False where the rise is unknown)."""
+        return (self.rise_m > head_threshold_m) & ~np.isnan(self.rise_m)
+
+
+async def elevation_rise(
+    conn: AsyncConnection, commune_id: int, dw: Dwellings, pipes: Pipes, warnings: list[str]
+) -> Rise:
+    """Dwelling elevation, source elevation and rise from the commune's DEM."""
+    dem, (z_home, z_src) = await network.elevations_at(
+        conn, commune_id, (dw.lon, dw.lat), (pipes.source_lon, pipes.source_lat)
+    )
+    if dem is None:
+        warnings.append(
+            "this commune has no DEM: elevations and needs_pumping are null "
+            "(register a GeoTIFF DEM for the commune to get them)"
+        )
+    elif unknown := int((np.isnan(z_home) | np.isnan(z_src)).sum()):
+        warnings.append(
+            f"{unknown} of {len(dw.ids)} dwellings or their sources lie outside "
+            f"the DEM '{dem.name}': their needs_pumping is null"
+        )
+    return Rise(z_home, z_src, z_home - z_src)

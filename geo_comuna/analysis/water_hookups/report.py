@@ -1,0 +1,162 @@
+"""The water-hookup result: a GeoJSON feature per dwelling, a CSV row per listed project, and
+the summary with each sector's share of residents without piped water.
+
+Lengths in metres, rounded to 0.1 m; null where unknown (JSON has no NaN).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from psycopg import AsyncConnection
+
+from geo_comuna.analysis.base import Result
+from geo_comuna.analysis.network import Dwellings, as_features, rounded
+from geo_comuna.analysis.water_hookups.pipes import Pipes, Rise
+from geo_comuna.analysis.water_hookups.ranking import Ranking
+
+
+async def sector_totals(conn: AsyncConnection, commune_id: int) -> dict[str, tuple[int, int]]:
+    """All dwellings and residents per sector (piped ones included)."""
+    cur = await conn.execute(
+        "SELECT coalesce(sector, ''), count(*), coalesce(sum(residents), 0) FROM dwellings "
+        "WHERE commune_id = %s GROUP BY 1",
+        (commune_id,),
+    )
+    return {s: (int(n), int(r)) for s, n, r in await cur.fetchall()}
+
+
+def nothing_to_connect(totals: dict[str, tuple[int, int]]) -> Result:
+    """The result for a commune with no dwelling lacking piped water."""
+    return Result(
+        summary={"dwellings_without_piped_water": 0, "residents": 0, "projects": 0},
+        features=[],
+        rows=[],
+        warnings=[
+            "this commune has no dwellings mapped"
+            if not totals
+            else "every mapped dwelling of this commune has piped water"
+        ],
+    )
+
+
+def dwelling_features(
+    dw: Dwellings, pipes: Pipes, rise: Rise, ranking: Ranking, head_threshold_m: float
+) -> list[dict[str, Any]]:
+    """One GeoJSON feature per dwelling without piped water; ``needs_pumping`` compares the
+    rounded rise with the threshold, as shown."""
+    properties = (
+        {
+            "residents": int(r),
+            "water": w,
+            "sector": s,
+            "length_m": m,
+            "connection": c,
+            "connector_m": cm,
+            "project": int(p),
+            "elevation_m": zh,
+            "source_elevation_m": zs,
+            "elevation_diff_m": dz,
+            "needs_pumping": None if dz is None else bool(dz > thr),
+        }
+        for r, w, s, m, c, cm, p, zh, zs, dz, thr in zip(
+            dw.residents.tolist(),
+            dw.water,
+            dw.sector,
+            rounded(pipes.length_m),
+            np.where(pipes.on_network, "network", "straight_line").tolist(),
+            rounded(pipes.connector_m),
+            ranking.rank[pipes.project].tolist(),
+            rounded(rise.elevation_m),
+            rounded(rise.source_elevation_m),
+            rounded(rise.rise_m),
+            [head_threshold_m] * len(dw.ids),
+            strict=True,
+        )
+    )
+    return as_features(dw, properties)
+
+
+def project_rows(
+    ranking: Ranking,
+    listed: np.ndarray,
+    cost_per_m: float | None,
+    chosen_greedy: np.ndarray | None,
+    chosen_exact: np.ndarray | None,
+) -> list[dict[str, Any]]:
+    """The CSV rows: one per listed project (indexes in rank order)."""
+    rows = []
+    for i in listed.tolist():
+        pipe, residents, max_rise = ranking.pipe_m[i], ranking.residents[i], ranking.max_rise_m[i]
+        row: dict[str, Any] = {
+            "project": int(ranking.rank[i]),
+            "connection": "network" if i < ranking.n_network else "straight_line",
+            "dwellings": int(ranking.dwellings[i]),
+            "residents": int(residents),
+            "pipe_m": round(float(pipe), 1),
+            "residents_per_m": round(float(residents / max(pipe, 1e-9)), 4),
+            "needs_pumping": int(ranking.needs_pumping[i]),
+            "max_rise_m": None if np.isnan(max_rise) else round(float(max_rise), 1),
+        }
+        if cost_per_m is not None:
+            row["cost"] = round(float(pipe) * cost_per_m, 2)
+        if chosen_greedy is not None:
+            row["chosen_greedy"] = bool(chosen_greedy[i])
+            row["chosen_optimum"] = None if chosen_exact is None else bool(chosen_exact[i])
+        rows.append(row)
+    return rows
+
+
+def summary(
+    dw: Dwellings,
+    pipes: Pipes,
+    rise: Rise,
+    ranking: Ranking,
+    head_threshold_m: float,
+    totals: dict[str, tuple[int, int]],
+    budget_info: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Counts for the commune and per sector, and the choice under the budget if any."""
+    pumping = rise.needs_pumping(head_threshold_m)
+    return {
+        "dwellings_without_piped_water": len(dw.ids),
+        "residents": int(dw.residents.sum()),
+        "on_network": int(pipes.on_network.sum()),
+        "straight_line": int((~pipes.on_network).sum()),
+        "taps": pipes.taps,
+        "projects": len(ranking.pipe_m),
+        "pipe_m_all_projects": round(float(ranking.pipe_m.sum()), 1),
+        "median_length_m": round(float(np.median(pipes.length_m)), 1),
+        "needs_pumping": None
+        if np.isnan(rise.rise_m).all()
+        else {"dwellings": int(pumping.sum()), "residents": int(dw.residents[pumping].sum())},
+        "by_sector": _by_sector(dw, pipes.length_m, totals),
+        "budget": budget_info,
+        "csv_rows": "projects, best ranked first",
+    }
+
+
+def _by_sector(
+    dw: Dwellings, length: np.ndarray, totals: dict[str, tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """Per sector: homes and residents in all, without piped water, and median pipe length."""
+    sectors = dw.sector_names
+    out = []
+    for name, (homes, people) in sorted(totals.items()):
+        mine = sectors == name
+        without = int(dw.residents[mine].sum())
+        out.append(
+            {
+                "sector": name or None,
+                "dwellings": homes,
+                "residents": people,
+                "dwellings_without_piped": int(mine.sum()),
+                "residents_without_piped": without,
+                "share_residents_without_piped_pct": round(100 * without / people, 1)
+                if people
+                else None,
+                "median_length_m": round(float(np.median(length[mine])), 1) if mine.any() else None,
+            }
+        )
+    return out
