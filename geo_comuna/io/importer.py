@@ -120,6 +120,7 @@ class Geometries:
     source: pyproj.CRS | None = None  # None: already EPSG:4326
     label: str = "EPSG:4326"
     file_crs: str | None = None  # what the file says, parsed by to_wgs84 unless overridden
+    to_wgs84: pyproj.Transformer | None = None  # made once by to_wgs84(), used by every piece
 
     def __len__(self) -> int:
         return len(self.wkb)
@@ -128,12 +129,12 @@ class Geometries:
         """Rows start:stop in EPSG:4326, and their WKB when it can be sent as it is."""
         wkb = self.wkb[start:stop]
         geoms = shapely.from_wkb(wkb, on_invalid="ignore")
-        if self.source is None:
+        if self.to_wgs84 is None:
             return geoms, write.Source(geoms, wkb)
-        to_wgs84 = pyproj.Transformer.from_crs(self.source, 4326, always_xy=True)
+        transform = self.to_wgs84.transform
 
         def xy(coords: np.ndarray) -> np.ndarray:
-            return np.column_stack(to_wgs84.transform(coords[:, 0], coords[:, 1]))
+            return np.column_stack(transform(coords[:, 0], coords[:, 1]))
 
         try:
             return shapely.transform(geoms, xy), None
@@ -202,10 +203,10 @@ def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries
     if source.equals(pyproj.CRS.from_epsg(4326), ignore_axis_order=True):
         return Geometries(geometries.wkb, None, label)
     try:  # refuse a CRS that cannot reach WGS 84 before anything is written
-        pyproj.Transformer.from_crs(source, 4326, always_xy=True)
+        transformer = pyproj.Transformer.from_crs(source, 4326, always_xy=True)
     except pyproj.exceptions.ProjError as exc:
         raise UnknownCRS(f"cannot transform {label} to WGS 84: {exc}") from None
-    return Geometries(geometries.wkb, source, label)
+    return Geometries(geometries.wkb, source, label, to_wgs84=transformer)
 
 
 def match_columns(frame: pd.DataFrame, layer: Layer) -> tuple[pd.DataFrame, list[str]]:
