@@ -49,12 +49,9 @@ from common import (
     prepare_database,
     table,
 )
-from serve_pages import start_server
+from serve_pages import PAGE, bbox_url, start_server
 
 PARCELS = 200_000
-PAGE = 1000
-BBOX_DEG = 0.01
-GRID = (-69.6, 9.4, -68.6, 10.2)  # where make_parcels.py puts the parcels
 HOT_PARCELS = 50  # the writers' shared parcels: small, so that If-Match races happen
 EDITOR_COMMUNES = 20
 
@@ -175,7 +172,6 @@ async def reader(
     ids: list[int],
     communes: list[int],
 ) -> None:
-    w, s, e, n = GRID
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         while time.monotonic() < deadline:
             pick = rng.randrange(4)
@@ -189,12 +185,7 @@ async def reader(
                 url = f"/collections/parcels/items/{rng.choice(ids)}"
                 await timed(client, tally, "one parcel", "GET", url, (200,))
             elif pick == 2:
-                x, y = rng.uniform(w, e - BBOX_DEG), rng.uniform(s, n - BBOX_DEG)
-                url = (
-                    f"/collections/parcels/items?limit=100&bbox={x:.5f},{y:.5f},"
-                    f"{x + BBOX_DEG:.5f},{y + BBOX_DEG:.5f}"
-                )
-                await timed(client, tally, "bbox 0.01°", "GET", url, (200,))
+                await timed(client, tally, "bbox 0.01°", "GET", bbox_url(rng), (200,))
             else:
                 url = f"/communes/{rng.choice(communes)}/states"
                 await timed(client, tally, "commune across states", "GET", url, (200,))

@@ -45,14 +45,7 @@ from geo_comuna.analysis.dem import Dem  # noqa: E402
 CELL_M = 5.0
 WEST, NORTH = 600_000.0, 1_020_000.0  # UTM 19N, about -68.09, 9.22
 THRESHOLD_PCT = 30.0
-STATS = (
-    "mean_elevation_m",
-    "min_elevation_m",
-    "max_elevation_m",
-    "mean_slope_pct",
-    "mean_slope_deg",
-    "steep_share_pct",
-)
+STATS = tuple(s for s in zonal.STATS if s != "uncovered_pct")  # exactextract has these
 
 
 def make_dem(path: Path, size: int) -> None:

@@ -40,11 +40,12 @@ from common import (
     prepare_database,
     table,
 )
+from make_parcels import EAST, NORTH, SOUTH, WEST
 
 PAGE = 1000
 DEEP_OFFSET = 190_000
 BBOX_DEG = 0.01
-GRID = (-69.6, 9.4, -68.6, 10.2)  # where make_parcels.py puts the parcels
+GRID = (WEST, SOUTH, EAST, NORTH)  # where make_parcels.py puts the parcels
 POSTGIS_PAGE = (
     "SELECT string_agg(ST_AsGeoJSON(t.*, 'geom', 6), ',') FROM "
     "(SELECT * FROM parcels ORDER BY id LIMIT 1000 OFFSET %s) t"
@@ -122,16 +123,18 @@ def page_urls(rng: random.Random, count: int) -> list[str]:
     ]
 
 
-def bbox_urls(rng: random.Random, count: int) -> list[str]:
+def bbox_url(rng: random.Random) -> str:
+    """A page of up to 100 parcels in a random BBOX_DEG square of the parcels' grid."""
     w, s, e, n = GRID
-    urls = []
-    for _ in range(count):
-        x, y = rng.uniform(w, e - BBOX_DEG), rng.uniform(s, n - BBOX_DEG)
-        urls.append(
-            f"/collections/parcels/items?limit=100&bbox={x:.5f},{y:.5f},"
-            f"{x + BBOX_DEG:.5f},{y + BBOX_DEG:.5f}"
-        )
-    return urls
+    x, y = rng.uniform(w, e - BBOX_DEG), rng.uniform(s, n - BBOX_DEG)
+    return (
+        f"/collections/parcels/items?limit=100&bbox={x:.5f},{y:.5f},"
+        f"{x + BBOX_DEG:.5f},{y + BBOX_DEG:.5f}"
+    )
+
+
+def bbox_urls(rng: random.Random, count: int) -> list[str]:
+    return [bbox_url(rng) for _ in range(count)]
 
 
 def postgis_alone(dsn: str, offsets: list[int]) -> list[float]:
