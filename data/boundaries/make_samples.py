@@ -40,6 +40,8 @@ from shapely.geometry import shape as geojson_shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import nearest_points
 
+from geo_comuna.io.sample import SAMPLE_LAYERS
+
 HERE = Path(__file__).resolve().parent
 STATES_PATH = HERE / "ve_states.geojson"
 OUT_DIR = HERE / "samples"
@@ -53,17 +55,7 @@ DEGREE_GRID = 1e-6  # output precision, degrees (about 0.11 m)
 DEM_CELL_M = 2.0
 DEM_NODATA = -9999.0
 
-LAYERS = (
-    "communes",
-    "parcels",
-    "production_units",
-    "greenhouses",
-    "dwellings",
-    "water_mains",
-    "power_lines",
-    "paths",
-    "facilities",
-)
+LAYERS = SAMPLE_LAYERS  # one file each, in the order the loader reads them
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers
