@@ -11,8 +11,12 @@ from psycopg.rows import dict_row
 
 from geo_comuna.features.query import COORD_DECIMALS
 
-MAX_ID = 2**31 - 1  # feature ids are PostgreSQL integers
-MIN_ID = -(2**31)
+MIN_ID, MAX_ID = -(2**31), 2**31 - 1  # feature ids are PostgreSQL integers
+
+
+def _integer(value: int) -> bool:
+    """Can this id be a feature's? Outside PostgreSQL's integer the query would overflow."""
+    return MIN_ID <= value <= MAX_ID
 
 
 async def entries(
@@ -29,8 +33,8 @@ async def entries(
     the inclusive ``[first, last]`` pairs of the ids it wrote, e.g. ``[[1, 200000]]``.
     Per-feature entries (and inserts recorded before 0010) have ``features`` 1 and ``ids``
     ``[[feature_id, feature_id]]``. ``feature_id`` finds both kinds."""
-    if feature_id is not None and not 0 < feature_id <= MAX_ID:
-        return []  # no feature has such an id, and the query's integer would overflow
+    if feature_id is not None and not _integer(feature_id):
+        return []  # no feature has such an id
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             """SELECT id, at, user_name AS user, layer, feature_id, action,
@@ -70,8 +74,8 @@ async def tenure_history(conn: AsyncConnection, parcel_id: int) -> list[dict[str
     is the parcel's own row, or (migration 0011) the row its INSERT statement wrote for every
     parcel of that tenure, found by ``parcel_ids @> id``; changes and the deletion are the
     parcel's own rows. Empty when no parcel ever had this id."""
-    if not MIN_ID <= parcel_id <= MAX_ID:
-        return []  # no parcel has such an id, and the query's integer would overflow
+    if not _integer(parcel_id):
+        return []  # no parcel has such an id
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT from_status, to_status, changed_at, note FROM parcel_history "
