@@ -1,7 +1,7 @@
 """The bulk import path (io/importer.py, features/write.py): features validated and sent in
-pieces, the spatial index rebuilt after a bulk load, PostgreSQL's per-row key checks replaced
-by one check and lock per referenced row, and WKB sent as it was read. Each is checked against
-what PostgreSQL then holds."""
+pieces, the secondary indexes rebuilt after a bulk load, PostgreSQL's
+per-row key checks replaced by one check and lock per referenced row, and WKB sent as it was
+read. Each is checked against what PostgreSQL then holds."""
 
 from __future__ import annotations
 
@@ -35,15 +35,6 @@ async def scalar(conn: AsyncConnection, query: str, params: tuple = ()) -> objec
     return (await (await conn.execute(query, params)).fetchone())[0]
 
 
-async def gist_oid(conn: AsyncConnection) -> int:
-    return await scalar(
-        conn,
-        "SELECT i.indexrelid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-        "WHERE i.indrelid = 'parcels'::regclass AND c.relam = "
-        "(SELECT oid FROM pg_am WHERE amname = 'gist') AND i.indisvalid",
-    )
-
-
 async def test_pieces_are_one_import_all_or_nothing(
     conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -65,41 +56,62 @@ async def test_pieces_are_one_import_all_or_nothing(
     assert sorted(r[0] for r in await cur.fetchall()) == sorted(f"row {i}" for i in range(1, 11))
 
 
-async def test_bulk_load_rebuilds_the_spatial_index(
+async def index_oids(conn: AsyncConnection) -> dict[str, int]:
+    cur = await conn.execute(
+        "SELECT c.relname, i.indexrelid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = 'parcels'::regclass AND i.indisvalid"
+    )
+    return dict(await cur.fetchall())
+
+
+async def index_definitions(conn: AsyncConnection) -> dict[str, str]:
+    cur = await conn.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'parcels'"
+    )
+    return dict(await cur.fetchall())
+
+
+async def test_bulk_load_rebuilds_the_secondary_indexes(
     conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(write, "BULK_ROWS", 5)
     await conn.execute("DELETE FROM production_units")
     await conn.execute("DELETE FROM parcels")  # rolled back with the test
-    definition = await scalar(
-        conn, "SELECT indexdef FROM pg_indexes WHERE indexname = 'parcels_geom_idx'"
-    )
-    first = await gist_oid(conn)
+    definitions = await index_definitions(conn)
+    first = await index_oids(conn)
+    secondary = {"parcels_geom_idx", "parcels_commune_idx"}  # GiST, and a btree with repeats
+    assert secondary < set(first) and "parcels_pkey" in first
 
     # a bad feature: the DROP INDEX is rolled back with everything else
     with pytest.raises(InvalidGeometry):
         await import_file(
             conn, PARCELS, geojson(parcels(8, bowtie_at=8), tmp_path / "b.geojson"), settings
         )
-    assert await gist_oid(conn) == first
+    assert await index_oids(conn) == first
 
-    # 8 features into an empty table: built again afterwards, same definition, and used
+    # 8 features into an empty table: built again afterwards, same definitions, and used; the
+    # primary key (referenced by production_units) is never dropped
     await import_file(conn, PARCELS, geojson(parcels(8), tmp_path / "p.geojson"), settings)
-    rebuilt = await gist_oid(conn)
-    assert rebuilt != first
-    assert definition == await scalar(
-        conn, "SELECT indexdef FROM pg_indexes WHERE indexname = 'parcels_geom_idx'"
-    )
+    rebuilt = await index_oids(conn)
+    assert set(rebuilt) == set(first)
+    assert all(rebuilt[name] != first[name] for name in secondary)
+    assert rebuilt["parcels_pkey"] == first["parcels_pkey"]
+    assert await index_definitions(conn) == definitions
     await conn.execute("SET LOCAL enable_seqscan = off")
     bbox = (LON - 0.0001, LAT - 0.0001, LON + 0.0161, LAT + 0.0011)
     query = "SELECT count(*) FROM parcels WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
     cur = await conn.execute("EXPLAIN " + query, bbox)
     assert "parcels_geom_idx" in "\n".join(r[0] for r in await cur.fetchall())
     assert await scalar(conn, query, bbox) == 8
+    maizal = await scalar(conn, "SELECT id FROM communes WHERE code = 'EL-MAIZAL'")
+    by_commune = "SELECT count(*) FROM parcels WHERE commune_id = %s"
+    cur = await conn.execute("EXPLAIN " + by_commune, (maizal,))
+    assert "parcels_commune_idx" in "\n".join(r[0] for r in await cur.fetchall())
+    assert await scalar(conn, by_commune, (maizal,)) == 8
 
-    # 6 more into a table holding 8: the index is kept and grows
+    # 6 more into a table holding 8: the indexes are kept and grow
     await import_file(conn, PARCELS, geojson(parcels(6), tmp_path / "q.geojson"), settings)
-    assert await gist_oid(conn) == rebuilt
+    assert await index_oids(conn) == rebuilt
     assert await scalar(conn, query, bbox) == 14
 
 
