@@ -1,5 +1,5 @@
 """The bulk import path (io/importer.py, features/write.py): features validated and sent in
-pieces, the secondary indexes rebuilt after a bulk load, PostgreSQL's
+pieces (a COPY statement each), the secondary indexes rebuilt after a bulk load, PostgreSQL's
 per-row key checks replaced by one check and lock per referenced row, and WKB sent as it was
 read. Each is checked against what PostgreSQL then holds."""
 
@@ -113,6 +113,41 @@ async def test_bulk_load_rebuilds_the_secondary_indexes(
     await import_file(conn, PARCELS, geojson(parcels(6), tmp_path / "q.geojson"), settings)
     assert await index_oids(conn) == rebuilt
     assert await scalar(conn, query, bbox) == 14
+
+
+async def test_each_piece_is_a_statement_that_the_audit_and_history_record(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import COPYs piece by piece, one statement each (so each piece's triggers run while
+    the next piece is checked): 7 features in pieces of 2, 3 and 2 are three audit entries and
+    three first-tenure rows, naming every id once, all in the import's one transaction."""
+    monkeypatch.setattr(importer, "FIRST_CHUNK", 2)
+    monkeypatch.setattr(importer, "CHUNK", 3)
+    audit_before = await scalar(conn, "SELECT coalesce(max(id), 0) FROM audit_log")
+    history_before = await scalar(conn, "SELECT coalesce(max(id), 0) FROM parcel_history")
+    await import_file(conn, PARCELS, geojson(parcels(7), tmp_path / "p.geojson"), settings)
+    cur = await conn.execute("SELECT id FROM parcels WHERE notes LIKE 'row _' ORDER BY id")
+    ids = [r[0] for r in await cur.fetchall()]
+    assert len(ids) == 7
+    cur = await conn.execute(
+        "SELECT features, feature_ids::text, xmin::text FROM audit_log "
+        "WHERE id > %s AND layer = 'parcels' ORDER BY id",
+        (audit_before,),
+    )
+    entries = await cur.fetchall()
+    pieces = [ids[0:2], ids[2:5], ids[5:7]]
+    assert [(n, ranges) for n, ranges, _ in entries] == [
+        (len(p), f"{{[{p[0]},{p[-1] + 1})}}") for p in pieces
+    ]
+    assert len({xid for _, _, xid in entries}) == 1  # one transaction
+    cur = await conn.execute(
+        "SELECT to_status, parcels, parcel_ids::text FROM parcel_history "
+        "WHERE id > %s AND from_status IS NULL ORDER BY id",
+        (history_before,),
+    )
+    assert await cur.fetchall() == [
+        ("occupied", len(p), f"{{[{p[0]},{p[-1] + 1})}}") for p in pieces
+    ]
 
 
 async def test_key_checks_are_skipped_only_when_provably_redundant(conn: AsyncConnection) -> None:

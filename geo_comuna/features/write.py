@@ -513,9 +513,9 @@ async def copy_in(
     rows: int,
     staged: bool = False,
 ) -> None:
-    """Bulk insert with binary COPY (imports): ``chunks`` are pieces of copy_rows(),
-    sent as they come, so PostgreSQL parses one while the caller validates the next.
-    ``refs`` are the resolved references of all ``rows``.
+    """Bulk insert with binary COPY (imports): ``chunks`` are pieces of copy_rows(), each sent
+    as one COPY statement as it comes, so PostgreSQL stores one while the caller validates the
+    next. ``refs`` are the resolved references of all ``rows``.
 
     ``staged`` COPYs into a temporary table first and inserts from it, so row-level security
     sees every row. Otherwise a bulk load rebuilds the secondary indexes afterwards and, when
@@ -537,14 +537,16 @@ async def copy_in(
             replica = await _may_skip_key_checks(conn, layer, refs)
         if replica:
             await conn.execute("SET LOCAL session_replication_role = replica")
+        statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(target, cols)
         async with conn.cursor() as cur:
-            async with cur.copy(
-                sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(target, cols)
-            ) as copy:
-                await copy.write(COPY_HEADER)
-                async for data in chunks:
+            # a COPY per piece: each statement's triggers (its audit entry, its first tenures)
+            # then run over its own rows while the next piece is validated, not over all the
+            # rows after the last one (~0.4 s of a 200,000-parcel import)
+            async for data in chunks:
+                async with cur.copy(statement) as copy:
+                    await copy.write(COPY_HEADER)
                     await copy.write(data)
-                await copy.write(COPY_TRAILER)
+                    await copy.write(COPY_TRAILER)
         if replica:  # SET LOCAL would outlive this block inside an enclosing transaction
             await conn.execute("SET LOCAL session_replication_role = origin")
         if staged:
