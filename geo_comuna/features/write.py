@@ -318,18 +318,26 @@ class Source:
 
 
 _HEAD_KEYS = pa.array(list(_EWKB_HEADS), pa.binary())
-_HEAD_VALUES = pa.array(list(_EWKB_HEADS.values()), pa.binary())
+#: what replaces each plain header: the EWKB one; in a MultiPolygon layer a Polygon's header
+#: is kept behind a one-part MultiPolygon's, which promotes it
+_NEW_HEADS = {
+    geometry: pa.array(
+        [
+            _ONE_POLYGON + head if geometry == "MultiPolygon" and head in _POLYGON_HEADS else ewkb
+            for head, ewkb in _EWKB_HEADS.items()
+        ],
+        pa.binary(),
+    )
+    for geometry in ("Point", "LineString", "MultiPolygon")
+}
 _SAME = np.frompyfunc(operator.is_, 2, 1)
 
 
-def ewkb(layer: Layer, geoms: np.ndarray, source: Source | None = None) -> pa.Array:
-    """EWKB with SRID 4326, in the layer's geometry type (a Polygon becomes a one-part
-    MultiPolygon by a header, not by building a new geometry), as an Arrow binary array.
-
-    Where a geometry is still the very object decoded from ``source`` (validation changed
-    nothing) and that WKB is plain 2-D, its bytes are sent as they came instead of being
-    written again: writing 200,000 polygons costs ~0.4 s. Headers are rewritten by Arrow's
-    kernels, not byte string by byte string."""
+def _ewkb_parts(
+    layer: Layer, geoms: np.ndarray, source: Source | None = None
+) -> tuple[pa.Array, pa.Array]:
+    """Each geometry's EWKB as two pieces: a new header and the rest of its WKB. Joining them
+    is left to copy_rows, which joins whole rows in one pass."""
     present = ~shapely.is_missing(geoms)
     wkbs = np.full(len(geoms), None, dtype=object)
     if source is not None:
@@ -343,17 +351,20 @@ def ewkb(layer: Layer, geoms: np.ndarray, source: Source | None = None) -> pa.Ar
     if fresh.size:
         wkbs[fresh] = shapely.to_wkb(geoms[fresh], output_dimension=2, byte_order=1)
         data = pa.array(wkbs, type=pa.binary())
-    heads = pc.binary_slice(data, 0, 5)
-    rewritten = pc.binary_join_element_wise(
-        pc.take(_HEAD_VALUES, pc.index_in(heads, value_set=_HEAD_KEYS)),
-        pc.binary_slice(data, 5, 2**31 - 1),  # to the end (no stop: an Arrow error)
-        b"",
-    )
-    if layer.geometry_type != "MultiPolygon":
-        return rewritten
-    polygon = pc.is_in(heads, value_set=pa.array(list(_POLYGON_HEADS), pa.binary()))
-    promoted = pc.binary_join_element_wise(_ONE_POLYGON, data, b"")
-    return pc.if_else(polygon, promoted, rewritten)
+    heads = pc.index_in(pc.binary_slice(data, 0, 5), value_set=_HEAD_KEYS)
+    body = pc.binary_slice(data, 5, 2**31 - 1)  # to the end (no stop: an Arrow error)
+    return pc.take(_NEW_HEADS[layer.geometry_type], heads), body
+
+
+def ewkb(layer: Layer, geoms: np.ndarray, source: Source | None = None) -> pa.Array:
+    """EWKB with SRID 4326, in the layer's geometry type (a Polygon becomes a one-part
+    MultiPolygon by a header, not by building a new geometry), as an Arrow binary array.
+
+    Where a geometry is still the very object decoded from ``source`` (validation changed
+    nothing) and that WKB is plain 2-D, its bytes are sent as they came instead of being
+    written again: writing 200,000 polygons costs ~0.4 s. Headers are rewritten by Arrow's
+    kernels, not byte string by byte string."""
+    return pc.binary_join_element_wise(*_ewkb_parts(layer, geoms, source), b"")
 
 
 #: PostgreSQL's binary COPY: signature, flags and header extension; the end-of-data marker
@@ -366,7 +377,6 @@ _PG_EPOCH = 10_957  # 2000-01-01 in days since 1970-01-01
 
 _ARROW = {
     "text": pa.string(),
-    "geometry": pa.binary(),
     "integer": pa.int64(),
     "number": pa.float64(),
     "date": pa.date32(),
@@ -374,36 +384,43 @@ _ARROW = {
 }
 
 
-def _field(kind: str, values: np.ndarray | pa.Array) -> pa.Array:
+def _lengths(sizes: np.ndarray) -> pa.Array:
+    """Binary COPY's field lengths (-1 for NULL) as 4-byte big-endian strings."""
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(4), len(sizes), [None, pa.py_buffer(sizes.astype(">i4").tobytes())]
+    ).cast(pa.binary())
+
+
+def _field(kind: str, values: np.ndarray | pa.Array) -> list[pa.Array]:
     """One column as binary COPY fields: each value's byte length (-1 for NULL), then its
-    bytes in PostgreSQL's binary form. ``values``: Python objects (None, or the NaN pandas may
-    have made of it, for NULL), or Arrow data as attributes' fast path keeps it."""
+    bytes in PostgreSQL's binary form (null for NULL), as pieces that copy_rows joins.
+    ``values``: Python objects (None, or the NaN pandas may have made of it, for NULL), or
+    Arrow data as attributes' fast path keeps it."""
     if not isinstance(values, pa.Array):
         values = pa.array(np.where(pd.isna(values), None, values), type=_ARROW[kind])
     null = values.is_null().to_numpy(zero_copy_only=False)
     valid = pa.array(~null).buffers()[1]  # Arrow keeps validity as this very bitmap
-    if kind in ("text", "geometry"):
+    if kind == "text":
         payload = values.cast(pa.binary())
-        sizes = pc.fill_null(pc.binary_length(payload), -1).to_numpy()
+        return [_lengths(pc.fill_null(pc.binary_length(payload), -1).to_numpy()), payload]
+    layout = np.dtype(_FIXED[kind])
+    if kind == "date":
+        days = values.cast(pa.date32()).cast(pa.int32())
+        numbers = pc.fill_null(days, _PG_EPOCH).to_numpy() - _PG_EPOCH
     else:
-        layout = np.dtype(_FIXED[kind])
-        if kind == "date":
-            days = values.cast(pa.date32()).cast(pa.int32())
-            numbers = pc.fill_null(days, _PG_EPOCH).to_numpy() - _PG_EPOCH
-        else:
-            filler = False if kind == "boolean" else 0
-            numbers = values.cast(_ARROW[kind]).fill_null(filler).to_numpy(zero_copy_only=False)
-        data = pa.py_buffer(numbers.astype(layout).tobytes())
-        payload = pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(layout.itemsize), len(values), [valid, data]
-        ).cast(pa.binary())
-        sizes = np.where(null, -1, layout.itemsize)
-    prefix = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(4), len(values), [None, pa.py_buffer(sizes.astype(">i4").tobytes())]
+        filler = False if kind == "boolean" else 0
+        numbers = values.cast(_ARROW[kind]).fill_null(filler).to_numpy(zero_copy_only=False)
+    data = pa.py_buffer(numbers.astype(layout).tobytes())
+    payload = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(layout.itemsize), len(values), [valid, data]
     ).cast(pa.binary())
-    return pc.binary_join_element_wise(
-        prefix, payload, b"", null_handling="replace", null_replacement=b""
-    )
+    return [_lengths(np.where(null, -1, layout.itemsize)), payload]
+
+
+def _geometry_field(layer: Layer, geoms: np.ndarray, source: Source | None) -> list[pa.Array]:
+    head, body = _ewkb_parts(layer, geoms, source)
+    size = pc.add(pc.binary_length(head), pc.binary_length(body))
+    return [_lengths(pc.fill_null(size, -1).to_numpy()), head, body]
 
 
 def _column(series: pd.Series) -> np.ndarray | pa.Array:
@@ -417,13 +434,20 @@ def copy_rows(
     layer: Layer, checked: Checked, refs: dict[str, list], source: Source | None = None
 ) -> bytes:
     """Rows of PostgreSQL's binary COPY (between COPY_HEADER and COPY_TRAILER), built by Arrow
-    in C++: numbers and dates are not printed and parsed again, geometry goes as EWKB (see
-    ewkb()); a third less work for PostgreSQL than CSV with hex geometry."""
-    fields = [_field("integer", np.array(refs[r.column], dtype=object)) for r in layer.references]
-    fields += [_field(a.type, _column(checked.attributes[a.name])) for a in layer.attributes]
-    fields.append(_field("geometry", ewkb(layer, checked.geometries, source)))
-    count = pa.scalar(len(fields).to_bytes(2, "big"), type=pa.binary())
-    rows = pc.binary_join_element_wise(count, *fields, b"")
+    in C++ and joined in one pass: numbers and dates are not printed and parsed again, geometry
+    goes as EWKB (see ewkb()); a third less work for PostgreSQL than CSV with hex geometry."""
+    parts = [p for r in layer.references for p in _field("integer", pa.array(refs[r.column]))]
+    for a in layer.attributes:
+        parts += _field(a.type, _column(checked.attributes[a.name]))
+    parts += _geometry_field(layer, checked.geometries, source)
+    count = len(layer.references) + len(layer.attributes) + 1
+    rows = pc.binary_join_element_wise(
+        pa.scalar(count.to_bytes(2, "big"), type=pa.binary()),
+        *parts,
+        b"",
+        null_handling="replace",  # a NULL's bytes: none, its length says -1
+        null_replacement=b"",
+    )
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32, count=len(rows) + 1)
     return rows.buffers()[2][offsets[0] : offsets[-1]].to_pybytes()
 
