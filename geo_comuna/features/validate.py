@@ -119,11 +119,10 @@ def _check_coordinates(
     service_bbox: tuple[float, float, float, float],
 ) -> None:
     coords = shapely.get_coordinates(geoms)
-    counts = shapely.get_num_coordinates(geoms)
-    owner = np.repeat(np.arange(len(geoms)), counts)
-    bad = _first(~np.isfinite(coords).all(axis=1))
-    if bad is not None:
-        _fail(InvalidGeometry, layer, labels, owner[bad], "a coordinate is NaN or infinite")
+    if not np.isfinite(coords).all():  # which feature: only worked out when there is one
+        owner = np.repeat(np.arange(len(geoms)), shapely.get_num_coordinates(geoms))
+        bad = owner[_first(~np.isfinite(coords).all(axis=1))]
+        _fail(InvalidGeometry, layer, labels, bad, "a coordinate is NaN or infinite")
     bounds = shapely.bounds(geoms)  # minx, miny, maxx, maxy
     out_of_range = (
         (bounds[:, 0] < -180) | (bounds[:, 2] > 180) | (bounds[:, 1] < -90) | (bounds[:, 3] > 90)
@@ -136,7 +135,7 @@ def _check_coordinates(
     i = _first(~inside)
     if i is None:
         return
-    x, y = coords[np.flatnonzero(owner == i)[0]]
+    x, y = shapely.get_coordinates(geoms[i])[0]
     if swapped_inside[i]:
         reason = (
             f"coordinates appear swapped: ({x:.5f}, {y:.5f}) reads as latitude, longitude; "
