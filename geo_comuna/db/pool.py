@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import AsyncConnectionPool
 
 from geo_comuna.settings import Settings
+
+if TYPE_CHECKING:  # imported by open_pool: a CLI command's one connection needs no pool
+    from psycopg_pool import AsyncConnectionPool
 
 
 def resolve_conninfo(settings: Settings) -> str:
@@ -26,6 +30,8 @@ def with_options(conninfo: str, settings: Settings, application: str = "geo_comu
 
 
 async def open_pool(settings: Settings, conninfo: str | None = None) -> AsyncConnectionPool:
+    from psycopg_pool import AsyncConnectionPool
+
     pool = AsyncConnectionPool(
         with_options(conninfo or resolve_conninfo(settings), settings),
         min_size=settings.pool_min_size,
