@@ -63,6 +63,10 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
     .venv/bin/python -m pip install -q -e "$extras"
     touch "$stamp"
 fi
+# geo_comuna's own bytecode, as pip writes it for a regular install: an editable install leaves
+# it to the first import, which PYTHONDONTWRITEBYTECODE (set on some machines) forbids, and then
+# every command compiles the package again (~0.2 s). Only stale files are compiled.
+.venv/bin/python -m compileall -q geo_comuna
 # map libraries (Leaflet, VectorGrid, geobuf) served by the app itself: from npm, pinned by
 # package-lock.json, never from a CDN
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
