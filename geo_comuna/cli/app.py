@@ -109,7 +109,7 @@ def import_(
     ] = False,
 ) -> None:
     """Import a file into a layer: all features or none."""
-    from geo_comuna.io.importer import import_file
+    from geo_comuna.io import reading
     from geo_comuna.layers import get_layer
 
     settings = load_settings()
@@ -117,6 +117,10 @@ def import_(
         target = get_layer(layer)
     except GeoComunaError as exc:
         die(exc.message, 2)
+    # GDAL reads the file while the importer's modules load and the database connects
+    pending = reading.start(file, target, settings)
+    from geo_comuna.io.importer import import_file
+
     report = run(
         lambda conn: import_file(
             conn,
@@ -127,6 +131,7 @@ def import_(
             commune=commune,
             repair=repair,
             progress=progress,
+            reading=pending,
         ),
         settings,
     )

@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,10 +30,11 @@ import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User, local_admin, writing
-from geo_comuna.errors import Forbidden, InvalidFile, TooLarge, UnknownCRS
+from geo_comuna.errors import Forbidden, InvalidFile, UnknownCRS
 from geo_comuna.features import attributes, validate, write
 from geo_comuna.features.query import require_commune
-from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format, detect, gdal_path
+from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format
+from geo_comuna.io.reading import RawFile, read_raw
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
 
@@ -57,17 +58,6 @@ def parse_crs(value: str) -> pyproj.CRS:
         return pyproj.CRS.from_user_input(value)
     except pyproj.exceptions.CRSError as exc:
         raise UnknownCRS(f"unknown CRS {value!r}: {exc}") from None
-
-
-def _pick_layer(path: str, fmt: Format, layer: Layer) -> str | None:
-    if fmt.name != "gpkg":
-        return None
-    names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
-    if len(names) == 1:
-        return names[0]
-    if layer.name in names:
-        return layer.name
-    raise InvalidFile(f"the GeoPackage holds layers {names}; none is named {layer.name!r}")
 
 
 _SAVE_AS_UTF8 = "save it as UTF-8 (in Excel: 'CSV UTF-8'); the encoding is never guessed"
@@ -142,39 +132,23 @@ class Geometries:
             raise UnknownCRS(f"cannot transform {self.label} to WGS 84: {exc}") from None
 
 
-def read(path: Path, layer: Layer, settings: Settings) -> tuple[pd.DataFrame, Geometries, Format]:
-    """The file's attribute columns and its geometries (as WKB, in the file's own CRS)."""
-    fmt = detect(path)
-    source = gdal_path(path, fmt)
-    options = CSV_OPEN_OPTIONS if fmt.name == "csv" else {}
-    try:
-        name = _pick_layer(source, fmt, layer)
-        info = pyogrio.read_info(source, layer=name, **options)
-        if info["features"] > settings.max_features_per_import:
-            raise TooLarge(
-                f"{path.name} holds {info['features']} features; the limit is "
-                f"{settings.max_features_per_import}"
-            )
-        meta, table = pyogrio.read_arrow(source, layer=name, datetime_as_string=True, **options)
-    except GDAL_ERRORS as exc:
-        raise InvalidFile(f"cannot read {path.name} as {fmt.driver}: {exc}") from None
-    if table.num_rows == 0:
-        raise InvalidFile(f"{path.name} has no features")
-    geometry = meta["geometry_name"] or "wkb_geometry"
-    if meta["geometry_type"] is None or geometry not in table.column_names:
-        raise InvalidFile(
-            f"{path.name} has no geometry (CSV: give a WKT column or lon/lat columns)"
-        )
-    wkb = table.column(geometry).to_numpy(zero_copy_only=False)
-    table = table.drop_columns([geometry])
+def read(
+    path: Path, layer: Layer, settings: Settings, raw: RawFile | None = None
+) -> tuple[pd.DataFrame, Geometries, Format]:
+    """The file's attribute columns and its geometries (as WKB, in the file's own CRS).
+    ``raw``: the file as reading.start() already read it."""
+    raw = raw or read_raw(path, layer, settings)
+    geometry = raw.meta["geometry_name"] or "wkb_geometry"
+    wkb = raw.table.column(geometry).to_numpy(zero_copy_only=False)
+    table = raw.table.drop_columns([geometry])
     _check_utf8(table, path.name)
     frame = table.to_pandas(types_mapper=pd.ArrowDtype)  # Arrow-backed: attributes' fast path
-    if fmt.name == "csv":
+    if raw.fmt.name == "csv":
         try:
-            frame = _csv_text_as_written(source, frame, layer)
+            frame = _csv_text_as_written(raw.source, frame, layer)
         except GDAL_ERRORS as exc:
-            raise InvalidFile(f"cannot read {path.name} as {fmt.driver}: {exc}") from None
-    return frame, Geometries(wkb, file_crs=meta["crs"]), fmt
+            raise InvalidFile(f"cannot read {path.name} as {raw.fmt.driver}: {exc}") from None
+    return frame, Geometries(wkb, file_crs=raw.meta["crs"]), raw.fmt
 
 
 def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries:
@@ -334,8 +308,10 @@ async def import_file(
     repair: bool = False,
     progress: Progress | None = None,
     user: User | None = None,
+    reading: Future[RawFile] | None = None,
 ) -> ImportReport:
-    """Read, reproject, validate and COPY ``path`` into ``layer``: all or nothing."""
+    """Read, reproject, validate and COPY ``path`` into ``layer``: all or nothing.
+    ``reading``: GDAL's read of ``path``, already started by reading.start()."""
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     commune_id = None
@@ -343,7 +319,8 @@ async def import_file(
         # by id or code, like everywhere else; checked before reading a possibly big file
         commune_id = await require_commune(conn, commune)
     say(f"reading {path.name}")
-    frame, geometries, fmt = await anyio.to_thread.run_sync(read, path, layer, settings)
+    raw = None if reading is None else await asyncio.wrap_future(reading)
+    frame, geometries, fmt = await anyio.to_thread.run_sync(read, path, layer, settings, raw)
     read_s = time.perf_counter() - started
     geometries = to_wgs84(geometries, fmt, crs)
     if geometries.source is not None:
