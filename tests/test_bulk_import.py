@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -303,3 +305,18 @@ async def test_a_crs_the_file_cannot_spell_is_refused_unless_given(
     assert importer.to_wgs84(garbage, fmt, "EPSG:4326").source is None  # given: taken as is
     fine = importer.Geometries(wkb, file_crs="EPSG:2202")
     assert importer.to_wgs84(fine, fmt, None).label == "EPSG:2202"
+
+
+async def test_a_copy_over_a_unix_socket_gets_a_roomy_send_buffer(conn: AsyncConnection) -> None:
+    def send_buffer() -> tuple[int, int]:
+        with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+            return sock.family, sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+
+    family, before = send_buffer()
+    if family != socket.AF_UNIX:
+        pytest.skip("the test database is reached over TCP, whose buffers tune themselves")
+    write._roomy_send_buffer(conn)
+    ceiling = int(Path("/proc/sys/net/core/wmem_max").read_text())
+    # Linux doubles what it is asked, within net.core.wmem_max
+    assert send_buffer()[1] == 2 * min(write.COPY_SEND_BUFFER, ceiling) >= before
+    assert await scalar(conn, "SELECT 1") == 1  # the connection's own socket is untouched
