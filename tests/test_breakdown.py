@@ -97,6 +97,28 @@ async def test_commune_across_two_states(
     assert lara["communes"] >= 2  # ours and El Maizal
 
 
+async def test_a_parcel_outside_its_commune_counts_where_it_lies(
+    client: httpx.AsyncClient, across_lara_portuguesa: dict
+) -> None:
+    """Features of a commune that crosses a state line are placed among the state parts the
+    commune touches; one lying far outside its commune (in Zulia) is still placed, in Zulia."""
+    parts = across_lara_portuguesa
+    body = feature(LAYERS["communes"], code="ACROSS-FAR", name="Across, far")
+    body["geometry"] = mapping(parts["commune"])
+    assert (await client.post("/collections/communes/items", json=body)).status_code == 201
+    for spot in (parts["lara"].representative_point(), state("VE-V").representative_point()):
+        p = feature(LAYERS["parcels"], commune="ACROSS-FAR")
+        p["geometry"] = mapping(spot.buffer(0.0004, quad_segs=2))
+        assert (await client.post("/collections/parcels/items", json=p)).status_code == 201
+
+    rows = {
+        s["code"]: s for s in (await client.get("/communes/ACROSS-FAR/states")).json()["states"]
+    }
+    assert set(rows) == {"VE-K", "VE-P", "VE-V"}
+    assert (rows["VE-K"]["parcels"], rows["VE-P"]["parcels"], rows["VE-V"]["parcels"]) == (1, 0, 1)
+    assert rows["VE-V"]["area_ha"] == 0
+
+
 async def test_sample_el_maizal_lies_in_lara_and_portuguesa(client: httpx.AsyncClient) -> None:
     got = (await client.get("/communes/EL-MAIZAL/states")).json()
     codes = [s["code"] for s in got["states"]]
