@@ -5,12 +5,13 @@ in this process, then the server's COPY with and without the table's extras.
 
 Client stages call the same functions the CLI calls (geo_comuna.io.importer,
 features.attributes, features.validate, features.write), in the same order, but each over the
-whole file at once: the import runs them piece by piece in a worker thread, overlapping
-PostgreSQL's work, so its wall clock is not their sum. Server variants each run in a
-transaction that is rolled back (TRUNCATE, binary COPY, ...), so what is stored stays as it
-is: COPY keeping the GiST index and PostgreSQL's per-row key checks (what a small import
-into a big table does); COPY as a bulk import does it (GiST dropped and built afterwards,
-replica mode, write.copy_in); the same without each trigger that works per inserted row
+whole file at once (encoding piece by piece): the import runs them piece by piece in a
+worker thread, overlapping PostgreSQL's work, so its wall clock is not their sum. Server
+variants each run in a transaction that is rolled back (TRUNCATE, binary COPY, ...), so what
+is stored stays as it is: COPY keeping the indexes and PostgreSQL's per-row key checks (what a
+small import into a big table does); COPY as a bulk import does it (secondary indexes dropped
+and built afterwards, replica mode, a COPY statement per piece: write.copy_in); the same as
+one COPY statement for all the pieces; the same without each trigger that works per inserted row
 (found in pg_trigger, so the list follows the migrations); and without any of them. Needs
 make_parcels.py's file and the tile communes (import_parcels.py imports them). The CLI's own
 start-up (Python imports, cluster check, migrations) is not in these figures: compare with
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import sys
 import time
@@ -51,7 +53,6 @@ from geo_comuna.settings import Settings
 
 LAYER = get_layer("parcels")
 COLUMNS = [r.column for r in LAYER.references] + [a.name for a in LAYER.attributes] + ["geom"]
-CHUNK = 1 << 20
 
 
 class Clock:
@@ -88,10 +89,10 @@ class Clock:
         self._wall, self._cpu = wall, cpu
 
 
-async def client_stages(conn: AsyncConnection, settings: Settings, clock: Clock) -> bytes:
+async def client_stages(conn: AsyncConnection, settings: Settings, clock: Clock) -> list[bytes]:
     """The import's client stages, each over the whole file at once (the import runs them piece
     by piece in a worker thread while PostgreSQL takes the previous piece); returns the binary
-    COPY rows."""
+    COPY rows, in the import's pieces."""
     clock.on_client()
     frame, geometries, fmt = importer.read(PARCELS_GPKG, LAYER, settings)
     clock.lap("read (pyogrio, Arrow)")
@@ -110,31 +111,44 @@ async def client_stages(conn: AsyncConnection, settings: Settings, clock: Clock)
     async with conn.transaction(force_rollback=True):
         refs = await write.resolve_references(conn, LAYER, frame, labels)
     clock.lap("resolve commune codes")
-    rows = write.copy_rows(LAYER, validate.Checked(attrs, checked_geoms, repairs), refs, source)
-    clock.lap("encode binary COPY rows (EWKB as read, Arrow)")
-    return rows
+    edges = [0, *range(importer.FIRST_CHUNK, len(frame), importer.CHUNK), len(frame)]
+    pieces = [
+        write.copy_rows(
+            LAYER,
+            validate.Checked(attrs.iloc[a:b], checked_geoms[a:b], []),
+            {column: ids[a:b] for column, ids in refs.items()},
+            write.Source(source.geometries[a:b], source.wkb[a:b]),
+        )
+        for a, b in itertools.pairwise(edges)
+    ]
+    clock.lap("encode binary COPY rows, piece by piece (EWKB as read, Arrow)")
+    return pieces
 
 
-async def copy(conn: AsyncConnection, rows: bytes) -> None:
+async def copy(conn: AsyncConnection, pieces: list[bytes], *, per_piece: bool = True) -> None:
+    """A COPY statement per piece, as write.copy_in sends an import, or one for them all."""
     cols = ", ".join(COLUMNS)
+    write._roomy_send_buffer(conn)
     async with conn.cursor() as cur:
-        async with cur.copy(f"COPY parcels ({cols}) FROM STDIN WITH (FORMAT binary)") as out:
-            await out.write(write.COPY_HEADER)
-            view = memoryview(rows)
-            for start in range(0, len(view), CHUNK):
-                await out.write(view[start : start + CHUNK])
-            await out.write(write.COPY_TRAILER)
+        for group in [[p] for p in pieces] if per_piece else [pieces]:
+            async with cur.copy(f"COPY parcels ({cols}) FROM STDIN WITH (FORMAT binary)") as out:
+                await out.write(write.COPY_HEADER)
+                for piece in group:
+                    await out.write(piece)
+                await out.write(write.COPY_TRAILER)
 
 
 async def variant(
     conn: AsyncConnection,
     clock: Clock,
-    rows: bytes,
+    pieces: list[bytes],
     name: str,
     setup: list[str],
     after: list[tuple[str, str]],
+    *,
+    per_piece: bool = True,
 ) -> None:
-    """One COPY into an emptied parcels table, rolled back; ``after`` statements timed too."""
+    """The pieces COPYed into an emptied parcels table, rolled back; ``after`` timed too."""
     try:
         async with conn.transaction(force_rollback=True):
             await conn.execute("SET LOCAL statement_timeout = 0")
@@ -142,7 +156,7 @@ async def variant(
             for statement in setup:
                 await conn.execute(statement)
             clock.on_server()
-            await copy(conn, rows)
+            await copy(conn, pieces, per_piece=per_piece)
             clock.lap(name)
             for label, statement in after:
                 await conn.execute(statement)
@@ -168,36 +182,53 @@ async def run(runs: int) -> tuple[Clock, int]:
     clock = Clock(server_cpu_reader())
     triggers = await costly_triggers(conn)
     # what a bulk import into an (almost) empty table does (features/write.py copy_in)
-    bulk = ["DROP INDEX parcels_geom_idx", "SET LOCAL session_replication_role = replica"]
-    rebuild = [
-        ("  then CREATE INDEX ... USING gist (geom)", "CREATE INDEX ON parcels USING gist (geom)")
+    bulk = [
+        "DROP INDEX parcels_geom_idx",
+        "DROP INDEX parcels_commune_idx",
+        "SET LOCAL session_replication_role = replica",
     ]
-    steps: list[tuple[str, list[str], list[tuple[str, str]]]] = [
-        ("COPY keeping GiST and per-row key checks (a small import)", [], []),
-        ("COPY as a bulk import does (no GiST, no per-row key checks)", bulk, rebuild),
+    rebuild = [
+        ("  then CREATE INDEX ... (commune_id)", "CREATE INDEX ON parcels (commune_id)"),
+        ("  then CREATE INDEX ... USING gist (geom)", "CREATE INDEX ON parcels USING gist (geom)"),
+    ]
+    steps: list[tuple[str, list[str], list[tuple[str, str]], bool]] = [
+        ("COPY keeping the indexes and per-row key checks (a small import)", [], [], True),
+        (
+            "COPY as a bulk import does (indexes dropped, no per-row key checks)",
+            bulk,
+            rebuild,
+            True,
+        ),
+        ("  same as one COPY statement for all pieces (before)", bulk, [], False),
     ]
     steps += [
-        (f"  same without trigger {t}", [*bulk, f"ALTER TABLE parcels DISABLE TRIGGER {t}"], [])
+        (
+            f"  same without trigger {t}",
+            [*bulk, f"ALTER TABLE parcels DISABLE TRIGGER {t}"],
+            [],
+            True,
+        )
         for t in triggers
     ]
     steps.append(
         (
-            "  same without any of those triggers (+ PK, commune index, checks)",
+            "  same without any of those triggers (+ PK, checks)",
             [*bulk, *(f"ALTER TABLE parcels DISABLE TRIGGER {t}" for t in triggers)],
             [],
+            True,
         )
     )
     try:
         for run_no in range(runs):
             print(f"  run {run_no + 1} of {runs}", file=sys.stderr)
-            rows = await client_stages(conn, settings, clock)
+            pieces = await client_stages(conn, settings, clock)
             await conn.execute("CHECKPOINT")
-            for name, setup, after in steps:
-                await variant(conn, clock, rows, name, setup, after)
+            for name, setup, after, per_piece in steps:
+                await variant(conn, clock, pieces, name, setup, after, per_piece=per_piece)
                 await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
-    return clock, len(rows)
+    return clock, sum(map(len, pieces))
 
 
 def main() -> None:
