@@ -17,13 +17,14 @@ LANGUAGE sql STABLE AS $$
 WITH c AS (
     SELECT id, geom, ST_Area(geom::geography) AS area_m2
     FROM communes WHERE p_communes IS NULL OR id = ANY (p_communes)
-), inside AS (
-    SELECT c.id AS commune_id, sp.state_id,
-           sum(ST_Area((CASE WHEN ST_CoveredBy(c.geom, sp.geom) THEN c.geom
-                             WHEN ST_CoveredBy(sp.geom, c.geom) THEN sp.geom
-                             ELSE ST_Intersection(c.geom, sp.geom) END)::geography)) AS area_m2
+), touching AS MATERIALIZED (  -- each commune with each state part it touches
+    SELECT c.id AS commune_id, sp.state_id, sp.geom,
+           ST_Area((CASE WHEN ST_CoveredBy(c.geom, sp.geom) THEN c.geom
+                         WHEN ST_CoveredBy(sp.geom, c.geom) THEN sp.geom
+                         ELSE ST_Intersection(c.geom, sp.geom) END)::geography) AS area_m2
     FROM c JOIN state_parts sp ON ST_Intersects(c.geom, sp.geom)
-    GROUP BY 1, 2
+), inside AS (
+    SELECT commune_id, state_id, sum(area_m2) AS area_m2 FROM touching GROUP BY 1, 2
 ), areas AS (
     SELECT commune_id, state_id, area_m2 FROM inside
     UNION ALL
@@ -38,20 +39,16 @@ WITH c AS (
        AND coalesce(sum(a.area_m2) FILTER (WHERE a.state_id IS NULL), 0) <= 1
 ), spread AS (  -- the other communes: their features are placed one by one
     SELECT c.id FROM c LEFT JOIN single s ON s.commune_id = c.id WHERE s.commune_id IS NULL
-), spread_parts AS MATERIALIZED (  -- the state parts each of them touches
-    SELECT c.id AS commune_id, sp.state_id, sp.geom
-    FROM spread JOIN c ON c.id = spread.id
-    JOIN state_parts sp ON ST_Intersects(c.geom, sp.geom)
 ), parcel_points AS MATERIALIZED (  -- a point on each of their parcels, gathered per commune
     SELECT p.commune_id, array_agg(p.id) AS ids, array_agg(ST_PointOnSurface(p.geom)) AS points
     FROM spread JOIN parcels p ON p.commune_id = spread.id
     GROUP BY p.commune_id
 ), points_in_parts AS (  -- part by part: PostGIS keeps a part prepared across its parcels
-    SELECT DISTINCT ON (u.id) u.id, sp.state_id
-    FROM spread_parts sp JOIN parcel_points pp USING (commune_id)
+    SELECT DISTINCT ON (u.id) u.id, t.state_id
+    FROM touching t JOIN parcel_points pp USING (commune_id)
     CROSS JOIN LATERAL unnest(pp.ids, pp.points) AS u(id, point)
-    WHERE ST_Intersects(sp.geom, u.point)
-    ORDER BY u.id, sp.state_id
+    WHERE ST_Intersects(t.geom, u.point)
+    ORDER BY u.id, t.state_id
 ), placed_parcels AS (  -- a point outside every part its commune touches: any state part
     SELECT pp.commune_id,
            coalesce(pip.state_id,
