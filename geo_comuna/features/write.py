@@ -400,11 +400,11 @@ def _field(kind: str, values: np.ndarray | pa.Array) -> list[pa.Array]:
     Arrow data as attributes' fast path keeps it."""
     if not isinstance(values, pa.Array):
         values = pa.array(np.where(pd.isna(values), None, values), type=_ARROW[kind])
-    null = values.is_null().to_numpy(zero_copy_only=False)
-    valid = pa.array(~null).buffers()[1]  # Arrow keeps validity as this very bitmap
     if kind == "text":
         payload = values.cast(pa.binary())
         return [_lengths(pc.fill_null(pc.binary_length(payload), -1).to_numpy()), payload]
+    null = values.is_null().to_numpy(zero_copy_only=False)
+    valid = pa.array(~null).buffers()[1]  # Arrow keeps validity as this very bitmap
     layout = np.dtype(_FIXED[kind])
     if kind == "date":
         days = values.cast(pa.date32()).cast(pa.int32())

@@ -316,7 +316,7 @@ async def import_file(
     started = time.perf_counter()
     commune_id = None
     if commune is not None and layer.commune_ref is not None:
-        # by id or code, like everywhere else; checked before reading a possibly big file
+        # by id or code, like everywhere else; checked before a possibly big file is used
         commune_id = await require_commune(conn, commune)
     say(f"reading {path.name}")
     raw = None if reading is None else await asyncio.wrap_future(reading)
