@@ -456,7 +456,7 @@ def copy_rows(
 
 #: a COPY of at least this many rows into a table holding no more rows than it brings builds
 #: the table's secondary indexes afterwards instead of growing them row by row: ~5x cheaper
-#: for the GiST index, ~4x for a btree over a column with many repeats (commune_id)
+#: for the GiST index, ~3x for a btree over a column with many repeats (commune_id)
 BULK_ROWS = 20_000
 
 
