@@ -542,7 +542,10 @@ def _roomy_send_buffer(conn: AsyncConnection) -> None:
     """Ask for COPY_SEND_BUFFER on the connection's unix socket; TCP tunes its own buffers."""
     with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:  # the dup is closed after
         if sock.family == socket.AF_UNIX:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, COPY_SEND_BUFFER)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, COPY_SEND_BUFFER)
+            except OSError:  # a system that refuses the size: the import is only slower
+                pass
 
 
 async def copy_in(
