@@ -19,14 +19,13 @@ import httpx
 import numpy as np
 import pyproj
 import pytest
-import rasterio
 import shapely
-from affine import Affine
 from psycopg import AsyncConnection
 
 from geo_comuna.analysis import dem as dems
 from geo_comuna.analysis import land_recovery
 from geo_comuna.analysis.land_recovery import Params
+from tests.test_analysis_terrain import write_dem as terrain_dem
 
 pytestmark = pytest.mark.anyio
 X0, Y0 = 600_000.0, 1_000_000.0
@@ -144,20 +143,7 @@ def write_dem(folder: Path) -> Path:
     x = -100 + 10 * (np.arange(cols) + 0.5)
     y = 600 - 10 * (np.arange(rows) + 0.5)
     z = np.where((x[None, :] < 1000) & (y[:, None] < 300), 0.2 * x[None, :], 0.0)
-    path = folder / "ramp.tif"
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=cols,
-        height=rows,
-        count=1,
-        dtype="float64",
-        crs="EPSG:32619",
-        transform=Affine(10, 0, X0 - 100, 0, -10, Y0 + 600),
-    ) as dst:
-        dst.write(z, 1)
-    return path
+    return terrain_dem(folder, z, west=X0 - 100, north=Y0 + 600, name="ramp.tif")
 
 
 async def test_candidates_ranked_by_hand(conn: AsyncConnection, tmp_path: Path) -> None:
