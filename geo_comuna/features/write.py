@@ -346,14 +346,13 @@ def _ewkb_parts(
         same = present & _SAME(geoms, source.geometries).astype(bool)
         wkbs[same] = source.wkb[same]
     data = pa.array(wkbs, type=pa.binary())
-    plain = pc.is_in(pc.binary_slice(data, 0, 5), value_set=_HEAD_KEYS).to_numpy(
-        zero_copy_only=False
-    )
+    heads = pc.index_in(pc.binary_slice(data, 0, 5), value_set=_HEAD_KEYS)  # null: not plain
+    plain = heads.is_valid().to_numpy(zero_copy_only=False)
     fresh = np.flatnonzero(present & ~plain)  # changed, or a Z/M/SRID header as read
     if fresh.size:
         wkbs[fresh] = shapely.to_wkb(geoms[fresh], output_dimension=2, byte_order=1)
         data = pa.array(wkbs, type=pa.binary())
-    heads = pc.index_in(pc.binary_slice(data, 0, 5), value_set=_HEAD_KEYS)
+        heads = pc.index_in(pc.binary_slice(data, 0, 5), value_set=_HEAD_KEYS)
     body = pc.binary_slice(data, 5, 2**31 - 1)  # to the end (no stop: an Arrow error)
     return pc.take(_NEW_HEADS[layer.geometry_type], heads), body
 
