@@ -115,7 +115,7 @@ async def client_stages(conn: AsyncConnection, settings: Settings, clock: Clock)
     pieces = [
         write.copy_rows(
             LAYER,
-            validate.Checked(attrs.iloc[a:b], checked_geoms[a:b], []),
+            validate.Checked({k: v[a:b] for k, v in attrs.items()}, checked_geoms[a:b], []),
             {column: ids[a:b] for column, ids in refs.items()},
             write.Source(source.geometries[a:b], source.wkb[a:b]),
         )

@@ -11,23 +11,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import shapely
 
 from geo_comuna.errors import InvalidGeometry
 from geo_comuna.layers import Layer
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 _PARTS = {"Point": "MultiPoint", "LineString": "MultiLineString", "MultiPolygon": "Polygon"}
 
 
 @dataclass
 class Checked:
-    """Validated features: coerced attribute columns, 2-D geometries in EPSG:4326, repairs."""
+    """Validated features: coerced attribute columns (by name: a DataFrame, or Arrow arrays for
+    a file), 2-D geometries in EPSG:4326, repairs."""
 
-    attributes: pd.DataFrame
+    attributes: pd.DataFrame | dict[str, pa.Array]
     geometries: np.ndarray
     repairs: list[dict[str, Any]] = field(default_factory=list)
 

@@ -13,10 +13,9 @@ import socket
 from collections.abc import AsyncIterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,10 +23,13 @@ import shapely
 from psycopg import AsyncConnection, sql
 
 from geo_comuna.errors import Conflict, Forbidden, InvalidAttribute, NotFound, PreconditionFailed
-from geo_comuna.features.attributes import is_text
+from geo_comuna.features.attributes import ARROW_TYPES, is_text, pandas_missing
 from geo_comuna.features.query import ETAG_SQL
 from geo_comuna.features.validate import Checked
 from geo_comuna.layers import Layer, Reference
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @contextmanager
@@ -59,31 +61,57 @@ def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
         ) from None
 
 
+def _reference_column(frame: pd.DataFrame | pa.Table, name: str) -> pd.Series | pa.Array | None:
+    if isinstance(frame, pa.Table):
+        return frame.column(name).combine_chunks() if name in frame.column_names else None
+    return frame[name] if name in frame else None
+
+
 async def resolve_references(
-    conn: AsyncConnection, layer: Layer, frame: pd.DataFrame, labels: Sequence
+    conn: AsyncConnection,
+    layer: Layer,
+    frame: pd.DataFrame | pa.Table,
+    labels: Sequence,
+    defaults: dict[str, int] | None = None,
 ) -> dict[str, list[int | None]]:
-    """Reference properties (commune code, parcel id...) -> foreign-key ids, checked to exist."""
+    """Reference properties (commune code, parcel id...) -> foreign-key ids, checked to exist.
+    ``defaults``: an id per reference property for the features that give none (a missing
+    column, a null or a blank cell), as an import's --commune does."""
     resolved = {}
     for ref in layer.references:
-        column = frame[ref.name] if ref.name in frame else None
+        column = _reference_column(frame, ref.name)
+        default = (defaults or {}).get(ref.name)
+        if column is None and default is not None:
+            resolved[ref.column] = [default] * len(frame)
+            continue
         fast = None if column is None else await _resolve_codes(conn, ref, column)
         if fast is None:
-            values = [None] * len(frame) if column is None else list(map(_python, column))
-            fast = await _resolve(conn, layer, ref, values, labels)
+            if column is None:
+                values = [None] * len(frame)
+            elif isinstance(column, pa.Array):
+                values = column.to_pylist()
+            else:
+                values = list(map(_python, column))
+            fast = await _resolve(conn, layer, ref, values, labels, default)
         resolved[ref.column] = fast
     return resolved
 
 
-async def _resolve_codes(conn: AsyncConnection, ref: Reference, column: pd.Series) -> list | None:
+async def _resolve_codes(
+    conn: AsyncConnection, ref: Reference, column: pd.Series | pa.Array
+) -> list | None:
     """The common case of a big import, at once and in Arrow: every value a code that names
     exactly one row. Anything else (ids, blanks, unknown or ambiguous codes) returns None, and
     _resolve goes value by value and names the first bad feature."""
-    try:
-        data = pa.array(column, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeError):
-        return None  # mixed values (ids, lists...), lone surrogates
-    if isinstance(data, pa.ChunkedArray):
-        data = data.combine_chunks()
+    if isinstance(column, pa.Array):
+        data = column
+    else:
+        try:
+            data = pa.array(column, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeError):
+            return None  # mixed values (ids, lists...), lone surrogates
+        if isinstance(data, pa.ChunkedArray):
+            data = data.combine_chunks()
     if not (pa.types.is_string(data.type) or pa.types.is_large_string(data.type)):
         return None
     if data.null_count:
@@ -108,9 +136,23 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
+def _none_given(value: Any) -> bool:
+    """None, NaN or a blank cell (CSV, Shapefile): a feature that names no referenced row."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (isinstance(value, float) and value != value)
+
+
 async def _resolve(
-    conn: AsyncConnection, layer: Layer, ref: Reference, values: list, labels: Sequence
+    conn: AsyncConnection,
+    layer: Layer,
+    ref: Reference,
+    values: list,
+    labels: Sequence,
+    default: int | None = None,
 ) -> list[int | None]:
+    if default is not None:
+        values = [default if _none_given(v) else v for v in values]
     present = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
     ids = {int(v) for v in present if _is_id(v) or (isinstance(v, float) and v.is_integer())}
     # no stored code holds what text cannot (NUL, lone surrogates): such a value matches none
@@ -180,7 +222,7 @@ def _row_values(layer: Layer, checked: Checked, refs: dict[str, list], i: int) -
 
 def _python(value: Any) -> Any:
     """A checked value as a query parameter: pandas' missing values are NULL."""
-    return None if value is pd.NA or value is pd.NaT else value
+    return None if pandas_missing(value) else value
 
 
 GEOM_PARAM = sql.SQL("ST_SetSRID(ST_GeomFromWKB(%s), 4326)")
@@ -313,10 +355,11 @@ _ONE_POLYGON = (
 
 @dataclass
 class Source:
-    """Geometries as decoded from a file, and the WKB they were decoded from."""
+    """Geometries as decoded from a file, and the WKB they were decoded from (as GDAL read
+    it, Arrow binary, or bytes objects)."""
 
     geometries: np.ndarray
-    wkb: np.ndarray
+    wkb: pa.Array | np.ndarray
 
 
 _HEAD_KEYS = pa.array(list(_EWKB_HEADS), pa.binary())
@@ -341,15 +384,23 @@ def _ewkb_parts(
     """Each geometry's EWKB as two pieces: a new header and the rest of its WKB. Joining them
     is left to copy_rows, which joins whole rows in one pass."""
     present = ~shapely.is_missing(geoms)
-    wkbs = np.full(len(geoms), None, dtype=object)
+    same = np.zeros(len(geoms), dtype=bool)
     if source is not None:
         same = present & _SAME(geoms, source.geometries).astype(bool)
-        wkbs[same] = source.wkb[same]
-    data = pa.array(wkbs, type=pa.binary())
+    wkbs = None
+    if source is not None and same.all():  # validation changed nothing: the bytes as read
+        data = pa.array(source.wkb, type=pa.binary())  # no copy when they are Arrow already
+    else:
+        wkbs = np.full(len(geoms), None, dtype=object)
+        if same.any():
+            wkbs[same] = np.asarray(source.wkb, dtype=object)[same]
+        data = pa.array(wkbs, type=pa.binary())
     heads = pc.index_in(pc.binary_slice(data, 0, 5), value_set=_HEAD_KEYS)  # null: not plain
     plain = heads.is_valid().to_numpy(zero_copy_only=False)
     fresh = np.flatnonzero(present & ~plain)  # changed, or a Z/M/SRID header as read
     if fresh.size:
+        if wkbs is None:
+            wkbs = data.to_numpy(zero_copy_only=False)
         wkbs[fresh] = shapely.to_wkb(geoms[fresh], output_dimension=2, byte_order=1)
         data = pa.array(wkbs, type=pa.binary())
         heads = pc.index_in(pc.binary_slice(data, 0, 5), value_set=_HEAD_KEYS)
@@ -376,15 +427,6 @@ _FIXED = {"integer": ">i4", "number": ">f8", "date": ">i4", "boolean": "u1"}
 _PG_EPOCH = 10_957  # 2000-01-01 in days since 1970-01-01
 
 
-_ARROW = {
-    "text": pa.string(),
-    "integer": pa.int64(),
-    "number": pa.float64(),
-    "date": pa.date32(),
-    "boolean": pa.bool_(),
-}
-
-
 def _lengths(sizes: np.ndarray) -> pa.Array:
     """Binary COPY's field lengths (-1 for NULL) as 4-byte big-endian strings."""
     return pa.FixedSizeBinaryArray.from_buffers(
@@ -398,7 +440,9 @@ def _field(kind: str, values: np.ndarray | pa.Array) -> list[pa.Array]:
     ``values``: Python objects (None, or the NaN pandas may have made of it, for NULL), or
     Arrow data as attributes' fast path keeps it."""
     if not isinstance(values, pa.Array):
-        values = pa.array(np.where(pd.isna(values), None, values), type=_ARROW[kind])
+        import pandas as pd  # Python objects come from a DataFrame: pandas is loaded
+
+        values = pa.array(np.where(pd.isna(values), None, values), type=ARROW_TYPES[kind])
     if kind == "text":
         payload = values.cast(pa.binary())
         return [_lengths(pc.fill_null(pc.binary_length(payload), -1).to_numpy()), payload]
@@ -410,7 +454,7 @@ def _field(kind: str, values: np.ndarray | pa.Array) -> list[pa.Array]:
         numbers = pc.fill_null(days, _PG_EPOCH).to_numpy() - _PG_EPOCH
     else:
         filler = False if kind == "boolean" else 0
-        numbers = values.cast(_ARROW[kind]).fill_null(filler).to_numpy(zero_copy_only=False)
+        numbers = values.cast(ARROW_TYPES[kind]).fill_null(filler).to_numpy(zero_copy_only=False)
     data = pa.py_buffer(numbers.astype(layout).tobytes())
     payload = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(layout.itemsize), len(values), [valid, data]
@@ -424,7 +468,11 @@ def _geometry_field(layer: Layer, geoms: np.ndarray, source: Source | None) -> l
     return [_lengths(pc.fill_null(size, -1).to_numpy()), head, body]
 
 
-def _column(series: pd.Series) -> np.ndarray | pa.Array:
+def _column(series: pd.Series | pa.Array) -> np.ndarray | pa.Array:
+    if isinstance(series, pa.Array):  # checked from a file's columns (attributes._check_table)
+        return series
+    import pandas as pd
+
     if isinstance(series.dtype, pd.ArrowDtype):
         data = pa.array(series)  # the Arrow data itself
         return data.combine_chunks() if isinstance(data, pa.ChunkedArray) else data

@@ -1,6 +1,9 @@
 """Import a file into a layer: pyogrio reads it, pyproj reprojects it to EPSG:4326,
 features/validate.py checks every feature, COPY writes them, all in one transaction.
 
+A file's columns stay Arrow data from GDAL to the COPY rows: no pandas on the way, which the
+import command then does not load at all (cli/app.py).
+
 Any bad feature stops the import before anything is written and is named by its 1-based
 position in the file. Columns are matched to the layer's properties by name, ignoring case
 and the 10-character truncation of Shapefile field names; other columns are reported, not
@@ -18,11 +21,10 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyogrio
 import pyproj
@@ -37,6 +39,9 @@ from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format
 from geo_comuna.io.reading import RawFile, read_raw
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Progress = Callable[[str], None]
 
@@ -67,8 +72,7 @@ def _check_utf8(table: pa.Table, name: str) -> None:
     """Arrow keeps a CSV's bytes as they are: invalid UTF-8 (Excel's Windows-1252, say) would
     only fail later, mid-validation, as a 500."""
     for column in table.column_names:
-        kind = table.schema.field(column).type
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if _is_text(table.schema.field(column).type):
             try:
                 table.column(column).validate(full=True)
             except pa.ArrowInvalid:
@@ -77,28 +81,28 @@ def _check_utf8(table: pa.Table, name: str) -> None:
                 ) from None
 
 
-def _csv_text_as_written(source: str, frame: pd.DataFrame, layer: Layer) -> pd.DataFrame:
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _csv_text_as_written(source: str, table: pa.Table, layer: Layer) -> pa.Table:
     """GDAL's CSV type detection makes an all-digit column numbers; for a text property (parcel
     codes 101, 102) or a commune given by code that is wrong (refused as "not text", or taken
     for an id), so those columns are read again exactly as written."""
     text = {a.name.lower() for a in layer.attributes if a.type == "text"}
     text |= {r.name.lower() for r in layer.references if r.key == "code"}
-    redo = [
-        c
-        for c in frame.columns
-        if c != "geometry" and str(c).lower() in text and not pd.api.types.is_string_dtype(frame[c])
-    ]
+    redo = [f.name for f in table.schema if f.name.lower() in text and not _is_text(f.type)]
     if not redo:
-        return frame
-    raw = pyogrio.read_dataframe(
+        return table
+    _, again = pyogrio.read_arrow(
         source,
         columns=redo,
         read_geometry=False,
-        use_arrow=True,
         **{**CSV_OPEN_OPTIONS, "AUTODETECT_TYPE": "NO"},
     )
-    frame[redo] = raw[redo].to_numpy()
-    return frame
+    for column in redo:
+        table = table.set_column(table.column_names.index(column), column, again.column(column))
+    return table
 
 
 @dataclass
@@ -106,7 +110,7 @@ class Geometries:
     """A file's geometries as WKB, decoded and reprojected to EPSG:4326 a piece at a time by
     the import's worker thread, so that work overlaps the COPY instead of preceding it."""
 
-    wkb: np.ndarray
+    wkb: pa.ChunkedArray | np.ndarray  # Arrow binary as GDAL read it, or bytes objects
     source: pyproj.CRS | None = None  # None: already EPSG:4326
     label: str = "EPSG:4326"
     file_crs: str | None = None  # what the file says, parsed by to_wgs84 unless overridden
@@ -118,6 +122,8 @@ class Geometries:
     def take(self, start: int, stop: int) -> tuple[np.ndarray, write.Source | None]:
         """Rows start:stop in EPSG:4326, and their WKB when it can be sent as it is."""
         wkb = self.wkb[start:stop]
+        if isinstance(wkb, pa.ChunkedArray):
+            wkb = wkb.combine_chunks()  # only this piece's bytes are copied
         geoms = shapely.from_wkb(wkb, on_invalid="ignore")
         if self.to_wgs84 is None:
             return geoms, write.Source(geoms, wkb)
@@ -134,21 +140,21 @@ class Geometries:
 
 def read(
     path: Path, layer: Layer, settings: Settings, raw: RawFile | None = None
-) -> tuple[pd.DataFrame, Geometries, Format]:
+) -> tuple[pa.Table, Geometries, Format]:
     """The file's attribute columns and its geometries (as WKB, in the file's own CRS).
     ``raw``: the file as reading.start() already read it."""
     raw = raw or read_raw(path, layer, settings)
     geometry = raw.meta["geometry_name"] or "wkb_geometry"
-    wkb = raw.table.column(geometry).to_numpy(zero_copy_only=False)
+    wkb = raw.table.column(geometry)
     table = raw.table.drop_columns([geometry])
     _check_utf8(table, path.name)
-    frame = table.to_pandas(types_mapper=pd.ArrowDtype)  # Arrow-backed: attributes' fast path
     if raw.fmt.name == "csv":
         try:
-            frame = _csv_text_as_written(raw.source, frame, layer)
+            table = _csv_text_as_written(raw.source, table, layer)
         except GDAL_ERRORS as exc:
             raise InvalidFile(f"cannot read {path.name} as {raw.fmt.driver}: {exc}") from None
-    return frame, Geometries(wkb, file_crs=raw.meta["crs"]), raw.fmt
+        _check_utf8(table, path.name)
+    return table, Geometries(wkb, file_crs=raw.meta["crs"]), raw.fmt
 
 
 def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries:
@@ -183,20 +189,19 @@ def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries
     return Geometries(geometries.wkb, source, label, to_wgs84=transformer)
 
 
-def match_columns(frame: pd.DataFrame, layer: Layer) -> tuple[pd.DataFrame, list[str]]:
-    """Rename file columns to layer properties (case-insensitive, Shapefile 10-char names)."""
+def match_columns(table: pa.Table, layer: Layer) -> tuple[pa.Table, list[str]]:
+    """The file's columns named like layer properties (case-insensitive, Shapefile 10-char
+    names), renamed to them; the other columns' names."""
     wanted = {name.lower(): name for name in layer.property_names}
     wanted.update({name[:10].lower(): name for name in layer.property_names})
     renames, ignored = {}, []
-    for column in frame.columns:
-        if column == "geometry":
-            continue
-        target = wanted.get(str(column).lower())
+    for column in table.column_names:
+        target = wanted.get(column.lower())
         if target and target not in renames.values():
             renames[column] = target
         else:
-            ignored.append(str(column))
-    return frame.rename(columns=renames), ignored
+            ignored.append(column)
+    return table.select(list(renames)).rename_columns(list(renames.values())), ignored
 
 
 #: features validated and sent per COPY piece: small enough that memory stays bounded, big
@@ -229,19 +234,27 @@ async def _ahead(work: Callable[[int, int], bytes], total: int) -> AsyncIterator
                 await asyncio.gather(*pending, return_exceptions=True)
 
 
+def _rows(frame: pd.DataFrame | pa.Table, start: int, stop: int) -> pd.DataFrame | pa.Table:
+    if isinstance(frame, pa.Table):
+        return frame.slice(start, stop - start)
+    return frame.iloc[start:stop]
+
+
 async def import_frame(
     conn: AsyncConnection,
     layer: Layer,
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | pa.Table,
     geometries: Geometries | Sequence[Any],
     settings: Settings,
     *,
     repair: bool = False,
     progress: Progress | None = None,
     user: User | None = None,
+    defaults: dict[str, int] | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
-    """Validate columns named like the layer's properties plus EPSG:4326 geometries and COPY
-    them, in one transaction. Returns (rows written, repairs).
+    """Validate columns named like the layer's properties (a file's Arrow table, or a
+    DataFrame) plus EPSG:4326 geometries and COPY them, in one transaction. Returns (rows
+    written, repairs). ``defaults``: write.resolve_references'.
 
     Validation runs piece by piece in a worker thread (off the event loop, so a big upload
     does not stall other requests) while PostgreSQL takes the previous piece; the first bad
@@ -263,7 +276,7 @@ async def import_frame(
     repairs: list[dict[str, Any]] = []
 
     def check(refs: dict[str, list], start: int, stop: int) -> bytes:
-        attrs = attributes.check_attributes(layer, frame.iloc[start:stop], labels[start:stop])
+        attrs = attributes.check_attributes(layer, _rows(frame, start, stop), labels[start:stop])
         if isinstance(geometries, Geometries):
             given, source = geometries.take(start, stop)
         else:
@@ -290,7 +303,7 @@ async def import_frame(
     say(f"validating and writing {total:,} features")
     admin = user.role == "admin"
     async with writing(conn, user, row_security=not admin):
-        refs = await write.resolve_references(conn, layer, frame, labels)
+        refs = await write.resolve_references(conn, layer, frame, labels, defaults)
         await conn.execute("SET LOCAL statement_timeout = 0")
         async with aclosing(_ahead(partial(check, refs), total)) as chunks:
             await write.copy_in(conn, layer, chunks, refs, rows=total, staged=not admin)
@@ -320,26 +333,22 @@ async def import_file(
         commune_id = await require_commune(conn, commune)
     say(f"reading {path.name}")
     raw = None if reading is None else await asyncio.wrap_future(reading)
-    frame, geometries, fmt = await anyio.to_thread.run_sync(read, path, layer, settings, raw)
+    table, geometries, fmt = await anyio.to_thread.run_sync(read, path, layer, settings, raw)
     read_s = time.perf_counter() - started
     geometries = to_wgs84(geometries, fmt, crs)
     if geometries.source is not None:
         say(f"reprojecting from {geometries.label} while validating")
-    frame, ignored = match_columns(frame, layer)
-    if commune_id is not None:
-        given = frame["commune"] if "commune" in frame else pd.Series([None] * len(frame))
-        # a blank cell (CSV, Shapefile) is no commune either
-        missing = given.isna() | given.astype(str).str.strip().eq("")
-        frame["commune"] = given.astype(object).where(~missing, commune_id)
+    table, ignored = match_columns(table, layer)
     count, repairs = await import_frame(
         conn,
         layer,
-        frame,
+        table,
         geometries,
         settings,
         repair=repair,
         progress=say,
         user=user,
+        defaults=None if commune_id is None else {layer.commune_ref.name: commune_id},
     )
     seconds = {"read": round(read_s, 3), "total": round(time.perf_counter() - started, 3)}
     return ImportReport(

@@ -38,12 +38,13 @@ SAMPLE_LAYERS = (
 
 async def load_states(conn: AsyncConnection, settings: Settings) -> int:
     """(Re)load the 25 state polygons, keyed by ISO 3166-2 code."""
-    frame, geometries, fmt = read(BOUNDARIES / "ve_states.geojson", LAYERS["states"], settings)
-    frame = frame.rename(columns={"iso_3166_2": "code"})
+    table, geometries, fmt = read(BOUNDARIES / "ve_states.geojson", LAYERS["states"], settings)
+    table = table.rename_columns(["code" if c == "iso_3166_2" else c for c in table.column_names])
     async with conn.transaction():
-        await conn.execute("DELETE FROM states WHERE code = ANY(%s)", (frame["code"].tolist(),))
+        codes = table.column("code").to_pylist()
+        await conn.execute("DELETE FROM states WHERE code = ANY(%s)", (codes,))
         count, _ = await import_frame(
-            conn, LAYERS["states"], frame, to_wgs84(geometries, fmt, None), settings
+            conn, LAYERS["states"], table, to_wgs84(geometries, fmt, None), settings
         )
     return count
 
