@@ -4,7 +4,10 @@ database connection per command."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from importlib.abc import MetaPathFinder
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -29,6 +32,30 @@ def die(message: str, code: int = 1) -> NoReturn:
 
 def progress(message: str) -> None:
     typer.secho(f"  … {message}", err=True, fg=typer.colors.BLUE)
+
+
+class _Unseen(MetaPathFinder):
+    """Refuses to find the packages named, as if they were not installed."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"{fullname!r} is kept unloaded", name=fullname)
+
+
+@contextmanager
+def unseen(*names: str) -> Iterator[None]:
+    """Inside, the packages ``names`` cannot be imported unless already loaded, as if not
+    installed. For libraries that load an optional dependency whenever it is installed, for
+    features a command does not use."""
+    finder = _Unseen(tuple(n for n in names if n not in sys.modules))
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
 
 
 def run(work: Callable[[Any], Awaitable[T]], settings: Settings) -> T:
