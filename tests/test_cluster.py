@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from geo_comuna.db import cluster
 from geo_comuna.db.migrate import available
+from geo_comuna.settings import Settings
 
 CLI = [sys.executable, "-m", "geo_comuna.cli"]
 LATEST = available()[-1].version
@@ -38,6 +40,9 @@ def test_start_status_stop_restart(private_dir: Path) -> None:
     try:
         started = cli("db", "start", data_dir=data_dir)
         assert started.returncode == 0, started.stderr
+        # what commands connect to first, without probing, is where the cluster is
+        settings = Settings(data_dir=data_dir)
+        assert cluster.likely_conninfo(settings) == cluster.locate(settings).conninfo()
         status = cli("db", "status", data_dir=data_dir)
         assert status.returncode == 0, status.stderr
         info = json.loads(status.stdout)

@@ -54,10 +54,11 @@ class Cluster:
         return self.root / "postgres.log"
 
     def conninfo(self, database: str | None = None) -> str:
-        return (
-            f"host={self.socket_dir} port={PORT} user={SUPERUSER} "
-            f"dbname={database or self.database}"
-        )
+        return _conninfo(self.socket_dir, database or self.database)
+
+
+def _conninfo(socket_dir: Path, database: str) -> str:
+    return f"host={socket_dir} port={PORT} user={SUPERUSER} dbname={database}"
 
 
 def find_bindir(settings: Settings) -> Path:
@@ -125,6 +126,20 @@ def locate(settings: Settings) -> Cluster:
     os.chown(root, pw.pw_uid, pw.pw_gid)
     os.chmod(root, 0o700)
     return Cluster(root, bindir, settings.pg_os_user, settings.database_name)
+
+
+def likely_conninfo(settings: Settings) -> str:
+    """Where the cluster of ``settings.data_dir`` listens if it was set up before: what
+    locate() finds then, worked out without making, probing or changing anything (locate()
+    runs a process as the PostgreSQL user to test the path). For a first connection attempt
+    that falls back to ensure_running."""
+    data_dir = settings.data_dir.resolve()
+    pointer = data_dir / "cluster_location"
+    if os.geteuid() == 0 and pointer.exists():
+        root = Path(pointer.read_text().strip())
+    else:
+        root = data_dir / "pg"
+    return _conninfo(root / "run", settings.database_name)
 
 
 def _run(cluster: Cluster, args: list[str], what: str) -> subprocess.CompletedProcess[str]:
