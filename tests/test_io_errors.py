@@ -171,6 +171,13 @@ def windows_1252_csv(tmp: Path) -> Path:
     return tmp / "parcels.csv"
 
 
+def windows_1252_header(tmp: Path) -> Path:
+    """The same with an accented column name: pyogrio decodes names, not values."""
+    text = f"lon,lat,tenure,año\n{LON},{LAT},abandoned,2021\n"
+    (tmp / "parcels.csv").write_bytes(text.encode("cp1252"))
+    return tmp / "parcels.csv"
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -231,6 +238,7 @@ CASES = [
     Case("not a zip", not_a_zip, InvalidFile, ("not a readable zip",)),
     Case("truncated geojson", garbage_geojson, InvalidFile, ("cannot read parcels.geojson",)),
     Case("windows-1252 csv", windows_1252_csv, InvalidFile, ("column 'notes' is not UTF-8",)),
+    Case("windows-1252 header", windows_1252_header, InvalidFile, ("is not UTF-8 text",)),
     Case(
         "unknown commune",
         without_commune,

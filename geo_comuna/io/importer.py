@@ -36,7 +36,7 @@ from geo_comuna.errors import Forbidden, InvalidFile, UnknownCRS
 from geo_comuna.features import attributes, validate, write
 from geo_comuna.features.query import require_commune
 from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format
-from geo_comuna.io.reading import RawFile, read_raw
+from geo_comuna.io.reading import SAVE_AS_UTF8, RawFile, read_raw
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
 
@@ -65,9 +65,6 @@ def parse_crs(value: str) -> pyproj.CRS:
         raise UnknownCRS(f"unknown CRS {value!r}: {exc}") from None
 
 
-_SAVE_AS_UTF8 = "save it as UTF-8 (in Excel: 'CSV UTF-8'); the encoding is never guessed"
-
-
 def _check_utf8(table: pa.Table, name: str) -> None:
     """Arrow keeps a CSV's bytes as they are: invalid UTF-8 (Excel's Windows-1252, say) would
     only fail later, mid-validation, as a 500."""
@@ -77,7 +74,7 @@ def _check_utf8(table: pa.Table, name: str) -> None:
                 table.column(column).validate(full=True)
             except pa.ArrowInvalid:
                 raise InvalidFile(
-                    f"{name}: column {column!r} is not UTF-8 text; {_SAVE_AS_UTF8}"
+                    f"{name}: column {column!r} is not UTF-8 text; {SAVE_AS_UTF8}"
                 ) from None
 
 

@@ -23,6 +23,8 @@ from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format, detect,
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
 
+SAVE_AS_UTF8 = "save it as UTF-8 (in Excel: 'CSV UTF-8'); the encoding is never guessed"
+
 
 @dataclass
 class RawFile:
@@ -62,6 +64,8 @@ def read_raw(path: Path, layer: Layer, settings: Settings) -> RawFile:
         meta, table = pyogrio.read_arrow(source, layer=name, datetime_as_string=True, **options)
     except GDAL_ERRORS as exc:
         raise InvalidFile(f"cannot read {path.name} as {fmt.driver}: {exc}") from None
+    except UnicodeDecodeError:  # a column name, decoded by pyogrio (values stay bytes)
+        raise InvalidFile(f"{path.name} is not UTF-8 text; {SAVE_AS_UTF8}") from None
     if table.num_rows == 0:
         raise InvalidFile(f"{path.name} has no features")
     geometry = meta["geometry_name"] or "wkb_geometry"
