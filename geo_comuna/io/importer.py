@@ -144,13 +144,12 @@ def read(
     geometry = raw.meta["geometry_name"] or "wkb_geometry"
     wkb = raw.table.column(geometry)
     table = raw.table.drop_columns([geometry])
-    _check_utf8(table, path.name)
     if raw.fmt.name == "csv":
         try:
             table = _csv_text_as_written(raw.source, table, layer)
         except GDAL_ERRORS as exc:
             raise InvalidFile(f"cannot read {path.name} as {raw.fmt.driver}: {exc}") from None
-        _check_utf8(table, path.name)
+    _check_utf8(table, path.name)  # the columns read again too
     return table, Geometries(wkb, file_crs=raw.meta["crs"]), raw.fmt
 
 
