@@ -10,8 +10,9 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from geo_comuna.features.query import COORD_DECIMALS
+from geo_comuna.layers.model import PG_INTEGER
 
-MIN_ID, MAX_ID = -(2**31), 2**31 - 1  # feature ids are PostgreSQL integers
+MIN_ID, MAX_ID = PG_INTEGER  # feature ids are PostgreSQL integers
 
 
 def _integer(value: int) -> bool:

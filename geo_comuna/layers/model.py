@@ -35,6 +35,10 @@ class Domain:
         return value in self.values
 
 
+#: PostgreSQL's integer, which stores feature ids and integer attributes: lowest, highest
+PG_INTEGER = (-(2**31), 2**31 - 1)
+
+
 @dataclass(frozen=True)
 class Attribute:
     """A stored property. ``minimum``/``maximum`` bound numbers; ``domain`` closes text values."""
@@ -53,7 +57,7 @@ class Attribute:
         # integers are stored as PostgreSQL integer: a bigger value must be refused as a bad
         # value (4xx), not fail in the database
         if self.type == "integer":
-            low, high = -(2**31), 2**31 - 1
+            low, high = PG_INTEGER
             minimum = low if self.minimum is None else max(self.minimum, low)
             maximum = high if self.maximum is None else min(self.maximum, high)
             object.__setattr__(self, "minimum", minimum)
