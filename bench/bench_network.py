@@ -307,9 +307,9 @@ async def stages_stairs(conn: psycopg.AsyncConnection, cid: int, runs: int) -> l
     )
     found = await dem.for_commune(conn, cid)
     start = time.perf_counter()
-    z_node = dem.elevations(found, net.node_lon, net.node_lat)
-    z_home = dem.elevations(found, dw.lon, dw.lat)
-    z_att = dem.elevations(found, homes.lon, homes.lat)
+    (z_node, z_home, z_att), _ = dem.elevations(
+        found, (net.node_lon, net.node_lat), (dw.lon, dw.lat), (homes.lon, homes.lat)
+    )
     t_dem = time.perf_counter() - start
     start = time.perf_counter()
     stair_access.walk_all(net, z_node, homes, z_home, z_att, stops, params)

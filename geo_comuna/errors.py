@@ -95,6 +95,12 @@ class Unsupported(GeoComunaError):
     status, code = 415, "unsupported-media-type"
 
 
+class TooSlow(GeoComunaError):
+    """A request's computation did not finish within its deadline (work.py)."""
+
+    status, code = 503, "too-slow"
+
+
 class DatabaseUnavailable(GeoComunaError):
     status, code = 503, "database-unavailable"
 

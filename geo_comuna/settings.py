@@ -60,6 +60,41 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="JSON write bodies")
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, description="file uploads")
     max_features_per_import: int = Field(default=2_000_000, ge=1)
+    max_features_per_write: int = Field(
+        default=10_000, ge=1, description="features in one POST body (files: the import)"
+    )
+    max_vertices_per_geometry: int = Field(
+        default=50_000,
+        ge=4,
+        description="coordinates in one geometry, in writes and imports alike (a surveyed "
+        "parcel has tens to a few thousand)",
+    )
+    max_dem_cells: int = Field(
+        default=25_000_000, ge=1, description="width x height of a DEM that may be stored"
+    )
+    max_dem_bytes: int = Field(
+        default=256 * 1024**2,
+        ge=1024,
+        description="a DEM's size uncompressed (width x height x bytes per cell)",
+    )
+    max_raster_window_cells: int = Field(
+        default=4_000_000,
+        ge=10_000,
+        description="DEM cells one request reads (hillshade, terrain, elevations); a larger "
+        "window is read at coarser cells, and the answer says so",
+    )
+    compute_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="time one request's computation (validation, repair, analysis, picture) "
+        "may take before it is a 503",
+    )
+    compute_workers: int = Field(
+        default=2, ge=1, description="CPU-heavy steps run at once, each on a thread of its own"
+    )
+    max_unpacked_bytes: int = Field(
+        default=2 * 1024**3, ge=1024, description="what a zipped Shapefile may unpack to"
+    )
 
     service_bbox: tuple[float, float, float, float] = Field(
         default=(-75.0, -1.0, -58.0, 17.0),

@@ -4,19 +4,23 @@ Leaflet ImageOverlay, whose corners are the returned lon/lat bounds."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Literal
 
 import numpy as np
 import pyproj
 import rasterio.warp
+from affine import Affine
 from pydantic import BaseModel, Field
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
+from geo_comuna import work
 from geo_comuna.analysis import terrain
-from geo_comuna.analysis.dem import Dem
+from geo_comuna.analysis.dem import Dem, read_window
+from geo_comuna.analysis.zonal import Grid
 
 Bounds = tuple[float, float, float, float]  # west, south, east, north (degrees)
 
@@ -53,9 +57,9 @@ def illumination(
 
 
 def _shade(
-    dem: Dem, azimuth: float, altitude: float, z_factor: float
-) -> tuple[terrain.Grid, np.ndarray]:
-    grid = terrain.read_grid(dem)
+    dem: Dem, azimuth: float, altitude: float, z_factor: float, max_cells: int | None = None
+) -> tuple[Grid, np.ndarray]:
+    grid = read_window(dem, None, max_cells)
     east, north = terrain.gradient(grid)
     return grid, illumination(east * z_factor, north * z_factor, azimuth, altitude)
 
@@ -74,17 +78,33 @@ def hillshade(
     return _to_byte(lit), tuple(dem.footprint.bounds)
 
 
+def _output_grid(grid: Grid, crs: str) -> tuple[Affine, int, int]:
+    """The north-up grid in ``crs`` that covers ``grid`` with as many cells along its diagonal
+    (the rule of GDAL's suggested warp output, worked out with pyproj: rasterio's own builds a
+    VRT, a driver geo_comuna keeps out of its process)."""
+    height, width = grid.z.shape
+    left, top = grid.transform @ (0, 0)
+    right, bottom = grid.transform @ (width, height)
+    to_crs = pyproj.Transformer.from_crs(grid.crs.to_wkt(), crs, always_xy=True)
+    west, south, east, north = to_crs.transform_bounds(
+        min(left, right), min(top, bottom), max(left, right), max(top, bottom), densify_pts=21
+    )
+    cell = math.hypot(east - west, north - south) / math.hypot(width, height)
+    out_w, out_h = (
+        max(1, math.ceil((east - west) / cell)),
+        max(1, math.ceil((north - south) / cell)),
+    )
+    return Affine(cell, 0, west, 0, -cell, north), out_w, out_h
+
+
 def hillshade_png(dem: Dem, params: Params | None = None) -> tuple[bytes, Bounds]:
     """A grey + alpha PNG of the shade warped to ``params.crs`` (bilinear), no side longer
     than ``params.max_size``, and its lon/lat bounds (west, south, east, north)."""
     params = params or Params()
-    grid, lit = _shade(dem, params.azimuth, params.altitude, params.z_factor)
-    height, width = lit.shape
-    left, top = grid.transform @ (0, 0)
-    right, bottom = grid.transform @ (width, height)
-    transform, out_w, out_h = rasterio.warp.calculate_default_transform(
-        grid.crs, params.crs, width, height, left=left, bottom=bottom, right=right, top=top
-    )
+    # more cells than twice the picture's pixels per side would only be averaged away
+    budget = min(work.limits().max_raster_window_cells, (2 * params.max_size) ** 2)
+    grid, lit = _shade(dem, params.azimuth, params.altitude, params.z_factor, budget)
+    transform, out_w, out_h = _output_grid(grid, params.crs)
     scale = max(out_w, out_h) / params.max_size
     if scale > 1:
         out_w, out_h = max(1, round(out_w / scale)), max(1, round(out_h / scale))

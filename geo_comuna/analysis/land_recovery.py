@@ -11,7 +11,6 @@ docs/analyses.md#land-recovery.
 
 from __future__ import annotations
 
-import asyncio
 from importlib import resources
 from typing import Any
 
@@ -20,6 +19,7 @@ import shapely
 from psycopg import AsyncConnection
 from pydantic import BaseModel, Field, model_validator
 
+from geo_comuna import work
 from geo_comuna.analysis import dem as dems
 from geo_comuna.analysis import registry, terrain
 from geo_comuna.analysis.base import Analysis, Result
@@ -191,7 +191,7 @@ async def _candidates(
         )
     elif rows:
         geoms = shapely.from_wkb([r[6] for r in rows])
-        stats = await asyncio.to_thread(terrain.terrain_of, dem, geoms, params.max_slope_pct)
+        stats = await work.cpu(terrain.terrain_of, dem, geoms, params.max_slope_pct, warnings)
         slopes = stats["mean_slope_pct"]
     if rows and all(r[5] is None for r in rows):
         warnings.append(

@@ -24,6 +24,7 @@ from pyproj.database import query_utm_crs_info
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from geo_comuna import work
 from geo_comuna.analysis import dem as dems
 from geo_comuna.errors import NotFound
 
@@ -258,14 +259,21 @@ async def attach(
 
 
 async def elevations_at(
-    conn: AsyncConnection, commune_id: int, *points: tuple[np.ndarray, np.ndarray]
+    conn: AsyncConnection,
+    commune_id: int,
+    *points: tuple[np.ndarray, np.ndarray],
+    warnings: list[str],
 ) -> tuple[dems.Dem | None, list[np.ndarray]]:
     """The commune's DEM and the elevation (m) of each (lon, lat) point set on it; NaN where
-    unknown, everywhere when the commune has no DEM (callers say so in a warning)."""
+    unknown, everywhere when the commune has no DEM (callers say so in a warning). The DEM
+    window is read off the event loop."""
     dem = await dems.for_commune(conn, commune_id)
     if dem is None:
         return None, [np.full(len(lon), np.nan) for lon, _ in points]
-    return dem, [dems.elevations(dem, lon, lat) for lon, lat in points]
+    values, grid = await work.cpu(dems.elevations, dem, *points)
+    if grid is not None:
+        warnings.extend(dems.coarsened_warning(dem, grid))
+    return dem, values
 
 
 @dataclass(frozen=True)

@@ -12,20 +12,17 @@ gets null statistics and a note, never zeros. Formulas and defaults: docs/analys
 
 from __future__ import annotations
 
-import asyncio
-import math
 from typing import Any
 
 import numpy as np
 import pyproj
 import rasterio.errors
-import rasterio.windows
 import shapely
-from affine import Affine
 from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 from rasterio.crs import CRS
 
+from geo_comuna import work
 from geo_comuna.analysis import dem as dems
 from geo_comuna.analysis import registry
 from geo_comuna.analysis.base import Analysis, Result
@@ -105,35 +102,6 @@ def slope_pct(east: np.ndarray, north: np.ndarray) -> np.ndarray:
 # --- the analysis --------------------------------------------------------------------------
 
 
-def read_grid(dem: dems.Dem, bounds: tuple[float, float, float, float] | None = None) -> Grid:
-    """The DEM (or the window of it around ``bounds``, in the DEM's CRS, plus a 2-cell halo)
-    as a north-up grid in float64 with NaN for nodata."""
-    with dems.opened(dem) as src:
-        t = src.transform
-        if t.b or t.d:
-            raise InvalidInput(
-                f"DEM {dem.name!r} has a rotated grid; warp it north-up first (gdalwarp)"
-            )
-        window = rasterio.windows.Window(0, 0, src.width, src.height)
-        if bounds is not None:
-            exact = rasterio.windows.from_bounds(*bounds, transform=t)
-            col, row = math.floor(exact.col_off) - 2, math.floor(exact.row_off) - 2
-            window = rasterio.windows.Window(
-                col,
-                row,
-                math.ceil(exact.col_off + exact.width) + 2 - col,
-                math.ceil(exact.row_off + exact.height) + 2 - row,
-            )
-            window = window.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
-        z = src.read(1, window=window, masked=True).astype(np.float64).filled(np.nan)
-        transform = src.window_transform(window)
-        crs = src.crs
-    if transform.e > 0:  # south-up: flip to north-up
-        z = np.ascontiguousarray(z[::-1])
-        transform = transform @ Affine.translation(0, z.shape[0]) @ Affine.scale(1, -1)
-    return Grid(z, transform, crs)
-
-
 def to_crs(geoms: np.ndarray, crs: CRS) -> np.ndarray:
     """lon/lat geometries in ``crs`` (pyproj, always x/y order)."""
     transformer = pyproj.Transformer.from_crs(4326, crs.to_wkt(), always_xy=True)
@@ -143,20 +111,22 @@ def to_crs(geoms: np.ndarray, crs: CRS) -> np.ndarray:
 
 
 def terrain_of(
-    dem: dems.Dem, geoms_lonlat: np.ndarray, threshold_pct: float
+    dem: dems.Dem, geoms_lonlat: np.ndarray, threshold_pct: float, warnings: list[str]
 ) -> dict[str, np.ndarray]:
-    """STATS for lon/lat polygons on a DEM (blocking: run it in a thread)."""
+    """STATS for lon/lat polygons on a DEM (blocking: run it with work.cpu); says in
+    ``warnings`` when the DEM window had to be read at coarser cells."""
     with dems.opened(dem) as src:
         crs = src.crs
     geoms = to_crs(geoms_lonlat, crs)
     bounds = tuple(shapely.total_bounds(geoms)) if len(geoms) else None
     try:
-        grid = read_grid(dem, bounds)
+        grid = dems.read_window(dem, bounds)
     except rasterio.errors.WindowError:  # no overlap at all
         return {
             name: np.full(len(geoms), np.nan if name != "uncovered_pct" else 100.0)
             for name in STATS
         }
+    warnings.extend(dems.coarsened_warning(dem, grid))
     east, north = gradient(grid)
     return zonal(grid, slope_pct(east, north), geoms, threshold_pct)
 
@@ -204,8 +174,8 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     )
     parcels = await cur.fetchall()
     geoms = shapely.from_wkb([commune_wkb] + [p[4] for p in parcels])
-    stats = await asyncio.to_thread(terrain_of, dem, geoms, params.slope_threshold_pct)
-    warnings = []
+    warnings: list[str] = []
+    stats = await work.cpu(terrain_of, dem, geoms, params.slope_threshold_pct, warnings)
     if covered < 1 - 1e-6:
         warnings.append(f"the DEM covers only {100 * covered:.1f} % of the commune")
     if not parcels:

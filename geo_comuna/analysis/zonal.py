@@ -43,6 +43,8 @@ class Grid:
     z: np.ndarray
     transform: Affine
     crs: CRS
+    #: DEM cells merged per side to keep a request's window within its budget (1: none)
+    coarsened: float = 1.0
 
     def cell_metres(self) -> tuple[np.ndarray, np.ndarray]:
         """Signed cell width and height in metres for every row (x step per column, y step

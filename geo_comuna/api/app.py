@@ -9,7 +9,7 @@ import anyio
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from geo_comuna import __version__
+from geo_comuna import __version__, work
 from geo_comuna.api import analyses, audit, communes, features, maps, problems, terrain, transfer
 from geo_comuna.api.deps import current_user
 from geo_comuna.db import migrate
@@ -62,6 +62,23 @@ class BodyLimit:
         await response({"type": "http"}, _nothing, send)
 
 
+class WorkScope:
+    """Every HTTP request runs inside work.scope: the Settings' limits, the app's CPU workers
+    and a deadline of Settings.compute_seconds for its CPU-heavy steps."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, workers: work.Workers) -> None:
+        self.app = app
+        self.limits = work.Limits.of(settings)
+        self.workers = workers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with work.scope(self.limits, self.workers, self.limits.compute_seconds):
+            await self.app(scope, receive, send)
+
+
 class _TooBig(Exception):
     def __init__(self, size: int) -> None:
         self.size = size
@@ -85,6 +102,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
         try:
             yield
         finally:
+            app.state.workers.close()
             await pool.close()
 
     app = FastAPI(
@@ -97,6 +115,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     )
     app.state.settings = settings
     app.state.counts = CountCache()
+    app.state.workers = work.Workers(settings.compute_workers)
     problems.install(app)
     app.include_router(audit.router, dependencies=READERS)
     app.include_router(features.router, dependencies=READERS)
@@ -106,5 +125,6 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.include_router(maps.router, dependencies=READERS)
     app.include_router(terrain.router, dependencies=READERS)
     maps.mount_static(app)
+    app.add_middleware(WorkScope, settings=settings, workers=app.state.workers)
     app.add_middleware(BodyLimit, settings=settings)
     return app

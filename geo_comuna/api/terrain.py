@@ -18,6 +18,7 @@ from fastapi import APIRouter, File, Query, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
+from geo_comuna import work
 from geo_comuna.accounts import writing
 from geo_comuna.analysis import dem as dems
 from geo_comuna.analysis.hillshade import Params as HillshadeParams
@@ -110,7 +111,7 @@ async def hillshade(
     """A grey + alpha PNG (transparent off the DEM) for a Leaflet ``L.imageOverlay``; its
     lon/lat corners are in the ``X-Bounds`` header as ``west,south,east,north``."""
     dem = await dem_for(conn, await require_commune(conn, commune))
-    png, bounds = await asyncio.to_thread(hillshade_png, dem, params)
+    png, bounds = await work.cpu(hillshade_png, dem, params)
     return Response(
         png,
         media_type="image/png",

@@ -62,12 +62,15 @@ def run(work: Callable[[Any], Awaitable[T]], settings: Settings) -> T:
     """Run ``work(conn)`` on one connection; typed errors become a message and exit 2."""
     from geo_comuna.db import migrate
     from geo_comuna.db.pool import connect
+    from geo_comuna.work import Limits
+    from geo_comuna.work import scope as limits_scope
 
     async def main() -> T:
         conn = await connect(settings)
         try:
             await migrate.upgrade(conn)
-            return await work(conn)
+            with limits_scope(Limits.of(settings), None):  # no deadline for one's own command
+                return await work(conn)
         finally:
             await conn.close()
 

@@ -1,14 +1,21 @@
-"""The file formats geo_comuna reads and writes, and how GDAL (through pyogrio) opens each."""
+"""The file formats geo_comuna reads and writes, and how GDAL (through pyogrio) opens each.
+
+A file is opened only as the format its name gives, after io/sniff.py has checked its first
+bytes, and where GDAL takes a driver prefix (``GeoJSON:``, ``GPKG:``, ``CSV:``) the path names
+the driver too; pyogrio here is the hardened one (geo_comuna/gdal.py).
+"""
 
 from __future__ import annotations
 
-import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyogrio.errors
-
+from geo_comuna import gdal
 from geo_comuna.errors import InvalidFile, Unsupported
+from geo_comuna.io import sniff
+
+pyogrio = gdal.vector()
 
 
 @dataclass(frozen=True)
@@ -19,14 +26,25 @@ class Format:
     media_type: str
     #: True when the format is always lon/lat WGS 84 (RFC 7946 GeoJSON, KML)
     wgs84_only: bool = False
+    #: the prefix that makes GDAL open a path with this driver only, where GDAL has one
+    prefix: str = ""
 
 
 FORMATS = {
-    "geojson": Format("geojson", "GeoJSON", ".geojson", "application/geo+json", True),
-    "gpkg": Format("gpkg", "GPKG", ".gpkg", "application/geopackage+sqlite3"),
+    "geojson": Format(
+        "geojson", "GeoJSON", ".geojson", "application/geo+json", True, prefix="GeoJSON:"
+    ),
+    "gpkg": Format("gpkg", "GPKG", ".gpkg", "application/geopackage+sqlite3", prefix="GPKG:"),
     "shp": Format("shp", "ESRI Shapefile", ".zip", "application/zip"),
     "kml": Format("kml", "KML", ".kml", "application/vnd.google-earth.kml+xml", True),
-    "csv": Format("csv", "CSV", ".csv", "text/csv"),
+    "csv": Format("csv", "CSV", ".csv", "text/csv", prefix="CSV:"),
+}
+#: each format's check of a file's first bytes (a zipped Shapefile's is gdal_source's)
+_SNIFF: dict[str, Callable[[Path], None]] = {
+    "geojson": sniff.geojson,
+    "gpkg": sniff.gpkg,
+    "kml": sniff.kml,
+    "csv": sniff.csv,
 }
 _SUFFIXES = {
     ".geojson": "geojson",
@@ -65,7 +83,7 @@ def get_format(name: str) -> Format:
 
 
 def detect(path: Path) -> Format:
-    """The format of a file by its name, confirmed by its first bytes."""
+    """The format of a file by its name; its first bytes are checked by gdal_source."""
     name = _SUFFIXES.get(path.suffix.lower())
     if name is None:
         raise Unsupported(
@@ -74,28 +92,17 @@ def detect(path: Path) -> Format:
         )
     if path.stat().st_size == 0:
         raise InvalidFile(f"{path.name} is empty")
-    with open(path, "rb") as fh:
-        head = fh.read(16)
-    if name == "gpkg" and not head.startswith(b"SQLite format 3"):
-        raise InvalidFile(f"{path.name} is not a GeoPackage (no SQLite header): corrupt?")
-    if name == "shp" and path.suffix.lower() == ".zip" and not zipfile.is_zipfile(path):
-        raise InvalidFile(f"{path.name} is not a readable zip archive: corrupt?")
     return FORMATS[name]
 
 
-def gdal_path(path: Path, fmt: Format) -> str:
-    """What to hand GDAL: a zipped Shapefile is read in place through /vsizip/."""
-    if fmt.name == "shp" and path.suffix.lower() == ".zip":
-        with zipfile.ZipFile(path) as zf:
-            shps = [
-                n
-                for n in zf.namelist()
-                if n.lower().endswith(".shp") and not n.startswith("__MACOSX")
-            ]
-            if len(shps) != 1:
-                raise InvalidFile(f"{path.name} must hold exactly one .shp; found {len(shps)}")
-            total = sum(i.file_size for i in zf.infolist())
-            if total > 8 * 1024**3:
-                raise InvalidFile(f"{path.name} unpacks to {total} bytes; refusing (zip bomb?)")
-        return f"/vsizip/{path}/{shps[0]}"
-    return str(path)
+def gdal_source(path: Path, fmt: Format, max_unpacked: int) -> str:
+    """What to hand GDAL for ``path``, once its bytes are those of ``fmt``: the path with the
+    format's driver prefix, or a zipped Shapefile's .shp read in place through /vsizip/.
+    ``max_unpacked``: bytes a zip may unpack to."""
+    if fmt.name == "shp":
+        if path.suffix.lower() != ".zip":  # a local .shp beside its sidecars (the CLI)
+            sniff.shapefile(path)
+            return str(path)
+        return f"/vsizip/{path}/{sniff.shapefile_zip(path, max_unpacked)}"
+    _SNIFF[fmt.name](path)
+    return f"{fmt.prefix}{path}"

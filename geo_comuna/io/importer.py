@@ -13,6 +13,7 @@ stored.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -207,6 +208,10 @@ CHUNK = 20_000
 FIRST_CHUNK = 2_000
 
 
+def _in_context() -> Callable[..., Any]:
+    return contextvars.copy_context().run
+
+
 async def _ahead(work: Callable[[int, int], bytes], total: int) -> AsyncIterator[bytes]:
     """work(start, stop) for consecutive spans of rows (FIRST_CHUNK, then CHUNK each), each
     computed in a worker thread while the caller sends the previous one: the validation of
@@ -216,10 +221,11 @@ async def _ahead(work: Callable[[int, int], bytes], total: int) -> AsyncIterator
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geo-comuna-import") as pool:
         edges = [0, *range(min(FIRST_CHUNK, CHUNK), total, CHUNK), total]
         spans = list(itertools.pairwise(edges))
-        pending = [loop.run_in_executor(pool, work, *spans[0])] if spans else []
+        # each piece runs in a copy of the caller's context: the request's limits (work.py)
+        pending = [loop.run_in_executor(pool, _in_context(), work, *spans[0])] if spans else []
         try:
             for span in spans[1:]:
-                pending.append(loop.run_in_executor(pool, work, *span))
+                pending.append(loop.run_in_executor(pool, _in_context(), work, *span))
                 yield await pending.pop(0)
             if pending:
                 yield await pending.pop(0)

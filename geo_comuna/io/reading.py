@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyogrio
 
 from geo_comuna.errors import InvalidFile, TooLarge
-from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format, detect, gdal_path
+from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format, detect, gdal_source
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
 
@@ -48,10 +48,10 @@ def _pick_layer(path: str, fmt: Format, layer: Layer) -> str | None:
 
 
 def read_raw(path: Path, layer: Layer, settings: Settings) -> RawFile:
-    """Read ``path`` for ``layer``; a file too big, unreadable, empty or without geometry is
-    refused here, before anything else is done with it."""
+    """Read ``path`` for ``layer``; a file too big, unreadable, empty, without geometry or not
+    of the format its name gives is refused here, before anything else is done with it."""
     fmt = detect(path)
-    source = gdal_path(path, fmt)
+    source = gdal_source(path, fmt, settings.max_unpacked_bytes)
     options = CSV_OPEN_OPTIONS if fmt.name == "csv" else {}
     try:
         name = _pick_layer(source, fmt, layer)

@@ -8,13 +8,13 @@ GET /communes/{commune}/hillshade.png); a standalone file carries the PNG inline
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from urllib.parse import quote
 
 import folium
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.analysis import dem
 from geo_comuna.analysis.hillshade import hillshade_png
 from geo_comuna.maps.data import CommuneInfo
@@ -29,7 +29,7 @@ async def _render(conn: AsyncConnection, commune_id: int) -> tuple[bytes, tuple]
     found = await dem.for_commune(conn, commune_id)
     if found is None:
         return None
-    png, bounds = await asyncio.to_thread(hillshade_png, found)
+    png, bounds = await work.cpu(hillshade_png, found)
     return png, tuple(bounds)
 
 

@@ -25,10 +25,12 @@ from rasterio.features import rasterize
 from rasterio.io import MemoryFile
 from rasterio.transform import from_bounds
 
+from geo_comuna import gdal
 from geo_comuna.features.query import Filters, where_sql
 from geo_comuna.features.tiles import MIN_DETAIL_PX
 from geo_comuna.layers import Layer
 
+gdal.raster()  # rasterio writes the PNGs: only with the drivers geo_comuna allows
 #: pixels along the picture's longer side
 MAX_PX = 2048
 #: shapes handed to rasterio at a time

@@ -69,6 +69,7 @@ async def elevations(
         (net.node_lon, net.node_lat),
         (dw.lon, dw.lat),
         (np.nan_to_num(homes.lon), np.nan_to_num(homes.lat)),
+        warnings=warnings,
     )
     missing = int(np.isnan(z_node).sum())
     if dem is None:

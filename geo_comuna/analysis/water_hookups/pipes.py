@@ -138,7 +138,11 @@ async def elevation_rise(
 ) -> Rise:
     """Dwelling elevation, source elevation and rise from the commune's DEM."""
     dem, (z_home, z_src) = await network.elevations_at(
-        conn, commune_id, (dw.lon, dw.lat), (pipes.source_lon, pipes.source_lat)
+        conn,
+        commune_id,
+        (dw.lon, dw.lat),
+        (pipes.source_lon, pipes.source_lat),
+        warnings=warnings,
     )
     if dem is None:
         warnings.append(

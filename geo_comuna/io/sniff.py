@@ -1,0 +1,182 @@
+"""An upload's first bytes must be those of the format its name claims, before GDAL sees it.
+
+GDAL chooses a driver by content, not by name, so without this an ``x.geojson`` holding VRT
+XML is read by the VRT driver (which reads whatever files it names). Each check here is small
+and strict: what a real file of the format begins with, nothing more. geo_comuna/gdal.py keeps
+only the formats' own drivers as a second wall.
+
+Also refused here, because GDAL would act on them while opening: a GeoJSON ``crs`` member that
+is a link (GDAL fetches the URL) or names a CRS nobody knows (GDAL would silently read the
+file as WGS 84), and an XML document type declaration in a KML (entity expansion).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import mmap
+import re
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import pyproj
+
+from geo_comuna.errors import InvalidFile, UnknownCRS
+
+#: bytes of a file's head that the checks look at
+HEAD = 64 * 1024
+_BOM = codecs.BOM_UTF8
+#: TIFF and BigTIFF, both byte orders
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+#: a Shapefile's main file begins with the file code 9994, big-endian
+SHP_MAGIC = b"\x00\x00\x27\x0a"
+#: the application_id of a GeoPackage (spec 1.2+), and of 1.0 / 1.1 files
+GPKG_IDS = (b"GPKG", b"GP10", b"GP11")
+#: white space, processing instructions (<?xml ...?>) and comments before a root element
+_XML_PROLOG = re.compile(rb"(?:\s+|<\?.*?\?>|<!--.*?-->)*", re.S)
+_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)")
+#: names of a zip's members we read: letters, digits, spaces and ._-() in at most one folder
+_MEMBER = re.compile(r"(?:[\w .()-]+/)?[\w .()-]+")
+_SIDECARS = (".shx", ".dbf")
+#: the key "crs" as GDAL's GeoJSON reader matches it: any case, any letter \u-escaped
+_CRS_KEY = re.compile(rb'"(?:c|\\u00[46]3)(?:r|\\u00[57]2)(?:s|\\u00[57]3)"', re.I)
+_COLON = re.compile(rb"\s*:\s*")
+#: the longest crs member read (a name is a few dozen bytes)
+_CRS_MAX = 4096
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(HEAD)
+
+
+def _text(head: bytes) -> bytes:
+    """The head without a UTF-8 byte-order mark and leading white space."""
+    return head.removeprefix(_BOM).lstrip()
+
+
+def geojson(path: Path) -> None:
+    head = _text(_head(path))
+    if not head.startswith(b"{"):
+        raise InvalidFile(f"{path.name} is not GeoJSON: it does not start with a JSON object")
+    _geojson_crs(path)
+
+
+def _geojson_crs(path: Path) -> None:
+    """Every ``crs`` member must name a CRS PROJ knows: GDAL fetches a link's URL, and reads an
+    unknown name as WGS 84. Searched in the bytes (one scan of a big file), for every spelling
+    GDAL takes as that key: any letter case, any letter escaped (``"\\u0063rs"``)."""
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        for key in _CRS_KEY.finditer(data):
+            colon = _COLON.match(data, key.end())
+            if colon is None:  # a string that reads "crs", not a member
+                continue
+            _named_crs(path, data, colon.end())
+
+
+def _named_crs(path: Path, data: mmap.mmap, start: int) -> None:
+    """The value at ``start`` must be exactly {"type": "name", "properties": {"name": N}} with
+    N a CRS PROJ knows; anything else (a link, other members, a case-twin key GDAL would read
+    first) is refused rather than interpreted differently from GDAL."""
+    value = None
+    try:
+        text = data[start : start + _CRS_MAX].decode("utf-8", "replace")
+        value = json.JSONDecoder().raw_decode(text)[0]
+    except json.JSONDecodeError:
+        pass
+    props = value.get("properties") if isinstance(value, dict) else None
+    name = props.get("name") if isinstance(props, dict) else None
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"type", "properties"}
+        or value["type"] != "name"
+        or set(props) != {"name"}
+        or not isinstance(name, str)
+    ):
+        raise UnknownCRS(
+            f"{path.name}: its GeoJSON 'crs' member is not a plain CRS name (a link would make "
+            "the server fetch a URL); write it as "
+            '{"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::2202"}}, or leave '
+            "it out and give the CRS with --crs / ?crs="
+        )
+    try:
+        pyproj.CRS.from_user_input(name)
+    except pyproj.exceptions.CRSError:
+        raise UnknownCRS(
+            f"{path.name} declares the CRS {name[:80]!r}, which does not exist; give the right "
+            "one with --crs / ?crs= (e.g. EPSG:2202)"
+        ) from None
+
+
+def kml(path: Path) -> None:
+    head = _head(path).removeprefix(_BOM)
+    rest = head[_XML_PROLOG.match(head).end() :]
+    if rest.startswith(b"<!"):
+        raise InvalidFile(
+            f"{path.name}: a KML with a document type declaration (<!DOCTYPE or <!ENTITY) is "
+            "not accepted; save it again without one"
+        )
+    root = _ROOT.match(rest)
+    if root is None or root.group(1) != b"kml":
+        raise InvalidFile(f"{path.name} is not KML: its root element is not <kml>")
+
+
+def csv(path: Path) -> None:
+    head = _head(path)
+    if b"\x00" in head:
+        raise InvalidFile(f"{path.name} is not CSV text (it holds NUL bytes)")
+    text = _text(head)
+    if text[:1] in (b"<", b"{", b"["):
+        raise InvalidFile(f"{path.name} is not CSV: it starts like XML or JSON")
+
+
+def gpkg(path: Path) -> None:
+    head = _head(path)
+    if not head.startswith(b"SQLite format 3\x00"):
+        raise InvalidFile(f"{path.name} is not a GeoPackage (no SQLite header): corrupt?")
+    if head[68:72] not in GPKG_IDS:
+        raise InvalidFile(f"{path.name} is an SQLite database but not a GeoPackage")
+
+
+def shapefile(path: Path) -> None:
+    """A bare .shp (local files only: the CLI): its file code."""
+    if not _head(path).startswith(SHP_MAGIC):
+        raise InvalidFile(f"{path.name} is not a Shapefile (.shp without its file code)")
+
+
+def shapefile_zip(path: Path, max_unpacked: int) -> str:
+    """A zip holding exactly one Shapefile (.shp with its .shx and .dbf, optional sidecars);
+    returns the .shp's member name. Refuses odd member names, other archives' tricks, more
+    than ``max_unpacked`` bytes unpacked, and a .shp that is not one."""
+    if not zipfile.is_zipfile(path):
+        raise InvalidFile(f"{path.name} is not a readable zip archive: corrupt?")
+    with zipfile.ZipFile(path) as zf:
+        members = [i for i in zf.infolist() if not i.is_dir()]
+        names = [i.filename for i in members if not i.filename.startswith("__MACOSX/")]
+        for name in names:
+            if not _MEMBER.fullmatch(name) or ".." in name:
+                raise InvalidFile(f"{path.name} holds a file named {name[:80]!r}; refusing it")
+        shps = [n for n in names if n.lower().endswith(".shp")]
+        if len(shps) != 1:
+            raise InvalidFile(f"{path.name} must hold exactly one .shp; found {len(shps)}")
+        total = sum(i.file_size for i in members)
+        if total > max_unpacked:
+            raise InvalidFile(
+                f"{path.name} unpacks to {total} bytes, over the limit of {max_unpacked} "
+                "(zip bomb?)"
+            )
+        shp = shps[0]
+        stem = str(PurePosixPath(shp).with_suffix("")).lower()
+        present = {n.lower() for n in names}
+        missing = [s for s in _SIDECARS if stem + s not in present]
+        if missing:
+            raise InvalidFile(f"{path.name}: {shp} comes without its {' and '.join(missing)}")
+        with zf.open(shp) as fh:
+            if fh.read(4) != SHP_MAGIC:
+                raise InvalidFile(f"{path.name}: {shp} is not a Shapefile (no file code)")
+    return shp
+
+
+def geotiff(path: Path) -> None:
+    if not _head(path).startswith(TIFF_MAGIC):
+        raise InvalidFile(f"{path.name} is not a GeoTIFF (no TIFF header)")

@@ -1,0 +1,179 @@
+"""Bounded work per request: the limits of Settings, a bounded pool for CPU-heavy steps with a
+deadline, and a killable process for the one GEOS step no input size bounds (MakeValid).
+
+A request runs inside ``scope(limits, workers, seconds)`` (the app opens one per request, the
+CLI one per command). Inside it:
+
+- ``limits()`` gives the request's Limits (vertices per geometry, features per write, DEM and
+  raster-window cells...), read where the work is sized, so no parameter threads them through;
+- ``await cpu(fn, *args)`` runs a CPU-heavy step (parsing and validating a write, an analysis'
+  computation, a hillshade, a report's figures) on one of the Workers' threads, never on the
+  event loop, with at most ``size`` such steps at once; a step still queued or running at the
+  request's deadline makes the request a 503 (TooSlow) and a queued one never starts;
+- ``isolated(fn, *args)`` runs ``fn`` in a child process that is killed at the deadline.
+  GEOS MakeValid takes minutes on a polygon of a few thousand vertices that crosses itself
+  everywhere (the work grows with the crossings, not the vertices), and a thread cannot be
+  stopped, so repairs run there.
+
+Outside any scope (tests calling services directly) the defaults of Settings apply, CPU steps
+run in a plain worker thread and nothing has a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, TypeVar
+
+from geo_comuna.errors import TooSlow
+from geo_comuna.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much one request may ask for; each is a Settings field of the same name."""
+
+    max_vertices_per_geometry: int
+    max_features_per_write: int
+    max_dem_cells: int
+    max_dem_bytes: int
+    max_raster_window_cells: int
+    compute_seconds: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
+
+
+@functools.cache
+def default_limits() -> Limits:
+    """Settings' defaults, not the environment's (outside a scope nothing was configured)."""
+    return Limits.of(Settings.model_construct())
+
+
+class Workers:
+    """At most ``size`` CPU-heavy steps at once, on threads of their own (the event loop and
+    anyio's threads for blocking I/O stay free)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pool = ThreadPoolExecutor(size, thread_name_prefix="geo-comuna-cpu")
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """``fn(*args)`` on a worker, in the caller's context (limits, deadline)."""
+        context = contextvars.copy_context()
+        return asyncio.get_running_loop().run_in_executor(self._pool, context.run, fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class Scope:
+    limits: Limits
+    workers: Workers | None
+    deadline: float | None  # time.monotonic() by which the request's work must be done
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+
+_scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
+    "geo_comuna_work", default=None
+)
+
+
+@contextmanager
+def scope(limits: Limits, workers: Workers | None, seconds: float | None = None) -> Iterator[Scope]:
+    """The work of one request (or command): its limits, its workers, ``seconds`` to do it."""
+    current = Scope(limits, workers, None if seconds is None else time.monotonic() + seconds)
+    token = _scope.set(current)
+    try:
+        yield current
+    finally:
+        _scope.reset(token)
+
+
+def limits() -> Limits:
+    current = _scope.get()
+    return default_limits() if current is None else current.limits
+
+
+def _too_slow(seconds: float | None) -> TooSlow:
+    budget = f"{seconds:g} s" if seconds else "its time"
+    return TooSlow(
+        f"the computation took longer than {budget}, the most one request may take here; "
+        "narrow it (a smaller commune, fewer features, coarser parameters) or try when the "
+        "server is less busy"
+    )
+
+
+async def cpu(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` off the event loop: on the scope's workers within its
+    deadline."""
+    call = functools.partial(fn, *args, **kwargs)
+    current = _scope.get()
+    if current is None or current.workers is None:
+        return await asyncio.to_thread(call)
+    remaining = current.remaining()
+    if remaining is not None and remaining <= 0:
+        raise _too_slow(current.limits.compute_seconds)
+    future = current.workers.submit(call)
+    try:
+        return await asyncio.wait_for(future, remaining)
+    except TimeoutError:  # wait_for cancelled the future: a queued step never starts
+        raise _too_slow(current.limits.compute_seconds) from None
+
+
+# --- a killable process -----------------------------------------------------------------------
+
+_processes = multiprocessing.get_context("forkserver")
+#: what every child needs, imported once by the fork server instead of by each child
+_processes.set_forkserver_preload(["numpy", "shapely"])
+
+
+def _child(send: Connection, fn: Callable[..., Any], args: tuple) -> None:
+    try:
+        send.send((True, fn(*args)))
+    except BaseException as exc:  # noqa: BLE001 (handed to the parent, raised there)
+        send.send((False, exc))
+    finally:
+        send.close()
+
+
+def isolated(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a child process, killed if it is not done within the request's time
+    left (or Limits.compute_seconds, whichever is less); blocking, so call it from a worker.
+    ``fn``, its arguments and its result must pickle (shapely geometries do)."""
+    current = _scope.get()
+    timeout = limits().compute_seconds
+    if current is not None and current.remaining() is not None:
+        timeout = min(timeout, max(current.remaining(), 0.0))
+    receive, send = _processes.Pipe(duplex=False)
+    child = _processes.Process(target=_child, args=(send, fn, args), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(timeout):
+            raise _too_slow(limits().compute_seconds)
+        ok, value = receive.recv()
+    except EOFError:  # the child died without an answer (out of memory, killed)
+        raise TooSlow("the computation's process ended without an answer; try again") from None
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+    if not ok:
+        raise value
+    return value

@@ -1,0 +1,480 @@
+"""Hostile files: uploads that claim one format and are another. GDAL VRT and GDALG documents
+that point at a server file or an internal URL, under every suffix we accept and as a DEM; a
+GeoJSON whose CRS is a link; KML with entities; zips with tricks; DEMs that are decompression
+bombs; a VRT stored as a DEM before uploads were checked.
+
+Each attack is first shown to work against GDAL as it comes (a plain pyogrio / rasterio in a
+subprocess reads the secret file or calls the URL), then shown to get a 4xx from geo_comuna
+with nothing read, nothing fetched and nothing written; a no_proxy environment variable that
+names the listener is set throughout, so no proxy trick is what stops the fetch.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from psycopg import AsyncConnection
+
+from geo_comuna import gdal, work
+from geo_comuna.analysis import dem as dems
+from tests.factories import LAT, LON
+
+pytestmark = pytest.mark.anyio
+MARKER = f"geo-comuna-secret-{uuid.uuid4().hex[:8]}"
+PROBLEM = "application/problem+json"
+
+
+# ---------------------------------------------------------------- what the attacks point at
+
+
+@pytest.fixture
+def secret(tmp_path: Path) -> Path:
+    """A file only root may read, with a marker to look for everywhere afterwards."""
+    path = tmp_path / "secret.csv"
+    path.write_text(f'id,notes,wkt\n1,{MARKER},"POINT ({LON} {LAT})"\n')
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def listener(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[str]]]:
+    """An internal HTTP service on loopback that records every request; no_proxy names it."""
+    hits: list[str] = []
+    body = f'id,notes,wkt\n1,{MARKER},"POINT ({LON} {LAT})"\n'.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_HEAD = do_GET  # noqa: N815
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", hits
+    finally:
+        server.shutdown()
+
+
+def vector_vrt(source: str, layer: str) -> str:
+    return (
+        f'<OGRVRTDataSource><OGRVRTLayer name="upload"><SrcDataSource>{source}</SrcDataSource>'
+        f'<SrcLayer>{layer}</SrcLayer><GeometryField encoding="WKT" field="wkt"/>'
+        "</OGRVRTLayer></OGRVRTDataSource>"
+    )
+
+
+def gdalg(path: Path) -> str:
+    return json.dumps(
+        {
+            "type": "gdal_streamed_alg",
+            "command_line": f"gdal vector pipeline ! read {path} ! write --of stream streamed",
+            "relative_paths_relative_to_this_file": False,
+        }
+    )
+
+
+def raster_raw_vrt(path: Path) -> str:
+    return (
+        '<VRTDataset rasterXSize="16" rasterYSize="1"><VRTRasterBand dataType="Byte" band="1" '
+        'subClass="VRTRawRasterBand"><SourceFilename relativetoVRT="0">'
+        f"{path}</SourceFilename><ImageOffset>0</ImageOffset><PixelOffset>1</PixelOffset>"
+        "<LineOffset>16</LineOffset></VRTRasterBand></VRTDataset>"
+    )
+
+
+def raster_url_vrt(url: str) -> str:
+    return (
+        '<VRTDataset rasterXSize="4" rasterYSize="4"><VRTRasterBand dataType="Byte" band="1">'
+        f'<SimpleSource><SourceFilename relativeToVRT="0">/vsicurl/{url}/dem.tif'
+        "</SourceFilename><SourceBand>1</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>"
+    )
+
+
+def plain_gdal(code: str, path: Path) -> str:
+    """What GDAL as it comes makes of ``path`` (a fresh interpreter, no geo_comuna loaded)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+    )
+    return done.stdout + done.stderr
+
+
+READ_VECTOR = "import sys, pyogrio; print(pyogrio.read_arrow(sys.argv[1])[1].to_pydict())"
+READ_RASTER = (
+    "import sys, rasterio\nwith rasterio.open(sys.argv[1]) as src: print(bytes(src.read(1)[0]))"
+)
+
+
+def shapefile_zip(path: Path, shp: bytes, names: tuple[str, ...] = ("a.shp",)) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name in names:
+            zf.writestr(name, shp)
+            zf.writestr(name[:-4] + ".shx", shp)
+            zf.writestr(name[:-4] + ".dbf", b"\x03")
+    return path
+
+
+async def parcels(conn: AsyncConnection) -> int:
+    return (await (await conn.execute("SELECT count(*) FROM parcels")).fetchone())[0]
+
+
+def refused(response: httpx.Response, *statuses: int) -> None:
+    """A 4xx problem that says nothing of the secret nor of where the server keeps files."""
+    assert response.status_code in (statuses or (400, 413, 415, 422)), response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert MARKER not in response.text and "root:" not in response.text
+
+
+# ---------------------------------------------------------------- the process' GDALs
+
+
+def test_both_gdals_keep_only_our_drivers_and_no_network() -> None:
+    """In a fresh interpreter, once the app is built, pyogrio's and rasterio's GDAL offer only
+    the formats geo_comuna reads and writes, and the network settings are in place."""
+    code = (
+        "import json, pyogrio, rasterio, rasterio.env\n"
+        "from geo_comuna.api.app import create_app\n"
+        "create_app()\n"
+        "with rasterio.Env() as env: raster = sorted(env.drivers())\n"
+        "print(json.dumps({'vector': sorted(pyogrio.list_drivers()), 'raster': raster,\n"
+        " 'raw': [pyogrio.get_gdal_config_option('GDAL_VRT_ENABLE_RAWRASTERBAND'),\n"
+        "         rasterio.env.get_gdal_config('GDAL_VRT_ENABLE_RAWRASTERBAND')],\n"
+        " 'curl': pyogrio.get_gdal_config_option('CPL_VSIL_CURL_ALLOWED_EXTENSIONS')}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(found["vector"]) == gdal.VECTOR and set(found["raster"]) == gdal.RASTER
+    assert "OGR_VRT" not in found["vector"] and "GDALG" not in found["vector"]
+    assert found["raw"][0] == "NO" and found["raw"][1] in ("NO", False)
+    assert found["curl"] == gdal.CONFIG["CPL_VSIL_CURL_ALLOWED_EXTENSIONS"]
+
+
+# ---------------------------------------------------------------- vector uploads
+
+
+ACCEPTED = (".geojson", ".json", ".kml", ".csv", ".gpkg", ".zip")
+
+
+@pytest.mark.parametrize("suffix", ACCEPTED)
+async def test_a_vrt_or_gdalg_under_every_suffix_reads_nothing_and_fetches_nothing(
+    client: httpx.AsyncClient,
+    conn: AsyncConnection,
+    secret: Path,
+    listener: tuple[str, list[str]],
+    tmp_path: Path,
+    suffix: str,
+) -> None:
+    url, hits = listener
+    payloads = {
+        "vrt-file": vector_vrt(f"CSV:{secret}", secret.stem),
+        "vrt-url": vector_vrt(f"/vsicurl/{url}/internal.csv", "internal"),
+        "gdalg": gdalg(secret),
+    }
+    # the attacks are real: GDAL as it comes reads the secret and calls the URL
+    for name, text in payloads.items():
+        probe = tmp_path / f"{name}.probe"
+        probe.write_text(text)
+        assert MARKER in plain_gdal(READ_VECTOR, probe), name
+    assert hits, "GDAL as it comes did not call the internal URL"
+    hits.clear()
+    before = await parcels(conn)
+    for name, text in payloads.items():
+        body = text.encode()
+        if suffix == ".zip":  # the document as a zipped Shapefile's .shp
+            body = shapefile_zip(tmp_path / f"{name}.zip", body).read_bytes()
+        r = await client.post(
+            "/collections/parcels/import?commune=EL-MAIZAL",
+            files={"file": (f"{name}{suffix}", body, "application/octet-stream")},
+        )
+        refused(r)
+    assert hits == [] and await parcels(conn) == before
+    cur = await conn.execute("SELECT count(*) FROM parcels WHERE notes LIKE %s", (f"%{MARKER}%",))
+    assert (await cur.fetchone())[0] == 0
+
+
+def feature_collection(crs: object) -> dict:
+    return {
+        "type": "FeatureCollection",
+        "crs": crs,
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"code": "X-1", "tenure": "occupied", "land_use": "crops"},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [[LON, LAT], [LON + 0.001, LAT], [LON, LAT + 0.001], [LON, LAT]]
+                    ],
+                },
+            }
+        ],
+    }
+
+
+async def test_a_geojson_crs_link_is_refused_before_gdal_fetches_it(
+    client: httpx.AsyncClient,
+    conn: AsyncConnection,
+    listener: tuple[str, list[str]],
+    tmp_path: Path,
+) -> None:
+    url, hits = listener
+    link = {"type": "link", "properties": {"href": f"{url}/crs.wkt", "type": "ogcwkt"}}
+    plain = tmp_path / "link.geojson"
+    plain.write_text(json.dumps(feature_collection(link)))
+    plain_gdal(READ_VECTOR, plain)
+    assert hits, "GDAL as it comes did not fetch the CRS link"
+    hits.clear()
+    text = json.dumps(feature_collection(link))
+    variants = {
+        "plain": text,
+        "escaped key": text.replace('"crs"', '"\\u0063rs"'),
+        "upper-case key": text.replace('"crs"', '"CRS"'),
+        # a case-twin GDAL would read first while a JSON parser keeps the second
+        "twin": text.replace(
+            '"crs": {"type": "link"', '"crs": {"TYPE": "link", "type": "name"'
+        ).replace('"type": "ogcwkt"', '"type": "ogcwkt", "name": "EPSG:4326"'),
+    }
+    before = await parcels(conn)
+    for name, body in variants.items():
+        r = await client.post(
+            "/collections/parcels/import?commune=EL-MAIZAL",
+            files={"file": (f"{name}.geojson", body.encode(), "application/geo+json")},
+        )
+        refused(r, 422)
+        assert "crs" in r.json()["detail"].lower(), name
+    assert hits == [] and await parcels(conn) == before
+    unknown = feature_collection({"type": "name", "properties": {"name": "EPSG:99999999"}})
+    r = await client.post(
+        "/collections/parcels/import?commune=EL-MAIZAL",
+        files={"file": ("u.geojson", json.dumps(unknown).encode(), "application/geo+json")},
+    )
+    refused(r, 422)
+    assert "EPSG:99999999" in r.json()["detail"]
+    named = feature_collection({"type": "name", "properties": {"name": "EPSG:4326"}})
+    r = await client.post(
+        "/collections/parcels/import?commune=EL-MAIZAL",
+        files={"file": ("ok.geojson", json.dumps(named).encode(), "application/geo+json")},
+    )
+    assert r.status_code == 201, r.text
+    assert await parcels(conn) == before + 1
+
+
+def _not_a_geopackage(path: Path) -> bytes:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (x)")
+    return path.read_bytes()
+
+
+async def test_files_that_are_not_what_their_name_says(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
+) -> None:
+    doctype = '<?xml version="1.0"?><!DOCTYPE kml [<!ENTITY lol "lol">]>'
+    cases = {
+        "entities.kml": f"{doctype}<kml>{'&lol;' * 10}</kml>",
+        "html.kml": "<html><body>not kml</body></html>",
+        "json.csv": '{"type": "FeatureCollection", "features": []}',
+        "binary.csv": "id,wkt\n\x00\x01",
+        "xml.geojson": "<kml></kml>",
+        "array.json": "[]",
+        "sqlite.gpkg": _not_a_geopackage(tmp_path / "t.sqlite"),
+        "two.zip": shapefile_zip(tmp_path / "two.zip", b"\x00\x00\x27\x0a", ("a.shp", "b.shp")),
+        "traversal.zip": shapefile_zip(tmp_path / "t.zip", b"\x00\x00\x27\x0a", ("../a.shp",)),
+        "notashp.zip": shapefile_zip(tmp_path / "n.zip", b"<OGRVRTDataSource/>"),
+    }
+    lonely = tmp_path / "lonely.zip"
+    with zipfile.ZipFile(lonely, "w") as zf:
+        zf.writestr("a.shp", b"\x00\x00\x27\x0a" + bytes(96))
+    cases["lonely.zip"] = lonely.read_bytes()
+    before = await parcels(conn)
+    for name, content in cases.items():
+        body = content.read_bytes() if isinstance(content, Path) else content
+        body = body if isinstance(body, bytes) else body.encode()
+        r = await client.post(
+            "/collections/parcels/import?commune=EL-MAIZAL",
+            files={"file": (name, body, "application/octet-stream")},
+        )
+        refused(r)
+        assert "/tmp" not in r.text, (name, r.text)
+    assert await parcels(conn) == before
+
+
+# ---------------------------------------------------------------- DEMs
+
+
+def write_tiff(path: Path, z: np.ndarray, **extra: object) -> Path:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=z.shape[1],
+        height=z.shape[0],
+        count=1,
+        dtype=z.dtype,
+        crs="EPSG:4326",
+        transform=Affine(1e-4, 0, LON - 0.01, 0, -1e-4, LAT + 0.01),
+        **extra,
+    ) as dst:
+        dst.write(z, 1)
+    return path
+
+
+async def dem_rows(conn: AsyncConnection) -> list[tuple]:
+    cur = await conn.execute("SELECT id, name, md5(tiff) FROM dems ORDER BY id")
+    return await cur.fetchall()
+
+
+async def test_a_dem_that_is_a_vrt_reads_nothing_and_fetches_nothing(
+    client: httpx.AsyncClient,
+    conn: AsyncConnection,
+    secret: Path,
+    listener: tuple[str, list[str]],
+    tmp_path: Path,
+) -> None:
+    url, hits = listener
+    raw = tmp_path / "raw.vrt"
+    raw.write_text(raster_raw_vrt(secret))
+    assert "id,notes" in plain_gdal(READ_RASTER, raw)  # GDAL as it comes reads the file
+    remote = tmp_path / "remote.vrt"
+    remote.write_text(raster_url_vrt(url))
+    plain_gdal(READ_RASTER, remote)
+    assert hits, "GDAL as it comes did not call the internal URL"
+    hits.clear()
+    before = await dem_rows(conn)
+    for path in (raw, remote):
+        for name in ("dem.tif", "dem.vrt"):
+            r = await client.post(
+                "/communes/5-DE-MARZO/dems",
+                files={"file": (name, path.read_bytes(), "image/tiff")},
+            )
+            refused(r, 422, 415)
+    # a TIFF header in front of the document does not make it one
+    disguised = b"II*\x00" + raw.read_bytes()
+    r = await client.post(
+        "/communes/5-DE-MARZO/dems", files={"file": ("dem.tif", disguised, "image/tiff")}
+    )
+    refused(r, 422)
+    assert hits == [] and await dem_rows(conn) == before
+
+
+async def test_a_vrt_stored_as_a_dem_before_the_checks_is_never_opened(
+    client: httpx.AsyncClient,
+    conn: AsyncConnection,
+    secret: Path,
+    listener: tuple[str, list[str]],
+) -> None:
+    """A database from before uploads were checked may hold one: analyses and the hillshade
+    refuse it instead of handing it to GDAL."""
+    url, hits = listener
+    for name, text in (("raw", raster_raw_vrt(secret)), ("url", raster_url_vrt(url))):
+        await conn.execute(
+            "INSERT INTO dems (commune_id, name, crs, width, height, resolution_m, footprint, "
+            "tiff) SELECT id, %s, 'EPSG:4326', 16, 1, 0.01, ST_Envelope(geom), %s "
+            "FROM communes WHERE code = '5-DE-MARZO'",
+            (name, text.encode()),
+        )
+    for path in (
+        "/communes/5-DE-MARZO/hillshade.png",
+        "/communes/5-DE-MARZO/analyses/terrain",
+        "/communes/5-DE-MARZO/analyses/water-hookups",
+    ):
+        r = await client.get(path)
+        refused(r, 422)
+        assert "not a GeoTIFF" in r.json()["detail"]
+    assert hits == []
+
+
+async def test_a_dem_is_stored_as_a_geotiff_of_our_own(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
+) -> None:
+    z = np.arange(200 * 200, dtype="float32").reshape(200, 200) / 100
+    upload = write_tiff(tmp_path / "dem.tif", z, nodata=-9999)
+    with rasterio.open(upload, "r+") as dst:
+        dst.update_tags(SECRET=MARKER)
+    r = await client.post(
+        "/communes/5-DE-MARZO/dems?name=own",
+        files={"file": ("dem.tif", upload.read_bytes(), "image/tiff")},
+    )
+    assert r.status_code == 201, r.text
+    cur = await conn.execute("SELECT tiff FROM dems WHERE name = 'own'")
+    stored = bytes((await cur.fetchone())[0])
+    assert stored != upload.read_bytes() and MARKER.encode() not in stored
+    with rasterio.MemoryFile(stored) as mem, mem.open() as src:
+        assert src.driver == "GTiff" and src.nodata == -9999 and src.crs.to_epsg() == 4326
+        assert src.transform == Affine(1e-4, 0, LON - 0.01, 0, -1e-4, LAT + 0.01)
+        np.testing.assert_array_equal(src.read(1), z)
+        assert MARKER not in json.dumps(src.tags())
+
+
+async def test_a_dem_bomb_is_refused_from_its_header(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
+) -> None:
+    """A sparse 6000 x 6000 GeoTIFF is a few KB; it is refused before a cell is read."""
+    bomb = tmp_path / "bomb.tif"
+    with rasterio.open(
+        bomb,
+        "w",
+        driver="GTiff",
+        width=6000,
+        height=6000,
+        count=1,
+        dtype="float64",
+        crs="EPSG:4326",
+        transform=Affine(1e-5, 0, LON - 0.03, 0, -1e-5, LAT + 0.03),
+        tiled=True,
+        sparse_ok=True,
+        compress="deflate",
+    ) as dst:
+        dst.write(np.zeros((1, 256, 256)), window=((0, 256), (0, 256)))
+    assert bomb.stat().st_size < 200_000
+    before = await dem_rows(conn)
+    r = await client.post(
+        "/communes/5-DE-MARZO/dems", files={"file": ("bomb.tif", bomb.read_bytes(), "image/tiff")}
+    )
+    refused(r, 413)
+    detail = r.json()["detail"]
+    assert "6000 x 6000" in detail and f"{work.default_limits().max_dem_cells:,}" in detail
+    assert await dem_rows(conn) == before
+
+
+async def test_a_request_reads_at_most_its_window_of_cells(
+    conn: AsyncConnection, tmp_path: Path
+) -> None:
+    """A DEM bigger than a request's window is read at coarser, averaged cells: the grid holds
+    no more cells than the limit, and a plane stays the same plane."""
+    rows, cols = 400, 300
+    x = np.arange(cols)[None, :] * 0.5
+    y = np.arange(rows)[:, None] * 0.25
+    z = (100 + x + y).astype("float64")
+    path = write_tiff(tmp_path / "big.tif", z)
+    checked = dems.check(path, work.default_limits())
+    dem = dems.Dem(0, 0, "big", checked.crs, 1.0, checked.footprint, checked.tiff)
+    full = dems.read_window(dem, None, rows * cols)
+    assert full.coarsened == 1 and full.z.shape == (rows, cols)
+    small = dems.read_window(dem, None, 10_000)
+    assert small.z.size <= 10_000 and small.coarsened > 1
+    assert small.z.mean() == pytest.approx(z.mean(), rel=1e-3)
+    assert dems.coarsened_warning(dem, small) and not dems.coarsened_warning(dem, full)
