@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import multiprocessing
+import pickle
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 from geo_comuna.errors import TooSlow
@@ -137,43 +138,40 @@ async def cpu(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 # --- a killable process -----------------------------------------------------------------------
 
-_processes = multiprocessing.get_context("forkserver")
-#: what every child needs, imported once by the fork server instead of by each child
-_processes.set_forkserver_preload(["numpy", "shapely"])
-
-
-def _child(send: Connection, fn: Callable[..., Any], args: tuple) -> None:
-    try:
-        send.send((True, fn(*args)))
-    except BaseException as exc:  # noqa: BLE001 (handed to the parent, raised there)
-        send.send((False, exc))
-    finally:
-        send.close()
+#: what a stopped child leaves its caller to say so before the request's own deadline (s)
+_MARGIN = 0.25
 
 
 def isolated(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` in a child process, killed if it is not done within the request's time
-    left (or Limits.compute_seconds, whichever is less); blocking, so call it from a worker.
-    ``fn``, its arguments and its result must pickle (shapely geometries do)."""
+    """``fn(*args)`` in a child process (geo_comuna/child.py), killed if it is not done within
+    the request's time left (less a margin, so that the caller can still say which input was
+    too hard) or Limits.compute_seconds, whichever is less; blocking, so call it from a worker.
+    ``fn``, its arguments and its result must pickle (shapely geometries do). Starting the
+    child costs ~0.2 s: for rare, unbounded work only."""
     current = _scope.get()
-    timeout = limits().compute_seconds
-    if current is not None and current.remaining() is not None:
-        timeout = min(timeout, max(current.remaining(), 0.0))
-    receive, send = _processes.Pipe(duplex=False)
-    child = _processes.Process(target=_child, args=(send, fn, args), daemon=True)
-    child.start()
-    send.close()
+    until = time.monotonic() + limits().compute_seconds
+    if current is not None and current.deadline is not None:
+        until = min(until, current.deadline - _MARGIN)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "geo_comuna.child"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        if not receive.poll(timeout):
-            raise _too_slow(limits().compute_seconds)
-        ok, value = receive.recv()
-    except EOFError:  # the child died without an answer (out of memory, killed)
-        raise TooSlow("the computation's process ended without an answer; try again") from None
+        out, _ = child.communicate(
+            pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL),
+            timeout=max(until - time.monotonic(), 0.0),
+        )
+    except subprocess.TimeoutExpired:
+        raise _too_slow(limits().compute_seconds) from None
     finally:
-        receive.close()
-        if child.is_alive():
+        if child.poll() is None:
             child.kill()
-        child.join()
+            child.wait()
+    if not out:  # it died without an answer (out of memory, killed)
+        raise TooSlow("the computation's process ended without an answer; try again")
+    ok, value = pickle.loads(out)  # noqa: S301 (our own child's answer)
     if not ok:
         raise value
     return value

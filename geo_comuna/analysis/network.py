@@ -68,7 +68,12 @@ async def utm_srid(conn: AsyncConnection, commune_id: int) -> int:
     row = await cur.fetchone()
     if row is None:
         raise NotFound(f"no commune with id {commune_id}")
-    lon, lat = row
+    return await work.cpu(_utm_code, round(row[0], 3), round(row[1], 3))
+
+
+@cache
+def _utm_code(lon: float, lat: float) -> int:
+    """PROJ's database answers in ~0.1 s: once per place, off the event loop."""
     zones = query_utm_crs_info(
         datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat)
     )
@@ -121,7 +126,10 @@ async def load(conn: AsyncConnection, commune_id: int, srid: int) -> Network:
     """The commune's paths as a graph (no paths: an empty network; callers decide)."""
     cur = conn.cursor(binary=True)
     await cur.execute(sql_text("network_segments.sql"), {"commune": commune_id})
-    rows = await cur.fetchall()
+    return await work.cpu(_network, await cur.fetchall(), srid)
+
+
+def _network(rows: list[tuple], srid: int) -> Network:
     cols = list(zip(*rows, strict=True)) if rows else [()] * 11
     path_id = np.array(cols[0], np.int64)
     seg = np.array(cols[1], np.int64)
@@ -236,7 +244,10 @@ async def attach(
     query = sql.SQL(sql_text("network_attach.sql")).format(table=sql.Identifier(table))
     cur = conn.cursor(binary=True)
     await cur.execute(query, {"commune": commune_id, "ids": ids.tolist()})
-    rows = await cur.fetchall()
+    return await work.cpu(_attachment, net, await cur.fetchall(), max_connector_m)
+
+
+def _attachment(net: Network, rows: list[tuple], max_connector_m: float) -> Attachment:
     cols = list(zip(*rows, strict=True))
     # None (no path at all) reads as NaN in a float array, then as "not attached"
     path_id = np.nan_to_num(np.array(cols[1], float), nan=-1).astype(np.int64)

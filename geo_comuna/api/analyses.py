@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 
+from geo_comuna import work
 from geo_comuna.analysis.registry import all_analyses, get_analysis
 from geo_comuna.api.deps import Conn
 from geo_comuna.errors import InvalidInput
@@ -60,14 +61,13 @@ async def run_analysis(
     result = await analysis.run(conn, commune_id, params)
     if f == "csv":
         return Response(
-            result.csv(),
+            await work.cpu(result.csv),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}-{commune_id}.csv"'},
         )
     if f == "geojson":
-        return Response(
-            json.dumps(result.feature_collection(), default=str), media_type="application/geo+json"
-        )
+        body = await work.cpu(_json, result.feature_collection())
+        return Response(body, media_type="application/geo+json")
     body = {
         "analysis": name,
         "commune_id": commune_id,
@@ -76,4 +76,8 @@ async def run_analysis(
         "warnings": result.warnings,
         "features": result.features,
     }
-    return Response(json.dumps(body, default=str), media_type="application/json")
+    return Response(await work.cpu(_json, body), media_type="application/json")
+
+
+def _json(body: Any) -> str:
+    return json.dumps(body, default=str)

@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_comuna import __version__, work
+from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api import analyses, audit, communes, features, maps, problems, terrain, transfer
 from geo_comuna.api.deps import current_user
 from geo_comuna.db import migrate
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(transfer.sweep_scratch)
+        await anyio.to_thread.run_sync(all_analyses)  # their imports, not in a first request
         dsn = conninfo or await anyio.to_thread.run_sync(resolve_conninfo, settings)
         pool = await open_pool(settings, dsn)
         async with pool.connection() as conn:

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 from psycopg import AsyncConnection, sql
 
+from geo_comuna import work
 from geo_comuna.accounts import User, writing
 from geo_comuna.errors import Forbidden, InvalidGeometry, NotFound
 from geo_comuna.features import attributes, geojson, validate, write
@@ -43,15 +44,28 @@ async def _etag(conn: AsyncConnection, layer: Layer, feature_id: int) -> str | N
     return row[0] if row else None
 
 
-async def _checked(
-    conn: AsyncConnection, layer: Layer, parsed: geojson.Parsed, settings: Settings, repair: bool
-) -> tuple[validate.Checked, dict]:
+def _validate(
+    layer: Layer, parsed: geojson.Parsed, settings: Settings, repair: bool
+) -> validate.Checked:
     attrs = attributes.check_attributes(layer, parsed.properties, parsed.labels)
     geoms, repairs = validate.check_geometries(
         layer, parsed.geometries, parsed.labels, service_bbox=settings.service_bbox, repair=repair
     )
+    return validate.Checked(attrs, geoms, repairs)
+
+
+async def _checked(
+    conn: AsyncConnection, layer: Layer, parsed: geojson.Parsed, settings: Settings, repair: bool
+) -> tuple[validate.Checked, dict]:
+    """Attributes and geometries checked (and repaired) off the event loop, within the
+    request's deadline; references resolved in the database."""
+    checked = await work.cpu(_validate, layer, parsed, settings, repair)
     refs = await write.resolve_references(conn, layer, parsed.properties, parsed.labels)
-    return validate.Checked(attrs, geoms, repairs), refs
+    return checked, refs
+
+
+def _parse(layer: Layer, body: bytes, **options: Any) -> geojson.Parsed:
+    return geojson.parse(layer, geojson.loads(body), **options)
 
 
 async def create(
@@ -65,7 +79,7 @@ async def create(
 ) -> Written:
     """POST: one Feature or a FeatureCollection, all or nothing."""
     _writer(user)
-    parsed = geojson.parse(layer, geojson.loads(body), max_features=settings.max_limit)
+    parsed = await work.cpu(_parse, layer, body, max_features=work.limits().max_features_per_write)
     async with writing(conn, user):
         checked, refs = await _checked(conn, layer, parsed, settings, repair)
         ids = await write.insert(conn, layer, checked, refs, parsed.labels)
@@ -86,8 +100,7 @@ async def replace(
 ) -> Written:
     """PUT: the feature becomes exactly the body (absent properties become null)."""
     _writer(user)
-    doc = geojson.loads(body)
-    parsed = geojson.parse(layer, doc, max_features=1, single_id=feature_id)
+    parsed = await work.cpu(_parse, layer, body, max_features=1, single_id=feature_id)
     if not parsed.geometry_given and not layer.geometry_optional:
         raise InvalidGeometry("missing geometry", feature=feature_id, layer=layer.name)
     async with writing(conn, user):
@@ -111,12 +124,7 @@ async def patch(
 ) -> Written:
     """PATCH: only the properties (and geometry) given change; null clears a property."""
     _writer(user)
-    doc = geojson.loads(body)
-    if isinstance(doc, dict) and "type" not in doc:
-        doc = {"type": "Feature", **doc}  # {"properties": {...}} alone is a fine patch
-    if isinstance(doc, dict):
-        doc.setdefault("geometry", None)
-    parsed = geojson.parse(layer, doc, max_features=1, single_id=feature_id)
+    parsed = await work.cpu(_parse_patch, layer, body, feature_id)
     async with writing(conn, user):
         await write.check_version(conn, layer, feature_id, if_match)
         current = await _current(conn, layer, feature_id)
@@ -145,6 +153,15 @@ async def patch(
         await write.replace(conn, layer, feature_id, checked, refs, columns=columns)
         etag = await _etag(conn, layer, feature_id)
     return Written([feature_id], checked.repairs, etag)
+
+
+def _parse_patch(layer: Layer, body: bytes, feature_id: int) -> geojson.Parsed:
+    doc = geojson.loads(body)
+    if isinstance(doc, dict) and "type" not in doc:
+        doc = {"type": "Feature", **doc}  # {"properties": {...}} alone is a fine patch
+    if isinstance(doc, dict):
+        doc.setdefault("geometry", None)
+    return geojson.parse(layer, doc, max_features=1, single_id=feature_id)
 
 
 async def _current(conn: AsyncConnection, layer: Layer, feature_id: int) -> dict[str, Any]:

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
-from geo_comuna.errors import InvalidGeometry
+from geo_comuna import work
+from geo_comuna.errors import InvalidGeometry, TooLarge, TooSlow
+from geo_comuna.features import repair
 from geo_comuna.layers import Layer
 
 if TYPE_CHECKING:
@@ -116,6 +118,21 @@ def _empty_parts(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
+def _check_size(layer: Layer, geoms: np.ndarray, labels: Sequence) -> None:
+    """No geometry over Limits.max_vertices_per_geometry: every later step (validity, repair,
+    the audit trail's copy, each analysis) grows with it."""
+    most = work.limits().max_vertices_per_geometry
+    big = _first(shapely.get_num_coordinates(geoms) > most)
+    if big is not None:
+        count = int(shapely.get_num_coordinates(geoms[big]))
+        raise TooLarge(
+            f"{count:,} vertices in one geometry; the limit is {most:,} "
+            "(simplify it, e.g. QGIS Vector > Geometry Tools > Simplify)",
+            feature=labels[big],
+            layer=layer.name,
+        )
+
+
 def _check_coordinates(
     layer: Layer,
     geoms: np.ndarray,
@@ -161,24 +178,26 @@ def _check_coordinates(
 def _repair(
     layer: Layer, geoms: np.ndarray, bad: np.ndarray, labels: Sequence, reasons: np.ndarray
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """ST_MakeValid's algorithm (GEOS MakeValid); keeps only parts of the layer's dimension."""
+    """ST_MakeValid's algorithm (GEOS MakeValid), in a process stopped at the request's
+    deadline (features/repair.py); keeps only parts of the layer's dimension."""
+    index = np.flatnonzero(bad)
+    dim = {"Point": 0, "LineString": 1, "MultiPolygon": 2}[layer.geometry_type]
+    try:
+        fixed_all = work.isolated(repair.make_valid, geoms[index], dim)
+    except TooSlow:
+        _fail(
+            InvalidGeometry,
+            layer,
+            labels,
+            int(index[0]),
+            f"invalid geometry ({reasons[index[0]]}) whose repair took longer than "
+            f"{work.limits().compute_seconds:g} s (it crosses itself too often); fix it in "
+            "QGIS (Vector > Geometry Tools > Fix Geometries) and send it again",
+        )
     repairs = []
     out = geoms.copy()
-    dim = {"Point": 0, "LineString": 1, "MultiPolygon": 2}[layer.geometry_type]
-    for i in np.flatnonzero(bad):
-        fixed = shapely.make_valid(geoms[i])
-        parts = [p for p in shapely.get_parts(fixed) if shapely.get_dimensions(p) == dim]
-        if layer.geometry_type == "MultiPolygon":
-            fixed = (
-                shapely.MultiPolygon([q for p in parts for q in shapely.get_parts(p)])
-                if parts
-                else None
-            )
-        elif len(parts) == 1:
-            fixed = parts[0]
-        else:
-            fixed = None
-        if fixed is None or fixed.is_empty or not fixed.is_valid:
+    for i, fixed in zip(index, fixed_all, strict=True):
+        if fixed is None:
             _fail(
                 InvalidGeometry,
                 layer,
@@ -236,6 +255,7 @@ def check_geometries(
             promote=promote,
         )
         return out, repairs
+    _check_size(layer, geoms, labels)
     empty = _first(shapely.is_empty(geoms))
     if empty is not None:
         _fail(InvalidGeometry, layer, labels, empty, "empty geometry")

@@ -15,8 +15,10 @@ features and summary.
 
 from __future__ import annotations
 
+import numpy as np
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.analysis import network, registry
 from geo_comuna.analysis.base import Analysis, Result
 from geo_comuna.analysis.stair_access import places, report
@@ -40,6 +42,23 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     stops = await places.transit_stops(conn, commune_id, net, params)
     homes = await network.attach(conn, net, commune_id, "dwellings", dw.ids, params.max_connector_m)
     z_node, z_home, z_att = await places.elevations(conn, commune_id, net, dw, homes, warnings)
+    return await work.cpu(
+        _walks_and_report, dw, net, stops, homes, (z_node, z_home, z_att), params, warnings
+    )
+
+
+def _walks_and_report(
+    dw: network.Dwellings,
+    net: network.Network,
+    stops: network.Attachment,
+    homes: network.Attachment,
+    elevations: tuple[np.ndarray, np.ndarray, np.ndarray],
+    params: Params,
+    warnings: list[str],
+) -> Result:
+    """Both walks (out and back, the slopes make them differ) and the answer: the CPU-heavy
+    part, on a worker."""
+    z_node, z_home, z_att = elevations
     out = walk_all(net, z_node, homes, z_home, z_att, stops, params)
     back = walk_all(net, -z_node, homes, -z_home, -z_att, stops, params)
     lost = int((~out.reachable).sum())

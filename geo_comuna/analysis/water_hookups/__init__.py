@@ -16,11 +16,18 @@ from __future__ import annotations
 
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.analysis import network, registry
 from geo_comuna.analysis.base import Analysis, Result
 from geo_comuna.analysis.water_hookups import report
 from geo_comuna.analysis.water_hookups.params import Params
-from geo_comuna.analysis.water_hookups.pipes import elevation_rise, lay_pipes, require_mains
+from geo_comuna.analysis.water_hookups.pipes import (
+    Pipes,
+    Rise,
+    elevation_rise,
+    lay_pipes,
+    require_mains,
+)
 from geo_comuna.analysis.water_hookups.projects import (
     group_projects,
     load_taps,
@@ -52,6 +59,18 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     warnings: list[str] = []
     pipes = await lay_pipes(conn, commune_id, dw, params, warnings)
     rise = await elevation_rise(conn, commune_id, dw, pipes, warnings)
+    return await work.cpu(_rank_and_report, dw, pipes, rise, totals, params, warnings)
+
+
+def _rank_and_report(
+    dw: network.Dwellings,
+    pipes: Pipes,
+    rise: Rise,
+    totals: dict,
+    params: Params,
+    warnings: list[str],
+) -> Result:
+    """Ranking, the budget's choice and the answer: the CPU-heavy part, on a worker."""
     threshold = params.head_threshold_m
     ranking = rank_all(dw, pipes, rise, threshold)
     budget_info, greedy, exact = choose(ranking, params)

@@ -8,10 +8,12 @@ Lengths are geodesic metres; elevations are metres, sampled from the DEM.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.analysis import network
 from geo_comuna.analysis.network import Dwellings
 from geo_comuna.analysis.water_hookups.params import Params
@@ -71,6 +73,13 @@ class Pipes:
     taps: int  # taps a network project starts from
 
 
+def _branches(net: network.Network, taps: Any, att: network.Attachment) -> tuple:
+    """The tree from every tap, each dwelling's route on it and the branch projects (CPU)."""
+    tree, weights = source_tree(net, taps)
+    routes = route(net, att, tree)
+    return tree, routes, group_projects(net, tree, weights, att, routes)
+
+
 async def lay_pipes(
     conn: AsyncConnection, commune_id: int, dw: Dwellings, params: Params, warnings: list[str]
 ) -> Pipes:
@@ -84,9 +93,7 @@ async def lay_pipes(
         )
     att = await network.attach(conn, net, commune_id, "dwellings", dw.ids, params.max_connector_m)
     taps = await load_taps(conn, commune_id, net, srid, params.tap_reach_m)
-    tree, weights = source_tree(net, taps)
-    routes = route(net, att, tree)
-    projects = group_projects(net, tree, weights, att, routes)
+    tree, routes, projects = await work.cpu(_branches, net, taps, att)
     on = routes.on_network
     off = np.flatnonzero(~on)
     if len(off) and net.n_edges:
