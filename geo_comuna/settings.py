@@ -89,6 +89,32 @@ class Settings(BaseSettings):
         description="time one request's computation (validation, repair, analysis, picture) "
         "may take before it is a 503",
     )
+    rate_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="requests per minute per client address without a token (0: no limit)",
+    )
+    heavy_rate_per_minute: int = Field(
+        default=30,
+        ge=0,
+        description="of those, heavy ones (analyses, maps, reports, breakdowns, files)",
+    )
+    token_rate_per_minute: int = Field(
+        default=3_000, ge=0, description="requests per minute per token (0: no limit)"
+    )
+    token_heavy_rate_per_minute: int = Field(default=300, ge=0, description="of those, heavy ones")
+    heavy_requests: int = Field(
+        default=4,
+        ge=1,
+        description="heavy requests served at once; the others wait (up to compute_seconds) "
+        "before they take a database connection",
+    )
+    cached_answers: int = Field(
+        default=64,
+        ge=0,
+        description="expensive answers (analyses, breakdowns, pages of the communes layer) "
+        "kept per version of the layers they read; 0 keeps none",
+    )
     compute_workers: int = Field(
         default=2, ge=1, description="CPU-heavy steps run at once, each on a thread of its own"
     )
@@ -105,6 +131,10 @@ class Settings(BaseSettings):
     def _coherent(self) -> Settings:
         if self.pool_min_size > self.pool_max_size:
             raise ValueError("pool_min_size must not exceed pool_max_size")
+        if self.heavy_requests >= self.pool_max_size:
+            raise ValueError(
+                "heavy_requests must be below pool_max_size: cheap reads keep the difference"
+            )
         if self.default_limit > self.max_limit:
             raise ValueError("default_limit must not exceed max_limit")
         w, s, e, n = self.service_bbox

@@ -32,10 +32,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from geo_comuna.errors import TooSlow
 from geo_comuna.settings import Settings
+
+if TYPE_CHECKING:
+    from geo_comuna.db.versions import VersionedCache
 
 T = TypeVar("T")
 
@@ -84,6 +87,7 @@ class Scope:
     limits: Limits
     workers: Workers | None
     deadline: float | None  # time.monotonic() by which the request's work must be done
+    cache: VersionedCache | None = None  # expensive answers kept per layer version
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
@@ -95,9 +99,15 @@ _scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
 
 
 @contextmanager
-def scope(limits: Limits, workers: Workers | None, seconds: float | None = None) -> Iterator[Scope]:
-    """The work of one request (or command): its limits, its workers, ``seconds`` to do it."""
-    current = Scope(limits, workers, None if seconds is None else time.monotonic() + seconds)
+def scope(
+    limits: Limits,
+    workers: Workers | None,
+    seconds: float | None = None,
+    cache: VersionedCache | None = None,
+) -> Iterator[Scope]:
+    """The work of one request (or command): its limits, its workers, ``seconds`` to do it,
+    and the app's cache of expensive answers."""
+    current = Scope(limits, workers, None if seconds is None else time.monotonic() + seconds, cache)
     token = _scope.set(current)
     try:
         yield current
@@ -108,6 +118,12 @@ def scope(limits: Limits, workers: Workers | None, seconds: float | None = None)
 def limits() -> Limits:
     current = _scope.get()
     return default_limits() if current is None else current.limits
+
+
+def cache() -> VersionedCache | None:
+    """The app's cache of answers per layer version; None outside a request (the CLI)."""
+    current = _scope.get()
+    return None if current is None else current.cache
 
 
 def _too_slow(seconds: float | None) -> TooSlow:

@@ -17,6 +17,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from pydantic import BaseModel
 
+from geo_comuna import work
+
 
 @dataclass
 class Result:
@@ -60,4 +62,21 @@ class Analysis:
     title_en: str
     params: type[BaseModel]
     run: Runner
+    #: the tables it reads: its answer is kept while their versions are unchanged
+    reads: tuple[str, ...]
     spatial: bool = True  # has features (GeoJSON / CSV / map)
+
+
+async def answer(
+    analysis: Analysis, conn: AsyncConnection, commune_id: int, params: BaseModel
+) -> Result:
+    """``analysis.run``, or the same answer from the app's cache when none of the tables it
+    reads has been written since (work.cache; the CLI computes every time). A cached Result
+    is shared: callers must not change it."""
+    cache = work.cache()
+    if cache is None:
+        return await analysis.run(conn, commune_id, params)
+    key = ("analysis", analysis.name, commune_id, params.model_dump_json())
+    return await cache.get_or_compute(
+        conn, key, analysis.reads, lambda: analysis.run(conn, commune_id, params)
+    )

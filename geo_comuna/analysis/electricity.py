@@ -195,5 +195,6 @@ registry.register(
         title_en="Electricity gaps",
         params=Params,
         run=run,
+        reads=("dwellings", "power_lines", "communes"),
     )
 )

@@ -306,5 +306,6 @@ registry.register(
         title_en="Land recovery",
         params=Params,
         run=run,
+        reads=("parcels", "communes", "states", "paths", "dems"),
     )
 )

@@ -223,5 +223,6 @@ registry.register(
         title_en="Terrain per parcel",
         params=Params,
         run=run,
+        reads=("parcels", "communes", "dems"),
     )
 )

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 
 from geo_comuna import work
+from geo_comuna.analysis.base import answer
 from geo_comuna.analysis.registry import all_analyses, get_analysis
 from geo_comuna.api.deps import Conn
 from geo_comuna.errors import InvalidInput
@@ -58,7 +59,7 @@ async def run_analysis(
     values = {k: v for k, v in request.query_params.items() if k != "f"}
     params = parse_params(analysis.params, values)
     commune_id = await require_commune(conn, commune)
-    result = await analysis.run(conn, commune_id, params)
+    result = await answer(analysis, conn, commune_id, params)
     if f == "csv":
         return Response(
             await work.cpu(result.csv),

@@ -13,8 +13,10 @@ from geo_comuna import __version__, work
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api import analyses, audit, communes, features, maps, problems, terrain, transfer
 from geo_comuna.api.deps import current_user
+from geo_comuna.api.fairness import Fairness
 from geo_comuna.db import migrate
 from geo_comuna.db.pool import open_pool, resolve_conninfo
+from geo_comuna.db.versions import VersionedCache
 from geo_comuna.features.query import CountCache
 from geo_comuna.settings import Settings
 
@@ -67,16 +69,19 @@ class WorkScope:
     """Every HTTP request runs inside work.scope: the Settings' limits, the app's CPU workers
     and a deadline of Settings.compute_seconds for its CPU-heavy steps."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, workers: work.Workers) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: Settings, workers: work.Workers, cache: VersionedCache
+    ) -> None:
         self.app = app
         self.limits = work.Limits.of(settings)
         self.workers = workers
+        self.cache = cache
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        with work.scope(self.limits, self.workers, self.limits.compute_seconds):
+        with work.scope(self.limits, self.workers, self.limits.compute_seconds, self.cache):
             await self.app(scope, receive, send)
 
 
@@ -118,6 +123,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.state.settings = settings
     app.state.counts = CountCache()
     app.state.workers = work.Workers(settings.compute_workers)
+    app.state.answers = VersionedCache(settings.cached_answers)
     problems.install(app)
     app.include_router(audit.router, dependencies=READERS)
     app.include_router(features.router, dependencies=READERS)
@@ -127,6 +133,9 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.include_router(maps.router, dependencies=READERS)
     app.include_router(terrain.router, dependencies=READERS)
     maps.mount_static(app)
-    app.add_middleware(WorkScope, settings=settings, workers=app.state.workers)
+    app.add_middleware(
+        WorkScope, settings=settings, workers=app.state.workers, cache=app.state.answers
+    )
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(Fairness, settings=settings)
     return app

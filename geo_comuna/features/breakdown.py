@@ -8,9 +8,23 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from geo_comuna import work
+
+#: what commune_state_breakdown() reads (state_parts follows states and communes)
+READS = ("communes", "states", "parcels", "dwellings")
+
 
 async def communes(conn: AsyncConnection, ids: list[int] | None) -> list[dict[str, Any]]:
-    """One entry per commune: its totals and a list of per-state rows (largest area first)."""
+    """One entry per commune: its totals and a list of per-state rows (largest area first).
+    From the app's cache while none of READS has been written since (work.cache)."""
+    cache = work.cache()
+    if cache is None:
+        return await _communes(conn, ids)
+    key = ("breakdown", None if ids is None else tuple(ids))
+    return await cache.get_or_compute(conn, key, READS, lambda: _communes(conn, ids))
+
+
+async def _communes(conn: AsyncConnection, ids: list[int] | None) -> list[dict[str, Any]]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             """SELECT c.id, c.code, c.name, b.code AS state_code, b.name AS state_name,

@@ -14,6 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
+from geo_comuna import work
 from geo_comuna.errors import NotFound
 from geo_comuna.features.attributes import is_text
 from geo_comuna.layers import Layer
@@ -134,6 +135,30 @@ def where_sql(layer: Layer, filters: Filters) -> tuple[sql.Composable, dict[str,
 
 
 async def page(
+    conn: AsyncConnection,
+    layer: Layer,
+    filters: Filters,
+    *,
+    limit: int,
+    offset: int,
+    counts: CountCache,
+) -> Page:
+    """One page of features. A layer whose derived properties read other tables (the
+    communes' per-state breakdown) is kept per version of them all (work.cache), since its
+    page costs what those tables hold, not what it shows."""
+    reads = {table for d in layer.derived for table in d.reads}
+    cache = work.cache()
+    if not reads or cache is None:
+        return await _page(conn, layer, filters, limit=limit, offset=offset, counts=counts)
+    return await cache.get_or_compute(
+        conn,
+        ("page", layer.name, filters.key(), limit, offset),
+        {layer.table, *reads},
+        lambda: _page(conn, layer, filters, limit=limit, offset=offset, counts=counts),
+    )
+
+
+async def _page(
     conn: AsyncConnection,
     layer: Layer,
     filters: Filters,

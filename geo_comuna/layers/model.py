@@ -85,6 +85,8 @@ class Derived:
     title: Label
     type: str = "number"
     unit: str | None = None
+    #: other tables ``sql`` reads: pages of the layer are then kept per their versions
+    reads: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,8 @@ COMMUNES = Layer(
             "FROM commune_state_breakdown(ARRAY[t.id]) b)",
             Label("Estados que toca", "States it touches"),
             type="array",
+            # the breakdown counts parcels and dwellings too: a page is kept, not recounted
+            reads=("states", "parcels", "dwellings"),
         ),
     ),
     style="communes",

@@ -16,6 +16,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from pydantic import BaseModel
 
+from geo_comuna.analysis.base import answer
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.errors import GeoComunaError, NotFound
 from geo_comuna.maps import basemap, data
@@ -91,7 +92,7 @@ async def _features(
             f"Analysis not available: '{name}' is not installed.",
         )
     try:
-        result = await analysis.run(conn, commune_id, params or analysis.params())
+        result = await answer(analysis, conn, commune_id, params or analysis.params())
     except GeoComunaError as exc:
         return None, page.t(
             f"Análisis no disponible: {exc.message}", f"Analysis not available: {exc.message}"

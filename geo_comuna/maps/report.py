@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from geo_comuna.analysis.base import answer
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.errors import GeoComunaError, NotFound
 from geo_comuna.features import breakdown
@@ -143,7 +144,7 @@ async def _analysis_summaries(
             continue
         entry: dict[str, Any] = {"name": name, "title": analysis_title(name, styles, lang)}
         try:
-            result = await analysis.run(conn, commune_id, analysis.params())
+            result = await answer(analysis, conn, commune_id, analysis.params())
             entry["summary"] = _scalars(result.summary)
         except GeoComunaError as exc:
             entry["error"] = exc.message

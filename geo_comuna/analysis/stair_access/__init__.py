@@ -83,5 +83,6 @@ registry.register(
         title_en="Stair access",
         params=Params,
         run=run,
+        reads=("dwellings", "paths", "facilities", "communes", "dems"),
     )
 )

@@ -90,5 +90,6 @@ registry.register(
         title_en="Water hookups",
         params=Params,
         run=run,
+        reads=("dwellings", "water_mains", "paths", "communes", "dems"),
     )
 )

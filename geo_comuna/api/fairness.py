@@ -1,0 +1,155 @@
+"""Fair under load: per-client rate limits, and a bounded number of heavy requests at once.
+
+Cheap reads (items, tiles, collections) and heavy ones (analyses, reports, maps, the national
+breakdown, hillshades, imports and exports) are told apart by their path. Every request takes a
+token from its client's bucket (a client is its token when it sends one, else its address),
+heavy ones from a smaller second bucket too; an empty bucket is a 429 with Retry-After.
+Heavy requests also wait for one of ``Settings.heavy_requests`` slots *before* they take a
+database connection, so however many clients loop over analyses, the pool keeps
+``pool_max_size - heavy_requests`` connections for everything else; one that waits longer
+than ``Settings.compute_seconds`` for its slot is a 503 with Retry-After.
+
+State is per process: with several workers each counts its own clients (limits then hold per
+worker; put them in the proxy in front for exact global limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import re
+import time
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from geo_comuna.api import problems
+from geo_comuna.settings import Settings
+
+#: paths whose requests are heavy (method, pattern); every other request is a cheap one
+HEAVY = [
+    (None, re.compile(r"/communes/[^/]+/analyses/[^/]+")),
+    (None, re.compile(r"/communes/[^/]+/(report|hillshade\.png|states)")),
+    (None, re.compile(r"/states/breakdown")),
+    (None, re.compile(r"/maps/(national|communes/[^/]+(/[^/]+)?)")),
+    (None, re.compile(r"/collections/[^/]+/(export|import)")),
+    ("POST", re.compile(r"/communes/[^/]+/dems")),
+]
+#: buckets of clients not seen for this long are forgotten (s)
+_IDLE = 600.0
+_MAX_CLIENTS = 10_000
+
+
+def heavy(method: str, path: str) -> bool:
+    return any(
+        (want is None or want == method) and pattern.fullmatch(path) for want, pattern in HEAVY
+    )
+
+
+@dataclass
+class Bucket:
+    tokens: float
+    at: float
+
+
+class Buckets:
+    """Token buckets of ``per_minute`` each, refilled continuously; 0 means no limit."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._buckets: dict[str, Bucket] = {}
+
+    def take(self, client: str, now: float) -> float:
+        """0 when the client may go on, else the seconds until it may."""
+        if not self.per_minute:
+            return 0.0
+        rate = self.per_minute / 60
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            if len(self._buckets) >= _MAX_CLIENTS:
+                self._forget(now)
+            bucket = self._buckets[client] = Bucket(float(self.per_minute), now)
+        bucket.tokens = min(self.per_minute, bucket.tokens + (now - bucket.at) * rate)
+        bucket.at = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return 0.0
+        return (1 - bucket.tokens) / rate
+
+    def _forget(self, now: float) -> None:
+        idle = [c for c, b in self._buckets.items() if now - b.at > _IDLE]
+        for client in idle or list(self._buckets)[: _MAX_CLIENTS // 10]:
+            del self._buckets[client]
+
+
+class Fairness:
+    """The ASGI middleware: rate limits first, then a heavy request's slot."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.wait_s = settings.compute_seconds
+        self.slots = asyncio.Semaphore(settings.heavy_requests)
+        self.limits = {
+            (False, False): Buckets(settings.rate_per_minute),
+            (False, True): Buckets(settings.heavy_rate_per_minute),
+            (True, False): Buckets(settings.token_rate_per_minute),
+            (True, True): Buckets(settings.token_heavy_rate_per_minute),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client, with_token = _client(scope)
+        is_heavy = heavy(scope["method"], scope["path"])
+        now = time.monotonic()
+        wait = self.limits[with_token, False].take(client, now)
+        if not wait and is_heavy:
+            wait = self.limits[with_token, True].take(client, now)
+        if wait:
+            kind = "heavy requests (analyses, maps, reports, files)" if is_heavy else "requests"
+            await _refuse(
+                send, 429, "too-many-requests", f"too many {kind} from this client; slow down", wait
+            )
+            return
+        if not is_heavy:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await asyncio.wait_for(self.slots.acquire(), self.wait_s)
+        except TimeoutError:
+            await _refuse(
+                send,
+                503,
+                "busy",
+                f"the server is busy with other heavy requests (waited {self.wait_s:g} s); "
+                "try again shortly",
+                5,
+            )
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.slots.release()
+
+
+def _client(scope: Scope) -> tuple[str, bool]:
+    """Who is asking: a digest of the bearer token, else the peer's address."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            if scheme.lower() == b"bearer" and token.strip():
+                return "t:" + hashlib.sha256(token.strip()).hexdigest()[:32], True
+    peer = scope.get("client")
+    return "a:" + (peer[0] if peer else "unknown"), False
+
+
+async def _refuse(send: Send, status: int, code: str, detail: str, after: float) -> None:
+    response = problems.problem(status, code, detail)
+    response.headers["Retry-After"] = str(max(1, math.ceil(after)))
+    await response({"type": "http"}, _nothing, send)
+
+
+async def _nothing() -> dict:
+    return {"type": "http.disconnect"}
