@@ -501,6 +501,24 @@ def copy_rows(
     return rows.buffers()[2][offsets[0] : offsets[-1]].to_pybytes()
 
 
+#: advisory lock class of imports; the other key is the layer's table (its oid)
+IMPORT_QUEUE = 0x6763_696D
+
+
+async def queue_import(conn: AsyncConnection, layer: Layer) -> None:
+    """Wait until no other import into ``layer`` is running, and make later ones wait until
+    this transaction ends: imports into one layer run one after the other. Side by side they
+    deadlocked: four imports of 20,000 parcels each found the layer fit for a bulk load, read
+    it, then asked to drop its indexes (_indexes_to_rebuild) while the others still read it,
+    and PostgreSQL cancelled all but one. In turn, each finds the layer as the one before left
+    it. Call before anything reads the layer, so that no import holds a lock the one ahead
+    waits for."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(%s, %s::regclass::oid::integer)",
+        (IMPORT_QUEUE, layer.table),
+    )
+
+
 #: a COPY of at least this many rows into a table holding no more rows than it brings builds
 #: the table's secondary indexes afterwards instead of growing them row by row: ~5x cheaper
 #: for the GiST index, ~3x for a btree over a column with many repeats (commune_id)
