@@ -8,6 +8,9 @@ from geo_comuna.layers import Layer
 
 # A spot in Sarare, Lara (inside VE-K, ~10 km from Portuguesa)
 LON, LAT = -69.16, 9.78
+# A spot inside El Maizal's territory (the sample commune), for editors of EL-MAIZAL, whose
+# features must lie there: the 0.01-degree square east and north of it is all El Maizal
+MAIZAL = (-69.15, 9.69)
 
 
 def geometry(layer: Layer, lon: float = LON, lat: float = LAT, size: float = 0.001) -> dict:

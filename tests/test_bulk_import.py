@@ -5,12 +5,14 @@ read. Each is checked against what PostgreSQL then holds."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import os
 import socket
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import psycopg
@@ -27,6 +29,8 @@ from geo_comuna.io.importer import import_file
 from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.settings import Settings
 from tests.factories import LAT, LON
+from tests.live import add_user, serving
+from tests.test_durability import parcels_file
 from tests.test_io_errors import geojson, parcels
 
 pytestmark = pytest.mark.anyio
@@ -350,3 +354,73 @@ async def test_a_copy_over_a_unix_socket_gets_a_roomy_send_buffer(conn: AsyncCon
     # Linux doubles what it is asked, within net.core.wmem_max
     assert send_buffer()[1] == 2 * min(write.COPY_SEND_BUFFER, ceiling) >= before
     assert await scalar(conn, "SELECT 1") == 1  # the connection's own socket is untouched
+
+
+async def _lock_waits(conn: AsyncConnection) -> int:
+    """Server connections of this database waiting for a lock (a table's or a queue's)."""
+    return await scalar(
+        conn,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'",
+    )
+
+
+def test_concurrent_imports_into_one_layer_queue(own_db: str, tmp_path: Path) -> None:
+    """Four 20,000-parcel uploads into one layer at once, through a real server. The test
+    holds the table until all four wait for it, so they reach it at the same moment: without
+    a queue each found the layer fit for a bulk load, read it, then asked to drop its indexes
+    while the others read it, and PostgreSQL's deadlock detector cancelled all but one (503).
+    Queued (write.queue_import), one waits for the table and three for the queue, then each
+    for the one before it: all four acknowledged, every feature stored once."""
+    token = add_user(own_db, "bulk-admin")
+    files = [parcels_file(tmp_path / f"q{k}.gpkg", 20_000, code=f"Q{k}") for k in range(4)]
+
+    async def race(base: str) -> tuple[int, list[httpx.Response]]:
+        async with (
+            await AsyncConnection.connect(own_db, autocommit=True) as gate,
+            await AsyncConnection.connect(own_db, autocommit=True) as watch,
+            httpx.AsyncClient(
+                base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=300
+            ) as client,
+        ):
+            before = await scalar(gate, "SELECT count(*) FROM parcels")
+            async with gate.transaction():
+                await gate.execute("LOCK TABLE parcels IN ACCESS EXCLUSIVE MODE")
+                uploads = [
+                    asyncio.create_task(
+                        client.post(
+                            "/collections/parcels/import",
+                            files={"file": (f.name, f.read_bytes())},
+                        )
+                    )
+                    for f in files
+                ]
+                deadline = asyncio.get_running_loop().time() + 120
+                while await _lock_waits(watch) < len(files):
+                    done = [u for u in uploads if u.done()]
+                    assert not done, [u.result().text for u in done]
+                    assert asyncio.get_running_loop().time() < deadline, "uploads never waited"
+                    await asyncio.sleep(0.05)
+            return before, await asyncio.gather(*uploads)
+
+    with serving(own_db, tmp_path / "serve.log") as (_, base):
+        before, answers = asyncio.run(race(base))
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    assert all(a.json()["features"] == 20_000 for a in answers)
+    with psycopg.connect(own_db, autocommit=True) as db:
+        assert db.execute("SELECT count(*) FROM parcels").fetchone()[0] == before + 80_000
+        per_file = db.execute(
+            "SELECT split_part(code, '-', 1), count(*), count(DISTINCT code) FROM parcels "
+            "WHERE code LIKE 'Q_-%' GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        assert per_file == [(f"Q{k}", 20_000, 20_000) for k in range(4)]
+        # the secondary indexes that bulk loads drop are all there again, and valid
+        indexes = db.execute(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = 'parcels'::regclass AND i.indisvalid ORDER BY 1"
+        ).fetchall()
+        assert [r[0] for r in indexes] == [
+            "parcels_commune_idx",
+            "parcels_geom_idx",
+            "parcels_pkey",
+        ]

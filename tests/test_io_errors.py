@@ -40,7 +40,7 @@ from geo_comuna.io.importer import import_file
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
-from tests.factories import LAT, LON
+from tests.factories import LAT, LON, MAIZAL
 
 pytestmark = pytest.mark.anyio
 PARCELS = LAYERS["parcels"]
@@ -53,12 +53,19 @@ BOWTIE = shapely.Polygon(
 
 
 def parcels(
-    n: int = 3, *, bowtie_at: int | None = None, tenure_at: int | None = None, commune: bool = True
+    n: int = 3,
+    *,
+    bowtie_at: int | None = None,
+    tenure_at: int | None = None,
+    commune: bool = True,
+    at: tuple[float, float] = (LON, LAT),
 ) -> gpd.GeoDataFrame:
-    """``n`` valid parcels in EL-MAIZAL, ~200 m apart; optionally one bow-tie polygon or one
-    unknown tenure at a 1-based position."""
+    """``n`` valid parcels of EL-MAIZAL, ~200 m apart eastwards from ``at`` (lon, lat; the
+    default lies outside its territory, which only admins may write: MAIZAL is inside);
+    optionally one bow-tie polygon or one unknown tenure at a 1-based position."""
+    lon, lat = at
     geoms = [
-        shapely.box(LON + i * 0.002, LAT, LON + i * 0.002 + 0.001, LAT + 0.001) for i in range(n)
+        shapely.box(lon + i * 0.002, lat, lon + i * 0.002 + 0.001, lat + 0.001) for i in range(n)
     ]
     tenure = ["occupied"] * n
     if bowtie_at:
@@ -243,7 +250,7 @@ CASES = [
         "unknown commune",
         without_commune,
         NotFound,
-        ("no commune with id or code 'NO-SUCH'",),
+        ("no commune with code 'NO-SUCH'",),
         commune="NO-SUCH",
     ),
 ]
@@ -330,7 +337,7 @@ EXPORT_CASES = [
     (
         "unknown commune",
         ["parcels", "out.gpkg", "--commune", "NO-SUCH"],
-        "no commune with id or code 'NO-SUCH'",
+        "no commune with code 'NO-SUCH'",
     ),
 ]
 
@@ -520,7 +527,8 @@ async def test_http_upload_needs_a_writer_confined_to_its_communes(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:
     before = await count(conn, "parcels")
-    body = valid(tmp_path).read_bytes()  # three EL-MAIZAL parcels
+    # three EL-MAIZAL parcels, inside its territory
+    body = geojson(parcels(at=MAIZAL), tmp_path / "parcels.geojson").read_bytes()
     upload = {"file": ("parcels.geojson", body)}
     async with api_client(conn, settings) as anonymous:
         r = await anonymous.post("/collections/parcels/import", files=upload)

@@ -17,7 +17,7 @@ from geo_comuna.io.importer import import_frame
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
-from tests.factories import LAT, LON, feature
+from tests.factories import LAT, LON, MAIZAL, feature
 
 pytestmark = pytest.mark.anyio
 PARCELS = LAYERS["parcels"]
@@ -72,7 +72,7 @@ async def test_editor_stays_inside_its_commune(
     conn: AsyncConnection, editor: httpx.AsyncClient
 ) -> None:
     mine = await editor.post(
-        "/collections/parcels/items", json=feature(PARCELS, commune="EL-MAIZAL")
+        "/collections/parcels/items", json=feature(PARCELS, "EL-MAIZAL", *MAIZAL)
     )
     assert mine.status_code == 201, mine.text
     fid = mine.json()["ids"][0]
@@ -122,7 +122,7 @@ async def test_audit_records_who_before_and_after(
     fid = (
         await editor.post(
             "/collections/parcels/items",
-            json=feature(PARCELS, commune="EL-MAIZAL", tenure="occupied"),
+            json=feature(PARCELS, "EL-MAIZAL", *MAIZAL, tenure="occupied"),
         )
     ).json()["ids"][0]
     await editor.patch(

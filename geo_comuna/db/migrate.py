@@ -1,6 +1,8 @@
 """Applies db/migrations/NNNN_name.sql in order, each in its own transaction, recording each.
 
 Migrations are never edited once merged: a checksum mismatch with an applied one is an error.
+A migration that finds data it cannot carry forward refuses with RAISE EXCEPTION and a message
+saying what to do; nothing of the upgrade is applied then.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
+import psycopg
 from psycopg import AsyncConnection
 
 from geo_comuna.errors import ClusterError
@@ -58,7 +61,13 @@ async def upgrade(conn: AsyncConnection) -> list[Migration]:
                         "it was applied; add a new migration instead"
                     )
                 continue
-            await conn.execute(migration.sql)
+            try:
+                await conn.execute(migration.sql)
+            except psycopg.errors.RaiseException as exc:
+                raise ClusterError(
+                    f"migration {migration.version:04d}_{migration.name} cannot be applied: "
+                    f"{exc.diag.message_primary}"
+                ) from None
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                 (migration.version, migration.name, migration.checksum),

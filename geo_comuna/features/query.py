@@ -228,20 +228,28 @@ async def extents(conn: AsyncConnection, layers: list[Layer]) -> dict[str, list[
 
 
 async def resolve_commune(conn: AsyncConnection, value: str) -> int | None:
-    """A commune given by registry code, or by id."""
+    """A commune given by id (ASCII digits only) or by registry code (anything else). The
+    two never overlap: a code is never made of digits only (migration 0014), so "1" is the
+    commune whose id is 1, whatever the codes say."""
     if not is_text(value):  # a NUL or lone surrogate: no code has one
         return None
-    cur = await conn.execute("SELECT id FROM communes WHERE code = %s", (value,))
-    row = await cur.fetchone()
-    if row is None and value.isdigit() and len(value) < 10:
+    if _is_id(value):
+        if len(value) > 9:  # beyond PostgreSQL's integer, so beyond every id
+            return None
         cur = await conn.execute("SELECT id FROM communes WHERE id = %s", (int(value),))
-        row = await cur.fetchone()
+    else:
+        cur = await conn.execute("SELECT id FROM communes WHERE code = %s", (value,))
+    row = await cur.fetchone()
     return row[0] if row else None
+
+
+def _is_id(value: str) -> bool:
+    return value.isascii() and value.isdigit()
 
 
 async def require_commune(conn: AsyncConnection, value: str) -> int:
     """Like resolve_commune, but a commune that is not there is a NotFound naming the value."""
     commune_id = await resolve_commune(conn, value)
     if commune_id is None:
-        raise NotFound(f"no commune with id or code {value!r}")
+        raise NotFound(f"no commune with {'id' if _is_id(value) else 'code'} {value!r}")
     return commune_id

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 import os
+import re
 import socket
 from collections.abc import AsyncIterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +33,17 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+#: what the database names a write refused by an editor's scope, its reason the message
+SCOPE = "geo_comuna_scope"
+#: the row an import was writing when it was refused: the detail "feature N" (copy_in)
+_FEATURE = re.compile(r"feature (\d+)")
+
+
+def _labelled(detail: str | None) -> int | None:
+    found = _FEATURE.fullmatch(detail or "")
+    return int(found[1]) if found else None
+
+
 @contextmanager
 def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
     """Turn the database's integrity refusals into 4xx errors that say what was refused."""
@@ -47,7 +59,13 @@ def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
             feature=feature,
             layer=layer.name,
         ) from None
-    except psycopg.errors.InsufficientPrivilege:
+    except psycopg.errors.InsufficientPrivilege as exc:
+        if exc.diag.constraint_name == SCOPE:  # refused with its reason (migration 0014)
+            raise Forbidden(
+                exc.diag.message_primary or "outside the communes you may edit",
+                feature=feature if feature is not None else _labelled(exc.diag.message_detail),
+                layer=layer.name,
+            ) from None
         raise Forbidden(
             "outside the communes you may edit (row-level security refused the write)",
             feature=feature,
@@ -501,6 +519,24 @@ def copy_rows(
     return rows.buffers()[2][offsets[0] : offsets[-1]].to_pybytes()
 
 
+#: advisory lock class of imports; the other key is the layer's table (its oid)
+IMPORT_QUEUE = 0x6763_696D
+
+
+async def queue_import(conn: AsyncConnection, layer: Layer) -> None:
+    """Wait until no other import into ``layer`` is running, and make later ones wait until
+    this transaction ends: imports into one layer run one after the other. Side by side they
+    deadlocked: four imports of 20,000 parcels each found the layer fit for a bulk load, read
+    it, then asked to drop its indexes (_indexes_to_rebuild) while the others still read it,
+    and PostgreSQL cancelled all but one. In turn, each finds the layer as the one before left
+    it. Call before anything reads the layer, so that no import holds a lock the one ahead
+    waits for."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(%s, %s::regclass::oid::integer)",
+        (IMPORT_QUEUE, layer.table),
+    )
+
+
 #: a COPY of at least this many rows into a table holding no more rows than it brings builds
 #: the table's secondary indexes afterwards instead of growing them row by row: ~5x cheaper
 #: for the GiST index, ~3x for a btree over a column with many repeats (commune_id)
@@ -609,7 +645,9 @@ async def copy_in(
     next. ``refs`` are the resolved references of all ``rows``.
 
     ``staged`` COPYs into a temporary table first and inserts from it, so row-level security
-    sees every row. Otherwise a bulk load rebuilds the secondary indexes afterwards and, when
+    sees every row; each row carries its position (1-based, as the pieces came), which the
+    INSERT hands to the database as it writes the row, so that a row the policies refuse is
+    named by it. Otherwise a bulk load rebuilds the secondary indexes afterwards and, when
     provably redundant, skips the per-row foreign-key checks (see the helpers above)."""
     cols = sql.SQL(", ").join(map(sql.Identifier, _columns(layer)))
     table = sql.Identifier(layer.table)
@@ -622,6 +660,9 @@ async def copy_in(
                     "CREATE TEMP TABLE _geo_comuna_import ON COMMIT DROP AS "
                     "SELECT {} FROM {} WITH NO DATA"
                 ).format(cols, table)
+            )
+            await conn.execute(  # numbered by COPY in the order the rows come
+                "ALTER TABLE _geo_comuna_import ADD COLUMN _n bigint GENERATED ALWAYS AS IDENTITY"
             )
         else:
             rebuild = await _indexes_to_rebuild(conn, layer, rows)
@@ -642,9 +683,14 @@ async def copy_in(
         if replica:  # SET LOCAL would outlive this block inside an enclosing transaction
             await conn.execute("SET LOCAL session_replication_role = origin")
         if staged:
+            # the scan sets each row's number just before the row is inserted and checked
             await conn.execute(
-                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(table, cols, cols, target)
+                sql.SQL(
+                    "INSERT INTO {} ({}) SELECT {} FROM {} "
+                    "WHERE set_config('geo_comuna.feature', _n::text, true) IS NOT NULL"
+                ).format(table, cols, cols, target)
             )
+            await conn.execute("SELECT set_config('geo_comuna.feature', '', true)")
             await conn.execute(sql.SQL("DROP TABLE {}").format(target))
         for definition in rebuild:
             await conn.execute(definition)

@@ -260,7 +260,8 @@ async def import_frame(
 
     Validation runs piece by piece in a worker thread (off the event loop, so a big upload
     does not stall other requests) while PostgreSQL takes the previous piece; the first bad
-    feature aborts the COPY and rolls everything back.
+    feature aborts the COPY and rolls everything back. Imports into one layer wait for each
+    other (write.queue_import).
 
     ``user`` None is the local admin (the CLI). Only an admin's import COPYs straight into the
     table; anyone else's goes through a staging table and an INSERT that row-level security
@@ -305,8 +306,9 @@ async def import_frame(
     say(f"validating and writing {total:,} features")
     admin = user.role == "admin"
     async with writing(conn, user, row_security=not admin):
+        await conn.execute("SET LOCAL statement_timeout = 0")  # a queue and a long COPY
+        await write.queue_import(conn, layer)
         refs = await write.resolve_references(conn, layer, frame, labels, defaults)
-        await conn.execute("SET LOCAL statement_timeout = 0")
         async with aclosing(_ahead(partial(check, refs), total)) as chunks:
             await write.copy_in(conn, layer, chunks, refs, rows=total, staged=not admin)
     return total, repairs
