@@ -368,7 +368,8 @@ async def test_an_all_digit_code_stops_the_upgrade_with_what_to_do(
             )
             assert await migrate.current_version(db) == 13  # nothing of it applied
             await db.execute("UPDATE communes SET code = 'C-123' WHERE code = '123'")
-            assert [m.version for m in await migrate.upgrade(db)] == [14]
+            applied = [m.version for m in await migrate.upgrade(db)]
+            assert applied == [m.version for m in every if m.version >= 14]
             assert await scalar(db, "SELECT count(*) FROM commune_reach") == 1
     finally:
         _drop(admin_conninfo, name)
