@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: an origin a CSP source list accepts: *, 'self', or scheme://host[:port] (host may be *.x)
+_ORIGIN = re.compile(r"\*|'self'|https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -40,6 +44,11 @@ class Settings(BaseSettings):
         description="basemap tiles for maps, e.g. https://tiles.example/{z}/{x}/{y}"
         ".png; unset: the commune's DEM hillshade or a plain background (works offline)",
     )
+    embed_origins: list[str] = Field(
+        default=["*"],
+        description="who may show ?embed=true maps in an <iframe>: * (any site) or origins "
+        'such as ["https://comuna.example"]; every other page is framed by our own only',
+    )
     map_tile_threshold: int = Field(
         default=5_000,
         ge=1,
@@ -72,6 +81,11 @@ class Settings(BaseSettings):
             raise ValueError("pool_min_size must not exceed pool_max_size")
         if self.default_limit > self.max_limit:
             raise ValueError("default_limit must not exceed max_limit")
+        for origin in self.embed_origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"embed_origins: {origin!r} is not * nor an origin like https://example.org"
+                )
         w, s, e, n = self.service_bbox
         if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
             raise ValueError("service_bbox must be west,south,east,north in degrees")

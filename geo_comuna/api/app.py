@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from geo_comuna import __version__
 from geo_comuna.api import analyses, audit, communes, features, maps, problems, terrain, transfer
 from geo_comuna.api.deps import current_user
+from geo_comuna.api.headers import SecurityHeaders
 from geo_comuna.db import migrate
 from geo_comuna.db.pool import open_pool, resolve_conninfo
 from geo_comuna.features.query import CountCache
@@ -107,4 +108,5 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.include_router(terrain.router, dependencies=READERS)
     maps.mount_static(app)
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(SecurityHeaders, settings=settings)  # outermost: on 413s too
     return app
