@@ -37,7 +37,15 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="address `serve` binds")
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = Field(
-        default=None, description="base URL for links; default: taken from each request"
+        default=None,
+        description="base URL for links and embed snippets, e.g. https://mapas.comuna.example; "
+        "unset: the request's own address when its host is trusted (trusted_hosts)",
+    )
+    trusted_hosts: list[str] = Field(
+        default=["localhost", "127.0.0.1", "::1"],
+        description="with public_url unset, host names a request may name for absolute links "
+        "(besides the address `serve` binds and the one the request reached); '*.example.org' "
+        "for its subdomains; any other host gets relative links",
     )
     tile_url: str | None = Field(
         default=None,

@@ -84,7 +84,32 @@ Admin = Annotated[User, Depends(admin)]
 
 
 def base_url(request: Request, settings: Settings) -> str:
-    return (settings.public_url or str(request.base_url)).rstrip("/")
+    """Where absolute links start: ``GEO_COMUNA_PUBLIC_URL``, else the address the request
+    came in on when its host is trusted, else "" (links relative to the server's root).
+
+    The Host header is the client's to write: followed blindly, it put an attacker's host
+    into links and embed snippets that a cache may then hand to everyone."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    if trusted_host(request, settings):
+        return str(request.base_url).rstrip("/")
+    return request.scope.get("root_path", "").rstrip("/")
+
+
+def trusted_host(request: Request, settings: Settings) -> bool:
+    """Is the request's host one of ``settings.trusted_hosts``, the address ``serve`` binds,
+    or the very address the connection reached (a client on the LAN asking by IP)?"""
+    host = (request.url.hostname or "").lower()
+    if not host:
+        return False
+    server = request.scope.get("server")
+    reached = str(server[0]).lower().strip("[]") if server else None
+    allowed = [*settings.trusted_hosts, settings.host, reached]
+    for name in filter(None, allowed):
+        name = name.lower()
+        if name == "*" or name == host or (name.startswith("*.") and host.endswith(name[1:])):
+            return True
+    return False
 
 
 def paging(

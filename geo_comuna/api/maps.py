@@ -80,11 +80,18 @@ def _snippet(request: Request, settings: Any, path: str, lang: str, title: str) 
         f'<iframe src="{escape(url)}" title="{escape(title)}" width="100%" height="480" '
         f'style="border:0" loading="lazy" allowfullscreen></iframe>'
     )
-    return {
+    snippet = {
         "url": url,
         "html": html,
         "standalone_url": f"{base}{path}?{urlencode({'standalone': 'true', 'lang': lang})}",
     }
+    if not base.startswith(("http://", "https://")):
+        snippet["warning"] = (
+            f"the address is relative: host {request.url.hostname!r} is not a trusted one, so "
+            "the snippet works only on this server's own pages; set GEO_COMUNA_PUBLIC_URL "
+            "(or add the host to GEO_COMUNA_TRUSTED_HOSTS)"
+        )
+    return snippet
 
 
 @router.get(
