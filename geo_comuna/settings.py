@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         default="public", description="public: anyone may read; token: reads need a token too"
     )
 
+    require_if_match: bool = Field(
+        default=False,
+        description="PUT, PATCH and DELETE of a feature without If-Match get 428: no client "
+        "can overwrite an edit it has not seen",
+    )
+
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=10, ge=1)
     statement_timeout_ms: int = Field(default=30_000, ge=100, description="per query, ms")

@@ -6,11 +6,17 @@ import math
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User, authenticate
-from geo_comuna.errors import Forbidden, InvalidAttribute, InvalidInput, Unauthorized
+from geo_comuna.errors import (
+    Forbidden,
+    InvalidAttribute,
+    InvalidInput,
+    PreconditionRequired,
+    Unauthorized,
+)
 from geo_comuna.features.attributes import check_value
 from geo_comuna.features.query import CountCache, Filters, require_commune
 from geo_comuna.layers import Layer, get_layer
@@ -78,9 +84,27 @@ async def admin(user: Annotated[User, Depends(writer)]) -> User:
     return user
 
 
+async def if_match(
+    settings: SettingsDep,
+    value: Annotated[
+        str | None,
+        Header(alias="If-Match", description="ETag read earlier; 412 if it changed"),
+    ] = None,
+) -> str | None:
+    """The If-Match of a change; with GEO_COMUNA_REQUIRE_IF_MATCH a change without one is
+    refused (428) instead of overwriting whatever is stored now."""
+    if value is None and settings.require_if_match:
+        raise PreconditionRequired(
+            "this server requires the If-Match header on PUT, PATCH and DELETE: read the "
+            "feature, then send its ETag back as If-Match"
+        )
+    return value
+
+
 Reader = Annotated[User | None, Depends(current_user)]
 Writer = Annotated[User, Depends(writer)]
 Admin = Annotated[User, Depends(admin)]
+IfMatch = Annotated[str | None, Depends(if_match)]
 
 
 def base_url(request: Request, settings: Settings) -> str:
