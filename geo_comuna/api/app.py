@@ -10,7 +10,17 @@ from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_comuna import __version__
-from geo_comuna.api import analyses, audit, communes, features, maps, problems, terrain, transfer
+from geo_comuna.api import (
+    analyses,
+    audit,
+    communes,
+    features,
+    maps,
+    problems,
+    scratch,
+    terrain,
+    transfer,
+)
 from geo_comuna.api.deps import current_user
 from geo_comuna.api.headers import SecurityHeaders
 from geo_comuna.db import migrate
@@ -77,7 +87,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(transfer.sweep_scratch)
+        await anyio.to_thread.run_sync(scratch.sweep)  # what killed servers left behind
         dsn = conninfo or await anyio.to_thread.run_sync(resolve_conninfo, settings)
         pool = await open_pool(settings, dsn)
         async with pool.connection() as conn:
@@ -87,6 +97,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
             yield
         finally:
             await pool.close()
+            app.state.scratch.close()
 
     app = FastAPI(
         title="geo_comuna",
@@ -98,6 +109,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     )
     app.state.settings = settings
     app.state.counts = CountCache()
+    app.state.scratch = scratch.Scratch()  # made on first use
     problems.install(app)
     app.include_router(audit.router, dependencies=READERS)
     app.include_router(features.router, dependencies=READERS)

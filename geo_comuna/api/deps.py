@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Path, Query, Request
 from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User, authenticate
+from geo_comuna.api.scratch import Scratch
 from geo_comuna.errors import (
     Forbidden,
     InvalidAttribute,
@@ -35,6 +36,10 @@ def get_counts(request: Request) -> CountCache:
     return request.app.state.counts
 
 
+def get_scratch(request: Request) -> Scratch:
+    return request.app.state.scratch
+
+
 async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
     async with request.app.state.pool.connection() as conn:
         yield conn
@@ -48,6 +53,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 Conn = Annotated[AsyncConnection, Depends(get_conn)]
 LayerDep = Annotated[Layer, Depends(get_layer_dep)]
 Counts = Annotated[CountCache, Depends(get_counts)]
+ScratchDep = Annotated[Scratch, Depends(get_scratch)]
 
 
 async def current_user(request: Request, conn: Conn, settings: SettingsDep) -> User | None:
