@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         "tiles (served) or inline geobuf (standalone) instead of inline GeoJSON",
     )
 
+    token_days: int = Field(
+        default=365,
+        ge=0,
+        description="how long a new or rotated token lasts unless `users add|rotate --expires` "
+        "says otherwise, days; 0: tokens never expire",
+    )
     reads: Literal["public", "token"] = Field(
         default="public", description="public: anyone may read; token: reads need a token too"
     )
