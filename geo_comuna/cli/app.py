@@ -284,7 +284,8 @@ def restore(
     ],
 ) -> None:
     """Replace the database's contents with FILE's, in one transaction: all or nothing.
-    Restart `serve` afterwards."""
+    Tokens revoked since the backup stay revoked; a running `serve` sees the restored data
+    at once."""
     from geo_comuna.db import backup as backups
     from geo_comuna.db import migrate
     from geo_comuna.db.pool import resolve_conninfo
@@ -295,4 +296,13 @@ def restore(
     except GeoComunaError as exc:
         die(exc.message, 2)
     run(migrate.current_version, settings)  # an older archive is migrated forward
-    typer.echo(json.dumps(report.__dict__, indent=2))
+    said = {
+        "revocations_kept": "tokens revoked since the backup stay revoked",
+        "rotations_kept": "tokens rotated since the backup: the new one stays, the old revoked",
+        "users_not_in_backup": "users made since the backup are gone, and so are their tokens",
+    }
+    for key, note in said.items():
+        if getattr(report, key):
+            names = ", ".join(getattr(report, key))
+            typer.secho(f"note: {note}: {names}", err=True, fg=typer.colors.YELLOW)
+    typer.echo(json.dumps(report.__dict__, indent=2, ensure_ascii=False))
