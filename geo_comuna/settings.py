@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         default="postgres", description="unprivileged OS user that runs the cluster when root"
     )
 
+    run_as: str | None = Field(
+        default=None,
+        description="who `serve` runs as when started as root: it binds its port, then becomes "
+        "this unprivileged user; default: pg_os_user",
+    )
+
     host: str = Field(default="127.0.0.1", description="address `serve` binds")
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = Field(

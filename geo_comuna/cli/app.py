@@ -33,10 +33,13 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Serve the API (OGC API - Features) and maps; starts the embedded database if needed."""
+    """Serve the API (OGC API - Features) and maps; starts the embedded database if needed.
+    Started as root, it binds the port and then runs as GEO_COMUNA_RUN_AS (default
+    GEO_COMUNA_PG_OS_USER), or refuses to start."""
     import uvicorn
 
     from geo_comuna.api.app import create_app
+    from geo_comuna.cli import privileges
     from geo_comuna.db.pool import resolve_conninfo
 
     settings = load_settings()
@@ -46,20 +49,26 @@ def serve(
         settings.port = port
     try:
         conninfo = resolve_conninfo(settings)
+        user = privileges.server_user(settings, conninfo)
     except GeoComunaError as exc:
         die(exc.message)
     if load_sample:
         _ensure_samples(settings)
-    typer.secho(
-        f"geo_comuna serving at http://{settings.host}:{settings.port}/ (API docs: /docs)",
-        fg=typer.colors.GREEN,
-    )
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings, conninfo=conninfo),
         host=settings.host,
         port=settings.port,
         log_level="info",
     )
+    sock = config.bind_socket()  # as root still: a port below 1024 is allowed
+    if user is not None:
+        privileges.become(user)
+    typer.secho(
+        f"geo_comuna serving at http://{settings.host}:{settings.port}/ (API docs: /docs)"
+        + (f", as user {user.pw_name}" if user is not None else ""),
+        fg=typer.colors.GREEN,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def _ensure_samples(settings: Settings) -> None:
