@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     run_as: str | None = Field(
         default=None,
         description="who `serve` runs as when started as root: it binds its port, then becomes "
-        "this unprivileged user; default: pg_os_user",
+        "this unprivileged user; default: pg_os_user; 'root' keeps root (not recommended)",
     )
 
     host: str = Field(default="127.0.0.1", description="address `serve` binds")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -63,6 +64,12 @@ def serve(
     sock = config.bind_socket()  # as root still: a port below 1024 is allowed
     if user is not None:
         privileges.become(user)
+    elif os.geteuid() == 0:
+        typer.secho(
+            "warning: answering requests as root, as GEO_COMUNA_RUN_AS=root says",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
     typer.secho(
         f"geo_comuna serving at http://{settings.host}:{settings.port}/ (API docs: /docs)"
         + (f", as user {user.pw_name}" if user is not None else ""),

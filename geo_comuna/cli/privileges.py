@@ -4,8 +4,10 @@ then runs with that user's rights, not the machine's.
 
 The user is ``GEO_COMUNA_RUN_AS``, by default ``GEO_COMUNA_PG_OS_USER`` (``postgres``), who
 already owns the embedded cluster and so may reach its socket. Before anything is bound, that
-user is checked: it must exist, not be root, and be able to read geo_comuna, its libraries,
-the map files and the database socket; otherwise `serve` refuses, naming what to change.
+user is checked: it must exist and be able to read what the server loads after the drop (the
+Python standard library, geo_comuna, its libraries, the map files) and reach the database
+socket; otherwise `serve` refuses, naming what to change. Only ``GEO_COMUNA_RUN_AS=root``,
+said explicitly, keeps root (for a machine where no other user can run geo_comuna's Python).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import pwd
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
@@ -35,7 +38,10 @@ def _needed(conninfo: str) -> list[tuple[str, Path]]:
     import geo_comuna
     from geo_comuna.maps import assets, styles
 
+    paths = sysconfig.get_paths()
     needed = [
+        ("-r", Path(paths["stdlib"]) / "os.py"),  # modules imported lazily, e.g. encodings
+        ("-x", Path(paths["platstdlib"]) / "lib-dynload"),
         ("-r", Path(geo_comuna.__file__)),
         ("-r", Path(fastapi.__file__)),  # the virtualenv's libraries
         ("-r", styles.STYLES_PATH),
@@ -50,8 +56,9 @@ def _needed(conninfo: str) -> list[tuple[str, Path]]:
 
 
 def server_user(settings: Settings, conninfo: str) -> pwd.struct_passwd | None:
-    """The user `serve` must become, checked; None when it does not run as root."""
-    if os.geteuid() != 0:
+    """The user `serve` must become, checked; None when it is not root, or stays root
+    because GEO_COMUNA_RUN_AS=root says so."""
+    if os.geteuid() != 0 or settings.run_as == "root":
         return None
     name = settings.run_as or settings.pg_os_user
     option = "GEO_COMUNA_RUN_AS" if settings.run_as else "GEO_COMUNA_PG_OS_USER"
@@ -59,12 +66,13 @@ def server_user(settings: Settings, conninfo: str) -> pwd.struct_passwd | None:
         "serve does not answer requests as root: it binds its port, then runs as an "
         "unprivileged user (GEO_COMUNA_RUN_AS, default GEO_COMUNA_PG_OS_USER)"
     )
+    stay = "GEO_COMUNA_RUN_AS=root to stay root knowingly (not recommended)"
     try:
         user = pwd.getpwnam(name)
     except KeyError:
         raise RootRefused(
-            f"{hint}; user {name!r} ({option}) does not exist: create it or set "
-            "GEO_COMUNA_RUN_AS to one that does"
+            f"{hint}; user {name!r} ({option}) does not exist: create it, set "
+            f"GEO_COMUNA_RUN_AS to a user that does, or {stay}"
         ) from None
     if user.pw_uid == 0:
         raise RootRefused(f"{hint}; {option}={name!r} is root: name an unprivileged user")
@@ -73,11 +81,11 @@ def server_user(settings: Settings, conninfo: str) -> pwd.struct_passwd | None:
             ["runuser", "-u", name, "--", "test", flag, str(path)], capture_output=True
         )
         if probe.returncode != 0:
-            what = "reach the database socket in" if flag == "-x" else "read"
+            what = "enter" if flag == "-x" else "read"
             raise RootRefused(
-                f"{hint}; user {name!r} ({option}) cannot {what} {path}: set "
-                "GEO_COMUNA_RUN_AS to a user who can, give that user access, or install "
-                "geo_comuna where it can (not under /root)"
+                f"{hint}; user {name!r} ({option}) cannot {what} {path}: install geo_comuna "
+                "and its Python where that user can (not under /root), give it access, set "
+                f"GEO_COMUNA_RUN_AS to a user who can, or {stay}"
             )
     return user
 
