@@ -152,7 +152,7 @@ def _abandoned(root: Path) -> bool:
     try:
         lock = os.open(root / LOCK, os.O_RDWR | os.O_NOFOLLOW)
     except FileNotFoundError:
-        return True  # never finished being made: renamed only once locked
+        return True  # half removed by another server's sweep (made ones get it first)
     except OSError:
         return False
     try:

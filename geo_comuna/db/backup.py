@@ -263,13 +263,15 @@ def _restore_in_one_transaction(
             except BrokenPipeError:
                 pass
             writer.wait()
-        if reader.returncode != 0:
+        if writer.returncode != 0:  # a failing statement (pg_restore was stopped for it)
             raise BackupFailed(
-                f"pg_restore failed (exit {reader.returncode}):\n{_tail(reader_err)}"
+                f"the restore failed (psql exit {writer.returncode}); nothing was restored:\n"
+                f"{_tail(writer_err)}"
             )
-        if writer.returncode != 0:
+        if reader.returncode != 0:  # a damaged archive: the transaction was never committed
             raise BackupFailed(
-                f"pg_restore failed (exit {writer.returncode}):\n{_tail(writer_err)}"
+                f"pg_restore failed (exit {reader.returncode}); nothing was restored:\n"
+                f"{_tail(reader_err)}"
             )
         out.seek(0)
         for line in out.read().decode().splitlines():
