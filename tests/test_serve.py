@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import site
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -78,9 +80,14 @@ def test_serve_answers_as_the_postgres_user(own_db: str, tmp_path: Path) -> None
         assert export.status_code == 200 and export.text.startswith("WKT,")
         r = httpx.post(f"{base}/collections/parcels/import", files={"file": ("a.kml", KML)})
         assert r.status_code == 401  # writing needs a token: the request got through
+        scratch = list(Path(tempfile.gettempdir()).glob(f"geo_comuna-scratch-{proc.pid}-*"))
+        assert len(scratch) == 1 and scratch[0].stat().st_uid == pwd.getpwnam("postgres").pw_uid
+        proc.send_signal(signal.SIGTERM)  # a clean stop takes its scratch along
+        proc.wait(timeout=30)  # uvicorn shuts down, then dies of the signal it caught
     postgres = pwd.getpwnam("postgres")
     assert uids == {postgres.pw_uid} and gids == {postgres.pw_gid} and 0 not in groups
     assert "as user postgres" in log.read_text()
+    assert not scratch[0].exists()
 
 
 def test_serve_stays_root_only_when_told(own_db: str, tmp_path: Path) -> None:
