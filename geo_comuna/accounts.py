@@ -1,4 +1,5 @@
-"""Accounts and the write context: tokens (kept only as SHA-256), roles, commune scopes.
+"""Accounts and the write context: tokens (kept only as SHA-256, each with an end date, rotated
+by replacing it), roles, commune scopes.
 
 Every write runs in ``writing(conn, user)``: one transaction in which the database knows who
 writes (for the audit trail) and, for API users, runs as the role geo_comuna_writer so that
@@ -8,8 +9,10 @@ PostgreSQL, not only here.
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import hashlib
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +21,7 @@ from typing import Literal
 
 from psycopg import AsyncConnection
 
-from geo_comuna.errors import Conflict, InvalidInput, NotFound
+from geo_comuna.errors import Conflict, InvalidInput, NotFound, Unauthorized
 
 Role = Literal["viewer", "editor", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")
@@ -35,6 +38,34 @@ class User:
     @property
     def may_write(self) -> bool:
         return self.role in ("editor", "admin")
+
+
+def expiry(
+    text: str | None, default_days: int, now: dt.datetime | None = None
+) -> dt.datetime | None:
+    """When a token made now ends: ``90d`` (days), ``12w`` (weeks), a date ``2027-06-30``
+    (its end, UTC), ``never``; None: ``default_days`` (0 = never)."""
+    now = now or dt.datetime.now(dt.UTC)
+    if text is None:
+        return now + dt.timedelta(days=default_days) if default_days else None
+    value = text.strip().lower()
+    if value == "never":
+        return None
+    if match := re.fullmatch(r"(\d{1,5})([dw])", value):
+        days = int(match[1]) * (7 if match[2] == "w" else 1)
+        if days < 1:
+            raise InvalidInput(f"expiry {text!r} is not in the future")
+        return now + dt.timedelta(days=days)
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"expiry {text!r}: give days (90d), weeks (12w), a date (2027-06-30) or never"
+        ) from None
+    end = dt.datetime.combine(day, dt.time.max, dt.UTC)
+    if end <= now:
+        raise InvalidInput(f"expiry {text!r} is not in the future")
+    return end
 
 
 def local_admin() -> User:
@@ -55,21 +86,32 @@ async def _commune_ids(conn: AsyncConnection, codes: list[str]) -> list[int]:
     return [found[c] for c in codes]
 
 
+def _new_token() -> tuple[str, str]:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, hash_token(token)
+
+
 async def add_user(
-    conn: AsyncConnection, name: str, role: str, communes: list[str]
+    conn: AsyncConnection,
+    name: str,
+    role: str,
+    communes: list[str],
+    *,
+    expires_at: dt.datetime | None = None,
 ) -> tuple[User, str]:
-    """Create a user; returns it and its token, which is never stored nor shown again."""
+    """Create a user whose token ends at ``expires_at`` (None: never); returns it and its
+    token, which is never stored nor shown again."""
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
     if role == "editor" and not communes:
         raise InvalidInput("an editor needs at least one commune (--commune CODE)")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token, hashed = _new_token()
     async with conn.transaction():
         ids = await _commune_ids(conn, communes)
         cur = await conn.execute(
-            "INSERT INTO users (name, role, token_hash) VALUES (%s, %s, %s) "
+            "INSERT INTO users (name, role, token_hash, expires_at) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (name) DO NOTHING RETURNING id",
-            (name, role, hash_token(token)),
+            (name, role, hashed, expires_at),
         )
         row = await cur.fetchone()
         if row is None:
@@ -82,9 +124,29 @@ async def add_user(
     return User(row[0], name, role, tuple(ids)), token  # type: ignore[arg-type]
 
 
+async def rotate(conn: AsyncConnection, name: str, *, expires_at: dt.datetime | None = None) -> str:
+    """Give an active user (expired or not) a new token ending at ``expires_at``; the old one
+    stops working at once and is kept in revoked_tokens. Returns the new token."""
+    token, hashed = _new_token()
+    async with conn.transaction():
+        cur = await conn.execute(
+            """WITH old AS (SELECT id, token_hash FROM users
+                            WHERE name = %(name)s AND revoked_at IS NULL FOR UPDATE),
+                    kept AS (INSERT INTO revoked_tokens (token_hash, user_name)
+                             SELECT token_hash, %(name)s FROM old)
+               UPDATE users u SET token_hash = %(hash)s, expires_at = %(expires)s
+               FROM old WHERE u.id = old.id RETURNING u.id""",
+            {"name": name, "hash": hashed, "expires": expires_at},
+        )
+        if await cur.fetchone() is None:
+            raise NotFound(f"no active user named {name!r} (a revoked user gets no new token)")
+    return token
+
+
 async def list_users(conn: AsyncConnection) -> list[dict]:
     cur = await conn.execute(
-        """SELECT u.name, u.role, u.created_at, u.revoked_at,
+        """SELECT u.name, u.role, u.created_at, u.expires_at, u.expires_at <= now(),
+                  u.revoked_at,
                   coalesce(array_agg(c.code ORDER BY c.code) FILTER (WHERE c.code IS NOT NULL),
                            '{}')
            FROM users u LEFT JOIN user_communes uc ON uc.user_id = u.id
@@ -92,8 +154,16 @@ async def list_users(conn: AsyncConnection) -> list[dict]:
            GROUP BY u.id ORDER BY u.name"""
     )
     return [
-        {"name": n, "role": r, "created_at": c, "revoked_at": rv, "communes": list(cs)}
-        for n, r, c, rv, cs in await cur.fetchall()
+        {
+            "name": n,
+            "role": r,
+            "created_at": c,
+            "expires_at": ex,
+            "expired": bool(gone),
+            "revoked_at": rv,
+            "communes": list(cs),
+        }
+        for n, r, c, ex, gone, rv, cs in await cur.fetchall()
     ]
 
 
@@ -106,15 +176,26 @@ async def revoke(conn: AsyncConnection, name: str) -> None:
 
 
 async def authenticate(conn: AsyncConnection, token: str) -> User | None:
+    """The user of an active token; None for an unknown or revoked one. An expired token is
+    refused here, saying so (the holder learns whom to ask, nothing else)."""
     cur = await conn.execute(
         """SELECT u.id, u.name, u.role, coalesce(array_agg(uc.commune_id)
-                  FILTER (WHERE uc.commune_id IS NOT NULL), '{}')
+                  FILTER (WHERE uc.commune_id IS NOT NULL), '{}'), u.expires_at,
+                  u.expires_at <= now()
            FROM users u LEFT JOIN user_communes uc ON uc.user_id = u.id
            WHERE u.token_hash = %s AND u.revoked_at IS NULL GROUP BY u.id""",
         (hash_token(token),),
     )
     row = await cur.fetchone()
-    return None if row is None else User(row[0], row[1], row[2], tuple(row[3]))
+    if row is None:
+        return None
+    if row[5]:
+        ended = row[4].astimezone(dt.UTC)
+        raise Unauthorized(
+            f"the token of {row[1]!r} expired on {ended:%Y-%m-%d %H:%M} UTC; an admin gives "
+            f"a new one with: geo-comuna users rotate {row[1]!r}"
+        )
+    return User(row[0], row[1], row[2], tuple(row[3]))
 
 
 @asynccontextmanager

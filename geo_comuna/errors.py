@@ -83,6 +83,12 @@ class PreconditionFailed(GeoComunaError):
     status, code = 412, "precondition-failed"
 
 
+class PreconditionRequired(GeoComunaError):
+    """A change without If-Match where the server requires one (GEO_COMUNA_REQUIRE_IF_MATCH)."""
+
+    status, code = 428, "precondition-required"
+
+
 class Conflict(GeoComunaError):
     status, code = 409, "conflict"
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: an origin a CSP source list accepts: *, 'self', or scheme://host[:port] (host may be *.x)
+_ORIGIN = re.compile(r"\*|'self'|https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -30,15 +34,34 @@ class Settings(BaseSettings):
         default="postgres", description="unprivileged OS user that runs the cluster when root"
     )
 
+    run_as: str | None = Field(
+        default=None,
+        description="who `serve` runs as when started as root: it binds its port, then becomes "
+        "this unprivileged user; default: pg_os_user; 'root' keeps root (not recommended)",
+    )
+
     host: str = Field(default="127.0.0.1", description="address `serve` binds")
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = Field(
-        default=None, description="base URL for links; default: taken from each request"
+        default=None,
+        description="base URL for links and embed snippets, e.g. https://mapas.comuna.example; "
+        "unset: the request's own address when its host is trusted (trusted_hosts)",
+    )
+    trusted_hosts: list[str] = Field(
+        default=["localhost", "127.0.0.1", "::1"],
+        description="with public_url unset, host names a request may name for absolute links "
+        "(besides the address `serve` binds and the one the request reached); '*.example.org' "
+        "for its subdomains; any other host gets relative links",
     )
     tile_url: str | None = Field(
         default=None,
         description="basemap tiles for maps, e.g. https://tiles.example/{z}/{x}/{y}"
         ".png; unset: the commune's DEM hillshade or a plain background (works offline)",
+    )
+    embed_origins: list[str] = Field(
+        default=["*"],
+        description="who may show ?embed=true maps in an <iframe>: * (any site) or origins "
+        'such as ["https://comuna.example"]; every other page is framed by our own only',
     )
     map_tile_threshold: int = Field(
         default=5_000,
@@ -47,8 +70,20 @@ class Settings(BaseSettings):
         "tiles (served) or inline geobuf (standalone) instead of inline GeoJSON",
     )
 
+    token_days: int = Field(
+        default=365,
+        ge=0,
+        description="how long a new or rotated token lasts unless `users add|rotate --expires` "
+        "says otherwise, days; 0: tokens never expire",
+    )
     reads: Literal["public", "token"] = Field(
         default="public", description="public: anyone may read; token: reads need a token too"
+    )
+
+    require_if_match: bool = Field(
+        default=False,
+        description="PUT, PATCH and DELETE of a feature without If-Match get 428: no client "
+        "can overwrite an edit it has not seen",
     )
 
     pool_min_size: int = Field(default=1, ge=0)
@@ -137,6 +172,11 @@ class Settings(BaseSettings):
             )
         if self.default_limit > self.max_limit:
             raise ValueError("default_limit must not exceed max_limit")
+        for origin in self.embed_origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"embed_origins: {origin!r} is not * nor an origin like https://example.org"
+                )
         w, s, e, n = self.service_bbox
         if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
             raise ValueError("service_bbox must be west,south,east,north in degrees")

@@ -47,16 +47,20 @@ def add_user(dsn: str, name: str, role: str = "admin", communes: list[str] | Non
 
 
 @contextmanager
-def serving(dsn: str, log: Path, **env: str) -> Iterator[tuple[subprocess.Popen, str]]:
+def serving(
+    dsn: str, log: Path, cli: list[str] = CLI, **env: str
+) -> Iterator[tuple[subprocess.Popen, str]]:
     """`geo-comuna serve` on the database ``dsn``; yields the process and its base URL and
-    kills it (SIGKILL) at the end if it is still up."""
+    kills it (SIGKILL) at the end if it is still up. Run by root, it stays root unless ``env``
+    says otherwise: this Python may live where no other user can read it (pyenv under /root);
+    tests/test_serve.py checks the drop to an unprivileged user itself."""
     port = free_port()
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [*CLI, "serve", "--port", str(port)],
+            [*cli, "serve", "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=clean_env(GEO_COMUNA_DATABASE_URL=dsn, **env),
+            env=clean_env(GEO_COMUNA_DATABASE_URL=dsn, **{"GEO_COMUNA_RUN_AS": "root", **env}),
         )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from psycopg import AsyncConnection
 
 from geo_comuna.layers import LAYERS
+from geo_comuna.settings import Settings
+from tests.conftest import api_client
 from tests.factories import LAT, LON, feature
 
 pytestmark = pytest.mark.anyio
@@ -183,3 +186,46 @@ async def test_unknown_collection_item_and_commune_are_404(client: httpx.AsyncCl
     assert (await client.get("/collections/parcels/items/999999999")).status_code == 404
     assert (await client.get("/collections/parcels/items?commune=NO-SUCH")).status_code == 404
     assert (await client.get("/collections/parcels/items/abc")).status_code == 400
+
+
+async def links_for(
+    conn: AsyncConnection, settings: Settings, token: str, host: str, **update: object
+) -> tuple[list[str], dict[str, str]]:
+    """Every link of the landing page, an items page and a write's Location, and the embed
+    snippet, as a client asking for ``host`` gets them."""
+    async with api_client(conn, settings.model_copy(update=update), token) as c:
+        c.headers["Host"] = host
+        landing = (await c.get("/")).json()["links"]
+        items = (await c.get("/collections/parcels/items?limit=1")).json()["links"]
+        body = feature(LAYERS["parcels"], commune="EL-MAIZAL")
+        written = await c.post("/collections/parcels/items", json=body)
+        snippet = (await c.get("/maps/communes/EL-MAIZAL/embed-snippet")).json()
+    hrefs = [link["href"] for link in landing + items] + [written.headers["location"]]
+    return hrefs, snippet
+
+
+async def test_links_follow_only_trusted_hosts(
+    conn: AsyncConnection, settings: Settings, admin_token: str
+) -> None:
+    """A Host header is the client's to write: an untrusted one never reaches a link."""
+    hrefs, snippet = await links_for(conn, settings, admin_token, "evil.example")
+    assert all(h.startswith("/") for h in hrefs), hrefs  # relative, still correct
+    assert snippet["url"] == "/maps/communes/EL-MAIZAL?embed=true&lang=es"
+    assert "evil" not in snippet["html"] + snippet["standalone_url"]
+    assert "GEO_COMUNA_PUBLIC_URL" in snippet["warning"]
+
+    for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000"):
+        hrefs, snippet = await links_for(conn, settings, admin_token, host)
+        assert all(h.startswith(f"http://{host}/") for h in hrefs), hrefs
+        assert "warning" not in snippet
+
+    trusted = {"trusted_hosts": ["*.comuna.example"]}
+    hrefs, _ = await links_for(conn, settings, admin_token, "mapas.comuna.example", **trusted)
+    assert all(h.startswith("http://mapas.comuna.example/") for h in hrefs), hrefs
+    hrefs, _ = await links_for(conn, settings, admin_token, "comuna.example.evil.net", **trusted)
+    assert all(h.startswith("/") for h in hrefs), hrefs
+
+    public = {"public_url": "https://mapas.comuna.example/geo/"}
+    hrefs, snippet = await links_for(conn, settings, admin_token, "evil.example", **public)
+    assert all(h.startswith("https://mapas.comuna.example/geo/") for h in hrefs), hrefs
+    assert snippet["html"].startswith('<iframe src="https://mapas.comuna.example/geo/maps/')

@@ -7,6 +7,7 @@ Servers and clusters run as subprocesses of the test and are killed in ``finally
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -22,8 +23,10 @@ import httpx
 import numpy as np
 import psycopg
 import shapely
+from psycopg import AsyncConnection
 from typer.testing import CliRunner
 
+from geo_comuna import accounts
 from geo_comuna.cli import app as cli_app
 from geo_comuna.db import cluster
 from geo_comuna.layers import LAYERS
@@ -129,12 +132,99 @@ def test_backup_restore_round_trip(own_db: str, tmp_path: Path) -> None:
 
     done = cli(own_db, "restore", str(archive))
     assert done.returncode == 0, done.stderr
-    assert fingerprint(own_db) == before
+    restored = fingerprint(own_db)
+    versions = restored.pop("layer_versions")
+    assert restored == {k: v for k, v in before.items() if k != "layer_versions"}
+    assert versions[0] == before["layer_versions"][0]  # every layer, each moved on (below)
+    assert json.loads(done.stdout)["users_not_in_backup"] == ["after-backup"]
+    assert "users made since the backup are gone" in done.stderr
     # the restored database takes writes again: sequences, triggers, grants are back
     change_everything(own_db)
     again = fingerprint(own_db)
     assert again["parcels"][0] == before["parcels"][0] - 2
     assert again["audit_log"][0] >= before["audit_log"][0] + 5
+
+
+def versions(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn, autocommit=True) as db:
+        return dict(db.execute("SELECT layer, version FROM layer_versions"))
+
+
+def authenticates(dsn: str, token: str) -> str | None:
+    async def check() -> str | None:
+        conn = await AsyncConnection.connect(dsn, autocommit=True)
+        try:
+            user = await accounts.authenticate(conn, token)
+        finally:
+            await conn.close()
+        return user.name if user else None
+
+    return asyncio.run(check())
+
+
+def test_restore_keeps_tokens_revoked_since_the_backup(own_db: str, tmp_path: Path) -> None:
+    """A restore brings back no token revoked after the backup, keeps a rotated token's
+    replacement, and says which users it touched."""
+    kept = add_user(own_db, "sigue", "admin")
+    revoked = add_user(own_db, "revocada", "editor", ["EL-MAIZAL"])
+    rotated_old = add_user(own_db, "rotada", "viewer")
+    archive = tmp_path / "tokens.backup"
+    assert cli(own_db, "backup", str(archive)).returncode == 0
+    assert cli(own_db, "users", "revoke", "revocada").returncode == 0
+    rotation = cli(own_db, "users", "rotate", "rotada")
+    assert rotation.returncode == 0, rotation.stderr
+    rotated_new = rotation.stdout.strip().splitlines()[-1]
+    later = add_user(own_db, "posterior", "admin")
+
+    done = cli(own_db, "restore", str(archive))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["revocations_kept"] == ["revocada"]
+    assert report["rotations_kept"] == ["rotada"]
+    assert report["users_not_in_backup"] == ["posterior"]
+    assert "tokens revoked since the backup stay revoked: revocada" in done.stderr
+    assert authenticates(own_db, kept) == "sigue"
+    assert authenticates(own_db, revoked) is None
+    assert authenticates(own_db, rotated_old) is None
+    assert authenticates(own_db, rotated_new) == "rotada"
+    assert authenticates(own_db, later) is None
+    # and a second restore of the same file still knows
+    again = json.loads(cli(own_db, "restore", str(archive)).stdout)
+    assert again["revocations_kept"] == ["revocada"] and again["rotations_kept"] == ["rotada"]
+    assert authenticates(own_db, rotated_old) is None
+
+
+def test_a_running_server_counts_the_restored_rows(own_db: str, tmp_path: Path) -> None:
+    """No restart: a count cached before the restore is never served for restored rows,
+    even once later writes bring the layer's version back to the cached one's number."""
+    archive = tmp_path / "counts.backup"
+    code = "EL-MAIZAL"
+
+    def matched(base: str) -> int:
+        r = httpx.get(f"{base}/collections/parcels/items", params={"limit": 1, "commune": code})
+        assert r.status_code == 200, r.text
+        return r.json()["numberMatched"]
+
+    def delete(n: int) -> None:
+        with psycopg.connect(own_db, autocommit=True) as db:
+            db.execute(
+                "DELETE FROM parcels WHERE id IN (SELECT p.id FROM parcels p JOIN communes c "
+                "ON c.id = p.commune_id WHERE c.code = %s ORDER BY p.id DESC LIMIT %s)",
+                (code, n),
+            )
+
+    with serving(own_db, tmp_path / "serve.log") as (_, base):
+        stored = matched(base)
+        assert cli(own_db, "backup", str(archive)).returncode == 0
+        before = versions(own_db)
+        delete(3)
+        assert matched(base) == stored - 3  # cached at the version after the delete
+        changed = versions(own_db)
+        assert cli(own_db, "restore", str(archive)).returncode == 0
+        after = versions(own_db)
+        assert all(after[k] > max(before[k], changed[k]) for k in after)
+        delete(1)  # one write after the restore: the archive's version plus one, once again
+        assert matched(base) == stored - 1
 
 
 def test_restore_refuses_what_is_not_a_backup(own_db: str, tmp_path: Path) -> None:

@@ -547,27 +547,3 @@ async def test_http_upload_needs_a_writer_confined_to_its_communes(
         r = await c.post("/collections/parcels/import", files=upload)
         assert r.status_code == 201, r.text
     assert await count(conn, "parcels") == before + 3
-
-
-def test_stale_scratch_directories_are_swept_at_start(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    """A server killed mid-upload leaves its scratch directory; the next start removes it,
-    and leaves a young one (a live request's) alone."""
-    import os
-    import tempfile
-    import time
-
-    from geo_comuna.api import transfer
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    old = tmp_path / "geo_comuna-upload-killed"
-    old.mkdir()
-    (old / "upload.gpkg").write_bytes(b"x" * 1024)
-    week_ago = time.time() - 7 * 24 * 3600
-    os.utime(old, (week_ago, week_ago))
-    young = tmp_path / "geo_comuna-export-live"
-    young.mkdir()
-    other = tmp_path / "not-ours"
-    other.mkdir()
-    os.utime(other, (week_ago, week_ago))
-    assert transfer.sweep_scratch() == 1
-    assert not old.exists() and young.exists() and other.exists()

@@ -3,7 +3,9 @@ values, geometries within 5 cm. Also the HTTP and CLI doors to export."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import os
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import pytest
 import shapely
 from psycopg import AsyncConnection, sql
 
+from geo_comuna.analysis.base import Result
 from geo_comuna.errors import InvalidInput, UnknownCRS
 from geo_comuna.features.query import resolve_commune
 from geo_comuna.io.exporter import export_layer
@@ -282,3 +285,65 @@ async def test_csv_all_digit_text_stays_text(
         "SELECT code, notes FROM parcels WHERE code IN ('101', '102') ORDER BY code"
     )
     assert await cur.fetchall() == [("101", None), ("102", "7")]
+
+
+#: notes a spreadsheet would run (or mangle), and two it would not
+FORMULAS = [
+    '=HYPERLINK("http://example.org/robo","Ver título")',
+    "+58 412 000 0000",
+    "-12",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+    "'ya citado",
+    "sin peligro = ninguno",
+]
+
+
+async def test_csv_cells_never_run_as_formulas(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Text cells starting with = + - @ TAB CR go out behind an apostrophe (OWASP); numbers
+    stay numbers; the importer takes the apostrophe off, so the CSV comes back unchanged."""
+    maizal = await resolve_commune(conn, "EL-MAIZAL")
+    await conn.execute("UPDATE parcels SET notes = NULL WHERE commune_id = %s", (maizal,))
+    cur = await conn.execute(
+        "SELECT id FROM parcels WHERE commune_id = %s ORDER BY id LIMIT %s", (maizal, len(FORMULAS))
+    )
+    ids = [row[0] for row in await cur.fetchall()]
+    for fid, note in zip(ids, FORMULAS, strict=True):
+        await conn.execute("UPDATE parcels SET notes = %s WHERE id = %s", (note, fid))
+    before = await stored(conn, LAYERS["parcels"], maizal)
+
+    report = await export_layer(
+        conn, LAYERS["parcels"], tmp_path / "p.csv", FORMATS["csv"], commune_id=maizal
+    )
+    with open(report.file, newline="", encoding="utf-8") as fh:
+        cells = list(csv.DictReader(fh))
+    notes = [row["notes"] for row in cells if row["notes"]]
+    assert notes == [f"'{n}" for n in FORMULAS[:-1]] + [FORMULAS[-1]]
+    assert all(float(row["area_ha"]) > 0 for row in cells)  # numbers are not quoted
+
+    await conn.execute("DELETE FROM parcels WHERE commune_id = %s", (maizal,))
+    await import_file(conn, LAYERS["parcels"], Path(report.file), settings)
+    after = await stored(conn, LAYERS["parcels"], maizal)
+    # GDAL's CSV reader turns a carriage return inside a cell into a line feed: not ours
+    kept = [i for i, row in enumerate(before) if "\r" not in (row[4] or "")]
+    assert [after[i][:-1] for i in kept] == [before[i][:-1] for i in kept]
+    assert len(kept) == len(before) - 1
+
+
+def test_analysis_csv_neutralises_text_not_numbers() -> None:
+    result = Result(
+        summary={},
+        rows=[
+            {"sector": '=HYPERLINK("http://example.org")', "climb_m": -3.5, "homes": -1},
+            {"sector": "@La Cumbre", "climb_m": 2.0, "homes": 4},
+        ],
+    )
+    lines = list(csv.reader(io.StringIO(result.csv())))
+    assert lines == [
+        ["sector", "climb_m", "homes"],
+        ['\'=HYPERLINK("http://example.org")', "-3.5", "-1"],
+        ["'@La Cumbre", "2.0", "4"],
+    ]

@@ -227,3 +227,43 @@ async def test_slow_query_is_503_not_a_hung_worker(
     r = await client.get("/states/breakdown")
     assert r.status_code == 503, r.text
     assert "statement timeout" in r.json()["detail"]
+
+
+async def test_required_if_match_refuses_blind_changes(own_db: str, settings: Settings) -> None:
+    """GEO_COMUNA_REQUIRE_IF_MATCH: 20 concurrent PUTs without If-Match are all 428 and the
+    stored feature is untouched; 20 with the same ETag: one wins, 19 are told (412)."""
+    setup = await AsyncConnection.connect(own_db, autocommit=True)
+    try:
+        _, token = await accounts.add_user(setup, "blind-editor", "editor", ["EL-MAIZAL"])
+        fid = await a_parcel(setup, "EL-MAIZAL")
+    finally:
+        await setup.close()
+    strict = settings.model_copy(update={"require_if_match": True, "pool_max_size": 6})
+    app = create_app(strict, conninfo=own_db)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        auth = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=auth) as c:
+            url = f"/collections/parcels/items/{fid}"
+            before = await c.get(url)
+
+            async def put(n: int, **extra: str) -> httpx.Response:
+                body = feature(PARCELS, commune="EL-MAIZAL", notes=f"PUT {n}")
+                return await c.put(url, json=body, headers=extra)
+
+            blind = await asyncio.gather(*(put(n) for n in range(20)))
+            assert [r.status_code for r in blind] == [428] * 20
+            problem = blind[0].json()
+            assert blind[0].headers["content-type"].startswith("application/problem+json")
+            assert problem["status"] == 428 and "If-Match" in problem["detail"]
+            assert (await c.patch(url, json={"properties": {"notes": "x"}})).status_code == 428
+            assert (await c.delete(url)).status_code == 428
+            after = await c.get(url)
+            assert after.json() == before.json() and after.headers["etag"] == before.headers["etag"]
+
+            etag = before.headers["etag"]
+            raced = await asyncio.gather(*(put(n, **{"If-Match": etag}) for n in range(20)))
+            codes = sorted(r.status_code for r in raced)
+            assert codes == [200] + [412] * 19
+            winner = next(n for n, r in enumerate(raced) if r.status_code == 200)
+            assert (await c.get(url)).json()["properties"]["notes"] == f"PUT {winner}"

@@ -18,12 +18,14 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel
 
 from geo_comuna import work
+from geo_comuna.io.formulas import neutralise
 
 
 @dataclass
 class Result:
     """``summary`` is JSON; ``features`` are GeoJSON Feature dicts in lon/lat (for ?f=geojson
-    and maps); ``rows`` are flat records for CSV (default: the features' properties)."""
+    and maps); ``rows`` are flat records for CSV (default: the features' properties), whose
+    text cells are made safe to open in a spreadsheet (io/formulas.py)."""
 
     summary: dict[str, Any]
     features: list[dict[str, Any]] | None = None
@@ -48,7 +50,11 @@ class Result:
         if rows:
             writer = csv.DictWriter(out, fieldnames=list(rows[0]), extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(rows)
+            # text only: a negative number stays a number
+            writer.writerows(
+                {k: neutralise(v) if isinstance(v, str) else v for k, v in row.items()}
+                for row in rows
+            )
         return out.getvalue()
 
 

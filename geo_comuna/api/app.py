@@ -11,9 +11,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_comuna import __version__, work
 from geo_comuna.analysis.registry import all_analyses
-from geo_comuna.api import analyses, audit, communes, features, maps, problems, terrain, transfer
+from geo_comuna.api import (
+    analyses,
+    audit,
+    communes,
+    features,
+    maps,
+    problems,
+    scratch,
+    terrain,
+    transfer,
+)
 from geo_comuna.api.deps import current_user
 from geo_comuna.api.fairness import Fairness
+from geo_comuna.api.headers import SecurityHeaders
 from geo_comuna.db import migrate
 from geo_comuna.db.pool import open_pool, resolve_conninfo
 from geo_comuna.db.versions import VersionedCache
@@ -99,7 +110,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(transfer.sweep_scratch)
+        await anyio.to_thread.run_sync(scratch.sweep)  # what killed servers left behind
         await anyio.to_thread.run_sync(all_analyses)  # their imports, not in a first request
         dsn = conninfo or await anyio.to_thread.run_sync(resolve_conninfo, settings)
         pool = await open_pool(settings, dsn)
@@ -111,6 +122,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
         finally:
             app.state.workers.close()
             await pool.close()
+            app.state.scratch.close()
 
     app = FastAPI(
         title="geo_comuna",
@@ -124,6 +136,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.state.counts = CountCache()
     app.state.workers = work.Workers(settings.compute_workers)
     app.state.answers = VersionedCache(settings.cached_answers)
+    app.state.scratch = scratch.Scratch()  # made on first use
     problems.install(app)
     app.include_router(audit.router, dependencies=READERS)
     app.include_router(features.router, dependencies=READERS)
@@ -138,4 +151,5 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     )
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(Fairness, settings=settings)
+    app.add_middleware(SecurityHeaders, settings=settings)  # outermost: on 413s too
     return app

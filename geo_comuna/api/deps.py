@@ -6,11 +6,18 @@ import math
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User, authenticate
-from geo_comuna.errors import Forbidden, InvalidAttribute, InvalidInput, Unauthorized
+from geo_comuna.api.scratch import Scratch
+from geo_comuna.errors import (
+    Forbidden,
+    InvalidAttribute,
+    InvalidInput,
+    PreconditionRequired,
+    Unauthorized,
+)
 from geo_comuna.features.attributes import check_value
 from geo_comuna.features.query import CountCache, Filters, require_commune
 from geo_comuna.layers import Layer, get_layer
@@ -29,6 +36,10 @@ def get_counts(request: Request) -> CountCache:
     return request.app.state.counts
 
 
+def get_scratch(request: Request) -> Scratch:
+    return request.app.state.scratch
+
+
 async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
     async with request.app.state.pool.connection() as conn:
         yield conn
@@ -42,6 +53,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 Conn = Annotated[AsyncConnection, Depends(get_conn)]
 LayerDep = Annotated[Layer, Depends(get_layer_dep)]
 Counts = Annotated[CountCache, Depends(get_counts)]
+ScratchDep = Annotated[Scratch, Depends(get_scratch)]
 
 
 async def current_user(request: Request, conn: Conn, settings: SettingsDep) -> User | None:
@@ -78,13 +90,56 @@ async def admin(user: Annotated[User, Depends(writer)]) -> User:
     return user
 
 
+async def if_match(
+    settings: SettingsDep,
+    value: Annotated[
+        str | None,
+        Header(alias="If-Match", description="ETag read earlier; 412 if it changed"),
+    ] = None,
+) -> str | None:
+    """The If-Match of a change; with GEO_COMUNA_REQUIRE_IF_MATCH a change without one is
+    refused (428) instead of overwriting whatever is stored now."""
+    if value is None and settings.require_if_match:
+        raise PreconditionRequired(
+            "this server requires the If-Match header on PUT, PATCH and DELETE: read the "
+            "feature, then send its ETag back as If-Match"
+        )
+    return value
+
+
 Reader = Annotated[User | None, Depends(current_user)]
 Writer = Annotated[User, Depends(writer)]
 Admin = Annotated[User, Depends(admin)]
+IfMatch = Annotated[str | None, Depends(if_match)]
 
 
 def base_url(request: Request, settings: Settings) -> str:
-    return (settings.public_url or str(request.base_url)).rstrip("/")
+    """Where absolute links start: ``GEO_COMUNA_PUBLIC_URL``, else the address the request
+    came in on when its host is trusted, else "" (links relative to the server's root).
+
+    The Host header is the client's to write: followed blindly, it put an attacker's host
+    into links and embed snippets that a cache may then hand to everyone."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    if trusted_host(request, settings):
+        return str(request.base_url).rstrip("/")
+    return request.scope.get("root_path", "").rstrip("/")
+
+
+def trusted_host(request: Request, settings: Settings) -> bool:
+    """Is the request's host one of ``settings.trusted_hosts``, the address ``serve`` binds,
+    or the very address the connection reached (a client on the LAN asking by IP)?"""
+    host = (request.url.hostname or "").lower()
+    if not host:
+        return False
+    server = request.scope.get("server")
+    reached = str(server[0]).lower().strip("[]") if server else None
+    allowed = [*settings.trusted_hosts, settings.host, reached]
+    for name in filter(None, allowed):
+        name = name.lower()
+        if name == "*" or name == host or (name.startswith("*.") and host.endswith(name[1:])):
+            return True
+    return False
 
 
 def paging(

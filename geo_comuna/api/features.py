@@ -10,7 +10,7 @@ import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from geo_comuna import __version__
 from geo_comuna.api.deps import (
@@ -18,6 +18,7 @@ from geo_comuna.api.deps import (
     Conn,
     Counts,
     FiltersDep,
+    IfMatch,
     LayerDep,
     Paging,
     SettingsDep,
@@ -40,7 +41,6 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
 ]
 Lang = Annotated[str, Query(pattern="^(es|en)$", description="language of titles")]
-IfMatch = Annotated[str | None, Header(description="ETag read earlier; 412 if it changed")]
 Repair = Annotated[
     bool, Query(description="make invalid geometries valid (ST_MakeValid) and report each change")
 ]
@@ -301,7 +301,7 @@ async def replace_item(
     layer: LayerDep,
     feature_id: int,
     user: Writer,
-    if_match: IfMatch = None,
+    if_match: IfMatch,
     repair: Repair = False,
 ) -> Response:
     written = await edit.replace(
@@ -328,7 +328,7 @@ async def patch_item(
     layer: LayerDep,
     feature_id: int,
     user: Writer,
-    if_match: IfMatch = None,
+    if_match: IfMatch,
     repair: Repair = False,
 ) -> Response:
     written = await edit.patch(
@@ -348,7 +348,7 @@ async def patch_item(
     "/collections/{collection_id}/items/{feature_id}", status_code=204, summary="Delete a feature"
 )
 async def delete_item(
-    conn: Conn, layer: LayerDep, feature_id: int, user: Writer, if_match: IfMatch = None
+    conn: Conn, layer: LayerDep, feature_id: int, user: Writer, if_match: IfMatch
 ) -> Response:
     await edit.remove(conn, layer, feature_id, user, if_match=if_match)
     return Response(status_code=204)

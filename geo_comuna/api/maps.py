@@ -1,7 +1,8 @@
 """Maps as HTML pages, the iframe snippet to embed them, vector tiles, the commune report, and
 the map libraries served by the app itself (no CDN).
 
-``?embed=true`` gives a page made for an <iframe>; ``?standalone=true`` one self-contained
+``?embed=true`` gives a page made for an <iframe>, on other sites too (api/headers.py: the only
+pages other origins may frame); ``?standalone=true`` one self-contained
 file that works with no network. Feature data inside pages and tiles is built by PostGIS.
 """
 
@@ -18,6 +19,7 @@ from markupsafe import escape
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api.analyses import parse_params
 from geo_comuna.api.deps import Conn, SettingsDep, base_url
+from geo_comuna.api.headers import embed_headers
 from geo_comuna.errors import NotFound
 from geo_comuna.features import tiles
 from geo_comuna.features.query import Filters, require_commune
@@ -29,6 +31,7 @@ from geo_comuna.maps.national import national_map
 from geo_comuna.maps.page import Page
 from geo_comuna.maps.report import report
 from geo_comuna.maps.styles import Styles
+from geo_comuna.settings import Settings
 
 router = APIRouter(tags=["maps"])
 CommuneRef = Annotated[str, Path(description="commune id or registry code")]
@@ -56,12 +59,17 @@ def _page(settings: Any, lang: str, embed: bool, standalone: bool) -> Page:
     )
 
 
-def _html(html: str, standalone: bool, filename: str) -> HTMLResponse:
+def _html(
+    html: str, standalone: bool, filename: str, embed_for: Settings | None = None
+) -> HTMLResponse:
+    """``embed_for``: the page is made for other sites' <iframe>s (api/headers.py)."""
     headers = (
         {"Content-Disposition": f'attachment; filename="{filename}"'}
         if standalone
         else {"Cache-Control": "no-cache"}
     )
+    if embed_for is not None:
+        headers.update(embed_headers(embed_for))
     return HTMLResponse(html, headers=headers)
 
 
@@ -72,11 +80,18 @@ def _snippet(request: Request, settings: Any, path: str, lang: str, title: str) 
         f'<iframe src="{escape(url)}" title="{escape(title)}" width="100%" height="480" '
         f'style="border:0" loading="lazy" allowfullscreen></iframe>'
     )
-    return {
+    snippet = {
         "url": url,
         "html": html,
         "standalone_url": f"{base}{path}?{urlencode({'standalone': 'true', 'lang': lang})}",
     }
+    if not base.startswith(("http://", "https://")):
+        snippet["warning"] = (
+            f"the address is relative: host {request.url.hostname!r} is not a trusted one, so "
+            "the snippet works only on this server's own pages; set GEO_COMUNA_PUBLIC_URL "
+            "(or add the host to GEO_COMUNA_TRUSTED_HOSTS)"
+        )
+    return snippet
 
 
 @router.get(
@@ -92,7 +107,7 @@ async def national(
     standalone: Standalone = False,
 ) -> HTMLResponse:
     html = await national_map(conn, _page(settings, lang, embed, standalone))
-    return _html(html, standalone, f"communes-{lang}.html")
+    return _html(html, standalone, f"communes-{lang}.html", settings if embed else None)
 
 
 @router.get("/maps/national/embed-snippet", summary="The <iframe> to paste for the national map")
@@ -114,7 +129,7 @@ async def commune(
 ) -> HTMLResponse:
     commune_id = await require_commune(conn, commune)
     html = await commune_map(conn, commune_id, _page(settings, lang, embed, standalone))
-    return _html(html, standalone, f"commune-{commune_id}-{lang}.html")
+    return _html(html, standalone, f"commune-{commune_id}-{lang}.html", settings if embed else None)
 
 
 @router.get(
@@ -154,7 +169,12 @@ async def analysis(
     html = await analysis_map(
         conn, commune_id, analysis, _page(settings, lang, embed, standalone), params
     )
-    return _html(html, standalone, f"commune-{commune_id}-{analysis}-{lang}.html")
+    return _html(
+        html,
+        standalone,
+        f"commune-{commune_id}-{analysis}-{lang}.html",
+        settings if embed else None,
+    )
 
 
 @router.get(

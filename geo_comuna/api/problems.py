@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from geo_comuna.api.scratch import hide_paths
 from geo_comuna.errors import GeoComunaError
 
 log = logging.getLogger("geo_comuna.api")
@@ -25,7 +26,7 @@ def problem(status: int, code: str, detail: str, **extra: object) -> JSONRespons
         "type": f"urn:geo-comuna:problem:{code}",
         "title": code.replace("-", " "),
         "status": status,
-        "detail": detail,
+        "detail": hide_paths(detail),  # a library's words may name our scratch files
         **{k: v for k, v in extra.items() if v},
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM)

@@ -1,8 +1,9 @@
 """A commune's DEMs over HTTP: upload one, list them, and the hillshade PNG for the maps.
 
 The upload body is limited by api/app.py's BodyLimit (paths ending in /dems). The client's
-filename is never used as a path: the file is saved as ``dem.tif`` in a fresh temporary
-directory; the name it is kept under comes from ``name`` or a cleaned-up stem of the filename.
+filename is never used as a path: the file is saved as ``dem.tif`` in the server's scratch
+directory (api/scratch.py: removed however the request ends; errors name the client's file).
+The name the DEM is kept under comes from ``name`` or a cleaned-up stem of the filename.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, BinaryIO
 
@@ -24,8 +24,9 @@ from geo_comuna.analysis import dem as dems
 from geo_comuna.analysis.hillshade import Params as HillshadeParams
 from geo_comuna.analysis.hillshade import hillshade_png
 from geo_comuna.analysis.terrain import dem_for
-from geo_comuna.api.deps import Conn, Writer
-from geo_comuna.errors import Forbidden, GeoComunaError, InvalidInput
+from geo_comuna.api.deps import Conn, ScratchDep, Writer
+from geo_comuna.api.scratch import client_name
+from geo_comuna.errors import Forbidden, InvalidInput
 from geo_comuna.features.query import require_commune
 
 router = APIRouter(tags=["terrain"])
@@ -58,6 +59,7 @@ async def upload_dem(
     conn: Conn,
     commune: CommuneRef,
     user: Writer,
+    scratch: ScratchDep,
     file: Annotated[
         UploadFile, File(description="single-band GeoTIFF, any CRS, elevations in metres")
     ],
@@ -76,20 +78,13 @@ async def upload_dem(
     if not user.may_write or (user.role == "editor" and commune_id not in user.communes):
         raise Forbidden(f"user {user.name!r} may not add DEMs to commune {commune!r}")
     label = _dem_name(name, file.filename)
-    scratch = Path(tempfile.mkdtemp(prefix="geo_comuna-dem-"))
     try:
-        path = scratch / "dem.tif"
-        await asyncio.to_thread(_save, file.file, path)
-        async with writing(conn, user):
-            added = await dems.register(conn, commune_id, path, label)
-    except GeoComunaError as exc:  # name the client's file, not our temporary one
-        exc.reason = exc.reason.replace(
-            path.name, PureWindowsPath(PurePosixPath(file.filename or "upload").name).name
-        )
-        raise exc from None
+        with scratch.holding(client_name(file.filename, "dem.tif"), "dem.tif") as path:
+            await asyncio.to_thread(_save, file.file, path)
+            async with writing(conn, user):
+                added = await dems.register(conn, commune_id, path, label)
     finally:
         await file.close()
-        shutil.rmtree(scratch, ignore_errors=True)
     return next(d for d in await dems.listing(conn, commune_id) if d["id"] == added.id)
 
 

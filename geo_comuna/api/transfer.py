@@ -1,5 +1,7 @@
 """File import and export over HTTP for every layer: the same services as the CLI
-(io/importer.py, io/exporter.py), with uploads and downloads going through temporary files.
+(io/importer.py, io/exporter.py), with uploads and downloads going through the server's
+scratch directory (api/scratch.py: removed however the request ends; errors name the client's
+file, never ours).
 
 The upload body is limited by api/app.py's BodyLimit (paths ending in /import). The client's
 filename is never used as a path: only its suffix, which tells the format.
@@ -8,44 +10,24 @@ filename is never used as a path: only its suffix, which tells the format.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
-import tempfile
-import time
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 from typing import Annotated, BinaryIO
 
 from fastapi import APIRouter, File, Query, UploadFile
-from fastapi.responses import FileResponse
-from starlette.background import BackgroundTask
+from fastapi.responses import StreamingResponse
 
-from geo_comuna.api.deps import Conn, LayerDep, SettingsDep, Writer
+from geo_comuna.api.deps import Conn, LayerDep, ScratchDep, SettingsDep, Writer
+from geo_comuna.api.scratch import client_name
 from geo_comuna.features.query import require_commune
 from geo_comuna.io.exporter import check_crs, export_layer
 from geo_comuna.io.formats import FORMATS, get_format
 from geo_comuna.io.importer import ImportReport, import_file
 
 router = APIRouter(tags=["import/export"])
-#: scratch directories of uploads, exports and DEMs; a killed server leaves its own behind
-SCRATCH_PREFIXES = ("geo_comuna-upload-", "geo_comuna-export-", "geo_comuna-dem-")
-
-
-def sweep_scratch(max_age_s: float = 6 * 3600) -> int:
-    """Remove scratch directories older than ``max_age_s`` (left by a killed server; a live
-    request's are far younger). Called at start-up; returns how many went."""
-    cutoff = time.time() - max_age_s
-    gone = 0
-    for prefix in SCRATCH_PREFIXES:
-        for path in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
-            try:
-                if path.is_dir() and path.stat().st_mtime < cutoff:
-                    shutil.rmtree(path, ignore_errors=True)
-                    gone += 1
-            except OSError:  # raced with another server's sweep
-                continue
-    return gone
-
-
 #: a suffix we keep from an uploaded file's name: a dot and a few letters or digits
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 _CHUNK = 1 << 20
@@ -60,13 +42,8 @@ Crs = Annotated[
 Commune = Annotated[str | None, Query(description="commune id or registry code")]
 
 
-def _client_name(filename: str | None) -> str:
-    """The last component of the client's filename, for messages only (either slash)."""
-    return PureWindowsPath(PurePosixPath(filename or "upload").name).name or "upload"
-
-
 def _suffix(filename: str | None) -> str:
-    suffix = PurePosixPath(_client_name(filename)).suffix
+    suffix = PurePosixPath(client_name(filename)).suffix
     return suffix.lower() if _SUFFIX.fullmatch(suffix) else ""
 
 
@@ -78,12 +55,13 @@ def _save(source: BinaryIO, path: Path) -> None:
 @router.get(
     "/collections/{collection_id}/export",
     summary="Download a layer as a file",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={200: {"content": {f.media_type: {} for f in FORMATS.values()}}},
 )
 async def export_file(
     conn: Conn,
     layer: LayerDep,
+    scratch: ScratchDep,
     fmt: Annotated[
         str, Query(alias="format", description="geojson, gpkg, shp (zipped), kml or csv")
     ] = "gpkg",
@@ -95,7 +73,7 @@ async def export_file(
         ),
     ] = "EPSG:4326",
     commune: Commune = None,
-) -> FileResponse:
+) -> StreamingResponse:
     """The layer's features (only one commune's with ``commune``) with every output property;
     a CSV carries the geometry as WKT and no CRS: re-import it with ``crs``."""
     format_ = get_format(fmt)
@@ -103,18 +81,27 @@ async def export_file(
     commune_id = None
     if commune is not None:
         commune_id = await require_commune(conn, commune)
-    scratch = Path(tempfile.mkdtemp(prefix="geo_comuna-export-"))
-    try:
-        report = await export_layer(conn, layer, scratch, format_, crs=crs, commune_id=commune_id)
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    return FileResponse(
-        report.file,
+    name = f"{layer.name}{format_.suffix}"
+    with scratch.holding(name, name) as target:
+        report = await export_layer(conn, layer, target, format_, crs=crs, commune_id=commune_id)
+        # sent from the open file: the scratch directory is gone before the first byte, so a
+        # client that hangs up (or a killed server) leaves nothing on disk
+        out = open(report.file, "rb")  # closed by _chunks
+    size = os.fstat(out.fileno()).st_size
+    return StreamingResponse(
+        _chunks(out),
         media_type=format_.media_type,
-        filename=Path(report.file).name,
-        background=BackgroundTask(shutil.rmtree, scratch, ignore_errors=True),
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Content-Length": str(size),
+        },
     )
+
+
+def _chunks(source: BinaryIO) -> Iterator[bytes]:
+    with source:
+        while chunk := source.read(_CHUNK):
+            yield chunk
 
 
 @router.post(
@@ -127,6 +114,7 @@ async def import_upload(
     conn: Conn,
     layer: LayerDep,
     settings: SettingsDep,
+    scratch: ScratchDep,
     user: Writer,
     file: Annotated[
         UploadFile,
@@ -145,15 +133,14 @@ async def import_upload(
     ] = False,
 ) -> ImportReport:
     """All features or none: the first bad one is named by its 1-based position."""
-    scratch = Path(tempfile.mkdtemp(prefix="geo_comuna-upload-"))
+    name = client_name(file.filename)
     try:
-        path = scratch / f"upload{_suffix(file.filename)}"
-        await asyncio.to_thread(_save, file.file, path)
-        report = await import_file(
-            conn, layer, path, settings, crs=crs, commune=commune, repair=repair, user=user
-        )
+        with scratch.holding(name, f"upload{_suffix(file.filename)}") as path:
+            await asyncio.to_thread(_save, file.file, path)
+            report = await import_file(
+                conn, layer, path, settings, crs=crs, commune=commune, repair=repair, user=user
+            )
     finally:
         await file.close()
-        shutil.rmtree(scratch, ignore_errors=True)
-    report.file = _client_name(file.filename)
+    report.file = name
     return report

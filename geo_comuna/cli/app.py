@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,10 +34,13 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Serve the API (OGC API - Features) and maps; starts the embedded database if needed."""
+    """Serve the API (OGC API - Features) and maps; starts the embedded database if needed.
+    Started as root, it binds the port and then runs as GEO_COMUNA_RUN_AS (default
+    GEO_COMUNA_PG_OS_USER), or refuses to start."""
     import uvicorn
 
     from geo_comuna.api.app import create_app
+    from geo_comuna.cli import privileges
     from geo_comuna.db.pool import resolve_conninfo
 
     settings = load_settings()
@@ -46,20 +50,32 @@ def serve(
         settings.port = port
     try:
         conninfo = resolve_conninfo(settings)
+        user = privileges.server_user(settings, conninfo)
     except GeoComunaError as exc:
         die(exc.message)
     if load_sample:
         _ensure_samples(settings)
-    typer.secho(
-        f"geo_comuna serving at http://{settings.host}:{settings.port}/ (API docs: /docs)",
-        fg=typer.colors.GREEN,
-    )
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings, conninfo=conninfo),
         host=settings.host,
         port=settings.port,
         log_level="info",
     )
+    sock = config.bind_socket()  # as root still: a port below 1024 is allowed
+    if user is not None:
+        privileges.become(user)
+    elif os.geteuid() == 0:
+        typer.secho(
+            "warning: answering requests as root, as GEO_COMUNA_RUN_AS=root says",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    typer.secho(
+        f"geo_comuna serving at http://{settings.host}:{settings.port}/ (API docs: /docs)"
+        + (f", as user {user.pw_name}" if user is not None else ""),
+        fg=typer.colors.GREEN,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def _ensure_samples(settings: Settings) -> None:
@@ -284,7 +300,8 @@ def restore(
     ],
 ) -> None:
     """Replace the database's contents with FILE's, in one transaction: all or nothing.
-    Restart `serve` afterwards."""
+    Tokens revoked since the backup stay revoked; a running `serve` sees the restored data
+    at once."""
     from geo_comuna.db import backup as backups
     from geo_comuna.db import migrate
     from geo_comuna.db.pool import resolve_conninfo
@@ -295,4 +312,13 @@ def restore(
     except GeoComunaError as exc:
         die(exc.message, 2)
     run(migrate.current_version, settings)  # an older archive is migrated forward
-    typer.echo(json.dumps(report.__dict__, indent=2))
+    said = {
+        "revocations_kept": "tokens revoked since the backup stay revoked",
+        "rotations_kept": "tokens rotated since the backup: the new one stays, the old revoked",
+        "users_not_in_backup": "users made since the backup are gone, and so are their tokens",
+    }
+    for key, note in said.items():
+        if getattr(report, key):
+            names = ", ".join(getattr(report, key))
+            typer.secho(f"note: {note}: {names}", err=True, fg=typer.colors.YELLOW)
+    typer.echo(json.dumps(report.__dict__, indent=2, ensure_ascii=False))

@@ -7,9 +7,31 @@ from typing import Annotated, Any
 
 import typer
 
-from geo_comuna.cli.common import load_settings, run
+from geo_comuna.cli.common import die, load_settings, run
+from geo_comuna.errors import GeoComunaError
 
 users_app = typer.Typer(help="Accounts: tokens for editors and admins.", no_args_is_help=True)
+
+Expires = Annotated[
+    str | None,
+    typer.Option(
+        help="when the token ends: 90d, 12w, a date (2027-06-30) or never; "
+        "default GEO_COMUNA_TOKEN_DAYS (365) days"
+    ),
+]
+
+
+def _expiry(text: str | None) -> Any:
+    from geo_comuna import accounts
+
+    try:
+        return accounts.expiry(text, load_settings().token_days)
+    except GeoComunaError as exc:
+        die(exc.message, 2)
+
+
+def _ends(expires_at: Any) -> str:
+    return "never expires" if expires_at is None else f"expires {expires_at:%Y-%m-%d}"
 
 
 @users_app.command("add")
@@ -19,21 +41,38 @@ def users_add(
     commune: Annotated[
         list[str] | None, typer.Option(help="commune code an editor may change (repeatable)")
     ] = None,
+    expires: Expires = None,
 ) -> None:
     """Create a user and print its token once (only its hash is stored)."""
     from geo_comuna import accounts
 
+    ends = _expiry(expires)
+
     async def work(conn: Any) -> tuple[Any, str]:
-        return await accounts.add_user(conn, name, role, commune or [])
+        return await accounts.add_user(conn, name, role, commune or [], expires_at=ends)
 
     user, token = run(work, load_settings())
-    typer.echo(f"user {user.name} ({user.role}) created. Its token, shown only now:")
+    typer.echo(f"user {user.name} ({user.role}) created, {_ends(ends)}. Its token, shown only now:")
+    typer.echo(token)
+
+
+@users_app.command("rotate")
+def users_rotate(
+    name: Annotated[str, typer.Argument(help="the user's name")],
+    expires: Expires = None,
+) -> None:
+    """Give a user a new token (printed once); the old one stops working at once."""
+    from geo_comuna import accounts
+
+    ends = _expiry(expires)
+    token = run(lambda conn: accounts.rotate(conn, name, expires_at=ends), load_settings())
+    typer.echo(f"new token for {name}, {_ends(ends)}; the old one is revoked. Shown only now:")
     typer.echo(token)
 
 
 @users_app.command("list")
 def users_list() -> None:
-    """Users, roles, communes; revoked ones too."""
+    """Users, roles, communes, when their tokens expire; revoked ones too."""
     from geo_comuna import accounts
 
     rows = run(accounts.list_users, load_settings())

@@ -8,16 +8,25 @@ socket directory is 0700 but root passes, and the cluster trusts the socket's us
 ``geo_comuna``.
 
 A restore replaces what the backup holds and nothing else, all or nothing: a file that is not
-an archive, a truncated one or any failing statement leaves the database as it was.
+an archive, a truncated one or any failing statement leaves the database as it was. It runs
+``pg_restore``'s script through ``psql`` inside one transaction of our own, between two steps
+of ours (db/sql/restore_before.sql, restore_after.sql): tokens revoked or rotated since the
+backup stay revoked, and every layer's version moves past any value it had, so a running
+server's caches (counts, tiles) serve the restored rows at once, without a restart.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -60,6 +69,12 @@ class RestoreReport:
     schema_version: int | None
     replaced_version: int | None
     seconds: float
+    #: users whose token was revoked after the backup and is revoked again after the restore
+    revocations_kept: list[str] = field(default_factory=list)
+    #: users who rotated their token after the backup: they keep the new one
+    rotations_kept: list[str] = field(default_factory=list)
+    #: users made after the backup, whom the restore removes (their tokens stop working)
+    users_not_in_backup: list[str] = field(default_factory=list)
 
 
 def _client(conninfo: str) -> tuple[str, dict[str, str]]:
@@ -137,6 +152,11 @@ def archive_version(settings: Settings, file: Path) -> int | None:
             f"{file.name} is not a readable pg_dump archive: "
             f"{listing.stderr.strip()}; nothing was restored"
         )
+    if " BLOB" in listing.stdout:  # pg_restore would commit large objects on its own
+        raise InvalidFile(
+            f"{file.name} holds large objects, which a geo-comuna database never has; "
+            "nothing was restored"
+        )
     data = subprocess.run(
         [restore_bin, "--data-only", "--table=schema_migrations", "--file", "-", str(file)],
         capture_output=True,
@@ -184,11 +204,82 @@ def restore(settings: Settings, conninfo: str, file: Path) -> RestoreReport:
         )
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(_ROLES)
-    _tool(
-        settings,
-        "pg_restore",
-        ["--clean", "--if-exists", "--no-owner", "--single-transaction", str(file)],
-        conninfo,
-        "pg_restore",
+    kept = _restore_in_one_transaction(settings, conninfo, file)
+    return RestoreReport(
+        str(file),
+        version,
+        current,
+        round(time.perf_counter() - started, 3),
+        revocations_kept=kept.get("revocations_kept", []),
+        rotations_kept=kept.get("rotations_kept", []),
+        users_not_in_backup=kept.get("users_not_in_backup", []),
     )
-    return RestoreReport(str(file), version, current, round(time.perf_counter() - started, 3))
+
+
+def _step(name: str) -> bytes:
+    return resources.files("geo_comuna.db").joinpath("sql", name).read_bytes()
+
+
+def _restore_in_one_transaction(
+    settings: Settings, conninfo: str, file: Path
+) -> dict[str, list[str]]:
+    """``pg_restore``'s SQL piped into ``psql`` between our BEGIN + restore_before.sql and
+    restore_after.sql + COMMIT, which are sent only once pg_restore has read the whole
+    archive: a damaged one ends the session uncommitted, which PostgreSQL rolls back, as it
+    does on the first failing statement (ON_ERROR_STOP). Returns what restore_after kept."""
+    dsn, env = _client(conninfo)
+    bindir = cluster.find_bindir(settings)
+    reader_cmd = [str(bindir / "pg_restore"), "--clean", "--if-exists", "--no-owner"]
+    writer_cmd = [str(bindir / "psql"), "--dbname", dsn, "--no-psqlrc", "--quiet"]
+    writer_cmd += ["--tuples-only", "--no-align", "--set", "ON_ERROR_STOP=1"]
+    with (
+        tempfile.TemporaryFile() as reader_err,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as writer_err,
+    ):
+        writer = subprocess.Popen(
+            writer_cmd, stdin=subprocess.PIPE, stdout=out, stderr=writer_err, env=env, cwd="/"
+        )
+        reader = subprocess.Popen(
+            [*reader_cmd, "--file", "-", str(file)],
+            stdout=subprocess.PIPE,
+            stderr=reader_err,
+            cwd="/",
+        )
+        try:
+            writer.stdin.write(b"BEGIN;\n" + _step("restore_before.sql"))
+            shutil.copyfileobj(reader.stdout, writer.stdin, 1 << 20)
+            if reader.wait() == 0:
+                writer.stdin.write(b"\n" + _step("restore_after.sql") + b"\nCOMMIT;\n")
+        except BrokenPipeError:  # psql stopped at a failing statement
+            pass
+        finally:
+            reader.stdout.close()
+            if reader.poll() is None:
+                reader.kill()
+            reader.wait()
+            try:
+                writer.stdin.close()
+            except BrokenPipeError:
+                pass
+            writer.wait()
+        if writer.returncode != 0:  # a failing statement (pg_restore was stopped for it)
+            raise BackupFailed(
+                f"the restore failed (psql exit {writer.returncode}); nothing was restored:\n"
+                f"{_tail(writer_err)}"
+            )
+        if reader.returncode != 0:  # a damaged archive: the transaction was never committed
+            raise BackupFailed(
+                f"pg_restore failed (exit {reader.returncode}); nothing was restored:\n"
+                f"{_tail(reader_err)}"
+            )
+        out.seek(0)
+        for line in out.read().decode().splitlines():
+            if line.startswith("geo_comuna-restore "):
+                return json.loads(line.removeprefix("geo_comuna-restore "))
+    raise BackupFailed("psql ended without the restore's closing report; check the database")
+
+
+def _tail(stream: Any) -> str:
+    stream.seek(0)
+    return "\n".join(stream.read().decode(errors="replace").strip().splitlines()[-10:])

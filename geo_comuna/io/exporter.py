@@ -5,8 +5,9 @@ The columns are the collection's output properties (query.property_exprs: refere
 codes clients write, derived values such as area_ha), typed from the registry so an empty
 export still has its schema, and so dates stay dates and booleans booleans where the format has
 them. Every file the importer reads back (io/importer.py): derived columns are then reported as
-ignored. A file is written next to its destination and moved in place when complete, so a
-failed export never leaves half a file behind.
+ignored. CSV text cells a spreadsheet would run as a formula go out as text (io/formulas.py).
+A file is written next to its destination and moved in place when complete, so a failed export
+never leaves half a file behind.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from psycopg import AsyncConnection, sql
 from geo_comuna.errors import InvalidInput, UnknownCRS, Unsupported
 from geo_comuna.features.query import Filters, property_exprs, where_sql
 from geo_comuna.io.formats import FORMATS, GDAL_ERRORS, Format, get_format
+from geo_comuna.io.formulas import neutralise
 from geo_comuna.io.importer import parse_crs
 from geo_comuna.layers import Layer
 
@@ -151,11 +153,14 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _column(values: list[Any], kind: pa.DataType) -> pd.Series:
+def _column(values: list[Any], kind: pa.DataType, spreadsheet: bool = False) -> pd.Series:
+    """``spreadsheet``: text cells are made safe to open in a spreadsheet (io/formulas.py)."""
     if pa.types.is_floating(kind):  # numeric (Decimal) from round(...)
         values = [None if v is None else float(v) for v in values]
     elif pa.types.is_string(kind):
         values = [_text(v) for v in values]
+        if spreadsheet:
+            values = [v if v is None else neutralise(v) for v in values]
     return pd.Series(pd.array(values, dtype=pd.ArrowDtype(kind)))
 
 
@@ -170,7 +175,7 @@ def to_frame(
         types = {k: pa.string() if v == pa.date32() else v for k, v in types.items()}
     columns = list(zip(*rows, strict=True)) if rows else [()] * (len(names) + 1)
     data = {
-        name: _column(list(values), types[name])
+        name: _column(list(values), types[name], spreadsheet=fmt.name == "csv")
         for name, values in zip(names, columns[:-1], strict=True)
     }
     geoms = shapely.from_wkb(list(columns[-1])) if rows else []

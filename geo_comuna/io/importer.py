@@ -37,6 +37,7 @@ from geo_comuna.errors import Forbidden, InvalidFile, UnknownCRS
 from geo_comuna.features import attributes, validate, write
 from geo_comuna.features.query import require_commune
 from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format
+from geo_comuna.io.formulas import restore_text
 from geo_comuna.io.reading import SAVE_AS_UTF8, RawFile, read_raw
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
@@ -151,6 +152,8 @@ def read(
         except GDAL_ERRORS as exc:
             raise InvalidFile(f"cannot read {path.name} as {raw.fmt.driver}: {exc}") from None
     _check_utf8(table, path.name)  # the columns read again too
+    if raw.fmt.name == "csv":  # our own CSV exports escape formula-like cells
+        table = restore_text(table)
     return table, Geometries(wkb, file_crs=raw.meta["crs"]), raw.fmt
 
 

@@ -87,6 +87,34 @@ def serve(app: Any) -> Iterator[str]:
         thread.join(timeout=15)
 
 
+@contextmanager
+def other_site(html: str) -> Iterator[str]:
+    """``html`` served at / by another origin (127.0.0.1 on another port: Chromium lets a
+    loopback page frame loopback servers only); yields its URL."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = html.encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{site.server_address[1]}/"
+    finally:
+        site.shutdown()
+        thread.join(timeout=15)
+
+
 @dataclass
 class Visit:
     """What a page showed: console errors, failed requests and the map's state."""
@@ -96,8 +124,14 @@ class Visit:
     state: dict[str, Any] = field(default_factory=dict)
 
 
+#: a Content-Security-Policy violation, in any frame, becomes a console error the visit lists
+CSP_REPORTER = """document.addEventListener('securitypolicyviolation', (e) =>
+    console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));"""
+
+
 def watch(page: Any) -> Visit:
     visit = Visit()
+    page.add_init_script(CSP_REPORTER)
     page.on("console", lambda m: visit.errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda exc: visit.errors.append(f"page error: {exc}"))
     page.on("requestfailed", lambda r: visit.failed.append(f"{r.url} {r.failure}"))

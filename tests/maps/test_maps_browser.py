@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from harness import launch, offline, open_map, serve, watch
+from harness import READY_JS, launch, offline, open_map, other_site, serve, watch
 
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api.app import create_app
@@ -160,6 +160,29 @@ def test_embed_page_fills_an_iframe(page: Any, server: str) -> None:
     assert size[0] == size[1] and size[2] == 0
     assert visit.errors == []
     page.screenshot(path=str(ARTIFACTS / "embedded-monte-sinai.png"))
+
+
+def test_only_embed_pages_may_be_framed_by_other_sites(page: Any, server: str) -> None:
+    """Another site may show ?embed=true in an <iframe>; the full page it may not."""
+    maps = f"{server}/maps/communes/MONTE-SINAI"
+    host = (
+        f"<!DOCTYPE html><html><body><iframe name='embed' src='{maps}?embed=true'></iframe>"
+        f"<iframe name='full' src='{maps}'></iframe></body></html>"
+    )
+    with other_site(host) as site:
+        visit = watch(page)
+        page.goto(site)
+        embedded = page.frame(name="embed")
+        embedded.wait_for_function(READY_JS, timeout=20_000)
+        full = page.frame(name="full")
+        for _ in range(200):  # the refusal replaces the frame's document with an error page
+            if full.url.startswith("chrome-error:"):
+                break
+            page.wait_for_timeout(50)
+        assert full.url.startswith("chrome-error:"), full.url
+    refusals = [e for e in visit.errors if "frame-ancestors 'self'" in e]
+    assert len(refusals) == 1 and len(visit.errors) == 1, visit.errors
+    assert embedded.evaluate("() => document.querySelectorAll('.gc-legend').length") == 1
 
 
 def test_national_map(page: Any, server: str) -> None:

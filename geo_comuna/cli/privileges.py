@@ -1,0 +1,101 @@
+"""`serve` never answers requests as root: started as root, it binds its port (ports below 1024
+need root), then becomes an unprivileged user before the app starts; a bug in a file parser
+then runs with that user's rights, not the machine's.
+
+The user is ``GEO_COMUNA_RUN_AS``, by default ``GEO_COMUNA_PG_OS_USER`` (``postgres``), who
+already owns the embedded cluster and so may reach its socket. Before anything is bound, that
+user is checked: it must exist and be able to read what the server loads after the drop (the
+Python standard library, geo_comuna, its libraries, the map files) and reach the database
+socket; otherwise `serve` refuses, naming what to change. Only ``GEO_COMUNA_RUN_AS=root``,
+said explicitly, keeps root (for a machine where no other user can run geo_comuna's Python).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict
+
+from geo_comuna.errors import GeoComunaError
+from geo_comuna.settings import Settings
+
+
+class RootRefused(GeoComunaError):
+    """`serve` was started as root and cannot become the unprivileged user it should."""
+
+    status, code = 500, "root-refused"
+
+
+def _needed(conninfo: str) -> list[tuple[str, Path]]:
+    """(test flag, path) of what the server reads after it has dropped root."""
+    import fastapi
+
+    import geo_comuna
+    from geo_comuna.maps import assets, styles
+
+    paths = sysconfig.get_paths()
+    needed = [
+        ("-r", Path(paths["stdlib"]) / "os.py"),  # modules imported lazily, e.g. encodings
+        ("-x", Path(paths["platstdlib"]) / "lib-dynload"),
+        ("-r", Path(geo_comuna.__file__)),
+        ("-r", Path(fastapi.__file__)),  # the virtualenv's libraries
+        ("-r", styles.STYLES_PATH),
+    ]
+    leaflet = assets.STATIC_DIRS["leaflet"] / "leaflet.js"
+    if leaflet.exists():
+        needed.append(("-r", leaflet))
+    host = str(conninfo_to_dict(conninfo).get("host") or "")
+    if host.startswith("/"):  # a unix socket's directory
+        needed.append(("-x", Path(host)))
+    return needed
+
+
+def server_user(settings: Settings, conninfo: str) -> pwd.struct_passwd | None:
+    """The user `serve` must become, checked; None when it is not root, or stays root
+    because GEO_COMUNA_RUN_AS=root says so."""
+    if os.geteuid() != 0 or settings.run_as == "root":
+        return None
+    name = settings.run_as or settings.pg_os_user
+    option = "GEO_COMUNA_RUN_AS" if settings.run_as else "GEO_COMUNA_PG_OS_USER"
+    hint = (
+        "serve does not answer requests as root: it binds its port, then runs as an "
+        "unprivileged user (GEO_COMUNA_RUN_AS, default GEO_COMUNA_PG_OS_USER)"
+    )
+    stay = "GEO_COMUNA_RUN_AS=root to stay root knowingly (not recommended)"
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        raise RootRefused(
+            f"{hint}; user {name!r} ({option}) does not exist: create it, set "
+            f"GEO_COMUNA_RUN_AS to a user that does, or {stay}"
+        ) from None
+    if user.pw_uid == 0:
+        raise RootRefused(f"{hint}; {option}={name!r} is root: name an unprivileged user")
+    for flag, path in _needed(conninfo):
+        probe = subprocess.run(
+            ["runuser", "-u", name, "--", "test", flag, str(path)], capture_output=True
+        )
+        if probe.returncode != 0:
+            what = "enter" if flag == "-x" else "read"
+            raise RootRefused(
+                f"{hint}; user {name!r} ({option}) cannot {what} {path}: install geo_comuna "
+                "and its Python where that user can (not under /root), give it access, set "
+                f"GEO_COMUNA_RUN_AS to a user who can, or {stay}"
+            )
+    return user
+
+
+def become(user: pwd.struct_passwd) -> None:
+    """Drop root for good: groups, group, then user (no way back)."""
+    os.initgroups(user.pw_name, user.pw_gid)
+    os.setgid(user.pw_gid)
+    os.setuid(user.pw_uid)
+    os.environ["HOME"] = user.pw_dir
+    os.environ["USER"] = os.environ["LOGNAME"] = user.pw_name
+    if os.geteuid() == 0 or os.getegid() == 0:  # setuid failing silently would be fatal
+        sys.exit("error: could not drop root privileges")
