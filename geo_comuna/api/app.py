@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import Depends, FastAPI
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_comuna import __version__
@@ -15,6 +16,7 @@ from geo_comuna.api.deps import current_user
 from geo_comuna.db import migrate
 from geo_comuna.db.pool import open_pool, resolve_conninfo
 from geo_comuna.features.query import CountCache
+from geo_comuna.maps.assets import STATIC_PREFIX
 from geo_comuna.settings import Settings
 
 UPLOAD_PATHS = ("/import", "/dems")
@@ -62,6 +64,38 @@ class BodyLimit:
         await response({"type": "http"}, _nothing, send)
 
 
+class ReaderCaching:
+    """What a response holds may depend on who asks (the registry's read rules; with
+    GEO_COMUNA_READS=token, whether they may read at all). Every response of the API says so
+    with ``Vary: Authorization``; one whose route set no Cache-Control goes out ``private,
+    no-cache``; and when reads need a token none goes out ``public``. So a shared cache never
+    hands one reader's response to another. The map libraries under /static/ are the same
+    for everyone and are left alone."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(STATIC_PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+        token_reads = self.settings.reads == "token"
+
+        async def marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                cache = headers.get("cache-control")
+                if cache is None:
+                    headers["Cache-Control"] = "private, no-cache"
+                elif token_reads and "public" in cache:
+                    headers["Cache-Control"] = cache.replace("public", "private")
+                headers.add_vary_header("Authorization")
+            await send(message)
+
+        await self.app(scope, receive, marked)
+
+
 class _TooBig(Exception):
     def __init__(self, size: int) -> None:
         self.size = size
@@ -106,5 +140,6 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.include_router(maps.router, dependencies=READERS)
     app.include_router(terrain.router, dependencies=READERS)
     maps.mount_static(app)
+    app.add_middleware(ReaderCaching, settings=settings)
     app.add_middleware(BodyLimit, settings=settings)
     return app

@@ -19,7 +19,7 @@ from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from geo_comuna.api.deps import Conn, LayerDep, SettingsDep, Writer
+from geo_comuna.api.deps import Conn, LayerDep, ReaderAccess, SettingsDep, Writer
 from geo_comuna.features.query import require_commune
 from geo_comuna.io.exporter import check_crs, export_layer
 from geo_comuna.io.formats import FORMATS, get_format
@@ -84,6 +84,7 @@ def _save(source: BinaryIO, path: Path) -> None:
 async def export_file(
     conn: Conn,
     layer: LayerDep,
+    access: ReaderAccess,
     fmt: Annotated[
         str, Query(alias="format", description="geojson, gpkg, shp (zipped), kml or csv")
     ] = "gpkg",
@@ -96,8 +97,9 @@ async def export_file(
     ] = "EPSG:4326",
     commune: Commune = None,
 ) -> FileResponse:
-    """The layer's features (only one commune's with ``commune``) with every output property;
-    a CSV carries the geometry as WKT and no CRS: re-import it with ``crs``."""
+    """The layer's features (only one commune's with ``commune``) with every output property
+    the reader may read (members-only ones: of the reader's communes only); a CSV carries the
+    geometry as WKT and no CRS: re-import it with ``crs``."""
     format_ = get_format(fmt)
     check_crs(format_, crs)  # refuse before any work
     commune_id = None
@@ -105,7 +107,9 @@ async def export_file(
         commune_id = await require_commune(conn, commune)
     scratch = Path(tempfile.mkdtemp(prefix="geo_comuna-export-"))
     try:
-        report = await export_layer(conn, layer, scratch, format_, crs=crs, commune_id=commune_id)
+        report = await export_layer(
+            conn, layer, scratch, format_, crs=crs, commune_id=commune_id, access=access
+        )
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise

@@ -1,5 +1,10 @@
 """Communes across state lines: the breakdown computed by commune_state_breakdown() in SQL
-(migration 0001), shaped for the API."""
+(migration 0001), shaped for the API.
+
+Residents are a members-only property of dwellings: a reader outside a commune gets the
+residents of a state's part of it only when that part holds at least MIN_GROUP homes
+(features/disclosure.py's rule), and a state's total only when none of its parts is withheld.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,14 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from geo_comuna.accounts import Access
+from geo_comuna.features.disclosure import withhold
+from geo_comuna.layers import get_layer
 
-async def communes(conn: AsyncConnection, ids: list[int] | None) -> list[dict[str, Any]]:
+
+async def communes(
+    conn: AsyncConnection, ids: list[int] | None, access: Access
+) -> list[dict[str, Any]]:
     """One entry per commune: its totals and a list of per-state rows (largest area first)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
@@ -39,10 +50,13 @@ async def communes(conn: AsyncConnection, ids: list[int] | None) -> list[dict[st
                 "residents": r["residents"],
             }
         )
+    private = get_layer("dwellings").members_only("residents")
     for entry in out.values():
         # the pieces add up to the commune (the function's area is geodesic, computed once)
         entry["area_ha"] = round(sum(s["area_ha"] for s in entry["states"]), 4)
         entry["crosses_state_line"] = sum(1 for s in entry["states"] if s["code"]) > 1
+        if private and not access.member_of(entry["id"]):
+            withhold(entry["states"], "dwellings", ["residents"])
     return list(out.values())
 
 
@@ -65,5 +79,6 @@ def by_state(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry["communes"] += 1
             entry["area_ha"] = round(entry["area_ha"] + s["area_ha"], 4)
             entry["dwellings"] += s["dwellings"]
-            entry["residents"] += s["residents"]
+            withheld = entry["residents"] is None or s["residents"] is None
+            entry["residents"] = None if withheld else entry["residents"] + s["residents"]
     return sorted(states.values(), key=lambda s: (s["code"] is None, s["code"] or ""))

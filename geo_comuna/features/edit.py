@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from psycopg import AsyncConnection, sql
 
-from geo_comuna.accounts import User, writing
+from geo_comuna.accounts import EVERYWHERE, User, writing
 from geo_comuna.errors import Forbidden, InvalidGeometry, NotFound
 from geo_comuna.features import attributes, geojson, validate, write
 from geo_comuna.features.query import ETAG_SQL, one
@@ -148,7 +148,8 @@ async def patch(
 
 
 async def _current(conn: AsyncConnection, layer: Layer, feature_id: int) -> dict[str, Any]:
-    found = await one(conn, layer, feature_id)
+    # the whole stored feature, to merge a patch into: never sent back to the writer
+    found = await one(conn, layer, feature_id, EVERYWHERE)
     if found is None:
         raise NotFound(f"no feature {feature_id}", layer=layer.name)
     feature = geojson.loads(found[0].encode())
