@@ -40,6 +40,7 @@ READERS = {
     "editor-marzo": ("editor", [MARZO]),
     "admin": ("admin", []),
 }
+HOME_ANALYSES = ["water-hookups", "stair-access", "electricity-gaps"]
 
 
 @pytest.fixture
@@ -432,6 +433,10 @@ async def test_a_sector_of_two_homes_is_withheld_with_the_next_smallest(
     async with reader("anonymous") as c:
         html = (await c.get(f"/maps/communes/{MARZO}", params={"lang": "en"})).text
         assert "2 group(s) not shown" in html and "Dos casas" not in html
+        body = (await c.get(f"/communes/{MARZO}/analyses/stair-access")).json()
+        shown = {b["sector"] for b in body["summary"]["by_sector"]}
+        assert "Dos casas" not in shown and smallest_other not in shown
+        assert body["summary"]["sectors_withheld"] == 2
 
 
 @pytest.mark.parametrize("who", OUTSIDERS + MEMBERS)
@@ -459,7 +464,7 @@ async def test_commune_map(conn: AsyncConnection, reader: Callable, who: str) ->
 
 @pytest.mark.parametrize("who", ["anonymous", "editor-maizal", "editor-marzo", "admin"])
 async def test_report(conn: AsyncConnection, reader: Callable, who: str) -> None:
-    rows = await homes(conn)
+    rows, hidden = await homes(conn), await hidden_homes(conn)
     member = who in MEMBERS
     async with reader(who) as c:
         r = await c.get(f"/communes/{MARZO}/report", params={"download": "true", "lang": "en"})
@@ -467,6 +472,7 @@ async def test_report(conn: AsyncConnection, reader: Callable, who: str) -> None
         assert_private_response(r)
         html = r.text
     texts = [n for n in await notes(conn) if n in html]
+    assert placed(html, rows) == len(rows) if member else placed(html, hidden) == 0
     assert bool(texts) is member
     # the utilities table: residents per water situation, every group large enough here
     by_water: dict[str, int] = {}
@@ -516,6 +522,52 @@ async def test_breakdown_withholds_residents_of_a_small_part(
         shown = (await c.get("/communes/EL-MAIZAL/states")).json()["states"]
     hidden = disclosure.withheld([p[1] for p in parts if p[1]])
     assert sum(s["residents"] is None for s in shown) == sum(hidden)
+
+
+# -- analyses ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", HOME_ANALYSES)
+async def test_analyses_of_homes(conn: AsyncConnection, reader: Callable, name: str) -> None:
+    rows, hidden = await homes(conn), await hidden_homes(conn)
+    ids = {r[0] for r in rows}
+    url = f"/communes/{MARZO}/analyses/{name}"
+    for who in ("anonymous", "editor-maizal"):
+        async with reader(who) as c:
+            body = (await c.get(url)).json()
+            geo = await c.get(url, params={"f": "geojson"})
+            table = (await c.get(url, params={"f": "csv"})).text
+            assert_private_response(geo)
+        kinds = {f["properties"]["kind"] for f in body["features"]}
+        assert kinds <= {"sector", "transformer_site"} and "sector" in kinds, kinds
+        assert not any(f["id"] in ids for f in body["features"])
+        assert not any("nearest_dwelling" in f["properties"] for f in body["features"])
+        assert placed(geo.text, hidden) == 0 and placed(table, hidden) == 0
+        sectors = body["summary"]["by_sector"]
+        assert all(b["dwellings"] >= MIN_GROUP for b in sectors)
+        assert len(list(csv.DictReader(io.StringIO(table)))) == len(sectors)
+        assert json.loads(geo.text)["features"] == body["features"]
+        sites = [f for f in body["features"] if f["properties"]["kind"] == "transformer_site"]
+        assert all(f["properties"]["dwellings"] >= MIN_GROUP for f in sites)
+    async with reader("viewer-marzo") as c:
+        mine = (await c.get(url)).json()
+    homes_in = [f for f in mine["features"] if f["id"] in ids]
+    assert homes_in and all("residents" in f["properties"] for f in homes_in)
+    assert len(mine["summary"]["by_sector"]) >= len(sectors)
+
+
+@pytest.mark.parametrize("who", ["anonymous", "viewer-marzo"])
+async def test_analysis_maps(conn: AsyncConnection, reader: Callable, who: str) -> None:
+    rows, hidden = await homes(conn), await hidden_homes(conn)
+    async with reader(who) as c:
+        for name in HOME_ANALYSES:
+            r = await c.get(f"/maps/communes/{MARZO}/{name}", params={"lang": "en"})
+            assert r.status_code == 200
+            assert_private_response(r)
+            if who == "anonymous":
+                assert placed(r.text, hidden) == 0 and "Results per sector" in r.text, name
+            else:
+                assert placed(r.text, rows) > 0 and "Results per sector" not in r.text, name
 
 
 # -- history ----------------------------------------------------------------------------------

@@ -156,7 +156,8 @@ async def analysis(
     embed: Embed = False,
     standalone: Standalone = False,
 ) -> HTMLResponse:
-    """Other query parameters are the analysis' own (GET /communes/X/analyses lists them)."""
+    """Other query parameters are the analysis' own (GET /communes/X/analyses lists them).
+    An analysis of homes shows readers outside the commune its per-sector figures only."""
     commune_id = await require_commune(conn, commune)
     params = None
     installed = all_analyses().get(analysis)

@@ -7,7 +7,7 @@ Every value reaches the HTML through Jinja2 with autoescaping on.
 
 For a reader outside the commune the figures of residents (a members-only property) are shown
 only for groups of at least MIN_GROUP homes (features/disclosure.py's rule; "—" otherwise),
-and the maps are those the reader would see.
+analyses of homes are summarised per sector, and the maps are those the reader would see.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from geo_comuna.accounts import Access
+from geo_comuna.analysis import disclosure as analysis_disclosure
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.errors import GeoComunaError, NotFound
 from geo_comuna.features import breakdown, disclosure
@@ -138,7 +139,7 @@ def _scalars(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]
 
 
 async def _analysis_summaries(
-    conn: AsyncConnection, commune_id: int, lang: str, styles: Styles
+    conn: AsyncConnection, commune_id: int, lang: str, styles: Styles, access: Access
 ) -> list[dict[str, Any]]:
     out = []
     installed = all_analyses()
@@ -149,6 +150,9 @@ async def _analysis_summaries(
         entry: dict[str, Any] = {"name": name, "title": analysis_title(name, styles, lang)}
         try:
             result = await analysis.run(conn, commune_id, analysis.params())
+            result = await analysis_disclosure.for_reader(
+                conn, analysis, commune_id, result, access
+            )
             entry["summary"] = _scalars(result.summary)
         except GeoComunaError as exc:
             entry["error"] = exc.message
@@ -214,7 +218,7 @@ async def report(
             tenure=tenure,
             dwellings_total=sum(r["dwellings"] for r in utilities[0]["rows"]) if utilities else 0,
             utilities=utilities,
-            analyses=await _analysis_summaries(conn, commune_id, lang, styles),
+            analyses=await _analysis_summaries(conn, commune_id, lang, styles, page.access),
             maps=maps,
             links=links,
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -17,7 +17,7 @@ from __future__ import annotations
 from psycopg import AsyncConnection
 
 from geo_comuna.analysis import network, registry
-from geo_comuna.analysis.base import Analysis, Result
+from geo_comuna.analysis.base import Analysis, FeaturesOf, Result
 from geo_comuna.analysis.water_hookups import report
 from geo_comuna.analysis.water_hookups.params import Params
 from geo_comuna.analysis.water_hookups.pipes import elevation_rise, lay_pipes, require_mains
@@ -28,6 +28,7 @@ from geo_comuna.analysis.water_hookups.projects import (
     source_tree,
 )
 from geo_comuna.analysis.water_hookups.ranking import choose, rank_all, rank_projects
+from geo_comuna.layers import LAYERS
 
 __all__ = [
     "Params",
@@ -71,5 +72,6 @@ registry.register(
         title_en="Water hookups",
         params=Params,
         run=run,
+        features_of=FeaturesOf(LAYERS["dwellings"]),
     )
 )
