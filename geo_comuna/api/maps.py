@@ -6,8 +6,9 @@ file that works with no network. Feature data inside pages and tiles is built by
 
 Pages and tiles hold what their reader may read (the registry's read rules), so whatever
 depends on the reader goes out ``private`` (with ``Vary: Authorization``, api/app.py): a shared
-cache never hands one reader's page or tile to another. Only tiles of layers without read
-rules, on a server whose reads are public, are ``public``.
+cache never hands one reader's page or tile to another. Only tiles that carry nothing
+members-only (parcels' tiles hold no notes), on a server whose reads are public, are
+``public``.
 """
 
 from __future__ import annotations
