@@ -4,15 +4,22 @@
 
 Uses the embedded database of the settings (GEO_COMUNA_DATA_DIR, default .geo_comuna/), loads
 the sample territories if they are missing, serves the app on a free 127.0.0.1 port and takes
-each map with Debian's headless Chromium (the harness of tests/maps/). Each PNG must stay
-under 300 KB; the viewport is shrunk until it does.
+each map with Debian's headless Chromium (the harness of tests/maps/), as the communes' own
+users see them (each home): through a token made for the run and revoked after it. Each PNG
+must stay under 300 KB; the viewport is shrunk until it does.
 """
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from geo_comuna.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "maps"))
@@ -28,10 +35,33 @@ SHOTS = {
 SIZES = [(1100, 720), (960, 640), (840, 560), (720, 480)]
 
 
-def main() -> None:
-    from playwright.sync_api import sync_playwright
+def member_token(conninfo: str, name: str) -> str:
+    """A viewer of both communes, for the screenshots only."""
+    from psycopg import AsyncConnection
 
-    from geo_comuna.api.app import create_app
+    from geo_comuna import accounts
+
+    async def add() -> str:
+        async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
+            _, token = await accounts.add_user(conn, name, "viewer", ["5-DE-MARZO", "EL-MAIZAL"])
+            return token
+
+    return asyncio.run(add())
+
+
+def revoke(conninfo: str, name: str) -> None:
+    from psycopg import AsyncConnection
+
+    from geo_comuna import accounts
+
+    async def gone() -> None:
+        async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
+            await accounts.revoke(conn, name)
+
+    asyncio.run(gone())
+
+
+def main() -> None:
     from geo_comuna.db.pool import resolve_conninfo
     from geo_comuna.settings import Settings
 
@@ -46,12 +76,27 @@ def main() -> None:
     if not have:
         subprocess.run([str(cli), "load-sample"], check=True)
     IMG.mkdir(parents=True, exist_ok=True)
+    name = f"screenshots-{secrets.token_hex(4)}"
+    headers = {"Authorization": f"Bearer {member_token(conninfo, name)}"}
+    try:
+        take(settings, conninfo, headers)
+    finally:
+        revoke(conninfo, name)
+
+
+def take(settings: Settings, conninfo: str, headers: dict[str, str]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from geo_comuna.api.app import create_app
+
     with harness.serve(create_app(settings, conninfo=conninfo)) as base, \
             sync_playwright() as playwright:
         browser = harness.launch(playwright)
         for name, path in SHOTS.items():
             for width, height in SIZES:
-                context = browser.new_context(viewport={"width": width, "height": height})
+                context = browser.new_context(
+                    viewport={"width": width, "height": height}, extra_http_headers=headers
+                )
                 visit = harness.open_map(context.new_page(), base + path,
                                          screenshot=IMG / name)
                 context.close()

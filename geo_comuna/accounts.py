@@ -1,5 +1,5 @@
-"""Accounts and the write context: tokens (kept only as SHA-256, each with an end date, rotated
-by replacing it), roles, commune scopes.
+"""Accounts, what each reader may read, and the write context: tokens (kept only as SHA-256,
+each with an end date, rotated by replacing it), roles, commune scopes.
 
 Every write runs in ``writing(conn, user)``: one transaction in which the database knows who
 writes (for the audit trail) and, for API users, runs as the role geo_comuna_writer so that
@@ -66,6 +66,42 @@ def expiry(
     if end <= now:
         raise InvalidInput(f"expiry {text!r} is not in the future")
     return end
+
+
+@dataclass(frozen=True)
+class Access:
+    """Whose members-only data (layers/model.py's read rules) a reader may read: every
+    commune's (admins, the CLI) or those of the communes the user is bound to, any role."""
+
+    everywhere: bool = False
+    communes: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, user: User | None) -> Access:
+        if user is None:
+            return PUBLIC
+        if user.role == "admin":
+            return EVERYWHERE
+        return cls(communes=tuple(sorted(set(user.communes))))
+
+    @property
+    def anywhere(self) -> bool:
+        """May read members-only data of at least one commune."""
+        return self.everywhere or bool(self.communes)
+
+    def member_of(self, commune_id: int | None) -> bool:
+        return self.everywhere or (commune_id is not None and commune_id in self.communes)
+
+    @property
+    def key(self) -> tuple:
+        """Tells readers apart for caches and ETags: readers with one key read the same."""
+        return ("all",) if self.everywhere else self.communes
+
+
+#: anyone without a token
+PUBLIC = Access()
+#: admins, and whoever runs the CLI on the database's machine
+EVERYWHERE = Access(everywhere=True)
 
 
 def local_admin() -> User:

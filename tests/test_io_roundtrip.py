@@ -20,6 +20,7 @@ import pytest
 import shapely
 from psycopg import AsyncConnection, sql
 
+from geo_comuna.accounts import EVERYWHERE
 from geo_comuna.analysis.base import Result
 from geo_comuna.errors import InvalidInput, UnknownCRS
 from geo_comuna.features.query import resolve_commune
@@ -100,7 +101,9 @@ async def test_export_import_roundtrip(
     before = await stored(conn, layer, commune_id)
     assert before, f"the sample has no {name} in {SAMPLES[name]}"
 
-    report = await export_layer(conn, layer, tmp_path, FORMATS[fmt], crs=crs, commune_id=commune_id)
+    report = await export_layer(
+        conn, layer, tmp_path, FORMATS[fmt], crs=crs, commune_id=commune_id, access=EVERYWHERE
+    )
     assert report.features == len(before) and Path(report.file).is_file()
     await conn.execute(
         sql.SQL("DELETE FROM {} WHERE commune_id = %s").format(sql.Identifier(layer.table)),
@@ -130,9 +133,11 @@ async def test_values_keep_their_types_in_the_file(conn: AsyncConnection, tmp_pa
         folder = tmp_path / fmt
         folder.mkdir()
         parcels = await export_layer(
-            conn, LAYERS["parcels"], folder, FORMATS[fmt], commune_id=maizal
+            conn, LAYERS["parcels"], folder, FORMATS[fmt], commune_id=maizal, access=EVERYWHERE
         )
-        paths = await export_layer(conn, LAYERS["paths"], folder, FORMATS[fmt], commune_id=marzo)
+        paths = await export_layer(
+            conn, LAYERS["paths"], folder, FORMATS[fmt], commune_id=marzo, access=EVERYWHERE
+        )
         dates = pyogrio.read_dataframe(readable(parcels.file), use_arrow=True)
         flags = pyogrio.read_dataframe(readable(paths.file), use_arrow=True)
         # a date field (GeoJSON: an ISO 8601 string, which GDAL reads back as a date)
@@ -142,7 +147,12 @@ async def test_values_keep_their_types_in_the_file(conn: AsyncConnection, tmp_pa
         if fmt == "shp":
             assert any("recovered_on -> recovered_" in note for note in parcels.notes)
     csv = await export_layer(
-        conn, LAYERS["parcels"], tmp_path / "p.csv", FORMATS["csv"], commune_id=maizal
+        conn,
+        LAYERS["parcels"],
+        tmp_path / "p.csv",
+        FORMATS["csv"],
+        commune_id=maizal,
+        access=EVERYWHERE,
     )
     header, *rows = Path(csv.file).read_text(encoding="utf-8").splitlines()
     assert header == "WKT,commune,code,tenure,land_use,recovered_on,notes,area_ha"
@@ -160,7 +170,9 @@ async def test_empty_selection_writes_an_empty_file(
         "RETURNING id"
     )
     empty = (await cur.fetchone())[0]
-    report = await export_layer(conn, LAYERS["parcels"], tmp_path, FORMATS[fmt], commune_id=empty)
+    report = await export_layer(
+        conn, LAYERS["parcels"], tmp_path, FORMATS[fmt], commune_id=empty, access=EVERYWHERE
+    )
     assert report.features == 0
     path = Path(report.file)
     assert path.name == f"parcels{FORMATS[fmt].suffix}"
@@ -170,9 +182,13 @@ async def test_empty_selection_writes_an_empty_file(
 async def test_wgs84_only_formats_refuse_other_crs(conn: AsyncConnection, tmp_path: Path) -> None:
     for fmt in ("geojson", "kml"):
         with pytest.raises(InvalidInput, match="EPSG:4326"):
-            await export_layer(conn, LAYERS["parcels"], tmp_path, FORMATS[fmt], crs="EPSG:2202")
+            await export_layer(
+                conn, LAYERS["parcels"], tmp_path, FORMATS[fmt], crs="EPSG:2202", access=EVERYWHERE
+            )
     with pytest.raises(UnknownCRS):
-        await export_layer(conn, LAYERS["parcels"], tmp_path, FORMATS["gpkg"], crs="EPSG:999999")
+        await export_layer(
+            conn, LAYERS["parcels"], tmp_path, FORMATS["gpkg"], crs="EPSG:999999", access=EVERYWHERE
+        )
     assert list(tmp_path.iterdir()) == []
     report = await export_layer(
         conn,
@@ -181,6 +197,7 @@ async def test_wgs84_only_formats_refuse_other_crs(conn: AsyncConnection, tmp_pa
         FORMATS["csv"],
         crs="EPSG:2202",
         commune_id=await resolve_commune(conn, "EL-MAIZAL"),
+        access=EVERYWHERE,
     )
     assert any("--crs EPSG:2202" in note for note in report.notes)
 
@@ -195,7 +212,12 @@ async def test_exchanges_of_a_commune_include_either_end(
     )
     expected = (await cur.fetchone())[0]
     report = await export_layer(
-        conn, LAYERS["exchanges"], tmp_path, FORMATS["gpkg"], commune_id=commune_id
+        conn,
+        LAYERS["exchanges"],
+        tmp_path,
+        FORMATS["gpkg"],
+        commune_id=commune_id,
+        access=EVERYWHERE,
     )
     assert report.features == expected > 0
     frame = pyogrio.read_dataframe(report.file)

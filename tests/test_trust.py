@@ -192,7 +192,9 @@ async def test_two_editors_racing_one_wins_one_is_told(own_db: str, settings: Se
                 )
 
             results = await asyncio.gather(edit(token_a, "from A"), edit(token_b, "from B"))
-            final = (await c.get(url)).json()["properties"]["notes"]
+            # notes are for the commune's own users
+            mine = {"Authorization": f"Bearer {token_a}"}
+            final = (await c.get(url, headers=mine)).json()["properties"]["notes"]
     codes = sorted(r.status_code for r in results)
     assert codes == [200, 412]
     winner = "from A" if results[0].status_code == 200 else "from B"

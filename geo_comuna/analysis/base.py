@@ -3,7 +3,8 @@
 An analysis module defines ``Params`` (a pydantic model: every field with a default, bounds
 and a description giving its unit) and ``async def run(conn, commune_id, params) -> Result``.
 It is listed once in analysis/registry.py; the API route, the CLI command and the map all
-derive from that entry.
+derive from that entry. An analysis whose features are homes says so (``features_of``):
+readers outside the commune then get analysis/disclosure.py's public view of its result.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 
 from geo_comuna import work
 from geo_comuna.io.formulas import neutralise
+from geo_comuna.layers import Layer
 
 
 @dataclass
@@ -62,6 +64,21 @@ Runner = Callable[[AsyncConnection, int, Any], Awaitable[Result]]
 
 
 @dataclass(frozen=True)
+class FeaturesOf:
+    """The result's features are features of ``layer`` (one per dwelling), carrying what its
+    read rules keep from readers outside the commune. Features whose ``kind`` property is one
+    of ``groups`` stand for several of them instead (a transformer site and its cluster):
+    those covering at least MIN_GROUP (property ``count``) stay public, without ``pointers``
+    (properties that name one feature of the layer). The summary's ``by_sector`` blocks
+    count the layer's features under ``count`` too."""
+
+    layer: Layer
+    groups: tuple[str, ...] = ()
+    count: str = "dwellings"
+    pointers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Analysis:
     name: str  # URL and CLI name, e.g. "water-hookups"
     title_es: str
@@ -71,6 +88,7 @@ class Analysis:
     #: the tables it reads: its answer is kept while their versions are unchanged
     reads: tuple[str, ...]
     spatial: bool = True  # has features (GeoJSON / CSV / map)
+    features_of: FeaturesOf | None = None
 
 
 async def answer(

@@ -17,7 +17,8 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel, ConfigDict, Field
 
 from geo_comuna.analysis import network, registry
-from geo_comuna.analysis.base import Analysis, Result
+from geo_comuna.analysis.base import Analysis, FeaturesOf, Result
+from geo_comuna.layers import LAYERS
 
 
 class Params(BaseModel):
@@ -196,5 +197,8 @@ registry.register(
         params=Params,
         run=run,
         reads=("dwellings", "power_lines", "communes"),
+        features_of=FeaturesOf(
+            LAYERS["dwellings"], groups=("transformer_site",), pointers=("nearest_dwelling",)
+        ),
     )
 )

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 
 from geo_comuna import work
+from geo_comuna.analysis import disclosure
 from geo_comuna.analysis.base import answer
 from geo_comuna.analysis.registry import all_analyses, get_analysis
-from geo_comuna.api.deps import Conn
+from geo_comuna.api.deps import Conn, ReaderAccess
 from geo_comuna.errors import InvalidInput
 from geo_comuna.features.query import require_commune
 
@@ -51,15 +52,23 @@ async def list_analyses(commune: CommuneRef, conn: Conn) -> dict[str, Any]:
 
 @router.get("/communes/{commune}/analyses/{name}", summary="Run an analysis")
 async def run_analysis(
-    request: Request, commune: CommuneRef, name: str, conn: Conn, f: Fmt = "json"
+    request: Request,
+    commune: CommuneRef,
+    name: str,
+    conn: Conn,
+    access: ReaderAccess,
+    f: Fmt = "json",
 ) -> Response:
     """Parameters are the analysis' own (see the list endpoint for names, units and
-    defaults); ``f`` picks JSON (summary and features), GeoJSON or CSV."""
+    defaults); ``f`` picks JSON (summary and features), GeoJSON or CSV. An analysis of homes
+    gives readers outside the commune its summary and per-sector figures, without any home's
+    position or residents (the commune's users and admins get every home)."""
     analysis = get_analysis(name)
     values = {k: v for k, v in request.query_params.items() if k != "f"}
     params = parse_params(analysis.params, values)
     commune_id = await require_commune(conn, commune)
     result = await answer(analysis, conn, commune_id, params)
+    result = await disclosure.for_reader(conn, analysis, commune_id, result, access)
     if f == "csv":
         return Response(
             await work.cpu(result.csv),

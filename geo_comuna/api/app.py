@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import Depends, FastAPI
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_comuna import __version__, work
@@ -29,6 +30,7 @@ from geo_comuna.db import migrate
 from geo_comuna.db.pool import open_pool, resolve_conninfo
 from geo_comuna.db.versions import VersionedCache
 from geo_comuna.features.query import CountCache
+from geo_comuna.maps.assets import STATIC_PREFIX
 from geo_comuna.settings import Settings
 
 UPLOAD_PATHS = ("/import", "/dems")
@@ -96,6 +98,38 @@ class WorkScope:
             await self.app(scope, receive, send)
 
 
+class ReaderCaching:
+    """What a response holds may depend on who asks (the registry's read rules; with
+    GEO_COMUNA_READS=token, whether they may read at all). Every response of the API says so
+    with ``Vary: Authorization``; one whose route set no Cache-Control goes out ``private,
+    no-cache``; and when reads need a token none goes out ``public``. So a shared cache never
+    hands one reader's response to another. The map libraries under /static/ are the same
+    for everyone and are left alone."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(STATIC_PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+        token_reads = self.settings.reads == "token"
+
+        async def marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                cache = headers.get("cache-control")
+                if cache is None:
+                    headers["Cache-Control"] = "private, no-cache"
+                elif token_reads and "public" in cache:
+                    headers["Cache-Control"] = cache.replace("public", "private")
+                headers.add_vary_header("Authorization")
+            await send(message)
+
+        await self.app(scope, receive, marked)
+
+
 class _TooBig(Exception):
     def __init__(self, size: int) -> None:
         self.size = size
@@ -149,6 +183,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.add_middleware(
         WorkScope, settings=settings, workers=app.state.workers, cache=app.state.answers
     )
+    app.add_middleware(ReaderCaching, settings=settings)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(Fairness, settings=settings)
     app.add_middleware(SecurityHeaders, settings=settings)  # outermost: on 413s too

@@ -1,4 +1,5 @@
-"""Who changed what: the audit trail (admins) and each parcel's tenure history (public)."""
+"""Who changed what: the audit trail (admins) and each parcel's tenure history (public; its
+notes follow the parcels' read rule)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from geo_comuna.api.deps import Admin, Conn, SettingsDep, base_url
+from geo_comuna.api.deps import Admin, Conn, ReaderAccess, SettingsDep, base_url
 from geo_comuna.errors import NotFound
 from geo_comuna.features import audit
 from geo_comuna.layers import get_layer
@@ -40,9 +41,11 @@ async def audit_trail(
 
 @router.get("/collections/parcels/items/{feature_id}/history", summary="A parcel's tenure history")
 async def parcel_history(
-    request: Request, settings: SettingsDep, conn: Conn, feature_id: int
+    request: Request, settings: SettingsDep, conn: Conn, feature_id: int, access: ReaderAccess
 ) -> dict[str, Any]:
-    rows = await audit.tenure_history(conn, feature_id)
+    """Every tenure change, oldest first; a change's note is null except for the users of the
+    parcel's commune and admins."""
+    rows = await audit.tenure_history(conn, feature_id, access)
     if not rows:
         raise NotFound(f"no parcel {feature_id} and no history for it", layer="parcels")
     return {

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Query, Request
 from psycopg import AsyncConnection
 
-from geo_comuna.accounts import User, authenticate
+from geo_comuna.accounts import Access, User, authenticate
 from geo_comuna.api.scratch import Scratch
 from geo_comuna.errors import (
     Forbidden,
@@ -107,7 +107,13 @@ async def if_match(
     return value
 
 
+def reader_access(user: Annotated[User | None, Depends(current_user)]) -> Access:
+    """What of the registry's members-only data this request may read."""
+    return Access.of(user)
+
+
 Reader = Annotated[User | None, Depends(current_user)]
+ReaderAccess = Annotated[Access, Depends(reader_access)]
 Writer = Annotated[User, Depends(writer)]
 Admin = Annotated[User, Depends(admin)]
 IfMatch = Annotated[str | None, Depends(if_match)]
@@ -185,6 +191,7 @@ async def filters(
     request: Request,
     layer: LayerDep,
     conn: Conn,
+    access: ReaderAccess,
     bbox: Annotated[str | None, Query(description="west,south,east,north in CRS84")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
     commune: Annotated[str | None, Query(description="commune id or registry code")] = None,
@@ -201,7 +208,9 @@ async def filters(
             continue
         attr = layer.attribute(name)
         if attr is None:
-            queryable = sorted(a.name for a in layer.attributes)
+            queryable = sorted(
+                a.name for a in layer.attributes if a.read == "public" or access.anywhere
+            )
             raise InvalidInput(
                 f"unknown query parameter {name!r}; {layer.name} can be "
                 f"filtered by {queryable} and by bbox, commune, limit, offset"

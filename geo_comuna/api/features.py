@@ -21,6 +21,7 @@ from geo_comuna.api.deps import (
     IfMatch,
     LayerDep,
     Paging,
+    ReaderAccess,
     SettingsDep,
     Writer,
     base_url,
@@ -143,11 +144,23 @@ _GEOMETRY_SCHEMA = {
 
 @router.get("/collections/{collection_id}/queryables", summary="Properties to filter by")
 async def queryables(
-    request: Request, settings: SettingsDep, layer: LayerDep, lang: Lang = "es"
+    request: Request,
+    settings: SettingsDep,
+    layer: LayerDep,
+    access: ReaderAccess,
+    lang: Lang = "es",
 ) -> Response:
+    """What ``?name=value`` may filter by. A members-only property is listed only to readers
+    who may read it somewhere (``x-members-only``: it matches only in their communes'
+    features); anyone else filtering by it gets 403."""
     props: dict[str, Any] = {"geometry": {"$ref": _GEOMETRY_SCHEMA[layer.geometry_type]}}
     for attr in layer.attributes:
+        members = attr.read == "members"
+        if members and not access.anywhere:
+            continue
         schema: dict[str, Any] = {"title": attr.title.get(lang), "type": _JSON_TYPES[attr.type]}
+        if members:
+            schema["x-members-only"] = True
         if attr.type == "date":
             schema["format"] = "date"
         if attr.domain:
@@ -202,12 +215,18 @@ async def items(
     filters: FiltersDep,
     paging: Paging,
     counts: Counts,
+    access: ReaderAccess,
 ) -> Response:
     """GeoJSON FeatureCollection (RFC 7946). Filter with ``bbox``, ``commune`` and any
     attribute (``?tenure=abandoned,occupied``); page with ``limit``/``offset`` or the
-    ``next`` link. Areas are in hectares and lengths in metres, geodesic."""
+    ``next`` link. Areas are in hectares and lengths in metres, geodesic.
+
+    Members-only properties (a home's residents, notes) are absent, and members-only
+    positions (homes) null, except in features of the reader's communes (admins: all)."""
     limit, offset = paging
-    page = await query.page(conn, layer, filters, limit=limit, offset=offset, counts=counts)
+    page = await query.page(
+        conn, layer, filters, limit=limit, offset=offset, counts=counts, access=access
+    )
     links = _page_links(
         request,
         base_url(request, settings),
@@ -237,9 +256,14 @@ async def items(
     responses={200: {"content": {GEOJSON: {}}, "description": "Feature"}},
 )
 async def item(
-    request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep, feature_id: int
+    request: Request,
+    settings: SettingsDep,
+    conn: Conn,
+    layer: LayerDep,
+    feature_id: int,
+    access: ReaderAccess,
 ) -> Response:
-    found = await query.one(conn, layer, feature_id)
+    found = await query.one(conn, layer, feature_id, access)
     if found is None:
         raise NotFound(f"no feature {feature_id}", layer=layer.name)
     text, etag = found

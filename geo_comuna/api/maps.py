@@ -4,6 +4,12 @@ the map libraries served by the app itself (no CDN).
 ``?embed=true`` gives a page made for an <iframe>, on other sites too (api/headers.py: the only
 pages other origins may frame); ``?standalone=true`` one self-contained
 file that works with no network. Feature data inside pages and tiles is built by PostGIS.
+
+Pages and tiles hold what their reader may read (the registry's read rules), so whatever
+depends on the reader goes out ``private`` (with ``Vary: Authorization``, api/app.py): a shared
+cache never hands one reader's page or tile to another. Only tiles that carry nothing
+members-only (parcels' tiles hold no notes), on a server whose reads are public, are
+``public``.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from markupsafe import escape
 
+from geo_comuna.accounts import Access
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api.analyses import parse_params
-from geo_comuna.api.deps import Conn, SettingsDep, base_url
+from geo_comuna.api.deps import Conn, ReaderAccess, SettingsDep, base_url
 from geo_comuna.api.headers import embed_headers
 from geo_comuna.errors import NotFound
 from geo_comuna.features import tiles
@@ -49,13 +56,14 @@ MAP_QUERY = {"lang", "embed", "standalone"}
 TILE_TYPE = "application/vnd.mapbox-vector-tile"
 
 
-def _page(settings: Any, lang: str, embed: bool, standalone: bool) -> Page:
+def _page(settings: Any, lang: str, embed: bool, standalone: bool, access: Access) -> Page:
     return Page(
         lang=lang,
         embed=embed,
         standalone=standalone,  # type: ignore[arg-type]
         tile_url=settings.tile_url,
         tile_threshold=settings.map_tile_threshold,
+        access=access,
     )
 
 
@@ -63,11 +71,10 @@ def _html(
     html: str, standalone: bool, filename: str, embed_for: Settings | None = None
 ) -> HTMLResponse:
     """``embed_for``: the page is made for other sites' <iframe>s (api/headers.py)."""
-    headers = (
-        {"Content-Disposition": f'attachment; filename="{filename}"'}
-        if standalone
-        else {"Cache-Control": "no-cache"}
-    )
+    # a page holds what its reader may read: kept by the reader's own browser only
+    headers = {"Cache-Control": "private, no-cache"}
+    if standalone:
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     if embed_for is not None:
         headers.update(embed_headers(embed_for))
     return HTMLResponse(html, headers=headers)
@@ -102,11 +109,12 @@ def _snippet(request: Request, settings: Any, path: str, lang: str, title: str) 
 async def national(
     conn: Conn,
     settings: SettingsDep,
+    access: ReaderAccess,
     lang: Lang = "es",
     embed: Embed = False,
     standalone: Standalone = False,
 ) -> HTMLResponse:
-    html = await national_map(conn, _page(settings, lang, embed, standalone))
+    html = await national_map(conn, _page(settings, lang, embed, standalone, access))
     return _html(html, standalone, f"communes-{lang}.html", settings if embed else None)
 
 
@@ -123,12 +131,16 @@ async def commune(
     conn: Conn,
     settings: SettingsDep,
     commune: CommuneRef,
+    access: ReaderAccess,
     lang: Lang = "es",
     embed: Embed = False,
     standalone: Standalone = False,
 ) -> HTMLResponse:
+    """Every layer of the commune. Readers outside it see its dwellings per sector (count of
+    homes, residents, homes without piped water…) instead of one point per home, and no
+    residents or notes; its own users and admins see everything."""
     commune_id = await require_commune(conn, commune)
-    html = await commune_map(conn, commune_id, _page(settings, lang, embed, standalone))
+    html = await commune_map(conn, commune_id, _page(settings, lang, embed, standalone, access))
     return _html(html, standalone, f"commune-{commune_id}-{lang}.html", settings if embed else None)
 
 
@@ -155,11 +167,13 @@ async def analysis(
     settings: SettingsDep,
     commune: CommuneRef,
     analysis: str,
+    access: ReaderAccess,
     lang: Lang = "es",
     embed: Embed = False,
     standalone: Standalone = False,
 ) -> HTMLResponse:
-    """Other query parameters are the analysis' own (GET /communes/X/analyses lists them)."""
+    """Other query parameters are the analysis' own (GET /communes/X/analyses lists them).
+    An analysis of homes shows readers outside the commune its per-sector figures only."""
     commune_id = await require_commune(conn, commune)
     params = None
     installed = all_analyses().get(analysis)
@@ -167,7 +181,7 @@ async def analysis(
         values = {k: v for k, v in request.query_params.items() if k not in MAP_QUERY}
         params = parse_params(installed.params, values)
     html = await analysis_map(
-        conn, commune_id, analysis, _page(settings, lang, embed, standalone), params
+        conn, commune_id, analysis, _page(settings, lang, embed, standalone, access), params
     )
     return _html(
         html,
@@ -215,6 +229,8 @@ def _tile_cache(request: Request) -> tiles.TileCache:
 async def tile(
     request: Request,
     conn: Conn,
+    settings: SettingsDep,
+    access: ReaderAccess,
     layer: str,
     z: int,
     x: int,
@@ -227,26 +243,35 @@ async def tile(
     ] = None,
 ) -> Response:
     """Web Mercator z/x/y; one MVT layer named after the layer, with the properties the map
-    styles show. ETag is the layer's version: a repeat request gets 304 until a write."""
+    styles show. ETag is the layer's version: a repeat request gets 304 until a write.
+
+    Where read rules apply to what a tile carries (homes: their positions), each reader gets
+    what they may read (homes of their communes only): such tiles are ``private`` and vary
+    with the token. So is every tile when reads need a token."""
     target = get_layer(layer)
     tiles.check_tile(z, x, y)
     commune_id = await require_commune(conn, commune) if commune is not None else None
     version = await data.layer_version(conn, target)
-    etag = f'"{target.name}-{version}-{commune_id}-{z}-{x}-{y}"'
-    cache = (
-        "public, max-age=31536000, immutable"
-        if v == version
-        else "public, max-age=60, must-revalidate"
+    names = Styles.load().slim_properties(target)
+    personal = tiles.depends_on_reader(target, names)
+    # readers with one key read the same tile; "-" when every reader reads the same
+    reader = "-".join(map(str, access.key)) if personal else "-"
+    etag = f'"{target.name}-{version}-{commune_id}-{z}-{x}-{y}-{reader}"'
+    shared = not personal and settings.reads == "public"
+    lasting = v == version and not personal
+    cache = f"{'public' if shared else 'private'}, " + (
+        "max-age=31536000, immutable" if lasting else "max-age=60, must-revalidate"
     )
     headers = {"ETag": etag, "Cache-Control": cache, "Access-Control-Allow-Origin": "*"}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
-    names = Styles.load().slim_properties(target)
     cache = _tile_cache(request)
-    key = (target.name, version, commune_id, z, x, y, tuple(names))
+    key = (target.name, version, commune_id, z, x, y, tuple(names), reader)
     body = cache.get(key)
     if body is None:
-        body = await tiles.tile(conn, target, z, x, y, Filters(commune_id=commune_id), names)
+        body = await tiles.tile(
+            conn, target, z, x, y, Filters(commune_id=commune_id), names, access
+        )
         cache.put(key, body)
     return Response(body, media_type=TILE_TYPE, headers=headers)
 
@@ -260,13 +285,16 @@ async def commune_report(
     conn: Conn,
     settings: SettingsDep,
     commune: CommuneRef,
+    access: ReaderAccess,
     lang: Lang = "es",
     download: Annotated[
         bool, Query(description="one HTML file with every map inlined, as an attachment")
     ] = False,
 ) -> HTMLResponse:
+    """Readers outside the commune get figures of residents only for groups of at least
+    MIN_GROUP homes, and its maps as they would see them."""
     commune_id = await require_commune(conn, commune)
-    html = await report(conn, commune_id, _page(settings, lang, False, download))
+    html = await report(conn, commune_id, _page(settings, lang, False, download, access))
     return _html(html, download, f"report-{commune_id}-{lang}.html")
 
 

@@ -20,7 +20,7 @@ from typing import Annotated, BinaryIO
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
-from geo_comuna.api.deps import Conn, LayerDep, ScratchDep, SettingsDep, Writer
+from geo_comuna.api.deps import Conn, LayerDep, ReaderAccess, ScratchDep, SettingsDep, Writer
 from geo_comuna.api.scratch import client_name
 from geo_comuna.features.query import require_commune
 from geo_comuna.io.exporter import check_crs, export_layer
@@ -62,6 +62,7 @@ async def export_file(
     conn: Conn,
     layer: LayerDep,
     scratch: ScratchDep,
+    access: ReaderAccess,
     fmt: Annotated[
         str, Query(alias="format", description="geojson, gpkg, shp (zipped), kml or csv")
     ] = "gpkg",
@@ -74,8 +75,9 @@ async def export_file(
     ] = "EPSG:4326",
     commune: Commune = None,
 ) -> StreamingResponse:
-    """The layer's features (only one commune's with ``commune``) with every output property;
-    a CSV carries the geometry as WKT and no CRS: re-import it with ``crs``."""
+    """The layer's features (only one commune's with ``commune``) with every output property
+    the reader may read (members-only ones: of the reader's communes only); a CSV carries the
+    geometry as WKT and no CRS: re-import it with ``crs``."""
     format_ = get_format(fmt)
     check_crs(format_, crs)  # refuse before any work
     commune_id = None
@@ -83,7 +85,9 @@ async def export_file(
         commune_id = await require_commune(conn, commune)
     name = f"{layer.name}{format_.suffix}"
     with scratch.holding(name, name) as target:
-        report = await export_layer(conn, layer, target, format_, crs=crs, commune_id=commune_id)
+        report = await export_layer(
+            conn, layer, target, format_, crs=crs, commune_id=commune_id, access=access
+        )
         # sent from the open file: the scratch directory is gone before the first byte, so a
         # client that hangs up (or a killed server) leaves nothing on disk
         out = open(report.file, "rb")  # closed by _chunks

@@ -196,6 +196,7 @@ def export(
     ] = None,
 ) -> None:
     """Export a layer to a file. A CSV holds no CRS: import it back with the same --crs."""
+    from geo_comuna.accounts import EVERYWHERE
     from geo_comuna.features.query import require_commune
     from geo_comuna.io.exporter import check_crs, export_layer, format_for
     from geo_comuna.layers import get_layer
@@ -213,7 +214,10 @@ def export(
         if commune is not None:
             commune_id = await require_commune(conn, commune)
         progress(f"exporting {layer} as {fmt.name} in {crs}")
-        return await export_layer(conn, target, file, fmt, crs=crs, commune_id=commune_id)
+        # whoever runs the CLI holds the database: the file holds everything
+        return await export_layer(
+            conn, target, file, fmt, crs=crs, commune_id=commune_id, access=EVERYWHERE
+        )
 
     report = run(work, settings)
     for note in report.notes:

@@ -1,4 +1,8 @@
-"""`geo-comuna map`: maps as self-contained HTML files."""
+"""`geo-comuna map`: maps as self-contained HTML files.
+
+A file is made to be handed around, so it shows what everyone may read (dwellings per sector,
+no residents nor notes) unless ``--members`` asks for everything (then it is for the
+commune's own people only)."""
 
 from __future__ import annotations
 
@@ -21,16 +25,30 @@ def _write_map(build: Callable[[Any], Awaitable[str]], out: Path) -> None:
     typer.echo(f"wrote {out} ({len(html.encode()) / 1e6:.2f} MB)")
 
 
-def _map_page(lang: str) -> Any:
+def _map_page(lang: str, members: bool = False) -> Any:
+    from geo_comuna.accounts import EVERYWHERE, PUBLIC
     from geo_comuna.maps.page import Page
 
     if lang not in ("es", "en"):
         die(f"unknown language {lang!r}; use es or en", 2)
-    return Page(lang=lang, standalone=True, tile_threshold=load_settings().map_tile_threshold)
+    return Page(
+        lang=lang,
+        standalone=True,
+        tile_threshold=load_settings().map_tile_threshold,
+        access=EVERYWHERE if members else PUBLIC,
+    )
 
 
 MapOut = Annotated[Path, typer.Option("--out", help="HTML file to write (replaced)")]
 MapLang = Annotated[str, typer.Option("--lang", help="es or en")]
+Members = Annotated[
+    bool,
+    typer.Option(
+        "--members",
+        help="draw what only a commune's own users may read too (each home, residents, "
+        "notes); without it the file shows what everyone may read",
+    ),
+]
 
 
 @map_app.command("commune")
@@ -41,13 +59,14 @@ def map_commune(
     analysis: Annotated[
         str | None, typer.Option(help="an analysis map instead, e.g. water-hookups")
     ] = None,
+    members: Members = False,
 ) -> None:
     """A commune's map (or one analysis' map) as one self-contained HTML file."""
     from geo_comuna.features.query import require_commune
     from geo_comuna.maps.analysis_map import analysis_map
     from geo_comuna.maps.commune import commune_map
 
-    page = _map_page(lang)
+    page = _map_page(lang, members)
 
     async def build(conn: Any) -> str:
         commune_id = await require_commune(conn, commune)
@@ -65,9 +84,10 @@ def map_analysis(
     commune: Annotated[str, typer.Argument(help="commune code or id")],
     out: MapOut,
     lang: MapLang = "es",
+    members: Members = False,
 ) -> None:
     """One analysis' map of a commune as one self-contained HTML file."""
-    map_commune(commune, out, lang, name)
+    map_commune(commune, out, lang, name, members)
 
 
 @map_app.command("national")

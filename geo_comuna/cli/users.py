@@ -10,7 +10,9 @@ import typer
 from geo_comuna.cli.common import die, load_settings, run
 from geo_comuna.errors import GeoComunaError
 
-users_app = typer.Typer(help="Accounts: tokens for editors and admins.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Accounts: tokens for viewers, editors and admins.", no_args_is_help=True
+)
 
 Expires = Annotated[
     str | None,
@@ -39,7 +41,11 @@ def users_add(
     name: Annotated[str, typer.Argument(help="a name people recognise")],
     role: Annotated[str, typer.Option(help="viewer, editor or admin")] = "editor",
     commune: Annotated[
-        list[str] | None, typer.Option(help="commune code an editor may change (repeatable)")
+        list[str] | None,
+        typer.Option(
+            help="commune code (repeatable) whose features an editor may change and whose "
+            "members-only data (each home, residents, notes) the user may read"
+        ),
     ] = None,
     expires: Expires = None,
 ) -> None:

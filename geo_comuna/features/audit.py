@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
-from geo_comuna.features.query import COORD_DECIMALS
+from geo_comuna.accounts import Access
+from geo_comuna.features.query import COORD_DECIMALS, readable
+from geo_comuna.layers import get_layer
 from geo_comuna.layers.model import PG_INTEGER
 
 MIN_ID, MAX_ID = PG_INTEGER  # feature ids are PostgreSQL integers
@@ -70,18 +72,30 @@ async def entries(
         return await cur.fetchall()
 
 
-async def tenure_history(conn: AsyncConnection, parcel_id: int) -> list[dict[str, Any]]:
+async def tenure_history(
+    conn: AsyncConnection, parcel_id: int, access: Access
+) -> list[dict[str, Any]]:
     """Oldest first: ``from_status``, ``to_status``, ``changed_at``, ``note``. The first tenure
     is the parcel's own row, or (migration 0011) the row its INSERT statement wrote for every
     parcel of that tenure, found by ``parcel_ids @> id``; changes and the deletion are the
-    parcel's own rows. Empty when no parcel ever had this id."""
+    parcel's own rows. Empty when no parcel ever had this id.
+
+    A note is free text like the parcel's ``notes`` and follows its read rule: null unless
+    the reader may read the parcel's notes (a deleted parcel's: admins only)."""
     if not _integer(parcel_id):
         return []  # no parcel has such an id
+    parcels = get_layer("parcels")
+    note = sql.SQL("h.note")
+    if parcels.members_only("notes"):
+        note = sql.SQL("CASE WHEN {} THEN h.note END").format(readable(parcels, access))
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT from_status, to_status, changed_at, note FROM parcel_history "
-            "WHERE parcel_id = %(id)s::int OR parcel_ids @> %(id)s::int "
-            "ORDER BY changed_at, id",
+            sql.SQL(
+                "SELECT h.from_status, h.to_status, h.changed_at, {} AS note "
+                "FROM parcel_history h LEFT JOIN parcels t ON t.id = %(id)s::int "
+                "WHERE h.parcel_id = %(id)s::int OR h.parcel_ids @> %(id)s::int "
+                "ORDER BY h.changed_at, h.id"
+            ).format(note),
             {"id": parcel_id},
         )
         return await cur.fetchall()

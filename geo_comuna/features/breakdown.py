@@ -1,5 +1,10 @@
 """Communes across state lines: the breakdown computed by commune_state_breakdown() in SQL
-(migration 0001), shaped for the API."""
+(migration 0001), shaped for the API.
+
+Residents are a members-only property of dwellings: a reader outside a commune gets the
+residents of a state's part of it only when that part holds at least MIN_GROUP homes
+(features/disclosure.py's rule), and a state's total only when none of its parts is withheld.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,35 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from geo_comuna import work
+from geo_comuna.accounts import Access
+from geo_comuna.features.disclosure import withhold
+from geo_comuna.layers import get_layer
 
 #: what commune_state_breakdown() reads (state_parts follows states and communes)
 READS = ("communes", "states", "parcels", "dwellings")
 
 
-async def communes(conn: AsyncConnection, ids: list[int] | None) -> list[dict[str, Any]]:
-    """One entry per commune: its totals and a list of per-state rows (largest area first).
-    From the app's cache while none of READS has been written since (work.cache)."""
+async def communes(
+    conn: AsyncConnection, ids: list[int] | None, access: Access
+) -> list[dict[str, Any]]:
+    """One entry per commune: its totals and a list of per-state rows (largest area first),
+    as ``access`` may read them. Computed from the app's cache while none of READS has been
+    written since (work.cache)."""
     cache = work.cache()
     if cache is None:
-        return await _communes(conn, ids)
-    key = ("breakdown", None if ids is None else tuple(ids))
-    return await cache.get_or_compute(conn, key, READS, lambda: _communes(conn, ids))
+        rows = await _communes(conn, ids)
+    else:
+        key = ("breakdown", None if ids is None else tuple(ids))
+        rows = await cache.get_or_compute(conn, key, READS, lambda: _communes(conn, ids))
+    if not get_layer("dwellings").members_only("residents"):
+        return rows
+    out = []
+    for entry in rows:
+        if not access.member_of(entry["id"]):  # a copy: the cached rows are everyone's
+            entry = {**entry, "states": [dict(s) for s in entry["states"]]}
+            withhold(entry["states"], "dwellings", ["residents"])
+        out.append(entry)
+    return out
 
 
 async def _communes(conn: AsyncConnection, ids: list[int] | None) -> list[dict[str, Any]]:
@@ -79,5 +100,6 @@ def by_state(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry["communes"] += 1
             entry["area_ha"] = round(entry["area_ha"] + s["area_ha"], 4)
             entry["dwellings"] += s["dwellings"]
-            entry["residents"] += s["residents"]
+            withheld = entry["residents"] is None or s["residents"] is None
+            entry["residents"] = None if withheld else entry["residents"] + s["residents"]
     return sorted(states.values(), key=lambda s: (s["code"] is None, s["code"] or ""))

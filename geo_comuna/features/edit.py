@@ -10,7 +10,7 @@ import pandas as pd
 from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
-from geo_comuna.accounts import User, writing
+from geo_comuna.accounts import EVERYWHERE, User, writing
 from geo_comuna.errors import Forbidden, InvalidGeometry, NotFound
 from geo_comuna.features import attributes, geojson, validate, write
 from geo_comuna.features.query import ETAG_SQL, one
@@ -165,7 +165,8 @@ def _parse_patch(layer: Layer, body: bytes, feature_id: int) -> geojson.Parsed:
 
 
 async def _current(conn: AsyncConnection, layer: Layer, feature_id: int) -> dict[str, Any]:
-    found = await one(conn, layer, feature_id)
+    # the whole stored feature, to merge a patch into: never sent back to the writer
+    found = await one(conn, layer, feature_id, EVERYWHERE)
     if found is None:
         raise NotFound(f"no feature {feature_id}", layer=layer.name)
     feature = geojson.loads(found[0].encode())

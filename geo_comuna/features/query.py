@@ -4,6 +4,11 @@ A page is one SQL statement: the ids of the page first (an index-only walk, so a
 does not build GeoJSON for the rows it skips), then each feature as text via ST_AsGeoJSON and
 string_agg. ``numberMatched`` is exact: counted in the same statement, but only when the
 layer's version (bumped by every write, see migration 0001) differs from the cached one.
+
+Every read takes the reader's ``Access`` and applies the registry's read rules in the SQL
+itself: a members-only property is absent from a feature (NULL in a column shared with
+features the reader may read) and a members-only geometry is null, unless the row's commune
+is one of the reader's. A filter can therefore never match on what the reader may not read.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
-from geo_comuna.errors import NotFound
+from geo_comuna.accounts import Access
+from geo_comuna.errors import Forbidden, NotFound
 from geo_comuna.features.attributes import is_text
 from geo_comuna.layers import Layer
 
@@ -67,16 +73,38 @@ class Page:
     number_matched: int
 
 
-def property_exprs(layer: Layer) -> tuple[list[tuple[str, sql.Composable]], sql.Composable]:
-    """(name, SQL expression) of every output property, and the joins they need.
+def readable(layer: Layer, access: Access) -> sql.Composable:
+    """SQL truth of "this reader may read the members-only data of row ``t``": the row's
+    commune is one of the reader's (admins: every row)."""
+    if access.everywhere:
+        return sql.SQL("true")
+    if not access.communes or layer.commune_ref is None:
+        return sql.SQL("false")
+    return sql.SQL("t.commune_id = ANY({}::integer[])").format(sql.Literal(list(access.communes)))
 
-    References go out as the code clients write (commune code) or as the id (parcel)."""
-    exprs: list[tuple[str, sql.Composable]] = []
+
+def _only_readable(layer: Layer, access: Access, expr: sql.Composable) -> sql.Composable:
+    if access.everywhere:
+        return expr
+    return sql.SQL("CASE WHEN {} THEN {} END").format(readable(layer, access), expr)
+
+
+def geometry_sql(layer: Layer, access: Access) -> sql.Composable:
+    """``t.geom``, or NULL where the layer's positions are members-only and the row is not
+    the reader's."""
+    if layer.geometry_read == "public":
+        return sql.SQL("t.geom")
+    return _only_readable(layer, access, sql.SQL("t.geom"))
+
+
+def _outputs(layer: Layer) -> tuple[list[tuple[str, sql.Composable, bool]], sql.Composable]:
+    """(name, SQL expression, members-only) of every output property, and the joins."""
+    exprs: list[tuple[str, sql.Composable, bool]] = []
     joins: list[sql.Composable] = []
     for i, ref in enumerate(layer.references):
         column = sql.SQL("t.{}").format(sql.Identifier(ref.column))
         if ref.key == "id":
-            exprs.append((ref.name, column))
+            exprs.append((ref.name, column, False))
             continue
         alias = sql.Identifier(f"r{i}")
         joins.append(
@@ -84,36 +112,92 @@ def property_exprs(layer: Layer) -> tuple[list[tuple[str, sql.Composable]], sql.
                 sql.Identifier(ref.table), alias, alias, column
             )
         )
-        exprs.append((ref.name, sql.SQL("{}.{}").format(alias, sql.Identifier(ref.key))))
+        exprs.append((ref.name, sql.SQL("{}.{}").format(alias, sql.Identifier(ref.key)), False))
     for attr in layer.attributes:
-        exprs.append((attr.name, sql.SQL("t.{}").format(sql.Identifier(attr.name))))
+        column = sql.SQL("t.{}").format(sql.Identifier(attr.name))
+        exprs.append((attr.name, column, attr.read == "members"))
     for derived in layer.derived:
-        exprs.append((derived.name, sql.SQL(derived.sql)))  # registry constants, not input
+        exprs.append((derived.name, sql.SQL(derived.sql), False))  # registry constants
     return exprs, sql.SQL(" ").join(joins)
 
 
-def feature_sql(layer: Layer) -> tuple[sql.Composable, sql.Composable]:
-    """A text expression building one GeoJSON Feature from alias ``t``, and its joins."""
-    exprs, joins = property_exprs(layer)
-    props = sql.SQL(", ").join(
-        sql.SQL("{}, {}").format(sql.Literal(name), expr) for name, expr in exprs
-    )
+def property_exprs(
+    layer: Layer, access: Access
+) -> tuple[list[tuple[str, sql.Composable]], sql.Composable]:
+    """(name, SQL expression) of every output property this reader gets, and the joins they
+    need. References go out as the code clients write (commune code) or as the id (parcel).
+
+    A members-only attribute is left out for a reader who may read it in no commune, and is
+    NULL in other communes' rows for one who may read it in some."""
+    outputs, joins = _outputs(layer)
+    exprs = [
+        (name, _only_readable(layer, access, expr) if members else expr)
+        for name, expr, members in outputs
+        if access.anywhere or not members
+    ]
+    return exprs, joins
+
+
+def feature_sql(layer: Layer, access: Access) -> tuple[sql.Composable, sql.Composable]:
+    """A text expression building one GeoJSON Feature from alias ``t``, and its joins.
+    Members-only properties are absent from the rows the reader may not read them in."""
+    outputs, joins = _outputs(layer)
+
+    def props(names: list[tuple[str, sql.Composable, bool]]) -> sql.Composable:
+        return sql.SQL("json_build_object({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("{}, {}").format(sql.Literal(name), expr) for name, expr, _ in names
+            )
+        )
+
+    public = [o for o in outputs if not o[2]]
+    if access.everywhere or len(public) == len(outputs):
+        properties = props(outputs)
+    elif not access.anywhere:
+        properties = props(public)
+    else:
+        properties = sql.SQL("CASE WHEN {} THEN {} ELSE {} END").format(
+            readable(layer, access), props(outputs), props(public)
+        )
     feature = sql.SQL(
         """'{{"type":"Feature","id":' || t.id || ',"geometry":' """
-        """|| coalesce(ST_AsGeoJSON(t.geom, {}), 'null') || ',"properties":' """
-        """|| json_build_object({})::text || '}}'"""
-    ).format(sql.Literal(COORD_DECIMALS), props)
+        """|| coalesce(ST_AsGeoJSON({}, {}), 'null') || ',"properties":' """
+        """|| {}::text || '}}'"""
+    ).format(geometry_sql(layer, access), sql.Literal(COORD_DECIMALS), properties)
     return feature, joins
 
 
-def where_sql(layer: Layer, filters: Filters) -> tuple[sql.Composable, dict[str, Any]]:
+def check_filters(layer: Layer, filters: Filters, access: Access) -> None:
+    """A filter on a members-only property the reader may read in no commune is refused,
+    saying why, rather than matching nothing (where_sql never lets it match what the reader
+    may not read)."""
+    if access.anywhere:
+        return
+    private = sorted(name for name in filters.properties if layer.members_only(name))
+    if private:
+        raise Forbidden(
+            f"{', '.join(private)} of {layer.name} can be read, and so filtered by, only "
+            "by the users of the feature's commune and admins; send such a user's token "
+            "(Authorization: Bearer <token>)",
+            layer=layer.name,
+        )
+
+
+def where_sql(
+    layer: Layer, filters: Filters, access: Access
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """The WHERE clause of ``filters``. A filter on a members-only property or position
+    matches only the rows the reader may read it in (see check_filters for the rest)."""
+    check_filters(layer, filters, access)
     clauses: list[sql.Composable] = [sql.SQL("true")]
     params: dict[str, Any] = {}
+    private = False
     if filters.bbox is not None:
         params.update(zip(("w", "s", "e", "n"), filters.bbox, strict=True))
         clauses.append(
             sql.SQL("ST_Intersects(t.geom, ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4326))")
         )
+        private = layer.geometry_read == "members"
     if filters.commune_id is not None:
         params["commune"] = filters.commune_id
         if layer.commune_ref is not None:
@@ -131,7 +215,21 @@ def where_sql(layer: Layer, filters: Filters) -> tuple[sql.Composable, dict[str,
         clauses.append(
             sql.SQL("t.{} = ANY(%({})s)").format(sql.Identifier(column), sql.SQL(f"p{i}"))
         )
+        private = private or layer.members_only(name)
+    if private and not access.everywhere:
+        clauses.append(readable(layer, access))
     return sql.SQL(" AND ").join(clauses), params
+
+
+def located_where(
+    layer: Layer, filters: Filters, access: Access
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """where_sql, and only the features whose position the reader may read: what maps and
+    tiles draw (a feature without a position has nothing to draw)."""
+    where, params = where_sql(layer, filters, access)
+    if layer.geometry_read == "members" and not access.everywhere:
+        where = sql.SQL("{} AND {}").format(where, readable(layer, access))
+    return where, params
 
 
 async def page(
@@ -142,19 +240,21 @@ async def page(
     limit: int,
     offset: int,
     counts: CountCache,
+    access: Access,
 ) -> Page:
-    """One page of features. A layer whose derived properties read other tables (the
-    communes' per-state breakdown) is kept per version of them all (work.cache), since its
-    page costs what those tables hold, not what it shows."""
+    """One page of features, as ``access`` may read them. A layer whose derived properties
+    read other tables (the communes' per-state breakdown) is kept per version of them all
+    (work.cache), since its page costs what those tables hold, not what it shows."""
     reads = {table for d in layer.derived for table in d.reads}
     cache = work.cache()
     if not reads or cache is None:
-        return await _page(conn, layer, filters, limit=limit, offset=offset, counts=counts)
+        return await _page(conn, layer, filters, limit, offset, counts, access)
+    reader = access.key if layer.restricted else None
     return await cache.get_or_compute(
         conn,
-        ("page", layer.name, filters.key(), limit, offset),
+        ("page", layer.name, filters.key(), reader, limit, offset),
         {layer.table, *reads},
-        lambda: _page(conn, layer, filters, limit=limit, offset=offset, counts=counts),
+        lambda: _page(conn, layer, filters, limit, offset, counts, access),
     )
 
 
@@ -162,14 +262,15 @@ async def _page(
     conn: AsyncConnection,
     layer: Layer,
     filters: Filters,
-    *,
     limit: int,
     offset: int,
     counts: CountCache,
+    access: Access,
 ) -> Page:
-    where, params = where_sql(layer, filters)
-    feature, joins = feature_sql(layer)
-    key = (layer.name, filters.key())
+    where, params = where_sql(layer, filters, access)
+    feature, joins = feature_sql(layer, access)
+    # what a filter matches may depend on the reader (see where_sql)
+    key = (layer.name, filters.key(), access.key if layer.restricted else None)
     cached = counts.get(key)
     params.update(layer=layer.name, limit=limit, offset=offset, known=cached[0] if cached else None)
     table = sql.Identifier(layer.table)
@@ -194,9 +295,11 @@ async def _page(
     return Page(text or "", returned, count)
 
 
-async def one(conn: AsyncConnection, layer: Layer, feature_id: int) -> tuple[str, str] | None:
+async def one(
+    conn: AsyncConnection, layer: Layer, feature_id: int, access: Access
+) -> tuple[str, str] | None:
     """One Feature as GeoJSON text, and its version (the ETag)."""
-    feature, joins = feature_sql(layer)
+    feature, joins = feature_sql(layer, access)
     cur = await conn.execute(
         sql.SQL("SELECT {}, {} FROM {} t {} WHERE t.id = %s").format(
             feature, ETAG_SQL, sql.Identifier(layer.table), joins
@@ -208,12 +311,23 @@ async def one(conn: AsyncConnection, layer: Layer, feature_id: int) -> tuple[str
 
 
 async def extents(conn: AsyncConnection, layers: list[Layer]) -> dict[str, list[float] | None]:
-    """Lon/lat bounding box per layer: planner estimate when statistics exist, else exact."""
+    """Lon/lat bounding box per layer: planner estimate when statistics exist, else exact.
+    A layer whose positions are members-only gives its communes' box: the corners of its own
+    would be coordinates of its outermost features."""
+
+    def source(layer: Layer) -> str:
+        ref = layer.commune_ref
+        return ref.table if layer.geometry_read == "members" and ref else layer.table
+
     parts = [
         sql.SQL(
-            "SELECT {name}, coalesce(ST_EstimatedExtent({name}, 'geom'), "
+            "SELECT {name}, coalesce(ST_EstimatedExtent({source}, 'geom'), "
             "(SELECT ST_Extent(geom) FROM {table}))::geometry"
-        ).format(name=sql.Literal(layer.table), table=sql.Identifier(layer.table))
+        ).format(
+            name=sql.Literal(layer.table),
+            source=sql.Literal(source(layer)),
+            table=sql.Identifier(source(layer)),
+        )
         for layer in layers
     ]
     cur = await conn.execute(

@@ -14,6 +14,11 @@ of the tile instead:
 each cell carries ``gc_count`` (features whose centre lies in it) and the most frequent value
 of each attribute with allowed values, so it takes the colour most of its features have.
 Grouping centres on a lon/lat grid costs far less than clipping every feature.
+
+Tiles follow the registry's read rules like every other read: a members-only property is left
+out (NULL in other communes' features), and a feature whose position is members-only is not
+in the tile at all, nor counted in a summary cell, unless it is of one of the reader's
+communes.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from collections.abc import Hashable
 
 from psycopg import AsyncConnection, sql
 
+from geo_comuna.accounts import Access
 from geo_comuna.errors import InvalidInput
-from geo_comuna.features.query import Filters, property_exprs, where_sql
+from geo_comuna.features.query import Filters, located_where, property_exprs
 from geo_comuna.layers import Layer
 
 EXTENT = 4096
@@ -44,8 +50,13 @@ def check_tile(z: int, x: int, y: int) -> None:
         raise InvalidInput(f"tile {z}/{x}/{y} does not exist: x and y must be in 0..{size - 1}")
 
 
-def _columns(layer: Layer, names: list[str]) -> sql.Composable:
-    exprs, _ = property_exprs(layer)
+def depends_on_reader(layer: Layer, names: list[str]) -> bool:
+    """Do tiles of ``layer`` carrying properties ``names`` differ from reader to reader?"""
+    return layer.geometry_read == "members" or any(layer.members_only(n) for n in names)
+
+
+def _columns(layer: Layer, names: list[str], access: Access) -> sql.Composable:
+    exprs, _ = property_exprs(layer, access)
     arrays = {d.name for d in layer.derived if d.type == "array"}
     dates = {a.name for a in layer.attributes if a.type == "date"}
     cols: list[sql.Composable] = [sql.SQL("t.id")]
@@ -58,12 +69,12 @@ def _columns(layer: Layer, names: list[str]) -> sql.Composable:
 
 
 async def _wants_summary(
-    conn: AsyncConnection, layer: Layer, z: int, x: int, y: int, filters: Filters
+    conn: AsyncConnection, layer: Layer, z: int, x: int, y: int, filters: Filters, access: Access
 ) -> bool:
     """Whether the tile is drawn as the summary grid: more than ``MAX_DETAIL`` features, or
     areas and lines whose median bounding-box width is under ``MIN_DETAIL_PX`` (the width
     comes from each geometry's cached box, not from its coordinates)."""
-    where, params = where_sql(layer, filters)
+    where, params = located_where(layer, filters, access)
     params.update(z=z, x=x, y=y, limit=MAX_DETAIL + 1)
     cur = await conn.execute(
         sql.SQL("""
@@ -84,13 +95,25 @@ async def _wants_summary(
 
 
 async def _summary_tile(
-    conn: AsyncConnection, layer: Layer, z: int, x: int, y: int, filters: Filters, names: list[str]
+    conn: AsyncConnection,
+    layer: Layer,
+    z: int,
+    x: int,
+    y: int,
+    filters: Filters,
+    names: list[str],
+    access: Access,
 ) -> bytes:
-    where, params = where_sql(layer, filters)
+    where, params = located_where(layer, filters, access)
+    # a cell mixes communes: a members-only value is summarised for admins only
+    themed = [
+        a
+        for a in layer.attributes
+        if a.domain is not None and a.name in names and (a.read == "public" or access.everywhere)
+    ]
     modes = [
         sql.SQL("mode() WITHIN GROUP (ORDER BY t.{c}) AS {c}").format(c=sql.Identifier(a.name))
-        for a in layer.attributes
-        if a.domain is not None and a.name in names
+        for a in themed
     ]
     params.update(z=z, x=x, y=y, name=layer.name, cell=360 / (1 << z) / CELLS)
     query = sql.SQL("""
@@ -122,9 +145,7 @@ async def _summary_tile(
     """).format(
         modes=sql.SQL("").join(sql.SQL(", ") + m for m in modes),
         names=sql.SQL("").join(
-            sql.SQL(", cells.{}").format(sql.Identifier(a.name))
-            for a in layer.attributes
-            if a.domain is not None and a.name in names
+            sql.SQL(", cells.{}").format(sql.Identifier(a.name)) for a in themed
         ),
         table=sql.Identifier(layer.table),
         where=where,
@@ -136,14 +157,22 @@ async def _summary_tile(
 
 
 async def tile(
-    conn: AsyncConnection, layer: Layer, z: int, x: int, y: int, filters: Filters, names: list[str]
+    conn: AsyncConnection,
+    layer: Layer,
+    z: int,
+    x: int,
+    y: int,
+    filters: Filters,
+    names: list[str],
+    access: Access,
 ) -> bytes:
-    """One tile (may be empty bytes) whose single MVT layer is named after ``layer``."""
+    """One tile (may be empty bytes) whose single MVT layer is named after ``layer``, as this
+    reader may read it."""
     check_tile(z, x, y)
-    if await _wants_summary(conn, layer, z, x, y, filters):
-        return await _summary_tile(conn, layer, z, x, y, filters, names)
-    where, params = where_sql(layer, filters)
-    _, joins = property_exprs(layer)
+    if await _wants_summary(conn, layer, z, x, y, filters, access):
+        return await _summary_tile(conn, layer, z, x, y, filters, names, access)
+    where, params = located_where(layer, filters, access)
+    _, joins = property_exprs(layer, access)
     params.update(z=z, x=x, y=y, name=layer.name, margin=BUFFER / EXTENT)
     query = sql.SQL("""
         WITH env AS (
@@ -162,7 +191,7 @@ async def tile(
     """).format(
         extent=sql.Literal(EXTENT),
         buffer=sql.Literal(BUFFER),
-        columns=_columns(layer, names),
+        columns=_columns(layer, names, access),
         table=sql.Identifier(layer.table),
         joins=joins,
         where=where,

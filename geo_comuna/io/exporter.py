@@ -8,6 +8,10 @@ them. Every file the importer reads back (io/importer.py): derived columns are t
 ignored. CSV text cells a spreadsheet would run as a formula go out as text (io/formulas.py).
 A file is written next to its destination and moved in place when complete, so a failed export
 never leaves half a file behind.
+
+An export holds what its reader may read (the registry's read rules, features/query.py): a
+members-only column is left out for a reader who may read it in no commune and empty in other
+communes' rows, and a members-only geometry is empty outside the reader's communes.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ import pyproj
 import shapely
 from psycopg import AsyncConnection, sql
 
+from geo_comuna.accounts import Access
 from geo_comuna.errors import InvalidInput, UnknownCRS, Unsupported
-from geo_comuna.features.query import Filters, property_exprs, where_sql
+from geo_comuna.features.query import Filters, geometry_sql, property_exprs, where_sql
 from geo_comuna.io.formats import FORMATS, GDAL_ERRORS, Format, get_format
 from geo_comuna.io.formulas import neutralise
 from geo_comuna.io.importer import parse_crs
@@ -130,16 +135,17 @@ def column_types(layer: Layer) -> dict[str, pa.DataType]:
 
 
 async def fetch(
-    conn: AsyncConnection, layer: Layer, commune_id: int | None
+    conn: AsyncConnection, layer: Layer, commune_id: int | None, access: Access
 ) -> tuple[list[str], list[tuple]]:
-    """The output properties and the WKB geometry (EPSG:4326) of every feature, in id order."""
-    exprs, joins = property_exprs(layer)
-    where, params = where_sql(layer, Filters(commune_id=commune_id))
+    """The output properties the reader gets and the WKB geometry (EPSG:4326) of every
+    feature, in id order."""
+    exprs, joins = property_exprs(layer, access)
+    where, params = where_sql(layer, Filters(commune_id=commune_id), access)
     columns = sql.SQL(", ").join(
         sql.SQL("{} AS {}").format(expr, sql.Identifier(name)) for name, expr in exprs
     )
-    query = sql.SQL("SELECT {}, ST_AsBinary(t.geom) FROM {} t {} WHERE {} ORDER BY t.id").format(
-        columns, sql.Identifier(layer.table), joins, where
+    query = sql.SQL("SELECT {}, ST_AsBinary({}) FROM {} t {} WHERE {} ORDER BY t.id").format(
+        columns, geometry_sql(layer, access), sql.Identifier(layer.table), joins, where
     )
     cur = await conn.execute(query, params)
     return [name for name, _ in exprs], await cur.fetchall()
@@ -247,14 +253,15 @@ async def export_layer(
     *,
     crs: str = "EPSG:4326",
     commune_id: int | None = None,
+    access: Access,
 ) -> ExportReport:
     """Write ``layer`` (only what belongs to ``commune_id`` when given: its features, the
-    commune itself, exchanges at either end) to a file in ``crs``. A directory gets
-    ``<layer><suffix>``. An empty selection writes a valid empty file."""
+    commune itself, exchanges at either end) to a file in ``crs``, as ``access`` may read it.
+    A directory gets ``<layer><suffix>``. An empty selection writes a valid empty file."""
     started = time.perf_counter()
     target_crs = check_crs(fmt, crs)
     target = output_path(path_or_dir, layer, fmt)
-    names, rows = await fetch(conn, layer, commune_id)
+    names, rows = await fetch(conn, layer, commune_id, access)
     query_s = time.perf_counter() - started
     # GDAL and PROJ work for seconds on big layers: off the event loop
     frame = await asyncio.to_thread(to_frame, layer, names, rows, fmt, target_crs)

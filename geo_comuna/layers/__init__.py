@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from geo_comuna.errors import NotFound
 from geo_comuna.layers import networks, production, territory
-from geo_comuna.layers.model import Attribute, Derived, Domain, Label, Layer, Reference
+from geo_comuna.layers.model import (
+    MIN_GROUP,
+    Aggregate,
+    Attribute,
+    Derived,
+    Domain,
+    Label,
+    Layer,
+    Measure,
+    Reference,
+)
 
 LAYERS: dict[str, Layer] = {
     layer.name: layer for layer in (*territory.LAYERS, *production.LAYERS, *networks.LAYERS)
@@ -18,4 +28,16 @@ def get_layer(name: str) -> Layer:
         raise NotFound(f"no collection named {name!r}; known: {', '.join(LAYERS)}") from None
 
 
-__all__ = ["LAYERS", "Attribute", "Derived", "Domain", "Label", "Layer", "Reference", "get_layer"]
+__all__ = [
+    "LAYERS",
+    "MIN_GROUP",
+    "Aggregate",
+    "Attribute",
+    "Derived",
+    "Domain",
+    "Label",
+    "Layer",
+    "Measure",
+    "Reference",
+    "get_layer",
+]

@@ -1,7 +1,14 @@
-"""The layer registry's vocabulary: Layer, Attribute, Domain, Reference, Derived.
+"""The layer registry's vocabulary: Layer, Attribute, Domain, Reference, Derived, Aggregate.
 
 Every layer is declared once (in territory.py, production.py, networks.py). Collection metadata,
-queryables, write validation, import mapping, export schema and map legends derive from it.
+queryables, write validation, import mapping, export schema, map legends and who may read what
+derive from it.
+
+Read rules: an attribute (``Attribute(read="members")``) or a layer's positions
+(``Layer(geometry_read="members")``) may be members-only: readable by the users bound to the
+feature's commune (any role) and by admins. Everyone else reads the feature without them, on
+every surface (items, exports, tiles, maps, reports, analyses), and sees the layer's
+``Aggregate`` instead where a map needs positions.
 """
 
 from __future__ import annotations
@@ -11,6 +18,13 @@ from typing import Literal
 
 AttrType = Literal["text", "integer", "number", "date", "boolean"]
 GeomType = Literal["Point", "LineString", "MultiPolygon"]
+#: who reads a value: anyone who may read at all, or only the feature's commune's own users
+#: and admins
+Read = Literal["public", "members"]
+
+#: a public figure drawn from members-only data (residents, positions) covers at least this
+#: many features: smaller groups are withheld, so no figure describes one or two homes
+MIN_GROUP = 3
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,7 @@ class Attribute:
     maximum: float | None = None
     max_length: int = 1000
     unit: str | None = None
+    read: Read = "public"
 
     def __post_init__(self) -> None:
         # integers are stored as PostgreSQL integer: a bigger value must be refused as a bad
@@ -90,6 +105,34 @@ class Derived:
 
 
 @dataclass(frozen=True)
+class Measure:
+    """One figure of an Aggregate: ``sql`` is an aggregate expression over alias ``t``."""
+
+    name: str
+    sql: str
+    title: Label
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """What everyone sees of a layer whose positions are members-only: per commune, one point
+    per value of ``by`` (inside the area its features cover) carrying ``count`` and
+    ``measures``.
+    Groups of fewer than MIN_GROUP features are withheld, and when only one group is, the next
+    smallest too, so that no group can be worked out from the commune's totals."""
+
+    by: str
+    title: Label
+    count: Measure
+    measures: tuple[Measure, ...] = ()
+
+    @property
+    def figures(self) -> tuple[Measure, ...]:
+        return (self.count, *self.measures)
+
+
+@dataclass(frozen=True)
 class Layer:
     """One table, one feature collection."""
 
@@ -104,6 +147,10 @@ class Layer:
     geometry_optional: bool = False
     #: key of the style in maps/styles.json
     style: str = field(default="")
+    #: who reads the positions (geometry); see the module's docstring
+    geometry_read: Read = "public"
+    #: what readers outside a commune see in place of members-only positions
+    aggregate: Aggregate | None = None
 
     @property
     def table(self) -> str:
@@ -118,6 +165,16 @@ class Layer:
 
     def reference(self, name: str) -> Reference | None:
         return next((r for r in self.references if r.name == name), None)
+
+    def members_only(self, name: str) -> bool:
+        """Is this attribute readable only by the feature's commune's users and admins?"""
+        attr = self.attribute(name)
+        return attr is not None and attr.read == "members"
+
+    @property
+    def restricted(self) -> bool:
+        """Does any read rule of this layer keep something from some readers?"""
+        return self.geometry_read == "members" or any(a.read == "members" for a in self.attributes)
 
     @property
     def property_names(self) -> list[str]:

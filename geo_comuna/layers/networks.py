@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from geo_comuna.layers.model import (
     LENGTH_M,
+    Aggregate,
     Attribute,
     Label,
     Layer,
+    Measure,
     commune_ref,
     domain,
 )
@@ -92,6 +94,7 @@ DWELLINGS = Layer(
             minimum=0,
             maximum=500,
             required=True,
+            read="members",  # a household's size
         ),
         Attribute("water", "text", Label("Agua", "Water"), domain=WATER, required=True),
         Attribute(
@@ -106,6 +109,37 @@ DWELLINGS = Layer(
     ),
     references=(commune_ref(),),
     style="dwellings",
+    # where a family lives: the commune's own users see each home, everyone else per sector
+    geometry_read="members",
+    aggregate=Aggregate(
+        by="sector",
+        title=Label("Viviendas por sector", "Dwellings by sector"),
+        count=Measure("dwellings", "count(*)", Label("Viviendas", "Dwellings")),
+        measures=(
+            Measure("residents", "sum(t.residents)", Label("Habitantes", "Residents")),
+            Measure(
+                "without_piped_water",
+                "count(*) FILTER (WHERE t.water <> 'piped')",
+                Label("Viviendas sin agua por tubería", "Homes without piped water"),
+            ),
+            Measure(
+                "without_piped_water_pct",
+                "round(100.0 * count(*) FILTER (WHERE t.water <> 'piped') / count(*), 1)",
+                Label("Sin agua por tubería (%)", "Without piped water (%)"),
+                unit="%",
+            ),
+            Measure(
+                "residents_without_piped_water",
+                "coalesce(sum(t.residents) FILTER (WHERE t.water <> 'piped'), 0)",
+                Label("Habitantes sin agua por tubería", "Residents without piped water"),
+            ),
+            Measure(
+                "without_formal_electricity",
+                "count(*) FILTER (WHERE t.electricity <> 'formal')",
+                Label("Viviendas sin electricidad formal", "Homes without formal electricity"),
+            ),
+        ),
+    ),
 )
 
 WATER_MAINS = Layer(

@@ -121,7 +121,7 @@ PARCELS = Layer(
         Attribute("tenure", "text", Label("Tenencia", "Tenure"), domain=TENURE, required=True),
         Attribute("land_use", "text", Label("Uso", "Land use"), domain=LAND_USE),
         Attribute("recovered_on", "date", Label("Recuperada el", "Recovered on")),
-        Attribute("notes", "text", Label("Notas", "Notes"), max_length=4000),
+        Attribute("notes", "text", Label("Notas", "Notes"), max_length=4000, read="members"),
     ),
     references=(commune_ref(),),
     derived=(AREA_HA,),

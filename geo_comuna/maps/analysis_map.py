@@ -5,6 +5,9 @@ The style names the property to colour by: numbers get graduated colours (quanti
 over the result, ``ramp``), other values categorical ones (``colors`` or the ``palette``).
 When the analysis is not installed, or fails, the map still opens (commune outline, state
 lines) with a clear message instead of the layer.
+
+An analysis of homes drawn for a reader outside the commune shows analysis/disclosure.py's
+public view: one point per sector, styled by the analysis' ``sectors`` entry in the style file.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from pydantic import BaseModel
 
+from geo_comuna.analysis import disclosure
 from geo_comuna.analysis.base import answer
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.errors import GeoComunaError, NotFound
@@ -61,9 +65,13 @@ async def analysis_map(
     await add_boundary(m, conn, page, styles, commune_id, legend)
     title = f"{info.name} — {analysis_title(name, styles, page.lang)}"
     features, note = await _features(conn, commune_id, name, params, page)
+    analysis = all_analyses().get(name)
+    sectors = analysis is not None and disclosure.hidden_from(analysis, commune_id, page.access)
     if features is not None:
+        if sectors:
+            note = page.t(*disclosure.PUBLIC_VIEW)
         if features:
-            spec, entries = analysis_spec(name, features, styles, page.lang)
+            spec, entries = analysis_spec(name, features, styles, page.lang, sectors=sectors)
             holder = Data.from_geojson(
                 json.dumps({"type": "FeatureCollection", "features": features}, default=str)
             )
@@ -93,6 +101,7 @@ async def _features(
         )
     try:
         result = await answer(analysis, conn, commune_id, params or analysis.params())
+        result = await disclosure.for_reader(conn, analysis, commune_id, result, page.access)
     except GeoComunaError as exc:
         return None, page.t(
             f"Análisis no disponible: {exc.message}", f"Analysis not available: {exc.message}"
@@ -120,10 +129,13 @@ def _colour_property(style: dict[str, Any], features: list[dict[str, Any]]) -> s
 
 
 def analysis_spec(
-    name: str, features: list[dict[str, Any]], styles: Styles, lang: str
+    name: str, features: list[dict[str, Any]], styles: Styles, lang: str, *, sectors: bool = False
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The runtime spec and the legend entries (colour, label) for an analysis result."""
+    """The runtime spec and the legend entries (colour, label) for an analysis result
+    (``sectors``: its public view, one point per sector)."""
     style = styles.analysis_style(name)
+    if sectors:
+        style = {**style, **style.get("sectors", {})}
     by = _colour_property(style, features)
     values = [(f.get("properties") or {}).get(by) for f in features] if by else []
     labels = style.get("labels", {})

@@ -1,6 +1,9 @@
 """The commune map: boundary and the state lines it crosses, parcels by tenure, greenhouses,
 production units, dwellings by water and by electricity, water mains, power lines, paths with
-stairways (step counts in tooltips) and facilities."""
+stairways (step counts in tooltips) and facilities.
+
+A reader outside the commune sees the dwellings per sector (the registry's Aggregate) instead
+of one point per home, and no members-only property (residents, notes)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from psycopg import AsyncConnection
 from geo_comuna.features.query import Filters
 from geo_comuna.layers import LAYERS
 from geo_comuna.maps import basemap, data
-from geo_comuna.maps.draw import add_layer, add_overlay, overlay_spec
+from geo_comuna.maps.draw import add_aggregate, add_layer, add_overlay, overlay_spec, shows_homes
 from geo_comuna.maps.page import Page, finish, new_map
 from geo_comuna.maps.styles import Styles
 
@@ -39,9 +42,15 @@ async def commune_map(
     await basemap.add_hillshade(m, conn, page, styles, info, legend)
     await add_boundary(m, conn, page, styles, commune_id, legend)
     filters = Filters(commune_id=commune_id)
+    notes = []
     for name in COMMUNE_LAYERS:
-        await add_layer(m, conn, page, styles, LAYERS[name], filters, legend)
-    return finish(m, page, legend, title=info.name, links=commune_links(page, info.code))
+        layer = LAYERS[name]
+        if shows_homes(layer, page, commune_id):
+            await add_layer(m, conn, page, styles, layer, filters, legend)
+        else:
+            notes.append(await add_aggregate(m, conn, page, styles, layer, commune_id, legend))
+    note = " ".join(n for n in notes if n) or None
+    return finish(m, page, legend, title=info.name, links=commune_links(page, info.code), note=note)
 
 
 async def add_boundary(
@@ -60,7 +69,11 @@ async def add_boundary(
         },
     )
     outline = await data.geojson(
-        conn, communes, Filters(commune_id=commune_id), styles.wanted_properties(communes)
+        conn,
+        communes,
+        Filters(commune_id=commune_id),
+        styles.wanted_properties(communes),
+        page.access,
     )
     title = styles.overlay("boundary").get("legend", {}).get(page.lang, "Commune")
     add_overlay(m, page, spec, title, outline, legend)

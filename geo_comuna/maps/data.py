@@ -3,7 +3,9 @@ so a feature's properties are the selected columns) or geobuf (ST_AsGeobuf) docu
 only passes the text or bytes on to the page.
 
 Properties come from ``features.query.property_exprs`` (the registry's references, attributes
-and derived values), restricted to what the style file says a map shows.
+and derived values), restricted to what the style file says a map shows and to what the page's
+reader may read: a feature whose position is members-only is drawn only for the users of its
+commune and admins (everyone else sees features/disclosure.py's groups instead).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
+from geo_comuna.accounts import Access
 from geo_comuna.errors import NotFound
-from geo_comuna.features.query import Filters, property_exprs, where_sql
+from geo_comuna.features.query import Filters, located_where, property_exprs
 from geo_comuna.layers import Layer
 
 #: lon/lat decimals in inline GeoJSON: 6 is ~0.1 m
@@ -52,11 +55,23 @@ async def commune_info(conn: AsyncConnection, commune_id: int) -> CommuneInfo:
     return CommuneInfo(row[0], row[1], row[2], row[3], tuple(row[4:8]))
 
 
+def readable_names(layer: Layer, names: list[str], access: Access) -> list[str]:
+    """The wanted properties the reader gets (members-only ones they may read nowhere go)."""
+    exprs, _ = property_exprs(layer, access)
+    given = {name for name, _ in exprs}
+    return [n for n in names if n in given]
+
+
 def _columns(
-    layer: Layer, names: list[str], *, scalar_only: bool = False, with_id: bool = True
+    layer: Layer,
+    names: list[str],
+    access: Access,
+    *,
+    scalar_only: bool = False,
+    with_id: bool = True,
 ) -> tuple[sql.Composable, sql.Composable]:
     """``t.id, <expr> AS name, ...`` for the wanted properties, and the joins they need."""
-    exprs, joins = property_exprs(layer)
+    exprs, joins = property_exprs(layer, access)
     arrays = {d.name for d in layer.derived if d.type == "array"}
     dates = {a.name for a in layer.attributes if a.type == "date"}
     cols: list[sql.Composable] = [sql.SQL("t.id")] if with_id else []
@@ -69,8 +84,8 @@ def _columns(
     return sql.SQL(", ").join(cols), joins
 
 
-async def count(conn: AsyncConnection, layer: Layer, filters: Filters) -> int:
-    where, params = where_sql(layer, filters)
+async def count(conn: AsyncConnection, layer: Layer, filters: Filters, access: Access) -> int:
+    where, params = located_where(layer, filters, access)
     cur = await conn.execute(
         sql.SQL("SELECT count(*) FROM {} t WHERE {}").format(sql.Identifier(layer.table), where),
         params,
@@ -78,10 +93,12 @@ async def count(conn: AsyncConnection, layer: Layer, filters: Filters) -> int:
     return (await cur.fetchone())[0]
 
 
-async def geojson(conn: AsyncConnection, layer: Layer, filters: Filters, names: list[str]) -> str:
+async def geojson(
+    conn: AsyncConnection, layer: Layer, filters: Filters, names: list[str], access: Access
+) -> str:
     """A FeatureCollection (text) of the layer's features with the named properties."""
-    where, params = where_sql(layer, filters)
-    columns, joins = _columns(layer, names)
+    where, params = located_where(layer, filters, access)
+    columns, joins = _columns(layer, names, access)
     query = sql.SQL("""
         SELECT '{{"type":"FeatureCollection","features":['
                || coalesce(string_agg(ST_AsGeoJSON(q.*, 'geom', {decimals}), ',' ORDER BY q.id),
@@ -103,13 +120,14 @@ async def geobuf(
     layer: Layer,
     filters: Filters,
     names: list[str],
+    access: Access,
     *,
     quantum: float = QUANTUM_DEG,
 ) -> bytes:
     """The layer's features as geobuf (bytes), simplified and snapped to ``quantum`` degrees:
     what a standalone file carries for a layer too big to inline as GeoJSON."""
-    where, params = where_sql(layer, filters)
-    columns, joins = _columns(layer, names, scalar_only=True, with_id=False)
+    where, params = located_where(layer, filters, access)
+    columns, joins = _columns(layer, names, access, scalar_only=True, with_id=False)
     params["quantum"] = quantum
     query = sql.SQL("""
         SELECT ST_AsGeobuf(q, 'geom') FROM (
@@ -154,8 +172,8 @@ async def state_communes(conn: AsyncConnection, tolerance: float = 0.005) -> str
 async def value_range(
     conn: AsyncConnection, layer: Layer, attribute: str
 ) -> tuple[float, float] | None:
-    """Smallest and largest value of a numeric attribute (for line widths)."""
-    if layer.attribute(attribute) is None:
+    """Smallest and largest value of a public numeric attribute (for line widths)."""
+    if layer.attribute(attribute) is None or layer.members_only(attribute):
         return None
     cur = await conn.execute(
         sql.SQL("SELECT min({a}), max({a}) FROM {t}").format(

@@ -15,13 +15,14 @@ from urllib.parse import urlencode
 import folium
 from psycopg import AsyncConnection
 
+from geo_comuna.features import disclosure
 from geo_comuna.features.query import Filters
-from geo_comuna.layers import Layer
+from geo_comuna.layers import MIN_GROUP, Layer
 from geo_comuna.maps import data
 from geo_comuna.maps.elements import Data, ThemedLayer, js, legend_section, theme_legend
 from geo_comuna.maps.overview import Overview, overview
 from geo_comuna.maps.page import Page
-from geo_comuna.maps.styles import Styles
+from geo_comuna.maps.styles import FALLBACK_COLOUR, Styles
 
 #: the runtime's fill opacity when the style file gives none (static/geo_comuna_maps.js)
 DEFAULT_FILL_OPACITY = 0.6
@@ -41,13 +42,16 @@ async def add_layer(
     filters: Filters,
     legend: list[str],
 ) -> int:
-    """Every theme of ``layer`` as a map layer with its legend section; the feature count."""
-    themes = styles.themes(layer)
-    n = await data.count(conn, layer, filters)
-    names = styles.wanted_properties(layer)
+    """Every theme of ``layer`` as a map layer with its legend section; the feature count.
+    Only what the page's reader may read: members-only properties they may read nowhere are
+    neither fetched nor shown, nor are themes coloured by them."""
+    access = page.access
+    names = data.readable_names(layer, styles.wanted_properties(layer), access)
+    themes = [t for t in styles.themes(layer) if t.by in names]
+    n = await data.count(conn, layer, filters, access)
     if n <= page.tile_threshold:
         kind = "geojson"
-        holder = Data.from_geojson(await data.geojson(conn, layer, filters, names))
+        holder = Data.from_geojson(await data.geojson(conn, layer, filters, names, access))
         holder.add_to(m)
         source = holder.get_name()
     elif page.standalone:
@@ -55,7 +59,7 @@ async def add_layer(
         names = [t.by for t in themes]
         kind = "sliced"
         big = n > page.overview_threshold and layer.geometry_type != "Point"
-        blob = await data.geobuf(conn, layer, filters, names)
+        blob = await data.geobuf(conn, layer, filters, names, access)
         holder = Data.from_geobuf(blob, lazy=big)
         holder.add_to(m)
         source = holder.get_name()
@@ -76,7 +80,8 @@ async def add_layer(
                     for t in themes
                 }
     else:
-        names = styles.slim_properties(layer)  # what /tiles/ carries
+        # what /tiles/ carries (for the reader who fetches them)
+        names = data.readable_names(layer, styles.slim_properties(layer), access)
         kind = "tiles"
         query = {"v": await data.layer_version(conn, layer)}
         if filters.commune_id is not None:
@@ -86,14 +91,91 @@ async def add_layer(
         page.uses_tiles = True
     for theme in themes:
         spec = styles.spec(theme, page.lang)
-        if kind != "geojson":
-            spec["fields"]["popup"] = [f for f in spec["fields"]["popup"] if f["name"] in names]
+        for which in ("tooltip", "popup"):
+            spec["fields"][which] = [f for f in spec["fields"][which] if f["name"] in names]
         name = f"{styles.legend_title(theme, page.lang)} ({count_label(n, page.lang)})"
         ThemedLayer(
             name, spec, kind, sources[theme.by] if kind == "overview" else source, show=theme.show
         ).add_to(m)
         legend.append(theme_legend(styles, theme, page.lang, shown=theme.show))
     return n
+
+
+def shows_homes(layer: Layer, page: Page, commune_id: int) -> bool:
+    """Does the page draw each feature of ``layer`` in this commune? Not where its positions
+    are members-only and the page's reader is not one of the commune's (or an admin)."""
+    return layer.geometry_read == "public" or page.access.member_of(commune_id)
+
+
+async def add_aggregate(
+    m: folium.Map,
+    conn: AsyncConnection,
+    page: Page,
+    styles: Styles,
+    layer: Layer,
+    commune_id: int,
+    legend: list[str],
+) -> str | None:
+    """The layer's public groups (features/disclosure.py) in place of its features, coloured
+    by the figure the style file names; the message to show on the map, if any."""
+    aggregate = layer.aggregate
+    if aggregate is None:  # no public form: members-only positions are simply not drawn
+        return None
+    found = await disclosure.groups(conn, layer, commune_id)
+    style = styles.layer_style(layer).get("aggregate", {})
+    labels = {f.name: f.title.get(page.lang) for f in aggregate.figures}
+    labels[aggregate.by] = styles.field_label(layer, aggregate.by, page.lang)
+
+    def fields(names: list[str]) -> list[dict[str, Any]]:
+        return [{"name": n, "label": labels[n]} for n in names if n in labels]
+
+    ramp, breaks = style.get("ramp", [FALLBACK_COLOUR]), style.get("breaks", [])
+    title = aggregate.title.get(page.lang)
+    spec: dict[str, Any] = {
+        "id": f"{layer.name}-{aggregate.by}",
+        "layer": layer.name,
+        "lang": page.lang,
+        "title": title,
+        "geometry": "Point",
+        "by": style.get("by"),
+        "colors": {},
+        "ramp": ramp,
+        "breaks": breaks,
+        "fallback": FALLBACK_COLOUR,
+        "fields": {
+            "tooltip": fields(style.get("tooltip", [aggregate.by])),
+            "popup": fields(style.get("popup", list(labels))),
+        },
+    }
+    for key in ("stroke", "fill_opacity", "radius"):
+        if key in style:
+            spec[key] = style[key]
+    holder = Data.from_geojson(found.collection)
+    holder.add_to(m)
+    ThemedLayer(
+        f"{title} ({count_label(found.shown, page.lang)})", spec, "geojson", holder.get_name()
+    ).add_to(m)
+    unit = next((f.unit for f in aggregate.figures if f.name == spec["by"]), None) or ""
+    entries = []
+    for i, upper in enumerate(breaks):
+        lower = "" if i == 0 else f"{breaks[i - 1]}–"
+        entries.append((ramp[min(i, len(ramp) - 1)], f"{lower}{upper} {unit}".strip()))
+    heading = f"{title} — {labels.get(spec['by'], '')}".rstrip(" —")
+    legend.append(legend_section(spec["id"], heading, entries, "Point", shown=True))
+    note = page.t(
+        f"{layer.title.get('es')}: por {labels[aggregate.by].lower()}; cada una, con sus "
+        "habitantes, solo la ven los usuarios de la comuna.",
+        f"{layer.title.get('en')}: by {labels[aggregate.by].lower()}; each one, with its "
+        "residents, is shown to the commune's own users only.",
+    )
+    if found.withheld:
+        note += " " + page.t(
+            f"No se muestran {found.withheld} grupo(s): los de menos de {MIN_GROUP} y, si es "
+            "uno solo, también el menor de los demás.",
+            f"{found.withheld} group(s) not shown: those under {MIN_GROUP}, and when that is "
+            "one, the next smallest too.",
+        )
+    return note
 
 
 async def overview_of(
@@ -107,6 +189,7 @@ async def overview_of(
         layer,
         filters,
         {by: s["colors"] for by, s in specs.items()},
+        page.access,
         fallback=first["fallback"],
         opacity=first.get("fill_opacity", DEFAULT_FILL_OPACITY),
     )

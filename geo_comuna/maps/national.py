@@ -1,6 +1,7 @@
 """The national overview: states shaded by how many communes they hold, every commune by
 status (outline and a marker visible at country scale), and the exchange network between
-communes as lines whose width grows with the monthly volume."""
+communes as lines whose width grows with the monthly volume. It shows no dwellings: a
+commune's families and population are its registry record, the same for every reader."""
 
 from __future__ import annotations
 
@@ -118,9 +119,11 @@ async def _add_exchanges(
     style = styles.layer_style(exchanges)
     width = style.get("width_by")
     span = await data.value_range(conn, exchanges, width["attribute"]) if width else None
-    n = await data.count(conn, exchanges, Filters())
+    n = await data.count(conn, exchanges, Filters(), page.access)
     holder = Data.from_geojson(
-        await data.geojson(conn, exchanges, Filters(), styles.wanted_properties(exchanges))
+        await data.geojson(
+            conn, exchanges, Filters(), styles.wanted_properties(exchanges), page.access
+        )
     )
     holder.add_to(m)
     for theme in styles.themes(exchanges):

@@ -26,7 +26,8 @@ from rasterio.io import MemoryFile
 from rasterio.transform import from_bounds
 
 from geo_comuna import gdal
-from geo_comuna.features.query import Filters, where_sql
+from geo_comuna.accounts import Access
+from geo_comuna.features.query import Filters, located_where
 from geo_comuna.features.tiles import MIN_DETAIL_PX
 from geo_comuna.layers import Layer
 
@@ -74,13 +75,14 @@ async def overview(
     layer: Layer,
     filters: Filters,
     themes: dict[str, dict[str, str]],
+    access: Access,
     *,
     fallback: str,
     opacity: float,
 ) -> Overview | None:
-    """Pictures of ``layer`` coloured by each theme (attribute -> {value: colour}); None when
-    the layer has nothing to draw."""
-    where, params = where_sql(layer, filters)
+    """Pictures of ``layer`` coloured by each theme (attribute -> {value: colour}), of the
+    features whose position ``access`` may read; None when there is nothing to draw."""
+    where, params = located_where(layer, filters, access)
     cur = await conn.execute(
         sql.SQL("""
         SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e),

@@ -15,6 +15,7 @@ from typing import Literal
 import folium
 from markupsafe import escape
 
+from geo_comuna.accounts import PUBLIC, Access
 from geo_comuna.maps import assets
 from geo_comuna.maps.elements import Done, Legend, Note, raw_html
 from geo_comuna.maps.styles import Styles
@@ -37,6 +38,8 @@ class Page:
     tile_url: str | None = None
     tile_threshold: int = TILE_THRESHOLD
     overview_threshold: int = OVERVIEW_THRESHOLD
+    #: who the page is for: which communes' members-only data it may show (none by default)
+    access: Access = PUBLIC
     #: filled while building: which libraries the page needs
     uses_tiles: bool = field(default=False)
     uses_geobuf: bool = field(default=False)

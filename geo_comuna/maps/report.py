@@ -4,6 +4,10 @@ print styles. Served, it embeds the maps as <iframe>s of the app's embed pages; 
 it is one file with every map inlined (iframe srcdoc of the standalone pages).
 
 Every value reaches the HTML through Jinja2 with autoescaping on.
+
+For a reader outside the commune the figures of residents (a members-only property) are shown
+only for groups of at least MIN_GROUP homes (features/disclosure.py's rule; "—" otherwise),
+analyses of homes are summarised per sector, and the maps are those the reader would see.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from geo_comuna.accounts import Access
+from geo_comuna.analysis import disclosure as analysis_disclosure
 from geo_comuna.analysis.base import answer
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.errors import GeoComunaError, NotFound
-from geo_comuna.features import breakdown
+from geo_comuna.features import breakdown, disclosure
 from geo_comuna.layers import LAYERS
 from geo_comuna.maps import data
 from geo_comuna.maps.analysis_map import analysis_map, analysis_title
@@ -134,7 +140,7 @@ def _scalars(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]
 
 
 async def _analysis_summaries(
-    conn: AsyncConnection, commune_id: int, lang: str, styles: Styles
+    conn: AsyncConnection, commune_id: int, lang: str, styles: Styles, access: Access
 ) -> list[dict[str, Any]]:
     out = []
     installed = all_analyses()
@@ -145,6 +151,9 @@ async def _analysis_summaries(
         entry: dict[str, Any] = {"name": name, "title": analysis_title(name, styles, lang)}
         try:
             result = await answer(analysis, conn, commune_id, analysis.params())
+            result = await analysis_disclosure.for_reader(
+                conn, analysis, commune_id, result, access
+            )
             entry["summary"] = _scalars(result.summary)
         except GeoComunaError as exc:
             entry["error"] = exc.message
@@ -174,12 +183,12 @@ async def report(
     commune["status_label"] = styles.value_label(
         communes.attribute("status").domain, commune["status"], lang
     )
-    rows = await breakdown.communes(conn, [commune_id])
+    rows = await breakdown.communes(conn, [commune_id], page.access)
     parcels = LAYERS["parcels"]
     tenure = await data.tenure_summary(conn, commune_id)
     for row in tenure:
         row["label"] = styles.value_label(parcels.attribute("tenure").domain, row["tenure"], lang)
-    utilities = await _utilities(conn, commune_id, lang, styles)
+    utilities = await _utilities(conn, commune_id, lang, styles, page.access)
     code = quote(commune["code"], safe="")
     maps = [await _map_frame(conn, commune_id, None, t["commune_map"], page, styles)]
     for name in REPORT_ANALYSES:
@@ -210,7 +219,7 @@ async def report(
             tenure=tenure,
             dwellings_total=sum(r["dwellings"] for r in utilities[0]["rows"]) if utilities else 0,
             utilities=utilities,
-            analyses=await _analysis_summaries(conn, commune_id, lang, styles),
+            analyses=await _analysis_summaries(conn, commune_id, lang, styles, page.access),
             maps=maps,
             links=links,
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -218,13 +227,21 @@ async def report(
     )
 
 
+def _withhold_residents(rows: list[dict[str, Any]], commune_id: int, access: Access) -> None:
+    """Residents of groups of homes (``dwellings`` each) set to None where a reader outside
+    the commune may not see them (features/disclosure.py's rule)."""
+    if LAYERS["dwellings"].members_only("residents") and not access.member_of(commune_id):
+        disclosure.withhold(rows, "dwellings", ["residents"])
+
+
 async def _utilities(
-    conn: AsyncConnection, commune_id: int, lang: str, styles: Styles
+    conn: AsyncConnection, commune_id: int, lang: str, styles: Styles, access: Access
 ) -> list[dict[str, Any]]:
     dwellings = LAYERS["dwellings"]
     summary = await data.utility_summary(conn, commune_id)
     out = []
     for column, rows in summary.items():
+        _withhold_residents(rows, commune_id, access)
         attr = dwellings.attribute(column)
         total = sum(r["dwellings"] for r in rows) or 1
         for r in rows:
@@ -249,6 +266,7 @@ async def _map_frame(
             standalone=True,
             base=page.base,
             tile_threshold=page.tile_threshold,
+            access=page.access,
         )
         html = (
             await commune_map(conn, commune_id, inner, styles)

@@ -286,7 +286,22 @@ class Styles:
                 out.append(f"layers.{key}.width_by must name a numeric attribute")
         if "stroke" in style and "color" in style["stroke"]:
             out += _colour_problems(f"layers.{key}.stroke", [style["stroke"]["color"]])
+        if "aggregate" in style:
+            out += _aggregate_problems(layer, key, style["aggregate"])
         return out
+
+
+def _aggregate_problems(layer: Layer, key: str, style: dict[str, Any]) -> list[str]:
+    """The style of a layer's public groups names only the registry's figures of them."""
+    if layer.aggregate is None:
+        return [f"layers.{key}.aggregate: {layer.name} has no aggregate in the registry"]
+    known = {layer.aggregate.by} | {m.name for m in layer.aggregate.figures}
+    named = [style.get("by"), *style.get("tooltip", []), *style.get("popup", [])]
+    unknown = [n for n in named if n is not None and n not in known]
+    out = (
+        [f"layers.{key}.aggregate names figures the registry has not: {unknown}"] if unknown else []
+    )
+    return out + _colour_problems(f"layers.{key}.aggregate", style.get("ramp", []))
 
 
 def _colour_problems(where: str, colours: Any) -> list[str]:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from psycopg import AsyncConnection
 
+from geo_comuna.accounts import EVERYWHERE
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.features.query import resolve_commune
 from geo_comuna.maps.analysis_map import analysis_map
@@ -169,11 +170,16 @@ async def test_tiles_of_a_version_are_cached_for_long(
 
 async def test_big_layers_use_tiles_or_geobuf(conn: AsyncConnection) -> None:
     commune_id = await resolve_commune(conn, "5-DE-MARZO")
-    served = await commune_map(conn, commune_id, Page(tile_threshold=100))
+    served = await commune_map(conn, commune_id, Page(tile_threshold=100, access=EVERYWHERE))
     assert "/tiles/dwellings/{z}/{x}/{y}.pbf?v=" in served
     assert "Leaflet.VectorGrid.bundled.min.js" in served
-    standalone = await commune_map(conn, commune_id, Page(tile_threshold=100, standalone=True))
+    standalone = await commune_map(
+        conn, commune_id, Page(tile_threshold=100, standalone=True, access=EVERYWHERE)
+    )
     assert "GeoComuna.geobuf(" in standalone and "/tiles/dwellings" not in standalone
+    # everyone else gets the dwellings per sector, never their tiles
+    public = await commune_map(conn, commune_id, Page(tile_threshold=100))
+    assert "Viviendas por sector" in public and "/tiles/dwellings" not in public
 
 
 async def test_report(client: httpx.AsyncClient) -> None:

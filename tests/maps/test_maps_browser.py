@@ -1,11 +1,17 @@
 """Maps and the report in a real headless Chromium (Debian's /usr/bin/chromium, driven by
 Playwright) against a real uvicorn server on the committed test database: no console errors,
 the expected layers and legend, features drawn; screenshots in tests/artifacts/maps/. The
-standalone file is opened with the network cut off. A missing Chromium fails, never skips."""
+standalone file is opened with the network cut off. A missing Chromium fails, never skips.
+
+A "member" browser sends the token of a viewer of 5 de Marzo and El Maizal with every request
+(tiles too) and sees each home; the plain browser is anonymous and sees them per sector."""
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +20,7 @@ import psycopg
 import pytest
 from harness import READY_JS, launch, offline, open_map, other_site, serve, watch
 
+from geo_comuna import accounts
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api.app import create_app
 from geo_comuna.settings import Settings
@@ -57,6 +64,38 @@ def page(browser: Any) -> Iterator[Any]:
     context.close()
 
 
+def add_member(conninfo: str) -> dict[str, str]:
+    """A viewer of 5 de Marzo and El Maizal, committed; the header that carries its token."""
+
+    async def add() -> str:
+        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        try:
+            name = f"browser-{secrets.token_hex(4)}"
+            _, token = await accounts.add_user(conn, name, "viewer", ["5-DE-MARZO", "EL-MAIZAL"])
+            return token
+        finally:
+            await conn.close()
+
+    # Playwright's sync API keeps an event loop on this thread: work on another one
+    with ThreadPoolExecutor(1) as pool:
+        token = pool.submit(asyncio.run, add()).result()
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def member_headers(db_conninfo: str) -> dict[str, str]:
+    return add_member(db_conninfo)
+
+
+@pytest.fixture
+def member(browser: Any, member_headers: dict[str, str]) -> Iterator[Any]:
+    """A tab whose every request carries a member's token."""
+    context = browser.new_context(viewport=VIEWPORT, extra_http_headers=member_headers)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
 def check(visit: Any, *, layers: list[str], legend: list[str]) -> None:
     assert visit.errors == [], visit.errors
     assert visit.failed == [], visit.failed
@@ -90,7 +129,8 @@ COMMUNE_LEGEND = [
 ]
 
 
-def test_commune_map_5_de_marzo(page: Any, server: str) -> None:
+def test_commune_map_5_de_marzo(member: Any, server: str) -> None:
+    page = member
     visit = open_map(
         page,
         f"{server}/maps/communes/5-DE-MARZO",
@@ -119,7 +159,40 @@ def test_commune_map_5_de_marzo(page: Any, server: str) -> None:
     )
 
 
-def test_commune_map_el_maizal_in_english(page: Any, server: str) -> None:
+def test_public_commune_map_shows_homes_per_sector(
+    page: Any, server: str, db_conninfo: str
+) -> None:
+    with psycopg.connect(db_conninfo) as conn:
+        sectors = conn.execute(
+            "SELECT count(DISTINCT d.sector) FROM dwellings d JOIN communes c "
+            "ON c.id = d.commune_id WHERE c.code = '5-DE-MARZO'"
+        ).fetchone()[0]
+    visit = open_map(
+        page,
+        f"{server}/maps/communes/5-DE-MARZO?lang=en",
+        screenshot=ARTIFACTS / "commune-5-de-marzo-public-en.png",
+    )
+    check(
+        visit,
+        layers=["Dwellings by sector", "Parcels by tenure", "Roads, footpaths and stairways"],
+        legend=["dwellings-sector", "parcels-tenure"],
+    )
+    assert not any(label.startswith("Dwellings by water") for label in visit.state["layers"])
+    assert visit.state["drawn"]["dwellings-sector"] == sectors
+    assert "commune's own users only" in visit.state["note"]
+    text = page.evaluate("""() => {
+        for (const l of Object.values(window)) {
+            if (l && l.gcId === 'dwellings-sector') {
+                l.getLayers()[0].openPopup();
+                return document.querySelector('.leaflet-popup-content').textContent;
+            }
+        }
+    }""")
+    assert "Homes without piped water" in text and "Residents" in text
+
+
+def test_commune_map_el_maizal_in_english(member: Any, server: str) -> None:
+    page = member
     visit = open_map(
         page,
         f"{server}/maps/communes/EL-MAIZAL?lang=en",
@@ -215,7 +288,8 @@ def test_analysis_map(page: Any, server: str, name: str) -> None:
         assert "Analysis not available" in visit.state["note"]
 
 
-def test_big_layers_from_vector_tiles(page: Any, tiled_server: str) -> None:
+def test_big_layers_from_vector_tiles(member: Any, tiled_server: str) -> None:
+    page = member  # the browser sends the token with each tile request too
     visit = open_map(
         page,
         f"{tiled_server}/maps/communes/EL-MAIZAL?lang=en",
@@ -247,9 +321,14 @@ def test_report(page: Any, server: str) -> None:
     assert page.locator(".actions").is_hidden()
 
 
-def test_standalone_works_with_the_network_cut(browser: Any, server: str, tmp_path: Path) -> None:
+def test_standalone_works_with_the_network_cut(
+    browser: Any, server: str, tmp_path: Path, member_headers: dict[str, str]
+) -> None:
     html = httpx.get(
-        f"{server}/maps/communes/EL-MAIZAL", params={"standalone": "true", "lang": "en"}, timeout=60
+        f"{server}/maps/communes/EL-MAIZAL",
+        params={"standalone": "true", "lang": "en"},
+        headers=member_headers,
+        timeout=60,
     ).text
     path = tmp_path / "el-maizal.html"
     path.write_text(html, encoding="utf-8")
@@ -265,10 +344,15 @@ def test_standalone_works_with_the_network_cut(browser: Any, server: str, tmp_pa
     context.close()
 
 
-def test_standalone_big_layers_offline(browser: Any, tiled_server: str, tmp_path: Path) -> None:
+def test_standalone_big_layers_offline(
+    browser: Any, tiled_server: str, tmp_path: Path, member_headers: dict[str, str]
+) -> None:
     """Past the threshold a standalone file carries geobuf, tiled in the browser."""
     html = httpx.get(
-        f"{tiled_server}/maps/communes/5-DE-MARZO", params={"standalone": "true"}, timeout=60
+        f"{tiled_server}/maps/communes/5-DE-MARZO",
+        params={"standalone": "true"},
+        headers=member_headers,
+        timeout=60,
     ).text
     assert "GeoComuna.geobuf(" in html
     path = tmp_path / "5-de-marzo.html"
@@ -293,7 +377,8 @@ def test_no_script_runs_from_feature_properties(
             (SCRIPT, IMG),
         )
         conn.execute("UPDATE communes SET name = %s WHERE code = 'EL-MAIZAL'", (IMG,))
-    context = browser.new_context(viewport=VIEWPORT)
+    # notes are for the commune's own users
+    context = browser.new_context(viewport=VIEWPORT, extra_http_headers=add_member(own_db))
     tab = context.new_page()
     dialogs: list[str] = []
     tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -323,9 +408,6 @@ def test_standalone_very_big_layers_show_a_picture_offline(
 ) -> None:
     """Past the overview threshold a standalone file shows a pre-drawn picture at once and
     the features themselves once zoomed in."""
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
     from psycopg import AsyncConnection
 
     from geo_comuna.features.query import resolve_commune

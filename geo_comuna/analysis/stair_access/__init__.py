@@ -20,11 +20,12 @@ from psycopg import AsyncConnection
 
 from geo_comuna import work
 from geo_comuna.analysis import network, registry
-from geo_comuna.analysis.base import Analysis, Result
+from geo_comuna.analysis.base import Analysis, FeaturesOf, Result
 from geo_comuna.analysis.stair_access import places, report
 from geo_comuna.analysis.stair_access.legs import MEASURES, segment_legs, tobler_mps
 from geo_comuna.analysis.stair_access.params import Params
 from geo_comuna.analysis.stair_access.walks import Walks, walk_all
+from geo_comuna.layers import LAYERS
 
 __all__ = ["MEASURES", "Params", "Walks", "run", "segment_legs", "tobler_mps", "walk_all"]
 
@@ -84,5 +85,6 @@ registry.register(
         params=Params,
         run=run,
         reads=("dwellings", "paths", "facilities", "communes", "dems"),
+        features_of=FeaturesOf(LAYERS["dwellings"]),
     )
 )

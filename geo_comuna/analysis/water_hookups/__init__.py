@@ -18,7 +18,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna import work
 from geo_comuna.analysis import network, registry
-from geo_comuna.analysis.base import Analysis, Result
+from geo_comuna.analysis.base import Analysis, FeaturesOf, Result
 from geo_comuna.analysis.water_hookups import report
 from geo_comuna.analysis.water_hookups.params import Params
 from geo_comuna.analysis.water_hookups.pipes import (
@@ -35,6 +35,7 @@ from geo_comuna.analysis.water_hookups.projects import (
     source_tree,
 )
 from geo_comuna.analysis.water_hookups.ranking import choose, rank_all, rank_projects
+from geo_comuna.layers import LAYERS
 
 __all__ = [
     "Params",
@@ -91,5 +92,6 @@ registry.register(
         params=Params,
         run=run,
         reads=("dwellings", "water_mains", "paths", "communes", "dems"),
+        features_of=FeaturesOf(LAYERS["dwellings"]),
     )
 )
