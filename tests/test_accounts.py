@@ -16,7 +16,7 @@ from geo_comuna.errors import InvalidInput, NotFound
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
-from tests.factories import feature
+from tests.factories import MAIZAL, feature
 from tests.live import CLI, clean_env
 
 pytestmark = pytest.mark.anyio
@@ -26,7 +26,7 @@ NOW = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)
 async def write(conn: AsyncConnection, settings: Settings, token: str) -> httpx.Response:
     async with api_client(conn, settings, token) as c:
         return await c.post(
-            "/collections/parcels/items", json=feature(LAYERS["parcels"], commune="EL-MAIZAL")
+            "/collections/parcels/items", json=feature(LAYERS["parcels"], "EL-MAIZAL", *MAIZAL)
         )
 
 

@@ -338,7 +338,12 @@ async def test_csv_cells_never_run_as_formulas(
     before = await stored(conn, LAYERS["parcels"], maizal)
 
     report = await export_layer(
-        conn, LAYERS["parcels"], tmp_path / "p.csv", FORMATS["csv"], commune_id=maizal
+        conn,
+        LAYERS["parcels"],
+        tmp_path / "p.csv",
+        FORMATS["csv"],
+        commune_id=maizal,
+        access=EVERYWHERE,
     )
     with open(report.file, newline="", encoding="utf-8") as fh:
         cells = list(csv.DictReader(fh))

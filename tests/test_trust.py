@@ -250,7 +250,7 @@ async def test_required_if_match_refuses_blind_changes(own_db: str, settings: Se
             before = await c.get(url)
 
             async def put(n: int, **extra: str) -> httpx.Response:
-                body = feature(PARCELS, commune="EL-MAIZAL", notes=f"PUT {n}")
+                body = feature(PARCELS, "EL-MAIZAL", *MAIZAL, notes=f"PUT {n}")
                 return await c.put(url, json=body, headers=extra)
 
             blind = await asyncio.gather(*(put(n) for n in range(20)))
