@@ -171,7 +171,9 @@ def test_reads_stay_quick_while_a_hostile_write_and_heavy_analyses_run(
                     codes = []
                     while not stop.is_set():
                         for name in ("stair-access", "water-hookups"):
-                            r = await http.get(f"/communes/5-DE-MARZO/analyses/{name}")
+                            r = await http.get(
+                                f"/communes/5-DE-MARZO/analyses/{name}", headers=auth
+                            )
                             codes.append(r.status_code)
                     return codes
 

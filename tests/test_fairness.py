@@ -122,8 +122,11 @@ def test_single_reads_stay_quick_while_twenty_clients_loop_heavy_analyses(
     own_db: str, tmp_path: Path
 ) -> None:
     """A real server with its default limits: twenty anonymous clients loop over an analysis
-    (their bucket empties: 429s; at most Settings.heavy_requests run at once) while one client
-    reads single items with its own token. Its p95 stays under 200 ms."""
+    while one client reads single items with its own token; its p95 stays under 200 ms. The
+    loopers' bucket empties (429s), they wait as Retry-After says, and at most
+    Settings.heavy_requests analyses run at once, each on the CPU workers: the heavy work
+    itself does not starve cheap reads. (Clients that ignore 429 cost the server only the
+    refusal; on this 2-CPU machine they also take a core for themselves in the test.)"""
     token = add_user(own_db, "reader", "viewer")
     with serving(own_db, tmp_path / "serve.log") as (_, base):
         with httpx.Client(base_url=base, timeout=60) as warm:
@@ -139,6 +142,8 @@ def test_single_reads_stay_quick_while_twenty_clients_loop_heavy_analyses(
                     while not stop.is_set():
                         r = await http.get("/communes/5-DE-MARZO/analyses/stair-access")
                         codes.append(r.status_code)
+                        if r.status_code in (429, 503):
+                            await asyncio.sleep(float(r.headers["retry-after"]))
                     return codes
 
                 async def read() -> list[float]:
