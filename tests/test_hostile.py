@@ -795,3 +795,18 @@ async def test_script_injection_is_escaped_in_maps_and_reports(
         assert "alert(1)" in r.text or "embed-snippet" in path or "national" in path, path
     snippet = (await client.get(f"/maps/communes/{commune}/embed-snippet")).json()
     assert "<script" not in snippet["html"] and "&lt;script&gt;" in snippet["html"]
+
+
+@pytest.mark.parametrize("commune", [2**64, -(2**63) - 1, 2**31, 1e300])
+async def test_a_reference_beyond_every_integer_is_refused_not_a_500(
+    conn: AsyncConnection, settings: Settings, commune: Any
+) -> None:
+    """Found by the random frames: a commune of 2**64 overflowed Arrow's int64 (a 500)."""
+    frame = pd.DataFrame(
+        [{"code": "BIG-1", "tenure": "occupied", "land_use": "crops", "commune": commune}],
+        dtype=object,
+    )
+    square = shapely.box(LON, LAT, LON + 0.001, LAT + 0.001)
+    with pytest.raises(GeoComunaError) as refused:
+        await import_frame(conn, PARCELS, frame, [square], settings)
+    assert refused.value.status == 422 and refused.value.feature == 1

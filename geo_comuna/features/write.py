@@ -28,6 +28,7 @@ from geo_comuna.features.attributes import ARROW_TYPES, is_text, pandas_missing
 from geo_comuna.features.query import ETAG_SQL
 from geo_comuna.features.validate import Checked
 from geo_comuna.layers import Layer, Reference
+from geo_comuna.layers.model import PG_INTEGER
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,8 +127,14 @@ async def _resolve_codes(
     else:
         try:
             data = pa.array(column, from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeError):
-            return None  # mixed values (ids, lists...), lone surrogates
+        except (
+            pa.ArrowInvalid,
+            pa.ArrowTypeError,
+            pa.ArrowNotImplementedError,
+            UnicodeError,
+            OverflowError,
+        ):
+            return None  # mixed values (ids, lists...), lone surrogates, ints beyond 64 bits
         if isinstance(data, pa.ChunkedArray):
             data = data.combine_chunks()
     if not (pa.types.is_string(data.type) or pa.types.is_large_string(data.type)):
@@ -173,6 +180,7 @@ async def _resolve(
         values = [default if _none_given(v) else v for v in values]
     present = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
     ids = {int(v) for v in present if _is_id(v) or (isinstance(v, float) and v.is_integer())}
+    ids = {i for i in ids if PG_INTEGER[0] <= i <= PG_INTEGER[1]}  # no row has another id
     # no stored code holds what text cannot (NUL, lone surrogates): such a value matches none
     codes = {v for v in present if isinstance(v, str) and is_text(v)}
     table = sql.Identifier(ref.table)
