@@ -30,9 +30,18 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@"
 }
 
+# The Python the virtualenv is built on. `serve` started as root answers requests as an
+# unprivileged user (GEO_COMUNA_RUN_AS, default postgres), who must be able to run it: as root,
+# the system's Python 3.11+ rather than one under /root (pyenv, say), which no one else reads.
+PYTHON=python3
+if [[ $(id -u) -eq 0 ]] && /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        2>/dev/null; then
+    PYTHON=/usr/bin/python3
+fi
+
 missing=()
-command -v python3 >/dev/null || missing+=(python3)
-python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
+command -v "$PYTHON" >/dev/null || missing+=(python3)
+"$PYTHON" -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
 command -v runuser >/dev/null || missing+=(util-linux)
 if ((want_test)); then
@@ -52,7 +61,7 @@ fi
 
 if [[ ! -x .venv/bin/python ]]; then
     echo "== creating .venv"
-    python3 -m venv .venv
+    "$PYTHON" -m venv .venv
 fi
 extras="."
 ((want_test)) && extras=".[test]"
