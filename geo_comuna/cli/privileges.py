@@ -39,9 +39,11 @@ def _needed(conninfo: str) -> list[tuple[str, Path]]:
     from geo_comuna.maps import assets, styles
 
     paths = sysconfig.get_paths()
+    base = {"platbase": sys.base_prefix, "installed_platbase": sys.base_prefix}
     needed = [
         ("-r", Path(paths["stdlib"]) / "os.py"),  # modules imported lazily, e.g. encodings
-        ("-x", Path(paths["platstdlib"]) / "lib-dynload"),
+        # compiled stdlib modules; in a virtualenv "platstdlib" is the venv's own lib folder
+        ("-x", Path(sysconfig.get_path("platstdlib", vars=base)) / "lib-dynload"),
         ("-r", Path(geo_comuna.__file__)),
         ("-r", Path(fastapi.__file__)),  # the virtualenv's libraries
         ("-r", styles.STYLES_PATH),
