@@ -185,6 +185,9 @@ def isolated(fn: Callable[..., T], *args: Any) -> T:
         if child.poll() is None:
             child.kill()
             child.wait()
+        for pipe in (child.stdin, child.stdout):  # communicate() leaves them open on a timeout
+            if pipe is not None:
+                pipe.close()
     if not out:  # it died without an answer (out of memory, killed)
         raise TooSlow("the computation's process ended without an answer; try again")
     ok, value = pickle.loads(out)  # noqa: S301 (our own child's answer)

@@ -13,12 +13,15 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna import work
 from geo_comuna.features import repair
+from geo_comuna.io.importer import import_frame
+from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
 from tests.factories import LAT, LON
@@ -201,3 +204,23 @@ def test_reads_stay_quick_while_a_hostile_write_and_heavy_analyses_run(
     assert codes and set(codes) == {200}
     p90 = statistics.quantiles(times, n=10)[-1]
     assert p90 < 0.100, f"one-row reads p90 {p90 * 1000:.0f} ms: {sorted(times)}"
+
+
+async def test_an_import_is_not_held_to_a_request_deadline(
+    conn: AsyncConnection, settings: Settings
+) -> None:
+    """An import's repairs run after the request's own deadline has passed (a big file takes
+    minutes); each repair is still bound by compute_seconds."""
+    bowtie = shapely.Polygon(
+        [(LON, LAT), (LON + 0.001, LAT + 0.001), (LON + 0.001, LAT), (LON, LAT + 0.001)]
+    )
+    frame = pd.DataFrame(
+        [{"code": "LATE-1", "tenure": "occupied", "land_use": "crops", "commune": "EL-MAIZAL"}],
+        dtype=object,
+    )
+    with work.scope(work.default_limits(), work.Workers(1), seconds=0.01):
+        await asyncio.sleep(0.05)  # the request's deadline is behind us
+        written, repairs = await import_frame(
+            conn, LAYERS["parcels"], frame, [bowtie], settings, repair=True
+        )
+    assert written == 1 and repairs[0]["feature"] == 1

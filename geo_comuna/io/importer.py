@@ -32,6 +32,7 @@ import pyproj
 import shapely
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.accounts import User, local_admin, writing
 from geo_comuna.errors import Forbidden, InvalidFile, UnknownCRS
 from geo_comuna.features import attributes, validate, write
@@ -308,12 +309,16 @@ async def import_frame(
 
     say(f"validating and writing {total:,} features")
     admin = user.role == "admin"
-    async with writing(conn, user, row_security=not admin):
-        await conn.execute("SET LOCAL statement_timeout = 0")  # a queue and a long COPY
-        await write.queue_import(conn, layer)
-        refs = await write.resolve_references(conn, layer, frame, labels, defaults)
-        async with aclosing(_ahead(partial(check, refs), total)) as chunks:
-            await write.copy_in(conn, layer, chunks, refs, rows=total, staged=not admin)
+    # an import is long by nature: its pieces are bound by their size (and the file by
+    # max_features_per_import), not by a request's deadline; a repair in it still stops after
+    # Limits.compute_seconds (work.isolated)
+    with work.scope(work.limits(), None, None, work.cache()):
+        async with writing(conn, user, row_security=not admin):
+            await conn.execute("SET LOCAL statement_timeout = 0")  # a queue and a long COPY
+            await write.queue_import(conn, layer)
+            refs = await write.resolve_references(conn, layer, frame, labels, defaults)
+            async with aclosing(_ahead(partial(check, refs), total)) as chunks:
+                await write.copy_in(conn, layer, chunks, refs, rows=total, staged=not admin)
     return total, repairs
 
 
