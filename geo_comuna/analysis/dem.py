@@ -226,10 +226,14 @@ def opened(dem: Dem) -> Iterator[DatasetReader]:
 
 
 def read_window(
-    dem: Dem, bounds: tuple[float, float, float, float] | None = None, max_cells: int | None = None
+    dem: Dem,
+    bounds: tuple[float, float, float, float] | None = None,
+    max_cells: int | None = None,
+    dtype: type = np.float64,
 ) -> Grid:
     """The DEM (or its window around ``bounds``, in the DEM's CRS, plus a 2-cell halo) as a
-    north-up grid in float64 with NaN for nodata. A window of more than ``max_cells`` cells
+    north-up grid of ``dtype`` (float64: analyses; float32 is plenty for a picture and half
+    the memory) with NaN for nodata. A window of more than ``max_cells`` cells
     (default: the request's Limits) is read at coarser cells, each the average of the DEM cells
     it covers; ``Grid.coarsened`` says by how much. Raises rasterio's WindowError when
     ``bounds`` misses the DEM."""
@@ -252,7 +256,7 @@ def read_window(
         shape = (max(1, math.floor(height / factor)), max(1, math.floor(width / factor)))
         z = (
             src.read(1, window=window, out_shape=shape, masked=True, resampling=Resampling.average)
-            .astype(np.float64)
+            .astype(dtype)
             .filled(np.nan)
         )
         transform = src.window_transform(window) @ Affine.scale(width / shape[1], height / shape[0])

@@ -59,7 +59,7 @@ def illumination(
 def _shade(
     dem: Dem, azimuth: float, altitude: float, z_factor: float, max_cells: int | None = None
 ) -> tuple[Grid, np.ndarray]:
-    grid = read_window(dem, None, max_cells)
+    grid = read_window(dem, None, max_cells, np.float32)
     east, north = terrain.gradient(grid)
     return grid, illumination(east * z_factor, north * z_factor, azimuth, altitude)
 

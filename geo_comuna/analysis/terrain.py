@@ -88,7 +88,7 @@ def _extend(z: np.ndarray) -> np.ndarray:
     """z with one more cell on every side, extrapolated linearly (2 * edge - next)."""
     if min(z.shape) < 2:
         return np.pad(z, 1, mode="edge")
-    out = np.empty((z.shape[0] + 2, z.shape[1] + 2))
+    out = np.empty((z.shape[0] + 2, z.shape[1] + 2), dtype=z.dtype)
     out[1:-1, 1:-1] = z
     out[0, 1:-1], out[-1, 1:-1] = 2 * z[0] - z[1], 2 * z[-1] - z[-2]
     out[:, 0], out[:, -1] = 2 * out[:, 1] - out[:, 2], 2 * out[:, -2] - out[:, -3]
