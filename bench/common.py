@@ -38,10 +38,14 @@ NATIONAL_COMMUNE_PREFIX = "BENCH-C-"
 
 
 def env() -> dict[str, str]:
-    """The environment every CLI call gets: the bench's own data directory unless told."""
+    """The environment every CLI call gets: the bench's own data directory unless told, and
+    no per-client rate limit (one client asks thousands of times: the speed of a page, not of
+    a refusal, is measured here)."""
     out = dict(os.environ)
     if not out.get("GEO_COMUNA_DATABASE_URL"):
         out.setdefault("GEO_COMUNA_DATA_DIR", str(OUT / "pg"))
+    out.setdefault("GEO_COMUNA_RATE_PER_MINUTE", "0")
+    out.setdefault("GEO_COMUNA_HEAVY_RATE_PER_MINUTE", "0")
     return out
 
 

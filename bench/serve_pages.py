@@ -153,6 +153,7 @@ def postgis_alone(dsn: str, offsets: list[int]) -> list[float]:
 
 def service_alone(dsn: str, offsets: list[int]) -> list[float]:
     """geo_comuna.features.query.page on one connection, as the API calls it (no HTTP)."""
+    from geo_comuna.accounts import PUBLIC
     from geo_comuna.db.pool import connect
     from geo_comuna.features import query
     from geo_comuna.layers import get_layer
@@ -166,7 +167,13 @@ def service_alone(dsn: str, offsets: list[int]) -> list[float]:
             for i, offset in enumerate(offsets[:20] + offsets):
                 t0 = time.perf_counter()
                 await query.page(
-                    conn, layer, query.Filters(), limit=PAGE, offset=offset, counts=counts
+                    conn,
+                    layer,
+                    query.Filters(),
+                    limit=PAGE,
+                    offset=offset,
+                    counts=counts,
+                    access=PUBLIC,
                 )
                 if i >= 20:
                     times.append(time.perf_counter() - t0)
