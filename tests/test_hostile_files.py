@@ -32,6 +32,7 @@ from psycopg import AsyncConnection
 from geo_comuna import gdal, work
 from geo_comuna.analysis import dem as dems
 from tests.factories import LAT, LON
+from tests.test_analysis_terrain import X0, Y0, write_dem
 
 pytestmark = pytest.mark.anyio
 MARKER = f"geo-comuna-secret-{uuid.uuid4().hex[:8]}"
@@ -325,23 +326,6 @@ async def test_files_that_are_not_what_their_name_says(
 # ---------------------------------------------------------------- DEMs
 
 
-def write_tiff(path: Path, z: np.ndarray, **extra: object) -> Path:
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=z.shape[1],
-        height=z.shape[0],
-        count=1,
-        dtype=z.dtype,
-        crs="EPSG:4326",
-        transform=Affine(1e-4, 0, LON - 0.01, 0, -1e-4, LAT + 0.01),
-        **extra,
-    ) as dst:
-        dst.write(z, 1)
-    return path
-
-
 async def dem_rows(conn: AsyncConnection) -> list[tuple]:
     cur = await conn.execute("SELECT id, name, md5(tiff) FROM dems ORDER BY id")
     return await cur.fetchall()
@@ -411,7 +395,7 @@ async def test_a_dem_is_stored_as_a_geotiff_of_our_own(
     client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
 ) -> None:
     z = np.arange(200 * 200, dtype="float32").reshape(200, 200) / 100
-    upload = write_tiff(tmp_path / "dem.tif", z, nodata=-9999)
+    upload = write_dem(tmp_path, z, X0, Y0, cell=1.0)
     with rasterio.open(upload, "r+") as dst:
         dst.update_tags(SECRET=MARKER)
     r = await client.post(
@@ -423,8 +407,8 @@ async def test_a_dem_is_stored_as_a_geotiff_of_our_own(
     stored = bytes((await cur.fetchone())[0])
     assert stored != upload.read_bytes() and MARKER.encode() not in stored
     with rasterio.MemoryFile(stored) as mem, mem.open() as src:
-        assert src.driver == "GTiff" and src.nodata == -9999 and src.crs.to_epsg() == 4326
-        assert src.transform == Affine(1e-4, 0, LON - 0.01, 0, -1e-4, LAT + 0.01)
+        assert src.driver == "GTiff" and src.nodata == -9999 and src.crs.to_epsg() == 32619
+        assert src.transform == Affine(1.0, 0, X0, 0, -1.0, Y0)
         np.testing.assert_array_equal(src.read(1), z)
         assert MARKER not in json.dumps(src.tags())
 
@@ -469,7 +453,7 @@ async def test_a_request_reads_at_most_its_window_of_cells(
     x = np.arange(cols)[None, :] * 0.5
     y = np.arange(rows)[:, None] * 0.25
     z = (100 + x + y).astype("float64")
-    path = write_tiff(tmp_path / "big.tif", z)
+    path = write_dem(tmp_path, z, X0, Y0, name="big.tif")
     checked = dems.check(path, work.default_limits())
     dem = dems.Dem(0, 0, "big", checked.crs, 1.0, checked.footprint, checked.tiff)
     full = dems.read_window(dem, None, rows * cols)
