@@ -1,8 +1,8 @@
 """Bounded work per request: the limits of Settings, a bounded pool for CPU-heavy steps with a
 deadline, and a killable process for the one GEOS step no input size bounds (MakeValid).
 
-A request runs inside ``scope(limits, workers, seconds)`` (the app opens one per request, the
-CLI one per command). Inside it:
+A request runs inside ``scope(limits, workers, seconds, cache)`` (the app opens one per
+request, the CLI one per command, without workers, deadline or cache). Inside it:
 
 - ``limits()`` gives the request's Limits (vertices per geometry, features per write, DEM and
   raster-window cells...), read where the work is sized, so no parameter threads them through;
@@ -13,7 +13,8 @@ CLI one per command). Inside it:
 - ``isolated(fn, *args)`` runs ``fn`` in a child process that is killed at the deadline.
   GEOS MakeValid takes minutes on a polygon of a few thousand vertices that crosses itself
   everywhere (the work grows with the crossings, not the vertices), and a thread cannot be
-  stopped, so repairs run there.
+  stopped, so repairs run there;
+- ``cache()`` is the app's cache of expensive answers per layer version (db/versions.py).
 
 Outside any scope (tests calling services directly) the defaults of Settings apply, CPU steps
 run in a plain worker thread and nothing has a deadline.
