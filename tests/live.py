@@ -48,12 +48,13 @@ def add_user(dsn: str, name: str, role: str = "admin", communes: list[str] | Non
 
 @contextmanager
 def serving(
-    dsn: str, log: Path, cli: list[str] = CLI, **env: str
+    dsn: str, log: Path, cli: list[str] = CLI, cwd: Path | None = None, **env: str
 ) -> Iterator[tuple[subprocess.Popen, str]]:
     """`geo-comuna serve` on the database ``dsn``; yields the process and its base URL and
     kills it (SIGKILL) at the end if it is still up. Run by root, it stays root unless ``env``
     says otherwise: this Python may live where no other user can read it (pyenv under /root);
-    tests/test_serve.py checks the drop to an unprivileged user itself."""
+    tests/test_serve.py checks the drop to an unprivileged user itself. ``cwd``: where it runs
+    (``python -m`` puts it first on the path, before PYTHONPATH)."""
     port = free_port()
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -61,6 +62,7 @@ def serving(
             stdout=out,
             stderr=subprocess.STDOUT,
             env=clean_env(GEO_COMUNA_DATABASE_URL=dsn, **{"GEO_COMUNA_RUN_AS": "root", **env}),
+            cwd=cwd,
         )
     base = f"http://127.0.0.1:{port}"
     try:

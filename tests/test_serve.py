@@ -12,6 +12,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,11 +31,36 @@ def can(user: str, *test: str) -> bool:
     return subprocess.run(["runuser", "-u", user, "--", "test", *test]).returncode == 0
 
 
-def python_for(user: str, code: Path = ROOT) -> tuple[list[str], dict[str, str]]:
-    """The CLI with ``code`` run by a Python that ``user`` can read as well, and its
-    environment: this Python, or the system's of the same version with this one's packages
-    (pyenv puts this one under /root)."""
-    path = os.pathsep.join([str(code), *site.getsitepackages()])
+@pytest.fixture(scope="module")
+def readable() -> Iterator[Path]:
+    """geo_comuna, its map files and its libraries where any user may read them: hard links
+    (nothing copied) in a world-readable folder. A checkout under /root (CI's) is out of
+    postgres' reach, and so are its virtualenv's packages."""
+    top = Path(tempfile.mkdtemp(prefix="geo_comuna-readable-"))
+    top.chmod(0o755)
+    try:
+        for name in ("geo_comuna", "maps", "node_modules"):
+            if (ROOT / name).exists():
+                _link(ROOT / name, top / name)
+        folders = [Path(p) for p in site.getsitepackages() if Path(p).is_dir()]
+        for i, packages in enumerate(folders):
+            _link(packages, top / f"site-packages-{i}")
+        yield top
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _link(source: Path, target: Path) -> None:
+    if subprocess.run(["cp", "-al", str(source), str(target)]).returncode != 0:
+        shutil.copytree(source, target, symlinks=True)  # another filesystem: a real copy
+
+
+def python_for(user: str, code: Path) -> tuple[list[str], dict[str, str]]:
+    """The CLI with ``code`` (and the libraries beside it, see ``readable``) run by a Python
+    that ``user`` can read as well, and its environment: this Python, or the system's of the
+    same version (pyenv puts this one under /root)."""
+    packages = sorted(str(p) for p in code.glob("site-packages-*")) or site.getsitepackages()
+    path = os.pathsep.join([str(code), *packages])
     if can(user, "-r", str(Path(sysconfig.get_paths()["stdlib"]) / "os.py")):
         return CLI, {"PYTHONPATH": path}
     system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
@@ -69,10 +95,10 @@ def refused(dsn: str, cli: list[str], **env: str) -> subprocess.CompletedProcess
     return done
 
 
-def test_serve_answers_as_the_postgres_user(own_db: str, tmp_path: Path) -> None:
-    cli, env = python_for("postgres")
+def test_serve_answers_as_the_postgres_user(own_db: str, tmp_path: Path, readable: Path) -> None:
+    cli, env = python_for("postgres", readable)
     log = tmp_path / "serve.log"
-    with serving(own_db, log, cli, GEO_COMUNA_RUN_AS="", **env) as (proc, base):
+    with serving(own_db, log, cli, readable, GEO_COMUNA_RUN_AS="", **env) as (proc, base):
         uids, gids, groups = ids(proc.pid)
         # what runs after the drop: map pages (hillshade, folium), GDAL on an upload, export
         assert httpx.get(f"{base}/maps/communes/5-DE-MARZO", timeout=60).status_code == 200
@@ -106,8 +132,10 @@ def test_serve_stays_root_only_when_told(own_db: str, tmp_path: Path) -> None:
         ("nobody", "user 'nobody' (GEO_COMUNA_RUN_AS) cannot enter /"),
     ],
 )
-def test_serve_refuses_a_user_it_cannot_become(own_db: str, run_as: str, said: str) -> None:
-    cli, env = python_for("nobody")
+def test_serve_refuses_a_user_it_cannot_become(
+    own_db: str, run_as: str, said: str, readable: Path
+) -> None:
+    cli, env = python_for("nobody", readable)
     done = refused(own_db, cli, GEO_COMUNA_RUN_AS=run_as, **env)
     assert said in done.stderr and "GEO_COMUNA_RUN_AS=root" in done.stderr
 
