@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.server
 import json
 import sqlite3
+import struct
 import subprocess
 import sys
 import threading
@@ -258,6 +259,13 @@ async def test_a_geojson_crs_link_is_refused_before_gdal_fetches_it(
         "twin": text.replace(
             '"crs": {"type": "link"', '"crs": {"TYPE": "link", "type": "name"'
         ).replace('"type": "ogcwkt"', '"type": "ogcwkt", "name": "EPSG:4326"'),
+        # found by a probe: GDAL ends a key at a NUL, so these are its "crs" too
+        "nul key": text.replace('"crs"', '"crs\\u0000"'),
+        "nul suffix": text.replace('"crs"', '"CRS\\u0000zzz"'),
+        "nul twin": text.replace(
+            '"crs": {',
+            '"crs": {"type": "name", "properties": {"name": "EPSG:4326"}}, "crs\\u0000": {',
+        ),
     }
     before = await parcels(conn)
     for name, body in variants.items():
@@ -266,7 +274,8 @@ async def test_a_geojson_crs_link_is_refused_before_gdal_fetches_it(
             files={"file": (f"{name}.geojson", body.encode(), "application/geo+json")},
         )
         refused(r, 422)
-        assert "crs" in r.json()["detail"].lower(), name
+        detail = r.json()["detail"].lower()
+        assert "crs" in detail or "nul" in detail, name
     assert hits == [] and await parcels(conn) == before
     unknown = feature_collection({"type": "name", "properties": {"name": "EPSG:99999999"}})
     r = await client.post(
@@ -462,3 +471,51 @@ async def test_a_request_reads_at_most_its_window_of_cells(
     assert small.z.size <= 10_000 and small.coarsened > 1
     assert small.z.mean() == pytest.approx(z.mean(), rel=1e-3)
     assert dems.coarsened_warning(dem, small) and not dems.coarsened_warning(dem, full)
+
+
+def declared_tiles(path: Path, side: int) -> bytes:
+    """The GeoTIFF at ``path`` with its TileWidth and TileLength tags (322, 323) rewritten to
+    ``side``: a few hundred bytes that make a reader allocate side x side cells per tile."""
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"II*\x00"
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        tag, kind = struct.unpack_from("<HH", data, entry)
+        if tag in (322, 323):
+            if kind == 3:  # SHORT
+                struct.pack_into("<H", data, entry + 8, side)
+            else:  # LONG
+                struct.pack_into("<I", data, entry + 8, side)
+    return bytes(data)
+
+
+async def test_a_dem_declaring_huge_tiles_is_refused_from_its_header(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
+) -> None:
+    """Found by a probe: a 16 x 16 DEM declaring one 65520 x 65520 tile made the server
+    allocate 4.2 GB before refusing it; the block size is now checked with the cell count."""
+    small = tmp_path / "small.tif"
+    with rasterio.open(
+        small,
+        "w",
+        driver="GTiff",
+        width=16,
+        height=16,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:4326",
+        transform=Affine(1e-4, 0, LON, 0, -1e-4, LAT),
+        tiled=True,
+        blockxsize=16,
+        blockysize=16,
+    ) as dst:
+        dst.write(np.zeros((1, 16, 16), "uint8"))
+    before = await dem_rows(conn)
+    r = await client.post(
+        "/communes/5-DE-MARZO/dems",
+        files={"file": ("tiles.tif", declared_tiles(small, 65520), "image/tiff")},
+    )
+    refused(r, 413)
+    assert "65520 x 65520" in r.json()["detail"]
+    assert await dem_rows(conn) == before

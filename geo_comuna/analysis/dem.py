@@ -113,7 +113,16 @@ def _check_shape(src: DatasetReader, name: str, limits: work.Limits) -> None:
     if src.transform.b or src.transform.d:
         raise InvalidFile(f"{name} has a rotated grid; warp it north-up first (gdalwarp)")
     cells = src.width * src.height
-    unpacked = cells * np.dtype(src.dtypes[0]).itemsize
+    itemsize = np.dtype(src.dtypes[0]).itemsize
+    unpacked = cells * itemsize
+    rows, cols = src.block_shapes[0]
+    block = rows * cols * itemsize
+    if block > limits.max_dem_bytes:  # GDAL decodes a whole tile or strip at a time
+        raise TooLarge(
+            f"{name} declares blocks of {cols} x {rows} cells ({block // 2**20} MB each, whatever "
+            f"its size), over {limits.max_dem_bytes // 2**20} MB: write it again with tiles "
+            "(gdal_translate -co TILED=YES)"
+        )
     if cells > limits.max_dem_cells or unpacked > limits.max_dem_bytes:
         raise TooLarge(
             f"{name} is {src.width} x {src.height} cells ({unpacked // 2**20} MB uncompressed); "

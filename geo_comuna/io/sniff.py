@@ -41,6 +41,7 @@ _SIDECARS = (".shx", ".dbf")
 #: the key "crs" as GDAL's GeoJSON reader matches it: any case, any letter \u-escaped
 _CRS_KEY = re.compile(rb'"(?:c|\\u00[46]3)(?:r|\\u00[57]2)(?:s|\\u00[57]3)"', re.I)
 _COLON = re.compile(rb"\s*:\s*")
+_NUL = re.compile(rb"\\u0000", re.I)
 #: the longest crs member read (a name is a few dozen bytes)
 _CRS_MAX = 4096
 
@@ -62,11 +63,21 @@ def geojson(path: Path) -> None:
     _geojson_crs(path)
 
 
+def _geojson_nul(path: Path, data: mmap.mmap) -> None:
+    """No NUL character, raw or escaped: GDAL's JSON reader ends a key at one, so
+    ``"crs\\u0000x"`` is its ``crs`` while no check of ours would see it as that."""
+    if data.find(b"\x00") != -1 or _NUL.search(data):
+        raise InvalidFile(
+            f"{path.name} holds a NUL character (\\u0000), which no GeoJSON needs; remove it"
+        )
+
+
 def _geojson_crs(path: Path) -> None:
     """Every ``crs`` member must name a CRS PROJ knows: GDAL fetches a link's URL, and reads an
     unknown name as WGS 84. Searched in the bytes (one scan of a big file), for every spelling
     GDAL takes as that key: any letter case, any letter escaped (``"\\u0063rs"``)."""
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        _geojson_nul(path, data)
         for key in _CRS_KEY.finditer(data):
             colon = _COLON.match(data, key.end())
             if colon is None:  # a string that reads "crs", not a member
