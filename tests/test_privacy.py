@@ -617,3 +617,109 @@ async def test_no_route_leaks_a_home(conn: AsyncConnection, reader: Callable) ->
             text = r.text
             assert placed(text, hidden) == 0, path
             assert not [n for n in texts if n in text], path
+
+
+# --- what a probe found: group sites on a home, residents of small sub-groups ---------------
+
+
+def _groups(
+    block: object, enclosing: int | None = None
+) -> list[tuple[int, int | None, int | None]]:
+    """(homes, residents, homes of the enclosing group) of every group of homes in a summary:
+    every key naming dwellings paired with the same key naming residents."""
+    found: list[tuple[int, int | None, int | None]] = []
+    if isinstance(block, list):
+        for item in block:
+            found += _groups(item, enclosing)
+    elif isinstance(block, dict):
+        own = block.get("dwellings") if isinstance(block.get("dwellings"), int) else None
+        for key, value in block.items():
+            if isinstance(value, dict | list):
+                found += _groups(value, own if own is not None else enclosing)
+            elif "dwellings" in key and isinstance(value, int):
+                whole = enclosing if key == "dwellings" else own
+                found.append((value, block.get(key.replace("dwellings", "residents")), whole))
+    return found
+
+
+def test_guard_groups_by_hand() -> None:
+    from geo_comuna.analysis.disclosure import guard_groups
+
+    summary = {
+        "dwellings": 20,
+        "residents": 90,
+        "over_steps": {"dwellings": 2, "residents": 9},  # a small group
+        "flagged": {"dwellings": 19, "residents": 85},  # its rest is one home
+        "by_sector": [
+            {
+                "sector": "A",
+                "dwellings": 10,
+                "residents": 40,
+                "dwellings_without_piped": 8,  # the other 2 homes: their residents by subtraction
+                "residents_without_piped": 30,
+                "share_residents_without_piped_pct": 75.0,
+                "over_minutes": {"dwellings": 5, "residents": 21},
+            }
+        ],
+    }
+    guarded = guard_groups(summary)
+    assert guarded["residents"] == 90 and guarded["over_steps"]["residents"] is None
+    assert guarded["flagged"]["residents"] is None and guarded["flagged"]["dwellings"] == 19
+    sector = guarded["by_sector"][0]
+    assert sector["residents"] == 40 and sector["over_minutes"]["residents"] == 21
+    assert sector["residents_without_piped"] is None
+    assert sector["share_residents_without_piped_pct"] is None
+    assert summary["over_steps"]["residents"] == 9  # the original (a cached answer) untouched
+
+
+@pytest.mark.parametrize("query", ["", "?max_steps=414", "?max_minutes=1"])
+@pytest.mark.parametrize("analysis", HOME_ANALYSES)
+async def test_no_residents_of_fewer_than_three_homes_directly_or_by_subtraction(
+    reader: Callable, analysis: str, query: str
+) -> None:
+    """Every group of homes an outsider sees a residents figure for holds at least MIN_GROUP
+    homes, and so does the rest of the group it belongs to."""
+    if query and analysis != "stair-access":
+        return
+    async with reader("anonymous") as client:
+        r = await client.get(f"/communes/{MARZO}/analyses/{analysis}{query}")
+    assert r.status_code == 200, r.text
+    groups = _groups(r.json()["summary"])
+    assert groups
+    for homes_, residents, whole in groups:
+        if residents is None or not homes_:
+            continue
+        assert homes_ >= MIN_GROUP, (analysis, homes_, residents)
+        if whole is not None and whole != homes_:
+            assert whole - homes_ >= MIN_GROUP, (analysis, homes_, whole)
+
+
+@pytest.mark.parametrize(
+    "query", ["", "?cluster_radius_m=5&min_cluster_size=3&dwellings_per_site=3"]
+)
+async def test_an_outsiders_transformer_site_is_never_on_a_home(
+    reader: Callable, conn: AsyncConnection, query: str
+) -> None:
+    """A site is its homes' residents-weighted median, which lands on a home when one home
+    outweighs the rest: outsiders get the point on a ~110 m grid; members the exact one."""
+    places = {(round(lon, 6), round(lat, 6)) for _, lon, lat, *_ in await homes(conn)}
+    url = f"/communes/{MARZO}/analyses/electricity-gaps{query}"
+    async with reader("anonymous") as client:
+        public = (await client.get(url)).json()["features"]
+    sites = [f for f in public if f["properties"].get("kind") == "transformer_site"]
+    assert sites
+    for site in sites:
+        lon, lat = site["geometry"]["coordinates"]
+        assert (round(lon, 6), round(lat, 6)) not in places
+        assert (
+            abs(lon * 1000 - round(lon * 1000)) < 1e-6
+            and abs(lat * 1000 - round(lat * 1000)) < 1e-6
+        )
+    async with reader("admin") as client:
+        member = (await client.get(url)).json()["features"]
+    exact = [f for f in member if f["properties"].get("kind") == "transformer_site"]
+    assert any(
+        abs(f["geometry"]["coordinates"][0] * 1000 - round(f["geometry"]["coordinates"][0] * 1000))
+        > 1e-6
+        for f in exact
+    )

@@ -17,7 +17,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from geo_comuna.accounts import Access
-from geo_comuna.analysis.base import Analysis, Result
+from geo_comuna.analysis.base import Analysis, FeaturesOf, Result
 from geo_comuna.features import disclosure
 from geo_comuna.layers import MIN_GROUP
 
@@ -34,6 +34,69 @@ def hidden_from(analysis: Analysis, commune_id: int, access: Access) -> bool:
     """Does this reader get the public view of the analysis' result for this commune?"""
     of = analysis.features_of
     return of is not None and of.layer.restricted and not access.member_of(commune_id)
+
+
+#: a group feature's point for readers outside the commune, in degrees: ~110 m. A transformer
+#: site is the residents-weighted median of its homes, which lands on a home when one home
+#: outweighs the others; a grid point says where the cluster is, not where anyone lives.
+SITE_GRID = 0.001
+
+
+def _public_groups(features: list[dict[str, Any]], of: FeaturesOf) -> list[dict[str, Any]]:
+    """The features that stand for several homes (transformer sites), as outsiders see them:
+    groups under MIN_GROUP withheld, with the next smallest when only one is (the summary's
+    totals would give it away), no property naming one home, the point on a coarse grid."""
+    grouped = [f for f in features if (f.get("properties") or {}).get("kind") in of.groups]
+    hidden = disclosure.withheld([f["properties"].get(of.count) or 0 for f in grouped])
+    out = []
+    for feature, withheld in zip(grouped, hidden, strict=True):
+        if withheld:
+            continue
+        kept = {k: v for k, v in feature["properties"].items() if k not in of.pointers}
+        geometry = feature.get("geometry")
+        if geometry and geometry.get("type") == "Point":
+            lon, lat = geometry["coordinates"][:2]
+            snapped = [round(round(c / SITE_GRID) * SITE_GRID, 6) for c in (lon, lat)]
+            geometry = {"type": "Point", "coordinates": snapped}
+        out.append({**feature, "geometry": geometry, "properties": kept})
+    return out
+
+
+def guard_groups(summary: dict[str, Any], count: str = "dwellings") -> dict[str, Any]:
+    """A copy of ``summary`` in which no residents figure describes fewer than MIN_GROUP
+    homes, directly or by subtraction. In every block (the summary, each sector's, each nested
+    group such as ``over_steps``) a key naming ``count`` (``dwellings``,
+    ``dwellings_without_piped``, ``clustered_dwellings``) is a group of homes, and the same
+    key with ``residents`` in its place holds their residents. Those residents (and any
+    share of them) are withheld when the group holds 1 to MIN_GROUP - 1 homes, or when the
+    rest of its block does: the block's own total minus the group (for a nested block, the
+    enclosing block's total)."""
+    return _guard(summary, count, None)
+
+
+def _guard(block: Any, count: str, enclosing: int | None) -> Any:
+    if isinstance(block, list):
+        return [_guard(item, count, enclosing) for item in block]
+    if not isinstance(block, dict):
+        return block
+    own = block.get(count) if isinstance(block.get(count), int) else None
+    out = {
+        key: _guard(value, count, own if own is not None else enclosing)
+        if isinstance(value, dict | list)
+        else value
+        for key, value in block.items()
+    }
+    for key, homes in block.items():
+        if count not in key or not isinstance(homes, int) or isinstance(homes, bool):
+            continue
+        whole = enclosing if key == count else own
+        rest = whole - homes if whole is not None else 0
+        if 0 < homes < MIN_GROUP or 0 < rest < MIN_GROUP:
+            residents = key.replace(count, "residents")
+            for name in out:
+                if residents in name and not isinstance(out[name], dict | list):
+                    out[name] = None
+    return out
 
 
 def _flat(block: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -55,7 +118,7 @@ async def for_reader(
     of = analysis.features_of
     if of is None or not hidden_from(analysis, commune_id, access):
         return result
-    summary = dict(result.summary)
+    summary = guard_groups(result.summary, of.count)
     blocks = summary.get("by_sector") or []
     hidden = disclosure.withheld([b.get(of.count) or 0 for b in blocks])
     shown = [b for b, h in zip(blocks, hidden, strict=True) if not h]
@@ -75,11 +138,7 @@ async def for_reader(
                     "properties": {"kind": "sector", **_flat(block)},
                 }
             )
-    for feature in result.features or []:
-        props = feature.get("properties") or {}
-        if props.get("kind") in of.groups and (props.get(of.count) or 0) >= MIN_GROUP:
-            kept = {k: v for k, v in props.items() if k not in of.pointers}
-            features.append({**feature, "properties": kept})
+    features += _public_groups(result.features or [], of)
     return Result(
         summary=summary,
         features=features,
