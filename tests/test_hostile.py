@@ -810,3 +810,23 @@ async def test_a_reference_beyond_every_integer_is_refused_not_a_500(
     with pytest.raises(GeoComunaError) as refused:
         await import_frame(conn, PARCELS, frame, [square], settings)
     assert refused.value.status == 422 and refused.value.feature == 1
+
+
+async def test_what_a_probe_found_is_a_400_not_a_500(client: httpx.AsyncClient) -> None:
+    """Parameters and bodies that overflowed: a budget buying an infinite pipe, a sliver width
+    below any double PostgreSQL keeps, an integer of 5,000 digits in a PATCH."""
+    for url in (
+        "/communes/5-DE-MARZO/analyses/water-hookups?budget_money=1e12&cost_per_m=1e-300",
+        "/communes/5-DE-MARZO/analyses/water-hookups?budget_money=1e12&cost_per_m=0.01",
+        "/communes/EL-MAIZAL/analyses/land-recovery?sliver_width_m=5e-324",
+    ):
+        r = await client.get(url)
+        assert r.status_code == 400, (url, r.text)
+        assert_answer(r)
+    digits = b'{"properties": {"workers": ' + b"9" * 5000 + b"}}"
+    r = await client.patch(
+        "/collections/production_units/items/1",
+        content=digits,
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 400 and "cannot be read" in r.json()["detail"]

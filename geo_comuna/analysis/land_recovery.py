@@ -29,7 +29,7 @@ from geo_comuna.layers.territory import TENURE
 class Params(BaseModel):
     sliver_width_m: float = Field(
         1.0,
-        gt=0,
+        ge=0.01,
         le=50,
         description="gaps between parcels narrower than this (m) are reported as slivers",
     )

@@ -59,6 +59,17 @@ async def _timeout(request: Request, exc: psycopg.errors.QueryCanceled) -> JSONR
     )
 
 
+async def _out_of_range(
+    request: Request, exc: psycopg.errors.NumericValueOutOfRange
+) -> JSONResponse:
+    """A number from a request that PostgreSQL cannot compute with (underflow, overflow):
+    the parameters' bounds should have caught it, the client still gets a 400, not a 500."""
+    log.warning("a value out of range reached the database: %s", exc)
+    return problem(
+        400, "out-of-range", "a number in the request is too large or too small to compute with"
+    )
+
+
 async def _unavailable(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
     log.error("database unavailable: %s", exc)
     return problem(503, "database-unavailable", "the database is not reachable; try later")
@@ -70,3 +81,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(psycopg.errors.QueryCanceled, _timeout)
     app.add_exception_handler(psycopg.OperationalError, _unavailable)
+    app.add_exception_handler(psycopg.errors.NumericValueOutOfRange, _out_of_range)

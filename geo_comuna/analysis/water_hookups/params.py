@@ -6,6 +6,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+#: the longest budget of pipe (m), given in metres or bought with budget_money
+MAX_PIPE_M = 10_000_000
+
 
 class Params(BaseModel):
     """Water-hookup parameters. Lengths in metres, money in any one currency."""
@@ -34,10 +37,10 @@ class Params(BaseModel):
         "elevation > this (m): the rise gravity (the main's residual head) still covers",
     )
     budget_m: float | None = Field(
-        None, gt=0, le=10_000_000, description="metres of pipe available (budget mode)"
+        None, gt=0, le=MAX_PIPE_M, description="metres of pipe available (budget mode)"
     )
     cost_per_m: float | None = Field(
-        None, gt=0, le=1e6, description="cost of one metre of pipe, laid (money mode)"
+        None, ge=0.01, le=1e6, description="cost of one metre of pipe, laid (money mode)"
     )
     budget_money: float | None = Field(
         None, gt=0, le=1e12, description="money available; needs cost_per_m (money mode)"
@@ -55,6 +58,8 @@ class Params(BaseModel):
             raise ValueError("budget_money needs cost_per_m")
         if self.budget_money is not None and self.budget_m is not None:
             raise ValueError("give budget_m or budget_money, not both")
+        if self.budget_money is not None and self.budget_money / self.cost_per_m > MAX_PIPE_M:
+            raise ValueError(f"budget_money / cost_per_m buys over {MAX_PIPE_M:,} m of pipe")
         return self
 
     def budget_metres(self) -> int | None:
