@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         description="coordinates in one geometry, in writes and imports alike (a surveyed "
         "parcel has tens to a few thousand)",
     )
+    max_parts_per_geometry: int = Field(
+        default=1_000,
+        ge=1,
+        description="polygons or lines in one multi-geometry, also once a repair has split it",
+    )
     max_dem_cells: int = Field(
         default=25_000_000, ge=1, description="width x height of a DEM that may be stored"
     )
@@ -123,6 +128,11 @@ class Settings(BaseSettings):
         gt=0,
         description="time one request's computation (validation, repair, analysis, picture) "
         "may take before it is a 503",
+    )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="addresses of the proxies in front whose X-Forwarded-For names the client "
+        "(comma-separated, e.g. 127.0.0.1 for a proxy on this machine); empty: nobody's",
     )
     rate_per_minute: int = Field(
         default=600,

@@ -28,6 +28,7 @@ import functools
 import pickle
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,7 @@ class Limits:
     """How much one request may ask for; each is a Settings field of the same name."""
 
     max_vertices_per_geometry: int
+    max_parts_per_geometry: int
     max_features_per_write: int
     max_dem_cells: int
     max_dem_bytes: int
@@ -66,18 +68,46 @@ def default_limits() -> Limits:
     return Limits.of(Settings.model_construct())
 
 
+#: the Workers whose CPU slot the current thread holds (isolated() lends it while it waits)
+_holding = threading.local()
+
+
 class Workers:
-    """At most ``size`` CPU-heavy steps at once, on threads of their own (the event loop and
-    anyio's threads for blocking I/O stay free)."""
+    """At most ``size`` CPU-heavy steps computing at once, on threads of their own (the event
+    loop and anyio's threads for blocking I/O stay free). A step waiting for a child process
+    (isolated) gives its slot back meanwhile, so a repair in progress takes no CPU slot."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._pool = ThreadPoolExecutor(size, thread_name_prefix="geo-comuna-cpu")
+        self._slots = threading.BoundedSemaphore(size)
+        #: child processes at once (each may take a CPU for its whole deadline)
+        self.children = threading.BoundedSemaphore(size)
+        # more threads than slots: the extra ones only ever wait, for a slot or for a child
+        self._pool = ThreadPoolExecutor(4 * size, thread_name_prefix="geo-comuna-cpu")
 
     def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """``fn(*args)`` on a worker, in the caller's context (limits, deadline)."""
         context = contextvars.copy_context()
-        return asyncio.get_running_loop().run_in_executor(self._pool, context.run, fn, *args)
+        return asyncio.get_running_loop().run_in_executor(
+            self._pool, context.run, self._in_slot, fn, *args
+        )
+
+    def _in_slot(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._slots:
+            _holding.workers = self
+            try:
+                return fn(*args)
+            finally:
+                _holding.workers = None
+
+    @contextmanager
+    def lent(self) -> Iterator[None]:
+        """The current thread's slot, given back while it only waits."""
+        self._slots.release()
+        try:
+            yield
+        finally:
+            self._slots.acquire()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -119,6 +149,12 @@ def scope(
 def limits() -> Limits:
     current = _scope.get()
     return default_limits() if current is None else current.limits
+
+
+def remaining() -> float | None:
+    """Seconds left before the request's deadline; None without one."""
+    current = _scope.get()
+    return None if current is None else current.remaining()
 
 
 def cache() -> VersionedCache | None:
@@ -169,6 +205,19 @@ def isolated(fn: Callable[..., T], *args: Any) -> T:
     until = time.monotonic() + limits().compute_seconds
     if current is not None and current.deadline is not None:
         until = min(until, current.deadline - _MARGIN)
+    holder = getattr(_holding, "workers", None)
+    if holder is None:  # the CLI, an import's own thread: one child at a time anyway
+        return _in_child(fn, args, until)
+    with holder.lent():
+        if not holder.children.acquire(timeout=max(until - time.monotonic(), 0.0)):
+            raise _too_slow(limits().compute_seconds)
+        try:
+            return _in_child(fn, args, until)
+        finally:
+            holder.children.release()
+
+
+def _in_child(fn: Callable[..., T], args: tuple, until: float) -> T:
     child = subprocess.Popen(
         [sys.executable, "-m", "geo_comuna.child"],
         stdin=subprocess.PIPE,

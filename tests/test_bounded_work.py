@@ -19,6 +19,7 @@ import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna import work
+from geo_comuna.api.app import create_app
 from geo_comuna.features import repair
 from geo_comuna.io.importer import import_frame
 from geo_comuna.layers import LAYERS
@@ -224,3 +225,66 @@ async def test_an_import_is_not_held_to_a_request_deadline(
             conn, LAYERS["parcels"], frame, [bowtie], settings, repair=True
         )
     assert written == 1 and repairs[0]["feature"] == 1
+
+
+async def test_a_repair_that_splits_a_ring_into_too_many_parts_is_413(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """Found by a probe: a 40,000-vertex star repaired into 5,185 parts was stored, and then
+    every land-recovery request on its commune timed out. A chain of 1,200 crossings repairs
+    into 1,201 triangles, over the 1,000 parts allowed."""
+    n, step = 1200, 1e-5
+    top = [[LON + i * step, LAT + (i % 2) * step] for i in range(n + 1)]
+    bottom = [[LON + i * step, LAT + ((i + 1) % 2) * step] for i in range(n, -1, -1)]
+    before = await count(conn)
+    r = await client.post(
+        "/collections/parcels/items?commune=EL-MAIZAL&repair=true",
+        json=parcel([*top, *bottom, top[0]]),
+    )
+    assert r.status_code == 413, r.text
+    assert "1,201 parts in one geometry once repaired" in r.json()["detail"]
+    assert r.json()["feature"] == 1 and await count(conn) == before
+
+
+async def test_a_heavy_requests_queries_stop_at_its_deadline(
+    own_db: str, settings: Settings
+) -> None:
+    """Found by a probe: analyses on a commune with a pathological parcel held their slot for
+    the whole statement timeout (45 s) after their 20 s were up. A heavy request's queries are
+    now cancelled at its deadline: here a table held locked makes the analysis wait, and it
+    is a 503 after about its one second, not after the statement timeout."""
+    hurried = settings.model_copy(update={"compute_seconds": 1.0})
+    app = create_app(hurried, conninfo=own_db)
+    blocker = await AsyncConnection.connect(own_db)
+    try:
+        async with app.router.lifespan_context(app):
+            await blocker.execute("LOCK TABLE dwellings IN ACCESS EXCLUSIVE MODE")
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                started = time.monotonic()
+                r = await client.get("/communes/5-DE-MARZO/analyses/electricity-gaps")
+                took = time.monotonic() - started
+                assert r.status_code == 503, r.text
+                assert took < 10  # a bound, not a benchmark: the statement timeout is 30 s
+                cheap = await client.get("/collections/parcels/items?limit=1")
+                assert cheap.status_code == 200
+    finally:
+        await blocker.rollback()
+        await blocker.close()
+
+
+async def test_a_step_waiting_for_its_child_lends_its_cpu_slot() -> None:
+    """Found by a probe: two repairs in progress held both CPU workers for up to 20 s, so
+    every other request's computation waited. A step waiting for its child process now gives
+    its slot back: with one slot, a quick step finishes while a slow child still runs."""
+    workers = work.Workers(1)
+    try:
+        with work.scope(work.default_limits(), workers, seconds=30):
+            slow = asyncio.ensure_future(work.cpu(work.isolated, time.sleep, 3))
+            await asyncio.sleep(0.5)  # the slow step has its slot and has started its child
+            started = time.monotonic()
+            assert await work.cpu(sum, [1, 2, 3]) == 6
+            assert time.monotonic() - started < 2 and not slow.done()
+            await slow
+    finally:
+        workers.close()

@@ -33,6 +33,9 @@ def test_heavy_requests_are_told_apart_by_path() -> None:
         ("POST", "/communes/5-DE-MARZO/dems"),
     ]:
         assert fairness.heavy(method, path), path
+    # a write that asks for repairs runs a child process: heavy too
+    assert fairness.heavy("POST", "/collections/parcels/items", b"commune=X&repair=true")
+    assert not fairness.heavy("POST", "/collections/parcels/items", b"repair=false")
     for method, path in [
         ("GET", "/collections/parcels/items"),
         ("GET", "/collections/parcels/items/3"),
@@ -67,6 +70,16 @@ async def test_rate_limits_per_client_with_retry_after(
     async with api_client(conn, strict, admin_token) as member:  # a token is its own client
         codes = [(await member.get("/collections")).status_code for _ in range(6)]
         assert codes == [200] * 6
+    # made-up tokens: each its own bucket, but all from one address, whose bucket empties
+    few = strict.model_copy(update={"token_rate_per_minute": 3})
+    async with api_client(conn, few) as anonymous:
+        codes = [
+            (
+                await anonymous.get("/collections", headers={"Authorization": f"Bearer x{n}"})
+            ).status_code
+            for n in range(4)
+        ]
+        assert codes == [401, 401, 401, 429]
 
 
 async def test_heavy_requests_have_a_bucket_of_their_own(

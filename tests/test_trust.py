@@ -260,6 +260,11 @@ async def test_required_if_match_refuses_blind_changes(own_db: str, settings: Se
             assert problem["status"] == 428 and "If-Match" in problem["detail"]
             assert (await c.patch(url, json={"properties": {"notes": "x"}})).status_code == 428
             assert (await c.delete(url)).status_code == 428
+            # "*" matches any version: as blind as no header (found by a probe)
+            star = await c.patch(
+                url, json={"properties": {"notes": "x"}}, headers={"If-Match": "*"}
+            )
+            assert star.status_code == 428
             after = await c.get(url)
             assert after.json() == before.json() and after.headers["etag"] == before.headers["etag"]
 

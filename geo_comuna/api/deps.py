@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import psycopg
 from fastapi import Depends, Header, Path, Query, Request
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.accounts import Access, User, authenticate
 from geo_comuna.api.scratch import Scratch
 from geo_comuna.errors import (
@@ -41,8 +44,21 @@ def get_scratch(request: Request) -> Scratch:
 
 
 async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection. A heavy request's queries (api/fairness.py) are cancelled at its
+    deadline, not only at the statement timeout: a slow analysis must not hold its slot and
+    its connection on after its answer could still come in time."""
     async with request.app.state.pool.connection() as conn:
-        yield conn
+        remaining = work.remaining() if request.scope.get("state", {}).get("heavy") else None
+        if remaining is None:
+            yield conn
+            return
+        ms = max(1, min(int(remaining * 1000), request.app.state.settings.statement_timeout_ms))
+        await conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(ms),))
+        try:
+            yield conn
+        finally:
+            with contextlib.suppress(psycopg.Error):  # a broken connection leaves the pool
+                await conn.execute("RESET statement_timeout")
 
 
 def get_layer_dep(collection_id: Annotated[str, Path(description="layer name")]) -> Layer:
@@ -99,7 +115,8 @@ async def if_match(
 ) -> str | None:
     """The If-Match of a change; with GEO_COMUNA_REQUIRE_IF_MATCH a change without one is
     refused (428) instead of overwriting whatever is stored now."""
-    if value is None and settings.require_if_match:
+    # "*" matches any version: in this mode it would overwrite as blindly as no header
+    if settings.require_if_match and (value is None or value.strip() == "*"):
         raise PreconditionRequired(
             "this server requires the If-Match header on PUT, PATCH and DELETE: read the "
             "feature, then send its ETag back as If-Match"

@@ -1,9 +1,12 @@
 """Fair under load: per-client rate limits, and a bounded number of heavy requests at once.
 
 Cheap reads (items, tiles, collections) and heavy ones (analyses, reports, maps, the national
-breakdown, hillshades, imports and exports) are told apart by their path. Every request takes a
-token from its client's bucket (a client is its token when it sends one, else its address),
-heavy ones from a smaller second bucket too; an empty bucket is a 429 with Retry-After.
+breakdown, hillshades, imports and exports, writes asking for repairs) are told apart by their
+path. Every request takes a token from its client's bucket (a client is its token when it
+sends one, else its address), heavy ones from a smaller second bucket too; requests with a
+token also from their address' bucket (token_rate_per_minute), so that made-up tokens do not
+each open a bucket of their own. An empty bucket is a 429 with Retry-After. The address is
+the peer's, or X-Forwarded-For's only from Settings.forwarded_allow_ips.
 Heavy requests also wait for one of ``Settings.heavy_requests`` slots *before* they take a
 database connection, so however many clients loop over analyses, the pool keeps
 ``pool_max_size - heavy_requests`` connections for everything else; one that waits longer
@@ -36,12 +39,17 @@ HEAVY = [
     (None, re.compile(r"/collections/[^/]+/(export|import)")),
     ("POST", re.compile(r"/communes/[^/]+/dems")),
 ]
+_REPAIR = re.compile(rb"(^|&)repair=(true|1|yes|on)(&|$)", re.I)
 #: buckets of clients not seen for this long are forgotten (s)
 _IDLE = 600.0
 _MAX_CLIENTS = 10_000
 
 
-def heavy(method: str, path: str) -> bool:
+def heavy(method: str, path: str, query: bytes = b"") -> bool:
+    """An analysis, map, report, file...; or a write asking for repairs (a child process
+    each, up to its whole deadline)."""
+    if method in ("POST", "PUT", "PATCH") and _REPAIR.search(query):
+        return True
     return any(
         (want is None or want == method) and pattern.fullmatch(path) for want, pattern in HEAVY
     )
@@ -90,6 +98,9 @@ class Fairness:
         self.app = app
         self.wait_s = settings.compute_seconds
         self.slots = asyncio.Semaphore(settings.heavy_requests)
+        #: every request of an address, whatever token it sends: random tokens would each
+        #: get a fresh bucket of their own
+        self.addresses = Buckets(settings.token_rate_per_minute)
         self.limits = {
             (False, False): Buckets(settings.rate_per_minute),
             (False, True): Buckets(settings.heavy_rate_per_minute),
@@ -102,9 +113,10 @@ class Fairness:
             await self.app(scope, receive, send)
             return
         client, with_token = _client(scope)
-        is_heavy = heavy(scope["method"], scope["path"])
+        is_heavy = heavy(scope["method"], scope["path"], scope.get("query_string", b""))
         now = time.monotonic()
-        wait = self.limits[with_token, False].take(client, now)
+        wait = self.addresses.take(_address(scope), now) if with_token else 0.0
+        wait = wait or self.limits[with_token, False].take(client, now)
         if not wait and is_heavy:
             wait = self.limits[with_token, True].take(client, now)
         if wait:
@@ -116,6 +128,7 @@ class Fairness:
         if not is_heavy:
             await self.app(scope, receive, send)
             return
+        scope.setdefault("state", {})["heavy"] = True  # api/deps.py get_conn: its deadline
         try:
             await asyncio.wait_for(self.slots.acquire(), self.wait_s)
         except TimeoutError:
@@ -141,8 +154,12 @@ def _client(scope: Scope) -> tuple[str, bool]:
             scheme, _, token = value.partition(b" ")
             if scheme.lower() == b"bearer" and token.strip():
                 return "t:" + hashlib.sha256(token.strip()).hexdigest()[:32], True
+    return "a:" + _address(scope), False
+
+
+def _address(scope: Scope) -> str:
     peer = scope.get("client")
-    return "a:" + (peer[0] if peer else "unknown"), False
+    return peer[0] if peer else "unknown"
 
 
 async def _refuse(send: Send, status: int, code: str, detail: str, after: float) -> None:

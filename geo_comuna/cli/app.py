@@ -60,6 +60,9 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level="info",
+        # X-Forwarded-For only from the proxies named: it is who a client is (rate limits)
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
     sock = config.bind_socket()  # as root still: a port below 1024 is allowed
     if user is not None:

@@ -118,19 +118,26 @@ def _empty_parts(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check_size(layer: Layer, geoms: np.ndarray, labels: Sequence) -> None:
-    """No geometry over Limits.max_vertices_per_geometry: every later step (validity, repair,
-    the audit trail's copy, each analysis) grows with it."""
-    most = work.limits().max_vertices_per_geometry
-    big = _first(shapely.get_num_coordinates(geoms) > most)
-    if big is not None:
-        count = int(shapely.get_num_coordinates(geoms[big]))
-        raise TooLarge(
-            f"{count:,} vertices in one geometry; the limit is {most:,} "
-            "(simplify it, e.g. QGIS Vector > Geometry Tools > Simplify)",
-            feature=labels[big],
-            layer=layer.name,
-        )
+def _check_size(
+    layer: Layer, geoms: np.ndarray, labels: Sequence, *, repaired: bool = False
+) -> None:
+    """No geometry over Limits.max_vertices_per_geometry or max_parts_per_geometry: every later
+    step (validity, repair, the audit trail's copy, each analysis) grows with them. Checked
+    again after a repair, which can turn one ring crossing itself into thousands of parts."""
+    limits = work.limits()
+    after = " once repaired" if repaired else ""
+    for measure, most, what in (
+        (shapely.get_num_coordinates, limits.max_vertices_per_geometry, "vertices"),
+        (shapely.get_num_geometries, limits.max_parts_per_geometry, "parts"),
+    ):
+        big = _first(measure(geoms) > most)
+        if big is not None:
+            raise TooLarge(
+                f"{int(measure(geoms[big])):,} {what} in one geometry{after}; the limit is "
+                f"{most:,} (simplify it, e.g. QGIS Vector > Geometry Tools > Simplify)",
+                feature=labels[big],
+                layer=layer.name,
+            )
 
 
 def _check_coordinates(
@@ -282,4 +289,6 @@ def check_geometries(
             f"invalid geometry: {reasons[i]} (send ?repair=true or --repair to fix it "
             "with ST_MakeValid)",
         )
-    return _repair(layer, geoms, ~valid, labels, reasons)
+    repaired, repairs = _repair(layer, geoms, ~valid, labels, reasons)
+    _check_size(layer, repaired, labels, repaired=True)
+    return repaired, repairs
