@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Query, Request
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.accounts import Access, User, authenticate
 from geo_comuna.api.scratch import Scratch
 from geo_comuna.errors import (
@@ -209,8 +210,8 @@ async def filters(
     box_crs = crs.parse(bbox_crs, "bbox-crs")
     geometry_crs = crs.parse(filter_crs, "filter-crs")
     canonical = None
-    if filter_text is not None:
-        canonical = cql.parse(filter_text, filter_lang)
+    if filter_text is not None:  # off the event loop: a long filter takes some parsing
+        canonical = await work.cpu(cql.parse, filter_text, filter_lang)
     elif filter_lang is not None and filter_lang not in cql.LANGS:
         raise InvalidInput(f"filter-lang {filter_lang!r} is not supported; use cql2-text")
     commune_id = None
