@@ -496,7 +496,9 @@ async def test_sql_injection_in_property_names_and_sort_keys(
         r = await client.get("/collections/parcels/items", params=params)
         assert r.status_code == 400, r.text
         assert r.headers["content-type"].startswith(PROBLEM)
-        assert "unknown query parameter" in r.json()["detail"]
+        shaping = {"sortby", "properties"} & set(params)
+        unknown = "unknown property" if shaping else "unknown query parameter"
+        assert unknown in r.json()["detail"]
     assert await rows(conn, "parcels") == before
 
 
@@ -510,7 +512,6 @@ async def test_sql_injection_in_property_names_and_sort_keys(
         "nan,1,2,3",
         "inf,1,2,3",
         "1e999,1,2,3",
-        "-69,9,-70,10",
         ",,,",
         "1;2;3;4",
     ],

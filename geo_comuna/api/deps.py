@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -21,14 +20,19 @@ from geo_comuna.errors import (
     PreconditionRequired,
     Unauthorized,
 )
+from geo_comuna.features import cql, crs
 from geo_comuna.features.attributes import check_value
+from geo_comuna.features.output import Output, parse_properties, parse_sortby
 from geo_comuna.features.query import CountCache, Filters, require_commune
 from geo_comuna.layers import Layer, get_layer
 from geo_comuna.settings import Settings
 
 #: query parameters every items request may carry besides property filters
-RESERVED = {"limit", "offset", "bbox", "bbox-crs", "commune", "f", "repair", "lang", "crs"}
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+RESERVED = {
+    *("limit", "offset", "bbox", "bbox-crs", "commune", "f", "repair", "lang", "crs"),
+    *("filter", "filter-lang", "filter-crs", "sortby", "properties"),
+}
+CRS84 = crs.CRS84.uri
 
 
 def get_settings(request: Request) -> Settings:
@@ -180,28 +184,21 @@ def paging(
 
 
 Paging = Annotated[tuple[int, int], Depends(paging)]
+_CRS_HELP = f"coordinates: {', '.join(crs.URIS)}; EPSG:<code> for the EPSG ones"
 
 
-def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
+def parse_bbox(
+    value: str | None, bbox_crs: crs.Crs = crs.CRS84
+) -> tuple[float, float, float, float] | None:
+    """bbox in ``bbox_crs``'s axis order, as xmin, ymin, xmax, ymax (x: longitude or
+    easting). West beyond east in degrees crosses the antimeridian."""
     if value is None:
         return None
     try:
         numbers = [float(v) for v in value.split(",")]
     except ValueError:
         raise InvalidInput(f"bbox {value!r} must be numbers: west,south,east,north") from None
-    if len(numbers) == 6:  # 3-D bbox: drop the heights
-        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
-    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers):
-        raise InvalidInput(f"bbox {value!r} must be 4 finite numbers: west,south,east,north")
-    w, s, e, n = numbers
-    if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= n <= 90):
-        raise InvalidInput(
-            f"bbox {value!r} is not longitude/latitude (CRS84): west,south,"
-            "east,north with south <= north"
-        )
-    if w > e:
-        raise InvalidInput(f"bbox {value!r} crosses the antimeridian; not supported here")
-    return w, s, e, n
+    return crs.parse_bbox_numbers(numbers, value, bbox_crs)
 
 
 async def filters(
@@ -209,13 +206,30 @@ async def filters(
     layer: LayerDep,
     conn: Conn,
     access: ReaderAccess,
-    bbox: Annotated[str | None, Query(description="west,south,east,north in CRS84")] = None,
-    bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
+    bbox: Annotated[
+        str | None, Query(description="west,south,east,north in bbox-crs (default CRS84)")
+    ] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description=_CRS_HELP)] = None,
     commune: Annotated[str | None, Query(description="commune id or registry code")] = None,
+    filter_text: Annotated[
+        str | None, Query(alias="filter", description="a CQL2 filter over the queryables")
+    ] = None,
+    filter_lang: Annotated[
+        str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json")
+    ] = None,
+    filter_crs: Annotated[
+        str | None, Query(alias="filter-crs", description=f"CRS of the filter's {_CRS_HELP}")
+    ] = None,
 ) -> Filters:
-    """bbox, commune and equality filters on any attribute (``?tenure=abandoned,occupied``)."""
-    if bbox_crs not in (None, CRS84, "EPSG:4326", "http://www.opengis.net/def/crs/EPSG/0/4326"):
-        raise InvalidInput(f"bbox-crs {bbox_crs!r} is not supported; use CRS84")
+    """bbox, commune, equality filters on any attribute (``?tenure=abandoned,occupied``) and
+    a CQL2 filter (features/cql.py), all of which a feature must match."""
+    box_crs = crs.parse(bbox_crs, "bbox-crs")
+    geometry_crs = crs.parse(filter_crs, "filter-crs")
+    canonical = None
+    if filter_text is not None:  # off the event loop: a long filter takes some parsing
+        canonical = await work.cpu(cql.parse, filter_text, filter_lang)
+    elif filter_lang is not None and filter_lang not in cql.LANGS:
+        raise InvalidInput(f"filter-lang {filter_lang!r} is not supported; use cql2-text")
     commune_id = None
     if commune is not None:
         commune_id = await require_commune(conn, commune)
@@ -237,7 +251,46 @@ async def filters(
         except InvalidAttribute as exc:
             raise InvalidInput(f"query parameter {name!r}: {exc.reason}") from None
         props.setdefault(name, []).extend(v for v in values if v is not None)
-    return Filters(parse_bbox(bbox), commune_id, props)
+    return Filters(
+        parse_bbox(bbox, box_crs),
+        commune_id,
+        props,
+        bbox_crs=box_crs,
+        cql=canonical,
+        filter_crs=geometry_crs,
+    )
 
 
 FiltersDep = Annotated[Filters, Depends(filters)]
+
+
+def response_crs(
+    value: Annotated[str | None, Query(alias="crs", description=_CRS_HELP)] = None,
+) -> crs.Crs:
+    """The CRS a feature response's coordinates are in (Content-Crs)."""
+    return crs.parse(value, "crs")
+
+
+CrsDep = Annotated[crs.Crs, Depends(response_crs)]
+
+
+def output(
+    layer: LayerDep,
+    access: ReaderAccess,
+    response: CrsDep,
+    sortby: Annotated[
+        str | None, Query(description="queryables to sort by, '-' for descending: -recovered_on")
+    ] = None,
+    properties: Annotated[
+        str | None, Query(description="the properties to include, comma-separated")
+    ] = None,
+) -> Output:
+    """The CRS, order and properties of the features a request gets (features/output.py)."""
+    return Output(
+        response,
+        parse_sortby(layer, access, sortby),
+        parse_properties(layer, access, properties),
+    )
+
+
+OutputDep = Annotated[Output, Depends(output)]

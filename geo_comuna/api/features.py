@@ -17,9 +17,11 @@ from geo_comuna.api.deps import (
     CRS84,
     Conn,
     Counts,
+    CrsDep,
     FiltersDep,
     IfMatch,
     LayerDep,
+    OutputDep,
     Paging,
     ReaderAccess,
     SettingsDep,
@@ -27,7 +29,7 @@ from geo_comuna.api.deps import (
     base_url,
 )
 from geo_comuna.errors import NotFound
-from geo_comuna.features import edit, query
+from geo_comuna.features import crs, edit, query
 from geo_comuna.layers import LAYERS, Layer
 
 router = APIRouter()
@@ -36,7 +38,19 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
@@ -89,7 +103,7 @@ def _collection(layer: Layer, base: str, lang: str, extent: list[float] | None) 
         "title": layer.title.get(lang),
         "description": layer.description.get(lang),
         "itemType": "feature",
-        "crs": [CRS84],
+        "crs": crs.URIS,
         "storageCrs": CRS84,
         "links": [
             _link(href, "self", "application/json"),
@@ -150,10 +164,20 @@ async def queryables(
     access: ReaderAccess,
     lang: Lang = "es",
 ) -> Response:
-    """What ``?name=value`` may filter by. A members-only property is listed only to readers
-    who may read it somewhere (``x-members-only``: it matches only in their communes'
-    features); anyone else filtering by it gets 403."""
-    props: dict[str, Any] = {"geometry": {"$ref": _GEOMETRY_SCHEMA[layer.geometry_type]}}
+    """What ``?name=value``, ``filter`` and ``sortby`` may use: the geometry, the references
+    (``commune`` by its code) and the attributes. A members-only property is listed only to
+    readers who may read it somewhere (``x-members-only``: it matches only in their
+    communes' features); anyone else filtering by it gets 403."""
+    props: dict[str, Any] = {
+        "geometry": {
+            "$ref": _GEOMETRY_SCHEMA[layer.geometry_type],
+            "x-ogc-role": "primary-geometry",
+            "format": f"geometry-{layer.geometry_type.lower()}",
+        }
+    }
+    for ref in layer.references:
+        kind = "integer" if ref.key == "id" else "string"
+        props[ref.name] = {"title": ref.title.get(lang), "type": kind}
     for attr in layer.attributes:
         members = attr.read == "members"
         if members and not access.anywhere:
@@ -216,16 +240,25 @@ async def items(
     paging: Paging,
     counts: Counts,
     access: ReaderAccess,
+    output: OutputDep,
 ) -> Response:
-    """GeoJSON FeatureCollection (RFC 7946). Filter with ``bbox``, ``commune`` and any
-    attribute (``?tenure=abandoned,occupied``); page with ``limit``/``offset`` or the
-    ``next`` link. Areas are in hectares and lengths in metres, geodesic.
+    """GeoJSON FeatureCollection (RFC 7946). Filter with ``bbox``, ``commune``, any
+    attribute (``?tenure=abandoned,occupied``) and a CQL2 ``filter``; page with
+    ``limit``/``offset`` or the ``next`` link; ``sortby``, ``properties`` and ``crs`` shape
+    the features. Areas are in hectares and lengths in metres, geodesic.
 
     Members-only properties (a home's residents, notes) are absent, and members-only
     positions (homes) null, except in features of the reader's communes (admins: all)."""
     limit, offset = paging
     page = await query.page(
-        conn, layer, filters, limit=limit, offset=offset, counts=counts, access=access
+        conn,
+        layer,
+        filters,
+        limit=limit,
+        offset=offset,
+        counts=counts,
+        access=access,
+        output=output,
     )
     links = _page_links(
         request,
@@ -246,7 +279,12 @@ async def items(
         separators=(",", ":"),
     )
     body = f'{head[:-1]},"features":[{page.features}]}}'
-    return Response(body, media_type=GEOJSON)
+    return Response(body, media_type=GEOJSON, headers=_content_crs(output.crs))
+
+
+def _content_crs(used: crs.Crs) -> dict[str, str]:
+    """Part 2's header naming the CRS of a response's coordinates."""
+    return {"Content-Crs": f"<{used.uri}>"}
 
 
 @router.get(
@@ -262,8 +300,9 @@ async def item(
     layer: LayerDep,
     feature_id: int,
     access: ReaderAccess,
+    response_crs: CrsDep,
 ) -> Response:
-    found = await query.one(conn, layer, feature_id, access)
+    found = await query.one(conn, layer, feature_id, access, response_crs)
     if found is None:
         raise NotFound(f"no feature {feature_id}", layer=layer.name)
     text, etag = found
@@ -273,7 +312,9 @@ async def item(
         _link(f"{base}/collections/{layer.name}", "collection", "application/json"),
     ]
     return Response(
-        f'{text[:-1]},"links":{json.dumps(links)}}}', media_type=GEOJSON, headers={"ETag": etag}
+        f'{text[:-1]},"links":{json.dumps(links)}}}',
+        media_type=GEOJSON,
+        headers={"ETag": etag, **_content_crs(response_crs)},
     )
 
 

@@ -22,7 +22,10 @@ from psycopg import AsyncConnection, sql
 from geo_comuna import work
 from geo_comuna.accounts import Access
 from geo_comuna.errors import Forbidden, NotFound
+from geo_comuna.features import cql
 from geo_comuna.features.attributes import is_text
+from geo_comuna.features.crs import CRS84, Crs, bbox_condition, output_geometry
+from geo_comuna.features.output import Output, order_sql
 from geo_comuna.layers import Layer
 
 COORD_DECIMALS = 6  # ~0.1 m at the equator
@@ -32,17 +35,25 @@ ETAG_SQL = sql.SQL("""'"' || t.id || '.' || t.xmin::text || '"'""")
 
 @dataclass(frozen=True)
 class Filters:
-    """What a client may narrow a collection by. ``bbox`` is lon/lat (EPSG:4326)."""
+    """What a client may narrow a collection by. ``bbox`` is xmin, ymin, xmax, ymax in
+    ``bbox_crs`` (lon/lat by default); ``cql`` a CQL2 filter as canonical CQL2 JSON
+    (features/cql.py), its geometries in ``filter_crs``."""
 
     bbox: tuple[float, float, float, float] | None = None
     commune_id: int | None = None
     properties: dict[str, list[Any]] = field(default_factory=dict)
+    bbox_crs: Crs = CRS84
+    cql: str | None = None
+    filter_crs: Crs = CRS84
 
     def key(self) -> tuple:
         return (
             self.bbox,
             self.commune_id,
             tuple(sorted((k, tuple(map(str, v))) for k, v in self.properties.items())),
+            self.bbox_crs.uri,
+            self.cql,
+            self.filter_crs.uri,
         )
 
 
@@ -89,12 +100,13 @@ def _only_readable(layer: Layer, access: Access, expr: sql.Composable) -> sql.Co
     return sql.SQL("CASE WHEN {} THEN {} END").format(readable(layer, access), expr)
 
 
-def geometry_sql(layer: Layer, access: Access) -> sql.Composable:
-    """``t.geom``, or NULL where the layer's positions are members-only and the row is not
-    the reader's."""
+def geometry_sql(layer: Layer, access: Access, crs: Crs = CRS84) -> sql.Composable:
+    """``t.geom`` in ``crs``, or NULL where the layer's positions are members-only and the
+    row is not the reader's."""
+    geom = output_geometry(sql.SQL("t.geom"), crs)
     if layer.geometry_read == "public":
-        return sql.SQL("t.geom")
-    return _only_readable(layer, access, sql.SQL("t.geom"))
+        return geom
+    return _only_readable(layer, access, geom)
 
 
 def _outputs(layer: Layer) -> tuple[list[tuple[str, sql.Composable, bool]], sql.Composable]:
@@ -138,12 +150,19 @@ def property_exprs(
     return exprs, joins
 
 
-def feature_sql(layer: Layer, access: Access) -> tuple[sql.Composable, sql.Composable]:
-    """A text expression building one GeoJSON Feature from alias ``t``, and its joins.
-    Members-only properties are absent from the rows the reader may not read them in."""
+def feature_sql(
+    layer: Layer, access: Access, crs: Crs = CRS84, properties: tuple[str, ...] | None = None
+) -> tuple[sql.Composable, sql.Composable]:
+    """A text expression building one GeoJSON Feature from alias ``t``, and its joins:
+    coordinates in ``crs``, only ``properties`` when given. Members-only properties are
+    absent from the rows the reader may not read them in."""
     outputs, joins = _outputs(layer)
+    if properties is not None:
+        outputs = [o for o in outputs if o[0] in properties]
 
     def props(names: list[tuple[str, sql.Composable, bool]]) -> sql.Composable:
+        if not names:
+            return sql.SQL("'{}'::json")
         return sql.SQL("json_build_object({})").format(
             sql.SQL(", ").join(
                 sql.SQL("{}, {}").format(sql.Literal(name), expr) for name, expr, _ in names
@@ -161,9 +180,9 @@ def feature_sql(layer: Layer, access: Access) -> tuple[sql.Composable, sql.Compo
         )
     feature = sql.SQL(
         """'{{"type":"Feature","id":' || t.id || ',"geometry":' """
-        """|| coalesce(ST_AsGeoJSON({}, {}), 'null') || ',"properties":' """
+        """|| coalesce(ST_AsGeoJSON({}, {}, 0), 'null') || ',"properties":' """
         """|| {}::text || '}}'"""
-    ).format(geometry_sql(layer, access), sql.Literal(COORD_DECIMALS), properties)
+    ).format(geometry_sql(layer, access, crs), sql.Literal(crs.decimals), properties)
     return feature, joins
 
 
@@ -193,10 +212,7 @@ def where_sql(
     params: dict[str, Any] = {}
     private = False
     if filters.bbox is not None:
-        params.update(zip(("w", "s", "e", "n"), filters.bbox, strict=True))
-        clauses.append(
-            sql.SQL("ST_Intersects(t.geom, ST_MakeEnvelope(%(w)s, %(s)s, %(e)s, %(n)s, 4326))")
-        )
+        clauses.append(bbox_condition(sql.SQL("t.geom"), filters.bbox, filters.bbox_crs, params))
         private = layer.geometry_read == "members"
     if filters.commune_id is not None:
         params["commune"] = filters.commune_id
@@ -216,6 +232,10 @@ def where_sql(
             sql.SQL("t.{} = ANY(%({})s)").format(sql.Identifier(column), sql.SQL(f"p{i}"))
         )
         private = private or layer.members_only(name)
+    if filters.cql is not None:
+        condition = cql.to_sql(layer, access, filters.cql, filters.filter_crs, params)
+        clauses.append(condition.sql)
+        private = private or condition.private
     if private and not access.everywhere:
         clauses.append(readable(layer, access))
     return sql.SQL(" AND ").join(clauses), params
@@ -241,20 +261,23 @@ async def page(
     offset: int,
     counts: CountCache,
     access: Access,
+    output: Output | None = None,
 ) -> Page:
-    """One page of features, as ``access`` may read them. A layer whose derived properties
-    read other tables (the communes' per-state breakdown) is kept per version of them all
-    (work.cache), since its page costs what those tables hold, not what it shows."""
+    """One page of features, as ``access`` may read them, shaped by ``output`` (CRS, order,
+    properties). A layer whose derived properties read other tables (the communes'
+    per-state breakdown) is kept per version of them all (work.cache), since its page costs
+    what those tables hold, not what it shows."""
+    output = output or Output()
     reads = {table for d in layer.derived for table in d.reads}
     cache = work.cache()
     if not reads or cache is None:
-        return await _page(conn, layer, filters, limit, offset, counts, access)
+        return await _page(conn, layer, filters, limit, offset, counts, access, output)
     reader = access.key if layer.restricted else None
     return await cache.get_or_compute(
         conn,
-        ("page", layer.name, filters.key(), reader, limit, offset),
+        ("page", layer.name, filters.key(), reader, limit, offset, output.key()),
         {layer.table, *reads},
-        lambda: _page(conn, layer, filters, limit, offset, counts, access),
+        lambda: _page(conn, layer, filters, limit, offset, counts, access, output),
     )
 
 
@@ -266,26 +289,39 @@ async def _page(
     offset: int,
     counts: CountCache,
     access: Access,
+    output: Output,
 ) -> Page:
     where, params = where_sql(layer, filters, access)
-    feature, joins = feature_sql(layer, access)
+    order, private_order = order_sql(layer, access, output)
+    if private_order and not access.everywhere:  # see features/output.py
+        where = sql.SQL("{} AND {}").format(where, readable(layer, access))
+    # ordered pages keep their rank; the plain id order needs none
+    rank = sql.SQL("row_number() OVER (ORDER BY {})").format(order) if output.sortby else None
+    feature, joins = feature_sql(layer, access, output.crs, output.properties)
     # what a filter matches may depend on the reader (see where_sql)
-    key = (layer.name, filters.key(), access.key if layer.restricted else None)
+    key = (layer.name, filters.key(), access.key if layer.restricted else None, private_order)
     cached = counts.get(key)
     params.update(layer=layer.name, limit=limit, offset=offset, known=cached[0] if cached else None)
     table = sql.Identifier(layer.table)
     query = sql.SQL("""
-        WITH ids AS (SELECT t.id FROM {table} t WHERE {where}
-                     ORDER BY t.id LIMIT %(limit)s OFFSET %(offset)s),
+        WITH ids AS (SELECT t.id, {rank} AS n FROM {table} t WHERE {where}
+                     ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s),
              v AS (SELECT version FROM layer_versions WHERE layer = %(layer)s)
         SELECT (SELECT version FROM v),
                CASE WHEN (SELECT version FROM v) IS NOT DISTINCT FROM %(known)s::bigint
                     THEN NULL ELSE (SELECT count(*) FROM {table} t WHERE {where}) END,
                (SELECT count(*) FROM ids),
-               (SELECT string_agg(f.feature, ',' ORDER BY f.id) FROM
-                   (SELECT t.id, {feature} AS feature
+               (SELECT string_agg(f.feature, ',' ORDER BY f.n) FROM
+                   (SELECT ids.n, {feature} AS feature
                     FROM ids JOIN {table} t ON t.id = ids.id {joins}) f)
-    """).format(table=table, where=where, feature=feature, joins=joins)
+    """).format(
+        table=table,
+        where=where,
+        feature=feature,
+        joins=joins,
+        order=order,
+        rank=rank or sql.SQL("t.id"),
+    )
     cur = await conn.execute(query, params)
     version, count, returned, text = await cur.fetchone()
     if count is None:
@@ -296,10 +332,10 @@ async def _page(
 
 
 async def one(
-    conn: AsyncConnection, layer: Layer, feature_id: int, access: Access
+    conn: AsyncConnection, layer: Layer, feature_id: int, access: Access, crs: Crs = CRS84
 ) -> tuple[str, str] | None:
-    """One Feature as GeoJSON text, and its version (the ETag)."""
-    feature, joins = feature_sql(layer, access)
+    """One Feature as GeoJSON text, coordinates in ``crs``, and its version (the ETag)."""
+    feature, joins = feature_sql(layer, access, crs)
     cur = await conn.execute(
         sql.SQL("SELECT {}, {} FROM {} t {} WHERE t.id = %s").format(
             feature, ETAG_SQL, sql.Identifier(layer.table), joins

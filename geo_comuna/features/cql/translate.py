@@ -1,0 +1,221 @@
+"""The walk over a CQL2 tree that writes the WHERE condition: logic, comparisons, LIKE,
+BETWEEN, IN, IS NULL, CASEI; spatial and temporal functions come from spacetime.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+from geo_comuna.accounts import Access
+from geo_comuna.features import crs as crs_mod
+from geo_comuna.features.attributes import is_text
+from geo_comuna.features.cql.base import as_datetime
+from geo_comuna.features.cql.spacetime import (
+    SPATIAL,
+    TEMPORAL_INSTANT,
+    TEMPORAL_INTERVAL_ONLY,
+    SpaceTime,
+)
+from geo_comuna.features.queryables import Queryable
+from geo_comuna.layers import Layer
+
+COMPARE = {"=": "=", "<>": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+MIRROR = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+SQL_TYPES = {"text": "text", "integer": "numeric", "number": "numeric", "boolean": "boolean"}
+
+
+@dataclass(frozen=True)
+class Condition:
+    sql: sql.Composable
+    #: names a members-only property or geometry: match only rows the reader may read
+    private: bool
+
+
+def to_sql(
+    layer: Layer, access: Access, canonical: str, filter_crs: crs_mod.Crs, params: dict
+) -> Condition:
+    """The WHERE condition of a parsed filter, its values added to ``params``."""
+    translator = Translator(layer, access, filter_crs, params)
+    return Condition(translator.predicate(json.loads(canonical)), translator.private)
+
+
+class Translator(SpaceTime):
+    """The walk: each predicate becomes a Composable, each value a bound parameter."""
+
+    def predicate(self, node: Any) -> sql.Composable:
+        if isinstance(node, bool):
+            return sql.SQL("true" if node else "false")
+        if not isinstance(node, dict) or not isinstance(node.get("op"), str):
+            raise self.fail(node, "expected a predicate (a comparison, LIKE, S_INTERSECTS...)")
+        op, args = node["op"], node.get("args", [])
+        if not isinstance(args, list):
+            raise self.fail(node, f"{op} needs a list of arguments")
+        if op in ("and", "or"):
+            if len(args) < 2:
+                raise self.fail(node, f"{op.upper()} needs two or more predicates")
+            joined = sql.SQL(f" {op.upper()} ").join(self.predicate(a) for a in args)
+            return sql.SQL("({})").format(joined)
+        if op == "not":
+            self.arity(node, args, 1)
+            return sql.SQL("(NOT {})").format(self.predicate(args[0]))
+        if op in COMPARE:
+            self.arity(node, args, 2)
+            return self.compare(node, op, args[0], args[1])
+        handlers = {
+            "like": self.like,
+            "between": self.between,
+            "in": self.in_list,
+            "isNull": self.is_null,
+        }
+        if op in handlers:
+            return handlers[op](node, args)
+        if op in SPATIAL:
+            self.arity(node, args, 2)
+            return self.spatial(node, op, args)
+        if op in TEMPORAL_INSTANT or op in TEMPORAL_INTERVAL_ONLY:
+            self.arity(node, args, 2)
+            return self.temporal(node, op, args)
+        raise self.fail(node, f"{op} is not supported here")
+
+    def sides(self, node: Any, a: Any, b: Any) -> tuple[Queryable, bool, Any, bool]:
+        """(property, under CASEI, the other side, property was on the right)."""
+        left, left_casei = self.unwrap_casei(a)
+        right, right_casei = self.unwrap_casei(b)
+        prop = self.property(node, left)
+        if prop is not None and self.property(node, right) is None:
+            return prop, left_casei or right_casei, right, False
+        prop = self.property(node, right)
+        if prop is not None and self.property(node, left) is None:
+            return prop, left_casei or right_casei, left, True
+        raise self.fail(node, "compare one property with a value")
+
+    def unwrap_casei(self, arg: Any) -> tuple[Any, bool]:
+        if isinstance(arg, dict) and arg.get("op") == "casei":
+            inner = arg.get("args")
+            if not isinstance(inner, list) or len(inner) != 1:
+                raise self.fail(arg, "CASEI takes one argument")
+            return inner[0], True
+        if isinstance(arg, dict) and isinstance(arg.get("op"), str):
+            # ACCENTI, arithmetic and other functions
+            raise self.fail(arg, f"{arg['op'].upper()} is not supported here")
+        return arg, False
+
+    def compare(self, node: Any, op: str, a: Any, b: Any) -> sql.Composable:
+        prop, casei, literal, swapped = self.sides(node, a, b)
+        if swapped:
+            op = MIRROR[op]
+        if prop.type == "geometry":
+            raise self.fail(node, "compare geometries with S_INTERSECTS, S_WITHIN...")
+        if prop.code_of and op == "=" and not casei:
+            return self.code_in(prop, [self.scalar(node, prop, literal, check_domain=True)])
+        left, right = self.operands(node, prop, casei, literal, check_domain=op in ("=", "<>"))
+        return sql.SQL("{} {} {}").format(left, sql.SQL(COMPARE[op]), right)
+
+    def operands(
+        self, node: Any, prop: Queryable, casei: bool, literal: Any, check_domain: bool = False
+    ) -> tuple[sql.Composable, sql.Composable]:
+        if casei and prop.type != "text":
+            raise self.fail(node, f"CASEI compares text; {prop.name} is {prop.type}")
+        value = self.scalar(node, prop, literal, check_domain=check_domain and not casei)
+        if isinstance(value, dt.datetime):  # a date property against a timestamp
+            return self.as_timestamp(prop), self.bind(value, "timestamptz")
+        right = self.bind(value, self.cast(prop))
+        if casei:
+            return sql.SQL("lower({})").format(prop.expr), sql.SQL("lower({})").format(right)
+        return prop.expr, right
+
+    def cast(self, prop: Queryable) -> str:
+        return "date" if prop.type == "date" else SQL_TYPES[prop.type]
+
+    def code_in(self, prop: Queryable, codes: list[str]) -> sql.Composable:
+        """A code reference matched through its table's index, not a subquery per row."""
+        assert prop.code_of is not None
+        column, table, key = prop.code_of
+        return sql.SQL("t.{} = ANY(ARRAY(SELECT r.id FROM {} r WHERE r.{} = ANY({})))").format(
+            sql.Identifier(column),
+            sql.Identifier(table),
+            sql.Identifier(key),
+            self.bind(codes, "text[]"),
+        )
+
+    def scalar(self, node: Any, prop: Queryable, literal: Any, check_domain: bool = False) -> Any:
+        """``literal`` as a value of ``prop``'s type, or a 400 saying what was expected."""
+        kind = prop.type
+        if kind == "text":
+            if not isinstance(literal, str):
+                raise self.fail(node, f"{prop.name} is text; compare it with 'quoted text'")
+            if not is_text(literal):
+                raise self.fail(node, "text holds a NUL or a lone surrogate")
+            if check_domain and prop.domain and literal not in prop.domain:
+                allowed = ", ".join(prop.domain.values)
+                raise self.fail(node, f"{prop.name} has no value {literal!r}; it takes {allowed}")
+            return literal
+        if kind in ("integer", "number"):
+            if isinstance(literal, bool) or not isinstance(literal, int | float):
+                raise self.fail(node, f"{prop.name} is a number")
+            if not math.isfinite(literal):
+                raise self.fail(node, "numbers must be finite")
+            return literal
+        if kind == "boolean":
+            if not isinstance(literal, bool):
+                raise self.fail(node, f"{prop.name} is true or false")
+            return literal
+        if kind == "date":
+            return self.instant(node, prop, literal)
+        raise self.fail(node, f"{prop.name} cannot be compared so")
+
+    def like(self, node: Any, args: list) -> sql.Composable:
+        self.arity(node, args, 2)
+        prop, casei, pattern, swapped = self.sides(node, args[0], args[1])
+        if swapped or prop.type != "text":
+            raise self.fail(node, "LIKE matches a text property against a 'pattern'")
+        left, right = self.operands(node, prop, casei, pattern)
+        return sql.SQL("{} LIKE {}").format(left, right)
+
+    def between(self, node: Any, args: list) -> sql.Composable:
+        self.arity(node, args, 3)
+        prop = self.property(node, args[0])
+        if prop is None or prop.type not in ("integer", "number", "date", "text"):
+            raise self.fail(node, "BETWEEN takes a number, date or text property first")
+        low, high = (self.scalar(node, prop, v) for v in args[1:])
+        if isinstance(low, dt.datetime) or isinstance(high, dt.datetime):
+            low, high = (as_datetime(v) for v in (low, high))
+            return sql.SQL("{} BETWEEN {} AND {}").format(
+                self.as_timestamp(prop),
+                self.bind(low, "timestamptz"),
+                self.bind(high, "timestamptz"),
+            )
+        cast = self.cast(prop)
+        return sql.SQL("{} BETWEEN {} AND {}").format(
+            prop.expr, self.bind(low, cast), self.bind(high, cast)
+        )
+
+    def in_list(self, node: Any, args: list) -> sql.Composable:
+        self.arity(node, args, 2)
+        prop = self.property(node, args[0])
+        values = args[1]
+        if prop is None or prop.type == "geometry" or not isinstance(values, list):
+            raise self.fail(node, "IN takes a property and a list of values")
+        if not values:
+            raise self.fail(node, "IN needs at least one value")
+        checked = [self.scalar(node, prop, v, check_domain=True) for v in values]
+        if prop.code_of:
+            return self.code_in(prop, checked)
+        if any(isinstance(v, dt.datetime) for v in checked):
+            stamps = [as_datetime(v) for v in checked]
+            return sql.SQL("{} = ANY({})").format(
+                self.as_timestamp(prop), self.bind(stamps, "timestamptz[]")
+            )
+        return sql.SQL("{} = ANY({})").format(prop.expr, self.bind(checked, f"{self.cast(prop)}[]"))
+
+    def is_null(self, node: Any, args: list) -> sql.Composable:
+        self.arity(node, args, 1)
+        prop = self.property(node, args[0])
+        if prop is None:
+            raise self.fail(node, "IS NULL takes a property")
+        return sql.SQL("({} IS NULL)").format(prop.expr)

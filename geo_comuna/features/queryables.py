@@ -1,0 +1,79 @@
+"""What a reader may filter and sort a layer by, derived from the registry: its attributes,
+its references (``commune`` by code, ``parcel`` by id) and its geometry.
+
+Each queryable carries the SQL reading it from alias ``t``, so that a filter (features/cql.py)
+or a sort key (features/output.py) never writes a name the registry did not declare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from geo_comuna.accounts import Access
+from geo_comuna.errors import Forbidden, InvalidInput
+from geo_comuna.layers import Layer
+from geo_comuna.layers.model import Domain
+
+GEOMETRY = "geometry"
+
+
+@dataclass(frozen=True)
+class Queryable:
+    name: str
+    #: text, integer, number, date, boolean or geometry
+    type: str
+    #: the value over alias ``t``
+    expr: sql.Composable
+    #: readable only by the users of the feature's commune and admins
+    members: bool = False
+    domain: Domain | None = None
+    #: a reference given by code: (its column, the referenced table, the code's column)
+    code_of: tuple[str, str, str] | None = None
+
+
+def find(layer: Layer, name: str) -> Queryable | None:
+    if name == GEOMETRY:
+        return Queryable(GEOMETRY, "geometry", sql.SQL("t.geom"), layer.geometry_read == "members")
+    ref = layer.reference(name)
+    if ref is not None:
+        column = sql.SQL("t.{}").format(sql.Identifier(ref.column))
+        if ref.key == "id":
+            return Queryable(name, "integer", column)
+        expr = sql.SQL("(SELECT r.{} FROM {} r WHERE r.id = {})").format(
+            sql.Identifier(ref.key), sql.Identifier(ref.table), column
+        )
+        return Queryable(name, "text", expr, code_of=(ref.column, ref.table, ref.key))
+    attr = layer.attribute(name)
+    if attr is None:
+        return None
+    column = sql.SQL("t.{}").format(sql.Identifier(attr.name))
+    return Queryable(name, attr.type, column, attr.read == "members", attr.domain)
+
+
+def names(layer: Layer, access: Access) -> list[str]:
+    """The properties this reader may filter by, in schema order (queryables' own order)."""
+    return [
+        name for name in layer.property_names if access.anywhere or not layer.members_only(name)
+    ]
+
+
+def resolve(layer: Layer, access: Access, name: str, what: str) -> Queryable:
+    """The queryable ``name``, or a 400 listing what the reader may use, or a 403 for a
+    members-only one the reader may read in no commune."""
+    found = find(layer, name)
+    if found is None or found.type == "geometry" and what == "sortby":
+        known = names(layer, access) + ([] if what == "sortby" else [GEOMETRY])
+        raise InvalidInput(
+            f"{what}: unknown property {name!r}; {layer.name} has {', '.join(known)}",
+            layer=layer.name,
+        )
+    if found.members and found.type != "geometry" and not access.anywhere:
+        raise Forbidden(
+            f"{what}: {name} of {layer.name} can be read, and so filtered and sorted by, only "
+            "by the users of the feature's commune and admins; send such a user's token "
+            "(Authorization: Bearer <token>)",
+            layer=layer.name,
+        )
+    return found
