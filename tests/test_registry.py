@@ -73,3 +73,15 @@ async def test_every_domain_value_has_both_labels() -> None:
         for attr in layer.attributes:
             for value, label in attr.domain.values.items() if attr.domain else []:
                 assert label.es and label.en, f"{layer.name}.{attr.name}={value}"
+
+
+@pytest.mark.parametrize("name", [n for n, layer in LAYERS.items() if layer.temporal])
+async def test_temporal_property_is_indexed(conn: AsyncConnection, name: str) -> None:
+    """?datetime= and extent.temporal read a layer's temporal property on every request."""
+    layer = LAYERS[name]
+    cur = await conn.execute(
+        "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s::regclass",
+        (layer.table,),
+    )
+    definitions = [r[0] for r in await cur.fetchall()]
+    assert any(d.endswith(f"btree ({layer.temporal})") for d in definitions), definitions

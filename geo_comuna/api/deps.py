@@ -11,6 +11,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna.accounts import Access, User, authenticate
 from geo_comuna.api.scratch import Scratch
+from geo_comuna.api.temporal import parse_datetime
 from geo_comuna.errors import (
     Forbidden,
     InvalidAttribute,
@@ -24,7 +25,18 @@ from geo_comuna.layers import Layer, get_layer
 from geo_comuna.settings import Settings
 
 #: query parameters every items request may carry besides property filters
-RESERVED = {"limit", "offset", "bbox", "bbox-crs", "commune", "f", "repair", "lang", "crs"}
+RESERVED = {
+    "limit",
+    "offset",
+    "bbox",
+    "bbox-crs",
+    "commune",
+    "datetime",
+    "f",
+    "repair",
+    "lang",
+    "crs",
+}
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 
 
@@ -195,8 +207,23 @@ async def filters(
     bbox: Annotated[str | None, Query(description="west,south,east,north in CRS84")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
     commune: Annotated[str | None, Query(description="commune id or registry code")] = None,
+    datetime: Annotated[
+        str | None,
+        Query(
+            description="a date, an RFC 3339 date-time or an interval start/end ('..' open) "
+            "matched against the layer's temporal property (parcels: recovered_on, "
+            "communes: founded)"
+        ),
+    ] = None,
 ) -> Filters:
-    """bbox, commune and equality filters on any attribute (``?tenure=abandoned,occupied``)."""
+    """bbox, commune, datetime and equality filters on any attribute
+    (``?tenure=abandoned,occupied``)."""
+    interval = parse_datetime(datetime)
+    if interval is not None and layer.temporal is None:
+        raise InvalidInput(
+            f"{layer.name} has no date to filter by: datetime applies to layers with a "
+            "temporal property (their collection has an extent.temporal)"
+        )
     if bbox_crs not in (None, CRS84, "EPSG:4326", "http://www.opengis.net/def/crs/EPSG/0/4326"):
         raise InvalidInput(f"bbox-crs {bbox_crs!r} is not supported; use CRS84")
     commune_id = None
@@ -220,7 +247,7 @@ async def filters(
         except InvalidAttribute as exc:
             raise InvalidInput(f"query parameter {name!r}: {exc.reason}") from None
         props.setdefault(name, []).extend(v for v in values if v is not None)
-    return Filters(parse_bbox(bbox), commune_id, props)
+    return Filters(parse_bbox(bbox), commune_id, props, interval)
 
 
 FiltersDep = Annotated[Filters, Depends(filters)]

@@ -6,6 +6,7 @@ and go out as they are.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -82,7 +83,26 @@ async def conformance() -> dict[str, list[str]]:
     return {"conformsTo": CONFORMANCE}
 
 
-def _collection(layer: Layer, base: str, lang: str, extent: list[float] | None) -> dict:
+#: the calendar of extent.temporal (OGC API - Features Part 1)
+GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
+
+
+def _temporal(days: tuple[dt.date, dt.date]) -> dict[str, Any]:
+    """The first and the last dated feature's days, from the first's start to the last's end."""
+    first, last = days
+    return {
+        "interval": [[f"{first.isoformat()}T00:00:00Z", f"{last.isoformat()}T23:59:59Z"]],
+        "trs": GREGORIAN,
+    }
+
+
+def _collection(
+    layer: Layer,
+    base: str,
+    lang: str,
+    extent: list[float] | None,
+    days: tuple[dt.date, dt.date] | None = None,
+) -> dict:
     href = f"{base}/collections/{layer.name}"
     doc: dict[str, Any] = {
         "id": layer.name,
@@ -103,6 +123,8 @@ def _collection(layer: Layer, base: str, lang: str, extent: list[float] | None) 
     }
     if extent:
         doc["extent"] = {"spatial": {"bbox": [extent], "crs": CRS84}}
+    if days:
+        doc.setdefault("extent", {})["temporal"] = _temporal(days)
     return doc
 
 
@@ -112,10 +134,12 @@ async def collections(
 ) -> dict[str, Any]:
     base = base_url(request, settings)
     extents = await query.extents(conn, list(LAYERS.values()))
+    days = await query.temporal_extents(conn, list(LAYERS.values()))
     return {
         "links": [_link(f"{base}/collections", "self", "application/json")],
         "collections": [
-            _collection(layer, base, lang, extents.get(layer.name)) for layer in LAYERS.values()
+            _collection(layer, base, lang, extents.get(layer.name), days.get(layer.name))
+            for layer in LAYERS.values()
         ],
     }
 
@@ -125,7 +149,10 @@ async def collection(
     request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep, lang: Lang = "es"
 ) -> dict[str, Any]:
     extents = await query.extents(conn, [layer])
-    return _collection(layer, base_url(request, settings), lang, extents.get(layer.name))
+    days = await query.temporal_extents(conn, [layer])
+    return _collection(
+        layer, base_url(request, settings), lang, extents.get(layer.name), days.get(layer.name)
+    )
 
 
 _JSON_TYPES = {

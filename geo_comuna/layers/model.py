@@ -4,6 +4,10 @@ Every layer is declared once (in territory.py, production.py, networks.py). Coll
 queryables, write validation, import mapping, export schema, map legends and who may read what
 derive from it.
 
+Time: a layer may name one date attribute as its ``temporal`` property, the one OGC API
+``?datetime=`` filters by and its collection's ``extent.temporal`` spans (parcels: when the
+land was recovered; communes: when the commune was founded).
+
 Read rules: an attribute (``Attribute(read="members")``) or a layer's positions
 (``Layer(geometry_read="members")``) may be members-only: readable by the users bound to the
 feature's commune (any role) and by admins. Everyone else reads the feature without them, on
@@ -151,6 +155,17 @@ class Layer:
     geometry_read: Read = "public"
     #: what readers outside a commune see in place of members-only positions
     aggregate: Aggregate | None = None
+    #: the public date attribute placing a feature in time (``?datetime=``,
+    #: ``extent.temporal``); None: the layer has no time
+    temporal: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.temporal is not None:
+            attr = self.attribute(self.temporal)
+            if attr is None or attr.type != "date" or attr.read != "public":
+                raise ValueError(
+                    f"{self.name}: temporal {self.temporal!r} must name a public date attribute"
+                )
 
     @property
     def table(self) -> str:

@@ -106,6 +106,7 @@ COMMUNES = Layer(
         ),
     ),
     style="communes",
+    temporal="founded",
 )
 
 PARCELS = Layer(
@@ -126,6 +127,7 @@ PARCELS = Layer(
     references=(commune_ref(),),
     derived=(AREA_HA,),
     style="parcels",
+    temporal="recovered_on",
 )
 
 LAYERS = (STATES, COMMUNES, PARCELS)
