@@ -91,7 +91,9 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=30_000, ge=100, description="per query, ms")
 
     default_limit: int = Field(default=100, ge=1, description="items per page when not asked")
-    max_limit: int = Field(default=10_000, ge=1, description="largest page a client may ask")
+    max_limit: int = Field(
+        default=10_000, ge=1, description="largest page; a larger limit gets this many"
+    )
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="JSON write bodies")
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, description="file uploads")
     max_features_per_import: int = Field(default=2_000_000, ge=1)

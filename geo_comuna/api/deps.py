@@ -165,12 +165,10 @@ def paging(
     limit: Annotated[int | None, Query(ge=1, description="items per page")] = None,
     offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
 ) -> tuple[int, int]:
-    limit = settings.default_limit if limit is None else limit
-    if limit > settings.max_limit:
-        raise InvalidInput(
-            f"limit {limit} is above the maximum page size {settings.max_limit}; "
-            "page with offset and the 'next' links"
-        )
+    """``limit`` items from ``offset``. A limit above the maximum page size is not an error
+    (OGC API - Features Part 1): the page is the maximum, and the ``next`` links go on from
+    there, so ``ogr2ogr -oo PAGE_SIZE=20000`` reads everything."""
+    limit = settings.default_limit if limit is None else min(limit, settings.max_limit)
     return limit, offset
 
 
