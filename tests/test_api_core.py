@@ -41,3 +41,89 @@ async def test_a_limit_below_one_or_not_a_number_is_400(
 ) -> None:
     r = await client.get(ITEMS, params={"limit": limit})
     assert r.status_code == 400 and "limit" in r.json()["detail"]
+
+
+# ---------------------------------------------------------------- every route of the API
+
+#: a real value for each path parameter of the OpenAPI document
+PATH_VALUES = {
+    "collection_id": "parcels",
+    "layer": "parcels",
+    "commune": "EL-MAIZAL",
+    "name": "land-recovery",
+    "analysis": "land-recovery",
+    "z": "12",
+    "x": "1261",
+    "y": "1948",
+}
+
+
+async def operations(client: httpx.AsyncClient) -> list[tuple[str, str, dict]]:
+    """(method, concrete path, operation) of every operation the API documents."""
+    spec = (await client.get("/openapi.json")).json()
+    first = (await client.get(ITEMS, params={"limit": 1})).json()["features"][0]["id"]
+    found = []
+    for template, ops in spec["paths"].items():
+        path = template.replace("{feature_id}", str(first))
+        for name, value in PATH_VALUES.items():
+            path = path.replace(f"{{{name}}}", value)
+        assert "{" not in path, f"no value for a parameter of {template}"
+        found += [(method.upper(), path, op) for method, op in ops.items()]
+    return found
+
+
+async def test_head_answers_wherever_get_does(client: httpx.AsyncClient) -> None:
+    for method, path, _ in await operations(client):
+        if method != "GET" or "/maps/" in path or path.endswith(("/report", ".png")):
+            continue  # the heavy pages: one of them below
+        got, head = await client.get(path), await client.head(path)
+        assert head.status_code == got.status_code, (path, got.text[:200])
+        assert head.content == b"", path
+        for name in ("content-type", "content-length", "etag", "cache-control", "vary"):
+            assert head.headers.get(name) == got.headers.get(name), (path, name)
+    page = await client.head("/maps/communes/EL-MAIZAL")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.content == b"" and int(page.headers["content-length"]) > 1000
+    assert (await client.head("/static/geo_comuna/geo_comuna_maps.js")).status_code == 200
+    assert (await client.head("/collections/nothing")).status_code == 404
+
+
+async def test_a_405_says_which_methods_the_path_has(client: httpx.AsyncClient) -> None:
+    cases = {
+        ("DELETE", ITEMS): "GET, HEAD, POST, OPTIONS",
+        ("POST", f"{ITEMS}/1"): "GET, HEAD, PUT, PATCH, DELETE, OPTIONS",
+        ("PUT", "/collections"): "GET, HEAD, OPTIONS",
+        ("DELETE", "/collections/parcels/import"): "POST, OPTIONS",
+        ("POST", "/communes/EL-MAIZAL/states"): "GET, HEAD, OPTIONS",
+    }
+    for (method, path), allow in cases.items():
+        r = await client.request(method, path)
+        assert r.status_code == 405, (method, path)
+        assert r.headers["allow"] == allow, (method, path)
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_options_lists_the_methods_of_any_path(client: httpx.AsyncClient) -> None:
+    for path, allow in {
+        "/collections": "GET, HEAD, OPTIONS",
+        "/communes/EL-MAIZAL/dems": "GET, HEAD, POST, OPTIONS",
+        "/collections/parcels/export": "GET, HEAD, OPTIONS",
+    }.items():
+        r = await client.options(path)
+        assert r.status_code == 204 and r.headers["allow"] == allow, path
+    assert (await client.options("/no/such/path")).status_code == 404
+
+
+async def test_a_401_says_how_to_authenticate(conn: AsyncConnection, settings: Settings) -> None:
+    async with api_client(conn, settings) as anonymous:
+        r = await anonymous.post(ITEMS, json={})
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == 'Bearer realm="geo_comuna"'
+    async with api_client(conn, settings, "gc_not-a-token") as wrong:
+        r = await wrong.get("/collections")
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == 'Bearer realm="geo_comuna", error="invalid_token"'
+    token_reads = settings.model_copy(update={"reads": "token"})
+    async with api_client(conn, token_reads) as anonymous:
+        r = await anonymous.get(ITEMS)
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer ")

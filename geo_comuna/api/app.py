@@ -26,6 +26,7 @@ from geo_comuna.api import (
 from geo_comuna.api.deps import current_user
 from geo_comuna.api.fairness import Fairness
 from geo_comuna.api.headers import SecurityHeaders
+from geo_comuna.api.methods import Methods
 from geo_comuna.db import migrate
 from geo_comuna.db.pool import open_pool, resolve_conninfo
 from geo_comuna.db.versions import VersionedCache
@@ -186,5 +187,6 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.add_middleware(ReaderCaching, settings=settings)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(Fairness, settings=settings)
+    app.add_middleware(Methods, router=app.router)  # HEAD as GET, OPTIONS, Allow on 405s
     app.add_middleware(SecurityHeaders, settings=settings)  # outermost: on 413s too
     return app
