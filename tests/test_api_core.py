@@ -127,3 +127,102 @@ async def test_a_401_says_how_to_authenticate(conn: AsyncConnection, settings: S
     async with api_client(conn, token_reads) as anonymous:
         r = await anonymous.get(ITEMS)
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer ")
+
+
+async def test_an_unknown_parameter_is_400_on_every_route(client: httpx.AsyncClient) -> None:
+    """Before any work: a write is refused before its body is read, a map before it is drawn."""
+    swept = 0
+    for method, path, op in await operations(client):
+        takes = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+        r = await client.request(method, path, params={"colour": "red"})
+        assert r.status_code == 400, (method, path, r.status_code, r.text[:300])
+        detail = r.json()["detail"]
+        assert "colour" in detail, (method, path, detail)
+        assert all(name in detail for name in takes), (method, path, detail)
+        swept += 1
+    assert swept > 25
+    # what a route does take still works
+    assert (await client.get("/collections", params={"lang": "en"})).status_code == 200
+    assert (await client.get(ITEMS, params={"tenure": "occupied"})).status_code == 200
+    r = await client.get("/communes/EL-MAIZAL/analyses/land-recovery", params={"f": "json"})
+    assert r.status_code == 200
+    assert (await client.get("/communes/EL-MAIZAL/hillshade.png?azimuth=300")).status_code in (
+        200,
+        404,  # no DEM for the commune
+    )
+
+
+async def test_every_documented_parameter_is_taken(client: httpx.AsyncClient) -> None:
+    """The rule allows exactly what the OpenAPI document lists: each documented parameter,
+    given a value no route accepts, is refused for its value, never as unknown."""
+    for method, path, op in await operations(client):
+        names = [p["name"] for p in op.get("parameters", []) if p["in"] == "query"]
+        if not names:
+            continue
+        r = await client.request(method, path, params=dict.fromkeys(names, "x\u00e9"))
+        assert "unknown query parameter" not in r.text, (method, path, r.text[:300])
+
+
+# ---------------------------------------------------------------- formats: f and Accept
+
+
+@pytest.mark.parametrize(
+    ("path", "f", "media"),
+    [
+        (ITEMS, "json", "application/geo+json"),
+        (ITEMS, "geojson", "application/geo+json"),
+        (f"{ITEMS}/1", "geojson", "application/geo+json"),
+        ("/collections", "json", "application/json"),
+        ("/", "json", "application/json"),
+        ("/collections/parcels/queryables", "json", "application/schema+json"),
+        ("/maps/communes/EL-MAIZAL", "html", "text/html"),
+    ],
+)
+async def test_f_names_the_format(client: httpx.AsyncClient, path: str, f: str, media: str) -> None:
+    r = await client.get(path, params={"f": f}, headers={"Accept": "text/csv"})  # f wins
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith(media)
+
+
+@pytest.mark.parametrize(
+    ("path", "f"),
+    [
+        (ITEMS, "html"),
+        (ITEMS, "xml"),
+        (ITEMS, "bogus"),
+        (f"{ITEMS}/1", "csv"),
+        ("/collections", "geojson"),
+        ("/conformance", "html"),
+        ("/maps/communes/EL-MAIZAL", "json"),
+        ("/tiles/parcels/12/1261/1948.pbf", "json"),
+        ("/collections/parcels/export", "json"),
+    ],
+)
+async def test_any_other_f_is_400(client: httpx.AsyncClient, path: str, f: str) -> None:
+    r = await client.get(path, params={"f": f})
+    assert r.status_code == 400, r.text
+    assert "f" in r.json()["detail"]
+
+
+async def test_an_accept_that_admits_nothing_we_serve_is_406(client: httpx.AsyncClient) -> None:
+    for path, accept in [
+        (ITEMS, "application/xml"),
+        (ITEMS, "text/html"),
+        (ITEMS, "application/geo+json;q=0, text/csv"),
+        ("/collections", "text/csv"),
+        ("/maps/national", "application/json"),
+    ]:
+        r = await client.get(path, headers={"Accept": accept})
+        assert r.status_code == 406, (path, accept)
+        assert r.headers["content-type"].startswith("application/problem+json")
+    for path, accept in [
+        (ITEMS, "application/geo+json, application/json"),  # QGIS
+        (ITEMS, "application/json"),
+        (ITEMS, "*/*"),
+        (ITEMS, "application/*"),
+        ("/collections", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        ("/collections/parcels/queryables", "application/schema+json"),
+        ("/communes/EL-MAIZAL/analyses/land-recovery?f=csv", "text/csv"),
+    ]:
+        r = await client.get(path, headers={"Accept": accept})
+        assert r.status_code == 200, (path, accept, r.text[:200])

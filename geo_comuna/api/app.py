@@ -27,6 +27,7 @@ from geo_comuna.api.deps import current_user
 from geo_comuna.api.fairness import Fairness
 from geo_comuna.api.headers import SecurityHeaders
 from geo_comuna.api.methods import Methods
+from geo_comuna.api.parameters import check_request
 from geo_comuna.db import migrate
 from geo_comuna.db.pool import open_pool, resolve_conninfo
 from geo_comuna.db.versions import VersionedCache
@@ -35,8 +36,9 @@ from geo_comuna.maps.assets import STATIC_PREFIX
 from geo_comuna.settings import Settings
 
 UPLOAD_PATHS = ("/import", "/dems")
-#: every data route knows its user; with GEO_COMUNA_READS=token this refuses anonymous reads
-READERS = [Depends(current_user)]
+#: every data route checks its query parameters and format (api/parameters.py), then knows
+#: its user; with GEO_COMUNA_READS=token this refuses anonymous reads
+READERS = [Depends(check_request), Depends(current_user)]
 
 
 class BodyLimit:

@@ -27,6 +27,7 @@ from geo_comuna.api.deps import (
     Writer,
     base_url,
 )
+from geo_comuna.api.parameters import own_parameters
 from geo_comuna.errors import NotFound
 from geo_comuna.features import edit, query
 from geo_comuna.layers import LAYERS, Layer
@@ -169,7 +170,12 @@ _GEOMETRY_SCHEMA = {
 }
 
 
-@router.get("/collections/{collection_id}/queryables", summary="Properties to filter by")
+@router.get(
+    "/collections/{collection_id}/queryables",
+    summary="Properties to filter by",
+    response_class=Response,
+    responses={200: {"content": {"application/schema+json": {}}, "description": "JSON Schema"}},
+)
 async def queryables(
     request: Request,
     settings: SettingsDep,
@@ -234,6 +240,7 @@ def _page_links(
     response_class=Response,
     responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}},
 )
+@own_parameters  # any attribute filters (api/deps.py filters)
 async def items(
     request: Request,
     settings: SettingsDep,
