@@ -226,3 +226,88 @@ async def test_an_accept_that_admits_nothing_we_serve_is_406(client: httpx.Async
     ]:
         r = await client.get(path, headers={"Accept": accept})
         assert r.status_code == 200, (path, accept, r.text[:200])
+
+
+# ---------------------------------------------------------------- ETag and If-None-Match
+
+
+async def test_a_page_not_changed_since_is_304(client: httpx.AsyncClient) -> None:
+    url = f"{ITEMS}?commune=EL-MAIZAL&limit=5"
+    first = await client.get(url)
+    etag = first.headers["etag"]
+    assert etag.startswith('W/"')
+    again = await client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag and again.headers["vary"] == first.headers["vary"]
+    assert (await client.get(url, headers={"If-None-Match": f'"x", {etag}'})).status_code == 304
+    assert (await client.get(url, headers={"If-None-Match": "*"})).status_code == 304
+    assert (await client.head(url, headers={"If-None-Match": etag})).status_code == 304
+    # another page, another query: other ETags
+    other = await client.get(f"{ITEMS}?commune=EL-MAIZAL&limit=5&offset=5")
+    assert other.headers["etag"] != etag
+    assert (await client.get(url, headers={"If-None-Match": '"stale"'})).status_code == 200
+    # a write to the layer changes every page of it
+    fid = first.json()["features"][0]["id"]
+    patched = await client.patch(f"{ITEMS}/{fid}", json={"properties": {"code": "ETAG-1"}})
+    assert patched.status_code == 200
+    after = await client.get(url, headers={"If-None-Match": etag})
+    assert after.status_code == 200 and after.headers["etag"] != etag
+    assert after.json()["features"][0]["properties"]["code"] == "ETAG-1"
+
+
+async def test_page_etags_tell_readers_apart_where_what_they_read_differs(
+    conn: AsyncConnection, settings: Settings, admin_token: str
+) -> None:
+    """Parcels' notes are read by their commune's users and admins only: an anonymous
+    reader's page is another page, with another ETag; a 304 never hands one reader's page to
+    another. The states read the same for everyone."""
+    from geo_comuna import accounts
+
+    _, viewer = await accounts.add_user(conn, "etag-viewer", "viewer", ["EL-MAIZAL"])
+    url = f"{ITEMS}?commune=EL-MAIZAL"
+    tags = {}
+    for who, token in (("anonymous", None), ("viewer", viewer), ("admin", admin_token)):
+        async with api_client(conn, settings, token) as c:
+            tags[who] = (
+                (await c.get(url)).headers["etag"],
+                (await c.get("/collections/states/items")).headers["etag"],
+            )
+    parcels = {who: t[0] for who, t in tags.items()}
+    assert len(set(parcels.values())) == 3
+    assert len({t[1] for t in tags.values()}) == 1
+    async with api_client(conn, settings) as anonymous:
+        r = await anonymous.get(url, headers={"If-None-Match": parcels["admin"]})
+        assert r.status_code == 200 and "notes" not in r.json()["features"][0]["properties"]
+
+
+async def test_a_feature_not_changed_since_is_304(
+    client: httpx.AsyncClient, conn: AsyncConnection, settings: Settings
+) -> None:
+    fid = (await client.get(ITEMS, params={"commune": "EL-MAIZAL", "limit": 1})).json()["features"][
+        0
+    ]["id"]
+    url = f"{ITEMS}/{fid}"
+    etag = (await client.get(url)).headers["etag"]
+    assert etag.startswith(f'"{fid}.')
+    assert (await client.get(url, headers={"If-None-Match": etag})).status_code == 304
+    async with api_client(conn, settings) as anonymous:  # reads no notes: another ETag
+        theirs = await anonymous.get(url, headers={"If-None-Match": etag})
+        assert theirs.status_code == 200 and theirs.headers["etag"] != etag
+    # the ETag is also what If-Match takes, however the client got it
+    ok = await client.patch(
+        url, json={"properties": {"code": "ETAG-2"}}, headers={"If-Match": f"W/{etag}"}
+    )
+    assert ok.status_code == 200
+    stale = await client.patch(url, json={"properties": {"code": "X"}}, headers={"If-Match": etag})
+    assert stale.status_code == 412
+    now = (await client.get(url, headers={"If-None-Match": etag})).headers["etag"]
+    assert now != etag
+    # the parcel shows its commune's code: renaming the commune changes what it reads
+    commune = (await client.get("/collections/communes/items?code=EL-MAIZAL")).json()
+    cid = commune["features"][0]["id"]
+    renamed = await client.patch(
+        f"/collections/communes/items/{cid}", json={"properties": {"code": "EL-MAIZAL-2"}}
+    )
+    assert renamed.status_code == 200, renamed.text
+    moved = await client.get(url, headers={"If-None-Match": now})
+    assert moved.status_code == 200 and moved.json()["properties"]["commune"] == "EL-MAIZAL-2"

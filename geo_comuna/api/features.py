@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 
 from geo_comuna import __version__
+from geo_comuna.api import etags
 from geo_comuna.api.deps import (
     CRS84,
     Conn,
@@ -258,17 +259,15 @@ async def items(
     Members-only properties (a home's residents, notes) are absent, and members-only
     positions (homes) null, except in features of the reader's communes (admins: all)."""
     limit, offset = paging
+    base = base_url(request, settings)
+    etag = await etags.page(conn, layer, request, base, access)
+    if etags.fresh(request, etag):
+        return etags.not_modified(etag)  # the client has this page: not built again
     page = await query.page(
         conn, layer, filters, limit=limit, offset=offset, counts=counts, access=access
     )
     links = _page_links(
-        request,
-        base_url(request, settings),
-        layer,
-        limit,
-        offset,
-        page.number_returned,
-        page.number_matched,
+        request, base, layer, limit, offset, page.number_returned, page.number_matched
     )
     head = json.dumps(
         {
@@ -280,7 +279,7 @@ async def items(
         separators=(",", ":"),
     )
     body = f'{head[:-1]},"features":[{page.features}]}}'
-    return Response(body, media_type=GEOJSON)
+    return Response(body, media_type=GEOJSON, headers={"ETag": etag})
 
 
 @router.get(
@@ -300,7 +299,10 @@ async def item(
     found = await query.one(conn, layer, feature_id, access)
     if found is None:
         raise NotFound(f"no feature {feature_id}", layer=layer.name)
-    text, etag = found
+    text, row = found
+    etag = await etags.feature(conn, layer, row, access)
+    if etags.fresh(request, etag):
+        return etags.not_modified(etag)
     base = base_url(request, settings)
     links = [
         _link(f"{base}/collections/{layer.name}/items/{feature_id}", "self", GEOJSON),
