@@ -311,3 +311,45 @@ async def test_a_feature_not_changed_since_is_304(
     assert renamed.status_code == 200, renamed.text
     moved = await client.get(url, headers={"If-None-Match": now})
     assert moved.status_code == 200 and moved.json()["properties"]["commune"] == "EL-MAIZAL-2"
+
+
+# ---------------------------------------------------------------- compression
+
+
+async def test_big_json_bodies_are_gzipped_for_clients_that_accept_it(
+    client: httpx.AsyncClient,
+) -> None:
+    url = f"{ITEMS}?limit=200"
+    plain = await client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and len(plain.content) > 20_000
+    packed = await client.get(url, headers={"Accept-Encoding": "gzip, deflate"})
+    assert packed.headers["content-encoding"] == "gzip"
+    assert int(packed.headers["content-length"]) < len(plain.content) / 3
+    assert packed.content == plain.content  # httpx decompressed it
+    assert "Accept-Encoding" in packed.headers["vary"] and "Authorization" in packed.headers["vary"]
+    # the compressed page's ETag is weak; it still revalidates the page
+    assert packed.headers["etag"] == plain.headers["etag"]
+    again = await client.get(url, headers={"If-None-Match": packed.headers["etag"]})
+    assert again.status_code == 304
+    # a feature's strong ETag turns weak once compressed, and If-Match still takes it
+    big = (await client.get("/collections/communes/items?code=EL-MAIZAL")).json()["features"][0]
+    one = f"/collections/communes/items/{big['id']}"
+    strong = (await client.get(one, headers={"Accept-Encoding": "identity"})).headers["etag"]
+    weak = await client.get(one, headers={"Accept-Encoding": "gzip"})
+    assert weak.headers["content-encoding"] == "gzip" and weak.headers["etag"] == f"W/{strong}"
+    ok = await client.patch(
+        one, json={"properties": {"families": 700}}, headers={"If-Match": weak.headers["etag"]}
+    )
+    assert ok.status_code == 200, ok.text
+
+
+async def test_small_bodies_and_images_go_as_they_are(client: httpx.AsyncClient) -> None:
+    gz = {"Accept-Encoding": "gzip"}
+    small = await client.get("/conformance", headers=gz)
+    assert small.status_code == 200 and "content-encoding" not in small.headers
+    problem = await client.get("/collections/nothing", headers=gz)
+    assert "content-encoding" not in problem.headers
+    png = await client.get("/communes/5-DE-MARZO/hillshade.png", headers=gz)
+    assert png.status_code == 200 and "content-encoding" not in png.headers
+    head = await client.head(f"{ITEMS}?limit=200", headers=gz)
+    assert head.headers["content-encoding"] == "gzip" and head.content == b""

@@ -23,6 +23,7 @@ from geo_comuna.api import (
     terrain,
     transfer,
 )
+from geo_comuna.api.compression import Compression
 from geo_comuna.api.deps import current_user
 from geo_comuna.api.fairness import Fairness
 from geo_comuna.api.headers import SecurityHeaders
@@ -189,6 +190,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.add_middleware(ReaderCaching, settings=settings)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(Fairness, settings=settings)
+    app.add_middleware(Compression)  # gzip for clients that accept it
     app.add_middleware(Methods, router=app.router)  # HEAD as GET, OPTIONS, Allow on 405s
     app.add_middleware(SecurityHeaders, settings=settings)  # outermost: on 413s too
     return app

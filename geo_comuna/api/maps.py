@@ -24,6 +24,7 @@ from markupsafe import escape
 
 from geo_comuna.accounts import Access
 from geo_comuna.analysis.registry import all_analyses
+from geo_comuna.api import etags
 from geo_comuna.api.analyses import parse_params
 from geo_comuna.api.deps import Conn, ReaderAccess, SettingsDep, base_url
 from geo_comuna.api.headers import embed_headers
@@ -269,7 +270,7 @@ async def tile(
         "max-age=31536000, immutable" if lasting else "max-age=60, must-revalidate"
     )
     headers = {"ETag": etag, "Cache-Control": cache, "Access-Control-Allow-Origin": "*"}
-    if request.headers.get("if-none-match") == etag:
+    if etags.fresh(request, etag):  # weakly: a compressed tile came with W/ (compression.py)
         return Response(status_code=304, headers=headers)
     cache = _tile_cache(request)
     key = (target.name, version, commune_id, z, x, y, tuple(names), reader)
