@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: an origin a CSP source list accepts: *, 'self', or scheme://host[:port] (host may be *.x)
 _ORIGIN = re.compile(r"\*|'self'|https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+#: an origin CORS names: * or exactly scheme://host[:port], as a browser sends it
+_CORS_ORIGIN = re.compile(r"\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -62,6 +64,11 @@ class Settings(BaseSettings):
         default=["*"],
         description="who may show ?embed=true maps in an <iframe>: * (any site) or origins "
         'such as ["https://comuna.example"]; every other page is framed by our own only',
+    )
+    cors_origins: list[str] = Field(
+        default=[],
+        description="web pages on other sites whose scripts may call the API (CORS): origins "
+        'such as ["https://visor.comuna.example"], or ["*"] for any; empty: none (default)',
     )
     map_tile_threshold: int = Field(
         default=5_000,
@@ -178,6 +185,11 @@ class Settings(BaseSettings):
             if not _ORIGIN.fullmatch(origin):
                 raise ValueError(
                     f"embed_origins: {origin!r} is not * nor an origin like https://example.org"
+                )
+        for origin in self.cors_origins:
+            if not _CORS_ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"cors_origins: {origin!r} is not * nor an origin like https://example.org"
                 )
         w, s, e, n = self.service_bbox
         if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):

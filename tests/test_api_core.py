@@ -353,3 +353,57 @@ async def test_small_bodies_and_images_go_as_they_are(client: httpx.AsyncClient)
     assert png.status_code == 200 and "content-encoding" not in png.headers
     head = await client.head(f"{ITEMS}?limit=200", headers=gz)
     assert head.headers["content-encoding"] == "gzip" and head.content == b""
+
+
+# ---------------------------------------------------------------- CORS
+
+
+async def test_no_cors_unless_configured(client: httpx.AsyncClient) -> None:
+    r = await client.get("/collections", headers={"Origin": "https://visor.example"})
+    assert "access-control-allow-origin" not in r.headers
+    pre = await client.options(
+        ITEMS,
+        headers={"Origin": "https://visor.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in pre.headers
+
+
+async def test_cors_for_the_configured_origins(
+    conn: AsyncConnection, settings: Settings, admin_token: str
+) -> None:
+    allowed = settings.model_copy(update={"cors_origins": ["https://visor.comuna.example"]})
+    async with api_client(conn, allowed, admin_token) as c:
+        page = await c.get(ITEMS, headers={"Origin": "https://visor.comuna.example"})
+        assert page.headers["access-control-allow-origin"] == "https://visor.comuna.example"
+        assert "ETag" in page.headers["access-control-expose-headers"]
+        assert "Origin" in page.headers["vary"]
+        pre = await c.options(
+            f"{ITEMS}/1",
+            headers={
+                "Origin": "https://visor.comuna.example",
+                "Access-Control-Request-Method": "PATCH",
+                "Access-Control-Request-Headers": "authorization, content-type, if-match",
+            },
+        )
+        assert pre.status_code == 200
+        assert "PATCH" in pre.headers["access-control-allow-methods"]
+        assert "if-match" in pre.headers["access-control-allow-headers"].lower()
+        other = await c.get(ITEMS, headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        refused = await c.post(
+            ITEMS, content=b"{}", headers={"Origin": "https://visor.comuna.example"}
+        )
+        assert refused.status_code == 400  # errors can be read by the page too
+        assert refused.headers["access-control-allow-origin"] == "https://visor.comuna.example"
+    anyone = settings.model_copy(update={"cors_origins": ["*"]})
+    async with api_client(conn, anyone) as c:
+        r = await c.get("/collections", headers={"Origin": "https://any.example"})
+        assert r.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize("origin", ["visor.example", "https://*.example", "https://a.b/path", ""])
+def test_a_bad_cors_origin_is_refused_at_start(origin: str) -> None:
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match="cors_origins"):
+        Settings(cors_origins=[origin])
