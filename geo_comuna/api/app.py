@@ -20,6 +20,7 @@ from geo_comuna.api import (
     features,
     maps,
     problems,
+    schema,
     scratch,
     terrain,
     transfer,
@@ -190,6 +191,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     problems.install(app)
     app.include_router(audit.router, dependencies=READERS)
     app.include_router(features.router, dependencies=READERS)
+    app.include_router(schema.router, dependencies=READERS)
     app.include_router(communes.router, dependencies=READERS)
     app.include_router(analyses.router, dependencies=READERS)
     app.include_router(transfer.router, dependencies=READERS)

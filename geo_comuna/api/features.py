@@ -29,6 +29,7 @@ from geo_comuna.api.deps import (
     base_url,
 )
 from geo_comuna.api.parameters import own_parameters
+from geo_comuna.api.schema import SCHEMA_JSON, SCHEMA_REL
 from geo_comuna.errors import NotFound
 from geo_comuna.features import edit, query
 from geo_comuna.layers import LAYERS, Layer
@@ -43,6 +44,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
+    # a feature schema per collection (Part 5, draft), which QGIS reads to type its fields
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
 ]
 Lang = Annotated[str, Query(pattern="^(es|en)$", description="language of titles")]
 Repair = Annotated[
@@ -121,6 +124,7 @@ def _collection(
                 "http://www.opengis.net/def/rel/ogc/1.0/queryables",
                 "application/schema+json",
             ),
+            _link(f"{href}/schema", SCHEMA_REL, SCHEMA_JSON, "feature schema"),
         ],
     }
     if extent:
