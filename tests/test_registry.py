@@ -85,3 +85,19 @@ async def test_temporal_property_is_indexed(conn: AsyncConnection, name: str) ->
     )
     definitions = [r[0] for r in await cur.fetchall()]
     assert any(d.endswith(f"btree ({layer.temporal})") for d in definitions), definitions
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+async def test_edit_scope_names_a_commune_column(conn: AsyncConnection, name: str) -> None:
+    """The column OPTIONS reads to tell an editor's features from others' (features/
+    permissions.py) is the one the layer's row-level security policy reads."""
+    layer = LAYERS[name]
+    if layer.edit_scope is None:
+        return
+    cur = await conn.execute(
+        "SELECT string_agg(pg_get_expr(polqual, polrelid), ' ') FROM pg_policy "
+        "WHERE polrelid = %s::regclass AND polcmd IN ('w', '*')",
+        (layer.table,),
+    )
+    using = (await cur.fetchone())[0]
+    assert f"geo_comuna_may_edit({layer.edit_scope})" in using, using

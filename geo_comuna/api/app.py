@@ -17,6 +17,7 @@ from geo_comuna.api import (
     analyses,
     audit,
     communes,
+    editing,
     features,
     maps,
     problems,
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     problems.install(app)
     app.include_router(audit.router, dependencies=READERS)
     app.include_router(features.router, dependencies=READERS)
+    app.include_router(editing.router, dependencies=READERS)
     app.include_router(schema.router, dependencies=READERS)
     app.include_router(communes.router, dependencies=READERS)
     app.include_router(analyses.router, dependencies=READERS)

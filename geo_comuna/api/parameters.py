@@ -7,6 +7,12 @@ which are also the ones its OpenAPI operation documents. A route whose parameter
 what it serves (items: the layer's attributes; analyses: the analysis' own) checks them
 itself and says so with ``@own_parameters``.
 
+One parameter may ride along: ``commune``. QGIS repeats the query of its connection URL in
+every request to the landing page, a collection, its items and an item; an editor connects
+with ``?commune=CODE`` so that QGIS reads, and asks what it may edit (api/editing.py), from
+its own commune first. So every OGC API - Features route (``/``, ``/conformance``,
+``/collections/...``) takes it: items and exports filter by it, the others carry it.
+
 Formats: a GET route that serves one JSON or HTML format honours ``f`` for it:
 ``f=json`` (any JSON document: GeoJSON and JSON Schema too), ``f=geojson`` where it serves
 GeoJSON, ``f=html`` where it serves a page; any other ``f`` is a 400. Without ``f``, an
@@ -34,6 +40,15 @@ F_VALUES: dict[str, frozenset[str]] = {
     "geojson": frozenset({"application/geo+json"}),
     "html": frozenset({"text/html"}),
 }
+
+
+#: taken by every OGC API - Features route: the query of a client's connection URL
+BASE_URL_PARAMETERS = frozenset({"commune"})
+
+
+def ogc_api(path: str) -> bool:
+    """Is this route one of OGC API - Features (landing page, conformance, collections)?"""
+    return path in ("/", "/conformance") or path.startswith("/collections")
 
 
 def own_parameters(endpoint: F) -> F:
@@ -113,6 +128,8 @@ async def check_request(request: Request) -> None:
     honoured = f_values(route, method)
     if not getattr(route.endpoint, "own_parameters", False):
         known = query_names(dependant) | ({"f"} if honoured else set())
+        if ogc_api(getattr(route, "path_format", "")):
+            known |= BASE_URL_PARAMETERS
         unknown = sorted(set(request.query_params) - known)
         if unknown:
             takes = ", ".join(sorted(known)) or "none"

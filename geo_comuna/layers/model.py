@@ -8,6 +8,11 @@ Time: a layer may name one date attribute as its ``temporal`` property, the one 
 ``?datetime=`` filters by and its collection's ``extent.temporal`` spans (parcels: when the
 land was recovered; communes: when the commune was founded).
 
+Writes: row-level security in PostgreSQL (migrations 0006, 0014) decides what an editor may
+write; ``edit_scope`` and ``editors_may`` state the same rule for clients, who ask before
+they try (``OPTIONS`` on items answers what the caller's token may do; QGIS offers editing
+from it). Admins may do everything, viewers nothing.
+
 Read rules: an attribute (``Attribute(read="members")``) or a layer's positions
 (``Layer(geometry_read="members")``) may be members-only: readable by the users bound to the
 feature's commune (any role) and by admins. Everyone else reads the feature without them, on
@@ -22,6 +27,9 @@ from typing import Literal
 
 AttrType = Literal["text", "integer", "number", "date", "boolean"]
 GeomType = Literal["Point", "LineString", "MultiPolygon"]
+#: what an editor may do to the features of its communes
+EditorAction = Literal["create", "change", "delete"]
+EVERY_ACTION: frozenset[EditorAction] = frozenset({"create", "change", "delete"})
 #: who reads a value: anyone who may read at all, or only the feature's commune's own users
 #: and admins
 Read = Literal["public", "members"]
@@ -158,8 +166,15 @@ class Layer:
     #: the public date attribute placing a feature in time (``?datetime=``,
     #: ``extent.temporal``); None: the layer has no time
     temporal: str | None = None
+    #: the column naming the commune whose editors may write a row, as the layer's row-level
+    #: security policy has it; None: admins only
+    edit_scope: str | None = "commune_id"
+    #: what those editors may do to it
+    editors_may: frozenset[EditorAction] = EVERY_ACTION
 
     def __post_init__(self) -> None:
+        if (self.edit_scope is None) != (not self.editors_may):
+            raise ValueError(f"{self.name}: editors_may needs an edit_scope, and only then")
         if self.temporal is not None:
             attr = self.attribute(self.temporal)
             if attr is None or attr.type != "date" or attr.read != "public":
