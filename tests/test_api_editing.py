@@ -271,3 +271,72 @@ def httpx_json(doc: object) -> bytes:
 async def test_a_viewer_gets_a_read_only_layer_in_qgis(as_role: Reader) -> None:
     async with as_role("viewer") as qgis:
         assert "POST" not in allow(await qgis.options(ITEMS))
+
+
+# ---------------------------------------------------------------- defects
+
+
+async def test_an_empty_patch_changes_nothing_and_is_not_forbidden(
+    conn: AsyncConnection, as_role: Reader
+) -> None:
+    maizal = "commune_id = (SELECT id FROM communes WHERE code = 'EL-MAIZAL')"
+    own = await first_id(conn, "parcels", maizal)
+    other = await first_id(conn, "parcels", f"NOT ({maizal})")
+    cur = await conn.execute("SELECT count(*) FROM audit_log")
+    audited = (await cur.fetchone())[0]
+    for who, fid, status in [
+        ("admin", own, 200),
+        ("admin", other, 200),
+        ("editor", own, 200),
+        ("editor", other, 403),  # not its commune: an empty change is still not its to make
+        ("viewer", own, 403),
+    ]:
+        async with as_role(who) as c:
+            before = await c.get(f"{ITEMS}/{fid}")
+            for body in ({}, {"properties": {}}, {"type": "Feature", "properties": {}}):
+                r = await c.patch(f"{ITEMS}/{fid}", json=body)
+                assert r.status_code == status, (who, body, r.text)
+                if status == 200:
+                    assert r.json()["ids"] == [fid]
+                    assert row(r.headers["etag"]) == row(before.headers["etag"])
+            after = await c.get(f"{ITEMS}/{fid}")
+            assert after.json() == before.json()
+    cur = await conn.execute("SELECT count(*) FROM audit_log")
+    assert (await cur.fetchone())[0] == audited  # nothing written, nothing recorded
+    async with as_role("admin") as c:
+        assert (await c.patch(f"{ITEMS}/999999999", json={})).status_code == 404
+        stale = await c.patch(f"{ITEMS}/{own}", json={}, headers={"If-Match": '"1.1"'})
+        assert stale.status_code == 412
+
+
+@pytest.mark.parametrize("big", [2**63, 2**64, -(2**63) - 1, str(2**63)])
+async def test_an_id_of_2_63_or_more_is_a_4xx(
+    as_role: Reader, conn: AsyncConnection, big: object
+) -> None:
+    own = await first_id(conn, "parcels", "true")
+    async with as_role("admin") as c:
+        current = (await c.get(f"{ITEMS}/{own}")).json()
+        current.pop("links")
+        for method, body in (
+            ("PATCH", {"id": big, "properties": {"tenure": "occupied"}}),
+            ("PUT", {**current, "id": big}),
+        ):
+            r = await c.request(method, f"{ITEMS}/{own}", json=body)
+            assert r.status_code == 400 and "id" in r.json()["detail"], (method, r.text)
+        for method in ("GET", "PATCH", "DELETE"):
+            kwargs = {} if method in ("GET", "DELETE") else {"json": {"properties": {}}}
+            r = await c.request(method, f"{ITEMS}/{big}", **kwargs)
+            assert r.status_code in (400, 404), (method, r.status_code)
+        unit = feature(LAYERS["production_units"], commune="EL-MAIZAL", parcel=big)
+        r = await c.post("/collections/production_units/items", json=unit)
+        assert r.status_code == 422 and "parcel" in r.json()["detail"]
+        # a POST's id is the server's to give: one sent is ignored, whatever its size
+        sent = feature(LAYERS["parcels"], commune="EL-MAIZAL") | {"id": big}
+        r = await c.post(ITEMS, json=sent)
+        assert r.status_code == 201 and r.json()["ids"][0] < 2**31
+
+
+async def test_a_number_too_long_to_read_is_400(client: httpx.AsyncClient) -> None:
+    body = b'{"type": "Feature", "id": 1' + b"0" * 5000 + b', "properties": {}}'
+    r = await client.patch(f"{ITEMS}/1", content=body)
+    assert r.status_code == 400 and "too long" in r.json()["detail"]

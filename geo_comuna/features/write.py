@@ -291,7 +291,7 @@ async def replace(
         for c in cols
     ]
     if not sets:
-        await _require(conn, layer, feature_id)
+        await lock_to_change(conn, layer, feature_id)
         return
     with refusals(layer, feature_id):
         cur = await conn.execute(
@@ -301,6 +301,18 @@ async def replace(
             [values[c] for c in cols] + [feature_id],
         )
     if cur.rowcount == 0:
+        await _require(conn, layer, feature_id)
+
+
+async def lock_to_change(conn: AsyncConnection, layer: Layer, feature_id: int) -> None:
+    """Lock a feature this writer may change, changing nothing (an empty PATCH); 404 when
+    there is no such feature, 403 when row-level security keeps it from this writer (a
+    SELECT FOR UPDATE sees only the rows the writer's UPDATE could)."""
+    cur = await conn.execute(
+        sql.SQL("SELECT 1 FROM {} WHERE id = %s FOR UPDATE").format(sql.Identifier(layer.table)),
+        (feature_id,),
+    )
+    if await cur.fetchone() is None:
         await _require(conn, layer, feature_id)
 
 
