@@ -101,3 +101,14 @@ async def test_edit_scope_names_a_commune_column(conn: AsyncConnection, name: st
     )
     using = (await cur.fetchone())[0]
     assert f"geo_comuna_may_edit({layer.edit_scope})" in using, using
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_temporal_and_edit_declarations_are_coherent(name: str) -> None:
+    """A temporal property is a public date (anyone may filter by it and read its extent);
+    editors may do something exactly where a column says whose the row is."""
+    layer = LAYERS[name]
+    if layer.temporal is not None:
+        attr = layer.attribute(layer.temporal)
+        assert attr is not None and attr.type == "date" and attr.read == "public"
+    assert (layer.edit_scope is None) == (not layer.editors_may)

@@ -172,16 +172,6 @@ class Layer:
     #: what those editors may do to it
     editors_may: frozenset[EditorAction] = EVERY_ACTION
 
-    def __post_init__(self) -> None:
-        if (self.edit_scope is None) != (not self.editors_may):
-            raise ValueError(f"{self.name}: editors_may needs an edit_scope, and only then")
-        if self.temporal is not None:
-            attr = self.attribute(self.temporal)
-            if attr is None or attr.type != "date" or attr.read != "public":
-                raise ValueError(
-                    f"{self.name}: temporal {self.temporal!r} must name a public date attribute"
-                )
-
     @property
     def table(self) -> str:
         return self.name
