@@ -407,3 +407,17 @@ def test_a_bad_cors_origin_is_refused_at_start(origin: str) -> None:
 
     with pytest.raises(pydantic.ValidationError, match="cors_origins"):
         Settings(cors_origins=[origin])
+
+
+def test_f_names_any_format_a_route_serves() -> None:
+    """A route serving JSON and a page (as collections will) takes f=json and f=html; one
+    whose own parameter picks the format (exports' format) takes no f."""
+    from geo_comuna.api.parameters import f_values
+
+    class Both:
+        responses = {200: {"content": {"application/json": {}, "text/html": {}}}}
+        response_class = None
+
+    assert f_values(Both, "GET", frozenset()) == ["json", "html"]
+    assert f_values(Both, "GET", frozenset({"format"})) == []
+    assert f_values(Both, "POST", frozenset()) == []

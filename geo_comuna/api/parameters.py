@@ -13,7 +13,7 @@ with ``?commune=CODE`` so that QGIS reads, and asks what it may edit (api/editin
 its own commune first. So every OGC API - Features route (``/``, ``/conformance``,
 ``/collections/...``) takes it: items and exports filter by it, the others carry it.
 
-Formats: a GET route that serves one JSON or HTML format honours ``f`` for it:
+Formats: a GET route honours ``f`` for the JSON or HTML formats it serves:
 ``f=json`` (any JSON document: GeoJSON and JSON Schema too), ``f=geojson`` where it serves
 GeoJSON, ``f=html`` where it serves a page; any other ``f`` is a 400. Without ``f``, an
 ``Accept`` header that admits none of the route's formats is a 406 (``application/json``
@@ -88,12 +88,13 @@ def formats(route: Any) -> frozenset[str]:
     return frozenset(found)
 
 
-def f_values(route: Any, method: str) -> list[str]:
-    """The ``f`` values this route honours: on GET, when it serves a single format."""
-    served = formats(route)
-    if method != "GET" or len(served) != 1:
+def f_values(route: Any, method: str, names: frozenset[str]) -> list[str]:
+    """The ``f`` values this route honours: on GET, those of the formats it serves, unless a
+    parameter of its own picks the format (analyses' ``f``, exports' ``format``)."""
+    if method != "GET" or names & {"f", "format"}:
         return []
-    return [value for value, names in F_VALUES.items() if served & names]
+    served = formats(route)
+    return [value for value, media in F_VALUES.items() if served & media]
 
 
 def accepts(header: str, served: frozenset[str]) -> bool:
@@ -125,9 +126,10 @@ async def check_request(request: Request) -> None:
     if dependant is None:
         return
     method = request.method
-    honoured = f_values(route, method)
+    names = query_names(dependant)
+    honoured = f_values(route, method, names)
     if not getattr(route.endpoint, "own_parameters", False):
-        known = query_names(dependant) | ({"f"} if honoured else set())
+        known = names | ({"f"} if honoured else set())
         if ogc_api(getattr(route, "path_format", "")):
             known |= BASE_URL_PARAMETERS
         unknown = sorted(set(request.query_params) - known)
@@ -137,7 +139,7 @@ async def check_request(request: Request) -> None:
                 f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
                 f"{', '.join(map(repr, unknown))}; this route takes: {takes}"
             )
-    if method != "GET" or "f" in query_names(dependant):
+    if method != "GET" or "f" in names:
         return  # a route with an f of its own (analyses) chooses its format itself
     f = request.query_params.get("f")
     if f is not None:
