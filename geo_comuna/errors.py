@@ -101,6 +101,12 @@ class Unsupported(GeoComunaError):
     status, code = 415, "unsupported-media-type"
 
 
+class NotAcceptable(GeoComunaError):
+    """The client's Accept header names no format this resource comes in."""
+
+    status, code = 406, "not-acceptable"
+
+
 class TooSlow(GeoComunaError):
     """A request's computation did not finish within its deadline (work.py)."""
 

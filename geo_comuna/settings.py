@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: an origin a CSP source list accepts: *, 'self', or scheme://host[:port] (host may be *.x)
 _ORIGIN = re.compile(r"\*|'self'|https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+#: an origin CORS names: * or exactly scheme://host[:port], as a browser sends it
+_CORS_ORIGIN = re.compile(r"\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -63,6 +65,11 @@ class Settings(BaseSettings):
         description="who may show ?embed=true maps in an <iframe>: * (any site) or origins "
         'such as ["https://comuna.example"]; every other page is framed by our own only',
     )
+    cors_origins: list[str] = Field(
+        default=[],
+        description="web pages on other sites whose scripts may call the API (CORS): origins "
+        'such as ["https://visor.comuna.example"], or ["*"] for any; empty: none (default)',
+    )
     map_tile_threshold: int = Field(
         default=5_000,
         ge=1,
@@ -91,7 +98,9 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=30_000, ge=100, description="per query, ms")
 
     default_limit: int = Field(default=100, ge=1, description="items per page when not asked")
-    max_limit: int = Field(default=10_000, ge=1, description="largest page a client may ask")
+    max_limit: int = Field(
+        default=10_000, ge=1, description="largest page; a larger limit gets this many"
+    )
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="JSON write bodies")
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, description="file uploads")
     max_features_per_import: int = Field(default=2_000_000, ge=1)
@@ -186,6 +195,11 @@ class Settings(BaseSettings):
             if not _ORIGIN.fullmatch(origin):
                 raise ValueError(
                     f"embed_origins: {origin!r} is not * nor an origin like https://example.org"
+                )
+        for origin in self.cors_origins:
+            if not _CORS_ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"cors_origins: {origin!r} is not * nor an origin like https://example.org"
                 )
         w, s, e, n = self.service_bbox
         if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):

@@ -161,7 +161,8 @@ async def test_filters_bbox_property_and_commune(client: httpx.AsyncClient) -> N
     ("query", "says"),
     [
         ("limit=0", "limit"),
-        ("limit=100001", "limit"),
+        ("limit=-5", "limit"),
+        ("limit=ten", "limit"),
         ("offset=-1", "offset"),
         ("bbox=1,2,3", "bbox"),
         ("bbox=a,b,c,d", "bbox"),

@@ -423,4 +423,5 @@ def test_concurrent_imports_into_one_layer_queue(own_db: str, tmp_path: Path) ->
             "parcels_commune_idx",
             "parcels_geom_idx",
             "parcels_pkey",
+            "parcels_recovered_on_idx",
         ]

@@ -830,4 +830,4 @@ async def test_what_a_probe_found_is_a_400_not_a_500(client: httpx.AsyncClient) 
         content=digits,
         headers={"Content-Type": "application/json"},
     )
-    assert r.status_code == 400 and "cannot be read" in r.json()["detail"]
+    assert r.status_code == 400 and "too long to be read" in r.json()["detail"]

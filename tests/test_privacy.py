@@ -204,8 +204,8 @@ async def test_items_and_item(conn: AsyncConnection, reader: Callable, who: str)
 async def test_the_extent_of_homes_is_their_communes(reader: Callable) -> None:
     """The corners of the homes' own box would be coordinates of the outermost homes."""
     async with reader("anonymous") as c:
-        homes_box = (await c.get("/collections/dwellings")).json()["extent"]
-        communes_box = (await c.get("/collections/communes")).json()["extent"]
+        homes_box = (await c.get("/collections/dwellings")).json()["extent"]["spatial"]
+        communes_box = (await c.get("/collections/communes")).json()["extent"]["spatial"]
     assert homes_box == communes_box
 
 

@@ -73,3 +73,42 @@ async def test_every_domain_value_has_both_labels() -> None:
         for attr in layer.attributes:
             for value, label in attr.domain.values.items() if attr.domain else []:
                 assert label.es and label.en, f"{layer.name}.{attr.name}={value}"
+
+
+@pytest.mark.parametrize("name", [n for n, layer in LAYERS.items() if layer.temporal])
+async def test_temporal_property_is_indexed(conn: AsyncConnection, name: str) -> None:
+    """?datetime= and extent.temporal read a layer's temporal property on every request."""
+    layer = LAYERS[name]
+    cur = await conn.execute(
+        "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = %s::regclass",
+        (layer.table,),
+    )
+    definitions = [r[0] for r in await cur.fetchall()]
+    assert any(d.endswith(f"btree ({layer.temporal})") for d in definitions), definitions
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+async def test_edit_scope_names_a_commune_column(conn: AsyncConnection, name: str) -> None:
+    """The column OPTIONS reads to tell an editor's features from others' (features/
+    permissions.py) is the one the layer's row-level security policy reads."""
+    layer = LAYERS[name]
+    if layer.edit_scope is None:
+        return
+    cur = await conn.execute(
+        "SELECT string_agg(pg_get_expr(polqual, polrelid), ' ') FROM pg_policy "
+        "WHERE polrelid = %s::regclass AND polcmd IN ('w', '*')",
+        (layer.table,),
+    )
+    using = (await cur.fetchone())[0]
+    assert f"geo_comuna_may_edit({layer.edit_scope})" in using, using
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_temporal_and_edit_declarations_are_coherent(name: str) -> None:
+    """A temporal property is a public date (anyone may filter by it and read its extent);
+    editors may do something exactly where a column says whose the row is."""
+    layer = LAYERS[name]
+    if layer.temporal is not None:
+        attr = layer.attribute(layer.temporal)
+        assert attr is not None and attr.type == "date" and attr.read == "public"
+    assert (layer.edit_scope is None) == (not layer.editors_may)

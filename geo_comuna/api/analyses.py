@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -14,6 +15,7 @@ from geo_comuna.analysis import disclosure
 from geo_comuna.analysis.base import answer
 from geo_comuna.analysis.registry import all_analyses, get_analysis
 from geo_comuna.api.deps import Conn, ReaderAccess
+from geo_comuna.api.parameters import own_parameters
 from geo_comuna.errors import InvalidInput
 from geo_comuna.features.query import require_commune
 
@@ -22,12 +24,18 @@ CommuneRef = Annotated[str, Path(description="commune id or registry code")]
 Fmt = Annotated[str, Query(alias="f", pattern="^(json|geojson|csv)$")]
 
 
-def parse_params(params_model: type, values: dict[str, str]) -> Any:
-    """Query-string values -> the analysis' parameters model; 400 naming what is wrong."""
+def parse_params(
+    params_model: type, values: dict[str, str], route_takes: Iterable[str] = ()
+) -> Any:
+    """Query-string values -> the analysis' parameters model; 400 naming what is wrong (and
+    ``route_takes``, the parameters of the route itself, in the list of what it takes)."""
     known = set(params_model.model_fields)
     unknown = sorted(set(values) - known)
     if unknown:
-        raise InvalidInput(f"unknown parameters {unknown}; this analysis takes {sorted(known)}")
+        also = f", and {', '.join(sorted(route_takes))}" if route_takes else ""
+        raise InvalidInput(
+            f"unknown parameters {unknown}; this analysis takes {sorted(known)}{also}"
+        )
     try:
         return params_model.model_validate(values)
     except ValidationError as exc:
@@ -51,6 +59,7 @@ async def list_analyses(commune: CommuneRef, conn: Conn) -> dict[str, Any]:
 
 
 @router.get("/communes/{commune}/analyses/{name}", summary="Run an analysis")
+@own_parameters  # the analysis' own (parse_params)
 async def run_analysis(
     request: Request,
     commune: CommuneRef,
@@ -65,7 +74,7 @@ async def run_analysis(
     position or residents (the commune's users and admins get every home)."""
     analysis = get_analysis(name)
     values = {k: v for k, v in request.query_params.items() if k != "f"}
-    params = parse_params(analysis.params, values)
+    params = parse_params(analysis.params, values, ("f",))
     commune_id = await require_commune(conn, commune)
     result = await answer(analysis, conn, commune_id, params)
     result = await disclosure.for_reader(conn, analysis, commune_id, result, access)

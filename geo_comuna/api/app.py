@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import Depends, FastAPI
 from starlette.datastructures import MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_comuna import __version__, work
@@ -16,16 +17,21 @@ from geo_comuna.api import (
     analyses,
     audit,
     communes,
+    editing,
     features,
     maps,
     problems,
+    schema,
     scratch,
     terrain,
     transfer,
 )
+from geo_comuna.api.compression import Compression
 from geo_comuna.api.deps import current_user
 from geo_comuna.api.fairness import Fairness
 from geo_comuna.api.headers import SecurityHeaders
+from geo_comuna.api.methods import ORDER, Methods
+from geo_comuna.api.parameters import check_request
 from geo_comuna.db import migrate
 from geo_comuna.db.pool import open_pool, resolve_conninfo
 from geo_comuna.db.versions import VersionedCache
@@ -34,8 +40,20 @@ from geo_comuna.maps.assets import STATIC_PREFIX
 from geo_comuna.settings import Settings
 
 UPLOAD_PATHS = ("/import", "/dems")
-#: every data route knows its user; with GEO_COMUNA_READS=token this refuses anonymous reads
-READERS = [Depends(current_user)]
+#: what a script of another site may send and read (GEO_COMUNA_CORS_ORIGINS); tokens travel
+#: in Authorization, never in cookies, so no credentials mode is needed
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Content-Crs", "If-Match", "If-None-Match"]
+CORS_RESPONSE_HEADERS = [
+    "Allow",
+    "ETag",
+    "Location",
+    "Retry-After",
+    "X-Bounds",
+    "X-Geo-Comuna-Repairs",
+]
+#: every data route checks its query parameters and format (api/parameters.py), then knows
+#: its user; with GEO_COMUNA_READS=token this refuses anonymous reads
+READERS = [Depends(check_request), Depends(current_user)]
 
 
 class BodyLimit:
@@ -174,6 +192,8 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     problems.install(app)
     app.include_router(audit.router, dependencies=READERS)
     app.include_router(features.router, dependencies=READERS)
+    app.include_router(editing.router, dependencies=READERS)
+    app.include_router(schema.router, dependencies=READERS)
     app.include_router(communes.router, dependencies=READERS)
     app.include_router(analyses.router, dependencies=READERS)
     app.include_router(transfer.router, dependencies=READERS)
@@ -186,5 +206,16 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.add_middleware(ReaderCaching, settings=settings)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(Fairness, settings=settings)
+    app.add_middleware(Compression)  # gzip for clients that accept it
+    app.add_middleware(Methods, router=app.router)  # HEAD as GET, OPTIONS, Allow on 405s
+    if settings.cors_origins:  # scripts of other sites; preflights answered here
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=list(ORDER),
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_RESPONSE_HEADERS,
+            max_age=600,
+        )
     app.add_middleware(SecurityHeaders, settings=settings)  # outermost: on 413s too
     return app

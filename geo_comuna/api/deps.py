@@ -13,6 +13,7 @@ from psycopg import AsyncConnection
 from geo_comuna import work
 from geo_comuna.accounts import Access, User, authenticate
 from geo_comuna.api.scratch import Scratch
+from geo_comuna.api.temporal import parse_datetime
 from geo_comuna.errors import (
     Forbidden,
     InvalidAttribute,
@@ -29,7 +30,7 @@ from geo_comuna.settings import Settings
 
 #: query parameters every items request may carry besides property filters
 RESERVED = {
-    *("limit", "offset", "bbox", "bbox-crs", "commune", "f", "repair", "lang", "crs"),
+    *("limit", "offset", "bbox", "bbox-crs", "commune", "f", "repair", "lang", "crs", "datetime"),
     *("filter", "filter-lang", "filter-crs", "sortby", "properties"),
 }
 CRS84 = crs.CRS84.uri
@@ -174,12 +175,10 @@ def paging(
     limit: Annotated[int | None, Query(ge=1, description="items per page")] = None,
     offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
 ) -> tuple[int, int]:
-    limit = settings.default_limit if limit is None else limit
-    if limit > settings.max_limit:
-        raise InvalidInput(
-            f"limit {limit} is above the maximum page size {settings.max_limit}; "
-            "page with offset and the 'next' links"
-        )
+    """``limit`` items from ``offset``. A limit above the maximum page size is not an error
+    (OGC API - Features Part 1): the page is the maximum, and the ``next`` links go on from
+    there, so ``ogr2ogr -oo PAGE_SIZE=20000`` reads everything."""
+    limit = settings.default_limit if limit is None else min(limit, settings.max_limit)
     return limit, offset
 
 
@@ -220,9 +219,23 @@ async def filters(
     filter_crs: Annotated[
         str | None, Query(alias="filter-crs", description=f"CRS of the filter's {_CRS_HELP}")
     ] = None,
+    datetime: Annotated[
+        str | None,
+        Query(
+            description="a date, an RFC 3339 date-time or an interval start/end ('..' open) "
+            "matched against the layer's temporal property (parcels: recovered_on, "
+            "communes: founded)"
+        ),
+    ] = None,
 ) -> Filters:
-    """bbox, commune, equality filters on any attribute (``?tenure=abandoned,occupied``) and
-    a CQL2 filter (features/cql.py), all of which a feature must match."""
+    """bbox, commune, datetime, equality filters on any attribute (``?tenure=abandoned,occupied``)
+    and a CQL2 filter (features/cql), all of which a feature must match."""
+    interval = parse_datetime(datetime)
+    if interval is not None and layer.temporal is None:
+        raise InvalidInput(
+            f"{layer.name} has no date to filter by: datetime applies to layers with a "
+            "temporal property (their collection has an extent.temporal)"
+        )
     box_crs = crs.parse(bbox_crs, "bbox-crs")
     geometry_crs = crs.parse(filter_crs, "filter-crs")
     canonical = None
@@ -244,7 +257,7 @@ async def filters(
             )
             raise InvalidInput(
                 f"unknown query parameter {name!r}; {layer.name} can be "
-                f"filtered by {queryable} and by bbox, commune, limit, offset"
+                f"filtered by {queryable} and by bbox, bbox-crs, commune, datetime, limit, offset"
             )
         try:
             values = [check_value(layer, attr, v, None) for v in raw.split(",")]
@@ -258,6 +271,7 @@ async def filters(
         bbox_crs=box_crs,
         cql=canonical,
         filter_crs=geometry_crs,
+        interval=interval,
     )
 
 

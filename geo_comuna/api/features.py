@@ -6,6 +6,7 @@ and go out as they are.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -13,6 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 
 from geo_comuna import __version__
+from geo_comuna.api import etags
 from geo_comuna.api.deps import (
     CRS84,
     Conn,
@@ -28,6 +30,8 @@ from geo_comuna.api.deps import (
     Writer,
     base_url,
 )
+from geo_comuna.api.parameters import own_parameters
+from geo_comuna.api.schema import SCHEMA_JSON, SCHEMA_REL
 from geo_comuna.errors import NotFound
 from geo_comuna.features import crs, edit, query
 from geo_comuna.layers import LAYERS, Layer
@@ -54,6 +58,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
+    # a feature schema per collection (Part 5, draft), which QGIS reads to type its fields
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
 ]
 Lang = Annotated[str, Query(pattern="^(es|en)$", description="language of titles")]
 Repair = Annotated[
@@ -96,7 +102,26 @@ async def conformance() -> dict[str, list[str]]:
     return {"conformsTo": CONFORMANCE}
 
 
-def _collection(layer: Layer, base: str, lang: str, extent: list[float] | None) -> dict:
+#: the calendar of extent.temporal (OGC API - Features Part 1)
+GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
+
+
+def _temporal(days: tuple[dt.date, dt.date]) -> dict[str, Any]:
+    """The first and the last dated feature's days, from the first's start to the last's end."""
+    first, last = days
+    return {
+        "interval": [[f"{first.isoformat()}T00:00:00Z", f"{last.isoformat()}T23:59:59Z"]],
+        "trs": GREGORIAN,
+    }
+
+
+def _collection(
+    layer: Layer,
+    base: str,
+    lang: str,
+    extent: list[float] | None,
+    days: tuple[dt.date, dt.date] | None = None,
+) -> dict:
     href = f"{base}/collections/{layer.name}"
     doc: dict[str, Any] = {
         "id": layer.name,
@@ -113,10 +138,13 @@ def _collection(layer: Layer, base: str, lang: str, extent: list[float] | None) 
                 "http://www.opengis.net/def/rel/ogc/1.0/queryables",
                 "application/schema+json",
             ),
+            _link(f"{href}/schema", SCHEMA_REL, SCHEMA_JSON, "feature schema"),
         ],
     }
     if extent:
         doc["extent"] = {"spatial": {"bbox": [extent], "crs": CRS84}}
+    if days:
+        doc.setdefault("extent", {})["temporal"] = _temporal(days)
     return doc
 
 
@@ -126,10 +154,12 @@ async def collections(
 ) -> dict[str, Any]:
     base = base_url(request, settings)
     extents = await query.extents(conn, list(LAYERS.values()))
+    days = await query.temporal_extents(conn, list(LAYERS.values()))
     return {
         "links": [_link(f"{base}/collections", "self", "application/json")],
         "collections": [
-            _collection(layer, base, lang, extents.get(layer.name)) for layer in LAYERS.values()
+            _collection(layer, base, lang, extents.get(layer.name), days.get(layer.name))
+            for layer in LAYERS.values()
         ],
     }
 
@@ -139,7 +169,10 @@ async def collection(
     request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep, lang: Lang = "es"
 ) -> dict[str, Any]:
     extents = await query.extents(conn, [layer])
-    return _collection(layer, base_url(request, settings), lang, extents.get(layer.name))
+    days = await query.temporal_extents(conn, [layer])
+    return _collection(
+        layer, base_url(request, settings), lang, extents.get(layer.name), days.get(layer.name)
+    )
 
 
 _JSON_TYPES = {
@@ -156,7 +189,12 @@ _GEOMETRY_SCHEMA = {
 }
 
 
-@router.get("/collections/{collection_id}/queryables", summary="Properties to filter by")
+@router.get(
+    "/collections/{collection_id}/queryables",
+    summary="Properties to filter by",
+    response_class=Response,
+    responses={200: {"content": {"application/schema+json": {}}, "description": "JSON Schema"}},
+)
 async def queryables(
     request: Request,
     settings: SettingsDep,
@@ -231,6 +269,7 @@ def _page_links(
     response_class=Response,
     responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}},
 )
+@own_parameters  # any attribute filters (api/deps.py filters)
 async def items(
     request: Request,
     settings: SettingsDep,
@@ -250,6 +289,10 @@ async def items(
     Members-only properties (a home's residents, notes) are absent, and members-only
     positions (homes) null, except in features of the reader's communes (admins: all)."""
     limit, offset = paging
+    base = base_url(request, settings)
+    etag = await etags.page(conn, layer, request, base, access)
+    if etags.fresh(request, etag):
+        return etags.not_modified(etag)  # the client has this page: not built again
     page = await query.page(
         conn,
         layer,
@@ -261,13 +304,7 @@ async def items(
         output=output,
     )
     links = _page_links(
-        request,
-        base_url(request, settings),
-        layer,
-        limit,
-        offset,
-        page.number_returned,
-        page.number_matched,
+        request, base, layer, limit, offset, page.number_returned, page.number_matched
     )
     head = json.dumps(
         {
@@ -279,7 +316,7 @@ async def items(
         separators=(",", ":"),
     )
     body = f'{head[:-1]},"features":[{page.features}]}}'
-    return Response(body, media_type=GEOJSON, headers=_content_crs(output.crs))
+    return Response(body, media_type=GEOJSON, headers={**_content_crs(output.crs), "ETag": etag})
 
 
 def _content_crs(used: crs.Crs) -> dict[str, str]:
@@ -305,7 +342,10 @@ async def item(
     found = await query.one(conn, layer, feature_id, access, response_crs)
     if found is None:
         raise NotFound(f"no feature {feature_id}", layer=layer.name)
-    text, etag = found
+    text, row = found
+    etag = await etags.feature(conn, layer, row, access)
+    if etags.fresh(request, etag):
+        return etags.not_modified(etag)
     base = base_url(request, settings)
     links = [
         _link(f"{base}/collections/{layer.name}/items/{feature_id}", "self", GEOJSON),

@@ -24,10 +24,12 @@ from markupsafe import escape
 
 from geo_comuna.accounts import Access
 from geo_comuna.analysis.registry import all_analyses
+from geo_comuna.api import etags
 from geo_comuna.api.analyses import parse_params
 from geo_comuna.api.deps import Conn, ReaderAccess, SettingsDep, base_url
 from geo_comuna.api.headers import embed_headers
-from geo_comuna.errors import NotFound
+from geo_comuna.api.parameters import own_parameters
+from geo_comuna.errors import InvalidInput, NotFound
 from geo_comuna.features import tiles
 from geo_comuna.features.query import Filters, require_commune
 from geo_comuna.layers import get_layer
@@ -161,6 +163,7 @@ async def commune_snippet(
     response_class=HTMLResponse,
     summary="A commune's map of one analysis",
 )
+@own_parameters  # the analysis' own (parse_params)
 async def analysis(
     request: Request,
     conn: Conn,
@@ -177,9 +180,13 @@ async def analysis(
     commune_id = await require_commune(conn, commune)
     params = None
     installed = all_analyses().get(analysis)
+    values = {k: v for k, v in request.query_params.items() if k not in MAP_QUERY}
     if installed is not None:
-        values = {k: v for k, v in request.query_params.items() if k not in MAP_QUERY}
-        params = parse_params(installed.params, values)
+        params = parse_params(installed.params, values, MAP_QUERY)
+    elif values:  # a map with no analysis behind it (terrain) takes only the map's own
+        raise InvalidInput(
+            f"unknown query parameters {sorted(values)}; this map takes {sorted(MAP_QUERY)}"
+        )
     html = await analysis_map(
         conn, commune_id, analysis, _page(settings, lang, embed, standalone, access), params
     )
@@ -263,7 +270,7 @@ async def tile(
         "max-age=31536000, immutable" if lasting else "max-age=60, must-revalidate"
     )
     headers = {"ETag": etag, "Cache-Control": cache, "Access-Control-Allow-Origin": "*"}
-    if request.headers.get("if-none-match") == etag:
+    if etags.fresh(request, etag):  # weakly: a compressed tile came with W/ (compression.py)
         return Response(status_code=304, headers=headers)
     cache = _tile_cache(request)
     key = (target.name, version, commune_id, z, x, y, tuple(names), reader)

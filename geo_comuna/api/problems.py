@@ -21,7 +21,13 @@ log = logging.getLogger("geo_comuna.api")
 PROBLEM = "application/problem+json"
 
 
-def problem(status: int, code: str, detail: str, **extra: object) -> JSONResponse:
+#: how to authenticate, on every 401 (RFC 6750)
+BEARER = 'Bearer realm="geo_comuna"'
+
+
+def problem(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: object
+) -> JSONResponse:
     body = {
         "type": f"urn:geo-comuna:problem:{code}",
         "title": code.replace("-", " "),
@@ -29,12 +35,23 @@ def problem(status: int, code: str, detail: str, **extra: object) -> JSONRespons
         "detail": hide_paths(detail),  # a library's words may name our scratch files
         **{k: v for k, v in extra.items() if v},
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 async def _typed(request: Request, exc: GeoComunaError) -> JSONResponse:
+    headers = None
+    if exc.status == 401:
+        # a token was sent and refused (unknown, revoked, expired, malformed): say so
+        sent = "authorization" in request.headers
+        headers = {"WWW-Authenticate": BEARER + (', error="invalid_token"' if sent else "")}
     return problem(
-        exc.status, exc.code, exc.message, feature=exc.feature, layer=exc.layer, details=exc.details
+        exc.status,
+        exc.code,
+        exc.message,
+        headers,
+        feature=exc.feature,
+        layer=exc.layer,
+        details=exc.details,
     )
 
 
@@ -47,7 +64,7 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
 
 
 async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return problem(exc.status_code, "http-error", str(exc.detail))
+    return problem(exc.status_code, "http-error", str(exc.detail), exc.headers)
 
 
 async def _timeout(request: Request, exc: psycopg.errors.QueryCanceled) -> JSONResponse:

@@ -11,7 +11,7 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
 from geo_comuna.accounts import EVERYWHERE, User, writing
-from geo_comuna.errors import Forbidden, InvalidGeometry, NotFound
+from geo_comuna.errors import Forbidden, InvalidGeometry, InvalidInput, NotFound
 from geo_comuna.features import attributes, geojson, validate, write
 from geo_comuna.features.query import ETAG_SQL, one
 from geo_comuna.layers import Layer
@@ -65,7 +65,10 @@ async def _checked(
 
 
 def _parse(layer: Layer, body: bytes, **options: Any) -> geojson.Parsed:
-    return geojson.parse(layer, geojson.loads(body), **options)
+    doc = geojson.loads(body)
+    if options.get("single_id") is not None:  # PUT: the feature of the path
+        _same_id(doc, options["single_id"])
+    return geojson.parse(layer, doc, **options)
 
 
 async def create(
@@ -125,6 +128,8 @@ async def patch(
     """PATCH: only the properties (and geometry) given change; null clears a property."""
     _writer(user)
     parsed = await work.cpu(_parse_patch, layer, body, feature_id)
+    if not parsed.present and not parsed.geometry_given:
+        return await _unchanged(conn, layer, feature_id, user, if_match)
     async with writing(conn, user):
         await write.check_version(conn, layer, feature_id, if_match)
         current = await _current(conn, layer, feature_id)
@@ -155,8 +160,35 @@ async def patch(
     return Written([feature_id], checked.repairs, etag)
 
 
+async def _unchanged(
+    conn: AsyncConnection, layer: Layer, feature_id: int, user: User, if_match: str | None
+) -> Written:
+    """A PATCH that names nothing to change ({}, or no properties and no geometry): nothing
+    is written, nor audited, and the answer is the feature's version, provided the writer
+    could have changed it (404, 412 and 403 as for any PATCH)."""
+    async with writing(conn, user):
+        await write.check_version(conn, layer, feature_id, if_match)
+        await write.lock_to_change(conn, layer, feature_id)
+        etag = await _etag(conn, layer, feature_id)
+    return Written([feature_id], [], etag)
+
+
+def _same_id(doc: Any, feature_id: int) -> None:
+    """A body may repeat the feature's id (QGIS sends it, as text); another id is a mistake
+    the client must hear about, not a change to another feature or a silent no-op."""
+    if isinstance(doc, dict) and "id" in doc and doc["id"] is not None:
+        given = doc["id"]
+        if isinstance(given, bool) or str(given) != str(feature_id):
+            shown = repr(given) if len(repr(given)) <= 40 else repr(given)[:40] + "…"
+            raise InvalidInput(
+                f"the body's id {shown} is not the id in the path ({feature_id}); an id "
+                "cannot be changed"
+            )
+
+
 def _parse_patch(layer: Layer, body: bytes, feature_id: int) -> geojson.Parsed:
     doc = geojson.loads(body)
+    _same_id(doc, feature_id)
     if isinstance(doc, dict) and "type" not in doc:
         doc = {"type": "Feature", **doc}  # {"properties": {...}} alone is a fine patch
     if isinstance(doc, dict):

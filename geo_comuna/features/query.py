@@ -13,6 +13,7 @@ is one of the reader's. A filter can therefore never match on what the reader ma
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
 from geo_comuna.accounts import Access
-from geo_comuna.errors import Forbidden, NotFound
+from geo_comuna.errors import Forbidden, InvalidInput, NotFound
 from geo_comuna.features import cql
 from geo_comuna.features.attributes import is_text
 from geo_comuna.features.crs import CRS84, Crs, bbox_condition, output_geometry
@@ -34,10 +35,19 @@ ETAG_SQL = sql.SQL("""'"' || t.id || '.' || t.xmin::text || '"'""")
 
 
 @dataclass(frozen=True)
+class Interval:
+    """Days from ``start`` to ``end``, both included; None: open on that side."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+
+@dataclass(frozen=True)
 class Filters:
     """What a client may narrow a collection by. ``bbox`` is xmin, ymin, xmax, ymax in
     ``bbox_crs`` (lon/lat by default); ``cql`` a CQL2 filter as canonical CQL2 JSON
-    (features/cql.py), its geometries in ``filter_crs``."""
+    (features/cql), its geometries in ``filter_crs``; ``interval`` is matched against the
+    layer's temporal property (layers/model.py)."""
 
     bbox: tuple[float, float, float, float] | None = None
     commune_id: int | None = None
@@ -45,6 +55,7 @@ class Filters:
     bbox_crs: Crs = CRS84
     cql: str | None = None
     filter_crs: Crs = CRS84
+    interval: Interval | None = None
 
     def key(self) -> tuple:
         return (
@@ -54,6 +65,7 @@ class Filters:
             self.bbox_crs.uri,
             self.cql,
             self.filter_crs.uri,
+            self.interval,
         )
 
 
@@ -224,6 +236,8 @@ def where_sql(
             clauses.append(
                 sql.SQL("(t.from_commune_id = %(commune)s OR t.to_commune_id = %(commune)s)")
             )
+    if filters.interval is not None:
+        clauses.append(_interval_sql(layer, filters.interval, params))
     for i, (name, values) in enumerate(sorted(filters.properties.items())):
         params[f"p{i}"] = values
         ref = layer.reference(name)
@@ -239,6 +253,22 @@ def where_sql(
     if private and not access.everywhere:
         clauses.append(readable(layer, access))
     return sql.SQL(" AND ").join(clauses), params
+
+
+def _interval_sql(layer: Layer, interval: Interval, params: dict[str, Any]) -> sql.Composable:
+    """The layer's temporal property falls within ``interval``; a feature without a date is
+    in no interval (it cannot be placed in time, so it is not shown as if it were)."""
+    if layer.temporal is None:
+        raise InvalidInput(f"{layer.name} has no date to filter by with datetime")
+    column = sql.SQL("t.{}").format(sql.Identifier(layer.temporal))
+    clause = sql.SQL("{} IS NOT NULL").format(column)
+    if interval.start is not None:
+        params["time_start"] = interval.start
+        clause = sql.SQL("{} AND {} >= %(time_start)s").format(clause, column)
+    if interval.end is not None:
+        params["time_end"] = interval.end
+        clause = sql.SQL("{} AND {} <= %(time_end)s").format(clause, column)
+    return clause
 
 
 def located_where(
@@ -375,6 +405,26 @@ async def extents(conn: AsyncConnection, layers: list[Layer]) -> dict[str, list[
         name: None if xmin is None else [round(v, 6) for v in (xmin, ymin, xmax, ymax)]
         for name, xmin, ymin, xmax, ymax in await cur.fetchall()
     }
+
+
+async def temporal_extents(
+    conn: AsyncConnection, layers: list[Layer]
+) -> dict[str, tuple[dt.date, dt.date]]:
+    """First and last date of each layer's temporal property, for layers that have one and
+    hold dated features (each an index lookup: migration 0018)."""
+    dated = [layer for layer in layers if layer.temporal is not None]
+    if not dated:
+        return {}
+    parts = [
+        sql.SQL("SELECT {name}, min({column}), max({column}) FROM {table}").format(
+            name=sql.Literal(layer.name),
+            column=sql.Identifier(layer.temporal),  # type: ignore[arg-type]
+            table=sql.Identifier(layer.table),
+        )
+        for layer in dated
+    ]
+    cur = await conn.execute(sql.SQL(" UNION ALL ").join(parts))
+    return {name: (first, last) for name, first, last in await cur.fetchall() if first}
 
 
 async def resolve_commune(conn: AsyncConnection, value: str) -> int | None:

@@ -291,7 +291,7 @@ async def replace(
         for c in cols
     ]
     if not sets:
-        await _require(conn, layer, feature_id)
+        await lock_to_change(conn, layer, feature_id)
         return
     with refusals(layer, feature_id):
         cur = await conn.execute(
@@ -301,6 +301,18 @@ async def replace(
             [values[c] for c in cols] + [feature_id],
         )
     if cur.rowcount == 0:
+        await _require(conn, layer, feature_id)
+
+
+async def lock_to_change(conn: AsyncConnection, layer: Layer, feature_id: int) -> None:
+    """Lock a feature this writer may change, changing nothing (an empty PATCH); 404 when
+    there is no such feature, 403 when row-level security keeps it from this writer (a
+    SELECT FOR UPDATE sees only the rows the writer's UPDATE could)."""
+    cur = await conn.execute(
+        sql.SQL("SELECT 1 FROM {} WHERE id = %s FOR UPDATE").format(sql.Identifier(layer.table)),
+        (feature_id,),
+    )
+    if await cur.fetchone() is None:
         await _require(conn, layer, feature_id)
 
 
@@ -332,13 +344,21 @@ async def check_version(
     if row is None:
         await _require(conn, layer, feature_id)
     wanted = {tag.strip() for tag in if_match.split(",")}
-    if "*" not in wanted and row[0] not in wanted and f"W/{row[0]}" not in wanted:
+    if "*" not in wanted and row[0] not in {row_version(tag) for tag in wanted}:
         raise PreconditionFailed(
             f"the feature changed since you read it (now {row[0]}); "
             "read it again and reapply your change",
             feature=feature_id,
             layer=layer.name,
         )
+
+
+def row_version(tag: str) -> str:
+    """The row version in an ETag a client sends back, as ETAG_SQL writes it: a feature's
+    ETag may be weak (compressed in transfer) and carry a digest of what else its content
+    depends on (api/etags.py): ``W/"12.345.ab"`` -> ``"12.345"``."""
+    bare = tag.strip().removeprefix("W/").strip('"')
+    return '"' + ".".join(bare.split(".")[:2]) + '"'
 
 
 async def delete(conn: AsyncConnection, layer: Layer, feature_id: int) -> None:

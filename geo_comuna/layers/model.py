@@ -4,6 +4,15 @@ Every layer is declared once (in territory.py, production.py, networks.py). Coll
 queryables, write validation, import mapping, export schema, map legends and who may read what
 derive from it.
 
+Time: a layer may name one date attribute as its ``temporal`` property, the one OGC API
+``?datetime=`` filters by and its collection's ``extent.temporal`` spans (parcels: when the
+land was recovered; communes: when the commune was founded).
+
+Writes: row-level security in PostgreSQL (migrations 0006, 0014) decides what an editor may
+write; ``edit_scope`` and ``editors_may`` state the same rule for clients, who ask before
+they try (``OPTIONS`` on items answers what the caller's token may do; QGIS offers editing
+from it). Admins may do everything, viewers nothing.
+
 Read rules: an attribute (``Attribute(read="members")``) or a layer's positions
 (``Layer(geometry_read="members")``) may be members-only: readable by the users bound to the
 feature's commune (any role) and by admins. Everyone else reads the feature without them, on
@@ -18,6 +27,9 @@ from typing import Literal
 
 AttrType = Literal["text", "integer", "number", "date", "boolean"]
 GeomType = Literal["Point", "LineString", "MultiPolygon"]
+#: what an editor may do to the features of its communes
+EditorAction = Literal["create", "change", "delete"]
+EVERY_ACTION: frozenset[EditorAction] = frozenset({"create", "change", "delete"})
 #: who reads a value: anyone who may read at all, or only the feature's commune's own users
 #: and admins
 Read = Literal["public", "members"]
@@ -151,6 +163,14 @@ class Layer:
     geometry_read: Read = "public"
     #: what readers outside a commune see in place of members-only positions
     aggregate: Aggregate | None = None
+    #: the public date attribute placing a feature in time (``?datetime=``,
+    #: ``extent.temporal``); None: the layer has no time
+    temporal: str | None = None
+    #: the column naming the commune whose editors may write a row, as the layer's row-level
+    #: security policy has it; None: admins only
+    edit_scope: str | None = "commune_id"
+    #: what those editors may do to it
+    editors_may: frozenset[EditorAction] = EVERY_ACTION
 
     @property
     def table(self) -> str:

@@ -115,6 +115,7 @@ EXCHANGES = Layer(
     derived=(LENGTH_M,),
     geometry_optional=True,
     style="exchanges",
+    edit_scope="from_commune_id",  # recorded by the commune the products come from
 )
 
 LAYERS = (PRODUCTION_UNITS, GREENHOUSES, EXCHANGES)

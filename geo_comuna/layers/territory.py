@@ -64,6 +64,8 @@ STATES = Layer(
     ),
     derived=(AREA_HA,),
     style="states",
+    edit_scope=None,  # admins only
+    editors_may=frozenset(),
 )
 
 COMMUNES = Layer(
@@ -106,6 +108,11 @@ COMMUNES = Layer(
         ),
     ),
     style="communes",
+    temporal="founded",
+    # an editor changes its own commune's figures (not its code, name, status or boundary:
+    # migration 0014); only admins add or delete communes
+    edit_scope="id",
+    editors_may=frozenset({"change"}),
 )
 
 PARCELS = Layer(
@@ -126,6 +133,7 @@ PARCELS = Layer(
     references=(commune_ref(),),
     derived=(AREA_HA,),
     style="parcels",
+    temporal="recovered_on",
 )
 
 LAYERS = (STATES, COMMUNES, PARCELS)

@@ -1,0 +1,79 @@
+"""ETags of feature pages and features, and ``If-None-Match`` -> ``304 Not Modified``.
+
+A page is a function of the request (layer, every query parameter, the address links start
+from), of the versions of the tables its features are read from (the layer, the tables its
+references name, the tables its derived properties read; every write bumps its table's
+version, migration 0001) and, where the registry's read rules keep something from some
+readers, of who reads (``Access.key``: readers with one key read the same). Its ETag is a
+digest of all that, computed before the page: a client that has the page gets a 304 without
+the page being built. The versions are read before the page, so a page is never older than
+its ETag says (a write in between makes it newer, and its ETag then never matches again).
+
+A feature's ETag is its row version, ``"id.xmin"``, which PUT, PATCH and DELETE compare with
+``If-Match``; where the feature's content also depends on the reader or on other tables
+(a parcel's commune is shown by its code), a digest of those follows: ``"id.xmin.digest"``.
+``If-Match`` compares the row version only (features/write.py row_version).
+
+Page ETags are weak (``W/``): a page compressed for transfer (api/compression.py) is the
+same page. Comparison for If-None-Match is weak too (RFC 9110).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from fastapi import Request, Response
+from psycopg import AsyncConnection
+
+from geo_comuna import __version__
+from geo_comuna.accounts import Access
+from geo_comuna.db.versions import versions
+from geo_comuna.layers import Layer
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
+
+
+def read_tables(layer: Layer) -> set[str]:
+    """The tables a feature of ``layer`` is built from, besides its own."""
+    return {r.table for r in layer.references if r.key != "id"} | {
+        table for d in layer.derived for table in d.reads
+    }
+
+
+async def page(
+    conn: AsyncConnection, layer: Layer, request: Request, base: str, access: Access
+) -> str:
+    """The ETag of a page of features, before it is built (``base``: where its links start)."""
+    found = await versions(conn, {layer.table, *read_tables(layer)})
+    reader = access.key if layer.restricted else None
+    query = sorted(request.query_params.multi_items())
+    return f'W/"{_digest(__version__, layer.name, base, query, found, reader)}"'
+
+
+async def feature(conn: AsyncConnection, layer: Layer, row: str, access: Access) -> str:
+    """The ETag of one feature whose row version is ``row`` (``"id.xmin"``)."""
+    tables = read_tables(layer)
+    if not tables and not layer.restricted:
+        return row
+    found = await versions(conn, tables) if tables else ()
+    reader = access.key if layer.restricted else None
+    return f'{row[:-1]}.{_digest(__version__, found, reader)}"'
+
+
+def fresh(request: Request, etag: str) -> bool:
+    """Does the request's If-None-Match name ``etag`` (weak comparison), or ``*``?"""
+    header = request.headers.get("if-none-match")
+    if header is None:
+        return False
+    ours = etag.removeprefix("W/")
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.removeprefix("W/") == ours:
+            return True
+    return False
+
+
+def not_modified(etag: str) -> Response:
+    return Response(status_code=304, headers={"ETag": etag})

@@ -1,0 +1,128 @@
+"""``GET /collections/{id}/schema``: the JSON Schema of a layer's features (OGC API -
+Features Part 5, draft; shaped as pygeoapi serves it), from the registry.
+
+Clients type their fields from it: GDAL and QGIS read ``format: date`` as a date (not a
+string), ``integer`` as an integer and ``enum`` as the allowed values, and QGIS takes the
+geometry type from the ``primary-geometry`` property's ``format``, field order from
+``x-ogc-propertySeq`` and keeps ``readOnly`` properties (areas, lengths) out of its forms.
+References go out as their clients write them (a commune by its code), the temporal property
+is the ``primary-instant``, and members-only properties are listed, as in queryables, only to
+readers who may read them somewhere (``x-members-only``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from geo_comuna.accounts import Access
+from geo_comuna.api.deps import LayerDep, ReaderAccess, SettingsDep, base_url
+from geo_comuna.layers import Attribute, Layer
+
+router = APIRouter(tags=["collections"])
+SCHEMA_JSON = "application/schema+json"
+#: the collection link that points to the schema (QGIS looks for it)
+SCHEMA_REL = "http://www.opengis.net/def/rel/ogc/1.0/schema"
+TYPES = {
+    "text": "string",
+    "integer": "integer",
+    "number": "number",
+    "date": "string",
+    "boolean": "boolean",
+}
+GEOMETRY = {
+    "Point": ("geometry-point", "https://geojson.org/schema/Point.json"),
+    "LineString": ("geometry-linestring", "https://geojson.org/schema/LineString.json"),
+    "MultiPolygon": ("geometry-multipolygon", "https://geojson.org/schema/MultiPolygon.json"),
+}
+Lang = Annotated[str, Query(pattern="^(es|en)$", description="language of titles")]
+
+
+def feature_schema(layer: Layer, access: Access, lang: str, schema_id: str) -> dict[str, Any]:
+    """The JSON Schema of ``layer``'s features as ``access`` reads them."""
+    fmt, ref = GEOMETRY[layer.geometry_type]
+    props: dict[str, Any] = {
+        "geometry": {"x-ogc-role": "primary-geometry", "format": fmt, "$ref": ref}
+    }
+    seq = 0
+
+    def add(name: str, schema: dict[str, Any]) -> None:
+        nonlocal seq
+        seq += 1
+        props[name] = {**schema, "x-ogc-propertySeq": seq}
+
+    for reference in layer.references:
+        by_code = reference.key == "code"
+        add(
+            reference.name,
+            {
+                "title": reference.title.get(lang),
+                "type": "string" if by_code else "integer",
+                "description": f"{reference.table}: {'registry code' if by_code else 'id'}",
+            },
+        )
+    for attr in layer.attributes:
+        if attr.read == "members" and not access.anywhere:
+            continue
+        add(attr.name, _attribute(layer, attr, lang))
+    for derived in layer.derived:
+        schema = {"title": derived.title.get(lang), "type": derived.type, "readOnly": True}
+        if derived.type == "array":
+            schema["items"] = {"type": "object"}
+        if derived.unit:
+            schema["x-ogc-unit"] = derived.unit
+        add(derived.name, schema)
+    required = [r.name for r in layer.references if r.required] + [
+        a.name for a in layer.attributes if a.required
+    ]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": schema_id,
+        "type": "object",
+        "title": layer.title.get(lang),
+        "description": layer.description.get(lang),
+        "properties": props,
+        "required": required,
+    }
+
+
+def _attribute(layer: Layer, attr: Attribute, lang: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {"title": attr.title.get(lang), "type": TYPES[attr.type]}
+    if attr.type == "date":
+        schema["format"] = "date"
+    if attr.name == layer.temporal:
+        schema["x-ogc-role"] = "primary-instant"
+    if attr.type == "text":
+        schema["maxLength"] = attr.max_length
+    if attr.domain:
+        schema["enum"] = list(attr.domain.values)
+        schema["x-labels"] = {k: v.get(lang) for k, v in attr.domain.values.items()}
+    if attr.minimum is not None:
+        schema["minimum"] = attr.minimum
+    if attr.maximum is not None:
+        schema["maximum"] = attr.maximum
+    if attr.unit:
+        schema["x-ogc-unit"] = attr.unit
+    if attr.read == "members":
+        schema["x-members-only"] = True
+    return schema
+
+
+@router.get(
+    "/collections/{collection_id}/schema",
+    summary="JSON Schema of the layer's features",
+    response_class=Response,
+    responses={200: {"content": {SCHEMA_JSON: {}}, "description": "JSON Schema"}},
+)
+async def schema(
+    request: Request,
+    settings: SettingsDep,
+    layer: LayerDep,
+    access: ReaderAccess,
+    lang: Lang = "es",
+) -> Response:
+    schema_id = f"{base_url(request, settings)}/collections/{layer.name}/schema"
+    body = feature_schema(layer, access, lang, schema_id)
+    return Response(json.dumps(body, ensure_ascii=False), media_type=SCHEMA_JSON)

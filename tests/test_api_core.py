@@ -1,0 +1,423 @@
+"""OGC API - Features Part 1 Core as clients use it: paging limits, the parameters every
+route takes, formats, HTTP methods, caching validators, compression and CORS."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from psycopg import AsyncConnection
+
+from geo_comuna.settings import Settings
+from tests.conftest import api_client
+
+pytestmark = pytest.mark.anyio
+ITEMS = "/collections/parcels/items"
+
+
+async def test_a_limit_above_the_maximum_gets_the_maximum(
+    conn: AsyncConnection, settings: Settings
+) -> None:
+    """ogr2ogr -oo PAGE_SIZE=20000 on a server whose pages hold at most 50 items."""
+    small = settings.model_copy(update={"max_limit": 50, "default_limit": 10})
+    async with api_client(conn, small) as c:
+        page = (await c.get(ITEMS, params={"limit": 20_000})).json()
+        assert page["numberReturned"] == len(page["features"]) == 50
+        assert page["numberMatched"] > 50
+        nxt = next(link["href"] for link in page["links"] if link["rel"] == "next")
+        assert "limit=50" in nxt and "offset=50" in nxt
+        seen = len(page["features"])
+        while nxt:
+            page = (await c.get(nxt.replace("http://testserver", ""))).json()
+            seen += page["numberReturned"]
+            nxt = next((x["href"] for x in page["links"] if x["rel"] == "next"), None)
+        assert seen == page["numberMatched"]
+        huge = await c.get(ITEMS, params={"limit": 10**30})
+        assert huge.status_code == 200 and huge.json()["numberReturned"] == 50
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "1.5", "many"])
+async def test_a_limit_below_one_or_not_a_number_is_400(
+    client: httpx.AsyncClient, limit: str
+) -> None:
+    r = await client.get(ITEMS, params={"limit": limit})
+    assert r.status_code == 400 and "limit" in r.json()["detail"]
+
+
+# ---------------------------------------------------------------- every route of the API
+
+#: a real value for each path parameter of the OpenAPI document
+PATH_VALUES = {
+    "collection_id": "parcels",
+    "layer": "parcels",
+    "commune": "EL-MAIZAL",
+    "name": "land-recovery",
+    "analysis": "land-recovery",
+    "z": "12",
+    "x": "1261",
+    "y": "1948",
+}
+
+
+async def operations(client: httpx.AsyncClient) -> list[tuple[str, str, dict]]:
+    """(method, concrete path, operation) of every operation the API documents."""
+    spec = (await client.get("/openapi.json")).json()
+    first = (await client.get(ITEMS, params={"limit": 1})).json()["features"][0]["id"]
+    found = []
+    for template, ops in spec["paths"].items():
+        path = template.replace("{feature_id}", str(first))
+        for name, value in PATH_VALUES.items():
+            path = path.replace(f"{{{name}}}", value)
+        assert "{" not in path, f"no value for a parameter of {template}"
+        found += [(method.upper(), path, op) for method, op in ops.items()]
+    return found
+
+
+async def test_head_answers_wherever_get_does(client: httpx.AsyncClient) -> None:
+    for method, path, _ in await operations(client):
+        if method != "GET" or "/maps/" in path or path.endswith(("/report", ".png")):
+            continue  # the heavy pages: one of them below
+        got, head = await client.get(path), await client.head(path)
+        assert head.status_code == got.status_code, (path, got.text[:200])
+        assert head.content == b"", path
+        for name in ("content-type", "content-length", "etag", "cache-control", "vary"):
+            assert head.headers.get(name) == got.headers.get(name), (path, name)
+    page = await client.head("/maps/communes/EL-MAIZAL")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.content == b"" and int(page.headers["content-length"]) > 1000
+    assert (await client.head("/static/geo_comuna/geo_comuna_maps.js")).status_code == 200
+    assert (await client.head("/collections/nothing")).status_code == 404
+
+
+async def test_a_405_says_which_methods_the_path_has(client: httpx.AsyncClient) -> None:
+    cases = {
+        ("DELETE", ITEMS): "GET, HEAD, POST, OPTIONS",
+        ("POST", f"{ITEMS}/1"): "GET, HEAD, PUT, PATCH, DELETE, OPTIONS",
+        ("PUT", "/collections"): "GET, HEAD, OPTIONS",
+        ("DELETE", "/collections/parcels/import"): "POST, OPTIONS",
+        ("POST", "/communes/EL-MAIZAL/states"): "GET, HEAD, OPTIONS",
+    }
+    for (method, path), allow in cases.items():
+        r = await client.request(method, path)
+        assert r.status_code == 405, (method, path)
+        assert r.headers["allow"] == allow, (method, path)
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_options_lists_the_methods_of_any_path(client: httpx.AsyncClient) -> None:
+    for path, allow in {
+        "/collections": "GET, HEAD, OPTIONS",
+        "/communes/EL-MAIZAL/dems": "GET, HEAD, POST, OPTIONS",
+        "/collections/parcels/export": "GET, HEAD, OPTIONS",
+    }.items():
+        r = await client.options(path)
+        assert r.status_code == 204 and r.headers["allow"] == allow, path
+    assert (await client.options("/no/such/path")).status_code == 404
+
+
+async def test_a_401_says_how_to_authenticate(conn: AsyncConnection, settings: Settings) -> None:
+    async with api_client(conn, settings) as anonymous:
+        r = await anonymous.post(ITEMS, json={})
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == 'Bearer realm="geo_comuna"'
+    async with api_client(conn, settings, "gc_not-a-token") as wrong:
+        r = await wrong.get("/collections")
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == 'Bearer realm="geo_comuna", error="invalid_token"'
+    token_reads = settings.model_copy(update={"reads": "token"})
+    async with api_client(conn, token_reads) as anonymous:
+        r = await anonymous.get(ITEMS)
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer ")
+
+
+async def test_an_unknown_parameter_is_400_on_every_route(client: httpx.AsyncClient) -> None:
+    """Before any work: a write is refused before its body is read, a map before it is drawn."""
+    swept = 0
+    for method, path, op in await operations(client):
+        takes = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+        r = await client.request(method, path, params={"colour": "red"})
+        assert r.status_code == 400, (method, path, r.status_code, r.text[:300])
+        detail = r.json()["detail"]
+        assert "colour" in detail, (method, path, detail)
+        assert all(name in detail for name in takes), (method, path, detail)
+        swept += 1
+    assert swept > 25
+    # what a route does take still works
+    assert (await client.get("/collections", params={"lang": "en"})).status_code == 200
+    assert (await client.get(ITEMS, params={"tenure": "occupied"})).status_code == 200
+    r = await client.get("/communes/EL-MAIZAL/analyses/land-recovery", params={"f": "json"})
+    assert r.status_code == 200
+    assert (await client.get("/communes/EL-MAIZAL/hillshade.png?azimuth=300")).status_code in (
+        200,
+        404,  # no DEM for the commune
+    )
+
+
+async def test_every_documented_parameter_is_taken(client: httpx.AsyncClient) -> None:
+    """The rule allows exactly what the OpenAPI document lists: each documented parameter,
+    given a value no route accepts, is refused for its value, never as unknown."""
+    for method, path, op in await operations(client):
+        names = [p["name"] for p in op.get("parameters", []) if p["in"] == "query"]
+        if not names:
+            continue
+        r = await client.request(method, path, params=dict.fromkeys(names, "x\u00e9"))
+        assert "unknown query parameter" not in r.text, (method, path, r.text[:300])
+
+
+# ---------------------------------------------------------------- formats: f and Accept
+
+
+@pytest.mark.parametrize(
+    ("path", "f", "media"),
+    [
+        (ITEMS, "json", "application/geo+json"),
+        (ITEMS, "geojson", "application/geo+json"),
+        (f"{ITEMS}/1", "geojson", "application/geo+json"),
+        ("/collections", "json", "application/json"),
+        ("/", "json", "application/json"),
+        ("/collections/parcels/queryables", "json", "application/schema+json"),
+        ("/maps/communes/EL-MAIZAL", "html", "text/html"),
+    ],
+)
+async def test_f_names_the_format(client: httpx.AsyncClient, path: str, f: str, media: str) -> None:
+    r = await client.get(path, params={"f": f}, headers={"Accept": "text/csv"})  # f wins
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith(media)
+
+
+@pytest.mark.parametrize(
+    ("path", "f"),
+    [
+        (ITEMS, "html"),
+        (ITEMS, "xml"),
+        (ITEMS, "bogus"),
+        (f"{ITEMS}/1", "csv"),
+        ("/collections", "geojson"),
+        ("/conformance", "html"),
+        ("/maps/communes/EL-MAIZAL", "json"),
+        ("/tiles/parcels/12/1261/1948.pbf", "json"),
+        ("/collections/parcels/export", "json"),
+    ],
+)
+async def test_any_other_f_is_400(client: httpx.AsyncClient, path: str, f: str) -> None:
+    r = await client.get(path, params={"f": f})
+    assert r.status_code == 400, r.text
+    assert "f" in r.json()["detail"]
+
+
+async def test_an_accept_that_admits_nothing_we_serve_is_406(client: httpx.AsyncClient) -> None:
+    for path, accept in [
+        (ITEMS, "application/xml"),
+        (ITEMS, "text/html"),
+        (ITEMS, "application/geo+json;q=0, text/csv"),
+        ("/collections", "text/csv"),
+        ("/maps/national", "application/json"),
+    ]:
+        r = await client.get(path, headers={"Accept": accept})
+        assert r.status_code == 406, (path, accept)
+        assert r.headers["content-type"].startswith("application/problem+json")
+    for path, accept in [
+        (ITEMS, "application/geo+json, application/json"),  # QGIS
+        (ITEMS, "application/json"),
+        (ITEMS, "*/*"),
+        (ITEMS, "application/*"),
+        ("/collections", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        ("/collections/parcels/queryables", "application/schema+json"),
+        ("/communes/EL-MAIZAL/analyses/land-recovery?f=csv", "text/csv"),
+    ]:
+        r = await client.get(path, headers={"Accept": accept})
+        assert r.status_code == 200, (path, accept, r.text[:200])
+
+
+# ---------------------------------------------------------------- ETag and If-None-Match
+
+
+async def test_a_page_not_changed_since_is_304(client: httpx.AsyncClient) -> None:
+    url = f"{ITEMS}?commune=EL-MAIZAL&limit=5"
+    first = await client.get(url)
+    etag = first.headers["etag"]
+    assert etag.startswith('W/"')
+    again = await client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag and again.headers["vary"] == first.headers["vary"]
+    assert (await client.get(url, headers={"If-None-Match": f'"x", {etag}'})).status_code == 304
+    assert (await client.get(url, headers={"If-None-Match": "*"})).status_code == 304
+    assert (await client.head(url, headers={"If-None-Match": etag})).status_code == 304
+    # another page, another query: other ETags
+    other = await client.get(f"{ITEMS}?commune=EL-MAIZAL&limit=5&offset=5")
+    assert other.headers["etag"] != etag
+    assert (await client.get(url, headers={"If-None-Match": '"stale"'})).status_code == 200
+    # a write to the layer changes every page of it
+    fid = first.json()["features"][0]["id"]
+    patched = await client.patch(f"{ITEMS}/{fid}", json={"properties": {"code": "ETAG-1"}})
+    assert patched.status_code == 200
+    after = await client.get(url, headers={"If-None-Match": etag})
+    assert after.status_code == 200 and after.headers["etag"] != etag
+    assert after.json()["features"][0]["properties"]["code"] == "ETAG-1"
+
+
+async def test_page_etags_tell_readers_apart_where_what_they_read_differs(
+    conn: AsyncConnection, settings: Settings, admin_token: str
+) -> None:
+    """Parcels' notes are read by their commune's users and admins only: an anonymous
+    reader's page is another page, with another ETag; a 304 never hands one reader's page to
+    another. The states read the same for everyone."""
+    from geo_comuna import accounts
+
+    _, viewer = await accounts.add_user(conn, "etag-viewer", "viewer", ["EL-MAIZAL"])
+    url = f"{ITEMS}?commune=EL-MAIZAL"
+    tags = {}
+    for who, token in (("anonymous", None), ("viewer", viewer), ("admin", admin_token)):
+        async with api_client(conn, settings, token) as c:
+            tags[who] = (
+                (await c.get(url)).headers["etag"],
+                (await c.get("/collections/states/items")).headers["etag"],
+            )
+    parcels = {who: t[0] for who, t in tags.items()}
+    assert len(set(parcels.values())) == 3
+    assert len({t[1] for t in tags.values()}) == 1
+    async with api_client(conn, settings) as anonymous:
+        r = await anonymous.get(url, headers={"If-None-Match": parcels["admin"]})
+        assert r.status_code == 200 and "notes" not in r.json()["features"][0]["properties"]
+
+
+async def test_a_feature_not_changed_since_is_304(
+    client: httpx.AsyncClient, conn: AsyncConnection, settings: Settings
+) -> None:
+    fid = (await client.get(ITEMS, params={"commune": "EL-MAIZAL", "limit": 1})).json()["features"][
+        0
+    ]["id"]
+    url = f"{ITEMS}/{fid}"
+    etag = (await client.get(url)).headers["etag"]
+    assert etag.startswith(f'"{fid}.')
+    assert (await client.get(url, headers={"If-None-Match": etag})).status_code == 304
+    async with api_client(conn, settings) as anonymous:  # reads no notes: another ETag
+        theirs = await anonymous.get(url, headers={"If-None-Match": etag})
+        assert theirs.status_code == 200 and theirs.headers["etag"] != etag
+    # the ETag is also what If-Match takes, however the client got it
+    ok = await client.patch(
+        url, json={"properties": {"code": "ETAG-2"}}, headers={"If-Match": f"W/{etag}"}
+    )
+    assert ok.status_code == 200
+    stale = await client.patch(url, json={"properties": {"code": "X"}}, headers={"If-Match": etag})
+    assert stale.status_code == 412
+    now = (await client.get(url, headers={"If-None-Match": etag})).headers["etag"]
+    assert now != etag
+    # the parcel shows its commune's code: renaming the commune changes what it reads
+    commune = (await client.get("/collections/communes/items?code=EL-MAIZAL")).json()
+    cid = commune["features"][0]["id"]
+    renamed = await client.patch(
+        f"/collections/communes/items/{cid}", json={"properties": {"code": "EL-MAIZAL-2"}}
+    )
+    assert renamed.status_code == 200, renamed.text
+    moved = await client.get(url, headers={"If-None-Match": now})
+    assert moved.status_code == 200 and moved.json()["properties"]["commune"] == "EL-MAIZAL-2"
+
+
+# ---------------------------------------------------------------- compression
+
+
+async def test_big_json_bodies_are_gzipped_for_clients_that_accept_it(
+    client: httpx.AsyncClient,
+) -> None:
+    url = f"{ITEMS}?limit=200"
+    plain = await client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and len(plain.content) > 20_000
+    packed = await client.get(url, headers={"Accept-Encoding": "gzip, deflate"})
+    assert packed.headers["content-encoding"] == "gzip"
+    assert int(packed.headers["content-length"]) < len(plain.content) / 3
+    assert packed.content == plain.content  # httpx decompressed it
+    assert "Accept-Encoding" in packed.headers["vary"] and "Authorization" in packed.headers["vary"]
+    # the compressed page's ETag is weak; it still revalidates the page
+    assert packed.headers["etag"] == plain.headers["etag"]
+    again = await client.get(url, headers={"If-None-Match": packed.headers["etag"]})
+    assert again.status_code == 304
+    # a feature's strong ETag turns weak once compressed, and If-Match still takes it
+    big = (await client.get("/collections/communes/items?code=EL-MAIZAL")).json()["features"][0]
+    one = f"/collections/communes/items/{big['id']}"
+    strong = (await client.get(one, headers={"Accept-Encoding": "identity"})).headers["etag"]
+    weak = await client.get(one, headers={"Accept-Encoding": "gzip"})
+    assert weak.headers["content-encoding"] == "gzip" and weak.headers["etag"] == f"W/{strong}"
+    ok = await client.patch(
+        one, json={"properties": {"families": 700}}, headers={"If-Match": weak.headers["etag"]}
+    )
+    assert ok.status_code == 200, ok.text
+
+
+async def test_small_bodies_and_images_go_as_they_are(client: httpx.AsyncClient) -> None:
+    gz = {"Accept-Encoding": "gzip"}
+    small = await client.get("/conformance", headers=gz)
+    assert small.status_code == 200 and "content-encoding" not in small.headers
+    problem = await client.get("/collections/nothing", headers=gz)
+    assert "content-encoding" not in problem.headers
+    png = await client.get("/communes/5-DE-MARZO/hillshade.png", headers=gz)
+    assert png.status_code == 200 and "content-encoding" not in png.headers
+    head = await client.head(f"{ITEMS}?limit=200", headers=gz)
+    assert head.headers["content-encoding"] == "gzip" and head.content == b""
+
+
+# ---------------------------------------------------------------- CORS
+
+
+async def test_no_cors_unless_configured(client: httpx.AsyncClient) -> None:
+    r = await client.get("/collections", headers={"Origin": "https://visor.example"})
+    assert "access-control-allow-origin" not in r.headers
+    pre = await client.options(
+        ITEMS,
+        headers={"Origin": "https://visor.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in pre.headers
+
+
+async def test_cors_for_the_configured_origins(
+    conn: AsyncConnection, settings: Settings, admin_token: str
+) -> None:
+    allowed = settings.model_copy(update={"cors_origins": ["https://visor.comuna.example"]})
+    async with api_client(conn, allowed, admin_token) as c:
+        page = await c.get(ITEMS, headers={"Origin": "https://visor.comuna.example"})
+        assert page.headers["access-control-allow-origin"] == "https://visor.comuna.example"
+        assert "ETag" in page.headers["access-control-expose-headers"]
+        assert "Origin" in page.headers["vary"]
+        pre = await c.options(
+            f"{ITEMS}/1",
+            headers={
+                "Origin": "https://visor.comuna.example",
+                "Access-Control-Request-Method": "PATCH",
+                "Access-Control-Request-Headers": "authorization, content-type, if-match",
+            },
+        )
+        assert pre.status_code == 200
+        assert "PATCH" in pre.headers["access-control-allow-methods"]
+        assert "if-match" in pre.headers["access-control-allow-headers"].lower()
+        other = await c.get(ITEMS, headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        refused = await c.post(
+            ITEMS, content=b"{}", headers={"Origin": "https://visor.comuna.example"}
+        )
+        assert refused.status_code == 400  # errors can be read by the page too
+        assert refused.headers["access-control-allow-origin"] == "https://visor.comuna.example"
+    anyone = settings.model_copy(update={"cors_origins": ["*"]})
+    async with api_client(conn, anyone) as c:
+        r = await c.get("/collections", headers={"Origin": "https://any.example"})
+        assert r.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize("origin", ["visor.example", "https://*.example", "https://a.b/path", ""])
+def test_a_bad_cors_origin_is_refused_at_start(origin: str) -> None:
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match="cors_origins"):
+        Settings(cors_origins=[origin])
+
+
+def test_f_names_any_format_a_route_serves() -> None:
+    """A route serving JSON and a page (as collections will) takes f=json and f=html; one
+    whose own parameter picks the format (exports' format) takes no f."""
+    from geo_comuna.api.parameters import f_values
+
+    class Both:
+        responses = {200: {"content": {"application/json": {}, "text/html": {}}}}
+        response_class = None
+
+    assert f_values(Both, "GET", frozenset()) == ["json", "html"]
+    assert f_values(Both, "GET", frozenset({"format"})) == []
+    assert f_values(Both, "POST", frozenset()) == []

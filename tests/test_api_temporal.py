@@ -1,0 +1,180 @@
+"""``?datetime=`` on each layer's temporal property, and the collections' extent.temporal.
+
+Expected counts are worked out here from every parcel of the sample territories, read once
+without a filter, so that the SQL behind ``datetime`` is checked against plain Python."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from geo_comuna.api.temporal import parse_datetime
+from geo_comuna.errors import InvalidInput
+from geo_comuna.features.query import Interval
+from geo_comuna.layers import LAYERS
+
+pytestmark = pytest.mark.anyio
+ITEMS = "/collections/parcels/items"
+
+
+async def recovered(client: httpx.AsyncClient) -> list[dt.date | None]:
+    """recovered_on of every parcel, as the API serves them without a filter."""
+    page = (await client.get(ITEMS, params={"limit": 10_000})).json()
+    assert page["numberReturned"] == page["numberMatched"] > 100
+    return [
+        None if (v := f["properties"]["recovered_on"]) is None else dt.date.fromisoformat(v)
+        for f in page["features"]
+    ]
+
+
+async def matched(client: httpx.AsyncClient, value: str) -> tuple[int, list[str]]:
+    r = await client.get(ITEMS, params={"datetime": value, "limit": 10_000})
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert page["numberReturned"] == page["numberMatched"]
+    return page["numberMatched"], [f["properties"]["recovered_on"] for f in page["features"]]
+
+
+def count(days: list[dt.date | None], keep: Callable[[dt.date], bool]) -> int:
+    return sum(1 for d in days if d is not None and keep(d))
+
+
+async def test_an_instant_matches_its_day(client: httpx.AsyncClient) -> None:
+    days = await recovered(client)
+    busiest = max(set(d for d in days if d), key=days.count)  # several parcels share a day
+    expected = count(days, lambda d: d == busiest)
+    assert expected > 1
+    for value in (
+        busiest.isoformat(),
+        f"{busiest.isoformat()}T00:00:00Z",
+        f"{busiest.isoformat()}T23:59:59.999Z",
+        f"{busiest.isoformat()}T20:30:00-03:00",  # 23:30 UTC, the same day
+    ):
+        n, found = await matched(client, value)
+        assert n == expected, value
+        assert set(found) == {busiest.isoformat()}
+    # 22:00 in Caracas (-04:00) is 02:00 UTC the next day
+    n, _ = await matched(client, f"{busiest.isoformat()}T22:00:00-04:00")
+    assert n == count(days, lambda d: d == busiest + dt.timedelta(days=1))
+
+
+async def test_a_closed_interval_includes_both_ends(client: httpx.AsyncClient) -> None:
+    days = await recovered(client)
+    dated = sorted(d for d in days if d)
+    start, end = dated[len(dated) // 4], dated[3 * len(dated) // 4]
+    expected = count(days, lambda d: start <= d <= end)
+    n, found = await matched(client, f"{start}/{end}")
+    assert n == expected and 0 < n < len(dated)
+    assert min(found) == start.isoformat() and max(found) == end.isoformat()
+    n, _ = await matched(client, f"{start}T12:00:00Z/{end}T00:00:00Z")
+    assert n == expected  # each end reaches into its day
+
+
+async def test_open_intervals(client: httpx.AsyncClient) -> None:
+    days = await recovered(client)
+    cut = dt.date(2015, 1, 1)
+    after = count(days, lambda d: d >= cut)
+    before = count(days, lambda d: d <= cut)
+    assert 0 < after < len(days) and 0 < before < len(days)
+    assert (await matched(client, "2015-01-01/.."))[0] == after
+    assert (await matched(client, "2015-01-01/"))[0] == after
+    assert (await matched(client, "../2015-01-01"))[0] == before
+    assert (await matched(client, "/2015-01-01T00:00:00Z"))[0] == before
+    # parcels never recovered have no date: they are in no interval, even an unbounded one
+    assert (await matched(client, "../.."))[0] == count(days, lambda d: True) < len(days)
+
+
+async def test_qgis_bounds_for_no_bound(client: httpx.AsyncClient) -> None:
+    """QGIS turns ``recovered_on >= '2015-01-01'`` into an interval up to year 9999 and
+    ``<=`` into one from year 0000, which Python has no date for."""
+    days = await recovered(client)
+    n, _ = await matched(client, "2015-01-01T00:00:00.000Z/9999-12-31T00:00:00Z")
+    assert n == count(days, lambda d: d >= dt.date(2015, 1, 1))
+    n, _ = await matched(client, "0000-01-01T00:00:00Z/2015-01-01T00:00:00.000Z")
+    assert n == count(days, lambda d: d <= dt.date(2015, 1, 1))
+
+
+async def test_datetime_combines_with_other_filters(client: httpx.AsyncClient) -> None:
+    page = (await client.get(ITEMS, params={"limit": 10_000, "commune": "EL-MAIZAL"})).json()
+    expected = sum(
+        1
+        for f in page["features"]
+        if (v := f["properties"]["recovered_on"]) and v.startswith("2009")
+    )
+    r = await client.get(
+        ITEMS, params={"commune": "EL-MAIZAL", "datetime": "2009-01-01/2009-12-31", "limit": 1}
+    )
+    assert r.json()["numberMatched"] == expected > 0
+    nxt = next(link["href"] for link in r.json()["links"] if link["rel"] == "next")
+    assert "datetime=2009-01-01%2F2009-12-31" in nxt  # paging keeps the filter
+
+
+async def test_communes_filter_by_founded(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/collections/communes/items", params={"limit": 1000})).json()
+    founded = [f["properties"]["founded"] for f in page["features"] if f["properties"]["founded"]]
+    assert founded
+    r = await client.get("/collections/communes/items", params={"datetime": founded[0]})
+    assert r.json()["numberMatched"] == founded.count(founded[0])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "yesterday",
+        "2020-13-01",
+        "2020-02-30",
+        "2020-05-01T25:00:00Z",
+        "2020-05-01T10:00:00+24:00",
+        "..",
+        "",
+        "2021-01-01/2020-01-01",
+        "2020-01-01/2020-02-01/2020-03-01",
+        "2020-05-01T10:00Z",
+    ],
+)
+async def test_bad_datetimes_are_400(client: httpx.AsyncClient, value: str) -> None:
+    r = await client.get(ITEMS, params={"datetime": value})
+    assert r.status_code == 400, (value, r.text)
+    assert "datetime" in r.json()["detail"]
+
+
+async def test_a_layer_without_time_refuses_datetime(client: httpx.AsyncClient) -> None:
+    r = await client.get("/collections/dwellings/items", params={"datetime": "2020-01-01"})
+    assert r.status_code == 400 and "no date" in r.json()["detail"]
+
+
+def test_parse_datetime_edges() -> None:
+    assert parse_datetime(None) is None
+    assert parse_datetime("2020-05-01") == Interval(dt.date(2020, 5, 1), dt.date(2020, 5, 1))
+    assert parse_datetime("2016-12-31T23:59:60Z") == Interval(
+        dt.date(2016, 12, 31), dt.date(2016, 12, 31)
+    )
+    assert parse_datetime("0001-01-01T01:00:00+02:00").start == dt.date.min
+    assert parse_datetime("9999-12-31T23:00:00-05:00").end == dt.date.max
+    assert parse_datetime("../..") == Interval(None, None)
+    with pytest.raises(InvalidInput):
+        parse_datetime("2020-05-01T10:00:00+99:00")
+
+
+async def test_extent_temporal_spans_the_dated_features(client: httpx.AsyncClient) -> None:
+    days = [d for d in await recovered(client) if d]
+    parcels = (await client.get("/collections/parcels")).json()
+    temporal = parcels["extent"]["temporal"]
+    assert temporal["interval"] == [[f"{min(days)}T00:00:00Z", f"{max(days)}T23:59:59Z"]]
+    assert temporal["trs"] == "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
+    listed = {c["id"]: c for c in (await client.get("/collections")).json()["collections"]}
+    assert listed["parcels"]["extent"]["temporal"] == temporal
+    for name, layer in LAYERS.items():
+        assert ("temporal" in listed[name].get("extent", {})) == (layer.temporal is not None)
+
+
+async def test_extent_temporal_follows_writes(client: httpx.AsyncClient) -> None:
+    from tests.factories import feature
+
+    body = feature(LAYERS["parcels"], commune="EL-MAIZAL", recovered_on="2024-02-29")
+    assert (await client.post(ITEMS, json=body)).status_code == 201
+    temporal = (await client.get("/collections/parcels")).json()["extent"]["temporal"]
+    assert temporal["interval"][0][1] == "2024-02-29T23:59:59Z"
