@@ -257,7 +257,7 @@ async def filters(
             )
             raise InvalidInput(
                 f"unknown query parameter {name!r}; {layer.name} can be "
-                f"filtered by {queryable} and by bbox, bbox-crs, commune, datetime, limit, offset"
+                f"filtered by {queryable}, and takes {', '.join(sorted(RESERVED))}"
             )
         try:
             values = [check_value(layer, attr, v, None) for v in raw.split(",")]
