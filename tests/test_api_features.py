@@ -185,6 +185,9 @@ async def test_unknown_collection_item_and_commune_are_404(client: httpx.AsyncCl
     assert (await client.get("/collections/nope/items")).status_code == 404
     assert (await client.get("/collections/parcels/items/999999999")).status_code == 404
     assert (await client.get("/collections/parcels/items?commune=NO-SUCH")).status_code == 404
+    # states belong to no commune: a 400 saying so, not a database error
+    r = await client.get("/collections/states/items?commune=EL-MAIZAL")
+    assert r.status_code == 400 and "no commune" in r.json()["detail"], r.text
     assert (await client.get("/collections/parcels/items/abc")).status_code == 400
 
 

@@ -21,7 +21,7 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
 from geo_comuna.accounts import Access
-from geo_comuna.errors import Forbidden, NotFound
+from geo_comuna.errors import Forbidden, InvalidInput, NotFound
 from geo_comuna.features.attributes import is_text
 from geo_comuna.layers import Layer
 
@@ -204,9 +204,15 @@ def where_sql(
             clauses.append(sql.SQL("t.commune_id = %(commune)s"))
         elif layer.name == "communes":
             clauses.append(sql.SQL("t.id = %(commune)s"))
-        else:  # exchanges: either end
+        elif layer.reference("from_commune") is not None:  # exchanges: either end
             clauses.append(
                 sql.SQL("(t.from_commune_id = %(commune)s OR t.to_commune_id = %(commune)s)")
+            )
+        else:  # states: a commune may cross their lines, it does not own them
+            raise InvalidInput(
+                f"{layer.name} has no commune to filter by; "
+                "GET /communes/{commune}/states gives the states a commune touches",
+                layer=layer.name,
             )
     for i, (name, values) in enumerate(sorted(filters.properties.items())):
         params[f"p{i}"] = values
