@@ -18,6 +18,7 @@ from geo_comuna.api import (
     communes,
     features,
     maps,
+    openapi,
     problems,
     scratch,
     terrain,
@@ -162,6 +163,9 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
         title="geo_comuna",
         version=__version__,
         lifespan=lifespan,
+        openapi_url=None,  # api/openapi.py serves it, and the docs pages
+        docs_url=None,
+        redoc_url=None,
         description="OGC API - Features for Venezuela's communes: states, commune "
         "boundaries across state lines, parcels with tenure history, "
         "production, dwellings and networks.",
@@ -172,6 +176,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.state.answers = VersionedCache(settings.cached_answers)
     app.state.scratch = scratch.Scratch()  # made on first use
     problems.install(app)
+    openapi.install(app, settings)
     app.include_router(audit.router, dependencies=READERS)
     app.include_router(features.router, dependencies=READERS)
     app.include_router(communes.router, dependencies=READERS)
