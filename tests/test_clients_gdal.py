@@ -190,3 +190,26 @@ def test_gdal_t_srs_writes_regven_utm(live: Live, tmp_path: Path) -> None:
     assert len(got) == len(expected) > 0
     for (x, y), (gx, gy) in zip(expected, got, strict=True):
         assert abs(gx - x) < 0.001 and abs(gy - y) < 0.001, ((x, y), (gx, gy))
+
+
+def test_the_readme_example(live: Live, tmp_path: Path) -> None:
+    """README, "With GDAL": what a planner types, as typed."""
+    out = tmp_path / "ocupadas.gpkg"
+    mark = live.mark()
+    where = "commune = 'EL-MAIZAL' AND tenure = 'occupied'"
+    gdal(
+        "ogr2ogr", "-f", "GPKG", str(out), f"OAPIF:{live.base}", "parcels",
+        "-oo", "PAGE_SIZE=1000", "-where", where, "-t_srs", "EPSG:2202",
+    )  # fmt: skip
+    pages = item_requests(live.requests(mark), "parcels")
+    assert pages and all(
+        (r.query["commune"], r.query["tenure"]) == ("EL-MAIZAL", "occupied") for r in pages
+    ), pages
+    info = gdal("ogrinfo", "-ro", "-so", str(out), "parcels").stdout
+    expected = fetch(
+        live,
+        "SELECT count(*) FROM parcels p JOIN communes c ON c.id = p.commune_id "
+        "WHERE c.code = 'EL-MAIZAL' AND p.tenure = 'occupied'",
+    )[0][0]
+    assert f"Feature Count: {expected}" in info and expected > 0, info
+    assert 'ID["EPSG",2202]' in info, info
