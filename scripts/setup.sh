@@ -2,7 +2,8 @@
 # Sets geo_comuna up on Debian/Ubuntu: PostgreSQL + PostGIS (apt), a virtualenv in .venv with
 # the package (pip). Idempotent: a second run only checks. With --test it also installs what
 # the tests and benchmarks need: Chromium + ChromeDriver for the browser checks, gdal-bin for
-# the ogr2ogr comparison.
+# the ogr2ogr comparison and the GDAL client tests, QGIS (python3-qgis, qgis-providers) for the
+# QGIS client tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +49,10 @@ if ((want_test)); then
     command -v chromium >/dev/null || missing+=(chromium)
     command -v chromedriver >/dev/null || missing+=(chromium-driver)
     command -v ogr2ogr >/dev/null || missing+=(gdal-bin)
+    # QGIS (Debian's, headless) for the client tests: its Python bindings and the OGC API -
+    # Features provider, run by the system's Python (tests/qgis_layer.py)
+    dpkg -s python3-qgis >/dev/null 2>&1 || missing+=(python3-qgis)
+    dpkg -s qgis-providers >/dev/null 2>&1 || missing+=(qgis-providers)
 fi
 if ((${#missing[@]})); then
     echo "== installing ${missing[*]}"

@@ -187,6 +187,14 @@ async def test_unknown_collection_item_and_commune_are_404(client: httpx.AsyncCl
     assert (await client.get("/collections/nope/items")).status_code == 404
     assert (await client.get("/collections/parcels/items/999999999")).status_code == 404
     assert (await client.get("/collections/parcels/items?commune=NO-SUCH")).status_code == 404
+    # states belong to no commune: ?commune= gives those it touches (El Maizal: Lara and
+    # Portuguesa), as QGIS repeats a connection's ?commune= on every layer
+    r = await client.get("/collections/states/items?commune=EL-MAIZAL")
+    assert r.status_code == 200, r.text
+    touched = (await client.get("/communes/EL-MAIZAL/states")).json()["states"]
+    assert sorted(f["properties"]["code"] for f in r.json()["features"]) == sorted(
+        s["code"] for s in touched if s["code"]
+    )
     assert (await client.get("/collections/parcels/items/abc")).status_code == 400
 
 

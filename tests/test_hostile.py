@@ -392,6 +392,46 @@ values = {analyses}
 """
 
 
+def _fuzz(base: str, token: str, config: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """One schemathesis run over every operation of the server's /openapi.json (~90: each
+    layer and each analysis has its own paths). One worker: CPython 3.11's ast.parse is not
+    safe in two threads at once (gh-106905), and Hypothesis parses lambdas while generating
+    cases, so two workers end, often, in the fuzzer's own SystemError ("AST constructor
+    recursion depth mismatch"); one thread costs little, the GIL held most of the time."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "--config-file",
+            str(config),
+            "--no-color",
+            "run",
+            f"{base}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--header",
+            f"Authorization: Bearer {token}",
+            "--max-examples",
+            "6",
+            "--phases",
+            "coverage,fuzzing",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "40",
+            "--generation-database",
+            "none",
+            "--seed",
+            "20261127",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=480,
+    )
+
+
 def test_schemathesis_finds_no_server_error(own_db: str, tmp_path: Path) -> None:
     """Every operation of /openapi.json, as an admin (so writes get past authentication),
     against a real server on its own database: schemathesis' boundary values ("coverage")
@@ -407,38 +447,7 @@ def test_schemathesis_finds_no_server_error(own_db: str, tmp_path: Path) -> None
         )
     )
     with serving(own_db, tmp_path / "serve.log") as (_, base):
-        run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "schemathesis.cli",
-                "--config-file",
-                str(config),
-                "--no-color",
-                "run",
-                f"{base}/openapi.json",
-                "--checks",
-                "not_a_server_error",
-                "--header",
-                f"Authorization: Bearer {token}",
-                "--max-examples",
-                "6",
-                "--phases",
-                "coverage,fuzzing",
-                "--workers",
-                "2",
-                "--request-timeout",
-                "40",
-                "--generation-database",
-                "none",
-                "--seed",
-                "20261127",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=300,
-        )
+        run = _fuzz(base, token, config, tmp_path)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     selected = re.search(r"Selected: (\d+)/(\d+)", run.stdout)
     tested = re.search(r"Tested: (\d+)", run.stdout)

@@ -20,6 +20,7 @@ from geo_comuna.api import (
     editing,
     features,
     maps,
+    openapi,
     problems,
     schema,
     scratch,
@@ -180,6 +181,9 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
         title="geo_comuna",
         version=__version__,
         lifespan=lifespan,
+        openapi_url=None,  # api/openapi.py serves it, and the docs pages
+        docs_url=None,
+        redoc_url=None,
         description="OGC API - Features for Venezuela's communes: states, commune "
         "boundaries across state lines, parcels with tenure history, "
         "production, dwellings and networks.",
@@ -190,6 +194,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.state.answers = VersionedCache(settings.cached_answers)
     app.state.scratch = scratch.Scratch()  # made on first use
     problems.install(app)
+    openapi.install(app, settings)
     app.include_router(audit.router, dependencies=READERS)
     app.include_router(features.router, dependencies=READERS)
     app.include_router(editing.router, dependencies=READERS)

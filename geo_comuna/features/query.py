@@ -232,9 +232,16 @@ def where_sql(
             clauses.append(sql.SQL("t.commune_id = %(commune)s"))
         elif layer.name == "communes":
             clauses.append(sql.SQL("t.id = %(commune)s"))
-        else:  # exchanges: either end
+        elif layer.reference("from_commune") is not None:  # exchanges: either end
             clauses.append(
                 sql.SQL("(t.from_commune_id = %(commune)s OR t.to_commune_id = %(commune)s)")
+            )
+        else:  # states: the ones the commune touches (QGIS repeats ?commune= on every layer)
+            clauses.append(
+                sql.SQL(
+                    "EXISTS (SELECT FROM communes c WHERE c.id = %(commune)s "
+                    "AND ST_Intersects(c.geom, t.geom))"
+                )
             )
     if filters.interval is not None:
         clauses.append(_interval_sql(layer, filters.interval, params))

@@ -1,0 +1,312 @@
+"""The OpenAPI 3.0 document at /openapi.json: FastAPI's description of the routes, made into
+one that GDAL, QGIS, OWSLib and code generators can act on.
+
+What FastAPI writes is OpenAPI 3.1 with a single templated ``/collections/{collection_id}/
+items``, no request bodies (the write routes read the raw body), a 422 no route sends and no
+security scheme. Built once per app from it, the registry and the analyses registry:
+
+- ``openapi: 3.0.3`` with 3.0 schema objects (api/oas30.py), as the conformance class
+  ``oas30`` that /conformance claims says;
+- every layer's own items and item paths, with its attributes as query parameters
+  (api/openapi_layers.py) and its features as bodies (api/openapi_schemas.py);
+- every analysis' own path with its parameters (its pydantic model's fields);
+- ``limit`` with the server's default and maximum (#/components/parameters/limit);
+- a Bearer security scheme: writes need it, reads take it (and need it when
+  GEO_COMUNA_READS=token);
+- application/problem+json responses for the statuses each operation can send (400, 401,
+  403, 404, 409, 412, 413, 415, 422, 428, 429, 503), instead of FastAPI's 422.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi import FastAPI, Request, routing
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, Response
+from fastapi.routing import APIRoute
+
+from geo_comuna.analysis.registry import all_analyses
+from geo_comuna.api import deps, oas30
+from geo_comuna.api.openapi_layers import ITEM, ITEMS, layer_paths, query, standard_parameters
+from geo_comuna.api.openapi_schemas import geometry_schemas, layer_schemas, ref
+from geo_comuna.api.problems import PROBLEM
+from geo_comuna.layers import LAYERS
+from geo_comuna.settings import Settings
+
+OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
+OPENAPI_VERSION = "3.0.3"
+ANALYSIS = "/communes/{commune}/analyses/{name}"
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
+
+#: what each problem status means here (components/responses)
+PROBLEMS = {
+    400: "A parameter or the body is not acceptable; `detail` names it and says why.",
+    401: "No token, or an unknown, revoked or expired one, where one is needed "
+    "(Authorization: Bearer <token>).",
+    403: "The token may not do this (a viewer writing, an editor outside its communes, "
+    "an outsider filtering by a members-only property).",
+    404: "No such feature, commune, collection or analysis.",
+    409: "The write conflicts with what is stored (a duplicate code, a reference to a "
+    "missing feature).",
+    412: "If-Match names a version that is no longer the stored one: read the feature again.",
+    413: "The body, a geometry or the number of features is over the server's limits.",
+    415: "A file format this server does not take.",
+    422: "A feature's geometry or property (or a file, or a CRS) is not valid; `feature` "
+    "says which, `detail` why.",
+    428: "This server requires If-Match on PUT, PATCH and DELETE: read the feature, send "
+    "its ETag back.",
+    429: "Too many requests from this client; Retry-After says when to try again.",
+    503: "The database timed out or is unreachable, or the work took too long; try later.",
+}
+#: statuses some routes send beyond what their method and dependencies tell
+EXTRA_PROBLEMS = {
+    ("get", ITEMS): (403,),  # a members-only filter by an outsider
+    ("get", "/collections/{collection_id}/export"): (415, 422),
+    ("post", "/collections/{collection_id}/import"): (415,),
+}
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """/openapi.json (this module's document, built on first use), /docs and /redoc.
+    ``create_app`` builds the FastAPI app with ``openapi_url=None`` so these are the only
+    ones."""
+    built: dict[str, bytes] = {}
+
+    def body() -> bytes:
+        if "doc" not in built:
+            built["doc"] = json.dumps(document(app, settings), ensure_ascii=False).encode()
+        return built["doc"]
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_json() -> Response:
+        return Response(body(), media_type=OPENAPI_TYPE)
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def swagger_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
+
+
+def document(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """The whole document (see the module's docstring)."""
+    base = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version=OPENAPI_VERSION,
+        description=app.description,
+        routes=app.routes,
+    )
+    calls = _route_calls(app)
+    paths: dict[str, dict[str, Any]] = {}
+    for path, item in base["paths"].items():
+        paths[path] = {
+            method: _operation(op, calls.get((method, path), set()), method, path, settings)
+            for method, op in item.items()
+        }
+    items, item = paths.pop(ITEMS), paths.pop(ITEM)
+    for layer in LAYERS.values():
+        paths.update(layer_paths(layer, items, item))
+    analysis = paths.pop(ANALYSIS)["get"]
+    for name, path_item in _analysis_paths(analysis).items():
+        paths[name] = path_item
+    _layer_enum(paths)
+
+    schemas = {
+        name: oas30.schema(value)
+        for name, value in base.get("components", {}).get("schemas", {}).items()
+        if name not in ("HTTPValidationError", "ValidationError")
+    }
+    schemas.update(geometry_schemas())
+    schemas.update(_shared_schemas())
+    for layer in LAYERS.values():
+        schemas.update(layer_schemas(layer))
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": base["info"],
+        "tags": [
+            *(
+                {"name": layer.name, "description": layer.description.en}
+                for layer in LAYERS.values()
+            ),
+            {"name": "analyses", "description": "Planning analyses of one commune"},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "parameters": standard_parameters(settings),
+            "responses": {
+                str(status): {
+                    "description": text,
+                    "content": {PROBLEM: {"schema": ref("schemas", "Problem")}},
+                    **(_RETRY_AFTER if status in (429, 503) else {}),
+                }
+                for status, text in PROBLEMS.items()
+            },
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token from `geo-comuna users add NAME --role ROLE`",
+                }
+            },
+        },
+    }
+
+
+_RETRY_AFTER = {
+    "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+}
+
+
+def _operation(
+    op: dict[str, Any], calls: set[Callable], method: str, path: str, settings: Settings
+) -> dict[str, Any]:
+    """One operation in 3.0, with its security and its problem responses."""
+    out = oas30.operation(op)
+    responses = {k: v for k, v in out.get("responses", {}).items() if k != "422"}
+    writes = deps.writer in calls or deps.admin in calls
+    statuses = {401, 429, 503}
+    params = out.get("parameters", [])
+    if params or method in ("post", "put", "patch"):
+        statuses.add(400)
+    if any(p["in"] == "path" or p["name"] == "commune" for p in params):
+        statuses.add(404)
+    if writes:
+        statuses.add(403)
+    if method in ("post", "put", "patch"):
+        statuses |= {409, 413, 422}
+    if deps.if_match in calls:
+        statuses.add(412)
+        if settings.require_if_match:
+            statuses.add(428)
+    statuses |= set(EXTRA_PROBLEMS.get((method, path), ()))
+    for status in sorted(statuses):
+        responses[str(status)] = ref("responses", str(status))
+    out["responses"] = responses
+    if writes or settings.reads == "token":
+        out["security"] = [{"bearerAuth": []}]
+    else:  # anyone reads; a token unlocks members-only data of the reader's communes
+        out["security"] = [{}, {"bearerAuth": []}]
+    return out
+
+
+def _route_calls(app: FastAPI) -> dict[tuple[str, str], set[Callable]]:
+    """(method, path) -> every dependency its route runs. FastAPI 0.12x+ keeps included
+    routers as such in ``app.routes``; ``iter_route_contexts`` walks their routes."""
+    iterate = getattr(routing, "iter_route_contexts", None)
+    out: dict[tuple[str, str], set[Callable]] = {}
+    for route in iterate(app.routes) if iterate else app.routes:
+        original = getattr(route, "original_route", route)
+        if isinstance(original, APIRoute) and route.include_in_schema:
+            calls = set(_dependencies(route.dependant))
+            for method in route.methods:
+                out[(method.lower(), route.path_format)] = calls
+    return out
+
+
+def _dependencies(dependant: Dependant) -> Iterator[Callable]:
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            yield sub.call
+        yield from _dependencies(sub)
+
+
+def _analysis_paths(templated: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``/communes/{commune}/analyses/<name>`` for every analysis, with its parameters: the
+    fields of its pydantic model (defaults, bounds, units in the descriptions)."""
+    out = {}
+    for name, analysis in all_analyses().items():
+        op = copy.deepcopy(templated)
+        op["operationId"] = f"run_{name.replace('-', '_')}"
+        op["summary"] = analysis.title_en
+        op["description"] = f"{analysis.title_es}. {op.get('description', '')}".strip()
+        op["tags"] = ["analyses"]
+        model = analysis.params.model_json_schema()
+        own = [
+            query(
+                field,
+                {k: v for k, v in oas30.schema(value).items() if k not in ("description",)},
+                value.get("description", ""),
+            )
+            for field, value in model.get("properties", {}).items()
+        ]
+        for param in own:
+            param["schema"].pop("nullable", None)
+            if param["schema"].get("default", 0) is None:
+                del param["schema"]["default"]
+            param["required"] = param["name"] in model.get("required", [])
+        kept = [p for p in op.get("parameters", []) if p["name"] != "name"]
+        op["parameters"] = kept + own
+        out[f"/communes/{{commune}}/analyses/{name}"] = {"get": op}
+    return out
+
+
+def _layer_enum(paths: dict[str, dict[str, Any]]) -> None:
+    """The routes still templated over layers (collection, queryables, import, export) name
+    them: an enum of the registry's layers."""
+    for item in paths.values():
+        for op in item.values():
+            for param in op.get("parameters", []):
+                if param.get("name") == "collection_id" and param.get("in") == "path":
+                    param["schema"] = {**param["schema"], "enum": list(LAYERS)}
+
+
+def _shared_schemas() -> dict[str, dict[str, Any]]:
+    return {
+        "Link": {
+            "type": "object",
+            "required": ["href", "rel"],
+            "properties": {
+                "href": {"type": "string"},
+                "rel": {"type": "string"},
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+            },
+        },
+        "Problem": {
+            "type": "object",
+            "title": "RFC 9457 problem details",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string", "description": "urn:geo-comuna:problem:<code>"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "feature": {
+                    "description": "the feature concerned: its id, or its position in the body",
+                    "oneOf": [{"type": "integer"}, {"type": "string"}],
+                },
+                "layer": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "WriteResult": {
+            "type": "object",
+            "required": ["ids", "repairs"],
+            "properties": {
+                "ids": {"type": "array", "items": {"type": "integer"}},
+                "repairs": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    }
