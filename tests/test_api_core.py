@@ -59,8 +59,16 @@ PATH_VALUES = {
 
 
 async def operations(client: httpx.AsyncClient) -> list[tuple[str, str, dict]]:
-    """(method, concrete path, operation) of every operation the API documents."""
+    """(method, concrete path, operation) of every operation the API documents, its
+    parameters given by reference (``#/components/parameters/limit``) written out."""
     spec = (await client.get("/openapi.json")).json()
+    shared = spec["components"]["parameters"]
+
+    def resolved(op: dict) -> dict:
+        params = op.get("parameters", [])
+        params = [shared[p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p for p in params]
+        return {**op, "parameters": params}
+
     first = (await client.get(ITEMS, params={"limit": 1})).json()["features"][0]["id"]
     found = []
     for template, ops in spec["paths"].items():
@@ -68,7 +76,7 @@ async def operations(client: httpx.AsyncClient) -> list[tuple[str, str, dict]]:
         for name, value in PATH_VALUES.items():
             path = path.replace(f"{{{name}}}", value)
         assert "{" not in path, f"no value for a parameter of {template}"
-        found += [(method.upper(), path, op) for method, op in ops.items()]
+        found += [(method.upper(), path, resolved(op)) for method, op in ops.items()]
     return found
 
 

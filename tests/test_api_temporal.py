@@ -155,6 +155,13 @@ def test_parse_datetime_edges() -> None:
     assert parse_datetime("0001-01-01T01:00:00+02:00").start == dt.date.min
     assert parse_datetime("9999-12-31T23:00:00-05:00").end == dt.date.max
     assert parse_datetime("../..") == Interval(None, None)
+    # GDAL 3.6 writes a date field's value with a bare T
+    assert parse_datetime("2015-01-01T/2016-12-31T") == Interval(
+        dt.date(2015, 1, 1), dt.date(2016, 12, 31)
+    )
+    for bad in ("2015-01-01 ", "2015-01-01TT", "2015-01-01 T"):
+        with pytest.raises(InvalidInput):
+            parse_datetime(bad + "x" if bad.endswith(" ") else bad)
     with pytest.raises(InvalidInput):
         parse_datetime("2020-05-01T10:00:00+99:00")
 

@@ -129,9 +129,13 @@ def qgis_feature(**properties: object) -> dict:
 
 
 def test_qgis_learns_it_may_edit_from_options(live: Live, editor: httpx.Client) -> None:
-    """computeCapabilities: OPTIONS on /items must allow POST; OPTIONS on the first
-    feature's URL, PUT, PATCH and DELETE."""
-    first = editor.get("/collections/parcels/items?limit=10", headers={"Accept": GEOJSON})
+    """computeCapabilities: OPTIONS on /items must allow POST; OPTIONS on the URL of the
+    first feature of the first page QGIS read, PUT, PATCH and DELETE. An editor adds the
+    layer with ``?commune=`` (README), so that first feature is one it may change; QGIS
+    sends OPTIONS to the items URL without the layer's extra query parameters."""
+    first = editor.get(
+        "/collections/parcels/items?commune=EL-MAIZAL&limit=10", headers={"Accept": GEOJSON}
+    )
     fid = first.json()["features"][0]["id"]
     r = editor.options("/collections/parcels/items")
     assert r.status_code in (200, 204), r.text

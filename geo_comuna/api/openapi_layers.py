@@ -124,7 +124,7 @@ def _datetime(layer: Layer) -> dict[str, Any]:
     )
 
 
-def _commune(layer: Layer) -> dict[str, Any] | None:
+def _commune(layer: Layer) -> dict[str, Any]:
     communes = [r.name for r in layer.references if r.table == "communes"]
     if layer.name == "communes":
         what = "Only this commune"
@@ -132,8 +132,8 @@ def _commune(layer: Layer) -> dict[str, Any] | None:
         what = "Only the features of this commune"
     elif communes:
         what = f"Only the features whose {' or '.join(communes)} is this commune"
-    else:
-        return None
+    else:  # states
+        what = "Only the features whose area this commune's land lies in (not merely borders)"
     return query("commune", {"type": "string"}, f"{what} (registry code, or id).")
 
 

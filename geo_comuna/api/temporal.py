@@ -7,7 +7,8 @@ instant that falls within that day (in UTC) and an interval that reaches into it
 instant is taken at its UTC day and both ends are inclusive.
 
 QGIS writes ``0000-01-01T00:00:00Z`` and ``9999-12-31T00:00:00Z`` for "no bound" (year 0 is
-not a date in Python): year 0 is read as before every date.
+not a date in Python): year 0 is read as before every date. GDAL 3.6 writes a date field's
+value as ``2015-01-01T`` (a T and no time): read as that day.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from geo_comuna.features.query import Interval
 _INSTANT = re.compile(
     r"(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})"
     r"(?:[Tt ](?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})(?P<frac>\.\d+)?"
-    r"(?P<tz>[Zz]|[+-]\d{2}:\d{2})?)?"
+    r"(?P<tz>[Zz]|[+-]\d{2}:\d{2})?|[Tt])?"
 )
 _OPEN = ("", "..")
 _HELP = (

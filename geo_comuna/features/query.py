@@ -236,11 +236,11 @@ def where_sql(
             clauses.append(
                 sql.SQL("(t.from_commune_id = %(commune)s OR t.to_commune_id = %(commune)s)")
             )
-        else:  # states: the ones the commune touches (QGIS repeats ?commune= on every layer)
+        else:  # states: the ones the commune's land lies in, not those it only borders
             clauses.append(
                 sql.SQL(
                     "EXISTS (SELECT FROM communes c WHERE c.id = %(commune)s "
-                    "AND ST_Intersects(c.geom, t.geom))"
+                    "AND c.geom && t.geom AND ST_Relate(c.geom, t.geom, 'T********'))"
                 )
             )
     if filters.interval is not None:
