@@ -1,9 +1,10 @@
 """The floors of the house hold: imports point down only, no circles, no web framework below
 api/ (the contracts are in pyproject.toml, [tool.importlinter]).
 
-lint-imports reads the source, it imports nothing, so these tests need no database. It runs
+lint-imports reads the source without running it, so these tests need no database. It runs
 in a subprocess from the directory holding the package, which it puts first on sys.path: the
-code checked is the code of this checkout, not an installed copy.
+code checked is the code of this checkout, not an installed copy. Each contract is also shown
+to fail, on a copy of the package with one bad import added.
 """
 
 from __future__ import annotations
