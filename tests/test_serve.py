@@ -39,7 +39,7 @@ def readable() -> Iterator[Path]:
     top = Path(tempfile.mkdtemp(prefix="geo_comuna-readable-"))
     top.chmod(0o755)
     try:
-        for name in ("geo_comuna", "maps", "node_modules"):
+        for name in ("geo_comuna",):  # styles and web libraries are inside (package data)
             if (ROOT / name).exists():
                 _link(ROOT / name, top / name)
         folders = [Path(p) for p in site.getsitepackages() if Path(p).is_dir()]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the ILLUSTRATIVE sample territories in data/boundaries/samples/.
+"""Generate the ILLUSTRATIVE sample territories in geo_comuna/data/samples/ (package data).
 
     python3 data/boundaries/make_samples.py           # regenerate every file, then self-check
     python3 data/boundaries/make_samples.py --check   # only check the files already on disk
@@ -42,9 +42,9 @@ from shapely.ops import nearest_points
 
 from geo_comuna.io.sample import SAMPLE_LAYERS
 
-HERE = Path(__file__).resolve().parent
-STATES_PATH = HERE / "ve_states.geojson"
-OUT_DIR = HERE / "samples"
+PACKAGE_DATA = Path(__file__).resolve().parent.parent.parent / "geo_comuna" / "data"
+STATES_PATH = PACKAGE_DATA / "boundaries" / "ve_states.geojson"
+OUT_DIR = PACKAGE_DATA / "samples"
 GEOD = Geod(ellps="WGS84")
 
 SOURCE_NOTE = "illustrative geometry; facts from public reports"
