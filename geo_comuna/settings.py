@@ -14,6 +14,10 @@ _ORIGIN = re.compile(r"\*|'self'|https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 #: an origin CORS names: * or exactly scheme://host[:port], as a browser sends it
 _CORS_ORIGIN = re.compile(r"\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
+#: the installed package: its files ship inside it (package data), so the defaults below work
+#: from a wheel installed anywhere, not only from a checkout
+PACKAGE = Path(__file__).resolve().parent
+
 
 class Settings(BaseSettings):
     """Runtime configuration.
@@ -174,6 +178,26 @@ class Settings(BaseSettings):
     )
     max_unpacked_bytes: int = Field(
         default=2 * 1024**3, ge=1024, description="what a zipped Shapefile may unpack to"
+    )
+
+    styles_path: Path = Field(
+        default=PACKAGE / "maps" / "styles.json",
+        description="the map styles (colours, labels, popups); default: the package's own. "
+        "A planner's edited copy elsewhere survives upgrades",
+    )
+    web_assets_dir: Path = Field(
+        default=PACKAGE / "maps" / "vendor",
+        description="the web libraries served under /static/ (Leaflet, VectorGrid, geobuf, "
+        "Swagger UI, ReDoc), one folder per npm package; default: the copies inside the "
+        "package, made at set-up from npm (scripts/vendor_assets.py)",
+    )
+    sample_dir: Path = Field(
+        default=PACKAGE / "data" / "samples",
+        description="the sample territories `load-sample` loads; default: the package's own",
+    )
+    states_path: Path = Field(
+        default=PACKAGE / "data" / "boundaries" / "ve_states.geojson",
+        description="Venezuela's state boundaries `load-sample` loads",
     )
 
     service_bbox: tuple[float, float, float, float] = Field(

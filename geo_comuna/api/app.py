@@ -204,7 +204,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.include_router(transfer.router, dependencies=READERS)
     app.include_router(maps.router, dependencies=READERS)
     app.include_router(terrain.router, dependencies=READERS)
-    maps.mount_static(app)
+    maps.mount_static(app, settings)
     app.add_middleware(
         WorkScope, settings=settings, workers=app.state.workers, cache=app.state.answers
     )

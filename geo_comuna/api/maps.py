@@ -66,6 +66,8 @@ def _page(settings: Any, lang: str, embed: bool, standalone: bool, access: Acces
         tile_url=settings.tile_url,
         tile_threshold=settings.map_tile_threshold,
         access=access,
+        styles_path=settings.styles_path,
+        web_assets_dir=settings.web_assets_dir,
     )
 
 
@@ -210,7 +212,7 @@ async def analysis_snippet(
     analysis: str,
     lang: Lang = "es",
 ) -> dict[str, str]:
-    styles = Styles.load()
+    styles = Styles.load(settings.styles_path)
     if not known(analysis, styles):
         raise NotFound(f"no analysis named {analysis!r}")
     info = await data.commune_info(conn, await require_commune(conn, commune))
@@ -259,7 +261,7 @@ async def tile(
     tiles.check_tile(z, x, y)
     commune_id = await require_commune(conn, commune) if commune is not None else None
     version = await data.layer_version(conn, target)
-    names = Styles.load().slim_properties(target)
+    names = Styles.load(settings.styles_path).slim_properties(target)
     personal = tiles.depends_on_reader(target, names)
     # readers with one key read the same tile; "-" when every reader reads the same
     reader = "-".join(map(str, access.key)) if personal else "-"
@@ -305,10 +307,11 @@ async def commune_report(
     return _html(html, download, f"report-{commune_id}-{lang}.html")
 
 
-def mount_static(app: FastAPI) -> None:
-    """The map libraries (node_modules/, installed by `npm ci`) and our runtime under
-    /static/<package>/; a missing directory answers 404 rather than stopping the app."""
-    for package, directory in assets.STATIC_DIRS.items():
+def mount_static(app: FastAPI, settings: Settings) -> None:
+    """The web libraries (copied from npm into the package at set-up, Settings.web_assets_dir)
+    and our runtime under /static/<package>/; a missing directory answers 404 rather than
+    stopping the app."""
+    for package, directory in assets.static_dirs(settings.web_assets_dir).items():
         app.mount(
             f"{assets.STATIC_PREFIX}/{package}",
             StaticFiles(directory=directory, check_dir=False),

@@ -1,4 +1,5 @@
-"""Loads Venezuela's states and the illustrative sample territories (data/boundaries/).
+"""Loads Venezuela's states and the illustrative sample territories (package data under
+geo_comuna/data/, or wherever Settings.states_path and Settings.sample_dir point).
 
 Everything goes in one transaction through the ordinary import path, so the samples are
 validated like any planner's file. Loading again replaces the sample communes and what
@@ -19,9 +20,6 @@ from geo_comuna.io.importer import Progress, import_file, import_frame, read, to
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
-BOUNDARIES = REPO / "data" / "boundaries"
-SAMPLES = BOUNDARIES / "samples"
 #: layers with a sample file, in the order references need them
 SAMPLE_LAYERS = (
     "communes",
@@ -38,7 +36,7 @@ SAMPLE_LAYERS = (
 
 async def load_states(conn: AsyncConnection, settings: Settings) -> int:
     """(Re)load the 25 state polygons, keyed by ISO 3166-2 code."""
-    table, geometries, fmt = read(BOUNDARIES / "ve_states.geojson", LAYERS["states"], settings)
+    table, geometries, fmt = read(settings.states_path, LAYERS["states"], settings)
     table = table.rename_columns(["code" if c == "iso_3166_2" else c for c in table.column_names])
     async with conn.transaction():
         codes = table.column("code").to_pylist()
@@ -49,9 +47,9 @@ async def load_states(conn: AsyncConnection, settings: Settings) -> int:
     return count
 
 
-async def _sample_communes(conn: AsyncConnection) -> list[int]:
+async def _sample_communes(conn: AsyncConnection, samples: Path) -> list[int]:
     codes = (
-        pd.read_json(SAMPLES / "communes.geojson")["features"]
+        pd.read_json(samples / "communes.geojson")["features"]
         .map(lambda f: f["properties"]["code"])
         .tolist()
     )
@@ -70,14 +68,14 @@ async def _remove_samples(conn: AsyncConnection, ids: list[int]) -> None:
     await conn.execute("DELETE FROM communes WHERE id = ANY(%s)", (ids,))
 
 
-async def _load_history(conn: AsyncConnection) -> int:
+async def _load_history(conn: AsyncConnection, samples: Path) -> int:
     """Replace the trigger's 'registered today' rows with the sample's dated history.
 
     The import recorded the parcels' first tenures as one row per tenure naming its parcels
     (``parcel_ids``, migration 0011), parcels of other communes included: the sample's
     parcels are taken out of those rows (and their count), and a row naming no other parcel
     goes, so every other parcel keeps its first tenure and no sample parcel has two."""
-    with open(SAMPLES / "parcel_history.csv", newline="", encoding="utf-8") as fh:
+    with open(samples / "parcel_history.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     codes = {"codes": sorted({r["parcel_code"] for r in rows})}
     await conn.execute(
@@ -118,28 +116,30 @@ async def load_samples(
 ) -> dict[str, int]:
     """States plus every sample layer, in one transaction; returns features per layer."""
     say = progress or (lambda _msg: None)
-    if not (SAMPLES / "communes.geojson").exists():
+    samples = settings.sample_dir
+    if not (samples / "communes.geojson").exists():
         raise InvalidFile(
-            f"sample data missing in {SAMPLES}; run `python data/boundaries/make_samples.py`"
+            f"sample data missing in {samples} (GEO_COMUNA_SAMPLE_DIR); the package ships "
+            "them, a checkout makes them with `python data/boundaries/make_samples.py`"
         )
     counts: dict[str, int] = {}
     async with conn.transaction():
         say("states")
         counts["states"] = await load_states(conn, settings)
-        await _remove_samples(conn, await _sample_communes(conn))
+        await _remove_samples(conn, await _sample_communes(conn, samples))
         for name in SAMPLE_LAYERS:
             say(name)
-            report = await import_file(conn, LAYERS[name], SAMPLES / f"{name}.geojson", settings)
+            report = await import_file(conn, LAYERS[name], samples / f"{name}.geojson", settings)
             counts[name] = report.features
-        exchanges = pd.read_csv(SAMPLES / "exchanges.csv")
+        exchanges = pd.read_csv(samples / "exchanges.csv")
         say("exchanges")
         counts["exchanges"], _ = await import_frame(
             conn, LAYERS["exchanges"], exchanges, [None] * len(exchanges), settings
         )
-        counts["parcel_history"] = await _load_history(conn)
+        counts["parcel_history"] = await _load_history(conn, samples)
         say("DEM of 5 de Marzo")
         cur = await conn.execute("SELECT id FROM communes WHERE code = '5-DE-MARZO'")
-        await dem.register(conn, (await cur.fetchone())[0], SAMPLES / "dem_5_de_marzo.tif")
+        await dem.register(conn, (await cur.fetchone())[0], samples / "dem_5_de_marzo.tif")
         counts["dems"] = 1
     await conn.execute("ANALYZE")
     return counts

@@ -35,7 +35,7 @@ async def commune_map(
     conn: AsyncConnection, commune_id: int, page: Page, styles: Styles | None = None
 ) -> str:
     """The commune map as one HTML page."""
-    styles = styles or Styles.load()
+    styles = styles or Styles.load(page.styles_path)
     info = await data.commune_info(conn, commune_id)
     m = new_map(page, styles, info.bounds)
     legend: list[str] = []
