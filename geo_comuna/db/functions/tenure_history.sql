@@ -55,11 +55,13 @@ END $$;
 -- deleted), changed_at, note. Unordered.
 --
 -- A function rather than a view: a view expanding every statement row cannot be filtered by
--- parcel before it expands them all (200,000 ids for one import, read for each parcel asked
--- about), while here the wanted ids are known first. A statement row is found by the GiST
--- index on parcel_ids and cut down to the wanted ids (`*`, intersection) before it is
--- expanded: testing `parcel_ids @> id` per parcel instead reads the whole multirange again for
--- every parcel (hundreds of kB, TOASTed, when a 200,000-parcel import mixes tenures).
+-- parcel before it expands them all, while here the wanted ids are known first. A statement
+-- row is found by the GiST index on parcel_ids and cut down to the wanted ids (`*`,
+-- intersection) before it is expanded: testing `parcel_ids @> id` per parcel instead reads
+-- the whole multirange again for every parcel (hundreds of kB, TOASTed, when a 200,000-parcel
+-- import mixes tenures). With 200,000 parcels in ten statements of five interleaved tenures,
+-- one parcel's history took 1-2 ms here, 460-680 ms through such a view, and 27 ms by the
+-- earlier `parcel_id = id OR parcel_ids @> id`; 1,001 parcels' took 5-9 ms here.
 CREATE OR REPLACE FUNCTION parcel_tenure_history(p_parcels integer[])
 RETURNS TABLE (history_id bigint, parcel_id integer, from_status text, to_status text,
                changed_at timestamptz, note text)
