@@ -13,6 +13,8 @@ import hashlib
 import re
 import subprocess
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,20 @@ def earlier_migrations() -> list[tuple[int, str, str]]:
     return out
 
 
+@asynccontextmanager
+async def empty_database(admin_conninfo: str) -> AsyncIterator[AsyncConnection]:
+    """A connection to a new empty database, dropped afterwards."""
+    name = f"geo_comuna_t_{uuid.uuid4().hex[:10]}"
+    _recreate(admin_conninfo, name)
+    try:
+        async with await AsyncConnection.connect(
+            make_conninfo(admin_conninfo, dbname=name), autocommit=True
+        ) as db:
+            yield db
+    finally:
+        _drop(admin_conninfo, name)
+
+
 def test_no_migration_writes_a_function() -> None:
     """Functions are written in db/functions/ only: no migration creates, replaces or alters
     one, and no other SQL or Python file of the package does either."""
@@ -108,16 +124,9 @@ async def test_a_fresh_database_has_the_earlier_functions_but_the_placement(
     """The template (migrated by today's files) against a database migrated by the earlier
     files: the same functions, word for word, except the breakdown and the two added."""
     fresh = await definitions(conn)
-    name = f"geo_comuna_t_{uuid.uuid4().hex[:10]}"
-    _recreate(admin_conninfo, name)
-    try:
-        async with await AsyncConnection.connect(
-            make_conninfo(admin_conninfo, dbname=name), autocommit=True
-        ) as old:
-            await migrate_as_before(old)
-            earlier = await definitions(old)
-    finally:
-        _drop(admin_conninfo, name)
+    async with empty_database(admin_conninfo) as old:
+        await migrate_as_before(old)
+        earlier = await definitions(old)
     assert set(fresh) == set(earlier) | ADDED
     assert {k for k in earlier if fresh[k] != earlier[k]} == CHANGED
 
@@ -143,40 +152,31 @@ async def test_a_database_migrated_by_the_earlier_files_upgrades(
     """Nothing to apply, the records take today's checksums, the functions become today's,
     the data stays, and a second upgrade replaces nothing."""
     fresh = await definitions(conn)
-    name = f"geo_comuna_t_{uuid.uuid4().hex[:10]}"
-    _recreate(admin_conninfo, name)
-    try:
-        async with await AsyncConnection.connect(
-            make_conninfo(admin_conninfo, dbname=name), autocommit=True
-        ) as db:
-            await migrate_as_before(db)
-            await db.execute(
-                "INSERT INTO communes (code, name, kind, status, geom) VALUES ('OLD-1', 'Old', "
-                "'rural', 'active', ST_Multi(ST_Expand(ST_SetSRID(ST_Point(-69.15, 9.69), "
-                "4326), 0.01)))"
-            )
-            await db.execute(
-                "INSERT INTO parcels (commune_id, tenure, geom) SELECT id, 'occupied', "
-                "ST_Multi(ST_Expand(ST_SetSRID(ST_Point(-69.15, 9.69), 4326), 0.001)) "
-                "FROM communes"
-            )
-            assert await migrate.upgrade(db) == []
-            cur = await db.execute("SELECT version, checksum FROM schema_migrations")
-            assert dict(await cur.fetchall()) == {
-                m.version: m.checksum for m in migrate.available()
-            }
-            assert await definitions(db) == fresh
-            cur = await db.execute(
-                "SELECT h.to_status FROM parcels p, parcel_tenure_history(ARRAY[p.id]) h"
-            )
-            assert await cur.fetchall() == [("occupied",)]
-            cur = await db.execute("SELECT applied_at FROM schema_functions")
-            applied = await cur.fetchall()
-            assert await migrate.upgrade(db) == []
-            cur = await db.execute("SELECT applied_at FROM schema_functions")
-            assert await cur.fetchall() == applied
-    finally:
-        _drop(admin_conninfo, name)
+    async with empty_database(admin_conninfo) as db:
+        await migrate_as_before(db)
+        await db.execute(
+            "INSERT INTO communes (code, name, kind, status, geom) VALUES ('OLD-1', 'Old', "
+            "'rural', 'active', ST_Multi(ST_Expand(ST_SetSRID(ST_Point(-69.15, 9.69), "
+            "4326), 0.01)))"
+        )
+        await db.execute(
+            "INSERT INTO parcels (commune_id, tenure, geom) SELECT id, 'occupied', "
+            "ST_Multi(ST_Expand(ST_SetSRID(ST_Point(-69.15, 9.69), 4326), 0.001)) "
+            "FROM communes"
+        )
+        assert await migrate.upgrade(db) == []
+        cur = await db.execute("SELECT version, checksum FROM schema_migrations")
+        assert dict(await cur.fetchall()) == {m.version: m.checksum for m in migrate.available()}
+        assert await definitions(db) == fresh
+        cur = await db.execute(
+            "SELECT h.to_status FROM parcels p, parcel_tenure_history(ARRAY[p.id]) h"
+        )
+        assert await cur.fetchall() == [("occupied",)]
+        cur = await db.execute("SELECT applied_at FROM schema_functions")
+        applied = await cur.fetchall()
+        assert await migrate.upgrade(db) == []
+        cur = await db.execute("SELECT applied_at FROM schema_functions")
+        assert await cur.fetchall() == applied
 
 
 def test_the_earlier_texts_are_those_migrate_accepts() -> None:

@@ -13,6 +13,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna.layers import LAYERS
 from tests.factories import LON, feature
+from tests.test_audit import history
 
 pytestmark = pytest.mark.anyio
 PARCELS = LAYERS["parcels"]
@@ -29,12 +30,6 @@ async def read_back(conn: AsyncConnection, ids: list[int]) -> dict[int, list[tup
     for pid, *change in await cur.fetchall():
         out.setdefault(pid, []).append(tuple(change))
     return out
-
-
-async def api_history(client: httpx.AsyncClient, fid: int) -> list[tuple]:
-    r = await client.get(f"/collections/parcels/items/{fid}/history")
-    assert r.status_code == 200, r.text
-    return [(h["from_status"], h["to_status"], h["note"]) for h in r.json()["history"]]
 
 
 async def test_an_imported_and_a_posted_parcel_read_back_alike(
@@ -71,7 +66,7 @@ async def test_an_imported_and_a_posted_parcel_read_back_alike(
     expected[ids["ONE-POST"]] = [(None, "disputed", None)]
     assert await read_back(conn, every) == expected
     for pid in every:
-        assert await api_history(client, pid) == expected[pid]
+        assert await history(client, pid) == expected[pid]
 
     # a change and a deletion are the parcel's own rows; the reader gives them the same shape
     r = await client.patch(
@@ -84,7 +79,7 @@ async def test_an_imported_and_a_posted_parcel_read_back_alike(
     assert got[imported[1]] == [(None, "disputed", None), ("disputed", "regularizing", None)]
     assert got[ids["ONE-POST"]] == [(None, "disputed", None), ("disputed", None, "deleted")]
     assert got[imported[0]] == expected[imported[0]]  # its statement neighbours are untouched
-    assert await api_history(client, ids["ONE-POST"]) == got[ids["ONE-POST"]]
+    assert await history(client, ids["ONE-POST"]) == got[ids["ONE-POST"]]
 
 
 async def test_only_the_parcels_asked_for(conn: AsyncConnection) -> None:

@@ -17,9 +17,11 @@
 -- Readers see one shape all the same, one row per parcel and change: they read the history
 -- through parcel_tenure_history(parcel ids), which expands a statement row into its parcels
 -- (db/functions/tenure_history.sql, with the trigger function). Writing one row per parcel
--- again would cost the import the ~0.9 s measured above, more than its lead over ogr2ogr
--- (bench/README.md); a plain view expanding every statement row could not be filtered by
--- parcel before expanding them all, the function finds the rows by parcel_ids' index first.
+-- again costs the import the ~0.9 s measured above, more than its lead over ogr2ogr (0.93x,
+-- bench/README.md); bench/import_parcels.py, 3 runs each, on 2026-12-03 at load average
+-- 5-12: 1.19x ogr2ogr with one row per parcel, 1.11x with these rows. A plain view expanding
+-- every statement row could not be filtered by parcel before expanding them all (0.46-0.68 s
+-- for one parcel of 200,000); the function finds the rows by parcel_ids' index first.
 
 ALTER TABLE parcel_history
     ALTER COLUMN parcel_id DROP NOT NULL,
