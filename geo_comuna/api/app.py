@@ -37,6 +37,7 @@ from geo_comuna.db import migrate
 from geo_comuna.db.pool import open_pool, resolve_conninfo
 from geo_comuna.db.versions import VersionedCache
 from geo_comuna.features.query import CountCache
+from geo_comuna.features.tiles import TILE_CACHE_BYTES, TileCache
 from geo_comuna.maps.assets import STATIC_PREFIX
 from geo_comuna.settings import Settings
 
@@ -190,6 +191,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     )
     app.state.settings = settings
     app.state.counts = CountCache()
+    app.state.tiles = TileCache(TILE_CACHE_BYTES)
     app.state.workers = work.Workers(settings.compute_workers)
     app.state.answers = VersionedCache(settings.cached_answers)
     app.state.scratch = scratch.Scratch()  # made on first use

@@ -22,6 +22,7 @@ from geo_comuna.api.deps import (
     CrsDep,
     FiltersDep,
     IfMatch,
+    Lang,
     LayerDep,
     OutputDep,
     Paging,
@@ -61,7 +62,6 @@ CONFORMANCE = [
     # a feature schema per collection (Part 5, draft), which QGIS reads to type its fields
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
 ]
-Lang = Annotated[str, Query(pattern="^(es|en)$", description="language of titles")]
 Repair = Annotated[
     bool, Query(description="make invalid geometries valid (ST_MakeValid) and report each change")
 ]
