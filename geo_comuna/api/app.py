@@ -26,6 +26,7 @@ from geo_comuna.api import (
     scratch,
     terrain,
     transfer,
+    writes,
 )
 from geo_comuna.api.compression import Compression
 from geo_comuna.api.deps import current_user
@@ -199,6 +200,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     openapi.install(app, settings)
     app.include_router(audit.router, dependencies=READERS)
     app.include_router(features.router, dependencies=READERS)
+    app.include_router(writes.router, dependencies=READERS)
     app.include_router(editing.router, dependencies=READERS)
     app.include_router(schema.router, dependencies=READERS)
     app.include_router(communes.router, dependencies=READERS)
