@@ -43,6 +43,8 @@ def parse_params(
 
 @router.get("/communes/{commune}/analyses", summary="Analyses available for a commune")
 async def list_analyses(commune: CommuneRef) -> dict[str, Any]:
+    # the same list for every commune: its links carry the commune as written, looked up
+    # when an analysis runs
     return {
         "analyses": [
             {

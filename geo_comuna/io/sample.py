@@ -32,6 +32,8 @@ DEM_COMMUNE = "5-DE-MARZO"
 BY_CODE = [layer for layer in LAYERS.values() if layer.sample and layer.sample.by_code]
 #: the sample territories' layers, in registry order: a referenced layer comes first
 TERRITORIES = [layer for layer in LAYERS.values() if layer.sample and not layer.sample.by_code]
+#: the names of those kept as GeoJSON, one file each (data/boundaries/make_samples.py)
+SAMPLE_LAYERS = tuple(layer.name for layer in TERRITORIES if not layer.geometry_optional)
 
 
 async def loaded(conn: AsyncConnection) -> bool:
