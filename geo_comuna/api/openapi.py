@@ -203,6 +203,8 @@ def _operation(
 ) -> dict[str, Any]:
     """One operation in 3.0, with its security and its problem responses."""
     out = oas30.operation(op)
+    if "parameters" in out:
+        out["parameters"] = _path_order(out["parameters"], path)
     responses = {k: v for k, v in out.get("responses", {}).items() if k != "422"}
     writes = deps.writer in calls or deps.admin in calls
     statuses = {401, 429, 503}
@@ -228,6 +230,18 @@ def _operation(
     else:  # anyone reads; a token unlocks members-only data of the reader's communes
         out["security"] = [{}, {"bearerAuth": []}]
     return out
+
+
+def _path_order(params: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
+    """Path parameters in the order the path names them, the others as they come. FastAPI
+    lists a route's own parameters before those of its dependencies (the commune a path
+    names: api/deps.py), and clients generated from the document pass path parameters in
+    the document's order."""
+
+    def where(p: dict[str, Any]) -> int:
+        return path.find("{" + p["name"] + "}") if p["in"] == "path" else len(path)
+
+    return sorted(params, key=where)
 
 
 def _route_calls(app: FastAPI) -> dict[tuple[str, str], set[Callable]]:

@@ -82,11 +82,10 @@ def serve(
 
 
 def _ensure_samples(settings: Settings) -> None:
-    from geo_comuna.io.sample import load_samples
+    from geo_comuna.io.sample import load_samples, loaded
 
     async def work(conn: Any) -> dict[str, int] | None:
-        cur = await conn.execute("SELECT count(*) FROM communes WHERE code = '5-DE-MARZO'")
-        if (await cur.fetchone())[0]:
+        if await loaded(conn):
             return None
         return await load_samples(conn, settings, progress)
 
