@@ -94,12 +94,16 @@ def test_verbose_names_a_server_without_its_password(tmp_path: Path) -> None:
 
 
 def test_two_folders_reach_the_same_database(tmp_path: Path) -> None:
-    """The bug this fixes: a command run from another folder made a new, empty database there."""
-    share = tmp_path / "share"
+    """The bug this fixes: a command run from another folder made a new, empty database there.
+    As root, the data directory is out of postgres' reach (as root's own, under /root, is):
+    the cluster is placed elsewhere, and `db status` says so."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    share = private / "share"
     env = clean_env(
-        HOME=str(tmp_path / "home"),
+        HOME=str(private / "home"),
         XDG_DATA_HOME=str(share),
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        XDG_CONFIG_HOME=str(private / "config"),
         # from another folder, `python -m` would find the installed package, not this one
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     )
@@ -123,6 +127,14 @@ def test_two_folders_reach_the_same_database(tmp_path: Path) -> None:
         status = json.loads(cli(second, "db", "status").stdout)
         assert status["data_dir"] == str(data_dir) and status["running"]
         assert status["data_dir_from"] == "per-user default ($XDG_DATA_HOME/geo_comuna)"
+        if os.geteuid() == 0:
+            assert status["cluster_placed"] == (
+                "outside the data directory, which postgres (who runs PostgreSQL for root) "
+                f"could not reach when the cluster was made; {data_dir / 'cluster_location'} "
+                "records where"
+            )
+        else:
+            assert status["cluster_placed"] == "in the data directory"
         listed = cli(second, "--verbose", "users", "list")
         assert [u["name"] for u in json.loads(listed.stdout)] == ["ana"]
         assert f"embedded cluster of {data_dir} " in listed.stderr
