@@ -91,4 +91,21 @@ fi
 # it to the first import, which PYTHONDONTWRITEBYTECODE (set on some machines) forbids, and then
 # every command compiles the package again (~0.2 s). Only stale files are compiled.
 .venv/bin/python -m compileall -q geo_comuna
+# Where the embedded database lives: never the working directory, so every command reaches the
+# same one wherever it is run (README, "The database"). A checkout that kept its database in
+# .geo_comuna/ before keeps it: that path is recorded for this user, unless GEO_COMUNA_DATA_DIR
+# names a data directory or one is recorded already. Otherwise nothing is recorded and the
+# per-user default ($XDG_DATA_HOME/geo_comuna, ~/.local/share/geo_comuna) is used.
+config_home="${XDG_CONFIG_HOME:-}"
+[[ "$config_home" == /* ]] || config_home="$HOME/.config"
+record="$config_home/geo_comuna/data_dir"
+if [[ -z "${GEO_COMUNA_DATA_DIR:-}" && ! -s "$record" ]] \
+        && [[ -e .geo_comuna/pg/data/PG_VERSION || -e .geo_comuna/cluster_location ]]; then
+    mkdir -p "$(dirname "$record")"
+    echo "$PWD/.geo_comuna" >"$record"
+    echo "== this checkout's database in .geo_comuna/ stays in use: recorded in $record"
+fi
+.venv/bin/python -c 'from geo_comuna.cli.db import which_database
+from geo_comuna.settings import Settings
+print("== database:", which_database(Settings()))' || true
 echo "== ready: .venv/bin/geo-comuna --help"

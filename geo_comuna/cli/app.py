@@ -23,6 +23,22 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def options(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="say which database the command uses (on stderr) first"
+        ),
+    ] = False,
+) -> None:
+    """geo_comuna: the GIS core for Venezuela's communes. Options for every command."""
+    if verbose:
+        from geo_comuna.cli.db import which_database
+
+        typer.secho(f"database: {which_database(load_settings())}", err=True)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
