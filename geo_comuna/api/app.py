@@ -21,6 +21,7 @@ from geo_comuna.api import (
     features,
     maps,
     openapi,
+    package,
     problems,
     schema,
     scratch,
@@ -207,6 +208,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.include_router(analyses.router, dependencies=READERS)
     app.include_router(transfer.router, dependencies=READERS)
     app.include_router(maps.router, dependencies=READERS)
+    app.include_router(package.router, dependencies=READERS)
     app.include_router(terrain.router, dependencies=READERS)
     maps.mount_static(app, settings)
     app.add_middleware(

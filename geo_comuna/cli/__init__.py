@@ -10,12 +10,14 @@ from geo_comuna.cli.app import app
 from geo_comuna.cli.db import db_app
 from geo_comuna.cli.dem import dem_app
 from geo_comuna.cli.maps import map_app
+from geo_comuna.cli.package import package
 from geo_comuna.cli.users import users_app
 
 app.add_typer(db_app, name="db")
 app.add_typer(map_app, name="map")
 app.add_typer(users_app, name="users")
 app.add_typer(dem_app, name="dem")
+app.command("package")(package)
 
 
 def main() -> None:

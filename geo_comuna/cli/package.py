@@ -1,0 +1,35 @@
+"""`geo-comuna package`: a commune's package for field work (maps/package.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from geo_comuna.cli.common import load_settings, progress, run
+
+
+def package(
+    commune: Annotated[str, typer.Argument(help="commune code or id")],
+    out: Annotated[Path, typer.Option("--out", help="zip file to write (replaced once complete)")],
+) -> None:
+    """A commune's package for QGIS and QField: one GeoPackage with every layer (each feature
+    with its id and version, for the sync), the map styles, QGIS projects with drop-downs for
+    coded values, the offline map and the report, in Spanish and English. Whoever runs the
+    CLI holds the database: the package holds everything, members-only data too, so it is
+    for the commune's own people."""
+    from geo_comuna.accounts import EVERYWHERE
+    from geo_comuna.features.query import require_commune
+    from geo_comuna.maps.package import build_package
+
+    settings = load_settings()
+
+    async def work(conn: Any) -> Any:
+        commune_id = await require_commune(conn, commune)
+        progress(f"packaging {commune}")
+        return await build_package(conn, commune_id, out, settings, EVERYWHERE, progress)
+
+    report = run(work, settings)
+    typer.echo(json.dumps(report.__dict__, indent=2, ensure_ascii=False))

@@ -1,0 +1,308 @@
+"""A commune's package for field work: one zip with everything a commune needs to map its land
+offline in QGIS or QField and bring the edits back.
+
+Inside:
+- ``comuna.gpkg``: every layer of the registry, as far as it concerns the commune (its own
+  features, the commune itself, exchanges at either end, the states its land lies in clipped
+  to it), each feature with its ``id`` and ``version`` (the row version of its ETag:
+  features/query.py ETAG_SQL) so that the edits can be synced back, lon/lat WGS 84
+  (EPSG:4326); the styles of maps/styles.json in its ``layer_styles`` table (QGIS and QField
+  apply them when they open the file), and a ``geo_comuna_package`` table saying which commune,
+  schema and time the package is of;
+- ``comuna.qgs`` / ``commune-en.qgs``: QGIS projects opening it with those styles, aliases
+  and drop-downs, in Spanish and English (maps/qgis.py);
+- the commune's offline map and its report, each in Spanish and English;
+- ``README.txt`` saying all this in both languages.
+
+The package holds what its reader may read, as an export does (features/query.py's read
+rules): built for an anonymous reader, it has no members-only column and no members-only
+position. Everything is written into a scratch directory beside the target and the zip moved
+in place when complete, so a failed package leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyogrio
+from psycopg import AsyncConnection, sql
+
+from geo_comuna import __version__
+from geo_comuna.accounts import Access
+from geo_comuna.db.migrate import current_version
+from geo_comuna.errors import InvalidInput
+from geo_comuna.features.query import Filters, geometry_sql, property_exprs, where_sql
+from geo_comuna.io.exporter import WGS84, to_frame
+from geo_comuna.io.formats import FORMATS, GDAL_ERRORS
+from geo_comuna.layers import LAYERS, Layer
+from geo_comuna.layers.model import commune_ref
+from geo_comuna.maps import data
+from geo_comuna.maps.commune import commune_map
+from geo_comuna.maps.page import Page
+from geo_comuna.maps.qgis import (
+    GEOMETRY_COLUMN,
+    ID_COLUMN,
+    VERSION_COLUMN,
+    LayerStyle,
+    layer_styles,
+    project,
+)
+from geo_comuna.maps.report import report
+from geo_comuna.maps.styles import Styles
+from geo_comuna.settings import Settings
+
+GPKG = "comuna.gpkg"
+PROJECTS = {"es": "comuna.qgs", "en": "commune-en.qgs"}
+MAPS = {"es": "mapa.html", "en": "map-en.html"}
+REPORTS = {"es": "informe.html", "en": "report-en.html"}
+README = "README.txt"
+#: the table of the GeoPackage saying what the package is of (read back by the sync)
+INFO_TABLE = "geo_comuna_package"
+STYLES_TABLE = "layer_styles"
+#: the table commune references point to: its own layer is the commune itself
+COMMUNE_TABLE = commune_ref().table
+#: ST_CollectionExtract's type of each geometry type
+_EXTRACT = {"Point": 1, "LineString": 2, "MultiPolygon": 3}
+#: drawing order, top to bottom: points over lines over areas
+_STACK = {"Point": 0, "LineString": 1, "MultiPolygon": 2}
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class PackageReport:
+    commune: str
+    file: str
+    #: features per layer
+    layers: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def clipped(layer: Layer) -> bool:
+    """Is ``layer`` context around the commune rather than the commune's own (the states)?
+    Its features are cut to the commune's outline, since a field worker needs only the
+    part of a state that the commune's land lies in."""
+    return layer.table != COMMUNE_TABLE and not any(
+        r.table == COMMUNE_TABLE for r in layer.references
+    )
+
+
+async def fetch_layer(
+    conn: AsyncConnection, layer: Layer, commune_id: int, access: Access
+) -> tuple[list[str], list[tuple]]:
+    """The output properties ``access`` may read and, per feature of the commune in id order,
+    (id, row version, properties..., WKB geometry in EPSG:4326). The row version is the
+    ``xmin`` the feature's ETag carries: the sync compares it to tell a conflict."""
+    exprs, joins = property_exprs(layer, access)
+    where, params = where_sql(layer, Filters(commune_id=commune_id), access)
+    geom = geometry_sql(layer, access)
+    if clipped(layer):
+        geom = sql.SQL(
+            "ST_CollectionExtract(ST_Intersection({}, "
+            "(SELECT c.geom FROM {} c WHERE c.id = %(commune)s)), {})"
+        ).format(geom, sql.Identifier(COMMUNE_TABLE), sql.Literal(_EXTRACT[layer.geometry_type]))
+        if layer.geometry_type.startswith("Multi"):
+            geom = sql.SQL("ST_Multi({})").format(geom)
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(expr, sql.Identifier(name)) for name, expr in exprs
+    )
+    query = sql.SQL(
+        "SELECT t.id, t.xmin::text::bigint, {}, ST_AsBinary({}) FROM {} t {} WHERE {} ORDER BY t.id"
+    ).format(columns, geom, sql.Identifier(layer.table), joins, where)
+    cur = await conn.execute(query, params)
+    return [name for name, _ in exprs], await cur.fetchall()
+
+
+def write_layer(gpkg: Path, layer: Layer, names: list[str], rows: list[tuple]) -> None:
+    """Add ``layer`` to the GeoPackage: the export's registry-typed columns (io/exporter.py)
+    after ``id`` and ``version``."""
+    frame = to_frame(layer, names, [row[2:] for row in rows], FORMATS["gpkg"], WGS84)
+    for position, (name, kind) in enumerate(
+        ((ID_COLUMN, pa.int32()), (VERSION_COLUMN, pa.int64()))
+    ):
+        values = pd.array([row[position] for row in rows], dtype=pd.ArrowDtype(kind))
+        frame.insert(position, name, pd.Series(values))
+    try:
+        pyogrio.write_dataframe(
+            frame,
+            gpkg,
+            layer=layer.name,
+            driver="GPKG",
+            use_arrow=True,
+            geometry_type=layer.geometry_type,
+            layer_options={
+                "GEOMETRY_NAME": GEOMETRY_COLUMN,
+                "DESCRIPTION": f"{layer.description.es} / {layer.description.en}",
+            },
+        )
+    except GDAL_ERRORS as exc:
+        raise InvalidInput(f"cannot write {layer.name} into the package: {exc}") from None
+
+
+def _table(gpkg: Path, name: str, columns: dict[str, pa.Array]) -> None:
+    """A table without geometry (a GeoPackage "attributes" table, which QGIS and QField list
+    and read through GDAL like any layer)."""
+    pyogrio.write_arrow(pa.table(columns), gpkg, layer=name, driver="GPKG")
+
+
+def write_styles(gpkg: Path, styles: list[LayerStyle]) -> None:
+    """The ``layer_styles`` table as QGIS itself makes it: where QGIS and QField look for the
+    style of a GeoPackage layer (the row with useAsDefault) when they open the file."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    n = len(styles)
+    _table(
+        gpkg,
+        STYLES_TABLE,
+        {
+            "f_table_catalog": pa.array([""] * n),
+            "f_table_schema": pa.array([""] * n),
+            "f_table_name": pa.array([s.layer.name for s in styles]),
+            "f_geometry_column": pa.array([GEOMETRY_COLUMN] * n),
+            "styleName": pa.array([s.name for s in styles]),
+            "styleQML": pa.array([s.qml for s in styles]),
+            "styleSLD": pa.array([""] * n),
+            "useAsDefault": pa.array([s.default for s in styles]),
+            "description": pa.array([f"geo_comuna, maps/styles.json ({s.lang})" for s in styles]),
+            "owner": pa.array([""] * n),
+            "ui": pa.array([None] * n, pa.string()),
+            "update_time": pa.array([now] * n, pa.timestamp("s", tz="UTC")),
+        },
+    )
+
+
+def write_info(gpkg: Path, info: dict[str, str]) -> None:
+    _table(gpkg, INFO_TABLE, {"key": pa.array(list(info)), "value": pa.array(list(info.values()))})
+
+
+def readme(info: data.CommuneInfo, counts: dict[str, int], complete: bool) -> str:
+    """README.txt: the template in geo_comuna/maps/templates/package_readme.txt, filled."""
+    text = resources.files("geo_comuna.maps").joinpath("templates", "package_readme.txt")
+    layers = "\n".join(
+        f"  - {name}: {LAYERS[name].title.es} / {LAYERS[name].title.en} ({n})"
+        for name, n in counts.items()
+    )
+    partial = (
+        ""
+        if complete
+        else (
+            "\nEste paquete tiene solo lo que cualquiera puede leer: sin las notas de las "
+            "parcelas, ni los residentes, ni la ubicación de cada vivienda.\n"
+            "This package holds only what anyone may read: no parcel notes, no residents, "
+            "no position of each home.\n"
+        )
+    )
+    return text.read_text(encoding="utf-8").format(
+        name=info.name, code=info.code, layers=layers, partial=partial, **_names()
+    )
+
+
+def _names() -> dict[str, str]:
+    return {
+        "gpkg": GPKG,
+        "qgs_es": PROJECTS["es"],
+        "qgs_en": PROJECTS["en"],
+        "map_es": MAPS["es"],
+        "map_en": MAPS["en"],
+        "report_es": REPORTS["es"],
+        "report_en": REPORTS["en"],
+    }
+
+
+def _zip(directory: Path, names: list[str], target: Path) -> None:
+    packed = directory / "package.zip"
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in names:
+            zf.write(directory / name, name)
+    os.replace(packed, target)
+
+
+async def build_package(
+    conn: AsyncConnection,
+    commune_id: int,
+    target: Path,
+    settings: Settings,
+    access: Access,
+    progress: Progress | None = None,
+) -> PackageReport:
+    """Write the package of commune ``commune_id`` to the zip ``target`` (replaced when
+    complete), holding what ``access`` may read."""
+    started = time.perf_counter()
+    say = progress or (lambda _: None)
+    if not target.parent.is_dir():
+        raise InvalidInput(f"directory {str(target.parent)!r} does not exist")
+    styles = Styles.load()
+    info = await data.commune_info(conn, commune_id)
+    order = sorted(LAYERS.values(), key=lambda lay: _STACK[lay.geometry_type])
+    counts: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".package-") as scratch:
+        work = Path(scratch)
+        gpkg = work / GPKG
+        written: list[tuple[Layer, list[str]]] = []
+        styled: list[LayerStyle] = []
+        for layer in order:
+            say(f"{layer.name}")
+            names, rows = await fetch_layer(conn, layer, commune_id, access)
+            # GDAL writes for seconds on big layers: off the event loop
+            await asyncio.to_thread(write_layer, gpkg, layer, names, rows)
+            counts[layer.name] = len(rows)
+            written.append((layer, names))
+            styled += layer_styles(styles, layer, names)
+        await asyncio.to_thread(write_styles, gpkg, styled)
+        await asyncio.to_thread(
+            write_info,
+            gpkg,
+            {
+                "commune_id": str(info.id),
+                "commune_code": info.code,
+                "commune_name": info.name,
+                "schema_version": str(await current_version(conn)),
+                "geo_comuna_version": __version__,
+                "made_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "layers": ",".join(counts),
+                "crs": "EPSG:4326",
+            },
+        )
+        for lang, name in PROJECTS.items():
+            title = f"{info.name} — {'trabajo de campo' if lang == 'es' else 'field work'}"
+            text = project(styles, written, GPKG, title, lang, WGS84)
+            (work / name).write_text(text, encoding="utf-8")
+        for lang in ("es", "en"):
+            say(f"map and report ({lang})")
+            page = Page(
+                lang=lang,  # type: ignore[arg-type]
+                standalone=True,
+                tile_url=settings.tile_url,
+                tile_threshold=settings.map_tile_threshold,
+                access=access,
+            )
+            html = await commune_map(conn, commune_id, page, styles)
+            (work / MAPS[lang]).write_text(html, encoding="utf-8")
+            page = Page(
+                lang=lang,  # type: ignore[arg-type]
+                standalone=True,
+                tile_url=settings.tile_url,
+                tile_threshold=settings.map_tile_threshold,
+                access=access,
+            )
+            html = await report(conn, commune_id, page, styles)
+            (work / REPORTS[lang]).write_text(html, encoding="utf-8")
+        complete = access.member_of(commune_id)
+        (work / README).write_text(readme(info, counts, complete), encoding="utf-8")
+        files = [README, GPKG, *PROJECTS.values(), *MAPS.values(), *REPORTS.values()]
+        say(f"zipping {len(files)} files")
+        await asyncio.to_thread(_zip, work, files, target)
+    return PackageReport(
+        info.code, str(target), counts, files, round(time.perf_counter() - started, 3)
+    )

@@ -1,0 +1,296 @@
+"""QGIS styles (QML) and a QGIS project (.qgs) for a commune package, written from the layer
+registry and maps/styles.json, so QGIS and QField draw the package like our maps and edit
+coded attributes through drop-downs.
+
+Written with xml.etree, never by QGIS: the package is built on a server with no QGIS. The
+XML is what QGIS 3.22 itself writes for these settings (a categorized renderer, ValueMap edit
+widgets, aliases, read-only fields); older and newer QGIS and QField read it too. A test opens
+the project in a real QGIS 3.22 (tests/test_package_qgis.py).
+
+Colours and widths come from the style file as the web maps use them; widths and marker sizes
+are in screen pixels there, and so they stay here (QGIS unit "Pixel").
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+import pyproj
+
+from geo_comuna.layers import Layer
+from geo_comuna.maps.styles import FALLBACK_COLOUR, Styles, Theme
+
+QGIS_VERSION = "3.22.16-Białowieża"
+DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+#: the key QGIS's ValueMap widget stores for "no value" (NULL)
+VALUE_MAP_NULL = "{2839923C-8B7D-419E-B84B-CA2FE9B80EC7}"
+GEOMETRY_COLUMN = "geom"
+#: columns every feature of a package carries besides its properties (maps/package.py)
+ID_COLUMN = "id"
+VERSION_COLUMN = "version"
+_KEY_TITLES = {
+    ID_COLUMN: ("Identificador (no cambiar)", "Identifier (do not change)"),
+    VERSION_COLUMN: ("Versión (no cambiar)", "Version (do not change)"),
+}
+_NO_VALUE = {"es": "(sin valor)", "en": "(no value)"}
+#: QGIS's names of our geometry types: symbol type, layerGeometryType, maplayer geometry
+_GEOMETRY = {
+    "Point": ("marker", "0", "Point"),
+    "LineString": ("line", "1", "Line"),
+    "MultiPolygon": ("fill", "2", "Polygon"),
+}
+
+
+@dataclass(frozen=True)
+class LayerStyle:
+    """One theme of one layer as QGIS reads it: the QML document and its name."""
+
+    layer: Layer
+    name: str
+    qml: str
+    default: bool
+    lang: str
+
+
+def _rgba(colour: str, opacity: float = 1.0) -> str:
+    """``#rrggbb`` -> QGIS's ``r,g,b,a`` (a: 0-255)."""
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"{r},{g},{b},{round(max(0.0, min(1.0, opacity)) * 255)}"
+
+
+def _options(parent: ET.Element, values: dict[str, str]) -> ET.Element:
+    """QGIS's property map: <Option type="Map"><Option name=.. value=.. type="QString"/>."""
+    box = ET.SubElement(parent, "Option", type="Map")
+    for key, value in values.items():
+        ET.SubElement(box, "Option", name=key, value=value, type="QString")
+    return box
+
+
+def _symbol(parent: ET.Element, name: str, layer: Layer, style: dict, colour: str, value: str):
+    """One symbol drawn as the web map draws ``value`` (style: maps/styles.json's layer)."""
+    kind = _GEOMETRY[layer.geometry_type][0]
+    stroke = style.get("stroke", {})
+    width = str(stroke.get("weight", 1))
+    symbol = ET.SubElement(
+        parent, "symbol", type=kind, name=name, alpha="1", clip_to_extent="1", force_rhr="0"
+    )
+    if kind == "fill":
+        cls = "SimpleFill"
+        props = {
+            "color": _rgba(colour, style.get("fill_opacity", 0.6)),
+            "style": "solid",
+            "outline_color": _rgba(stroke.get("color", colour), stroke.get("opacity", 1)),
+            "outline_style": "solid",
+            "outline_width": width,
+            "outline_width_unit": "Pixel",
+            "joinstyle": "round",
+        }
+    elif kind == "line":
+        cls = "SimpleLine"
+        dash = style.get("dash", {}).get(value)
+        props = {
+            "line_color": _rgba(colour, stroke.get("opacity", 1)),
+            "line_width": str(style.get("weights", {}).get(value, stroke.get("weight", 1))),
+            "line_width_unit": "Pixel",
+            "line_style": "solid",
+            "capstyle": "round",
+            "joinstyle": "round",
+        }
+        if dash:  # "4 3": dash and gap in pixels, as SVG and Leaflet have them
+            props |= {
+                "use_custom_dash": "1",
+                "customdash": ";".join(dash.split()),
+                "customdash_unit": "Pixel",
+            }
+    else:
+        cls = "SimpleMarker"
+        props = {
+            "name": "circle",
+            "color": _rgba(colour, style.get("fill_opacity", 1)),
+            "size": str(2 * style.get("radius", 4)),
+            "size_unit": "Pixel",
+            "outline_color": _rgba(stroke.get("color", "#333333"), stroke.get("opacity", 1)),
+            "outline_style": "solid",
+            "outline_width": width,
+            "outline_width_unit": "Pixel",
+        }
+    symbol_layer = ET.SubElement(
+        symbol, "layer", {"class": cls, "enabled": "1", "pass": "0", "locked": "0"}
+    )
+    _options(symbol_layer, props)
+
+
+def _renderer(parent: ET.Element, styles: Styles, theme: Theme, lang: str) -> None:
+    """A categorized renderer: one category per allowed value, labelled in ``lang``."""
+    layer = theme.layer
+    style = styles.layer_style(layer)
+    renderer = ET.SubElement(
+        parent,
+        "renderer-v2",
+        type="categorizedSymbol",
+        attr=theme.by,
+        symbollevels="0",
+        enableorderby="0",
+        forceraster="0",
+    )
+    categories = ET.SubElement(renderer, "categories")
+    symbols = ET.SubElement(renderer, "symbols")
+    for i, (value, (colour, label)) in enumerate(
+        zip(_values(theme), styles.legend_entries(theme, lang), strict=True)
+    ):
+        ET.SubElement(
+            categories, "category", render="true", symbol=str(i), value=value, label=label
+        )
+        _symbol(symbols, str(i), layer, style, colour, value)
+    source = ET.SubElement(renderer, "source-symbol")
+    _symbol(source, "0", layer, style, FALLBACK_COLOUR, "")
+
+
+def _values(theme: Theme) -> list[str]:
+    attr = theme.layer.attribute(theme.by)
+    return list(attr.domain.values) if attr is not None and attr.domain is not None else []
+
+
+def field_names(layer: Layer, names: list[str]) -> list[str]:
+    """The GeoPackage's columns of ``layer``: id, version, then the output properties."""
+    return [ID_COLUMN, VERSION_COLUMN, *names]
+
+
+def _title(styles: Styles, layer: Layer, name: str, lang: str) -> str:
+    if name in _KEY_TITLES:
+        es, en = _KEY_TITLES[name]
+        return es if lang == "es" else en
+    attr = layer.attribute(name)
+    label = styles.field_label(layer, name, lang)
+    unit = (attr.unit if attr else None) or next(
+        (d.unit for d in layer.derived if d.name == name), None
+    )
+    return f"{label} ({unit})" if unit and unit not in label else label
+
+
+def _fields(parent: ET.Element, styles: Styles, layer: Layer, names: list[str], lang: str):
+    """Edit widgets (ValueMap drop-downs for coded attributes), aliases and read-only fields:
+    ids, versions and values PostGIS computes are not the field worker's to change."""
+    config = ET.SubElement(parent, "fieldConfiguration")
+    aliases = ET.SubElement(parent, "aliases")
+    editable = ET.SubElement(parent, "editable")
+    derived = {d.name for d in layer.derived}
+    for index, name in enumerate(field_names(layer, names)):
+        field = ET.SubElement(config, "field", name=name, configurationFlags="None")
+        attr = layer.attribute(name)
+        widget = ET.SubElement(field, "editWidget")
+        box = ET.SubElement(widget, "config")
+        if attr is not None and attr.domain is not None:
+            widget.set("type", "ValueMap")
+            options = ET.SubElement(box, "Option", type="Map")
+            entries = ET.SubElement(options, "Option", name="map", type="List")
+            pairs = [(styles.value_label(attr.domain, v, lang), v) for v in attr.domain.values]
+            if not attr.required:
+                pairs.append((_NO_VALUE[lang], VALUE_MAP_NULL))
+            for label, value in pairs:
+                _options(entries, {label: value})
+        else:
+            widget.set("type", "TextEdit")
+            ET.SubElement(box, "Option")
+        ET.SubElement(
+            aliases, "alias", field=name, index=str(index), name=_title(styles, layer, name, lang)
+        )
+        writable = name not in _KEY_TITLES and name not in derived
+        ET.SubElement(editable, "field", name=name, editable="1" if writable else "0")
+
+
+def _style_children(
+    parent: ET.Element, styles: Styles, theme: Theme, names: list[str], lang: str
+) -> None:
+    _renderer(parent, styles, theme, lang)
+    _fields(parent, styles, theme.layer, names, lang)
+    ET.SubElement(parent, "layerGeometryType").text = _GEOMETRY[theme.layer.geometry_type][1]
+
+
+def qml(styles: Styles, theme: Theme, names: list[str], lang: str) -> str:
+    """The QML document of one theme of a layer whose GeoPackage columns are
+    ``field_names(layer, names)``."""
+    root = ET.Element("qgis", version=QGIS_VERSION, styleCategories="AllStyleCategories")
+    _style_children(root, styles, theme, names, lang)
+    return DOCTYPE + ET.tostring(root, encoding="unicode")
+
+
+def layer_styles(styles: Styles, layer: Layer, names: list[str]) -> list[LayerStyle]:
+    """Every theme of ``layer`` in Spanish and English; the default is the first theme in
+    Spanish (what QGIS and QField apply when they open the GeoPackage)."""
+    out = []
+    for lang in ("es", "en"):
+        for theme in styles.themes(layer):
+            name = f"{styles.legend_title(theme, lang)} ({lang})"
+            default = lang == "es" and theme.index == 0
+            out.append(LayerStyle(layer, name, qml(styles, theme, names, lang), default, lang))
+    return out
+
+
+def _srs(parent: ET.Element, crs: pyproj.CRS) -> None:
+    srs = ET.SubElement(parent, "spatialrefsys")
+    ET.SubElement(srs, "wkt").text = crs.to_wkt()
+    ET.SubElement(srs, "authid").text = f"EPSG:{crs.to_epsg()}"
+
+
+def project(
+    styles: Styles,
+    layers: list[tuple[Layer, list[str]]],
+    gpkg_name: str,
+    title: str,
+    lang: str,
+    crs: pyproj.CRS,
+) -> str:
+    """A QGIS project opening every layer of the GeoPackage ``gpkg_name`` (beside the project
+    file, so the folder can move) with its first theme's style, aliases and drop-downs in
+    ``lang``; the other themes are the layer's other styles (Layer > Styles). ``layers``:
+    each layer with its output property names, listed top to bottom."""
+    root = ET.Element("qgis", projectname=title, version=QGIS_VERSION)
+    ET.SubElement(root, "title").text = title
+    _srs(ET.SubElement(root, "projectCrs"), crs)
+    tree = ET.SubElement(root, "layer-tree-group")
+    ET.SubElement(tree, "customproperties")
+    maplayers = ET.SubElement(root, "projectlayers")
+    order = ET.SubElement(root, "layerorder")
+    for layer, names in layers:
+        source = f"./{gpkg_name}|layername={layer.name}"
+        label = layer.title.get(lang)
+        ET.SubElement(
+            tree,
+            "layer-tree-layer",
+            id=layer.name,
+            name=label,
+            source=source,
+            providerKey="ogr",
+            checked="Qt::Checked",
+            expanded="1",
+        )
+        ET.SubElement(order, "layer", id=layer.name)
+        maplayer = ET.SubElement(
+            maplayers,
+            "maplayer",
+            type="vector",
+            geometry=_GEOMETRY[layer.geometry_type][2],
+            wkbType=layer.geometry_type,
+        )
+        ET.SubElement(maplayer, "id").text = layer.name
+        ET.SubElement(maplayer, "datasource").text = source
+        ET.SubElement(maplayer, "layername").text = label
+        ET.SubElement(maplayer, "abstract").text = layer.description.get(lang)
+        _srs(ET.SubElement(maplayer, "srs"), crs)
+        ET.SubElement(maplayer, "provider", encoding="UTF-8").text = "ogr"
+        themes = styles.themes(layer)
+        _style_children(maplayer, styles, themes[0], names, lang)
+        manager = ET.SubElement(
+            maplayer, "map-layer-style-manager", current=styles.legend_title(themes[0], lang)
+        )
+        for theme in themes:
+            kept = ET.SubElement(manager, "map-layer-style", name=styles.legend_title(theme, lang))
+            if theme.index:  # the current one is the layer's own settings above
+                _style_children(ET.SubElement(kept, "qgis"), styles, theme, names, lang)
+    properties = ET.SubElement(root, "properties")
+    paths = ET.SubElement(properties, "Paths")
+    ET.SubElement(paths, "Absolute", type="bool").text = "false"
+    ET.indent(root)
+    return DOCTYPE + ET.tostring(root, encoding="unicode")

@@ -1,0 +1,223 @@
+"""The commune package (maps/package.py): GET /communes/{c}/package and `geo-comuna package`.
+
+What is in the zip, and that it agrees with the API: every layer of the registry with as many
+features as the API counts for the commune, each with the id and the row version its ETag
+carries, what an export holds for the same reader, the map styles in ``layer_styles``.
+QGIS opening the package: tests/test_package_qgis.py.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import httpx
+import pyogrio
+import pytest
+import shapely
+from psycopg import AsyncConnection
+
+from geo_comuna import accounts
+from geo_comuna.features.write import row_version
+from geo_comuna.layers import LAYERS
+from geo_comuna.maps.package import (
+    GPKG,
+    INFO_TABLE,
+    MAPS,
+    PROJECTS,
+    README,
+    REPORTS,
+    STYLES_TABLE,
+    clipped,
+)
+from geo_comuna.maps.styles import Styles
+from geo_comuna.settings import Settings
+from tests.conftest import api_client
+
+pytestmark = pytest.mark.anyio
+COMMUNE = "EL-MAIZAL"
+FILES = {README, GPKG, *PROJECTS.values(), *MAPS.values(), *REPORTS.values()}
+#: the module itself, from the working tree (the console script may be another checkout's)
+CLI = [sys.executable, "-m", "geo_comuna.cli"]
+
+
+async def _package(client: httpx.AsyncClient, tmp_path: Path, commune: str = COMMUNE) -> Path:
+    r = await client.get(f"/communes/{commune}/package")
+    assert r.status_code == 200, r.text[:2000]
+    assert r.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        assert set(zf.namelist()) == FILES
+        zf.extractall(tmp_path)
+    return tmp_path / GPKG
+
+
+async def _matched(client: httpx.AsyncClient, layer: str) -> int:
+    r = await client.get(f"/collections/{layer}/items", params={"commune": COMMUNE, "limit": 1})
+    assert r.status_code == 200, r.text
+    return r.json()["numberMatched"]
+
+
+async def _export_columns(client: httpx.AsyncClient, layer: str, tmp_path: Path) -> list[str]:
+    r = await client.get(f"/collections/{layer}/export", params={"commune": COMMUNE})
+    assert r.status_code == 200, r.text
+    path = tmp_path / f"export-{layer}.gpkg"
+    path.write_bytes(r.content)
+    return [c for c in pyogrio.read_info(path)["fields"]]
+
+
+async def test_anonymous_package_matches_the_api(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    async with api_client(conn, settings) as client:
+        gpkg = await _package(client, tmp_path)
+        listed = {name for name, _ in pyogrio.list_layers(gpkg)}
+        assert listed == {*LAYERS, STYLES_TABLE, INFO_TABLE}
+        features = 0
+        for name in LAYERS:
+            frame = pyogrio.read_dataframe(gpkg, layer=name)
+            assert len(frame) == await _matched(client, name), name
+            features += len(frame)
+            assert frame.crs.to_epsg() == 4326
+            assert frame["id"].notna().all() and frame["id"].is_unique, name
+            assert frame["version"].notna().all(), name
+            # an anonymous reader's package holds the columns its export holds, no more
+            exported = await _export_columns(client, name, tmp_path)
+            assert list(frame.columns) == ["id", "version", *exported, "geometry"], name
+            if len(frame):  # the version is the row version of the feature's ETag
+                first = frame.iloc[0]
+                r = await client.get(f"/collections/{name}/items/{int(first['id'])}")
+                assert r.status_code == 200, r.text
+                tag = f'"{int(first["id"])}.{int(first["version"])}"'
+                assert row_version(r.headers["etag"]) == tag, name
+        assert features > 100
+        parcels = pyogrio.read_dataframe(gpkg, layer="parcels")
+        assert "notes" not in parcels.columns
+        # homes' positions are members-only: an anonymous package has the homes, not where
+        homes = pyogrio.read_dataframe(gpkg, layer="dwellings")
+        assert len(homes) > 0 and homes.geometry.isna().all()
+        assert "residents" not in homes.columns
+        readme = (tmp_path / README).read_text(encoding="utf-8")
+        assert "sin las notas" in readme and "no parcel notes" in readme
+
+
+async def test_states_are_clipped_to_the_commune(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    async with api_client(conn, settings) as client:
+        gpkg = await _package(client, tmp_path)
+    commune = pyogrio.read_dataframe(gpkg, layer="communes")
+    assert list(commune["code"]) == [COMMUNE]
+    outline = commune.geometry.iloc[0]
+    context = [layer for layer in LAYERS.values() if clipped(layer)]
+    assert context  # the states
+    for layer in context:
+        frame = pyogrio.read_dataframe(gpkg, layer=layer.name)
+        assert len(frame) >= 1
+        inside = shapely.union_all(frame.geometry.values)
+        # cut to the commune: nothing outside it, and together they cover it
+        assert inside.difference(outline).area < 1e-9 * outline.area + 1e-12, layer.name
+        assert abs(inside.area - outline.area) < 1e-6 * outline.area, layer.name
+
+
+async def test_member_package_holds_members_only_data(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    _, token = await accounts.add_user(conn, "maizal-viewer", "viewer", [COMMUNE])
+    async with api_client(conn, settings, token) as client:
+        gpkg = await _package(client, tmp_path)
+        homes = pyogrio.read_dataframe(gpkg, layer="dwellings")
+        assert len(homes) == await _matched(client, "dwellings") > 0
+        assert homes.geometry.notna().all() and "residents" in homes.columns
+        assert "notes" in pyogrio.read_dataframe(gpkg, layer="parcels").columns
+    assert "sin las notas" not in (tmp_path / README).read_text(encoding="utf-8")
+
+
+async def test_layer_styles_are_the_map_styles(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    async with api_client(conn, settings) as client:
+        gpkg = await _package(client, tmp_path)
+    rows = pyogrio.read_dataframe(gpkg, layer=STYLES_TABLE)
+    assert {
+        "f_table_catalog",
+        "f_table_schema",
+        "f_table_name",
+        "f_geometry_column",
+        "styleName",
+        "styleQML",
+        "styleSLD",
+        "useAsDefault",
+        "description",
+        "owner",
+        "ui",
+        "update_time",
+    } <= set(rows.columns)
+    styles = Styles.load()
+    geometry = pyogrio.read_info(gpkg, layer="parcels")["geometry_name"]
+    for layer in LAYERS.values():
+        mine = rows[rows["f_table_name"] == layer.name]
+        themes = styles.themes(layer)
+        assert len(mine) == 2 * len(themes), layer.name  # each theme in es and en
+        assert mine["useAsDefault"].sum() == 1, layer.name
+        assert set(mine["f_geometry_column"]) == {geometry}
+        default = ET.fromstring(mine[mine["useAsDefault"]].iloc[0]["styleQML"].split("\n", 1)[1])
+        renderer = default.find("renderer-v2")
+        assert renderer.get("type") == "categorizedSymbol"
+        assert renderer.get("attr") == themes[0].by
+        labels = [c.get("label") for c in renderer.iter("category")]
+        assert labels == [label for _, label in styles.legend_entries(themes[0], "es")]
+        coded = {a.name for a in layer.attributes if a.domain is not None}
+        widgets = {
+            f.get("name"): f.find("editWidget").get("type")
+            for f in default.find("fieldConfiguration").iter("field")
+        }
+        assert {n for n, kind in widgets.items() if kind == "ValueMap"} == coded & set(widgets)
+        aliases = {a.get("field"): a.get("name") for a in default.iter("alias")}
+        for attr in layer.attributes:
+            if attr.name in aliases:
+                assert aliases[attr.name].startswith(attr.title.es), attr.name
+
+
+async def test_unknown_commune_is_404(conn: AsyncConnection, settings: Settings) -> None:
+    async with api_client(conn, settings) as client:
+        r = await client.get("/communes/NO-SUCH-COMMUNE/package")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "NO-SUCH-COMMUNE" in r.text
+
+
+def test_cli_package(own_db: str, tmp_path: Path) -> None:
+    env = {**os.environ, "GEO_COMUNA_DATABASE_URL": own_db}
+    out = tmp_path / "maizal.zip"
+    done = subprocess.run(
+        [*CLI, "package", COMMUNE, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "parcels" in done.stderr  # progress, layer by layer
+    with zipfile.ZipFile(out) as zf:
+        assert set(zf.namelist()) == FILES
+        zf.extract(GPKG, tmp_path)
+    # the CLI holds the database: members-only data goes in
+    homes = pyogrio.read_dataframe(tmp_path / GPKG, layer="dwellings")
+    assert len(homes) > 0 and homes.geometry.notna().all()
+    assert not list(tmp_path.glob(".package-*"))  # no scratch left behind
+
+    missing = subprocess.run(
+        [*CLI, "package", "NO-SUCH-COMMUNE", "--out", str(tmp_path / "x.zip")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert missing.returncode != 0
+    assert "NO-SUCH-COMMUNE" in missing.stderr
+    assert not (tmp_path / "x.zip").exists()
