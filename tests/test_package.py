@@ -221,3 +221,20 @@ def test_cli_package(own_db: str, tmp_path: Path) -> None:
     assert missing.returncode != 0
     assert "NO-SUCH-COMMUNE" in missing.stderr
     assert not (tmp_path / "x.zip").exists()
+
+
+async def test_the_same_data_gives_the_same_package(
+    conn: AsyncConnection, settings: Settings
+) -> None:
+    """Byte for byte (within a day): so a HEAD answers the length its GET has."""
+    async with api_client(conn, settings) as client:
+        first, second = [(await client.get(f"/communes/{COMMUNE}/package")) for _ in range(2)]
+        head = await client.head(f"/communes/{COMMUNE}/package")
+    assert first.status_code == second.status_code == head.status_code == 200
+    with (
+        zipfile.ZipFile(io.BytesIO(first.content)) as one,
+        zipfile.ZipFile(io.BytesIO(second.content)) as two,
+    ):
+        for name in one.namelist():
+            assert one.read(name) == two.read(name), name
+    assert head.headers["content-length"] == first.headers["content-length"]

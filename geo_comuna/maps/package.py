@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import re
+import sqlite3
 import tempfile
 import time
 import zipfile
@@ -41,6 +43,7 @@ from psycopg import AsyncConnection, sql
 from geo_comuna import __version__
 from geo_comuna.accounts import Access
 from geo_comuna.db.migrate import current_version
+from geo_comuna.db.versions import versions
 from geo_comuna.errors import InvalidInput
 from geo_comuna.features.query import Filters, geometry_sql, property_exprs, where_sql
 from geo_comuna.io.exporter import WGS84, to_frame
@@ -76,6 +79,9 @@ COMMUNE_TABLE = commune_ref().table
 _EXTRACT = {"Point": 1, "LineString": 2, "MultiPolygon": 3}
 #: drawing order, top to bottom: points over lines over areas
 _STACK = {"Point": 0, "LineString": 1, "MultiPolygon": 2}
+
+#: folium names each element of a page <kind>_<32 random hex digits>
+_ELEMENT_ID = re.compile(r"(?<=_)[0-9a-f]{32}(?![0-9a-f])")
 
 Progress = Callable[[str], None]
 
@@ -160,7 +166,6 @@ def _table(gpkg: Path, name: str, columns: dict[str, pa.Array]) -> None:
 def write_styles(gpkg: Path, styles: list[LayerStyle]) -> None:
     """The ``layer_styles`` table as QGIS itself makes it: where QGIS and QField look for the
     style of a GeoPackage layer (the row with useAsDefault) when they open the file."""
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     n = len(styles)
     _table(
         gpkg,
@@ -177,13 +182,36 @@ def write_styles(gpkg: Path, styles: list[LayerStyle]) -> None:
             "description": pa.array([f"geo_comuna, maps/styles.json ({s.lang})" for s in styles]),
             "owner": pa.array([""] * n),
             "ui": pa.array([None] * n, pa.string()),
-            "update_time": pa.array([now] * n, pa.timestamp("s", tz="UTC")),
+            "update_time": pa.array([_today()] * n, pa.timestamp("s", tz="UTC")),
         },
     )
 
 
 def write_info(gpkg: Path, info: dict[str, str]) -> None:
     _table(gpkg, INFO_TABLE, {"key": pa.array(list(info)), "value": pa.array(list(info.values()))})
+
+
+def _today() -> dt.datetime:
+    """Midnight UTC today: the only time the package's contents carry (see steady)."""
+    return dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def steady(gpkg: Path) -> None:
+    """The GeoPackage's change times (gpkg_contents.last_change, which GDAL sets to the
+    millisecond) cut to the day, so that one day's package of the same data is the same
+    bytes: a HEAD answers the Content-Length its GET has, and a download can be compared
+    with an earlier one. The zip's entries carry the time it was made."""
+    day = _today().strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    with sqlite3.connect(gpkg) as db:
+        db.execute("UPDATE gpkg_contents SET last_change = ?", (day,))
+    db.close()
+
+
+def steady_ids(html: str) -> str:
+    """folium's random element ids numbered in order of first appearance instead: the same
+    page for the same data (see steady)."""
+    ids: dict[str, str] = {}
+    return _ELEMENT_ID.sub(lambda m: ids.setdefault(m[0], f"{len(ids):032x}"), html)
 
 
 def readme(info: data.CommuneInfo, counts: dict[str, int], complete: bool) -> str:
@@ -269,11 +297,13 @@ async def build_package(
                 "commune_name": info.name,
                 "schema_version": str(await current_version(conn)),
                 "geo_comuna_version": __version__,
-                "made_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "made_on": _today().date().isoformat(),
+                "layer_versions": ",".join(f"{t}:{v}" for t, v in await versions(conn, LAYERS)),
                 "layers": ",".join(counts),
                 "crs": "EPSG:4326",
             },
         )
+        await asyncio.to_thread(steady, gpkg)
         for lang, name in PROJECTS.items():
             title = f"{info.name} — {'trabajo de campo' if lang == 'es' else 'field work'}"
             text = project(styles, written, GPKG, title, lang, WGS84)
@@ -288,7 +318,7 @@ async def build_package(
                 access=access,
             )
             html = await commune_map(conn, commune_id, page, styles)
-            (work / MAPS[lang]).write_text(html, encoding="utf-8")
+            (work / MAPS[lang]).write_text(steady_ids(html), encoding="utf-8")
             page = Page(
                 lang=lang,  # type: ignore[arg-type]
                 standalone=True,
@@ -297,7 +327,7 @@ async def build_package(
                 access=access,
             )
             html = await report(conn, commune_id, page, styles)
-            (work / REPORTS[lang]).write_text(html, encoding="utf-8")
+            (work / REPORTS[lang]).write_text(steady_ids(html), encoding="utf-8")
         complete = access.member_of(commune_id)
         (work / README).write_text(readme(info, counts, complete), encoding="utf-8")
         files = [README, GPKG, *PROJECTS.values(), *MAPS.values(), *REPORTS.values()]

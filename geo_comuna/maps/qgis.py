@@ -228,6 +228,12 @@ def layer_styles(styles: Styles, layer: Layer, names: list[str]) -> list[LayerSt
     return out
 
 
+def layer_id(layer: Layer) -> str:
+    """The id of ``layer`` in the project; QGIS keeps ids longer than 10 characters only
+    (shorter ones it replaces by new random ones)."""
+    return f"{layer.name}_geo_comuna"
+
+
 def _srs(parent: ET.Element, crs: pyproj.CRS) -> None:
     srs = ET.SubElement(parent, "spatialrefsys")
     ET.SubElement(srs, "wkt").text = crs.to_wkt()
@@ -259,14 +265,14 @@ def project(
         ET.SubElement(
             tree,
             "layer-tree-layer",
-            id=layer.name,
+            id=layer_id(layer),
             name=label,
             source=source,
             providerKey="ogr",
             checked="Qt::Checked",
             expanded="1",
         )
-        ET.SubElement(order, "layer", id=layer.name)
+        ET.SubElement(order, "layer", id=layer_id(layer))
         maplayer = ET.SubElement(
             maplayers,
             "maplayer",
@@ -274,7 +280,7 @@ def project(
             geometry=_GEOMETRY[layer.geometry_type][2],
             wkbType=layer.geometry_type,
         )
-        ET.SubElement(maplayer, "id").text = layer.name
+        ET.SubElement(maplayer, "id").text = layer_id(layer)
         ET.SubElement(maplayer, "datasource").text = source
         ET.SubElement(maplayer, "layername").text = label
         ET.SubElement(maplayer, "abstract").text = layer.description.get(lang)

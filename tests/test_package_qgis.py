@@ -1,0 +1,139 @@
+"""A commune package opened in QGIS 3.22 (Debian's python3-qgis, headless, run by Debian's
+Python in a subprocess: tests/qgis_package.py), as a field worker opens it: the project loads
+every layer valid, drawn by the style of maps/styles.json, with Spanish aliases and
+drop-downs (ValueMap) on every coded attribute; the GeoPackage opened alone takes its styles
+from its ``layer_styles`` table, as QField does with a bare GeoPackage.
+
+The package is built once by `geo-comuna package` on a database of the module's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyogrio
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from geo_comuna.db.pool import with_options
+from geo_comuna.layers import LAYERS
+from geo_comuna.maps.package import GPKG, PROJECTS
+from geo_comuna.maps.qgis import VALUE_MAP_NULL, layer_id
+from geo_comuna.maps.styles import Styles
+from geo_comuna.settings import Settings
+from tests.conftest import _drop, _recreate
+
+SCRIPT = Path(__file__).with_name("qgis_package.py")
+QGIS_PYTHON = "/usr/bin/python3"  # python3-qgis is built for Debian's Python
+CLI = [sys.executable, "-m", "geo_comuna.cli"]
+COMMUNE = "EL-MAIZAL"
+
+
+@pytest.fixture(scope="module")
+def package(
+    admin_conninfo: str,
+    template_db: str,
+    settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Path]:
+    """The folder of COMMUNE's unzipped package."""
+    name = f"geo_comuna_t_{uuid.uuid4().hex[:10]}"
+    _recreate(admin_conninfo, name, template_db)
+    dsn = with_options(make_conninfo(admin_conninfo, dbname=name), settings)
+    try:
+        folder = tmp_path_factory.mktemp("package")
+        out = folder / "package.zip"
+        done = subprocess.run(
+            [*CLI, "package", COMMUNE, "--out", str(out)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "GEO_COMUNA_DATABASE_URL": dsn},
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        with zipfile.ZipFile(out) as zf:
+            zf.extractall(folder)
+        yield folder
+    finally:
+        _drop(admin_conninfo, name)
+
+
+def qgis(folder: Path, project: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(folder))
+    run = subprocess.run(
+        [QGIS_PYTHON, str(SCRIPT), str(folder / project), str(folder / GPKG)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd="/",  # the project must find its GeoPackage from where it lies, not from here
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def counts(folder: Path) -> dict[str, int]:
+    """Features per layer of the package's GeoPackage, as GDAL reads them (test_package.py
+    checks these against the API's counts)."""
+    return {name: pyogrio.read_info(folder / GPKG, layer=name)["features"] for name in LAYERS}
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_qgis_opens_the_project(package: Path, lang: str) -> None:
+    folder = package
+    seen = qgis(folder, PROJECTS[lang])
+    assert seen["read"], seen
+    assert set(seen["layers"]) == {layer_id(layer) for layer in LAYERS.values()}
+    expected = counts(folder)
+    styles = Styles.load()
+    for layer in LAYERS.values():
+        got = seen["layers"][layer_id(layer)]
+        assert got["valid"], (layer.name, got)
+        assert got["name"] == layer.title.get(lang)
+        assert got["count"] == expected[layer.name], layer.name
+        assert got["crs"] == "EPSG:4326"
+        theme = styles.themes(layer)[0]
+        assert got["renderer"] == "categorizedSymbol", layer.name
+        assert got["attr"] == theme.by
+        assert [label for _, label in got["categories"]] == [
+            label for _, label in styles.legend_entries(theme, lang)
+        ]
+        for attr in layer.attributes:
+            if attr.name not in got["widgets"]:
+                continue  # a members-only column the package's reader may not read
+            assert got["aliases"][attr.name].startswith(attr.title.get(lang)), attr.name
+            if attr.domain is None:
+                assert got["widgets"][attr.name] != "ValueMap", attr.name
+                continue
+            assert got["widgets"][attr.name] == "ValueMap", (layer.name, attr.name)
+            labels = {styles.value_label(attr.domain, v, lang): v for v in attr.domain.values}
+            value_map = got["value_maps"][attr.name]
+            if not attr.required:
+                assert VALUE_MAP_NULL in value_map.values()
+            assert {k: v for k, v in value_map.items() if v != VALUE_MAP_NULL} == labels
+        assert {"id", "version"} <= set(got["read_only"])
+        assert not set(got["read_only"]) & set(layer.property_names)
+
+
+def test_qgis_styles_a_bare_geopackage(package: Path) -> None:
+    folder = package
+    seen = qgis(folder, PROJECTS["es"])["gpkg"]
+    assert set(LAYERS) <= set(seen)
+    styles = Styles.load()
+    expected = counts(folder)
+    for layer in LAYERS.values():
+        got = seen[layer.name]
+        assert got["valid"] and got["count"] == expected[layer.name], layer.name
+        # the default row of layer_styles: the first theme, in Spanish
+        assert got["renderer"] == "categorizedSymbol", layer.name
+        assert got["attr"] == styles.themes(layer)[0].by
+        coded = [a.name for a in layer.attributes if a.domain is not None]
+        assert all(got["widgets"][name] == "ValueMap" for name in coded), layer.name
