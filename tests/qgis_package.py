@@ -49,7 +49,14 @@ def describe(layer: QgsVectorLayer) -> dict:
 def main(project_path: str, gpkg: str) -> dict:
     project = QgsProject.instance()
     read = project.read(project_path)
-    result = {"read": read, "title": project.title(), "layers": {}, "gpkg": {}}
+    view = project.viewSettings().defaultViewExtent()
+    result = {
+        "read": read,
+        "title": project.title(),
+        "extent": [view.xMinimum(), view.yMinimum(), view.xMaximum(), view.yMaximum()],
+        "layers": {},
+        "gpkg": {},
+    }
     for layer in project.mapLayers().values():
         result["layers"][layer.id()] = {"name": layer.name(), **describe(layer)}
     project.clear()

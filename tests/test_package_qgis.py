@@ -91,6 +91,9 @@ def test_qgis_opens_the_project(package: Path, lang: str) -> None:
     folder = package
     seen = qgis(folder, PROJECTS[lang])
     assert seen["read"], seen
+    # it opens on the commune, not on the world
+    commune = pyogrio.read_dataframe(folder / GPKG, layer="communes").total_bounds
+    assert seen["extent"] == pytest.approx(list(commune), abs=1e-6)
     assert set(seen["layers"]) == {layer_id(layer) for layer in LAYERS.values()}
     expected = counts(folder)
     styles = Styles.load()

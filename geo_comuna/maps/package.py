@@ -256,6 +256,70 @@ def _zip(directory: Path, names: list[str], target: Path) -> None:
     os.replace(packed, target)
 
 
+async def write_gpkg(
+    conn: AsyncConnection,
+    gpkg: Path,
+    info: data.CommuneInfo,
+    access: Access,
+    styles: Styles,
+    say: Progress,
+) -> tuple[dict[str, int], list[tuple[Layer, list[str]]]]:
+    """Every layer of the registry into ``gpkg`` with its styles and the package's own table;
+    returns the features per layer and each layer with its columns, top to bottom."""
+    # read before the layers: the package never claims to be newer than its data
+    stamp = ",".join(f"{t}:{v}" for t, v in await versions(conn, LAYERS))
+    counts: dict[str, int] = {}
+    written: list[tuple[Layer, list[str]]] = []
+    styled: list[LayerStyle] = []
+    for layer in sorted(LAYERS.values(), key=lambda lay: _STACK[lay.geometry_type]):
+        say(layer.name)
+        names, rows = await fetch_layer(conn, layer, info.id, access)
+        # GDAL writes for seconds on big layers: off the event loop
+        await asyncio.to_thread(write_layer, gpkg, layer, names, rows)
+        counts[layer.name] = len(rows)
+        written.append((layer, names))
+        styled += layer_styles(styles, layer, names)
+    await asyncio.to_thread(write_styles, gpkg, styled)
+    about = {
+        "commune_id": str(info.id),
+        "commune_code": info.code,
+        "commune_name": info.name,
+        "schema_version": str(await current_version(conn)),
+        "geo_comuna_version": __version__,
+        "made_on": _today().date().isoformat(),
+        "layer_versions": stamp,
+        "layers": ",".join(counts),
+        "crs": "EPSG:4326",
+    }
+    await asyncio.to_thread(write_info, gpkg, about)
+    await asyncio.to_thread(steady, gpkg)
+    return counts, written
+
+
+async def write_pages(
+    conn: AsyncConnection,
+    work: Path,
+    commune_id: int,
+    settings: Settings,
+    access: Access,
+    styles: Styles,
+    say: Progress,
+) -> None:
+    """The offline map and the report, each in Spanish and English."""
+    for lang in ("es", "en"):
+        say(f"map and report ({lang})")
+        for name, build in ((MAPS[lang], commune_map), (REPORTS[lang], report)):
+            page = Page(
+                lang=lang,  # type: ignore[arg-type]
+                standalone=True,
+                tile_url=settings.tile_url,
+                tile_threshold=settings.map_tile_threshold,
+                access=access,
+            )
+            html = await build(conn, commune_id, page, styles)
+            (work / name).write_text(steady_ids(html), encoding="utf-8")
+
+
 async def build_package(
     conn: AsyncConnection,
     commune_id: int,
@@ -272,62 +336,14 @@ async def build_package(
         raise InvalidInput(f"directory {str(target.parent)!r} does not exist")
     styles = Styles.load()
     info = await data.commune_info(conn, commune_id)
-    order = sorted(LAYERS.values(), key=lambda lay: _STACK[lay.geometry_type])
-    counts: dict[str, int] = {}
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".package-") as scratch:
         work = Path(scratch)
-        gpkg = work / GPKG
-        written: list[tuple[Layer, list[str]]] = []
-        styled: list[LayerStyle] = []
-        for layer in order:
-            say(f"{layer.name}")
-            names, rows = await fetch_layer(conn, layer, commune_id, access)
-            # GDAL writes for seconds on big layers: off the event loop
-            await asyncio.to_thread(write_layer, gpkg, layer, names, rows)
-            counts[layer.name] = len(rows)
-            written.append((layer, names))
-            styled += layer_styles(styles, layer, names)
-        await asyncio.to_thread(write_styles, gpkg, styled)
-        await asyncio.to_thread(
-            write_info,
-            gpkg,
-            {
-                "commune_id": str(info.id),
-                "commune_code": info.code,
-                "commune_name": info.name,
-                "schema_version": str(await current_version(conn)),
-                "geo_comuna_version": __version__,
-                "made_on": _today().date().isoformat(),
-                "layer_versions": ",".join(f"{t}:{v}" for t, v in await versions(conn, LAYERS)),
-                "layers": ",".join(counts),
-                "crs": "EPSG:4326",
-            },
-        )
-        await asyncio.to_thread(steady, gpkg)
+        counts, written = await write_gpkg(conn, work / GPKG, info, access, styles, say)
         for lang, name in PROJECTS.items():
             title = f"{info.name} — {'trabajo de campo' if lang == 'es' else 'field work'}"
-            text = project(styles, written, GPKG, title, lang, WGS84)
+            text = project(styles, written, GPKG, title, lang, WGS84, info.bounds)
             (work / name).write_text(text, encoding="utf-8")
-        for lang in ("es", "en"):
-            say(f"map and report ({lang})")
-            page = Page(
-                lang=lang,  # type: ignore[arg-type]
-                standalone=True,
-                tile_url=settings.tile_url,
-                tile_threshold=settings.map_tile_threshold,
-                access=access,
-            )
-            html = await commune_map(conn, commune_id, page, styles)
-            (work / MAPS[lang]).write_text(steady_ids(html), encoding="utf-8")
-            page = Page(
-                lang=lang,  # type: ignore[arg-type]
-                standalone=True,
-                tile_url=settings.tile_url,
-                tile_threshold=settings.map_tile_threshold,
-                access=access,
-            )
-            html = await report(conn, commune_id, page, styles)
-            (work / REPORTS[lang]).write_text(steady_ids(html), encoding="utf-8")
+        await write_pages(conn, work, commune_id, settings, access, styles, say)
         complete = access.member_of(commune_id)
         (work / README).write_text(readme(info, counts, complete), encoding="utf-8")
         files = [README, GPKG, *PROJECTS.values(), *MAPS.values(), *REPORTS.values()]

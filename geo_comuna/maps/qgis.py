@@ -228,6 +228,20 @@ def layer_styles(styles: Styles, layer: Layer, names: list[str]) -> list[LayerSt
     return out
 
 
+def _extent(root: ET.Element, extent: tuple[float, float, float, float], crs: pyproj.CRS):
+    """Where QGIS (the map canvas, and the project's default view) and QField open."""
+    bounds = dict(zip(("xmin", "ymin", "xmax", "ymax"), map(str, extent), strict=True))
+    canvas = ET.SubElement(root, "mapcanvas", name="theMapCanvas", annotationsVisible="1")
+    ET.SubElement(canvas, "units").text = "degrees" if crs.is_geographic else "meters"
+    box = ET.SubElement(canvas, "extent")
+    for key, value in bounds.items():
+        ET.SubElement(box, key).text = value
+    ET.SubElement(canvas, "rotation").text = "0"
+    _srs(ET.SubElement(canvas, "destinationsrs"), crs)
+    view = ET.SubElement(root, "ProjectViewSettings", UseProjectScales="0")
+    _srs(ET.SubElement(view, "DefaultViewExtent", bounds), crs)
+
+
 def layer_id(layer: Layer) -> str:
     """The id of ``layer`` in the project; QGIS keeps ids longer than 10 characters only
     (shorter ones it replaces by new random ones)."""
@@ -247,11 +261,13 @@ def project(
     title: str,
     lang: str,
     crs: pyproj.CRS,
+    extent: tuple[float, float, float, float] | None = None,
 ) -> str:
     """A QGIS project opening every layer of the GeoPackage ``gpkg_name`` (beside the project
     file, so the folder can move) with its first theme's style, aliases and drop-downs in
     ``lang``; the other themes are the layer's other styles (Layer > Styles). ``layers``:
-    each layer with its output property names, listed top to bottom."""
+    each layer with its output property names, listed top to bottom. ``extent`` (west,
+    south, east, north in ``crs``) is where the map opens: the commune, not the world."""
     root = ET.Element("qgis", projectname=title, version=QGIS_VERSION)
     ET.SubElement(root, "title").text = title
     _srs(ET.SubElement(root, "projectCrs"), crs)
@@ -295,6 +311,8 @@ def project(
             kept = ET.SubElement(manager, "map-layer-style", name=styles.legend_title(theme, lang))
             if theme.index:  # the current one is the layer's own settings above
                 _style_children(ET.SubElement(kept, "qgis"), styles, theme, names, lang)
+    if extent is not None:
+        _extent(root, extent, crs)
     properties = ET.SubElement(root, "properties")
     paths = ET.SubElement(properties, "Paths")
     ET.SubElement(paths, "Absolute", type="bool").text = "false"
