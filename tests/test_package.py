@@ -211,6 +211,19 @@ def test_cli_package(own_db: str, tmp_path: Path) -> None:
     assert len(homes) > 0 and homes.geometry.notna().all()
     assert not list(tmp_path.glob(".package-*"))  # no scratch left behind
 
+    public = subprocess.run(
+        [*CLI, "package", COMMUNE, "--out", str(out), "--public"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert public.returncode == 0, public.stderr[-3000:]
+    with zipfile.ZipFile(out) as zf:
+        zf.extract(GPKG, tmp_path / "public")
+    homes = pyogrio.read_dataframe(tmp_path / "public" / GPKG, layer="dwellings")
+    assert len(homes) > 0 and homes.geometry.isna().all() and "residents" not in homes
+
     missing = subprocess.run(
         [*CLI, "package", "NO-SUCH-COMMUNE", "--out", str(tmp_path / "x.zip")],
         capture_output=True,

@@ -1,5 +1,5 @@
 """The geo-comuna command line: serve, db, load-sample, import, export, analyze, map, dem,
-users, backup, restore. One module per command group."""
+users, backup, restore, package. One module per command group."""
 
 from __future__ import annotations
 

@@ -14,13 +14,21 @@ from geo_comuna.cli.common import load_settings, progress, run
 def package(
     commune: Annotated[str, typer.Argument(help="commune code or id")],
     out: Annotated[Path, typer.Option("--out", help="zip file to write (replaced once complete)")],
+    public: Annotated[
+        bool,
+        typer.Option(
+            "--public",
+            help="only what everyone may read (no parcel notes, residents or home positions), "
+            "as an anonymous download of GET /communes/{c}/package has it",
+        ),
+    ] = False,
 ) -> None:
     """A commune's package for QGIS and QField: one GeoPackage with every layer (each feature
     with its id and version, for the sync), the map styles, QGIS projects with drop-downs for
     coded values, the offline map and the report, in Spanish and English. Whoever runs the
     CLI holds the database: the package holds everything, members-only data too, so it is
-    for the commune's own people."""
-    from geo_comuna.accounts import EVERYWHERE
+    for the commune's own people, unless --public."""
+    from geo_comuna.accounts import EVERYWHERE, PUBLIC
     from geo_comuna.features.query import require_commune
     from geo_comuna.maps.package import build_package
 
@@ -29,7 +37,9 @@ def package(
     async def work(conn: Any) -> Any:
         commune_id = await require_commune(conn, commune)
         progress(f"packaging {commune}")
-        return await build_package(conn, commune_id, out, settings, EVERYWHERE, progress)
+        return await build_package(
+            conn, commune_id, out, settings, PUBLIC if public else EVERYWHERE, progress
+        )
 
     report = run(work, settings)
     typer.echo(json.dumps(report.__dict__, indent=2, ensure_ascii=False))
