@@ -315,6 +315,8 @@ async def write_pages(
                 tile_url=settings.tile_url,
                 tile_threshold=settings.map_tile_threshold,
                 access=access,
+                styles_path=settings.styles_path,
+                web_assets_dir=settings.web_assets_dir,
             )
             html = await build(conn, commune_id, page, styles)
             (work / name).write_text(steady_ids(html), encoding="utf-8")
@@ -334,7 +336,7 @@ async def build_package(
     say = progress or (lambda _: None)
     if not target.parent.is_dir():
         raise InvalidInput(f"directory {str(target.parent)!r} does not exist")
-    styles = Styles.load()
+    styles = Styles.load(settings.styles_path)
     info = await data.commune_info(conn, commune_id)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".package-") as scratch:
         work = Path(scratch)
