@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
 from geo_comuna.analysis import terrain, zonal  # noqa: E402
-from geo_comuna.analysis.dem import Dem  # noqa: E402
+from geo_comuna.io.dems import Dem  # noqa: E402
 
 CELL_M = 5.0
 WEST, NORTH = 600_000.0, 1_020_000.0  # UTM 19N, about -68.09, 9.22

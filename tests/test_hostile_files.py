@@ -31,7 +31,7 @@ from affine import Affine
 from psycopg import AsyncConnection
 
 from geo_comuna import gdal, work
-from geo_comuna.analysis import dem as dems
+from geo_comuna.io import dems
 from tests.factories import LAT, LON
 from tests.test_analysis_terrain import X0, Y0, write_dem
 

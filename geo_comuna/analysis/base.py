@@ -13,6 +13,8 @@ import csv
 import io
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -58,6 +60,13 @@ class Result:
                 for row in rows
             )
         return out.getvalue()
+
+
+@cache
+def sql_text(package: str, name: str) -> str:
+    """A query of ``package``'s own sql/ folder (package data; pass ``__package__``). Values
+    are bound with %(name)s, never formatted in."""
+    return resources.files(package).joinpath("sql", name).read_text("utf-8")
 
 
 Runner = Callable[[AsyncConnection, int, Any], Awaitable[Result]]

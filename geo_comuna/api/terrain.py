@@ -20,14 +20,14 @@ from fastapi.responses import Response
 
 from geo_comuna import work
 from geo_comuna.accounts import writing
-from geo_comuna.analysis import dem as dems
-from geo_comuna.analysis.hillshade import Params as HillshadeParams
-from geo_comuna.analysis.hillshade import hillshade_png
 from geo_comuna.analysis.terrain import dem_for
+from geo_comuna.analysis.toolkit.hillshade import Params as HillshadeParams
+from geo_comuna.analysis.toolkit.hillshade import hillshade_png
 from geo_comuna.api.deps import Conn, ScratchDep, Writer
 from geo_comuna.api.scratch import client_name
 from geo_comuna.errors import Forbidden, InvalidInput
 from geo_comuna.features.query import require_commune
+from geo_comuna.io import dems
 
 router = APIRouter(tags=["terrain"])
 CommuneRef = Annotated[str, PathParam(description="commune id or registry code")]

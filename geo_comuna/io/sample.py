@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 from psycopg import AsyncConnection
 
-from geo_comuna.analysis import dem
 from geo_comuna.errors import InvalidFile
+from geo_comuna.io import dems
 from geo_comuna.io.importer import Progress, import_file, import_frame, read, to_wgs84
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
@@ -139,7 +139,7 @@ async def load_samples(
         counts["parcel_history"] = await _load_history(conn)
         say("DEM of 5 de Marzo")
         cur = await conn.execute("SELECT id FROM communes WHERE code = '5-DE-MARZO'")
-        await dem.register(conn, (await cur.fetchone())[0], SAMPLES / "dem_5_de_marzo.tif")
+        await dems.register(conn, (await cur.fetchone())[0], SAMPLES / "dem_5_de_marzo.tif")
         counts["dems"] = 1
     await conn.execute("ANALYZE")
     return counts

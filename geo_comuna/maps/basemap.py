@@ -15,8 +15,8 @@ import folium
 from psycopg import AsyncConnection
 
 from geo_comuna import work
-from geo_comuna.analysis import dem
-from geo_comuna.analysis.hillshade import hillshade_png
+from geo_comuna.analysis.toolkit.hillshade import hillshade_png
+from geo_comuna.io import dems
 from geo_comuna.maps.data import CommuneInfo
 from geo_comuna.maps.elements import ThemedLayer, js, legend_section
 from geo_comuna.maps.page import Page
@@ -26,7 +26,7 @@ from geo_comuna.maps.styles import Styles
 async def _render(conn: AsyncConnection, commune_id: int) -> tuple[bytes, tuple] | None:
     """(PNG bytes, lon/lat bounds w, s, e, n) of the commune's hillshade (Web Mercator, as
     Leaflet overlays it), or None when the commune has no DEM."""
-    found = await dem.for_commune(conn, commune_id)
+    found = await dems.for_commune(conn, commune_id)
     if found is None:
         return None
     png, bounds = await work.cpu(hillshade_png, found)

@@ -19,12 +19,13 @@ import numpy as np
 from psycopg import AsyncConnection
 
 from geo_comuna import work
-from geo_comuna.analysis import network, registry
+from geo_comuna.analysis import registry
 from geo_comuna.analysis.base import Analysis, FeaturesOf, Result
 from geo_comuna.analysis.stair_access import places, report
 from geo_comuna.analysis.stair_access.legs import MEASURES, segment_legs, tobler_mps
 from geo_comuna.analysis.stair_access.params import Params
 from geo_comuna.analysis.stair_access.walks import Walks, walk_all
+from geo_comuna.analysis.toolkit import network
 from geo_comuna.layers import LAYERS
 
 __all__ = ["MEASURES", "Params", "Walks", "run", "segment_legs", "tobler_mps", "walk_all"]

@@ -17,8 +17,9 @@ from __future__ import annotations
 from psycopg import AsyncConnection
 
 from geo_comuna import work
-from geo_comuna.analysis import network, registry
+from geo_comuna.analysis import registry
 from geo_comuna.analysis.base import Analysis, FeaturesOf, Result
+from geo_comuna.analysis.toolkit import network
 from geo_comuna.analysis.water_hookups import report
 from geo_comuna.analysis.water_hookups.params import Params
 from geo_comuna.analysis.water_hookups.pipes import (

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from geo_comuna.analysis import budget
-from geo_comuna.analysis.network import Dwellings
+from geo_comuna.analysis.toolkit import budget
+from geo_comuna.analysis.toolkit.network import Dwellings
 from geo_comuna.analysis.water_hookups.params import Params
 from geo_comuna.analysis.water_hookups.pipes import Pipes, Rise
 

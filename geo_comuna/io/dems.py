@@ -30,7 +30,7 @@ from rasterio.enums import Resampling
 from rasterio.io import DatasetReader, MemoryFile
 
 from geo_comuna import gdal, work
-from geo_comuna.analysis.zonal import Grid
+from geo_comuna.analysis.toolkit.zonal import Grid
 from geo_comuna.errors import InvalidFile, TooLarge, UnknownCRS
 from geo_comuna.io import sniff
 

@@ -23,11 +23,11 @@ from pydantic import BaseModel, Field
 from rasterio.crs import CRS
 
 from geo_comuna import work
-from geo_comuna.analysis import dem as dems
 from geo_comuna.analysis import registry
 from geo_comuna.analysis.base import Analysis, Result
-from geo_comuna.analysis.zonal import MAX_UNCOVERED, STATS, Grid, zonal
+from geo_comuna.analysis.toolkit.zonal import MAX_UNCOVERED, STATS, Grid, zonal
 from geo_comuna.errors import InvalidInput, NotFound
+from geo_comuna.io import dems
 
 
 class Params(BaseModel):

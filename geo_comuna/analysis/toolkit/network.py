@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -25,8 +24,9 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from geo_comuna import work
-from geo_comuna.analysis import dem as dems
+from geo_comuna.analysis.base import sql_text
 from geo_comuna.errors import NotFound
+from geo_comuna.io import dems
 
 KINDS = ("footpath", "road", "stairway")  # sorted; Network.kind holds indexes into this
 FOOTPATH, ROAD, STAIRWAY = range(3)
@@ -49,12 +49,6 @@ def whole(values: np.ndarray) -> list[int | None]:
     out = np.full(len(values), None, object)
     out[ok] = np.round(values[ok]).astype(np.int64)
     return out.tolist()
-
-
-@cache
-def sql_text(name: str) -> str:
-    """A query of analysis/sql/ (values are bound with %(name)s, never formatted in)."""
-    return resources.files("geo_comuna.analysis").joinpath("sql", name).read_text("utf-8")
 
 
 async def utm_srid(conn: AsyncConnection, commune_id: int) -> int:
@@ -125,7 +119,7 @@ def snap(lon: np.ndarray, lat: np.ndarray, srid: int) -> np.ndarray:
 async def load(conn: AsyncConnection, commune_id: int, srid: int) -> Network:
     """The commune's paths as a graph (no paths: an empty network; callers decide)."""
     cur = conn.cursor(binary=True)
-    await cur.execute(sql_text("network_segments.sql"), {"commune": commune_id})
+    await cur.execute(sql_text(__package__, "network_segments.sql"), {"commune": commune_id})
     return await work.cpu(_network, await cur.fetchall(), srid)
 
 
@@ -196,7 +190,8 @@ async def load_dwellings(
     """The points network analyses route from (only those without piped water if asked)."""
     cur = conn.cursor(binary=True)
     await cur.execute(
-        sql_text("dwellings.sql"), {"commune": commune_id, "without_piped": without_piped}
+        sql_text(__package__, "dwellings.sql"),
+        {"commune": commune_id, "without_piped": without_piped},
     )
     ids, residents, water, sector, lon, lat, geometry = await cur.fetchone()
     return Dwellings(
@@ -241,7 +236,7 @@ async def attach(
     if not len(ids) or not net.n_edges:
         nan = np.full(len(ids), np.nan)
         return Attachment(ids, np.full(len(ids), -1), np.zeros(len(ids)), nan, nan, nan)
-    query = sql.SQL(sql_text("network_attach.sql")).format(table=sql.Identifier(table))
+    query = sql.SQL(sql_text(__package__, "network_attach.sql")).format(table=sql.Identifier(table))
     cur = conn.cursor(binary=True)
     await cur.execute(query, {"commune": commune_id, "ids": ids.tolist()})
     return await work.cpu(_attachment, net, await cur.fetchall(), max_connector_m)

@@ -19,8 +19,8 @@ from rasterio.io import MemoryFile
 
 from geo_comuna import work
 from geo_comuna.analysis import terrain
-from geo_comuna.analysis.dem import Dem, read_window
-from geo_comuna.analysis.zonal import Grid
+from geo_comuna.analysis.toolkit.zonal import Grid
+from geo_comuna.io.dems import Dem, read_window
 
 Bounds = tuple[float, float, float, float]  # west, south, east, north (degrees)
 

@@ -16,8 +16,9 @@ import numpy as np
 from psycopg import AsyncConnection
 from pydantic import BaseModel, ConfigDict, Field
 
-from geo_comuna.analysis import network, registry
-from geo_comuna.analysis.base import Analysis, FeaturesOf, Result
+from geo_comuna.analysis import registry
+from geo_comuna.analysis.base import Analysis, FeaturesOf, Result, sql_text
+from geo_comuna.analysis.toolkit import network
 from geo_comuna.layers import LAYERS
 
 
@@ -64,7 +65,7 @@ async def sites(
         return []
     cur = conn.cursor(binary=True)
     await cur.execute(
-        network.sql_text("electricity_sites.sql"),
+        sql_text(__package__, "sites.sql"),
         {"commune": commune_id, "srid": srid, "ids": ids, "clusters": clusters},
     )
     return await cur.fetchall()
@@ -77,7 +78,7 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     srid = await network.utm_srid(conn, commune_id)
     cur = conn.cursor(binary=True)
     await cur.execute(
-        network.sql_text("electricity_dwellings.sql"),
+        sql_text(__package__, "dwellings.sql"),
         {
             "commune": commune_id,
             "srid": srid,

@@ -11,7 +11,6 @@ docs/analyses.md#land-recovery.
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -20,9 +19,9 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel, Field, model_validator
 
 from geo_comuna import work
-from geo_comuna.analysis import dem as dems
 from geo_comuna.analysis import registry, terrain
-from geo_comuna.analysis.base import Analysis, Result
+from geo_comuna.analysis.base import Analysis, Result, sql_text
+from geo_comuna.io import dems
 from geo_comuna.layers.territory import TENURE
 
 
@@ -65,14 +64,6 @@ class Params(BaseModel):
                 "at least one of weight_area, weight_slope, weight_road must be above 0"
             )
         return self
-
-
-def _sql(name: str) -> str:
-    return (
-        resources.files("geo_comuna.analysis")
-        .joinpath("sql", f"land_recovery_{name}.sql")
-        .read_text("utf-8")
-    )
 
 
 def _ha(m2: float | None) -> float:
@@ -179,7 +170,7 @@ async def _candidates(
     conn: AsyncConnection, commune_id: int, params: Params
 ) -> tuple[list[dict[str, Any]], list[dict], list[str]]:
     """(candidate properties, their geometries, warnings)."""
-    cur = await conn.execute(_sql("candidates"), {"commune": commune_id})
+    cur = await conn.execute(sql_text(__package__, "candidates.sql"), {"commune": commune_id})
     rows = await cur.fetchall()
     warnings: list[str] = []
     slopes = np.full(len(rows), np.nan)
@@ -252,9 +243,9 @@ def csv_rows(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
-    cur = await conn.execute(_sql("breakdown"), {"commune": commune_id})
+    cur = await conn.execute(sql_text(__package__, "breakdown.sql"), {"commune": commune_id})
     summary = summarise_breakdown(await cur.fetchall())
-    cur = await conn.execute(_sql("timeline"), {"commune": commune_id})
+    cur = await conn.execute(sql_text(__package__, "timeline.sql"), {"commune": commune_id})
     summary["timeline"] = summarise_timeline(await cur.fetchall())
     candidates, shapes, warnings = await _candidates(conn, commune_id, params)
     by_id = {c["parcel_ids"][0]: shape for c, shape in zip(candidates, shapes, strict=True)}
@@ -268,7 +259,7 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
         for c in ranked
     ]
     cur = await conn.execute(
-        _sql("conflicts"),
+        sql_text(__package__, "conflicts.sql"),
         {
             "commune": commune_id,
             "width": params.sliver_width_m,
