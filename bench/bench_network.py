@@ -41,6 +41,7 @@ os.environ.setdefault(
 
 from bench import common  # noqa: E402
 from geo_comuna.analysis import stair_access, water_hookups  # noqa: E402
+from geo_comuna.analysis.toolkit import dem as dem_reading  # noqa: E402
 from geo_comuna.analysis.toolkit import network  # noqa: E402
 from geo_comuna.io import dems  # noqa: E402
 
@@ -309,7 +310,7 @@ async def stages_stairs(conn: psycopg.AsyncConnection, cid: int, runs: int) -> l
     )
     found = await dems.for_commune(conn, cid)
     start = time.perf_counter()
-    (z_node, z_home, z_att), _ = dems.elevations(
+    (z_node, z_home, z_att), _ = dem_reading.elevations(
         found, (net.node_lon, net.node_lat), (dw.lon, dw.lat), (homes.lon, homes.lat)
     )
     t_dem = time.perf_counter() - start

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 
 from geo_comuna import work
 from geo_comuna.accounts import writing
-from geo_comuna.analysis.terrain import dem_for
+from geo_comuna.analysis.toolkit.dem import dem_for
 from geo_comuna.analysis.toolkit.hillshade import Params as HillshadeParams
 from geo_comuna.analysis.toolkit.hillshade import hillshade_png
 from geo_comuna.api.deps import Conn, ScratchDep, Writer

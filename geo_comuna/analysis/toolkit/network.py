@@ -25,8 +25,9 @@ from scipy.sparse.csgraph import dijkstra
 
 from geo_comuna import work
 from geo_comuna.analysis.base import sql_text
+from geo_comuna.analysis.toolkit.dem import coarsened_warning, elevations
 from geo_comuna.errors import NotFound
-from geo_comuna.io import dems
+from geo_comuna.io.dems import Dem, for_commune
 
 KINDS = ("footpath", "road", "stairway")  # sorted; Network.kind holds indexes into this
 FOOTPATH, ROAD, STAIRWAY = range(3)
@@ -269,16 +270,16 @@ async def elevations_at(
     commune_id: int,
     *points: tuple[np.ndarray, np.ndarray],
     warnings: list[str],
-) -> tuple[dems.Dem | None, list[np.ndarray]]:
+) -> tuple[Dem | None, list[np.ndarray]]:
     """The commune's DEM and the elevation (m) of each (lon, lat) point set on it; NaN where
     unknown, everywhere when the commune has no DEM (callers say so in a warning). The DEM
     window is read off the event loop."""
-    dem = await dems.for_commune(conn, commune_id)
+    dem = await for_commune(conn, commune_id)
     if dem is None:
         return None, [np.full(len(lon), np.nan) for lon, _ in points]
-    values, grid = await work.cpu(dems.elevations, dem, *points)
+    values, grid = await work.cpu(elevations, dem, *points)
     if grid is not None:
-        warnings.extend(dems.coarsened_warning(dem, grid))
+        warnings.extend(coarsened_warning(dem, grid))
     return dem, values
 
 
