@@ -18,13 +18,12 @@ from typing import Any
 import numpy as np
 from psycopg import AsyncConnection
 
-from geo_comuna.analysis import registry
 from geo_comuna.analysis.base import Analysis, FeaturesOf, Result, sql_text
 from geo_comuna.analysis.electricity.params import Params
 from geo_comuna.analysis.toolkit import network
 from geo_comuna.layers import LAYERS
 
-__all__ = ["Params", "run", "sites"]
+__all__ = ["ANALYSIS", "Params", "run", "sites"]
 
 
 def _num(value: float | None, digits: int = 1) -> float | None:
@@ -165,16 +164,15 @@ def _by_sector(
     return out
 
 
-registry.register(
-    Analysis(
-        name="electricity-gaps",
-        title_es="Brechas eléctricas",
-        title_en="Electricity gaps",
-        params=Params,
-        run=run,
-        reads=("dwellings", "power_lines", "communes"),
-        features_of=FeaturesOf(
-            LAYERS["dwellings"], groups=("transformer_site",), pointers=("nearest_dwelling",)
-        ),
-    )
+#: this analysis' entry in analysis/registry.py
+ANALYSIS = Analysis(
+    name="electricity-gaps",
+    title_es="Brechas eléctricas",
+    title_en="Electricity gaps",
+    params=Params,
+    run=run,
+    reads=("dwellings", "power_lines", "communes"),
+    features_of=FeaturesOf(
+        LAYERS["dwellings"], groups=("transformer_site",), pointers=("nearest_dwelling",)
+    ),
 )

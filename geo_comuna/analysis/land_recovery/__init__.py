@@ -18,13 +18,19 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from geo_comuna.analysis import registry
 from geo_comuna.analysis.base import Analysis, Result, sql_text
 from geo_comuna.analysis.land_recovery.candidates import rank_candidates, read_candidates
 from geo_comuna.analysis.land_recovery.params import Params
 from geo_comuna.analysis.land_recovery.summary import ha, summarise_breakdown, summarise_timeline
 
-__all__ = ["Params", "rank_candidates", "run", "summarise_breakdown", "summarise_timeline"]
+__all__ = [
+    "ANALYSIS",
+    "Params",
+    "rank_candidates",
+    "run",
+    "summarise_breakdown",
+    "summarise_timeline",
+]
 
 
 #: every feature's properties, in this order (CSV columns)
@@ -103,13 +109,12 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     return Result(summary, features, rows=csv_rows(features), warnings=warnings)
 
 
-registry.register(
-    Analysis(
-        name="land-recovery",
-        title_es="Recuperación de tierras",
-        title_en="Land recovery",
-        params=Params,
-        run=run,
-        reads=("parcels", "communes", "states", "paths", "dems"),
-    )
+#: this analysis' entry in analysis/registry.py
+ANALYSIS = Analysis(
+    name="land-recovery",
+    title_es="Recuperación de tierras",
+    title_en="Land recovery",
+    params=Params,
+    run=run,
+    reads=("parcels", "communes", "states", "paths", "dems"),
 )

@@ -17,7 +17,6 @@ import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna import work
-from geo_comuna.analysis import registry
 from geo_comuna.analysis.base import Analysis, Result
 from geo_comuna.analysis.terrain.params import Params
 from geo_comuna.analysis.toolkit.dem import dem_for
@@ -25,7 +24,7 @@ from geo_comuna.analysis.toolkit.slope import terrain_of
 from geo_comuna.analysis.toolkit.zonal import MAX_UNCOVERED, STATS
 from geo_comuna.errors import InvalidInput
 
-__all__ = ["Params", "run"]
+__all__ = ["ANALYSIS", "Params", "run"]
 
 
 def _clean(value: float, digits: int) -> float | None:
@@ -96,13 +95,12 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     return Result(summary, features, warnings=warnings)
 
 
-registry.register(
-    Analysis(
-        name="terrain",
-        title_es="Relieve por parcela",
-        title_en="Terrain per parcel",
-        params=Params,
-        run=run,
-        reads=("parcels", "communes", "dems"),
-    )
+#: this analysis' entry in analysis/registry.py
+ANALYSIS = Analysis(
+    name="terrain",
+    title_es="Relieve por parcela",
+    title_en="Terrain per parcel",
+    params=Params,
+    run=run,
+    reads=("parcels", "communes", "dems"),
 )
