@@ -1,5 +1,6 @@
 """Zonal terrain statistics for 20,000 parcels on a 4,000 x 4,000 DEM: geo_comuna's numpy
-kernel (analysis/zonal.py) side by side with exactextract and rasterstats on the same inputs.
+kernel (analysis/toolkit/zonal.py) side by side with exactextract and rasterstats on the same
+inputs.
 
     .venv/bin/python bench/bench_terrain.py [--runs 3] [--parcels 20000] [--size 4000]
 

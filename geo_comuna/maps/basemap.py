@@ -2,7 +2,7 @@
 reachable: the commune's DEM hillshade when it has a DEM, else the plain background colour of
 maps/styles.json. Either way the map reads offline.
 
-The hillshade comes from geo_comuna/analysis/hillshade.py (served at
+The hillshade comes from geo_comuna/analysis/toolkit/hillshade.py (served at
 GET /communes/{commune}/hillshade.png); a standalone file carries the PNG inline.
 """
 

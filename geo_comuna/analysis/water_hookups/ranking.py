@@ -1,5 +1,5 @@
 """Which projects first: residents served per metre of pipe, and the choice under a budget
-(greedy, against the exact optimum: analysis/budget.py).
+(greedy, against the exact optimum: analysis/toolkit/budget.py).
 
 Pipe in metres; a budget in money is turned into metres by ``cost_per_m``.
 """
