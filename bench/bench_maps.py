@@ -127,8 +127,9 @@ async def _build_plain(dsn: str, code: str) -> str:
     from psycopg import AsyncConnection
 
     from geo_comuna.maps import assets
+    from geo_comuna.maps.styles import STYLES_PATH
 
-    colours = json.loads((REPO / "maps" / "styles.json").read_text())["domains"]["tenure"]
+    colours = json.loads(STYLES_PATH.read_text())["domains"]["tenure"]
     conn = await AsyncConnection.connect(dsn, autocommit=True)
     try:
         cur = await conn.execute(
@@ -143,8 +144,8 @@ async def _build_plain(dsn: str, code: str) -> str:
         await conn.close()
     data = json.loads(text)
     m = folium.Map(tiles=None)
-    m.default_js = [("leaflet", assets.LEAFLET[1].path.as_uri())]
-    m.default_css = [("leaflet_css", assets.LEAFLET[0].path.as_uri())]
+    m.default_js = [("leaflet", assets.LEAFLET[1].path().as_uri())]
+    m.default_css = [("leaflet_css", assets.LEAFLET[0].path().as_uri())]
     layer = folium.GeoJson(
         data,
         name="parcels",
@@ -206,7 +207,7 @@ def run(sizes: list[int], runs: int, plain: bool = True) -> list[list[object]]:
     app = create_app(Settings(), conninfo=dsn)
 
     def cold_tiles() -> None:
-        app.state.tile_cache = None  # the next tile request makes a new, empty cache
+        app.state.tiles.clear()  # the next tile request builds its tiles again
 
     with (
         harness.serve(app) as base,

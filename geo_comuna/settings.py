@@ -2,17 +2,61 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: an origin a CSP source list accepts: *, 'self', or scheme://host[:port] (host may be *.x)
 _ORIGIN = re.compile(r"\*|'self'|https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 #: an origin CORS names: * or exactly scheme://host[:port], as a browser sends it
 _CORS_ORIGIN = re.compile(r"\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+#: the installed package: its files ship inside it (package data), so the defaults below work
+#: from a wheel installed anywhere, not only from a checkout
+PACKAGE = Path(__file__).resolve().parent
+
+
+def _xdg_dir(variable: str, fallback: str) -> tuple[Path, str]:
+    """An XDG base directory and how it was named: the variable when it holds an absolute
+    path (the XDG spec says a relative one is to be ignored), else ``~/fallback``."""
+    value = os.environ.get(variable, "")
+    if os.path.isabs(value):
+        return Path(value), f"${variable}"
+    return Path.home() / fallback, f"~/{fallback}"
+
+
+def recorded_data_dir_file() -> Path:
+    """Where `scripts/setup.sh` records a checkout's data directory: one absolute path in
+    ``$XDG_CONFIG_HOME/geo_comuna/data_dir`` (default ``~/.config/geo_comuna/data_dir``)."""
+    return _xdg_dir("XDG_CONFIG_HOME", ".config")[0] / "geo_comuna" / "data_dir"
+
+
+def default_data_dir() -> tuple[Path, str]:
+    """The data directory when GEO_COMUNA_DATA_DIR is unset, and where that choice comes from.
+
+    Never the working directory: a command run from another folder must reach the same
+    database, not start an empty one there. The one recorded at setup comes first (a checkout
+    that kept its data in ``.geo_comuna/`` before keeps it), else the per-user XDG data
+    directory. Both depend on the user ($HOME): root and a user each have their own."""
+    record = recorded_data_dir_file()
+    try:
+        recorded = record.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        recorded = ""
+    except OSError as exc:
+        raise ValueError(f"cannot read the data directory recorded in {record}: {exc}") from None
+    if recorded:
+        if not os.path.isabs(recorded):
+            raise ValueError(
+                f"{record} records the data directory {recorded!r}: it must be an absolute path"
+            )
+        return Path(recorded), f"recorded at setup in {record}"
+    base, named = _xdg_dir("XDG_DATA_HOME", ".local/share")
+    return base / "geo_comuna", f"per-user default ({named}/geo_comuna)"
 
 
 class Settings(BaseSettings):
@@ -28,8 +72,13 @@ class Settings(BaseSettings):
         default=None, description="libpq URL of an existing PostGIS database; unset = embedded"
     )
     data_dir: Path = Field(
-        default=Path(".geo_comuna"), description="where the embedded cluster lives"
+        default_factory=lambda: default_data_dir()[0],
+        description="where the embedded cluster lives; unset: the one recorded at setup, else "
+        "$XDG_DATA_HOME/geo_comuna (~/.local/share/geo_comuna), never the working directory",
     )
+    #: why data_dir is the one it is, in words (`db status`, --verbose): fixed when the
+    #: settings are built, since `serve` changes $HOME when it drops root
+    _data_dir_from: str = PrivateAttr(default="")
     database_name: str = Field(default="geo_comuna", description="database in the embedded cluster")
     pg_bindir: Path | None = Field(default=None, description="PostgreSQL binaries; auto-detected")
     pg_os_user: str = Field(
@@ -176,10 +225,49 @@ class Settings(BaseSettings):
         default=2 * 1024**3, ge=1024, description="what a zipped Shapefile may unpack to"
     )
 
+    styles_path: Path = Field(
+        default=PACKAGE / "maps" / "styles.json",
+        description="the map styles (colours, labels, popups); default: the package's own. "
+        "A planner's edited copy elsewhere survives upgrades",
+    )
+    web_assets_dir: Path = Field(
+        default=PACKAGE / "maps" / "vendor",
+        description="the web libraries served under /static/ (Leaflet, VectorGrid, geobuf, "
+        "Swagger UI, ReDoc), one folder per npm package; default: the copies inside the "
+        "package, made at set-up from npm (scripts/vendor_assets.py)",
+    )
+    sample_dir: Path = Field(
+        default=PACKAGE / "data" / "samples",
+        description="the sample territories `load-sample` loads; default: the package's own",
+    )
+    states_path: Path = Field(
+        default=PACKAGE / "data" / "boundaries" / "ve_states.geojson",
+        description="Venezuela's state boundaries `load-sample` loads",
+    )
+
     service_bbox: tuple[float, float, float, float] = Field(
         default=(-75.0, -1.0, -58.0, 17.0),
         description="lon/lat envelope every stored geometry must fall in (Venezuela plus margin)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_data_dir_is_unset(cls, data: Any) -> Any:
+        # GEO_COMUNA_DATA_DIR= (a service file's blank line) would be Path(""): the working
+        # directory again
+        if isinstance(data, dict) and data.get("data_dir") == "":
+            data = {k: v for k, v in data.items() if k != "data_dir"}
+        return data
+
+    @model_validator(mode="after")
+    def _data_dir_origin(self) -> Settings:
+        if "data_dir" not in self.model_fields_set:
+            self.data_dir, self._data_dir_from = default_data_dir()
+        elif any(k.upper() == "GEO_COMUNA_DATA_DIR" and v for k, v in os.environ.items()):
+            self._data_dir_from = "GEO_COMUNA_DATA_DIR"
+        else:
+            self._data_dir_from = "given to Settings"
+        return self
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
@@ -209,3 +297,9 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.database_url is None
+
+    @property
+    def data_dir_from(self) -> str:
+        """Where data_dir comes from: GEO_COMUNA_DATA_DIR, recorded at setup (and in which
+        file), or the per-user default."""
+        return self._data_dir_from

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets geo_comuna up on Debian/Ubuntu: PostgreSQL + PostGIS (apt), a virtualenv in .venv with
-# the package (pip). Idempotent: a second run only checks. With --test it also installs what
+# Sets geo_comuna up on Debian/Ubuntu: PostgreSQL + PostGIS (apt), the web libraries (npm), a
+# virtualenv in .venv with the package (pip). Idempotent: a second run only checks. With --test it also installs what
 # the tests and benchmarks need: Chromium + ChromeDriver for the browser checks, gdal-bin for
 # the ogr2ogr comparison and the GDAL client tests, QGIS (python3-qgis, qgis-providers) for the
 # QGIS client tests.
@@ -64,6 +64,16 @@ if ! have_postgis; then
     apt_install "postgresql-${pg_major}-postgis-3"
 fi
 
+# web libraries (Leaflet, VectorGrid, geobuf for maps; Swagger UI, ReDoc for the API docs) served
+# by the app itself: from npm, pinned by package-lock.json, never from a CDN; then copied into the
+# package (geo_comuna/maps/vendor/, package data) so an installed wheel carries them too
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+    command -v npm >/dev/null || apt_install npm
+    echo "== installing the web libraries (npm ci)"
+    npm ci --no-audit --no-fund --ignore-scripts
+fi
+"$PYTHON" scripts/vendor_assets.py
+
 if [[ ! -x .venv/bin/python ]]; then
     echo "== creating .venv"
     "$PYTHON" -m venv .venv
@@ -71,7 +81,7 @@ fi
 extras="."
 ((want_test)) && extras=".[test]"
 stamp=".venv/.installed-${want_test}"
-if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
+if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" || setup.py -nt "$stamp" ]]; then
     echo "== installing Python packages into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e "$extras"
@@ -81,11 +91,21 @@ fi
 # it to the first import, which PYTHONDONTWRITEBYTECODE (set on some machines) forbids, and then
 # every command compiles the package again (~0.2 s). Only stale files are compiled.
 .venv/bin/python -m compileall -q geo_comuna
-# map libraries (Leaflet, VectorGrid, geobuf) served by the app itself: from npm, pinned by
-# package-lock.json, never from a CDN
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-    command -v npm >/dev/null || apt_install npm
-    echo "== installing the map libraries (npm ci)"
-    npm ci --no-audit --no-fund --ignore-scripts
+# Where the embedded database lives: never the working directory, so every command reaches the
+# same one wherever it is run (README, "The database"). A checkout that kept its database in
+# .geo_comuna/ before keeps it: that path is recorded for this user, unless GEO_COMUNA_DATA_DIR
+# names a data directory or one is recorded already. Otherwise nothing is recorded and the
+# per-user default ($XDG_DATA_HOME/geo_comuna, ~/.local/share/geo_comuna) is used.
+config_home="${XDG_CONFIG_HOME:-}"
+[[ "$config_home" == /* ]] || config_home="$HOME/.config"
+record="$config_home/geo_comuna/data_dir"
+if [[ -z "${GEO_COMUNA_DATA_DIR:-}" && ! -s "$record" ]] \
+        && [[ -e .geo_comuna/pg/data/PG_VERSION || -e .geo_comuna/cluster_location ]]; then
+    mkdir -p "$(dirname "$record")"
+    echo "$PWD/.geo_comuna" >"$record"
+    echo "== this checkout's database in .geo_comuna/ stays in use: recorded in $record"
 fi
+.venv/bin/python -c 'from geo_comuna.cli.db import which_database
+from geo_comuna.settings import Settings
+print("== database:", which_database(Settings()))' || true
 echo "== ready: .venv/bin/geo-comuna --help"

@@ -4,6 +4,8 @@ tests/maps/test_maps_browser.py checks the same policies in Chromium."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pydantic
 import pytest
@@ -90,10 +92,17 @@ def test_a_bad_embed_origin_is_refused_at_start(origin: str) -> None:
         Settings(embed_origins=[origin])
 
 
-async def test_api_docs_may_load_their_cdn(client: httpx.AsyncClient) -> None:
-    r = await client.get("/docs")
-    assert r.status_code == 200
-    policy = directives(r)
-    assert "https://cdn.jsdelivr.net" in policy["script-src"]
-    assert policy["frame-ancestors"] == "'self'"
-    assert "cdn.jsdelivr.net" not in directives(await client.get("/maps/national"))["script-src"]
+async def test_api_docs_load_their_libraries_from_us(client: httpx.AsyncClient) -> None:
+    """/docs and /redoc link Swagger UI and ReDoc under our own /static/ (package data) and
+    their CSP is every other page's: no CDN, no fonts from elsewhere."""
+    page_policy = directives(await client.get("/maps/national"))
+    for url in ("/docs", "/redoc"):
+        r = await client.get(url)
+        assert r.status_code == 200
+        assert directives(r) == page_policy
+        assert "://" not in r.headers["content-security-policy"]
+        linked = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+        assert linked and all(link.startswith("/static/") for link in linked), linked
+        for link in linked:
+            got = await client.get(link)
+            assert got.status_code == 200 and got.content, link

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,10 +12,11 @@ from pyproj import Geod
 from shapely.geometry import box, mapping, shape
 
 from geo_comuna.layers import LAYERS
+from geo_comuna.settings import Settings
 from tests.factories import feature
 
 pytestmark = pytest.mark.anyio
-STATES = Path(__file__).resolve().parents[1] / "data" / "boundaries" / "ve_states.geojson"
+STATES = Settings().states_path
 GEOD = Geod(ellps="WGS84")
 
 

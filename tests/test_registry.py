@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from psycopg import AsyncConnection
 
-from geo_comuna.layers import LAYERS
+from geo_comuna.layers import COMMUNES, LAYERS, commune_map_layers
+from geo_comuna.settings import Settings
 
 pytestmark = pytest.mark.anyio
 PG_TYPES = {
@@ -112,3 +114,66 @@ def test_temporal_and_edit_declarations_are_coherent(name: str) -> None:
         attr = layer.attribute(layer.temporal)
         assert attr is not None and attr.type == "date" and attr.read == "public"
     assert (layer.edit_scope is None) == (not layer.editors_may)
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+async def test_commune_filter_names_commune_columns(conn: AsyncConnection, name: str) -> None:
+    """``?commune=`` (features/filters.py), the commune map and the sample's reload read a
+    layer's commune by these columns: each holds a commune's id, and a layer that references
+    communes is filtered by every such reference (an exchange by either end)."""
+    layer = LAYERS[name]
+    match = layer.commune_filter
+    cols = await columns(conn, layer.table)
+    assert match.columns or match.land, "a commune's features must be found somehow"
+    assert not (match.columns and match.land)
+    for column in match.columns:
+        assert cols[column][0] == "integer", column
+    referenced = {r.column for r in layer.references if r.table == COMMUNES.table}
+    own = {"id"} if layer is COMMUNES else set()
+    if not match.land:
+        assert set(match.columns) == referenced | own
+    else:  # a commune's land lies in an area: the layer is one of areas naming no commune
+        assert layer.geometry_type == "MultiPolygon" and not referenced
+
+
+def test_commune_map_draws_each_layer_once_areas_first() -> None:
+    """The commune map draws the layers holding the commune's own features, one number each,
+    areas under lines under points (api/maps.py, maps/commune.py)."""
+    drawn = commune_map_layers()
+    numbers = [layer.commune_map for layer in drawn]
+    assert drawn and len(set(numbers)) == len(numbers)
+    kinds = ["MultiPolygon", "LineString", "Point"]
+    ranks = [kinds.index(layer.geometry_type) for layer in drawn]
+    assert ranks == sorted(ranks), [layer.name for layer in drawn]
+    for layer in drawn:
+        assert layer.commune_filter.columns == ("commune_id",), layer.name
+        assert layer.style, layer.name
+
+
+def test_sample_files_exist_and_load_references_first() -> None:
+    """The demo data (io/sample.py) has a file for every layer the registry says it holds;
+    a layer comes after the layers it references; renamed columns land on attributes; a
+    layer whose geometry the database draws comes as a CSV of properties."""
+    from geo_comuna.io.sample import DEM_COMMUNE, sample_file
+
+    settings = Settings()
+
+    loaded: set[str] = set()
+    for layer in LAYERS.values():
+        if layer.sample is None:
+            continue
+        assert sample_file(layer, settings).is_file(), layer.sample.file
+        for ref in layer.references:
+            assert ref.table in loaded, f"{layer.name} loads before {ref.table}"
+        for _, attribute in layer.sample.columns:
+            assert layer.attribute(attribute) is not None, (layer.name, attribute)
+        assert layer.sample.file.endswith(".csv") == layer.geometry_optional, layer.name
+        if layer.sample.by_code:
+            assert layer.attribute("code") is not None and not layer.references
+        loaded.add(layer.table)
+    assert COMMUNES.sample is not None and not COMMUNES.sample.by_code
+    codes = [
+        f["properties"]["code"]
+        for f in json.loads(sample_file(COMMUNES, settings).read_text("utf-8"))["features"]
+    ]
+    assert DEM_COMMUNE in codes

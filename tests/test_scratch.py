@@ -1,6 +1,6 @@
 """Scratch files (api/scratch.py): nothing of an upload, DEM or export stays on disk after its
 request, however it ended; a killed server's scratch goes at the next start whatever its age;
-a live server's stays. tests/test_hostile.py checks that no scratch path reaches a client."""
+a live server's stays. tests/test_hostile_paths.py checks that no scratch path reaches a client."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def readable() -> Iterator[Path]:
     top = Path(tempfile.mkdtemp(prefix="geo_comuna-readable-"))
     top.chmod(0o755)
     try:
-        for name in ("geo_comuna", "maps", "node_modules"):
+        for name in ("geo_comuna",):  # styles and web libraries are inside (package data)
             if (ROOT / name).exists():
                 _link(ROOT / name, top / name)
         folders = [Path(p) for p in site.getsitepackages() if Path(p).is_dir()]
@@ -143,8 +143,7 @@ def test_serve_refuses_a_user_it_cannot_become(
 def test_serve_refuses_when_its_code_is_out_of_reach(own_db: str, tmp_path: Path) -> None:
     """geo_comuna where postgres cannot read it (a clone under /root, say): refused, by name."""
     hidden = tmp_path / "hidden"
-    shutil.copytree(ROOT / "geo_comuna", hidden / "geo_comuna")
-    shutil.copytree(ROOT / "maps", hidden / "maps")
+    shutil.copytree(ROOT / "geo_comuna", hidden / "geo_comuna")  # its styles inside
     hidden.chmod(0o700)
     cli, env = python_for("postgres", hidden)
     done = refused(own_db, cli, **env)

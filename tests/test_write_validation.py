@@ -227,11 +227,11 @@ async def test_tenure_changes_are_kept_in_history(
         f"/collections/parcels/items/{fid}", json={"properties": {"tenure": "regularized"}}
     )
     await client.delete(f"/collections/parcels/items/{fid}")
-    # the first tenure is its INSERT statement's row (migration 0011), the rest the parcel's own
+    # one row per change, however it was stored (db/functions/tenure_history.sql)
     cur = await conn.execute(
-        "SELECT from_status, to_status FROM parcel_history "
-        "WHERE parcel_id = %(id)s OR parcel_ids @> %(id)s::int ORDER BY id",
-        {"id": fid},
+        "SELECT from_status, to_status FROM parcel_tenure_history(ARRAY[%s::int]) "
+        "ORDER BY history_id",
+        (fid,),
     )
     assert await cur.fetchall() == [
         (None, "occupied"),

@@ -6,23 +6,23 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from geo_comuna import work
 from geo_comuna.analysis import disclosure
 from geo_comuna.analysis.base import answer, parse_params
 from geo_comuna.analysis.registry import all_analyses, get_analysis
-from geo_comuna.api.deps import Conn, ReaderAccess
+from geo_comuna.api.deps import Commune, CommuneRef, Conn, ReaderAccess
 from geo_comuna.api.parameters import own_parameters
-from geo_comuna.features.query import require_commune
 
 router = APIRouter(tags=["analyses"])
-CommuneRef = Annotated[str, Path(description="commune id or registry code")]
 Fmt = Annotated[str, Query(alias="f", pattern="^(json|geojson|csv)$")]
 
 
 @router.get("/communes/{commune}/analyses", summary="Analyses available for a commune")
-async def list_analyses(commune: CommuneRef, conn: Conn) -> dict[str, Any]:
+async def list_analyses(commune: CommuneRef) -> dict[str, Any]:
+    # the same list for every commune: its links carry the commune as written, looked up
+    # when an analysis runs
     return {
         "analyses": [
             {
@@ -40,7 +40,7 @@ async def list_analyses(commune: CommuneRef, conn: Conn) -> dict[str, Any]:
 @own_parameters  # the analysis' own (parse_params)
 async def run_analysis(
     request: Request,
-    commune: CommuneRef,
+    commune_id: Commune,
     name: str,
     conn: Conn,
     access: ReaderAccess,
@@ -53,7 +53,6 @@ async def run_analysis(
     analysis = get_analysis(name)
     values = {k: v for k, v in request.query_params.items() if k != "f"}
     params = parse_params(analysis.params, values, ("f",))
-    commune_id = await require_commune(conn, commune)
     result = await answer(analysis, conn, commune_id, params)
     result = await disclosure.for_reader(conn, analysis, commune_id, result, access)
     if f == "csv":

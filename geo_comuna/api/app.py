@@ -26,6 +26,7 @@ from geo_comuna.api import (
     scratch,
     terrain,
     transfer,
+    writes,
 )
 from geo_comuna.api.compression import Compression
 from geo_comuna.api.deps import current_user
@@ -37,6 +38,7 @@ from geo_comuna.db import migrate
 from geo_comuna.db.pool import open_pool, resolve_conninfo
 from geo_comuna.db.versions import VersionedCache
 from geo_comuna.features.query import CountCache
+from geo_comuna.features.tiles import TILE_CACHE_BYTES, TileCache
 from geo_comuna.maps.assets import STATIC_PREFIX
 from geo_comuna.settings import Settings
 
@@ -190,6 +192,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     )
     app.state.settings = settings
     app.state.counts = CountCache()
+    app.state.tiles = TileCache(TILE_CACHE_BYTES)
     app.state.workers = work.Workers(settings.compute_workers)
     app.state.answers = VersionedCache(settings.cached_answers)
     app.state.scratch = scratch.Scratch()  # made on first use
@@ -197,6 +200,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     openapi.install(app, settings)
     app.include_router(audit.router, dependencies=READERS)
     app.include_router(features.router, dependencies=READERS)
+    app.include_router(writes.router, dependencies=READERS)
     app.include_router(editing.router, dependencies=READERS)
     app.include_router(schema.router, dependencies=READERS)
     app.include_router(communes.router, dependencies=READERS)
@@ -204,7 +208,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.include_router(transfer.router, dependencies=READERS)
     app.include_router(maps.router, dependencies=READERS)
     app.include_router(terrain.router, dependencies=READERS)
-    maps.mount_static(app)
+    maps.mount_static(app, settings)
     app.add_middleware(
         WorkScope, settings=settings, workers=app.state.workers, cache=app.state.answers
     )

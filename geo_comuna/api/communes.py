@@ -3,26 +3,23 @@ view of every commune at once."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
-from geo_comuna.api.deps import Conn, ReaderAccess
+from geo_comuna.api.deps import Commune, Conn, ReaderAccess
 from geo_comuna.features import breakdown
-from geo_comuna.features.query import require_commune
 
 router = APIRouter(tags=["communes"])
-CommuneRef = Annotated[str, Path(description="commune id or registry code")]
 
 
 @router.get("/communes/{commune}/states", summary="A commune across state lines")
-async def commune_states(conn: Conn, commune: CommuneRef, access: ReaderAccess) -> dict[str, Any]:
+async def commune_states(conn: Conn, commune: Commune, access: ReaderAccess) -> dict[str, Any]:
     """For every state the commune touches: area (ha, geodesic), share of the commune (%),
     and the parcels (by a point on their surface), dwellings and residents inside it
     (for a reader outside the commune, residents are null where a part has too few homes
     to show them: docs/security.md, "What is public")."""
-    commune_id = await require_commune(conn, commune)
-    return (await breakdown.communes(conn, [commune_id], access))[0]
+    return (await breakdown.communes(conn, [commune], access))[0]
 
 
 @router.get("/states/breakdown", summary="Every commune across state lines")

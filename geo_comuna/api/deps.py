@@ -1,4 +1,6 @@
-"""Shared request dependencies: settings, a pooled connection, the layer, paging, filters."""
+"""Shared request dependencies: settings, a pooled connection, the layer, the commune, the
+language, paging, filters, the app's caches. Every router takes these from here, so a
+parameter means the same on every route and is resolved in one place."""
 
 from __future__ import annotations
 
@@ -23,8 +25,10 @@ from geo_comuna.errors import (
 )
 from geo_comuna.features import cql, crs
 from geo_comuna.features.attributes import check_value
+from geo_comuna.features.filters import Filters
 from geo_comuna.features.output import Output, parse_properties, parse_sortby
-from geo_comuna.features.query import CountCache, Filters, require_commune
+from geo_comuna.features.query import CountCache, require_commune
+from geo_comuna.features.tiles import TileCache
 from geo_comuna.layers import Layer, get_layer
 from geo_comuna.settings import Settings
 
@@ -46,6 +50,11 @@ def get_counts(request: Request) -> CountCache:
 
 def get_scratch(request: Request) -> Scratch:
     return request.app.state.scratch
+
+
+def get_tiles(request: Request) -> TileCache:
+    """The app's tile cache (made by create_app, bounded: features/tiles.py)."""
+    return request.app.state.tiles
 
 
 async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
@@ -75,6 +84,37 @@ Conn = Annotated[AsyncConnection, Depends(get_conn)]
 LayerDep = Annotated[Layer, Depends(get_layer_dep)]
 Counts = Annotated[CountCache, Depends(get_counts)]
 ScratchDep = Annotated[Scratch, Depends(get_scratch)]
+Tiles = Annotated[TileCache, Depends(get_tiles)]
+
+#: ``?lang=``: Spanish (the default) or English
+LANGS = "^(es|en)$"
+#: the language of a document's titles (collections, queryables, schemas)
+Lang = Annotated[str, Query(pattern=LANGS, description="language of titles")]
+#: the language of a map's or a report's labels
+LabelLang = Annotated[str, Query(pattern=LANGS, description="language of labels")]
+
+#: a commune as a path names it: its id (digits) or its registry code
+CommuneRef = Annotated[str, Path(description="commune id or registry code")]
+
+
+async def path_commune(conn: Conn, commune: CommuneRef) -> int:
+    """The id of the commune the path names; a 404 naming the value when there is none."""
+    return await require_commune(conn, commune)
+
+
+async def query_commune(
+    conn: Conn,
+    commune: Annotated[str | None, Query(description="commune id or registry code")] = None,
+) -> int | None:
+    """The id of the ``?commune=`` commune (None without one); a 404 naming the value when
+    there is none."""
+    return None if commune is None else await require_commune(conn, commune)
+
+
+#: the id of the commune a route's path names
+Commune = Annotated[int, Depends(path_commune)]
+#: the id of the commune ``?commune=`` narrows a route to, or None
+CommuneFilter = Annotated[int | None, Depends(query_commune)]
 
 
 async def current_user(request: Request, conn: Conn, settings: SettingsDep) -> User | None:
@@ -203,13 +243,12 @@ def parse_bbox(
 async def filters(
     request: Request,
     layer: LayerDep,
-    conn: Conn,
     access: ReaderAccess,
+    commune_id: CommuneFilter,
     bbox: Annotated[
         str | None, Query(description="west,south,east,north in bbox-crs (default CRS84)")
     ] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description=_CRS_HELP)] = None,
-    commune: Annotated[str | None, Query(description="commune id or registry code")] = None,
     filter_text: Annotated[
         str | None, Query(alias="filter", description="a CQL2 filter over the queryables")
     ] = None,
@@ -243,9 +282,6 @@ async def filters(
         canonical = await work.cpu(cql.parse, filter_text, filter_lang)
     elif filter_lang is not None and filter_lang not in cql.LANGS:
         raise InvalidInput(f"filter-lang {filter_lang!r} is not supported; use cql2-text")
-    commune_id = None
-    if commune is not None:
-        commune_id = await require_commune(conn, commune)
     props: dict[str, list] = {}
     for name, raw in request.query_params.multi_items():
         if name in RESERVED:

@@ -1,17 +1,17 @@
-"""OGC API - Features: landing page, conformance, collections, items; Part 4 writes.
+"""OGC API - Features reads: landing page, conformance, collections, queryables, items.
 
-One router serves every layer of the registry. Feature bodies come out of PostGIS as text
-and go out as they are.
+One router serves every layer of the registry (its writes, Part 4: api/writes.py). Feature
+bodies come out of PostGIS as text and go out as they are.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from geo_comuna import __version__
 from geo_comuna.api import etags
@@ -21,19 +21,18 @@ from geo_comuna.api.deps import (
     Counts,
     CrsDep,
     FiltersDep,
-    IfMatch,
+    Lang,
     LayerDep,
     OutputDep,
     Paging,
     ReaderAccess,
     SettingsDep,
-    Writer,
     base_url,
 )
 from geo_comuna.api.parameters import own_parameters
 from geo_comuna.api.schema import SCHEMA_JSON, SCHEMA_REL
 from geo_comuna.errors import NotFound
-from geo_comuna.features import crs, edit, query
+from geo_comuna.features import crs, query
 from geo_comuna.layers import LAYERS, Layer
 
 router = APIRouter()
@@ -60,10 +59,6 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
     # a feature schema per collection (Part 5, draft), which QGIS reads to type its fields
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/schemas",
-]
-Lang = Annotated[str, Query(pattern="^(es|en)$", description="language of titles")]
-Repair = Annotated[
-    bool, Query(description="make invalid geometries valid (ST_MakeValid) and report each change")
 ]
 
 
@@ -356,104 +351,3 @@ async def item(
         media_type=GEOJSON,
         headers={"ETag": etag, **_content_crs(response_crs)},
     )
-
-
-async def _body(request: Request) -> bytes:
-    return await request.body()
-
-
-def _written(written: edit.Written, status: int, location: str | None = None) -> Response:
-    headers = {"Location": location} if location else {}
-    if written.etag:
-        headers["ETag"] = written.etag
-    if written.repairs:
-        headers["X-Geo-Comuna-Repairs"] = str(len(written.repairs))
-    body = {"ids": written.ids, "repairs": written.repairs}
-    return Response(
-        json.dumps(body, default=str),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
-
-
-@router.post(
-    "/collections/{collection_id}/items",
-    status_code=201,
-    summary="Add a Feature or a FeatureCollection (all or nothing)",
-)
-async def create_items(
-    request: Request,
-    settings: SettingsDep,
-    conn: Conn,
-    layer: LayerDep,
-    user: Writer,
-    repair: Repair = False,
-) -> Response:
-    written = await edit.create(conn, layer, await _body(request), settings, user, repair=repair)
-    base = base_url(request, settings)
-    location = (
-        f"{base}/collections/{layer.name}/items/{written.ids[0]}" if len(written.ids) == 1 else None
-    )
-    return _written(written, 201, location)
-
-
-@router.put("/collections/{collection_id}/items/{feature_id}", summary="Replace a feature")
-async def replace_item(
-    request: Request,
-    settings: SettingsDep,
-    conn: Conn,
-    layer: LayerDep,
-    feature_id: int,
-    user: Writer,
-    if_match: IfMatch,
-    repair: Repair = False,
-) -> Response:
-    written = await edit.replace(
-        conn,
-        layer,
-        feature_id,
-        await _body(request),
-        settings,
-        user,
-        repair=repair,
-        if_match=if_match,
-    )
-    return _written(written, 200)
-
-
-@router.patch(
-    "/collections/{collection_id}/items/{feature_id}",
-    summary="Change some properties or the geometry of a feature",
-)
-async def patch_item(
-    request: Request,
-    settings: SettingsDep,
-    conn: Conn,
-    layer: LayerDep,
-    feature_id: int,
-    user: Writer,
-    if_match: IfMatch,
-    repair: Repair = False,
-) -> Response:
-    written = await edit.patch(
-        conn,
-        layer,
-        feature_id,
-        await _body(request),
-        settings,
-        user,
-        repair=repair,
-        if_match=if_match,
-    )
-    return _written(written, 200)
-
-
-@router.delete(
-    "/collections/{collection_id}/items/{feature_id}", status_code=204, summary="Delete a feature"
-)
-async def delete_item(
-    conn: Conn, layer: LayerDep, feature_id: int, user: Writer, if_match: IfMatch
-) -> Response:
-    await edit.remove(conn, layer, feature_id, user, if_match=if_match)
-    return Response(status_code=204)

@@ -11,8 +11,8 @@ script origin, no plugins, no ``<base>`` or form posts elsewhere.
 A page may be framed by our own pages only (``frame-ancestors 'self'``, ``X-Frame-Options:
 SAMEORIGIN``) except the maps asked for with ``?embed=true``, whose point is an <iframe> on
 another site: they allow ``GEO_COMUNA_EMBED_ORIGINS`` (default: any) and carry no
-X-Frame-Options, which cannot express that. The API docs pages (/docs, /redoc) are FastAPI's,
-which load Swagger UI and ReDoc from their CDN, and get a CSP allowing it.
+X-Frame-Options, which cannot express that. The API docs pages (/docs, /redoc) load Swagger UI
+and ReDoc from our own /static/ too (api/openapi.py), so they get the same CSP: no CDN at all.
 """
 
 from __future__ import annotations
@@ -25,14 +25,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from geo_comuna.settings import Settings
 
 REFERRER_POLICY = "strict-origin-when-cross-origin"
-#: FastAPI's /docs and /redoc pages: Swagger UI and ReDoc from jsDelivr, fonts from Google
-DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
-_DOCS_SOURCES = {
-    "script-src": "https://cdn.jsdelivr.net",
-    "style-src": "https://cdn.jsdelivr.net https://fonts.googleapis.com",
-    "img-src": "https://fastapi.tiangolo.com https://cdn.redoc.ly",
-    "font-src": "https://fonts.gstatic.com",
-}
 
 
 def tile_origin(tile_url: str | None) -> str | None:
@@ -45,7 +37,7 @@ def tile_origin(tile_url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def page_csp(settings: Settings, frame_ancestors: str = "'self'", docs: bool = False) -> str:
+def page_csp(settings: Settings, frame_ancestors: str = "'self'") -> str:
     """The CSP of our HTML pages; ``frame_ancestors``: who may put the page in an <iframe>."""
     sources = {
         "default-src": "'self'",
@@ -64,9 +56,6 @@ def page_csp(settings: Settings, frame_ancestors: str = "'self'", docs: bool = F
     basemap = tile_origin(settings.tile_url)
     if basemap:
         sources["img-src"] += f" {basemap}"
-    if docs:
-        for name, extra in _DOCS_SOURCES.items():
-            sources[name] += f" {extra}"
     return "; ".join(f"{name} {value}" for name, value in sources.items())
 
 
@@ -82,13 +71,12 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.page = page_csp(settings)
-        self.docs = page_csp(settings, docs=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = self.docs if scope["path"] in DOCS_PATHS else self.page
+        csp = self.page
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

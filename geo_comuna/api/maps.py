@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from markupsafe import escape
@@ -26,12 +26,21 @@ from geo_comuna.accounts import Access
 from geo_comuna.analysis.base import parse_params
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api import etags
-from geo_comuna.api.deps import Conn, ReaderAccess, SettingsDep, base_url
+from geo_comuna.api.deps import (
+    Commune,
+    CommuneFilter,
+    Conn,
+    LabelLang,
+    ReaderAccess,
+    SettingsDep,
+    Tiles,
+    base_url,
+)
 from geo_comuna.api.headers import embed_headers
 from geo_comuna.api.parameters import own_parameters
 from geo_comuna.errors import InvalidInput, NotFound
 from geo_comuna.features import tiles
-from geo_comuna.features.query import Filters, require_commune
+from geo_comuna.features.filters import Filters
 from geo_comuna.layers import get_layer
 from geo_comuna.maps import assets, data
 from geo_comuna.maps.analysis_map import analysis_map, analysis_title, known
@@ -43,8 +52,6 @@ from geo_comuna.maps.styles import Styles
 from geo_comuna.settings import Settings
 
 router = APIRouter(tags=["maps"])
-CommuneRef = Annotated[str, Path(description="commune id or registry code")]
-Lang = Annotated[str, Query(pattern="^(es|en)$", description="language of labels")]
 Embed = Annotated[bool, Query(description="a page for an <iframe>: only the map")]
 Standalone = Annotated[
     bool,
@@ -66,6 +73,8 @@ def _page(settings: Any, lang: str, embed: bool, standalone: bool, access: Acces
         tile_url=settings.tile_url,
         tile_threshold=settings.map_tile_threshold,
         access=access,
+        styles_path=settings.styles_path,
+        web_assets_dir=settings.web_assets_dir,
     )
 
 
@@ -112,7 +121,7 @@ async def national(
     conn: Conn,
     settings: SettingsDep,
     access: ReaderAccess,
-    lang: Lang = "es",
+    lang: LabelLang = "es",
     embed: Embed = False,
     standalone: Standalone = False,
 ) -> HTMLResponse:
@@ -122,7 +131,7 @@ async def national(
 
 @router.get("/maps/national/embed-snippet", summary="The <iframe> to paste for the national map")
 async def national_snippet(
-    request: Request, settings: SettingsDep, lang: Lang = "es"
+    request: Request, settings: SettingsDep, lang: LabelLang = "es"
 ) -> dict[str, str]:
     title = "Comunas de Venezuela" if lang == "es" else "Venezuela's communes"
     return _snippet(request, settings, "/maps/national", lang, title)
@@ -132,16 +141,15 @@ async def national_snippet(
 async def commune(
     conn: Conn,
     settings: SettingsDep,
-    commune: CommuneRef,
+    commune_id: Commune,
     access: ReaderAccess,
-    lang: Lang = "es",
+    lang: LabelLang = "es",
     embed: Embed = False,
     standalone: Standalone = False,
 ) -> HTMLResponse:
     """Every layer of the commune. Readers outside it see its dwellings per sector (count of
     homes, residents, homes without piped water…) instead of one point per home, and no
     residents or notes; its own users and admins see everything."""
-    commune_id = await require_commune(conn, commune)
     html = await commune_map(conn, commune_id, _page(settings, lang, embed, standalone, access))
     return _html(html, standalone, f"commune-{commune_id}-{lang}.html", settings if embed else None)
 
@@ -150,9 +158,13 @@ async def commune(
     "/maps/communes/{commune}/embed-snippet", summary="The <iframe> to paste for a commune's map"
 )
 async def commune_snippet(
-    request: Request, conn: Conn, settings: SettingsDep, commune: CommuneRef, lang: Lang = "es"
+    request: Request,
+    conn: Conn,
+    settings: SettingsDep,
+    commune_id: Commune,
+    lang: LabelLang = "es",
 ) -> dict[str, str]:
-    info = await data.commune_info(conn, await require_commune(conn, commune))
+    info = await data.commune_info(conn, commune_id)
     return _snippet(
         request, settings, f"/maps/communes/{quote(info.code, safe='')}", lang, info.name
     )
@@ -168,16 +180,15 @@ async def analysis(
     request: Request,
     conn: Conn,
     settings: SettingsDep,
-    commune: CommuneRef,
+    commune_id: Commune,
     analysis: str,
     access: ReaderAccess,
-    lang: Lang = "es",
+    lang: LabelLang = "es",
     embed: Embed = False,
     standalone: Standalone = False,
 ) -> HTMLResponse:
     """Other query parameters are the analysis' own (GET /communes/X/analyses lists them).
     An analysis of homes shows readers outside the commune its per-sector figures only."""
-    commune_id = await require_commune(conn, commune)
     params = None
     installed = all_analyses().get(analysis)
     values = {k: v for k, v in request.query_params.items() if k not in MAP_QUERY}
@@ -206,25 +217,17 @@ async def analysis_snippet(
     request: Request,
     conn: Conn,
     settings: SettingsDep,
-    commune: CommuneRef,
+    commune_id: Commune,
     analysis: str,
-    lang: Lang = "es",
+    lang: LabelLang = "es",
 ) -> dict[str, str]:
-    styles = Styles.load()
+    styles = Styles.load(settings.styles_path)
     if not known(analysis, styles):
         raise NotFound(f"no analysis named {analysis!r}")
-    info = await data.commune_info(conn, await require_commune(conn, commune))
+    info = await data.commune_info(conn, commune_id)
     title = f"{info.name} — {analysis_title(analysis, styles, lang)}"
     path = f"/maps/communes/{quote(info.code, safe='')}/{quote(analysis, safe='')}"
     return _snippet(request, settings, path, lang, title)
-
-
-def _tile_cache(request: Request) -> tiles.TileCache:
-    """The app's tile cache, made on first use (the app is built by ``create_app``)."""
-    state = request.app.state
-    if getattr(state, "tile_cache", None) is None:
-        state.tile_cache = tiles.TileCache()
-    return state.tile_cache
 
 
 @router.get(
@@ -238,13 +241,12 @@ async def tile(
     conn: Conn,
     settings: SettingsDep,
     access: ReaderAccess,
+    cache: Tiles,
     layer: str,
     z: int,
     x: int,
     y: int,
-    commune: Annotated[
-        str | None, Query(description="only this commune's features (id or code)")
-    ] = None,
+    commune_id: CommuneFilter,
     v: Annotated[
         int | None, Query(description="layer version; makes the URL cacheable for long")
     ] = None,
@@ -257,22 +259,20 @@ async def tile(
     with the token. So is every tile when reads need a token."""
     target = get_layer(layer)
     tiles.check_tile(z, x, y)
-    commune_id = await require_commune(conn, commune) if commune is not None else None
     version = await data.layer_version(conn, target)
-    names = Styles.load().slim_properties(target)
+    names = Styles.load(settings.styles_path).slim_properties(target)
     personal = tiles.depends_on_reader(target, names)
     # readers with one key read the same tile; "-" when every reader reads the same
     reader = "-".join(map(str, access.key)) if personal else "-"
     etag = f'"{target.name}-{version}-{commune_id}-{z}-{x}-{y}-{reader}"'
     shared = not personal and settings.reads == "public"
     lasting = v == version and not personal
-    cache = f"{'public' if shared else 'private'}, " + (
+    cache_control = f"{'public' if shared else 'private'}, " + (
         "max-age=31536000, immutable" if lasting else "max-age=60, must-revalidate"
     )
-    headers = {"ETag": etag, "Cache-Control": cache, "Access-Control-Allow-Origin": "*"}
+    headers = {"ETag": etag, "Cache-Control": cache_control, "Access-Control-Allow-Origin": "*"}
     if etags.fresh(request, etag):  # weakly: a compressed tile came with W/ (compression.py)
         return Response(status_code=304, headers=headers)
-    cache = _tile_cache(request)
     key = (target.name, version, commune_id, z, x, y, tuple(names), reader)
     body = cache.get(key)
     if body is None:
@@ -291,24 +291,24 @@ async def tile(
 async def commune_report(
     conn: Conn,
     settings: SettingsDep,
-    commune: CommuneRef,
+    commune_id: Commune,
     access: ReaderAccess,
-    lang: Lang = "es",
+    lang: LabelLang = "es",
     download: Annotated[
         bool, Query(description="one HTML file with every map inlined, as an attachment")
     ] = False,
 ) -> HTMLResponse:
     """Readers outside the commune get figures of residents only for groups of at least
     MIN_GROUP homes, and its maps as they would see them."""
-    commune_id = await require_commune(conn, commune)
     html = await report(conn, commune_id, _page(settings, lang, False, download, access))
     return _html(html, download, f"report-{commune_id}-{lang}.html")
 
 
-def mount_static(app: FastAPI) -> None:
-    """The map libraries (node_modules/, installed by `npm ci`) and our runtime under
-    /static/<package>/; a missing directory answers 404 rather than stopping the app."""
-    for package, directory in assets.STATIC_DIRS.items():
+def mount_static(app: FastAPI, settings: Settings) -> None:
+    """The web libraries (copied from npm into the package at set-up, Settings.web_assets_dir)
+    and our runtime under /static/<package>/; a missing directory answers 404 rather than
+    stopping the app."""
+    for package, directory in assets.static_dirs(settings.web_assets_dir).items():
         app.mount(
             f"{assets.STATIC_PREFIX}/{package}",
             StaticFiles(directory=directory, check_dir=False),

@@ -41,6 +41,7 @@ from geo_comuna.api.openapi_layers import ITEM, ITEMS, layer_paths, query, stand
 from geo_comuna.api.openapi_schemas import geometry_schemas, layer_schemas, ref
 from geo_comuna.api.problems import PROBLEM
 from geo_comuna.layers import LAYERS
+from geo_comuna.maps.assets import REDOC, SWAGGER_UI
 from geo_comuna.settings import Settings
 
 OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
@@ -79,7 +80,15 @@ EXTRA_PROBLEMS = {
 def install(app: FastAPI, settings: Settings) -> None:
     """/openapi.json (this module's document, built on first use), /docs and /redoc.
     ``create_app`` builds the FastAPI app with ``openapi_url=None`` so these are the only
-    ones."""
+    ones.
+
+    The docs pages are FastAPI's, pointed at Swagger UI and ReDoc served by the app itself
+    under /static/ (copied from npm into the package, maps/assets.py) instead of FastAPI's
+    CDN defaults: they work offline and their CSP names no other site (api/headers.py). No
+    Google fonts for ReDoc, and no online validator badge in Swagger UI (it would send the
+    document to validator.swagger.io)."""
+    swagger_js, swagger_css, favicon = (asset.url for asset in SWAGGER_UI)
+    (redoc_js,) = (asset.url for asset in REDOC)
     built: dict[str, bytes] = {}
 
     def body() -> bytes:
@@ -97,6 +106,10 @@ def install(app: FastAPI, settings: Settings) -> None:
             openapi_url="/openapi.json",
             title=f"{app.title} - Swagger UI",
             oauth2_redirect_url="/docs/oauth2-redirect",
+            swagger_js_url=swagger_js,
+            swagger_css_url=swagger_css,
+            swagger_favicon_url=favicon,
+            swagger_ui_parameters={"validatorUrl": None},
         )
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
@@ -105,7 +118,13 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=redoc_js,
+            redoc_favicon_url=favicon,
+            with_google_fonts=False,
+        )
 
 
 def document(app: FastAPI, settings: Settings) -> dict[str, Any]:
@@ -184,6 +203,8 @@ def _operation(
 ) -> dict[str, Any]:
     """One operation in 3.0, with its security and its problem responses."""
     out = oas30.operation(op)
+    if "parameters" in out:
+        out["parameters"] = _path_order(out["parameters"], path)
     responses = {k: v for k, v in out.get("responses", {}).items() if k != "422"}
     writes = deps.writer in calls or deps.admin in calls
     statuses = {401, 429, 503}
@@ -209,6 +230,18 @@ def _operation(
     else:  # anyone reads; a token unlocks members-only data of the reader's communes
         out["security"] = [{}, {"bearerAuth": []}]
     return out
+
+
+def _path_order(params: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
+    """Path parameters in the order the path names them, the others as they come. FastAPI
+    lists a route's own parameters before those of its dependencies (the commune a path
+    names: api/deps.py), and clients generated from the document pass path parameters in
+    the document's order."""
+
+    def where(p: dict[str, Any]) -> int:
+        return path.find("{" + p["name"] + "}") if p["in"] == "path" else len(path)
+
+    return sorted(params, key=where)
 
 
 def _route_calls(app: FastAPI) -> dict[tuple[str, str], set[Callable]]:

@@ -13,12 +13,12 @@ readers who may read them somewhere (``x-members-only``).
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from geo_comuna.accounts import Access
-from geo_comuna.api.deps import LayerDep, ReaderAccess, SettingsDep, base_url
+from geo_comuna.api.deps import Lang, LayerDep, ReaderAccess, SettingsDep, base_url
 from geo_comuna.layers import Attribute, Layer
 
 router = APIRouter(tags=["collections"])
@@ -37,7 +37,6 @@ GEOMETRY = {
     "LineString": ("geometry-linestring", "https://geojson.org/schema/LineString.json"),
     "MultiPolygon": ("geometry-multipolygon", "https://geojson.org/schema/MultiPolygon.json"),
 }
-Lang = Annotated[str, Query(pattern="^(es|en)$", description="language of titles")]
 
 
 def feature_schema(layer: Layer, access: Access, lang: str, schema_id: str) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, File, Query, UploadFile
-from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from geo_comuna import work
@@ -23,14 +22,12 @@ from geo_comuna.accounts import writing
 from geo_comuna.analysis.toolkit.dem import dem_for
 from geo_comuna.analysis.toolkit.hillshade import Params as HillshadeParams
 from geo_comuna.analysis.toolkit.hillshade import hillshade_png
-from geo_comuna.api.deps import Conn, ScratchDep, Writer
+from geo_comuna.api.deps import Commune, Conn, ScratchDep, Writer
 from geo_comuna.api.scratch import client_name
 from geo_comuna.errors import Forbidden, InvalidInput
-from geo_comuna.features.query import require_commune
 from geo_comuna.io import dems
 
 router = APIRouter(tags=["terrain"])
-CommuneRef = Annotated[str, PathParam(description="commune id or registry code")]
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _CHUNK = 1 << 20
 
@@ -57,8 +54,8 @@ def _save(source: BinaryIO, path: Path) -> None:
 @router.post("/communes/{commune}/dems", status_code=201, summary="Upload a DEM")
 async def upload_dem(
     conn: Conn,
-    commune: CommuneRef,
     user: Writer,
+    commune_id: Commune,
     scratch: ScratchDep,
     file: Annotated[
         UploadFile, File(description="single-band GeoTIFF, any CRS, elevations in metres")
@@ -74,9 +71,8 @@ async def upload_dem(
 ) -> dict[str, Any]:
     """Store a DEM for the commune (editors: their communes only). The finest DEM of a
     commune is the one analyses and the hillshade use."""
-    commune_id = await require_commune(conn, commune)
     if not user.may_write or (user.role == "editor" and commune_id not in user.communes):
-        raise Forbidden(f"user {user.name!r} may not add DEMs to commune {commune!r}")
+        raise Forbidden(f"user {user.name!r} may not add DEMs to commune {commune_id}")
     label = _dem_name(name, file.filename)
     try:
         with scratch.holding(client_name(file.filename, "dem.tif"), "dem.tif") as path:
@@ -89,9 +85,9 @@ async def upload_dem(
 
 
 @router.get("/communes/{commune}/dems", summary="A commune's DEMs")
-async def list_dems(conn: Conn, commune: CommuneRef) -> dict[str, Any]:
+async def list_dems(conn: Conn, commune_id: Commune) -> dict[str, Any]:
     """Name, CRS, cell size (m), lon/lat bounds and size of each DEM, finest first."""
-    return {"dems": await dems.listing(conn, await require_commune(conn, commune))}
+    return {"dems": await dems.listing(conn, commune_id)}
 
 
 @router.get(
@@ -101,11 +97,11 @@ async def list_dems(conn: Conn, commune: CommuneRef) -> dict[str, Any]:
     responses={200: {"content": {"image/png": {}}}},
 )
 async def hillshade(
-    conn: Conn, commune: CommuneRef, params: Annotated[HillshadeParams, Query()]
+    conn: Conn, commune_id: Commune, params: Annotated[HillshadeParams, Query()]
 ) -> Response:
     """A grey + alpha PNG (transparent off the DEM) for a Leaflet ``L.imageOverlay``; its
     lon/lat corners are in the ``X-Bounds`` header as ``west,south,east,north``."""
-    dem = await dem_for(conn, await require_commune(conn, commune))
+    dem = await dem_for(conn, commune_id)
     png, bounds = await work.cpu(hillshade_png, dem, params)
     return Response(
         png,

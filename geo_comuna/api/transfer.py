@@ -20,9 +20,16 @@ from typing import Annotated, BinaryIO
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
-from geo_comuna.api.deps import Conn, LayerDep, ReaderAccess, ScratchDep, SettingsDep, Writer
+from geo_comuna.api.deps import (
+    CommuneFilter,
+    Conn,
+    LayerDep,
+    ReaderAccess,
+    ScratchDep,
+    SettingsDep,
+    Writer,
+)
 from geo_comuna.api.scratch import client_name
-from geo_comuna.features.query import require_commune
 from geo_comuna.io.exporter import check_crs, export_layer
 from geo_comuna.io.formats import FORMATS, get_format
 from geo_comuna.io.importer import ImportReport, import_file
@@ -39,7 +46,6 @@ Crs = Annotated[
         "(CSV, Shapefile without .prj), e.g. EPSG:2202"
     ),
 ]
-Commune = Annotated[str | None, Query(description="commune id or registry code")]
 
 
 def _suffix(filename: str | None) -> str:
@@ -63,6 +69,7 @@ async def export_file(
     layer: LayerDep,
     scratch: ScratchDep,
     access: ReaderAccess,
+    commune_id: CommuneFilter,
     fmt: Annotated[
         str, Query(alias="format", description="geojson, gpkg, shp (zipped), kml or csv")
     ] = "gpkg",
@@ -73,16 +80,12 @@ async def export_file(
             "GeoJSON and KML are EPSG:4326 only"
         ),
     ] = "EPSG:4326",
-    commune: Commune = None,
 ) -> StreamingResponse:
     """The layer's features (only one commune's with ``commune``) with every output property
     the reader may read (members-only ones: of the reader's communes only); a CSV carries the
     geometry as WKT and no CRS: re-import it with ``crs``."""
     format_ = get_format(fmt)
     check_crs(format_, crs)  # refuse before any work
-    commune_id = None
-    if commune is not None:
-        commune_id = await require_commune(conn, commune)
     name = f"{layer.name}{format_.suffix}"
     with scratch.holding(name, name) as target:
         report = await export_layer(

@@ -23,6 +23,22 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def options(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="say which database the command uses (on stderr) first"
+        ),
+    ] = False,
+) -> None:
+    """geo_comuna: the GIS core for Venezuela's communes. Options for every command."""
+    if verbose:
+        from geo_comuna.cli.db import which_database
+
+        typer.secho(f"database: {which_database(load_settings())}", err=True)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
@@ -82,11 +98,10 @@ def serve(
 
 
 def _ensure_samples(settings: Settings) -> None:
-    from geo_comuna.io.sample import load_samples
+    from geo_comuna.io.sample import load_samples, loaded
 
     async def work(conn: Any) -> dict[str, int] | None:
-        cur = await conn.execute("SELECT count(*) FROM communes WHERE code = '5-DE-MARZO'")
-        if (await cur.fetchone())[0]:
+        if await loaded(conn):
             return None
         return await load_samples(conn, settings, progress)
 
@@ -173,12 +188,18 @@ def _import(
 
 @app.command("export")
 def export(
-    layer: Annotated[str, typer.Argument(help="layer name, e.g. parcels")],
+    layer: Annotated[
+        str,
+        typer.Argument(
+            help="layer name (e.g. parcels), several separated by commas, or 'all' (every "
+            "layer; with --commune, everything of that commune)"
+        ),
+    ],
     file: Annotated[
         Path,
         typer.Argument(
-            help="file to write (replaced if it exists), or a "
-            "directory to write <layer><suffix> into"
+            help="file to write (replaced if it exists; a GeoPackage gets the layers added), "
+            "or a directory to write <layer><suffix> into"
         ),
     ],
     format_: Annotated[
@@ -197,35 +218,61 @@ def export(
     commune: Annotated[
         str | None, typer.Option(help="only this commune's features (code or id)")
     ] = None,
+    overwrite_layer: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite-layer",
+            help="replace a layer the GeoPackage already holds (its other layers stay)",
+        ),
+    ] = False,
 ) -> None:
-    """Export a layer to a file. A CSV holds no CRS: import it back with the same --crs."""
+    """Export layers to a file. A CSV holds no CRS: import it back with the same --crs.
+    Several layers go into one GeoPackage, or one file each into a directory."""
     from geo_comuna.accounts import EVERYWHERE
     from geo_comuna.features.query import require_commune
     from geo_comuna.io.exporter import check_crs, export_layer, format_for
-    from geo_comuna.layers import get_layer
+    from geo_comuna.layers import LAYERS, get_layer
 
     settings = load_settings()
     try:
-        target = get_layer(layer)
+        names = list(LAYERS) if layer == "all" else [n.strip() for n in layer.split(",")]
+        targets = [get_layer(name) for name in names]
         fmt = format_for(file, format_)
         check_crs(fmt, crs)
     except GeoComunaError as exc:
         die(exc.message, 2)
+    if len(targets) > 1 and fmt.name != "gpkg" and not file.is_dir():
+        die(f"{len(targets)} layers go into one GeoPackage (.gpkg) or a directory, not {file}", 2)
 
     async def work(conn: Any) -> Any:
         commune_id = None
         if commune is not None:
             commune_id = await require_commune(conn, commune)
-        progress(f"exporting {layer} as {fmt.name} in {crs}")
-        # whoever runs the CLI holds the database: the file holds everything
-        return await export_layer(
-            conn, target, file, fmt, crs=crs, commune_id=commune_id, access=EVERYWHERE
-        )
+        reports = []
+        for n, target in enumerate(targets, 1):
+            progress(f"exporting {target.name} as {fmt.name} in {crs} ({n}/{len(targets)})")
+            # whoever runs the CLI holds the database: the file holds everything
+            reports.append(
+                await export_layer(
+                    conn,
+                    target,
+                    file,
+                    fmt,
+                    crs=crs,
+                    commune_id=commune_id,
+                    access=EVERYWHERE,
+                    overwrite_layer=overwrite_layer,
+                )
+            )
+        return reports
 
-    report = run(work, settings)
-    for note in report.notes:
-        typer.secho(f"note: {note}", err=True, fg=typer.colors.YELLOW)
-    typer.echo(json.dumps(report.__dict__, indent=2, default=str, ensure_ascii=False))
+    reports = run(work, settings)
+    for report in reports:
+        for note in report.notes:
+            typer.secho(f"note: {note}", err=True, fg=typer.colors.YELLOW)
+    said = [r.__dict__ for r in reports]
+    out = said[0] if len(said) == 1 else said
+    typer.echo(json.dumps(out, indent=2, default=str, ensure_ascii=False))
 
 
 @app.command()

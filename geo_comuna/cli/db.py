@@ -9,10 +9,31 @@ import typer
 
 from geo_comuna.cli.common import die, load_settings, run
 from geo_comuna.errors import GeoComunaError
+from geo_comuna.settings import Settings
 
 db_app = typer.Typer(
     help="The database: the embedded cluster and the schema.", no_args_is_help=True
 )
+
+#: what --verbose and `db status` show of GEO_COMUNA_DATABASE_URL: never its password
+_SHOWN = ("host", "hostaddr", "port", "dbname", "user")
+
+
+def which_database(settings: Settings) -> str:
+    """The database every command run with these settings connects to, in words."""
+    if settings.database_url:
+        from psycopg import ProgrammingError
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            parts = conninfo_to_dict(settings.database_url)
+        except ProgrammingError:
+            die("GEO_COMUNA_DATABASE_URL is not a libpq connection string or URL")
+        named = ", ".join(f"{k} {parts[k]}" for k in _SHOWN if parts.get(k))
+        return f"the server at GEO_COMUNA_DATABASE_URL ({named})"
+    from geo_comuna.db import cluster
+
+    return cluster.describe(settings)
 
 
 @db_app.command("start")
@@ -49,7 +70,7 @@ def db_status() -> None:
 
     settings = load_settings()
     if settings.database_url:
-        typer.echo("using the server at GEO_COMUNA_DATABASE_URL")
+        typer.echo(f"using {which_database(settings)}")
         return
     try:
         info = cluster.status(settings)

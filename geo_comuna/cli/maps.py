@@ -31,11 +31,14 @@ def _map_page(lang: str, members: bool = False) -> Any:
 
     if lang not in ("es", "en"):
         die(f"unknown language {lang!r}; use es or en", 2)
+    settings = load_settings()
     return Page(
         lang=lang,
         standalone=True,
-        tile_threshold=load_settings().map_tile_threshold,
+        tile_threshold=settings.map_tile_threshold,
         access=EVERYWHERE if members else PUBLIC,
+        styles_path=settings.styles_path,
+        web_assets_dir=settings.web_assets_dir,
     )
 
 

@@ -31,12 +31,11 @@ class RootRefused(GeoComunaError):
     status, code = 500, "root-refused"
 
 
-def _needed(conninfo: str) -> list[tuple[str, Path]]:
+def _needed(settings: Settings, conninfo: str) -> list[tuple[str, Path]]:
     """(test flag, path) of what the server reads after it has dropped root."""
     import fastapi
 
     import geo_comuna
-    from geo_comuna.maps import assets, styles
 
     paths = sysconfig.get_paths()
     base = {"platbase": sys.base_prefix, "installed_platbase": sys.base_prefix}
@@ -46,9 +45,9 @@ def _needed(conninfo: str) -> list[tuple[str, Path]]:
         ("-x", Path(sysconfig.get_path("platstdlib", vars=base)) / "lib-dynload"),
         ("-r", Path(geo_comuna.__file__)),
         ("-r", Path(fastapi.__file__)),  # the virtualenv's libraries
-        ("-r", styles.STYLES_PATH),
+        ("-r", settings.styles_path),
     ]
-    leaflet = assets.STATIC_DIRS["leaflet"] / "leaflet.js"
+    leaflet = settings.web_assets_dir / "leaflet" / "leaflet.js"
     if leaflet.exists():
         needed.append(("-r", leaflet))
     host = str(conninfo_to_dict(conninfo).get("host") or "")
@@ -78,7 +77,7 @@ def server_user(settings: Settings, conninfo: str) -> pwd.struct_passwd | None:
         ) from None
     if user.pw_uid == 0:
         raise RootRefused(f"{hint}; {option}={name!r} is root: name an unprivileged user")
-    for flag, path in _needed(conninfo):
+    for flag, path in _needed(settings, conninfo):
         probe = subprocess.run(
             ["runuser", "-u", name, "--", "test", flag, str(path)], capture_output=True
         )

@@ -1,4 +1,6 @@
-"""The embedded PostgreSQL + PostGIS cluster: created on first use in a local data directory.
+"""The embedded PostgreSQL + PostGIS cluster: created on first use in the data directory
+(``settings.data_dir``: GEO_COMUNA_DATA_DIR, the one recorded at setup, or the per-user default;
+never the working directory, so every command reaches the same database wherever it is run).
 
 It listens on a unix socket only (no TCP), with trust authentication restricted by the socket's
 0700 permissions to the cluster's owner (and root). PostgreSQL refuses to run as root, so when we
@@ -133,13 +135,45 @@ def likely_conninfo(settings: Settings) -> str:
     locate() finds then, worked out without making, probing or changing anything (locate()
     runs a process as the PostgreSQL user to test the path). For a first connection attempt
     that falls back to ensure_running."""
+    return _conninfo(_likely_root(settings) / "run", settings.database_name)
+
+
+def _likely_root(settings: Settings) -> Path:
     data_dir = settings.data_dir.resolve()
     pointer = data_dir / "cluster_location"
     if os.geteuid() == 0 and pointer.exists():
-        root = Path(pointer.read_text().strip())
-    else:
-        root = data_dir / "pg"
-    return _conninfo(root / "run", settings.database_name)
+        return Path(pointer.read_text().strip())
+    return data_dir / "pg"
+
+
+def describe(settings: Settings) -> str:
+    """Which embedded database ``settings`` name, in words (for --verbose): the data directory,
+    why that one, and the socket; worked out like likely_conninfo, changing nothing."""
+    data_dir = settings.data_dir.resolve()
+    root = _likely_root(settings)
+    where = (
+        f"socket {root / 'run'}"
+        if (root / "data" / "PG_VERSION").exists()
+        else "not created yet: made on first use"
+    )
+    return (
+        f"{settings.database_name} in the embedded cluster of {data_dir} "
+        f"(data directory from: {settings.data_dir_from}; {where})"
+    )
+
+
+def _placement(settings: Settings, cluster: Cluster) -> str:
+    """Why the cluster lives where it does, for `db status`."""
+    data_dir = settings.data_dir.resolve()
+    if cluster.os_user is None:
+        return "in the data directory"
+    who = f"{cluster.os_user} (who runs PostgreSQL for root)"
+    if cluster.root == data_dir / "pg":
+        return f"in the data directory, which {who} reaches"
+    return (
+        f"outside the data directory, which {who} could not reach when the cluster was "
+        f"made; {data_dir / 'cluster_location'} records where"
+    )
 
 
 def _run(cluster: Cluster, args: list[str], what: str) -> subprocess.CompletedProcess[str]:
@@ -322,8 +356,14 @@ def shutdown(settings: Settings) -> bool:
 
 
 def status(settings: Settings) -> dict[str, str | bool]:
+    """What `db status` prints: geo_comuna's data directory (``data_dir``) and why that one
+    (``data_dir_from``), where its cluster was placed and why, and PostgreSQL's own data
+    directory inside it (``data_directory``)."""
     cluster = locate(settings)
     return {
+        "data_dir": str(settings.data_dir.resolve()),
+        "data_dir_from": settings.data_dir_from,
+        "cluster_placed": _placement(settings, cluster),
         "data_directory": str(cluster.pgdata),
         "socket_directory": str(cluster.socket_dir),
         "initialised": initialised(cluster),

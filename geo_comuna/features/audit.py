@@ -75,10 +75,9 @@ async def entries(
 async def tenure_history(
     conn: AsyncConnection, parcel_id: int, access: Access
 ) -> list[dict[str, Any]]:
-    """Oldest first: ``from_status``, ``to_status``, ``changed_at``, ``note``. The first tenure
-    is the parcel's own row, or (migration 0011) the row its INSERT statement wrote for every
-    parcel of that tenure, found by ``parcel_ids @> id``; changes and the deletion are the
-    parcel's own rows. Empty when no parcel ever had this id.
+    """Oldest first: ``from_status``, ``to_status``, ``changed_at``, ``note``, one entry per
+    change, as parcel_tenure_history() reads it (db/functions/tenure_history.sql), whichever
+    way the change was stored. Empty when no parcel ever had this id.
 
     A note is free text like the parcel's ``notes`` and follows its read rule: null unless
     the reader may read the parcel's notes (a deleted parcel's: admins only)."""
@@ -92,9 +91,9 @@ async def tenure_history(
         await cur.execute(
             sql.SQL(
                 "SELECT h.from_status, h.to_status, h.changed_at, {} AS note "
-                "FROM parcel_history h LEFT JOIN parcels t ON t.id = %(id)s::int "
-                "WHERE h.parcel_id = %(id)s::int OR h.parcel_ids @> %(id)s::int "
-                "ORDER BY h.changed_at, h.id"
+                "FROM parcel_tenure_history(ARRAY[%(id)s::int]) h "
+                "LEFT JOIN parcels t ON t.id = %(id)s::int "
+                "ORDER BY h.changed_at, h.history_id"
             ).format(note),
             {"id": parcel_id},
         )

@@ -1,5 +1,5 @@
 """Communes across state lines: the breakdown computed by commune_state_breakdown() in SQL
-(migration 0001), shaped for the API.
+(db/functions/commune_state_breakdown.sql), shaped for the API.
 
 Residents are a members-only property of dwellings: a reader outside a commune gets the
 residents of a state's part of it only when that part holds at least MIN_GROUP homes

@@ -30,7 +30,8 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna.accounts import Access
 from geo_comuna.errors import InvalidInput
-from geo_comuna.features.query import Filters, located_where, property_exprs
+from geo_comuna.features.filters import Filters, located_where
+from geo_comuna.features.properties import property_exprs
 from geo_comuna.layers import Layer
 
 EXTENT = 4096
@@ -201,13 +202,18 @@ async def tile(
     return bytes(row[0]) if row and row[0] is not None else b""
 
 
+#: what the tile cache of a server holds at most: 64 MiB of tile bodies
+TILE_CACHE_BYTES = 64 * 2**20
+
+
 class TileCache:
     """Recently built tiles, least recently used dropped first once they pass ``max_bytes``.
 
     Keys hold the layer's version (bumped by every write), so an edit makes its old tiles
-    unreachable instead of stale; they age out. One per app, on ``app.state``."""
+    unreachable instead of stale; they age out. One per app, made by ``create_app`` (api/app.py)
+    and handed to the tile route by a dependency (api/deps.py)."""
 
-    def __init__(self, max_bytes: int = 64 * 2**20) -> None:
+    def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.size = 0
         self._tiles: OrderedDict[Hashable, bytes] = OrderedDict()
@@ -227,3 +233,8 @@ class TileCache:
         while self.size > self.max_bytes:
             _, dropped = self._tiles.popitem(last=False)
             self.size -= len(dropped)
+
+    def clear(self) -> None:
+        """Forget every tile (bench/bench_maps.py times a cold cache)."""
+        self._tiles.clear()
+        self.size = 0

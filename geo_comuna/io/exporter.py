@@ -7,7 +7,11 @@ export still has its schema, and so dates stay dates and booleans booleans where
 them. Every file the importer reads back (io/importer.py): derived columns are then reported as
 ignored. CSV text cells a spreadsheet would run as a formula go out as text (io/formulas.py).
 A file is written next to its destination and moved in place when complete, so a failed export
-never leaves half a file behind.
+never leaves half a file behind. A GeoPackage holds many layers: exporting into an existing one
+adds the layer and leaves the others (a copy is changed, then moved in place); a layer it
+already holds is replaced only when asked (``overwrite_layer``), so a commune's layers add up
+in one file. Shapefile field names are cut to 10 characters, and refused when two would cut to
+the same name (the file could not be read back).
 
 An export holds what its reader may read (the registry's read rules, features/query.py): a
 members-only column is left out for a reader who may read it in no commune and empty in other
@@ -20,6 +24,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import tempfile
 import time
 import zipfile
@@ -38,6 +43,7 @@ from psycopg import AsyncConnection, sql
 from geo_comuna.accounts import Access
 from geo_comuna.errors import InvalidInput, UnknownCRS, Unsupported
 from geo_comuna.features.query import Filters, geometry_sql, property_exprs, where_sql
+from geo_comuna.io import sniff
 from geo_comuna.io.formats import FORMATS, GDAL_ERRORS, Format, get_format
 from geo_comuna.io.formulas import neutralise
 from geo_comuna.io.importer import parse_crs
@@ -192,16 +198,53 @@ def to_frame(
 
 
 def _dbf_names(names: list[str]) -> dict[str, str]:
-    """Shapefile (dBASE) field names: at most 10 characters; left to GDAL if two would clash."""
+    """Shapefile (dBASE) field names: at most 10 characters, compared without case as dBASE
+    and the importer do. Two names that would cut to the same one are refused, naming them:
+    GDAL would rename one to something nobody can map back."""
     cut = {n: n[:10] for n in names if len(n) > 10}
-    kept = [n for n in names if n not in cut]
-    return cut if len(set(cut.values()) | set(kept)) == len(names) else {}
+    seen: dict[str, str] = {}
+    for name in names:
+        short = cut.get(name, name).lower()
+        if short in seen:
+            raise InvalidInput(
+                f"a Shapefile cannot hold both {seen[short]!r} and {name!r}: field names are "
+                "cut to 10 characters and these would read the same; export gpkg instead"
+            )
+        seen[short] = name
+    return cut
 
 
-def write(frame: gpd.GeoDataFrame, layer: Layer, fmt: Format, target: Path) -> None:
-    """Write into a scratch directory beside ``target``, then move (or zip) into place."""
+def _existing_geopackage(target: Path, layer: Layer, overwrite_layer: bool) -> bool:
+    """Is ``target`` a GeoPackage to add ``layer`` to? Refuses one that holds the layer
+    already unless ``overwrite_layer``, and a file that is not a GeoPackage."""
+    if not target.exists():
+        return False
+    sniff.gpkg(target)  # a real GeoPackage, as an upload would be checked, before GDAL opens it
+    try:
+        held = {str(name) for name, _ in pyogrio.list_layers(f"GPKG:{target}")}
+    except GDAL_ERRORS as exc:
+        raise InvalidInput(f"{target.name} is not a readable GeoPackage: {exc}") from None
+    if layer.name in held and not overwrite_layer:
+        raise InvalidInput(
+            f"{target.name} already holds the layer {layer.name!r}; --overwrite-layer "
+            "replaces it and keeps the others"
+        )
+    return True
+
+
+def write(
+    frame: gpd.GeoDataFrame,
+    layer: Layer,
+    fmt: Format,
+    target: Path,
+    overwrite_layer: bool = False,
+) -> None:
+    """Write into a scratch directory beside ``target``, then move (or zip) into place. An
+    existing GeoPackage is copied there first and gets the layer added (or replaced)."""
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as scratch:
         inner = Path(scratch) / f"{layer.name}{'.shp' if fmt.name == 'shp' else fmt.suffix}"
+        if fmt.name == "gpkg" and _existing_geopackage(target, layer, overwrite_layer):
+            shutil.copyfile(target, inner)
         if fmt.name == "shp":
             # cut here, as the report's notes say, rather than by GDAL with a warning
             frame = frame.rename(columns=_dbf_names(list(frame.columns)))
@@ -235,8 +278,8 @@ def notes(names: list[str], fmt: Format, crs: pyproj.CRS) -> list[str]:
     if fmt.name == "csv" and not crs.equals(WGS84, ignore_axis_order=True):
         label = crs_label(crs)
         said.append(f"CSV cannot say its CRS: import it back with --crs {label} (?crs={label})")
-    cut = _dbf_names(names)
-    if fmt.name == "shp" and cut:
+    cut = _dbf_names(names) if fmt.name == "shp" else {}
+    if cut:
         said.append(
             "Shapefile field names are cut to 10 characters ("
             + ", ".join(f"{n} -> {short}" for n, short in cut.items())
@@ -254,10 +297,12 @@ async def export_layer(
     crs: str = "EPSG:4326",
     commune_id: int | None = None,
     access: Access,
+    overwrite_layer: bool = False,
 ) -> ExportReport:
     """Write ``layer`` (only what belongs to ``commune_id`` when given: its features, the
     commune itself, exchanges at either end) to a file in ``crs``, as ``access`` may read it.
-    A directory gets ``<layer><suffix>``. An empty selection writes a valid empty file."""
+    A directory gets ``<layer><suffix>``. An empty selection writes a valid empty file. An
+    existing GeoPackage gets the layer added (replaced with ``overwrite_layer``)."""
     started = time.perf_counter()
     target_crs = check_crs(fmt, crs)
     target = output_path(path_or_dir, layer, fmt)
@@ -265,7 +310,7 @@ async def export_layer(
     query_s = time.perf_counter() - started
     # GDAL and PROJ work for seconds on big layers: off the event loop
     frame = await asyncio.to_thread(to_frame, layer, names, rows, fmt, target_crs)
-    await asyncio.to_thread(write, frame, layer, fmt, target)
+    await asyncio.to_thread(write, frame, layer, fmt, target, overwrite_layer)
     label = crs_label(target_crs)
     seconds = {"query": round(query_s, 3), "total": round(time.perf_counter() - started, 3)}
     return ExportReport(

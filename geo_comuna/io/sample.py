@@ -1,8 +1,10 @@
-"""Loads Venezuela's states and the illustrative sample territories (data/boundaries/).
+"""Loads Venezuela's states and the illustrative sample territories (package data under
+geo_comuna/data/, or wherever Settings.states_path and Settings.sample_dir point).
 
+Which layers the demo holds, from which file, comes from the registry (``Layer.sample``).
 Everything goes in one transaction through the ordinary import path, so the samples are
 validated like any planner's file. Loading again replaces the sample communes and what
-belongs to them; other data is left alone.
+belongs to them (each layer's ``commune_filter``); other data is left alone.
 """
 
 from __future__ import annotations
@@ -11,73 +13,99 @@ import csv
 from pathlib import Path
 
 import pandas as pd
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from geo_comuna.errors import InvalidFile
+from geo_comuna.features.filters import commune_sql
+from geo_comuna.features.query import require_commune, resolve_commune
 from geo_comuna.io import dems
 from geo_comuna.io.importer import Progress, import_file, import_frame, read, to_wgs84
-from geo_comuna.layers import LAYERS
+from geo_comuna.layers import COMMUNES, LAYERS, Layer
 from geo_comuna.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
-BOUNDARIES = REPO / "data" / "boundaries"
-SAMPLES = BOUNDARIES / "samples"
-#: layers with a sample file, in the order references need them
-SAMPLE_LAYERS = (
-    "communes",
-    "parcels",
-    "production_units",
-    "greenhouses",
-    "dwellings",
-    "water_mains",
-    "power_lines",
-    "paths",
-    "facilities",
-)
+#: the sample commune whose DEM the demo holds (dem_5_de_marzo.tif in the sample folder);
+#: that it is stored tells that the sample is loaded
+DEM_COMMUNE = "5-DE-MARZO"
+#: the real boundaries, reloaded by code (the states)
+BY_CODE = [layer for layer in LAYERS.values() if layer.sample and layer.sample.by_code]
+#: the sample territories' layers, in registry order: a referenced layer comes first
+TERRITORIES = [layer for layer in LAYERS.values() if layer.sample and not layer.sample.by_code]
+#: the names of those kept as GeoJSON, one file each (data/boundaries/make_samples.py)
+SAMPLE_LAYERS = tuple(layer.name for layer in TERRITORIES if not layer.geometry_optional)
 
 
-async def load_states(conn: AsyncConnection, settings: Settings) -> int:
-    """(Re)load the 25 state polygons, keyed by ISO 3166-2 code."""
-    table, geometries, fmt = read(BOUNDARIES / "ve_states.geojson", LAYERS["states"], settings)
-    table = table.rename_columns(["code" if c == "iso_3166_2" else c for c in table.column_names])
+def sample_file(layer: Layer, settings: Settings) -> Path:
+    """Where a layer's demo features are: the states' real boundaries at
+    Settings.states_path, the sample territories' files in Settings.sample_dir."""
+    assert layer.sample is not None
+    if layer.sample.by_code:
+        return settings.states_path
+    return settings.sample_dir / layer.sample.file
+
+
+async def loaded(conn: AsyncConnection) -> bool:
+    """Is the sample in the store already?"""
+    return await resolve_commune(conn, DEM_COMMUNE) is not None
+
+
+async def load_by_code(conn: AsyncConnection, layer: Layer, settings: Settings) -> int:
+    """(Re)load a layer's real boundaries (the 25 state polygons), keyed by their codes."""
+    assert layer.sample is not None
+    table, geometries, fmt = read(sample_file(layer, settings), layer, settings)
+    renames = dict(layer.sample.columns)
+    table = table.rename_columns([renames.get(c, c) for c in table.column_names])
     async with conn.transaction():
         codes = table.column("code").to_pylist()
-        await conn.execute("DELETE FROM states WHERE code = ANY(%s)", (codes,))
-        count, _ = await import_frame(
-            conn, LAYERS["states"], table, to_wgs84(geometries, fmt, None), settings
+        await conn.execute(
+            sql.SQL("DELETE FROM {} WHERE code = ANY(%s)").format(sql.Identifier(layer.table)),
+            (codes,),
         )
+        count, _ = await import_frame(conn, layer, table, to_wgs84(geometries, fmt, None), settings)
     return count
 
 
-async def _sample_communes(conn: AsyncConnection) -> list[int]:
+async def _sample_communes(conn: AsyncConnection, settings: Settings) -> list[int]:
     codes = (
-        pd.read_json(SAMPLES / "communes.geojson")["features"]
+        pd.read_json(sample_file(COMMUNES, settings))["features"]
         .map(lambda f: f["properties"]["code"])
         .tolist()
     )
-    cur = await conn.execute("SELECT id FROM communes WHERE code = ANY(%s)", (codes,))
+    cur = await conn.execute(
+        sql.SQL("SELECT id FROM {} WHERE code = ANY(%s)").format(sql.Identifier(COMMUNES.table)),
+        (codes,),
+    )
     return [r[0] for r in await cur.fetchall()]
 
 
 async def _remove_samples(conn: AsyncConnection, ids: list[int]) -> None:
-    await conn.execute(
-        "DELETE FROM exchanges WHERE from_commune_id = ANY(%(ids)s) "
-        "OR to_commune_id = ANY(%(ids)s)",
-        {"ids": ids},
-    )
-    for name in reversed(SAMPLE_LAYERS[1:]):
-        await conn.execute(f"DELETE FROM {name} WHERE commune_id = ANY(%s)", (ids,))  # noqa: S608
-    await conn.execute("DELETE FROM communes WHERE id = ANY(%s)", (ids,))
+    """What the sample communes hold, and then the communes: the layers naming another go
+    before it."""
+    for layer in reversed(TERRITORIES):
+        await conn.execute(
+            sql.SQL("DELETE FROM {} t WHERE {}").format(
+                sql.Identifier(layer.table), commune_sql(layer, sql.SQL("ANY(%(ids)s)"))
+            ),
+            {"ids": ids},
+        )
 
 
-async def _load_history(conn: AsyncConnection) -> int:
+async def _load_territory(conn: AsyncConnection, layer: Layer, settings: Settings) -> int:
+    path = sample_file(layer, settings)
+    if layer.geometry_optional:  # properties only: the database draws the geometry
+        frame = pd.read_csv(path)
+        count, _ = await import_frame(conn, layer, frame, [None] * len(frame), settings)
+        return count
+    return (await import_file(conn, layer, path, settings)).features
+
+
+async def _load_history(conn: AsyncConnection, samples: Path) -> int:
     """Replace the trigger's 'registered today' rows with the sample's dated history.
 
     The import recorded the parcels' first tenures as one row per tenure naming its parcels
     (``parcel_ids``, migration 0011), parcels of other communes included: the sample's
     parcels are taken out of those rows (and their count), and a row naming no other parcel
     goes, so every other parcel keeps its first tenure and no sample parcel has two."""
-    with open(SAMPLES / "parcel_history.csv", newline="", encoding="utf-8") as fh:
+    with open(samples / "parcel_history.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     codes = {"codes": sorted({r["parcel_code"] for r in rows})}
     await conn.execute(
@@ -118,28 +146,25 @@ async def load_samples(
 ) -> dict[str, int]:
     """States plus every sample layer, in one transaction; returns features per layer."""
     say = progress or (lambda _msg: None)
-    if not (SAMPLES / "communes.geojson").exists():
+    samples = settings.sample_dir
+    if not sample_file(COMMUNES, settings).exists():
         raise InvalidFile(
-            f"sample data missing in {SAMPLES}; run `python data/boundaries/make_samples.py`"
+            f"sample data missing in {samples} (GEO_COMUNA_SAMPLE_DIR); the package ships "
+            "them, a checkout makes them with `python data/boundaries/make_samples.py`"
         )
     counts: dict[str, int] = {}
     async with conn.transaction():
-        say("states")
-        counts["states"] = await load_states(conn, settings)
-        await _remove_samples(conn, await _sample_communes(conn))
-        for name in SAMPLE_LAYERS:
-            say(name)
-            report = await import_file(conn, LAYERS[name], SAMPLES / f"{name}.geojson", settings)
-            counts[name] = report.features
-        exchanges = pd.read_csv(SAMPLES / "exchanges.csv")
-        say("exchanges")
-        counts["exchanges"], _ = await import_frame(
-            conn, LAYERS["exchanges"], exchanges, [None] * len(exchanges), settings
-        )
-        counts["parcel_history"] = await _load_history(conn)
-        say("DEM of 5 de Marzo")
-        cur = await conn.execute("SELECT id FROM communes WHERE code = '5-DE-MARZO'")
-        await dems.register(conn, (await cur.fetchone())[0], SAMPLES / "dem_5_de_marzo.tif")
+        for layer in BY_CODE:
+            say(layer.name)
+            counts[layer.name] = await load_by_code(conn, layer, settings)
+        await _remove_samples(conn, await _sample_communes(conn, settings))
+        for layer in TERRITORIES:
+            say(layer.name)
+            counts[layer.name] = await _load_territory(conn, layer, settings)
+        counts["parcel_history"] = await _load_history(conn, samples)
+        say(f"DEM of {DEM_COMMUNE}")
+        commune_id = await require_commune(conn, DEM_COMMUNE)
+        await dems.register(conn, commune_id, samples / "dem_5_de_marzo.tif")
         counts["dems"] = 1
     await conn.execute("ANALYZE")
     return counts

@@ -8,6 +8,11 @@ only the formats' own drivers as a second wall.
 Also refused here, because GDAL would act on them while opening: a GeoJSON ``crs`` member that
 is a link (GDAL fetches the URL) or names a CRS nobody knows (GDAL would silently read the
 file as WGS 84), and an XML document type declaration in a KML (entity expansion).
+
+A declared CRS nobody knows is refused by name in every format that declares one, before
+GDAL turns it into "no CRS" (a .prj it cannot parse, a GeoPackage SRS row that is
+``undefined``): the GeoJSON ``crs`` member, the Shapefile's .prj, the GeoPackage's
+``gpkg_spatial_ref_sys`` row of each layer. KML is WGS 84 by definition and CSV declares none.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import codecs
 import json
 import mmap
 import re
+import sqlite3
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -44,6 +50,16 @@ _COLON = re.compile(rb"\s*:\s*")
 _NUL = re.compile(rb"\\u0000", re.I)
 #: the longest crs member read (a name is a few dozen bytes)
 _CRS_MAX = 4096
+#: the longest .prj read (WKT of a projected CRS is a few KB)
+_PRJ_MAX = 64 * 1024
+#: what to do about a declared CRS nobody knows: the file contradicts itself, so --crs alone
+#: does not settle it (the caller may not know the declaration is broken)
+_FIX = (
+    "save the file again with its real CRS (or without the declaration, then give the CRS "
+    "with --crs / ?crs=, e.g. EPSG:2202)"
+)
+#: GeoPackage srs_id values that mean "no CRS" (the spec's undefined Cartesian and geographic)
+_GPKG_UNDEFINED = (0, -1)
 
 
 def _head(path: Path) -> bytes:
@@ -114,8 +130,7 @@ def _named_crs(path: Path, data: mmap.mmap, start: int) -> None:
         pyproj.CRS.from_user_input(name)
     except pyproj.exceptions.CRSError:
         raise UnknownCRS(
-            f"{path.name} declares the CRS {name[:80]!r}, which does not exist; give the right "
-            "one with --crs / ?crs= (e.g. EPSG:2202)"
+            f"{path.name} declares the CRS {name[:80]!r}, which does not exist; {_FIX}"
         ) from None
 
 
@@ -147,12 +162,75 @@ def gpkg(path: Path) -> None:
         raise InvalidFile(f"{path.name} is not a GeoPackage (no SQLite header): corrupt?")
     if head[68:72] not in GPKG_IDS:
         raise InvalidFile(f"{path.name} is an SQLite database but not a GeoPackage")
+    _gpkg_crs(path)
+
+
+def _gpkg_crs(path: Path) -> None:
+    """Each feature table's SRS row must be one PROJ knows: GDAL reads an ``undefined`` or
+    unreadable definition as no CRS at all. Read-only and immutable: nothing of the file runs
+    (no triggers, no views evaluated; only two metadata tables are read)."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error:
+        raise InvalidFile(f"{path.name} is not a readable GeoPackage: corrupt?") from None
+    try:
+        db.execute("PRAGMA trusted_schema = OFF")
+        rows = db.execute(
+            "SELECT g.table_name, g.srs_id, s.srs_name, s.organization, "
+            "s.organization_coordsys_id, s.definition FROM gpkg_geometry_columns g "
+            "LEFT JOIN gpkg_spatial_ref_sys s ON s.srs_id = g.srs_id"
+        ).fetchall()
+    except sqlite3.Error:
+        raise InvalidFile(f"{path.name} is not a GeoPackage (no readable layer list)") from None
+    finally:
+        db.close()
+    for table, srs_id, name, org, org_id, definition in rows:
+        if srs_id in _GPKG_UNDEFINED:
+            continue  # says "no CRS": the import refuses it, naming --crs
+        declared = f"srs_id {srs_id} ({str(name)[:60]!r}, {org} {org_id})"
+        if definition is None and name is None:
+            raise UnknownCRS(
+                f"{path.name}: layer {str(table)[:60]!r} names {declared}, which its "
+                f"gpkg_spatial_ref_sys does not define; {_FIX}"
+            )
+        if _known(str(definition)) or (str(org).upper() == "EPSG" and _known(f"EPSG:{org_id}")):
+            continue
+        raise UnknownCRS(
+            f"{path.name}: layer {str(table)[:60]!r} declares the CRS {declared}, which does "
+            f"not exist (its definition cannot be read); {_FIX}"
+        )
+
+
+def _known(definition: str) -> bool:
+    try:
+        pyproj.CRS.from_user_input(definition)
+    except pyproj.exceptions.CRSError:
+        return False
+    return True
+
+
+def prj(name: str, data: bytes) -> None:
+    """A Shapefile's .prj must hold a CRS PROJ can read: GDAL takes an unreadable one for no
+    CRS, and a CRS of another celestial body cannot reach WGS 84 at all."""
+    text = data[:_PRJ_MAX].decode("utf-8", "replace").strip()
+    if not text:
+        return  # an empty .prj says nothing: the import refuses it, naming --crs
+    if not _known(text):
+        raise UnknownCRS(
+            f"{name} declares the CRS {text[:80]!r}, which does not exist (PROJ cannot read "
+            f"it); {_FIX}"
+        )
 
 
 def shapefile(path: Path) -> None:
     """A bare .shp (local files only: the CLI): its file code."""
     if not _head(path).startswith(SHP_MAGIC):
         raise InvalidFile(f"{path.name} is not a Shapefile (.shp without its file code)")
+    for sidecar in (path.with_suffix(".prj"), path.with_suffix(".PRJ")):
+        if sidecar.is_file():
+            with sidecar.open("rb") as fh:
+                prj(sidecar.name, fh.read(_PRJ_MAX))
+            break
 
 
 def shapefile_zip(path: Path, max_unpacked: int) -> str:
@@ -185,6 +263,10 @@ def shapefile_zip(path: Path, max_unpacked: int) -> str:
         with zf.open(shp) as fh:
             if fh.read(4) != SHP_MAGIC:
                 raise InvalidFile(f"{path.name}: {shp} is not a Shapefile (no file code)")
+        prjs = [n for n in names if n.lower() == stem + ".prj"]
+        if prjs:
+            with zf.open(prjs[0]) as fh:
+                prj(f"{path.name}: {prjs[0]}", fh.read(_PRJ_MAX))
     return shp
 
 

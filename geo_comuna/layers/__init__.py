@@ -8,17 +8,22 @@ from geo_comuna.layers.model import (
     MIN_GROUP,
     Aggregate,
     Attribute,
+    CommuneFilter,
     Derived,
     Domain,
     Label,
     Layer,
     Measure,
     Reference,
+    Sample,
 )
 
 LAYERS: dict[str, Layer] = {
     layer.name: layer for layer in (*territory.LAYERS, *production.LAYERS, *networks.LAYERS)
 }
+
+#: the layer every commune reference points to: communes are looked up there by id or code
+COMMUNES: Layer = territory.COMMUNES
 
 
 def get_layer(name: str) -> Layer:
@@ -28,16 +33,26 @@ def get_layer(name: str) -> Layer:
         raise NotFound(f"no collection named {name!r}; known: {', '.join(LAYERS)}") from None
 
 
+def commune_map_layers() -> list[Layer]:
+    """The layers a commune's map draws, bottom to top (``Layer.commune_map``)."""
+    drawn = [layer for layer in LAYERS.values() if layer.commune_map is not None]
+    return sorted(drawn, key=lambda layer: layer.commune_map or 0)
+
+
 __all__ = [
+    "COMMUNES",
     "LAYERS",
     "MIN_GROUP",
     "Aggregate",
     "Attribute",
+    "CommuneFilter",
     "Derived",
     "Domain",
     "Label",
     "Layer",
     "Measure",
     "Reference",
+    "Sample",
+    "commune_map_layers",
     "get_layer",
 ]

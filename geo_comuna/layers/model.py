@@ -13,6 +13,10 @@ write; ``edit_scope`` and ``editors_may`` state the same rule for clients, who a
 they try (``OPTIONS`` on items answers what the caller's token may do; QGIS offers editing
 from it). Admins may do everything, viewers nothing.
 
+A commune's features: ``commune_filter`` says which rows ``?commune=`` (and the commune map,
+its tiles and exports, the sample's reload) takes as a commune's; ``commune_map`` where the
+commune map draws the layer; ``sample`` where the demo data holds its features.
+
 Read rules: an attribute (``Attribute(read="members")``) or a layer's positions
 (``Layer(geometry_read="members")``) may be members-only: readable by the users bound to the
 feature's commune (any role) and by admins. Everyone else reads the feature without them, on
@@ -145,6 +149,36 @@ class Aggregate:
 
 
 @dataclass(frozen=True)
+class CommuneFilter:
+    """Which rows of a layer are a commune's (``?commune=``, features/filters.py).
+
+    ``columns``: a row is the commune's when any of these columns holds the commune's id (its
+    own ``commune_id``; a commune's ``id``; either end of an exchange). ``land``: a row is the
+    commune's when the commune's land lies in its area, not when they merely share a border
+    (states)."""
+
+    columns: tuple[str, ...] = ("commune_id",)
+    land: bool = False
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Where ``geo-comuna load-sample`` (io/sample.py) reads a layer's demo features; layers
+    load in registry order, so a referenced layer is in before the layers naming it.
+
+    ``file`` is in the sample folder (Settings.sample_dir); a sample ``by_code`` is the real
+    boundaries at Settings.states_path instead. A sample ``by_code`` replaces the stored features of
+    the same codes (the real state boundaries); any other replaces what the sample communes
+    hold (the layer's ``commune_filter``). ``columns``: (the file's name, the registry's)
+    where they differ. A layer whose geometry the database builds (``geometry_optional``)
+    comes as a CSV of properties only."""
+
+    file: str
+    by_code: bool = False
+    columns: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Layer:
     """One table, one feature collection."""
 
@@ -171,6 +205,13 @@ class Layer:
     edit_scope: str | None = "commune_id"
     #: what those editors may do to it
     editors_may: frozenset[EditorAction] = EVERY_ACTION
+    #: which rows are a commune's (``?commune=``)
+    commune_filter: CommuneFilter = CommuneFilter()
+    #: drawn on a commune's map, bottom to top by this number (areas, then lines, then
+    #: points); None: not drawn there as a layer (the boundary and state lines are overlays)
+    commune_map: int | None = None
+    #: the demo data's file of this layer's features; None: the demo has none
+    sample: Sample | None = None
 
     @property
     def table(self) -> str:

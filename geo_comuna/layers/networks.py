@@ -9,6 +9,7 @@ from geo_comuna.layers.model import (
     Label,
     Layer,
     Measure,
+    Sample,
     commune_ref,
     domain,
 )
@@ -109,6 +110,8 @@ DWELLINGS = Layer(
     ),
     references=(commune_ref(),),
     style="dwellings",
+    commune_map=60,
+    sample=Sample("dwellings.geojson"),
     # where a family lives: the commune's own users see each home, everyone else per sector
     geometry_read="members",
     aggregate=Aggregate(
@@ -163,6 +166,8 @@ WATER_MAINS = Layer(
     references=(commune_ref(),),
     derived=(LENGTH_M,),
     style="water_mains",
+    commune_map=30,
+    sample=Sample("water_mains.geojson"),
 )
 
 POWER_LINES = Layer(
@@ -179,6 +184,8 @@ POWER_LINES = Layer(
     references=(commune_ref(),),
     derived=(LENGTH_M,),
     style="power_lines",
+    commune_map=40,
+    sample=Sample("power_lines.geojson"),
 )
 
 PATHS = Layer(
@@ -199,6 +206,8 @@ PATHS = Layer(
     references=(commune_ref(),),
     derived=(LENGTH_M,),
     style="paths",
+    commune_map=50,
+    sample=Sample("paths.geojson"),
 )
 
 FACILITIES = Layer(
@@ -215,6 +224,8 @@ FACILITIES = Layer(
     ),
     references=(commune_ref(),),
     style="facilities",
+    commune_map=80,
+    sample=Sample("facilities.geojson"),
 )
 
 LAYERS = (DWELLINGS, WATER_MAINS, POWER_LINES, PATHS, FACILITIES)

@@ -6,9 +6,11 @@ from geo_comuna.layers.model import (
     AREA_HA,
     LENGTH_M,
     Attribute,
+    CommuneFilter,
     Label,
     Layer,
     Reference,
+    Sample,
     commune_ref,
     domain,
 )
@@ -64,6 +66,8 @@ PRODUCTION_UNITS = Layer(
         Reference("parcel", "parcel_id", "parcels", Label("Parcela", "Parcel"), key="id"),
     ),
     style="production_units",
+    commune_map=70,
+    sample=Sample("production_units.geojson"),
 )
 
 GREENHOUSES = Layer(
@@ -85,6 +89,8 @@ GREENHOUSES = Layer(
     references=(commune_ref(),),
     derived=(AREA_HA,),
     style="greenhouses",
+    commune_map=20,
+    sample=Sample("greenhouses.geojson"),
 )
 
 EXCHANGES = Layer(
@@ -116,6 +122,9 @@ EXCHANGES = Layer(
     geometry_optional=True,
     style="exchanges",
     edit_scope="from_commune_id",  # recorded by the commune the products come from
+    # a commune's exchanges: those that come from it and those that go to it
+    commune_filter=CommuneFilter(columns=("from_commune_id", "to_commune_id")),
+    sample=Sample("exchanges.csv"),  # lines drawn by the database
 )
 
 LAYERS = (PRODUCTION_UNITS, GREENHOUSES, EXCHANGES)

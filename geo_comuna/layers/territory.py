@@ -5,9 +5,11 @@ from __future__ import annotations
 from geo_comuna.layers.model import (
     AREA_HA,
     Attribute,
+    CommuneFilter,
     Derived,
     Label,
     Layer,
+    Sample,
     commune_ref,
     domain,
 )
@@ -66,6 +68,10 @@ STATES = Layer(
     style="states",
     edit_scope=None,  # admins only
     editors_may=frozenset(),
+    # the states a commune's land lies in, not those it only borders
+    commune_filter=CommuneFilter(columns=(), land=True),
+    # the real boundaries, not a sample: reloaded by their ISO code
+    sample=Sample("ve_states.geojson", by_code=True, columns=(("iso_3166_2", "code"),)),
 )
 
 COMMUNES = Layer(
@@ -113,6 +119,8 @@ COMMUNES = Layer(
     # migration 0014); only admins add or delete communes
     edit_scope="id",
     editors_may=frozenset({"change"}),
+    commune_filter=CommuneFilter(columns=("id",)),  # the commune itself
+    sample=Sample("communes.geojson"),
 )
 
 PARCELS = Layer(
@@ -134,6 +142,8 @@ PARCELS = Layer(
     derived=(AREA_HA,),
     style="parcels",
     temporal="recovered_on",
+    commune_map=10,
+    sample=Sample("parcels.geojson"),
 )
 
 LAYERS = (STATES, COMMUNES, PARCELS)

@@ -1,2 +1,3 @@
 """Interactive maps (folium + Leaflet): commune, per-analysis and national maps, the commune
-report. Styles come from the top-level maps/styles.json; data from PostGIS as GeoJSON text."""
+report. Styles come from styles.json beside this file (or GEO_COMUNA_STYLES_PATH); data from
+PostGIS as GeoJSON text."""

@@ -55,7 +55,7 @@ async def analysis_map(
     params: BaseModel | None = None,
     styles: Styles | None = None,
 ) -> str:
-    styles = styles or Styles.load()
+    styles = styles or Styles.load(page.styles_path)
     if not known(name, styles):
         raise NotFound(f"no analysis named {name!r}; known: {', '.join(all_analyses())}")
     info = await data.commune_info(conn, commune_id)

@@ -1,8 +1,11 @@
-"""The web libraries a map page loads, and how: linked from the app's own /static/ or inlined.
+"""The web libraries a map page (and the API docs) load, and how: linked from the app's own
+/static/ or inlined.
 
-Nothing comes from a CDN. Third-party files are installed by ``npm ci`` (package.json at the
-repository root, run by scripts/setup.sh) into node_modules/, served from there under
-/static/<package>/..., and read from there to inline into standalone HTML. Our own runtime
+Nothing comes from a CDN. Third-party files are installed from npm at set-up (package.json at
+the repository root pins them; scripts/setup.sh runs ``npm ci``) and copied from node_modules/
+into the package by scripts/vendor_assets.py, so they ship inside the wheel: one folder per npm
+package under ``Settings.web_assets_dir`` (default geo_comuna/maps/vendor/), served under
+/static/<package>/... and read from there to inline into standalone HTML. Our own runtime
 (geo_comuna/maps/static/) is served under /static/geo_comuna/.
 
 A map uses Leaflet only, with circle markers instead of icon markers, so jQuery, Bootstrap,
@@ -18,24 +21,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from geo_comuna.errors import GeoComunaError
+from geo_comuna.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
-NODE_MODULES = REPO / "node_modules"
 OWN_STATIC = Path(__file__).resolve().parent / "static"
+OWN = "geo_comuna"
 STATIC_PREFIX = "/static"
+#: the npm packages served, each from its folder under Settings.web_assets_dir
+VENDORED = ("leaflet", "leaflet.vectorgrid", "pbf", "geobuf", "swagger-ui-dist", "redoc")
+#: the copies inside the package (Settings.web_assets_dir's default)
+PACKAGE_ASSETS: Path = Settings.model_fields["web_assets_dir"].default
 
-#: URL package name -> directory served under /static/<name>/
-STATIC_DIRS: dict[str, Path] = {
-    "leaflet": NODE_MODULES / "leaflet" / "dist",
-    "leaflet.vectorgrid": NODE_MODULES / "leaflet.vectorgrid" / "dist",
-    "pbf": NODE_MODULES / "pbf" / "dist",
-    "geobuf": NODE_MODULES / "geobuf" / "dist",
-    "geo_comuna": OWN_STATIC,
-}
+
+def static_dirs(web_assets_dir: Path) -> dict[str, Path]:
+    """URL package name -> the directory served under /static/<name>/."""
+    return {**{name: web_assets_dir / name for name in VENDORED}, OWN: OWN_STATIC}
 
 
 class MapAssetsMissing(GeoComunaError):
-    """The map libraries are not installed (node_modules/ missing)."""
+    """The web libraries are not installed (the copies from npm are missing)."""
 
     status, code = 500, "map-assets-missing"
 
@@ -45,9 +48,8 @@ class Asset:
     package: str
     file: str
 
-    @property
-    def path(self) -> Path:
-        return STATIC_DIRS[self.package] / self.file
+    def path(self, web_assets_dir: Path = PACKAGE_ASSETS) -> Path:
+        return static_dirs(web_assets_dir)[self.package] / self.file
 
     @property
     def url(self) -> str:
@@ -57,12 +59,14 @@ class Asset:
     def is_css(self) -> bool:
         return self.file.endswith(".css")
 
-    def read(self) -> str:
+    def read(self, web_assets_dir: Path = PACKAGE_ASSETS) -> str:
+        path = self.path(web_assets_dir)
         try:
-            return self.path.read_text(encoding="utf-8")
+            return path.read_text(encoding="utf-8")
         except OSError:
             raise MapAssetsMissing(
-                f"map library file {self.path} is missing; run scripts/setup.sh (it runs `npm ci`)"
+                f"web library file {path} is missing; run scripts/setup.sh (it runs `npm ci` "
+                "and copies the libraries into the package)"
             ) from None
 
 
@@ -70,7 +74,14 @@ LEAFLET = (Asset("leaflet", "leaflet.css"), Asset("leaflet", "leaflet.js"))
 #: vector tiles (served maps) and in-browser tiling of decoded geobuf (standalone big layers)
 VECTORGRID = (Asset("leaflet.vectorgrid", "Leaflet.VectorGrid.bundled.min.js"),)
 GEOBUF = (Asset("pbf", "pbf.js"), Asset("geobuf", "geobuf.js"))
-RUNTIME = (Asset("geo_comuna", "geo_comuna_maps.css"), Asset("geo_comuna", "geo_comuna_maps.js"))
+RUNTIME = (Asset(OWN, "geo_comuna_maps.css"), Asset(OWN, "geo_comuna_maps.js"))
+#: the API docs pages (api/openapi.py)
+SWAGGER_UI = (
+    Asset("swagger-ui-dist", "swagger-ui-bundle.js"),
+    Asset("swagger-ui-dist", "swagger-ui.css"),
+    Asset("swagger-ui-dist", "favicon-32x32.png"),
+)
+REDOC = (Asset("redoc", "redoc.standalone.js"),)
 
 
 def needed(*, tiles: bool = False, geobuf: bool = False) -> list[Asset]:
@@ -85,27 +96,30 @@ def needed(*, tiles: bool = False, geobuf: bool = False) -> list[Asset]:
 _CSS_URL = re.compile(r"url\((['\"]?)(?!data:|https?:|/)([^)'\"]+)\1\)")
 
 
-def _inline_css(asset: Asset) -> str:
+def _inline_css(asset: Asset, web_assets_dir: Path) -> str:
     """The stylesheet with its relative url(...) images turned into data: URIs."""
+    root = static_dirs(web_assets_dir)[asset.package].resolve()
 
     def data_uri(match: re.Match[str]) -> str:
-        target = (asset.path.parent / match.group(2)).resolve()
-        if not target.is_file() or STATIC_DIRS[asset.package].resolve() not in target.parents:
+        target = (asset.path(web_assets_dir).parent / match.group(2)).resolve()
+        if not target.is_file() or root not in target.parents:
             return match.group(0)
         mime = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         return f"url(data:{mime};base64,{base64.b64encode(target.read_bytes()).decode()})"
 
-    return _CSS_URL.sub(data_uri, asset.read())
+    return _CSS_URL.sub(data_uri, asset.read(web_assets_dir))
 
 
-def tags(assets: list[Asset], *, inline: bool, base: str = "") -> str:
+def tags(
+    assets: list[Asset], *, inline: bool, base: str = "", web_assets_dir: Path = PACKAGE_ASSETS
+) -> str:
     """<link>/<script> tags for the page head; with ``inline`` the files' contents, so the page
-    needs no network at all."""
+    needs no network at all. ``web_assets_dir``: Settings.web_assets_dir."""
     out = []
     for asset in assets:
         if not inline:
-            if not asset.path.is_file():
-                asset.read()  # raises MapAssetsMissing with the fix
+            if not asset.path(web_assets_dir).is_file():
+                asset.read(web_assets_dir)  # raises MapAssetsMissing with the fix
             href = f"{base}{asset.url}"
             out.append(
                 f'<link rel="stylesheet" href="{href}"/>'
@@ -113,8 +127,10 @@ def tags(assets: list[Asset], *, inline: bool, base: str = "") -> str:
                 else f'<script src="{href}"></script>'
             )
         elif asset.is_css:
-            out.append("<style>" + _inline_css(asset).replace("</style", r"<\/style") + "</style>")
+            css = _inline_css(asset, web_assets_dir)
+            out.append("<style>" + css.replace("</style", r"<\/style") + "</style>")
         else:
             # a literal "</script" inside a library would end the element early
-            out.append("<script>" + asset.read().replace("</script", r"<\/script") + "</script>")
+            js = asset.read(web_assets_dir)
+            out.append("<script>" + js.replace("</script", r"<\/script") + "</script>")
     return "\n".join(out)

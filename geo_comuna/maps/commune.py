@@ -1,6 +1,6 @@
-"""The commune map: boundary and the state lines it crosses, parcels by tenure, greenhouses,
-production units, dwellings by water and by electricity, water mains, power lines, paths with
-stairways (step counts in tooltips) and facilities.
+"""The commune map: boundary and the state lines it crosses, then every layer the registry
+draws on it (``Layer.commune_map``: parcels by tenure, greenhouses, water mains, power lines,
+paths with stairways, dwellings by water and by electricity, production units, facilities).
 
 A reader outside the commune sees the dwellings per sector (the registry's Aggregate) instead
 of one point per home, and no members-only property (residents, notes)."""
@@ -12,30 +12,18 @@ from urllib.parse import quote
 from psycopg import AsyncConnection
 
 from geo_comuna.features.query import Filters
-from geo_comuna.layers import LAYERS
+from geo_comuna.layers import COMMUNES, commune_map_layers
 from geo_comuna.maps import basemap, data
 from geo_comuna.maps.draw import add_aggregate, add_layer, add_overlay, overlay_spec, shows_homes
 from geo_comuna.maps.page import Page, finish, new_map
 from geo_comuna.maps.styles import Styles
-
-#: drawing order, bottom to top: areas, then lines, then points
-COMMUNE_LAYERS = (
-    "parcels",
-    "greenhouses",
-    "water_mains",
-    "power_lines",
-    "paths",
-    "dwellings",
-    "production_units",
-    "facilities",
-)
 
 
 async def commune_map(
     conn: AsyncConnection, commune_id: int, page: Page, styles: Styles | None = None
 ) -> str:
     """The commune map as one HTML page."""
-    styles = styles or Styles.load()
+    styles = styles or Styles.load(page.styles_path)
     info = await data.commune_info(conn, commune_id)
     m = new_map(page, styles, info.bounds)
     legend: list[str] = []
@@ -43,8 +31,7 @@ async def commune_map(
     await add_boundary(m, conn, page, styles, commune_id, legend)
     filters = Filters(commune_id=commune_id)
     notes = []
-    for name in COMMUNE_LAYERS:
-        layer = LAYERS[name]
+    for layer in commune_map_layers():  # bottom to top: areas, lines, points
         if shows_homes(layer, page, commune_id):
             await add_layer(m, conn, page, styles, layer, filters, legend)
         else:
@@ -57,22 +44,21 @@ async def add_boundary(
     m, conn: AsyncConnection, page: Page, styles: Styles, commune_id: int, legend: list[str]
 ) -> None:
     """The commune's outline (popup: its registry record) and the state lines around it."""
-    communes = LAYERS["communes"]
     spec = overlay_spec(
         "boundary",
         page,
         styles.overlay("boundary"),
         "MultiPolygon",
         {
-            "tooltip": styles.fields(communes, "tooltip", page.lang),
-            "popup": styles.fields(communes, "popup", page.lang),
+            "tooltip": styles.fields(COMMUNES, "tooltip", page.lang),
+            "popup": styles.fields(COMMUNES, "popup", page.lang),
         },
     )
     outline = await data.geojson(
         conn,
-        communes,
+        COMMUNES,
         Filters(commune_id=commune_id),
-        styles.wanted_properties(communes),
+        styles.wanted_properties(COMMUNES),
         page.access,
     )
     title = styles.overlay("boundary").get("legend", {}).get(page.lang, "Commune")

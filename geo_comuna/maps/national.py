@@ -19,7 +19,7 @@ from geo_comuna.maps.styles import FALLBACK_COLOUR, Styles
 
 
 async def national_map(conn: AsyncConnection, page: Page, styles: Styles | None = None) -> str:
-    styles = styles or Styles.load()
+    styles = styles or Styles.load(page.styles_path)
     m = new_map(page, styles, await data.national_bounds(conn))
     legend: list[str] = []
     _add_states(m, page, styles, await data.state_communes(conn), legend)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import folium
@@ -18,7 +19,7 @@ from markupsafe import escape
 from geo_comuna.accounts import PUBLIC, Access
 from geo_comuna.maps import assets
 from geo_comuna.maps.elements import Done, Legend, Note, raw_html
-from geo_comuna.maps.styles import Styles
+from geo_comuna.maps.styles import STYLES_PATH, Styles
 
 Lang = Literal["es", "en"]
 #: a layer with more features than this is drawn from vector tiles (served) or inline geobuf
@@ -40,6 +41,9 @@ class Page:
     overview_threshold: int = OVERVIEW_THRESHOLD
     #: who the page is for: which communes' members-only data it may show (none by default)
     access: Access = PUBLIC
+    #: Settings.styles_path and Settings.web_assets_dir (default: the package's own)
+    styles_path: Path = STYLES_PATH
+    web_assets_dir: Path = assets.PACKAGE_ASSETS
     #: filled while building: which libraries the page needs
     uses_tiles: bool = field(default=False)
     uses_geobuf: bool = field(default=False)
@@ -107,6 +111,7 @@ def finish(
         assets.needed(tiles=page.uses_tiles, geobuf=page.uses_geobuf),
         inline=page.standalone,
         base=page.base,
+        web_assets_dir=page.web_assets_dir,
     )
     meta = '<meta name="color-scheme" content="light"/><link rel="icon" href="data:,"/>'
     root.header.add_child(

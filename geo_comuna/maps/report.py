@@ -172,7 +172,7 @@ async def report(
     conn: AsyncConnection, commune_id: int, page: Page, styles: Styles | None = None
 ) -> str:
     """The report page; with ``page.standalone`` every map is inlined (one file)."""
-    styles = styles or Styles.load()
+    styles = styles or Styles.load(page.styles_path)
     lang = page.lang
     t = WORDS[lang]
     commune = await _commune(conn, commune_id)
@@ -267,6 +267,8 @@ async def _map_frame(
             base=page.base,
             tile_threshold=page.tile_threshold,
             access=page.access,
+            styles_path=page.styles_path,
+            web_assets_dir=page.web_assets_dir,
         )
         html = (
             await commune_map(conn, commune_id, inner, styles)

@@ -1,4 +1,4 @@
-"""Map styles from the top-level maps/styles.json, which planners edit without touching Python.
+"""Map styles from styles.json, which planners edit without touching Python.
 
 The file gives a colour for every allowed value of every domain in the layer registry, the
 themes each layer is drawn by (one map layer per theme), legend titles in es/en, and which
@@ -6,7 +6,11 @@ attributes tooltips and popups show. Value labels default to the registry's doma
 may be overridden in the file. ``problems()`` checks the file against the registry (a test runs
 it; a map request with a broken file answers 500 naming every problem).
 
-The file is read on every map request, so an edit shows on the next reload.
+The file is geo_comuna/maps/styles.json inside the package, or the one GEO_COMUNA_STYLES_PATH
+names (an edited copy outside the installed package survives an upgrade). It is parsed and
+checked once and kept while the file stays the same: a map request or a tile only looks at the
+file's modification time and size, so an edit still shows on the next reload without every
+tile reading and checking the whole file again.
 """
 
 from __future__ import annotations
@@ -15,20 +19,23 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from geo_comuna.errors import GeoComunaError
 from geo_comuna.layers import LAYERS, Domain, Layer
+from geo_comuna.settings import Settings
 
-STYLES_PATH = Path(__file__).resolve().parents[2] / "maps" / "styles.json"
+#: the package's own styles (Settings.styles_path's default)
+STYLES_PATH: Path = Settings.model_fields["styles_path"].default
 FALLBACK_COLOUR = "#999999"
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 LANGS = ("es", "en")
 
 
 class StyleError(GeoComunaError):
-    """maps/styles.json is unreadable or names something the registry does not have."""
+    """styles.json is unreadable or names something the registry does not have."""
 
     status, code = 500, "map-style-error"
 
@@ -73,17 +80,17 @@ class Styles:
 
     @classmethod
     def load(cls, path: Path | None = None, *, check: bool = True) -> Styles:
+        """The styles in ``path`` (default: the package's own; callers with settings pass
+        ``settings.styles_path``), parsed and checked once per version of the file.
+
+        The object is shared by every caller until the file changes: read it, never change
+        it (copy ``raw`` to make a variant)."""
         path = path or STYLES_PATH
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            stat = path.stat()
+        except OSError as exc:
             raise StyleError(f"cannot read the map styles {path}: {exc}") from None
-        styles = cls(raw)
-        if check:
-            problems = styles.problems()
-            if problems:
-                raise StyleError(f"{path} has {len(problems)} problem(s): " + "; ".join(problems))
-        return styles
+        return _parsed(path, stat.st_mtime_ns, stat.st_size, check)
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -115,7 +122,7 @@ class Styles:
     def theme(self, layer: Layer, by: str | None = None) -> Theme:
         themes = self.themes(layer)
         if not themes:
-            raise StyleError(f"maps/styles.json has no theme for layer {layer.name}")
+            raise StyleError(f"the map styles have no theme for layer {layer.name}")
         return next((t for t in themes if t.by == by), themes[0])
 
     def value_label(self, domain: Domain, value: str, lang: str) -> str:
@@ -289,6 +296,22 @@ class Styles:
         if "aggregate" in style:
             out += _aggregate_problems(layer, key, style["aggregate"])
         return out
+
+
+@lru_cache(maxsize=8)
+def _parsed(path: Path, _mtime_ns: int, _size: int, check: bool) -> Styles:
+    """The file parsed and checked; keyed by its modification time and size as well, so an
+    edited file is read again (a few style files at most: the package's and a planner's)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StyleError(f"cannot read the map styles {path}: {exc}") from None
+    styles = Styles(raw)
+    if check:
+        problems = styles.problems()
+        if problems:
+            raise StyleError(f"{path} has {len(problems)} problem(s): " + "; ".join(problems))
+    return styles
 
 
 def _aggregate_problems(layer: Layer, key: str, style: dict[str, Any]) -> list[str]:

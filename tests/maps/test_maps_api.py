@@ -3,6 +3,7 @@ every request in the test's rolled-back transaction)."""
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 
@@ -130,7 +131,7 @@ async def test_a_missing_analysis_shows_a_message(
     client: httpx.AsyncClient, conn: AsyncConnection
 ) -> None:
     """An analysis the styles expect but that is not installed: the map still opens."""
-    styles = Styles.load()
+    styles = Styles(copy.deepcopy(Styles.load().raw))  # the loaded styles are shared
     styles.raw["analyses"]["flood-risk"] = {"legend": {"es": "Riesgo", "en": "Flood risk"}}
     commune_id = await resolve_commune(conn, "EL-MAIZAL")
     html = await analysis_map(conn, commune_id, "flood-risk", Page(lang="en"), styles=styles)

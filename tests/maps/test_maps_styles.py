@@ -1,15 +1,19 @@
-"""maps/styles.json against the layer registry: every allowed value has a colour, styles name
-only real layers, attributes and values, and a broken file is refused naming the problem."""
+"""The map styles (geo_comuna/maps/styles.json) against the layer registry: every allowed value
+has a colour, styles name only real layers, attributes and values, and a broken file is refused
+naming the problem. Read once per version of the file, from where the settings say."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import pytest
 
+import geo_comuna
 from geo_comuna.layers import LAYERS
-from geo_comuna.maps.styles import StyleError, Styles, domains, property_names
+from geo_comuna.maps.styles import STYLES_PATH, StyleError, Styles, domains, property_names
+from geo_comuna.settings import Settings
 
 
 def test_style_file_matches_the_registry() -> None:
@@ -65,9 +69,35 @@ def test_labels_default_to_the_registry_and_can_be_overridden() -> None:
     ],
 )
 def test_a_broken_style_file_is_refused(tmp_path: Path, change, expected: str) -> None:
-    raw = Styles.load().raw
+    raw = copy.deepcopy(Styles.load().raw)  # the loaded styles are shared: never changed
     change(raw)
     path = tmp_path / "styles.json"
     path.write_text(json.dumps(raw), encoding="utf-8")
     with pytest.raises(StyleError, match=expected):
         Styles.load(path)
+
+
+def test_the_styles_are_read_once_and_again_after_an_edit(tmp_path: Path) -> None:
+    """Every tile asks for the styles: they are parsed once per version of the file, and a
+    planner's edit still shows on the next request."""
+    path = tmp_path / "styles.json"
+    raw = copy.deepcopy(Styles.load().raw)
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    first = Styles.load(path)
+    assert Styles.load(path) is first
+    raw["background"] = "#123456"
+    path.write_text(json.dumps(raw, indent=1), encoding="utf-8")
+    edited = Styles.load(path)
+    assert edited is not first and edited.background == "#123456"
+
+
+def test_the_styles_come_from_the_settings(tmp_path: Path) -> None:
+    """GEO_COMUNA_STYLES_PATH names a planner's copy; by default the package's own file."""
+    assert Settings().styles_path == STYLES_PATH
+    assert STYLES_PATH.is_file() and Path(geo_comuna.__file__).parent in STYLES_PATH.parents
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({**Styles.load().raw, "background": "#0a0b0c"}), encoding="utf-8")
+    settings = Settings(styles_path=path)
+    assert Styles.load(settings.styles_path).background == "#0a0b0c"
+    with pytest.raises(StyleError, match="nowhere.json"):
+        Styles.load(tmp_path / "nowhere.json")

@@ -5,6 +5,8 @@
 -- row-level security then lets an editor touch only rows of their communes and never move a
 -- row into another commune. Trigger functions run as the owner (SECURITY DEFINER), so the
 -- writer needs no rights on history, audit or bookkeeping tables and cannot alter them.
+-- The functions are in db/functions/ (editing_rights.sql, audit_layers.sql, ...).
+-- functions: refuse_audit_change, editing_rights, audit_layers
 
 DO $$
 BEGIN
@@ -47,28 +49,8 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_feature_idx ON audit_log (layer, feature_id, at);
 CREATE INDEX audit_log_at_idx ON audit_log (at);
 
-CREATE FUNCTION refuse_audit_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'audit_log is append-only';
-END $$;
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION refuse_audit_change();
-
-ALTER FUNCTION bump_layer_version() SECURITY DEFINER SET search_path = public, pg_temp;
-ALTER FUNCTION refresh_state_parts() SECURITY DEFINER SET search_path = public, pg_temp;
-ALTER FUNCTION record_tenure_change() SECURITY DEFINER SET search_path = public, pg_temp;
-ALTER FUNCTION record_parcel_deletion() SECURITY DEFINER SET search_path = public, pg_temp;
-ALTER FUNCTION draw_exchange() SECURITY DEFINER SET search_path = public, pg_temp;
-
--- May the current request write a row of this commune? Admins everywhere; editors in their
--- communes; nobody else. Settings are transaction-local (set_config(..., true)).
-CREATE FUNCTION geo_comuna_may_edit(p_commune integer) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT current_setting('geo_comuna.role', true) = 'admin'
-        OR (current_setting('geo_comuna.role', true) = 'editor'
-            AND p_commune = ANY (string_to_array(
-                    nullif(current_setting('geo_comuna.communes', true), ''), ',')::integer[]))
-$$;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO geo_comuna_writer;
 REVOKE SELECT ON users, user_communes FROM geo_comuna_writer;
@@ -77,7 +59,6 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO geo_comuna_writer;
 DO $$
 DECLARE
     t text;
-    cols text;
     scope text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['states', 'communes', 'parcels', 'production_units', 'greenhouses',
@@ -95,40 +76,7 @@ BEGIN
         EXECUTE format('CREATE POLICY %I ON %I FOR ALL TO geo_comuna_writer USING (%s) '
                        'WITH CHECK (%s)', t || '_write', t, scope, scope);
         CONTINUE WHEN t = 'dems';  -- rasters are audited by name, not row by row
-        -- one audit function per layer: its columns listed, the geometry kept apart
-        SELECT string_agg(format('%1$L, r.%1$I', column_name), ', ' ORDER BY ordinal_position)
-          INTO cols
-          FROM information_schema.columns
-         WHERE table_schema = 'public' AND table_name = t AND column_name <> 'geom';
-        EXECUTE format($f$
-            CREATE FUNCTION %1$I() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-            SET search_path = public, pg_temp AS $body$
-            DECLARE
-                uid integer := nullif(current_setting('geo_comuna.user_id', true), '')::int;
-                uname text := nullif(current_setting('geo_comuna.user_name', true), '');
-            BEGIN
-                IF TG_OP = 'INSERT' THEN
-                    INSERT INTO audit_log (user_id, user_name, layer, feature_id, action,
-                                           after, after_geom)
-                    SELECT uid, uname, %2$L, r.id, 'insert', jsonb_build_object(%3$s), r.geom
-                    FROM new_rows r;
-                ELSIF TG_OP = 'UPDATE' THEN
-                    INSERT INTO audit_log (user_id, user_name, layer, feature_id, action,
-                                           before, before_geom, after, after_geom)
-                    SELECT uid, uname, %2$L, r.id, 'update', b.props, b.geom,
-                           jsonb_build_object(%3$s), r.geom
-                    FROM new_rows r
-                    JOIN (SELECT r.id, jsonb_build_object(%3$s) AS props, r.geom
-                          FROM old_rows r) b ON b.id = r.id;
-                ELSE
-                    INSERT INTO audit_log (user_id, user_name, layer, feature_id, action,
-                                           before, before_geom)
-                    SELECT uid, uname, %2$L, r.id, 'delete', jsonb_build_object(%3$s), r.geom
-                    FROM old_rows r;
-                END IF;
-                RETURN NULL;
-            END $body$;
-        $f$, 'audit_' || t, t, cols);
+        -- audit_<layer>(): db/functions/audit_layers.sql
         EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %I REFERENCING NEW TABLE AS new_rows '
                        'FOR EACH STATEMENT EXECUTE FUNCTION %I()', t || '_audit_insert', t,
                        'audit_' || t);

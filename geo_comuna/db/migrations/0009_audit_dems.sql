@@ -1,33 +1,7 @@
 -- DEM writes join the audit trail like every other write: the raster's description and
--- footprint are recorded (not its bytes, which the dems table itself keeps).
-
-CREATE FUNCTION dem_props(d dems) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
-    SELECT jsonb_build_object('commune_id', d.commune_id, 'name', d.name, 'crs', d.crs,
-                              'resolution_m', d.resolution_m, 'bytes', length(d.tiff))
-$$;
-
-CREATE FUNCTION audit_dems() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = public, pg_temp AS $$
-DECLARE
-    uid integer := nullif(current_setting('geo_comuna.user_id', true), '')::int;
-    uname text := nullif(current_setting('geo_comuna.user_name', true), '');
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO audit_log (user_id, user_name, layer, feature_id, action, after, after_geom)
-        SELECT uid, uname, 'dems', n.id, 'insert', dem_props(n), n.footprint FROM new_rows n;
-    ELSIF TG_OP = 'UPDATE' THEN
-        INSERT INTO audit_log (user_id, user_name, layer, feature_id, action, before,
-                               before_geom, after, after_geom)
-        SELECT uid, uname, 'dems', n.id, 'update', dem_props(o), o.footprint, dem_props(n),
-               n.footprint
-        FROM new_rows n JOIN old_rows o ON o.id = n.id;
-    ELSE
-        INSERT INTO audit_log (user_id, user_name, layer, feature_id, action, before,
-                               before_geom)
-        SELECT uid, uname, 'dems', o.id, 'delete', dem_props(o), o.footprint FROM old_rows o;
-    END IF;
-    RETURN NULL;
-END $$;
+-- footprint are recorded (not its bytes, which the dems table itself keeps). The functions
+-- are in db/functions/audit_dems.sql.
+-- functions: audit_dems
 
 CREATE TRIGGER dems_audit_insert AFTER INSERT ON dems REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION audit_dems();

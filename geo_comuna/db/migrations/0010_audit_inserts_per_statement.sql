@@ -10,6 +10,7 @@
 --
 -- Rows written before this migration keep feature_id; statement rows set feature_ids and
 -- features (the count) instead. audit_log stays append-only: its existing rows are not touched.
+-- The functions audit_<layer>() that write them are in db/functions/audit_layers.sql.
 
 ALTER TABLE audit_log
     ALTER COLUMN feature_id DROP NOT NULL,
@@ -22,55 +23,6 @@ ALTER TABLE audit_log
 -- `?id=` finds a feature's insert inside its statement's ranges (feature_ids @> id)
 CREATE INDEX audit_log_feature_ids_idx ON audit_log USING gist (feature_ids)
     WHERE feature_ids IS NOT NULL;
-
-DO $$
-DECLARE
-    t text;
-    cols text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['states', 'communes', 'parcels', 'production_units', 'greenhouses',
-                             'exchanges', 'dwellings', 'water_mains', 'power_lines', 'paths',
-                             'facilities'] LOOP
-        -- the UPDATE and DELETE branches as 0006 wrote them: columns listed, geometry apart
-        SELECT string_agg(format('%1$L, r.%1$I', column_name), ', ' ORDER BY ordinal_position)
-          INTO cols
-          FROM information_schema.columns
-         WHERE table_schema = 'public' AND table_name = t AND column_name <> 'geom';
-        -- int4range(id, id + 1) is [id, id]; for the largest integer id + 1 would overflow and
-        -- fail the insert, so its range is left open above (it holds that one integer only)
-        EXECUTE format($f$
-            CREATE OR REPLACE FUNCTION %1$I() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-            SET search_path = public, pg_temp AS $body$
-            DECLARE
-                uid integer := nullif(current_setting('geo_comuna.user_id', true), '')::int;
-                uname text := nullif(current_setting('geo_comuna.user_name', true), '');
-            BEGIN
-                IF TG_OP = 'INSERT' THEN
-                    INSERT INTO audit_log (user_id, user_name, layer, action, feature_ids,
-                                           features)
-                    SELECT uid, uname, %2$L, 'insert',
-                           range_agg(int4range(id, nullif(id, 2147483647) + 1)), count(*)
-                    FROM new_rows
-                    HAVING count(*) > 0;
-                ELSIF TG_OP = 'UPDATE' THEN
-                    INSERT INTO audit_log (user_id, user_name, layer, feature_id, action,
-                                           before, before_geom, after, after_geom)
-                    SELECT uid, uname, %2$L, r.id, 'update', b.props, b.geom,
-                           jsonb_build_object(%3$s), r.geom
-                    FROM new_rows r
-                    JOIN (SELECT r.id, jsonb_build_object(%3$s) AS props, r.geom
-                          FROM old_rows r) b ON b.id = r.id;
-                ELSE
-                    INSERT INTO audit_log (user_id, user_name, layer, feature_id, action,
-                                           before, before_geom)
-                    SELECT uid, uname, %2$L, r.id, 'delete', jsonb_build_object(%3$s), r.geom
-                    FROM old_rows r;
-                END IF;
-                RETURN NULL;
-            END $body$;
-        $f$, 'audit_' || t, t, cols);
-    END LOOP;
-END $$;
 
 -- Every trigger of the schema fires ALWAYS, also under session_replication_role = replica.
 -- The importer, connected as a superuser, COPYs under replica to skip PostgreSQL's per-row

@@ -12,9 +12,16 @@
 --
 -- Tenure changes (record_tenure_change(), UPDATE) and deletions (record_parcel_deletion())
 -- stay one row per parcel with parcel_id. Rows written before this migration, and rows
--- inserted explicitly (the sample's dated history, io/sample.py), keep parcel_id. Readers
--- take both kinds: features/audit.py tenure_history() (`parcel_id = id OR parcel_ids @> id`),
--- analysis/sql/land_recovery_timeline.sql, io/sample.py _load_history().
+-- inserted explicitly (the sample's dated history, io/sample.py), keep parcel_id.
+--
+-- Readers see one shape all the same, one row per parcel and change: they read the history
+-- through parcel_tenure_history(parcel ids), which expands a statement row into its parcels
+-- (db/functions/tenure_history.sql, with the trigger function). Writing one row per parcel
+-- again costs the import the ~0.9 s measured above, more than its lead over ogr2ogr (0.93x,
+-- bench/README.md); bench/import_parcels.py, 3 runs each, on 2026-12-03 at load average
+-- 5-12: 1.19x ogr2ogr with one row per parcel, 1.11x with these rows. A plain view expanding
+-- every statement row could not be filtered by parcel before expanding them all (0.46-0.68 s
+-- for one parcel of 200,000); the function finds the rows by parcel_ids' index first.
 
 ALTER TABLE parcel_history
     ALTER COLUMN parcel_id DROP NOT NULL,
@@ -30,20 +37,6 @@ ALTER TABLE parcel_history
 CREATE INDEX parcel_history_parcel_ids_idx ON parcel_history USING gist (parcel_ids)
     WHERE parcel_ids IS NOT NULL;
 
--- int4range(id, id + 1) is [id, id]; for the largest integer id + 1 would overflow and fail
--- the insert, so its range is left open above (it holds that one integer only), as in 0010.
--- A statement that writes no parcel groups no row, so it records nothing.
-CREATE OR REPLACE FUNCTION record_first_tenure() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = public, pg_temp AS $$
-BEGIN
-    INSERT INTO parcel_history (from_status, to_status, note, parcel_ids, parcels)
-    SELECT NULL, tenure, nullif(current_setting('geo_comuna.change_note', true), ''),
-           range_agg(int4range(id, nullif(id, 2147483647) + 1)), count(*)
-    FROM new_rows
-    GROUP BY tenure;
-    RETURN NULL;
-END $$;
-
--- CREATE OR REPLACE keeps the trigger parcels_first_tenure as it was (ENABLE ALWAYS, 0010);
--- said again so that this file alone shows it
+-- The trigger parcels_first_tenure (0008) is ENABLE ALWAYS since 0010; said again so that
+-- this file alone shows it
 ALTER TABLE parcels ENABLE ALWAYS TRIGGER parcels_first_tenure;

@@ -20,6 +20,10 @@
 -- message (constraint name geo_comuna_scope; detail "feature N" when an import labels its
 -- rows, see features/write.py copy_in), instead of PostgreSQL's reasonless policy error.
 -- The audit trail is untouched: what is refused is never written, so never recorded.
+--
+-- The functions are in db/functions/ (place_refusals.sql, refresh_commune_reach.sql,
+-- editing_rights.sql).
+-- functions: editing_rights, place_refusals, refresh_commune_reach
 
 -- Codes that read like ids: refuse to go on rather than rename what people link to.
 DO $$
@@ -39,11 +43,8 @@ BEGIN
 END $$;
 ALTER TABLE communes ADD CONSTRAINT communes_code_not_an_id CHECK (code ~ '[^0-9]');
 
--- How far (m) an editor's feature may reach beyond its commune's boundary: a parcel drawn
--- along the boundary strays a little outside it (digitising, reprojection, coordinates
--- rounded to 6 decimals), while a feature in the neighbouring commune lies well beyond.
-CREATE FUNCTION geo_comuna_place_tolerance_m() RETURNS double precision
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT 5.0::double precision';
+-- How far an editor's feature may reach beyond its commune's boundary:
+-- geo_comuna_place_tolerance_m() (db/functions/place_refusals.sql).
 
 -- Each commune's boundary grown by the tolerance (geodesic buffer), kept in step by a trigger.
 -- Policies test ST_Covers(reach, feature): the same reach row after row lets PostGIS keep it
@@ -53,14 +54,6 @@ CREATE TABLE commune_reach (
     geom        geometry(Geometry, 4326) NOT NULL
 );
 
-CREATE FUNCTION refresh_commune_reach() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = public, pg_temp AS $$
-BEGIN
-    INSERT INTO commune_reach (commune_id, geom)
-    VALUES (NEW.id, ST_Buffer(NEW.geom::geography, geo_comuna_place_tolerance_m())::geometry)
-    ON CONFLICT (commune_id) DO UPDATE SET geom = excluded.geom;
-    RETURN NULL;
-END $$;
 CREATE TRIGGER communes_reach AFTER INSERT OR UPDATE OF geom ON communes
     FOR EACH ROW EXECUTE FUNCTION refresh_commune_reach();
 ALTER TABLE communes ENABLE ALWAYS TRIGGER communes_reach;  -- like every trigger (0010)
@@ -68,122 +61,6 @@ ALTER TABLE communes ENABLE ALWAYS TRIGGER communes_reach;  -- like every trigge
 INSERT INTO commune_reach (commune_id, geom)
 SELECT id, ST_Buffer(geom::geography, geo_comuna_place_tolerance_m())::geometry FROM communes;
 GRANT SELECT ON commune_reach TO geo_comuna_writer;
-
-CREATE FUNCTION geo_comuna_is_admin() RETURNS boolean LANGUAGE sql STABLE AS $$
-    SELECT coalesce(current_setting('geo_comuna.role', true) = 'admin', false)
-$$;
-
-CREATE FUNCTION geo_comuna_distance_text(p_m double precision) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN p_m < 1000 THEN round(p_m) || ' m'
-                ELSE round((p_m / 1000)::numeric, 1) || ' km' END
-$$;
-
--- Why the current request may not write a feature of commune p_commune lying at p_geom; NULL
--- when it may. Only run for a row the policy refused, to say why.
-CREATE FUNCTION geo_comuna_place_refusal(p_commune integer, p_geom geometry) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT CASE
-        WHEN geo_comuna_is_admin() THEN NULL
-        WHEN p_commune IS NULL THEN
-            'outside the communes you may edit: the feature names no commune'
-        WHEN NOT coalesce(geo_comuna_may_edit(p_commune), false) THEN
-            format('outside the communes you may edit: commune %s is not one of them',
-                   coalesce(c.code, p_commune::text))
-        WHEN p_geom IS NULL OR coalesce(ST_Covers(r.geom, p_geom), false) THEN NULL
-        ELSE format('outside the territory of commune %s: %s%s (up to %s m beyond its '
-                    'boundary is allowed)',
-                    c.code,
-                    CASE WHEN ST_Intersects(c.geom, p_geom) THEN 'it reaches beyond its boundary'
-                         ELSE 'it lies ' || geo_comuna_distance_text(
-                                 ST_Distance(c.geom::geography, p_geom::geography)) || ' from it'
-                    END,
-                    (SELECT ', inside commune ' || string_agg(o.code, ', ' ORDER BY o.code)
-                       FROM communes o
-                      WHERE o.id <> p_commune AND ST_Intersects(o.geom, p_geom)),
-                    geo_comuna_place_tolerance_m())
-    END
-    FROM (SELECT) AS one
-    LEFT JOIN communes c ON c.id = p_commune
-    LEFT JOIN commune_reach r ON r.commune_id = p_commune
-$$;
-
-CREATE FUNCTION geo_comuna_parcel_refusal(p_parcel integer) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT CASE
-        WHEN geo_comuna_is_admin() OR p.id IS NULL THEN NULL  -- no such parcel: the key says so
-        WHEN coalesce(geo_comuna_may_edit(p.commune_id), false) THEN NULL
-        ELSE format('outside the communes you may edit: parcel %s belongs to %s', p.id,
-                    coalesce('commune ' || c.code, 'no commune'))
-    END
-    FROM (SELECT) AS one
-    LEFT JOIN parcels p ON p.id = p_parcel
-    LEFT JOIN communes c ON c.id = p.commune_id
-$$;
-
-CREATE FUNCTION geo_comuna_exchange_refusal(p_from integer, p_to integer, p_geom geometry)
-RETURNS text LANGUAGE sql STABLE AS $$
-    SELECT CASE
-        WHEN geo_comuna_is_admin() THEN NULL
-        WHEN NOT coalesce(geo_comuna_may_edit(p_from), false) THEN
-            format('outside the communes you may edit: an exchange is recorded by the commune '
-                   'it comes from, and %s is not one of yours', coalesce(f.code, p_from::text))
-        WHEN p_geom IS NULL THEN NULL
-        WHEN NOT coalesce(ST_Covers(rf.geom, ST_StartPoint(p_geom)), false) THEN
-            format('the line must start inside commune %s, where the exchange comes from '
-                   '(leave the geometry out to have it drawn)', f.code)
-        WHEN NOT coalesce(ST_Covers(rt.geom, ST_EndPoint(p_geom)), false) THEN
-            format('the line must end inside commune %s, where the exchange goes '
-                   '(leave the geometry out to have it drawn)', t.code)
-    END
-    FROM (SELECT) AS one
-    LEFT JOIN communes f ON f.id = p_from
-    LEFT JOIN communes t ON t.id = p_to
-    LEFT JOIN commune_reach rf ON rf.commune_id = p_from
-    LEFT JOIN commune_reach rt ON rt.commune_id = p_to
-$$;
-
--- A commune's row as it is stored (the statement's snapshot: before the update) against the
--- new one. SECURITY DEFINER: it reads communes from inside communes' own policy.
-CREATE FUNCTION geo_comuna_commune_refusal(p_id integer, p_code text, p_name text,
-                                           p_status text, p_geom geometry)
-RETURNS text LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT CASE
-        WHEN geo_comuna_is_admin() THEN NULL
-        WHEN NOT coalesce(geo_comuna_may_edit(p_id), false) OR o.id IS NULL THEN
-            format('outside the communes you may edit: commune %s is not one of them',
-                   coalesce(o.code, p_code))
-        WHEN changed <> '{}' THEN
-            format('only admins change a commune''s %s', array_to_string(changed, ', '))
-    END
-    FROM (SELECT) AS one
-    LEFT JOIN communes o ON o.id = p_id
-    CROSS JOIN LATERAL (SELECT array_remove(ARRAY[
-        CASE WHEN o.code IS DISTINCT FROM p_code THEN 'code' END,
-        CASE WHEN o.name IS DISTINCT FROM p_name THEN 'name' END,
-        CASE WHEN o.status IS DISTINCT FROM p_status THEN 'status' END,
-        -- = on geometries: the same coordinates in the same order (PostGIS >= 2.4)
-        CASE WHEN NOT coalesce(o.geom = p_geom, false) THEN 'boundary' END], NULL) AS changed
-    ) AS c
-$$;
-
--- Refuse with a reason: insufficient_privilege like any row-level security refusal. NULL
--- (no reason found) returns false, so the policy's own refusal stands.
-CREATE FUNCTION geo_comuna_refuse(p_layer text, p_reason text) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    feature text := nullif(current_setting('geo_comuna.feature', true), '');
-BEGIN
-    IF p_reason IS NULL THEN
-        RETURN false;
-    ELSIF feature IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege', MESSAGE = p_reason,
-            TABLE = p_layer, CONSTRAINT = 'geo_comuna_scope';
-    ELSE
-        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege', MESSAGE = p_reason,
-            DETAIL = 'feature ' || feature, TABLE = p_layer, CONSTRAINT = 'geo_comuna_scope';
-    END IF;
-END $$;
 
 -- The policies. Each WITH CHECK is a cheap test first (admins pass at once, editors by one
 -- ST_Covers against their commune's reach); only a row that fails it asks for the reason.

@@ -2,18 +2,22 @@
 -- (m², geodesic on the WGS 84 spheroid) by tenure, land use and year recovered, for the whole
 -- commune and per state.
 --
--- Per state a parcel is COUNTED once, in the state holding ST_PointOnSurface(parcel) (as
--- commune_state_breakdown() counts parcels), while its AREA is split by the actual
+-- Per state a parcel is COUNTED once, in the state commune_state_placement() counts it in
+-- (db/functions/commune_state_placement.sql: the same function places parcels for
+-- commune_state_breakdown(), so both always agree), while its AREA is split by the actual
 -- intersection with each state's pieces (state_parts), so the states' areas add up to the
 -- commune's total. Area in no state polygon (generalised coast) goes to a NULL state.
 -- "Recovered" means recovered_on is set.
-WITH p AS (
+WITH counted AS (
+    SELECT u.id, pl.state_id
+    FROM commune_state_placement(ARRAY[%(commune)s]::integer[]) pl
+    CROSS JOIN LATERAL unnest(pl.parcel_ids) AS u(id)
+), p AS (
     SELECT p.id, p.tenure, coalesce(p.land_use, 'unspecified') AS land_use,
            extract(year FROM p.recovered_on)::integer AS year_recovered,
-           p.geom, ST_Area(p.geom::geography) AS area_m2,
-           (SELECT sp.state_id FROM state_parts sp
-            WHERE ST_Intersects(sp.geom, ST_PointOnSurface(p.geom)) LIMIT 1) AS counted_in
+           p.geom, ST_Area(p.geom::geography) AS area_m2, c.state_id AS counted_in
     FROM parcels p
+    LEFT JOIN counted c ON c.id = p.id
     WHERE p.commune_id = %(commune)s
 ), inside AS (
     SELECT p.id, sp.state_id,

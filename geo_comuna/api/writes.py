@@ -1,0 +1,123 @@
+"""OGC API - Features Part 4 writes: create, replace, update and delete features of any
+registry layer, all or nothing (features/edit.py validates and writes; the database's
+row-level security decides what an editor may touch).
+
+Bodies are read raw and parsed by the service, so a request parses the same way as a file
+import. What the caller's token may do is answered by ``OPTIONS`` (api/editing.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from geo_comuna.api.deps import Conn, IfMatch, LayerDep, SettingsDep, Writer, base_url
+from geo_comuna.features import edit
+
+router = APIRouter()
+Repair = Annotated[
+    bool, Query(description="make invalid geometries valid (ST_MakeValid) and report each change")
+]
+
+
+async def _body(request: Request) -> bytes:
+    return await request.body()
+
+
+def _written(written: edit.Written, status: int, location: str | None = None) -> Response:
+    headers = {"Location": location} if location else {}
+    if written.etag:
+        headers["ETag"] = written.etag
+    if written.repairs:
+        headers["X-Geo-Comuna-Repairs"] = str(len(written.repairs))
+    body = {"ids": written.ids, "repairs": written.repairs}
+    return Response(
+        json.dumps(body, default=str),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+@router.post(
+    "/collections/{collection_id}/items",
+    status_code=201,
+    summary="Add a Feature or a FeatureCollection (all or nothing)",
+)
+async def create_items(
+    request: Request,
+    settings: SettingsDep,
+    conn: Conn,
+    layer: LayerDep,
+    user: Writer,
+    repair: Repair = False,
+) -> Response:
+    written = await edit.create(conn, layer, await _body(request), settings, user, repair=repair)
+    base = base_url(request, settings)
+    location = (
+        f"{base}/collections/{layer.name}/items/{written.ids[0]}" if len(written.ids) == 1 else None
+    )
+    return _written(written, 201, location)
+
+
+@router.put("/collections/{collection_id}/items/{feature_id}", summary="Replace a feature")
+async def replace_item(
+    request: Request,
+    settings: SettingsDep,
+    conn: Conn,
+    layer: LayerDep,
+    feature_id: int,
+    user: Writer,
+    if_match: IfMatch,
+    repair: Repair = False,
+) -> Response:
+    written = await edit.replace(
+        conn,
+        layer,
+        feature_id,
+        await _body(request),
+        settings,
+        user,
+        repair=repair,
+        if_match=if_match,
+    )
+    return _written(written, 200)
+
+
+@router.patch(
+    "/collections/{collection_id}/items/{feature_id}",
+    summary="Change some properties or the geometry of a feature",
+)
+async def patch_item(
+    request: Request,
+    settings: SettingsDep,
+    conn: Conn,
+    layer: LayerDep,
+    feature_id: int,
+    user: Writer,
+    if_match: IfMatch,
+    repair: Repair = False,
+) -> Response:
+    written = await edit.patch(
+        conn,
+        layer,
+        feature_id,
+        await _body(request),
+        settings,
+        user,
+        repair=repair,
+        if_match=if_match,
+    )
+    return _written(written, 200)
+
+
+@router.delete(
+    "/collections/{collection_id}/items/{feature_id}", status_code=204, summary="Delete a feature"
+)
+async def delete_item(
+    conn: Conn, layer: LayerDep, feature_id: int, user: Writer, if_match: IfMatch
+) -> Response:
+    await edit.remove(conn, layer, feature_id, user, if_match=if_match)
+    return Response(status_code=204)

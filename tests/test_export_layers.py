@@ -1,0 +1,117 @@
+"""Exports that add up: a commune's layers go into one GeoPackage, a second export adds a
+layer instead of replacing the file, a layer it holds is replaced only when asked, and a
+Shapefile refuses field names it would cut to the same one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pyogrio
+import pytest
+from psycopg import AsyncConnection, sql
+
+from geo_comuna.accounts import EVERYWHERE
+from geo_comuna.errors import InvalidFile, InvalidInput
+from geo_comuna.features.query import commune_sql, resolve_commune
+from geo_comuna.io.exporter import _dbf_names, export_layer
+from geo_comuna.io.formats import FORMATS
+from geo_comuna.layers import LAYERS
+from tests.test_io_errors import _cli
+
+pytestmark = pytest.mark.anyio
+GPKG = FORMATS["gpkg"]
+
+
+def held(path: Path) -> dict[str, int]:
+    """Layer -> features of a GeoPackage, as GDAL reads it."""
+    return {
+        str(name): pyogrio.read_info(path, layer=str(name))["features"]
+        for name, _ in pyogrio.list_layers(path)
+    }
+
+
+async def export(conn: AsyncConnection, name: str, path: Path, **kw: object) -> int:
+    maizal = await resolve_commune(conn, "EL-MAIZAL")
+    report = await export_layer(
+        conn, LAYERS[name], path, GPKG, commune_id=maizal, access=EVERYWHERE, **kw
+    )
+    return report.features
+
+
+async def test_a_second_layer_is_added_and_a_held_one_replaced_only_when_asked(
+    conn: AsyncConnection, tmp_path: Path
+) -> None:
+    path = tmp_path / "el_maizal.gpkg"
+    parcels = await export(conn, "parcels", path)
+    dwellings = await export(conn, "dwellings", path)
+    assert parcels and dwellings
+    assert held(path) == {"parcels": parcels, "dwellings": dwellings}
+
+    before = path.read_bytes()
+    with pytest.raises(InvalidInput, match="already holds the layer 'parcels'.*--overwrite-layer"):
+        await export(conn, "parcels", path)
+    assert path.read_bytes() == before  # nothing partly written
+
+    await conn.execute(
+        "DELETE FROM parcels WHERE id = (SELECT min(id) FROM parcels WHERE commune_id = %s)",
+        (await resolve_commune(conn, "EL-MAIZAL"),),
+    )
+    assert await export(conn, "parcels", path, overwrite_layer=True) == parcels - 1
+    assert held(path) == {"parcels": parcels - 1, "dwellings": dwellings}
+
+
+async def test_a_file_that_is_not_a_geopackage_is_not_overwritten(
+    conn: AsyncConnection, tmp_path: Path
+) -> None:
+    path = tmp_path / "notes.gpkg"
+    path.write_text("a planner's notes, misnamed")
+    with pytest.raises(InvalidFile, match="notes.gpkg"):
+        await export(conn, "parcels", path)
+    assert path.read_text() == "a planner's notes, misnamed"
+
+
+def test_shapefile_names_that_would_cut_to_one_are_refused() -> None:
+    assert _dbf_names(["code", "recovered_on"]) == {"recovered_on": "recovered_"}
+    with pytest.raises(InvalidInput, match="'volume_per_month' and 'volume_per_year'"):
+        _dbf_names(["volume_per_month", "volume_per_year"])
+    with pytest.raises(InvalidInput, match="'Tenure' and 'tenure'"):
+        _dbf_names(["Tenure", "tenure"])  # dBASE and the importer ignore case
+
+
+def test_no_layer_has_names_a_shapefile_cannot_hold() -> None:
+    """Every layer exports as a Shapefile: the registry's names stay apart at 10 characters."""
+    from geo_comuna.io.exporter import column_types
+
+    for layer in LAYERS.values():
+        _dbf_names([*column_types(layer), "geometry"])
+
+
+def test_cli_exports_every_layer_of_a_commune_into_one_geopackage(
+    own_db: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "maizal.gpkg"
+    done = _cli(own_db, "export", "all", str(path), "--commune", "EL-MAIZAL")
+    assert done.returncode == 0, done.stderr
+    reports = json.loads(done.stdout)
+    assert [r["layer"] for r in reports] == list(LAYERS)
+    assert "(1/" in done.stderr  # progress, layer by layer
+    with psycopg.connect(own_db) as db:
+        maizal = db.execute("SELECT id FROM communes WHERE code = 'EL-MAIZAL'").fetchone()[0]
+        expected = {
+            layer.name: db.execute(
+                sql.SQL("SELECT count(*) FROM {} t WHERE {}").format(
+                    sql.Identifier(layer.table), commune_sql(layer, sql.Literal(maizal))
+                )
+            ).fetchone()[0]
+            for layer in LAYERS.values()
+        }
+    assert held(path) == expected
+    assert expected["parcels"] > 0 and expected["states"] == 2
+
+    again = _cli(own_db, "export", "parcels", str(path), "--commune", "EL-MAIZAL")
+    assert again.returncode != 0 and "already holds the layer 'parcels'" in again.stderr
+    assert held(path) == expected
+    many = _cli(own_db, "export", "parcels,dwellings", str(tmp_path / "two.geojson"))
+    assert many.returncode != 0 and "one GeoPackage (.gpkg) or a directory" in many.stderr
