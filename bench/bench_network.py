@@ -40,7 +40,10 @@ os.environ.setdefault(
 )
 
 from bench import common  # noqa: E402
-from geo_comuna.analysis import dem, network, stair_access, water_hookups  # noqa: E402
+from geo_comuna.analysis import stair_access, water_hookups  # noqa: E402
+from geo_comuna.analysis.toolkit import dem as dem_reading  # noqa: E402
+from geo_comuna.analysis.toolkit import network  # noqa: E402
+from geo_comuna.io import dems  # noqa: E402
 
 SPACING_M = 20.0
 NULL = r"\N"  # COPY text format
@@ -186,7 +189,7 @@ async def register_dem(
     write_dem(tif, x0, y0, SPACING_M * (side_nodes - 1))
     conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     try:
-        await dem.register(conn, cid, tif)
+        await dems.register(conn, cid, tif)
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
@@ -305,9 +308,9 @@ async def stages_stairs(conn: psycopg.AsyncConnection, cid: int, runs: int) -> l
     stops = await network.attach(
         conn, net, cid, "facilities", np.array([r[0] for r in await cur.fetchall()]), 50
     )
-    found = await dem.for_commune(conn, cid)
+    found = await dems.for_commune(conn, cid)
     start = time.perf_counter()
-    (z_node, z_home, z_att), _ = dem.elevations(
+    (z_node, z_home, z_att), _ = dem_reading.elevations(
         found, (net.node_lon, net.node_lat), (dw.lon, dw.lat), (homes.lon, homes.lat)
     )
     t_dem = time.perf_counter() - start

@@ -1,5 +1,6 @@
 """Zonal terrain statistics for 20,000 parcels on a 4,000 x 4,000 DEM: geo_comuna's numpy
-kernel (analysis/zonal.py) side by side with exactextract and rasterstats on the same inputs.
+kernel (analysis/toolkit/zonal.py) side by side with exactextract and rasterstats on the same
+inputs.
 
     .venv/bin/python bench/bench_terrain.py [--runs 3] [--parcels 20000] [--size 4000]
 
@@ -9,7 +10,7 @@ Inputs, written once to bench/out/ (deterministic, fixed seed): a synthetic DEM 
 parcels, Voronoi cells of a jittered 160 x 125 grid over it (about 800 cells each). Every tool
 computes the same figures per parcel: mean, min and max elevation, mean slope in % and in
 degrees, and the share of the area steeper than 30 %, from the same elevation and slope arrays
-(slope: Horn's method, terrain.gradient, timed once as "read DEM + slope"). exactextract gets
+(slope: Horn's method, slope.gradient, timed once as "read DEM + slope"). exactextract gets
 its own rasters for degrees and the steep mask (built with numpy, timed with it) and GeoJSON
 features built beforehand (its preferred input, not timed); rasterstats gets one pass over
 elevation and one over slope (degrees and the steep share as add_stats). Timings are medians
@@ -39,8 +40,8 @@ from affine import Affine
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
-from geo_comuna.analysis import terrain, zonal  # noqa: E402
-from geo_comuna.analysis.dem import Dem  # noqa: E402
+from geo_comuna.analysis.toolkit import slope, zonal  # noqa: E402
+from geo_comuna.io.dems import Dem  # noqa: E402
 
 CELL_M = 5.0
 WEST, NORTH = 600_000.0, 1_020_000.0  # UTM 19N, about -68.09, 9.22
@@ -101,7 +102,7 @@ def read_and_slope(dem_path: Path) -> tuple[zonal.Grid, np.ndarray]:
     with rasterio.open(dem_path) as src:
         z = src.read(1, masked=True).astype(np.float64).filled(np.nan)
         grid = zonal.Grid(z, src.transform, src.crs)
-    return grid, terrain.slope_pct(*terrain.gradient(grid))
+    return grid, slope.slope_pct(*slope.gradient(grid))
 
 
 def with_exactextract(
@@ -188,7 +189,7 @@ def one_run(
         "ee_feature": lambda: with_exactextract(grid, slope, features, "feature-sequential"),
         "ee_raster": lambda: with_exactextract(grid, slope, features, "raster-sequential"),
         "rasterstats": lambda: with_rasterstats(grid, slope, parcels),
-        "e2e": lambda: terrain.terrain_of(dem, lonlat, THRESHOLD_PCT),
+        "e2e": lambda: slope.terrain_of(dem, lonlat, THRESHOLD_PCT, []),
     }
     return {"slope": (seconds, None), **{key: timed(work) for key, work in steps.items()}}
 

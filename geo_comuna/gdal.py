@@ -9,10 +9,11 @@ rasterio each bundle their own) every driver but ``VECTOR`` / ``RASTER`` is dere
 network access and raw raster bands are switched off.
 
 ``vector()`` and ``raster()`` harden the library on first use and return it; the modules that
-import pyogrio (io/formats.py) or rasterio (analysis/dem.py, maps/overview.py) call them at
-import, so no code of ours opens a file with an unhardened GDAL. Each checks what GDAL then
-reports and refuses to go on (RuntimeError) if a driver outside its list is still there: a
-future GDAL that ignored the setting would stop the service, not open it.
+import pyogrio (io/formats.py) or rasterio (io/dems.py, analysis/toolkit/dem.py,
+maps/overview.py) call them at import, so no code of ours opens a file with an unhardened
+GDAL. Each checks what GDAL then reports and refuses to go on (RuntimeError) if a driver
+outside its list is still there: a future GDAL that ignored the setting would stop the
+service, not open it.
 """
 
 from __future__ import annotations

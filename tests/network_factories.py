@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 from pyproj import Geod
 from rasterio.transform import from_origin
 
-from geo_comuna.analysis import dem
+from geo_comuna.io import dems
 
 LON0, LAT0 = -67.0, 10.0
 GEOD = Geod(ellps="WGS84")
@@ -140,4 +140,4 @@ def slope_dem(
 
 
 async def add_dem(conn: AsyncConnection, cid: int, tif: Path) -> None:
-    await dem.register(conn, cid, tif)
+    await dems.register(conn, cid, tif)

@@ -22,9 +22,9 @@ import pytest
 import shapely
 from psycopg import AsyncConnection
 
-from geo_comuna.analysis import dem as dems
 from geo_comuna.analysis import land_recovery
 from geo_comuna.analysis.land_recovery import Params
+from geo_comuna.io import dems
 from tests.test_analysis_terrain import write_dem as terrain_dem
 
 pytestmark = pytest.mark.anyio

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from psycopg import AsyncConnection
 
-from geo_comuna.analysis import network
+from geo_comuna.analysis.toolkit import network
 from tests.network_factories import LAT0, LON0, commune, dwelling, metres, path
 
 pytestmark = pytest.mark.anyio

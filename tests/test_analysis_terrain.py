@@ -28,13 +28,13 @@ from psycopg import AsyncConnection
 from rasterio.crs import CRS
 from typer.testing import CliRunner
 
-from geo_comuna.analysis import dem as dems
-from geo_comuna.analysis import zonal as zonal_module
-from geo_comuna.analysis.hillshade import Params as ShadeParams
-from geo_comuna.analysis.hillshade import hillshade, hillshade_png, illumination
-from geo_comuna.analysis.terrain import gradient, slope_pct
-from geo_comuna.analysis.zonal import Grid, coverage, zonal
+from geo_comuna.analysis.toolkit import zonal as zonal_module
+from geo_comuna.analysis.toolkit.hillshade import Params as ShadeParams
+from geo_comuna.analysis.toolkit.hillshade import hillshade, hillshade_png, illumination
+from geo_comuna.analysis.toolkit.slope import gradient, slope_pct
+from geo_comuna.analysis.toolkit.zonal import Grid, coverage, zonal
 from geo_comuna.cli import app as cli_app
+from geo_comuna.io import dems
 
 pytestmark = pytest.mark.anyio
 UTM = CRS.from_epsg(32619)

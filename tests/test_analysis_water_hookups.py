@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 from psycopg import AsyncConnection
 
-from geo_comuna.analysis import budget, water_hookups
+from geo_comuna.analysis import water_hookups
+from geo_comuna.analysis.toolkit import budget
 from geo_comuna.errors import NotFound
 from tests.network_factories import (
     LAT0,

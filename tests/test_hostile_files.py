@@ -31,7 +31,8 @@ from affine import Affine
 from psycopg import AsyncConnection
 
 from geo_comuna import gdal, work
-from geo_comuna.analysis import dem as dems
+from geo_comuna.analysis.toolkit.dem import coarsened_warning, read_window
+from geo_comuna.io import dems
 from tests.factories import LAT, LON
 from tests.test_analysis_terrain import X0, Y0, write_dem
 
@@ -465,12 +466,12 @@ async def test_a_request_reads_at_most_its_window_of_cells(
     path = write_dem(tmp_path, z, X0, Y0, name="big.tif")
     checked = dems.check(path, work.default_limits())
     dem = dems.Dem(0, 0, "big", checked.crs, 1.0, checked.footprint, checked.tiff)
-    full = dems.read_window(dem, None, rows * cols)
+    full = read_window(dem, None, rows * cols)
     assert full.coarsened == 1 and full.z.shape == (rows, cols)
-    small = dems.read_window(dem, None, 10_000)
+    small = read_window(dem, None, 10_000)
     assert small.z.size <= 10_000 and small.coarsened > 1
     assert small.z.mean() == pytest.approx(z.mean(), rel=1e-3)
-    assert dems.coarsened_warning(dem, small) and not dems.coarsened_warning(dem, full)
+    assert coarsened_warning(dem, small) and not coarsened_warning(dem, full)
 
 
 def declared_tiles(path: Path, side: int) -> bytes:

@@ -1,9 +1,10 @@
-"""What every analysis shares: its result shape and how it is registered.
+"""What every analysis shares: its description, its result shape, how its parameters are read
+from text (a query string, the CLI's key=value pairs) and how its queries are loaded.
 
-An analysis module defines ``Params`` (a pydantic model: every field with a default, bounds
-and a description giving its unit) and ``async def run(conn, commune_id, params) -> Result``.
-It is listed once in analysis/registry.py; the API route, the CLI command and the map all
-derive from that entry. An analysis whose features are homes says so (``features_of``):
+An analysis package defines ``Params`` (a pydantic model: every field with a default, bounds
+and a description giving its unit), ``async def run(conn, commune_id, params) -> Result`` and
+``ANALYSIS``, its entry in analysis/registry.py; the API route, the CLI command and the map
+all derive from that entry. An analysis whose features are homes says so (``features_of``):
 readers outside the commune then get analysis/disclosure.py's public view of its result.
 """
 
@@ -11,14 +12,17 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from psycopg import AsyncConnection
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from geo_comuna import work
+from geo_comuna.errors import InvalidInput
 from geo_comuna.io.formulas import neutralise
 from geo_comuna.layers import Layer
 
@@ -58,6 +62,13 @@ class Result:
                 for row in rows
             )
         return out.getvalue()
+
+
+@cache
+def sql_text(package: str, name: str) -> str:
+    """A query of ``package``'s own sql/ folder (package data; pass ``__package__``). Values
+    are bound with %(name)s, never formatted in."""
+    return resources.files(package).joinpath("sql", name).read_text("utf-8")
 
 
 Runner = Callable[[AsyncConnection, int, Any], Awaitable[Result]]
@@ -104,3 +115,23 @@ async def answer(
     return await cache.get_or_compute(
         conn, key, analysis.reads, lambda: analysis.run(conn, commune_id, params)
     )
+
+
+def parse_params(
+    params_model: type, values: dict[str, str], route_takes: Iterable[str] = ()
+) -> Any:
+    """Text values (a query string, the CLI's key=value pairs) -> the analysis' parameters
+    model; InvalidInput (400) naming what is wrong (and ``route_takes``, the parameters of the
+    route itself, in the list of what it takes)."""
+    known = set(params_model.model_fields)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        also = f", and {', '.join(sorted(route_takes))}" if route_takes else ""
+        raise InvalidInput(
+            f"unknown parameters {unknown}; this analysis takes {sorted(known)}{also}"
+        )
+    try:
+        return params_model.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(f"invalid parameters: {problems}") from None

@@ -1,19 +1,27 @@
-"""Every analysis, listed once. Add a line per analysis module."""
+"""Every analysis, listed once: its name (URL and CLI) -> its Analysis. A new analysis is a
+package exporting ``ANALYSIS`` and one line here; the API route, the CLI command, the maps
+and the OpenAPI document all derive from this dict. Order is the order of listings."""
 
 from __future__ import annotations
 
+from geo_comuna.analysis import electricity, land_recovery, stair_access, terrain, water_hookups
 from geo_comuna.analysis.base import Analysis
 from geo_comuna.errors import NotFound
 
-ANALYSES: dict[str, Analysis] = {}
-
-
-def register(analysis: Analysis) -> None:
-    ANALYSES[analysis.name] = analysis
+ANALYSES: dict[str, Analysis] = {
+    analysis.name: analysis
+    for analysis in (
+        water_hookups.ANALYSIS,
+        electricity.ANALYSIS,
+        stair_access.ANALYSIS,
+        terrain.ANALYSIS,
+        land_recovery.ANALYSIS,
+    )
+}
 
 
 def get_analysis(name: str) -> Analysis:
-    _load()
+    """The analysis called ``name``, or NotFound listing the known ones."""
     try:
         return ANALYSES[name]
     except KeyError:
@@ -21,23 +29,4 @@ def get_analysis(name: str) -> Analysis:
 
 
 def all_analyses() -> dict[str, Analysis]:
-    _load()
     return ANALYSES
-
-
-def _load() -> None:
-    """Import the analysis modules (each calls register() at import)."""
-    import importlib
-
-    for module in MODULES:
-        importlib.import_module(f"geo_comuna.analysis.{module}")
-
-
-#: analysis modules, one per line
-MODULES: list[str] = [
-    "water_hookups",
-    "electricity",
-    "stair_access",
-    "terrain",
-    "land_recovery",
-]

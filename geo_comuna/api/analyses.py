@@ -4,41 +4,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import ValidationError
 
 from geo_comuna import work
 from geo_comuna.analysis import disclosure
-from geo_comuna.analysis.base import answer
+from geo_comuna.analysis.base import answer, parse_params
 from geo_comuna.analysis.registry import all_analyses, get_analysis
 from geo_comuna.api.deps import Commune, CommuneRef, Conn, ReaderAccess
 from geo_comuna.api.parameters import own_parameters
-from geo_comuna.errors import InvalidInput
 
 router = APIRouter(tags=["analyses"])
 Fmt = Annotated[str, Query(alias="f", pattern="^(json|geojson|csv)$")]
-
-
-def parse_params(
-    params_model: type, values: dict[str, str], route_takes: Iterable[str] = ()
-) -> Any:
-    """Query-string values -> the analysis' parameters model; 400 naming what is wrong (and
-    ``route_takes``, the parameters of the route itself, in the list of what it takes)."""
-    known = set(params_model.model_fields)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        also = f", and {', '.join(sorted(route_takes))}" if route_takes else ""
-        raise InvalidInput(
-            f"unknown parameters {unknown}; this analysis takes {sorted(known)}{also}"
-        )
-    try:
-        return params_model.model_validate(values)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise InvalidInput(f"invalid parameters: {problems}") from None
 
 
 @router.get("/communes/{commune}/analyses", summary="Analyses available for a commune")

@@ -23,9 +23,9 @@ from fastapi.staticfiles import StaticFiles
 from markupsafe import escape
 
 from geo_comuna.accounts import Access
+from geo_comuna.analysis.base import parse_params
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api import etags
-from geo_comuna.api.analyses import parse_params
 from geo_comuna.api.deps import (
     Commune,
     CommuneFilter,

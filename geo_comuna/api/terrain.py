@@ -19,13 +19,13 @@ from fastapi.responses import Response
 
 from geo_comuna import work
 from geo_comuna.accounts import writing
-from geo_comuna.analysis import dem as dems
-from geo_comuna.analysis.hillshade import Params as HillshadeParams
-from geo_comuna.analysis.hillshade import hillshade_png
-from geo_comuna.analysis.terrain import dem_for
+from geo_comuna.analysis.toolkit.dem import dem_for
+from geo_comuna.analysis.toolkit.hillshade import Params as HillshadeParams
+from geo_comuna.analysis.toolkit.hillshade import hillshade_png
 from geo_comuna.api.deps import Commune, Conn, ScratchDep, Writer
 from geo_comuna.api.scratch import client_name
 from geo_comuna.errors import Forbidden, InvalidInput
+from geo_comuna.io import dems
 
 router = APIRouter(tags=["terrain"])
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -287,8 +287,8 @@ def analyze(
     out: Annotated[Path | None, typer.Option(help="write to this file, not stdout")] = None,
 ) -> None:
     """Run a planning analysis for a commune (parameters: GET /communes/X/analyses)."""
+    from geo_comuna.analysis.base import parse_params
     from geo_comuna.analysis.registry import get_analysis
-    from geo_comuna.api.analyses import parse_params
     from geo_comuna.features.query import require_commune
 
     settings = load_settings()

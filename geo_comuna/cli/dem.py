@@ -33,8 +33,8 @@ def dem_add(
 ) -> None:
     """Store a DEM for a commune (in the database: backups hold it)."""
     from geo_comuna.accounts import local_admin, writing
-    from geo_comuna.analysis import dem
     from geo_comuna.features.query import require_commune
+    from geo_comuna.io import dems
 
     settings = load_settings()
     if not file.is_file():
@@ -43,8 +43,8 @@ def dem_add(
     async def work(conn: Any) -> list[dict]:
         commune_id = await require_commune(conn, commune)
         async with writing(conn, local_admin(), row_security=False):
-            added = await dem.register(conn, commune_id, file, name)
-        return [d for d in await dem.listing(conn, commune_id) if d["id"] == added.id]
+            added = await dems.register(conn, commune_id, file, name)
+        return [d for d in await dems.listing(conn, commune_id) if d["id"] == added.id]
 
     typer.echo(json.dumps(run(work, settings)[0], indent=2, default=str))
 
@@ -54,13 +54,13 @@ def dem_list(
     commune: Annotated[str | None, typer.Argument(help="commune code or id (default: all)")] = None,
 ) -> None:
     """The DEMs stored (name, CRS, cell size in m, lon/lat bounds), finest first."""
-    from geo_comuna.analysis import dem
     from geo_comuna.features.query import require_commune
+    from geo_comuna.io import dems
 
     async def work(conn: Any) -> list[dict]:
         commune_id = None
         if commune is not None:
             commune_id = await require_commune(conn, commune)
-        return await dem.listing(conn, commune_id)
+        return await dems.listing(conn, commune_id)
 
     typer.echo(json.dumps(run(work, load_settings()), indent=2, default=str))

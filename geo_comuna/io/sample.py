@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 from psycopg import AsyncConnection, sql
 
-from geo_comuna.analysis import dem
 from geo_comuna.errors import InvalidFile
 from geo_comuna.features.filters import commune_sql
 from geo_comuna.features.query import require_commune, resolve_commune
+from geo_comuna.io import dems
 from geo_comuna.io.importer import Progress, import_file, import_frame, read, to_wgs84
 from geo_comuna.layers import COMMUNES, LAYERS, Layer
 from geo_comuna.settings import Settings
@@ -164,7 +164,7 @@ async def load_samples(
         counts["parcel_history"] = await _load_history(conn, samples)
         say(f"DEM of {DEM_COMMUNE}")
         commune_id = await require_commune(conn, DEM_COMMUNE)
-        await dem.register(conn, commune_id, samples / "dem_5_de_marzo.tif")
+        await dems.register(conn, commune_id, samples / "dem_5_de_marzo.tif")
         counts["dems"] = 1
     await conn.execute("ANALYZE")
     return counts

@@ -2,7 +2,7 @@
 reachable: the commune's DEM hillshade when it has a DEM, else the plain background colour of
 maps/styles.json. Either way the map reads offline.
 
-The hillshade comes from geo_comuna/analysis/hillshade.py (served at
+The hillshade comes from geo_comuna/analysis/toolkit/hillshade.py (served at
 GET /communes/{commune}/hillshade.png); a standalone file carries the PNG inline.
 """
 
@@ -15,8 +15,8 @@ import folium
 from psycopg import AsyncConnection
 
 from geo_comuna import work
-from geo_comuna.analysis import dem
-from geo_comuna.analysis.hillshade import hillshade_png
+from geo_comuna.analysis.toolkit.hillshade import hillshade_png
+from geo_comuna.io import dems
 from geo_comuna.maps.data import CommuneInfo
 from geo_comuna.maps.elements import ThemedLayer, js, legend_section
 from geo_comuna.maps.page import Page
@@ -26,7 +26,7 @@ from geo_comuna.maps.styles import Styles
 async def _render(conn: AsyncConnection, commune_id: int) -> tuple[bytes, tuple] | None:
     """(PNG bytes, lon/lat bounds w, s, e, n) of the commune's hillshade (Web Mercator, as
     Leaflet overlays it), or None when the commune has no DEM."""
-    found = await dem.for_commune(conn, commune_id)
+    found = await dems.for_commune(conn, commune_id)
     if found is None:
         return None
     png, bounds = await work.cpu(hillshade_png, found)

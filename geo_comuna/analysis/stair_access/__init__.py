@@ -19,15 +19,24 @@ import numpy as np
 from psycopg import AsyncConnection
 
 from geo_comuna import work
-from geo_comuna.analysis import network, registry
 from geo_comuna.analysis.base import Analysis, FeaturesOf, Result
 from geo_comuna.analysis.stair_access import places, report
 from geo_comuna.analysis.stair_access.legs import MEASURES, segment_legs, tobler_mps
 from geo_comuna.analysis.stair_access.params import Params
 from geo_comuna.analysis.stair_access.walks import Walks, walk_all
+from geo_comuna.analysis.toolkit import network
 from geo_comuna.layers import LAYERS
 
-__all__ = ["MEASURES", "Params", "Walks", "run", "segment_legs", "tobler_mps", "walk_all"]
+__all__ = [
+    "ANALYSIS",
+    "MEASURES",
+    "Params",
+    "Walks",
+    "run",
+    "segment_legs",
+    "tobler_mps",
+    "walk_all",
+]
 
 
 async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
@@ -77,14 +86,13 @@ def _walks_and_report(
     )
 
 
-registry.register(
-    Analysis(
-        name="stair-access",
-        title_es="Acceso por escaleras",
-        title_en="Stair access",
-        params=Params,
-        run=run,
-        reads=("dwellings", "paths", "facilities", "communes", "dems"),
-        features_of=FeaturesOf(LAYERS["dwellings"]),
-    )
+#: this analysis' entry in analysis/registry.py
+ANALYSIS = Analysis(
+    name="stair-access",
+    title_es="Acceso por escaleras",
+    title_en="Stair access",
+    params=Params,
+    run=run,
+    reads=("dwellings", "paths", "facilities", "communes", "dems"),
+    features_of=FeaturesOf(LAYERS["dwellings"]),
 )

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geo_comuna.analysis.network import STAIRWAY, Attachment, Network
 from geo_comuna.analysis.stair_access.params import Params
+from geo_comuna.analysis.toolkit.network import STAIRWAY, Attachment, Network
 
 TOBLER_KMH = 6.0  # top speed, reached walking down a 5 % slope
 TOBLER_DECAY = 3.5

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 from psycopg import AsyncConnection
 
-from geo_comuna.analysis import network
-from geo_comuna.analysis.network import Attachment, Dwellings, Network
 from geo_comuna.analysis.stair_access.params import Params
+from geo_comuna.analysis.toolkit import network
+from geo_comuna.analysis.toolkit.network import Attachment, Dwellings, Network
 from geo_comuna.errors import NotFound
 
 

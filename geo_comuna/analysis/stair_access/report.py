@@ -10,7 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from geo_comuna.analysis.network import (
+from geo_comuna.analysis.stair_access.legs import road_nodes, tobler_mps
+from geo_comuna.analysis.stair_access.params import Params
+from geo_comuna.analysis.stair_access.walks import Walks
+from geo_comuna.analysis.toolkit.network import (
     Attachment,
     Dwellings,
     Network,
@@ -18,9 +21,6 @@ from geo_comuna.analysis.network import (
     rounded,
     whole,
 )
-from geo_comuna.analysis.stair_access.legs import road_nodes, tobler_mps
-from geo_comuna.analysis.stair_access.params import Params
-from geo_comuna.analysis.stair_access.walks import Walks
 
 
 def flags(out: Walks, back: Walks, params: Params) -> dict[str, np.ndarray]:

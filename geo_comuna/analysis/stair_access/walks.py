@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geo_comuna.analysis import network
-from geo_comuna.analysis.network import Attachment, Network
 from geo_comuna.analysis.stair_access.legs import MEASURES, connector, destinations, segment_legs
 from geo_comuna.analysis.stair_access.params import Params
+from geo_comuna.analysis.toolkit import network
+from geo_comuna.analysis.toolkit.network import Attachment, Network
 
 
 @dataclass(frozen=True)

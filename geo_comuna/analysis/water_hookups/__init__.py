@@ -17,8 +17,8 @@ from __future__ import annotations
 from psycopg import AsyncConnection
 
 from geo_comuna import work
-from geo_comuna.analysis import network, registry
 from geo_comuna.analysis.base import Analysis, FeaturesOf, Result
+from geo_comuna.analysis.toolkit import network
 from geo_comuna.analysis.water_hookups import report
 from geo_comuna.analysis.water_hookups.params import Params
 from geo_comuna.analysis.water_hookups.pipes import (
@@ -38,6 +38,7 @@ from geo_comuna.analysis.water_hookups.ranking import choose, rank_all, rank_pro
 from geo_comuna.layers import LAYERS
 
 __all__ = [
+    "ANALYSIS",
     "Params",
     "group_projects",
     "load_taps",
@@ -84,14 +85,13 @@ def _rank_and_report(
     )
 
 
-registry.register(
-    Analysis(
-        name="water-hookups",
-        title_es="Conexiones de agua",
-        title_en="Water hookups",
-        params=Params,
-        run=run,
-        reads=("dwellings", "water_mains", "paths", "communes", "dems"),
-        features_of=FeaturesOf(LAYERS["dwellings"]),
-    )
+#: this analysis' entry in analysis/registry.py
+ANALYSIS = Analysis(
+    name="water-hookups",
+    title_es="Conexiones de agua",
+    title_en="Water hookups",
+    params=Params,
+    run=run,
+    reads=("dwellings", "water_mains", "paths", "communes", "dems"),
+    features_of=FeaturesOf(LAYERS["dwellings"]),
 )

@@ -14,8 +14,9 @@ import numpy as np
 from psycopg import AsyncConnection
 
 from geo_comuna import work
-from geo_comuna.analysis import network
-from geo_comuna.analysis.network import Dwellings
+from geo_comuna.analysis.base import sql_text
+from geo_comuna.analysis.toolkit import network
+from geo_comuna.analysis.toolkit.network import Dwellings
 from geo_comuna.analysis.water_hookups.params import Params
 from geo_comuna.analysis.water_hookups.projects import (
     group_projects,
@@ -49,7 +50,7 @@ async def straight_lines(
         return np.zeros(0), np.zeros(0), np.zeros(0)
     cur = conn.cursor(binary=True)
     await cur.execute(
-        network.sql_text("water_straight.sql"),
+        sql_text(__package__, "straight.sql"),
         {"commune": commune_id, "ids": np.sort(ids).tolist()},
     )
     _, dist, lon, lat = (np.array(c, float) for c in zip(*await cur.fetchall(), strict=True))

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from psycopg import AsyncConnection
 
-from geo_comuna.analysis import network
-from geo_comuna.analysis.network import Attachment, Network, Tree
+from geo_comuna.analysis.base import sql_text
+from geo_comuna.analysis.toolkit import network
+from geo_comuna.analysis.toolkit.network import Attachment, Network, Tree
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ async def load_taps(
     conn: AsyncConnection, commune_id: int, net: Network, srid: int, reach_m: float
 ) -> Taps:
     cur = conn.cursor(binary=True)
-    await cur.execute(network.sql_text("water_taps.sql"), {"commune": commune_id, "reach": reach_m})
+    await cur.execute(sql_text(__package__, "taps.sql"), {"commune": commune_id, "reach": reach_m})
     rows = await cur.fetchall()
     if not rows or not net.n_edges:
         return Taps(*(np.zeros(0, t) for t in (np.int64, float, float, float)))

@@ -1,5 +1,5 @@
 """Which projects first: residents served per metre of pipe, and the choice under a budget
-(greedy, against the exact optimum: analysis/budget.py).
+(greedy, against the exact optimum: analysis/toolkit/budget.py).
 
 Pipe in metres; a budget in money is turned into metres by ``cost_per_m``.
 """
@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from geo_comuna.analysis import budget
-from geo_comuna.analysis.network import Dwellings
+from geo_comuna.analysis.toolkit import budget
+from geo_comuna.analysis.toolkit.network import Dwellings
 from geo_comuna.analysis.water_hookups.params import Params
 from geo_comuna.analysis.water_hookups.pipes import Pipes, Rise
 

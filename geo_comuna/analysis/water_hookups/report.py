@@ -12,7 +12,7 @@ import numpy as np
 from psycopg import AsyncConnection
 
 from geo_comuna.analysis.base import Result
-from geo_comuna.analysis.network import Dwellings, as_features, rounded
+from geo_comuna.analysis.toolkit.network import Dwellings, as_features, rounded
 from geo_comuna.analysis.water_hookups.pipes import Pipes, Rise
 from geo_comuna.analysis.water_hookups.ranking import Ranking
 

@@ -1,7 +1,7 @@
 -- Where each commune lies in the states, and in which state each of its parcels and dwellings
 -- counts: the one placement rule, read by commune_state_breakdown() (the national view, the
 -- API's /states/breakdown) and by the land-recovery analysis
--- (analysis/sql/land_recovery_breakdown.sql), so that both always count a parcel in the
+-- (analysis/land_recovery/sql/breakdown.sql), so that both always count a parcel in the
 -- same state.
 --
 -- One row per commune (all of them when p_communes is NULL) and state it touches, plus a row

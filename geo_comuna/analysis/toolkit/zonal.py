@@ -1,6 +1,6 @@
 """Exact zonal statistics of elevation and slope over polygons, in numpy: each raster cell
 weighted by the exact share of its area inside the polygon (the weighting exactextract uses)
-times the cell's area in m². analysis/terrain.py feeds it; bench/bench_terrain.py measures it
+times the cell's area in m². slope.py feeds it; bench/bench_terrain.py measures it
 against exactextract and rasterstats (it gives their figures to 1e-8 and is faster).
 """
 

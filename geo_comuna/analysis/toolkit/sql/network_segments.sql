@@ -1,5 +1,5 @@
 -- Every segment of a commune's paths, in path order: the edges of the walking / pipe-laying
--- graph (analysis/network.py). Lengths are geodesic metres on the WGS 84 spheroid; end points
+-- graph (analysis/toolkit/network.py). Lengths are geodesic metres on the WGS 84 spheroid; end points
 -- are lon/lat, snapped into nodes in Python. A NULL step count or flag reads as 0 / false.
 SELECT p.id,
        (s.path)[1],

@@ -6,6 +6,9 @@ UTM zone, each cut by k-means into parts of about ``dwellings_per_site``. A clus
 transformer site is the residents-weighted geometric median of its dwellings: the point that
 minimises the residents-weighted sum of straight distances to them.
 docs/analyses.md ("Electricity gaps") gives every formula.
+
+params.py holds the parameters; sql/dwellings.sql finds, measures and clusters the dwellings,
+sql/sites.sql places one site per cluster; this module shapes the answer.
 """
 
 from __future__ import annotations
@@ -14,41 +17,13 @@ from typing import Any
 
 import numpy as np
 from psycopg import AsyncConnection
-from pydantic import BaseModel, ConfigDict, Field
 
-from geo_comuna.analysis import network, registry
-from geo_comuna.analysis.base import Analysis, FeaturesOf, Result
+from geo_comuna.analysis.base import Analysis, FeaturesOf, Result, sql_text
+from geo_comuna.analysis.electricity.params import Params
+from geo_comuna.analysis.toolkit import network
 from geo_comuna.layers import LAYERS
 
-
-class Params(BaseModel):
-    """Electricity-gap parameters (metres, dwellings)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    cluster_radius_m: float = Field(
-        60.0,
-        ge=1,
-        le=1000,
-        description="DBSCAN reach (m): dwellings this close chain into one "
-        "cluster; about the reach of a low-voltage network from one transformer",
-    )
-    min_cluster_size: int = Field(
-        5,
-        ge=1,
-        le=10_000,
-        description="DBSCAN core size: a dwelling with at least this many "
-        "gap dwellings (itself included) within the radius starts a cluster; smaller groups "
-        "are isolated",
-    )
-    dwellings_per_site: int = Field(
-        80,
-        ge=1,
-        le=10_000,
-        description="target dwellings per transformer site: a DBSCAN "
-        "cluster of n dwellings is cut by k-means into ceil(n / this) parts (k-means parts are "
-        "not equal in size)",
-    )
+__all__ = ["ANALYSIS", "Params", "run", "sites"]
 
 
 def _num(value: float | None, digits: int = 1) -> float | None:
@@ -64,7 +39,7 @@ async def sites(
         return []
     cur = conn.cursor(binary=True)
     await cur.execute(
-        network.sql_text("electricity_sites.sql"),
+        sql_text(__package__, "sites.sql"),
         {"commune": commune_id, "srid": srid, "ids": ids, "clusters": clusters},
     )
     return await cur.fetchall()
@@ -77,7 +52,7 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     srid = await network.utm_srid(conn, commune_id)
     cur = conn.cursor(binary=True)
     await cur.execute(
-        network.sql_text("electricity_dwellings.sql"),
+        sql_text(__package__, "dwellings.sql"),
         {
             "commune": commune_id,
             "srid": srid,
@@ -189,16 +164,15 @@ def _by_sector(
     return out
 
 
-registry.register(
-    Analysis(
-        name="electricity-gaps",
-        title_es="Brechas eléctricas",
-        title_en="Electricity gaps",
-        params=Params,
-        run=run,
-        reads=("dwellings", "power_lines", "communes"),
-        features_of=FeaturesOf(
-            LAYERS["dwellings"], groups=("transformer_site",), pointers=("nearest_dwelling",)
-        ),
-    )
+#: this analysis' entry in analysis/registry.py
+ANALYSIS = Analysis(
+    name="electricity-gaps",
+    title_es="Brechas eléctricas",
+    title_en="Electricity gaps",
+    params=Params,
+    run=run,
+    reads=("dwellings", "power_lines", "communes"),
+    features_of=FeaturesOf(
+        LAYERS["dwellings"], groups=("transformer_site",), pointers=("nearest_dwelling",)
+    ),
 )

@@ -1,20 +1,16 @@
-"""DEMs per commune: registered from a single-band GeoTIFF in any CRS, kept in PostGIS as a
-GeoTIFF that geo_comuna wrote itself (table ``dems``, migration 0002), read back with rasterio.
-Elevations are metres above the DEM's own vertical datum.
+"""The DEM store: a commune's DEMs, registered from a single-band GeoTIFF in any CRS and kept
+in PostGIS (table ``dems``, migration 0002) as a GeoTIFF that geo_comuna wrote itself.
+Elevations are metres above the DEM's own vertical datum. Reading a stored DEM for an analysis
+(windows, elevations at points) is analysis/toolkit/dem.py's.
 
 An upload is hostile: it must start as a TIFF, is opened by the GTiff driver only (rasterio's
 GDAL knows no other file format, geo_comuna/gdal.py), its size is checked from its header
 before any cell is read (Limits: cells and uncompressed bytes), and what is stored is a copy
-written block by block, never the uploaded bytes. Stored DEMs are opened as GeoTIFF only, and
-each request reads at most Limits.max_raster_window_cells cells (a larger window is read at
-coarser cells, averaged, and the Grid says by how much).
+written block by block, never the uploaded bytes.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,13 +20,10 @@ import rasterio.errors
 import rasterio.warp
 import rasterio.windows
 import shapely
-from affine import Affine
 from psycopg import AsyncConnection
-from rasterio.enums import Resampling
 from rasterio.io import DatasetReader, MemoryFile
 
 from geo_comuna import gdal, work
-from geo_comuna.analysis.zonal import Grid
 from geo_comuna.errors import InvalidFile, TooLarge, UnknownCRS
 from geo_comuna.io import sniff
 
@@ -62,7 +55,7 @@ class Checked:
     tiff: bytes
 
 
-def _open(source: Path | MemoryFile, label: str) -> DatasetReader:
+def open_geotiff(source: Path | MemoryFile, label: str) -> DatasetReader:
     try:
         if isinstance(source, MemoryFile):
             return source.open(driver="GTiff")
@@ -74,7 +67,7 @@ def _open(source: Path | MemoryFile, label: str) -> DatasetReader:
 def check(path: Path, limits: work.Limits) -> Checked:
     """Accept a DEM upload or refuse it (blocking: run it with work.cpu)."""
     sniff.geotiff(path)
-    with _open(path, path.name) as src:
+    with open_geotiff(path, path.name) as src:
         _check_shape(src, path.name, limits)
         crs = src.crs.to_string()
         outline = shapely.box(*src.bounds).segmentize(
@@ -220,117 +213,3 @@ async def listing(conn: AsyncConnection, commune_id: int | None = None) -> list[
         {"commune": commune_id},
     )
     return [row[0] for row in await cur.fetchall()]
-
-
-@contextmanager
-def opened(dem: Dem) -> Iterator[DatasetReader]:
-    """The stored DEM, as a GeoTIFF only: a row stored before uploads were written again, that
-    holds anything else, is refused (upload the DEM again), never handed to another driver."""
-    if not dem.tiff.startswith(sniff.TIFF_MAGIC):
-        raise InvalidFile(
-            f"the stored DEM {dem.name!r} is not a GeoTIFF; an editor must upload it again"
-        )
-    with MemoryFile(dem.tiff) as mem, _open(mem, f"DEM {dem.name!r}") as src:
-        yield src
-
-
-def read_window(
-    dem: Dem,
-    bounds: tuple[float, float, float, float] | None = None,
-    max_cells: int | None = None,
-    dtype: type = np.float64,
-) -> Grid:
-    """The DEM (or its window around ``bounds``, in the DEM's CRS, plus a 2-cell halo) as a
-    north-up grid of ``dtype`` (float64: analyses; float32 is plenty for a picture and half
-    the memory) with NaN for nodata. A window of more than ``max_cells`` cells
-    (default: the request's Limits) is read at coarser cells, each the average of the DEM cells
-    it covers; ``Grid.coarsened`` says by how much. Raises rasterio's WindowError when
-    ``bounds`` misses the DEM."""
-    max_cells = max_cells or work.limits().max_raster_window_cells
-    with opened(dem) as src:
-        t = src.transform
-        window = rasterio.windows.Window(0, 0, src.width, src.height)
-        if bounds is not None:
-            exact = rasterio.windows.from_bounds(*bounds, transform=t)
-            col, row = math.floor(exact.col_off) - 2, math.floor(exact.row_off) - 2
-            window = rasterio.windows.Window(
-                col,
-                row,
-                math.ceil(exact.col_off + exact.width) + 2 - col,
-                math.ceil(exact.row_off + exact.height) + 2 - row,
-            )
-            window = window.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
-        width, height = int(window.width), int(window.height)
-        factor = max(1.0, math.sqrt(width * height / max_cells))
-        shape = (max(1, math.floor(height / factor)), max(1, math.floor(width / factor)))
-        z = (
-            src.read(1, window=window, out_shape=shape, masked=True, resampling=Resampling.average)
-            .astype(dtype)
-            .filled(np.nan)
-        )
-        transform = src.window_transform(window) @ Affine.scale(width / shape[1], height / shape[0])
-        crs = src.crs
-    if transform.e > 0:  # south-up: flip to north-up
-        z = np.ascontiguousarray(z[::-1])
-        transform = transform @ Affine.translation(0, z.shape[0]) @ Affine.scale(1, -1)
-    return Grid(z, transform, crs, coarsened=width / shape[1])
-
-
-def coarsened_warning(dem: Dem, grid: Grid) -> list[str]:
-    """What a result says when its DEM window was read at coarser cells."""
-    if grid.coarsened <= 1:
-        return []
-    return [
-        f"the DEM {dem.name!r} was read at cells {grid.coarsened:.1f} times coarser (averaged) "
-        "to stay within the cells one request may read (GEO_COMUNA_MAX_RASTER_WINDOW_CELLS)"
-    ]
-
-
-def elevations(
-    dem: Dem, *points: tuple[np.ndarray, np.ndarray]
-) -> tuple[list[np.ndarray], Grid | None]:
-    """Elevation (m) at each set of lon/lat points, bilinear between cell centres; NaN outside
-    the DEM or on nodata. One window is read, around all the points (clipped to the DEM);
-    the grid read is returned too (None when no point is on the DEM)."""
-    with opened(dem) as src:
-        to_dem = pyproj.Transformer.from_crs(4326, src.crs.to_wkt(), always_xy=True)
-    xys = [
-        tuple(np.asarray(v, float) for v in to_dem.transform(np.asarray(lon, float), lat))
-        for lon, lat in points
-    ]
-    outs = [np.full(len(x), np.nan) for x, _ in xys]
-    xs = np.concatenate([x for x, _ in xys]) if xys else np.empty(0)
-    ys = np.concatenate([y for _, y in xys]) if xys else np.empty(0)
-    finite = np.isfinite(xs) & np.isfinite(ys)
-    if not finite.any():
-        return outs, None
-    try:
-        grid = read_window(
-            dem, (xs[finite].min(), ys[finite].min(), xs[finite].max(), ys[finite].max())
-        )
-    except rasterio.errors.WindowError:  # no point on the DEM
-        return outs, None
-    for (x, y), out in zip(xys, outs, strict=True):
-        out[:] = _bilinear(grid, x, y)
-    return outs, grid
-
-
-def _bilinear(grid: Grid, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    col, row = ~grid.transform * (x, y)
-    col, row = np.asarray(col) - 0.5, np.asarray(row) - 0.5  # cell centres at .5
-    inside = np.isfinite(col) & np.isfinite(row)
-    c0 = np.floor(np.where(inside, col, -2)).astype(int)
-    r0 = np.floor(np.where(inside, row, -2)).astype(int)
-    fc, fr = col - c0, row - r0
-    h, w = grid.z.shape
-    out = np.full(len(x), np.nan)
-    ok = (c0 >= 0) & (r0 >= 0) & (c0 + 1 < w) & (r0 + 1 < h)
-    c, r, a, b = c0[ok], r0[ok], fc[ok], fr[ok]
-    z = grid.z
-    out[ok] = (
-        z[r, c] * (1 - a) * (1 - b)
-        + z[r, c + 1] * a * (1 - b)
-        + z[r + 1, c] * (1 - a) * b
-        + z[r + 1, c + 1] * a * b
-    )
-    return out

@@ -1,4 +1,4 @@
-"""Hillshade of a commune's DEM for the maps: the surface (Horn's gradient, terrain.py) lit
+"""Hillshade of a commune's DEM for the maps: the surface (Horn's gradient, slope.py) lit
 from an azimuth and an altitude, and a PNG of it warped to Web Mercator (or lon/lat) for a
 Leaflet ImageOverlay, whose corners are the returned lon/lat bounds."""
 
@@ -18,9 +18,10 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
 from geo_comuna import work
-from geo_comuna.analysis import terrain
-from geo_comuna.analysis.dem import Dem, read_window
-from geo_comuna.analysis.zonal import Grid
+from geo_comuna.analysis.toolkit.dem import read_window
+from geo_comuna.analysis.toolkit.slope import gradient
+from geo_comuna.analysis.toolkit.zonal import Grid
+from geo_comuna.io.dems import Dem
 
 Bounds = tuple[float, float, float, float]  # west, south, east, north (degrees)
 
@@ -60,7 +61,7 @@ def _shade(
     dem: Dem, azimuth: float, altitude: float, z_factor: float, max_cells: int | None = None
 ) -> tuple[Grid, np.ndarray]:
     grid = read_window(dem, None, max_cells, np.float32)
-    east, north = terrain.gradient(grid)
+    east, north = gradient(grid)
     return grid, illumination(east * z_factor, north * z_factor, azimuth, altitude)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -25,8 +24,10 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from geo_comuna import work
-from geo_comuna.analysis import dem as dems
+from geo_comuna.analysis.base import sql_text
+from geo_comuna.analysis.toolkit.dem import coarsened_warning, elevations
 from geo_comuna.errors import NotFound
+from geo_comuna.io.dems import Dem, for_commune
 
 KINDS = ("footpath", "road", "stairway")  # sorted; Network.kind holds indexes into this
 FOOTPATH, ROAD, STAIRWAY = range(3)
@@ -49,12 +50,6 @@ def whole(values: np.ndarray) -> list[int | None]:
     out = np.full(len(values), None, object)
     out[ok] = np.round(values[ok]).astype(np.int64)
     return out.tolist()
-
-
-@cache
-def sql_text(name: str) -> str:
-    """A query of analysis/sql/ (values are bound with %(name)s, never formatted in)."""
-    return resources.files("geo_comuna.analysis").joinpath("sql", name).read_text("utf-8")
 
 
 async def utm_srid(conn: AsyncConnection, commune_id: int) -> int:
@@ -125,7 +120,7 @@ def snap(lon: np.ndarray, lat: np.ndarray, srid: int) -> np.ndarray:
 async def load(conn: AsyncConnection, commune_id: int, srid: int) -> Network:
     """The commune's paths as a graph (no paths: an empty network; callers decide)."""
     cur = conn.cursor(binary=True)
-    await cur.execute(sql_text("network_segments.sql"), {"commune": commune_id})
+    await cur.execute(sql_text(__package__, "network_segments.sql"), {"commune": commune_id})
     return await work.cpu(_network, await cur.fetchall(), srid)
 
 
@@ -196,7 +191,8 @@ async def load_dwellings(
     """The points network analyses route from (only those without piped water if asked)."""
     cur = conn.cursor(binary=True)
     await cur.execute(
-        sql_text("dwellings.sql"), {"commune": commune_id, "without_piped": without_piped}
+        sql_text(__package__, "dwellings.sql"),
+        {"commune": commune_id, "without_piped": without_piped},
     )
     ids, residents, water, sector, lon, lat, geometry = await cur.fetchone()
     return Dwellings(
@@ -241,7 +237,7 @@ async def attach(
     if not len(ids) or not net.n_edges:
         nan = np.full(len(ids), np.nan)
         return Attachment(ids, np.full(len(ids), -1), np.zeros(len(ids)), nan, nan, nan)
-    query = sql.SQL(sql_text("network_attach.sql")).format(table=sql.Identifier(table))
+    query = sql.SQL(sql_text(__package__, "network_attach.sql")).format(table=sql.Identifier(table))
     cur = conn.cursor(binary=True)
     await cur.execute(query, {"commune": commune_id, "ids": ids.tolist()})
     return await work.cpu(_attachment, net, await cur.fetchall(), max_connector_m)
@@ -274,16 +270,16 @@ async def elevations_at(
     commune_id: int,
     *points: tuple[np.ndarray, np.ndarray],
     warnings: list[str],
-) -> tuple[dems.Dem | None, list[np.ndarray]]:
+) -> tuple[Dem | None, list[np.ndarray]]:
     """The commune's DEM and the elevation (m) of each (lon, lat) point set on it; NaN where
     unknown, everywhere when the commune has no DEM (callers say so in a warning). The DEM
     window is read off the event loop."""
-    dem = await dems.for_commune(conn, commune_id)
+    dem = await for_commune(conn, commune_id)
     if dem is None:
         return None, [np.full(len(lon), np.nan) for lon, _ in points]
-    values, grid = await work.cpu(dems.elevations, dem, *points)
+    values, grid = await work.cpu(elevations, dem, *points)
     if grid is not None:
-        warnings.extend(dems.coarsened_warning(dem, grid))
+        warnings.extend(coarsened_warning(dem, grid))
     return dem, values
 
 

@@ -1,0 +1,120 @@
+"""Land recovery in a commune: where the recovered land is (by tenure, land use, year
+recovered, per commune and per state), how tenure moved year by year, which abandoned or idle
+parcels to recover next, and where the parcel map contradicts itself.
+
+Areas are hectares on the WGS 84 spheroid (PostGIS geography). The breakdown, timeline,
+candidates and conflicts are one SQL statement each (sql/*.sql); Python adds the candidates'
+mean slope from the commune's DEM (toolkit/slope.py) and their score.
+Features: candidates and conflicts, told apart by ``kind``. Formulas and defaults:
+docs/analyses.md#land-recovery.
+
+params.py holds the parameters; summary.py shapes the breakdown and the timeline;
+candidates.py reads and scores the candidates; this module adds the conflicts and the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from geo_comuna.analysis.base import Analysis, Result, sql_text
+from geo_comuna.analysis.land_recovery.candidates import rank_candidates, read_candidates
+from geo_comuna.analysis.land_recovery.params import Params
+from geo_comuna.analysis.land_recovery.summary import ha, summarise_breakdown, summarise_timeline
+
+__all__ = [
+    "ANALYSIS",
+    "Params",
+    "rank_candidates",
+    "run",
+    "summarise_breakdown",
+    "summarise_timeline",
+]
+
+
+#: every feature's properties, in this order (CSV columns)
+COLUMNS = (
+    "kind",
+    "rank",
+    "score",
+    "parcel_ids",
+    "codes",
+    "tenure",
+    "land_use",
+    "area_m2",
+    "area_ha",
+    "mean_slope_pct",
+    "road_distance_m",
+    "area_term",
+    "slope_term",
+    "road_term",
+    "note",
+)
+
+
+def csv_rows(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Feature properties with the lists of parcels joined by spaces (one CSV cell each)."""
+    return [
+        {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in f["properties"].items()}
+        for f in features
+    ]
+
+
+async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
+    cur = await conn.execute(sql_text(__package__, "breakdown.sql"), {"commune": commune_id})
+    summary = summarise_breakdown(await cur.fetchall())
+    cur = await conn.execute(sql_text(__package__, "timeline.sql"), {"commune": commune_id})
+    summary["timeline"] = summarise_timeline(await cur.fetchall())
+    candidates, shapes, warnings = await read_candidates(conn, commune_id, params)
+    by_id = {c["parcel_ids"][0]: shape for c, shape in zip(candidates, shapes, strict=True)}
+    ranked = rank_candidates(candidates, params)[: params.max_candidates]
+    features = [
+        {
+            "type": "Feature",
+            "geometry": by_id[c["parcel_ids"][0]],
+            "properties": {k: c.get(k) for k in COLUMNS},
+        }
+        for c in ranked
+    ]
+    cur = await conn.execute(
+        sql_text(__package__, "conflicts.sql"),
+        {
+            "commune": commune_id,
+            "width": params.sliver_width_m,
+            "min_m2": params.min_conflict_area_m2,
+        },
+    )
+    counts = {"overlap": 0, "outside_commune": 0, "sliver": 0}
+    for kind, ids, codes, area_m2, geometry in await cur.fetchall():
+        counts[kind] += 1
+        props = {
+            "kind": kind,
+            "parcel_ids": ids or [],
+            "codes": codes or [],
+            "area_m2": round(area_m2, 2),
+            "area_ha": ha(area_m2),
+        }
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": geometry,
+                "properties": {k: props.get(k) for k in COLUMNS},
+            }
+        )
+    if summary["parcels"] == 0:
+        warnings.append("the commune has no parcels")
+    summary["candidates"] = len(candidates)
+    summary["conflicts"] = counts
+    return Result(summary, features, rows=csv_rows(features), warnings=warnings)
+
+
+#: this analysis' entry in analysis/registry.py
+ANALYSIS = Analysis(
+    name="land-recovery",
+    title_es="Recuperación de tierras",
+    title_en="Land recovery",
+    params=Params,
+    run=run,
+    reads=("parcels", "communes", "states", "paths", "dems"),
+)
