@@ -10,7 +10,7 @@ worker thread, overlapping PostgreSQL's work, so its wall clock is not their sum
 variants each run in a transaction that is rolled back (TRUNCATE, binary COPY, ...), so what
 is stored stays as it is: COPY keeping the indexes and PostgreSQL's per-row key checks (what a
 small import into a big table does); COPY as a bulk import does it (secondary indexes dropped
-and built afterwards, replica mode, a COPY statement per piece: write.copy_in); the same as
+and built afterwards, replica mode, a COPY statement per piece: io/bulk.copy_in); the same as
 one COPY statement for all the pieces; the same without each trigger that works per inserted row
 (found in pg_trigger, so the list follows the migrations); and without any of them. Needs
 make_parcels.py's file and the tile communes (import_parcels.py imports them). The CLI's own
@@ -46,8 +46,8 @@ from common import (
 from psycopg import AsyncConnection
 
 from geo_comuna.db.pool import connect
-from geo_comuna.features import attributes, validate, write
-from geo_comuna.io import importer
+from geo_comuna.features import attributes, references, validate
+from geo_comuna.io import bulk, importer, pgcopy
 from geo_comuna.layers import get_layer
 from geo_comuna.settings import Settings
 
@@ -109,15 +109,15 @@ async def client_stages(conn: AsyncConnection, settings: Settings, clock: Clock)
     )
     clock.lap("validate geometries")
     async with conn.transaction(force_rollback=True):
-        refs = await write.resolve_references(conn, LAYER, frame, labels)
+        refs = await references.resolve(conn, LAYER, frame, labels)
     clock.lap("resolve commune codes")
     edges = [0, *range(importer.FIRST_CHUNK, len(frame), importer.CHUNK), len(frame)]
     pieces = [
-        write.copy_rows(
+        pgcopy.copy_rows(
             LAYER,
             validate.Checked({k: v[a:b] for k, v in attrs.items()}, checked_geoms[a:b], []),
             {column: ids[a:b] for column, ids in refs.items()},
-            write.Source(source.geometries[a:b], source.wkb[a:b]),
+            pgcopy.Source(source.geometries[a:b], source.wkb[a:b]),
         )
         for a, b in itertools.pairwise(edges)
     ]
@@ -126,16 +126,16 @@ async def client_stages(conn: AsyncConnection, settings: Settings, clock: Clock)
 
 
 async def copy(conn: AsyncConnection, pieces: list[bytes], *, per_piece: bool = True) -> None:
-    """A COPY statement per piece, as write.copy_in sends an import, or one for them all."""
+    """A COPY statement per piece, as bulk.copy_in sends an import, or one for them all."""
     cols = ", ".join(COLUMNS)
-    write._roomy_send_buffer(conn)
+    bulk._roomy_send_buffer(conn)
     async with conn.cursor() as cur:
         for group in [[p] for p in pieces] if per_piece else [pieces]:
             async with cur.copy(f"COPY parcels ({cols}) FROM STDIN WITH (FORMAT binary)") as out:
-                await out.write(write.COPY_HEADER)
+                await out.write(pgcopy.COPY_HEADER)
                 for piece in group:
                     await out.write(piece)
-                await out.write(write.COPY_TRAILER)
+                await out.write(pgcopy.COPY_TRAILER)
 
 
 async def variant(
@@ -181,8 +181,8 @@ async def run(runs: int) -> tuple[Clock, int]:
     conn = await connect(settings)
     clock = Clock(server_cpu_reader())
     triggers = await costly_triggers(conn)
-    # what a bulk import into an (almost) empty table does (features/write.py copy_in)
-    bulk = [
+    # what a bulk import into an (almost) empty table does (io/bulk.py copy_in)
+    bulk_load = [
         "DROP INDEX parcels_geom_idx",
         "DROP INDEX parcels_commune_idx",
         "SET LOCAL session_replication_role = replica",
@@ -195,16 +195,16 @@ async def run(runs: int) -> tuple[Clock, int]:
         ("COPY keeping the indexes and per-row key checks (a small import)", [], [], True),
         (
             "COPY as a bulk import does (indexes dropped, no per-row key checks)",
-            bulk,
+            bulk_load,
             rebuild,
             True,
         ),
-        ("  same as one COPY statement for all pieces (before)", bulk, [], False),
+        ("  same as one COPY statement for all pieces (before)", bulk_load, [], False),
     ]
     steps += [
         (
             f"  same without trigger {t}",
-            [*bulk, f"ALTER TABLE parcels DISABLE TRIGGER {t}"],
+            [*bulk_load, f"ALTER TABLE parcels DISABLE TRIGGER {t}"],
             [],
             True,
         )
@@ -213,7 +213,7 @@ async def run(runs: int) -> tuple[Clock, int]:
     steps.append(
         (
             "  same without any of those triggers (+ PK, checks)",
-            [*bulk, *(f"ALTER TABLE parcels DISABLE TRIGGER {t}" for t in triggers)],
+            [*bulk_load, *(f"ALTER TABLE parcels DISABLE TRIGGER {t}" for t in triggers)],
             [],
             True,
         )

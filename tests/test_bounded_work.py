@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 import pytest
 import shapely
 from psycopg import AsyncConnection
@@ -215,9 +215,13 @@ async def test_an_import_is_not_held_to_a_request_deadline(
     bowtie = shapely.Polygon(
         [(LON, LAT), (LON + 0.001, LAT + 0.001), (LON + 0.001, LAT), (LON, LAT + 0.001)]
     )
-    frame = pd.DataFrame(
-        [{"code": "LATE-1", "tenure": "occupied", "land_use": "crops", "commune": "EL-MAIZAL"}],
-        dtype=object,
+    frame = pa.table(
+        {
+            "code": ["LATE-1"],
+            "tenure": ["occupied"],
+            "land_use": ["crops"],
+            "commune": ["EL-MAIZAL"],
+        }
     )
     with work.scope(work.default_limits(), work.Workers(1), seconds=0.01):
         await asyncio.sleep(0.05)  # the request's deadline is behind us

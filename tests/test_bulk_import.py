@@ -1,4 +1,4 @@
-"""The bulk import path (io/importer.py, features/write.py): features validated and sent in
+"""The bulk import path (io/importer.py, io/pgcopy.py, io/bulk.py): features validated and sent in
 pieces (a COPY statement each), the secondary indexes rebuilt after a bulk load, PostgreSQL's
 per-row key checks replaced by one check and lock per referenced row, and WKB sent as it was
 read. Each is checked against what PostgreSQL then holds."""
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pandas as pd
 import psycopg
 import pyarrow as pa
 import pytest
@@ -22,8 +21,9 @@ import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna.errors import InvalidAttribute, InvalidGeometry, UnknownCRS
-from geo_comuna.features import attributes, validate, write
-from geo_comuna.io import importer
+from geo_comuna.features import attributes, validate
+from geo_comuna.features.geojson import properties_table
+from geo_comuna.io import bulk, importer, pgcopy
 from geo_comuna.io.formats import get_format
 from geo_comuna.io.importer import import_file
 from geo_comuna.layers import LAYERS, Layer
@@ -80,7 +80,7 @@ async def index_definitions(conn: AsyncConnection) -> dict[str, str]:
 async def test_bulk_load_rebuilds_the_secondary_indexes(
     conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(write, "BULK_ROWS", 5)
+    monkeypatch.setattr(bulk, "BULK_ROWS", 5)
     await conn.execute("DELETE FROM production_units")
     await conn.execute("DELETE FROM parcels")  # rolled back with the test
     definitions = await index_definitions(conn)
@@ -160,18 +160,18 @@ async def test_key_checks_are_skipped_only_when_provably_redundant(conn: AsyncCo
     maizal = await scalar(conn, "SELECT id FROM communes WHERE code = 'EL-MAIZAL'")
     refs = {"commune_id": [maizal, maizal, None]}
     # the test database user is a superuser and every trigger fires ALWAYS (migration 0010)
-    assert await write._may_skip_key_checks(conn, PARCELS, refs)
+    assert await bulk._may_skip_key_checks(conn, PARCELS, refs)
     # a referenced commune gone since it was resolved: PostgreSQL's own checks must run
-    assert not await write._may_skip_key_checks(conn, PARCELS, {"commune_id": [2**31 - 1]})
+    assert not await bulk._may_skip_key_checks(conn, PARCELS, {"commune_id": [2**31 - 1]})
     # a trigger that replica mode would silence: no skipping
     await conn.execute("ALTER TABLE parcels ENABLE TRIGGER parcels_first_tenure")
-    assert not await write._may_skip_key_checks(conn, PARCELS, refs)
+    assert not await bulk._may_skip_key_checks(conn, PARCELS, refs)
 
 
 async def test_import_locks_what_it_references_and_leaves_replica_mode(
     own_db: str, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(write, "BULK_ROWS", 1)
+    monkeypatch.setattr(bulk, "BULK_ROWS", 1)
     path = geojson(parcels(3), tmp_path / "p.geojson")
     async with await AsyncConnection.connect(own_db, autocommit=True) as conn:
         async with conn.transaction():
@@ -224,8 +224,8 @@ async def test_ewkb_sent_is_what_postgis_reads(
     geoms, _ = validate.check_geometries(
         LAYERS[layer], decoded, [1], service_bbox=settings.service_bbox, promote=False
     )
-    source = write.Source(decoded, np.array([wkb], dtype=object)) if wkb else None
-    [data] = write.ewkb(LAYERS[layer], geoms, source).to_pylist()
+    source = pgcopy.Source(decoded, np.array([wkb], dtype=object)) if wkb else None
+    [data] = pgcopy.ewkb(LAYERS[layer], geoms, source).to_pylist()
     want = "MultiPolygon" if layer == "parcels" else "Point"
     cur = await conn.execute(
         "SELECT ST_SRID(g), GeometryType(g), ST_NDims(g), ST_Equals(g, ST_GeomFromText(%s, 4326))"
@@ -233,10 +233,6 @@ async def test_ewkb_sent_is_what_postgis_reads(
         (shapely.force_2d(shapely.get_geometry(given, 0) if want == "Point" else given).wkt, data),
     )
     assert await cur.fetchone() == (4326, want.upper(), 2, True)
-
-
-def _plain(value: object) -> object:
-    return None if value is pd.NA or value is None or value != value else value
 
 
 def only(layer: str, column: str) -> Layer:
@@ -263,26 +259,41 @@ ARROW_COLUMNS = [
 def test_arrow_columns_are_checked_like_any_other(
     layer: str, column: str, kind: pa.DataType, values: list
 ) -> None:
-    """A file's columns stay Arrow data through validation (the fast path), as an Arrow
-    table (the import) or an Arrow-backed DataFrame, and come out as the same values as the
-    same column given as Python objects (an API write)."""
+    """A file's columns stay Arrow data through validation (the fast path) and come out as
+    the same values as the same column sent in a request body (JSON: dates as text)."""
     labels = range(1, len(values) + 1)
-    arrow = pd.DataFrame({column: pd.Series(values, dtype=pd.ArrowDtype(kind))})
-    plain = pd.DataFrame({column: pd.Series(values, dtype=object)})
     table = pa.table({column: pa.array(values, kind)})
-    fast = attributes.check_attributes(only(layer, column), arrow, labels)[column]
-    slow = attributes.check_attributes(only(layer, column), plain, labels)[column]
+    sent = [v.isoformat() if isinstance(v, dt.date) else v for v in values]
+    body = properties_table([{column: v} for v in sent], [column])
     read = attributes.check_attributes(only(layer, column), table, labels)[column]
-    assert isinstance(fast.dtype, pd.ArrowDtype)  # kept as Arrow: no Python object per value
+    written = attributes.check_attributes(only(layer, column), body, labels)[column]
     assert read.type == attributes.ARROW_TYPES[only(layer, column).attributes[0].type]
-    want = [_plain(v) for v in slow]
-    assert [_plain(v) for v in fast] == want
-    assert [_plain(v) for v in read.to_pylist()] == want
+    assert read.type == written.type
+    want = [None if isinstance(v, str) and not v.strip() else v for v in values]
+    assert read.to_pylist() == written.to_pylist() == want
+
+
+def test_a_body_column_of_mixed_kinds_keeps_what_was_sent() -> None:
+    """JSON values Arrow cannot hold as one column (numbers and text, lists, a lone surrogate,
+    an integer beyond 64 bits) are kept as JSON text and checked one by one as sent."""
+    sent = [1, "2", [4], {"a": None}, "\ud800", 2**64, None, True]
+    body = properties_table([{"x": v} for v in sent], ["x"])
+    assert attributes.python_values(body.column("x").combine_chunks()) == sent
+    for values in (["a", "\ud800"], [2**64, 1]):
+        kept = properties_table([{"x": v} for v in values], ["x"])
+        assert attributes.python_values(kept.column("x").combine_chunks()) == values
+    mixed = properties_table([{"population": v} for v in (5, "6", 7.0)], ["population"])
+    checked = attributes.check_attributes(only("communes", "population"), mixed, range(1, 4))
+    assert checked["population"].to_pylist() == [5, 6, 7]
+    wrong = properties_table([{"population": v} for v in (5, [6])], ["population"])
+    with pytest.raises(InvalidAttribute) as raised:
+        attributes.check_attributes(only("communes", "population"), wrong, range(1, 3))
+    assert raised.value.feature == 2 and "[6] is not a whole number" in raised.value.message
 
 
 def test_a_file_column_checked_value_by_value_comes_out_as_arrow() -> None:
     """Dates written as text (a CSV) miss the fast path: checked value by value, they still
-    come out as the Arrow column that write.copy_rows encodes."""
+    come out as the Arrow column that pgcopy.copy_rows encodes."""
     table = pa.table({"recovered_on": pa.array(["2021-03-04", None, " ", "2020-12-31T10:00"])})
     read = attributes.check_attributes(only("parcels", "recovered_on"), table, range(1, 5))
     assert read["recovered_on"].type == pa.date32()
@@ -305,20 +316,10 @@ def test_a_file_column_checked_value_by_value_comes_out_as_arrow() -> None:
         ("exchanges", "volume_per_month", pa.float64(), [1.0, float("inf")], 2, "inf"),
     ],
 )
-@pytest.mark.parametrize("as_table", [True, False], ids=["table", "frame"])
 def test_bad_values_in_arrow_columns_are_named(
-    layer: str,
-    column: str,
-    kind: pa.DataType,
-    values: list,
-    feature: int,
-    says: str,
-    as_table: bool,
+    layer: str, column: str, kind: pa.DataType, values: list, feature: int, says: str
 ) -> None:
-    if as_table:
-        given = pa.table({column: pa.array(values, kind)})
-    else:
-        given = pd.DataFrame({column: pd.Series(values, dtype=pd.ArrowDtype(kind))})
+    given = pa.table({column: pa.array(values, kind)})
     with pytest.raises(InvalidAttribute) as raised:
         attributes.check_attributes(only(layer, column), given, range(1, len(values) + 1))
     assert raised.value.feature == feature
@@ -349,10 +350,10 @@ async def test_a_copy_over_a_unix_socket_gets_a_roomy_send_buffer(conn: AsyncCon
     family, before = send_buffer()
     if family != socket.AF_UNIX:
         pytest.skip("the test database is reached over TCP, whose buffers tune themselves")
-    write._roomy_send_buffer(conn)
+    bulk._roomy_send_buffer(conn)
     ceiling = int(Path("/proc/sys/net/core/wmem_max").read_text())
     # Linux doubles what it is asked, within net.core.wmem_max
-    assert send_buffer()[1] == 2 * min(write.COPY_SEND_BUFFER, ceiling) >= before
+    assert send_buffer()[1] == 2 * min(bulk.COPY_SEND_BUFFER, ceiling) >= before
     assert await scalar(conn, "SELECT 1") == 1  # the connection's own socket is untouched
 
 
@@ -370,7 +371,7 @@ def test_concurrent_imports_into_one_layer_queue(own_db: str, tmp_path: Path) ->
     holds the table until all four wait for it, so they reach it at the same moment: without
     a queue each found the layer fit for a bulk load, read it, then asked to drop its indexes
     while the others read it, and PostgreSQL's deadlock detector cancelled all but one (503).
-    Queued (write.queue_import), one waits for the table and three for the queue, then each
+    Queued (bulk.queue_import), one waits for the table and three for the queue, then each
     for the one before it: all four acknowledged, every feature stored once."""
     token = add_user(own_db, "bulk-admin")
     files = [parcels_file(tmp_path / f"q{k}.gpkg", 20_000, code=f"Q{k}") for k in range(4)]

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pandas as pd
 import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 from psycopg import AsyncConnection
 
 from geo_comuna.errors import GeoComunaError
+from geo_comuna.features.geojson import properties_table
 from geo_comuna.io.importer import import_frame
 from geo_comuna.settings import Settings
 from tests.factories import LAT, LON, feature
@@ -50,7 +50,8 @@ async def test_random_frames_to_import_frame(
     async with conn.transaction(force_rollback=True):  # each example starts afresh
         before = await rows(conn, "parcels")
         good = feature(PARCELS, "EL-MAIZAL")["properties"]
-        frame = pd.DataFrame([{**good, column: v} for v in values])
+        sent = [{**good, column: v} for v in values]
+        frame = properties_table(sent, list(sent[0]))  # as a request body's
         geoms = np.array(
             [shapely.from_geojson(json.dumps(feature(PARCELS)["geometry"]))] * len(values),
             dtype=object,
@@ -145,9 +146,9 @@ async def test_a_reference_beyond_every_integer_is_refused_not_a_500(
     conn: AsyncConnection, settings: Settings, commune: Any
 ) -> None:
     """Found by the random frames: a commune of 2**64 overflowed Arrow's int64 (a 500)."""
-    frame = pd.DataFrame(
+    frame = properties_table(
         [{"code": "BIG-1", "tenure": "occupied", "land_use": "crops", "commune": commune}],
-        dtype=object,
+        ["code", "tenure", "land_use", "commune"],
     )
     square = shapely.box(LON, LAT, LON + 0.001, LAT + 0.001)
     with pytest.raises(GeoComunaError) as refused:

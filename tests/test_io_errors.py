@@ -451,6 +451,26 @@ def test_cli_import_loads_no_pandas(own_db: str, tmp_path: Path) -> None:
         assert [n for (n,) in notes] == ["row 1", "row 2", "row 3"]
 
 
+#: the console script's main() after an exit handler of the caller's
+EXIT_HANDLERS_RUN = """
+import atexit, sys
+from geo_comuna.cli import main
+atexit.register(print, "exit handlers ran")
+sys.argv = ["geo-comuna", "--help"]
+main()
+"""
+
+
+def test_the_console_script_leaves_through_python_teardown() -> None:
+    """main() ends as Python ends, so exit handlers (a library's, a log's) still run: it used
+    to leave with os._exit, which skipped them."""
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_HANDLERS_RUN], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Usage" in done.stdout and done.stdout.rstrip().endswith("exit handlers ran")
+
+
 HTTP_CASES = [
     ("self-intersection", with_bowtie, 422, 2, "Self-intersection"),
     ("unknown tenure", with_unknown_tenure, 422, 3, "'stolen' is not one of"),

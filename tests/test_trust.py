@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import pandas as pd
 import psycopg
+import pyarrow as pa
 import pytest
 import shapely
 from psycopg import AsyncConnection
@@ -213,7 +213,7 @@ async def test_token_only_reads(
 
 
 async def test_cli_import_is_attributed_to_the_local_admin(conn: AsyncConnection) -> None:
-    frame = pd.DataFrame([{"commune": "EL-MAIZAL", "tenure": "occupied"}])
+    frame = pa.table({"commune": ["EL-MAIZAL"], "tenure": ["occupied"]})
     await import_frame(
         conn, PARCELS, frame, [shapely.box(LON, LAT, LON + 0.001, LAT + 0.001)], Settings()
     )

@@ -1,34 +1,28 @@
 """Attribute validation of incoming features: types, allowed values, bounds, required ones.
 
-Whole columns are taken at once when plainly fine (the fast path that keeps a 200,000-row import
-well under a second); otherwise values are checked one by one, which names the first bad
-feature.
-
-A file's columns arrive as Arrow data and are checked without pandas (``check_attributes`` of
-a pyarrow Table): the import command does not load pandas at all (~0.2 s of its start-up).
-Only a DataFrame (API bodies, tests) brings pandas in, so it is imported where one is handled.
+One table format: Arrow. A file's columns arrive as GDAL read them, a request body's as
+features/geojson.py typed them (a column whose JSON values are not all of one kind is kept as
+JSON text, ``python_values`` gives them back). Whole columns are taken at once with Arrow's
+kernels when plainly fine (the fast path that keeps a 200,000-row import well under a
+second); otherwise values are checked one by one, which names the first bad feature.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
-import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from geo_comuna.errors import InvalidAttribute
 from geo_comuna.layers import Attribute, Layer
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-#: each attribute type as Arrow holds it once checked (and write.copy_rows encodes it)
+#: each attribute type as Arrow holds it once checked (and io/pgcopy.copy_rows encodes it)
 ARROW_TYPES = {
     "text": pa.string(),
     "integer": pa.int64(),
@@ -44,9 +38,9 @@ _NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 def _coerce_bool(value: Any) -> bool | None | object:
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
         return bool(value)
     if isinstance(value, str):
         low = value.strip().lower()
@@ -61,7 +55,7 @@ _BAD = object()
 
 
 def _coerce_date(value: Any) -> dt.date | object:
-    if isinstance(value, dt.datetime):  # pandas' Timestamp is one
+    if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
@@ -74,7 +68,7 @@ def _coerce_date(value: Any) -> dt.date | object:
 
 
 def _coerce_number(value: Any, integer: bool) -> int | float | object:
-    if isinstance(value, bool | np.bool_):
+    if isinstance(value, bool):
         return _BAD
     if isinstance(value, str):
         try:
@@ -83,7 +77,7 @@ def _coerce_number(value: Any, integer: bool) -> int | float | object:
             return _BAD
         if value is _BAD:
             return _BAD
-    if not isinstance(value, int | float | np.integer | np.floating) or not math.isfinite(value):
+    if not isinstance(value, int | float) or not math.isfinite(value):
         return _BAD
     if integer:
         return int(value) if float(value).is_integer() else _BAD
@@ -113,19 +107,11 @@ def _describe(attr: Attribute) -> str:
     }[attr.type]
 
 
-def pandas_missing(value: Any) -> bool:
-    """pandas' NA or NaT: only a process that loaded pandas can hold them, so one that did not
-    (the import command) does not load it to ask."""
-    pandas = sys.modules.get("pandas")
-    return pandas is not None and (value is pandas.NA or value is pandas.NaT)
-
-
 def _is_null(value: Any) -> bool:
     return (
         value is None
         or (isinstance(value, float) and math.isnan(value))
         or (isinstance(value, str) and not value.strip())
-        or pandas_missing(value)
     )
 
 
@@ -175,50 +161,6 @@ def is_text(value: str) -> bool:
     return _NOT_TEXT.search(value) is None
 
 
-def _holds_non_text(column: pd.Series) -> bool:
-    """Only Python strings (from JSON) can carry lone surrogates; Arrow strings (files) are
-    valid UTF-8 already, so they are only searched for NUL."""
-    if column.dtype == object:
-        return any(isinstance(v, str) and _NOT_TEXT.search(v) for v in column.to_numpy())
-    return bool(column.str.contains("\x00", regex=False).any())
-
-
-def _fast_text(attr: Attribute, column: pd.Series, null: np.ndarray) -> np.ndarray | None:
-    values = column.to_numpy(dtype=object)
-    strings = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
-    if not (strings | null).all():
-        return None
-    text = column.where(strings, "")
-    blank = strings & (text.str.strip().str.len() == 0).to_numpy()
-    if (attr.required and blank.any()) or _holds_non_text(column):
-        return None
-    if attr.domain is not None:
-        if not (column.isin(list(attr.domain.values)).to_numpy() | null | blank).all():
-            return None
-    elif (text.str.len().to_numpy() > attr.max_length).any():
-        return None
-    return np.where(null | blank, None, values)
-
-
-def _fast_number(attr: Attribute, column: pd.Series, null: np.ndarray) -> np.ndarray | None:
-    import pandas as pd
-
-    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-        return None
-    numbers = column.to_numpy(dtype=float)
-    present = numbers[~null]
-    if not np.isfinite(present).all() or (attr.type == "integer" and (present % 1 != 0).any()):
-        return None
-    if (attr.minimum is not None and (present < attr.minimum).any()) or (
-        attr.maximum is not None and (present > attr.maximum).any()
-    ):
-        return None
-    cast = int if attr.type == "integer" else float
-    return np.array(
-        [None if n else cast(v) for v, n in zip(numbers, null, strict=True)], dtype=object
-    )
-
-
 def _arrow_text(attr: Attribute, data: pa.Array) -> pa.Array | None:
     blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(data)), 0)  # NULL where NULL
     if attr.required and (data.null_count or pc.any(blank).as_py()):
@@ -256,9 +198,9 @@ def _arrow_number(attr: Attribute, data: pa.Array) -> pa.Array | None:
 
 
 def _fast_arrow(attr: Attribute, data: pa.Array) -> pa.Array | None:
-    """A column read from a file is Arrow data (importer.read): checked with Arrow's compute
-    kernels and kept as Arrow, which write.copy_rows encodes without a Python object per
-    value. None sends it value by value, as for any other input."""
+    """A whole column checked with Arrow's compute kernels and kept as Arrow, which
+    io/pgcopy.copy_rows encodes without a Python object per value. None sends it value by
+    value."""
     kind = data.type
     if attr.type == "text" and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         return _arrow_text(attr, data)
@@ -273,39 +215,20 @@ def _fast_arrow(attr: Attribute, data: pa.Array) -> pa.Array | None:
     return None
 
 
-def _fast_column(attr: Attribute, column: pd.Series) -> np.ndarray | pa.Array | None:
-    """The whole column coerced at once when it is plainly fine; None sends it value by value
-    (which also finds and names the first bad value)."""
-    import pandas as pd
-
-    if isinstance(column.dtype, pd.ArrowDtype):
-        data = pa.array(column)  # the Arrow data itself, not a copy
-        if isinstance(data, pa.ChunkedArray):
-            data = data.combine_chunks()
-        return _fast_arrow(attr, data)
-    null = pd.isna(column).to_numpy()
-    if attr.required and null.any():
-        return None
-    if null.all():
-        return np.full(len(column), None, dtype=object)
-    if attr.type == "text":
-        return _fast_text(attr, column, null)
-    if attr.type in ("integer", "number"):
-        return _fast_number(attr, column, null)
-    if attr.type == "date" and pd.api.types.is_datetime64_any_dtype(column):
-        return np.where(null, None, column.dt.date.to_numpy(dtype=object))
-    if attr.type == "date":  # GeoPackage dates arrive as datetime.date objects
-        values = column.to_numpy(dtype=object)
-        dates = np.fromiter((type(v) is dt.date for v in values), bool, len(values))
-        if (dates | null).all():
-            return np.where(null, None, values)
-    if attr.type == "boolean" and pd.api.types.is_bool_dtype(column):
-        return column.to_numpy(dtype=object)
-    return None
+def python_values(data: pa.Array) -> list[Any]:
+    """A column's values as Python objects, for checking one by one: a JSON column (a request
+    body's values of mixed kinds, features/geojson.py) gives back the values it was sent."""
+    if isinstance(data.type, pa.JsonType):
+        return [None if v is None else json.loads(v) for v in data.storage.to_pylist()]
+    return data.to_pylist()
 
 
-def _check_table(layer: Layer, table: pa.Table, labels: Sequence) -> dict[str, pa.Array]:
-    """check_attributes for a file's columns as GDAL read them: each stays Arrow data."""
+def check_attributes(layer: Layer, table: pa.Table, labels: Sequence) -> dict[str, pa.Array]:
+    """Coerce every registry attribute column of ``table`` (missing columns become NULL) to
+    its Arrow type (ARROW_TYPES), by name.
+
+    A column that is plainly fine is taken whole (fast path); otherwise it is checked value by
+    value, which names the first bad feature. 200,000 rows stay well under a second."""
     out = {}
     for attr in layer.attributes:
         kind = ARROW_TYPES[attr.type]
@@ -318,44 +241,9 @@ def _check_table(layer: Layer, table: pa.Table, labels: Sequence) -> dict[str, p
             continue
         fast = _fast_arrow(attr, data)
         if fast is None:
-            values = data.to_pylist()
+            values = python_values(data)
             fast = pa.array(
                 [check_value(layer, attr, v, labels[i]) for i, v in enumerate(values)], kind
             )
         out[attr.name] = fast
     return out
-
-
-def check_attributes(
-    layer: Layer, frame: pd.DataFrame | pa.Table, labels: Sequence
-) -> pd.DataFrame | dict[str, pa.Array]:
-    """Coerce every registry attribute column of ``frame`` (missing columns become NULL).
-
-    A column that is plainly fine is taken whole (fast path); otherwise it is checked value by
-    value, which names the first bad feature. 200,000 rows stay well under a second. A pyarrow
-    Table (a file's columns) gives Arrow columns by name, without pandas; a DataFrame gives a
-    DataFrame.
-    """
-    if isinstance(frame, pa.Table):
-        return _check_table(layer, frame, labels)
-    import pandas as pd
-
-    out = {}
-    for attr in layer.attributes:
-        column = (
-            frame[attr.name].reset_index(drop=True)
-            if attr.name in frame
-            else pd.Series([None] * len(frame), dtype=object)
-        )
-        fast = _fast_column(attr, column)
-        if isinstance(fast, pa.Array):
-            out[attr.name] = pd.Series(pd.arrays.ArrowExtensionArray(fast))
-            continue
-        if fast is not None:
-            out[attr.name] = fast
-            continue
-        out[attr.name] = [
-            check_value(layer, attr, v, labels[i])
-            for i, v in enumerate(column.to_numpy(dtype=object))
-        ]
-    return pd.DataFrame(out, index=range(len(frame)))

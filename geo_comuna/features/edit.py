@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
 from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
 from geo_comuna.accounts import EVERYWHERE, User, writing
 from geo_comuna.errors import Forbidden, InvalidGeometry, InvalidInput, NotFound
-from geo_comuna.features import attributes, geojson, validate, write
+from geo_comuna.features import attributes, geojson, references, validate, write
 from geo_comuna.features.query import ETAG_SQL, one
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
@@ -60,7 +59,7 @@ async def _checked(
     """Attributes and geometries checked (and repaired) off the event loop, within the
     request's deadline; references resolved in the database."""
     checked = await work.cpu(_validate, layer, parsed, settings, repair)
-    refs = await write.resolve_references(conn, layer, parsed.properties, parsed.labels)
+    refs = await references.resolve(conn, layer, parsed.properties, parsed.labels)
     return checked, refs
 
 
@@ -133,7 +132,11 @@ async def patch(
     async with writing(conn, user):
         await write.check_version(conn, layer, feature_id, if_match)
         current = await _current(conn, layer, feature_id)
-        merged = {**current["properties"], **parsed.properties.iloc[0][list(parsed.present)]}
+        given = {
+            name: attributes.python_values(parsed.properties.column(name).combine_chunks())[0]
+            for name in parsed.present
+        }
+        merged = {**current["properties"], **given}
         geometry = parsed.geometries if parsed.geometry_given else None
         if geometry is None:  # validate the stored geometry as is: cheap, and keeps one path
             geometry = geojson.parse(
@@ -143,7 +146,7 @@ async def patch(
                 single_id=feature_id,
             ).geometries
         full = geojson.Parsed(
-            pd.DataFrame([merged], columns=layer.property_names, dtype=object),
+            geojson.properties_table([merged], layer.property_names),
             geometry,
             [feature_id],
             set(merged),
@@ -155,7 +158,7 @@ async def patch(
         ]
         if parsed.geometry_given:
             columns.append("geom")
-        await write.replace(conn, layer, feature_id, checked, refs, columns=columns)
+        await write.replace(conn, layer, feature_id, checked, refs, only=columns)
         etag = await _etag(conn, layer, feature_id)
     return Written([feature_id], checked.repairs, etag)
 

@@ -1,14 +1,19 @@
 """Parsing GeoJSON request bodies (one Feature or a FeatureCollection) into columns for
-features/validate.py. Geometry parsing is GEOS' GeoJSON reader; we only walk the envelope."""
+features/validate.py. Geometry parsing is GEOS' GeoJSON reader; we only walk the envelope.
+
+Properties become an Arrow table, the format a file's columns come in (io/importer.py), so
+one set of attribute rules serves both (features/attributes.py).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 import shapely
 
 from geo_comuna.errors import InvalidGeometry, InvalidInput, TooLarge
@@ -17,11 +22,37 @@ from geo_comuna.layers import Layer
 
 @dataclass
 class Parsed:
-    properties: pd.DataFrame
+    properties: pa.Table  # a column per writable property (properties_table)
     geometries: np.ndarray
     labels: list[Any]
     present: set[str]  # property names the body gave (PATCH writes only these)
     geometry_given: bool
+
+
+#: JSON's kinds of value that Arrow holds as a column of one type
+_ARROW_KINDS = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """JSON values of one kind (and nulls) as the Arrow column a file's would be; any other
+    mix (numbers and text, lists, objects), text that is not UTF-8 (a lone surrogate) or an
+    integer beyond 64 bits as JSON text, each value given back as sent
+    (attributes.python_values) and then checked one by one."""
+    kinds = {type(v) for v in values if v is not None}
+    if not kinds:
+        return pa.nulls(len(values))
+    if len(kinds) == 1 and (kind := _ARROW_KINDS.get(kinds.pop())) is not None:
+        try:
+            return pa.array(values, kind)
+        except (OverflowError, UnicodeError, pa.ArrowInvalid):
+            pass
+    return pa.array([None if v is None else json.dumps(v) for v in values], pa.json_())
+
+
+def properties_table(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> pa.Table:
+    """Features' properties (one dict each) -> an Arrow table of the columns ``names``; a
+    property a feature does not give is null."""
+    return pa.table({name: _column([row.get(name) for row in rows]) for name in names})
 
 
 def _no_constants(name: str) -> None:
@@ -105,7 +136,7 @@ def parse(
         present |= set(props) & writable
         geoms.append(_geometry(layer, feature.get("geometry"), label))
     return Parsed(
-        pd.DataFrame(rows, columns=layer.property_names, dtype=object),
+        properties_table(rows, layer.property_names),
         np.array(geoms, dtype=object),
         labels,
         present,

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import shapely
 
 from geo_comuna import work
@@ -21,19 +22,15 @@ from geo_comuna.errors import InvalidGeometry, TooLarge, TooSlow
 from geo_comuna.features import repair
 from geo_comuna.layers import Layer
 
-if TYPE_CHECKING:
-    import pandas as pd
-    import pyarrow as pa
-
 _PARTS = {"Point": "MultiPoint", "LineString": "MultiLineString", "MultiPolygon": "Polygon"}
 
 
 @dataclass
 class Checked:
-    """Validated features: coerced attribute columns (by name: a DataFrame, or Arrow arrays for
-    a file), 2-D geometries in EPSG:4326, repairs."""
+    """Validated features: coerced attribute columns (Arrow arrays by name,
+    attributes.check_attributes), 2-D geometries in EPSG:4326, repairs."""
 
-    attributes: pd.DataFrame | dict[str, pa.Array]
+    attributes: dict[str, pa.Array]
     geometries: np.ndarray
     repairs: list[dict[str, Any]] = field(default_factory=list)
 
@@ -51,7 +48,7 @@ def _conform_type(
     layer: Layer, geoms: np.ndarray, labels: Sequence, *, promote: bool = True
 ) -> np.ndarray:
     """Promote Polygon to MultiPolygon (unless ``promote`` is False: an import writes the
-    promotion into the WKB it sends, write.ewkb), unwrap single-part multis; refuse other
+    promotion into the WKB it sends, io/pgcopy.ewkb), unwrap single-part multis; refuse other
     types."""
     want = layer.geometry_type
     types = shapely.get_type_id(geoms)
@@ -244,7 +241,7 @@ def check_geometries(
     bad feature. With ``repair`` invalid ones are made valid and each change reported.
 
     A geometry that needs no change is returned as the same object, so a caller holding its
-    WKB can send that instead of writing it again (imports, write.ewkb). ``promote``
+    WKB can send that instead of writing it again (imports, io/pgcopy.ewkb). ``promote``
     False leaves Polygons of a MultiPolygon layer as they are (ewkb promotes them)."""
     geoms = np.asarray(geoms, dtype=object)
     missing = shapely.is_missing(geoms)

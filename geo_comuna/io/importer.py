@@ -1,5 +1,6 @@
 """Import a file into a layer: pyogrio reads it, pyproj reprojects it to EPSG:4326,
-features/validate.py checks every feature, COPY writes them, all in one transaction.
+features/validate.py checks every feature, io/pgcopy.py encodes them and io/bulk.py COPYs
+them, all in one transaction.
 
 A file's columns stay Arrow data from GDAL to the COPY rows: no pandas on the way, which the
 import command then does not load at all (cli/app.py).
@@ -22,7 +23,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import numpy as np
@@ -35,16 +36,14 @@ from psycopg import AsyncConnection
 from geo_comuna import work
 from geo_comuna.accounts import User, local_admin, writing
 from geo_comuna.errors import Forbidden, InvalidFile, UnknownCRS
-from geo_comuna.features import attributes, validate, write
+from geo_comuna.features import attributes, references, validate
 from geo_comuna.features.query import require_commune
+from geo_comuna.io import bulk, pgcopy
 from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format
 from geo_comuna.io.formulas import restore_text
 from geo_comuna.io.reading import SAVE_AS_UTF8, RawFile, read_raw
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 Progress = Callable[[str], None]
 
@@ -119,14 +118,14 @@ class Geometries:
     def __len__(self) -> int:
         return len(self.wkb)
 
-    def take(self, start: int, stop: int) -> tuple[np.ndarray, write.Source | None]:
+    def take(self, start: int, stop: int) -> tuple[np.ndarray, pgcopy.Source | None]:
         """Rows start:stop in EPSG:4326, and their WKB when it can be sent as it is."""
         wkb = self.wkb[start:stop]
         if isinstance(wkb, pa.ChunkedArray):
             wkb = wkb.combine_chunks()  # only this piece's bytes are copied
         geoms = shapely.from_wkb(wkb, on_invalid="ignore")
         if self.to_wgs84 is None:
-            return geoms, write.Source(geoms, wkb)
+            return geoms, pgcopy.Source(geoms, wkb)
         transform = self.to_wgs84.transform
 
         def xy(coords: np.ndarray) -> np.ndarray:
@@ -240,16 +239,10 @@ async def _ahead(work: Callable[[int, int], bytes], total: int) -> AsyncIterator
                 await asyncio.gather(*pending, return_exceptions=True)
 
 
-def _rows(frame: pd.DataFrame | pa.Table, start: int, stop: int) -> pd.DataFrame | pa.Table:
-    if isinstance(frame, pa.Table):
-        return frame.slice(start, stop - start)
-    return frame.iloc[start:stop]
-
-
 async def import_frame(
     conn: AsyncConnection,
     layer: Layer,
-    frame: pd.DataFrame | pa.Table,
+    table: pa.Table,
     geometries: Geometries | Sequence[Any],
     settings: Settings,
     *,
@@ -258,14 +251,14 @@ async def import_frame(
     user: User | None = None,
     defaults: dict[str, int] | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
-    """Validate columns named like the layer's properties (a file's Arrow table, or a
-    DataFrame) plus EPSG:4326 geometries and COPY them, in one transaction. Returns (rows
-    written, repairs). ``defaults``: write.resolve_references'.
+    """Validate columns named like the layer's properties (an Arrow table, as GDAL reads a
+    file's) plus EPSG:4326 geometries and COPY them, in one transaction. Returns (rows
+    written, repairs). ``defaults``: references.resolve's.
 
     Validation runs piece by piece in a worker thread (off the event loop, so a big upload
     does not stall other requests) while PostgreSQL takes the previous piece; the first bad
     feature aborts the COPY and rolls everything back. Imports into one layer wait for each
-    other (write.queue_import).
+    other (bulk.queue_import).
 
     ``user`` None is the local admin (the CLI). Only an admin's import COPYs straight into the
     table; anyone else's goes through a staging table and an INSERT that row-level security
@@ -276,14 +269,16 @@ async def import_frame(
             f"user {user.name!r} is a {user.role}; importing needs an editor or admin token"
         )
     say = progress or (lambda _msg: None)
-    total = len(frame)
+    total = table.num_rows
     labels = range(1, total + 1)
     if not isinstance(geometries, Geometries):
         geometries = np.asarray(geometries, dtype=object)
     repairs: list[dict[str, Any]] = []
 
     def check(refs: dict[str, list], start: int, stop: int) -> bytes:
-        attrs = attributes.check_attributes(layer, _rows(frame, start, stop), labels[start:stop])
+        attrs = attributes.check_attributes(
+            layer, table.slice(start, stop - start), labels[start:stop]
+        )
         if isinstance(geometries, Geometries):
             given, source = geometries.take(start, stop)
         else:
@@ -297,7 +292,7 @@ async def import_frame(
             promote=False,
         )
         repairs.extend(fixed)
-        data = write.copy_rows(
+        data = pgcopy.copy_rows(
             layer,
             validate.Checked(attrs, geoms, fixed),
             {column: ids[start:stop] for column, ids in refs.items()},
@@ -315,10 +310,10 @@ async def import_frame(
     with work.scope(work.limits(), None, None, work.cache()):
         async with writing(conn, user, row_security=not admin):
             await conn.execute("SET LOCAL statement_timeout = 0")  # a queue and a long COPY
-            await write.queue_import(conn, layer)
-            refs = await write.resolve_references(conn, layer, frame, labels, defaults)
+            await bulk.queue_import(conn, layer)
+            refs = await references.resolve(conn, layer, table, labels, defaults)
             async with aclosing(_ahead(partial(check, refs), total)) as chunks:
-                await write.copy_in(conn, layer, chunks, refs, rows=total, staged=not admin)
+                await bulk.copy_in(conn, layer, chunks, refs, rows=total, staged=not admin)
     return total, repairs
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 from psycopg import AsyncConnection, sql
+from pyarrow import csv as arrow_csv
 
 from geo_comuna.errors import InvalidFile
 from geo_comuna.features.filters import commune_sql
@@ -92,8 +93,8 @@ async def _remove_samples(conn: AsyncConnection, ids: list[int]) -> None:
 async def _load_territory(conn: AsyncConnection, layer: Layer, settings: Settings) -> int:
     path = sample_file(layer, settings)
     if layer.geometry_optional:  # properties only: the database draws the geometry
-        frame = pd.read_csv(path)
-        count, _ = await import_frame(conn, layer, frame, [None] * len(frame), settings)
+        table = arrow_csv.read_csv(path)
+        count, _ = await import_frame(conn, layer, table, [None] * table.num_rows, settings)
         return count
     return (await import_file(conn, layer, path, settings)).features
 

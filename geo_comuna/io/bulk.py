@@ -1,0 +1,207 @@
+"""How an import loads its rows: binary COPY statements, one per piece, under a bulk-load
+policy that PostgreSQL's own checks make safe.
+
+- Imports into one layer queue behind each other (``queue_import``).
+- A bulk load into an (almost) empty layer drops the secondary indexes and builds them after
+  the COPY (``BULK_ROWS``).
+- A superuser's COPY skips PostgreSQL's per-row foreign-key checks when they are provably
+  redundant (replica mode; the referenced rows are locked once each instead).
+- The COPY's unix socket asks for a send buffer that holds a whole piece.
+
+Figures behind each choice: bench/README.md, "Where the time goes".
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterable
+
+from psycopg import AsyncConnection, sql
+
+from geo_comuna.features.write import columns, refusals
+from geo_comuna.io.pgcopy import COPY_HEADER, COPY_TRAILER
+from geo_comuna.layers import Layer
+
+#: advisory lock class of imports; the other key is the layer's table (its oid)
+IMPORT_QUEUE = 0x6763_696D
+
+
+async def queue_import(conn: AsyncConnection, layer: Layer) -> None:
+    """Wait until no other import into ``layer`` is running, and make later ones wait until
+    this transaction ends: imports into one layer run one after the other. Side by side they
+    deadlocked: four imports of 20,000 parcels each found the layer fit for a bulk load, read
+    it, then asked to drop its indexes (_indexes_to_rebuild) while the others still read it,
+    and PostgreSQL cancelled all but one. In turn, each finds the layer as the one before left
+    it. Call before anything reads the layer, so that no import holds a lock the one ahead
+    waits for."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(%s, %s::regclass::oid::integer)",
+        (IMPORT_QUEUE, layer.table),
+    )
+
+
+#: a COPY of at least this many rows into a table holding no more rows than it brings builds
+#: the table's secondary indexes afterwards instead of growing them row by row: ~5x cheaper
+#: for the GiST index, ~3x for a btree over a column with many repeats (commune_id)
+BULK_ROWS = 20_000
+
+
+async def _indexes_to_rebuild(conn: AsyncConnection, layer: Layer, rows: int) -> list[str]:
+    """Drop the layer's secondary indexes before a bulk load into an (almost) empty table and
+    return the statements that build them again. Building an index over sorted input costs a
+    fraction of inserting 200,000 entries one by one. Indexes behind a constraint (the primary
+    key that other layers reference, unique codes) stay, so every row is still checked as it
+    arrives. The price is that DROP INDEX locks the table against readers until the import
+    commits (a few seconds), so small imports and imports into a big table keep them."""
+    if rows < BULK_ROWS:
+        return []
+    cur = await conn.execute(
+        sql.SQL("SELECT count(*) FROM (SELECT FROM {} LIMIT %s) t").format(
+            sql.Identifier(layer.table)
+        ),
+        (rows + 1,),
+    )
+    if (await cur.fetchone())[0] > rows:
+        return []
+    cur = await conn.execute(
+        """SELECT format('%%I', c.relname), pg_get_indexdef(i.indexrelid)
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+            WHERE i.indrelid = to_regclass(%s) AND NOT i.indisunique
+              AND NOT EXISTS (SELECT FROM pg_constraint WHERE conindid = i.indexrelid)
+            ORDER BY c.relname""",
+        (layer.table,),
+    )
+    found = await cur.fetchall()
+    for name, _ in found:
+        await conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(name)))
+    return [definition for _, definition in found]
+
+
+async def _may_skip_key_checks(conn: AsyncConnection, layer: Layer, refs: dict[str, list]) -> bool:
+    """May this COPY run without PostgreSQL's per-row foreign-key checks (~1 s per 200,000
+    rows)? Only when it can be proven redundant: the connection is a superuser (replica mode is
+    theirs alone), every foreign key of the table is a registry reference that
+    ``references.resolve`` has checked, and every trigger of the table fires ALWAYS (audit,
+    history, layer versions; migration 0010), so replica mode skips the key checks and
+    nothing else. The referenced rows are then locked FOR KEY SHARE here, once per distinct
+    id, which is exactly what each per-row check would have done: nobody can delete them
+    before the import commits."""
+    cur = await conn.execute(
+        """SELECT current_setting('is_superuser') = 'on',
+                  (SELECT coalesce(array_agg(a.attname::text), '{}')
+                     FROM pg_constraint c
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+                    WHERE c.conrelid = to_regclass(%(t)s) AND c.contype = 'f'),
+                  NOT EXISTS (SELECT FROM pg_trigger
+                               WHERE tgrelid = to_regclass(%(t)s) AND NOT tgisinternal
+                                 AND tgenabled <> 'A')""",
+        {"t": layer.table},
+    )
+    superuser, key_columns, triggers_always = await cur.fetchone()
+    checked = {r.column for r in layer.references}
+    if not (superuser and triggers_always and set(key_columns) <= checked):
+        return False
+    for ref in layer.references:
+        ids = sorted({i for i in refs[ref.column] if i is not None})
+        if not ids:
+            continue
+        cur = await conn.execute(
+            sql.SQL(
+                "SELECT count(*) FROM (SELECT FROM {} WHERE id = ANY(%s) FOR KEY SHARE) t"
+            ).format(sql.Identifier(ref.table)),
+            (ids,),
+        )
+        if (await cur.fetchone())[0] != len(ids):  # deleted since resolved: let PostgreSQL say
+            return False
+    return True
+
+
+#: socket send buffer asked for before a COPY over a unix socket (Linux doubles it for its own
+#: bookkeeping and caps it at net.core.wmem_max): a whole piece (~4.3 MB for 20,000 parcels) then
+#: fits, so the kernel takes it in one go. With the default ~200 kB the event loop had to wake
+#: some 20 times per piece to send the rest, each time waiting for the GIL held by the thread
+#: validating the next piece: ~0.3 s of a 200,000-parcel import (bench/README.md).
+COPY_SEND_BUFFER = 4 * 1024 * 1024
+
+
+def _roomy_send_buffer(conn: AsyncConnection) -> None:
+    """Ask for COPY_SEND_BUFFER on the connection's unix socket; TCP tunes its own buffers."""
+    with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:  # the dup is closed after
+        if sock.family == socket.AF_UNIX:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, COPY_SEND_BUFFER)
+            except OSError:  # a system that refuses the size: the import is only slower
+                pass
+
+
+async def _stage(conn: AsyncConnection, cols: sql.Composable, table: sql.Identifier) -> None:
+    await conn.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE _geo_comuna_import ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
+        ).format(cols, table)
+    )
+    await conn.execute(  # numbered by COPY in the order the rows come
+        "ALTER TABLE _geo_comuna_import ADD COLUMN _n bigint GENERATED ALWAYS AS IDENTITY"
+    )
+
+
+async def _unstage(conn: AsyncConnection, cols: sql.Composable, table: sql.Identifier) -> None:
+    # the scan sets each row's number just before the row is inserted and checked
+    await conn.execute(
+        sql.SQL(
+            "INSERT INTO {} ({}) SELECT {} FROM _geo_comuna_import "
+            "WHERE set_config('geo_comuna.feature', _n::text, true) IS NOT NULL"
+        ).format(table, cols, cols)
+    )
+    await conn.execute("SELECT set_config('geo_comuna.feature', '', true)")
+    await conn.execute("DROP TABLE _geo_comuna_import")
+
+
+async def copy_in(
+    conn: AsyncConnection,
+    layer: Layer,
+    chunks: AsyncIterable[bytes],
+    refs: dict[str, list],
+    *,
+    rows: int,
+    staged: bool = False,
+) -> None:
+    """Bulk insert with binary COPY (imports): ``chunks`` are pieces of pgcopy.copy_rows(),
+    each sent as one COPY statement as it comes, so PostgreSQL stores one while the caller
+    validates the next. ``refs`` are the resolved references of all ``rows``.
+
+    ``staged`` COPYs into a temporary table first and inserts from it, so row-level security
+    sees every row; each row carries its position (1-based, as the pieces came), which the
+    INSERT hands to the database as it writes the row, so that a row the policies refuse is
+    named by it. Otherwise a bulk load rebuilds the secondary indexes afterwards and, when
+    provably redundant, skips the per-row foreign-key checks (see the helpers above)."""
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns(layer)))
+    table = sql.Identifier(layer.table)
+    target = sql.Identifier("_geo_comuna_import") if staged else table
+    with refusals(layer):
+        rebuild, replica = [], False
+        if staged:
+            await _stage(conn, cols, table)
+        else:
+            rebuild = await _indexes_to_rebuild(conn, layer, rows)
+            replica = await _may_skip_key_checks(conn, layer, refs)
+        if replica:
+            await conn.execute("SET LOCAL session_replication_role = replica")
+        statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(target, cols)
+        _roomy_send_buffer(conn)
+        async with conn.cursor() as cur:
+            # a COPY per piece: each statement's triggers (its audit entry, its first tenures)
+            # then run over its own rows while the next piece is validated, not over all the
+            # rows after the last one (~0.4 s of a 200,000-parcel import)
+            async for data in chunks:
+                async with cur.copy(statement) as copy:
+                    await copy.write(COPY_HEADER)
+                    await copy.write(data)
+                    await copy.write(COPY_TRAILER)
+        if replica:  # SET LOCAL would outlive this block inside an enclosing transaction
+            await conn.execute("SET LOCAL session_replication_role = origin")
+        if staged:
+            await _unstage(conn, cols, table)
+        for definition in rebuild:
+            await conn.execute(definition)
