@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -154,3 +155,20 @@ def own_db(admin_conninfo: str, template_db: str, settings: Settings) -> Iterato
     _recreate(admin_conninfo, name, template_db)
     yield with_options(make_conninfo(admin_conninfo, dbname=name), settings)
     _drop(admin_conninfo, name)
+
+
+@pytest.fixture(scope="module")
+def live(
+    request: pytest.FixtureRequest,
+    admin_conninfo: str,
+    template_db: str,
+    settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Any]:
+    """`geo-comuna serve` on a port of its own over a copy of the template, for the clients
+    the project did not write (GDAL, OWSLib, QGIS): one per test module."""
+    from tests.clients import live_server
+
+    log = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "serve.log"
+    with live_server(admin_conninfo, template_db, settings, log) as server:
+        yield server

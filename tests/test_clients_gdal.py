@@ -13,29 +13,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 from pyproj import Transformer
 
-from geo_comuna.settings import Settings
-from tests.clients import Live, Request, live_server
+from tests.clients import Live, Request
 
 PAGE = ["-oo", "PAGE_SIZE=1000"]
-
-
-@pytest.fixture(scope="module")
-def live(
-    admin_conninfo: str,
-    template_db: str,
-    settings: Settings,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Live]:
-    log = tmp_path_factory.mktemp("gdal") / "serve.log"
-    with live_server(admin_conninfo, template_db, settings, log) as server:
-        yield server
 
 
 def gdal(*args: str) -> subprocess.CompletedProcess:

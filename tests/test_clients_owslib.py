@@ -4,27 +4,11 @@ sortby and a CQL2 filter, each answer compared with the database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
-import pytest
 from owslib.ogcapi.features import Features
 
 from geo_comuna.layers import LAYERS
-from geo_comuna.settings import Settings
-from tests.clients import Live, live_server
-
-
-@pytest.fixture(scope="module")
-def live(
-    admin_conninfo: str,
-    template_db: str,
-    settings: Settings,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Live]:
-    log = tmp_path_factory.mktemp("owslib") / "serve.log"
-    with live_server(admin_conninfo, template_db, settings, log) as server:
-        yield server
+from tests.clients import Live
 
 
 def ids(live: Live, query: str, *params: object) -> list[int]:

@@ -21,15 +21,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
-from geo_comuna.settings import Settings
-from tests.clients import Live, live_server
+from tests.clients import Live
 from tests.factories import MAIZAL
 from tests.live import add_user
 
@@ -37,18 +35,6 @@ SCRIPT = Path(__file__).with_name("qgis_layer.py")
 QGIS_PYTHON = "/usr/bin/python3"  # python3-qgis is built for Debian's Python
 JSON = "application/json"
 GEOJSON = "application/geo+json"
-
-
-@pytest.fixture(scope="module")
-def live(
-    admin_conninfo: str,
-    template_db: str,
-    settings: Settings,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Live]:
-    log = tmp_path_factory.mktemp("qgis") / "serve.log"
-    with live_server(admin_conninfo, template_db, settings, log) as server:
-        yield server
 
 
 def qgis(live: Live, layer: str, subset: str = "") -> dict:

@@ -9,12 +9,17 @@ import. What the caller's token may do is answered by ``OPTIONS`` (api/editing.p
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from psycopg import AsyncConnection
 
+from geo_comuna.accounts import User
 from geo_comuna.api.deps import Conn, IfMatch, LayerDep, SettingsDep, Writer, base_url
 from geo_comuna.features import edit
+from geo_comuna.layers import Layer
+from geo_comuna.settings import Settings
 
 router = APIRouter()
 Repair = Annotated[
@@ -62,6 +67,25 @@ async def create_items(
     return _written(written, 201, location)
 
 
+async def _change(
+    change: Callable[..., Awaitable[Any]],
+    request: Request,
+    settings: Settings,
+    conn: AsyncConnection,
+    layer: Layer,
+    feature_id: int,
+    user: User,
+    if_match: str | None,
+    repair: bool,
+) -> Response:
+    """PUT and PATCH: the body read, changed as ``change`` does it, answered alike."""
+    body = await _body(request)
+    written = await change(
+        conn, layer, feature_id, body, settings, user, repair=repair, if_match=if_match
+    )
+    return _written(written, 200)
+
+
 @router.put("/collections/{collection_id}/items/{feature_id}", summary="Replace a feature")
 async def replace_item(
     request: Request,
@@ -73,17 +97,9 @@ async def replace_item(
     if_match: IfMatch,
     repair: Repair = False,
 ) -> Response:
-    written = await edit.replace(
-        conn,
-        layer,
-        feature_id,
-        await _body(request),
-        settings,
-        user,
-        repair=repair,
-        if_match=if_match,
+    return await _change(
+        edit.replace, request, settings, conn, layer, feature_id, user, if_match, repair
     )
-    return _written(written, 200)
 
 
 @router.patch(
@@ -100,17 +116,9 @@ async def patch_item(
     if_match: IfMatch,
     repair: Repair = False,
 ) -> Response:
-    written = await edit.patch(
-        conn,
-        layer,
-        feature_id,
-        await _body(request),
-        settings,
-        user,
-        repair=repair,
-        if_match=if_match,
+    return await _change(
+        edit.patch, request, settings, conn, layer, feature_id, user, if_match, repair
     )
-    return _written(written, 200)
 
 
 @router.delete(
