@@ -8,10 +8,13 @@ into the test's transaction.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
+import psycopg
 import pytest
 import shapely
 from psycopg import AsyncConnection
@@ -389,3 +392,57 @@ async def test_the_check_of_rights_comes_first(conn: AsyncConnection, settings: 
     user = accounts.User(None, "v", "viewer", (commune_id,))
     with pytest.raises(Forbidden):
         await sync_file(conn, commune_id, Path("/nonexistent.gpkg"), Path("/"), settings, user)
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def test_cli_sync(own_db: str, tmp_path: Path) -> None:
+    env = {**os.environ, "GEO_COMUNA_DATABASE_URL": own_db}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "geo_comuna.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    out = tmp_path / "maizal.zip"
+    done = cli("package", COMMUNE, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(out) as zf:
+        zf.extract(GPKG, tmp_path)
+    gpkg = tmp_path / GPKG
+    with psycopg.connect(own_db) as db:
+        a, tenure = db.execute(
+            "SELECT p.id, p.tenure FROM parcels p JOIN communes c ON c.id = p.commune_id "
+            "WHERE c.code = %s ORDER BY p.id LIMIT 1",
+            (COMMUNE,),
+        ).fetchone()
+    new_tenure = "disputed" if tenure != "disputed" else "occupied"
+    _set_tenure(gpkg, a, new_tenure)
+
+    dry = cli("sync", COMMUNE, str(gpkg), "--dry-run", "--lang", "en")
+    assert dry.returncode == 0, dry.stderr
+    assert f"  {a}: tenure" in dry.stdout and "Dry run: nothing was written." in dry.stdout
+    done = cli("sync", COMMUNE, str(gpkg))
+    assert done.returncode == 0, done.stderr
+    assert "1 entidades escritas (auditoría: «sync comuna.gpkg»)" in done.stdout
+    again = cli("sync", COMMUNE, str(gpkg), "--lang", "en")
+    assert again.returncode == 0 and "Nothing to change" in again.stdout, again.stdout
+
+    # the first package again: its tenure is older than the server's now
+    conflict = cli("sync", COMMUNE, str(out), "--lang", "en")
+    assert conflict.returncode == 3, conflict.stderr
+    assert f"conflict parcels {a}" in conflict.stdout
+    assert f"tenure: package {tenure!r} / server {new_tenure!r}" in conflict.stdout
+    kept = cli("sync", COMMUNE, str(out), "--theirs")
+    assert kept.returncode == 0, kept.stderr
+    with psycopg.connect(own_db) as db:
+        assert db.execute("SELECT tenure FROM parcels WHERE id = %s", (a,)).fetchone() == (
+            new_tenure,
+        )
+    both = cli("sync", COMMUNE, str(out), "--theirs", "--ours")
+    assert both.returncode == 2 and "exclude each other" in both.stderr
