@@ -193,16 +193,42 @@ async def test_exactly_the_four_edits_come_back(
     )
 
 
+async def test_a_second_sync_of_the_same_file_adds_nothing(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """The new parcel has no id in the file after the first sync either: the second sync
+    finds it stored, and neither adds it again nor takes it for a deletion."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    _, _, c, _, _ = await _four_edits(conn, gpkg, tmp_path)
+    first = await _sync(conn, settings, gpkg, tmp_path)
+    total = await _count(conn)
+    second = await _sync(conn, settings, gpkg, tmp_path, delete_missing=True)
+    diff = second.layers["parcels"]
+    cur = await conn.execute("SELECT id FROM parcels WHERE code = 'MZ-FIELD-1'")
+    assert diff.synced == [r[0] for r in await cur.fetchall()]
+    assert (diff.added, diff.changed, diff.deleted) == ([], [], [c])
+    assert first.written == 3 and second.written == 1  # the deletion only
+    assert await _count(conn) == total - 1
+
+
 async def test_the_zip_itself_syncs(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:
     zipped = await _package(conn, settings, tmp_path)
     a = (await _parcels(conn, 1))[0]
     _set_tenure(tmp_path / GPKG, a, "disputed")
-    with zipfile.ZipFile(zipped, "a") as zf:  # the edited GeoPackage back into the zip
+    # a second comuna.gpkg: which one is meant?
+    with zipfile.ZipFile(zipped, "a") as zf, pytest.warns(UserWarning, match="Duplicate"):
         zf.writestr(GPKG, (tmp_path / GPKG).read_bytes())
-    report = await _sync(conn, settings, zipped, tmp_path / "..")
+    with pytest.raises(InvalidFile, match="two files of the same name"):
+        await _sync(conn, settings, zipped, tmp_path)
+    edited = tmp_path / "edited.zip"
+    with zipfile.ZipFile(edited, "w") as zf:  # the edited GeoPackage zipped again
+        zf.write(tmp_path / GPKG, GPKG)
+    report = await _sync(conn, settings, edited, tmp_path)
     assert report.written == 1 and (await _row(conn, a))[0] == "disputed"
+    assert report.file == "edited.zip"
 
 
 async def test_an_unchanged_package_changes_nothing(

@@ -23,6 +23,7 @@ TEXT = {
         "deleted": "borradas",
         "missing": "ausentes del paquete (no borradas; use --delete-missing)",
         "conflicts": "conflictos",
+        "synced": "nuevas ya guardadas por una sincronización anterior",
         "conflict": "  conflicto {layer} {id}: versión del paquete {ours}, del servidor {theirs}",
         "gone": "  conflicto {layer} {id}: borrada en el servidor desde que se hizo el paquete",
         "field": "    {name}: paquete {ours!r} / servidor {theirs!r}",
@@ -40,6 +41,7 @@ TEXT = {
         "deleted": "deleted",
         "missing": "missing from the package (not deleted; use --delete-missing)",
         "conflicts": "conflicts",
+        "synced": "new but stored by an earlier sync already",
         "conflict": "  conflict {layer} {id}: package version {ours}, server version {theirs}",
         "gone": "  conflict {layer} {id}: deleted on the server since the package was made",
         "field": "    {name}: package {ours!r} / server {theirs!r}",
@@ -65,6 +67,8 @@ def summary(report: Any, lang: str) -> list[str]:
             f"{len(diff.deleted)} {deleted}",
             f"{len(diff.conflicts)} {t['conflicts']}",
         ]
+        if diff.synced:
+            counts.append(f"{len(diff.synced)} {t['synced']}")
         lines.append(f"{name}: " + ", ".join(counts))
         for change in diff.changed:
             lines.append(f"  {change.id}: {', '.join(change.fields)}")

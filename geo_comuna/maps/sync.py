@@ -95,6 +95,8 @@ class Conflict:
 @dataclass
 class LayerDiff:
     added: list[int] = field(default_factory=list)  # package rows of new features
+    #: new in the package but stored already, by an earlier sync of the same file: their ids
+    synced: list[int] = field(default_factory=list)
     changed: list[Change] = field(default_factory=list)
     deleted: list[int] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
@@ -129,6 +131,9 @@ def _gpkg_member(path: Path, max_unpacked: int) -> str:
     with zipfile.ZipFile(path) as zf:
         members = [i for i in zf.infolist() if not i.is_dir()]
         gpkgs = [i for i in members if PurePosixPath(i.filename).suffix.lower() == ".gpkg"]
+        names = [i.filename for i in members]
+        if len(set(names)) < len(names):  # which one would be read depends on the reader
+            raise InvalidFile(f"{path.name} holds two files of the same name; refusing it")
         named = [i for i in gpkgs if i.filename == GPKG]
         if not named and len(gpkgs) != 1:
             raise InvalidFile(
@@ -302,7 +307,9 @@ def _differences(
         for name in columns
         if name in stored and not same_value(feature.properties[name], stored[name])
     }
-    if not same_geometry(feature.geometry, geometry):
+    # no geometry in the package is none given: a position kept from the package's reader
+    # (members-only, maps/package.py) or a line the database draws, never one to clear
+    if feature.geometry is not None and not same_geometry(feature.geometry, geometry):
         fields["geometry"] = [True, True]
     return fields
 
@@ -342,10 +349,58 @@ async def diff_layer(
             for name, pair in fields.items()
         }
         out.conflicts.append(Conflict(feature.id, feature.version, version, both, resolve))
-    out.deleted = sorted(set(stored) - present)
+    missing = set(stored) - present
+    out.synced = _synced_before(package, layer, out, stored, missing)
+    out.deleted = sorted(missing - set(out.synced))
     for fid in out.deleted:
         versions[fid] = stored[fid][0]
     return out, versions
+
+
+def _synced_before(
+    package: Package,
+    layer: Layer,
+    diff: LayerDiff,
+    stored: dict[int, tuple[int, dict[str, Any], bytes | None]],
+    missing: set[int],
+) -> list[int]:
+    """Ids of stored features that a new feature of the package already is: the package went
+    through a sync before, which stored its new features under ids the package does not
+    hold. Such a pair is the same feature, neither added again nor missing. Matched on the
+    same attributes and geometry (COORD_TOLERANCE), each stored feature once; takes the
+    matched package rows out of ``diff.added``."""
+    if not diff.added or not missing:
+        return []
+    columns = package.columns[layer.name]
+    by_place: dict[tuple[float, float], list[int]] = {}
+    for fid in missing:
+        wkb = stored[fid][2]
+        if wkb is not None:
+            by_place.setdefault(_place(shapely.from_wkb(wkb)), []).append(fid)
+    rows = {f.row: f for f in package.layers[layer.name]}
+    matched: list[int] = []
+    for row in list(diff.added):
+        feature = rows[row]
+        if feature.geometry is None:
+            continue
+        code = package.info.get("commune_code", "")
+        properties = _commune_default(layer, feature.properties, code)
+        feature = Feature(feature.row, None, None, properties, feature.geometry)
+        for fid in by_place.get(_place(feature.geometry), []):
+            _, values, wkb = stored[fid]
+            if fid not in matched and not _differences(
+                feature, values, shapely.from_wkb(wkb), columns
+            ):
+                matched.append(fid)
+                diff.added.remove(row)
+                break
+    return sorted(matched)
+
+
+def _place(geometry: Any) -> tuple[float, float]:
+    """Where a feature is, to ~10 cm: the candidates _synced_before compares in full."""
+    point = shapely.centroid(geometry)
+    return (round(point.x, 6), round(point.y, 6))
 
 
 async def check_package(conn: AsyncConnection, package: Package, commune_id: int) -> str:
