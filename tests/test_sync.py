@@ -472,3 +472,20 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
         )
     both = cli("sync", COMMUNE, str(out), "--theirs", "--ours")
     assert both.returncode == 2 and "exclude each other" in both.stderr
+
+
+async def test_the_route_takes_uploads_up_to_their_own_limit(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """A package is an upload (GEO_COMUNA_MAX_UPLOAD_BYTES), not a request body."""
+    await _package(conn, settings, tmp_path)
+    body = (tmp_path / GPKG).read_bytes()
+    _, editor = await accounts.add_user(conn, "maizal-editor", "editor", [COMMUNE])
+    roomy = settings.model_copy(update={"max_body_bytes": 1024, "max_upload_bytes": len(body) * 2})
+    async with api_client(conn, roomy, editor) as client:
+        r = await client.post(f"/communes/{COMMUNE}/sync", files={"file": (GPKG, body)})
+        assert r.status_code == 200, r.text
+    tight = settings.model_copy(update={"max_upload_bytes": 2048})
+    async with api_client(conn, tight, editor) as client:
+        r = await client.post(f"/communes/{COMMUNE}/sync", files={"file": (GPKG, body)})
+        assert r.status_code == 413, r.text

@@ -317,8 +317,16 @@ def _differences(
 async def diff_layer(
     conn: AsyncConnection, layer: Layer, commune_id: int, package: Package, resolve: Resolve
 ) -> tuple[LayerDiff, dict[int, int]]:
-    """The layer's diff, and the server's row version of each feature it will write."""
+    """The layer's diff, and the server's row version of each feature it will write. The
+    comparison (a commune's every feature, geometries included) runs off the event loop."""
     names, rows = await fetch_layer(conn, layer, commune_id, EVERYWHERE)
+    return await work.cpu(compare, layer, names, rows, package, resolve)
+
+
+def compare(
+    layer: Layer, names: list[str], rows: list[tuple], package: Package, resolve: Resolve
+) -> tuple[LayerDiff, dict[int, int]]:
+    """The package's features of ``layer`` against the stored ``rows`` (fetch_layer's)."""
     stored = {row[0]: (row[1], dict(zip(names, row[2:-1], strict=True)), row[-1]) for row in rows}
     columns = package.columns[layer.name]
     out, versions = LayerDiff(), {}
