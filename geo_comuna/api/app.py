@@ -25,6 +25,7 @@ from geo_comuna.api import (
     problems,
     schema,
     scratch,
+    sync,
     terrain,
     transfer,
     writes,
@@ -43,7 +44,7 @@ from geo_comuna.features.tiles import TILE_CACHE_BYTES, TileCache
 from geo_comuna.maps.assets import STATIC_PREFIX
 from geo_comuna.settings import Settings
 
-UPLOAD_PATHS = ("/import", "/dems")
+UPLOAD_PATHS = ("/import", "/dems", "/sync")
 #: what a script of another site may send and read (GEO_COMUNA_CORS_ORIGINS); tokens travel
 #: in Authorization, never in cookies, so no credentials mode is needed
 CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Content-Crs", "If-Match", "If-None-Match"]
@@ -209,6 +210,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.include_router(transfer.router, dependencies=READERS)
     app.include_router(maps.router, dependencies=READERS)
     app.include_router(package.router, dependencies=READERS)
+    app.include_router(sync.router, dependencies=READERS)
     app.include_router(terrain.router, dependencies=READERS)
     maps.mount_static(app, settings)
     app.add_middleware(

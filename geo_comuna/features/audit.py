@@ -40,7 +40,7 @@ async def entries(
         return []  # no feature has such an id
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            """SELECT id, at, user_name AS user, layer, feature_id, action,
+            """SELECT id, at, user_name AS user, layer, feature_id, action, reason,
                       CASE WHEN feature_id IS NOT NULL THEN 1 ELSE features END AS features,
                       CASE WHEN feature_id IS NOT NULL
                            THEN json_build_array(json_build_array(feature_id, feature_id))

@@ -32,31 +32,33 @@ BEGIN
             DECLARE
                 uid integer := nullif(current_setting('geo_comuna.user_id', true), '')::int;
                 uname text := nullif(current_setting('geo_comuna.user_name', true), '');
+                why text := nullif(current_setting('geo_comuna.reason', true), '');
             BEGIN
                 IF TG_OP = 'INSERT' THEN
                     INSERT INTO audit_log (user_id, user_name, layer, action, feature_ids,
-                                           features)
+                                           features, reason)
                     SELECT uid, uname, %2$L, 'insert',
                            CASE WHEN max(id)::bigint - min(id) + 1 = count(*)
                                 THEN int4multirange(
                                     int4range(min(id), nullif(max(id), 2147483647) + 1))
                                 ELSE (SELECT range_agg(int4range(id, nullif(id, 2147483647) + 1))
                                       FROM new_rows)
-                           END, count(*)
+                           END, count(*), why
                     FROM new_rows
                     HAVING count(*) > 0;
                 ELSIF TG_OP = 'UPDATE' THEN
                     INSERT INTO audit_log (user_id, user_name, layer, feature_id, action,
-                                           before, before_geom, after, after_geom)
+                                           before, before_geom, after, after_geom, reason)
                     SELECT uid, uname, %2$L, r.id, 'update', b.props, b.geom,
-                           jsonb_build_object(%3$s), r.geom
+                           jsonb_build_object(%3$s), r.geom, why
                     FROM new_rows r
                     JOIN (SELECT r.id, jsonb_build_object(%3$s) AS props, r.geom
                           FROM old_rows r) b ON b.id = r.id;
                 ELSE
                     INSERT INTO audit_log (user_id, user_name, layer, feature_id, action,
-                                           before, before_geom)
-                    SELECT uid, uname, %2$L, r.id, 'delete', jsonb_build_object(%3$s), r.geom
+                                           before, before_geom, reason)
+                    SELECT uid, uname, %2$L, r.id, 'delete', jsonb_build_object(%3$s), r.geom,
+                           why
                     FROM old_rows r;
                 END IF;
                 RETURN NULL;

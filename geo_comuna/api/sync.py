@@ -1,0 +1,85 @@
+"""Field edits back over HTTP: ``POST /communes/{commune}/sync`` with the commune's package
+(its .gpkg, or the .zip `GET /communes/{commune}/package` gave), the same service as
+`geo-comuna sync` (maps/sync.py). The upload goes through the server's scratch directory as
+imports do (api/transfer.py; limited by api/app.py's BodyLimit like them); the client's file
+name is kept only for messages and the audit, never as a path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Path, Query, UploadFile
+from fastapi.responses import JSONResponse
+
+from geo_comuna.api.deps import Conn, ScratchDep, SettingsDep, Writer
+from geo_comuna.api.scratch import client_name
+from geo_comuna.api.transfer import _save
+from geo_comuna.errors import InvalidFile
+from geo_comuna.features.query import require_commune
+from geo_comuna.maps.sync import may_sync, sync_file
+
+router = APIRouter(tags=["import/export"])
+
+
+@router.post(
+    "/communes/{commune}/sync",
+    summary="Bring a commune package's field edits back",
+    responses={
+        200: {"description": "nothing written: a dry run, or nothing changed"},
+        201: {"description": "the edits written, with their diff"},
+    },
+)
+async def commune_sync(
+    conn: Conn,
+    settings: SettingsDep,
+    scratch: ScratchDep,
+    user: Writer,
+    commune: Annotated[str, Path(description="commune id or registry code")],
+    file: Annotated[
+        UploadFile, File(description="the package's comuna.gpkg, or the package's .zip")
+    ],
+    dry_run: Annotated[bool, Query(description="answer the diff, write nothing")] = False,
+    delete_missing: Annotated[
+        bool, Query(description="delete the commune's features the package no longer has")
+    ] = False,
+    conflicts: Annotated[
+        Literal["ours", "theirs"] | None,
+        Query(
+            description="a feature changed both on the server and in the package: 'ours' "
+            "writes the package's values, 'theirs' keeps the server's; unset, it is reported "
+            "and left unwritten"
+        ),
+    ] = None,
+) -> JSONResponse:
+    """Features with an ``id`` update the stored ones that differ, features without one are
+    new, stored features the package lacks are deleted with ``delete_missing``; a feature
+    changed on the server since the package was made is a conflict (both versions, field by
+    field). One transaction: a refused feature (named by layer and id) writes nothing."""
+    commune_id = await require_commune(conn, commune)
+    may_sync(user, commune_id)  # before reading a byte of the upload
+    name = client_name(file.filename)
+    suffix = ".zip" if name.lower().endswith(".zip") else ".gpkg"
+    try:
+        with scratch.holding(name, f"upload{suffix}") as path:
+            await asyncio.to_thread(_save, file.file, path)
+            if path.stat().st_size == 0:
+                raise InvalidFile(f"{name} is empty")
+            report = await sync_file(
+                conn,
+                commune_id,
+                path,
+                path.parent,
+                settings,
+                user,
+                name,
+                dry_run=dry_run,
+                delete_missing=delete_missing,
+                resolve=conflicts,
+            )
+    finally:
+        await file.close()
+    body: dict[str, Any] = asdict(report)
+    return JSONResponse(body, status_code=201 if report.written else 200)

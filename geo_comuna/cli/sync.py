@@ -1,0 +1,174 @@
+"""`geo-comuna sync`: a commune package's field edits back into the store (maps/sync.py)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from geo_comuna.cli.common import die, load_settings, progress, run
+
+#: what a person reads, in each language of --lang
+TEXT = {
+    "es": {
+        "dry": "Simulación: no se escribió nada.",
+        "written": "{n} entidades escritas (auditoría: «sync {file}»).",
+        "nothing": "Nada que cambiar: el paquete coincide con la base de datos.",
+        "added": "nuevas",
+        "changed": "cambiadas",
+        "deleted": "borradas",
+        "missing": "ausentes del paquete (no borradas; use --delete-missing)",
+        "conflicts": "conflictos",
+        "synced": "nuevas ya guardadas por una sincronización anterior",
+        "conflict": "  conflicto {layer} {id}: versión del paquete {ours}, del servidor {theirs}",
+        "gone": "  conflicto {layer} {id}: borrada en el servidor desde que se hizo el paquete",
+        "field": "    {name}: paquete {ours!r} / servidor {theirs!r}",
+        "unresolved": "{n} conflictos sin escribir: --theirs conserva lo del servidor, "
+        "--ours escribe lo del paquete.",
+        "ours": "resuelto: se escribió lo del paquete",
+        "theirs": "resuelto: se conservó lo del servidor",
+    },
+    "en": {
+        "dry": "Dry run: nothing was written.",
+        "written": "{n} features written (audit: 'sync {file}').",
+        "nothing": "Nothing to change: the package matches the database.",
+        "added": "added",
+        "changed": "changed",
+        "deleted": "deleted",
+        "missing": "missing from the package (not deleted; use --delete-missing)",
+        "conflicts": "conflicts",
+        "synced": "new but stored by an earlier sync already",
+        "conflict": "  conflict {layer} {id}: package version {ours}, server version {theirs}",
+        "gone": "  conflict {layer} {id}: deleted on the server since the package was made",
+        "field": "    {name}: package {ours!r} / server {theirs!r}",
+        "unresolved": "{n} conflicts left unwritten: --theirs keeps the server's values, "
+        "--ours writes the package's.",
+        "ours": "settled: the package's values written",
+        "theirs": "settled: the server's values kept",
+    },
+}
+
+
+def summary(report: Any, lang: str) -> list[str]:
+    """The report as lines a person reads, in ``lang``."""
+    t = TEXT[lang]
+    lines = []
+    for name, diff in report.layers.items():
+        if not diff:
+            continue
+        deleted = t["deleted"] if report.delete_missing else t["missing"]
+        counts = [
+            f"{len(diff.added)} {t['added']}",
+            f"{len(diff.changed)} {t['changed']}",
+            f"{len(diff.deleted)} {deleted}",
+            f"{len(diff.conflicts)} {t['conflicts']}",
+        ]
+        if diff.synced:
+            counts.append(f"{len(diff.synced)} {t['synced']}")
+        lines.append(f"{name}: " + ", ".join(counts))
+        for change in diff.changed:
+            lines.append(f"  {change.id}: {', '.join(change.fields)}")
+        for conflict in diff.conflicts:
+            key = "gone" if conflict.server_version is None else "conflict"
+            ours, theirs = conflict.package_version, conflict.server_version
+            line = t[key].format(layer=name, id=conflict.id, ours=ours, theirs=theirs)
+            if conflict.resolved:
+                line += f" ({t[conflict.resolved]})"
+            lines.append(line)
+            for field, both in conflict.fields.items():
+                lines.append(
+                    t["field"].format(name=field, ours=both["package"], theirs=both["server"])
+                )
+    if not lines:
+        lines.append(t["nothing"])
+    if report.unresolved:
+        lines.append(t["unresolved"].format(n=report.unresolved))
+    if report.dry_run:
+        lines.append(t["dry"])
+    elif report.written:
+        lines.append(t["written"].format(n=report.written, file=report.file))
+    return lines
+
+
+def sync(
+    commune: Annotated[str, typer.Argument(help="commune code or id")],
+    file: Annotated[Path, typer.Argument(help="the package's comuna.gpkg, or the package's .zip")],
+    delete_missing: Annotated[
+        bool,
+        typer.Option(
+            "--delete-missing",
+            help="delete the commune's features the package no longer has "
+            "(without it they are only reported)",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the differences, write nothing")
+    ] = False,
+    theirs: Annotated[
+        bool,
+        typer.Option(
+            "--theirs",
+            help="on a conflict (changed on the server and in the package) keep the "
+            "server's values",
+        ),
+    ] = False,
+    ours: Annotated[
+        bool,
+        typer.Option(
+            "--ours",
+            help="on a conflict (changed on the server and in the package) write the "
+            "package's values over the server's",
+        ),
+    ] = False,
+    lang: Annotated[str, typer.Option("--lang", help="language of the summary: es or en")] = "es",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="the whole diff as JSON instead of the summary")
+    ] = False,
+) -> None:
+    """Bring a commune package's field edits back (made with geo-comuna package, edited in
+    QGIS or QField): features with an id update the stored ones that differ, features
+    without an id are new. A feature changed on the server since the package was made is a
+    conflict, reported with both versions and left unwritten unless --theirs or --ours. One
+    transaction: a refused feature writes nothing. Exit code 3 when conflicts were left
+    unwritten."""
+    from geo_comuna.accounts import local_admin
+    from geo_comuna.features.query import require_commune
+    from geo_comuna.maps.sync import sync_file
+
+    if lang not in TEXT:
+        die(f"--lang must be one of {', '.join(TEXT)}", 2)
+    if ours and theirs:
+        die("--ours and --theirs exclude each other", 2)
+    if not file.is_file():
+        die(f"{file} does not exist or is not a file", 2)
+    settings = load_settings()
+
+    async def work(conn: Any) -> Any:
+        commune_id = await require_commune(conn, commune)
+        progress(f"reading {file.name}")
+        with tempfile.TemporaryDirectory(prefix="geo_comuna-sync-") as scratch:
+            return await sync_file(
+                conn,
+                commune_id,
+                file,
+                Path(scratch),
+                settings,
+                local_admin(),
+                dry_run=dry_run,
+                delete_missing=delete_missing,
+                resolve="ours" if ours else "theirs" if theirs else None,
+                progress=progress,
+            )
+
+    report = run(work, settings)
+    if as_json:
+        typer.echo(json.dumps(asdict(report), indent=2, ensure_ascii=False))
+    else:
+        for line in summary(report, lang):
+            typer.echo(line)
+    if report.unresolved:
+        raise typer.Exit(3)

@@ -1,0 +1,605 @@
+"""Field edits come back: a commune's package (maps/package.py), edited in QGIS or QField,
+compared with the store and written back in one transaction.
+
+Per layer of the package: a feature with an ``id`` is an update when something of it differs
+from the stored row (attributes, or the geometry beyond COORD_TOLERANCE: GeoPackage keeps the
+doubles it was given, but an editor may rewrite untouched vertices); one without an id (NULL,
+as QGIS and QField give new features) is new; a stored feature of the commune whose id the
+package lacks is a deletion only when asked (``delete_missing``). The states are context
+clipped to the commune (maps/package.py clipped) and are never synced.
+
+A feature whose stored row version (``xmin``, its ETag) is not the ``version`` the package
+carries has changed on the server since the package was made; if it differs from the package
+too it is a **conflict**: reported field by field with both values and skipped, unless the
+caller says ``theirs`` (keep the server's, say so) or ``ours`` (the package's values win).
+The package does not hold the values it was made with, only their version: a feature edited
+on the server and left alone in the field is a conflict as well, and ``theirs`` keeps it.
+
+Every write goes through features/edit.py (the parsing, validation, references and row-level
+security of single-feature writes) with the version read here as If-Match, so a write that
+lands between the diff and the sync refuses the sync. The whole sync is one transaction: the
+first refused feature (named by layer and id, or by its row in the package when new) leaves
+nothing written. Audit rows carry ``sync <file name>`` (migration 0019).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import pyogrio
+import shapely
+from psycopg import AsyncConnection
+
+from geo_comuna import work
+from geo_comuna.accounts import EVERYWHERE, User
+from geo_comuna.db.migrate import current_version
+from geo_comuna.errors import Forbidden, GeoComunaError, InvalidFile, TooLarge
+from geo_comuna.features import edit
+from geo_comuna.io.formats import FORMATS, GDAL_ERRORS, gdal_source
+from geo_comuna.layers import LAYERS, Layer
+from geo_comuna.maps import data
+from geo_comuna.maps.package import COMMUNE_TABLE, GPKG, INFO_TABLE, clipped, fetch_layer
+from geo_comuna.maps.qgis import GEOMETRY_COLUMN, ID_COLUMN, VERSION_COLUMN
+from geo_comuna.settings import Settings
+
+#: degrees (EPSG:4326): ~0.1 mm; closer vertices are the same vertex
+COORD_TOLERANCE = 1e-9
+#: how a conflict is settled: None leaves it unwritten and reported
+Resolve = Literal["ours", "theirs"] | None
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Feature:
+    """A feature as the package has it: properties by name, shapely geometry (or None)."""
+
+    row: int  # 1-based position in the package's layer: how a new feature is named
+    id: int | None
+    version: int | None
+    properties: dict[str, Any]
+    geometry: Any
+
+
+@dataclass
+class Package:
+    name: str  # the file's name, as the audit records it
+    info: dict[str, str]
+    layers: dict[str, list[Feature]]
+    columns: dict[str, list[str]]  # per layer: the writable properties the package has
+
+
+@dataclass
+class Change:
+    id: int
+    #: property -> [package's value, server's value]; "geometry" -> [True, True] when moved
+    fields: dict[str, list[Any]]
+
+
+@dataclass
+class Conflict:
+    id: int
+    package_version: int | None
+    server_version: int | None  # None: deleted on the server since
+    fields: dict[str, dict[str, Any]]  # property -> {"package": ..., "server": ...}
+    resolved: str | None = None  # "ours" (written) or "theirs" (skipped)
+
+
+@dataclass
+class LayerDiff:
+    added: list[int] = field(default_factory=list)  # package rows of new features
+    #: new in the package but stored already, by an earlier sync of the same file: their ids
+    synced: list[int] = field(default_factory=list)
+    changed: list[Change] = field(default_factory=list)
+    deleted: list[int] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.deleted or self.conflicts)
+
+
+@dataclass
+class SyncReport:
+    commune: str
+    file: str
+    dry_run: bool
+    delete_missing: bool
+    resolve: str | None
+    layers: dict[str, LayerDiff] = field(default_factory=dict)
+    #: features written (0 on a dry run)
+    written: int = 0
+    #: conflicts left unwritten (neither ours nor theirs)
+    unresolved: int = 0
+    #: deletions found but not applied (no delete_missing)
+    kept: int = 0
+
+
+# --- reading the package (blocking: run off the event loop) --------------------------------
+
+
+def _gpkg_member(path: Path, max_unpacked: int) -> str:
+    """The zip's one GeoPackage (the package's comuna.gpkg, or the only .gpkg it holds)."""
+    if not zipfile.is_zipfile(path):
+        raise InvalidFile(f"{path.name} is not a readable zip archive: corrupt?")
+    with zipfile.ZipFile(path) as zf:
+        members = [i for i in zf.infolist() if not i.is_dir()]
+        gpkgs = [i for i in members if PurePosixPath(i.filename).suffix.lower() == ".gpkg"]
+        names = [i.filename for i in members]
+        if len(set(names)) < len(names):  # which one would be read depends on the reader
+            raise InvalidFile(f"{path.name} holds two files of the same name; refusing it")
+        named = [i for i in gpkgs if i.filename == GPKG]
+        if not named and len(gpkgs) != 1:
+            raise InvalidFile(
+                f"{path.name} must hold the package's {GPKG} (or exactly one .gpkg); "
+                f"found {len(gpkgs)} GeoPackages"
+            )
+        member = (named or gpkgs)[0]
+        if member.file_size > max_unpacked:
+            raise InvalidFile(
+                f"{path.name}: {member.filename[:80]!r} unpacks to {member.file_size} bytes, "
+                f"over the limit of {max_unpacked} (zip bomb?)"
+            )
+        return member.filename
+
+
+def unpack(path: Path, scratch: Path, max_unpacked: int) -> Path:
+    """The GeoPackage to read: ``path`` itself, or its copy out of a zip into ``scratch``
+    (never under the member's own name), at most ``max_unpacked`` bytes."""
+    if path.suffix.lower() != ".zip":
+        return path
+    member = _gpkg_member(path, max_unpacked)
+    target = scratch / "sync.gpkg"
+    with zipfile.ZipFile(path) as zf, zf.open(member) as src, open(target, "wb") as out:
+        copied = 0
+        while chunk := src.read(1 << 20):
+            copied += len(chunk)
+            if copied > max_unpacked:  # the header may lie about the size
+                raise InvalidFile(f"{path.name}: {member[:80]!r} unpacks to more than allowed")
+            out.write(chunk)
+    return target
+
+
+def _python(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> list[Feature]:
+    meta, table = pyogrio.read_arrow(source, layer=layer.name, datetime_as_string=True)
+    if table.num_rows > limit:
+        raise TooLarge(f"layer {layer.name} holds {table.num_rows} features; the limit is {limit}")
+    geometry = meta["geometry_name"] or GEOMETRY_COLUMN
+    if geometry not in table.column_names:
+        raise InvalidFile(f"layer {layer.name} of the package has no geometry")
+    if ID_COLUMN not in table.column_names:
+        raise InvalidFile(f"layer {layer.name} of the package has no {ID_COLUMN!r} column")
+    ids = table.column(ID_COLUMN).to_pylist()
+    versions = (
+        table.column(VERSION_COLUMN).to_pylist()
+        if VERSION_COLUMN in table.column_names
+        else [None] * table.num_rows
+    )
+    geoms = shapely.from_wkb(table.column(geometry).to_pylist(), on_invalid="ignore")
+    values = {name: table.column(name).to_pylist() for name in columns}
+    features, seen = [], set()
+    for i in range(table.num_rows):
+        fid = ids[i]
+        if fid is not None:
+            if isinstance(fid, float) and not fid.is_integer():
+                raise InvalidFile(f"{ID_COLUMN} {fid!r} is not an id", layer=layer.name)
+            fid = int(fid)
+            if fid in seen:
+                raise InvalidFile(
+                    f"two features of the package have id {fid}; an id names one feature",
+                    layer=layer.name,
+                    feature=fid,
+                )
+            seen.add(fid)
+        version = versions[i]
+        features.append(
+            Feature(
+                i + 1,
+                fid,
+                None if version is None else int(version),
+                {name: _python(values[name][i]) for name in columns},
+                geoms[i],
+            )
+        )
+    return features
+
+
+def read_package(path: Path, settings: Settings, name: str | None = None) -> Package:
+    """Read an unpacked package's GeoPackage with the GPKG driver only, after the GeoPackage
+    checks of io/sniff.py (header, application id, every layer's CRS)."""
+    shown = name or path.name
+    source = gdal_source(path, FORMATS["gpkg"], settings.max_unpacked_bytes)
+    try:
+        listed = {str(n) for n in pyogrio.list_layers(source)[:, 0]}
+        if INFO_TABLE not in listed:
+            raise InvalidFile(
+                f"{shown} is not a commune package: it has no {INFO_TABLE} table "
+                "(make one with geo-comuna package)"
+            )
+        _, info_table = pyogrio.read_arrow(source, layer=INFO_TABLE)
+        info = dict(
+            zip(
+                map(str, info_table.column("key").to_pylist()),
+                map(str, info_table.column("value").to_pylist()),
+                strict=True,
+            )
+        )
+        layers, columns = {}, {}
+        for layer in LAYERS.values():
+            if clipped(layer) or layer.name not in listed:
+                continue
+            fields = set(pyogrio.read_info(source, layer=layer.name)["fields"])
+            columns[layer.name] = [p for p in layer.property_names if p in fields]
+            layers[layer.name] = _read_layer(
+                source, layer, columns[layer.name], settings.max_features_per_import
+            )
+    except GDAL_ERRORS as exc:
+        raise InvalidFile(f"cannot read {shown} as a GeoPackage: {exc}") from None
+    except KeyError as exc:
+        raise InvalidFile(f"{shown}: the package's {INFO_TABLE} table lacks {exc}") from None
+    return Package(shown, info, layers, columns)
+
+
+# --- the diff ------------------------------------------------------------------------------
+
+
+def _norm(value: Any) -> Any:
+    """A value as both sides can be compared: blanks are NULL (QGIS writes '' for a cleared
+    text), numbers floats, dates ISO text."""
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+def same_value(ours: Any, theirs: Any) -> bool:
+    a, b = _norm(ours), _norm(theirs)
+    if a is None or b is None:
+        return a is None and b is None
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool | str):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9)
+    if isinstance(a, str) and isinstance(b, str) and min(len(a), len(b)) == 10 and a[4:5] == "-":
+        return a[:10] == b[:10]  # a date and the same date at midnight
+    return a == b
+
+
+def same_geometry(ours: Any, theirs: Any) -> bool:
+    """Equal within COORD_TOLERANCE, whatever the start or direction of rings and lines."""
+    if ours is None or theirs is None:
+        return ours is None and theirs is None
+    if shapely.equals_exact(ours, theirs, tolerance=COORD_TOLERANCE):
+        return True
+    return bool(
+        shapely.equals_exact(
+            shapely.normalize(ours), shapely.normalize(theirs), tolerance=COORD_TOLERANCE
+        )
+    )
+
+
+def _shown(value: Any) -> Any:
+    value = _norm(value)
+    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
+
+
+def _differences(
+    feature: Feature, stored: dict[str, Any], geometry: Any, columns: list[str]
+) -> dict[str, list[Any]]:
+    fields = {
+        name: [_shown(feature.properties[name]), _shown(stored[name])]
+        for name in columns
+        if name in stored and not same_value(feature.properties[name], stored[name])
+    }
+    # no geometry in the package is none given: a position kept from the package's reader
+    # (members-only, maps/package.py) or a line the database draws, never one to clear
+    if feature.geometry is not None and not same_geometry(feature.geometry, geometry):
+        fields["geometry"] = [True, True]
+    return fields
+
+
+async def diff_layer(
+    conn: AsyncConnection, layer: Layer, commune_id: int, package: Package, resolve: Resolve
+) -> tuple[LayerDiff, dict[int, int]]:
+    """The layer's diff, and the server's row version of each feature it will write. The
+    comparison (a commune's every feature, geometries included) runs off the event loop."""
+    names, rows = await fetch_layer(conn, layer, commune_id, EVERYWHERE)
+    return await work.cpu(compare, layer, names, rows, package, resolve)
+
+
+def compare(
+    layer: Layer, names: list[str], rows: list[tuple], package: Package, resolve: Resolve
+) -> tuple[LayerDiff, dict[int, int]]:
+    """The package's features of ``layer`` against the stored ``rows`` (fetch_layer's)."""
+    stored = {row[0]: (row[1], dict(zip(names, row[2:-1], strict=True)), row[-1]) for row in rows}
+    columns = package.columns[layer.name]
+    out, versions = LayerDiff(), {}
+    present = set()
+    for feature in package.layers[layer.name]:
+        if feature.id is None:
+            out.added.append(feature.row)
+            continue
+        present.add(feature.id)
+        if feature.id not in stored:  # deleted on the server (or never of this commune)
+            out.conflicts.append(Conflict(feature.id, feature.version, None, {}, resolve))
+            continue
+        version, values, wkb = stored[feature.id]
+        geometry = None if wkb is None else shapely.from_wkb(wkb)
+        fields = _differences(feature, values, geometry, columns)
+        if not fields:
+            continue
+        versions[feature.id] = version
+        if feature.version == version:
+            out.changed.append(Change(feature.id, fields))
+            continue
+        both = {
+            name: (
+                {"package": "moved", "server": "as stored"}
+                if name == "geometry"
+                else {"package": pair[0], "server": pair[1]}
+            )
+            for name, pair in fields.items()
+        }
+        out.conflicts.append(Conflict(feature.id, feature.version, version, both, resolve))
+    missing = set(stored) - present
+    out.synced = _synced_before(package, layer, out, stored, missing)
+    out.deleted = sorted(missing - set(out.synced))
+    for fid in out.deleted:
+        versions[fid] = stored[fid][0]
+    return out, versions
+
+
+def _synced_before(
+    package: Package,
+    layer: Layer,
+    diff: LayerDiff,
+    stored: dict[int, tuple[int, dict[str, Any], bytes | None]],
+    missing: set[int],
+) -> list[int]:
+    """Ids of stored features that a new feature of the package already is: the package went
+    through a sync before, which stored its new features under ids the package does not
+    hold. Such a pair is the same feature, neither added again nor missing. Matched on the
+    same attributes and geometry (COORD_TOLERANCE), each stored feature once; takes the
+    matched package rows out of ``diff.added``."""
+    if not diff.added or not missing:
+        return []
+    columns = package.columns[layer.name]
+    by_place: dict[tuple[float, float], list[int]] = {}
+    for fid in missing:
+        wkb = stored[fid][2]
+        if wkb is not None:
+            by_place.setdefault(_place(shapely.from_wkb(wkb)), []).append(fid)
+    rows = {f.row: f for f in package.layers[layer.name]}
+    matched: list[int] = []
+    for row in list(diff.added):
+        feature = rows[row]
+        if feature.geometry is None:
+            continue
+        code = package.info.get("commune_code", "")
+        properties = _commune_default(layer, feature.properties, code)
+        feature = Feature(feature.row, None, None, properties, feature.geometry)
+        for fid in by_place.get(_place(feature.geometry), []):
+            _, values, wkb = stored[fid]
+            if fid not in matched and not _differences(
+                feature, values, shapely.from_wkb(wkb), columns
+            ):
+                matched.append(fid)
+                diff.added.remove(row)
+                break
+    return sorted(matched)
+
+
+def _place(geometry: Any) -> tuple[float, float]:
+    """Where a feature is, to ~10 cm: the candidates _synced_before compares in full."""
+    point = shapely.centroid(geometry)
+    return (round(point.x, 6), round(point.y, 6))
+
+
+async def check_package(conn: AsyncConnection, package: Package, commune_id: int) -> str:
+    """Refuse a package of another commune or of a newer schema; the commune's code."""
+    info = await data.commune_info(conn, commune_id)
+    given = package.info
+    if given.get("commune_id") != str(commune_id):
+        raise InvalidFile(
+            f"{package.name} is the package of commune {given.get('commune_code')!r} "
+            f"({given.get('commune_name')}, id {given.get('commune_id')}), not of "
+            f"{info.code!r} ({info.name}, id {commune_id}); sync it to its own commune"
+        )
+    ours = await current_version(conn)
+    try:
+        theirs = int(given.get("schema_version", ""))
+    except ValueError:
+        raise InvalidFile(f"{package.name}: its schema version is not a number") from None
+    if theirs > ours:
+        raise InvalidFile(
+            f"{package.name} was made by a newer geo_comuna (schema version {theirs}, "
+            f"geo_comuna {given.get('geo_comuna_version')}); this database is at schema "
+            f"version {ours}: upgrade geo_comuna, then sync"
+        )
+    return info.code
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _body(properties: dict[str, Any], geometry: Any, with_geometry: bool) -> bytes:
+    feature: dict[str, Any] = {
+        "type": "Feature",
+        "properties": {k: _json(v) for k, v in properties.items()},
+    }
+    if with_geometry:
+        feature["geometry"] = None if geometry is None else json.loads(shapely.to_geojson(geometry))
+    return json.dumps(feature).encode()
+
+
+def _commune_default(layer: Layer, props: dict[str, Any], code: str) -> dict[str, Any]:
+    """A new feature's commune, when its layer has one and the field worker left it empty."""
+    refs = [r for r in layer.references if r.table == COMMUNE_TABLE]
+    if len(refs) == 1 and _norm(props.get(refs[0].name)) is None:
+        return {**props, refs[0].name: code}
+    return props
+
+
+async def _apply_layer(
+    conn: AsyncConnection,
+    layer: Layer,
+    diff: LayerDiff,
+    versions: dict[int, int],
+    package: Package,
+    settings: Settings,
+    user: User,
+    code: str,
+) -> int:
+    """Additions and updates of one layer (deletions: _delete_layer); features written."""
+    by_id = {f.id: f for f in package.layers[layer.name] if f.id is not None}
+    by_row = {f.row: f for f in package.layers[layer.name]}
+    columns = package.columns[layer.name]
+    written = 0
+    updates = [(c.id, set(c.fields)) for c in diff.changed] + [
+        (c.id, set(c.fields)) for c in diff.conflicts if c.resolved == "ours"
+    ]
+    for fid, fields in updates:
+        feature = by_id[fid]
+        if fid not in versions:  # deleted on the server: the package's copy comes back new
+            props = {n: feature.properties[n] for n in columns}
+            with _named(layer, f"{fid} (deleted on the server, added again)"):
+                await edit.create(conn, layer, _body(props, feature.geometry, True), settings, user)
+        else:
+            props = {n: feature.properties[n] for n in columns if n in fields}
+            body = _body(props, feature.geometry, "geometry" in fields)
+            with _named(layer, fid):
+                await edit.patch(
+                    conn, layer, fid, body, settings, user, if_match=f'"{fid}.{versions[fid]}"'
+                )
+        written += 1
+    for row in diff.added:
+        feature = by_row[row]
+        props = _commune_default(layer, {n: feature.properties[n] for n in columns}, code)
+        with _named(layer, f"new, row {row} of the package"):
+            await edit.create(conn, layer, _body(props, feature.geometry, True), settings, user)
+        written += 1
+    return written
+
+
+class _named:
+    """Errors of one feature's write name it as the package does."""
+
+    def __init__(self, layer: Layer, feature: int | str) -> None:
+        self.layer, self.feature = layer, feature
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if isinstance(exc, GeoComunaError):
+            exc.layer, exc.feature = self.layer.name, self.feature
+        return False
+
+
+async def _delete_layer(
+    conn: AsyncConnection, layer: Layer, diff: LayerDiff, versions: dict[int, int], user: User
+) -> int:
+    for fid in diff.deleted:
+        with _named(layer, fid):
+            await edit.remove(conn, layer, fid, user, if_match=f'"{fid}.{versions[fid]}"')
+    return len(diff.deleted)
+
+
+def may_sync(user: User, commune_id: int) -> None:
+    """Editing rights in the commune, checked before the package is read."""
+    if not user.may_write:
+        raise Forbidden(f"user {user.name!r} is a {user.role}; a sync needs an editor token")
+    if user.role != "admin" and commune_id not in user.communes:
+        raise Forbidden(f"user {user.name!r} may not edit commune {commune_id}")
+
+
+async def sync(
+    conn: AsyncConnection,
+    commune_id: int,
+    package: Package,
+    settings: Settings,
+    user: User,
+    *,
+    dry_run: bool = False,
+    delete_missing: bool = False,
+    resolve: Resolve = None,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """Diff ``package`` against commune ``commune_id`` and, unless ``dry_run``, write it: one
+    transaction, all or nothing."""
+    say = progress or (lambda _: None)
+    may_sync(user, commune_id)
+    async with conn.transaction():
+        code = await check_package(conn, package, commune_id)
+        report = SyncReport(code, package.name, dry_run, delete_missing, resolve)
+        plans: list[tuple[Layer, LayerDiff, dict[int, int]]] = []
+        for name in package.layers:
+            layer = LAYERS[name]
+            say(f"comparing {name}")
+            diff, versions = await diff_layer(conn, layer, commune_id, package, resolve)
+            report.layers[name] = diff
+            plans.append((layer, diff, versions))
+            report.unresolved += sum(c.resolved is None for c in diff.conflicts)
+            if not delete_missing:
+                report.kept += len(diff.deleted)
+        if dry_run:
+            return report
+        await conn.execute(
+            "SELECT set_config('geo_comuna.reason', %s, true)", (f"sync {package.name}",)
+        )
+        for layer, diff, versions in plans:  # the registry's order: referenced layers first
+            if diff:
+                say(f"writing {layer.name}")
+                report.written += await _apply_layer(
+                    conn, layer, diff, versions, package, settings, user, code
+                )
+        if delete_missing:  # dependent layers first
+            for layer, diff, versions in reversed(plans):
+                report.written += await _delete_layer(conn, layer, diff, versions, user)
+        await conn.execute("SELECT set_config('geo_comuna.reason', '', true)")
+    return report
+
+
+async def sync_file(
+    conn: AsyncConnection,
+    commune_id: int,
+    path: Path,
+    scratch: Path,
+    settings: Settings,
+    user: User,
+    name: str | None = None,
+    **options: Any,
+) -> SyncReport:
+    """Sync the package ``path`` (its .gpkg, or the .zip holding it); ``scratch`` is where a
+    zip's GeoPackage is unpacked; ``name`` the file's name for messages and the audit."""
+    may_sync(user, commune_id)
+    gpkg = await work.cpu(unpack, path, scratch, settings.max_unpacked_bytes)
+    package = await work.cpu(read_package, gpkg, settings, name or path.name)
+    return await sync(conn, commune_id, package, settings, user, **options)
+
+
+__all__ = ["SyncReport", "read_package", "sync", "sync_file", "unpack"]

@@ -1,0 +1,491 @@
+"""Field edits back (maps/sync.py): `geo-comuna sync` and POST /communes/{c}/sync.
+
+A real package is built (maps/package.py), edited with GDAL's own tools as QGIS or QField
+would (ogrinfo -sql in the GeoPackage, ogr2ogr to add and rewrite features), and synced back
+into the test's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import psycopg
+import pytest
+import shapely
+from psycopg import AsyncConnection
+
+from geo_comuna import accounts
+from geo_comuna.accounts import EVERYWHERE, local_admin
+from geo_comuna.errors import Forbidden, InvalidAttribute, InvalidFile
+from geo_comuna.features import edit
+from geo_comuna.features.query import require_commune
+from geo_comuna.layers import get_layer
+from geo_comuna.maps.package import GPKG, INFO_TABLE, build_package
+from geo_comuna.maps.sync import read_package, sync, sync_file
+from geo_comuna.settings import Settings
+from tests.conftest import api_client
+
+pytestmark = pytest.mark.anyio
+COMMUNE = "EL-MAIZAL"
+PARCELS = get_layer("parcels")
+
+
+# --- building and editing a package -------------------------------------------------------
+
+
+async def _package(conn: AsyncConnection, settings: Settings, tmp_path: Path) -> Path:
+    """The commune's package, its GeoPackage unpacked beside it; returns the zip."""
+    commune_id = await require_commune(conn, COMMUNE)
+    target = tmp_path / "comuna-maizal.zip"
+    await build_package(conn, commune_id, target, settings, EVERYWHERE)
+    with zipfile.ZipFile(target) as zf:
+        zf.extract(GPKG, tmp_path)
+    return target
+
+
+def _ogr_sql(gpkg: Path, statement: str) -> None:
+    done = subprocess.run(
+        ["ogrinfo", "-q", str(gpkg), "-sql", statement], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "ERROR" not in done.stderr, done.stderr
+
+
+def _ogr2ogr(*args: str) -> None:
+    done = subprocess.run(["ogr2ogr", *args], capture_output=True, text=True)
+    assert done.returncode == 0 and "ERROR" not in done.stderr, done.stderr
+
+
+def _set_tenure(gpkg: Path, parcel: int, tenure: str) -> None:
+    _ogr_sql(gpkg, f"UPDATE parcels SET tenure = '{tenure}' WHERE id = {parcel}")
+
+
+def _move_vertex(gpkg: Path, parcel: int, tmp_path: Path) -> shapely.Geometry:
+    """Move the first vertex of ``parcel`` (and the ring's closing one) ~10 m east, rewriting
+    the feature in place with ogr2ogr's upsert; returns the new geometry."""
+    out = tmp_path / f"moved-{parcel}.geojson"
+    _ogr2ogr(
+        "-f", "GeoJSON", "-preserve_fid", str(out), str(gpkg), "parcels", "-where", f"id = {parcel}"
+    )
+    doc = json.loads(out.read_text())
+    ring = doc["features"][0]["geometry"]["coordinates"][0][0]
+    ring[0][0] += 0.0001
+    ring[-1][0] += 0.0001
+    out.write_text(json.dumps(doc))
+    _ogr2ogr("-update", "-upsert", "-preserve_fid", "-nln", "parcels", str(gpkg), str(out))
+    return shapely.from_geojson(json.dumps(doc["features"][0]["geometry"]))
+
+
+async def _add_parcel(conn: AsyncConnection, gpkg: Path, tmp_path: Path) -> None:
+    """A new parcel as QField adds one: no id, no version, inside the commune."""
+    cur = await conn.execute(
+        "SELECT ST_AsGeoJSON(ST_Multi(ST_Buffer(ST_PointOnSurface(geom), 0.0005, 1))) "
+        "FROM communes WHERE code = %s",
+        (COMMUNE,),
+    )
+    geometry = json.loads((await cur.fetchone())[0])
+    new = tmp_path / "new.geojson"
+    feature = {
+        "type": "Feature",
+        "geometry": geometry,
+        "properties": {"code": "MZ-FIELD-1", "tenure": "occupied", "commune": COMMUNE},
+    }
+    new.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    _ogr2ogr("-update", "-append", "-nln", "parcels", str(gpkg), str(new))
+
+
+async def _parcels(conn: AsyncConnection, n: int = 3) -> list[int]:
+    cur = await conn.execute(
+        "SELECT p.id FROM parcels p JOIN communes c ON c.id = p.commune_id "
+        "WHERE c.code = %s ORDER BY p.id LIMIT %s",
+        (COMMUNE, n),
+    )
+    return [r[0] for r in await cur.fetchall()]
+
+
+async def _row(conn: AsyncConnection, parcel: int) -> tuple | None:
+    cur = await conn.execute(
+        "SELECT tenure, land_use, ST_AsBinary(geom), xmin::text FROM parcels WHERE id = %s",
+        (parcel,),
+    )
+    return await cur.fetchone()
+
+
+async def _count(conn: AsyncConnection, table: str = "parcels") -> int:
+    cur = await conn.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 (a constant)
+    return (await cur.fetchone())[0]
+
+
+async def _four_edits(
+    conn: AsyncConnection, gpkg: Path, tmp_path: Path
+) -> tuple[int, int, int, str, shapely.Geometry]:
+    """Change a tenure, move a vertex, add a parcel, delete one, all with GDAL."""
+    a, b, c = await _parcels(conn)
+    tenure = (await _row(conn, a))[0]
+    new_tenure = "disputed" if tenure != "disputed" else "occupied"
+    _set_tenure(gpkg, a, new_tenure)
+    moved = _move_vertex(gpkg, b, tmp_path)
+    await _add_parcel(conn, gpkg, tmp_path)
+    _ogr_sql(gpkg, f"DELETE FROM parcels WHERE id = {c}")
+    return a, b, c, new_tenure, moved
+
+
+async def _sync(
+    conn: AsyncConnection, settings: Settings, path: Path, tmp_path: Path, **options: object
+):
+    commune_id = await require_commune(conn, COMMUNE)
+    return await sync_file(conn, commune_id, path, tmp_path, settings, local_admin(), **options)
+
+
+# --- the four edits -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delete_missing", [False, True])
+async def test_exactly_the_four_edits_come_back(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, delete_missing: bool
+) -> None:
+    _ = await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    a, b, c, new_tenure, moved = await _four_edits(conn, gpkg, tmp_path)
+    before = {p: await _row(conn, p) for p in await _parcels(conn, 1000)}
+    total = await _count(conn)
+
+    report = await _sync(conn, settings, gpkg, tmp_path, delete_missing=delete_missing)
+
+    assert {name for name, diff in report.layers.items() if diff} == {"parcels"}
+    diff = report.layers["parcels"]
+    assert [(ch.id, set(ch.fields)) for ch in sorted(diff.changed, key=lambda ch: ch.id)] == sorted(
+        [(a, {"tenure"}), (b, {"geometry"})]
+    )
+    assert diff.changed[[ch.id for ch in diff.changed].index(a)].fields["tenure"] == [
+        new_tenure,
+        before[a][0],
+    ]
+    assert len(diff.added) == 1 and diff.deleted == [c] and diff.conflicts == []
+    assert report.written == (4 if delete_missing else 3)
+    assert report.kept == (0 if delete_missing else 1)
+
+    after = await _row(conn, a)
+    assert after[0] == new_tenure and after[1] == before[a][1]
+    assert shapely.equals_exact(shapely.from_wkb((await _row(conn, b))[2]), moved, 1e-9)
+    assert ((await _row(conn, c)) is None) is delete_missing
+    assert await _count(conn) == total + 1 - delete_missing
+    cur = await conn.execute(
+        "SELECT commune_id, tenure FROM parcels WHERE code = 'MZ-FIELD-1'",
+    )
+    assert await cur.fetchall() == [(await require_commune(conn, COMMUNE), "occupied")]
+    untouched = [p for p in before if p not in (a, b, c)]
+    assert [await _row(conn, p) for p in untouched] == [before[p] for p in untouched]
+
+    cur = await conn.execute(
+        "SELECT action, reason FROM audit_log WHERE layer = 'parcels' "
+        "AND (feature_id = ANY(%s) OR action = 'insert') ORDER BY id DESC LIMIT %s",
+        ([a, b, c], report.written),
+    )
+    entries = await cur.fetchall()
+    assert {reason for _, reason in entries} == {"sync comuna.gpkg"}
+    assert sorted(action for action, _ in entries) == sorted(
+        ["update", "update", "insert"] + ["delete"] * delete_missing
+    )
+
+
+async def test_a_second_sync_of_the_same_file_adds_nothing(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """The new parcel has no id in the file after the first sync either: the second sync
+    finds it stored, and neither adds it again nor takes it for a deletion."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    _, _, c, _, _ = await _four_edits(conn, gpkg, tmp_path)
+    first = await _sync(conn, settings, gpkg, tmp_path)
+    total = await _count(conn)
+    second = await _sync(conn, settings, gpkg, tmp_path, delete_missing=True)
+    diff = second.layers["parcels"]
+    cur = await conn.execute("SELECT id FROM parcels WHERE code = 'MZ-FIELD-1'")
+    assert diff.synced == [r[0] for r in await cur.fetchall()]
+    assert (diff.added, diff.changed, diff.deleted) == ([], [], [c])
+    assert first.written == 3 and second.written == 1  # the deletion only
+    assert await _count(conn) == total - 1
+
+
+async def test_the_zip_itself_syncs(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    zipped = await _package(conn, settings, tmp_path)
+    a = (await _parcels(conn, 1))[0]
+    _set_tenure(tmp_path / GPKG, a, "disputed")
+    # a second comuna.gpkg: which one is meant?
+    with zipfile.ZipFile(zipped, "a") as zf, pytest.warns(UserWarning, match="Duplicate"):
+        zf.writestr(GPKG, (tmp_path / GPKG).read_bytes())
+    with pytest.raises(InvalidFile, match="two files of the same name"):
+        await _sync(conn, settings, zipped, tmp_path)
+    edited = tmp_path / "edited.zip"
+    with zipfile.ZipFile(edited, "w") as zf:  # the edited GeoPackage zipped again
+        zf.write(tmp_path / GPKG, GPKG)
+    report = await _sync(conn, settings, edited, tmp_path)
+    assert report.written == 1 and (await _row(conn, a))[0] == "disputed"
+    assert report.file == "edited.zip"
+
+
+async def test_an_unchanged_package_changes_nothing(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    zipped = await _package(conn, settings, tmp_path)
+    cur = await conn.execute("SELECT count(*) FROM audit_log")
+    audited = (await cur.fetchone())[0]
+    rows = {p: await _row(conn, p) for p in await _parcels(conn, 1000)}
+    for path in (zipped, tmp_path / GPKG):
+        report = await _sync(conn, settings, path, tmp_path, delete_missing=True)
+        assert report.written == 0 and not any(report.layers.values())
+    assert {p: await _row(conn, p) for p in rows} == rows
+    cur = await conn.execute("SELECT count(*) FROM audit_log")
+    assert (await cur.fetchone())[0] == audited
+
+
+async def test_a_dry_run_writes_nothing(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    a, b, c, _, _ = await _four_edits(conn, gpkg, tmp_path)
+    rows = {p: await _row(conn, p) for p in await _parcels(conn, 1000)}
+    total = await _count(conn)
+    report = await _sync(conn, settings, gpkg, tmp_path, dry_run=True, delete_missing=True)
+    diff = report.layers["parcels"]
+    assert {ch.id for ch in diff.changed} == {a, b} and diff.deleted == [c]
+    assert len(diff.added) == 1 and report.written == 0
+    assert {p: await _row(conn, p) for p in rows} == rows
+    assert await _count(conn) == total
+
+
+# --- conflicts ----------------------------------------------------------------------------
+
+
+async def _concurrent(conn: AsyncConnection, settings: Settings, parcel: int, use: str) -> None:
+    body = json.dumps({"properties": {"land_use": use}}).encode()
+    await edit.patch(conn, PARCELS, parcel, body, settings, local_admin())
+
+
+@pytest.mark.parametrize("resolve", [None, "theirs", "ours"])
+async def test_a_concurrent_edit_is_a_conflict(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, resolve: str | None
+) -> None:
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    a, b = await _parcels(conn, 2)
+    tenure, land_use = (await _row(conn, a))[:2]
+    new_tenure = "disputed" if tenure != "disputed" else "occupied"
+    server_use = "forest" if land_use != "forest" else "pasture"
+    _set_tenure(gpkg, a, new_tenure)
+    _set_tenure(gpkg, b, new_tenure)  # no conflict: written whatever the resolution
+    await _concurrent(conn, settings, a, server_use)
+    server = await _row(conn, a)
+
+    report = await _sync(conn, settings, gpkg, tmp_path, resolve=resolve)
+
+    diff = report.layers["parcels"]
+    assert [ch.id for ch in diff.changed] == [b]
+    assert len(diff.conflicts) == 1
+    conflict = diff.conflicts[0]
+    assert conflict.id == a and conflict.server_version == int(server[3])
+    assert conflict.package_version != conflict.server_version
+    assert conflict.fields == {
+        "tenure": {"package": new_tenure, "server": tenure},
+        "land_use": {"package": land_use, "server": server_use},
+    }
+    assert conflict.resolved == resolve
+    assert report.unresolved == (resolve is None)
+    assert (await _row(conn, b))[0] == new_tenure
+    now = await _row(conn, a)
+    if resolve == "ours":
+        assert now[:2] == (new_tenure, land_use)
+        assert report.written == 2
+    else:  # nothing lost: the server's edit stays
+        assert now == server
+        assert report.written == 1
+
+
+# --- refusals -----------------------------------------------------------------------------
+
+
+async def test_a_bad_feature_refuses_the_whole_sync(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    a, b = await _parcels(conn, 2)
+    rows = {p: await _row(conn, p) for p in (a, b)}
+    _set_tenure(gpkg, a, "disputed" if rows[a][0] != "disputed" else "occupied")
+    _set_tenure(gpkg, b, "stolen")
+    with pytest.raises(InvalidAttribute) as refused:
+        await _sync(conn, settings, gpkg, tmp_path)
+    assert refused.value.layer == "parcels" and refused.value.feature == b
+    assert "tenure" in refused.value.reason
+    assert {p: await _row(conn, p) for p in (a, b)} == rows
+
+
+async def test_a_package_of_another_commune_is_refused(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    await _package(conn, settings, tmp_path)
+    cur = await conn.execute("SELECT id, code FROM communes WHERE code <> %s LIMIT 1", (COMMUNE,))
+    other_id, other = await cur.fetchone()
+    package = read_package(tmp_path / GPKG, settings)
+    with pytest.raises(InvalidFile) as refused:
+        await sync(conn, other_id, package, settings, local_admin())
+    assert COMMUNE in refused.value.reason and other in refused.value.reason
+
+
+async def test_a_package_of_a_newer_schema_is_refused(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    _ogr_sql(gpkg, f"UPDATE {INFO_TABLE} SET value = '9999' WHERE key = 'schema_version'")
+    with pytest.raises(InvalidFile) as refused:
+        await _sync(conn, settings, gpkg, tmp_path)
+    assert "newer" in refused.value.reason and "9999" in refused.value.reason
+
+
+async def test_not_a_package_is_refused(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    await _package(conn, settings, tmp_path)
+    plain = tmp_path / "plain.gpkg"
+    _ogr2ogr("-f", "GPKG", str(plain), str(tmp_path / GPKG), "parcels")
+    with pytest.raises(InvalidFile, match="not a commune package"):
+        await _sync(conn, settings, plain, tmp_path)
+    fake = tmp_path / "fake.gpkg"
+    fake.write_bytes(b"not a database at all" * 10)
+    with pytest.raises(InvalidFile, match="not a GeoPackage"):
+        await _sync(conn, settings, fake, tmp_path)
+
+
+# --- over HTTP ----------------------------------------------------------------------------
+
+
+async def test_the_route_syncs_for_an_editor_of_the_commune(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    zipped = await _package(conn, settings, tmp_path)
+    a = (await _parcels(conn, 1))[0]
+    _set_tenure(
+        tmp_path / GPKG, a, "disputed" if (await _row(conn, a))[0] != "disputed" else "occupied"
+    )
+    upload = {"file": ("comuna.gpkg", (tmp_path / GPKG).read_bytes())}
+    _, editor = await accounts.add_user(conn, "maizal-editor", "editor", [COMMUNE])
+    _, viewer = await accounts.add_user(conn, "maizal-viewer", "viewer", [COMMUNE])
+    cur = await conn.execute("SELECT code FROM communes WHERE code <> %s LIMIT 1", (COMMUNE,))
+    _, stranger = await accounts.add_user(conn, "far-editor", "editor", [(await cur.fetchone())[0]])
+    path = f"/communes/{COMMUNE}/sync"
+    async with api_client(conn, settings, viewer) as client:
+        r = await client.post(path, files=upload)
+        assert r.status_code == 403, r.text
+    async with api_client(conn, settings, stranger) as client:
+        r = await client.post(path, files=upload)
+        assert r.status_code == 403, r.text
+    async with api_client(conn, settings) as client:
+        r = await client.post(path, files=upload)
+        assert r.status_code == 401, r.text
+    before = await _row(conn, a)
+    async with api_client(conn, settings, editor) as client:
+        r = await client.post(path, files=upload, params={"dry_run": "true"})
+        assert r.status_code == 200, r.text
+        assert [c["id"] for c in r.json()["layers"]["parcels"]["changed"]] == [a]
+        assert await _row(conn, a) == before
+        r = await client.post(path, files=upload)
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert body["written"] == 1 and body["file"] == "comuna.gpkg"
+        assert body["layers"]["parcels"]["changed"][0]["fields"]["tenure"][1] == before[0]
+        r = await client.post(path, files=upload)  # again: nothing left to write
+        assert r.status_code == 200 and r.json()["written"] == 0
+        r = await client.post(path, files={"file": ("comuna.zip", zipped.read_bytes())})
+        # the original package: the server changed since, so its old tenure is a conflict
+        assert r.status_code == 200, r.text
+        assert [c["id"] for c in r.json()["layers"]["parcels"]["conflicts"]] == [a]
+        r = await client.post(path, files={"file": ("x.gpkg", b"")})
+        assert r.status_code == 422, r.text
+
+
+async def test_the_check_of_rights_comes_first(conn: AsyncConnection, settings: Settings) -> None:
+    """A viewer is refused before the file is even looked at."""
+    commune_id = await require_commune(conn, COMMUNE)
+    user = accounts.User(None, "v", "viewer", (commune_id,))
+    with pytest.raises(Forbidden):
+        await sync_file(conn, commune_id, Path("/nonexistent.gpkg"), Path("/"), settings, user)
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def test_cli_sync(own_db: str, tmp_path: Path) -> None:
+    env = {**os.environ, "GEO_COMUNA_DATABASE_URL": own_db}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "geo_comuna.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    out = tmp_path / "maizal.zip"
+    done = cli("package", COMMUNE, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(out) as zf:
+        zf.extract(GPKG, tmp_path)
+    gpkg = tmp_path / GPKG
+    with psycopg.connect(own_db) as db:
+        a, tenure = db.execute(
+            "SELECT p.id, p.tenure FROM parcels p JOIN communes c ON c.id = p.commune_id "
+            "WHERE c.code = %s ORDER BY p.id LIMIT 1",
+            (COMMUNE,),
+        ).fetchone()
+    new_tenure = "disputed" if tenure != "disputed" else "occupied"
+    _set_tenure(gpkg, a, new_tenure)
+
+    dry = cli("sync", COMMUNE, str(gpkg), "--dry-run", "--lang", "en")
+    assert dry.returncode == 0, dry.stderr
+    assert f"  {a}: tenure" in dry.stdout and "Dry run: nothing was written." in dry.stdout
+    done = cli("sync", COMMUNE, str(gpkg))
+    assert done.returncode == 0, done.stderr
+    assert "1 entidades escritas (auditoría: «sync comuna.gpkg»)" in done.stdout
+    again = cli("sync", COMMUNE, str(gpkg), "--lang", "en")
+    assert again.returncode == 0 and "Nothing to change" in again.stdout, again.stdout
+
+    # the first package again: its tenure is older than the server's now
+    conflict = cli("sync", COMMUNE, str(out), "--lang", "en")
+    assert conflict.returncode == 3, conflict.stderr
+    assert f"conflict parcels {a}" in conflict.stdout
+    assert f"tenure: package {tenure!r} / server {new_tenure!r}" in conflict.stdout
+    kept = cli("sync", COMMUNE, str(out), "--theirs")
+    assert kept.returncode == 0, kept.stderr
+    with psycopg.connect(own_db) as db:
+        assert db.execute("SELECT tenure FROM parcels WHERE id = %s", (a,)).fetchone() == (
+            new_tenure,
+        )
+    both = cli("sync", COMMUNE, str(out), "--theirs", "--ours")
+    assert both.returncode == 2 and "exclude each other" in both.stderr
+
+
+async def test_the_route_takes_uploads_up_to_their_own_limit(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """A package is an upload (GEO_COMUNA_MAX_UPLOAD_BYTES), not a request body."""
+    await _package(conn, settings, tmp_path)
+    body = (tmp_path / GPKG).read_bytes()
+    _, editor = await accounts.add_user(conn, "maizal-editor", "editor", [COMMUNE])
+    roomy = settings.model_copy(update={"max_body_bytes": 1024, "max_upload_bytes": len(body) * 2})
+    async with api_client(conn, roomy, editor) as client:
+        r = await client.post(f"/communes/{COMMUNE}/sync", files={"file": (GPKG, body)})
+        assert r.status_code == 200, r.text
+    tight = settings.model_copy(update={"max_upload_bytes": 2048})
+    async with api_client(conn, tight, editor) as client:
+        r = await client.post(f"/communes/{COMMUNE}/sync", files={"file": (GPKG, body)})
+        assert r.status_code == 413, r.text
