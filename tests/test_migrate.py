@@ -56,6 +56,10 @@ def git(*args: str) -> str:
     return done.stdout
 
 
+#: the first migration version added after EARLIER (its last was 0018)
+EARLIEST_NEW = 19
+
+
 def earlier_migrations() -> list[tuple[int, str, str]]:
     """(version, name, text) of the migration files at EARLIER."""
     out = []
@@ -164,7 +168,9 @@ async def test_a_database_migrated_by_the_earlier_files_upgrades(
             "ST_Multi(ST_Expand(ST_SetSRID(ST_Point(-69.15, 9.69), 4326), 0.001)) "
             "FROM communes"
         )
-        assert await migrate.upgrade(db) == []
+        # only the migrations added since EARLIER apply
+        added = [m.version for m in migrate.available() if m.version >= EARLIEST_NEW]
+        assert [m.version for m in await migrate.upgrade(db)] == added
         cur = await db.execute("SELECT version, checksum FROM schema_migrations")
         assert dict(await cur.fetchall()) == {m.version: m.checksum for m in migrate.available()}
         assert await definitions(db) == fresh
@@ -182,5 +188,5 @@ async def test_a_database_migrated_by_the_earlier_files_upgrades(
 def test_the_earlier_texts_are_those_migrate_accepts() -> None:
     earlier = {v: hashlib.sha256(t.encode()).hexdigest() for v, _, t in earlier_migrations()}
     today = {m.version: m.checksum for m in migrate.available()}
-    restated = {v for v in today if today[v] != earlier.get(v)}
+    restated = {v for v in today if v in earlier and today[v] != earlier[v]}
     assert {v: earlier[v] for v in restated} == migrate._RESTATED

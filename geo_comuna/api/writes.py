@@ -13,12 +13,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from geo_comuna.api.deps import Conn, IfMatch, LayerDep, SettingsDep, Writer, base_url
+from geo_comuna.api.deps import LANGS, Conn, IfMatch, LayerDep, SettingsDep, Writer, base_url
 from geo_comuna.features import edit
 
 router = APIRouter()
 Repair = Annotated[
     bool, Query(description="make invalid geometries valid (ST_MakeValid) and report each change")
+]
+#: coded values are taken by code or by their Spanish or English label
+MessageLang = Annotated[
+    str, Query(pattern=LANGS, description="language of the value labels an error lists")
 ]
 
 
@@ -53,8 +57,11 @@ async def create_items(
     layer: LayerDep,
     user: Writer,
     repair: Repair = False,
+    lang: MessageLang = "es",
 ) -> Response:
-    written = await edit.create(conn, layer, await _body(request), settings, user, repair=repair)
+    written = await edit.create(
+        conn, layer, await _body(request), settings, user, repair=repair, lang=lang
+    )
     base = base_url(request, settings)
     location = (
         f"{base}/collections/{layer.name}/items/{written.ids[0]}" if len(written.ids) == 1 else None
@@ -72,6 +79,7 @@ async def replace_item(
     user: Writer,
     if_match: IfMatch,
     repair: Repair = False,
+    lang: MessageLang = "es",
 ) -> Response:
     written = await edit.replace(
         conn,
@@ -82,6 +90,7 @@ async def replace_item(
         user,
         repair=repair,
         if_match=if_match,
+        lang=lang,
     )
     return _written(written, 200)
 
@@ -99,6 +108,7 @@ async def patch_item(
     user: Writer,
     if_match: IfMatch,
     repair: Repair = False,
+    lang: MessageLang = "es",
 ) -> Response:
     written = await edit.patch(
         conn,
@@ -109,6 +119,7 @@ async def patch_item(
         user,
         repair=repair,
         if_match=if_match,
+        lang=lang,
     )
     return _written(written, 200)
 
