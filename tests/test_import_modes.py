@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import httpx
+import psycopg
 import pyogrio
 import pytest
 from psycopg import AsyncConnection
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 
 from geo_comuna.accounts import EVERYWHERE
 from geo_comuna.cli import app as cli_app
+from geo_comuna.db import migrate
 from geo_comuna.errors import Conflict
 from geo_comuna.features.query import require_commune
 from geo_comuna.io.exporter import export_layer
@@ -205,3 +207,22 @@ def test_cli_upsert(own_db: str, tmp_path: Path) -> None:
     assert upserted.exit_code == 0, upserted.stderr
     report = json.loads(upserted.stdout[upserted.stdout.index("{") :])
     assert report["inserted"] == report["updated"] == 0 and report["unchanged"] > 0
+
+
+async def test_the_migration_refuses_a_store_with_repeated_codes(
+    conn: AsyncConnection, maizal: int
+) -> None:
+    """A store whose parcels already repeat a code is told which, not renamed behind its
+    back."""
+    (migration,) = [m for m in migrate.available() if m.name == "parcel_natural_key"]
+    await conn.execute("DROP INDEX parcels_natural_key")
+    cur = await conn.execute(
+        "INSERT INTO parcels (commune_id, code, tenure, geom) SELECT commune_id, code, tenure, "
+        "geom FROM parcels WHERE commune_id = %s ORDER BY id LIMIT 1 RETURNING code",
+        (maizal,),
+    )
+    (code,) = await cur.fetchone()
+    with pytest.raises(psycopg.errors.RaiseException) as refused:
+        async with conn.transaction():
+            await conn.execute(migration.sql)
+    assert f"{code} in commune {maizal}" in str(refused.value)

@@ -220,7 +220,7 @@ def test_cli_rename_map_and_lang(own_db: str, tmp_path: Path) -> None:
         tmp_path / "s.gpkg", {"code": ["C-1"], "estatus": ["ocupada"], "uso": ["maíz"]}, 1
     )
     unmapped = runner.invoke(
-        cli_app, ["import", "parcels", str(file), "--rename", "estatus=tenure"]
+        cli_app, ["import", "parcels", str(file), "--rename", "estatus=tenure"], env=env
     )
     assert unmapped.exit_code != 0 and "--rename uso=land_use?" in unmapped.stderr
     english = runner.invoke(
