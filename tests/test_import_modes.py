@@ -226,3 +226,25 @@ async def test_the_migration_refuses_a_store_with_repeated_codes(
         async with conn.transaction():
             await conn.execute(migration.sql)
     assert f"{code} in commune {maizal}" in str(refused.value)
+
+
+async def test_every_natural_key_is_a_unique_index(conn: AsyncConnection) -> None:
+    """The registry's natural keys are the database's: each has a unique index over exactly
+    its columns, which the import's look-up uses and every write is held to."""
+    keyed = [layer for layer in LAYERS.values() if layer.natural_key]
+    assert {layer.name for layer in keyed} >= {"parcels", "communes", "states"}
+    for layer in keyed:
+        wanted = {
+            layer.reference(name).column if layer.reference(name) else name
+            for name in layer.natural_key
+        }
+        assert all(layer.reference(n) or layer.attribute(n) for n in layer.natural_key)
+        cur = await conn.execute(
+            "SELECT array_agg(a.attname::text) FROM pg_index i "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
+            "WHERE i.indrelid = %s::regclass AND i.indisunique AND i.indpred IS NULL "
+            "GROUP BY i.indexrelid",
+            (layer.table,),
+        )
+        unique = [set(row[0]) for row in await cur.fetchall()]
+        assert wanted in unique, (layer.name, unique)
