@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from geo_comuna.layers import Layer
@@ -11,6 +12,8 @@ LON, LAT = -69.16, 9.78
 # A spot inside El Maizal's territory (the sample commune), for editors of EL-MAIZAL, whose
 # features must lie there: the 0.01-degree square east and north of it is all El Maizal
 MAIZAL = (-69.15, 9.69)
+#: numbers the codes of natural keys (a parcel's code within its commune must not repeat)
+_SERIAL = itertools.count(1)
 
 
 def geometry(layer: Layer, lon: float = LON, lat: float = LAT, size: float = 0.001) -> dict:
@@ -35,6 +38,8 @@ def properties(layer: Layer, commune: str | None = None, **overrides: Any) -> di
             props[attr.name] = "2020-05-01"
         elif attr.type == "boolean":
             props[attr.name] = True
+        elif attr.name in layer.natural_key:
+            props[attr.name] = f"test {attr.name} {next(_SERIAL)}"
         else:
             props[attr.name] = f"test {attr.name}"
     for ref in layer.references:

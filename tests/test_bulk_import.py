@@ -423,6 +423,7 @@ def test_concurrent_imports_into_one_layer_queue(own_db: str, tmp_path: Path) ->
         assert [r[0] for r in indexes] == [
             "parcels_commune_idx",
             "parcels_geom_idx",
+            "parcels_natural_key",
             "parcels_pkey",
             "parcels_recovered_on_idx",
         ]

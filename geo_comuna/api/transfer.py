@@ -15,12 +15,13 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Annotated, BinaryIO
+from typing import Annotated, BinaryIO, Literal
 
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
 from geo_comuna.api.deps import (
+    LANGS,
     CommuneFilter,
     Conn,
     LayerDep,
@@ -32,7 +33,7 @@ from geo_comuna.api.deps import (
 from geo_comuna.api.scratch import client_name
 from geo_comuna.io.exporter import check_crs, export_layer
 from geo_comuna.io.formats import FORMATS, get_format
-from geo_comuna.io.importer import ImportReport, import_file
+from geo_comuna.io.importer import ImportReport, Mapping, import_file
 
 router = APIRouter(tags=["import/export"])
 #: a suffix we keep from an uploaded file's name: a dot and a few letters or digits
@@ -138,14 +139,53 @@ async def import_upload(
         bool,
         Query(description="make invalid geometries valid (ST_MakeValid) and report each change"),
     ] = False,
+    mode: Annotated[
+        Literal["insert", "upsert"],
+        Query(
+            description="what a feature whose natural key (a parcel's code within its commune, "
+            "a commune's or state's code) is already stored does: insert refuses the import "
+            "naming both features; upsert updates the stored feature (unchanged ones keep "
+            "their version) and inserts the rest"
+        ),
+    ] = "insert",
+    rename: Annotated[
+        list[str] | None,
+        Query(
+            description="the file's column and the property it holds, "
+            "e.g. rename=tenure_status:tenure (repeat for more columns)"
+        ),
+    ] = None,
+    value_map: Annotated[
+        list[str] | None,
+        Query(
+            alias="map",
+            description="a property, the file's value and the code (or label) it means, "
+            "e.g. map=land_use:maize=crops (repeat for more values)",
+        ),
+    ] = None,
+    lang: Annotated[
+        str, Query(pattern=LANGS, description="language of the value labels an error lists")
+    ] = "es",
 ) -> ImportReport:
-    """All features or none: the first bad one is named by its 1-based position."""
+    """All features or none: the first bad one is named by its 1-based position. Coded
+    values may be given by code or by their Spanish or English label, in any case."""
     name = client_name(file.filename)
+    mapping = Mapping.parse(layer, rename or [], value_map or [])
     try:
         with scratch.holding(name, f"upload{_suffix(file.filename)}") as path:
             await asyncio.to_thread(_save, file.file, path)
             report = await import_file(
-                conn, layer, path, settings, crs=crs, commune=commune, repair=repair, user=user
+                conn,
+                layer,
+                path,
+                settings,
+                crs=crs,
+                commune=commune,
+                repair=repair,
+                user=user,
+                mode=mode,
+                mapping=mapping,
+                lang=lang,
             )
     finally:
         await file.close()

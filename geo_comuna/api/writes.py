@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User
-from geo_comuna.api.deps import Conn, IfMatch, LayerDep, SettingsDep, Writer, base_url
+from geo_comuna.api.deps import LANGS, Conn, IfMatch, LayerDep, SettingsDep, Writer, base_url
 from geo_comuna.features import edit
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
@@ -24,6 +24,10 @@ from geo_comuna.settings import Settings
 router = APIRouter()
 Repair = Annotated[
     bool, Query(description="make invalid geometries valid (ST_MakeValid) and report each change")
+]
+#: coded values are taken by code or by their Spanish or English label
+MessageLang = Annotated[
+    str, Query(pattern=LANGS, description="language of the value labels an error lists")
 ]
 
 
@@ -58,8 +62,11 @@ async def create_items(
     layer: LayerDep,
     user: Writer,
     repair: Repair = False,
+    lang: MessageLang = "es",
 ) -> Response:
-    written = await edit.create(conn, layer, await _body(request), settings, user, repair=repair)
+    written = await edit.create(
+        conn, layer, await _body(request), settings, user, repair=repair, lang=lang
+    )
     base = base_url(request, settings)
     location = (
         f"{base}/collections/{layer.name}/items/{written.ids[0]}" if len(written.ids) == 1 else None
@@ -77,11 +84,12 @@ async def _change(
     user: User,
     if_match: str | None,
     repair: bool,
+    lang: str,
 ) -> Response:
     """PUT and PATCH: the body read, changed as ``change`` does it, answered alike."""
     body = await _body(request)
     written = await change(
-        conn, layer, feature_id, body, settings, user, repair=repair, if_match=if_match
+        conn, layer, feature_id, body, settings, user, repair=repair, if_match=if_match, lang=lang
     )
     return _written(written, 200)
 
@@ -96,9 +104,10 @@ async def replace_item(
     user: Writer,
     if_match: IfMatch,
     repair: Repair = False,
+    lang: MessageLang = "es",
 ) -> Response:
     return await _change(
-        edit.replace, request, settings, conn, layer, feature_id, user, if_match, repair
+        edit.replace, request, settings, conn, layer, feature_id, user, if_match, repair, lang
     )
 
 
@@ -115,9 +124,10 @@ async def patch_item(
     user: Writer,
     if_match: IfMatch,
     repair: Repair = False,
+    lang: MessageLang = "es",
 ) -> Response:
     return await _change(
-        edit.patch, request, settings, conn, layer, feature_id, user, if_match, repair
+        edit.patch, request, settings, conn, layer, feature_id, user, if_match, repair, lang
     )
 
 

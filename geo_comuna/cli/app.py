@@ -144,26 +144,66 @@ def import_(
     repair: Annotated[
         bool, typer.Option("--repair", help="make invalid geometries valid and report each change")
     ] = False,
+    upsert: Annotated[
+        bool,
+        typer.Option(
+            "--upsert",
+            help="update the stored feature of the same natural key (a parcel's code in its "
+            "commune) instead of refusing the import; unchanged features are left as they are",
+        ),
+    ] = False,
+    rename: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rename", help="COLUMN=PROPERTY: the file's column holding a property (repeatable)"
+        ),
+    ] = None,
+    value_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="PROPERTY:VALUE=CODE: a value of the file meaning a code or label (repeatable)",
+        ),
+    ] = None,
+    lang: Annotated[
+        str, typer.Option("--lang", help="es or en: the labels an unknown value's message lists")
+    ] = "es",
 ) -> None:
-    """Import a file into a layer: all features or none."""
+    """Import a file into a layer: all features or none. A feature whose natural key is
+    already stored is refused, or with --upsert updates the stored one. Coded values may be
+    given by code or by their Spanish or English label."""
     # pyogrio imports pandas and geopandas whenever they are installed (for its GeoDataFrame
     # functions), and pyarrow looks for pandas when it first converts a Python list: an import
     # keeps Arrow data from GDAL to COPY and uses neither, so they stay unloaded, ~0.2 s of the
     # command's start-up (bench/README.md)
     with unseen("pandas", "geopandas"):
-        report = _import(layer, file, crs, commune, repair)
+        report = _import(
+            layer, file, crs, commune, repair, upsert, rename or [], value_map or [], lang
+        )
     typer.echo(json.dumps(report.__dict__, indent=2, default=str, ensure_ascii=False))
 
 
 def _import(
-    layer: str, file: Path, crs: str | None, commune: str | None, repair: bool
+    layer: str,
+    file: Path,
+    crs: str | None,
+    commune: str | None,
+    repair: bool,
+    upsert: bool,
+    rename: list[str],
+    value_map: list[str],
+    lang: str,
 ) -> ImportReport:
     from geo_comuna.io import reading
+    from geo_comuna.io.importer import Mapping
     from geo_comuna.layers import get_layer
 
+    if lang not in ("es", "en"):
+        die(f"unknown language {lang!r}; use es or en", 2)
     settings = load_settings()
     try:
         target = get_layer(layer)
+        mapping = Mapping.parse(target, rename, value_map)
     except GeoComunaError as exc:
         die(exc.message, 2)
     # GDAL reads the file while the importer's modules load and the database connects
@@ -181,6 +221,9 @@ def _import(
             repair=repair,
             progress=progress,
             reading=pending,
+            mode="upsert" if upsert else "insert",
+            mapping=mapping,
+            lang=lang,
         ),
         settings,
     )

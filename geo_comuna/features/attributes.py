@@ -115,16 +115,48 @@ def _is_null(value: Any) -> bool:
     )
 
 
-def check_value(layer: Layer, attr: Attribute, value: Any, label: Any) -> Any:
-    """Validate one value (None allowed unless required); raises InvalidAttribute."""
+def _not_a_value(attr: Attribute, value: Any, lang: str, hint: bool) -> str:
+    """Why a value is not one of the domain's, listing its labels in the request's language;
+    an import's message also says how to map it (``--map``), with the closest value."""
+    assert attr.domain is not None
+    labels = ", ".join(label.get(lang) for label in attr.domain.values.values())
+    reason = (
+        f"property {attr.name!r}: {value!r} is not one of {', '.join(attr.domain.values)} "
+        f"(or their labels, in any case: {labels})"
+    )
+    if hint and isinstance(value, str):
+        close = attr.domain.closest(value) or "CODE"
+        option = f"{attr.name}:{value}={close}"
+        reason += f"; import it with --map {option}? (HTTP: map={option})"
+    return reason
+
+
+def check_value(
+    layer: Layer, attr: Attribute, value: Any, label: Any, *, lang: str = "es", hint: bool = False
+) -> Any:
+    """Validate one value (None allowed unless required); raises InvalidAttribute. A coded
+    attribute takes its codes and their Spanish and English labels in any case or accents
+    (Domain.code), and gives the code. ``lang``: the language of the labels an unknown value's
+    message lists; ``hint``: the message suggests an import's ``--map``."""
     if _is_null(value):
         if attr.required:
             raise InvalidAttribute(
                 f"property {attr.name!r} is required", feature=label, layer=layer.name
             )
         return None
+    if attr.domain is not None and isinstance(value, str) and is_text(value):
+        code = attr.domain.code(value)
+        if code is None:
+            raise InvalidAttribute(
+                _not_a_value(attr, value, lang, hint), feature=label, layer=layer.name
+            )
+        value = code
     coerced = coerce_value(attr, value)
-    if coerced is _BAD or (attr.domain and coerced not in attr.domain):
+    if attr.domain and coerced is not _BAD and coerced not in attr.domain:
+        raise InvalidAttribute(
+            _not_a_value(attr, value, lang, hint), feature=label, layer=layer.name
+        )
+    if coerced is _BAD:
         raise InvalidAttribute(
             f"property {attr.name!r}: {value!r} is not {_describe(attr)}",
             feature=label,
@@ -170,10 +202,30 @@ def _arrow_text(attr: Attribute, data: pa.Array) -> pa.Array | None:
     if attr.domain is not None:
         known = pc.is_in(data, value_set=pa.array(list(attr.domain.values), data.type))
         if not pc.all(pc.or_(known, blank)).as_py():
-            return None
+            data = _labels_to_codes(attr, data)
+            if data is None:
+                return None
+            blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(data)), 0)
     elif (pc.max(pc.utf8_length(data)).as_py() or 0) > attr.max_length:
         return None
     return pc.if_else(blank, pa.scalar(None, data.type), data).cast(pa.string())
+
+
+def _labels_to_codes(attr: Attribute, data: pa.Array) -> pa.Array | None:
+    """A coded column given by labels ("Ocupada", "OCCUPIED"), as codes: each distinct value
+    looked up once. None when some value is neither (checked one by one, to name it)."""
+    assert attr.domain is not None
+    distinct = pc.unique(data)
+    codes = []
+    for value in distinct.to_pylist():
+        if value is None or not value.strip():
+            codes.append(value)
+            continue
+        code = attr.domain.code(value) if is_text(value) else None
+        if code is None:
+            return None
+        codes.append(code)
+    return pc.take(pa.array(codes, data.type), pc.index_in(data, value_set=distinct))
 
 
 def _arrow_number(attr: Attribute, data: pa.Array) -> pa.Array | None:
@@ -223,9 +275,12 @@ def python_values(data: pa.Array) -> list[Any]:
     return data.to_pylist()
 
 
-def check_attributes(layer: Layer, table: pa.Table, labels: Sequence) -> dict[str, pa.Array]:
+def check_attributes(
+    layer: Layer, table: pa.Table, labels: Sequence, *, lang: str = "es", hint: bool = False
+) -> dict[str, pa.Array]:
     """Coerce every registry attribute column of ``table`` (missing columns become NULL) to
-    its Arrow type (ARROW_TYPES), by name.
+    its Arrow type (ARROW_TYPES), by name; coded values given by their labels become codes.
+    ``lang`` and ``hint``: check_value's.
 
     A column that is plainly fine is taken whole (fast path); otherwise it is checked value by
     value, which names the first bad feature. 200,000 rows stay well under a second."""
@@ -243,7 +298,11 @@ def check_attributes(layer: Layer, table: pa.Table, labels: Sequence) -> dict[st
         if fast is None:
             values = python_values(data)
             fast = pa.array(
-                [check_value(layer, attr, v, labels[i]) for i, v in enumerate(values)], kind
+                [
+                    check_value(layer, attr, v, labels[i], lang=lang, hint=hint)
+                    for i, v in enumerate(values)
+                ],
+                kind,
             )
         out[attr.name] = fast
     return out

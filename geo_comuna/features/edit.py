@@ -44,9 +44,9 @@ async def _etag(conn: AsyncConnection, layer: Layer, feature_id: int) -> str | N
 
 
 def _validate(
-    layer: Layer, parsed: geojson.Parsed, settings: Settings, repair: bool
+    layer: Layer, parsed: geojson.Parsed, settings: Settings, repair: bool, lang: str = "es"
 ) -> validate.Checked:
-    attrs = attributes.check_attributes(layer, parsed.properties, parsed.labels)
+    attrs = attributes.check_attributes(layer, parsed.properties, parsed.labels, lang=lang)
     geoms, repairs = validate.check_geometries(
         layer, parsed.geometries, parsed.labels, service_bbox=settings.service_bbox, repair=repair
     )
@@ -54,11 +54,17 @@ def _validate(
 
 
 async def _checked(
-    conn: AsyncConnection, layer: Layer, parsed: geojson.Parsed, settings: Settings, repair: bool
+    conn: AsyncConnection,
+    layer: Layer,
+    parsed: geojson.Parsed,
+    settings: Settings,
+    repair: bool,
+    lang: str = "es",
 ) -> tuple[validate.Checked, dict]:
     """Attributes and geometries checked (and repaired) off the event loop, within the
-    request's deadline; references resolved in the database."""
-    checked = await work.cpu(_validate, layer, parsed, settings, repair)
+    request's deadline; references resolved in the database. ``lang``: the language of the
+    labels an unknown value's message lists."""
+    checked = await work.cpu(_validate, layer, parsed, settings, repair, lang)
     refs = await references.resolve(conn, layer, parsed.properties, parsed.labels)
     return checked, refs
 
@@ -78,12 +84,13 @@ async def create(
     user: User,
     *,
     repair: bool = False,
+    lang: str = "es",
 ) -> Written:
     """POST: one Feature or a FeatureCollection, all or nothing."""
     _writer(user)
     parsed = await work.cpu(_parse, layer, body, max_features=work.limits().max_features_per_write)
     async with writing(conn, user):
-        checked, refs = await _checked(conn, layer, parsed, settings, repair)
+        checked, refs = await _checked(conn, layer, parsed, settings, repair, lang)
         ids = await write.insert(conn, layer, checked, refs, parsed.labels)
         etag = await _etag(conn, layer, ids[0]) if len(ids) == 1 else None
     return Written(ids, checked.repairs, etag)
@@ -99,6 +106,7 @@ async def replace(
     *,
     repair: bool = False,
     if_match: str | None = None,
+    lang: str = "es",
 ) -> Written:
     """PUT: the feature becomes exactly the body (absent properties become null)."""
     _writer(user)
@@ -107,7 +115,7 @@ async def replace(
         raise InvalidGeometry("missing geometry", feature=feature_id, layer=layer.name)
     async with writing(conn, user):
         await write.check_version(conn, layer, feature_id, if_match)
-        checked, refs = await _checked(conn, layer, parsed, settings, repair)
+        checked, refs = await _checked(conn, layer, parsed, settings, repair, lang)
         await write.replace(conn, layer, feature_id, checked, refs)
         etag = await _etag(conn, layer, feature_id)
     return Written([feature_id], checked.repairs, etag)
@@ -123,6 +131,7 @@ async def patch(
     *,
     repair: bool = False,
     if_match: str | None = None,
+    lang: str = "es",
 ) -> Written:
     """PATCH: only the properties (and geometry) given change; null clears a property."""
     _writer(user)
@@ -152,7 +161,7 @@ async def patch(
             set(merged),
             True,
         )
-        checked, refs = await _checked(conn, layer, full, settings, repair)
+        checked, refs = await _checked(conn, layer, full, settings, repair, lang)
         columns = [r.column for r in layer.references if r.name in parsed.present] + [
             a.name for a in layer.attributes if a.name in parsed.present
         ]

@@ -42,6 +42,12 @@ def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
         yield
     except psycopg.errors.UniqueViolation as exc:
         detail = exc.diag.message_detail or exc.diag.message_primary
+        if exc.diag.constraint_name == f"{layer.table}_natural_key" and not exc.diag.message_detail:
+            # row-level security keeps the key's values out of the database's message
+            detail = (
+                f"another {layer.name} feature has the same {' and '.join(layer.natural_key)}, "
+                "which name one feature"
+            )
         raise Conflict(f"already exists: {detail}", feature=feature, layer=layer.name) from None
     except psycopg.errors.ForeignKeyViolation as exc:
         detail = exc.diag.message_detail or exc.diag.message_primary

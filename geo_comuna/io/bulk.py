@@ -52,8 +52,11 @@ async def _indexes_to_rebuild(conn: AsyncConnection, layer: Layer, rows: int) ->
     return the statements that build them again. Building an index over sorted input costs a
     fraction of inserting 200,000 entries one by one. Indexes behind a constraint (the primary
     key that other layers reference, unique codes) stay, so every row is still checked as it
-    arrives. The price is that DROP INDEX locks the table against readers until the import
-    commits (a few seconds), so small imports and imports into a big table keep them."""
+    arrives. A unique index of a natural key (migration 0020) is rebuilt too: the import has
+    checked the keys (io/keys.py), DROP INDEX keeps every other writer out until the import
+    commits, and building it again checks every row once more. The price is that DROP INDEX
+    locks the table against readers until the import commits (a few seconds), so small
+    imports and imports into a big table keep them."""
     if rows < BULK_ROWS:
         return []
     cur = await conn.execute(
@@ -67,7 +70,7 @@ async def _indexes_to_rebuild(conn: AsyncConnection, layer: Layer, rows: int) ->
     cur = await conn.execute(
         """SELECT format('%%I', c.relname), pg_get_indexdef(i.indexrelid)
              FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-            WHERE i.indrelid = to_regclass(%s) AND NOT i.indisunique
+            WHERE i.indrelid = to_regclass(%s)
               AND NOT EXISTS (SELECT FROM pg_constraint WHERE conindid = i.indexrelid)
             ORDER BY c.relname""",
         (layer.table,),
@@ -146,16 +149,44 @@ async def _stage(conn: AsyncConnection, cols: sql.Composable, table: sql.Identif
     )
 
 
-async def _unstage(conn: AsyncConnection, cols: sql.Composable, table: sql.Identifier) -> None:
+async def _unstage(
+    conn: AsyncConnection,
+    cols: sql.Composable,
+    table: sql.Identifier,
+    names: list[str],
+    key: list[str] | None,
+) -> tuple[int, int]:
+    """Move the staged rows into the table: (inserted, updated). With a natural ``key`` (an
+    upsert), a row whose key is stored updates that feature, and only when some value differs:
+    an unchanged feature keeps its version (an export imported back changes nothing)."""
+    updated = 0
+    new = sql.SQL("")
+    if key:
+        same_key = sql.SQL(" AND ").join(
+            sql.SQL("t.{c} = s.{c}").format(c=sql.Identifier(c)) for c in key
+        )
+        theirs = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in names)
+        ours = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in names)
+        cur = await conn.execute(
+            sql.SQL(
+                "UPDATE {table} t SET ({cols}) = ROW({ours}) FROM _geo_comuna_import s "
+                "WHERE {same_key} AND ROW({theirs}) IS DISTINCT FROM ROW({ours}) "
+                "AND set_config('geo_comuna.feature', s._n::text, true) IS NOT NULL"
+            ).format(table=table, cols=cols, ours=ours, theirs=theirs, same_key=same_key)
+        )
+        updated = cur.rowcount
+        new = sql.SQL(" AND NOT EXISTS (SELECT FROM {} t WHERE {})").format(table, same_key)
     # the scan sets each row's number just before the row is inserted and checked
-    await conn.execute(
+    cur = await conn.execute(
         sql.SQL(
-            "INSERT INTO {} ({}) SELECT {} FROM _geo_comuna_import "
-            "WHERE set_config('geo_comuna.feature', _n::text, true) IS NOT NULL"
-        ).format(table, cols, cols)
+            "INSERT INTO {} ({}) SELECT {} FROM _geo_comuna_import s "
+            "WHERE set_config('geo_comuna.feature', _n::text, true) IS NOT NULL{}"
+        ).format(table, cols, cols, new)
     )
+    inserted = cur.rowcount
     await conn.execute("SELECT set_config('geo_comuna.feature', '', true)")
     await conn.execute("DROP TABLE _geo_comuna_import")
+    return inserted, updated
 
 
 async def copy_in(
@@ -166,7 +197,8 @@ async def copy_in(
     *,
     rows: int,
     staged: bool = False,
-) -> None:
+    upsert_key: list[str] | None = None,
+) -> tuple[int, int]:
     """Bulk insert with binary COPY (imports): ``chunks`` are pieces of pgcopy.copy_rows(),
     each sent as one COPY statement as it comes, so PostgreSQL stores one while the caller
     validates the next. ``refs`` are the resolved references of all ``rows``.
@@ -175,8 +207,15 @@ async def copy_in(
     sees every row; each row carries its position (1-based, as the pieces came), which the
     INSERT hands to the database as it writes the row, so that a row the policies refuse is
     named by it. Otherwise a bulk load rebuilds the secondary indexes afterwards and, when
-    provably redundant, skips the per-row foreign-key checks (see the helpers above)."""
-    cols = sql.SQL(", ").join(map(sql.Identifier, columns(layer)))
+    provably redundant, skips the per-row foreign-key checks (see the helpers above).
+
+    ``upsert_key``: the natural key's columns of an upsert, which always goes through the
+    staging table: a row whose key is stored updates that feature instead (``_unstage``).
+    Returns (rows inserted, rows updated)."""
+    names = columns(layer)
+    cols = sql.SQL(", ").join(map(sql.Identifier, names))
+    staged = staged or bool(upsert_key)
+    inserted, updated = rows, 0
     table = sql.Identifier(layer.table)
     target = sql.Identifier("_geo_comuna_import") if staged else table
     with refusals(layer):
@@ -202,6 +241,7 @@ async def copy_in(
         if replica:  # SET LOCAL would outlive this block inside an enclosing transaction
             await conn.execute("SET LOCAL session_replication_role = origin")
         if staged:
-            await _unstage(conn, cols, table)
+            inserted, updated = await _unstage(conn, cols, table, names, upsert_key)
         for definition in rebuild:
             await conn.execute(definition)
+    return inserted, updated

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import difflib
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -23,11 +24,12 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import pyproj
 import shapely
@@ -35,17 +37,20 @@ from psycopg import AsyncConnection
 
 from geo_comuna import work
 from geo_comuna.accounts import User, local_admin, writing
-from geo_comuna.errors import Forbidden, InvalidFile, UnknownCRS
+from geo_comuna.errors import Forbidden, InvalidFile, InvalidInput, UnknownCRS
 from geo_comuna.features import attributes, references, validate
 from geo_comuna.features.query import require_commune
-from geo_comuna.io import bulk, pgcopy
+from geo_comuna.io import bulk, keys, pgcopy
 from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format
 from geo_comuna.io.formulas import restore_text
 from geo_comuna.io.reading import SAVE_AS_UTF8, RawFile, read_raw
 from geo_comuna.layers import Layer
+from geo_comuna.layers.model import fold
 from geo_comuna.settings import Settings
 
 Progress = Callable[[str], None]
+#: what an import does with a feature whose natural key is stored: refuse it, or update it
+Mode = Literal["insert", "upsert"]
 
 
 @dataclass
@@ -56,6 +61,11 @@ class ImportReport:
     source_crs: str
     features: int
     ignored_columns: list[str] = field(default_factory=list)
+    mode: Mode = "insert"
+    #: of ``features``: new ones, stored ones changed, stored ones already as the file has them
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
     repairs: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -204,6 +214,126 @@ def match_columns(table: pa.Table, layer: Layer) -> tuple[pa.Table, list[str]]:
     return table.select(list(renames)).rename_columns(list(renames.values())), ignored
 
 
+@dataclass(frozen=True)
+class Mapping:
+    """How a file that names things its own way maps onto the layer: ``renames`` (the file's
+    column -> a property), ``values`` (property -> the file's value -> a code or label).
+    ``--rename tenure_status=tenure``, ``--map land_use:maize=crops``; the same over HTTP."""
+
+    renames: dict[str, str] = field(default_factory=dict)
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, layer: Layer, renames: Sequence[str], values: Sequence[str]) -> Mapping:
+        """``column=property`` (":" also separates, as a URL may prefer) and
+        ``property:value=code``; anything else, or a property the layer lacks, is refused."""
+        props = set(layer.property_names)
+        out = cls()
+        for given in renames:
+            column, sep, prop = given.partition("=")
+            if not sep:
+                column, sep, prop = given.partition(":")
+            column, prop = column.strip(), prop.strip()
+            if not (sep and column and prop):
+                raise InvalidInput(f"rename {given!r}: write it as column=property")
+            if prop not in props:
+                raise InvalidInput(
+                    f"rename {given!r}: {layer.name} has no property {prop!r}; "
+                    f"its properties: {', '.join(layer.property_names)}"
+                )
+            out.renames[column] = prop
+        for given in values:
+            prop, sep, pair = given.partition(":")
+            value, eq, code = pair.partition("=")
+            prop, value, code = prop.strip(), value.strip(), code.strip()
+            if not (sep and eq and prop and value and code):
+                raise InvalidInput(f"map {given!r}: write it as property:value=code")
+            attr = layer.attribute(prop)
+            if attr is None or attr.type != "text":
+                text = [a.name for a in layer.attributes if a.type == "text"]
+                raise InvalidInput(
+                    f"map {given!r}: {layer.name} has no text property {prop!r}; "
+                    f"its text properties: {', '.join(text)}"
+                )
+            if attr.domain is not None and attr.domain.code(code) is None:
+                raise InvalidInput(
+                    f"map {given!r}: {code!r} is not a value of {prop}; "
+                    f"its values: {', '.join(attr.domain.labels('en'))}"
+                )
+            out.values.setdefault(prop, {})[fold(value)] = code
+        return out
+
+    def rename(self, table: pa.Table, name: str) -> pa.Table:
+        """The file's columns renamed as asked; a column the file lacks is refused, as a typo
+        in an option would otherwise be ignored."""
+        if not self.renames:
+            return table
+        missing = [c for c in self.renames if c not in table.column_names]
+        if missing:
+            raise InvalidFile(
+                f"{name} has no column {', '.join(map(repr, missing))} to rename; "
+                f"its columns: {', '.join(table.column_names)}"
+            )
+        taken = set(self.renames.values())
+        kept = [c for c in table.column_names if c in self.renames or c.lower() not in taken]
+        table = table.select(kept)
+        return table.rename_columns([self.renames.get(c, c) for c in table.column_names])
+
+    def map_values(self, table: pa.Table) -> pa.Table:
+        """Each mapped property's values replaced, compared as people type them (case,
+        accents and blanks aside); other values stay, for validation to judge."""
+        for prop, pairs in self.values.items():
+            if prop not in table.column_names:
+                continue
+            data = table.column(prop).combine_chunks()
+            if not (pa.types.is_string(data.type) or pa.types.is_large_string(data.type)):
+                continue
+            distinct = pc.unique(data)
+            mapped = pa.array(
+                [None if v is None else pairs.get(fold(v), v) for v in distinct.to_pylist()],
+                data.type,
+            )
+            table = table.set_column(
+                table.column_names.index(prop),
+                prop,
+                pc.take(mapped, pc.index_in(data, value_set=distinct)),
+            )
+        return table
+
+
+def suggest_renames(layer: Layer, ignored: Sequence[str], matched: Sequence[str]) -> None:
+    """Refuse a file whose unmatched column looks like a property the file does not give
+    (``tenure_status`` for tenure, ``uso`` for land use by its Spanish title): its data
+    would be dropped (or a required property found missing on every feature). The message
+    names the option that imports it."""
+    missing = [a for a in layer.attributes if a.name not in matched]
+    missing += [r for r in layer.references if r.name not in matched]
+    if not missing:
+        return
+    spellings: dict[str, str] = {}
+    for prop in missing:
+        for spelling in (prop.name, prop.title.es, prop.title.en):
+            spellings.setdefault(fold(spelling).replace(" ", "_"), prop.name)
+    for column in ignored:
+        folded = fold(column).replace(" ", "_")
+        target = spellings.get(folded)
+        if target is None:
+            near = [  # a word of the column (tenure_status) or its start (tenencia_actual)
+                s
+                for s in spellings
+                if len(s) >= 3 and (s in folded.split("_") or folded.startswith(f"{s}_"))
+            ]
+            near = near or difflib.get_close_matches(folded, list(spellings), n=1, cutoff=0.75)
+            target = spellings[near[0]] if near else None
+        if target is not None:
+            raise InvalidFile(
+                f"column {column} is not a property of {layer.name}: "
+                f"--rename {column}={target}? (HTTP: rename={column}:{target}); "
+                f"{layer.name}'s properties: {', '.join(layer.property_names)}",
+                layer=layer.name,
+            )
+
+
 #: features validated and sent per COPY piece: small enough that memory stays bounded, big
 #: enough that each piece is vectorised work; the first piece is smaller, so that PostgreSQL
 #: starts early
@@ -239,6 +369,16 @@ async def _ahead(work: Callable[[int, int], bytes], total: int) -> AsyncIterator
                 await asyncio.gather(*pending, return_exceptions=True)
 
 
+@dataclass
+class Written:
+    """What import_frame did: features in the file, inserted, updated; repairs made."""
+
+    features: int
+    inserted: int
+    updated: int
+    repairs: list[dict[str, Any]]
+
+
 async def import_frame(
     conn: AsyncConnection,
     layer: Layer,
@@ -250,10 +390,48 @@ async def import_frame(
     progress: Progress | None = None,
     user: User | None = None,
     defaults: dict[str, int] | None = None,
+    mode: Mode = "insert",
+    lang: str = "es",
 ) -> tuple[int, list[dict[str, Any]]]:
+    """write_frame's (rows in the file, repairs)."""
+    written = await write_frame(
+        conn,
+        layer,
+        table,
+        geometries,
+        settings,
+        repair=repair,
+        progress=progress,
+        user=user,
+        defaults=defaults,
+        mode=mode,
+        lang=lang,
+    )
+    return written.features, written.repairs
+
+
+async def write_frame(
+    conn: AsyncConnection,
+    layer: Layer,
+    table: pa.Table,
+    geometries: Geometries | Sequence[Any],
+    settings: Settings,
+    *,
+    repair: bool = False,
+    progress: Progress | None = None,
+    user: User | None = None,
+    defaults: dict[str, int] | None = None,
+    mode: Mode = "insert",
+    lang: str = "es",
+) -> Written:
     """Validate columns named like the layer's properties (an Arrow table, as GDAL reads a
-    file's) plus EPSG:4326 geometries and COPY them, in one transaction. Returns (rows
-    written, repairs). ``defaults``: references.resolve's.
+    file's) plus EPSG:4326 geometries and COPY them, in one transaction. ``defaults``:
+    references.resolve's.
+
+    A feature whose natural key (``Layer.natural_key``) repeats in the file is refused; one
+    whose key is stored is refused too (``mode`` "insert") or updates the stored feature
+    ("upsert"; unchanged ones are left as they are). ``lang``: the language of the labels an
+    unknown value's message lists.
 
     Validation runs piece by piece in a worker thread (off the event loop, so a big upload
     does not stall other requests) while PostgreSQL takes the previous piece; the first bad
@@ -277,7 +455,7 @@ async def import_frame(
 
     def check(refs: dict[str, list], start: int, stop: int) -> bytes:
         attrs = attributes.check_attributes(
-            layer, table.slice(start, stop - start), labels[start:stop]
+            layer, table.slice(start, stop - start), labels[start:stop], lang=lang, hint=True
         )
         if isinstance(geometries, Geometries):
             given, source = geometries.take(start, stop)
@@ -312,9 +490,24 @@ async def import_frame(
             await conn.execute("SET LOCAL statement_timeout = 0")  # a queue and a long COPY
             await bulk.queue_import(conn, layer)
             refs = await references.resolve(conn, layer, table, labels, defaults)
+            given = keys.of(layer, table, refs)
+            found: dict[int, int] = {}
+            if given is not None:
+                keys.refuse_repeats(layer, table, given, labels)
+                found = await keys.stored(conn, layer, given)
+                if mode == "insert":
+                    keys.refuse_stored(layer, table, found, labels)
             async with aclosing(_ahead(partial(check, refs), total)) as chunks:
-                await bulk.copy_in(conn, layer, chunks, refs, rows=total, staged=not admin)
-    return total, repairs
+                inserted, updated = await bulk.copy_in(
+                    conn,
+                    layer,
+                    chunks,
+                    refs,
+                    rows=total,
+                    staged=not admin,
+                    upsert_key=given.columns if found else None,
+                )
+    return Written(total, inserted, updated, repairs)
 
 
 async def import_file(
@@ -329,9 +522,15 @@ async def import_file(
     progress: Progress | None = None,
     user: User | None = None,
     reading: Future[RawFile] | None = None,
+    mode: Mode = "insert",
+    mapping: Mapping | None = None,
+    lang: str = "es",
 ) -> ImportReport:
     """Read, reproject, validate and COPY ``path`` into ``layer``: all or nothing.
-    ``reading``: GDAL's read of ``path``, already started by reading.start()."""
+    ``reading``: GDAL's read of ``path``, already started by reading.start(). ``mode``: what
+    a feature whose natural key is stored does (write_frame); ``mapping``: the file's own
+    column names and values; ``lang``: the labels' language in messages."""
+    mapping = mapping or Mapping()
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     commune_id = None
@@ -345,8 +544,11 @@ async def import_file(
     geometries = to_wgs84(geometries, fmt, crs)
     if geometries.source is not None:
         say(f"reprojecting from {geometries.label} while validating")
+    table = mapping.rename(table, path.name)
     table, ignored = match_columns(table, layer)
-    count, repairs = await import_frame(
+    suggest_renames(layer, ignored, table.column_names)
+    table = mapping.map_values(table)
+    written = await write_frame(
         conn,
         layer,
         table,
@@ -356,8 +558,21 @@ async def import_file(
         progress=say,
         user=user,
         defaults=None if commune_id is None else {layer.commune_ref.name: commune_id},
+        mode=mode,
+        lang=lang,
     )
     seconds = {"read": round(read_s, 3), "total": round(time.perf_counter() - started, 3)}
     return ImportReport(
-        layer.name, path.name, fmt.name, geometries.label, count, ignored, repairs, seconds
+        layer.name,
+        path.name,
+        fmt.name,
+        geometries.label,
+        written.features,
+        ignored,
+        mode,
+        written.inserted,
+        written.updated,
+        written.features - written.inserted - written.updated,
+        written.repairs,
+        seconds,
     )

@@ -26,7 +26,10 @@ every surface (items, exports, tiles, maps, reports, analyses), and sees the lay
 
 from __future__ import annotations
 
+import difflib
+import unicodedata
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 AttrType = Literal["text", "integer", "number", "date", "boolean"]
@@ -63,6 +66,37 @@ class Domain:
 
     def __contains__(self, value: object) -> bool:
         return value in self.values
+
+    @cached_property
+    def _by_spelling(self) -> dict[str, str]:
+        """Each code and each of its labels, folded (``fold``), -> the code."""
+        found: dict[str, str] = {}
+        for code, label in self.values.items():
+            for spelling in (label.es, label.en, code):
+                found.setdefault(fold(spelling), code)
+        return found
+
+    def code(self, value: str) -> str | None:
+        """The code a value names: the code itself, or its Spanish or English label, ignoring
+        case, accents and surrounding blanks ("Ocupada", "OCUPADA", "occupied" -> occupied), as
+        people type what the map legend shows. None: no value of this domain."""
+        return self._by_spelling.get(fold(value))
+
+    def labels(self, lang: str) -> list[str]:
+        """Every value as the request's language shows it, with its code: "Ocupada (occupied)"."""
+        return [f"{label.get(lang)} ({code})" for code, label in self.values.items()]
+
+    def closest(self, value: str) -> str | None:
+        """The code whose label or code is spelt most like ``value``, if any is close."""
+        near = difflib.get_close_matches(fold(value), list(self._by_spelling), n=1, cutoff=0.5)
+        return self._by_spelling[near[0]] if near else None
+
+
+def fold(text: str) -> str:
+    """A spelling for comparing what people type: no accents, no case, single blanks."""
+    plain = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in plain if not unicodedata.combining(c))
+    return " ".join(plain.casefold().split())
 
 
 #: PostgreSQL's integer, which stores feature ids and integer attributes: lowest, highest
@@ -212,6 +246,13 @@ class Layer:
     commune_map: int | None = None
     #: the demo data's file of this layer's features; None: the demo has none
     sample: Sample | None = None
+    #: the properties that name one feature of the layer in the world outside the database
+    #: (a parcel's code within its commune): an import refuses a feature whose key is
+    #: already stored or repeated in the file, and ``--upsert`` updates the stored one by it
+    #: (io/importer.py). A unique index enforces it (migration 0020). A feature with a part
+    #: of its key missing has none and is always inserted. Empty: the layer has no such key
+    #: (names and kinds repeat: facilities, production units, networks).
+    natural_key: tuple[str, ...] = ()
 
     @property
     def table(self) -> str:

@@ -72,6 +72,8 @@ STATES = Layer(
     commune_filter=CommuneFilter(columns=(), land=True),
     # the real boundaries, not a sample: reloaded by their ISO code
     sample=Sample("ve_states.geojson", by_code=True, columns=(("iso_3166_2", "code"),)),
+    # the ISO 3166-2 code names a state the world over (unique since migration 0001)
+    natural_key=("code",),
 )
 
 COMMUNES = Layer(
@@ -121,6 +123,8 @@ COMMUNES = Layer(
     editors_may=frozenset({"change"}),
     commune_filter=CommuneFilter(columns=("id",)),  # the commune itself
     sample=Sample("communes.geojson"),
+    # the registry code the ministry gives a commune (unique since migration 0001)
+    natural_key=("code",),
 )
 
 PARCELS = Layer(
@@ -144,6 +148,8 @@ PARCELS = Layer(
     temporal="recovered_on",
     commune_map=10,
     sample=Sample("parcels.geojson"),
+    # a commune numbers its own parcels: the same code may recur in another commune
+    natural_key=("commune", "code"),
 )
 
 LAYERS = (STATES, COMMUNES, PARCELS)

@@ -1,0 +1,250 @@
+"""Import modes: a feature whose natural key (a parcel's code within its commune) is stored is
+refused by a plain import, naming both, and updated by an upsert, which leaves unchanged
+features as they are. An export imported back is then a clear refusal or a no-op."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import psycopg
+import pyogrio
+import pytest
+from psycopg import AsyncConnection
+from typer.testing import CliRunner
+
+from geo_comuna.accounts import EVERYWHERE
+from geo_comuna.cli import app as cli_app
+from geo_comuna.db import migrate
+from geo_comuna.errors import Conflict
+from geo_comuna.features.query import require_commune
+from geo_comuna.io.exporter import export_layer
+from geo_comuna.io.formats import FORMATS
+from geo_comuna.io.importer import import_file
+from geo_comuna.layers import LAYERS
+from geo_comuna.settings import Settings
+from tests.factories import MAIZAL, feature
+
+pytestmark = pytest.mark.anyio
+PARCELS = LAYERS["parcels"]
+
+
+async def versions(conn: AsyncConnection, commune_id: int) -> dict[int, tuple]:
+    """Each of the commune's parcels: its row version (xmin) and what it holds."""
+    cur = await conn.execute(
+        "SELECT id, xmin::text, code, tenure, ST_AsBinary(geom) FROM parcels "
+        "WHERE commune_id = %s ORDER BY id",
+        (commune_id,),
+    )
+    return {row[0]: row[1:] for row in await cur.fetchall()}
+
+
+async def exported(conn: AsyncConnection, tmp_path: Path, commune_id: int) -> Path:
+    report = await export_layer(
+        conn, PARCELS, tmp_path / "p.gpkg", FORMATS["gpkg"], commune_id=commune_id,
+        access=EVERYWHERE,
+    )  # fmt: skip
+    return Path(report.file)
+
+
+@pytest.fixture
+async def maizal(conn: AsyncConnection) -> int:
+    return await require_commune(conn, "EL-MAIZAL")
+
+
+async def test_export_imported_back_is_refused_naming_both(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, maizal: int
+) -> None:
+    before = await versions(conn, maizal)
+    assert len(before) > 2 and all(v[1] for v in before.values()), "the sample's parcels"
+    file = await exported(conn, tmp_path, maizal)
+    first = pyogrio.read_dataframe(file).iloc[0]
+    stored_id = next(i for i, v in before.items() if v[1] == first["code"])
+
+    with pytest.raises(Conflict) as refused:
+        await import_file(conn, PARCELS, file, settings)
+
+    assert refused.value.feature == 1
+    assert f"code {first['code']!r}" in refused.value.reason
+    assert f"already stored as parcels feature {stored_id}" in refused.value.reason
+    assert "--upsert" in refused.value.reason
+    assert await versions(conn, maizal) == before  # nothing written
+
+
+async def test_upsert_of_an_unchanged_export_changes_nothing(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, maizal: int
+) -> None:
+    before = await versions(conn, maizal)
+    file = await exported(conn, tmp_path, maizal)
+
+    report = await import_file(conn, PARCELS, file, settings, mode="upsert")
+
+    assert (report.inserted, report.updated, report.unchanged) == (0, 0, len(before))
+    assert await versions(conn, maizal) == before  # the same rows, the same versions
+
+
+async def test_upsert_updates_the_changed_feature_only(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, maizal: int
+) -> None:
+    before = await versions(conn, maizal)
+    file = await exported(conn, tmp_path, maizal)
+    frame = pyogrio.read_dataframe(file)
+    row = 2
+    new_tenure = next(t for t in ("disputed", "abandoned") if t != frame.loc[row, "tenure"])
+    frame.loc[row, "tenure"] = new_tenure
+    frame.loc[row, "geometry"] = frame.loc[row, "geometry"].buffer(0.00001)  # a moved edge
+    changed = tmp_path / "changed.gpkg"
+    pyogrio.write_dataframe(frame, changed)
+    target = next(i for i, v in before.items() if v[1] == frame.loc[row, "code"])
+
+    report = await import_file(conn, PARCELS, changed, settings, mode="upsert")
+
+    assert (report.inserted, report.updated) == (0, 1)
+    after = await versions(conn, maizal)
+    assert after.keys() == before.keys()
+    assert [i for i in before if after[i] != before[i]] == [target]
+    assert after[target][2] == new_tenure and after[target][3] != before[target][3]
+
+
+async def test_upsert_inserts_new_keys_and_features_without_one(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, maizal: int
+) -> None:
+    before = await versions(conn, maizal)
+    file = await exported(conn, tmp_path, maizal)
+    frame = pyogrio.read_dataframe(file).iloc[:3].copy()
+    frame.loc[frame.index[1], "code"] = "UPSERT-NEW"
+    frame.loc[frame.index[2], "code"] = None
+    mixed = tmp_path / "mixed.gpkg"
+    pyogrio.write_dataframe(frame, mixed)
+
+    report = await import_file(conn, PARCELS, mixed, settings, mode="upsert")
+
+    assert (report.inserted, report.updated, report.unchanged) == (2, 0, 1)
+    after = await versions(conn, maizal)
+    assert len(after) == len(before) + 2
+    assert sorted(v[1] or "" for i, v in after.items() if i not in before) == ["", "UPSERT-NEW"]
+
+
+async def test_a_key_twice_in_the_file_is_refused(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, maizal: int
+) -> None:
+    before = await versions(conn, maizal)
+    file = await exported(conn, tmp_path, maizal)
+    frame = pyogrio.read_dataframe(file).iloc[:4].copy()
+    frame["code"] = ["TWICE-1", "TWICE-2", "TWICE-3", "TWICE-2"]
+    twice = tmp_path / "twice.gpkg"
+    pyogrio.write_dataframe(frame, twice)
+
+    for mode in ("insert", "upsert"):
+        with pytest.raises(Conflict) as refused:
+            await import_file(conn, PARCELS, twice, settings, mode=mode)
+        assert refused.value.feature == 4
+        assert "code 'TWICE-2'" in refused.value.reason
+        assert "feature 2 of the file" in refused.value.reason
+    assert await versions(conn, maizal) == before
+
+
+async def test_the_same_code_in_another_commune_is_another_parcel(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, maizal: int
+) -> None:
+    file = await exported(conn, tmp_path, maizal)
+    frame = pyogrio.read_dataframe(file).iloc[:2].copy()
+    frame["commune"] = "5-DE-MARZO"
+    elsewhere = tmp_path / "elsewhere.gpkg"
+    pyogrio.write_dataframe(frame, elsewhere)
+
+    report = await import_file(conn, PARCELS, elsewhere, settings)
+
+    assert report.inserted == 2
+
+
+async def test_the_store_refuses_a_repeated_code_however_it_comes(
+    client: httpx.AsyncClient, conn: AsyncConnection, maizal: int
+) -> None:
+    """The unique index (migration 0020) holds for single-feature writes too."""
+    cur = await conn.execute("SELECT code FROM parcels WHERE commune_id = %s LIMIT 1", (maizal,))
+    (code,) = await cur.fetchone()
+    body = feature(PARCELS, "EL-MAIZAL", lon=MAIZAL[0], lat=MAIZAL[1], code=code)
+    r = await client.post("/collections/parcels/items", json=body)
+    assert r.status_code == 409, r.text
+    assert "same commune and code" in r.json()["detail"]
+
+
+async def test_http_import_takes_the_mode(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path, maizal: int
+) -> None:
+    before = await versions(conn, maizal)
+    file = await exported(conn, tmp_path, maizal)
+
+    def post(query: str) -> httpx.Response:
+        files = {"file": ("p.gpkg", file.read_bytes())}
+        return client.post(f"/collections/parcels/import{query}", files=files)
+
+    refused = await post("")
+    assert refused.status_code == 409, refused.text
+    assert "already stored" in refused.json()["detail"]
+    assert (await post("?mode=bogus")).status_code in (400, 422)
+    done = await post("?mode=upsert")
+    assert done.status_code == 201, done.text
+    assert done.json()["mode"] == "upsert" and done.json()["unchanged"] == len(before)
+    assert await versions(conn, maizal) == before
+
+
+def test_cli_upsert(own_db: str, tmp_path: Path) -> None:
+    """The command refuses a re-import, names both features, and --upsert changes nothing."""
+    env = {"GEO_COMUNA_DATABASE_URL": own_db}
+    runner = CliRunner()
+    out = tmp_path / "p.gpkg"
+    done = runner.invoke(
+        cli_app, ["export", "parcels", str(out), "--commune", "EL-MAIZAL"], env=env
+    )
+    assert done.exit_code == 0, done.stderr
+    again = runner.invoke(cli_app, ["import", "parcels", str(out)], env=env)
+    assert again.exit_code != 0 and "already stored as parcels feature" in again.stderr
+    assert "feature 1" in again.stderr
+    upserted = runner.invoke(cli_app, ["import", "parcels", str(out), "--upsert"], env=env)
+    assert upserted.exit_code == 0, upserted.stderr
+    report = json.loads(upserted.stdout[upserted.stdout.index("{") :])
+    assert report["inserted"] == report["updated"] == 0 and report["unchanged"] > 0
+
+
+async def test_the_migration_refuses_a_store_with_repeated_codes(
+    conn: AsyncConnection, maizal: int
+) -> None:
+    """A store whose parcels already repeat a code is told which, not renamed behind its
+    back."""
+    (migration,) = [m for m in migrate.available() if m.name == "parcel_natural_key"]
+    await conn.execute("DROP INDEX parcels_natural_key")
+    cur = await conn.execute(
+        "INSERT INTO parcels (commune_id, code, tenure, geom) SELECT commune_id, code, tenure, "
+        "geom FROM parcels WHERE commune_id = %s ORDER BY id LIMIT 1 RETURNING code",
+        (maizal,),
+    )
+    (code,) = await cur.fetchone()
+    with pytest.raises(psycopg.errors.RaiseException) as refused:
+        async with conn.transaction():
+            await conn.execute(migration.sql)
+    assert f"{code} in commune {maizal}" in str(refused.value)
+
+
+async def test_every_natural_key_is_a_unique_index(conn: AsyncConnection) -> None:
+    """The registry's natural keys are the database's: each has a unique index over exactly
+    its columns, which the import's look-up uses and every write is held to."""
+    keyed = [layer for layer in LAYERS.values() if layer.natural_key]
+    assert {layer.name for layer in keyed} >= {"parcels", "communes", "states"}
+    for layer in keyed:
+        wanted = {
+            layer.reference(name).column if layer.reference(name) else name
+            for name in layer.natural_key
+        }
+        assert all(layer.reference(n) or layer.attribute(n) for n in layer.natural_key)
+        cur = await conn.execute(
+            "SELECT array_agg(a.attname::text) FROM pg_index i "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
+            "WHERE i.indrelid = %s::regclass AND i.indisunique AND i.indpred IS NULL "
+            "GROUP BY i.indexrelid",
+            (layer.table,),
+        )
+        unique = [set(row[0]) for row in await cur.fetchall()]
+        assert wanted in unique, (layer.name, unique)
