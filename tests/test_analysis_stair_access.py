@@ -20,10 +20,12 @@ import math
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from psycopg import AsyncConnection
 
 from geo_comuna.analysis import stair_access
+from geo_comuna.analysis.toolkit import network
 from geo_comuna.errors import NotFound
 from tests.network_factories import (
     LAT0,
@@ -238,3 +240,78 @@ async def test_sample_hill_through_the_api(client: httpx.AsyncClient) -> None:
 
     bad = await client.get("/communes/5-DE-MARZO/analyses/stair-access?max_minutes=-1")
     assert bad.status_code == 400
+
+
+# PostGIS' own answer for attaching points: the nearest path by KNN, its nearest segment, the
+# closest point on it and two geodesic distances; network.attach must give the same.
+POSTGIS_ATTACH = """
+SELECT t.id, n.path_id, n.seg, n.along_m, n.connector_m, n.lon, n.lat
+FROM dwellings t
+CROSS JOIN LATERAL (
+    SELECT p.id AS path_id, (s.path)[1] AS seg,
+           ST_Distance(ST_StartPoint(s.geom)::geography, cp.geom::geography) AS along_m,
+           ST_Distance(t.geom::geography, cp.geom::geography) AS connector_m,
+           ST_X(cp.geom) AS lon, ST_Y(cp.geom) AS lat
+    FROM (SELECT id, geom FROM paths WHERE commune_id = %(cid)s
+          ORDER BY geom <-> t.geom LIMIT 1) p
+    CROSS JOIN LATERAL (SELECT d.path, d.geom FROM ST_DumpSegments(p.geom) d
+                        ORDER BY d.geom <-> t.geom LIMIT 1) s
+    CROSS JOIN LATERAL (SELECT ST_ClosestPoint(s.geom, t.geom) AS geom) cp
+) n
+WHERE t.commune_id = %(cid)s
+ORDER BY t.id
+"""
+
+
+async def test_attachment_is_postgis_own(conn: AsyncConnection) -> None:
+    """Dwellings attach where PostGIS would attach them, to the same figures: on a random
+    tangle of long straight paths among short winding ones (segments of very unequal length,
+    so the nearest segment often is not the one with the nearest midpoint)."""
+    rng = np.random.default_rng(7)
+    cid = await commune(conn)
+    for _ in range(6):  # long: ~1 km straight across
+        a, b = rng.uniform(0, 0.01, 2), rng.uniform(0, 0.01, 2)
+        await path(conn, cid, [(LON0 + a[0], LAT0 + a[1]), (LON0 + b[0], LAT0 + b[1])])
+    for _ in range(40):  # short and winding: ten ~10-20 m segments
+        walk = np.cumsum(rng.normal(0, 0.0001, (11, 2)), axis=0) + rng.uniform(0, 0.01, 2)
+        await path(conn, cid, [(LON0 + x, LAT0 + y) for x, y in walk], "road", vehicles=True)
+    for x, y in rng.uniform(-0.001, 0.011, (300, 2)):
+        await dwelling(conn, cid, LON0 + x, LAT0 + y)
+
+    net = await network.load(conn, cid, await network.utm_srid(conn, cid))
+    dw = await network.load_dwellings(conn, cid)
+    got = await network.attach_dwellings(net, dw, 1e9)
+    cur = await conn.execute(POSTGIS_ATTACH, {"cid": cid})
+    ids, path_id, seg, along, connector, lon, lat = map(
+        np.array, zip(*await cur.fetchall(), strict=True)
+    )
+    assert got.ids.tolist() == ids.tolist()
+    assert got.edge.tolist() == net.edge_of(path_id, seg).tolist()
+    assert got.lon.tolist() == lon.tolist() and got.lat.tolist() == lat.tolist()
+    assert np.abs(got.along_m - along).max() < 1e-7
+    assert np.abs(got.connector_m - connector).max() < 1e-7
+    # the limit: beyond it a dwelling stays off the network
+    near = await network.attach_dwellings(net, dw, 20)
+    assert (near.attached == (connector <= 20)).all() and 0 < near.attached.sum() < len(ids)
+
+
+async def test_attachment_looks_past_nearer_midpoints(conn: AsyncConnection) -> None:
+    """A dwelling 1 m off a long segment, near its end, with a tangle of short segments 10 m
+    away: the short ones' midpoints are all nearer than the long one's (50 m off), yet the long
+    segment is the nearest, as PostGIS says."""
+    cid = await commune(conn)
+    step = 0.0009  # ~100 m of longitude
+    await path(conn, cid, [(LON0 + i * step, LAT0) for i in range(21)], "road", vehicles=True)
+    tangle = [(LON0 + 5 * step + 0.00002 * (i % 2), LAT0 + 0.0001 + 0.00001 * i) for i in range(11)]
+    await path(conn, cid, tangle)
+    home = await dwelling(conn, cid, LON0 + 5 * step + 0.00001, LAT0 + 0.00001)
+    net = await network.load(conn, cid, await network.utm_srid(conn, cid))
+    got = await network.attach_dwellings(net, await network.load_dwellings(conn, cid), 50)
+    cur = await conn.execute(POSTGIS_ATTACH, {"cid": cid})
+    (row,) = await cur.fetchall()
+    assert (
+        row[0] == home
+        and net.kind[net.edge_of(np.array([row[1]]), np.array([row[2]]))[0]] == network.ROAD
+    )
+    assert got.edge.tolist() == net.edge_of(np.array([row[1]]), np.array([row[2]])).tolist()
+    assert got.connector_m[0] == pytest.approx(row[4], abs=1e-7)

@@ -50,7 +50,7 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
         return Result(summary={"dwellings": 0, "residents": 0}, features=[], warnings=warnings)
     net = await places.walkable_paths(conn, commune_id)
     stops = await places.transit_stops(conn, commune_id, net, params)
-    homes = await network.attach(conn, net, commune_id, "dwellings", dw.ids, params.max_connector_m)
+    homes = await network.attach_dwellings(net, dw, params.max_connector_m)
     z_node, z_home, z_att = await places.elevations(conn, commune_id, net, dw, homes, warnings)
     return await work.cpu(
         _walks_and_report, dw, net, stops, homes, (z_node, z_home, z_att), params, warnings

@@ -92,7 +92,7 @@ async def lay_pipes(
         warnings.append(
             "this commune has no paths mapped: every length is a straight line to the nearest main"
         )
-    att = await network.attach(conn, net, commune_id, "dwellings", dw.ids, params.max_connector_m)
+    att = await network.attach_dwellings(net, dw, params.max_connector_m)
     taps = await load_taps(conn, commune_id, net, srid, params.tap_reach_m)
     tree, routes, projects = await work.cpu(_branches, net, taps, att)
     on = routes.on_network

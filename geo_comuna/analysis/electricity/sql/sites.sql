@@ -21,18 +21,31 @@ WITH members AS (
     FROM members m
     JOIN totals t USING (cluster)
     GROUP BY m.cluster
+),
+-- reach and nearest member per cluster in one pass over the members each (a correlated
+-- subquery per site scanned every member for every site: quadratic in a big commune)
+reach AS (
+    SELECT m.cluster, max(ST_Distance(s.geom::geography, m.geom::geography)) AS reach_m
+    FROM members m
+    JOIN sites s USING (cluster)
+    GROUP BY m.cluster
+), nearest AS (
+    SELECT DISTINCT ON (m.cluster) m.cluster, m.id
+    FROM members m
+    JOIN sites s USING (cluster)
+    ORDER BY m.cluster, m.geom <-> s.geom, m.id
 )
 SELECT s.cluster,
        t.dwellings,
        t.residents,
-       (SELECT max(ST_Distance(s.geom::geography, m.geom::geography))
-        FROM members m WHERE m.cluster = s.cluster) AS reach_m,
+       r.reach_m,
        line.distance_m,
-       (SELECT m.id FROM members m WHERE m.cluster = s.cluster
-        ORDER BY m.geom <-> s.geom, m.id LIMIT 1) AS nearest_dwelling,
+       n.id AS nearest_dwelling,
        ST_AsGeoJSON(s.geom, 7)::json
 FROM sites s
 JOIN totals t USING (cluster)
+JOIN reach r USING (cluster)
+JOIN nearest n USING (cluster)
 LEFT JOIN LATERAL (
     SELECT ST_Distance(l.geom::geography, s.geom::geography) AS distance_m
     FROM power_lines l
