@@ -55,7 +55,7 @@ POSTGIS_PAGE = (
 def start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
-            [CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
             stdout=fh,
             stderr=subprocess.STDOUT,
             env=env(),

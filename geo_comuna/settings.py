@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -144,6 +145,28 @@ class Settings(BaseSettings):
 
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=10, ge=1)
+    read_database_url: str | None = Field(
+        default=None,
+        description="libpq URLs of hot standbys of the primary (PostgreSQL streaming "
+        "replication), comma-separated, or a JSON list: GET requests read there, writes go to "
+        "the primary; a standby that fails sends its reads back to the primary. Unset: every "
+        "request on the primary",
+    )
+    read_wait_ms: int = Field(
+        default=500,
+        ge=0,
+        le=60_000,
+        description="how long a read by a client that just wrote waits for a standby to "
+        "replay that write before it is served by the primary instead, ms",
+    )
+    tile_cache_dir: Path | None = Field(
+        default=None,
+        description="a directory for the vector tile cache shared by every worker of `serve` "
+        "(and by servers that mount it); unset: each worker keeps its own in memory",
+    )
+    tile_cache_bytes: int = Field(
+        default=64 * 2**20, ge=0, description="what the tile cache holds at most, bytes"
+    )
     statement_timeout_ms: int = Field(default=30_000, ge=100, description="per query, ms")
 
     default_limit: int = Field(default=100, ge=1, description="items per page when not asked")
@@ -289,10 +312,26 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"cors_origins: {origin!r} is not * nor an origin like https://example.org"
                 )
+        try:
+            self.read_database_urls  # noqa: B018 - refused at start-up, not at the first read
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"read_database_url: not a JSON list ({exc})") from None
         w, s, e, n = self.service_bbox
         if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
             raise ValueError("service_bbox must be west,south,east,north in degrees")
         return self
+
+    @property
+    def read_database_urls(self) -> list[str]:
+        """The standbys of read_database_url, in order (empty: none)."""
+        value = (self.read_database_url or "").strip()
+        if value.startswith("["):
+            urls = json.loads(value)
+            if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+                raise ValueError("read_database_url: a JSON list must hold URLs as strings")
+        else:
+            urls = value.split(",")
+        return [u.strip() for u in urls if u.strip()]
 
     @property
     def embedded(self) -> bool:

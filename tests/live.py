@@ -4,7 +4,9 @@ killed in ``finally``. Also a token made straight in a test database."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -48,25 +50,33 @@ def add_user(dsn: str, name: str, role: str = "admin", communes: list[str] | Non
 
 @contextmanager
 def serving(
-    dsn: str, log: Path, cli: list[str] = CLI, cwd: Path | None = None, **env: str
+    dsn: str,
+    log: Path,
+    cli: list[str] = CLI,
+    cwd: Path | None = None,
+    workers: int = 1,
+    **env: str,
 ) -> Iterator[tuple[subprocess.Popen, str]]:
-    """`geo-comuna serve` on the database ``dsn``; yields the process and its base URL and
-    kills it (SIGKILL) at the end if it is still up. Run by root, it stays root unless ``env``
-    says otherwise: this Python may live where no other user can read it (pyenv under /root);
-    tests/test_serve.py checks the drop to an unprivileged user itself. ``cwd``: where it runs
-    (``python -m`` puts it first on the path, before PYTHONPATH)."""
+    """`geo-comuna serve --workers N` (default one: the tests share few CPUs) on the database
+    ``dsn``; yields the process and its base URL and kills its process group (SIGKILL) at the
+    end if it is still up, worker processes included. Run by root, it stays root unless
+    ``env`` says otherwise: this Python may live where no other user can read it (pyenv under
+    /root); tests/test_serve.py checks the drop to an unprivileged user itself. ``cwd``: where
+    it runs (``python -m`` puts it first on the path, before PYTHONPATH)."""
     port = free_port()
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [*cli, "serve", "--port", str(port)],
+            [*cli, "serve", "--port", str(port), "--workers", str(workers)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=clean_env(GEO_COMUNA_DATABASE_URL=dsn, **{"GEO_COMUNA_RUN_AS": "root", **env}),
             cwd=cwd,
+            start_new_session=True,  # its workers too are killed with its group at the end
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # each worker imports the app on its own: slower on a busy machine
+        deadline = time.monotonic() + 30 * workers
         while True:
             assert proc.poll() is None, f"serve exited {proc.returncode}: {log.read_text()}"
             try:
@@ -78,6 +88,6 @@ def serving(
             time.sleep(0.1)
         yield proc, base
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)

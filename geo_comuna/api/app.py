@@ -31,6 +31,7 @@ from geo_comuna.api import (
     writes,
 )
 from geo_comuna.api.compression import Compression
+from geo_comuna.api.consistency import AFTER_HEADER, LSN_HEADER, READ_HEADER, ReadYourWrites
 from geo_comuna.api.deps import current_user
 from geo_comuna.api.fairness import Fairness
 from geo_comuna.api.headers import SecurityHeaders
@@ -38,16 +39,21 @@ from geo_comuna.api.methods import ORDER, Methods
 from geo_comuna.api.parameters import check_request
 from geo_comuna.db import migrate
 from geo_comuna.db.pool import open_pool, resolve_conninfo
+from geo_comuna.db.replicas import Databases
 from geo_comuna.db.versions import VersionedCache
 from geo_comuna.features.query import CountCache
-from geo_comuna.features.tiles import TILE_CACHE_BYTES, TileCache
+from geo_comuna.features.tile_cache import DiskTileCache
+from geo_comuna.features.tiles import TileCache
 from geo_comuna.maps.assets import STATIC_PREFIX
 from geo_comuna.settings import Settings
 
 UPLOAD_PATHS = ("/import", "/dems", "/sync")
 #: what a script of another site may send and read (GEO_COMUNA_CORS_ORIGINS); tokens travel
 #: in Authorization, never in cookies, so no credentials mode is needed
-CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Content-Crs", "If-Match", "If-None-Match"]
+CORS_REQUEST_HEADERS = [
+    *("Authorization", "Content-Type", "Content-Crs", "If-Match", "If-None-Match"),
+    AFTER_HEADER,
+]
 CORS_RESPONSE_HEADERS = [
     "Allow",
     "ETag",
@@ -55,6 +61,8 @@ CORS_RESPONSE_HEADERS = [
     "Retry-After",
     "X-Bounds",
     "X-Geo-Comuna-Repairs",
+    LSN_HEADER,
+    READ_HEADER,
 ]
 #: every data route checks its query parameters and format (api/parameters.py), then knows
 #: its user; with GEO_COMUNA_READS=token this refuses anonymous reads
@@ -172,12 +180,18 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
         dsn = conninfo or await anyio.to_thread.run_sync(resolve_conninfo, settings)
         pool = await open_pool(settings, dsn)
         async with pool.connection() as conn:
-            await migrate.upgrade(conn)
-        app.state.pool = pool
+            await migrate.upgrade(conn)  # on the primary; under an advisory lock (workers)
+            if settings.tile_cache_dir is not None:  # files of this database only
+                app.state.tiles = await DiskTileCache.open(
+                    conn, settings.tile_cache_dir, settings.tile_cache_bytes
+                )
+        app.state.databases = Databases(settings, pool)
+        await app.state.databases.open()
         try:
             yield
         finally:
             app.state.workers.close()
+            await app.state.databases.close()
             await pool.close()
             app.state.scratch.close()
 
@@ -194,7 +208,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     )
     app.state.settings = settings
     app.state.counts = CountCache()
-    app.state.tiles = TileCache(TILE_CACHE_BYTES)
+    app.state.tiles = TileCache(settings.tile_cache_bytes)  # or on disk: see the lifespan
     app.state.workers = work.Workers(settings.compute_workers)
     app.state.answers = VersionedCache(settings.cached_answers)
     app.state.scratch = scratch.Scratch()  # made on first use
@@ -217,6 +231,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
         WorkScope, settings=settings, workers=app.state.workers, cache=app.state.answers
     )
     app.add_middleware(ReaderCaching, settings=settings)
+    app.add_middleware(ReadYourWrites)  # reads on standbys see the client's own writes
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(Fairness, settings=settings)
     app.add_middleware(Compression)  # gzip for clients that accept it

@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna import work
 from geo_comuna.accounts import Access, User, authenticate
+from geo_comuna.api.consistency import SAFE
 from geo_comuna.api.scratch import Scratch
 from geo_comuna.api.temporal import parse_datetime
 from geo_comuna.errors import (
@@ -58,10 +59,16 @@ def get_tiles(request: Request) -> TileCache:
 
 
 async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection. A heavy request's queries (api/fairness.py) are cancelled at its
+    """A pooled connection: a standby's for reads when there are standbys (db/replicas.py;
+    one that has replayed the client's own last write, api/consistency.py), else the
+    primary's. A heavy request's queries (api/fairness.py) are cancelled at its
     deadline, not only at the statement timeout: a slow analysis must not hold its slot and
     its connection on after its answer could still come in time."""
-    async with request.app.state.pool.connection() as conn:
+    state = request.scope.setdefault("state", {})
+    async with request.app.state.databases.connection(
+        read=request.method in SAFE, after=state.get("read_after")
+    ) as (conn, server):
+        state["read_from"] = server
         remaining = work.remaining() if request.scope.get("state", {}).get("heavy") else None
         if remaining is None:
             yield conn

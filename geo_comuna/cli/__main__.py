@@ -1,3 +1,4 @@
 from geo_comuna.cli import main
 
-main()
+if __name__ == "__main__":  # not when a worker process of `serve` starts
+    main()

@@ -49,16 +49,27 @@ def serve(
             "--load-sample", help="load the sample territories first if they are not there"
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=256, help="processes answering requests (default: one per CPU)"),
+    ] = None,
 ) -> None:
     """Serve the API (OGC API - Features) and maps; starts the embedded database if needed.
     Started as root, it binds the port and then runs as GEO_COMUNA_RUN_AS (default
-    GEO_COMUNA_PG_OS_USER), or refuses to start."""
+    GEO_COMUNA_PG_OS_USER), or refuses to start.
+
+    With several workers each process has its own connection pool and caches; the caches are
+    keyed by the layers' versions read from the database, so a write through one worker is
+    seen by all at once (GEO_COMUNA_TILE_CACHE_DIR shares the tiles between them)."""
+    import functools
+
     import uvicorn
 
     from geo_comuna.api.app import create_app
     from geo_comuna.cli import privileges
     from geo_comuna.db.pool import resolve_conninfo
 
+    workers = workers or cpu_count()
     settings = load_settings()
     if host:
         settings.host = host
@@ -71,8 +82,16 @@ def serve(
         die(exc.message)
     if load_sample:
         _ensure_samples(settings)
+    if workers > 1:
+        _check_connections(settings, conninfo, workers)
     config = uvicorn.Config(
-        create_app(settings, conninfo=conninfo),
+        # each worker process builds its own app (a spawned process gets this by pickle)
+        functools.partial(create_app, settings, conninfo=conninfo),
+        factory=True,
+        workers=workers,
+        # a worker answers the parent's health checks once it has imported the app, which
+        # takes seconds on a busy machine: not a hung worker to kill and restart
+        timeout_worker_healthcheck=60,
         host=settings.host,
         port=settings.port,
         log_level="info",
@@ -91,10 +110,48 @@ def serve(
         )
     typer.secho(
         f"geo_comuna serving at http://{settings.host}:{settings.port}/ (API docs: /docs)"
-        + (f", as user {user.pw_name}" if user is not None else ""),
+        + (f", as user {user.pw_name}" if user is not None else "")
+        + (f", {workers} workers" if workers > 1 else ""),
         fg=typer.colors.GREEN,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (a container's or taskset's limit, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _check_connections(settings: Settings, conninfo: str, workers: int) -> None:
+    """Each worker opens a pool of up to pool_max_size connections, on the primary and on
+    each standby: warn when they would not fit in the server's max_connections."""
+    import psycopg
+
+    try:
+        with psycopg.connect(conninfo, connect_timeout=5) as conn:
+            row = conn.execute(
+                "SELECT current_setting('max_connections')::int "
+                "- current_setting('superuser_reserved_connections')::int"
+            ).fetchone()
+    except psycopg.Error:
+        return  # the workers will say what is wrong, each at its start
+    wanted = workers * settings.pool_max_size
+    if wanted > row[0]:
+        typer.secho(
+            f"warning: {workers} workers x GEO_COMUNA_POOL_MAX_SIZE={settings.pool_max_size} "
+            f"may open {wanted} connections; the server allows {row[0]}: lower one of them "
+            "or raise max_connections",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
 
 
 def _ensure_samples(settings: Settings) -> None:

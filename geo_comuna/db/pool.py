@@ -30,7 +30,12 @@ def with_options(conninfo: str, settings: Settings, application: str = "geo_comu
     return make_conninfo(conninfo, options=options, application_name=application)
 
 
-async def open_pool(settings: Settings, conninfo: str | None = None) -> AsyncConnectionPool:
+async def open_pool(
+    settings: Settings, conninfo: str | None = None, timeout: float = 30
+) -> AsyncConnectionPool:
+    """A pool of autocommit connections, ``settings.pool_min_size`` of them made before it
+    returns (waiting at most ``timeout`` seconds). Each worker process of `serve` opens its
+    own: the database sees ``workers x pool_max_size`` connections at most."""
     from psycopg_pool import AsyncConnectionPool
 
     pool = AsyncConnectionPool(
@@ -40,7 +45,11 @@ async def open_pool(settings: Settings, conninfo: str | None = None) -> AsyncCon
         open=False,
         kwargs={"autocommit": True},
     )
-    await pool.open(wait=True, timeout=30)
+    try:
+        await pool.open(wait=True, timeout=timeout)
+    except BaseException:
+        await pool.close()  # its workers would retry a server that is not there forever
+        raise
     return pool
 
 
