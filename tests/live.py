@@ -80,7 +80,9 @@ def serving(
         while True:
             assert proc.poll() is None, f"serve exited {proc.returncode}: {log.read_text()}"
             try:
-                if httpx.get(f"{base}/conformance", timeout=1).status_code == 200:
+                answered = httpx.get(f"{base}/conformance", timeout=1).status_code == 200
+                # every worker, not only the first one up, is serving
+                if answered and log.read_text().count("startup complete") >= workers:
                     break
             except httpx.TransportError:
                 pass
