@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
@@ -33,6 +32,7 @@ from geo_comuna.maps.analysis_map import analysis_map, analysis_title
 from geo_comuna.maps.commune import commune_map
 from geo_comuna.maps.page import Page
 from geo_comuna.maps.styles import Styles
+from geo_comuna.maps.templating import environment, number
 
 log = logging.getLogger("geo_comuna.maps")
 #: analyses summarised in the report, in this order, when installed
@@ -92,27 +92,6 @@ WORDS = {
         other="Español",
     ),
 }
-
-
-def _env() -> Environment:
-    return Environment(
-        loader=PackageLoader("geo_comuna.maps", "templates"),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def _num(lang: str):
-    def num(value: Any) -> str:
-        if value is None:
-            return "—"
-        text = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
-        if lang == "es":  # 1.234,5
-            text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
-        return text
-
-    return num
 
 
 async def _commune(conn: AsyncConnection, commune_id: int) -> dict[str, Any]:
@@ -207,12 +186,12 @@ async def report(
         ]
     )
     return (
-        _env()
+        environment()
         .get_template("report.html")
         .render(
             lang=lang,
             t=t,
-            num=_num(lang),
+            num=number(lang),
             commune=commune,
             breakdown=rows[0] if rows else {"area_ha": None, "states": []},
             parcels_total=sum(r["parcels"] for r in tenure),
