@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 from geo_comuna.layers import LAYERS
 from geo_comuna.maps.pages import WORDS, count_communes, page_language
 from geo_comuna.maps.styles import Styles
+from geo_comuna.maps.templating import number
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
 
@@ -161,6 +162,8 @@ async def test_items_and_an_item_as_pages_show_labels(
         assert f"/collections/parcels/items/{feature['id']}?f=html" in page
         code = feature["properties"]["tenure"]
         assert f"<td>{html_text.escape(styles.value_label(tenure, code, 'es'))}</td>" in page
+        area = number("es")(feature["properties"]["area_ha"])
+        assert f'<td class="n">{area}</td>' in page  # es-VE decimals, right-aligned
     # the map's data is the page's features
     data = re.search(r'<script type="application/json" id="features">(.*?)</script>', page, re.S)
     assert json.loads(data.group(1))["features"] == doc["features"]

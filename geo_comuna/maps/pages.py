@@ -358,8 +358,14 @@ def _rows(
         rows.append(
             {
                 "id": feature.get("id"),
+                # (text, is a number: right-aligned)
                 "values": [
-                    _shown(props.get(n), fields.get(n, (n, None))[1], styles, lang) for n in names
+                    (
+                        _shown(props.get(n), fields.get(n, (n, None))[1], styles, lang),
+                        isinstance(props.get(n), (int, float))
+                        and not isinstance(props.get(n), bool),
+                    )
+                    for n in names
                 ],
             }
         )
