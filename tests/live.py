@@ -66,7 +66,7 @@ def serving(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded machine starts slowly
         while True:
             assert proc.poll() is None, f"serve exited {proc.returncode}: {log.read_text()}"
             try:
