@@ -23,6 +23,7 @@ from psycopg.rows import dict_row
 from geo_comuna.accounts import Access
 from geo_comuna.analysis import disclosure as analysis_disclosure
 from geo_comuna.analysis.base import answer
+from geo_comuna.analysis.figures import figures
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.errors import GeoComunaError, NotFound
 from geo_comuna.features import breakdown, disclosure
@@ -107,17 +108,6 @@ async def _commune(conn: AsyncConnection, commune_id: int) -> dict[str, Any]:
     return row
 
 
-def _scalars(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """Top-level numbers and words of an analysis summary, nested keys joined by dots."""
-    out: list[tuple[str, Any]] = []
-    for key, value in summary.items():
-        if isinstance(value, dict) and len(out) < 40:
-            out += _scalars(value, f"{prefix}{key}.")
-        elif isinstance(value, str | int | float | bool) or value is None:
-            out.append((f"{prefix}{key}", value))
-    return out[:40]
-
-
 async def _analysis_summaries(
     conn: AsyncConnection, commune_id: int, lang: str, styles: Styles, access: Access
 ) -> list[dict[str, Any]]:
@@ -133,7 +123,7 @@ async def _analysis_summaries(
             result = await analysis_disclosure.for_reader(
                 conn, analysis, commune_id, result, access
             )
-            entry["summary"] = _scalars(result.summary)
+            entry["summary"] = figures(name, result.summary, lang, number(lang))
         except GeoComunaError as exc:
             entry["error"] = exc.message
         except Exception:  # one broken analysis must not take the report down; logged
