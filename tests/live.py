@@ -75,8 +75,8 @@ def serving(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        # each worker imports the app on its own: slower on a busy machine
-        deadline = time.monotonic() + 30 * workers
+        # each worker imports the app on its own: slow on a busy machine
+        deadline = time.monotonic() + 90 * workers
         while True:
             assert proc.poll() is None, f"serve exited {proc.returncode}: {log.read_text()}"
             try:

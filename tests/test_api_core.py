@@ -195,7 +195,6 @@ async def test_f_names_the_format(client: httpx.AsyncClient, path: str, f: str, 
 @pytest.mark.parametrize(
     ("path", "f"),
     [
-        (ITEMS, "html"),
         (ITEMS, "xml"),
         (ITEMS, "bogus"),
         (f"{ITEMS}/1", "csv"),
@@ -215,7 +214,7 @@ async def test_any_other_f_is_400(client: httpx.AsyncClient, path: str, f: str) 
 async def test_an_accept_that_admits_nothing_we_serve_is_406(client: httpx.AsyncClient) -> None:
     for path, accept in [
         (ITEMS, "application/xml"),
-        (ITEMS, "text/html"),
+        ("/conformance", "text/html"),
         (ITEMS, "application/geo+json;q=0, text/csv"),
         ("/collections", "text/csv"),
         ("/maps/national", "application/json"),
@@ -228,6 +227,7 @@ async def test_an_accept_that_admits_nothing_we_serve_is_406(client: httpx.Async
         (ITEMS, "application/json"),
         (ITEMS, "*/*"),
         (ITEMS, "application/*"),
+        (ITEMS, "text/html"),  # the page (tests/test_pages.py)
         ("/collections", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
         ("/collections/parcels/queryables", "application/schema+json"),
         ("/communes/EL-MAIZAL/analyses/land-recovery?f=csv", "text/csv"),

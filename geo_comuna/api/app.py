@@ -22,6 +22,7 @@ from geo_comuna.api import (
     maps,
     openapi,
     package,
+    pages,
     problems,
     schema,
     scratch,
@@ -223,6 +224,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.include_router(analyses.router, dependencies=READERS)
     app.include_router(transfer.router, dependencies=READERS)
     app.include_router(maps.router, dependencies=READERS)
+    app.include_router(pages.router, dependencies=READERS)
     app.include_router(package.router, dependencies=READERS)
     app.include_router(sync.router, dependencies=READERS)
     app.include_router(terrain.router, dependencies=READERS)

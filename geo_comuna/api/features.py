@@ -29,17 +29,22 @@ from geo_comuna.api.deps import (
     SettingsDep,
     base_url,
 )
+from geo_comuna.api.pages import HTML_CONTENT, PageLang, html, page_lang, wants_html
 from geo_comuna.api.parameters import own_parameters
 from geo_comuna.api.schema import SCHEMA_JSON, SCHEMA_REL
 from geo_comuna.errors import NotFound
 from geo_comuna.features import crs, query
 from geo_comuna.layers import LAYERS, Layer
+from geo_comuna.maps import pages
+from geo_comuna.maps.styles import Styles
 
 router = APIRouter()
 GEOJSON = "application/geo+json"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    # f=html (and a browser's Accept) on the landing page, collections, items and an item
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
@@ -69,9 +74,27 @@ def _link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str
     return link
 
 
-@router.get("/", summary="Landing page")
-async def landing(request: Request, settings: SettingsDep) -> dict[str, Any]:
+#: a JSON document's route that gives its page too (api/pages.py)
+JSON_OR_HTML = {200: {"content": {"application/json": {}, **HTML_CONTENT}}}
+
+
+@router.get("/", summary="Landing page", responses=JSON_OR_HTML)
+async def landing(
+    request: Request,
+    settings: SettingsDep,
+    conn: Conn,
+    access: ReaderAccess,
+    lang: PageLang = None,
+) -> Any:
+    """The service's links; for a browser (or ``f=html``) the home page: the communes with
+    their map, report and package, the layers, and how to connect QGIS and GDAL."""
     base = base_url(request, settings)
+    if wants_html(request):
+        chosen = page_lang(request)
+        styles = Styles.load(settings.styles_path)
+        rows = await pages.communes(conn, access, styles, chosen)
+        counts = await pages.layer_counts(conn)
+        return html(pages.landing(base, chosen, rows, counts, styles))
     return {
         "title": "geo_comuna",
         "description": "Territory store of Venezuela's communes: states, commune boundaries, "
@@ -79,6 +102,7 @@ async def landing(request: Request, settings: SettingsDep) -> dict[str, Any]:
         "version": __version__,
         "links": [
             _link(f"{base}/", "self", "application/json", "this document"),
+            _link(f"{base}/?f=html", "alternate", "text/html", "this document as a page"),
             _link(
                 f"{base}/openapi.json",
                 "service-desc",
@@ -143,13 +167,22 @@ def _collection(
     return doc
 
 
-@router.get("/collections", summary="All layers")
+@router.get("/collections", summary="All layers", responses=JSON_OR_HTML)
 async def collections(
     request: Request, settings: SettingsDep, conn: Conn, lang: Lang = "es"
-) -> dict[str, Any]:
+) -> Any:
     base = base_url(request, settings)
     extents = await query.extents(conn, list(LAYERS.values()))
     days = await query.temporal_extents(conn, list(LAYERS.values()))
+    if wants_html(request):
+        chosen = page_lang(request)
+        doc = {
+            "collections": [
+                _collection(layer, base, chosen, extents.get(layer.name), days.get(layer.name))
+                for layer in LAYERS.values()
+            ]
+        }
+        return html(pages.collections(base, chosen, doc))
     return {
         "links": [_link(f"{base}/collections", "self", "application/json")],
         "collections": [
@@ -159,12 +192,17 @@ async def collections(
     }
 
 
-@router.get("/collections/{collection_id}", summary="One layer")
+@router.get("/collections/{collection_id}", summary="One layer", responses=JSON_OR_HTML)
 async def collection(
     request: Request, settings: SettingsDep, conn: Conn, layer: LayerDep, lang: Lang = "es"
-) -> dict[str, Any]:
+) -> Any:
     extents = await query.extents(conn, [layer])
     days = await query.temporal_extents(conn, [layer])
+    if wants_html(request):
+        chosen = page_lang(request)
+        base = base_url(request, settings)
+        doc = _collection(layer, base, chosen, extents.get(layer.name), days.get(layer.name))
+        return html(pages.collection(base, chosen, doc))
     return _collection(
         layer, base_url(request, settings), lang, extents.get(layer.name), days.get(layer.name)
     )
@@ -262,7 +300,7 @@ def _page_links(
     "/collections/{collection_id}/items",
     summary="Features of a layer",
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}},
+    responses={200: {"content": {GEOJSON: {}, **HTML_CONTENT}, "description": "FeatureCollection"}},
 )
 @own_parameters  # any attribute filters (api/deps.py filters)
 async def items(
@@ -311,6 +349,10 @@ async def items(
         separators=(",", ":"),
     )
     body = f'{head[:-1]},"features":[{page.features}]}}'
+    if wants_html(request):  # the same page of features, for a person
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        styles = Styles.load(settings.styles_path)
+        return html(pages.items(base, page_lang(request), layer, json.loads(body), path, styles))
     return Response(body, media_type=GEOJSON, headers={**_content_crs(output.crs), "ETag": etag})
 
 
@@ -323,7 +365,7 @@ def _content_crs(used: crs.Crs) -> dict[str, str]:
     "/collections/{collection_id}/items/{feature_id}",
     summary="One feature",
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}}, "description": "Feature"}},
+    responses={200: {"content": {GEOJSON: {}, **HTML_CONTENT}, "description": "Feature"}},
 )
 async def item(
     request: Request,
@@ -333,6 +375,7 @@ async def item(
     feature_id: int,
     access: ReaderAccess,
     response_crs: CrsDep,
+    lang: PageLang = None,
 ) -> Response:
     found = await query.one(conn, layer, feature_id, access, response_crs)
     if found is None:
@@ -342,6 +385,9 @@ async def item(
     if etags.fresh(request, etag):
         return etags.not_modified(etag)
     base = base_url(request, settings)
+    if wants_html(request):
+        styles = Styles.load(settings.styles_path)
+        return html(pages.item(base, page_lang(request), layer, json.loads(text), styles))
     links = [
         _link(f"{base}/collections/{layer.name}/items/{feature_id}", "self", GEOJSON),
         _link(f"{base}/collections/{layer.name}", "collection", "application/json"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 
+from geo_comuna.cli.analyze import analyze
 from geo_comuna.cli.app import app
 from geo_comuna.cli.db import db_app
 from geo_comuna.cli.dem import dem_app
@@ -18,6 +19,14 @@ app.add_typer(map_app, name="map")
 app.add_typer(users_app, name="users")
 app.add_typer(dem_app, name="dem")
 app.command("package")(package)
+app.command(
+    "analyze",
+    epilog="Examples / Ejemplos:\n\n"
+    "  geo-comuna analyze --list\n\n"
+    "  geo-comuna analyze land-recovery EL-MAIZAL\n\n"
+    "  geo-comuna analyze water-hookups 5-DE-MARZO -p budget_m=500 --lang en\n\n"
+    "  geo-comuna analyze stair-access 5-DE-MARZO --csv --out escaleras.csv",
+)(analyze)
 app.command("sync")(sync)
 
 

@@ -376,58 +376,6 @@ def export(
 
 
 @app.command()
-def analyze(
-    name: Annotated[str, typer.Argument(help="analysis, e.g. water-hookups; see --list")],
-    commune: Annotated[str, typer.Argument(help="commune code or id")],
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", "-p", help="analysis parameter as key=value (repeatable)"),
-    ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="json, geojson or csv")] = "json",
-    out: Annotated[Path | None, typer.Option(help="write to this file, not stdout")] = None,
-) -> None:
-    """Run a planning analysis for a commune (parameters: GET /communes/X/analyses)."""
-    from geo_comuna.analysis.base import parse_params
-    from geo_comuna.analysis.registry import get_analysis
-    from geo_comuna.features.query import require_commune
-
-    settings = load_settings()
-    if fmt not in ("json", "geojson", "csv"):
-        die(f"unknown format {fmt!r}; use json, geojson or csv", 2)
-    try:
-        analysis = get_analysis(name)
-        values = dict(p.split("=", 1) for p in param or [] if "=" in p)
-        if len(values) != len(param or []):
-            die("parameters are key=value", 2)
-        params = parse_params(analysis.params, values)
-    except GeoComunaError as exc:
-        die(exc.message, 2)
-
-    async def work(conn: Any) -> Any:
-        commune_id = await require_commune(conn, commune)
-        progress(f"{name} for {commune}")
-        return await analysis.run(conn, commune_id, params)
-
-    result = run(work, settings)
-    if fmt == "csv":
-        text = result.csv()
-    elif fmt == "geojson":
-        text = json.dumps(result.feature_collection(), default=str, ensure_ascii=False)
-    else:
-        text = json.dumps(
-            {"summary": result.summary, "warnings": result.warnings},
-            default=str,
-            indent=2,
-            ensure_ascii=False,
-        )
-    if out:
-        out.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {out}")
-    else:
-        typer.echo(text)
-
-
-@app.command()
 def backup(
     file: Annotated[Path, typer.Argument(help="archive to write (replaced once complete)")],
 ) -> None:

@@ -4,6 +4,7 @@ database connection per command."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,20 @@ def load_settings() -> Settings:
         return Settings()
     except ValueError as exc:
         die(f"invalid settings: {exc}")
+
+
+def cli_lang(asked: str | None) -> str:
+    """The language of what a command prints: ``--lang``, else the locale's (LC_ALL,
+    LC_MESSAGES, LANG: English when it is English), else Spanish."""
+    if asked is not None:
+        if asked not in ("es", "en"):
+            die(f"--lang must be es or en, not {asked!r}", 2)
+        return asked
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name)
+        if value:
+            return "en" if value.lower().startswith("en") else "es"
+    return "es"
 
 
 def die(message: str, code: int = 1) -> NoReturn:

@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from geo_comuna.accounts import Access
 from geo_comuna.analysis import disclosure as analysis_disclosure
 from geo_comuna.analysis.base import answer
+from geo_comuna.analysis.figures import figures
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.errors import GeoComunaError, NotFound
 from geo_comuna.features import breakdown, disclosure
@@ -33,6 +33,7 @@ from geo_comuna.maps.analysis_map import analysis_map, analysis_title
 from geo_comuna.maps.commune import commune_map
 from geo_comuna.maps.page import Page
 from geo_comuna.maps.styles import Styles
+from geo_comuna.maps.templating import environment, number
 
 log = logging.getLogger("geo_comuna.maps")
 #: analyses summarised in the report, in this order, when installed
@@ -94,27 +95,6 @@ WORDS = {
 }
 
 
-def _env() -> Environment:
-    return Environment(
-        loader=PackageLoader("geo_comuna.maps", "templates"),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def _num(lang: str):
-    def num(value: Any) -> str:
-        if value is None:
-            return "—"
-        text = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
-        if lang == "es":  # 1.234,5
-            text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
-        return text
-
-    return num
-
-
 async def _commune(conn: AsyncConnection, commune_id: int) -> dict[str, Any]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
@@ -126,17 +106,6 @@ async def _commune(conn: AsyncConnection, commune_id: int) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"no commune with id {commune_id}")
     return row
-
-
-def _scalars(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """Top-level numbers and words of an analysis summary, nested keys joined by dots."""
-    out: list[tuple[str, Any]] = []
-    for key, value in summary.items():
-        if isinstance(value, dict) and len(out) < 40:
-            out += _scalars(value, f"{prefix}{key}.")
-        elif isinstance(value, str | int | float | bool) or value is None:
-            out.append((f"{prefix}{key}", value))
-    return out[:40]
 
 
 async def _analysis_summaries(
@@ -154,7 +123,7 @@ async def _analysis_summaries(
             result = await analysis_disclosure.for_reader(
                 conn, analysis, commune_id, result, access
             )
-            entry["summary"] = _scalars(result.summary)
+            entry["summary"] = figures(name, result.summary, lang, number(lang))
         except GeoComunaError as exc:
             entry["error"] = exc.message
         except Exception:  # one broken analysis must not take the report down; logged
@@ -207,12 +176,12 @@ async def report(
         ]
     )
     return (
-        _env()
+        environment()
         .get_template("report.html")
         .render(
             lang=lang,
             t=t,
-            num=_num(lang),
+            num=number(lang),
             commune=commune,
             breakdown=rows[0] if rows else {"area_ha": None, "states": []},
             parcels_total=sum(r["parcels"] for r in tenure),

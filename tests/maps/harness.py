@@ -167,3 +167,20 @@ def offline(context: Any) -> list[str]:
 
     context.route("**/*", handle)
     return blocked
+
+
+def only_from(context: Any, origin: str) -> list[str]:
+    """Every request to another site is aborted and listed: the network is closed but for
+    our own server."""
+    blocked: list[str] = []
+
+    def handle(route: Any) -> None:
+        url = route.request.url
+        if url.startswith((origin, "data:", "blob:")):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    context.route("**/*", handle)
+    return blocked

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from harness import READY_JS, launch, offline, open_map, other_site, serve, watch
+from harness import READY_JS, launch, offline, only_from, open_map, other_site, serve, watch
 
 from geo_comuna import accounts
 from geo_comuna.analysis.registry import all_analyses
@@ -438,23 +438,6 @@ def test_standalone_very_big_layers_show_a_picture_offline(
     assert tab.evaluate("document.querySelectorAll('.leaflet-tile-container canvas').length")
     assert visit.errors == [] and blocked == []
     context.close()
-
-
-def only_from(context: Any, origin: str) -> list[str]:
-    """Every request to another site is aborted and listed: the network is closed but for
-    our own server."""
-    blocked: list[str] = []
-
-    def handle(route: Any) -> None:
-        url = route.request.url
-        if url.startswith((origin, "data:", "blob:")):
-            route.continue_()
-        else:
-            blocked.append(url)
-            route.abort()
-
-    context.route("**/*", handle)
-    return blocked
 
 
 @pytest.mark.parametrize(

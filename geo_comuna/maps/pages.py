@@ -1,0 +1,424 @@
+"""Pages for people: the landing page, the index of communes and of maps, and the HTML view
+of the OGC API - Features documents (collections, a layer, its items, one item), as pygeoapi
+and tipg give with ``f=html``.
+
+The pages are built from the same documents the API answers with JSON (the routes hand them
+over), so a page never shows what the reader could not read as JSON. Every word comes from
+WORDS in Spanish and English; coded values and field names use the layer registry's labels,
+numbers the language's format (templating.number). Nothing is loaded from another origin:
+the item maps use the Leaflet copy the app serves under /static/.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+from geo_comuna import work
+from geo_comuna.accounts import Access
+from geo_comuna.analysis.registry import all_analyses
+from geo_comuna.features import breakdown
+from geo_comuna.layers import LAYERS, Layer
+from geo_comuna.maps.analysis_map import analysis_title
+from geo_comuna.maps.assets import LEAFLET
+from geo_comuna.maps.styles import Styles
+from geo_comuna.maps.templating import environment, number
+
+LANGS = ("es", "en")
+
+WORDS: dict[str, dict[str, str]] = {
+    "es": dict(
+        home="Inicio",
+        communes="Comunas",
+        maps="Mapas",
+        collections="Capas",
+        api_docs="Documentación de la API",
+        tagline="El sistema de información geográfica de las comunas de Venezuela: estados, "
+        "comunas a través de los límites estatales, parcelas y su tenencia, producción, "
+        "viviendas con sus servicios, redes, escaleras e intercambios entre comunas.",
+        holds="Qué contiene",
+        features="elementos",
+        commune="Comuna",
+        code="Código",
+        kind="Tipo",
+        status="Situación",
+        states="Estados",
+        area_ha="Superficie (ha)",
+        map="Mapa",
+        report="Informe",
+        analyses="Análisis",
+        package="Paquete para campo",
+        national_map="Mapa nacional",
+        national_note="Todas las comunas por estado y situación, y la red de intercambios.",
+        across="a través de un límite estatal",
+        no_communes="Todavía no hay comunas registradas.",
+        filter="Filtrar por nombre o código",
+        connect="Conectar QGIS, GDAL o un programa",
+        connect_qgis="En QGIS: Capa › Añadir capa › Añadir capa WFS / OGC API – Features; "
+        "«Nueva» y, como URL, esta dirección:",
+        connect_gdal="Con GDAL:",
+        connect_edit="Para editar la comuna propia, añada ?commune=CÓDIGO a la URL y su token "
+        "como encabezado «Authorization: Bearer …».",
+        other_formats="Otros formatos",
+        properties="Propiedades",
+        property="Propiedad",
+        value="Valor",
+        shown="mostrados",
+        of="de",
+        next="Siguiente",
+        prev="Anterior",
+        collection="Capa",
+        items="Elementos",
+        queryables="Propiedades para filtrar",
+        extent="Extensión",
+        no_features="Ninguno.",
+        geometry="Geometría",
+        none="—",
+        yes="sí",
+        no="no",
+        other_lang="English",
+        footer="geo_comuna · datos abiertos de las comunas; lo reservado a los miembros de "
+        "una comuna solo se muestra a ellos.",
+        maps_of="Mapas de",
+        communes_count_one="1 comuna",
+        communes_count="{n} comunas",
+    ),
+    "en": dict(
+        home="Home",
+        communes="Communes",
+        maps="Maps",
+        collections="Layers",
+        api_docs="API documentation",
+        tagline="The geographic information system of Venezuela's communes: states, communes "
+        "across state lines, parcels and their tenure, production, dwellings and their "
+        "services, networks, stairways and exchanges between communes.",
+        holds="What it holds",
+        features="features",
+        commune="Commune",
+        code="Code",
+        kind="Kind",
+        status="Status",
+        states="States",
+        area_ha="Area (ha)",
+        map="Map",
+        report="Report",
+        analyses="Analyses",
+        package="Field package",
+        national_map="National map",
+        national_note="Every commune by state and status, and the exchange network.",
+        across="across a state line",
+        no_communes="No communes registered yet.",
+        filter="Filter by name or code",
+        connect="Connect QGIS, GDAL or a program",
+        connect_qgis="In QGIS: Layer › Add Layer › Add WFS / OGC API – Features Layer; "
+        "“New” and, as URL, this address:",
+        connect_gdal="With GDAL:",
+        connect_edit="To edit your own commune, add ?commune=CODE to the URL and your token as "
+        "the header “Authorization: Bearer …”.",
+        other_formats="Other formats",
+        properties="Properties",
+        property="Property",
+        value="Value",
+        shown="shown",
+        of="of",
+        next="Next",
+        prev="Previous",
+        collection="Layer",
+        items="Features",
+        queryables="Properties to filter by",
+        extent="Extent",
+        no_features="None.",
+        geometry="Geometry",
+        none="—",
+        yes="yes",
+        no="no",
+        other_lang="Español",
+        footer="geo_comuna · open data of the communes; what is reserved to a commune's "
+        "members is shown only to them.",
+        maps_of="Maps of",
+        communes_count_one="1 commune",
+        communes_count="{n} communes",
+    ),
+}
+
+
+def page_language(asked: str | None, accept_language: str | None) -> str:
+    """``lang`` when given, else the first of Spanish or English the browser prefers
+    (Accept-Language, by q), else Spanish."""
+    if asked in LANGS:
+        return asked
+    best, best_q = "es", 0.0
+    for part in (accept_language or "").split(","):
+        tag, *params = (p.strip() for p in part.split(";"))
+        primary = tag.split("-")[0].lower()
+        if primary not in LANGS:
+            continue
+        try:
+            q = float(next((p[2:] for p in params if p.startswith("q=")), "1"))
+        except ValueError:
+            continue
+        if q > best_q:
+            best, best_q = primary, q
+    return best
+
+
+def _render(template: str, lang: str, base: str, path: str, **context: Any) -> str:
+    other = "en" if lang == "es" else "es"
+    sep = "&" if "?" in path else "?"
+    return (
+        environment()
+        .get_template(template)
+        .render(
+            lang=lang,
+            t=WORDS[lang],
+            num=number(lang),
+            base=base,
+            other_lang_href=f"{base}{path}{sep}lang={other}",
+            leaflet=LEAFLET,
+            **context,
+        )
+    )
+
+
+def count_communes(n: int, lang: str) -> str:
+    """ "1 comuna", "3.600 comunas": the plural, and the number in the language's format."""
+    words = WORDS[lang]
+    if n == 1:
+        return words["communes_count_one"]
+    return words["communes_count"].format(n=number(lang)(n))
+
+
+async def communes(
+    conn: AsyncConnection, access: Access, styles: Styles, lang: str
+) -> list[dict[str, Any]]:
+    """Every commune the reader may see, by name: code, name, kind and status as labels, the
+    states it touches (the breakdown's, largest first) and its area (ha, geodesic)."""
+    layer = LAYERS["communes"]
+    kinds = layer.attribute("kind").domain
+    statuses = layer.attribute("status").domain
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT id, code, name, kind, status FROM communes ORDER BY name, code")
+        rows = await cur.fetchall()
+    parts = {entry["id"]: entry for entry in await breakdown.communes(conn, None, access)}
+    out = []
+    for row in rows:
+        entry = parts.get(row["id"], {"states": [], "area_ha": None})
+        states = [s["name"] for s in entry["states"] if s["code"]]
+        out.append(
+            {
+                "code": row["code"],
+                "name": row["name"],
+                "href": quote(row["code"], safe=""),
+                "kind": styles.value_label(kinds, row["kind"], lang) if row["kind"] else None,
+                "status": styles.value_label(statuses, row["status"], lang)
+                if row["status"]
+                else None,
+                "states": states,
+                "across": len(states) > 1,
+                "area_ha": entry["area_ha"],
+            }
+        )
+    return out
+
+
+async def layer_counts(conn: AsyncConnection) -> dict[str, int]:
+    """Features per layer (every reader sees every row; read rules hide properties, not
+    rows), kept while no layer is written (work.cache)."""
+
+    async def count() -> dict[str, int]:
+        parts = [
+            sql.SQL("SELECT {name}, count(*) FROM {table}").format(
+                name=sql.Literal(layer.name), table=sql.Identifier(layer.table)
+            )
+            for layer in LAYERS.values()
+        ]
+        cur = await conn.execute(sql.SQL(" UNION ALL ").join(parts))
+        return {name: n for name, n in await cur.fetchall()}
+
+    cache = work.cache()
+    if cache is None:
+        return await count()
+    return await cache.get_or_compute(conn, ("layer-counts",), list(LAYERS), count)
+
+
+def analysis_maps(styles: Styles, lang: str) -> list[tuple[str, str]]:
+    """(name, title) of every installed analysis, for the links to its map."""
+    return [(name, analysis_title(name, styles, lang)) for name in sorted(all_analyses())]
+
+
+def landing(
+    base: str, lang: str, rows: list[dict[str, Any]], counts: dict[str, int], styles: Styles
+) -> str:
+    layers = [
+        {"name": layer.name, "title": layer.title.get(lang), "count": counts.get(layer.name)}
+        for layer in LAYERS.values()
+    ]
+    return _render(
+        "landing.html",
+        lang,
+        base,
+        "/",
+        communes=rows,
+        communes_count=count_communes(len(rows), lang),
+        layers=layers,
+        analyses=analysis_maps(styles, lang),
+        title="geo_comuna",
+    )
+
+
+def communes_index(base: str, lang: str, rows: list[dict[str, Any]], styles: Styles) -> str:
+    return _render(
+        "communes.html",
+        lang,
+        base,
+        "/communes",
+        communes=rows,
+        communes_count=count_communes(len(rows), lang),
+        analyses=analysis_maps(styles, lang),
+        title=WORDS[lang]["communes"],
+    )
+
+
+def maps_index(base: str, lang: str, rows: list[dict[str, Any]], styles: Styles) -> str:
+    return _render(
+        "maps.html",
+        lang,
+        base,
+        "/maps",
+        communes=rows,
+        communes_count=count_communes(len(rows), lang),
+        analyses=analysis_maps(styles, lang),
+        title=WORDS[lang]["maps"],
+    )
+
+
+def collections(base: str, lang: str, doc: dict[str, Any]) -> str:
+    return _render(
+        "collections.html",
+        lang,
+        base,
+        "/collections",
+        collections=doc["collections"],
+        title=WORDS[lang]["collections"],
+    )
+
+
+def collection(base: str, lang: str, doc: dict[str, Any]) -> str:
+    return _render(
+        "collection.html",
+        lang,
+        base,
+        f"/collections/{doc['id']}",
+        collection=doc,
+        title=doc.get("title") or doc["id"],
+    )
+
+
+def _fields(layer: Layer, styles: Styles, lang: str) -> dict[str, tuple[str, Any]]:
+    """Property name -> (its label, its domain or None)."""
+    out: dict[str, tuple[str, Any]] = {}
+    for item in (*layer.references, *layer.attributes, *layer.derived):
+        out[item.name] = (item.title.get(lang), getattr(item, "domain", None))
+    return out
+
+
+def _shown(value: Any, domain: Any, styles: Styles, lang: str) -> str:
+    words = WORDS[lang]
+    if value is None:
+        return words["none"]
+    if isinstance(value, bool):
+        return words["yes"] if value else words["no"]
+    if domain is not None and isinstance(value, str) and value in domain:
+        return styles.value_label(domain, value, lang)
+    if isinstance(value, (int, float)):
+        return number(lang)(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _rows(
+    layer: Layer, features: list[dict[str, Any]], styles: Styles, lang: str
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The columns (labels) and each feature's id and shown values, in the registry's order."""
+    fields = _fields(layer, styles, lang)
+    names: list[str] = []
+    for feature in features:
+        for name in feature.get("properties") or {}:
+            if name not in names:
+                names.append(name)
+    names.sort(key=lambda n: list(fields).index(n) if n in fields else len(fields))
+    rows = []
+    for feature in features:
+        props = feature.get("properties") or {}
+        rows.append(
+            {
+                "id": feature.get("id"),
+                # (text, is a number: right-aligned)
+                "values": [
+                    (
+                        _shown(props.get(n), fields.get(n, (n, None))[1], styles, lang),
+                        isinstance(props.get(n), (int, float))
+                        and not isinstance(props.get(n), bool),
+                    )
+                    for n in names
+                ],
+            }
+        )
+    return [fields.get(n, (n, None))[0] for n in names], rows
+
+
+def _links(doc: dict[str, Any], rel: str) -> str | None:
+    return next((link["href"] for link in doc.get("links", []) if link.get("rel") == rel), None)
+
+
+def items(
+    base: str, lang: str, layer: Layer, doc: dict[str, Any], path: str, styles: Styles
+) -> str:
+    columns, rows = _rows(layer, doc["features"], styles, lang)
+    return _render(
+        "items.html",
+        lang,
+        base,
+        path,
+        layer={"name": layer.name, "title": layer.title.get(lang)},
+        columns=columns,
+        rows=rows,
+        matched=doc.get("numberMatched"),
+        returned=doc.get("numberReturned"),
+        next_href=_links(doc, "next"),
+        prev_href=_links(doc, "prev"),
+        geojson=_script_json(doc),
+        title=layer.title.get(lang),
+    )
+
+
+def item(base: str, lang: str, layer: Layer, feature: dict[str, Any], styles: Styles) -> str:
+    fields = _fields(layer, styles, lang)
+    props = feature.get("properties") or {}
+    shown = [
+        (fields.get(n, (n, None))[0], _shown(v, fields.get(n, (n, None))[1], styles, lang))
+        for n, v in props.items()
+    ]
+    title = f"{layer.title.get(lang)} {feature.get('id')}"
+    return _render(
+        "item.html",
+        lang,
+        base,
+        f"/collections/{layer.name}/items/{feature.get('id')}",
+        layer={"name": layer.name, "title": layer.title.get(lang)},
+        feature_id=feature.get("id"),
+        properties=shown,
+        geojson=_script_json(feature),
+        title=title,
+    )
+
+
+def _script_json(doc: dict[str, Any]) -> str:
+    """A document for a <script type="application/json">: every "<" written as \\u003c (it
+    can only be inside a JSON string), so that no value can close the element."""
+    return json.dumps(doc, ensure_ascii=False).replace("<", "\\u003c")

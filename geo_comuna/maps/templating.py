@@ -1,0 +1,38 @@
+"""The one Jinja2 environment of the HTML we write (report, pages for people) and the number
+format of each language.
+
+Autoescaping is on for every .html template: every value a page shows (a commune's name, a
+feature's property) comes from the database, which anyone with an editor's token fills.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+
+@cache
+def environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("geo_comuna.maps", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def number(lang: str) -> Callable[[Any], str]:
+    """How a page writes a number: es-VE 1.234,5; en 1,234.5; "—" for none."""
+
+    def num(value: Any) -> str:
+        if value is None:
+            return "—"
+        text = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
+        if lang == "es":  # 1.234,5
+            text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
+        return text
+
+    return num

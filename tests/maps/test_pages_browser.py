@@ -1,0 +1,83 @@
+"""The pages for people in a real headless Chromium with the network closed but for our own
+server: every page in Spanish and English draws without a console error or a failed request,
+shows no raw value ("None", "False", a property's code name) and no imperial unit, keeps its
+text inside the viewport, and the items page draws its features on the map. Screenshots in
+tests/artifacts/pages/ (and docs/img/ for the README)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import launch, only_from, serve, watch
+
+from geo_comuna.api.app import create_app
+from geo_comuna.maps.pages import WORDS
+from geo_comuna.settings import Settings
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "pages"
+PAGES = {
+    "home": "/",
+    "communes": "/communes",
+    "maps": "/maps",
+    "collections": "/collections?f=html",
+    "parcels": "/collections/parcels/items?commune=EL-MAIZAL&limit=50&f=html",
+}
+#: what a page for people never shows: raw values, imperial units
+RAW = re.compile(r"\b(None|False|True|null|NaN|undefined|ft|mi)\b")
+#: text that overflows the viewport, and the map's state
+INSPECT_JS = """() => ({
+    text: document.body.innerText,
+    overflow: document.documentElement.scrollWidth > window.innerWidth + 1,
+    paths: document.querySelectorAll('path.leaflet-interactive').length,
+    scale: Array.from(document.querySelectorAll('.leaflet-control-scale-line'))
+        .map(e => e.textContent),
+})"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(db_conninfo: str, settings: Settings) -> Iterator[str]:
+    with serve(create_app(settings, conninfo=db_conninfo)) as base:
+        yield base
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+@pytest.mark.parametrize("name", list(PAGES))
+@pytest.mark.parametrize("width", [1200, 390])  # a laptop and a phone
+def test_pages_read_well_offline(
+    browser: Any, server: str, name: str, lang: str, width: int
+) -> None:
+    context = browser.new_context(
+        viewport={"width": width, "height": 800},
+        locale="es-VE" if lang == "es" else "en-US",  # the page's language by Accept-Language
+    )
+    blocked = only_from(context, server)
+    tab = context.new_page()
+    visit = watch(tab)
+    tab.goto(f"{server}{PAGES[name]}", wait_until="load")
+    state = tab.evaluate(INSPECT_JS)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / f"{name}-{lang}-{width}.png"), full_page=False)
+    context.close()
+    assert visit.errors == [] and visit.failed == [] and blocked == [], (visit, blocked)
+    assert not state["overflow"], "text outside the viewport"
+    words = WORDS[lang]
+    assert words["communes"] in state["text"] and words["api_docs"] in state["text"]
+    assert not RAW.search(state["text"]), RAW.search(state["text"])
+    if name == "parcels":
+        assert state["paths"] > 0, "the parcels are drawn"
+        assert state["scale"] and all(s.endswith(("m", "km")) for s in state["scale"])

@@ -1,0 +1,103 @@
+"""The words of the analyses (analysis/figures.py) in the report and in `geo-comuna analyze`:
+every figure any installed analysis gives on the sample communes has a label in both
+languages, so no raw key, None or False reaches a person; numbers in the language's format;
+machines still get the whole answer (--json, --geojson, --csv)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import pytest
+from psycopg import AsyncConnection
+from typer.testing import CliRunner
+
+from geo_comuna.analysis.base import answer
+from geo_comuna.analysis.figures import FIGURES, NOT_SHOWN, figures, scalars, unlabelled
+from geo_comuna.analysis.registry import all_analyses
+from geo_comuna.cli import app as cli_app
+from geo_comuna.maps.templating import number
+
+pytestmark = pytest.mark.anyio
+#: a raw value, and a raw key
+RAW = re.compile(r"\b(None|False|True|null|nan)\b")
+KEY = re.compile(r"\b[a-z]+_[a-z_]+\b")
+
+
+async def test_every_figure_of_every_analysis_has_a_label(conn: AsyncConnection) -> None:
+    cur = await conn.execute("SELECT id, code FROM communes ORDER BY code")
+    seen: dict[str, set[str]] = {}
+    for commune_id, code in await cur.fetchall():
+        for name, analysis in all_analyses().items():
+            try:
+                result = await answer(analysis, conn, commune_id, analysis.params())
+            except Exception:  # noqa: BLE001 (an analysis that needs data this commune lacks)
+                continue
+            assert unlabelled(name, result.summary) == [], (name, code)
+            seen.setdefault(name, set()).update(k for k, _ in scalars(result.summary))
+            for lang in ("es", "en"):
+                for label, value in figures(name, result.summary, lang, number(lang)):
+                    assert not KEY.search(label) and not RAW.search(value), (name, label, value)
+    assert set(seen) == set(all_analyses()), "every analysis ran on some sample commune"
+    # a budget's figures (water hookups under 500 m of pipe, at 12 a metre)
+    water = all_analyses()["water-hookups"]
+    cur = await conn.execute("SELECT id FROM communes WHERE code = '5-DE-MARZO'")
+    marzo = (await cur.fetchone())[0]
+    params = water.params.model_validate({"budget_m": 500, "cost_per_m": 12})
+    result = await answer(water, conn, marzo, params)
+    assert unlabelled("water-hookups", result.summary) == []
+    seen["water-hookups"].update(k for k, _ in scalars(result.summary))
+    # the catalogue names no key that no analysis gives (a renamed key leaves no stale label)
+    for name, labels in FIGURES.items():
+        # (the exact optimum under a budget is given for few projects only)
+        stale = {k for k in set(labels) - seen.get(name, set()) if "optimum." not in k}
+        assert not stale - NOT_SHOWN, (name, stale)
+
+
+def test_figures_follow_the_language() -> None:
+    summary = {"parcels": 1234, "area_ha": 2299.99, "crosses_state_line": True, "budget": None}
+    es = dict(figures("land-recovery", summary, "es", number("es")))
+    en = dict(figures("land-recovery", summary, "en", number("en")))
+    assert es == {
+        "Parcelas": "1.234",
+        "Superficie de las parcelas": "2.299,99 ha",
+        "Atraviesa un límite estatal": "sí",
+    }
+    assert en["Area of the parcels"] == "2,299.99 ha" and en["Crosses a state line"] == "yes"
+
+
+def test_cli_analyze_prints_a_table_and_gives_machines_the_rest(own_db: str) -> None:
+    runner = CliRunner()
+    env = {"GEO_COMUNA_DATABASE_URL": own_db, "LANG": "es_VE.UTF-8", "LC_ALL": ""}
+    table = runner.invoke(cli_app, ["analyze", "stair-access", "5-DE-MARZO"], env=env)
+    assert table.exit_code == 0, table.stderr
+    assert "Mediana de minutos a pie hasta la vía" in table.stdout
+    assert len(table.stdout) < 4000  # a short table, not 14 KB of JSON
+    assert not re.search(r"\b(None|False|True)\b|[a-z]+_[a-z]+\b", table.stdout)
+    whole = runner.invoke(
+        cli_app, ["analyze", "stair-access", "5-DE-MARZO", "--json", "--lang", "en"], env=env
+    )
+    summary = json.loads(whole.stdout)["summary"]
+    median = number("es")(summary["minutes"]["median"])
+    assert re.search(
+        rf"Mediana de minutos a pie hasta la vía\s+{re.escape(median)} min", table.stdout
+    )
+    english = runner.invoke(
+        cli_app, ["analyze", "stair-access", "5-DE-MARZO"], env={**env, "LANG": "en_US.UTF-8"}
+    )
+    assert "Median walk to a road" in english.stdout
+    rows = runner.invoke(cli_app, ["analyze", "stair-access", "5-DE-MARZO", "--csv"], env=env)
+    assert len(list(csv.DictReader(io.StringIO(rows.stdout)))) == summary["dwellings"]
+    both = runner.invoke(cli_app, ["analyze", "stair-access", "5-DE-MARZO", "--csv", "--json"])
+    assert both.exit_code == 2 and "one output format" in both.stderr
+
+
+def test_cli_analyze_list() -> None:
+    listed = CliRunner().invoke(cli_app, ["analyze", "--list", "--lang", "en"])
+    assert listed.exit_code == 0
+    for name, analysis in all_analyses().items():
+        assert name in listed.stdout and analysis.title_en in listed.stdout
+    missing = CliRunner().invoke(cli_app, ["analyze", "--lang", "es"])
+    assert missing.exit_code == 2 and "--list" in missing.stderr

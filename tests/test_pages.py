@@ -1,0 +1,223 @@
+"""Pages for people (api/pages.py, maps/pages.py): the home page, the communes' and maps'
+indexes, and ``f=html`` on collections, items and an item, in Spanish and English, built from
+what the reader may read; JSON clients get JSON as before.
+
+Expected words come from the layer registry and the database, never written here."""
+
+from __future__ import annotations
+
+import html as html_text
+import json
+import re
+
+import httpx
+import pytest
+from psycopg import AsyncConnection
+
+from geo_comuna.layers import LAYERS
+from geo_comuna.maps.pages import WORDS, count_communes, page_language
+from geo_comuna.maps.styles import Styles
+from geo_comuna.maps.templating import number
+from geo_comuna.settings import Settings
+from tests.conftest import api_client
+
+pytestmark = pytest.mark.anyio
+#: what Chromium sends for a page
+BROWSER = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
+    "image/webp,*/*;q=0.8"
+}
+#: words a page for people must never show
+RAW = re.compile(r">\s*(None|False|True|null|nan)\s*<")
+
+
+async def communes(conn: AsyncConnection) -> list[tuple[str, str]]:
+    cur = await conn.execute("SELECT code, name FROM communes ORDER BY code")
+    return await cur.fetchall()
+
+
+def visible_text(page: str) -> str:
+    """The page's text without its scripts and tags, unescaped."""
+    page = re.sub(r"<script.*?</script>", " ", page, flags=re.S)
+    return html_text.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def test_page_language_follows_lang_then_the_browser() -> None:
+    assert page_language("en", "es-VE,es;q=0.9") == "en"
+    assert page_language(None, "en-US,en;q=0.9,es;q=0.8") == "en"
+    assert page_language(None, "de-DE,es;q=0.5,en;q=0.4") == "es"
+    assert page_language(None, "fr, de") == "es"  # neither: Spanish
+    assert page_language(None, None) == "es"
+
+
+def test_plurals() -> None:
+    assert count_communes(1, "es") == "1 comuna"
+    assert count_communes(1, "en") == "1 commune"
+    assert count_communes(3600, "es") == "3.600 comunas"  # es-VE thousands
+    assert count_communes(3600, "en") == "3,600 communes"
+
+
+async def test_the_home_page_lists_every_commune_with_its_links(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    r = await client.get("/", headers=BROWSER)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    assert "Accept" in r.headers["vary"]
+    page = r.text
+    known = await communes(conn)
+    assert known, "the test database holds the sample communes"
+    for code, name in known:
+        assert html_text.escape(name) in page
+        for link in (f"/maps/communes/{code}?lang=es", f"/communes/{code}/report?lang=es"):
+            assert link in page, link
+        assert f"/communes/{code}/package" in page
+    text = visible_text(page)
+    assert WORDS["es"]["connect"] in text and "OAPIF:" in text
+    assert count_communes(len(known), "es") in text
+    assert not RAW.search(page)
+    # every layer, with its count of features
+    for layer in LAYERS.values():
+        cur = await conn.execute(f"SELECT count(*) FROM {layer.table}")  # noqa: S608 (registry)
+        n = (await cur.fetchone())[0]
+        row = re.search(
+            rf"{re.escape(html_text.escape(layer.title.es))}</a></td>\s*<td><code>"
+            rf"{layer.name}</code></td><td class=\"n\">([\d.]+)</td>",
+            page,
+        )
+        assert row, layer.name
+        assert int(row.group(1).replace(".", "")) == n
+
+
+async def test_json_clients_still_get_json(client: httpx.AsyncClient) -> None:
+    for accept in (None, "*/*", "application/json", "application/json, text/html;q=0.5"):
+        headers = {"Accept": accept} if accept else {}
+        r = await client.get("/", headers=headers)
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/json", accept
+        assert "links" in r.json()
+        r = await client.get("/collections/parcels/items?limit=2", headers=headers)
+        assert r.headers["content-type"].startswith("application/geo+json"), accept
+    alternate = [x for x in (await client.get("/")).json()["links"] if x["rel"] == "alternate"]
+    assert alternate and alternate[0]["type"] == "text/html"
+    conformance = (await client.get("/conformance")).json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html" in conformance
+    # a route with no page refuses f=html, naming what it takes
+    r = await client.get("/conformance?f=html")
+    assert r.status_code == 400 and "f=json" in r.json()["detail"]
+
+
+async def test_english_by_accept_language_and_by_lang(client: httpx.AsyncClient) -> None:
+    en = await client.get("/", headers={**BROWSER, "Accept-Language": "en-GB,en;q=0.9"})
+    assert WORDS["en"]["connect"] in visible_text(en.text)
+    assert '<html lang="en">' in en.text
+    es = await client.get("/?lang=es", headers={**BROWSER, "Accept-Language": "en"})
+    assert WORDS["es"]["connect"] in visible_text(es.text)
+    r = await client.get("/?lang=fr", headers=BROWSER)
+    assert r.status_code == 422 or r.status_code == 400
+
+
+async def test_communes_and_maps_indexes(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
+    known = await communes(conn)
+    for lang in ("es", "en"):
+        page = (await client.get(f"/communes?lang={lang}")).text
+        assert count_communes(len(known), lang) in visible_text(page)
+        for _, name in known:
+            assert html_text.escape(name) in page
+        maps = (await client.get(f"/maps?lang={lang}")).text
+        assert f"/maps/national?lang={lang}" in maps
+        analyses = (await client.get(f"/communes/{known[0][0]}/analyses")).json()["analyses"]
+        names = [a["name"] for a in analyses]
+        assert names
+        for code, _ in known:
+            assert f"/maps/communes/{code}?lang={lang}" in maps
+            for name in names:
+                assert f"/maps/communes/{code}/{name}?lang={lang}" in maps
+        assert not RAW.search(page) and not RAW.search(maps)
+
+
+async def test_el_maizal_shows_both_states(client: httpx.AsyncClient) -> None:
+    states = (await client.get("/communes/EL-MAIZAL/states")).json()["states"]
+    named = [s["name"] for s in states if s["code"]]
+    assert len(named) >= 2
+    page = (await client.get("/communes?lang=en")).text
+    row = next(r for r in page.split("<tr>") if "EL-MAIZAL" in r)
+    for name in named:
+        assert html_text.escape(name) in row
+    assert WORDS["en"]["across"] in row
+
+
+async def test_items_and_an_item_as_pages_show_labels(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Coded values show as the maps' labels (the registry's, or styles.json's where it
+    says them otherwise), field names as the registry's titles."""
+    parcels = LAYERS["parcels"]
+    tenure = parcels.attribute("tenure").domain
+    styles = Styles.load(settings.styles_path)
+    doc = (await client.get("/collections/parcels/items?commune=EL-MAIZAL&limit=5")).json()
+    page = (await client.get("/collections/parcels/items?commune=EL-MAIZAL&limit=5&f=html")).text
+    assert page.count("<tr>") == len(doc["features"]) + 1  # a row per feature, and the head
+    for feature in doc["features"]:
+        assert f"/collections/parcels/items/{feature['id']}?f=html" in page
+        code = feature["properties"]["tenure"]
+        assert f"<td>{html_text.escape(styles.value_label(tenure, code, 'es'))}</td>" in page
+        area = number("es")(feature["properties"]["area_ha"])
+        assert f'<td class="n">{area}</td>' in page  # es-VE decimals, right-aligned
+    # the map's data is the page's features
+    data = re.search(r'<script type="application/json" id="features">(.*?)</script>', page, re.S)
+    assert json.loads(data.group(1))["features"] == doc["features"]
+    one = doc["features"][0]
+    page = (
+        await client.get(f"/collections/parcels/items/{one['id']}?lang=en", headers=BROWSER)
+    ).text
+    assert html_text.escape(styles.value_label(tenure, one["properties"]["tenure"], "en")) in page
+    assert html_text.escape(parcels.attribute("tenure").title.en) in page
+    assert not RAW.search(page)
+    # collections, one collection
+    for path in ("/collections", "/collections/parcels"):
+        r = await client.get(path, headers=BROWSER)
+        assert r.headers["content-type"].startswith("text/html")
+        assert html_text.escape(parcels.title.es) in r.text
+    # the next link of a page of pages stays a page
+    page = (await client.get("/collections/parcels/items?limit=1&f=html")).text
+    assert re.search(r'href="[^"]*f=html[^"]*" rel="next"', page)
+
+
+async def test_a_page_escapes_what_editors_wrote(
+    conn: AsyncConnection, settings: Settings, client: httpx.AsyncClient
+) -> None:
+    evil = "</script><script>alert(1)</script><b>x"
+    await conn.execute("UPDATE communes SET name = %s WHERE code = 'EL-MAIZAL'", (evil,))
+    await conn.execute(
+        "UPDATE parcels SET code = %s WHERE id = (SELECT min(id) FROM parcels)", (evil,)
+    )
+    async with api_client(conn, settings) as anonymous:
+        for path in ("/", "/communes", "/maps", "/collections/parcels/items?limit=500&f=html"):
+            page = (await anonymous.get(path, headers=BROWSER)).text
+            assert "<script>alert(1)" not in page, path
+            assert "<b>x" not in page, path
+        page = (await anonymous.get("/collections/parcels/items?limit=500&f=html")).text
+        data = re.search(r'id="features">(.*?)</script>', page, re.S).group(1)
+        assert evil in json.dumps(json.loads(data), ensure_ascii=False)
+
+
+async def test_a_page_holds_only_what_the_reader_may_read(
+    conn: AsyncConnection, settings: Settings, client: httpx.AsyncClient
+) -> None:
+    """An anonymous page of a home has no residents and no position, as its JSON."""
+    cur = await conn.execute(
+        "SELECT d.id, d.residents FROM dwellings d WHERE d.residents IS NOT NULL "
+        "ORDER BY d.id LIMIT 1"
+    )
+    home, residents = await cur.fetchone()
+    label = LAYERS["dwellings"].attribute("residents").title.es
+    member_page = (await client.get(f"/collections/dwellings/items/{home}?f=html")).text
+    assert html_text.escape(label) in member_page
+    async with api_client(conn, settings) as anonymous:
+        doc = (await anonymous.get(f"/collections/dwellings/items/{home}")).json()
+        assert "residents" not in doc["properties"] and doc["geometry"] is None
+        page = (await anonymous.get(f"/collections/dwellings/items/{home}?f=html")).text
+        assert html_text.escape(label) not in page
+        data = re.search(r'id="features">(.*?)</script>', page, re.S).group(1)
+        assert json.loads(data)["geometry"] is None
