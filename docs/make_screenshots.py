@@ -1,4 +1,5 @@
-"""Screenshots of the 5 de Marzo and El Maizal commune maps for the README (docs/img/*.png).
+"""Screenshots of the 5 de Marzo and El Maizal commune maps and of the pages for people, for the
+README (docs/img/*.png).
 
     .venv/bin/python docs/make_screenshots.py
 
@@ -31,6 +32,8 @@ MAX_BYTES = 300_000
 SHOTS = {
     "map-5-de-marzo.png": "/maps/communes/5-DE-MARZO?lang=es&embed=true",
     "map-el-maizal.png": "/maps/communes/EL-MAIZAL?lang=en&embed=true",
+    "page-home-es.png": "/?lang=es",
+    "page-parcels-en.png": "/collections/parcels/items?commune=EL-MAIZAL&limit=50&f=html&lang=en",
 }
 SIZES = [(1100, 720), (960, 640), (840, 560), (720, 480)]
 
