@@ -74,8 +74,12 @@ def main() -> None:
     import psycopg
 
     with psycopg.connect(conninfo) as conn:
-        have = conn.execute("SELECT to_regclass('communes') IS NOT NULL").fetchone()[0] and \
-            conn.execute("SELECT count(*) FROM communes WHERE code = '5-DE-MARZO'").fetchone()[0]
+        have = (
+            conn.execute("SELECT to_regclass('communes') IS NOT NULL").fetchone()[0]
+            and conn.execute("SELECT count(*) FROM communes WHERE code = '5-DE-MARZO'").fetchone()[
+                0
+            ]
+        )
     if not have:
         subprocess.run([str(cli), "load-sample"], check=True)
     IMG.mkdir(parents=True, exist_ok=True)
@@ -92,16 +96,23 @@ def take(settings: Settings, conninfo: str, headers: dict[str, str]) -> None:
 
     from geo_comuna.api.app import create_app
 
-    with harness.serve(create_app(settings, conninfo=conninfo)) as base, \
-            sync_playwright() as playwright:
+    with (
+        harness.serve(create_app(settings, conninfo=conninfo)) as base,
+        sync_playwright() as playwright,
+    ):
         browser = harness.launch(playwright)
         for name, path in SHOTS.items():
             for width, height in SIZES:
                 context = browser.new_context(
                     viewport={"width": width, "height": height}, extra_http_headers=headers
                 )
-                visit = harness.open_map(context.new_page(), base + path,
-                                         screenshot=IMG / name)
+                tab = context.new_page()
+                if path.startswith("/maps/"):
+                    visit = harness.open_map(tab, base + path, screenshot=IMG / name)
+                else:  # a page for people: no map to wait for
+                    visit = harness.watch(tab)
+                    tab.goto(base + path, wait_until="load")
+                    tab.screenshot(path=str(IMG / name))
                 context.close()
                 if visit.errors:
                     sys.exit(f"{path}: console errors {visit.errors}")
