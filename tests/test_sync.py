@@ -455,7 +455,7 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
     assert f"  {a}: tenure" in dry.stdout and "Dry run: nothing was written." in dry.stdout
     done = cli("sync", COMMUNE, str(gpkg))
     assert done.returncode == 0, done.stderr
-    assert "1 entidades escritas (auditoría: «sync comuna.gpkg»)" in done.stdout
+    assert "1 entidad escrita (auditoría: «sync comuna.gpkg»)" in done.stdout
     again = cli("sync", COMMUNE, str(gpkg), "--lang", "en")
     assert again.returncode == 0 and "Nothing to change" in again.stdout, again.stdout
 
@@ -463,6 +463,7 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
     conflict = cli("sync", COMMUNE, str(out), "--lang", "en")
     assert conflict.returncode == 3, conflict.stderr
     assert f"conflict parcels {a}" in conflict.stdout
+    assert "1 conflict left unwritten" in conflict.stdout  # one conflict, not "1 conflicts"
     assert f"tenure: package {tenure!r} / server {new_tenure!r}" in conflict.stdout
     kept = cli("sync", COMMUNE, str(out), "--theirs")
     assert kept.returncode == 0, kept.stderr

@@ -16,41 +16,54 @@ from geo_comuna.cli.common import die, load_settings, progress, run
 TEXT = {
     "es": {
         "dry": "Simulación: no se escribió nada.",
-        "written": "{n} entidades escritas (auditoría: «sync {file}»).",
+        "written": "{n} {features} (auditoría: «sync {file}»).",
+        "features": ("entidad escrita", "entidades escritas"),
         "nothing": "Nada que cambiar: el paquete coincide con la base de datos.",
-        "added": "nuevas",
-        "changed": "cambiadas",
-        "deleted": "borradas",
-        "missing": "ausentes del paquete (no borradas; use --delete-missing)",
-        "conflicts": "conflictos",
-        "synced": "nuevas ya guardadas por una sincronización anterior",
+        "added": ("nueva", "nuevas"),
+        "changed": ("cambiada", "cambiadas"),
+        "deleted": ("borrada", "borradas"),
+        "missing": (
+            "ausente del paquete (no borrada; use --delete-missing)",
+            "ausentes del paquete (no borradas; use --delete-missing)",
+        ),
+        "conflicts": ("conflicto", "conflictos"),
+        "synced": (
+            "nueva ya guardada por una sincronización anterior",
+            "nuevas ya guardadas por una sincronización anterior",
+        ),
         "conflict": "  conflicto {layer} {id}: versión del paquete {ours}, del servidor {theirs}",
         "gone": "  conflicto {layer} {id}: borrada en el servidor desde que se hizo el paquete",
         "field": "    {name}: paquete {ours!r} / servidor {theirs!r}",
-        "unresolved": "{n} conflictos sin escribir: --theirs conserva lo del servidor, "
+        "unresolved": "{n} {conflicts} sin escribir: --theirs conserva lo del servidor, "
         "--ours escribe lo del paquete.",
         "ours": "resuelto: se escribió lo del paquete",
         "theirs": "resuelto: se conservó lo del servidor",
     },
     "en": {
         "dry": "Dry run: nothing was written.",
-        "written": "{n} features written (audit: 'sync {file}').",
+        "written": "{n} {features} (audit: 'sync {file}').",
+        "features": ("feature written", "features written"),
         "nothing": "Nothing to change: the package matches the database.",
-        "added": "added",
-        "changed": "changed",
-        "deleted": "deleted",
-        "missing": "missing from the package (not deleted; use --delete-missing)",
-        "conflicts": "conflicts",
-        "synced": "new but stored by an earlier sync already",
+        "added": ("added", "added"),
+        "changed": ("changed", "changed"),
+        "deleted": ("deleted", "deleted"),
+        "missing": ("missing from the package (not deleted; use --delete-missing)",) * 2,
+        "conflicts": ("conflict", "conflicts"),
+        "synced": ("new but stored by an earlier sync already",) * 2,
         "conflict": "  conflict {layer} {id}: package version {ours}, server version {theirs}",
         "gone": "  conflict {layer} {id}: deleted on the server since the package was made",
         "field": "    {name}: package {ours!r} / server {theirs!r}",
-        "unresolved": "{n} conflicts left unwritten: --theirs keeps the server's values, "
+        "unresolved": "{n} {conflicts} left unwritten: --theirs keeps the server's values, "
         "--ours writes the package's.",
         "ours": "settled: the package's values written",
         "theirs": "settled: the server's values kept",
     },
 }
+
+
+def counted(n: int, words: tuple[str, str]) -> str:
+    """ "1 conflicto", "2 conflictos": the number and the word it takes."""
+    return f"{n} {words[0] if n == 1 else words[1]}"
 
 
 def summary(report: Any, lang: str) -> list[str]:
@@ -62,13 +75,13 @@ def summary(report: Any, lang: str) -> list[str]:
             continue
         deleted = t["deleted"] if report.delete_missing else t["missing"]
         counts = [
-            f"{len(diff.added)} {t['added']}",
-            f"{len(diff.changed)} {t['changed']}",
-            f"{len(diff.deleted)} {deleted}",
-            f"{len(diff.conflicts)} {t['conflicts']}",
+            counted(len(diff.added), t["added"]),
+            counted(len(diff.changed), t["changed"]),
+            counted(len(diff.deleted), deleted),
+            counted(len(diff.conflicts), t["conflicts"]),
         ]
         if diff.synced:
-            counts.append(f"{len(diff.synced)} {t['synced']}")
+            counts.append(counted(len(diff.synced), t["synced"]))
         lines.append(f"{name}: " + ", ".join(counts))
         for change in diff.changed:
             lines.append(f"  {change.id}: {', '.join(change.fields)}")
@@ -86,11 +99,13 @@ def summary(report: Any, lang: str) -> list[str]:
     if not lines:
         lines.append(t["nothing"])
     if report.unresolved:
-        lines.append(t["unresolved"].format(n=report.unresolved))
+        n = report.unresolved
+        lines.append(t["unresolved"].format(n=n, conflicts=t["conflicts"][n != 1]))
     if report.dry_run:
         lines.append(t["dry"])
     elif report.written:
-        lines.append(t["written"].format(n=report.written, file=report.file))
+        n = report.written
+        lines.append(t["written"].format(n=n, features=t["features"][n != 1], file=report.file))
     return lines
 
 
