@@ -354,6 +354,11 @@ async def test_an_all_digit_code_stops_the_upgrade_with_what_to_do(
         ) as db:
             monkeypatch.setattr(migrate, "available", lambda: [m for m in every if m.version < 14])
             await migrate.upgrade(db)
+            # a database at version 13 made from today's files has today's SQL functions
+            # (db/functions/, applied after any upgrade), whose audit trigger writes a column
+            # of a later migration: the old rows change without triggers (the audit's fire in
+            # replica mode too), as they once did
+            await db.execute("ALTER TABLE communes DISABLE TRIGGER USER")
             await db.execute(
                 "INSERT INTO communes (code, name, kind, status, geom) VALUES ('123', 'Digits', "
                 "'rural', 'active', ST_Multi(ST_Expand(ST_SetSRID(ST_Point(-69.15, 9.69), 4326), "
@@ -368,6 +373,7 @@ async def test_an_all_digit_code_stops_the_upgrade_with_what_to_do(
             )
             assert await migrate.current_version(db) == 13  # nothing of it applied
             await db.execute("UPDATE communes SET code = 'C-123' WHERE code = '123'")
+            await db.execute("ALTER TABLE communes ENABLE TRIGGER USER")
             applied = [m.version for m in await migrate.upgrade(db)]
             assert applied == [m.version for m in every if m.version >= 14]
             assert await scalar(db, "SELECT count(*) FROM commune_reach") == 1
