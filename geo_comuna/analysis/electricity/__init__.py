@@ -65,7 +65,11 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
             "min_size": params.min_cluster_size,
         },
     )
-    ids, residents, kind, sector, dbscan, line_m, lon, lat, x, y = await cur.fetchone()
+    columns = await cur.fetchone()
+    order = network.by_id(np.array(columns[0], np.int64))
+    ids, residents, kind, sector, dbscan, line_m, lon, lat, x, y = (
+        np.array(c, object)[order].tolist() for c in columns
+    )
     if not ids:
         cur = await conn.execute(
             "SELECT count(*) FROM dwellings WHERE commune_id = %s", (commune_id,)

@@ -219,14 +219,24 @@ async def load_dwellings(
         {"commune": commune_id, "without_piped": without_piped},
     )
     ids, residents, water, sector, lon, lat = await cur.fetchone()
+    ids = np.array(ids, np.int64)
+    order = by_id(ids)
     return Dwellings(
-        np.array(ids, np.int64),
-        np.array(residents, float),
-        list(water),
-        list(sector),
-        np.array(lon, float),
-        np.array(lat, float),
+        ids[order],
+        np.array(residents, float)[order],
+        np.array(water, object)[order].tolist(),
+        np.array(sector, object)[order].tolist(),
+        np.array(lon, float)[order],
+        np.array(lat, float)[order],
     )
+
+
+def by_id(ids: np.ndarray) -> np.ndarray | slice:
+    """The order that sorts ``ids``: all of them (a slice) when they came sorted, as the
+    queries sort them once for all their arrays."""
+    if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):
+        return slice(None)
+    return np.argsort(ids, kind="stable")
 
 
 @dataclass(frozen=True)

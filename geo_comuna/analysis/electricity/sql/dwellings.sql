@@ -12,21 +12,26 @@ WITH gap AS (
     SELECT *, ST_ClusterDBSCAN(xy, %(radius)s, %(min_size)s) OVER () AS dbscan
     FROM gap
 )
-SELECT coalesce(array_agg(g.id ORDER BY g.id), '{}'),
-       coalesce(array_agg(g.residents ORDER BY g.id), '{}'),
-       coalesce(array_agg(g.electricity ORDER BY g.id), '{}'),
-       coalesce(array_agg(g.sector ORDER BY g.id), '{}'),
-       coalesce(array_agg(g.dbscan ORDER BY g.id), '{}'),
-       coalesce(array_agg(line.distance_m ORDER BY g.id), '{}'),
-       coalesce(array_agg(ST_X(g.geom) ORDER BY g.id), '{}'),
-       coalesce(array_agg(ST_Y(g.geom) ORDER BY g.id), '{}'),
-       coalesce(array_agg(ST_X(g.xy) ORDER BY g.id), '{}'),
-       coalesce(array_agg(ST_Y(g.xy) ORDER BY g.id), '{}')
-FROM dbscan g
-LEFT JOIN LATERAL (
-    SELECT ST_Distance(l.geom::geography, g.geom::geography) AS distance_m
-    FROM power_lines l
-    WHERE l.commune_id = %(commune)s AND l.condition = 'good'
-    ORDER BY l.geom <-> g.geom
-    LIMIT 1
-) line ON true
+SELECT coalesce(array_agg(id), '{}'),
+       coalesce(array_agg(residents), '{}'),
+       coalesce(array_agg(electricity), '{}'),
+       coalesce(array_agg(sector), '{}'),
+       coalesce(array_agg(dbscan), '{}'),
+       coalesce(array_agg(distance_m), '{}'),
+       coalesce(array_agg(ST_X(geom)), '{}'),
+       coalesce(array_agg(ST_Y(geom)), '{}'),
+       coalesce(array_agg(ST_X(xy)), '{}'),
+       coalesce(array_agg(ST_Y(xy)), '{}')
+FROM (
+    -- sorted once here rather than by each aggregate (the reader checks the order)
+    SELECT g.*, line.distance_m
+    FROM dbscan g
+    LEFT JOIN LATERAL (
+        SELECT ST_Distance(l.geom::geography, g.geom::geography) AS distance_m
+        FROM power_lines l
+        WHERE l.commune_id = %(commune)s AND l.condition = 'good'
+        ORDER BY l.geom <-> g.geom
+        LIMIT 1
+    ) line ON true
+    ORDER BY g.id
+) d
