@@ -56,13 +56,16 @@ def _texts(column: Sequence[Any]) -> np.ndarray:
         return table[codes]
     body = np.frombuffer(whole, np.uint8)[1:-1]
     comma = body == ord(",")
-    value = np.cumsum(comma)  # which value each byte belongs to (a comma: the next one)
-    first = np.concatenate([[0], np.flatnonzero(comma) + 1])
-    at = np.arange(len(body)) - first[value]
-    keep = ~comma
-    out = np.zeros((len(column), int(at[keep].max()) + 1), np.uint8)
-    out[value[keep], at[keep]] = body[keep]
-    return out
+    ends = np.flatnonzero(comma)
+    length = np.diff(ends, prepend=-1, append=len(body)) - 1  # of each value's text
+    text = body[~comma]
+    width = int(length.max())
+    out = np.zeros(len(length) * width, np.uint8)
+    # each byte goes to its value's row, at its place in the value
+    first = np.cumsum(length) - length
+    at = np.repeat(np.arange(len(length)) * width - first, length) + np.arange(len(text))
+    out[at] = text
+    return out.reshape(len(length), width)
 
 
 def _scalar(value: Any) -> Any:
