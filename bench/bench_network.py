@@ -13,7 +13,7 @@ five grid rows 3 m off the paths, power lines in good condition along five grid 
 off the paths, transit stops, and random dwellings. Timings are medians of --runs runs of the
 whole request (``GET /communes/{code}/analyses/{name}`` through the app, as an admin, body
 read), of ``run()`` (the analysis as the API calls it, from the database to the Result), then
-of its stages, then json.dumps of the GeoJSON the API would send.
+of its stages, then the GeoJSON written as the API writes it.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ os.environ.setdefault("GEO_COMUNA_TOKEN_HEAVY_RATE_PER_MINUTE", "0")
 from bench import common  # noqa: E402
 from geo_comuna import accounts  # noqa: E402
 from geo_comuna.analysis import electricity, stair_access, water_hookups  # noqa: E402
+from geo_comuna.analysis.base import (
+    sql_text,  # noqa: E402
+    to_json,  # noqa: E402
+)
 from geo_comuna.analysis.toolkit import dem as dem_reading  # noqa: E402
 from geo_comuna.analysis.toolkit import network  # noqa: E402
 from geo_comuna.io import dems  # noqa: E402
@@ -300,9 +304,13 @@ def dijkstra_alone(
     return statistics.median(times)
 
 
-async def http_request(dsn: str, code: str, name: str, runs: int) -> tuple[float, int]:
-    """Median seconds of the whole request, as an admin, body read; and the body's bytes.
-    Each run is a new app (lifespan run, pool open, outside the timing): no cached answer."""
+async def http_request(
+    dsn: str, code: str, name: str, runs: int
+) -> tuple[float, float | None, int]:
+    """Median seconds of the whole request, as an admin, body read; its median CPU seconds
+    (this process, server and client, plus every process of the embedded cluster); and the
+    body's bytes. Each run is a new app (lifespan run, pool open, outside the timing): no
+    cached answer."""
     from geo_comuna.api.app import create_app
     from geo_comuna.settings import Settings
 
@@ -311,7 +319,8 @@ async def http_request(dsn: str, code: str, name: str, runs: int) -> tuple[float
         _, token = await accounts.add_user(conn, f"bench-net-{uuid.uuid4().hex[:8]}", "admin", [])
     finally:
         await conn.close()
-    times, size = [], 0
+    server_cpu = common.server_cpu_reader()
+    times, cpus, size = [], [], 0
     for _ in range(runs):
         app = create_app(Settings(), conninfo=dsn)
         async with app.router.lifespan_context(app):
@@ -322,17 +331,50 @@ async def http_request(dsn: str, code: str, name: str, runs: int) -> tuple[float
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=600,
             ) as client:
-                start = time.perf_counter()
+                db0 = server_cpu() if server_cpu else None
+                cpu0, start = time.process_time(), time.perf_counter()
                 r = await client.get(f"/communes/{code}/analyses/{name}")
                 times.append(time.perf_counter() - start)
+                if db0 is not None and server_cpu:
+                    cpus.append(time.process_time() - cpu0 + server_cpu() - db0)
                 if r.status_code != 200:
                     sys.exit(f"{name}: {r.status_code} {r.text[:300]}")
                 size = len(r.content)
-    return statistics.median(times), size
+    return statistics.median(times), statistics.median(cpus) if cpus else None, size
 
 
 async def stages_electricity(conn: psycopg.AsyncConnection, cid: int, runs: int) -> list[tuple]:
-    return []
+    params = electricity.Params()
+    srid = await network.utm_srid(conn, cid)
+    args = {
+        "commune": cid,
+        "srid": srid,
+        "radius": params.cluster_radius_m,
+        "min_size": params.min_cluster_size,
+    }
+    query = sql_text("geo_comuna.analysis.electricity", "dwellings.sql")
+
+    async def read() -> tuple:
+        cur = conn.cursor(binary=True)
+        await cur.execute(query, args)
+        return await cur.fetchone()
+
+    t_sql, cpu_sql, row = await timed_cpu(conn, read, runs)
+    dbscan, x, y = row[4], np.array(row[8], float), np.array(row[9], float)
+    start = time.process_time()
+    key = electricity.parts.clusters(dbscan, x, y, params.dwellings_per_site)
+    cpu_parts = time.process_time() - start
+    on = np.flatnonzero(key >= 0)
+    t_sites, cpu_sites, _ = await timed_cpu(
+        conn,
+        lambda: electricity.sites(conn, cid, srid, [row[0][i] for i in on], key[on].tolist()),
+        runs,
+    )
+    return [
+        ("dwellings: DBSCAN + nearest good line (SQL)", t_sql, cpu_sql),
+        ("clusters cut into parts (k-means, Python)", cpu_parts, cpu_parts),
+        ("transformer sites (SQL)", t_sites, cpu_sites),
+    ]
 
 
 async def stages_water(conn: psycopg.AsyncConnection, cid: int, runs: int) -> list[tuple]:
@@ -420,24 +462,31 @@ async def measure(dsn: str, ids: dict[str, int], runs: int, only: list[str]) -> 
             srid = await network.utm_srid(conn, cid)
             net = await network.load(conn, cid, srid)
             homes = CASES[code][1]
-            t_http, size = await http_request(dsn, code, name, runs)
+            t_http, cpu_http, size = await http_request(dsn, code, name, runs)
             t_run, cpu_run, result = await timed_cpu(
                 conn, lambda m=module, c=cid: m.run(conn, c, m.Params()), runs
             )
             start, cpu0 = time.perf_counter(), time.process_time()
-            json.dumps(result.feature_collection(), default=str)
+            to_json(result.feature_collection(as_written=True))
             t_json, cpu_json = time.perf_counter() - start, time.process_time() - cpu0
             rows = [
-                (f"whole HTTP request, cold ({size / 1e6:.1f} MB of JSON)", t_http, None),
+                (f"whole HTTP request, cold ({size / 1e6:.1f} MB of JSON)", t_http, cpu_http),
                 ("run(): database to Result", t_run, cpu_run),
-                *((stage, t, None) for stage, t in await stages(conn, cid, runs)),
-                ("json.dumps of the GeoJSON (the API's extra)", t_json, cpu_json),
+                *(
+                    (stage[0], stage[1], stage[2] if len(stage) > 2 else None)
+                    for stage in await stages(conn, cid, runs)
+                ),
+                ("the GeoJSON written as the API writes it", t_json, cpu_json),
             ]
             floor = next((t for stage, t, _ in rows if stage.startswith("scipy")), None)
             if floor:
                 rows.append(
                     (f"ratio: whole request / scipy floor = {t_http / floor:,.0f}x", None, None)
                 )
+                if cpu_http:
+                    rows.append(
+                        (f"ratio: request CPU / scipy floor = {cpu_http / floor:,.0f}x", None, None)
+                    )
             print(
                 common.table(
                     f"{name}: {homes:,} dwellings, {net.n_edges:,} edges, {net.n_nodes:,} nodes "

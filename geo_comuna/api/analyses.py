@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
 from geo_comuna import work
 from geo_comuna.analysis import disclosure
-from geo_comuna.analysis.base import answer, parse_params
+from geo_comuna.analysis.base import answer, parse_params, to_json
 from geo_comuna.analysis.registry import all_analyses, get_analysis
 from geo_comuna.api.deps import Commune, CommuneRef, Conn, ReaderAccess
 from geo_comuna.api.parameters import own_parameters
@@ -62,7 +61,7 @@ async def run_analysis(
             headers={"Content-Disposition": f'attachment; filename="{name}-{commune_id}.csv"'},
         )
     if f == "geojson":
-        body = await work.cpu(_json, result.feature_collection())
+        body = await work.cpu(to_json, result.feature_collection(as_written=True))
         return Response(body, media_type="application/geo+json")
     body = {
         "analysis": name,
@@ -72,8 +71,4 @@ async def run_analysis(
         "warnings": result.warnings,
         "features": result.features,
     }
-    return Response(await work.cpu(_json, body), media_type="application/json")
-
-
-def _json(body: Any) -> str:
-    return json.dumps(body, default=str)
+    return Response(await work.cpu(to_json, body), media_type="application/json")

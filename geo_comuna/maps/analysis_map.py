@@ -117,7 +117,7 @@ async def _features(
             "Este análisis no tiene geometría que mostrar.",
             "This analysis has no geometry to show.",
         )
-    return result.features, None
+    return list(result.features), None  # column-wise features as dicts for the map
 
 
 def _colour_property(style: dict[str, Any], features: list[dict[str, Any]]) -> str | None:

@@ -2,13 +2,15 @@
 in good condition, and where a transformer would serve each cluster of them.
 
 Distances are geodesic metres (WGS 84). Clusters are PostGIS DBSCAN in metres in the commune's
-UTM zone, each cut by k-means into parts of about ``dwellings_per_site``. A cluster's suggested
+UTM zone, each cut by k-means into parts of about ``dwellings_per_site`` (parts.py: PostGIS'
+ST_ClusterKMeans, step for step, faster). A cluster's suggested
 transformer site is the residents-weighted geometric median of its dwellings: the point that
 minimises the residents-weighted sum of straight distances to them.
 docs/analyses.md ("Electricity gaps") gives every formula.
 
 params.py holds the parameters; sql/dwellings.sql finds, measures and clusters the dwellings,
-sql/sites.sql places one site per cluster; this module shapes the answer.
+parts.py cuts the clusters, sql/sites.sql places one site per cluster; this module shapes the
+answer.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from typing import Any
 import numpy as np
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.analysis.base import Analysis, FeaturesOf, Result, sql_text
+from geo_comuna.analysis.electricity import parts
 from geo_comuna.analysis.electricity.params import Params
 from geo_comuna.analysis.toolkit import network
+from geo_comuna.analysis.toolkit.features import PointFeatures
 from geo_comuna.layers import LAYERS
 
 __all__ = ["ANALYSIS", "Params", "run", "sites"]
@@ -58,11 +63,14 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
             "srid": srid,
             "radius": params.cluster_radius_m,
             "min_size": params.min_cluster_size,
-            "max_size": params.dwellings_per_site,
         },
     )
-    dwellings = await cur.fetchall()
-    if not dwellings:
+    columns = await cur.fetchone()
+    order = network.by_id(np.array(columns[0], np.int64))
+    ids, residents, kind, sector, dbscan, line_m, lon, lat, x, y = (
+        np.array(c, object)[order].tolist() for c in columns
+    )
+    if not ids:
         cur = await conn.execute(
             "SELECT count(*) FROM dwellings WHERE commune_id = %s", (commune_id,)
         )
@@ -77,19 +85,21 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
             rows=[],
             warnings=warnings,
         )
-    ids, residents, kind, sector, dbscan, line_m, geometry = zip(*dwellings, strict=True)
-    line = np.array(line_m, float)
+    line = np.array([np.nan if d is None else d for d in line_m], float)
     if np.isnan(line).all():
         warnings.append(
             "this commune has no power line in good condition mapped: distances to a line are null"
         )
-    clustered = [(i, c) for i, c in zip(ids, dbscan, strict=True) if c is not None]
+    cluster = await work.cpu(
+        parts.clusters, dbscan, np.array(x, float), np.array(y, float), params.dwellings_per_site
+    )
+    clustered = np.flatnonzero(cluster >= 0)
     found = await sites(
-        conn, commune_id, srid, [i for i, _ in clustered], [c for _, c in clustered]
+        conn, commune_id, srid, [ids[i] for i in clustered], cluster[clustered].tolist()
     )
     number = {row[0]: n for n, row in enumerate(found, start=1)}  # by residents served
 
-    features: list[dict[str, Any]] = []
+    before: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     for n, (_, homes, people, reach, to_line, nearest, site) in enumerate(found, start=1):
         props = {
@@ -101,31 +111,25 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
             "line_distance_m": _num(to_line),
             "nearest_dwelling": nearest,
         }
-        features.append(
-            {"type": "Feature", "id": f"site-{n}", "geometry": site, "properties": props}
-        )
+        before.append({"type": "Feature", "id": f"site-{n}", "geometry": site, "properties": props})
         rows.append({k: v for k, v in props.items() if k != "kind"})
-    features += [
+    features = PointFeatures(
+        ids,
+        np.array(lon, float),
+        np.array(lat, float),
         {
-            "type": "Feature",
-            "id": i,
-            "geometry": g,
-            "properties": {
-                "kind": "dwelling",
-                "residents": r,
-                "electricity": e,
-                "sector": s,
-                "cluster": None if c is None else number[c],
-                "line_distance_m": _num(d),
-            },
-        }
-        for i, r, e, s, c, d, g in zip(
-            ids, residents, kind, sector, dbscan, line.tolist(), geometry, strict=True
-        )
-    ]
+            "kind": ["dwelling"] * len(ids),
+            "residents": residents,
+            "electricity": kind,
+            "sector": sector,
+            "cluster": [number[c] if c >= 0 else None for c in cluster.tolist()],
+            "line_distance_m": [None if d != d else round(d, 1) for d in line.tolist()],
+        },
+        before=before,
+    )
 
     people = np.array(residents, float)
-    in_cluster = np.array([c is not None for c in dbscan])
+    in_cluster = cluster >= 0
     known = ~np.isnan(line)
     summary = {
         "dwellings": len(ids),
@@ -146,7 +150,7 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
 
 
 def _by_sector(
-    sector: tuple[str | None, ...], people: np.ndarray, line: np.ndarray
+    sector: list[str | None], people: np.ndarray, line: np.ndarray
 ) -> list[dict[str, Any]]:
     names = np.array([s or "" for s in sector])
     out = []

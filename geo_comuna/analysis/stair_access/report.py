@@ -17,6 +17,7 @@ from geo_comuna.analysis.toolkit.network import (
     Attachment,
     Dwellings,
     Network,
+    PointFeatures,
     as_features,
     rounded,
     whole,
@@ -32,47 +33,32 @@ def flags(out: Walks, back: Walks, params: Params) -> dict[str, np.ndarray]:
 
 def dwelling_features(
     dw: Dwellings, homes: Attachment, out: Walks, back: Walks, flagged: dict[str, np.ndarray]
-) -> list[dict[str, Any]]:
+) -> PointFeatures:
     """One GeoJSON feature per dwelling: its walk out, its walk back, and its flags."""
-    properties = (
+    ok = out.reachable
+    destination = np.where(out.to_stop, "transit_stop", "road").astype(object)
+    destination[~ok] = None
+    return as_features(
+        dw,
         {
-            "residents": int(r),
-            "sector": s,
-            "reachable": ok,
-            "destination": ("transit_stop" if st else "road") if ok else None,
-            "minutes": mi,
-            "metres": me,
-            "steps": st_,
-            "steps_climbed": cl,
-            "elevation_gain_m": ga,
-            "minutes_back": mb,
-            "steps_climbed_back": cb,
-            "elevation_gain_back_m": gb,
-            "connector_m": co,
-            "over_minutes": om,
-            "over_steps": os_,
-            "flagged": om or os_,
-        }
-        for (r, s, ok, st, mi, me, st_, cl, ga, mb, cb, gb, co, om, os_) in zip(
-            dw.residents.tolist(),
-            dw.sector,
-            out.reachable.tolist(),
-            out.to_stop.tolist(),
-            rounded(out.cost["seconds"] / 60, 2),
-            rounded(out.cost["metres"]),
-            whole(out.cost["steps"]),
-            whole(out.cost["climbed"]),
-            rounded(out.cost["gain_m"]),
-            rounded(back.cost["seconds"] / 60, 2),
-            whole(back.cost["climbed"]),
-            rounded(back.cost["gain_m"]),
-            rounded(homes.connector_m),
-            flagged["over_minutes"].tolist(),
-            flagged["over_steps"].tolist(),
-            strict=True,
-        )
+            "residents": dw.residents.astype(np.int64).tolist(),
+            "sector": dw.sector,
+            "reachable": ok.tolist(),
+            "destination": destination.tolist(),
+            "minutes": rounded(out.cost["seconds"] / 60, 2),
+            "metres": rounded(out.cost["metres"]),
+            "steps": whole(out.cost["steps"]),
+            "steps_climbed": whole(out.cost["climbed"]),
+            "elevation_gain_m": rounded(out.cost["gain_m"]),
+            "minutes_back": rounded(back.cost["seconds"] / 60, 2),
+            "steps_climbed_back": whole(back.cost["climbed"]),
+            "elevation_gain_back_m": rounded(back.cost["gain_m"]),
+            "connector_m": rounded(homes.connector_m),
+            "over_minutes": flagged["over_minutes"].tolist(),
+            "over_steps": flagged["over_steps"].tolist(),
+            "flagged": (flagged["over_minutes"] | flagged["over_steps"]).tolist(),
+        },
     )
-    return as_features(dw, properties)
 
 
 def summary(

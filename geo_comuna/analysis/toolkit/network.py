@@ -10,7 +10,7 @@ points; per-point work is numpy over arrays, never a Python loop over dwellings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -27,6 +27,7 @@ from scipy.spatial import cKDTree
 from geo_comuna import work
 from geo_comuna.analysis.base import sql_text
 from geo_comuna.analysis.toolkit.dem import coarsened_warning, elevations
+from geo_comuna.analysis.toolkit.features import PointFeatures
 from geo_comuna.errors import NotFound
 from geo_comuna.io.dems import Dem, for_commune
 
@@ -186,7 +187,7 @@ def _linestrings(npoints: np.ndarray, wkb: bytes) -> tuple[np.ndarray, np.ndarra
 
 @dataclass(frozen=True)
 class Dwellings:
-    """A commune's dwellings sorted by id; ``geometry`` their GeoJSON points."""
+    """A commune's dwellings sorted by id, placed by ``lon``/``lat`` (WGS 84)."""
 
     ids: np.ndarray
     residents: np.ndarray
@@ -194,7 +195,6 @@ class Dwellings:
     sector: list[str | None]
     lon: np.ndarray
     lat: np.ndarray
-    geometry: list[dict[str, Any]]
 
     @property
     def sector_names(self) -> np.ndarray:
@@ -202,12 +202,11 @@ class Dwellings:
         return np.array([s or "" for s in self.sector])
 
 
-def as_features(dw: Dwellings, properties: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """GeoJSON Features of the dwellings, in ``dw.ids`` order: one per ``properties`` dict."""
-    return [
-        {"type": "Feature", "id": i, "geometry": g, "properties": p}
-        for i, g, p in zip(dw.ids.tolist(), dw.geometry, properties, strict=True)
-    ]
+def as_features(dw: Dwellings, properties: dict[str, Sequence[Any]]) -> PointFeatures:
+    """GeoJSON Point features of the dwellings, in ``dw.ids`` order, from property columns
+    (one value per dwelling each): written column-wise, never a dict per dwelling unless
+    someone reads them as dicts (toolkit/features.py)."""
+    return PointFeatures(dw.ids.tolist(), dw.lon, dw.lat, properties)
 
 
 async def load_dwellings(
@@ -220,26 +219,24 @@ async def load_dwellings(
         {"commune": commune_id, "without_piped": without_piped},
     )
     ids, residents, water, sector, lon, lat = await cur.fetchone()
+    ids = np.array(ids, np.int64)
+    order = by_id(ids)
     return Dwellings(
-        np.array(ids, np.int64),
-        np.array(residents, float),
-        list(water),
-        list(sector),
-        np.array(lon, float),
-        np.array(lat, float),
-        points_geojson(lon, lat),
+        ids[order],
+        np.array(residents, float)[order],
+        np.array(water, object)[order].tolist(),
+        np.array(sector, object)[order].tolist(),
+        np.array(lon, float)[order],
+        np.array(lat, float)[order],
     )
 
 
-def points_geojson(lon: list[float], lat: list[float]) -> list[dict[str, Any]]:
-    """GeoJSON Points, the same as PostGIS' ST_AsGeoJSON(geom, 7) parsed: coordinates
-    correctly rounded to 7 decimals (Python's round, like PostGIS' printing, rounds the exact
-    binary value). Built here from the coordinates already read: a hundred thousand small
-    JSON documents cost PostgreSQL to write and Python to parse again (~0.3 s)."""
-    return [
-        {"type": "Point", "coordinates": [round(x, 7), round(y, 7)]}
-        for x, y in zip(lon, lat, strict=True)
-    ]
+def by_id(ids: np.ndarray) -> np.ndarray | slice:
+    """The order that sorts ``ids``: all of them (a slice) when they came sorted, as the
+    queries sort them once for all their arrays."""
+    if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):
+        return slice(None)
+    return np.argsort(ids, kind="stable")
 
 
 @dataclass(frozen=True)

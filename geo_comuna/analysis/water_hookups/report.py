@@ -12,6 +12,7 @@ import numpy as np
 from psycopg import AsyncConnection
 
 from geo_comuna.analysis.base import Result
+from geo_comuna.analysis.toolkit.features import PointFeatures
 from geo_comuna.analysis.toolkit.network import Dwellings, as_features, rounded
 from geo_comuna.analysis.water_hookups.pipes import Pipes, Rise
 from geo_comuna.analysis.water_hookups.ranking import Ranking
@@ -43,39 +44,29 @@ def nothing_to_connect(totals: dict[str, tuple[int, int]]) -> Result:
 
 def dwelling_features(
     dw: Dwellings, pipes: Pipes, rise: Rise, ranking: Ranking, head_threshold_m: float
-) -> list[dict[str, Any]]:
+) -> PointFeatures:
     """One GeoJSON feature per dwelling without piped water; ``needs_pumping`` compares the
     rounded rise with the threshold, as shown."""
-    properties = (
+    diff = rounded(rise.rise_m)
+    shown = np.array([np.nan if d is None else d for d in diff], float)
+    pumping = (shown > head_threshold_m).astype(object)
+    pumping[np.isnan(shown)] = None
+    return as_features(
+        dw,
         {
-            "residents": int(r),
-            "water": w,
-            "sector": s,
-            "length_m": m,
-            "connection": c,
-            "connector_m": cm,
-            "project": int(p),
-            "elevation_m": zh,
-            "source_elevation_m": zs,
-            "elevation_diff_m": dz,
-            "needs_pumping": None if dz is None else bool(dz > thr),
-        }
-        for r, w, s, m, c, cm, p, zh, zs, dz, thr in zip(
-            dw.residents.tolist(),
-            dw.water,
-            dw.sector,
-            rounded(pipes.length_m),
-            np.where(pipes.on_network, "network", "straight_line").tolist(),
-            rounded(pipes.connector_m),
-            ranking.rank[pipes.project].tolist(),
-            rounded(rise.elevation_m),
-            rounded(rise.source_elevation_m),
-            rounded(rise.rise_m),
-            [head_threshold_m] * len(dw.ids),
-            strict=True,
-        )
+            "residents": dw.residents.astype(np.int64).tolist(),
+            "water": dw.water,
+            "sector": dw.sector,
+            "length_m": rounded(pipes.length_m),
+            "connection": np.where(pipes.on_network, "network", "straight_line").tolist(),
+            "connector_m": rounded(pipes.connector_m),
+            "project": ranking.rank[pipes.project].astype(np.int64).tolist(),
+            "elevation_m": rounded(rise.elevation_m),
+            "source_elevation_m": rounded(rise.source_elevation_m),
+            "elevation_diff_m": diff,
+            "needs_pumping": pumping.tolist(),
+        },
     )
-    return as_features(dw, properties)
 
 
 def project_rows(
