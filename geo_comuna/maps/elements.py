@@ -55,6 +55,14 @@ class Script(MacroElement):
             child.render(**kwargs)
 
 
+class MetricScale(Script):
+    """The scale bar in metres and kilometres only (folium's own adds feet and miles)."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        L.control.scale({imperial: false}).addTo({{ this._parent.get_name() }});
+    {% endmacro %}""")
+
+
 class Data(Script):
     """A JavaScript variable holding a layer's data, shared by the layer's themes."""
 

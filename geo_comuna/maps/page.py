@@ -18,7 +18,7 @@ from markupsafe import escape
 
 from geo_comuna.accounts import PUBLIC, Access
 from geo_comuna.maps import assets
-from geo_comuna.maps.elements import Done, Legend, Note, raw_html
+from geo_comuna.maps.elements import Done, Legend, MetricScale, Note, raw_html
 from geo_comuna.maps.styles import STYLES_PATH, Styles
 
 Lang = Literal["es", "en"]
@@ -64,9 +64,9 @@ def new_map(
         location=[(s + n) / 2, (w + e) / 2],
         zoom_start=12,
         tiles=None,
-        control_scale=True,
         max_zoom=21,
     )
+    MetricScale().add_to(m)
     # per instance: folium's class defaults point at CDNs; assets.tags() links our own copies
     m.default_js = []
     m.default_css = []

@@ -38,6 +38,7 @@ INSPECT_JS = """() => {
                         .map((s) => s.getAttribute('data-gc-layer')),
         legend_titles: text('.gc-legend h4'),
         paths: document.querySelectorAll('path.leaflet-interactive').length,
+        scale: text('.leaflet-control-scale-line'),
         canvases: document.querySelectorAll('.leaflet-tile-container canvas, canvas').length,
         images: document.querySelectorAll('img.leaflet-image-layer').length,
         drawn: window.GeoComuna ? window.GeoComuna.drawn : null,

@@ -137,6 +137,8 @@ def test_commune_map_5_de_marzo(member: Any, server: str) -> None:
         screenshot=ARTIFACTS / "commune-5-de-marzo-es.png",
     )
     check(visit, layers=COMMUNE_LAYERS_ES, legend=COMMUNE_LEGEND)
+    # one scale bar, metric: no feet, no miles
+    assert len(visit.state["scale"]) == 1 and visit.state["scale"][0].endswith((" m", " km"))
     drawn = visit.state["drawn"]
     assert drawn["dwellings-water"] > 1000 and drawn["paths-kind"] > 0
     assert visit.state["paths"] > 1000
