@@ -88,7 +88,8 @@ def _add_states(m, page: Page, styles: Styles, geojson: str, legend: list[str]) 
             label = f"{low}" if low == breaks[i] else f"{low}–{breaks[i]}"
         else:
             label = f"> {breaks[-1]}" if breaks else ""
-        entries.append((colour, f"{label} {n}"))
+        one = page.t("comuna", "commune")
+        entries.append((colour, f"{label} {one if label == '1' else n}"))
     holder = Data.from_geojson(geojson)
     holder.add_to(m)
     ThemedLayer(title, spec, "geojson", holder.get_name()).add_to(m)

@@ -271,6 +271,8 @@ def test_national_map(page: Any, server: str) -> None:
     )
     assert visit.state["drawn"]["exchanges-product"] > 0
     assert visit.state["drawn"]["communes-status-points"] >= 9
+    legend = page.evaluate("() => document.querySelector('.gc-legend').innerText")
+    assert "1 commune\n" in legend and "1 communes" not in legend and "2 communes" in legend
 
 
 @pytest.mark.parametrize(
