@@ -42,13 +42,16 @@ async def add_layer(
     filters: Filters,
     legend: list[str],
 ) -> int:
-    """Every theme of ``layer`` as a map layer with its legend section; the feature count.
+    """Every theme of ``layer`` as a map layer with its legend section; the feature count
+    (none of it for a layer with no feature here).
     Only what the page's reader may read: members-only properties they may read nowhere are
     neither fetched nor shown, nor are themes coloured by them."""
     access = page.access
     names = data.readable_names(layer, styles.wanted_properties(layer), access)
     themes = [t for t in styles.themes(layer) if t.by in names]
     n = await data.count(conn, layer, filters, access)
+    if n == 0:  # an empty layer: nothing to switch on, nothing for the legend to explain
+        return 0
     if n <= page.tile_threshold:
         kind = "geojson"
         holder = Data.from_geojson(await data.geojson(conn, layer, filters, names, access))

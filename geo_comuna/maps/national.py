@@ -121,6 +121,8 @@ async def _add_exchanges(
     width = style.get("width_by")
     span = await data.value_range(conn, exchanges, width["attribute"]) if width else None
     n = await data.count(conn, exchanges, Filters(), page.access)
+    if n == 0:  # no exchange yet: no layer and no legend for it
+        return
     holder = Data.from_geojson(
         await data.geojson(
             conn, exchanges, Filters(), styles.wanted_properties(exchanges), page.access

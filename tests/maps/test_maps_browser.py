@@ -105,13 +105,14 @@ def check(visit: Any, *, layers: list[str], legend: list[str]) -> None:
             visit.state["layers"],
         )
     assert set(legend) <= set(visit.state["legend"]), visit.state["legend"]
+    # an empty layer is neither offered nor explained ("Invernaderos (0)")
+    assert not [label for label in visit.state["layers"] if label.endswith("(0)")]
 
 
 COMMUNE_LAYERS_ES = [
     "Límite de la comuna",
     "Líneas estadales",
     "Parcelas por tenencia",
-    "Invernaderos",
     "Unidades de producción",
     "Viviendas por agua",
     "Viviendas por electricidad",
@@ -137,6 +138,8 @@ def test_commune_map_5_de_marzo(member: Any, server: str) -> None:
         screenshot=ARTIFACTS / "commune-5-de-marzo-es.png",
     )
     check(visit, layers=COMMUNE_LAYERS_ES, legend=COMMUNE_LEGEND)
+    # 5 de Marzo has no greenhouse: no layer of them
+    assert not any(label.startswith("Invernaderos") for label in visit.state["layers"])
     # one scale bar, metric: no feet, no miles
     assert len(visit.state["scale"]) == 1 and visit.state["scale"][0].endswith((" m", " km"))
     drawn = visit.state["drawn"]
