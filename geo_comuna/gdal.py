@@ -66,7 +66,7 @@ def vector() -> ModuleType:
     # pyogrio looks for pyproj as it loads, for nothing it reads or writes with (a flag its
     # GeoDataFrame functions define and never read); kept from finding it, pyproj is loaded
     # only where a CRS must be understood, which an import of a file in EPSG:4326 never does
-    # (~0.25 s and ~18 MB of the command, bench/README.md)
+    # (~0.25 s and ~11 MB of the command, bench/README.md)
     hidden = "pyproj" not in sys.modules
     if hidden:
         sys.modules["pyproj"] = None  # type: ignore[assignment]  # import: ImportError
@@ -111,7 +111,7 @@ def raster() -> ModuleType:
 def _offline_proj() -> None:
     """PROJ never downloads grids (a CRS in an upload must not make the server fetch). When
     pyproj is not loaded yet (an import of a file in EPSG:4326 never loads it: ~0.25 s and
-    ~18 MB, bench/README.md), PROJ_NETWORK says so to every PROJ context it makes later, as
+    ~11 MB, bench/README.md), PROJ_NETWORK says so to every PROJ context it makes later, as
     pyproj's own ``set_network_enabled()`` without an argument reads it too."""
     if "pyproj" not in sys.modules:
         os.environ["PROJ_NETWORK"] = "OFF"

@@ -2,7 +2,7 @@
 a piece at a time by the import's worker thread.
 
 pyproj is loaded only for a file that needs it: most files already say EPSG:4326, and loading
-PROJ costs every import ~0.25 s and ~18 MB (bench/README.md, "Import at every size").
+PROJ costs every import ~0.25 s and ~11 MB (bench/README.md, "Import at every size").
 """
 
 from __future__ import annotations
