@@ -31,6 +31,17 @@ CLI = next(
     "geo-comuna",
 )
 PARCELS_GPKG = OUT / "parcels_200k.gpkg"
+
+
+def parcels_gpkg(count: int) -> Path:
+    """make_parcels.py's file of ``count`` parcels: parcels_1k.gpkg ... parcels_1m.gpkg."""
+    if count % 1_000_000 == 0:
+        return OUT / f"parcels_{count // 1_000_000}m.gpkg"
+    if count % 1_000 == 0:
+        return OUT / f"parcels_{count // 1_000}k.gpkg"
+    return OUT / f"parcels_{count}.gpkg"
+
+
 PARCEL_COMMUNES_GPKG = OUT / "parcel_communes.gpkg"
 #: code prefixes of what the benches write, so each can replace its own rows only
 PARCEL_COMMUNE_PREFIX = "BENCH-P-"

@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 from common import (
@@ -134,13 +135,15 @@ def timed(cmd: list[str], server_cpu: Callable[[], float] | None) -> Run:
     )
 
 
-def run_geo_comuna(dsn: str, server_cpu: Callable[[], float] | None) -> Run:
+def run_geo_comuna(
+    dsn: str, server_cpu: Callable[[], float] | None, path: Path = PARCELS_GPKG
+) -> Run:
     forget_audit(dsn)
     reset(dsn, "TRUNCATE parcels, parcel_history RESTART IDENTITY CASCADE")
-    return timed([CLI, "import", "parcels", str(PARCELS_GPKG)], server_cpu)
+    return timed([CLI, "import", "parcels", str(path)], server_cpu)
 
 
-def run_ogr2ogr(dsn: str, server_cpu: Callable[[], float] | None) -> Run:
+def run_ogr2ogr(dsn: str, server_cpu: Callable[[], float] | None, path: Path = PARCELS_GPKG) -> Run:
     reset(dsn, "SELECT 1")
     return timed(
         [
@@ -151,7 +154,7 @@ def run_ogr2ogr(dsn: str, server_cpu: Callable[[], float] | None) -> Run:
             "-f",
             "PostgreSQL",
             f"PG:{dsn}",
-            str(PARCELS_GPKG),
+            str(path),
             "-nln",
             "parcels_ogr",
             "-overwrite",

@@ -48,6 +48,7 @@ from psycopg import AsyncConnection
 from geo_comuna.db.pool import connect
 from geo_comuna.features import attributes, references, validate
 from geo_comuna.io import bulk, importer, pgcopy
+from geo_comuna.io.pieces import CHUNK
 from geo_comuna.layers import get_layer
 from geo_comuna.settings import Settings
 
@@ -111,7 +112,7 @@ async def client_stages(conn: AsyncConnection, settings: Settings, clock: Clock)
     async with conn.transaction(force_rollback=True):
         refs = await references.resolve(conn, LAYER, frame, labels)
     clock.lap("resolve commune codes")
-    edges = [0, *range(importer.FIRST_CHUNK, len(frame), importer.CHUNK), len(frame)]
+    edges = [0, *range(CHUNK, len(frame), CHUNK), len(frame)]
     pieces = [
         pgcopy.copy_rows(
             LAYER,

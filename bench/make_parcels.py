@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/make_parcels.py [--count 200000] [--seed 7]
 
+writes bench/out/parcels_200k.gpkg (parcels_1k.gpkg, parcels_1m.gpkg... for other counts).
+
 Deterministic (fixed seed). Parcels are irregular 5-8 vertex polygons of about 0.5-5 ha, one
 per cell of a grid over the Lara / Portuguesa / Yaracuy / Cojedes farmland (lon -69.6..-68.6,
 lat 9.4..10.2), so none overlap. Each polygon is star-shaped around its cell's centre, hence
@@ -27,9 +29,9 @@ from common import (
     OUT,
     PARCEL_COMMUNE_PREFIX,
     PARCEL_COMMUNES_GPKG,
-    PARCELS_GPKG,
     fmt,
     header,
+    parcels_gpkg,
     table,
 )
 
@@ -155,9 +157,14 @@ def tile_codes(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     )
 
 
-def communes(codes: np.ndarray) -> gpd.GeoDataFrame:
-    """The tile communes the parcels name (plus a margin, so each parcel lies inside)."""
-    unique = sorted(set(codes.tolist()))
+def communes() -> gpd.GeoDataFrame:
+    """Every tile commune of the grid's extent, whatever the count: files of every size then
+    name communes of one set (a 1,000-parcel grid's cells miss some tiles)."""
+    cols = round((EAST - WEST) / TILE_DEG)
+    rows = round((NORTH - SOUTH) / TILE_DEG)
+    centres_lon = WEST + (np.arange(cols * rows) % cols + 0.5) * TILE_DEG
+    centres_lat = NORTH - (np.arange(cols * rows) // cols + 0.5) * TILE_DEG
+    unique = sorted(set(tile_codes(centres_lon, centres_lat).tolist()))
     boxes = []
     for code in unique:
         row, col = (int(v) for v in code.removeprefix(PARCEL_COMMUNE_PREFIX).split("-"))
@@ -205,16 +212,19 @@ def make(count: int, seed: int) -> dict[str, float]:
     OUT.mkdir(parents=True, exist_ok=True)
     # Arrow keeps recovered_on a GeoPackage DATE (not DATETIME) column; GeoPackage 1.2 is
     # what Debian's GDAL 3.6 (the ogr2ogr compared against) reads without a warning.
+    path = parcels_gpkg(count)
     write_atomically(
         parcels,
-        PARCELS_GPKG,
+        path,
         layer="parcels",
         driver="GPKG",
         engine="pyogrio",
         use_arrow=True,
         VERSION="1.2",
     )
-    tiles = communes(frame["commune"].to_numpy())
+    tiles = communes()
+    if not set(frame["commune"]) <= set(tiles["code"]):
+        raise SystemExit("a parcel names a tile outside the grid: a bug in the generator")
     write_atomically(
         tiles,
         PARCEL_COMMUNES_GPKG,
@@ -231,7 +241,7 @@ def make(count: int, seed: int) -> dict[str, float]:
         "area_max": float(area_ha.max()),
         "build_s": built,
         "total_s": time.perf_counter() - started,
-        "size_mb": PARCELS_GPKG.stat().st_size / 1e6,
+        "size_mb": path.stat().st_size / 1e6,
     }
 
 
@@ -261,7 +271,7 @@ def main() -> None:
             ],
         )
     )
-    print(f"\nwrote {PARCELS_GPKG} and {PARCEL_COMMUNES_GPKG}")
+    print(f"\nwrote {parcels_gpkg(args.count)} and {PARCEL_COMMUNES_GPKG}")
 
 
 if __name__ == "__main__":

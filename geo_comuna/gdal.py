@@ -19,6 +19,8 @@ service, not open it.
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import warnings
 from types import ModuleType
 
@@ -61,8 +63,19 @@ def _check(kind: str, left: set[str], allowed: frozenset[str]) -> None:
 @functools.cache
 def vector() -> ModuleType:
     """pyogrio, with only the VECTOR drivers and no network."""
-    import pyogrio
-    import pyogrio.core
+    # pyogrio looks for pyproj as it loads, for nothing it reads or writes with (a flag its
+    # GeoDataFrame functions define and never read); kept from finding it, pyproj is loaded
+    # only where a CRS must be understood, which an import of a file in EPSG:4326 never does
+    # (~0.25 s and ~11 MB of the command, bench/README.md)
+    hidden = "pyproj" not in sys.modules
+    if hidden:
+        sys.modules["pyproj"] = None  # type: ignore[assignment]  # import: ImportError
+    try:
+        import pyogrio
+        import pyogrio.core
+    finally:
+        if hidden:
+            del sys.modules["pyproj"]
 
     pyogrio.set_gdal_config_options({**CONFIG, **_skip(set(pyogrio.list_drivers()), VECTOR)})
     with warnings.catch_warnings():  # "unable to find driver X to unload": already gone
@@ -96,7 +109,13 @@ def raster() -> ModuleType:
 
 
 def _offline_proj() -> None:
-    """PROJ never downloads grids (a CRS in an upload must not make the server fetch)."""
+    """PROJ never downloads grids (a CRS in an upload must not make the server fetch). When
+    pyproj is not loaded yet (an import of a file in EPSG:4326 never loads it: ~0.25 s and
+    ~11 MB, bench/README.md), PROJ_NETWORK says so to every PROJ context it makes later, as
+    pyproj's own ``set_network_enabled()`` without an argument reads it too."""
+    if "pyproj" not in sys.modules:
+        os.environ["PROJ_NETWORK"] = "OFF"
+        return
     import pyproj.network
 
     pyproj.network.set_network_enabled(active=False)

@@ -23,7 +23,7 @@ from psycopg import AsyncConnection
 from geo_comuna.errors import InvalidAttribute, InvalidGeometry, UnknownCRS
 from geo_comuna.features import attributes, validate
 from geo_comuna.features.geojson import properties_table
-from geo_comuna.io import bulk, importer, pgcopy
+from geo_comuna.io import bulk, importer, pgcopy, pieces
 from geo_comuna.io.formats import get_format
 from geo_comuna.io.importer import import_file
 from geo_comuna.layers import LAYERS, Layer
@@ -44,7 +44,7 @@ async def scalar(conn: AsyncConnection, query: str, params: tuple = ()) -> objec
 async def test_pieces_are_one_import_all_or_nothing(
     conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(importer, "CHUNK", 4)  # 10 features: pieces of 4, 4 and 2
+    monkeypatch.setattr(pieces, "CHUNK", 4)  # 10 features: pieces of 4, 4 and 2
     before = await scalar(conn, "SELECT count(*) FROM parcels")
     bad = geojson(parcels(10, bowtie_at=9), tmp_path / "bad.geojson")
     with pytest.raises(InvalidGeometry) as raised:
@@ -124,11 +124,11 @@ async def test_bulk_load_rebuilds_the_secondary_indexes(
 async def test_each_piece_is_a_statement_that_the_audit_and_history_record(
     conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An import COPYs piece by piece, one statement each (so each piece's triggers run while
-    the next piece is checked): 7 features in pieces of 2, 3 and 2 are three audit entries and
-    three first-tenure rows, naming every id once, all in the import's one transaction."""
-    monkeypatch.setattr(importer, "FIRST_CHUNK", 2)
-    monkeypatch.setattr(importer, "CHUNK", 3)
+    """An import reads and COPYs piece by piece, one statement each (so each piece's triggers
+    run while the next piece is read and checked): 7 features in pieces of 3, 3 and 1 are three
+    audit entries and three first-tenure rows, naming every id once, all in the import's one
+    transaction."""
+    monkeypatch.setattr(pieces, "CHUNK", 3)
     audit_before = await scalar(conn, "SELECT coalesce(max(id), 0) FROM audit_log")
     history_before = await scalar(conn, "SELECT coalesce(max(id), 0) FROM parcel_history")
     await import_file(conn, PARCELS, geojson(parcels(7), tmp_path / "p.geojson"), settings)
@@ -141,9 +141,9 @@ async def test_each_piece_is_a_statement_that_the_audit_and_history_record(
         (audit_before,),
     )
     entries = await cur.fetchall()
-    pieces = [ids[0:2], ids[2:5], ids[5:7]]
+    cut = [ids[0:3], ids[3:6], ids[6:7]]
     assert [(n, ranges) for n, ranges, _ in entries] == [
-        (len(p), f"{{[{p[0]},{p[-1] + 1})}}") for p in pieces
+        (len(p), f"{{[{p[0]},{p[-1] + 1})}}") for p in cut
     ]
     assert len({xid for _, _, xid in entries}) == 1  # one transaction
     cur = await conn.execute(
@@ -151,21 +151,22 @@ async def test_each_piece_is_a_statement_that_the_audit_and_history_record(
         "WHERE id > %s AND from_status IS NULL ORDER BY id",
         (history_before,),
     )
-    assert await cur.fetchall() == [
-        ("occupied", len(p), f"{{[{p[0]},{p[-1] + 1})}}") for p in pieces
-    ]
+    assert await cur.fetchall() == [("occupied", len(p), f"{{[{p[0]},{p[-1] + 1})}}") for p in cut]
 
 
 async def test_key_checks_are_skipped_only_when_provably_redundant(conn: AsyncConnection) -> None:
     maizal = await scalar(conn, "SELECT id FROM communes WHERE code = 'EL-MAIZAL'")
     refs = {"commune_id": [maizal, maizal, None]}
     # the test database user is a superuser and every trigger fires ALWAYS (migration 0010)
-    assert await bulk._may_skip_key_checks(conn, PARCELS, refs)
+    assert await bulk._may_skip_key_checks(conn, PARCELS)
+    locked: dict[str, set[int]] = {}
+    assert await bulk._lock_references(conn, PARCELS, refs, locked)
+    assert locked == {"commune_id": {maizal}}  # each piece locks only what is new
     # a referenced commune gone since it was resolved: PostgreSQL's own checks must run
-    assert not await bulk._may_skip_key_checks(conn, PARCELS, {"commune_id": [2**31 - 1]})
+    assert not await bulk._lock_references(conn, PARCELS, {"commune_id": [2**31 - 1]}, locked)
     # a trigger that replica mode would silence: no skipping
     await conn.execute("ALTER TABLE parcels ENABLE TRIGGER parcels_first_tenure")
-    assert not await bulk._may_skip_key_checks(conn, PARCELS, refs)
+    assert not await bulk._may_skip_key_checks(conn, PARCELS)
 
 
 async def test_import_locks_what_it_references_and_leaves_replica_mode(

@@ -15,7 +15,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import pyproj
 from psycopg import sql
 
 from geo_comuna.errors import InvalidInput
@@ -133,6 +132,8 @@ def check_coordinates(xy: Sequence[tuple[float, float]], crs: Crs, what: str) ->
                 f"{what}: not {order} in {crs.name} (longitude within ±180, latitude within ±90)"
             )
         return
+    import pyproj  # only for a projected CRS: an import's modules need no PROJ otherwise
+
     # a transformer per call: pyproj's are not to be shared between threads
     back = pyproj.Transformer.from_crs(crs.srid, 4326, always_xy=True)
     lon, lat = back.transform([x for x, _ in xy], [y for _, y in xy], errcheck=False)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterable
+from dataclasses import dataclass
 
 from psycopg import AsyncConnection, sql
 
@@ -81,15 +82,14 @@ async def _indexes_to_rebuild(conn: AsyncConnection, layer: Layer, rows: int) ->
     return [definition for _, definition in found]
 
 
-async def _may_skip_key_checks(conn: AsyncConnection, layer: Layer, refs: dict[str, list]) -> bool:
+async def _may_skip_key_checks(conn: AsyncConnection, layer: Layer) -> bool:
     """May this COPY run without PostgreSQL's per-row foreign-key checks (~1 s per 200,000
     rows)? Only when it can be proven redundant: the connection is a superuser (replica mode is
     theirs alone), every foreign key of the table is a registry reference that
     ``references.resolve`` has checked, and every trigger of the table fires ALWAYS (audit,
     history, layer versions; migration 0010), so replica mode skips the key checks and
-    nothing else. The referenced rows are then locked FOR KEY SHARE here, once per distinct
-    id, which is exactly what each per-row check would have done: nobody can delete them
-    before the import commits."""
+    nothing else. Each piece's referenced rows are then locked before it is sent
+    (``_lock_references``)."""
     cur = await conn.execute(
         """SELECT current_setting('is_superuser') = 'on',
                   (SELECT coalesce(array_agg(a.attname::text), '{}')
@@ -103,10 +103,19 @@ async def _may_skip_key_checks(conn: AsyncConnection, layer: Layer, refs: dict[s
     )
     superuser, key_columns, triggers_always = await cur.fetchone()
     checked = {r.column for r in layer.references}
-    if not (superuser and triggers_always and set(key_columns) <= checked):
-        return False
+    return bool(superuser and triggers_always and set(key_columns) <= checked)
+
+
+async def _lock_references(
+    conn: AsyncConnection, layer: Layer, refs: dict[str, list], locked: dict[str, set[int]]
+) -> bool:
+    """Lock the rows a piece references FOR KEY SHARE, once per distinct id over the import
+    (``locked`` remembers them), which is exactly what each per-row check would have done:
+    nobody can delete them before the import commits. False when one has gone since
+    ``references.resolve`` saw it: PostgreSQL must then check this piece's rows itself."""
     for ref in layer.references:
-        ids = sorted({i for i in refs[ref.column] if i is not None})
+        seen = locked.setdefault(ref.column, set())
+        ids = sorted({i for i in refs[ref.column] if i is not None} - seen)
         if not ids:
             continue
         cur = await conn.execute(
@@ -117,14 +126,59 @@ async def _may_skip_key_checks(conn: AsyncConnection, layer: Layer, refs: dict[s
         )
         if (await cur.fetchone())[0] != len(ids):  # deleted since resolved: let PostgreSQL say
             return False
+        seen.update(ids)
     return True
 
 
+@dataclass
+class Piece:
+    """Rows of binary COPY (pgcopy.copy_rows) and the resolved references they hold, by
+    foreign-key column."""
+
+    data: bytes | memoryview
+    refs: dict[str, list]
+    rows: int
+
+
+async def _send(
+    conn: AsyncConnection,
+    layer: Layer,
+    statement: sql.Composable,
+    pieces: AsyncIterable[Piece],
+    skip_key_checks: bool,
+) -> int:
+    """A COPY per piece: each statement's triggers (its audit entry, its first tenures) then
+    run over its own rows while the next piece is validated, not over all the rows after the
+    last one (~0.4 s of a 200,000-parcel import). With ``skip_key_checks`` a piece goes in
+    replica mode once its references are locked; if a referenced row has gone, that piece and
+    the rest go with PostgreSQL's own checks. Returns the rows sent."""
+    replica, sent = False, 0
+    locked: dict[str, set[int]] = {}
+    async with conn.cursor() as cur:
+        async for piece in pieces:
+            if skip_key_checks and not await _lock_references(conn, layer, piece.refs, locked):
+                skip_key_checks = False
+            if skip_key_checks != replica:
+                replica = skip_key_checks
+                await conn.execute(
+                    "SET LOCAL session_replication_role = " + ("replica" if replica else "origin")
+                )
+            async with cur.copy(statement) as copy:
+                await copy.write(COPY_HEADER)
+                await copy.write(piece.data)
+                await copy.write(COPY_TRAILER)
+            sent += piece.rows
+    if replica:  # SET LOCAL would outlive this block inside an enclosing transaction
+        await conn.execute("SET LOCAL session_replication_role = origin")
+    return sent
+
+
 #: socket send buffer asked for before a COPY over a unix socket (Linux doubles it for its own
-#: bookkeeping and caps it at net.core.wmem_max): a whole piece (~4.3 MB for 20,000 parcels) then
-#: fits, so the kernel takes it in one go. With the default ~200 kB the event loop had to wake
-#: some 20 times per piece to send the rest, each time waiting for the GIL held by the thread
-#: validating the next piece: ~0.3 s of a 200,000-parcel import (bench/README.md).
+#: bookkeeping and caps it at net.core.wmem_max): a whole piece (~1.1 MB for 5,000 parcels,
+#: 4.3 MB for 20,000) then fits, so the kernel takes it in one go. With the default ~200 kB the
+#: event loop had to wake some 20 times per 4.3 MB piece to send the rest, each time waiting for
+#: the GIL held by the thread validating the next piece: ~0.3 s of a 200,000-parcel import
+#: (bench/README.md).
 COPY_SEND_BUFFER = 4 * 1024 * 1024
 
 
@@ -192,16 +246,15 @@ async def _unstage(
 async def copy_in(
     conn: AsyncConnection,
     layer: Layer,
-    chunks: AsyncIterable[bytes],
-    refs: dict[str, list],
+    pieces: AsyncIterable[Piece],
     *,
     rows: int,
     staged: bool = False,
     upsert_key: list[str] | None = None,
 ) -> tuple[int, int]:
-    """Bulk insert with binary COPY (imports): ``chunks`` are pieces of pgcopy.copy_rows(),
-    each sent as one COPY statement as it comes, so PostgreSQL stores one while the caller
-    validates the next. ``refs`` are the resolved references of all ``rows``.
+    """Bulk insert with binary COPY (imports): ``pieces`` are sent as one COPY statement each
+    as they come, so PostgreSQL stores one while the caller validates the next; ``rows``: how
+    many they hold in all (what the file says), for the bulk-load policy.
 
     ``staged`` COPYs into a temporary table first and inserts from it, so row-level security
     sees every row; each row carries its position (1-based, as the pieces came), which the
@@ -215,31 +268,19 @@ async def copy_in(
     names = columns(layer)
     cols = sql.SQL(", ").join(map(sql.Identifier, names))
     staged = staged or bool(upsert_key)
-    inserted, updated = rows, 0
+    updated = 0
     table = sql.Identifier(layer.table)
     target = sql.Identifier("_geo_comuna_import") if staged else table
     with refusals(layer):
-        rebuild, replica = [], False
+        rebuild, skip_key_checks = [], False
         if staged:
             await _stage(conn, cols, table)
         else:
             rebuild = await _indexes_to_rebuild(conn, layer, rows)
-            replica = await _may_skip_key_checks(conn, layer, refs)
-        if replica:
-            await conn.execute("SET LOCAL session_replication_role = replica")
+            skip_key_checks = await _may_skip_key_checks(conn, layer)
         statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(target, cols)
         _roomy_send_buffer(conn)
-        async with conn.cursor() as cur:
-            # a COPY per piece: each statement's triggers (its audit entry, its first tenures)
-            # then run over its own rows while the next piece is validated, not over all the
-            # rows after the last one (~0.4 s of a 200,000-parcel import)
-            async for data in chunks:
-                async with cur.copy(statement) as copy:
-                    await copy.write(COPY_HEADER)
-                    await copy.write(data)
-                    await copy.write(COPY_TRAILER)
-        if replica:  # SET LOCAL would outlive this block inside an enclosing transaction
-            await conn.execute("SET LOCAL session_replication_role = origin")
+        inserted = await _send(conn, layer, statement, pieces, skip_key_checks)
         if staged:
             inserted, updated = await _unstage(conn, cols, table, names, upsert_key)
         for definition in rebuild:

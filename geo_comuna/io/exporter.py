@@ -46,7 +46,7 @@ from geo_comuna.features.query import Filters, geometry_sql, property_exprs, whe
 from geo_comuna.io import sniff
 from geo_comuna.io.formats import FORMATS, GDAL_ERRORS, Format, get_format
 from geo_comuna.io.formulas import neutralise
-from geo_comuna.io.importer import parse_crs
+from geo_comuna.io.geometries import parse_crs
 from geo_comuna.layers import Layer
 
 WGS84 = pyproj.CRS.from_epsg(4326)

@@ -3,7 +3,8 @@ features/validate.py checks every feature, io/pgcopy.py encodes them and io/bulk
 them, all in one transaction.
 
 A file's columns stay Arrow data from GDAL to the COPY rows: no pandas on the way, which the
-import command then does not load at all (cli/app.py).
+import command then does not load at all (cli/app.py). A file is read in pieces as they are
+stored (io/pieces.py), so an import's memory does not grow with the file.
 
 Any bad feature stops the import before anything is written and is named by its 1-based
 position in the file. Columns are matched to the layer's properties by name, ignoring case
@@ -14,35 +15,27 @@ stored.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import difflib
-import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-import anyio
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyogrio
-import pyproj
-import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna import work
 from geo_comuna.accounts import User, local_admin, writing
-from geo_comuna.errors import Forbidden, InvalidFile, InvalidInput, UnknownCRS
-from geo_comuna.features import attributes, references, validate
-from geo_comuna.features.query import require_commune
-from geo_comuna.io import bulk, keys, pgcopy
-from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format
+from geo_comuna.errors import Forbidden, InvalidFile, InvalidInput
+from geo_comuna.features import attributes, validate
+from geo_comuna.io import bulk, keys, pgcopy, pieces
+from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format, pyogrio
 from geo_comuna.io.formulas import restore_text
+from geo_comuna.io.geometries import Geometries, to_wgs84
 from geo_comuna.io.reading import SAVE_AS_UTF8, RawFile, read_raw
 from geo_comuna.layers import Layer
 from geo_comuna.layers.model import fold
@@ -68,13 +61,6 @@ class ImportReport:
     unchanged: int = 0
     repairs: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def parse_crs(value: str) -> pyproj.CRS:
-    try:
-        return pyproj.CRS.from_user_input(value)
-    except pyproj.exceptions.CRSError as exc:
-        raise UnknownCRS(f"unknown CRS {value!r}: {exc}") from None
 
 
 def _check_utf8(table: pa.Table, name: str) -> None:
@@ -114,39 +100,6 @@ def _csv_text_as_written(source: str, table: pa.Table, layer: Layer) -> pa.Table
     return table
 
 
-@dataclass
-class Geometries:
-    """A file's geometries as WKB, decoded and reprojected to EPSG:4326 a piece at a time by
-    the import's worker thread, so that work overlaps the COPY instead of preceding it."""
-
-    wkb: pa.ChunkedArray | np.ndarray  # Arrow binary as GDAL read it, or bytes objects
-    source: pyproj.CRS | None = None  # None: already EPSG:4326
-    label: str = "EPSG:4326"
-    file_crs: str | None = None  # what the file says, parsed by to_wgs84 unless overridden
-    to_wgs84: pyproj.Transformer | None = None  # made once by to_wgs84(), used by every piece
-
-    def __len__(self) -> int:
-        return len(self.wkb)
-
-    def take(self, start: int, stop: int) -> tuple[np.ndarray, pgcopy.Source | None]:
-        """Rows start:stop in EPSG:4326, and their WKB when it can be sent as it is."""
-        wkb = self.wkb[start:stop]
-        if isinstance(wkb, pa.ChunkedArray):
-            wkb = wkb.combine_chunks()  # only this piece's bytes are copied
-        geoms = shapely.from_wkb(wkb, on_invalid="ignore")
-        if self.to_wgs84 is None:
-            return geoms, pgcopy.Source(geoms, wkb)
-        transform = self.to_wgs84.transform
-
-        def xy(coords: np.ndarray) -> np.ndarray:
-            return np.column_stack(transform(coords[:, 0], coords[:, 1]))
-
-        try:
-            return shapely.transform(geoms, xy), None
-        except pyproj.exceptions.ProjError as exc:  # another planet's CRS, say
-            raise UnknownCRS(f"cannot transform {self.label} to WGS 84: {exc}") from None
-
-
 def read(
     path: Path, layer: Layer, settings: Settings, raw: RawFile | None = None
 ) -> tuple[pa.Table, Geometries, Format]:
@@ -165,38 +118,6 @@ def read(
     if raw.fmt.name == "csv":  # our own CSV exports escape formula-like cells
         table = restore_text(table)
     return table, Geometries(wkb, file_crs=raw.meta["crs"]), raw.fmt
-
-
-def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries:
-    """Say how to reach EPSG:4326. ``crs`` overrides what the file says; CSV, GeoJSON and KML
-    without one are lon/lat WGS 84; any other file without a CRS is refused."""
-    if crs:  # overrides what the file says, even what cannot be read
-        source = parse_crs(crs)
-    elif geometries.file_crs:
-        try:
-            source = pyproj.CRS.from_user_input(geometries.file_crs)
-        except pyproj.exceptions.CRSError:
-            raise UnknownCRS(
-                f"the {fmt.driver} file's CRS cannot be read ({geometries.file_crs[:80]!r}); "
-                "give it, e.g. --crs EPSG:2202"
-            ) from None
-    else:
-        source = None
-    if source is None:
-        if fmt.name not in ("csv", "geojson", "kml"):
-            raise UnknownCRS(
-                f"the {fmt.driver} file says nothing about its CRS (a Shapefile "
-                "without .prj?); give it, e.g. --crs EPSG:2202"
-            )
-        source = pyproj.CRS.from_epsg(4326)
-    label = source.to_string() if source.to_epsg() is None else f"EPSG:{source.to_epsg()}"
-    if source.equals(pyproj.CRS.from_epsg(4326), ignore_axis_order=True):
-        return Geometries(geometries.wkb, None, label)
-    try:  # refuse a CRS that cannot reach WGS 84 before anything is written
-        transformer = pyproj.Transformer.from_crs(source, 4326, always_xy=True)
-    except pyproj.exceptions.ProjError as exc:
-        raise UnknownCRS(f"cannot transform {label} to WGS 84: {exc}") from None
-    return Geometries(geometries.wkb, source, label, to_wgs84=transformer)
 
 
 def match_columns(table: pa.Table, layer: Layer) -> tuple[pa.Table, list[str]]:
@@ -310,6 +231,8 @@ def suggest_renames(layer: Layer, ignored: Sequence[str], matched: Sequence[str]
     missing += [r for r in layer.references if r.name not in matched]
     if not missing:
         return
+    import difflib  # only for a file lacking some property
+
     spellings: dict[str, str] = {}
     for prop in missing:
         for spelling in (prop.name, prop.title.es, prop.title.en):
@@ -334,39 +257,8 @@ def suggest_renames(layer: Layer, ignored: Sequence[str], matched: Sequence[str]
             )
 
 
-#: features validated and sent per COPY piece: small enough that memory stays bounded, big
-#: enough that each piece is vectorised work; the first piece is smaller, so that PostgreSQL
-#: starts early
-CHUNK = 20_000
-FIRST_CHUNK = 2_000
-
-
-def _in_context() -> Callable[..., Any]:
-    return contextvars.copy_context().run
-
-
-async def _ahead(work: Callable[[int, int], bytes], total: int) -> AsyncIterator[bytes]:
-    """work(start, stop) for consecutive spans of rows (FIRST_CHUNK, then CHUNK each), each
-    computed in a worker thread while the caller sends the previous one: the validation of
-    piece k + 1 overlaps PostgreSQL's storing of piece k, and at most two pieces are held at
-    once."""
-    loop = asyncio.get_running_loop()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geo-comuna-import") as pool:
-        edges = [0, *range(min(FIRST_CHUNK, CHUNK), total, CHUNK), total]
-        spans = list(itertools.pairwise(edges))
-        # each piece runs in a copy of the caller's context: the request's limits (work.py)
-        pending = [loop.run_in_executor(pool, _in_context(), work, *spans[0])] if spans else []
-        try:
-            for span in spans[1:]:
-                pending.append(loop.run_in_executor(pool, _in_context(), work, *span))
-                yield await pending.pop(0)
-            if pending:
-                yield await pending.pop(0)
-        finally:
-            for future in pending:  # the consumer stopped early: drop what is queued
-                future.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+#: features between two progress lines of a big import
+PROGRESS_EVERY = 50_000
 
 
 @dataclass
@@ -425,8 +317,38 @@ async def write_frame(
     lang: str = "es",
 ) -> Written:
     """Validate columns named like the layer's properties (an Arrow table, as GDAL reads a
-    file's) plus EPSG:4326 geometries and COPY them, in one transaction. ``defaults``:
-    references.resolve's.
+    file's) plus EPSG:4326 geometries and COPY them, in one transaction (``write``)."""
+    if not isinstance(geometries, Geometries):
+        geometries = np.asarray(geometries, dtype=object)
+    return await write(
+        conn,
+        layer,
+        pieces.Sliced(table, geometries),
+        settings,
+        repair=repair,
+        progress=progress,
+        user=user,
+        defaults=defaults,
+        mode=mode,
+        lang=lang,
+    )
+
+
+async def write(
+    conn: AsyncConnection,
+    layer: Layer,
+    source: pieces.Source,
+    settings: Settings,
+    *,
+    repair: bool = False,
+    progress: Progress | None = None,
+    user: User | None = None,
+    defaults: dict[str, int] | None = None,
+    mode: Mode = "insert",
+    lang: str = "es",
+) -> Written:
+    """Validate the features of ``source`` (io/pieces.py) and COPY them, in one transaction.
+    ``defaults``: references.resolve's.
 
     A feature whose natural key (``Layer.natural_key``) repeats in the file is refused; one
     whose key is stored is refused too (``mode`` "insert") or updates the stored feature
@@ -435,8 +357,8 @@ async def write_frame(
 
     Validation runs piece by piece in a worker thread (off the event loop, so a big upload
     does not stall other requests) while PostgreSQL takes the previous piece; the first bad
-    feature aborts the COPY and rolls everything back. Imports into one layer wait for each
-    other (bulk.queue_import).
+    feature, in whichever piece, aborts the COPY and rolls everything back, so nothing of the
+    file is written. Imports into one layer wait for each other (bulk.queue_import).
 
     ``user`` None is the local admin (the CLI). Only an admin's import COPYs straight into the
     table; anyone else's goes through a staging table and an INSERT that row-level security
@@ -447,38 +369,32 @@ async def write_frame(
             f"user {user.name!r} is a {user.role}; importing needs an editor or admin token"
         )
     say = progress or (lambda _msg: None)
-    total = table.num_rows
-    labels = range(1, total + 1)
-    if not isinstance(geometries, Geometries):
-        geometries = np.asarray(geometries, dtype=object)
+    total = source.total
     repairs: list[dict[str, Any]] = []
+    sent: list[int] = []  # features per piece
 
-    def check(refs: dict[str, list], start: int, stop: int) -> bytes:
-        attrs = attributes.check_attributes(
-            layer, table.slice(start, stop - start), labels[start:stop], lang=lang, hint=True
-        )
-        if isinstance(geometries, Geometries):
-            given, source = geometries.take(start, stop)
+    def check(batch: pieces.Batch, refs: dict[str, list]) -> bulk.Piece:
+        rows, labels = batch.table.num_rows, batch.labels
+        attrs = attributes.check_attributes(layer, batch.table, labels, lang=lang, hint=True)
+        if isinstance(batch.geometries, Geometries):
+            given, wkb = batch.geometries.take(0, rows)
         else:
-            given, source = geometries[start:stop], None
+            given, wkb = batch.geometries, None
         geoms, fixed = validate.check_geometries(
             layer,
             given,
-            labels[start:stop],
+            labels,
             service_bbox=settings.service_bbox,
             repair=repair,
             promote=False,
         )
         repairs.extend(fixed)
-        data = pgcopy.copy_rows(
-            layer,
-            validate.Checked(attrs, geoms, fixed),
-            {column: ids[start:stop] for column, ids in refs.items()},
-            source,
-        )
-        if total > CHUNK:
-            say(f"validated and sent {stop:,} of {total:,} features")
-        return data
+        sent.append(rows)
+        data = pgcopy.copy_rows(layer, validate.Checked(attrs, geoms, fixed), refs, wkb)
+        done = batch.start + rows
+        if total > pieces.CHUNK and (done % PROGRESS_EVERY < rows or done == total):
+            say(f"validated and sent {done:,} of {total:,} features")
+        return bulk.Piece(data, refs, rows)
 
     say(f"validating and writing {total:,} features")
     admin = user.role == "admin"
@@ -489,25 +405,28 @@ async def write_frame(
         async with writing(conn, user, row_security=not admin):
             await conn.execute("SET LOCAL statement_timeout = 0")  # a queue and a long COPY
             await bulk.queue_import(conn, layer)
-            refs = await references.resolve(conn, layer, table, labels, defaults)
-            given = keys.of(layer, table, refs)
-            found: dict[int, int] = {}
-            if given is not None:
-                keys.refuse_repeats(layer, table, given, labels)
-                found = await keys.stored(conn, layer, given)
-                if mode == "insert":
-                    keys.refuse_stored(layer, table, found, labels)
-            async with aclosing(_ahead(partial(check, refs), total)) as chunks:
+            # what the file's keys may meet: the features stored before this import
+            before = await keys.stored_before(conn, layer) if layer.natural_key else None
+            upsert = mode == "upsert" and before is not None
+            chunks = pieces.stream(
+                conn,
+                layer,
+                source,
+                check,
+                defaults=defaults,
+                before=before,
+                refuse_stored=mode == "insert",
+            )
+            async with aclosing(chunks):
                 inserted, updated = await bulk.copy_in(
                     conn,
                     layer,
                     chunks,
-                    refs,
                     rows=total,
                     staged=not admin,
-                    upsert_key=given.columns if found else None,
+                    upsert_key=keys.columns(layer) if upsert else None,
                 )
-    return Written(total, inserted, updated, repairs)
+    return Written(sum(sent), inserted, updated, repairs)
 
 
 async def import_file(
@@ -535,38 +454,38 @@ async def import_file(
     started = time.perf_counter()
     commune_id = None
     if commune is not None and layer.commune_ref is not None:
+        from geo_comuna.features.query import require_commune  # loaded only when asked
+
         # by id or code, like everywhere else; checked before a possibly big file is used
         commune_id = await require_commune(conn, commune)
     say(f"reading {path.name}")
-    raw = None if reading is None else await asyncio.wrap_future(reading)
-    table, geometries, fmt = await anyio.to_thread.run_sync(read, path, layer, settings, raw)
-    read_s = time.perf_counter() - started
-    geometries = to_wgs84(geometries, fmt, crs)
-    if geometries.source is not None:
-        say(f"reprojecting from {geometries.label} while validating")
-    table = mapping.rename(table, path.name)
-    table, ignored = match_columns(table, layer)
-    suggest_renames(layer, ignored, table.column_names)
-    table = mapping.map_values(table)
-    written = await write_frame(
-        conn,
-        layer,
-        table,
-        geometries,
-        settings,
-        repair=repair,
-        progress=say,
-        user=user,
-        defaults=None if commune_id is None else {layer.commune_ref.name: commune_id},
-        mode=mode,
-        lang=lang,
-    )
+    if reading is not None:
+        raw = await asyncio.wrap_future(reading)
+    else:
+        raw = await asyncio.to_thread(read_raw, path, layer, settings, pieces.CHUNK)
+    try:
+        read_s = time.perf_counter() - started
+        source, label, ignored = await _source(raw, path, layer, settings, crs, mapping, say)
+        written = await write(
+            conn,
+            layer,
+            source,
+            settings,
+            repair=repair,
+            progress=say,
+            user=user,
+            defaults=None if commune_id is None else {layer.commune_ref.name: commune_id},
+            mode=mode,
+            lang=lang,
+        )
+    finally:
+        raw.close()
     seconds = {"read": round(read_s, 3), "total": round(time.perf_counter() - started, 3)}
     return ImportReport(
         layer.name,
         path.name,
-        fmt.name,
-        geometries.label,
+        raw.fmt.name,
+        label,
         written.features,
         ignored,
         mode,
@@ -576,3 +495,44 @@ async def import_file(
         written.repairs,
         seconds,
     )
+
+
+def _columns(table: pa.Table, layer: Layer, mapping: Mapping, name: str) -> pa.Table:
+    """A file's attribute columns as the layer's properties: renamed as asked, matched by
+    name, mapped values replaced."""
+    table, _ = match_columns(mapping.rename(table, name), layer)
+    return mapping.map_values(table)
+
+
+async def _source(
+    raw: RawFile,
+    path: Path,
+    layer: Layer,
+    settings: Settings,
+    crs: str | None,
+    mapping: Mapping,
+    say: Progress,
+) -> tuple[pieces.Source, str, list[str]]:
+    """The file's features as io/pieces reads them, the CRS they come in, and the columns
+    that are not properties. A streamed file's columns are judged on its first batch (each
+    batch has the same); CSV is read whole (``read``)."""
+    if raw.more is None:
+        table, geometries, fmt = await asyncio.to_thread(read, path, layer, settings, raw)
+    else:
+        geometry = raw.meta["geometry_name"] or "wkb_geometry"
+        table, fmt = raw.table.drop_columns([geometry]), raw.fmt
+        geometries = Geometries(raw.table.column(geometry), file_crs=raw.meta["crs"])
+    geometries = to_wgs84(geometries, fmt, crs)
+    if geometries.source is not None:
+        say(f"reprojecting from {geometries.label} while validating")
+    renamed = mapping.rename(table, path.name)
+    matched, ignored = match_columns(renamed, layer)
+    suggest_renames(layer, ignored, matched.column_names)
+    if raw.more is None:
+        return pieces.Sliced(mapping.map_values(matched), geometries), geometries.label, ignored
+
+    def prepare(batch: pa.Table) -> pa.Table:
+        _check_utf8(batch, path.name)
+        return _columns(batch, layer, mapping, path.name)
+
+    return pieces.Streamed(raw, path.name, geometries, prepare), geometries.label, ignored

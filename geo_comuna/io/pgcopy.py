@@ -168,9 +168,10 @@ def _geometry_field(layer: Layer, geoms: np.ndarray, source: Source | None) -> l
 
 def copy_rows(
     layer: Layer, checked: Checked, refs: dict[str, list], source: Source | None = None
-) -> bytes:
+) -> memoryview:
     """Rows of PostgreSQL's binary COPY (between COPY_HEADER and COPY_TRAILER) in the order of
-    features.write.columns(layer): references, attributes, geometry."""
+    features.write.columns(layer): references, attributes, geometry. A view of Arrow's own
+    buffer, not a copy of it (a piece's ~1 MB per 5,000 parcels held once, not twice)."""
     parts = [
         p for r in layer.references for p in _field("integer", pa.array(refs[r.column], pa.int64()))
     ]
@@ -186,4 +187,4 @@ def copy_rows(
         null_replacement=b"",
     )
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32, count=len(rows) + 1)
-    return rows.buffers()[2][offsets[0] : offsets[-1]].to_pybytes()
+    return memoryview(rows.buffers()[2][offsets[0] : offsets[-1]])

@@ -6,23 +6,43 @@ read while Python imports psycopg, Arrow's compute functions and geo_comuna's ow
 instead of after (~0.1 s of a 200,000-parcel import). Everything the thread uses is imported
 with this module, so the thread itself imports nothing alongside the caller's imports. The
 importer calls ``read_raw`` itself otherwise (uploads).
+
+A file is read in batches (``batch_size``): only the first one is read here, the importer's
+worker reads each next one as the pieces before are stored, so memory holds a couple of
+batches whatever the file's size (a whole 1,000,000-parcel file as one Arrow table took
+~900 MB). CSV is read whole: its text columns may need a second reading (importer).
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyogrio
 
 from geo_comuna.errors import InvalidFile, TooLarge
-from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format, detect, gdal_source
+from geo_comuna.io.formats import (
+    CSV_OPEN_OPTIONS,
+    GDAL_ERRORS,
+    Format,
+    detect,
+    gdal_source,
+    pyogrio,  # the hardened one
+)
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
 
+#: features per batch a file is read in (io/pieces.CHUNK: one COPY piece each). Peak memory
+#: of a 200,000-parcel import: 234 MB at 20,000, 201 MB at 10,000, 185 MB at 5,000 (the
+#: command's libraries alone take ~135 MB); bench/README.md, "Import at every size"
+BATCH = 5_000
+# GDAL reads a GeoPackage's next batches ahead in threads of its own: batches held that a
+# piece-by-piece import does not wait for (~19 MB at 20,000 features a batch); PostgreSQL and
+# the import's worker keep the CPUs busy meanwhile
+pyogrio.set_gdal_config_options({"OGR_GPKG_NUM_THREADS": "1"})
 SAVE_AS_UTF8 = "save it as UTF-8 (in Excel: 'CSV UTF-8'); the encoding is never guessed"
 
 
@@ -33,7 +53,17 @@ class RawFile:
     fmt: Format
     source: str  # the path as handed to GDAL (/vsizip/... for a zipped Shapefile)
     meta: dict[str, Any]  # pyogrio's: geometry_name, geometry_type, crs...
-    table: pa.Table
+    table: pa.Table  # the whole file, or its first batch
+    features: int = 0  # in the whole file, as GDAL counts them
+    #: the batches after the first, read as they are asked for (None: ``table`` is all)
+    more: pa.RecordBatchReader | None = None
+    layer: str | None = None  # the GeoPackage layer read
+    _open: ExitStack = field(default_factory=ExitStack)
+
+    def close(self) -> None:
+        """Let GDAL close the file (a streamed one stays open until the import ends)."""
+        self.more = None
+        self._open.close()
 
 
 def _pick_layer(path: str, fmt: Format, layer: Layer) -> str | None:
@@ -47,12 +77,17 @@ def _pick_layer(path: str, fmt: Format, layer: Layer) -> str | None:
     raise InvalidFile(f"the GeoPackage holds layers {names}; none is named {layer.name!r}")
 
 
-def read_raw(path: Path, layer: Layer, settings: Settings) -> RawFile:
-    """Read ``path`` for ``layer``; a file too big, unreadable, empty, without geometry or not
-    of the format its name gives is refused here, before anything else is done with it."""
+def read_raw(
+    path: Path, layer: Layer, settings: Settings, batch_size: int | None = None
+) -> RawFile:
+    """Read ``path`` for ``layer``: all of it, or with ``batch_size`` its first batch of that
+    many features (CSV: all of it anyway), the rest left to ``RawFile.more``. A file too big,
+    unreadable, empty, without geometry or not of the format its name gives is refused here,
+    before anything else is done with it."""
     fmt = detect(path)
     source = gdal_source(path, fmt, settings.max_unpacked_bytes)
     options = CSV_OPEN_OPTIONS if fmt.name == "csv" else {}
+    opened = ExitStack()
     try:
         name = _pick_layer(source, fmt, layer)
         info = pyogrio.read_info(source, layer=name, **options)
@@ -61,25 +96,54 @@ def read_raw(path: Path, layer: Layer, settings: Settings) -> RawFile:
                 f"{path.name} holds {info['features']} features; the limit is "
                 f"{settings.max_features_per_import}"
             )
-        meta, table = pyogrio.read_arrow(source, layer=name, datetime_as_string=True, **options)
+        if batch_size is None or fmt.name == "csv":
+            meta, table = pyogrio.read_arrow(source, layer=name, datetime_as_string=True, **options)
+            more = None
+        else:
+            meta, more = opened.enter_context(
+                pyogrio.open_arrow(
+                    source,
+                    layer=name,
+                    datetime_as_string=True,
+                    batch_size=batch_size,
+                    use_pyarrow=True,
+                )
+            )
+            table = pa.Table.from_batches([_first(more)], more.schema)
     except GDAL_ERRORS as exc:
+        opened.close()
         raise InvalidFile(f"cannot read {path.name} as {fmt.driver}: {exc}") from None
     except UnicodeDecodeError:  # a column name, decoded by pyogrio (values stay bytes)
+        opened.close()
         raise InvalidFile(f"{path.name} is not UTF-8 text; {SAVE_AS_UTF8}") from None
+    except BaseException:
+        opened.close()
+        raise
     if table.num_rows == 0:
+        opened.close()
         raise InvalidFile(f"{path.name} has no features")
     geometry = meta["geometry_name"] or "wkb_geometry"
     if meta["geometry_type"] is None or geometry not in table.column_names:
+        opened.close()
         raise InvalidFile(
             f"{path.name} has no geometry (CSV: give a WKT column or lon/lat columns)"
         )
-    return RawFile(fmt, source, meta, table)
+    return RawFile(fmt, source, meta, table, info["features"], more, name, opened)
+
+
+def _first(batches: pa.RecordBatchReader) -> pa.RecordBatch:
+    """The first batch, or an empty one for a file without features."""
+    try:
+        return batches.read_next_batch()
+    except StopIteration:
+        return pa.RecordBatch.from_pylist([], schema=batches.schema)
 
 
 def start(path: Path, layer: Layer, settings: Settings) -> Future[RawFile]:
-    """read_raw in a thread of its own; the future holds the file or the error refusing it."""
+    """read_raw in a thread of its own, batch by batch (its first batch read there); the future
+    holds the file or the error refusing it."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geo-comuna-read")
     try:
-        return pool.submit(read_raw, path, layer, settings)
+        return pool.submit(read_raw, path, layer, settings, BATCH)
     finally:
         pool.shutdown(wait=False)  # the thread ends with its one task

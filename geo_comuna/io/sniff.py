@@ -25,8 +25,6 @@ import sqlite3
 import zipfile
 from pathlib import Path, PurePosixPath
 
-import pyproj
-
 from geo_comuna.errors import InvalidFile, UnknownCRS
 
 #: bytes of a file's head that the checks look at
@@ -126,6 +124,8 @@ def _named_crs(path: Path, data: mmap.mmap, start: int) -> None:
             '{"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::2202"}}, or leave '
             "it out and give the CRS with --crs / ?crs="
         )
+    import pyproj  # loaded only for a file that names its CRS (geometries.py says why)
+
     try:
         pyproj.CRS.from_user_input(name)
     except pyproj.exceptions.CRSError:
@@ -193,7 +193,10 @@ def _gpkg_crs(path: Path) -> None:
                 f"{path.name}: layer {str(table)[:60]!r} names {declared}, which its "
                 f"gpkg_spatial_ref_sys does not define; {_FIX}"
             )
-        if _known(str(definition)) or (str(org).upper() == "EPSG" and _known(f"EPSG:{org_id}")):
+        epsg = str(org).upper() == "EPSG"
+        if epsg and org_id == 4326:  # WGS 84, known without asking PROJ
+            continue
+        if _known(str(definition)) or (epsg and _known(f"EPSG:{org_id}")):
             continue
         raise UnknownCRS(
             f"{path.name}: layer {str(table)[:60]!r} declares the CRS {declared}, which does "
@@ -202,6 +205,8 @@ def _gpkg_crs(path: Path) -> None:
 
 
 def _known(definition: str) -> bool:
+    import pyproj
+
     try:
         pyproj.CRS.from_user_input(definition)
     except pyproj.exceptions.CRSError:

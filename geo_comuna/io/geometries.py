@@ -1,0 +1,107 @@
+"""A file's geometries on their way to EPSG:4326: WKB as GDAL read it, decoded and reprojected
+a piece at a time by the import's worker thread.
+
+pyproj is loaded only for a file that needs it: most files already say EPSG:4326, and loading
+PROJ costs every import ~0.25 s and ~11 MB (bench/README.md, "Import at every size").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import shapely
+
+from geo_comuna.errors import UnknownCRS
+from geo_comuna.io import pgcopy
+from geo_comuna.io.formats import Format
+
+if TYPE_CHECKING:
+    import pyproj
+
+#: how GDAL names WGS 84 when a file says so by its code (pyogrio's meta["crs"])
+_WGS84 = "EPSG:4326"
+
+
+def parse_crs(value: str) -> pyproj.CRS:
+    import pyproj
+
+    try:
+        return pyproj.CRS.from_user_input(value)
+    except pyproj.exceptions.CRSError as exc:
+        raise UnknownCRS(f"unknown CRS {value!r}: {exc}") from None
+
+
+@dataclass
+class Geometries:
+    """A file's geometries as WKB, decoded and reprojected to EPSG:4326 a piece at a time by
+    the import's worker thread, so that work overlaps the COPY instead of preceding it."""
+
+    wkb: pa.ChunkedArray | pa.Array | np.ndarray  # Arrow binary as GDAL read it, or bytes
+    source: pyproj.CRS | None = None  # None: already EPSG:4326
+    label: str = "EPSG:4326"
+    file_crs: str | None = None  # what the file says, parsed by to_wgs84 unless overridden
+    to_wgs84: pyproj.Transformer | None = None  # made once by to_wgs84(), used by every piece
+
+    def __len__(self) -> int:
+        return len(self.wkb)
+
+    def of(self, wkb: pa.ChunkedArray | pa.Array) -> Geometries:
+        """Other WKB (a streamed file's next batch) in the same CRS, with the same transformer."""
+        return dataclasses.replace(self, wkb=wkb)
+
+    def take(self, start: int, stop: int) -> tuple[np.ndarray, pgcopy.Source | None]:
+        """Rows start:stop in EPSG:4326, and their WKB when it can be sent as it is."""
+        wkb = self.wkb[start:stop]
+        if isinstance(wkb, pa.ChunkedArray):
+            wkb = wkb.combine_chunks()  # only this piece's bytes are copied
+        geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+        if self.to_wgs84 is None:
+            return geoms, pgcopy.Source(geoms, wkb)
+        import pyproj
+
+        transform = self.to_wgs84.transform
+
+        def xy(coords: np.ndarray) -> np.ndarray:
+            return np.column_stack(transform(coords[:, 0], coords[:, 1]))
+
+        try:
+            return shapely.transform(geoms, xy), None
+        except pyproj.exceptions.ProjError as exc:  # another planet's CRS, say
+            raise UnknownCRS(f"cannot transform {self.label} to WGS 84: {exc}") from None
+
+
+def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries:
+    """Say how to reach EPSG:4326. ``crs`` overrides what the file says; CSV, GeoJSON and KML
+    without one are lon/lat WGS 84; any other file without a CRS is refused."""
+    said = crs or geometries.file_crs
+    if said == _WGS84 or (said is None and fmt.name in ("csv", "geojson", "kml")):
+        return Geometries(geometries.wkb, None, "EPSG:4326")
+    import pyproj
+
+    if crs:  # overrides what the file says, even what cannot be read
+        source = parse_crs(crs)
+    elif geometries.file_crs:
+        try:
+            source = pyproj.CRS.from_user_input(geometries.file_crs)
+        except pyproj.exceptions.CRSError:
+            raise UnknownCRS(
+                f"the {fmt.driver} file's CRS cannot be read ({geometries.file_crs[:80]!r}); "
+                "give it, e.g. --crs EPSG:2202"
+            ) from None
+    else:
+        raise UnknownCRS(
+            f"the {fmt.driver} file says nothing about its CRS (a Shapefile "
+            "without .prj?); give it, e.g. --crs EPSG:2202"
+        )
+    label = source.to_string() if source.to_epsg() is None else f"EPSG:{source.to_epsg()}"
+    if source.equals(pyproj.CRS.from_epsg(4326), ignore_axis_order=True):
+        return Geometries(geometries.wkb, None, label)
+    try:  # refuse a CRS that cannot reach WGS 84 before anything is written
+        transformer = pyproj.Transformer.from_crs(source, 4326, always_xy=True)
+    except pyproj.exceptions.ProjError as exc:
+        raise UnknownCRS(f"cannot transform {label} to WGS 84: {exc}") from None
+    return Geometries(geometries.wkb, source, label, to_wgs84=transformer)

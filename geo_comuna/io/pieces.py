@@ -1,0 +1,246 @@
+"""An import's features in pieces on their way to COPY: each piece is read (from the file as
+GDAL streams it, or sliced from a table in memory), its references resolved and its natural
+keys checked, then validated and encoded in a worker thread while PostgreSQL stores the piece
+before. At most three pieces are held at once (one being sent, one being checked, one read
+ahead), so an import's memory does not grow with the file: a 1,000,000-parcel GeoPackage read
+as one Arrow table took ~900 MB (bench/README.md, "Import at every size").
+
+Checks that need the whole file stay bounded too: references are resolved piece by piece
+(one query each for the codes it names), and a natural key repeated across pieces is found
+from a 64-bit hash per feature (io/keys.Seen), the file read once more only to name it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+from psycopg import AsyncConnection
+
+from geo_comuna.errors import Conflict, InvalidFile
+from geo_comuna.features import references
+from geo_comuna.io import bulk, keys
+from geo_comuna.io.formats import GDAL_ERRORS, pyogrio
+from geo_comuna.io.geometries import Geometries
+from geo_comuna.io.reading import BATCH, RawFile
+from geo_comuna.layers import Layer
+
+#: features read, validated and sent per COPY piece: small enough that memory stays bounded
+#: (reading.BATCH says how much) and PostgreSQL starts early, big enough that each piece is
+#: vectorised work
+CHUNK = BATCH
+
+
+@dataclass
+class Batch:
+    """Consecutive features of a file: attribute columns named like the layer's properties,
+    their geometries, and the 0-based position of the first in the file."""
+
+    table: pa.Table
+    geometries: Geometries | np.ndarray
+    start: int
+
+    @property
+    def labels(self) -> range:
+        """The features' 1-based positions in the file: how errors name them."""
+        return range(self.start + 1, self.start + self.table.num_rows + 1)
+
+
+class Source(Protocol):
+    total: int  # features the file holds, as its reader counts them
+
+    def next(self) -> Batch | None:
+        """The next batch (called in the import's worker thread); None after the last."""
+
+    def again(self) -> Iterator[Batch]:
+        """Every batch once more, without geometries (to name a repeated key)."""
+
+
+def _edges(total: int) -> list[tuple[int, int]]:
+    return list(itertools.pairwise([0, *range(CHUNK, total, CHUNK), total]))
+
+
+class Sliced:
+    """A table held in memory (a request body, a CSV, a sample file) cut into pieces."""
+
+    def __init__(self, table: pa.Table, geometries: Geometries | np.ndarray) -> None:
+        self.table, self.geometries, self.total = table, geometries, table.num_rows
+        self._spans = iter(_edges(self.total))
+
+    def _batch(self, start: int, stop: int) -> Batch:
+        geoms = self.geometries
+        if isinstance(geoms, Geometries):
+            part: Geometries | np.ndarray = geoms.of(geoms.wkb[start:stop])
+        else:
+            part = geoms[start:stop]
+        return Batch(self.table.slice(start, stop - start), part, start)
+
+    def next(self) -> Batch | None:
+        span = next(self._spans, None)
+        return None if span is None else self._batch(*span)
+
+    def again(self) -> Iterator[Batch]:
+        for start, stop in _edges(self.total):
+            yield Batch(self.table.slice(start, stop - start), np.empty(0, object), start)
+
+
+class Streamed:
+    """A file as GDAL streams it (reading.read_raw with a batch size of CHUNK): the first
+    batch already read, each next one read when asked for. ``prepare`` turns a batch's
+    attribute columns into the layer's (renames, matching, mapped values), alike for all."""
+
+    def __init__(
+        self,
+        raw: RawFile,
+        name: str,
+        geometries: Geometries,
+        prepare: Callable[[pa.Table], pa.Table],
+    ) -> None:
+        self.raw, self.name, self.geometries, self.prepare = raw, name, geometries, prepare
+        self.total = raw.features
+        self._geometry = raw.meta["geometry_name"] or "wkb_geometry"
+        self._ready = [raw.table]  # the first batch, read by reading.read_raw
+        self._start = 0
+
+    def _read(self, batches: pa.RecordBatchReader) -> pa.Table | None:
+        try:
+            return pa.Table.from_batches([batches.read_next_batch()])
+        except StopIteration:
+            return None
+        except (*GDAL_ERRORS, pa.ArrowException) as exc:
+            raise InvalidFile(
+                f"cannot read {self.name} after feature {self._start:,}: {exc}"
+            ) from None
+
+    def next(self) -> Batch | None:
+        while True:
+            if self._ready:
+                table = self._ready.pop(0)
+            elif self.raw.more is None or (table := self._read(self.raw.more)) is None:
+                return None
+            if table.num_rows:
+                break
+        wkb = table.column(self._geometry)
+        table = self.prepare(table.drop_columns([self._geometry]))
+        batch = Batch(table, self.geometries.of(wkb), self._start)
+        self._start += table.num_rows
+        return batch
+
+    def again(self) -> Iterator[Batch]:
+        start = 0
+        with pyogrio.open_arrow(
+            self.raw.source,
+            layer=self.raw.layer,
+            read_geometry=False,
+            datetime_as_string=True,
+            batch_size=CHUNK,
+            use_pyarrow=True,
+        ) as (_, batches):
+            while (table := self._read(batches)) is not None:
+                yield Batch(self.prepare(table), np.empty(0, object), start)
+                start += table.num_rows
+
+
+def _in_context() -> Callable[..., Any]:
+    return contextvars.copy_context().run
+
+
+async def stream(
+    conn: AsyncConnection,
+    layer: Layer,
+    source: Source,
+    check: Callable[[Batch, dict[str, list]], bulk.Piece],
+    *,
+    defaults: dict[str, int] | None = None,
+    before: int | None = None,
+    refuse_stored: bool = True,
+) -> AsyncIterator[bulk.Piece]:
+    """The pieces of ``source`` as io/bulk.copy_in sends them. For each batch: its references
+    resolved and its natural keys checked here (one query each), then ``check(batch, refs)``
+    (validation and encoding) in a worker thread, in a copy of the caller's context (the
+    request's limits, work.py), while the piece before is sent and the next one read.
+
+    ``before``: the highest id the layer held when the import began (None: empty). With
+    ``refuse_stored`` (a plain import) a feature whose key one of those holds is refused. A
+    key repeated across batches is refused naming both features: before its piece is sent
+    while the natural key's index is live (it would refuse the row unnamed), else after the
+    last piece; either way nothing is committed with it."""
+    loop = asyncio.get_running_loop()
+    seen = keys.Seen()
+    # runs once copy_in has decided on the indexes: a bulk load has dropped it by now
+    live = bool(layer.natural_key) and await keys.index_live(conn, layer)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geo-comuna-import") as pool:
+
+        def later(work: Callable[..., Any], *args: Any) -> asyncio.Future:
+            return loop.run_in_executor(pool, _in_context(), work, *args)
+
+        ahead, checking = later(source.next), None
+        try:
+            while (batch := await ahead) is not None:
+                refs = await references.resolve(conn, layer, batch.table, batch.labels, defaults)
+                given = keys.of(layer, batch.table, refs)
+                if given is not None:
+                    keys.refuse_repeats(layer, batch.table, given, batch.labels)
+                    seen.add(given)
+                    if live or (refuse_stored and before is not None):
+                        # live: the index finds the earlier pieces' keys too
+                        found = await keys.stored(conn, layer, given, None if live else before)
+                        if refuse_stored:
+                            earlier = {p: i for p, i in found.items() if i <= (before or 0)}
+                            keys.refuse_stored(layer, batch.table, earlier, batch.labels)
+                        if any(i > (before or 0) for i in found.values()):
+                            await _refuse_repeat(conn, layer, source, seen, pool, defaults)
+                checked, ahead = later(check, batch, refs), later(source.next)
+                if checking is not None:
+                    yield await checking
+                checking = checked
+            if checking is not None:
+                piece, checking = checking, None
+                yield await piece
+        finally:
+            left = [f for f in (ahead, checking) if f is not None and not f.done()]
+            for future in left:  # the consumer stopped early: drop what is queued
+                future.cancel()
+            if left:
+                await asyncio.gather(*left, return_exceptions=True)
+        if seen.repeated():
+            await _refuse_repeat(conn, layer, source, seen, pool, defaults)
+
+
+async def _refuse_repeat(
+    conn: AsyncConnection,
+    layer: Layer,
+    source: Source,
+    seen: keys.Seen,
+    pool: ThreadPoolExecutor,
+    defaults: dict[str, int] | None,
+) -> None:
+    """Two batches so far hold keys of one hash: read the file's keys again and name the
+    first feature whose key an earlier feature holds (nothing, if only the hashes were
+    alike). Only the suspects' keys are kept, so this stays as bounded as the import."""
+    loop = asyncio.get_running_loop()
+    suspects = seen.suspects()
+    batches = source.again()
+    first: dict[tuple, int] = {}
+    while (batch := await loop.run_in_executor(pool, next, batches, None)) is not None:
+        refs = await references.resolve(conn, layer, batch.table, batch.labels, defaults)
+        given = keys.of(layer, batch.table, refs)
+        if given is None:
+            continue
+        for row, key in keys.among(given, suspects):
+            label = batch.labels[row]
+            if key in first:
+                raise Conflict(
+                    f"{keys.describe(layer, batch.table, row)} is also the key of feature "
+                    f"{first[key]} of the file; a key names one feature",
+                    feature=label,
+                    layer=layer.name,
+                )
+            first[key] = label

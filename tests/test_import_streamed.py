@@ -1,0 +1,119 @@
+"""A file imported in pieces as it is read (io/pieces.py, io/reading.py): whatever piece a bad
+feature lies in, nothing of the file is committed and the feature is named by its position in
+the file; natural keys repeated across pieces, or stored before the import, are refused as in
+one piece. Each is checked against what PostgreSQL then holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from psycopg import AsyncConnection
+
+from geo_comuna.errors import Conflict, InvalidAttribute, InvalidGeometry
+from geo_comuna.io import keys, pieces
+from geo_comuna.io.formats import pyogrio
+from geo_comuna.io.importer import import_file
+from geo_comuna.layers import LAYERS
+from geo_comuna.settings import Settings
+from tests.test_io_errors import parcels
+
+pytestmark = pytest.mark.anyio
+PARCELS = LAYERS["parcels"]
+
+
+def gpkg(path: Path, n: int, **options: object) -> Path:
+    """``n`` parcels of EL-MAIZAL as a GeoPackage, each with a code of its own (P-1...)."""
+    codes = options.pop("codes", None)
+    frame = parcels(n, **options)
+    frame["code"] = codes or [f"P-{i + 1}" for i in range(n)]
+    pyogrio.write_dataframe(frame, path, layer="parcels", driver="GPKG")
+    return path
+
+
+async def scalar(conn: AsyncConnection, query: str, params: tuple = ()) -> object:
+    return (await (await conn.execute(query, params)).fetchone())[0]
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [({"tenure_at": 11}, InvalidAttribute), ({"bowtie_at": 10}, InvalidGeometry)],
+)
+async def test_a_bad_feature_in_a_late_piece_leaves_nothing_written(
+    own_db: str,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    bad: dict[str, int],
+    error: type[Exception],
+) -> None:
+    """12 features in pieces of 4: the first two pieces are COPYed before the third is read,
+    then feature 10 or 11 is refused, and the import's one transaction takes them back."""
+    monkeypatch.setattr(pieces, "CHUNK", 4)
+    path = gpkg(tmp_path / "p.gpkg", 12, **bad)
+    async with await AsyncConnection.connect(own_db, autocommit=True) as conn:
+        audit = await scalar(conn, "SELECT count(*) FROM audit_log")
+        with pytest.raises(error) as raised:
+            await import_file(conn, PARCELS, path, settings)
+        assert raised.value.feature == next(iter(bad.values()))  # its place in the file
+        assert raised.value.layer == "parcels"
+        assert await scalar(conn, "SELECT count(*) FROM parcels WHERE code LIKE 'P-%%'") == 0
+        assert await scalar(conn, "SELECT count(*) FROM audit_log") == audit
+        # the same file without the bad feature: every piece stored, in the file's order
+        report = await import_file(conn, PARCELS, gpkg(tmp_path / "ok.gpkg", 12), settings)
+        assert (report.features, report.inserted) == (12, 12)
+        cur = await conn.execute("SELECT code FROM parcels WHERE code LIKE 'P-%%' ORDER BY id")
+        assert [r[0] for r in await cur.fetchall()] == [f"P-{i}" for i in range(1, 13)]
+
+
+async def test_a_key_repeated_in_a_later_piece_is_refused_naming_both(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feature 9 repeats feature 2's code, two pieces later: only a hash of feature 2's key
+    is kept by then, and the file is read again to name both."""
+    monkeypatch.setattr(pieces, "CHUNK", 4)
+    codes = [f"R-{i}" for i in range(1, 11)]
+    codes[8] = "R-2"
+    before = await scalar(conn, "SELECT count(*) FROM parcels")
+    with pytest.raises(Conflict) as raised:
+        await import_file(conn, PARCELS, gpkg(tmp_path / "r.gpkg", 10, codes=codes), settings)
+    assert raised.value.feature == 9
+    assert "code 'R-2'" in raised.value.message
+    assert "feature 2 of the file" in raised.value.message
+    assert await scalar(conn, "SELECT count(*) FROM parcels") == before
+
+
+async def test_a_stored_key_in_a_later_piece_is_refused_or_updated(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain import refuses feature 7, whose key a feature stored before holds; with upsert
+    the same file updates that one feature and inserts the other nine."""
+    monkeypatch.setattr(pieces, "CHUNK", 3)
+    await import_file(conn, PARCELS, gpkg(tmp_path / "one.gpkg", 1, codes=["S-7"]), settings)
+    stored = await scalar(conn, "SELECT id FROM parcels WHERE code = 'S-7'")
+    before = await scalar(conn, "SELECT count(*) FROM parcels")
+    path = gpkg(tmp_path / "s.gpkg", 10, codes=[f"S-{i}" for i in range(1, 11)])
+    with pytest.raises(Conflict) as raised:
+        await import_file(conn, PARCELS, path, settings)
+    assert raised.value.feature == 7
+    assert f"already stored as parcels feature {stored}" in raised.value.message
+    assert await scalar(conn, "SELECT count(*) FROM parcels") == before
+
+    report = await import_file(conn, PARCELS, path, settings, mode="upsert")
+    assert (report.inserted, report.updated, report.unchanged) == (9, 1, 0)
+    assert await scalar(conn, "SELECT count(*) FROM parcels WHERE code LIKE 'S-%%'") == 10
+    assert await scalar(conn, "SELECT notes FROM parcels WHERE id = %s", (stored,)) == "row 7"
+
+
+def test_key_hashes_tell_keys_apart_wherever_they_sit_in_memory() -> None:
+    """Equal strings hash alike at any offset of Arrow's buffers (a slice of a batch), and
+    strings of the same bytes in another order do not."""
+    data = pa.array(["LP-000001", "LP-000010", "LP-000001", "", "10-PL", "ñandú"])
+    whole = keys._text_hashes(data)
+    assert whole[0] == whole[2]
+    assert len(set(whole.tolist())) == 5
+    assert (keys._text_hashes(data.slice(2)) == whole[2:]).all()
+    many = keys._text_hashes(pa.array([f"LP-{i:06d}" for i in range(100_000)]))
+    assert np.unique(many).size == 100_000
