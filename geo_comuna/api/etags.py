@@ -75,11 +75,13 @@ def feature_digest(salt: str, found: tuple[tuple[str, int], ...]) -> str:
 
 
 def held(request: Request) -> tuple[str, ...]:
-    """The entity tags of If-None-Match, weak or not (compared weakly), ``*`` kept as is."""
+    """The entity tags of If-None-Match, weak or not (compared weakly); ``("*",)`` when it
+    names any version."""
     header = request.headers.get("if-none-match")
     if header is None:
         return ()
-    return tuple(tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip())
+    tags = tuple(tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip())
+    return ("*",) if "*" in tags else tags
 
 
 def fresh(request: Request, etag: str) -> bool:

@@ -243,33 +243,39 @@ async def item(
 
     The statement is composed once per (layer, reader, CRS) and prepared by the driver after
     a few uses on a connection, so a request pays one round trip and no SQL composing."""
-    query = _item_sql(layer.name, access if layer.restricted else None, crs, salt is not None)
-    cur = await conn.execute(
-        query,
-        {"id": feature_id, "salt": salt or "", "tables": list(tables), "held": list(held)},
-    )
+    query = _item_sql(layer.name, access if layer.restricted else None, crs, salt, tables)
+    # one text parameter, not an array: ETags hold no commas (digits, dots, hex digits)
+    tags = "*" if "*" in held else ",".join(held)
+    cur = await conn.execute(query, {"id": feature_id, "held": tags})
     row = await cur.fetchone()
     return Item(row[0], row[1]) if row else None
 
 
 #: the digest ``api/etags.py`` also computes in Python for the same inputs
-ITEM_DIGEST_SQL = """left(encode(sha256(convert_to(%(salt)s || '|' || (
+ITEM_DIGEST_SQL = """left(encode(sha256(convert_to({salt} || '|' || (
         SELECT coalesce(string_agg(n || '=' || coalesce(v.version, 0), ',' ORDER BY n), '')
-        FROM unnest(%(tables)s::text[]) n LEFT JOIN layer_versions v ON v.layer = n),
+        FROM unnest({tables}::text[]) n LEFT JOIN layer_versions v ON v.layer = n),
     'UTF8')), 'hex'), 20)"""
 
 
 @functools.lru_cache(maxsize=256)
-def _item_sql(layer_name: str, access: Access | None, crs: Crs, digest: bool) -> str:
-    """The item statement as text (``access`` None: the layer reads alike for everyone)."""
+def _item_sql(
+    layer_name: str, access: Access | None, crs: Crs, salt: str | None, tables: tuple[str, ...]
+) -> str:
+    """The item statement as text (``access`` None: the layer reads alike for everyone).
+    Salt and tables are fixed per layer and reader, so they are part of the text: a request
+    binds only the id and If-None-Match."""
     layer = get_layer(layer_name)
     feature, joins = feature_sql(layer, access or Access(), crs)
     version = sql.SQL("""t.id || '.' || t.xmin::text""")
-    if digest:
-        version = sql.SQL("{} || '.' || {}").format(version, sql.SQL(ITEM_DIGEST_SQL))
+    if salt is not None:
+        digest = sql.SQL(ITEM_DIGEST_SQL).format(
+            salt=sql.Literal(salt), tables=sql.Literal(list(tables))
+        )
+        version = sql.SQL("{} || '.' || {}").format(version, digest)
     query = sql.SQL("""
         SELECT x.etag,
-               CASE WHEN '*' = ANY(%(held)s::text[]) OR x.etag = ANY(%(held)s::text[])
+               CASE WHEN %(held)s = '*' OR x.etag = ANY(string_to_array(%(held)s, ','))
                     THEN NULL ELSE left({feature}, -1) END
         FROM {table} t {joins}
         CROSS JOIN LATERAL (SELECT '"' || {version} || '"' AS etag) x
