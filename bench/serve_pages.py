@@ -1,29 +1,45 @@
-"""Serving parcels: latency of /collections/parcels/items pages from `geo-comuna serve`.
+"""Serving parcels: /collections/parcels/items pages and items from `geo-comuna serve`, each
+as a ratio to one SQL query giving the same features, measured in the same run.
 
     .venv/bin/python bench/serve_pages.py [--requests 200] [--threads 8] [--seconds 10]
 
 Needs the 200,000 parcels stored (run import_parcels.py first). Runs VACUUM ANALYZE on
 parcels (what autovacuum does soon after an import), starts `geo-comuna serve` on a free
-127.0.0.1 port and, after a warm-up, sends with one keep-alive httpx client, one request at a
-time: 1,000-item pages at random offsets in the first 10,000, a deep page (offset 190,000)
-and ~0.01-degree bbox queries (limit 100). Latency is request sent to body read. For
-comparison, in the same run: PostGIS alone building the same 1,000-item pages
-(string_agg of ST_AsGeoJSON over an ORDER BY id LIMIT/OFFSET subquery, via psycopg), and the
-service function geo_comuna.features.query.page without HTTP. Then a short concurrent run:
-several client threads, each with its own connection, for a fixed time.
+127.0.0.1 port and, after a warm-up, sends over one keep-alive connection, one request at a
+time, each request followed by its floor on a psycopg connection (so both see the machine
+alike; the ratio is of the two medians):
+
+- 1,000-item pages by key (``after=``, what the next links carry) at random depths in the
+  200,000, and at the deepest page; the floor is string_agg(ST_AsGeoJSON(t.*)) over
+  ``WHERE id > key ORDER BY id LIMIT 1000``;
+- 1,000-item pages by offset (random < 10,000, and 190,000); floor: the same with OFFSET;
+- ~0.01-degree bbox pages (limit 100); floor: the same box with && and ST_Intersects;
+- one parcel by id, and again with its ETag in If-None-Match (304); floor: ST_AsGeoJSON of
+  the row by id;
+- the random-depth key page with ``Accept-Encoding: gzip``: bytes on the wire and time.
+
+The page floor leaves out what our features carry and ST_AsGeoJSON(t.*) does not: a
+parcel's commune code and its geodesic area (ST_Area on the spheroid); a second floor
+builds exactly our features in one hand-written statement, to tell the service's own cost
+from the area's. Latency is request sent to body read, with http.client (a thin client:
+what is timed is the server), and the server process' CPU time per request (user + system,
+/proc; not inflated by waiting for a core when the machine is loaded). Then a short
+concurrent run: several client threads, each with its own connection, for a fixed time.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import http.client
 import os
 import random
+import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -46,10 +62,52 @@ PAGE = 1000
 DEEP_OFFSET = 190_000
 BBOX_DEG = 0.01
 GRID = (WEST, SOUTH, EAST, NORTH)  # where make_parcels.py puts the parcels
-POSTGIS_PAGE = (
+#: one SQL query per request kind: the features, GeoJSON text, nothing else
+FLOOR_KEY = (
+    "SELECT string_agg(ST_AsGeoJSON(t.*, 'geom', 6), ',') FROM "
+    "(SELECT * FROM parcels WHERE id > %s ORDER BY id LIMIT 1000) t"
+)
+FLOOR_OFFSET = (
     "SELECT string_agg(ST_AsGeoJSON(t.*, 'geom', 6), ',') FROM "
     "(SELECT * FROM parcels ORDER BY id LIMIT 1000 OFFSET %s) t"
 )
+FLOOR_BBOX = (
+    "SELECT string_agg(ST_AsGeoJSON(t.*, 'geom', 6), ',') FROM "
+    "(SELECT * FROM parcels WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) "
+    "AND ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326)) ORDER BY id LIMIT 100) t"
+)
+FLOOR_ITEM = "SELECT ST_AsGeoJSON(t.*, 'geom', 6) FROM parcels t WHERE id = %s"
+#: our features exactly (commune code, geodesic area), in one hand-written statement
+SAME_FEATURES = """
+    SELECT string_agg('{"type":"Feature","id":' || t.id || ',"geometry":'
+        || ST_AsGeoJSON(t.geom, 6, 0) || ',"properties":' || json_build_object(
+            'commune', c.code, 'code', t.code, 'tenure', t.tenure, 'land_use', t.land_use,
+            'recovered_on', t.recovered_on,
+            'area_ha', round((ST_Area(t.geom::geography) / 10000)::numeric, 4))::text || '}',
+        ',' ORDER BY t.id)
+    FROM (SELECT * FROM parcels WHERE id > %s ORDER BY id LIMIT 1000) t
+    LEFT JOIN communes c ON c.id = t.commune_id
+"""
+
+
+@dataclass
+class Pair:
+    """A request kind: its HTTP latencies and its floor's, taken alternately."""
+
+    name: str
+    http: list[float] = field(default_factory=list)
+    floor: list[float] = field(default_factory=list)
+    wire: list[int] = field(default_factory=list)  # bytes on the wire per response
+    #: CPU seconds the server process spent on the HTTP requests (user + system)
+    cpu: float = 0.0
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) of a process so far: unlike wall time, not inflated by
+    waiting for a core on a loaded machine."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -95,93 +153,72 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def sequential(client: httpx.Client, urls: list[str]) -> tuple[list[float], float, int]:
-    """(latencies in s, wall s, mean body bytes); every answer must be 200 with features."""
-    latencies, size = [], 0
-    started = time.perf_counter()
-    for url in urls:
-        t0 = time.perf_counter()
-        response = client.get(url)
-        body = response.content
-        latencies.append(time.perf_counter() - t0)
-        if response.status_code != 200 or not body.startswith(b'{"type":"FeatureCollection"'):
-            sys.exit(f"GET {url} -> {response.status_code}: {body[:300]!r}")
-        size += len(body)
-    return latencies, time.perf_counter() - started, size // len(urls)
+class Http:
+    """One keep-alive HTTP/1.1 connection; GET returns (status, headers, body)."""
+
+    def __init__(self, port: int, pid: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.pid = pid  # the server's, for its CPU time
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
+        self.conn.request("GET", path, headers=headers or {})
+        response = self.conn.getresponse()
+        body = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+
+    def close(self) -> None:
+        self.conn.close()
 
 
-def check_page(client: httpx.Client, url: str, expected: int) -> None:
-    doc = client.get(url).json()
-    if doc["numberReturned"] != expected or len(doc["features"]) != expected:
-        sys.exit(f"GET {url}: {doc['numberReturned']} features, expected {expected}")
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
 
 
-def page_urls(rng: random.Random, count: int) -> list[str]:
+def run_pair(
+    pair: Pair,
+    client: Http,
+    db: psycopg.Connection,
+    requests: list[tuple[str, dict[str, str], str, tuple]],
+    status: int = 200,
+) -> None:
+    """Each (path, headers, floor SQL, floor params): the request, then its floor."""
+    for path, headers, floor, params in requests:
+        cpu = cpu_of(client.pid)
+        elapsed, (code, got, body) = timed(lambda: client.get(path, headers))  # noqa: B023
+        pair.cpu += cpu_of(client.pid) - cpu
+        if code != status:
+            sys.exit(f"GET {path} -> {code}: {body[:300]!r}")
+        pair.http.append(elapsed)
+        pair.wire.append(len(body))
+        elapsed, row = timed(lambda: db.execute(floor, params).fetchone())  # noqa: B023
+        if not row or row[0] is None:
+            sys.exit(f"the floor of {pair.name} found nothing: {floor} {params}")
+        pair.floor.append(elapsed)
+
+
+def key_pages(rng: random.Random, ids: list[int], count: int) -> list[tuple[str, dict, str, tuple]]:
+    """1,000-item pages after random ids anywhere in the layer."""
+    keys = [ids[rng.randrange(0, len(ids) - PAGE - 1)] for _ in range(count)]
     return [
-        f"/collections/parcels/items?limit={PAGE}&offset={rng.randrange(0, 9001)}"
-        for _ in range(count)
+        (f"/collections/parcels/items?limit={PAGE}&after={k}", {}, FLOOR_KEY, (k,)) for k in keys
     ]
 
 
-def bbox_url(rng: random.Random) -> str:
-    """A page of up to 100 parcels in a random BBOX_DEG square of the parcels' grid."""
+def bbox_requests(rng: random.Random, count: int) -> list[tuple[str, dict, str, tuple]]:
+    out = []
     w, s, e, n = GRID
-    x, y = rng.uniform(w, e - BBOX_DEG), rng.uniform(s, n - BBOX_DEG)
-    return (
-        f"/collections/parcels/items?limit=100&bbox={x:.5f},{y:.5f},"
-        f"{x + BBOX_DEG:.5f},{y + BBOX_DEG:.5f}"
-    )
+    for _ in range(count):
+        x, y = rng.uniform(w, e - BBOX_DEG), rng.uniform(s, n - BBOX_DEG)
+        box = (round(x, 5), round(y, 5), round(x + BBOX_DEG, 5), round(y + BBOX_DEG, 5))
+        path = "/collections/parcels/items?limit=100&bbox=" + ",".join(f"{v:.5f}" for v in box)
+        out.append((path, {}, FLOOR_BBOX, box + box))
+    return out
 
 
-def bbox_urls(rng: random.Random, count: int) -> list[str]:
-    return [bbox_url(rng) for _ in range(count)]
-
-
-def postgis_alone(dsn: str, offsets: list[int]) -> list[float]:
-    times = []
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for offset in offsets[:20]:  # warm-up
-            conn.execute(POSTGIS_PAGE, (offset,)).fetchone()
-        for offset in offsets:
-            t0 = time.perf_counter()
-            text = conn.execute(POSTGIS_PAGE, (offset,)).fetchone()[0]
-            times.append(time.perf_counter() - t0)
-            if not text:
-                sys.exit("PostGIS returned no features: are the parcels stored?")
-    return times
-
-
-def service_alone(dsn: str, offsets: list[int]) -> list[float]:
-    """geo_comuna.features.query.page on one connection, as the API calls it (no HTTP)."""
-    from geo_comuna.accounts import PUBLIC
-    from geo_comuna.db.pool import connect
-    from geo_comuna.features import query
-    from geo_comuna.layers import get_layer
-    from geo_comuna.settings import Settings
-
-    async def main() -> list[float]:
-        settings = Settings()
-        conn = await connect(settings, dsn)
-        layer, counts, times = get_layer("parcels"), query.CountCache(), []
-        try:
-            for i, offset in enumerate(offsets[:20] + offsets):
-                t0 = time.perf_counter()
-                await query.page(
-                    conn,
-                    layer,
-                    query.Filters(),
-                    limit=PAGE,
-                    offset=offset,
-                    counts=counts,
-                    access=PUBLIC,
-                )
-                if i >= 20:
-                    times.append(time.perf_counter() - t0)
-        finally:
-            await conn.close()
-        return times
-
-    return asyncio.run(main())
+def ms(values: list[float], pct: float = 50) -> float:
+    return percentile([v * 1000 for v in values], pct)
 
 
 def concurrent(base: str, threads: int, seconds: float, seed: int) -> tuple[list[float], float]:
@@ -199,7 +236,8 @@ def concurrent(base: str, threads: int, seconds: float, seed: int) -> tuple[list
                 if time.perf_counter() >= deadline:
                     break
                 t0 = time.perf_counter()
-                response = http.get(page_urls(rng, 1)[0])
+                offset = rng.randrange(0, 9001)
+                response = http.get(f"/collections/parcels/items?limit={PAGE}&offset={offset}")
                 _ = response.content
                 results[index].append(time.perf_counter() - t0)
                 if response.status_code != 200:
@@ -220,16 +258,20 @@ def concurrent(base: str, threads: int, seconds: float, seed: int) -> tuple[list
 
 
 def row(name: str, latencies: list[float], wall: float | None, size: int | None) -> list:
-    ms = [x * 1000 for x in latencies]
+    values = [x * 1000 for x in latencies]
     return [
         name,
-        len(ms),
-        percentile(ms, 50),
-        percentile(ms, 95),
-        max(ms),
-        f"{len(ms) / wall:,.1f}" if wall else "-",
+        len(values),
+        percentile(values, 50),
+        percentile(values, 95),
+        max(values),
+        f"{len(values) / wall:,.1f}" if wall else "-",
         f"{size / 1024:,.0f}" if size else "-",
     ]
+
+
+def load() -> str:
+    return " / ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def main() -> None:
@@ -242,63 +284,156 @@ def main() -> None:
     header("serve_pages")
     dsn = prepare_database()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        stored = conn.execute("SELECT count(*) FROM parcels").fetchone()[0]
-        if stored < DEEP_OFFSET + PAGE:
-            sys.exit(f"{stored} parcels stored; run bench/import_parcels.py first")
+        ids = [r[0] for r in conn.execute("SELECT id FROM parcels ORDER BY id")]
+        if len(ids) < DEEP_OFFSET + PAGE:
+            sys.exit(f"{len(ids)} parcels stored; run bench/import_parcels.py first")
         conn.execute("VACUUM ANALYZE parcels")
-    os.environ.update(env())  # service_alone builds Settings()
     rng = random.Random(args.seed)
-    pages, bboxes = page_urls(rng, args.requests), bbox_urls(rng, args.requests)
-    deep = [f"/collections/parcels/items?limit={PAGE}&offset={DEEP_OFFSET}"] * args.requests
-    offsets = [int(u.rsplit("=", 1)[1]) for u in pages]
+    n = args.requests
+    deepest = ids[-PAGE - 1]
+    one = [ids[rng.randrange(0, len(ids))] for _ in range(n)]
+    pairs: list[tuple[Pair, list, int]] = [
+        (Pair(f"page of {PAGE} by key (next links), random depth"), key_pages(rng, ids, n), 200),
+        (
+            Pair(f"page of {PAGE} by key, the last page"),
+            [
+                (
+                    f"/collections/parcels/items?limit={PAGE}&after={deepest}",
+                    {},
+                    FLOOR_KEY,
+                    (deepest,),
+                )
+            ]
+            * n,
+            200,
+        ),
+        (
+            Pair(f"page of {PAGE} by offset < 10,000"),
+            [
+                (f"/collections/parcels/items?limit={PAGE}&offset={o}", {}, FLOOR_OFFSET, (o,))
+                for o in (rng.randrange(0, 9001) for _ in range(n))
+            ],
+            200,
+        ),
+        (
+            Pair(f"page of {PAGE} by offset {DEEP_OFFSET:,}"),
+            [
+                (
+                    f"/collections/parcels/items?limit={PAGE}&offset={DEEP_OFFSET}",
+                    {},
+                    FLOOR_OFFSET,
+                    (DEEP_OFFSET,),
+                )
+            ]
+            * n,
+            200,
+        ),
+        (Pair(f"bbox ~{BBOX_DEG} deg, limit 100"), bbox_requests(rng, n), 200),
+        (
+            Pair("one parcel by id"),
+            [(f"/collections/parcels/items/{i}", {}, FLOOR_ITEM, (i,)) for i in one],
+            200,
+        ),
+    ]
+    gzip = Pair(f"page of {PAGE} by key, Accept-Encoding: gzip")
+    gzip_requests = [
+        (p, {"Accept-Encoding": "gzip"}, f, a) for p, _, f, a in key_pages(rng, ids, n)
+    ]
+    plain = [(p, {"Accept-Encoding": "identity"}, f, a) for p, _, f, a in gzip_requests]
+    same = Pair("the same page: our features in one hand-written statement")
+    started = load()
     port = free_port()
     server = start_server(port, OUT / "serve.log")
-    rows = []
+    rows, concurrent_row = [], None
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            check_page(client, pages[0], PAGE)
-            check_page(client, deep[0], PAGE)
-            runs: list[tuple[str, list[str]]] = [
-                (f"page of {PAGE}, random offset < 10,000", pages),
-                (f"deep page of {PAGE}, offset {DEEP_OFFSET:,}", deep),
-                (f"bbox ~{BBOX_DEG} deg, limit 100", bboxes),
-            ]
-            for _, urls in runs:  # warm-up: plans, count cache, connections
-                sequential(client, urls[:20])
-            for name, urls in runs:
-                latencies, wall, size = sequential(client, urls)
-                rows.append(row(f"HTTP {name}", latencies, wall, size))
-        base_times: list[tuple[str, Callable[[str, list[int]], list[float]]]] = [
-            ("PostGIS alone: string_agg(ST_AsGeoJSON), same offsets", postgis_alone),
-            ("query.page() without HTTP, same offsets", service_alone),
-        ]
-        for name, measure in base_times:
-            times = measure(dsn, offsets)
-            rows.append(row(name, times, sum(times), None))
+        client = Http(port, server.pid)
+        with psycopg.connect(dsn, autocommit=True) as db:
+            for _pair, requests, status in pairs:  # warm-up: plans, count cache, connections
+                run_pair(Pair("warm-up"), client, db, requests[:20], status)
+            for pair, requests, status in pairs:
+                run_pair(pair, client, db, requests, status)
+            # 304: the ETag of each parcel first, then If-None-Match with it
+            tags = [(i, client.get(f"/collections/parcels/items/{i}")[1]["etag"]) for i in one]
+            cached = Pair("one parcel, If-None-Match: its ETag (304)")
+            run_pair(
+                cached,
+                client,
+                db,
+                [
+                    (f"/collections/parcels/items/{i}", {"If-None-Match": t}, FLOOR_ITEM, (i,))
+                    for i, t in tags
+                ],
+                status=304,
+            )
+            pairs.append((cached, [], 304))
+            identity = Pair(f"page of {PAGE} by key, Accept-Encoding: identity")
+            for packed, bare in zip(gzip_requests, plain, strict=True):  # alternately
+                run_pair(gzip, client, db, [packed])
+                run_pair(identity, client, db, [bare])
+            pairs += [(identity, [], 200), (gzip, [], 200)]
+            for _path, _, _, params in key_pages(rng, ids, n):
+                elapsed, _ = timed(lambda: db.execute(SAME_FEATURES, params).fetchone())  # noqa: B023
+                same.floor.append(elapsed)
+                elapsed, _ = timed(lambda: db.execute(FLOOR_KEY, params).fetchone())  # noqa: B023
+                same.http.append(elapsed)
+        client.close()
         latencies, wall = concurrent(
             f"http://127.0.0.1:{port}", args.threads, args.seconds, args.seed
         )
-        rows.append(
-            row(
-                f"HTTP page of {PAGE}, {args.threads} threads x {args.seconds:g} s",
-                latencies,
-                wall,
-                None,
-            )
+        concurrent_row = row(
+            f"HTTP page of {PAGE} by offset, {args.threads} threads x {args.seconds:g} s",
+            latencies,
+            wall,
+            None,
         )
         server_rss = peak_rss_mb(server.pid)
     finally:
         stop_server(server)
+    ended = load()
+    for pair, _, _ in pairs:
+        http_p50, floor_p50 = ms(pair.http), ms(pair.floor)
+        rows.append(
+            [
+                pair.name,
+                len(pair.http),
+                http_p50,
+                ms(pair.http, 95),
+                floor_p50,
+                f"{http_p50 / floor_p50:.2f}x",
+                f"{http_p50 - floor_p50:+.3f}",
+                f"{pair.cpu / len(pair.http) * 1000:.2f}",
+                f"{statistics.mean(pair.wire) / 1024:,.1f}",
+            ]
+        )
     print(
         table(
-            f"Parcels pages ({fmt(stored)} stored), latency in ms",
-            ["request", "n", "p50", "p95", "max", "req/s", "body KiB"],
+            f"Parcels ({fmt(len(ids))} stored): HTTP against one SQL query, same run, ms",
+            [
+                "request",
+                "n",
+                "HTTP p50",
+                "HTTP p95",
+                "SQL p50",
+                "ratio",
+                "diff",
+                "server CPU/req",
+                "KiB sent",
+            ],
             rows,
         )
     )
     print(
-        f"\nserver peak RSS: {fmt(server_rss, 0)} MB. Target: p50 < 50 ms for the 1,000-item "
-        "page (peers: tipg 93-107 ms p50, PostGIS alone 5-6.5 ms)."
+        f"\nOur features in one hand-written SQL statement: p50 {ms(same.floor):.3f} ms against "
+        f"{ms(same.http):.3f} ms for the floor's ST_AsGeoJSON(t.*) "
+        f"({ms(same.floor) / ms(same.http):.2f}x): the cost of the commune code and the "
+        "geodesic area."
+    )
+    print(
+        table("Concurrent", ["request", "n", "p50", "p95", "max", "req/s", "KiB"], [concurrent_row])
+    )
+    print(
+        f"\nload average (1/5/15 min) at start {started}, at end {ended}; "
+        f"server peak RSS: {fmt(server_rss, 0)} MB."
     )
 
 

@@ -130,6 +130,112 @@ async def test_paging_with_next_links(client: httpx.AsyncClient) -> None:
     assert seen == [f"PG-{i}" for i in range(5)] and pages == 3
 
 
+def _next(page: dict) -> str | None:
+    hrefs = [link["href"] for link in page["links"] if link["rel"] == "next"]
+    return hrefs[0].replace("http://testserver", "") if hrefs else None
+
+
+async def test_next_links_yield_every_feature_once_whatever_is_written_between_pages(
+    client: httpx.AsyncClient,
+) -> None:
+    """Next links carry a key (the last id sent), not a position: a feature inserted between
+    two pages comes once, at its place in the id order, and deleting a feature already read
+    hides no other (by offset, the page after would skip one)."""
+    await make_commune(client, "KEYSET")
+    ids = []
+    for i in range(7):
+        body = feature(LAYERS["parcels"], commune="KEYSET", lon=LON + i * 0.0015, code=f"KS-{i}")
+        ids.append((await client.post("/collections/parcels/items", json=body)).json()["ids"][0])
+    url: str | None = "/collections/parcels/items?commune=KEYSET&limit=3"
+    seen: list[int] = []
+    added: list[int] = []
+    while url:
+        page = (await client.get(url)).json()
+        seen += [f["id"] for f in page["features"]]
+        url = _next(page)
+        if url is None:
+            break
+        assert "after=" in url and "offset=" not in url
+        # between pages: one feature added, the first one read deleted
+        body = feature(LAYERS["parcels"], commune="KEYSET", lon=LON + 0.02, code=f"KS-N{len(seen)}")
+        added.append((await client.post("/collections/parcels/items", json=body)).json()["ids"][0])
+        if len(seen) == 3:
+            deleted = await client.delete(f"/collections/parcels/items/{seen[0]}")
+            assert deleted.status_code == 204
+    assert len(seen) == len(set(seen))
+    assert set(ids) <= set(seen)  # every feature there at the start, none skipped
+    assert set(seen) - set(ids) <= set(added) and added[0] in seen
+    assert seen == sorted(seen)
+
+
+async def test_offset_still_pages_and_its_next_link_goes_on_by_key(
+    client: httpx.AsyncClient,
+) -> None:
+    await make_commune(client, "OFFSET")
+    for i in range(5):
+        body = feature(LAYERS["parcels"], commune="OFFSET", lon=LON + i * 0.0015, code=f"OF-{i}")
+        assert (await client.post("/collections/parcels/items", json=body)).status_code == 201
+    base = "/collections/parcels/items?commune=OFFSET"
+    every = [f["id"] for f in (await client.get(f"{base}&limit=5")).json()["features"]]
+    page = (await client.get(f"{base}&limit=2&offset=2")).json()
+    assert [f["id"] for f in page["features"]] == every[2:4]
+    rels = {link["rel"]: link["href"] for link in page["links"]}
+    assert f"after={every[3]}" in rels["next"] and "offset=0" in rels["prev"]
+    last = (await client.get(_next(page))).json()
+    assert [f["id"] for f in last["features"]] == every[4:] and _next(last) is None
+    assert last["numberMatched"] == 5
+    # sortby keeps its own order: its next link goes on by offset
+    desc = (await client.get(f"{base}&limit=2&sortby=-code")).json()
+    assert "offset=2" in _next(desc) and "after=" not in _next(desc)
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("after=3&offset=2", "offset=2 and after=3"),
+        ("after=-1", "after"),
+        ("after=abc", "after"),
+        ("after=3&sortby=code", "sortby"),
+    ],
+)
+async def test_bad_keys_are_400(client: httpx.AsyncClient, query: str, says: str) -> None:
+    r = await client.get(f"/collections/parcels/items?{query}")
+    assert r.status_code == 400, r.text
+    assert says in r.text
+
+
+async def test_an_item_etag_is_decided_in_the_database_before_the_feature_is_built(
+    conn: AsyncConnection,
+) -> None:
+    """The item statement computes the ETag (row version, and for parcels a digest of the
+    commune codes' version and of who reads) as Python would, and returns no Feature when
+    If-None-Match holds it: a 304 builds nothing."""
+    from geo_comuna.accounts import PUBLIC
+    from geo_comuna.api import etags
+    from geo_comuna.db.versions import versions
+    from geo_comuna.features import query
+
+    parcels, states = LAYERS["parcels"], LAYERS["states"]
+    fid, xmin = await (await conn.execute("SELECT id, xmin::text FROM parcels LIMIT 1")).fetchone()
+    salt, tables = etags.feature_inputs(parcels, PUBLIC)
+    assert salt is not None and tables == ("communes",)
+    digest = etags.feature_digest(salt, await versions(conn, tables))
+    found = await query.item(conn, parcels, fid, PUBLIC, salt=salt, tables=tables)
+    assert found is not None and found.etag == f'"{fid}.{xmin}.{digest}"'
+    assert found.text is not None and found.text.startswith('{"type":"Feature","id":')
+    for held in ((found.etag,), ('"x"', found.etag), ("*",)):
+        again = await query.item(conn, parcels, fid, PUBLIC, salt=salt, tables=tables, held=held)
+        assert again == query.Item(found.etag, None), held
+    stale = await query.item(conn, parcels, fid, PUBLIC, salt=salt, tables=tables, held=('"x"',))
+    assert stale == found
+    assert await query.item(conn, parcels, -1, PUBLIC, salt=salt, tables=tables) is None
+    # a state reads alike for everyone and from its own row only: its row version is its ETag
+    assert etags.feature_inputs(states, PUBLIC) == (None, ())
+    sid, sxmin = await (await conn.execute("SELECT id, xmin::text FROM states LIMIT 1")).fetchone()
+    state = await query.item(conn, states, sid, PUBLIC)
+    assert state is not None and state.etag == f'"{sid}.{sxmin}"'
+
+
 async def test_count_follows_writes(client: httpx.AsyncClient) -> None:
     """numberMatched is cached per layer version: a write must invalidate it."""
     await make_commune(client, "COUNT")

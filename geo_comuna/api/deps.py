@@ -35,25 +35,37 @@ from geo_comuna.settings import Settings
 
 #: query parameters every items request may carry besides property filters
 RESERVED = {
-    *("limit", "offset", "bbox", "bbox-crs", "commune", "f", "repair", "lang", "crs", "datetime"),
+    *(
+        "limit",
+        "offset",
+        "after",
+        "bbox",
+        "bbox-crs",
+        "commune",
+        "f",
+        "repair",
+        "lang",
+        "crs",
+        "datetime",
+    ),
     *("filter", "filter-lang", "filter-crs", "sortby", "properties"),
 }
 CRS84 = crs.CRS84.uri
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_counts(request: Request) -> CountCache:
+async def get_counts(request: Request) -> CountCache:
     return request.app.state.counts
 
 
-def get_scratch(request: Request) -> Scratch:
+async def get_scratch(request: Request) -> Scratch:
     return request.app.state.scratch
 
 
-def get_tiles(request: Request) -> TileCache:
+async def get_tiles(request: Request) -> TileCache:
     """The app's tile cache (made by create_app, bounded: features/tiles.py)."""
     return request.app.state.tiles
 
@@ -82,7 +94,7 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
                 await conn.execute("RESET statement_timeout")
 
 
-def get_layer_dep(collection_id: Annotated[str, Path(description="layer name")]) -> Layer:
+async def get_layer_dep(collection_id: Annotated[str, Path(description="layer name")]) -> Layer:
     return get_layer(collection_id)
 
 
@@ -176,7 +188,7 @@ async def if_match(
     return value
 
 
-def reader_access(user: Annotated[User | None, Depends(current_user)]) -> Access:
+async def reader_access(user: Annotated[User | None, Depends(current_user)]) -> Access:
     """What of the registry's members-only data this request may read."""
     return Access.of(user)
 
@@ -217,19 +229,29 @@ def trusted_host(request: Request, settings: Settings) -> bool:
     return False
 
 
-def paging(
+async def paging(
     settings: SettingsDep,
     limit: Annotated[int | None, Query(ge=1, description="items per page")] = None,
     offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
-) -> tuple[int, int]:
-    """``limit`` items from ``offset``. A limit above the maximum page size is not an error
-    (OGC API - Features Part 1): the page is the maximum, and the ``next`` links go on from
-    there, so ``ogr2ogr -oo PAGE_SIZE=20000`` reads everything."""
+    after: Annotated[
+        int | None,
+        Query(ge=0, le=2_147_483_647, description="the page after this feature id ('next' links)"),
+    ] = None,
+) -> tuple[int, int, int | None]:
+    """``limit`` items from ``offset``, or after the feature ``after`` (keyset: what the
+    ``next`` links carry, as fast at any depth as the first page). A limit above the maximum
+    page size is not an error (OGC API - Features Part 1): the page is the maximum, and the
+    ``next`` links go on from there, so ``ogr2ogr -oo PAGE_SIZE=20000`` reads everything."""
     limit = settings.default_limit if limit is None else min(limit, settings.max_limit)
-    return limit, offset
+    if after is not None and offset:
+        raise InvalidInput(
+            f"offset={offset} and after={after} name two starts: give one (the next links "
+            "carry after)"
+        )
+    return limit, offset, after
 
 
-Paging = Annotated[tuple[int, int], Depends(paging)]
+Paging = Annotated[tuple[int, int, int | None], Depends(paging)]
 _CRS_HELP = f"coordinates: {', '.join(crs.URIS)}; EPSG:<code> for the EPSG ones"
 
 
@@ -321,7 +343,7 @@ async def filters(
 FiltersDep = Annotated[Filters, Depends(filters)]
 
 
-def response_crs(
+async def response_crs(
     value: Annotated[str | None, Query(alias="crs", description=_CRS_HELP)] = None,
 ) -> crs.Crs:
     """The CRS a feature response's coordinates are in (Content-Crs)."""
@@ -331,7 +353,7 @@ def response_crs(
 CrsDep = Annotated[crs.Crs, Depends(response_crs)]
 
 
-def output(
+async def output(
     layer: LayerDep,
     access: ReaderAccess,
     response: CrsDep,

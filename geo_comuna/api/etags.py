@@ -12,7 +12,9 @@ its ETag says (a write in between makes it newer, and its ETag then never matche
 A feature's ETag is its row version, ``"id.xmin"``, which PUT, PATCH and DELETE compare with
 ``If-Match``; where the feature's content also depends on the reader or on other tables
 (a parcel's commune is shown by its code), a digest of those follows: ``"id.xmin.digest"``.
-``If-Match`` compares the row version only (features/write.py row_version).
+``If-Match`` compares the row version only (features/write.py row_version). The database
+computes a feature's ETag and compares it with If-None-Match in the statement that reads the
+feature, and builds the Feature only when they differ: a 304 costs one index lookup.
 
 Page ETags are weak (``W/``): a page compressed for transfer (api/compression.py) is the
 same page. Comparison for If-None-Match is weak too (RFC 9110).
@@ -52,14 +54,34 @@ async def page(
     return f'W/"{_digest(__version__, layer.name, base, query, found, reader)}"'
 
 
-async def feature(conn: AsyncConnection, layer: Layer, row: str, access: Access) -> str:
-    """The ETag of one feature whose row version is ``row`` (``"id.xmin"``)."""
+def feature_inputs(layer: Layer, access: Access) -> tuple[str | None, tuple[str, ...]]:
+    """What a feature's ETag digests besides its row version: a salt (this code's version and
+    who reads, where that matters) and the tables the feature is also built from. (None, ())
+    when the row version alone tells a feature's versions apart. The digest itself is
+    computed in the database, in the statement that reads the feature (features/query.py
+    item), so that a current copy is known before any of it is built."""
     tables = read_tables(layer)
     if not tables and not layer.restricted:
-        return row
-    found = await versions(conn, tables) if tables else ()
+        return None, ()
     reader = access.key if layer.restricted else None
-    return f'{row[:-1]}.{_digest(__version__, found, reader)}"'
+    return f"{__version__}|{reader!r}", tuple(sorted(tables))
+
+
+def feature_digest(salt: str, found: tuple[tuple[str, int], ...]) -> str:
+    """The digest of item's SQL (query.ITEM_DIGEST_SQL) for ``found`` (table, version) pairs,
+    in Python: what a test checks the database's against."""
+    versions = ",".join(f"{name}={version}" for name, version in found)
+    return hashlib.sha256(f"{salt}|{versions}".encode()).hexdigest()[:20]
+
+
+def held(request: Request) -> tuple[str, ...]:
+    """The entity tags of If-None-Match, weak or not (compared weakly); ``("*",)`` when it
+    names any version."""
+    header = request.headers.get("if-none-match")
+    if header is None:
+        return ()
+    tags = tuple(tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip())
+    return ("*",) if "*" in tags else tags
 
 
 def fresh(request: Request, etag: str) -> bool:

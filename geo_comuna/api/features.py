@@ -277,22 +277,35 @@ async def queryables(
 
 
 def _page_links(
-    request: Request, base: str, layer: Layer, limit: int, offset: int, returned: int, matched: int
+    request: Request,
+    base: str,
+    layer: Layer,
+    paging: tuple[int, int, int | None],
+    page: query.Page,
+    keyed: bool,
 ) -> list[dict[str, str]]:
+    """self, collection, next (by key when the order is the ids': ``keyed``; else by
+    offset) and, for a page reached by offset, prev."""
+    limit, offset, after = paging
     href = f"{base}/collections/{layer.name}/items"
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("limit", "offset")]
+    start = ("limit", "offset", "after")
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in start]
 
-    def at(off: int) -> str:
-        return f"{href}?{urlencode([*params, ('limit', limit), ('offset', off)])}"
+    def at(*where: tuple[str, int]) -> str:
+        return f"{href}?{urlencode([*params, ('limit', limit), *where])}"
 
+    here = ("after", after) if after is not None else ("offset", offset)
     links = [
-        _link(at(offset), "self", GEOJSON),
+        _link(at(here), "self", GEOJSON),
         _link(f"{base}/collections/{layer.name}", "collection", "application/json"),
     ]
-    if offset + returned < matched:
-        links.append(_link(at(offset + limit), "next", GEOJSON, "next page"))
-    if offset > 0:
-        links.append(_link(at(max(0, offset - limit)), "prev", GEOJSON, "previous page"))
+    if page.more and page.last_id is not None:
+        following = ("after", page.last_id) if keyed else ("offset", offset + limit)
+        links.append(_link(at(following), "next", GEOJSON, "next page"))
+    if after is None and offset > 0:
+        links.append(
+            _link(at(("offset", max(0, offset - limit))), "prev", GEOJSON, "previous page")
+        )
     return links
 
 
@@ -315,13 +328,14 @@ async def items(
     output: OutputDep,
 ) -> Response:
     """GeoJSON FeatureCollection (RFC 7946). Filter with ``bbox``, ``commune``, any
-    attribute (``?tenure=abandoned,occupied``) and a CQL2 ``filter``; page with
-    ``limit``/``offset`` or the ``next`` link; ``sortby``, ``properties`` and ``crs`` shape
+    attribute (``?tenure=abandoned,occupied``) and a CQL2 ``filter``; page with the ``next``
+    link (``after``: the id the page starts after, as fast deep as shallow) or
+    ``limit``/``offset``; ``sortby``, ``properties`` and ``crs`` shape
     the features. Areas are in hectares and lengths in metres, geodesic.
 
     Members-only properties (a home's residents, notes) are absent, and members-only
     positions (homes) null, except in features of the reader's communes (admins: all)."""
-    limit, offset = paging
+    limit, offset, after = paging
     base = base_url(request, settings)
     etag = await etags.page(conn, layer, request, base, access)
     if etags.fresh(request, etag):
@@ -335,10 +349,9 @@ async def items(
         counts=counts,
         access=access,
         output=output,
+        after=after,
     )
-    links = _page_links(
-        request, base, layer, limit, offset, page.number_returned, page.number_matched
-    )
+    links = _page_links(request, base, layer, paging, page, keyed=not output.sortby)
     head = json.dumps(
         {
             "type": "FeatureCollection",
@@ -377,13 +390,21 @@ async def item(
     response_crs: CrsDep,
     lang: PageLang = None,
 ) -> Response:
-    found = await query.one(conn, layer, feature_id, access, response_crs)
+    salt, tables = etags.feature_inputs(layer, access)
+    found = await query.item(
+        conn,
+        layer,
+        feature_id,
+        access,
+        response_crs,
+        salt=salt,
+        tables=tables,
+        held=etags.held(request),
+    )
     if found is None:
         raise NotFound(f"no feature {feature_id}", layer=layer.name)
-    text, row = found
-    etag = await etags.feature(conn, layer, row, access)
-    if etags.fresh(request, etag):
-        return etags.not_modified(etag)
+    if found.text is None:  # the client's copy is current: the Feature was not built
+        return etags.not_modified(found.etag)
     base = base_url(request, settings)
     if wants_html(request):
         styles = Styles.load(settings.styles_path)
@@ -393,7 +414,7 @@ async def item(
         _link(f"{base}/collections/{layer.name}", "collection", "application/json"),
     ]
     return Response(
-        f'{text[:-1]},"links":{json.dumps(links)}}}',
+        f'{found.text},"links":{json.dumps(links)}}}',
         media_type=GEOJSON,
-        headers={"ETag": etag, **_content_crs(response_crs)},
+        headers={"ETag": found.etag, **_content_crs(response_crs)},
     )

@@ -1,9 +1,13 @@
 """Read queries over any registry layer. PostGIS builds the GeoJSON; Python only frames it.
 
-A page is one SQL statement: the ids of the page first (an index-only walk, so a deep offset
-does not build GeoJSON for the rows it skips), then each feature as text via ST_AsGeoJSON and
-string_agg. ``numberMatched`` is exact: counted in the same statement, but only when the
-layer's version (bumped by every write, see migration 0001) differs from the cached one.
+A page is one SQL statement: the ids of the page first (an index walk, so a deep page does
+not build GeoJSON for the rows it skips), then each feature as text via ST_AsGeoJSON and
+string_agg. Pages in id order go on by key (``after``: ids above the last one sent), so the
+thousandth page costs what the first does and a feature written or deleted between two
+pages neither repeats nor hides another; ``offset`` still works, walking past the rows it
+skips. One row beyond the page is looked at, to tell whether a next page exists.
+``numberMatched`` is exact: counted in the same statement, but only when the layer's
+version (bumped by every write, see migration 0001) differs from the cached one.
 
 Every read takes the reader's ``Access`` and applies the registry's read rules in the SQL
 itself (features/properties.py: what of a row the reader gets; features/filters.py: the
@@ -14,6 +18,7 @@ read. Both are also importable from here, where every reader of the store looks 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -21,7 +26,7 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
 from geo_comuna.accounts import Access
-from geo_comuna.errors import NotFound
+from geo_comuna.errors import InvalidInput, NotFound
 from geo_comuna.features.attributes import is_text
 from geo_comuna.features.crs import CRS84, Crs
 from geo_comuna.features.filters import (
@@ -34,7 +39,7 @@ from geo_comuna.features.filters import (
 )
 from geo_comuna.features.output import Output, order_sql
 from geo_comuna.features.properties import feature_sql, geometry_sql, property_exprs, readable
-from geo_comuna.layers import COMMUNES, Layer
+from geo_comuna.layers import COMMUNES, Layer, get_layer
 
 __all__ = [
     "COORD_DECIMALS",
@@ -42,12 +47,14 @@ __all__ = [
     "CountCache",
     "Filters",
     "Interval",
+    "Item",
     "Page",
     "check_filters",
     "commune_sql",
     "extents",
     "feature_sql",
     "geometry_sql",
+    "item",
     "located_where",
     "one",
     "page",
@@ -89,6 +96,10 @@ class Page:
     features: str  # comma-separated GeoJSON Feature objects
     number_returned: int
     number_matched: int
+    #: a feature follows this page
+    more: bool = False
+    #: the id of the page's last feature (what ``after`` takes for the next page)
+    last_id: int | None = None
 
 
 async def page(
@@ -101,22 +112,31 @@ async def page(
     counts: CountCache,
     access: Access,
     output: Output | None = None,
+    after: int | None = None,
 ) -> Page:
     """One page of features, as ``access`` may read them, shaped by ``output`` (CRS, order,
     properties). A layer whose derived properties read other tables (the communes'
     per-state breakdown) is kept per version of them all (work.cache), since its page costs
-    what those tables hold, not what it shows."""
+    what those tables hold, not what it shows.
+
+    ``after``: only features of higher id (the id order; with ``sortby`` an ``after`` is
+    refused, the order is another one)."""
     output = output or Output()
+    if after is not None and output.sortby:
+        raise InvalidInput(
+            "after continues the id order; with sortby, page with offset (the next links do)",
+            layer=layer.name,
+        )
     reads = {table for d in layer.derived for table in d.reads}
     cache = work.cache()
     if not reads or cache is None:
-        return await _page(conn, layer, filters, limit, offset, counts, access, output)
+        return await _page(conn, layer, filters, limit, offset, counts, access, output, after)
     reader = access.key if layer.restricted else None
     return await cache.get_or_compute(
         conn,
-        ("page", layer.name, filters.key(), reader, limit, offset, output.key()),
+        ("page", layer.name, filters.key(), reader, limit, offset, after, output.key()),
         {layer.table, *reads},
-        lambda: _page(conn, layer, filters, limit, offset, counts, access, output),
+        lambda: _page(conn, layer, filters, limit, offset, counts, access, output, after),
     )
 
 
@@ -129,6 +149,7 @@ async def _page(
     counts: CountCache,
     access: Access,
     output: Output,
+    after: int | None = None,
 ) -> Page:
     where, params = where_sql(layer, filters, access)
     order, private_order = order_sql(layer, access, output)
@@ -141,33 +162,40 @@ async def _page(
     key = (layer.name, filters.key(), access.key if layer.restricted else None, private_order)
     cached = counts.get(key)
     params.update(layer=layer.name, limit=limit, offset=offset, known=cached[0] if cached else None)
+    # the key narrows the page, never what numberMatched counts
+    keyed = where if after is None else sql.SQL("{} AND t.id > %(after)s").format(where)
+    params["after"] = after
     table = sql.Identifier(layer.table)
     query = sql.SQL("""
-        WITH ids AS (SELECT t.id, {rank} AS n FROM {table} t WHERE {where}
-                     ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s),
+        WITH probe AS (SELECT t.id, {rank} AS n FROM {table} t WHERE {keyed}
+                       ORDER BY {order} LIMIT %(limit)s + 1 OFFSET %(offset)s),
+             ids AS (SELECT id, n FROM probe ORDER BY n LIMIT %(limit)s),
              v AS (SELECT version FROM layer_versions WHERE layer = %(layer)s)
         SELECT (SELECT version FROM v),
                CASE WHEN (SELECT version FROM v) IS NOT DISTINCT FROM %(known)s::bigint
                     THEN NULL ELSE (SELECT count(*) FROM {table} t WHERE {where}) END,
                (SELECT count(*) FROM ids),
+               (SELECT count(*) FROM probe) > %(limit)s,
+               (SELECT id FROM ids ORDER BY n DESC LIMIT 1),
                (SELECT string_agg(f.feature, ',' ORDER BY f.n) FROM
                    (SELECT ids.n, {feature} AS feature
                     FROM ids JOIN {table} t ON t.id = ids.id {joins}) f)
     """).format(
         table=table,
         where=where,
+        keyed=keyed,
         feature=feature,
         joins=joins,
         order=order,
         rank=rank or sql.SQL("t.id"),
     )
     cur = await conn.execute(query, params)
-    version, count, returned, text = await cur.fetchone()
+    version, count, returned, more, last_id, text = await cur.fetchone()
     if count is None:
         count = cached[1]
     else:
         counts.put(key, version, count)
-    return Page(text or "", returned, count)
+    return Page(text or "", returned, count, more, last_id)
 
 
 async def one(
@@ -183,6 +211,77 @@ async def one(
     )
     row = await cur.fetchone()
     return (row[0], row[1]) if row else None
+
+
+@dataclass(frozen=True)
+class Item:
+    """One feature as the item route sends it: its ETag, and its GeoJSON Feature text
+    (without the closing brace, so that links can follow), or None when the client's copy
+    is current (``If-None-Match`` matched: the Feature was never built)."""
+
+    etag: str
+    text: str | None
+
+
+async def item(
+    conn: AsyncConnection,
+    layer: Layer,
+    feature_id: int,
+    access: Access,
+    crs: Crs = CRS84,
+    *,
+    salt: str | None = None,
+    tables: tuple[str, ...] = (),
+    held: tuple[str, ...] = (),
+) -> Item | None:
+    """One feature by id in one statement, ETag first: the row version ``"id.xmin"``, and
+    where what the feature shows also depends on other tables or on the reader, a digest of
+    ``salt`` (who reads, which code) and of those ``tables``' versions (api/etags.py says
+    why); ``salt`` None: the row version alone. When the ETag is one of ``held`` (the
+    client's If-None-Match, ``*`` for any) the Feature is not built: CASE evaluates only the
+    branch it takes.
+
+    The statement is composed once per (layer, reader, CRS) and prepared by the driver after
+    a few uses on a connection, so a request pays one round trip and no SQL composing."""
+    query = _item_sql(layer.name, access if layer.restricted else None, crs, salt, tables)
+    # one text parameter, not an array: ETags hold no commas (digits, dots, hex digits)
+    tags = "*" if "*" in held else ",".join(held)
+    cur = await conn.execute(query, {"id": feature_id, "held": tags})
+    row = await cur.fetchone()
+    return Item(row[0], row[1]) if row else None
+
+
+#: the digest ``api/etags.py`` also computes in Python for the same inputs
+ITEM_DIGEST_SQL = """left(encode(sha256(convert_to({salt} || '|' || (
+        SELECT coalesce(string_agg(n || '=' || coalesce(v.version, 0), ',' ORDER BY n), '')
+        FROM unnest({tables}::text[]) n LEFT JOIN layer_versions v ON v.layer = n),
+    'UTF8')), 'hex'), 20)"""
+
+
+@functools.lru_cache(maxsize=256)
+def _item_sql(
+    layer_name: str, access: Access | None, crs: Crs, salt: str | None, tables: tuple[str, ...]
+) -> str:
+    """The item statement as text (``access`` None: the layer reads alike for everyone).
+    Salt and tables are fixed per layer and reader, so they are part of the text: a request
+    binds only the id and If-None-Match."""
+    layer = get_layer(layer_name)
+    feature, joins = feature_sql(layer, access or Access(), crs)
+    version = sql.SQL("""t.id || '.' || t.xmin::text""")
+    if salt is not None:
+        digest = sql.SQL(ITEM_DIGEST_SQL).format(
+            salt=sql.Literal(salt), tables=sql.Literal(list(tables))
+        )
+        version = sql.SQL("{} || '.' || {}").format(version, digest)
+    query = sql.SQL("""
+        SELECT x.etag,
+               CASE WHEN %(held)s = '*' OR x.etag = ANY(string_to_array(%(held)s, ','))
+                    THEN NULL ELSE left({feature}, -1) END
+        FROM {table} t {joins}
+        CROSS JOIN LATERAL (SELECT '"' || {version} || '"' AS etag) x
+        WHERE t.id = %(id)s
+    """).format(feature=feature, table=sql.Identifier(layer.table), joins=joins, version=version)
+    return query.as_string()
 
 
 async def extents(conn: AsyncConnection, layers: list[Layer]) -> dict[str, list[float] | None]:
