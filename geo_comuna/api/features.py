@@ -408,7 +408,8 @@ async def item(
     base = base_url(request, settings)
     if wants_html(request):
         styles = Styles.load(settings.styles_path)
-        return html(pages.item(base, page_lang(request), layer, json.loads(text), styles))
+        feature = json.loads(found.text + "}")
+        return html(pages.item(base, page_lang(request), layer, feature, styles))
     links = [
         _link(f"{base}/collections/{layer.name}/items/{feature_id}", "self", GEOJSON),
         _link(f"{base}/collections/{layer.name}", "collection", "application/json"),
