@@ -643,3 +643,22 @@ def test_backup_and_restore_carry_the_documents(own_db: str, tmp_path: Path) -> 
         db.execute("SELECT set_config('geo_comuna.role', 'admin', true)")
         assert db.execute("SELECT count(*) FROM document_files").fetchone()[0] == 1
         db.execute("ROLLBACK")
+
+
+async def test_options_answer_what_the_token_may_do(
+    conn: AsyncConnection, reader: Callable
+) -> None:
+    party = await add_party(conn, "Ficticia")
+    expected = {
+        "anonymous": ("GET, HEAD, OPTIONS", "GET, HEAD, OPTIONS"),
+        "viewer-maizal": ("GET, HEAD, OPTIONS", "GET, HEAD, OPTIONS"),
+        "editor-marzo": ("GET, HEAD, POST, OPTIONS", "GET, HEAD, OPTIONS"),
+        "editor-maizal": ("GET, HEAD, POST, OPTIONS", "GET, HEAD, PATCH, DELETE, OPTIONS"),
+    }
+    for who, (items, item) in expected.items():
+        async with reader(who) as c:
+            r = await c.options("/collections/parties/items")
+            assert r.status_code == 204 and r.headers["allow"] == items, who
+            r = await c.options(f"/collections/parties/items/{party}")
+            assert r.status_code == 204 and r.headers["allow"] == item, who
+            assert (await c.head(f"/collections/parties/items/{party}")).status_code == 200

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
@@ -26,12 +26,12 @@ from geo_comuna.api.deps import (
     Writer,
     base_url,
 )
+from geo_comuna.api.methods import allow
 from geo_comuna.errors import TooLarge
 from geo_comuna.layers.model import Label
 from geo_comuna.tenure import documents, edit, records
 
 router = APIRouter(tags=["land records"])
-Kind = Literal["parties", "rights"]
 GEOJSON = "application/geo+json"
 PRIVATE = "private, no-cache"
 COLLECTIONS: dict[str, tuple[Label, Label]] = {
@@ -134,19 +134,19 @@ async def right_items(
     return _json(page)
 
 
-async def _one(conn: Conn, user: Reader, kind: str, record_id: int) -> Response:
-    feature, version, _ = await records.one(conn, user, kind, record_id)
+async def _one(conn: Conn, user: Reader, kind: str, feature_id: int) -> Response:
+    feature, version, _ = await records.one(conn, user, kind, feature_id)
     return _json(feature, etag=_etag(version, user))
 
 
-@router.get("/collections/parties/items/{record_id}", summary="One party")
-async def party_item(conn: Conn, user: Reader, record_id: int) -> Response:
-    return await _one(conn, user, "parties", record_id)
+@router.get("/collections/parties/items/{feature_id}", summary="One party")
+async def party_item(conn: Conn, user: Reader, feature_id: int) -> Response:
+    return await _one(conn, user, "parties", feature_id)
 
 
-@router.get("/collections/rights/items/{record_id}", summary="One right")
-async def right_item(conn: Conn, user: Reader, record_id: int) -> Response:
-    return await _one(conn, user, "rights", record_id)
+@router.get("/collections/rights/items/{feature_id}", summary="One right")
+async def right_item(conn: Conn, user: Reader, feature_id: int) -> Response:
+    return await _one(conn, user, "rights", feature_id)
 
 
 async def _create(request: Request, settings: Any, conn: Conn, user: Writer, kind: str) -> Response:
@@ -169,36 +169,80 @@ async def create_right(request: Request, settings: SettingsDep, conn: Conn, user
 
 
 async def _patch(
-    request: Request, conn: Conn, user: Writer, if_match: IfMatch, kind: str, record_id: int
+    request: Request, conn: Conn, user: Writer, if_match: IfMatch, kind: str, feature_id: int
 ) -> Response:
-    version = await edit.patch(conn, kind, record_id, await request.body(), user, if_match=if_match)
-    return _json({"ids": [record_id]}, 200, _etag(version, user), "application/json")
+    version = await edit.patch(
+        conn, kind, feature_id, await request.body(), user, if_match=if_match
+    )
+    return _json({"ids": [feature_id]}, 200, _etag(version, user), "application/json")
 
 
-@router.patch("/collections/parties/items/{record_id}", summary="Change a party")
+@router.patch("/collections/parties/items/{feature_id}", summary="Change a party")
 async def patch_party(
-    request: Request, conn: Conn, user: Writer, if_match: IfMatch, record_id: int
+    request: Request, conn: Conn, user: Writer, if_match: IfMatch, feature_id: int
 ) -> Response:
-    return await _patch(request, conn, user, if_match, "parties", record_id)
+    return await _patch(request, conn, user, if_match, "parties", feature_id)
 
 
-@router.patch("/collections/rights/items/{record_id}", summary="Change a right")
+@router.patch("/collections/rights/items/{feature_id}", summary="Change a right")
 async def patch_right(
-    request: Request, conn: Conn, user: Writer, if_match: IfMatch, record_id: int
+    request: Request, conn: Conn, user: Writer, if_match: IfMatch, feature_id: int
 ) -> Response:
-    return await _patch(request, conn, user, if_match, "rights", record_id)
+    return await _patch(request, conn, user, if_match, "rights", feature_id)
 
 
-@router.delete("/collections/parties/items/{record_id}", status_code=204, summary="Delete a party")
-async def delete_party(conn: Conn, user: Writer, if_match: IfMatch, record_id: int) -> Response:
-    await edit.remove(conn, "parties", record_id, user, if_match=if_match)
+@router.delete("/collections/parties/items/{feature_id}", status_code=204, summary="Delete a party")
+async def delete_party(conn: Conn, user: Writer, if_match: IfMatch, feature_id: int) -> Response:
+    await edit.remove(conn, "parties", feature_id, user, if_match=if_match)
     return Response(status_code=204)
 
 
-@router.delete("/collections/rights/items/{record_id}", status_code=204, summary="Delete a right")
-async def delete_right(conn: Conn, user: Writer, if_match: IfMatch, record_id: int) -> Response:
-    await edit.remove(conn, "rights", record_id, user, if_match=if_match)
+@router.delete("/collections/rights/items/{feature_id}", status_code=204, summary="Delete a right")
+async def delete_right(conn: Conn, user: Writer, if_match: IfMatch, feature_id: int) -> Response:
+    await edit.remove(conn, "rights", feature_id, user, if_match=if_match)
     return Response(status_code=204)
+
+
+def _items_allow(user: User | None) -> Response:
+    """POST for editors and admins (an editor within their communes)."""
+    writes = {"POST"} if user is not None and user.may_write else set()
+    return Response(status_code=204, headers={"Allow": allow({"GET", *writes})})
+
+
+async def _item_allow(conn: Conn, kind: str, user: User | None, feature_id: int) -> Response:
+    """PATCH and DELETE where the token may write this record: admins, and editors of its
+    commune (a right's: its parcel's)."""
+    _, _, commune_id = await records.one(conn, user, kind, feature_id)
+    mine = user is not None and (
+        user.role == "admin" or (user.role == "editor" and commune_id in user.communes)
+    )
+    writes = {"PATCH", "DELETE"} if mine else set()
+    return Response(status_code=204, headers={"Allow": allow({"GET", *writes})})
+
+
+# one route per collection: a path parameter would also catch the layers' OPTIONS
+@router.options("/collections/parties/items", status_code=204, summary="What this token may do")
+async def party_items_options(user: Reader) -> Response:
+    return _items_allow(user)
+
+
+@router.options("/collections/rights/items", status_code=204, summary="What this token may do")
+async def right_items_options(user: Reader) -> Response:
+    return _items_allow(user)
+
+
+@router.options(
+    "/collections/parties/items/{feature_id}", status_code=204, summary="What this token may do"
+)
+async def party_item_options(conn: Conn, user: Reader, feature_id: int) -> Response:
+    return await _item_allow(conn, "parties", user, feature_id)
+
+
+@router.options(
+    "/collections/rights/items/{feature_id}", status_code=204, summary="What this token may do"
+)
+async def right_item_options(conn: Conn, user: Reader, feature_id: int) -> Response:
+    return await _item_allow(conn, "rights", user, feature_id)
 
 
 @router.post("/documents", status_code=201, summary="Upload a source document (PDF, JPEG, PNG)")
@@ -255,10 +299,10 @@ async def document_content(conn: Conn, user: Reader, document_id: int) -> Respon
     )
 
 
-@router.get("/collections/parcels/items/{parcel_id}/records", summary="A parcel's land records")
-async def parcel_records(conn: Conn, user: Reader, parcel_id: int) -> Response:
+@router.get("/collections/parcels/items/{feature_id}/records", summary="A parcel's land records")
+async def parcel_records(conn: Conn, user: Reader, feature_id: int) -> Response:
     """Holders, rights and documents of one parcel, as far as the reader may see them."""
-    return _json(await records.parcel_records(conn, parcel_id, user), media="application/json")
+    return _json(await records.parcel_records(conn, feature_id, user), media="application/json")
 
 
 @router.get("/communes/{commune}/documents", summary="Positions of a commune's photos")

@@ -191,7 +191,12 @@ def _row_version(tag: str) -> str:
 async def _check_version(
     conn: AsyncConnection, kind: str, record_id: int, if_match: str | None
 ) -> None:
-    """The stored row version against If-Match (412 when someone changed it since)."""
+    """The stored row version against If-Match (412 when someone changed it since). The row
+    is locked first, so nobody changes it between this check and the write."""
+    await conn.execute(
+        sql.SQL("SELECT id FROM {} WHERE id = %s FOR UPDATE").format(sql.Identifier(kind)),
+        (record_id,),
+    )
     now = await _version(conn, kind, record_id)
     if now is None:
         raise NotFound(f"no {'party' if kind == 'parties' else 'right'} {record_id}", layer=kind)
