@@ -13,6 +13,7 @@ import hashlib
 import html
 import io
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -662,3 +663,23 @@ async def test_options_answer_what_the_token_may_do(
             r = await c.options(f"/collections/parties/items/{party}")
             assert r.status_code == 204 and r.headers["allow"] == item, who
             assert (await c.head(f"/collections/parties/items/{party}")).status_code == 200
+
+
+async def test_the_vocabulary_is_the_schemas(conn: AsyncConnection) -> None:
+    """Each domain of layers/tenure.py is exactly what migration 0021's CHECK allows."""
+    from geo_comuna.layers.tenure import DOCUMENT_TYPES, PARTY_KIND, RIGHT_KIND, RIGHT_STATUS
+
+    for table, column, allowed in [
+        ("parties", "kind", set(PARTY_KIND.values)),
+        ("rights", "kind", set(RIGHT_KIND.values)),
+        ("rights", "status", set(RIGHT_STATUS.values)),
+        ("documents", "media_type", set(DOCUMENT_TYPES)),
+    ]:
+        cur = await conn.execute(
+            "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c "
+            "WHERE c.conrelid = %s::regclass AND c.contype = 'c' "
+            "AND pg_get_constraintdef(c.oid) LIKE %s",
+            (table, f"%({column} = ANY%"),
+        )
+        (definition,) = await cur.fetchone()
+        assert set(re.findall(r"'([^']+)'::text", definition)) == allowed, (table, column)

@@ -28,34 +28,12 @@ from geo_comuna.api.deps import (
 )
 from geo_comuna.api.methods import allow
 from geo_comuna.errors import TooLarge
-from geo_comuna.layers.model import Label
+from geo_comuna.layers.tenure import COLLECTIONS
 from geo_comuna.tenure import documents, edit, records
 
 router = APIRouter(tags=["land records"])
 GEOJSON = "application/geo+json"
 PRIVATE = "private, no-cache"
-COLLECTIONS: dict[str, tuple[Label, Label]] = {
-    "parties": (
-        Label("Sujetos de derecho", "Parties"),
-        Label(
-            "Comunas, grupos familiares, personas, unidades de producción y colectivos que "
-            "tienen o reclaman tierra; nombres, cédulas/RIF y contacto solo para editores y "
-            "administradores de su comuna",
-            "Communes, households, persons, production units and collectives that hold or "
-            "claim land; names, ID numbers and contact only for editors and admins of their "
-            "commune",
-        ),
-    ),
-    "rights": (
-        Label("Derechos y restricciones", "Rights and restrictions"),
-        Label(
-            "Derechos sobre cada parcela (uso colectivo, ocupación, usufructo, adjudicación, "
-            "arrendamiento) y restricciones; la tenencia de la parcela se sigue de ellos",
-            "Rights on each parcel (collective use, occupancy, usufruct, adjudication, lease) "
-            "and restrictions; the parcel's tenure follows from them",
-        ),
-    ),
-}
 Limit = Annotated[int, Query(ge=1, le=10_000, description="items per page")]
 Offset = Annotated[int, Query(ge=0, le=100_000_000)]
 

@@ -44,3 +44,27 @@ DOCUMENT_TYPES: dict[str, tuple[Label, tuple[str, ...]]] = {
 }
 #: illustrative sample records carry this in their names and notes
 ILLUSTRATIVE = Label("ilustrativo, ficticio", "illustrative, fictional")
+
+#: the records served as collections (api/tenure.py): title and description
+COLLECTIONS: dict[str, tuple[Label, Label]] = {
+    "parties": (
+        Label("Sujetos de derecho", "Parties"),
+        Label(
+            "Comunas, grupos familiares, personas, unidades de producción y colectivos que "
+            "tienen o reclaman tierra; nombres, cédulas/RIF y contacto solo para editores y "
+            "administradores de su comuna",
+            "Communes, households, persons, production units and collectives that hold or "
+            "claim land; names, ID numbers and contact only for editors and admins of their "
+            "commune",
+        ),
+    ),
+    "rights": (
+        Label("Derechos y restricciones", "Rights and restrictions"),
+        Label(
+            "Derechos sobre cada parcela (uso colectivo, ocupación, usufructo, adjudicación, "
+            "arrendamiento) y restricciones; la tenencia de la parcela se sigue de ellos",
+            "Rights on each parcel (collective use, occupancy, usufruct, adjudication, lease) "
+            "and restrictions; the parcel's tenure follows from them",
+        ),
+    ),
+}
