@@ -257,6 +257,30 @@ async def writing(
         await _identify(conn, "", "", "", "")
 
 
+@asynccontextmanager
+async def reading(conn: AsyncConnection, user: User | None) -> AsyncIterator[None]:
+    """A read transaction as the role geo_comuna_reader, the database knowing who reads: the
+    tenure records' personal data (names, ID numbers, documents) are read through views that
+    show them only to editors and admins of the record's commune (migration 0021), so what
+    reaches a reader is decided by PostgreSQL, not by the caller remembering a filter."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL ROLE geo_comuna_reader")
+        if user is None:
+            await _identify(conn, "", "", "", "")
+        else:
+            await _identify(
+                conn,
+                "" if user.id is None else str(user.id),
+                user.name,
+                user.role,
+                ",".join(map(str, user.communes)),
+            )
+        yield
+        # Inside an enclosing transaction (a savepoint) SET LOCAL would outlive this block.
+        await conn.execute("SET LOCAL ROLE NONE")
+        await _identify(conn, "", "", "", "")
+
+
 async def _identify(
     conn: AsyncConnection, user_id: str, name: str, role: str, communes: str
 ) -> None:

@@ -175,6 +175,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="JSON write bodies")
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, description="file uploads")
+    max_document_bytes: int = Field(
+        default=15 * 1024 * 1024,
+        ge=1024,
+        description="a source document (scan or photo; under max_body_bytes, which its "
+        "upload's body is held to)",
+    )
     max_features_per_import: int = Field(default=2_000_000, ge=1)
     max_features_per_write: int = Field(
         default=10_000, ge=1, description="features in one POST body (files: the import)"

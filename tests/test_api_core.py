@@ -53,6 +53,7 @@ PATH_VALUES = {
     "commune": "EL-MAIZAL",
     "name": "land-recovery",
     "analysis": "land-recovery",
+    "document_id": "1",  # none in the sample: its 404 is answered alike
     "z": "12",
     "x": "1261",
     "y": "1948",

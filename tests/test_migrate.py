@@ -35,7 +35,16 @@ EARLIER = "eff6174b954be93c54a0b5bd3e95942f0be27169"
 CHANGED = {"commune_state_breakdown(integer[])"} | {
     f"audit_{layer.table}()" for layer in LAYERS.values()
 }
-ADDED = {"commune_state_placement(integer[])", "parcel_tenure_history(integer[])"}
+ADDED = {
+    "commune_state_placement(integer[])",
+    "parcel_tenure_history(integer[])",
+    # the land records (migration 0021)
+    "parcel_tenure_from_rights(integer,date)",
+    "tenure_follow_rights(integer,integer)",
+    "apply_tenure_rule()",
+    "audit_tenure()",
+    "document_place()",
+}
 
 FUNCTIONS = """
     SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid)

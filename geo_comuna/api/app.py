@@ -27,6 +27,7 @@ from geo_comuna.api import (
     schema,
     scratch,
     sync,
+    tenure,
     terrain,
     transfer,
     writes,
@@ -216,6 +217,8 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     problems.install(app)
     openapi.install(app, settings)
     app.include_router(audit.router, dependencies=READERS)
+    # before features: /collections/parties and /rights are not layers of the registry
+    app.include_router(tenure.router, dependencies=READERS)
     app.include_router(features.router, dependencies=READERS)
     app.include_router(writes.router, dependencies=READERS)
     app.include_router(editing.router, dependencies=READERS)

@@ -14,8 +14,9 @@ from geo_comuna.features import audit
 from geo_comuna.layers import get_layer
 
 router = APIRouter(tags=["audit"])
-#: audited tables that are not feature layers (rasters, migration 0009)
-AUDITED_TABLES = {"dems"}
+#: audited tables that are not feature layers (rasters, migration 0009; the land records,
+#: migration 0021)
+AUDITED_TABLES = {"dems", "parties", "rights", "documents"}
 
 
 @router.get("/audit", summary="The audit trail (admins)")

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from markupsafe import escape
 
-from geo_comuna.accounts import Access
+from geo_comuna.accounts import Access, User
 from geo_comuna.analysis.base import parse_params
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api import etags
@@ -31,6 +31,7 @@ from geo_comuna.api.deps import (
     CommuneFilter,
     Conn,
     LabelLang,
+    Reader,
     ReaderAccess,
     SettingsDep,
     Tiles,
@@ -65,7 +66,14 @@ MAP_QUERY = {"lang", "embed", "standalone"}
 TILE_TYPE = "application/vnd.mapbox-vector-tile"
 
 
-def _page(settings: Any, lang: str, embed: bool, standalone: bool, access: Access) -> Page:
+def _page(
+    settings: Any,
+    lang: str,
+    embed: bool,
+    standalone: bool,
+    access: Access,
+    reader: User | None = None,
+) -> Page:
     return Page(
         lang=lang,
         embed=embed,
@@ -73,6 +81,7 @@ def _page(settings: Any, lang: str, embed: bool, standalone: bool, access: Acces
         tile_url=settings.tile_url,
         tile_threshold=settings.map_tile_threshold,
         access=access,
+        reader=reader,
         styles_path=settings.styles_path,
         web_assets_dir=settings.web_assets_dir,
     )
@@ -143,14 +152,18 @@ async def commune(
     settings: SettingsDep,
     commune_id: Commune,
     access: ReaderAccess,
+    user: Reader,
     lang: LabelLang = "es",
     embed: Embed = False,
     standalone: Standalone = False,
 ) -> HTMLResponse:
     """Every layer of the commune. Readers outside it see its dwellings per sector (count of
     homes, residents, homes without piped water…) instead of one point per home, and no
-    residents or notes; its own users and admins see everything."""
-    html = await commune_map(conn, commune_id, _page(settings, lang, embed, standalone, access))
+    residents or notes; its own users and admins see everything. The parcels' holders are
+    named for the commune's editors and admins only (others see their kind), as are the
+    photos' positions."""
+    page = _page(settings, lang, embed, standalone, access, user)
+    html = await commune_map(conn, commune_id, page)
     return _html(html, standalone, f"commune-{commune_id}-{lang}.html", settings if embed else None)
 
 

@@ -37,15 +37,20 @@ from geo_comuna.settings import Settings
 
 #: the first bytes of a pg_dump custom-format archive
 MAGIC = b"PGDMP"
-#: roles the dump's GRANTs name: cluster-wide, so not in a database's dump (migration 0006)
+#: roles the dump's GRANTs name: cluster-wide, so not in a database's dump (migrations 0006,
+#: 0021)
 _ROLES = """
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'geo_comuna_writer') THEN
         CREATE ROLE geo_comuna_writer NOLOGIN;
     END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'geo_comuna_reader') THEN
+        CREATE ROLE geo_comuna_reader NOLOGIN;
+    END IF;
 END $$;
 GRANT geo_comuna_writer TO CURRENT_USER;
+GRANT geo_comuna_reader TO CURRENT_USER;
 """
 
 

@@ -10,6 +10,7 @@ belongs to them (each layer's ``commune_filter``); other data is left alone.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -80,8 +81,10 @@ async def _sample_communes(conn: AsyncConnection, settings: Settings) -> list[in
 
 async def _remove_samples(conn: AsyncConnection, ids: list[int]) -> None:
     """What the sample communes hold, and then the communes: the layers naming another go
-    before it."""
+    before it, and the communes' parties (their rights go with the parcels) before them."""
     for layer in reversed(TERRITORIES):
+        if layer is COMMUNES:
+            await conn.execute("DELETE FROM parties WHERE commune_id = ANY(%s)", (ids,))
         await conn.execute(
             sql.SQL("DELETE FROM {} t WHERE {}").format(
                 sql.Identifier(layer.table), commune_sql(layer, sql.SQL("ANY(%(ids)s)"))
@@ -142,6 +145,39 @@ async def _load_history(conn: AsyncConnection, samples: Path) -> int:
     return len(rows)
 
 
+async def _load_records(conn: AsyncConnection, samples: Path) -> int:
+    """The illustrative land records (parties with fictional names, their rights on sample
+    parcels), marked ``illustrative``. They agree with the parcels' tenure, so the tenure
+    rule (migration 0021) changes none and the sample's history stays as it is."""
+    doc = json.loads((samples / "tenure_records.json").read_text(encoding="utf-8"))
+    keys: dict[str, int] = {}
+    for p in doc["parties"]:
+        cur = await conn.execute(
+            "INSERT INTO parties (commune_id, kind, name, id_number, contact, illustrative) "
+            "SELECT id, %s, %s, %s, %s, true FROM communes WHERE code = %s RETURNING id",
+            (p["kind"], p["name"], p.get("id_number"), p.get("contact"), p["commune"]),
+        )
+        keys[p["key"]] = (await cur.fetchone())[0]
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO rights (parcel_id, party_id, kind, status, share, starts_on, note, "
+            "illustrative) SELECT id, %s, %s, %s, %s, %s, %s, true FROM parcels WHERE code = %s",
+            [
+                (
+                    keys[r["party"]],
+                    r["kind"],
+                    r["status"],
+                    r.get("share", 1),
+                    r.get("starts_on"),
+                    r.get("note"),
+                    r["parcel"],
+                )
+                for r in doc["rights"]
+            ],
+        )
+    return len(doc["rights"])
+
+
 async def load_samples(
     conn: AsyncConnection, settings: Settings, progress: Progress | None = None
 ) -> dict[str, int]:
@@ -163,6 +199,7 @@ async def load_samples(
             say(layer.name)
             counts[layer.name] = await _load_territory(conn, layer, settings)
         counts["parcel_history"] = await _load_history(conn, samples)
+        counts["rights"] = await _load_records(conn, samples)
         say(f"DEM of {DEM_COMMUNE}")
         commune_id = await require_commune(conn, DEM_COMMUNE)
         await dems.register(conn, commune_id, samples / "dem_5_de_marzo.tif")

@@ -3,10 +3,14 @@ draws on it (``Layer.commune_map``: parcels by tenure, greenhouses, water mains,
 paths with stairways, dwellings by water and by electricity, production units, facilities).
 
 A reader outside the commune sees the dwellings per sector (the registry's Aggregate) instead
-of one point per home, and no members-only property (residents, notes)."""
+of one point per home, and no members-only property (residents, notes). On top, the parcels
+with recorded rights (popup: rights and holders, named only for the commune's editors and
+admins, as PostgreSQL decides: tenure/records.py) and, for those, the document photos where
+their EXIF places them."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 from psycopg import AsyncConnection
@@ -17,6 +21,7 @@ from geo_comuna.maps import basemap, data
 from geo_comuna.maps.draw import add_aggregate, add_layer, add_overlay, overlay_spec, shows_homes
 from geo_comuna.maps.page import Page, finish, new_map
 from geo_comuna.maps.styles import Styles
+from geo_comuna.tenure import records
 
 
 async def commune_map(
@@ -36,6 +41,7 @@ async def commune_map(
             await add_layer(m, conn, page, styles, layer, filters, legend)
         else:
             notes.append(await add_aggregate(m, conn, page, styles, layer, commune_id, legend))
+    await add_records(m, conn, page, styles, commune_id, legend)
     note = " ".join(n for n in notes if n) or None
     return finish(m, page, legend, title=info.name, links=commune_links(page, info.code), note=note)
 
@@ -79,6 +85,40 @@ async def add_boundary(
     )
     title = styles.overlay("state_lines").get("legend", {}).get(page.lang, "State lines")
     add_overlay(m, page, spec, title, await data.state_lines(conn, commune_id), legend)
+
+
+async def add_records(
+    m, conn: AsyncConnection, page: Page, styles: Styles, commune_id: int, legend: list[str]
+) -> None:
+    """The parcels with recorded rights (their holders in the popup) and the photos' positions,
+    as the page's reader may see them; nothing is added where there is nothing to show."""
+    holdings = await records.commune_holdings(conn, page.reader, commune_id, page.lang)
+    if json.loads(holdings)["features"]:
+        code = {"name": "code", "label": page.t("Código", "Code")}
+        rights = {"name": "rights", "label": page.t("Derechos", "Rights")}
+        holders = {"name": "holders", "label": page.t("Titulares", "Holders")}
+        spec = overlay_spec(
+            "holdings",
+            page,
+            styles.overlay("holdings"),
+            "MultiPolygon",
+            {"tooltip": [code], "popup": [code, rights, holders]},
+        )
+        title = styles.overlay("holdings").get("legend", {}).get(page.lang, "Rights")
+        add_overlay(m, page, spec, title, holdings, legend)
+    photos = await records.photo_positions(conn, page.reader, commune_id)
+    if photos["features"]:
+        label = {"name": "title", "label": page.t("Documento", "Document")}
+        taken = {"name": "taken_at", "label": page.t("Tomada el", "Taken on")}
+        spec = overlay_spec(
+            "photos",
+            page,
+            styles.overlay("photos"),
+            "Point",
+            {"tooltip": [label], "popup": [label, taken]},
+        )
+        title = styles.overlay("photos").get("legend", {}).get(page.lang, "Photos")
+        add_overlay(m, page, spec, title, json.dumps(photos), legend)
 
 
 def commune_links(page: Page, code: str) -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ from typing import Literal
 import folium
 from markupsafe import escape
 
-from geo_comuna.accounts import PUBLIC, Access
+from geo_comuna.accounts import PUBLIC, Access, User
 from geo_comuna.maps import assets
 from geo_comuna.maps.elements import Done, Legend, MetricScale, Note, raw_html
 from geo_comuna.maps.styles import STYLES_PATH, Styles
@@ -41,6 +41,9 @@ class Page:
     overview_threshold: int = OVERVIEW_THRESHOLD
     #: who the page is for: which communes' members-only data it may show (none by default)
     access: Access = PUBLIC
+    #: who the page is for, for the land records, whose personal data PostgreSQL shows only
+    #: to the record's commune's editors and admins (tenure/records.py); None: anonymous
+    reader: User | None = None
     #: Settings.styles_path and Settings.web_assets_dir (default: the package's own)
     styles_path: Path = STYLES_PATH
     web_assets_dir: Path = assets.PACKAGE_ASSETS

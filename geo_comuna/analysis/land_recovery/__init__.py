@@ -1,6 +1,7 @@
 """Land recovery in a commune: where the recovered land is (by tenure, land use, year
 recovered, per commune and per state), how tenure moved year by year, which abandoned or idle
-parcels to recover next, and where the parcel map contradicts itself.
+parcels to recover next, where the parcel map contradicts itself, and how many parcels have
+rights of each status (migration 0021; counts only, no holder).
 
 Areas are hectares on the WGS 84 spheroid (PostGIS geography). The breakdown, timeline,
 candidates and conflicts are one SQL statement each (sql/*.sql); Python adds the candidates'
@@ -21,7 +22,12 @@ from psycopg import AsyncConnection
 from geo_comuna.analysis.base import Analysis, Result, sql_text
 from geo_comuna.analysis.land_recovery.candidates import rank_candidates, read_candidates
 from geo_comuna.analysis.land_recovery.params import Params
-from geo_comuna.analysis.land_recovery.summary import ha, summarise_breakdown, summarise_timeline
+from geo_comuna.analysis.land_recovery.summary import (
+    ha,
+    summarise_breakdown,
+    summarise_rights,
+    summarise_timeline,
+)
 
 __all__ = [
     "ANALYSIS",
@@ -66,6 +72,8 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     summary = summarise_breakdown(await cur.fetchall())
     cur = await conn.execute(sql_text(__package__, "timeline.sql"), {"commune": commune_id})
     summary["timeline"] = summarise_timeline(await cur.fetchall())
+    cur = await conn.execute(sql_text(__package__, "rights.sql"), {"commune": commune_id})
+    summary.update(summarise_rights(await cur.fetchall(), summary["parcels"]))
     candidates, shapes, warnings = await read_candidates(conn, commune_id, params)
     by_id = {c["parcel_ids"][0]: shape for c, shape in zip(candidates, shapes, strict=True)}
     ranked = rank_candidates(candidates, params)[: params.max_candidates]
@@ -116,5 +124,5 @@ ANALYSIS = Analysis(
     title_en="Land recovery",
     params=Params,
     run=run,
-    reads=("parcels", "communes", "states", "paths", "dems"),
+    reads=("parcels", "communes", "states", "paths", "dems", "rights"),
 )

@@ -68,3 +68,12 @@ def summarise_timeline(rows: list[tuple]) -> list[dict[str, Any]]:
         entry[status] = transitions
         entry["area_ha"][status] = ha(area)
     return list(years.values())
+
+
+def summarise_rights(rows: list[tuple], parcels: int) -> dict[str, Any]:
+    """Rows (status, parcels having a right of it) of rights.sql, and the commune's parcel
+    count -> parcels per right status (a parcel with a granted right and a claim counts in
+    both) and the parcels with no right at all: the land nobody holds on record."""
+    by_status = [{"status": s, "parcels": n} for s, n in rows if s is not None]
+    having = next((n for s, n in rows if s is None), 0)
+    return {"by_right_status": by_status, "parcels_without_rights": parcels - having}

@@ -1,0 +1,65 @@
+-- A parcel's tenure follows from its rights (migration 0021; README "Tenure from rights").
+--
+-- The rule, on a day D (today when a right changes). A parcel's rights that count are those
+-- not revoked, started by D (or undated) and not ended before D; restrictions (protected
+-- zone, easement) limit a holding but hold nothing, so they never count. Then, in order:
+--   1. no right counts: the rule is silent and the tenure stays as surveyed (abandoned,
+--      occupied, ...); parcels nobody has claimed are the land to recover;
+--   2. the parties' shares add up to more than the whole parcel (each party counted once,
+--      with its largest share): disputed (two families each claiming all of it; a commune's
+--      collective use of all of it and a family's claim to part of it);
+--   3. at least one right is granted: regularized;
+--   4. otherwise (claims, some under review): regularizing.
+-- tests/test_tenure_records.py works each case out by hand.
+
+CREATE OR REPLACE FUNCTION parcel_tenure_from_rights(p_parcel integer,
+                                                     p_on date DEFAULT current_date)
+RETURNS text LANGUAGE sql STABLE AS $$
+    WITH counted AS (
+        SELECT party_id, status, share
+        FROM rights
+        WHERE parcel_id = p_parcel
+          AND kind NOT IN ('protected_zone', 'easement')
+          AND status <> 'revoked'
+          AND (starts_on IS NULL OR starts_on <= p_on)
+          AND (ends_on IS NULL OR ends_on >= p_on)),
+    parties AS (SELECT party_id, max(share) AS share FROM counted GROUP BY party_id)
+    SELECT CASE
+        WHEN NOT EXISTS (SELECT FROM counted) THEN NULL
+        WHEN (SELECT sum(share) FROM parties) > 1 THEN 'disputed'
+        WHEN EXISTS (SELECT FROM counted WHERE status = 'granted') THEN 'regularized'
+        ELSE 'regularizing'
+    END
+$$;
+
+-- Apply the rule to one parcel: its tenure changes (so parcel_history and audit_log record
+-- it, by their own triggers) only when the rule speaks and says something else. The history
+-- note names the right, unless the writer gave a note of their own.
+CREATE OR REPLACE FUNCTION tenure_follow_rights(p_parcel integer, p_right integer)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    wanted text := parcel_tenure_from_rights(p_parcel);
+    given text := nullif(current_setting('geo_comuna.change_note', true), '');
+BEGIN
+    IF wanted IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM set_config('geo_comuna.change_note',
+                       coalesce(given, format('follows its rights (right %s)', p_right)), true);
+    UPDATE parcels SET tenure = wanted WHERE id = p_parcel AND tenure IS DISTINCT FROM wanted;
+    PERFORM set_config('geo_comuna.change_note', coalesce(given, ''), true);
+END $$;
+
+-- Trigger rights_tenure: a right written, changed or deleted re-applies the rule to its
+-- parcel, and to the parcel it left when it moved.
+CREATE OR REPLACE FUNCTION apply_tenure_rule() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM tenure_follow_rights(OLD.parcel_id, OLD.id);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        PERFORM tenure_follow_rights(NEW.parcel_id, NEW.id);
+    END IF;
+    RETURN NULL;
+END $$;

@@ -1,0 +1,194 @@
+"""Source documents (scans and photos): an upload is hostile until its bytes say otherwise.
+
+The type comes from the first bytes, never from the name; a name whose ending says another
+type (a JPEG called deed.pdf) is refused, naming the file and both types. A size limit
+(Settings.max_document_bytes) holds before anything is read. Photos are opened with Pillow
+only for their EXIF (no pixel is decoded; a decompression bomb is refused by Pillow's own
+pixel limit), off the event loop: the GPS position (WGS 84 degrees) and the time taken.
+HEIC photos are refused with a reason: no maintained HEIC reader is a dependency.
+
+Bytes are stored once per SHA-256 (document_contents); pg_dump carries them (migration 0021).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import anyio
+from PIL import Image, UnidentifiedImageError
+from psycopg import AsyncConnection
+
+from geo_comuna.accounts import User, writing
+from geo_comuna.errors import Forbidden, InvalidFile, InvalidInput, TooLarge, Unsupported
+from geo_comuna.layers.tenure import DOCUMENT_TYPES
+from geo_comuna.tenure.refusals import refused
+
+#: EXIF tags (Pillow): the GPS sub-directory, the Exif sub-directory, DateTimeOriginal,
+#: DateTime
+GPS_IFD, EXIF_IFD, TAKEN, DATETIME = 0x8825, 0x8769, 36867, 306
+_NAMES = {"application/pdf": "a PDF", "image/jpeg": "a JPEG image", "image/png": "a PNG image"}
+
+
+def sniff(head: bytes) -> str | None:
+    """The media type the first bytes show: PDF, JPEG, PNG, or None."""
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    return None
+
+
+def _heic(head: bytes) -> bool:
+    return head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heif")
+
+
+def media_type(data: bytes, filename: str | None) -> str:
+    """What the upload is, from its bytes; refused when they are no accepted type or the
+    file's name says another one."""
+    name = filename or "the document"
+    found = sniff(data[:16])
+    if found is None:
+        if _heic(data[:16]):
+            raise Unsupported(
+                f"{name}: a HEIC photo, which this server does not read; send it as JPEG "
+                "(phones do when set to 'most compatible')"
+            )
+        raise Unsupported(f"{name}: its bytes are not a PDF, JPEG or PNG")
+    suffix = PurePosixPath(filename or "").suffix.lower()
+    if suffix:
+        for other, (_, endings) in DOCUMENT_TYPES.items():
+            if suffix in endings and other != found:
+                raise Unsupported(
+                    f"{name}: named {suffix} ({_NAMES[other]}) but its bytes are "
+                    f"{_NAMES[found]}; the name lies about the content"
+                )
+        if suffix not in DOCUMENT_TYPES[found][1]:
+            raise Unsupported(
+                f"{name}: the ending {suffix} is not one of {_NAMES[found]}'s "
+                f"({', '.join(DOCUMENT_TYPES[found][1])})"
+            )
+    if found == "application/pdf" and b"%%EOF" not in data[-2048:]:
+        raise InvalidFile(f"{name}: a PDF without its end (%%EOF): cut short?")
+    return found
+
+
+@dataclass(frozen=True)
+class PhotoPlace:
+    """Where and when a photo says it was taken (EXIF), when it says."""
+
+    lon: float | None = None
+    lat: float | None = None
+    taken_at: dt.datetime | None = None
+
+
+def _degrees(dms: object, ref: object, negative: str) -> float | None:
+    try:
+        d, m, s = (float(x) for x in dms)  # type: ignore[union-attr]
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    value = d + m / 60 + s / 3600
+    return -value if str(ref).upper().startswith(negative) else value
+
+
+def photo_place(data: bytes, name: str) -> PhotoPlace:
+    """The EXIF GPS position (WGS 84, degrees) and time of a JPEG or PNG; nothing decoded
+    beyond the headers. A file Pillow cannot open as the image its bytes claim is refused."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            exif = image.getexif()
+            gps = exif.get_ifd(GPS_IFD)
+            when = exif.get_ifd(EXIF_IFD).get(TAKEN) or exif.get(DATETIME)
+    except Image.DecompressionBombError:
+        raise InvalidFile(f"{name}: an image of too many pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidFile(f"{name}: not a readable image ({exc})") from None
+    lat = _degrees(gps.get(2), gps.get(1, "N"), "S") if gps else None
+    lon = _degrees(gps.get(4), gps.get(3, "E"), "W") if gps else None
+    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        lat = lon = None
+    taken = None
+    if isinstance(when, str):
+        try:
+            taken = dt.datetime.strptime(when.strip("\x00 "), "%Y:%m:%d %H:%M:%S")
+        except ValueError:
+            taken = None
+    return PhotoPlace(lon, lat, taken)
+
+
+#: what a document is attached to: the argument and its column
+ATTACHMENTS = {"party": "party_id", "right": "right_id", "parcel": "parcel_id"}
+
+
+async def upload(
+    conn: AsyncConnection,
+    user: User,
+    data: bytes,
+    *,
+    filename: str | None,
+    title: str,
+    attached_to: dict[str, int | None],
+    limit: int,
+    illustrative: bool = False,
+) -> dict:
+    """Store one document attached to exactly one party, right or parcel; its id, SHA-256,
+    type and photo position. Row-level security decides whether the user may attach it."""
+    if not user.may_write:
+        raise Forbidden(f"user {user.name!r} is a {user.role}; uploading needs an editor or admin")
+    given = {k: v for k, v in attached_to.items() if v is not None}
+    if len(given) != 1:
+        raise InvalidInput("attach the document to exactly one of party, right or parcel")
+    title = title.strip()
+    if not 1 <= len(title) <= 300:
+        raise InvalidInput("give the document a title of 1 to 300 characters")
+    if len(data) > limit:
+        raise TooLarge(f"{filename or 'the document'}: {len(data)} bytes, over {limit}")
+    if not data:
+        raise InvalidFile(f"{filename or 'the document'}: empty")
+    kind = media_type(data, filename)
+    place = PhotoPlace()
+    if kind != "application/pdf":
+        place = await anyio.to_thread.run_sync(photo_place, data, filename or "the document")
+    digest = hashlib.sha256(data).hexdigest()
+    ((what, ref),) = given.items()
+    async with writing(conn, user):
+        await conn.execute(
+            "INSERT INTO document_contents (sha256, bytes) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (digest, data),
+        )
+        with refused("documents"):
+            cur = await conn.execute(
+                f"""INSERT INTO documents (sha256, media_type, size_bytes, title, filename,
+                                           {ATTACHMENTS[what]}, position, taken_at, illustrative)
+                    VALUES (%(sha)s, %(type)s, %(size)s, %(title)s, %(filename)s, %(ref)s,
+                            CASE WHEN %(lon)s::float8 IS NOT NULL
+                                 THEN ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) END,
+                            %(taken)s, %(illustrative)s)
+                    RETURNING id""",
+                {
+                    "sha": digest,
+                    "type": kind,
+                    "size": len(data),
+                    "title": title,
+                    "filename": PurePosixPath(filename).name[:255] if filename else None,
+                    "ref": ref,
+                    "lon": place.lon,
+                    "lat": place.lat,
+                    "taken": place.taken_at,
+                    "illustrative": illustrative,
+                },
+            )
+            (new_id,) = await cur.fetchone()
+    position = None if place.lon is None else [place.lon, place.lat]
+    return {
+        "id": new_id,
+        "sha256": digest,
+        "media_type": kind,
+        "size_bytes": len(data),
+        "position": position,
+    }

@@ -1,0 +1,254 @@
+"""Writes of parties and rights: POST, PATCH, DELETE bodies checked against the vocabulary
+(layers/tenure.py), then one statement inside ``accounts.writing``, where row-level security
+keeps an editor to their communes (migration 0021) and triggers record the audit trail and,
+for rights, the parcel's tenure (db/functions/tenure_rule.sql).
+
+Bodies are GeoJSON Features without geometry (a right is drawn as its parcel, so any geometry
+sent is refused rather than silently ignored), as the layers' writes take them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+from geo_comuna.accounts import User, writing
+from geo_comuna.errors import (
+    Forbidden,
+    InvalidAttribute,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+)
+from geo_comuna.layers.model import Domain
+from geo_comuna.layers.tenure import PARTY_KIND, RIGHT_KIND, RIGHT_STATUS
+from geo_comuna.tenure.refusals import refused
+
+#: a cédula (V-/E-) or a RIF (J-/G-/V-/E-/P- and its check digit), as migration 0021 checks it
+ID_NUMBER = re.compile(r"^[VEJPG]-[0-9]{5,9}(-[0-9])?$")
+
+
+@dataclass(frozen=True)
+class Field:
+    """A writable property: its column, its type and, for coded text, its domain."""
+
+    column: str
+    type: str  # text, integer, share, date, boolean, commune
+    domain: Domain | None = None
+    required: bool = False
+    max_length: int = 300
+
+
+PARTY_FIELDS: dict[str, Field] = {
+    "commune": Field("commune_id", "commune", required=True),
+    "kind": Field("kind", "text", PARTY_KIND, required=True),
+    "name": Field("name", "text", required=True),
+    "id_number": Field("id_number", "id_number", max_length=20),
+    "contact": Field("contact", "text"),
+    "illustrative": Field("illustrative", "boolean"),
+}
+RIGHT_FIELDS: dict[str, Field] = {
+    "parcel": Field("parcel_id", "integer", required=True),
+    "party": Field("party_id", "integer", required=True),
+    "kind": Field("kind", "text", RIGHT_KIND, required=True),
+    "share": Field("share", "share"),
+    "starts_on": Field("starts_on", "date"),
+    "ends_on": Field("ends_on", "date"),
+    "status": Field("status", "text", RIGHT_STATUS, required=True),
+    "note": Field("note", "text", max_length=2000),
+    "illustrative": Field("illustrative", "boolean"),
+}
+FIELDS = {"parties": PARTY_FIELDS, "rights": RIGHT_FIELDS}
+
+
+def _properties(kind: str, body: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"the body is not JSON: {exc}", layer=kind) from None
+    if not isinstance(doc, dict) or doc.get("type") != "Feature":
+        raise InvalidInput('send one GeoJSON Feature: {"type": "Feature", ...}', layer=kind)
+    if doc.get("geometry") is not None:
+        where = "parties have no geometry" if kind == "parties" else "a right is its parcel's"
+        raise InvalidInput(f"geometry must be null: {where}", layer=kind)
+    props = doc.get("properties")
+    if not isinstance(props, dict):
+        raise InvalidInput("the Feature needs an object of properties", layer=kind)
+    return props
+
+
+def _plain(field: Field, value: Any) -> tuple[Any, str | None]:
+    """A value of a non-coded, non-reference property and, when it is bad, why."""
+    if field.type == "integer":
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31
+        return value, None if ok else f"{value!r} is not an id"
+    if field.type == "boolean":
+        return value, None if isinstance(value, bool) else f"{value!r} is not true or false"
+    if field.type == "date":
+        try:
+            return dt.date.fromisoformat(value), None
+        except (TypeError, ValueError):
+            return None, f"{value!r} is not a date (YYYY-MM-DD)"
+    if field.type == "share":
+        try:
+            share = Decimal(str(value))
+        except InvalidOperation:
+            share = Decimal(-1)
+        if isinstance(value, bool) or not Decimal(0) < share <= Decimal(1):
+            return None, f"{value!r} is not a share of the parcel above 0 and at most 1"
+        return share, None
+    if not isinstance(value, str) or not value.strip():
+        return None, "is not a text"
+    if len(value) > field.max_length:
+        return None, f"is longer than {field.max_length} characters"
+    if field.type == "id_number" and not ID_NUMBER.fullmatch(value):
+        return None, "is not a cédula or RIF like V-12345678 or J-12345678-9"
+    return value, None
+
+
+async def _value(conn: AsyncConnection, kind: str, name: str, field: Field, value: Any) -> Any:
+    """One property's value as its column takes it; InvalidAttribute naming it otherwise."""
+    why: str | None = None
+    if value is None:
+        why = "is required" if field.required else None
+    elif field.domain is not None:
+        code = field.domain.code(value) if isinstance(value, str) else None
+        why = None if code else f"{value!r} is not one of {', '.join(field.domain.values)}"
+        value = code
+    elif field.type == "commune":
+        cur = await conn.execute(
+            "SELECT id FROM communes WHERE code = %s OR id::text = %s", (str(value), str(value))
+        )
+        row = await cur.fetchone()
+        why = None if row else f"no commune {value!r}"
+        value = row[0] if row else None
+    else:
+        value, why = _plain(field, value)
+    if why:
+        raise InvalidAttribute(f"property {name!r}: {why}", layer=kind)
+    return value
+
+
+async def _columns(
+    conn: AsyncConnection, kind: str, props: dict[str, Any], *, whole: bool
+) -> dict[str, Any]:
+    fields = FIELDS[kind]
+    unknown = sorted(set(props) - set(fields))
+    if unknown:
+        raise InvalidAttribute(
+            f"unknown properties {unknown}; known: {', '.join(fields)}", layer=kind
+        )
+    out = {}
+    for name, field in fields.items():
+        if name in props or (whole and field.required):
+            out[field.column] = await _value(conn, kind, name, field, props.get(name))
+    return out
+
+
+def _writer(user: User) -> None:
+    if not user.may_write:
+        raise Forbidden(f"user {user.name!r} is a {user.role}; writing needs an editor or admin")
+
+
+async def create(conn: AsyncConnection, kind: str, body: bytes, user: User) -> tuple[int, str]:
+    """Add a party or a right; its id and row version (the new ETag)."""
+    _writer(user)
+    values = await _columns(conn, kind, _properties(kind, body), whole=True)
+    query = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING id").format(
+        sql.Identifier(kind),
+        sql.SQL(", ").join(map(sql.Identifier, values)),
+        sql.SQL(", ").join(sql.Placeholder(c) for c in values),
+    )
+    async with writing(conn, user):
+        with refused(kind):
+            cur = await conn.execute(query, values)
+            (new_id,) = await cur.fetchone()
+        version = await _version(conn, kind, new_id)
+    return new_id, version or ""
+
+
+async def _version(conn: AsyncConnection, kind: str, record_id: int) -> str | None:
+    view = "party_register" if kind == "parties" else "right_register"
+    cur = await conn.execute(
+        sql.SQL("SELECT version FROM {} WHERE id = %s").format(sql.Identifier(view)), (record_id,)
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+def _row_version(tag: str) -> str:
+    """``"id.xmin"`` of an ETag ``"id.xmin.reader"`` (weak or not)."""
+    bare = tag.strip().removeprefix("W/").strip('"')
+    return ".".join(bare.split(".")[:2])
+
+
+async def _check_version(
+    conn: AsyncConnection, kind: str, record_id: int, if_match: str | None
+) -> None:
+    """The stored row version against If-Match (412 when someone changed it since). The row
+    is locked first, so nobody changes it between this check and the write."""
+    await conn.execute(
+        sql.SQL("SELECT id FROM {} WHERE id = %s FOR UPDATE").format(sql.Identifier(kind)),
+        (record_id,),
+    )
+    now = await _version(conn, kind, record_id)
+    if now is None:
+        raise NotFound(f"no {'party' if kind == 'parties' else 'right'} {record_id}", layer=kind)
+    if if_match is None:
+        return
+    wanted = {_row_version(tag) for tag in if_match.split(",")}
+    if "*" not in wanted and now not in wanted:
+        raise PreconditionFailed(
+            f"it changed since you read it (now {now}); read it again and reapply your change",
+            feature=record_id,
+            layer=kind,
+        )
+
+
+async def patch(
+    conn: AsyncConnection,
+    kind: str,
+    record_id: int,
+    body: bytes,
+    user: User,
+    *,
+    if_match: str | None = None,
+) -> str:
+    """Change some properties of a party or a right; the new row version."""
+    _writer(user)
+    values = await _columns(conn, kind, _properties(kind, body), whole=False)
+    if not values:
+        raise InvalidInput("no property to change", layer=kind, feature=record_id)
+    query = sql.SQL("UPDATE {} SET {} WHERE id = %(record_id)s RETURNING id").format(
+        sql.Identifier(kind),
+        sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in values
+        ),
+    )
+    async with writing(conn, user):
+        await _check_version(conn, kind, record_id, if_match)
+        with refused(kind, record_id):
+            cur = await conn.execute(query, {**values, "record_id": record_id})
+            if await cur.fetchone() is None:
+                raise Forbidden("outside the communes you may edit", feature=record_id, layer=kind)
+        version = await _version(conn, kind, record_id)
+    return version or ""
+
+
+async def remove(
+    conn: AsyncConnection, kind: str, record_id: int, user: User, *, if_match: str | None = None
+) -> None:
+    _writer(user)
+    query = sql.SQL("DELETE FROM {} WHERE id = %s RETURNING id").format(sql.Identifier(kind))
+    async with writing(conn, user):
+        await _check_version(conn, kind, record_id, if_match)
+        with refused(kind, record_id):
+            cur = await conn.execute(query, (record_id,))
+            if await cur.fetchone() is None:
+                raise Forbidden("outside the communes you may edit", feature=record_id, layer=kind)

@@ -1,0 +1,685 @@
+"""Land regularization records (migration 0021, geo_comuna/tenure/): the tenure rule worked
+out by hand, personal data kept from viewers and anonymous readers by PostgreSQL itself
+(plain SQL as each role) and on every surface of the API, documents sniffed by their bytes.
+
+Readers: "anonymous", "viewer-maizal" (a viewer of the party's own commune: no names either),
+"editor-marzo" (an editor of another commune); members: "editor-maizal" and "admin".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import io
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from PIL import Image
+from psycopg import AsyncConnection
+
+from geo_comuna import accounts
+from geo_comuna.accounts import User
+from geo_comuna.settings import Settings
+from geo_comuna.tenure import documents, records
+from tests.conftest import api_client
+
+pytestmark = pytest.mark.anyio
+MAIZAL = "EL-MAIZAL"
+READERS = {
+    "viewer-maizal": ("viewer", [MAIZAL]),
+    "editor-marzo": ("editor", ["5-DE-MARZO"]),
+    "editor-maizal": ("editor", [MAIZAL]),
+    "admin": ("admin", []),
+}
+OUTSIDERS = ["anonymous", "viewer-maizal", "editor-marzo"]
+MEMBERS = ["editor-maizal", "admin"]
+#: what must never reach an outsider: the name, the ID number, the contact, a document title
+NAME, ID_NUMBER, CONTACT = "Familia Quintero Lugo (ficticia)", "V-09876543", "0414-0000000"
+TITLE = "Constancia de ocupación Quintero"
+
+
+@pytest.fixture
+def reader(conn: AsyncConnection, settings: Settings) -> Callable:
+    """``async with reader("viewer-maizal") as c``: the app as that reader sees it."""
+
+    tokens: dict[str, str | None] = {"anonymous": None}
+
+    @asynccontextmanager
+    async def make(who: str) -> AsyncIterator[httpx.AsyncClient]:
+        if who not in tokens:
+            role, communes = READERS[who]
+            _, tokens[who] = await accounts.add_user(conn, f"test-{who}", role, communes)
+        async with api_client(conn, settings, tokens[who]) as client:
+            yield client
+
+    return make
+
+
+async def scalar(conn: AsyncConnection, query: str, params: tuple = ()) -> object:
+    cur = await conn.execute(query, params)
+    return (await cur.fetchone())[0]
+
+
+async def parcel(conn: AsyncConnection, code: str) -> int:
+    return int(await scalar(conn, "SELECT id FROM parcels WHERE code = %s", (code,)))
+
+
+async def commune(conn: AsyncConnection, code: str = MAIZAL) -> int:
+    return int(await scalar(conn, "SELECT id FROM communes WHERE code = %s", (code,)))
+
+
+def feature(**props: object) -> dict:
+    return {"type": "Feature", "geometry": None, "properties": props}
+
+
+def jpeg(gps: tuple[float, float] | None = None) -> bytes:
+    """A small JPEG; with ``gps`` (lon, lat) its EXIF says where it was taken."""
+    image = Image.new("RGB", (16, 16), (120, 160, 90))
+    exif = Image.Exif()
+    if gps is not None:
+        lon, lat = gps
+
+        def dms(v: float) -> tuple[float, float, float]:
+            d = int(abs(v))
+            m = int((abs(v) - d) * 60)
+            return (float(d), float(m), round((abs(v) - d - m / 60) * 3600, 4))
+
+        exif[0x8825] = {
+            1: "N" if lat >= 0 else "S",
+            2: dms(lat),
+            3: "E" if lon >= 0 else "W",
+            4: dms(lon),
+        }
+    exif[306] = "2026:11:30 09:15:00"
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+# -- the rule, worked out by hand -------------------------------------------------------------
+
+
+async def tenure(conn: AsyncConnection, parcel_id: int) -> str:
+    return str(await scalar(conn, "SELECT tenure FROM parcels WHERE id = %s", (parcel_id,)))
+
+
+async def add_party(conn: AsyncConnection, name: str, kind: str = "household") -> int:
+    return int(
+        await scalar(
+            conn,
+            "INSERT INTO parties (commune_id, kind, name) VALUES (%s, %s, %s) RETURNING id",
+            (await commune(conn), kind, name),
+        )
+    )
+
+
+async def add_right(conn: AsyncConnection, parcel_id: int, party: int, **kw: object) -> int:
+    row = {"kind": "occupancy_claim", "share": 1, "status": "claimed", **kw}
+    cols = ", ".join(row)
+    marks = ", ".join(["%s"] * len(row))
+    return int(
+        await scalar(
+            conn,
+            f"INSERT INTO rights (parcel_id, party_id, {cols}) VALUES (%s, %s, {marks}) "
+            "RETURNING id",
+            (parcel_id, party, *row.values()),
+        )
+    )
+
+
+async def test_the_tenure_rule_by_hand(conn: AsyncConnection) -> None:
+    p = await parcel(conn, "EM-P008")  # occupied, no sample rights
+    assert await tenure(conn, p) == "occupied"
+    a, b = await add_party(conn, "A (ficticia)"), await add_party(conn, "B (ficticia)")
+    # 1. a restriction holds nothing: the rule is silent, the surveyed tenure stays
+    await add_right(conn, p, a, kind="easement", status="granted")
+    assert await tenure(conn, p) == "occupied"
+    # 4. A claims all of it: claims only -> regularizing
+    ra = await add_right(conn, p, a)
+    assert await tenure(conn, p) == "regularizing"
+    # 2. B claims all of it too: 1 + 1 > 1 -> disputed
+    rb = await add_right(conn, p, b)
+    assert await tenure(conn, p) == "disputed"
+    # B's claim revoked: A's claim alone -> regularizing; A granted -> regularized (3.)
+    await conn.execute("UPDATE rights SET status = 'revoked' WHERE id = %s", (rb,))
+    assert await tenure(conn, p) == "regularizing"
+    await conn.execute("UPDATE rights SET status = 'granted' WHERE id = %s", (ra,))
+    assert await tenure(conn, p) == "regularized"
+    # B claims half while A holds all: 1 + 0.5 > 1 -> disputed; A down to half: 0.5 + 0.5 = 1
+    await conn.execute("UPDATE rights SET status = 'claimed', share = 0.5 WHERE id = %s", (rb,))
+    assert await tenure(conn, p) == "disputed"
+    await conn.execute("UPDATE rights SET share = 0.5 WHERE id = %s", (ra,))
+    assert await tenure(conn, p) == "regularized"
+    # a right counts from its start to its end: on dates worked by hand
+    await conn.execute(
+        "UPDATE rights SET starts_on = '2027-01-01' WHERE id = %s", (ra,)
+    )  # A's grant not started: only B's claim counts today
+    assert await tenure(conn, p) == "regularizing"
+    on = "SELECT parcel_tenure_from_rights(%s, %s::date)"
+    assert await scalar(conn, on, (p, "2027-06-01")) == "regularized"
+    assert await scalar(conn, on, (p, "2020-01-01")) == "regularizing"
+    await conn.execute("UPDATE rights SET status = 'revoked' WHERE id = %s", (rb,))
+    assert await scalar(conn, on, (p, "2026-12-01")) is None  # nothing counts: silent
+    # every change of tenure is in the history, naming the right that moved it
+    cur = await conn.execute(
+        "SELECT from_status, to_status, note FROM parcel_tenure_history(ARRAY[%s]) "
+        "ORDER BY history_id",
+        (p,),
+    )
+    moves = [(f, t) for f, t, _ in await cur.fetchall()][-7:]
+    assert moves == [
+        ("occupied", "regularizing"),
+        ("regularizing", "disputed"),
+        ("disputed", "regularizing"),
+        ("regularizing", "regularized"),
+        ("regularized", "disputed"),
+        ("disputed", "regularized"),
+        ("regularized", "regularizing"),
+    ]
+    cur = await conn.execute(
+        "SELECT note FROM parcel_history WHERE parcel_id = %s ORDER BY id DESC LIMIT 1", (p,)
+    )
+    assert (await cur.fetchone())[0] == f"follows its rights (right {ra})"
+
+
+async def test_a_collective_use_and_a_family_claim_on_all_of_it_is_a_dispute(
+    conn: AsyncConnection,
+) -> None:
+    p = await parcel(conn, "EM-P009")
+    c, f = await add_party(conn, "Comuna (ficticia)", "commune"), await add_party(conn, "F")
+    await add_right(conn, p, c, kind="collective_use", status="granted")
+    assert await tenure(conn, p) == "regularized"
+    await add_right(conn, p, f, share=0.25)
+    assert await tenure(conn, p) == "disputed"  # 1 + 0.25 > 1
+
+
+# -- PostgreSQL itself, as each role ----------------------------------------------------------
+
+
+async def as_role(conn: AsyncConnection, db_role: str, role: str, communes: list[int]) -> None:
+    await conn.execute(f"SET LOCAL ROLE {db_role}")
+    await conn.execute(
+        "SELECT set_config('geo_comuna.role', %s, true), "
+        "set_config('geo_comuna.communes', %s, true)",
+        (role, ",".join(map(str, communes))),
+    )
+
+
+async def test_plain_sql_as_each_role(conn: AsyncConnection) -> None:
+    maizal, marzo = await commune(conn), await commune(conn, "5-DE-MARZO")
+    party = int(
+        await scalar(
+            conn,
+            "INSERT INTO parties (commune_id, kind, name, id_number, contact) "
+            "VALUES (%s, 'household', %s, %s, %s) RETURNING id",
+            (maizal, NAME, ID_NUMBER, CONTACT),
+        )
+    )
+    await conn.execute("INSERT INTO document_contents VALUES (repeat('a', 64), '\\x01')")
+    await conn.execute(
+        "INSERT INTO documents (sha256, media_type, size_bytes, title, party_id) "
+        "VALUES (repeat('a', 64), 'application/pdf', 1, %s, %s)",
+        (TITLE, party),
+    )
+    seen = "SELECT name, id_number, contact, kind FROM party_register WHERE id = %s"
+    for db_role in ("geo_comuna_reader", "geo_comuna_writer"):
+        for role, communes, personal in [
+            ("", [], False),
+            ("viewer", [maizal], False),
+            ("editor", [marzo], False),
+            ("editor", [maizal], True),
+            ("admin", [], True),
+        ]:
+            async with conn.transaction():
+                await as_role(conn, db_role, role, communes)
+                cur = await conn.execute(seen, (party,))
+                name, number, contact, kind = await cur.fetchone()
+                assert kind == "household"
+                assert (name, number, contact) == (
+                    (NAME, ID_NUMBER, CONTACT) if personal else (None, None, None)
+                ), (db_role, role)
+                docs = await scalar(conn, "SELECT count(*) FROM document_files")
+                assert (docs == 1) is personal
+                await conn.execute("SET LOCAL ROLE NONE")
+        # the tables' personal columns, the documents and their bytes: never, whoever asks
+        for query in (
+            "SELECT name FROM parties",
+            "SELECT id_number FROM parties",
+            "SELECT contact FROM parties",
+            "SELECT note FROM rights",
+            "SELECT title FROM documents",
+            "SELECT bytes FROM document_contents",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                async with conn.transaction():
+                    await as_role(conn, db_role, "admin", [])
+                    await conn.execute(query)
+
+
+async def test_row_security_keeps_editors_to_their_communes(conn: AsyncConnection) -> None:
+    maizal, marzo = await commune(conn), await commune(conn, "5-DE-MARZO")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="commune you may not edit"):
+        async with conn.transaction():
+            await as_role(conn, "geo_comuna_writer", "editor", [marzo])
+            await conn.execute(
+                "INSERT INTO parties (commune_id, kind, name) VALUES (%s, 'person', 'X')",
+                (maizal,),
+            )
+    party = await add_party(conn, "Y")
+    async with conn.transaction():
+        await as_role(conn, "geo_comuna_writer", "editor", [marzo])
+        cur = await conn.execute("UPDATE parties SET name = 'Z' WHERE id = %s", (party,))
+        assert cur.rowcount == 0
+        await conn.execute("SET LOCAL ROLE NONE")
+    p = await parcel(conn, "EM-P014")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="parcel of a commune"):
+        async with conn.transaction():
+            await as_role(conn, "geo_comuna_writer", "editor", [marzo])
+            await conn.execute(
+                "INSERT INTO rights (parcel_id, party_id, kind, status) "
+                "VALUES (%s, %s, 'lease', 'claimed')",
+                (p, party),
+            )
+
+
+# -- the API: registering, and what each reader sees ------------------------------------------
+
+
+async def register(c: httpx.AsyncClient, conn: AsyncConnection) -> dict[str, int]:
+    """A household, its claim on EM-P019 and two documents, through the API."""
+    r = await c.post(
+        "/collections/parties/items",
+        json=feature(
+            commune=MAIZAL, kind="household", name=NAME, id_number=ID_NUMBER, contact=CONTACT
+        ),
+    )
+    assert r.status_code == 201, r.text
+    party = r.json()["ids"][0]
+    p = await parcel(conn, "EM-P019")
+    r = await c.post(
+        "/collections/rights/items",
+        json=feature(
+            parcel=p,
+            party=party,
+            kind="occupancy_claim",
+            status="under_review",
+            share=1,
+            starts_on="2024-03-01",
+            note=f"{NAME} vive allí desde 2019",
+        ),
+    )
+    assert r.status_code == 201, r.text
+    right = r.json()["ids"][0]
+    r = await c.post(
+        "/documents",
+        data={"title": TITLE, "right": str(right)},
+        files={"file": ("constancia.pdf", PDF, "application/pdf")},
+    )
+    assert r.status_code == 201, r.text
+    doc = r.json()["id"]
+    r = await c.post(
+        "/documents",
+        data={"title": f"Foto de la casa de {NAME}", "parcel": str(p)},
+        files={"file": ("casa.jpg", jpeg((-69.1452, 9.6951)), "image/jpeg")},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["position"] == pytest.approx([-69.1452, 9.6951], abs=1e-5)
+    return {"party": party, "right": right, "document": doc, "photo": r.json()["id"], "parcel": p}
+
+
+async def test_register_read_change_and_audit(conn: AsyncConnection, reader: Callable) -> None:
+    async with reader("editor-maizal") as c:
+        ids = await register(c, conn)
+        assert await tenure(conn, ids["parcel"]) == "regularizing"  # a claim under review
+        one = await c.get(f"/collections/parties/items/{ids['party']}")
+        assert one.json()["properties"]["name"] == NAME
+        etag = one.headers["etag"]
+        r = await c.patch(
+            f"/collections/parties/items/{ids['party']}",
+            json=feature(contact="0412-1111111"),
+            headers={"If-Match": etag},
+        )
+        assert r.status_code == 200, r.text
+        stale = await c.patch(
+            f"/collections/parties/items/{ids['party']}",
+            json=feature(contact="0412-2222222"),
+            headers={"If-Match": etag},
+        )
+        assert stale.status_code == 412
+        bad = await c.post("/collections/parties/items", json=feature(commune=MAIZAL, kind="clan"))
+        assert bad.status_code == 422 and "'kind'" in bad.json()["detail"]
+        bad = await c.post(
+            "/collections/parties/items",
+            json=feature(commune=MAIZAL, kind="person", name="N", id_number="12345678"),
+        )
+        assert bad.status_code == 422 and "id_number" in bad.json()["detail"]
+        r = await c.patch(
+            f"/collections/rights/items/{ids['right']}", json=feature(status="granted")
+        )
+        assert r.status_code == 200, r.text
+        assert await tenure(conn, ids["parcel"]) == "regularized"
+    async with reader("editor-marzo") as c:
+        r = await c.patch(
+            f"/collections/parties/items/{ids['party']}", json=feature(name="Otro nombre")
+        )
+        assert r.status_code == 403
+    async with reader("viewer-maizal") as c:
+        r = await c.post("/collections/parties/items", json=feature(commune=MAIZAL))
+        assert r.status_code == 403
+    async with reader("admin") as c:
+        trail = (await c.get("/audit", params={"layer": "parties", "id": ids["party"]})).json()
+        actions = [e["action"] for e in trail["entries"]]
+        assert actions.count("update") == 1 and actions.count("insert") == 1
+        tenure_trail = await c.get("/audit", params={"layer": "parcels", "id": ids["parcel"]})
+        assert any(
+            e["action"] == "update" and e["after"]["properties"]["tenure"] == "regularized"
+            for e in tenure_trail.json()["entries"]
+        )
+
+
+def spellings(text: str) -> set[str]:
+    """How a text may be written in a response: as is, JSON-escaped, HTML-escaped."""
+    return {text, json.dumps(text)[1:-1], html.escape(text), html.escape(text, quote=False)}
+
+
+def assert_private(r: httpx.Response) -> None:
+    cache = r.headers["cache-control"]
+    assert ("private" in cache or "no-store" in cache) and "public" not in cache, cache
+    assert "authorization" in r.headers["vary"].lower()
+
+
+@pytest.mark.parametrize("who", OUTSIDERS + MEMBERS)
+async def test_what_each_reader_sees(conn: AsyncConnection, reader: Callable, who: str) -> None:
+    async with reader("editor-maizal") as c:
+        ids = await register(c, conn)
+    member = who in MEMBERS
+    secrets = [NAME, ID_NUMBER, CONTACT, TITLE, "Quintero"]
+    async with reader(who) as c:
+        urls = [
+            "/collections/parties/items?limit=1000",
+            f"/collections/parties/items/{ids['party']}",
+            f"/collections/rights/items?parcel={ids['parcel']}",
+            f"/collections/rights/items/{ids['right']}",
+            f"/collections/parcels/items/{ids['parcel']}/records",
+            f"/communes/{MAIZAL}/documents",
+            f"/collections/parcels/items/{ids['parcel']}",
+            f"/collections/parcels/items/{ids['parcel']}/history",
+            f"/collections/parcels/export?format=csv&commune={MAIZAL}",
+            f"/maps/communes/{MAIZAL}",
+            f"/communes/{MAIZAL}/report",
+            f"/communes/{MAIZAL}/analyses/land-recovery",
+        ]
+        seen = ""
+        for url in urls:
+            r = await c.get(url)
+            assert r.status_code == 200, (url, r.text[:300])
+            assert_private(r)
+            seen += r.text
+        party = (await c.get(f"/collections/parties/items/{ids['party']}")).json()
+        assert party["properties"]["kind"] == "household" and party["id"] == ids["party"]
+        right = (await c.get(f"/collections/rights/items/{ids['right']}")).json()
+        assert right["properties"]["party"] == ids["party"]
+        assert right["properties"]["status"] == "under_review"
+        assert right["geometry"]["type"] == "MultiPolygon"
+        for what in ("document", "photo"):
+            r = await c.get(f"/documents/{ids[what]}/content")
+            assert r.status_code == (200 if member else 404)
+            if member:
+                assert r.headers["x-content-type-options"] == "nosniff"
+                assert_private(r)
+        found = await c.get(f"/documents/{ids['document']}")
+        assert found.status_code == (200 if member else 404)
+    if member:
+        for secret in secrets:
+            assert any(form in seen for form in spellings(secret)), secret
+        assert len(await records.parcel_records(conn, ids["parcel"], None)) == 3
+    else:
+        for secret in secrets:
+            for form in spellings(secret):
+                assert form not in seen, (who, form)
+
+
+async def test_parcel_records_for_the_sheet(conn: AsyncConnection, reader: Callable) -> None:
+    async with reader("editor-maizal") as c:
+        ids = await register(c, conn)
+    maizal = await commune(conn)
+    editor = User(None, "e", "editor", (maizal,))
+    mine = await records.parcel_records(conn, ids["parcel"], editor)
+    assert [h["name"] for h in mine["holders"]] == [NAME]
+    assert [d["title"] for d in mine["documents"]] == [TITLE, f"Foto de la casa de {NAME}"]
+    assert all(len(d["sha256"]) == 64 for d in mine["documents"])
+    for user in (None, User(None, "v", "viewer", (maizal,))):
+        theirs = await records.parcel_records(conn, ids["parcel"], user)
+        assert theirs["holders"] == [
+            {"id": ids["party"], "kind": "household", "illustrative": False}
+        ]
+        assert [r["status"] for r in theirs["rights"]] == ["under_review"]
+        assert "note" not in theirs["rights"][0]
+        assert theirs["documents"] == []
+
+
+# -- documents ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "says"),
+    [
+        ("deed.pdf", jpeg(), "named .pdf (a PDF) but its bytes are a JPEG image"),
+        ("photo.jpg", PDF, "named .jpg (a JPEG image) but its bytes are a PDF"),
+        ("scan.png", jpeg(), "named .png (a PNG image) but its bytes are a JPEG image"),
+        ("deed.exe", PDF, "the ending .exe is not one of a PDF's"),
+        ("notes.txt", b"just text", "its bytes are not a PDF, JPEG or PNG"),
+        ("IMG_1.heic", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", "a HEIC photo"),
+    ],
+)
+async def test_a_lying_or_unknown_file_is_refused_naming_it(
+    conn: AsyncConnection, reader: Callable, name: str, data: bytes, says: str
+) -> None:
+    p = await parcel(conn, "EM-P019")
+    async with reader("editor-maizal") as c:
+        r = await c.post(
+            "/documents",
+            data={"title": "t", "parcel": str(p)},
+            files={"file": (name, data, "application/pdf")},
+        )
+    assert r.status_code == 415, r.text
+    assert name in r.json()["detail"] and says in r.json()["detail"]
+    assert await scalar(conn, "SELECT count(*) FROM documents WHERE parcel_id = %s", (p,)) == 0
+
+
+async def test_document_limits(conn: AsyncConnection, settings: Settings) -> None:
+    p = await parcel(conn, "EM-P019")
+    editor = User(None, "e", "editor", (await commune(conn),))
+    with pytest.raises(Exception, match="over 1024"):
+        await documents.upload(
+            conn,
+            editor,
+            PDF + b" " * 2000,
+            filename="big.pdf",
+            title="t",
+            attached_to={"parcel": p},
+            limit=1024,
+        )
+    with pytest.raises(Exception, match="exactly one"):
+        await documents.upload(
+            conn,
+            editor,
+            PDF,
+            filename="a.pdf",
+            title="t",
+            attached_to={"parcel": p, "party": 1},
+            limit=1024,
+        )
+    with pytest.raises(Exception, match="without its end"):
+        documents.media_type(b"%PDF-1.4 cut short", "cut.pdf")
+    # a document stored twice keeps one copy of its bytes, found by its SHA-256
+    for _ in range(2):
+        await documents.upload(
+            conn, editor, PDF, filename="a.pdf", title="t", attached_to={"parcel": p}, limit=1024
+        )
+    assert await scalar(conn, "SELECT count(*) FROM document_contents") == 1
+
+
+def test_photo_place_from_exif_by_hand() -> None:
+    # 9° 41' 42.36" N, 69° 8' 42.72" W = 9.6951, -69.1452
+    place = documents.photo_place(jpeg((-69.1452, 9.6951)), "x.jpg")
+    assert place.lat == pytest.approx(9.6951, abs=1e-6)
+    assert place.lon == pytest.approx(-69.1452, abs=1e-6)
+    assert place.taken_at == dt.datetime(2026, 11, 30, 9, 15)
+    assert documents.photo_place(jpeg(), "y.jpg").lat is None
+
+
+# -- the samples ----------------------------------------------------------------------------------
+
+
+async def test_samples_hold_illustrative_records_that_agree_with_the_rule(
+    conn: AsyncConnection,
+) -> None:
+    cur = await conn.execute(
+        "SELECT c.code, count(DISTINCT r.id), count(DISTINCT r.id) FILTER "
+        "(WHERE pt.kind = 'commune' AND r.kind = 'collective_use'), "
+        "count(DISTINCT r.id) FILTER (WHERE r.kind = 'occupancy_claim'), "
+        "bool_and(r.illustrative AND pt.illustrative) "
+        "FROM rights r JOIN parcels p ON p.id = r.parcel_id JOIN communes c ON c.id = p.commune_id "
+        "JOIN parties pt ON pt.id = r.party_id GROUP BY c.code ORDER BY c.code"
+    )
+    rows = await cur.fetchall()
+    assert [r[0] for r in rows] == [MAIZAL, "MONTE-SINAI"]
+    for _, n, collective, claims, illustrative in rows:
+        assert n > 0 and collective > 0 and claims > 0 and illustrative
+    assert await scalar(
+        conn,
+        "SELECT bool_and(position('(ilustrativo' IN name) > 0 OR position('ficticia' IN name) > 0)"
+        " FROM parties",
+    )
+    disagree = await scalar(
+        conn,
+        "SELECT count(*) FROM parcels p WHERE EXISTS (SELECT FROM rights r "
+        "WHERE r.parcel_id = p.id) AND parcel_tenure_from_rights(p.id) IS DISTINCT FROM p.tenure",
+    )
+    assert disagree == 0
+
+
+async def test_land_recovery_counts_parcels_by_right_status(
+    conn: AsyncConnection, reader: Callable
+) -> None:
+    maizal = await commune(conn)
+    cur = await conn.execute(
+        "SELECT r.status, count(DISTINCT r.parcel_id) FROM rights r JOIN parcels p "
+        "ON p.id = r.parcel_id WHERE p.commune_id = %s GROUP BY r.status",
+        (maizal,),
+    )
+    expected = dict(await cur.fetchall())
+    async with reader("anonymous") as c:
+        body = (await c.get(f"/communes/{MAIZAL}/analyses/land-recovery")).json()
+    found = {e["status"]: e["parcels"] for e in body["summary"]["by_right_status"]}
+    assert found == expected and set(found) <= {"claimed", "under_review", "granted", "revoked"}
+    without = body["summary"]["parcels_without_rights"]
+    assert without == body["summary"]["parcels"] - await scalar(
+        conn,
+        "SELECT count(DISTINCT r.parcel_id) FROM rights r JOIN parcels p ON p.id = r.parcel_id "
+        "WHERE p.commune_id = %s",
+        (maizal,),
+    )
+
+
+@pytest.mark.parametrize("who", ["anonymous", "viewer-maizal", "editor-maizal"])
+async def test_the_commune_map_names_holders_for_its_editors_only(
+    conn: AsyncConnection, reader: Callable, who: str
+) -> None:
+    async with reader("editor-maizal") as c:
+        await register(c, conn)
+    async with reader(who) as c:
+        page = (await c.get(f"/maps/communes/{MAIZAL}", params={"lang": "en"})).text
+    member = who == "editor-maizal"
+    assert "Parcels with recorded rights" in page  # every reader sees where rights are
+    assert "Occupancy claim" in page and "Under review" in page
+    assert any(form in page for form in spellings(NAME)) is member
+    assert ("Document photos" in page) is member  # the photo's position, for members only
+    assert any(form in page for form in spellings("Household")) is not member
+
+
+# -- backup and restore -------------------------------------------------------------------------
+
+
+def test_backup_and_restore_carry_the_documents(own_db: str, tmp_path: Path) -> None:
+    from tests.test_durability import cli
+
+    with psycopg.connect(own_db, autocommit=True) as db:
+        db.execute(
+            "INSERT INTO document_contents VALUES (%s, %s)", (hashlib.sha256(PDF).hexdigest(), PDF)
+        )
+        db.execute(
+            "INSERT INTO documents (sha256, media_type, size_bytes, title, parcel_id) "
+            "SELECT %s, 'application/pdf', %s, 'Acta', min(id) FROM parcels",
+            (hashlib.sha256(PDF).hexdigest(), len(PDF)),
+        )
+    archive = tmp_path / "store.backup"
+    done = cli(own_db, "backup", str(archive))
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(own_db, autocommit=True) as db:
+        db.execute("DELETE FROM documents")
+        db.execute("DELETE FROM document_contents")
+    done = cli(own_db, "restore", str(archive))
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(own_db, autocommit=True) as db:
+        (data,) = db.execute(
+            "SELECT c.bytes FROM documents d JOIN document_contents c USING (sha256) "
+            "WHERE d.title = 'Acta'"
+        ).fetchone()
+        assert bytes(data) == PDF
+        # the views and their grants came back too: the reader role reads through them
+        db.execute("BEGIN")
+        db.execute("SET LOCAL ROLE geo_comuna_reader")
+        db.execute("SELECT set_config('geo_comuna.role', 'admin', true)")
+        assert db.execute("SELECT count(*) FROM document_files").fetchone()[0] == 1
+        db.execute("ROLLBACK")
+
+
+async def test_options_answer_what_the_token_may_do(
+    conn: AsyncConnection, reader: Callable
+) -> None:
+    party = await add_party(conn, "Ficticia")
+    expected = {
+        "anonymous": ("GET, HEAD, OPTIONS", "GET, HEAD, OPTIONS"),
+        "viewer-maizal": ("GET, HEAD, OPTIONS", "GET, HEAD, OPTIONS"),
+        "editor-marzo": ("GET, HEAD, POST, OPTIONS", "GET, HEAD, OPTIONS"),
+        "editor-maizal": ("GET, HEAD, POST, OPTIONS", "GET, HEAD, PATCH, DELETE, OPTIONS"),
+    }
+    for who, (items, item) in expected.items():
+        async with reader(who) as c:
+            r = await c.options("/collections/parties/items")
+            assert r.status_code == 204 and r.headers["allow"] == items, who
+            r = await c.options(f"/collections/parties/items/{party}")
+            assert r.status_code == 204 and r.headers["allow"] == item, who
+            assert (await c.head(f"/collections/parties/items/{party}")).status_code == 200
+
+
+async def test_the_vocabulary_is_the_schemas(conn: AsyncConnection) -> None:
+    """Each domain of layers/tenure.py is exactly what migration 0021's CHECK allows."""
+    from geo_comuna.layers.tenure import DOCUMENT_TYPES, PARTY_KIND, RIGHT_KIND, RIGHT_STATUS
+
+    for table, column, allowed in [
+        ("parties", "kind", set(PARTY_KIND.values)),
+        ("rights", "kind", set(RIGHT_KIND.values)),
+        ("rights", "status", set(RIGHT_STATUS.values)),
+        ("documents", "media_type", set(DOCUMENT_TYPES)),
+    ]:
+        cur = await conn.execute(
+            "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c "
+            "WHERE c.conrelid = %s::regclass AND c.contype = 'c' "
+            "AND pg_get_constraintdef(c.oid) LIKE %s",
+            (table, f"%({column} = ANY%"),
+        )
+        (definition,) = await cur.fetchone()
+        assert set(re.findall(r"'([^']+)'::text", definition)) == allowed, (table, column)
