@@ -28,6 +28,9 @@ FIGURES: dict[str, dict[str, Figure]] = {
         "recovered_parcels": Figure("Parcelas recuperadas", "Recovered parcels"),
         "recovered_area_ha": Figure("Superficie recuperada", "Recovered area", "ha"),
         "candidates": Figure("Candidatas a recuperar", "Candidates for recovery"),
+        "parcels_without_rights": Figure(
+            "Parcelas sin derechos registrados", "Parcels with no recorded right"
+        ),
         "crosses_state_line": Figure("Atraviesa un límite estatal", "Crosses a state line"),
         "conflicts.overlap": Figure("Parcelas superpuestas", "Overlapping parcels"),
         "conflicts.outside_commune": Figure("Parcelas fuera de la comuna", "Parcels outside"),
