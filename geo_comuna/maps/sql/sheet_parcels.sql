@@ -1,0 +1,78 @@
+-- Everything the sheets of the parcels %(ids)s draw and tell, in one statement: each parcel in
+-- REGVEN / UTM of the zone of its centroid's longitude (18N, 19N, 20N: EPSG:2201-2203; a parcel
+-- east of 60 W is still drawn in 20N, the easternmost zone REGVEN defines), forced clockwise so
+-- that every ring has the parcel on its right; its geodesic area (m²) and perimeter (m) on the
+-- WGS 84 spheroid; the map's frame (the parcel's box grown by half its larger side, at least
+-- 25 m each way); what lies in the frame (the other parcels, roads, the commune's limit), cut to
+-- it; and, per side of the parcel (ST_DumpSegments: path {polygon, ring, index of its first
+-- vertex}), how many metres of it run within %(tol)s m of each other parcel, within
+-- %(road_tol)s m of a road (a road's line is its centre, half a carriageway from the edge) and
+-- within %(tol)s m of the commune's limit (maps/sheet/linderos.py names the sides from these).
+WITH wanted AS (
+    SELECT p.id, p.code, p.tenure, p.land_use, p.recovered_on, p.commune_id, p.geom,
+           2183 + least(20, greatest(18,
+               floor((ST_X(ST_Centroid(p.geom)) + 180) / 6)::integer + 1)) AS srid
+    FROM parcels p
+    WHERE p.id = ANY(%(ids)s::integer[])
+),
+local AS (
+    SELECT w.*, ST_ForcePolygonCW(ST_Transform(w.geom, w.srid)) AS utm FROM wanted w
+),
+framed AS MATERIALIZED (
+    SELECT l.*, ST_Expand(ST_Envelope(l.utm), greatest(
+               ST_XMax(l.utm) - ST_XMin(l.utm), ST_YMax(l.utm) - ST_YMin(l.utm), 50) / 2) AS frame
+    FROM local l
+),
+near AS MATERIALIZED (  -- the other parcels in each frame, in the parcel's zone
+    SELECT f.id AS parcel_id, n.id, n.code, ST_Transform(n.geom, f.srid) AS utm
+    FROM framed f
+    JOIN parcels n ON n.geom && ST_Transform(f.frame, 4326) AND n.id <> f.id
+),
+touching AS MATERIALIZED (  -- those within the tolerance, grown by it once per pair
+    SELECT n.parcel_id, n.id, n.code, ST_Buffer(n.utm, %(tol)s) AS reach
+    FROM near n JOIN framed f ON f.id = n.parcel_id
+    WHERE ST_DWithin(n.utm, f.utm, %(tol)s)
+),
+roads AS MATERIALIZED (
+    SELECT f.id AS parcel_id, r.name, ST_Transform(r.geom, f.srid) AS utm
+    FROM framed f
+    JOIN paths r ON r.kind = 'road' AND r.geom && ST_Transform(f.frame, 4326)
+),
+limits AS MATERIALIZED (  -- the parcel's commune's boundary, cut to the frame
+    SELECT f.id AS parcel_id,
+           ST_Transform(ST_Intersection(ST_Boundary(c.geom), ST_Transform(f.frame, 4326)),
+                        f.srid) AS utm
+    FROM framed f JOIN communes c ON c.id = f.commune_id
+)
+SELECT f.id, f.code, f.tenure, f.land_use, f.recovered_on, f.srid,
+       c.code AS commune_code, c.name AS commune_name,
+       ST_Area(f.geom::geography) AS area_m2, ST_Perimeter(f.geom::geography) AS perimeter_m,
+       ST_AsGeoJSON(f.utm, 3)::json AS shape,
+       ARRAY[ST_XMin(f.frame), ST_YMin(f.frame), ST_XMax(f.frame), ST_YMax(f.frame)] AS frame,
+       (SELECT json_agg(json_build_object(
+                   'id', n.id, 'code', n.code,
+                   'shape', ST_AsGeoJSON(ST_Intersection(n.utm, f.frame), 2)::json) ORDER BY n.id)
+        FROM near n WHERE n.parcel_id = f.id) AS neighbours,
+       (SELECT json_agg(ST_AsGeoJSON(ST_Intersection(r.utm, f.frame), 2)::json)
+        FROM roads r WHERE r.parcel_id = f.id) AS roads,
+       (SELECT ST_AsGeoJSON(l.utm, 2)::json FROM limits l WHERE l.parcel_id = f.id) AS commune_line,
+       (SELECT json_agg(json_build_object(
+                   'path', s.path,
+                   'parcels', (SELECT json_agg(json_build_object(
+                                          'id', t.id, 'code', t.code,
+                                          'm', ST_Length(ST_Intersection(s.geom, t.reach))))
+                               FROM touching t
+                               WHERE t.parcel_id = f.id AND ST_Intersects(s.geom, t.reach)),
+                   'road_m', (SELECT ST_Length(ST_Intersection(s.geom,
+                                         ST_Buffer(ST_Collect(r.utm), %(road_tol)s)))
+                              FROM roads r
+                              WHERE r.parcel_id = f.id AND ST_DWithin(r.utm, s.geom, %(road_tol)s)),
+                   'road', (SELECT min(r.name) FROM roads r
+                            WHERE r.parcel_id = f.id AND ST_DWithin(r.utm, s.geom, %(road_tol)s)),
+                   'limit_m', (SELECT ST_Length(ST_Intersection(s.geom, ST_Buffer(l.utm, %(tol)s)))
+                               FROM limits l
+                               WHERE l.parcel_id = f.id AND ST_DWithin(l.utm, s.geom, %(tol)s))))
+        FROM ST_DumpSegments(f.utm) s) AS sides
+FROM framed f
+LEFT JOIN communes c ON c.id = f.commune_id
+ORDER BY f.code, f.id
