@@ -153,18 +153,23 @@ def _facts(sheet: ParcelSheet, w: dict[str, str], lang: str, zone: str, url: str
 
 
 def neighbour_text(lindero: Lindero, w: dict[str, str]) -> str:
-    """Whom a side borders, in words: "parcela EM-P002, vía Troncal 5"."""
+    """Whom a side borders, in words: "parcela EM-P002"; when it borders several, each with
+    its stretches: "parcela EM-P030 (1–2, 6–7); sin colindante registrado (8–9)"."""
+    neighbours = lindero.neighbours
     names = []
-    for kind, name in lindero.neighbours:
+    for kind, name, sides in neighbours:
         if kind == "parcel":
-            names.append(w["parcel_n"].format(code=name))
+            text = w["parcel_n"].format(code=name)
         elif kind == "road":
-            names.append(w["road_named"].format(name=name) if name else w["road"])
+            text = w["road_named"].format(name=name) if name else w["road"]
         elif kind == "commune_limit":
-            names.append(w["commune_limit"])
+            text = w["commune_limit"]
         else:
-            names.append(w["none"])
-    return ", ".join(names)
+            text = w["none"]
+        if len(neighbours) > 1:
+            text += " (" + ", ".join(f"{s.start}–{s.end}" for s in sides) + ")"
+        names.append(text)
+    return "; ".join(names)
 
 
 def _linderos(linderos: list[Lindero], w: dict[str, str]) -> Table:

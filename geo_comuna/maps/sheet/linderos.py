@@ -12,11 +12,13 @@ walk (dx, dy), outward is to the left, (-dy, dx). Its bearing from grid north (c
 degrees) gives the side: north [315, 45), east [45, 135), south [135, 225), west [225, 315).
 Grid north is within 0.7 degrees of true north anywhere in Venezuela (the meridian convergence
 of a zone 3 degrees of longitude wide below 12 N), far less than these 90-degree sectors.
-Each side's neighbour is, in this order:
-  1. every other parcel along which at least MIN_SHARED of it runs (within the statement's
-     tolerance), by code, with the metres shared;
-  2. else a road, when most of the side runs along one;
-  3. else the commune's limit, when most of the side runs on it;
+"Along" means within the statement's tolerance (reads.TOLERANCE_M). Each side's neighbour is,
+in this order:
+  1. every other parcel that runs along more than twice the tolerance of it (a parcel that
+     only meets its corner runs along about the tolerance) or along more than half of it (a
+     short side), by code;
+  2. else a road, when more than half of the side runs along one;
+  3. else the commune's limit, when more than half of the side runs on it;
   4. else "no registered neighbour".
 The sides facing one way are grouped in the order of their numbers.
 """
@@ -29,10 +31,6 @@ from typing import Any
 
 #: the four sides, in the order a sheet lists them
 SIDES = ("north", "east", "south", "west")
-#: a parcel is a side's neighbour when it runs along this share of the side or more, or...
-MIN_SHARED_SHARE = 0.1
-#: ...along this many metres or more (a long side shared in part)
-MIN_SHARED_M = 5.0
 
 
 @dataclass(frozen=True)
@@ -68,10 +66,11 @@ class Lindero:
         return sum(s.length_m for s in self.sides)
 
     @property
-    def neighbours(self) -> list[tuple[str, str | None]]:
-        """(kind, name): kind "parcel" (name its code), "road" (its name or None),
-        "commune_limit" or "none"; each once, in order of the sides."""
-        found: list[tuple[str, str | None]] = []
+    def neighbours(self) -> list[tuple[str, str | None, list[Side]]]:
+        """(kind, name, sides): kind "parcel" (name its code), "road" (its name or None),
+        "commune_limit" or "none"; each once, in order of the sides, with the sides it
+        borders."""
+        found: dict[tuple[str, str | None], list[Side]] = {}
         for side in self.sides:
             if side.parcels:
                 named = [("parcel", code) for code, _ in side.parcels]
@@ -81,8 +80,9 @@ class Lindero:
                 named = [("commune_limit", None)]
             else:
                 named = [("none", None)]
-            found.extend(n for n in named if n not in found)
-        return found
+            for key in named:
+                found.setdefault(key, []).append(side)
+        return [(kind, name, sides) for (kind, name), sides in found.items()]
 
 
 def facing(bearing: float) -> str:
@@ -106,14 +106,15 @@ def _first(ring: list[list[float]]) -> int:
 
 
 def number(
-    shape: dict[str, Any], measured: list[dict[str, Any]], road_share: float = 0.5
+    shape: dict[str, Any], measured: list[dict[str, Any]], tolerance_m: float
 ) -> tuple[list[Vertex], list[Side]]:
     """The vertices, numbered, and the sides with their neighbours.
 
     ``shape``: the parcel as a GeoJSON MultiPolygon in metres, rings clockwise around the
     parcel; ``measured``: per side, its ``path`` [polygon, ring, index of its first vertex]
     (1-based), the metres it shares with each other parcel (``parcels``: id, code, m),
-    ``road_m`` and ``road`` (the name), ``limit_m`` (on the commune's limit)."""
+    ``road_m`` and ``road`` (the name), ``limit_m`` (on the commune's limit), all within
+    ``tolerance_m``."""
     by_path = {tuple(m["path"]): m for m in measured}
     vertices: list[Vertex] = []
     sides: list[Side] = []
@@ -137,26 +138,26 @@ def number(
                 bearing=bearing,
                 facing=facing(bearing),
             )
-            _neighbours(side, by_path.get((p, r, i + 1), {}), road_share)
+            _neighbours(side, by_path.get((p, r, i + 1), {}), tolerance_m)
             sides.append(side)
     return vertices, sides
 
 
-def _neighbours(side: Side, measured: dict[str, Any], road_share: float) -> None:
+def _neighbours(side: Side, measured: dict[str, Any], tolerance_m: float) -> None:
     """Fills the side's neighbours by the rule in the module's docstring."""
-    length = side.length_m or 1.0
+    length = side.length_m
     shared = sorted(
         (
             (p["code"] if p.get("code") is not None else f"#{p['id']}", float(p["m"]))
             for p in measured.get("parcels") or []
-            if p["m"] >= MIN_SHARED_M or p["m"] >= MIN_SHARED_SHARE * length
+            if p["m"] > 2 * tolerance_m or p["m"] > 0.5 * length
         ),
         key=lambda c: -c[1],
     )
     side.parcels = shared
     if shared:
         return
-    if (measured.get("road_m") or 0.0) > road_share * length:
+    if (measured.get("road_m") or 0.0) > 0.5 * length:
         side.road = measured.get("road") or ""
     elif (measured.get("limit_m") or 0.0) > 0.5 * length:
         side.commune_limit = True

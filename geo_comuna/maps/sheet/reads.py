@@ -19,10 +19,11 @@ from geo_comuna.maps.sheet import records as records_
 from geo_comuna.maps.sheet.linderos import Lindero, Side, Vertex, linderos, number
 
 SHEET_SQL = files("geo_comuna.maps").joinpath("sql/sheet_parcels.sql").read_text()
-#: metres within which another parcel or the commune's limit runs along a side
-TOLERANCE_M = 1.0
-#: metres within which a road's centre line runs along a side (half a rural carriageway)
-ROAD_TOLERANCE_M = 6.0
+#: metres within which another parcel, a road or the commune's limit runs along a side: parcels
+#: digitized from imagery are a few metres apart where they meet (the sample's are drawn 4 m
+#: apart, 5 m inside their commune), and a road's line is its centre, half a carriageway from
+#: the edge
+TOLERANCE_M = 6.0
 
 
 @dataclass
@@ -72,7 +73,7 @@ async def load(
     """The sheets of the parcels ``ids`` (those that exist), in order of code, as ``user``
     may read them (None: anyone)."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SHEET_SQL, {"ids": ids, "tol": TOLERANCE_M, "road_tol": ROAD_TOLERANCE_M})
+        await cur.execute(SHEET_SQL, {"ids": ids, "tol": TOLERANCE_M})
         rows = await cur.fetchall()
     sheets = [_sheet(row) for row in rows]
     histories = await _histories(conn, [s.id for s in sheets], Access.of(user))
@@ -84,7 +85,7 @@ async def load(
 
 def _sheet(row: dict[str, Any]) -> ParcelSheet:
     empty = {"type": "MultiPolygon", "coordinates": []}
-    vertices, sides = number(row["shape"] or empty, row["sides"] or [])
+    vertices, sides = number(row["shape"] or empty, row["sides"] or [], TOLERANCE_M)
     return ParcelSheet(
         id=row["id"],
         code=row["code"],

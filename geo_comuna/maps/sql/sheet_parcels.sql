@@ -5,9 +5,8 @@
 -- WGS 84 spheroid; the map's frame (the parcel's box grown by half its larger side, at least
 -- 25 m each way); what lies in the frame (the other parcels, roads, the commune's limit), cut to
 -- it; and, per side of the parcel (ST_DumpSegments: path {polygon, ring, index of its first
--- vertex}), how many metres of it run within %(tol)s m of each other parcel, within
--- %(road_tol)s m of a road (a road's line is its centre, half a carriageway from the edge) and
--- within %(tol)s m of the commune's limit (maps/sheet/linderos.py names the sides from these).
+-- vertex}), how many metres of it run within %(tol)s m of each other parcel, of a road and of
+-- the commune's limit (maps/sheet/linderos.py names the sides from these).
 WITH wanted AS (
     SELECT p.id, p.code, p.tenure, p.land_use, p.recovered_on, p.commune_id, p.geom,
            2183 + least(20, greatest(18,
@@ -64,11 +63,11 @@ SELECT f.id, f.code, f.tenure, f.land_use, f.recovered_on, f.srid,
                                FROM touching t
                                WHERE t.parcel_id = f.id AND ST_Intersects(s.geom, t.reach)),
                    'road_m', (SELECT ST_Length(ST_Intersection(s.geom,
-                                         ST_Buffer(ST_Collect(r.utm), %(road_tol)s)))
+                                         ST_Buffer(ST_Collect(r.utm), %(tol)s)))
                               FROM roads r
-                              WHERE r.parcel_id = f.id AND ST_DWithin(r.utm, s.geom, %(road_tol)s)),
+                              WHERE r.parcel_id = f.id AND ST_DWithin(r.utm, s.geom, %(tol)s)),
                    'road', (SELECT min(r.name) FROM roads r
-                            WHERE r.parcel_id = f.id AND ST_DWithin(r.utm, s.geom, %(road_tol)s)),
+                            WHERE r.parcel_id = f.id AND ST_DWithin(r.utm, s.geom, %(tol)s)),
                    'limit_m', (SELECT ST_Length(ST_Intersection(s.geom, ST_Buffer(l.utm, %(tol)s)))
                                FROM limits l
                                WHERE l.parcel_id = f.id AND ST_DWithin(l.utm, s.geom, %(tol)s))))
