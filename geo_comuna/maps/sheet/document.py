@@ -134,16 +134,14 @@ def sheet_pdf(sheet: ParcelSheet, lang: str, url: str, today: dt.date | None = N
 
 
 def _facts(sheet: ParcelSheet, w: dict[str, str], lang: str, zone: str, url: str) -> Table:
+    # plain strings where nothing wraps: a Paragraph costs its markup's parsing
     rows = [
-        [_p(w["area"]), _p(f"{sheet.area_ha:,.4f} ha".replace(",", " "))],
-        [_p(w["perimeter"]), _p(f"{_m(sheet.perimeter_m)} m")],
-        [_p(w["tenure"]), _p(value_label("tenure", sheet.tenure, lang))],
-        [_p(w["land_use"]), _p(value_label("land_use", sheet.land_use, lang) or "—")],
-        [
-            _p(w["recovered_on"]),
-            _p(sheet.recovered_on.isoformat() if sheet.recovered_on else "—"),
-        ],
-        [_p(w["crs"]), _p(zone)],
+        [_p(w["area"]), f"{sheet.area_ha:,.4f} ha".replace(",", " ")],
+        [_p(w["perimeter"]), f"{_m(sheet.perimeter_m)} m"],
+        [w["tenure"], value_label("tenure", sheet.tenure, lang)],
+        [w["land_use"], value_label("land_use", sheet.land_use, lang) or "—"],
+        [w["recovered_on"], sheet.recovered_on.isoformat() if sheet.recovered_on else "—"],
+        [w["crs"], _p(zone)],
     ]
     facts = Table(rows, colWidths=[24 * mm, WIDTH - MAP_WIDTH - 28 * mm], style=GRID)
     return Table(
