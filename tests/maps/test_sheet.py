@@ -7,9 +7,9 @@ code under test) and stored as any import would store it:
     P1 (0, 100)   P2 (120, 110)   P3 (125, 0)   P4 (5, -5)      T-001, clockwise
 
 T-002 is the square (120, 110) (220, 110) (220, 0) (125, 0): it shares the side P2-P3. The
-road "Sarare-Buria" runs from (-50, -9) to (200, -4), 3 to 5.5 m below the side P3-P4 (within
-the 6 m tolerance). The commune's west limit is the line through P4 and P1. Nothing lies north;
-T-002 only meets the corners 1 and 2 of the north and south sides.
+road "Sarare-Buria" runs from (-50, -9) to (200, -4), 3 to 5.5 m below the side P3-P4 (a
+road's centre counts within 12 m). The commune's west limit is the line through P4 and P1.
+Nothing lies north; T-002 only meets the corners 1 and 2 of the north and south sides.
 
 Worked by hand: the northernmost vertex is P2, so clockwise the vertices are 1 = P2
 (481 820, 1 082 110), 2 = P3 (481 825, 1 082 000), 3 = P4 (481 705, 1 081 995), 4 = P1

@@ -23,7 +23,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table
 from reportlab.platypus import TableStyle as Style
 
-from geo_comuna.maps.sheet.linderos import Lindero
+from geo_comuna.maps.sheet.linderos import Lindero, Side
 from geo_comuna.maps.sheet.plan import Plan, QrCode
 from geo_comuna.maps.sheet.reads import ParcelSheet
 from geo_comuna.maps.sheet.words import value_label, words
@@ -144,10 +144,30 @@ def _facts(sheet: ParcelSheet, w: dict[str, str], lang: str, zone: str, url: str
         [w["crs"], _p(zone)],
     ]
     facts = Table(rows, colWidths=[24 * mm, WIDTH - MAP_WIDTH - 28 * mm], style=GRID)
+    facts.setStyle(
+        Style(
+            [
+                ("FONT", (0, 0), (-1, 0), "Helvetica", 7.5),
+                ("BACKGROUND", (0, 0), (-1, -1), colors.white),
+                ("BACKGROUND", (0, 0), (0, -1), colors.Color(0.93, 0.93, 0.93)),
+            ]
+        )
+    )
     return Table(
         [[facts], [QrCode(url, QR_SIZE)], [_p(f"{w['url']}: {url}", SMALL)]],
         style=Style([("LEFTPADDING", (0, 0), (-1, -1), 2), ("ALIGN", (0, 1), (0, 1), "CENTER")]),
     )
+
+
+def stretches(sides: list[Side]) -> str:
+    """Sides as vertex stretches, a chain of sides as one: "1–4, 6–7" for 1–2, 2–3, 3–4, 6–7."""
+    runs: list[list[int]] = []
+    for side in sides:
+        if runs and runs[-1][1] == side.start:
+            runs[-1][1] = side.end
+        else:
+            runs.append([side.start, side.end])
+    return ", ".join(f"{a}–{b}" for a, b in runs)
 
 
 def neighbour_text(lindero: Lindero, w: dict[str, str]) -> str:
@@ -165,7 +185,7 @@ def neighbour_text(lindero: Lindero, w: dict[str, str]) -> str:
         else:
             text = w["none"]
         if len(neighbours) > 1:
-            text += " (" + ", ".join(f"{s.start}–{s.end}" for s in sides) + ")"
+            text += f" ({stretches(sides)})"
         names.append(text)
     return "; ".join(names)
 
@@ -176,7 +196,7 @@ def _linderos(linderos: list[Lindero], w: dict[str, str]) -> Table:
         rows.append(
             [
                 w[f"{lindero.facing}_side"],
-                _p(", ".join(f"{s.start}–{s.end}" for s in lindero.sides)),
+                _p(stretches(lindero.sides)),
                 _m(lindero.length_m),
                 _p(neighbour_text(lindero, w)),
             ]

@@ -12,8 +12,8 @@ walk (dx, dy), outward is to the left, (-dy, dx). Its bearing from grid north (c
 degrees) gives the side: north [315, 45), east [45, 135), south [135, 225), west [225, 315).
 Grid north is within 0.7 degrees of true north anywhere in Venezuela (the meridian convergence
 of a zone 3 degrees of longitude wide below 12 N), far less than these 90-degree sectors.
-"Along" means within the statement's tolerance (reads.TOLERANCE_M). Each side's neighbour is,
-in this order:
+"Along" means within the statement's tolerance (reads.TOLERANCE_M; for roads, whose lines are
+their centres, reads.ROAD_TOLERANCE_M). Each side's neighbour is, in this order:
   1. every other parcel that runs along more than twice the tolerance of it (a parcel that
      only meets its corner runs along about the tolerance) or along more than half of it (a
      short side), by code;

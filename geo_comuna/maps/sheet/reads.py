@@ -19,11 +19,13 @@ from geo_comuna.maps.sheet import records as records_
 from geo_comuna.maps.sheet.linderos import Lindero, Side, Vertex, linderos, number
 
 SHEET_SQL = files("geo_comuna.maps").joinpath("sql/sheet_parcels.sql").read_text()
-#: metres within which another parcel, a road or the commune's limit runs along a side: parcels
+#: metres within which another parcel or the commune's limit runs along a side: parcels
 #: digitized from imagery are a few metres apart where they meet (the sample's are drawn 4 m
-#: apart, 5 m inside their commune), and a road's line is its centre, half a carriageway from
-#: the edge
+#: apart, 5 m inside their commune)
 TOLERANCE_M = 6.0
+#: metres within which a road's line runs along a side: the line is the road's centre, half its
+#: right of way (up to 24 m) from the parcels on either side (the sample's run 8 m from them)
+ROAD_TOLERANCE_M = 12.0
 
 
 @dataclass
@@ -73,7 +75,7 @@ async def load(
     """The sheets of the parcels ``ids`` (those that exist), in order of code, as ``user``
     may read them (None: anyone)."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SHEET_SQL, {"ids": ids, "tol": TOLERANCE_M})
+        await cur.execute(SHEET_SQL, {"ids": ids, "tol": TOLERANCE_M, "road_tol": ROAD_TOLERANCE_M})
         rows = await cur.fetchall()
     sheets = [_sheet(row) for row in rows]
     histories = await _histories(conn, [s.id for s in sheets], Access.of(user))

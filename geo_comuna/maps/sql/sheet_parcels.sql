@@ -5,8 +5,8 @@
 -- WGS 84 spheroid; the map's frame (the parcel's box grown by half its larger side, at least
 -- 25 m each way); what lies in the frame (the other parcels, roads, the commune's limit), cut to
 -- it; and, per side of the parcel (ST_DumpSegments: path {polygon, ring, index of its first
--- vertex}), how many metres of it run within %(tol)s m of each other parcel, of a road and of
--- the commune's limit (maps/sheet/linderos.py names the sides from these).
+-- vertex}), how many metres of it run within %(tol)s m of each other parcel and of the commune's
+-- limit, and within %(road_tol)s m of a road (maps/sheet/linderos.py names the sides from these).
 WITH wanted AS (
     SELECT p.id, p.code, p.tenure, p.land_use, p.recovered_on, p.commune_id, p.geom,
            2183 + least(20, greatest(18,
@@ -61,9 +61,9 @@ along_parcels AS (
 along_roads AS (
     SELECT s.parcel_id, s.path, min(r.name) AS road,
            ST_Length(ST_Intersection((array_agg(s.geom))[1],
-                                     ST_Buffer(ST_Collect(r.utm), %(tol)s, 'quad_segs=2'))) AS road_m
+                                     ST_Buffer(ST_Collect(r.utm), %(road_tol)s, 'quad_segs=2'))) AS road_m
     FROM segments s
-    JOIN roads r ON r.parcel_id = s.parcel_id AND ST_DWithin(r.utm, s.geom, %(tol)s)
+    JOIN roads r ON r.parcel_id = s.parcel_id AND ST_DWithin(r.utm, s.geom, %(road_tol)s)
     GROUP BY s.parcel_id, s.path
 ),
 sides AS (
