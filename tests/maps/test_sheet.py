@@ -255,6 +255,7 @@ async def test_holders_rights_and_documents_come_from_the_provider(
         assert ("Familia Pérez Ñáñez" in text) is (token is not None)
         assert "family" in text and "occupancy" in text and "claimed" in text
         assert "Acta de asamblea" in text and "ab" * 32 in text
+        assert re.search(r"Título +SHA-256", text)  # the columns' headings, in Spanish
         assert "sin registros" not in text
     assert seen == [(ids["T-001"], None), (ids["T-001"], "viewer-sarare")]
 

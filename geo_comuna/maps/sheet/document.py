@@ -26,7 +26,7 @@ from reportlab.platypus import TableStyle as Style
 from geo_comuna.maps.sheet.linderos import Lindero, Side
 from geo_comuna.maps.sheet.plan import Plan, QrCode
 from geo_comuna.maps.sheet.reads import ParcelSheet
-from geo_comuna.maps.sheet.words import value_label, words
+from geo_comuna.maps.sheet.words import record_label, value_label, words
 
 MARGIN = 12 * mm
 WIDTH = A4[0] - 2 * MARGIN
@@ -128,7 +128,7 @@ def sheet_pdf(sheet: ParcelSheet, lang: str, url: str, today: dt.date | None = N
         KeepTogether([_p(w["history"], HEADING), _history(sheet, w, lang)]),
     ]
     for section in ("holders", "rights", "documents"):
-        story.append(KeepTogether([_p(w[section], HEADING), _records(sheet, section, w)]))
+        story.append(KeepTogether([_p(w[section], HEADING), _records(sheet, section, w, lang)]))
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return out.getvalue()
 
@@ -259,14 +259,14 @@ RECORD_COLUMNS = {
 }
 
 
-def _records(sheet: ParcelSheet, section: str, w: dict[str, str]) -> Any:
+def _records(sheet: ParcelSheet, section: str, w: dict[str, str], lang: str) -> Any:
     found = sheet.records.get(section) or []
     if not found:
         return _p(w["no_records"])
     columns = [c for c in RECORD_COLUMNS[section] if any(c in r for r in found)]
     if not columns:  # records of another shape: their plain values
         columns = [k for k, v in found[0].items() if not isinstance(v, (dict, list))]
-    rows: list[list[Any]] = [columns]
+    rows: list[list[Any]] = [[record_label(c, lang) for c in columns]]
     for record in found:
         rows.append([_p(record.get(c), MONO if c == "sha256" else BODY) for c in columns])
     table = Table(rows, repeatRows=1)

@@ -121,6 +121,31 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 
+#: the headings of the records' columns (maps/sheet/document.py RECORD_COLUMNS)
+RECORD_LABELS: dict[str, tuple[str, str]] = {
+    "name": ("Nombre", "Name"),
+    "kind": ("Tipo", "Kind"),
+    "id_number": ("Cédula / RIF", "ID number"),
+    "share": ("Cuota", "Share"),
+    "since": ("Desde", "Since"),
+    "party_id": ("Parte", "Party"),
+    "id": ("Id", "Id"),
+    "status": ("Estado", "Status"),
+    "party": ("Parte", "Party"),
+    "holder": ("Titular", "Holder"),
+    "start": ("Inicio", "Start"),
+    "end": ("Fin", "End"),
+    "title": ("Título", "Title"),
+    "sha256": ("SHA-256", "SHA-256"),
+}
+
+
+def record_label(key: str, lang: str) -> str:
+    """A records column's heading; a key not known here is shown as it is."""
+    es, en = RECORD_LABELS.get(key, (key, key))
+    return en if lang == "en" else es
+
+
 def words(lang: str) -> dict[str, str]:
     return WORDS["en" if lang == "en" else "es"]
 
