@@ -41,6 +41,7 @@ from geo_comuna.api.app import create_app
 from geo_comuna.api.deps import get_conn
 from geo_comuna.api.sheets import records_provider
 from geo_comuna.maps import sheet
+from geo_comuna.maps.sheet import reads
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
 from tests.live import CLI, clean_env
@@ -338,3 +339,31 @@ def test_the_command_line(own_db: str, tmp_path: Path) -> None:
         env=env,
     )
     assert refused.returncode == 2 and "no parcel with code 'NOPE'" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("lon", "epsg"),
+    [(-72.5, 2201), (-71.9, 2202), (-66.1, 2202), (-65.9, 2203), (-59.9, 2203)],
+)
+async def test_the_zone_is_the_centres(conn: AsyncConnection, lon: float, epsg: int) -> None:
+    """REGVEN / UTM 18N west of 72 W, 19N to 66 W, 20N east of it (and beyond 60 W, the last
+    zone REGVEN defines); the first vertex as pyproj puts it in that zone."""
+    # a triangle whose apex is far the northernmost in any zone's grid
+    ring = [(lon, 8.0), (lon + 0.0005, 8.002), (lon + 0.001, 8.0), (lon, 8.0)]
+    wkt = "MULTIPOLYGON(((" + ",".join(f"{x!r} {y!r}" for x, y in ring) + ")))"
+    cur = await conn.execute(
+        "INSERT INTO parcels (code, tenure, geom) VALUES ('Z', 'occupied', "
+        "ST_GeomFromText(%s, 4326)) RETURNING id",
+        (wkt,),
+    )
+    (found,) = await reads.load(conn, [(await cur.fetchone())[0]], None)
+    assert found.srid == epsg
+    east, north = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True).transform(
+        lon + 0.0005, 8.002
+    )  # the apex: vertex 1
+    first = found.vertices[0]
+    assert (first.number, round(first.easting, 2), round(first.northing, 2)) == (
+        1,
+        round(east, 2),
+        round(north, 2),
+    )
