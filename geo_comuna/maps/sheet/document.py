@@ -124,7 +124,10 @@ def sheet_pdf(sheet: ParcelSheet, lang: str, url: str, today: dt.date | None = N
         ),
         KeepTogether([_p(w["linderos"], HEADING), _linderos(sheet.linderos, w)]),
         _p(w["rule"], SMALL),
-        KeepTogether([_p(w["vertices"], HEADING), _vertices(sheet, w)]),
+        # the vertex table may run on to the next page (its heading row repeated there) rather
+        # than leave the first one half empty
+        _p(w["vertices"], HEADING),
+        _vertices(sheet, w),
         KeepTogether([_p(w["history"], HEADING), _history(sheet, w, lang)]),
     ]
     for section in ("holders", "rights", "documents"):
@@ -208,20 +211,15 @@ def _linderos(linderos: list[Lindero], w: dict[str, str]) -> Table:
 
 
 def _vertices(sheet: ParcelSheet, w: dict[str, str]) -> Table:
-    n = len(sheet.vertices)
-    per_block = max(1, -(-n // VERTEX_BLOCKS))
+    """The vertices three to a row, in order along each row: a table that runs on to the next
+    page then goes on where it stopped."""
     header = [w["vertex"], w["easting"], w["northing"]] * VERTEX_BLOCKS
     rows: list[list[Any]] = [header]
-    for r in range(per_block):
+    for start in range(0, len(sheet.vertices), VERTEX_BLOCKS):
         row: list[Any] = []
-        for b in range(VERTEX_BLOCKS):
-            i = b * per_block + r
-            if i < n:
-                v = sheet.vertices[i]
-                row += [str(v.number), f"{v.easting:.2f}", f"{v.northing:.2f}"]
-            else:
-                row += ["", "", ""]
-        rows.append(row)
+        for v in sheet.vertices[start : start + VERTEX_BLOCKS]:
+            row += [str(v.number), f"{v.easting:.2f}", f"{v.northing:.2f}"]
+        rows.append(row + [""] * (3 * VERTEX_BLOCKS - len(row)))
     block = WIDTH / VERTEX_BLOCKS
     table = Table(
         rows,
