@@ -2,7 +2,7 @@
 # Sets geo_comuna up on Debian/Ubuntu: PostgreSQL + PostGIS (apt), the web libraries (npm), a
 # virtualenv in .venv with the package (pip). Idempotent: a second run only checks. With --test it also installs what
 # the tests and benchmarks need: Chromium + ChromeDriver for the browser checks, gdal-bin for
-# the ogr2ogr comparison and the GDAL client tests, QGIS (python3-qgis, qgis-providers) for the
+# the ogr2ogr comparison and the GDAL client tests, poppler-utils to read the parcel sheets, QGIS (python3-qgis, qgis-providers) for the
 # QGIS client tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +49,8 @@ if ((want_test)); then
     command -v chromium >/dev/null || missing+=(chromium)
     command -v chromedriver >/dev/null || missing+=(chromium-driver)
     command -v ogr2ogr >/dev/null || missing+=(gdal-bin)
+    # pdftotext and pdftoppm: the parcel sheets' tests read the PDFs as text
+    command -v pdftotext >/dev/null || missing+=(poppler-utils)
     # QGIS (Debian's, headless) for the client tests: its Python bindings and the OGC API -
     # Features provider, run by the system's Python (tests/qgis_layer.py)
     dpkg -s python3-qgis >/dev/null 2>&1 || missing+=(python3-qgis)

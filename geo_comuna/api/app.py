@@ -26,6 +26,7 @@ from geo_comuna.api import (
     problems,
     schema,
     scratch,
+    sheets,
     sync,
     tenure,
     terrain,
@@ -231,6 +232,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.include_router(package.router, dependencies=READERS)
     app.include_router(sync.router, dependencies=READERS)
     app.include_router(terrain.router, dependencies=READERS)
+    app.include_router(sheets.router, dependencies=READERS)
     maps.mount_static(app, settings)
     app.add_middleware(
         WorkScope, settings=settings, workers=app.state.workers, cache=app.state.answers

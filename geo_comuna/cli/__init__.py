@@ -1,5 +1,5 @@
 """The geo-comuna command line: serve, db, load-sample, import, export, analyze, map, dem,
-users, backup, restore, package, sync. One module per command group."""
+users, backup, restore, package, sync, sheet. One module per command group."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from geo_comuna.cli.db import db_app
 from geo_comuna.cli.dem import dem_app
 from geo_comuna.cli.maps import map_app
 from geo_comuna.cli.package import package
+from geo_comuna.cli.sheets import sheet
 from geo_comuna.cli.sync import sync
 from geo_comuna.cli.users import users_app
 
@@ -28,6 +29,7 @@ app.command(
     "  geo-comuna analyze stair-access 5-DE-MARZO --csv --out escaleras.csv",
 )(analyze)
 app.command("sync")(sync)
+app.command("sheet")(sheet)
 
 
 def main() -> None:

@@ -1,0 +1,97 @@
+"""The parcel sheet: a printable A4 page per parcel (Spanish, or English) with its map, area and
+perimeter, the table of its vertices in REGVEN / UTM of its zone, its boundaries by side
+(linderos), its tenure history, its holders, rights and documents as far as the reader may
+see them, and a QR code back to its record.
+
+reads.py gathers a batch in a fixed number of statements (the parcels and all around them in
+one, their histories in one, then the records provider once per parcel); linderos.py numbers
+the vertices and names each side's neighbour; plan.py draws the map and document.py lays the
+page out, both pure, so a served sheet renders off the event loop.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from psycopg import AsyncConnection
+
+from geo_comuna import work
+from geo_comuna.accounts import User
+from geo_comuna.errors import NotFound
+from geo_comuna.layers.model import PG_INTEGER
+from geo_comuna.maps.sheet import document, reads
+from geo_comuna.maps.sheet.records import NO_RECORDS, RecordsProvider
+
+__all__ = ["NO_RECORDS", "RecordsProvider", "commune_sheets", "parcel_sheet", "record_url"]
+
+
+def record_url(base: str, parcel_id: int) -> str:
+    """The parcel's record in the API, which the QR code points to."""
+    return f"{base}/collections/parcels/items/{parcel_id}"
+
+
+async def parcel_sheet(
+    conn: AsyncConnection,
+    parcel_id: int,
+    user: User | None,
+    lang: str,
+    base: str,
+    provider: RecordsProvider = NO_RECORDS,
+) -> tuple[str | None, bytes]:
+    """The parcel's code and its sheet (PDF), as ``user`` may read it (None: anyone).
+    NotFound when there is no such parcel, as for the parcel itself."""
+    lo, hi = PG_INTEGER
+    found = await reads.load(conn, [parcel_id], user, provider) if lo <= parcel_id <= hi else []
+    if not found:
+        raise NotFound(f"no feature {parcel_id}", layer="parcels")
+    sheet = found[0]
+    pdf = await work.cpu(document.sheet_pdf, sheet, lang, record_url(base, parcel_id))
+    return sheet.code, pdf
+
+
+def file_name(code: str | None, parcel_id: int, taken: set[str]) -> str:
+    """A safe file name for a parcel's sheet: its code with anything but letters, digits,
+    ``.``, ``_`` and ``-`` replaced (a code is anyone's text: "../x" must not climb out of the
+    folder), its id added when that leaves nothing or repeats a name already given."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", code or "").strip("._")
+    if not stem or stem.lower() in taken:
+        stem = f"{stem}-{parcel_id}" if stem else f"parcel-{parcel_id}"
+    taken.add(stem.lower())
+    return f"{stem}.pdf"
+
+
+async def commune_sheets(
+    conn: AsyncConnection,
+    commune_id: int,
+    title: str,
+    user: User | None,
+    lang: str,
+    base: str,
+    out: Path,
+    provider: RecordsProvider = NO_RECORDS,
+    progress: Callable[[str], None] = lambda message: None,
+) -> list[Path]:
+    """One sheet per parcel of the commune in the folder ``out`` (made if missing), and
+    ``index.pdf`` listing them; the files written, the index last."""
+    out.mkdir(parents=True, exist_ok=True)
+    ids = await reads.commune_parcels(conn, commune_id)
+    progress(f"reading {len(ids)} parcels")
+    sheets = await reads.load(conn, ids, user, provider)
+    written: list[Path] = []
+    named: list[tuple[reads.ParcelSheet, str]] = []
+    taken: set[str] = {"index"}
+    step = max(1, len(sheets) // 10)
+    for i, sheet in enumerate(sheets, 1):
+        name = file_name(sheet.code, sheet.id, taken)
+        path = out / name
+        path.write_bytes(document.sheet_pdf(sheet, lang, record_url(base, sheet.id)))
+        written.append(path)
+        named.append((sheet, name))
+        if i % step == 0 or i == len(sheets):
+            progress(f"{i}/{len(sheets)} sheets")
+    index = out / "index.pdf"
+    index.write_bytes(document.index_pdf(named, title, lang))
+    written.append(index)
+    return written

@@ -1,0 +1,369 @@
+"""The parcel sheet (maps/sheet/), read back with pdftotext as a person would read it.
+
+A hand-worked parcel near Sarare, laid out in REGVEN / UTM zone 19N (EPSG:2202) metres from
+(E0, N0) = (481 700, 1 082 000), turned into longitude and latitude here by pyproj (not by the
+code under test) and stored as any import would store it:
+
+    P1 (0, 100)   P2 (120, 110)   P3 (125, 0)   P4 (5, -5)      T-001, clockwise
+
+T-002 is the square (120, 110) (220, 110) (220, 0) (125, 0): it shares the side P2-P3. The
+road "Sarare-Buria" runs from (-50, -9) to (200, -4), 3 to 5.5 m below the side P3-P4 (a
+road's centre counts within 12 m). The commune's west limit is the line through P4 and P1.
+Nothing lies north; T-002 only meets the corners 1 and 2 of the north and south sides.
+
+Worked by hand: the northernmost vertex is P2, so clockwise the vertices are 1 = P2
+(481 820, 1 082 110), 2 = P3 (481 825, 1 082 000), 3 = P4 (481 705, 1 081 995), 4 = P1
+(481 700, 1 082 100). Outward normals (-dy, dx) of each side walked clockwise:
+  1-2: (5, -110) -> normal (110, 5), bearing 87.4  -> east,  110.11 m, parcel T-002
+  2-3: (-120, -5) -> (5, -120), 177.6              -> south, 120.10 m, the road
+  3-4: (-5, 105) -> (-105, -5), 267.3              -> west,  105.12 m, the commune's limit
+  4-1: (120, 10) -> (-10, 120), 355.2              -> north, 120.42 m, no neighbour
+Grid area by the shoelace: 12 937.5 m²; the geodesic one is larger by about 1/k² (k = 0.9996
+at 18 km from the central meridian), checked against pyproj's Geod below.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from psycopg import AsyncConnection
+from pyproj import Geod, Transformer
+
+from geo_comuna import accounts
+from geo_comuna.api.app import create_app
+from geo_comuna.api.deps import get_conn
+from geo_comuna.api.sheets import records_provider
+from geo_comuna.maps import sheet
+from geo_comuna.maps.sheet import reads
+from geo_comuna.settings import Settings
+from tests.conftest import api_client
+from tests.live import CLI, clean_env
+
+pytestmark = pytest.mark.anyio
+E0, N0 = 481_700.0, 1_082_000.0
+PARCEL = [(0, 100), (120, 110), (125, 0), (5, -5)]
+NEIGHBOUR = [(120, 110), (220, 110), (220, 0), (125, 0)]
+ROAD = [(-50, -9), (200, -4)]
+# the commune: its west edge on the line through P4 (5, -5) and P1 (0, 100), x = 5 - (y + 5) / 21
+COMMUNE = [(5 + 195 / 21, -200), (5 - 305 / 21, 300), (600, 300), (600, -200)]
+TO_LONLAT = Transformer.from_crs("EPSG:2202", "EPSG:4326", always_xy=True)
+#: vertex number -> (easting, northing), by hand
+VERTICES = {
+    1: (481_820.00, 1_082_110.00),
+    2: (481_825.00, 1_082_000.00),
+    3: (481_705.00, 1_081_995.00),
+    4: (481_700.00, 1_082_100.00),
+}
+PRIVATE_NOTE = "acta 17 firmada por la asamblea"
+
+
+def lonlat(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    return [TO_LONLAT.transform(E0 + x, N0 + y) for x, y in points]
+
+
+def polygon_wkt(points: list[tuple[float, float]]) -> str:
+    ring = [*lonlat(points), lonlat(points)[0]]
+    return "MULTIPOLYGON(((" + ",".join(f"{x!r} {y!r}" for x, y in ring) + ")))"
+
+
+async def add_sarare(conn: AsyncConnection) -> dict[str, int]:
+    """The commune, the two parcels and the road above; T-001's tenure changed once, with a
+    note only the commune's users may read."""
+    cur = await conn.execute(
+        "INSERT INTO communes (code, name, kind, status, geom) "
+        "VALUES ('TEST-SARARE', 'Prueba Sarare', 'rural', 'active', "
+        "ST_GeomFromText(%s, 4326)) RETURNING id",
+        (polygon_wkt(COMMUNE),),
+    )
+    commune = (await cur.fetchone())[0]
+    ids = {"commune": commune}
+    for code, points in (("T-001", PARCEL), ("T-002", NEIGHBOUR)):
+        cur = await conn.execute(
+            "INSERT INTO parcels (commune_id, code, tenure, land_use, geom) "
+            "VALUES (%s, %s, 'occupied', 'crops', ST_GeomFromText(%s, 4326)) RETURNING id",
+            (commune, code, polygon_wkt(points)),
+        )
+        ids[code] = (await cur.fetchone())[0]
+    road = ",".join(f"{x!r} {y!r}" for x, y in lonlat(ROAD))
+    await conn.execute(
+        "INSERT INTO paths (commune_id, kind, name, geom) "
+        "VALUES (%s, 'road', 'Sarare-Buría', ST_GeomFromText(%s, 4326))",
+        (commune, f"LINESTRING({road})"),
+    )
+    await conn.execute("SELECT set_config('geo_comuna.change_note', %s, true)", (PRIVATE_NOTE,))
+    await conn.execute("UPDATE parcels SET tenure = 'regularizing' WHERE id = %s", (ids["T-001"],))
+    await conn.execute("SELECT set_config('geo_comuna.change_note', '', true)")
+    return ids
+
+
+def pdf_text(pdf: bytes, tmp_path: Path, name: str = "sheet.pdf") -> str:
+    assert pdf.startswith(b"%PDF-")
+    path = tmp_path / name
+    path.write_bytes(pdf)
+    done = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    )
+    return re.sub(r"[ \t]+", " ", done.stdout)
+
+
+async def get_sheet(
+    conn: AsyncConnection, settings: Settings, parcel: int, token: str | None = None, **query: Any
+) -> Any:
+    async with api_client(conn, settings, token) as client:
+        return await client.get(f"/collections/parcels/items/{parcel}/sheet.pdf", params=query)
+
+
+async def test_the_hand_worked_parcel_in_spanish(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    ids = await add_sarare(conn)
+    answer = await get_sheet(conn, settings, ids["T-001"])
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/pdf"
+    text = pdf_text(answer.content, tmp_path)
+
+    assert "Ficha de parcela T-001" in text
+    assert "Comuna Prueba Sarare (TEST-SARARE)" in text
+    assert "REGVEN / UTM zona 19N (EPSG:2202)" in text
+    for number, (easting, northing) in VERTICES.items():
+        assert re.search(rf"\b{number} {easting:.2f} {northing:.2f}\b", text), number
+    assert len(re.findall(r"\b\d 48\d{4}\.\d\d 108\d{4}\.\d\d\b", text)) == 4
+
+    assert re.search(r"Norte 4–1 120\.42 sin colindante registrado", text)
+    assert re.search(r"Este 1–2 110\.11 parcela T-002", text)
+    assert re.search(r"Sur 2–3 120\.10 vía Sarare-Buría", text)
+    assert re.search(r"Oeste 3–4 105\.12 límite de la comuna", text)
+
+    # area and perimeter on the spheroid, by pyproj's Geod from the stored corners
+    lons, lats = zip(*lonlat(PARCEL), strict=True)
+    area, perimeter = Geod(ellps="WGS84").polygon_area_perimeter(lons, lats)
+    assert abs(abs(area) / 12_937.5 - 1) < 0.002  # the shoelace's grid area, give or take k²
+    assert f"{abs(area) / 10_000:.4f} ha" in text
+    assert f"{perimeter:.2f} m" in text
+
+    # the tenure history, with the registry's labels, the first tenure's row first
+    assert re.search(r"\d{4}-\d\d-\d\d \(inicial\) Ocupada\n.*Ocupada En regularización", text)
+    assert "Titulares" in text and "Derechos" in text and "Documentos" in text
+    assert text.count("sin registros") == 3
+    assert f"/collections/parcels/items/{ids['T-001']}" in text  # the record the QR names
+
+
+async def test_english_and_the_neighbour_sheet(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    ids = await add_sarare(conn)
+    answer = await get_sheet(conn, settings, ids["T-001"], lang="en")
+    assert answer.status_code == 200, answer.text
+    text = pdf_text(answer.content, tmp_path)
+    assert "Parcel sheet T-001" in text and "Ficha" not in text
+    assert "REGVEN / UTM zone 19N (EPSG:2202)" in text
+    assert re.search(r"North 4–1 120\.42 no registered neighbour", text)
+    assert re.search(r"East 1–2 110\.11 parcel T-002", text)
+    assert re.search(r"South 2–3 120\.10 road Sarare-Buría", text)
+    assert re.search(r"West 3–4 105\.12 commune limit", text)
+    assert re.search(r"\(first\) Occupied\n.*Occupied Regularizing", text)
+    assert text.count("no records registered") == 3
+
+    # T-002's west side is T-001's east side, walked the other way: vertices (120, 110) and
+    # (125, 0), numbered 1 (the northernmost, then westernmost) and 4
+    other = pdf_text((await get_sheet(conn, settings, ids["T-002"], lang="en")).content, tmp_path)
+    assert re.search(r"West 4–1 110\.11 parcel T-001", other)
+    assert re.search(r"\b1 481820\.00 1082110\.00\b", other)
+
+
+async def test_a_sheet_is_read_as_its_parcel_is(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    ids = await add_sarare(conn)
+    async with api_client(conn, settings) as client:
+        for bad in ("2000000000", "99999999999", "-1", "T-001"):  # as the parcel: 404s, 4xx
+            item = await client.get(f"/collections/parcels/items/{bad}")
+            answer = await client.get(f"/collections/parcels/items/{bad}/sheet.pdf")
+            assert 400 <= answer.status_code < 500 and answer.status_code == item.status_code
+            assert answer.headers["content-type"] == "application/problem+json"
+        assert (
+            await client.get("/collections/parcels/items/2000000000/sheet.pdf")
+        ).status_code == 404
+        wrong = await client.get(f"/collections/parcels/items/{ids['T-001']}/sheet.pdf?lang=fr")
+        assert wrong.status_code == 400 and "lang" in wrong.text
+
+    # a server whose reads need a token: no token, no sheet, as no parcel
+    closed = settings.model_copy(update={"reads": "token"})
+    for path in (
+        f"/collections/parcels/items/{ids['T-001']}",
+        f"/collections/parcels/items/{ids['T-001']}/sheet.pdf",
+    ):
+        async with api_client(conn, closed) as client:
+            assert (await client.get(path)).status_code == 401
+
+    # the history's note is the commune's: an outsider's sheet leaves it out
+    _, outsider = await accounts.add_user(conn, "viewer-maizal", "viewer", ["EL-MAIZAL"])
+    _, member = await accounts.add_user(conn, "viewer-sarare", "viewer", ["TEST-SARARE"])
+    for token, shown in ((None, False), (outsider, False), (member, True)):
+        answer = await get_sheet(conn, settings, ids["T-001"], token)
+        assert answer.status_code == 200
+        assert (PRIVATE_NOTE in pdf_text(answer.content, tmp_path)) is shown
+
+
+def provider_of(seen: list[Any]) -> Callable:
+    """A records provider as the registry of holders would be: it names the holder only to
+    users of the parcel's commune, and keeps the user it was asked for."""
+
+    async def parcel_records(conn: AsyncConnection, parcel_id: int, user: Any) -> dict:
+        seen.append((parcel_id, user.name if user else None))
+        member = user is not None and (user.role == "admin" or bool(user.communes))
+        holder = {"kind": "family", "id": "h-1"}
+        if member:
+            holder["name"] = "Familia Pérez Ñáñez"
+        return {
+            "holders": [holder],
+            "rights": [{"kind": "occupancy", "status": "claimed", "start": "2021-03-01"}],
+            "documents": [{"title": "Acta de asamblea", "sha256": "ab" * 32}],
+        }
+
+    return parcel_records
+
+
+async def test_holders_rights_and_documents_come_from_the_provider(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    ids = await add_sarare(conn)
+    _, member = await accounts.add_user(conn, "viewer-sarare", "viewer", ["TEST-SARARE"])
+    seen: list[Any] = []
+    for token in (None, member):
+        app = create_app(settings)
+
+        async def same_conn() -> AsyncIterator[AsyncConnection]:
+            yield conn
+
+        app.dependency_overrides[get_conn] = same_conn
+        app.dependency_overrides[records_provider] = lambda: provider_of(seen)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers=headers
+        ) as c:
+            answer = await c.get(f"/collections/parcels/items/{ids['T-001']}/sheet.pdf")
+        assert answer.status_code == 200, answer.text
+        text = pdf_text(answer.content, tmp_path)
+        assert ("Familia Pérez Ñáñez" in text) is (token is not None)
+        assert "family" in text and "occupancy" in text and "claimed" in text
+        assert "Acta de asamblea" in text and "ab" * 32 in text
+        assert re.search(r"Título +SHA-256", text)  # the columns' headings, in Spanish
+        assert "sin registros" not in text
+    assert seen == [(ids["T-001"], None), (ids["T-001"], "viewer-sarare")]
+
+
+async def test_a_communes_sheets_and_index(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    ids = await add_sarare(conn)
+    # a code is anyone's text: its file stays in the folder
+    await conn.execute(
+        "INSERT INTO parcels (commune_id, code, tenure, geom) "
+        "VALUES (%s, '../T-003', 'abandoned', ST_GeomFromText(%s, 4326))",
+        (ids["commune"], polygon_wkt([(300, 300), (400, 300), (400, 200), (300, 200)])),
+    )
+    out = tmp_path / "sheets"
+    said: list[str] = []
+    written = await sheet.commune_sheets(
+        conn,
+        ids["commune"],
+        "TEST-SARARE",
+        None,
+        "es",
+        "https://x.example",
+        out,
+        progress=said.append,
+    )
+    assert sorted(p.name for p in written) == ["T-001.pdf", "T-002.pdf", "T-003.pdf", "index.pdf"]
+    assert all(p.parent == out for p in written)
+    assert said[-1] == "3/3 sheets"
+    index = pdf_text((out / "index.pdf").read_bytes(), tmp_path, "index.pdf")
+    assert "Índice de fichas de parcelas: TEST-SARARE" in index
+    for code in ("T-001", "T-002", "../T-003"):
+        assert code in index
+    assert "Ficha de parcela ../T-003" in pdf_text((out / "T-003.pdf").read_bytes(), tmp_path)
+
+
+def test_the_command_line(own_db: str, tmp_path: Path) -> None:
+    env = clean_env(GEO_COMUNA_DATABASE_URL=own_db)
+    run = subprocess.run(
+        [*CLI, "sheet", "--commune", "EL-MAIZAL", "--out", str(tmp_path / "maizal")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "sheets" in run.stderr  # progress
+    files = sorted((tmp_path / "maizal").iterdir())
+    with psycopg.connect(own_db) as db:
+        (count,) = db.execute(
+            "SELECT count(*) FROM parcels p JOIN communes c ON c.id = p.commune_id "
+            "WHERE c.code = 'EL-MAIZAL'"
+        ).fetchone()
+    assert count > 50 and len(files) == count + 1
+
+    one = subprocess.run(
+        [
+            *CLI,
+            "sheet",
+            "EM-P001",
+            "--commune",
+            "EL-MAIZAL",
+            "--lang",
+            "en",
+            "--out",
+            str(tmp_path / "one.pdf"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert one.returncode == 0, one.stderr
+    assert "Parcel sheet EM-P001" in pdf_text((tmp_path / "one.pdf").read_bytes(), tmp_path)
+    refused = subprocess.run(
+        [*CLI, "sheet", "NOPE", "--commune", "EL-MAIZAL"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert refused.returncode == 2 and "no parcel with code 'NOPE'" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("lon", "epsg"),
+    [(-72.5, 2201), (-71.9, 2202), (-66.1, 2202), (-65.9, 2203), (-59.9, 2203)],
+)
+async def test_the_zone_is_the_centres(conn: AsyncConnection, lon: float, epsg: int) -> None:
+    """REGVEN / UTM 18N west of 72 W, 19N to 66 W, 20N east of it (and beyond 60 W, the last
+    zone REGVEN defines); the first vertex as pyproj puts it in that zone."""
+    # a triangle whose apex is far the northernmost in any zone's grid
+    ring = [(lon, 8.0), (lon + 0.0005, 8.002), (lon + 0.001, 8.0), (lon, 8.0)]
+    wkt = "MULTIPOLYGON(((" + ",".join(f"{x!r} {y!r}" for x, y in ring) + ")))"
+    cur = await conn.execute(
+        "INSERT INTO parcels (code, tenure, geom) VALUES ('Z', 'occupied', "
+        "ST_GeomFromText(%s, 4326)) RETURNING id",
+        (wkt,),
+    )
+    (found,) = await reads.load(conn, [(await cur.fetchone())[0]], None)
+    assert found.srid == epsg
+    east, north = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True).transform(
+        lon + 0.0005, 8.002
+    )  # the apex: vertex 1
+    first = found.vertices[0]
+    assert (first.number, round(first.easting, 2), round(first.northing, 2)) == (
+        1,
+        round(east, 2),
+        round(north, 2),
+    )
