@@ -1,8 +1,8 @@
 """The parcel sheet as a PDF (maps/sheet/): read as the parcel itself is read, by whoever may
 read it; its holders, rights and documents as far as the reader may see them.
 
-Where those records come from is a dependency, ``records_provider`` (maps.sheet.NO_RECORDS until the
-registry of holders is wired in here), overridden like any other dependency."""
+Where those records come from is a dependency, ``records_provider`` (the store's registry,
+maps/sheet/records.py ``registered``), overridden like any other dependency."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ PDF = "application/pdf"
 
 def records_provider() -> RecordsProvider:
     """Who tells a sheet a parcel's holders, rights and documents (maps/sheet/records.py)."""
-    return sheet.NO_RECORDS
+    return sheet.REGISTERED
 
 
 @router.get(

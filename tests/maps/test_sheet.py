@@ -26,20 +26,15 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from psycopg import AsyncConnection
 from pyproj import Geod, Transformer
 
 from geo_comuna import accounts
-from geo_comuna.api.app import create_app
-from geo_comuna.api.deps import get_conn
-from geo_comuna.api.sheets import records_provider
 from geo_comuna.maps import sheet
 from geo_comuna.maps.sheet import reads
 from geo_comuna.settings import Settings
@@ -212,53 +207,51 @@ async def test_a_sheet_is_read_as_its_parcel_is(
         assert (PRIVATE_NOTE in pdf_text(answer.content, tmp_path)) is shown
 
 
-def provider_of(seen: list[Any]) -> Callable:
-    """A records provider as the registry of holders would be: it names the holder only to
-    users of the parcel's commune, and keeps the user it was asked for."""
+async def register_holder(conn: AsyncConnection, commune_id: int, parcel_id: int) -> None:
+    """A household claiming the parcel, with a scanned act: the registry's own tables."""
+    cur = await conn.execute(
+        "INSERT INTO parties (commune_id, kind, name, id_number) "
+        "VALUES (%s, 'household', 'Familia Pérez Ñáñez', 'V-12345678') RETURNING id",
+        (commune_id,),
+    )
+    party = (await cur.fetchone())[0]
+    await conn.execute(
+        "INSERT INTO rights (parcel_id, party_id, kind, share, status, starts_on) "
+        "VALUES (%s, %s, 'occupancy_claim', 1, 'claimed', '2021-03-01')",
+        (parcel_id, party),
+    )
+    await conn.execute("INSERT INTO document_contents VALUES (repeat('ab', 32), '\\x01')")
+    await conn.execute(
+        "INSERT INTO documents (sha256, media_type, size_bytes, title, parcel_id) "
+        "VALUES (repeat('ab', 32), 'application/pdf', 1, 'Acta de asamblea', %s)",
+        (parcel_id,),
+    )
 
-    async def parcel_records(conn: AsyncConnection, parcel_id: int, user: Any) -> dict:
-        seen.append((parcel_id, user.name if user else None))
-        member = user is not None and (user.role == "admin" or bool(user.communes))
-        holder = {"kind": "family", "id": "h-1"}
-        if member:
-            holder["name"] = "Familia Pérez Ñáñez"
-        return {
-            "holders": [holder],
-            "rights": [{"kind": "occupancy", "status": "claimed", "start": "2021-03-01"}],
-            "documents": [{"title": "Acta de asamblea", "sha256": "ab" * 32}],
-        }
 
-    return parcel_records
-
-
-async def test_holders_rights_and_documents_come_from_the_provider(
+async def test_holders_rights_and_documents_come_from_the_registry(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:
+    """The sheet prints the registry's records as the reader may see them: the holder's
+    name and ID number, and the documents, only for an editor of the commune (PostgreSQL
+    withholds them from anyone else), kinds and statuses by their labels, the document by
+    title, type and checksum."""
     ids = await add_sarare(conn)
-    _, member = await accounts.add_user(conn, "viewer-sarare", "viewer", ["TEST-SARARE"])
-    seen: list[Any] = []
-    for token in (None, member):
-        app = create_app(settings)
-
-        async def same_conn() -> AsyncIterator[AsyncConnection]:
-            yield conn
-
-        app.dependency_overrides[get_conn] = same_conn
-        app.dependency_overrides[records_provider] = lambda: provider_of(seen)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://t", headers=headers
-        ) as c:
+    await register_holder(conn, ids["commune"], ids["T-001"])
+    _, viewer = await accounts.add_user(conn, "viewer-sarare", "viewer", ["TEST-SARARE"])
+    _, editor = await accounts.add_user(conn, "editor-sarare", "editor", ["TEST-SARARE"])
+    for token, personal in ((None, False), (viewer, False), (editor, True)):
+        async with api_client(conn, settings, token) as c:
             answer = await c.get(f"/collections/parcels/items/{ids['T-001']}/sheet.pdf")
         assert answer.status_code == 200, answer.text
         text = pdf_text(answer.content, tmp_path)
-        assert ("Familia Pérez Ñáñez" in text) is (token is not None)
-        assert "family" in text and "occupancy" in text and "claimed" in text
-        assert "Acta de asamblea" in text and "ab" * 32 in text
-        assert re.search(r"Título +SHA-256", text)  # the columns' headings, in Spanish
-        assert "sin registros" not in text
-    assert seen == [(ids["T-001"], None), (ids["T-001"], "viewer-sarare")]
+        assert ("Familia Pérez Ñáñez" in text) is personal
+        assert ("V-12345678" in text) is personal
+        assert "Grupo familiar" in text and "Solicitado" in text
+        assert "Solicitud por" in text and "ocupación" in text  # the cell wraps
+        assert "household" not in text and "occupancy_claim" not in text
+        # the documents are the commune's editors' (and admins') to see
+        assert ("Acta de asamblea" in text and "ab" * 32 in text) is personal
+        assert bool(re.search(r"Título +Tipo +SHA-256", text)) is personal  # headings in Spanish
 
 
 async def test_a_communes_sheets_and_index(

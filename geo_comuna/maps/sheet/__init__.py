@@ -23,8 +23,16 @@ from geo_comuna.errors import NotFound
 from geo_comuna.layers.model import PG_INTEGER
 from geo_comuna.maps.sheet import document, reads
 from geo_comuna.maps.sheet.records import NO_RECORDS, RecordsProvider
+from geo_comuna.maps.sheet.records import registered as REGISTERED
 
-__all__ = ["NO_RECORDS", "RecordsProvider", "commune_sheets", "parcel_sheet", "record_url"]
+__all__ = [
+    "NO_RECORDS",
+    "REGISTERED",
+    "RecordsProvider",
+    "commune_sheets",
+    "parcel_sheet",
+    "record_url",
+]
 
 
 def record_url(base: str, parcel_id: int) -> str:
@@ -38,7 +46,7 @@ async def parcel_sheet(
     user: User | None,
     lang: str,
     base: str,
-    provider: RecordsProvider = NO_RECORDS,
+    provider: RecordsProvider = REGISTERED,
 ) -> tuple[str | None, bytes]:
     """The parcel's code and its sheet (PDF), as ``user`` may read it (None: anyone).
     NotFound when there is no such parcel, as for the parcel itself."""
@@ -70,7 +78,7 @@ async def commune_sheets(
     lang: str,
     base: str,
     out: Path,
-    provider: RecordsProvider = NO_RECORDS,
+    provider: RecordsProvider = REGISTERED,
     progress: Callable[[str], None] = lambda message: None,
 ) -> list[Path]:
     """One sheet per parcel of the commune in the folder ``out`` (made if missing), and

@@ -26,6 +26,7 @@ from reportlab.platypus import TableStyle as Style
 from geo_comuna.maps.sheet.linderos import Lindero, Side
 from geo_comuna.maps.sheet.plan import Plan, QrCode
 from geo_comuna.maps.sheet.reads import ParcelSheet
+from geo_comuna.maps.sheet.records import shown
 from geo_comuna.maps.sheet.words import record_label, value_label, words
 
 MARGIN = 12 * mm
@@ -266,7 +267,12 @@ def _records(sheet: ParcelSheet, section: str, w: dict[str, str], lang: str) -> 
         columns = [k for k, v in found[0].items() if not isinstance(v, (dict, list))]
     rows: list[list[Any]] = [[record_label(c, lang) for c in columns]]
     for record in found:
-        rows.append([_p(record.get(c), MONO if c == "sha256" else BODY) for c in columns])
+        rows.append(
+            [
+                _p(shown(section, c, record.get(c), lang), MONO if c == "sha256" else BODY)
+                for c in columns
+            ]
+        )
     table = Table(rows, repeatRows=1)
     table.setStyle(GRID)
     return table

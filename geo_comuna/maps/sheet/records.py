@@ -5,8 +5,9 @@ only prints what that part lets the reader see. So the sheet takes a function
 ``parcel_records(conn, parcel_id, user) -> {"holders": [...], "rights": [...],
 "documents": [{"title", "sha256", ...}, ...]}`` (a coroutine function or a plain one), already
 filtered for ``user`` (None: an anonymous reader), and never reads those tables itself.
-``NO_RECORDS`` stands in until that registry is wired in: it knows no records, and a sheet
-says so ("sin registros" / "no records registered").
+``registered`` is that provider over the store's registry (geo_comuna/tenure/records.py),
+shaped into the sheet's columns; ``NO_RECORDS`` knows no records (a sheet then says "sin
+registros" / "no records registered").
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User
+from geo_comuna.layers.tenure import DOCUMENT_TYPES, PARTY_KIND, RIGHT_KIND, RIGHT_STATUS
+from geo_comuna.tenure.records import parcel_records
 
 Records = dict[str, list[dict[str, Any]]]
 RecordsProvider = Callable[[AsyncConnection, int, User | None], Records | Awaitable[Records]]
@@ -40,3 +43,54 @@ async def read(
     if inspect.isawaitable(answer):
         answer = await answer
     return {section: list((answer or {}).get(section) or []) for section in SECTIONS}
+
+
+async def registered(conn: AsyncConnection, parcel_id: int, user: User | None) -> Records:
+    """The parcel's holders, rights and documents from the registry, as ``user`` may see
+    them (PostgreSQL leaves out names and ID numbers for anyone else), in the sheet's columns;
+    kinds and statuses stay codes here and are labelled in the sheet's language."""
+    found = await parcel_records(conn, parcel_id, user)
+    holders = [
+        {
+            "name": h.get("name"),
+            "kind": h["kind"],
+            "id_number": h.get("id_number"),
+            "party_id": h["id"],
+        }
+        for h in found["holders"]
+    ]
+    rights = [
+        {
+            "kind": r["kind"],
+            "status": r["status"],
+            "party": r["party"],
+            "share": r.get("share"),
+            "start": r.get("starts_on"),
+            "end": r.get("ends_on"),
+        }
+        for r in found["rights"]
+    ]
+    documents = [
+        {"title": d["title"], "kind": d["media_type"], "sha256": d["sha256"]}
+        for d in found["documents"]
+    ]
+    return {"holders": holders, "rights": rights, "documents": documents}
+
+
+#: the coded values a records column holds, for their labels
+CODED = {
+    ("holders", "kind"): PARTY_KIND,
+    ("rights", "kind"): RIGHT_KIND,
+    ("rights", "status"): RIGHT_STATUS,
+}
+
+
+def shown(section: str, column: str, value: Any, lang: str) -> Any:
+    """A records value as a person reads it: a kind or status by its label, a document's
+    type by its name."""
+    domain = CODED.get((section, column))
+    if domain is not None and value in domain:
+        return domain.values[value].get(lang)
+    if (section, column) == ("documents", "kind") and value in DOCUMENT_TYPES:
+        return DOCUMENT_TYPES[value][0].get(lang)
+    return value
