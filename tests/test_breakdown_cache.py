@@ -14,7 +14,10 @@ from psycopg import AsyncConnection
 from geo_comuna import accounts
 from geo_comuna.api.app import create_app
 from geo_comuna.db.versions import VersionedCache
+from geo_comuna.features.disclosure import withheld
+from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
+from tests.factories import feature
 
 pytestmark = pytest.mark.anyio
 CLIENTS = 6
@@ -124,3 +127,96 @@ async def test_a_failed_computation_fails_its_waiters_and_a_cancelled_one_is_tak
     assert await waiter == 42
     assert runs == ["failing", "answer", "slow", "answer"]
     assert cache.misses == 4
+
+
+async def test_a_repeat_is_the_stored_bytes_and_a_holder_gets_304(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    answers: VersionedCache = client._transport.app.state.answers  # type: ignore[attr-defined]
+    first = await client.get("/states/breakdown", headers={"Accept-Encoding": "identity"})
+    assert first.status_code == 200 and first.headers["content-type"] == "application/json"
+    etag = first.headers["etag"]
+    assert etag.startswith('W/"') and "content-encoding" not in first.headers
+    misses = answers.misses
+
+    zipped = await client.get("/states/breakdown", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.headers["etag"] == etag
+    assert zipped.content == first.content  # httpx decompressed it
+    assert len(zipped.headers["content-length"]) and int(zipped.headers["content-length"]) < len(
+        first.content
+    )
+    assert answers.misses == misses  # the stored answer, built once
+    body = first.json()
+    assert {"communes", "states"} <= set(body)
+
+    held = await client.get("/states/breakdown", headers={"If-None-Match": etag})
+    assert held.status_code == 304 and held.content == b"" and held.headers["etag"] == etag
+
+    # a write to a layer the breakdown reads: a new answer, a new ETag, and it shows
+    maizal = next(c for c in body["communes"] if c["code"] == "EL-MAIZAL")
+    lara = next(s for s in maizal["states"] if s["code"] == "VE-K")
+    spot = feature(LAYERS["parcels"], commune="EL-MAIZAL")
+    cur = await conn.execute(
+        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(ST_Intersection(c.geom, "
+        "s.geom)) p FROM communes c, states s WHERE c.code = 'EL-MAIZAL' "
+        "AND s.code = 'VE-K') t"
+    )
+    x, y = await cur.fetchone()
+    d = 0.0002
+    spot["geometry"] = {
+        "type": "Polygon",
+        "coordinates": [
+            [[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]
+        ],
+    }
+    assert (await client.post("/collections/parcels/items", json=spot)).status_code == 201
+    after = await client.get("/states/breakdown", headers={"If-None-Match": etag})
+    assert after.status_code == 200 and after.headers["etag"] != etag
+    maizal_after = next(c for c in after.json()["communes"] if c["code"] == "EL-MAIZAL")
+    lara_after = next(s for s in maizal_after["states"] if s["code"] == "VE-K")
+    assert lara_after["parcels"] == lara["parcels"] + 1
+
+    # one commune's view the same way
+    one = await client.get("/communes/EL-MAIZAL/states")
+    assert one.json() == maizal_after
+    again = await client.get(
+        "/communes/EL-MAIZAL/states", headers={"If-None-Match": one.headers["etag"]}
+    )
+    assert again.status_code == 304
+
+
+async def test_readers_who_see_less_get_their_own_answer_and_etag(
+    conn: AsyncConnection, settings: Settings, client: httpx.AsyncClient
+) -> None:
+    """Residents of a small part are withheld from readers outside the commune: the stored
+    answer of an admin is never served to them, nor its ETag taken for theirs."""
+    from tests.conftest import api_client
+
+    # a home of El Maizal in Portuguesa, alone there: a group too small to show
+    cur = await conn.execute(
+        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(ST_Intersection(c.geom, "
+        "s.geom)) p FROM communes c, states s WHERE c.code = 'EL-MAIZAL' "
+        "AND s.code = 'VE-P') t"
+    )
+    lon, lat = await cur.fetchone()
+    await conn.execute(
+        "DELETE FROM dwellings WHERE commune_id = (SELECT id FROM communes "
+        "WHERE code = 'EL-MAIZAL') AND ST_Intersects(geom, (SELECT geom FROM states "
+        "WHERE code = 'VE-P'))"
+    )
+    home = feature(LAYERS["dwellings"], commune="EL-MAIZAL", lon=lon, lat=lat, residents=4)
+    assert (await client.post("/collections/dwellings/items", json=home)).status_code == 201
+    admin = await client.get("/communes/EL-MAIZAL/states")
+    async with api_client(conn, settings) as anonymous:
+        public = await anonymous.get("/communes/EL-MAIZAL/states")
+        assert public.status_code == 200
+        assert public.headers["etag"] != admin.headers["etag"]
+        held = await anonymous.get(
+            "/communes/EL-MAIZAL/states", headers={"If-None-Match": admin.headers["etag"]}
+        )
+        assert held.status_code == 200
+    rows = [s for s in admin.json()["states"] if s["dwellings"]]
+    expected = withheld([s["dwellings"] for s in rows])
+    assert any(expected) and all(s["residents"] is not None for s in rows)
+    hidden = {s["code"]: s["residents"] for s in public.json()["states"]}
+    assert [hidden[s["code"]] is None for s in rows] == expected
