@@ -6,6 +6,11 @@ hand-written SQL query giving the same rows.
     .venv/bin/python bench/breakdown.py --big-parcels 200000           # case (b)
     .venv/bin/python bench/breakdown.py --spread-parcels 1000000       # case (c)
 
+(run as root, GEO_COMUNA_RUN_AS=root lets the bench's server stay root). Besides the national
+view it times the per-commune view of the commune across a state line holding the most
+parcels (the big one in case (b)) against the same two hand queries restricted to it, and
+over HTTP the first request after a write, the stored repeat, the 304 and a commune's repeat.
+
 Communes are deterministic (fixed seed) irregular 8-14 vertex polygons of 50-3,000 ha
 (log-uniform), spread evenly over the 24 states and the Capital District; 85 % lie wholly
 inside one state, 15 % are centred on a land border between two states, so they cross it.
@@ -61,7 +66,7 @@ BREAKDOWN = "SELECT * FROM commune_state_breakdown(NULL)"
 # into state_parts under its point on surface (smallest state id on a line), every commune
 # cut by the state parts it touches; what someone writes who needs the figure once.
 HAND = """
-WITH c AS (SELECT id, geom, ST_Area(geom::geography) AS m2 FROM communes),
+WITH c AS (SELECT id, geom, ST_Area(geom::geography) AS m2 FROM communes WHERE {communes}),
 inside AS (
     SELECT c.id AS commune_id, sp.state_id,
            sum(ST_Area(ST_Intersection(c.geom, sp.geom)::geography)) AS m2
@@ -77,7 +82,7 @@ dwelling_counts AS (
                           WHERE ST_Intersects(sp.geom, d.geom)
                           ORDER BY sp.state_id LIMIT 1) AS state_id,
            count(*) AS n, sum(d.residents) AS residents
-    FROM dwellings d GROUP BY 1, 2),
+    FROM dwellings d WHERE {dwellings} GROUP BY 1, 2),
 keyed AS (
     SELECT commune_id, state_id FROM areas
     UNION SELECT commune_id, state_id FROM parcel_counts
@@ -95,25 +100,38 @@ LEFT JOIN dwelling_counts dc
 LEFT JOIN states s ON s.id = k.state_id
 WHERE k.state_id IS NOT NULL OR a.m2 > 1 OR pc.n > 0 OR dc.n > 0
 """
-HAND_PROBE = HAND.format(
-    parcel_counts="""parcel_counts AS (
+PROBE_COUNTS = """parcel_counts AS (
     SELECT p.commune_id, (SELECT sp.state_id FROM state_parts sp
                           WHERE ST_Intersects(sp.geom, ST_PointOnSurface(p.geom))
                           ORDER BY sp.state_id LIMIT 1) AS state_id, count(*) AS n
-    FROM parcels p GROUP BY 1, 2),"""
-)
+    FROM parcels p WHERE {parcels} GROUP BY 1, 2),"""
 # The same, every parcel placed part by part instead: each state part walks the parcels' GiST
 # index for the parcels its box meets, so PostGIS keeps the part prepared across them.
-HAND_PARTS = HAND.format(
-    parcel_counts="""placed AS MATERIALIZED (
+PARTS_COUNTS = """placed AS MATERIALIZED (
     SELECT p.id, min(sp.state_id) AS state_id
     FROM state_parts sp
     JOIN parcels p ON p.geom && sp.geom AND ST_Intersects(sp.geom, ST_PointOnSurface(p.geom))
-    GROUP BY p.id),
+    WHERE {parcels} GROUP BY p.id),
 parcel_counts AS (
     SELECT p.commune_id, x.state_id, count(*) AS n
-    FROM parcels p LEFT JOIN placed x ON x.id = p.id GROUP BY 1, 2),"""
-)
+    FROM parcels p LEFT JOIN placed x ON x.id = p.id WHERE {parcels} GROUP BY 1, 2),"""
+
+
+def hand(counts: str, commune: int | None = None) -> str:
+    """A hand-written query (``counts``: PROBE_COUNTS or PARTS_COUNTS) for every commune, or
+    for ``commune`` alone, as a per-commune request asks."""
+    if commune is None:
+        return HAND.format(
+            parcel_counts=counts.format(parcels="true"), communes="true", dwellings="true"
+        )
+    return HAND.format(
+        parcel_counts=counts.format(parcels=f"p.commune_id = {int(commune)}"),
+        communes=f"id = {int(commune)}",
+        dwellings=f"d.commune_id = {int(commune)}",
+    )
+
+
+HAND_PROBE, HAND_PARTS = hand(PROBE_COUNTS), hand(PARTS_COUNTS)
 BIG_CODE = "BENCH-B-0001"
 SPREAD_CODE = "BENCH-S"
 BORDER_SHARE = 0.15
@@ -225,7 +243,7 @@ def store(dsn: str, frame: gpd.GeoDataFrame, path: Path) -> float:
         path, layer="communes", driver="GPKG", engine="pyogrio", use_arrow=True
     )
     with psycopg.connect(dsn) as conn:
-        conn.execute("DELETE FROM parcels WHERE code = %s", (SPREAD_CODE,))  # case (c)'s
+        conn.execute("DELETE FROM parcels WHERE code LIKE %s", (SPREAD_CODE + "-%",))  # (c)'s
         conn.execute("DELETE FROM communes WHERE code LIKE %s", (NATIONAL_COMMUNE_PREFIX + "%",))
     started = time.perf_counter()
     proc = subprocess.run(
@@ -288,15 +306,17 @@ Timings = tuple[list[float], list[float]]  # wall seconds per run, server CPU se
 
 def store_spread(dsn: str, parcels: int) -> None:
     """Case (c): ``parcels`` parcels spread evenly over the generated communes (BENCH-C-*), a
-    ~0.2 ha square around each of random points of the commune (code SPREAD_CODE), replacing
-    those of a previous run; none when 0. They may overlap (the breakdown does not care)."""
+    ~0.2 ha square around each of random points of the commune (codes SPREAD_CODE-n, unique
+    in their commune as the natural key of migration 0020 asks), replacing those of a
+    previous run; none when 0. They may overlap (the breakdown does not care)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("DELETE FROM parcels WHERE code = %s", (SPREAD_CODE,))
+        conn.execute("DELETE FROM parcels WHERE code LIKE %s", (SPREAD_CODE + "-%",))
         if parcels:
             conn.execute("SELECT setseed(0.3)")
             conn.execute(
                 "INSERT INTO parcels (commune_id, code, tenure, geom) "
-                "SELECT c.id, %(code)s, 'occupied', ST_Multi(ST_Expand(g.geom, 0.0002)) "
+                "SELECT c.id, %(code)s || '-' || g.path[1], 'occupied', "
+                "       ST_Multi(ST_Expand(g.geom, 0.0002)) "
                 "FROM (SELECT id, geom, count(*) OVER () AS n FROM communes "
                 "      WHERE code LIKE %(prefix)s) c, "
                 "LATERAL ST_Dump(ST_GeneratePoints(c.geom, (%(parcels)s / c.n)::integer, 5)) g",
@@ -342,9 +362,10 @@ def differences(ours: list[tuple], hand: list[tuple]) -> int:
     return bad
 
 
-def time_sql(dsn: str, runs: int) -> tuple[list[Timings], Timings, int, int, int]:
+def time_sql(dsn: str, runs: int) -> tuple[list[Timings], Timings, list[tuple], int, int]:
     """Timings of the function and of the two hand queries, of the function with no parcels
-    (rolled back), rows, communes with more than one state, rows where a hand query differs."""
+    (rolled back), the function's rows, communes with more than one state, rows where a hand
+    query differs."""
     server_cpu = server_cpu_reader()
     queries = [BREAKDOWN, HAND_PROBE, HAND_PARTS]
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -359,7 +380,37 @@ def time_sql(dsn: str, runs: int) -> tuple[list[Timings], Timings, int, int, int
             per_commune[r[0]] = per_commune.get(r[0], 0) + 1
     crossing = sum(1 for n in per_commune.values() if n > 1)
     differ = sum(differences(rows, h) for h in hand_rows)
-    return timings, no_parcels, len(rows), crossing, differ
+    return timings, no_parcels, rows, crossing, differ
+
+
+def largest_crossing(dsn: str, rows: list[tuple]) -> tuple[int, str, int]:
+    """The commune a per-commune request costs most for, from the national ``rows``: the
+    commune in more than one state holding the most parcels (the big one in case (b));
+    (id, code, parcels)."""
+    states: dict[int, int] = {}
+    parcels: dict[int, int] = {}
+    for r in rows:
+        states[r[0]] = states.get(r[0], 0) + (r[1] is not None)
+        parcels[r[0]] = parcels.get(r[0], 0) + r[6]
+    commune = max((c for c in states if states[c] > 1), key=lambda c: parcels[c])
+    with psycopg.connect(dsn) as conn:
+        (code,) = conn.execute("SELECT code FROM communes WHERE id = %s", (commune,)).fetchone()
+    return commune, code, parcels[commune]
+
+
+def time_commune(dsn: str, commune: int, runs: int) -> tuple[list[Timings], int]:
+    """The per-commune path (GET /communes/{id}/states): the function for one commune and
+    the two hand queries restricted to it, interleaved; rows where a hand query differs."""
+    server_cpu = server_cpu_reader()
+    queries = [
+        f"SELECT * FROM commune_state_breakdown(ARRAY[{int(commune)}])",
+        hand(PROBE_COUNTS, commune),
+        hand(PARTS_COUNTS, commune),
+    ]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET statement_timeout = 0")
+        timings, (rows, *hand_rows) = timed_runs(conn, queries, runs, server_cpu)
+    return timings, sum(differences(rows, h) for h in hand_rows)
 
 
 def _row(name: str, timings: Timings) -> list:
@@ -367,24 +418,53 @@ def _row(name: str, timings: Timings) -> list:
     return [name, *summary(walls), fmt(summary(cpus)[0]) if cpus else "-"]
 
 
-def time_http(runs: int) -> tuple[list[float], int, int]:
-    """Seconds per GET /states/breakdown, body bytes, communes listed."""
+BUMP = "UPDATE parcels SET notes = notes WHERE false"  # a statement: a new parcels version
+
+
+def time_http(dsn: str, runs: int, commune: str) -> dict[str, list[float] | int]:
+    """GET /states/breakdown: the first request after a write (computed), the repeat (the
+    stored answer, gzipped as httpx asks), the repeat with If-None-Match (304); and one
+    commune's first request after the write and its repeat. Seconds per request; body
+    bytes; communes listed."""
     port = free_port()
     server = start_server(port, OUT / "serve-breakdown.log")
-    times = []
+    out: dict[str, list[float] | int] = {
+        "first": [],
+        "repeat": [],
+        "304": [],
+        "commune first": [],
+        "commune": [],
+    }
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+        with (
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client,
+            psycopg.connect(dsn, autocommit=True) as conn,
+        ):
             client.get("/states/breakdown").raise_for_status()  # warm-up
             for _ in range(runs):
+                conn.execute(BUMP)
                 t0 = time.perf_counter()
                 response = client.get("/states/breakdown")
-                body = response.content
-                times.append(time.perf_counter() - t0)
+                out["first"].append(time.perf_counter() - t0)
                 response.raise_for_status()
-            listed = len(response.json()["communes"])
+                for kind, url, headers in (
+                    ("repeat", "/states/breakdown", {}),
+                    ("304", "/states/breakdown", {"If-None-Match": response.headers["etag"]}),
+                    ("commune first", f"/communes/{commune}/states", {}),
+                    ("commune", f"/communes/{commune}/states", {}),
+                ):
+                    t0 = time.perf_counter()
+                    again = client.get(url, headers=headers)
+                    again.read()
+                    out[kind].append(time.perf_counter() - t0)
+                    assert again.status_code == (304 if kind == "304" else 200), again.text
+                    if kind == "repeat":  # as sent: httpx asks for gzip
+                        out["gzipped"] = int(again.headers["content-length"])
+            out["bytes"] = len(response.content)
+            out["listed"] = len(response.json()["communes"])
     finally:
         stop_server(server)
-    return times, len(body), listed
+    return out
 
 
 def main() -> None:
@@ -419,9 +499,12 @@ def main() -> None:
             "(SELECT count(*) FROM dwellings), (SELECT count(*) FROM state_parts)"
         ).fetchone()
     (ours, probe, by_parts), no_parcels, rows, crossing, differ = time_sql(dsn, args.runs)
-    hand = min(summary(probe[0])[0], summary(by_parts[0])[0])
+    hand_s = min(summary(probe[0])[0], summary(by_parts[0])[0])
+    commune_id, commune_code, commune_parcels = largest_crossing(dsn, rows)
+    (one, one_probe, one_parts), one_differ = time_commune(dsn, commune_id, args.runs)
+    one_hand = min(summary(one_probe[0])[0], summary(one_parts[0])[0])
     load = Path("/proc/loadavg").read_text()
-    http_times, size, listed = time_http(args.runs)
+    http = time_http(dsn, args.runs, commune_code)
     print(
         table(
             "Data",
@@ -433,12 +516,14 @@ def main() -> None:
                 ["parcels stored", parcels],
                 ["dwellings stored", dwellings],
                 ["state_parts (subdivided states)", parts],
-                ["breakdown rows", rows],
+                ["breakdown rows", len(rows)],
                 ["communes in more than one state", crossing],
                 [f"one commune ({BIG_CODE}) across a state line, parcels", args.big_parcels],
                 ["parcels spread over the generated communes", args.spread_parcels],
                 ["rows where a hand query differs from the function", differ],
-                ["communes in GET /states/breakdown", listed],
+                [f"per-commune case: {commune_code}, parcels", commune_parcels],
+                ["  rows where a hand query differs from the function", one_differ],
+                ["communes in GET /states/breakdown", http["listed"]],
             ],
         )
     )
@@ -451,15 +536,44 @@ def main() -> None:
                 _row("one hand-written query, a parcel's state by index probe", probe),
                 _row("one hand-written query, parcels placed part by part", by_parts),
                 _row("  same with the parcels table emptied (rolled back)", no_parcels),
-                _row("GET /states/breakdown", (http_times, [])),
             ],
         )
     )
     print(
-        f"\nresponse body {size / 1e6:.1f} MB; generating the communes took "
-        f"{generated:.1f} s, `geo-comuna import communes` {imported:.1f} s. "
-        f"Function / faster hand query, medians: {summary(ours[0])[0] / hand:.2f}x "
-        f"(target: within 1.3x). Load average at the end: {load.split()[:3]}. "
+        table(
+            f"One commune ({commune_code}, {fmt(commune_parcels)} parcels), s",
+            ["what", "wall median", "wall min", "wall max", "server CPU median"],
+            [
+                _row("commune_state_breakdown(ARRAY[id])", one),
+                _row("one hand-written query, a parcel's state by index probe", one_probe),
+                _row("one hand-written query, parcels placed part by part", one_parts),
+            ],
+        )
+    )
+    print(
+        table(
+            "HTTP, s",
+            ["what", "median", "min", "max"],
+            [
+                ["GET /states/breakdown, first after a write", *summary(http["first"])],
+                ["GET /states/breakdown, repeat (stored, gzip)", *summary(http["repeat"])],
+                ["GET /states/breakdown, If-None-Match (304)", *summary(http["304"])],
+                [
+                    f"GET /communes/{commune_code}/states, first after a write",
+                    *summary(http["commune first"]),
+                ],
+                [f"GET /communes/{commune_code}/states, repeat", *summary(http["commune"])],
+            ],
+        )
+    )
+    print(
+        f"\nresponse body {http['bytes'] / 1e6:.2f} MB ({http['gzipped'] / 1e6:.2f} MB "
+        f"gzipped); generating the communes took {generated:.1f} s, "
+        f"`geo-comuna import communes` {imported:.1f} s. Function / faster hand query, "
+        f"medians: national {summary(ours[0])[0] / hand_s:.2f}x, one commune "
+        f"{summary(one[0])[0] / one_hand:.2f}x (target: within 1.3x). Load average at the "
+        f"end of the SQL runs: {load.split()[:3]}, at the end: "
+        f"{Path('/proc/loadavg').read_text().split()[:3]}. "
         f"({fmt(args.communes)} generated communes in {COMMUNES_GPKG})"
     )
 

@@ -285,4 +285,25 @@ async def copy_in(
             inserted, updated = await _unstage(conn, cols, table, names, upsert_key)
         for definition in rebuild:
             await conn.execute(definition)
+        await analyze_after_load(conn, layer, inserted)
     return inserted, updated
+
+
+#: a load of at least this many rows, and of a tenth of what the table held, analyses it
+ANALYZE_ROWS = 1_000
+
+
+async def analyze_after_load(conn: AsyncConnection, layer: Layer, rows: int) -> None:
+    """ANALYZE the layer's table after a load large against it, inside the import's
+    transaction: the statistics commit with the rows, before anyone reads the layer's new
+    version. Autovacuum would get there within a minute or so, but the first national
+    breakdown after an import is exactly the one computed afresh (the import bumped the
+    version), and it was planned on the statistics of the table as it was (empty after a
+    truncation, a tenth of its size...). A tenth, as autovacuum's own threshold; ~0.2 s for
+    200,000 parcels (a sample of 30,000 rows), against ~9 s for their import."""
+    cur = await conn.execute(
+        "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (layer.table,)
+    )
+    (held,) = await cur.fetchone()
+    if rows >= max(ANALYZE_ROWS, 0.1 * max(held, 0)):
+        await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(layer.table)))
