@@ -244,13 +244,7 @@ async def writing(
     async with conn.transaction():
         if row_security:
             await conn.execute("SET LOCAL ROLE geo_comuna_writer")
-        await _identify(
-            conn,
-            "" if user.id is None else str(user.id),
-            user.name,
-            user.role,
-            ",".join(map(str, user.communes)),
-        )
+        await _identify_user(conn, user)
         yield
         # Inside an enclosing transaction (a savepoint) SET LOCAL would outlive this block.
         await conn.execute("SET LOCAL ROLE NONE")
@@ -265,20 +259,25 @@ async def reading(conn: AsyncConnection, user: User | None) -> AsyncIterator[Non
     reaches a reader is decided by PostgreSQL, not by the caller remembering a filter."""
     async with conn.transaction():
         await conn.execute("SET LOCAL ROLE geo_comuna_reader")
-        if user is None:
-            await _identify(conn, "", "", "", "")
-        else:
-            await _identify(
-                conn,
-                "" if user.id is None else str(user.id),
-                user.name,
-                user.role,
-                ",".join(map(str, user.communes)),
-            )
+        await _identify_user(conn, user)
         yield
         # Inside an enclosing transaction (a savepoint) SET LOCAL would outlive this block.
         await conn.execute("SET LOCAL ROLE NONE")
         await _identify(conn, "", "", "", "")
+
+
+async def _identify_user(conn: AsyncConnection, user: User | None) -> None:
+    """Tell the database who this transaction runs for (None: nobody, an anonymous reader)."""
+    if user is None:
+        await _identify(conn, "", "", "", "")
+        return
+    await _identify(
+        conn,
+        "" if user.id is None else str(user.id),
+        user.name,
+        user.role,
+        ",".join(map(str, user.communes)),
+    )
 
 
 async def _identify(

@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 from geo_comuna import work
 from geo_comuna.api.app import create_app
 from geo_comuna.features import repair
-from geo_comuna.io.importer import import_frame
+from geo_comuna.io.importer import write_frame
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
@@ -225,10 +225,8 @@ async def test_an_import_is_not_held_to_a_request_deadline(
     )
     with work.scope(work.default_limits(), work.Workers(1), seconds=0.01):
         await asyncio.sleep(0.05)  # the request's deadline is behind us
-        written, repairs = await import_frame(
-            conn, LAYERS["parcels"], frame, [bowtie], settings, repair=True
-        )
-    assert written == 1 and repairs[0]["feature"] == 1
+        written = await write_frame(conn, LAYERS["parcels"], frame, [bowtie], settings, repair=True)
+    assert written.features == 1 and written.repairs[0]["feature"] == 1
 
 
 async def test_a_repair_that_splits_a_ring_into_too_many_parts_is_413(

@@ -19,7 +19,7 @@ from psycopg.conninfo import make_conninfo
 from geo_comuna import accounts
 from geo_comuna.db import migrate
 from geo_comuna.errors import ClusterError, Forbidden
-from geo_comuna.io.importer import import_frame
+from geo_comuna.io.importer import write_frame
 from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.settings import Settings
 from tests.conftest import _drop, _recreate, api_client
@@ -330,12 +330,12 @@ async def test_an_editors_import_names_the_feature_lying_elsewhere(
     frame = pa.table({"commune": ["EL-MAIZAL"] * 6, "tenure": ["occupied"] * 6})
     before = await written(conn)
     with pytest.raises(Forbidden) as raised:
-        await import_frame(conn, PARCELS, frame, geoms, settings, user=user)
+        await write_frame(conn, PARCELS, frame, geoms, settings, user=user)
     assert raised.value.feature == 4
     assert "inside commune 5-DE-MARZO" in raised.value.reason
     assert await written(conn) == before
     geoms[3] = shapely.box(lon, lat + 0.002, lon + 0.0005, lat + 0.0025)
-    assert (await import_frame(conn, PARCELS, frame, geoms, settings, user=user))[0] == 6
+    assert (await write_frame(conn, PARCELS, frame, geoms, settings, user=user)).features == 6
     # the position is the import's alone: a later write names no stale feature
     assert await scalar(conn, "SELECT current_setting('geo_comuna.feature', true)") in ("", None)
 

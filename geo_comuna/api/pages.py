@@ -10,14 +10,18 @@ is ``lang`` when given, else the browser's Accept-Language, else Spanish.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from psycopg import AsyncConnection
 
+from geo_comuna.accounts import Access
 from geo_comuna.api.deps import LANGS, Conn, ReaderAccess, SettingsDep, base_url
 from geo_comuna.maps import pages
 from geo_comuna.maps.styles import Styles
+from geo_comuna.settings import Settings
 
 router = APIRouter(tags=["pages"])
 PageLang = Annotated[
@@ -65,6 +69,16 @@ def html(text: str) -> HTMLResponse:
     return HTMLResponse(text, headers={"Vary": "Accept, Accept-Language"})
 
 
+async def _index(
+    request: Request, conn: AsyncConnection, settings: Settings, access: Access, which: Callable
+) -> HTMLResponse:
+    """An index of every commune, written by ``which`` (maps/pages.py)."""
+    chosen = page_lang(request)
+    styles = Styles.load(settings.styles_path)
+    rows = await pages.communes(conn, access, styles, chosen)
+    return html(which(base_url(request, settings), chosen, rows, styles))
+
+
 @router.get("/communes", response_class=HTMLResponse, summary="Index of communes (a page)")
 async def communes_index(
     request: Request,
@@ -74,10 +88,7 @@ async def communes_index(
     lang: PageLang = None,
 ) -> HTMLResponse:
     """Every commune with its states, area and links to its map, report and field package."""
-    chosen = page_lang(request)
-    styles = Styles.load(settings.styles_path)
-    rows = await pages.communes(conn, access, styles, chosen)
-    return html(pages.communes_index(base_url(request, settings), chosen, rows, styles))
+    return await _index(request, conn, settings, access, pages.communes_index)
 
 
 @router.get("/maps", response_class=HTMLResponse, summary="Index of maps (a page)")
@@ -89,7 +100,4 @@ async def maps_index(
     lang: PageLang = None,
 ) -> HTMLResponse:
     """The national map, and each commune's map and analysis maps."""
-    chosen = page_lang(request)
-    styles = Styles.load(settings.styles_path)
-    rows = await pages.communes(conn, access, styles, chosen)
-    return html(pages.maps_index(base_url(request, settings), chosen, rows, styles))
+    return await _index(request, conn, settings, access, pages.maps_index)

@@ -263,43 +263,12 @@ PROGRESS_EVERY = 50_000
 
 @dataclass
 class Written:
-    """What import_frame did: features in the file, inserted, updated; repairs made."""
+    """What write_frame did: features in the file, inserted, updated; repairs made."""
 
     features: int
     inserted: int
     updated: int
     repairs: list[dict[str, Any]]
-
-
-async def import_frame(
-    conn: AsyncConnection,
-    layer: Layer,
-    table: pa.Table,
-    geometries: Geometries | Sequence[Any],
-    settings: Settings,
-    *,
-    repair: bool = False,
-    progress: Progress | None = None,
-    user: User | None = None,
-    defaults: dict[str, int] | None = None,
-    mode: Mode = "insert",
-    lang: str = "es",
-) -> tuple[int, list[dict[str, Any]]]:
-    """write_frame's (rows in the file, repairs)."""
-    written = await write_frame(
-        conn,
-        layer,
-        table,
-        geometries,
-        settings,
-        repair=repair,
-        progress=progress,
-        user=user,
-        defaults=defaults,
-        mode=mode,
-        lang=lang,
-    )
-    return written.features, written.repairs
 
 
 async def write_frame(

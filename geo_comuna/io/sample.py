@@ -21,7 +21,7 @@ from geo_comuna.errors import InvalidFile
 from geo_comuna.features.filters import commune_sql
 from geo_comuna.features.query import require_commune, resolve_commune
 from geo_comuna.io import dems
-from geo_comuna.io.importer import Progress, import_file, import_frame, read, to_wgs84
+from geo_comuna.io.importer import Progress, import_file, read, to_wgs84, write_frame
 from geo_comuna.layers import COMMUNES, LAYERS, Layer
 from geo_comuna.settings import Settings
 
@@ -62,7 +62,8 @@ async def load_by_code(conn: AsyncConnection, layer: Layer, settings: Settings) 
             sql.SQL("DELETE FROM {} WHERE code = ANY(%s)").format(sql.Identifier(layer.table)),
             (codes,),
         )
-        count, _ = await import_frame(conn, layer, table, to_wgs84(geometries, fmt, None), settings)
+        geometries = to_wgs84(geometries, fmt, None)
+        count = (await write_frame(conn, layer, table, geometries, settings)).features
     return count
 
 
@@ -97,7 +98,7 @@ async def _load_territory(conn: AsyncConnection, layer: Layer, settings: Setting
     path = sample_file(layer, settings)
     if layer.geometry_optional:  # properties only: the database draws the geometry
         table = arrow_csv.read_csv(path)
-        count, _ = await import_frame(conn, layer, table, [None] * table.num_rows, settings)
+        count = (await write_frame(conn, layer, table, [None] * table.num_rows, settings)).features
         return count
     return (await import_file(conn, layer, path, settings)).features
 

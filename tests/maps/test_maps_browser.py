@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from harness import READY_JS, launch, offline, only_from, open_map, other_site, serve, watch
+from harness import READY_JS, offline, only_from, open_map, other_site, serve, watch
 
 from geo_comuna import accounts
 from geo_comuna.analysis.registry import all_analyses
@@ -30,22 +30,6 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "maps"
 VIEWPORT = {"width": 1200, "height": 800}
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def server(db_conninfo: str, settings: Settings) -> Iterator[str]:
-    with serve(create_app(settings, conninfo=db_conninfo)) as base:
-        yield base
 
 
 @pytest.fixture(scope="module")

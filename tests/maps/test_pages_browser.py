@@ -7,16 +7,13 @@ tests/artifacts/pages/ (and docs/img/ for the README)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import launch, only_from, serve, watch
+from harness import only_from, watch
 
-from geo_comuna.api.app import create_app
 from geo_comuna.maps.pages import WORDS
-from geo_comuna.settings import Settings
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "pages"
@@ -37,22 +34,6 @@ INSPECT_JS = """() => ({
     scale: Array.from(document.querySelectorAll('.leaflet-control-scale-line'))
         .map(e => e.textContent),
 })"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def server(db_conninfo: str, settings: Settings) -> Iterator[str]:
-    with serve(create_app(settings, conninfo=db_conninfo)) as base:
-        yield base
 
 
 @pytest.mark.parametrize("lang", ["es", "en"])
