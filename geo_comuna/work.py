@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
 import pickle
 import subprocess
@@ -142,6 +143,19 @@ def scope(
     token = _scope.set(current)
     try:
         yield current
+    finally:
+        _scope.reset(token)
+
+
+@contextmanager
+def caching(cache: Any) -> Iterator[Scope]:
+    """The current scope (limits, workers, deadline) with ``cache`` in place of its own: a
+    piece of work that asks for the same answers many times (a package's maps and report)
+    keeps them in a cache of its own. ``cache`` has VersionedCache's get_or_compute."""
+    cached = dataclasses.replace(_scope.get() or Scope(default_limits(), None, None), cache=cache)
+    token = _scope.set(cached)
+    try:
+        yield cached
     finally:
         _scope.reset(token)
 

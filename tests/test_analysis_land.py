@@ -23,6 +23,7 @@ import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna.analysis import land_recovery
+from geo_comuna.analysis.base import sql_text
 from geo_comuna.analysis.land_recovery import Params
 from geo_comuna.io import dems
 from tests.test_analysis_terrain import write_dem as terrain_dem
@@ -130,6 +131,93 @@ async def test_a_one_metre_sliver(conn: AsyncConnection) -> None:
         geodesic_m2(lonlat(shapely.box(100, 0, 101, 100))), rel=1e-3
     )
     assert of_kind(await run(conn, cid, sliver_width_m=0.5), "sliver") == []
+
+
+async def test_slivers_of_many_separate_clusters(conn: AsyncConnection) -> None:
+    """Slivers are found per cluster of nearby parcels (conflicts.sql); on a commune of many
+    clusters, worked by hand: 6 pairs of 50 m squares 0.6 m apart (a 0.6 x 50 m sliver
+    each, naming the pair), 4 lone squares with a notch 0.5 m wide and 20 m deep in their
+    top edge (a 0.5 x 20 m sliver each, naming the one parcel), 2 pairs 3 m apart and 10
+    lone squares (no sliver). Blocks are 40 m apart: wider than any gap looked for."""
+    cid = await add_commune(conn, "LAND-CLUSTERS", shapely.box(-50, -50, 3000, 400))
+    expected: dict[tuple[int, ...], float] = {}
+    x = 0.0
+
+    def block(width: float) -> float:
+        nonlocal x
+        start, x = x, x + width + 40
+        return start
+
+    for k in range(6):
+        x0 = block(100.6)
+        pair = [shapely.box(x0, 0, x0 + 50, 50), shapely.box(x0 + 50.6, 0, x0 + 100.6, 50)]
+        ids = tuple(
+            [
+                await add_parcel(conn, cid, g, f"PAIR{k}{side}")
+                for side, g in zip("AB", pair, strict=True)
+            ]
+        )
+        expected[ids] = geodesic_m2(lonlat(shapely.box(x0 + 50, 0, x0 + 50.6, 50)))
+    for k in range(4):
+        x0 = block(50)
+        notched = shapely.box(x0, 0, x0 + 50, 50).difference(
+            shapely.box(x0 + 20, 30, x0 + 20.5, 50)
+        )
+        pid = await add_parcel(conn, cid, notched, f"NOTCH{k}")
+        expected[(pid,)] = geodesic_m2(lonlat(shapely.box(x0 + 20, 30, x0 + 20.5, 50)))
+    for k in range(2):
+        x0 = block(103)
+        await add_parcel(conn, cid, shapely.box(x0, 0, x0 + 50, 50), f"WIDE{k}A")
+        await add_parcel(conn, cid, shapely.box(x0 + 53, 0, x0 + 103, 50), f"WIDE{k}B")
+    for k in range(10):
+        x0 = block(50)
+        await add_parcel(conn, cid, shapely.box(x0, 200, x0 + 50, 250), f"LONE{k}")
+
+    slivers = of_kind(await run(conn, cid, sliver_width_m=1), "sliver")
+    found = {tuple(f["properties"]["parcel_ids"]): f["properties"]["area_m2"] for f in slivers}
+    assert set(found) == set(expected)
+    for ids, area in expected.items():
+        assert found[ids] == pytest.approx(area, rel=1e-3), ids
+
+
+def _joins_parcels_to_parcels(plan: dict) -> list[dict]:
+    """Every join node of an EXPLAIN (FORMAT JSON) plan whose two sides read parcels
+    themselves (a scan of the table, not of a CTE or of a join below)."""
+    children = plan.get("Plans", [])
+    found = []
+    if "Join Type" in plan and [c.get("Relation Name") for c in children] == ["parcels"] * 2:
+        found.append(plan)
+    for child in children:
+        found += _joins_parcels_to_parcels(child)
+    return found
+
+
+async def test_overlaps_join_parcels_through_their_spatial_index(conn: AsyncConnection) -> None:
+    """On a commune of 3,000 parcels (statistics up to date) the overlap search is one join
+    of the parcels to themselves whose inner side is the GiST index (geom &&), with nothing
+    else read per parcel: a join of every pair (the first form of conflicts.sql, ~200
+    million ST_Relate calls for 20,000 parcels) or a bitmap of the primary key ANDed in
+    (a.id < b.id: 10,000 ids read per parcel) would fail here."""
+    cid = await add_commune(conn, "LAND-PLAN", shapely.box(-10, -10, 6010, 5010))
+    await conn.execute(
+        "INSERT INTO parcels (commune_id, code, tenure, land_use, geom) "
+        "SELECT %s, 'G' || i || '-' || j, 'occupied', 'crops', "
+        "ST_Multi(ST_Transform(ST_MakeEnvelope(%s + 100 * i, %s + 100 * j, "
+        "%s + 100 * i + 98, %s + 100 * j + 98, 32619), 4326)) "
+        "FROM generate_series(0, 59) i, generate_series(0, 49) j",
+        (cid, X0, Y0, X0, Y0),
+    )
+    await conn.execute("ANALYZE parcels")
+    query = sql_text(land_recovery.__name__, "conflicts.sql")
+    cur = await conn.execute(
+        "EXPLAIN (FORMAT JSON) " + query, {"commune": cid, "width": 1.0, "min_m2": 0.1}
+    )
+    plan = (await cur.fetchone())[0][0]["Plan"]
+    joins = _joins_parcels_to_parcels(plan)
+    assert len(joins) == 1, json.dumps(plan)[:3000]
+    inner = next(c for c in joins[0]["Plans"] if c["Parent Relationship"] == "Inner")
+    assert inner["Node Type"] == "Index Scan" and inner["Index Name"] == "parcels_geom_idx", inner
+    assert "Plans" not in inner, inner
 
 
 # --- candidates ----------------------------------------------------------------------------

@@ -22,9 +22,14 @@ import pytest
 import shapely
 from psycopg import AsyncConnection
 
-from geo_comuna import accounts
+from geo_comuna import accounts, work
+from geo_comuna.analysis.base import Analysis, Once, Result, Unfinished, answer
+from geo_comuna.analysis.registry import all_analyses
+from geo_comuna.db.versions import VersionedCache
+from geo_comuna.features.query import require_commune
 from geo_comuna.features.write import row_version
 from geo_comuna.layers import LAYERS
+from geo_comuna.maps import data
 from geo_comuna.maps.package import (
     GPKG,
     INFO_TABLE,
@@ -33,7 +38,9 @@ from geo_comuna.maps.package import (
     README,
     REPORTS,
     STYLES_TABLE,
+    build_package,
     clipped,
+    readme,
 )
 from geo_comuna.maps.styles import Styles
 from geo_comuna.settings import Settings
@@ -189,6 +196,59 @@ async def test_unknown_commune_is_404(conn: AsyncConnection, settings: Settings)
     assert r.status_code == 404
     assert r.headers["content-type"].startswith("application/problem+json")
     assert "NO-SUCH-COMMUNE" in r.text
+
+
+async def test_each_analysis_is_asked_for_once(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """The report's summaries and maps, in two languages, want every analysis four times:
+    the package asks the app's cache (or computes, in the CLI) once for each answer."""
+    cache = VersionedCache()
+    commune_id = await require_commune(conn, COMMUNE)
+    with work.scope(work.limits(), None, None, cache):
+        done = await build_package(
+            conn, commune_id, tmp_path / "p.zip", settings, accounts.EVERYWHERE
+        )
+    asked = [key for key, _ in cache._entries if key[0] == "analysis"]
+    assert sorted(name for _, name, *_ in asked) == sorted(
+        name
+        for name in ("land-recovery", "water-hookups", "electricity-gaps", "stair-access")
+        if name in all_analyses()
+    )
+    assert cache.hits == 0
+    assert done.unfinished == {}
+
+
+async def test_an_analysis_that_cannot_finish_is_said_once(conn: AsyncConnection) -> None:
+    """An analysis the statement timeout cancels is tried once however many pages want it,
+    raised to each as Unfinished with the reason in Spanish and English, and README.txt
+    names it in both."""
+    runs: list[int] = []
+
+    async def slow(conn: AsyncConnection, commune_id: int, params: object) -> Result:
+        runs.append(commune_id)
+        async with conn.transaction():  # a savepoint: the test's own transaction lives on
+            await conn.execute("SET LOCAL statement_timeout = 50")
+            await conn.execute("SELECT pg_sleep(5)")
+        return Result({})
+
+    real = all_analyses()["land-recovery"]
+    analysis = Analysis(real.name, real.title_es, real.title_en, real.params, slow, real.reads)
+    commune_id = await require_commune(conn, COMMUNE)
+    answers = Once()
+    with work.caching(answers):
+        for _ in range(4):
+            with pytest.raises(Unfinished) as caught:
+                await answer(analysis, conn, commune_id, real.params())
+    assert runs == [commune_id]
+    assert answers.failed == {"land-recovery": caught.value}
+    assert "GEO_COMUNA_STATEMENT_TIMEOUT_MS" in caught.value.told("en")
+    info = await data.commune_info(conn, commune_id)
+    text = readme(info, {"parcels": 1}, True, list(answers.failed.values()))
+    assert f"{real.title_es}: {caught.value.es}" in text
+    assert f"{real.title_en}: {caught.value.en}" in text
+    assert "no terminó" in text and "did not finish" in text
+    assert "Recuperación" not in readme(info, {"parcels": 1}, True)
 
 
 def test_cli_package(own_db: str, tmp_path: Path) -> None:

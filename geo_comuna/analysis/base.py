@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -19,11 +20,12 @@ from importlib import resources
 from typing import Any
 
 import orjson
+import psycopg
 from psycopg import AsyncConnection
 from pydantic import BaseModel, ValidationError
 
 from geo_comuna import work
-from geo_comuna.errors import InvalidInput
+from geo_comuna.errors import GeoComunaError, InvalidInput
 from geo_comuna.io.formulas import neutralise
 from geo_comuna.layers import Layer
 
@@ -142,6 +144,87 @@ async def answer(
     return await cache.get_or_compute(
         conn, key, analysis.reads, lambda: analysis.run(conn, commune_id, params)
     )
+
+
+log = logging.getLogger("geo_comuna.analysis")
+
+
+class Unfinished(GeoComunaError):
+    """An analysis that did not finish (the statement timeout cancelled one of its queries,
+    or it failed), with the reason in Spanish and English: a page or a package says so in its
+    reader's language rather than leave the analysis out. (A typed error's own message is
+    English only: it stands in both.)"""
+
+    status, code = 503, "analysis-unfinished"
+
+    def __init__(self, name: str, es: str, en: str) -> None:
+        super().__init__(en)
+        self.name, self.es, self.en = name, es, en
+
+    def told(self, lang: str) -> str:
+        return self.es if lang == "es" else self.en
+
+
+def unfinished(name: str, exc: Exception) -> Unfinished:
+    """``exc``, raised by analysis ``name``, as an Unfinished saying why in both languages."""
+    if isinstance(exc, Unfinished):
+        return exc
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return Unfinished(
+            name,
+            "no terminó: una de sus consultas pasó del tiempo máximo que la base de datos da a "
+            "una consulta (GEO_COMUNA_STATEMENT_TIMEOUT_MS)",
+            "it did not finish: one of its queries went past the most time the database gives "
+            "a query (GEO_COMUNA_STATEMENT_TIMEOUT_MS)",
+        )
+    if isinstance(exc, GeoComunaError):
+        return Unfinished(name, exc.message, exc.message)
+    return Unfinished(
+        name, "falló al calcularse (ver el registro)", "it failed to run (see the log)"
+    )
+
+
+@dataclass
+class Once:
+    """Answers kept for one piece of work that asks for the same ones several times (a
+    package: its report and the report's maps, in two languages). Each is computed once and
+    so is each failure: an analysis that cannot finish is tried once, not once per page, and
+    ``failed`` names it so the package can say so. An analysis' failure is raised as
+    Unfinished; answers come through ``inner`` (the app's cache) when there is one.
+    Installed with work.caching(); answer() and the other cached reads use it unchanged."""
+
+    inner: Any = None
+    #: analysis name -> why it has no answer
+    failed: dict[str, Unfinished] = field(default_factory=dict)
+    _kept: dict[Any, tuple[Any, Exception | None]] = field(default_factory=dict)
+
+    async def get_or_compute(
+        self,
+        conn: AsyncConnection,
+        key: Any,
+        tables: Iterable[str],
+        compute: Callable[[], Awaitable[Any]],
+    ) -> Any:
+        if key not in self._kept:
+            try:
+                value = await (
+                    compute()
+                    if self.inner is None
+                    else self.inner.get_or_compute(conn, key, tables, compute)
+                )
+                self._kept[key] = (value, None)
+            except Exception as exc:
+                if not (isinstance(key, tuple) and key[:1] == ("analysis",)):
+                    raise
+                if not isinstance(exc, GeoComunaError | psycopg.errors.QueryCanceled):
+                    log.exception("analysis %s failed", key[1])
+                why = unfinished(key[1], exc)
+                self.failed[key[1]] = why
+                self._kept[key] = (None, why)
+        value, failure = self._kept[key]
+        if failure is not None:
+            raise failure
+        return value
 
 
 def parse_params(

@@ -40,8 +40,10 @@ import pyarrow as pa
 import pyogrio
 from psycopg import AsyncConnection, sql
 
-from geo_comuna import __version__
+from geo_comuna import __version__, work
 from geo_comuna.accounts import Access
+from geo_comuna.analysis.base import Once, Unfinished
+from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.db.migrate import current_version
 from geo_comuna.db.versions import versions
 from geo_comuna.errors import InvalidInput
@@ -93,6 +95,8 @@ class PackageReport:
     #: features per layer
     layers: dict[str, int] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    #: analyses that could not be computed, and why (the report and README.txt say so too)
+    unfinished: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -214,8 +218,14 @@ def steady_ids(html: str) -> str:
     return _ELEMENT_ID.sub(lambda m: ids.setdefault(m[0], f"{len(ids):032x}"), html)
 
 
-def readme(info: data.CommuneInfo, counts: dict[str, int], complete: bool) -> str:
-    """README.txt: the template in geo_comuna/maps/templates/package_readme.txt, filled."""
+def readme(
+    info: data.CommuneInfo,
+    counts: dict[str, int],
+    complete: bool,
+    unfinished: list[Unfinished] | None = None,
+) -> str:
+    """README.txt: the template in geo_comuna/maps/templates/package_readme.txt, filled;
+    ``unfinished``: the analyses that could not be computed, named in both languages."""
     text = resources.files("geo_comuna.maps").joinpath("templates", "package_readme.txt")
     layers = "\n".join(
         f"  - {name}: {LAYERS[name].title.es} / {LAYERS[name].title.en} ({n})"
@@ -232,8 +242,32 @@ def readme(info: data.CommuneInfo, counts: dict[str, int], complete: bool) -> st
         )
     )
     return text.read_text(encoding="utf-8").format(
-        name=info.name, code=info.code, layers=layers, partial=partial, **_names()
+        name=info.name,
+        code=info.code,
+        layers=layers,
+        partial=partial,
+        unfinished_es=_unfinished(unfinished or [], "es"),
+        unfinished_en=_unfinished(unfinished or [], "en"),
+        **_names(),
     )
+
+
+def _unfinished(failures: list[Unfinished], lang: str) -> str:
+    """The README's list of analyses the report lacks, in ``lang`` (empty when none)."""
+    if not failures:
+        return ""
+    installed = all_analyses()
+    lines = [
+        "",
+        "ATENCIÓN: análisis que no se pudieron calcular (el informe tampoco los tiene):"
+        if lang == "es"
+        else "NOTE: analyses that could not be computed (the report lacks them too):",
+    ]
+    for why in failures:
+        analysis = installed.get(why.name)
+        title = why.name if analysis is None else getattr(analysis, f"title_{lang}")
+        lines.append(f"  - {title}: {why.told(lang)}")
+    return "\n".join(lines) + "\n"
 
 
 def _names() -> dict[str, str]:
@@ -298,7 +332,7 @@ async def write_gpkg(
 
 async def write_pages(
     conn: AsyncConnection,
-    work: Path,
+    folder: Path,
     commune_id: int,
     settings: Settings,
     access: Access,
@@ -319,7 +353,7 @@ async def write_pages(
                 web_assets_dir=settings.web_assets_dir,
             )
             html = await build(conn, commune_id, page, styles)
-            (work / name).write_text(steady_ids(html), encoding="utf-8")
+            (folder / name).write_text(steady_ids(html), encoding="utf-8")
 
 
 async def build_package(
@@ -339,18 +373,28 @@ async def build_package(
     styles = Styles.load(settings.styles_path)
     info = await data.commune_info(conn, commune_id)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".package-") as scratch:
-        work = Path(scratch)
-        counts, written = await write_gpkg(conn, work / GPKG, info, access, styles, say)
+        folder = Path(scratch)
+        counts, written = await write_gpkg(conn, folder / GPKG, info, access, styles, say)
         for lang, name in PROJECTS.items():
             title = f"{info.name} — {'trabajo de campo' if lang == 'es' else 'field work'}"
             text = project(styles, written, GPKG, title, lang, WGS84, info.bounds)
-            (work / name).write_text(text, encoding="utf-8")
-        await write_pages(conn, work, commune_id, settings, access, styles, say)
+            (folder / name).write_text(text, encoding="utf-8")
+        # the report's summaries and maps, in two languages, ask for each analysis four
+        # times: computed once, a failure kept and said in README.txt
+        answers = Once(work.cache())
+        with work.caching(answers):
+            await write_pages(conn, folder, commune_id, settings, access, styles, say)
+        unfinished = list(answers.failed.values())
         complete = access.member_of(commune_id)
-        (work / README).write_text(readme(info, counts, complete), encoding="utf-8")
+        (folder / README).write_text(readme(info, counts, complete, unfinished), encoding="utf-8")
         files = [README, GPKG, *PROJECTS.values(), *MAPS.values(), *REPORTS.values()]
         say(f"zipping {len(files)} files")
-        await asyncio.to_thread(_zip, work, files, target)
+        await asyncio.to_thread(_zip, folder, files, target)
     return PackageReport(
-        info.code, str(target), counts, files, round(time.perf_counter() - started, 3)
+        info.code,
+        str(target),
+        counts,
+        files,
+        {why.name: why.en for why in unfinished},
+        round(time.perf_counter() - started, 3),
     )

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 
 from geo_comuna.accounts import Access
 from geo_comuna.analysis import disclosure as analysis_disclosure
-from geo_comuna.analysis.base import answer
+from geo_comuna.analysis.base import Unfinished, answer
 from geo_comuna.analysis.figures import figures
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.errors import GeoComunaError, NotFound
@@ -124,6 +124,10 @@ async def _analysis_summaries(
                 conn, analysis, commune_id, result, access
             )
             entry["summary"] = figures(name, result.summary, lang, number(lang))
+        except Unfinished as exc:
+            entry["error"] = (
+                f"no disponible: {exc.es}" if lang == "es" else f"not available: {exc.en}"
+            )
         except GeoComunaError as exc:
             entry["error"] = exc.message
         except Exception:  # one broken analysis must not take the report down; logged
