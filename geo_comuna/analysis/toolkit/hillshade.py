@@ -15,8 +15,8 @@ from typing import Literal
 
 import numpy as np
 import pyproj
-import rasterio.warp
 import rasterio.features
+import rasterio.warp
 import shapely
 from affine import Affine
 from psycopg import AsyncConnection
@@ -56,6 +56,7 @@ class Params(BaseModel):
         True,
         description="transparent outside the commune's boundary (false: the whole DEM)",
     )
+
 
 #: sub-pixels per pixel side when the clip boundary is rasterised (its edge's anti-aliasing)
 CLIP_SUPERSAMPLE = 4
