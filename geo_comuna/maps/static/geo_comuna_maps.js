@@ -191,7 +191,8 @@
 
   /* Place and feature names (points with properties label and rank) as text on the map.
    * Where two overlap, the one with the lower spec.rank, then the lower feature rank, is
-   * kept and the other hidden; checked again at every zoom. */
+   * kept and the other hidden, as is a name under a control (legend, layer list); checked
+   * again at every zoom and pan. */
   G.labelSets = [];
   G.labels = function (spec, data) {
     var group = L.layerGroup();
@@ -232,7 +233,13 @@
       g.eachLayer(function (m) { markers.push([g.gcRank, m.gcRank, m]); });
     });
     markers.sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; });
-    var kept = [];
+    // the controls (legend, layer list, title bar) hide what lies under them
+    var kept = Array.prototype.map.call(
+      map.getContainer().querySelectorAll(".leaflet-control, .gc-bar"),
+      function (c) { return c.getBoundingClientRect(); });
+    if (document.querySelector(".gc-bar")) {
+      kept.push(document.querySelector(".gc-bar").getBoundingClientRect());
+    }
     markers.forEach(function (entry) {
       var el = entry[2].getElement();
       if (!el || !el.firstChild) { return; }
@@ -250,21 +257,21 @@
    * until asked for, so a map opened with no network requests nothing; when its tiles
    * cannot load, it is switched off again and a note says so. */
   G.basemap = function (map, url, options, text) {
-    var layer = L.tileLayer(url, options), failed = false;
+    var layer = L.tileLayer(url, options), note = null;
     layer.on("tileerror", function () {
-      if (failed) { return; }
-      failed = true;
+      if (!map.hasLayer(layer)) { return; }
       map.removeLayer(layer);
-      var note = L.control({ position: "bottomright" });
-      note.onAdd = function () {
-        var div = L.DomUtil.create("div", "gc-note leaflet-control");
-        div.textContent = text.offline;
-        div.setAttribute("role", "status");
-        return div;
-      };
-      note.addTo(map);
+      if (!note) {
+        note = L.control({ position: "bottomright" });
+        note.onAdd = function () {
+          var div = L.DomUtil.create("div", "gc-note leaflet-control");
+          div.textContent = text.offline;
+          div.setAttribute("role", "status");
+          return div;
+        };
+        note.addTo(map);
+      }
     });
-    layer.on("add", function () { failed = false; });
     return layer;
   };
 
@@ -406,6 +413,7 @@
         var folded = !div.classList.contains("gc-folded");
         fold(folded);
         remember(folded);
+        if (map.gcDeclutter) { map.gcDeclutter(); }  // names it uncovered, or now covers
       });
       L.DomEvent.disableClickPropagation(div);
       L.DomEvent.disableScrollPropagation(div);
