@@ -200,6 +200,19 @@ async def national_labels(conn: AsyncConnection, tolerance: float = 0.01) -> str
     return (await cur.fetchone())[0] or EMPTY
 
 
+async def values_present(conn: AsyncConnection, layer: Layer, attribute: str) -> set[str] | None:
+    """The values of a public attribute that some feature has (None for a members-only
+    one: its legend keeps every value, telling nothing about who has which)."""
+    if layer.attribute(attribute) is None or layer.members_only(attribute):
+        return None
+    cur = await conn.execute(
+        sql.SQL("SELECT DISTINCT {a}::text FROM {t} WHERE {a} IS NOT NULL").format(
+            a=sql.Identifier(attribute), t=sql.Identifier(layer.table)
+        )
+    )
+    return {row[0] for row in await cur.fetchall()}
+
+
 async def national_bounds(conn: AsyncConnection) -> tuple[float, float, float, float] | None:
     """The states' extent, leaving out parts under 1 km² (Isla de Aves, 500 km out in the
     Caribbean, would otherwise shrink the country to a corner of the frame)."""

@@ -196,11 +196,13 @@ def legend_section(
     )
 
 
-def theme_legend(styles: Styles, theme: Theme, lang: str, *, shown: bool) -> str:
+def theme_legend(
+    styles: Styles, theme: Theme, lang: str, *, shown: bool, present: set[str] | None = None
+) -> str:
     return legend_section(
         theme.id,
         styles.legend_title(theme, lang),
-        styles.legend_entries(theme, lang),
+        styles.legend_entries(theme, lang, present),
         theme.layer.geometry_type,
         shown=shown,
     )

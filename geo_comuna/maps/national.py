@@ -229,4 +229,5 @@ async def _add_exchanges(
             spec["casing"] = casing
         name = f"{styles.legend_title(theme, page.lang)} ({count_label(n, page.lang)})"
         ThemedLayer(name, spec, "geojson", holder.get_name(), show=theme.show).add_to(m)
-        legend.append(theme_legend(styles, theme, page.lang, shown=theme.show))
+        present = await data.values_present(conn, exchanges, theme.by)
+        legend.append(theme_legend(styles, theme, page.lang, shown=theme.show, present=present))

@@ -334,7 +334,7 @@ FILLS = 0.8
 
 
 @pytest.mark.parametrize("lang", ["en", "es"])
-def test_national_map(page: Any, server: str, lang: str) -> None:
+def test_national_map(page: Any, server: str, db_conninfo: str, lang: str) -> None:
     visit = open_map(
         page, f"{server}/maps/national?lang={lang}", screenshot=ARTIFACTS / f"national-{lang}.png"
     )
@@ -354,6 +354,11 @@ def test_national_map(page: Any, server: str, lang: str) -> None:
     legend = page.evaluate("() => document.querySelector('.gc-legend').innerText")
     one, many = ("commune", "communes") if en else ("comuna", "comunas")
     assert f"1 {one}\n" in legend and f"1 {many}" not in legend and f"2 {many}" in legend
+    # the exchanges' legend names the products exchanged, not every product there is
+    with psycopg.connect(db_conninfo) as conn:
+        products = conn.execute("SELECT count(DISTINCT product) FROM exchanges").fetchone()[0]
+    shown = page.locator("[data-gc-layer=exchanges-product] li").count()
+    assert 0 < shown == products, (shown, products)
     claim = "Guayana Esequiba (claim area)" if en else "Zona en Reclamación"
     assert {claim, "Zulia", "Bolívar", "Apure", "El Maizal"} <= set(visit.state["labels"])
     # most names shown; those that would overlap a bigger one hidden until zoomed in
