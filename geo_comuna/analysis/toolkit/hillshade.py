@@ -58,8 +58,10 @@ class Params(BaseModel):
     )
 
 
-#: sub-pixels per pixel side when the clip boundary is rasterised (its edge's anti-aliasing)
+#: sub-pixels per pixel side when the clip boundary is rasterised (its edge's anti-aliasing),
+#: fewer for a big picture so the sub-pixel grid stays under CLIP_MAX_SIDE on a side
 CLIP_SUPERSAMPLE = 4
+CLIP_MAX_SIDE = 4096
 
 
 def illumination(
@@ -118,8 +120,8 @@ def coverage(
     outline: shapely.Geometry, crs: str, transform: Affine, shape: tuple[int, int]
 ) -> np.ndarray:
     """Share (0..1) of each pixel of the grid inside ``outline`` (lon/lat), counted on
-    CLIP_SUPERSAMPLE x CLIP_SUPERSAMPLE sub-pixels: a soft edge instead of a staircase."""
-    k = CLIP_SUPERSAMPLE
+    up to CLIP_SUPERSAMPLE x CLIP_SUPERSAMPLE sub-pixels: a soft edge instead of a staircase."""
+    k = max(1, min(CLIP_SUPERSAMPLE, CLIP_MAX_SIDE // max(shape)))
     to_crs = pyproj.Transformer.from_crs(4326, crs, always_xy=True)
     projected = shapely.transform(outline, lambda xy: np.column_stack(to_crs.transform(*xy.T)))
     height, width = shape
