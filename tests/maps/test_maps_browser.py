@@ -453,6 +453,24 @@ def test_standalone_works_with_the_network_cut(
     context.close()
 
 
+def test_standalone_national_map_offline(browser: Any, server: str, tmp_path: Path) -> None:
+    """The national file carries its names and the claim area; nothing reaches the network."""
+    html = httpx.get(f"{server}/maps/national", params={"standalone": "true"}, timeout=60).text
+    path = tmp_path / "national.html"
+    path.write_text(html, encoding="utf-8")
+    context = browser.new_context(viewport=VIEWPORT)
+    blocked = offline(context)
+    context.set_offline(True)
+    visit = open_map(
+        context.new_page(), path.as_uri(), screenshot=ARTIFACTS / "standalone-offline-national.png"
+    )
+    check(visit, layers=["Comunas por estado", "Zona en Reclamación"], legend=["claim-area"])
+    assert "Zona en Reclamación" in visit.state["labels"]
+    assert "Mapa base en línea" not in visit.state["layers"]
+    assert blocked == []
+    context.close()
+
+
 def test_standalone_big_layers_offline(
     browser: Any, tiled_server: str, tmp_path: Path, member_headers: dict[str, str]
 ) -> None:
