@@ -1,5 +1,5 @@
-"""Screenshots of the 5 de Marzo and El Maizal commune maps and of the pages for people, for the
-README (docs/img/*.png).
+"""Screenshots of the 5 de Marzo and El Maizal commune maps, the national map and the pages for
+people, for the README (docs/img/*.png).
 
     .venv/bin/python docs/make_screenshots.py
 
@@ -32,6 +32,7 @@ MAX_BYTES = 300_000
 SHOTS = {
     "map-5-de-marzo.png": "/maps/communes/5-DE-MARZO?lang=es&embed=true",
     "map-el-maizal.png": "/maps/communes/EL-MAIZAL?lang=en&embed=true",
+    "map-national.png": "/maps/national?lang=es&embed=true",
     "page-home-es.png": "/?lang=es",
     "page-parcels-en.png": "/collections/parcels/items?commune=EL-MAIZAL&limit=50&f=html&lang=en",
 }

@@ -317,6 +317,13 @@ async def test_hillshade_png_for_leaflet(client: httpx.AsyncClient, conn: AsyncC
     with rasterio.MemoryFile(response.content) as mem, mem.open() as png:
         gray, alpha = png.read()
     assert png.count == 2 and gray[alpha > 0].min() >= 1
+    # clipped to the commune: clear in the DEM's corners, a soft (partly opaque) edge
+    assert alpha[0, 0] == alpha[-1, -1] == 0 and alpha.max() == 255
+    assert ((alpha > 0) & (alpha < 255)).sum() > 0
+    whole = await client.get("/communes/5-DE-MARZO/hillshade.png?clip=false")
+    with rasterio.MemoryFile(whole.content) as mem, mem.open() as png:
+        _, whole_alpha = png.read()
+    assert whole_alpha.shape == alpha.shape and (whole_alpha > 0).sum() > (alpha > 0).sum()
     shade, bounds = hillshade(dem)
     assert shade.dtype == np.uint8 and bounds == pytest.approx(dem.footprint.bounds)
     small, _ = hillshade_png(dem, ShadeParams(crs="EPSG:4326", max_size=64))

@@ -17,11 +17,10 @@ from typing import Annotated, Any, BinaryIO
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import Response
 
-from geo_comuna import work
 from geo_comuna.accounts import writing
 from geo_comuna.analysis.toolkit.dem import dem_for
 from geo_comuna.analysis.toolkit.hillshade import Params as HillshadeParams
-from geo_comuna.analysis.toolkit.hillshade import hillshade_png
+from geo_comuna.analysis.toolkit.hillshade import commune_hillshade
 from geo_comuna.api.deps import Commune, Conn, ScratchDep, Writer
 from geo_comuna.api.scratch import client_name
 from geo_comuna.errors import Forbidden, InvalidInput
@@ -99,10 +98,11 @@ async def list_dems(conn: Conn, commune_id: Commune) -> dict[str, Any]:
 async def hillshade(
     conn: Conn, commune_id: Commune, params: Annotated[HillshadeParams, Query()]
 ) -> Response:
-    """A grey + alpha PNG (transparent off the DEM) for a Leaflet ``L.imageOverlay``; its
-    lon/lat corners are in the ``X-Bounds`` header as ``west,south,east,north``."""
+    """A grey + alpha PNG (transparent off the DEM and, unless ``clip=false``, outside the
+    commune) for a Leaflet ``L.imageOverlay``; its lon/lat corners are in the ``X-Bounds``
+    header as ``west,south,east,north``."""
     dem = await dem_for(conn, commune_id)
-    png, bounds = await work.cpu(hillshade_png, dem, params)
+    png, bounds = await commune_hillshade(conn, commune_id, dem, params)
     return Response(
         png,
         media_type="image/png",

@@ -14,8 +14,7 @@ from urllib.parse import quote
 import folium
 from psycopg import AsyncConnection
 
-from geo_comuna import work
-from geo_comuna.analysis.toolkit.hillshade import hillshade_png
+from geo_comuna.analysis.toolkit.hillshade import commune_hillshade
 from geo_comuna.io import dems
 from geo_comuna.maps.data import CommuneInfo
 from geo_comuna.maps.elements import ThemedLayer, js, legend_section
@@ -25,11 +24,11 @@ from geo_comuna.maps.styles import Styles
 
 async def _render(conn: AsyncConnection, commune_id: int) -> tuple[bytes, tuple] | None:
     """(PNG bytes, lon/lat bounds w, s, e, n) of the commune's hillshade (Web Mercator, as
-    Leaflet overlays it), or None when the commune has no DEM."""
+    Leaflet overlays it; clipped to the commune), or None when the commune has no DEM."""
     found = await dems.for_commune(conn, commune_id)
     if found is None:
         return None
-    png, bounds = await work.cpu(hillshade_png, found)
+    png, bounds = await commune_hillshade(conn, commune_id, found)
     return png, tuple(bounds)
 
 

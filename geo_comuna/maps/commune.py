@@ -1,4 +1,5 @@
-"""The commune map: boundary and the state lines it crosses, then every layer the registry
+"""The commune map: boundary and the state lines it crosses, with the states' names on
+either side and the commune's own name, then every layer the registry
 draws on it (``Layer.commune_map``: parcels by tenure, greenhouses, water mains, power lines,
 paths with stairways, dwellings by water and by electricity, production units, facilities).
 
@@ -18,7 +19,14 @@ from psycopg import AsyncConnection
 from geo_comuna.features.query import Filters
 from geo_comuna.layers import COMMUNES, commune_map_layers
 from geo_comuna.maps import basemap, data
-from geo_comuna.maps.draw import add_aggregate, add_layer, add_overlay, overlay_spec, shows_homes
+from geo_comuna.maps.draw import (
+    add_aggregate,
+    add_labels,
+    add_layer,
+    add_overlay,
+    overlay_spec,
+    shows_homes,
+)
 from geo_comuna.maps.page import Page, finish, new_map
 from geo_comuna.maps.styles import Styles
 from geo_comuna.tenure import records
@@ -42,6 +50,8 @@ async def commune_map(
         else:
             notes.append(await add_aggregate(m, conn, page, styles, layer, commune_id, legend))
     await add_records(m, conn, page, styles, commune_id, legend)
+    # on top: which state lies on each side of the lines (El Maizal: Lara or Portuguesa)
+    add_labels(m, page, "names", await data.state_labels(conn, commune_id))
     note = " ".join(n for n in notes if n) or None
     return finish(m, page, legend, title=info.name, links=commune_links(page, info.code), note=note)
 

@@ -184,10 +184,42 @@ async def value_range(
     return None if row is None or row[0] is None else (float(row[0]), float(row[1]))
 
 
+async def state_labels(conn: AsyncConnection, commune_id: int) -> str:
+    """Names for a commune's map: the commune's (at the top of its outline) and each state
+    on it or around it: on its side of the commune where a state line crosses it, else beside
+    the commune (FeatureCollection text; label, kind, rank)."""
+    cur = await conn.execute(
+        _sql("state_labels.sql"), {"commune": commune_id, "decimals": DECIMALS}
+    )
+    return (await cur.fetchone())[0] or EMPTY
+
+
+async def national_labels(conn: AsyncConnection, tolerance: float = 0.01) -> str:
+    """Names for the national map: states, then communes (label, kind, rank)."""
+    cur = await conn.execute(_sql("national_labels.sql"), {"tolerance": tolerance, "decimals": 4})
+    return (await cur.fetchone())[0] or EMPTY
+
+
+async def values_present(conn: AsyncConnection, layer: Layer, attribute: str) -> set[str] | None:
+    """The values of a public attribute that some feature has (None for a members-only
+    one: its legend keeps every value, telling nothing about who has which)."""
+    if layer.attribute(attribute) is None or layer.members_only(attribute):
+        return None
+    cur = await conn.execute(
+        sql.SQL("SELECT DISTINCT {a}::text FROM {t} WHERE {a} IS NOT NULL").format(
+            a=sql.Identifier(attribute), t=sql.Identifier(layer.table)
+        )
+    )
+    return {row[0] for row in await cur.fetchall()}
+
+
 async def national_bounds(conn: AsyncConnection) -> tuple[float, float, float, float] | None:
+    """The states' extent, leaving out parts under 1 km² (Isla de Aves, 500 km out in the
+    Caribbean, would otherwise shrink the country to a corner of the frame)."""
     cur = await conn.execute(
         "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-        "(SELECT ST_Extent(geom) AS e FROM states) s"
+        "(SELECT ST_Extent(geom) AS e FROM state_parts "
+        "WHERE ST_Area(geom::geography) >= 1e6) s"
     )
     row = await cur.fetchone()
     return None if row is None or row[0] is None else tuple(row)

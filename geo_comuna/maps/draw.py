@@ -234,3 +234,12 @@ def add_overlay(
     legend.append(
         legend_section(spec["id"], "", [(spec["color"], title)], "LineString", shown=True)
     )
+
+
+def add_labels(m: folium.Map, page: Page, spec_id: str, geojson: str) -> None:
+    """Names as text (maps/sql/*_labels.sql: points with label, kind, rank), one layer in the
+    layer control, no legend (the names say what they are)."""
+    holder = Data.from_geojson(geojson)
+    holder.add_to(m)
+    spec = {"id": spec_id, "lang": page.lang, "rank": 0}
+    ThemedLayer(page.t("Nombres", "Names"), spec, "labels", holder.get_name()).add_to(m)

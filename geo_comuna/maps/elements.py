@@ -92,8 +92,9 @@ class ThemedLayer(folium.map.Layer):
     ``kind``: "geojson" (inline data), "sliced" (inline geobuf, tiled in the browser; built on
     first display), "overview" (``source`` is {image, bounds, detail_zoom}, then the lazily
     decoded geobuf, sliced once zoomed in to ``detail_zoom``), "tiles" (vector tiles from the
-    app's /tiles/ URL) or "image" (an overlay such as the hillshade; ``source`` is
-    [url, bounds, opacity]).
+    app's /tiles/ URL), "labels" (names as text, ``source`` points with properties label and
+    rank; overlapping ones hidden by rank) or "image" (an overlay such as the hillshade;
+    ``source`` is [url, bounds, opacity]).
     """
 
     _template = Template("""{% macro script(this, kwargs) %}
@@ -104,6 +105,8 @@ class ThemedLayer(folium.map.Layer):
             return GeoComuna.sliced({{ this.spec }}, {{ this.source }}); });
         {%- elif this.kind == "overview" %}
         var {{ this.get_name() }} = GeoComuna.overview({{ this.spec }}, {{ this.source }});
+        {%- elif this.kind == "labels" %}
+        var {{ this.get_name() }} = GeoComuna.labels({{ this.spec }}, {{ this.source }});
         {%- elif this.kind == "tiles" %}
         var {{ this.get_name() }} = GeoComuna.tiles({{ this.spec }}, {{ this.source }});
         {%- else %}
@@ -134,16 +137,43 @@ class ThemedLayer(folium.map.Layer):
 
 class Legend(Script):
     """The legend control: a section per themed layer (swatch + label per value), in the
-    page's language; a section shows while its layer is on."""
+    page's language; a section shows while its layer is on. A button folds it away (the
+    legend must not hide the map it explains)."""
 
     _template = Template("""{% macro script(this, kwargs) %}
-        GeoComuna.legend({{ this._parent.get_name() }}, {{ this.html }});
+        GeoComuna.legend({{ this._parent.get_name() }}, {{ this.html }}, {{ this.words }});
     {% endmacro %}""")
 
-    def __init__(self, sections: list[str]) -> None:
+    def __init__(self, sections: list[str], lang: str = "es") -> None:
         super().__init__()
         self._name = "gc_legend"
         self.html = js("".join(sections))
+        words = (
+            {"show": "Leyenda ▸", "hide": "Leyenda ▾ (ocultar)"}
+            if lang == "es"
+            else {"show": "Legend ▸", "hide": "Legend ▾ (hide)"}
+        )
+        self.words = js(words)
+
+
+class Basemap(folium.map.Layer):
+    """The online basemap (maps/page.py): offered in the layer control, off until asked for,
+    switched off again with a note when its tiles cannot load."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = GeoComuna.basemap({{ this._parent.get_name() }},
+            {{ this.url }}, {{ this.options }}, {{ this.words }});
+    {% endmacro %}""")
+
+    def __init__(self, name: str, url: str, attribution: str, offline: str) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=False)
+        self._name = "gc_basemap"
+        self.url = js(url)
+        self.options = js({"attribution": attribution, "maxZoom": 21, "maxNativeZoom": 19})
+        self.words = js({"offline": offline})
+
+    def render(self, **kwargs: Any) -> None:
+        Script.render(self, **kwargs)
 
 
 def legend_section(
@@ -166,11 +196,13 @@ def legend_section(
     )
 
 
-def theme_legend(styles: Styles, theme: Theme, lang: str, *, shown: bool) -> str:
+def theme_legend(
+    styles: Styles, theme: Theme, lang: str, *, shown: bool, present: set[str] | None = None
+) -> str:
     return legend_section(
         theme.id,
         styles.legend_title(theme, lang),
-        styles.legend_entries(theme, lang),
+        styles.legend_entries(theme, lang, present),
         theme.layer.geometry_type,
         shown=shown,
     )

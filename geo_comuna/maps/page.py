@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import folium
 from markupsafe import escape
 
 from geo_comuna.accounts import PUBLIC, Access, User
 from geo_comuna.maps import assets
-from geo_comuna.maps.elements import Done, Legend, MetricScale, Note, raw_html
+from geo_comuna.maps.elements import Basemap, Done, Legend, MetricScale, Note, raw_html
 from geo_comuna.maps.styles import STYLES_PATH, Styles
 
 Lang = Literal["es", "en"]
@@ -55,11 +56,27 @@ class Page:
         return es if self.lang == "es" else en
 
 
+OSM_ATTRIBUTION = (
+    '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+)
+
+
+def attribution(tile_url: str) -> str:
+    """The credit a basemap's tiles must carry: OpenStreetMap's for its tiles (its tile usage
+    policy asks for it), else the tile server's host name (escaped: Leaflet shows it as HTML)."""
+    host = urlsplit(tile_url.replace("{s}", "a")).hostname or ""
+    if host == "openstreetmap.org" or host.endswith(".openstreetmap.org"):
+        return OSM_ATTRIBUTION
+    return str(escape(host or tile_url))
+
+
 def new_map(
     page: Page, styles: Styles, bounds: tuple[float, float, float, float] | None
 ) -> folium.Map:
-    """A folium map with no CDN libraries, fitted to lon/lat ``bounds``; with a tile basemap
-    only when one is configured and the page is not standalone."""
+    """A folium map with no CDN libraries, fitted to lon/lat ``bounds`` (in quarter zoom
+    steps, so a country fills the frame); an online basemap is offered (off until asked for,
+    so nothing is fetched from elsewhere by default) only when GEO_COMUNA_TILE_URL names one
+    and the page is not standalone."""
     if bounds is None:
         bounds = (-73.4, 0.6, -59.8, 12.2)  # Venezuela
     w, s, e, n = bounds
@@ -68,19 +85,22 @@ def new_map(
         zoom_start=12,
         tiles=None,
         max_zoom=21,
+        zoom_snap=0.25,
+        zoom_delta=0.5,
     )
     MetricScale().add_to(m)
     # per instance: folium's class defaults point at CDNs; assets.tags() links our own copies
     m.default_js = []
     m.default_css = []
     if page.tile_url and not page.standalone:
-        folium.TileLayer(
-            tiles=page.tile_url,
-            attr="GEO_COMUNA_TILE_URL",
-            name=page.t("Mapa base", "Basemap"),
-            max_zoom=21,
-            overlay=False,
-            control=False,
+        Basemap(
+            page.t("Mapa base en línea", "Online basemap"),
+            page.tile_url,
+            attribution(page.tile_url),
+            page.t(
+                "Mapa base no disponible (¿sin conexión?): el mapa sigue sin él.",
+                "Basemap unavailable (offline?): the map carries on without it.",
+            ),
         ).add_to(m)
     fit = folium.FitBounds([[s, w], [n, e]], padding=(12, 12))
     # no zoom animation: layers added during one would first fetch tiles at zoom_start
@@ -107,7 +127,7 @@ def finish(
     if note:
         Note(note).add_to(m)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
-    Legend(legend_sections).add_to(m)
+    Legend(legend_sections, page.lang).add_to(m)
     Done().add_to(m)
     root = m.get_root()
     head = assets.tags(

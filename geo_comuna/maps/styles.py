@@ -159,14 +159,18 @@ class Styles:
         attr = theme.layer.attribute(theme.by)
         return f"{theme.layer.title.get(lang)} — {attr.title.get(lang) if attr else theme.by}"
 
-    def legend_entries(self, theme: Theme, lang: str) -> list[tuple[str, str]]:
-        """(colour, label) per allowed value, in the registry's order."""
+    def legend_entries(
+        self, theme: Theme, lang: str, present: set[str] | None = None
+    ) -> list[tuple[str, str]]:
+        """(colour, label) per allowed value, in the registry's order; only the values in
+        ``present`` when given (a legend explains what the map shows, not every value)."""
         attr = theme.layer.attribute(theme.by)
         if attr is None or attr.domain is None:
             return []
         return [
             (theme.colours.get(v, FALLBACK_COLOUR), self.value_label(attr.domain, v, lang))
             for v in attr.domain.values
+            if present is None or v in present
         ]
 
     def spec(self, theme: Theme, lang: str) -> dict[str, Any]:

@@ -44,6 +44,9 @@ INSPECT_JS = """() => {
         drawn: window.GeoComuna ? window.GeoComuna.drawn : null,
         ready_ms: window.GeoComuna ? window.GeoComuna.readyAt : null,
         note: text('.gc-note').join(' '),
+        // names on the map that are not hidden by a bigger one they would overlap
+        labels: Array.from(document.querySelectorAll('.gc-label'))
+            .filter((e) => e.style.visibility !== 'hidden').map((e) => e.textContent.trim()),
     };
 }"""
 

@@ -201,6 +201,72 @@ def test_commune_map_el_maizal_in_english(member: Any, server: str) -> None:
     )
     assert visit.state["drawn"]["state-lines"] >= 1  # El Maizal crosses Lara / Portuguesa
     assert "Parcels by tenure" in visit.state["legend_titles"]
+    # each state named on its own side of the line: Lara north of Portuguesa
+    assert {"Lara", "Portuguesa", "El Maizal"} <= set(visit.state["labels"]), visit.state
+    tops = page.evaluate("""() => Object.fromEntries(Array.from(
+        document.querySelectorAll('.gc-label-state span'))
+        .map((e) => [e.textContent, e.getBoundingClientRect().top]))""")
+    assert tops["Lara"] < tops["Portuguesa"]
+
+
+def test_legend_folds_and_stays_folded(page: Any, server: str) -> None:
+    url = f"{server}/maps/communes/EL-MAIZAL?lang=en"
+    visit = open_map(page, url)
+    body = page.locator(".gc-legend-body")
+    assert body.is_visible()
+    page.get_by_role("button", name="Legend").click()
+    assert body.is_hidden() and page.locator(".gc-legend-toggle").text_content() == "Legend ▸"
+    page.screenshot(path=str(ARTIFACTS / "commune-el-maizal-legend-folded-en.png"))
+    open_map(page, url)  # reloaded in the same tab: still folded
+    assert page.locator(".gc-legend-body").is_hidden()
+    page.get_by_role("button", name="Legend").click()
+    assert page.locator(".gc-legend-body").is_visible()
+    assert visit.errors == []
+
+
+@pytest.fixture(scope="module")
+def basemap_server(db_conninfo: str, settings: Settings) -> Iterator[str]:
+    """A server configured with OpenStreetMap's tiles as the online basemap."""
+    osm = settings.model_copy(update={"tile_url": OSM_TILES})
+    with serve(create_app(osm, conninfo=db_conninfo)) as base:
+        yield base
+
+
+OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+
+
+def test_online_basemap_is_offered_and_falls_back_offline(
+    browser: Any, basemap_server: str
+) -> None:
+    """With a basemap configured and no network but our server: nothing is fetched from
+    elsewhere until the reader asks for it (no console error); asked for, it fails cleanly:
+    switched off again with a note, no broken tiles left on the map."""
+    context = browser.new_context(viewport=VIEWPORT)
+    blocked = only_from(context, basemap_server)
+    tab = context.new_page()
+    url = f"{basemap_server}/maps/communes/EL-MAIZAL?lang=en"
+    response = httpx.get(url)
+    assert "https://tile.openstreetmap.org" in response.headers["content-security-policy"]
+    visit = open_map(tab, url, screenshot=ARTIFACTS / "commune-el-maizal-basemap-offline-en.png")
+    assert visit.errors == [] and blocked == []
+    assert "Online basemap" in visit.state["layers"]
+    tab.get_by_label("Online basemap").click()
+    note = tab.get_by_text("Basemap unavailable")
+    note.wait_for(timeout=10_000)
+    assert note.count() == 1
+    assert blocked and all(u.startswith("https://tile.openstreetmap.org/") for u in blocked)
+    assert tab.locator(".leaflet-tile").count() == 0
+    assert not tab.get_by_label("Online basemap").is_checked()
+    context.close()
+
+
+def test_no_basemap_unless_configured(page: Any, server: str) -> None:
+    visit = open_map(page, f"{server}/maps/communes/EL-MAIZAL?lang=en")
+    assert "Online basemap" not in visit.state["layers"]
+    assert (
+        "openstreetmap"
+        not in httpx.get(f"{server}/maps/national").headers["content-security-policy"]
+    )
 
 
 def test_embed_page_fills_an_iframe(page: Any, server: str) -> None:
@@ -247,19 +313,55 @@ def test_only_embed_pages_may_be_framed_by_other_sites(page: Any, server: str) -
     assert embedded.evaluate("() => document.querySelectorAll('.gc-legend').length") == 1
 
 
-def test_national_map(page: Any, server: str) -> None:
+#: the share of the map's frame the country must fill, across or down
+FILLS = 0.8
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_national_map(page: Any, server: str, db_conninfo: str, lang: str) -> None:
     visit = open_map(
-        page, f"{server}/maps/national?lang=en", screenshot=ARTIFACTS / "national-en.png"
+        page, f"{server}/maps/national?lang={lang}", screenshot=ARTIFACTS / f"national-{lang}.png"
     )
+    en = lang == "en"
     check(
         visit,
-        layers=["Communes per state", "Communes by status", "Exchanges by product"],
-        legend=["state-communes", "communes-status", "exchanges-product"],
+        layers=(
+            ["Communes per state", "Communes by status", "Exchanges by product", "Guayana"]
+            if en
+            else ["Comunas por estado", "Comunas por estado", "Intercambios", "Zona en Recl"]
+        ),
+        legend=["state-communes", "communes-status", "exchanges-product", "claim-area"],
     )
     assert visit.state["drawn"]["exchanges-product"] > 0
     assert visit.state["drawn"]["communes-status-points"] >= 9
+    assert visit.state["drawn"]["claim-area"] == 1
     legend = page.evaluate("() => document.querySelector('.gc-legend').innerText")
-    assert "1 commune\n" in legend and "1 communes" not in legend and "2 communes" in legend
+    one, many = ("commune", "communes") if en else ("comuna", "comunas")
+    assert f"1 {one}\n" in legend and f"1 {many}" not in legend and f"2 {many}" in legend
+    # the exchanges' legend names the products exchanged, not every product there is
+    with psycopg.connect(db_conninfo) as conn:
+        products = conn.execute("SELECT count(DISTINCT product) FROM exchanges").fetchone()[0]
+    shown = page.locator("[data-gc-layer=exchanges-product] li").count()
+    assert 0 < shown == products, (shown, products)
+    claim = "Guayana Esequiba (claim area)" if en else "Zona en Reclamación"
+    assert {claim, "Zulia", "Bolívar", "Apure", "El Maizal"} <= set(visit.state["labels"])
+    # most names shown; those that would overlap a bigger one hidden until zoomed in
+    assert len(visit.state["labels"]) >= 20 and "(" not in visit.state["labels"][-1]
+    # the country and its claim area fill the frame (not a corner of it)
+    share = page.evaluate("""() => {
+        const map = Object.values(window).find((v) => v instanceof L.Map);
+        let box = null;
+        map.eachLayer((l) => { if (l.gcId === 'state-communes') { box = l.getBounds(); } });
+        const a = map.latLngToContainerPoint(box.getNorthWest());
+        const b = map.latLngToContainerPoint(box.getSouthEast());
+        const size = map.getSize();
+        return Math.max((b.x - a.x) / size.x, (b.y - a.y) / size.y);
+    }""")
+    assert share > FILLS, share
+    # the claim area is hatched: filled with the stripes' pattern
+    fill = page.evaluate("""() => Array.from(document.querySelectorAll('path'))
+        .map((p) => p.getAttribute('fill')).find((f) => f && f.startsWith('url(#gc-hatch'))""")
+    assert fill and page.locator("pattern[id^=gc-hatch]").count() == 1
 
 
 @pytest.mark.parametrize(
@@ -332,6 +434,24 @@ def test_standalone_works_with_the_network_cut(
     check(visit, layers=["Parcels by tenure", "Dwellings by water"], legend=["parcels-tenure"])
     assert visit.state["paths"] > 100
     assert blocked == []  # nothing even tried to reach the network
+    context.close()
+
+
+def test_standalone_national_map_offline(browser: Any, server: str, tmp_path: Path) -> None:
+    """The national file carries its names and the claim area; nothing reaches the network."""
+    html = httpx.get(f"{server}/maps/national", params={"standalone": "true"}, timeout=60).text
+    path = tmp_path / "national.html"
+    path.write_text(html, encoding="utf-8")
+    context = browser.new_context(viewport=VIEWPORT)
+    blocked = offline(context)
+    context.set_offline(True)
+    visit = open_map(
+        context.new_page(), path.as_uri(), screenshot=ARTIFACTS / "standalone-offline-national.png"
+    )
+    check(visit, layers=["Comunas por estado", "Zona en Reclamación"], legend=["claim-area"])
+    assert "Zona en Reclamación" in visit.state["labels"]
+    assert "Mapa base en línea" not in visit.state["layers"]
+    assert blocked == []
     context.close()
 
 

@@ -1,6 +1,11 @@
 """Hillshade of a commune's DEM for the maps: the surface (Horn's gradient, slope.py) lit
 from an azimuth and an altitude, and a PNG of it warped to Web Mercator (or lon/lat) for a
-Leaflet ImageOverlay, whose corners are the returned lon/lat bounds."""
+Leaflet ImageOverlay, whose corners are the returned lon/lat bounds.
+
+On a map the shade belongs to the commune, not to the DEM's rectangle: the picture is made
+transparent outside the commune's boundary, with an anti-aliased edge (the boundary is
+rasterised at 4x4 sub-pixels and the share covered becomes the alpha), so it neither shows as
+a grey box nor ends in the DEM's cell steps."""
 
 from __future__ import annotations
 
@@ -10,8 +15,11 @@ from typing import Literal
 
 import numpy as np
 import pyproj
+import rasterio.features
 import rasterio.warp
+import shapely
 from affine import Affine
+from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
@@ -44,6 +52,16 @@ class Params(BaseModel):
         "maps; EPSG:4326 is plain lon/lat",
     )
     max_size: int = Field(2048, ge=64, le=8192, description="longest side of the PNG, pixels")
+    clip: bool = Field(
+        True,
+        description="transparent outside the commune's boundary (false: the whole DEM)",
+    )
+
+
+#: sub-pixels per pixel side when the clip boundary is rasterised (its edge's anti-aliasing),
+#: fewer for a big picture so the sub-pixel grid stays under CLIP_MAX_SIDE on a side
+CLIP_SUPERSAMPLE = 4
+CLIP_MAX_SIDE = 4096
 
 
 def illumination(
@@ -98,9 +116,31 @@ def _output_grid(grid: Grid, crs: str) -> tuple[Affine, int, int]:
     return Affine(cell, 0, west, 0, -cell, north), out_w, out_h
 
 
-def hillshade_png(dem: Dem, params: Params | None = None) -> tuple[bytes, Bounds]:
+def coverage(
+    outline: shapely.Geometry, crs: str, transform: Affine, shape: tuple[int, int]
+) -> np.ndarray:
+    """Share (0..1) of each pixel of the grid inside ``outline`` (lon/lat), counted on
+    up to CLIP_SUPERSAMPLE x CLIP_SUPERSAMPLE sub-pixels: a soft edge instead of a staircase."""
+    k = max(1, min(CLIP_SUPERSAMPLE, CLIP_MAX_SIDE // max(shape)))
+    to_crs = pyproj.Transformer.from_crs(4326, crs, always_xy=True)
+    projected = shapely.transform(outline, lambda xy: np.column_stack(to_crs.transform(*xy.T)))
+    height, width = shape
+    fine = rasterio.features.rasterize(
+        [(projected, 1)],
+        out_shape=(height * k, width * k),
+        transform=transform @ Affine.scale(1 / k),
+        fill=0,
+        dtype="uint8",
+    )
+    return fine.reshape(height, k, width, k).mean(axis=(1, 3))
+
+
+def hillshade_png(
+    dem: Dem, params: Params | None = None, outline: shapely.Geometry | None = None
+) -> tuple[bytes, Bounds]:
     """A grey + alpha PNG of the shade warped to ``params.crs`` (bilinear), no side longer
-    than ``params.max_size``, and its lon/lat bounds (west, south, east, north)."""
+    than ``params.max_size``, and its lon/lat bounds (west, south, east, north); with an
+    ``outline`` (lon/lat) and ``params.clip``, transparent outside it."""
     params = params or Params()
     # more cells than twice the picture's pixels per side would only be averaged away
     budget = min(work.limits().max_raster_window_cells, (2 * params.max_size) ** 2)
@@ -124,6 +164,9 @@ def hillshade_png(dem: Dem, params: Params | None = None) -> tuple[bytes, Bounds
     )
     gray = _to_byte(warped)
     alpha = np.where(gray > 0, 255, 0).astype(np.uint8)
+    if outline is not None and params.clip:
+        share = coverage(outline, params.crs, transform, (out_h, out_w))
+        alpha = np.rint(alpha * share).astype(np.uint8)
     with MemoryFile() as mem, warnings.catch_warnings():
         # the bounds travel beside the image (Leaflet wants them), not inside the PNG
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -136,3 +179,14 @@ def hillshade_png(dem: Dem, params: Params | None = None) -> tuple[bytes, Bounds
         to_lonlat = pyproj.Transformer.from_crs(params.crs, 4326, always_xy=True)
         (west, east), (south, north) = to_lonlat.transform([west, east], [south, north])
     return data, (west, south, east, north)
+
+
+async def commune_hillshade(
+    conn: AsyncConnection, commune_id: int, dem: Dem, params: Params | None = None
+) -> tuple[bytes, Bounds]:
+    """``hillshade_png`` of the commune's DEM, clipped to the commune's boundary (off the
+    event loop)."""
+    cur = await conn.execute("SELECT ST_AsBinary(geom) FROM communes WHERE id = %s", (commune_id,))
+    row = await cur.fetchone()
+    outline = shapely.from_wkb(row[0]) if row and row[0] is not None else None
+    return await work.cpu(hillshade_png, dem, params, outline)

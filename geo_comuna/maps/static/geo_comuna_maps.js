@@ -121,10 +121,49 @@
     layer.bindPopup(function () { return G.table(spec, props, "popup"); }, { maxWidth: 360 });
   }
 
-  /* A layer from GeoJSON (an object, inline in the page). */
+  /* The hatch patterns areas may be filled with (spec.hatch: its colour): one hidden <svg>
+   * of <pattern>s, which any SVG path of the page can use as fill="url(#...)". */
+  function hatch(color) {
+    var id = "gc-hatch-" + String(color).replace(/[^0-9a-zA-Z]/g, "");
+    if (document.getElementById(id)) { return id; }
+    var ns = "http://www.w3.org/2000/svg", holder = document.getElementById("gc-patterns");
+    if (!holder) {
+      holder = document.createElementNS(ns, "svg");
+      holder.setAttribute("id", "gc-patterns");
+      holder.setAttribute("width", "0");
+      holder.setAttribute("height", "0");
+      holder.setAttribute("aria-hidden", "true");
+      holder.style.position = "absolute";
+      holder.appendChild(document.createElementNS(ns, "defs"));
+      document.body.appendChild(holder);
+    }
+    var pattern = document.createElementNS(ns, "pattern");
+    pattern.setAttribute("id", id);
+    pattern.setAttribute("patternUnits", "userSpaceOnUse");
+    pattern.setAttribute("width", "9");
+    pattern.setAttribute("height", "9");
+    pattern.setAttribute("patternTransform", "rotate(45)");
+    var line = document.createElementNS(ns, "line");
+    line.setAttribute("x1", "0"); line.setAttribute("y1", "0");
+    line.setAttribute("x2", "0"); line.setAttribute("y2", "9");
+    line.setAttribute("stroke", color);
+    line.setAttribute("stroke-width", "2.5");
+    pattern.appendChild(line);
+    holder.firstChild.appendChild(pattern);
+    return id;
+  }
+
+  /* A layer from GeoJSON (an object, inline in the page). spec.hatch fills areas with
+   * stripes; spec.casing draws lines over a wider dark line, so pale colours stay visible
+   * on any background. */
   G.geojson = function (spec, data) {
+    var fill = spec.hatch ? "url(#" + hatch(spec.hatch) + ")" : null;
     var layer = L.geoJSON(data, {
-      style: function (f) { return G.pathStyle(spec, f.properties, f.geometry && f.geometry.type); },
+      style: function (f) {
+        var style = G.pathStyle(spec, f.properties, f.geometry && f.geometry.type);
+        if (fill) { style.fillColor = fill; style.fillOpacity = 1; }
+        return style;
+      },
       pointToLayer: function (f, latlng) {
         return L.circleMarker(latlng, G.pathStyle(spec, f.properties, "Point"));
       },
@@ -132,6 +171,107 @@
     });
     layer.gcId = spec.id;
     layer.on("add", function () { G.drawn[spec.id] = layer.getLayers().length; G.check(); });
+    if (spec.casing) {
+      var casing = L.geoJSON(data, {
+        interactive: false,
+        style: function (f) {
+          var style = G.pathStyle(spec, f.properties, "LineString");
+          return { color: spec.casing.color, weight: style.weight + spec.casing.extra,
+                   opacity: spec.casing.opacity || 0.85, dashArray: null };
+        }
+      });
+      layer.on("add", function (e) {
+        casing.addTo(e.target._map);
+        layer.bringToFront();
+      });
+      layer.on("remove", function () { casing.remove(); });
+    }
+    return layer;
+  };
+
+  /* Place and feature names (points with properties label and rank) as text on the map.
+   * Where two overlap, the one with the lower spec.rank, then the lower feature rank, is
+   * kept and the other hidden, as is a name under a control (legend, layer list); checked
+   * again at every zoom and pan. */
+  G.labelSets = [];
+  G.labels = function (spec, data) {
+    var group = L.layerGroup();
+    group.gcId = spec.id;
+    group.gcRank = spec.rank || 0;
+    (data.features || []).forEach(function (f) {
+      var c = f.geometry && f.geometry.coordinates;
+      if (!c) { return; }
+      var icon = L.divIcon({
+        className: "gc-label gc-label-" + (f.properties.kind || spec.kind || "place"),
+        html: "<span>" + G.escape(f.properties.label) + "</span>",
+        iconSize: null
+      });
+      var marker = L.marker([c[1], c[0]], { icon: icon, interactive: false, keyboard: false });
+      marker.gcRank = f.properties.rank || 0;
+      group.addLayer(marker);
+    });
+    group.on("add", function (e) {
+      var map = e.target._map || e.target;
+      G.labelSets.push(group);
+      if (!map.gcDeclutter) {
+        map.gcDeclutter = function () { G.declutter(map); };
+        map.on("zoomend moveend overlayadd overlayremove", map.gcDeclutter);
+      }
+      G.drawn[spec.id] = group.getLayers().length;
+      setTimeout(map.gcDeclutter, 0);
+    });
+    group.on("remove", function () {
+      G.labelSets = G.labelSets.filter(function (g) { return g !== group; });
+    });
+    return group;
+  };
+
+  G.declutter = function (map) {
+    var markers = [];
+    G.labelSets.forEach(function (g) {
+      if (!map.hasLayer(g)) { return; }
+      g.eachLayer(function (m) { markers.push([g.gcRank, m.gcRank, m]); });
+    });
+    markers.sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; });
+    // the controls (legend, layer list, title bar) hide what lies under them
+    var kept = Array.prototype.map.call(
+      map.getContainer().querySelectorAll(".leaflet-control, .gc-bar"),
+      function (c) { return c.getBoundingClientRect(); });
+    if (document.querySelector(".gc-bar")) {
+      kept.push(document.querySelector(".gc-bar").getBoundingClientRect());
+    }
+    markers.forEach(function (entry) {
+      var el = entry[2].getElement();
+      if (!el || !el.firstChild) { return; }
+      el.style.visibility = "";
+      var r = el.firstChild.getBoundingClientRect();
+      var clash = kept.some(function (k) {
+        return r.left < k.right + 2 && r.right + 2 > k.left &&
+          r.top < k.bottom + 1 && r.bottom + 1 > k.top;
+      });
+      if (clash) { el.style.visibility = "hidden"; } else { kept.push(r); }
+    });
+  };
+
+  /* The online basemap (only when the server names one, never in a standalone file): off
+   * until asked for, so a map opened with no network requests nothing; when its tiles
+   * cannot load, it is switched off again and a note says so. */
+  G.basemap = function (map, url, options, text) {
+    var layer = L.tileLayer(url, options), note = null;
+    layer.on("tileerror", function () {
+      if (!map.hasLayer(layer)) { return; }
+      map.removeLayer(layer);
+      if (!note) {
+        note = L.control({ position: "bottomright" });
+        note.onAdd = function () {
+          var div = L.DomUtil.create("div", "gc-note leaflet-control");
+          div.textContent = text.offline;
+          div.setAttribute("role", "status");
+          return div;
+        };
+        note.addTo(map);
+      }
+    });
     return layer;
   };
 
@@ -245,11 +385,36 @@
   };
 
   /* The legend control: one section per themed layer, shown while the layer is on. */
-  G.legend = function (map, html) {
+  /* The legend folds away behind its button; the choice lasts while the page is open in
+   * this tab (sessionStorage, per page), and a small map starts folded. */
+  G.legend = function (map, html, words) {
     var control = L.control({ position: "bottomleft" });
+    var key = "gc-legend-folded:" + location.pathname + location.search;
+    function remembered() {
+      try { return window.sessionStorage.getItem(key); } catch (e) { return null; }
+    }
+    function remember(folded) {
+      try { window.sessionStorage.setItem(key, folded ? "1" : "0"); } catch (e) { /* none */ }
+    }
     control.onAdd = function () {
       var div = L.DomUtil.create("div", "gc-legend leaflet-control");
-      div.innerHTML = html;  // built and escaped by Python (geo_comuna/maps/elements.py)
+      var button = L.DomUtil.create("button", "gc-legend-toggle", div);
+      button.type = "button";
+      var body = L.DomUtil.create("div", "gc-legend-body", div);
+      body.innerHTML = html;  // built and escaped by Python (geo_comuna/maps/elements.py)
+      function fold(folded) {
+        div.classList.toggle("gc-folded", folded);
+        button.textContent = folded ? words.show : words.hide;
+        button.setAttribute("aria-expanded", folded ? "false" : "true");
+      }
+      var saved = remembered();
+      fold(saved === null ? map.getSize().y < 480 : saved === "1");
+      L.DomEvent.on(button, "click", function () {
+        var folded = !div.classList.contains("gc-folded");
+        fold(folded);
+        remember(folded);
+        if (map.gcDeclutter) { map.gcDeclutter(); }  // names it uncovered, or now covers
+      });
       L.DomEvent.disableClickPropagation(div);
       L.DomEvent.disableScrollPropagation(div);
       return div;
