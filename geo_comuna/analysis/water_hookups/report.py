@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 from geo_comuna.analysis.base import Result
 from geo_comuna.analysis.toolkit.features import PointFeatures
 from geo_comuna.analysis.toolkit.network import Dwellings, as_features, rounded
+from geo_comuna.analysis.water_hookups import lines
 from geo_comuna.analysis.water_hookups.pipes import Pipes, Rise
 from geo_comuna.analysis.water_hookups.ranking import Ranking
 
@@ -67,6 +68,26 @@ def dwelling_features(
             "needs_pumping": pumping.tolist(),
         },
     )
+
+
+def project_lines(ranking: Ranking, pipes: Pipes) -> list[dict[str, Any]]:
+    """One GeoJSON feature per project, best ranked first: where its pipe runs from the main
+    to its homes (a MultiLineString whose geodesic length is ``pipe_m``)."""
+    return [
+        {
+            "type": "Feature",
+            "id": f"project-{int(ranking.rank[i])}",
+            "geometry": lines.geometry(pipes.project_pieces[i]),
+            "properties": {
+                "project": int(ranking.rank[i]),
+                "connection": "network" if i < ranking.n_network else "straight_line",
+                "dwellings": int(ranking.dwellings[i]),
+                "residents": int(ranking.residents[i]),
+                "pipe_m": round(float(ranking.pipe_m[i]), 1),
+            },
+        }
+        for i in ranking.order.tolist()
+    ]
 
 
 def project_rows(
