@@ -24,6 +24,35 @@ from geo_comuna.analysis.toolkit.network import (
 )
 
 
+def walk_lines(dw: Dwellings, net: Network, homes: Attachment, out: Walks) -> list[dict[str, Any]]:
+    """One GeoJSON LineString per reachable dwelling: its walk out, from the home to its foot
+    on the paths and along them to the road or stop (the last leg to a stop off the paths is
+    left out), with its minutes."""
+    target = net.n_nodes
+    minutes = rounded(out.cost["seconds"] / 60, 2)
+    entry = out.entry if out.entry is not None else np.full(len(dw.ids), -1)
+    lines = []
+    for i in np.flatnonzero(out.reachable).tolist():
+        coords = [[float(dw.lon[i]), float(dw.lat[i])], [float(homes.lon[i]), float(homes.lat[i])]]
+        n = int(entry[i])
+        while 0 <= n < target:
+            coords.append([float(net.node_lon[n]), float(net.node_lat[n])])
+            n = int(out.next_node[n])
+        coords = [p for k, p in enumerate(coords) if k == 0 or p != coords[k - 1]]
+        lines.append(
+            {
+                "type": "Feature",
+                "id": int(dw.ids[i]),
+                "geometry": {
+                    "type": "LineString",
+                    "coordinates": [[round(c, 7) for c in pt] for pt in coords],
+                },
+                "properties": {"minutes": minutes[i], "sector": dw.sector[i]},
+            }
+        )
+    return lines
+
+
 def flags(out: Walks, back: Walks, params: Params) -> dict[str, np.ndarray]:
     """Over the thresholds in either direction (the climb home is usually the worse)."""
     minutes = np.fmax(out.cost["seconds"], back.cost["seconds"]) / 60.0
