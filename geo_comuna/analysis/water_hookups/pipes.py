@@ -73,8 +73,8 @@ class Pipes:
     project_pipe_m: np.ndarray  # per project
     n_network: int
     taps: int  # taps a network project starts from
-    #: per project, where its pipe runs: two-point lon/lat lines (lines.py)
-    project_pieces: list[list[list[list[float]]]]
+    #: where each project's pipe runs (lines.py)
+    pieces: lines.Pieces
 
 
 def _branches(net: network.Network, taps: Any, att: network.Attachment, dw: Dwellings) -> tuple:
@@ -131,11 +131,12 @@ async def lay_pipes(
         project_pipe_m=np.concatenate([projects.pipe_m, straight_m]),
         n_network=len(projects.key),
         taps=len(np.unique(projects.tap)),
-        project_pieces=pieces
-        + [
-            [[[float(dw.lon[i]), float(dw.lat[i])], [float(x), float(y)]]]
-            for i, x, y in zip(off.tolist(), straight_lon, straight_lat, strict=True)
-        ],
+        pieces=pieces
+        + lines.Pieces.of(
+            len(projects.key) + np.arange(len(off)),
+            np.column_stack([dw.lon[off], dw.lat[off]]),
+            np.column_stack([straight_lon, straight_lat]),
+        ),
     )
 
 

@@ -14,7 +14,6 @@ from psycopg import AsyncConnection
 from geo_comuna.analysis.base import Result
 from geo_comuna.analysis.toolkit.features import PointFeatures
 from geo_comuna.analysis.toolkit.network import Dwellings, as_features, rounded
-from geo_comuna.analysis.water_hookups import lines
 from geo_comuna.analysis.water_hookups.pipes import Pipes, Rise
 from geo_comuna.analysis.water_hookups.ranking import Ranking
 
@@ -73,11 +72,12 @@ def dwelling_features(
 def project_lines(ranking: Ranking, pipes: Pipes) -> list[dict[str, Any]]:
     """One GeoJSON feature per project, best ranked first: where its pipe runs from the main
     to its homes (a MultiLineString whose geodesic length is ``pipe_m``)."""
+    shapes = pipes.pieces.geometries(len(ranking.pipe_m))
     return [
         {
             "type": "Feature",
             "id": f"project-{int(ranking.rank[i])}",
-            "geometry": lines.geometry(pipes.project_pieces[i]),
+            "geometry": shapes[i],
             "properties": {
                 "project": int(ranking.rank[i]),
                 "connection": "network" if i < ranking.n_network else "straight_line",
