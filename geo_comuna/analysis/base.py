@@ -41,7 +41,8 @@ class Result:
     features: Sequence[dict[str, Any]] | None = None
     rows: list[dict[str, Any]] | None = None
     warnings: list[str] = field(default_factory=list)
-    lines: list[dict[str, Any]] | None = None
+    #: a list, or a sequence writing its own JSON (toolkit/features.py LineFeatures)
+    lines: Sequence[dict[str, Any]] | None = None
 
     def feature_collection(self, *, as_written: bool = False) -> dict[str, Any]:
         """The GeoJSON FeatureCollection, features as dicts; ``as_written`` leaves column-wise

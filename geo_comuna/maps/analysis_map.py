@@ -156,7 +156,8 @@ async def _features(
             ),
         )
     # column-wise features as dicts for the map
-    return list(result.features), result.lines, None
+    lines = None if result.lines is None else list(result.lines)
+    return list(result.features), lines, None
 
 
 def _colour_property(style: dict[str, Any], features: list[dict[str, Any]]) -> str | None:

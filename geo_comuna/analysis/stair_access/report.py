@@ -13,6 +13,7 @@ import numpy as np
 from geo_comuna.analysis.stair_access.legs import road_nodes, tobler_mps
 from geo_comuna.analysis.stair_access.params import Params
 from geo_comuna.analysis.stair_access.walks import Walks
+from geo_comuna.analysis.toolkit.features import LineFeatures
 from geo_comuna.analysis.toolkit.network import (
     Attachment,
     Dwellings,
@@ -24,15 +25,15 @@ from geo_comuna.analysis.toolkit.network import (
 )
 
 
-def walk_lines(dw: Dwellings, net: Network, homes: Attachment, out: Walks) -> list[dict[str, Any]]:
+def walk_lines(dw: Dwellings, net: Network, homes: Attachment, out: Walks) -> LineFeatures:
     """One GeoJSON LineString per reachable dwelling: its walk out, from the home to its foot
     on the paths and along them to the road or stop (the last leg to a stop off the paths is
     left out), with its minutes. The walks are followed all at once, a step per round (a
-    Python loop per node cost seconds at 50,000 homes)."""
+    Python loop per node cost seconds at 50,000 homes); kept as arrays until read."""
     target = net.n_nodes
     ok = np.flatnonzero(out.reachable)
     if not len(ok):
-        return []
+        return LineFeatures("LineString", [], np.zeros((0, 2)), np.zeros(0), {})
     entry = out.entry[ok] if out.entry is not None else np.full(len(ok), -1)
     who, step, node = [np.arange(len(ok))] * 2, [np.full(len(ok), -2), np.full(len(ok), -1)], []
     points = [
@@ -53,26 +54,20 @@ def walk_lines(dw: Dwellings, net: Network, homes: Attachment, out: Walks) -> li
     who_all, xy = who_all[order], np.round(np.concatenate(points)[order], 7)
     repeat = np.r_[False, (who_all[1:] == who_all[:-1]) & (xy[1:] == xy[:-1]).all(axis=1)]
     who_all, xy = who_all[~repeat], xy[~repeat]
-    stop = np.cumsum(np.bincount(who_all, minlength=len(ok))).tolist()
-    xy_list = xy.tolist()  # once: a tolist per walk costs ten times more
+    counts = np.bincount(who_all, minlength=len(ok))
+    walked = counts >= 2  # a home on its road's edge: no walk to draw
+    xy = xy[walked[who_all]]
     minutes = rounded(out.cost["seconds"][ok] / 60, 2)
-    return [
+    return LineFeatures(
+        "LineString",
+        dw.ids[ok][walked].tolist(),
+        xy,
+        np.cumsum(counts[walked]),
         {
-            "type": "Feature",
-            "id": i,
-            "geometry": {"type": "LineString", "coordinates": xy_list[a:b]},
-            "properties": {"minutes": m, "sector": sector},
-        }
-        for i, sector, a, b, m in zip(
-            dw.ids[ok].tolist(),
-            [dw.sector[k] for k in ok.tolist()],
-            [0, *stop],
-            stop,
-            minutes,
-            strict=False,  # [0, *stop] is one longer
-        )
-        if b - a >= 2  # a home on its road's edge: no walk to draw
-    ]
+            "minutes": [m for m, w in zip(minutes, walked.tolist(), strict=True) if w],
+            "sector": [dw.sector[k] for k in ok[walked].tolist()],
+        },
+    )
 
 
 def flags(out: Walks, back: Walks, params: Params) -> dict[str, np.ndarray]:

@@ -17,11 +17,9 @@ from typing import Any
 import numpy as np
 
 from geo_comuna.analysis.toolkit import network
+from geo_comuna.analysis.toolkit.features import LineFeatures
 from geo_comuna.analysis.toolkit.network import Attachment, Network, Tree
 from geo_comuna.analysis.water_hookups.projects import Projects, Routes, Taps
-
-#: lon/lat decimals in the pipe geometry: 7 is ~1 cm (6, ~0.1 m per end, adds up over pieces)
-DECIMALS = 7
 
 
 @dataclass(frozen=True)
@@ -41,15 +39,15 @@ class Pieces:
             np.concatenate([self.project, other.project]), np.concatenate([self.ends, other.ends])
         )
 
-    def geometries(self, n_projects: int) -> list[dict[str, Any]]:
-        """A GeoJSON MultiLineString per project index, rounded to DECIMALS."""
-        order = np.argsort(self.project, kind="stable")
-        stop = np.cumsum(np.bincount(self.project, minlength=n_projects)).tolist()
-        ends = np.round(self.ends[order], DECIMALS).tolist()  # once, then sliced
-        return [
-            {"type": "MultiLineString", "coordinates": ends[a:b]}
-            for a, b in zip([0, *stop], stop, strict=False)
-        ]
+    def features(self, order: np.ndarray, properties: dict[str, list[Any]]) -> LineFeatures:
+        """A MultiLineString feature per project, in ``order`` (project indexes), with
+        ``properties`` given in that order."""
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        by = np.argsort(rank[self.project], kind="stable")
+        stops = np.cumsum(np.bincount(rank[self.project], minlength=len(order)))
+        ids = [f"project-{p}" for p in properties["project"]]
+        return LineFeatures("MultiLineString", ids, self.ends[by], stops, properties)
 
 
 def network_pieces(
