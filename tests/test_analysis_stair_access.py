@@ -104,6 +104,20 @@ async def test_flat_without_dem(conn: AsyncConnection) -> None:
     assert got[d3]["metres"] == pytest.approx(C3, abs=0.05)
     assert result.summary["dwellings"] == 3 and result.summary["unreachable"] == 0
 
+    # each walk drawn: D1 -> T -> Q -> O, D2 -> its foot -> O, D3 -> the road; as long as walked
+    walks = {f["id"]: f for f in result.lines}
+    assert set(walks) == {d1, d2, d3}
+    for dw, pts in ((d1, [D1, T, Q, ORIGIN]), (d2, [D2, FOOT2, ORIGIN])):
+        line = walks[dw]["geometry"]["coordinates"]
+        assert [tuple(round(c, 6) for c in p) for p in line] == [
+            tuple(round(c, 6) for c in p) for p in pts
+        ]
+    for dw, walk in walks.items():
+        line = walk["geometry"]["coordinates"]
+        walked = sum(metres(*a, *b) for a, b in zip(line, line[1:], strict=False))
+        assert walked == pytest.approx(got[dw]["metres"], abs=0.1)
+        assert walk["properties"]["minutes"] == got[dw]["minutes"]
+
 
 async def test_slopes_and_stairs_are_directed(conn: AsyncConnection, tmp_path: Path) -> None:
     cid, (d1, d2, _) = await hill(conn)

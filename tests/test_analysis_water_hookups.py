@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 
@@ -104,6 +105,33 @@ async def test_branches_share_their_pipe(conn: AsyncConnection) -> None:
     assert got[north[0]]["needs_pumping"] is None
     sectors = {s["sector"]: s for s in result.summary["by_sector"]}
     assert sectors["Norte"]["dwellings"] == 4 and sectors["Norte"]["dwellings_without_piped"] == 3
+
+
+async def test_pipe_geometry_is_the_pipe(conn: AsyncConnection) -> None:
+    """Each project's line runs main -> O -> its homes, and measures (geodesic) its pipe_m."""
+    cid, north, _ = await two_branches(conn)
+    far_id = await dwelling(conn, cid, LON0 - 0.001, LAT0 + 0.002, residents=2)
+    result = await water_hookups.run(conn, cid, water_hookups.Params(max_connector_m=40))
+    rows = {r["project"]: r for r in result.rows}
+    lines = {f["properties"]["project"]: f for f in result.lines}
+    assert set(lines) == set(rows)
+    for rank, feature in lines.items():
+        cur = await conn.execute(
+            "SELECT ST_Length(ST_GeomFromGeoJSON(%s)::geography)",
+            (json.dumps(feature["geometry"]),),
+        )
+        # by hand: north 12.3 + 110.6 + 3 x 11 m, east 12.3 + 2 x 109.7 + 11 m, the far home
+        # its straight line; each piece counted once
+        assert (await cur.fetchone())[0] == pytest.approx(rows[rank]["pipe_m"], abs=0.2)
+        assert feature["properties"]["pipe_m"] == rows[rank]["pipe_m"]
+    north_line = lines[1]["geometry"]["coordinates"]
+    ends = {tuple(round(c, 6) for c in pt) for piece in north_line for pt in piece}
+    assert {tuple(round(c, 6) for c in p) for p in NORTH} <= ends  # reaches every home
+    assert (round(C[0], 6), round(C[1], 6)) in ends  # up the footpath to C, n3's foot
+    assert len(north_line) == 1 + 1 + 3  # tap offset, O-C once, three service lines
+    far = by_id(result)[far_id]["project"]
+    assert lines[far]["properties"]["connection"] == "straight_line"
+    assert len(lines[far]["geometry"]["coordinates"]) == 1
 
 
 async def test_pumping_from_the_dem(conn: AsyncConnection, tmp_path: Path) -> None:
@@ -239,6 +267,11 @@ async def test_sample_through_the_api(client: httpx.AsyncClient) -> None:
     assert ratios == sorted(ratios, reverse=True)
     geo = (await client.get("/communes/5-DE-MARZO/analyses/water-hookups?f=geojson")).json()
     assert len(geo["features"]) == summary["dwellings_without_piped_water"]
+    # every project's pipe drawn, as long as measured (shared stretches once)
+    assert len(geo["lines"]) == summary["projects"]
+    for line in geo["lines"]:
+        drawn = sum(metres(*a, *b) for a, b in line["geometry"]["coordinates"])
+        assert drawn == pytest.approx(line["properties"]["pipe_m"], abs=0.1 + 1e-3 * drawn)
 
     bad = await client.get("/communes/5-DE-MARZO/analyses/water-hookups?budget_money=100")
     assert bad.status_code == 400 and "cost_per_m" in bad.json()["detail"]

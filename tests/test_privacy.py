@@ -547,10 +547,13 @@ async def test_analyses_of_homes(conn: AsyncConnection, reader: Callable, name: 
         assert all(b["dwellings"] >= MIN_GROUP for b in sectors)
         assert len(list(csv.DictReader(io.StringIO(table)))) == len(sectors)
         assert json.loads(geo.text)["features"] == body["features"]
+        assert "lines" not in json.loads(geo.text)  # pipes and walks end at homes
         sites = [f for f in body["features"] if f["properties"]["kind"] == "transformer_site"]
         assert all(f["properties"]["dwellings"] >= MIN_GROUP for f in sites)
     async with reader("viewer-marzo") as c:
         mine = (await c.get(url)).json()
+        lines = json.loads((await c.get(url, params={"f": "geojson"})).text).get("lines")
+    assert (lines is not None) is (name in ("water-hookups", "stair-access"))
     homes_in = [f for f in mine["features"] if f["id"] in ids]
     assert homes_in and all("residents" in f["properties"] for f in homes_in)
     assert len(mine["summary"]["by_sector"]) >= len(sectors)

@@ -34,24 +34,31 @@ from geo_comuna.layers import Layer
 class Result:
     """``summary`` is JSON; ``features`` are GeoJSON Feature dicts in lon/lat (for ?f=geojson
     and maps); ``rows`` are flat records for CSV (default: the features' properties), whose
-    text cells are made safe to open in a spreadsheet (io/formulas.py)."""
+    text cells are made safe to open in a spreadsheet (io/formulas.py). ``lines`` are GeoJSON
+    Feature dicts drawing how the answer runs (a project's pipe, a home's walk): they end at
+    homes, so analysis/disclosure.py's public view leaves them out."""
 
     summary: dict[str, Any]
     #: a list, or a sequence writing its own JSON column-wise (toolkit/features.py)
     features: Sequence[dict[str, Any]] | None = None
     rows: list[dict[str, Any]] | None = None
     warnings: list[str] = field(default_factory=list)
+    #: a list, or a sequence writing its own JSON (toolkit/features.py LineFeatures)
+    lines: Sequence[dict[str, Any]] | None = None
 
     def feature_collection(self, *, as_written: bool = False) -> dict[str, Any]:
         """The GeoJSON FeatureCollection, features as dicts; ``as_written`` leaves column-wise
         features as they are, for ``to_json`` to write without a dict per feature."""
         features = self.features or []
-        return {
+        collection = {
             "type": "FeatureCollection",
             "features": features if as_written else list(features),
             "summary": self.summary,
             "warnings": self.warnings,
         }
+        if self.lines is not None:
+            collection["lines"] = self.lines
+        return collection
 
     def csv(self) -> str:
         rows = (

@@ -6,8 +6,12 @@ over the result, ``ramp``), other values categorical ones (``colors`` or the ``p
 When the analysis is not installed, or fails, the map still opens (commune outline, state
 lines) with a clear message instead of the layer.
 
+Around them, maps/answers.py draws what the analysis was computed from (mains, tanks, every
+parcel) and the lines of its answer (pipes, walks, transformer sites to their homes).
+
 An analysis of homes drawn for a reader outside the commune shows analysis/disclosure.py's
-public view: one point per sector, styled by the analysis' ``sectors`` entry in the style file.
+public view: one point per sector, styled by the analysis' ``sectors`` entry in the style file,
+and no line (lines end at homes).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from geo_comuna.analysis import disclosure
 from geo_comuna.analysis.base import Unfinished, answer
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.errors import GeoComunaError, NotFound
-from geo_comuna.maps import basemap, data
+from geo_comuna.maps import answers, basemap, data
 from geo_comuna.maps.commune import add_boundary, commune_links
 from geo_comuna.maps.draw import count_label
 from geo_comuna.maps.elements import Data, ThemedLayer, legend_section
@@ -64,16 +68,24 @@ async def analysis_map(
     await basemap.add_hillshade(m, conn, page, styles, info, legend)
     await add_boundary(m, conn, page, styles, commune_id, legend)
     title = f"{info.name} — {analysis_title(name, styles, page.lang)}"
-    features, note = await _features(conn, commune_id, name, params, page)
+    features, lines, note = await _features(conn, commune_id, name, params, page)
     analysis = all_analyses().get(name)
     sectors = analysis is not None and disclosure.hidden_from(analysis, commune_id, page.access)
+    await answers.add_context(m, conn, page, styles, name, commune_id, legend)
     if features is not None:
         if sectors:
             note = page.t(*disclosure.PUBLIC_VIEW)
+            lines = None  # they end at homes (the public view has none; kept safe here too)
+        elif name == "electricity-gaps":
+            lines = answers.site_links(features)
         if features:
             spec, entries = analysis_spec(name, features, styles, page.lang, sectors=sectors)
+            answers.add_lines(m, page, styles, name, lines or [], spec, entries, legend)
             holder = Data.from_geojson(
-                json.dumps({"type": "FeatureCollection", "features": features}, default=str)
+                json.dumps(
+                    {"type": "FeatureCollection", "features": _on_top(features, spec)},
+                    default=str,
+                )
             )
             holder.add_to(m)
             label = f"{spec['title']} ({count_label(len(features), page.lang)})"
@@ -89,15 +101,29 @@ async def analysis_map(
     return finish(m, page, legend, title=title, links=commune_links(page, info.code), note=note)
 
 
+def _on_top(features: list[dict[str, Any]], spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The features drawn bigger or bolder (``radii``: transformer sites; ``weights``: slivers)
+    last, so that they are on top."""
+    bold, by = {**(spec.get("radii") or {}), **(spec.get("weights") or {})}, spec.get("by")
+    if not bold or not by:
+        return features
+    return sorted(features, key=lambda f: str((f.get("properties") or {}).get(by)) in bold)
+
+
 async def _features(
     conn: AsyncConnection, commune_id: int, name: str, params: BaseModel | None, page: Page
-) -> tuple[list[dict[str, Any]] | None, str | None]:
-    """The analysis' features, or None and the message to show instead."""
+) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None, str | None]:
+    """The analysis' features and lines (those as this reader may read them), or None and the
+    message to show instead."""
     analysis = all_analyses().get(name)
     if analysis is None:
-        return None, page.t(
-            f"Análisis no disponible: «{name}» no está instalado.",
-            f"Analysis not available: '{name}' is not installed.",
+        return (
+            None,
+            None,
+            page.t(
+                f"Análisis no disponible: «{name}» no está instalado.",
+                f"Analysis not available: '{name}' is not installed.",
+            ),
         )
     try:
         result = await answer(analysis, conn, commune_id, params or analysis.params())
@@ -107,21 +133,35 @@ async def _features(
             f"Análisis no disponible: {exc.es}", f"Analysis not available: {exc.en}"
         )
     except GeoComunaError as exc:
-        return None, page.t(
-            f"Análisis no disponible: {exc.message}", f"Analysis not available: {exc.message}"
+        return (
+            None,
+            None,
+            page.t(
+                f"Análisis no disponible: {exc.message}", f"Analysis not available: {exc.message}"
+            ),
         )
     except Exception:  # a broken analysis must not take the map page down; logged in full
         log.exception("analysis %s failed for commune %s", name, commune_id)
-        return None, page.t(
-            "Análisis no disponible: falló al calcularse (ver el registro).",
-            "Analysis not available: it failed to run (see the log).",
+        return (
+            None,
+            None,
+            page.t(
+                "Análisis no disponible: falló al calcularse (ver el registro).",
+                "Analysis not available: it failed to run (see the log).",
+            ),
         )
     if not analysis.spatial or result.features is None:
-        return None, page.t(
-            "Este análisis no tiene geometría que mostrar.",
-            "This analysis has no geometry to show.",
+        return (
+            None,
+            None,
+            page.t(
+                "Este análisis no tiene geometría que mostrar.",
+                "This analysis has no geometry to show.",
+            ),
         )
-    return list(result.features), None  # column-wise features as dicts for the map
+    # column-wise features as dicts for the map
+    lines = None if result.lines is None else list(result.lines)
+    return list(result.features), lines, None
 
 
 def _colour_property(style: dict[str, Any], features: list[dict[str, Any]]) -> str | None:
@@ -161,9 +201,14 @@ def analysis_spec(
             "popup": _popup_fields(style, field_labels),
         },
     }
-    for key in ("stroke", "fill_opacity", "radius"):
+    for key in ("stroke", "fill_opacity", "radius", "radii", "weights", "outline"):
         if key in style:
             spec[key] = style[key]
+    if by and labels:  # the coloured property's values as the legend words them
+        words = {v: t.get(lang, v) for v, t in labels.items()}
+        for field in [*(spec["fields"]["tooltip"] or []), *(spec["fields"]["popup"] or [])]:
+            if field["name"] == by:
+                field["values"] = words
     numeric = values and all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in values if v is not None
     )
@@ -175,7 +220,9 @@ def analysis_spec(
         low = min(v for v in values if v is not None)
         for i, upper in enumerate(breaks):
             lower = low if i == 0 else breaks[i - 1]
-            entries.append((ramp[min(i, len(ramp) - 1)], f"{_num(lower)} – {_num(upper)}"))
+            entries.append(
+                (ramp[min(i, len(ramp) - 1)], f"{_num(lower, lang)} – {_num(upper, lang)}")
+            )
     elif by:
         palette = style.get("palette") or [FALLBACK_COLOUR]
         distinct = sorted({str(v) for v in values if v is not None})[:MAX_CATEGORIES]
@@ -206,5 +253,7 @@ def _tooltip_fields(
     return [{"name": n, "label": labels.get(n, n)} for n in names] or None
 
 
-def _num(value: float) -> str:
-    return f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
+def _num(value: float, lang: str) -> str:
+    """A legend's number as the page's language writes it (es-VE: 1.234,5; en: 1,234.5)."""
+    text = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
+    return text.translate(str.maketrans(",.", ".,")) if lang == "es" else text

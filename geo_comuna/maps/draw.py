@@ -41,9 +41,12 @@ async def add_layer(
     layer: Layer,
     filters: Filters,
     legend: list[str],
+    *,
+    show: bool | None = None,
 ) -> int:
     """Every theme of ``layer`` as a map layer with its legend section; the feature count
-    (none of it for a layer with no feature here).
+    (none of it for a layer with no feature here). ``show`` overrides the style file's
+    choice of themes shown at first (an analysis map shows the layers it was computed from).
     Only what the page's reader may read: members-only properties they may read nowhere are
     neither fetched nor shown, nor are themes coloured by them."""
     access = page.access
@@ -97,10 +100,11 @@ async def add_layer(
         for which in ("tooltip", "popup"):
             spec["fields"][which] = [f for f in spec["fields"][which] if f["name"] in names]
         name = f"{styles.legend_title(theme, page.lang)} ({count_label(n, page.lang)})"
+        shown = theme.show if show is None else show
         ThemedLayer(
-            name, spec, kind, sources[theme.by] if kind == "overview" else source, show=theme.show
+            name, spec, kind, sources[theme.by] if kind == "overview" else source, show=shown
         ).add_to(m)
-        legend.append(theme_legend(styles, theme, page.lang, shown=theme.show))
+        legend.append(theme_legend(styles, theme, page.lang, shown=shown))
     return n
 
 

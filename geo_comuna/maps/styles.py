@@ -137,10 +137,13 @@ class Styles:
                 return item.title.get(lang)
         return name
 
-    def fields(self, layer: Layer, which: str, lang: str) -> list[dict[str, Any]]:
-        """Tooltip or popup fields of a layer: name, label and value labels (for domains)."""
+    def fields(
+        self, layer: Layer, which: str, lang: str, names: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Tooltip or popup fields of a layer (or the ``names`` given): name, label and value
+        labels (for domains)."""
         out = []
-        for name in self.layer_style(layer).get(which, []):
+        for name in self.layer_style(layer).get(which, []) if names is None else names:
             field: dict[str, Any] = {"name": name, "label": self.field_label(layer, name, lang)}
             attr = layer.attribute(name)
             if attr is not None and attr.domain is not None:

@@ -364,10 +364,41 @@ def test_national_map(page: Any, server: str, db_conninfo: str, lang: str) -> No
     assert fill and page.locator("pattern[id^=gc-hatch]").count() == 1
 
 
+#: what each analysis map of 5 de Marzo draws for a member: {layer id: at least n features}
+ANSWER_LAYERS = {
+    "water-hookups": {
+        "analysis-water-hookups": 50,  # homes by project rank
+        "analysis-water-hookups-lines": 10,  # each project's pipe
+        "water_mains-status": 1,  # the mains
+        "context-water-hookups-1": 1,  # the tank
+    },
+    "electricity-gaps": {
+        "analysis-electricity-gaps": 50,  # homes and the transformer sites
+        "analysis-electricity-gaps-lines": 50,  # each site to the homes it serves
+        "power_lines-condition": 1,
+    },
+    "land-recovery": {"context-land-recovery-0": 16, "analysis-land-recovery": 3},
+    "stair-access": {"analysis-stair-access": 50, "analysis-stair-access-lines": 50},
+}
+#: what a legend must never show: the analyses' raw values (property names have a "_")
+RAW_VALUES = {"candidate", "overlap", "sliver", "dwelling", "network", "straight_line", "road"}
+
+
+def legend_text(page: Any) -> str:
+    return " ".join(page.locator(".gc-legend").all_inner_texts())
+
+
+def raw_in_legend(page: Any) -> list[str]:
+    """Legend entries that are a raw key rather than words."""
+    items = [t.strip() for t in page.locator(".gc-legend li, .gc-legend h4").all_inner_texts()]
+    return [t for t in items if t in RAW_VALUES or "_" in t]
+
+
 @pytest.mark.parametrize(
     "name", ["water-hookups", "electricity-gaps", "stair-access", "land-recovery", "terrain"]
 )
 def test_analysis_map(page: Any, server: str, name: str) -> None:
+    """An outsider: the answer per sector, and no line (lines end at homes)."""
     visit = open_map(
         page,
         f"{server}/maps/communes/5-DE-MARZO/{name}?lang=en",
@@ -379,6 +410,71 @@ def test_analysis_map(page: Any, server: str, name: str) -> None:
         assert visit.state["drawn"].get(f"analysis-{name}") or visit.state["note"], visit.state
     else:
         assert "Analysis not available" in visit.state["note"]
+    lines = [k for k in visit.state["drawn"] if k.startswith("analysis-") and k.endswith("-lines")]
+    assert lines == [], visit.state["drawn"]
+    context = {k: n for k, n in ANSWER_LAYERS.get(name, {}).items() if "analysis-" not in k}
+    for layer, least in context.items():  # mains, tanks, parcels: public
+        assert visit.state["drawn"].get(layer, 0) >= least, (layer, visit.state["drawn"])
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+@pytest.mark.parametrize("name", list(ANSWER_LAYERS))
+def test_analysis_map_answers(member: Any, server: str, name: str, lang: str) -> None:
+    """A member sees the answer itself: each layer drawn, the legend in the page's words."""
+    page = member
+    visit = open_map(
+        page,
+        f"{server}/maps/communes/5-DE-MARZO/{name}?lang={lang}",
+        screenshot=ARTIFACTS / f"analysis-{name}-member-{lang}.png",
+    )
+    check(visit, layers=[], legend=list(ANSWER_LAYERS[name]))
+    drawn = visit.state["drawn"]
+    for layer, least in ANSWER_LAYERS[name].items():
+        assert drawn.get(layer, 0) >= least, (layer, drawn)
+    words = legend_text(page)
+    assert raw_in_legend(page) == [], words
+    if lang == "es":
+        assert not [
+            w for w in ("Water", "Proposed", "Home each", "Walk to", "Parcels of") if w in words
+        ]
+
+
+def test_land_recovery_marks_every_kind(browser: Any, own_db: str, settings: Settings) -> None:
+    """Candidates, overlaps and slivers each drawn with their colour and their words. The
+    sample has no conflict: a ring parcel 0.5 m off one of 5 de Marzo's (a sliver under the
+    1 m default) and a copy shifted 10 m (an overlap) are added to a database of our own."""
+    with psycopg.connect(own_db, autocommit=True) as conn:
+        conn.execute("""
+            WITH p AS (SELECT p.commune_id, p.geom FROM parcels p
+                       JOIN communes c ON c.id = p.commune_id
+                       WHERE c.code = '5-DE-MARZO' ORDER BY p.id LIMIT 1)
+            INSERT INTO parcels (commune_id, code, tenure, land_use, geom)
+            SELECT commune_id, 'RING', 'occupied', 'crops', ST_Multi(ST_Difference(
+                       ST_Buffer(geom::geography, 15)::geometry,
+                       ST_Buffer(geom::geography, 0.5)::geometry)) FROM p
+            UNION ALL
+            SELECT commune_id, 'SHIFTED', 'occupied', 'crops',
+                   ST_Multi(ST_Translate(geom, 0.0001, 0)) FROM p""")
+    context = browser.new_context(viewport=VIEWPORT, extra_http_headers=add_member(own_db))
+    tab = context.new_page()
+    with serve(create_app(settings, conninfo=own_db)) as base:
+        visit = open_map(
+            tab,
+            f"{base}/maps/communes/5-DE-MARZO/land-recovery?lang=es",
+            screenshot=ARTIFACTS / "analysis-land-recovery-conflicts-es.png",
+        )
+    assert visit.errors == [], visit.errors
+    words = legend_text(tab)
+    for label in (
+        "Candidata a recuperación",
+        "Solape entre parcelas",
+        "Franja angosta entre parcelas",
+        "Parcelas de la comuna",
+    ):
+        assert label in words, words
+    assert raw_in_legend(tab) == [], words
+    assert visit.state["drawn"]["context-land-recovery-0"] == 18  # every parcel
+    context.close()
 
 
 def test_big_layers_from_vector_tiles(member: Any, tiled_server: str) -> None:

@@ -10,7 +10,7 @@ backwards from every destination at once, times all dwellings. docs/analyses.md
 
 params.py holds the parameters; places.py reads the paths, stops and elevations; legs.py
 costs each piece of a walk; walks.py finds every dwelling's walk; report.py shapes the
-features and summary.
+features, the walks' lines and the summary.
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ def _walks_and_report(
         summary=report.summary(dw, net, stops, out, back, flagged, params),
         features=report.dwelling_features(dw, homes, out, back, flagged),
         warnings=warnings,
+        lines=report.walk_lines(dw, net, homes, out),
     )
 
 

@@ -24,13 +24,20 @@ class Walks:
 
     cost: dict[str, np.ndarray]
     to_stop: np.ndarray
+    #: the network node where the walk joins the paths' tree (-1: none, or on a road already)
+    entry: np.ndarray | None = None
+    #: the tree each walk then follows (node -> next node; the virtual target ends it)
+    next_node: np.ndarray | None = None
 
     @property
     def reachable(self) -> np.ndarray:
         return np.isfinite(self.cost["seconds"])
 
     def subset(self, mask: np.ndarray) -> Walks:
-        return Walks({k: v[mask] for k, v in self.cost.items()}, self.to_stop[mask])
+        entry = None if self.entry is None else self.entry[mask]
+        return Walks(
+            {k: v[mask] for k, v in self.cost.items()}, self.to_stop[mask], entry, self.next_node
+        )
 
 
 def walk_all(
@@ -72,4 +79,5 @@ def walk_all(
     for k in MEASURES:
         along = np.where(use_a, to_a[k], to_b[k]) + to_target[k][entry]
         cost[k] = np.where(ok, start[k] + np.where(on_road, 0.0, along), np.nan)
-    return Walks(cost, ok & ~on_road & ends_at_stop[entry])
+    walked = np.where(ok & ~on_road, entry, -1)
+    return Walks(cost, ok & ~on_road & ends_at_stop[entry], walked, tree.pred)

@@ -172,3 +172,69 @@ class PointFeatures(Sequence[dict[str, Any]]):
             start += w
         rows[-1, -1] = 0  # no comma after the last feature
         return b"[" + head + rows[rows != 0].tobytes() + b"]"
+
+
+class LineFeatures(Sequence[dict[str, Any]]):
+    """GeoJSON line features kept as arrays until someone reads them: ``coords`` holds every
+    feature's coordinates one after the other (points (N, 2) for LineStrings, two-point pieces
+    (N, 2, 2) for MultiLineStrings), ``stops`` where each feature's run ends, ``properties``
+    one value per feature in each column. An analysis builds them in numpy; the dicts, a list
+    per vertex, cost ~20x that and are made only for a map or ``f=geojson`` (bench/README.md,
+    "Drawing the answer")."""
+
+    def __init__(
+        self,
+        geometry_type: str,
+        ids: Sequence[Any],
+        coords: np.ndarray,
+        stops: np.ndarray,
+        properties: dict[str, Sequence[Any]],
+    ) -> None:
+        if len(stops) != len(ids) or any(len(v) != len(ids) for v in properties.values()):
+            raise ValueError("every column must have one value per feature")
+        self.geometry_type = geometry_type
+        self.ids = list(ids)
+        coords = np.asarray(coords, float)
+        self.coords = round7(coords.ravel()).reshape(coords.shape)
+        self.stops = np.asarray(stops, np.int64)
+        self.properties = {k: list(v) for k, v in properties.items()}
+        self._dicts: list[dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        return self.as_list()[index]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.as_list())
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking, like a list
+
+    def as_list(self) -> list[dict[str, Any]]:
+        """The features as dicts (built once, then kept)."""
+        if self._dicts is None:
+            coords = self.coords.tolist()  # once, then sliced: a tolist per feature is slower
+            names = list(self.properties)
+            columns = [self.properties[k] for k in names]
+            stops = self.stops.tolist()
+            starts = [0, *stops]
+            self._dicts = [
+                {
+                    "type": "Feature",
+                    "id": i,
+                    "geometry": {"type": self.geometry_type, "coordinates": coords[a:b]},
+                    "properties": dict(zip(names, values, strict=True)),
+                }
+                for i, a, b, *values in zip(
+                    self.ids, starts, self.stops.tolist(), *columns, strict=False
+                )
+            ]
+        return self._dicts
+
+    def json_array(self) -> bytes:
+        return orjson.dumps(self.as_list())

@@ -9,7 +9,7 @@ docs/analyses.md ("Water hookups") gives every formula.
 
 params.py holds the parameters; projects.py the taps, the tree and its branch projects;
 pipes.py each dwelling's pipe, source and rise; ranking.py the ranking and the budget choice;
-report.py the features, CSV rows and summary.
+report.py the features, CSV rows and summary; lines.py where each project's pipe runs.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ def _rank_and_report(
         features=report.dwelling_features(dw, pipes, rise, ranking, threshold),
         rows=report.project_rows(ranking, listed, params.cost_per_m, greedy, exact),
         warnings=warnings,
+        lines=report.project_lines(ranking, pipes),
     )
 
 

@@ -17,6 +17,7 @@ from geo_comuna import work
 from geo_comuna.analysis.base import sql_text
 from geo_comuna.analysis.toolkit import network
 from geo_comuna.analysis.toolkit.network import Dwellings
+from geo_comuna.analysis.water_hookups import lines
 from geo_comuna.analysis.water_hookups.params import Params
 from geo_comuna.analysis.water_hookups.projects import (
     group_projects,
@@ -72,13 +73,18 @@ class Pipes:
     project_pipe_m: np.ndarray  # per project
     n_network: int
     taps: int  # taps a network project starts from
+    #: where each project's pipe runs (lines.py)
+    pieces: lines.Pieces
 
 
-def _branches(net: network.Network, taps: Any, att: network.Attachment) -> tuple:
-    """The tree from every tap, each dwelling's route on it and the branch projects (CPU)."""
+def _branches(net: network.Network, taps: Any, att: network.Attachment, dw: Dwellings) -> tuple:
+    """The tree from every tap, each dwelling's route on it, the branch projects and where
+    their pipes run (CPU)."""
     tree, weights = source_tree(net, taps)
     routes = route(net, att, tree)
-    return tree, routes, group_projects(net, tree, weights, att, routes)
+    projects = group_projects(net, tree, weights, att, routes)
+    pieces = lines.network_pieces(net, tree, taps, att, routes, projects, (dw.lon, dw.lat))
+    return tree, routes, projects, pieces
 
 
 async def lay_pipes(
@@ -94,7 +100,7 @@ async def lay_pipes(
         )
     att = await network.attach_dwellings(net, dw, params.max_connector_m)
     taps = await load_taps(conn, commune_id, net, srid, params.tap_reach_m)
-    tree, routes, projects = await work.cpu(_branches, net, taps, att)
+    tree, routes, projects, pieces = await work.cpu(_branches, net, taps, att, dw)
     on = routes.on_network
     off = np.flatnonzero(~on)
     if len(off) and net.n_edges:
@@ -125,6 +131,12 @@ async def lay_pipes(
         project_pipe_m=np.concatenate([projects.pipe_m, straight_m]),
         n_network=len(projects.key),
         taps=len(np.unique(projects.tap)),
+        pieces=pieces
+        + lines.Pieces.of(
+            len(projects.key) + np.arange(len(off)),
+            np.column_stack([dw.lon[off], dw.lat[off]]),
+            np.column_stack([straight_lon, straight_lat]),
+        ),
     )
 
 

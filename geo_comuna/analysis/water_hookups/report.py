@@ -12,7 +12,7 @@ import numpy as np
 from psycopg import AsyncConnection
 
 from geo_comuna.analysis.base import Result
-from geo_comuna.analysis.toolkit.features import PointFeatures
+from geo_comuna.analysis.toolkit.features import LineFeatures, PointFeatures
 from geo_comuna.analysis.toolkit.network import Dwellings, as_features, rounded
 from geo_comuna.analysis.water_hookups.pipes import Pipes, Rise
 from geo_comuna.analysis.water_hookups.ranking import Ranking
@@ -65,6 +65,22 @@ def dwelling_features(
             "source_elevation_m": rounded(rise.source_elevation_m),
             "elevation_diff_m": diff,
             "needs_pumping": pumping.tolist(),
+        },
+    )
+
+
+def project_lines(ranking: Ranking, pipes: Pipes) -> LineFeatures:
+    """One GeoJSON feature per project, best ranked first: where its pipe runs from the main
+    to its homes (a MultiLineString whose geodesic length is ``pipe_m``)."""
+    order = ranking.order
+    return pipes.pieces.features(
+        order,
+        {
+            "project": ranking.rank[order].astype(np.int64).tolist(),
+            "connection": np.where(order < ranking.n_network, "network", "straight_line").tolist(),
+            "dwellings": ranking.dwellings[order].astype(np.int64).tolist(),
+            "residents": ranking.residents[order].astype(np.int64).tolist(),
+            "pipe_m": np.round(ranking.pipe_m[order].astype(float), 1).tolist(),
         },
     )
 

@@ -105,14 +105,15 @@
     var type = geometryType || spec.geometry || "";
     var line = type.indexOf("LineString") >= 0;
     return {
-      color: line ? color : (s.color || "#333333"),
+      // an area may carry its colour in its outline too (a sliver too thin for its fill)
+      color: line ? color : ((spec.outline && spec.outline[key]) || s.color || "#333333"),
       weight: weight,
       opacity: s.opacity === undefined ? 1 : s.opacity,
       dashArray: (spec.dash && spec.dash[key]) || s.dash || null,
       fill: !line,
       fillColor: color,
       fillOpacity: spec.fill_opacity === undefined ? 0.6 : spec.fill_opacity,
-      radius: spec.radius || 5
+      radius: (spec.radii && spec.radii[key]) || spec.radius || 5
     };
   };
 
