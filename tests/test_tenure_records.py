@@ -449,6 +449,65 @@ async def test_what_each_reader_sees(conn: AsyncConnection, reader: Callable, wh
                 assert form not in seen, (who, form)
 
 
+#: the properties that carry personal data (layers/tenure.py: personal=True)
+PERSONAL = {"name", "id_number", "contact", "holder", "note"}
+
+
+@pytest.mark.parametrize("who", OUTSIDERS + MEMBERS)
+async def test_the_collections_list_and_describe_them_privately(
+    conn: AsyncConnection, reader: Callable, who: str
+) -> None:
+    """Parties and rights are listed in /collections like any layer; what describes them
+    (collection, queryables, schema) and their items by bbox never carries a name or an ID
+    number to an outsider, and nobody may filter by one: a filter on a name would answer
+    an outsider whether that person holds land."""
+    async with reader("editor-maizal") as c:
+        ids = await register(c, conn)
+    bbox = "-69.2,9.6,-69.1,9.75"  # around EM-P019
+    async with reader(who) as c:
+        listed = {x["id"]: x for x in (await c.get("/collections")).json()["collections"]}
+        assert {"parties", "rights"} <= set(listed)
+        assert "extent" not in listed["parties"] and listed["rights"]["extent"]["spatial"]
+        seen = json.dumps(listed, ensure_ascii=False)
+        for kind in ("parties", "rights"):
+            one = await c.get(f"/collections/{kind}", params={"lang": "en"})
+            assert one.json()["title"] in ("Parties", "Rights and restrictions")
+            queryables = (await c.get(f"/collections/{kind}/queryables")).json()
+            assert not PERSONAL & set(queryables["properties"]), (who, kind)
+            schema = await c.get(f"/collections/{kind}/schema")
+            assert_private(schema)
+            personal = {n for n, p in schema.json()["properties"].items() if p.get("x-personal")}
+            may_write = who in MEMBERS or who == "editor-marzo"  # the schema, not values
+            expected = {"name", "id_number", "contact"} if kind == "parties" else {"holder", "note"}
+            assert personal == (expected if may_write else set()), (who, kind, personal)
+            assert not PERSONAL & set(schema.json()["properties"]) - personal
+            seen += json.dumps(queryables, ensure_ascii=False) + schema.text
+            for name, value in (("name", NAME), ("id_number", ID_NUMBER), ("holder", NAME)):
+                r = await c.get(f"/collections/{kind}/items", params={name: value})
+                assert r.status_code == 400 and repr(name) in r.json()["detail"], r.text
+            r = await c.get(f"/collections/{kind}/items", params={"filter": f"name = '{NAME}'"})
+            assert r.status_code == 400, r.text
+        r = await c.get("/collections/rights/items", params={"bbox": bbox, "limit": 1000})
+        assert r.status_code == 200, r.text
+        assert_private(r)
+        found = {f["id"]: f for f in r.json()["features"]}
+        assert found[ids["right"]]["properties"]["party"] == ids["party"]
+        seen += r.text
+        r = await c.get(
+            "/collections/parties/items", params={"kind": "household", "commune": MAIZAL}
+        )
+        assert ids["party"] in {f["id"] for f in r.json()["features"]}
+        assert {f["properties"]["kind"] for f in r.json()["features"]} == {"household"}
+        seen += r.text
+        bad = await c.get("/collections/rights/items", params={"status": "stolen"})
+        assert bad.status_code == 400 and "granted" in bad.json()["detail"]
+    if who not in MEMBERS:
+        for secret in (NAME, ID_NUMBER, CONTACT, "Quintero"):
+            assert not any(form in seen for form in spellings(secret)), (who, secret)
+    else:
+        assert any(form in seen for form in spellings(NAME)), who
+
+
 async def test_parcel_records_for_the_sheet(conn: AsyncConnection, reader: Callable) -> None:
     async with reader("editor-maizal") as c:
         ids = await register(c, conn)
