@@ -390,7 +390,9 @@ async def right_item_options(conn: Conn, user: Reader, feature_id: int) -> Respo
     return await _item_allow(conn, "rights", user, feature_id)
 
 
-@router.post("/documents", status_code=201, summary="Upload a source document (PDF, JPEG, PNG)")
+@router.post(
+    "/documents", status_code=201, summary="Upload a source document (PDF, JPEG, PNG, HEIC)"
+)
 async def upload_document(
     request: Request,
     settings: SettingsDep,

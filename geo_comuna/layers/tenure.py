@@ -1,8 +1,9 @@
 """The vocabulary of land regularization records (ISO 19152 LADM: party - right/restriction -
 spatial unit - source document), with es/en labels: kinds of party, kinds of right and their
 statuses, and the document types accepted. The tables are migration 0021's; the records are
-served by geo_comuna/tenure/ and api/tenure.py (they are not map layers: a party has no
-geometry, a right is drawn as its parcel)."""
+served by geo_comuna/tenure/ and api/tenure.py, and listed in GET /collections after the
+layers (api/tenure_meta.py). They are not map layers: a party has no geometry, a right is
+drawn as its parcel."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ DOCUMENT_TYPES: dict[str, tuple[Label, tuple[str, ...]]] = {
     "application/pdf": (Label("PDF", "PDF"), (".pdf",)),
     "image/jpeg": (Label("Foto JPEG", "JPEG photo"), (".jpg", ".jpeg")),
     "image/png": (Label("Imagen PNG", "PNG image"), (".png",)),
+    "image/heic": (Label("Foto HEIC", "HEIC photo"), (".heic", ".heif")),
 }
 #: illustrative sample records carry this in their names and notes
 ILLUSTRATIVE = Label("ilustrativo, ficticio", "illustrative, fictional")
@@ -53,11 +55,12 @@ COLLECTIONS: dict[str, tuple[Label, Label]] = {
         Label("Sujetos de derecho", "Parties"),
         Label(
             "Comunas, grupos familiares, personas, unidades de producción y colectivos que "
-            "tienen o reclaman tierra; nombres, cédulas/RIF y contacto solo para editores y "
+            "tienen o reclaman tierra, sin geometría (su tierra son las parcelas de sus "
+            "derechos); nombres, cédulas/RIF y contacto solo para editores y "
             "administradores de su comuna",
             "Communes, households, persons, production units and collectives that hold or "
-            "claim land; names, ID numbers and contact only for editors and admins of their "
-            "commune",
+            "claim land, without geometry (their land is their rights' parcels); names, ID "
+            "numbers and contact only for editors and admins of their commune",
         ),
     ),
     "rights": (
