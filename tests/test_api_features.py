@@ -7,6 +7,7 @@ import pytest
 from psycopg import AsyncConnection
 
 from geo_comuna.layers import LAYERS
+from geo_comuna.layers.tenure import COLLECTIONS as RECORDS
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
 from tests.factories import LAT, LON, feature
@@ -33,7 +34,7 @@ async def test_landing_conformance_and_collections(client: httpx.AsyncClient) ->
     conf = (await client.get("/conformance")).json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson" in conf
     cols = (await client.get("/collections")).json()["collections"]
-    assert [c["id"] for c in cols] == list(LAYERS)
+    assert [c["id"] for c in cols] == [*LAYERS, *RECORDS]  # the land records after the layers
     parcels = next(c for c in cols if c["id"] == "parcels")
     w, s, e, n = parcels["extent"]["spatial"]["bbox"][0]
     assert -75 < w < e < -58 and -1 < s < n < 17

@@ -198,3 +198,46 @@ def test_the_readme_example(live: Live, tmp_path: Path) -> None:
     )[0][0]
     assert f"Feature Count: {expected}" in info and expected > 0, info
     assert 'ID["EPSG",2202]' in info, info
+
+
+def test_gdal_lists_the_land_records_and_reads_rights(live: Live, tmp_path: Path) -> None:
+    """Parties and rights are in /collections, so GDAL lists them: parties with no geometry,
+    rights as polygons (their parcels). Anonymous, GDAL reads rights whole and by -spat (sent
+    as bbox), and never a holder's name: the field is not there."""
+    info = gdal("ogrinfo", "-ro", "-so", f"OAPIF:{live.base}").stdout
+    listed = {line.split(": ", 1)[1].split(" ", 1)[0]: line for line in info.splitlines()[2:]}
+    assert listed["parties"].endswith("(title: Sujetos de derecho)"), info  # no geometry
+    assert listed["rights"].endswith("(Multi Polygon)"), info
+    features = copied(live, tmp_path / "rights.geojson", "rights", *PAGE)
+    expected = fetch(live, "SELECT id, parcel_id, status FROM rights ORDER BY id")
+    assert [(f["id"], f["properties"]["parcel"], f["properties"]["status"]) for f in features] == [
+        tuple(row) for row in expected
+    ]
+    assert expected and all(f["geometry"]["type"] == "MultiPolygon" for f in features)
+    assert not {"holder", "note"} & {k for f in features for k in f["properties"]}
+    parties = copied(live, tmp_path / "parties.geojson", "parties", *PAGE)
+    (count,) = fetch(live, "SELECT count(*) FROM parties")[0]
+    assert len(parties) == count > 0 and all(f["geometry"] is None for f in parties)
+    assert not {"name", "id_number", "contact"} & {k for f in parties for k in f["properties"]}
+    # GDAL 3.6's OAPIF layers always have a geometry field: "Unknown (any)", all null here;
+    # its fields are what the schema gives an anonymous reader, no name among them
+    layer = gdal("ogrinfo", "-ro", "-so", f"OAPIF:{live.base}", "parties").stdout
+    assert f"Feature Count: {count}" in layer, layer
+    fields = [line.split(":")[0] for line in layer.split("mapping: 2,1\n", 1)[1].splitlines()]
+    assert fields == ["kind", "commune", "illustrative"], layer
+
+    w, s, e, n = -69.2, 9.6, -69.1, 9.75
+    mark = live.mark()
+    inside = copied(live, tmp_path / "b.geojson", "rights", *PAGE, "-spat", *map(str, (w, s, e, n)))
+    expected = fetch(
+        live,
+        "SELECT r.id FROM rights r JOIN parcels pc ON pc.id = r.parcel_id "
+        "WHERE ST_Intersects(pc.geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))",
+        w,
+        s,
+        e,
+        n,
+    )
+    assert sorted(f["id"] for f in inside) == sorted(i for (i,) in expected) and expected
+    pages = item_requests(live.requests(mark), "rights")
+    assert pages and all(r.status == 200 and "bbox" in r.query for r in pages), pages

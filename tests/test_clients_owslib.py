@@ -8,6 +8,7 @@ import psycopg
 from owslib.ogcapi.features import Features
 
 from geo_comuna.layers import LAYERS
+from geo_comuna.layers.tenure import COLLECTIONS as RECORDS
 from tests.clients import Live
 
 
@@ -18,7 +19,7 @@ def ids(live: Live, query: str, *params: object) -> list[int]:
 
 def test_owslib_discovers_the_service(live: Live) -> None:
     api = Features(live.base)
-    assert [c["id"] for c in api.collections()["collections"]] == list(LAYERS)
+    assert [c["id"] for c in api.collections()["collections"]] == [*LAYERS, *RECORDS]
     assert (
         "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
         in (api.conformance()["conformsTo"])
@@ -82,3 +83,31 @@ def test_owslib_cql2_filter(live: Live) -> None:
         live, "SELECT id FROM parcels WHERE tenure = 'occupied' AND recovered_on >= '2015-01-01'"
     )
     assert sorted(f["id"] for f in page["features"]) == expected and expected
+
+
+def test_owslib_reads_the_land_records_without_personal_data(live: Live) -> None:
+    """Anonymous, through OWSLib: the rights on El Maizal's corner by bbox and status, the
+    households among the parties; no name, ID number, contact, holder or note anywhere, and
+    none of them is a queryable."""
+    api = Features(live.base)
+    assert api.collection("parties")["itemType"] == "feature"
+    bbox = [-69.2, 9.6, -69.1, 9.75]
+    page = api.collection_items("rights", bbox=bbox, status="granted", limit=1000)
+    assert sorted(f["id"] for f in page["features"]) == ids(
+        live,
+        "SELECT r.id FROM rights r JOIN parcels pc ON pc.id = r.parcel_id "
+        "WHERE r.status = 'granted' "
+        "AND ST_Intersects(pc.geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))",
+        *bbox,
+    )
+    assert page["features"]
+    households = api.collection_items("parties", kind="household", limit=1000)
+    assert sorted(f["id"] for f in households["features"]) == ids(
+        live, "SELECT id FROM parties WHERE kind = 'household'"
+    )
+    assert households["features"]
+    personal = {"name", "id_number", "contact", "holder", "note"}
+    for page_ in (page, households):
+        assert not personal & {k for f in page_["features"] for k in f["properties"]}
+    for kind in RECORDS:
+        assert not personal & set(api.collection_queryables(kind)["properties"])

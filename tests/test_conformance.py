@@ -12,6 +12,7 @@ from psycopg import AsyncConnection
 from pyproj import Transformer
 
 from geo_comuna.layers import LAYERS
+from geo_comuna.layers.tenure import COLLECTIONS as RECORDS
 from tests.factories import feature
 
 pytestmark = pytest.mark.anyio
@@ -24,6 +25,16 @@ PART1 = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/"
 PART2 = "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs"
 PART3 = "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/"
 EL_MAIZAL = (-69.2, 9.6, -69.1, 9.75)
+#: every collection GET /collections lists: the layers, then the land records (parties,
+#: rights; api/tenure.py). Every sweep below runs over all of them.
+COLLECTIONS = [*LAYERS, *RECORDS]
+#: collections whose features have no geometry (a party has no place of its own): they have
+#: no spatial extent and list CRS84 alone, since there are no coordinates to give in another
+NO_GEOMETRY = {"parties"}
+#: the stored geometries of each collection with one, to check its extent against
+GEOMETRIES = {name: f"SELECT geom FROM {name}" for name in LAYERS} | {
+    "rights": "SELECT pc.geom FROM rights r JOIN parcels pc ON pc.id = r.parcel_id"
+}
 
 
 async def conforms_to(client: httpx.AsyncClient) -> list[str]:
@@ -112,7 +123,7 @@ async def test_core_fc_md_success(client: httpx.AsyncClient) -> None:
     """/req/core/fc-md-success"""
     body = (await client.get("/collections")).json()
     assert "self" in {link["rel"] for link in body["links"]}
-    assert [c["id"] for c in body["collections"]] == list(LAYERS)
+    assert [c["id"] for c in body["collections"]] == COLLECTIONS
 
 
 async def test_core_fc_md_links(client: httpx.AsyncClient) -> None:
@@ -138,9 +149,12 @@ async def test_core_fc_md_items_links(client: httpx.AsyncClient) -> None:
 async def test_core_fc_md_extent(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
     """/req/core/fc-md-extent"""
     for c in (await client.get("/collections")).json()["collections"]:
+        if c["id"] in NO_GEOMETRY:  # no geometry: no spatial extent to state
+            assert "spatial" not in c.get("extent", {}), c
+            continue
         cur = await conn.execute(
             f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
-            f"FROM (SELECT ST_Extent(geom) e FROM {c['id']}) x"
+            f"FROM (SELECT ST_Extent(geom) e FROM ({GEOMETRIES[c['id']]}) g) x"
         )
         stored = await cur.fetchone()
         if stored[0] is None:
@@ -153,20 +167,20 @@ async def test_core_fc_md_extent(client: httpx.AsyncClient, conn: AsyncConnectio
 
 async def test_core_sfc_md_op(client: httpx.AsyncClient) -> None:
     """/req/core/sfc-md-op"""
-    for name in LAYERS:
+    for name in COLLECTIONS:
         assert (await client.get(f"/collections/{name}")).status_code == 200
 
 
 async def test_core_sfc_md_success(client: httpx.AsyncClient) -> None:
     """/req/core/sfc-md-success"""
     listed = {c["id"]: c for c in (await client.get("/collections")).json()["collections"]}
-    for name in LAYERS:
+    for name in COLLECTIONS:
         assert (await client.get(f"/collections/{name}")).json() == listed[name]
 
 
 async def test_core_fc_op(client: httpx.AsyncClient) -> None:
     """/req/core/fc-op"""
-    for name in LAYERS:
+    for name in COLLECTIONS:
         await items(client, name, limit=1)
 
 
@@ -202,6 +216,33 @@ async def test_core_fc_bbox_response(client: httpx.AsyncClient, conn: AsyncConne
     )
 
 
+async def test_core_fc_bbox_response_rights(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """/req/core/fc-bbox-response, on rights: a right is drawn as its parcel, so bbox picks
+    the rights on parcels that intersect it"""
+    page = await items(client, "rights", bbox=",".join(map(str, EL_MAIZAL)), limit=1000)
+    expected = await ids_where(
+        conn,
+        "SELECT r.id FROM rights r JOIN parcels pc ON pc.id = r.parcel_id "
+        "WHERE ST_Intersects(pc.geom, ST_MakeEnvelope(%s,%s,%s,%s,4326))",
+        *EL_MAIZAL,
+    )
+    assert sorted(f["id"] for f in page["features"]) == expected and expected
+    far = await items(client, "rights", bbox="-60,1,-59.9,1.1")
+    assert far["numberMatched"] == 0 and far["features"] == []
+
+
+async def test_core_fc_bbox_on_no_geometry_is_refused(client: httpx.AsyncClient) -> None:
+    """/req/core/query-param-invalid, for a collection without geometry: bbox cannot apply
+    to parties, and the 400 says why and where to ask instead"""
+    r = await client.get("/collections/parties/items", params={"bbox": "-70,9,-69,10"})
+    assert r.status_code == 400
+    assert "no geometry" in r.json()["detail"] and "rights" in r.json()["detail"]
+    r = await client.get("/collections/parties/items", params={"crs": UTM19})
+    assert r.status_code == 400 and "no geometry" in r.json()["detail"]
+
+
 async def test_core_fc_time_definition(client: httpx.AsyncClient) -> None:
     """/req/core/fc-time-definition"""
     assert (await openapi_items(client))["datetime"]["schema"]["type"] == "string"
@@ -230,6 +271,18 @@ async def test_core_fc_links(client: httpx.AsyncClient) -> None:
     assert {"self", "next"} <= rels
     last = await items(client, limit=5, offset=page["numberMatched"] - 1)
     assert "next" not in {link["rel"] for link in last["links"]}
+
+
+async def test_core_fc_links_rights(client: httpx.AsyncClient) -> None:
+    """/req/core/fc-links, on rights: following next links reads every right once"""
+    page = await items(client, "rights", limit=2)
+    seen = [f["id"] for f in page["features"]]
+    while nxt := next((x["href"] for x in page["links"] if x["rel"] == "next"), None):
+        r = await client.get(nxt.replace("http://testserver", ""))
+        assert r.status_code == 200, r.text
+        page = r.json()
+        seen += [f["id"] for f in page["features"]]
+    assert len(seen) == len(set(seen)) == page["numberMatched"] > 2
 
 
 async def test_core_fc_rel_type(client: httpx.AsyncClient) -> None:
@@ -263,9 +316,13 @@ async def test_geojson_definition(client: httpx.AsyncClient) -> None:
 
 async def test_geojson_content(client: httpx.AsyncClient) -> None:
     """/req/geojson/content"""
-    for name in LAYERS:
-        for f in (await items(client, name, limit=3))["features"]:
+    for name in COLLECTIONS:
+        page = (await items(client, name, limit=3))["features"]
+        assert page, name  # the sample holds features of every collection
+        for f in page:
             assert f["type"] == "Feature" and {"id", "geometry", "properties"} <= set(f)
+            if name in RECORDS:  # (a layer's members-only positions are null too)
+                assert (f["geometry"] is None) == (name in NO_GEOMETRY), (name, f)
 
 
 async def test_oas30_oas_definition_1(client: httpx.AsyncClient) -> None:
@@ -286,7 +343,7 @@ async def test_oas30_completeness(client: httpx.AsyncClient) -> None:
     doc = (await client.get("/openapi.json")).json()
     for path in ("/", "/conformance", "/collections", "/collections/{collection_id}"):
         assert path in doc["paths"], path
-    for name in LAYERS:
+    for name in COLLECTIONS:
         assert f"/collections/{name}/items" in doc["paths"]
         assert f"/collections/{name}/items/{{feature_id}}" in doc["paths"]
 
@@ -330,6 +387,9 @@ async def test_crs_fc_md_crs_list(client: httpx.AsyncClient) -> None:
     assert PART2 in await conforms_to(client)
     wanted = {f"http://www.opengis.net/def/crs/EPSG/0/{code}" for code in VENEZUELA}
     for c in (await client.get("/collections")).json()["collections"]:
+        if c["id"] in NO_GEOMETRY:  # no coordinates: nothing to give in another CRS
+            assert c["crs"] == [CRS84], c
+            continue
         assert CRS84 in c["crs"] and wanted <= set(c["crs"]), c["id"]
 
 
@@ -383,6 +443,31 @@ async def test_crs_fc_bbox_crs_action(client: httpx.AsyncClient) -> None:
     assert utm["numberMatched"] > 0
 
 
+async def test_crs_fc_crs_action_rights(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
+    """/req/crs/fc-crs-action, on rights: the parcel's ring in REGVEN / UTM 19N as PostGIS
+    transforms it, and a bbox in it selects what its CRS84 equivalent does"""
+    utm = await items(client, "rights", limit=3, crs=UTM19)
+    for f in utm["features"]:
+        cur = await conn.execute(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Transform(ST_PointN(ST_ExteriorRing("
+            "ST_GeometryN(geom, 1)), 1), 2202) p FROM parcels WHERE id = %s) x",
+            (f["properties"]["parcel"],),
+        )
+        x, y = await cur.fetchone()
+        bx, by = f["geometry"]["coordinates"][0][0][0]
+        assert abs(bx - x) < 0.01 and abs(by - y) < 0.01, f["id"]
+    to_utm = Transformer.from_crs(4326, 2202, always_xy=True)
+    w, s = to_utm.transform(EL_MAIZAL[0], EL_MAIZAL[1])
+    e, n = to_utm.transform(EL_MAIZAL[2], EL_MAIZAL[3])
+    r = await client.get(
+        "/collections/rights/items",
+        params={"bbox": f"{w},{s},{e},{n}", "bbox-crs": UTM19, "limit": 1000},
+    )
+    assert r.status_code == 200 and r.headers["content-crs"] == f"<{CRS84}>"
+    plain = await items(client, "rights", bbox=",".join(map(str, EL_MAIZAL)), limit=1000)
+    assert r.json()["numberMatched"] == plain["numberMatched"] > 0
+
+
 async def test_crs_ogc_crs_header(client: httpx.AsyncClient) -> None:
     """/req/crs/ogc-crs-header"""
     r = await client.get("/collections/parcels/items", params={"crs": UTM19, "limit": 1})
@@ -400,7 +485,7 @@ async def test_crs_ogc_crs_header_value(client: httpx.AsyncClient) -> None:
 
 async def test_queryables_get_queryables_op(client: httpx.AsyncClient) -> None:
     """/req/queryables/get-queryables-op"""
-    for name in LAYERS:
+    for name in COLLECTIONS:
         assert (await client.get(f"/collections/{name}/queryables")).status_code == 200
 
 
@@ -414,9 +499,12 @@ async def test_queryables_get_queryables_response(client: httpx.AsyncClient) -> 
     assert body["type"] == "object" and "tenure" in body["properties"]
 
 
+QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+
+
 async def test_queryables_queryables_link(client: httpx.AsyncClient) -> None:
     """/req/queryables/queryables-link"""
-    rel = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+    rel = QUERYABLES
     for c in (await client.get("/collections")).json()["collections"]:
         assert rel in {link["rel"] for link in c["links"]}, c["id"]
 
@@ -434,6 +522,31 @@ async def test_queryables_query_parameters_parameters(
     assert sorted(f["id"] for f in page["features"]) == await ids_where(
         conn, "SELECT id FROM parcels WHERE land_use = 'crops'"
     )
+
+
+async def test_queryables_every_collection_has_its_schema_and_filters(
+    client: httpx.AsyncClient,
+) -> None:
+    """/req/queryables/get-queryables-response and Part 5's schema link, for every
+    collection: each queryable but the geometry (bbox's) and dates (datetime's) is a query
+    parameter of the items the OpenAPI document declares"""
+    doc = (await client.get("/openapi.json")).json()
+    for c in (await client.get("/collections")).json()["collections"]:
+        links = {link["rel"]: link["href"] for link in c["links"]}
+        schema = await client.get(links["http://www.opengis.net/def/rel/ogc/1.0/schema"])
+        assert schema.status_code == 200, c["id"]
+        assert schema.headers["content-type"].startswith("application/schema+json")
+        props = schema.json()["properties"]
+        assert ("geometry" in props) == (c["id"] not in NO_GEOMETRY), c["id"]
+        if c["id"] not in RECORDS:
+            continue  # the layers' parameters: test_queryables_query_parameters_parameters
+        declared = {
+            p["name"] for p in doc["paths"][f"/collections/{c['id']}/items"]["get"]["parameters"]
+        }
+        queryables = (await client.get(links[QUERYABLES])).json()["properties"]
+        for name in queryables:
+            if name != "geometry":
+                assert name in declared, (c["id"], name)
 
 
 async def test_filter_filter_param(client: httpx.AsyncClient) -> None:

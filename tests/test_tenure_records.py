@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pillow_heif
 import psycopg
 import pytest
 from PIL import Image
@@ -100,6 +101,17 @@ def jpeg(gps: tuple[float, float] | None = None) -> bytes:
     exif[306] = "2026:11:30 09:15:00"
     out = io.BytesIO()
     image.save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+def heic(gps: tuple[float, float] | None = None) -> bytes:
+    """A small HEIC photo, encoded by pillow-heif itself; with ``gps`` (lon, lat) its EXIF
+    says where it was taken, as jpeg()'s does."""
+    with Image.open(io.BytesIO(jpeg(gps))) as source:
+        exif = source.getexif()
+        photo = pillow_heif.from_pillow(source.convert("RGB"))
+    out = io.BytesIO()
+    photo.save(out, quality=50, exif=exif.tobytes())
     return out.getvalue()
 
 
@@ -449,6 +461,65 @@ async def test_what_each_reader_sees(conn: AsyncConnection, reader: Callable, wh
                 assert form not in seen, (who, form)
 
 
+#: the properties that carry personal data (layers/tenure.py: personal=True)
+PERSONAL = {"name", "id_number", "contact", "holder", "note"}
+
+
+@pytest.mark.parametrize("who", OUTSIDERS + MEMBERS)
+async def test_the_collections_list_and_describe_them_privately(
+    conn: AsyncConnection, reader: Callable, who: str
+) -> None:
+    """Parties and rights are listed in /collections like any layer; what describes them
+    (collection, queryables, schema) and their items by bbox never carries a name or an ID
+    number to an outsider, and nobody may filter by one: a filter on a name would answer
+    an outsider whether that person holds land."""
+    async with reader("editor-maizal") as c:
+        ids = await register(c, conn)
+    bbox = "-69.2,9.6,-69.1,9.75"  # around EM-P019
+    async with reader(who) as c:
+        listed = {x["id"]: x for x in (await c.get("/collections")).json()["collections"]}
+        assert {"parties", "rights"} <= set(listed)
+        assert "extent" not in listed["parties"] and listed["rights"]["extent"]["spatial"]
+        seen = json.dumps(listed, ensure_ascii=False)
+        for kind in ("parties", "rights"):
+            one = await c.get(f"/collections/{kind}", params={"lang": "en"})
+            assert one.json()["title"] in ("Parties", "Rights and restrictions")
+            queryables = (await c.get(f"/collections/{kind}/queryables")).json()
+            assert not PERSONAL & set(queryables["properties"]), (who, kind)
+            schema = await c.get(f"/collections/{kind}/schema")
+            assert_private(schema)
+            personal = {n for n, p in schema.json()["properties"].items() if p.get("x-personal")}
+            may_write = who in MEMBERS or who == "editor-marzo"  # the schema, not values
+            expected = {"name", "id_number", "contact"} if kind == "parties" else {"holder", "note"}
+            assert personal == (expected if may_write else set()), (who, kind, personal)
+            assert not PERSONAL & set(schema.json()["properties"]) - personal
+            seen += json.dumps(queryables, ensure_ascii=False) + schema.text
+            for name, value in (("name", NAME), ("id_number", ID_NUMBER), ("holder", NAME)):
+                r = await c.get(f"/collections/{kind}/items", params={name: value})
+                assert r.status_code == 400 and repr(name) in r.json()["detail"], r.text
+            r = await c.get(f"/collections/{kind}/items", params={"filter": f"name = '{NAME}'"})
+            assert r.status_code == 400, r.text
+        r = await c.get("/collections/rights/items", params={"bbox": bbox, "limit": 1000})
+        assert r.status_code == 200, r.text
+        assert_private(r)
+        found = {f["id"]: f for f in r.json()["features"]}
+        assert found[ids["right"]]["properties"]["party"] == ids["party"]
+        seen += r.text
+        r = await c.get(
+            "/collections/parties/items", params={"kind": "household", "commune": MAIZAL}
+        )
+        assert ids["party"] in {f["id"] for f in r.json()["features"]}
+        assert {f["properties"]["kind"] for f in r.json()["features"]} == {"household"}
+        seen += r.text
+        bad = await c.get("/collections/rights/items", params={"status": "stolen"})
+        assert bad.status_code == 400 and "granted" in bad.json()["detail"]
+    if who not in MEMBERS:
+        for secret in (NAME, ID_NUMBER, CONTACT, "Quintero"):
+            assert not any(form in seen for form in spellings(secret)), (who, secret)
+    else:
+        assert any(form in seen for form in spellings(NAME)), who
+
+
 async def test_parcel_records_for_the_sheet(conn: AsyncConnection, reader: Callable) -> None:
     async with reader("editor-maizal") as c:
         ids = await register(c, conn)
@@ -478,8 +549,9 @@ async def test_parcel_records_for_the_sheet(conn: AsyncConnection, reader: Calla
         ("photo.jpg", PDF, "named .jpg (a JPEG image) but its bytes are a PDF"),
         ("scan.png", jpeg(), "named .png (a PNG image) but its bytes are a JPEG image"),
         ("deed.exe", PDF, "the ending .exe is not one of a PDF's"),
-        ("notes.txt", b"just text", "its bytes are not a PDF, JPEG or PNG"),
-        ("IMG_1.heic", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", "a HEIC photo"),
+        ("notes.txt", b"just text", "its bytes are not a PDF, JPEG, PNG or HEIC"),
+        ("IMG_1.jpg", heic(), "named .jpg (a JPEG image) but its bytes are a HEIC photo"),
+        ("IMG_2.heic", jpeg(), "named .heic (a HEIC photo) but its bytes are a JPEG image"),
     ],
 )
 async def test_a_lying_or_unknown_file_is_refused_naming_it(
@@ -495,6 +567,38 @@ async def test_a_lying_or_unknown_file_is_refused_naming_it(
     assert r.status_code == 415, r.text
     assert name in r.json()["detail"] and says in r.json()["detail"]
     assert await scalar(conn, "SELECT count(*) FROM documents WHERE parcel_id = %s", (p,)) == 0
+
+
+async def test_a_heic_photo_is_kept_as_sent_with_its_position(
+    conn: AsyncConnection, reader: Callable
+) -> None:
+    """A phone's HEIC photo: sniffed by its ftyp box, its EXIF GPS read by pillow-heif, its
+    bytes stored and given back as sent; one cut short is refused naming it."""
+    p = await parcel(conn, "EM-P019")
+    data = heic((-69.1452, 9.6951))
+    assert data[4:12] == b"ftypheic"
+    async with reader("editor-maizal") as c:
+        r = await c.post(
+            "/documents",
+            data={"title": "Foto de la cerca", "parcel": str(p)},
+            files={"file": ("IMG_0001.HEIC", data, "application/octet-stream")},
+        )
+        assert r.status_code == 201, r.text
+        stored = r.json()
+        assert stored["media_type"] == "image/heic"
+        assert stored["sha256"] == hashlib.sha256(data).hexdigest()
+        assert stored["position"] == pytest.approx([-69.1452, 9.6951], abs=1e-5)
+        back = await c.get(f"/documents/{stored['id']}/content")
+        assert back.content == data and back.headers["content-type"] == "image/heic"
+        shown = (await c.get(f"/communes/{MAIZAL}/documents")).json()["features"]
+        assert stored["id"] in {f["id"] for f in shown}
+        cut = await c.post(
+            "/documents",
+            data={"title": "t", "parcel": str(p)},
+            files={"file": ("IMG_0002.heic", data[:40], "image/heic")},
+        )
+        assert cut.status_code == 422 and "IMG_0002.heic" in cut.json()["detail"], cut.text
+    assert documents.photo_place(heic(), "y.heic", "image/heic").lat is None
 
 
 async def test_document_limits(conn: AsyncConnection, settings: Settings) -> None:

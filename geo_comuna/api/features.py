@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 
 from geo_comuna import __version__
-from geo_comuna.api import etags
+from geo_comuna.api import etags, tenure_meta
 from geo_comuna.api.deps import (
     CRS84,
     Conn,
@@ -35,8 +35,10 @@ from geo_comuna.api.schema import SCHEMA_JSON, SCHEMA_REL
 from geo_comuna.errors import NotFound
 from geo_comuna.features import crs, query
 from geo_comuna.layers import LAYERS, Layer
+from geo_comuna.layers.tenure import COLLECTIONS
 from geo_comuna.maps import pages
 from geo_comuna.maps.styles import Styles
+from geo_comuna.tenure import records
 
 router = APIRouter()
 GEOJSON = "application/geo+json"
@@ -167,7 +169,7 @@ def _collection(
     return doc
 
 
-@router.get("/collections", summary="All layers", responses=JSON_OR_HTML)
+@router.get("/collections", summary="All layers and the land records", responses=JSON_OR_HTML)
 async def collections(
     request: Request, settings: SettingsDep, conn: Conn, lang: Lang = "es"
 ) -> Any:
@@ -183,11 +185,16 @@ async def collections(
             ]
         }
         return html(pages.collections(base, chosen, doc))
+    rights_extent = await records.rights_extent(conn)
     return {
         "links": [_link(f"{base}/collections", "self", "application/json")],
         "collections": [
-            _collection(layer, base, lang, extents.get(layer.name), days.get(layer.name))
-            for layer in LAYERS.values()
+            *(
+                _collection(layer, base, lang, extents.get(layer.name), days.get(layer.name))
+                for layer in LAYERS.values()
+            ),
+            # the land records (api/tenure.py): parties with no geometry, rights as parcels
+            *(tenure_meta.collection(kind, base, lang, rights_extent) for kind in COLLECTIONS),
         ],
     }
 

@@ -11,31 +11,37 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from psycopg import sql
 
 from geo_comuna.accounts import User
+from geo_comuna.api import tenure_meta
 from geo_comuna.api.deps import (
     Commune,
     CommuneFilter,
     Conn,
+    CrsDep,
     IfMatch,
     Lang,
+    Paging,
     Reader,
     SettingsDep,
     Writer,
     base_url,
+    parse_bbox,
 )
 from geo_comuna.api.methods import allow
-from geo_comuna.errors import TooLarge
-from geo_comuna.layers.tenure import COLLECTIONS
+from geo_comuna.errors import InvalidInput, TooLarge
+from geo_comuna.features import crs
+from geo_comuna.layers.model import Domain
+from geo_comuna.layers.tenure import PARTY_KIND, RIGHT_KIND, RIGHT_STATUS
 from geo_comuna.tenure import documents, edit, records
 
 router = APIRouter(tags=["land records"])
 GEOJSON = "application/geo+json"
 PRIVATE = "private, no-cache"
-Limit = Annotated[int, Query(ge=1, le=10_000, description="items per page")]
-Offset = Annotated[int, Query(ge=0, le=100_000_000)]
 
 
 def _json(body: Any, status: int = 200, etag: str | None = None, media: str = GEOJSON) -> Response:
@@ -53,63 +59,224 @@ def _etag(version: str, user: User | None) -> str:
     return f'"{version}.{reader}"'
 
 
-def _collection(kind: str, base: str, lang: str) -> dict[str, Any]:
-    title, description = COLLECTIONS[kind]
-    href = f"{base}/collections/{kind}"
-    return {
-        "id": kind,
-        "title": title.get(lang),
-        "description": description.get(lang),
-        "itemType": "feature",
-        "links": [
-            {"href": href, "rel": "self", "type": "application/json"},
-            {"href": f"{href}/items", "rel": "items", "type": GEOJSON},
-        ],
-    }
+async def collection_doc(conn: Conn, kind: str, base: str, lang: str) -> dict[str, Any]:
+    """The collection document of parties or rights (api/tenure_meta.py), as listed in
+    ``GET /collections`` too."""
+    extent = await records.rights_extent(conn) if kind == "rights" else None
+    return tenure_meta.collection(kind, base, lang, extent)
 
 
-@router.get("/collections/parties", summary="The parties' collection")
-async def parties_collection(request: Request, settings: SettingsDep, lang: Lang = "es") -> Any:
-    return _collection("parties", base_url(request, settings), lang)
+@router.get("/collections/parties", summary="The parties' collection (no geometry)")
+async def parties_collection(
+    request: Request, settings: SettingsDep, conn: Conn, lang: Lang = "es"
+) -> Any:
+    return await collection_doc(conn, "parties", base_url(request, settings), lang)
 
 
-@router.get("/collections/rights", summary="The rights' collection")
-async def rights_collection(request: Request, settings: SettingsDep, lang: Lang = "es") -> Any:
-    return _collection("rights", base_url(request, settings), lang)
+@router.get("/collections/rights", summary="The rights' collection (drawn as their parcels)")
+async def rights_collection(
+    request: Request, settings: SettingsDep, conn: Conn, lang: Lang = "es"
+) -> Any:
+    return await collection_doc(conn, "rights", base_url(request, settings), lang)
 
 
-@router.get("/collections/parties/items", summary="Parties (personal data only for their editors)")
-async def party_items(
-    conn: Conn, user: Reader, commune: CommuneFilter, limit: Limit = 100, offset: Offset = 0
+def _schema_response(body: dict[str, Any]) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False),
+        media_type=tenure_meta.SCHEMA_JSON,
+        headers={"Cache-Control": PRIVATE},
+    )
+
+
+SCHEMA_RESPONSE = {200: {"content": {tenure_meta.SCHEMA_JSON: {}}, "description": "JSON Schema"}}
+
+
+@router.get(
+    "/collections/parties/queryables",
+    summary="What parties may be filtered by (never a name or an ID number)",
+    response_class=Response,
+    responses=SCHEMA_RESPONSE,
+)
+async def parties_queryables(request: Request, settings: SettingsDep, lang: Lang = "es") -> Any:
+    return _schema_response(tenure_meta.queryables("parties", base_url(request, settings), lang))
+
+
+@router.get(
+    "/collections/rights/queryables",
+    summary="What rights may be filtered by (never a holder's name)",
+    response_class=Response,
+    responses=SCHEMA_RESPONSE,
+)
+async def rights_queryables(request: Request, settings: SettingsDep, lang: Lang = "es") -> Any:
+    return _schema_response(tenure_meta.queryables("rights", base_url(request, settings), lang))
+
+
+@router.get(
+    "/collections/parties/schema",
+    summary="JSON Schema of parties (personal properties for editors and admins)",
+    response_class=Response,
+    responses=SCHEMA_RESPONSE,
+)
+async def parties_schema(
+    request: Request, settings: SettingsDep, user: Reader, lang: Lang = "es"
+) -> Any:
+    return _schema_response(tenure_meta.schema("parties", base_url(request, settings), lang, user))
+
+
+@router.get(
+    "/collections/rights/schema",
+    summary="JSON Schema of rights (holder and note for editors and admins)",
+    response_class=Response,
+    responses=SCHEMA_RESPONSE,
+)
+async def rights_schema(
+    request: Request, settings: SettingsDep, user: Reader, lang: Lang = "es"
+) -> Any:
+    return _schema_response(tenure_meta.schema("rights", base_url(request, settings), lang, user))
+
+
+def _values(name: str, raw: str | None, allowed: Domain) -> list[str] | None:
+    """``?name=a,b``: each value one of ``allowed``'s codes, else a 400 naming them."""
+    if raw is None:
+        return None
+    values = [v.strip() for v in raw.split(",")]
+    wrong = [v for v in values if v not in allowed]
+    if wrong:
+        raise InvalidInput(
+            f"query parameter {name!r}: {', '.join(map(repr, wrong))} is not one of "
+            f"{', '.join(allowed.values)}"
+        )
+    return values
+
+
+def _page_response(
+    request: Request, base: str, kind: str, paging: Any, page: dict[str, Any], used: crs.Crs
 ) -> Response:
-    """Every party with its kind, commune and id; its name, cédula/RIF and contact only for
-    editors and admins of its commune."""
-    page = await records.parties(conn, user, commune_id=commune, limit=limit, offset=offset)
-    return _json(page)
+    """The page with its links (self, collection, next by key, prev by offset), as the
+    layers' items are (api/features.py)."""
+    limit, offset, after = paging
+    href = f"{base}/collections/{kind}/items"
+    kept = [
+        (k, v)
+        for k, v in request.query_params.multi_items()
+        if k not in ("limit", "offset", "after")
+    ]
+
+    def at(*where: tuple[str, int]) -> str:
+        return f"{href}?{urlencode([*kept, ('limit', limit), *where])}"
+
+    here = ("after", after) if after is not None else ("offset", offset)
+    links = [
+        {"href": at(here), "rel": "self", "type": GEOJSON},
+        {"href": f"{base}/collections/{kind}", "rel": "collection", "type": "application/json"},
+    ]
+    if page.pop("more") and page["last_id"] is not None:
+        links.append({"href": at(("after", page["last_id"])), "rel": "next", "type": GEOJSON})
+    page.pop("last_id")
+    if after is None and offset > 0:
+        previous = ("offset", max(0, offset - limit))
+        links.append({"href": at(previous), "rel": "prev", "type": GEOJSON})
+    response = _json({**page, "links": links})
+    response.headers["Content-Crs"] = f"<{used.uri}>"
+    return response
 
 
-@router.get("/collections/rights/items", summary="Rights and restrictions on parcels")
-async def right_items(
+Bbox = Annotated[str | None, Query(description="west,south,east,north in bbox-crs (default CRS84)")]
+BboxCrs = Annotated[str | None, Query(alias="bbox-crs", description="CRS of bbox")]
+Kinds = Annotated[str | None, Query(description="one or more kinds, comma-separated")]
+
+
+@router.get(
+    "/collections/parties/items",
+    summary="Parties (no geometry; personal data only for their editors)",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}},
+)
+async def party_items(
+    request: Request,
+    settings: SettingsDep,
     conn: Conn,
     user: Reader,
     commune: CommuneFilter,
+    paging: Paging,
+    kind: Kinds = None,
+    bbox: Bbox = None,
+    response_crs: Annotated[str | None, Query(alias="crs", description="CRS84 only")] = None,
+) -> Response:
+    """Every party with its kind, commune and id, ``"geometry": null``; its name, cédula/RIF
+    and contact only for editors and admins of its commune. A party has no place of its
+    own, so ``bbox`` is refused with the way to ask it (its rights', by their parcels)."""
+    if bbox is not None:
+        raise InvalidInput(
+            "parties have no geometry (a party holds land through its rights): bbox does "
+            "not apply to them; ask /collections/rights/items?bbox=... for the rights on "
+            "parcels there, each with its party's id"
+        )
+    used = crs.parse(response_crs, "crs")
+    if used != crs.CRS84:
+        raise InvalidInput(
+            f"parties have no geometry, so no coordinates to give in {used.uri}: their "
+            f"collection lists {crs.CRS84.uri} only"
+        )
+    limit, offset, after = paging
+    page = await records.parties(
+        conn,
+        user,
+        commune_id=commune,
+        kind=_values("kind", kind, PARTY_KIND),
+        page=records.Paging(limit, offset, after),
+    )
+    return _page_response(request, base_url(request, settings), "parties", paging, page, used)
+
+
+@router.get(
+    "/collections/rights/items",
+    summary="Rights and restrictions on parcels, drawn as their parcels",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}},
+)
+async def right_items(
+    request: Request,
+    settings: SettingsDep,
+    conn: Conn,
+    user: Reader,
+    commune: CommuneFilter,
+    paging: Paging,
+    response_crs: CrsDep,
     parcel: Annotated[int | None, Query(ge=1, description="parcel id")] = None,
     party: Annotated[int | None, Query(ge=1, description="party id")] = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    kind: Kinds = None,
+    status: Annotated[str | None, Query(description="one or more statuses")] = None,
+    party_kind: Annotated[str | None, Query(description="one or more kinds of party")] = None,
+    bbox: Bbox = None,
+    bbox_crs: BboxCrs = None,
 ) -> Response:
-    """Each right drawn as its parcel, with its party's id and kind; the holder's name and
-    the note only for editors and admins of the parcel's commune."""
+    """Each right drawn as its parcel (``bbox`` selects by the parcel, ``crs`` gives its
+    coordinates), with its party's id and kind; the holder's name and the note only for
+    editors and admins of the parcel's commune."""
+    box_crs = crs.parse(bbox_crs, "bbox-crs")
+    spatial = None
+    box = parse_bbox(bbox, box_crs)
+    if box is not None:
+        params: dict[str, Any] = {}
+        spatial = (crs.bbox_condition(sql.SQL("pc.geom"), box, box_crs, params), params)
+    geometry = crs.output_geometry(sql.SQL("pc.geom"), response_crs)
+    limit, offset, after = paging
     page = await records.rights(
         conn,
         user,
         commune_id=commune,
         parcel_id=parcel,
         party_id=party,
-        limit=limit,
-        offset=offset,
+        kind=_values("kind", kind, RIGHT_KIND),
+        status=_values("status", status, RIGHT_STATUS),
+        party_kind=_values("party_kind", party_kind, PARTY_KIND),
+        spatial=spatial,
+        feature=records.right_feature(geometry, response_crs.decimals),
+        page=records.Paging(limit, offset, after),
     )
-    return _json(page)
+    base = base_url(request, settings)
+    return _page_response(request, base, "rights", paging, page, response_crs)
 
 
 async def _one(conn: Conn, user: Reader, kind: str, feature_id: int) -> Response:
@@ -223,7 +390,9 @@ async def right_item_options(conn: Conn, user: Reader, feature_id: int) -> Respo
     return await _item_allow(conn, "rights", user, feature_id)
 
 
-@router.post("/documents", status_code=201, summary="Upload a source document (PDF, JPEG, PNG)")
+@router.post(
+    "/documents", status_code=201, summary="Upload a source document (PDF, JPEG, PNG, HEIC)"
+)
 async def upload_document(
     request: Request,
     settings: SettingsDep,

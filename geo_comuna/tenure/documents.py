@@ -5,7 +5,9 @@ type (a JPEG called deed.pdf) is refused, naming the file and both types. A size
 (Settings.max_document_bytes) holds before anything is read. Photos are opened with Pillow
 only for their EXIF (no pixel is decoded; a decompression bomb is refused by Pillow's own
 pixel limit), off the event loop: the GPS position (WGS 84 degrees) and the time taken.
-HEIC photos are refused with a reason: no maintained HEIC reader is a dependency.
+HEIC photos (phones' default) are read with pillow-heif (libheif): only their container and
+EXIF block, no image decoded, and without registering a HEIF opener in Pillow for the rest
+of the process. They are stored as sent (migration 0024), never converted.
 
 Bytes are stored once per SHA-256 (document_contents); pg_dump carries them (migration 0021).
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import anyio
+import pillow_heif
 from PIL import Image, UnidentifiedImageError
 from psycopg import AsyncConnection
 
@@ -30,22 +33,29 @@ from geo_comuna.tenure.refusals import refused
 #: EXIF tags (Pillow): the GPS sub-directory, the Exif sub-directory, DateTimeOriginal,
 #: DateTime
 GPS_IFD, EXIF_IFD, TAKEN, DATETIME = 0x8825, 0x8769, 36867, 306
-_NAMES = {"application/pdf": "a PDF", "image/jpeg": "a JPEG image", "image/png": "a PNG image"}
+_NAMES = {
+    "application/pdf": "a PDF",
+    "image/jpeg": "a JPEG image",
+    "image/png": "a PNG image",
+    "image/heic": "a HEIC photo",
+}
+#: the brands of an ISO base media file's ftyp box that say HEIF still images (HEVC-coded:
+#: heic, heix; any coding: mif1, which AVIF files carry too: libheif then says what it is)
+HEIC_BRANDS = (b"heic", b"heix", b"mif1")
 
 
 def sniff(head: bytes) -> str | None:
-    """The media type the first bytes show: PDF, JPEG, PNG, or None."""
+    """The media type the first bytes show: PDF, JPEG, PNG, HEIC (an ftyp box, first in the
+    file, whose major brand is a HEIF image's), or None."""
     if head.startswith(b"%PDF-"):
         return "application/pdf"
     if head.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
+    if head[4:8] == b"ftyp" and head[8:12] in HEIC_BRANDS:
+        return "image/heic"
     return None
-
-
-def _heic(head: bytes) -> bool:
-    return head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heif")
 
 
 def media_type(data: bytes, filename: str | None) -> str:
@@ -54,12 +64,7 @@ def media_type(data: bytes, filename: str | None) -> str:
     name = filename or "the document"
     found = sniff(data[:16])
     if found is None:
-        if _heic(data[:16]):
-            raise Unsupported(
-                f"{name}: a HEIC photo, which this server does not read; send it as JPEG "
-                "(phones do when set to 'most compatible')"
-            )
-        raise Unsupported(f"{name}: its bytes are not a PDF, JPEG or PNG")
+        raise Unsupported(f"{name}: its bytes are not a PDF, JPEG, PNG or HEIC")
     suffix = PurePosixPath(filename or "").suffix.lower()
     if suffix:
         for other, (_, endings) in DOCUMENT_TYPES.items():
@@ -96,17 +101,35 @@ def _degrees(dms: object, ref: object, negative: str) -> float | None:
     return -value if str(ref).upper().startswith(negative) else value
 
 
-def photo_place(data: bytes, name: str) -> PhotoPlace:
-    """The EXIF GPS position (WGS 84, degrees) and time of a JPEG or PNG; nothing decoded
-    beyond the headers. A file Pillow cannot open as the image its bytes claim is refused."""
-    try:
+def _exif(data: bytes, kind: str) -> Image.Exif:
+    """The photo's EXIF, its pixels left undecoded. A HEIC's is read from its container by
+    libheif (its ``exif`` item) and parsed by Pillow; its size is checked against Pillow's
+    pixel limit like a JPEG's would be."""
+    if kind != "image/heic":
         with Image.open(io.BytesIO(data)) as image:
-            exif = image.getexif()
-            gps = exif.get_ifd(GPS_IFD)
-            when = exif.get_ifd(EXIF_IFD).get(TAKEN) or exif.get(DATETIME)
+            return image.getexif()
+    heif = pillow_heif.open_heif(data, convert_hdr_to_8bit=True)
+    width, height = heif.size
+    if Image.MAX_IMAGE_PIXELS and width * height > 2 * Image.MAX_IMAGE_PIXELS:
+        raise Image.DecompressionBombError(f"{width}x{height}")
+    exif = Image.Exif()
+    raw = heif.info.get("exif")
+    if raw:
+        exif.load(raw)
+    return exif
+
+
+def photo_place(data: bytes, name: str, kind: str = "image/jpeg") -> PhotoPlace:
+    """The EXIF GPS position (WGS 84, degrees) and time of a JPEG, PNG or HEIC photo;
+    nothing decoded beyond the headers. A file that cannot be opened as the image its bytes
+    claim is refused."""
+    try:
+        exif = _exif(data, kind)
+        gps = exif.get_ifd(GPS_IFD)
+        when = exif.get_ifd(EXIF_IFD).get(TAKEN) or exif.get(DATETIME)
     except Image.DecompressionBombError:
         raise InvalidFile(f"{name}: an image of too many pixels") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, RuntimeError) as exc:
         raise InvalidFile(f"{name}: not a readable image ({exc})") from None
     lat = _degrees(gps.get(2), gps.get(1, "N"), "S") if gps else None
     lon = _degrees(gps.get(4), gps.get(3, "E"), "W") if gps else None
@@ -153,7 +176,7 @@ async def upload(
     kind = media_type(data, filename)
     place = PhotoPlace()
     if kind != "application/pdf":
-        place = await anyio.to_thread.run_sync(photo_place, data, filename or "the document")
+        place = await anyio.to_thread.run_sync(photo_place, data, filename or "the document", kind)
     digest = hashlib.sha256(data).hexdigest()
     ((what, ref),) = given.items()
     async with writing(conn, user):

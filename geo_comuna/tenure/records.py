@@ -11,6 +11,7 @@ may not see are dropped (json_strip_nulls on the personal part), not sent as nul
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -29,64 +30,107 @@ _PARTY = """json_build_object(
                          'contact', p.contact))::jsonb)"""
 _PARTY_FROM = "party_register p JOIN communes c ON c.id = p.commune_id"
 
-#: a right as GeoJSON, drawn as its parcel; alias r: right_register, h: its holder
-#: (party_register), pc: parcels
-_RIGHT = """json_build_object(
+#: a right as GeoJSON, drawn as its parcel (``{geometry}``: pc.geom, in the CRS asked);
+#: alias r: right_register, h: its holder (party_register), pc: parcels
+_RIGHT_TEMPLATE = """json_build_object(
     'type', 'Feature', 'id', r.id,
-    'geometry', ST_AsGeoJSON(pc.geom, 7)::json,
+    'geometry', ST_AsGeoJSON({geometry}, {decimals})::json,
     'properties', json_build_object(
         'parcel', r.parcel_id, 'parcel_code', pc.code, 'party', r.party_id,
         'party_kind', h.kind, 'kind', r.kind, 'share', r.share, 'starts_on', r.starts_on,
         'ends_on', r.ends_on, 'status', r.status, 'illustrative', r.illustrative)::jsonb
         || json_strip_nulls(json_build_object('holder', h.name, 'note', r.note))::jsonb)"""
+_RIGHT = _RIGHT_TEMPLATE.format(geometry="pc.geom", decimals=7)
 _RIGHT_FROM = (
     "right_register r JOIN parcels pc ON pc.id = r.parcel_id "
     "JOIN party_register h ON h.id = r.party_id"
 )
 
 
-def _where(filters: dict[str, int | None], alias: str) -> tuple[sql.Composable, dict]:
-    """``alias.column = value`` for each given filter (column names are ours, values bound)."""
+#: the filters a page takes, each a column of its record's view (or its holder's kind)
+_COLUMNS = {
+    "commune_id": ("commune_id", None),
+    "parcel_id": ("parcel_id", None),
+    "party_id": ("party_id", None),
+    "kind": ("kind", None),
+    "status": ("status", None),
+    "party_kind": ("kind", "h"),
+}
+
+
+def _where(
+    filters: dict[str, Any], alias: str, spatial: sql.Composable | None
+) -> tuple[sql.Composable, dict]:
+    """``alias.column = value`` for each given filter (a list: any of its values; column
+    names are ours, values bound), and the spatial condition the caller composed."""
     given = {k: v for k, v in filters.items() if v is not None}
-    if not given:
+    parts: list[sql.Composable] = []
+    for key, value in given.items():
+        column, owner = _COLUMNS[key]
+        ref = sql.SQL("{}.{}").format(sql.Identifier(owner or alias), sql.Identifier(column))
+        if isinstance(value, list):
+            parts.append(sql.SQL("{} = ANY({})").format(ref, sql.Placeholder(key)))
+        else:
+            parts.append(sql.SQL("{} = {}").format(ref, sql.Placeholder(key)))
+    if spatial is not None:
+        parts.append(spatial)
+    if not parts:
         return sql.SQL("true"), {}
-    parts = [
-        sql.SQL("{}.{} = {}").format(sql.Identifier(alias), sql.Identifier(k), sql.Placeholder(k))
-        for k in given
-    ]
     return sql.SQL(" AND ").join(parts), given
+
+
+@dataclass(frozen=True)
+class Paging:
+    """``limit`` records from ``offset``, or after the record ``after`` (the keyset the
+    ``next`` links carry)."""
+
+    limit: int = 100
+    offset: int = 0
+    after: int | None = None
 
 
 async def _page(
     conn: AsyncConnection,
     user: User | None,
-    feature: str,
+    feature: sql.Composable,
     source: str,
     alias: str,
-    filters: dict[str, int | None],
-    limit: int,
-    offset: int,
+    filters: dict[str, Any],
+    page: Paging,
+    spatial: tuple[sql.Composable, dict] | None = None,
 ) -> dict[str, Any]:
-    where, params = _where(filters, alias)
+    """One page and its count; ``more`` says whether records follow (one more row is read
+    to know), ``last_id`` is where the keyset ``next`` link goes on."""
+    condition, spatial_params = spatial if spatial is not None else (None, {})
+    where, params = _where(filters, alias, condition)
+    start = sql.SQL("true")
+    if page.after is not None:
+        start = sql.SQL("{}.id > %(after)s").format(sql.Identifier(alias))
     query = sql.SQL(
         "SELECT coalesce(json_agg(f.feature ORDER BY f.id), '[]'::json), "
         "(SELECT count(*) FROM {source} WHERE {where}) "
-        "FROM (SELECT {alias}.id, {feature} AS feature FROM {source} WHERE {where} "
+        "FROM (SELECT {alias}.id, {feature} AS feature FROM {source} WHERE {where} AND {start} "
         "ORDER BY {alias}.id LIMIT %(limit)s OFFSET %(offset)s) f"
     ).format(
         source=sql.SQL(source),
         where=where,
+        start=start,
         alias=sql.Identifier(alias),
-        feature=sql.SQL(feature),
+        feature=feature,
     )
+    bound = {**params, **spatial_params, "after": page.after, "offset": page.offset}
     async with reading(conn, user):
-        cur = await conn.execute(query, {**params, "limit": limit, "offset": offset})
+        cur = await conn.execute(query, {**bound, "limit": page.limit + 1})
         features, matched = await cur.fetchone()
+    more = len(features) > page.limit
+    features = features[: page.limit]
     return {
         "type": "FeatureCollection",
         "features": features,
         "numberMatched": matched,
         "numberReturned": len(features),
+        "more": more,
+        "last_id": features[-1]["id"] if features else None,
     }
 
 
@@ -95,12 +139,22 @@ async def parties(
     user: User | None,
     *,
     commune_id: int | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    kind: list[str] | None = None,
+    page: Paging = Paging(),
 ) -> dict[str, Any]:
-    """A page of parties, as the reader may see them."""
-    return await _page(
-        conn, user, _PARTY, _PARTY_FROM, "p", {"commune_id": commune_id}, limit, offset
+    """A page of parties, as the reader may see them. They are filtered by what anyone may
+    read of them (commune, kind), never by a name or an ID number: a filter that matched
+    on those would tell a reader who may not see them whether a person is registered."""
+    filters = {"commune_id": commune_id, "kind": kind}
+    return await _page(conn, user, sql.SQL(_PARTY), _PARTY_FROM, "p", filters, page)
+
+
+def right_feature(geometry: sql.Composable, decimals: int) -> sql.Composable:
+    """A right's GeoJSON with its parcel's geometry as ``geometry`` gives it (the CRS the
+    reader asked for, composed by the caller), with ``decimals`` digits."""
+    head, tail = _RIGHT_TEMPLATE.split("{geometry}")
+    return sql.Composed(
+        [sql.SQL(head), geometry, sql.SQL(tail.replace("{decimals}", str(int(decimals))))]
     )
 
 
@@ -111,12 +165,37 @@ async def rights(
     commune_id: int | None = None,
     parcel_id: int | None = None,
     party_id: int | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    kind: list[str] | None = None,
+    status: list[str] | None = None,
+    party_kind: list[str] | None = None,
+    spatial: tuple[sql.Composable, dict] | None = None,
+    feature: sql.Composable | None = None,
+    page: Paging = Paging(),
 ) -> dict[str, Any]:
-    """A page of rights (each drawn as its parcel), as the reader may see them."""
-    filters = {"commune_id": commune_id, "parcel_id": parcel_id, "party_id": party_id}
-    return await _page(conn, user, _RIGHT, _RIGHT_FROM, "r", filters, limit, offset)
+    """A page of rights (each drawn as its parcel), as the reader may see them.
+    ``spatial``: a condition on ``pc.geom`` (the parcel's geometry) and its bound values;
+    ``feature``: the GeoJSON (right_feature) in the CRS asked, CRS84 by default."""
+    filters = {
+        "commune_id": commune_id,
+        "parcel_id": parcel_id,
+        "party_id": party_id,
+        "kind": kind,
+        "status": status,
+        "party_kind": party_kind,
+    }
+    body = feature if feature is not None else sql.SQL(_RIGHT)
+    return await _page(conn, user, body, _RIGHT_FROM, "r", filters, page, spatial)
+
+
+async def rights_extent(conn: AsyncConnection) -> list[float] | None:
+    """The lon/lat box of the parcels that carry a right (parcels are public: the box
+    tells no more than the parcels' layer does)."""
+    cur = await conn.execute(
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(pc.geom) e "
+        "FROM parcels pc WHERE EXISTS (SELECT FROM rights r WHERE r.parcel_id = pc.id)) x"
+    )
+    row = await cur.fetchone()
+    return None if row[0] is None else [round(v, 6) for v in row]
 
 
 async def one(
