@@ -261,6 +261,7 @@ async def test_the_report_reads_in_its_language(
         assert not re.search(r"\b[a-z]+_[a-z_]+\b", text), re.findall(r"\b[a-z]+_\w+", text)
         for word in FOREIGN[lang]:
             assert not re.search(rf"\b{word}\b", text, re.I), (lang, word)
+        assert not re.search(r"\b(None|True|False|nan|null)\b", text), lang
         assert not re.search(r"\d{4}-\d\d-\d\d", text)  # no ISO date
         if lang == "es":
             assert "fundada 5 de marzo de 2009" in text
