@@ -170,6 +170,14 @@ def _reader_class(commune_id: int, access: Access) -> bool:
     return access.member_of(commune_id)
 
 
+class _Incomplete(Exception):  # noqa: N818 (not an error: a page not to keep)
+    """A page one of whose analyses failed or did not finish in time: shown, never kept (the
+    next reader's request may well finish)."""
+
+    def __init__(self, html: str) -> None:
+        self.html = html
+
+
 async def report(
     conn: AsyncConnection, commune_id: int, page: Page, styles: Styles | None = None
 ) -> str:
@@ -179,15 +187,26 @@ async def report(
     styles = styles or Styles.load(page.styles_path)
     cache = work.cache()
     if page.standalone or cache is None:
-        return await _report(conn, commune_id, page, styles)
+        return (await _report(conn, commune_id, page, styles))[0]
+
+    async def build() -> str:
+        html, complete = await _report(conn, commune_id, page, styles)
+        if not complete:
+            raise _Incomplete(html)
+        return html
+
     # the Styles object is a new one when its file changes: keyed by identity, kept alive
     key = ("report", commune_id, page.lang, page.base, _reader_class(commune_id, page.access))
-    return await cache.get_or_compute(
-        conn, (*key, styles), _reads(), lambda: _report(conn, commune_id, page, styles)
-    )
+    try:
+        return await cache.get_or_compute(conn, (*key, styles), _reads(), build)
+    except _Incomplete as incomplete:
+        return incomplete.html
 
 
-async def _report(conn: AsyncConnection, commune_id: int, page: Page, styles: Styles) -> str:
+async def _report(
+    conn: AsyncConnection, commune_id: int, page: Page, styles: Styles
+) -> tuple[str, bool]:
+    """The page, and whether every analysis in it gave its answer."""
     lang = page.lang
     t = WORDS[lang]
     commune = await _commune(conn, commune_id)
@@ -221,7 +240,8 @@ async def _report(conn: AsyncConnection, commune_id: int, page: Page, styles: St
             ),
         ]
     )
-    return (
+    analyses = await _analysis_summaries(conn, commune_id, lang, styles, page.access)
+    html = (
         environment()
         .get_template("report.html")
         .render(
@@ -234,13 +254,14 @@ async def _report(conn: AsyncConnection, commune_id: int, page: Page, styles: St
             tenure=tenure,
             dwellings_total=sum(r["dwellings"] for r in utilities[0]["rows"]) if utilities else 0,
             utilities=utilities,
-            analyses=await _analysis_summaries(conn, commune_id, lang, styles, page.access),
+            analyses=analyses,
             maps=maps,
             links=links,
             day=day(lang),
             generated=datetime.now(UTC),
         )
     )
+    return html, not any("error" in a for a in analyses)
 
 
 def _withhold_residents(rows: list[dict[str, Any]], commune_id: int, access: Access) -> None:
