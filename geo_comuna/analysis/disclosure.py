@@ -47,6 +47,8 @@ def _public_groups(features: list[dict[str, Any]], of: FeaturesOf) -> list[dict[
     """The features that stand for several homes (transformer sites), as outsiders see them:
     groups under MIN_GROUP withheld, with the next smallest when only one is (the summary's
     totals would give it away), no property naming one home, the point on a coarse grid."""
+    if not of.groups:  # iterating column-wise features makes a dict of each: 0.3 s cold
+        return []
     grouped = [f for f in features if (f.get("properties") or {}).get("kind") in of.groups]
     hidden = disclosure.withheld([f["properties"].get(of.count) or 0 for f in grouped])
     out = []
