@@ -258,7 +258,7 @@ async def _report(
             maps=maps,
             links=links,
             day=day(lang),
-            generated=datetime.now(UTC),
+            generated=datetime.now(UTC).date(),  # a day: a package made twice is the same
         )
     )
     return html, not any("error" in a for a in analyses)
