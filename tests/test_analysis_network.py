@@ -76,3 +76,21 @@ async def test_segments_snapping_and_attachment(conn: AsyncConnection) -> None:
     assert att.along_m[0] == pytest.approx(metres(*b, LON0, LAT0 + 0.001), abs=0.01)
     assert att.connector_m[0] == pytest.approx(metres(*home, LON0, LAT0 + 0.001), abs=0.01)
     assert np.isnan(att.connector_m[1])
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat"),
+    [(-66.915, 10.464), (-69.3, 9.5), (-61.2, 8.1), (-72.4, 7.8), (-60.1, 4.5), (-70.0, -12.0),
+     (13.4, 52.5), (151.2, -33.9), (-179.5, 1.0), (179.5, -1.0)],
+)  # fmt: skip
+def test_utm_zone_is_the_one_proj_names(lon: float, lat: float) -> None:
+    """The zone by arithmetic is the one PROJ's database gives for the point."""
+    from pyproj.aoi import AreaOfInterest
+    from pyproj.database import query_utm_crs_info
+
+    from geo_comuna.analysis.toolkit.network import _utm_code
+
+    zones = query_utm_crs_info(
+        datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat)
+    )
+    assert _utm_code(lon, lat) == int(next(z.code for z in zones if z.code[:3] in ("326", "327")))

@@ -504,6 +504,54 @@ async def test_report_withholds_residents_of_small_groups(
     assert html.count(">—<") >= 2
 
 
+async def test_cached_pages_are_never_another_readers(
+    conn: AsyncConnection, settings: Settings
+) -> None:
+    """The report and the public view of an analysis are kept per reader class in the app's
+    cache: on one app, a member asking first must not hand an outsider the private page, an
+    outsider asking first must not leave a member with the public view, and the repeats do
+    come from the cache."""
+    from geo_comuna.api.app import create_app
+    from geo_comuna.api.deps import get_conn
+
+    marzo = await commune_id(conn)
+    alone = (await homes(conn))[0][0]
+    await conn.execute(
+        "UPDATE dwellings SET electricity = 'precarious' "
+        "WHERE commune_id = %s AND electricity = 'none'",
+        (marzo,),
+    )
+    await conn.execute(
+        "UPDATE dwellings SET electricity = 'none', residents = 417 WHERE id = %s", (alone,)
+    )
+    rows, hidden = await homes(conn), await hidden_homes(conn)
+    _, token = await accounts.add_user(conn, "test-cached-viewer", "viewer", [MARZO])
+    member = {"Authorization": f"Bearer {token}"}
+    app = create_app(settings)
+
+    async def same_conn() -> AsyncIterator[AsyncConnection]:
+        yield conn
+
+    app.dependency_overrides[get_conn] = same_conn
+    report = f"/communes/{MARZO}/report"
+    analysis = f"/communes/{MARZO}/analyses/water-hookups"
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
+        mine = (await c.get(report, params={"lang": "en"}, headers=member)).text
+        theirs = (await c.get(report, params={"lang": "en"})).text
+        public = (await c.get(analysis)).text
+        private = (await c.get(analysis, headers=member)).text
+        hits = app.state.answers.hits
+        assert (await c.get(report, params={"lang": "en"})).text == theirs
+        assert (await c.get(report, params={"lang": "en"}, headers=member)).text == mine
+        assert (await c.get(analysis)).text == public
+        assert app.state.answers.hits >= hits + 3
+    assert ">417<" in mine and ">417<" not in theirs
+    unpiped = [r for r in rows if r[5] != "piped"]  # the homes the analysis is about
+    assert placed(public, hidden) == 0 and placed(private, unpiped) == len(unpiped) > 0
+
+
 async def test_breakdown_withholds_residents_of_a_small_part(
     conn: AsyncConnection, reader: Callable
 ) -> None:

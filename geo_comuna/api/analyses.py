@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from geo_comuna import work
 from geo_comuna.analysis import disclosure
-from geo_comuna.analysis.base import answer, parse_params, to_json
+from geo_comuna.analysis.base import parse_params, to_json
 from geo_comuna.analysis.registry import all_analyses, get_analysis
 from geo_comuna.api.deps import Commune, CommuneRef, Conn, ReaderAccess
 from geo_comuna.api.parameters import own_parameters
@@ -52,8 +52,7 @@ async def run_analysis(
     analysis = get_analysis(name)
     values = {k: v for k, v in request.query_params.items() if k != "f"}
     params = parse_params(analysis.params, values, ("f",))
-    result = await answer(analysis, conn, commune_id, params)
-    result = await disclosure.for_reader(conn, analysis, commune_id, result, access)
+    result = await disclosure.answer_for(analysis, conn, commune_id, params, access)
     if f == "csv":
         return Response(
             await work.cpu(result.csv),

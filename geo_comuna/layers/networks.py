@@ -19,16 +19,16 @@ WATER = domain(
     piped=("Tubería", "Piped"),
     intermittent=("Intermitente", "Intermittent"),
     truck=("Camión cisterna", "Truck"),
-    none=("Sin agua", "None"),
+    none=("Sin agua", "No water"),
 )
 ELECTRICITY = domain(
     "electricity",
     formal=("Formal", "Formal"),
     precarious=("Precaria", "Precarious"),
-    none=("Sin electricidad", "None"),
+    none=("Sin electricidad", "No electricity"),
 )
 GAS = domain(
-    "gas", piped=("Tubería", "Piped"), cylinder=("Bombona", "Cylinder"), none=("Sin gas", "None")
+    "gas", piped=("Tubería", "Piped"), cylinder=("Bombona", "Cylinder"), none=("Sin gas", "No gas")
 )
 MAIN_KIND = domain(
     "main_kind",

@@ -24,7 +24,7 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel
 
 from geo_comuna.analysis import disclosure
-from geo_comuna.analysis.base import Unfinished, answer
+from geo_comuna.analysis.base import Unfinished
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.errors import GeoComunaError, NotFound
 from geo_comuna.maps import answers, basemap, data
@@ -126,8 +126,9 @@ async def _features(
             ),
         )
     try:
-        result = await answer(analysis, conn, commune_id, params or analysis.params())
-        result = await disclosure.for_reader(conn, analysis, commune_id, result, page.access)
+        result = await disclosure.answer_for(
+            analysis, conn, commune_id, params or analysis.params(), page.access
+        )
     except Unfinished as exc:
         return None, page.t(
             f"Análisis no disponible: {exc.es}", f"Analysis not available: {exc.en}"

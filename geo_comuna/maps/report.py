@@ -8,6 +8,11 @@ Every value reaches the HTML through Jinja2 with autoescaping on.
 For a reader outside the commune the figures of residents (a members-only property) are shown
 only for groups of at least MIN_GROUP homes (features/disclosure.py's rule; "—" otherwise),
 analyses of homes are summarised per sector, and the maps are those the reader would see.
+
+The served page is kept per version of every table it reads (work.cache), per language,
+address and reader class (the commune's users and admins, or everyone else: what a page shows
+depends on nothing else, see ``_reader_class``), so a repeat costs one query of versions. Its
+"generated" date is then when its figures were computed, which is still what they say.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from urllib.parse import quote
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from geo_comuna import work
 from geo_comuna.accounts import Access
 from geo_comuna.analysis import disclosure as analysis_disclosure
-from geo_comuna.analysis.base import Unfinished, answer
+from geo_comuna.analysis.base import Analysis, Unfinished
 from geo_comuna.analysis.figures import figures
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.errors import GeoComunaError, NotFound
@@ -33,7 +39,7 @@ from geo_comuna.maps.analysis_map import analysis_map, analysis_title
 from geo_comuna.maps.commune import commune_map
 from geo_comuna.maps.page import Page
 from geo_comuna.maps.styles import Styles
-from geo_comuna.maps.templating import environment, number
+from geo_comuna.maps.templating import day, environment, number
 
 log = logging.getLogger("geo_comuna.maps")
 #: analyses summarised in the report, in this order, when installed
@@ -111,41 +117,96 @@ async def _commune(conn: AsyncConnection, commune_id: int) -> dict[str, Any]:
 async def _analysis_summaries(
     conn: AsyncConnection, commune_id: int, lang: str, styles: Styles, access: Access
 ) -> list[dict[str, Any]]:
-    out = []
+    """One after another: side by side on the request's connection they took as long
+    (bench/README.md, the report), their computations holding the interpreter in turn."""
     installed = all_analyses()
-    for name in REPORT_ANALYSES:
-        analysis = installed.get(name)
-        if analysis is None:
-            continue
-        entry: dict[str, Any] = {"name": name, "title": analysis_title(name, styles, lang)}
-        try:
-            result = await answer(analysis, conn, commune_id, analysis.params())
-            result = await analysis_disclosure.for_reader(
-                conn, analysis, commune_id, result, access
-            )
-            entry["summary"] = figures(name, result.summary, lang, number(lang))
-        except Unfinished as exc:
-            entry["error"] = (
-                f"no disponible: {exc.es}" if lang == "es" else f"not available: {exc.en}"
-            )
-        except GeoComunaError as exc:
-            entry["error"] = exc.message
-        except Exception:  # one broken analysis must not take the report down; logged
-            log.exception("analysis %s failed for commune %s", name, commune_id)
-            entry["error"] = (
-                "no disponible: falló al calcularse"
-                if lang == "es"
-                else "not available: it failed to run"
-            )
-        out.append(entry)
-    return out
+    return [
+        await _analysis_summary(conn, commune_id, installed[name], lang, styles, access)
+        for name in REPORT_ANALYSES
+        if name in installed
+    ]
+
+
+async def _analysis_summary(
+    conn: AsyncConnection,
+    commune_id: int,
+    analysis: Analysis,
+    lang: str,
+    styles: Styles,
+    access: Access,
+) -> dict[str, Any]:
+    name = analysis.name
+    entry: dict[str, Any] = {"name": name, "title": analysis_title(name, styles, lang)}
+    try:
+        result = await analysis_disclosure.answer_for(
+            analysis, conn, commune_id, analysis.params(), access
+        )
+        entry["summary"] = figures(name, result.summary, lang, number(lang))
+    except Unfinished as exc:
+        entry["error"] = f"no disponible: {exc.es}" if lang == "es" else f"not available: {exc.en}"
+    except GeoComunaError as exc:
+        entry["error"] = exc.message
+    except Exception:  # one broken analysis must not take the report down; logged
+        log.exception("analysis %s failed for commune %s", name, commune_id)
+        entry["error"] = (
+            "no disponible: falló al calcularse"
+            if lang == "es"
+            else "not available: it failed to run"
+        )
+    return entry
+
+
+def _reads() -> list[str]:
+    """Every table a report reads: the registry's layers and what its analyses read."""
+    installed = all_analyses()
+    analyses = (installed[name].reads for name in REPORT_ANALYSES if name in installed)
+    return sorted(set(LAYERS).union(*analyses))
+
+
+def _reader_class(commune_id: int, access: Access) -> bool:
+    """What tells readers of a served report apart: whether they may read the commune's
+    members-only data (residents of small groups, each home in an analysis). Its other
+    figures are everyone's, and its maps are <iframe>s asking as their own reader."""
+    return access.member_of(commune_id)
+
+
+class _Incomplete(Exception):  # noqa: N818 (not an error: a page not to keep)
+    """A page one of whose analyses failed or did not finish in time: shown, never kept (the
+    next reader's request may well finish)."""
+
+    def __init__(self, html: str) -> None:
+        self.html = html
 
 
 async def report(
     conn: AsyncConnection, commune_id: int, page: Page, styles: Styles | None = None
 ) -> str:
-    """The report page; with ``page.standalone`` every map is inlined (one file)."""
+    """The report page; with ``page.standalone`` every map is inlined (one file). The served
+    page is kept while no table it reads is written (work.cache); the file, megabytes with
+    its maps, is built each time (its analyses still come from the cache)."""
     styles = styles or Styles.load(page.styles_path)
+    cache = work.cache()
+    if page.standalone or cache is None:
+        return (await _report(conn, commune_id, page, styles))[0]
+
+    async def build() -> str:
+        html, complete = await _report(conn, commune_id, page, styles)
+        if not complete:
+            raise _Incomplete(html)
+        return html
+
+    # the Styles object is a new one when its file changes: keyed by identity, kept alive
+    key = ("report", commune_id, page.lang, page.base, _reader_class(commune_id, page.access))
+    try:
+        return await cache.get_or_compute(conn, (*key, styles), _reads(), build)
+    except _Incomplete as incomplete:
+        return incomplete.html
+
+
+async def _report(
+    conn: AsyncConnection, commune_id: int, page: Page, styles: Styles
+) -> tuple[str, bool]:
+    """The page, and whether every analysis in it gave its answer."""
     lang = page.lang
     t = WORDS[lang]
     commune = await _commune(conn, commune_id)
@@ -179,7 +240,8 @@ async def report(
             ),
         ]
     )
-    return (
+    analyses = await _analysis_summaries(conn, commune_id, lang, styles, page.access)
+    html = (
         environment()
         .get_template("report.html")
         .render(
@@ -192,12 +254,14 @@ async def report(
             tenure=tenure,
             dwellings_total=sum(r["dwellings"] for r in utilities[0]["rows"]) if utilities else 0,
             utilities=utilities,
-            analyses=await _analysis_summaries(conn, commune_id, lang, styles, page.access),
+            analyses=analyses,
             maps=maps,
             links=links,
-            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            day=day(lang),
+            generated=datetime.now(UTC).date(),  # a day: a package made twice is the same
         )
     )
+    return html, not any("error" in a for a in analyses)
 
 
 def _withhold_residents(rows: list[dict[str, Any]], commune_id: int, access: Access) -> None:

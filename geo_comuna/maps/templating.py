@@ -1,5 +1,5 @@
 """The one Jinja2 environment of the HTML we write (report, pages for people) and the number
-format of each language.
+and date formats of each language.
 
 Autoescaping is on for every .html template: every value a page shows (a commune's name, a
 feature's property) comes from the database, which anyone with an editor's token fills.
@@ -7,6 +7,7 @@ feature's property) comes from the database, which anyone with an editor's token
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -36,3 +37,34 @@ def number(lang: str) -> Callable[[Any], str]:
         return text
 
     return num
+
+
+MONTHS = {
+    "es": (
+        "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre"
+    ).split(),
+    "en": (
+        "January February March April May June July August September October November December"
+    ).split(),
+}
+
+
+def day(lang: str) -> Callable[[Any], str]:
+    """How a page writes a date: es 4 de diciembre de 2026, en 4 December 2026; a moment
+    also gets its time of day in UTC (", 04:38 UTC"); "—" for none. Spelled out, not
+    04/12/2026: an English reader takes that for April 12th."""
+
+    def write(value: Any) -> str:
+        if value is None:
+            return "—"
+        month = MONTHS[lang][value.month - 1]
+        text = (
+            f"{value.day} de {month} de {value.year}"
+            if lang == "es"
+            else f"{value.day} {month} {value.year}"
+        )
+        if isinstance(value, dt.datetime):
+            text += f", {value.astimezone(dt.UTC):%H:%M} UTC"
+        return text
+
+    return write

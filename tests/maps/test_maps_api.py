@@ -18,6 +18,8 @@ from geo_comuna.maps.analysis_map import analysis_map
 from geo_comuna.maps.commune import commune_map
 from geo_comuna.maps.page import Page
 from geo_comuna.maps.styles import Styles
+from geo_comuna.settings import Settings
+from tests.conftest import api_client
 
 pytestmark = pytest.mark.anyio
 SCRIPT = "<script>alert(1)</script>"
@@ -194,6 +196,83 @@ async def test_report(client: httpx.AsyncClient) -> None:
     r = await client.get("/communes/EL-MAIZAL/report", params={"download": "true"})
     assert r.headers["content-disposition"].startswith("attachment;")
     assert "srcdoc=" in r.text and "<script src=" not in r.text
+
+
+MONTHS = {
+    "es": "enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|"
+    "diciembre",
+    "en": "January|February|March|April|May|June|July|August|September|October|November|December",
+}
+#: words of one language that must not be on the other's page (whole words, any case)
+FOREIGN = {
+    "es": ["report", "generated", "source", "parcels", "dwellings", "residents", "people",
+           "water", "electricity", "candidates?", "overlaps?", "slivers?", "yes", "tenure",
+           "analyses", "maps?", "download", "hookups", "stair", "none", "true", "false"],
+    "en": ["informe", "generado", "fuente", "parcelas", "viviendas", "habitantes", "agua",
+           "electricidad", "tenencia", "sí", "descargar", "mapas?", "análisis"],
+}  # fmt: skip
+
+
+def visible_text(html: str) -> str:
+    """What a person reads of a page: no styles, no tags, entities decoded."""
+    import html as entities
+
+    html = re.sub(r"<style>.*?</style>", " ", html, flags=re.S)
+    return entities.unescape(re.sub(r"<[^>]+>", "\n", html))
+
+
+def test_dates_are_written_in_the_pages_language() -> None:
+    import datetime as dt
+
+    from geo_comuna.maps.templating import day
+
+    assert day("es")(dt.date(2026, 12, 4)) == "4 de diciembre de 2026"
+    assert day("en")(dt.date(2026, 12, 4)) == "4 December 2026"
+    moment = dt.datetime(2027, 1, 31, 23, 5, tzinfo=dt.timezone(dt.timedelta(hours=-4)))
+    assert day("es")(moment) == "31 de enero de 2027, 03:05 UTC"  # 23:05 in Caracas
+    assert day("en")(None) == "—"
+
+
+@pytest.mark.parametrize("who", ["admin", "anonymous"])
+async def test_the_report_reads_in_its_language(
+    conn: AsyncConnection, settings: Settings, admin_token: str, who: str
+) -> None:
+    """Every word of the report in the page's language (no raw key, no None, no word of the
+    other language), its numbers and dates written the language's way, for a member and
+    an outsider (who gets other figures). The commune's source, a text of its data, is
+    cleared: it is shown as written."""
+    await conn.execute(
+        "UPDATE communes SET founded = '2009-03-05', source = NULL WHERE code = '5-DE-MARZO'"
+    )
+    cur = await conn.execute(
+        "SELECT count(*) FROM dwellings d JOIN communes c ON c.id = d.commune_id "
+        "WHERE c.code = '5-DE-MARZO'"
+    )
+    homes = (await cur.fetchone())[0]
+    assert homes >= 1000  # so that it is written with a thousands separator
+    async with api_client(conn, settings, admin_token if who == "admin" else None) as c:
+        pages = {
+            lang: (await c.get("/communes/5-DE-MARZO/report", params={"lang": lang})).text
+            for lang in ("es", "en")
+        }
+    for lang, html in pages.items():
+        text = visible_text(html)
+        assert 'class="unavailable"' not in html, lang  # every analysis ran
+        assert not re.search(r"\b[a-z]+_[a-z_]+\b", text), re.findall(r"\b[a-z]+_\w+", text)
+        for word in FOREIGN[lang]:
+            assert not re.search(rf"\b{word}\b", text, re.I), (lang, word)
+        assert not re.search(r"\b(None|True|False|nan|null)\b", text), lang
+        assert not re.search(r"\d{4}-\d\d-\d\d", text)  # no ISO date
+        if lang == "es":
+            assert "fundada 5 de marzo de 2009" in text
+            assert re.search(rf"Generado el \d{{1,2}} de ({MONTHS['es']}) de \d{{4}}\b", text)
+            assert f"{homes:,}".replace(",", ".") in text
+            assert not re.search(r"\d,\d{3}(?!\d)", text)  # 1.234,5, never 1,234.5
+        else:
+            assert "founded 5 March 2009" in text
+            assert re.search(rf"Generated \d{{1,2}} ({MONTHS['en']}) \d{{4}}\b", text)
+            assert f"{homes:,}" in text
+            assert not re.search(r"\d\.\d{3}(?!\d)", text)
 
 
 async def test_properties_are_escaped(client: httpx.AsyncClient, conn: AsyncConnection) -> None:

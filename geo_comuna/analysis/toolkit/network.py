@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import numpy as np
 import pyproj
 from psycopg import AsyncConnection, sql
-from pyproj.aoi import AreaOfInterest
-from pyproj.database import query_utm_crs_info
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
@@ -65,16 +62,15 @@ async def utm_srid(conn: AsyncConnection, commune_id: int) -> int:
     row = await cur.fetchone()
     if row is None:
         raise NotFound(f"no commune with id {commune_id}")
-    return await work.cpu(_utm_code, round(row[0], 3), round(row[1], 3))
+    return _utm_code(row[0], row[1])
 
 
-@cache
 def _utm_code(lon: float, lat: float) -> int:
-    """PROJ's database answers in ~0.1 s: once per place, off the event loop."""
-    zones = query_utm_crs_info(
-        datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat)
-    )
-    return int(next(z.code for z in zones if z.code.startswith(("326", "327"))))
+    """The zone whose area of use (EPSG: 6 degrees of longitude, one hemisphere) holds the
+    point, by arithmetic: what PROJ's database answers, which took 0.16-0.4 s a lookup (a
+    first report of 5 de Marzo paid it on top of its analyses)."""
+    zone = int((lon + 180) // 6) % 60 + 1
+    return (32600 if lat >= 0 else 32700) + zone
 
 
 @dataclass(frozen=True)
