@@ -89,6 +89,9 @@ def sheet_pdf(sheet: ParcelSheet, lang: str, url: str, today: dt.date | None = N
         title=f"{w['sheet']} {code}",
         author="geo_comuna",
         lang=lang,
+        # the same parcel gives the same bytes (no creation time or random id inside):
+        # a HEAD and its GET, or two downloads, agree
+        invariant=True,
     )
     zone = w["zone"].format(zone=sheet.zone, srid=sheet.srid)
 
@@ -296,6 +299,9 @@ def index_pdf(
         title=f"{w['index']} {title}",
         author="geo_comuna",
         lang=lang,
+        # the same parcel gives the same bytes (no creation time or random id inside):
+        # a HEAD and its GET, or two downloads, agree
+        invariant=True,
     )
     rows: list[list[Any]] = [[w["parcel"], w["tenure"], w["area"] + " (ha)", w["file"]]]
     total = 0.0
