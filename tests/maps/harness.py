@@ -159,28 +159,23 @@ def open_map(
 def offline(context: Any) -> list[str]:
     """Cut the network off for a browser context: anything but file:, data: and blob: is
     aborted (and listed)."""
-    blocked: list[str] = []
-
-    def handle(route: Any) -> None:
-        url = route.request.url
-        if url.startswith(("file:", "data:", "blob:")):
-            route.continue_()
-        else:
-            blocked.append(url)
-            route.abort()
-
-    context.route("**/*", handle)
-    return blocked
+    return _closed_but(context, ("file:", "data:", "blob:"))
 
 
 def only_from(context: Any, origin: str) -> list[str]:
     """Every request to another site is aborted and listed: the network is closed but for
     our own server."""
+    return _closed_but(context, (origin, "data:", "blob:"))
+
+
+def _closed_but(context: Any, allowed: tuple[str, ...]) -> list[str]:
+    """Abort (and list) every request of ``context`` whose URL starts with none of
+    ``allowed``."""
     blocked: list[str] = []
 
     def handle(route: Any) -> None:
         url = route.request.url
-        if url.startswith((origin, "data:", "blob:")):
+        if url.startswith(allowed):
             route.continue_()
         else:
             blocked.append(url)
