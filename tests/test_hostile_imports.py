@@ -18,7 +18,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna.errors import GeoComunaError
 from geo_comuna.features.geojson import properties_table
-from geo_comuna.io.importer import import_frame
+from geo_comuna.io.importer import write_frame
 from geo_comuna.settings import Settings
 from tests.factories import LAT, LON, feature
 from tests.hostile import BOUNDED, PARCELS, assert_answer, geometries, json_leaf, rows
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.anyio
     ),
     geometry=geometries,
 )
-async def test_random_frames_to_import_frame(
+async def test_random_frames_to_write_frame(
     conn: AsyncConnection, settings: Settings, values: list, column: str, geometry: Any
 ) -> None:
     """The service below every import: a bad value or geometry is a typed 4xx error naming
@@ -61,7 +61,7 @@ async def test_random_frames_to_import_frame(
         except (shapely.errors.GEOSException, ValueError, TypeError):
             geoms[-1] = None
         try:
-            count, _ = await import_frame(conn, PARCELS, frame, geoms, settings)
+            count = (await write_frame(conn, PARCELS, frame, geoms, settings)).features
         except GeoComunaError as exc:
             assert 400 <= exc.status < 500, exc.message
             if exc.code in ("invalid-geometry", "invalid-attribute"):
@@ -152,5 +152,5 @@ async def test_a_reference_beyond_every_integer_is_refused_not_a_500(
     )
     square = shapely.box(LON, LAT, LON + 0.001, LAT + 0.001)
     with pytest.raises(GeoComunaError) as refused:
-        await import_frame(conn, PARCELS, frame, [square], settings)
+        await write_frame(conn, PARCELS, frame, [square], settings)
     assert refused.value.status == 422 and refused.value.feature == 1

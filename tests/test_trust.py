@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna import accounts
 from geo_comuna.api.app import create_app
-from geo_comuna.io.importer import import_frame
+from geo_comuna.io.importer import write_frame
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
@@ -214,7 +214,7 @@ async def test_token_only_reads(
 
 async def test_cli_import_is_attributed_to_the_local_admin(conn: AsyncConnection) -> None:
     frame = pa.table({"commune": ["EL-MAIZAL"], "tenure": ["occupied"]})
-    await import_frame(
+    await write_frame(
         conn, PARCELS, frame, [shapely.box(LON, LAT, LON + 0.001, LAT + 0.001)], Settings()
     )
     cur = await conn.execute("SELECT user_name FROM audit_log ORDER BY id DESC LIMIT 1")
