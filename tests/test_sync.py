@@ -424,7 +424,8 @@ async def test_the_check_of_rights_comes_first(conn: AsyncConnection, settings: 
 
 
 def test_cli_sync(own_db: str, tmp_path: Path) -> None:
-    env = {**os.environ, "GEO_COMUNA_DATABASE_URL": own_db}
+    # a Spanish locale: the summary's default language
+    env = {**os.environ, "GEO_COMUNA_DATABASE_URL": own_db, "LANG": "es_VE.UTF-8", "LC_ALL": ""}
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -458,6 +459,9 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
     assert "1 entidad escrita (auditoría: «sync comuna.gpkg»)" in done.stdout
     again = cli("sync", COMMUNE, str(gpkg), "--lang", "en")
     assert again.returncode == 0 and "Nothing to change" in again.stdout, again.stdout
+    env["LANG"] = "en_US.UTF-8"  # an English locale, no --lang: English
+    assert "Nothing to change" in cli("sync", COMMUNE, str(gpkg)).stdout
+    env["LANG"] = "es_VE.UTF-8"
 
     # the first package again: its tenure is older than the server's now
     conflict = cli("sync", COMMUNE, str(out), "--lang", "en")

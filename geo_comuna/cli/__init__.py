@@ -9,6 +9,7 @@ from geo_comuna.cli.analyze import analyze
 from geo_comuna.cli.app import app
 from geo_comuna.cli.db import db_app
 from geo_comuna.cli.dem import dem_app
+from geo_comuna.cli.examples import add_examples
 from geo_comuna.cli.maps import map_app
 from geo_comuna.cli.package import package
 from geo_comuna.cli.sheets import sheet
@@ -20,16 +21,10 @@ app.add_typer(map_app, name="map")
 app.add_typer(users_app, name="users")
 app.add_typer(dem_app, name="dem")
 app.command("package")(package)
-app.command(
-    "analyze",
-    epilog="Examples / Ejemplos:\n\n"
-    "  geo-comuna analyze --list\n\n"
-    "  geo-comuna analyze land-recovery EL-MAIZAL\n\n"
-    "  geo-comuna analyze water-hookups 5-DE-MARZO -p budget_m=500 --lang en\n\n"
-    "  geo-comuna analyze stair-access 5-DE-MARZO --csv --out escaleras.csv",
-)(analyze)
+app.command("analyze")(analyze)
 app.command("sync")(sync)
 app.command("sheet")(sheet)
+add_examples(app)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from geo_comuna.cli.common import die, load_settings, progress, run
+from geo_comuna.cli.common import cli_lang, die, load_settings, progress, run
 
 #: what a person reads, in each language of --lang
 TEXT = {
@@ -139,7 +139,10 @@ def sync(
             "package's values over the server's",
         ),
     ] = False,
-    lang: Annotated[str, typer.Option("--lang", help="language of the summary: es or en")] = "es",
+    lang: Annotated[
+        str | None,
+        typer.Option("--lang", help="es or en (default: the locale's, Spanish unless English)"),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="the whole diff as JSON instead of the summary")
     ] = False,
@@ -154,8 +157,7 @@ def sync(
     from geo_comuna.features.query import require_commune
     from geo_comuna.maps.sync import sync_file
 
-    if lang not in TEXT:
-        die(f"--lang must be one of {', '.join(TEXT)}", 2)
+    lang = cli_lang(lang)
     if ours and theirs:
         die("--ours and --theirs exclude each other", 2)
     if not file.is_file():
