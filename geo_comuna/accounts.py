@@ -21,7 +21,7 @@ from typing import Literal
 
 from psycopg import AsyncConnection
 
-from geo_comuna.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from geo_comuna.errors import Conflict, InvalidInput, NotFound, Said, Unauthorized
 
 Role = Literal["viewer", "editor", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")
@@ -54,17 +54,31 @@ def expiry(
     if match := re.fullmatch(r"(\d{1,5})([dw])", value):
         days = int(match[1]) * (7 if match[2] == "w" else 1)
         if days < 1:
-            raise InvalidInput(f"expiry {text!r} is not in the future")
+            raise InvalidInput(
+                Said(
+                    f"expiry {text!r} is not in the future",
+                    f"el vencimiento {text!r} no está en el futuro",
+                )
+            )
         return now + dt.timedelta(days=days)
     try:
         day = dt.date.fromisoformat(value)
     except ValueError:
         raise InvalidInput(
-            f"expiry {text!r}: give days (90d), weeks (12w), a date (2027-06-30) or never"
+            Said(
+                f"expiry {text!r}: give days (90d), weeks (12w), a date (2027-06-30) or never",
+                f"vencimiento {text!r}: indique días (90d), semanas (12w), una fecha "
+                "(2027-06-30) o never",
+            )
         ) from None
     end = dt.datetime.combine(day, dt.time.max, dt.UTC)
     if end <= now:
-        raise InvalidInput(f"expiry {text!r} is not in the future")
+        raise InvalidInput(
+            Said(
+                f"expiry {text!r} is not in the future",
+                f"el vencimiento {text!r} no está en el futuro",
+            )
+        )
     return end
 
 
@@ -118,7 +132,9 @@ async def _commune_ids(conn: AsyncConnection, codes: list[str]) -> list[int]:
     found = dict(await cur.fetchall())
     missing = sorted(set(codes) - set(found))
     if missing:
-        raise NotFound(f"no communes with codes {missing}")
+        raise NotFound(
+            Said(f"no communes with codes {missing}", f"no hay comunas con los códigos {missing}")
+        )
     return [found[c] for c in codes]
 
 
@@ -138,9 +154,19 @@ async def add_user(
     """Create a user whose token ends at ``expires_at`` (None: never); returns it and its
     token, which is never stored nor shown again."""
     if role not in ROLES:
-        raise InvalidInput(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+        raise InvalidInput(
+            Said(
+                f"unknown role {role!r}; use one of {', '.join(ROLES)}",
+                f"rol desconocido {role!r}; use uno de {', '.join(ROLES)}",
+            )
+        )
     if role == "editor" and not communes:
-        raise InvalidInput("an editor needs at least one commune (--commune CODE)")
+        raise InvalidInput(
+            Said(
+                "an editor needs at least one commune (--commune CODE)",
+                "un editor necesita al menos una comuna (--commune CODE)",
+            )
+        )
     token, hashed = _new_token()
     async with conn.transaction():
         ids = await _commune_ids(conn, communes)
@@ -151,7 +177,12 @@ async def add_user(
         )
         row = await cur.fetchone()
         if row is None:
-            raise Conflict(f"a user named {name!r} exists; revoke it or choose another name")
+            raise Conflict(
+                Said(
+                    f"a user named {name!r} exists; revoke it or choose another name",
+                    f"ya existe un usuario llamado {name!r}; revóquelo o elija otro nombre",
+                )
+            )
         async with conn.cursor() as c:
             await c.executemany(
                 "INSERT INTO user_communes (user_id, commune_id) VALUES (%s, %s)",
@@ -175,7 +206,13 @@ async def rotate(conn: AsyncConnection, name: str, *, expires_at: dt.datetime | 
             {"name": name, "hash": hashed, "expires": expires_at},
         )
         if await cur.fetchone() is None:
-            raise NotFound(f"no active user named {name!r} (a revoked user gets no new token)")
+            raise NotFound(
+                Said(
+                    f"no active user named {name!r} (a revoked user gets no new token)",
+                    f"no hay ningún usuario activo llamado {name!r} (un usuario revocado no "
+                    "recibe un token nuevo)",
+                )
+            )
     return token
 
 
@@ -208,7 +245,12 @@ async def revoke(conn: AsyncConnection, name: str) -> None:
         "UPDATE users SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL", (name,)
     )
     if cur.rowcount == 0:
-        raise NotFound(f"no active user named {name!r}")
+        raise NotFound(
+            Said(
+                f"no active user named {name!r}",
+                f"no hay ningún usuario activo llamado {name!r}",
+            )
+        )
 
 
 async def authenticate(conn: AsyncConnection, token: str) -> User | None:
@@ -228,8 +270,12 @@ async def authenticate(conn: AsyncConnection, token: str) -> User | None:
     if row[5]:
         ended = row[4].astimezone(dt.UTC)
         raise Unauthorized(
-            f"the token of {row[1]!r} expired on {ended:%Y-%m-%d %H:%M} UTC; an admin gives "
-            f"a new one with: geo-comuna users rotate {row[1]!r}"
+            Said(
+                f"the token of {row[1]!r} expired on {ended:%Y-%m-%d %H:%M} UTC; an admin gives "
+                f"a new one with: geo-comuna users rotate {row[1]!r}",
+                f"el token de {row[1]!r} venció el {ended:%Y-%m-%d %H:%M} UTC; un admin le da "
+                f"uno nuevo con: geo-comuna users rotate {row[1]!r}",
+            )
         )
     return User(row[0], row[1], row[2], tuple(row[3]))
 

@@ -9,9 +9,32 @@ from __future__ import annotations
 from typing import Any
 
 
+class Said(str):
+    """A reason in English (the string itself: what the HTTP API and the logs say) that also
+    knows its Spanish, for the people the CLI talks to (``GeoComunaError.said``). Reasons
+    still plain strings are said in English in both languages."""
+
+    es: str
+
+    def __new__(cls, en: str, es: str) -> Said:
+        said = super().__new__(cls, en)
+        said.es = es
+        return said
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]
+        return str(self), self.es  # errors cross to and from child processes by pickle
+
+
+def said(text: str, lang: str) -> str:
+    """``text`` in ``lang`` (es or en) when it knows its Spanish; else as it is."""
+    return text.es if lang == "es" and isinstance(text, Said) else str(text)
+
+
 class GeoComunaError(Exception):
     status: int = 400
     code: str = "bad-request"
+    #: what went wrong, in a word or two, in Spanish (the English is ``code``)
+    title_es: str = "petición no válida"
 
     def __init__(
         self,
@@ -29,95 +52,121 @@ class GeoComunaError(Exception):
 
     @property
     def message(self) -> str:
+        return self.said("en")
+
+    def said(self, lang: str) -> str:
+        """Where (layer, feature) and why, in ``lang``: es or en."""
+        words = {"es": ("capa", "entidad"), "en": ("layer", "feature")}[lang]
         where = []
         if self.layer:
-            where.append(f"layer {self.layer}")
+            where.append(f"{words[0]} {self.layer}")
         if self.feature is not None:
-            where.append(f"feature {self.feature}")
-        return f"{', '.join(where)}: {self.reason}" if where else self.reason
+            feature = self.feature
+            where.append(
+                f"{words[1]} {said(feature, lang) if isinstance(feature, str) else feature}"
+            )
+        reason = said(self.reason, lang)
+        return f"{', '.join(where)}: {reason}" if where else reason
 
 
 class InvalidInput(GeoComunaError):
     """A request parameter, property or value is not acceptable."""
 
     status, code = 400, "invalid-input"
+    title_es = "dato no válido"
 
 
 class InvalidGeometry(GeoComunaError):
     status, code = 422, "invalid-geometry"
+    title_es = "geometría no válida"
 
 
 class InvalidAttribute(GeoComunaError):
     status, code = 422, "invalid-attribute"
+    title_es = "atributo no válido"
 
 
 class InvalidFile(GeoComunaError):
     """Empty, corrupt or unreadable upload, or a CRS we cannot determine."""
 
     status, code = 422, "invalid-file"
+    title_es = "archivo no válido"
 
 
 class UnknownCRS(GeoComunaError):
     status, code = 422, "unknown-crs"
+    title_es = "sistema de referencia desconocido"
 
 
 class NotFound(GeoComunaError):
     status, code = 404, "not-found"
+    title_es = "no encontrado"
 
 
 class Unauthorized(GeoComunaError):
     """No (valid) token where one is needed."""
 
     status, code = 401, "unauthorized"
+    title_es = "sin autorización"
 
 
 class Forbidden(GeoComunaError):
     """A valid token that may not do this (a viewer writing, an editor outside its communes)."""
 
     status, code = 403, "forbidden"
+    title_es = "prohibido"
 
 
 class PreconditionFailed(GeoComunaError):
     """If-Match named a version that is no longer the stored one."""
 
     status, code = 412, "precondition-failed"
+    title_es = "versión cambiada"
 
 
 class PreconditionRequired(GeoComunaError):
     """A change without If-Match where the server requires one (GEO_COMUNA_REQUIRE_IF_MATCH)."""
 
     status, code = 428, "precondition-required"
+    title_es = "falta If-Match"
 
 
 class Conflict(GeoComunaError):
     status, code = 409, "conflict"
+    title_es = "conflicto"
 
 
 class TooLarge(GeoComunaError):
     status, code = 413, "too-large"
+    title_es = "demasiado grande"
 
 
 class Unsupported(GeoComunaError):
     status, code = 415, "unsupported-media-type"
+    title_es = "formato no admitido"
 
 
 class NotAcceptable(GeoComunaError):
     """The client's Accept header names no format this resource comes in."""
 
     status, code = 406, "not-acceptable"
+    title_es = "formato no disponible"
 
 
 class TooSlow(GeoComunaError):
     """A request's computation did not finish within its deadline (work.py)."""
 
     status, code = 503, "too-slow"
+    title_es = "tardó demasiado"
 
 
 class DatabaseUnavailable(GeoComunaError):
     status, code = 503, "database-unavailable"
+    title_es = "base de datos no disponible"
 
 
 class ClusterError(GeoComunaError):
     """The embedded PostgreSQL cluster could not be created, started or stopped."""
 
     status, code = 500, "cluster-error"
+    title_es = "error del clúster"

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from geo_comuna.errors import TooSlow
+from geo_comuna.errors import Said, TooSlow
 from geo_comuna.settings import Settings
 
 if TYPE_CHECKING:
@@ -179,10 +179,16 @@ def cache() -> VersionedCache | None:
 
 def _too_slow(seconds: float | None) -> TooSlow:
     budget = f"{seconds:g} s" if seconds else "its time"
+    budget_es = f"{seconds:g} s" if seconds else "el tiempo asignado"
     return TooSlow(
-        f"the computation took longer than {budget}, the most one request may take here; "
-        "narrow it (a smaller commune, fewer features, coarser parameters) or try when the "
-        "server is less busy"
+        Said(
+            f"the computation took longer than {budget}, the most one request may take here; "
+            "narrow it (a smaller commune, fewer features, coarser parameters) or try when the "
+            "server is less busy",
+            f"el cálculo superó {budget_es}, lo máximo que puede durar una petición aquí; "
+            "acótelo (una comuna más pequeña, menos entidades, parámetros menos finos) o "
+            "inténtelo cuando el servidor esté menos ocupado",
+        )
     )
 
 
@@ -253,7 +259,12 @@ def _in_child(fn: Callable[..., T], args: tuple, until: float) -> T:
             if pipe is not None:
                 pipe.close()
     if not out:  # it died without an answer (out of memory, killed)
-        raise TooSlow("the computation's process ended without an answer; try again")
+        raise TooSlow(
+            Said(
+                "the computation's process ended without an answer; try again",
+                "el proceso del cálculo terminó sin dar respuesta; inténtelo de nuevo",
+            )
+        )
     ok, value = pickle.loads(out)  # noqa: S301 (our own child's answer)
     if not ok:
         raise value

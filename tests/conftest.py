@@ -32,6 +32,11 @@ from geo_comuna.io.sample import load_samples
 from geo_comuna.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+# the CLI speaks its locale's language (Spanish unless the locale is English): the suite reads
+# its messages in English, and the tests of the Spanish ones set their own locale
+os.environ["LANG"] = "en_US.UTF-8"
+for _name in ("LC_ALL", "LC_MESSAGES"):
+    os.environ.pop(_name, None)
 # per test run, so that runs sharing one server never drop each other's databases
 TEMPLATE = f"geo_comuna_template_{os.getpid()}"
 MAIN = f"geo_comuna_test_{os.getpid()}"

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from geo_comuna.cli.common import cli_lang, die, load_settings, progress, run
-from geo_comuna.errors import GeoComunaError
+from geo_comuna.errors import GeoComunaError, Said
 
 TEXT = {
     "es": dict(
@@ -90,10 +90,23 @@ def _format(as_json: bool, as_geojson: bool, as_csv: bool, fmt: str | None) -> s
     flags = [f for f, on in zip(FORMATS, (as_json, as_geojson, as_csv), strict=True) if on]
     if fmt is not None:
         if fmt not in FORMATS:
-            die(f"unknown format {fmt!r}; use json, geojson or csv", 2)
+            die(
+                Said(
+                    f"unknown format {fmt!r}; use json, geojson or csv",
+                    f"formato desconocido {fmt!r}; use json, geojson o csv",
+                ),
+                2,
+            )
         flags.append(fmt)
     if len(set(flags)) > 1:
-        die(f"one output format at a time, not {' and '.join(sorted(set(flags)))}", 2)
+        both = sorted(set(flags))
+        die(
+            Said(
+                f"one output format at a time, not {' and '.join(both)}",
+                f"un solo formato de salida a la vez, no {' y '.join(both)}",
+            ),
+            2,
+        )
     return flags[0] if flags else "table"
 
 
@@ -105,10 +118,10 @@ def _analysis(name: str, param: list[str]) -> tuple[Any, Any]:
         analysis = get_analysis(name)
         values = dict(p.split("=", 1) for p in param if "=" in p)
         if len(values) != len(param):
-            die("parameters are key=value", 2)
+            die(Said("parameters are key=value", "los parámetros son clave=valor"), 2)
         return analysis, parse_params(analysis.params, values)
     except GeoComunaError as exc:
-        die(exc.message, 2)
+        die(exc, 2)
 
 
 def _listing(lang: str) -> str:

@@ -9,8 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from geo_comuna.cli.common import die, load_settings, progress, run, unseen
-from geo_comuna.errors import GeoComunaError
+from geo_comuna.cli.common import (
+    cli_lang,
+    die,
+    load_settings,
+    new_command,
+    progress,
+    run,
+    tell,
+    unseen,
+)
+from geo_comuna.errors import GeoComunaError, Said, said
 from geo_comuna.settings import Settings
 
 if TYPE_CHECKING:
@@ -33,6 +42,7 @@ def options(
     ] = False,
 ) -> None:
     """geo_comuna: the GIS core for Venezuela's communes. Options for every command."""
+    new_command()
     if verbose:
         from geo_comuna.cli.db import which_database
 
@@ -79,7 +89,7 @@ def serve(
         conninfo = resolve_conninfo(settings)
         user = privileges.server_user(settings, conninfo)
     except GeoComunaError as exc:
-        die(exc.message)
+        die(exc)
     if load_sample:
         _ensure_samples(settings)
     if workers > 1:
@@ -103,15 +113,25 @@ def serve(
     if user is not None:
         privileges.become(user)
     elif os.geteuid() == 0:
-        typer.secho(
-            "warning: answering requests as root, as GEO_COMUNA_RUN_AS=root says",
+        tell(
+            Said(
+                "warning: answering requests as root, as GEO_COMUNA_RUN_AS=root says",
+                "aviso: responde como root, porque así lo dice GEO_COMUNA_RUN_AS=root",
+            ),
             err=True,
             fg=typer.colors.YELLOW,
         )
-    typer.secho(
-        f"geo_comuna serving at http://{settings.host}:{settings.port}/ (API docs: /docs)"
-        + (f", as user {user.pw_name}" if user is not None else "")
-        + (f", {workers} workers" if workers > 1 else ""),
+    url = f"http://{settings.host}:{settings.port}/"
+    who = user.pw_name if user is not None else None
+    tell(
+        Said(
+            f"geo_comuna serving at {url} (pages for people: /, API docs: /docs)"
+            + (f", as user {who}" if who else "")
+            + (f", {workers} workers" if workers > 1 else ""),
+            f"geo_comuna sirviendo en {url} (páginas: /, documentación de la API: /docs)"
+            + (f", como usuario {who}" if who else "")
+            + (f", {workers} procesos" if workers > 1 else ""),
+        ),
         fg=typer.colors.GREEN,
     )
     if workers > 1:
@@ -164,7 +184,12 @@ def _ensure_samples(settings: Settings) -> None:
 
     counts = run(work, settings)
     if counts:
-        typer.echo("loaded sample territories: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        listed = ", ".join(f"{k} {v}" for k, v in counts.items())
+        tell(
+            Said(
+                f"loaded sample territories: {listed}", f"territorios de muestra cargados: {listed}"
+            )
+        )
 
 
 @app.command("load-sample")
@@ -223,8 +248,12 @@ def import_(
         ),
     ] = None,
     lang: Annotated[
-        str, typer.Option("--lang", help="es or en: the labels an unknown value's message lists")
-    ] = "es",
+        str | None,
+        typer.Option(
+            "--lang",
+            help="es or en: the language of the messages (default: the locale's, else es)",
+        ),
+    ] = None,
 ) -> None:
     """Import a file into a layer: all features or none. A feature whose natural key is
     already stored is refused, or with --upsert updates the stored one. Coded values may be
@@ -249,20 +278,19 @@ def _import(
     upsert: bool,
     rename: list[str],
     value_map: list[str],
-    lang: str,
+    lang: str | None,
 ) -> ImportReport:
     from geo_comuna.io import reading
     from geo_comuna.io.importer import Mapping
     from geo_comuna.layers import get_layer
 
-    if lang not in ("es", "en"):
-        die(f"unknown language {lang!r}; use es or en", 2)
+    lang = cli_lang(lang)
     settings = load_settings()
     try:
         target = get_layer(layer)
         mapping = Mapping.parse(target, rename, value_map)
     except GeoComunaError as exc:
-        die(exc.message, 2)
+        die(exc, 2)
     # GDAL reads the file while the importer's modules load and the database connects
     pending = reading.start(file, target, settings)
     from geo_comuna.io.importer import import_file
@@ -340,9 +368,15 @@ def export(
         fmt = format_for(file, format_)
         check_crs(fmt, crs)
     except GeoComunaError as exc:
-        die(exc.message, 2)
+        die(exc, 2)
     if len(targets) > 1 and fmt.name != "gpkg" and not file.is_dir():
-        die(f"{len(targets)} layers go into one GeoPackage (.gpkg) or a directory, not {file}", 2)
+        die(
+            Said(
+                f"{len(targets)} layers go into one GeoPackage (.gpkg) or a directory, not {file}",
+                f"{len(targets)} capas van en un GeoPackage (.gpkg) o en una carpeta, no en {file}",
+            ),
+            2,
+        )
 
     async def work(conn: Any) -> Any:
         commune_id = None
@@ -350,7 +384,12 @@ def export(
             commune_id = await require_commune(conn, commune)
         reports = []
         for n, target in enumerate(targets, 1):
-            progress(f"exporting {target.name} as {fmt.name} in {crs} ({n}/{len(targets)})")
+            progress(
+                Said(
+                    f"exporting {target.name} as {fmt.name} in {crs} ({n}/{len(targets)})",
+                    f"exportando {target.name} como {fmt.name} en {crs} ({n}/{len(targets)})",
+                )
+            )
             # whoever runs the CLI holds the database: the file holds everything
             reports.append(
                 await export_layer(
@@ -369,9 +408,11 @@ def export(
     reports = run(work, settings)
     for report in reports:
         for note in report.notes:
-            typer.secho(f"note: {note}", err=True, fg=typer.colors.YELLOW)
-    said = [r.__dict__ for r in reports]
-    out = said[0] if len(said) == 1 else said
+            tell(
+                Said(f"note: {note}", f"nota: {said(note, 'es')}"), err=True, fg=typer.colors.YELLOW
+            )
+    written = [r.__dict__ for r in reports]
+    out = written[0] if len(written) == 1 else written
     typer.echo(json.dumps(out, indent=2, default=str, ensure_ascii=False))
 
 
@@ -388,7 +429,7 @@ def backup(
     try:
         report = backups.backup(settings, resolve_conninfo(settings), file)
     except GeoComunaError as exc:
-        die(exc.message, 2)
+        die(exc, 2)
     typer.echo(json.dumps(report.__dict__, indent=2))
 
 
@@ -412,15 +453,28 @@ def restore(
     try:
         report = backups.restore(settings, resolve_conninfo(settings), file)
     except GeoComunaError as exc:
-        die(exc.message, 2)
+        die(exc, 2)
     run(migrate.current_version, settings)  # an older archive is migrated forward
-    said = {
-        "revocations_kept": "tokens revoked since the backup stay revoked",
-        "rotations_kept": "tokens rotated since the backup: the new one stays, the old revoked",
-        "users_not_in_backup": "users made since the backup are gone, and so are their tokens",
+    notes = {
+        "revocations_kept": Said(
+            "tokens revoked since the backup stay revoked",
+            "los tokens revocados desde el respaldo siguen revocados",
+        ),
+        "rotations_kept": Said(
+            "tokens rotated since the backup: the new one stays, the old revoked",
+            "tokens renovados desde el respaldo: queda el nuevo, el viejo revocado",
+        ),
+        "users_not_in_backup": Said(
+            "users made since the backup are gone, and so are their tokens",
+            "los usuarios creados desde el respaldo ya no existen, ni sus tokens",
+        ),
     }
-    for key, note in said.items():
+    for key, note in notes.items():
         if getattr(report, key):
             names = ", ".join(getattr(report, key))
-            typer.secho(f"note: {note}: {names}", err=True, fg=typer.colors.YELLOW)
+            tell(
+                Said(f"note: {note}: {names}", f"nota: {note.es}: {names}"),
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
     typer.echo(json.dumps(report.__dict__, indent=2, ensure_ascii=False))

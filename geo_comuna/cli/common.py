@@ -13,7 +13,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 
-from geo_comuna.errors import GeoComunaError
+from geo_comuna.errors import GeoComunaError, Said, said
 from geo_comuna.settings import Settings
 
 T = TypeVar("T")
@@ -23,15 +23,26 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValueError as exc:
-        die(f"invalid settings: {exc}")
+        die(Said(f"invalid settings: {exc}", f"configuración no válida: {exc}"))
+
+
+#: the language a command asked for with --lang (cli_lang), for its error messages too
+_spoken: list[str] = []
 
 
 def cli_lang(asked: str | None) -> str:
     """The language of what a command prints: ``--lang``, else the locale's (LC_ALL,
-    LC_MESSAGES, LANG: English when it is English), else Spanish."""
+    LC_MESSAGES, LANG: English when it is English), else Spanish. Its errors (die) follow."""
     if asked is not None:
         if asked not in ("es", "en"):
-            die(f"--lang must be es or en, not {asked!r}", 2)
+            die(
+                Said(
+                    f"--lang must be es or en, not {asked!r}",
+                    f"--lang debe ser es o en, no {asked!r}",
+                ),
+                2,
+            )
+        _spoken[:] = [asked]
         return asked
     for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
         value = os.environ.get(name)
@@ -40,13 +51,38 @@ def cli_lang(asked: str | None) -> str:
     return "es"
 
 
-def die(message: str, code: int = 1) -> NoReturn:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+def new_command() -> None:
+    """Forget an earlier command's --lang (commands run one after another in one process
+    under tests and scripts that call the app)."""
+    _spoken.clear()
+
+
+def language() -> str:
+    """The command's language: its --lang once cli_lang saw it, else the locale's."""
+    return _spoken[0] if _spoken else cli_lang(None)
+
+
+def die(what: str | GeoComunaError, code: int = 1) -> NoReturn:
+    """Print why on stderr, in the command's language (a Said or a typed error knows its
+    Spanish; other text is printed as it is), and exit with ``code``."""
+    lang = language()
+    if isinstance(what, GeoComunaError):
+        title = what.title_es if lang == "es" else what.code.replace("-", " ")
+        message = f"error ({title}): {what.said(lang)}"
+    else:
+        message = f"error: {said(what, lang)}"
+    typer.secho(message, err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
 
 
 def progress(message: str) -> None:
-    typer.secho(f"  … {message}", err=True, fg=typer.colors.BLUE)
+    """A step of long work, on stderr, in the command's language when it is a Said."""
+    typer.secho(f"  … {said(message, language())}", err=True, fg=typer.colors.BLUE)
+
+
+def tell(text: str, err: bool = False, fg: str | None = None) -> None:
+    """Print a line for people, in the command's language when it is a Said."""
+    typer.secho(said(text, language()), err=err, fg=fg)
 
 
 class _Unseen(MetaPathFinder):
@@ -96,4 +132,4 @@ def run(work: Callable[[Any], Awaitable[T]], settings: Settings) -> T:
     try:
         return asyncio.run(main())
     except GeoComunaError as exc:
-        die(exc.message, 2)
+        die(exc, 2)

@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
-from geo_comuna.cli.common import die, load_settings, run
-from geo_comuna.errors import GeoComunaError
+from geo_comuna.cli.common import die, load_settings, run, tell
+from geo_comuna.errors import GeoComunaError, Said
 from geo_comuna.settings import Settings
 
 db_app = typer.Typer(
@@ -28,7 +28,12 @@ def which_database(settings: Settings) -> str:
         try:
             parts = conninfo_to_dict(settings.database_url)
         except ProgrammingError:
-            die("GEO_COMUNA_DATABASE_URL is not a libpq connection string or URL")
+            die(
+                Said(
+                    "GEO_COMUNA_DATABASE_URL is not a libpq connection string or URL",
+                    "GEO_COMUNA_DATABASE_URL no es una cadena de conexión libpq ni una URL",
+                )
+            )
         named = ", ".join(f"{k} {parts[k]}" for k in _SHOWN if parts.get(k))
         return f"the server at GEO_COMUNA_DATABASE_URL ({named})"
     from geo_comuna.db import cluster
@@ -43,12 +48,17 @@ def db_start() -> None:
 
     settings = load_settings()
     if settings.database_url:
-        die("GEO_COMUNA_DATABASE_URL is set: the embedded cluster is not used")
+        die(
+            Said(
+                "GEO_COMUNA_DATABASE_URL is set: the embedded cluster is not used",
+                "GEO_COMUNA_DATABASE_URL está definida: no se usa el clúster integrado",
+            )
+        )
     try:
         found = cluster.ensure_running(settings)
     except GeoComunaError as exc:
-        die(exc.message)
-    typer.echo(f"running: {found.conninfo()}")
+        die(exc)
+    tell(Said(f"running: {found.conninfo()}", f"en marcha: {found.conninfo()}"))
 
 
 @db_app.command("stop")
@@ -59,8 +69,8 @@ def db_stop() -> None:
     try:
         was = cluster.shutdown(load_settings())
     except GeoComunaError as exc:
-        die(exc.message)
-    typer.echo("stopped" if was else "was not running")
+        die(exc)
+    tell(Said("stopped", "detenido") if was else Said("was not running", "no estaba en marcha"))
 
 
 @db_app.command("status")
@@ -75,7 +85,7 @@ def db_status() -> None:
     try:
         info = cluster.status(settings)
     except GeoComunaError as exc:
-        die(exc.message)
+        die(exc)
     typer.echo(json.dumps(info, indent=2))
     if not info["running"]:
         raise typer.Exit(3)
@@ -90,4 +100,4 @@ def db_upgrade() -> None:
         return await migrate.current_version(conn)
 
     version = run(work, load_settings())
-    typer.echo(f"schema at version {version}")
+    tell(Said(f"schema at version {version}", f"esquema en la versión {version}"))

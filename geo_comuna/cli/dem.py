@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from geo_comuna.cli.common import die, load_settings, run
+from geo_comuna.errors import Said
 
 dem_app = typer.Typer(
     help="Elevation models (DEMs) per commune, for terrain analyses and hillshades.",
@@ -38,7 +39,7 @@ def dem_add(
 
     settings = load_settings()
     if not file.is_file():
-        die(f"{file}: no such file", 2)
+        die(Said(f"{file}: no such file", f"{file}: no existe el archivo"), 2)
 
     async def work(conn: Any) -> list[dict]:
         commune_id = await require_commune(conn, commune)

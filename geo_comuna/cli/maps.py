@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from geo_comuna.cli.common import die, load_settings, progress, run
+from geo_comuna.cli.common import cli_lang, load_settings, progress, run, tell
+from geo_comuna.errors import Said
 
 map_app = typer.Typer(
     help="Maps as one self-contained HTML file each (work offline).", no_args_is_help=True
@@ -22,15 +23,15 @@ map_app = typer.Typer(
 def _write_map(build: Callable[[Any], Awaitable[str]], out: Path) -> None:
     html = run(build, load_settings())
     out.write_text(html, encoding="utf-8")
-    typer.echo(f"wrote {out} ({len(html.encode()) / 1e6:.2f} MB)")
+    size = f"{len(html.encode()) / 1e6:.2f} MB"
+    tell(Said(f"wrote {out} ({size})", f"escrito {out} ({size})"))
 
 
 def _map_page(lang: str, members: bool = False) -> Any:
     from geo_comuna.accounts import EVERYWHERE, PUBLIC
     from geo_comuna.maps.page import Page
 
-    if lang not in ("es", "en"):
-        die(f"unknown language {lang!r}; use es or en", 2)
+    lang = cli_lang(lang)
     settings = load_settings()
     return Page(
         lang=lang,
@@ -73,7 +74,8 @@ def map_commune(
 
     async def build(conn: Any) -> str:
         commune_id = await require_commune(conn, commune)
-        progress(f"drawing {commune}" + (f" / {analysis}" if analysis else ""))
+        part = f"{commune}" + (f" / {analysis}" if analysis else "")
+        progress(Said(f"drawing {part}", f"dibujando {part}"))
         if analysis:
             return await analysis_map(conn, commune_id, analysis, page)
         return await commune_map(conn, commune_id, page)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from geo_comuna.cli.common import load_settings, progress, run
+from geo_comuna.errors import Said
 
 
 def package(
@@ -36,7 +37,7 @@ def package(
 
     async def work(conn: Any) -> Any:
         commune_id = await require_commune(conn, commune)
-        progress(f"packaging {commune}")
+        progress(Said(f"packaging {commune}", f"empaquetando {commune}"))
         return await build_package(
             conn, commune_id, out, settings, PUBLIC if public else EVERYWHERE, progress
         )

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from geo_comuna.cli.common import die, load_settings, progress, run
+from geo_comuna.cli.common import cli_lang, die, load_settings, progress, run, tell
+from geo_comuna.errors import Said
 
 
 def sheet(
@@ -45,12 +46,23 @@ def sheet(
     from geo_comuna.features.query import require_commune
     from geo_comuna.maps import sheet as sheets
 
-    if lang not in ("es", "en"):
-        die(f"unknown language {lang!r}; use es or en", 2)
+    lang = cli_lang(lang)
     if parcel is None and commune is None:
-        die("name a parcel (its id, or its code with --commune) or a commune (--commune)", 2)
+        die(
+            Said(
+                "name a parcel (its id, or its code with --commune) or a commune (--commune)",
+                "indique una parcela (su id, o su código con --commune) o una comuna (--commune)",
+            ),
+            2,
+        )
     if parcel is None and out is None:
-        die("a commune's sheets need a folder: --out DIR", 2)
+        die(
+            Said(
+                "a commune's sheets need a folder: --out DIR",
+                "las fichas de una comuna necesitan una carpeta: --out DIR",
+            ),
+            2,
+        )
     settings = load_settings()
     base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
     user = local_admin() if members else None
@@ -79,10 +91,16 @@ def sheet(
 
     if parcel is not None:
         path, size = run(one, settings)
-        typer.echo(f"wrote {path} ({size / 1e3:.0f} kB)")
+        tell(Said(f"wrote {path} ({size / 1e3:.0f} kB)", f"escrita {path} ({size / 1e3:.0f} kB)"))
         return
     written = run(batch, settings)
-    typer.echo(f"wrote {len(written) - 1} sheets and {written[-1]} in {out}")
+    n = len(written) - 1
+    tell(
+        Said(
+            f"wrote {n} sheets and {written[-1]} in {out}",
+            f"escritas {n} fichas y {written[-1]} en {out}",
+        )
+    )
 
 
 async def _parcel_id(conn: Any, parcel: str, commune: str | None) -> int:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from geo_comuna.cli.common import cli_lang, die, load_settings, progress, run
+from geo_comuna.errors import Said
 
 #: what a person reads, in each language of --lang
 TEXT = {
@@ -159,14 +160,17 @@ def sync(
 
     lang = cli_lang(lang)
     if ours and theirs:
-        die("--ours and --theirs exclude each other", 2)
+        die(Said("--ours and --theirs exclude each other", "--ours y --theirs se excluyen"), 2)
     if not file.is_file():
-        die(f"{file} does not exist or is not a file", 2)
+        die(
+            Said(f"{file} does not exist or is not a file", f"{file} no existe o no es un archivo"),
+            2,
+        )
     settings = load_settings()
 
     async def work(conn: Any) -> Any:
         commune_id = await require_commune(conn, commune)
-        progress(f"reading {file.name}")
+        progress(Said(f"reading {file.name}", f"leyendo {file.name}"))
         with tempfile.TemporaryDirectory(prefix="geo_comuna-sync-") as scratch:
             return await sync_file(
                 conn,

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from geo_comuna.cli.common import die, load_settings, run
-from geo_comuna.errors import GeoComunaError
+from geo_comuna.cli.common import die, load_settings, run, tell
+from geo_comuna.errors import GeoComunaError, Said
 
 users_app = typer.Typer(
     help="Accounts: tokens for viewers, editors and admins.", no_args_is_help=True
@@ -29,11 +29,13 @@ def _expiry(text: str | None) -> Any:
     try:
         return accounts.expiry(text, load_settings().token_days)
     except GeoComunaError as exc:
-        die(exc.message, 2)
+        die(exc, 2)
 
 
-def _ends(expires_at: Any) -> str:
-    return "never expires" if expires_at is None else f"expires {expires_at:%Y-%m-%d}"
+def _ends(expires_at: Any) -> Said:
+    if expires_at is None:
+        return Said("never expires", "no vence")
+    return Said(f"expires {expires_at:%Y-%m-%d}", f"vence el {expires_at:%Y-%m-%d}")
 
 
 @users_app.command("add")
@@ -58,7 +60,13 @@ def users_add(
         return await accounts.add_user(conn, name, role, commune or [], expires_at=ends)
 
     user, token = run(work, load_settings())
-    typer.echo(f"user {user.name} ({user.role}) created, {_ends(ends)}. Its token, shown only now:")
+    tell(
+        Said(
+            f"user {user.name} ({user.role}) created, {_ends(ends)}. Its token, shown only now:",
+            f"usuario {user.name} ({user.role}) creado, {_ends(ends).es}. "
+            "Su token, que solo se muestra ahora:",
+        )
+    )
     typer.echo(token)
 
 
@@ -72,7 +80,13 @@ def users_rotate(
 
     ends = _expiry(expires)
     token = run(lambda conn: accounts.rotate(conn, name, expires_at=ends), load_settings())
-    typer.echo(f"new token for {name}, {_ends(ends)}; the old one is revoked. Shown only now:")
+    tell(
+        Said(
+            f"new token for {name}, {_ends(ends)}; the old one is revoked. Shown only now:",
+            f"token nuevo para {name}, {_ends(ends).es}; el anterior queda revocado. "
+            "Solo se muestra ahora:",
+        )
+    )
     typer.echo(token)
 
 
@@ -91,4 +105,4 @@ def users_revoke(name: Annotated[str, typer.Argument(help="the user's name")]) -
     from geo_comuna import accounts
 
     run(lambda conn: accounts.revoke(conn, name), load_settings())
-    typer.echo(f"revoked {name}")
+    tell(Said(f"revoked {name}", f"revocado {name}"))

@@ -32,7 +32,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from geo_comuna.db import cluster, migrate
-from geo_comuna.errors import GeoComunaError, InvalidFile
+from geo_comuna.errors import GeoComunaError, InvalidFile, Said
 from geo_comuna.settings import Settings
 
 #: the first bytes of a pg_dump custom-format archive
@@ -58,6 +58,7 @@ class BackupFailed(GeoComunaError):
     """pg_dump or pg_restore could not do the work; the message carries their own words."""
 
     status, code = 500, "backup-failed"
+    title_es = "falló el respaldo o la restauración"
 
 
 @dataclass
@@ -101,7 +102,12 @@ def _tool(
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/")
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-10:])
-        raise BackupFailed(f"{what} failed (exit {proc.returncode}):\n{tail}")
+        raise BackupFailed(
+            Said(
+                f"{what} failed (exit {proc.returncode}):\n{tail}",
+                f"{what} falló (código de salida {proc.returncode}):\n{tail}",
+            )
+        )
     return proc
 
 
@@ -118,7 +124,12 @@ def backup(settings: Settings, conninfo: str, file: Path) -> BackupReport:
     started = time.perf_counter()
     file = file.resolve()
     if file.is_dir():
-        raise InvalidFile(f"{file} is a directory; give the backup's file name")
+        raise InvalidFile(
+            Said(
+                f"{file} is a directory; give the backup's file name",
+                f"{file} es un directorio; indique el nombre del archivo del respaldo",
+            )
+        )
     partial = file.with_name(f".{file.name}.partial")
     try:
         # pg_dump fsyncs its output before exiting (unless --no-sync)
@@ -145,8 +156,12 @@ def archive_version(settings: Settings, file: Path) -> int | None:
         head = fh.read(len(MAGIC))
     if head != MAGIC:
         raise InvalidFile(
-            f"{file.name} is not a geo-comuna backup (a pg_dump custom-format "
-            "archive, made by `geo-comuna backup`); nothing was restored"
+            Said(
+                f"{file.name} is not a geo-comuna backup (a pg_dump custom-format "
+                "archive, made by `geo-comuna backup`); nothing was restored",
+                f"{file.name} no es un respaldo de geo-comuna (un archivo de pg_dump en formato "
+                "custom, hecho con `geo-comuna backup`); no se restauró nada",
+            )
         )
     restore_bin = str(cluster.find_bindir(settings) / "pg_restore")
     listing = subprocess.run(
@@ -154,13 +169,21 @@ def archive_version(settings: Settings, file: Path) -> int | None:
     )
     if listing.returncode != 0:
         raise InvalidFile(
-            f"{file.name} is not a readable pg_dump archive: "
-            f"{listing.stderr.strip()}; nothing was restored"
+            Said(
+                f"{file.name} is not a readable pg_dump archive: "
+                f"{listing.stderr.strip()}; nothing was restored",
+                f"{file.name} no es un archivo de pg_dump legible: "
+                f"{listing.stderr.strip()}; no se restauró nada",
+            )
         )
     if " BLOB" in listing.stdout:  # pg_restore would commit large objects on its own
         raise InvalidFile(
-            f"{file.name} holds large objects, which a geo-comuna database never has; "
-            "nothing was restored"
+            Said(
+                f"{file.name} holds large objects, which a geo-comuna database never has; "
+                "nothing was restored",
+                f"{file.name} contiene objetos grandes (large objects), que una base de datos "
+                "de geo-comuna nunca tiene; no se restauró nada",
+            )
         )
     data = subprocess.run(
         [restore_bin, "--data-only", "--table=schema_migrations", "--file", "-", str(file)],
@@ -169,7 +192,12 @@ def archive_version(settings: Settings, file: Path) -> int | None:
         cwd="/",
     )
     if data.returncode != 0:
-        raise InvalidFile(f"{file.name} is damaged: {data.stderr.strip()}; nothing was restored")
+        raise InvalidFile(
+            Said(
+                f"{file.name} is damaged: {data.stderr.strip()}; nothing was restored",
+                f"{file.name} está dañado: {data.stderr.strip()}; no se restauró nada",
+            )
+        )
     versions, rows = [], False
     for line in data.stdout.splitlines():
         if line.startswith("COPY ") and "schema_migrations" in line:
@@ -180,8 +208,12 @@ def archive_version(settings: Settings, file: Path) -> int | None:
             versions.append(int(line.split("\t", 1)[0]))
     if not versions:
         raise InvalidFile(
-            f"{file.name} is a PostgreSQL archive but not of a geo-comuna "
-            "database (no schema_migrations); nothing was restored"
+            Said(
+                f"{file.name} is a PostgreSQL archive but not of a geo-comuna "
+                "database (no schema_migrations); nothing was restored",
+                f"{file.name} es un archivo de PostgreSQL pero no de una base de datos de "
+                "geo-comuna (no tiene schema_migrations); no se restauró nada",
+            )
         )
     return max(versions)
 
@@ -197,15 +229,24 @@ def restore(settings: Settings, conninfo: str, file: Path) -> RestoreReport:
     newest = migrate.available()[-1].version
     if version > newest:
         raise InvalidFile(
-            f"{file.name} was made by a newer geo-comuna (schema {version}; "
-            f"this one knows up to {newest}): upgrade geo-comuna first"
+            Said(
+                f"{file.name} was made by a newer geo-comuna (schema {version}; "
+                f"this one knows up to {newest}): upgrade geo-comuna first",
+                f"{file.name} se hizo con un geo-comuna más reciente (esquema {version}; "
+                f"este conoce hasta el {newest}): primero actualice geo-comuna",
+            )
         )
     current = _schema_version(conninfo)
     if current is not None and current > version:
         raise InvalidFile(
-            f"{file.name} holds schema version {version} but the database is at "
-            f"{current}: restore it into an empty database (a new "
-            "GEO_COMUNA_DATA_DIR), which then migrates it forward"
+            Said(
+                f"{file.name} holds schema version {version} but the database is at "
+                f"{current}: restore it into an empty database (a new "
+                "GEO_COMUNA_DATA_DIR), which then migrates it forward",
+                f"{file.name} tiene la versión de esquema {version} pero la base de datos está "
+                f"en la {current}: restáurelo en una base de datos vacía (un "
+                "GEO_COMUNA_DATA_DIR nuevo), que luego lo migra a la versión actual",
+            )
         )
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(_ROLES)
@@ -269,20 +310,34 @@ def _restore_in_one_transaction(
                 pass
             writer.wait()
         if writer.returncode != 0:  # a failing statement (pg_restore was stopped for it)
+            tail = _tail(writer_err)
             raise BackupFailed(
-                f"the restore failed (psql exit {writer.returncode}); nothing was restored:\n"
-                f"{_tail(writer_err)}"
+                Said(
+                    f"the restore failed (psql exit {writer.returncode}); nothing was restored:\n"
+                    f"{tail}",
+                    f"la restauración falló (psql terminó con código {writer.returncode}); no se "
+                    f"restauró nada:\n{tail}",
+                )
             )
         if reader.returncode != 0:  # a damaged archive: the transaction was never committed
+            tail = _tail(reader_err)
             raise BackupFailed(
-                f"pg_restore failed (exit {reader.returncode}); nothing was restored:\n"
-                f"{_tail(reader_err)}"
+                Said(
+                    f"pg_restore failed (exit {reader.returncode}); nothing was restored:\n{tail}",
+                    f"pg_restore falló (código de salida {reader.returncode}); no se restauró "
+                    f"nada:\n{tail}",
+                )
             )
         out.seek(0)
         for line in out.read().decode().splitlines():
             if line.startswith("geo_comuna-restore "):
                 return json.loads(line.removeprefix("geo_comuna-restore "))
-    raise BackupFailed("psql ended without the restore's closing report; check the database")
+    raise BackupFailed(
+        Said(
+            "psql ended without the restore's closing report; check the database",
+            "psql terminó sin el informe final de la restauración; revise la base de datos",
+        )
+    )
 
 
 def _tail(stream: Any) -> str:

@@ -23,16 +23,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from geo_comuna.errors import ClusterError
+from geo_comuna.errors import ClusterError, Said, said
 from geo_comuna.settings import Settings
 
 SUPERUSER = "geo_comuna"
 PORT = 5432  # only names the socket file; nothing listens on TCP
-INSTALL_HINT = (
+INSTALL_HINT = Said(
     "PostgreSQL with PostGIS was not found. On Debian/Ubuntu run `bash scripts/setup.sh` "
     "(or `sudo apt-get install postgresql postgresql-15-postgis-3`, matching your PostgreSQL "
     "version); elsewhere install PostgreSQL >= 13 and PostGIS 3 and set GEO_COMUNA_PG_BINDIR "
-    "to the directory holding initdb and pg_ctl, or point GEO_COMUNA_DATABASE_URL at a server."
+    "to the directory holding initdb and pg_ctl, or point GEO_COMUNA_DATABASE_URL at a server.",
+    "No se encontró PostgreSQL con PostGIS. En Debian/Ubuntu ejecute `bash scripts/setup.sh` "
+    "(o `sudo apt-get install postgresql postgresql-15-postgis-3`, según su versión de "
+    "PostgreSQL); en otros sistemas instale PostgreSQL >= 13 y PostGIS 3 y ponga en "
+    "GEO_COMUNA_PG_BINDIR el directorio que contiene initdb y pg_ctl, o haga que "
+    "GEO_COMUNA_DATABASE_URL apunte a un servidor.",
 )
 
 
@@ -67,7 +72,12 @@ def find_bindir(settings: Settings) -> Path:
     """The newest PostgreSQL whose share directory has the PostGIS extension."""
     if settings.pg_bindir:
         if not (settings.pg_bindir / "pg_ctl").exists():
-            raise ClusterError(f"no pg_ctl in GEO_COMUNA_PG_BINDIR={settings.pg_bindir}")
+            raise ClusterError(
+                Said(
+                    f"no pg_ctl in GEO_COMUNA_PG_BINDIR={settings.pg_bindir}",
+                    f"no hay pg_ctl en GEO_COMUNA_PG_BINDIR={settings.pg_bindir}",
+                )
+            )
         return settings.pg_bindir
     candidates = sorted(
         Path("/usr/lib/postgresql").glob("*/bin"),
@@ -112,8 +122,13 @@ def locate(settings: Settings) -> Cluster:
         pw = pwd.getpwnam(settings.pg_os_user)
     except KeyError:
         raise ClusterError(
-            f"running as root needs an unprivileged OS user for PostgreSQL; "
-            f"user {settings.pg_os_user!r} does not exist (set GEO_COMUNA_PG_OS_USER)"
+            Said(
+                f"running as root needs an unprivileged OS user for PostgreSQL; "
+                f"user {settings.pg_os_user!r} does not exist (set GEO_COMUNA_PG_OS_USER)",
+                "para ejecutarse como root hace falta un usuario del sistema sin privilegios "
+                f"para PostgreSQL; el usuario {settings.pg_os_user!r} no existe (configure "
+                "GEO_COMUNA_PG_OS_USER)",
+            )
         ) from None
     pointer = data_dir / "cluster_location"
     if pointer.exists():
@@ -177,10 +192,16 @@ def _placement(settings: Settings, cluster: Cluster) -> str:
 
 
 def _run(cluster: Cluster, args: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    """``what``: the step, in English, and in Spanish after "no se pudo" (a Said)."""
     proc = subprocess.run(_as_user(cluster.os_user, args), capture_output=True, text=True, cwd="/")
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise ClusterError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+        raise ClusterError(
+            Said(
+                f"{what} failed (exit {proc.returncode}):\n{tail}",
+                f"no se pudo {said(what, 'es')} (código de salida {proc.returncode}):\n{tail}",
+            )
+        )
     return proc
 
 
@@ -220,7 +241,7 @@ def create(cluster: Cluster) -> None:
             "UTF8",
             "--locale=C.UTF-8",
         ],
-        "initdb",
+        Said("initdb", "ejecutar initdb"),
     )
     conf = (
         "\n# geo_comuna embedded cluster\n"
@@ -246,7 +267,12 @@ def create(cluster: Cluster) -> None:
         cwd="/",
     )
     if proc.returncode != 0:
-        raise ClusterError(f"could not configure {conf_path}: {proc.stderr.strip()}")
+        raise ClusterError(
+            Said(
+                f"could not configure {conf_path}: {proc.stderr.strip()}",
+                f"no se pudo configurar {conf_path}: {proc.stderr.strip()}",
+            )
+        )
 
 
 def _zombie_postmaster(cluster: Cluster) -> int | None:
@@ -280,9 +306,14 @@ def start(cluster: Cluster) -> None:
     while (zombie := _zombie_postmaster(cluster)) is not None:
         if time.monotonic() > deadline:
             raise ClusterError(
-                f"PostgreSQL (PID {zombie}) died and was never reaped by its parent, so it "
-                "cannot start again: in a container, run it with an init (docker run --init) "
-                "or restart the container"
+                Said(
+                    f"PostgreSQL (PID {zombie}) died and was never reaped by its parent, so it "
+                    "cannot start again: in a container, run it with an init (docker run --init) "
+                    "or restart the container",
+                    f"PostgreSQL (PID {zombie}) terminó y su proceso padre nunca lo recogió, así "
+                    "que no puede volver a arrancar: en un contenedor, ejecútelo con un init "
+                    "(docker run --init) o reinicie el contenedor",
+                )
             )
         time.sleep(0.1)
     _run(
@@ -298,7 +329,7 @@ def start(cluster: Cluster) -> None:
             "120",
             "start",
         ],
-        "starting PostgreSQL",
+        Said("starting PostgreSQL", "iniciar PostgreSQL"),
     )
 
 
@@ -317,7 +348,7 @@ def stop(cluster: Cluster) -> None:
                 "120",
                 "stop",
             ],
-            "stopping PostgreSQL",
+            Said("stopping PostgreSQL", "detener PostgreSQL"),
         )
 
 

@@ -32,7 +32,7 @@ from importlib import resources
 import psycopg
 from psycopg import AsyncConnection
 
-from geo_comuna.errors import ClusterError
+from geo_comuna.errors import ClusterError, Said
 
 _LOCK_KEY = 0x6765_6F63  # advisory lock: one migrator at a time
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -128,7 +128,12 @@ def functions() -> list[FunctionFile]:
         if any(f.name == name for f in ordered):
             return
         if name in visiting:
-            raise ClusterError(f"db/functions/{name}.sql calls itself through other files")
+            raise ClusterError(
+                Said(
+                    f"db/functions/{name}.sql calls itself through other files",
+                    f"db/functions/{name}.sql se llama a sí mismo a través de otros archivos",
+                )
+            )
         visiting.add(name)
         for first in after[name]:
             visit(first)
@@ -183,20 +188,32 @@ async def upgrade(conn: AsyncConnection) -> list[Migration]:
                     )
                 elif done[migration.version] != migration.checksum:
                     raise ClusterError(
-                        f"migration {label} was changed after it was applied; add a new "
-                        "migration instead"
+                        Said(
+                            f"migration {label} was changed after it was applied; add a new "
+                            "migration instead",
+                            f"la migración {label} se modificó después de aplicarse; agregue "
+                            "una migración nueva en su lugar",
+                        )
                     )
                 continue
             unknown = [n for n in migration.needs if n not in by_name]
             if unknown:
-                raise ClusterError(f"migration {label} needs db/functions/{unknown[0]}.sql")
+                raise ClusterError(
+                    Said(
+                        f"migration {label} needs db/functions/{unknown[0]}.sql",
+                        f"la migración {label} necesita db/functions/{unknown[0]}.sql",
+                    )
+                )
             needed = set(migration.needs)
             await _apply(conn, [f for f in every if f.name in needed])
             try:
                 await conn.execute(migration.sql)
             except psycopg.errors.RaiseException as exc:
                 raise ClusterError(
-                    f"migration {label} cannot be applied: {exc.diag.message_primary}"
+                    Said(
+                        f"migration {label} cannot be applied: {exc.diag.message_primary}",
+                        f"la migración {label} no se puede aplicar: {exc.diag.message_primary}",
+                    )
                 ) from None
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",

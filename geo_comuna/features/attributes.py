@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geo_comuna.errors import InvalidAttribute
+from geo_comuna.errors import InvalidAttribute, Said
 from geo_comuna.layers import Attribute, Layer
 
 #: each attribute type as Arrow holds it once checked (and io/pgcopy.copy_rows encodes it)
@@ -95,9 +95,17 @@ def coerce_value(attr: Attribute, value: Any) -> Any:
     return _coerce_bool(value)
 
 
-def _describe(attr: Attribute) -> str:
+def _describe(attr: Attribute, lang: str = "en") -> str:
     if attr.domain:
-        return "one of " + ", ".join(attr.domain.values)
+        return ("uno de " if lang == "es" else "one of ") + ", ".join(attr.domain.values)
+    if lang == "es":
+        return {
+            "text": "texto",
+            "integer": "un número entero",
+            "number": "un número",
+            "date": "una fecha (AAAA-MM-DD)",
+            "boolean": "sí o no (true o false)",
+        }[attr.type]
     return {
         "text": "text",
         "integer": "a whole number",
@@ -115,20 +123,26 @@ def _is_null(value: Any) -> bool:
     )
 
 
-def _not_a_value(attr: Attribute, value: Any, lang: str, hint: bool) -> str:
+def _not_a_value(attr: Attribute, value: Any, lang: str, hint: bool) -> Said:
     """Why a value is not one of the domain's, listing its labels in the request's language;
     an import's message also says how to map it (``--map``), with the closest value."""
     assert attr.domain is not None
     labels = ", ".join(label.get(lang) for label in attr.domain.values.values())
-    reason = (
-        f"property {attr.name!r}: {value!r} is not one of {', '.join(attr.domain.values)} "
+    codes = ", ".join(attr.domain.values)
+    en = (
+        f"property {attr.name!r}: {value!r} is not one of {codes} "
         f"(or their labels, in any case: {labels})"
+    )
+    es = (
+        f"propiedad {attr.name!r}: {value!r} no es uno de {codes} "
+        f"(ni sus etiquetas, en mayúsculas o minúsculas: {labels})"
     )
     if hint and isinstance(value, str):
         close = attr.domain.closest(value) or "CODE"
         option = f"{attr.name}:{value}={close}"
-        reason += f"; import it with --map {option}? (HTTP: map={option})"
-    return reason
+        en += f"; import it with --map {option}? (HTTP: map={option})"
+        es += f"; ¿importarlo con --map {option}? (HTTP: map={option})"
+    return Said(en, es)
 
 
 def check_value(
@@ -141,7 +155,12 @@ def check_value(
     if _is_null(value):
         if attr.required:
             raise InvalidAttribute(
-                f"property {attr.name!r} is required", feature=label, layer=layer.name
+                Said(
+                    f"property {attr.name!r} is required",
+                    f"la propiedad {attr.name!r} es obligatoria",
+                ),
+                feature=label,
+                layer=layer.name,
             )
         return None
     if attr.domain is not None and isinstance(value, str) and is_text(value):
@@ -158,20 +177,30 @@ def check_value(
         )
     if coerced is _BAD:
         raise InvalidAttribute(
-            f"property {attr.name!r}: {value!r} is not {_describe(attr)}",
+            Said(
+                f"property {attr.name!r}: {value!r} is not {_describe(attr)}",
+                f"propiedad {attr.name!r}: {value!r} no es {_describe(attr, 'es')}",
+            ),
             feature=label,
             layer=layer.name,
         )
     if attr.type == "text" and not is_text(coerced):
         raise InvalidAttribute(
-            f"property {attr.name!r} holds a NUL character (\\x00) or a lone "
-            "surrogate (\\ud800-\\udfff), which text cannot",
+            Said(
+                f"property {attr.name!r} holds a NUL character (\\x00) or a lone "
+                "surrogate (\\ud800-\\udfff), which text cannot",
+                f"la propiedad {attr.name!r} contiene un carácter NUL (\\x00) o un sustituto "
+                "suelto (\\ud800-\\udfff), que un texto no puede contener",
+            ),
             feature=label,
             layer=layer.name,
         )
     if attr.type == "text" and len(coerced) > attr.max_length:
         raise InvalidAttribute(
-            f"property {attr.name!r} is longer than {attr.max_length} characters",
+            Said(
+                f"property {attr.name!r} is longer than {attr.max_length} characters",
+                f"la propiedad {attr.name!r} tiene más de {attr.max_length} caracteres",
+            ),
             feature=label,
             layer=layer.name,
         )
@@ -181,7 +210,11 @@ def check_value(
         or (attr.maximum is not None and coerced > attr.maximum)
     ):
         raise InvalidAttribute(
-            f"property {attr.name!r}: {coerced} is outside [{attr.minimum}, {attr.maximum}]",
+            Said(
+                f"property {attr.name!r}: {coerced} is outside [{attr.minimum}, {attr.maximum}]",
+                f"propiedad {attr.name!r}: {coerced} está fuera de "
+                f"[{attr.minimum}, {attr.maximum}]",
+            ),
             feature=label,
             layer=layer.name,
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from geo_comuna.errors import InvalidInput
+from geo_comuna.errors import InvalidInput, Said, said
 
 OGC = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
@@ -89,8 +89,12 @@ def parse(value: str | None, param: str) -> Crs:
     found = _BY_URI.get(f"{EPSG}{int(match.group(1))}") if match else None
     if found is None:
         raise InvalidInput(
-            f"{param} {value!r} is not a supported CRS; use one of {', '.join(URIS)} "
-            "(or EPSG:<code> for the EPSG ones)"
+            Said(
+                f"{param} {value!r} is not a supported CRS; use one of {', '.join(URIS)} "
+                "(or EPSG:<code> for the EPSG ones)",
+                f"{param} {value!r} no es un sistema de referencia (CRS) admitido; use uno de "
+                f"{', '.join(URIS)} (o EPSG:<código> para los de EPSG)",
+            )
         )
     return found
 
@@ -124,12 +128,23 @@ def check_coordinates(xy: Sequence[tuple[float, float]], crs: Crs, what: str) ->
     transform them: non-finite numbers, latitudes beyond the poles, projected coordinates
     PROJ cannot take back to longitude/latitude."""
     if not all(math.isfinite(v) for p in xy for v in p):
-        raise InvalidInput(f"{what}: coordinates must be finite numbers")
+        raise InvalidInput(
+            Said(
+                f"{what}: coordinates must be finite numbers",
+                f"{said(what, 'es')}: las coordenadas deben ser números finitos",
+            )
+        )
     if crs.geographic:
         order = "latitude, longitude" if crs.lat_first else "longitude, latitude"
+        order_es = "latitud, longitud" if crs.lat_first else "longitud, latitud"
         if not all(-180 <= x <= 180 and -90 <= y <= 90 for x, y in xy):
             raise InvalidInput(
-                f"{what}: not {order} in {crs.name} (longitude within ±180, latitude within ±90)"
+                Said(
+                    f"{what}: not {order} in {crs.name} "
+                    "(longitude within ±180, latitude within ±90)",
+                    f"{said(what, 'es')}: no es {order_es} en {crs.name} (longitud dentro de ±180, "
+                    "latitud dentro de ±90)",
+                )
             )
         return
     import pyproj  # only for a projected CRS: an import's modules need no PROJ otherwise
@@ -141,7 +156,12 @@ def check_coordinates(xy: Sequence[tuple[float, float]], crs: Crs, what: str) ->
         math.isfinite(x) and math.isfinite(y) and abs(x) <= 180 and abs(y) <= 90
         for x, y in zip(lon, lat, strict=True)
     ):
-        raise InvalidInput(f"{what}: coordinates outside what {crs.name} can express")
+        raise InvalidInput(
+            Said(
+                f"{what}: coordinates outside what {crs.name} can express",
+                f"{said(what, 'es')}: coordenadas fuera de lo que {crs.name} puede expresar",
+            )
+        )
 
 
 def bbox_condition(
@@ -175,15 +195,29 @@ def parse_bbox_numbers(numbers: list[float], value: str, crs: Crs) -> tuple[floa
     if len(numbers) == 6:  # 3-D bbox: drop the heights
         numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
     if len(numbers) != 4 or not all(math.isfinite(v) for v in numbers):
-        raise InvalidInput(f"bbox {value!r} must be 4 finite numbers in {crs.name}")
+        raise InvalidInput(
+            Said(
+                f"bbox {value!r} must be 4 finite numbers in {crs.name}",
+                f"bbox {value!r} debe tener 4 números finitos en {crs.name}",
+            )
+        )
     (w, s), (e, n) = xy_order([numbers[:2], numbers[2:]], crs)
     order = "south,west,north,east" if crs.lat_first else "west,south,east,north"
+    order_es = "sur,oeste,norte,este" if crs.lat_first else "oeste,sur,este,norte"
     if crs.geographic:
         if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= n <= 90):
             raise InvalidInput(
-                f"bbox {value!r} is not {order} in {crs.name} (degrees, south <= north)"
+                Said(
+                    f"bbox {value!r} is not {order} in {crs.name} (degrees, south <= north)",
+                    f"bbox {value!r} no es {order_es} en {crs.name} (grados, sur <= norte)",
+                )
             )
     elif not (w <= e and s <= n):
-        raise InvalidInput(f"bbox {value!r} must be {order} in {crs.name}, lower corner first")
+        raise InvalidInput(
+            Said(
+                f"bbox {value!r} must be {order} in {crs.name}, lower corner first",
+                f"bbox {value!r} debe ser {order_es} en {crs.name}, primero la esquina inferior",
+            )
+        )
     check_coordinates([(w, s), (e, n), (w, n), (e, s)], crs, f"bbox {value!r}")
     return w, s, e, n

@@ -10,7 +10,7 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
 from geo_comuna.accounts import EVERYWHERE, User, writing
-from geo_comuna.errors import Forbidden, InvalidGeometry, InvalidInput, NotFound
+from geo_comuna.errors import Forbidden, InvalidGeometry, InvalidInput, NotFound, Said
 from geo_comuna.features import attributes, geojson, references, validate, write
 from geo_comuna.features.query import ETAG_SQL, one
 from geo_comuna.layers import Layer
@@ -27,7 +27,11 @@ class Written:
 def _writer(user: User) -> None:
     if not user.may_write:
         raise Forbidden(
-            f"user {user.name!r} is a {user.role}; writing needs an editor or admin token"
+            Said(
+                f"user {user.name!r} is a {user.role}; writing needs an editor or admin token",
+                f"el usuario {user.name!r} tiene el rol {user.role}; para escribir hace falta "
+                "un token de editor o de admin",
+            )
         )
 
 
@@ -112,7 +116,9 @@ async def replace(
     _writer(user)
     parsed = await work.cpu(_parse, layer, body, max_features=1, single_id=feature_id)
     if not parsed.geometry_given and not layer.geometry_optional:
-        raise InvalidGeometry("missing geometry", feature=feature_id, layer=layer.name)
+        raise InvalidGeometry(
+            Said("missing geometry", "falta la geometría"), feature=feature_id, layer=layer.name
+        )
     async with writing(conn, user):
         await write.check_version(conn, layer, feature_id, if_match)
         checked, refs = await _checked(conn, layer, parsed, settings, repair, lang)
@@ -193,8 +199,12 @@ def _same_id(doc: Any, feature_id: int) -> None:
         if isinstance(given, bool) or str(given) != str(feature_id):
             shown = repr(given) if len(repr(given)) <= 40 else repr(given)[:40] + "…"
             raise InvalidInput(
-                f"the body's id {shown} is not the id in the path ({feature_id}); an id "
-                "cannot be changed"
+                Said(
+                    f"the body's id {shown} is not the id in the path ({feature_id}); an id "
+                    "cannot be changed",
+                    f"el id {shown} del cuerpo de la petición no es el id de la ruta "
+                    f"({feature_id}); un id no se puede cambiar",
+                )
             )
 
 
@@ -212,7 +222,9 @@ async def _current(conn: AsyncConnection, layer: Layer, feature_id: int) -> dict
     # the whole stored feature, to merge a patch into: never sent back to the writer
     found = await one(conn, layer, feature_id, EVERYWHERE)
     if found is None:
-        raise NotFound(f"no feature {feature_id}", layer=layer.name)
+        raise NotFound(
+            Said(f"no feature {feature_id}", f"no existe la entidad {feature_id}"), layer=layer.name
+        )
     feature = geojson.loads(found[0].encode())
     writable = set(layer.property_names)
     feature["properties"] = {k: v for k, v in feature["properties"].items() if k in writable}

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import shapely
 
-from geo_comuna.errors import InvalidGeometry, InvalidInput, TooLarge
+from geo_comuna.errors import InvalidGeometry, InvalidInput, Said, TooLarge
 from geo_comuna.layers import Layer
 
 
@@ -56,18 +56,38 @@ def properties_table(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> pa
 
 
 def _no_constants(name: str) -> None:
-    raise InvalidInput(f"{name} is not a JSON number; coordinates and values must be finite")
+    raise InvalidInput(
+        Said(
+            f"{name} is not a JSON number; coordinates and values must be finite",
+            f"{name} no es un número JSON; las coordenadas y los valores deben ser finitos",
+        )
+    )
 
 
 def loads(body: bytes, max_depth: int = 64) -> Any:
     try:
         doc = json.loads(body, parse_constant=_no_constants)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+        raise InvalidInput(
+            Said(
+                f"the body is not valid JSON: {exc}",
+                f"el cuerpo de la petición no es un JSON válido: {exc}",
+            )
+        ) from None
     except RecursionError:
-        raise InvalidInput("the body is nested too deeply") from None
+        raise InvalidInput(
+            Said(
+                "the body is nested too deeply",
+                "el cuerpo de la petición tiene demasiados niveles de anidamiento",
+            )
+        ) from None
     except ValueError:  # an integer of thousands of digits: Python refuses to read it
-        raise InvalidInput("the body holds a number too long to be read") from None
+        raise InvalidInput(
+            Said(
+                "the body holds a number too long to be read",
+                "el cuerpo de la petición contiene un número demasiado largo para leerlo",
+            )
+        ) from None
     return doc
 
 
@@ -76,13 +96,23 @@ def _geometry(layer: Layer, value: Any, label: Any) -> shapely.Geometry | None:
         return None
     if not isinstance(value, dict) or "type" not in value:
         raise InvalidGeometry(
-            "geometry must be a GeoJSON geometry object", feature=label, layer=layer.name
+            Said(
+                "geometry must be a GeoJSON geometry object",
+                "la geometría debe ser un objeto de geometría GeoJSON",
+            ),
+            feature=label,
+            layer=layer.name,
         )
     try:
         return shapely.from_geojson(json.dumps(value))
     except (shapely.errors.GEOSException, ValueError, TypeError) as exc:
         raise InvalidGeometry(
-            f"not a readable GeoJSON geometry: {exc}", feature=label, layer=layer.name
+            Said(
+                f"not a readable GeoJSON geometry: {exc}",
+                f"no es una geometría GeoJSON legible: {exc}",
+            ),
+            feature=label,
+            layer=layer.name,
         ) from None
 
 
@@ -98,37 +128,69 @@ def parse(
     """A Feature or FeatureCollection -> columns. Unknown properties are refused when
     ``strict`` (a typo would otherwise lose data); read-only ones (ids, derived) are ignored."""
     if not isinstance(doc, dict):
-        raise InvalidInput("the body must be a GeoJSON Feature or FeatureCollection object")
+        raise InvalidInput(
+            Said(
+                "the body must be a GeoJSON Feature or FeatureCollection object",
+                "el cuerpo de la petición debe ser un objeto GeoJSON Feature o FeatureCollection",
+            )
+        )
     if doc.get("type") == "FeatureCollection":
         features = doc.get("features")
         if not isinstance(features, list):
-            raise InvalidInput("a FeatureCollection needs a 'features' array")
+            raise InvalidInput(
+                Said(
+                    "a FeatureCollection needs a 'features' array",
+                    "una FeatureCollection necesita un arreglo 'features'",
+                )
+            )
         labels = list(range(label_start, label_start + len(features)))
     elif doc.get("type") == "Feature":
         features = [doc]
         labels = [single_id if single_id is not None else label_start]
     else:
         raise InvalidInput(
-            "the body must be a GeoJSON Feature or FeatureCollection "
-            f"(got type {doc.get('type')!r})"
+            Said(
+                "the body must be a GeoJSON Feature or FeatureCollection "
+                f"(got type {doc.get('type')!r})",
+                "el cuerpo de la petición debe ser un GeoJSON Feature o FeatureCollection "
+                f"(llegó el tipo {doc.get('type')!r})",
+            )
         )
     if not features:
-        raise InvalidInput("the FeatureCollection has no features")
+        raise InvalidInput(
+            Said("the FeatureCollection has no features", "la FeatureCollection no tiene entidades")
+        )
     if len(features) > max_features:
-        raise TooLarge(f"{len(features)} features in one request; at most {max_features}")
+        raise TooLarge(
+            Said(
+                f"{len(features)} features in one request; at most {max_features}",
+                f"{len(features)} entidades en una sola petición; como máximo {max_features}",
+            )
+        )
     writable = set(layer.property_names)
     ignored = {"id", *(d.name for d in layer.derived)}
     rows, geoms, present = [], [], set()
     for label, feature in zip(labels, features, strict=True):
         if not isinstance(feature, dict) or feature.get("type") != "Feature":
-            raise InvalidInput("not a GeoJSON Feature", feature=label, layer=layer.name)
+            raise InvalidInput(
+                Said("not a GeoJSON Feature", "no es un Feature de GeoJSON"),
+                feature=label,
+                layer=layer.name,
+            )
         props = feature.get("properties") or {}
         if not isinstance(props, dict):
-            raise InvalidInput("'properties' must be an object", feature=label, layer=layer.name)
+            raise InvalidInput(
+                Said("'properties' must be an object", "'properties' debe ser un objeto"),
+                feature=label,
+                layer=layer.name,
+            )
         unknown = sorted(set(props) - writable - ignored)
         if unknown and strict:
             raise InvalidInput(
-                f"unknown properties {unknown}; {layer.name} has {sorted(writable)}",
+                Said(
+                    f"unknown properties {unknown}; {layer.name} has {sorted(writable)}",
+                    f"propiedades desconocidas {unknown}; {layer.name} tiene {sorted(writable)}",
+                ),
                 feature=label,
                 layer=layer.name,
             )

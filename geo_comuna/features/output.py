@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from geo_comuna.accounts import Access
-from geo_comuna.errors import Forbidden, InvalidInput
+from geo_comuna.errors import Forbidden, InvalidInput, Said
 from geo_comuna.features.crs import CRS84, Crs
 from geo_comuna.features.queryables import resolve
 from geo_comuna.layers import Layer
@@ -53,13 +53,25 @@ def parse_sortby(layer: Layer, access: Access, value: str | None) -> tuple[tuple
         descending = item.startswith("-")
         name = item[1:].strip() if item[:1] in "+-" and item else item
         if not name:
-            raise InvalidInput(f"sortby {value!r}: an empty key", layer=layer.name)
+            raise InvalidInput(
+                Said(f"sortby {value!r}: an empty key", f"sortby {value!r}: una clave vacía"),
+                layer=layer.name,
+            )
         resolve(layer, access, name, "sortby")
         if any(k == name for k, _ in keys):
-            raise InvalidInput(f"sortby {value!r}: {name} twice", layer=layer.name)
+            raise InvalidInput(
+                Said(f"sortby {value!r}: {name} twice", f"sortby {value!r}: {name} dos veces"),
+                layer=layer.name,
+            )
         keys.append((name, descending))
     if len(keys) > MAX_SORT_KEYS:
-        raise InvalidInput(f"sortby takes at most {MAX_SORT_KEYS} keys", layer=layer.name)
+        raise InvalidInput(
+            Said(
+                f"sortby takes at most {MAX_SORT_KEYS} keys",
+                f"sortby admite como máximo {MAX_SORT_KEYS} claves",
+            ),
+            layer=layer.name,
+        )
     return tuple(keys)
 
 
@@ -74,14 +86,24 @@ def parse_properties(layer: Layer, access: Access, value: str | None) -> tuple[s
         if name not in known:
             readable = [n for n in known if access.anywhere or not layer.members_only(n)]
             raise InvalidInput(
-                f"properties: unknown property {name!r}; {layer.name} has {', '.join(readable)}",
+                Said(
+                    f"properties: unknown property {name!r}; {layer.name} has "
+                    f"{', '.join(readable)}",
+                    f"properties: propiedad desconocida {name!r}; {layer.name} tiene "
+                    f"{', '.join(readable)}",
+                ),
                 layer=layer.name,
             )
         if layer.members_only(name) and not access.anywhere:
             raise Forbidden(
-                f"properties: {name} of {layer.name} is read only by the users of the "
-                "feature's commune and admins; send such a user's token "
-                "(Authorization: Bearer <token>)",
+                Said(
+                    f"properties: {name} of {layer.name} is read only by the users of the "
+                    "feature's commune and admins; send such a user's token "
+                    "(Authorization: Bearer <token>)",
+                    f"properties: {name} de {layer.name} solo lo pueden leer los usuarios de la "
+                    "comuna de la entidad y los administradores; envíe el token de uno de esos "
+                    "usuarios (Authorization: Bearer <token>)",
+                ),
                 layer=layer.name,
             )
     return tuple(dict.fromkeys(names))

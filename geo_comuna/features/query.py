@@ -26,7 +26,7 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
 from geo_comuna.accounts import Access
-from geo_comuna.errors import InvalidInput, NotFound
+from geo_comuna.errors import InvalidInput, NotFound, Said
 from geo_comuna.features.attributes import is_text
 from geo_comuna.features.crs import CRS84, Crs
 from geo_comuna.features.filters import (
@@ -124,7 +124,11 @@ async def page(
     output = output or Output()
     if after is not None and output.sortby:
         raise InvalidInput(
-            "after continues the id order; with sortby, page with offset (the next links do)",
+            Said(
+                "after continues the id order; with sortby, page with offset (the next links do)",
+                "after continúa el orden por id; con sortby, pagine con offset (como hacen los "
+                "enlaces next)",
+            ),
             layer=layer.name,
         )
     reads = {table for d in layer.derived for table in d.reads}
@@ -365,5 +369,11 @@ async def require_commune(conn: AsyncConnection, value: str) -> int:
     """Like resolve_commune, but a commune that is not there is a NotFound naming the value."""
     commune_id = await resolve_commune(conn, value)
     if commune_id is None:
-        raise NotFound(f"no commune with {'id' if _is_id(value) else 'code'} {value!r}")
+        raise NotFound(
+            Said(
+                f"no commune with {'id' if _is_id(value) else 'code'} {value!r}",
+                f"no existe ninguna comuna con {'el id' if _is_id(value) else 'el código'} "
+                f"{value!r}",
+            )
+        )
     return commune_id

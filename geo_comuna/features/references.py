@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import AsyncConnection, sql
 
-from geo_comuna.errors import InvalidAttribute
+from geo_comuna.errors import InvalidAttribute, Said
 from geo_comuna.features.attributes import is_text, python_values
 from geo_comuna.layers import Layer, Reference
 from geo_comuna.layers.model import PG_INTEGER
@@ -131,22 +131,35 @@ async def _resolve(
         if _missing(value):
             if ref.required:
                 raise InvalidAttribute(
-                    f"property {ref.name!r} is required", feature=labels[i], layer=layer.name
+                    Said(
+                        f"property {ref.name!r} is required",
+                        f"la propiedad {ref.name!r} es obligatoria",
+                    ),
+                    feature=labels[i],
+                    layer=layer.name,
                 )
             out.append(None)
         elif isinstance(value, str):
             matches = by_code.get(value, [])
             if len(matches) != 1:
                 why = "no" if not matches else "more than one"
+                why_es = "ningún registro" if not matches else "más de un registro"
                 raise InvalidAttribute(
-                    f"property {ref.name!r}: {why} {ref.table} with code {value!r}",
+                    Said(
+                        f"property {ref.name!r}: {why} {ref.table} with code {value!r}",
+                        f"propiedad {ref.name!r}: hay {why_es} de {ref.table} con el código "
+                        f"{value!r}",
+                    ),
                     feature=labels[i],
                     layer=layer.name,
                 )
             out.append(matches[0])
         elif not _is_id(value):
             raise InvalidAttribute(
-                f"property {ref.name!r}: {value!r} is neither a code nor an id of {ref.table}",
+                Said(
+                    f"property {ref.name!r}: {value!r} is neither a code nor an id of {ref.table}",
+                    f"propiedad {ref.name!r}: {value!r} no es ni un código ni un id de {ref.table}",
+                ),
                 feature=labels[i],
                 layer=layer.name,
             )
@@ -154,7 +167,11 @@ async def _resolve(
             out.append(int(value))
         else:
             raise InvalidAttribute(
-                f"property {ref.name!r}: no {ref.table} with id {value!r}",
+                Said(
+                    f"property {ref.name!r}: no {ref.table} with id {value!r}",
+                    f"propiedad {ref.name!r}: no hay ningún registro de {ref.table} con el id "
+                    f"{value!r}",
+                ),
                 feature=labels[i],
                 layer=layer.name,
             )

@@ -29,7 +29,7 @@ from collections.abc import Hashable
 from psycopg import AsyncConnection, sql
 
 from geo_comuna.accounts import Access
-from geo_comuna.errors import InvalidInput
+from geo_comuna.errors import InvalidInput, Said
 from geo_comuna.features.filters import Filters, located_where
 from geo_comuna.features.properties import property_exprs
 from geo_comuna.layers import Layer
@@ -45,10 +45,17 @@ CELLS = 32  # per tile side, in the summary grid (8 px cells)
 
 def check_tile(z: int, x: int, y: int) -> None:
     if not 0 <= z <= MAX_ZOOM:
-        raise InvalidInput(f"zoom {z} is outside 0..{MAX_ZOOM}")
+        raise InvalidInput(
+            Said(f"zoom {z} is outside 0..{MAX_ZOOM}", f"el zoom {z} está fuera de 0..{MAX_ZOOM}")
+        )
     size = 1 << z
     if not (0 <= x < size and 0 <= y < size):
-        raise InvalidInput(f"tile {z}/{x}/{y} does not exist: x and y must be in 0..{size - 1}")
+        raise InvalidInput(
+            Said(
+                f"tile {z}/{x}/{y} does not exist: x and y must be in 0..{size - 1}",
+                f"la tesela {z}/{x}/{y} no existe: x e y deben estar en 0..{size - 1}",
+            )
+        )
 
 
 def depends_on_reader(layer: Layer, names: list[str]) -> bool:

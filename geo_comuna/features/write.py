@@ -19,7 +19,14 @@ import psycopg
 import shapely
 from psycopg import AsyncConnection, sql
 
-from geo_comuna.errors import Conflict, Forbidden, InvalidAttribute, NotFound, PreconditionFailed
+from geo_comuna.errors import (
+    Conflict,
+    Forbidden,
+    InvalidAttribute,
+    NotFound,
+    PreconditionFailed,
+    Said,
+)
 from geo_comuna.features.query import ETAG_SQL
 from geo_comuna.features.validate import Checked
 from geo_comuna.layers import Layer
@@ -41,36 +48,58 @@ def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
     try:
         yield
     except psycopg.errors.UniqueViolation as exc:
-        detail = exc.diag.message_detail or exc.diag.message_primary
+        detail = detail_es = exc.diag.message_detail or exc.diag.message_primary
         if exc.diag.constraint_name == f"{layer.table}_natural_key" and not exc.diag.message_detail:
             # row-level security keeps the key's values out of the database's message
             detail = (
                 f"another {layer.name} feature has the same {' and '.join(layer.natural_key)}, "
                 "which name one feature"
             )
-        raise Conflict(f"already exists: {detail}", feature=feature, layer=layer.name) from None
+            detail_es = (
+                f"otra entidad de {layer.name} tiene los mismos {' y '.join(layer.natural_key)}, "
+                "que identifican a una sola entidad"
+            )
+        raise Conflict(
+            Said(f"already exists: {detail}", f"ya existe: {detail_es}"),
+            feature=feature,
+            layer=layer.name,
+        ) from None
     except psycopg.errors.ForeignKeyViolation as exc:
         detail = exc.diag.message_detail or exc.diag.message_primary
         raise Conflict(
-            f"still referenced or referencing a missing feature: {detail}",
+            Said(
+                f"still referenced or referencing a missing feature: {detail}",
+                "todavía está referenciada por otra entidad o hace referencia a una entidad "
+                f"que no existe: {detail}",
+            ),
             feature=feature,
             layer=layer.name,
         ) from None
     except psycopg.errors.InsufficientPrivilege as exc:
         if exc.diag.constraint_name == SCOPE:  # refused with its reason (migration 0014)
             raise Forbidden(
-                exc.diag.message_primary or "outside the communes you may edit",
+                exc.diag.message_primary
+                or Said(
+                    "outside the communes you may edit", "fuera de las comunas que puede editar"
+                ),
                 feature=feature if feature is not None else _labelled(exc.diag.message_detail),
                 layer=layer.name,
             ) from None
         raise Forbidden(
-            "outside the communes you may edit (row-level security refused the write)",
+            Said(
+                "outside the communes you may edit (row-level security refused the write)",
+                "fuera de las comunas que puede editar (la seguridad a nivel de filas rechazó "
+                "la escritura)",
+            ),
             feature=feature,
             layer=layer.name,
         ) from None
     except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation) as exc:
         raise InvalidAttribute(
-            f"refused by the database: {exc.diag.message_primary}",
+            Said(
+                f"refused by the database: {exc.diag.message_primary}",
+                f"rechazado por la base de datos: {exc.diag.message_primary}",
+            ),
             feature=feature,
             layer=layer.name,
         ) from None
@@ -164,8 +193,14 @@ async def _require(conn: AsyncConnection, layer: Layer, feature_id: int) -> None
         sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(sql.Identifier(layer.table)), (feature_id,)
     )
     if await cur.fetchone() is None:
-        raise NotFound(f"no feature {feature_id}", layer=layer.name)
-    raise Forbidden("outside the communes you may edit", feature=feature_id, layer=layer.name)
+        raise NotFound(
+            Said(f"no feature {feature_id}", f"no existe la entidad {feature_id}"), layer=layer.name
+        )
+    raise Forbidden(
+        Said("outside the communes you may edit", "fuera de las comunas que puede editar"),
+        feature=feature_id,
+        layer=layer.name,
+    )
 
 
 async def check_version(
@@ -187,8 +222,12 @@ async def check_version(
     wanted = {tag.strip() for tag in if_match.split(",")}
     if "*" not in wanted and row[0] not in {row_version(tag) for tag in wanted}:
         raise PreconditionFailed(
-            f"the feature changed since you read it (now {row[0]}); "
-            "read it again and reapply your change",
+            Said(
+                f"the feature changed since you read it (now {row[0]}); "
+                "read it again and reapply your change",
+                f"la entidad cambió después de leerla (ahora {row[0]}); "
+                "vuelva a leerla y aplique de nuevo el cambio",
+            ),
             feature=feature_id,
             layer=layer.name,
         )

@@ -17,7 +17,7 @@ import pandas as pd
 from psycopg import AsyncConnection, sql
 from pyarrow import csv as arrow_csv
 
-from geo_comuna.errors import InvalidFile
+from geo_comuna.errors import InvalidFile, Said
 from geo_comuna.features.filters import commune_sql
 from geo_comuna.features.query import require_commune, resolve_commune
 from geo_comuna.io import dems
@@ -201,7 +201,7 @@ async def load_samples(
             counts[layer.name] = await _load_territory(conn, layer, settings)
         counts["parcel_history"] = await _load_history(conn, samples)
         counts["rights"] = await _load_records(conn, samples)
-        say(f"DEM of {DEM_COMMUNE}")
+        say(Said(f"DEM of {DEM_COMMUNE}", f"modelo de elevación de {DEM_COMMUNE}"))
         commune_id = await require_commune(conn, DEM_COMMUNE)
         await dems.register(conn, commune_id, samples / "dem_5_de_marzo.tif")
         counts["dems"] = 1

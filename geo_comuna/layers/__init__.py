@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from geo_comuna.errors import NotFound
+from geo_comuna.errors import NotFound, Said
 from geo_comuna.layers import networks, production, territory
 from geo_comuna.layers.model import (
     MIN_GROUP,
@@ -30,7 +30,12 @@ def get_layer(name: str) -> Layer:
     try:
         return LAYERS[name]
     except KeyError:
-        raise NotFound(f"no collection named {name!r}; known: {', '.join(LAYERS)}") from None
+        raise NotFound(
+            Said(
+                f"no collection named {name!r}; known: {', '.join(LAYERS)}",
+                f"no hay ninguna colección llamada {name!r}; las conocidas: {', '.join(LAYERS)}",
+            )
+        ) from None
 
 
 def commune_map_layers() -> list[Layer]:

@@ -46,7 +46,7 @@ from geo_comuna.analysis.base import Once, Unfinished
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.db.migrate import current_version
 from geo_comuna.db.versions import versions
-from geo_comuna.errors import InvalidInput
+from geo_comuna.errors import InvalidInput, Said
 from geo_comuna.features.query import Filters, geometry_sql, property_exprs, where_sql
 from geo_comuna.io.exporter import WGS84, to_frame
 from geo_comuna.io.formats import FORMATS, GDAL_ERRORS
@@ -158,7 +158,12 @@ def write_layer(gpkg: Path, layer: Layer, names: list[str], rows: list[tuple]) -
             },
         )
     except GDAL_ERRORS as exc:
-        raise InvalidInput(f"cannot write {layer.name} into the package: {exc}") from None
+        raise InvalidInput(
+            Said(
+                f"cannot write {layer.name} into the package: {exc}",
+                f"no se puede escribir {layer.name} en el paquete: {exc}",
+            )
+        ) from None
 
 
 def _table(gpkg: Path, name: str, columns: dict[str, pa.Array]) -> None:
@@ -369,7 +374,12 @@ async def build_package(
     started = time.perf_counter()
     say = progress or (lambda _: None)
     if not target.parent.is_dir():
-        raise InvalidInput(f"directory {str(target.parent)!r} does not exist")
+        raise InvalidInput(
+            Said(
+                f"directory {str(target.parent)!r} does not exist",
+                f"el directorio {str(target.parent)!r} no existe",
+            )
+        )
     styles = Styles.load(settings.styles_path)
     info = await data.commune_info(conn, commune_id)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".package-") as scratch:

@@ -41,7 +41,7 @@ from psycopg import AsyncConnection
 from geo_comuna import work
 from geo_comuna.accounts import EVERYWHERE, User
 from geo_comuna.db.migrate import current_version
-from geo_comuna.errors import Forbidden, GeoComunaError, InvalidFile, TooLarge
+from geo_comuna.errors import Forbidden, GeoComunaError, InvalidFile, Said, TooLarge
 from geo_comuna.features import edit
 from geo_comuna.io.formats import FORMATS, GDAL_ERRORS, gdal_source
 from geo_comuna.layers import LAYERS, Layer
@@ -127,24 +127,42 @@ class SyncReport:
 def _gpkg_member(path: Path, max_unpacked: int) -> str:
     """The zip's one GeoPackage (the package's comuna.gpkg, or the only .gpkg it holds)."""
     if not zipfile.is_zipfile(path):
-        raise InvalidFile(f"{path.name} is not a readable zip archive: corrupt?")
+        raise InvalidFile(
+            Said(
+                f"{path.name} is not a readable zip archive: corrupt?",
+                f"{path.name} no es un archivo zip legible: ¿está dañado?",
+            )
+        )
     with zipfile.ZipFile(path) as zf:
         members = [i for i in zf.infolist() if not i.is_dir()]
         gpkgs = [i for i in members if PurePosixPath(i.filename).suffix.lower() == ".gpkg"]
         names = [i.filename for i in members]
         if len(set(names)) < len(names):  # which one would be read depends on the reader
-            raise InvalidFile(f"{path.name} holds two files of the same name; refusing it")
+            raise InvalidFile(
+                Said(
+                    f"{path.name} holds two files of the same name; refusing it",
+                    f"{path.name} contiene dos archivos con el mismo nombre; se rechaza",
+                )
+            )
         named = [i for i in gpkgs if i.filename == GPKG]
         if not named and len(gpkgs) != 1:
             raise InvalidFile(
-                f"{path.name} must hold the package's {GPKG} (or exactly one .gpkg); "
-                f"found {len(gpkgs)} GeoPackages"
+                Said(
+                    f"{path.name} must hold the package's {GPKG} (or exactly one .gpkg); "
+                    f"found {len(gpkgs)} GeoPackages",
+                    f"{path.name} debe contener el {GPKG} del paquete (o un solo .gpkg); "
+                    f"se encontraron {len(gpkgs)} GeoPackages",
+                )
             )
         member = (named or gpkgs)[0]
         if member.file_size > max_unpacked:
             raise InvalidFile(
-                f"{path.name}: {member.filename[:80]!r} unpacks to {member.file_size} bytes, "
-                f"over the limit of {max_unpacked} (zip bomb?)"
+                Said(
+                    f"{path.name}: {member.filename[:80]!r} unpacks to {member.file_size} bytes, "
+                    f"over the limit of {max_unpacked} (zip bomb?)",
+                    f"{path.name}: {member.filename[:80]!r} ocupa {member.file_size} bytes al "
+                    f"descomprimirse, más que el límite de {max_unpacked} (¿una bomba zip?)",
+                )
             )
         return member.filename
 
@@ -161,7 +179,12 @@ def unpack(path: Path, scratch: Path, max_unpacked: int) -> Path:
         while chunk := src.read(1 << 20):
             copied += len(chunk)
             if copied > max_unpacked:  # the header may lie about the size
-                raise InvalidFile(f"{path.name}: {member[:80]!r} unpacks to more than allowed")
+                raise InvalidFile(
+                    Said(
+                        f"{path.name}: {member[:80]!r} unpacks to more than allowed",
+                        f"{path.name}: {member[:80]!r} ocupa al descomprimirse más de lo permitido",
+                    )
+                )
             out.write(chunk)
     return target
 
@@ -175,12 +198,27 @@ def _python(value: Any) -> Any:
 def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> list[Feature]:
     meta, table = pyogrio.read_arrow(source, layer=layer.name, datetime_as_string=True)
     if table.num_rows > limit:
-        raise TooLarge(f"layer {layer.name} holds {table.num_rows} features; the limit is {limit}")
+        raise TooLarge(
+            Said(
+                f"layer {layer.name} holds {table.num_rows} features; the limit is {limit}",
+                f"la capa {layer.name} tiene {table.num_rows} entidades; el límite es {limit}",
+            )
+        )
     geometry = meta["geometry_name"] or GEOMETRY_COLUMN
     if geometry not in table.column_names:
-        raise InvalidFile(f"layer {layer.name} of the package has no geometry")
+        raise InvalidFile(
+            Said(
+                f"layer {layer.name} of the package has no geometry",
+                f"la capa {layer.name} del paquete no tiene geometría",
+            )
+        )
     if ID_COLUMN not in table.column_names:
-        raise InvalidFile(f"layer {layer.name} of the package has no {ID_COLUMN!r} column")
+        raise InvalidFile(
+            Said(
+                f"layer {layer.name} of the package has no {ID_COLUMN!r} column",
+                f"la capa {layer.name} del paquete no tiene la columna {ID_COLUMN!r}",
+            )
+        )
     ids = table.column(ID_COLUMN).to_pylist()
     versions = (
         table.column(VERSION_COLUMN).to_pylist()
@@ -194,11 +232,18 @@ def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> li
         fid = ids[i]
         if fid is not None:
             if isinstance(fid, float) and not fid.is_integer():
-                raise InvalidFile(f"{ID_COLUMN} {fid!r} is not an id", layer=layer.name)
+                raise InvalidFile(
+                    Said(f"{ID_COLUMN} {fid!r} is not an id", f"{ID_COLUMN} {fid!r} no es un id"),
+                    layer=layer.name,
+                )
             fid = int(fid)
             if fid in seen:
                 raise InvalidFile(
-                    f"two features of the package have id {fid}; an id names one feature",
+                    Said(
+                        f"two features of the package have id {fid}; an id names one feature",
+                        f"dos entidades del paquete tienen el id {fid}; un id identifica a una "
+                        "sola entidad",
+                    ),
                     layer=layer.name,
                     feature=fid,
                 )
@@ -225,8 +270,12 @@ def read_package(path: Path, settings: Settings, name: str | None = None) -> Pac
         listed = {str(n) for n in pyogrio.list_layers(source)[:, 0]}
         if INFO_TABLE not in listed:
             raise InvalidFile(
-                f"{shown} is not a commune package: it has no {INFO_TABLE} table "
-                "(make one with geo-comuna package)"
+                Said(
+                    f"{shown} is not a commune package: it has no {INFO_TABLE} table "
+                    "(make one with geo-comuna package)",
+                    f"{shown} no es un paquete de comuna: no tiene la tabla {INFO_TABLE} "
+                    "(haga uno con geo-comuna package)",
+                )
             )
         _, info_table = pyogrio.read_arrow(source, layer=INFO_TABLE)
         info = dict(
@@ -246,9 +295,19 @@ def read_package(path: Path, settings: Settings, name: str | None = None) -> Pac
                 source, layer, columns[layer.name], settings.max_features_per_import
             )
     except GDAL_ERRORS as exc:
-        raise InvalidFile(f"cannot read {shown} as a GeoPackage: {exc}") from None
+        raise InvalidFile(
+            Said(
+                f"cannot read {shown} as a GeoPackage: {exc}",
+                f"no se puede leer {shown} como GeoPackage: {exc}",
+            )
+        ) from None
     except KeyError as exc:
-        raise InvalidFile(f"{shown}: the package's {INFO_TABLE} table lacks {exc}") from None
+        raise InvalidFile(
+            Said(
+                f"{shown}: the package's {INFO_TABLE} table lacks {exc}",
+                f"{shown}: a la tabla {INFO_TABLE} del paquete le falta {exc}",
+            )
+        ) from None
     return Package(shown, info, layers, columns)
 
 
@@ -417,20 +476,36 @@ async def check_package(conn: AsyncConnection, package: Package, commune_id: int
     given = package.info
     if given.get("commune_id") != str(commune_id):
         raise InvalidFile(
-            f"{package.name} is the package of commune {given.get('commune_code')!r} "
-            f"({given.get('commune_name')}, id {given.get('commune_id')}), not of "
-            f"{info.code!r} ({info.name}, id {commune_id}); sync it to its own commune"
+            Said(
+                f"{package.name} is the package of commune {given.get('commune_code')!r} "
+                f"({given.get('commune_name')}, id {given.get('commune_id')}), not of "
+                f"{info.code!r} ({info.name}, id {commune_id}); sync it to its own commune",
+                f"{package.name} es el paquete de la comuna {given.get('commune_code')!r} "
+                f"({given.get('commune_name')}, id {given.get('commune_id')}), no de "
+                f"{info.code!r} ({info.name}, id {commune_id}); sincronícelo con su propia "
+                "comuna",
+            )
         )
     ours = await current_version(conn)
     try:
         theirs = int(given.get("schema_version", ""))
     except ValueError:
-        raise InvalidFile(f"{package.name}: its schema version is not a number") from None
+        raise InvalidFile(
+            Said(
+                f"{package.name}: its schema version is not a number",
+                f"{package.name}: su versión de esquema no es un número",
+            )
+        ) from None
     if theirs > ours:
         raise InvalidFile(
-            f"{package.name} was made by a newer geo_comuna (schema version {theirs}, "
-            f"geo_comuna {given.get('geo_comuna_version')}); this database is at schema "
-            f"version {ours}: upgrade geo_comuna, then sync"
+            Said(
+                f"{package.name} was made by a newer geo_comuna (schema version {theirs}, "
+                f"geo_comuna {given.get('geo_comuna_version')}); this database is at schema "
+                f"version {ours}: upgrade geo_comuna, then sync",
+                f"{package.name} se hizo con un geo_comuna más reciente (versión de esquema "
+                f"{theirs}, geo_comuna {given.get('geo_comuna_version')}); esta base de datos "
+                f"está en la versión de esquema {ours}: actualice geo_comuna y luego sincronice",
+            )
         )
     return info.code
 
@@ -486,7 +561,13 @@ async def _apply_layer(
         feature = by_id[fid]
         if fid not in versions:  # deleted on the server: the package's copy comes back new
             props = {n: feature.properties[n] for n in columns}
-            with _named(layer, f"{fid} (deleted on the server, added again)"):
+            with _named(
+                layer,
+                Said(
+                    f"{fid} (deleted on the server, added again)",
+                    f"{fid} (borrada en el servidor, agregada de nuevo)",
+                ),
+            ):
                 await edit.create(conn, layer, _body(props, feature.geometry, True), settings, user)
         else:
             props = {n: feature.properties[n] for n in columns if n in fields}
@@ -499,7 +580,9 @@ async def _apply_layer(
     for row in diff.added:
         feature = by_row[row]
         props = _commune_default(layer, {n: feature.properties[n] for n in columns}, code)
-        with _named(layer, f"new, row {row} of the package"):
+        with _named(
+            layer, Said(f"new, row {row} of the package", f"nueva, fila {row} del paquete")
+        ):
             await edit.create(conn, layer, _body(props, feature.geometry, True), settings, user)
         written += 1
     return written
@@ -532,9 +615,20 @@ async def _delete_layer(
 def may_sync(user: User, commune_id: int) -> None:
     """Editing rights in the commune, checked before the package is read."""
     if not user.may_write:
-        raise Forbidden(f"user {user.name!r} is a {user.role}; a sync needs an editor token")
+        raise Forbidden(
+            Said(
+                f"user {user.name!r} is a {user.role}; a sync needs an editor token",
+                f"el usuario {user.name!r} tiene el rol {user.role}; para sincronizar hace "
+                "falta un token de editor",
+            )
+        )
     if user.role != "admin" and commune_id not in user.communes:
-        raise Forbidden(f"user {user.name!r} may not edit commune {commune_id}")
+        raise Forbidden(
+            Said(
+                f"user {user.name!r} may not edit commune {commune_id}",
+                f"el usuario {user.name!r} no puede editar la comuna {commune_id}",
+            )
+        )
 
 
 async def sync(

@@ -26,7 +26,15 @@ from PIL import Image, UnidentifiedImageError
 from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User, writing
-from geo_comuna.errors import Forbidden, InvalidFile, InvalidInput, TooLarge, Unsupported
+from geo_comuna.errors import (
+    Forbidden,
+    InvalidFile,
+    InvalidInput,
+    Said,
+    TooLarge,
+    Unsupported,
+    said,
+)
 from geo_comuna.layers.tenure import DOCUMENT_TYPES
 from geo_comuna.tenure.refusals import refused
 
@@ -38,6 +46,12 @@ _NAMES = {
     "image/jpeg": "a JPEG image",
     "image/png": "a PNG image",
     "image/heic": "a HEIC photo",
+}
+_NAMES_ES = {
+    "application/pdf": "un PDF",
+    "image/jpeg": "una imagen JPEG",
+    "image/png": "una imagen PNG",
+    "image/heic": "una foto HEIC",
 }
 #: the brands of an ISO base media file's ftyp box that say HEIF still images (HEVC-coded:
 #: heic, heix; any coding: mif1, which AVIF files carry too: libheif then says what it is)
@@ -62,24 +76,44 @@ def media_type(data: bytes, filename: str | None) -> str:
     """What the upload is, from its bytes; refused when they are no accepted type or the
     file's name says another one."""
     name = filename or "the document"
+    name_es = filename or "el documento"
     found = sniff(data[:16])
     if found is None:
-        raise Unsupported(f"{name}: its bytes are not a PDF, JPEG, PNG or HEIC")
+        raise Unsupported(
+            Said(
+                f"{name}: its bytes are not a PDF, JPEG, PNG or HEIC",
+                f"{name_es}: su contenido no es un PDF, JPEG, PNG ni HEIC",
+            )
+        )
     suffix = PurePosixPath(filename or "").suffix.lower()
     if suffix:
         for other, (_, endings) in DOCUMENT_TYPES.items():
             if suffix in endings and other != found:
                 raise Unsupported(
-                    f"{name}: named {suffix} ({_NAMES[other]}) but its bytes are "
-                    f"{_NAMES[found]}; the name lies about the content"
+                    Said(
+                        f"{name}: named {suffix} ({_NAMES[other]}) but its bytes are "
+                        f"{_NAMES[found]}; the name lies about the content",
+                        f"{name_es}: su nombre termina en {suffix} ({_NAMES_ES[other]}) pero "
+                        f"su contenido es {_NAMES_ES[found]}; el nombre no corresponde "
+                        "al contenido",
+                    )
                 )
         if suffix not in DOCUMENT_TYPES[found][1]:
             raise Unsupported(
-                f"{name}: the ending {suffix} is not one of {_NAMES[found]}'s "
-                f"({', '.join(DOCUMENT_TYPES[found][1])})"
+                Said(
+                    f"{name}: the ending {suffix} is not one of {_NAMES[found]}'s "
+                    f"({', '.join(DOCUMENT_TYPES[found][1])})",
+                    f"{name_es}: la terminación {suffix} no es de {_NAMES_ES[found]} "
+                    f"({', '.join(DOCUMENT_TYPES[found][1])})",
+                )
             )
     if found == "application/pdf" and b"%%EOF" not in data[-2048:]:
-        raise InvalidFile(f"{name}: a PDF without its end (%%EOF): cut short?")
+        raise InvalidFile(
+            Said(
+                f"{name}: a PDF without its end (%%EOF): cut short?",
+                f"{name_es}: un PDF sin su final (%%EOF): ¿quedó cortado?",
+            )
+        )
     return found
 
 
@@ -128,9 +162,19 @@ def photo_place(data: bytes, name: str, kind: str = "image/jpeg") -> PhotoPlace:
         gps = exif.get_ifd(GPS_IFD)
         when = exif.get_ifd(EXIF_IFD).get(TAKEN) or exif.get(DATETIME)
     except Image.DecompressionBombError:
-        raise InvalidFile(f"{name}: an image of too many pixels") from None
+        raise InvalidFile(
+            Said(
+                f"{name}: an image of too many pixels",
+                f"{said(name, 'es')}: una imagen de demasiados píxeles",
+            )
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, RuntimeError) as exc:
-        raise InvalidFile(f"{name}: not a readable image ({exc})") from None
+        raise InvalidFile(
+            Said(
+                f"{name}: not a readable image ({exc})",
+                f"{said(name, 'es')}: no es una imagen legible ({exc})",
+            )
+        ) from None
     lat = _degrees(gps.get(2), gps.get(1, "N"), "S") if gps else None
     lon = _degrees(gps.get(4), gps.get(3, "E"), "W") if gps else None
     if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
@@ -162,21 +206,46 @@ async def upload(
     """Store one document attached to exactly one party, right or parcel; its id, SHA-256,
     type and photo position. Row-level security decides whether the user may attach it."""
     if not user.may_write:
-        raise Forbidden(f"user {user.name!r} is a {user.role}; uploading needs an editor or admin")
+        raise Forbidden(
+            Said(
+                f"user {user.name!r} is a {user.role}; uploading needs an editor or admin",
+                f"el usuario {user.name!r} tiene el rol {user.role}; para subir documentos "
+                "hace falta ser editor o admin",
+            )
+        )
     given = {k: v for k, v in attached_to.items() if v is not None}
     if len(given) != 1:
-        raise InvalidInput("attach the document to exactly one of party, right or parcel")
+        raise InvalidInput(
+            Said(
+                "attach the document to exactly one of party, right or parcel",
+                "adjunte el documento a uno solo de: sujeto de derecho (party), derecho (right) "
+                "o parcela (parcel)",
+            )
+        )
     title = title.strip()
     if not 1 <= len(title) <= 300:
-        raise InvalidInput("give the document a title of 1 to 300 characters")
+        raise InvalidInput(
+            Said(
+                "give the document a title of 1 to 300 characters",
+                "dé al documento un título de 1 a 300 caracteres",
+            )
+        )
     if len(data) > limit:
-        raise TooLarge(f"{filename or 'the document'}: {len(data)} bytes, over {limit}")
+        raise TooLarge(
+            Said(
+                f"{filename or 'the document'}: {len(data)} bytes, over {limit}",
+                f"{filename or 'el documento'}: {len(data)} bytes, más de {limit}",
+            )
+        )
     if not data:
-        raise InvalidFile(f"{filename or 'the document'}: empty")
+        raise InvalidFile(
+            Said(f"{filename or 'the document'}: empty", f"{filename or 'el documento'}: vacío")
+        )
     kind = media_type(data, filename)
     place = PhotoPlace()
     if kind != "application/pdf":
-        place = await anyio.to_thread.run_sync(photo_place, data, filename or "the document", kind)
+        name = filename or Said("the document", "el documento")
+        place = await anyio.to_thread.run_sync(photo_place, data, name, kind)
     digest = hashlib.sha256(data).hexdigest()
     ((what, ref),) = given.items()
     async with writing(conn, user):

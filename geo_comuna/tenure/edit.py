@@ -25,6 +25,8 @@ from geo_comuna.errors import (
     InvalidInput,
     NotFound,
     PreconditionFailed,
+    Said,
+    said,
 )
 from geo_comuna.layers.model import Domain
 from geo_comuna.layers.tenure import PARTY_KIND, RIGHT_KIND, RIGHT_STATUS
@@ -71,15 +73,38 @@ def _properties(kind: str, body: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"the body is not JSON: {exc}", layer=kind) from None
+        raise InvalidInput(
+            Said(f"the body is not JSON: {exc}", f"el cuerpo de la petición no es JSON: {exc}"),
+            layer=kind,
+        ) from None
     if not isinstance(doc, dict) or doc.get("type") != "Feature":
-        raise InvalidInput('send one GeoJSON Feature: {"type": "Feature", ...}', layer=kind)
+        raise InvalidInput(
+            Said(
+                'send one GeoJSON Feature: {"type": "Feature", ...}',
+                'envíe una sola Feature GeoJSON: {"type": "Feature", ...}',
+            ),
+            layer=kind,
+        )
     if doc.get("geometry") is not None:
         where = "parties have no geometry" if kind == "parties" else "a right is its parcel's"
-        raise InvalidInput(f"geometry must be null: {where}", layer=kind)
+        where_es = (
+            "los sujetos de derecho no tienen geometría"
+            if kind == "parties"
+            else "la de un derecho es la de su parcela"
+        )
+        raise InvalidInput(
+            Said(f"geometry must be null: {where}", f"la geometría debe ser null: {where_es}"),
+            layer=kind,
+        )
     props = doc.get("properties")
     if not isinstance(props, dict):
-        raise InvalidInput("the Feature needs an object of properties", layer=kind)
+        raise InvalidInput(
+            Said(
+                "the Feature needs an object of properties",
+                "la Feature necesita un objeto de propiedades",
+            ),
+            layer=kind,
+        )
     return props
 
 
@@ -87,28 +112,43 @@ def _plain(field: Field, value: Any) -> tuple[Any, str | None]:
     """A value of a non-coded, non-reference property and, when it is bad, why."""
     if field.type == "integer":
         ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31
-        return value, None if ok else f"{value!r} is not an id"
+        return value, None if ok else Said(f"{value!r} is not an id", f"{value!r} no es un id")
     if field.type == "boolean":
-        return value, None if isinstance(value, bool) else f"{value!r} is not true or false"
+        return value, (
+            None
+            if isinstance(value, bool)
+            else Said(f"{value!r} is not true or false", f"{value!r} no es true ni false")
+        )
     if field.type == "date":
         try:
             return dt.date.fromisoformat(value), None
         except (TypeError, ValueError):
-            return None, f"{value!r} is not a date (YYYY-MM-DD)"
+            return None, Said(
+                f"{value!r} is not a date (YYYY-MM-DD)", f"{value!r} no es una fecha (AAAA-MM-DD)"
+            )
     if field.type == "share":
         try:
             share = Decimal(str(value))
         except InvalidOperation:
             share = Decimal(-1)
         if isinstance(value, bool) or not Decimal(0) < share <= Decimal(1):
-            return None, f"{value!r} is not a share of the parcel above 0 and at most 1"
+            return None, Said(
+                f"{value!r} is not a share of the parcel above 0 and at most 1",
+                f"{value!r} no es una fracción de la parcela mayor que 0 y no mayor que 1",
+            )
         return share, None
     if not isinstance(value, str) or not value.strip():
-        return None, "is not a text"
+        return None, Said("is not a text", "no es un texto")
     if len(value) > field.max_length:
-        return None, f"is longer than {field.max_length} characters"
+        return None, Said(
+            f"is longer than {field.max_length} characters",
+            f"tiene más de {field.max_length} caracteres",
+        )
     if field.type == "id_number" and not ID_NUMBER.fullmatch(value):
-        return None, "is not a cédula or RIF like V-12345678 or J-12345678-9"
+        return None, Said(
+            "is not a cédula or RIF like V-12345678 or J-12345678-9",
+            "no es una cédula o un RIF como V-12345678 o J-12345678-9",
+        )
     return value, None
 
 
@@ -116,22 +156,32 @@ async def _value(conn: AsyncConnection, kind: str, name: str, field: Field, valu
     """One property's value as its column takes it; InvalidAttribute naming it otherwise."""
     why: str | None = None
     if value is None:
-        why = "is required" if field.required else None
+        why = Said("is required", "es obligatoria") if field.required else None
     elif field.domain is not None:
         code = field.domain.code(value) if isinstance(value, str) else None
-        why = None if code else f"{value!r} is not one of {', '.join(field.domain.values)}"
+        why = (
+            None
+            if code
+            else Said(
+                f"{value!r} is not one of {', '.join(field.domain.values)}",
+                f"{value!r} no es ninguno de {', '.join(field.domain.values)}",
+            )
+        )
         value = code
     elif field.type == "commune":
         cur = await conn.execute(
             "SELECT id FROM communes WHERE code = %s OR id::text = %s", (str(value), str(value))
         )
         row = await cur.fetchone()
-        why = None if row else f"no commune {value!r}"
+        why = None if row else Said(f"no commune {value!r}", f"no existe la comuna {value!r}")
         value = row[0] if row else None
     else:
         value, why = _plain(field, value)
     if why:
-        raise InvalidAttribute(f"property {name!r}: {why}", layer=kind)
+        raise InvalidAttribute(
+            Said(f"property {name!r}: {why}", f"propiedad {name!r}: {said(why, 'es')}"),
+            layer=kind,
+        )
     return value
 
 
@@ -142,7 +192,11 @@ async def _columns(
     unknown = sorted(set(props) - set(fields))
     if unknown:
         raise InvalidAttribute(
-            f"unknown properties {unknown}; known: {', '.join(fields)}", layer=kind
+            Said(
+                f"unknown properties {unknown}; known: {', '.join(fields)}",
+                f"propiedades desconocidas {unknown}; las conocidas son: {', '.join(fields)}",
+            ),
+            layer=kind,
         )
     out = {}
     for name, field in fields.items():
@@ -153,7 +207,13 @@ async def _columns(
 
 def _writer(user: User) -> None:
     if not user.may_write:
-        raise Forbidden(f"user {user.name!r} is a {user.role}; writing needs an editor or admin")
+        raise Forbidden(
+            Said(
+                f"user {user.name!r} is a {user.role}; writing needs an editor or admin",
+                f"el usuario {user.name!r} tiene el rol {user.role}; para escribir hace falta "
+                "ser editor o admin",
+            )
+        )
 
 
 async def create(conn: AsyncConnection, kind: str, body: bytes, user: User) -> tuple[int, str]:
@@ -199,13 +259,24 @@ async def _check_version(
     )
     now = await _version(conn, kind, record_id)
     if now is None:
-        raise NotFound(f"no {'party' if kind == 'parties' else 'right'} {record_id}", layer=kind)
+        raise NotFound(
+            Said(
+                f"no {'party' if kind == 'parties' else 'right'} {record_id}",
+                f"no existe {'el sujeto de derecho' if kind == 'parties' else 'el derecho'} "
+                f"{record_id}",
+            ),
+            layer=kind,
+        )
     if if_match is None:
         return
     wanted = {_row_version(tag) for tag in if_match.split(",")}
     if "*" not in wanted and now not in wanted:
         raise PreconditionFailed(
-            f"it changed since you read it (now {now}); read it again and reapply your change",
+            Said(
+                f"it changed since you read it (now {now}); read it again and reapply your change",
+                f"cambió desde que lo leyó (ahora {now}); vuelva a leerlo y aplique de nuevo su "
+                "cambio",
+            ),
             feature=record_id,
             layer=kind,
         )
@@ -224,7 +295,11 @@ async def patch(
     _writer(user)
     values = await _columns(conn, kind, _properties(kind, body), whole=False)
     if not values:
-        raise InvalidInput("no property to change", layer=kind, feature=record_id)
+        raise InvalidInput(
+            Said("no property to change", "no hay ninguna propiedad que cambiar"),
+            layer=kind,
+            feature=record_id,
+        )
     query = sql.SQL("UPDATE {} SET {} WHERE id = %(record_id)s RETURNING id").format(
         sql.Identifier(kind),
         sql.SQL(", ").join(
@@ -236,7 +311,14 @@ async def patch(
         with refused(kind, record_id):
             cur = await conn.execute(query, {**values, "record_id": record_id})
             if await cur.fetchone() is None:
-                raise Forbidden("outside the communes you may edit", feature=record_id, layer=kind)
+                raise Forbidden(
+                    Said(
+                        "outside the communes you may edit",
+                        "fuera de las comunas que puede editar",
+                    ),
+                    feature=record_id,
+                    layer=kind,
+                )
         version = await _version(conn, kind, record_id)
     return version or ""
 
@@ -251,4 +333,11 @@ async def remove(
         with refused(kind, record_id):
             cur = await conn.execute(query, (record_id,))
             if await cur.fetchone() is None:
-                raise Forbidden("outside the communes you may edit", feature=record_id, layer=kind)
+                raise Forbidden(
+                    Said(
+                        "outside the communes you may edit",
+                        "fuera de las comunas que puede editar",
+                    ),
+                    feature=record_id,
+                    layer=kind,
+                )

@@ -17,7 +17,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from geo_comuna.accounts import User, reading
-from geo_comuna.errors import NotFound
+from geo_comuna.errors import NotFound, Said
 from geo_comuna.layers.tenure import PARTY_KIND, RIGHT_KIND, RIGHT_STATUS
 
 #: a party as GeoJSON (no geometry); alias p: party_register, c: communes
@@ -213,7 +213,14 @@ async def one(
         cur = await conn.execute(query, (record_id,))
         row = await cur.fetchone()
     if row is None:
-        raise NotFound(f"no {kind[:-1] if kind == 'rights' else 'party'} {record_id}", layer=kind)
+        raise NotFound(
+            Said(
+                f"no {kind[:-1] if kind == 'rights' else 'party'} {record_id}",
+                f"no existe {'el derecho' if kind == 'rights' else 'el sujeto de derecho'} "
+                f"{record_id}",
+            ),
+            layer=kind,
+        )
     return row[0], row[1], row[2]
 
 
@@ -237,7 +244,13 @@ async def document(conn: AsyncConnection, user: User | None, document_id: int) -
         )
         row = await cur.fetchone()
     if row is None:
-        raise NotFound(f"no document {document_id} you may read", layer="documents")
+        raise NotFound(
+            Said(
+                f"no document {document_id} you may read",
+                f"no hay ningún documento {document_id} que pueda leer",
+            ),
+            layer="documents",
+        )
     return row[0]
 
 
@@ -252,7 +265,13 @@ async def document_file(
         )
         row = await cur.fetchone()
     if row is None:
-        raise NotFound(f"no document {document_id} you may read", layer="documents")
+        raise NotFound(
+            Said(
+                f"no document {document_id} you may read",
+                f"no hay ningún documento {document_id} que pueda leer",
+            ),
+            layer="documents",
+        )
     return bytes(row[0]), row[1], row[2]
 
 
@@ -298,7 +317,9 @@ async def parcel_records(conn: AsyncConnection, parcel_id: int, user: User | Non
         cur = await conn.execute(query, {"parcel": parcel_id})
         holders, rights_, documents, exists = await cur.fetchone()
     if not exists:
-        raise NotFound(f"no parcel {parcel_id}", layer="parcels")
+        raise NotFound(
+            Said(f"no parcel {parcel_id}", f"no existe la parcela {parcel_id}"), layer="parcels"
+        )
     return {"holders": holders, "rights": rights_, "documents": documents}
 
 

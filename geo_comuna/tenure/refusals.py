@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from geo_comuna.errors import Conflict, Forbidden, InvalidAttribute
+from geo_comuna.errors import Conflict, Forbidden, InvalidAttribute, Said
 
 #: the constraint name of a refusal with its reason (db/functions/editing_rights.sql)
 SCOPE = "geo_comuna_scope"
@@ -18,18 +18,27 @@ def refused(kind: str, record: int | None = None) -> Iterator[None]:
     try:
         yield
     except psycopg.errors.ForeignKeyViolation as exc:
+        detail = exc.diag.message_detail or exc.diag.message_primary
         raise Conflict(
-            "refers to a record that does not exist, or is still referred to: "
-            f"{exc.diag.message_detail or exc.diag.message_primary}",
+            Said(
+                f"refers to a record that does not exist, or is still referred to: {detail}",
+                "hace referencia a un registro que no existe, o otro registro todavía hace "
+                f"referencia a él: {detail}",
+            ),
             feature=record,
             layer=kind,
         ) from None
     except psycopg.errors.InsufficientPrivilege as exc:
-        reason = "outside the communes you may edit"
+        reason = Said("outside the communes you may edit", "fuera de las comunas que puede editar")
         if exc.diag.constraint_name == SCOPE and exc.diag.message_primary:
             reason = exc.diag.message_primary
         raise Forbidden(reason, feature=record, layer=kind) from None
     except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation) as exc:
         raise InvalidAttribute(
-            f"refused by the database: {exc.diag.message_primary}", feature=record, layer=kind
+            Said(
+                f"refused by the database: {exc.diag.message_primary}",
+                f"rechazado por la base de datos: {exc.diag.message_primary}",
+            ),
+            feature=record,
+            layer=kind,
         ) from None

@@ -19,7 +19,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna import work
 from geo_comuna.accounts import User
-from geo_comuna.errors import NotFound
+from geo_comuna.errors import NotFound, Said
 from geo_comuna.layers.model import PG_INTEGER
 from geo_comuna.maps.sheet import document, reads
 from geo_comuna.maps.sheet.records import NO_RECORDS, RecordsProvider
@@ -85,7 +85,7 @@ async def commune_sheets(
     ``index.pdf`` listing them; the files written, the index last."""
     out.mkdir(parents=True, exist_ok=True)
     ids = await reads.commune_parcels(conn, commune_id)
-    progress(f"reading {len(ids)} parcels")
+    progress(Said(f"reading {len(ids)} parcels", f"leyendo {len(ids)} parcelas"))
     sheets = await reads.load(conn, ids, user, provider)
     written: list[Path] = []
     named: list[tuple[reads.ParcelSheet, str]] = []
@@ -98,7 +98,7 @@ async def commune_sheets(
         written.append(path)
         named.append((sheet, name))
         if i % step == 0 or i == len(sheets):
-            progress(f"{i}/{len(sheets)} sheets")
+            progress(Said(f"{i}/{len(sheets)} sheets", f"{i}/{len(sheets)} fichas"))
     index = out / "index.pdf"
     index.write_bytes(document.index_pdf(named, title, lang))
     written.append(index)

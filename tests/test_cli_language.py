@@ -1,0 +1,111 @@
+"""The CLI speaks its user's language: with a Spanish locale (or --lang es) its refusals,
+progress and messages are in Spanish, with an English one in English; the HTTP API keeps
+English, the reasons' own words. Typed errors carry both (errors.Said), also across the child
+processes that repair geometries."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from geo_comuna import errors
+from geo_comuna.cli import app as cli_app
+from geo_comuna.errors import GeoComunaError, InvalidGeometry, Said
+from tests.live import CLI
+from tests.test_io_errors import CASES
+
+SPANISH = {"LANG": "es_VE.UTF-8"}
+ENGLISH = {"LANG": "en_US.UTF-8"}
+#: English words that a Spanish message must not hold outside names and a library's own text
+ENGLISH_WORDS = re.compile(r"\b(feature|layer|the|must|cannot|not a|does not|is not|has no)\b")
+
+
+def _kinds() -> list[type[GeoComunaError]]:
+    found, todo = [], [GeoComunaError]
+    while todo:
+        kind = todo.pop()
+        found.append(kind)
+        todo.extend(kind.__subclasses__())
+    return found
+
+
+def test_every_kind_of_error_has_a_spanish_title() -> None:
+    """Each kind errors.py defines has its own (others may share their parent's)."""
+    kinds = [k for k in _kinds() if k.__module__ == errors.__name__]
+    assert len({kind.title_es for kind in kinds}) == len(kinds) > 15
+
+
+def test_a_reason_keeps_its_spanish_across_a_process() -> None:
+    exc = InvalidGeometry(
+        Said("ring 0 crosses itself", "el anillo 0 se cruza a sí mismo"), feature=3, layer="parcels"
+    )
+    back = pickle.loads(pickle.dumps(exc))  # noqa: S301 (our own bytes)
+    assert back.said("es") == "capa parcels, entidad 3: el anillo 0 se cruza a sí mismo"
+    assert back.message == str(back) == "layer parcels, feature 3: ring 0 crosses itself"
+    assert errors.said(back.reason, "en") == "ring 0 crosses itself"
+    assert errors.said("plain", "es") == "plain"
+
+
+def test_cli_refusals_follow_the_locale_and_lang() -> None:
+    runner = CliRunner()
+    args = ["sync", "X", "x.gpkg", "--ours", "--theirs"]
+    spanish = runner.invoke(cli_app, args, env=SPANISH)
+    english = runner.invoke(cli_app, args, env=ENGLISH)
+    asked = runner.invoke(cli_app, [*args, "--lang", "en"], env=SPANISH)
+    assert spanish.exit_code == english.exit_code == asked.exit_code == 2
+    assert "--ours y --theirs se excluyen" in spanish.stderr
+    assert "--ours and --theirs exclude each other" in english.stderr == asked.stderr
+    # the next command in the same process does not inherit the last one's --lang
+    again = runner.invoke(cli_app, args, env=SPANISH)
+    assert "se excluyen" in again.stderr
+
+
+def test_every_import_refusal_in_spanish(own_db: str, tmp_path: Path) -> None:
+    """Each bad file of test_io_errors through `geo-comuna import` with a Spanish locale: the
+    error's kind, the feature and the reason in Spanish; nothing is written (the exit says)."""
+    titles = {kind.title_es for kind in _kinds()}
+    env = {**os.environ, "GEO_COMUNA_DATABASE_URL": own_db, **SPANISH}
+
+    def refuse(case: object) -> subprocess.CompletedProcess[str]:
+        folder = tmp_path / re.sub(r"\W", "-", case.id)
+        folder.mkdir()
+        command = [*CLI, "import", case.layer, str(case.build(folder)), *case.options()]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = list(pool.map(refuse, CASES))
+    wrong = []
+    for case, run in zip(CASES, runs, strict=True):
+        said = run.stderr.strip().splitlines()[-1] if run.stderr.strip() else ""
+        problems = []
+        if run.returncode == 0:
+            problems.append("exit 0")
+        if not any(said.startswith(f"error ({t}): ") for t in titles):
+            problems.append("no Spanish kind")
+        if case.feature and f"entidad {case.feature}:" not in said:
+            problems.append(f"no 'entidad {case.feature}:'")
+        if ENGLISH_WORDS.search(said):
+            problems.append(f"English words {ENGLISH_WORDS.findall(said)}")
+        if problems:
+            wrong.append(f"{case.id}: {', '.join(problems)} in {said!r}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("env", [SPANISH, ENGLISH], ids=["es", "en"])
+def test_progress_follows_the_locale(own_db: str, tmp_path: Path, env: dict[str, str]) -> None:
+    out = tmp_path / "parcels.gpkg"
+    run = CliRunner().invoke(
+        cli_app,
+        ["export", "parcels", str(out), "--commune", "EL-MAIZAL"],
+        env={"GEO_COMUNA_DATABASE_URL": own_db, **env},
+    )
+    assert run.exit_code == 0, run.stderr
+    word = "exportando parcels como gpkg" if env is SPANISH else "exporting parcels as gpkg"
+    assert word in run.stderr
