@@ -160,9 +160,10 @@ def test_reads_stay_quick_while_a_hostile_write_and_heavy_analyses_run(
         f"GEO_COMUNA_{name}_PER_MINUTE": "0"
         for name in ("RATE", "HEAVY_RATE", "TOKEN_RATE", "TOKEN_HEAVY_RATE")
     }
-    with serving(
-        own_db, tmp_path / "serve.log", GEO_COMUNA_COMPUTE_SECONDS="4", **unlimited
-    ) as (_, base):
+    with serving(own_db, tmp_path / "serve.log", GEO_COMUNA_COMPUTE_SECONDS="4", **unlimited) as (
+        _,
+        base,
+    ):
         auth = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=base, timeout=60) as warm:
             one = warm.get("/collections/parcels/items?limit=1").json()["features"][0]["id"]

@@ -221,3 +221,24 @@ async def test_a_page_holds_only_what_the_reader_may_read(
         assert html_text.escape(label) not in page
         data = re.search(r'id="features">(.*?)</script>', page, re.S).group(1)
         assert json.loads(data)["geometry"] is None
+
+
+async def test_every_collection_has_its_pages(client: httpx.AsyncClient) -> None:
+    """Each layer of the registry (tenure records too: parties, rights) as a page of items and
+    a page per item, in both languages, with its fields' titles and no raw value."""
+    for name, layer in LAYERS.items():
+        doc = (await client.get(f"/collections/{name}/items?limit=3")).json()
+        assert doc["features"] or name not in ("parcels", "parties", "rights"), name
+        for lang in ("es", "en"):
+            r = await client.get(f"/collections/{name}/items?limit=3&f=html&lang={lang}")
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), (
+                name,
+                r.text[:300],
+            )
+            assert r.text.count("<tr>") == len(doc["features"]) + 1, name
+            assert html_text.escape(getattr(layer.title, lang)) in r.text, name
+            assert not RAW.search(r.text), name
+            for feature in doc["features"]:
+                one = await client.get(f"/collections/{name}/items/{feature['id']}?f=html")
+                assert one.status_code == 200, (name, one.text[:300])
+                assert not RAW.search(one.text), (name, feature["id"])
