@@ -18,7 +18,7 @@ import pyarrow as pa
 import shapely
 
 from geo_comuna import work
-from geo_comuna.errors import InvalidGeometry, TooLarge, TooSlow
+from geo_comuna.errors import InvalidGeometry, Said, TooLarge, TooSlow
 from geo_comuna.features import repair
 from geo_comuna.layers import Layer
 
@@ -83,8 +83,12 @@ def _conform_type(
                 layer,
                 labels,
                 bad_multi,
-                f"a {_PARTS[want]} with several parts; {layer.name} stores one {want} per "
-                "feature: split it into separate features",
+                Said(
+                    f"a {_PARTS[want]} with several parts; {layer.name} stores one {want} per "
+                    "feature: split it into separate features",
+                    f"un {_PARTS[want]} de varias partes; {layer.name} guarda un {want} por "
+                    "entidad: sepárelo en entidades distintas",
+                ),
             )
     bad = _first(~ok)
     if bad is not None:
@@ -93,7 +97,10 @@ def _conform_type(
             layer,
             labels,
             bad,
-            f"wrong geometry type {names[types[bad]]}; {layer.name} stores {want}",
+            Said(
+                f"wrong geometry type {names[types[bad]]}; {layer.name} stores {want}",
+                f"tipo de geometría equivocado {names[types[bad]]}; {layer.name} guarda {want}",
+            ),
         )
     return out
 
@@ -122,16 +129,26 @@ def _check_size(
     step (validity, repair, the audit trail's copy, each analysis) grows with them. Checked
     again after a repair, which can turn one ring crossing itself into thousands of parts."""
     limits = work.limits()
-    after = " once repaired" if repaired else ""
+    after = Said(" once repaired", " una vez reparada") if repaired else Said("", "")
     for measure, most, what in (
-        (shapely.get_num_coordinates, limits.max_vertices_per_geometry, "vertices"),
-        (shapely.get_num_geometries, limits.max_parts_per_geometry, "parts"),
+        (
+            shapely.get_num_coordinates,
+            limits.max_vertices_per_geometry,
+            Said("vertices", "vértices"),
+        ),
+        (shapely.get_num_geometries, limits.max_parts_per_geometry, Said("parts", "partes")),
     ):
         big = _first(measure(geoms) > most)
         if big is not None:
+            count = int(measure(geoms[big]))
             raise TooLarge(
-                f"{int(measure(geoms[big])):,} {what} in one geometry{after}; the limit is "
-                f"{most:,} (simplify it, e.g. QGIS Vector > Geometry Tools > Simplify)",
+                Said(
+                    f"{count:,} {what} in one geometry{after}; the limit is "
+                    f"{most:,} (simplify it, e.g. QGIS Vector > Geometry Tools > Simplify)",
+                    f"{count:,} {what.es} en una geometría{after.es}; el límite es "
+                    f"{most:,} (simplifíquela, p. ej. QGIS Vectorial > Herramientas de "
+                    "geometría > Simplificar)",
+                ),
                 feature=labels[big],
                 layer=layer.name,
             )
@@ -147,7 +164,13 @@ def _check_coordinates(
     if not np.isfinite(coords).all():  # which feature: only worked out when there is one
         owner = np.repeat(np.arange(len(geoms)), shapely.get_num_coordinates(geoms))
         bad = owner[_first(~np.isfinite(coords).all(axis=1))]
-        _fail(InvalidGeometry, layer, labels, bad, "a coordinate is NaN or infinite")
+        _fail(
+            InvalidGeometry,
+            layer,
+            labels,
+            bad,
+            Said("a coordinate is NaN or infinite", "una coordenada es NaN o infinita"),
+        )
     bounds = shapely.bounds(geoms)  # minx, miny, maxx, maxy
     out_of_range = (
         (bounds[:, 0] < -180) | (bounds[:, 2] > 180) | (bounds[:, 1] < -90) | (bounds[:, 3] > 90)
@@ -162,19 +185,26 @@ def _check_coordinates(
         return
     x, y = shapely.get_coordinates(geoms[i])[0]
     if swapped_inside[i]:
-        reason = (
+        reason = Said(
             f"coordinates appear swapped: ({x:.5f}, {y:.5f}) reads as latitude, longitude; "
-            "GeoJSON and EPSG:4326 here are longitude, latitude"
+            "GeoJSON and EPSG:4326 here are longitude, latitude",
+            f"las coordenadas parecen invertidas: ({x:.5f}, {y:.5f}) se lee como latitud, "
+            "longitud; GeoJSON y EPSG:4326 aquí son longitud, latitud",
         )
     elif out_of_range[i]:
-        reason = (
+        reason = Said(
             f"coordinate ({x:.3f}, {y:.3f}) is out of range for longitude/latitude; "
-            "is the data in a projected CRS (UTM metres)? give its CRS"
+            "is the data in a projected CRS (UTM metres)? give its CRS",
+            f"la coordenada ({x:.3f}, {y:.3f}) está fuera del rango de longitud/latitud; "
+            "¿están los datos en un sistema de referencia proyectado (metros UTM)? indique "
+            "su CRS",
         )
     else:
-        reason = (
+        reason = Said(
             f"lies outside the service area {list(service_bbox)} (lon/lat) at "
-            f"({x:.5f}, {y:.5f}); wrong CRS or wrong place?"
+            f"({x:.5f}, {y:.5f}); wrong CRS or wrong place?",
+            f"queda fuera del área de servicio {list(service_bbox)} (lon/lat) en "
+            f"({x:.5f}, {y:.5f}); ¿CRS equivocado o lugar equivocado?",
         )
     _fail(InvalidGeometry, layer, labels, i, reason)
 
@@ -194,9 +224,15 @@ def _repair(
             layer,
             labels,
             int(index[0]),
-            f"invalid geometry ({reasons[index[0]]}) whose repair took longer than "
-            f"{work.limits().compute_seconds:g} s (it crosses itself too often); fix it in "
-            "QGIS (Vector > Geometry Tools > Fix Geometries) and send it again",
+            Said(
+                f"invalid geometry ({reasons[index[0]]}) whose repair took longer than "
+                f"{work.limits().compute_seconds:g} s (it crosses itself too often); fix it in "
+                "QGIS (Vector > Geometry Tools > Fix Geometries) and send it again",
+                f"geometría no válida ({reasons[index[0]]}) cuya reparación tardó más de "
+                f"{work.limits().compute_seconds:g} s (se cruza a sí misma demasiadas veces); "
+                "corríjala en QGIS (Vectorial > Herramientas de geometría > Corregir "
+                "geometrías) y envíela de nuevo",
+            ),
         )
     repairs = []
     out = geoms.copy()
@@ -207,7 +243,10 @@ def _repair(
                 layer,
                 labels,
                 i,
-                f"invalid geometry ({reasons[i]}) that cannot be repaired automatically",
+                Said(
+                    f"invalid geometry ({reasons[i]}) that cannot be repaired automatically",
+                    f"geometría no válida ({reasons[i]}) que no se puede reparar automáticamente",
+                ),
             )
         repairs.append(
             {
@@ -247,7 +286,13 @@ def check_geometries(
     missing = shapely.is_missing(geoms)
     if missing.any():
         if not layer.geometry_optional:
-            _fail(InvalidGeometry, layer, labels, _first(missing), "missing geometry")
+            _fail(
+                InvalidGeometry,
+                layer,
+                labels,
+                _first(missing),
+                Said("missing geometry", "falta la geometría"),
+            )
         present = np.flatnonzero(~missing)
         out = geoms.copy()
         out[present], repairs = check_geometries(
@@ -262,10 +307,16 @@ def check_geometries(
     _check_size(layer, geoms, labels)
     empty = _first(shapely.is_empty(geoms))
     if empty is not None:
-        _fail(InvalidGeometry, layer, labels, empty, "empty geometry")
+        _fail(InvalidGeometry, layer, labels, empty, Said("empty geometry", "geometría vacía"))
     hollow = _first(_empty_parts(geoms))
     if hollow is not None:
-        _fail(InvalidGeometry, layer, labels, hollow, "an empty part or ring: remove it")
+        _fail(
+            InvalidGeometry,
+            layer,
+            labels,
+            hollow,
+            Said("an empty part or ring: remove it", "una parte o anillo vacío: quítelo"),
+        )
     geoms = _conform_type(layer, geoms, labels, promote=promote)
     has_z = shapely.has_z(geoms)
     if has_z.any():  # only those: the others stay the objects they were
@@ -283,8 +334,12 @@ def check_geometries(
             layer,
             labels,
             i,
-            f"invalid geometry: {reasons[i]} (send ?repair=true or --repair to fix it "
-            "with ST_MakeValid)",
+            Said(
+                f"invalid geometry: {reasons[i]} (send ?repair=true or --repair to fix it "
+                "with ST_MakeValid)",
+                f"geometría no válida: {reasons[i]} (envíe ?repair=true o --repair para "
+                "corregirla con ST_MakeValid)",
+            ),
         )
     repaired, repairs = _repair(layer, geoms, ~valid, labels, reasons)
     _check_size(layer, repaired, labels, repaired=True)

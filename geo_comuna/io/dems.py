@@ -24,7 +24,7 @@ from psycopg import AsyncConnection
 from rasterio.io import DatasetReader, MemoryFile
 
 from geo_comuna import gdal, work
-from geo_comuna.errors import InvalidFile, TooLarge, UnknownCRS
+from geo_comuna.errors import InvalidFile, Said, TooLarge, UnknownCRS
 from geo_comuna.io import sniff
 
 rasterio = gdal.raster()
@@ -61,7 +61,12 @@ def open_geotiff(source: Path | MemoryFile, label: str) -> DatasetReader:
             return source.open(driver="GTiff")
         return rasterio.open(source, driver="GTiff")
     except rasterio.errors.RasterioIOError as exc:
-        raise InvalidFile(f"cannot read {label} as a GeoTIFF: {exc}") from None
+        raise InvalidFile(
+            Said(
+                f"cannot read {label} as a GeoTIFF: {exc}",
+                f"no se puede leer {label} como GeoTIFF: {exc}",
+            )
+        ) from None
 
 
 def check(path: Path, limits: work.Limits) -> Checked:
@@ -83,7 +88,12 @@ def check(path: Path, limits: work.Limits) -> Checked:
         try:
             tiff = _copy(src)
         except rasterio.errors.RasterioIOError as exc:  # a truncated or corrupt cell block
-            raise InvalidFile(f"cannot read the cells of {path.name}: {exc}") from None
+            raise InvalidFile(
+                Said(
+                    f"cannot read the cells of {path.name}: {exc}",
+                    f"no se pueden leer las celdas de {path.name}: {exc}",
+                )
+            ) from None
         return Checked(crs, src.width, src.height, res, footprint, tiff)
 
 
@@ -91,20 +101,40 @@ def _check_shape(src: DatasetReader, name: str, limits: work.Limits) -> None:
     """What the header says, before a cell is read: one band, a CRS that reaches lon/lat, a
     north-up grid, and a size within the limits."""
     if src.count != 1:
-        raise InvalidFile(f"{name} has {src.count} bands; a DEM has one")
+        raise InvalidFile(
+            Said(
+                f"{name} has {src.count} bands; a DEM has one",
+                f"{name} tiene {src.count} bandas; un DEM tiene una sola",
+            )
+        )
     if src.crs is None:
         raise UnknownCRS(
-            f"{name} has no CRS; write one into the GeoTIFF (gdal_edit.py -a_srs EPSG:xxxx)"
+            Said(
+                f"{name} has no CRS; write one into the GeoTIFF (gdal_edit.py -a_srs EPSG:xxxx)",
+                f"{name} no tiene sistema de referencia (CRS); escriba uno en el GeoTIFF "
+                "(gdal_edit.py -a_srs EPSG:xxxx)",
+            )
         )
     try:  # a local (engineering) CRS cannot be placed on the globe
         pyproj.Transformer.from_crs(src.crs.to_wkt(), 4326)
     except pyproj.exceptions.ProjError:
         raise UnknownCRS(
-            f"{name}: its CRS {src.crs.to_string()!r} cannot be transformed to lon/lat; write "
-            "a geographic or projected CRS into it (gdal_edit.py -a_srs EPSG:xxxx)"
+            Said(
+                f"{name}: its CRS {src.crs.to_string()!r} cannot be transformed to lon/lat; "
+                "write a geographic or projected CRS into it (gdal_edit.py -a_srs EPSG:xxxx)",
+                f"{name}: su sistema de referencia (CRS) {src.crs.to_string()!r} no se puede "
+                "transformar a lon/lat; escriba en él un CRS geográfico o proyectado "
+                "(gdal_edit.py -a_srs EPSG:xxxx)",
+            )
         ) from None
     if src.transform.b or src.transform.d:
-        raise InvalidFile(f"{name} has a rotated grid; warp it north-up first (gdalwarp)")
+        raise InvalidFile(
+            Said(
+                f"{name} has a rotated grid; warp it north-up first (gdalwarp)",
+                f"{name} tiene una malla rotada; reproyéctela antes con el norte hacia arriba "
+                "(gdalwarp)",
+            )
+        )
     cells = src.width * src.height
     itemsize = np.dtype(src.dtypes[0]).itemsize
     unpacked = cells * itemsize
@@ -112,16 +142,27 @@ def _check_shape(src: DatasetReader, name: str, limits: work.Limits) -> None:
     block = rows * cols * itemsize
     if block > limits.max_dem_bytes:  # GDAL decodes a whole tile or strip at a time
         raise TooLarge(
-            f"{name} declares blocks of {cols} x {rows} cells ({block // 2**20} MB each, whatever "
-            f"its size), over {limits.max_dem_bytes // 2**20} MB: write it again with tiles "
-            "(gdal_translate -co TILED=YES)"
+            Said(
+                f"{name} declares blocks of {cols} x {rows} cells ({block // 2**20} MB each, "
+                f"whatever its size), over {limits.max_dem_bytes // 2**20} MB: write it again "
+                "with tiles (gdal_translate -co TILED=YES)",
+                f"{name} declara bloques de {cols} x {rows} celdas ({block // 2**20} MB cada "
+                f"uno, sea cual sea su tamaño), por encima de {limits.max_dem_bytes // 2**20} MB: "
+                "vuelva a escribirlo en teselas (gdal_translate -co TILED=YES)",
+            )
         )
     if cells > limits.max_dem_cells or unpacked > limits.max_dem_bytes:
         raise TooLarge(
-            f"{name} is {src.width} x {src.height} cells ({unpacked // 2**20} MB uncompressed); "
-            f"the limits are {limits.max_dem_cells:,} cells and "
-            f"{limits.max_dem_bytes // 2**20} MB: clip it to the commune or resample it "
-            "(gdalwarp -te ... -tr ...)"
+            Said(
+                f"{name} is {src.width} x {src.height} cells ({unpacked // 2**20} MB "
+                f"uncompressed); the limits are {limits.max_dem_cells:,} cells and "
+                f"{limits.max_dem_bytes // 2**20} MB: clip it to the commune or resample it "
+                "(gdalwarp -te ... -tr ...)",
+                f"{name} tiene {src.width} x {src.height} celdas ({unpacked // 2**20} MB sin "
+                f"comprimir); los límites son {limits.max_dem_cells:,} celdas y "
+                f"{limits.max_dem_bytes // 2**20} MB: recórtelo a la comuna o remuestréelo "
+                "(gdalwarp -te ... -tr ...)",
+            )
         )
 
 

@@ -41,7 +41,7 @@ import shapely
 from psycopg import AsyncConnection, sql
 
 from geo_comuna.accounts import Access
-from geo_comuna.errors import InvalidInput, UnknownCRS, Unsupported
+from geo_comuna.errors import InvalidInput, Said, UnknownCRS, Unsupported
 from geo_comuna.features.query import Filters, geometry_sql, property_exprs, where_sql
 from geo_comuna.io import sniff
 from geo_comuna.io.formats import FORMATS, GDAL_ERRORS, Format, get_format
@@ -86,8 +86,14 @@ def format_for(path: Path, name: str | None = None) -> Format:
         found = FORMATS["geojson"]
     if found is None:
         hint = " (Shapefiles are exported zipped: name it .zip)" if suffix == ".shp" else ""
+        pista = " (los Shapefile se exportan en zip: nómbrelo .zip)" if suffix == ".shp" else ""
         raise Unsupported(
-            f"cannot tell the format from {path.name!r}{hint}; give one of {', '.join(FORMATS)}"
+            Said(
+                f"cannot tell the format from {path.name!r}{hint}; give one of "
+                f"{', '.join(FORMATS)}",
+                f"no se puede deducir el formato de {path.name!r}{pista}; indique uno de "
+                f"{', '.join(FORMATS)}",
+            )
         )
     return found
 
@@ -97,18 +103,31 @@ def check_crs(fmt: Format, crs: str) -> pyproj.CRS:
     target = parse_crs(crs)
     if not (target.is_geographic or target.is_projected):
         raise UnknownCRS(
-            f"{crs!r} is neither a geographic nor a projected CRS; give one such "
-            "as EPSG:2202 (REGVEN / UTM 19N)"
+            Said(
+                f"{crs!r} is neither a geographic nor a projected CRS; give one such "
+                "as EPSG:2202 (REGVEN / UTM 19N)",
+                f"{crs!r} no es un sistema de referencia (CRS) geográfico ni proyectado; indique "
+                "uno como EPSG:2202 (REGVEN / UTM 19N)",
+            )
         )
     if fmt.wgs84_only and not target.equals(WGS84, ignore_axis_order=True):
         raise InvalidInput(
-            f"{fmt.driver} files are always EPSG:4326 (lon/lat WGS 84); for "
-            f"{crs} export gpkg, shp or csv"
+            Said(
+                f"{fmt.driver} files are always EPSG:4326 (lon/lat WGS 84); for "
+                f"{crs} export gpkg, shp or csv",
+                f"los archivos {fmt.driver} siempre están en EPSG:4326 (lon/lat WGS 84); para "
+                f"{crs} exporte gpkg, shp o csv",
+            )
         )
     try:  # a CRS of another planet, say, parses but cannot be reached from WGS 84
         pyproj.Transformer.from_crs(WGS84, target, always_xy=True)
     except pyproj.exceptions.ProjError as exc:
-        raise UnknownCRS(f"cannot transform WGS 84 to {crs!r}: {exc}") from None
+        raise UnknownCRS(
+            Said(
+                f"cannot transform WGS 84 to {crs!r}: {exc}",
+                f"no se puede transformar WGS 84 a {crs!r}: {exc}",
+            )
+        ) from None
     return target
 
 
@@ -123,7 +142,12 @@ def output_path(path_or_dir: Path, layer: Layer, fmt: Format) -> Path:
     if path.is_dir():
         path = path / f"{layer.name}{fmt.suffix}"
     if not path.parent.is_dir():
-        raise InvalidInput(f"directory {str(path.parent)!r} does not exist")
+        raise InvalidInput(
+            Said(
+                f"directory {str(path.parent)!r} does not exist",
+                f"el directorio {str(path.parent)!r} no existe",
+            )
+        )
     return path
 
 
@@ -207,8 +231,13 @@ def _dbf_names(names: list[str]) -> dict[str, str]:
         short = cut.get(name, name).lower()
         if short in seen:
             raise InvalidInput(
-                f"a Shapefile cannot hold both {seen[short]!r} and {name!r}: field names are "
-                "cut to 10 characters and these would read the same; export gpkg instead"
+                Said(
+                    f"a Shapefile cannot hold both {seen[short]!r} and {name!r}: field names "
+                    "are cut to 10 characters and these would read the same; export gpkg instead",
+                    f"un Shapefile no puede contener a la vez {seen[short]!r} y {name!r}: los "
+                    "nombres de campo se cortan a 10 caracteres y estos se leerían igual; "
+                    "exporte gpkg en su lugar",
+                )
             )
         seen[short] = name
     return cut
@@ -223,11 +252,20 @@ def _existing_geopackage(target: Path, layer: Layer, overwrite_layer: bool) -> b
     try:
         held = {str(name) for name, _ in pyogrio.list_layers(f"GPKG:{target}")}
     except GDAL_ERRORS as exc:
-        raise InvalidInput(f"{target.name} is not a readable GeoPackage: {exc}") from None
+        raise InvalidInput(
+            Said(
+                f"{target.name} is not a readable GeoPackage: {exc}",
+                f"{target.name} no es un GeoPackage legible: {exc}",
+            )
+        ) from None
     if layer.name in held and not overwrite_layer:
         raise InvalidInput(
-            f"{target.name} already holds the layer {layer.name!r}; --overwrite-layer "
-            "replaces it and keeps the others"
+            Said(
+                f"{target.name} already holds the layer {layer.name!r}; --overwrite-layer "
+                "replaces it and keeps the others",
+                f"{target.name} ya contiene la capa {layer.name!r}; --overwrite-layer la "
+                "reemplaza y conserva las demás",
+            )
         )
     return True
 
@@ -260,7 +298,12 @@ def write(
                 **({"encoding": "UTF-8"} if fmt.name == "shp" else {}),
             )
         except GDAL_ERRORS as exc:
-            raise InvalidInput(f"cannot write {layer.name} as {fmt.driver}: {exc}") from None
+            raise InvalidInput(
+                Said(
+                    f"cannot write {layer.name} as {fmt.driver}: {exc}",
+                    f"no se puede escribir {layer.name} como {fmt.driver}: {exc}",
+                )
+            ) from None
         if fmt.name == "shp":
             packed = inner.with_suffix(".zip")
             with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -277,13 +320,25 @@ def notes(names: list[str], fmt: Format, crs: pyproj.CRS) -> list[str]:
     said = []
     if fmt.name == "csv" and not crs.equals(WGS84, ignore_axis_order=True):
         label = crs_label(crs)
-        said.append(f"CSV cannot say its CRS: import it back with --crs {label} (?crs={label})")
+        said.append(
+            Said(
+                f"CSV cannot say its CRS: import it back with --crs {label} (?crs={label})",
+                f"un CSV no puede indicar su sistema de referencia (CRS): impórtelo de nuevo con "
+                f"--crs {label} (?crs={label})",
+            )
+        )
     cut = _dbf_names(names) if fmt.name == "shp" else {}
     if cut:
+        pairs = ", ".join(f"{n} -> {short}" for n, short in cut.items())
         said.append(
-            "Shapefile field names are cut to 10 characters ("
-            + ", ".join(f"{n} -> {short}" for n, short in cut.items())
-            + "); geo-comuna import matches them back"
+            Said(
+                "Shapefile field names are cut to 10 characters ("
+                + pairs
+                + "); geo-comuna import matches them back",
+                "los nombres de campo del Shapefile se cortan a 10 caracteres ("
+                + pairs
+                + "); geo-comuna import los vuelve a emparejar",
+            )
         )
     return said
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from geo_comuna import gdal
-from geo_comuna.errors import InvalidFile, Unsupported
+from geo_comuna.errors import InvalidFile, Said, Unsupported
 from geo_comuna.io import sniff
 
 pyogrio = gdal.vector()
@@ -79,7 +79,12 @@ def get_format(name: str) -> Format:
     try:
         return FORMATS[name.lower()]
     except KeyError:
-        raise Unsupported(f"unknown format {name!r}; use one of {', '.join(FORMATS)}") from None
+        raise Unsupported(
+            Said(
+                f"unknown format {name!r}; use one of {', '.join(FORMATS)}",
+                f"formato desconocido {name!r}; use uno de {', '.join(FORMATS)}",
+            )
+        ) from None
 
 
 def detect(path: Path) -> Format:
@@ -87,11 +92,15 @@ def detect(path: Path) -> Format:
     name = _SUFFIXES.get(path.suffix.lower())
     if name is None:
         raise Unsupported(
-            f"{path.name}: unsupported file type {path.suffix!r}; use GeoJSON, "
-            "GeoPackage, zipped Shapefile, KML or CSV"
+            Said(
+                f"{path.name}: unsupported file type {path.suffix!r}; use GeoJSON, "
+                "GeoPackage, zipped Shapefile, KML or CSV",
+                f"{path.name}: tipo de archivo no admitido {path.suffix!r}; use GeoJSON, "
+                "GeoPackage, Shapefile comprimido en zip, KML o CSV",
+            )
         )
     if path.stat().st_size == 0:
-        raise InvalidFile(f"{path.name} is empty")
+        raise InvalidFile(Said(f"{path.name} is empty", f"{path.name} está vacío"))
     return FORMATS[name]
 
 

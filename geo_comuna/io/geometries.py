@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import shapely
 
-from geo_comuna.errors import UnknownCRS
+from geo_comuna.errors import Said, UnknownCRS
 from geo_comuna.io import pgcopy
 from geo_comuna.io.formats import Format
 
@@ -32,7 +32,12 @@ def parse_crs(value: str) -> pyproj.CRS:
     try:
         return pyproj.CRS.from_user_input(value)
     except pyproj.exceptions.CRSError as exc:
-        raise UnknownCRS(f"unknown CRS {value!r}: {exc}") from None
+        raise UnknownCRS(
+            Said(
+                f"unknown CRS {value!r}: {exc}",
+                f"sistema de referencia (CRS) desconocido {value!r}: {exc}",
+            )
+        ) from None
 
 
 @dataclass
@@ -71,7 +76,12 @@ class Geometries:
         try:
             return shapely.transform(geoms, xy), None
         except pyproj.exceptions.ProjError as exc:  # another planet's CRS, say
-            raise UnknownCRS(f"cannot transform {self.label} to WGS 84: {exc}") from None
+            raise UnknownCRS(
+                Said(
+                    f"cannot transform {self.label} to WGS 84: {exc}",
+                    f"no se puede transformar {self.label} a WGS 84: {exc}",
+                )
+            ) from None
 
 
 def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries:
@@ -89,13 +99,21 @@ def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries
             source = pyproj.CRS.from_user_input(geometries.file_crs)
         except pyproj.exceptions.CRSError:
             raise UnknownCRS(
-                f"the {fmt.driver} file's CRS cannot be read ({geometries.file_crs[:80]!r}); "
-                "give it, e.g. --crs EPSG:2202"
+                Said(
+                    f"the {fmt.driver} file's CRS cannot be read ({geometries.file_crs[:80]!r}); "
+                    "give it, e.g. --crs EPSG:2202",
+                    f"el sistema de referencia (CRS) del archivo {fmt.driver} no se puede leer "
+                    f"({geometries.file_crs[:80]!r}); indíquelo, p. ej. --crs EPSG:2202",
+                )
             ) from None
     else:
         raise UnknownCRS(
-            f"the {fmt.driver} file says nothing about its CRS (a Shapefile "
-            "without .prj?); give it, e.g. --crs EPSG:2202"
+            Said(
+                f"the {fmt.driver} file says nothing about its CRS (a Shapefile "
+                "without .prj?); give it, e.g. --crs EPSG:2202",
+                f"el archivo {fmt.driver} no indica su sistema de referencia (CRS) (¿un "
+                "Shapefile sin .prj?); indíquelo, p. ej. --crs EPSG:2202",
+            )
         )
     label = source.to_string() if source.to_epsg() is None else f"EPSG:{source.to_epsg()}"
     if source.equals(pyproj.CRS.from_epsg(4326), ignore_axis_order=True):
@@ -103,5 +121,10 @@ def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries
     try:  # refuse a CRS that cannot reach WGS 84 before anything is written
         transformer = pyproj.Transformer.from_crs(source, 4326, always_xy=True)
     except pyproj.exceptions.ProjError as exc:
-        raise UnknownCRS(f"cannot transform {label} to WGS 84: {exc}") from None
+        raise UnknownCRS(
+            Said(
+                f"cannot transform {label} to WGS 84: {exc}",
+                f"no se puede transformar {label} a WGS 84: {exc}",
+            )
+        ) from None
     return Geometries(geometries.wkb, source, label, to_wgs84=transformer)

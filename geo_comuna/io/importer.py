@@ -30,7 +30,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna import work
 from geo_comuna.accounts import User, local_admin, writing
-from geo_comuna.errors import Forbidden, InvalidFile, InvalidInput
+from geo_comuna.errors import Forbidden, InvalidFile, InvalidInput, Said
 from geo_comuna.features import attributes, validate
 from geo_comuna.io import bulk, keys, pgcopy, pieces
 from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format, pyogrio
@@ -72,7 +72,10 @@ def _check_utf8(table: pa.Table, name: str) -> None:
                 table.column(column).validate(full=True)
             except pa.ArrowInvalid:
                 raise InvalidFile(
-                    f"{name}: column {column!r} is not UTF-8 text; {SAVE_AS_UTF8}"
+                    Said(
+                        f"{name}: column {column!r} is not UTF-8 text; {SAVE_AS_UTF8}",
+                        f"{name}: la columna {column!r} no es texto UTF-8; {SAVE_AS_UTF8.es}",
+                    )
                 ) from None
 
 
@@ -113,7 +116,12 @@ def read(
         try:
             table = _csv_text_as_written(raw.source, table, layer)
         except GDAL_ERRORS as exc:
-            raise InvalidFile(f"cannot read {path.name} as {raw.fmt.driver}: {exc}") from None
+            raise InvalidFile(
+                Said(
+                    f"cannot read {path.name} as {raw.fmt.driver}: {exc}",
+                    f"no se puede leer {path.name} como {raw.fmt.driver}: {exc}",
+                )
+            ) from None
     _check_utf8(table, path.name)  # the columns read again too
     if raw.fmt.name == "csv":  # our own CSV exports escape formula-like cells
         table = restore_text(table)
@@ -156,11 +164,20 @@ class Mapping:
                 column, sep, prop = given.partition(":")
             column, prop = column.strip(), prop.strip()
             if not (sep and column and prop):
-                raise InvalidInput(f"rename {given!r}: write it as column=property")
+                raise InvalidInput(
+                    Said(
+                        f"rename {given!r}: write it as column=property",
+                        f"rename {given!r}: escríbalo como columna=propiedad",
+                    )
+                )
             if prop not in props:
                 raise InvalidInput(
-                    f"rename {given!r}: {layer.name} has no property {prop!r}; "
-                    f"its properties: {', '.join(layer.property_names)}"
+                    Said(
+                        f"rename {given!r}: {layer.name} has no property {prop!r}; "
+                        f"its properties: {', '.join(layer.property_names)}",
+                        f"rename {given!r}: {layer.name} no tiene la propiedad {prop!r}; "
+                        f"sus propiedades: {', '.join(layer.property_names)}",
+                    )
                 )
             out.renames[column] = prop
         for given in values:
@@ -168,18 +185,31 @@ class Mapping:
             value, eq, code = pair.partition("=")
             prop, value, code = prop.strip(), value.strip(), code.strip()
             if not (sep and eq and prop and value and code):
-                raise InvalidInput(f"map {given!r}: write it as property:value=code")
+                raise InvalidInput(
+                    Said(
+                        f"map {given!r}: write it as property:value=code",
+                        f"map {given!r}: escríbalo como propiedad:valor=código",
+                    )
+                )
             attr = layer.attribute(prop)
             if attr is None or attr.type != "text":
                 text = [a.name for a in layer.attributes if a.type == "text"]
                 raise InvalidInput(
-                    f"map {given!r}: {layer.name} has no text property {prop!r}; "
-                    f"its text properties: {', '.join(text)}"
+                    Said(
+                        f"map {given!r}: {layer.name} has no text property {prop!r}; "
+                        f"its text properties: {', '.join(text)}",
+                        f"map {given!r}: {layer.name} no tiene la propiedad de texto {prop!r}; "
+                        f"sus propiedades de texto: {', '.join(text)}",
+                    )
                 )
             if attr.domain is not None and attr.domain.code(code) is None:
                 raise InvalidInput(
-                    f"map {given!r}: {code!r} is not a value of {prop}; "
-                    f"its values: {', '.join(attr.domain.labels('en'))}"
+                    Said(
+                        f"map {given!r}: {code!r} is not a value of {prop}; "
+                        f"its values: {', '.join(attr.domain.labels('en'))}",
+                        f"map {given!r}: {code!r} no es un valor de {prop}; "
+                        f"sus valores: {', '.join(attr.domain.labels('es'))}",
+                    )
                 )
             out.values.setdefault(prop, {})[fold(value)] = code
         return out
@@ -192,8 +222,12 @@ class Mapping:
         missing = [c for c in self.renames if c not in table.column_names]
         if missing:
             raise InvalidFile(
-                f"{name} has no column {', '.join(map(repr, missing))} to rename; "
-                f"its columns: {', '.join(table.column_names)}"
+                Said(
+                    f"{name} has no column {', '.join(map(repr, missing))} to rename; "
+                    f"its columns: {', '.join(table.column_names)}",
+                    f"{name} no tiene ninguna columna {', '.join(map(repr, missing))} que "
+                    f"renombrar; sus columnas: {', '.join(table.column_names)}",
+                )
             )
         taken = set(self.renames.values())
         kept = [c for c in table.column_names if c in self.renames or c.lower() not in taken]
@@ -250,9 +284,14 @@ def suggest_renames(layer: Layer, ignored: Sequence[str], matched: Sequence[str]
             target = spellings[near[0]] if near else None
         if target is not None:
             raise InvalidFile(
-                f"column {column} is not a property of {layer.name}: "
-                f"--rename {column}={target}? (HTTP: rename={column}:{target}); "
-                f"{layer.name}'s properties: {', '.join(layer.property_names)}",
+                Said(
+                    f"column {column} is not a property of {layer.name}: "
+                    f"--rename {column}={target}? (HTTP: rename={column}:{target}); "
+                    f"{layer.name}'s properties: {', '.join(layer.property_names)}",
+                    f"la columna {column} no es una propiedad de {layer.name}: "
+                    f"¿--rename {column}={target}? (HTTP: rename={column}:{target}); "
+                    f"propiedades de {layer.name}: {', '.join(layer.property_names)}",
+                ),
                 layer=layer.name,
             )
 
@@ -335,7 +374,11 @@ async def write(
     user = user or local_admin()
     if not user.may_write:
         raise Forbidden(
-            f"user {user.name!r} is a {user.role}; importing needs an editor or admin token"
+            Said(
+                f"user {user.name!r} is a {user.role}; importing needs an editor or admin token",
+                f"el usuario {user.name!r} es {user.role}; para importar hace falta un token de "
+                "editor o admin",
+            )
         )
     say = progress or (lambda _msg: None)
     total = source.total
@@ -362,10 +405,21 @@ async def write(
         data = pgcopy.copy_rows(layer, validate.Checked(attrs, geoms, fixed), refs, wkb)
         done = batch.start + rows
         if total > pieces.CHUNK and (done % PROGRESS_EVERY < rows or done == total):
-            say(f"validated and sent {done:,} of {total:,} features")
+            say(
+                Said(
+                    f"validated and sent {done:,} of {total:,} features",
+                    f"validadas y enviadas {done:,} de {total:,} entidades",
+                )
+            )
         return bulk.Piece(data, refs, rows)
 
-    say(f"validating and writing {total:,} features")
+    one = total == 1
+    say(
+        Said(
+            f"validating and writing {total:,} feature{'' if one else 's'}",
+            f"validando y escribiendo {total:,} entidad{'' if one else 'es'}",
+        )
+    )
     admin = user.role == "admin"
     # an import is long by nature: its pieces are bound by their size (and the file by
     # max_features_per_import), not by a request's deadline; a repair in it still stops after
@@ -427,7 +481,7 @@ async def import_file(
 
         # by id or code, like everywhere else; checked before a possibly big file is used
         commune_id = await require_commune(conn, commune)
-    say(f"reading {path.name}")
+    say(Said(f"reading {path.name}", f"leyendo {path.name}"))
     if reading is not None:
         raw = await asyncio.wrap_future(reading)
     else:
@@ -493,7 +547,12 @@ async def _source(
         geometries = Geometries(raw.table.column(geometry), file_crs=raw.meta["crs"])
     geometries = to_wgs84(geometries, fmt, crs)
     if geometries.source is not None:
-        say(f"reprojecting from {geometries.label} while validating")
+        say(
+            Said(
+                f"reprojecting from {geometries.label} while validating",
+                f"reproyectando desde {geometries.label} mientras se valida",
+            )
+        )
     renamed = mapping.rename(table, path.name)
     matched, ignored = match_columns(renamed, layer)
     suggest_renames(layer, ignored, matched.column_names)

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import AsyncConnection, sql
 
-from geo_comuna.errors import Conflict
+from geo_comuna.errors import Conflict, Said
 from geo_comuna.layers import Layer
 
 
@@ -82,13 +82,14 @@ def of(layer: Layer, table: pa.Table, refs: dict[str, list]) -> Keys | None:
     return keys if keys.given else None
 
 
-def describe(layer: Layer, table: pa.Table, row: int) -> str:
+def describe(layer: Layer, table: pa.Table, row: int) -> Said:
     """A feature's key as the file gives it: "code '5M-P001', commune 'EL-MAIZAL'"."""
-    said = []
+    said, dicho = [], []
     for name in layer.natural_key:
         value = table.column(name)[row].as_py() if name in table.column_names else None
         said.append(f"{name} {value!r}" if value is not None else f"{name} (given by default)")
-    return ", ".join(said)
+        dicho.append(f"{name} {value!r}" if value is not None else f"{name} (valor por defecto)")
+    return Said(", ".join(said), ", ".join(dicho))
 
 
 def refuse_repeats(layer: Layer, table: pa.Table, keys: Keys, labels: Sequence) -> None:
@@ -104,9 +105,14 @@ def refuse_repeats(layer: Layer, table: pa.Table, keys: Keys, labels: Sequence) 
     first: dict[tuple, int] = {}
     for row, key in zip(rows, zip(*values, strict=True), strict=True):
         if key in first:
+            named = describe(layer, table, row)
             raise Conflict(
-                f"{describe(layer, table, row)} is also the key of feature "
-                f"{labels[first[key]]} of the file; a key names one feature",
+                Said(
+                    f"{named} is also the key of feature "
+                    f"{labels[first[key]]} of the file; a key names one feature",
+                    f"la clave {named.es} también es la de la entidad {labels[first[key]]} del "
+                    "archivo; cada clave corresponde a una sola entidad",
+                ),
                 feature=labels[row],
                 layer=layer.name,
             )
@@ -174,10 +180,17 @@ def refuse_stored(layer: Layer, table: pa.Table, found: dict[int, int], labels: 
     if not found:
         return
     row = min(found)
+    named = describe(layer, table, row)
     raise Conflict(
-        f"{describe(layer, table, row)} is already stored as {layer.name} feature "
-        f"{found[row]} ({len(found):,} of the file's features are); import with --upsert "
-        "(HTTP: mode=upsert) to update the stored features instead",
+        Said(
+            f"{named} is already stored as {layer.name} feature "
+            f"{found[row]} ({len(found):,} of the file's features are); import with --upsert "
+            "(HTTP: mode=upsert) to update the stored features instead",
+            f"la clave {named.es} ya está guardada en la entidad {found[row]} de {layer.name} "
+            f"({len(found):,} de las entidades del archivo ya están guardadas); importe con "
+            "--upsert (HTTP: mode=upsert) para actualizar las entidades guardadas en lugar de "
+            "rechazarlas",
+        ),
         feature=labels[row],
         layer=layer.name,
     )

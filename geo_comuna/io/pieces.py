@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 from psycopg import AsyncConnection
 
-from geo_comuna.errors import Conflict, InvalidFile
+from geo_comuna.errors import Conflict, InvalidFile, Said
 from geo_comuna.features import references
 from geo_comuna.io import bulk, keys
 from geo_comuna.io.formats import GDAL_ERRORS, pyogrio
@@ -116,7 +116,10 @@ class Streamed:
             return None
         except (*GDAL_ERRORS, pa.ArrowException) as exc:
             raise InvalidFile(
-                f"cannot read {self.name} after feature {self._start:,}: {exc}"
+                Said(
+                    f"cannot read {self.name} after feature {self._start:,}: {exc}",
+                    f"no se puede leer {self.name} después de la entidad {self._start:,}: {exc}",
+                )
             ) from None
 
     def next(self) -> Batch | None:
@@ -237,9 +240,14 @@ async def _refuse_repeat(
         for row, key in keys.among(given, suspects):
             label = batch.labels[row]
             if key in first:
+                named = keys.describe(layer, batch.table, row)
                 raise Conflict(
-                    f"{keys.describe(layer, batch.table, row)} is also the key of feature "
-                    f"{first[key]} of the file; a key names one feature",
+                    Said(
+                        f"{named} is also the key of feature "
+                        f"{first[key]} of the file; a key names one feature",
+                        f"la clave {named.es} también es la de la entidad {first[key]} del "
+                        "archivo; cada clave corresponde a una sola entidad",
+                    ),
                     feature=label,
                     layer=layer.name,
                 )

@@ -23,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from geo_comuna.errors import InvalidFile, TooLarge
+from geo_comuna.errors import InvalidFile, Said, TooLarge
 from geo_comuna.io.formats import (
     CSV_OPEN_OPTIONS,
     GDAL_ERRORS,
@@ -43,7 +43,10 @@ BATCH = 5_000
 # piece-by-piece import does not wait for (~19 MB at 20,000 features a batch); PostgreSQL and
 # the import's worker keep the CPUs busy meanwhile
 pyogrio.set_gdal_config_options({"OGR_GPKG_NUM_THREADS": "1"})
-SAVE_AS_UTF8 = "save it as UTF-8 (in Excel: 'CSV UTF-8'); the encoding is never guessed"
+SAVE_AS_UTF8 = Said(
+    "save it as UTF-8 (in Excel: 'CSV UTF-8'); the encoding is never guessed",
+    "guárdelo como UTF-8 (en Excel: 'CSV UTF-8'); la codificación nunca se adivina",
+)
 
 
 @dataclass
@@ -74,7 +77,12 @@ def _pick_layer(path: str, fmt: Format, layer: Layer) -> str | None:
         return names[0]
     if layer.name in names:
         return layer.name
-    raise InvalidFile(f"the GeoPackage holds layers {names}; none is named {layer.name!r}")
+    raise InvalidFile(
+        Said(
+            f"the GeoPackage holds layers {names}; none is named {layer.name!r}",
+            f"el GeoPackage contiene las capas {names}; ninguna se llama {layer.name!r}",
+        )
+    )
 
 
 def read_raw(
@@ -93,8 +101,12 @@ def read_raw(
         info = pyogrio.read_info(source, layer=name, **options)
         if info["features"] > settings.max_features_per_import:
             raise TooLarge(
-                f"{path.name} holds {info['features']} features; the limit is "
-                f"{settings.max_features_per_import}"
+                Said(
+                    f"{path.name} holds {info['features']} features; the limit is "
+                    f"{settings.max_features_per_import}",
+                    f"{path.name} contiene {info['features']} entidades; el límite es "
+                    f"{settings.max_features_per_import}",
+                )
             )
         if batch_size is None or fmt.name == "csv":
             meta, table = pyogrio.read_arrow(source, layer=name, datetime_as_string=True, **options)
@@ -112,21 +124,36 @@ def read_raw(
             table = pa.Table.from_batches([_first(more)], more.schema)
     except GDAL_ERRORS as exc:
         opened.close()
-        raise InvalidFile(f"cannot read {path.name} as {fmt.driver}: {exc}") from None
+        raise InvalidFile(
+            Said(
+                f"cannot read {path.name} as {fmt.driver}: {exc}",
+                f"no se puede leer {path.name} como {fmt.driver}: {exc}",
+            )
+        ) from None
     except UnicodeDecodeError:  # a column name, decoded by pyogrio (values stay bytes)
         opened.close()
-        raise InvalidFile(f"{path.name} is not UTF-8 text; {SAVE_AS_UTF8}") from None
+        raise InvalidFile(
+            Said(
+                f"{path.name} is not UTF-8 text; {SAVE_AS_UTF8}",
+                f"{path.name} no es texto UTF-8; {SAVE_AS_UTF8.es}",
+            )
+        ) from None
     except BaseException:
         opened.close()
         raise
     if table.num_rows == 0:
         opened.close()
-        raise InvalidFile(f"{path.name} has no features")
+        raise InvalidFile(
+            Said(f"{path.name} has no features", f"{path.name} no contiene entidades")
+        )
     geometry = meta["geometry_name"] or "wkb_geometry"
     if meta["geometry_type"] is None or geometry not in table.column_names:
         opened.close()
         raise InvalidFile(
-            f"{path.name} has no geometry (CSV: give a WKT column or lon/lat columns)"
+            Said(
+                f"{path.name} has no geometry (CSV: give a WKT column or lon/lat columns)",
+                f"{path.name} no tiene geometría (CSV: incluya una columna WKT o columnas lon/lat)",
+            )
         )
     return RawFile(fmt, source, meta, table, info["features"], more, name, opened)
 

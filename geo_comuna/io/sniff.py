@@ -25,7 +25,7 @@ import sqlite3
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from geo_comuna.errors import InvalidFile, UnknownCRS
+from geo_comuna.errors import InvalidFile, Said, UnknownCRS
 
 #: bytes of a file's head that the checks look at
 HEAD = 64 * 1024
@@ -52,9 +52,11 @@ _CRS_MAX = 4096
 _PRJ_MAX = 64 * 1024
 #: what to do about a declared CRS nobody knows: the file contradicts itself, so --crs alone
 #: does not settle it (the caller may not know the declaration is broken)
-_FIX = (
+_FIX = Said(
     "save the file again with its real CRS (or without the declaration, then give the CRS "
-    "with --crs / ?crs=, e.g. EPSG:2202)"
+    "with --crs / ?crs=, e.g. EPSG:2202)",
+    "vuelva a guardar el archivo con su sistema de referencia (CRS) real (o sin la "
+    "declaración, e indique entonces el CRS con --crs / ?crs=, p. ej. EPSG:2202)",
 )
 #: GeoPackage srs_id values that mean "no CRS" (the spec's undefined Cartesian and geographic)
 _GPKG_UNDEFINED = (0, -1)
@@ -73,7 +75,12 @@ def _text(head: bytes) -> bytes:
 def geojson(path: Path) -> None:
     head = _text(_head(path))
     if not head.startswith(b"{"):
-        raise InvalidFile(f"{path.name} is not GeoJSON: it does not start with a JSON object")
+        raise InvalidFile(
+            Said(
+                f"{path.name} is not GeoJSON: it does not start with a JSON object",
+                f"{path.name} no es GeoJSON: no empieza con un objeto JSON",
+            )
+        )
     _geojson_crs(path)
 
 
@@ -82,7 +89,11 @@ def _geojson_nul(path: Path, data: mmap.mmap) -> None:
     ``"crs\\u0000x"`` is its ``crs`` while no check of ours would see it as that."""
     if data.find(b"\x00") != -1 or _NUL.search(data):
         raise InvalidFile(
-            f"{path.name} holds a NUL character (\\u0000), which no GeoJSON needs; remove it"
+            Said(
+                f"{path.name} holds a NUL character (\\u0000), which no GeoJSON needs; remove it",
+                f"{path.name} contiene un carácter NUL (\\u0000), que ningún GeoJSON necesita; "
+                "quítelo",
+            )
         )
 
 
@@ -119,10 +130,17 @@ def _named_crs(path: Path, data: mmap.mmap, start: int) -> None:
         or not isinstance(name, str)
     ):
         raise UnknownCRS(
-            f"{path.name}: its GeoJSON 'crs' member is not a plain CRS name (a link would make "
-            "the server fetch a URL); write it as "
-            '{"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::2202"}}, or leave '
-            "it out and give the CRS with --crs / ?crs="
+            Said(
+                f"{path.name}: its GeoJSON 'crs' member is not a plain CRS name (a link would "
+                "make the server fetch a URL); write it as "
+                '{"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::2202"}}, or '
+                "leave it out and give the CRS with --crs / ?crs=",
+                f"{path.name}: su miembro GeoJSON 'crs' no es un simple nombre de sistema de "
+                "referencia (CRS) (un enlace haría que el servidor descargara una URL); "
+                "escríbalo como "
+                '{"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::2202"}}, o '
+                "quítelo e indique el CRS con --crs / ?crs=",
+            )
         )
     import pyproj  # loaded only for a file that names its CRS (geometries.py says why)
 
@@ -130,7 +148,11 @@ def _named_crs(path: Path, data: mmap.mmap, start: int) -> None:
         pyproj.CRS.from_user_input(name)
     except pyproj.exceptions.CRSError:
         raise UnknownCRS(
-            f"{path.name} declares the CRS {name[:80]!r}, which does not exist; {_FIX}"
+            Said(
+                f"{path.name} declares the CRS {name[:80]!r}, which does not exist; {_FIX}",
+                f"{path.name} declara el sistema de referencia (CRS) {name[:80]!r}, que no "
+                f"existe; {_FIX.es}",
+            )
         ) from None
 
 
@@ -139,29 +161,58 @@ def kml(path: Path) -> None:
     rest = head[_XML_PROLOG.match(head).end() :]
     if rest.startswith(b"<!"):
         raise InvalidFile(
-            f"{path.name}: a KML with a document type declaration (<!DOCTYPE or <!ENTITY) is "
-            "not accepted; save it again without one"
+            Said(
+                f"{path.name}: a KML with a document type declaration (<!DOCTYPE or <!ENTITY) "
+                "is not accepted; save it again without one",
+                f"{path.name}: no se acepta un KML con declaración de tipo de documento "
+                "(<!DOCTYPE o <!ENTITY); vuelva a guardarlo sin ella",
+            )
         )
     root = _ROOT.match(rest)
     if root is None or root.group(1) != b"kml":
-        raise InvalidFile(f"{path.name} is not KML: its root element is not <kml>")
+        raise InvalidFile(
+            Said(
+                f"{path.name} is not KML: its root element is not <kml>",
+                f"{path.name} no es KML: su elemento raíz no es <kml>",
+            )
+        )
 
 
 def csv(path: Path) -> None:
     head = _head(path)
     if b"\x00" in head:
-        raise InvalidFile(f"{path.name} is not CSV text (it holds NUL bytes)")
+        raise InvalidFile(
+            Said(
+                f"{path.name} is not CSV text (it holds NUL bytes)",
+                f"{path.name} no es texto CSV (contiene bytes NUL)",
+            )
+        )
     text = _text(head)
     if text[:1] in (b"<", b"{", b"["):
-        raise InvalidFile(f"{path.name} is not CSV: it starts like XML or JSON")
+        raise InvalidFile(
+            Said(
+                f"{path.name} is not CSV: it starts like XML or JSON",
+                f"{path.name} no es CSV: empieza como XML o JSON",
+            )
+        )
 
 
 def gpkg(path: Path) -> None:
     head = _head(path)
     if not head.startswith(b"SQLite format 3\x00"):
-        raise InvalidFile(f"{path.name} is not a GeoPackage (no SQLite header): corrupt?")
+        raise InvalidFile(
+            Said(
+                f"{path.name} is not a GeoPackage (no SQLite header): corrupt?",
+                f"{path.name} no es un GeoPackage (sin cabecera SQLite): ¿está dañado?",
+            )
+        )
     if head[68:72] not in GPKG_IDS:
-        raise InvalidFile(f"{path.name} is an SQLite database but not a GeoPackage")
+        raise InvalidFile(
+            Said(
+                f"{path.name} is an SQLite database but not a GeoPackage",
+                f"{path.name} es una base de datos SQLite, pero no un GeoPackage",
+            )
+        )
     _gpkg_crs(path)
 
 
@@ -172,7 +223,12 @@ def _gpkg_crs(path: Path) -> None:
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
     except sqlite3.Error:
-        raise InvalidFile(f"{path.name} is not a readable GeoPackage: corrupt?") from None
+        raise InvalidFile(
+            Said(
+                f"{path.name} is not a readable GeoPackage: corrupt?",
+                f"{path.name} no es un GeoPackage legible: ¿está dañado?",
+            )
+        ) from None
     try:
         db.execute("PRAGMA trusted_schema = OFF")
         rows = db.execute(
@@ -181,7 +237,12 @@ def _gpkg_crs(path: Path) -> None:
             "LEFT JOIN gpkg_spatial_ref_sys s ON s.srs_id = g.srs_id"
         ).fetchall()
     except sqlite3.Error:
-        raise InvalidFile(f"{path.name} is not a GeoPackage (no readable layer list)") from None
+        raise InvalidFile(
+            Said(
+                f"{path.name} is not a GeoPackage (no readable layer list)",
+                f"{path.name} no es un GeoPackage (sin lista de capas legible)",
+            )
+        ) from None
     finally:
         db.close()
     for table, srs_id, name, org, org_id, definition in rows:
@@ -190,8 +251,12 @@ def _gpkg_crs(path: Path) -> None:
         declared = f"srs_id {srs_id} ({str(name)[:60]!r}, {org} {org_id})"
         if definition is None and name is None:
             raise UnknownCRS(
-                f"{path.name}: layer {str(table)[:60]!r} names {declared}, which its "
-                f"gpkg_spatial_ref_sys does not define; {_FIX}"
+                Said(
+                    f"{path.name}: layer {str(table)[:60]!r} names {declared}, which its "
+                    f"gpkg_spatial_ref_sys does not define; {_FIX}",
+                    f"{path.name}: la capa {str(table)[:60]!r} nombra {declared}, que su "
+                    f"gpkg_spatial_ref_sys no define; {_FIX.es}",
+                )
             )
         epsg = str(org).upper() == "EPSG"
         if epsg and org_id == 4326:  # WGS 84, known without asking PROJ
@@ -199,8 +264,12 @@ def _gpkg_crs(path: Path) -> None:
         if _known(str(definition)) or (epsg and _known(f"EPSG:{org_id}")):
             continue
         raise UnknownCRS(
-            f"{path.name}: layer {str(table)[:60]!r} declares the CRS {declared}, which does "
-            f"not exist (its definition cannot be read); {_FIX}"
+            Said(
+                f"{path.name}: layer {str(table)[:60]!r} declares the CRS {declared}, which does "
+                f"not exist (its definition cannot be read); {_FIX}",
+                f"{path.name}: la capa {str(table)[:60]!r} declara el sistema de referencia "
+                f"(CRS) {declared}, que no existe (su definición no se puede leer); {_FIX.es}",
+            )
         )
 
 
@@ -222,15 +291,24 @@ def prj(name: str, data: bytes) -> None:
         return  # an empty .prj says nothing: the import refuses it, naming --crs
     if not _known(text):
         raise UnknownCRS(
-            f"{name} declares the CRS {text[:80]!r}, which does not exist (PROJ cannot read "
-            f"it); {_FIX}"
+            Said(
+                f"{name} declares the CRS {text[:80]!r}, which does not exist (PROJ cannot read "
+                f"it); {_FIX}",
+                f"{name} declara el sistema de referencia (CRS) {text[:80]!r}, que no existe "
+                f"(PROJ no puede leerlo); {_FIX.es}",
+            )
         )
 
 
 def shapefile(path: Path) -> None:
     """A bare .shp (local files only: the CLI): its file code."""
     if not _head(path).startswith(SHP_MAGIC):
-        raise InvalidFile(f"{path.name} is not a Shapefile (.shp without its file code)")
+        raise InvalidFile(
+            Said(
+                f"{path.name} is not a Shapefile (.shp without its file code)",
+                f"{path.name} no es un Shapefile (.shp sin su código de archivo)",
+            )
+        )
     for sidecar in (path.with_suffix(".prj"), path.with_suffix(".PRJ")):
         if sidecar.is_file():
             with sidecar.open("rb") as fh:
@@ -243,31 +321,60 @@ def shapefile_zip(path: Path, max_unpacked: int) -> str:
     returns the .shp's member name. Refuses odd member names, other archives' tricks, more
     than ``max_unpacked`` bytes unpacked, and a .shp that is not one."""
     if not zipfile.is_zipfile(path):
-        raise InvalidFile(f"{path.name} is not a readable zip archive: corrupt?")
+        raise InvalidFile(
+            Said(
+                f"{path.name} is not a readable zip archive: corrupt?",
+                f"{path.name} no es un archivo zip legible: ¿está dañado?",
+            )
+        )
     with zipfile.ZipFile(path) as zf:
         members = [i for i in zf.infolist() if not i.is_dir()]
         names = [i.filename for i in members if not i.filename.startswith("__MACOSX/")]
         for name in names:
             if not _MEMBER.fullmatch(name) or ".." in name:
-                raise InvalidFile(f"{path.name} holds a file named {name[:80]!r}; refusing it")
+                raise InvalidFile(
+                    Said(
+                        f"{path.name} holds a file named {name[:80]!r}; refusing it",
+                        f"{path.name} contiene un archivo llamado {name[:80]!r}; se rechaza",
+                    )
+                )
         shps = [n for n in names if n.lower().endswith(".shp")]
         if len(shps) != 1:
-            raise InvalidFile(f"{path.name} must hold exactly one .shp; found {len(shps)}")
+            raise InvalidFile(
+                Said(
+                    f"{path.name} must hold exactly one .shp; found {len(shps)}",
+                    f"{path.name} debe contener exactamente un .shp; se encontraron {len(shps)}",
+                )
+            )
         total = sum(i.file_size for i in members)
         if total > max_unpacked:
             raise InvalidFile(
-                f"{path.name} unpacks to {total} bytes, over the limit of {max_unpacked} "
-                "(zip bomb?)"
+                Said(
+                    f"{path.name} unpacks to {total} bytes, over the limit of {max_unpacked} "
+                    "(zip bomb?)",
+                    f"{path.name} se descomprime en {total} bytes, por encima del límite de "
+                    f"{max_unpacked} (¿una bomba zip?)",
+                )
             )
         shp = shps[0]
         stem = str(PurePosixPath(shp).with_suffix("")).lower()
         present = {n.lower() for n in names}
         missing = [s for s in _SIDECARS if stem + s not in present]
         if missing:
-            raise InvalidFile(f"{path.name}: {shp} comes without its {' and '.join(missing)}")
+            raise InvalidFile(
+                Said(
+                    f"{path.name}: {shp} comes without its {' and '.join(missing)}",
+                    f"{path.name}: {shp} viene sin {' ni '.join(missing)}",
+                )
+            )
         with zf.open(shp) as fh:
             if fh.read(4) != SHP_MAGIC:
-                raise InvalidFile(f"{path.name}: {shp} is not a Shapefile (no file code)")
+                raise InvalidFile(
+                    Said(
+                        f"{path.name}: {shp} is not a Shapefile (no file code)",
+                        f"{path.name}: {shp} no es un Shapefile (sin código de archivo)",
+                    )
+                )
         prjs = [n for n in names if n.lower() == stem + ".prj"]
         if prjs:
             with zf.open(prjs[0]) as fh:
@@ -277,4 +384,9 @@ def shapefile_zip(path: Path, max_unpacked: int) -> str:
 
 def geotiff(path: Path) -> None:
     if not _head(path).startswith(TIFF_MAGIC):
-        raise InvalidFile(f"{path.name} is not a GeoTIFF (no TIFF header)")
+        raise InvalidFile(
+            Said(
+                f"{path.name} is not a GeoTIFF (no TIFF header)",
+                f"{path.name} no es un GeoTIFF (sin cabecera TIFF)",
+            )
+        )
