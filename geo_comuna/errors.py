@@ -117,6 +117,12 @@ class Forbidden(GeoComunaError):
     title_es = "prohibido"
 
 
+#: why a write is Forbidden when the feature is outside the user's communes
+OUTSIDE_COMMUNES = Said(
+    "outside the communes you may edit", "fuera de las comunas que puede editar"
+)
+
+
 class PreconditionFailed(GeoComunaError):
     """If-Match named a version that is no longer the stored one."""
 

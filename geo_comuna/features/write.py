@@ -20,6 +20,7 @@ import shapely
 from psycopg import AsyncConnection, sql
 
 from geo_comuna.errors import (
+    OUTSIDE_COMMUNES,
     Conflict,
     Forbidden,
     InvalidAttribute,
@@ -78,10 +79,7 @@ def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
     except psycopg.errors.InsufficientPrivilege as exc:
         if exc.diag.constraint_name == SCOPE:  # refused with its reason (migration 0014)
             raise Forbidden(
-                exc.diag.message_primary
-                or Said(
-                    "outside the communes you may edit", "fuera de las comunas que puede editar"
-                ),
+                exc.diag.message_primary or OUTSIDE_COMMUNES,
                 feature=feature if feature is not None else _labelled(exc.diag.message_detail),
                 layer=layer.name,
             ) from None
@@ -197,7 +195,7 @@ async def _require(conn: AsyncConnection, layer: Layer, feature_id: int) -> None
             Said(f"no feature {feature_id}", f"no existe la entidad {feature_id}"), layer=layer.name
         )
     raise Forbidden(
-        Said("outside the communes you may edit", "fuera de las comunas que puede editar"),
+        OUTSIDE_COMMUNES,
         feature=feature_id,
         layer=layer.name,
     )

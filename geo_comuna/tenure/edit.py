@@ -20,6 +20,7 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna.accounts import User, writing
 from geo_comuna.errors import (
+    OUTSIDE_COMMUNES,
     Forbidden,
     InvalidAttribute,
     InvalidInput,
@@ -312,10 +313,7 @@ async def patch(
             cur = await conn.execute(query, {**values, "record_id": record_id})
             if await cur.fetchone() is None:
                 raise Forbidden(
-                    Said(
-                        "outside the communes you may edit",
-                        "fuera de las comunas que puede editar",
-                    ),
+                    OUTSIDE_COMMUNES,
                     feature=record_id,
                     layer=kind,
                 )
@@ -334,10 +332,7 @@ async def remove(
             cur = await conn.execute(query, (record_id,))
             if await cur.fetchone() is None:
                 raise Forbidden(
-                    Said(
-                        "outside the communes you may edit",
-                        "fuera de las comunas que puede editar",
-                    ),
+                    OUTSIDE_COMMUNES,
                     feature=record_id,
                     layer=kind,
                 )
