@@ -15,7 +15,7 @@ import pytest
 from psycopg import AsyncConnection
 
 from geo_comuna.layers import LAYERS
-from geo_comuna.maps.pages import WORDS, count_communes, page_language
+from geo_comuna.maps.pages import WORDS, count_communes, page_language, records
 from geo_comuna.maps.styles import Styles
 from geo_comuna.maps.templating import number
 from geo_comuna.settings import Settings
@@ -224,21 +224,33 @@ async def test_a_page_holds_only_what_the_reader_may_read(
 
 
 async def test_every_collection_has_its_pages(client: httpx.AsyncClient) -> None:
-    """Each layer of the registry (tenure records too: parties, rights) as a page of items and
-    a page per item, in both languages, with its fields' titles and no raw value."""
-    for name, layer in LAYERS.items():
+    """Each layer of the registry and the land records (parties, rights) as a collection
+    page, a page of items and a page per item, in both languages, with their titles and no
+    raw value; parties, which have no geometry, without a map."""
+    described = {**LAYERS, **{kind: records(kind) for kind in ("parties", "rights")}}
+    listed = (await client.get("/collections?f=html")).text
+    for name, layer in described.items():
+        assert f"/collections/{name}/items?f=html" in listed, name
         doc = (await client.get(f"/collections/{name}/items?limit=3")).json()
         assert doc["features"] or name not in ("parcels", "parties", "rights"), name
         for lang in ("es", "en"):
+            title = html_text.escape(getattr(layer.title, lang))
+            page = await client.get(f"/collections/{name}?f=html&lang={lang}")
+            assert page.status_code == 200 and title in page.text, (name, page.text[:300])
             r = await client.get(f"/collections/{name}/items?limit=3&f=html&lang={lang}")
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), (
                 name,
                 r.text[:300],
             )
             assert r.text.count("<tr>") == len(doc["features"]) + 1, name
-            assert html_text.escape(getattr(layer.title, lang)) in r.text, name
+            assert title in r.text, name
             assert not RAW.search(r.text), name
+            assert ('id="map"' in r.text) == (name != "parties"), name
             for feature in doc["features"]:
-                one = await client.get(f"/collections/{name}/items/{feature['id']}?f=html")
+                one = await client.get(
+                    f"/collections/{name}/items/{feature['id']}?f=html&lang={lang}"
+                )
                 assert one.status_code == 200, (name, one.text[:300])
                 assert not RAW.search(one.text), (name, feature["id"])
+                for key in feature["properties"]:
+                    assert f"<td>{key}</td>" not in one.text or key == "id", (name, key)

@@ -176,16 +176,19 @@ async def collections(
     base = base_url(request, settings)
     extents = await query.extents(conn, list(LAYERS.values()))
     days = await query.temporal_extents(conn, list(LAYERS.values()))
+    rights_extent = await records.rights_extent(conn)
     if wants_html(request):
         chosen = page_lang(request)
         doc = {
             "collections": [
-                _collection(layer, base, chosen, extents.get(layer.name), days.get(layer.name))
-                for layer in LAYERS.values()
+                *(
+                    _collection(layer, base, chosen, extents.get(layer.name), days.get(layer.name))
+                    for layer in LAYERS.values()
+                ),
+                *(tenure_meta.collection(k, base, chosen, rights_extent) for k in COLLECTIONS),
             ]
         }
         return html(pages.collections(base, chosen, doc))
-    rights_extent = await records.rights_extent(conn)
     return {
         "links": [_link(f"{base}/collections", "self", "application/json")],
         "collections": [

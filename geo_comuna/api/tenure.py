@@ -33,10 +33,13 @@ from geo_comuna.api.deps import (
     parse_bbox,
 )
 from geo_comuna.api.methods import allow
+from geo_comuna.api.pages import HTML_CONTENT, PageLang, html, page_lang, wants_html
 from geo_comuna.errors import InvalidInput, TooLarge
 from geo_comuna.features import crs
 from geo_comuna.layers.model import Domain
 from geo_comuna.layers.tenure import PARTY_KIND, RIGHT_KIND, RIGHT_STATUS
+from geo_comuna.maps import pages
+from geo_comuna.maps.styles import Styles
 from geo_comuna.tenure import documents, edit, records
 
 router = APIRouter(tags=["land records"])
@@ -66,18 +69,40 @@ async def collection_doc(conn: Conn, kind: str, base: str, lang: str) -> dict[st
     return tenure_meta.collection(kind, base, lang, extent)
 
 
-@router.get("/collections/parties", summary="The parties' collection (no geometry)")
+#: a document as JSON, or as a page for people (api/pages.py)
+JSON_OR_HTML = {200: {"content": {"application/json": {}, **HTML_CONTENT}}}
+#: features as GeoJSON, or as a page for people
+GEOJSON_OR_HTML = {200: {"content": {GEOJSON: {}, **HTML_CONTENT}, "description": "Features"}}
+
+
+async def _collection(request: Request, settings: Any, conn: Conn, kind: str, lang: str) -> Any:
+    base = base_url(request, settings)
+    if wants_html(request):
+        chosen = page_lang(request)
+        return html(pages.collection(base, chosen, await collection_doc(conn, kind, base, chosen)))
+    return await collection_doc(conn, kind, base, lang)
+
+
+@router.get(
+    "/collections/parties",
+    summary="The parties' collection (no geometry)",
+    responses=JSON_OR_HTML,
+)
 async def parties_collection(
     request: Request, settings: SettingsDep, conn: Conn, lang: Lang = "es"
 ) -> Any:
-    return await collection_doc(conn, "parties", base_url(request, settings), lang)
+    return await _collection(request, settings, conn, "parties", lang)
 
 
-@router.get("/collections/rights", summary="The rights' collection (drawn as their parcels)")
+@router.get(
+    "/collections/rights",
+    summary="The rights' collection (drawn as their parcels)",
+    responses=JSON_OR_HTML,
+)
 async def rights_collection(
     request: Request, settings: SettingsDep, conn: Conn, lang: Lang = "es"
 ) -> Any:
-    return await collection_doc(conn, "rights", base_url(request, settings), lang)
+    return await _collection(request, settings, conn, "rights", lang)
 
 
 def _schema_response(body: dict[str, Any]) -> Response:
@@ -150,10 +175,11 @@ def _values(name: str, raw: str | None, allowed: Domain) -> list[str] | None:
 
 
 def _page_response(
-    request: Request, base: str, kind: str, paging: Any, page: dict[str, Any], used: crs.Crs
+    request: Request, settings: Any, kind: str, paging: Any, page: dict[str, Any], used: crs.Crs
 ) -> Response:
     """The page with its links (self, collection, next by key, prev by offset), as the
-    layers' items are (api/features.py)."""
+    layers' items are (api/features.py); a page for people when asked (f=html)."""
+    base = base_url(request, settings)
     limit, offset, after = paging
     href = f"{base}/collections/{kind}/items"
     kept = [
@@ -176,7 +202,13 @@ def _page_response(
     if after is None and offset > 0:
         previous = ("offset", max(0, offset - limit))
         links.append({"href": at(previous), "rel": "prev", "type": GEOJSON})
-    response = _json({**page, "links": links})
+    doc = {**page, "links": links}
+    if wants_html(request):
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        styles = Styles.load(settings.styles_path)
+        doc = json.loads(json.dumps(doc, default=str))  # as a client reads it
+        return html(pages.items(base, page_lang(request), pages.records(kind), doc, path, styles))
+    response = _json(doc)
     response.headers["Content-Crs"] = f"<{used.uri}>"
     return response
 
@@ -190,7 +222,7 @@ Kinds = Annotated[str | None, Query(description="one or more kinds, comma-separa
     "/collections/parties/items",
     summary="Parties (no geometry; personal data only for their editors)",
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}},
+    responses=GEOJSON_OR_HTML,
 )
 async def party_items(
     request: Request,
@@ -202,6 +234,7 @@ async def party_items(
     kind: Kinds = None,
     bbox: Bbox = None,
     response_crs: Annotated[str | None, Query(alias="crs", description="CRS84 only")] = None,
+    lang: PageLang = None,
 ) -> Response:
     """Every party with its kind, commune and id, ``"geometry": null``; its name, cédula/RIF
     and contact only for editors and admins of its commune. A party has no place of its
@@ -226,14 +259,14 @@ async def party_items(
         kind=_values("kind", kind, PARTY_KIND),
         page=records.Paging(limit, offset, after),
     )
-    return _page_response(request, base_url(request, settings), "parties", paging, page, used)
+    return _page_response(request, settings, "parties", paging, page, used)
 
 
 @router.get(
     "/collections/rights/items",
     summary="Rights and restrictions on parcels, drawn as their parcels",
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}},
+    responses=GEOJSON_OR_HTML,
 )
 async def right_items(
     request: Request,
@@ -250,6 +283,7 @@ async def right_items(
     party_kind: Annotated[str | None, Query(description="one or more kinds of party")] = None,
     bbox: Bbox = None,
     bbox_crs: BboxCrs = None,
+    lang: PageLang = None,
 ) -> Response:
     """Each right drawn as its parcel (``bbox`` selects by the parcel, ``crs`` gives its
     coordinates), with its party's id and kind; the holder's name and the note only for
@@ -275,23 +309,47 @@ async def right_items(
         feature=records.right_feature(geometry, response_crs.decimals),
         page=records.Paging(limit, offset, after),
     )
-    base = base_url(request, settings)
-    return _page_response(request, base, "rights", paging, page, response_crs)
+    return _page_response(request, settings, "rights", paging, page, response_crs)
 
 
-async def _one(conn: Conn, user: Reader, kind: str, feature_id: int) -> Response:
+async def _one(
+    request: Request, settings: Any, conn: Conn, user: Reader, kind: str, feature_id: int
+) -> Response:
     feature, version, _ = await records.one(conn, user, kind, feature_id)
+    if wants_html(request):
+        styles = Styles.load(settings.styles_path)
+        feature = json.loads(json.dumps(feature, default=str))  # as a client reads it
+        base = base_url(request, settings)
+        return html(pages.item(base, page_lang(request), pages.records(kind), feature, styles))
     return _json(feature, etag=_etag(version, user))
 
 
-@router.get("/collections/parties/items/{feature_id}", summary="One party")
-async def party_item(conn: Conn, user: Reader, feature_id: int) -> Response:
-    return await _one(conn, user, "parties", feature_id)
+@router.get(
+    "/collections/parties/items/{feature_id}", summary="One party", responses=GEOJSON_OR_HTML
+)
+async def party_item(
+    request: Request,
+    settings: SettingsDep,
+    conn: Conn,
+    user: Reader,
+    feature_id: int,
+    lang: PageLang = None,
+) -> Response:
+    return await _one(request, settings, conn, user, "parties", feature_id)
 
 
-@router.get("/collections/rights/items/{feature_id}", summary="One right")
-async def right_item(conn: Conn, user: Reader, feature_id: int) -> Response:
-    return await _one(conn, user, "rights", feature_id)
+@router.get(
+    "/collections/rights/items/{feature_id}", summary="One right", responses=GEOJSON_OR_HTML
+)
+async def right_item(
+    request: Request,
+    settings: SettingsDep,
+    conn: Conn,
+    user: Reader,
+    feature_id: int,
+    lang: PageLang = None,
+) -> Response:
+    return await _one(request, settings, conn, user, "rights", feature_id)
 
 
 async def _create(request: Request, settings: Any, conn: Conn, user: Writer, kind: str) -> Response:

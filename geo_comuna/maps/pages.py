@@ -12,6 +12,7 @@ the item maps use the Leaflet copy the app serves under /static/.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -23,6 +24,8 @@ from geo_comuna.accounts import Access
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.features import breakdown
 from geo_comuna.layers import LAYERS, Layer
+from geo_comuna.layers.model import Label
+from geo_comuna.layers.tenure import COLLECTIONS, RECORD_PROPERTIES, RecordProperty
 from geo_comuna.maps.analysis_map import analysis_title
 from geo_comuna.maps.assets import LEAFLET
 from geo_comuna.maps.styles import Styles
@@ -318,12 +321,36 @@ def collection(base: str, lang: str, doc: dict[str, Any]) -> str:
     )
 
 
-def _fields(layer: Layer, styles: Styles, lang: str) -> dict[str, tuple[str, Any]]:
+@dataclass(frozen=True)
+class Records:
+    """Land records (parties, rights: layers/tenure.py) shown as a layer's features are."""
+
+    name: str
+    title: Label
+    properties: tuple[RecordProperty, ...]
+    spatial: bool
+
+
+def records(kind: str) -> Records:
+    """``parties`` (no geometry) or ``rights`` (drawn as their parcels)."""
+    return Records(kind, COLLECTIONS[kind][0], RECORD_PROPERTIES[kind], kind != "parties")
+
+
+def _fields(layer: Layer | Records, styles: Styles, lang: str) -> dict[str, tuple[str, Any]]:
     """Property name -> (its label, its domain or None)."""
+    described = (
+        layer.properties
+        if isinstance(layer, Records)
+        else (*layer.references, *layer.attributes, *layer.derived)
+    )
     out: dict[str, tuple[str, Any]] = {}
-    for item in (*layer.references, *layer.attributes, *layer.derived):
+    for item in described:
         out[item.name] = (item.title.get(lang), getattr(item, "domain", None))
     return out
+
+
+def _spatial(layer: Layer | Records) -> bool:
+    return layer.spatial if isinstance(layer, Records) else True
 
 
 def _shown(value: Any, domain: Any, styles: Styles, lang: str) -> str:
@@ -342,7 +369,7 @@ def _shown(value: Any, domain: Any, styles: Styles, lang: str) -> str:
 
 
 def _rows(
-    layer: Layer, features: list[dict[str, Any]], styles: Styles, lang: str
+    layer: Layer | Records, features: list[dict[str, Any]], styles: Styles, lang: str
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """The columns (labels) and each feature's id and shown values, in the registry's order."""
     fields = _fields(layer, styles, lang)
@@ -377,7 +404,7 @@ def _links(doc: dict[str, Any], rel: str) -> str | None:
 
 
 def items(
-    base: str, lang: str, layer: Layer, doc: dict[str, Any], path: str, styles: Styles
+    base: str, lang: str, layer: Layer | Records, doc: dict[str, Any], path: str, styles: Styles
 ) -> str:
     columns, rows = _rows(layer, doc["features"], styles, lang)
     return _render(
@@ -393,11 +420,14 @@ def items(
         next_href=_links(doc, "next"),
         prev_href=_links(doc, "prev"),
         geojson=_script_json(doc),
+        spatial=_spatial(layer),
         title=layer.title.get(lang),
     )
 
 
-def item(base: str, lang: str, layer: Layer, feature: dict[str, Any], styles: Styles) -> str:
+def item(
+    base: str, lang: str, layer: Layer | Records, feature: dict[str, Any], styles: Styles
+) -> str:
     fields = _fields(layer, styles, lang)
     props = feature.get("properties") or {}
     shown = [
@@ -414,6 +444,7 @@ def item(base: str, lang: str, layer: Layer, feature: dict[str, Any], styles: St
         feature_id=feature.get("id"),
         properties=shown,
         geojson=_script_json(feature),
+        spatial=_spatial(layer),
         title=title,
     )
 
