@@ -23,6 +23,8 @@ PAGES = {
     "maps": "/maps",
     "collections": "/collections?f=html",
     "parcels": "/collections/parcels/items?commune=EL-MAIZAL&limit=50&f=html",
+    "parties": "/collections/parties/items?f=html",
+    "rights": "/collections/rights/items?commune=EL-MAIZAL&f=html",
 }
 #: what a page for people never shows: raw values, imperial units
 RAW = re.compile(r"\b(None|False|True|null|NaN|undefined|ft|mi)\b")
@@ -59,6 +61,6 @@ def test_pages_read_well_offline(
     words = WORDS[lang]
     assert words["communes"] in state["text"] and words["api_docs"] in state["text"]
     assert not RAW.search(state["text"]), RAW.search(state["text"])
-    if name == "parcels":
+    if name in ("parcels", "rights"):
         assert state["paths"] > 0, "the parcels are drawn"
         assert state["scale"] and all(s.endswith(("m", "km")) for s in state["scale"])
