@@ -109,3 +109,32 @@ def test_progress_follows_the_locale(own_db: str, tmp_path: Path, env: dict[str,
     assert run.exit_code == 0, run.stderr
     word = "exportando parcels como gpkg" if env is SPANISH else "exporting parcels as gpkg"
     assert word in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "spanish", "english"),
+    [
+        (["import", "--bogus"], "no existe la opción --bogus", "No such option: --bogus"),
+        (["import", "parcels"], "falta el argumento 'file'", "Missing argument"),
+        (
+            ["import", "parcels", "/no/such.gpkg"],
+            "no existe el archivo '/no/such.gpkg'",
+            "does not exist",
+        ),
+        (["imprt"], "no existe el comando 'imprt'; ¿quiso decir 'import'?", "No such command"),
+        (["export", "parcels", "x.gpkg", "--crs"], "la opción '--crs' necesita un valor", "--crs"),
+        (["db", "status", "a", "b"], "sobran argumentos: a b", "unexpected extra"),
+    ],
+    ids=["option", "argument", "file", "command", "value", "extra"],
+)
+def test_usage_errors_follow_the_locale(args: list[str], spanish: str, english: str) -> None:
+    """Click's own usage errors are English only: the console script says them again."""
+    for env, usage, said in ((SPANISH, "Uso: ", spanish), (ENGLISH, "Usage: ", english)):
+        run = subprocess.run(
+            [*CLI, *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=120
+        )
+        assert run.returncode == 2, run.stderr
+        assert said in run.stderr, run.stderr
+        # click gives a missing option value no command context, so no usage line
+        assert (usage in run.stderr) == ("--crs" not in args), run.stderr
+        assert "Traceback" not in run.stderr

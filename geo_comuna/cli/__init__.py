@@ -4,7 +4,11 @@ users, backup, restore, package, sync, sheet. One module per command group."""
 from __future__ import annotations
 
 import gc
+import sys
 
+import typer
+
+from geo_comuna.cli import usage
 from geo_comuna.cli.analyze import analyze
 from geo_comuna.cli.app import app
 from geo_comuna.cli.db import db_app
@@ -33,10 +37,17 @@ def main() -> None:
     the objects of the import command's libraries (GDAL, PROJ, Arrow, numpy, psycopg...) took
     0.7-1.0 s on a busy 2-CPU machine, 0.1 s once frozen (bench/README.md). Unlike leaving
     with os._exit, exit handlers still run and output is flushed as usual."""
+    code: object = 1
     try:
-        app()
+        code = app(standalone_mode=False)  # usage errors come here, to be said in Spanish
+    except typer.TyperException as exc:  # click's errors (typer carries its own click)
+        usage.show(exc) if usage.usage_error(exc) else exc.show()
+        code = exc.exit_code
+    except typer.Abort:
+        typer.echo("Aborted!", err=True)
     finally:
         gc.freeze()
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["app", "main"]
