@@ -260,6 +260,40 @@ def test_online_basemap_is_offered_and_falls_back_offline(
     context.close()
 
 
+def test_online_basemap_draws_its_tiles_and_credits_them(
+    browser: Any, basemap_server: str, tmp_path: Path
+) -> None:
+    """Online, as a replay: the tile server's answers come from here (this machine has no
+    internet), every other site stays closed. Asked for, the basemap draws its tiles under the
+    features and credits OpenStreetMap's contributors."""
+    from PIL import Image
+
+    tile = tmp_path / "tile.png"
+    Image.new("RGB", (256, 256), (232, 224, 200)).save(tile)
+    context = browser.new_context(viewport=VIEWPORT)
+    blocked = only_from(context, basemap_server)
+    asked: list[str] = []
+
+    def serve_tile(route: Any) -> None:
+        asked.append(route.request.url)
+        route.fulfill(path=str(tile), content_type="image/png")
+
+    context.route("https://tile.openstreetmap.org/**", serve_tile)  # the latest route wins
+    tab = context.new_page()
+    url = f"{basemap_server}/maps/communes/EL-MAIZAL?lang=es"
+    visit = open_map(tab, url)
+    assert visit.errors == [] and asked == []  # nothing fetched until asked for
+    tab.get_by_label("Mapa base en línea").click()
+    tab.wait_for_function("document.querySelectorAll('.leaflet-tile-loaded').length > 0")
+    tab.wait_for_timeout(300)
+    tab.screenshot(path=str(ARTIFACTS / "commune-el-maizal-basemap-online-es.png"))
+    credit = tab.locator(".leaflet-control-attribution").inner_text()
+    context.close()
+    assert asked and all(u.startswith("https://tile.openstreetmap.org/") for u in asked)
+    assert blocked == []
+    assert "OpenStreetMap" in credit
+
+
 def test_no_basemap_unless_configured(page: Any, server: str) -> None:
     visit = open_map(page, f"{server}/maps/communes/EL-MAIZAL?lang=en")
     assert "Online basemap" not in visit.state["layers"]
