@@ -18,12 +18,14 @@ from psycopg.conninfo import make_conninfo
 
 from geo_comuna import accounts
 from geo_comuna.db import migrate
-from geo_comuna.errors import ClusterError, Forbidden
+from geo_comuna.db.refusals import said_by_database
+from geo_comuna.errors import ClusterError, Forbidden, Said
 from geo_comuna.io.importer import write_frame
 from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.settings import Settings
 from tests.conftest import _drop, _recreate, api_client
 from tests.factories import MAIZAL, feature
+from tests.test_cli_language import ENGLISH_WORDS
 
 pytestmark = pytest.mark.anyio
 PARCELS = LAYERS["parcels"]
@@ -280,7 +282,11 @@ async def test_the_places_hold_in_plain_sql(conn: AsyncConnection) -> None:
             async with conn.transaction():
                 await conn.execute(query, params)
         assert raised.value.diag.constraint_name == "geo_comuna_scope"
-        return raised.value.diag.message_primary
+        said = raised.value.diag.message_primary
+        # and the CLI can say it in Spanish (db/refusals.py)
+        spanish = said_by_database(said)
+        assert isinstance(spanish, Said) and not ENGLISH_WORDS.search(spanish.es), said
+        return said
 
     async with accounts.writing(conn, user):
         insert = f"INSERT INTO parcels (commune_id, tenure, geom) VALUES (%s, 'occupied', {square})"

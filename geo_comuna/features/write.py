@@ -19,6 +19,7 @@ import psycopg
 import shapely
 from psycopg import AsyncConnection, sql
 
+from geo_comuna.db.refusals import said_by_database
 from geo_comuna.errors import (
     OUTSIDE_COMMUNES,
     Conflict,
@@ -79,7 +80,9 @@ def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
     except psycopg.errors.InsufficientPrivilege as exc:
         if exc.diag.constraint_name == SCOPE:  # refused with its reason (migration 0014)
             raise Forbidden(
-                exc.diag.message_primary or OUTSIDE_COMMUNES,
+                said_by_database(exc.diag.message_primary)
+                if exc.diag.message_primary
+                else OUTSIDE_COMMUNES,
                 feature=feature if feature is not None else _labelled(exc.diag.message_detail),
                 layer=layer.name,
             ) from None

@@ -7,7 +7,8 @@ from contextlib import contextmanager
 
 import psycopg
 
-from geo_comuna.errors import Conflict, Forbidden, InvalidAttribute, Said
+from geo_comuna.db.refusals import said_by_database
+from geo_comuna.errors import OUTSIDE_COMMUNES, Conflict, Forbidden, InvalidAttribute, Said
 
 #: the constraint name of a refusal with its reason (db/functions/editing_rights.sql)
 SCOPE = "geo_comuna_scope"
@@ -29,9 +30,9 @@ def refused(kind: str, record: int | None = None) -> Iterator[None]:
             layer=kind,
         ) from None
     except psycopg.errors.InsufficientPrivilege as exc:
-        reason = Said("outside the communes you may edit", "fuera de las comunas que puede editar")
+        reason = OUTSIDE_COMMUNES
         if exc.diag.constraint_name == SCOPE and exc.diag.message_primary:
-            reason = exc.diag.message_primary
+            reason = said_by_database(exc.diag.message_primary)
         raise Forbidden(reason, feature=record, layer=kind) from None
     except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation) as exc:
         raise InvalidAttribute(
