@@ -27,11 +27,13 @@ def _write_map(build: Callable[[Any], Awaitable[str]], out: Path) -> None:
     tell(Said(f"wrote {out} ({size})", f"escrito {out} ({size})"))
 
 
-def _map_page(lang: str, members: bool = False) -> Any:
+def _map_page(lang: str | None, members: bool = False) -> Any:
     from geo_comuna.accounts import EVERYWHERE, PUBLIC
     from geo_comuna.maps.page import Page
 
-    lang = cli_lang(lang)
+    if lang is not None:
+        cli_lang(lang)  # checked; the messages speak it too
+    lang = lang or "es"  # the maps are Spanish first, whatever the locale
     settings = load_settings()
     return Page(
         lang=lang,
@@ -44,7 +46,13 @@ def _map_page(lang: str, members: bool = False) -> Any:
 
 
 MapOut = Annotated[Path, typer.Option("--out", help="HTML file to write (replaced)")]
-MapLang = Annotated[str, typer.Option("--lang", help="es or en")]
+MapLang = Annotated[
+    str | None,
+    typer.Option(
+        "--lang",
+        help="es or en: the map's language (default es), and the messages' (default: the locale's)",
+    ),
+]
 Members = Annotated[
     bool,
     typer.Option(
@@ -59,7 +67,7 @@ Members = Annotated[
 def map_commune(
     commune: Annotated[str, typer.Argument(help="commune code or id")],
     out: MapOut,
-    lang: MapLang = "es",
+    lang: MapLang = None,
     analysis: Annotated[
         str | None, typer.Option(help="an analysis map instead, e.g. water-hookups")
     ] = None,
@@ -88,7 +96,7 @@ def map_analysis(
     name: Annotated[str, typer.Argument(help="analysis, e.g. water-hookups")],
     commune: Annotated[str, typer.Argument(help="commune code or id")],
     out: MapOut,
-    lang: MapLang = "es",
+    lang: MapLang = None,
     members: Members = False,
 ) -> None:
     """One analysis' map of a commune as one self-contained HTML file."""
@@ -96,7 +104,7 @@ def map_analysis(
 
 
 @map_app.command("national")
-def map_national(out: MapOut, lang: MapLang = "es") -> None:
+def map_national(out: MapOut, lang: MapLang = None) -> None:
     """The national map (communes by state and status, exchanges) as one HTML file."""
     from geo_comuna.maps.national import national_map
 

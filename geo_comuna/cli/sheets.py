@@ -29,7 +29,14 @@ def sheet(
             "--out", help="folder for a commune's sheets and index.pdf; file for one sheet"
         ),
     ] = None,
-    lang: Annotated[str, typer.Option("--lang", help="es or en")] = "es",
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            help="es or en: the sheets' language (default es), and the messages' (default: "
+            "the locale's)",
+        ),
+    ] = None,
     members: Annotated[
         bool,
         typer.Option(
@@ -46,7 +53,9 @@ def sheet(
     from geo_comuna.features.query import require_commune
     from geo_comuna.maps import sheet as sheets
 
-    lang = cli_lang(lang)
+    if lang is not None:
+        cli_lang(lang)  # checked; the messages speak it too
+    lang = lang or "es"  # the sheets are Spanish first, whatever the locale
     if parcel is None and commune is None:
         die(
             Said(
