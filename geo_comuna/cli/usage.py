@@ -37,9 +37,12 @@ _VALUES = [
     (re.compile(r"^'(.*)' is not one of (.*)\.?$"), lambda m: f"'{m[1]}' no es uno de {m[2]}"),
 ]
 _THING = {"file": "el archivo", "directory": "la carpeta", "path": "la ruta"}
-_COMMAND = re.compile(r"^No such command '(.*)'\.(?: Did you mean '(.*)'\?)?$")
 #: click's other usage messages, and theirs in Spanish
 _USAGE = [
+    (
+        re.compile(r"^No such command '(.*)'\.(?: Did you mean '(.*)'\?)?$"),
+        lambda m: f"no existe el comando '{m[1]}'" + (f"; ¿quiso decir '{m[2]}'?" if m[2] else ""),
+    ),
     (
         re.compile(r"^Option '(.*)' requires an argument\.?$"),
         lambda m: f"la opción '{m[1]}' necesita un valor",
@@ -97,10 +100,6 @@ def spanish(exc: Any) -> str:
         return f"falta {kind} {_name(exc.param)}"
     if _is(exc, "BadParameter"):
         return f"valor no válido para {_name(exc.param)}: {_value(exc.message)}"
-    found = _COMMAND.match(exc.message)
-    if found:
-        said = f"no existe el comando '{found[1]}'"
-        return said + (f"; ¿quiso decir '{found[2]}'?" if found[2] else "")
     return _value(exc.message, _USAGE)
 
 
