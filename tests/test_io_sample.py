@@ -52,5 +52,8 @@ async def test_loading_again_replaces_the_sample_and_keeps_the_rest(
     assert await counts(conn) == before
     for layer in TERRITORIES:
         assert loaded_counts[layer.name] > 0, layer.name
+    for table in ("parties", "rights"):  # the land records are counted as they are loaded
+        cur = await conn.execute(f"SELECT count(*) FROM {table} WHERE illustrative")  # noqa: S608
+        assert loaded_counts[table] == (await cur.fetchone())[0] > 0, table
     cur = await conn.execute("SELECT count(*) FROM communes WHERE code = 'OTRA-COMUNA'")
     assert (await cur.fetchone())[0] == 1

@@ -146,10 +146,11 @@ async def _load_history(conn: AsyncConnection, samples: Path) -> int:
     return len(rows)
 
 
-async def _load_records(conn: AsyncConnection, samples: Path) -> int:
+async def _load_records(conn: AsyncConnection, samples: Path) -> tuple[int, int]:
     """The illustrative land records (parties with fictional names, their rights on sample
-    parcels), marked ``illustrative``. They agree with the parcels' tenure, so the tenure
-    rule (migration 0021) changes none and the sample's history stays as it is."""
+    parcels), marked ``illustrative``; how many parties and rights. They agree with the
+    parcels' tenure, so the tenure rule (migration 0021) changes none and the sample's
+    history stays as it is."""
     doc = json.loads((samples / "tenure_records.json").read_text(encoding="utf-8"))
     keys: dict[str, int] = {}
     for p in doc["parties"]:
@@ -176,7 +177,7 @@ async def _load_records(conn: AsyncConnection, samples: Path) -> int:
                 for r in doc["rights"]
             ],
         )
-    return len(doc["rights"])
+    return len(doc["parties"]), len(doc["rights"])
 
 
 async def load_samples(
@@ -200,7 +201,7 @@ async def load_samples(
             say(layer.name)
             counts[layer.name] = await _load_territory(conn, layer, settings)
         counts["parcel_history"] = await _load_history(conn, samples)
-        counts["rights"] = await _load_records(conn, samples)
+        counts["parties"], counts["rights"] = await _load_records(conn, samples)
         say(Said(f"DEM of {DEM_COMMUNE}", f"modelo de elevación de {DEM_COMMUNE}"))
         commune_id = await require_commune(conn, DEM_COMMUNE)
         await dems.register(conn, commune_id, samples / "dem_5_de_marzo.tif")
