@@ -56,17 +56,17 @@ class Page:
         return es if self.lang == "es" else en
 
 
-OSM_ATTRIBUTION = (
-    '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
-)
+#: OpenStreetMap's credit in each language (its attribution guidelines allow a translation)
+_OSM = '<a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'
+OSM_ATTRIBUTION = {"es": f"&copy; colaboradores de {_OSM}", "en": f"&copy; {_OSM} contributors"}
 
 
-def attribution(tile_url: str) -> str:
+def attribution(tile_url: str, lang: str) -> str:
     """The credit a basemap's tiles must carry: OpenStreetMap's for its tiles (its tile usage
     policy asks for it), else the tile server's host name (escaped: Leaflet shows it as HTML)."""
     host = urlsplit(tile_url.replace("{s}", "a")).hostname or ""
     if host == "openstreetmap.org" or host.endswith(".openstreetmap.org"):
-        return OSM_ATTRIBUTION
+        return OSM_ATTRIBUTION[lang]
     return str(escape(host or tile_url))
 
 
@@ -96,7 +96,7 @@ def new_map(
         Basemap(
             page.t("Mapa base en línea", "Online basemap"),
             page.tile_url,
-            attribution(page.tile_url),
+            attribution(page.tile_url, page.lang),
             page.t(
                 "Mapa base no disponible (¿sin conexión?): el mapa sigue sin él.",
                 "Basemap unavailable (offline?): the map carries on without it.",

@@ -291,7 +291,7 @@ def test_online_basemap_draws_its_tiles_and_credits_them(
     context.close()
     assert asked and all(u.startswith("https://tile.openstreetmap.org/") for u in asked)
     assert blocked == []
-    assert "OpenStreetMap" in credit
+    assert "colaboradores de OpenStreetMap" in credit  # the page's language
 
 
 def test_no_basemap_unless_configured(page: Any, server: str) -> None:
