@@ -246,6 +246,8 @@ async def test_every_collection_has_its_pages(client: httpx.AsyncClient) -> None
             assert title in r.text, name
             assert not RAW.search(r.text), name
             assert ('id="map"' in r.text) == (name != "parties"), name
+            if name in ("parties", "rights"):  # personal fields for some readers only
+                assert r.headers["cache-control"].startswith("private"), name
             for feature in doc["features"]:
                 one = await client.get(
                     f"/collections/{name}/items/{feature['id']}?f=html&lang={lang}"

@@ -54,6 +54,12 @@ def _json(body: Any, status: int = 200, etag: str | None = None, media: str = GE
     return Response(json.dumps(body, default=str), status, headers, media_type=media)
 
 
+def _private(response: Response) -> Response:
+    """What a record shows depends on who reads (personal fields): no shared cache keeps it."""
+    response.headers["Cache-Control"] = PRIVATE
+    return response
+
+
 def _etag(version: str, user: User | None) -> str:
     """A record's ETag: its row version, then who reads. Their role counts, not only their
     communes (Access.key): a viewer and an editor of one commune see different records."""
@@ -207,7 +213,8 @@ def _page_response(
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         styles = Styles.load(settings.styles_path)
         doc = json.loads(json.dumps(doc, default=str))  # as a client reads it
-        return html(pages.items(base, page_lang(request), pages.records(kind), doc, path, styles))
+        page_html = pages.items(base, page_lang(request), pages.records(kind), doc, path, styles)
+        return _private(html(page_html))
     response = _json(doc)
     response.headers["Content-Crs"] = f"<{used.uri}>"
     return response
@@ -320,7 +327,8 @@ async def _one(
         styles = Styles.load(settings.styles_path)
         feature = json.loads(json.dumps(feature, default=str))  # as a client reads it
         base = base_url(request, settings)
-        return html(pages.item(base, page_lang(request), pages.records(kind), feature, styles))
+        page_html = pages.item(base, page_lang(request), pages.records(kind), feature, styles)
+        return _private(html(page_html))
     return _json(feature, etag=_etag(version, user))
 
 
