@@ -95,24 +95,21 @@ def coerce_value(attr: Attribute, value: Any) -> Any:
     return _coerce_bool(value)
 
 
-def _describe(attr: Attribute, lang: str = "en") -> str:
+#: what a value of each type must be, in both languages
+_TYPE_WORDS = {
+    "text": Said("text", "texto"),
+    "integer": Said("a whole number", "un número entero"),
+    "number": Said("a number", "un número"),
+    "date": Said("a date (YYYY-MM-DD)", "una fecha (AAAA-MM-DD)"),
+    "boolean": Said("true or false", "sí o no (true o false)"),
+}
+
+
+def _describe(attr: Attribute) -> Said:
     if attr.domain:
-        return ("uno de " if lang == "es" else "one of ") + ", ".join(attr.domain.values)
-    if lang == "es":
-        return {
-            "text": "texto",
-            "integer": "un número entero",
-            "number": "un número",
-            "date": "una fecha (AAAA-MM-DD)",
-            "boolean": "sí o no (true o false)",
-        }[attr.type]
-    return {
-        "text": "text",
-        "integer": "a whole number",
-        "number": "a number",
-        "date": "a date (YYYY-MM-DD)",
-        "boolean": "true or false",
-    }[attr.type]
+        codes = ", ".join(attr.domain.values)
+        return Said(f"one of {codes}", f"uno de {codes}")
+    return _TYPE_WORDS[attr.type]
 
 
 def _is_null(value: Any) -> bool:
@@ -179,7 +176,7 @@ def check_value(
         raise InvalidAttribute(
             Said(
                 f"property {attr.name!r}: {value!r} is not {_describe(attr)}",
-                f"propiedad {attr.name!r}: {value!r} no es {_describe(attr, 'es')}",
+                f"propiedad {attr.name!r}: {value!r} no es {_describe(attr).es}",
             ),
             feature=label,
             layer=layer.name,
