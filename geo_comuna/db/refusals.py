@@ -7,7 +7,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import psycopg
+
 from geo_comuna.errors import Said
+
+#: the constraint name of a refusal raised with its reason (db/functions/editing_rights.sql)
+SCOPE = "geo_comuna_scope"
 
 _OUTSIDE = "outside the communes you may edit: "
 _FUERA = "fuera de las comunas que puede editar: "
@@ -90,3 +95,19 @@ def said_by_database(message: str) -> str:
         if found:
             return Said(message, spanish(found))
     return message
+
+
+def scope_reason(exc: psycopg.Error) -> str | None:
+    """The reason a refusal of editing_rights.sql gives, with its Spanish; None when the
+    refusal is another (row-level security's own) or gives none."""
+    if exc.diag.constraint_name == SCOPE and exc.diag.message_primary:
+        return said_by_database(exc.diag.message_primary)
+    return None
+
+
+def check_refusal(exc: psycopg.Error) -> Said:
+    """Why a CHECK or NOT NULL constraint refused a write, as the database says it."""
+    return Said(
+        f"refused by the database: {exc.diag.message_primary}",
+        f"rechazado por la base de datos: {exc.diag.message_primary}",
+    )

@@ -19,7 +19,7 @@ import psycopg
 import shapely
 from psycopg import AsyncConnection, sql
 
-from geo_comuna.db.refusals import said_by_database
+from geo_comuna.db.refusals import SCOPE, check_refusal, scope_reason
 from geo_comuna.errors import (
     OUTSIDE_COMMUNES,
     Conflict,
@@ -33,8 +33,6 @@ from geo_comuna.features.query import ETAG_SQL
 from geo_comuna.features.validate import Checked
 from geo_comuna.layers import Layer
 
-#: what the database names a write refused by an editor's scope, its reason the message
-SCOPE = "geo_comuna_scope"
 #: the row an import was writing when it was refused: the detail "feature N" (io/bulk.copy_in)
 _FEATURE = re.compile(r"feature (\d+)")
 
@@ -80,9 +78,7 @@ def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
     except psycopg.errors.InsufficientPrivilege as exc:
         if exc.diag.constraint_name == SCOPE:  # refused with its reason (migration 0014)
             raise Forbidden(
-                said_by_database(exc.diag.message_primary)
-                if exc.diag.message_primary
-                else OUTSIDE_COMMUNES,
+                scope_reason(exc) or OUTSIDE_COMMUNES,
                 feature=feature if feature is not None else _labelled(exc.diag.message_detail),
                 layer=layer.name,
             ) from None
@@ -96,14 +92,7 @@ def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
             layer=layer.name,
         ) from None
     except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation) as exc:
-        raise InvalidAttribute(
-            Said(
-                f"refused by the database: {exc.diag.message_primary}",
-                f"rechazado por la base de datos: {exc.diag.message_primary}",
-            ),
-            feature=feature,
-            layer=layer.name,
-        ) from None
+        raise InvalidAttribute(check_refusal(exc), feature=feature, layer=layer.name) from None
 
 
 def columns(layer: Layer) -> list[str]:

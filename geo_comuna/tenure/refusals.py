@@ -7,11 +7,8 @@ from contextlib import contextmanager
 
 import psycopg
 
-from geo_comuna.db.refusals import said_by_database
+from geo_comuna.db.refusals import check_refusal, scope_reason
 from geo_comuna.errors import OUTSIDE_COMMUNES, Conflict, Forbidden, InvalidAttribute, Said
-
-#: the constraint name of a refusal with its reason (db/functions/editing_rights.sql)
-SCOPE = "geo_comuna_scope"
 
 
 @contextmanager
@@ -30,16 +27,6 @@ def refused(kind: str, record: int | None = None) -> Iterator[None]:
             layer=kind,
         ) from None
     except psycopg.errors.InsufficientPrivilege as exc:
-        reason = OUTSIDE_COMMUNES
-        if exc.diag.constraint_name == SCOPE and exc.diag.message_primary:
-            reason = said_by_database(exc.diag.message_primary)
-        raise Forbidden(reason, feature=record, layer=kind) from None
+        raise Forbidden(scope_reason(exc) or OUTSIDE_COMMUNES, feature=record, layer=kind) from None
     except (psycopg.errors.CheckViolation, psycopg.errors.NotNullViolation) as exc:
-        raise InvalidAttribute(
-            Said(
-                f"refused by the database: {exc.diag.message_primary}",
-                f"rechazado por la base de datos: {exc.diag.message_primary}",
-            ),
-            feature=record,
-            layer=kind,
-        ) from None
+        raise InvalidAttribute(check_refusal(exc), feature=record, layer=kind) from None
