@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import psycopg
@@ -70,7 +71,8 @@ async def get_tiles(request: Request) -> TileCache:
     return request.app.state.tiles
 
 
-async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
+@asynccontextmanager
+async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
     """A pooled connection: a standby's for reads when there are standbys (db/replicas.py;
     one that has replayed the client's own last write, api/consistency.py), else the
     primary's. A heavy request's queries (api/fairness.py) are cancelled at its
@@ -81,7 +83,7 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
         read=request.method in SAFE, after=state.get("read_after")
     ) as (conn, server):
         state["read_from"] = server
-        remaining = work.remaining() if request.scope.get("state", {}).get("heavy") else None
+        remaining = work.remaining() if state.get("heavy") else None
         if remaining is None:
             yield conn
             return
@@ -94,7 +96,17 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
                 await conn.execute("RESET statement_timeout")
 
 
-async def get_layer_dep(collection_id: Annotated[str, Path(description="layer name")]) -> Layer:
+async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
+    """The request's pooled connection (connection() above), as a dependency."""
+    async with connection(request) as conn:
+        yield conn
+
+
+#: a layer's name in a path
+CollectionId = Annotated[str, Path(description="layer name")]
+
+
+async def get_layer_dep(collection_id: CollectionId) -> Layer:
     return get_layer(collection_id)
 
 
@@ -139,6 +151,11 @@ CommuneFilter = Annotated[int | None, Depends(query_commune)]
 async def current_user(request: Request, conn: Conn, settings: SettingsDep) -> User | None:
     """The user of ``Authorization: Bearer <token>``; None without a header. When reads need
     a token (GEO_COMUNA_READS=token), a request without one is refused here."""
+    return await user_of(request, conn, settings)
+
+
+async def user_of(request: Request, conn: AsyncConnection, settings: Settings) -> User | None:
+    """current_user's work, for a route that resolves its reader itself (reading())."""
     header = request.headers.get("authorization")
     if header is None:
         if settings.reads == "token":
@@ -153,6 +170,20 @@ async def current_user(request: Request, conn: Conn, settings: SettingsDep) -> U
     if user is None:
         raise Unauthorized("unknown or revoked token")
     return user
+
+
+@asynccontextmanager
+async def reading(request: Request) -> AsyncIterator[tuple[AsyncConnection, Access]]:
+    """What the readers' dependencies give a route (api/app.py READERS, Conn, ReaderAccess),
+    resolved in one call: for the hottest read, one feature by id, whose answer takes less
+    time in PostgreSQL than FastAPI takes to solve a dozen dependencies. The route runs
+    check_request itself too."""
+    # an override of get_conn (the tests' one connection, rolled back) applies here as it
+    # does wherever get_conn is a dependency
+    override = request.app.dependency_overrides.get(get_conn)
+    source = connection(request) if override is None else asynccontextmanager(override)()
+    async with source as conn:
+        yield conn, Access.of(await user_of(request, conn, request.app.state.settings))
 
 
 async def writer(user: Annotated[User | None, Depends(current_user)]) -> User:
@@ -343,9 +374,11 @@ async def filters(
 FiltersDep = Annotated[Filters, Depends(filters)]
 
 
-async def response_crs(
-    value: Annotated[str | None, Query(alias="crs", description=_CRS_HELP)] = None,
-) -> crs.Crs:
+#: ``?crs=``, the CRS a feature response's coordinates are in
+CrsParam = Annotated[str | None, Query(alias="crs", description=_CRS_HELP)]
+
+
+async def response_crs(value: CrsParam = None) -> crs.Crs:
     """The CRS a feature response's coordinates are in (Content-Crs)."""
     return crs.parse(value, "crs")
 

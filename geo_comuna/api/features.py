@@ -12,14 +12,18 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
+from psycopg import AsyncConnection
 
 from geo_comuna import __version__
+from geo_comuna.accounts import Access
 from geo_comuna.api import etags, tenure_meta
 from geo_comuna.api.deps import (
     CRS84,
+    CollectionId,
     Conn,
     Counts,
     CrsDep,
+    CrsParam,
     FiltersDep,
     Lang,
     LayerDep,
@@ -28,13 +32,14 @@ from geo_comuna.api.deps import (
     ReaderAccess,
     SettingsDep,
     base_url,
+    reading,
 )
 from geo_comuna.api.pages import HTML_CONTENT, PageLang, html, page_lang, wants_html
-from geo_comuna.api.parameters import own_parameters
+from geo_comuna.api.parameters import check_request, own_parameters
 from geo_comuna.api.schema import SCHEMA_JSON, SCHEMA_REL
 from geo_comuna.errors import NotFound
 from geo_comuna.features import crs, query
-from geo_comuna.layers import LAYERS, Layer
+from geo_comuna.layers import LAYERS, Layer, get_layer
 from geo_comuna.layers.tenure import COLLECTIONS
 from geo_comuna.maps import pages
 from geo_comuna.maps.styles import Styles
@@ -384,7 +389,13 @@ def _content_crs(used: crs.Crs) -> dict[str, str]:
     return {"Content-Crs": f"<{used.uri}>"}
 
 
-@router.get(
+#: One feature by id, on a router of its own that the app includes without the readers'
+#: dependencies (api/app.py): it resolves them in one call (deps.reading), since FastAPI's
+#: solving of a dozen dependencies took longer than the answer's statement in PostgreSQL.
+item_router = APIRouter()
+
+
+@item_router.get(
     "/collections/{collection_id}/items/{feature_id}",
     summary="One feature",
     response_class=Response,
@@ -392,14 +403,26 @@ def _content_crs(used: crs.Crs) -> dict[str, str]:
 )
 async def item(
     request: Request,
-    settings: SettingsDep,
-    conn: Conn,
-    layer: LayerDep,
+    collection_id: CollectionId,
     feature_id: int,
-    access: ReaderAccess,
-    response_crs: CrsDep,
+    crs_value: CrsParam = None,
     lang: PageLang = None,
 ) -> Response:
+    await check_request(request)
+    layer, response_crs = get_layer(collection_id), crs.parse(crs_value, "crs")
+    async with reading(request) as (conn, access):
+        return await _item(request, conn, layer, feature_id, access, response_crs)
+
+
+async def _item(
+    request: Request,
+    conn: AsyncConnection,
+    layer: Layer,
+    feature_id: int,
+    access: Access,
+    response_crs: crs.Crs,
+) -> Response:
+    settings = request.app.state.settings
     salt, tables = etags.feature_inputs(layer, access)
     found = await query.item(
         conn,
