@@ -22,7 +22,6 @@ from geo_comuna.api.deps import (
     CollectionId,
     Conn,
     Counts,
-    CrsDep,
     CrsParam,
     FiltersDep,
     Lang,
