@@ -315,14 +315,14 @@ def nearest_segments(net: Network, lon: np.ndarray, lat: np.ndarray) -> np.ndarr
     tree = cKDTree(mid)
     points = np.column_stack([lon, lat])
     k = min(K_NEAREST, len(owner))
-    gap, found = tree.query(points, k=k)
+    gap, found = tree.query(points, k=k, workers=-1)  # every CPU: same answer, sooner
     gap, found = gap.reshape(len(points), k), found.reshape(len(points), k)
     edge = _best(owner[found], ends, lon[:, None], lat[:, None])
     best = _closest(ends[edge], lon, lat)[2]
     radius = (best + reach) * (1 + 1e-9) + 1e-12
     unsure = np.flatnonzero(gap[:, -1] <= radius) if k < len(owner) else np.zeros(0, np.int64)
     if len(unsure):
-        near = tree.query_ball_point(points[unsure], radius[unsure])
+        near = tree.query_ball_point(points[unsure], radius[unsure], workers=-1)
         count = np.array([len(n) for n in near])
         width = int(count.max())
         cand = np.full((len(unsure), width), -1, np.int64)
