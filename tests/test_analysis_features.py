@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
+import orjson
 import pytest
 
 from geo_comuna.analysis.base import Result, to_json
-from geo_comuna.analysis.toolkit.features import PointFeatures, round7
+from geo_comuna.analysis.toolkit.features import LineFeatures, PointFeatures, round7
 
 
 def same_json(a: object, b: object) -> bool:
@@ -76,6 +77,29 @@ def test_empty_and_propertyless_features() -> None:
     assert json.loads(lone.json_array()) == lone.as_list()
     with pytest.raises(ValueError, match="one value per feature"):
         PointFeatures([1, 2], np.zeros(2), np.zeros(2), {"a": [1]})
+
+
+def test_line_features_write_what_their_dicts_are() -> None:
+    rng = np.random.default_rng(18)
+    counts = [3, 0, 2, 7, 1, 0, 2]  # vertices (rows) per feature: none, one, several
+    stops = np.cumsum(counts)
+    walks = rng.uniform(-67, -66, (int(stops[-1]), 2))
+    walks[0] = [-66.123456749999999, -0.0]  # rounded as ST_AsGeoJSON(geom, 7) rounds
+    props = {
+        "metres": [1.5, None, 0.0, -0.0, 1e-7, 123456789.1, 2**53],
+        "sector": ["Norte, alto", 'El "Cerro"', None, "Ñaragua\n", "", "x]y,[z", "ok"],
+    }
+    lines = LineFeatures("LineString", list(range(10, 17)), walks, stops, props)
+    assert lines.json_array() == orjson.dumps(lines.as_list())
+    assert lines.as_list()[1]["geometry"]["coordinates"] == []
+    pipes = rng.uniform(8, 9, (5, 2, 2))  # MultiLineString: one two-point line per row
+    multi = LineFeatures("MultiLineString", ["a", "b"], pipes, np.array([2, 5]), {})
+    assert multi.json_array() == orjson.dumps(multi.as_list())
+    assert json.loads(multi.json_array())[1]["geometry"]["coordinates"][2] == [
+        [round(v, 7) for v in point] for point in pipes[4].tolist()
+    ]
+    empty = LineFeatures("LineString", [], np.zeros((0, 2)), np.zeros(0), {})
+    assert empty.json_array() == b"[]"
 
 
 def test_to_json_writes_what_json_dumps_wrote() -> None:

@@ -146,32 +146,64 @@ class PointFeatures(Sequence[dict[str, Any]]):
         head = b"".join(orjson.dumps(f) + b"," for f in self.before)
         if not self.ids:
             return b"[" + head[:-1] + b"]"
-        names = list(self.properties)
-        keys = [orjson.dumps(k) + b":" for k in names]
-        parts: list[bytes | Sequence[Any]] = [
-            b'{"type":"Feature","id":',
-            self.ids,
-            b',"geometry":{"type":"Point","coordinates":[',
-            self.lon,
-            b",",
-            self.lat,
-            b']},"properties":{',
-        ]
-        for n, (key, name) in enumerate(zip(keys, names, strict=True)):
-            parts += [b"," + key if n else key, self.properties[name]]
-        parts.append(b"}},")
-        slots = [
-            np.frombuffer(p, np.uint8)[None, :] if isinstance(p, bytes) else _texts(p)
-            for p in parts
-        ]
-        width = [s.shape[1] for s in slots]
-        rows = np.zeros((len(self.ids), sum(width)), np.uint8)
-        start = 0
-        for slot, w in zip(slots, width, strict=True):
-            rows[:, start : start + w] = slot
-            start += w
+        rows = _slotted(
+            [
+                b'{"type":"Feature","id":',
+                self.ids,
+                b',"geometry":{"type":"Point","coordinates":[',
+                self.lon,
+                b",",
+                self.lat,
+                b']},"properties":{',
+                *_property_parts(self.properties),
+                b"}},",
+            ],
+            len(self.ids),
+        )
         rows[-1, -1] = 0  # no comma after the last feature
         return b"[" + head + rows[rows != 0].tobytes() + b"]"
+
+
+def _property_parts(properties: dict[str, Sequence[Any]]) -> list[bytes | Sequence[Any]]:
+    """The parts of a ``"properties"`` object's members: each key's text, then its column."""
+    parts: list[bytes | Sequence[Any]] = []
+    for n, (name, column) in enumerate(properties.items()):
+        key = orjson.dumps(name) + b":"
+        parts += [b"," + key if n else key, column]
+    return parts
+
+
+def _slotted(parts: list[bytes | Sequence[Any]], n: int) -> np.ndarray:
+    """``n`` rows of text, one per feature, as a byte array: each part in a slot of its own, a
+    fixed text (bytes) alike in every row, a column's values each in its row (_texts), the
+    slots padded with NUL bytes to the widest."""
+    slots = [
+        np.frombuffer(p, np.uint8)[None, :] if isinstance(p, bytes) else _texts(p) for p in parts
+    ]
+    rows = np.zeros((n, sum(s.shape[1] for s in slots)), np.uint8)
+    start = 0
+    for slot in slots:
+        rows[:, start : start + slot.shape[1]] = slot
+        start += slot.shape[1]
+    return rows
+
+
+def _unpadded(rows: np.ndarray) -> tuple[bytes, list[int]]:
+    """The rows of ``_slotted`` without their padding, back to back, and where each starts
+    (one more offset: the end)."""
+    kept = rows != 0
+    return rows[kept].tobytes(), [0, *np.cumsum(kept.sum(axis=1)).tolist()]
+
+
+def _items(array: np.ndarray) -> tuple[bytes, list[int], list[int]]:
+    """The JSON text of ``array`` (numbers, as orjson writes Python's floats) without its outer
+    brackets, and where each of its items (first-axis rows) starts and ends in it."""
+    whole = orjson.dumps(np.ascontiguousarray(array, float), option=orjson.OPT_SERIALIZE_NUMPY)
+    body = np.frombuffer(whole, np.uint8)[1:-1]
+    depth = np.cumsum((body == ord("[")).astype(np.int32) - (body == ord("]")))
+    commas = np.flatnonzero((body == ord(",")) & (depth == 0))
+    starts = np.concatenate([[0], commas + 1]).tolist()
+    return whole[1:-1], starts, [*commas.tolist(), len(body)]
 
 
 class LineFeatures(Sequence[dict[str, Any]]):
@@ -237,4 +269,33 @@ class LineFeatures(Sequence[dict[str, Any]]):
         return self._dicts
 
     def json_array(self) -> bytes:
-        return orjson.dumps(self.as_list())
+        """The JSON array of the features without a dict or a list per feature or vertex
+        (those took ~0.7 s of a 50,000-walk answer): the coordinates are one orjson text of
+        the whole array, cut where each feature's rows begin and end; the rest of each
+        feature is written column by column as PointFeatures writes it."""
+        n = len(self.ids)
+        if not n:
+            return b"[]"
+        kind = orjson.dumps(self.geometry_type)
+        head, head_at = _unpadded(
+            _slotted(
+                [b'{"type":"Feature","id":', self.ids, b',"geometry":{"type":' + kind],
+                n,
+            )
+        )
+        tail, tail_at = _unpadded(
+            _slotted([b'},"properties":{', *_property_parts(self.properties), b"}}"], n)
+        )
+        body, starts, ends = _items(self.coords) if len(self.coords) else (b"", [], [])
+        out = []
+        first = 0
+        for i, stop in enumerate(self.stops.tolist()):
+            coords = b"[" + body[starts[first] : ends[stop - 1]] + b"]" if stop > first else b"[]"
+            out.append(
+                head[head_at[i] : head_at[i + 1]]
+                + b',"coordinates":'
+                + coords
+                + tail[tail_at[i] : tail_at[i + 1]]
+            )
+            first = stop
+        return b"[" + b",".join(out) + b"]"
