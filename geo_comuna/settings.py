@@ -143,7 +143,12 @@ class Settings(BaseSettings):
         "can overwrite an edit it has not seen",
     )
 
-    pool_min_size: int = Field(default=1, ge=0)
+    pool_min_size: int = Field(
+        default=2,
+        ge=0,
+        description="connections each worker opens at start: a request's own and the second "
+        "an analysis runs its independent statements on (work.spare_connection)",
+    )
     pool_max_size: int = Field(default=10, ge=1)
     read_database_url: str | None = Field(
         default=None,

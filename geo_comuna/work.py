@@ -31,9 +31,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -158,6 +158,51 @@ def caching(cache: Any) -> Iterator[Scope]:
         yield cached
     finally:
         _scope.reset(token)
+
+
+#: opens a second connection for the current request (api/deps.py sets it as it opens the
+#: request's own); unset outside the API and where a request's connection is not the pool's
+_spare: contextvars.ContextVar[Callable[[], AbstractAsyncContextManager[Any]] | None] = (
+    contextvars.ContextVar("geo_comuna_spare_connection", default=None)
+)
+
+
+@contextmanager
+def lending(opener: Callable[[], AbstractAsyncContextManager[Any]]) -> Iterator[None]:
+    """Within it, spare_connection() opens connections with ``opener``."""
+    token = _spare.set(opener)
+    try:
+        yield
+    finally:
+        _spare.reset(token)
+
+
+@asynccontextmanager
+async def spare_connection() -> AsyncIterator[Any]:
+    """A second connection for this request's statements that can run side by side (two
+    backends, two CPUs), or None: then they run one after the other on its own connection.
+    Each statement sees its own snapshot either way, as statements in autocommit do."""
+    opener = _spare.get()
+    if opener is None:
+        yield None
+        return
+    async with opener() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def beside(work: Awaitable[T]) -> AsyncIterator[asyncio.Future[T]]:
+    """``work`` (a statement on the spare connection) running beside the block's own; the
+    block awaits it for its result (its error then rises there, as itself). Whatever the
+    block does not wait for is cancelled, and waited for, before the block ends: the spare
+    connection never goes back to its pool with a statement running."""
+    task = asyncio.ensure_future(work)
+    try:
+        yield task
+    finally:
+        if not task.done():
+            task.cancel()
+        await asyncio.wait([task])  # its own error is the block's to see, or moot
 
 
 def limits() -> Limits:

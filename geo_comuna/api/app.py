@@ -173,6 +173,34 @@ async def _nothing() -> Message:
     return {"type": "http.disconnect"}
 
 
+async def _route_once(app: FastAPI) -> None:
+    """One request for a path no route has, straight to the router: FastAPI builds each
+    included route's state (its dependencies, parameters, signature) on the first request
+    that looks through them, ~0.1-0.2 s that a fresh server's first report or analysis would
+    otherwise wait for."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/.geo-comuna-starting",
+        "raw_path": b"/.geo-comuna-starting",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [],
+        "state": {},
+    }
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        pass
+
+    await app.router(scope, receive, send)  # a 404 that nobody reads
+
+
 def create_app(settings: Settings | None = None, *, conninfo: str | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -190,6 +218,7 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
                 )
         app.state.databases = Databases(settings, pool)
         await app.state.databases.open()
+        await _route_once(app)
         try:
             yield
         finally:

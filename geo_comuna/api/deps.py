@@ -77,23 +77,42 @@ async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
     one that has replayed the client's own last write, api/consistency.py), else the
     primary's. A heavy request's queries (api/fairness.py) are cancelled at its
     deadline, not only at the statement timeout: a slow analysis must not hold its slot and
-    its connection on after its answer could still come in time."""
+    its connection on after its answer could still come in time. Within it the request may
+    have a second one for statements that can run side by side (work.spare_connection)."""
     state = request.scope.setdefault("state", {})
-    async with request.app.state.databases.connection(
-        read=request.method in SAFE, after=state.get("read_after")
-    ) as (conn, server):
+    databases = request.app.state.databases
+    read = request.method in SAFE
+
+    @asynccontextmanager
+    async def spare() -> AsyncIterator[AsyncConnection | None]:
+        async with databases.spare(read=read, after=state.get("read_after")) as other:
+            if other is None:
+                yield None
+                return
+            async with _within_deadline(request, other):
+                yield other
+
+    async with databases.connection(read=read, after=state.get("read_after")) as (conn, server):
         state["read_from"] = server
-        remaining = work.remaining() if state.get("heavy") else None
-        if remaining is None:
-            yield conn
-            return
-        ms = max(1, min(int(remaining * 1000), request.app.state.settings.statement_timeout_ms))
-        await conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(ms),))
-        try:
-            yield conn
-        finally:
-            with contextlib.suppress(psycopg.Error):  # a broken connection leaves the pool
-                await conn.execute("RESET statement_timeout")
+        with work.lending(spare):
+            async with _within_deadline(request, conn):
+                yield conn
+
+
+@asynccontextmanager
+async def _within_deadline(request: Request, conn: AsyncConnection) -> AsyncIterator[None]:
+    """A heavy request's statements on ``conn`` time out at its deadline."""
+    remaining = work.remaining() if request.scope.get("state", {}).get("heavy") else None
+    if remaining is None:
+        yield
+        return
+    ms = max(1, min(int(remaining * 1000), request.app.state.settings.statement_timeout_ms))
+    await conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(ms),))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(psycopg.Error):  # a broken connection leaves the pool
+            await conn.execute("RESET statement_timeout")
 
 
 async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:

@@ -48,6 +48,8 @@ RETRY_S = 2.0
 LEASE_TIMEOUT_S = 2.0
 #: how often a waiting read asks the standby how far it has replayed, s
 POLL_S = 0.005
+#: how long a request waits for a second connection of the primary's pool (spare()), s
+SPARE_WAIT_S = 0.1
 #: where a read was served, as the X-Geo-Comuna-Read header says
 PRIMARY = "primary"
 
@@ -112,6 +114,43 @@ class Databases:
     async def commit_lsn(self) -> str:
         async with self.primary.connection() as conn:
             return await commit_lsn(conn)
+
+    @contextlib.asynccontextmanager
+    async def spare(
+        self, *, read: bool, after: str | None = None
+    ) -> AsyncIterator[AsyncConnection | None]:
+        """A second connection for a request that can run two statements at once (an
+        analysis' independent queries, each on its own CPU), as connection() would give it;
+        None when none is to be had at once: the request then runs them one after the other
+        on its own, rather than waiting on, or taking, the connections other requests need."""
+        from psycopg_pool import PoolTimeout
+
+        if read:
+            for standby in self._in_turn():
+                leased = await self._lease(standby, after)
+                if leased is None:
+                    continue
+                conn, pool = leased
+                try:
+                    yield conn
+                finally:
+                    await pool.putconn(conn)
+                return
+        stats = self.primary.get_stats()
+        idle, size = stats.get("pool_available", 0), stats.get("pool_size", 0)
+        # never one another request is waiting for, nor the pool's last: cheap reads keep it
+        if stats.get("requests_waiting", 0) or (not idle and size >= self.primary.max_size - 1):
+            yield None
+            return
+        try:
+            conn = await self.primary.getconn(timeout=SPARE_WAIT_S)
+        except PoolTimeout:
+            yield None
+            return
+        try:
+            yield conn
+        finally:
+            await self.primary.putconn(conn)
 
     @contextlib.asynccontextmanager
     async def connection(

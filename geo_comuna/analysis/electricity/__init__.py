@@ -8,13 +8,14 @@ transformer site is the residents-weighted geometric median of its dwellings: th
 minimises the residents-weighted sum of straight distances to them.
 docs/analyses.md ("Electricity gaps") gives every formula.
 
-params.py holds the parameters; sql/dwellings.sql finds, measures and clusters the dwellings,
-parts.py cuts the clusters, sql/sites.sql places one site per cluster; this module shapes the
-answer.
+params.py holds the parameters; sql/dwellings.sql finds and clusters the dwellings and
+sql/line_distances.sql measures them, parts.py cuts the clusters, sql/sites.sql places one site
+per cluster; this module shapes the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -50,11 +51,83 @@ async def sites(
     return await cur.fetchall()
 
 
+async def _sites_beside(
+    conn: AsyncConnection,
+    other: AsyncConnection | None,
+    commune_id: int,
+    srid: int,
+    ids: list[int],
+    clusters: list[int],
+) -> list[tuple]:
+    """sites(), the clusters of odd and of even number on two connections at once when there
+    is a second one, merged in sites.sql's order (residents, then dwellings, most first; then
+    cluster number)."""
+    if other is None or len(set(clusters)) < 2:
+        return await sites(conn, commune_id, srid, ids, clusters)
+    halves = [([], []), ([], [])]
+    for i, c in zip(ids, clusters, strict=True):
+        half = halves[c % 2]
+        half[0].append(i)
+        half[1].append(c)
+    async with work.beside(sites(other, commune_id, srid, *halves[1])) as second:
+        first = await sites(conn, commune_id, srid, *halves[0])
+        rows = first + await second
+    return sorted(rows, key=lambda row: (-row[2], -row[1], row[0]))
+
+
+async def line_distances(
+    conn: AsyncConnection, commune_id: int, ids: list[int] | None = None
+) -> tuple[list[int], list[float | None]]:
+    """Each gap dwelling's (or only those of ``ids``) distance to the nearest good power line
+    (m; None without one), by id."""
+    cur = conn.cursor(binary=True)
+    await cur.execute(
+        sql_text(__package__, "line_distances.sql"), {"commune": commune_id, "ids": ids}
+    )
+    found, metres = await cur.fetchone()
+    return found, metres
+
+
+async def _distances_of(
+    conn: AsyncConnection, commune_id: int, ids: list[int], read: tuple[list, list]
+) -> list[float | None]:
+    """The distances ``read`` (by id) for ``ids``. Read beside the dwellings on another
+    connection, they may miss a dwelling written in between: those are read again here."""
+    found, metres = read
+    if found == ids:
+        return metres
+    by_id = dict(zip(found, metres, strict=True))
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        by_id.update(zip(*await line_distances(conn, commune_id, missing), strict=True))
+    return [by_id.get(i) for i in ids]
+
+
 async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     """Dwellings with precarious or no electricity: distance to a good line, clusters and a
-    transformer site per cluster. Features: sites, then dwellings; CSV rows: the sites."""
+    transformer site per cluster. Features: sites, then dwellings; CSV rows: the sites.
+
+    With a second connection (work.spare_connection) the distances to the lines are measured
+    while the dwellings are clustered and cut, and the sites are placed in two halves at once:
+    each on its own CPU."""
     warnings: list[str] = []
     srid = await network.utm_srid(conn, commune_id)
+    async with work.spare_connection() as other:
+        if other is None:
+            return await _answer(conn, None, None, commune_id, srid, params, warnings)
+        async with work.beside(line_distances(other, commune_id)) as distances:
+            return await _answer(conn, other, distances, commune_id, srid, params, warnings)
+
+
+async def _answer(
+    conn: AsyncConnection,
+    other: AsyncConnection | None,
+    distances: asyncio.Future | None,
+    commune_id: int,
+    srid: int,
+    params: Params,
+    warnings: list[str],
+) -> Result:
     cur = conn.cursor(binary=True)
     await cur.execute(
         sql_text(__package__, "dwellings.sql"),
@@ -67,7 +140,7 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     )
     columns = await cur.fetchone()
     order = network.by_id(np.array(columns[0], np.int64))
-    ids, residents, kind, sector, dbscan, line_m, lon, lat, x, y = (
+    ids, residents, kind, sector, dbscan, lon, lat, x, y = (
         np.array(c, object)[order].tolist() for c in columns
     )
     if not ids:
@@ -85,17 +158,23 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
             rows=[],
             warnings=warnings,
         )
+    cluster = await work.cpu(
+        parts.clusters, dbscan, np.array(x, float), np.array(y, float), params.dwellings_per_site
+    )
+    line_m = await _distances_of(
+        conn,
+        commune_id,
+        ids,
+        await distances if distances is not None else await line_distances(conn, commune_id),
+    )
     line = np.array([np.nan if d is None else d for d in line_m], float)
     if np.isnan(line).all():
         warnings.append(
             "this commune has no power line in good condition mapped: distances to a line are null"
         )
-    cluster = await work.cpu(
-        parts.clusters, dbscan, np.array(x, float), np.array(y, float), params.dwellings_per_site
-    )
     clustered = np.flatnonzero(cluster >= 0)
-    found = await sites(
-        conn, commune_id, srid, [ids[i] for i in clustered], cluster[clustered].tolist()
+    found = await _sites_beside(
+        conn, other, commune_id, srid, [ids[i] for i in clustered], cluster[clustered].tolist()
     )
     number = {row[0]: n for n, row in enumerate(found, start=1)}  # by residents served
 

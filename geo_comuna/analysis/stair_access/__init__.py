@@ -44,17 +44,30 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     steps climbed, elevation gained and minutes; flagged over the thresholds; summarised per
     commune and sector. CSV rows are the dwellings."""
     warnings: list[str] = []
-    dw = await network.load_dwellings(conn, commune_id)
-    if not len(dw.ids):
+    async with work.spare_connection() as other:
+        dw, net = await _homes_and_paths(conn, other, commune_id)
+    if net is None:
         warnings.append("this commune has no dwellings mapped")
         return Result(summary={"dwellings": 0, "residents": 0}, features=[], warnings=warnings)
-    net = await places.walkable_paths(conn, commune_id)
     stops = await places.transit_stops(conn, commune_id, net, params)
     homes = await network.attach_dwellings(net, dw, params.max_connector_m)
     z_node, z_home, z_att = await places.elevations(conn, commune_id, net, dw, homes, warnings)
     return await work.cpu(
         _walks_and_report, dw, net, stops, homes, (z_node, z_home, z_att), params, warnings
     )
+
+
+async def _homes_and_paths(
+    conn: AsyncConnection, other: AsyncConnection | None, commune_id: int
+) -> tuple[network.Dwellings, network.Network | None]:
+    """The dwellings and the paths (None for a commune without dwellings: not read), side by
+    side when the request has a second connection (each query on its own CPU)."""
+    if other is None:
+        dw = await network.load_dwellings(conn, commune_id)
+        return dw, await places.walkable_paths(conn, commune_id) if len(dw.ids) else None
+    async with work.beside(places.walkable_paths(other, commune_id)) as paths:
+        dw = await network.load_dwellings(conn, commune_id)
+        return dw, await paths if len(dw.ids) else None
 
 
 def _walks_and_report(

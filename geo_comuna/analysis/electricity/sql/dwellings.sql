@@ -1,9 +1,9 @@
--- A commune's dwellings with precarious or no electricity as one row of arrays ordered by id,
--- with the geodesic distance (m) to the nearest power line of the commune in good condition
--- (NULL: none), their DBSCAN cluster in metres in the commune's UTM zone %(srid)s (a dwelling
--- is a core point with at least %(min_size)s gap dwellings, itself included, within
--- %(radius)s m; NULL = isolated), lon/lat, and x/y in that zone for cutting each cluster into
--- parts (analysis/electricity/parts.py).
+-- A commune's dwellings with precarious or no electricity as one row of arrays ordered by id:
+-- their DBSCAN cluster in metres in the commune's UTM zone %(srid)s (a dwelling is a core
+-- point with at least %(min_size)s gap dwellings, itself included, within %(radius)s m;
+-- NULL = isolated), lon/lat, and x/y in that zone for cutting each cluster into parts
+-- (analysis/electricity/parts.py). Their distances to the power lines are line_distances.sql,
+-- run beside this one on a second connection when the request has one.
 WITH gap AS (
     SELECT id, residents, electricity, sector, geom, ST_Transform(geom, %(srid)s) AS xy
     FROM dwellings
@@ -17,21 +17,11 @@ SELECT coalesce(array_agg(id), '{}'),
        coalesce(array_agg(electricity), '{}'),
        coalesce(array_agg(sector), '{}'),
        coalesce(array_agg(dbscan), '{}'),
-       coalesce(array_agg(distance_m), '{}'),
        coalesce(array_agg(ST_X(geom)), '{}'),
        coalesce(array_agg(ST_Y(geom)), '{}'),
        coalesce(array_agg(ST_X(xy)), '{}'),
        coalesce(array_agg(ST_Y(xy)), '{}')
 FROM (
     -- sorted once here rather than by each aggregate (the reader checks the order)
-    SELECT g.*, line.distance_m
-    FROM dbscan g
-    LEFT JOIN LATERAL (
-        SELECT ST_Distance(l.geom::geography, g.geom::geography) AS distance_m
-        FROM power_lines l
-        WHERE l.commune_id = %(commune)s AND l.condition = 'good'
-        ORDER BY l.geom <-> g.geom
-        LIMIT 1
-    ) line ON true
-    ORDER BY g.id
+    SELECT * FROM dbscan ORDER BY id
 ) d
