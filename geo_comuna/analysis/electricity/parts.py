@@ -109,7 +109,8 @@ def _nearest(
     """For points ``which``: the nearest centre (PostGIS' choice), the distance to it and to
     the second nearest (m; equal where they were too close to call, to look again)."""
     px, py = x[which], y[which]
-    dist, idx = cKDTree(np.column_stack([cx, cy])).query(np.column_stack([px, py]), k=2)
+    tree = cKDTree(np.column_stack([cx, cy]))
+    dist, idx = tree.query(np.column_stack([px, py]), k=2, workers=-1)  # same answer, every CPU
     part, first, second = idx[:, 0].astype(np.int64), dist[:, 0], dist[:, 1]
     close = np.flatnonzero(second - first <= 2 * (SLACK_M + SLACK * second))
     if len(close):
