@@ -126,16 +126,10 @@ class Databases:
         from psycopg_pool import PoolTimeout
 
         if read:
-            for standby in self._in_turn():
-                leased = await self._lease(standby, after)
-                if leased is None:
-                    continue
-                conn, pool = leased
-                try:
-                    yield conn
-                finally:
-                    await pool.putconn(conn)
-                return
+            async with self._standby(after) as found:
+                if found is not None:
+                    yield found[0]
+                    return
         stats = self.primary.get_stats()
         idle, size = stats.get("pool_available", 0), stats.get("pool_size", 0)
         # never one another request is waiting for, nor the pool's last: cheap reads keep it
@@ -160,18 +154,30 @@ class Databases:
         and one is up (having replayed up to ``after``, a pg_lsn, when given), else the
         primary's."""
         if read:
-            for standby in self._in_turn():
-                leased = await self._lease(standby, after)
-                if leased is None:
-                    continue
-                conn, pool = leased
-                try:
-                    yield conn, standby.name
-                finally:
-                    await pool.putconn(conn)
-                return
+            async with self._standby(after) as found:
+                if found is not None:
+                    yield found
+                    return
         async with self.primary.connection() as conn:
             yield conn, PRIMARY
+
+    @contextlib.asynccontextmanager
+    async def _standby(
+        self, after: str | None
+    ) -> AsyncIterator[tuple[AsyncConnection, str] | None]:
+        """A connection of a standby that is up and has replayed ``after``, in turn, and its
+        name; None when none can give one."""
+        for standby in self._in_turn():
+            leased = await self._lease(standby, after)
+            if leased is None:
+                continue
+            conn, pool = leased
+            try:
+                yield conn, standby.name
+            finally:
+                await pool.putconn(conn)
+            return
+        yield None
 
     def _in_turn(self) -> list[Standby]:
         up = [s for s in self.standbys if s.up]
