@@ -360,7 +360,10 @@ async def stages_electricity(conn: psycopg.AsyncConnection, cid: int, runs: int)
         return await cur.fetchone()
 
     t_sql, cpu_sql, row = await timed_cpu(conn, read, runs)
-    dbscan, x, y = row[4], np.array(row[8], float), np.array(row[9], float)
+    t_lines, cpu_lines, _ = await timed_cpu(
+        conn, lambda: electricity.line_distances(conn, cid), runs
+    )
+    dbscan, x, y = row[4], np.array(row[7], float), np.array(row[8], float)
     start = time.process_time()
     key = electricity.parts.clusters(dbscan, x, y, params.dwellings_per_site)
     cpu_parts = time.process_time() - start
@@ -371,7 +374,8 @@ async def stages_electricity(conn: psycopg.AsyncConnection, cid: int, runs: int)
         runs,
     )
     return [
-        ("dwellings: DBSCAN + nearest good line (SQL)", t_sql, cpu_sql),
+        ("dwellings: DBSCAN (SQL)", t_sql, cpu_sql),
+        ("their nearest good line (SQL; beside DBSCAN and k-means)", t_lines, cpu_lines),
         ("clusters cut into parts (k-means, Python)", cpu_parts, cpu_parts),
         ("transformer sites (SQL)", t_sites, cpu_sites),
     ]

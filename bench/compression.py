@@ -7,11 +7,12 @@ Needs the 200,000 parcels stored (run import_parcels.py first). Serves the app w
 on a free 127.0.0.1 port, in a process of its own per level.
 
 1. The body: five 1,000-item pages (offsets 0, 2,000 ... 8,000), fetched uncompressed once.
-   For each gzip level (zlib with a gzip header, as Starlette's GZipMiddleware calls it) and
-   each brotli quality: compressed bytes and ratio, compress and decompress time (median over
-   the five pages x ``runs``), and the time to send the result over 1 and 10 Mbit/s links
-   (bytes x 8 / rate: the links of communes with a radio or mobile uplink).
-2. Over loopback: geo_comuna's middleware (api/compression.py) at several levels, each
+   For each gzip level (zlib with a gzip header, as Starlette's GZipMiddleware calls it; and
+   ISA-L's levels, what geo_comuna compresses with) and each brotli quality: compressed bytes
+   and ratio, compress and decompress time (median over the five pages x ``runs``), and the
+   time to send the result over 1 and 10 Mbit/s links (bytes x 8 / rate: the links of
+   communes with a radio or mobile uplink).
+2. Over loopback: geo_comuna's middleware (api/compression.py) at ISA-L's levels, each
    serving 1,000-item pages at random offsets to pairs of requests for the same page, one
    with ``Accept-Encoding: identity`` and one with gzip (httpx decompresses, as clients
    do); p50s and the median of the pairs' differences: what compressing adds to (or saves
@@ -36,13 +37,25 @@ from common import REPO, env, fmt, free_port, header, percentile, prepare_databa
 PAGE = 1000
 OFFSETS = (0, 2000, 4000, 6000, 8000)
 LEVELS = (1, 2, 3, 4, 5, 6, 9)
-SERVED_LEVELS = (1, 3, 6, 9)
+#: ISA-L's levels (isal), what api/compression.py compresses with since 2026-12-04
+ISAL_LEVELS = (0, 1, 2, 3)
+SERVED_LEVELS = ISAL_LEVELS
 LINKS_MBIT = (1, 10)
 
 
 def gzip(level: int) -> Callable[[bytes], bytes]:
     def run(body: bytes) -> bytes:
         packer = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        return packer.compress(body) + packer.flush()
+
+    return run
+
+
+def isal_gzip(level: int) -> Callable[[bytes], bytes]:
+    from isal import isal_zlib
+
+    def run(body: bytes) -> bytes:
+        packer = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
         return packer.compress(body) + packer.flush()
 
     return run
@@ -123,6 +136,7 @@ def bodies(base: str) -> list[bytes]:
 
 def codecs() -> list[tuple[str, Callable[[bytes], bytes], Callable[[bytes], bytes]]]:
     found = [(f"gzip {level}", gzip(level), gunzip) for level in LEVELS]
+    found += [(f"gzip {level}, ISA-L", isal_gzip(level), gunzip) for level in ISAL_LEVELS]
     try:
         import brotli  # type: ignore[import-not-found]
     except ImportError:

@@ -14,7 +14,9 @@ request, the CLI one per command, without workers, deadline or cache). Inside it
   GEOS MakeValid takes minutes on a polygon of a few thousand vertices that crosses itself
   everywhere (the work grows with the crossings, not the vertices), and a thread cannot be
   stopped, so repairs run there;
-- ``cache()`` is the app's cache of expensive answers per layer version (db/versions.py).
+- ``cache()`` is the app's cache of expensive answers per layer version (db/versions.py);
+- ``spare_connection()`` gives a request a second pooled connection when one is to spare, and
+  ``beside(step)`` runs a statement on it while the request's own connection does other work.
 
 Outside any scope (tests calling services directly) the defaults of Settings apply, CPU steps
 run in a plain worker thread and nothing has a deadline.
@@ -191,18 +193,20 @@ async def spare_connection() -> AsyncIterator[Any]:
 
 
 @asynccontextmanager
-async def beside(work: Awaitable[T]) -> AsyncIterator[asyncio.Future[T]]:
-    """``work`` (a statement on the spare connection) running beside the block's own; the
+async def beside(step: Awaitable[T]) -> AsyncIterator[asyncio.Future[T]]:
+    """``step`` (a statement on the spare connection) running beside the block's own; the
     block awaits it for its result (its error then rises there, as itself). Whatever the
     block does not wait for is cancelled, and waited for, before the block ends: the spare
     connection never goes back to its pool with a statement running."""
-    task = asyncio.ensure_future(work)
+    task = asyncio.ensure_future(step)
     try:
         yield task
     finally:
         if not task.done():
             task.cancel()
-        await asyncio.wait([task])  # its own error is the block's to see, or moot
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # seen: the block's own error, or its early end, is what counts
 
 
 def limits() -> Limits:

@@ -408,8 +408,8 @@ async def item(
     lang: PageLang = None,
 ) -> Response:
     await check_request(request)
-    layer, response_crs = get_layer(collection_id), crs.parse(crs_value, "crs")
-    async with reading(request) as (conn, access):
+    async with reading(request) as (conn, access):  # who reads first (401), as on every route
+        layer, response_crs = get_layer(collection_id), crs.parse(crs_value, "crs")
         return await _item(request, conn, layer, feature_id, access, response_crs)
 
 
