@@ -284,7 +284,8 @@ def test_online_basemap_draws_its_tiles_and_credits_them(
     visit = open_map(tab, url)
     assert visit.errors == [] and asked == []  # nothing fetched until asked for
     tab.get_by_label("Mapa base en línea").click()
-    tab.wait_for_function("document.querySelectorAll('.leaflet-tile-loaded').length > 0")
+    # a locator, not a JS string: the map's CSP forbids the eval Playwright polls a string with
+    tab.locator(".leaflet-tile-loaded").first.wait_for()
     tab.wait_for_timeout(300)
     tab.screenshot(path=str(ARTIFACTS / "commune-el-maizal-basemap-online-es.png"))
     credit = tab.locator(".leaflet-control-attribution").inner_text()
