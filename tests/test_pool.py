@@ -1,6 +1,7 @@
 """The pool's connections load PostGIS and PROJ as they are opened (db/pool.py WARM_UP), not
-on a request's first measure; a database PostGIS is not in yet (before its migrations) still
-gets working connections."""
+on a request's first measure (its time is in bench/README.md). Here, what the warm-up could
+break: a connection must come out of it idle and working, and a database PostGIS is not in
+yet (before its migrations) must still get connections."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from tests.conftest import _drop, _recreate
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_pooled_connection_is_warm_and_idle(db_conninfo: str, settings: Settings) -> None:
+async def test_a_warmed_connection_is_idle_and_measures(
+    db_conninfo: str, settings: Settings
+) -> None:
     pool = await open_pool(settings, db_conninfo)
     try:
         async with pool.connection() as conn:
