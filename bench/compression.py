@@ -30,6 +30,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 from common import REPO, env, fmt, free_port, header, percentile, prepare_database, table
@@ -43,19 +44,11 @@ SERVED_LEVELS = ISAL_LEVELS
 LINKS_MBIT = (1, 10)
 
 
-def gzip(level: int) -> Callable[[bytes], bytes]:
-    def run(body: bytes) -> bytes:
-        packer = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-        return packer.compress(body) + packer.flush()
-
-    return run
-
-
-def isal_gzip(level: int) -> Callable[[bytes], bytes]:
-    from isal import isal_zlib
+def gzip(level: int, deflate: Any = zlib) -> Callable[[bytes], bytes]:
+    """A gzip stream at ``level`` by ``deflate``: zlib, or ISA-L's isal_zlib (same API)."""
 
     def run(body: bytes) -> bytes:
-        packer = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
+        packer = deflate.compressobj(level, deflate.DEFLATED, 16 + deflate.MAX_WBITS)
         return packer.compress(body) + packer.flush()
 
     return run
@@ -136,7 +129,9 @@ def bodies(base: str) -> list[bytes]:
 
 def codecs() -> list[tuple[str, Callable[[bytes], bytes], Callable[[bytes], bytes]]]:
     found = [(f"gzip {level}", gzip(level), gunzip) for level in LEVELS]
-    found += [(f"gzip {level}, ISA-L", isal_gzip(level), gunzip) for level in ISAL_LEVELS]
+    from isal import isal_zlib
+
+    found += [(f"gzip {level}, ISA-L", gzip(level, isal_zlib), gunzip) for level in ISAL_LEVELS]
     try:
         import brotli  # type: ignore[import-not-found]
     except ImportError:
