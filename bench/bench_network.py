@@ -346,38 +346,39 @@ async def http_request(
 async def stages_electricity(conn: psycopg.AsyncConnection, cid: int, runs: int) -> list[tuple]:
     params = electricity.Params()
     srid = await network.utm_srid(conn, cid)
-    args = {
-        "commune": cid,
-        "srid": srid,
-        "radius": params.cluster_radius_m,
-        "min_size": params.min_cluster_size,
-    }
     query = sql_text("geo_comuna.analysis.electricity", "dwellings.sql")
 
     async def read() -> tuple:
         cur = conn.cursor(binary=True)
-        await cur.execute(query, args)
+        await cur.execute(query, {"commune": cid, "srid": srid})
         return await cur.fetchone()
 
     t_sql, cpu_sql, row = await timed_cpu(conn, read, runs)
     t_lines, cpu_lines, _ = await timed_cpu(
         conn, lambda: electricity.line_distances(conn, cid), runs
     )
-    dbscan, x, y = row[4], np.array(row[7], float), np.array(row[8], float)
-    start = time.process_time()
-    key = electricity.parts.clusters(dbscan, x, y, params.dwellings_per_site)
-    cpu_parts = time.process_time() - start
-    on = np.flatnonzero(key >= 0)
+    x, y = np.array(row[6], float), np.array(row[7], float)
+    steps = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        label = electricity.parts.dbscan(x, y, params.cluster_radius_m, params.min_cluster_size)
+        mid = time.perf_counter()
+        key = electricity.parts.clusters(label, x, y, params.dwellings_per_site)
+        end = time.perf_counter()
+        placed = electricity.sites.place(key, x, y, np.array(row[1]))
+        steps.append((mid - start, end - mid, time.perf_counter() - end))
+    t_dbscan, t_kmeans, t_median = (statistics.median(s) for s in zip(*steps, strict=True))
+    homes = (row[4], row[5], row[0])
     t_sites, cpu_sites, _ = await timed_cpu(
-        conn,
-        lambda: electricity.sites(conn, cid, srid, [row[0][i] for i in on], key[on].tolist()),
-        runs,
+        conn, lambda: electricity._measured(conn, cid, srid, placed, homes), runs
     )
     return [
-        ("dwellings: DBSCAN (SQL)", t_sql, cpu_sql),
-        ("their nearest good line (SQL; beside DBSCAN and k-means)", t_lines, cpu_lines),
-        ("clusters cut into parts (k-means, Python)", cpu_parts, cpu_parts),
-        ("transformer sites (SQL)", t_sites, cpu_sites),
+        ("dwellings (SQL)", t_sql, cpu_sql),
+        ("their nearest good line (SQL; beside the rest)", t_lines, cpu_lines),
+        ("DBSCAN (numpy, k-d tree)", t_dbscan),
+        ("clusters cut into parts (k-means, numpy)", t_kmeans),
+        ("sites: weighted geometric medians (numpy)", t_median),
+        ("sites in WGS 84, to the lines (SQL), reach and nearest home", t_sites, cpu_sites),
     ]
 
 

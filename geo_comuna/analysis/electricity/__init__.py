@@ -1,16 +1,16 @@
 """Electricity gaps: homes with precarious or no electricity, how far each is from a power line
 in good condition, and where a transformer would serve each cluster of them.
 
-Distances are geodesic metres (WGS 84). Clusters are PostGIS DBSCAN in metres in the commune's
-UTM zone, each cut by k-means into parts of about ``dwellings_per_site`` (parts.py: PostGIS'
-ST_ClusterKMeans, step for step, faster). A cluster's suggested
-transformer site is the residents-weighted geometric median of its dwellings: the point that
-minimises the residents-weighted sum of straight distances to them.
-docs/analyses.md ("Electricity gaps") gives every formula.
+Distances are geodesic metres (WGS 84). Clusters are PostGIS' DBSCAN in metres in the
+commune's UTM zone, each cut by k-means into parts of about ``dwellings_per_site``. A part's
+suggested transformer site is the residents-weighted geometric median of its dwellings: the
+point that minimises the residents-weighted sum of straight distances to them. DBSCAN, k-means
+and the medians are PostGIS' own algorithms step for step, in numpy (parts.py, median.py),
+with the same answers. docs/analyses.md ("Electricity gaps") gives every formula.
 
-params.py holds the parameters; sql/dwellings.sql finds and clusters the dwellings and
-sql/line_distances.sql measures them, parts.py cuts the clusters, sql/sites.sql places one site
-per cluster; this module shapes the answer.
+params.py holds the parameters; sql/dwellings.sql reads the dwellings and
+sql/line_distances.sql measures them to the lines; parts.py clusters and cuts them; sites.py
+places a site per part and sql/sites.sql measures the sites; this module shapes the answer.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from psycopg import AsyncConnection
 
 from geo_comuna import work
 from geo_comuna.analysis.base import Analysis, FeaturesOf, Result, sql_text
-from geo_comuna.analysis.electricity import parts
+from geo_comuna.analysis.electricity import parts, sites
 from geo_comuna.analysis.electricity.params import Params
 from geo_comuna.analysis.toolkit import network
 from geo_comuna.analysis.toolkit.features import PointFeatures
 from geo_comuna.layers import LAYERS
 
-__all__ = ["ANALYSIS", "Params", "run", "sites"]
+__all__ = ["ANALYSIS", "Params", "grouped", "run"]
 
 
 def _num(value: float | None, digits: int = 1) -> float | None:
@@ -37,42 +37,12 @@ def _num(value: float | None, digits: int = 1) -> float | None:
     return None if value is None or np.isnan(value) else round(float(value), digits)
 
 
-async def sites(
-    conn: AsyncConnection, commune_id: int, srid: int, ids: list[int], clusters: list[int]
-) -> list[tuple]:
-    """One suggested transformer site per cluster, most residents first."""
-    if not ids:
-        return []
-    cur = conn.cursor(binary=True)
-    await cur.execute(
-        sql_text(__package__, "sites.sql"),
-        {"commune": commune_id, "srid": srid, "ids": ids, "clusters": clusters},
-    )
-    return await cur.fetchall()
-
-
-async def _sites_beside(
-    conn: AsyncConnection,
-    other: AsyncConnection | None,
-    commune_id: int,
-    srid: int,
-    ids: list[int],
-    clusters: list[int],
-) -> list[tuple]:
-    """sites(), the clusters of odd and of even number on two connections at once when there
-    is a second one, merged in sites.sql's order (residents, then dwellings, most first; then
-    cluster number)."""
-    if other is None or len(set(clusters)) < 2:
-        return await sites(conn, commune_id, srid, ids, clusters)
-    halves = [([], []), ([], [])]
-    for i, c in zip(ids, clusters, strict=True):
-        half = halves[c % 2]
-        half[0].append(i)
-        half[1].append(c)
-    async with work.beside(sites(other, commune_id, srid, *halves[1])) as second:
-        first = await sites(conn, commune_id, srid, *halves[0])
-        rows = first + await second
-    return sorted(rows, key=lambda row: (-row[2], -row[1], row[0]))
+def grouped(x: np.ndarray, y: np.ndarray, residents: list[int], params: Params) -> tuple:
+    """Each dwelling's cluster key (-1: isolated; DBSCAN cluster * 1,000,000 + k-means part)
+    and the parts' sites (sites.Sites), from their UTM x/y in id order."""
+    dbscan = parts.dbscan(x, y, params.cluster_radius_m, params.min_cluster_size)
+    key = parts.clusters(dbscan, x, y, params.dwellings_per_site)
+    return key, sites.place(key, x, y, np.array(residents, np.int64))
 
 
 async def line_distances(
@@ -108,58 +78,86 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     transformer site per cluster. Features: sites, then dwellings; CSV rows: the sites.
 
     With a second connection (work.spare_connection) the distances to the lines are measured
-    while the dwellings are clustered and cut, and the sites are placed in two halves at once:
-    each on its own CPU."""
-    warnings: list[str] = []
+    while the dwellings are clustered, cut and given their sites: each on its own CPU. (Not
+    while they are read: that query would have to share its CPU.)"""
     srid = await network.utm_srid(conn, commune_id)
+    cur = conn.cursor(binary=True)
+    await cur.execute(sql_text(__package__, "dwellings.sql"), {"commune": commune_id, "srid": srid})
+    columns = await cur.fetchone()
+    order = network.by_id(np.array(columns[0], np.int64))
+    homes = [np.array(c, object)[order].tolist() for c in columns]
+    if not homes[0]:
+        return await _nothing(conn, commune_id)
     async with work.spare_connection() as other:
         if other is None:
-            return await _answer(conn, None, None, commune_id, srid, params, warnings)
+            return await _answer(conn, None, commune_id, srid, homes, params)
         async with work.beside(line_distances(other, commune_id)) as distances:
-            return await _answer(conn, other, distances, commune_id, srid, params, warnings)
+            return await _answer(conn, distances, commune_id, srid, homes, params)
+
+
+async def _nothing(conn: AsyncConnection, commune_id: int) -> Result:
+    """The empty answer, saying why: no dwellings, or all with formal electricity."""
+    cur = await conn.execute("SELECT count(*) FROM dwellings WHERE commune_id = %s", (commune_id,))
+    return Result(
+        summary={"dwellings": 0, "residents": 0, "clusters": 0},
+        features=[],
+        rows=[],
+        warnings=[
+            "every mapped dwelling of this commune has formal electricity"
+            if (await cur.fetchone())[0]
+            else "this commune has no dwellings mapped"
+        ],
+    )
+
+
+async def _measured(
+    conn: AsyncConnection,
+    commune_id: int,
+    srid: int,
+    placed: sites.Sites,
+    homes: tuple[list[float], list[float], list[int]],
+) -> list[tuple]:
+    """The sites as rows (cluster key, dwellings, residents, reach_m, line_distance_m,
+    nearest_dwelling, GeoJSON), most residents first, then most dwellings, then by key."""
+    if not len(placed.key):
+        return []
+    cur = conn.cursor(binary=True)
+    await cur.execute(
+        sql_text(__package__, "sites.sql"),
+        {"commune": commune_id, "srid": srid, "x": placed.x.tolist(), "y": placed.y.tolist()},
+    )
+    lon, lat, geometry, to_line = zip(*await cur.fetchall(), strict=True)
+    reach, nearest = await work.cpu(
+        sites.reach_and_nearest,
+        placed,
+        *(np.array(v) for v in homes),
+        (np.array(lon, float), np.array(lat, float)),
+    )
+    rows = zip(
+        placed.key.tolist(),
+        placed.dwellings.tolist(),
+        placed.residents.tolist(),
+        reach.tolist(),
+        to_line,
+        nearest.tolist(),
+        geometry,
+        strict=True,
+    )
+    return sorted(rows, key=lambda row: (-row[2], -row[1], row[0]))
 
 
 async def _answer(
     conn: AsyncConnection,
-    other: AsyncConnection | None,
     distances: asyncio.Future | None,
     commune_id: int,
     srid: int,
+    homes: list[list],
     params: Params,
-    warnings: list[str],
 ) -> Result:
-    cur = conn.cursor(binary=True)
-    await cur.execute(
-        sql_text(__package__, "dwellings.sql"),
-        {
-            "commune": commune_id,
-            "srid": srid,
-            "radius": params.cluster_radius_m,
-            "min_size": params.min_cluster_size,
-        },
-    )
-    columns = await cur.fetchone()
-    order = network.by_id(np.array(columns[0], np.int64))
-    ids, residents, kind, sector, dbscan, lon, lat, x, y = (
-        np.array(c, object)[order].tolist() for c in columns
-    )
-    if not ids:
-        cur = await conn.execute(
-            "SELECT count(*) FROM dwellings WHERE commune_id = %s", (commune_id,)
-        )
-        warnings.append(
-            "every mapped dwelling of this commune has formal electricity"
-            if (await cur.fetchone())[0]
-            else "this commune has no dwellings mapped"
-        )
-        return Result(
-            summary={"dwellings": 0, "residents": 0, "clusters": 0},
-            features=[],
-            rows=[],
-            warnings=warnings,
-        )
-    cluster = await work.cpu(
-        parts.clusters, dbscan, np.array(x, float), np.array(y, float), params.dwellings_per_site
+    ids, residents, kind, sector, lon, lat, x, y = homes
+    warnings: list[str] = []
+    cluster, placed = await work.cpu(
+        grouped, np.array(x, float), np.array(y, float), residents, params
     )
     line_m = await _distances_of(
         conn,
@@ -172,10 +170,7 @@ async def _answer(
         warnings.append(
             "this commune has no power line in good condition mapped: distances to a line are null"
         )
-    clustered = np.flatnonzero(cluster >= 0)
-    found = await _sites_beside(
-        conn, other, commune_id, srid, [ids[i] for i in clustered], cluster[clustered].tolist()
-    )
+    found = await _measured(conn, commune_id, srid, placed, (lon, lat, ids))
     number = {row[0]: n for n, row in enumerate(found, start=1)}  # by residents served
 
     before: list[dict[str, Any]] = []
