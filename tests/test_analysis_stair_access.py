@@ -105,7 +105,7 @@ async def test_flat_without_dem(conn: AsyncConnection) -> None:
     assert result.summary["dwellings"] == 3 and result.summary["unreachable"] == 0
 
     # each walk drawn: D1 -> T -> Q -> O, D2 -> its foot -> O, D3 -> the road; as long as walked
-    walks = {f["id"]: f for f in result.lines}
+    walks = {f["id"]: f for f in result.drawn_lines()}
     assert set(walks) == {d1, d2, d3}
     for dw, pts in ((d1, [D1, T, Q, ORIGIN]), (d2, [D2, FOOT2, ORIGIN])):
         line = walks[dw]["geometry"]["coordinates"]

@@ -113,7 +113,7 @@ async def test_pipe_geometry_is_the_pipe(conn: AsyncConnection) -> None:
     far_id = await dwelling(conn, cid, LON0 - 0.001, LAT0 + 0.002, residents=2)
     result = await water_hookups.run(conn, cid, water_hookups.Params(max_connector_m=40))
     rows = {r["project"]: r for r in result.rows}
-    lines = {f["properties"]["project"]: f for f in result.lines}
+    lines = {f["properties"]["project"]: f for f in result.drawn_lines()}
     assert set(lines) == set(rows)
     for rank, feature in lines.items():
         cur = await conn.execute(

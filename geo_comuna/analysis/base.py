@@ -43,12 +43,22 @@ class Result:
     features: Sequence[dict[str, Any]] | None = None
     rows: list[dict[str, Any]] | None = None
     warnings: list[str] = field(default_factory=list)
-    #: a list, or a sequence writing its own JSON (toolkit/features.py LineFeatures)
-    lines: Sequence[dict[str, Any]] | None = None
+    #: a list, a sequence writing its own JSON (toolkit/features.py LineFeatures), or a
+    #: function that draws them the first time they are read (``drawn_lines``): most answers
+    #: (JSON, CSV, reports) never read them
+    lines: Sequence[dict[str, Any]] | Callable[[], Sequence[dict[str, Any]]] | None = None
+
+    def drawn_lines(self) -> Sequence[dict[str, Any]] | None:
+        """``lines``, drawn now if they were left to draw (then kept: an answer may be read
+        again from the cache). CPU work: call it off the event loop."""
+        if callable(self.lines):
+            self.lines = self.lines()
+        return self.lines
 
     def feature_collection(self, *, as_written: bool = False) -> dict[str, Any]:
         """The GeoJSON FeatureCollection, features as dicts; ``as_written`` leaves column-wise
-        features as they are, for ``to_json`` to write without a dict per feature."""
+        features as they are, for ``to_json`` to write without a dict per feature. Draws the
+        lines: call it off the event loop."""
         features = self.features or []
         collection = {
             "type": "FeatureCollection",
@@ -56,8 +66,9 @@ class Result:
             "summary": self.summary,
             "warnings": self.warnings,
         }
-        if self.lines is not None:
-            collection["lines"] = self.lines
+        lines = self.drawn_lines()
+        if lines is not None:
+            collection["lines"] = lines
         return collection
 
     def csv(self) -> str:

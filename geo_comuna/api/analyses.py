@@ -60,7 +60,7 @@ async def run_analysis(
             headers={"Content-Disposition": f'attachment; filename="{name}-{commune_id}.csv"'},
         )
     if f == "geojson":
-        body = await work.cpu(to_json, result.feature_collection(as_written=True))
+        body = await work.cpu(lambda: to_json(result.feature_collection(as_written=True)))
         return Response(body, media_type="application/geo+json")
     body = {
         "analysis": name,

@@ -23,6 +23,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from pydantic import BaseModel
 
+from geo_comuna import work
 from geo_comuna.analysis import disclosure
 from geo_comuna.analysis.base import Unfinished
 from geo_comuna.analysis.registry import all_analyses
@@ -130,8 +131,10 @@ async def _features(
             analysis, conn, commune_id, params or analysis.params(), page.access
         )
     except Unfinished as exc:
-        return None, page.t(
-            f"Análisis no disponible: {exc.es}", f"Analysis not available: {exc.en}"
+        return (
+            None,
+            None,
+            page.t(f"Análisis no disponible: {exc.es}", f"Analysis not available: {exc.en}"),
         )
     except GeoComunaError as exc:
         return (
@@ -160,9 +163,14 @@ async def _features(
                 "This analysis has no geometry to show.",
             ),
         )
-    # column-wise features as dicts for the map
-    lines = None if result.lines is None else list(result.lines)
-    return list(result.features), lines, None
+
+    def as_dicts() -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+        """Column-wise features and lines as dicts for the map (the lines drawn now)."""
+        lines = result.drawn_lines()
+        return list(result.features or []), None if lines is None else list(lines)
+
+    features, lines = await work.cpu(as_dicts)
+    return features, lines, None
 
 
 def _colour_property(style: dict[str, Any], features: list[dict[str, Any]]) -> str | None:

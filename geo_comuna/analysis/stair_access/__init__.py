@@ -15,6 +15,8 @@ features, the walks' lines and the summary.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from psycopg import AsyncConnection
 
@@ -49,8 +51,8 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     if net is None:
         warnings.append("this commune has no dwellings mapped")
         return Result(summary={"dwellings": 0, "residents": 0}, features=[], warnings=warnings)
-    stops = await places.transit_stops(conn, commune_id, net, params)
-    homes = await network.attach_dwellings(net, dw, params.max_connector_m)
+    stop_points = await places.transit_stop_points(conn, commune_id, params)
+    homes, stops = await places.attached(net, dw, stop_points, commune_id, params)
     z_node, z_home, z_att = await places.elevations(conn, commune_id, net, dw, homes, warnings)
     return await work.cpu(
         _walks_and_report, dw, net, stops, homes, (z_node, z_home, z_att), params, warnings
@@ -96,7 +98,7 @@ def _walks_and_report(
         summary=report.summary(dw, net, stops, out, back, flagged, params),
         features=report.dwelling_features(dw, homes, out, back, flagged),
         warnings=warnings,
-        lines=report.walk_lines(dw, net, homes, out),
+        lines=functools.partial(report.walk_lines, dw, net, homes, out),  # drawn if read
     )
 
 

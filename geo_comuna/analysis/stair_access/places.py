@@ -29,11 +29,10 @@ async def walkable_paths(conn: AsyncConnection, commune_id: int) -> Network:
     return net
 
 
-async def transit_stops(
-    conn: AsyncConnection, commune_id: int, net: Network, params: Params
-) -> Attachment:
-    """The transit stops on the paths (none unless ``params.transit_stops``); NotFound when
-    there is neither a stop nor a road with vehicle access to walk to."""
+async def transit_stop_points(
+    conn: AsyncConnection, commune_id: int, params: Params
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The commune's transit stops as (ids, lon, lat) (none unless ``params.transit_stops``)."""
     stop_ids = np.zeros(0, np.int64)
     if params.transit_stops:
         cur = await conn.execute(
@@ -41,16 +40,24 @@ async def transit_stops(
             (commune_id,),
         )
         stop_ids = np.array([r[0] for r in await cur.fetchall()], np.int64)
-    stops = await network.attach(
-        conn, net, commune_id, "facilities", stop_ids, params.max_connector_m
+    return await network.points_of(conn, "facilities", stop_ids)
+
+
+async def attached(
+    net: Network, dw: Dwellings, stops: tuple[np.ndarray, ...], commune_id: int, params: Params
+) -> tuple[Attachment, Attachment]:
+    """The dwellings and the transit stops on the paths (one search for both); NotFound when
+    there is neither a stop nor a road with vehicle access to walk to."""
+    homes, at_stops = await network.attach_points(
+        net, [(dw.ids, dw.lon, dw.lat), stops], params.max_connector_m
     )
-    if not net.vehicles.any() and not stops.attached.any():
+    if not net.vehicles.any() and not at_stops.attached.any():
         raise NotFound(
             f"commune {commune_id} has no road with vehicle access and no transit "
             "stop on its paths: there is nowhere to walk to",
             layer="paths",
         )
-    return stops
+    return homes, at_stops
 
 
 async def elevations(

@@ -11,7 +11,7 @@ points; per-point work is numpy over arrays, never a Python loop over dwellings.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -266,24 +266,53 @@ async def attach(
     The points come from PostGIS in one statement; the search runs here, over the segments
     already loaded, all points at once: a KNN lookup per point in SQL cost ~70 µs each, most
     of a 100,000-dwelling analysis. The commune is the caller's (the segments are its own)."""
+    points = await points_of(conn, table, ids)
+    return (await attach_points(net, [points], max_connector_m))[0]
+
+
+async def points_of(
+    conn: AsyncConnection, table: str, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``ids`` of ``table`` (a point layer) as (ids, lon, lat), sorted by id."""
     ids = np.sort(np.asarray(ids, np.int64))
-    if not len(ids) or not net.n_edges:
-        nan = np.full(len(ids), np.nan)
-        return Attachment(ids, np.full(len(ids), -1), np.zeros(len(ids)), nan, nan, nan)
+    if not len(ids):
+        return ids, np.zeros(0), np.zeros(0)
     query = sql.SQL(sql_text(__package__, "network_points.sql")).format(table=sql.Identifier(table))
     cur = conn.cursor(binary=True)
     await cur.execute(query, {"ids": ids.tolist()})
     found, lon, lat = await cur.fetchone()
-    points = (np.array(found, np.int64), np.array(lon, float), np.array(lat, float))
-    return await work.cpu(_attachment, net, points, max_connector_m)
+    return np.array(found, np.int64), np.array(lon, float), np.array(lat, float)
 
 
 async def attach_dwellings(net: Network, dw: Dwellings, max_connector_m: float) -> Attachment:
     """``attach`` for dwellings already read (their lon/lat are at hand: no query)."""
-    if not len(dw.ids) or not net.n_edges:
-        nan = np.full(len(dw.ids), np.nan)
-        return Attachment(dw.ids, np.full(len(dw.ids), -1), np.zeros(len(dw.ids)), nan, nan, nan)
-    return await work.cpu(_attachment, net, (dw.ids, dw.lon, dw.lat), max_connector_m)
+    return (await attach_points(net, [(dw.ids, dw.lon, dw.lat)], max_connector_m))[0]
+
+
+async def attach_points(
+    net: Network,
+    sets: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    max_connector_m: float,
+) -> list[Attachment]:
+    """``attach`` for sets of points at hand, (ids, lon, lat) each: one search over the
+    segments for all of them (its index is built once), off the event loop."""
+    return await work.cpu(_attach_sets, net, sets, max_connector_m)
+
+
+def _attach_sets(
+    net: Network, sets: list[tuple[np.ndarray, np.ndarray, np.ndarray]], max_connector_m: float
+) -> list[Attachment]:
+    sizes = [len(ids) for ids, _, _ in sets]
+    if not sum(sizes) or not net.n_edges:
+        return [
+            Attachment(ids, np.full(n, -1), np.zeros(n), *[np.full(n, np.nan)] * 3)
+            for (ids, _, _), n in zip(sets, sizes, strict=True)
+        ]
+    ids, lon, lat = (np.concatenate(column) for column in zip(*sets, strict=True))
+    whole = _attachment(net, (ids, lon, lat), max_connector_m)
+    cuts = np.cumsum(sizes)[:-1]
+    parts = [np.split(getattr(whole, f.name), cuts) for f in fields(Attachment)]
+    return [Attachment(*fields) for fields in zip(*parts, strict=True)]
 
 
 #: WGS 84 from its semi-axes, as PostGIS builds its spheroid (flattening (a - b) / a)

@@ -14,6 +14,8 @@ report.py the features, CSV rows and summary; lines.py where each project's pipe
 
 from __future__ import annotations
 
+import functools
+
 from psycopg import AsyncConnection
 
 from geo_comuna import work
@@ -82,7 +84,7 @@ def _rank_and_report(
         features=report.dwelling_features(dw, pipes, rise, ranking, threshold),
         rows=report.project_rows(ranking, listed, params.cost_per_m, greedy, exact),
         warnings=warnings,
-        lines=report.project_lines(ranking, pipes),
+        lines=functools.partial(report.project_lines, ranking, pipes),  # drawn if read
     )
 
 
