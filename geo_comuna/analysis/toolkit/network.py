@@ -120,18 +120,41 @@ def snap(lon: np.ndarray, lat: np.ndarray, srid: int) -> np.ndarray:
 async def load(conn: AsyncConnection, commune_id: int, srid: int) -> Network:
     """The commune's paths as a graph (no paths: an empty network; callers decide)."""
     cur = conn.cursor(binary=True)
-    await cur.execute(sql_text(__package__, "network_paths.sql"), {"commune": commune_id})
+    await cur.execute(
+        sql_text(__package__, "network_paths.sql"), {"commune": commune_id, "kinds": list(KINDS)}
+    )
     return await work.cpu(_network, await cur.fetchone(), srid)
 
 
+#: one path's attributes as network_paths.sql packs them
+PATH_RECORD = np.dtype(
+    [
+        ("id", ">i4"),
+        ("kind", ">i2"),
+        ("steps", ">i4"),
+        ("vehicles", "u1"),
+        ("transit", "u1"),
+        ("npoints", ">i4"),
+    ]
+)
+
+
 def _network(row: tuple, srid: int) -> Network:
-    ids, kinds, path_steps, vehicles, transit, npoints, wkb = row
-    xy, line = _linestrings(np.array(npoints, np.int64), wkb)
+    packed, wkb = row
+    if len(packed) % PATH_RECORD.itemsize:
+        raise ValueError("paths: the packed attributes are cut short")
+    record = np.frombuffer(packed, PATH_RECORD)
+    if not ((record["kind"] >= 1) & (record["kind"] <= len(KINDS))).all():
+        raise ValueError(f"paths: a kind outside {KINDS}")
+    ids, path_steps = record["id"].astype(np.int64), record["steps"].astype(float)
+    vehicles, transit = record["vehicles"] != 0, record["transit"] != 0
+    kind = (record["kind"] - 1).astype(np.int8)
+    npoints = record["npoints"].astype(np.int64)
+    xy, line = _linestrings(npoints, wkb)
     # a segment joins two consecutive vertices of one line, numbered from 1 along it; edges
     # are ordered by (path, segment)
     inner = np.flatnonzero(line[1:] == line[:-1])
-    first_vertex = np.cumsum(npoints) - np.array(npoints, np.int64)
-    ids = np.array(ids, np.int64)
+    first_vertex = np.cumsum(npoints) - npoints
     seg = inner - first_vertex[line[inner]] + 1
     order = np.lexsort((seg, ids[line[inner]]))
     inner, seg = inner[order], seg[order]
@@ -140,7 +163,7 @@ def _network(row: tuple, srid: int) -> Network:
     length = geodesic_m(ends[:, 0, 0], ends[:, 0, 1], ends[:, 1, 0], ends[:, 1, 1], rounded=False)
     # A path's steps are spread over its segments by length.
     path_len = np.bincount(path_ix, weights=length, minlength=len(ids))
-    steps_of = np.array(path_steps, float)[path_ix]
+    steps_of = path_steps[path_ix]
     with np.errstate(invalid="ignore", divide="ignore"):
         steps = np.where(path_len[path_ix] > 0, steps_of * length / path_len[path_ix], 0.0)
     both_lon = np.concatenate([ends[:, 0, 0], ends[:, 1, 0]])
@@ -152,10 +175,10 @@ def _network(row: tuple, srid: int) -> Network:
     return Network(
         ids[path_ix],
         seg.astype(np.int64),
-        np.searchsorted(np.array(KINDS), np.array(kinds, str)).astype(np.int8)[path_ix],
+        kind[path_ix],
         steps,
-        np.array(vehicles, bool)[path_ix],
-        np.array(transit, bool)[path_ix],
+        vehicles[path_ix],
+        transit[path_ix],
         length,
         node[:n].astype(np.int64),
         node[n:].astype(np.int64),
