@@ -94,3 +94,26 @@ def test_utm_zone_is_the_one_proj_names(lon: float, lat: float) -> None:
         datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat)
     )
     assert _utm_code(lon, lat) == int(next(z.code for z in zones if z.code[:3] in ("326", "327")))
+
+
+@pytest.mark.parametrize("split", [False, True])
+async def test_geodesics_are_postgis_geography(
+    conn: AsyncConnection, monkeypatch: pytest.MonkeyPatch, split: bool
+) -> None:
+    # measured in one run, or in two halves on two threads (long runs): the same metres as
+    # ST_Distance and ST_Length on geography, to the last bit
+    monkeypatch.setattr(network, "SHARED_GEODESICS", 2 if split else 10**9)
+    monkeypatch.setattr(network, "_TWO_CPUS", True)
+    rng = np.random.default_rng(9)
+    lon1, lat1 = -67 + rng.uniform(0, 0.05, 301), 10.4 + rng.uniform(0, 0.05, 301)
+    lon2, lat2 = lon1 + rng.normal(0, 0.001, 301), lat1 + rng.normal(0, 0.001, 301)
+    cur = await conn.execute(
+        "SELECT ST_Distance(ST_Point(a, b, 4326)::geography, ST_Point(c, d, 4326)::geography),"
+        " ST_Length(ST_MakeLine(ST_Point(a, b, 4326), ST_Point(c, d, 4326))::geography)"
+        " FROM unnest(%s::float8[], %s::float8[], %s::float8[], %s::float8[])"
+        " WITH ORDINALITY AS p (a, b, c, d, n) ORDER BY n",
+        (lon1.tolist(), lat1.tolist(), lon2.tolist(), lat2.tolist()),
+    )
+    distance, length = zip(*await cur.fetchall(), strict=True)
+    assert network.geodesic_m(lon1, lat1, lon2, lat2).tolist() == list(distance)
+    assert network.geodesic_m(lon1, lat1, lon2, lat2, rounded=False).tolist() == list(length)
