@@ -12,7 +12,7 @@ import pytest
 from psycopg import AsyncConnection
 
 from geo_comuna import accounts, work
-from geo_comuna.analysis import electricity, stair_access
+from geo_comuna.analysis import electricity, stair_access, water_hookups
 from geo_comuna.analysis.base import to_json
 from geo_comuna.api.app import create_app
 from geo_comuna.settings import Settings
@@ -26,7 +26,9 @@ async def commune_id(conn: AsyncConnection) -> int:
     return (await cur.fetchone())[0]
 
 
-@pytest.mark.parametrize("analysis", [electricity, stair_access], ids=lambda a: a.__name__)
+@pytest.mark.parametrize(
+    "analysis", [electricity, stair_access, water_hookups], ids=lambda a: a.__name__
+)
 async def test_side_by_side_gives_the_answer_alone_gives(own_db: str, analysis: object) -> None:
     opened: list[AsyncConnection] = []
 

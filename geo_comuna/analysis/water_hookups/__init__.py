@@ -55,15 +55,32 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     """Pipe length, branch project and pumping need for every dwelling without piped water;
     projects ranked by residents per metre, and chosen under a budget when one is given.
     CSV rows are the projects."""
-    dw = await network.load_dwellings(conn, commune_id, without_piped=True)
-    totals = await report.sector_totals(conn, commune_id)
+    async with work.spare_connection() as other:
+        if other is None:
+            (dw, totals), paths = await _homes(conn, commune_id), None
+        else:  # the paths read and cut on a second connection, on a CPU of their own
+            async with work.beside(_paths(other, commune_id)) as reading:
+                dw, totals = await _homes(conn, commune_id)
+                paths = await reading if len(dw.ids) else None
     if not len(dw.ids):
         return report.nothing_to_connect(totals)
     await require_mains(conn, commune_id)
     warnings: list[str] = []
-    pipes = await lay_pipes(conn, commune_id, dw, params, warnings)
+    pipes = await lay_pipes(conn, commune_id, dw, params, warnings, paths)
     rise = await elevation_rise(conn, commune_id, dw, pipes, warnings)
     return await work.cpu(_rank_and_report, dw, pipes, rise, totals, params, warnings)
+
+
+async def _homes(conn: AsyncConnection, commune_id: int) -> tuple[network.Dwellings, dict]:
+    """The dwellings without piped water, and the residents and homes per sector."""
+    dw = await network.load_dwellings(conn, commune_id, without_piped=True)
+    return dw, await report.sector_totals(conn, commune_id)
+
+
+async def _paths(conn: AsyncConnection, commune_id: int) -> tuple[int, network.Network]:
+    """The commune's UTM zone and its paths as a graph."""
+    srid = await network.utm_srid(conn, commune_id)
+    return srid, await network.load(conn, commune_id, srid)
 
 
 def _rank_and_report(
