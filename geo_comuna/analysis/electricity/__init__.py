@@ -29,7 +29,7 @@ from geo_comuna.analysis.toolkit import network
 from geo_comuna.analysis.toolkit.features import PointFeatures
 from geo_comuna.layers import LAYERS
 
-__all__ = ["ANALYSIS", "Params", "grouped", "run"]
+__all__ = ["ANALYSIS", "Params", "run"]
 
 
 def _num(value: float | None, digits: int = 1) -> float | None:
@@ -37,7 +37,7 @@ def _num(value: float | None, digits: int = 1) -> float | None:
     return None if value is None or np.isnan(value) else round(float(value), digits)
 
 
-def grouped(x: np.ndarray, y: np.ndarray, residents: list[int], params: Params) -> tuple:
+def _grouped(x: np.ndarray, y: np.ndarray, residents: list[int], params: Params) -> tuple:
     """Each dwelling's cluster key (-1: isolated; DBSCAN cluster * 1,000,000 + k-means part)
     and the parts' sites (sites.Sites), from their UTM x/y in id order."""
     dbscan = parts.dbscan(x, y, params.cluster_radius_m, params.min_cluster_size)
@@ -157,7 +157,7 @@ async def _answer(
     ids, residents, kind, sector, lon, lat, x, y = homes
     warnings: list[str] = []
     cluster, placed = await work.cpu(
-        grouped, np.array(x, float), np.array(y, float), residents, params
+        _grouped, np.array(x, float), np.array(y, float), residents, params
     )
     line_m = await _distances_of(
         conn,

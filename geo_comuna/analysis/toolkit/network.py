@@ -337,7 +337,7 @@ def _attach_sets(
     whole = _attachment(net, (ids, lon, lat), max_connector_m)
     cuts = np.cumsum(sizes)[:-1]
     parts = [np.split(getattr(whole, f.name), cuts) for f in fields(Attachment)]
-    return [Attachment(*fields) for fields in zip(*parts, strict=True)]
+    return [Attachment(*values) for values in zip(*parts, strict=True)]
 
 
 #: WGS 84 from its semi-axes, as PostGIS builds its spheroid (flattening (a - b) / a)
