@@ -11,7 +11,9 @@ import httpx
 import pytest
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.accounts import EVERYWHERE
+from geo_comuna.analysis.base import Analysis, Once, Result
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.features.query import resolve_commune
 from geo_comuna.maps.analysis_map import analysis_map
@@ -138,6 +140,27 @@ async def test_a_missing_analysis_shows_a_message(
     commune_id = await resolve_commune(conn, "EL-MAIZAL")
     html = await analysis_map(conn, commune_id, "flood-risk", Page(lang="en"), styles=styles)
     assert "Analysis not available" in html and "Flood risk" in html
+
+
+async def test_an_analysis_that_cannot_finish_shows_why(
+    client: httpx.AsyncClient, conn: AsyncConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An analysis the statement timeout cancels while a package draws its maps (the package
+    keeps each answer, or failure, once): the map still opens and says why."""
+
+    async def slow(conn: AsyncConnection, commune_id: int, params: object) -> Result:
+        async with conn.transaction():  # a savepoint: the test's own transaction lives on
+            await conn.execute("SET LOCAL statement_timeout = 50")
+            await conn.execute("SELECT pg_sleep(5)")
+        return Result({})
+
+    real = all_analyses()["land-recovery"]
+    stuck = Analysis(real.name, real.title_es, real.title_en, real.params, slow, real.reads)
+    monkeypatch.setitem(all_analyses(), "land-recovery", stuck)
+    commune_id = await resolve_commune(conn, "EL-MAIZAL")
+    with work.caching(Once()):
+        html = await analysis_map(conn, commune_id, "land-recovery", Page(lang="en"))
+    assert "Analysis not available" in html and "did not finish" in html
 
 
 async def test_tiles(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
