@@ -85,7 +85,9 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     await cur.execute(sql_text(__package__, "dwellings.sql"), {"commune": commune_id, "srid": srid})
     columns = await cur.fetchone()
     order = network.by_id(np.array(columns[0], np.int64))
-    homes = [np.array(c, object)[order].tolist() for c in columns]
+    homes = [
+        c if isinstance(order, slice) else np.array(c, object)[order].tolist() for c in columns
+    ]
     if not homes[0]:
         return await _nothing(conn, commune_id)
     async with work.spare_connection() as other:
