@@ -13,10 +13,13 @@ import csv
 import io
 
 import httpx
+import numpy as np
 import pytest
 from psycopg import AsyncConnection
 
 from geo_comuna.analysis import electricity
+from geo_comuna.analysis.base import to_json
+from geo_comuna.analysis.electricity import parts
 from tests.network_factories import LAT0, LON0, commune, dwelling, metres, power_line
 
 pytestmark = pytest.mark.anyio
@@ -127,3 +130,19 @@ async def test_sample_through_the_api(client: httpx.AsyncClient) -> None:
     )
     assert len(rows) == geo["summary"]["clusters"]
     assert sum(int(row["dwellings"]) for row in rows) == geo["summary"]["clustered_dwellings"]
+
+
+async def test_too_many_pairs_to_hold_are_clustered_by_postgis(
+    conn: AsyncConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A radius that takes in more pairs of homes than numpy may hold at once: PostGIS'
+    ST_ClusterDBSCAN clusters them, with the same answer to the byte."""
+    cur = await conn.execute("SELECT id FROM communes WHERE code = '5-DE-MARZO'")
+    cid = (await cur.fetchone())[0]
+    params = electricity.Params(cluster_radius_m=25, min_cluster_size=4, dwellings_per_site=40)
+    in_numpy = await electricity.run(conn, cid, params)
+    monkeypatch.setattr(parts, "MAX_PAIRS", 0)
+    assert parts.dbscan(np.zeros(5), np.arange(5.0), 1.0, 2) is None
+    by_postgis = await electricity.run(conn, cid, params)
+    assert in_numpy.summary["clusters"] > 5 and in_numpy.summary["isolated_dwellings"] > 0
+    assert to_json(by_postgis.feature_collection()) == to_json(in_numpy.feature_collection())

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from psycopg import AsyncConnection
 
+from geo_comuna.analysis.electricity import parts
 from geo_comuna.analysis.electricity.parts import clusters, dbscan, kmeans
+from geo_comuna.errors import InvalidInput
 
 pytestmark = pytest.mark.anyio
 
@@ -109,3 +111,12 @@ def test_dbscan_by_hand() -> None:
     assert dbscan(x, np.zeros(6), eps=1.0, min_points=3).tolist() == [0, 0, 0, 0, -1, 0]
     # a radius just short of 1 m: every point is its own cluster, numbered in order
     assert dbscan(x, np.zeros(6), eps=0.999, min_points=1).tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_too_many_parts_for_one_request_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 1,000 homes in one cluster, one per site: 1,000 x 1,000 measures for the seeds alone
+    monkeypatch.setattr(parts, "MAX_KMEANS_WORK", 100_000)
+    x = np.arange(1000.0)
+    with pytest.raises(InvalidInput, match="at least 10 dwellings per site"):
+        clusters([0] * 1000, x, np.zeros(1000), per_part=1)
+    assert len(set(clusters([0] * 1000, x, np.zeros(1000), per_part=10).tolist())) == 100

@@ -37,12 +37,40 @@ def _num(value: float | None, digits: int = 1) -> float | None:
     return None if value is None or np.isnan(value) else round(float(value), digits)
 
 
-def _grouped(x: np.ndarray, y: np.ndarray, residents: list[int], params: Params) -> tuple:
+def _grouped(
+    dbscan: np.ndarray, x: np.ndarray, y: np.ndarray, residents: list[int], params: Params
+) -> tuple:
     """Each dwelling's cluster key (-1: isolated; DBSCAN cluster * 1,000,000 + k-means part)
-    and the parts' sites (sites.Sites), from their UTM x/y in id order."""
-    dbscan = parts.dbscan(x, y, params.cluster_radius_m, params.min_cluster_size)
-    key = parts.clusters(dbscan, x, y, params.dwellings_per_site)
+    and the parts' sites (sites.Sites), from their DBSCAN clusters and UTM x/y in id order."""
+    key = parts.clusters(dbscan.tolist(), x, y, params.dwellings_per_site)
     return key, sites.place(key, x, y, np.array(residents, np.int64))
+
+
+async def _clusters(
+    conn: AsyncConnection,
+    commune_id: int,
+    srid: int,
+    ids: list[int],
+    x: np.ndarray,
+    y: np.ndarray,
+    params: Params,
+) -> np.ndarray:
+    """Each dwelling's DBSCAN cluster (-1: isolated), numbered by first dwelling: in numpy, or
+    by PostGIS when the radius takes in too many pairs of dwellings to hold at once (a
+    dwelling written in between is isolated)."""
+    eps, min_points = params.cluster_radius_m, params.min_cluster_size
+    found = await work.cpu(parts.dbscan, x, y, eps, min_points)
+    if found is not None:
+        return found
+    cur = conn.cursor(binary=True)
+    await cur.execute(
+        sql_text(__package__, "dbscan.sql"),
+        {"commune": commune_id, "srid": srid, "radius": eps, "min_size": min_points},
+    )
+    read, clusters = await cur.fetchone()
+    by_id = dict(zip(read, clusters, strict=True))
+    labels = [by_id.get(i) for i in ids]
+    return parts.by_first_point(np.array([-1 if c is None else c for c in labels], np.int64))
 
 
 async def line_distances(
@@ -158,9 +186,9 @@ async def _answer(
 ) -> Result:
     ids, residents, kind, sector, lon, lat, x, y = homes
     warnings: list[str] = []
-    cluster, placed = await work.cpu(
-        _grouped, np.array(x, float), np.array(y, float), residents, params
-    )
+    x, y = np.array(x, float), np.array(y, float)
+    dbscan = await _clusters(conn, commune_id, srid, ids, x, y, params)
+    cluster, placed = await work.cpu(_grouped, dbscan, x, y, residents, params)
     line_m = await _distances_of(
         conn,
         commune_id,

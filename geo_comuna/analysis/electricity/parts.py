@@ -31,15 +31,24 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from geo_comuna.errors import InvalidInput
+
 MAX_ROUNDS = 1000  # PostGIS gives up (an error) after as many
+#: DBSCAN's pairs within the radius held at once (~60 bytes each while they are sorted out)
+MAX_PAIRS = 4_000_000
+PAIR_SAMPLE = 500  # points whose neighbours estimate the pairs
+#: k-means' homes x parts in one cluster (its seeds measure each home once per part: ~1 s)
+MAX_KMEANS_WORK = 200_000_000
 #: margin (m, and relative) on the distance bounds: far above the rounding of UTM metres
 SLACK_M = 1e-6
 SLACK = 1e-9
 
 
-def dbscan(x: np.ndarray, y: np.ndarray, eps: float, min_points: int) -> np.ndarray:
+def dbscan(x: np.ndarray, y: np.ndarray, eps: float, min_points: int) -> np.ndarray | None:
     """Each point's cluster (-1: noise), as ``ST_ClusterDBSCAN(geom, eps, min_points)`` over
-    the points in this order groups them.
+    the points in this order groups them; None when they hold more than about ``MAX_PAIRS``
+    pairs within ``eps`` (a radius that takes in whole barrios): too many to hold at once,
+    PostGIS' own, which never holds them, does those (``by_first_point`` numbers its answer).
 
     A point with at least ``min_points`` points within ``eps`` (itself included) is a core;
     cores within ``eps`` of each other share a cluster; any other point within ``eps`` of a
@@ -51,9 +60,14 @@ def dbscan(x: np.ndarray, y: np.ndarray, eps: float, min_points: int) -> np.ndar
     label = np.full(n, -1, np.int64)
     if n == 0 or n < min_points:  # PostGIS gives up before looking, too
         return label
-    pairs = cKDTree(np.column_stack([x, y])).query_pairs(
-        eps * (1 + SLACK) + SLACK_M, output_type="ndarray"
-    )
+    points = np.column_stack([x, y])
+    tree = cKDTree(points)
+    reach = eps * (1 + SLACK) + SLACK_M
+    # pairs within reach, estimated from every (n / PAIR_SAMPLE)-th point's neighbours
+    sample = points[:: max(1, n // PAIR_SAMPLE)]
+    if tree.query_ball_point(sample, reach, return_length=True).mean() * n / 2 > MAX_PAIRS:
+        return None
+    pairs = tree.query_pairs(reach, output_type="ndarray")
     i, j = pairs[:, 0], pairs[:, 1]
     h, v = x[j] - x[i], y[j] - y[i]
     near = np.sqrt(h * h + v * v) <= eps  # PostGIS' distance and test, not the tree's
@@ -69,7 +83,12 @@ def dbscan(x: np.ndarray, y: np.ndarray, eps: float, min_points: int) -> np.ndar
     order = np.lexsort((cores, borders))
     first = order[np.r_[True, borders[order][1:] != borders[order][:-1]]] if len(order) else order
     label[borders[first]] = component[cores[first]]
-    # numbered by first point
+    return by_first_point(label)
+
+
+def by_first_point(label: np.ndarray) -> np.ndarray:
+    """The same clusters (-1: none) numbered from 0 in the order of their first point."""
+    label = np.array(label, np.int64)
     on = np.flatnonzero(label >= 0)
     found, start = np.unique(label[on], return_index=True)
     number = np.empty(len(found), np.int64)
@@ -195,5 +214,12 @@ def clusters(dbscan: list[int | None], x: np.ndarray, y: np.ndarray, per_part: i
     for c in np.unique(group[group >= 0]).tolist():
         members = np.flatnonzero(group == c)
         k = math.ceil(len(members) / float(per_part))
+        if len(members) * k > MAX_KMEANS_WORK:  # the seeds alone measure every home k times
+            least = math.ceil(len(members) ** 2 / MAX_KMEANS_WORK)
+            raise InvalidInput(
+                f"dwellings_per_site={per_part} would cut a cluster of {len(members):,} "
+                f"dwellings into {k:,} parts: more work than one request may do; ask for at "
+                f"least {least:,} dwellings per site"
+            )
         key[members] = c * 1_000_000 + kmeans(x[members], y[members], k)
     return key
