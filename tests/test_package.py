@@ -23,7 +23,7 @@ import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna import accounts, work
-from geo_comuna.analysis.base import Analysis, Once, Result, Unfinished, answer
+from geo_comuna.analysis.base import Once, Unfinished, answer
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.db.versions import VersionedCache
 from geo_comuna.features.query import require_commune
@@ -44,6 +44,7 @@ from geo_comuna.maps.package import (
 )
 from geo_comuna.maps.styles import Styles
 from geo_comuna.settings import Settings
+from tests.analysis_factories import timing_out
 from tests.conftest import api_client
 
 pytestmark = pytest.mark.anyio
@@ -224,16 +225,8 @@ async def test_an_analysis_that_cannot_finish_is_said_once(conn: AsyncConnection
     raised to each as Unfinished with the reason in Spanish and English, and README.txt
     names it in both."""
     runs: list[int] = []
-
-    async def slow(conn: AsyncConnection, commune_id: int, params: object) -> Result:
-        runs.append(commune_id)
-        async with conn.transaction():  # a savepoint: the test's own transaction lives on
-            await conn.execute("SET LOCAL statement_timeout = 50")
-            await conn.execute("SELECT pg_sleep(5)")
-        return Result({})
-
     real = all_analyses()["land-recovery"]
-    analysis = Analysis(real.name, real.title_es, real.title_en, real.params, slow, real.reads)
+    analysis = timing_out(real, runs)
     commune_id = await require_commune(conn, COMMUNE)
     answers = Once()
     with work.caching(answers):

@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna import work
 from geo_comuna.accounts import EVERYWHERE
-from geo_comuna.analysis.base import Analysis, Once, Result
+from geo_comuna.analysis.base import Once
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.features.query import resolve_commune
 from geo_comuna.maps.analysis_map import analysis_map
@@ -21,6 +21,7 @@ from geo_comuna.maps.commune import commune_map
 from geo_comuna.maps.page import Page
 from geo_comuna.maps.styles import Styles
 from geo_comuna.settings import Settings
+from tests.analysis_factories import timing_out
 from tests.conftest import api_client
 
 pytestmark = pytest.mark.anyio
@@ -147,16 +148,9 @@ async def test_an_analysis_that_cannot_finish_shows_why(
 ) -> None:
     """An analysis the statement timeout cancels while a package draws its maps (the package
     keeps each answer, or failure, once): the map still opens and says why."""
-
-    async def slow(conn: AsyncConnection, commune_id: int, params: object) -> Result:
-        async with conn.transaction():  # a savepoint: the test's own transaction lives on
-            await conn.execute("SET LOCAL statement_timeout = 50")
-            await conn.execute("SELECT pg_sleep(5)")
-        return Result({})
-
-    real = all_analyses()["land-recovery"]
-    stuck = Analysis(real.name, real.title_es, real.title_en, real.params, slow, real.reads)
-    monkeypatch.setitem(all_analyses(), "land-recovery", stuck)
+    monkeypatch.setitem(
+        all_analyses(), "land-recovery", timing_out(all_analyses()["land-recovery"])
+    )
     commune_id = await resolve_commune(conn, "EL-MAIZAL")
     with work.caching(Once()):
         html = await analysis_map(conn, commune_id, "land-recovery", Page(lang="en"))

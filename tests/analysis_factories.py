@@ -1,0 +1,22 @@
+"""An analysis that cannot finish, for tests of what pages, maps and packages say then."""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection
+
+from geo_comuna.analysis.base import Analysis, Result
+
+
+def timing_out(real: Analysis, runs: list[int] | None = None) -> Analysis:
+    """``real`` with a run the statement timeout cancels (each commune it is run for goes in
+    ``runs``)."""
+
+    async def slow(conn: AsyncConnection, commune_id: int, params: object) -> Result:
+        if runs is not None:
+            runs.append(commune_id)
+        async with conn.transaction():  # a savepoint: the test's own transaction lives on
+            await conn.execute("SET LOCAL statement_timeout = 50")
+            await conn.execute("SELECT pg_sleep(5)")
+        return Result({})
+
+    return Analysis(real.name, real.title_es, real.title_en, real.params, slow, real.reads)
