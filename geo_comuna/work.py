@@ -194,10 +194,10 @@ async def spare_connection() -> AsyncIterator[Any]:
 
 @asynccontextmanager
 async def beside(step: Awaitable[T]) -> AsyncIterator[asyncio.Future[T]]:
-    """``step`` (a statement on the spare connection) running beside the block's own; the
-    block awaits it for its result (its error then rises there, as itself). Whatever the
-    block does not wait for is cancelled, and waited for, before the block ends: the spare
-    connection never goes back to its pool with a statement running."""
+    """``step`` (a statement on the spare connection, or CPU work on a worker) running beside
+    the block's own; the block awaits it for its result (its error then rises there, as
+    itself). Whatever the block does not wait for is cancelled, and waited for, before the
+    block ends: the spare connection never goes back to its pool with a statement running."""
     task = asyncio.ensure_future(step)
     try:
         yield task

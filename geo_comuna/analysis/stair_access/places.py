@@ -32,15 +32,21 @@ async def walkable_paths(conn: AsyncConnection, commune_id: int) -> Network:
 async def transit_stop_points(
     conn: AsyncConnection, commune_id: int, params: Params
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The commune's transit stops as (ids, lon, lat) (none unless ``params.transit_stops``)."""
-    stop_ids = np.zeros(0, np.int64)
+    """The commune's transit stops as (ids, lon, lat), sorted by id (none unless
+    ``params.transit_stops``)."""
+    rows: list[tuple] = []
     if params.transit_stops:
         cur = await conn.execute(
-            "SELECT id FROM facilities WHERE commune_id = %s AND kind = 'transit_stop'",
+            "SELECT id, ST_X(geom), ST_Y(geom) FROM facilities "
+            "WHERE commune_id = %s AND kind = 'transit_stop' ORDER BY id",
             (commune_id,),
         )
-        stop_ids = np.array([r[0] for r in await cur.fetchall()], np.int64)
-    return await network.points_of(conn, "facilities", stop_ids)
+        rows = await cur.fetchall()
+    return (
+        np.array([r[0] for r in rows], np.int64),
+        np.array([r[1] for r in rows], float),
+        np.array([r[2] for r in rows], float),
+    )
 
 
 async def attached(

@@ -291,22 +291,17 @@ async def attach(
     The points come from PostGIS in one statement; the search runs here, over the segments
     already loaded, all points at once: a KNN lookup per point in SQL cost ~70 µs each, most
     of a 100,000-dwelling analysis. The commune is the caller's (the segments are its own)."""
-    points = await points_of(conn, table, ids)
-    return (await attach_points(net, [points], max_connector_m))[0]
-
-
-async def points_of(
-    conn: AsyncConnection, table: str, ids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows ``ids`` of ``table`` (a point layer) as (ids, lon, lat), sorted by id."""
     ids = np.sort(np.asarray(ids, np.int64))
-    if not len(ids):
-        return ids, np.zeros(0), np.zeros(0)
-    query = sql.SQL(sql_text(__package__, "network_points.sql")).format(table=sql.Identifier(table))
-    cur = conn.cursor(binary=True)
-    await cur.execute(query, {"ids": ids.tolist()})
-    found, lon, lat = await cur.fetchone()
-    return np.array(found, np.int64), np.array(lon, float), np.array(lat, float)
+    points = (ids, np.zeros(0), np.zeros(0))
+    if len(ids):
+        query = sql.SQL(sql_text(__package__, "network_points.sql")).format(
+            table=sql.Identifier(table)
+        )
+        cur = conn.cursor(binary=True)
+        await cur.execute(query, {"ids": ids.tolist()})
+        found, lon, lat = await cur.fetchone()
+        points = (np.array(found, np.int64), np.array(lon, float), np.array(lat, float))
+    return (await attach_points(net, [points], max_connector_m))[0]
 
 
 async def attach_dwellings(net: Network, dw: Dwellings, max_connector_m: float) -> Attachment:

@@ -55,9 +55,10 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     """Pipe length, branch project and pumping need for every dwelling without piped water;
     projects ranked by residents per metre, and chosen under a budget when one is given.
     CSV rows are the projects."""
+    paths = None
     async with work.spare_connection() as other:
         if other is None:
-            (dw, totals), paths = await _homes(conn, commune_id), None
+            dw, totals = await _homes(conn, commune_id)
         else:  # the paths read and cut on a second connection, on a CPU of their own
             async with work.beside(_paths(other, commune_id)) as reading:
                 dw, totals = await _homes(conn, commune_id)
@@ -65,6 +66,8 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     if not len(dw.ids):
         return report.nothing_to_connect(totals)
     await require_mains(conn, commune_id)
+    if paths is None:  # no second connection: read after the homes, on the request's own
+        paths = await _paths(conn, commune_id)
     warnings: list[str] = []
     pipes = await lay_pipes(conn, commune_id, dw, params, warnings, paths)
     rise = await elevation_rise(conn, commune_id, dw, pipes, warnings)

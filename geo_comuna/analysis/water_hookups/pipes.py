@@ -7,7 +7,6 @@ Lengths are geodesic metres; elevations are metres, sampled from the DEM.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,28 +93,20 @@ async def lay_pipes(
     dw: Dwellings,
     params: Params,
     warnings: list[str],
-    paths: tuple[int, network.Network] | None = None,
+    paths: tuple[int, network.Network],
 ) -> Pipes:
     """One Dijkstra from all taps gives every dwelling its network pipe and branch project;
-    the dwellings it misses get a straight line to the nearest main. ``paths``: the UTM zone
-    and the paths' graph when already read (else read here)."""
-    if paths is None:
-        srid = await network.utm_srid(conn, commune_id)
-        paths = srid, await network.load(conn, commune_id, srid)
+    the dwellings it misses get a straight line to the nearest main. ``paths``: the commune's
+    UTM zone and its paths' graph."""
     srid, net = paths
     if not net.n_edges:
         warnings.append(
             "this commune has no paths mapped: every length is a straight line to the nearest main"
         )
-    # the homes are attached (CPU) while the taps are read (the database)
-    attaching = asyncio.ensure_future(network.attach_dwellings(net, dw, params.max_connector_m))
-    try:
+    # the homes are attached (CPU, on a worker) while the taps are read (the database)
+    async with work.beside(network.attach_dwellings(net, dw, params.max_connector_m)) as attaching:
         taps = await load_taps(conn, commune_id, net, srid, params.tap_reach_m)
-    except BaseException:
-        attaching.cancel()
-        await asyncio.gather(attaching, return_exceptions=True)
-        raise
-    att = await attaching
+        att = await attaching
     tree, routes, projects, pieces = await work.cpu(_branches, net, taps, att, dw)
     on = routes.on_network
     off = np.flatnonzero(~on)
