@@ -152,10 +152,11 @@ async def path_commune(conn: Conn, commune: CommuneRef) -> int:
     return await require_commune(conn, commune)
 
 
-async def query_commune(
-    conn: Conn,
-    commune: Annotated[str | None, Query(description="commune id or registry code")] = None,
-) -> int | None:
+#: ``?commune=``, a commune as a query names it
+CommuneQuery = Annotated[str | None, Query(description="commune id or registry code")]
+
+
+async def query_commune(conn: Conn, commune: CommuneQuery = None) -> int | None:
     """The id of the ``?commune=`` commune (None without one); a 404 naming the value when
     there is none."""
     return None if commune is None else await require_commune(conn, commune)
@@ -279,14 +280,16 @@ def trusted_host(request: Request, settings: Settings) -> bool:
     return False
 
 
+Limit = Annotated[int | None, Query(ge=1, description="items per page")]
+Offset = Annotated[int, Query(ge=0, le=100_000_000)]
+After = Annotated[
+    int | None,
+    Query(ge=0, le=2_147_483_647, description="the page after this feature id ('next' links)"),
+]
+
+
 async def paging(
-    settings: SettingsDep,
-    limit: Annotated[int | None, Query(ge=1, description="items per page")] = None,
-    offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
-    after: Annotated[
-        int | None,
-        Query(ge=0, le=2_147_483_647, description="the page after this feature id ('next' links)"),
-    ] = None,
+    settings: SettingsDep, limit: Limit = None, offset: Offset = 0, after: After = None
 ) -> tuple[int, int, int | None]:
     """``limit`` items from ``offset``, or after the feature ``after`` (keyset: what the
     ``next`` links carry, as fast at any depth as the first page). A limit above the maximum
@@ -319,32 +322,43 @@ def parse_bbox(
     return crs.parse_bbox_numbers(numbers, value, bbox_crs)
 
 
+# The query parameters of a page of features (api/features.py items), declared once here
+Bbox = Annotated[str | None, Query(description="west,south,east,north in bbox-crs (default CRS84)")]
+BboxCrs = Annotated[str | None, Query(alias="bbox-crs", description=_CRS_HELP)]
+FilterText = Annotated[
+    str | None, Query(alias="filter", description="a CQL2 filter over the queryables")
+]
+FilterLang = Annotated[
+    str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json")
+]
+FilterCrs = Annotated[
+    str | None, Query(alias="filter-crs", description=f"CRS of the filter's {_CRS_HELP}")
+]
+Datetime = Annotated[
+    str | None,
+    Query(
+        description="a date, an RFC 3339 date-time or an interval start/end ('..' open) "
+        "matched against the layer's temporal property (parcels: recovered_on, "
+        "communes: founded)"
+    ),
+]
+Sortby = Annotated[
+    str | None, Query(description="queryables to sort by, '-' for descending: -recovered_on")
+]
+Properties = Annotated[str | None, Query(description="the properties to include, comma-separated")]
+
+
 async def filters(
     request: Request,
-    layer: LayerDep,
-    access: ReaderAccess,
-    commune_id: CommuneFilter,
-    bbox: Annotated[
-        str | None, Query(description="west,south,east,north in bbox-crs (default CRS84)")
-    ] = None,
-    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description=_CRS_HELP)] = None,
-    filter_text: Annotated[
-        str | None, Query(alias="filter", description="a CQL2 filter over the queryables")
-    ] = None,
-    filter_lang: Annotated[
-        str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json")
-    ] = None,
-    filter_crs: Annotated[
-        str | None, Query(alias="filter-crs", description=f"CRS of the filter's {_CRS_HELP}")
-    ] = None,
-    datetime: Annotated[
-        str | None,
-        Query(
-            description="a date, an RFC 3339 date-time or an interval start/end ('..' open) "
-            "matched against the layer's temporal property (parcels: recovered_on, "
-            "communes: founded)"
-        ),
-    ] = None,
+    layer: Layer,
+    access: Access,
+    commune_id: int | None,
+    bbox: str | None,
+    bbox_crs: str | None,
+    filter_text: str | None,
+    filter_lang: str | None,
+    filter_crs: str | None,
+    datetime: str | None,
 ) -> Filters:
     """bbox, commune, datetime, equality filters on any attribute (``?tenure=abandoned,occupied``)
     and a CQL2 filter (features/cql), all of which a feature must match."""
@@ -390,9 +404,6 @@ async def filters(
     )
 
 
-FiltersDep = Annotated[Filters, Depends(filters)]
-
-
 #: ``?crs=``, the CRS a feature response's coordinates are in
 CrsParam = Annotated[str | None, Query(alias="crs", description=_CRS_HELP)]
 
@@ -405,16 +416,8 @@ async def response_crs(value: CrsParam = None) -> crs.Crs:
 CrsDep = Annotated[crs.Crs, Depends(response_crs)]
 
 
-async def output(
-    layer: LayerDep,
-    access: ReaderAccess,
-    response: CrsDep,
-    sortby: Annotated[
-        str | None, Query(description="queryables to sort by, '-' for descending: -recovered_on")
-    ] = None,
-    properties: Annotated[
-        str | None, Query(description="the properties to include, comma-separated")
-    ] = None,
+def output(
+    layer: Layer, access: Access, response: crs.Crs, sortby: str | None, properties: str | None
 ) -> Output:
     """The CRS, order and properties of the features a request gets (features/output.py)."""
     return Output(
@@ -422,6 +425,3 @@ async def output(
         parse_sortby(layer, access, sortby),
         parse_properties(layer, access, properties),
     )
-
-
-OutputDep = Annotated[Output, Depends(output)]

@@ -19,18 +19,29 @@ from geo_comuna.accounts import Access
 from geo_comuna.api import etags, tenure_meta
 from geo_comuna.api.deps import (
     CRS84,
+    After,
+    Bbox,
+    BboxCrs,
     CollectionId,
+    CommuneQuery,
     Conn,
-    Counts,
     CrsParam,
-    FiltersDep,
+    Datetime,
+    FilterCrs,
+    FilterLang,
+    FilterText,
     Lang,
     LayerDep,
-    OutputDep,
-    Paging,
+    Limit,
+    Offset,
+    Properties,
     ReaderAccess,
     SettingsDep,
+    Sortby,
     base_url,
+    filters,
+    output,
+    paging,
     reading,
 )
 from geo_comuna.api.pages import HTML_CONTENT, PageLang, html, page_lang, wants_html
@@ -38,13 +49,23 @@ from geo_comuna.api.parameters import check_request, own_parameters
 from geo_comuna.api.schema import SCHEMA_JSON, SCHEMA_REL
 from geo_comuna.errors import NotFound
 from geo_comuna.features import crs, query
+from geo_comuna.features.filters import Filters
+from geo_comuna.features.output import Output
+from geo_comuna.features.query import require_commune
 from geo_comuna.layers import LAYERS, Layer, get_layer
 from geo_comuna.layers.tenure import COLLECTIONS
 from geo_comuna.maps import pages
 from geo_comuna.maps.styles import Styles
+from geo_comuna.settings import Settings
 from geo_comuna.tenure import records
 
 router = APIRouter()
+#: Pages of features and one feature by id, the hottest reads, on a router of their own that
+#: the app includes without the readers' dependencies (api/app.py): they resolve them in one
+#: call (deps.reading) and call the page's own (paging, filters, output) as functions, since
+#: FastAPI's solving of a dozen or thirty dependencies took longer than the answer's
+#: statement in PostgreSQL (bench/README.md).
+item_router = APIRouter()
 GEOJSON = "application/geo+json"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -323,7 +344,7 @@ def _page_links(
     return links
 
 
-@router.get(
+@item_router.get(
     "/collections/{collection_id}/items",
     summary="Features of a layer",
     response_class=Response,
@@ -332,14 +353,20 @@ def _page_links(
 @own_parameters  # any attribute filters (api/deps.py filters)
 async def items(
     request: Request,
-    settings: SettingsDep,
-    conn: Conn,
-    layer: LayerDep,
-    filters: FiltersDep,
-    paging: Paging,
-    counts: Counts,
-    access: ReaderAccess,
-    output: OutputDep,
+    collection_id: CollectionId,
+    limit: Limit = None,
+    offset: Offset = 0,
+    after: After = None,
+    bbox: Bbox = None,
+    bbox_crs: BboxCrs = None,
+    commune: CommuneQuery = None,
+    filter_text: FilterText = None,
+    filter_lang: FilterLang = None,
+    filter_crs: FilterCrs = None,
+    datetime: Datetime = None,
+    sortby: Sortby = None,
+    properties: Properties = None,
+    crs_value: CrsParam = None,
 ) -> Response:
     """GeoJSON FeatureCollection (RFC 7946). Filter with ``bbox``, ``commune``, any
     attribute (``?tenure=abandoned,occupied``) and a CQL2 ``filter``; page with the ``next``
@@ -349,6 +376,39 @@ async def items(
 
     Members-only properties (a home's residents, notes) are absent, and members-only
     positions (homes) null, except in features of the reader's communes (admins: all)."""
+    await check_request(request)
+    # what the readers' dependencies and the page's own gave, in the order they came
+    async with reading(request) as (conn, access):  # who reads first (401)
+        settings = request.app.state.settings
+        layer = get_layer(collection_id)
+        commune_id = None if commune is None else await require_commune(conn, commune)
+        where = await filters(
+            request,
+            layer,
+            access,
+            commune_id,
+            bbox,
+            bbox_crs,
+            filter_text,
+            filter_lang,
+            filter_crs,
+            datetime,
+        )
+        paged = await paging(settings, limit, offset, after)
+        shape = output(layer, access, crs.parse(crs_value, "crs"), sortby, properties)
+        return await _items(request, conn, settings, layer, where, paged, access, shape)
+
+
+async def _items(
+    request: Request,
+    conn: AsyncConnection,
+    settings: Settings,
+    layer: Layer,
+    filters: Filters,
+    paging: tuple[int, int, int | None],
+    access: Access,
+    output: Output,
+) -> Response:
     limit, offset, after = paging
     base = base_url(request, settings)
     etag = await etags.page(conn, layer, request, base, access)
@@ -360,7 +420,7 @@ async def items(
         filters,
         limit=limit,
         offset=offset,
-        counts=counts,
+        counts=request.app.state.counts,
         access=access,
         output=output,
         after=after,
@@ -386,12 +446,6 @@ async def items(
 def _content_crs(used: crs.Crs) -> dict[str, str]:
     """Part 2's header naming the CRS of a response's coordinates."""
     return {"Content-Crs": f"<{used.uri}>"}
-
-
-#: One feature by id, on a router of its own that the app includes without the readers'
-#: dependencies (api/app.py): it resolves them in one call (deps.reading), since FastAPI's
-#: solving of a dozen dependencies took longer than the answer's statement in PostgreSQL.
-item_router = APIRouter()
 
 
 @item_router.get(
