@@ -29,7 +29,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna import __version__
 from geo_comuna.accounts import Access
-from geo_comuna.db.versions import versions
+from geo_comuna.db.versions import Versions, versions
 from geo_comuna.layers import Layer
 
 
@@ -44,11 +44,21 @@ def read_tables(layer: Layer) -> set[str]:
     }
 
 
+def page_tables(layer: Layer) -> set[str]:
+    """The tables whose versions a page of ``layer`` is an ETag of."""
+    return {layer.table, *read_tables(layer)}
+
+
 async def page(
     conn: AsyncConnection, layer: Layer, request: Request, base: str, access: Access
 ) -> str:
     """The ETag of a page of features, before it is built (``base``: where its links start)."""
-    found = await versions(conn, {layer.table, *read_tables(layer)})
+    return page_etag(layer, request, base, access, await versions(conn, page_tables(layer)))
+
+
+def page_etag(layer: Layer, request: Request, base: str, access: Access, found: Versions) -> str:
+    """The ETag of a page of features from the versions of its page_tables, ``found`` before
+    the page or in the page's own statement (features/query.py page)."""
     reader = access.key if layer.restricted else None
     query = sorted(request.query_params.multi_items())
     return f'W/"{_digest(__version__, layer.name, base, query, found, reader)}"'

@@ -411,9 +411,13 @@ async def _items(
 ) -> Response:
     limit, offset, after = paging
     base = base_url(request, settings)
-    etag = await etags.page(conn, layer, request, base, access)
-    if etags.fresh(request, etag):
-        return etags.not_modified(etag)  # the client has this page: not built again
+    # A client holding a page learns it is current before the page is built; any other
+    # request reads the versions its ETag digests in the page's own statement: one round trip
+    ask_first = etags.held(request) or query.kept_per_version(layer)
+    if ask_first:
+        etag = await etags.page(conn, layer, request, base, access)
+        if etags.fresh(request, etag):
+            return etags.not_modified(etag)  # the client has this page: not built again
     page = await query.page(
         conn,
         layer,
@@ -424,7 +428,10 @@ async def _items(
         access=access,
         output=output,
         after=after,
+        tables=() if ask_first else etags.page_tables(layer),
     )
+    if not ask_first:
+        etag = etags.page_etag(layer, request, base, access, page.versions)
     links = _page_links(request, base, layer, paging, page, keyed=not output.sortby)
     head = json.dumps(
         {

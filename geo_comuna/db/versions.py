@@ -31,14 +31,18 @@ Versions = tuple[tuple[str, int], ...]
 
 
 async def versions(conn: AsyncConnection, tables: Iterable[str]) -> Versions:
-    """(table, version) of each table, in name order; 0 for a table never written."""
+    """(table, version) of each table, in name order (Python's, as VERSIONS_SQL keeps it);
+    0 for a table never written."""
     names = sorted(set(tables))
-    cur = await conn.execute(
-        "SELECT t, coalesce(v.version, 0) FROM unnest(%s::text[]) t "
-        "LEFT JOIN layer_versions v ON v.layer = t ORDER BY t",
-        (names,),
-    )
-    return tuple(await cur.fetchall())
+    cur = await conn.execute(f"SELECT {VERSIONS_SQL}", {"tables": names})
+    return tuple(zip(names, (await cur.fetchone())[0], strict=True))
+
+
+#: the versions of the tables ``%(tables)s`` names, as an array in the same order: a column a
+#: statement can carry beside its answer, so that both come from one snapshot
+VERSIONS_SQL = """(SELECT coalesce(array_agg(coalesce(v.version, 0) ORDER BY n.i), '{}')
+    FROM unnest(%(tables)s::text[]) WITH ORDINALITY n(t, i)
+    LEFT JOIN layer_versions v ON v.layer = n.t)"""
 
 
 class VersionedCache:

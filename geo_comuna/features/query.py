@@ -20,12 +20,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
 from geo_comuna.accounts import Access
+from geo_comuna.db.versions import VERSIONS_SQL, Versions
 from geo_comuna.errors import InvalidInput, NotFound, Said
 from geo_comuna.features.attributes import is_text
 from geo_comuna.features.crs import CRS84, Crs
@@ -100,6 +102,15 @@ class Page:
     more: bool = False
     #: the id of the page's last feature (what ``after`` takes for the next page)
     last_id: int | None = None
+    #: (table, version) of the tables page() was asked for, read in the page's own statement
+    versions: Versions = ()
+
+
+def kept_per_version(layer: Layer) -> bool:
+    """Are ``layer``'s pages kept per version of the tables they read (work.cache)? Those
+    of a layer whose derived properties read other tables (the communes' per-state
+    breakdown): such a page costs what those tables hold, not what it shows."""
+    return any(d.reads for d in layer.derived)
 
 
 async def page(
@@ -113,14 +124,15 @@ async def page(
     access: Access,
     output: Output | None = None,
     after: int | None = None,
+    tables: Iterable[str] = (),
 ) -> Page:
     """One page of features, as ``access`` may read them, shaped by ``output`` (CRS, order,
-    properties). A layer whose derived properties read other tables (the communes'
-    per-state breakdown) is kept per version of them all (work.cache), since its page costs
-    what those tables hold, not what it shows.
+    properties); kept per version where kept_per_version says.
 
     ``after``: only features of higher id (the id order; with ``sortby`` an ``after`` is
-    refused, the order is another one)."""
+    refused, the order is another one). ``tables``: whose versions the page carries
+    (``Page.versions``, from the page's own snapshot); not with a kept layer's pages, whose
+    versions are those they were kept under."""
     output = output or Output()
     if after is not None and output.sortby:
         raise InvalidInput(
@@ -131,15 +143,19 @@ async def page(
             ),
             layer=layer.name,
         )
-    reads = {table for d in layer.derived for table in d.reads}
     cache = work.cache()
-    if not reads or cache is None:
-        return await _page(conn, layer, filters, limit, offset, counts, access, output, after)
+    names = sorted(set(tables))
+    if not kept_per_version(layer) or cache is None:
+        return await _page(
+            conn, layer, filters, limit, offset, counts, access, output, after, names
+        )
+    if names:
+        raise ValueError(f"{layer.name}'s pages are kept per version: read their versions first")
     reader = access.key if layer.restricted else None
     return await cache.get_or_compute(
         conn,
         ("page", layer.name, filters.key(), reader, limit, offset, after, output.key()),
-        {layer.table, *reads},
+        {layer.table, *(table for d in layer.derived for table in d.reads)},
         lambda: _page(conn, layer, filters, limit, offset, counts, access, output, after),
     )
 
@@ -154,6 +170,7 @@ async def _page(
     access: Access,
     output: Output,
     after: int | None = None,
+    tables: list[str] | None = None,
 ) -> Page:
     where, params = where_sql(layer, filters, access)
     order, private_order = order_sql(layer, access, output)
@@ -168,7 +185,7 @@ async def _page(
     params.update(layer=layer.name, limit=limit, offset=offset, known=cached[0] if cached else None)
     # the key narrows the page, never what numberMatched counts
     keyed = where if after is None else sql.SQL("{} AND t.id > %(after)s").format(where)
-    params["after"] = after
+    params.update(after=after, tables=tables or [])
     table = sql.Identifier(layer.table)
     query = sql.SQL("""
         WITH probe AS (SELECT t.id, {rank} AS n FROM {table} t WHERE {keyed}
@@ -183,8 +200,10 @@ async def _page(
                (SELECT id FROM ids ORDER BY n DESC LIMIT 1),
                (SELECT string_agg(f.feature, ',' ORDER BY f.n) FROM
                    (SELECT ids.n, {feature} AS feature
-                    FROM ids JOIN {table} t ON t.id = ids.id {joins}) f)
+                    FROM ids JOIN {table} t ON t.id = ids.id {joins}) f),
+               {versions}
     """).format(
+        versions=sql.SQL(VERSIONS_SQL if tables else "NULL"),
         table=table,
         where=where,
         keyed=keyed,
@@ -194,12 +213,13 @@ async def _page(
         rank=rank or sql.SQL("t.id"),
     )
     cur = await conn.execute(query, params)
-    version, count, returned, more, last_id, text = await cur.fetchone()
+    version, count, returned, more, last_id, text, found = await cur.fetchone()
     if count is None:
         count = cached[1]
     else:
         counts.put(key, version, count)
-    return Page(text or "", returned, count, more, last_id)
+    found = tuple(zip(tables, found, strict=True)) if tables else ()
+    return Page(text or "", returned, count, more, last_id, found)
 
 
 async def one(
