@@ -263,6 +263,8 @@ async def test_a_page_not_changed_since_is_304(client: httpx.AsyncClient) -> Non
     after = await client.get(url, headers={"If-None-Match": etag})
     assert after.status_code == 200 and after.headers["etag"] != etag
     assert after.json()["features"][0]["properties"]["code"] == "ETAG-1"
+    # the ETag read in the page's own statement (no If-None-Match) is the one asked first
+    assert (await client.get(url)).headers["etag"] == after.headers["etag"]
 
 
 async def test_page_etags_tell_readers_apart_where_what_they_read_differs(
