@@ -205,6 +205,10 @@ def _today() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+#: where a SQLite file's header holds its change counter and the version-valid-for number
+_SQLITE_COUNTERS = (24, 92)
+
+
 def steady(gpkg: Path) -> None:
     """The GeoPackage's change times (gpkg_contents.last_change, which GDAL sets to the
     millisecond) cut to the day, so that one day's package of the same data is the same
@@ -214,6 +218,15 @@ def steady(gpkg: Path) -> None:
     with sqlite3.connect(gpkg) as db:
         db.execute("UPDATE gpkg_contents SET last_change = ?", (day,))
     db.close()
+    # SQLite counts the transactions that changed the file in its header (the file change
+    # counter at byte 24 and, equal to it, the version-valid-for number at byte 92). GDAL
+    # now and then commits one transaction more for the same content (two packages of the
+    # same data differed there and only there), so both are set to one value once every
+    # write is done: as SQLite itself leaves them, equal.
+    with open(gpkg, "r+b") as raw:
+        for offset in _SQLITE_COUNTERS:
+            raw.seek(offset)
+            raw.write((1).to_bytes(4, "big"))
 
 
 def steady_ids(html: str) -> str:
