@@ -51,7 +51,7 @@ async def test_kmeans_is_postgis_kmeans(conn: AsyncConnection, case: int) -> Non
 def test_clusters_keys_and_isolated_homes() -> None:
     x = np.array([0.0, 1.0, 100.0, 5.0, 101.0, 50.0])
     y = np.zeros(6)
-    key = clusters([0, 0, 1, 0, 1, None], x, y, per_part=2)
+    key = clusters(np.array([0, 0, 1, 0, 1, -1]), x, y, per_part=2)
     # cluster 0 (three homes) in ceil(3 / 2) = 2 parts, cluster 1 (two homes) in one
     assert key[5] == -1
     assert sorted(set(key[[0, 1, 3]].tolist())) == [0, 1]

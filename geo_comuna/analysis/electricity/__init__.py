@@ -42,7 +42,7 @@ def _grouped(
 ) -> tuple:
     """Each dwelling's cluster key (-1: isolated; DBSCAN cluster * 1,000,000 + k-means part)
     and the parts' sites (sites.Sites), from their DBSCAN clusters and UTM x/y in id order."""
-    key = parts.clusters(dbscan.tolist(), x, y, params.dwellings_per_site)
+    key = parts.clusters(dbscan, x, y, params.dwellings_per_site)
     return key, sites.place(key, x, y, np.array(residents, np.int64))
 
 

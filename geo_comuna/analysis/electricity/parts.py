@@ -205,11 +205,11 @@ def _nearest(
     return part, first, second
 
 
-def clusters(dbscan: list[int | None], x: np.ndarray, y: np.ndarray, per_part: int) -> np.ndarray:
-    """Each dwelling's cluster key: its DBSCAN cluster (None: isolated, -1 here) cut into
-    ceil(n / ``per_part``) parts by ``kmeans`` over its members in the given (id) order, keyed
-    ``dbscan * 1,000,000 + part`` as the SQL keyed them."""
-    group = np.array([-1 if c is None else c for c in dbscan], np.int64)
+def clusters(dbscan: np.ndarray, x: np.ndarray, y: np.ndarray, per_part: int) -> np.ndarray:
+    """Each dwelling's cluster key: its DBSCAN cluster (-1: isolated, as ``dbscan`` labels)
+    cut into ceil(n / ``per_part``) parts by ``kmeans`` over its members in the given (id)
+    order, keyed ``dbscan * 1,000,000 + part``."""
+    group = np.asarray(dbscan, np.int64)
     key = np.full(len(group), -1, np.int64)
     for c in np.unique(group[group >= 0]).tolist():
         members = np.flatnonzero(group == c)
