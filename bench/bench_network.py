@@ -58,6 +58,7 @@ from geo_comuna.analysis.base import (
     sql_text,  # noqa: E402
     to_json,  # noqa: E402
 )
+from geo_comuna.analysis.stair_access import places  # noqa: E402
 from geo_comuna.analysis.toolkit import dem as dem_reading  # noqa: E402
 from geo_comuna.analysis.toolkit import network  # noqa: E402
 from geo_comuna.io import dems  # noqa: E402
@@ -388,7 +389,7 @@ async def stages_water(conn: psycopg.AsyncConnection, cid: int, runs: int) -> li
     t_dw, dw = await timed(lambda: network.load_dwellings(conn, cid, without_piped=True), runs)
     t_net, net = await timed(lambda: network.load(conn, cid, srid), runs)
     t_att, att = await timed(
-        lambda: network.attach(conn, net, cid, "dwellings", dw.ids, params.max_connector_m), runs
+        lambda: network.attach_dwellings(net, dw, params.max_connector_m), runs
     )
     t_taps, taps = await timed(
         lambda: water_hookups.load_taps(conn, cid, net, srid, params.tap_reach_m), runs
@@ -424,12 +425,9 @@ async def stages_stairs(conn: psycopg.AsyncConnection, cid: int, runs: int) -> l
     srid = await network.utm_srid(conn, cid)
     dw = await network.load_dwellings(conn, cid)
     net = await network.load(conn, cid, srid)
-    t_att, homes = await timed(
-        lambda: network.attach(conn, net, cid, "dwellings", dw.ids, params.max_connector_m), runs
-    )
-    cur = await conn.execute("SELECT id FROM facilities WHERE commune_id = %s", (cid,))
-    stops = await network.attach(
-        conn, net, cid, "facilities", np.array([r[0] for r in await cur.fetchall()]), 50
+    stop_points = await places.transit_stop_points(conn, cid, params)
+    t_att, (homes, stops) = await timed(
+        lambda: places.attached(net, dw, stop_points, cid, params), runs
     )
     found = await dems.for_commune(conn, cid)
     start = time.perf_counter()
@@ -445,7 +443,7 @@ async def stages_stairs(conn: psycopg.AsyncConnection, cid: int, runs: int) -> l
     road = np.unique(np.concatenate([net.a[net.vehicles], net.b[net.vehicles]]))
     alone = dijkstra_alone(net.n_nodes, legs.head, legs.tail, legs.cost["seconds"], road, runs)
     return [
-        ("attach dwellings to their segments", t_att),
+        ("attach dwellings and transit stops (one search)", t_att),
         ("DEM at nodes and dwellings", t_dem),
         ("both walks: graphs, 2 Dijkstras, sums", t_walk),
         ("scipy Dijkstra alone, multi-source (one direction)", alone),

@@ -70,7 +70,7 @@ async def test_segments_snapping_and_attachment(conn: AsyncConnection) -> None:
     home = (LON0 + 0.0001, LAT0 + 0.001)  # 11 m east of the second segment
     near = await dwelling(conn, cid, *home)
     far = await dwelling(conn, cid, LON0 + 0.003, LAT0 + 0.003)
-    att = await network.attach(conn, net, cid, "dwellings", np.array([far, near]), 50)
+    att = await network.attach_dwellings(net, await network.load_dwellings(conn, cid), 50)
     assert att.ids.tolist() == [near, far]  # sorted
     assert att.edge.tolist() == [second, -1]
     assert att.along_m[0] == pytest.approx(metres(*b, LON0, LAT0 + 0.001), abs=0.01)

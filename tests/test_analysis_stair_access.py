@@ -257,7 +257,7 @@ async def test_sample_hill_through_the_api(client: httpx.AsyncClient) -> None:
 
 
 # PostGIS' own answer for attaching points: the nearest path by KNN, its nearest segment, the
-# closest point on it and two geodesic distances; network.attach must give the same.
+# closest point on it and two geodesic distances; network.attach_dwellings must give the same.
 POSTGIS_ATTACH = """
 SELECT t.id, n.path_id, n.seg, n.along_m, n.connector_m, n.lon, n.lat
 FROM dwellings t

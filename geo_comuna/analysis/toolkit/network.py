@@ -1,11 +1,12 @@
 """A commune's path network as a graph, and shortest paths over it for every dwelling at once.
 
-PostGIS cuts every path into its segments (geodesic metres, WGS 84) and attaches points
-(dwellings, facilities) to their nearest segment; scipy solves the shortest paths. Nodes are
-segment ends snapped to a ``SNAP_M`` grid in the commune's UTM zone: paths are noded where they
-meet (shared end points) and snapping only absorbs coordinate rounding, so two ends in the same
-0.5 m cell are one node. One Dijkstra from a virtual root linked to every source serves all
-points; per-point work is numpy over arrays, never a Python loop over dwellings.
+Every path is cut into its segments (geodesic metres, WGS 84, as PostGIS measures them) and
+points (dwellings, facilities) are attached to their nearest segment; scipy solves the shortest
+paths. Nodes are segment ends snapped to a ``SNAP_M`` grid in the commune's UTM zone: paths are
+noded where they meet (shared end points) and snapping only absorbs coordinate rounding, so two
+ends in the same 0.5 m cell are one node. One Dijkstra from a virtual root linked to every
+source serves all points; per-point work is numpy over arrays, never a Python loop over
+dwellings.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pyproj
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
@@ -277,35 +278,8 @@ class Attachment:
         return self.edge >= 0
 
 
-async def attach(
-    conn: AsyncConnection,
-    net: Network,
-    commune_id: int,
-    table: str,
-    ids: np.ndarray,
-    max_connector_m: float,
-) -> Attachment:
-    """Attach rows ``ids`` of ``table`` (a point layer) to the network by their nearest
-    segment; those farther than ``max_connector_m`` stay unattached.
-
-    The points come from PostGIS in one statement; the search runs here, over the segments
-    already loaded, all points at once: a KNN lookup per point in SQL cost ~70 µs each, most
-    of a 100,000-dwelling analysis. The commune is the caller's (the segments are its own)."""
-    ids = np.sort(np.asarray(ids, np.int64))
-    points = (ids, np.zeros(0), np.zeros(0))
-    if len(ids):
-        query = sql.SQL(sql_text(__package__, "network_points.sql")).format(
-            table=sql.Identifier(table)
-        )
-        cur = conn.cursor(binary=True)
-        await cur.execute(query, {"ids": ids.tolist()})
-        found, lon, lat = await cur.fetchone()
-        points = (np.array(found, np.int64), np.array(lon, float), np.array(lat, float))
-    return (await attach_points(net, [points], max_connector_m))[0]
-
-
 async def attach_dwellings(net: Network, dw: Dwellings, max_connector_m: float) -> Attachment:
-    """``attach`` for dwellings already read (their lon/lat are at hand: no query)."""
+    """``attach_points`` for dwellings already read."""
     return (await attach_points(net, [(dw.ids, dw.lon, dw.lat)], max_connector_m))[0]
 
 
@@ -314,8 +288,10 @@ async def attach_points(
     sets: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     max_connector_m: float,
 ) -> list[Attachment]:
-    """``attach`` for sets of points at hand, (ids, lon, lat) each: one search over the
-    segments for all of them (its index is built once), off the event loop."""
+    """Attach sets of points, (ids, lon, lat) each, to the network by their nearest segment;
+    those farther than ``max_connector_m`` stay unattached. One search over the segments
+    already loaded serves all of them (its index is built once), off the event loop: a KNN
+    lookup per point in SQL cost ~70 µs each, most of a 100,000-dwelling analysis."""
     return await work.cpu(_attach_sets, net, sets, max_connector_m)
 
 
