@@ -184,9 +184,12 @@ async def tile(
     params.update(z=z, x=x, y=y, name=layer.name, margin=BUFFER / EXTENT)
     query = sql.SQL("""
         WITH env AS (
+            -- the buffer cut at 180 degrees: past it, lon/lat would wrap to the other side
+            -- of the world and the tiles at x = 0 and x = 2^z - 1 would look there
             SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS tile,
-                   ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s,
-                                                margin => %(margin)s), 4326) AS lonlat
+                   ST_Transform(ST_ClipByBox2D(
+                       ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s),
+                       ST_TileEnvelope(0, 0, 0)), 4326) AS lonlat
         )
         SELECT ST_AsMVT(q, %(name)s, {extent}, 'geom', 'id') FROM (
             SELECT {columns},

@@ -177,6 +177,22 @@ async def test_tiles(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
         assert (await client.get(f"/tiles/{layer}/5/9/15.pbf")).status_code == 200
 
 
+async def test_tiles_at_the_edge_of_the_world_hold_their_own_features(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """The tiles at x = 0 reach past 180 degrees west by their buffer. Selecting their
+    features by that buffered box turned into lon/lat wrapped it to the other side of the
+    world: at zoom 1 the tile over the Americas looked for features between 2.8 and 177 degrees
+    east and drew none of the communes' facilities."""
+    lon, lat = await centre(conn, "5-DE-MARZO")
+    cur = await conn.execute("SELECT count(*) FROM facilities")
+    assert (await cur.fetchone())[0] > 0
+    for z in range(5):
+        x, y = tile_of(lon, lat, z)
+        r = await client.get(f"/tiles/facilities/{z}/{x}/{y}.pbf")
+        assert r.status_code == 200 and b"facilities" in r.content, (z, x, y)
+
+
 async def test_tiles_of_a_version_are_cached_for_long(
     client: httpx.AsyncClient, conn: AsyncConnection
 ) -> None:
