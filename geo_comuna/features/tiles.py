@@ -80,8 +80,7 @@ async def _wants_summary(
     conn: AsyncConnection, layer: Layer, z: int, x: int, y: int, filters: Filters, access: Access
 ) -> bool:
     """Whether the tile is drawn as the summary grid: more than ``MAX_DETAIL`` features, or
-    areas and lines whose median bounding-box width is under ``MIN_DETAIL_PX`` (the width
-    comes from each geometry's cached box, not from its coordinates)."""
+    areas and lines whose median bounding-box width is under ``MIN_DETAIL_PX``."""
     where, params = located_where(layer, filters, access)
     params.update(z=z, x=x, y=y, limit=MAX_DETAIL + 1)
     cur = await conn.execute(
@@ -125,21 +124,28 @@ async def _summary_tile(
     ]
     params.update(z=z, x=x, y=y, name=layer.name, cell=360 / (1 << z) / CELLS)
     query = sql.SQL("""
-        WITH env AS (
-            SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS tile,
-                   ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4326) AS lonlat
-        ), centres AS (
-            -- the centre of each geometry's cached box: no coordinates are read
-            SELECT (ST_XMin(t.geom) + ST_XMax(t.geom)) / 2 AS cx,
-                   (ST_YMin(t.geom) + ST_YMax(t.geom)) / 2 AS cy, t.*
-            FROM env, {table} t
-            WHERE t.geom && env.lonlat AND {where}
+        WITH env AS MATERIALIZED (
+            SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS tile, lonlat,
+                   ST_XMin(lonlat) AS x0, ST_XMax(lonlat) AS x1,
+                   ST_YMin(lonlat) AS y0, ST_YMax(lonlat) AS y1
+            FROM ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4326) AS lonlat
         ), cells AS (
             SELECT round(t.cx / %(cell)s) AS i, round(t.cy / %(cell)s) AS j,
                    count(*)::integer AS gc_count {modes}
-            FROM env, centres t
-            WHERE t.cx >= ST_XMin(env.lonlat) AND t.cx < ST_XMax(env.lonlat)
-              AND t.cy >= ST_YMin(env.lonlat) AND t.cy < ST_YMax(env.lonlat)
+            FROM env, (
+                -- the centre of each geometry's bounding box, each step worked out once per
+                -- feature: OFFSET 0 keeps PostgreSQL from copying an expression into every
+                -- place that uses it (the box was found again from the coordinates twelve
+                -- times per feature)
+                SELECT (ST_XMin(s.box) + ST_XMax(s.box)) / 2 AS cx,
+                       (ST_YMin(s.box) + ST_YMax(s.box)) / 2 AS cy, s.*
+                FROM (
+                    SELECT t.geom::box2d AS box, t.*
+                    FROM env, {table} t
+                    WHERE t.geom && env.lonlat AND {where} OFFSET 0
+                ) s OFFSET 0
+            ) t
+            WHERE t.cx >= env.x0 AND t.cx < env.x1 AND t.cy >= env.y0 AND t.cy < env.y1
             GROUP BY 1, 2
         )
         SELECT ST_AsMVT(q, %(name)s, {extent}, 'geom') FROM (

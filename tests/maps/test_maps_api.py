@@ -4,11 +4,15 @@ every request in the test's rolled-back transaction)."""
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
+import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
+import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna import work
@@ -191,6 +195,68 @@ async def test_tiles_at_the_edge_of_the_world_hold_their_own_features(
         x, y = tile_of(lon, lat, z)
         r = await client.get(f"/tiles/facilities/{z}/{x}/{y}.pbf")
         assert r.status_code == 200 and b"facilities" in r.content, (z, x, y)
+
+
+#: parcels of a summary tile worked out by hand: (cell column, cell row, offset of the centre
+#: in degrees, tenure). Cells are 1/32 of a zoom-8 tile (360 / 256 / 32 degrees), centred on
+#: multiples of their size; each parcel is 0.001 degrees wide, under a pixel at zoom 8.
+SUMMARY_PARCELS = [
+    (0, 0, (0.004, 0.003), "occupied"),
+    (0, 0, (-0.006, 0.001), "occupied"),
+    (0, 0, (0.0, -0.008), "abandoned"),
+    (2, 0, (0.002, 0.002), "regularized"),
+    (2, 0, (-0.003, 0.004), "disputed"),  # a tie: the first value in order is shown
+    (0, 3, (0.0, 0.0), "regularizing"),
+]
+
+
+async def test_a_low_zoom_tile_of_small_parcels_is_a_grid_of_counted_cells(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
+) -> None:
+    """At zoom 8 a parcel is a fraction of a pixel, so the tile is the summary grid: a cell per
+    1/32 of the tile holding its parcels' count and their most frequent tenure."""
+    z, cell = 8, 360 / 256 / 32
+    col, row = round(-61.2 / cell), round(7.9 / cell)  # far from the samples' parcels
+    commune = await resolve_commune(conn, "EL-MAIZAL")
+    for i, j, (dx, dy), tenure in SUMMARY_PARCELS:
+        cx, cy = (col + i) * cell + dx, (row + j) * cell + dy
+        await conn.execute(
+            "INSERT INTO parcels (commune_id, tenure, geom) VALUES (%s, %s, ST_Multi("
+            "ST_MakeEnvelope(%s, %s, %s, %s, 4326)))",
+            (commune, tenure, cx - 0.0005, cy - 0.0005, cx + 0.0005, cy + 0.0005),
+        )
+    x, y = tile_of(col * cell, row * cell, z)
+    assert tile_of((col + 2) * cell, (row + 3) * cell, z) == (x, y)  # all in one tile
+    # reaching into the tile from the west, but centred in the tile beside it: not counted
+    west = -180 + x * 360 / 2**z - 0.002
+    await conn.execute(
+        "INSERT INTO parcels (commune_id, tenure, geom) VALUES (%s, 'disputed', ST_Multi("
+        "ST_MakeEnvelope(%s, %s, %s, %s, 4326)))",
+        (commune, west - 0.004, row * cell, west + 0.004, row * cell + 0.001),
+    )
+    r = await client.get(f"/tiles/parcels/{z}/{x}/{y}.pbf")
+    assert r.status_code == 200
+    path = tmp_path / str(z) / str(x) / f"{y}.pbf"  # GDAL places a tile by its path
+    path.parent.mkdir(parents=True)
+    path.write_bytes(r.content)
+    # Debian's GDAL reads the tile (the service's own GDAL refuses MVT: only import formats)
+    read = subprocess.run(
+        ["ogr2ogr", "-f", "GeoJSON", "-t_srs", "EPSG:4326", "/vsistdout/", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    found = {}
+    for f in json.loads(read.stdout)["features"]:
+        centre = shapely.geometry.shape(f["geometry"]).centroid
+        at = (round(centre.x / cell) - col, round(centre.y / cell) - row)
+        found[at] = (f["properties"]["gc_count"], f["properties"]["tenure"])
+    assert found == {
+        (0, 0): (3, "occupied"),
+        (2, 0): (2, "disputed"),
+        (0, 3): (1, "regularizing"),
+    }
 
 
 async def test_tiles_of_a_version_are_cached_for_long(
