@@ -1,4 +1,4 @@
-"""Vector tiles of the 200,000 bench parcels from zoom 0 to 12: the time PostgreSQL takes to
+"""Vector tiles of the 200,000 bench parcels from zoom 0 to 14: the time PostgreSQL takes to
 build each tile as /tiles/parcels/{z}/{x}/{y}.pbf builds it (features/tiles.tile, the app's
 tile caches bypassed), against the one statement a tile server that draws every feature
 would run (ST_AsMVT over ST_AsMVTGeom of every parcel in the tile, as pg_tileserv and Martin
@@ -63,7 +63,7 @@ async def timed(work) -> tuple[float, bytes]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--max-zoom", type=int, default=12)
+    parser.add_argument("--max-zoom", type=int, default=14)
     args = parser.parse_args()
     header("tiles")
     layer = get_layer("parcels")
