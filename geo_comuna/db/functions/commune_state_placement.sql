@@ -82,7 +82,13 @@ WITH c AS (
                      WHERE ST_Intersects(sp.geom, d.geom) ORDER BY sp.state_id LIMIT 1))
                AS state_id,
            count(*) AS n, sum(d.residents) AS residents
-    FROM dwellings d JOIN c ON c.id = d.commune_id
+    -- every dwelling, or those of the communes asked for, found by their key: as a join of
+    -- all dwellings to the communes, a call for one commune read every dwelling's key, and a
+    -- page of 1,000 communes with 100,000 dwellings in one of them took 7 s instead of 0.6 s
+    FROM (SELECT * FROM dwellings WHERE p_communes IS NULL
+          UNION ALL
+          SELECT * FROM dwellings WHERE commune_id = ANY (p_communes)) d
+    JOIN c ON c.id = d.commune_id
     LEFT JOIN single s ON s.commune_id = d.commune_id
     GROUP BY 1, 2
 )
