@@ -42,8 +42,13 @@ def geometry_sql(layer: Layer, access: Access, crs: Crs = CRS84) -> sql.Composab
     return _only_readable(layer, access, geom)
 
 
-def _outputs(layer: Layer) -> tuple[list[tuple[str, sql.Composable, bool]], sql.Composable]:
-    """(name, SQL expression, members-only) of every output property, and the joins."""
+def _outputs(
+    layer: Layer, ids: sql.Composable | None = None, properties: tuple[str, ...] | None = None
+) -> tuple[list[tuple[str, sql.Composable, bool]], sql.Composable]:
+    """(name, SQL expression, members-only) of every output property, and the joins. With
+    ``ids`` (an integer[] of the rows the statement builds), a derived property that has a
+    batch form, and is among ``properties`` when they are named, is joined from it instead of
+    being worked out row by row."""
     exprs: list[tuple[str, sql.Composable, bool]] = []
     joins: list[sql.Composable] = []
     for i, ref in enumerate(layer.references):
@@ -61,8 +66,18 @@ def _outputs(layer: Layer) -> tuple[list[tuple[str, sql.Composable, bool]], sql.
     for attr in layer.attributes:
         column = sql.SQL("t.{}").format(sql.Identifier(attr.name))
         exprs.append((attr.name, column, attr.read == "members"))
-    for derived in layer.derived:
-        exprs.append((derived.name, sql.SQL(derived.sql), False))  # registry constants
+    for i, derived in enumerate(layer.derived):
+        wanted = properties is None or derived.name in properties
+        if ids is None or derived.batch is None or not wanted:
+            exprs.append((derived.name, sql.SQL(derived.sql), False))  # registry constants
+            continue
+        alias = sql.Identifier(f"d{i}")
+        joins.append(
+            sql.SQL("LEFT JOIN ({}) {} ON {}.id = t.id").format(
+                sql.SQL(derived.batch).format(ids=ids), alias, alias
+            )
+        )
+        exprs.append((derived.name, sql.SQL("{}.value").format(alias), False))
     return exprs, sql.SQL(" ").join(joins)
 
 
@@ -84,12 +99,17 @@ def property_exprs(
 
 
 def feature_sql(
-    layer: Layer, access: Access, crs: Crs = CRS84, properties: tuple[str, ...] | None = None
+    layer: Layer,
+    access: Access,
+    crs: Crs = CRS84,
+    properties: tuple[str, ...] | None = None,
+    ids: sql.Composable | None = None,
 ) -> tuple[sql.Composable, sql.Composable]:
     """A text expression building one GeoJSON Feature from alias ``t``, and its joins:
     coordinates in ``crs``, only ``properties`` when given. Members-only properties are
-    absent from the rows the reader may not read them in."""
-    outputs, joins = _outputs(layer)
+    absent from the rows the reader may not read them in. ``ids``: the rows the statement
+    builds, as an integer[] (see _outputs)."""
+    outputs, joins = _outputs(layer, ids, properties)
     if properties is not None:
         outputs = [o for o in outputs if o[0] in properties]
 

@@ -178,7 +178,10 @@ async def _page(
         where = sql.SQL("{} AND {}").format(where, readable(layer, access))
     # ordered pages keep their rank; the plain id order needs none
     rank = sql.SQL("row_number() OVER (ORDER BY {})").format(order) if output.sortby else None
-    feature, joins = feature_sql(layer, access, output.crs, output.properties)
+    # derived properties with a batch form are worked out for the page's rows at once
+    feature, joins = feature_sql(
+        layer, access, output.crs, output.properties, sql.SQL("ARRAY(SELECT id FROM ids)")
+    )
     # what a filter matches may depend on the reader (see where_sql)
     key = (layer.name, filters.key(), access.key if layer.restricted else None, private_order)
     cached = counts.get(key)

@@ -152,6 +152,10 @@ class Derived:
     unit: str | None = None
     #: other tables ``sql`` reads: pages of the layer are then kept per their versions
     reads: tuple[str, ...] = ()
+    #: the same values for many rows at once, for a statement that builds a page of
+    #: features: a query giving ``id`` and ``value`` for the rows whose ids ``{ids}`` (an
+    #: integer[]) holds, where ``sql`` would be worked out once per row
+    batch: str | None = None
 
 
 @dataclass(frozen=True)
