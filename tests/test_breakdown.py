@@ -98,12 +98,13 @@ async def test_commune_across_two_states(
     assert lara["communes"] >= 2  # ours and El Maizal
 
 
-async def test_a_page_of_communes_carries_the_states_each_commune_carries_alone(
+async def test_pages_and_exports_carry_the_states_each_commune_carries_alone(
     client: httpx.AsyncClient, across_lara_portuguesa: dict
 ) -> None:
-    """A page works out its communes' states in one breakdown call (Derived.batch), an item
-    its own: the same states, in the same order, for every commune, including one across a
-    state line and one on a second page. ``properties=`` without states leaves them out."""
+    """A page and an export work out their communes' states in one breakdown call
+    (Derived.batch), an item its own: the same states, in the same order, for every commune,
+    including one across a state line and one on a second page. ``properties=`` without
+    states leaves them out."""
     body = feature(LAYERS["communes"], code="ACROSS", name="Across")
     body["geometry"] = mapping(across_lara_portuguesa["commune"])
     assert (await client.post("/collections/communes/items", json=body)).status_code == 201
@@ -116,9 +117,13 @@ async def test_a_page_of_communes_carries_the_states_each_commune_carries_alone(
     seen = [f for features in pages for f in features]
     across = [f for f in seen if f["properties"]["code"] == "ACROSS"]
     assert {s["code"] for s in across[0]["properties"]["states"]} == {"VE-K", "VE-P"}
+    export = await client.get("/collections/communes/export", params={"format": "geojson"})
+    exported = {f["properties"]["code"]: f["properties"] for f in export.json()["features"]}
+    assert len(exported) == len(seen)
     for f in seen:
         alone = (await client.get(f"/collections/communes/items/{f['id']}")).json()
         assert f["properties"]["states"] == alone["properties"]["states"], f["id"]
+        assert exported[f["properties"]["code"]]["states"] == alone["properties"]["states"]
     some = (await client.get("/collections/communes/items?limit=3&properties=code")).json()
     assert all(set(f["properties"]) == {"code"} for f in some["features"])
 

@@ -82,14 +82,15 @@ def _outputs(
 
 
 def property_exprs(
-    layer: Layer, access: Access
+    layer: Layer, access: Access, ids: sql.Composable | None = None
 ) -> tuple[list[tuple[str, sql.Composable]], sql.Composable]:
     """(name, SQL expression) of every output property this reader gets, and the joins they
     need. References go out as the code clients write (commune code) or as the id (parcel).
+    ``ids``: the rows the statement reads, as an integer[] (see _outputs).
 
     A members-only attribute is left out for a reader who may read it in no commune, and is
     NULL in other communes' rows for one who may read it in some."""
-    outputs, joins = _outputs(layer)
+    outputs, joins = _outputs(layer, ids)
     exprs = [
         (name, _only_readable(layer, access, expr) if members else expr)
         for name, expr, members in outputs

@@ -169,8 +169,12 @@ async def fetch(
 ) -> tuple[list[str], list[tuple]]:
     """The output properties the reader gets and the WKB geometry (EPSG:4326) of every
     feature, in id order."""
-    exprs, joins = property_exprs(layer, access)
     where, params = where_sql(layer, Filters(commune_id=commune_id), access)
+    # derived properties with a batch form are worked out for all the rows at once
+    ids = sql.SQL("ARRAY(SELECT t.id FROM {} t WHERE {})").format(
+        sql.Identifier(layer.table), where
+    )
+    exprs, joins = property_exprs(layer, access, ids)
     columns = sql.SQL(", ").join(
         sql.SQL("{} AS {}").format(expr, sql.Identifier(name)) for name, expr in exprs
     )
