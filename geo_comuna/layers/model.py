@@ -152,9 +152,9 @@ class Derived:
     unit: str | None = None
     #: other tables ``sql`` reads: pages of the layer are then kept per their versions
     reads: tuple[str, ...] = ()
-    #: the same values for many rows at once, for a statement that builds a page of
-    #: features: a query giving ``id`` and ``value`` for the rows whose ids ``{ids}`` (an
-    #: integer[]) holds, where ``sql`` would be worked out once per row
+    #: the same values for many rows at once, for a statement that builds many features (a
+    #: page, an export): a query giving ``id`` and ``value`` for the rows whose ids ``{ids}``
+    #: (an integer[]) holds, where ``sql`` would be worked out once per row
     batch: str | None = None
 
 
