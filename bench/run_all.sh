@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The territory-store benchmarks in order (about 4-5 minutes on 2 CPUs, most of it
+# The territory-store benchmarks in order (about 5-6 minutes on 2 CPUs, most of it
 # import_stages.py). Figures go to stdout and to bench/out/results-<UTC time>.md; progress
 # lines go to stderr.
 #
@@ -26,6 +26,8 @@ started=$(date +%s)
     "$py" bench/import_stages.py
     echo
     "$py" bench/serve_pages.py
+    echo
+    "$py" bench/tiles.py
     echo
     "$py" bench/client_pages.py
     echo
