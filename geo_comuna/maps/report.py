@@ -22,13 +22,14 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from geo_comuna import work
 from geo_comuna.accounts import Access
 from geo_comuna.analysis import disclosure as analysis_disclosure
-from geo_comuna.analysis.base import Analysis, Unfinished
+from geo_comuna.analysis.base import Analysis, Unfinished, unfinished
 from geo_comuna.analysis.figures import figures
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.errors import GeoComunaError, NotFound
@@ -143,17 +144,18 @@ async def _analysis_summary(
         )
         entry["summary"] = figures(name, result.summary, lang, number(lang))
     except Unfinished as exc:
-        entry["error"] = f"no disponible: {exc.es}" if lang == "es" else f"not available: {exc.en}"
+        entry["error"] = _not_available(exc, lang)
     except GeoComunaError as exc:
         entry["error"] = exc.message
-    except Exception:  # one broken analysis must not take the report down; logged
-        log.exception("analysis %s failed for commune %s", name, commune_id)
-        entry["error"] = (
-            "no disponible: falló al calcularse"
-            if lang == "es"
-            else "not available: it failed to run"
-        )
+    except Exception as exc:  # one broken analysis must not take the report down
+        if not isinstance(exc, psycopg.errors.QueryCanceled):  # out of time: said, not a fault
+            log.exception("analysis %s failed for commune %s", name, commune_id)
+        entry["error"] = _not_available(unfinished(name, exc), lang)
     return entry
+
+
+def _not_available(why: Unfinished, lang: str) -> str:
+    return f"no disponible: {why.es}" if lang == "es" else f"not available: {why.en}"
 
 
 def _reads() -> list[str]:

@@ -297,6 +297,24 @@ async def test_report(client: httpx.AsyncClient) -> None:
     assert "srcdoc=" in r.text and "<script src=" not in r.text
 
 
+async def test_a_report_whose_analysis_runs_out_of_time_says_so(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An analysis the statement timeout cancels while the served report is built (no
+    package keeping answers): the report opens with the rest and says that it did not
+    finish, not that it failed to run (as it said for a commune of 200,000 parcels)."""
+    monkeypatch.setitem(
+        all_analyses(), "land-recovery", timing_out(all_analyses()["land-recovery"])
+    )
+    for lang, said, not_said in (
+        ("en", "not available: it did not finish", "failed to run"),
+        ("es", "no disponible: no terminó", "falló al calcularse"),
+    ):
+        r = await client.get("/communes/EL-MAIZAL/report", params={"lang": lang})
+        assert r.status_code == 200 and "Lara" in r.text
+        assert said in r.text and not_said not in r.text
+
+
 MONTHS = {
     "es": "enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|"
     "diciembre",
