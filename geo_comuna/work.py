@@ -33,7 +33,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -255,6 +255,30 @@ async def cpu(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return await asyncio.wait_for(future, remaining)
     except TimeoutError:  # wait_for cancelled the future: a queued step never starts
+        raise _too_slow(current.limits.compute_seconds) from None
+
+
+async def within_deadline(step: Coroutine[Any, Any, T]) -> T:
+    """``step`` (a piece of work of several statements and CPU steps, such as an analysis)
+    stopped at the scope's deadline: the request is then a 503 (TooSlow), and a statement
+    still running is cancelled in the database (psycopg asks the server when its task is
+    cancelled). A heavy request's connection already bounds each statement by the time left
+    when the request took it (api/deps.py); this bounds their sum, which ran to 54 s of
+    statements on a 20 s budget for a commune of 200,000 parcels."""
+    current = _scope.get()
+    remaining = None if current is None else current.remaining()
+    if remaining is None:
+        return await step
+    if remaining <= 0:
+        step.close()  # never awaited: no warning that it was not
+        raise _too_slow(current.limits.compute_seconds)
+    deadline = asyncio.timeout(remaining)
+    try:
+        async with deadline:
+            return await step
+    except TimeoutError:
+        if not deadline.expired():  # a timeout of the step's own
+            raise
         raise _too_slow(current.limits.compute_seconds) from None
 
 

@@ -157,10 +157,13 @@ async def answer(
     is shared: callers must not change it."""
     cache = work.cache()
     if cache is None:
-        return await analysis.run(conn, commune_id, params)
+        return await work.within_deadline(analysis.run(conn, commune_id, params))
     key = ("analysis", analysis.name, commune_id, params.model_dump_json())
     return await cache.get_or_compute(
-        conn, key, analysis.reads, lambda: analysis.run(conn, commune_id, params)
+        conn,
+        key,
+        analysis.reads,
+        lambda: work.within_deadline(analysis.run(conn, commune_id, params)),
     )
 
 
@@ -170,8 +173,7 @@ log = logging.getLogger("geo_comuna.analysis")
 class Unfinished(GeoComunaError):
     """An analysis that did not finish (the statement timeout cancelled one of its queries,
     or it failed), with the reason in Spanish and English: a page or a package says so in its
-    reader's language rather than leave the analysis out. (A typed error's own message is
-    English only: it stands in both.)"""
+    reader's language rather than leave the analysis out."""
 
     status, code = 503, "analysis-unfinished"
 
@@ -195,8 +197,8 @@ def unfinished(name: str, exc: Exception) -> Unfinished:
             "it did not finish: one of its queries went past the most time the database gives "
             "a query (GEO_COMUNA_STATEMENT_TIMEOUT_MS)",
         )
-    if isinstance(exc, GeoComunaError):
-        return Unfinished(name, exc.message, exc.message)
+    if isinstance(exc, GeoComunaError):  # TooSlow among them: the request's time ran out
+        return Unfinished(name, exc.said("es"), exc.said("en"))
     return Unfinished(
         name, "falló al calcularse (ver el registro)", "it failed to run (see the log)"
     )
