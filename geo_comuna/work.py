@@ -258,6 +258,25 @@ async def cpu(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise _too_slow(current.limits.compute_seconds) from None
 
 
+@contextmanager
+def share(parts: int) -> Iterator[None]:
+    """The current scope with its deadline brought nearer: the work inside gets 1/``parts``
+    of the time left, so that one slow piece of several (a report's analyses, one after
+    another) leaves the others their time."""
+    current = _scope.get()
+    left = None if current is None else current.remaining()
+    if left is None or parts <= 1:
+        yield
+        return
+    token = _scope.set(
+        dataclasses.replace(current, deadline=time.monotonic() + max(left, 0.0) / parts)
+    )
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
 async def within_deadline(step: Coroutine[Any, Any, T]) -> T:
     """``step`` (a piece of work of several statements and CPU steps, such as an analysis)
     stopped at the scope's deadline: the request is then a 503 (TooSlow), and a statement

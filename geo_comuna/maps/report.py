@@ -32,7 +32,7 @@ from geo_comuna.analysis import disclosure as analysis_disclosure
 from geo_comuna.analysis.base import Analysis, Unfinished, unfinished
 from geo_comuna.analysis.figures import figures
 from geo_comuna.analysis.registry import all_analyses
-from geo_comuna.errors import GeoComunaError, NotFound
+from geo_comuna.errors import GeoComunaError, NotFound, TooSlow
 from geo_comuna.features import breakdown, disclosure
 from geo_comuna.layers import LAYERS
 from geo_comuna.maps import data
@@ -119,13 +119,19 @@ async def _analysis_summaries(
     conn: AsyncConnection, commune_id: int, lang: str, styles: Styles, access: Access
 ) -> list[dict[str, Any]]:
     """One after another: side by side on the request's connection they took as long
-    (bench/README.md, the report), their computations holding the interpreter in turn."""
+    (bench/README.md, the report), their computations holding the interpreter in turn. Each
+    gets an equal share of the time left (work.share): one that cannot finish in a commune
+    of 200,000 parcels took the whole request's time, and every analysis after it said it
+    had run out of time too."""
     installed = all_analyses()
-    return [
-        await _analysis_summary(conn, commune_id, installed[name], lang, styles, access)
-        for name in REPORT_ANALYSES
-        if name in installed
-    ]
+    names = [name for name in REPORT_ANALYSES if name in installed]
+    summaries = []
+    for i, name in enumerate(names):
+        with work.share(len(names) - i):
+            summaries.append(
+                await _analysis_summary(conn, commune_id, installed[name], lang, styles, access)
+            )
+    return summaries
 
 
 async def _analysis_summary(
@@ -143,19 +149,19 @@ async def _analysis_summary(
             analysis, conn, commune_id, analysis.params(), access
         )
         entry["summary"] = figures(name, result.summary, lang, number(lang))
-    except Unfinished as exc:
-        entry["error"] = _not_available(exc, lang)
-    except GeoComunaError as exc:
-        entry["error"] = exc.message
     except Exception as exc:  # one broken analysis must not take the report down
-        if not isinstance(exc, psycopg.errors.QueryCanceled):  # out of time: said, not a fault
-            log.exception("analysis %s failed for commune %s", name, commune_id)
-        entry["error"] = _not_available(unfinished(name, exc), lang)
+        if not isinstance(exc, GeoComunaError | psycopg.errors.QueryCanceled):
+            log.exception("analysis %s failed for commune %s", name, commune_id)  # a fault
+        why = Unfinished(name, *_OUT_OF_TIME) if isinstance(exc, TooSlow) else unfinished(name, exc)
+        entry["error"] = f"no disponible: {why.es}" if lang == "es" else f"not available: {why.en}"
     return entry
 
 
-def _not_available(why: Unfinished, lang: str) -> str:
-    return f"no disponible: {why.es}" if lang == "es" else f"not available: {why.en}"
+#: an analysis stopped at the end of its share of the report's time (work.share), es and en
+_OUT_OF_TIME = (
+    "no terminó en su parte del tiempo que puede tomar un informe (GEO_COMUNA_COMPUTE_SECONDS)",
+    "it did not finish in its share of the time a report may take (GEO_COMUNA_COMPUTE_SECONDS)",
+)
 
 
 def _reads() -> list[str]:
