@@ -39,9 +39,7 @@ def _digest(*parts: object) -> str:
 
 def read_tables(layer: Layer) -> set[str]:
     """The tables a feature of ``layer`` is built from, besides its own."""
-    return {r.table for r in layer.references if r.key != "id"} | {
-        table for d in layer.derived for table in d.reads
-    }
+    return {r.table for r in layer.references if r.key != "id"} | layer.derived_reads
 
 
 def page_tables(layer: Layer) -> set[str]:

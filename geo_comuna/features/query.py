@@ -110,7 +110,7 @@ def kept_per_version(layer: Layer) -> bool:
     """Are ``layer``'s pages kept per version of the tables they read (work.cache)? Those
     of a layer whose derived properties read other tables (the communes' per-state
     breakdown): such a page costs what those tables hold, not what it shows."""
-    return any(d.reads for d in layer.derived)
+    return bool(layer.derived_reads)
 
 
 async def page(
@@ -155,7 +155,7 @@ async def page(
     return await cache.get_or_compute(
         conn,
         ("page", layer.name, filters.key(), reader, limit, offset, after, output.key()),
-        {layer.table, *(table for d in layer.derived for table in d.reads)},
+        {layer.table, *layer.derived_reads},
         lambda: _page(conn, layer, filters, limit, offset, counts, access, output, after),
     )
 

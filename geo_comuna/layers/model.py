@@ -283,6 +283,12 @@ class Layer:
         return self.geometry_read == "members" or any(a.read == "members" for a in self.attributes)
 
     @property
+    def derived_reads(self) -> set[str]:
+        """The other tables its derived properties read (the communes' per-state breakdown):
+        its pages are kept per their versions, and its ETags digest them."""
+        return {table for d in self.derived for table in d.reads}
+
+    @property
     def property_names(self) -> list[str]:
         """Writable properties, in schema order."""
         return [r.name for r in self.references] + [a.name for a in self.attributes]
