@@ -22,13 +22,19 @@ def timing_out(real: Analysis, runs: list[int] | None = None) -> Analysis:
     return Analysis(real.name, real.title_es, real.title_en, real.params, slow, real.reads)
 
 
-def taking(real: Analysis, seconds: float) -> Analysis:
-    """``real`` with a run that keeps the database busy for ``seconds``: only the request's
-    deadline stops it (work.within_deadline), not the statement timeout."""
+def taking(
+    real: Analysis, seconds: float, statements: int = 1, done: list[int] | None = None
+) -> Analysis:
+    """``real`` with a run of ``statements`` statements that keep the database busy for
+    ``seconds`` each (each one finished goes in ``done``): only the request's deadline stops
+    it (work.within_deadline), not the statement timeout."""
 
     async def slow(conn: AsyncConnection, commune_id: int, params: object) -> Result:
         async with conn.transaction():  # a savepoint: the test's own transaction lives on
-            await conn.execute("SELECT pg_sleep(%s)", (seconds,))
+            for step in range(statements):
+                await conn.execute("SELECT pg_sleep(%s)", (seconds,))
+                if done is not None:
+                    done.append(step)
         return Result({})
 
     return Analysis(real.name, real.title_es, real.title_en, real.params, slow, real.reads)

@@ -19,13 +19,13 @@ import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna import work
-from geo_comuna.analysis.base import Analysis, Result
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api.app import create_app
 from geo_comuna.features import repair
 from geo_comuna.io.importer import write_frame
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
+from tests.analysis_factories import taking
 from tests.conftest import api_client
 from tests.factories import LAT, LON
 from tests.live import add_user, serving
@@ -307,20 +307,9 @@ async def test_an_analysis_of_many_statements_stops_at_the_request_deadline(
     three statements of 0.6 s each, on a 1 s budget: a 503 at the deadline, the statement
     then running cancelled in the database (the connection answers the next statement at
     once)."""
-    real = all_analyses()["land-recovery"]
     ran: list[int] = []
-
-    async def slow(conn: AsyncConnection, commune_id: int, params: object) -> Result:
-        async with conn.transaction():  # a savepoint: the test's own transaction lives on
-            for step in range(3):
-                await conn.execute("SELECT pg_sleep(0.6)")
-                ran.append(step)
-        return Result({})
-
     monkeypatch.setitem(
-        all_analyses(),
-        "land-recovery",
-        Analysis(real.name, real.title_es, real.title_en, real.params, slow, real.reads),
+        all_analyses(), "land-recovery", taking(all_analyses()["land-recovery"], 0.6, 3, ran)
     )
     hurried = settings.model_copy(update={"compute_seconds": 1.0})
     async with api_client(conn, hurried, admin_token) as client:
