@@ -24,7 +24,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna.analysis import land_recovery
 from geo_comuna.analysis.base import sql_text
-from geo_comuna.analysis.land_recovery import Params
+from geo_comuna.analysis.land_recovery import Params, candidates
 from geo_comuna.io import dems
 from tests.test_analysis_terrain import write_dem as terrain_dem
 
@@ -348,6 +348,106 @@ async def test_candidates_ranked_by_hand(conn: AsyncConnection, tmp_path: Path) 
     # weights move the ranking: on distance alone P2 (100 m) ties P1 and beats P3
     by_road = of_kind(await run(conn, cid, weight_area=0, weight_slope=0), "candidate")
     assert [f["properties"]["parcel_ids"][0] for f in by_road] == [p1, p2, p3]
+
+
+async def test_distance_bounds_hold_around_postgis(conn: AsyncConnection) -> None:
+    """candidates.bounds() against PostGIS' own geodesic distances: parcels from 10 m to 5 km
+    across, roads of up to 6 vertices with edges of up to 0.3 degrees, from crossing to 20 km
+    apart, at latitudes from the equator to 75 degrees, both hemispheres. Every distance lies
+    within its bounds, and where the bounds are meant to be tight (13 degrees of the equator,
+    as Venezuela; short edges) they are within 3 %, or ranking by them would prune nothing."""
+    rng = np.random.default_rng(16)
+    rows = []
+    for _ in range(400):
+        lat = rng.choice([-75, -40, -10, 0, 5, 10, 12, 35, 60, 75]) + rng.uniform(-1, 1)
+        lon = rng.uniform(-170, 170)
+        side = 10 ** rng.uniform(-4, -1.35)  # 0.0001-0.045 degrees
+        parcel = shapely.box(lon, lat, lon + side, lat + side * rng.uniform(0.3, 3))
+        edge = 10 ** rng.uniform(-4, np.log10(0.3))
+        start = np.array([lon, lat]) + rng.uniform(-1, 1, 2) * 10 ** rng.uniform(-4.5, -0.7)
+        steps = rng.normal(size=(int(rng.integers(1, 6)), 2))
+        steps *= edge / np.hypot(steps[:, 0], steps[:, 1])[:, None]
+        road = shapely.LineString(np.vstack([start, start + np.cumsum(steps, axis=0)]))
+        rows.append((shapely.to_wkb(parcel), shapely.to_wkb(road)))
+    cur = await conn.execute(
+        """SELECT ST_Distance(p, r), ST_Distance(p::geography, r::geography),
+                  ST_XMin(p), ST_YMin(p), ST_XMax(p), ST_YMax(p),
+                  (SELECT max(ST_Length(s.geom)) FROM ST_DumpSegments(r) s)
+           FROM (SELECT ST_GeomFromWKB(u.p, 4326) AS p, ST_GeomFromWKB(u.r, 4326) AS r
+                 FROM unnest(%s::bytea[], %s::bytea[]) u(p, r)) x""",
+        ([p for p, _ in rows], [r for _, r in rows]),
+    )
+    planar, geodesic, *box, longest = np.array(await cur.fetchall(), dtype=float).T
+    box = np.column_stack(box)
+    diagonal = np.hypot(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
+    low, high = candidates.bounds(planar, box, candidates.bow(diagonal) + candidates.bow(longest))
+    assert (low <= geodesic).all() and (geodesic <= high).all()
+    assert (geodesic == 0).sum() > 40 and (geodesic < 50).sum() > 60  # touching, and near
+    assert (geodesic > 5_000).sum() > 20
+    tight = (abs(box[:, 1]) < 13) & (diagonal < 0.01) & (longest < 0.01) & (geodesic > 100)
+    assert tight.sum() > 20
+    assert (high[tight] / low[tight]).max() < 1.03
+    # across the antimeridian lon/lat distances mean nothing: no bounds
+    far_east = np.array([[179.99, 10.0, 179.995, 10.005]])
+    assert candidates.bounds(np.array([0.5]), far_east, np.array([0.0])) == (0.0, np.inf)
+
+
+async def test_the_best_candidates_are_those_of_measuring_every_road(
+    conn: AsyncConnection,
+) -> None:
+    """Scored on the road alone (weight_area 0, no DEM): 150 candidates 995-1,000 m east of
+    a north-south road and 150 candidates 1,000-1,000.7 m north of an east-west road, 10 m
+    squares. A degree of longitude is ~1.2 % shorter than one of latitude here, so in lon/lat
+    the northern ones look nearer: only the lower bound of each distance ranks the eastern
+    ones first (an upper bound, or the planar order, would choose northern ones). Scores
+    come in steps of 0.01 (0.2 m), so many tie and go by parcel id.
+
+    Ranked with every candidate measured (max_candidates 300, each at the distance one
+    statement measuring every road gives) and with only the best 12 wanted, the 12 are the
+    same, with the same scores, distances and terms, and some candidates were never
+    measured on the spheroid for them (here, where the planar order misleads, most were)."""
+    cid = await add_commune(conn, "LAND-MANY", shapely.box(-1000, -6000, 14000, 3000))
+    for road in (
+        shapely.LineString([(0, 0), (4000, 0)]),
+        shapely.LineString([(10000, -4000), (10000, 0)]),
+    ):
+        await conn.execute(
+            "INSERT INTO paths (commune_id, kind, geom) "
+            "VALUES (%s, 'road', ST_GeomFromWKB(%s, 4326))",
+            (cid, shapely.to_wkb(lonlat(road))),
+        )
+    rng = np.random.default_rng(7)
+    for n in range(150):
+        along, off, north_off = rng.uniform(500, 3500), rng.uniform(0, 5), rng.uniform(0, 0.7)
+        north = shapely.box(along, 1000 + north_off, along + 10, 1010 + north_off)
+        east = shapely.box(10995 + off, -along - 10, 11005 + off, -along)
+        await add_parcel(conn, cid, north, f"N{n}", "abandoned")
+        await add_parcel(conn, cid, east, f"E{n}", "abandoned")
+
+    def ranked(found: list[dict]) -> list[tuple]:
+        return [tuple(sorted(c.items())) for c in found]
+
+    async def best(wanted: int) -> tuple[list[dict], int]:
+        params = Params(max_candidates=wanted, weight_area=0)
+        read, roads, _ = await candidates.read_candidates(conn, cid, params)
+        return await candidates.best(conn, read, roads, params)
+
+    every, _ = await best(300)
+    # every road measured, as one statement would: the nearest of the 8 nearest in lon/lat
+    cur = await conn.execute(
+        "SELECT p.id, (SELECT min(ST_Distance(p.geom::geography, k.geom::geography)) FROM "
+        "(SELECT geom FROM paths WHERE kind = 'road' ORDER BY geom <-> p.geom LIMIT 8) k) "
+        "FROM parcels p WHERE p.commune_id = %s",
+        (cid,),
+    )
+    nearest = {pid: round(distance, 1) for pid, distance in await cur.fetchall()}
+    assert {c["parcel_ids"][0]: c["road_distance_m"] for c in every} == nearest
+    assert [c["codes"][0][0] for c in every[:150]] == ["E"] * 150
+    assert len({c["score"] for c in every[:12]}) < 12  # ties among the best
+
+    found, measured = await best(12)
+    assert ranked(found) == ranked(every[:12])
+    assert 12 <= measured < 300
 
 
 # --- breakdown and timeline ----------------------------------------------------------------

@@ -3,9 +3,10 @@ recovered, per commune and per state), how tenure moved year by year, which aban
 parcels to recover next, where the parcel map contradicts itself, and how many parcels have
 rights of each status (migration 0021; counts only, no holder).
 
-Areas are hectares on the WGS 84 spheroid (PostGIS geography). The breakdown, timeline,
-candidates and conflicts are one SQL statement each (sql/*.sql); Python adds the candidates'
-mean slope from the commune's DEM (toolkit/slope.py) and their score.
+Areas are hectares on the WGS 84 spheroid (PostGIS geography). The breakdown, timeline and
+conflicts are one SQL statement each (sql/*.sql). The candidates are read in one; Python adds
+their mean slope from the commune's DEM (toolkit/slope.py) and their score, and measures
+their roads on the spheroid only for those that can rank (candidates.py).
 Features: candidates and conflicts, told apart by ``kind``. Formulas and defaults:
 docs/analyses.md#land-recovery.
 
@@ -20,7 +21,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from geo_comuna.analysis.base import Analysis, Result, sql_text
-from geo_comuna.analysis.land_recovery.candidates import rank_candidates, read_candidates
+from geo_comuna.analysis.land_recovery.candidates import best, read_candidates, shapes
 from geo_comuna.analysis.land_recovery.params import Params
 from geo_comuna.analysis.land_recovery.summary import (
     ha,
@@ -32,7 +33,6 @@ from geo_comuna.analysis.land_recovery.summary import (
 __all__ = [
     "ANALYSIS",
     "Params",
-    "rank_candidates",
     "run",
     "summarise_breakdown",
     "summarise_timeline",
@@ -74,16 +74,17 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     summary["timeline"] = summarise_timeline(await cur.fetchall())
     cur = await conn.execute(sql_text(__package__, "rights.sql"), {"commune": commune_id})
     summary.update(summarise_rights(await cur.fetchall(), summary["parcels"]))
-    candidates, shapes, warnings = await read_candidates(conn, commune_id, params)
-    by_id = {c["parcel_ids"][0]: shape for c, shape in zip(candidates, shapes, strict=True)}
-    ranked = rank_candidates(candidates, params)[: params.max_candidates]
+    candidates, roads, warnings = await read_candidates(conn, commune_id, params)
+    ranked, _ = await best(conn, candidates, roads, params)
+    outlines = await shapes(conn, ranked)
     features = [
         {
             "type": "Feature",
-            "geometry": by_id[c["parcel_ids"][0]],
+            "geometry": outlines[c["parcel_ids"][0]],
             "properties": {k: c.get(k) for k in COLUMNS},
         }
         for c in ranked
+        if c["parcel_ids"][0] in outlines  # not deleted since
     ]
     cur = await conn.execute(
         sql_text(__package__, "conflicts.sql"),
