@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import math
 import warnings
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ from rasterio.features import rasterize
 from rasterio.io import MemoryFile
 from rasterio.transform import from_bounds
 
-from geo_comuna import gdal
+from geo_comuna import gdal, work
 from geo_comuna.accounts import Access
 from geo_comuna.features.query import Filters, located_where
 from geo_comuna.features.tiles import MIN_DETAIL_PX
@@ -81,7 +82,33 @@ async def overview(
     opacity: float,
 ) -> Overview | None:
     """Pictures of ``layer`` coloured by each theme (attribute -> {value: colour}), of the
-    features whose position ``access`` may read; None when there is nothing to draw."""
+    features whose position ``access`` may read; None when there is nothing to draw.
+
+    Drawn once per layer version and reader through work.cache(): a package draws the same
+    pictures for its map, its report and its analysis maps in two languages, six times
+    ~3 s for 200,000 parcels."""
+
+    def draw() -> Awaitable[Overview | None]:
+        return _overview(conn, layer, filters, themes, access, fallback, opacity)
+
+    cache = work.cache()
+    if cache is None:
+        return await draw()
+    drawn = tuple((attribute, tuple(colours.items())) for attribute, colours in themes.items())
+    reader = access.key if layer.restricted else None
+    key = ("overview", layer.name, filters.key(), reader, drawn, fallback, opacity)
+    return await cache.get_or_compute(conn, key, (layer.table,), draw)
+
+
+async def _overview(
+    conn: AsyncConnection,
+    layer: Layer,
+    filters: Filters,
+    themes: dict[str, dict[str, str]],
+    access: Access,
+    fallback: str,
+    opacity: float,
+) -> Overview | None:
     where, params = located_where(layer, filters, access)
     cur = await conn.execute(
         sql.SQL("""
