@@ -17,6 +17,7 @@ import math
 import warnings
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -88,8 +89,10 @@ async def overview(
     pictures for its map, its report and its analysis maps in two languages, six times
     ~3 s for 200,000 parcels."""
 
+    where, params = located_where(layer, filters, access)
+
     def draw() -> Awaitable[Overview | None]:
-        return _overview(conn, layer, filters, themes, access, fallback, opacity)
+        return _drawn(conn, sql.Identifier(layer.table), where, params, themes, fallback, opacity)
 
     cache = work.cache()
     if cache is None:
@@ -100,16 +103,16 @@ async def overview(
     return await cache.get_or_compute(conn, key, (layer.table,), draw)
 
 
-async def _overview(
+async def _drawn(
     conn: AsyncConnection,
-    layer: Layer,
-    filters: Filters,
+    table: sql.Identifier,
+    where: sql.Composable,
+    params: dict[str, Any],
     themes: dict[str, dict[str, str]],
-    access: Access,
     fallback: str,
     opacity: float,
 ) -> Overview | None:
-    where, params = located_where(layer, filters, access)
+    """overview() for the rows of ``table`` that ``where`` keeps."""
     cur = await conn.execute(
         sql.SQL("""
         SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e),
@@ -121,9 +124,7 @@ async def _overview(
         FROM (SELECT ST_Extent(ST_Transform(t.geom, 3857)) AS e,
                      percentile_cont(0.5) WITHIN GROUP (
                          ORDER BY ST_XMax(t.geom) - ST_XMin(t.geom)) AS w
-              FROM {table} t WHERE {where}) s""").format(
-            table=sql.Identifier(layer.table), where=where
-        ),
+              FROM {table} t WHERE {where}) s""").format(table=table, where=where),
         params,
     )
     row = await cur.fetchone()
@@ -142,9 +143,7 @@ async def _overview(
     cur = await conn.execute(
         sql.SQL("""
         SELECT ST_AsBinary(ST_Simplify(ST_Transform(t.geom, 3857), %(tolerance)s)) {columns}
-        FROM {table} t WHERE {where}""").format(
-            columns=columns, table=sql.Identifier(layer.table), where=where
-        ),
+        FROM {table} t WHERE {where}""").format(columns=columns, table=table, where=where),
         {**params, "tolerance": pixel_m / 2},
     )
     rows = await cur.fetchall()
