@@ -186,7 +186,9 @@ async def _roads(conn: AsyncConnection, rows: list[tuple]) -> Roads:
     boxes = np.array([r[6:10] for r in reached], dtype=float)
     diagonal = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     roads = [i for r in reached for i in r[10]]
-    bowed = np.repeat(bow(diagonal), counts) + bow(np.array([longest[i] for i in roads]))
+    # a road deleted since the candidates were read: no bounds (it is not measured either)
+    edge = np.array([longest.get(i, np.inf) for i in roads], dtype=float)
+    bowed = np.repeat(bow(diagonal), counts) + bow(edge)
     degrees = np.array([d for r in reached for d in r[11]], dtype=float)
     lows, highs = bounds(degrees, np.repeat(boxes, counts, axis=0), bowed)
     edges = np.cumsum(counts)[:-1]
