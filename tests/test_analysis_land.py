@@ -23,8 +23,7 @@ import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna.analysis import land_recovery
-from geo_comuna.analysis.base import sql_text
-from geo_comuna.analysis.land_recovery import Params, candidates
+from geo_comuna.analysis.land_recovery import Params, candidates, overlaps
 from geo_comuna.io import dems
 from tests.test_analysis_terrain import write_dem as terrain_dem
 
@@ -180,87 +179,60 @@ async def test_slivers_of_many_separate_clusters(conn: AsyncConnection) -> None:
         assert found[ids] == pytest.approx(area, rel=1e-3), ids
 
 
-def _joins_parcels_to_parcels(plan: dict) -> list[dict]:
-    """Every join node of an EXPLAIN (FORMAT JSON) plan whose two sides read parcels
-    themselves (a scan of the table, or a subquery of one scan of it; not a CTE or a join)."""
-    children = plan.get("Plans", [])
-    found = []
-    if "Join Type" in plan and [_scanned(c) for c in children] == ["parcels"] * 2:
-        found.append(plan)
-    for child in children:
-        found += _joins_parcels_to_parcels(child)
-    return found
-
-
-def _scanned(node: dict) -> str | None:
-    """The table a plan node scans, through a subquery of one node."""
-    if node["Node Type"] == "Subquery Scan" and len(node["Plans"]) == 1:
-        return _scanned(node["Plans"][0])
-    return node.get("Relation Name")
-
-
-def _below(node: dict) -> list[dict]:
-    """A plan node and every node under it."""
-    return [node] + [n for child in node.get("Plans", []) for n in _below(child)]
-
-
-@pytest.mark.parametrize(
-    "planner",
-    [
-        "",
-        "SET LOCAL enable_indexscan = off",  # a bitmap: nothing but the GiST index ANDed in
-        "SET LOCAL enable_bitmapscan = off",
-        "SET LOCAL random_page_cost = 1; SET LOCAL cpu_tuple_cost = 1",
-    ],
-)
-async def test_overlaps_join_parcels_through_their_spatial_index(
-    conn: AsyncConnection, planner: str
-) -> None:
-    """On a commune of 3,000 parcels (statistics up to date) the overlap search is one join
-    of the parcels to themselves whose inner side is the GiST index (geom &&), with nothing
-    else read per parcel, however the planner weighs its paths: a join of every pair (the
-    first form of conflicts.sql, ~200 million ST_Relate calls for 20,000 parcels) or a bitmap
-    of another index ANDed in would fail here. The primary key's (a.id < b.id) read 10,000
-    ids per parcel for 20,000 parcels (36 s), and 100,000 for a commune of 200,000 (204 s);
-    the commune's reads every parcel of the commune."""
-    cid = await add_commune(conn, "LAND-PLAN", shapely.box(-10, -10, 6010, 5010))
-    await conn.execute(
-        "INSERT INTO parcels (commune_id, code, tenure, land_use, geom) "
-        "SELECT %s, 'G' || i || '-' || j, 'occupied', 'crops', "
-        "ST_Multi(ST_Transform(ST_MakeEnvelope(%s + 100 * i, %s + 100 * j, "
-        "%s + 100 * i + 98, %s + 100 * j + 98, 32619), 4326)) "
-        "FROM generate_series(0, 59) i, generate_series(0, 49) j",
-        (cid, X0, Y0, X0, Y0),
-    )
-    # and 30,000 parcels of another commune, so that this commune's are a few of many
-    other = await add_commune(conn, "LAND-OTHER", shapely.box(-10, 10_000, 30_010, 40_010))
-    await conn.execute(
-        "INSERT INTO parcels (commune_id, code, tenure, land_use, geom) "
-        "SELECT %s, 'O' || i || '-' || j, 'occupied', 'crops', "
-        "ST_Multi(ST_Transform(ST_MakeEnvelope(%s + 100 * i, %s + 10000 + 100 * j, "
-        "%s + 100 * i + 98, %s + 10000 + 100 * j + 98, 32619), 4326)) "
-        "FROM generate_series(0, 299) i, generate_series(0, 99) j",
-        (other, X0, Y0, X0, Y0),
-    )
-    await conn.execute("ANALYZE parcels")
-    for setting in filter(None, planner.split("; ")):
-        await conn.execute(setting)
-    query = sql_text(land_recovery.__name__, "conflicts.sql")
+async def test_overlaps_found_in_bulk_are_those_postgis_finds(conn: AsyncConnection) -> None:
+    """overlaps.py finds the overlapping pairs with GEOS in bulk; PostGIS's own self-join
+    (ST_Intersects, then ST_Relate '2********', the form conflicts.sql had) finds the same
+    pairs on a commune of 612 parcels: a 20 x 20 grid of 50 m squares sharing their edges
+    (touching only: no pair), 150 random rectangles and triangles over it (overlapping,
+    containing, contained), 30 copies of grid squares (equal), 30 squares with a hole
+    holding another parcel (inside the hole: no pair) and two-part parcels."""
+    cid = await add_commune(conn, "LAND-BULK", shapely.box(-100, -100, 1100, 1100))
+    rng = np.random.default_rng(11)
+    shapes = [
+        shapely.box(50 * i, 50 * j, 50 * i + 50, 50 * j + 50) for i in range(20) for j in range(20)
+    ]
+    for _ in range(150):
+        x, y = rng.uniform(0, 950, 2)
+        w, h = rng.uniform(5, 120, 2)
+        shapes.append(
+            shapely.box(x, y, x + w, y + h)
+            if rng.random() < 0.5
+            else shapely.Polygon([(x, y), (x + w, y), (x + w / 2, y + h)])
+        )
+    shapes += [shapes[int(k)] for k in rng.integers(0, 400, 30)]
+    for _ in range(30):
+        x, y = rng.uniform(0, 900, 2)
+        shapes.append(
+            shapely.box(x, y, x + 60, y + 60).difference(
+                shapely.box(x + 10, y + 10, x + 50, y + 50)
+            )
+        )
+        shapes.append(shapely.box(x + 20, y + 20, x + 40, y + 40))
+    for _ in range(2):
+        x, y = rng.uniform(0, 800, 2)
+        shapes.append(
+            shapely.MultiPolygon(
+                [shapely.box(x, y, x + 30, y + 30), shapely.box(x + 100, y, x + 130, y + 30)]
+            )
+        )
+    for n, shape in enumerate(shapes):
+        await add_parcel(conn, cid, shape, f"B{n}")
     cur = await conn.execute(
-        "EXPLAIN (FORMAT JSON) " + query, {"commune": cid, "width": 1.0, "min_m2": 0.1}
+        "SELECT a.id, b.id FROM parcels a JOIN parcels b ON a.id < b.id "
+        "AND ST_Intersects(a.geom, b.geom) AND ST_Relate(a.geom, b.geom, '2********') "
+        "WHERE a.commune_id = %(c)s AND b.commune_id = %(c)s",
+        {"c": cid},
     )
-    plan = (await cur.fetchone())[0][0]["Plan"]
-    joins = _joins_parcels_to_parcels(plan)
-    assert len(joins) == 1, json.dumps(plan)[:3000]
-    inner = next(c for c in joins[0]["Plans"] if c["Parent Relationship"] == "Inner")
-    nodes = _below(inner)
-    assert {n["Node Type"] for n in nodes} <= {
-        "Subquery Scan",
-        "Index Scan",
-        "Bitmap Heap Scan",
-        "Bitmap Index Scan",
-    }, inner
-    assert {n["Index Name"] for n in nodes if "Index Name" in n} == {"parcels_geom_idx"}, inner
+    expected = sorted(await cur.fetchall())
+    first, second = await overlaps.overlapping(conn, cid)
+    assert sorted(zip(first, second, strict=True)) == expected
+    assert len(expected) > 300
+    cur = await conn.execute(
+        "SELECT count(*) FROM parcels a JOIN parcels b ON a.id < b.id "
+        "AND ST_Touches(a.geom, b.geom) WHERE a.commune_id = %(c)s AND b.commune_id = %(c)s",
+        {"c": cid},
+    )
+    assert (await cur.fetchone())[0] > 700  # the grid's shared edges and corners: no pair
 
 
 # --- candidates ----------------------------------------------------------------------------

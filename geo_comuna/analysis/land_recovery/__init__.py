@@ -4,9 +4,10 @@ parcels to recover next, where the parcel map contradicts itself, and how many p
 rights of each status (migration 0021; counts only, no holder).
 
 Areas are hectares on the WGS 84 spheroid (PostGIS geography). The breakdown, timeline and
-conflicts are one SQL statement each (sql/*.sql). The candidates are read in one; Python adds
-their mean slope from the commune's DEM (toolkit/slope.py) and their score, and measures
-their roads on the spheroid only for those that can rank (candidates.py).
+conflicts are one SQL statement each (sql/*.sql); the parcels that overlap are found first
+in bulk (overlaps.py). The candidates are read in one; Python adds their mean slope from the
+commune's DEM (toolkit/slope.py) and their score, and measures their roads on the spheroid
+only for those that can rank (candidates.py).
 Features: candidates and conflicts, told apart by ``kind``. Formulas and defaults:
 docs/analyses.md#land-recovery.
 
@@ -22,6 +23,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna.analysis.base import Analysis, Result, sql_text
 from geo_comuna.analysis.land_recovery.candidates import best, read_candidates, shapes
+from geo_comuna.analysis.land_recovery.overlaps import overlapping
 from geo_comuna.analysis.land_recovery.params import Params
 from geo_comuna.analysis.land_recovery.summary import (
     ha,
@@ -86,10 +88,13 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
         for c in ranked
         if c["parcel_ids"][0] in outlines  # not deleted since
     ]
+    first, second = await overlapping(conn, commune_id)
     cur = await conn.execute(
         sql_text(__package__, "conflicts.sql"),
         {
             "commune": commune_id,
+            "first": first,
+            "second": second,
             "width": params.sliver_width_m,
             "min_m2": params.min_conflict_area_m2,
         },

@@ -10,13 +10,11 @@
 --
 -- Cost grows with the parcels, not their pairs (20,000 parcels: a few seconds, where one
 -- pairwise self-join and one union of the whole commune took over ten minutes):
--- * overlaps join the parcels table to itself through its GiST index (ST_Intersects, then
---   the exact ST_Relate only for pairs whose outlines meet), planned on their own
---   (MATERIALIZED), each parcel's neighbours found by the index alone (a LATERAL subquery
---   behind OFFSET 0, which keeps every other condition out of it): otherwise the planner may
---   AND another index into a bitmap, the primary key's for "a.id < b.id" (10,000 ids read
---   per parcel for 20,000 parcels, 36 s; 100,000 for a commune of 200,000, 204 s) or the
---   commune's (every parcel of the commune, per parcel);
+-- * overlaps are measured for the pairs %(first)s, %(second)s (ids, the lower first) that
+--   overlaps.py found joining the commune's outlines in bulk, each confirmed by ST_Relate.
+--   Joined here, parcel by parcel through the GiST index, they took 13.8 s for 200,000
+--   parcels sharing their borders; and the planner could AND another index into each
+--   probe's bitmap (the primary key's for "a.id < b.id": 100,000 ids read per parcel, 204 s);
 -- * the closing is taken per cluster of parcels less than 6 * width apart
 --   (ST_ClusterDBSCAN), which gives the same gaps as the closing of the whole union: a
 --   mitred buffer reaches at most mitre_limit * width / 2 = 2.5 * width from its parcels, so
@@ -30,14 +28,14 @@ WITH c AS (
            CASE WHEN ST_Y(ST_Centroid(geom)) >= 0 THEN 32600 ELSE 32700 END
            + least(60, floor((ST_X(ST_Centroid(geom)) + 180) / 6)::integer + 1) AS utm
     FROM communes WHERE id = %(commune)s
-), shared AS MATERIALIZED (  -- planned alone: see above
+), shared AS (
     SELECT 'overlap' AS kind, ARRAY[a.id, b.id] AS parcel_ids, ARRAY[a.code, b.code] AS codes,
            ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS geom
-    FROM parcels a
-    CROSS JOIN LATERAL (SELECT b.id, b.code, b.commune_id, b.geom FROM parcels b
-                        WHERE b.geom && a.geom OFFSET 0) b  -- the GiST index alone: see above
-    WHERE a.commune_id = %(commune)s AND b.commune_id = %(commune)s AND a.id < b.id
-      AND ST_Intersects(a.geom, b.geom) AND ST_Relate(a.geom, b.geom, '2********')
+    FROM unnest(%(first)s::integer[], %(second)s::integer[]) AS u(first, second)
+    JOIN parcels a ON a.id = u.first
+    JOIN parcels b ON b.id = u.second
+    WHERE a.commune_id = %(commune)s AND b.commune_id = %(commune)s
+      AND ST_Relate(a.geom, b.geom, '2********')
 ), outside AS (
     SELECT 'outside_commune', ARRAY[p.id], ARRAY[p.code],
            ST_CollectionExtract(ST_Difference(p.geom, c.geom), 3)
@@ -77,4 +75,4 @@ WITH c AS (
 SELECT kind, parcel_ids, codes, area_m2, ST_AsGeoJSON(geom, 7)::json AS geometry
 FROM measured
 WHERE area_m2 >= %(min_m2)s
-ORDER BY kind, area_m2 DESC
+ORDER BY kind, area_m2 DESC, parcel_ids
