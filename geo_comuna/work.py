@@ -122,6 +122,7 @@ class Scope:
     workers: Workers | None
     deadline: float | None  # time.monotonic() by which the request's work must be done
     cache: VersionedCache | None = None  # expensive answers kept per layer version
+    shared: bool = False  # the deadline is a share of the request's (share())
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
@@ -226,9 +227,20 @@ def cache() -> VersionedCache | None:
     return None if current is None else current.cache
 
 
-def _too_slow(seconds: float | None) -> TooSlow:
+def _too_slow(seconds: float | None, shared: bool = False) -> TooSlow:
     budget = f"{seconds:g} s" if seconds else "its time"
     budget_es = f"{seconds:g} s" if seconds else "el tiempo asignado"
+    if shared:  # stopped at its share (share()): the request itself goes on
+        return TooSlow(
+            Said(
+                f"it did not finish in its share of the {budget} a request may take here; "
+                "the rest was left to the other parts of the answer "
+                "(GEO_COMUNA_COMPUTE_SECONDS)",
+                f"no terminó en su parte de los {budget_es} que puede durar una petición aquí; "
+                "el resto quedó para las demás partes de la respuesta "
+                "(GEO_COMUNA_COMPUTE_SECONDS)",
+            )
+        )
     return TooSlow(
         Said(
             f"the computation took longer than {budget}, the most one request may take here; "
@@ -269,12 +281,23 @@ def share(parts: int) -> Iterator[None]:
         yield
         return
     token = _scope.set(
-        dataclasses.replace(current, deadline=time.monotonic() + max(left, 0.0) / parts)
+        dataclasses.replace(
+            current, deadline=time.monotonic() + max(left, 0.0) / parts, shared=True
+        )
     )
     try:
         yield
     finally:
         _scope.reset(token)
+
+
+def in_shares(items: list[T]) -> Iterator[T]:
+    """``items`` one after another, the work done for each within an equal share of the time
+    left when it starts (share()): the first of four gets a quarter, the last whatever the
+    others left."""
+    for i, item in enumerate(items):
+        with share(len(items) - i):
+            yield item
 
 
 async def within_deadline(step: Coroutine[Any, Any, T]) -> T:
@@ -290,7 +313,7 @@ async def within_deadline(step: Coroutine[Any, Any, T]) -> T:
         return await step
     if remaining <= 0:
         step.close()  # never awaited: no warning that it was not
-        raise _too_slow(current.limits.compute_seconds)
+        raise _too_slow(current.limits.compute_seconds, current.shared)
     deadline = asyncio.timeout(remaining)
     try:
         async with deadline:
@@ -298,7 +321,7 @@ async def within_deadline(step: Coroutine[Any, Any, T]) -> T:
     except TimeoutError:
         if not deadline.expired():  # a timeout of the step's own
             raise
-        raise _too_slow(current.limits.compute_seconds) from None
+        raise _too_slow(current.limits.compute_seconds, current.shared) from None
 
 
 # --- a killable process -----------------------------------------------------------------------

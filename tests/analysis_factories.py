@@ -1,10 +1,29 @@
-"""An analysis that cannot finish, for tests of what pages, maps and packages say then."""
+"""An analysis that cannot finish, for tests of what pages, maps and packages say then, and
+a request given little time to do its work."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+import httpx
 from psycopg import AsyncConnection
 
 from geo_comuna.analysis.base import Analysis, Result
+from geo_comuna.settings import Settings
+from tests.conftest import api_client
+
+
+async def hurried_get(
+    conn: AsyncConnection, settings: Settings, token: str, seconds: float, path: str, **params: Any
+) -> tuple[httpx.Response, float]:
+    """GET ``path`` from the app given ``seconds`` of compute (GEO_COMUNA_COMPUTE_SECONDS),
+    as ``token``'s holder: the response and how long it took (s)."""
+    hurried = settings.model_copy(update={"compute_seconds": seconds})
+    async with api_client(conn, hurried, token) as client:
+        started = time.monotonic()
+        r = await client.get(path, params=params)
+        return r, time.monotonic() - started
 
 
 def timing_out(real: Analysis, runs: list[int] | None = None) -> Analysis:

@@ -123,15 +123,16 @@ async def _analysis_summaries(
     gets an equal share of the time left (work.share): one that cannot finish in a commune
     of 200,000 parcels took the whole request's time, and every analysis after it said it
     had run out of time too."""
+    return [
+        await _analysis_summary(conn, commune_id, analysis, lang, styles, access)
+        for analysis in work.in_shares(report_analyses())
+    ]
+
+
+def report_analyses() -> list[Analysis]:
+    """The analyses a report summarises (those installed), in its order."""
     installed = all_analyses()
-    names = [name for name in REPORT_ANALYSES if name in installed]
-    summaries = []
-    for i, name in enumerate(names):
-        with work.share(len(names) - i):
-            summaries.append(
-                await _analysis_summary(conn, commune_id, installed[name], lang, styles, access)
-            )
-    return summaries
+    return [installed[name] for name in REPORT_ANALYSES if name in installed]
 
 
 async def _analysis_summary(
