@@ -228,6 +228,7 @@ def cache() -> VersionedCache | None:
 
 
 def _too_slow(seconds: float | None, shared: bool = False) -> TooSlow:
+    """What a step stopped at a deadline says: the request's, or its share of it."""
     budget = f"{seconds:g} s" if seconds else "its time"
     budget_es = f"{seconds:g} s" if seconds else "el tiempo asignado"
     if shared:  # stopped at its share (share()): the request itself goes on
@@ -262,12 +263,12 @@ async def cpu(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(call)
     remaining = current.remaining()
     if remaining is not None and remaining <= 0:
-        raise _too_slow(current.limits.compute_seconds)
+        raise _too_slow(current.limits.compute_seconds, current.shared)
     future = current.workers.submit(call)
     try:
         return await asyncio.wait_for(future, remaining)
     except TimeoutError:  # wait_for cancelled the future: a queued step never starts
-        raise _too_slow(current.limits.compute_seconds) from None
+        raise _too_slow(current.limits.compute_seconds, current.shared) from None
 
 
 @contextmanager
@@ -340,19 +341,20 @@ def isolated(fn: Callable[..., T], *args: Any) -> T:
     until = time.monotonic() + limits().compute_seconds
     if current is not None and current.deadline is not None:
         until = min(until, current.deadline - _MARGIN)
+    shared = current is not None and current.shared
     holder = getattr(_holding, "workers", None)
     if holder is None:  # the CLI, an import's own thread: one child at a time anyway
-        return _in_child(fn, args, until)
+        return _in_child(fn, args, until, shared)
     with holder.lent():
         if not holder.children.acquire(timeout=max(until - time.monotonic(), 0.0)):
-            raise _too_slow(limits().compute_seconds)
+            raise _too_slow(limits().compute_seconds, shared)
         try:
-            return _in_child(fn, args, until)
+            return _in_child(fn, args, until, shared)
         finally:
             holder.children.release()
 
 
-def _in_child(fn: Callable[..., T], args: tuple, until: float) -> T:
+def _in_child(fn: Callable[..., T], args: tuple, until: float, shared: bool) -> T:
     child = subprocess.Popen(
         [sys.executable, "-m", "geo_comuna.child"],
         stdin=subprocess.PIPE,
@@ -365,7 +367,7 @@ def _in_child(fn: Callable[..., T], args: tuple, until: float) -> T:
             timeout=max(until - time.monotonic(), 0.0),
         )
     except subprocess.TimeoutExpired:
-        raise _too_slow(limits().compute_seconds) from None
+        raise _too_slow(limits().compute_seconds, shared) from None
     finally:
         if child.poll() is None:
             child.kill()
