@@ -147,6 +147,9 @@ class Analysis:
     reads: tuple[str, ...]
     spatial: bool = True  # has features (GeoJSON / CSV / map)
     features_of: FeaturesOf | None = None
+    #: the table whose rows in the commune its work grows with (a report runs the analysis
+    #: with the fewest first: see maps/report.py)
+    grows_with: str | None = None
 
 
 async def answer(

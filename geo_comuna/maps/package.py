@@ -64,7 +64,7 @@ from geo_comuna.maps.qgis import (
     layer_styles,
     project,
 )
-from geo_comuna.maps.report import report, report_analyses
+from geo_comuna.maps.report import report, report_analyses, smallest_first
 from geo_comuna.maps.styles import Styles
 from geo_comuna.settings import Settings
 
@@ -376,12 +376,13 @@ async def write_pages(
 
 
 async def _answers(conn: AsyncConnection, commune_id: int) -> None:
-    """The report's analyses, each within its share of the time left (work.in_shares), kept
-    in the package's cache for its pages: an answer, or why there is none. A commune of
-    200,000 parcels took 11-18 s of land recovery, and the package was a 503 when the
-    request's time then ran out drawing its maps; now the package leaves that analysis out
-    and says so."""
-    for analysis in work.in_shares(report_analyses()):
+    """The report's analyses, the smallest first, each within its share of the time left
+    (work.in_shares), kept in the package's cache for its pages: an answer, or why there is
+    none. A commune of 200,000 parcels took 11-18 s of land recovery, and the package was a
+    503 when the request's time then ran out drawing its maps; now the package leaves an
+    analysis that does not fit out, and says so."""
+    analyses = await smallest_first(conn, commune_id, report_analyses())
+    for analysis in work.in_shares(analyses):
         with contextlib.suppress(Unfinished):  # kept by the cache, said by the pages
             await answer(analysis, conn, commune_id, analysis.params())
 
@@ -419,7 +420,7 @@ async def build_package(
         answers = Once(work.cache())
         with work.caching(answers):
             say("analyses")
-            with work.share(2):  # at most half the time left: the pages must still be drawn
+            with work.share(3):  # a third of the time left: the pages must still be drawn
                 await _answers(conn, commune_id)
             await write_pages(conn, folder, commune_id, settings, access, styles, say)
         unfinished = list(answers.failed.values())

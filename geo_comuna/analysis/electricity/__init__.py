@@ -283,4 +283,5 @@ ANALYSIS = Analysis(
     features_of=FeaturesOf(
         LAYERS["dwellings"], groups=("transformer_site",), pointers=("nearest_dwelling",)
     ),
+    grows_with="dwellings",
 )

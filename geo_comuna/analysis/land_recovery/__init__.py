@@ -131,4 +131,5 @@ ANALYSIS = Analysis(
     params=Params,
     run=run,
     reads=("parcels", "communes", "states", "paths", "dems", "rights"),
+    grows_with="parcels",
 )

@@ -111,4 +111,5 @@ ANALYSIS = Analysis(
     run=run,
     reads=("dwellings", "paths", "facilities", "communes", "dems"),
     features_of=FeaturesOf(LAYERS["dwellings"]),
+    grows_with="dwellings",
 )

@@ -103,4 +103,5 @@ ANALYSIS = Analysis(
     params=Params,
     run=run,
     reads=("parcels", "communes", "dems"),
+    grows_with="parcels",
 )

@@ -117,4 +117,5 @@ ANALYSIS = Analysis(
     run=run,
     reads=("dwellings", "water_mains", "paths", "communes", "dems"),
     features_of=FeaturesOf(LAYERS["dwellings"]),
+    grows_with="dwellings",
 )
