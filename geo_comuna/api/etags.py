@@ -37,14 +37,9 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
 
 
-def read_tables(layer: Layer) -> set[str]:
-    """The tables a feature of ``layer`` is built from, besides its own."""
-    return {r.table for r in layer.references if r.key != "id"} | layer.derived_reads
-
-
 def page_tables(layer: Layer) -> set[str]:
     """The tables whose versions a page of ``layer`` is an ETag of."""
-    return {layer.table, *read_tables(layer)}
+    return {layer.table, *layer.other_reads}
 
 
 async def page(
@@ -68,7 +63,7 @@ def feature_inputs(layer: Layer, access: Access) -> tuple[str | None, tuple[str,
     when the row version alone tells a feature's versions apart. The digest itself is
     computed in the database, in the statement that reads the feature (features/query.py
     item), so that a current copy is known before any of it is built."""
-    tables = read_tables(layer)
+    tables = layer.other_reads
     if not tables and not layer.restricted:
         return None, ()
     reader = access.key if layer.restricted else None

@@ -289,6 +289,12 @@ class Layer:
         return {table for d in self.derived for table in d.reads}
 
     @property
+    def other_reads(self) -> set[str]:
+        """The tables a feature of this layer is built from besides its own: those its
+        references name by a key other than id (a commune's code), and its derived reads."""
+        return {r.table for r in self.references if r.key != "id"} | self.derived_reads
+
+    @property
     def property_names(self) -> list[str]:
         """Writable properties, in schema order."""
         return [r.name for r in self.references] + [a.name for a in self.attributes]
