@@ -39,7 +39,7 @@ def _digest(*parts: object) -> str:
 
 def page_tables(layer: Layer) -> set[str]:
     """The tables whose versions a page of ``layer`` is an ETag of."""
-    return {layer.table, *layer.other_reads}
+    return layer.feature_tables
 
 
 async def page(

@@ -295,6 +295,13 @@ class Layer:
         return {r.table for r in self.references if r.key != "id"} | self.derived_reads
 
     @property
+    def feature_tables(self) -> set[str]:
+        """Every table a feature of this layer is built from: its own and other_reads. What
+        is built from its features (a page's ETag, a map's geobuf) changes with their
+        versions."""
+        return {self.table, *self.other_reads}
+
+    @property
     def property_names(self) -> list[str]:
         """Writable properties, in schema order."""
         return [r.name for r in self.references] + [a.name for a in self.attributes]

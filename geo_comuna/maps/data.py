@@ -139,7 +139,7 @@ async def geobuf(
     return await cache.get_or_compute(
         conn,
         key,
-        {layer.table, *layer.other_reads},
+        layer.feature_tables,
         lambda: _geobuf(conn, layer, filters, names, access, quantum),
     )
 
