@@ -127,6 +127,10 @@ class Scope:
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
+    def too_slow(self) -> TooSlow:
+        """What a step stopped at this scope's deadline says."""
+        return _too_slow(self.limits.compute_seconds, self.shared)
+
 
 _scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
     "geo_comuna_work", default=None
@@ -263,12 +267,12 @@ async def cpu(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.to_thread(call)
     remaining = current.remaining()
     if remaining is not None and remaining <= 0:
-        raise _too_slow(current.limits.compute_seconds, current.shared)
+        raise current.too_slow()
     future = current.workers.submit(call)
     try:
         return await asyncio.wait_for(future, remaining)
     except TimeoutError:  # wait_for cancelled the future: a queued step never starts
-        raise _too_slow(current.limits.compute_seconds, current.shared) from None
+        raise current.too_slow() from None
 
 
 @contextmanager
@@ -314,7 +318,7 @@ async def within_deadline(step: Coroutine[Any, Any, T]) -> T:
         return await step
     if remaining <= 0:
         step.close()  # never awaited: no warning that it was not
-        raise _too_slow(current.limits.compute_seconds, current.shared)
+        raise current.too_slow()
     deadline = asyncio.timeout(remaining)
     try:
         async with deadline:
@@ -322,7 +326,7 @@ async def within_deadline(step: Coroutine[Any, Any, T]) -> T:
     except TimeoutError:
         if not deadline.expired():  # a timeout of the step's own
             raise
-        raise _too_slow(current.limits.compute_seconds, current.shared) from None
+        raise current.too_slow() from None
 
 
 # --- a killable process -----------------------------------------------------------------------
