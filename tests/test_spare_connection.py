@@ -12,7 +12,7 @@ import pytest
 from psycopg import AsyncConnection
 
 from geo_comuna import accounts, work
-from geo_comuna.analysis import electricity, stair_access, water_hookups
+from geo_comuna.analysis import electricity, land_recovery, stair_access, water_hookups
 from geo_comuna.analysis.base import to_json
 from geo_comuna.api.app import create_app
 from geo_comuna.settings import Settings
@@ -21,15 +21,24 @@ pytestmark = pytest.mark.anyio
 COMMUNE = "5-DE-MARZO"
 
 
-async def commune_id(conn: AsyncConnection) -> int:
-    cur = await conn.execute("SELECT id FROM communes WHERE code = %s", (COMMUNE,))
+async def commune_id(conn: AsyncConnection, code: str = COMMUNE) -> int:
+    cur = await conn.execute("SELECT id FROM communes WHERE code = %s", (code,))
     return (await cur.fetchone())[0]
 
 
 @pytest.mark.parametrize(
-    "analysis", [electricity, stair_access, water_hookups], ids=lambda a: a.__name__
+    ("analysis", "code"),
+    [
+        (electricity, COMMUNE),
+        (stair_access, COMMUNE),
+        (water_hookups, COMMUNE),
+        (land_recovery, "EL-MAIZAL"),  # the breakdown beside the rest
+    ],
+    ids=lambda a: getattr(a, "__name__", a),
 )
-async def test_side_by_side_gives_the_answer_alone_gives(own_db: str, analysis: object) -> None:
+async def test_side_by_side_gives_the_answer_alone_gives(
+    own_db: str, analysis: object, code: str
+) -> None:
     opened: list[AsyncConnection] = []
 
     @asynccontextmanager
@@ -39,7 +48,7 @@ async def test_side_by_side_gives_the_answer_alone_gives(own_db: str, analysis: 
             yield other
 
     async with await AsyncConnection.connect(own_db, autocommit=True) as conn:
-        cid = await commune_id(conn)
+        cid = await commune_id(conn, code)
         alone = await analysis.run(conn, cid, analysis.Params())  # type: ignore[attr-defined]
         with work.lending(second):
             together = await analysis.run(conn, cid, analysis.Params())  # type: ignore[attr-defined]

@@ -17,10 +17,12 @@ candidates.py reads and scores the candidates; this module adds the conflicts an
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.analysis.base import Analysis, Result, sql_text
 from geo_comuna.analysis.land_recovery.candidates import best, read_candidates, shapes
 from geo_comuna.analysis.land_recovery.overlaps import overlapping
@@ -70,12 +72,35 @@ def csv_rows(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
+    """The breakdown runs on the request's second connection when it has one, beside the
+    rest on its own: two backends, two CPUs. For a commune of 200,000 parcels the breakdown
+    alone takes ~5 s of server time and the rest ~6 s."""
+    async with work.spare_connection() as other:
+        if other is None:  # last, on the request's own connection
+            return await _with_breakdown(
+                conn, commune_id, params, lambda: _breakdown(conn, commune_id)
+            )
+        async with work.beside(_breakdown(other, commune_id)) as breakdown:
+            return await _with_breakdown(conn, commune_id, params, lambda: breakdown)
+
+
+async def _breakdown(conn: AsyncConnection, commune_id: int) -> list[tuple]:
     cur = await conn.execute(sql_text(__package__, "breakdown.sql"), {"commune": commune_id})
-    summary = summarise_breakdown(await cur.fetchall())
+    return await cur.fetchall()
+
+
+async def _with_breakdown(
+    conn: AsyncConnection,
+    commune_id: int,
+    params: Params,
+    breakdown: Callable[[], Awaitable[list[tuple]]],
+) -> Result:
+    """The rest of the answer; the breakdown's rows (what ``breakdown()`` gives) are awaited
+    last, when the rest is done."""
     cur = await conn.execute(sql_text(__package__, "timeline.sql"), {"commune": commune_id})
-    summary["timeline"] = summarise_timeline(await cur.fetchall())
+    timeline = summarise_timeline(await cur.fetchall())
     cur = await conn.execute(sql_text(__package__, "rights.sql"), {"commune": commune_id})
-    summary.update(summarise_rights(await cur.fetchall(), summary["parcels"]))
+    rights = await cur.fetchall()
     candidates, roads, warnings = await read_candidates(conn, commune_id, params)
     ranked, _ = await best(conn, candidates, roads, params)
     outlines = await shapes(conn, ranked)
@@ -116,6 +141,9 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
                 "properties": {k: props.get(k) for k in COLUMNS},
             }
         )
+    summary = summarise_breakdown(await breakdown())
+    summary["timeline"] = timeline
+    summary.update(summarise_rights(rights, summary["parcels"]))
     if summary["parcels"] == 0:
         warnings.append("the commune has no parcels")
     summary["candidates"] = len(candidates)
