@@ -15,6 +15,7 @@ from geo_comuna import accounts, work
 from geo_comuna.analysis import electricity, land_recovery, stair_access, water_hookups
 from geo_comuna.analysis.base import to_json
 from geo_comuna.api.app import create_app
+from geo_comuna.cli.common import run as cli_run
 from geo_comuna.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -90,3 +91,21 @@ async def test_the_api_lends_a_second_connection_and_takes_it_back(
         stats = app.state.databases.primary.get_stats()
         assert stats["pool_size"] >= 2, stats  # a second one was opened and is kept
         assert stats["pool_available"] == stats["pool_size"], stats  # none is left out
+
+
+def test_a_command_has_a_second_connection_outside_a_transaction(own_db: str) -> None:
+    """The CLI runs an analysis side by side as the API does (geo-comuna analyze, package);
+    inside a transaction it has none: a second connection would not see its writes."""
+
+    async def backends(conn: AsyncConnection) -> tuple[int, int | None, int | None]:
+        async with work.spare_connection() as other:
+            beside = None if other is None else other.info.backend_pid
+        async with conn.transaction():
+            await conn.execute("CREATE TEMP TABLE unseen (x int)")
+            async with work.spare_connection() as other:
+                within = None if other is None else other.info.backend_pid
+        return conn.info.backend_pid, beside, within
+
+    own, beside, within = cli_run(backends, Settings(database_url=own_db))
+    assert beside is not None and beside != own
+    assert within is None

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from importlib.abc import MetaPathFinder
 from typing import Any, NoReturn, TypeVar
 
@@ -115,17 +115,34 @@ def unseen(*names: str) -> Iterator[None]:
 
 def run(work: Callable[[Any], Awaitable[T]], settings: Settings) -> T:
     """Run ``work(conn)`` on one connection; typed errors become a message and exit 2."""
+    from psycopg.pq import TransactionStatus
+
     from geo_comuna.db import migrate
     from geo_comuna.db.pool import connect
-    from geo_comuna.work import Limits
+    from geo_comuna.work import Limits, lending
     from geo_comuna.work import scope as limits_scope
 
     async def main() -> T:
         conn = await connect(settings)
+
+        @asynccontextmanager
+        async def spare() -> AsyncIterator[Any]:
+            """A second connection for statements that can run side by side, as a request
+            has (work.spare_connection); none while ``conn`` is in a transaction, whose
+            writes a second connection would not see."""
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                yield None
+                return
+            other = await connect(settings)
+            try:
+                yield other
+            finally:
+                await other.close()
+
         try:
             await migrate.upgrade(conn)
-            with limits_scope(Limits.of(settings), None):  # no deadline for one's own command
-                return await work(conn)
+            with limits_scope(Limits.of(settings), None), lending(spare):
+                return await work(conn)  # no deadline for one's own command
         finally:
             await conn.close()
 
