@@ -29,7 +29,7 @@ from geo_comuna.db.versions import VersionedCache
 from geo_comuna.features.query import require_commune
 from geo_comuna.features.write import row_version
 from geo_comuna.layers import LAYERS
-from geo_comuna.maps import data
+from geo_comuna.maps import data, package
 from geo_comuna.maps.package import (
     GPKG,
     INFO_TABLE,
@@ -305,6 +305,30 @@ async def test_the_same_data_gives_the_same_package(
         for name in one.namelist():
             assert one.read(name) == two.read(name), name
     assert head.headers["content-length"] == first.headers["content-length"]
+
+
+async def test_a_layer_read_in_pieces_is_the_layer_read_whole(
+    conn: AsyncConnection, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The package reads each layer PIECE rows at a time: with pieces of 7 rows (the
+    parcels of El Maizal in dozens of pieces, a last one part full) every GeoPackage is the
+    same bytes as with the layers read whole in one piece."""
+    async with api_client(conn, settings) as client:
+        monkeypatch.setattr(package, "PIECE", 1_000_000)
+        whole = await client.get(f"/communes/{COMMUNE}/package")
+        monkeypatch.setattr(package, "PIECE", 7)
+        pieces = await client.get(f"/communes/{COMMUNE}/package")
+    assert whole.status_code == pieces.status_code == 200
+    with (
+        zipfile.ZipFile(io.BytesIO(whole.content)) as one,
+        zipfile.ZipFile(io.BytesIO(pieces.content)) as two,
+    ):
+        assert one.read(GPKG) == two.read(GPKG)
+    cur = await conn.execute(
+        "SELECT count(*) FROM parcels p JOIN communes c ON c.id = p.commune_id WHERE c.code = %s",
+        (COMMUNE,),
+    )
+    assert (await cur.fetchone())[0] % 7, "a last piece part full is the case to see"
 
 
 def test_steady_leaves_no_count_of_commits(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ import shutil
 import tempfile
 import time
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,15 +194,20 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _column(values: list[Any], kind: pa.DataType, spreadsheet: bool = False) -> pd.Series:
-    """``spreadsheet``: text cells are made safe to open in a spreadsheet (io/formulas.py)."""
+def arrow_column(values: Sequence[Any], kind: pa.DataType, spreadsheet: bool = False) -> pa.Array:
+    """Database values of one output property as an Arrow array of its registry type.
+    ``spreadsheet``: text cells are made safe to open in a spreadsheet (io/formulas.py)."""
     if pa.types.is_floating(kind):  # numeric (Decimal) from round(...)
         values = [None if v is None else float(v) for v in values]
     elif pa.types.is_string(kind):
         values = [_text(v) for v in values]
         if spreadsheet:
             values = [v if v is None else neutralise(v) for v in values]
-    return pd.Series(pd.array(values, dtype=pd.ArrowDtype(kind)))
+    return pa.array(values, type=kind)
+
+
+def _column(values: list[Any], kind: pa.DataType, spreadsheet: bool = False) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowExtensionArray(arrow_column(values, kind, spreadsheet)))
 
 
 def to_frame(
