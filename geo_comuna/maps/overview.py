@@ -72,6 +72,36 @@ def _png(codes: np.ndarray, palette: list[tuple[int, int, int, int]]) -> str:
     return "data:image/png;base64," + base64.b64encode(body).decode("ascii")
 
 
+def _burn(burned: np.ndarray, wkb: list[bytes], start: int, transform: Any) -> None:
+    """The shapes ``wkb`` burned into ``burned`` with the row numbers from ``start`` on."""
+    shapes = shapely.from_wkb(wkb)
+    numbers = range(start, start + len(shapes))
+    rasterize(zip(shapes, numbers, strict=True), out=burned, transform=transform)
+
+
+def _coloured(
+    burned: np.ndarray,
+    values: list[tuple],
+    themes: dict[str, dict[str, str]],
+    fallback: str,
+    opacity: float,
+) -> dict[str, str]:
+    """The PNG of each theme: the row numbers ``burned`` coloured by each row's ``values``
+    (one per theme, in the themes' order)."""
+    images: dict[str, str] = {}
+    for i, (attribute, colours) in enumerate(themes.items()):
+        names = list(colours)
+        codes = {v: n for n, v in enumerate(names, start=1)}
+        row_codes = np.array([0] + [codes.get(r[i], len(names) + 1) for r in values], dtype="uint8")
+        palette = (
+            [(0, 0, 0, 0)]
+            + [_hex_rgba(colours[v], opacity) for v in names]
+            + [_hex_rgba(fallback, opacity)]
+        )
+        images[attribute] = _png(row_codes[burned], palette)
+    return images
+
+
 async def overview(
     conn: AsyncConnection,
     layer: Layer,
@@ -139,36 +169,26 @@ async def _drawn(
     transform = from_bounds(west, south, east, north, width, height)
     pixel_m = 1 / scale
     columns = sql.SQL("").join(sql.SQL(", t.{}::text").format(sql.Identifier(a)) for a in themes)
-    # simplified to half a pixel: detail finer than the picture only costs time
-    cur = await conn.execute(
-        sql.SQL("""
-        SELECT ST_AsBinary(ST_Simplify(ST_Transform(t.geom, 3857), %(tolerance)s)) {columns}
-        FROM {table} t WHERE {where}""").format(columns=columns, table=table, where=where),
-        {**params, "tolerance": pixel_m / 2},
-    )
-    rows = await cur.fetchall()
-    shapes = shapely.from_wkb([r[0] for r in rows])
-    # burned once with row numbers (1-based), then coloured per theme by lookup; in chunks, as
-    # rasterio holds a GeoJSON-like copy of every shape it is given at once
+    # burned once with row numbers (1-based), then coloured per theme by lookup; the rows are
+    # read and burned CHUNK at a time (a server-side cursor), as rasterio holds a GeoJSON-like
+    # copy of every shape it is given: only their themes' values are kept
     burned = np.zeros((height, width), dtype="uint32")
-    for start in range(0, len(rows), CHUNK):
-        chunk = shapes[start : start + CHUNK]
-        rasterize(
-            zip(chunk, range(start + 1, start + len(chunk) + 1), strict=True),
-            out=burned,
-            transform=transform,
+    values: list[tuple] = []
+    async with conn.transaction(), conn.cursor(name="overview") as cur:
+        # simplified to half a pixel: detail finer than the picture only costs time
+        await cur.execute(
+            sql.SQL("""
+            SELECT ST_AsBinary(ST_Simplify(ST_Transform(t.geom, 3857), %(tolerance)s)) {columns}
+            FROM {table} t WHERE {where}""").format(columns=columns, table=table, where=where),
+            {**params, "tolerance": pixel_m / 2},
         )
-    images: dict[str, str] = {}
-    for i, (attribute, colours) in enumerate(themes.items(), start=1):
-        values = list(colours)
-        codes = {v: n for n, v in enumerate(values, start=1)}
-        row_codes = np.array([0] + [codes.get(r[i], len(values) + 1) for r in rows], dtype="uint8")
-        palette = (
-            [(0, 0, 0, 0)]
-            + [_hex_rgba(colours[v], opacity) for v in values]
-            + [_hex_rgba(fallback, opacity)]
-        )
-        images[attribute] = _png(row_codes[burned], palette)
+        rows = await cur.fetchmany(CHUNK)
+        while rows:  # the next chunk read while this one burns
+            async with work.beside(cur.fetchmany(CHUNK)) as following:
+                await work.cpu(_burn, burned, [r[0] for r in rows], len(values) + 1, transform)
+                values += (r[1:] for r in rows)
+                rows = await following
+    images = await work.cpu(_coloured, burned, values, themes, fallback, opacity)
     median_deg = row[8] or 0
     detail = math.ceil(math.log2(MIN_DETAIL_PX * 360 / (256 * median_deg))) if median_deg > 0 else 0
     return Overview(images, ((row[4], row[5]), (row[6], row[7])), max(0, min(detail, 22)))

@@ -3,12 +3,14 @@ every request in the test's rolled-back transaction)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import io
 import json
 import math
 import re
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from geo_comuna.features.filters import Filters
 from geo_comuna.features.query import resolve_commune
 from geo_comuna.layers import get_layer
 from geo_comuna.maps import data
+from geo_comuna.maps import overview as overview_module
 from geo_comuna.maps.analysis_map import analysis_map
 from geo_comuna.maps.commune import commune_map
 from geo_comuna.maps.overview import Overview, overview
@@ -191,6 +194,52 @@ async def test_an_overview_is_drawn_once_per_layer_version(conn: AsyncConnection
         again = await drawn()
     assert again is not first and again.images["tenure"] != first.images["tenure"]
     assert again.bounds == first.bounds
+
+
+async def test_an_overview_is_burned_off_the_event_loop_a_chunk_at_a_time(
+    conn: AsyncConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Burning the shapes of 200,000 parcels takes ~2 s of CPU: on a worker, so that other
+    requests go on meanwhile, and CHUNK rows at a time, read as they are burned, so that only
+    one chunk of shapes is held. Chunks of 20 give the picture one chunk gives."""
+    commune_id = await resolve_commune(conn, "EL-MAIZAL")
+    parcels = get_layer("parcels")
+    filters = Filters(commune_id=commune_id)
+    themes = {"tenure": {"abandoned": "#d7191c", "occupied": "#1a9641"}}
+
+    async def drawn() -> Overview | None:
+        return await overview(
+            conn, parcels, filters, themes, EVERYWHERE, fallback="#999999", opacity=0.6
+        )
+
+    whole = await drawn()
+    burn, burned = overview_module._burn, []
+
+    def slow(*args: object) -> None:
+        time.sleep(0.1)  # blocks whatever thread runs it
+        burned.append(args[2])
+        burn(*args)
+
+    monkeypatch.setattr(overview_module, "_burn", slow)
+    monkeypatch.setattr(overview_module, "CHUNK", 20)
+    ticks = 0
+
+    async def ticking() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    ticker = asyncio.create_task(ticking())
+    try:
+        chunked = await drawn()
+    finally:
+        ticker.cancel()
+    cur = await conn.execute("SELECT count(*) FROM parcels WHERE commune_id = %s", (commune_id,))
+    count = (await cur.fetchone())[0]
+    assert burned == list(range(1, count + 1, 20)) and len(burned) >= 3
+    assert ticks >= 5 * len(burned), ticks  # the loop ran on while each chunk burned
+    assert chunked == whole
 
 
 async def test_a_geobuf_is_built_once_per_version_of_what_it_reads(
