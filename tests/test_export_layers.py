@@ -5,6 +5,7 @@ Shapefile refuses field names it would cut to the same one."""
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import psycopg
@@ -15,6 +16,7 @@ from psycopg import AsyncConnection, sql
 from geo_comuna.accounts import EVERYWHERE
 from geo_comuna.errors import InvalidFile, InvalidInput
 from geo_comuna.features.query import commune_sql, resolve_commune
+from geo_comuna.io import exporter
 from geo_comuna.io.exporter import _dbf_names, export_layer
 from geo_comuna.io.formats import FORMATS
 from geo_comuna.layers import LAYERS
@@ -115,3 +117,33 @@ def test_cli_exports_every_layer_of_a_commune_into_one_geopackage(
     assert held(path) == expected
     many = _cli(own_db, "export", "parcels,dwellings", str(tmp_path / "two.geojson"))
     assert many.returncode != 0 and "one GeoPackage (.gpkg) or a directory" in many.stderr
+
+
+@pytest.mark.parametrize(("suffix", "crs"), [("csv", "EPSG:4326"), ("zip", "EPSG:32619")])
+async def test_a_layer_read_in_pieces_is_the_layer_read_whole(
+    conn: AsyncConnection,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    suffix: str,
+    crs: str,
+) -> None:
+    """An export reads PIECE rows at a time, each piece reprojected on its own: pieces of 7
+    rows (El Maizal's parcels in dozens, the last part full) write the same file as one piece,
+    CSV cells and Shapefile parts alike, in lon/lat and in UTM."""
+    maizal = await resolve_commune(conn, "EL-MAIZAL")
+    fmt = FORMATS["csv" if suffix == "csv" else "shp"]
+    files = {}
+    for piece in (1_000_000, 7):
+        monkeypatch.setattr(exporter, "PIECE", piece)
+        path = tmp_path / f"{piece}.{suffix}"
+        report = await export_layer(
+            conn, LAYERS["parcels"], path, fmt, crs=crs, commune_id=maizal, access=EVERYWHERE
+        )
+        assert report.features % 7, "a last piece part full is the case to see"
+        if suffix == "zip":
+            with zipfile.ZipFile(path) as zf:
+                files[piece] = {name: zf.read(name) for name in zf.namelist()}
+        else:
+            files[piece] = {path.name: path.read_bytes()}
+    whole, pieces = files.values()
+    assert list(whole.values()) == list(pieces.values())

@@ -1,5 +1,6 @@
-"""Export a layer to a file: one SQL statement reads it, geopandas reprojects it, pyogrio writes
-it (GeoJSON, GeoPackage, zipped Shapefile, KML or CSV).
+"""Export a layer to a file: one SQL statement reads it, a piece of rows at a time kept as Arrow
+(geopandas reprojects each piece), and pyogrio writes it (GeoJSON, GeoPackage, zipped
+Shapefile, KML or CSV).
 
 The columns are the collection's output properties (query.property_exprs: references as the
 codes clients write, derived values such as area_ha), typed from the registry so an empty
@@ -34,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import pandas as pd
 import pyarrow as pa
 import pyogrio
 import pyproj
@@ -51,6 +51,10 @@ from geo_comuna.io.geometries import parse_crs
 from geo_comuna.layers import Layer
 
 WGS84 = pyproj.CRS.from_epsg(4326)
+#: the geometry's column in the Arrow tables written (GDAL names the file's own)
+GEOMETRY = "geometry"
+#: rows of a layer read at a time while it is exported
+PIECE = 20_000
 _ARROW = {
     "text": pa.string(),
     "integer": pa.int32(),
@@ -152,6 +156,13 @@ def output_path(path_or_dir: Path, layer: Layer, fmt: Format) -> Path:
     return path
 
 
+def gdal_crs(crs: pyproj.CRS) -> str:
+    """``crs`` as GDAL is given it: its EPSG code where it has one, else its WKT (as
+    pyogrio gives a data frame's)."""
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_wkt("WKT1_GDAL")
+
+
 def column_types(layer: Layer) -> dict[str, pa.DataType]:
     """Arrow type of every output property, from the registry; derived arrays go out as JSON
     text (no format here has a list column that all the others read)."""
@@ -165,11 +176,17 @@ def column_types(layer: Layer) -> dict[str, pa.DataType]:
     return types
 
 
-async def fetch(
-    conn: AsyncConnection, layer: Layer, commune_id: int | None, access: Access
-) -> tuple[list[str], list[tuple]]:
-    """The output properties the reader gets and the WKB geometry (EPSG:4326) of every
-    feature, in id order."""
+async def read_table(
+    conn: AsyncConnection,
+    layer: Layer,
+    commune_id: int | None,
+    access: Access,
+    fmt: Format,
+    crs: pyproj.CRS,
+) -> pa.Table:
+    """The output properties the reader gets, typed from the registry, and the geometry (WKB
+    in ``crs``) of every feature, in id order: read PIECE rows at a time through a
+    server-side cursor (one snapshot), each piece turned into Arrow at once."""
     where, params = where_sql(layer, Filters(commune_id=commune_id), access)
     # derived properties with a batch form are worked out for all the rows at once
     ids = sql.SQL("ARRAY(SELECT t.id FROM {} t WHERE {})").format(
@@ -182,8 +199,33 @@ async def fetch(
     query = sql.SQL("SELECT {}, ST_AsBinary({}) FROM {} t {} WHERE {} ORDER BY t.id").format(
         columns, geometry_sql(layer, access), sql.Identifier(layer.table), joins, where
     )
-    cur = await conn.execute(query, params)
-    return [name for name, _ in exprs], await cur.fetchall()
+    types = column_types(layer)
+    if fmt.name in ("csv", "kml"):
+        # GDAL writes dates there as 2020/05/01; ISO 8601 text is what people and the
+        # importer read back as a date
+        types = {k: pa.string() if v == pa.date32() else v for k, v in types.items()}
+    schema = pa.schema([*((name, types[name]) for name, _ in exprs), (GEOMETRY, pa.binary())])
+    pieces: list[pa.RecordBatch] = []
+    async with conn.transaction(), conn.cursor(name="export") as cur:
+        await cur.execute(query, params)
+        while rows := await cur.fetchmany(PIECE):
+            pieces.append(await asyncio.to_thread(_piece, schema, rows, fmt, crs))
+    return pa.Table.from_batches(pieces, schema)
+
+
+def _piece(schema: pa.Schema, rows: list[tuple], fmt: Format, crs: pyproj.CRS) -> pa.RecordBatch:
+    """read_table()'s rows as Arrow, the geometry reprojected to ``crs``."""
+    columns = list(zip(*rows, strict=True))
+    spreadsheet = fmt.name == "csv"
+    arrays = [
+        arrow_column(values, f.type, spreadsheet)
+        for values, f in zip(columns[:-1], schema, strict=False)
+    ]
+    wkb = list(columns[-1])
+    if not crs.equals(WGS84, ignore_axis_order=True):
+        moved = gpd.GeoSeries(shapely.from_wkb(wkb), crs=WGS84).to_crs(crs)
+        wkb = list(shapely.to_wkb(moved.values))
+    return pa.record_batch([*arrays, pa.array(wkb, pa.binary())], schema=schema)
 
 
 def _text(value: Any) -> str | None:
@@ -204,31 +246,6 @@ def arrow_column(values: Sequence[Any], kind: pa.DataType, spreadsheet: bool = F
         if spreadsheet:
             values = [v if v is None else neutralise(v) for v in values]
     return pa.array(values, type=kind)
-
-
-def _column(values: list[Any], kind: pa.DataType, spreadsheet: bool = False) -> pd.Series:
-    return pd.Series(pd.arrays.ArrowExtensionArray(arrow_column(values, kind, spreadsheet)))
-
-
-def to_frame(
-    layer: Layer, names: list[str], rows: list[tuple], fmt: Format, crs: pyproj.CRS
-) -> gpd.GeoDataFrame:
-    """Rows -> a GeoDataFrame in ``crs`` with registry-typed columns."""
-    types = column_types(layer)
-    if fmt.name in ("csv", "kml"):
-        # GDAL writes dates there as 2020/05/01; ISO 8601 text is what people and the
-        # importer read back as a date
-        types = {k: pa.string() if v == pa.date32() else v for k, v in types.items()}
-    columns = list(zip(*rows, strict=True)) if rows else [()] * (len(names) + 1)
-    data = {
-        name: _column(list(values), types[name], spreadsheet=fmt.name == "csv")
-        for name, values in zip(names, columns[:-1], strict=True)
-    }
-    geoms = shapely.from_wkb(list(columns[-1])) if rows else []
-    frame = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=WGS84))
-    if not crs.equals(WGS84, ignore_axis_order=True):
-        frame = frame.to_crs(crs)
-    return frame
 
 
 def _dbf_names(names: list[str]) -> dict[str, str]:
@@ -281,10 +298,11 @@ def _existing_geopackage(target: Path, layer: Layer, overwrite_layer: bool) -> b
 
 
 def write(
-    frame: gpd.GeoDataFrame,
+    table: pa.Table,
     layer: Layer,
     fmt: Format,
     target: Path,
+    crs: pyproj.CRS = WGS84,
     overwrite_layer: bool = False,
 ) -> None:
     """Write into a scratch directory beside ``target``, then move (or zip) into place. An
@@ -295,15 +313,17 @@ def write(
             shutil.copyfile(target, inner)
         if fmt.name == "shp":
             # cut here, as the report's notes say, rather than by GDAL with a warning
-            frame = frame.rename(columns=_dbf_names(list(frame.columns)))
+            cut = _dbf_names(table.column_names)
+            table = table.rename_columns([cut.get(n, n) for n in table.column_names])
         try:
-            pyogrio.write_dataframe(
-                frame,
+            pyogrio.write_arrow(
+                table,
                 inner,
                 layer=layer.name,
                 driver=fmt.driver,
-                use_arrow=True,
+                geometry_name=GEOMETRY,
                 geometry_type=layer.geometry_type,
+                crs=gdal_crs(crs),
                 layer_options=_LAYER_OPTIONS.get(fmt.name),
                 **({"encoding": "UTF-8"} if fmt.name == "shp" else {}),
             )
@@ -371,13 +391,19 @@ async def export_layer(
     started = time.perf_counter()
     target_crs = check_crs(fmt, crs)
     target = output_path(path_or_dir, layer, fmt)
-    names, rows = await fetch(conn, layer, commune_id, access)
+    table = await read_table(conn, layer, commune_id, access, fmt, target_crs)
     query_s = time.perf_counter() - started
-    # GDAL and PROJ work for seconds on big layers: off the event loop
-    frame = await asyncio.to_thread(to_frame, layer, names, rows, fmt, target_crs)
-    await asyncio.to_thread(write, frame, layer, fmt, target, overwrite_layer)
+    # GDAL works for seconds on big layers: off the event loop
+    await asyncio.to_thread(write, table, layer, fmt, target, target_crs, overwrite_layer)
     label = crs_label(target_crs)
     seconds = {"query": round(query_s, 3), "total": round(time.perf_counter() - started, 3)}
+    names = table.column_names[:-1]
     return ExportReport(
-        layer.name, str(target), fmt.name, label, len(rows), notes(names, fmt, target_crs), seconds
+        layer.name,
+        str(target),
+        fmt.name,
+        label,
+        table.num_rows,
+        notes(names, fmt, target_crs),
+        seconds,
     )

@@ -49,7 +49,7 @@ from geo_comuna.db.migrate import current_version
 from geo_comuna.db.versions import versions
 from geo_comuna.errors import InvalidInput, Said
 from geo_comuna.features.query import Filters, geometry_sql, property_exprs, where_sql
-from geo_comuna.io.exporter import WGS84, arrow_column, column_types
+from geo_comuna.io.exporter import WGS84, arrow_column, column_types, gdal_crs
 from geo_comuna.io.formats import GDAL_ERRORS
 from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.layers.model import commune_ref
@@ -192,7 +192,7 @@ def _write_layer(gpkg: Path, layer: Layer, table: pa.Table) -> None:
             driver="GPKG",
             geometry_name=GEOMETRY_COLUMN,
             geometry_type=layer.geometry_type,
-            crs=WGS84.to_wkt(),
+            crs=gdal_crs(WGS84),
             layer_options={
                 "GEOMETRY_NAME": GEOMETRY_COLUMN,
                 "DESCRIPTION": f"{layer.description.es} / {layer.description.en}",
