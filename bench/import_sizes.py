@@ -85,6 +85,15 @@ class Uploads:
 SIZES = "1000,10000,50000,200000,1000000"
 
 
+def against(ours: list[Run], peer: list[Run]) -> tuple[float, float, str, str]:
+    """The median wall time of ``ours`` and of ``peer``, their ratio and the range of the
+    ratios of the runs taken one after the other."""
+    wall = statistics.median(r.wall for r in ours)
+    peer_wall = statistics.median(r.wall for r in peer)
+    pairs = [a.wall / b.wall for a, b in zip(ours, peer, strict=True)]
+    return wall, peer_wall, f"**{wall / peer_wall:.2f}x**", f"{min(pairs):.2f}-{max(pairs):.2f}x"
+
+
 def measure(
     args: argparse.Namespace,
     sizes: list[int],
@@ -116,17 +125,15 @@ def measure(
                 )
         load_after = os.getloadavg()[0]
         ours, peer = runs[GEO_COMUNA], runs[OGR2OGR]
-        wall = statistics.median(r.wall for r in ours)
-        peer_wall = statistics.median(r.wall for r in peer)
-        pairs = [a.wall / b.wall for a, b in zip(ours, peer, strict=True)]
+        wall, peer_wall, ratio, per_pair = against(ours, peer)
         rows.append(
             [
                 fmt(size),
                 len(ours),
                 wall,
                 peer_wall,
-                f"**{wall / peer_wall:.2f}x**",
-                f"{min(pairs):.2f}-{max(pairs):.2f}x",
+                ratio,
+                per_pair,
                 statistics.median(r.client_cpu for r in ours),
                 statistics.median(r.client_cpu for r in peer),
                 max(r.peak_rss_mb for r in ours),
@@ -141,16 +148,11 @@ def measure(
         stage_rows.append([fmt(size), outside, read, total, wall])
         if UPLOAD in runs:
             sent = runs[UPLOAD]
-            up = statistics.median(r.wall for r in sent)
-            up_pairs = [a.wall / b.wall for a, b in zip(sent, peer, strict=True)]
             upload_rows.append(
                 [
                     fmt(size),
                     len(sent),
-                    up,
-                    peer_wall,
-                    f"**{up / peer_wall:.2f}x**",
-                    f"{min(up_pairs):.2f}-{max(up_pairs):.2f}x",
+                    *against(sent, peer),
                     statistics.median(r.client_cpu for r in sent),
                     max(r.peak_rss_mb for r in sent),
                     f"{load_before:.1f}, {load_after:.1f}",

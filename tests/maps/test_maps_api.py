@@ -171,19 +171,24 @@ async def test_an_analysis_that_cannot_finish_shows_why(
     assert "Analysis not available" in html and "did not finish" in html
 
 
+async def parcels_overview(conn: AsyncConnection, commune_id: int) -> Overview | None:
+    """The overview of a commune's parcels by tenure."""
+    themes = {"tenure": {"abandoned": "#d7191c", "occupied": "#1a9641"}}
+    filters = Filters(commune_id=commune_id)
+    parcels = get_layer("parcels")
+    return await overview(
+        conn, parcels, filters, themes, EVERYWHERE, fallback="#999999", opacity=0.6
+    )
+
+
 async def test_an_overview_is_drawn_once_per_layer_version(conn: AsyncConnection) -> None:
     """A package's map, report and analysis maps in two languages want the same overview
     picture six times (~3 s each for 200,000 parcels): through the cache it is drawn once,
     and drawn anew once the layer is written."""
     commune_id = await resolve_commune(conn, "EL-MAIZAL")
-    parcels = get_layer("parcels")
-    filters = Filters(commune_id=commune_id)
-    themes = {"tenure": {"abandoned": "#d7191c", "occupied": "#1a9641"}}
 
     async def drawn() -> Overview | None:
-        return await overview(
-            conn, parcels, filters, themes, EVERYWHERE, fallback="#999999", opacity=0.6
-        )
+        return await parcels_overview(conn, commune_id)
 
     with work.caching(VersionedCache()):
         first = await drawn()
@@ -203,14 +208,9 @@ async def test_an_overview_is_burned_off_the_event_loop_a_chunk_at_a_time(
     requests go on meanwhile, and CHUNK rows at a time, read as they are burned, so that only
     one chunk of shapes is held. Chunks of 20 give the picture one chunk gives."""
     commune_id = await resolve_commune(conn, "EL-MAIZAL")
-    parcels = get_layer("parcels")
-    filters = Filters(commune_id=commune_id)
-    themes = {"tenure": {"abandoned": "#d7191c", "occupied": "#1a9641"}}
 
     async def drawn() -> Overview | None:
-        return await overview(
-            conn, parcels, filters, themes, EVERYWHERE, fallback="#999999", opacity=0.6
-        )
+        return await parcels_overview(conn, commune_id)
 
     whole = await drawn()
     burn, burned = overview_module._burn, []
