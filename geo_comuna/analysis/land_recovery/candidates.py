@@ -148,10 +148,16 @@ async def read_candidates(
         warnings.append(
             "there are no roads (paths of kind 'road'): candidates are scored without road distance"
         )
+    candidates = await work.cpu(_candidates, rows, slopes, dem is not None)
+    return candidates, await _roads(conn, rows), warnings
+
+
+def _candidates(rows: list[tuple], slopes: np.ndarray, has_dem: bool) -> list[dict[str, Any]]:
+    """candidates.sql's rows as candidates (~0.3 s for 66,666: on a worker)."""
     candidates = []
     for (pid, code, tenure, land_use, area_m2, *_), slope in zip(rows, slopes, strict=True):
         note = None
-        if dem is not None and np.isnan(slope):
+        if has_dem and np.isnan(slope):
             note = "not wholly on the DEM: scored without slope"
         candidates.append(
             {
@@ -167,7 +173,7 @@ async def read_candidates(
                 "note": note,
             }
         )
-    return candidates, await _roads(conn, rows), warnings
+    return candidates
 
 
 async def _roads(conn: AsyncConnection, rows: list[tuple]) -> Roads:
