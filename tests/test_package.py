@@ -28,8 +28,9 @@ from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.db.versions import VersionedCache
 from geo_comuna.features.query import require_commune
 from geo_comuna.features.write import row_version
+from geo_comuna.io import exporter
 from geo_comuna.layers import LAYERS
-from geo_comuna.maps import data, package
+from geo_comuna.maps import data
 from geo_comuna.maps.package import (
     GPKG,
     INFO_TABLE,
@@ -310,13 +311,13 @@ async def test_the_same_data_gives_the_same_package(
 async def test_a_layer_read_in_pieces_is_the_layer_read_whole(
     conn: AsyncConnection, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The package reads each layer PIECE rows at a time: with pieces of 7 rows (the
-    parcels of El Maizal in dozens of pieces, a last one part full) every GeoPackage is the
-    same bytes as with the layers read whole in one piece."""
+    """The package reads each layer PIECE rows at a time (io/exporter.arrow_table): with
+    pieces of 7 rows (El Maizal's parcels in dozens, a last one part full) the GeoPackage is
+    the same bytes as with every layer read in one piece."""
     async with api_client(conn, settings) as client:
-        monkeypatch.setattr(package, "PIECE", 1_000_000)
+        monkeypatch.setattr(exporter, "PIECE", 1_000_000)
         whole = await client.get(f"/communes/{COMMUNE}/package")
-        monkeypatch.setattr(package, "PIECE", 7)
+        monkeypatch.setattr(exporter, "PIECE", 7)
         pieces = await client.get(f"/communes/{COMMUNE}/package")
     assert whole.status_code == pieces.status_code == 200
     with (

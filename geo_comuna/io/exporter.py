@@ -205,8 +205,23 @@ async def read_table(
         # importer read back as a date
         types = {k: pa.string() if v == pa.date32() else v for k, v in types.items()}
     schema = pa.schema([*((name, types[name]) for name, _ in exprs), (GEOMETRY, pa.binary())])
+    return await arrow_table(conn, query, params, schema, fmt, crs)
+
+
+async def arrow_table(
+    conn: AsyncConnection,
+    query: sql.Composable,
+    params: dict[str, Any],
+    schema: pa.Schema,
+    fmt: Format,
+    crs: pyproj.CRS = WGS84,
+) -> pa.Table:
+    """The rows of ``query`` as an Arrow table of ``schema``, whose last column is the
+    geometry (WKB in EPSG:4326, reprojected to ``crs``). Read PIECE rows at a time through a
+    server-side cursor (one snapshot), each piece turned into Arrow at once: a layer of
+    200,000 parcels held as Python rows, then as a data frame, took ~300 MB more."""
     pieces: list[pa.RecordBatch] = []
-    async with conn.transaction(), conn.cursor(name="export") as cur:
+    async with conn.transaction(), conn.cursor(name="arrow_table") as cur:
         await cur.execute(query, params)
         while rows := await cur.fetchmany(PIECE):
             pieces.append(await asyncio.to_thread(_piece, schema, rows, fmt, crs))
@@ -214,12 +229,12 @@ async def read_table(
 
 
 def _piece(schema: pa.Schema, rows: list[tuple], fmt: Format, crs: pyproj.CRS) -> pa.RecordBatch:
-    """read_table()'s rows as Arrow, the geometry reprojected to ``crs``."""
+    """arrow_table()'s rows as Arrow, the geometry reprojected to ``crs``."""
     columns = list(zip(*rows, strict=True))
     spreadsheet = fmt.name == "csv"
     arrays = [
-        arrow_column(values, f.type, spreadsheet)
-        for values, f in zip(columns[:-1], schema, strict=False)
+        arrow_column(values, kind, spreadsheet)
+        for values, kind in zip(columns[:-1], schema.types[:-1], strict=True)
     ]
     wkb = list(columns[-1])
     if not crs.equals(WGS84, ignore_axis_order=True):
