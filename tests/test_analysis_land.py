@@ -132,6 +132,50 @@ async def test_a_one_metre_sliver(conn: AsyncConnection) -> None:
     assert of_kind(await run(conn, cid, sliver_width_m=0.5), "sliver") == []
 
 
+async def test_conflicts_come_in_the_order_postgresql_gives_them(conn: AsyncConnection) -> None:
+    """Overlaps (shared.sql, beside) and the other conflicts (conflicts.sql) are measured apart
+    and merged in Python: in the order ORDER BY kind, area_m2 DESC, parcel_ids gives over
+    both, ties of equal area by their parcels' ids. Here three copies of one square over a
+    fourth give overlaps of equal area, two parcels reach out of the commune by the same
+    area, and two gaps 1 m wide are slivers."""
+    cid = await add_commune(conn, "LAND-ORDER", shapely.box(0, 0, 400, 300))
+    await add_parcel(conn, cid, shapely.box(10, 10, 110, 110), "BASE")
+    for n in range(3):  # each overlaps BASE by the same 50 x 100 m, and the others wholly
+        await add_parcel(conn, cid, shapely.box(60, 10, 160, 110), f"COPY{n}")
+    await add_parcel(conn, cid, shapely.box(350, 10, 420, 60), "EAST")  # 20 x 50 m out
+    await add_parcel(conn, cid, shapely.box(350, 240, 420, 290), "EAST2")  # the same
+    await add_parcel(conn, cid, shapely.box(200, 150, 300, 250), "S1")
+    await add_parcel(conn, cid, shapely.box(301, 150, 340, 250), "S2")  # 1 m from S1
+    await add_parcel(conn, cid, shapely.box(200, 251, 290, 280), "S3")  # 1 m from S1
+    params = Params(sliver_width_m=2)
+    result = await land_recovery.run(conn, cid, params)
+    got = [
+        (f["properties"]["kind"], f["properties"]["parcel_ids"])
+        for f in result.features
+        if f["properties"]["kind"] != "candidate"
+    ]
+    first, second = await overlaps.overlapping(conn, cid)
+    query = (
+        f"SELECT kind, coalesce(parcel_ids, '{{}}') FROM ("
+        f"({land_recovery.sql_text(land_recovery.__name__, 'shared.sql')}) UNION ALL "
+        f"({land_recovery.sql_text(land_recovery.__name__, 'conflicts.sql')})) x "
+        "ORDER BY kind, area_m2 DESC, parcel_ids"
+    )
+    values = {
+        "commune": cid,
+        "first": first,
+        "second": second,
+        "width": params.sliver_width_m,
+        "min_m2": params.min_conflict_area_m2,
+    }
+    cur = await conn.execute(query, values)
+    expected = [(kind, list(ids)) for kind, ids in await cur.fetchall()]
+    kinds = [kind for kind, _ in got]
+    assert kinds.count("overlap") == 6 and kinds.count("outside_commune") == 2
+    assert kinds.count("sliver") >= 2
+    assert got == expected
+
+
 async def test_slivers_of_many_separate_clusters(conn: AsyncConnection) -> None:
     """Slivers are found per cluster of nearby parcels (conflicts.sql); on a commune of many
     clusters, worked by hand: 6 pairs of 50 m squares 0.6 m apart (a 0.6 x 50 m sliver

@@ -1,10 +1,10 @@
-"""Which of a commune's parcels overlap: the pairs conflicts.sql measures.
+"""Which of a commune's parcels overlap: the pairs shared.sql measures.
 
 Looked up in PostgreSQL, each parcel was one probe of the GiST index (~30-40 µs), and every
 pair of neighbours that share a border went on to ST_Relate: 13.8 s for 200,000 parcels
 that share their borders. Here the commune's outlines are read once and GEOS (Shapely) joins
 them in bulk: an STRtree query for the pairs that intersect, then the interior test of the
-same DE-9IM pattern, both in C over whole arrays (3 s for the same parcels). conflicts.sql
+same DE-9IM pattern, both in C over whole arrays (3 s for the same parcels). shared.sql
 tests each pair again with PostGIS' own ST_Relate, so no pair is reported that PostGIS would
 not report; the two differ only in GEOS versions' rounding, on overlaps of no area.
 """

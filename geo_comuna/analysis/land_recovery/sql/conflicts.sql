@@ -1,6 +1,6 @@
 -- Conflicts among one commune's parcels (%(commune)s), each with its geometry (lon/lat), its
--- area (m², geodesic) and the parcels involved:
---   overlap          the area two parcels share (each pair once)
+-- area (m², geodesic) and the parcels involved (overlaps, the area two parcels share, are
+-- measured by shared.sql, beside this statement):
 --   outside_commune  the part of a parcel beyond the commune boundary
 --   sliver           a gap between parcels narrower than %(width)s m: the morphological
 --                    closing of the parcels' union (buffer out, then in, by width / 2 with
@@ -10,11 +10,6 @@
 --
 -- Cost grows with the parcels, not their pairs (20,000 parcels: a few seconds, where one
 -- pairwise self-join and one union of the whole commune took over ten minutes):
--- * overlaps are measured for the pairs %(first)s, %(second)s (ids, the lower first) that
---   overlaps.py found joining the commune's outlines in bulk, each confirmed by ST_Relate.
---   Joined here, parcel by parcel through the GiST index, they took 13.8 s for 200,000
---   parcels sharing their borders; and the planner could AND another index into each
---   probe's bitmap (the primary key's for "a.id < b.id": 100,000 ids read per parcel, 204 s);
 -- * the closing is taken per cluster of parcels less than 6 * width apart
 --   (ST_ClusterDBSCAN), which gives the same gaps as the closing of the whole union: a
 --   mitred buffer reaches at most mitre_limit * width / 2 = 2.5 * width from its parcels, so
@@ -28,17 +23,9 @@ WITH c AS (
            CASE WHEN ST_Y(ST_Centroid(geom)) >= 0 THEN 32600 ELSE 32700 END
            + least(60, floor((ST_X(ST_Centroid(geom)) + 180) / 6)::integer + 1) AS utm
     FROM communes WHERE id = %(commune)s
-), shared AS (
-    SELECT 'overlap' AS kind, ARRAY[a.id, b.id] AS parcel_ids, ARRAY[a.code, b.code] AS codes,
-           ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS geom
-    FROM unnest(%(first)s::integer[], %(second)s::integer[]) AS u(first, second)
-    JOIN parcels a ON a.id = u.first
-    JOIN parcels b ON b.id = u.second
-    WHERE a.commune_id = %(commune)s AND b.commune_id = %(commune)s
-      AND ST_Relate(a.geom, b.geom, '2********')
 ), outside AS (
-    SELECT 'outside_commune', ARRAY[p.id], ARRAY[p.code],
-           ST_CollectionExtract(ST_Difference(p.geom, c.geom), 3)
+    SELECT 'outside_commune' AS kind, ARRAY[p.id] AS parcel_ids, ARRAY[p.code] AS codes,
+           ST_CollectionExtract(ST_Difference(p.geom, c.geom), 3) AS geom
     FROM parcels p, c WHERE p.commune_id = %(commune)s AND NOT ST_Covers(c.geom, p.geom)
 ), clustered AS (  -- clusters measured in metres; each unioned in lon/lat, as a whole commune was
     SELECT p.geom, c.utm,
@@ -67,7 +54,7 @@ WITH c AS (
                        WHERE p.commune_id = %(commune)s AND ST_DWithin(p.geom, g.geom, 1e-7)) n
            ON true
 ), found AS (
-    SELECT * FROM shared UNION ALL SELECT * FROM outside UNION ALL SELECT * FROM slivers
+    SELECT * FROM outside UNION ALL SELECT * FROM slivers
 ), measured AS (
     SELECT kind, parcel_ids, codes, geom, ST_Area(geom::geography) AS area_m2
     FROM found WHERE NOT ST_IsEmpty(geom)
@@ -75,4 +62,3 @@ WITH c AS (
 SELECT kind, parcel_ids, codes, area_m2, ST_AsGeoJSON(geom, 7)::json AS geometry
 FROM measured
 WHERE area_m2 >= %(min_m2)s
-ORDER BY kind, area_m2 DESC, parcel_ids
