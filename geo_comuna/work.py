@@ -16,7 +16,9 @@ request, the CLI one per command, without workers, deadline or cache). Inside it
   stopped, so repairs run there;
 - ``cache()`` is the app's cache of expensive answers per layer version (db/versions.py);
 - ``spare_connection()`` gives a request a second pooled connection when one is to spare, and
-  ``beside(step)`` runs a statement on it while the request's own connection does other work.
+  ``beside(step)`` runs a statement on it while the request's own connection does other work;
+- ``await fetched(cur)`` gives a big result's rows with the event loop let free between
+  pieces: psycopg makes Python rows on the loop.
 
 Outside any scope (tests calling services directly) the defaults of Settings apply, CPU steps
 run in a plain worker thread and nothing has a deadline.
@@ -212,6 +214,22 @@ async def beside(step: Awaitable[T]) -> AsyncIterator[asyncio.Future[T]]:
         await asyncio.wait([task])
         if not task.cancelled():
             task.exception()  # seen: the block's own error, or its early end, is what counts
+
+
+#: rows fetched() makes at a time: ~20 ms of the event loop for candidates with their arrays
+ROWS_AT_ONCE = 5_000
+
+
+async def fetched(cur: Any) -> list[Any]:
+    """Every row of ``cur``'s result (an async cursor that has executed), made ROWS_AT_ONCE
+    at a time with the event loop let free in between. psycopg makes the rows on the loop:
+    66,666 land recovery candidates with their arrays of roads held it 0.26 s in one
+    fetchall(), during which the server process answered no other request."""
+    rows: list[Any] = []
+    while piece := await cur.fetchmany(ROWS_AT_ONCE):
+        rows += piece
+        await asyncio.sleep(0)
+    return rows
 
 
 def limits() -> Limits:

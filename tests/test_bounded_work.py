@@ -319,3 +319,29 @@ async def test_an_analysis_of_many_statements_stops_at_the_request_deadline(
     assert len(ran) <= 1  # the statement running at the deadline was cancelled
     assert took < 1.75  # the three take 1.8 s at least (a bound, not a benchmark)
     assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
+
+
+async def test_a_big_result_leaves_the_event_loop_free_between_pieces(
+    conn: AsyncConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg makes Python rows on the event loop: work.fetched() makes them a piece at a
+    time and lets the loop run between pieces, so other requests are answered meanwhile.
+    Every row comes, in order."""
+    monkeypatch.setattr(work, "ROWS_AT_ONCE", 1_000)
+    ticks = 0
+
+    async def ticking() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    cur = conn.cursor()
+    await cur.execute("SELECT n, repeat('x', 50) FROM generate_series(1, 20500) AS n")
+    ticker = asyncio.create_task(ticking())
+    try:
+        rows = await work.fetched(cur)
+    finally:
+        ticker.cancel()
+    assert [n for n, _ in rows] == list(range(1, 20501))
+    assert ticks >= 20  # a turn of the loop after each of the 21 pieces

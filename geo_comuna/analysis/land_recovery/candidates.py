@@ -131,7 +131,7 @@ async def read_candidates(
     """(candidate properties, their roads in reach, warnings); road_distance_m is still
     unknown (best() measures it)."""
     cur = await conn.execute(sql_text(__package__, "candidates.sql"), {"commune": commune_id})
-    rows = await cur.fetchall()
+    rows = await work.fetched(cur)
     warnings: list[str] = []
     slopes = np.full(len(rows), np.nan)
     dem = await dems.for_commune(conn, commune_id)

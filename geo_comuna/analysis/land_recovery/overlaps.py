@@ -26,7 +26,7 @@ async def overlapping(conn: AsyncConnection, commune_id: int) -> tuple[list[int]
     """The pairs of the commune's parcels whose interiors intersect, as two lists of ids
     (the first the lower of each pair)."""
     cur = await conn.execute(sql_text(__package__, "outlines.sql"), {"commune": commune_id})
-    rows = await cur.fetchall()
+    rows = await work.fetched(cur)
     return await work.cpu(_pairs, [r[0] for r in rows], [r[1] for r in rows])
 
 
