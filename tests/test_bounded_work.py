@@ -29,6 +29,7 @@ from tests.analysis_factories import hurried_get, taking
 from tests.conftest import api_client
 from tests.factories import LAT, LON
 from tests.live import add_user, serving
+from tests.loop_turns import loop_turns
 
 pytestmark = pytest.mark.anyio
 
@@ -328,20 +329,9 @@ async def test_a_big_result_leaves_the_event_loop_free_between_pieces(
     time and lets the loop run between pieces, so other requests are answered meanwhile.
     Every row comes, in order."""
     monkeypatch.setattr(work, "ROWS_AT_ONCE", 1_000)
-    ticks = 0
-
-    async def ticking() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0)
-            ticks += 1
-
     cur = conn.cursor()
     await cur.execute("SELECT n, repeat('x', 50) FROM generate_series(1, 20500) AS n")
-    ticker = asyncio.create_task(ticking())
-    try:
+    async with loop_turns() as turns:
         rows = await work.fetched(cur)
-    finally:
-        ticker.cancel()
     assert [n for n, _ in rows] == list(range(1, 20501))
-    assert ticks >= 20  # a turn of the loop after each of the 21 pieces
+    assert turns[0] >= 20  # a turn of the loop after each of the 21 pieces

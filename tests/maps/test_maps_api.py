@@ -3,7 +3,6 @@ every request in the test's rolled-back transaction)."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import io
 import json
@@ -37,6 +36,7 @@ from geo_comuna.maps.styles import Styles
 from geo_comuna.settings import Settings
 from tests.analysis_factories import hurried_get, taking, timing_out
 from tests.conftest import api_client
+from tests.loop_turns import loop_turns
 
 pytestmark = pytest.mark.anyio
 SCRIPT = "<script>alert(1)</script>"
@@ -222,23 +222,12 @@ async def test_an_overview_is_burned_off_the_event_loop_a_chunk_at_a_time(
 
     monkeypatch.setattr(overview_module, "_burn", slow)
     monkeypatch.setattr(overview_module, "CHUNK", 20)
-    ticks = 0
-
-    async def ticking() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.005)
-            ticks += 1
-
-    ticker = asyncio.create_task(ticking())
-    try:
+    async with loop_turns(0.005) as turns:
         chunked = await drawn()
-    finally:
-        ticker.cancel()
     cur = await conn.execute("SELECT count(*) FROM parcels WHERE commune_id = %s", (commune_id,))
     count = (await cur.fetchone())[0]
     assert burned == list(range(1, count + 1, 20)) and len(burned) >= 3
-    assert ticks >= 5 * len(burned), ticks  # the loop ran on while each chunk burned
+    assert turns[0] >= 5 * len(burned), turns  # the loop ran on while each chunk burned
     assert chunked == whole
 
 
