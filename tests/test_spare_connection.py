@@ -33,7 +33,7 @@ async def commune_id(conn: AsyncConnection, code: str = COMMUNE) -> int:
         (electricity, COMMUNE),
         (stair_access, COMMUNE),
         (water_hookups, COMMUNE),
-        (land_recovery, "EL-MAIZAL"),  # the breakdown beside the rest
+        (land_recovery, "EL-MAIZAL"),  # the summary and the overlaps beside the rest
     ],
     ids=lambda a: getattr(a, "__name__", a),
 )
