@@ -26,13 +26,13 @@ async def overlapping(conn: AsyncConnection, commune_id: int) -> tuple[list[int]
     """The pairs of the commune's parcels whose interiors intersect, as two lists of ids
     (the first the lower of each pair)."""
     cur = await conn.execute(sql_text(__package__, "outlines.sql"), {"commune": commune_id})
-    rows = await work.fetched(cur)
-    return await work.cpu(_pairs, [r[0] for r in rows], [r[1] for r in rows])
+    return await work.cpu(_pairs, await work.fetched(cur))
 
 
-def _pairs(ids: list[int], wkb: list[bytes]) -> tuple[list[int], list[int]]:
-    """overlapping() for outlines in the order of their ids."""
-    shapes = shapely.from_wkb(wkb)
+def _pairs(rows: list[tuple[int, bytes]]) -> tuple[list[int], list[int]]:
+    """overlapping() for outlines.sql's rows: (id, WKB) in the order of their ids."""
+    ids = [r[0] for r in rows]
+    shapes = shapely.from_wkb([r[1] for r in rows])
     first, second = shapely.STRtree(shapes).query(shapes, predicate="intersects")
     once = first < second  # each pair once, the lower id first (ids are in order)
     first, second = first[once], second[once]
