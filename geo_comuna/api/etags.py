@@ -37,20 +37,16 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:20]
 
 
-def page_tables(layer: Layer) -> set[str]:
-    """The tables whose versions a page of ``layer`` is an ETag of."""
-    return layer.feature_tables
-
-
 async def page(
     conn: AsyncConnection, layer: Layer, request: Request, base: str, access: Access
 ) -> str:
     """The ETag of a page of features, before it is built (``base``: where its links start)."""
-    return page_etag(layer, request, base, access, await versions(conn, page_tables(layer)))
+    return page_etag(layer, request, base, access, await versions(conn, layer.feature_tables))
 
 
 def page_etag(layer: Layer, request: Request, base: str, access: Access, found: Versions) -> str:
-    """The ETag of a page of features from the versions of its page_tables, ``found`` before
+    """The ETag of a page of features from the versions of the tables its features are built
+    from (Layer.feature_tables), ``found`` before
     the page or in the page's own statement (features/query.py page)."""
     reader = access.key if layer.restricted else None
     query = sorted(request.query_params.multi_items())

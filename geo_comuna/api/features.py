@@ -428,7 +428,7 @@ async def _items(
         access=access,
         output=output,
         after=after,
-        tables=() if ask_first else etags.page_tables(layer),
+        tables=() if ask_first else layer.feature_tables,
     )
     if not ask_first:
         etag = etags.page_etag(layer, request, base, access, page.versions)
