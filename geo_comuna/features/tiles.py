@@ -2,9 +2,13 @@
 
 Tiles are Web Mercator (EPSG:3857) z/x/y. The tile envelope is widened by the buffer so lines
 and outlines continue across tile edges; features are selected with the layer's GiST index
-on lon/lat (the envelope transformed to EPSG:4326 is still a rectangle), then clipped and
-quantized to the tile's 4096 x 4096 grid by ST_AsMVTGeom. Properties: the named ones, dates
-as text; array-valued ones are left out (MVT has no arrays).
+on lon/lat (the envelope transformed to EPSG:4326 is still a rectangle), simplified by half
+a cell of the tile's 4096 x 4096 grid (ST_Simplify, keeping features that would collapse),
+then clipped and quantized to that grid by ST_AsMVTGeom. Simplifying first costs little and
+spares ST_AsMVTGeom's clipping and validity repair every vertex finer than the grid: 100
+parcels of 50,000 vertices each took 15 s for one zoom-13 tile without it (1.2 MB, where the
+tile's own grid needs a tenth of that). Properties: the named ones, dates as text;
+array-valued ones are left out (MVT has no arrays).
 
 A tile that would hold more than ``MAX_DETAIL`` features, or areas and lines most of which
 are under ``MIN_DETAIL_PX`` pixels wide (a big commune at low zoom, where each parcel is a
@@ -41,6 +45,13 @@ MAX_DETAIL = 4_000
 #: median feature width (256-px tile pixels) under which areas and lines are summarised
 MIN_DETAIL_PX = 4.0
 CELLS = 32  # per tile side, in the summary grid (8 px cells)
+#: the width of the Web Mercator world (ST_TileEnvelope(0, 0, 0)), metres
+WORLD_M = 40_075_016.685578488
+
+
+def cell_metres(z: int) -> float:
+    """The side of one cell of a zoom-``z`` tile's EXTENT grid, in Web Mercator metres."""
+    return WORLD_M / 2**z / EXTENT
 
 
 def check_tile(z: int, x: int, y: int) -> None:
@@ -187,7 +198,9 @@ async def tile(
         return await _summary_tile(conn, layer, z, x, y, filters, names, access)
     where, params = located_where(layer, filters, access)
     _, joins = property_exprs(layer, access)
-    params.update(z=z, x=x, y=y, name=layer.name, margin=BUFFER / EXTENT)
+    params.update(
+        z=z, x=x, y=y, name=layer.name, margin=BUFFER / EXTENT, half_cell=cell_metres(z) / 2
+    )
     query = sql.SQL("""
         WITH env AS (
             -- the buffer cut at 180 degrees: past it, lon/lat would wrap to the other side
@@ -199,8 +212,8 @@ async def tile(
         )
         SELECT ST_AsMVT(q, %(name)s, {extent}, 'geom', 'id') FROM (
             SELECT {columns},
-                   ST_AsMVTGeom(ST_Transform(t.geom, 3857), env.tile, {extent}, {buffer},
-                                true) AS geom
+                   ST_AsMVTGeom(ST_Simplify(ST_Transform(t.geom, 3857), %(half_cell)s, true),
+                                env.tile, {extent}, {buffer}, true) AS geom
             FROM env, {table} t {joins}
             WHERE t.geom && env.lonlat AND {where}
         ) q
