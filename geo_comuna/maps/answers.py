@@ -22,7 +22,7 @@ from psycopg import AsyncConnection
 from geo_comuna.features.query import Filters
 from geo_comuna.layers import LAYERS
 from geo_comuna.maps import data
-from geo_comuna.maps.draw import add_layer, count_label, shows_homes
+from geo_comuna.maps.draw import add_layer, count_label, goes_inline, shows_homes
 from geo_comuna.maps.elements import Data, ThemedLayer, legend_section
 from geo_comuna.maps.page import Page
 from geo_comuna.maps.styles import FALLBACK_COLOUR, Styles
@@ -49,7 +49,8 @@ async def add_context(
         count = await data.count(conn, layer, filters, page.access)
         if not count:
             continue
-        if count > page.tile_threshold:  # too many to go inline: the registry's own drawing
+        if not await goes_inline(conn, page, layer, filters, count):
+            # too many features or vertices to go inline: the registry's own drawing
             await add_layer(m, conn, page, styles, layer, filters, legend, show=True)
             continue
         names = data.readable_names(layer, item.get("popup", []), page.access)

@@ -94,6 +94,18 @@ async def count(conn: AsyncConnection, layer: Layer, filters: Filters, access: A
     return (await cur.fetchone())[0]
 
 
+async def vertices(conn: AsyncConnection, layer: Layer, filters: Filters, access: Access) -> int:
+    """How many vertices the layer's features here have, all together."""
+    where, params = located_where(layer, filters, access)
+    cur = await conn.execute(
+        sql.SQL("SELECT coalesce(sum(ST_NPoints(t.geom)), 0) FROM {} t WHERE {}").format(
+            sql.Identifier(layer.table), where
+        ),
+        params,
+    )
+    return (await cur.fetchone())[0]
+
+
 async def geojson(
     conn: AsyncConnection, layer: Layer, filters: Filters, names: list[str], access: Access
 ) -> str:

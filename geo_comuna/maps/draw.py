@@ -1,8 +1,9 @@
 """Adding registry layers and simple overlays to a map, each as one map layer per theme.
 
-A layer up to ``Page.tile_threshold`` features goes inline as the GeoJSON PostGIS built. A
-bigger one is drawn from vector tiles (``/tiles/{layer}/{z}/{x}/{y}.pbf``, ST_AsMVT) when
-served, or from inline geobuf, simplified and snapped to ~1 m, when standalone. Past
+A layer up to ``Page.tile_threshold`` features and ``Page.inline_vertices`` vertices goes
+inline as the GeoJSON PostGIS built. A bigger one is drawn from vector tiles
+(``/tiles/{layer}/{z}/{x}/{y}.pbf``, ST_AsMVT) when served, or from inline geobuf,
+simplified and snapped to ~1 m, when standalone. Past
 ``Page.overview_threshold`` areas and lines in a standalone file show as a pre-drawn picture
 (maps/overview.py), their geobuf decoded only once the map is zoomed in.
 """
@@ -55,7 +56,7 @@ async def add_layer(
     n = await data.count(conn, layer, filters, access)
     if n == 0:  # an empty layer: nothing to switch on, nothing for the legend to explain
         return 0
-    if n <= page.tile_threshold:
+    if await goes_inline(conn, page, layer, filters, n):
         kind = "geojson"
         holder = Data.from_geojson(await data.geojson(conn, layer, filters, names, access))
         holder.add_to(m)
@@ -106,6 +107,19 @@ async def add_layer(
         ).add_to(m)
         legend.append(theme_legend(styles, theme, page.lang, shown=shown))
     return n
+
+
+async def goes_inline(
+    conn: AsyncConnection, page: Page, layer: Layer, filters: Filters, n: int
+) -> bool:
+    """Do the ``n`` features of ``layer`` here go inline as GeoJSON? Not past
+    ``Page.tile_threshold`` features, nor past ``Page.inline_vertices`` vertices (counted
+    only for a layer that has few enough features: a big one is never inline)."""
+    if n > page.tile_threshold:
+        return False
+    if layer.geometry_type == "Point":
+        return n <= page.inline_vertices
+    return await data.vertices(conn, layer, filters, page.access) <= page.inline_vertices
 
 
 def shows_homes(layer: Layer, page: Page, commune_id: int) -> bool:

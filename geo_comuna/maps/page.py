@@ -26,6 +26,9 @@ Lang = Literal["es", "en"]
 #: a layer with more features than this is drawn from vector tiles (served) or inline geobuf
 #: (standalone) instead of inline GeoJSON
 TILE_THRESHOLD = 5_000
+#: ... or more vertices than this (~2 MB of GeoJSON coordinates): 100 parcels of 50,000
+#: vertices each made a served map of 108 MB
+INLINE_VERTICES = 100_000
 #: standalone areas and lines with more features than this show as a picture until zoomed in
 OVERVIEW_THRESHOLD = 20_000
 
@@ -39,6 +42,7 @@ class Page:
     base: str = ""
     tile_url: str | None = None
     tile_threshold: int = TILE_THRESHOLD
+    inline_vertices: int = INLINE_VERTICES
     overview_threshold: int = OVERVIEW_THRESHOLD
     #: who the page is for: which communes' members-only data it may show (none by default)
     access: Access = PUBLIC

@@ -336,6 +336,8 @@ async def _map_frame(
             standalone=True,
             base=page.base,
             tile_threshold=page.tile_threshold,
+            inline_vertices=page.inline_vertices,
+            overview_threshold=page.overview_threshold,
             access=page.access,
             styles_path=page.styles_path,
             web_assets_dir=page.web_assets_dir,

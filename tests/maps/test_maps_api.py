@@ -413,6 +413,29 @@ async def test_big_layers_use_tiles_or_geobuf(conn: AsyncConnection) -> None:
     assert "Viviendas por sector" in public and "/tiles/dwellings" not in public
 
 
+async def test_a_layer_of_few_features_but_many_vertices_is_drawn_as_a_big_one(
+    conn: AsyncConnection,
+) -> None:
+    """100 parcels of 50,000 vertices each made a served map of 108 MB. Past
+    Page.inline_vertices vertices a layer is drawn as a big one is, however few its features:
+    from tiles when served, as simplified geobuf in a standalone file."""
+    commune_id = await resolve_commune(conn, "EL-MAIZAL")
+    cur = await conn.execute(
+        "SELECT count(*), sum(ST_NPoints(geom)) FROM parcels WHERE commune_id = %s", (commune_id,)
+    )
+    n, vertices = await cur.fetchone()
+    assert 0 < n < Page().tile_threshold and vertices > n
+
+    async def drawn(most: int, standalone: bool) -> str:
+        page = Page(inline_vertices=most, standalone=standalone, access=EVERYWHERE)
+        return await commune_map(conn, commune_id, page)
+
+    assert "/tiles/parcels/" not in await drawn(vertices, standalone=False)
+    assert "/tiles/parcels/{z}/{x}/{y}.pbf?v=" in await drawn(vertices - 1, standalone=False)
+    assert "GeoComuna.geobuf(" not in await drawn(vertices, standalone=True)
+    assert "GeoComuna.geobuf(" in await drawn(vertices - 1, standalone=True)
+
+
 async def test_report(client: httpx.AsyncClient) -> None:
     r = await client.get("/communes/EL-MAIZAL/report", params={"lang": "en"})
     assert r.status_code == 200
