@@ -23,7 +23,6 @@ in place when complete, so a failed package leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import os
 import re
@@ -43,7 +42,7 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna import __version__, work
 from geo_comuna.accounts import Access
-from geo_comuna.analysis.base import Once, Unfinished, answer
+from geo_comuna.analysis.base import Once, Unfinished
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.db.migrate import current_version
 from geo_comuna.db.versions import versions
@@ -64,7 +63,7 @@ from geo_comuna.maps.qgis import (
     layer_styles,
     project,
 )
-from geo_comuna.maps.report import report, report_analyses, smallest_first
+from geo_comuna.maps.report import answer_all, report
 from geo_comuna.maps.styles import Styles
 from geo_comuna.settings import Settings
 
@@ -397,18 +396,6 @@ async def write_pages(
             (folder / name).write_text(steady_ids(html), encoding="utf-8")
 
 
-async def _answers(conn: AsyncConnection, commune_id: int) -> None:
-    """The report's analyses, the smallest first, each within its share of the time left
-    (work.in_shares), kept in the package's cache for its pages: an answer, or why there is
-    none. A commune of 200,000 parcels took 11-18 s of land recovery, and the package was a
-    503 when the request's time then ran out drawing its maps; now the package leaves an
-    analysis that does not fit out, and says so."""
-    analyses = await smallest_first(conn, commune_id, report_analyses())
-    for analysis in work.in_shares(analyses):
-        with contextlib.suppress(Unfinished):  # kept by the cache, said by the pages
-            await answer(analysis, conn, commune_id, analysis.params())
-
-
 async def build_package(
     conn: AsyncConnection,
     commune_id: int,
@@ -443,7 +430,7 @@ async def build_package(
         with work.caching(answers):
             say("analyses")
             with work.share(3):  # a third of the time left: the pages must still be drawn
-                await _answers(conn, commune_id)
+                await answer_all(conn, commune_id)
             await write_pages(conn, folder, commune_id, settings, access, styles, say)
         unfinished = list(answers.failed.values())
         complete = access.member_of(commune_id)

@@ -491,6 +491,30 @@ async def test_a_slow_analysis_leaves_the_others_of_a_report_their_time(
     assert took < 10  # not land recovery's 30 s (a bound, not a benchmark)
 
 
+async def test_a_report_file_whose_analysis_cannot_finish_still_comes(
+    conn: AsyncConnection,
+    settings: Settings,
+    admin_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The downloaded report draws each analysis' map before its summaries, and the map ran
+    land recovery in the whole time left: in a commune of 100 parcels of 50,000 vertices the
+    file was a 503. Now the analyses are answered first, in shares of half the time, and
+    the maps and summaries reuse the answers and the failure: the file comes, and says so
+    in both places."""
+    monkeypatch.setitem(
+        all_analyses(), "land-recovery", taking(all_analyses()["land-recovery"], 30)
+    )
+    r, took = await hurried_get(
+        conn, settings, admin_token, 3.0, "/communes/5-DE-MARZO/report", lang="en", download="true"
+    )
+    assert r.status_code == 200, r.text
+    said = "not available: it did not finish in its share of the"
+    assert r.text.count(said) >= 2  # the summary and the map inside the file
+    assert "Dwellings without piped water" in r.text
+    assert took < 10  # not land recovery's 30 s (a bound, not a benchmark)
+
+
 async def test_a_report_runs_its_smallest_analyses_first(
     conn: AsyncConnection,
     settings: Settings,
