@@ -16,8 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from geo_comuna import errors
+from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.cli import app as cli_app
 from geo_comuna.errors import GeoComunaError, InvalidGeometry, Said
+from tests.analysis_factories import timing_out
 from tests.live import CLI
 from tests.test_io_errors import CASES
 
@@ -109,6 +111,26 @@ def test_progress_follows_the_locale(own_db: str, tmp_path: Path, env: dict[str,
     assert run.exit_code == 0, run.stderr
     word = "exportando parcels como gpkg" if env is SPANISH else "exporting parcels as gpkg"
     assert word in run.stderr
+
+
+@pytest.mark.parametrize("env", [SPANISH, ENGLISH], ids=["es", "en"])
+def test_a_query_past_the_statement_timeout_is_said_not_a_traceback(
+    own_db: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`geo-comuna analyze land-recovery` of 100 parcels of 50,000 vertices ended in a Python
+    traceback when a query passed the statement timeout: now the command says so, in its
+    user's language, and how to give it more time (exit 2)."""
+    monkeypatch.setitem(
+        all_analyses(), "land-recovery", timing_out(all_analyses()["land-recovery"])
+    )
+    run = CliRunner().invoke(
+        cli_app,
+        ["analyze", "land-recovery", "EL-MAIZAL"],
+        env={"GEO_COMUNA_DATABASE_URL": own_db, **env},
+    )
+    assert run.exit_code == 2, (run.exception, run.stderr)
+    said = "una consulta tardó más" if env is SPANISH else "a query took longer"
+    assert said in run.stderr and "GEO_COMUNA_STATEMENT_TIMEOUT_MS=" in run.stderr
 
 
 @pytest.mark.parametrize(

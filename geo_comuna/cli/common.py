@@ -115,6 +115,7 @@ def unseen(*names: str) -> Iterator[None]:
 
 def run(work: Callable[[Any], Awaitable[T]], settings: Settings) -> T:
     """Run ``work(conn)`` on one connection; typed errors become a message and exit 2."""
+    from psycopg.errors import QueryCanceled
     from psycopg.pq import TransactionStatus
 
     from geo_comuna.db import migrate
@@ -150,3 +151,14 @@ def run(work: Callable[[Any], Awaitable[T]], settings: Settings) -> T:
         return asyncio.run(main())
     except GeoComunaError as exc:
         die(exc, 2)
+    except QueryCanceled:
+        ms = settings.statement_timeout_ms
+        die(
+            Said(
+                f"a query took longer than the database allows one ({ms} ms); give this "
+                f"command more time, e.g. GEO_COMUNA_STATEMENT_TIMEOUT_MS={ms * 10}",
+                f"una consulta tardó más de lo que la base de datos permite a una ({ms} ms); "
+                f"dele más tiempo a este comando, p. ej. GEO_COMUNA_STATEMENT_TIMEOUT_MS={ms * 10}",
+            ),
+            2,
+        )
