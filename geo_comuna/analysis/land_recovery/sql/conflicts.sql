@@ -6,7 +6,8 @@
 --                    closing of the parcels' union (buffer out, then in, by width / 2 with
 --                    mitred joins, in the commune's UTM zone) minus the union; it also finds
 --                    notches that narrow in a single parcel's outline
--- Pieces under %(min_m2)s m² are dropped as numerical noise.
+-- Pieces under %(min_m2)s m² are dropped as numerical noise. Slivers are looked for only when
+-- %(slivers)s (the commune's parcels are few enough in vertices: land_recovery/__init__.py).
 --
 -- Cost grows with the parcels, not their pairs (20,000 parcels: a few seconds, where one
 -- pairwise self-join and one union of the whole commune took over ten minutes):
@@ -30,7 +31,7 @@ WITH c AS (
 ), clustered AS (  -- clusters measured in metres; each unioned in lon/lat, as a whole commune was
     SELECT p.geom, c.utm,
            ST_ClusterDBSCAN(ST_Transform(p.geom, c.utm), 6 * %(width)s, 1) OVER () AS cluster
-    FROM parcels p, c WHERE p.commune_id = %(commune)s
+    FROM parcels p, c WHERE p.commune_id = %(commune)s AND %(slivers)s
 ), merged AS (
     SELECT ST_Transform(CASE WHEN count(*) = 1 THEN (array_agg(geom))[1]
                              ELSE ST_Union(geom) END, min(utm)) AS geom
