@@ -20,6 +20,8 @@ import json
 import logging
 from typing import Any
 
+import orjson
+import shapely
 from psycopg import AsyncConnection
 from pydantic import BaseModel
 
@@ -102,6 +104,29 @@ async def analysis_map(
     return finish(m, page, legend, title=title, links=commune_links(page, info.code), note=note)
 
 
+def drawable(features: list[dict[str, Any]], most: int) -> list[dict[str, Any]]:
+    """``features`` as a map draws them: when their lines and areas have more than ``most``
+    vertices in all, each of those simplified by ~1 m (data.QUANTUM_DEG, as a standalone
+    file's big layers are), points as they are. Land recovery's candidates and overlaps in
+    a commune of 100 parcels of 50,000 vertices made a map of 78 MB. The answer itself (its
+    JSON, GeoJSON and CSV) keeps every vertex."""
+    lined = [
+        i
+        for i, f in enumerate(features)
+        if (f.get("geometry") or {}).get("type") not in (None, "Point", "MultiPoint")
+    ]
+    if not lined:
+        return features
+    shapes = shapely.from_geojson([orjson.dumps(features[i]["geometry"]) for i in lined])
+    if int(shapely.get_num_coordinates(shapes).sum()) <= most:
+        return features
+    simple = shapely.simplify(shapes, data.QUANTUM_DEG, preserve_topology=True)
+    drawn = list(features)
+    for i, text in zip(lined, shapely.to_geojson(simple), strict=True):
+        drawn[i] = {**features[i], "geometry": orjson.loads(text)}
+    return drawn
+
+
 def _on_top(features: list[dict[str, Any]], spec: dict[str, Any]) -> list[dict[str, Any]]:
     """The features drawn bigger or bolder (``radii``: transformer sites; ``weights``: slivers)
     last, so that they are on top."""
@@ -167,7 +192,8 @@ async def _features(
     def as_dicts() -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
         """Column-wise features and lines as dicts for the map (the lines drawn now)."""
         lines = result.drawn_lines()
-        return list(result.features or []), None if lines is None else list(lines)
+        features = drawable(list(result.features or []), page.inline_vertices)
+        return features, None if lines is None else list(lines)
 
     features, lines = await work.cpu(as_dicts)
     return features, lines, None

@@ -28,7 +28,7 @@ from geo_comuna.features.query import resolve_commune
 from geo_comuna.layers import get_layer
 from geo_comuna.maps import data
 from geo_comuna.maps import overview as overview_module
-from geo_comuna.maps.analysis_map import analysis_map
+from geo_comuna.maps.analysis_map import analysis_map, drawable
 from geo_comuna.maps.commune import commune_map
 from geo_comuna.maps.overview import Overview, overview
 from geo_comuna.maps.page import Page
@@ -434,6 +434,35 @@ async def test_a_layer_of_few_features_but_many_vertices_is_drawn_as_a_big_one(
     assert "/tiles/parcels/{z}/{x}/{y}.pbf?v=" in await drawn(vertices - 1, standalone=False)
     assert "GeoComuna.geobuf(" not in await drawn(vertices, standalone=True)
     assert "GeoComuna.geobuf(" in await drawn(vertices - 1, standalone=True)
+
+
+def test_an_analysis_map_draws_many_vertices_simplified_and_points_as_they_are() -> None:
+    """Land recovery's features in a commune of 100 parcels of 50,000 vertices made a map of
+    78 MB. Past Page.inline_vertices a map draws the answer's lines and areas simplified by
+    ~1 m (a circle of 110 m radius: a few dozen vertices, its area within 2%); points, and
+    answers within the budget, as they are; the answer itself keeps every vertex."""
+    turns = (2 * math.pi * k / 10_000 for k in range(10_000))
+    circle = shapely.Polygon([(-66 + 0.001 * math.cos(a), 9 + 0.001 * math.sin(a)) for a in turns])
+    features = [
+        {
+            "type": "Feature",
+            "geometry": shapely.geometry.mapping(circle),
+            "properties": {"kind": "candidate"},
+        },
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [-66, 9]},
+            "properties": {},
+        },
+        {"type": "Feature", "geometry": None, "properties": {}},
+    ]
+    assert drawable(features, 10_001) is features  # the ring's 10,000 vertices and its closing
+    drawn = drawable(features, 10_000)
+    shape = shapely.geometry.shape(drawn[0]["geometry"])
+    assert shapely.get_num_coordinates(shape) < 100
+    assert shape.area == pytest.approx(circle.area, rel=0.02)
+    assert drawn[0]["properties"] == {"kind": "candidate"} and drawn[1:] == features[1:]
+    assert shapely.get_num_coordinates(shapely.geometry.shape(features[0]["geometry"])) == 10_001
 
 
 async def test_report(client: httpx.AsyncClient) -> None:
