@@ -152,9 +152,12 @@ async def _features(
             ),
         )
     try:
-        result = await disclosure.answer_for(
-            analysis, conn, commune_id, params or analysis.params(), page.access
-        )
+        # half the time left: the map must still be drawn. Land recovery in a commune of 100
+        # parcels of 50,000 vertices took 19 of the 20 s, and the map was a 503
+        with work.share(2):
+            result = await disclosure.answer_for(
+                analysis, conn, commune_id, params or analysis.params(), page.access
+            )
     except Unfinished as exc:
         return (
             None,
@@ -166,7 +169,8 @@ async def _features(
             None,
             None,
             page.t(
-                f"Análisis no disponible: {exc.message}", f"Analysis not available: {exc.message}"
+                f"Análisis no disponible: {exc.said('es')}",
+                f"Analysis not available: {exc.said('en')}",
             ),
         )
     except Exception:  # a broken analysis must not take the map page down; logged in full
