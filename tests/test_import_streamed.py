@@ -68,6 +68,43 @@ async def test_a_bad_feature_in_a_late_piece_leaves_nothing_written(
         assert [r[0] for r in await cur.fetchall()] == [f"P-{i}" for i in range(1, 13)]
 
 
+async def test_pieces_are_cut_by_the_bytes_of_their_geometries(
+    own_db: str, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A piece was CHUNK features whatever their size: 100 parcels of 50,000 vertices were
+    one piece of 80 MB, held several times over (728 MB at the peak). A piece now holds at
+    most PIECE_BYTES of geometry: here three features' worth, so 12 features come in pieces
+    of 3, a bad one is still named by its place in the file, nothing is written, and the
+    good file is stored whole and in order."""
+    path = gpkg(tmp_path / "ok.gpkg", 12)
+    sizes = [len(wkb) for wkb in pyogrio.raw.read(path)[2]]
+    assert max(sizes) < 1.1 * min(sizes)  # alike: three fit, four do not
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 3 * max(sizes) + min(sizes) // 2)
+    seen: list[int] = []
+    real = pieces.Streamed.next
+
+    def counted(self: pieces.Streamed) -> pieces.Batch | None:
+        batch = real(self)
+        if batch is not None:
+            seen.append(batch.table.num_rows)
+        return batch
+
+    monkeypatch.setattr(pieces.Streamed, "next", counted)
+    async with await AsyncConnection.connect(own_db, autocommit=True) as conn:
+        with pytest.raises(InvalidGeometry) as raised:
+            await import_file(
+                conn, PARCELS, gpkg(tmp_path / "bad.gpkg", 12, bowtie_at=10), settings
+            )
+        assert raised.value.feature == 10
+        assert await scalar(conn, "SELECT count(*) FROM parcels WHERE code LIKE 'P-%%'") == 0
+        seen.clear()
+        report = await import_file(conn, PARCELS, path, settings)
+        assert (report.features, report.inserted) == (12, 12)
+        assert seen == [3, 3, 3, 3]
+        cur = await conn.execute("SELECT code FROM parcels WHERE code LIKE 'P-%%' ORDER BY id")
+        assert [r[0] for r in await cur.fetchall()] == [f"P-{i}" for i in range(1, 13)]
+
+
 async def test_a_key_repeated_in_a_later_piece_is_refused_naming_both(
     conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

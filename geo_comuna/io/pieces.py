@@ -2,7 +2,8 @@
 GDAL streams it, or sliced from a table in memory), its references resolved and its natural
 keys checked, then validated and encoded in a worker thread while PostgreSQL stores the piece
 before. At most three pieces are held at once (one being sent, one being checked, one read
-ahead), so an import's memory does not grow with the file: a 1,000,000-parcel GeoPackage read
+ahead), each of at most CHUNK features and PIECE_BYTES of geometry, so an import's memory does
+not grow with the file, nor with its features' vertices: a 1,000,000-parcel GeoPackage read
 as one Arrow table took ~900 MB (bench/README.md, "Import at every size").
 
 Checks that need the whole file stay bounded too: references are resolved piece by piece
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import AsyncConnection
 
 from geo_comuna.errors import Conflict, InvalidFile, Said
@@ -36,6 +38,11 @@ from geo_comuna.layers import Layer
 #: (reading.BATCH says how much) and PostgreSQL starts early, big enough that each piece is
 #: vectorised work
 CHUNK = BATCH
+#: ... and at most this much geometry (WKB bytes; one feature at least): 5,000 parcels of
+#: 50,000 vertices would be 4 GB in one piece. An 80 MB file of 100 such parcels peaked at
+#: 728 MB as one piece, at 274 MB in pieces of 4 MB (490 MB at 32 MB); ordinary parcels are
+#: ~0.7 MB per CHUNK and never cut
+PIECE_BYTES = 4 * 2**20
 
 
 @dataclass
@@ -130,11 +137,23 @@ class Streamed:
                 return None
             if table.num_rows:
                 break
+        table = self._bounded(table)
         wkb = table.column(self._geometry)
         table = self.prepare(table.drop_columns([self._geometry]))
         batch = Batch(table, self.geometries.of(wkb), self._start)
         self._start += table.num_rows
         return batch
+
+    def _bounded(self, table: pa.Table) -> pa.Table:
+        """The first rows of ``table`` whose geometries hold at most PIECE_BYTES (one row at
+        least); the others are put back to be read next."""
+        sizes = pc.fill_null(pc.binary_length(table.column(self._geometry)), 0)
+        cut = int(np.searchsorted(np.cumsum(sizes.to_numpy()), PIECE_BYTES, side="right"))
+        if cut >= table.num_rows:
+            return table
+        cut = max(cut, 1)
+        self._ready.insert(0, table.slice(cut))
+        return table.slice(0, cut)
 
     def again(self) -> Iterator[Batch]:
         start = 0
