@@ -22,6 +22,7 @@ import pytest
 import shapely
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.analysis import land_recovery
 from geo_comuna.analysis.land_recovery import Params, candidates, overlaps
 from geo_comuna.io import dems
@@ -136,25 +137,33 @@ async def test_slivers_are_not_looked_for_past_the_vertex_budget(
     conn: AsyncConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The sliver search unions the parcels in steps that neither the statement timeout nor a
-    cancel stops (65 s for 100 overlapping parcels of 50,000 vertices). Past
-    MAX_SLIVER_VERTICES the commune's slivers are not looked for: a warning says why and its
-    sliver count is None (left out of pages, not shown as none found); the parts outside the
-    commune are still found. Three squares of 5 vertices each: 15."""
+    cancel stops (65 s for 100 overlapping parcels of 50,000 vertices). In a request (work
+    with a deadline), past MAX_SLIVER_VERTICES the commune's slivers are not looked for: a
+    warning says why and its sliver count is None (left out of pages, not shown as none
+    found); the parts outside the commune are still found. A command, with no deadline,
+    looks for them whatever the size. Three squares of 5 vertices each: 15."""
     cid = await add_commune(conn, "LAND-BUDGET", shapely.box(-20, -20, 200, 240))
     await add_parcel(conn, cid, shapely.box(0, 0, 100, 100), "A")
     await add_parcel(conn, cid, shapely.box(101, 0, 201, 100), "B")  # 1 m from A, 1 m out
     await add_parcel(conn, cid, shapely.box(0, 103, 100, 203), "C")
+
+    async def requested() -> land_recovery.Result:
+        with work.scope(work.default_limits(), None, seconds=60):
+            return await run(conn, cid, sliver_width_m=2)
+
     monkeypatch.setattr(land_recovery, "MAX_SLIVER_VERTICES", 15)
-    within = await run(conn, cid, sliver_width_m=2)
+    within = await requested()
     assert len(of_kind(within, "sliver")) == 1 and within.summary["conflicts"]["sliver"] == 1
     assert not any("vertices" in w for w in within.warnings)
     monkeypatch.setattr(land_recovery, "MAX_SLIVER_VERTICES", 14)
-    past = await run(conn, cid, sliver_width_m=2)
+    past = await requested()
     assert of_kind(past, "sliver") == [] and past.summary["conflicts"]["sliver"] is None
     assert len(of_kind(past, "outside_commune")) == 1
     assert past.summary["conflicts"]["outside_commune"] == 1
     [said] = [w for w in past.warnings if w.startswith(land_recovery.SLIVERS_SKIPPED)]
     assert "15 vertices" in said and "14" in said
+    commanded = await run(conn, cid, sliver_width_m=2)  # no deadline
+    assert len(of_kind(commanded, "sliver")) == 1 and not commanded.warnings
 
 
 async def test_conflicts_come_in_the_order_postgresql_gives_them(conn: AsyncConnection) -> None:

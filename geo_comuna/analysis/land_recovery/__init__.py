@@ -44,11 +44,12 @@ __all__ = [
 ]
 
 
-#: the most vertices a commune's parcels may have for slivers to be looked for. The search
-#: unions each cluster of parcels and buffers the union twice, each one GEOS call that neither
-#: the statement timeout nor a cancel stops: 100 overlapping parcels of 50,000 vertices took
-#: 65 s in ST_Union alone, and went on after the request had given up. A million such
-#: vertices take ~5 s; the bench's commune of 200,000 parcels has a million.
+#: the most vertices a commune's parcels may have for a request (work with a deadline) to
+#: look for slivers. The search unions each cluster of parcels and buffers the union twice,
+#: each one GEOS call that neither the statement timeout nor a cancel stops: 100 overlapping
+#: parcels of 50,000 vertices took 65 s in ST_Union alone, and went on after the request had
+#: given up. A million such vertices take ~5 s; the bench's commune of 200,000 parcels has a
+#: million. A command (no deadline) looks for them whatever the size.
 MAX_SLIVER_VERTICES = 1_000_000
 #: how the warning of a commune past MAX_SLIVER_VERTICES begins (its sliver count is None)
 SLIVERS_SKIPPED = "slivers were not looked for"
@@ -161,18 +162,21 @@ async def _found(
         for c in ranked
         if c["parcel_ids"][0] in outlines  # not deleted since
     ]
-    cur = await conn.execute(
-        "SELECT coalesce(sum(ST_NPoints(geom)), 0) FROM parcels WHERE commune_id = %s",
-        (commune_id,),
-    )
-    vertices = (await cur.fetchone())[0]
-    slivers = vertices <= MAX_SLIVER_VERTICES
-    if not slivers:
-        warnings.append(
-            f"{SLIVERS_SKIPPED}: the commune's parcels have {vertices:,} vertices, more than "
-            f"the {MAX_SLIVER_VERTICES:,} the search may take (it unions them in steps that "
-            "cannot be stopped)"
+    slivers = True
+    if work.remaining() is not None:  # a request: the search bounded (MAX_SLIVER_VERTICES)
+        cur = await conn.execute(
+            "SELECT coalesce(sum(ST_NPoints(geom)), 0) FROM parcels WHERE commune_id = %s",
+            (commune_id,),
         )
+        vertices = (await cur.fetchone())[0]
+        slivers = vertices <= MAX_SLIVER_VERTICES
+        if not slivers:
+            warnings.append(
+                f"{SLIVERS_SKIPPED}: the commune's parcels have {vertices:,} vertices, more "
+                f"than the {MAX_SLIVER_VERTICES:,} a request's search may take (it unions them "
+                "in steps that cannot be stopped); geo-comuna analyze land-recovery looks for "
+                "them whatever the size"
+            )
     cur = await conn.execute(
         sql_text(__package__, "conflicts.sql"),
         {
