@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO / "tests" / "maps"))
 
 import common  # noqa: E402
 import harness  # noqa: E402
+from common import RINGS_TO_PARCELS  # noqa: E402
 
 OUT = REPO / "bench" / "out" / "maps"
 PREFIX = "BENCH-M-"
@@ -41,7 +42,8 @@ CELL_DEG = 0.0009  # ~100 m
 BASELINE_INIT = """window.addEventListener('load', () => requestAnimationFrame(() =>
     requestAnimationFrame(() => { window.__drawnAt = performance.now(); })));"""
 
-PARCELS_SQL = """
+PARCELS_SQL = (
+    """
 WITH c AS (
     INSERT INTO communes (code, name, kind, status, source, geom)
     VALUES (%(code)s, %(name)s, 'rural', 'active', 'synthetic (bench/bench_maps.py)',
@@ -59,13 +61,9 @@ WITH c AS (
         FROM unnest(ARRAY[0, 1.047, 2.094, 3.142, 4.189, 5.236]) a)) AS line
     FROM cells
 )
-INSERT INTO parcels (commune_id, code, tenure, land_use, geom)
-SELECT c.id, %(code)s || '-' || g,
-       (ARRAY['abandoned', 'occupied', 'regularizing', 'regularized', 'disputed'])[1 + g %% 5],
-       (ARRAY['crops', 'pasture', 'forest', 'idle'])[1 + g %% 4],
-       ST_Multi(ST_MakePolygon(ST_AddPoint(line, ST_StartPoint(line))))
-FROM rings, c
 """
+    + RINGS_TO_PARCELS
+)
 
 
 def make_parcels(dsn: str, sizes: list[int]) -> None:

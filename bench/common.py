@@ -33,6 +33,18 @@ CLI = next(
 PARCELS_GPKG = OUT / "parcels_200k.gpkg"
 
 
+#: the end of a statement making synthetic parcels: CTE ``c`` holds the commune's id and
+#: ``rings`` a closed-to-be line per parcel number ``g``; tenures and uses take turns
+RINGS_TO_PARCELS = """
+INSERT INTO parcels (commune_id, code, tenure, land_use, geom)
+SELECT c.id, %(code)s || '-' || g,
+       (ARRAY['abandoned', 'occupied', 'regularizing', 'regularized', 'disputed'])[1 + g %% 5],
+       (ARRAY['crops', 'pasture', 'forest', 'idle'])[1 + g %% 4],
+       ST_Multi(ST_MakePolygon(ST_AddPoint(line, ST_StartPoint(line))))
+FROM rings, c
+"""
+
+
 def parcels_gpkg(count: int) -> Path:
     """make_parcels.py's file of ``count`` parcels: parcels_1k.gpkg ... parcels_1m.gpkg."""
     if count % 1_000_000 == 0:

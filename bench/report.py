@@ -30,7 +30,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 from common import OUT, REPO, fmt, free_port, header, prepare_database, table
@@ -38,6 +40,7 @@ from serve_pages import start_server, stop_server
 
 PATH = "/communes/5-DE-MARZO/report?lang=es"
 BUMP = "UPDATE communes SET name = name WHERE false"
+T = TypeVar("T")
 
 
 def get(conn: http.client.HTTPConnection) -> float:
@@ -80,6 +83,23 @@ def load() -> str:
     return " / ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
+def each_version(
+    before: Path | None, runs: int, one_run: Callable[[Path], T]
+) -> tuple[dict[str, list[T]], str, str]:
+    """``one_run(code)`` ``runs`` times for this checkout ("this") and, with ``before``, the
+    previous version's ("before"), one version after the other so that both see the machine
+    alike: the results per version, and the load average at start and at end."""
+    versions = {"this": REPO} | ({"before": before.resolve()} if before else {})
+    for name, code in versions.items():
+        print(f"{name}: {revision(code)}")
+    start = load()
+    results: dict[str, list[T]] = {name: [] for name in versions}
+    for _ in range(runs):
+        for name, code in versions.items():
+            results[name].append(one_run(code))
+    return results, start, load()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -88,18 +108,12 @@ def main() -> None:
     args = parser.parse_args()
     header("report")
     dsn = prepare_database()
-    versions = {"this": REPO} | ({"before": args.before.resolve()} if args.before else {})
-    for name, code in versions.items():
-        print(f"{name}: {revision(code)}")
-    start_load = load()
-    runs: dict[str, list[dict]] = {name: [] for name in versions}
-    for _ in range(args.runs):
-        for name, code in versions.items():
-            runs[name].append(one_run(code, dsn, args.warm))
-    end_load = load()
+    runs, start_load, end_load = each_version(
+        args.before, args.runs, lambda code: one_run(code, dsn, args.warm)
+    )
     rows = []
     for what in ("first", "cold", "warm"):
-        medians = {n: statistics.median(r[what] for r in runs[n]) for n in versions}
+        medians = {n: statistics.median(r[what] for r in runs[n]) for n in runs}
         spread = {n: (min(r[what] for r in runs[n]), max(r[what] for r in runs[n])) for n in runs}
         row: list[object] = [what, medians["this"], *spread["this"]]
         if "before" in medians:

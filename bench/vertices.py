@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 import psycopg
-from common import OUT, REPO, fmt, free_port, header, prepare_database, table
-from report import load, revision
+from common import OUT, RINGS_TO_PARCELS, fmt, free_port, header, prepare_database, table
+from report import each_version
 from serve_pages import start_server, stop_server
 
 CODE = "BENCH-V-0001"
@@ -35,7 +35,8 @@ SIDE = 10  # parcels along each side of the grid
 CELL_DEG = 0.003  # grid step; each ring's radius is 0.0016 degrees at most: neighbours overlap
 RING = 49_998  # vertices of each ring before the closing one
 
-MAKE_SQL = """
+MAKE_SQL = (
+    """
 WITH c AS (
     INSERT INTO communes (code, name, kind, status, source, geom)
     VALUES (%(code)s, 'Bench: 100 parcels of 50,000 vertices', 'rural', 'active',
@@ -54,13 +55,9 @@ WITH c AS (
         FROM generate_series(0, %(n)s - 1) k)) AS line
     FROM cells
 )
-INSERT INTO parcels (commune_id, code, tenure, land_use, geom)
-SELECT c.id, %(code)s || '-' || g,
-       (ARRAY['abandoned', 'occupied', 'regularizing', 'regularized', 'disputed'])[1 + g %% 5],
-       (ARRAY['crops', 'pasture', 'forest', 'idle'])[1 + g %% 4],
-       ST_Multi(ST_MakePolygon(ST_AddPoint(line, ST_StartPoint(line))))
-FROM rings, c
 """
+    + RINGS_TO_PARCELS
+)
 
 
 def make_commune(dsn: str) -> None:
@@ -150,19 +147,13 @@ def main() -> None:
     header("vertices")
     dsn = prepare_database()
     make_commune(dsn)
-    versions = {"this": REPO} | ({"before": args.before.resolve()} if args.before else {})
-    for name, code in versions.items():
-        print(f"{name}: {revision(code)}")
-    start_load = load()
-    runs: dict[str, list[dict]] = {name: [] for name in versions}
-    for _ in range(args.runs):
-        for name, code in versions.items():
-            runs[name].append(one_run(code, dsn))
-    end_load = load()
+    runs, start_load, end_load = each_version(
+        args.before, args.runs, lambda code: one_run(code, dsn)
+    )
     rows = []
     for what, _ in requests():
         row: list[object] = [what]
-        for name in versions:
+        for name in runs:
             got = [r[what] for r in runs[name]]
             statuses = "/".join(sorted({str(g[0]) for g in got}))
             row += [
@@ -173,7 +164,7 @@ def main() -> None:
             ]
         rows.append(row)
     headers = ["request"]
-    for name in versions:
+    for name in runs:
         headers += [f"{name}: status", "bytes", "s", "database busy after, s"]
     print(table(f"{CODE} through serve ({args.runs} run(s) each)", headers, rows))
     print(f"\nload average (1/5/15 min) at start {start_load}, at end {end_load}")
