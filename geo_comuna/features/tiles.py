@@ -6,8 +6,8 @@ on lon/lat (the envelope transformed to EPSG:4326 is still a rectangle), simplif
 a cell of the tile's 4096 x 4096 grid (ST_Simplify, keeping features that would collapse),
 then clipped and quantized to that grid by ST_AsMVTGeom. Simplifying first costs little and
 spares ST_AsMVTGeom's clipping and validity repair every vertex finer than the grid: 100
-parcels of 50,000 vertices each took 15 s for one zoom-13 tile without it (1.2 MB, where the
-tile's own grid needs a tenth of that). Properties: the named ones, dates as text;
+parcels of 50,000 vertices each took 15 s for one zoom-13 tile of 1.2 MB without it, and
+0.8 s for 89 KB with it. Properties: the named ones, dates as text;
 array-valued ones are left out (MVT has no arrays).
 
 A tile that would hold more than ``MAX_DETAIL`` features, or areas and lines most of which

@@ -117,7 +117,9 @@ def drawable(features: list[dict[str, Any]], most: int) -> list[dict[str, Any]]:
     ]
     if not lined:
         return features
-    shapes = shapely.from_geojson([orjson.dumps(features[i]["geometry"]) for i in lined])
+    shapes = shapely.from_geojson(
+        [orjson.dumps(features[i]["geometry"], option=orjson.OPT_SERIALIZE_NUMPY) for i in lined]
+    )
     if int(shapely.get_num_coordinates(shapes).sum()) <= most:
         return features
     simple = shapely.simplify(shapes, data.QUANTUM_DEG, preserve_topology=True)

@@ -51,7 +51,7 @@ __all__ = [
 #: given up. A million such vertices take ~5 s; the bench's commune of 200,000 parcels has a
 #: million. A command (no deadline) looks for them whatever the size.
 MAX_SLIVER_VERTICES = 1_000_000
-#: how the warning of a commune past MAX_SLIVER_VERTICES begins (its sliver count is None)
+#: how the warning of a commune past MAX_SLIVER_VERTICES begins
 SLIVERS_SKIPPED = "slivers were not looked for"
 
 #: every feature's properties, in this order (CSV columns)
@@ -89,12 +89,15 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     async with work.spare_connection() as other:
         if other is None:
             summary, overlaps = await _summary_and_overlaps(conn, commune_id, params)
-            features, candidates, conflicts, warnings = await _found(conn, commune_id, params)
+            features, candidates, conflicts, looked, warnings = await _found(
+                conn, commune_id, params
+            )
         else:
             async with work.beside(_summary_and_overlaps(other, commune_id, params)) as beside:
-                features, candidates, conflicts, warnings = await _found(conn, commune_id, params)
+                features, candidates, conflicts, looked, warnings = await _found(
+                    conn, commune_id, params
+                )
                 summary, overlaps = await beside
-    looked = not any(w.startswith(SLIVERS_SKIPPED) for w in warnings)
     counts = {"overlap": 0, "outside_commune": 0, "sliver": 0 if looked else None}
     # as ORDER BY kind, area_m2 DESC, parcel_ids (NULLS LAST) would order them
     for kind, ids, codes, area_m2, geometry in sorted(
@@ -147,9 +150,9 @@ async def _summary_and_overlaps(
 
 async def _found(
     conn: AsyncConnection, commune_id: int, params: Params
-) -> tuple[list[dict[str, Any]], int, list[tuple], list[str]]:
+) -> tuple[list[dict[str, Any]], int, list[tuple], bool, list[str]]:
     """(the ranked candidates as features, how many candidates there were, the other
-    conflicts as conflicts.sql's rows, warnings)."""
+    conflicts as conflicts.sql's rows, whether slivers were looked for, warnings)."""
     candidates, roads, warnings = await read_candidates(conn, commune_id, params)
     ranked, _ = await best(conn, candidates, roads, params)
     outlines = await shapes(conn, ranked)
@@ -186,7 +189,7 @@ async def _found(
             "slivers": slivers,
         },
     )
-    return features, len(candidates), await cur.fetchall(), warnings
+    return features, len(candidates), await cur.fetchall(), slivers, warnings
 
 
 #: this analysis' entry in analysis/registry.py
