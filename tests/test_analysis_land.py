@@ -133,37 +133,71 @@ async def test_a_one_metre_sliver(conn: AsyncConnection) -> None:
     assert of_kind(await run(conn, cid, sliver_width_m=0.5), "sliver") == []
 
 
-async def test_slivers_are_not_looked_for_past_the_vertex_budget(
-    conn: AsyncConnection, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The sliver search unions the parcels in steps that neither the statement timeout nor a
-    cancel stops (65 s for 100 overlapping parcels of 50,000 vertices). In a request (work
-    with a deadline), past MAX_SLIVER_VERTICES the commune's slivers are not looked for: a
-    warning says why and its sliver count is None (left out of pages, not shown as none
-    found); the parts outside the commune are still found. A command, with no deadline,
-    looks for them whatever the size. Three squares of 5 vertices each: 15."""
-    cid = await add_commune(conn, "LAND-BUDGET", shapely.box(-20, -20, 200, 240))
+async def budget_commune(conn: AsyncConnection) -> tuple[int, int, int]:
+    """Three squares 1 m apart (15 vertices, one cluster) and, 100 m east, two more 1 m apart
+    (10 vertices), the second 1 m outside the commune: its id and theirs (D, E)."""
+    cid = await add_commune(conn, "LAND-BUDGET", shapely.box(-20, -20, 300, 240))
     await add_parcel(conn, cid, shapely.box(0, 0, 100, 100), "A")
-    await add_parcel(conn, cid, shapely.box(101, 0, 201, 100), "B")  # 1 m from A, 1 m out
-    await add_parcel(conn, cid, shapely.box(0, 103, 100, 203), "C")
+    await add_parcel(conn, cid, shapely.box(101, 0, 150, 100), "B")
+    await add_parcel(conn, cid, shapely.box(0, 101, 100, 150), "C")
+    d = await add_parcel(conn, cid, shapely.box(250, 0, 260, 100), "D")
+    e = await add_parcel(conn, cid, shapely.box(261, 0, 301, 100), "E")
+    return cid, d, e
 
-    async def requested() -> land_recovery.Result:
-        with work.scope(work.default_limits(), None, seconds=60):
-            return await run(conn, cid, sliver_width_m=2)
 
-    monkeypatch.setattr(land_recovery, "MAX_SLIVER_VERTICES", 15)
-    within = await requested()
-    assert len(of_kind(within, "sliver")) == 1 and within.summary["conflicts"]["sliver"] == 1
-    assert not any("vertices" in w for w in within.warnings)
-    monkeypatch.setattr(land_recovery, "MAX_SLIVER_VERTICES", 14)
-    past = await requested()
+async def requested(conn: AsyncConnection, cid: int) -> land_recovery.Result:
+    """Land recovery as a request runs it: with a deadline."""
+    with work.scope(work.default_limits(), None, seconds=60):
+        return await run(conn, cid, sliver_width_m=2)
+
+
+@pytest.mark.parametrize(
+    ("budget", "most"), [("MAX_SLIVER_VERTICES", 25), ("MAX_PARCEL_VERTICES", 5)]
+)
+async def test_a_request_looks_for_no_sliver_in_a_commune_past_its_budget(
+    conn: AsyncConnection, monkeypatch: pytest.MonkeyPatch, budget: str, most: int
+) -> None:
+    """Measuring how far apart two parcels of 50,000 vertices are compares every vertex of
+    one with every vertex of the other, in a call nothing stops: clustering 30 such parcels
+    had not finished after 2 minutes. A request looks for slivers only while the parcels
+    have at most MAX_SLIVER_VERTICES vertices in all and MAX_PARCEL_VERTICES in one; past
+    either, none, and the warning says why. The parts outside the commune are still found."""
+    cid, _, e = await budget_commune(conn)
+    monkeypatch.setattr(land_recovery, budget, most)
+    assert len(of_kind(await requested(conn, cid), "sliver")) >= 3
+    monkeypatch.setattr(land_recovery, budget, most - 1)
+    past = await requested(conn, cid)
     assert of_kind(past, "sliver") == [] and past.summary["conflicts"]["sliver"] is None
-    assert len(of_kind(past, "outside_commune")) == 1
-    assert past.summary["conflicts"]["outside_commune"] == 1
+    assert [f["properties"]["parcel_ids"] for f in of_kind(past, "outside_commune")] == [[e]]
     [said] = [w for w in past.warnings if w.startswith(land_recovery.SLIVERS_SKIPPED)]
-    assert "15 vertices" in said and "14" in said
+    assert "25 vertices, at most 5 in one" in said
+
+
+@pytest.mark.parametrize("budget", ["MAX_UNIONED_VERTICES", "MAX_BUFFERED_VERTICES"])
+async def test_slivers_are_not_looked_for_in_a_cluster_past_its_budget(
+    conn: AsyncConnection, monkeypatch: pytest.MonkeyPatch, budget: str
+) -> None:
+    """Each cluster's union and buffers are GEOS calls that neither the statement timeout nor
+    a cancel stops (1,000 GPS-walked parcels: 10 minutes). In a request (work with a
+    deadline), a cluster past its budget of vertices is not looked in: a warning names how
+    many parcels, and the sliver count is None (left out of pages, not shown as none found).
+    Other clusters, and the parts outside the commune, are still found. A command, with no
+    deadline, looks in every cluster."""
+    cid, d, e = await budget_commune(conn)
+    monkeypatch.setattr(land_recovery, budget, 15)
+    within = await requested(conn, cid)
+    assert within.summary["conflicts"]["sliver"] == len(of_kind(within, "sliver")) >= 3
+    assert not any("vertices" in w for w in within.warnings)
+    monkeypatch.setattr(land_recovery, budget, 14)
+    past = await requested(conn, cid)
+    assert [f["properties"]["parcel_ids"] for f in of_kind(past, "sliver")] == [[d, e]]
+    assert past.summary["conflicts"]["sliver"] is None
+    assert [f["properties"]["parcel_ids"] for f in of_kind(past, "outside_commune")] == [[e]]
+    [said] = [w for w in past.warnings if w.startswith(land_recovery.SLIVERS_SKIPPED)]
+    assert "among 3 parcels" in said
     commanded = await run(conn, cid, sliver_width_m=2)  # no deadline
-    assert len(of_kind(commanded, "sliver")) == 1 and not commanded.warnings
+    assert len(of_kind(commanded, "sliver")) == len(of_kind(within, "sliver"))
+    assert not commanded.warnings
 
 
 async def test_conflicts_come_in_the_order_postgresql_gives_them(conn: AsyncConnection) -> None:
@@ -202,6 +236,8 @@ async def test_conflicts_come_in_the_order_postgresql_gives_them(conn: AsyncConn
         "width": params.sliver_width_m,
         "min_m2": params.min_conflict_area_m2,
         "slivers": True,
+        "most_unioned": None,
+        "most_buffered": None,
     }
     cur = await conn.execute(query, values)
     expected = [(kind, list(ids)) for kind, ids in await cur.fetchall()]

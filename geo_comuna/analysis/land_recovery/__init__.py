@@ -44,14 +44,29 @@ __all__ = [
 ]
 
 
-#: the most vertices a commune's parcels may have for a request (work with a deadline) to
-#: look for slivers. The search unions each cluster of parcels and buffers the union twice,
-#: each one GEOS call that neither the statement timeout nor a cancel stops: 100 overlapping
-#: parcels of 50,000 vertices took 65 s in ST_Union alone, and went on after the request had
-#: given up. A million such vertices take ~5 s; the bench's commune of 200,000 parcels has a
-#: million. A command (no deadline) looks for them whatever the size.
+#: slivers are looked for per cluster of nearby parcels (conflicts.sql): the parcels are
+#: clustered by distance, each cluster unioned, the union buffered twice. Each step is one
+#: GEOS or liblwgeom call that neither the statement timeout nor a cancel stops, so a request
+#: (work with a deadline) bounds them. It looks for slivers only while the commune's parcels
+#: have at most MAX_SLIVER_VERTICES vertices in all and MAX_PARCEL_VERTICES each (the
+#: distance of two parcels of 50,000 vertices is measured vertex against vertex: clustering
+#: 30 such parcels had not finished after 2 minutes; 100 of them took 65 s in ST_Union alone,
+#: and ran on after the request had given up).
 MAX_SLIVER_VERTICES = 1_000_000
-#: how the warning of a commune past MAX_SLIVER_VERTICES begins
+MAX_PARCEL_VERTICES = 5_000
+#: ... unions a cluster of at most this many vertices (20 overlapping parcels of 50,000 wavy
+#: vertices: 4.7 s)
+MAX_UNIONED_VERTICES = 1_000_000
+#: ... and buffers a union of at most this many (GPS-walked outlines 0.5 m apart, a vertex
+#: every 10 cm: 3.4 s at 50,000, 19 s at 200,000; 1,000 such parcels took 10 minutes). A
+#: command (no deadline) looks everywhere, whatever the size
+MAX_BUFFERED_VERTICES = 50_000
+#: why, in the warnings
+CANNOT_STOP = (
+    "(its steps cannot be stopped once started); geo-comuna analyze land-recovery looks for "
+    "them whatever the size"
+)
+#: how the warning of clusters past those sizes begins (the sliver count is then None)
 SLIVERS_SKIPPED = "slivers were not looked for"
 
 #: every feature's properties, in this order (CSV columns)
@@ -98,7 +113,7 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
                     conn, commune_id, params
                 )
                 summary, overlaps = await beside
-    counts = {"overlap": 0, "outside_commune": 0, "sliver": 0 if looked else None}
+    counts: dict[str, Any] = {"overlap": 0, "outside_commune": 0, "sliver": 0}
     # as ORDER BY kind, area_m2 DESC, parcel_ids (NULLS LAST) would order them
     for kind, ids, codes, area_m2, geometry in sorted(
         overlaps + conflicts, key=lambda r: (r[0], -r[3], r[1] is None, r[1] or [])
@@ -118,6 +133,8 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
                 "properties": {k: props.get(k) for k in COLUMNS},
             }
         )
+    if not looked:  # some clusters were not looked in: not a count of the commune's slivers
+        counts["sliver"] = None
     if summary["parcels"] == 0:
         warnings.append("the commune has no parcels")
     summary["candidates"] = candidates
@@ -165,21 +182,8 @@ async def _found(
         for c in ranked
         if c["parcel_ids"][0] in outlines  # not deleted since
     ]
-    slivers = True
-    if work.remaining() is not None:  # a request: the search bounded (MAX_SLIVER_VERTICES)
-        cur = await conn.execute(
-            "SELECT coalesce(sum(ST_NPoints(geom)), 0) FROM parcels WHERE commune_id = %s",
-            (commune_id,),
-        )
-        vertices = (await cur.fetchone())[0]
-        slivers = vertices <= MAX_SLIVER_VERTICES
-        if not slivers:
-            warnings.append(
-                f"{SLIVERS_SKIPPED}: the commune's parcels have {vertices:,} vertices, more "
-                f"than the {MAX_SLIVER_VERTICES:,} a request's search may take (it unions them "
-                "in steps that cannot be stopped); geo-comuna analyze land-recovery looks for "
-                "them whatever the size"
-            )
+    bounded = work.remaining() is not None  # a request: each GEOS call bounded
+    slivers = not bounded or await _few_vertices(conn, commune_id, warnings)
     cur = await conn.execute(
         sql_text(__package__, "conflicts.sql"),
         {
@@ -187,9 +191,39 @@ async def _found(
             "width": params.sliver_width_m,
             "min_m2": params.min_conflict_area_m2,
             "slivers": slivers,
+            "most_unioned": MAX_UNIONED_VERTICES if bounded else None,
+            "most_buffered": MAX_BUFFERED_VERTICES if bounded else None,
         },
     )
-    return features, len(candidates), await cur.fetchall(), slivers, warnings
+    conflicts, unchecked = [], []
+    for row in await cur.fetchall():
+        (unchecked if row[0] == "unchecked" else conflicts).append(row)
+    if unchecked:
+        parcels = sum(len(r[1]) for r in unchecked)
+        warnings.append(
+            f"{SLIVERS_SKIPPED} among {parcels:,} parcels: their outlines have too many "
+            f"vertices for a request {CANNOT_STOP}"
+        )
+    return features, len(candidates), conflicts, slivers and not unchecked, warnings
+
+
+async def _few_vertices(conn: AsyncConnection, commune_id: int, warnings: list[str]) -> bool:
+    """Are the commune's parcels few enough in vertices for a request to look for slivers
+    (MAX_SLIVER_VERTICES in all, MAX_PARCEL_VERTICES each)? When not, a warning says why."""
+    cur = await conn.execute(
+        "SELECT coalesce(sum(ST_NPoints(geom)), 0), coalesce(max(ST_NPoints(geom)), 0) "
+        "FROM parcels WHERE commune_id = %s",
+        (commune_id,),
+    )
+    total, most = await cur.fetchone()
+    if total <= MAX_SLIVER_VERTICES and most <= MAX_PARCEL_VERTICES:
+        return True
+    warnings.append(
+        f"{SLIVERS_SKIPPED}: the commune's parcels have {total:,} vertices, at most "
+        f"{most:,} in one, past the {MAX_SLIVER_VERTICES:,} in all and {MAX_PARCEL_VERTICES:,} "
+        f"in one a request may take {CANNOT_STOP}"
+    )
+    return False
 
 
 #: this analysis' entry in analysis/registry.py

@@ -6,8 +6,14 @@
 --                    closing of the parcels' union (buffer out, then in, by width / 2 with
 --                    mitred joins, in the commune's UTM zone) minus the union; it also finds
 --                    notches that narrow in a single parcel's outline
--- Pieces under %(min_m2)s m² are dropped as numerical noise. Slivers are looked for only when
--- %(slivers)s (the commune's parcels are few enough in vertices: land_recovery/__init__.py).
+-- Pieces under %(min_m2)s m² are dropped as numerical noise.
+--
+-- Clustering two parcels, a cluster's union and its buffers are each one GEOS or liblwgeom
+-- call that neither the statement timeout nor a cancel stops. Slivers are looked for only
+-- when %(slivers)s (land_recovery/__init__.py bounds the parcels' vertices first); a cluster
+-- of more than %(most_unioned)s vertices is not unioned, nor one whose union has more than
+-- %(most_buffered)s buffered (NULL: any size): each comes back as one row of kind 'unchecked'
+-- naming its parcels, with no area or geometry.
 --
 -- Cost grows with the parcels, not their pairs (20,000 parcels: a few seconds, where one
 -- pairwise self-join and one union of the whole commune took over ten minutes):
@@ -29,23 +35,33 @@ WITH c AS (
            ST_CollectionExtract(ST_Difference(p.geom, c.geom), 3) AS geom
     FROM parcels p, c WHERE p.commune_id = %(commune)s AND NOT ST_Covers(c.geom, p.geom)
 ), clustered AS (  -- clusters measured in metres; each unioned in lon/lat, as a whole commune was
-    SELECT p.geom, c.utm,
+    SELECT p.id, p.geom, c.utm,
            ST_ClusterDBSCAN(ST_Transform(p.geom, c.utm), 6 * %(width)s, 1) OVER () AS cluster
     FROM parcels p, c WHERE p.commune_id = %(commune)s AND %(slivers)s
-), merged AS (
-    SELECT ST_Transform(CASE WHEN count(*) = 1 THEN (array_agg(geom))[1]
-                             ELSE ST_Union(geom) END, min(utm)) AS geom
+), grouped AS (
+    SELECT array_agg(geom) AS geoms, array_agg(id ORDER BY id) AS ids, min(utm) AS utm,
+           sum(ST_NPoints(geom)) AS vertices
     FROM clustered GROUP BY cluster
+), merged AS (  -- geom NULL: too many vertices to union
+    SELECT ids, ST_Transform(CASE WHEN cardinality(geoms) = 1 THEN geoms[1]
+                                  WHEN %(most_unioned)s::integer IS NULL
+                                       OR vertices <= %(most_unioned)s THEN ST_Union(geoms) END,
+                             utm) AS geom
+    FROM grouped
 ), uneven AS (  -- not a lone convex polygon without holes (whose closing is itself)
-    SELECT geom FROM merged
-    WHERE NOT (ST_NumGeometries(geom) = 1 AND ST_NumInteriorRings(ST_GeometryN(geom, 1)) = 0
+    SELECT ids, geom,
+           geom IS NULL OR ST_NPoints(geom) > coalesce(%(most_buffered)s::integer, 2147483647)
+               AS too_big
+    FROM merged
+    WHERE geom IS NULL
+       OR NOT (ST_NumGeometries(geom) = 1 AND ST_NumInteriorRings(ST_GeometryN(geom, 1)) = 0
                AND ST_NPoints(ST_ConvexHull(geom)) = ST_NPoints(geom))
 ), gaps AS (
     SELECT ST_Transform((ST_Dump(ST_Difference(
                ST_Buffer(ST_Buffer(m.geom, %(width)s / 2.0, 'join=mitre mitre_limit=5'),
                          -%(width)s / 2.0, 'join=mitre mitre_limit=5'),
                m.geom))).geom, 4326) AS geom
-    FROM uneven m
+    FROM uneven m WHERE NOT m.too_big
 ), slivers AS (
     SELECT 'sliver', n.ids, n.codes, g.geom
     FROM gaps g
@@ -63,3 +79,5 @@ WITH c AS (
 SELECT kind, parcel_ids, codes, area_m2, ST_AsGeoJSON(geom, 7)::json AS geometry
 FROM measured
 WHERE area_m2 >= %(min_m2)s
+UNION ALL
+SELECT 'unchecked', ids, NULL, NULL, NULL FROM uneven WHERE too_big
