@@ -66,7 +66,7 @@ CANNOT_STOP = (
     "(its steps cannot be stopped once started); geo-comuna analyze land-recovery looks for "
     "them whatever the size"
 )
-#: how the warning of clusters past those sizes begins (the sliver count is then None)
+#: how the warnings of a search not made begin (the sliver count is then None)
 SLIVERS_SKIPPED = "slivers were not looked for"
 
 #: every feature's properties, in this order (CSV columns)
