@@ -66,6 +66,13 @@ def test_figures_follow_the_language() -> None:
         "Atraviesa un límite estatal": "sí",
     }
     assert en["Area of the parcels"] == "2,299.99 ha" and en["Crosses a state line"] == "yes"
+    # slivers a request did not look for: said, not left out as if none applied
+    unknown = {"parcels": 3, "conflicts": {"overlap": 0, "sliver": None}}
+    es = dict(figures("land-recovery", unknown, "es", number("es")))
+    en = dict(figures("land-recovery", unknown, "en", number("en")))
+    assert es["Astillas entre parcelas"].startswith("no buscadas: demasiados vértices")
+    assert en["Slivers between parcels"].startswith("not looked for: too many vertices")
+    assert es["Parcelas superpuestas"] == "0" and not RAW.search(" ".join(es.values()))
 
 
 def test_cli_analyze_prints_a_table_and_gives_machines_the_rest(own_db: str) -> None:

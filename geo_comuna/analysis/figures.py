@@ -5,7 +5,8 @@ a person reads in a report or in `geo-comuna analyze` (nested keys joined by dot
 A summary's keys are the API's (JSON, English, stable); people read these labels instead. A
 key that is not a figure for people (what a CSV row is, the DEM's id) is in NOT_SHOWN; a new
 key in neither fails tests/test_figures.py, so no raw key ever reaches a page. A figure that
-does not apply (None: no budget was given, no DEM to tell) is left out, never shown as None.
+does not apply (None: no budget was given, no DEM to tell) is left out, never shown as None;
+one whose None means something else says what (``Figure.unknown``: slivers not looked for).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ class Figure(NamedTuple):
     es: str
     en: str
     unit: str = ""  # the same in both languages (ha, m, min, %, km/h, s)
+    #: what None says (Spanish, English) where it does not mean "does not apply"
+    unknown: tuple[str, str] | None = None
 
 
 #: (analysis, key) -> its label; the order is the order people read them in
@@ -34,7 +37,15 @@ FIGURES: dict[str, dict[str, Figure]] = {
         "crosses_state_line": Figure("Atraviesa un límite estatal", "Crosses a state line"),
         "conflicts.overlap": Figure("Parcelas superpuestas", "Overlapping parcels"),
         "conflicts.outside_commune": Figure("Parcelas fuera de la comuna", "Parcels outside"),
-        "conflicts.sliver": Figure("Astillas entre parcelas", "Slivers between parcels"),
+        "conflicts.sliver": Figure(
+            "Astillas entre parcelas",
+            "Slivers between parcels",
+            unknown=(
+                "no buscadas: demasiados vértices para una petición (geo-comuna analyze las busca)",
+                "not looked for: too many vertices for a request (geo-comuna analyze looks "
+                "for them)",
+            ),
+        ),
     },
     "water-hookups": {
         "dwellings_without_piped_water": Figure(
@@ -169,13 +180,15 @@ def figures(
 ) -> list[tuple[str, str]]:
     """(label, value with its unit) of every figure of ``summary`` that applies, in the
     catalogue's order; ``num`` writes numbers in the reader's language."""
-    values = {k: v for k, v in scalars(summary) if v is not None}
+    values = dict(scalars(summary))
     out = []
     for key, figure in FIGURES.get(analysis, {}).items():
-        if key not in values:
+        value = values.get(key)
+        if value is None and (key not in values or figure.unknown is None):
             continue
-        value = values[key]
-        if isinstance(value, bool):
+        if value is None:
+            text = figure.unknown[0 if lang == "es" else 1]
+        elif isinstance(value, bool):
             text = YES_NO[lang][0 if value else 1]
         elif isinstance(value, int | float):
             text = f"{num(value)} {figure.unit}".rstrip()
