@@ -41,6 +41,36 @@ async def test_landing_conformance_and_collections(client: httpx.AsyncClient) ->
     assert (await client.get("/openapi.json")).status_code == 200
 
 
+async def test_the_extent_is_the_stored_shapes_box(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """A parcel put ~900 km off by mistake (its latitude typed as 0) and deleted leaves the
+    layer's extent where it was: the spatial index keeps room for it (its top box only
+    grows), the extent does not. The extent is the box of the stored shapes, worked out here
+    from their corners."""
+
+    async def listed() -> list[float]:
+        doc = (await client.get("/collections/parcels")).json()
+        return doc["extent"]["spatial"]["bbox"][0]
+
+    cur = await conn.execute(
+        "SELECT min(ST_XMin(geom)), min(ST_YMin(geom)), max(ST_XMax(geom)), max(ST_YMax(geom)) "
+        "FROM parcels"
+    )
+    stored = [round(v, 6) for v in await cur.fetchone()]
+    assert await listed() == pytest.approx(stored, abs=1e-6)
+    commune = await make_commune(client, "FAR-OFF", lon=-59.0, lat=0.0)
+    cur = await conn.execute(
+        "INSERT INTO parcels (commune_id, tenure, geom) VALUES (%s, 'occupied', "
+        "ST_Multi(ST_MakeEnvelope(-59.0, 0.0, -58.999, 0.001, 4326))) RETURNING id",
+        (commune,),
+    )
+    (far,) = await cur.fetchone()
+    assert (await listed())[1] == pytest.approx(0.0)  # there while it is stored
+    await conn.execute("DELETE FROM parcels WHERE id = %s", (far,))
+    assert await listed() == pytest.approx(stored, abs=1e-6)
+
+
 async def test_collection_titles_in_both_languages(client: httpx.AsyncClient) -> None:
     es = (await client.get("/collections/parcels?lang=es")).json()
     en = (await client.get("/collections/parcels?lang=en")).json()
