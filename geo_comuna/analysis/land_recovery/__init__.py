@@ -3,11 +3,11 @@ recovered, per commune and per state), how tenure moved year by year, which aban
 parcels to recover next, where the parcel map contradicts itself, and how many parcels have
 rights of each status (migration 0021; counts only, no holder).
 
-Areas are hectares on the WGS 84 spheroid (PostGIS geography). The breakdown, timeline and
-conflicts are SQL statements (sql/*.sql); the parcels that overlap are found first in bulk
-(overlaps.py) and measured by shared.sql. The candidates are read in one; Python adds their
-mean slope from the commune's DEM (toolkit/slope.py) and their score, and measures their
-roads on the spheroid only for those that can rank (candidates.py).
+Areas are hectares on the WGS 84 spheroid (PostGIS geography). The breakdown with the
+timeline, and the conflicts, are SQL statements (sql/*.sql); the parcels that overlap are
+found first in bulk (overlaps.py) and measured by shared.sql. The candidates are read in
+one; Python adds their mean slope from the commune's DEM (toolkit/slope.py) and their score,
+and measures their roads on the spheroid only for those that can rank (candidates.py).
 Features: candidates and conflicts, told apart by ``kind``. Formulas and defaults:
 docs/analyses.md#land-recovery.
 
@@ -145,11 +145,12 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
 async def _summary_and_overlaps(
     conn: AsyncConnection, commune_id: int, params: Params
 ) -> tuple[dict[str, Any], list[tuple]]:
-    """The breakdown, the timeline and the rights; then the overlaps as shared.sql's rows."""
+    """The breakdown and the timeline (one statement), the rights; then the overlaps as
+    shared.sql's rows."""
     cur = await conn.execute(sql_text(__package__, "breakdown.sql"), {"commune": commune_id})
-    summary = summarise_breakdown(await cur.fetchall())
-    cur = await conn.execute(sql_text(__package__, "timeline.sql"), {"commune": commune_id})
-    summary["timeline"] = summarise_timeline(await cur.fetchall())
+    rows = await cur.fetchall()  # the timeline in the last column of each, the same in all
+    summary = summarise_breakdown([row[:-1] for row in rows])
+    summary["timeline"] = summarise_timeline(rows[0][-1] if rows else [])
     cur = await conn.execute(sql_text(__package__, "rights.sql"), {"commune": commune_id})
     summary.update(summarise_rights(await cur.fetchall(), summary["parcels"]))
     first, second = await overlapping(conn, commune_id)

@@ -1,5 +1,5 @@
-"""The breakdown and the timeline: rows of breakdown.sql and timeline.sql shaped into the
-summary's figures (areas in ha)."""
+"""The breakdown and the timeline: rows of breakdown.sql (the timeline in their last column)
+shaped into the summary's figures (areas in ha)."""
 
 from __future__ import annotations
 
