@@ -97,7 +97,7 @@ async def _wants_summary(
     cur = await conn.execute(
         sql.SQL("""
         SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY s.w)
-        FROM (SELECT ST_XMax(t.geom) - ST_XMin(t.geom) AS w FROM {table} t
+        FROM (SELECT ST_XMax(t.geom::box2d) - ST_XMin(t.geom::box2d) AS w FROM {table} t
             WHERE t.geom && ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4326)
               AND {where} LIMIT %(limit)s) s""").format(
             table=sql.Identifier(layer.table), where=where
@@ -166,6 +166,7 @@ async def _summary_tile(
                        (cells.i + 0.5) * %(cell)s, (cells.j + 0.5) * %(cell)s, 4326), 3857),
                                 env.tile, {extent}, 0, true) AS geom
             FROM cells, env
+            OFFSET 0  -- each cell made once: merged into the outer query, twice
         ) q WHERE q.geom IS NOT NULL
     """).format(
         modes=sql.SQL("").join(sql.SQL(", ") + m for m in modes),
@@ -216,6 +217,7 @@ async def tile(
                                 env.tile, {extent}, {buffer}, true) AS geom
             FROM env, {table} t {joins}
             WHERE t.geom && env.lonlat AND {where}
+            OFFSET 0  -- each shape made once: merged into the outer query, twice
         ) q
         WHERE q.geom IS NOT NULL
     """).format(

@@ -153,7 +153,7 @@ async def _drawn(
                w
         FROM (SELECT ST_Extent(ST_Transform(t.geom, 3857)) AS e,
                      percentile_cont(0.5) WITHIN GROUP (
-                         ORDER BY ST_XMax(t.geom) - ST_XMin(t.geom)) AS w
+                         ORDER BY ST_XMax(t.geom::box2d) - ST_XMin(t.geom::box2d)) AS w
               FROM {table} t WHERE {where}) s""").format(table=table, where=where),
         params,
     )

@@ -5,7 +5,7 @@ WITH points AS (
     SELECT c.id, c.code, c.name, c.kind, c.status, c.population,
            s.code AS state_code, s.name AS state, p.geom
     FROM communes c
-    CROSS JOIN LATERAL (SELECT ST_PointOnSurface(c.geom) AS geom) p
+    CROSS JOIN LATERAL (SELECT ST_PointOnSurface(c.geom) AS geom OFFSET 0) p  -- made once each
     LEFT JOIN LATERAL (SELECT st.code, st.name FROM state_parts sp
                        JOIN states st ON st.id = sp.state_id
                        WHERE ST_Intersects(sp.geom, p.geom) LIMIT 1) s ON true

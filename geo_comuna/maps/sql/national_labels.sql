@@ -3,15 +3,14 @@
 -- circle inside its biggest part (ranked by that room, so where names collide the bigger
 -- state keeps its own).
 -- Parameters: %(tolerance)s simplification (degrees), %(decimals)s lon/lat decimals.
-WITH biggest AS (
-    SELECT DISTINCT ON (sp.state_id) s.name, ST_SimplifyPreserveTopology(sp.geom, %(tolerance)s) AS geom
-    FROM state_parts sp JOIN states s ON s.id = sp.state_id
-    ORDER BY sp.state_id, ST_Area(sp.geom) DESC
+WITH biggest AS MATERIALIZED (  -- chosen first, then simplified: only the parts kept
+    SELECT b.name, ST_SimplifyPreserveTopology(b.geom, %(tolerance)s) AS geom
+    FROM (SELECT DISTINCT ON (sp.state_id) s.name, sp.geom
+          FROM state_parts sp JOIN states s ON s.id = sp.state_id
+          ORDER BY sp.state_id, ST_Area(sp.geom) DESC) b
 ), states AS (
-    SELECT name AS label, 'region' AS kind,
-           (ST_MaximumInscribedCircle(geom)).center AS geom,
-           (ST_MaximumInscribedCircle(geom)).radius AS room
-    FROM biggest
+    SELECT biggest.name AS label, 'region' AS kind, m.center AS geom, m.radius AS room
+    FROM biggest CROSS JOIN LATERAL ST_MaximumInscribedCircle(biggest.geom) m  -- one circle each
 ), named AS (
     SELECT label, kind, geom, 1000 + row_number() OVER (ORDER BY room DESC) AS rank
     FROM states

@@ -14,7 +14,7 @@ WITH wanted AS (
     FROM parcels p
     WHERE p.id = ANY(%(ids)s::integer[])
 ),
-local AS (
+local AS MATERIALIZED (  -- each outline transformed once, not once per use in framed
     SELECT w.*, ST_ForcePolygonCW(ST_Transform(w.geom, w.srid)) AS utm FROM wanted w
 ),
 framed AS MATERIALIZED (

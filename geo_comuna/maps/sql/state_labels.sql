@@ -20,7 +20,7 @@ WITH c AS (
     SELECT c.*, ST_MakeEnvelope(x0 + cw / 2 - 0.47 * w, y0 + ch / 2 - 0.45 * h,
                                 x0 + cw / 2 + 0.47 * w, y0 + ch / 2 + 0.45 * h, 4326) AS frame
     FROM c
-), room AS (
+), room AS MATERIALIZED (  -- each state's room cut once, not once per use in places
     SELECT s.name,
            CASE WHEN f.states > 1 AND ST_Intersects(s.geom, f.geom)
                 THEN ST_Intersection(s.geom, f.geom)
@@ -28,11 +28,9 @@ WITH c AS (
     FROM states s, framed f
     WHERE s.geom && f.frame AND ST_Intersects(s.geom, f.frame)
 ), places AS (
-    SELECT name AS label, 'state' AS kind,
-           (ST_MaximumInscribedCircle(geom)).center AS geom,
-           (ST_MaximumInscribedCircle(geom)).radius AS room
-    FROM room
-    WHERE NOT ST_IsEmpty(geom) AND ST_Area(geom) > 0
+    SELECT room.name AS label, 'state' AS kind, m.center AS geom, m.radius AS room
+    FROM room CROSS JOIN LATERAL ST_MaximumInscribedCircle(room.geom) m  -- one circle each
+    WHERE NOT ST_IsEmpty(room.geom) AND ST_Area(room.geom) > 0
 ), named AS (
     SELECT label, kind, geom, row_number() OVER (ORDER BY room DESC) AS rank FROM places
     UNION ALL

@@ -7,7 +7,7 @@ WITH c AS (
                      greatest(ST_XMax(geom) - ST_XMin(geom), ST_YMax(geom) - ST_YMin(geom),
                               0.04) * 0.25) AS frame
     FROM communes WHERE id = %(commune)s
-), lines AS (
+), lines AS MATERIALIZED (  -- each line cut once, not again for the filter below
     SELECT s.code, s.name, ST_Intersection(ST_Boundary(s.geom), c.frame) AS geom
     FROM states s, c
     WHERE s.geom && c.frame

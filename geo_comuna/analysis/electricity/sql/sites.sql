@@ -6,6 +6,7 @@ SELECT ST_X(s.geom), ST_Y(s.geom), ST_AsGeoJSON(s.geom, 7)::json, line.distance_
 FROM unnest(%(x)s::float8[], %(y)s::float8[]) WITH ORDINALITY AS p (x, y, n)
 CROSS JOIN LATERAL (
     SELECT ST_Transform(ST_SetSRID(ST_MakePoint(p.x, p.y), %(srid)s), 4326) AS geom
+    OFFSET 0  -- made once each, not again for every line the search below looks at
 ) s
 LEFT JOIN LATERAL (
     SELECT ST_Distance(l.geom::geography, s.geom::geography) AS distance_m

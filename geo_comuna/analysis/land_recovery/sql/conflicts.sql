@@ -30,7 +30,7 @@ WITH c AS (
            CASE WHEN ST_Y(ST_Centroid(geom)) >= 0 THEN 32600 ELSE 32700 END
            + least(60, floor((ST_X(ST_Centroid(geom)) + 180) / 6)::integer + 1) AS utm
     FROM communes WHERE id = %(commune)s
-), outside AS (
+), outside AS MATERIALIZED (  -- each shape computed once, not once per use below
     SELECT 'outside_commune' AS kind, ARRAY[p.id] AS parcel_ids, ARRAY[p.code] AS codes,
            ST_CollectionExtract(ST_Difference(p.geom, c.geom), 3) AS geom
     FROM parcels p, c WHERE p.commune_id = %(commune)s AND NOT ST_Covers(c.geom, p.geom)
@@ -42,7 +42,7 @@ WITH c AS (
     SELECT array_agg(geom) AS geoms, array_agg(id ORDER BY id) AS ids, min(utm) AS utm,
            sum(ST_NPoints(geom)) AS vertices
     FROM clustered GROUP BY cluster
-), merged AS (  -- geom NULL: too many vertices to union
+), merged AS MATERIALIZED (  -- geom NULL: too many vertices to union; each union made once
     SELECT ids, ST_Transform(CASE WHEN cardinality(geoms) = 1 THEN geoms[1]
                                   WHEN %(most_unioned)s::integer IS NULL
                                        OR vertices <= %(most_unioned)s THEN ST_Union(geoms) END,
@@ -56,7 +56,7 @@ WITH c AS (
     WHERE geom IS NULL
        OR NOT (ST_NumGeometries(geom) = 1 AND ST_NumInteriorRings(ST_GeometryN(geom, 1)) = 0
                AND ST_NPoints(ST_ConvexHull(geom)) = ST_NPoints(geom))
-), gaps AS (
+), gaps AS MATERIALIZED (
     SELECT ST_Transform((ST_Dump(ST_Difference(
                ST_Buffer(ST_Buffer(m.geom, %(width)s / 2.0, 'join=mitre mitre_limit=5'),
                          -%(width)s / 2.0, 'join=mitre mitre_limit=5'),
@@ -72,7 +72,7 @@ WITH c AS (
            ON true
 ), found AS (
     SELECT * FROM outside UNION ALL SELECT * FROM slivers
-), measured AS (
+), measured AS MATERIALIZED (
     SELECT kind, parcel_ids, codes, geom, ST_Area(geom::geography) AS area_m2
     FROM found WHERE NOT ST_IsEmpty(geom)
 )

@@ -6,7 +6,7 @@
 -- borders; and the planner could AND another index into each probe's bitmap (the primary
 -- key's for "a.id < b.id": 100,000 ids read per parcel, 204 s). Pieces under %(min_m2)s m²
 -- are dropped as numerical noise. The other conflicts: conflicts.sql.
-WITH shared AS (
+WITH shared AS MATERIALIZED (  -- each shape computed once, not once per use below
     SELECT 'overlap' AS kind, ARRAY[a.id, b.id] AS parcel_ids, ARRAY[a.code, b.code] AS codes,
            ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS geom
     FROM unnest(%(first)s::integer[], %(second)s::integer[]) AS u(first, second)
@@ -14,7 +14,7 @@ WITH shared AS (
     JOIN parcels b ON b.id = u.second
     WHERE a.commune_id = %(commune)s AND b.commune_id = %(commune)s
       AND ST_Relate(a.geom, b.geom, '2********')
-), measured AS (
+), measured AS MATERIALIZED (
     SELECT kind, parcel_ids, codes, geom, ST_Area(geom::geography) AS area_m2
     FROM shared WHERE NOT ST_IsEmpty(geom)
 )
