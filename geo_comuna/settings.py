@@ -178,6 +178,13 @@ class Settings(BaseSettings):
     max_limit: int = Field(
         default=10_000, ge=1, description="largest page; a larger limit gets this many"
     )
+    max_page_geometry_bytes: int = Field(
+        default=16 * 2**20,
+        ge=1,
+        description="stored geometry one page of features carries at most (~1,000,000 "
+        "vertices, ~22 MB of GeoJSON); past it the page ends early, its next link going on "
+        "from there. It always carries its first feature",
+    )
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="JSON write bodies")
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, description="file uploads")
     max_document_bytes: int = Field(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import httpx
 import pytest
 from psycopg import AsyncConnection
@@ -218,6 +220,56 @@ async def test_offset_still_pages_and_its_next_link_goes_on_by_key(
     # sortby keeps its own order: its next link goes on by offset
     desc = (await client.get(f"{base}&limit=2&sortby=-code")).json()
     assert "offset=2" in _next(desc) and "after=" not in _next(desc)
+
+
+async def test_a_page_ends_at_its_bytes_and_its_next_links_go_on(
+    conn: AsyncConnection, settings: Settings, admin_token: str
+) -> None:
+    """A limit counts features, and a feature may have 50,000 vertices: a page also ends
+    before the feature that would take its stored geometry past max_page_geometry_bytes,
+    always with its first feature. Six parcels, the third and the fifth with 2,000 vertices
+    (~32 KB stored each, the others ~100 bytes) and a bound of 40,000 bytes: pages of limit
+    10 hold [0, 1, 2, 3] and [4, 5]; under a bound of 1,000 each heavy one comes alone, and
+    the light one after it too (with it, the page would pass the bound). By key and by
+    offset (sortby) alike, every parcel comes once, in order."""
+    async with api_client(conn, settings, admin_token) as c:
+        await make_commune(c, "HEAVY", size=0.02)
+        for i in range(6):
+            body = feature(LAYERS["parcels"], commune="HEAVY", lon=LON + i * 0.003, code=f"HV-{i}")
+            if i in (2, 4):  # a circle of 2,000 vertices, radius ~100 m
+                x0, y0 = LON + i * 0.003 + 0.0012, LAT + 0.0012
+                ring = [
+                    [
+                        x0 + 0.0009 * math.cos(2 * math.pi * k / 1999),
+                        y0 + 0.0009 * math.sin(2 * math.pi * k / 1999),
+                    ]
+                    for k in range(1999)
+                ]
+                body["geometry"] = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+            assert (await c.post("/collections/parcels/items", json=body)).status_code == 201
+    cur = await conn.execute(
+        "SELECT code, pg_column_size(geom) FROM parcels WHERE code LIKE 'HV-%' ORDER BY id"
+    )
+    sizes = dict(await cur.fetchall())
+    assert sizes["HV-2"] > 30_000 and max(sizes[f"HV-{i}"] for i in (0, 1, 3, 5)) < 1_000
+
+    async def pages(bound: int, query: str) -> list[list[str]]:
+        bounded = settings.model_copy(update={"max_page_geometry_bytes": bound})
+        got = []
+        async with api_client(conn, bounded) as c:
+            url: str | None = f"/collections/parcels/items?commune=HEAVY&limit=10{query}"
+            while url:
+                page = (await c.get(url)).json()
+                assert page["numberMatched"] == 6
+                assert page["numberReturned"] == len(page["features"]) >= 1
+                got.append([f["properties"]["code"] for f in page["features"]])
+                url = _next(page)
+        return got
+
+    for query in ("", "&sortby=code"):
+        assert await pages(40_000, query) == [["HV-0", "HV-1", "HV-2", "HV-3"], ["HV-4", "HV-5"]]
+        assert await pages(1_000, query) == [["HV-0", "HV-1"], *([f"HV-{i}"] for i in range(2, 6))]
+        assert await pages(10**9, query) == [[f"HV-{i}" for i in range(6)]]
 
 
 @pytest.mark.parametrize(

@@ -335,7 +335,8 @@ def _page_links(
         _link(f"{base}/collections/{layer.name}", "collection", "application/json"),
     ]
     if page.more and page.last_id is not None:
-        following = ("after", page.last_id) if keyed else ("offset", offset + limit)
+        # a page may end before its limit (Settings.max_page_geometry_bytes)
+        following = ("after", page.last_id) if keyed else ("offset", offset + page.number_returned)
         links.append(_link(at(following), "next", GEOJSON, "next page"))
     if after is None and offset > 0:
         links.append(
@@ -429,6 +430,7 @@ async def _items(
         output=output,
         after=after,
         tables=() if ask_first else layer.feature_tables,
+        max_bytes=settings.max_page_geometry_bytes,
     )
     if not ask_first:
         etag = etags.page_etag(layer, request, base, access, page.versions)

@@ -125,9 +125,16 @@ async def page(
     output: Output | None = None,
     after: int | None = None,
     tables: Iterable[str] = (),
+    max_bytes: int | None = None,
 ) -> Page:
     """One page of features, as ``access`` may read them, shaped by ``output`` (CRS, order,
     properties); kept per version where kept_per_version says.
+
+    ``max_bytes``: the stored geometry the page may carry (Settings.max_page_geometry_bytes).
+    The features past it are left to the next page, so the page may return fewer than
+    ``limit``, as OGC API - Features allows, never fewer than one. A limit counts features,
+    and a feature may have 50,000 vertices: 1,000 of them were 42 MB of GeoJSON, held
+    whole, and 10,000 past what PostgreSQL builds in one text (1 GB).
 
     ``after``: only features of higher id (the id order; with ``sortby`` an ``after`` is
     refused, the order is another one). ``tables``: whose versions the page carries
@@ -147,16 +154,18 @@ async def page(
     names = sorted(set(tables))
     if not kept_per_version(layer) or cache is None:
         return await _page(
-            conn, layer, filters, limit, offset, counts, access, output, after, names
+            conn, layer, filters, limit, offset, counts, access, output, after, names, max_bytes
         )
     if names:
         raise ValueError(f"{layer.name}'s pages are kept per version: read their versions first")
     reader = access.key if layer.restricted else None
     return await cache.get_or_compute(
         conn,
-        ("page", layer.name, filters.key(), reader, limit, offset, after, output.key()),
+        ("page", layer.name, filters.key(), reader, limit, offset, after, output.key(), max_bytes),
         {layer.table, *layer.derived_reads},
-        lambda: _page(conn, layer, filters, limit, offset, counts, access, output, after),
+        lambda: _page(
+            conn, layer, filters, limit, offset, counts, access, output, after, None, max_bytes
+        ),
     )
 
 
@@ -171,6 +180,7 @@ async def _page(
     output: Output,
     after: int | None = None,
     tables: list[str] | None = None,
+    max_bytes: int | None = None,
 ) -> Page:
     where, params = where_sql(layer, filters, access)
     order, private_order = order_sql(layer, access, output)
@@ -188,8 +198,14 @@ async def _page(
     params.update(layer=layer.name, limit=limit, offset=offset, known=cached[0] if cached else None)
     # the key narrows the page, never what numberMatched counts
     keyed = where if after is None else sql.SQL("{} AND t.id > %(after)s").format(where)
-    params.update(after=after, tables=tables or [])
+    params.update(after=after, tables=tables or [], max_bytes=max_bytes)
     table = sql.Identifier(layer.table)
+    # The page ends before the feature whose geometry would take it past max_bytes, as stored
+    # (pg_column_size: the row's size of it; the geometry is not read), its first feature
+    # always in. The sizes are read where the page's rows are joined to be built, and only
+    # the features before the cut are built: no row is read twice, no skipped row at all (an
+    # offset's skipped rows stay an index-only scan). Measured in process against the page
+    # without a bound: +0.33 ms on a 7 ms page of 1,000 parcels.
     query = sql.SQL("""
         WITH probe AS (SELECT t.id, {rank} AS n FROM {table} t WHERE {keyed}
                        ORDER BY {order} LIMIT %(limit)s + 1 OFFSET %(offset)s),
@@ -198,13 +214,20 @@ async def _page(
         SELECT (SELECT version FROM v),
                CASE WHEN (SELECT version FROM v) IS NOT DISTINCT FROM %(known)s::bigint
                     THEN NULL ELSE (SELECT count(*) FROM {table} t WHERE {where}) END,
-               (SELECT count(*) FROM ids),
-               (SELECT count(*) FROM probe) > %(limit)s,
-               (SELECT id FROM ids ORDER BY n DESC LIMIT 1),
-               (SELECT string_agg(f.feature, ',' ORDER BY f.n) FROM
-                   (SELECT ids.n, {feature} AS feature
-                    FROM ids JOIN {table} t ON t.id = ids.id {joins}) f),
+               page.returned,
+               (SELECT count(*) FROM probe) > page.returned,
+               page.last_id,
+               page.features,
                {versions}
+        FROM (SELECT count(*) AS returned, (array_agg(f.id ORDER BY f.n DESC))[1] AS last_id,
+                     string_agg(f.feature, ',' ORDER BY f.n) AS features
+              FROM (SELECT t.page_n AS n, t.id, {feature} AS feature
+                    FROM (SELECT ids.n AS page_n, r.*, row_number() OVER w AS page_k,
+                                 sum(coalesce(pg_column_size(r.geom), 0)) OVER w AS page_bytes
+                          FROM ids JOIN {table} r ON r.id = ids.id
+                          WINDOW w AS (ORDER BY ids.n ROWS UNBOUNDED PRECEDING)) t {joins}
+                    WHERE %(max_bytes)s::bigint IS NULL OR t.page_bytes <= %(max_bytes)s
+                          OR t.page_k = 1) f) page
     """).format(
         versions=sql.SQL(VERSIONS_SQL if tables else "NULL"),
         table=table,
