@@ -15,6 +15,7 @@ from psycopg import AsyncConnection
 from geo_comuna.errors import Conflict, InvalidAttribute, InvalidGeometry
 from geo_comuna.io import keys, pieces
 from geo_comuna.io.formats import pyogrio
+from geo_comuna.io.geometries import Geometries
 from geo_comuna.io.importer import import_file
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
@@ -103,6 +104,24 @@ async def test_pieces_are_cut_by_the_bytes_of_their_geometries(
         assert seen == [3, 3, 3, 3]
         cur = await conn.execute("SELECT code FROM parcels WHERE code LIKE 'P-%%' ORDER BY id")
         assert [r[0] for r in await cur.fetchall()] == [f"P-{i}" for i in range(1, 13)]
+
+
+def test_a_table_in_memory_is_cut_by_the_bytes_of_its_geometries_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request body or a CSV (pieces.Sliced) is cut like a streamed file: at CHUNK rows
+    and at PIECE_BYTES of WKB, one row at least. Rows of 10, 10, 40, 10, 10, 10 bytes under
+    a bound of 30: pieces [0, 2), [2, 3) (one row alone, over the bound), [3, 6); the
+    second reading (for repeated keys) goes by the same pieces."""
+    wkb = np.array([b"x" * n for n in (10, 10, 40, 10, 10, 10)], dtype=object)
+    table = pa.table({"code": [f"C-{i}" for i in range(6)]})
+    monkeypatch.setattr(pieces, "PIECE_BYTES", 30)
+    sliced = pieces.Sliced(table, Geometries(wkb))
+    got = []
+    while (batch := sliced.next()) is not None:
+        got.append(batch.table.column("code").to_pylist())
+    assert got == [["C-0", "C-1"], ["C-2"], ["C-3", "C-4", "C-5"]]
+    assert [b.table.num_rows for b in sliced.again()] == [2, 1, 3]
 
 
 async def test_a_key_repeated_in_a_later_piece_is_refused_naming_both(

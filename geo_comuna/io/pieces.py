@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -70,16 +69,43 @@ class Source(Protocol):
         """Every batch once more, without geometries (to name a repeated key)."""
 
 
-def _edges(total: int) -> list[tuple[int, int]]:
-    return list(itertools.pairwise([0, *range(CHUNK, total, CHUNK), total]))
+def _fitting(sizes: np.ndarray) -> int:
+    """How many of the first rows, whose geometries take ``sizes`` bytes of WKB, make one
+    piece: at most CHUNK of them and PIECE_BYTES, one at least."""
+    cut = int(np.searchsorted(np.cumsum(sizes[:CHUNK]), PIECE_BYTES, side="right"))
+    return max(cut, 1)
+
+
+def _wkb_sizes(wkb: pa.ChunkedArray | pa.Array | np.ndarray) -> np.ndarray:
+    """Bytes of each WKB geometry (0: none)."""
+    if isinstance(wkb, pa.ChunkedArray | pa.Array):
+        return pc.fill_null(pc.binary_length(wkb), 0).to_numpy()
+    return np.fromiter((0 if b is None else len(b) for b in wkb), np.int64, len(wkb))
+
+
+def _edges(sizes: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each piece of rows whose geometries take ``sizes`` bytes (no rows:
+    one empty piece)."""
+    edges, start = [], 0
+    if not len(sizes):
+        return [(0, 0)]
+    while start < len(sizes):
+        stop = start + _fitting(sizes[start:])
+        edges.append((start, stop))
+        start = stop
+    return edges
 
 
 class Sliced:
-    """A table held in memory (a request body, a CSV, a sample file) cut into pieces."""
+    """A table held in memory (a request body, a CSV, a sample file) cut into pieces, bounded
+    alike by CHUNK and PIECE_BYTES (geometries already decoded: by CHUNK alone)."""
 
     def __init__(self, table: pa.Table, geometries: Geometries | np.ndarray) -> None:
         self.table, self.geometries, self.total = table, geometries, table.num_rows
-        self._spans = iter(_edges(self.total))
+        wkb = isinstance(geometries, Geometries)
+        sizes = _wkb_sizes(geometries.wkb) if wkb else np.zeros(self.total, np.int64)
+        self._pieces = _edges(sizes)
+        self._spans = iter(self._pieces)
 
     def _batch(self, start: int, stop: int) -> Batch:
         geoms = self.geometries
@@ -94,7 +120,7 @@ class Sliced:
         return None if span is None else self._batch(*span)
 
     def again(self) -> Iterator[Batch]:
-        for start, stop in _edges(self.total):
+        for start, stop in self._pieces:
             yield Batch(self.table.slice(start, stop - start), np.empty(0, object), start)
 
 
@@ -147,11 +173,9 @@ class Streamed:
     def _bounded(self, table: pa.Table) -> pa.Table:
         """The first rows of ``table`` whose geometries hold at most PIECE_BYTES (one row at
         least); the others are put back to be read next."""
-        sizes = pc.fill_null(pc.binary_length(table.column(self._geometry)), 0)
-        cut = int(np.searchsorted(np.cumsum(sizes.to_numpy()), PIECE_BYTES, side="right"))
+        cut = _fitting(_wkb_sizes(table.column(self._geometry)))
         if cut >= table.num_rows:
             return table
-        cut = max(cut, 1)
         self._ready.insert(0, table.slice(cut))
         return table.slice(0, cut)
 
