@@ -4,7 +4,9 @@ Shapefile refuses field names it would cut to the same one."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -147,3 +149,79 @@ async def test_a_layer_read_in_pieces_is_the_layer_read_whole(
             files[piece] = {path.name: path.read_bytes()}
     whole, pieces = files.values()
     assert list(whole.values()) == list(pieces.values())
+
+
+async def test_heavy_rows_are_read_in_smaller_pieces(
+    conn: AsyncConnection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A piece ends with the fetch that brings it to PIECE_BYTES of geometry. With a bound of
+    one byte, the first fetch (FIRST_FETCH rows) is one piece, and every fetch after it asks
+    for the one row its bytes per row say would fill a piece: one piece per parcel. The file
+    is the one written from one piece."""
+    made: list[int] = []
+    piece = exporter._piece
+
+    def counted(schema, rows, fmt, crs):  # noqa: ANN001, ANN202
+        made.append(len(rows))
+        return piece(schema, rows, fmt, crs)
+
+    async def csv(path: Path) -> int:
+        maizal = await resolve_commune(conn, "EL-MAIZAL")
+        report = await export_layer(
+            conn, LAYERS["parcels"], path, FORMATS["csv"], commune_id=maizal, access=EVERYWHERE
+        )
+        return report.features
+
+    features = await csv(tmp_path / "whole.csv")
+    monkeypatch.setattr(exporter, "_piece", counted)
+    monkeypatch.setattr(exporter, "PIECE_BYTES", 1)
+    assert await csv(tmp_path / "cut.csv") == features > exporter.FIRST_FETCH
+    assert made == [exporter.FIRST_FETCH] + [1] * (features - exporter.FIRST_FETCH)
+    assert (tmp_path / "cut.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+
+
+async def test_a_read_that_fails_midway_leaves_no_file_and_stops_the_writer(
+    conn: AsyncConnection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows go to GDAL as they are read. When the reading fails after GDAL has written
+    some (here the third piece of 7 rows), its error is the one raised, the writer thread
+    stops, and neither the file nor the scratch directory is left; so too when the export is
+    cancelled midway (a client gone). The connection is left as it was, out of the read's
+    transaction."""
+    piece, made = exporter._piece, []
+
+    def failing(schema, rows, fmt, crs):  # noqa: ANN001, ANN202
+        made.append(len(rows))
+        if len(made) == 3:
+            raise InvalidInput("the third piece cannot be made")
+        return piece(schema, rows, fmt, crs)
+
+    status = conn.info.transaction_status
+    monkeypatch.setattr(exporter, "_piece", failing)
+    monkeypatch.setattr(exporter, "PIECE", 7)
+    path = tmp_path / "el_maizal.gpkg"
+    with pytest.raises(InvalidInput, match="the third piece"):
+        await export(conn, "parcels", path)
+    assert len(made) == 3
+    assert list(tmp_path.iterdir()) == []
+    assert conn.info.transaction_status == status
+    assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
+
+    second = asyncio.Event()
+
+    def slow(schema, rows, fmt, crs):  # noqa: ANN001, ANN202
+        made.append(len(rows))
+        if len(made) == 5:  # the second piece of this export
+            second.set()
+            time.sleep(0.2)
+        return piece(schema, rows, fmt, crs)
+
+    monkeypatch.setattr(exporter, "_piece", slow)
+    task = asyncio.ensure_future(export(conn, "parcels", path))
+    await asyncio.wait_for(second.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+    assert list(tmp_path.iterdir()) == []
+    assert conn.info.transaction_status == status
+    assert await (await conn.execute("SELECT 1")).fetchone() == (1,)

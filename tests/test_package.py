@@ -311,7 +311,7 @@ async def test_the_same_data_gives_the_same_package(
 async def test_a_layer_read_in_pieces_is_the_layer_read_whole(
     conn: AsyncConnection, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The package reads each layer PIECE rows at a time (io/exporter.arrow_table): with
+    """The package reads each layer PIECE rows at a time (io/exporter.arrow_batches): with
     pieces of 7 rows (El Maizal's parcels in dozens, a last one part full) the GeoPackage is
     the same bytes as with every layer read in one piece."""
     async with api_client(conn, settings) as client:

@@ -48,7 +48,13 @@ from geo_comuna.db.migrate import current_version
 from geo_comuna.db.versions import versions
 from geo_comuna.errors import InvalidInput, Said
 from geo_comuna.features.query import Filters, geometry_sql, property_exprs, where_sql
-from geo_comuna.io.exporter import WGS84, arrow_table, column_types, gdal_crs
+from geo_comuna.io.exporter import (
+    WGS84,
+    arrow_batches,
+    column_types,
+    gdal_crs,
+    write_streamed,
+)
 from geo_comuna.io.formats import FORMATS, GDAL_ERRORS
 from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.layers.model import commune_ref
@@ -148,9 +154,9 @@ async def write_layer(
 ) -> tuple[list[str], int]:
     """Add ``layer`` to the GeoPackage: fetch_layer()'s rows, with the export's registry-typed
     columns (io/exporter.py) after ``id`` and ``version``. Returns the properties written and
-    the features. The rows are read in pieces and kept as Arrow (io/exporter.arrow_table): a
-    package of 200,000 parcels held them all as Python rows, then as a data frame (701 MB
-    at its peak, 340 MB now)."""
+    the features. The rows go to GDAL in pieces as they are read (io/exporter.write_streamed):
+    a package of 200,000 parcels held them all as Python rows, then as a data frame (701 MB
+    at its peak), then as one Arrow table (340 MB)."""
     query, params, names = _layer_query(layer, commune_id, access)
     types = column_types(layer)
     schema = pa.schema(
@@ -161,16 +167,15 @@ async def write_layer(
             (GEOMETRY_COLUMN, pa.binary()),
         ]
     )
-    table = await arrow_table(conn, query, params, schema, FORMATS["gpkg"])
-    # GDAL writes for seconds on big layers: off the event loop
-    await asyncio.to_thread(_write_layer, gpkg, layer, table)
-    return names, table.num_rows
+    batches = arrow_batches(conn, query, params, schema, FORMATS["gpkg"])
+    rows = await write_streamed(batches, schema, lambda source: _write_layer(gpkg, layer, source))
+    return names, rows
 
 
-def _write_layer(gpkg: Path, layer: Layer, table: pa.Table) -> None:
+def _write_layer(gpkg: Path, layer: Layer, source: pa.RecordBatchReader) -> None:
     try:
         pyogrio.write_arrow(
-            table,
+            source,
             gpkg,
             layer=layer.name,
             driver="GPKG",
