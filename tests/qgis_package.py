@@ -53,6 +53,7 @@ def main(project_path: str, gpkg: str) -> dict:
     result = {
         "read": read,
         "title": project.title(),
+        "crs": project.crs().authid() if project.crs().isValid() else None,
         "extent": [view.xMinimum(), view.yMinimum(), view.xMaximum(), view.yMaximum()],
         "layers": {},
         "gpkg": {},

@@ -91,6 +91,8 @@ def test_qgis_opens_the_project(package: Path, lang: str) -> None:
     folder = package
     seen = qgis(folder, PROJECTS[lang])
     assert seen["read"], seen
+    # in lon/lat, so that QGIS measures in metres; with no project CRS it shows "No CRS"
+    assert seen["crs"] == "EPSG:4326"
     # it opens on the commune, not on the world
     commune = pyogrio.read_dataframe(folder / GPKG, layer="communes").total_bounds
     assert seen["extent"] == pytest.approx(list(commune), abs=1e-6)

@@ -316,5 +316,9 @@ def project(
     properties = ET.SubElement(root, "properties")
     paths = ET.SubElement(properties, "Paths")
     ET.SubElement(paths, "Absolute", type="bool").text = "false"
+    # QGIS reads <projectCrs> only when this says the project has one: without it the project
+    # opens with "No CRS" and measures nothing in metres (QgsProject::readProjectFile)
+    srs = ET.SubElement(properties, "SpatialRefSys")
+    ET.SubElement(srs, "ProjectionsEnabled", type="int").text = "1"
     ET.indent(root)
     return DOCTYPE + ET.tostring(root, encoding="unicode")
