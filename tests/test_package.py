@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import sqlite3
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -23,12 +24,15 @@ import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna import accounts, work
+from geo_comuna.accounts import EVERYWHERE
 from geo_comuna.analysis.base import Once, Unfinished, answer
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.db.versions import VersionedCache
-from geo_comuna.features.query import require_commune
+from geo_comuna.features.query import require_commune, resolve_commune
 from geo_comuna.features.write import row_version
 from geo_comuna.io import exporter
+from geo_comuna.io.exporter import export_layer
+from geo_comuna.io.formats import FORMATS
 from geo_comuna.layers import LAYERS
 from geo_comuna.maps import data
 from geo_comuna.maps.package import (
@@ -337,7 +341,6 @@ def test_steady_leaves_no_count_of_commits(tmp_path: Path) -> None:
     count of commits only (the file change counter and the version-valid-for number, one
     apart, when GDAL had committed once more). Once steady they are the same bytes, and
     still a GeoPackage that SQLite and GDAL read."""
-    import sqlite3
 
     import pyarrow as pa
 
@@ -368,3 +371,44 @@ def test_steady_leaves_no_count_of_commits(tmp_path: Path) -> None:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     db.close()
     assert pyogrio.read_info(one, layer="points")["features"] == 2
+
+
+def _debian_gdal_reads_cleanly(path: Path) -> None:
+    """GeoPackage 1.2 (PRAGMA user_version 10200), which GDAL 3.6 (Debian 12's, under QGIS
+    3.22) opens without a word: of the 1.4 that newer GDAL writes, it warned on every open
+    that it "may only be partially supported"."""
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 10200
+    db.close()
+    seen = subprocess.run(
+        ["/usr/bin/ogrinfo", "-ro", "-so", "-al", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert seen.returncode == 0, seen.stderr
+    assert "Warning" not in seen.stderr and "ERROR" not in seen.stderr, seen.stderr
+    assert "Layer name: parcels" in seen.stdout
+
+
+async def test_geopackages_open_in_debians_gdal_without_warnings(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    async with api_client(conn, settings) as client:
+        _debian_gdal_reads_cleanly(await _package(client, tmp_path))
+        r = await client.get("/collections/parcels/export", params={"commune": COMMUNE})
+        assert r.status_code == 200, r.text
+    export = tmp_path / "parcels.gpkg"
+    export.write_bytes(r.content)
+    _debian_gdal_reads_cleanly(export)
+    # a layer added to an export keeps the file as it was made
+    maizal = await resolve_commune(conn, COMMUNE)
+    await export_layer(
+        conn,
+        LAYERS["dwellings"],
+        export,
+        FORMATS["gpkg"],
+        commune_id=maizal,
+        access=EVERYWHERE,
+    )
+    _debian_gdal_reads_cleanly(export)

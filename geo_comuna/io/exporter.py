@@ -427,6 +427,7 @@ def write(
                 geometry_type=layer.geometry_type,
                 crs=gdal_crs(crs),
                 layer_options=_LAYER_OPTIONS.get(fmt.name),
+                dataset_options=fmt.dataset_options,
                 **({"encoding": "UTF-8"} if fmt.name == "shp" else {}),
             )
         except GDAL_ERRORS as exc:

@@ -28,13 +28,28 @@ class Format:
     wgs84_only: bool = False
     #: the prefix that makes GDAL open a path with this driver only, where GDAL has one
     prefix: str = ""
+    #: GDAL's options for a file this format creates
+    creation: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def dataset_options(self) -> dict[str, str] | None:
+        return dict(self.creation) or None
 
 
 FORMATS = {
     "geojson": Format(
         "geojson", "GeoJSON", ".geojson", "application/geo+json", True, prefix="GeoJSON:"
     ),
-    "gpkg": Format("gpkg", "GPKG", ".gpkg", "application/geopackage+sqlite3", prefix="GPKG:"),
+    # GeoPackage 1.2, as GDAL 3.6 (Debian 12, QGIS 3.22) writes it: it warns on opening the
+    # 1.4 that newer GDAL writes ("may only be partially supported"), and 1.2 has all we use
+    "gpkg": Format(
+        "gpkg",
+        "GPKG",
+        ".gpkg",
+        "application/geopackage+sqlite3",
+        prefix="GPKG:",
+        creation=(("VERSION", "1.2"),),
+    ),
     "shp": Format("shp", "ESRI Shapefile", ".zip", "application/zip"),
     "kml": Format("kml", "KML", ".kml", "application/vnd.google-earth.kml+xml", True),
     "csv": Format("csv", "CSV", ".csv", "text/csv", prefix="CSV:"),

@@ -179,6 +179,7 @@ def _write_layer(gpkg: Path, layer: Layer, source: pa.RecordBatchReader) -> None
             gpkg,
             layer=layer.name,
             driver="GPKG",
+            dataset_options=FORMATS["gpkg"].dataset_options,
             geometry_name=GEOMETRY_COLUMN,
             geometry_type=layer.geometry_type,
             crs=gdal_crs(WGS84),
@@ -199,7 +200,13 @@ def _write_layer(gpkg: Path, layer: Layer, source: pa.RecordBatchReader) -> None
 def _table(gpkg: Path, name: str, columns: dict[str, pa.Array]) -> None:
     """A table without geometry (a GeoPackage "attributes" table, which QGIS and QField list
     and read through GDAL like any layer)."""
-    pyogrio.write_arrow(pa.table(columns), gpkg, layer=name, driver="GPKG")
+    pyogrio.write_arrow(
+        pa.table(columns),
+        gpkg,
+        layer=name,
+        driver="GPKG",
+        dataset_options=FORMATS["gpkg"].dataset_options,
+    )
 
 
 def write_styles(gpkg: Path, styles: list[LayerStyle]) -> None:
