@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from geo_comuna.accounts import EVERYWHERE
 from geo_comuna.cli import app as cli_app
 from geo_comuna.db import migrate
-from geo_comuna.errors import Conflict
+from geo_comuna.errors import Conflict, InvalidInput
 from geo_comuna.features.query import require_commune
 from geo_comuna.io.exporter import export_layer
 from geo_comuna.io.formats import FORMATS
@@ -248,3 +248,81 @@ async def test_every_natural_key_is_a_unique_index(conn: AsyncConnection) -> Non
         )
         unique = [set(row[0]) for row in await cur.fetchall()]
         assert wanted in unique, (layer.name, unique)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "crs"),
+    [("geojson", "EPSG:4326"), ("shp", "EPSG:4326"), ("gpkg", "EPSG:2202"), ("csv", "EPSG:2202")],
+)
+async def test_an_export_in_any_format_and_crs_upserted_back_changes_nothing(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, maizal: int, fmt: str, crs: str
+) -> None:
+    """A GeoJSON export turns every ring counter-clockwise, a Shapefile clockwise, and a
+    round trip through UTM moves vertices by ~1e-12 degrees: the same shapes, which an upsert
+    leaves as they are (it updated all of them, each a new version and an audit entry)."""
+    before = await versions(conn, maizal)
+    report = await export_layer(
+        conn, PARCELS, tmp_path / f"p{FORMATS[fmt].suffix}", FORMATS[fmt], crs=crs,
+        commune_id=maizal, access=EVERYWHERE,
+    )  # fmt: skip
+    back = await import_file(
+        conn, PARCELS, Path(report.file), settings, mode="upsert",
+        crs=crs if fmt == "csv" else None,
+    )  # fmt: skip
+    assert (back.inserted, back.updated, back.unchanged) == (0, 0, len(before))
+    assert await versions(conn, maizal) == before
+
+
+async def test_the_same_shape_is_told_from_another(conn: AsyncConnection) -> None:
+    """geo_comuna_same_shape on shapes worked out by hand (tolerance 1e-9 degrees)."""
+    square = "POLYGON((0 0,1 0,1 1,0 1,0 0))"
+    cases = {
+        "POLYGON((0 0,1 0,1 1,0 1,0 0))": True,  # itself
+        "POLYGON((0 0,0 1,1 1,1 0,0 0))": True,  # the other way round
+        "POLYGON((1 1,0 1,0 0,1 0,1 1))": True,  # from another corner
+        "POLYGON((0 0,1 0,1 1,0 1.0000000001,0 0))": True,  # 1e-10: within
+        "POLYGON((0 0,1 0,1 1,0 1.00000001,0 0))": False,  # 1e-8: moved
+        "POLYGON((0 0,1 1,1 0,0 1,0 0))": False,  # the same corners, another ring
+        "POLYGON((0 0,1 0,1 1,0 1,0 0),(0.2 0.2,0.2 0.4,0.4 0.4,0.2 0.2))": False,  # a hole
+        "POLYGON((0 0,0.5 0,1 0,1 1,0 1,0 0))": False,  # one vertex more, same area
+        "MULTIPOLYGON(((0 0,1 0,1 1,0 1,0 0)))": False,  # another type
+    }
+    for other, same in cases.items():
+        cur = await conn.execute(
+            "SELECT geo_comuna_same_shape(ST_GeomFromText(%s, 4326), "
+            "ST_GeomFromText(%s, 4326), 1e-9)",
+            (square, other),
+        )
+        assert (await cur.fetchone())[0] is same, other
+    cur = await conn.execute(
+        "SELECT geo_comuna_same_shape(NULL, NULL, 1e-9), "
+        "geo_comuna_same_shape(ST_GeomFromText(%s, 4326), NULL, 1e-9)",
+        (square,),
+    )
+    assert await cur.fetchone() == (True, False)
+
+
+async def test_an_upsert_into_a_layer_without_a_natural_key_is_refused(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path, settings: Settings
+) -> None:
+    """Facilities have no natural key: an upsert could match nothing and inserted every
+    feature of an export again. It is refused, saying why and what to do, before the file is
+    read, and nothing is written."""
+    maizal = await require_commune(conn, "EL-MAIZAL")
+    facilities = LAYERS["facilities"]
+    assert not facilities.natural_key
+    report = await export_layer(
+        conn, facilities, tmp_path / "f.gpkg", FORMATS["gpkg"], commune_id=maizal,
+        access=EVERYWHERE,
+    )  # fmt: skip
+    assert report.features > 0
+    count = "SELECT count(*) FROM facilities"
+    held = (await (await conn.execute(count)).fetchone())[0]
+    files = {"file": ("f.gpkg", Path(report.file).read_bytes())}
+    r = await client.post("/collections/facilities/import?mode=upsert", files=files)
+    assert r.status_code == 400, r.text
+    said = r.json()["detail"]
+    assert "facilities has no natural key" in said and "parcels" in said and "PATCH" in said
+    with pytest.raises(InvalidInput, match="no natural key"):
+        await import_file(conn, facilities, tmp_path / "missing.gpkg", settings, mode="upsert")
+    assert (await (await conn.execute(count)).fetchone())[0] == held

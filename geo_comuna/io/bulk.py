@@ -192,6 +192,13 @@ def _roomy_send_buffer(conn: AsyncConnection) -> None:
                 pass
 
 
+#: the geometry's column in every layer's table (features/write.py's columns)
+GEOMETRY = "geom"
+#: degrees: vertices of a stored shape and of the file's that are closer are the same vertex
+#: (~0.1 mm, as the field package's sync: maps/sync.py)
+SHAPE_TOLERANCE = 1e-9
+
+
 async def _stage(conn: AsyncConnection, cols: sql.Composable, table: sql.Identifier) -> None:
     await conn.execute(
         sql.SQL(
@@ -211,22 +218,29 @@ async def _unstage(
     key: list[str] | None,
 ) -> tuple[int, int]:
     """Move the staged rows into the table: (inserted, updated). With a natural ``key`` (an
-    upsert), a row whose key is stored updates that feature, and only when some value differs:
-    an unchanged feature keeps its version (an export imported back changes nothing)."""
+    upsert), a row whose key is stored updates that feature, and only when some value differs
+    or its shape is another (geo_comuna_same_shape): an unchanged feature keeps its version,
+    so an export imported back changes nothing, from any format and CRS."""
     updated = 0
     new = sql.SQL("")
     if key:
         same_key = sql.SQL(" AND ").join(
             sql.SQL("t.{c} = s.{c}").format(c=sql.Identifier(c)) for c in key
         )
-        theirs = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in names)
-        ours = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in names)
+        values = [c for c in names if c != GEOMETRY]
+        theirs = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in values)
+        ours = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in values)
+        every = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in names)
         cur = await conn.execute(
             sql.SQL(
-                "UPDATE {table} t SET ({cols}) = ROW({ours}) FROM _geo_comuna_import s "
-                "WHERE {same_key} AND ROW({theirs}) IS DISTINCT FROM ROW({ours}) "
+                "UPDATE {table} t SET ({cols}) = ROW({every}) FROM _geo_comuna_import s "
+                "WHERE {same_key} AND (ROW({theirs}) IS DISTINCT FROM ROW({ours}) "
+                "OR NOT geo_comuna_same_shape(t.geom, s.geom, %s)) "
                 "AND set_config('geo_comuna.feature', s._n::text, true) IS NOT NULL"
-            ).format(table=table, cols=cols, ours=ours, theirs=theirs, same_key=same_key)
+            ).format(
+                table=table, cols=cols, every=every, ours=ours, theirs=theirs, same_key=same_key
+            ),
+            (SHAPE_TOLERANCE,),
         )
         updated = cur.rowcount
         new = sql.SQL(" AND NOT EXISTS (SELECT FROM {} t WHERE {})").format(table, same_key)

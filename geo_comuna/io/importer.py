@@ -37,13 +37,34 @@ from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format, pyogrio
 from geo_comuna.io.formulas import restore_text
 from geo_comuna.io.geometries import Geometries, to_wgs84
 from geo_comuna.io.reading import SAVE_AS_UTF8, RawFile, read_raw
-from geo_comuna.layers import Layer
+from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.layers.model import fold
 from geo_comuna.settings import Settings
 
 Progress = Callable[[str], None]
 #: what an import does with a feature whose natural key is stored: refuse it, or update it
 Mode = Literal["insert", "upsert"]
+
+
+def check_mode(layer: Layer, mode: Mode) -> None:
+    """An upsert matches features by their natural key: a layer without one cannot, and
+    would insert every feature of the file again (an export imported back doubled it)."""
+    if mode == "upsert" and not layer.natural_key:
+        keyed = ", ".join(name for name, lay in LAYERS.items() if lay.natural_key)
+        raise InvalidInput(
+            Said(
+                f"{layer.name} has no natural key, so an upsert cannot tell a stored feature "
+                f"from a new one (layers with one: {keyed}). Import without upsert to add the "
+                "file's features, or change stored features by id (PUT or PATCH "
+                f"/collections/{layer.name}/items/{{id}}, or the field package's sync)",
+                f"{layer.name} no tiene clave natural, así que un upsert no puede distinguir "
+                f"una entidad guardada de una nueva (capas con clave: {keyed}). Importe sin "
+                "upsert para añadir las entidades del archivo, o cambie las guardadas por su "
+                f"id (PUT o PATCH /collections/{layer.name}/items/{{id}}, o la sincronización "
+                "del paquete de campo)",
+            ),
+            layer=layer.name,
+        )
 
 
 @dataclass
@@ -371,6 +392,7 @@ async def write(
     ``user`` None is the local admin (the CLI). Only an admin's import COPYs straight into the
     table; anyone else's goes through a staging table and an INSERT that row-level security
     checks (PostgreSQL has no COPY FROM under row-level security)."""
+    check_mode(layer, mode)
     user = user or local_admin()
     if not user.may_write:
         raise Forbidden(
@@ -472,6 +494,7 @@ async def import_file(
     ``reading``: GDAL's read of ``path``, already started by reading.start(). ``mode``: what
     a feature whose natural key is stored does (write_frame); ``mapping``: the file's own
     column names and values; ``lang``: the labels' language in messages."""
+    check_mode(layer, mode)  # before a possibly big file is read
     mapping = mapping or Mapping()
     say = progress or (lambda _msg: None)
     started = time.perf_counter()

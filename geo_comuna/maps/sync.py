@@ -43,6 +43,7 @@ from geo_comuna.accounts import EVERYWHERE, User
 from geo_comuna.db.migrate import current_version
 from geo_comuna.errors import Forbidden, GeoComunaError, InvalidFile, Said, TooLarge
 from geo_comuna.features import edit
+from geo_comuna.io.bulk import SHAPE_TOLERANCE
 from geo_comuna.io.formats import FORMATS, GDAL_ERRORS, gdal_source
 from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.maps import data
@@ -50,8 +51,8 @@ from geo_comuna.maps.package import COMMUNE_TABLE, GPKG, INFO_TABLE, clipped, fe
 from geo_comuna.maps.qgis import GEOMETRY_COLUMN, ID_COLUMN, VERSION_COLUMN
 from geo_comuna.settings import Settings
 
-#: degrees (EPSG:4326): ~0.1 mm; closer vertices are the same vertex
-COORD_TOLERANCE = 1e-9
+#: degrees (EPSG:4326): ~0.1 mm; closer vertices are the same vertex, as in an import's upsert
+COORD_TOLERANCE = SHAPE_TOLERANCE
 #: how a conflict is settled: None leaves it unwritten and reported
 Resolve = Literal["ours", "theirs"] | None
 Progress = Callable[[str], None]
