@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -225,3 +226,36 @@ async def test_a_read_that_fails_midway_leaves_no_file_and_stops_the_writer(
     assert list(tmp_path.iterdir()) == []
     assert conn.info.transaction_status == status
     assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
+
+
+async def test_more_exports_at_once_than_the_pool_has_threads_all_finish(
+    own_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each export's GDAL writer waits for pieces made on the event loop's thread pool. On
+    that pool, seven packages at once held its six threads waiting for pieces none could
+    make, and the server hung until restarted. Here three exports at once on a pool of two
+    threads: each finishes, with every parcel."""
+    loop = asyncio.get_running_loop()
+    small = ThreadPoolExecutor(max_workers=2)
+    monkeypatch.setattr(loop, "_default_executor", small)
+    monkeypatch.setattr(exporter, "PIECE", 7)
+    conns = [await psycopg.AsyncConnection.connect(own_db, autocommit=True) for _ in range(3)]
+    try:
+        maizal = await resolve_commune(conns[0], "EL-MAIZAL")
+
+        async def one(conn: AsyncConnection, n: int) -> int:
+            report = await export_layer(
+                conn, LAYERS["parcels"], tmp_path / f"{n}.csv", FORMATS["csv"],
+                commune_id=maizal, access=EVERYWHERE,
+            )  # fmt: skip
+            return report.features
+
+        done = await asyncio.wait_for(asyncio.gather(*(one(c, n) for n, c in enumerate(conns))), 60)
+        cur = await conns[0].execute(
+            "SELECT count(*) FROM parcels WHERE commune_id = %s", (maizal,)
+        )
+        assert done == [(await cur.fetchone())[0]] * 3
+    finally:
+        for c in conns:
+            await c.close()
+        small.shutdown(wait=False)

@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -274,7 +275,7 @@ async def write_streamed(
     schema: pa.Schema,
     write: Callable[[pa.RecordBatchReader], None],
 ) -> int:
-    """Run ``write`` (GDAL, for seconds on big layers) on a worker thread with a reader of
+    """Run ``write`` (GDAL, for seconds on big layers) on a thread of its own with a reader of
     ``batches`` as they come, and return the rows written. The thread takes each batch from
     a hand-off of one: at most the piece being written, the one waiting and the one being
     read are held, whatever the layer's size. A read that fails (or is cancelled) stops the
@@ -290,7 +291,7 @@ async def write_streamed(
             yield item
 
     reader = pa.RecordBatchReader.from_batches(schema, source())
-    writer = asyncio.ensure_future(asyncio.to_thread(write, reader))
+    writer = _on_own_thread(lambda: write(reader))
     rows = 0
     try:
         async with contextlib.aclosing(batches):
@@ -309,6 +310,34 @@ async def write_streamed(
         raise
     await writer
     return rows
+
+
+def _on_own_thread(call: Callable[[], None]) -> asyncio.Future[None]:
+    """Run ``call`` on a thread of its own; the future ends with it. Not on the event loop's
+    pool: a writer waits there for pieces that are made on that pool (_piece), and seven
+    exports at once (the pool has six threads on two CPUs) held every thread waiting for a
+    piece none could make, the server hung until restarted."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            loop.call_soon_threadsafe(settle, exc)
+        else:
+            loop.call_soon_threadsafe(settle, None)
+
+    threading.Thread(target=run, name="geo_comuna-writer", daemon=True).start()
+    return done
 
 
 class _Abandoned(Exception):
