@@ -7,6 +7,7 @@ import httpx
 import pytest
 from psycopg import AsyncConnection
 
+from geo_comuna.api.deps import RESERVED
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
 
@@ -160,6 +161,52 @@ async def test_an_unknown_parameter_is_400_on_every_route(client: httpx.AsyncCli
         200,
         404,  # no DEM for the commune
     )
+
+
+async def test_a_parameter_given_twice_with_two_values_is_400_on_every_route(
+    client: httpx.AsyncClient,
+) -> None:
+    """FastAPI keeps the last of a repeated parameter: ?commune=EL-MAIZAL&commune=5-DE-MARZO
+    answered 5 de Marzo's parcels alone, ?bbox=A&bbox=B the second box. Every documented
+    parameter that takes one value, given two, is refused naming it; one a route reads as
+    a list may repeat, and the same value twice is that value."""
+    swept = 0
+    for method, path, op in await operations(client):
+        for p in op.get("parameters", []):
+            if p["in"] != "query" or p.get("schema", {}).get("type") == "array":
+                continue
+            if "array" in [s.get("type") for s in p.get("schema", {}).get("anyOf", [])]:
+                continue
+            name = p["name"]
+            if path.endswith("/items") and name not in RESERVED:
+                continue  # a layer's attribute: its values are ORed (below)
+            schema = p.get("schema", {})
+            values = [str(v) for v in schema.get("enum", [])] or ["1", "2"]
+            if len(values) < 2 or method != "GET":
+                continue
+            once = await client.request(method, path, params={name: values[0]})
+            if once.status_code == 400:
+                continue  # not a value this parameter takes alone
+            r = await client.request(method, path, params=[(name, values[0]), (name, values[1])])
+            assert r.status_code == 400, (method, path, name, r.status_code, r.text[:300])
+            assert f"query parameter {name!r} is given 2 different values" in r.json()["detail"]
+            swept += 1
+    assert swept > 20
+    twice = [("commune", "EL-MAIZAL"), ("commune", "EL-MAIZAL"), ("limit", "2")]
+    assert (await client.get(ITEMS, params=twice)).status_code == 200
+    r = await client.get(ITEMS, params=[("commune", "EL-MAIZAL"), ("commune", "5-DE-MARZO")])
+    assert r.status_code == 400 and "'commune'" in r.json()["detail"]
+    # a layer's attributes may repeat: the values are ORed
+    ored = [("tenure", "occupied"), ("tenure", "abandoned"), ("limit", "1000")]
+    r = await client.get(ITEMS, params=ored)
+    assert r.status_code == 200
+    assert {f["properties"]["tenure"] for f in r.json()["features"]} == {"occupied", "abandoned"}
+    # an analysis' own parameters are single too
+    r = await client.get(
+        "/communes/5-DE-MARZO/analyses/electricity-gaps",
+        params=[("min_cluster_size", "3"), ("min_cluster_size", "4")],
+    )
+    assert r.status_code == 400 and "'min_cluster_size'" in r.json()["detail"]
 
 
 async def test_every_documented_parameter_is_taken(client: httpx.AsyncClient) -> None:

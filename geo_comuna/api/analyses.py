@@ -12,7 +12,7 @@ from geo_comuna.analysis import disclosure
 from geo_comuna.analysis.base import parse_params, to_json
 from geo_comuna.analysis.registry import all_analyses, get_analysis
 from geo_comuna.api.deps import Commune, CommuneRef, Conn, ReaderAccess
-from geo_comuna.api.parameters import own_parameters
+from geo_comuna.api.parameters import own_parameters, single_values
 
 router = APIRouter(tags=["analyses"])
 Fmt = Annotated[str, Query(alias="f", pattern="^(json|geojson|csv)$")]
@@ -50,7 +50,7 @@ async def run_analysis(
     gives readers outside the commune its summary and per-sector figures, without any home's
     position or residents (the commune's users and admins get every home)."""
     analysis = get_analysis(name)
-    values = {k: v for k, v in request.query_params.items() if k != "f"}
+    values = single_values(request, {"f"})
     params = parse_params(analysis.params, values, ("f",))
     result = await disclosure.answer_for(analysis, conn, commune_id, params, access)
     if f == "csv":

@@ -38,7 +38,7 @@ from geo_comuna.api.deps import (
     base_url,
 )
 from geo_comuna.api.headers import embed_headers
-from geo_comuna.api.parameters import own_parameters
+from geo_comuna.api.parameters import own_parameters, single_values
 from geo_comuna.errors import InvalidInput, NotFound
 from geo_comuna.features import tiles
 from geo_comuna.features.filters import Filters
@@ -204,7 +204,7 @@ async def analysis(
     An analysis of homes shows readers outside the commune its per-sector figures only."""
     params = None
     installed = all_analyses().get(analysis)
-    values = {k: v for k, v in request.query_params.items() if k not in MAP_QUERY}
+    values = single_values(request, MAP_QUERY)
     if installed is not None:
         params = parse_params(installed.params, values, MAP_QUERY)
     elif values:  # a map with no analysis behind it (terrain) takes only the map's own

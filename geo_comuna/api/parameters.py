@@ -7,6 +7,12 @@ which are also the ones its OpenAPI operation documents. A route whose parameter
 what it serves (items: the layer's attributes; analyses: the analysis' own) checks them
 itself and says so with ``@own_parameters``.
 
+A parameter that takes one value given twice with different values (``?bbox=...&bbox=...``)
+is a 400 naming it: FastAPI would keep the last one and ignore the other, a wrong answer of
+the same kind. Those
+a route reads as a list (an import's ``rename``, a layer's attribute filters, ORed) may
+repeat.
+
 One parameter may ride along: ``commune``. QGIS repeats the query of its connection URL in
 every request to the landing page, a collection, its items and an item; an editor connects
 with ``?commune=CODE`` so that QGIS reads, and asks what it may edit (api/editing.py), from
@@ -24,8 +30,9 @@ work. A route serving several formats by a parameter of its own (analyses' ``f``
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+import types
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
@@ -60,18 +67,57 @@ def own_parameters(endpoint: F) -> F:
 def query_names(dependant: Dependant) -> frozenset[str]:
     """The query parameters a route (its dependant, with every dependency) reads; a pydantic
     model read from the query (``Annotated[Params, Query()]``) stands for its fields."""
-    names: set[str] = set()
+    return frozenset(_query_fields(dependant))
+
+
+def listed_names(dependant: Dependant) -> frozenset[str]:
+    """Those of query_names that the route reads as a list: they may repeat."""
+    return frozenset(name for name, kind in _query_fields(dependant).items() if _is_list(kind))
+
+
+def _query_fields(dependant: Dependant) -> dict[str, Any]:
+    """Each query parameter a route reads, and its type."""
+    fields: dict[str, Any] = {}
     todo = [dependant]
     while todo:
         current = todo.pop()
         for field in current.query_params:
             model = field.field_info.annotation
             if isinstance(model, type) and issubclass(model, BaseModel):
-                names |= {f.alias or name for name, f in model.model_fields.items()}
+                fields |= {f.alias or name: f.annotation for name, f in model.model_fields.items()}
             else:
-                names.add(field.alias)
+                fields[field.alias] = model
         todo.extend(current.dependencies)
-    return frozenset(names)
+    return fields
+
+
+def _is_list(kind: Any) -> bool:
+    origin = get_origin(kind)
+    if origin in (Union, types.UnionType):
+        return any(_is_list(k) for k in get_args(kind))
+    return origin in (list, set, frozenset, tuple)
+
+
+def refuse_repeated(request: Request, names: Callable[[str], bool]) -> None:
+    """A 400 for the first parameter given more than once, with different values, among
+    those ``names`` says take one value. The same value twice is that value: QGIS adds its
+    connection URL's query (``?commune=X``) to links that may carry it already."""
+    values: dict[str, set[str]] = {}
+    for name, value in request.query_params.multi_items():
+        values.setdefault(name, set()).add(value)
+    repeated = sorted(name for name, seen in values.items() if len(seen) > 1 and names(name))
+    if repeated:
+        name = repeated[0]
+        raise InvalidInput(
+            f"query parameter {name!r} is given {len(values[name])} different values; it "
+            "takes one (the others would be ignored)"
+        )
+
+
+def single_values(request: Request, skip: set[str] | frozenset[str]) -> Mapping[str, str]:
+    """A route's own parameters (an analysis'), each given once, but those in ``skip``."""
+    refuse_repeated(request, lambda name: name not in skip)
+    return {k: v for k, v in request.query_params.items() if k not in skip}
 
 
 def formats(route: Any) -> frozenset[str]:
@@ -127,6 +173,13 @@ async def check_request(request: Request) -> None:
         return
     method = request.method
     names = query_names(dependant)
+    listed = listed_names(dependant)
+    refuse_repeated(
+        request,
+        lambda name: (
+            (name in names or name in BASE_URL_PARAMETERS or name == "f") and name not in listed
+        ),
+    )
     honoured = f_values(route, method, names)
     if not getattr(route.endpoint, "own_parameters", False):
         known = names | ({"f"} if honoured else set())
