@@ -1,12 +1,13 @@
 """Fair under load: per-client rate limits, and a bounded number of heavy requests at once.
 
 Cheap reads (items, tiles, collections) and heavy ones (analyses, reports, maps, the national
-breakdown, hillshades, imports and exports, writes asking for repairs) are told apart by their
-path. Every request takes a token from its client's bucket (a client is its token when it
-sends one, else its address), heavy ones from a smaller second bucket too; requests with a
-token also from their address' bucket (token_rate_per_minute), so that made-up tokens do not
-each open a bucket of their own. An empty bucket is a 429 with Retry-After. The address is
-the peer's, or X-Forwarded-For's only from Settings.forwarded_allow_ips.
+breakdown, hillshades, imports, exports, field packages, writes asking for repairs) are told
+apart by their path. Every request takes a token from its client's bucket (a client is its
+token when it sends one, else its address), heavy ones from a smaller second bucket too;
+requests with a token also from their address' bucket (token_rate_per_minute), so that
+made-up tokens do not each open a bucket of their own. An empty bucket is a 429 with
+Retry-After. The address is the peer's, or X-Forwarded-For's only from
+Settings.forwarded_allow_ips.
 Heavy requests also wait for one of ``Settings.heavy_requests`` slots *before* they take a
 database connection, so however many clients loop over analyses, the pool keeps
 ``pool_max_size - heavy_requests`` connections for everything else; one that waits longer
@@ -14,15 +15,22 @@ than ``Settings.compute_seconds`` for its slot is a 503 with Retry-After.
 
 State is per process: with several workers each counts its own clients (limits then hold per
 worker; put them in the proxy in front for exact global limits).
+
+When the last heavy request running ends, the memory it freed goes back to the system
+(release_memory): a worker that built the package of a 200,000-parcel commune otherwise
+kept ~800 MB resident while idle, most of it freed but held by the C allocator.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import hashlib
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -33,7 +41,7 @@ from geo_comuna.settings import Settings
 #: paths whose requests are heavy (method, pattern); every other request is a cheap one
 HEAVY = [
     (None, re.compile(r"/communes/[^/]+/analyses/[^/]+")),
-    (None, re.compile(r"/communes/[^/]+/(report|hillshade\.png|states)")),
+    (None, re.compile(r"/communes/[^/]+/(report|hillshade\.png|states|package)")),
     (None, re.compile(r"/states/breakdown")),
     (None, re.compile(r"/maps/(national|communes/[^/]+(/[^/]+)?)")),
     (None, re.compile(r"/collections/[^/]+/(export|import)")),
@@ -98,6 +106,7 @@ class Fairness:
         self.app = app
         self.wait_s = settings.compute_seconds
         self.slots = asyncio.Semaphore(settings.heavy_requests)
+        self.running = 0  # heavy requests holding a slot
         #: every request of an address, whatever token it sends: random tokens would each
         #: get a fresh bucket of their own
         self.addresses = Buckets(settings.token_rate_per_minute)
@@ -141,10 +150,31 @@ class Fairness:
                 5,
             )
             return
+        self.running += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.slots.release()
+            self.running -= 1
+            if not self.running and release_memory is not None:
+                await asyncio.to_thread(release_memory)
+
+
+def _malloc_trim() -> Callable[[], None] | None:
+    """glibc's malloc_trim: gives the pages of freed memory back to the system. Python frees
+    a heavy request's objects when it ends, but the C allocator keeps the memory for later
+    (after BENCH-B-0001's package, ~800 MB resident where ~300 MB were in use). None where
+    the C library has no such call (musl, macOS): the memory is then only reused."""
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    if trim is None:
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return lambda: trim(0)
+
+
+#: called on a worker thread when no heavy request is running any more
+release_memory = _malloc_trim()
 
 
 def _client(scope: Scope) -> tuple[str, bool]:
