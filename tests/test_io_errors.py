@@ -147,6 +147,15 @@ def projected_csv(tmp: Path) -> Path:
     return tmp / "parcels.csv"
 
 
+def degrees_said_metres(tmp: Path) -> Path:
+    """A GeoPackage saying EPSG:2202 (metres): its first parcel is in metres, the second
+    still in lon/lat degrees, as a careless conversion leaves it."""
+    frame = parcels(2).to_crs(2202)
+    frame.loc[1, "geometry"] = parcels(2).geometry[1]
+    pyogrio.write_dataframe(frame, tmp / "parcels.gpkg")
+    return tmp / "parcels.gpkg"
+
+
 def swapped_csv(tmp: Path) -> Path:
     """Points given as lat/lon in the lon/lat columns (dwellings)."""
     frame = pd.DataFrame(
@@ -225,6 +234,13 @@ CASES = [
         InvalidGeometry,
         ("out of range", "projected CRS"),
         feature=1,
+    ),
+    Case(
+        "degrees in a projected crs",
+        degrees_said_metres,
+        InvalidGeometry,
+        ("look like degrees of longitude and latitude", "EPSG:2202", "--crs EPSG:4326"),
+        feature=2,
     ),
     Case(
         "swapped lat/lon",

@@ -8,6 +8,7 @@ PROJ costs every import ~0.25 s and ~11 MB (bench/README.md, "Import at every si
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import shapely
 
-from geo_comuna.errors import Said, UnknownCRS
+from geo_comuna.errors import InvalidGeometry, Said, UnknownCRS
 from geo_comuna.io import pgcopy
 from geo_comuna.io.formats import Format
 
@@ -58,14 +59,18 @@ class Geometries:
         """Other WKB (a streamed file's next batch) in the same CRS, with the same transformer."""
         return dataclasses.replace(self, wkb=wkb)
 
-    def take(self, start: int, stop: int) -> tuple[np.ndarray, pgcopy.Source | None]:
-        """Rows start:stop in EPSG:4326, and their WKB when it can be sent as it is."""
+    def take(
+        self, start: int, stop: int, labels: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, pgcopy.Source | None]:
+        """Rows start:stop in EPSG:4326, and their WKB when it can be sent as it is.
+        ``labels``: how errors name the rows (their positions in the file)."""
         wkb = self.wkb[start:stop]
         if isinstance(wkb, pa.ChunkedArray):
             wkb = wkb.combine_chunks()  # only this piece's bytes are copied
         geoms = shapely.from_wkb(wkb, on_invalid="ignore")
         if self.to_wgs84 is None:
             return geoms, pgcopy.Source(geoms, wkb)
+        self._refuse_degrees(geoms, labels or range(start + 1, stop + 1))
         import pyproj
 
         transform = self.to_wgs84.transform
@@ -82,6 +87,35 @@ class Geometries:
                     f"no se puede transformar {self.label} a WGS 84: {exc}",
                 )
             ) from None
+
+    def _refuse_degrees(self, geoms: np.ndarray, labels: Sequence[int]) -> None:
+        """A feature of a projected CRS (metres) whose every coordinate is within +-180 and
+        +-90 is in degrees: the file says the wrong CRS (a GeoJSON declaring EPSG:2202 around
+        lon/lat coordinates). Reprojected, it became a parcel of 0.0 ha on the Equator, inside
+        the service area, and was stored. In metres such a feature would lie within 200 m of
+        the projection's origin, which no land of the service area is near."""
+        if self.source is None or not self.source.is_projected:
+            return
+        bounds = shapely.bounds(geoms)  # NaN for a missing or empty geometry
+        with np.errstate(invalid="ignore"):
+            small = (np.abs(bounds[:, [0, 2]]) <= 180).all(axis=1) & (
+                np.abs(bounds[:, [1, 3]]) <= 90
+            ).all(axis=1)
+        if not small.any():
+            return
+        i = int(np.argmax(small))
+        x, y = bounds[i, 0], bounds[i, 1]
+        raise InvalidGeometry(
+            Said(
+                f"its coordinates ({x:g}, {y:g}) look like degrees of longitude and latitude, "
+                f"but the file's CRS is {self.label}, in metres; give the CRS they are in, "
+                "e.g. --crs EPSG:4326 (?crs=EPSG:4326)",
+                f"sus coordenadas ({x:g}, {y:g}) parecen grados de longitud y latitud, pero el "
+                f"CRS del archivo es {self.label}, en metros; indique el CRS en que están, p. "
+                "ej. --crs EPSG:4326 (?crs=EPSG:4326)",
+            ),
+            feature=labels[i],
+        )
 
 
 def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries:

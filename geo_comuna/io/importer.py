@@ -411,7 +411,7 @@ async def write(
         rows, labels = batch.table.num_rows, batch.labels
         attrs = attributes.check_attributes(layer, batch.table, labels, lang=lang, hint=True)
         if isinstance(batch.geometries, Geometries):
-            given, wkb = batch.geometries.take(0, rows)
+            given, wkb = batch.geometries.take(0, rows, labels)
         else:
             given, wkb = batch.geometries, None
         geoms, fixed = validate.check_geometries(
