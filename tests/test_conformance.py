@@ -433,6 +433,19 @@ async def test_crs_fc_bbox_crs_valid_values(client: httpx.AsyncClient) -> None:
     assert (await client.get("/collections/parcels/items", params=bad)).status_code == 400
 
 
+async def test_a_crs_for_a_bbox_or_filter_not_given_is_400(client: httpx.AsyncClient) -> None:
+    """bbox-crs without a bbox, filter-crs without a filter: a parameter that would be
+    ignored, so a 400 naming it (it answered every parcel)."""
+    items = "/collections/parcels/items"
+    crs = "http://www.opengis.net/def/crs/EPSG/0/2202"
+    for name in ("bbox-crs", "filter-crs"):
+        r = await client.get(items, params={name: crs})
+        assert r.status_code == 400, (name, r.text)
+        assert f"{name} says the CRS of" in r.json()["detail"]
+    both = {"bbox": "400000,1000000,500000,1100000", "bbox-crs": crs}
+    assert (await client.get(items, params=both)).status_code == 200
+
+
 async def test_crs_fc_bbox_crs_action(client: httpx.AsyncClient) -> None:
     """/req/crs/fc-bbox-crs-action: a bbox in REGVEN / UTM 19N selects what its CRS84
     equivalent does"""

@@ -23,6 +23,7 @@ from geo_comuna.errors import (
     InvalidAttribute,
     InvalidInput,
     PreconditionRequired,
+    Said,
     Unauthorized,
 )
 from geo_comuna.features import cql, crs
@@ -368,6 +369,19 @@ async def filters(
             f"{layer.name} has no date to filter by: datetime applies to layers with a "
             "temporal property (their collection has an extent.temporal)"
         )
+    # a CRS for a parameter that is not there would be ignored: a wrong answer
+    for given, name, needs in (
+        (bbox_crs, "bbox-crs", bbox),
+        (filter_crs, "filter-crs", filter_text),
+    ):
+        if given is not None and needs is None:
+            subject = name.split("-")[0]
+            raise InvalidInput(
+                Said(
+                    f"{name} says the CRS of {subject}, and there is no {subject}",
+                    f"{name} indica el CRS de {subject}, y no hay {subject}",
+                )
+            )
     box_crs = crs.parse(bbox_crs, "bbox-crs")
     geometry_crs = crs.parse(filter_crs, "filter-crs")
     canonical = None
