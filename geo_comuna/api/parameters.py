@@ -9,9 +9,8 @@ itself and says so with ``@own_parameters``.
 
 A parameter that takes one value given twice with different values (``?bbox=...&bbox=...``)
 is a 400 naming it: FastAPI would keep the last one and ignore the other, a wrong answer of
-the same kind. Those
-a route reads as a list (an import's ``rename``, a layer's attribute filters, ORed) may
-repeat.
+the same kind. Those a route reads as a list (an import's ``rename``, a layer's attribute
+filters, ORed) may repeat.
 
 One parameter may ride along: ``commune``. QGIS repeats the query of its connection URL in
 every request to the landing page, a collection, its items and an item; an editor connects
@@ -38,7 +37,7 @@ from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel
 
-from geo_comuna.errors import InvalidInput, NotAcceptable
+from geo_comuna.errors import InvalidInput, NotAcceptable, Said
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: each f value and the formats it names
@@ -108,9 +107,14 @@ def refuse_repeated(request: Request, names: Callable[[str], bool]) -> None:
     repeated = sorted(name for name, seen in values.items() if len(seen) > 1 and names(name))
     if repeated:
         name = repeated[0]
+        n = len(values[name])
         raise InvalidInput(
-            f"query parameter {name!r} is given {len(values[name])} different values; it "
-            "takes one (the others would be ignored)"
+            Said(
+                f"query parameter {name!r} is given {n} different values; it takes one (the "
+                "others would be ignored)",
+                f"el parámetro {name!r} tiene {n} valores distintos; admite uno (los demás se "
+                "ignorarían)",
+            )
         )
 
 

@@ -240,7 +240,7 @@ async def _read(cur: AsyncServerCursor) -> AsyncIterator[list[tuple]]:
     brings it to PIECE_BYTES of geometry (the last column). A fetch of 20,000 rows of
     50,000-vertex parcels would be 16 GB, so a fetch asks for as many rows as the last one's
     bytes per row say would fill the piece: FIRST_FETCH at first, then at most four times
-    the last (ordinary parcels reach PIECE rows a fetch by the seventh)."""
+    the last (ordinary parcels fill a piece a fetch by the seventh)."""
     ask, rows, size = min(FIRST_FETCH, PIECE), [], 0
     while fetched := await cur.fetchmany(ask):
         got = sum(len(row[-1]) for row in fetched if row[-1] is not None)
@@ -316,7 +316,7 @@ def _on_own_thread(call: Callable[[], None]) -> asyncio.Future[None]:
     """Run ``call`` on a thread of its own; the future ends with it. Not on the event loop's
     pool: a writer waits there for pieces that are made on that pool (_piece), and seven
     exports at once (the pool has six threads on two CPUs) held every thread waiting for a
-    piece none could make, the server hung until restarted."""
+    piece none could make, and the server hung until restarted."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
 
