@@ -229,14 +229,19 @@ async def test_every_collection_has_its_pages(client: httpx.AsyncClient) -> None
     raw value; parties, which have no geometry, without a map."""
     described = {**LAYERS, **{kind: records(kind) for kind in ("parties", "rights")}}
     listed = (await client.get("/collections?f=html")).text
+    assert " at 0x" not in listed and "built-in method" not in listed
     for name, layer in described.items():
-        assert f"/collections/{name}/items?f=html" in listed, name
+        assert f"/collections/{name}/items?f=html&amp;lang=es\">Elementos</a>" in listed, name
         doc = (await client.get(f"/collections/{name}/items?limit=3")).json()
         assert doc["features"] or name not in ("parcels", "parties", "rights"), name
         for lang in ("es", "en"):
             title = html_text.escape(getattr(layer.title, lang))
             page = await client.get(f"/collections/{name}?f=html&lang={lang}")
             assert page.status_code == 200 and title in page.text, (name, page.text[:300])
+            # the link to its items, in words: it read "<built-in method items of dict...>"
+            items = {"es": "Elementos", "en": "Features"}[lang]
+            assert f"><b>{items}</b></a>" in page.text, name
+            assert " at 0x" not in page.text and "built-in method" not in page.text, name
             r = await client.get(f"/collections/{name}/items?limit=3&f=html&lang={lang}")
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), (
                 name,
