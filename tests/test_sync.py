@@ -328,6 +328,32 @@ async def test_a_bad_feature_refuses_the_whole_sync(
     assert {p: await _row(conn, p) for p in (a, b)} == rows
 
 
+@pytest.mark.parametrize("written", ["31/02/2020", "2020-02-31", "ayer"])
+async def test_a_date_that_is_no_date_is_refused_not_stored(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, written: str
+) -> None:
+    """A date as a field worker may type it in QGIS' or QField's text box. GDAL read
+    31/02/2020 and 'ayer' as 1970-01-01 and 2020-02-31 as 2020-03-02, and the sync stored
+    them. The package's text is checked as an API write's date is: refused, naming the
+    feature, nothing written; a real date still comes back."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    a, b = await _parcels(conn, 2)
+    before = {p: await _row(conn, p) for p in (a, b)}
+    _ogr_sql(gpkg, f"UPDATE parcels SET recovered_on = '2019-07-01' WHERE id = {a}")
+    _ogr_sql(gpkg, f"UPDATE parcels SET recovered_on = '{written}' WHERE id = {b}")
+    with pytest.raises(InvalidAttribute) as refused:
+        await _sync(conn, settings, gpkg, tmp_path)
+    assert refused.value.layer == "parcels" and refused.value.feature == b
+    assert "recovered_on" in refused.value.reason and written in refused.value.reason
+    assert {p: await _row(conn, p) for p in (a, b)} == before
+
+    _ogr_sql(gpkg, f"UPDATE parcels SET recovered_on = NULL WHERE id = {b}")
+    await _sync(conn, settings, gpkg, tmp_path)
+    cur = await conn.execute("SELECT recovered_on::text FROM parcels WHERE id = %s", (a,))
+    assert (await cur.fetchone())[0] == "2019-07-01"
+
+
 async def test_a_package_of_another_commune_is_refused(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:

@@ -228,6 +228,7 @@ def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> li
     )
     geoms = shapely.from_wkb(table.column(geometry).to_pylist(), on_invalid="ignore")
     values = {name: table.column(name).to_pylist() for name in columns}
+    values |= _date_texts(source, layer, columns, meta.get("fid_column") or "fid")
     features, seen = [], set()
     for i in range(table.num_rows):
         fid = ids[i]
@@ -260,6 +261,20 @@ def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> li
             )
         )
     return features
+
+
+def _date_texts(source: str, layer: Layer, columns: list[str], fid: str) -> dict[str, list]:
+    """The layer's date columns as the package holds them: text, as QField and QGIS write a
+    date. GDAL reads a date it cannot parse as 1970-01-01 (31/02/2020, 'ayer') and moves an
+    impossible one on (2020-02-31 became 2020-03-02), and the sync stored those. As text,
+    each is checked as an API write's date is, and refused naming the feature."""
+    dates = [n for n in columns if (a := layer.attribute(n)) is not None and a.type == "date"]
+    if not dates:
+        return {}
+    cast = ", ".join(f'CAST("{name}" AS TEXT) AS "{name}"' for name in dates)
+    # the GeoPackage's own SQL (SQLite), in GDAL's order of the layer's features
+    _, raw = pyogrio.read_arrow(source, sql=f'SELECT {cast} FROM "{layer.name}" ORDER BY "{fid}"')
+    return {name: raw.column(name).to_pylist() for name in dates}
 
 
 def read_package(path: Path, settings: Settings, name: str | None = None) -> Package:
