@@ -212,6 +212,27 @@ async def test_a_second_sync_of_the_same_file_adds_nothing(
     assert await _count(conn) == total - 1
 
 
+async def test_labels_are_stored_as_codes_and_the_same_file_again_is_no_conflict(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Coded values picked as their labels (Ocupada, Cultivos) are stored as codes; syncing
+    the same file again is no conflict (it was: package 'Ocupada', server 'occupied')."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    (a,) = await _parcels(conn, 1)
+    tenure = (await _row(conn, a))[0]
+    label = ("En disputa", "disputed") if tenure == "occupied" else ("Ocupada", "occupied")
+    _ogr_sql(
+        gpkg, f"UPDATE parcels SET tenure = '{label[0]}', land_use = 'Cultivos' WHERE id = {a}"
+    )
+    first = await _sync(conn, settings, gpkg, tmp_path)
+    assert first.layers["parcels"].changed and not first.layers["parcels"].conflicts
+    assert (await _row(conn, a))[:2] == (label[1], "crops")
+    again = await _sync(conn, settings, gpkg, tmp_path)
+    diff = again.layers["parcels"]
+    assert (diff.changed, diff.conflicts, again.written) == ([], [], 0)
+
+
 async def test_the_zip_itself_syncs(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:

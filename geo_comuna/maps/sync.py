@@ -229,6 +229,8 @@ def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> li
     geoms = shapely.from_wkb(table.column(geometry).to_pylist(), on_invalid="ignore")
     values = {name: table.column(name).to_pylist() for name in columns}
     values |= _date_texts(source, layer, columns, meta.get("fid_column") or "fid")
+    for name in columns:
+        _as_codes(layer, name, values[name])
     features, seen = [], set()
     for i in range(table.num_rows):
         fid = ids[i]
@@ -261,6 +263,19 @@ def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> li
             )
         )
     return features
+
+
+def _as_codes(layer: Layer, name: str, values: list[Any]) -> None:
+    """A coded attribute's labels (Ocupada, Cultivos, as a field worker may pick or type
+    them) as their codes, in place: what a write stores. Compared as labels, a feature
+    synced once was a conflict at every later sync (package 'Ocupada', server 'occupied').
+    An unknown value stays as it is, for the write to refuse naming it."""
+    attr = layer.attribute(name)
+    if attr is None or attr.domain is None:
+        return
+    for i, value in enumerate(values):
+        if isinstance(value, str) and (code := attr.domain.code(value)) is not None:
+            values[i] = code
 
 
 def _date_texts(source: str, layer: Layer, columns: list[str], fid: str) -> dict[str, list]:
