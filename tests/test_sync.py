@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna import accounts
 from geo_comuna.accounts import EVERYWHERE, local_admin
-from geo_comuna.errors import Forbidden, InvalidAttribute, InvalidFile
+from geo_comuna.errors import Forbidden, InvalidAttribute, InvalidFile, InvalidGeometry
 from geo_comuna.features import edit
 from geo_comuna.features.query import require_commune
 from geo_comuna.layers import get_layer
@@ -281,6 +281,46 @@ async def test_a_dry_run_writes_nothing(
     assert len(diff.added) == 1 and report.written == 0
     assert {p: await _row(conn, p) for p in rows} == rows
     assert await _count(conn) == total
+
+
+def _cross_itself(gpkg: Path, parcel: int, tmp_path: Path) -> None:
+    """Swap two vertices of ``parcel``'s ring, so that it crosses itself (a bow tie)."""
+    out = tmp_path / f"bowtie-{parcel}.geojson"
+    _ogr2ogr(
+        "-f", "GeoJSON", "-preserve_fid", str(out), str(gpkg), "parcels", "-where", f"id = {parcel}"
+    )  # fmt: skip
+    doc = json.loads(out.read_text())
+    ring = doc["features"][0]["geometry"]["coordinates"][0][0]
+    ring[1], ring[2] = ring[2], ring[1]
+    out.write_text(json.dumps(doc))
+    _ogr2ogr("-update", "-upsert", "-preserve_fid", "-nln", "parcels", str(gpkg), str(out))
+
+
+async def test_a_dry_run_refuses_what_the_sync_would_and_repair_is_taken(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """A dry run made no write, so it passed a parcel that crosses itself, which the sync
+    then refused with advice (?repair=true, --repair) the sync did not take. The dry run now
+    makes the writes and undoes them; repair makes the parcel valid and says so."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    (a,) = await _parcels(conn, 1)
+    before = await _row(conn, a)
+    _cross_itself(gpkg, a, tmp_path)
+    for dry_run in (True, False):
+        with pytest.raises(InvalidGeometry) as refused:
+            await _sync(conn, settings, gpkg, tmp_path, dry_run=dry_run)
+        assert refused.value.feature == a and "repair" in refused.value.reason
+    checked = await _sync(conn, settings, gpkg, tmp_path, dry_run=True, repair=True)
+    assert checked.written == 0 and [r["feature"] for r in checked.repairs] == [a]
+    assert await _row(conn, a) == before
+    done = await _sync(conn, settings, gpkg, tmp_path, repair=True)
+    assert done.written == 1 and [(r["layer"], r["feature"]) for r in done.repairs] == [
+        ("parcels", a)
+    ]
+    cur = await conn.execute("SELECT ST_IsValid(geom) FROM parcels WHERE id = %s", (a,))
+    assert (await cur.fetchone())[0] is True
+    assert (await _row(conn, a))[2] != before[2]
 
 
 # --- conflicts ----------------------------------------------------------------------------

@@ -41,7 +41,14 @@ async def commune_sync(
     file: Annotated[
         UploadFile, File(description="the package's comuna.gpkg, or the package's .zip")
     ],
-    dry_run: Annotated[bool, Query(description="answer the diff, write nothing")] = False,
+    dry_run: Annotated[
+        bool,
+        Query(description="answer the diff and check every write as the sync would, write nothing"),
+    ] = False,
+    repair: Annotated[
+        bool,
+        Query(description="make invalid geometries valid (ST_MakeValid) and report each change"),
+    ] = False,
     delete_missing: Annotated[
         bool, Query(description="delete the commune's features the package no longer has")
     ] = False,
@@ -78,6 +85,7 @@ async def commune_sync(
                 dry_run=dry_run,
                 delete_missing=delete_missing,
                 resolve=conflicts,
+                repair=repair,
             )
     finally:
         await file.close()

@@ -39,6 +39,7 @@ TEXT = {
         "--ours escribe lo del paquete.",
         "ours": "resuelto: se escribió lo del paquete",
         "theirs": "resuelto: se conservó lo del servidor",
+        "repaired": "  reparada {layer} {feature}: {reason} (área {pct})",
     },
     "en": {
         "dry": "Dry run: nothing was written.",
@@ -58,6 +59,7 @@ TEXT = {
         "--ours writes the package's.",
         "ours": "settled: the package's values written",
         "theirs": "settled: the server's values kept",
+        "repaired": "  repaired {layer} {feature}: {reason} (area {pct})",
     },
 }
 
@@ -65,6 +67,16 @@ TEXT = {
 def counted(n: int, words: tuple[str, str]) -> str:
     """ "1 conflicto", "2 conflictos": the number and the word it takes."""
     return f"{n} {words[0] if n == 1 else words[1]}"
+
+
+def _repaired(t: dict[str, Any], repair: dict[str, Any]) -> str:
+    pct = repair.get("area_change_pct")
+    return t["repaired"].format(
+        layer=repair["layer"],
+        feature=repair["feature"],
+        reason=repair["reason"],
+        pct="?" if pct is None else f"{pct:+g} %",
+    )
 
 
 def summary(report: Any, lang: str) -> list[str]:
@@ -97,6 +109,7 @@ def summary(report: Any, lang: str) -> list[str]:
                 lines.append(
                     t["field"].format(name=field, ours=both["package"], theirs=both["server"])
                 )
+    lines += [_repaired(t, r) for r in report.repairs]
     if not lines:
         lines.append(t["nothing"])
     if report.unresolved:
@@ -122,7 +135,17 @@ def sync(
         ),
     ] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="print the differences, write nothing")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="print the differences and check every write as the sync would, write nothing",
+        ),
+    ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair", help="make invalid geometries valid (ST_MakeValid), each change reported"
+        ),
     ] = False,
     theirs: Annotated[
         bool,
@@ -182,6 +205,7 @@ def sync(
                 dry_run=dry_run,
                 delete_missing=delete_missing,
                 resolve="ours" if ours else "theirs" if theirs else None,
+                repair=repair,
                 progress=progress,
             )
 

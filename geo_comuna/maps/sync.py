@@ -120,6 +120,8 @@ class SyncReport:
     unresolved: int = 0
     #: deletions found but not applied (no delete_missing)
     kept: int = 0
+    #: geometries made valid (``repair``), each with its layer: what ST_MakeValid changed
+    repairs: list[dict[str, Any]] = field(default_factory=list)
 
 
 # --- reading the package (blocking: run off the event loop) --------------------------------
@@ -579,8 +581,16 @@ async def _apply_layer(
     settings: Settings,
     user: User,
     code: str,
+    repair: bool = False,
+    repairs: list[dict[str, Any]] | None = None,
 ) -> int:
-    """Additions and updates of one layer (deletions: _delete_layer); features written."""
+    """Additions and updates of one layer (deletions: _delete_layer); features written.
+    ``repair``: make invalid geometries valid, each change added to ``repairs``."""
+    made: list[dict[str, Any]] = [] if repairs is None else repairs
+
+    def kept(written: edit.Written, feature: int | str) -> None:
+        made.extend({"layer": layer.name, **r, "feature": feature} for r in written.repairs)
+
     by_id = {f.id: f for f in package.layers[layer.name] if f.id is not None}
     by_row = {f.row: f for f in package.layers[layer.name]}
     columns = package.columns[layer.name]
@@ -599,14 +609,17 @@ async def _apply_layer(
                     f"{fid} (borrada en el servidor, agregada de nuevo)",
                 ),
             ):
-                await edit.create(conn, layer, _body(props, feature.geometry, True), settings, user)
+                body = _body(props, feature.geometry, True)
+                kept(await edit.create(conn, layer, body, settings, user, repair=repair), fid)
         else:
             props = {n: feature.properties[n] for n in columns if n in fields}
             body = _body(props, feature.geometry, "geometry" in fields)
             with _named(layer, fid):
-                await edit.patch(
-                    conn, layer, fid, body, settings, user, if_match=f'"{fid}.{versions[fid]}"'
-                )
+                done = await edit.patch(
+                    conn, layer, fid, body, settings, user, if_match=f'"{fid}.{versions[fid]}"',
+                    repair=repair,
+                )  # fmt: skip
+                kept(done, fid)
         written += 1
     for row in diff.added:
         feature = by_row[row]
@@ -614,7 +627,8 @@ async def _apply_layer(
         with _named(
             layer, Said(f"new, row {row} of the package", f"nueva, fila {row} del paquete")
         ):
-            await edit.create(conn, layer, _body(props, feature.geometry, True), settings, user)
+            body = _body(props, feature.geometry, True)
+            kept(await edit.create(conn, layer, body, settings, user, repair=repair), f"row {row}")
         written += 1
     return written
 
@@ -672,10 +686,14 @@ async def sync(
     dry_run: bool = False,
     delete_missing: bool = False,
     resolve: Resolve = None,
+    repair: bool = False,
     progress: Progress | None = None,
 ) -> SyncReport:
     """Diff ``package`` against commune ``commune_id`` and, unless ``dry_run``, write it: one
-    transaction, all or nothing."""
+    transaction, all or nothing. A dry run makes the same writes and undoes them, so that it
+    refuses what the sync would (an invalid geometry, a value that is no value) and reports
+    the same repairs. ``repair``: invalid geometries are made valid (ST_MakeValid), each
+    change reported."""
     say = progress or (lambda _: None)
     may_sync(user, commune_id)
     async with conn.transaction():
@@ -684,29 +702,44 @@ async def sync(
         plans: list[tuple[Layer, LayerDiff, dict[int, int]]] = []
         for name in package.layers:
             layer = LAYERS[name]
-            say(f"comparing {name}")
+            say(Said(f"comparing {name}", f"comparando {name}"))
             diff, versions = await diff_layer(conn, layer, commune_id, package, resolve)
             report.layers[name] = diff
             plans.append((layer, diff, versions))
             report.unresolved += sum(c.resolved is None for c in diff.conflicts)
             if not delete_missing:
                 report.kept += len(diff.deleted)
-        if dry_run:
-            return report
-        await conn.execute(
-            "SELECT set_config('geo_comuna.reason', %s, true)", (f"sync {package.name}",)
-        )
-        for layer, diff, versions in plans:  # the registry's order: referenced layers first
-            if diff:
-                say(f"writing {layer.name}")
-                report.written += await _apply_layer(
-                    conn, layer, diff, versions, package, settings, user, code
+        try:
+            async with conn.transaction():  # a savepoint, undone on a dry run
+                await conn.execute(
+                    "SELECT set_config('geo_comuna.reason', %s, true)", (f"sync {package.name}",)
                 )
-        if delete_missing:  # dependent layers first
-            for layer, diff, versions in reversed(plans):
-                report.written += await _delete_layer(conn, layer, diff, versions, user)
-        await conn.execute("SELECT set_config('geo_comuna.reason', '', true)")
+                for layer, diff, versions in plans:  # the registry's order: referenced first
+                    if diff:
+                        say(_writing(layer, dry_run))
+                        report.written += await _apply_layer(
+                            conn, layer, diff, versions, package, settings, user, code, repair,
+                            report.repairs,
+                        )  # fmt: skip
+                if delete_missing:  # dependent layers first
+                    for layer, diff, versions in reversed(plans):
+                        report.written += await _delete_layer(conn, layer, diff, versions, user)
+                await conn.execute("SELECT set_config('geo_comuna.reason', '', true)")
+                if dry_run:
+                    raise _Undone
+        except _Undone:
+            report.written = 0
     return report
+
+
+class _Undone(Exception):
+    """A dry run's writes, rolled back."""
+
+
+def _writing(layer: Layer, dry_run: bool) -> Said:
+    if dry_run:
+        return Said(f"checking {layer.name}", f"comprobando {layer.name}")
+    return Said(f"writing {layer.name}", f"escribiendo {layer.name}")
 
 
 async def sync_file(
