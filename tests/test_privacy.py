@@ -26,6 +26,7 @@ from geo_comuna import accounts
 from geo_comuna.accounts import PUBLIC, Access
 from geo_comuna.features import disclosure
 from geo_comuna.layers import LAYERS, MIN_GROUP
+from geo_comuna.maps import data
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
 
@@ -307,8 +308,7 @@ async def test_tiles(conn: AsyncConnection, reader: Callable, who: str) -> None:
     rows = await homes(conn)
     lon = sum(r[1] for r in rows) / len(rows)
     lat = sum(r[2] for r in rows) / len(rows)
-    cur = await conn.execute("SELECT version FROM layer_versions WHERE layer = 'dwellings'")
-    version = (await cur.fetchone())[0]
+    version = await data.layer_version(conn, LAYERS["dwellings"])
     async with reader(who) as c:
         for z in (12, 17):  # the summary grid and single homes
             x, y = tile_of(lon, lat, z)
@@ -345,8 +345,7 @@ async def test_a_tile_of_one_reader_is_not_served_to_another(
 async def test_public_layers_keep_long_lived_public_tiles_unless_reads_need_a_token(
     conn: AsyncConnection, reader: Callable, settings: Settings
 ) -> None:
-    cur = await conn.execute("SELECT version FROM layer_versions WHERE layer = 'parcels'")
-    version = (await cur.fetchone())[0]
+    version = await data.layer_version(conn, LAYERS["parcels"])
     async with reader("anonymous") as c:
         r = await c.get("/tiles/parcels/5/9/15.pbf", params={"v": version})
         assert (

@@ -181,11 +181,17 @@ async def _geobuf(
 
 
 async def layer_version(conn: AsyncConnection, layer: Layer) -> int:
-    """Bumped by every write to the layer (migration 0001): tile URLs carry it, so a browser
-    cache never shows stale tiles."""
-    cur = await conn.execute("SELECT version FROM layer_versions WHERE layer = %s", (layer.table,))
-    row = await cur.fetchone()
-    return row[0] if row else 0
+    """Bumped by every write to a table the layer's features are built from (their own, and
+    those whose codes they show: Layer.feature_tables; each table's version comes from
+    migration 0001): tile URLs, ETags and cache keys carry it, so that no cache shows stale
+    tiles. It is the sum of those tables' versions, which only grow. An exchange's tile
+    shows its communes' codes: with its own table's version alone, a commune's new code
+    never reached it (same ETag, 304s, the old code for a year behind ?v=)."""
+    cur = await conn.execute(
+        "SELECT coalesce(sum(version), 0) FROM layer_versions WHERE layer = ANY(%s)",
+        (sorted(layer.feature_tables),),
+    )
+    return int((await cur.fetchone())[0])
 
 
 async def state_lines(conn: AsyncConnection, commune_id: int) -> str:

@@ -391,12 +391,34 @@ async def test_a_low_zoom_tile_of_small_parcels_is_a_grid_of_counted_cells(
 async def test_tiles_of_a_version_are_cached_for_long(
     client: httpx.AsyncClient, conn: AsyncConnection
 ) -> None:
-    cur = await conn.execute("SELECT version FROM layer_versions WHERE layer = 'parcels'")
-    version = (await cur.fetchone())[0]
+    version = await data.layer_version(conn, get_layer("parcels"))
     r = await client.get("/tiles/parcels/5/9/15.pbf", params={"v": version})
     assert "immutable" in r.headers["cache-control"]
     r = await client.get("/tiles/parcels/5/9/15.pbf", params={"v": version + 1})
     assert "max-age=60" in r.headers["cache-control"]
+
+
+async def test_a_tile_changes_with_the_codes_it_shows(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """An exchange's tile shows the codes of its communes. When a commune's code changed,
+    the tile kept its ETag (a 304 for the old one), its cache entry and its ?v= URL, and
+    showed the old code: its version was the exchanges' table's alone."""
+    cur = await conn.execute(
+        "SELECT c.id, c.code, ST_X(ST_PointOnSurface(e.geom)), ST_Y(ST_PointOnSurface(e.geom)) "
+        "FROM exchanges e JOIN communes c ON c.id = e.to_commune_id LIMIT 1"
+    )
+    commune, code, lon, lat = await cur.fetchone()
+    x, y = tile_of(lon, lat, 14)
+    url = f"/tiles/exchanges/14/{x}/{y}.pbf"
+    before = await client.get(url)
+    assert before.status_code == 200 and code.encode() in before.content
+    version = await data.layer_version(conn, get_layer("exchanges"))
+    await conn.execute("UPDATE communes SET code = code || '-X' WHERE id = %s", (commune,))
+    assert await data.layer_version(conn, get_layer("exchanges")) > version
+    after = await client.get(url, headers={"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200 and after.headers["etag"] != before.headers["etag"]
+    assert f"{code}-X".encode() in after.content
 
 
 async def test_big_layers_use_tiles_or_geobuf(conn: AsyncConnection) -> None:
