@@ -201,7 +201,10 @@ async def test_the_tenure_rule_by_hand(conn: AsyncConnection) -> None:
     cur = await conn.execute(
         "SELECT note FROM parcel_history WHERE parcel_id = %s ORDER BY id DESC LIMIT 1", (p,)
     )
-    assert (await cur.fetchone())[0] == f"follows its rights (right {ra})"
+    # in both languages: the history is read in either
+    assert (await cur.fetchone())[0] == (
+        f"sigue sus derechos (derecho {ra}) / follows its rights (right {ra})"
+    )
 
 
 async def test_a_collective_use_and_a_family_claim_on_all_of_it_is_a_dispute(
@@ -408,6 +411,39 @@ def assert_private(r: httpx.Response) -> None:
     cache = r.headers["cache-control"]
     assert ("private" in cache or "no-store" in cache) and "public" not in cache, cache
     assert "authorization" in r.headers["vary"].lower()
+
+
+async def test_refusals_say_what_is_wrong(conn: AsyncConnection, reader: Callable) -> None:
+    """A right that ends before it starts is refused in words (it was the database's own
+    'violates check constraint "rights_check"'); a document for a parcel that does not
+    exist is a 404 (it was a 403, as if the parcel were another commune's)."""
+    p = await parcel(conn, "EM-P019")
+    async with reader("editor-maizal") as c:
+        r = await c.post(
+            "/collections/parties/items",
+            json=feature(commune=MAIZAL, kind="household", name=NAME),
+        )
+        assert r.status_code == 201, r.text
+        party = r.json()["ids"][0]
+        r = await c.post(
+            "/collections/rights/items",
+            json=feature(
+                parcel=p, party=party, kind="lease", status="claimed",
+                starts_on="2021-01-01", ends_on="2020-01-01",
+            ),
+        )  # fmt: skip
+        assert r.status_code == 422, r.text
+        assert "ends_on is before starts_on" in r.json()["detail"]
+        assert "rights_check" not in r.text
+        cur = await conn.execute("SELECT max(id) + 1000 FROM parcels")
+        (missing,) = await cur.fetchone()
+        r = await c.post(
+            "/documents",
+            data={"title": TITLE, "parcel": str(missing)},
+            files={"file": ("constancia.pdf", PDF, "application/pdf")},
+        )
+        assert r.status_code == 404, r.text
+        assert f"no parcel {missing}" in r.json()["detail"]
 
 
 @pytest.mark.parametrize("who", OUTSIDERS + MEMBERS)

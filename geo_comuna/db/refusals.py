@@ -105,8 +105,21 @@ def scope_reason(exc: psycopg.Error) -> str | None:
     return None
 
 
+#: constraints whose refusal says more in words than the database's message does
+_CONSTRAINTS = {
+    "rights_check": Said(
+        "ends_on is before starts_on: a right ends on the day it starts or later",
+        "ends_on es anterior a starts_on: un derecho termina el día en que empieza o después",
+    ),
+}
+
+
 def check_refusal(exc: psycopg.Error) -> Said:
-    """Why a CHECK or NOT NULL constraint refused a write, as the database says it."""
+    """Why a CHECK or NOT NULL constraint refused a write: in words where it is one of
+    _CONSTRAINTS, else as the database says it."""
+    known = _CONSTRAINTS.get(exc.diag.constraint_name or "")
+    if known is not None:
+        return known
     return Said(
         f"refused by the database: {exc.diag.message_primary}",
         f"rechazado por la base de datos: {exc.diag.message_primary}",

@@ -30,6 +30,7 @@ from geo_comuna.errors import (
     Forbidden,
     InvalidFile,
     InvalidInput,
+    NotFound,
     Said,
     TooLarge,
     Unsupported,
@@ -248,6 +249,10 @@ async def upload(
         place = await anyio.to_thread.run_sync(photo_place, data, name, kind)
     digest = hashlib.sha256(data).hexdigest()
     ((what, ref),) = given.items()
+    if what == "parcel":  # parcels are public: one that is not there is a 404, not a 403
+        cur = await conn.execute("SELECT FROM parcels WHERE id = %s", (ref,))
+        if await cur.fetchone() is None:
+            raise NotFound(Said(f"no parcel {ref}", f"no hay ninguna parcela {ref}"))
     async with writing(conn, user):
         await conn.execute(
             "INSERT INTO document_contents (sha256, bytes) VALUES (%s, %s) ON CONFLICT DO NOTHING",

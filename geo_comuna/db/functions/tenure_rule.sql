@@ -34,7 +34,8 @@ $$;
 
 -- Apply the rule to one parcel: its tenure changes (so parcel_history and audit_log record
 -- it, by their own triggers) only when the rule speaks and says something else. The history
--- note names the right, unless the writer gave a note of their own.
+-- note names the right, in Spanish and English (pages show it in either), unless the writer
+-- gave a note of their own.
 CREATE OR REPLACE FUNCTION tenure_follow_rights(p_parcel integer, p_right integer)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
@@ -44,8 +45,9 @@ BEGIN
     IF wanted IS NULL THEN
         RETURN;
     END IF;
-    PERFORM set_config('geo_comuna.change_note',
-                       coalesce(given, format('follows its rights (right %s)', p_right)), true);
+    PERFORM set_config('geo_comuna.change_note', coalesce(given, format(
+        'sigue sus derechos (derecho %s) / follows its rights (right %s)', p_right, p_right
+    )), true);
     UPDATE parcels SET tenure = wanted WHERE id = p_parcel AND tenure IS DISTINCT FROM wanted;
     PERFORM set_config('geo_comuna.change_note', coalesce(given, ''), true);
 END $$;
