@@ -165,7 +165,9 @@ async def test_exactly_the_four_edits_come_back(
         new_tenure,
         before[a][0],
     ]
-    assert len(diff.added) == 1 and diff.deleted == [c] and diff.conflicts == []
+    assert len(diff.added) == 1 and diff.missing == [c] and diff.conflicts == []
+    # deleted only when asked: without it the answer listed it under "deleted" all the same
+    assert diff.deleted == ([c] if delete_missing else [])
     assert report.written == (4 if delete_missing else 3)
     assert report.kept == (0 if delete_missing else 1)
 

@@ -90,7 +90,7 @@ def summary(report: Any, lang: str) -> list[str]:
         counts = [
             counted(len(diff.added), t["added"]),
             counted(len(diff.changed), t["changed"]),
-            counted(len(diff.deleted), deleted),
+            counted(len(diff.missing), deleted),
             counted(len(diff.conflicts), t["conflicts"]),
         ]
         if diff.synced:

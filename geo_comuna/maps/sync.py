@@ -99,11 +99,14 @@ class LayerDiff:
     #: new in the package but stored already, by an earlier sync of the same file: their ids
     synced: list[int] = field(default_factory=list)
     changed: list[Change] = field(default_factory=list)
+    #: stored features of the commune the package lacks: their ids
+    missing: list[int] = field(default_factory=list)
+    #: those of them deleted (with delete_missing; else none)
     deleted: list[int] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.deleted or self.conflicts)
+        return bool(self.added or self.changed or self.missing or self.conflicts)
 
 
 @dataclass
@@ -451,8 +454,8 @@ def compare(
         out.conflicts.append(Conflict(feature.id, feature.version, version, both, resolve))
     missing = set(stored) - present
     out.synced = _synced_before(package, layer, out, stored, missing)
-    out.deleted = sorted(missing - set(out.synced))
-    for fid in out.deleted:
+    out.missing = sorted(missing - set(out.synced))
+    for fid in out.missing:
         versions[fid] = stored[fid][0]
     return out, versions
 
@@ -707,8 +710,10 @@ async def sync(
             report.layers[name] = diff
             plans.append((layer, diff, versions))
             report.unresolved += sum(c.resolved is None for c in diff.conflicts)
-            if not delete_missing:
-                report.kept += len(diff.deleted)
+            if delete_missing:
+                diff.deleted = list(diff.missing)
+            else:
+                report.kept += len(diff.missing)
         try:
             async with conn.transaction():  # a savepoint, undone on a dry run
                 await conn.execute(
