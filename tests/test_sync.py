@@ -325,6 +325,25 @@ async def test_a_dry_run_refuses_what_the_sync_would_and_repair_is_taken(
     assert (await _row(conn, a))[2] != before[2]
 
 
+async def test_a_geometry_cleared_in_the_package_is_refused_not_dropped(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """A parcel whose geometry was emptied in the package was skipped without a word (written
+    0, nothing reported). It is refused, naming it and saying how to remove a feature."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    a, b = await _parcels(conn, 2)
+    before = {p: await _row(conn, p) for p in (a, b)}
+    _set_tenure(gpkg, a, "disputed" if before[a][0] != "disputed" else "occupied")
+    _ogr_sql(gpkg, f"UPDATE parcels SET geom = NULL WHERE id = {b}")
+    for dry_run in (True, False):
+        with pytest.raises(InvalidGeometry) as refused:
+            await _sync(conn, settings, gpkg, tmp_path, dry_run=dry_run)
+        assert refused.value.layer == "parcels" and refused.value.feature == b
+        assert "--delete-missing" in refused.value.reason
+    assert {p: await _row(conn, p) for p in (a, b)} == before
+
+
 # --- conflicts ----------------------------------------------------------------------------
 
 

@@ -41,7 +41,14 @@ from psycopg import AsyncConnection
 from geo_comuna import work
 from geo_comuna.accounts import EVERYWHERE, User
 from geo_comuna.db.migrate import current_version
-from geo_comuna.errors import Forbidden, GeoComunaError, InvalidFile, Said, TooLarge
+from geo_comuna.errors import (
+    Forbidden,
+    GeoComunaError,
+    InvalidFile,
+    InvalidGeometry,
+    Said,
+    TooLarge,
+)
 from geo_comuna.features import edit
 from geo_comuna.io.bulk import SHAPE_TOLERANCE
 from geo_comuna.io.formats import FORMATS, GDAL_ERRORS, gdal_source
@@ -436,6 +443,8 @@ def compare(
             continue
         version, values, wkb = stored[feature.id]
         geometry = None if wkb is None else shapely.from_wkb(wkb)
+        if feature.geometry is None and geometry is not None:
+            _cleared(layer, feature.id)
         fields = _differences(feature, values, geometry, columns)
         if not fields:
             continue
@@ -458,6 +467,27 @@ def compare(
     for fid in out.missing:
         versions[fid] = stored[fid][0]
     return out, versions
+
+
+def _cleared(layer: Layer, fid: int) -> None:
+    """A feature whose geometry the package leaves empty. Nothing to write where the package
+    could not hold it (a members-only position, withheld from the package's reader) or the
+    database draws it (an exchange's line); elsewhere someone cleared it, which no write
+    does, and it was dropped without a word: refused, saying how to remove the feature."""
+    if layer.geometry_read != "public" or layer.geometry_optional:
+        return
+    raise InvalidGeometry(
+        Said(
+            "its geometry is empty in the package; a feature keeps its geometry: to remove "
+            "the feature, delete it in the package and sync with --delete-missing "
+            "(?delete_missing=true)",
+            "su geometría está vacía en el paquete; una entidad conserva su geometría: para "
+            "quitar la entidad, bórrela en el paquete y sincronice con --delete-missing "
+            "(?delete_missing=true)",
+        ),
+        layer=layer.name,
+        feature=fid,
+    )
 
 
 def _synced_before(
