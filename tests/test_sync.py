@@ -214,6 +214,34 @@ async def test_a_second_sync_of_the_same_file_adds_nothing(
     assert await _count(conn) == total - 1
 
 
+async def test_a_new_feature_edited_again_in_the_same_file_is_updated_not_added_twice(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """A field worker adds a parcel, syncs, goes on editing it in the same file (which never
+    gets the id the sync gave it) and syncs again. It was stored a second time (or refused
+    for its code): it is the same parcel, made after the package at the same place with the
+    same shape, and its edited attribute is a change of it."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    await _add_parcel(conn, gpkg, tmp_path)
+    first = await _sync(conn, settings, gpkg, tmp_path)
+    assert len(first.layers["parcels"].added) == 1
+    cur = await conn.execute("SELECT id, tenure FROM parcels WHERE code = 'MZ-FIELD-1'")
+    ((new_id, tenure),) = await cur.fetchall()
+    total = await _count(conn)
+    _ogr_sql(gpkg, "UPDATE parcels SET tenure = 'disputed', notes = 'again' WHERE id IS NULL")
+    second = await _sync(conn, settings, gpkg, tmp_path)
+    diff = second.layers["parcels"]
+    assert diff.added == [] and diff.synced == [new_id] and diff.missing == []
+    assert [(ch.id, sorted(ch.fields)) for ch in diff.changed] == [(new_id, ["notes", "tenure"])]
+    assert await _count(conn) == total and second.written == 1
+    cur = await conn.execute("SELECT tenure, notes FROM parcels WHERE id = %s", (new_id,))
+    assert await cur.fetchone() == ("disputed", "again") and tenure != "disputed"
+    # the same file once more changes nothing
+    third = await _sync(conn, settings, gpkg, tmp_path)
+    assert third.written == 0 and third.layers["parcels"].synced == [new_id]
+
+
 async def test_labels_are_stored_as_codes_and_the_same_file_again_is_no_conflict(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:

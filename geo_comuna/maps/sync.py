@@ -462,7 +462,10 @@ def compare(
         }
         out.conflicts.append(Conflict(feature.id, feature.version, version, both, resolve))
     missing = set(stored) - present
-    out.synced = _synced_before(package, layer, out, stored, missing)
+    out.synced, edited = _synced_before(package, layer, out, stored, missing)
+    for fid, fields in edited:  # now a feature of the package like any other
+        out.changed.append(Change(fid, fields))
+        versions[fid] = stored[fid][0]
     out.missing = sorted(missing - set(out.synced))
     for fid in out.missing:
         versions[fid] = stored[fid][0]
@@ -496,38 +499,54 @@ def _synced_before(
     diff: LayerDiff,
     stored: dict[int, tuple[int, dict[str, Any], bytes | None]],
     missing: set[int],
-) -> list[int]:
+) -> tuple[list[int], list[tuple[int, dict[str, list[Any]]]]]:
     """Ids of stored features that a new feature of the package already is: the package went
     through a sync before, which stored its new features under ids the package does not
     hold. Such a pair is the same feature, neither added again nor missing. Matched on the
     same attributes and geometry (COORD_TOLERANCE), each stored feature once; takes the
-    matched package rows out of ``diff.added``."""
+    matched package rows out of ``diff.added``.
+
+    A field worker may go on editing such a feature in the same file and sync again: it was
+    then stored a second time. So a stored feature made after the package (an id above every
+    id of the layer in it) at the same place, with the same geometry, is that feature too,
+    and its attributes that differ are a change: returned as (id, fields), the package's
+    feature given that id and the stored version."""
     if not diff.added or not missing:
-        return []
+        return [], []
     columns = package.columns[layer.name]
     by_place: dict[tuple[float, float], list[int]] = {}
     for fid in missing:
         wkb = stored[fid][2]
         if wkb is not None:
             by_place.setdefault(_place(shapely.from_wkb(wkb)), []).append(fid)
-    rows = {f.row: f for f in package.layers[layer.name]}
+    features = package.layers[layer.name]
+    newest = max((f.id for f in features if f.id is not None), default=0)
+    rows = {f.row: i for i, f in enumerate(features)}
+    code = package.info.get("commune_code", "")
     matched: list[int] = []
+    edited: list[tuple[int, dict[str, list[Any]]]] = []
     for row in list(diff.added):
-        feature = rows[row]
+        feature = features[rows[row]]
         if feature.geometry is None:
             continue
-        code = package.info.get("commune_code", "")
         properties = _commune_default(layer, feature.properties, code)
-        feature = Feature(feature.row, None, None, properties, feature.geometry)
+        given = Feature(feature.row, None, None, properties, feature.geometry)
         for fid in by_place.get(_place(feature.geometry), []):
-            _, values, wkb = stored[fid]
-            if fid not in matched and not _differences(
-                feature, values, shapely.from_wkb(wkb), columns
-            ):
-                matched.append(fid)
-                diff.added.remove(row)
-                break
-    return sorted(matched)
+            if fid in matched:
+                continue
+            version, values, wkb = stored[fid]
+            fields = _differences(given, values, shapely.from_wkb(wkb), columns)
+            if fields and (fid <= newest or "geometry" in fields):
+                continue
+            matched.append(fid)
+            diff.added.remove(row)
+            if fields:
+                features[rows[row]] = Feature(
+                    row, fid, version, feature.properties, feature.geometry
+                )
+                edited.append((fid, fields))
+            break
+    return sorted(matched), edited
 
 
 def _place(geometry: Any) -> tuple[float, float]:
