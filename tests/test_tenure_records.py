@@ -378,11 +378,16 @@ async def test_register_read_change_and_audit(conn: AsyncConnection, reader: Cal
             json=feature(commune=MAIZAL, kind="person", name="N", id_number="12345678"),
         )
         assert bad.status_code == 422 and "id_number" in bad.json()["detail"]
+        # {"properties": ...} alone is a patch, as it is for a layer's feature (it was a 400)
         r = await c.patch(
-            f"/collections/rights/items/{ids['right']}", json=feature(status="granted")
+            f"/collections/rights/items/{ids['right']}", json={"properties": {"status": "granted"}}
         )
         assert r.status_code == 200, r.text
         assert await tenure(conn, ids["parcel"]) == "regularized"
+        r = await c.post(
+            "/collections/parties/items", json={"properties": {"commune": MAIZAL, "kind": "clan"}}
+        )
+        assert r.status_code == 400 and "GeoJSON Feature" in r.json()["detail"]
     async with reader("editor-marzo") as c:
         r = await c.patch(
             f"/collections/parties/items/{ids['party']}", json=feature(name="Otro nombre")

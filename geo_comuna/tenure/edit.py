@@ -70,7 +70,9 @@ RIGHT_FIELDS: dict[str, Field] = {
 FIELDS = {"parties": PARTY_FIELDS, "rights": RIGHT_FIELDS}
 
 
-def _properties(kind: str, body: bytes) -> dict[str, Any]:
+def _properties(kind: str, body: bytes, patch: bool = False) -> dict[str, Any]:
+    """The properties of a body that is one Feature without geometry; a patch may also be
+    ``{"properties": {...}}`` alone, as a layer's feature's may (features/edit.py)."""
     try:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -78,6 +80,8 @@ def _properties(kind: str, body: bytes) -> dict[str, Any]:
             Said(f"the body is not JSON: {exc}", f"el cuerpo de la petición no es JSON: {exc}"),
             layer=kind,
         ) from None
+    if patch and isinstance(doc, dict) and "type" not in doc:
+        doc = {"type": "Feature", **doc}
     if not isinstance(doc, dict) or doc.get("type") != "Feature":
         raise InvalidInput(
             Said(
@@ -294,7 +298,7 @@ async def patch(
 ) -> str:
     """Change some properties of a party or a right; the new row version."""
     _writer(user)
-    values = await _columns(conn, kind, _properties(kind, body), whole=False)
+    values = await _columns(conn, kind, _properties(kind, body, patch=True), whole=False)
     if not values:
         raise InvalidInput(
             Said("no property to change", "no hay ninguna propiedad que cambiar"),
