@@ -12,6 +12,7 @@ import httpx
 import pytest
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.api import fairness
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
@@ -192,7 +193,7 @@ async def test_memory_goes_back_to_the_system_when_the_last_heavy_request_ends(
     """Once when the heavy requests running have all ended (two at once: once, after the
     second); never for a cheap read. On glibc the call is malloc_trim."""
     released: list[int] = []
-    monkeypatch.setattr(fairness, "release_memory", lambda: released.append(1))
+    monkeypatch.setattr(work, "release_memory", lambda: released.append(1))
     async with api_client(conn, settings) as client:
         assert (await client.get("/collections/parcels/items?limit=1")).status_code == 200
         assert released == []
@@ -205,4 +206,4 @@ async def test_memory_goes_back_to_the_system_when_the_last_heavy_request_ends(
         assert [r.status_code for r in both] == [200, 200]
         assert released == [1, 1]
     if Path("/lib/x86_64-linux-gnu/libc.so.6").exists():  # Debian's glibc
-        assert fairness._malloc_trim() is not None
+        assert work._malloc_trim() is not None

@@ -412,3 +412,15 @@ async def test_geopackages_open_in_debians_gdal_without_warnings(
         access=EVERYWHERE,
     )
     _debian_gdal_reads_cleanly(export)
+
+
+async def test_the_package_gives_memory_back_between_its_steps(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After its analyses and after each of its four pages, each page then built on what the
+    one before freed (BENCH-B-0001's package: peak 826-827 MB, now 651-698 MB; bench/README.md)."""
+    released: list[int] = []
+    monkeypatch.setattr(work, "release_memory", lambda: released.append(1))
+    commune_id = await require_commune(conn, COMMUNE)
+    await build_package(conn, commune_id, tmp_path / "p.zip", settings, accounts.EVERYWHERE)
+    assert len(released) == 1 + len(MAPS) + len(REPORTS)

@@ -17,24 +17,22 @@ State is per process: with several workers each counts its own clients (limits t
 worker; put them in the proxy in front for exact global limits).
 
 When the last heavy request running ends, the memory it freed goes back to the system
-(release_memory): a worker that built the package of a 200,000-parcel commune otherwise
+(work.release_memory): a worker that built the package of a 200,000-parcel commune otherwise
 kept ~800 MB resident while idle, most of it freed but held by the C allocator.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import hashlib
 import math
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from geo_comuna import work
 from geo_comuna.api import problems
 from geo_comuna.settings import Settings
 
@@ -156,25 +154,8 @@ class Fairness:
         finally:
             self.slots.release()
             self.running -= 1
-            if not self.running and release_memory is not None:
-                await asyncio.to_thread(release_memory)
-
-
-def _malloc_trim() -> Callable[[], None] | None:
-    """glibc's malloc_trim: gives the pages of freed memory back to the system. Python frees
-    a heavy request's objects when it ends, but the C allocator keeps the memory for later
-    (after BENCH-B-0001's package, ~800 MB resident where ~300 MB were in use). None where
-    the C library has no such call (musl, macOS): the memory is then only reused."""
-    name = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
-    if trim is None:
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return lambda: trim(0)
-
-
-#: called on a worker thread when no heavy request is running any more
-release_memory = _malloc_trim()
+            if not self.running:
+                await asyncio.to_thread(work.release_memory)
 
 
 def _client(scope: Scope) -> tuple[str, bool]:

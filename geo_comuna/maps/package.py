@@ -406,6 +406,8 @@ async def write_pages(
             )
             html = await build(conn, commune_id, page, styles)
             (folder / name).write_text(steady_ids(html), encoding="utf-8")
+            del html
+            await asyncio.to_thread(work.release_memory)  # each page starts from less
 
 
 async def build_package(
@@ -443,6 +445,7 @@ async def build_package(
             say("analyses")
             with work.share(3):  # a third of the time left: the pages must still be drawn
                 await answer_all(conn, commune_id)
+            await asyncio.to_thread(work.release_memory)  # what the analyses left
             await write_pages(conn, folder, commune_id, settings, access, styles, say)
         unfinished = list(answers.failed.values())
         complete = access.member_of(commune_id)
