@@ -583,3 +583,23 @@ async def test_http_upload_needs_a_writer_confined_to_its_communes(
         r = await c.post("/collections/parcels/import", files=upload)
         assert r.status_code == 201, r.text
     assert await count(conn, "parcels") == before + 3
+
+
+async def test_a_local_crs_keeps_its_small_coordinates(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """A survey's own transverse Mercator, its origin on the site: coordinates of a few tens
+    of metres, within +-180 and +-90 like degrees, are metres here. The check for degrees in a
+    projected CRS (the case above) leaves them: this CRS names no area of use to leave."""
+    lon0, lat0 = LON + 0.0005, LAT + 0.0005
+    local = f"+proj=tmerc +lat_0={lat0} +lon_0={lon0} +k=1 +x_0=0 +y_0=0 +ellps=GRS80 +units=m"
+    frame = parcels(1).to_crs(local)
+    assert frame.total_bounds.max() < 100  # metres around the origin
+    pyogrio.write_dataframe(frame, tmp_path / "survey.gpkg")
+    done = await import_file(conn, PARCELS, tmp_path / "survey.gpkg", settings)
+    assert done.inserted == 1
+    cur = await conn.execute(
+        "SELECT ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom)) FROM parcels "
+        "ORDER BY id DESC LIMIT 1"
+    )
+    assert await cur.fetchone() == pytest.approx((lon0, lat0), abs=1e-6)

@@ -89,12 +89,14 @@ class Geometries:
             ) from None
 
     def _refuse_degrees(self, geoms: np.ndarray, labels: Sequence[int]) -> None:
-        """A feature of a projected CRS (metres) whose every coordinate is within +-180 and
-        +-90 is in degrees: the file says the wrong CRS (a GeoJSON declaring EPSG:2202 around
-        lon/lat coordinates). Reprojected, it became a parcel of 0.0 ha on the Equator, inside
-        the service area, and was stored. In metres such a feature would lie within 200 m of
-        the projection's origin, which no land of the service area is near."""
-        if self.source is None or not self.source.is_projected:
+        """A feature of a projected CRS whose every coordinate is within +-180 and +-90, and
+        which that CRS then puts outside its own area of use, is in degrees: the file says the
+        wrong CRS (a GeoJSON declaring EPSG:2202 around lon/lat coordinates). Reprojected, it
+        became a parcel of 0.0 ha on the Equator, inside the service area, and was stored.
+        A local CRS whose origin lies on the site (a survey's) keeps its small coordinates:
+        they fall inside its area of use, or it says none."""
+        area = None if self.source is None else self.source.area_of_use
+        if area is None or not self.source.is_projected or self.to_wgs84 is None:
             return
         bounds = shapely.bounds(geoms)  # NaN for a missing or empty geometry
         with np.errstate(invalid="ignore"):
@@ -103,7 +105,13 @@ class Geometries:
             ).all(axis=1)
         if not small.any():
             return
-        i = int(np.argmax(small))
+        lon, lat = self.to_wgs84.transform(bounds[small, 0], bounds[small, 1])
+        outside = ~(
+            (area.west <= lon) & (lon <= area.east) & (area.south <= lat) & (lat <= area.north)
+        )
+        if not outside.any():
+            return
+        i = int(np.flatnonzero(small)[np.argmax(outside)])
         x, y = bounds[i, 0], bounds[i, 1]
         raise InvalidGeometry(
             Said(
