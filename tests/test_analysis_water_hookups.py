@@ -199,7 +199,8 @@ async def test_budget_greedy_gap_is_reported(conn: AsyncConnection) -> None:
     # money mode: 2 per metre, 220 to spend is the same 110 m
     money = await water_hookups.run(conn, cid, water_hookups.Params(cost_per_m=2, budget_money=220))
     assert money.summary["budget"]["gap_residents"] == 5
-    assert money.rows[0]["cost"] == pytest.approx(2 * length["N"], abs=0.2)
+    # a row costs its whole metres, as the budget pays them: 2 x 67, the greedy's cost
+    assert money.rows[0]["cost"] == 2 * cost["N"] == money.summary["budget"]["greedy"]["cost"]
 
 
 def test_budget_choices_against_brute_force() -> None:
@@ -267,11 +268,35 @@ async def test_sample_through_the_api(client: httpx.AsyncClient) -> None:
     assert ratios == sorted(ratios, reverse=True)
     geo = (await client.get("/communes/5-DE-MARZO/analyses/water-hookups?f=geojson")).json()
     assert len(geo["features"]) == summary["dwellings_without_piped_water"]
+    # each home's flag is the rule the summary and the projects count by (a home rising
+    # 0.04 m, shown as 0.0, was counted by them and not flagged)
+    flagged = [f["properties"] for f in geo["features"] if f["properties"]["needs_pumping"]]
+    assert len(flagged) == summary["needs_pumping"]["dwellings"] > 0
+    assert sum(f["residents"] for f in flagged) == summary["needs_pumping"]["residents"]
+    per_project: dict[int, int] = {}
+    for f in flagged:
+        per_project[f["project"]] = per_project.get(f["project"], 0) + 1
+    every = (
+        await client.get("/communes/5-DE-MARZO/analyses/water-hookups?f=csv&max_projects=10000")
+    ).text
+    counted = {
+        int(row["project"]): int(row["needs_pumping"])
+        for row in csv.DictReader(io.StringIO(every))
+        if int(row["needs_pumping"])
+    }
+    assert counted == per_project
     # every project's pipe drawn, as long as measured (shared stretches once)
     assert len(geo["lines"]) == summary["projects"]
     for line in geo["lines"]:
         drawn = sum(metres(*a, *b) for a, b in line["geometry"]["coordinates"])
         assert drawn == pytest.approx(line["properties"]["pipe_m"], abs=0.1 + 1e-3 * drawn)
+
+    # the chosen rows' costs add up to what the budget says it spends (whole metres each)
+    money = "/communes/5-DE-MARZO/analyses/water-hookups?cost_per_m=10&budget_money=5009"
+    answer = (await client.get(money)).json()["summary"]["budget"]
+    rows = list(csv.DictReader(io.StringIO((await client.get(money + "&f=csv")).text)))
+    spent = sum(float(row["cost"]) for row in rows if row["chosen_greedy"] == "True")
+    assert spent == pytest.approx(answer["greedy"]["cost"]) and 0 < spent <= 5009
 
     bad = await client.get("/communes/5-DE-MARZO/analyses/water-hookups?budget_money=100")
     assert bad.status_code == 400 and "cost_per_m" in bad.json()["detail"]

@@ -54,6 +54,11 @@ def rank_all(dw: Dwellings, pipes: Pipes, rise: Rise, head_threshold_m: float) -
     )
 
 
+def whole_metres(pipe_m: np.ndarray) -> np.ndarray:
+    """What a budget pays for a project's pipe: whole metres (4.59 m of pipe costs 5)."""
+    return np.ceil(np.asarray(pipe_m) - 1e-9).astype(np.int64)
+
+
 def choose(
     ranking: Ranking, params: Params
 ) -> tuple[dict[str, Any] | None, np.ndarray | None, np.ndarray | None]:
@@ -62,7 +67,7 @@ def choose(
     budget_m = params.budget_metres()
     if budget_m is None:
         return None, None, None
-    costs = np.ceil(ranking.pipe_m - 1e-9).astype(np.int64)
+    costs = whole_metres(ranking.pipe_m)
     info, greedy, exact = budget.budget_summary(costs, ranking.residents, ranking.order, budget_m)
     if params.cost_per_m is not None:
         info["cost_per_m"] = params.cost_per_m

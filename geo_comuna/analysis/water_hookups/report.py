@@ -15,7 +15,7 @@ from geo_comuna.analysis.base import Result
 from geo_comuna.analysis.toolkit.features import LineFeatures, PointFeatures
 from geo_comuna.analysis.toolkit.network import Dwellings, as_features, rounded
 from geo_comuna.analysis.water_hookups.pipes import Pipes, Rise
-from geo_comuna.analysis.water_hookups.ranking import Ranking
+from geo_comuna.analysis.water_hookups.ranking import Ranking, whole_metres
 
 
 async def sector_totals(conn: AsyncConnection, commune_id: int) -> dict[str, tuple[int, int]]:
@@ -45,12 +45,13 @@ def nothing_to_connect(totals: dict[str, tuple[int, int]]) -> Result:
 def dwelling_features(
     dw: Dwellings, pipes: Pipes, rise: Rise, ranking: Ranking, head_threshold_m: float
 ) -> PointFeatures:
-    """One GeoJSON feature per dwelling without piped water; ``needs_pumping`` compares the
-    rounded rise with the threshold, as shown."""
-    diff = rounded(rise.rise_m)
-    shown = np.array([np.nan if d is None else d for d in diff], float)
-    pumping = (shown > head_threshold_m).astype(object)
-    pumping[np.isnan(shown)] = None
+    """One GeoJSON feature per dwelling without piped water; ``needs_pumping`` is the rule
+    the summary and the projects count by (Rise.needs_pumping, on the rise as measured; null
+    where it is unknown). On the rise as shown, rounded to 0.1 m, a home rising 0.04 m above
+    its source with a threshold of 0 was counted by the summary and the CSV, not by its own
+    flag."""
+    pumping = rise.needs_pumping(head_threshold_m).astype(object)
+    pumping[np.isnan(rise.rise_m)] = None
     return as_features(
         dw,
         {
@@ -63,7 +64,7 @@ def dwelling_features(
             "project": ranking.rank[pipes.project].astype(np.int64).tolist(),
             "elevation_m": rounded(rise.elevation_m),
             "source_elevation_m": rounded(rise.source_elevation_m),
-            "elevation_diff_m": diff,
+            "elevation_diff_m": rounded(rise.rise_m),
             "needs_pumping": pumping.tolist(),
         },
     )
@@ -106,8 +107,8 @@ def project_rows(
             "needs_pumping": int(ranking.needs_pumping[i]),
             "max_rise_m": None if np.isnan(max_rise) else round(float(max_rise), 1),
         }
-        if cost_per_m is not None:
-            row["cost"] = round(float(pipe) * cost_per_m, 2)
+        if cost_per_m is not None:  # as the budget pays it: the greedy rows add up to its cost
+            row["cost"] = round(float(whole_metres(pipe)) * cost_per_m, 2)
         if chosen_greedy is not None:
             row["chosen_greedy"] = bool(chosen_greedy[i])
             row["chosen_optimum"] = None if chosen_exact is None else bool(chosen_exact[i])
