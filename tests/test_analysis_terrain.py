@@ -333,6 +333,12 @@ async def test_hillshade_png_for_leaflet(client: httpx.AsyncClient, conn: AsyncC
     assert bad.status_code == 400
     nodem = await client.get("/communes/EL-MAIZAL/hillshade.png")
     assert nodem.status_code == 404 and "has no DEM" in nodem.json()["detail"]
+    # a Spanish map page says why in Spanish (it said "Análisis no disponible: commune ...
+    # has no DEM")
+    page = (await client.get("/maps/communes/EL-MAIZAL/terrain")).text
+    assert "no tiene MDE" in page and "has no DEM" not in page
+    english = (await client.get("/maps/communes/EL-MAIZAL/terrain?lang=en")).text
+    assert "has no DEM" in english
 
 
 # --- DEM uploads: HTTP and CLI -------------------------------------------------------------

@@ -23,7 +23,7 @@ from rasterio.io import DatasetReader, MemoryFile
 
 from geo_comuna import gdal, work
 from geo_comuna.analysis.toolkit.zonal import Grid
-from geo_comuna.errors import InvalidFile, NotFound
+from geo_comuna.errors import InvalidFile, NotFound, Said
 from geo_comuna.io import sniff
 from geo_comuna.io.dems import Dem, for_commune, open_geotiff
 
@@ -41,8 +41,12 @@ async def dem_for(conn: AsyncConnection, commune_id: int) -> Dem:
             or [commune_id]
         )[0]
         raise NotFound(
-            f"commune {code} has no DEM; add one with `geo-comuna dem add {code} "
-            f"FILE.tif` or POST /communes/{code}/dems"
+            Said(
+                f"commune {code} has no DEM; add one with `geo-comuna dem add {code} "
+                f"FILE.tif` or POST /communes/{code}/dems",
+                f"la comuna {code} no tiene MDE (modelo digital de elevación); agregue uno con "
+                f"`geo-comuna dem add {code} ARCHIVO.tif` o POST /communes/{code}/dems",
+            )
         )
     return dem
 
