@@ -603,3 +603,20 @@ async def test_a_local_crs_keeps_its_small_coordinates(
         "ORDER BY id DESC LIMIT 1"
     )
     assert await cur.fetchone() == pytest.approx((lon0, lat0), abs=1e-6)
+
+
+def test_a_path_the_command_cannot_write_is_said_not_a_traceback(
+    own_db: str, tmp_path: Path
+) -> None:
+    """A folder given for a file, a path under /proc: each command said so in a Python
+    traceback. Now: exit 2 and the path with the reason, in the command's language."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for args, says in [
+        (["map", "commune", "EL-MAIZAL", "--out", str(folder), "--lang", "en"], "it is a folder"),
+        (["export", "parcels", "/proc/p.gpkg", "--commune", "EL-MAIZAL"], "/proc/"),
+    ]:
+        done = _cli(own_db, *args)
+        assert done.returncode == 2, (args, done.stderr[-500:])
+        assert says in done.stderr and "Traceback" not in done.stderr, done.stderr[-500:]
+    assert list(folder.iterdir()) == []

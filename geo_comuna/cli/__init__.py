@@ -11,6 +11,7 @@ import typer
 from geo_comuna.cli import usage
 from geo_comuna.cli.analyze import analyze
 from geo_comuna.cli.app import app
+from geo_comuna.cli.common import die, file_trouble
 from geo_comuna.cli.db import db_app
 from geo_comuna.cli.dem import dem_app
 from geo_comuna.cli.examples import add_examples
@@ -45,6 +46,11 @@ def main() -> None:
         code = exc.exit_code
     except typer.Abort:
         typer.echo("Aborted!", err=True)
+    except OSError as exc:  # a file or folder the command cannot read or write: no traceback
+        try:
+            die(file_trouble(exc), 2)
+        except typer.Exit as done:
+            code = done.exit_code
     finally:
         gc.freeze()
     sys.exit(code if isinstance(code, int) else 0)

@@ -75,6 +75,29 @@ def die(what: str | GeoComunaError, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+#: errno names in words, for file_trouble
+_WHY = {
+    "EACCES": ("permission denied", "permiso denegado"),
+    "EPERM": ("not permitted", "no permitido"),
+    "ENOENT": ("no such file or folder", "no existe el archivo o la carpeta"),
+    "EISDIR": ("it is a folder; give a file", "es una carpeta; indique un archivo"),
+    "ENOTDIR": ("a part of it is not a folder", "una parte de la ruta no es una carpeta"),
+    "EROFS": ("read-only file system", "sistema de archivos de solo lectura"),
+    "ENOSPC": ("no space left on the disk", "no queda espacio en el disco"),
+}
+
+
+def file_trouble(exc: OSError) -> Said:
+    """What went wrong with a file or folder, naming it: a command's output that cannot be
+    written (a read-only folder, a folder given for a file) ended in a Python traceback."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    en, es = _WHY.get(name, (exc.strerror or str(exc), exc.strerror or str(exc)))
+    where = exc.filename if exc.filename is not None else ""
+    return Said(f"{where}: {en}", f"{where}: {es}") if where else Said(en, es)
+
+
 def progress(message: str) -> None:
     """A step of long work, on stderr, in the command's language when it is a Said."""
     typer.secho(f"  … {said(message, language())}", err=True, fg=typer.colors.BLUE)
@@ -151,6 +174,8 @@ def run(work: Callable[[Any], Awaitable[T]], settings: Settings) -> T:
         return asyncio.run(main())
     except GeoComunaError as exc:
         die(exc, 2)
+    except OSError as exc:  # a file or folder the command cannot read or write
+        die(file_trouble(exc), 2)
     except QueryCanceled:
         ms = settings.statement_timeout_ms
         die(
