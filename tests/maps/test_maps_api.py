@@ -777,3 +777,24 @@ async def test_a_package_leaves_its_pages_the_time_its_analyses_cannot_use(
     assert readme.count("no terminó en su parte de los 3 s") == 4
     assert report_en.count("not available") >= 4
     assert took < 10  # not the analyses' 30 s (a bound, not a benchmark)
+
+
+def test_a_shape_simplified_away_is_left_out_without_a_warning() -> None:
+    """An overview burns what the database simplified for its scale; a tiny parcel comes back
+    as nothing or as an empty shape. rasterio warned once for each (~20,000 lines on stderr
+    for a commune of 60,000 small parcels); they are now left out, the others still burned."""
+    import warnings
+
+    import numpy as np
+    import shapely
+    from rasterio.transform import from_origin
+
+    burned = np.zeros((4, 4), dtype=np.uint32)
+    square = shapely.to_wkb(shapely.box(0, -2, 2, 0))
+    empty = shapely.to_wkb(shapely.Polygon())
+    from rasterio.errors import ShapeSkipWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ShapeSkipWarning)
+        overview_module._burn(burned, [None, empty, square], 1, from_origin(0, 0, 1, 1))
+    assert (burned[:2, :2] == 3).all() and burned.sum() == 12
