@@ -37,13 +37,16 @@ from tests.live import CLI, add_user, clean_env, serving
 PARCELS = LAYERS["parcels"]
 
 
-def cli(dsn: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(
+    dsn: str, *args: str, timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         env=clean_env(GEO_COMUNA_DATABASE_URL=dsn),
+        cwd=cwd,
     )
 
 
@@ -188,8 +191,11 @@ def test_restore_keeps_tokens_revoked_since_the_backup(own_db: str, tmp_path: Pa
     assert authenticates(own_db, rotated_old) is None
     assert authenticates(own_db, rotated_new) == "rotada"
     assert authenticates(own_db, later) is None
-    # and a second restore of the same file still knows
-    again = json.loads(cli(own_db, "restore", str(archive)).stdout)
+    # and a second restore of the same file still knows; named from its own folder (a
+    # relative path was looked for where pg_restore runs, and not found)
+    second = cli(own_db, "restore", archive.name, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    again = json.loads(second.stdout)
     assert again["revocations_kept"] == ["revocada"] and again["rotations_kept"] == ["rotada"]
     assert authenticates(own_db, rotated_old) is None
 

@@ -450,6 +450,7 @@ def restore(
     from geo_comuna.db.pool import resolve_conninfo
 
     settings = load_settings()
+    file = file.resolve()  # pg_restore runs elsewhere (as postgres, from its own folder)
     try:
         report = backups.restore(settings, resolve_conninfo(settings), file)
     except GeoComunaError as exc:
