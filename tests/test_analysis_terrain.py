@@ -34,6 +34,7 @@ from geo_comuna.analysis.toolkit.hillshade import hillshade, hillshade_png, illu
 from geo_comuna.analysis.toolkit.slope import gradient, slope_pct
 from geo_comuna.analysis.toolkit.zonal import Grid, coverage, zonal
 from geo_comuna.cli import app as cli_app
+from geo_comuna.errors import InvalidFile
 from geo_comuna.io import dems
 
 pytestmark = pytest.mark.anyio
@@ -292,9 +293,20 @@ async def test_no_dem_a_dem_elsewhere_and_no_parcels(
     missing = await client.get("/communes/TERRAIN-EMPTY/analyses/terrain")
     assert missing.status_code == 404 and "has no DEM" in missing.json()["detail"]
     assert "dem add TERRAIN-EMPTY" in missing.json()["detail"]
+    # a DEM that misses its commune (its file's CRS misstated) is refused, nothing stored
     far = await add_commune(conn, "TERRAIN-FAR", (5000, 5000, 5100, 5100))
-    await dems.register(conn, far, write_dem(tmp_path, plane(0, 0), X0, Y0 + 40))
-    elsewhere = await client.get("/communes/TERRAIN-FAR/analyses/terrain")
+    with pytest.raises(InvalidFile, match="misses commune TERRAIN-FAR"):
+        await dems.register(conn, far, write_dem(tmp_path, plane(0, 0), X0, Y0 + 40))
+    cur = await conn.execute("SELECT count(*) FROM dems WHERE commune_id = %s", (far,))
+    assert (await cur.fetchone())[0] == 0
+    # one that covered its commune until the commune's outline moved away
+    moved = await add_commune(conn, "TERRAIN-MOVED", (0, 0, 100, 100))
+    await dems.register(conn, moved, write_dem(tmp_path, plane(0, 0, 12, 12), X0 - 10, Y0 + 110))
+    await conn.execute(
+        "UPDATE communes SET geom = (SELECT geom FROM communes WHERE id = %s) WHERE id = %s",
+        (far, moved),
+    )
+    elsewhere = await client.get("/communes/TERRAIN-MOVED/analyses/terrain")
     assert elsewhere.status_code == 400 and "does not cover" in elsewhere.json()["detail"]
     await dems.register(conn, cid, write_dem(tmp_path, plane(0, 0, 12, 12), X0 - 10, Y0 + 110))
     empty = await client.get("/communes/TERRAIN-EMPTY/analyses/terrain")

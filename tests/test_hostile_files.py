@@ -405,7 +405,12 @@ async def test_a_dem_is_stored_as_a_geotiff_of_our_own(
     client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
 ) -> None:
     z = np.arange(200 * 200, dtype="float32").reshape(200, 200) / 100
-    upload = write_dem(tmp_path, z, X0, Y0, cell=1.0)
+    cur = await conn.execute(  # over 5 de Marzo: a DEM must reach its commune
+        "SELECT round(ST_X(p)) - 100, round(ST_Y(p)) + 100 FROM (SELECT ST_Transform("
+        "ST_Centroid(geom), 32619) AS p FROM communes WHERE code = '5-DE-MARZO') c"
+    )
+    x0, y0 = (float(v) for v in await cur.fetchone())
+    upload = write_dem(tmp_path, z, x0, y0, cell=1.0)
     with rasterio.open(upload, "r+") as dst:
         dst.update_tags(SECRET=MARKER)
     r = await client.post(
@@ -418,7 +423,7 @@ async def test_a_dem_is_stored_as_a_geotiff_of_our_own(
     assert stored != upload.read_bytes() and MARKER.encode() not in stored
     with rasterio.MemoryFile(stored) as mem, mem.open() as src:
         assert src.driver == "GTiff" and src.nodata == -9999 and src.crs.to_epsg() == 32619
-        assert src.transform == Affine(1.0, 0, X0, 0, -1.0, Y0)
+        assert src.transform == Affine(1.0, 0, x0, 0, -1.0, y0)
         np.testing.assert_array_equal(src.read(1), z)
         assert MARKER not in json.dumps(src.tags())
 

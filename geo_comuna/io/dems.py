@@ -200,6 +200,7 @@ async def register(
     loop, within the request's limits."""
     checked = await work.cpu(check, path, work.limits())
     name = name or path.stem
+    await _covers(conn, commune_id, checked.footprint, name)
     cur = await conn.execute(
         """INSERT INTO dems (commune_id, name, crs, width, height, resolution_m, footprint, tiff)
            VALUES (%s, %s, %s, %s, %s, %s, ST_SetSRID(ST_GeomFromWKB(%s), 4326), %s)
@@ -222,6 +223,33 @@ async def register(
     dem_id = (await cur.fetchone())[0]
     return Dem(
         dem_id, commune_id, name, checked.crs, checked.resolution_m, checked.footprint, checked.tiff
+    )
+
+
+async def _covers(
+    conn: AsyncConnection, commune_id: int, footprint: shapely.Geometry, name: str
+) -> None:
+    """A DEM must reach the commune it is added to. One in a CRS its file misstates (ETOPO
+    given EPSG:2202) landed on the Equator, was stored, and being the finest, was the one
+    the terrain analysis took, which then refused every request."""
+    cur = await conn.execute(
+        "SELECT code, ST_Intersects(geom, ST_SetSRID(ST_GeomFromWKB(%s), 4326)), "
+        "ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM communes WHERE id = %s",
+        (shapely.to_wkb(footprint), commune_id),
+    )
+    row = await cur.fetchone()
+    if row is None or row[1]:
+        return
+    code, _, *box = row
+    dem = [round(v, 4) for v in footprint.bounds]
+    near = [round(v, 4) for v in box]
+    raise InvalidFile(
+        Said(
+            f"DEM {name!r} covers lon/lat {dem}, which misses commune {code} ({near}); is the "
+            "file's CRS right?",
+            f"el MDE {name!r} cubre lon/lat {dem}, que no alcanza a la comuna {code} ({near}); "
+            "¿es correcto el CRS del archivo?",
+        )
     )
 
 
