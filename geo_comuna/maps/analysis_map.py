@@ -81,6 +81,15 @@ async def analysis_map(
             lines = None  # they end at homes (the public view has none; kept safe here too)
         elif name == "electricity-gaps":
             lines = answers.site_links(features)
+        elif lines and "chosen_greedy" in lines[0]["properties"]:
+            # a budget was given: the projects it takes (every project was drawn, the budget
+            # ignored: ?budget_m=500 drew the page it drew without)
+            lines = [line for line in lines if line["properties"]["chosen_greedy"]]
+            chosen = page.t(
+                f"Dentro del presupuesto: {len(lines)} proyectos (elección voraz).",
+                f"Within the budget: {len(lines)} projects (greedy choice).",
+            )
+            note = chosen if note is None else f"{note} {chosen}"
         if features:
             spec, entries = analysis_spec(name, features, styles, page.lang, sectors=sectors)
             answers.add_lines(m, page, styles, name, lines or [], spec, entries, legend)

@@ -146,6 +146,25 @@ async def test_analysis_maps(client: httpx.AsyncClient) -> None:
     assert r.status_code == 404
 
 
+async def test_a_budget_on_the_water_map_draws_the_projects_it_takes(
+    client: httpx.AsyncClient,
+) -> None:
+    """?budget_m=500 drew the same page as without it: every project's pipe, the budget
+    ignored. The map now draws the projects the budget's choice takes, and says how many."""
+    url = "/maps/communes/5-DE-MARZO/water-hookups"
+    every = (await client.get(url, params={"lang": "en"})).text
+    budget = (await client.get(url, params={"lang": "en", "budget_m": 500})).text
+    answer = await client.get(
+        "/communes/5-DE-MARZO/analyses/water-hookups", params={"budget_m": 500}
+    )
+    chosen = answer.json()["summary"]["budget"]["greedy"]["projects"]
+    assert 0 < chosen < answer.json()["summary"]["projects"]
+    assert f"Within the budget: {chosen} projects (greedy choice)." in budget
+    assert "Within the budget" not in every
+    assert budget.count('"chosen_greedy": true') == chosen
+    assert '"chosen_greedy": false' not in budget
+
+
 async def test_a_missing_analysis_shows_a_message(
     client: httpx.AsyncClient, conn: AsyncConnection
 ) -> None:

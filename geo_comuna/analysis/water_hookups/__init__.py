@@ -104,7 +104,7 @@ def _rank_and_report(
         features=report.dwelling_features(dw, pipes, rise, ranking, threshold),
         rows=report.project_rows(ranking, listed, params.cost_per_m, greedy, exact),
         warnings=warnings,
-        lines=functools.partial(report.project_lines, ranking, pipes),  # drawn if read
+        lines=functools.partial(report.project_lines, ranking, pipes, greedy),  # drawn if read
     )
 
 

@@ -70,20 +70,24 @@ def dwelling_features(
     )
 
 
-def project_lines(ranking: Ranking, pipes: Pipes) -> LineFeatures:
+def project_lines(
+    ranking: Ranking, pipes: Pipes, chosen_greedy: np.ndarray | None = None
+) -> LineFeatures:
     """One GeoJSON feature per project, best ranked first: where its pipe runs from the main
-    to its homes (a MultiLineString whose geodesic length is ``pipe_m``)."""
+    to its homes (a MultiLineString whose geodesic length is ``pipe_m``). With a budget, each
+    says whether the budget's choice takes it (``chosen_greedy``, as the CSV rows do): the
+    map then draws those only."""
     order = ranking.order
-    return pipes.pieces.features(
-        order,
-        {
-            "project": ranking.rank[order].astype(np.int64).tolist(),
-            "connection": np.where(order < ranking.n_network, "network", "straight_line").tolist(),
-            "dwellings": ranking.dwellings[order].astype(np.int64).tolist(),
-            "residents": ranking.residents[order].astype(np.int64).tolist(),
-            "pipe_m": np.round(ranking.pipe_m[order].astype(float), 1).tolist(),
-        },
-    )
+    properties = {
+        "project": ranking.rank[order].astype(np.int64).tolist(),
+        "connection": np.where(order < ranking.n_network, "network", "straight_line").tolist(),
+        "dwellings": ranking.dwellings[order].astype(np.int64).tolist(),
+        "residents": ranking.residents[order].astype(np.int64).tolist(),
+        "pipe_m": np.round(ranking.pipe_m[order].astype(float), 1).tolist(),
+    }
+    if chosen_greedy is not None:
+        properties["chosen_greedy"] = chosen_greedy[order].astype(bool).tolist()
+    return pipes.pieces.features(order, properties)
 
 
 def project_rows(
