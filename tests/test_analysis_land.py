@@ -716,3 +716,24 @@ async def test_empty_commune_and_bad_parameters(
     assert zero.status_code == 400 and "weight" in zero.json()["detail"]
     wide = await client.get("/communes/LAND-EMPTY/analyses/land-recovery?sliver_width_m=500")
     assert wide.status_code == 400 and "sliver_width_m" in wide.json()["detail"]
+
+
+async def test_a_ranking_on_terms_that_are_all_unknown_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    """El Maizal has no DEM: with the slope weighed alone every score was 0.0 and the ranking
+    followed the parcels' codes, with the usual warning only. It is a 400 saying what each
+    term needs; weighing the area too scores again."""
+    url = "/communes/EL-MAIZAL/analyses/land-recovery"
+    alone = {"weight_area": 0, "weight_road": 0, "weight_slope": 1}
+    r = await client.get(url, params=alone)
+    assert r.status_code == 400, r.text[:300]
+    assert "every weighted term is unknown" in r.json()["detail"]
+    r = await client.get(url, params={**alone, "weight_area": 1})
+    assert r.status_code == 200
+    scores = [
+        f["properties"]["score"]
+        for f in r.json()["features"]
+        if f["properties"]["kind"] == "candidate"
+    ]
+    assert scores and max(scores) > 0

@@ -28,6 +28,7 @@ from geo_comuna.analysis.base import sql_text
 from geo_comuna.analysis.land_recovery.params import Params
 from geo_comuna.analysis.land_recovery.summary import ha
 from geo_comuna.analysis.toolkit.slope import terrain_of
+from geo_comuna.errors import InvalidInput, Said
 from geo_comuna.io import dems
 
 #: WGS 84, the spheroid of PostGIS' geography
@@ -144,12 +145,39 @@ async def read_candidates(
         )
     elif rows:
         slopes = await work.cpu(_slopes, dem, rows, params.max_slope_pct, warnings)
-    if rows and all(r[10] is None for r in rows):
+    roads_known = not all(r[10] is None for r in rows)
+    if rows and not roads_known:
         warnings.append(
             "there are no roads (paths of kind 'road'): candidates are scored without road distance"
         )
+    if rows:
+        _something_weighed(params, not np.isnan(slopes).all(), roads_known)
     candidates = await work.cpu(_candidates, rows, slopes, dem is not None)
     return candidates, await _roads(conn, rows), warnings
+
+
+def _something_weighed(params: Params, slopes_known: bool, roads_known: bool) -> None:
+    """A score is the weighted mean of the terms known for a candidate: when every weighted
+    term is unknown in the commune, every score was 0 and the ranking followed the parcels'
+    order (weight_slope alone, and no DEM). Refused, saying what each term needs."""
+    weighed = (
+        params.weight_area > 0
+        or (params.weight_slope > 0 and slopes_known)
+        or (params.weight_road > 0 and roads_known)
+    )
+    if not weighed:
+        raise InvalidInput(
+            Said(
+                "every weighted term is unknown in this commune, so no candidate could be "
+                "scored: slope needs a DEM under the parcels (geo-comuna dem add), road "
+                "distance needs paths of kind 'road'; weigh the area (weight_area) or a term "
+                "that is known",
+                "todos los términos con peso son desconocidos en esta comuna, así que ningún "
+                "candidato se podría puntuar: la pendiente necesita un MDE bajo las parcelas "
+                "(geo-comuna dem add), la distancia a una vía necesita caminos de tipo 'road'; "
+                "dé peso al área (weight_area) o a un término conocido",
+            )
+        )
 
 
 def _slopes(dem: Any, rows: list[tuple], max_slope_pct: float, warnings: list[str]) -> np.ndarray:
