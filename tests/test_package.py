@@ -262,6 +262,10 @@ def test_cli_package(own_db: str, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "parcels" in done.stderr  # progress, layer by layer
+    # in the command's language (the locale's): it said "map and report (es)" in Spanish
+    spanish = "mapa e informe (es)" in done.stderr and "map and report" not in done.stderr
+    english = "map and report (es)" in done.stderr and "mapa e informe" not in done.stderr
+    assert spanish or english, done.stderr
     with zipfile.ZipFile(out) as zf:
         assert set(zf.namelist()) == FILES
         zf.extract(GPKG, tmp_path)
@@ -274,10 +278,12 @@ def test_cli_package(own_db: str, tmp_path: Path) -> None:
         [*CLI, "package", COMMUNE, "--out", str(out), "--public"],
         capture_output=True,
         text=True,
-        env=env,
+        env={**env, "LC_ALL": "es_VE.UTF-8"},
         timeout=600,
     )
     assert public.returncode == 0, public.stderr[-3000:]
+    assert "mapa e informe (es)" in public.stderr and "comprimiendo" in public.stderr
+    assert "map and report" not in public.stderr and "zipping" not in public.stderr
     with zipfile.ZipFile(out) as zf:
         zf.extract(GPKG, tmp_path / "public")
     homes = pyogrio.read_dataframe(tmp_path / "public" / GPKG, layer="dwellings")

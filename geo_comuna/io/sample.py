@@ -194,11 +194,11 @@ async def load_samples(
     counts: dict[str, int] = {}
     async with conn.transaction():
         for layer in BY_CODE:
-            say(layer.name)
+            say(Said(f"layer {layer.name}", f"capa {layer.name}"))
             counts[layer.name] = await load_by_code(conn, layer, settings)
         await _remove_samples(conn, await _sample_communes(conn, settings))
         for layer in TERRITORIES:
-            say(layer.name)
+            say(Said(f"layer {layer.name}", f"capa {layer.name}"))
             counts[layer.name] = await _load_territory(conn, layer, settings)
         counts["parcel_history"] = await _load_history(conn, samples)
         counts["parties"], counts["rights"] = await _load_records(conn, samples)

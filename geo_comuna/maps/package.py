@@ -361,7 +361,7 @@ async def write_gpkg(
     written: list[tuple[Layer, list[str]]] = []
     styled: list[LayerStyle] = []
     for layer in sorted(LAYERS.values(), key=lambda lay: _STACK[lay.geometry_type]):
-        say(layer.name)
+        say(Said(f"layer {layer.name}", f"capa {layer.name}"))
         names, counts[layer.name] = await write_layer(conn, gpkg, layer, info.id, access)
         written.append((layer, names))
         styled += layer_styles(styles, layer, names)
@@ -393,7 +393,7 @@ async def write_pages(
 ) -> None:
     """The offline map and the report, each in Spanish and English."""
     for lang in ("es", "en"):
-        say(f"map and report ({lang})")
+        say(Said(f"map and report ({lang})", f"mapa e informe ({lang})"))
         for name, build in ((MAPS[lang], commune_map), (REPORTS[lang], report)):
             page = Page(
                 lang=lang,  # type: ignore[arg-type]
@@ -442,7 +442,7 @@ async def build_package(
         # times: computed once, a failure kept and said in README.txt
         answers = Once(work.cache())
         with work.caching(answers):
-            say("analyses")
+            say(Said("analyses", "análisis"))
             with work.share(3):  # a third of the time left: the pages must still be drawn
                 await answer_all(conn, commune_id)
             await asyncio.to_thread(work.release_memory)  # what the analyses left
@@ -451,7 +451,7 @@ async def build_package(
         complete = access.member_of(commune_id)
         (folder / README).write_text(readme(info, counts, complete, unfinished), encoding="utf-8")
         files = [README, GPKG, *PROJECTS.values(), *MAPS.values(), *REPORTS.values()]
-        say(f"zipping {len(files)} files")
+        say(Said(f"zipping {len(files)} files", f"comprimiendo {len(files)} archivos"))
         await asyncio.to_thread(_zip, folder, files, target)
     return PackageReport(
         info.code,
