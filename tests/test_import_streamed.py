@@ -155,6 +155,8 @@ async def test_a_stored_key_in_a_later_piece_is_refused_or_updated(
         await import_file(conn, PARCELS, path, settings)
     assert raised.value.feature == 7
     assert f"already stored as parcels feature {stored}" in raised.value.message
+    # the count is of the piece it was found in (features 7 to 9), not of the whole file
+    assert "(1 of the file's features 7 to 9 are)" in raised.value.message
     assert await scalar(conn, "SELECT count(*) FROM parcels") == before
 
     report = await import_file(conn, PARCELS, path, settings, mode="upsert")

@@ -181,15 +181,18 @@ def refuse_stored(layer: Layer, table: pa.Table, found: dict[int, int], labels: 
         return
     row = min(found)
     named = describe(layer, table, row)
+    # the file is checked a piece at a time and refused at the first piece with a stored key:
+    # the count is that piece's (it said "5,000 of the file's features" of a file of 60,000)
+    first, last = labels[0], labels[len(labels) - 1]
     raise Conflict(
         Said(
-            f"{named} is already stored as {layer.name} feature "
-            f"{found[row]} ({len(found):,} of the file's features are); import with --upsert "
+            f"{named} is already stored as {layer.name} feature {found[row]} ({len(found):,} "
+            f"of the file's features {first:,} to {last:,} are); import with --upsert "
             "(HTTP: mode=upsert) to update the stored features instead",
             f"la clave {named.es} ya está guardada en la entidad {found[row]} de {layer.name} "
-            f"({len(found):,} de las entidades del archivo ya están guardadas); importe con "
-            "--upsert (HTTP: mode=upsert) para actualizar las entidades guardadas en lugar de "
-            "rechazarlas",
+            f"({len(found):,} de las entidades {first:,} a {last:,} del archivo ya están "
+            "guardadas); importe con --upsert (HTTP: mode=upsert) para actualizar las "
+            "entidades guardadas en lugar de rechazarlas",
         ),
         feature=labels[row],
         layer=layer.name,
