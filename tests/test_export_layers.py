@@ -121,6 +121,16 @@ def test_cli_exports_every_layer_of_a_commune_into_one_geopackage(
     many = _cli(own_db, "export", "parcels,dwellings", str(tmp_path / "two.geojson"))
     assert many.returncode != 0 and "one GeoPackage (.gpkg) or a directory" in many.stderr
 
+    # every layer into a file holding one of them: refused before any layer is written (it
+    # added states and communes, then stopped at parcels), the file as it was
+    one = tmp_path / "one.gpkg"
+    assert _cli(own_db, "export", "parcels", str(one), "--commune", "EL-MAIZAL").returncode == 0
+    before = one.read_bytes()
+    refused = _cli(own_db, "export", "all", str(one), "--commune", "EL-MAIZAL")
+    assert refused.returncode == 2 and "already holds the layer 'parcels'" in refused.stderr
+    assert one.read_bytes() == before and held(one) == {"parcels": expected["parcels"]}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
 
 @pytest.mark.parametrize(("suffix", "crs"), [("csv", "EPSG:4326"), ("zip", "EPSG:32619")])
 async def test_a_layer_read_in_pieces_is_the_layer_read_whole(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -314,6 +317,32 @@ def _import(
     )
 
 
+@contextlib.contextmanager
+def _all_or_none(file: Path, targets: list[Any], fmt: Any, overwrite_layer: bool) -> Iterator[Path]:
+    """Where export writes: ``file``, or for several layers into one GeoPackage a copy beside
+    it, moved in place once every layer is in (layer by layer, a refusal at the third layer
+    or a Ctrl-C left the file holding the first ones). A layer the file holds already, or a
+    file that is no GeoPackage, is refused before any layer is written."""
+    from geo_comuna.io.exporter import existing_geopackage
+
+    if len(targets) < 2 or fmt.name != "gpkg" or file.is_dir():
+        yield file
+        return
+    into = file.with_name(f".{file.stem}.{os.getpid()}.partial.gpkg")
+    if file.exists():
+        try:
+            for target in targets:
+                existing_geopackage(file, target, overwrite_layer)
+        except GeoComunaError as exc:
+            die(exc, 2)
+        shutil.copyfile(file, into)  # the layers it holds stay, as one layer's export keeps them
+    try:
+        yield into
+        os.replace(into, file)
+    finally:
+        into.unlink(missing_ok=True)
+
+
 @app.command("export")
 def export(
     layer: Annotated[
@@ -395,7 +424,7 @@ def export(
                 await export_layer(
                     conn,
                     target,
-                    file,
+                    into,
                     fmt,
                     crs=crs,
                     commune_id=commune_id,
@@ -405,8 +434,10 @@ def export(
             )
         return reports
 
-    reports = run(work, settings)
+    with _all_or_none(file, targets, fmt, overwrite_layer) as into:
+        reports = run(work, settings)
     for report in reports:
+        report.file = str(file) if into != file else report.file
         for note in report.notes:
             tell(
                 Said(f"note: {note}", f"nota: {said(note, 'es')}"), err=True, fg=typer.colors.YELLOW

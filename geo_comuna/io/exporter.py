@@ -397,7 +397,7 @@ def _dbf_names(names: list[str]) -> dict[str, str]:
     return cut
 
 
-def _existing_geopackage(target: Path, layer: Layer, overwrite_layer: bool) -> bool:
+def existing_geopackage(target: Path, layer: Layer, overwrite_layer: bool) -> bool:
     """Is ``target`` a GeoPackage to add ``layer`` to? Refuses one that holds the layer
     already unless ``overwrite_layer``, and a file that is not a GeoPackage."""
     if not target.exists():
@@ -437,7 +437,7 @@ def write(
     replaced). A Shapefile's field names are cut to 10 characters (_dbf_names)."""
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as scratch:
         inner = Path(scratch) / f"{layer.name}{'.shp' if fmt.name == 'shp' else fmt.suffix}"
-        if fmt.name == "gpkg" and _existing_geopackage(target, layer, overwrite_layer):
+        if fmt.name == "gpkg" and existing_geopackage(target, layer, overwrite_layer):
             shutil.copyfile(target, inner)
         if fmt.name == "shp":
             # cut here, as the report's notes say, rather than by GDAL with a warning
