@@ -129,6 +129,24 @@ async def test_unknown_commune_is_404(client: httpx.AsyncClient) -> None:
     assert r.headers["content-type"] == "application/problem+json"
 
 
+async def test_the_national_map_counts_communes_as_the_breakdown_does(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """The map counted a commune only in the state holding its point on surface: Portuguesa
+    and Miranda showed 0 communes, where /states/breakdown counts El Maizal and Monte Sinaí
+    (805 and 380 ha there). Both now count every commune in every state it touches."""
+    mapped = json.loads(await data.state_communes(conn))
+    on_map = {f["properties"]["code"]: f["properties"]["communes"] for f in mapped["features"]}
+    r = await client.get("/states/breakdown")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    states = body["states"] if isinstance(body, dict) else body
+    counted = {s["code"]: s["communes"] for s in states if s["code"]}
+    assert counted["VE-P"] >= 1 and on_map["VE-P"] == counted["VE-P"]
+    assert {code: on_map[code] for code in counted} == counted
+    assert all(n == 0 for code, n in on_map.items() if code not in counted)
+
+
 async def test_national_map(client: httpx.AsyncClient) -> None:
     r = await client.get("/maps/national", params={"lang": "en"})
     assert r.status_code == 200
