@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import ctypes
-import ctypes.util
 import dataclasses
 import functools
 import pickle
@@ -412,18 +411,16 @@ def _in_child(fn: Callable[..., T], args: tuple, until: float, shared: bool) -> 
     return value
 
 
+@functools.cache
 def _malloc_trim() -> Callable[[], Any] | None:
-    """glibc's malloc_trim: gives the pages of freed memory back to the system. None where
-    the C library has no such call (musl, macOS): the memory is then only reused."""
-    name = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    """glibc's malloc_trim, looked up once, when first wanted (not at every start), among the
+    C functions the process has already loaded. None where the C library has no such call
+    (musl, macOS): the memory is then only reused."""
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
     if trim is None:
         return None
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return lambda: trim(0)
-
-
-_TRIM = _malloc_trim()
 
 
 def release_memory() -> None:
@@ -433,5 +430,6 @@ def release_memory() -> None:
     package's pages, each built on what the one before left, peaked at 826-827 MB (651-698 MB
     with this between them). Called by api/fairness.py when no heavy request runs, and by the
     package between its steps."""
-    if _TRIM is not None:
-        _TRIM()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim()
