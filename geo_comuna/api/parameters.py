@@ -69,11 +69,6 @@ def query_names(dependant: Dependant) -> frozenset[str]:
     return frozenset(_query_fields(dependant))
 
 
-def listed_names(dependant: Dependant) -> frozenset[str]:
-    """Those of query_names that the route reads as a list: they may repeat."""
-    return frozenset(name for name, kind in _query_fields(dependant).items() if _is_list(kind))
-
-
 def _query_fields(dependant: Dependant) -> dict[str, Any]:
     """Each query parameter a route reads, and its type."""
     fields: dict[str, Any] = {}
@@ -176,8 +171,9 @@ async def check_request(request: Request) -> None:
     if dependant is None:
         return
     method = request.method
-    names = query_names(dependant)
-    listed = listed_names(dependant)
+    fields = _query_fields(dependant)
+    names = frozenset(fields)
+    listed = {name for name, kind in fields.items() if _is_list(kind)}  # these may repeat
     refuse_repeated(
         request,
         lambda name: (
