@@ -437,6 +437,38 @@ async def test_candidates_ranked_by_hand(conn: AsyncConnection, tmp_path: Path) 
     assert [f["properties"]["parcel_ids"][0] for f in by_road] == [p1, p2, p3]
 
 
+async def test_a_candidate_without_a_weighed_term_is_not_scored(
+    conn: AsyncConnection, tmp_path: Path
+) -> None:
+    """The slope weighed alone, on write_dem's ramp: P1 (20 %) scores 100 * (1 - 20/30) =
+    33.33, the flat P2 and P3 100 each (a tie, broken by parcel id). OFF reaches past the
+    DEM's north-east corner: its slope is unknown, so nothing weighed is known for it. It was
+    ranked last with a score of 0.0, as if it were the steepest; it is listed after the
+    others, without a score or a rank, and its note says why."""
+    cid = await add_commune(conn, "LAND-OFF", shapely.box(-100, -100, 2000, 800))
+    p1 = await add_parcel(conn, cid, shapely.box(100, 0, 300, 200), "P1", "abandoned", "crops")
+    p2 = await add_parcel(conn, cid, shapely.box(100, 400, 200, 500), "P2", "occupied", "idle")
+    p3 = await add_parcel(conn, cid, shapely.box(1500, 0, 1700, 200), "P3", "abandoned", "idle")
+    off = await add_parcel(conn, cid, shapely.box(1700, 500, 1900, 700), "OFF", "abandoned")
+    await dems.register(conn, cid, write_dem(tmp_path))
+
+    result = await run(conn, cid, weight_area=0, weight_road=0)
+    props = [f["properties"] for f in of_kind(result, "candidate")]
+    assert [p["parcel_ids"][0] for p in props] == [p2, p3, p1, off]
+    assert [p["rank"] for p in props] == [1, 2, 3, None]
+    expected = [100.0, 100.0, 100 * (1 - 20 / 30)]
+    assert [p["score"] for p in props[:3]] == pytest.approx(expected, abs=0.01)
+    unscored = props[3]
+    assert unscored["score"] is None and unscored["mean_slope_pct"] is None
+    assert unscored["slope_term"] is None and "not scored" in unscored["note"]
+
+    # with the area weighed too OFF is scored again, on its area alone
+    both = of_kind(await run(conn, cid, weight_road=0), "candidate")
+    scored = {f["properties"]["parcel_ids"][0]: f["properties"] for f in both}
+    assert scored[off]["score"] == pytest.approx(100 * scored[off]["area_term"], abs=0.01)
+    assert scored[off]["rank"] is not None and "scored without slope" in scored[off]["note"]
+
+
 async def test_distance_bounds_hold_around_postgis(conn: AsyncConnection) -> None:
     """candidates.bounds() against PostGIS' own geodesic distances: parcels from 10 m to 5 km
     across, roads of up to 6 vertices with edges of up to 0.3 degrees, from crossing to 20 km

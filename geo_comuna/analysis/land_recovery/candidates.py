@@ -84,7 +84,7 @@ def _radii(lat_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def score(
     c: dict[str, Any], params: Params, largest: float, road_distance_m: float | None
-) -> tuple[float, dict[str, float]]:
+) -> tuple[float | None, dict[str, float]]:
     """A candidate's score and terms, with this distance to its nearest road (None: unknown).
     ``c`` has ``area_ha`` and ``mean_slope_pct`` (None: unknown); ``largest`` is the largest
     candidate's area_ha.
@@ -92,8 +92,10 @@ def score(
     Terms, each 0..1: area = area_ha / largest; slope = 1 - min(mean_slope_pct /
     max_slope_pct, 1); road = 1 - min(road_distance_m / max_road_distance_m, 1). Score = 100
     * sum(weight * term) / sum(weight) over the terms known for the candidate (an unknown
-    term leaves the weighted mean, it does not count 0). The score never rises with the
-    distance: best() bounds it with a distance's lower bound."""
+    term leaves the weighted mean, it does not count 0); None when no weighted term is known
+    for it (the slope weighed alone, the parcel partly off the DEM): it cannot be scored, not
+    even 0. The score never rises with the distance: best() bounds it with a distance's lower
+    bound."""
     terms = {"area": (params.weight_area, c["area_ha"] / largest if largest > 0 else 0.0)}
     if c["mean_slope_pct"] is not None:
         terms["slope"] = (
@@ -106,8 +108,17 @@ def score(
             1 - min(road_distance_m / params.max_road_distance_m, 1.0),
         )
     weight = sum(w for w, _ in terms.values())
-    value = round(100 * sum(w * t for w, t in terms.values()) / weight, 2) if weight > 0 else 0.0
+    value = round(100 * sum(w * t for w, t in terms.values()) / weight, 2) if weight > 0 else None
     return value, {name: t for name, (_, t) in terms.items()}
+
+
+def _heap_key(value: float | None) -> float:
+    """best()'s heap order: the highest score first, the candidates without one after all."""
+    return math.inf if value is None else -value
+
+
+#: the note of a candidate that cannot be scored (score()), in place of its slope's note
+UNSCORED = "not wholly on the DEM and only the slope is weighed: not scored, not ranked"
 
 
 @dataclass
@@ -275,16 +286,21 @@ async def best(
                 c = candidates[i]
                 c["road_distance_m"] = round(distance, 1)
                 value = score(c, params, largest, c["road_distance_m"])[0]
-                heapq.heappush(heap, (-value, c["parcel_ids"][0], True, i))
+                heapq.heappush(heap, (_heap_key(value), c["parcel_ids"][0], True, i))
             batch = []
         else:
             chosen.append(heapq.heappop(heap)[3])
     ranked = [candidates[i] for i in chosen]
-    for rank, c in enumerate(ranked, start=1):
+    rank = 0
+    for c in ranked:
         c["score"], terms = score(c, params, largest, c["road_distance_m"])
         for name in ("area", "slope", "road"):
             c[f"{name}_term"] = round(terms[name], 4) if name in terms else None
-        c["rank"] = rank
+        if c["score"] is None:  # after every scored one (_heap_key)
+            c["rank"], c["note"] = None, UNSCORED
+        else:
+            rank += 1
+            c["rank"] = rank
     return ranked, count
 
 
@@ -297,7 +313,8 @@ def _bounded_scores(
     for i, c in enumerate(candidates):
         measured = roads.ids[i] is None  # no roads: the distance stays unknown
         nearest = None if measured else round(float(roads.low[i].min()), 1)
-        heap.append((-score(c, params, largest, nearest)[0], c["parcel_ids"][0], measured, i))
+        value = score(c, params, largest, nearest)[0]
+        heap.append((_heap_key(value), c["parcel_ids"][0], measured, i))
     heapq.heapify(heap)
     return heap
 
