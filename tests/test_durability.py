@@ -22,12 +22,14 @@ import geopandas as gpd
 import httpx
 import numpy as np
 import psycopg
+import pytest
 import shapely
 from psycopg import AsyncConnection
 from typer.testing import CliRunner
 
 from geo_comuna import accounts
 from geo_comuna.cli import app as cli_app
+from geo_comuna.cli.common import HeldInterrupts
 from geo_comuna.db import cluster
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
@@ -250,6 +252,47 @@ def test_restore_refuses_what_is_not_a_backup(own_db: str, tmp_path: Path) -> No
     damaged = CliRunner().invoke(cli_app, ["restore", str(truncated)], env=env)
     assert damaged.exit_code != 0 and "error" in damaged.stderr
     assert fingerprint(own_db) == before
+
+
+def test_ctrl_c_says_whether_the_restore_happened(
+    own_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real SIGINT, as Ctrl-C sends it, at the restore's point of no return. Just before
+    the COMMIT is sent: nothing is restored and the command says so. Just after: the restore
+    finishes, reports, and says it was restored. It used to stop there without a word."""
+    archive = tmp_path / "store.backup"
+    assert cli(own_db, "backup", str(archive)).returncode == 0
+    before = fingerprint(own_db)
+    change_everything(own_db)
+    changed = fingerprint(own_db)
+    env = {"GEO_COMUNA_DATABASE_URL": own_db}
+    hold = HeldInterrupts.hold
+
+    def ctrl_c_then_hold(self: HeldInterrupts) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        hold(self)
+
+    monkeypatch.setattr(HeldInterrupts, "hold", ctrl_c_then_hold)
+    stopped = CliRunner().invoke(cli_app, ["restore", str(archive)], env=env)
+    assert stopped.exit_code == 130, stopped.output
+    assert "nothing was restored" in stopped.stderr
+    assert fingerprint(own_db) == changed
+
+    def hold_then_ctrl_c(self: HeldInterrupts) -> None:
+        hold(self)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(HeldInterrupts, "hold", hold_then_ctrl_c)
+    finished = CliRunner().invoke(cli_app, ["restore", str(archive)], env=env)
+    assert finished.exit_code == 130, finished.output
+    assert f"interrupted after the restore was committed: {archive.name} is restored" in (
+        finished.stderr
+    )
+    assert json.loads(finished.stdout)["users_not_in_backup"] == ["after-backup"]
+    restored = fingerprint(own_db)
+    restored.pop("layer_versions")
+    assert restored == {k: v for k, v in before.items() if k != "layer_versions"}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
 # ---------------------------------------------------------------- SIGKILL of the server

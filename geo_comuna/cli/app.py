@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from geo_comuna.cli.common import (
+    HeldInterrupts,
     cli_lang,
     die,
     load_settings,
@@ -482,31 +483,54 @@ def restore(
 
     settings = load_settings()
     file = file.resolve()  # pg_restore runs elsewhere (as postgres, from its own folder)
-    try:
-        report = backups.restore(settings, resolve_conninfo(settings), file)
-    except GeoComunaError as exc:
-        die(exc, 2)
-    run(migrate.current_version, settings)  # an older archive is migrated forward
-    notes = {
-        "revocations_kept": Said(
-            "tokens revoked since the backup stay revoked",
-            "los tokens revocados desde el respaldo siguen revocados",
-        ),
-        "rotations_kept": Said(
-            "tokens rotated since the backup: the new one stays, the old revoked",
-            "tokens renovados desde el respaldo: queda el nuevo, el viejo revocado",
-        ),
-        "users_not_in_backup": Said(
-            "users made since the backup are gone, and so are their tokens",
-            "los usuarios creados desde el respaldo ya no existen, ni sus tokens",
-        ),
-    }
-    for key, note in notes.items():
-        if getattr(report, key):
-            names = ", ".join(getattr(report, key))
+    interrupts = HeldInterrupts()
+    with interrupts.installed():
+        try:
+            report = backups.restore(
+                settings, resolve_conninfo(settings), file, on_commit=interrupts.hold
+            )
+        except GeoComunaError as exc:
+            die(exc, 2)
+        except KeyboardInterrupt:
+            die(
+                Said(
+                    "interrupted before the restore was committed: nothing was restored",
+                    "interrumpido antes de confirmar la restauración: no se restauró nada",
+                ),
+                130,
+            )
+        run(migrate.current_version, settings)  # an older archive is migrated forward
+        notes = {
+            "revocations_kept": Said(
+                "tokens revoked since the backup stay revoked",
+                "los tokens revocados desde el respaldo siguen revocados",
+            ),
+            "rotations_kept": Said(
+                "tokens rotated since the backup: the new one stays, the old revoked",
+                "tokens renovados desde el respaldo: queda el nuevo, el viejo revocado",
+            ),
+            "users_not_in_backup": Said(
+                "users made since the backup are gone, and so are their tokens",
+                "los usuarios creados desde el respaldo ya no existen, ni sus tokens",
+            ),
+        }
+        for key, note in notes.items():
+            if getattr(report, key):
+                names = ", ".join(getattr(report, key))
+                tell(
+                    Said(f"note: {note}: {names}", f"nota: {note.es}: {names}"),
+                    err=True,
+                    fg=typer.colors.YELLOW,
+                )
+        typer.echo(json.dumps(report.__dict__, indent=2, ensure_ascii=False))
+        if interrupts.held:  # Ctrl-C after the COMMIT was sent: the restore was finished first
             tell(
-                Said(f"note: {note}: {names}", f"nota: {note.es}: {names}"),
+                Said(
+                    f"interrupted after the restore was committed: {file.name} is restored",
+                    f"interrumpido después de confirmar la restauración: {file.name} quedó "
+                    "restaurado",
+                ),
                 err=True,
                 fg=typer.colors.YELLOW,
             )
-    typer.echo(json.dumps(report.__dict__, indent=2, ensure_ascii=False))
+            raise typer.Exit(130)

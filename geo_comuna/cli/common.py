@@ -98,6 +98,39 @@ def file_trouble(exc: OSError) -> Said:
     return Said(f"{where}: {en}", f"{where}: {es}") if where else Said(en, es)
 
 
+class HeldInterrupts:
+    """Ctrl-C for a command whose work has a point of no return (a restore's COMMIT): before
+    ``hold()`` it interrupts as always; from then on it is only noted (``held``), so the
+    command finishes and says what it did instead of stopping without a word. Install it for
+    the command's whole length with ``installed()`` (main thread only, as signals are)."""
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.held = False
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if not self.holding:
+            raise KeyboardInterrupt
+        self.held = True
+
+    @contextmanager
+    def installed(self) -> Iterator[HeldInterrupts]:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # no signals here: Ctrl-C is the main thread's
+            return
+        before = signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, before)
+
+
 def progress(message: str) -> None:
     """A step of long work, on stderr, in the command's language when it is a Said."""
     typer.secho(f"  … {said(message, language())}", err=True, fg=typer.colors.BLUE)

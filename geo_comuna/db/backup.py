@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -218,8 +219,15 @@ def archive_version(settings: Settings, file: Path) -> int | None:
     return max(versions)
 
 
-def restore(settings: Settings, conninfo: str, file: Path) -> RestoreReport:
+def restore(
+    settings: Settings,
+    conninfo: str,
+    file: Path,
+    on_commit: Callable[[], None] | None = None,
+) -> RestoreReport:
     """Replace the database's contents by the archive's, in a single transaction.
+    ``on_commit`` is called just before the COMMIT is sent: from then on the archive is
+    restored unless psql reports a failure.
 
     Refuses an archive of a newer geo-comuna, and one older than the database's schema (the
     tables added since would be left behind): restore that into a fresh data directory or
@@ -250,7 +258,7 @@ def restore(settings: Settings, conninfo: str, file: Path) -> RestoreReport:
         )
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(_ROLES)
-    kept = _restore_in_one_transaction(settings, conninfo, file)
+    kept = _restore_in_one_transaction(settings, conninfo, file, on_commit)
     return RestoreReport(
         str(file),
         version,
@@ -267,12 +275,16 @@ def _step(name: str) -> bytes:
 
 
 def _restore_in_one_transaction(
-    settings: Settings, conninfo: str, file: Path
+    settings: Settings, conninfo: str, file: Path, on_commit: Callable[[], None] | None
 ) -> dict[str, list[str]]:
     """``pg_restore``'s SQL piped into ``psql`` between our BEGIN + restore_before.sql and
     restore_after.sql + COMMIT, which are sent only once pg_restore has read the whole
     archive: a damaged one ends the session uncommitted, which PostgreSQL rolls back, as it
-    does on the first failing statement (ON_ERROR_STOP). Returns what restore_after kept."""
+    does on the first failing statement (ON_ERROR_STOP). Returns what restore_after kept.
+
+    Both run in sessions of their own, so a Ctrl-C at the terminal reaches this process
+    only: stopped before the COMMIT is sent, psql reads the end of its input inside the
+    transaction and PostgreSQL rolls it back."""
     dsn, env = _client(conninfo)
     bindir = cluster.find_bindir(settings)
     reader_cmd = [str(bindir / "pg_restore"), "--clean", "--if-exists", "--no-owner"]
@@ -284,18 +296,27 @@ def _restore_in_one_transaction(
         tempfile.TemporaryFile() as writer_err,
     ):
         writer = subprocess.Popen(
-            writer_cmd, stdin=subprocess.PIPE, stdout=out, stderr=writer_err, env=env, cwd="/"
+            writer_cmd,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=writer_err,
+            env=env,
+            cwd="/",
+            start_new_session=True,
         )
         reader = subprocess.Popen(
             [*reader_cmd, "--file", "-", str(file)],
             stdout=subprocess.PIPE,
             stderr=reader_err,
             cwd="/",
+            start_new_session=True,
         )
         try:
             writer.stdin.write(b"BEGIN;\n" + _step("restore_before.sql"))
             shutil.copyfileobj(reader.stdout, writer.stdin, 1 << 20)
             if reader.wait() == 0:
+                if on_commit is not None:
+                    on_commit()
                 writer.stdin.write(b"\n" + _step("restore_after.sql") + b"\nCOMMIT;\n")
         except BrokenPipeError:  # psql stopped at a failing statement
             pass
