@@ -160,3 +160,67 @@ def test_usage_errors_follow_the_locale(args: list[str], spanish: str, english: 
         # click gives a missing option value no command context, so no usage line
         assert (usage in run.stderr) == ("--crs" not in args), run.stderr
         assert "Traceback" not in run.stderr
+
+
+def _commands(group: object, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:
+    """Every command of the click tree under ``group``, by its path of names."""
+    found = []
+    for name, command in getattr(group, "commands", {}).items():
+        if getattr(command, "commands", None):
+            found += _commands(command, (*path, name))
+        else:
+            found.append(((*path, name), command))
+    return found
+
+
+def test_every_command_takes_lang() -> None:
+    """export, package, backup, restore, db, dem and users took no --lang: they could only
+    follow the locale."""
+    import typer.main
+
+    from geo_comuna.cli import app as root  # with every group added (cli/__init__)
+
+    commands = _commands(typer.main.get_command(root))
+    assert len(commands) > 20
+    lacking = [
+        " ".join(path)
+        for path, command in commands
+        if not any("--lang" in getattr(p, "opts", []) for p in command.params)
+    ]
+    assert lacking == []
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "said"),
+    [
+        (SPANISH, ["users", "list", "--lang", "en", "--bogus"], "No such option: --bogus"),
+        (ENGLISH, ["users", "list", "--bogus", "--lang=es"], "no existe la opción --bogus"),
+        (ENGLISH, ["backup", "--lang", "es"], "falta el argumento 'file'"),
+        (SPANISH, ["db", "status", "--lang", "en", "extra"], "unexpected extra"),
+    ],
+    ids=["option-en", "option-es", "argument-es", "extra-en"],
+)
+def test_usage_errors_follow_lang_over_the_locale(
+    env: dict[str, str], args: list[str], said: str
+) -> None:
+    """A usage error is found before the command runs: it followed the locale whatever
+    --lang said."""
+    run = subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=120
+    )
+    assert run.returncode == 2, run.stderr
+    assert said in run.stderr, run.stderr
+
+
+def test_lang_speaks_a_command_that_follows_the_locale_otherwise(tmp_path: Path) -> None:
+    """`dem add` of a missing file, Spanish locale, --lang en: said in English."""
+    run = CliRunner().invoke(
+        cli_app,
+        ["dem", "add", "EL-MAIZAL", str(tmp_path / "none.tif"), "--lang", "en"],
+        env=SPANISH,
+    )
+    assert run.exit_code == 2 and "no such file" in run.stderr, run.stderr
+    run = CliRunner().invoke(
+        cli_app, ["dem", "add", "EL-MAIZAL", str(tmp_path / "none.tif")], env=SPANISH
+    )
+    assert run.exit_code == 2 and "no existe el archivo" in run.stderr, run.stderr

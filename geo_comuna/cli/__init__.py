@@ -11,7 +11,7 @@ import typer
 from geo_comuna.cli import usage
 from geo_comuna.cli.analyze import analyze
 from geo_comuna.cli.app import app
-from geo_comuna.cli.common import die, file_trouble
+from geo_comuna.cli.common import die, file_trouble, spoken_from
 from geo_comuna.cli.db import db_app
 from geo_comuna.cli.dem import dem_app
 from geo_comuna.cli.examples import add_examples
@@ -39,6 +39,7 @@ def main() -> None:
     0.7-1.0 s on a busy 2-CPU machine, 0.1 s once frozen (bench/README.md). Unlike leaving
     with os._exit, exit handlers still run and output is flushed as usual."""
     code: object = 1
+    spoken_from(sys.argv[1:])
     try:
         code = app(standalone_mode=False)  # usage errors come here, to be said in Spanish
     except typer.TyperException as exc:  # click's errors (typer carries its own click)

@@ -14,6 +14,7 @@ import typer
 
 from geo_comuna.cli.common import (
     HeldInterrupts,
+    Lang,
     cli_lang,
     die,
     load_settings,
@@ -67,6 +68,7 @@ def serve(
         int | None,
         typer.Option(min=1, max=256, help="processes answering requests (default: one per CPU)"),
     ] = None,
+    lang: Lang = None,
 ) -> None:
     """Serve the API (OGC API - Features) and maps; starts the embedded database if needed.
     Started as root, it binds the port and then runs as GEO_COMUNA_RUN_AS (default
@@ -197,7 +199,7 @@ def _ensure_samples(settings: Settings) -> None:
 
 
 @app.command("load-sample")
-def load_sample() -> None:
+def load_sample(lang: Lang = None) -> None:
     """Load Venezuela's states and the illustrative sample communes (replaces earlier ones)."""
     from geo_comuna.io.sample import load_samples
 
@@ -383,6 +385,7 @@ def export(
             help="replace a layer the GeoPackage already holds (its other layers stay)",
         ),
     ] = False,
+    lang: Lang = None,
 ) -> None:
     """Export layers to a file. A CSV holds no CRS: import it back with the same --crs.
     Several layers go into one GeoPackage, or one file each into a directory."""
@@ -451,6 +454,7 @@ def export(
 @app.command()
 def backup(
     file: Annotated[Path, typer.Argument(help="archive to write (replaced once complete)")],
+    lang: Lang = None,
 ) -> None:
     """Back up the whole database to FILE (pg_dump custom format): every layer, the parcel
     history, the audit trail, users. Safe while `serve` runs."""
@@ -473,6 +477,7 @@ def restore(
             exists=True, dir_okay=False, readable=True, help="archive made by `geo-comuna backup`"
         ),
     ],
+    lang: Lang = None,
 ) -> None:
     """Replace the database's contents with FILE's, in one transaction: all or nothing.
     Tokens revoked since the backup stay revoked; a running `serve` sees the restored data

@@ -9,7 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from importlib.abc import MetaPathFinder
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -51,10 +51,47 @@ def cli_lang(asked: str | None) -> str:
     return "es"
 
 
+#: --lang as the console script's command line gives it (spoken_from), read before click
+#: parses the line
+_on_command_line: list[str] = []
+
+
+def spoken_from(args: list[str]) -> None:
+    """Take ``--lang es|en`` from a command line before click parses it, so that a usage
+    error (an unknown option, a missing argument) is said in that language too."""
+    for at, arg in enumerate(args):
+        if arg == "--":
+            break
+        value = arg.removeprefix("--lang=") if arg.startswith("--lang=") else None
+        if arg == "--lang" and at + 1 < len(args):
+            value = args[at + 1]
+        if value in ("es", "en"):
+            _on_command_line[:] = [value]
+    _spoken[:] = _on_command_line
+
+
 def new_command() -> None:
     """Forget an earlier command's --lang (commands run one after another in one process
-    under tests and scripts that call the app)."""
-    _spoken.clear()
+    under tests and scripts that call the app), but not the command line's own."""
+    _spoken[:] = _on_command_line
+
+
+def _lang_given(value: str | None) -> str | None:
+    if value is not None:
+        cli_lang(value)
+    return value
+
+
+#: every command's --lang: read before its other parameters (eager), so their errors speak it
+Lang = Annotated[
+    str | None,
+    typer.Option(
+        "--lang",
+        help="es or en: the language of the messages (default: the locale's, else es)",
+        callback=_lang_given,
+        is_eager=True,
+    ),
+]
 
 
 def language() -> str:

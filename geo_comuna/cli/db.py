@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from geo_comuna.cli.common import die, load_settings, run, tell
+from geo_comuna.cli.common import Lang, die, load_settings, run, tell
 from geo_comuna.errors import GeoComunaError, Said
 from geo_comuna.settings import Settings
 
@@ -42,7 +42,7 @@ def which_database(settings: Settings) -> str:
 
 
 @db_app.command("start")
-def db_start() -> None:
+def db_start(lang: Lang = None) -> None:
     """Create (first time) and start the embedded PostgreSQL + PostGIS cluster."""
     from geo_comuna.db import cluster
 
@@ -62,7 +62,7 @@ def db_start() -> None:
 
 
 @db_app.command("stop")
-def db_stop() -> None:
+def db_stop(lang: Lang = None) -> None:
     """Stop the embedded cluster."""
     from geo_comuna.db import cluster
 
@@ -74,13 +74,14 @@ def db_stop() -> None:
 
 
 @db_app.command("status")
-def db_status() -> None:
+def db_status(lang: Lang = None) -> None:
     """Where the embedded cluster lives and whether it runs (exit 3 when stopped)."""
     from geo_comuna.db import cluster
 
     settings = load_settings()
     if settings.database_url:
-        typer.echo(f"using {which_database(settings)}")
+        where = which_database(settings)
+        tell(Said(f"using {where}", f"se usa {where}"))
         return
     try:
         info = cluster.status(settings)
@@ -92,7 +93,7 @@ def db_status() -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(lang: Lang = None) -> None:
     """Apply pending schema migrations."""
     from geo_comuna.db import migrate
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from geo_comuna.cli.common import die, load_settings, run
+from geo_comuna.cli.common import Lang, die, load_settings, run
 from geo_comuna.errors import Said
 
 dem_app = typer.Typer(
@@ -31,6 +31,7 @@ def dem_add(
             "name"
         ),
     ] = None,
+    lang: Lang = None,
 ) -> None:
     """Store a DEM for a commune (in the database: backups hold it)."""
     from geo_comuna.accounts import local_admin, writing
@@ -53,6 +54,7 @@ def dem_add(
 @dem_app.command("list")
 def dem_list(
     commune: Annotated[str | None, typer.Argument(help="commune code or id (default: all)")] = None,
+    lang: Lang = None,
 ) -> None:
     """The DEMs stored (name, CRS, cell size in m, lon/lat bounds), finest first."""
     from geo_comuna.features.query import require_commune

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from geo_comuna.cli.common import load_settings, progress, run
+from geo_comuna.cli.common import Lang, load_settings, progress, run
 from geo_comuna.errors import Said
 
 
@@ -23,6 +23,7 @@ def package(
             "as an anonymous download of GET /communes/{c}/package has it",
         ),
     ] = False,
+    lang: Lang = None,
 ) -> None:
     """A commune's package for QGIS and QField: one GeoPackage with every layer (each feature
     with its id and version, for the sync), the map styles, QGIS projects with drop-downs for

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from geo_comuna.cli.common import die, load_settings, run, tell
+from geo_comuna.cli.common import Lang, die, load_settings, run, tell
 from geo_comuna.errors import GeoComunaError, Said
 
 users_app = typer.Typer(
@@ -50,6 +50,7 @@ def users_add(
         ),
     ] = None,
     expires: Expires = None,
+    lang: Lang = None,
 ) -> None:
     """Create a user and print its token once (only its hash is stored)."""
     from geo_comuna import accounts
@@ -74,6 +75,7 @@ def users_add(
 def users_rotate(
     name: Annotated[str, typer.Argument(help="the user's name")],
     expires: Expires = None,
+    lang: Lang = None,
 ) -> None:
     """Give a user a new token (printed once); the old one stops working at once."""
     from geo_comuna import accounts
@@ -91,7 +93,7 @@ def users_rotate(
 
 
 @users_app.command("list")
-def users_list() -> None:
+def users_list(lang: Lang = None) -> None:
     """Users, roles, communes, when their tokens expire; revoked ones too."""
     from geo_comuna import accounts
 
@@ -100,7 +102,10 @@ def users_list() -> None:
 
 
 @users_app.command("revoke")
-def users_revoke(name: Annotated[str, typer.Argument(help="the user's name")]) -> None:
+def users_revoke(
+    name: Annotated[str, typer.Argument(help="the user's name")],
+    lang: Lang = None,
+) -> None:
     """Revoke a user's token at once."""
     from geo_comuna import accounts
 
