@@ -16,6 +16,7 @@ and no line (lines end at homes).
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 from typing import Any
@@ -265,14 +266,14 @@ def analysis_spec(
     entries: list[tuple[str, str]] = []
     if by and numeric and style.get("ramp"):
         ramp = style["ramp"]
-        breaks = quantile_breaks([v for v in values if v is not None], len(ramp))
+        known = sorted(v for v in values if v is not None)
+        breaks = quantile_breaks(known, len(ramp))
         spec.update(ramp=ramp, breaks=breaks)
-        low = min(v for v in values if v is not None)
-        for i, upper in enumerate(breaks):
-            lower = low if i == 0 else breaks[i - 1]
-            entries.append(
-                (ramp[min(i, len(ramp) - 1)], f"{_num(lower, lang)} – {_num(upper, lang)}")
-            )
+        for i, (lowest, highest) in enumerate(_class_ranges(known, breaks)):
+            label = _num(lowest, lang)
+            if highest != lowest:
+                label += f" – {_num(highest, lang)}"
+            entries.append((ramp[min(i, len(ramp) - 1)], label))
     elif by:
         palette = style.get("palette") or [FALLBACK_COLOUR]
         distinct = sorted({str(v) for v in values if v is not None})[:MAX_CATEGORIES]
@@ -286,6 +287,19 @@ def analysis_spec(
         spec["color"] = colour
         entries.append((colour, title))
     return spec, entries
+
+
+def _class_ranges(known: list[float], breaks: list[float]) -> list[tuple[float, float]]:
+    """The lowest and highest value drawn in each class (the page colours a value with the
+    first class whose break it does not pass): a class of one value is labelled by it, not
+    "1 – 1", and no label claims the class before's upper bound."""
+    ranges, start = [], 0
+    for upper in breaks:
+        end = bisect.bisect_right(known, upper, lo=start)
+        if end > start:
+            ranges.append((known[start], known[end - 1]))
+        start = end
+    return ranges
 
 
 def _popup_fields(style: dict[str, Any], labels: dict[str, str]) -> list[dict] | None:

@@ -101,3 +101,33 @@ def test_the_styles_come_from_the_settings(tmp_path: Path) -> None:
     assert Styles.load(settings.styles_path).background == "#0a0b0c"
     with pytest.raises(StyleError, match="nowhere.json"):
         Styles.load(tmp_path / "nowhere.json")
+
+
+def test_a_graduated_legend_labels_each_class_by_the_values_it_draws() -> None:
+    """Water hookups colour the homes by their project's number. Eight homes of projects 1, 1,
+    1, 1, 2, 3, 3, 5 in five quantile classes: the breaks are 1, 2, 3, 5 (one is repeated).
+    The legend said "1 – 1", "1 – 2", "2 – 3", "3 – 5", every class but the first claiming
+    the class before's upper value. Each class is labelled by the values it draws."""
+    from geo_comuna.maps.analysis_map import analysis_spec
+
+    projects = [1, 1, 1, 1, 2, 3, 3, 5]
+    features = [
+        {"type": "Feature", "geometry": None, "properties": {"project": p}} for p in projects
+    ]
+    spec, entries = analysis_spec("water-hookups", features, Styles.load(), "en")
+    assert spec["by"] == "project" and spec["breaks"] == [1, 2, 3, 5]
+    assert [label for _, label in entries] == ["1", "2", "3", "5"]
+    assert [colour for colour, _ in entries] == spec["ramp"][:4]
+
+    depths = [0.5, 0.75, 1, 1.25, 2, 3, 2000.5, 2500, 3000, 3100]
+    features = [
+        {"type": "Feature", "geometry": None, "properties": {"project": d}} for d in depths
+    ]
+    _, entries = analysis_spec("water-hookups", features, Styles.load(), "es")
+    assert [label for _, label in entries] == [
+        "0,5 – 0,75",
+        "1 – 1,25",
+        "2 – 3",
+        "2.000,5 – 2.500",
+        "3.000 – 3.100",
+    ]
