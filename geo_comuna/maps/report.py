@@ -44,8 +44,11 @@ from geo_comuna.maps.styles import Styles
 from geo_comuna.maps.templating import day, environment, number
 
 log = logging.getLogger("geo_comuna.maps")
-#: analyses summarised in the report, in this order, when installed
-REPORT_ANALYSES = ("land-recovery", "water-hookups", "electricity-gaps", "stair-access")
+#: analyses summarised in the report, in this order, when installed (terrain where the
+#: commune has a DEM: report_analyses)
+REPORT_ANALYSES = ("land-recovery", "water-hookups", "electricity-gaps", "stair-access", "terrain")
+#: analyses that need the commune's DEM, and without one have nothing to say in a report
+NEEDS_DEM = frozenset({"terrain"})
 
 WORDS = {
     "es": dict(
@@ -124,7 +127,7 @@ async def _analysis_summaries(
     gets an equal share of the time left (work.in_shares), the smallest first: one that
     cannot finish in a commune of 200,000 parcels took the whole request's time, and every
     analysis after it said it had run out of time too. Listed in the report's order."""
-    analyses = report_analyses()
+    analyses = await report_analyses(conn, commune_id)
     summaries = {
         analysis.name: await _analysis_summary(conn, commune_id, analysis, lang, styles, access)
         for analysis in work.in_shares(await smallest_first(conn, commune_id, analyses))
@@ -138,16 +141,24 @@ async def answer_all(conn: AsyncConnection, commune_id: int) -> None:
     for the pages that show them: an answer, or why there is none. A commune of 200,000
     parcels took 11-18 s of land recovery, and its package was a 503 when the request's time
     then ran out drawing its maps; now what does not fit is left out, and the pages say so."""
-    analyses = await smallest_first(conn, commune_id, report_analyses())
+    analyses = await smallest_first(conn, commune_id, await report_analyses(conn, commune_id))
     for analysis in work.in_shares(analyses):
         with contextlib.suppress(Unfinished):  # kept by the cache, said by the pages
             await answer(analysis, conn, commune_id, analysis.params())
 
 
-def report_analyses() -> list[Analysis]:
-    """The analyses a report summarises (those installed), in its order."""
+async def report_analyses(conn: AsyncConnection, commune_id: int) -> list[Analysis]:
+    """The analyses the commune's report summarises, in its order: those installed, terrain
+    only where the commune has a DEM (the commune map says how to add one)."""
     installed = all_analyses()
-    return [installed[name] for name in REPORT_ANALYSES if name in installed]
+    names = [name for name in REPORT_ANALYSES if name in installed]
+    if NEEDS_DEM.intersection(names):
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT FROM dems WHERE commune_id = %s)", (commune_id,)
+        )
+        if not (await cur.fetchone())[0]:
+            names = [name for name in names if name not in NEEDS_DEM]
+    return [installed[name] for name in names]
 
 
 async def smallest_first(
@@ -280,10 +291,9 @@ async def _report(
     utilities = await _utilities(conn, commune_id, lang, styles, page.access)
     code = quote(commune["code"], safe="")
     maps = [await _map_frame(conn, commune_id, None, t["commune_map"], page, styles)]
-    for name in REPORT_ANALYSES:
-        if name in all_analyses():
-            title = analysis_title(name, styles, lang)
-            maps.append(await _map_frame(conn, commune_id, name, title, page, styles))
+    for analysis in await report_analyses(conn, commune_id):
+        title = analysis_title(analysis.name, styles, lang)
+        maps.append(await _map_frame(conn, commune_id, analysis.name, title, page, styles))
     links = (
         []
         if page.standalone

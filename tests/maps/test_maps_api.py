@@ -537,6 +537,26 @@ async def test_report(client: httpx.AsyncClient) -> None:
     assert "srcdoc=" in r.text and "<script src=" not in r.text
 
 
+async def test_the_report_holds_terrain_where_the_commune_has_a_dem(
+    client: httpx.AsyncClient,
+) -> None:
+    """5 de Marzo has the sample's DEM: its report has a terrain section, with the figures of
+    /analyses/terrain as the report writes numbers, and the terrain map. El Maizal has none:
+    no terrain section rather than one more "not available"."""
+    r = await client.get("/communes/5-DE-MARZO/report", params={"lang": "en"})
+    assert r.status_code == 200
+    html = r.text
+    assert "<h3>Terrain" in html and "Mean elevation" in html and "Steep share" in html
+    assert 'src="/maps/communes/' in html and '/terrain?embed=true&amp;lang=en"' in html
+    summary = (await client.get("/communes/5-DE-MARZO/analyses/terrain")).json()["summary"]
+    from geo_comuna.maps.templating import number
+
+    assert f"{number('en')(summary['commune']['mean_elevation_m'])} m" in html
+    assert "not available" not in html
+    maizal = (await client.get("/communes/EL-MAIZAL/report", params={"lang": "en"})).text
+    assert "<h3>Land recovery" in maizal and "Terrain" not in maizal
+
+
 async def test_a_report_whose_analysis_runs_out_of_time_says_so(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
