@@ -5,11 +5,13 @@ machines still get the whole answer (--json, --geojson, --csv)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import re
 
+import httpx
 import pytest
 from psycopg import AsyncConnection
 from typer.testing import CliRunner
@@ -99,6 +101,22 @@ def test_cli_analyze_prints_a_table_and_gives_machines_the_rest(own_db: str) -> 
     assert len(list(csv.DictReader(io.StringIO(rows.stdout)))) == summary["dwellings"]
     both = runner.invoke(cli_app, ["analyze", "stair-access", "5-DE-MARZO", "--csv", "--json"])
     assert both.exit_code == 2 and "one output format" in both.stderr
+
+
+async def test_cli_geojson_is_the_apis(own_db: str, client: httpx.AsyncClient) -> None:
+    """`analyze --geojson` wrote the pipe and walk lines as "<...LineFeatures object at
+    0x...>": it is now what ?f=geojson answers, lines included."""
+    env = {"GEO_COMUNA_DATABASE_URL": own_db, "LANG": "en_US.UTF-8", "LC_ALL": ""}
+    for name in ("water-hookups", "stair-access"):
+        args = ["analyze", name, "5-DE-MARZO", "--geojson"]
+        run = await asyncio.to_thread(CliRunner().invoke, cli_app, args, env=env)
+        assert run.exit_code == 0, run.stderr
+        cli = json.loads(run.stdout)
+        served = await client.get(f"/communes/5-DE-MARZO/analyses/{name}?f=geojson")
+        api = served.json()
+        assert isinstance(cli["lines"], list) and cli["lines"], name
+        assert all(line["geometry"]["coordinates"] for line in cli["lines"])
+        assert cli["lines"] == api["lines"] and cli["features"] == api["features"], name
 
 
 def test_cli_analyze_list() -> None:

@@ -231,7 +231,7 @@ async def test_every_collection_has_its_pages(client: httpx.AsyncClient) -> None
     listed = (await client.get("/collections?f=html")).text
     assert " at 0x" not in listed and "built-in method" not in listed
     for name, layer in described.items():
-        assert f"/collections/{name}/items?f=html&amp;lang=es\">Elementos</a>" in listed, name
+        assert f'/collections/{name}/items?f=html&amp;lang=es">Elementos</a>' in listed, name
         doc = (await client.get(f"/collections/{name}/items?limit=3")).json()
         assert doc["features"] or name not in ("parcels", "parties", "rights"), name
         for lang in ("es", "en"):

@@ -138,8 +138,10 @@ def _listing(lang: str) -> str:
 def _text(analysis: Any, result: Any, chosen: str, commune: str, lang: str) -> str:
     if chosen == "csv":
         return result.csv()
-    if chosen == "geojson":
-        return json.dumps(result.feature_collection(), default=str, ensure_ascii=False)
+    if chosen == "geojson":  # as f=geojson writes it: lines kept as arrays write themselves
+        from geo_comuna.analysis.base import to_json
+
+        return to_json(result.feature_collection(as_written=True)).decode()
     if chosen == "json":
         return json.dumps(
             {"summary": result.summary, "warnings": result.warnings},

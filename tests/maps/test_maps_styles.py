@@ -120,9 +120,7 @@ def test_a_graduated_legend_labels_each_class_by_the_values_it_draws() -> None:
     assert [colour for colour, _ in entries] == spec["ramp"][:4]
 
     depths = [0.5, 0.75, 1, 1.25, 2, 3, 2000.5, 2500, 3000, 3100]
-    features = [
-        {"type": "Feature", "geometry": None, "properties": {"project": d}} for d in depths
-    ]
+    features = [{"type": "Feature", "geometry": None, "properties": {"project": d}} for d in depths]
     _, entries = analysis_spec("water-hookups", features, Styles.load(), "es")
     assert [label for _, label in entries] == [
         "0,5 – 0,75",
