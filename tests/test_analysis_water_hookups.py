@@ -103,6 +103,9 @@ async def test_branches_share_their_pipe(conn: AsyncConnection) -> None:
     # no DEM: said, and pumping is unknown rather than False
     assert any("no DEM" in w for w in result.warnings)
     assert got[north[0]]["needs_pumping"] is None
+    # and so in the projects' rows: a 0 read as "none needs pumping"
+    assert [r["needs_pumping"] for r in result.rows] == [None, None]
+    assert "needs_pumping,max_rise_m" in result.csv() and ",0," not in result.csv()
     sectors = {s["sector"]: s for s in result.summary["by_sector"]}
     assert sectors["Norte"]["dwellings"] == 4 and sectors["Norte"]["dwellings_without_piped"] == 3
 

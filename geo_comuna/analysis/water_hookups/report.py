@@ -108,7 +108,8 @@ def project_rows(
             "residents": int(residents),
             "pipe_m": round(float(pipe), 1),
             "residents_per_m": round(float(residents / max(pipe, 1e-9)), 4),
-            "needs_pumping": int(ranking.needs_pumping[i]),
+            # no rise known for any of its homes (no DEM, off it): unknown, as the summary's
+            "needs_pumping": None if np.isnan(max_rise) else int(ranking.needs_pumping[i]),
             "max_rise_m": None if np.isnan(max_rise) else round(float(max_rise), 1),
         }
         if cost_per_m is not None:  # as the budget pays it: the greedy rows add up to its cost
