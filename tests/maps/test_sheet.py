@@ -127,21 +127,24 @@ async def test_the_hand_worked_parcel_in_spanish(
     assert "Ficha de parcela T-001" in text
     assert "Comuna Prueba Sarare (TEST-SARARE)" in text
     assert "REGVEN / UTM zona 19N (EPSG:2202)" in text
+    # numbers as Spanish writes them (decimal comma): "24.3370 ha" reads as 243,370 ha
     for number, (easting, northing) in VERTICES.items():
-        assert re.search(rf"\b{number} {easting:.2f} {northing:.2f}\b", text), number
-    assert len(re.findall(r"\b\d 48\d{4}\.\d\d 108\d{4}\.\d\d\b", text)) == 4
+        written = f"{easting:.2f} {northing:.2f}".replace(".", ",")
+        assert re.search(rf"\b{number} {written}\b", text), number
+    assert len(re.findall(r"\b\d 48\d{4},\d\d 108\d{4},\d\d\b", text)) == 4
 
-    assert re.search(r"Norte 4–1 120\.42 sin colindante registrado", text)
-    assert re.search(r"Este 1–2 110\.11 parcela T-002", text)
-    assert re.search(r"Sur 2–3 120\.10 vía Sarare-Buría", text)
-    assert re.search(r"Oeste 3–4 105\.12 límite de la comuna", text)
+    assert re.search(r"Norte 4–1 120,42 sin colindante registrado", text)
+    assert re.search(r"Este 1–2 110,11 parcela T-002", text)
+    assert re.search(r"Sur 2–3 120,10 vía Sarare-Buría", text)
+    assert re.search(r"Oeste 3–4 105,12 límite de la comuna", text)
+    assert re.search(r"Generada el \d{1,2} de [a-z]+ de \d{4}", text)
 
     # area and perimeter on the spheroid, by pyproj's Geod from the stored corners
     lons, lats = zip(*lonlat(PARCEL), strict=True)
     area, perimeter = Geod(ellps="WGS84").polygon_area_perimeter(lons, lats)
     assert abs(abs(area) / 12_937.5 - 1) < 0.002  # the shoelace's grid area, give or take k²
-    assert f"{abs(area) / 10_000:.4f} ha" in text
-    assert f"{perimeter:.2f} m" in text
+    assert f"{abs(area) / 10_000:.4f} ha".replace(".", ",") in text
+    assert f"{perimeter:.2f} m".replace(".", ",") in text
 
     # the tenure history, with the registry's labels, the first tenure's row first
     assert re.search(r"\d{4}-\d\d-\d\d \(inicial\) Ocupada\n.*Ocupada En regularización", text)
@@ -281,6 +284,7 @@ async def test_a_communes_sheets_and_index(
     assert said[-1] == "3/3 sheets"
     index = pdf_text((out / "index.pdf").read_bytes(), tmp_path, "index.pdf")
     assert "Índice de fichas de parcelas: TEST-SARARE" in index
+    assert re.search(r"3 parcelas · \d+,\d{4} ha · Generada el \d{1,2} de [a-z]+ de", index)
     for code in ("T-001", "T-002", "../T-003"):
         assert code in index
     assert "Ficha de parcela ../T-003" in pdf_text((out / "T-003.pdf").read_bytes(), tmp_path)

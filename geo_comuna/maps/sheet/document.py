@@ -28,6 +28,7 @@ from geo_comuna.maps.sheet.plan import Plan, QrCode
 from geo_comuna.maps.sheet.reads import ParcelSheet
 from geo_comuna.maps.sheet.records import shown
 from geo_comuna.maps.sheet.words import record_label, value_label, words
+from geo_comuna.maps.templating import day
 
 MARGIN = 12 * mm
 WIDTH = A4[0] - 2 * MARGIN
@@ -68,8 +69,12 @@ def _p(value: Any, style: ParagraphStyle = BODY) -> Paragraph:
     return Paragraph(_text(value), style)
 
 
-def _m(value: float) -> str:
-    return f"{value:,.2f}".replace(",", " ")
+def _fixed(value: float, places: int, lang: str, grouped: bool = True) -> str:
+    """A number with ``places`` decimals as the sheet's language writes it, as the report
+    does: es 1.956,56, en 1,956.56 (a Spanish reader took 24.3370 ha for 243,370 ha);
+    coordinates ungrouped."""
+    text = f"{value:,.{places}f}" if grouped else f"{value:.{places}f}"
+    return text.translate(str.maketrans(",.", ".,")) if lang == "es" else text
 
 
 def sheet_pdf(sheet: ParcelSheet, lang: str, url: str, today: dt.date | None = None) -> bytes:
@@ -101,7 +106,7 @@ def sheet_pdf(sheet: ParcelSheet, lang: str, url: str, today: dt.date | None = N
         canvas.drawString(
             MARGIN,
             MARGIN - 2,
-            f"{w['crs']}: {zone} · {w['generated'].format(day=today.isoformat())}",
+            f"{w['crs']}: {zone} · {w['generated'].format(day=day(lang)(today))}",
         )
         canvas.drawRightString(A4[0] - MARGIN, MARGIN - 2, w["page"].format(n=document.page))
         canvas.restoreState()
@@ -126,12 +131,12 @@ def sheet_pdf(sheet: ParcelSheet, lang: str, url: str, today: dt.date | None = N
                 ]
             ),
         ),
-        KeepTogether([_p(w["linderos"], HEADING), _linderos(sheet.linderos, w)]),
+        KeepTogether([_p(w["linderos"], HEADING), _linderos(sheet.linderos, w, lang)]),
         _p(w["rule"], SMALL),
         # the vertex table may run on to the next page (its heading row repeated there) rather
         # than leave the first one half empty
         _p(w["vertices"], HEADING),
-        _vertices(sheet, w),
+        _vertices(sheet, w, lang),
         KeepTogether([_p(w["history"], HEADING), _history(sheet, w, lang)]),
     ]
     for section in ("holders", "rights", "documents"):
@@ -143,11 +148,11 @@ def sheet_pdf(sheet: ParcelSheet, lang: str, url: str, today: dt.date | None = N
 def _facts(sheet: ParcelSheet, w: dict[str, str], lang: str, zone: str, url: str) -> Table:
     # plain strings where nothing wraps: a Paragraph costs its markup's parsing
     rows = [
-        [_p(w["area"]), f"{sheet.area_ha:,.4f} ha".replace(",", " ")],
-        [_p(w["perimeter"]), f"{_m(sheet.perimeter_m)} m"],
+        [_p(w["area"]), f"{_fixed(sheet.area_ha, 4, lang)} ha"],
+        [_p(w["perimeter"]), f"{_fixed(sheet.perimeter_m, 2, lang)} m"],
         [w["tenure"], value_label("tenure", sheet.tenure, lang)],
         [w["land_use"], value_label("land_use", sheet.land_use, lang) or "—"],
-        [w["recovered_on"], sheet.recovered_on.isoformat() if sheet.recovered_on else "—"],
+        [w["recovered_on"], day(lang)(sheet.recovered_on)],
         [w["crs"], _p(zone)],
     ]
     facts = Table(rows, colWidths=[24 * mm, WIDTH - MAP_WIDTH - 28 * mm], style=GRID)
@@ -197,14 +202,14 @@ def neighbour_text(lindero: Lindero, w: dict[str, str]) -> str:
     return "; ".join(names)
 
 
-def _linderos(linderos: list[Lindero], w: dict[str, str]) -> Table:
+def _linderos(linderos: list[Lindero], w: dict[str, str], lang: str) -> Table:
     rows: list[list[Any]] = [[w["side"], w["sides_col"], w["length"], w["borders"]]]
     for lindero in linderos:
         rows.append(
             [
                 w[f"{lindero.facing}_side"],
                 _p(stretches(lindero.sides)),
-                _m(lindero.length_m),
+                _fixed(lindero.length_m, 2, lang),
                 _p(neighbour_text(lindero, w)),
             ]
         )
@@ -214,7 +219,7 @@ def _linderos(linderos: list[Lindero], w: dict[str, str]) -> Table:
     return table
 
 
-def _vertices(sheet: ParcelSheet, w: dict[str, str]) -> Table:
+def _vertices(sheet: ParcelSheet, w: dict[str, str], lang: str) -> Table:
     """The vertices three to a row, in order along each row: a table that runs on to the next
     page then goes on where it stopped."""
     header = [w["vertex"], w["easting"], w["northing"]] * VERTEX_BLOCKS
@@ -222,7 +227,11 @@ def _vertices(sheet: ParcelSheet, w: dict[str, str]) -> Table:
     for start in range(0, len(sheet.vertices), VERTEX_BLOCKS):
         row: list[Any] = []
         for v in sheet.vertices[start : start + VERTEX_BLOCKS]:
-            row += [str(v.number), f"{v.easting:.2f}", f"{v.northing:.2f}"]
+            row += [
+                str(v.number),
+                _fixed(v.easting, 2, lang, grouped=False),
+                _fixed(v.northing, 2, lang, grouped=False),
+            ]
         rows.append(row + [""] * (3 * VERTEX_BLOCKS - len(row)))
     block = WIDTH / VERTEX_BLOCKS
     table = Table(
@@ -303,7 +312,8 @@ def index_pdf(
         # a HEAD and its GET, or two downloads, agree
         invariant=True,
     )
-    rows: list[list[Any]] = [[w["parcel"], w["tenure"], w["area"] + " (ha)", w["file"]]]
+    # the area's heading wraps in its column ("Superficie (geodésica) (ha)" ran into the next)
+    rows: list[list[Any]] = [[w["parcel"], w["tenure"], _p(w["area"] + " (ha)"), w["file"]]]
     total = 0.0
     for sheet, name in sheets:
         total += sheet.area_ha
@@ -311,7 +321,7 @@ def index_pdf(
             [
                 _p(sheet.code if sheet.code is not None else f"#{sheet.id}"),
                 value_label("tenure", sheet.tenure, lang),
-                f"{sheet.area_ha:,.4f}".replace(",", " "),
+                _fixed(sheet.area_ha, 4, lang),
                 Paragraph(f'<link href="{escape(name)}">{escape(name)}</link>', BODY),
             ]
         )
@@ -322,8 +332,8 @@ def index_pdf(
         [
             _p(f"{w['index']}: {title}", TITLE),
             _p(
-                f"{w['count'].format(n=len(sheets))} · {total:,.4f} ha · ".replace(",", " ")
-                + w["generated"].format(day=today.isoformat()),
+                f"{w['count'].format(n=len(sheets))} · {_fixed(total, 4, lang)} ha · "
+                + w["generated"].format(day=day(lang)(today)),
                 SUBTITLE,
             ),
             Spacer(1, 6),

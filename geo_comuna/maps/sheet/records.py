@@ -20,6 +20,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User
 from geo_comuna.layers.tenure import DOCUMENT_TYPES, PARTY_KIND, RIGHT_KIND, RIGHT_STATUS
+from geo_comuna.maps.templating import number
 from geo_comuna.tenure.records import parcel_records
 
 Records = dict[str, list[dict[str, Any]]]
@@ -93,4 +94,6 @@ def shown(section: str, column: str, value: Any, lang: str) -> Any:
         return domain.values[value].get(lang)
     if (section, column) == ("documents", "kind") and value in DOCUMENT_TYPES:
         return DOCUMENT_TYPES[value][0].get(lang)
+    if isinstance(value, float):  # a share: 0,5 in Spanish, as the report writes numbers
+        return number(lang)(value)
     return value
