@@ -100,9 +100,18 @@ def _html(
     return HTMLResponse(html, headers=headers)
 
 
-def _snippet(request: Request, settings: Any, path: str, lang: str, title: str) -> dict[str, str]:
+def _snippet(
+    request: Request,
+    settings: Any,
+    path: str,
+    lang: str,
+    title: str,
+    asked: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """The <iframe> for ``path``'s map, with the analysis parameters ``asked``."""
     base = base_url(request, settings)
-    url = f"{base}{path}?{urlencode({'embed': 'true', 'lang': lang})}"
+    asked = asked or {}
+    url = f"{base}{path}?{urlencode({**asked, 'embed': 'true', 'lang': lang})}"
     html = (
         f'<iframe src="{escape(url)}" title="{escape(title)}" width="100%" height="480" '
         f'style="border:0" loading="lazy" allowfullscreen></iframe>'
@@ -110,7 +119,8 @@ def _snippet(request: Request, settings: Any, path: str, lang: str, title: str) 
     snippet = {
         "url": url,
         "html": html,
-        "standalone_url": f"{base}{path}?{urlencode({'standalone': 'true', 'lang': lang})}",
+        "standalone_url": f"{base}{path}?"
+        + urlencode({**asked, "standalone": "true", "lang": lang}),
     }
     if not base.startswith(("http://", "https://")):
         snippet["warning"] = (
@@ -226,6 +236,7 @@ async def analysis(
     "/maps/communes/{commune}/{analysis}/embed-snippet",
     summary="The <iframe> to paste for an analysis map",
 )
+@own_parameters  # the analysis' own, as the map takes them
 async def analysis_snippet(
     request: Request,
     conn: Conn,
@@ -234,13 +245,29 @@ async def analysis_snippet(
     analysis: str,
     lang: LabelLang = "es",
 ) -> dict[str, str]:
+    """Other query parameters are the analysis' own: the snippet's map is drawn with them."""
     styles = Styles.load(settings.styles_path)
     if not known(analysis, styles):
         raise NotFound(f"no analysis named {analysis!r}")
+    asked = _asked(request, analysis, {"lang"})
     info = await data.commune_info(conn, commune_id)
     title = f"{info.name} — {analysis_title(analysis, styles, lang)}"
     path = f"/maps/communes/{quote(info.code, safe='')}/{quote(analysis, safe='')}"
-    return _snippet(request, settings, path, lang, title)
+    return _snippet(request, settings, path, lang, title, asked)
+
+
+def _asked(request: Request, analysis: str, route_takes: set[str]) -> dict[str, Any]:
+    """The analysis parameters of a map's query, checked, those not at their defaults."""
+    installed = all_analyses().get(analysis)
+    values = single_values(request, route_takes)
+    if installed is not None:
+        params = parse_params(installed.params, values, route_takes)
+        return params.model_dump(mode="json", exclude_defaults=True)
+    if values:  # a map with no analysis behind it (terrain) takes only the map's own
+        raise InvalidInput(
+            f"unknown query parameters {sorted(values)}; this map takes {sorted(route_takes)}"
+        )
+    return {}
 
 
 @router.get(

@@ -111,7 +111,9 @@ async def analysis_map(
                 "El análisis no devolvió elementos para esta comuna.",
                 "The analysis returned no features for this commune.",
             )
-    return finish(m, page, legend, title=title, links=commune_links(page, info.code), note=note)
+    asked = None if params is None else params.model_dump(mode="json", exclude_defaults=True)
+    links = commune_links(page, info.code, name, asked)
+    return finish(m, page, legend, title=title, links=links, note=note)
 
 
 def drawable(features: list[dict[str, Any]], most: int) -> list[dict[str, Any]]:

@@ -12,7 +12,8 @@ their EXIF places them."""
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, urlencode
 
 from psycopg import AsyncConnection
 
@@ -131,18 +132,29 @@ async def add_records(
         add_overlay(m, page, spec, title, json.dumps(photos), legend)
 
 
-def commune_links(page: Page, code: str) -> list[tuple[str, str]]:
-    """Title-bar links of a served commune page (none in a standalone file)."""
+def commune_links(
+    page: Page, code: str, analysis: str | None = None, asked: dict[str, Any] | None = None
+) -> list[tuple[str, str]]:
+    """Title-bar links of a served commune page (none in a standalone file). On an
+    ``analysis``' map, the other language, the file and the snippet are of that map, with
+    the parameters ``asked`` (those not at their defaults): they led to the commune map,
+    and the other language lost the analysis and its budget."""
     if page.standalone:
         return []
     base = f"{page.base}/maps/communes/{quote(code, safe='')}"
+    if analysis is not None:
+        base += f"/{quote(analysis, safe='')}"
+
+    def url(path: str, **query: str) -> str:
+        return f"{path}?{urlencode({**(asked or {}), **query})}"
+
     other = "en" if page.lang == "es" else "es"
     return [
-        (other.upper(), f"{base}?lang={other}"),
+        (other.upper(), url(base, lang=other)),
         (
             page.t("Informe", "Report"),
             f"{page.base}/communes/{quote(code, safe='')}/report?lang={page.lang}",
         ),
-        (page.t("Descargar HTML", "Download HTML"), f"{base}?lang={page.lang}&standalone=true"),
-        (page.t("Insertar", "Embed"), f"{base}/embed-snippet?lang={page.lang}"),
+        (page.t("Descargar HTML", "Download HTML"), url(base, lang=page.lang, standalone="true")),
+        (page.t("Insertar", "Embed"), url(f"{base}/embed-snippet", lang=page.lang)),
     ]

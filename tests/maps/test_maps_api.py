@@ -114,6 +114,32 @@ async def test_embed_snippet(client: httpx.AsyncClient) -> None:
     assert "/maps/communes/EL-MAIZAL/water-hookups?embed=true" in r.json()["url"]
 
 
+async def test_an_analysis_maps_links_keep_the_analysis_and_its_parameters(
+    client: httpx.AsyncClient,
+) -> None:
+    """On the water hookups map of a 500 m budget the title bar's EN, download and embed
+    links led to the commune map: the other language lost the analysis and its budget. They
+    are the same map's, with the budget; the embed snippet draws it with the budget too."""
+    url = "/maps/communes/5-DE-MARZO/water-hookups"
+    r = await client.get(url, params={"lang": "es", "budget_m": 500})
+    assert r.status_code == 200
+    links = set(re.findall(r'href="([^"]+)"', r.text))
+    here = f"{url}?budget_m=500.0"
+    assert f"{here}&amp;lang=en" in links
+    assert f"{here}&amp;lang=es&amp;standalone=true" in links
+    assert f"{url}/embed-snippet?budget_m=500.0&amp;lang=es" in links
+    assert "/maps/communes/5-DE-MARZO?lang=en" not in links
+    english = await client.get(url, params={"lang": "en", "budget_m": 500.0})
+    assert english.status_code == 200 and "Water hookups" in english.text
+    snippet = (await client.get(f"{url}/embed-snippet", params={"budget_m": 500})).json()
+    assert snippet["url"].endswith(f"{here}&embed=true&lang=es")
+    assert f"{here}&standalone=true" in snippet["standalone_url"]
+    bad = await client.get(f"{url}/embed-snippet", params={"budget_m": "mucho"})
+    assert bad.status_code == 400 and "budget_m" in bad.text
+    plain = await client.get(url, params={"lang": "es"})  # defaults: no parameter repeated
+    assert f"{url}?lang=en" in set(re.findall(r'href="([^"]+)"', plain.text))
+
+
 async def test_standalone_inlines_everything(client: httpx.AsyncClient) -> None:
     r = await client.get("/maps/communes/5-DE-MARZO", params={"standalone": "true"})
     assert r.status_code == 200
