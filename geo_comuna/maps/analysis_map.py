@@ -36,7 +36,7 @@ from geo_comuna.maps.commune import add_boundary, commune_links
 from geo_comuna.maps.draw import count_label
 from geo_comuna.maps.elements import Data, ThemedLayer, legend_section
 from geo_comuna.maps.page import Page, finish, new_map
-from geo_comuna.maps.styles import FALLBACK_COLOUR, Styles, quantile_breaks
+from geo_comuna.maps.styles import FALLBACK_COLOUR, Styles, domains, quantile_breaks
 
 log = logging.getLogger("geo_comuna.maps")
 MAX_CATEGORIES = 12
@@ -257,11 +257,12 @@ def analysis_spec(
     for key in ("stroke", "fill_opacity", "radius", "radii", "weights", "outline"):
         if key in style:
             spec[key] = style[key]
-    if by and labels:  # the coloured property's values as the legend words them
-        words = {v: t.get(lang, v) for v, t in labels.items()}
-        for field in [*(spec["fields"]["tooltip"] or []), *(spec["fields"]["popup"] or [])]:
-            if field["name"] == by:
-                field["values"] = words
+    # coded values in the page's words, in every field that holds them (a popup listing
+    # every property looks them up by name): "Tenencia: abandoned" was a code in Spanish
+    spec["values"] = _value_words(style, by, lang, styles)
+    for field in [*(spec["fields"]["tooltip"] or []), *(spec["fields"]["popup"] or [])]:
+        if field["name"] in spec["values"]:
+            field["values"] = spec["values"][field["name"]]
     numeric = values and all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in values if v is not None
     )
@@ -289,6 +290,27 @@ def analysis_spec(
         spec["color"] = colour
         entries.append((colour, title))
     return spec, entries
+
+
+def _value_words(
+    style: dict[str, Any], by: str | None, lang: str, styles: Styles
+) -> dict[str, dict[str, str]]:
+    """Each coded field of an analysis' features, its values as ``lang`` words them: a
+    property named as a registry domain (tenure, land_use, water, electricity, gas) by the
+    registry's labels, the analysis' own codes by its style's ``values``, and the coloured
+    property by its legend's labels."""
+    registry = domains()
+    named = {*style.get("fields", {}), *(style.get("popup") or []), *([by] if by else [])}
+    words: dict[str, dict[str, str]] = {}
+    for name in sorted(named):
+        if name in registry:
+            domain = registry[name]
+            words[name] = {v: styles.value_label(domain, v, lang) for v in domain.values}
+        if name in style.get("values", {}):
+            words[name] = {v: t.get(lang, v) for v, t in style["values"][name].items()}
+    if by and style.get("labels"):
+        words[by] = {v: t.get(lang, v) for v, t in style["labels"].items()}
+    return words
 
 
 def _class_ranges(known: list[float], breaks: list[float]) -> list[tuple[float, float]]:

@@ -472,6 +472,36 @@ def test_analysis_map_answers(member: Any, server: str, name: str, lang: str) ->
         assert not [
             w for w in ("Water", "Proposed", "Home each", "Walk to", "Parcels of") if w in words
         ]
+    # popups say codes in words ("Conexión: network", "Tenencia: abandoned" were codes)
+    popups = page.evaluate(
+        """(id) => {
+        for (const l of Object.values(window)) {
+            if (l && l.gcId === id) {
+                return l.getLayers().slice(0, 40).map((f) => {
+                    f.openPopup();
+                    const cells = document.querySelectorAll('.leaflet-popup-content td');
+                    return Array.from(cells).map((td) => td.textContent);
+                });
+            }
+        }
+    }""",
+        f"analysis-{name}",
+    )
+    assert popups, name
+    codes = (
+        "network",
+        "straight_line",
+        "intermittent",
+        "precarious",
+        "abandoned",
+        "idle",
+        "transit_stop",
+        "road",
+        "dwelling",
+        "candidate",
+        "None",
+    )
+    assert not [v for values in popups for v in values if v in codes], popups[:3]
 
 
 def test_land_recovery_marks_every_kind(browser: Any, own_db: str, settings: Settings) -> None:

@@ -129,3 +129,37 @@ def test_a_graduated_legend_labels_each_class_by_the_values_it_draws() -> None:
         "2.000,5 – 2.500",
         "3.000 – 3.100",
     ]
+
+
+def test_an_analysis_maps_codes_are_said_in_its_language() -> None:
+    """Popups of analysis maps showed codes ("Tenencia: abandoned", "Electricidad: none",
+    "Conexión: network") though the coloured property had its words: every coded field of a
+    popup or tooltip has them, and a popup listing every property finds them by name."""
+    from geo_comuna.maps.analysis_map import analysis_spec
+
+    styles = Styles.load()
+    tenure, water = domains()["tenure"], domains()["water"]
+
+    def popup(name: str, props: dict, lang: str) -> tuple[dict, dict]:
+        spec, _ = analysis_spec(name, [{"geometry": None, "properties": props}], styles, lang)
+        fields = {f["name"]: f.get("values", {}) for f in spec["fields"]["popup"] or []}
+        return spec, fields
+
+    _, fields = popup("land-recovery", {"kind": "candidate", "tenure": "abandoned"}, "es")
+    assert fields["tenure"]["abandoned"] == "Abandonada (recuperable)"
+    assert fields["land_use"]["idle"] == styles.value_label(domains()["land_use"], "idle", "es")
+    assert fields["kind"]["candidate"] == "Candidata a recuperación"
+    _, fields = popup("land-recovery", {"kind": "candidate"}, "en")
+    assert fields["tenure"]["abandoned"] == styles.value_label(tenure, "abandoned", "en")
+    _, fields = popup("water-hookups", {"project": 1, "water": "none"}, "es")
+    assert fields["water"]["none"] == styles.value_label(water, "none", "es")
+    assert fields["connection"] == {"network": "Por las veredas", "straight_line": "En línea recta"}
+    _, fields = popup("stair-access", {"minutes": 3.0}, "en")
+    assert fields["destination"] == {"road": "Road", "transit_stop": "Transit stop"}
+    spec, fields = popup("electricity-gaps", {"kind": "dwelling"}, "es")
+    assert fields == {}  # every property: found by name in spec["values"]
+    electricity = domains()["electricity"]
+    assert spec["values"]["electricity"]["precarious"] == styles.value_label(
+        electricity, "precarious", "es"
+    )
+    assert spec["values"]["kind"]["dwelling"] == "Vivienda sin conexión formal"

@@ -62,7 +62,10 @@
     var fields = spec.fields && spec.fields[which];
     if (!fields) {
       fields = Object.keys(props).filter(function (k) { return k !== "id"; })
-        .map(function (k) { return { name: k, label: (spec.labels && spec.labels[k]) || k }; });
+        .map(function (k) {
+          return { name: k, label: (spec.labels && spec.labels[k]) || k,
+                   values: spec.values && spec.values[k] };
+        });
       if (which === "tooltip") { fields = fields.slice(0, 3); }
     }
     var rows = [];
