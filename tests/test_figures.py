@@ -20,17 +20,21 @@ from geo_comuna.analysis.base import answer
 from geo_comuna.analysis.figures import FIGURES, NOT_SHOWN, figures, scalars, unlabelled
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.cli import app as cli_app
+from geo_comuna.errors import Said
 from geo_comuna.maps.templating import number
 
 pytestmark = pytest.mark.anyio
 #: a raw value, and a raw key
 RAW = re.compile(r"\b(None|False|True|null|nan)\b")
+#: English words a Spanish warning must not hold
+ENGLISH = re.compile(r"\b(the|has|have|are|is|of|and|no DEM|dwellings|parcels)\b")
 KEY = re.compile(r"\b[a-z]+_[a-z_]+\b")
 
 
 async def test_every_figure_of_every_analysis_has_a_label(conn: AsyncConnection) -> None:
     cur = await conn.execute("SELECT id, code FROM communes ORDER BY code")
     seen: dict[str, set[str]] = {}
+    warned: set[str] = set()
     for commune_id, code in await cur.fetchall():
         for name, analysis in all_analyses().items():
             try:
@@ -38,11 +42,18 @@ async def test_every_figure_of_every_analysis_has_a_label(conn: AsyncConnection)
             except Exception:  # noqa: BLE001 (an analysis that needs data this commune lacks)
                 continue
             assert unlabelled(name, result.summary) == [], (name, code)
+            # warnings know their Spanish: `analyze` printed them in English under
+            # "Advertencias" (the API keeps the English, the string itself)
+            for warning in result.warnings:
+                assert isinstance(warning, Said), (name, code, warning)
+                assert not ENGLISH.search(warning.es), (name, code, warning.es)
+            warned.update(result.warnings)
             seen.setdefault(name, set()).update(k for k, _ in scalars(result.summary))
             for lang in ("es", "en"):
                 for label, value in figures(name, result.summary, lang, number(lang)):
                     assert not KEY.search(label) and not RAW.search(value), (name, label, value)
     assert set(seen) == set(all_analyses()), "every analysis ran on some sample commune"
+    assert len(warned) >= 3  # the samples lack DEMs, roads, lines: warnings were checked
     # a budget's figures (water hookups under 500 m of pipe, at 12 a metre)
     water = all_analyses()["water-hookups"]
     cur = await conn.execute("SELECT id FROM communes WHERE code = '5-DE-MARZO'")
@@ -117,6 +128,18 @@ async def test_cli_geojson_is_the_apis(own_db: str, client: httpx.AsyncClient) -
         assert isinstance(cli["lines"], list) and cli["lines"], name
         assert all(line["geometry"]["coordinates"] for line in cli["lines"])
         assert cli["lines"] == api["lines"] and cli["features"] == api["features"], name
+
+
+def test_cli_analyze_warns_in_its_language(own_db: str) -> None:
+    env = {"GEO_COMUNA_DATABASE_URL": own_db, "LC_ALL": ""}
+    args = ["analyze", "land-recovery", "EL-MAIZAL"]
+    spanish = CliRunner().invoke(cli_app, args, env={**env, "LANG": "es_VE.UTF-8"})
+    assert spanish.exit_code == 0, spanish.stderr
+    assert "Advertencias:" in spanish.stdout
+    assert "la comuna no tiene modelo de elevación" in spanish.stdout
+    assert "the commune has no DEM" not in spanish.stdout
+    english = CliRunner().invoke(cli_app, [*args, "--lang", "en"], env=env)
+    assert "the commune has no DEM: candidates are scored without slope" in english.stdout
 
 
 def test_cli_analyze_list() -> None:

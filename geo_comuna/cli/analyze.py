@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from geo_comuna.cli.common import cli_lang, die, load_settings, progress, run
-from geo_comuna.errors import GeoComunaError, Said
+from geo_comuna.errors import GeoComunaError, Said, said
 
 TEXT = {
     "es": dict(
@@ -158,6 +158,10 @@ def _text(analysis: Any, result: Any, chosen: str, commune: str, lang: str) -> s
     lines = [f"{title} · {commune}", ""]
     lines += [f"  {label:<{width}}  {value:>14}" for label, value in rows]
     if result.warnings:
-        lines += ["", f"{TEXT[lang]['warnings']}:", *(f"  - {w}" for w in result.warnings)]
+        lines += [
+            "",
+            f"{TEXT[lang]['warnings']}:",
+            *(f"  - {said(w, lang)}" for w in result.warnings),
+        ]
     lines += ["", TEXT[lang]["machines"]]
     return "\n".join(lines)

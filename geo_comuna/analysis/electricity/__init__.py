@@ -27,6 +27,7 @@ from geo_comuna.analysis.electricity import parts, sites
 from geo_comuna.analysis.electricity.params import Params
 from geo_comuna.analysis.toolkit import network
 from geo_comuna.analysis.toolkit.features import PointFeatures
+from geo_comuna.errors import Said
 from geo_comuna.layers import LAYERS
 
 __all__ = ["ANALYSIS", "Params", "run"]
@@ -133,9 +134,14 @@ async def _nothing(conn: AsyncConnection, commune_id: int) -> Result:
         features=[],
         rows=[],
         warnings=[
-            "every mapped dwelling of this commune has formal electricity"
+            Said(
+                "every mapped dwelling of this commune has formal electricity",
+                "toda vivienda mapeada de esta comuna tiene conexión eléctrica formal",
+            )
             if (await cur.fetchone())[0]
-            else "this commune has no dwellings mapped"
+            else Said(
+                "this commune has no dwellings mapped", "esta comuna no tiene viviendas mapeadas"
+            )
         ],
     )
 
@@ -198,7 +204,12 @@ async def _answer(
     line = np.array([np.nan if d is None else d for d in line_m], float)
     if np.isnan(line).all():
         warnings.append(
-            "this commune has no power line in good condition mapped: distances to a line are null"
+            Said(
+                "this commune has no power line in good condition mapped: distances to a line "
+                "are null",
+                "esta comuna no tiene líneas eléctricas en buen estado mapeadas: las distancias "
+                "a una línea quedan vacías",
+            )
         )
     found = await _measured(conn, commune_id, srid, placed, (lon, lat, ids))
     number = {row[0]: n for n, row in enumerate(found, start=1)}  # by residents served

@@ -34,6 +34,7 @@ from geo_comuna.analysis.land_recovery.summary import (
     summarise_rights,
     summarise_timeline,
 )
+from geo_comuna.errors import Said
 
 __all__ = [
     "ANALYSIS",
@@ -62,12 +63,14 @@ MAX_UNIONED_VERTICES = 1_000_000
 #: command (no deadline) looks everywhere, whatever the size
 MAX_BUFFERED_VERTICES = 50_000
 #: why, in the warnings
-CANNOT_STOP = (
+CANNOT_STOP = Said(
     "(its steps cannot be stopped once started); geo-comuna analyze land-recovery looks for "
-    "them whatever the size"
+    "them whatever the size",
+    "(sus pasos no se pueden detener una vez empezados); geo-comuna analyze land-recovery "
+    "las busca sea cual sea el tamaño",
 )
 #: how the warnings of a search not made begin (the sliver count is then None)
-SLIVERS_SKIPPED = "slivers were not looked for"
+SLIVERS_SKIPPED = Said("slivers were not looked for", "no se buscaron astillas")
 
 #: every feature's properties, in this order (CSV columns)
 COLUMNS = (
@@ -136,7 +139,7 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     if not looked:  # some clusters were not looked in: not a count of the commune's slivers
         counts["sliver"] = None
     if summary["parcels"] == 0:
-        warnings.append("the commune has no parcels")
+        warnings.append(Said("the commune has no parcels", "la comuna no tiene parcelas"))
     summary["candidates"] = candidates
     summary["conflicts"] = counts
     return Result(summary, features, rows=csv_rows(features), warnings=warnings)
@@ -202,8 +205,12 @@ async def _found(
     if unchecked:
         parcels = sum(len(r[1]) for r in unchecked)
         warnings.append(
-            f"{SLIVERS_SKIPPED} among {parcels:,} parcels: their outlines have too many "
-            f"vertices for a request {CANNOT_STOP}"
+            Said(
+                f"{SLIVERS_SKIPPED} among {parcels:,} parcels: their outlines have too many "
+                f"vertices for a request {CANNOT_STOP}",
+                f"{SLIVERS_SKIPPED.es} entre {_es(parcels)} parcelas: sus contornos tienen "
+                f"demasiados vértices para una petición {CANNOT_STOP.es}",
+            )
         )
     return features, len(candidates), conflicts, slivers and not unchecked, warnings
 
@@ -220,11 +227,21 @@ async def _few_vertices(conn: AsyncConnection, commune_id: int, warnings: list[s
     if total <= MAX_SLIVER_VERTICES and most <= MAX_PARCEL_VERTICES:
         return True
     warnings.append(
-        f"{SLIVERS_SKIPPED}: the commune's parcels have {total:,} vertices, at most "
-        f"{most:,} in one, past the {MAX_SLIVER_VERTICES:,} in all and {MAX_PARCEL_VERTICES:,} "
-        f"in one a request may take {CANNOT_STOP}"
+        Said(
+            f"{SLIVERS_SKIPPED}: the commune's parcels have {total:,} vertices, at most "
+            f"{most:,} in one, past the {MAX_SLIVER_VERTICES:,} in all and "
+            f"{MAX_PARCEL_VERTICES:,} in one a request may take {CANNOT_STOP}",
+            f"{SLIVERS_SKIPPED.es}: las parcelas de la comuna tienen {_es(total)} vértices, "
+            f"hasta {_es(most)} en una, más de los {_es(MAX_SLIVER_VERTICES)} en total y "
+            f"{_es(MAX_PARCEL_VERTICES)} en una que puede tomar una petición {CANNOT_STOP.es}",
+        )
     )
     return False
+
+
+def _es(count: int) -> str:
+    """A count as Spanish writes it (12.345)."""
+    return f"{count:,}".replace(",", ".")
 
 
 #: this analysis' entry in analysis/registry.py

@@ -151,15 +151,24 @@ async def read_candidates(
     slopes = np.full(len(rows), np.nan)
     if rows and dem is None:
         warnings.append(
-            "the commune has no DEM: candidates are scored without slope "
-            "(add one with `geo-comuna dem add`)"
+            Said(
+                "the commune has no DEM: candidates are scored without slope "
+                "(add one with `geo-comuna dem add`)",
+                "la comuna no tiene modelo de elevación: las candidatas se puntúan sin la "
+                "pendiente (agregue uno con `geo-comuna dem add`)",
+            )
         )
     elif rows:
         slopes = await work.cpu(_slopes, dem, rows, params.max_slope_pct, warnings)
     roads_known = not all(r[10] is None for r in rows)
     if rows and not roads_known:
         warnings.append(
-            "there are no roads (paths of kind 'road'): candidates are scored without road distance"
+            Said(
+                "there are no roads (paths of kind 'road'): candidates are scored without road "
+                "distance",
+                "no hay vías (veredas de tipo 'road'): las candidatas se puntúan sin la "
+                "distancia a una vía",
+            )
         )
     if rows:
         _something_weighed(params, not np.isnan(slopes).all(), roads_known)

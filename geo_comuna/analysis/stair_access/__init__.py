@@ -27,6 +27,7 @@ from geo_comuna.analysis.stair_access.legs import MEASURES, segment_legs, tobler
 from geo_comuna.analysis.stair_access.params import Params
 from geo_comuna.analysis.stair_access.walks import Walks, walk_all
 from geo_comuna.analysis.toolkit import network
+from geo_comuna.errors import Said
 from geo_comuna.layers import LAYERS
 
 __all__ = [
@@ -49,7 +50,9 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     async with work.spare_connection() as other:
         dw, net = await _homes_and_paths(conn, other, commune_id)
     if net is None:
-        warnings.append("this commune has no dwellings mapped")
+        warnings.append(
+            Said("this commune has no dwellings mapped", "esta comuna no tiene viviendas mapeadas")
+        )
         return Result(summary={"dwellings": 0, "residents": 0}, features=[], warnings=warnings)
     stop_points = await places.transit_stop_points(conn, commune_id, params)
     homes, stops = await places.attached(net, dw, stop_points, commune_id, params)
@@ -89,9 +92,14 @@ def _walks_and_report(
     lost = int((~out.reachable).sum())
     if lost:
         warnings.append(
-            f"{lost} dwellings reach no destination: over "
-            f"{params.max_connector_m:g} m from the paths, or on paths cut off "
-            "from every road and stop"
+            Said(
+                f"{lost} dwellings reach no destination: over "
+                f"{params.max_connector_m:g} m from the paths, or on paths cut off "
+                "from every road and stop",
+                f"{lost} viviendas no llegan a ningún destino: a más de "
+                f"{params.max_connector_m:g} m de las veredas, o en veredas aisladas "
+                "de toda vía y parada",
+            )
         )
     flagged = report.flags(out, back, params)
     return Result(

@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 from geo_comuna.analysis.stair_access.params import Params
 from geo_comuna.analysis.toolkit import network
 from geo_comuna.analysis.toolkit.network import Attachment, Dwellings, Network
-from geo_comuna.errors import NotFound
+from geo_comuna.errors import NotFound, Said
 
 
 async def walkable_paths(conn: AsyncConnection, commune_id: int) -> Network:
@@ -87,17 +87,30 @@ async def elevations(
     missing = int(np.isnan(z_node).sum())
     if dem is None:
         warnings.append(
-            "this commune has no DEM: every path is walked as flat and a "
-            "stairway's steps all count as climbed (register a GeoTIFF DEM)"
+            Said(
+                "this commune has no DEM: every path is walked as flat and a "
+                "stairway's steps all count as climbed (register a GeoTIFF DEM)",
+                "esta comuna no tiene modelo de elevación: cada vereda se camina como plana y "
+                "todos los escalones de una escalera cuentan como subidos (registre un DEM "
+                "GeoTIFF)",
+            )
         )
     elif missing == net.n_nodes:
         warnings.append(
-            f"the DEM '{dem.name}' does not cover this commune's paths: every "
-            "path is walked as flat and stairway steps all count as climbed"
+            Said(
+                f"the DEM '{dem.name}' does not cover this commune's paths: every "
+                "path is walked as flat and stairway steps all count as climbed",
+                f"el modelo de elevación '{dem.name}' no cubre las veredas de esta comuna: "
+                "cada vereda se camina como plana y todos los escalones cuentan como subidos",
+            )
         )
     elif missing:
         warnings.append(
-            f"{missing} of {net.n_nodes} path nodes lie outside the DEM "
-            f"'{dem.name}': segments touching them are walked as flat"
+            Said(
+                f"{missing} of {net.n_nodes} path nodes lie outside the DEM "
+                f"'{dem.name}': segments touching them are walked as flat",
+                f"{missing} de {net.n_nodes} nodos de las veredas quedan fuera del modelo de "
+                f"elevación '{dem.name}': los tramos que los tocan se caminan como planos",
+            )
         )
     return z_node, z_home, z_att

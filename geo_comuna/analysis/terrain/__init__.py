@@ -22,7 +22,7 @@ from geo_comuna.analysis.terrain.params import Params
 from geo_comuna.analysis.toolkit.dem import dem_for
 from geo_comuna.analysis.toolkit.slope import terrain_of
 from geo_comuna.analysis.toolkit.zonal import MAX_UNCOVERED, STATS
-from geo_comuna.errors import InvalidInput
+from geo_comuna.errors import InvalidInput, Said
 
 __all__ = ["ANALYSIS", "Params", "run"]
 
@@ -56,9 +56,15 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     warnings: list[str] = []
     stats = await work.cpu(terrain_of, dem, geoms, params.slope_threshold_pct, warnings)
     if covered < 1 - 1e-6:
-        warnings.append(f"the DEM covers only {100 * covered:.1f} % of the commune")
+        share = f"{100 * covered:.1f}"
+        warnings.append(
+            Said(
+                f"the DEM covers only {share} % of the commune",
+                f"el modelo de elevación cubre solo el {share.replace('.', ',')} % de la comuna",
+            )
+        )
     if not parcels:
-        warnings.append("the commune has no parcels")
+        warnings.append(Said("the commune has no parcels", "la comuna no tiene parcelas"))
     features = []
     for k, (pid, code, land_use, area_ha, _, geometry) in enumerate(parcels, start=1):
         props: dict[str, Any] = {
@@ -80,7 +86,13 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
         features.append({"type": "Feature", "id": pid, "geometry": geometry, "properties": props})
     without = sum(1 for f in features if f["properties"]["note"])
     if without:
-        warnings.append(f"{without} parcel(s) not wholly on the DEM have null statistics")
+        warnings.append(
+            Said(
+                f"{without} parcel(s) not wholly on the DEM have null statistics",
+                f"{without} parcela(s) que no están enteras sobre el modelo de elevación "
+                "quedan sin estadísticas",
+            )
+        )
     summary = {
         "dem": {
             "id": dem.id,

@@ -109,9 +109,15 @@ def coarsened_warning(dem: Dem, grid: Grid) -> list[str]:
     """What a result says when its DEM window was read at coarser cells."""
     if grid.coarsened <= 1:
         return []
+    times = f"{grid.coarsened:.1f}"
     return [
-        f"the DEM {dem.name!r} was read at cells {grid.coarsened:.1f} times coarser (averaged) "
-        "to stay within the cells one request may read (GEO_COMUNA_MAX_RASTER_WINDOW_CELLS)"
+        Said(
+            f"the DEM {dem.name!r} was read at cells {times} times coarser (averaged) "
+            "to stay within the cells one request may read (GEO_COMUNA_MAX_RASTER_WINDOW_CELLS)",
+            f"el modelo de elevación {dem.name!r} se leyó con celdas {times.replace('.', ',')} "
+            "veces más gruesas (promediadas) para no pasar las celdas que puede leer una "
+            "petición (GEO_COMUNA_MAX_RASTER_WINDOW_CELLS)",
+        )
     ]
 
 

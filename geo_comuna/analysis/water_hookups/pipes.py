@@ -25,7 +25,7 @@ from geo_comuna.analysis.water_hookups.projects import (
     route,
     source_tree,
 )
-from geo_comuna.errors import NotFound
+from geo_comuna.errors import NotFound, Said
 
 
 async def require_mains(conn: AsyncConnection, commune_id: int) -> None:
@@ -101,7 +101,12 @@ async def lay_pipes(
     srid, net = paths
     if not net.n_edges:
         warnings.append(
-            "this commune has no paths mapped: every length is a straight line to the nearest main"
+            Said(
+                "this commune has no paths mapped: every length is a straight line to the "
+                "nearest main",
+                "esta comuna no tiene veredas mapeadas: cada longitud es una línea recta a la "
+                "tubería más cercana",
+            )
         )
     # the homes are attached (CPU, on a worker) while the taps are read (the database)
     async with work.beside(network.attach_dwellings(net, dw, params.max_connector_m)) as attaching:
@@ -112,8 +117,13 @@ async def lay_pipes(
     off = np.flatnonzero(~on)
     if len(off) and net.n_edges:
         warnings.append(
-            f"{len(off)} dwellings are over {params.max_connector_m:g} m from the "
-            "paths or on paths no main reaches: straight lines to the main"
+            Said(
+                f"{len(off)} dwellings are over {params.max_connector_m:g} m from the "
+                "paths or on paths no main reaches: straight lines to the main",
+                f"{len(off)} viviendas están a más de {params.max_connector_m:g} m de las "
+                "veredas o en veredas a las que no llega ninguna tubería: líneas rectas a la "
+                "tubería",
+            )
         )
 
     # Where each dwelling's water comes from: its project's tap point on the main, or the
@@ -173,12 +183,20 @@ async def elevation_rise(
     )
     if dem is None:
         warnings.append(
-            "this commune has no DEM: elevations and needs_pumping are null "
-            "(register a GeoTIFF DEM for the commune to get them)"
+            Said(
+                "this commune has no DEM: elevations and needs_pumping are null "
+                "(register a GeoTIFF DEM for the commune to get them)",
+                "esta comuna no tiene modelo de elevación: las elevaciones y si hace falta "
+                "bombeo quedan vacías (registre un DEM GeoTIFF de la comuna para tenerlos)",
+            )
         )
     elif unknown := int((np.isnan(z_home) | np.isnan(z_src)).sum()):
         warnings.append(
-            f"{unknown} of {len(dw.ids)} dwellings or their sources lie outside "
-            f"the DEM '{dem.name}': their needs_pumping is null"
+            Said(
+                f"{unknown} of {len(dw.ids)} dwellings or their sources lie outside "
+                f"the DEM '{dem.name}': their needs_pumping is null",
+                f"{unknown} de {len(dw.ids)} viviendas o sus fuentes quedan fuera del modelo "
+                f"de elevación '{dem.name}': queda vacío si necesitan bombeo",
+            )
         )
     return Rise(z_home, z_src, z_home - z_src)
