@@ -224,3 +224,27 @@ def test_lang_speaks_a_command_that_follows_the_locale_otherwise(tmp_path: Path)
         cli_app, ["dem", "add", "EL-MAIZAL", str(tmp_path / "none.tif")], env=SPANISH
     )
     assert run.exit_code == 2 and "no existe el archivo" in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "spanish", "english"),
+    [
+        (["analyze", "nope", "X"], "no hay ningún análisis llamado 'nope'", "no analysis named"),
+        (
+            ["analyze", "terrain", "X", "-p", "foo=1"],
+            "parámetros desconocidos ['foo']; este análisis toma",
+            "unknown parameters ['foo']",
+        ),
+        (
+            ["analyze", "water-hookups", "X", "-p", "budget_m=abc"],
+            "parámetros no válidos: budget_m",
+            "invalid parameters: budget_m",
+        ),
+    ],
+    ids=["name", "unknown", "invalid"],
+)
+def test_analysis_refusals_follow_the_language(args: list[str], spanish: str, english: str) -> None:
+    """They were English whatever the language (the refusal's title was Spanish)."""
+    for lang, said in (("es", spanish), ("en", english)):
+        run = CliRunner().invoke(cli_app, [*args, "--lang", lang])
+        assert run.exit_code == 2 and said in run.stderr, run.stderr

@@ -25,7 +25,7 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel, ValidationError
 
 from geo_comuna import work
-from geo_comuna.errors import GeoComunaError, InvalidInput
+from geo_comuna.errors import GeoComunaError, InvalidInput, Said
 from geo_comuna.io.formulas import neutralise
 from geo_comuna.layers import Layer
 
@@ -260,11 +260,17 @@ def parse_params(
     unknown = sorted(set(values) - known)
     if unknown:
         also = f", and {', '.join(sorted(route_takes))}" if route_takes else ""
+        also_es = f", y {', '.join(sorted(route_takes))}" if route_takes else ""
         raise InvalidInput(
-            f"unknown parameters {unknown}; this analysis takes {sorted(known)}{also}"
+            Said(
+                f"unknown parameters {unknown}; this analysis takes {sorted(known)}{also}",
+                f"parámetros desconocidos {unknown}; este análisis toma {sorted(known)}{also_es}",
+            )
         )
     try:
         return params_model.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise InvalidInput(f"invalid parameters: {problems}") from None
+        raise InvalidInput(
+            Said(f"invalid parameters: {problems}", f"parámetros no válidos: {problems}")
+        ) from None

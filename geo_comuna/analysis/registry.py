@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from geo_comuna.analysis import electricity, land_recovery, stair_access, terrain, water_hookups
 from geo_comuna.analysis.base import Analysis
-from geo_comuna.errors import NotFound
+from geo_comuna.errors import NotFound, Said
 
 ANALYSES: dict[str, Analysis] = {
     analysis.name: analysis
@@ -25,7 +25,16 @@ def get_analysis(name: str) -> Analysis:
     try:
         return ANALYSES[name]
     except KeyError:
-        raise NotFound(f"no analysis named {name!r}; known: {', '.join(ANALYSES)}") from None
+        raise NotFound(no_such_analysis(name)) from None
+
+
+def no_such_analysis(name: str) -> Said:
+    """Why there is no analysis ``name``, naming the known ones."""
+    known = ", ".join(ANALYSES)
+    return Said(
+        f"no analysis named {name!r}; known: {known}",
+        f"no hay ningún análisis llamado {name!r}; se conocen: {known}",
+    )
 
 
 def all_analyses() -> dict[str, Analysis]:

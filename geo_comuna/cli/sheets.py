@@ -119,7 +119,12 @@ async def _parcel_id(conn: Any, parcel: str, commune: str | None) -> int:
 
     if commune is None:
         if not (parcel.isascii() and parcel.isdigit()):
-            raise InvalidInput(f"parcel {parcel!r}: give its id, or its code with --commune")
+            raise InvalidInput(
+                Said(
+                    f"parcel {parcel!r}: give its id, or its code with --commune",
+                    f"parcela {parcel!r}: indique su id, o su código con --commune",
+                )
+            )
         return int(parcel)
     commune_id = await require_commune(conn, commune)
     cur = await conn.execute(
@@ -127,5 +132,11 @@ async def _parcel_id(conn: Any, parcel: str, commune: str | None) -> int:
     )
     row = await cur.fetchone()
     if row is None:
-        raise NotFound(f"no parcel with code {parcel!r} in commune {commune!r}", layer="parcels")
+        raise NotFound(
+            Said(
+                f"no parcel with code {parcel!r} in commune {commune!r}",
+                f"no hay ninguna parcela con código {parcel!r} en la comuna {commune!r}",
+            ),
+            layer="parcels",
+        )
     return row[0]

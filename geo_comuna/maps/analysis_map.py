@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from geo_comuna import work
 from geo_comuna.analysis import disclosure
 from geo_comuna.analysis.base import Unfinished
-from geo_comuna.analysis.registry import all_analyses
+from geo_comuna.analysis.registry import all_analyses, no_such_analysis
 from geo_comuna.errors import GeoComunaError, NotFound
 from geo_comuna.maps import answers, basemap, data
 from geo_comuna.maps.commune import add_boundary, commune_links
@@ -65,7 +65,7 @@ async def analysis_map(
 ) -> str:
     styles = styles or Styles.load(page.styles_path)
     if not known(name, styles):
-        raise NotFound(f"no analysis named {name!r}; known: {', '.join(all_analyses())}")
+        raise NotFound(no_such_analysis(name))
     info = await data.commune_info(conn, commune_id)
     m = new_map(page, styles, info.bounds)
     legend: list[str] = []
