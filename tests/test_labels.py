@@ -113,6 +113,13 @@ async def test_an_unknown_value_lists_the_labels_in_the_request_language(
     assert "'robada' is not one of abandoned, occupied" in detail
     assert listed in detail and not_listed not in detail
     assert "--map" not in detail  # a write is not an import
+    # a filter's unknown value too: GET ?lang=en listed the Spanish labels
+    asked = {"tenure": "robada", **({"lang": lang} if lang else {})}
+    got = await client.get("/collections/parcels/items", params=asked)
+    assert got.status_code == 400, got.text
+    detail = got.json()["detail"]
+    assert "'robada' is not one of abandoned, occupied" in detail
+    assert listed in detail and not_listed not in detail
 
 
 async def test_an_import_message_lists_labels_and_suggests_a_map(

@@ -390,6 +390,9 @@ async def filters(
     elif filter_lang is not None and filter_lang not in cql.LANGS:
         raise InvalidInput(f"filter-lang {filter_lang!r} is not supported; use cql2-text")
     props: dict[str, list] = {}
+    # an unknown coded value is refused listing the labels in the page's language (?lang=en
+    # listed the Spanish ones, as a POST with it did not)
+    lang = "en" if request.query_params.get("lang") == "en" else "es"
     for name, raw in request.query_params.multi_items():
         if name in RESERVED:
             continue
@@ -403,7 +406,7 @@ async def filters(
                 f"filtered by {queryable}, and takes {', '.join(sorted(RESERVED))}"
             )
         try:
-            values = [check_value(layer, attr, v, None) for v in raw.split(",")]
+            values = [check_value(layer, attr, v, None, lang=lang) for v in raw.split(",")]
         except InvalidAttribute as exc:
             raise InvalidInput(f"query parameter {name!r}: {exc.reason}") from None
         props.setdefault(name, []).extend(v for v in values if v is not None)
