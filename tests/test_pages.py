@@ -145,6 +145,14 @@ async def test_el_maizal_shows_both_states(client: httpx.AsyncClient) -> None:
     for name in named:
         assert html_text.escape(name) in row
     assert WORDS["en"]["across"] in row
+    # the communes' items page wrote them as raw JSON ([{"code": "VE-K", "area_ha": ...}])
+    items = (await client.get("/collections/communes/items?f=html&lang=es&limit=50")).text
+    row = next(r for r in items.split("<tr>") if "EL-MAIZAL" in r)
+    assert "{" not in row and "area_ha" not in row
+    for state in states:
+        if state["code"]:
+            share = number("es")(state["share_pct"])
+            assert f"{html_text.escape(state['name'])} ({share} %)" in row
 
 
 async def test_items_and_an_item_as_pages_show_labels(

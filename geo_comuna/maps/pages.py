@@ -363,9 +363,20 @@ def _shown(value: Any, domain: Any, styles: Styles, lang: str) -> str:
         return styles.value_label(domain, value, lang)
     if isinstance(value, (int, float)):
         return number(lang)(value)
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):  # as the maps' popups write them: "Lara (65 %), Portuguesa"
+        return ", ".join(_one_of(v, styles, lang) for v in value) or words["none"]
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_shown(v, None, styles, lang)}" for k, v in value.items())
     return str(value)
+
+
+def _one_of(value: Any, styles: Styles, lang: str) -> str:
+    """An item of a list: a record by its name (or code) and its share, else the value."""
+    if not isinstance(value, dict):
+        return _shown(value, None, styles, lang)
+    name = str(value.get("name") or value.get("code") or _shown(value, None, styles, lang))
+    share = value.get("share_pct")
+    return name if share is None else f"{name} ({number(lang)(share)} %)"
 
 
 def _rows(
