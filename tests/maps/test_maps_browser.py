@@ -761,3 +761,58 @@ def test_api_docs_render_with_no_network_but_ours(browser: Any, server: str, pat
     assert errors == [] and failed == [], (visit.errors, visit.failed)
     assert blocked == []  # nothing even tried another site
     context.close()
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.mark.parametrize(
+    "path", ["/maps/communes/5-DE-MARZO", "/maps/communes/5-DE-MARZO/stair-access"]
+)
+def test_a_phone_sees_the_title_bar_and_the_map(browser: Any, server: str, path: str) -> None:
+    """On a phone the layer list (always open) covered the title bar, its language switch and
+    the zoom buttons, and the legend (open unless the map was under 480 px high) most of the
+    map. On a narrow screen both start folded, each a button away."""
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    tab = context.new_page()
+    try:
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        open_map(tab, f"{server}{path}?lang=es", screenshot=ARTIFACTS / f"phone-{name}.png")
+        boxes = tab.evaluate("""() => {
+            const box = (s) => {
+                const e = document.querySelector(s);
+                if (!e) { return null; }
+                const r = e.getBoundingClientRect();
+                return {left: r.left, top: r.top, right: r.right, bottom: r.bottom};
+            };
+            return {
+                bar: box('.gc-bar'), layers: box('.leaflet-control-layers'),
+                zoom: box('.leaflet-control-zoom'), legend: box('.gc-legend'),
+                lang: box('.gc-bar a'), map: box('.leaflet-container'), note: box('.gc-note'),
+                expanded: !!document.querySelector('.leaflet-control-layers-expanded'),
+                folded: !!document.querySelector('.gc-legend.gc-folded'),
+            };
+        }""")
+
+        def overlap(a: dict, b: dict) -> bool:
+            return not (
+                a["right"] <= b["left"]
+                or b["right"] <= a["left"]
+                or a["bottom"] <= b["top"]
+                or b["bottom"] <= a["top"]
+            )
+
+        assert not boxes["expanded"] and boxes["folded"], boxes
+        for control in ("layers", "zoom", "legend"):
+            assert not overlap(boxes[control], boxes["bar"]), (control, boxes)
+        assert not overlap(boxes["layers"], boxes["zoom"]), boxes
+        assert boxes["note"] is None or not overlap(boxes["note"], boxes["zoom"]), boxes
+        # Leaflet's own titles in the page's language ("Zoom in", "Layers" in Spanish)
+        assert tab.get_attribute(".leaflet-control-zoom-in", "title") == "Acercar"
+        assert tab.get_attribute(".leaflet-control-layers-toggle", "aria-label") == "Capas"
+        # the layer list opens with a tap, and its entries are then in reach
+        tab.tap(".leaflet-control-layers-toggle")
+        tab.wait_for_selector(".leaflet-control-layers-expanded", timeout=5_000)
+        assert tab.is_visible(".leaflet-control-layers-list")
+    finally:
+        context.close()

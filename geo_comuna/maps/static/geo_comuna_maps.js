@@ -16,7 +16,19 @@
   G.drawn = {};
   G.loaded = false;
   G.ready = false;
+  /* A map narrower than this (px) is on a phone: its layer list and legend start folded. */
+  var NARROW = 600;
   G.readyAt = null;
+
+  if (window.L && L.Control && L.Control.Layers) {
+    // on a phone the layer list is made folded (a tap on its button opens it), whatever the
+    // page asked: always open, it covered the title bar and the zoom buttons
+    var makeLayers = L.Control.Layers.prototype.initialize;
+    L.Control.Layers.prototype.initialize = function (base, overlays, options) {
+      makeLayers.call(this, base, overlays, options);
+      if (window.innerWidth < NARROW) { this.options.collapsed = true; }
+    };
+  }
 
   if (window.L && L.DomEvent && !L.DomEvent.fakeStop) {
     // Leaflet.VectorGrid 1.3 calls L.DomEvent.fakeStop, which Leaflet 1.8 removed
@@ -412,7 +424,9 @@
         button.setAttribute("aria-expanded", folded ? "false" : "true");
       }
       var saved = remembered();
-      fold(saved === null ? map.getSize().y < 480 : saved === "1");
+      // folded at first on a small screen (a phone): open, it covered most of the map
+      var size = map.getSize();
+      fold(saved === null ? size.y < 480 || size.x < NARROW : saved === "1");
       L.DomEvent.on(button, "click", function () {
         var folded = !div.classList.contains("gc-folded");
         fold(folded);
@@ -448,6 +462,42 @@
     });
   };
 
+  /* Leaflet's own controls fitted to the page: their titles in its language (Leaflet's are
+     English), and on a phone the right-hand ones (the folded layer list, a note) under the
+     title bar. */
+  G.fitControls = function () {
+    var es = document.documentElement.lang === "es";
+    var narrow = window.innerWidth < NARROW;
+    var toggles = document.querySelectorAll(".leaflet-control-layers-toggle");
+    Array.prototype.forEach.call(toggles, function (link) { label(link, es ? "Capas" : "Layers"); });
+    Object.keys(window).forEach(function (name) {
+      var v = window[name];
+      if (v instanceof L.Map) {
+        var zoom = v.zoomControl;
+        if (zoom) {
+          label(zoom._zoomInButton, es ? "Acercar" : "Zoom in");
+          label(zoom._zoomOutButton, es ? "Alejar" : "Zoom out");
+        }
+        var credits = v.attributionControl;
+        if (credits && es && typeof credits.options.prefix === "string") {
+          credits.setPrefix(credits.options.prefix.replace(
+            "A JavaScript library for interactive maps",
+            "Una biblioteca JavaScript para mapas interactivos"));
+        }
+        var bar = document.querySelector(".gc-bar");
+        if (narrow && bar && v._controlCorners) {  // the right-hand controls under the bar
+          v._controlCorners.topright.style.top = bar.offsetTop + bar.offsetHeight + "px";
+        }
+      }
+    });
+  };
+
+  function label(element, text) {
+    if (!element) { return; }
+    element.title = text;
+    element.setAttribute("aria-label", text);
+  }
+
   /* Called by the last script of the page. */
-  G.done = function () { G.loaded = true; G.check(); };
+  G.done = function () { G.fitControls(); G.loaded = true; G.check(); };
 })();
