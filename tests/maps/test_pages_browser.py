@@ -64,3 +64,17 @@ def test_pages_read_well_offline(
     if name in ("parcels", "rights"):
         assert state["paths"] > 0, "the parcels are drawn"
         assert state["scale"] and all(s.endswith(("m", "km")) for s in state["scale"])
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_the_report_fits_a_phone(browser: Any, server: str, lang: str) -> None:
+    """At 390 px the report's tables ran past the right edge (the dwellings' columns cut off):
+    a wide table now scrolls inside the page, and nothing runs outside it."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    tab = context.new_page()
+    tab.goto(f"{server}/communes/5-DE-MARZO/report?lang={lang}", wait_until="load")
+    state = tab.evaluate(INSPECT_JS)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / f"report-{lang}-390.png"), full_page=False)
+    context.close()
+    assert not state["overflow"], "text outside the viewport"
