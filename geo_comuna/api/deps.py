@@ -141,8 +141,28 @@ Tiles = Annotated[TileCache, Depends(get_tiles)]
 LANGS = "^(es|en)$"
 #: the language of a document's titles (collections, queryables, schemas)
 Lang = Annotated[str, Query(pattern=LANGS, description="language of titles")]
-#: the language of a map's or a report's labels
-LabelLang = Annotated[str, Query(pattern=LANGS, description="language of labels")]
+
+
+def label_lang(
+    request: Request,
+    lang: Annotated[
+        str | None,
+        Query(
+            pattern=LANGS,
+            description="language of labels (default: the browser's Accept-Language, else es)",
+        ),
+    ] = None,
+) -> str:
+    """A map's, a report's or a sheet's language: ``?lang=``, else the first of Spanish or
+    English the browser prefers, else Spanish, as the pages for people do (an English
+    browser got Spanish maps and reports)."""
+    from geo_comuna.maps.pages import page_language
+
+    return page_language(lang, request.headers.get("accept-language"))
+
+
+#: the language of a map's, a report's or a sheet's labels
+LabelLang = Annotated[str, Depends(label_lang)]
 
 #: a commune as a path names it: its id (digits) or its registry code
 CommuneRef = Annotated[str, Path(description="commune id or registry code")]

@@ -87,12 +87,24 @@ def _page(
     )
 
 
+#: a downloaded file's name in Spanish (report-1-es.html came in a Spanish page)
+_NAMES_ES = {"communes": "comunas", "commune": "comuna", "report": "informe"}
+
+
+def _named(stem: str, lang: str) -> str:
+    """A downloaded page's file name, its first word in the page's language."""
+    word, _, rest = stem.partition("-")
+    if lang == "es":
+        word = _NAMES_ES.get(word, word)
+    return f"{word}{'-' if rest else ''}{rest}-{lang}.html"
+
+
 def _html(
     html: str, standalone: bool, filename: str, embed_for: Settings | None = None
 ) -> HTMLResponse:
     """``embed_for``: the page is made for other sites' <iframe>s (api/headers.py)."""
     # a page holds what its reader may read: kept by the reader's own browser only
-    headers = {"Cache-Control": "private, no-cache"}
+    headers = {"Cache-Control": "private, no-cache", "Vary": "Accept-Language"}
     if standalone:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     if embed_for is not None:
@@ -140,17 +152,17 @@ async def national(
     conn: Conn,
     settings: SettingsDep,
     access: ReaderAccess,
-    lang: LabelLang = "es",
+    lang: LabelLang,
     embed: Embed = False,
     standalone: Standalone = False,
 ) -> HTMLResponse:
     html = await national_map(conn, _page(settings, lang, embed, standalone, access))
-    return _html(html, standalone, f"communes-{lang}.html", settings if embed else None)
+    return _html(html, standalone, _named("communes", lang), settings if embed else None)
 
 
 @router.get("/maps/national/embed-snippet", summary="The <iframe> to paste for the national map")
 async def national_snippet(
-    request: Request, settings: SettingsDep, lang: LabelLang = "es"
+    request: Request, settings: SettingsDep, lang: LabelLang
 ) -> dict[str, str]:
     title = "Comunas de Venezuela" if lang == "es" else "Venezuela's communes"
     return _snippet(request, settings, "/maps/national", lang, title)
@@ -163,7 +175,7 @@ async def commune(
     commune_id: Commune,
     access: ReaderAccess,
     user: Reader,
-    lang: LabelLang = "es",
+    lang: LabelLang,
     embed: Embed = False,
     standalone: Standalone = False,
 ) -> HTMLResponse:
@@ -174,7 +186,9 @@ async def commune(
     photos' positions."""
     page = _page(settings, lang, embed, standalone, access, user)
     html = await commune_map(conn, commune_id, page)
-    return _html(html, standalone, f"commune-{commune_id}-{lang}.html", settings if embed else None)
+    return _html(
+        html, standalone, _named(f"commune-{commune_id}", lang), settings if embed else None
+    )
 
 
 @router.get(
@@ -185,7 +199,7 @@ async def commune_snippet(
     conn: Conn,
     settings: SettingsDep,
     commune_id: Commune,
-    lang: LabelLang = "es",
+    lang: LabelLang,
 ) -> dict[str, str]:
     info = await data.commune_info(conn, commune_id)
     return _snippet(
@@ -206,7 +220,7 @@ async def analysis(
     commune_id: Commune,
     analysis: str,
     access: ReaderAccess,
-    lang: LabelLang = "es",
+    lang: LabelLang,
     embed: Embed = False,
     standalone: Standalone = False,
 ) -> HTMLResponse:
@@ -227,7 +241,7 @@ async def analysis(
     return _html(
         html,
         standalone,
-        f"commune-{commune_id}-{analysis}-{lang}.html",
+        _named(f"commune-{commune_id}-{analysis}", lang),
         settings if embed else None,
     )
 
@@ -243,7 +257,7 @@ async def analysis_snippet(
     settings: SettingsDep,
     commune_id: Commune,
     analysis: str,
-    lang: LabelLang = "es",
+    lang: LabelLang,
 ) -> dict[str, str]:
     """Other query parameters are the analysis' own: the snippet's map is drawn with them."""
     styles = Styles.load(settings.styles_path)
@@ -333,7 +347,7 @@ async def commune_report(
     settings: SettingsDep,
     commune_id: Commune,
     access: ReaderAccess,
-    lang: LabelLang = "es",
+    lang: LabelLang,
     download: Annotated[
         bool, Query(description="one HTML file with every map inlined, as an attachment")
     ] = False,
@@ -341,7 +355,7 @@ async def commune_report(
     """Readers outside the commune get figures of residents only for groups of at least
     MIN_GROUP homes, and its maps as they would see them."""
     html = await report(conn, commune_id, _page(settings, lang, False, download, access))
-    return _html(html, download, f"report-{commune_id}-{lang}.html")
+    return _html(html, download, _named(f"report-{commune_id}", lang))
 
 
 def mount_static(app: FastAPI, settings: Settings) -> None:

@@ -37,15 +37,21 @@ async def parcel_sheet(
     feature_id: int,
     user: Reader,
     provider: Annotated[RecordsProvider, Depends(records_provider)],
-    lang: LabelLang = "es",
+    lang: LabelLang,
 ) -> Response:
     """The parcel's map with its neighbours, north arrow and scale; area (ha) and perimeter
     (m), geodesic; its vertices in REGVEN / UTM of its zone (EPSG:2201-2203); its boundaries
     by side; tenure history; holders, rights and documents as far as the reader may see them;
-    a QR code to its record. ``lang=es`` (default) or ``en``. 404 where the parcel is."""
+    a QR code to its record. ``lang=es`` or ``en`` (default: the browser's, else es). 404
+    where the parcel is."""
     base = base_url(request, settings) or f"http://{settings.host}:{settings.port}"
     code, pdf = await sheet.parcel_sheet(conn, feature_id, user, lang, base, provider)
     name = quote(f"{'ficha' if lang == 'es' else 'sheet'}-{code or feature_id}.pdf")
     return Response(
-        pdf, media_type=PDF, headers={"Content-Disposition": f"inline; filename*=UTF-8''{name}"}
+        pdf,
+        media_type=PDF,
+        headers={
+            "Content-Disposition": f"inline; filename*=UTF-8''{name}",
+            "Vary": "Accept-Language",
+        },
     )

@@ -140,6 +140,35 @@ async def test_an_analysis_maps_links_keep_the_analysis_and_its_parameters(
     assert f"{url}?lang=en" in set(re.findall(r'href="([^"]+)"', plain.text))
 
 
+async def test_maps_reports_and_sheets_follow_the_browsers_language(
+    client: httpx.AsyncClient,
+) -> None:
+    """With no ?lang an English browser got Spanish maps, reports and sheets, though the
+    pages followed its Accept-Language; ?lang still decides. Their downloads are named in
+    the page's language (a Spanish report came as report-1-es.html)."""
+    english = {"Accept-Language": "en-US,en;q=0.9"}
+    for path in (
+        "/maps/communes/EL-MAIZAL",
+        "/maps/communes/EL-MAIZAL/land-recovery",
+        "/maps/national",
+        "/communes/EL-MAIZAL/report",
+    ):
+        r = await client.get(path, headers=english)
+        assert r.status_code == 200 and '<html lang="en">' in r.text, path
+        assert "Accept-Language" in r.headers["vary"], path
+        r = await client.get(path, params={"lang": "es"}, headers=english)
+        assert '<html lang="es">' in r.text, path
+        r = await client.get(path)
+        assert '<html lang="es">' in r.text, path  # no preference: Spanish
+    r = await client.get("/communes/EL-MAIZAL/report", params={"download": "true"})
+    assert 'filename="informe-' in r.headers["content-disposition"]
+    r = await client.get("/communes/EL-MAIZAL/report?download=true", headers=english)
+    assert 'filename="report-' in r.headers["content-disposition"]
+    r = await client.get("/maps/communes/EL-MAIZAL", params={"standalone": "true"})
+    assert r.headers["content-disposition"].endswith('-es.html"')
+    assert 'filename="comuna-' in r.headers["content-disposition"]
+
+
 async def test_standalone_inlines_everything(client: httpx.AsyncClient) -> None:
     r = await client.get("/maps/communes/5-DE-MARZO", params={"standalone": "true"})
     assert r.status_code == 200

@@ -28,6 +28,8 @@ from geo_comuna.settings import Settings
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "maps"
 VIEWPORT = {"width": 1200, "height": 800}
+#: a Venezuelan browser (Accept-Language es-VE): pages without ?lang are in Spanish
+LOCALE = "es-VE"
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(1)>"
 
@@ -42,7 +44,7 @@ def tiled_server(db_conninfo: str, settings: Settings) -> Iterator[str]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT, locale=LOCALE)
     tab = context.new_page()
     yield tab
     context.close()
@@ -74,7 +76,9 @@ def member_headers(db_conninfo: str) -> dict[str, str]:
 @pytest.fixture
 def member(browser: Any, member_headers: dict[str, str]) -> Iterator[Any]:
     """A tab whose every request carries a member's token."""
-    context = browser.new_context(viewport=VIEWPORT, extra_http_headers=member_headers)
+    context = browser.new_context(
+        viewport=VIEWPORT, locale=LOCALE, extra_http_headers=member_headers
+    )
     tab = context.new_page()
     yield tab
     context.close()
@@ -241,7 +245,7 @@ def test_online_basemap_is_offered_and_falls_back_offline(
     """With a basemap configured and no network but our server: nothing is fetched from
     elsewhere until the reader asks for it (no console error); asked for, it fails cleanly:
     switched off again with a note, no broken tiles left on the map."""
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT, locale=LOCALE)
     blocked = only_from(context, basemap_server)
     tab = context.new_page()
     url = f"{basemap_server}/maps/communes/EL-MAIZAL?lang=en"
@@ -270,7 +274,7 @@ def test_online_basemap_draws_its_tiles_and_credits_them(
 
     tile = tmp_path / "tile.png"
     Image.new("RGB", (256, 256), (232, 224, 200)).save(tile)
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT, locale=LOCALE)
     blocked = only_from(context, basemap_server)
     asked: list[str] = []
 
@@ -520,7 +524,9 @@ def test_land_recovery_marks_every_kind(browser: Any, own_db: str, settings: Set
             UNION ALL
             SELECT commune_id, 'SHIFTED', 'occupied', 'crops',
                    ST_Multi(ST_Translate(geom, 0.0001, 0)) FROM p""")
-    context = browser.new_context(viewport=VIEWPORT, extra_http_headers=add_member(own_db))
+    context = browser.new_context(
+        viewport=VIEWPORT, locale=LOCALE, extra_http_headers=add_member(own_db)
+    )
     tab = context.new_page()
     with serve(create_app(settings, conninfo=own_db)) as base:
         visit = open_map(
@@ -586,7 +592,7 @@ def test_standalone_works_with_the_network_cut(
     ).text
     path = tmp_path / "el-maizal.html"
     path.write_text(html, encoding="utf-8")
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT, locale=LOCALE)
     blocked = offline(context)
     context.set_offline(True)
     visit = open_map(
@@ -603,7 +609,7 @@ def test_standalone_national_map_offline(browser: Any, server: str, tmp_path: Pa
     html = httpx.get(f"{server}/maps/national", params={"standalone": "true"}, timeout=60).text
     path = tmp_path / "national.html"
     path.write_text(html, encoding="utf-8")
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT, locale=LOCALE)
     blocked = offline(context)
     context.set_offline(True)
     visit = open_map(
@@ -629,7 +635,7 @@ def test_standalone_big_layers_offline(
     assert "GeoComuna.geobuf(" in html
     path = tmp_path / "5-de-marzo.html"
     path.write_text(html, encoding="utf-8")
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT, locale=LOCALE)
     blocked = offline(context)
     visit = open_map(context.new_page(), path.as_uri())
     check(visit, layers=["Viviendas por agua"], legend=["dwellings-water"])
@@ -650,7 +656,9 @@ def test_no_script_runs_from_feature_properties(
         )
         conn.execute("UPDATE communes SET name = %s WHERE code = 'EL-MAIZAL'", (IMG,))
     # notes are for the commune's own users
-    context = browser.new_context(viewport=VIEWPORT, extra_http_headers=add_member(own_db))
+    context = browser.new_context(
+        viewport=VIEWPORT, locale=LOCALE, extra_http_headers=add_member(own_db)
+    )
     tab = context.new_page()
     dialogs: list[str] = []
     tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -698,7 +706,7 @@ def test_standalone_very_big_layers_show_a_picture_offline(
     assert "GeoComuna.overview(" in html and "data:image/png;base64," in html
     path = tmp_path / "el-maizal-overview.html"
     path.write_text(html, encoding="utf-8")
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT, locale=LOCALE)
     blocked = offline(context)
     tab = context.new_page()
     visit = open_map(tab, path.as_uri(), screenshot=ARTIFACTS / "standalone-overview-el-maizal.png")
@@ -727,7 +735,7 @@ def test_api_docs_render_with_no_network_but_ours(browser: Any, server: str, pat
     """/docs and /redoc draw the whole API from Swagger UI and ReDoc served by the app
     (package data), with every other site unreachable and no CSP complaint. ReDoc draws a
     section per operation; Swagger UI a block per tag, each tag's operations when opened."""
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT, locale=LOCALE)
     blocked = only_from(context, server)
     tab = context.new_page()
     visit = watch(tab)

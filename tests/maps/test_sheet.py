@@ -176,6 +176,18 @@ async def test_english_and_the_neighbour_sheet(
     assert re.search(r"\b1 481820\.00 1082110\.00\b", other)
 
 
+async def test_a_sheet_follows_the_browsers_language(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    ids = await add_sarare(conn)
+    async with api_client(conn, settings, None) as client:
+        url = f"/collections/parcels/items/{ids['T-001']}/sheet.pdf"
+        answer = await client.get(url, headers={"Accept-Language": "en-GB,en;q=0.8"})
+    assert answer.status_code == 200 and "Accept-Language" in answer.headers["vary"]
+    assert "filename*=UTF-8''sheet-T-001.pdf" in answer.headers["content-disposition"]
+    assert "Parcel sheet T-001" in pdf_text(answer.content, tmp_path)
+
+
 async def test_a_sheet_is_read_as_its_parcel_is(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:
