@@ -76,6 +76,10 @@ class InvalidInput(GeoComunaError):
     title_es = "dato no válido"
 
 
+class NoSuchFormat(InvalidInput):
+    """``f`` names a format this resource does not come in."""
+
+
 class InvalidGeometry(GeoComunaError):
     status, code = 422, "invalid-geometry"
     title_es = "geometría no válida"

@@ -269,3 +269,31 @@ async def test_every_collection_has_its_pages(client: httpx.AsyncClient) -> None
                 assert not RAW.search(one.text), (name, feature["id"])
                 for key in feature["properties"]:
                     assert f"<td>{key}</td>" not in one.text or key == "id", (name, key)
+
+
+async def test_a_browser_gets_an_error_as_a_page_in_its_language(
+    client: httpx.AsyncClient,
+) -> None:
+    """A browser that followed a link to a commune that is not there got a problem document
+    in English JSON, whatever ?lang said. A person gets a page in the page's language; a
+    program (Accept: */* or JSON) still gets the problem JSON."""
+    cases = [
+        ("/maps/communes/NOPE?lang=es", 404, "no encontrado", "no existe ninguna comuna"),
+        ("/communes/NOPE/report?lang=en", 404, "not found", "no commune"),
+        ("/collections/nope?f=html&lang=es", 404, "no encontrado", "nope"),
+        ("/no/such/page?lang=es", 404, "no encontrado", "Esta dirección no existe"),
+        ("/?lang=fr", 400, "parámetro no válido", "lang"),  # the browser is Spanish
+        ("/maps/communes/5-DE-MARZO/water-hookups?lang=es&budget_m=abc", 400, "dato", "budget_m"),
+    ]
+    for url, status, title, said in cases:
+        r = await client.get(url, headers=BROWSER)
+        assert r.status_code == status, (url, r.text[:200])
+        assert r.headers["content-type"].startswith("text/html"), url
+        assert title in r.text and said in r.text, (url, r.text)
+        assert "<script" not in r.text
+        program = await client.get(url.replace("f=html&", ""))  # f=html asks for a page
+        assert program.status_code == status
+        assert program.headers["content-type"] == "application/problem+json", url
+    # what a request said is escaped on the page
+    r = await client.get("/maps/communes/%3Cb%3Ex?lang=es", headers=BROWSER)
+    assert "<b>x" not in r.text and "&lt;b&gt;x" in r.text

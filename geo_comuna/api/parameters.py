@@ -37,7 +37,7 @@ from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel
 
-from geo_comuna.errors import InvalidInput, NotAcceptable, Said
+from geo_comuna.errors import InvalidInput, NoSuchFormat, NotAcceptable, Said
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: each f value and the formats it names
@@ -198,7 +198,7 @@ async def check_request(request: Request) -> None:
     if f is not None:
         if f not in honoured:
             choices = ", ".join(f"f={v}" for v in honoured) or "no f"
-            raise InvalidInput(f"f={f!r} is not a format of this resource; it takes {choices}")
+            raise NoSuchFormat(f"f={f!r} is not a format of this resource; it takes {choices}")
         return  # f chooses the format, whatever Accept says
     served = formats(route)
     accept = request.headers.get("accept")

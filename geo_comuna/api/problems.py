@@ -11,11 +11,12 @@ import logging
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from markupsafe import escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_comuna.api.scratch import hide_paths
-from geo_comuna.errors import GeoComunaError
+from geo_comuna.errors import GeoComunaError, NoSuchFormat, NotAcceptable
 
 log = logging.getLogger("geo_comuna.api")
 PROBLEM = "application/problem+json"
@@ -38,12 +39,52 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
-async def _typed(request: Request, exc: GeoComunaError) -> JSONResponse:
+def _person(request: Request) -> str | None:
+    """The language of a page to answer with, when a person's browser asked (text/html above
+    JSON, or f=html); None for a program, which gets the problem as JSON."""
+    from geo_comuna.api.pages import page_lang, wants_html  # pages import the maps
+
+    return page_lang(request) if wants_html(request) else None
+
+
+#: an error page's words, by language
+_PAGE = {
+    "es": {"home": "Volver al inicio", "error": "Error"},
+    "en": {"home": "Back to the start", "error": "Error"},
+}
+
+
+def error_page(
+    status: int, title: str, detail: str, lang: str, headers: dict[str, str] | None = None
+) -> HTMLResponse:
+    """An error as a page for a person, in ``lang``: a browser that followed a link to a
+    commune that is not there got a problem document in English JSON."""
+    words = _PAGE[lang]
+    text = escape(hide_paths(detail))
+    body = (
+        f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8"/>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"/>'
+        f"<title>{status} · {escape(title)}</title><style>body{{font:16px/1.5 system-ui,"
+        "Arial,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}"
+        "h1{font-size:1.4rem;color:#08519c}</style></head><body>"
+        f"<h1>{status} · {escape(title)}</h1><p>{text}</p>"
+        f'<p><a href="/?lang={lang}">{words["home"]}</a></p></body></html>'
+    )
+    out = {**(headers or {}), "Vary": "Accept, Accept-Language"}
+    return HTMLResponse(body, status_code=status, headers=out)
+
+
+async def _typed(request: Request, exc: GeoComunaError) -> Response:
     headers = None
     if exc.status == 401:
         # a token was sent and refused (unknown, revoked, expired, malformed): say so
         sent = "authorization" in request.headers
         headers = {"WWW-Authenticate": BEARER + (', error="invalid_token"' if sent else "")}
+    # a format the resource does not come in (a page of /conformance): said in its own
+    lang = None if isinstance(exc, NoSuchFormat | NotAcceptable) else _person(request)
+    if lang is not None:
+        title = exc.title_es if lang == "es" else exc.code.replace("-", " ")
+        return error_page(exc.status, title, exc.said(lang), lang, headers)
     return problem(
         exc.status,
         exc.code,
@@ -55,15 +96,33 @@ async def _typed(request: Request, exc: GeoComunaError) -> JSONResponse:
     )
 
 
-async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation(request: Request, exc: RequestValidationError) -> Response:
     errors = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()))
         errors.append(f"{where}: {err.get('msg')}")
-    return problem(400, "invalid-parameter", "; ".join(errors) or "invalid request")
+    detail = "; ".join(errors) or "invalid request"
+    lang = _person(request)
+    if lang is not None:  # the parameter's name and pydantic's own words, as they are
+        title = "parámetro no válido" if lang == "es" else "invalid parameter"
+        return error_page(400, title, detail, lang)
+    return problem(400, "invalid-parameter", detail)
 
 
-async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+#: a page that is not there, for a person
+_NO_PAGE = {
+    "es": ("no encontrado", "Esta dirección no existe."),
+    "en": ("not found", "There is no such page."),
+}
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+    lang = _person(request)
+    if lang is not None:
+        if exc.status_code == 404:
+            title, detail = _NO_PAGE[lang]
+            return error_page(404, title, detail, lang, exc.headers)
+        return error_page(exc.status_code, _PAGE[lang]["error"], str(exc.detail), lang, exc.headers)
     return problem(exc.status_code, "http-error", str(exc.detail), exc.headers)
 
 
