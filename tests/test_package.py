@@ -250,6 +250,26 @@ async def test_an_analysis_that_cannot_finish_is_said_once(conn: AsyncConnection
     assert "Recuperación" not in readme(info, {"parcels": 1}, True)
 
 
+async def test_the_readme_keeps_each_language_to_its_half(conn: AsyncConnection) -> None:
+    """Its Spanish half listed the layers in both languages ("Unidades de producción /
+    Production units (19)"), held the English privacy note (missing from the English half),
+    wrote 1360 ungrouped, and its underlines fell short of long commune names."""
+    commune_id = await require_commune(conn, COMMUNE)
+    info = await data.commune_info(conn, commune_id)
+    text = readme(info, {"parcels": 1360, "production_units": 19}, False)
+    spanish, english = text.split("\nCOMMUNE PACKAGE ")
+    units = LAYERS["production_units"].title
+    assert f"production_units: {units.es} (19)" in spanish and units.en not in spanish
+    assert f"production_units: {units.en} (19)" in english and units.es not in english
+    assert "parcels: " in spanish and "(1.360)" in spanish and "(1,360)" in english
+    assert "sin las notas" in spanish and "no parcel notes" not in spanish
+    assert "no parcel notes" in english and "sin las notas" not in english
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if len(line) > 3 and set(line) in ({"="}, {"-"}):
+            assert len(line) == len(lines[i - 1]), (lines[i - 1], line)
+
+
 def test_cli_package(own_db: str, tmp_path: Path) -> None:
     env = {**os.environ, "GEO_COMUNA_DATABASE_URL": own_db}
     out = tmp_path / "maizal.zip"

@@ -71,6 +71,7 @@ from geo_comuna.maps.qgis import (
 )
 from geo_comuna.maps.report import answer_all, report
 from geo_comuna.maps.styles import Styles
+from geo_comuna.maps.templating import number
 from geo_comuna.settings import Settings
 
 GPKG = "comuna.gpkg"
@@ -282,29 +283,44 @@ def readme(
     """README.txt: the template in geo_comuna/maps/templates/package_readme.txt, filled;
     ``unfinished``: the analyses that could not be computed, named in both languages."""
     text = resources.files("geo_comuna.maps").joinpath("templates", "package_readme.txt")
-    layers = "\n".join(
-        f"  - {name}: {LAYERS[name].title.es} / {LAYERS[name].title.en} ({n})"
-        for name, n in counts.items()
-    )
-    partial = (
-        ""
-        if complete
-        else (
-            "\nEste paquete tiene solo lo que cualquiera puede leer: sin las notas de las "
-            "parcelas, ni los residentes, ni la ubicación de cada vivienda.\n"
-            "This package holds only what anyone may read: no parcel notes, no residents, "
-            "no position of each home.\n"
+
+    def layers(lang: str) -> str:  # each layer's name in the file, its title, its count
+        return "\n".join(
+            f"  - {name}: {LAYERS[name].title.get(lang)} ({number(lang)(n)})"
+            for name, n in counts.items()
         )
-    )
-    return text.read_text(encoding="utf-8").format(
+
+    partial = {"es": "", "en": ""}
+    if not complete:
+        partial = {
+            "es": "\nEste paquete tiene solo lo que cualquiera puede leer: sin las notas de las "
+            "parcelas, ni los residentes, ni la ubicación de cada vivienda.\n",
+            "en": "\nThis package holds only what anyone may read: no parcel notes, no "
+            "residents, no position of each home.\n",
+        }
+    filled = text.read_text(encoding="utf-8").format(
         name=info.name,
         code=info.code,
-        layers=layers,
-        partial=partial,
+        layers_es=layers("es"),
+        layers_en=layers("en"),
+        partial_es=partial["es"],
+        partial_en=partial["en"],
         unfinished_es=_unfinished(unfinished or [], "es"),
         unfinished_en=_unfinished(unfinished or [], "en"),
         **_names(),
     )
+    return _underlined(filled)
+
+
+def _underlined(text: str) -> str:
+    """Each heading's underline (==== or ----) as long as its heading, whatever the
+    commune's name makes it."""
+    lines = text.split("\n")
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if len(line) > 3 and set(line) in ({"="}, {"-"}):
+            lines[i] = line[0] * len(lines[i - 1])
+    return "\n".join(lines)
 
 
 def _unfinished(failures: list[Unfinished], lang: str) -> str:
