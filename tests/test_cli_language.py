@@ -248,3 +248,15 @@ def test_analysis_refusals_follow_the_language(args: list[str], spanish: str, en
     for lang, said in (("es", spanish), ("en", english)):
         run = CliRunner().invoke(cli_app, [*args, "--lang", lang])
         assert run.exit_code == 2 and said in run.stderr, run.stderr
+
+
+def test_the_samples_loaded_are_counted_in_words() -> None:
+    """`serve --load-sample` said 'territorios de muestra cargados: states 25, ...,
+    dwellings 1895': the layers' codes and numbers ungrouped."""
+    from geo_comuna.cli.app import _counted
+
+    counts = {"states": 25, "dwellings": 1895, "parties": 8, "dems": 1}
+    assert _counted(counts, "es") == (
+        "Estados 25, Viviendas 1.895, Sujetos de derecho 8, modelos de elevación 1"
+    )
+    assert _counted(counts, "en") == "States 25, Dwellings 1,895, Parties 8, elevation models 1"

@@ -24,7 +24,7 @@ from geo_comuna.accounts import EVERYWHERE, local_admin
 from geo_comuna.errors import Forbidden, InvalidAttribute, InvalidFile, InvalidGeometry
 from geo_comuna.features import edit
 from geo_comuna.features.query import require_commune
-from geo_comuna.layers import get_layer
+from geo_comuna.layers import LAYERS, get_layer
 from geo_comuna.maps.package import GPKG, INFO_TABLE, build_package
 from geo_comuna.maps.sync import read_package, sync, sync_file
 from geo_comuna.settings import Settings
@@ -589,7 +589,8 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
 
     dry = cli("sync", COMMUNE, str(gpkg), "--dry-run", "--lang", "en")
     assert dry.returncode == 0, dry.stderr
-    assert f"  {a}: tenure" in dry.stdout and "Dry run: nothing was written." in dry.stdout
+    assert f"  {a}: Tenure" in dry.stdout and "Dry run: nothing was written." in dry.stdout
+    assert "Parcels (parcels): 0 added, 1 changed" in dry.stdout, dry.stdout
     done = cli("sync", COMMUNE, str(gpkg))
     assert done.returncode == 0, done.stderr
     assert "1 entidad escrita (auditoría: «sync comuna.gpkg»)" in done.stdout
@@ -604,7 +605,9 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
     assert conflict.returncode == 3, conflict.stderr
     assert f"conflict parcels {a}" in conflict.stdout
     assert "1 conflict left unwritten" in conflict.stdout  # one conflict, not "1 conflicts"
-    assert f"tenure: package {tenure!r} / server {new_tenure!r}" in conflict.stdout
+    labels = LAYERS["parcels"].attribute("tenure").domain.values
+    ours, theirs = labels[tenure].en, labels[new_tenure].en
+    assert f"Tenure: package {ours!r} / server {theirs!r}" in conflict.stdout
     kept = cli("sync", COMMUNE, str(out), "--theirs")
     assert kept.returncode == 0, kept.stderr
     with psycopg.connect(own_db) as db:

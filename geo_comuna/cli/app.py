@@ -190,12 +190,33 @@ def _ensure_samples(settings: Settings) -> None:
 
     counts = run(work, settings)
     if counts:
-        listed = ", ".join(f"{k} {v}" for k, v in counts.items())
         tell(
             Said(
-                f"loaded sample territories: {listed}", f"territorios de muestra cargados: {listed}"
+                f"loaded sample territories: {_counted(counts, 'en')}",
+                f"territorios de muestra cargados: {_counted(counts, 'es')}",
             )
         )
+
+
+def _counted(counts: dict[str, int], lang: str) -> str:
+    """Layers and their counts as people read them: 'Estados 25, Viviendas 1.895'."""
+    from geo_comuna.layers import LAYERS
+    from geo_comuna.layers.tenure import COLLECTIONS
+
+    others = {  # what the sample holds besides layers and land records
+        "parcel_history": {"es": "historial de tenencia", "en": "tenure history"},
+        "dems": {"es": "modelos de elevación", "en": "elevation models"},
+    }
+
+    def title(name: str) -> str:
+        if name in LAYERS:
+            return LAYERS[name].title.get(lang)
+        if name in COLLECTIONS:
+            return COLLECTIONS[name][0].get(lang)
+        return others.get(name, {}).get(lang, name)
+
+    written = (f"{n:,}".replace(",", ".") if lang == "es" else f"{n:,}" for n in counts.values())
+    return ", ".join(f"{title(k)} {n}" for k, n in zip(counts, written, strict=True))
 
 
 @app.command("load-sample")

@@ -23,8 +23,9 @@ map_app = typer.Typer(
 def _write_map(build: Callable[[Any], Awaitable[str]], out: Path) -> None:
     html = run(build, load_settings())
     out.write_text(html, encoding="utf-8")
-    size = f"{len(html.encode()) / 1e6:.2f} MB"
-    tell(Said(f"wrote {out} ({size})", f"escrito {out} ({size})"))
+    size = f"{len(html.encode()) / 1e6:.2f}"
+    es = size.replace(".", ",")  # 0,22 MB
+    tell(Said(f"wrote {out} ({size} MB)", f"escrito {out} ({es} MB)"))
 
 
 def _map_page(lang: str | None, members: bool = False) -> Any:

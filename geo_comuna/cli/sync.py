@@ -79,6 +79,33 @@ def _repaired(t: dict[str, Any], repair: dict[str, Any]) -> str:
     )
 
 
+def _titled(layer: str, field: str | None, lang: str) -> str:
+    """A layer's or a field's title in ``lang``, the name in the file beside a layer's (what
+    QGIS and the GeoPackage show): 'Parcelas (parcels)', 'Tenencia'. The summary said the
+    codes alone."""
+    from geo_comuna.layers import LAYERS
+
+    found = LAYERS.get(layer)
+    if found is None:
+        return field or layer
+    if field is None:
+        return f"{found.title.get(lang)} ({layer})"
+    attribute = found.attribute(field)
+    return attribute.title.get(lang) if attribute is not None else field
+
+
+def _value(layer: str, field: str, value: Any, lang: str) -> Any:
+    """A coded value by its label in ``lang`` ('Abandonada (recuperable)'), else as it is."""
+    from geo_comuna.layers import LAYERS
+
+    found = LAYERS.get(layer)
+    attribute = found.attribute(field) if found is not None else None
+    domain = getattr(attribute, "domain", None)
+    if domain is not None and isinstance(value, str) and value in domain.values:
+        return domain.values[value].get(lang)
+    return value
+
+
 def summary(report: Any, lang: str) -> list[str]:
     """The report as lines a person reads, in ``lang``."""
     t = TEXT[lang]
@@ -95,9 +122,10 @@ def summary(report: Any, lang: str) -> list[str]:
         ]
         if diff.synced:
             counts.append(counted(len(diff.synced), t["synced"]))
-        lines.append(f"{name}: " + ", ".join(counts))
+        lines.append(f"{_titled(name, None, lang)}: " + ", ".join(counts))
         for change in diff.changed:
-            lines.append(f"  {change.id}: {', '.join(change.fields)}")
+            fields = ", ".join(_titled(name, f, lang) for f in change.fields)
+            lines.append(f"  {change.id}: {fields}")
         for conflict in diff.conflicts:
             key = "gone" if conflict.server_version is None else "conflict"
             ours, theirs = conflict.package_version, conflict.server_version
@@ -106,9 +134,9 @@ def summary(report: Any, lang: str) -> list[str]:
                 line += f" ({t[conflict.resolved]})"
             lines.append(line)
             for field, both in conflict.fields.items():
-                lines.append(
-                    t["field"].format(name=field, ours=both["package"], theirs=both["server"])
-                )
+                ours, theirs = (_value(name, field, both[k], lang) for k in ("package", "server"))
+                title = _titled(name, field, lang)
+                lines.append(t["field"].format(name=title, ours=ours, theirs=theirs))
     lines += [_repaired(t, r) for r in report.repairs]
     if not lines:
         lines.append(t["nothing"])
