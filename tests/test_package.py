@@ -281,7 +281,8 @@ def test_cli_package(own_db: str, tmp_path: Path) -> None:
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "parcels" in done.stderr  # progress, layer by layer
+    titles = LAYERS["parcels"].title
+    assert titles.es in done.stderr or titles.en in done.stderr  # progress, layer by layer
     # in the command's language (the locale's): it said "map and report (es)" in Spanish
     spanish = "mapa e informe (es)" in done.stderr and "map and report" not in done.stderr
     english = "map and report (es)" in done.stderr and "mapa e informe" not in done.stderr

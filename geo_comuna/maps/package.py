@@ -377,7 +377,7 @@ async def write_gpkg(
     written: list[tuple[Layer, list[str]]] = []
     styled: list[LayerStyle] = []
     for layer in sorted(LAYERS.values(), key=lambda lay: _STACK[lay.geometry_type]):
-        say(Said(f"layer {layer.name}", f"capa {layer.name}"))
+        say(Said(f"layer {layer.title.en}", f"capa {layer.title.es}"))
         names, counts[layer.name] = await write_layer(conn, gpkg, layer, info.id, access)
         written.append((layer, names))
         styled += layer_styles(styles, layer, names)
