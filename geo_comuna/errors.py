@@ -79,6 +79,9 @@ class InvalidInput(GeoComunaError):
 class NoSuchFormat(InvalidInput):
     """``f`` names a format this resource does not come in."""
 
+    code = "no-such-format"
+    title_es = "formato que este recurso no tiene"
+
 
 class InvalidGeometry(GeoComunaError):
     status, code = 422, "invalid-geometry"
