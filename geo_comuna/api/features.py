@@ -44,7 +44,8 @@ from geo_comuna.api.deps import (
     paging,
     reading,
 )
-from geo_comuna.api.pages import HTML_CONTENT, PageLang, html, page_lang, wants_html
+from geo_comuna.api.negotiation import page_lang, wants_html
+from geo_comuna.api.pages import HTML_CONTENT, PageLang, html
 from geo_comuna.api.parameters import check_request, own_parameters
 from geo_comuna.api.schema import SCHEMA_JSON, SCHEMA_REL
 from geo_comuna.errors import NotFound

@@ -1,11 +1,12 @@
-"""Pages for people: the index of communes (/communes) and of maps (/maps), and what decides
-when an OGC API route (/, /collections, items, an item) answers with its HTML page
-(maps/pages.py) instead of JSON.
+"""Pages for people: the index of communes (/communes) and of maps (/maps), and what an OGC
+API route (/, /collections, items, an item) adds to answer with its HTML page (maps/pages.py)
+instead of JSON.
 
 A route gives its page for ``f=html``, or when the request's Accept header prefers text/html
 to JSON, as a browser's does (``text/html,...,*/*;q=0.8``); clients of the API (QGIS, GDAL,
 OWSLib, curl) ask for JSON or anything (``*/*``) and get JSON as before. The page's language
-is ``lang`` when given, else the browser's Accept-Language, else Spanish.
+is ``lang`` when given, else the browser's Accept-Language, else Spanish (api/negotiation.py
+decides both).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna.accounts import Access
 from geo_comuna.api.deps import LANGS, Conn, ReaderAccess, SettingsDep, base_url
+from geo_comuna.api.negotiation import page_lang
 from geo_comuna.maps import pages
 from geo_comuna.maps.styles import Styles
 from geo_comuna.settings import Settings
@@ -30,38 +32,6 @@ PageLang = Annotated[
 ]
 #: the media types a route's HTML page adds to its JSON (for f=html and Accept)
 HTML_CONTENT = {"text/html": {}}
-JSON_TYPES = ("application/json", "application/geo+json")
-
-
-def _quality(header: str, media: str) -> float:
-    """The q an Accept header gives ``media`` by name (not by */*): 0 when not named."""
-    best = 0.0
-    for part in header.split(","):
-        name, *params = (p.strip() for p in part.split(";"))
-        if name.lower() != media:
-            continue
-        try:
-            best = max(best, float(next((p[2:] for p in params if p.startswith("q=")), "1")))
-        except ValueError:
-            continue
-    return best
-
-
-def wants_html(request: Request) -> bool:
-    """Does this request ask for the page? ``f=html``, or an Accept header naming text/html
-    above every JSON type it names (``*/*`` alone is JSON: what curl and clients send)."""
-    f = request.query_params.get("f")
-    if f is not None:
-        return f == "html"
-    accept = request.headers.get("accept") or ""
-    html = _quality(accept, "text/html")
-    return html > 0 and all(html > _quality(accept, media) for media in JSON_TYPES)
-
-
-def page_lang(request: Request) -> str:
-    return pages.page_language(
-        request.query_params.get("lang"), request.headers.get("accept-language")
-    )
 
 
 def html(text: str) -> HTMLResponse:

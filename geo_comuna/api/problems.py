@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from markupsafe import escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.api.scratch import hide_paths
 from geo_comuna.errors import GeoComunaError, NoSuchFormat, NotAcceptable
 
@@ -42,8 +43,6 @@ def problem(
 def _person(request: Request) -> str | None:
     """The language of a page to answer with, when a person's browser asked (text/html above
     JSON, or f=html); None for a program, which gets the problem as JSON."""
-    from geo_comuna.api.pages import page_lang, wants_html  # pages import the maps
-
     return page_lang(request) if wants_html(request) else None
 
 

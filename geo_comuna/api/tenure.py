@@ -33,7 +33,8 @@ from geo_comuna.api.deps import (
     parse_bbox,
 )
 from geo_comuna.api.methods import allow
-from geo_comuna.api.pages import HTML_CONTENT, PageLang, html, page_lang, wants_html
+from geo_comuna.api.negotiation import page_lang, wants_html
+from geo_comuna.api.pages import HTML_CONTENT, PageLang, html
 from geo_comuna.errors import InvalidInput, TooLarge
 from geo_comuna.features import crs
 from geo_comuna.layers.model import Domain
