@@ -83,7 +83,7 @@ def test_figures_follow_the_language() -> None:
     unknown = {"parcels": 3, "conflicts": {"overlap": 0, "sliver": None}}
     es = dict(figures("land-recovery", unknown, "es", number("es")))
     en = dict(figures("land-recovery", unknown, "en", number("en")))
-    assert es["Astillas entre parcelas"].startswith("no buscadas: demasiados vértices")
+    assert es["Franjas angostas entre parcelas"].startswith("no buscadas: demasiados vértices")
     assert en["Slivers between parcels"].startswith("not looked for: too many vertices")
     assert es["Parcelas superpuestas"] == "0" and not RAW.search(" ".join(es.values()))
 

@@ -38,7 +38,7 @@ FIGURES: dict[str, dict[str, Figure]] = {
         "conflicts.overlap": Figure("Parcelas superpuestas", "Overlapping parcels"),
         "conflicts.outside_commune": Figure("Parcelas fuera de la comuna", "Parcels outside"),
         "conflicts.sliver": Figure(
-            "Astillas entre parcelas",
+            "Franjas angostas entre parcelas",
             "Slivers between parcels",
             unknown=(
                 "no buscadas: demasiados vértices para una petición (geo-comuna analyze las busca)",
@@ -145,7 +145,7 @@ FIGURES: dict[str, dict[str, Figure]] = {
         "commune.min_elevation_m": Figure("Elevación mínima", "Lowest elevation", "m"),
         "commune.max_elevation_m": Figure("Elevación máxima", "Highest elevation", "m"),
         "commune.mean_slope_pct": Figure("Pendiente media", "Mean slope", "%"),
-        "commune.mean_slope_deg": Figure("Pendiente media", "Mean slope", "°"),
+        "commune.mean_slope_deg": Figure("Pendiente media en grados", "Mean slope in degrees", "°"),
         "commune.steep_share_pct": Figure("Superficie empinada", "Steep share", "%"),
         "commune.uncovered_pct": Figure(
             "Sin cubrir por el modelo", "Not covered by the model", "%"

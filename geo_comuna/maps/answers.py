@@ -140,8 +140,11 @@ def add_lines(
     else:
         colour = style.get("color", FALLBACK_COLOUR)
         spec["color"] = colour
-        entries = [(colour, title)]
-        spec["fields"] = {"tooltip": [], "popup": []}
+        # one colour: its legend entry says what a line is (the title said again did not)
+        entries = [(colour, style.get("entry", {}).get(page.lang, title))]
+        labels = main.get("labels", {})
+        fields = [{"name": n, "label": labels.get(n, n)} for n in style.get("popup", [])]
+        spec["fields"] = {"tooltip": fields, "popup": fields}
     holder = Data.from_geojson(
         json.dumps({"type": "FeatureCollection", "features": lines}, default=str)
     )

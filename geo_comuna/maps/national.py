@@ -162,13 +162,13 @@ def _add_states(m, page: Page, styles: Styles, geojson: str, legend: list[str]) 
         "fields": {
             "tooltip": [
                 {"name": "name", "label": styles.field_label(states, "name", page.lang)},
-                {"name": "communes", "label": n},
+                {"name": "communes", "label": page.t("Comunas", "Communes")},
             ],
             "popup": [
                 *styles.fields(states, "popup", page.lang),
-                {"name": "communes", "label": n},
-                {"name": "active", "label": page.t("activas", "active")},
-                {"name": "registered", "label": page.t("registradas", "registered")},
+                {"name": "communes", "label": page.t("Comunas", "Communes")},
+                {"name": "active", "label": page.t("Activas", "Active")},
+                {"name": "registered", "label": page.t("Registradas", "Registered")},
             ],
         },
     }

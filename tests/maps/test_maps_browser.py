@@ -824,3 +824,32 @@ def test_a_phone_sees_the_title_bar_and_the_map(browser: Any, server: str, path:
         assert tab.is_visible(".leaflet-control-layers-list")
     finally:
         context.close()
+
+
+def test_popups_write_dates_as_people_read_them(page: Any, server: str) -> None:
+    """A popup wrote a commune's founding date as 2009-03-05, a code to a Spanish reader."""
+    open_map(page, f"{server}/maps/communes/5-DE-MARZO?lang=es")
+    table = """(lang) => GeoComuna.table(
+        {lang: lang, fields: {popup: [{name: 'founded', label: 'F'}]}},
+        {founded: '2009-03-05'}, 'popup')"""
+    spanish = page.evaluate(table, "es")
+    assert "5 de marzo de 2009" in spanish and "2009-03-05" not in spanish
+    assert "5 March 2009" in page.evaluate(table, "en")
+
+
+def test_the_electricity_maps_lines_say_what_they_are(member: Any, server: str) -> None:
+    """Its lines (a transformer site to each home it would serve) had an empty popup and a
+    legend entry that said the section's title again."""
+    open_map(member, f"{server}/maps/communes/5-DE-MARZO/electricity-gaps?lang=es")
+    legend = legend_text(member)
+    assert "Del sitio de transformador a cada vivienda de su grupo" in legend
+    cells = member.evaluate("""() => {
+        for (const l of Object.values(window)) {
+            if (l && l.gcId === 'analysis-electricity-gaps-lines') {
+                l.getLayers()[0].openPopup();
+                return Array.from(document.querySelectorAll('.leaflet-popup-content th'))
+                    .map((th) => th.textContent);
+            }
+        }
+    }""")
+    assert cells == ["Grupo"], cells

@@ -70,7 +70,7 @@ CANNOT_STOP = Said(
     "las busca sea cual sea el tamaño",
 )
 #: how the warnings of a search not made begin (the sliver count is then None)
-SLIVERS_SKIPPED = Said("slivers were not looked for", "no se buscaron astillas")
+SLIVERS_SKIPPED = Said("slivers were not looked for", "no se buscaron franjas angostas")
 
 #: every feature's properties, in this order (CSV columns)
 COLUMNS = (

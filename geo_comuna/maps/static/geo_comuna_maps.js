@@ -65,7 +65,24 @@
       return value.toLocaleString(lang === "es" ? "es-VE" : "en-US",
         { maximumFractionDigits: 2 });
     }
+    var date = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
+    if (date) { return day(+date[1], +date[2], +date[3], lang); }
     return String(value);
+  }
+
+  var MONTHS = {
+    es: ["enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto",
+         "septiembre", "octubre", "noviembre", "diciembre"],
+    en: ["January", "February", "March", "April", "May", "June", "July", "August",
+         "September", "October", "November", "December"],
+  };
+
+  /* A date as the pages and the report write it (5 de marzo de 2009, 5 March 2009): 2009-03-05
+     in a Spanish popup read as a code. */
+  function day(year, month, date, lang) {
+    var name = (MONTHS[lang] || MONTHS.en)[month - 1];
+    if (!name) { return year + "-" + month + "-" + date; }
+    return lang === "es" ? date + " de " + name + " de " + year : date + " " + name + " " + year;
   }
 
   /* An HTML table of the chosen fields (all properties when the spec lists none). */
