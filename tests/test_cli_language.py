@@ -5,6 +5,7 @@ processes that repair geometries."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -111,6 +112,10 @@ def test_progress_follows_the_locale(own_db: str, tmp_path: Path, env: dict[str,
     assert run.exit_code == 0, run.stderr
     word = "exportando parcels como gpkg" if env is SPANISH else "exporting parcels as gpkg"
     assert word in run.stderr
+    # and what was written, in words (the JSON on stdout is for programs)
+    n = json.loads(run.stdout)["features"]
+    done = f"{n} entidades escritas en" if env is SPANISH else f"{n} features written to"
+    assert f"parcels: {done} {out}" in run.stderr, run.stderr
 
 
 @pytest.mark.parametrize("env", [SPANISH, ENGLISH], ids=["es", "en"])

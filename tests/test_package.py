@@ -287,6 +287,9 @@ def test_cli_package(own_db: str, tmp_path: Path) -> None:
     spanish = "mapa e informe (es)" in done.stderr and "map and report" not in done.stderr
     english = "map and report (es)" in done.stderr and "mapa e informe" not in done.stderr
     assert spanish or english, done.stderr
+    assert f"paquete escrito: {out} (8 archivos" in done.stderr or (
+        f"package written: {out} (8 files" in done.stderr
+    )
     with zipfile.ZipFile(out) as zf:
         assert set(zf.namelist()) == FILES
         zf.extract(GPKG, tmp_path)

@@ -467,6 +467,15 @@ def export(
             tell(
                 Said(f"note: {note}", f"nota: {said(note, 'es')}"), err=True, fg=typer.colors.YELLOW
             )
+        n, es = report.features, f"{report.features:,}".replace(",", ".")
+        tell(  # for people; the JSON on stdout is for programs
+            Said(
+                f"{report.layer}: {n:,} feature{'s' if n != 1 else ''} written to {report.file}",
+                f"{report.layer}: {es} entidad{'es' if n != 1 else ''} escrita"
+                f"{'s' if n != 1 else ''} en {report.file}",
+            ),
+            err=True,
+        )
     written = [r.__dict__ for r in reports]
     out = written[0] if len(written) == 1 else written
     typer.echo(json.dumps(out, indent=2, default=str, ensure_ascii=False))

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from geo_comuna.cli.common import Lang, load_settings, progress, run
+from geo_comuna.cli.common import Lang, load_settings, progress, run, tell
 from geo_comuna.errors import Said
 
 
@@ -44,4 +44,23 @@ def package(
         )
 
     report = run(work, settings)
+    size = f"{out.stat().st_size / 1e6:.1f}"
+    missing = len(report.unfinished)
+    tell(  # for people (stderr); the JSON on stdout is for programs
+        Said(
+            f"package written: {out} ({len(report.files)} files, {size} MB)"
+            + (
+                f"; {missing} analyses could not be computed (README.txt says why)"
+                if missing
+                else ""
+            ),
+            f"paquete escrito: {out} ({len(report.files)} archivos, {size.replace('.', ',')} MB)"
+            + (
+                f"; {missing} análisis no se pudieron calcular (README.txt dice por qué)"
+                if missing
+                else ""
+            ),
+        ),
+        err=True,
+    )
     typer.echo(json.dumps(report.__dict__, indent=2, ensure_ascii=False))
