@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -240,6 +241,35 @@ async def test_a_new_feature_edited_again_in_the_same_file_is_updated_not_added_
     # the same file once more changes nothing
     third = await _sync(conn, settings, gpkg, tmp_path)
     assert third.written == 0 and third.layers["parcels"].synced == [new_id]
+
+
+async def test_another_teams_new_feature_is_kept_not_deleted(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Two teams take the same package. Team A adds a parcel and syncs. Team B deletes one
+    parcel and syncs with --delete-missing: team A's parcel, stored since the package was
+    made, was missing from B's file too, and was deleted with the one B deleted. It is now
+    told apart (its id is above every id the package was made with) and kept."""
+    await _package(conn, settings, tmp_path)
+    team_a, team_b = tmp_path / "a", tmp_path / "b"
+    team_a.mkdir()
+    team_b.mkdir()
+    for folder in (team_a, team_b):
+        shutil.copy(tmp_path / GPKG, folder / GPKG)
+    await _add_parcel(conn, team_a / GPKG, tmp_path)
+    first = await _sync(conn, settings, team_a / GPKG, team_a)
+    assert len(first.layers["parcels"].added) == 1
+    cur = await conn.execute("SELECT id FROM parcels WHERE code = 'MZ-FIELD-1'")
+    ((theirs,),) = await cur.fetchall()
+    (gone,) = await _parcels(conn, 1)
+    _ogr_sql(team_b / GPKG, f"DELETE FROM parcels WHERE id = {gone}")
+    total = await _count(conn)
+    second = await _sync(conn, settings, team_b / GPKG, team_b, delete_missing=True)
+    diff = second.layers["parcels"]
+    assert diff.deleted == [gone] and diff.missing == [gone]
+    assert diff.newer == [theirs] and diff.added == []
+    assert await _row(conn, theirs) is not None and await _row(conn, gone) is None
+    assert await _count(conn) == total - 1 and second.written == 1
 
 
 async def test_labels_are_stored_as_codes_and_the_same_file_again_is_no_conflict(

@@ -32,6 +32,10 @@ TEXT = {
             "nueva ya guardada por una sincronización anterior",
             "nuevas ya guardadas por una sincronización anterior",
         ),
+        "newer": (
+            "nueva en el servidor desde que se hizo el paquete (se conserva)",
+            "nuevas en el servidor desde que se hizo el paquete (se conservan)",
+        ),
         "conflict": "  conflicto {layer} {id}: versión del paquete {ours}, del servidor {theirs}",
         "gone": "  conflicto {layer} {id}: borrada en el servidor desde que se hizo el paquete",
         "field": "    {name}: paquete {ours!r} / servidor {theirs!r}",
@@ -52,6 +56,7 @@ TEXT = {
         "missing": ("missing from the package (not deleted; use --delete-missing)",) * 2,
         "conflicts": ("conflict", "conflicts"),
         "synced": ("new but stored by an earlier sync already",) * 2,
+        "newer": ("added on the server since the package was made (kept)",) * 2,
         "conflict": "  conflict {layer} {id}: package version {ours}, server version {theirs}",
         "gone": "  conflict {layer} {id}: deleted on the server since the package was made",
         "field": "    {name}: package {ours!r} / server {theirs!r}",
@@ -122,6 +127,8 @@ def summary(report: Any, lang: str) -> list[str]:
         ]
         if diff.synced:
             counts.append(counted(len(diff.synced), t["synced"]))
+        if diff.newer:
+            counts.append(counted(len(diff.newer), t["newer"]))
         lines.append(f"{_titled(name, None, lang)}: " + ", ".join(counts))
         for change in diff.changed:
             fields = ", ".join(_titled(name, f, lang) for f in change.fields)

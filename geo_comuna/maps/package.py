@@ -274,6 +274,20 @@ def steady_ids(html: str) -> str:
     return _ELEMENT_ID.sub(lambda m: ids.setdefault(m[0], f"{len(ids):032x}"), html)
 
 
+async def last_ids(conn: AsyncConnection) -> dict[str, int]:
+    """Each layer's highest id when the package is made (ids only grow): a feature the sync
+    finds stored but not in the package, above it, was added on the server since, by another
+    team's sync or an editor, and is not one the field deleted (maps/sync.py)."""
+    selects = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {}, coalesce(max(id), 0) FROM {}").format(
+            sql.Literal(layer.name), sql.Identifier(layer.table)
+        )
+        for layer in LAYERS.values()
+    )
+    cur = await conn.execute(selects)
+    return {name: int(n) for name, n in await cur.fetchall()}
+
+
 def readme(
     info: data.CommuneInfo,
     counts: dict[str, int],
@@ -373,6 +387,7 @@ async def write_gpkg(
     returns the features per layer and each layer with its columns, top to bottom."""
     # read before the layers: the package never claims to be newer than its data
     stamp = ",".join(f"{t}:{v}" for t, v in await versions(conn, LAYERS))
+    last = await last_ids(conn)
     counts: dict[str, int] = {}
     written: list[tuple[Layer, list[str]]] = []
     styled: list[LayerStyle] = []
@@ -390,6 +405,7 @@ async def write_gpkg(
         "geo_comuna_version": __version__,
         "made_on": _today().date().isoformat(),
         "layer_versions": stamp,
+        "layer_last_ids": ",".join(f"{name}:{n}" for name, n in last.items()),
         "layers": ",".join(counts),
         "crs": "EPSG:4326",
     }

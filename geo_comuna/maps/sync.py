@@ -111,9 +111,12 @@ class LayerDiff:
     #: those of them deleted (with delete_missing; else none)
     deleted: list[int] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    #: stored features added on the server since the package was made (above its last id
+    #: of the layer): not in the package, never missing from it; kept
+    newer: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.missing or self.conflicts)
+        return bool(self.added or self.changed or self.missing or self.conflicts or self.newer)
 
 
 @dataclass
@@ -466,10 +469,26 @@ def compare(
     for fid, fields in edited:  # now a feature of the package like any other
         out.changed.append(Change(fid, fields))
         versions[fid] = stored[fid][0]
-    out.missing = sorted(missing - set(out.synced))
+    missing -= set(out.synced)
+    last = _last_ids(package).get(layer.name)
+    if last is not None:  # added on the server since: another team's, not deleted here
+        out.newer = sorted(fid for fid in missing if fid > last)
+        missing -= set(out.newer)
+    out.missing = sorted(missing)
     for fid in out.missing:
         versions[fid] = stored[fid][0]
     return out, versions
+
+
+def _last_ids(package: Package) -> dict[str, int]:
+    """The package's highest id of each layer when it was made (maps/package.py last_ids);
+    none in a package made before it recorded them, whose missing features stay missing."""
+    found = {}
+    for part in package.info.get("layer_last_ids", "").split(","):
+        name, _, n = part.partition(":")
+        if name and n.isdigit():
+            found[name] = int(n)
+    return found
 
 
 def _cleared(layer: Layer, fid: int) -> None:
