@@ -609,9 +609,9 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
         zf.extract(GPKG, tmp_path)
     gpkg = tmp_path / GPKG
     with psycopg.connect(own_db) as db:
-        a, tenure = db.execute(
-            "SELECT p.id, p.tenure FROM parcels p JOIN communes c ON c.id = p.commune_id "
-            "WHERE c.code = %s ORDER BY p.id LIMIT 1",
+        a, tenure, code = db.execute(
+            "SELECT p.id, p.tenure, p.code FROM parcels p JOIN communes c "
+            "ON c.id = p.commune_id WHERE c.code = %s ORDER BY p.id LIMIT 1",
             (COMMUNE,),
         ).fetchone()
     new_tenure = "disputed" if tenure != "disputed" else "occupied"
@@ -619,7 +619,11 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
 
     dry = cli("sync", COMMUNE, str(gpkg), "--dry-run", "--lang", "en")
     assert dry.returncode == 0, dry.stderr
-    assert f"  {a}: Tenure" in dry.stdout and "Dry run: nothing was written." in dry.stdout
+    # which parcel (its code too) and the value before and after: it said "30: tenure"
+    labels = LAYERS["parcels"].attribute("tenure").domain.values
+    was, now = labels[tenure].en, labels[new_tenure].en
+    assert f"  {a} ({code}): Tenure: {was} → {now}" in dry.stdout, dry.stdout
+    assert "Dry run: nothing was written." in dry.stdout
     assert "Parcels (parcels): 0 added, 1 changed" in dry.stdout, dry.stdout
     done = cli("sync", COMMUNE, str(gpkg))
     assert done.returncode == 0, done.stderr
@@ -635,7 +639,6 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
     assert conflict.returncode == 3, conflict.stderr
     assert f"conflict parcels {a}" in conflict.stdout
     assert "1 conflict left unwritten" in conflict.stdout  # one conflict, not "1 conflicts"
-    labels = LAYERS["parcels"].attribute("tenure").domain.values
     ours, theirs = labels[tenure].en, labels[new_tenure].en
     assert f"Tenure: package {ours!r} / server {theirs!r}" in conflict.stdout
     kept = cli("sync", COMMUNE, str(out), "--theirs")
@@ -663,3 +666,31 @@ async def test_the_route_takes_uploads_up_to_their_own_limit(
     async with api_client(conn, tight, editor) as client:
         r = await client.post(f"/communes/{COMMUNE}/sync", files={"file": (GPKG, body)})
         assert r.status_code == 413, r.text
+
+
+def test_the_summary_says_fields_and_values_as_people_read_them() -> None:
+    """A conflict on a production unit's parcel printed 'parcel: paquete 125 / servidor
+    None'; a change printed '31: recovered_on'. Fields by their titles, codes by their
+    labels, an empty value said so, each change with the value before and after."""
+    from geo_comuna.cli.sync import summary
+    from geo_comuna.maps.sync import Change, Conflict, LayerDiff, SyncReport
+
+    report = SyncReport("EL-MAIZAL", "comuna.gpkg", True, False, None)
+    report.layers["production_units"] = LayerDiff(
+        conflicts=[Conflict(36, 10, 12, {"parcel": {"package": 125, "server": None}}, None)]
+    )
+    report.layers["parcels"] = LayerDiff(
+        changed=[
+            Change(31, {"recovered_on": ["2020-02-01", None]}, "EM-P002"),
+            Change(32, {"tenure": ["occupied", "regularized"], "geometry": [True, True]}),
+        ]
+    )
+    lines = "\n".join(summary(report, "es"))
+    units = LAYERS["production_units"]
+    parcel = next(r for r in units.references if r.name == "parcel").title.es
+    assert f"    {parcel}: paquete 125 / servidor (vacío)" in lines, lines
+    recovered = LAYERS["parcels"].attribute("recovered_on").title.es
+    assert f"  31 (EM-P002): {recovered}: (vacío) → 2020-02-01" in lines, lines
+    tenure = LAYERS["parcels"].attribute("tenure").domain.values
+    assert f"  32: Tenencia: {tenure['regularized'].es} → {tenure['occupied'].es}; " in lines
+    assert "Geometría: movida" in lines and "None" not in lines

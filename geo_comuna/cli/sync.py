@@ -38,12 +38,15 @@ TEXT = {
         ),
         "conflict": "  conflicto {layer} {id}: versión del paquete {ours}, del servidor {theirs}",
         "gone": "  conflicto {layer} {id}: borrada en el servidor desde que se hizo el paquete",
-        "field": "    {name}: paquete {ours!r} / servidor {theirs!r}",
+        "field": "    {name}: paquete {ours} / servidor {theirs}",
         "unresolved": "{n} {conflicts} sin escribir: --theirs conserva lo del servidor, "
         "--ours escribe lo del paquete.",
         "ours": "resuelto: se escribió lo del paquete",
         "theirs": "resuelto: se conservó lo del servidor",
         "repaired": "  reparada {layer} {feature}: {reason} (área {pct})",
+        "geometry": "Geometría",
+        "moved": "movida",
+        "empty": "(vacío)",
     },
     "en": {
         "dry": "Dry run: nothing was written.",
@@ -59,12 +62,15 @@ TEXT = {
         "newer": ("added on the server since the package was made (kept)",) * 2,
         "conflict": "  conflict {layer} {id}: package version {ours}, server version {theirs}",
         "gone": "  conflict {layer} {id}: deleted on the server since the package was made",
-        "field": "    {name}: package {ours!r} / server {theirs!r}",
+        "field": "    {name}: package {ours} / server {theirs}",
         "unresolved": "{n} {conflicts} left unwritten: --theirs keeps the server's values, "
         "--ours writes the package's.",
         "ours": "settled: the package's values written",
         "theirs": "settled: the server's values kept",
         "repaired": "  repaired {layer} {feature}: {reason} (area {pct})",
+        "geometry": "Geometry",
+        "moved": "moved",
+        "empty": "(empty)",
     },
 }
 
@@ -95,8 +101,10 @@ def _titled(layer: str, field: str | None, lang: str) -> str:
         return field or layer
     if field is None:
         return f"{found.title.get(lang)} ({layer})"
-    attribute = found.attribute(field)
-    return attribute.title.get(lang) if attribute is not None else field
+    for item in (*found.references, *found.attributes, *found.derived):
+        if item.name == field:
+            return item.title.get(lang)
+    return field
 
 
 def _value(layer: str, field: str, value: Any, lang: str) -> Any:
@@ -116,34 +124,8 @@ def summary(report: Any, lang: str) -> list[str]:
     t = TEXT[lang]
     lines = []
     for name, diff in report.layers.items():
-        if not diff:
-            continue
-        deleted = t["deleted"] if report.delete_missing else t["missing"]
-        counts = [
-            counted(len(diff.added), t["added"]),
-            counted(len(diff.changed), t["changed"]),
-            counted(len(diff.missing), deleted),
-            counted(len(diff.conflicts), t["conflicts"]),
-        ]
-        if diff.synced:
-            counts.append(counted(len(diff.synced), t["synced"]))
-        if diff.newer:
-            counts.append(counted(len(diff.newer), t["newer"]))
-        lines.append(f"{_titled(name, None, lang)}: " + ", ".join(counts))
-        for change in diff.changed:
-            fields = ", ".join(_titled(name, f, lang) for f in change.fields)
-            lines.append(f"  {change.id}: {fields}")
-        for conflict in diff.conflicts:
-            key = "gone" if conflict.server_version is None else "conflict"
-            ours, theirs = conflict.package_version, conflict.server_version
-            line = t[key].format(layer=name, id=conflict.id, ours=ours, theirs=theirs)
-            if conflict.resolved:
-                line += f" ({t[conflict.resolved]})"
-            lines.append(line)
-            for field, both in conflict.fields.items():
-                ours, theirs = (_value(name, field, both[k], lang) for k in ("package", "server"))
-                title = _titled(name, field, lang)
-                lines.append(t["field"].format(name=title, ours=ours, theirs=theirs))
+        if diff:
+            lines += _layer_lines(name, diff, report.delete_missing, t, lang)
     lines += [_repaired(t, r) for r in report.repairs]
     if not lines:
         lines.append(t["nothing"])
@@ -156,6 +138,60 @@ def summary(report: Any, lang: str) -> list[str]:
         n = report.written
         lines.append(t["written"].format(n=n, features=t["features"][n != 1], file=report.file))
     return lines
+
+
+def _layer_lines(name: str, diff: Any, delete_missing: bool, t: dict, lang: str) -> list[str]:
+    """One layer's counts, then each change (the feature's id and code, each field's value
+    before and after: '30 (EM-P001): Tenencia: Ocupada → En disputa') and each conflict."""
+    deleted = t["deleted"] if delete_missing else t["missing"]
+    counts = [
+        counted(len(diff.added), t["added"]),
+        counted(len(diff.changed), t["changed"]),
+        counted(len(diff.missing), deleted),
+        counted(len(diff.conflicts), t["conflicts"]),
+    ]
+    if diff.synced:
+        counts.append(counted(len(diff.synced), t["synced"]))
+    if diff.newer:
+        counts.append(counted(len(diff.newer), t["newer"]))
+    lines = [f"{_titled(name, None, lang)}: " + ", ".join(counts)]
+    for change in diff.changed:
+        which = f"{change.id} ({change.code})" if change.code else f"{change.id}"
+        fields = "; ".join(_changed(name, f, pair, t, lang) for f, pair in change.fields.items())
+        lines.append(f"  {which}: {fields}")
+    for conflict in diff.conflicts:
+        key = "gone" if conflict.server_version is None else "conflict"
+        ours, theirs = conflict.package_version, conflict.server_version
+        line = t[key].format(layer=name, id=conflict.id, ours=ours, theirs=theirs)
+        if conflict.resolved:
+            line += f" ({t[conflict.resolved]})"
+        lines.append(line)
+        for field, both in conflict.fields.items():
+            ours, theirs = (
+                _quoted(_value(name, field, both[k], lang), t) for k in ("package", "server")
+            )
+            title = _titled(name, field, lang)
+            lines.append(t["field"].format(name=title, ours=ours, theirs=theirs))
+    return lines
+
+
+def _changed(layer: str, field: str, pair: list[Any], t: dict, lang: str) -> str:
+    """A changed field as 'Tenencia: Ocupada → En disputa' (the server's value, then the
+    package's), a moved geometry as 'Geometría: movida'."""
+    title = _titled(layer, field, lang) if field != "geometry" else t["geometry"]
+    if field == "geometry":
+        return f"{title}: {t['moved']}"
+    new, old = (_value(layer, field, v, lang) for v in pair)
+    return f"{title}: {_shown(old, t)} → {_shown(new, t)}"
+
+
+def _shown(value: Any, t: dict) -> str:
+    return t["empty"] if value is None or value == "" else str(value)
+
+
+def _quoted(value: Any, t: dict) -> str:
+    """A conflict's value, quoted; an empty one said so (it printed None)."""
+    return t["empty"] if value is None or value == "" else repr(value)
 
 
 def sync(

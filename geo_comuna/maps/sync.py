@@ -89,6 +89,8 @@ class Change:
     id: int
     #: property -> [package's value, server's value]; "geometry" -> [True, True] when moved
     fields: dict[str, list[Any]]
+    #: the feature's code as stored (None where the layer has none): what people call it
+    code: str | None = None
 
 
 @dataclass
@@ -453,7 +455,7 @@ def compare(
             continue
         versions[feature.id] = version
         if feature.version == version:
-            out.changed.append(Change(feature.id, fields))
+            out.changed.append(Change(feature.id, fields, values.get("code")))
             continue
         both = {
             name: (
@@ -467,7 +469,7 @@ def compare(
     missing = set(stored) - present
     out.synced, edited = _synced_before(package, layer, out, stored, missing)
     for fid, fields in edited:  # now a feature of the package like any other
-        out.changed.append(Change(fid, fields))
+        out.changed.append(Change(fid, fields, stored[fid][1].get("code")))
         versions[fid] = stored[fid][0]
     missing -= set(out.synced)
     last = _last_ids(package).get(layer.name)
