@@ -272,6 +272,18 @@ async def test_another_teams_new_feature_is_kept_not_deleted(
     assert await _count(conn) == total - 1 and second.written == 1
 
 
+def test_a_label_as_the_maps_write_it_names_its_code() -> None:
+    """The maps call abandoned parcels 'Abandonada (recuperable)' (styles.json), and a
+    refusal lists labels as 'Ocupada (occupied)'; typed back into QField they were refused.
+    The label decides; what the brackets say must not name another value."""
+    tenure = LAYERS["parcels"].attribute("tenure").domain
+    assert tenure.code("Abandonada (recuperable)") == "abandoned"
+    assert tenure.code("abandoned (Recoverable) ") == "abandoned"
+    assert tenure.code("Ocupada (occupied)") == "occupied"
+    assert tenure.code("Ocupada (abandoned)") is None
+    assert tenure.code("Robada (occupied)") is None and tenure.code("(occupied)") is None
+
+
 async def test_labels_are_stored_as_codes_and_the_same_file_again_is_no_conflict(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:
@@ -486,6 +498,9 @@ async def test_a_date_that_is_no_date_is_refused_not_stored(
         await _sync(conn, settings, gpkg, tmp_path)
     assert refused.value.layer == "parcels" and refused.value.feature == b
     assert "recovered_on" in refused.value.reason and written in refused.value.reason
+    # a day that does not exist, written as asked, is not told to be written as asked
+    calendar = "no day of the calendar" in refused.value.reason
+    assert calendar == (written == "2020-02-31"), refused.value.reason
     assert {p: await _row(conn, p) for p in (a, b)} == before
 
     _ogr_sql(gpkg, f"UPDATE parcels SET recovered_on = NULL WHERE id = {b}")

@@ -54,6 +54,10 @@ def _coerce_bool(value: Any) -> bool | None | object:
 _BAD = object()
 
 
+#: a date written YYYY-MM-DD, whether or not the day exists
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 def _coerce_date(value: Any) -> dt.date | object:
     if isinstance(value, dt.datetime):
         return value.date()
@@ -173,14 +177,17 @@ def check_value(
             _not_a_value(attr, value, lang, hint), feature=label, layer=layer.name
         )
     if coerced is _BAD:
-        raise InvalidAttribute(
-            Said(
-                f"property {attr.name!r}: {value!r} is not {_describe(attr)}",
-                f"propiedad {attr.name!r}: {value!r} no es {_describe(attr).es}",
-            ),
-            feature=label,
-            layer=layer.name,
+        reason = Said(
+            f"property {attr.name!r}: {value!r} is not {_describe(attr)}",
+            f"propiedad {attr.name!r}: {value!r} no es {_describe(attr).es}",
         )
+        if attr.type == "date" and isinstance(value, str) and _ISO_DAY.match(value.strip()):
+            # written as asked, and no such day: it was told to write it as it had
+            reason = Said(
+                f"property {attr.name!r}: {value!r} is no day of the calendar",
+                f"propiedad {attr.name!r}: {value!r} no es un día del calendario",
+            )
+        raise InvalidAttribute(reason, feature=label, layer=layer.name)
     if attr.type == "text" and not is_text(coerced):
         raise InvalidAttribute(
             Said(

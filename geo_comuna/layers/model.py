@@ -27,6 +27,7 @@ every surface (items, exports, tiles, maps, reports, analyses), and sees the lay
 from __future__ import annotations
 
 import difflib
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -79,8 +80,17 @@ class Domain:
     def code(self, value: str) -> str | None:
         """The code a value names: the code itself, or its Spanish or English label, ignoring
         case, accents and surrounding blanks ("Ocupada", "OCUPADA", "occupied" -> occupied), as
-        people type what the map legend shows. None: no value of this domain."""
-        return self._by_spelling.get(fold(value))
+        people type what the map legend shows; a label with a note in brackets as the maps
+        write some ("Abandonada (recuperable)") or with its code as refusals list them
+        ("Ocupada (occupied)") names the same. None: no value of this domain."""
+        found = self._by_spelling.get(fold(value))
+        bracketed = _BRACKETED.match(value) if found is None else None
+        if bracketed is not None:  # the label decides; what the brackets name must agree
+            label, inside = (fold(part) for part in bracketed.groups())
+            found = self._by_spelling.get(label)
+            if self._by_spelling.get(inside, found) != found:
+                found = None
+        return found
 
     def labels(self, lang: str) -> list[str]:
         """Every value as the request's language shows it, with its code: "Ocupada (occupied)"."""
@@ -90,6 +100,10 @@ class Domain:
         """The code whose label or code is spelt most like ``value``, if any is close."""
         near = difflib.get_close_matches(fold(value), list(self._by_spelling), n=1, cutoff=0.5)
         return self._by_spelling[near[0]] if near else None
+
+
+#: a label and what follows it in brackets: "Abandonada (recuperable)", "Ocupada (occupied)"
+_BRACKETED = re.compile(r"^\s*(.+?)\s*\(([^()]*)\)\s*$")
 
 
 def fold(text: str) -> str:
