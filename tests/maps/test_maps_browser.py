@@ -818,6 +818,16 @@ def test_a_phone_sees_the_title_bar_and_the_map(browser: Any, server: str, path:
         # Leaflet's own titles in the page's language ("Zoom in", "Layers" in Spanish)
         assert tab.get_attribute(".leaflet-control-zoom-in", "title") == "Acercar"
         assert tab.get_attribute(".leaflet-control-layers-toggle", "aria-label") == "Capas"
+        # a tap on a feature opens its popup and no tooltip (both opened, one over the other)
+        tapped = tab.evaluate("""() => {
+            for (const l of Object.values(window)) {
+                if (l && l.gcId && l.getLayers && l.getLayers().length) {
+                    const f = l.getLayers()[0];
+                    return {tooltip: !!f.getTooltip(), popup: !!f.getPopup()};
+                }
+            }
+        }""")
+        assert tapped == {"tooltip": False, "popup": True}, tapped
         # the layer list opens with a tap, and its entries are then in reach
         tab.tap(".leaflet-control-layers-toggle")
         tab.wait_for_selector(".leaflet-control-layers-expanded", timeout=5_000)

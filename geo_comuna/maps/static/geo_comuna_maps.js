@@ -149,8 +149,16 @@
     };
   };
 
+  /* Can the pointer hover? On a touch screen a tap opened the tooltip and the popup at once,
+     the tooltip left cut off under the popup: there only popups, which a tap opens. */
+  function hovers() {
+    return !window.matchMedia || window.matchMedia("(hover: hover)").matches;
+  }
+
   function bindGeojson(spec, layer, props) {
-    layer.bindTooltip(function () { return G.table(spec, props, "tooltip"); }, { sticky: true });
+    if (hovers()) {
+      layer.bindTooltip(function () { return G.table(spec, props, "tooltip"); }, { sticky: true });
+    }
     layer.bindPopup(function () { return G.table(spec, props, "popup"); }, { maxWidth: 360 });
   }
 
@@ -314,6 +322,7 @@
       L.popup({ maxWidth: 360 }).setLatLng(e.latlng)
         .setContent(G.table(spec, e.layer.properties, "popup")).openOn(layer._map);
     });
+    if (!hovers()) { return; }
     layer.on("mouseover", function (e) {
       tip.setLatLng(e.latlng).setContent(G.table(spec, e.layer.properties, "tooltip"));
       layer._map.openTooltip(tip);
