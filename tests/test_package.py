@@ -64,6 +64,7 @@ async def _package(client: httpx.AsyncClient, tmp_path: Path, commune: str = COM
     r = await client.get(f"/communes/{commune}/package")
     assert r.status_code == 200, r.text[:2000]
     assert r.headers["content-type"] == "application/zip"
+    assert f'filename="comuna-{commune}.zip"' in r.headers["content-disposition"]
     with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
         assert set(zf.namelist()) == FILES
         zf.extractall(tmp_path)

@@ -187,7 +187,10 @@ async def commune(
     page = _page(settings, lang, embed, standalone, access, user)
     html = await commune_map(conn, commune_id, page)
     return _html(
-        html, standalone, _named(f"commune-{commune_id}", lang), settings if embed else None
+        html,
+        standalone,
+        _named(f"commune-{await data.file_code(conn, commune_id)}", lang),
+        settings if embed else None,
     )
 
 
@@ -241,7 +244,7 @@ async def analysis(
     return _html(
         html,
         standalone,
-        _named(f"commune-{commune_id}-{analysis}", lang),
+        _named(f"commune-{await data.file_code(conn, commune_id)}-{analysis}", lang),
         settings if embed else None,
     )
 
@@ -355,7 +358,7 @@ async def commune_report(
     """Readers outside the commune get figures of residents only for groups of at least
     MIN_GROUP homes, and its maps as they would see them."""
     html = await report(conn, commune_id, _page(settings, lang, False, download, access))
-    return _html(html, download, _named(f"report-{commune_id}", lang))
+    return _html(html, download, _named(f"report-{await data.file_code(conn, commune_id)}", lang))
 
 
 def mount_static(app: FastAPI, settings: Settings) -> None:

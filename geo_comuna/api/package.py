@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 from geo_comuna.api.deps import Conn, ReaderAccess, ScratchDep, SettingsDep
 from geo_comuna.api.transfer import _chunks
 from geo_comuna.features.query import require_commune
+from geo_comuna.maps import data
 from geo_comuna.maps.package import build_package
 
 router = APIRouter(tags=["import/export"])
@@ -42,7 +43,7 @@ async def commune_package(
     with drop-downs for coded values in Spanish and English, the offline map, the report and
     a README."""
     commune_id = await require_commune(conn, commune)
-    name = f"comuna-{commune_id}.zip"
+    name = f"comuna-{await data.file_code(conn, commune_id)}.zip"
     with scratch.holding(name, name) as target:
         await build_package(conn, commune_id, target, settings, access)
         # sent from the open file: the scratch directory is gone before the first byte

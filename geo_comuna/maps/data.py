@@ -10,6 +10,7 @@ commune and admins (everyone else sees features/disclosure.py's groups instead).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -54,6 +55,14 @@ async def commune_info(conn: AsyncConnection, commune_id: int) -> CommuneInfo:
     if row is None:
         raise NotFound(f"no commune with id {commune_id}")
     return CommuneInfo(row[0], row[1], row[2], row[3], tuple(row[4:8]))
+
+
+async def file_code(conn: AsyncConnection, commune_id: int) -> str:
+    """The commune's code as a download's file name holds it: files named by the id
+    (comuna-4-es.html) could not be told apart on a phone holding several communes'."""
+    cur = await conn.execute("SELECT code FROM communes WHERE id = %s", (commune_id,))
+    row = await cur.fetchone()
+    return re.sub(r"[^A-Za-z0-9_-]", "_", row[0]) if row else str(commune_id)
 
 
 def readable_names(layer: Layer, names: list[str], access: Access) -> list[str]:

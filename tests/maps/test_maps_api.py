@@ -160,13 +160,17 @@ async def test_maps_reports_and_sheets_follow_the_browsers_language(
         assert '<html lang="es">' in r.text, path
         r = await client.get(path)
         assert '<html lang="es">' in r.text, path  # no preference: Spanish
+    # and by the commune's code: by its id, several communes' files could not be told apart
     r = await client.get("/communes/EL-MAIZAL/report", params={"download": "true"})
-    assert 'filename="informe-' in r.headers["content-disposition"]
+    assert 'filename="informe-EL-MAIZAL-es.html"' in r.headers["content-disposition"]
     r = await client.get("/communes/EL-MAIZAL/report?download=true", headers=english)
-    assert 'filename="report-' in r.headers["content-disposition"]
+    assert 'filename="report-EL-MAIZAL-en.html"' in r.headers["content-disposition"]
     r = await client.get("/maps/communes/EL-MAIZAL", params={"standalone": "true"})
-    assert r.headers["content-disposition"].endswith('-es.html"')
-    assert 'filename="comuna-' in r.headers["content-disposition"]
+    assert 'filename="comuna-EL-MAIZAL-es.html"' in r.headers["content-disposition"]
+    r = await client.get("/maps/communes/5-DE-MARZO/stair-access?standalone=true&lang=en")
+    assert 'filename="commune-5-DE-MARZO-stair-access-en.html"' in (
+        r.headers["content-disposition"]
+    )
 
 
 async def test_standalone_inlines_everything(client: httpx.AsyncClient) -> None:
