@@ -6,6 +6,7 @@ Expected words come from the layer registry and the database, never written here
 
 from __future__ import annotations
 
+import datetime as dt
 import html as html_text
 import json
 import re
@@ -17,7 +18,7 @@ from psycopg import AsyncConnection
 from geo_comuna.layers import LAYERS
 from geo_comuna.maps.pages import WORDS, count_communes, page_language, records
 from geo_comuna.maps.styles import Styles
-from geo_comuna.maps.templating import number
+from geo_comuna.maps.templating import day, number
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
 
@@ -297,3 +298,22 @@ async def test_a_browser_gets_an_error_as_a_page_in_its_language(
     # what a request said is escaped on the page
     r = await client.get("/maps/communes/%3Cb%3Ex?lang=es", headers=BROWSER)
     assert "<b>x" not in r.text and "&lt;b&gt;x" in r.text
+
+
+async def test_pages_write_dates_and_counts_as_people_read_them(
+    client: httpx.AsyncClient,
+) -> None:
+    """The parcels' page wrote recovery dates as 2009-03-05 and said '100 mostrados de 186'
+    (parcelas are feminine): dates are spelled out as the report writes them, and the count
+    reads 'Se muestran 100 de 186'."""
+    url = "/collections/parcels/items?commune=EL-MAIZAL&limit=100"
+    doc = (await client.get(url)).json()
+    dates = {f["properties"]["recovered_on"] for f in doc["features"]} - {None}
+    assert dates, "the sample's parcels have recovery dates"
+    page = visible_text((await client.get(url + "&f=html")).text)
+    assert not re.search(r"\b\d{4}-\d\d-\d\d\b", page)
+    for iso in sorted(dates)[:3]:
+        assert day("es")(dt.date.fromisoformat(iso)) in page
+    assert f"Se muestran {len(doc['features'])} de" in page
+    english = visible_text((await client.get(url + "&f=html&lang=en")).text)
+    assert f"Showing {len(doc['features'])} of" in english

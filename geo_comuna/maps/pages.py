@@ -11,7 +11,9 @@ the item maps use the Leaflet copy the app serves under /static/.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -29,7 +31,7 @@ from geo_comuna.layers.tenure import COLLECTIONS, RECORD_PROPERTIES, RecordPrope
 from geo_comuna.maps.analysis_map import analysis_title
 from geo_comuna.maps.assets import LEAFLET
 from geo_comuna.maps.styles import Styles
-from geo_comuna.maps.templating import environment, number
+from geo_comuna.maps.templating import day, environment, number
 
 LANGS = ("es", "en")
 
@@ -70,7 +72,8 @@ WORDS: dict[str, dict[str, str]] = {
         properties="Propiedades",
         property="Propiedad",
         value="Valor",
-        shown="mostrados",
+        shown="Se muestran",  # "100 mostrados" said parcels (parcelas) in the masculine
+        shown_one="Se muestra",
         of="de",
         next="Siguiente",
         prev="Anterior",
@@ -126,7 +129,8 @@ WORDS: dict[str, dict[str, str]] = {
         properties="Properties",
         property="Property",
         value="Value",
-        shown="shown",
+        shown="Showing",
+        shown_one="Showing",
         of="of",
         next="Next",
         prev="Previous",
@@ -367,7 +371,19 @@ def _shown(value: Any, domain: Any, styles: Styles, lang: str) -> str:
         return ", ".join(_one_of(v, styles, lang) for v in value) or words["none"]
     if isinstance(value, dict):
         return "; ".join(f"{k}: {_shown(v, None, styles, lang)}" for k, v in value.items())
+    if isinstance(value, str) and _ISO_DATE.match(value):  # 5 de marzo de 2009, not 2009-03-05
+        try:
+            when = (
+                dt.datetime.fromisoformat(value) if "T" in value else dt.date.fromisoformat(value)
+            )
+        except ValueError:
+            return value
+        return day(lang)(when)
     return str(value)
+
+
+#: a date, or a moment, as the features' JSON writes it
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?)?$")
 
 
 def _one_of(value: Any, styles: Styles, lang: str) -> str:
