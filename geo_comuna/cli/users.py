@@ -33,9 +33,13 @@ def _expiry(text: str | None) -> Any:
 
 
 def _ends(expires_at: Any) -> Said:
+    """When a token ends, spelled out (vence el 5 de diciembre de 2027), as pages write dates."""
+    from geo_comuna.maps.templating import day
+
     if expires_at is None:
         return Said("never expires", "no vence")
-    return Said(f"expires {expires_at:%Y-%m-%d}", f"vence el {expires_at:%Y-%m-%d}")
+    when = expires_at.date() if hasattr(expires_at, "date") else expires_at
+    return Said(f"expires {day('en')(when)}", f"vence el {day('es')(when)}")
 
 
 @users_app.command("add")
