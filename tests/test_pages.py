@@ -317,3 +317,17 @@ async def test_pages_write_dates_and_counts_as_people_read_them(
     assert f"Se muestran {len(doc['features'])} de" in page
     english = visible_text((await client.get(url + "&f=html&lang=en")).text)
     assert f"Showing {len(doc['features'])} of" in english
+
+
+async def test_a_parcels_page_is_titled_by_its_code_and_links_its_sheet(
+    client: httpx.AsyncClient,
+) -> None:
+    """'Parcelas 60' named a parcel by its database id, and its printable sheet could only
+    be reached by typing its address."""
+    doc = (await client.get("/collections/parcels/items?commune=EL-MAIZAL&limit=1")).json()
+    one = doc["features"][0]
+    page = (await client.get(f"/collections/parcels/items/{one['id']}?f=html&lang=es")).text
+    assert f"<h1>Parcelas {one['properties']['code']}</h1>" in page
+    sheet = f"/collections/parcels/items/{one['id']}/sheet.pdf?lang=es"
+    assert sheet in page and "Ficha para imprimir (PDF)" in page
+    assert (await client.get(sheet)).headers["content-type"] == "application/pdf"

@@ -74,6 +74,17 @@ def sheet(
         )
     settings = load_settings()
     base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    if not settings.public_url:  # a sheet handed out points its reader to this address
+        tell(
+            Said(
+                f"note: the sheets' QR codes point to {base}, this machine; set "
+                "GEO_COMUNA_PUBLIC_URL to the address people reach the service at",
+                f"nota: los códigos QR de las fichas apuntan a {base}, esta máquina; defina "
+                "GEO_COMUNA_PUBLIC_URL con la dirección donde la gente llega al servicio",
+            ),
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
     user = local_admin() if members else None
 
     async def one(conn: Any) -> tuple[Path, int]:

@@ -72,6 +72,7 @@ WORDS: dict[str, dict[str, str]] = {
         properties="Propiedades",
         property="Propiedad",
         value="Valor",
+        sheet="Ficha para imprimir (PDF)",
         shown="Se muestran",  # "100 mostrados" said parcels (parcelas) in the masculine
         shown_one="Se muestra",
         of="de",
@@ -129,6 +130,7 @@ WORDS: dict[str, dict[str, str]] = {
         properties="Properties",
         property="Property",
         value="Value",
+        sheet="Printable sheet (PDF)",
         shown="Showing",
         shown_one="Showing",
         of="of",
@@ -461,7 +463,9 @@ def item(
         (fields.get(n, (n, None))[0], _shown(v, fields.get(n, (n, None))[1], styles, lang))
         for n, v in props.items()
     ]
-    title = f"{layer.title.get(lang)} {feature.get('id')}"
+    # a feature by its code where it has one ("Parcelas EM-P016", not "Parcelas 60")
+    code = props.get("code")
+    title = f"{layer.title.get(lang)} {code if code else feature.get('id')}"
     return _render(
         "item.html",
         lang,
@@ -473,6 +477,7 @@ def item(
         geojson=_script_json(feature),
         spatial=_spatial(layer),
         title=title,
+        sheet=layer.name == "parcels",  # its printable sheet, linked from its page
     )
 
 

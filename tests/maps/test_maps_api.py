@@ -168,8 +168,8 @@ async def test_maps_reports_and_sheets_follow_the_browsers_language(
     r = await client.get("/maps/communes/EL-MAIZAL", params={"standalone": "true"})
     assert 'filename="comuna-EL-MAIZAL-es.html"' in r.headers["content-disposition"]
     r = await client.get("/maps/communes/5-DE-MARZO/stair-access?standalone=true&lang=en")
-    assert 'filename="commune-5-DE-MARZO-stair-access-en.html"' in (
-        r.headers["content-disposition"]
+    assert (
+        'filename="commune-5-DE-MARZO-stair-access-en.html"' in (r.headers["content-disposition"])
     )
 
 

@@ -340,6 +340,8 @@ def test_the_command_line(own_db: str, tmp_path: Path) -> None:
     )
     assert one.returncode == 0, one.stderr
     assert "Parcel sheet EM-P001" in pdf_text((tmp_path / "one.pdf").read_bytes(), tmp_path)
+    # with no GEO_COMUNA_PUBLIC_URL the QR points to this machine: said, not left to be found
+    assert "QR codes point to http://127.0.0.1:8000" in one.stderr
     refused = subprocess.run(
         [*CLI, "sheet", "NOPE", "--commune", "EL-MAIZAL"],
         capture_output=True,
