@@ -331,3 +331,16 @@ async def test_a_parcels_page_is_titled_by_its_code_and_links_its_sheet(
     sheet = f"/collections/parcels/items/{one['id']}/sheet.pdf?lang=es"
     assert sheet in page and "Ficha para imprimir (PDF)" in page
     assert (await client.get(sheet)).headers["content-type"] == "application/pdf"
+
+
+async def test_a_production_unit_names_its_parcel_by_code(client: httpx.AsyncClient) -> None:
+    """Its popup said 'Parcela 123', a database id no field team can find: it carries and
+    shows the parcel's code."""
+    doc = (await client.get("/collections/production_units/items?limit=100")).json()
+    placed = [f["properties"] for f in doc["features"] if f["properties"]["parcel"]]
+    assert placed
+    for props in placed[:5]:
+        parcel = (await client.get(f"/collections/parcels/items/{props['parcel']}")).json()
+        assert props["parcel_code"] == parcel["properties"]["code"]
+    popup = Styles.load().fields(LAYERS["production_units"], "popup", "es")
+    assert {"name": "parcel_code", "label": "Código de la parcela"} in popup

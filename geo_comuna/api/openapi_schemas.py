@@ -107,8 +107,8 @@ def _derived_schemas(layer: Layer) -> dict[str, dict[str, Any]]:
         value: dict[str, Any] = {"title": derived.title.en, "readOnly": True}
         if derived.type == "array":
             value.update(type="array", items={"type": "object"})
-        else:
-            value["type"] = derived.type
+        else:  # null where what it is computed from is (a unit on no parcel)
+            value.update(type=derived.type, nullable=True)
         value["description"] = "computed by the database; ignored when sent" + (
             f" ({derived.unit})" if derived.unit else ""
         )

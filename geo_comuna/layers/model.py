@@ -162,7 +162,7 @@ class Derived:
     name: str
     sql: str
     title: Label
-    type: str = "number"
+    type: str = "number"  # a JSON Schema type: number, string, array
     unit: str | None = None
     #: other tables ``sql`` reads: pages of the layer are then kept per their versions
     reads: tuple[str, ...] = ()

@@ -7,6 +7,7 @@ from geo_comuna.layers.model import (
     LENGTH_M,
     Attribute,
     CommuneFilter,
+    Derived,
     Label,
     Layer,
     Reference,
@@ -64,6 +65,16 @@ PRODUCTION_UNITS = Layer(
     references=(
         commune_ref(),
         Reference("parcel", "parcel_id", "parcels", Label("Parcela", "Parcel"), key="id"),
+    ),
+    derived=(
+        # the parcel as people know it: its id (the reference) meant nothing in the field
+        Derived(
+            "parcel_code",
+            "(SELECT p.code FROM parcels p WHERE p.id = t.parcel_id)",
+            Label("Código de la parcela", "Parcel code"),
+            type="string",
+            reads=("parcels",),
+        ),
     ),
     style="production_units",
     commune_map=70,
