@@ -7,6 +7,7 @@ into the test's transaction.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -19,9 +20,11 @@ import psycopg
 import pytest
 import shapely
 from psycopg import AsyncConnection
+from typer.testing import CliRunner
 
 from geo_comuna import accounts
 from geo_comuna.accounts import EVERYWHERE, local_admin
+from geo_comuna.cli import app as cli_app
 from geo_comuna.errors import Forbidden, InvalidAttribute, InvalidFile, InvalidGeometry
 from geo_comuna.features import edit
 from geo_comuna.features.query import require_commune
@@ -478,6 +481,44 @@ async def test_a_bad_feature_refuses_the_whole_sync(
     assert refused.value.layer == "parcels" and refused.value.feature == b
     assert "tenure" in refused.value.reason
     assert {p: await _row(conn, p) for p in (a, b)} == rows
+
+
+async def test_every_refusal_of_a_sync_is_named_at_once(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, own_db: str
+) -> None:
+    """A field team fixed its package one refusal per run: the sync stopped at the first.
+    It now tries every feature, each in a savepoint, and refuses them all at once, naming
+    each (layer, feature, reason); still nothing is written, and the good edit waits."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    a, b, c, d = await _parcels(conn, 4)
+    rows = {p: await _row(conn, p) for p in (a, b, c, d)}
+    _set_tenure(gpkg, a, "disputed" if rows[a][0] != "disputed" else "occupied")  # good
+    _set_tenure(gpkg, b, "stolen")
+    _ogr_sql(gpkg, f"UPDATE parcels SET recovered_on = 'ayer' WHERE id = {c}")
+    _set_tenure(gpkg, d, "robada")
+    with pytest.raises(InvalidAttribute) as refused:
+        await _sync(conn, settings, gpkg, tmp_path, dry_run=True)
+    details = refused.value.details
+    assert [(x["layer"], x["feature"]) for x in details] == [
+        ("parcels", b),
+        ("parcels", c),
+        ("parcels", d),
+    ]
+    assert "tenure" in details[0]["reason"] and "recovered_on" in details[1]["reason"]
+    assert "and 2 more features refused" in refused.value.message
+    assert {p: await _row(conn, p) for p in (a, b, c, d)} == rows
+    # the command line lists them, in its language
+    run = await asyncio.to_thread(
+        CliRunner().invoke,
+        cli_app,
+        ["sync", COMMUNE, str(gpkg), "--dry-run", "--lang", "es"],
+        env={"GEO_COMUNA_DATABASE_URL": own_db},
+    )
+    assert run.exit_code != 0
+    assert "y 2 entidades más rechazadas" in run.stderr, run.stderr
+    for parcel in (b, c, d):
+        assert f"  - capa parcels, entidad {parcel}: " in run.stderr
 
 
 @pytest.mark.parametrize("written", ["31/02/2020", "2020-02-31", "ayer"])

@@ -106,10 +106,24 @@ def die(what: str | GeoComunaError, code: int = 1) -> NoReturn:
     if isinstance(what, GeoComunaError):
         title = what.title_es if lang == "es" else what.code.replace("-", " ")
         message = f"error ({title}): {what.said(lang)}"
+        if len(what.details) > 1 and all("reason" in d for d in what.details):
+            message += "".join(_detail(d, lang) for d in what.details)  # each refusal, once
     else:
         message = f"error: {said(what, lang)}"
     typer.secho(message, err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
+
+
+def _detail(detail: dict[str, Any], lang: str) -> str:
+    """One refusal of many (a sync's): '  - capa parcels, entidad 31: ...'."""
+    words = ("capa", "entidad") if lang == "es" else ("layer", "feature")
+    where = []
+    if detail.get("layer"):
+        where.append(f"{words[0]} {detail['layer']}")
+    feature = detail.get("feature")
+    if feature is not None:
+        where.append(f"{words[1]} {said(feature, lang) if isinstance(feature, str) else feature}")
+    return f"\n  - {', '.join(where)}: {said(detail['reason'], lang)}"
 
 
 #: errno names in words, for file_trouble

@@ -17,9 +17,10 @@ on the server and left alone in the field is a conflict as well, and ``theirs`` 
 
 Every write goes through features/edit.py (the parsing, validation, references and row-level
 security of single-feature writes) with the version read here as If-Match, so a write that
-lands between the diff and the sync refuses the sync. The whole sync is one transaction: the
-first refused feature (named by layer and id, or by its row in the package when new) leaves
-nothing written. Audit rows carry ``sync <file name>`` (migration 0019).
+lands between the diff and the sync refuses the sync. The whole sync is one transaction: a
+refused feature (named by layer and id, or by its row in the package when new) leaves nothing
+written; each feature is written in a savepoint of its own, so that every refusal is found and
+named in one run. Audit rows carry ``sync <file name>`` (migration 0019).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import datetime as dt
 import json
 import math
 import zipfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
@@ -48,6 +49,7 @@ from geo_comuna.errors import (
     InvalidGeometry,
     Said,
     TooLarge,
+    said,
 )
 from geo_comuna.features import edit
 from geo_comuna.io.bulk import SHAPE_TOLERANCE
@@ -656,13 +658,31 @@ async def _apply_layer(
     code: str,
     repair: bool = False,
     repairs: list[dict[str, Any]] | None = None,
+    refused: list[GeoComunaError] | None = None,
 ) -> int:
     """Additions and updates of one layer (deletions: _delete_layer); features written.
-    ``repair``: make invalid geometries valid, each change added to ``repairs``."""
+    ``repair``: make invalid geometries valid, each change added to ``repairs``; each
+    feature refused is added to ``refused`` and the others are still tried."""
+    refused = [] if refused is None else refused
     made: list[dict[str, Any]] = [] if repairs is None else repairs
 
     def kept(written: edit.Written, feature: int | str) -> None:
         made.extend({"layer": layer.name, **r, "feature": feature} for r in written.repairs)
+
+    async def each(feature: int | str, write: Callable[[], Awaitable[Any]]) -> int:
+        """One feature's write in a savepoint of its own: refused, it is noted in
+        ``refused`` and the next one is tried, so that one run names every refusal (a field
+        team fixed one per run); the sync then refuses them all (sync)."""
+        try:
+            async with conn.transaction():
+                with _named(layer, feature):
+                    await write()
+            return 1
+        except GeoComunaError as exc:
+            if exc.status >= 500 or len(refused) >= MAX_REFUSED:
+                raise
+            refused.append(exc)
+            return 0
 
     by_id = {f.id: f for f in package.layers[layer.name] if f.id is not None}
     by_row = {f.row: f for f in package.layers[layer.name]}
@@ -674,35 +694,38 @@ async def _apply_layer(
     for fid, fields in updates:
         feature = by_id[fid]
         if fid not in versions:  # deleted on the server: the package's copy comes back new
-            props = {n: feature.properties[n] for n in columns}
-            with _named(
-                layer,
-                Said(
-                    f"{fid} (deleted on the server, added again)",
-                    f"{fid} (borrada en el servidor, agregada de nuevo)",
-                ),
-            ):
-                body = _body(props, feature.geometry, True)
+            body = _body({n: feature.properties[n] for n in columns}, feature.geometry, True)
+            again = Said(
+                f"{fid} (deleted on the server, added again)",
+                f"{fid} (borrada en el servidor, agregada de nuevo)",
+            )
+
+            async def create(body: dict = body, fid: int = fid) -> None:
                 kept(await edit.create(conn, layer, body, settings, user, repair=repair), fid)
+
+            written += await each(again, create)
         else:
             props = {n: feature.properties[n] for n in columns if n in fields}
             body = _body(props, feature.geometry, "geometry" in fields)
-            with _named(layer, fid):
+
+            async def patch(body: dict = body, fid: int = fid) -> None:
                 done = await edit.patch(
                     conn, layer, fid, body, settings, user, if_match=f'"{fid}.{versions[fid]}"',
                     repair=repair,
                 )  # fmt: skip
                 kept(done, fid)
-        written += 1
+
+            written += await each(fid, patch)
     for row in diff.added:
         feature = by_row[row]
         props = _commune_default(layer, {n: feature.properties[n] for n in columns}, code)
-        with _named(
-            layer, Said(f"new, row {row} of the package", f"nueva, fila {row} del paquete")
-        ):
-            body = _body(props, feature.geometry, True)
+        body = _body(props, feature.geometry, True)
+        new = Said(f"new, row {row} of the package", f"nueva, fila {row} del paquete")
+
+        async def add(body: dict = body, row: int = row) -> None:
             kept(await edit.create(conn, layer, body, settings, user, repair=repair), f"row {row}")
-        written += 1
+
+        written += await each(new, add)
     return written
 
 
@@ -789,13 +812,16 @@ async def sync(
                 await conn.execute(
                     "SELECT set_config('geo_comuna.reason', %s, true)", (f"sync {package.name}",)
                 )
+                refused: list[GeoComunaError] = []
                 for layer, diff, versions in plans:  # the registry's order: referenced first
                     if diff:
                         say(_writing(layer, dry_run))
                         report.written += await _apply_layer(
                             conn, layer, diff, versions, package, settings, user, code, repair,
-                            report.repairs,
+                            report.repairs, refused,
                         )  # fmt: skip
+                if refused:  # nothing is written; every refusal is named at once
+                    raise _all_refused(refused)
                 if delete_missing:  # dependent layers first
                     for layer, diff, versions in reversed(plans):
                         report.written += await _delete_layer(conn, layer, diff, versions, user)
@@ -805,6 +831,24 @@ async def sync(
         except _Undone:
             report.written = 0
     return report
+
+
+#: refusals one sync collects before it stops looking (the first many are enough to fix)
+MAX_REFUSED = 100
+
+
+def _all_refused(refused: list[GeoComunaError]) -> GeoComunaError:
+    """The first refusal, carrying every refusal in its details (layer, feature, reason),
+    and saying how many there are."""
+    first = refused[0]
+    first.details = [{"layer": e.layer, "feature": e.feature, "reason": e.reason} for e in refused]
+    if len(refused) > 1:
+        more = f"{len(refused) - 1}{'+' if len(refused) >= MAX_REFUSED else ''}"
+        first.reason = Said(
+            f"{said(first.reason, 'en')}; and {more} more features refused",
+            f"{said(first.reason, 'es')}; y {more} entidades más rechazadas",
+        )
+    return first
 
 
 class _Undone(Exception):
