@@ -163,3 +163,20 @@ def test_an_analysis_maps_codes_are_said_in_its_language() -> None:
         electricity, "precarious", "es"
     )
     assert spec["values"]["kind"]["dwelling"] == "Vivienda sin conexión formal"
+
+
+def test_land_recoverys_notes_are_said_in_the_maps_language() -> None:
+    """A candidate's note is English in the answer (the API's); the map says it in its
+    language: every note the analysis writes has its words."""
+    from geo_comuna.analysis.land_recovery import candidates
+    from geo_comuna.maps.analysis_map import analysis_spec
+
+    spec, _ = analysis_spec(
+        "land-recovery",
+        [{"geometry": None, "properties": {"kind": "candidate"}}],
+        Styles.load(),
+        "es",
+    )
+    notes = spec["values"]["note"]
+    for note in (candidates.OFF_DEM, candidates.UNSCORED):
+        assert note in notes and notes[note] != note

@@ -117,7 +117,9 @@ def _heap_key(value: float | None) -> float:
     return math.inf if value is None else -value
 
 
-#: the note of a candidate that cannot be scored (score()), in place of its slope's note
+#: the notes of candidates (in English, as the answer is; the map says them in its language:
+#: styles.json's land-recovery values): partly off the DEM, and so not scored at all (score())
+OFF_DEM = "not wholly on the DEM: scored without slope"
 UNSCORED = "not wholly on the DEM and only the slope is weighed: not scored, not ranked"
 
 
@@ -212,7 +214,7 @@ def _candidates(rows: list[tuple], slopes: np.ndarray, has_dem: bool) -> list[di
     for (pid, code, tenure, land_use, area_m2, *_), slope in zip(rows, slopes, strict=True):
         note = None
         if has_dem and np.isnan(slope):
-            note = "not wholly on the DEM: scored without slope"
+            note = OFF_DEM
         candidates.append(
             {
                 "kind": "candidate",
