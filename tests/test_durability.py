@@ -267,6 +267,8 @@ def test_ctrl_c_says_whether_the_restore_happened(
     changed = fingerprint(own_db)
     env = {"GEO_COMUNA_DATABASE_URL": own_db}
     hold = HeldInterrupts.hold
+    # as at a terminal (CI runs in the background, where SIGINT is ignored and so left alone)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def ctrl_c_then_hold(self: HeldInterrupts) -> None:
         os.kill(os.getpid(), signal.SIGINT)
@@ -292,7 +294,10 @@ def test_ctrl_c_says_whether_the_restore_happened(
     restored = fingerprint(own_db)
     restored.pop("layer_versions")
     assert restored == {k: v for k, v in before.items() if k != "layer_versions"}
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    try:
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 # ---------------------------------------------------------------- SIGKILL of the server

@@ -172,8 +172,9 @@ class HeldInterrupts:
         import signal
         import threading
 
-        if threading.current_thread() is not threading.main_thread():
-            yield self  # no signals here: Ctrl-C is the main thread's
+        ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # run in the background
+        if ignored or threading.current_thread() is not threading.main_thread():
+            yield self  # no Ctrl-C reaches this command, or not this thread
             return
         before = signal.signal(signal.SIGINT, self._on_signal)
         try:
