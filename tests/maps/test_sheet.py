@@ -138,6 +138,7 @@ async def test_the_hand_worked_parcel_in_spanish(
     assert re.search(r"Sur 2–3 120,10 vía Sarare-Buría", text)
     assert re.search(r"Oeste 3–4 105,12 límite de la comuna", text)
     assert re.search(r"Generada el \d{1,2} de [a-z]+ de \d{4}", text)
+    assert re.search(r"\b1:\d{1,3}\.\d{3}\b", text), text  # the scale: 1:2.400, not 1:2 400
 
     # area and perimeter on the spheroid, by pyproj's Geod from the stored corners
     lons, lats = zip(*lonlat(PARCEL), strict=True)
@@ -162,6 +163,7 @@ async def test_english_and_the_neighbour_sheet(
     text = pdf_text(answer.content, tmp_path)
     assert "Parcel sheet T-001" in text and "Ficha" not in text
     assert "REGVEN / UTM zone 19N (EPSG:2202)" in text
+    assert re.search(r"\b1:\d{1,3},\d{3}\b", text), text  # the scale, grouped the English way
     assert re.search(r"North 4–1 120\.42 no registered neighbour", text)
     assert re.search(r"East 1–2 110\.11 parcel T-002", text)
     assert re.search(r"South 2–3 120\.10 road Sarare-Buría", text)

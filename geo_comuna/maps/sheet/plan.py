@@ -189,10 +189,10 @@ class Plan(Flowable):
         c.setFont("Helvetica", 6.5)
         c.drawCentredString(x, y + 6, "0")
         c.drawCentredString(x + length, y + 6, f"{metres:g} m")
-        # the printed page's scale: a point is 0.0254 / 72 m of paper; thousands apart by a
-        # space, as both languages read it
+        # the printed page's scale: a point is 0.0254 / 72 m of paper; thousands grouped as
+        # the sheet's language groups the lengths beside it (1:8.809; 1:8,809)
         denominator = round(72 / (0.0254 * self.k))
-        c.drawString(x, y - 8, f"1:{denominator:,}".replace(",", " "))
+        c.drawString(x, y - 8, f"1:{denominator:,}".replace(",", self.words["thousands"]))
 
 
 def _box(coords: list[list[float]]) -> tuple[float, float, float, float]:
