@@ -229,15 +229,7 @@ async def analysis(
 ) -> HTMLResponse:
     """Other query parameters are the analysis' own (GET /communes/X/analyses lists them).
     An analysis of homes shows readers outside the commune its per-sector figures only."""
-    params = None
-    installed = all_analyses().get(analysis)
-    values = single_values(request, MAP_QUERY)
-    if installed is not None:
-        params = parse_params(installed.params, values, MAP_QUERY)
-    elif values:  # a map with no analysis behind it (terrain) takes only the map's own
-        raise InvalidInput(
-            f"unknown query parameters {sorted(values)}; this map takes {sorted(MAP_QUERY)}"
-        )
+    params = _params(request, analysis, MAP_QUERY)
     html = await analysis_map(
         conn, commune_id, analysis, _page(settings, lang, embed, standalone, access), params
     )
@@ -266,25 +258,26 @@ async def analysis_snippet(
     styles = Styles.load(settings.styles_path)
     if not known(analysis, styles):
         raise NotFound(f"no analysis named {analysis!r}")
-    asked = _asked(request, analysis, {"lang"})
+    params = _params(request, analysis, {"lang"})
+    asked = {} if params is None else params.model_dump(mode="json", exclude_defaults=True)
     info = await data.commune_info(conn, commune_id)
     title = f"{info.name} — {analysis_title(analysis, styles, lang)}"
     path = f"/maps/communes/{quote(info.code, safe='')}/{quote(analysis, safe='')}"
     return _snippet(request, settings, path, lang, title, asked)
 
 
-def _asked(request: Request, analysis: str, route_takes: set[str]) -> dict[str, Any]:
-    """The analysis parameters of a map's query, checked, those not at their defaults."""
+def _params(request: Request, analysis: str, route_takes: set[str]) -> Any:
+    """The analysis parameters of a map's query (besides the route's own), checked; None
+    for a map with no analysis behind it, which takes only the route's own."""
     installed = all_analyses().get(analysis)
     values = single_values(request, route_takes)
     if installed is not None:
-        params = parse_params(installed.params, values, route_takes)
-        return params.model_dump(mode="json", exclude_defaults=True)
-    if values:  # a map with no analysis behind it (terrain) takes only the map's own
+        return parse_params(installed.params, values, route_takes)
+    if values:
         raise InvalidInput(
             f"unknown query parameters {sorted(values)}; this map takes {sorted(route_takes)}"
         )
-    return {}
+    return None
 
 
 @router.get(
