@@ -101,10 +101,7 @@ def _titled(layer: str, field: str | None, lang: str) -> str:
         return field or layer
     if field is None:
         return f"{found.title.get(lang)} ({layer})"
-    for item in (*found.references, *found.attributes, *found.derived):
-        if item.name == field:
-            return item.title.get(lang)
-    return field
+    return found.field_title(field, lang)
 
 
 def _value(layer: str, field: str, value: Any, lang: str) -> Any:

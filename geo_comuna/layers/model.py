@@ -286,6 +286,14 @@ class Layer:
     def reference(self, name: str) -> Reference | None:
         return next((r for r in self.references if r.name == name), None)
 
+    def field_title(self, name: str, lang: str) -> str:
+        """A property's title in ``lang`` (a reference, an attribute or a derived value);
+        the name itself when it is none of them."""
+        for item in (*self.references, *self.attributes, *self.derived):
+            if item.name == name:
+                return item.title.get(lang)
+        return name
+
     def members_only(self, name: str) -> bool:
         """Is this attribute readable only by the feature's commune's users and admins?"""
         attr = self.attribute(name)

@@ -132,10 +132,7 @@ class Styles:
         return domain.values[value].get(lang)
 
     def field_label(self, layer: Layer, name: str, lang: str) -> str:
-        for item in (*layer.references, *layer.attributes, *layer.derived):
-            if item.name == name:
-                return item.title.get(lang)
-        return name
+        return layer.field_title(name, lang)
 
     def fields(
         self, layer: Layer, which: str, lang: str, names: list[str] | None = None
