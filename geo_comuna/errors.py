@@ -56,17 +56,19 @@ class GeoComunaError(Exception):
 
     def said(self, lang: str) -> str:
         """Where (layer, feature) and why, in ``lang``: es or en."""
-        words = {"es": ("capa", "entidad"), "en": ("layer", "feature")}[lang]
-        where = []
-        if self.layer:
-            where.append(f"{words[0]} {self.layer}")
-        if self.feature is not None:
-            feature = self.feature
-            where.append(
-                f"{words[1]} {said(feature, lang) if isinstance(feature, str) else feature}"
-            )
-        reason = said(self.reason, lang)
-        return f"{', '.join(where)}: {reason}" if where else reason
+        return placed(self.layer, self.feature, self.reason, lang)
+
+
+def placed(layer: str | None, feature: int | str | None, reason: str, lang: str) -> str:
+    """A reason with where it applies, in ``lang``: 'capa parcels, entidad 31: ...'."""
+    words = {"es": ("capa", "entidad"), "en": ("layer", "feature")}[lang]
+    where = []
+    if layer:
+        where.append(f"{words[0]} {layer}")
+    if feature is not None:
+        where.append(f"{words[1]} {said(feature, lang) if isinstance(feature, str) else feature}")
+    text = said(reason, lang)
+    return f"{', '.join(where)}: {text}" if where else text
 
 
 class InvalidInput(GeoComunaError):

@@ -13,7 +13,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from geo_comuna.errors import GeoComunaError, Said, said
+from geo_comuna.errors import GeoComunaError, Said, placed, said
 from geo_comuna.settings import Settings
 
 T = TypeVar("T")
@@ -116,14 +116,7 @@ def die(what: str | GeoComunaError, code: int = 1) -> NoReturn:
 
 def _detail(detail: dict[str, Any], lang: str) -> str:
     """One refusal of many (a sync's): '  - capa parcels, entidad 31: ...'."""
-    words = ("capa", "entidad") if lang == "es" else ("layer", "feature")
-    where = []
-    if detail.get("layer"):
-        where.append(f"{words[0]} {detail['layer']}")
-    feature = detail.get("feature")
-    if feature is not None:
-        where.append(f"{words[1]} {said(feature, lang) if isinstance(feature, str) else feature}")
-    return f"\n  - {', '.join(where)}: {said(detail['reason'], lang)}"
+    return f"\n  - {placed(detail.get('layer'), detail.get('feature'), detail['reason'], lang)}"
 
 
 #: errno names in words, for file_trouble
