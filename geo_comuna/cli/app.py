@@ -202,6 +202,7 @@ def _counted(counts: dict[str, int], lang: str) -> str:
     """Layers and their counts as people read them: 'Estados 25, Viviendas 1.895'."""
     from geo_comuna.layers import LAYERS
     from geo_comuna.layers.tenure import COLLECTIONS
+    from geo_comuna.maps.templating import number
 
     others = {  # what the sample holds besides layers and land records
         "parcel_history": {"es": "historial de tenencia", "en": "tenure history"},
@@ -215,8 +216,8 @@ def _counted(counts: dict[str, int], lang: str) -> str:
             return COLLECTIONS[name][0].get(lang)
         return others.get(name, {}).get(lang, name)
 
-    written = (f"{n:,}".replace(",", ".") if lang == "es" else f"{n:,}" for n in counts.values())
-    return ", ".join(f"{title(k)} {n}" for k, n in zip(counts, written, strict=True))
+    written = number(lang)
+    return ", ".join(f"{title(k)} {written(n)}" for k, n in counts.items())
 
 
 @app.command("load-sample")
@@ -414,6 +415,7 @@ def export(
     from geo_comuna.features.query import require_commune
     from geo_comuna.io.exporter import check_crs, export_layer, format_for
     from geo_comuna.layers import LAYERS, get_layer
+    from geo_comuna.maps.templating import number
 
     settings = load_settings()
     try:
@@ -467,11 +469,12 @@ def export(
             tell(
                 Said(f"note: {note}", f"nota: {said(note, 'es')}"), err=True, fg=typer.colors.YELLOW
             )
-        n, es = report.features, f"{report.features:,}".replace(",", ".")
+        n = report.features
         tell(  # for people; the JSON on stdout is for programs
             Said(
-                f"{report.layer}: {n:,} feature{'s' if n != 1 else ''} written to {report.file}",
-                f"{report.layer}: {es} entidad{'es' if n != 1 else ''} escrita"
+                f"{report.layer}: {number('en')(n)} feature{'s' if n != 1 else ''} written to "
+                f"{report.file}",
+                f"{report.layer}: {number('es')(n)} entidad{'es' if n != 1 else ''} escrita"
                 f"{'s' if n != 1 else ''} en {report.file}",
             ),
             err=True,
