@@ -120,14 +120,18 @@ async def _commune(conn: AsyncConnection, commune_id: int) -> dict[str, Any]:
 
 
 async def _analysis_summaries(
-    conn: AsyncConnection, commune_id: int, lang: str, styles: Styles, access: Access
+    conn: AsyncConnection,
+    commune_id: int,
+    analyses: list[Analysis],
+    lang: str,
+    styles: Styles,
+    access: Access,
 ) -> list[dict[str, Any]]:
     """One after another: side by side on the request's connection they took as long
     (bench/README.md, the report), their computations holding the interpreter in turn. Each
     gets an equal share of the time left (work.in_shares), the smallest first: one that
     cannot finish in a commune of 200,000 parcels took the whole request's time, and every
-    analysis after it said it had run out of time too. Listed in the report's order."""
-    analyses = await report_analyses(conn, commune_id)
+    analysis after it said it had run out of time too. Listed in ``analyses``' order."""
     summaries = {
         analysis.name: await _analysis_summary(conn, commune_id, analysis, lang, styles, access)
         for analysis in work.in_shares(await smallest_first(conn, commune_id, analyses))
@@ -291,7 +295,8 @@ async def _report(
     utilities = await _utilities(conn, commune_id, lang, styles, page.access)
     code = quote(commune["code"], safe="")
     maps = [await _map_frame(conn, commune_id, None, t["commune_map"], page, styles)]
-    for analysis in await report_analyses(conn, commune_id):
+    analyses = await report_analyses(conn, commune_id)
+    for analysis in analyses:
         title = analysis_title(analysis.name, styles, lang)
         maps.append(await _map_frame(conn, commune_id, analysis.name, title, page, styles))
     links = (
@@ -305,7 +310,7 @@ async def _report(
             ),
         ]
     )
-    analyses = await _analysis_summaries(conn, commune_id, lang, styles, page.access)
+    summaries = await _analysis_summaries(conn, commune_id, analyses, lang, styles, page.access)
     html = (
         environment()
         .get_template("report.html")
@@ -319,14 +324,14 @@ async def _report(
             tenure=tenure,
             dwellings_total=sum(r["dwellings"] for r in utilities[0]["rows"]) if utilities else 0,
             utilities=utilities,
-            analyses=analyses,
+            analyses=summaries,
             maps=maps,
             links=links,
             day=day(lang),
             generated=datetime.now(UTC).date(),  # a day: a package made twice is the same
         )
     )
-    return html, not any("error" in a for a in analyses)
+    return html, not any("error" in a for a in summaries)
 
 
 def _withhold_residents(rows: list[dict[str, Any]], commune_id: int, access: Access) -> None:
