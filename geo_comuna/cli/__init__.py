@@ -8,10 +8,10 @@ import sys
 
 import typer
 
-from geo_comuna.cli import usage
+from geo_comuna.cli import help_es, usage
 from geo_comuna.cli.analyze import analyze
 from geo_comuna.cli.app import app
-from geo_comuna.cli.common import die, file_trouble, spoken_from
+from geo_comuna.cli.common import die, file_trouble, language, spoken_from
 from geo_comuna.cli.db import db_app
 from geo_comuna.cli.dem import dem_app
 from geo_comuna.cli.examples import add_examples
@@ -40,8 +40,11 @@ def main() -> None:
     with os._exit, exit handlers still run and output is flushed as usual."""
     code: object = 1
     spoken_from(sys.argv[1:])
+    command = typer.main.get_command(app)
+    if language() == "es":
+        help_es.in_spanish(command)
     try:
-        code = app(standalone_mode=False)  # usage errors come here, to be said in Spanish
+        code = command(standalone_mode=False)  # usage errors come here, to be said in Spanish
     except typer.TyperException as exc:  # click's errors (typer carries its own click)
         usage.show(exc) if usage.usage_error(exc) else exc.show()
         code = exc.exit_code

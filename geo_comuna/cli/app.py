@@ -45,9 +45,12 @@ def options(
             "--verbose", "-v", help="say which database the command uses (on stderr) first"
         ),
     ] = False,
+    lang: Lang = None,
 ) -> None:
     """geo_comuna: the GIS core for Venezuela's communes. Options for every command."""
     new_command()
+    if lang is not None:  # `geo-comuna --lang en import ...`: new_command forgot it
+        cli_lang(lang)
     if verbose:
         from geo_comuna.cli.db import which_database
 

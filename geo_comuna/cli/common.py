@@ -94,6 +94,11 @@ Lang = Annotated[
 ]
 
 
+def group_lang(lang: Lang = None) -> None:
+    """The --lang of a group of commands (db, map, users, dem) and of geo-comuna itself, so
+    that `geo-comuna db --lang en --help` is said in English, as every command's is."""
+
+
 def language() -> str:
     """The command's language: its --lang once cli_lang saw it, else the locale's."""
     return _spoken[0] if _spoken else cli_lang(None)

@@ -7,12 +7,14 @@ from typing import Any
 
 import typer
 
-from geo_comuna.cli.common import Lang, die, load_settings, run, tell
+from geo_comuna.cli.common import Lang, die, group_lang, load_settings, run, tell
 from geo_comuna.errors import GeoComunaError, Said
 from geo_comuna.settings import Settings
 
 db_app = typer.Typer(
-    help="The database: the embedded cluster and the schema.", no_args_is_help=True
+    help="The database: the embedded cluster and the schema.",
+    no_args_is_help=True,
+    callback=group_lang,
 )
 
 #: what --verbose and `db status` show of GEO_COMUNA_DATABASE_URL: never its password

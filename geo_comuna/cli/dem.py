@@ -8,12 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
-from geo_comuna.cli.common import Lang, die, load_settings, run
+from geo_comuna.cli.common import Lang, die, group_lang, load_settings, run
 from geo_comuna.errors import Said
 
 dem_app = typer.Typer(
     help="Elevation models (DEMs) per commune, for terrain analyses and hillshades.",
     no_args_is_help=True,
+    callback=group_lang,
 )
 
 

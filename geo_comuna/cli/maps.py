@@ -12,11 +12,13 @@ from typing import Annotated, Any
 
 import typer
 
-from geo_comuna.cli.common import cli_lang, load_settings, progress, run, tell
+from geo_comuna.cli.common import cli_lang, group_lang, load_settings, progress, run, tell
 from geo_comuna.errors import Said
 
 map_app = typer.Typer(
-    help="Maps as one self-contained HTML file each (work offline).", no_args_is_help=True
+    help="Maps as one self-contained HTML file each (work offline).",
+    no_args_is_help=True,
+    callback=group_lang,
 )
 
 

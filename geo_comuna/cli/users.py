@@ -7,11 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
-from geo_comuna.cli.common import Lang, die, load_settings, run, tell
+from geo_comuna.cli.common import Lang, die, group_lang, load_settings, run, tell
 from geo_comuna.errors import GeoComunaError, Said
 
 users_app = typer.Typer(
-    help="Accounts: tokens for viewers, editors and admins.", no_args_is_help=True
+    help="Accounts: tokens for viewers, editors and admins.",
+    no_args_is_help=True,
+    callback=group_lang,
 )
 
 Expires = Annotated[
