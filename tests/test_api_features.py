@@ -412,6 +412,7 @@ async def test_links_follow_only_trusted_hosts(
     assert snippet["url"] == "/maps/communes/EL-MAIZAL?embed=true&lang=es"
     assert "evil" not in snippet["html"] + snippet["standalone_url"]
     assert "GEO_COMUNA_PUBLIC_URL" in snippet["warning"]
+    assert snippet["warning"].startswith("la dirección es relativa")  # as the page's lang=es
 
     for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000"):
         hrefs, snippet = await links_for(conn, settings, admin_token, host)

@@ -39,7 +39,7 @@ from geo_comuna.api.deps import (
 )
 from geo_comuna.api.headers import embed_headers
 from geo_comuna.api.parameters import own_parameters, single_values
-from geo_comuna.errors import InvalidInput, NotFound
+from geo_comuna.errors import InvalidInput, NotFound, Said, said
 from geo_comuna.features import tiles
 from geo_comuna.features.filters import Filters
 from geo_comuna.layers import get_layer
@@ -135,10 +135,17 @@ def _snippet(
         + urlencode({**asked, "standalone": "true", "lang": lang}),
     }
     if not base.startswith(("http://", "https://")):
-        snippet["warning"] = (
-            f"the address is relative: host {request.url.hostname!r} is not a trusted one, so "
-            "the snippet works only on this server's own pages; set GEO_COMUNA_PUBLIC_URL "
-            "(or add the host to GEO_COMUNA_TRUSTED_HOSTS)"
+        host = request.url.hostname
+        snippet["warning"] = said(
+            Said(
+                f"the address is relative: host {host!r} is not a trusted one, so the "
+                "snippet works only on this server's own pages; set GEO_COMUNA_PUBLIC_URL (or "
+                "add the host to GEO_COMUNA_TRUSTED_HOSTS)",
+                f"la dirección es relativa: {host!r} no es un servidor de confianza, así que el "
+                "código solo funciona en las páginas de este mismo servidor; defina "
+                "GEO_COMUNA_PUBLIC_URL (o añada el servidor a GEO_COMUNA_TRUSTED_HOSTS)",
+            ),
+            lang,
         )
     return snippet
 
