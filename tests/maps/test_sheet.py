@@ -148,7 +148,10 @@ async def test_the_hand_worked_parcel_in_spanish(
     assert f"{perimeter:.2f} m".replace(".", ",") in text
 
     # the tenure history, with the registry's labels, the first tenure's row first
-    assert re.search(r"\d{4}-\d\d-\d\d \(inicial\) Ocupada\n.*Ocupada En regularización", text)
+    # its days spelled out as the sheet's other dates, not 2026-12-05
+    day = r"\d{1,2} de [a-z]+ de \d{4}"
+    assert re.search(rf"{day} \(inicial\) Ocupada\n {day} Ocupada En regularización", text)
+    assert not re.search(r"\d{4}-\d\d-\d\d", text)
     assert "Titulares" in text and "Derechos" in text and "Documentos" in text
     assert text.count("sin registros") == 3
     assert f"/collections/parcels/items/{ids['T-001']}" in text  # the record the QR names
@@ -168,7 +171,7 @@ async def test_english_and_the_neighbour_sheet(
     assert re.search(r"East 1–2 110\.11 parcel T-002", text)
     assert re.search(r"South 2–3 120\.10 road Sarare-Buría", text)
     assert re.search(r"West 3–4 105\.12 commune limit", text)
-    assert re.search(r"\(first\) Occupied\n.*Occupied Regularizing", text)
+    assert re.search(r"\d{1,2} [A-Z][a-z]+ \d{4} \(first\) Occupied\n.*Occupied Regularizing", text)
     assert text.count("no records registered") == 3
 
     # T-002's west side is T-001's east side, walked the other way: vertices (120, 110) and
@@ -265,6 +268,7 @@ async def test_holders_rights_and_documents_come_from_the_registry(
         assert ("V-12345678" in text) is personal
         assert "Grupo familiar" in text and "Solicitado" in text
         assert "Solicitud por" in text and "ocupación" in text  # the cell wraps
+        assert "1 de marzo de 2021" in text and "2021-03-01" not in text  # the right's start
         assert "household" not in text and "occupancy_claim" not in text
         # the documents are the commune's editors' (and admins') to see
         assert ("Acta de asamblea" in text and "ab" * 32 in text) is personal

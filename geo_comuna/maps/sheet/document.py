@@ -251,13 +251,13 @@ def _history(sheet: ParcelSheet, w: dict[str, str], lang: str) -> Any:
     for h in sheet.history:
         rows.append(
             [
-                h["changed_at"].date().isoformat(),
+                _p(day(lang)(h["changed_at"].date())),
                 _p(value_label("tenure", h["from_status"], lang) or w["first"]),
                 _p(value_label("tenure", h["to_status"], lang) or w["deleted"]),
                 _p(h["note"] or ""),
             ]
         )
-    table = Table(rows, colWidths=[22 * mm, 34 * mm, 34 * mm, WIDTH - 90 * mm], repeatRows=1)
+    table = Table(rows, colWidths=[38 * mm, 30 * mm, 30 * mm, WIDTH - 98 * mm], repeatRows=1)
     table.setStyle(GRID)
     return table
 

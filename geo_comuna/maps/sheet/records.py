@@ -12,6 +12,7 @@ registros" / "no records registered").
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,7 +21,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User
 from geo_comuna.layers.tenure import DOCUMENT_TYPES, PARTY_KIND, RIGHT_KIND, RIGHT_STATUS
-from geo_comuna.maps.templating import number
+from geo_comuna.maps.templating import day, number
 from geo_comuna.tenure.records import parcel_records
 
 Records = dict[str, list[dict[str, Any]]]
@@ -86,9 +87,20 @@ CODED = {
 }
 
 
+#: the records columns holding a day (the registry's JSON writes it YYYY-MM-DD)
+DAYS = {"start", "end", "since"}
+
+
 def shown(section: str, column: str, value: Any, lang: str) -> Any:
     """A records value as a person reads it: a kind or status by its label, a document's
-    type by its name."""
+    type by its name, a day spelled out as the sheet's other dates."""
+    if column in DAYS and isinstance(value, str):
+        try:
+            value = dt.date.fromisoformat(value)
+        except ValueError:
+            return value  # a provider's own wording of a day: as it is
+    if isinstance(value, dt.date):
+        return day(lang)(value)
     domain = CODED.get((section, column))
     if domain is not None and value in domain:
         return domain.values[value].get(lang)
