@@ -724,6 +724,40 @@ async def test_the_route_takes_uploads_up_to_their_own_limit(
         assert r.status_code == 413, r.text
 
 
+async def test_a_parcel_a_unit_names_is_said_by_its_code(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """A production unit moved to another parcel in the field: the summary said 'Parcela:
+    12 → 15', ids only the database knows; each parcel is now said with its code."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    unit, was = await (
+        await conn.execute(
+            "SELECT u.id, u.parcel_id FROM production_units u JOIN communes c "
+            "ON c.id = u.commune_id WHERE c.code = %s AND u.parcel_id IS NOT NULL "
+            "ORDER BY u.id LIMIT 1",
+            (COMMUNE,),
+        )
+    ).fetchone()
+    now = next(p for p in await _parcels(conn, 3) if p != was)
+    _ogr_sql(gpkg, f"UPDATE production_units SET parcel = {now} WHERE id = {unit}")
+    codes = dict(
+        await (
+            await conn.execute("SELECT id, code FROM parcels WHERE id IN (%s, %s)", (was, now))
+        ).fetchall()
+    )
+
+    report = await _sync(conn, settings, gpkg, tmp_path, dry_run=True)
+
+    [change] = report.layers["production_units"].changed
+    assert change.id == unit and change.fields == {"parcel": [now, was]}
+    assert report.codes == {"parcels": codes}
+    from geo_comuna.cli.sync import summary
+
+    line = f"{was} ({codes[was]}) → {now} ({codes[now]})"
+    assert any(line in shown for shown in summary(report, "en")), summary(report, "en")
+
+
 def test_the_summary_says_fields_and_values_as_people_read_them() -> None:
     """A conflict on a production unit's parcel printed 'parcel: paquete 125 / servidor
     None'; a change printed '31: recovered_on'. Fields by their titles, codes by their
@@ -733,8 +767,12 @@ def test_the_summary_says_fields_and_values_as_people_read_them() -> None:
 
     report = SyncReport("EL-MAIZAL", "comuna.gpkg", True, False, None)
     report.layers["production_units"] = LayerDiff(
-        conflicts=[Conflict(36, 10, 12, {"parcel": {"package": 125, "server": None}}, None)]
+        conflicts=[
+            Conflict(36, 10, 12, {"parcel": {"package": 125, "server": None}}, None),
+            Conflict(37, 10, 12, {"parcel": {"package": 125, "server": 7}}, None),
+        ]
     )
+    report.codes = {"parcels": {125: "EM-P125"}}  # 7's is unknown: its id alone
     report.layers["parcels"] = LayerDiff(
         changed=[
             Change(31, {"recovered_on": ["2020-02-01", None]}, "EM-P002"),
@@ -744,7 +782,8 @@ def test_the_summary_says_fields_and_values_as_people_read_them() -> None:
     lines = "\n".join(summary(report, "es"))
     units = LAYERS["production_units"]
     parcel = next(r for r in units.references if r.name == "parcel").title.es
-    assert f"    {parcel}: paquete 125 / servidor (vacío)" in lines, lines
+    assert f"    {parcel}: paquete 125 (EM-P125) / servidor (vacío)" in lines, lines
+    assert f"    {parcel}: paquete 125 (EM-P125) / servidor 7" in lines, lines
     recovered = LAYERS["parcels"].attribute("recovered_on").title.es
     assert f"  31 (EM-P002): {recovered}: (vacío) → 2020-02-01" in lines, lines
     tenure = LAYERS["parcels"].attribute("tenure").domain.values

@@ -104,11 +104,16 @@ def _titled(layer: str, field: str | None, lang: str) -> str:
     return found.field_title(field, lang)
 
 
-def _value(layer: str, field: str, value: Any, lang: str) -> Any:
-    """A coded value by its label in ``lang`` ('Abandonada (recuperable)'), else as it is."""
+def _value(layer: str, field: str, value: Any, lang: str, codes: dict | None = None) -> Any:
+    """A coded value by its label in ``lang`` ('Abandonada (recuperable)'), a feature a
+    reference names by id with its code beside ('12 (EM-P001)', from SyncReport.codes), else
+    as it is."""
     from geo_comuna.layers import LAYERS
 
     found = LAYERS.get(layer)
+    reference = found.reference(field) if found is not None else None
+    if reference is not None and value in (codes or {}).get(reference.table, {}):
+        return f"{value} ({codes[reference.table][value]})"  # type: ignore[index]
     attribute = found.attribute(field) if found is not None else None
     domain = getattr(attribute, "domain", None)
     if domain is not None and isinstance(value, str) and value in domain.values:
@@ -122,7 +127,7 @@ def summary(report: Any, lang: str) -> list[str]:
     lines = []
     for name, diff in report.layers.items():
         if diff:
-            lines += _layer_lines(name, diff, report.delete_missing, t, lang)
+            lines += _layer_lines(name, diff, report, t, lang)
     lines += [_repaired(t, r) for r in report.repairs]
     if not lines:
         lines.append(t["nothing"])
@@ -137,10 +142,10 @@ def summary(report: Any, lang: str) -> list[str]:
     return lines
 
 
-def _layer_lines(name: str, diff: Any, delete_missing: bool, t: dict, lang: str) -> list[str]:
+def _layer_lines(name: str, diff: Any, report: Any, t: dict, lang: str) -> list[str]:
     """One layer's counts, then each change (the feature's id and code, each field's value
     before and after: '30 (EM-P001): Tenencia: Ocupada → En disputa') and each conflict."""
-    deleted = t["deleted"] if delete_missing else t["missing"]
+    deleted = t["deleted"] if report.delete_missing else t["missing"]
     counts = [
         counted(len(diff.added), t["added"]),
         counted(len(diff.changed), t["changed"]),
@@ -154,7 +159,9 @@ def _layer_lines(name: str, diff: Any, delete_missing: bool, t: dict, lang: str)
     lines = [f"{_titled(name, None, lang)}: " + ", ".join(counts)]
     for change in diff.changed:
         which = f"{change.id} ({change.code})" if change.code else f"{change.id}"
-        fields = "; ".join(_changed(name, f, pair, t, lang) for f, pair in change.fields.items())
+        fields = "; ".join(
+            _changed(name, f, pair, t, lang, report.codes) for f, pair in change.fields.items()
+        )
         lines.append(f"  {which}: {fields}")
     for conflict in diff.conflicts:
         key = "gone" if conflict.server_version is None else "conflict"
@@ -165,20 +172,23 @@ def _layer_lines(name: str, diff: Any, delete_missing: bool, t: dict, lang: str)
         lines.append(line)
         for field, both in conflict.fields.items():
             ours, theirs = (
-                _quoted(_value(name, field, both[k], lang), t) for k in ("package", "server")
+                _conflicting(name, field, both[k], t, lang, report.codes)
+                for k in ("package", "server")
             )
             title = _titled(name, field, lang)
             lines.append(t["field"].format(name=title, ours=ours, theirs=theirs))
     return lines
 
 
-def _changed(layer: str, field: str, pair: list[Any], t: dict, lang: str) -> str:
+def _changed(
+    layer: str, field: str, pair: list[Any], t: dict, lang: str, codes: dict | None = None
+) -> str:
     """A changed field as 'Tenencia: Ocupada → En disputa' (the server's value, then the
     package's), a moved geometry as 'Geometría: movida'."""
     title = _titled(layer, field, lang) if field != "geometry" else t["geometry"]
     if field == "geometry":
         return f"{title}: {t['moved']}"
-    new, old = (_value(layer, field, v, lang) for v in pair)
+    new, old = (_value(layer, field, v, lang, codes) for v in pair)
     return f"{title}: {_shown(old, t)} → {_shown(new, t)}"
 
 
@@ -186,9 +196,13 @@ def _shown(value: Any, t: dict) -> str:
     return t["empty"] if value is None or value == "" else str(value)
 
 
-def _quoted(value: Any, t: dict) -> str:
-    """A conflict's value, quoted; an empty one said so (it printed None)."""
-    return t["empty"] if value is None or value == "" else repr(value)
+def _conflicting(layer: str, field: str, value: Any, t: dict, lang: str, codes: dict) -> str:
+    """A conflict's value: a text quoted, so that its spaces show; an empty one said so (it
+    printed None); a referenced feature with its code."""
+    shown = _value(layer, field, value, lang, codes)
+    if value is None or value == "":
+        return t["empty"]
+    return repr(shown) if isinstance(value, str) else str(shown)
 
 
 def sync(

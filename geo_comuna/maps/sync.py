@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import pyogrio
 import shapely
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
 from geo_comuna.accounts import EVERYWHERE, User
@@ -139,6 +139,9 @@ class SyncReport:
     kept: int = 0
     #: geometries made valid (``repair``), each with its layer: what ST_MakeValid changed
     repairs: list[dict[str, Any]] = field(default_factory=list)
+    #: the code of each feature a reference by id names in a change or conflict (table ->
+    #: id -> code): a production unit's parcel is 12 to the database, EM-P001 to people
+    codes: dict[str, dict[int, str]] = field(default_factory=dict)
 
 
 # --- reading the package (blocking: run off the event loop) --------------------------------
@@ -807,6 +810,7 @@ async def sync(
                 diff.deleted = list(diff.missing)
             else:
                 report.kept += len(diff.missing)
+        report.codes = await _referenced_codes(conn, plans)
         try:
             async with conn.transaction():  # a savepoint, undone on a dry run
                 await conn.execute(
@@ -831,6 +835,40 @@ async def sync(
         except _Undone:
             report.written = 0
     return report
+
+
+async def _referenced_codes(
+    conn: AsyncConnection, plans: list[tuple[Layer, LayerDiff, dict[int, int]]]
+) -> dict[str, dict[int, str]]:
+    """SyncReport.codes: the codes of the features that references by id (a production
+    unit's parcel) name in the diff's changes and conflicts, either side's value."""
+    wanted: dict[str, set[int]] = {}
+    for layer, diff, _ in plans:
+        for ref in layer.references:
+            if ref.key != "id" or not _coded(ref.table):
+                continue
+            values = [v for c in diff.changed for v in c.fields.get(ref.name, [])]
+            values += [v for c in diff.conflicts for v in c.fields.get(ref.name, {}).values()]
+            ids = {v for v in values if isinstance(v, int) and not isinstance(v, bool)}
+            wanted.setdefault(ref.table, set()).update(ids)
+    codes: dict[str, dict[int, str]] = {}
+    for table, ids in wanted.items():
+        if ids:
+            cur = await conn.execute(
+                sql.SQL("SELECT id, code FROM {} WHERE id = ANY(%s) AND code IS NOT NULL").format(
+                    sql.Identifier(table)
+                ),
+                (sorted(ids),),
+            )
+            codes[table] = dict(await cur.fetchall())
+    return codes
+
+
+def _coded(table: str) -> bool:
+    """Do the features of ``table`` have a code people call them by?"""
+    return any(
+        layer.table == table and layer.attribute("code") is not None for layer in LAYERS.values()
+    )
 
 
 #: refusals one sync collects before it stops looking (the first many are enough to fix)
