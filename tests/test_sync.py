@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -634,6 +635,49 @@ async def test_the_route_syncs_for_an_editor_of_the_commune(
         assert r.status_code == 422, r.text
 
 
+async def test_the_route_speaks_to_the_page_that_sends_a_package_back(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """The page (GET /communes/{c}/sync) posts as any client and shows what comes back:
+    with ``lang`` the diff carries its summary in that language; refused, a browser's error
+    page lists every refused feature in the page's language."""
+    await _package(conn, settings, tmp_path)
+    a, b = await _parcels(conn, 2)
+    tenure = (await _row(conn, a))[0]
+    now = "disputed" if tenure != "disputed" else "occupied"
+    _set_tenure(tmp_path / GPKG, a, now)
+    _, editor = await accounts.add_user(conn, "maizal-editor", "editor", [COMMUNE])
+    path = f"/communes/{COMMUNE}/sync"
+    labels = LAYERS["parcels"].attribute("tenure").domain.values
+    async with api_client(conn, settings, editor) as client:
+        page = await client.get(path, params={"lang": "en"})
+        assert page.status_code == 200 and "Send the field package back" in page.text
+        assert f'"{path}"' in page.text or f'{path}"' in page.text  # where it posts
+        assert (await client.get("/communes/NO-SUCH/sync")).status_code == 404
+
+        upload = {"file": ("comuna.gpkg", (tmp_path / GPKG).read_bytes())}
+        r = await client.post(path, files=upload, params={"dry_run": "true", "lang": "es"})
+        assert r.status_code == 200, r.text
+        summary = r.json()["summary"]
+        assert f"  {a} (" in "\n".join(summary) and labels[now].es in "\n".join(summary)
+        assert summary[-1] == "Simulación: no se escribió nada."
+        r = await client.post(path, files=upload, params={"dry_run": "true"})
+        assert "summary" not in r.json()  # a program's answer stays the diff alone
+
+        for fid in (a, b):
+            _set_tenure(tmp_path / GPKG, fid, "inventada")
+        upload = {"file": ("comuna.gpkg", (tmp_path / GPKG).read_bytes())}
+        r = await client.post(
+            path, files=upload, params={"lang": "es"}, headers={"Accept": "text/html"}
+        )
+        assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+        items = re.findall(r"<li>(.*?)</li>", r.text)
+        assert [i.split(":")[0] for i in items] == [f"capa parcels, entidad {f}" for f in (a, b)]
+        assert all("no es uno de" in i and "Ocupada" in i for i in items), items
+        assert "y 1 entidad más rechazada" in r.text
+    assert (await _row(conn, a))[0] == tenure  # nothing written
+
+
 async def test_the_check_of_rights_comes_first(conn: AsyncConnection, settings: Settings) -> None:
     """A viewer is refused before the file is even looked at."""
     commune_id = await require_commune(conn, COMMUNE)
@@ -752,7 +796,7 @@ async def test_a_parcel_a_unit_names_is_said_by_its_code(
     [change] = report.layers["production_units"].changed
     assert change.id == unit and change.fields == {"parcel": [now, was]}
     assert report.codes == {"parcels": codes}
-    from geo_comuna.cli.sync import summary
+    from geo_comuna.maps.sync_summary import summary
 
     line = f"{was} ({codes[was]}) → {now} ({codes[now]})"
     assert any(line in shown for shown in summary(report, "en")), summary(report, "en")
@@ -762,8 +806,8 @@ def test_the_summary_says_fields_and_values_as_people_read_them() -> None:
     """A conflict on a production unit's parcel printed 'parcel: paquete 125 / servidor
     None'; a change printed '31: recovered_on'. Fields by their titles, codes by their
     labels, an empty value said so, each change with the value before and after."""
-    from geo_comuna.cli.sync import summary
     from geo_comuna.maps.sync import Change, Conflict, LayerDiff, SyncReport
+    from geo_comuna.maps.sync_summary import summary
 
     report = SyncReport("EL-MAIZAL", "comuna.gpkg", True, False, None)
     report.layers["production_units"] = LayerDiff(
@@ -789,3 +833,11 @@ def test_the_summary_says_fields_and_values_as_people_read_them() -> None:
     tenure = LAYERS["parcels"].attribute("tenure").domain.values
     assert f"  32: Tenencia: {tenure['regularized'].es} → {tenure['occupied'].es}; " in lines
     assert "Geometría: movida" in lines and "None" not in lines
+
+    # what to do next, as the command line offers it and as the page does
+    report.unresolved, report.layers["parcels"].missing = 2, [40]
+    cli, page = summary(report, "es"), summary(report, "es", "page")
+    assert "2 conflictos sin escribir: --theirs conserva lo del servidor" in cli[-2], cli
+    assert "elija «conservar lo del servidor» o «escribir lo del paquete»" in page[-2], page
+    assert "(no borrada; use --delete-missing)" in "\n".join(cli)
+    assert "(no borrada; marque «Borrar los elementos que" in "\n".join(page)

@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from psycopg import AsyncConnection
 
 from geo_comuna.accounts import Access
 from geo_comuna.api.deps import LANGS, Conn, ReaderAccess, SettingsDep, base_url
 from geo_comuna.api.negotiation import page_lang
+from geo_comuna.features.query import require_commune
 from geo_comuna.maps import pages
 from geo_comuna.maps.styles import Styles
 from geo_comuna.settings import Settings
@@ -71,3 +72,23 @@ async def maps_index(
 ) -> HTMLResponse:
     """The national map, and each commune's map and analysis maps."""
     return await _index(request, conn, settings, access, pages.maps_index)
+
+
+@router.get(
+    "/communes/{commune}/sync",
+    response_class=HTMLResponse,
+    summary="Send a commune's field package back (a page)",
+)
+async def sync_page(
+    request: Request,
+    conn: Conn,
+    settings: SettingsDep,
+    commune: Annotated[str, Path(description="commune id or registry code")],
+    lang: PageLang = None,
+) -> HTMLResponse:
+    """A form for the package's file and an editor's token: it checks the sync first (a dry
+    run) and then writes it, through ``POST /communes/{commune}/sync`` as any client."""
+    commune_id = await require_commune(conn, commune)
+    cur = await conn.execute("SELECT code, name FROM communes WHERE id = %s", (commune_id,))
+    code, name = await cur.fetchone()
+    return html(pages.sync_page(base_url(request, settings), page_lang(request), code, name))

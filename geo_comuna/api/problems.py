@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.api.scratch import hide_paths
-from geo_comuna.errors import GeoComunaError, NoSuchFormat, NotAcceptable
+from geo_comuna.errors import GeoComunaError, NoSuchFormat, NotAcceptable, placed
 
 log = logging.getLogger("geo_comuna.api")
 PROBLEM = "application/problem+json"
@@ -54,12 +54,19 @@ _PAGE = {
 
 
 def error_page(
-    status: int, title: str, detail: str, lang: str, headers: dict[str, str] | None = None
+    status: int,
+    title: str,
+    detail: str,
+    lang: str,
+    headers: dict[str, str] | None = None,
+    details: list[str] | None = None,
 ) -> HTMLResponse:
     """An error as a page for a person, in ``lang``: a browser that followed a link to a
-    commune that is not there got a problem document in English JSON."""
+    commune that is not there got a problem document in English JSON. ``details``: each
+    reason of many (a sync's refused features), listed under the first."""
     words = _PAGE[lang]
     text = escape(hide_paths(detail))
+    listed = "".join(f"<li>{escape(hide_paths(d))}</li>" for d in details or [])
     body = (
         f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8"/>'
         '<meta name="viewport" content="width=device-width, initial-scale=1"/>'
@@ -67,7 +74,8 @@ def error_page(
         "Arial,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}"
         "h1{font-size:1.4rem;color:#08519c}</style></head><body>"
         f"<h1>{status} · {escape(title)}</h1><p>{text}</p>"
-        f'<p><a href="/?lang={lang}">{words["home"]}</a></p></body></html>'
+        + (f"<ul>{listed}</ul>" if listed else "")
+        + f'<p><a href="/?lang={lang}">{words["home"]}</a></p></body></html>'
     )
     out = {**(headers or {}), "Vary": "Accept, Accept-Language"}
     return HTMLResponse(body, status_code=status, headers=out)
@@ -83,7 +91,15 @@ async def _typed(request: Request, exc: GeoComunaError) -> Response:
     lang = None if isinstance(exc, NoSuchFormat | NotAcceptable) else _person(request)
     if lang is not None:
         title = exc.title_es if lang == "es" else exc.code.replace("-", " ")
-        return error_page(exc.status, title, exc.said(lang), lang, headers)
+        listed = [
+            placed(d.get("layer"), d.get("feature"), d["reason"], lang)
+            for d in exc.details
+            if isinstance(d, dict) and d.get("reason")
+        ]
+        # one refusal is the detail itself; many are each listed under it
+        return error_page(
+            exc.status, title, exc.said(lang), lang, headers, listed if len(listed) > 1 else None
+        )
     return problem(
         exc.status,
         exc.code,

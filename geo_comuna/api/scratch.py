@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from geo_comuna.errors import GeoComunaError
+from geo_comuna.errors import GeoComunaError, Said
 
 PREFIX = "geo_comuna-scratch-"
 LOCK = ".lock"
@@ -96,7 +96,13 @@ def _remove(root: Path, lock: int) -> None:
 
 def _named(text: str, directory: Path, saved_name: str, client_name: str) -> str:
     """``text`` with the scratch file (also as GDAL's /vsizip/ path, with a member inside it
-    kept: ``parcelas.zip/parcelas.shp``) and the bare saved name shown as ``client_name``."""
+    kept: ``parcelas.zip/parcelas.shp``) and the bare saved name shown as ``client_name``; a
+    reason that knows its Spanish keeps it (a browser's error page says it)."""
+    if isinstance(text, Said):
+        return Said(
+            _named(str(text), directory, saved_name, client_name),
+            _named(text.es, directory, saved_name, client_name),
+        )
     where = re.escape(str(directory))
     text = re.sub(
         rf"(?:/vsi\w+/)?{where}/{re.escape(saved_name)}",

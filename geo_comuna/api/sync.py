@@ -14,12 +14,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Path, Query, UploadFile
 from fastapi.responses import JSONResponse
 
-from geo_comuna.api.deps import Conn, ScratchDep, SettingsDep, Writer
+from geo_comuna.api.deps import LANGS, Conn, ScratchDep, SettingsDep, Writer
 from geo_comuna.api.scratch import client_name
 from geo_comuna.api.transfer import _save
 from geo_comuna.errors import InvalidFile
 from geo_comuna.features.query import require_commune
 from geo_comuna.maps.sync import may_sync, sync_file
+from geo_comuna.maps.sync_summary import summary
 
 router = APIRouter(tags=["import/export"])
 
@@ -60,6 +61,15 @@ async def commune_sync(
             "and left unwritten"
         ),
     ] = None,
+    lang: Annotated[
+        str | None,
+        Query(
+            pattern=LANGS,
+            description="es or en: the answer also carries `summary`, the diff as lines a "
+            "person reads in that language (what `geo-comuna sync` prints, its options named "
+            "as the page GET /communes/{commune}/sync labels them)",
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Features with an ``id`` update the stored ones that differ, features without one are
     new, stored features the package lacks are deleted with ``delete_missing``; a feature
@@ -90,4 +100,6 @@ async def commune_sync(
     finally:
         await file.close()
     body: dict[str, Any] = asdict(report)
+    if lang is not None:
+        body["summary"] = summary(report, lang, "page")
     return JSONResponse(body, status_code=201 if report.written else 200)

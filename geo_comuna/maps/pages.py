@@ -31,6 +31,7 @@ from geo_comuna.layers.tenure import COLLECTIONS, RECORD_PROPERTIES, RecordPrope
 from geo_comuna.maps.analysis_map import analysis_title
 from geo_comuna.maps.assets import LEAFLET
 from geo_comuna.maps.styles import Styles
+from geo_comuna.maps.sync_summary import LABELS
 from geo_comuna.maps.templating import day, environment, number
 
 LANGS = ("es", "en")
@@ -93,6 +94,31 @@ WORDS: dict[str, dict[str, str]] = {
         maps_of="Mapas de",
         communes_count_one="1 comuna",
         communes_count="{n} comunas",
+        sync="Devolver paquete",
+        sync_title="Devolver el paquete de campo",
+        sync_lead="Trae de vuelta lo editado en QGIS o QField en el paquete de la comuna: "
+        "primero se revisa (no se escribe nada) y, si todo está bien, se escribe todo de una "
+        "vez. Un elemento con id actualiza el guardado; uno sin id es nuevo.",
+        sync_file="El comuna.gpkg editado, o el zip del paquete",
+        sync_token="Token de un editor de la comuna",
+        sync_token_note="Se envía solo al servidor y se recuerda hasta cerrar esta pestaña.",
+        sync_options="Opciones",
+        sync_delete_missing=LABELS["es"]["delete_missing"],
+        sync_repair="Hacer válidas las geometrías no válidas (se informa cada cambio)",
+        sync_conflicts="Si un elemento cambió en el servidor y en el paquete",
+        sync_conflicts_none="no escribirlo y mostrar ambas versiones",
+        sync_theirs=LABELS["es"]["theirs"],
+        sync_ours=LABELS["es"]["ours"],
+        sync_check="Revisar (no escribe nada)",
+        sync_write="Escribir",
+        sync_checking="Revisando…",
+        sync_writing="Escribiendo…",
+        sync_checked="Revisado: esto es lo que se escribiría",
+        sync_written="Escrito",
+        sync_refused="No se escribió nada",
+        sync_no_file="Elija el archivo del paquete.",
+        sync_unreachable="No se pudo llegar al servidor",
+        sync_again="Cambió el archivo o una opción: revise de nuevo antes de escribir.",
     ),
     "en": dict(
         home="Home",
@@ -151,6 +177,31 @@ WORDS: dict[str, dict[str, str]] = {
         maps_of="Maps of",
         communes_count_one="1 commune",
         communes_count="{n} communes",
+        sync="Send package back",
+        sync_title="Send the field package back",
+        sync_lead="Brings back what was edited in QGIS or QField in the commune's package: it "
+        "is checked first (nothing is written) and, if all is well, written all at once. A "
+        "feature with an id updates the stored one; one without an id is new.",
+        sync_file="The edited comuna.gpkg, or the package's zip",
+        sync_token="A token of one of the commune's editors",
+        sync_token_note="Sent to the server only, and remembered until this tab is closed.",
+        sync_options="Options",
+        sync_delete_missing=LABELS["en"]["delete_missing"],
+        sync_repair="Make invalid geometries valid (each change reported)",
+        sync_conflicts="When a feature changed both on the server and in the package",
+        sync_conflicts_none="leave it unwritten and show both versions",
+        sync_theirs=LABELS["en"]["theirs"],
+        sync_ours=LABELS["en"]["ours"],
+        sync_check="Check (writes nothing)",
+        sync_write="Write",
+        sync_checking="Checking…",
+        sync_writing="Writing…",
+        sync_checked="Checked: this is what would be written",
+        sync_written="Written",
+        sync_refused="Nothing was written",
+        sync_no_file="Choose the package's file.",
+        sync_unreachable="The server could not be reached",
+        sync_again="The file or an option changed: check again before writing.",
     ),
 }
 
@@ -302,6 +353,21 @@ def maps_index(base: str, lang: str, rows: list[dict[str, Any]], styles: Styles)
         communes_count=count_communes(len(rows), lang),
         analyses=analysis_maps(styles, lang),
         title=WORDS[lang]["maps"],
+    )
+
+
+def sync_page(base: str, lang: str, code: str, name: str) -> str:
+    """The page that sends a commune's field package back: the file, an editor's token and
+    the sync's options, checked first (a dry run), then written. Its script posts to
+    ``POST /communes/{code}/sync`` as any client would (the token in the Authorization
+    header) and shows the answer's ``summary``, or the error page's reasons."""
+    return _render(
+        "sync.html",
+        lang,
+        base,
+        f"/communes/{quote(code, safe='')}/sync",
+        commune={"code": code, "name": name},
+        post_url=f"{base}/communes/{quote(code, safe='')}/sync",
     )
 
 

@@ -882,9 +882,12 @@ def _all_refused(refused: list[GeoComunaError]) -> GeoComunaError:
     first.details = [{"layer": e.layer, "feature": e.feature, "reason": e.reason} for e in refused]
     if len(refused) > 1:
         more = f"{len(refused) - 1}{'+' if len(refused) >= MAX_REFUSED else ''}"
+        one = more == "1"
         first.reason = Said(
-            f"{said(first.reason, 'en')}; and {more} more features refused",
-            f"{said(first.reason, 'es')}; y {more} entidades más rechazadas",
+            f"{said(first.reason, 'en')}; and {more} more "
+            + ("feature refused" if one else "features refused"),
+            f"{said(first.reason, 'es')}; y {more} "
+            + ("entidad más rechazada" if one else "entidades más rechazadas"),
         )
     return first
 

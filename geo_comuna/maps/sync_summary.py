@@ -1,0 +1,236 @@
+"""A sync's report as lines a person reads, in Spanish or English: what `geo-comuna sync`
+prints, and what ``POST /communes/{commune}/sync?lang=`` adds to its diff for the page that
+sends a package back. What to do next is said as the one reading it offers it (``HOW``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geo_comuna.layers import LAYERS
+
+#: the sync's options as the page that sends a package back labels them (maps/pages.py)
+LABELS = {
+    "es": {
+        "delete_missing": "Borrar los elementos que el paquete ya no tiene",
+        "theirs": "conservar lo del servidor",
+        "ours": "escribir lo del paquete",
+    },
+    "en": {
+        "delete_missing": "Delete the features the package no longer has",
+        "theirs": "keep the server's values",
+        "ours": "write the package's values",
+    },
+}
+#: how to do what an unapplied deletion or a conflict left, as the command line says it
+#: and as the page does
+HOW = {
+    "cli": {
+        "es": {
+            "delete": "use --delete-missing",
+            "settle": "--theirs conserva lo del servidor, --ours escribe lo del paquete",
+        },
+        "en": {
+            "delete": "use --delete-missing",
+            "settle": "--theirs keeps the server's values, --ours writes the package's",
+        },
+    },
+    "page": {
+        "es": {
+            "delete": f"marque «{LABELS['es']['delete_missing']}»",
+            "settle": f"elija «{LABELS['es']['theirs']}» o «{LABELS['es']['ours']}» y revise de "
+            "nuevo",
+        },
+        "en": {
+            "delete": f"tick “{LABELS['en']['delete_missing']}”",
+            "settle": f"choose “{LABELS['en']['theirs']}” or “{LABELS['en']['ours']}” and "
+            "check again",
+        },
+    },
+}
+#: what a person reads, in each language
+TEXT = {
+    "es": {
+        "dry": "Simulación: no se escribió nada.",
+        "written": "{n} {features} (auditoría: «sync {file}»).",
+        "features": ("entidad escrita", "entidades escritas"),
+        "nothing": "Nada que cambiar: el paquete coincide con la base de datos.",
+        "added": ("nueva", "nuevas"),
+        "changed": ("cambiada", "cambiadas"),
+        "deleted": ("borrada", "borradas"),
+        "missing": (
+            "ausente del paquete (no borrada; {delete})",
+            "ausentes del paquete (no borradas; {delete})",
+        ),
+        "conflicts": ("conflicto", "conflictos"),
+        "synced": (
+            "nueva ya guardada por una sincronización anterior",
+            "nuevas ya guardadas por una sincronización anterior",
+        ),
+        "newer": (
+            "nueva en el servidor desde que se hizo el paquete (se conserva)",
+            "nuevas en el servidor desde que se hizo el paquete (se conservan)",
+        ),
+        "conflict": "  conflicto {layer} {id}: versión del paquete {ours}, del servidor {theirs}",
+        "gone": "  conflicto {layer} {id}: borrada en el servidor desde que se hizo el paquete",
+        "field": "    {name}: paquete {ours} / servidor {theirs}",
+        "unresolved": "{n} {conflicts} sin escribir: {settle}.",
+        "ours": "resuelto: se escribió lo del paquete",
+        "theirs": "resuelto: se conservó lo del servidor",
+        "repaired": "  reparada {layer} {feature}: {reason} (área {pct})",
+        "geometry": "Geometría",
+        "moved": "movida",
+        "empty": "(vacío)",
+    },
+    "en": {
+        "dry": "Dry run: nothing was written.",
+        "written": "{n} {features} (audit: 'sync {file}').",
+        "features": ("feature written", "features written"),
+        "nothing": "Nothing to change: the package matches the database.",
+        "added": ("added", "added"),
+        "changed": ("changed", "changed"),
+        "deleted": ("deleted", "deleted"),
+        "missing": ("missing from the package (not deleted; {delete})",) * 2,
+        "conflicts": ("conflict", "conflicts"),
+        "synced": ("new but stored by an earlier sync already",) * 2,
+        "newer": ("added on the server since the package was made (kept)",) * 2,
+        "conflict": "  conflict {layer} {id}: package version {ours}, server version {theirs}",
+        "gone": "  conflict {layer} {id}: deleted on the server since the package was made",
+        "field": "    {name}: package {ours} / server {theirs}",
+        "unresolved": "{n} {conflicts} left unwritten: {settle}.",
+        "ours": "settled: the package's values written",
+        "theirs": "settled: the server's values kept",
+        "repaired": "  repaired {layer} {feature}: {reason} (area {pct})",
+        "geometry": "Geometry",
+        "moved": "moved",
+        "empty": "(empty)",
+    },
+}
+
+
+def counted(n: int, words: tuple[str, str]) -> str:
+    """ "1 conflicto", "2 conflictos": the number and the word it takes."""
+    return f"{n} {words[0] if n == 1 else words[1]}"
+
+
+def _repaired(t: dict[str, Any], repair: dict[str, Any]) -> str:
+    pct = repair.get("area_change_pct")
+    return t["repaired"].format(
+        layer=repair["layer"],
+        feature=repair["feature"],
+        reason=repair["reason"],
+        pct="?" if pct is None else f"{pct:+g} %",
+    )
+
+
+def _titled(layer: str, field: str | None, lang: str) -> str:
+    """A layer's or a field's title in ``lang``, the name in the file beside a layer's (what
+    QGIS and the GeoPackage show): 'Parcelas (parcels)', 'Tenencia'. The summary said the
+    codes alone."""
+    found = LAYERS.get(layer)
+    if found is None:
+        return field or layer
+    if field is None:
+        return f"{found.title.get(lang)} ({layer})"
+    return found.field_title(field, lang)
+
+
+def _value(layer: str, field: str, value: Any, lang: str, codes: dict | None = None) -> Any:
+    """A coded value by its label in ``lang`` ('Abandonada (recuperable)'), a feature a
+    reference names by id with its code beside ('12 (EM-P001)', from SyncReport.codes), else
+    as it is."""
+    found = LAYERS.get(layer)
+    reference = found.reference(field) if found is not None else None
+    if reference is not None and value in (codes or {}).get(reference.table, {}):
+        return f"{value} ({codes[reference.table][value]})"  # type: ignore[index]
+    attribute = found.attribute(field) if found is not None else None
+    domain = getattr(attribute, "domain", None)
+    if domain is not None and isinstance(value, str) and value in domain.values:
+        return domain.values[value].get(lang)
+    return value
+
+
+def summary(report: Any, lang: str, reader: str = "cli") -> list[str]:
+    """The report as lines a person reads, in ``lang``; what to do next said as ``reader``
+    (HOW: the command line, or the page) offers it."""
+    t = {**TEXT[lang], "options": HOW[reader][lang]}
+    lines = []
+    for name, diff in report.layers.items():
+        if diff:
+            lines += _layer_lines(name, diff, report, t, lang)
+    lines += [_repaired(t, r) for r in report.repairs]
+    if not lines:
+        lines.append(t["nothing"])
+    if report.unresolved:
+        n = report.unresolved
+        lines.append(t["unresolved"].format(n=n, conflicts=t["conflicts"][n != 1], **t["options"]))
+    if report.dry_run:
+        lines.append(t["dry"])
+    elif report.written:
+        n = report.written
+        lines.append(t["written"].format(n=n, features=t["features"][n != 1], file=report.file))
+    return lines
+
+
+def _layer_lines(name: str, diff: Any, report: Any, t: dict, lang: str) -> list[str]:
+    """One layer's counts, then each change (the feature's id and code, each field's value
+    before and after: '30 (EM-P001): Tenencia: Ocupada → En disputa') and each conflict."""
+    deleted = t["deleted"]
+    if not report.delete_missing:
+        deleted = tuple(words.format(**t["options"]) for words in t["missing"])
+    counts = [
+        counted(len(diff.added), t["added"]),
+        counted(len(diff.changed), t["changed"]),
+        counted(len(diff.missing), deleted),
+        counted(len(diff.conflicts), t["conflicts"]),
+    ]
+    if diff.synced:
+        counts.append(counted(len(diff.synced), t["synced"]))
+    if diff.newer:
+        counts.append(counted(len(diff.newer), t["newer"]))
+    lines = [f"{_titled(name, None, lang)}: " + ", ".join(counts)]
+    for change in diff.changed:
+        which = f"{change.id} ({change.code})" if change.code else f"{change.id}"
+        fields = "; ".join(
+            _changed(name, f, pair, t, lang, report.codes) for f, pair in change.fields.items()
+        )
+        lines.append(f"  {which}: {fields}")
+    for conflict in diff.conflicts:
+        key = "gone" if conflict.server_version is None else "conflict"
+        ours, theirs = conflict.package_version, conflict.server_version
+        line = t[key].format(layer=name, id=conflict.id, ours=ours, theirs=theirs)
+        if conflict.resolved:
+            line += f" ({t[conflict.resolved]})"
+        lines.append(line)
+        for field, both in conflict.fields.items():
+            ours, theirs = (
+                _conflicting(name, field, both[k], t, lang, report.codes)
+                for k in ("package", "server")
+            )
+            title = _titled(name, field, lang)
+            lines.append(t["field"].format(name=title, ours=ours, theirs=theirs))
+    return lines
+
+
+def _changed(
+    layer: str, field: str, pair: list[Any], t: dict, lang: str, codes: dict | None = None
+) -> str:
+    """A changed field as 'Tenencia: Ocupada → En disputa' (the server's value, then the
+    package's), a moved geometry as 'Geometría: movida'."""
+    title = _titled(layer, field, lang) if field != "geometry" else t["geometry"]
+    if field == "geometry":
+        return f"{title}: {t['moved']}"
+    new, old = (_value(layer, field, v, lang, codes) for v in pair)
+    return f"{title}: {_shown(old, t)} → {_shown(new, t)}"
+
+
+def _shown(value: Any, t: dict) -> str:
+    return t["empty"] if value is None or value == "" else str(value)
+
+
+def _conflicting(layer: str, field: str, value: Any, t: dict, lang: str, codes: dict) -> str:
+    """A conflict's value: a text quoted, so that its spaces show; an empty one said so (it
+    printed None); a referenced feature with its code."""
+    shown = _value(layer, field, value, lang, codes)
+    if value is None or value == "":
+        return t["empty"]
+    return repr(shown) if isinstance(value, str) else str(shown)
