@@ -129,6 +129,12 @@ def test_a_field_team_sends_its_package_back(
         assert "no es uno de" in refused and "Ocupada" in refused  # Spanish, and the labels
         assert tenures(own_db, [a, b, c]) == [now, b_was, c_was]
         tab.screenshot(path=str(ARTIFACTS / "refused-es.png"), full_page=True)
+
+        # on a phone: nothing wider than the screen, the buttons within reach
+        tab.set_viewport_size({"width": 390, "height": 844})
+        assert tab.evaluate("() => document.documentElement.scrollWidth") <= 390
+        assert tab.locator("#check").bounding_box()["x"] + 10 < 390
+        tab.screenshot(path=str(ARTIFACTS / "refused-phone-es.png"), full_page=True)
     # the refusal's own 422 is the only console error the page caused
     assert all("status of 422" in e for e in visit.errors), visit.errors
     context.close()
