@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import zipfile
@@ -36,6 +37,7 @@ from geo_comuna.errors import (
     NotFound,
     UnknownCRS,
 )
+from geo_comuna.features import validate
 from geo_comuna.io.importer import import_file
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
@@ -381,6 +383,40 @@ def test_cli_refuses_bad_files(own_db: str, tmp_path: Path) -> None:
             wrong.append(f"{key}: exit {run.returncode}, missing {missing} in {run.stderr!r}")
     assert not wrong, "\n".join(wrong)
     assert {t: _rows(own_db, t) for t in before} == before
+
+
+def test_an_invalid_geometry_is_said_in_spanish(own_db: str, tmp_path: Path) -> None:
+    """GEOS says why a geometry is invalid in English ('Self-intersection[-66.9 10.5]'),
+    and a Spanish refusal quoted it as it was; it now says the fault in Spanish, and where."""
+    done = CliRunner().invoke(
+        cli_app,
+        ["import", "parcels", str(with_bowtie(tmp_path)), "--lang", "es"],
+        env={"GEO_COMUNA_DATABASE_URL": own_db},
+    )
+    assert done.exit_code != 0
+    assert re.search(
+        r"entidad 2: geometría no válida: se corta a sí misma en el punto -?\d+(\.\d+)? "
+        r"-?\d+(\.\d+)? \(envíe \?repair=true o --repair",
+        done.stderr,
+    ), done.stderr
+    assert "Self-intersection" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("wkt", "spanish"),
+    [
+        ("POLYGON((0 0,2 2,2 0,0 2,0 0))", "se corta a sí misma en el punto 1 1"),
+        ("POLYGON((0 0,4 0,4 4,0 4,0 0),(5 5,6 5,6 6,5 5))", "un hueco queda fuera del contorno"),
+        ("POLYGON((0 0,4 0,4 4,0 4,0 0),(0 2,2 0,4 2,2 4,0 2))", "el interior queda partido"),
+        ("POLYGON((0 0,2 0,1 1,2 2,0 2,1 1,0 0))", "un anillo se corta a sí mismo en el punto"),
+        ("MULTIPOLYGON(((0 0,4 0,4 4,0 4,0 0)),((1 1,2 1,2 2,1 1)))", "un contorno dentro de otro"),
+    ],
+)
+def test_geos_reasons_in_spanish(wkt: str, spanish: str) -> None:
+    """What GEOS itself says of each fault (not a copy of its words) has its Spanish."""
+    reason = validate.geos_reason(shapely.is_valid_reason(shapely.from_wkt(wkt)))
+    assert reason.es.startswith(spanish), reason.es
+    assert str(reason) == shapely.is_valid_reason(shapely.from_wkt(wkt))  # English as it was
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ for files.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +19,38 @@ import pyarrow as pa
 import shapely
 
 from geo_comuna import work
-from geo_comuna.errors import InvalidGeometry, Said, TooLarge, TooSlow
+from geo_comuna.errors import InvalidGeometry, Said, TooLarge, TooSlow, said
 from geo_comuna.features import repair
 from geo_comuna.layers import Layer
 
 _PARTS = {"Point": "MultiPoint", "LineString": "MultiLineString", "MultiPolygon": "Polygon"}
+#: GEOS' reasons for an invalid geometry (TopologyValidationError), as Spanish says them
+_GEOS_ES = {
+    "Topology Validation Error": "error de topología",
+    "Repeated Point": "punto repetido",
+    "Hole lies outside shell": "un hueco queda fuera del contorno",
+    "Nested holes": "un hueco dentro de otro",
+    "Interior is disconnected": "el interior queda partido",
+    "Self-intersection": "se corta a sí misma",
+    "Ring Self-intersection": "un anillo se corta a sí mismo",
+    "Nested shells": "un contorno dentro de otro",
+    "Duplicate Rings": "anillos repetidos",
+    "Too few points in geometry component": "muy pocos puntos en una parte",
+    "Invalid Coordinate": "coordenada no válida",
+    "Ring is not closed": "un anillo no está cerrado",
+}
+_GEOS_REASON = re.compile(r"^(?P<what>[^\[]+?)\s*\[(?P<where>[^\]]*)\]$")
+
+
+def geos_reason(text: str) -> Said:
+    """GEOS' reason for an invalid geometry ('Self-intersection[-66.9 10.5]': the first
+    fault and where, lon lat), in English as GEOS says it and in Spanish ('se corta a sí
+    misma en el punto -66.9 10.5'): a field team reads it in the sync's and the import's
+    messages. A reason GEOS words otherwise keeps its English in both."""
+    found = _GEOS_REASON.match(text)
+    what, where = (found["what"], found["where"]) if found else (text, "")
+    spanish = _GEOS_ES.get(what, what)
+    return Said(text, f"{spanish} en el punto {where}" if where else spanish)
 
 
 @dataclass
@@ -228,9 +256,9 @@ def _repair(
                 f"invalid geometry ({reasons[index[0]]}) whose repair took longer than "
                 f"{work.limits().compute_seconds:g} s (it crosses itself too often); fix it in "
                 "QGIS (Vector > Geometry Tools > Fix Geometries) and send it again",
-                f"geometría no válida ({reasons[index[0]]}) cuya reparación tardó más de "
-                f"{work.limits().compute_seconds:g} s (se cruza a sí misma demasiadas veces); "
-                "corríjala en QGIS (Vectorial > Herramientas de geometría > Corregir "
+                f"geometría no válida ({said(reasons[index[0]], 'es')}) cuya reparación tardó "
+                f"más de {work.limits().compute_seconds:g} s (se cruza a sí misma demasiadas "
+                "veces); corríjala en QGIS (Vectorial > Herramientas de geometría > Corregir "
                 "geometrías) y envíela de nuevo",
             ),
         )
@@ -245,13 +273,14 @@ def _repair(
                 i,
                 Said(
                     f"invalid geometry ({reasons[i]}) that cannot be repaired automatically",
-                    f"geometría no válida ({reasons[i]}) que no se puede reparar automáticamente",
+                    f"geometría no válida ({said(reasons[i], 'es')}) que no se puede reparar "
+                    "automáticamente",
                 ),
             )
         repairs.append(
             {
                 "feature": labels[i],
-                "reason": str(reasons[i]),
+                "reason": reasons[i],  # a Said: JSON writes the English, people read theirs
                 "action": "made valid (ST_MakeValid / GEOS MakeValid)",
                 "area_change_pct": _area_change(geoms[i], fixed),
             }
@@ -326,7 +355,7 @@ def check_geometries(
     if valid.all():
         return geoms, []
     reasons = np.full(len(geoms), "", dtype=object)
-    reasons[~valid] = shapely.is_valid_reason(geoms[~valid])
+    reasons[~valid] = [geos_reason(r) for r in shapely.is_valid_reason(geoms[~valid])]
     if not repair:
         i = _first(~valid)
         _fail(
@@ -337,8 +366,8 @@ def check_geometries(
             Said(
                 f"invalid geometry: {reasons[i]} (send ?repair=true or --repair to fix it "
                 "with ST_MakeValid)",
-                f"geometría no válida: {reasons[i]} (envíe ?repair=true o --repair para "
-                "corregirla con ST_MakeValid)",
+                f"geometría no válida: {said(reasons[i], 'es')} (envíe ?repair=true o --repair "
+                "para corregirla con ST_MakeValid)",
             ),
         )
     repaired, repairs = _repair(layer, geoms, ~valid, labels, reasons)

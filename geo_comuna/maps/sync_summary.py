@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from geo_comuna.errors import said
 from geo_comuna.layers import LAYERS
 
 #: the sync's options as the page that sends a package back labels them (maps/pages.py)
@@ -112,12 +113,12 @@ def counted(n: int, words: tuple[str, str]) -> str:
     return f"{n} {words[0] if n == 1 else words[1]}"
 
 
-def _repaired(t: dict[str, Any], repair: dict[str, Any]) -> str:
+def _repaired(t: dict[str, Any], repair: dict[str, Any], lang: str) -> str:
     pct = repair.get("area_change_pct")
     return t["repaired"].format(
         layer=repair["layer"],
         feature=repair["feature"],
-        reason=repair["reason"],
+        reason=said(repair["reason"], lang),
         pct="?" if pct is None else f"{pct:+g} %",
     )
 
@@ -157,7 +158,7 @@ def summary(report: Any, lang: str, reader: str = "cli") -> list[str]:
     for name, diff in report.layers.items():
         if diff:
             lines += _layer_lines(name, diff, report, t, lang)
-    lines += [_repaired(t, r) for r in report.repairs]
+    lines += [_repaired(t, r, lang) for r in report.repairs]
     if not lines:
         lines.append(t["nothing"])
     if report.unresolved:
