@@ -37,6 +37,12 @@ def private_dir(tmp_path: Path) -> Path:
 
 def test_start_status_stop_restart(private_dir: Path) -> None:
     data_dir = private_dir / "store"
+    # before the first start, status says so and makes nothing (it placed the cluster:
+    # directories, and as root a pointer to /var/lib)
+    before = cli("db", "status", data_dir=data_dir)
+    assert before.returncode == 3, before.stderr
+    assert json.loads(before.stdout)["initialised"] is False
+    assert not data_dir.exists()
     try:
         started = cli("db", "start", data_dir=data_dir)
         assert started.returncode == 0, started.stderr

@@ -386,10 +386,28 @@ def shutdown(settings: Settings) -> bool:
     return was
 
 
-def status(settings: Settings) -> dict[str, str | bool]:
+def status(settings: Settings) -> dict[str, str | bool | None]:
     """What `db status` prints: geo_comuna's data directory (``data_dir``) and why that one
     (``data_dir_from``), where its cluster was placed and why, and PostgreSQL's own data
-    directory inside it (``data_directory``)."""
+    directory inside it (``data_directory``). Before there is a cluster it says so and makes
+    nothing: locate() would place one (directories, and as root a pointer to /var/lib)."""
+    data_dir = settings.data_dir.resolve()
+    root = _likely_root(settings)
+    if not (root / "data" / "PG_VERSION").exists() and not (data_dir / "cluster_location").exists():
+        root_user = os.geteuid() == 0
+        return {
+            "data_dir": str(data_dir),
+            "data_dir_from": settings.data_dir_from,
+            "cluster_placed": "not created yet: `db start`, or the first command that needs "
+            "the database, makes it",
+            "data_directory": None,
+            "socket_directory": None,
+            "initialised": False,
+            "running": False,
+            "run_as": settings.pg_os_user if root_user else pwd.getpwuid(os.geteuid()).pw_name,
+            "postgresql_bin": str(find_bindir(settings)),
+            "conninfo": None,
+        }
     cluster = locate(settings)
     return {
         "data_dir": str(settings.data_dir.resolve()),
