@@ -611,6 +611,9 @@ async def test_the_route_syncs_for_an_editor_of_the_commune(
     async with api_client(conn, settings, stranger) as client:
         r = await client.post(path, files=upload)
         assert r.status_code == 403, r.text
+        assert f"may not edit commune {COMMUNE}" in r.json()["detail"]  # as asked, not an id
+        r = await client.post(path, files=upload, headers={"Accept": "text/html"})
+        assert f"no puede editar la comuna {COMMUNE}" in r.text
     async with api_client(conn, settings) as client:
         r = await client.post(path, files=upload)
         assert r.status_code == 401, r.text

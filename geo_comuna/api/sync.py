@@ -76,7 +76,7 @@ async def commune_sync(
     changed on the server since the package was made is a conflict (both versions, field by
     field). One transaction: a refused feature (named by layer and id) writes nothing."""
     commune_id = await require_commune(conn, commune)
-    may_sync(user, commune_id)  # before reading a byte of the upload
+    may_sync(user, commune_id, commune)  # before reading a byte of the upload
     name = client_name(file.filename)
     suffix = ".zip" if name.lower().endswith(".zip") else ".gpkg"
     try:

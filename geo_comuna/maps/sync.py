@@ -756,21 +756,27 @@ async def _delete_layer(
     return len(diff.deleted)
 
 
-def may_sync(user: User, commune_id: int) -> None:
-    """Editing rights in the commune, checked before the package is read."""
+#: a role as Spanish says it (the English is the role's own name)
+ROLES_ES = {"viewer": "lector (viewer)", "editor": "editor", "admin": "administrador (admin)"}
+
+
+def may_sync(user: User, commune_id: int, commune: str | None = None) -> None:
+    """Editing rights in the commune, checked before the package is read; ``commune``: the
+    commune as the request named it (its code), for the refusal."""
     if not user.may_write:
         raise Forbidden(
             Said(
                 f"user {user.name!r} is a {user.role}; a sync needs an editor token",
-                f"el usuario {user.name!r} tiene el rol {user.role}; para sincronizar hace "
-                "falta un token de editor",
+                f"el usuario {user.name!r} tiene el rol {ROLES_ES.get(user.role, user.role)}; "
+                "para sincronizar hace falta un token de editor",
             )
         )
     if user.role != "admin" and commune_id not in user.communes:
+        named = commune or commune_id
         raise Forbidden(
             Said(
-                f"user {user.name!r} may not edit commune {commune_id}",
-                f"el usuario {user.name!r} no puede editar la comuna {commune_id}",
+                f"user {user.name!r} may not edit commune {named}",
+                f"el usuario {user.name!r} no puede editar la comuna {named}",
             )
         )
 
