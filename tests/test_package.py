@@ -9,6 +9,7 @@ QGIS opening the package: tests/test_package_qgis.py.
 from __future__ import annotations
 
 import io
+import json
 import os
 import sqlite3
 import subprocess
@@ -49,6 +50,7 @@ from geo_comuna.maps.package import (
     steady,
 )
 from geo_comuna.maps.styles import Styles
+from geo_comuna.maps.sync_base import BASE_TABLE
 from geo_comuna.settings import Settings
 from tests.analysis_factories import timing_out
 from tests.conftest import api_client
@@ -91,7 +93,7 @@ async def test_anonymous_package_matches_the_api(
     async with api_client(conn, settings) as client:
         gpkg = await _package(client, tmp_path)
         listed = {name for name, _ in pyogrio.list_layers(gpkg)}
-        assert listed == {*LAYERS, STYLES_TABLE, INFO_TABLE}
+        assert listed == {*LAYERS, STYLES_TABLE, INFO_TABLE, BASE_TABLE}
         features = 0
         for name in LAYERS:
             frame = pyogrio.read_dataframe(gpkg, layer=name)
@@ -112,6 +114,15 @@ async def test_anonymous_package_matches_the_api(
         assert features > 100
         parcels = pyogrio.read_dataframe(gpkg, layer="parcels")
         assert "notes" not in parcels.columns
+        # each feature the sync brings back has its base (maps/sync_base.py), and a base
+        # holds what the package shows, nothing more: no notes
+        base = pyogrio.read_dataframe(gpkg, layer=BASE_TABLE)
+        synced = [name for name, layer in LAYERS.items() if not clipped(layer)]
+        for name in synced:
+            ids = set(pyogrio.read_dataframe(gpkg, layer=name, read_geometry=False)["id"])
+            assert set(base[base["layer"] == name]["feature"]) == ids, name
+        assert set(base["layer"]) <= set(synced)
+        assert not any("notes" in json.loads(p) for p in base["properties"])
         # homes' positions are members-only: an anonymous package has the homes, not where
         homes = pyogrio.read_dataframe(gpkg, layer="dwellings")
         assert len(homes) > 0 and homes.geometry.isna().all()

@@ -32,6 +32,7 @@ from geo_comuna.features.query import require_commune
 from geo_comuna.layers import LAYERS, get_layer
 from geo_comuna.maps.package import GPKG, INFO_TABLE, build_package
 from geo_comuna.maps.sync import read_package, sync, sync_file
+from geo_comuna.maps.sync_summary import summary
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
 
@@ -426,43 +427,83 @@ async def _concurrent(conn: AsyncConnection, settings: Settings, parcel: int, us
     await edit.patch(conn, PARCELS, parcel, body, settings, local_admin())
 
 
+USES = ["crops", "pasture", "forest", "idle", "housing", "mixed"]
+
+
+def _other(*avoid: str | None) -> str:
+    return next(use for use in USES if use not in avoid)
+
+
 @pytest.mark.parametrize("resolve", [None, "theirs", "ours"])
-async def test_a_concurrent_edit_is_a_conflict(
+async def test_a_concurrent_edit_is_a_conflict_only_where_both_changed(
     conn: AsyncConnection, settings: Settings, tmp_path: Path, resolve: str | None
 ) -> None:
+    """Three ways, from the package's base: a field only the server changed since the package
+    was made stands, a field only the package changed is written, and only a field both
+    changed is a conflict. Without the base, another team's edits on parcels this team never
+    touched were conflicts, and 'ours' put their old values back."""
     await _package(conn, settings, tmp_path)
     gpkg = tmp_path / GPKG
-    a, b = await _parcels(conn, 2)
-    tenure, land_use = (await _row(conn, a))[:2]
-    new_tenure = "disputed" if tenure != "disputed" else "occupied"
-    server_use = "forest" if land_use != "forest" else "pasture"
-    _set_tenure(gpkg, a, new_tenure)
-    _set_tenure(gpkg, b, new_tenure)  # no conflict: written whatever the resolution
-    await _concurrent(conn, settings, a, server_use)
-    server = await _row(conn, a)
+    a, b, c = await _parcels(conn, 3)
+    (tenure_a, use_a), (tenure_b, use_b), (_, use_c) = [
+        (await _row(conn, p))[:2] for p in (a, b, c)
+    ]
+    # a: both change its land use, the package its tenure too; b: the package changes its
+    # tenure, the server its land use; c: only the server changes it
+    tenure = {
+        p: "disputed" if t != "disputed" else "occupied" for p, t in ((a, tenure_a), (b, tenure_b))
+    }
+    ours_a, theirs_a = _other(use_a), _other(use_a, _other(use_a))
+    _ogr_sql(
+        gpkg, f"UPDATE parcels SET tenure = '{tenure[a]}', land_use = '{ours_a}' WHERE id = {a}"
+    )
+    _set_tenure(gpkg, b, tenure[b])
+    server = {a: theirs_a, b: _other(use_b), c: _other(use_c)}
+    for parcel, use in server.items():
+        await _concurrent(conn, settings, parcel, use)
+    stored_c = await _row(conn, c)
 
     report = await _sync(conn, settings, gpkg, tmp_path, resolve=resolve)
 
     diff = report.layers["parcels"]
-    assert [ch.id for ch in diff.changed] == [b]
-    assert len(diff.conflicts) == 1
-    conflict = diff.conflicts[0]
-    assert conflict.id == a and conflict.server_version == int(server[3])
-    assert conflict.package_version != conflict.server_version
-    assert conflict.fields == {
-        "tenure": {"package": new_tenure, "server": tenure},
-        "land_use": {"package": land_use, "server": server_use},
-    }
-    assert conflict.resolved == resolve
-    assert report.unresolved == (resolve is None)
-    assert (await _row(conn, b))[0] == new_tenure
-    now = await _row(conn, a)
+    assert [(ch.id, set(ch.fields)) for ch in diff.changed] == [(b, {"tenure"})]
+    [conflict] = diff.conflicts
+    assert conflict.id == a and conflict.also == ["tenure"]
+    assert conflict.fields == {"land_use": {"package": ours_a, "server": theirs_a}}
+    assert conflict.resolved == resolve and report.unresolved == (resolve is None)
+    assert (await _row(conn, b))[:2] == (tenure[b], server[b])  # both edits kept
+    assert await _row(conn, c) == stored_c  # the server's edit stands, untouched
+    now_a = (await _row(conn, a))[:2]
     if resolve == "ours":
-        assert now[:2] == (new_tenure, land_use)
-        assert report.written == 2
-    else:  # nothing lost: the server's edit stays
-        assert now == server
-        assert report.written == 1
+        assert now_a == (tenure[a], ours_a) and report.written == 2
+    elif resolve == "theirs":  # the server's land use; the package's tenure, which it alone changed
+        assert now_a == (tenure[a], theirs_a) and report.written == 2
+    else:  # left unwritten, the package's tenure too: the feature is settled as a whole
+        assert now_a == (tenure_a, theirs_a) and report.written == 1
+
+    lines = "\n".join(summary(report, "es"))
+    uses = LAYERS["parcels"].attribute("land_use").domain.values
+    assert f"  conflicto {a} (" in lines and ": cambiada en el paquete y en el servidor" in lines
+    use = LAYERS["parcels"].attribute("land_use").title.es
+    assert f"{use}: paquete '{uses[ours_a].es}' / servidor '{uses[theirs_a].es}'" in lines
+    assert "solo en el paquete, se guarda al resolver: Tenencia" in lines
+
+
+async def test_a_package_without_bases_keeps_its_two_way_conflicts(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """A package made before bases were kept (no geo_comuna_base table) still syncs: a feature
+    changed on both sides is a conflict on every field where the two differ."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    _ogr_sql(gpkg, "DROP TABLE geo_comuna_base")
+    a = (await _parcels(conn, 1))[0]
+    tenure, use = (await _row(conn, a))[:2]
+    _set_tenure(gpkg, a, "disputed" if tenure != "disputed" else "occupied")
+    await _concurrent(conn, settings, a, _other(use))
+    report = await _sync(conn, settings, gpkg, tmp_path, dry_run=True)
+    [conflict] = report.layers["parcels"].conflicts
+    assert set(conflict.fields) == {"tenure", "land_use"} and conflict.also == []
 
 
 # --- refusals -----------------------------------------------------------------------------
@@ -631,9 +672,10 @@ async def test_the_route_syncs_for_an_editor_of_the_commune(
         r = await client.post(path, files=upload)  # again: nothing left to write
         assert r.status_code == 200 and r.json()["written"] == 0
         r = await client.post(path, files={"file": ("comuna.zip", zipped.read_bytes())})
-        # the original package: the server changed since, so its old tenure is a conflict
+        # the original package: the server changed since, the package did not (its base
+        # says so): no conflict, nothing written back over the server's tenure
         assert r.status_code == 200, r.text
-        assert [c["id"] for c in r.json()["layers"]["parcels"]["conflicts"]] == [a]
+        assert r.json()["layers"]["parcels"]["conflicts"] == [] and r.json()["written"] == 0
         r = await client.post(path, files={"file": ("x.gpkg", b"")})
         assert r.status_code == 422, r.text
 
@@ -655,6 +697,7 @@ async def test_the_route_speaks_to_the_page_that_sends_a_package_back(
     async with api_client(conn, settings, editor) as client:
         page = await client.get(path, params={"lang": "en"})
         assert page.status_code == 200 and "Send the field package back" in page.text
+        assert "<title>Send the field package back · El Maizal · geo_comuna</title>" in page.text
         assert f'"{path}"' in page.text or f'{path}"' in page.text  # where it posts
         assert (await client.get("/communes/NO-SUCH/sync")).status_code == 404
 
@@ -676,7 +719,7 @@ async def test_the_route_speaks_to_the_page_that_sends_a_package_back(
         assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
         items = re.findall(r"<li>(.*?)</li>", r.text)
         assert [i.split(":")[0] for i in items] == [f"capa parcels, entidad {f}" for f in (a, b)]
-        assert all("no es uno de" in i and "Ocupada" in i for i in items), items
+        assert all("no es ninguno de" in i and "Ocupada" in i for i in items), items
         assert "y 1 entidad más rechazada" in r.text
     assert (await _row(conn, a))[0] == tenure  # nothing written
 
@@ -727,7 +770,7 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
     was, now = labels[tenure].en, labels[new_tenure].en
     assert f"  {a} ({code}): Tenure: {was} → {now}" in dry.stdout, dry.stdout
     assert "Dry run: nothing was written." in dry.stdout
-    assert "Parcels (parcels): 0 added, 1 changed" in dry.stdout, dry.stdout
+    assert "Parcels (parcels): 1 changed\n" in dry.stdout, dry.stdout
     done = cli("sync", COMMUNE, str(gpkg))
     assert done.returncode == 0, done.stderr
     assert "1 entidad escrita (auditoría: «sync comuna.gpkg»)" in done.stdout
@@ -737,20 +780,29 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
     assert "Nothing to change" in cli("sync", COMMUNE, str(gpkg)).stdout
     env["LANG"] = "es_VE.UTF-8"
 
-    # the first package again: its tenure is older than the server's now
-    conflict = cli("sync", COMMUNE, str(out), "--lang", "en")
+    # the first package again, as it came: the server changed since, the package did not
+    assert "Nothing to change" in cli("sync", COMMUNE, str(out), "--lang", "en").stdout
+    # another team's copy of it, whose tenure of the same parcel is a third one: a conflict
+    other = tmp_path / "other"
+    with zipfile.ZipFile(out) as zf:
+        zf.extract(GPKG, other)
+    third = next(
+        t for t in ("regularizing", "occupied", "abandoned") if t not in (tenure, new_tenure)
+    )
+    _set_tenure(other / GPKG, a, third)
+    conflict = cli("sync", COMMUNE, str(other / GPKG), "--lang", "en")
     assert conflict.returncode == 3, conflict.stderr
-    assert f"conflict parcels {a}" in conflict.stdout
+    assert f"conflict {a} ({code}): changed in the package and on the server" in conflict.stdout
     assert "1 conflict left unwritten" in conflict.stdout  # one conflict, not "1 conflicts"
-    ours, theirs = labels[tenure].en, labels[new_tenure].en
+    ours, theirs = labels[third].en, labels[new_tenure].en
     assert f"Tenure: package {ours!r} / server {theirs!r}" in conflict.stdout
-    kept = cli("sync", COMMUNE, str(out), "--theirs")
+    kept = cli("sync", COMMUNE, str(other / GPKG), "--theirs")
     assert kept.returncode == 0, kept.stderr
     with psycopg.connect(own_db) as db:
         assert db.execute("SELECT tenure FROM parcels WHERE id = %s", (a,)).fetchone() == (
             new_tenure,
         )
-    both = cli("sync", COMMUNE, str(out), "--theirs", "--ours")
+    both = cli("sync", COMMUNE, str(other / GPKG), "--theirs", "--ours")
     assert both.returncode == 2 and "se excluyen" in both.stderr  # the locale is Spanish
 
 
@@ -843,4 +895,4 @@ def test_the_summary_says_fields_and_values_as_people_read_them() -> None:
     assert "2 conflictos sin escribir: --theirs conserva lo del servidor" in cli[-2], cli
     assert "elija «conservar lo del servidor» o «escribir lo del paquete»" in page[-2], page
     assert "(no borrada; use --delete-missing)" in "\n".join(cli)
-    assert "(no borrada; marque «Borrar los elementos que" in "\n".join(page)
+    assert "(no borrada; marque «Borrar las entidades que" in "\n".join(page)

@@ -23,6 +23,7 @@ in place when complete, so a failed package leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import re
@@ -30,7 +31,7 @@ import sqlite3
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -71,6 +72,7 @@ from geo_comuna.maps.qgis import (
 )
 from geo_comuna.maps.report import answer_all, report
 from geo_comuna.maps.styles import Styles
+from geo_comuna.maps.sync_base import BASE_TABLE, Bases
 from geo_comuna.maps.templating import number
 from geo_comuna.settings import Settings
 
@@ -151,13 +153,19 @@ async def fetch_layer(
 
 
 async def write_layer(
-    conn: AsyncConnection, gpkg: Path, layer: Layer, commune_id: int, access: Access
+    conn: AsyncConnection,
+    gpkg: Path,
+    layer: Layer,
+    commune_id: int,
+    access: Access,
+    bases: Bases | None = None,
 ) -> tuple[list[str], int]:
     """Add ``layer`` to the GeoPackage: fetch_layer()'s rows, with the export's registry-typed
     columns (io/exporter.py) after ``id`` and ``version``. Returns the properties written and
     the features. The rows go to GDAL in pieces as they are read (io/exporter.write_streamed):
     a package of 200,000 parcels held them all as Python rows, then as a data frame (701 MB
-    at its peak), then as one Arrow table (340 MB)."""
+    at its peak), then as one Arrow table (340 MB). ``bases``: where each feature's base
+    goes as it is written (maps/sync_base.py), for a layer the sync brings back."""
     query, params, names = _layer_query(layer, commune_id, access)
     types = column_types(layer)
     schema = pa.schema(
@@ -169,8 +177,20 @@ async def write_layer(
         ]
     )
     batches = arrow_batches(conn, query, params, schema, FORMATS["gpkg"])
+    if bases is not None and not clipped(layer):
+        batches = _noted(batches, bases, layer, names)
     rows = await write_streamed(batches, schema, lambda source: _write_layer(gpkg, layer, source))
     return names, rows
+
+
+async def _noted(
+    batches: AsyncIterator[pa.RecordBatch], bases: Bases, layer: Layer, names: list[str]
+) -> AsyncIterator[pa.RecordBatch]:
+    """``batches`` as they come, each one's bases noted first (on a worker thread)."""
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            await asyncio.to_thread(bases.add, layer.name, batch, names)
+            yield batch
 
 
 def _write_layer(gpkg: Path, layer: Layer, source: pa.RecordBatchReader) -> None:
@@ -391,12 +411,15 @@ async def write_gpkg(
     counts: dict[str, int] = {}
     written: list[tuple[Layer, list[str]]] = []
     styled: list[LayerStyle] = []
+    bases = Bases()
     for layer in sorted(LAYERS.values(), key=lambda lay: _STACK[lay.geometry_type]):
         say(Said(f"layer {layer.title.en}", f"capa {layer.title.es}"))
-        names, counts[layer.name] = await write_layer(conn, gpkg, layer, info.id, access)
+        names, counts[layer.name] = await write_layer(conn, gpkg, layer, info.id, access, bases)
         written.append((layer, names))
         styled += layer_styles(styles, layer, names)
     await asyncio.to_thread(write_styles, gpkg, styled)
+    await asyncio.to_thread(_table, gpkg, BASE_TABLE, bases.table())
+    del bases
     about = {
         "commune_id": str(info.id),
         "commune_code": info.code,

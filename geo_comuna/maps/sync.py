@@ -58,6 +58,7 @@ from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.maps import data
 from geo_comuna.maps.package import COMMUNE_TABLE, GPKG, INFO_TABLE, clipped, fetch_layer
 from geo_comuna.maps.qgis import GEOMETRY_COLUMN, ID_COLUMN, VERSION_COLUMN
+from geo_comuna.maps.sync_base import BASE_TABLE, Base, digest, read_bases
 from geo_comuna.settings import Settings
 
 #: degrees (EPSG:4326): ~0.1 mm; closer vertices are the same vertex, as in an import's upsert
@@ -84,6 +85,9 @@ class Package:
     info: dict[str, str]
     layers: dict[str, list[Feature]]
     columns: dict[str, list[str]]  # per layer: the writable properties the package has
+    #: each feature as the package was made, by (layer, id) (maps/sync_base.py); none in a
+    #: package made before bases were kept
+    bases: dict[tuple[str, int], Base] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,6 +106,11 @@ class Conflict:
     server_version: int | None  # None: deleted on the server since
     fields: dict[str, dict[str, Any]]  # property -> {"package": ..., "server": ...}
     resolved: str | None = None  # "ours" (written) or "theirs" (skipped)
+    #: the feature's code as stored (None where the layer has none)
+    code: str | None = None
+    #: what the package changed and the server did not (known from the package's base):
+    #: written with the conflict once it is resolved, either way
+    also: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -338,6 +347,9 @@ def read_package(path: Path, settings: Settings, name: str | None = None) -> Pac
                 strict=True,
             )
         )
+        bases = {}
+        if BASE_TABLE in listed:
+            bases = read_bases(pyogrio.read_arrow(source, layer=BASE_TABLE)[1])
         layers, columns = {}, {}
         for layer in LAYERS.values():
             if clipped(layer) or layer.name not in listed:
@@ -361,7 +373,7 @@ def read_package(path: Path, settings: Settings, name: str | None = None) -> Pac
                 f"{shown}: a la tabla {INFO_TABLE} del paquete le falta {exc}",
             )
         ) from None
-    return Package(shown, info, layers, columns)
+    return Package(shown, info, layers, columns, bases)
 
 
 # --- the diff ------------------------------------------------------------------------------
@@ -448,9 +460,11 @@ def compare(
             out.added.append(feature.row)
             continue
         present.add(feature.id)
+        base = package.bases.get((layer.name, feature.id))
         if feature.id not in stored:  # deleted on the server (or never of this commune)
-            out.conflicts.append(Conflict(feature.id, feature.version, None, {}, resolve))
-            continue
+            if base is None or _changed_by_team(feature, base, [*columns, "geometry"]):
+                out.conflicts.append(Conflict(feature.id, feature.version, None, {}, resolve))
+            continue  # else the team left it as it was: the server's deletion stands
         version, values, wkb = stored[feature.id]
         geometry = None if wkb is None else shapely.from_wkb(wkb)
         if feature.geometry is None and geometry is not None:
@@ -459,18 +473,11 @@ def compare(
         if not fields:
             continue
         versions[feature.id] = version
+        code = values.get("code")
         if feature.version == version:
-            out.changed.append(Change(feature.id, fields, values.get("code")))
-            continue
-        both = {
-            name: (
-                {"package": "moved", "server": "as stored"}
-                if name == "geometry"
-                else {"package": pair[0], "server": pair[1]}
-            )
-            for name, pair in fields.items()
-        }
-        out.conflicts.append(Conflict(feature.id, feature.version, version, both, resolve))
+            out.changed.append(Change(feature.id, fields, code))
+        else:  # changed on the server since the package was made
+            _across(out, feature, fields, (version, values, geometry), base, resolve)
     missing = set(stored) - present
     out.synced, edited = _synced_before(package, layer, out, stored, missing)
     for fid, fields in edited:  # now a feature of the package like any other
@@ -485,6 +492,71 @@ def compare(
     for fid in out.missing:
         versions[fid] = stored[fid][0]
     return out, versions
+
+
+def _across(
+    out: LayerDiff,
+    feature: Feature,
+    fields: dict[str, list[Any]],
+    server: tuple[int, dict[str, Any], Any],
+    base: Base | None,
+    resolve: Resolve,
+) -> None:
+    """A feature the package and the server both hold differently, the server's changed
+    since the package was made (``server``: its version, values and geometry). With the
+    package's base, three ways: a field only the server changed stands, one only the package
+    changed is written, and only a field both changed is a conflict. Without one (an older
+    package), every differing field is."""
+    version, values, geometry = server
+    code = values.get("code")
+    also: list[str] = []
+    if base is not None:
+        ours = _changed_by_team(feature, base, list(fields))
+        fields = {name: pair for name, pair in fields.items() if name in ours}
+        if not fields:
+            return  # changed on the server only: that change stands
+        theirs = _changed_since(values, geometry, base, list(fields))
+        if not theirs:
+            out.changed.append(Change(feature.id, fields, code))
+            return
+        also = sorted(set(fields) - theirs)
+        fields = {name: pair for name, pair in fields.items() if name in theirs}
+    both = {
+        name: (
+            {"package": "moved", "server": "moved"}
+            if name == "geometry"
+            else {"package": pair[0], "server": pair[1]}
+        )
+        for name, pair in fields.items()
+    }
+    out.conflicts.append(Conflict(feature.id, feature.version, version, both, resolve, code, also))
+
+
+def _changed_by_team(feature: Feature, base: Base, names: list[str]) -> set[str]:
+    """Which of ``names`` (properties, "geometry") the package changed since it was made."""
+    changed = {
+        name
+        for name in names
+        if name != "geometry"
+        and not same_value(feature.properties.get(name), base.properties.get(name))
+    }
+    # no geometry in the package is none given (see _differences)
+    if "geometry" in names and feature.geometry is not None:
+        if digest(feature.geometry) != base.geometry:
+            changed.add("geometry")
+    return changed
+
+
+def _changed_since(values: dict[str, Any], geometry: Any, base: Base, names: list[str]) -> set[str]:
+    """Which of ``names`` the server changed since the package was made."""
+    changed = {
+        name
+        for name in names
+        if name != "geometry" and not same_value(values.get(name), base.properties.get(name))
+    }
+    if "geometry" in names and digest(geometry) != base.geometry:
+        changed.add("geometry")
+    return changed
 
 
 def _last_ids(package: Package) -> dict[str, int]:
@@ -692,7 +764,9 @@ async def _apply_layer(
     columns = package.columns[layer.name]
     written = 0
     updates = [(c.id, set(c.fields)) for c in diff.changed] + [
-        (c.id, set(c.fields)) for c in diff.conflicts if c.resolved == "ours"
+        (c.id, set(c.fields) | set(c.also) if c.resolved == "ours" else set(c.also))
+        for c in diff.conflicts
+        if c.resolved == "ours" or (c.resolved == "theirs" and c.also)
     ]
     for fid, fields in updates:
         feature = by_id[fid]

@@ -12,7 +12,7 @@ from geo_comuna.layers import LAYERS
 #: the sync's options as the page that sends a package back labels them (maps/pages.py)
 LABELS = {
     "es": {
-        "delete_missing": "Borrar los elementos que el paquete ya no tiene",
+        "delete_missing": "Borrar las entidades que el paquete ya no tiene",
         "theirs": "conservar lo del servidor",
         "ours": "escribir lo del paquete",
     },
@@ -71,9 +71,17 @@ TEXT = {
             "nueva en el servidor desde que se hizo el paquete (se conserva)",
             "nuevas en el servidor desde que se hizo el paquete (se conservan)",
         ),
-        "conflict": "  conflicto {layer} {id}: versión del paquete {ours}, del servidor {theirs}",
-        "gone": "  conflicto {layer} {id}: borrada en el servidor desde que se hizo el paquete",
+        "conflict": "  conflicto {id}: cambiada en el paquete y en el servidor (versión del "
+        "paquete {ours}, del servidor {theirs})",
+        "gone": "  conflicto {id}: borrada en el servidor desde que se hizo el paquete",
         "field": "    {name}: paquete {ours} / servidor {theirs}",
+        "geometry_both": "    Geometría: movida en el paquete y en el servidor",
+        "also": "    solo en el paquete, se guarda al resolver: {names}",
+        "ours_dry": "resuelto: se escribiría lo del paquete",
+        "theirs_dry": "resuelto: se conservaría lo del servidor",
+        "listed": "  {what}: {ids}",
+        "rows": "filas del paquete",
+        "more": "y {n} más",
         "unresolved": "{n} {conflicts} sin escribir: {settle}.",
         "ours": "resuelto: se escribió lo del paquete",
         "theirs": "resuelto: se conservó lo del servidor",
@@ -94,9 +102,17 @@ TEXT = {
         "conflicts": ("conflict", "conflicts"),
         "synced": ("new but stored by an earlier sync already",) * 2,
         "newer": ("added on the server since the package was made (kept)",) * 2,
-        "conflict": "  conflict {layer} {id}: package version {ours}, server version {theirs}",
-        "gone": "  conflict {layer} {id}: deleted on the server since the package was made",
+        "conflict": "  conflict {id}: changed in the package and on the server (package "
+        "version {ours}, server version {theirs})",
+        "gone": "  conflict {id}: deleted on the server since the package was made",
         "field": "    {name}: package {ours} / server {theirs}",
+        "geometry_both": "    Geometry: moved in the package and on the server",
+        "also": "    in the package only, saved once settled: {names}",
+        "ours_dry": "settled: the package's values would be written",
+        "theirs_dry": "settled: the server's values would be kept",
+        "listed": "  {what}: {ids}",
+        "rows": "package rows",
+        "more": "and {n} more",
         "unresolved": "{n} {conflicts} left unwritten: {settle}.",
         "ours": "settled: the package's values written",
         "theirs": "settled: the server's values kept",
@@ -179,37 +195,67 @@ def _layer_lines(name: str, diff: Any, report: Any, t: dict, lang: str) -> list[
     if not report.delete_missing:
         deleted = tuple(words.format(**t["options"]) for words in t["missing"])
     counts = [
-        counted(len(diff.added), t["added"]),
-        counted(len(diff.changed), t["changed"]),
-        counted(len(diff.missing), deleted),
-        counted(len(diff.conflicts), t["conflicts"]),
+        counted(len(ids), words)
+        for ids, words in (
+            (diff.added, t["added"]),
+            (diff.changed, t["changed"]),
+            (diff.missing, deleted),
+            (diff.conflicts, t["conflicts"]),
+            (diff.synced, t["synced"]),
+            (diff.newer, t["newer"]),
+        )
+        if ids  # a count of none was noise on every layer
     ]
-    if diff.synced:
-        counts.append(counted(len(diff.synced), t["synced"]))
-    if diff.newer:
-        counts.append(counted(len(diff.newer), t["newer"]))
     lines = [f"{_titled(name, None, lang)}: " + ", ".join(counts)]
+    if diff.added:  # new features have no id yet: their rows in the package's layer
+        lines.append(
+            t["listed"].format(what=f"{t['added'][1]} ({t['rows']})", ids=_few(diff.added, t))
+        )
+    if diff.missing:
+        lines.append(t["listed"].format(what=deleted[1].split(" (")[0], ids=_few(diff.missing, t)))
     for change in diff.changed:
-        which = f"{change.id} ({change.code})" if change.code else f"{change.id}"
         fields = "; ".join(
             _changed(name, f, pair, t, lang, report.codes) for f, pair in change.fields.items()
         )
-        lines.append(f"  {which}: {fields}")
+        lines.append(f"  {_which(change.id, change.code)}: {fields}")
     for conflict in diff.conflicts:
         key = "gone" if conflict.server_version is None else "conflict"
         ours, theirs = conflict.package_version, conflict.server_version
-        line = t[key].format(layer=name, id=conflict.id, ours=ours, theirs=theirs)
+        line = t[key].format(id=_which(conflict.id, conflict.code), ours=ours, theirs=theirs)
         if conflict.resolved:
-            line += f" ({t[conflict.resolved]})"
+            settled = conflict.resolved + ("_dry" if report.dry_run else "")
+            line += f" ({t[settled]})"
         lines.append(line)
         for field, both in conflict.fields.items():
+            if field == "geometry":
+                lines.append(t["geometry_both"])
+                continue
             ours, theirs = (
                 _conflicting(name, field, both[k], t, lang, report.codes)
                 for k in ("package", "server")
             )
             title = _titled(name, field, lang)
             lines.append(t["field"].format(name=title, ours=ours, theirs=theirs))
+        if conflict.also:
+            names = ", ".join(
+                t["geometry"] if f == "geometry" else _titled(name, f, lang) for f in conflict.also
+            )
+            lines.append(t["also"].format(names=names))
     return lines
+
+
+def _which(fid: int, code: str | None) -> str:
+    """A feature as people call it: its id, and its code beside where it has one."""
+    return f"{fid} ({code})" if code else f"{fid}"
+
+
+#: ids a summary lists of one kind before it counts the rest
+FEW = 20
+
+
+def _few(ids: list[int], t: dict) -> str:
+    shown = ", ".join(map(str, ids[:FEW]))
+    return shown if len(ids) <= FEW else f"{shown} {t['more'].format(n=len(ids) - FEW)}"
 
 
 def _changed(
