@@ -268,7 +268,12 @@ async def test_holders_rights_and_documents_come_from_the_registry(
         assert ("V-12345678" in text) is personal
         assert "Grupo familiar" in text and "Solicitado" in text
         assert "Solicitud por" in text and "ocupación" in text  # the cell wraps
-        assert "1 de marzo de 2021" in text and "2021-03-01" not in text  # the right's start
+        flat = " ".join(text.split())  # a cell may wrap
+        assert "1 de marzo de 2021" in flat and "2021-03-01" not in text  # the right's start
+        assert "100 %" in text  # the right's share, not "1"
+        # the holder's name where the reader may see it, said withheld where not
+        assert (flat.count("Ñáñez") == 2) is personal  # in holders, and in the right (wrapped)
+        assert ("(reservado a los miembros)" in text) is not personal
         assert "household" not in text and "occupancy_claim" not in text
         # the documents are the commune's editors' (and admins') to see
         assert ("Acta de asamblea" in text and "ab" * 32 in text) is personal

@@ -52,6 +52,7 @@ async def registered(conn: AsyncConnection, parcel_id: int, user: User | None) -
     them (PostgreSQL leaves out names and ID numbers for anyone else), in the sheet's columns;
     kinds and statuses stay codes here and are labelled in the sheet's language."""
     found = await parcel_records(conn, parcel_id, user)
+    names = {h["id"]: h["name"] for h in found["holders"] if h.get("name")}
     holders = [
         {
             "name": h.get("name"),
@@ -65,7 +66,8 @@ async def registered(conn: AsyncConnection, parcel_id: int, user: User | None) -
         {
             "kind": r["kind"],
             "status": r["status"],
-            "party": r["party"],
+            # the holder by name where the reader may see it, else by its number
+            **({"holder": names[r["party"]]} if r["party"] in names else {"party": r["party"]}),
             "share": r.get("share"),
             "start": r.get("starts_on"),
             "end": r.get("ends_on"),
@@ -79,6 +81,10 @@ async def registered(conn: AsyncConnection, parcel_id: int, user: User | None) -
     return {"holders": holders, "rights": rights, "documents": documents}
 
 
+#: what PostgreSQL withholds from a reader outside the commune (tenure/records.py): said so,
+#: not left blank
+WITHHELD = {("holders", "name"), ("holders", "id_number")}
+WITHHELD_WORDS = {"es": "(reservado a los miembros)", "en": "(members only)"}
 #: the coded values a records column holds, for their labels
 CODED = {
     ("holders", "kind"): PARTY_KIND,
@@ -93,7 +99,8 @@ DAYS = {"start", "end", "since"}
 
 def shown(section: str, column: str, value: Any, lang: str) -> Any:
     """A records value as a person reads it: a kind or status by its label, a document's
-    type by its name, a day spelled out as the sheet's other dates."""
+    type by its name, a day spelled out as the sheet's other dates, a share as a percentage,
+    a name the reader may not see said so."""
     if column in DAYS and isinstance(value, str):
         try:
             value = dt.date.fromisoformat(value)
@@ -106,6 +113,10 @@ def shown(section: str, column: str, value: Any, lang: str) -> Any:
         return domain.values[value].get(lang)
     if (section, column) == ("documents", "kind") and value in DOCUMENT_TYPES:
         return DOCUMENT_TYPES[value][0].get(lang)
-    if isinstance(value, float):  # a share: 0,5 in Spanish, as the report writes numbers
+    if column == "share" and isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{number(lang)(round(100 * value, 2))} %"  # a share of the right: 50 %, not 0,5
+    if isinstance(value, float):  # as the report writes numbers: 0,5 in Spanish
         return number(lang)(value)
+    if value is None and (section, column) in WITHHELD:
+        return WITHHELD_WORDS[lang]
     return value
