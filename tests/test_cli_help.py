@@ -88,9 +88,11 @@ def test_help_in_spanish(where: list[str]) -> None:
     assert help_es.SPANISH[help_es.folded(commands()["import"].help)] in shown
     for words in ("Argumentos", "Opciones", "[obligatorio]", "Muestra esta ayuda y termina."):
         assert words in shown
-    assert "Ejemplos" in shown
-    for english in ("Usage:", "Options", "Import a file", "Show this message"):
+    assert "Ejemplos:" in shown
+    for english in ("Usage:", "Options", "Import a file", "Show this message", "Examples"):
         assert english not in shown
+    english = help_of("import", "--lang", "en")
+    assert "Examples:" in english and "Ejemplos" not in english and "Opciones" not in english
 
 
 def test_help_of_a_group_in_spanish_and_in_english() -> None:

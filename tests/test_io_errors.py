@@ -395,8 +395,8 @@ def test_an_invalid_geometry_is_said_in_spanish(own_db: str, tmp_path: Path) -> 
     )
     assert done.exit_code != 0
     assert re.search(
-        r"entidad 2: geometría no válida: se corta a sí misma en el punto -?\d+(\.\d+)? "
-        r"-?\d+(\.\d+)? \(envíe \?repair=true o --repair",
+        r"entidad 2: geometría no válida: el borde se cruza consigo mismo en lon -?\d+(,\d+)?, "
+        r"lat -?\d+(,\d+)? \(envíe \?repair=true o --repair",
         done.stderr,
     ), done.stderr
     assert "Self-intersection" not in done.stderr
@@ -405,10 +405,13 @@ def test_an_invalid_geometry_is_said_in_spanish(own_db: str, tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("wkt", "spanish"),
     [
-        ("POLYGON((0 0,2 2,2 0,0 2,0 0))", "se corta a sí misma en el punto 1 1"),
+        ("POLYGON((0 0,2 2,2 0,0 2,0 0))", "el borde se cruza consigo mismo en lon 1, lat 1"),
         ("POLYGON((0 0,4 0,4 4,0 4,0 0),(5 5,6 5,6 6,5 5))", "un hueco queda fuera del contorno"),
         ("POLYGON((0 0,4 0,4 4,0 4,0 0),(0 2,2 0,4 2,2 4,0 2))", "el interior queda partido"),
-        ("POLYGON((0 0,2 0,1 1,2 2,0 2,1 1,0 0))", "un anillo se corta a sí mismo en el punto"),
+        (
+            "POLYGON((0 0,2 0,1 1,2 2,0 2,1 1,0 0))",
+            "un anillo se cruza consigo mismo en lon 1, lat 1",
+        ),
         ("MULTIPOLYGON(((0 0,4 0,4 4,0 4,0 0)),((1 1,2 1,2 2,1 1)))", "un contorno dentro de otro"),
     ],
 )

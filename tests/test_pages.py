@@ -240,7 +240,7 @@ async def test_every_collection_has_its_pages(client: httpx.AsyncClient) -> None
     listed = (await client.get("/collections?f=html")).text
     assert " at 0x" not in listed and "built-in method" not in listed
     for name, layer in described.items():
-        assert f'/collections/{name}/items?f=html&amp;lang=es">Elementos</a>' in listed, name
+        assert f'/collections/{name}/items?f=html&amp;lang=es">Entidades</a>' in listed, name
         doc = (await client.get(f"/collections/{name}/items?limit=3")).json()
         assert doc["features"] or name not in ("parcels", "parties", "rights"), name
         for lang in ("es", "en"):
@@ -248,7 +248,7 @@ async def test_every_collection_has_its_pages(client: httpx.AsyncClient) -> None
             page = await client.get(f"/collections/{name}?f=html&lang={lang}")
             assert page.status_code == 200 and title in page.text, (name, page.text[:300])
             # the link to its items, in words: it read "<built-in method items of dict...>"
-            items = {"es": "Elementos", "en": "Features"}[lang]
+            items = {"es": "Entidades", "en": "Features"}[lang]
             assert f"><b>{items}</b></a>" in page.text, name
             assert " at 0x" not in page.text and "built-in method" not in page.text, name
             r = await client.get(f"/collections/{name}/items?limit=3&f=html&lang={lang}")

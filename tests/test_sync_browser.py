@@ -102,7 +102,7 @@ def test_a_field_team_sends_its_package_back(
 
         tab.click("#check")
         checked = result(tab, "good")
-        assert checked.startswith("Revisado: esto es lo que se escribiría"), checked
+        assert checked.startswith("Revisado: esto es lo que se guardaría"), checked
         change = f"{a} ({code}): Tenencia: {TENURE[was].es} → {TENURE[now].es}"
         assert change in checked and "Simulación: no se escribió nada." in checked, checked
         assert tenures(own_db, [a]) == [was]  # a check writes nothing
@@ -110,7 +110,7 @@ def test_a_field_team_sends_its_package_back(
 
         tab.click("#write")
         tab.wait_for_function(
-            "() => document.querySelector('#result h2').textContent === 'Escrito'"
+            "() => document.querySelector('#result h2').textContent === 'Guardado'"
         )
         written = tab.inner_text("#result")
         assert change in written and "1 entidad escrita" in written, written
@@ -123,10 +123,10 @@ def test_a_field_team_sends_its_package_back(
         tab.set_input_files("input[name=file]", str(gpkg))
         tab.click("#check")
         refused = result(tab, "bad")
-        assert refused.startswith("No se escribió nada"), refused
+        assert refused.startswith("No se guardó nada"), refused
         for fid in (b, c):
-            assert f"  - capa parcels, entidad {fid}: propiedad 'tenure'" in refused, refused
-        assert "no es uno de" in refused and "Ocupada" in refused  # Spanish, and the labels
+            assert f"  - capa parcels, entidad {fid}: campo 'tenure'" in refused, refused
+        assert "no es ninguno de" in refused and "Ocupada" in refused  # Spanish, and the labels
         assert tenures(own_db, [a, b, c]) == [now, b_was, c_was]
         tab.screenshot(path=str(ARTIFACTS / "refused-es.png"), full_page=True)
 

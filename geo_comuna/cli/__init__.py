@@ -43,6 +43,8 @@ def main() -> None:
     command = typer.main.get_command(app)
     if language() == "es":
         help_es.in_spanish(command)
+    else:
+        help_es.headed(command, "en")
     try:
         code = command(standalone_mode=False)  # usage errors come here, to be said in Spanish
     except typer.TyperException as exc:  # click's errors (typer carries its own click)

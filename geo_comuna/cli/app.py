@@ -125,7 +125,8 @@ def serve(
         tell(
             Said(
                 "warning: answering requests as root, as GEO_COMUNA_RUN_AS=root says",
-                "aviso: responde como root, porque así lo dice GEO_COMUNA_RUN_AS=root",
+                "aviso: atiende las peticiones como root, porque así lo dice "
+                "GEO_COMUNA_RUN_AS=root",
             ),
             err=True,
             fg=typer.colors.YELLOW,

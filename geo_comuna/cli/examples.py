@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from geo_comuna.cli.help_es import EXAMPLES_BOTH
+
 EXAMPLES: dict[str, list[str]] = {
     "serve": [
         "geo-comuna serve --load-sample",
@@ -68,7 +70,7 @@ EXAMPLES: dict[str, list[str]] = {
 
 def epilog(lines: list[str]) -> str:
     # click rewraps a paragraph: one paragraph per example keeps each on its own line
-    return "Examples / Ejemplos:\n\n" + "\n\n".join(f"  {line}" for line in lines)
+    return f"{EXAMPLES_BOTH}\n\n" + "\n\n".join(f"  {line}" for line in lines)
 
 
 def add_examples(app: Any) -> None:

@@ -18,6 +18,9 @@ FRAME = {
     "ENVVAR_STRING": "[variable de entorno: {}]",
 }
 HELP_OPTION = "Muestra esta ayuda y termina."
+#: the examples' heading in both languages (cli/examples.py), and in each
+EXAMPLES_BOTH = "Examples / Ejemplos:"
+EXAMPLES = {"es": "Ejemplos:", "en": "Examples:"}
 USAGE = "Uso: "
 #: click's words in a usage line, in Spanish
 USAGE_WORDS = (("[OPTIONS]", "[OPCIONES]"), ("COMMAND [ARGS]", "COMANDO [ARGS]"))
@@ -31,11 +34,10 @@ SPANISH = {
         "decir primero qué base de datos usa el comando (en stderr)"
     ),
     "es or en: the language of the messages (default: the locale's, else es)": (
-        "es o en: el idioma de los mensajes (por defecto: el de la configuración regional, "
-        "si no es)"
+        "es o en: el idioma de los mensajes (por defecto: el del sistema; si no, español)"
     ),
     "es or en (default: the locale's, Spanish unless English)": (
-        "es o en (por defecto: el de la configuración regional; español salvo si es inglés)"
+        "es o en (por defecto: el del sistema; español salvo si es inglés)"
     ),
     "commune code or id": "código o id de la comuna",
     # serve
@@ -48,8 +50,8 @@ SPANISH = {
         "Sirve la API (OGC API - Features) y los mapas; arranca la base de datos integrada si "
         "hace falta. Iniciado como root, abre el puerto y luego corre como GEO_COMUNA_RUN_AS "
         "(por defecto GEO_COMUNA_PG_OS_USER), o no arranca. Con varios procesos cada uno tiene "
-        "sus conexiones y cachés; las cachés van por la versión de cada capa leída en la base "
-        "de datos, así que lo escrito por un proceso lo ven todos al instante "
+        "sus conexiones y cachés; las cachés se guardan por la versión de cada capa leída en la "
+        "base de datos, así que lo escrito por un proceso lo ven todos al instante "
         "(GEO_COMUNA_TILE_CACHE_DIR comparte las teselas entre ellos)."
     ),
     "address to bind (default 127.0.0.1)": "dirección donde escuchar (por defecto 127.0.0.1)",
@@ -83,7 +85,7 @@ SPANISH = {
         "código o id de la comuna para las entidades que no la tienen"
     ),
     "make invalid geometries valid and report each change": (
-        "hacer válidas las geometrías no válidas e informar de cada cambio"
+        "corregir las geometrías no válidas e informar de cada cambio"
     ),
     "update the stored feature of the same natural key (a parcel's code in its commune) "
     "instead of refusing the import; unchanged features are left as they are": (
@@ -91,11 +93,10 @@ SPANISH = {
         "su comuna) en vez de rechazar la importación; las que no cambian quedan como están"
     ),
     "COLUMN=PROPERTY: the file's column holding a property (repeatable)": (
-        "COLUMNA=PROPIEDAD: la columna del archivo que tiene una propiedad (repetible)"
+        "COLUMNA=CAMPO: la columna del archivo que tiene un campo (repetible)"
     ),
     "PROPERTY:VALUE=CODE: a value of the file meaning a code or label (repeatable)": (
-        "PROPIEDAD:VALOR=CÓDIGO: un valor del archivo que significa un código o etiqueta "
-        "(repetible)"
+        "CAMPO:VALOR=CÓDIGO: un valor del archivo que significa un código o etiqueta (repetible)"
     ),
     # export
     "Export layers to a file. A CSV holds no CRS: import it back with the same --crs. "
@@ -130,7 +131,9 @@ SPANISH = {
         "el historial de las parcelas, la auditoría, los usuarios. Se puede hacer con `serve` "
         "en marcha."
     ),
-    "archive to write (replaced once complete)": "archivo a escribir (reemplazado ya completo)",
+    "archive to write (replaced once complete)": (
+        "archivo a escribir (se reemplaza solo al terminar)"
+    ),
     "Replace the database's contents with FILE's, in one transaction: all or nothing. Tokens "
     "revoked since the backup stay revoked; a running `serve` sees the restored data at once.": (
         "Reemplaza el contenido de la base de datos por el de FILE, en una transacción: todo o "
@@ -147,12 +150,12 @@ SPANISH = {
         "El paquete de una comuna para QGIS y QField: un GeoPackage con todas las capas (cada "
         "entidad con su id y versión, para la sincronización), los estilos del mapa, proyectos "
         "de QGIS con listas desplegables para los valores codificados, el mapa sin conexión y "
-        "el informe, en español y en inglés. Quien corre la línea de comandos tiene la base de "
-        "datos: el paquete lleva todo, también lo que solo leen los miembros, así que es para "
-        "la gente de la comuna, salvo con --public."
+        "el informe, en español y en inglés. Quien usa la línea de comandos tiene acceso a toda "
+        "la base de datos: el paquete lleva todo, también lo que solo leen los miembros, así "
+        "que es para la gente de la comuna, salvo con --public."
     ),
     "zip file to write (replaced once complete)": (
-        "archivo zip a escribir (reemplazado ya completo)"
+        "archivo zip a escribir (se reemplaza solo al terminar)"
     ),
     "only what everyone may read (no parcel notes, residents or home positions), as an "
     "anonymous download of GET /communes/{c}/package has it": (
@@ -162,7 +165,7 @@ SPANISH = {
     # analyze
     "Run a planning analysis for a commune and print its figures as a short table, in "
     "Spanish or English; --json, --geojson and --csv give the whole answer to programs.": (
-        "Corre un análisis de planificación para una comuna y escribe sus cifras en una tabla "
+        "Ejecuta un análisis de planificación para una comuna y escribe sus cifras en una tabla "
         "corta, en español o en inglés; --json, --geojson y --csv dan la respuesta entera a "
         "otros programas."
     ),
@@ -204,7 +207,7 @@ SPANISH = {
         "sin escribir nada"
     ),
     "make invalid geometries valid (ST_MakeValid), each change reported": (
-        "hacer válidas las geometrías no válidas (ST_MakeValid), informando de cada cambio"
+        "corregir las geometrías no válidas (ST_MakeValid), informando de cada cambio"
     ),
     "on a conflict (changed on the server and in the package) keep the server's values": (
         "ante un conflicto (cambiada en el servidor y en el paquete) conservar los valores del "
@@ -236,7 +239,7 @@ SPANISH = {
     ),
     "es or en: the sheets' language (default es), and the messages' (default: the locale's)": (
         "es o en: el idioma de las fichas (por defecto es) y el de los mensajes (por defecto: "
-        "el de la configuración regional)"
+        "el del sistema)"
     ),
     "print what only a commune's own users may read too (history notes, holders' names); "
     "without it the sheets show what everyone may read": (
@@ -265,8 +268,8 @@ SPANISH = {
     ),
     "HTML file to write (replaced)": "archivo HTML a escribir (se reemplaza)",
     "es or en: the map's language (default es), and the messages' (default: the locale's)": (
-        "es o en: el idioma del mapa (por defecto es) y el de los mensajes (por defecto: el de "
-        "la configuración regional)"
+        "es o en: el idioma del mapa (por defecto es) y el de los mensajes (por defecto: el del "
+        "sistema)"
     ),
     "an analysis map instead, e.g. water-hookups": (
         "en su lugar, el mapa de un análisis, p. ej. water-hookups"
@@ -313,7 +316,8 @@ SPANISH = {
     "Revoke a user's token at once.": "Revoca al instante el token de un usuario.",
     # dem
     "Elevation models (DEMs) per commune, for terrain analyses and hillshades.": (
-        "Modelos de elevación (MDE) por comuna, para los análisis del terreno y los sombreados."
+        "Modelos digitales de elevación (MDE) por comuna, para los análisis del terreno y los "
+        "sombreados."
     ),
     "Store a DEM for a commune (in the database: backups hold it).": (
         "Guarda un MDE para una comuna (en la base de datos: los respaldos lo incluyen)."
@@ -326,8 +330,8 @@ SPANISH = {
         "de ese nombre"
     ),
     "The DEMs stored (name, CRS, cell size in m, lon/lat bounds), finest first.": (
-        "Los MDE guardados (nombre, SRC, tamaño de celda en m, límites en lon/lat), el más fino "
-        "primero."
+        "Los MDE guardados (nombre, SRC, tamaño de celda en m, límites en lon/lat), de mayor "
+        "a menor resolución."
     ),
     "commune code or id (default: all)": "código o id de la comuna (por defecto: todas)",
 }
@@ -380,3 +384,13 @@ def in_spanish(command: Any) -> None:
             each(sub)
 
     each(command)
+    headed(command, "es")
+
+
+def headed(command: Any, lang: str) -> None:
+    """The examples' heading of every command (cli/examples.py writes it in both languages)
+    in ``lang`` alone, for the console script, which knows its language."""
+    if command.epilog:
+        command.epilog = command.epilog.replace(EXAMPLES_BOTH, EXAMPLES[lang])
+    for sub in getattr(command, "commands", {}).values():
+        headed(sub, lang)

@@ -51,6 +51,7 @@ _USAGE = [
         re.compile(r"^Option '(.*)' requires (\d+) arguments\.?$"),
         lambda m: f"la opción '{m[1]}' necesita {m[2]} valores",
     ),
+    (re.compile(r"^Missing command\.?$"), lambda m: "falta el comando"),
     (
         re.compile(r"^Got unexpected extra argument(?:s|\(s\))? \((.*)\)$"),
         lambda m: f"sobran argumentos: {m[1]}" if " " in m[1] else f"sobra un argumento: {m[1]}",
@@ -113,5 +114,5 @@ def show(exc: Any) -> None:
         usage = usage.replace("[OPTIONS]", "[OPCIONES]").replace("COMMAND [ARGS]", "COMANDO [ARGS]")
         typer.echo(usage, err=True)
         command = exc.ctx.command_path
-        typer.echo(f"Pruebe '{command} --help' para ver la ayuda.", err=True)
+        typer.echo(f"Use '{command} --help' para ver la ayuda.", err=True)
     typer.secho(f"error: {spanish(exc)}", err=True, fg=typer.colors.RED)

@@ -135,14 +135,15 @@ def _not_a_value(attr: Attribute, value: Any, lang: str, hint: bool) -> Said:
         f"(or their labels, in any case: {labels})"
     )
     es = (
-        f"propiedad {attr.name!r}: {value!r} no es uno de {codes} "
-        f"(ni sus etiquetas, en mayúsculas o minúsculas: {labels})"
+        f"campo {attr.name!r}: {value!r} no es ninguno de {codes} "
+        f"(ni una de sus etiquetas, con mayúsculas o minúsculas: {labels})"
     )
     if hint and isinstance(value, str):
-        close = attr.domain.closest(value) or "CODE"
-        option = f"{attr.name}:{value}={close}"
+        close = attr.domain.closest(value)
+        option = f"{attr.name}:{value}={close or 'CODE'}"
+        option_es = f"{attr.name}:{value}={close or 'CÓDIGO'}"
         en += f"; import it with --map {option}? (HTTP: map={option})"
-        es += f"; ¿importarlo con --map {option}? (HTTP: map={option})"
+        es += f"; ¿importarlo con --map {option_es}? (HTTP: map={option_es})"
     return Said(en, es)
 
 
@@ -158,7 +159,7 @@ def check_value(
             raise InvalidAttribute(
                 Said(
                     f"property {attr.name!r} is required",
-                    f"la propiedad {attr.name!r} es obligatoria",
+                    f"el campo {attr.name!r} es obligatorio",
                 ),
                 feature=label,
                 layer=layer.name,
@@ -179,13 +180,13 @@ def check_value(
     if coerced is _BAD:
         reason = Said(
             f"property {attr.name!r}: {value!r} is not {_describe(attr)}",
-            f"propiedad {attr.name!r}: {value!r} no es {_describe(attr).es}",
+            f"campo {attr.name!r}: {value!r} no es {_describe(attr).es}",
         )
         if attr.type == "date" and isinstance(value, str) and _ISO_DAY.match(value.strip()):
             # written as asked, and no such day: it was told to write it as it had
             reason = Said(
                 f"property {attr.name!r}: {value!r} is no day of the calendar",
-                f"propiedad {attr.name!r}: {value!r} no es un día del calendario",
+                f"campo {attr.name!r}: {value!r} no es un día del calendario",
             )
         raise InvalidAttribute(reason, feature=label, layer=layer.name)
     if attr.type == "text" and not is_text(coerced):
@@ -193,7 +194,7 @@ def check_value(
             Said(
                 f"property {attr.name!r} holds a NUL character (\\x00) or a lone "
                 "surrogate (\\ud800-\\udfff), which text cannot",
-                f"la propiedad {attr.name!r} contiene un carácter NUL (\\x00) o un sustituto "
+                f"el campo {attr.name!r} contiene un carácter NUL (\\x00) o un sustituto "
                 "suelto (\\ud800-\\udfff), que un texto no puede contener",
             ),
             feature=label,
@@ -203,7 +204,7 @@ def check_value(
         raise InvalidAttribute(
             Said(
                 f"property {attr.name!r} is longer than {attr.max_length} characters",
-                f"la propiedad {attr.name!r} tiene más de {attr.max_length} caracteres",
+                f"el campo {attr.name!r} tiene más de {attr.max_length} caracteres",
             ),
             feature=label,
             layer=layer.name,
@@ -216,8 +217,7 @@ def check_value(
         raise InvalidAttribute(
             Said(
                 f"property {attr.name!r}: {coerced} is outside [{attr.minimum}, {attr.maximum}]",
-                f"propiedad {attr.name!r}: {coerced} está fuera de "
-                f"[{attr.minimum}, {attr.maximum}]",
+                f"campo {attr.name!r}: {coerced} está fuera de [{attr.minimum}, {attr.maximum}]",
             ),
             feature=label,
             layer=layer.name,

@@ -189,7 +189,7 @@ def parse(
             raise InvalidInput(
                 Said(
                     f"unknown properties {unknown}; {layer.name} has {sorted(writable)}",
-                    f"propiedades desconocidas {unknown}; {layer.name} tiene {sorted(writable)}",
+                    f"campos desconocidos {unknown}; {layer.name} tiene {sorted(writable)}",
                 ),
                 feature=label,
                 layer=layer.name,

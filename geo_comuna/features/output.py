@@ -89,7 +89,7 @@ def parse_properties(layer: Layer, access: Access, value: str | None) -> tuple[s
                 Said(
                     f"properties: unknown property {name!r}; {layer.name} has "
                     f"{', '.join(readable)}",
-                    f"properties: propiedad desconocida {name!r}; {layer.name} tiene "
+                    f"properties: campo desconocido {name!r}; {layer.name} tiene "
                     f"{', '.join(readable)}",
                 ),
                 layer=layer.name,

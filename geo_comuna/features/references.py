@@ -133,7 +133,7 @@ async def _resolve(
                 raise InvalidAttribute(
                     Said(
                         f"property {ref.name!r} is required",
-                        f"la propiedad {ref.name!r} es obligatoria",
+                        f"el campo {ref.name!r} es obligatorio",
                     ),
                     feature=labels[i],
                     layer=layer.name,
@@ -147,8 +147,7 @@ async def _resolve(
                 raise InvalidAttribute(
                     Said(
                         f"property {ref.name!r}: {why} {ref.table} with code {value!r}",
-                        f"propiedad {ref.name!r}: hay {why_es} de {ref.table} con el código "
-                        f"{value!r}",
+                        f"campo {ref.name!r}: hay {why_es} de {ref.table} con el código {value!r}",
                     ),
                     feature=labels[i],
                     layer=layer.name,
@@ -158,7 +157,7 @@ async def _resolve(
             raise InvalidAttribute(
                 Said(
                     f"property {ref.name!r}: {value!r} is neither a code nor an id of {ref.table}",
-                    f"propiedad {ref.name!r}: {value!r} no es ni un código ni un id de {ref.table}",
+                    f"campo {ref.name!r}: {value!r} no es ni un código ni un id de {ref.table}",
                 ),
                 feature=labels[i],
                 layer=layer.name,
@@ -169,7 +168,7 @@ async def _resolve(
             raise InvalidAttribute(
                 Said(
                     f"property {ref.name!r}: no {ref.table} with id {value!r}",
-                    f"propiedad {ref.name!r}: no hay ningún registro de {ref.table} con el id "
+                    f"campo {ref.name!r}: no hay ningún registro de {ref.table} con el id "
                     f"{value!r}",
                 ),
                 feature=labels[i],

@@ -31,8 +31,8 @@ _GEOS_ES = {
     "Hole lies outside shell": "un hueco queda fuera del contorno",
     "Nested holes": "un hueco dentro de otro",
     "Interior is disconnected": "el interior queda partido",
-    "Self-intersection": "se corta a sí misma",
-    "Ring Self-intersection": "un anillo se corta a sí mismo",
+    "Self-intersection": "el borde se cruza consigo mismo",
+    "Ring Self-intersection": "un anillo se cruza consigo mismo",
     "Nested shells": "un contorno dentro de otro",
     "Duplicate Rings": "anillos repetidos",
     "Too few points in geometry component": "muy pocos puntos en una parte",
@@ -44,13 +44,17 @@ _GEOS_REASON = re.compile(r"^(?P<what>[^\[]+?)\s*\[(?P<where>[^\]]*)\]$")
 
 def geos_reason(text: str) -> Said:
     """GEOS' reason for an invalid geometry ('Self-intersection[-66.9 10.5]': the first
-    fault and where, lon lat), in English as GEOS says it and in Spanish ('se corta a sí
-    misma en el punto -66.9 10.5'): a field team reads it in the sync's and the import's
-    messages. A reason GEOS words otherwise keeps its English in both."""
+    fault and where, lon lat), in English as GEOS says it and in Spanish ('el borde se cruza
+    consigo mismo en lon -66,9, lat 10,5'): a field team reads it in the sync's and the
+    import's messages. A reason GEOS words otherwise keeps its English in both."""
     found = _GEOS_REASON.match(text)
     what, where = (found["what"], found["where"]) if found else (text, "")
     spanish = _GEOS_ES.get(what, what)
-    return Said(text, f"{spanish} en el punto {where}" if where else spanish)
+    point = where.split()
+    if len(point) == 2:  # lon lat, written with the decimal comma
+        lon, lat = (n.replace(".", ",") for n in point)
+        return Said(text, f"{spanish} en lon {lon}, lat {lat}")
+    return Said(text, f"{spanish} en {where}" if where else spanish)
 
 
 @dataclass

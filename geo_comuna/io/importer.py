@@ -188,7 +188,7 @@ class Mapping:
                 raise InvalidInput(
                     Said(
                         f"rename {given!r}: write it as column=property",
-                        f"rename {given!r}: escríbalo como columna=propiedad",
+                        f"rename {given!r}: escríbalo como columna=campo",
                     )
                 )
             if prop not in props:
@@ -196,8 +196,8 @@ class Mapping:
                     Said(
                         f"rename {given!r}: {layer.name} has no property {prop!r}; "
                         f"its properties: {', '.join(layer.property_names)}",
-                        f"rename {given!r}: {layer.name} no tiene la propiedad {prop!r}; "
-                        f"sus propiedades: {', '.join(layer.property_names)}",
+                        f"rename {given!r}: {layer.name} no tiene el campo {prop!r}; "
+                        f"sus campos: {', '.join(layer.property_names)}",
                     )
                 )
             out.renames[column] = prop
@@ -209,7 +209,7 @@ class Mapping:
                 raise InvalidInput(
                     Said(
                         f"map {given!r}: write it as property:value=code",
-                        f"map {given!r}: escríbalo como propiedad:valor=código",
+                        f"map {given!r}: escríbalo como campo:valor=código",
                     )
                 )
             attr = layer.attribute(prop)
@@ -219,8 +219,8 @@ class Mapping:
                     Said(
                         f"map {given!r}: {layer.name} has no text property {prop!r}; "
                         f"its text properties: {', '.join(text)}",
-                        f"map {given!r}: {layer.name} no tiene la propiedad de texto {prop!r}; "
-                        f"sus propiedades de texto: {', '.join(text)}",
+                        f"map {given!r}: {layer.name} no tiene el campo de texto {prop!r}; "
+                        f"sus campos de texto: {', '.join(text)}",
                     )
                 )
             if attr.domain is not None and attr.domain.code(code) is None:
@@ -309,9 +309,9 @@ def suggest_renames(layer: Layer, ignored: Sequence[str], matched: Sequence[str]
                     f"column {column} is not a property of {layer.name}: "
                     f"--rename {column}={target}? (HTTP: rename={column}:{target}); "
                     f"{layer.name}'s properties: {', '.join(layer.property_names)}",
-                    f"la columna {column} no es una propiedad de {layer.name}: "
+                    f"la columna {column} no es un campo de {layer.name}: "
                     f"¿--rename {column}={target}? (HTTP: rename={column}:{target}); "
-                    f"propiedades de {layer.name}: {', '.join(layer.property_names)}",
+                    f"campos de {layer.name}: {', '.join(layer.property_names)}",
                 ),
                 layer=layer.name,
             )

@@ -108,7 +108,7 @@ async def analysis_map(
             )
         else:
             note = page.t(
-                "El análisis no devolvió elementos para esta comuna.",
+                "El análisis no devolvió entidades para esta comuna.",
                 "The analysis returned no features for this commune.",
             )
     asked = None if params is None else params.model_dump(mode="json", exclude_defaults=True)

@@ -106,7 +106,7 @@ def _properties(kind: str, body: bytes, patch: bool = False) -> dict[str, Any]:
         raise InvalidInput(
             Said(
                 "the Feature needs an object of properties",
-                "la Feature necesita un objeto de propiedades",
+                "la Feature necesita un objeto «properties»",
             ),
             layer=kind,
         )
@@ -184,7 +184,7 @@ async def _value(conn: AsyncConnection, kind: str, name: str, field: Field, valu
         value, why = _plain(field, value)
     if why:
         raise InvalidAttribute(
-            Said(f"property {name!r}: {why}", f"propiedad {name!r}: {said(why, 'es')}"),
+            Said(f"property {name!r}: {why}", f"campo {name!r}: {said(why, 'es')}"),
             layer=kind,
         )
     return value
@@ -199,7 +199,7 @@ async def _columns(
         raise InvalidAttribute(
             Said(
                 f"unknown properties {unknown}; known: {', '.join(fields)}",
-                f"propiedades desconocidas {unknown}; las conocidas son: {', '.join(fields)}",
+                f"campos desconocidos {unknown}; los conocidos son: {', '.join(fields)}",
             ),
             layer=kind,
         )
@@ -301,7 +301,7 @@ async def patch(
     values = await _columns(conn, kind, _properties(kind, body, patch=True), whole=False)
     if not values:
         raise InvalidInput(
-            Said("no property to change", "no hay ninguna propiedad que cambiar"),
+            Said("no property to change", "no hay ningún campo que cambiar"),
             layer=kind,
             feature=record_id,
         )
