@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import subprocess
 import zipfile
 from collections.abc import Iterator
@@ -97,8 +98,14 @@ def test_a_field_team_sends_its_package_back(
         tab.click(f"a[href$='/communes/{COMMUNE}/sync?lang=es']")
         assert tab.inner_text("h1") == "Devolver el paquete de campo"
         tab.set_input_files("input[name=file]", str(gpkg))
-        tab.fill("input[name=token]", token)
         assert tab.is_disabled("#write")
+        # no token, then a wrong one: said in Spanish, nothing sent or nothing done
+        tab.click("#check")
+        assert "Escriba el token de un editor de la comuna." in result(tab, "bad")
+        tab.fill("input[name=token]", "gc_no-such-token")
+        tab.click("#check")
+        assert "token desconocido o revocado" in result(tab, "bad")
+        tab.fill("input[name=token]", token)
 
         tab.click("#check")
         checked = result(tab, "good")
@@ -135,6 +142,6 @@ def test_a_field_team_sends_its_package_back(
         assert tab.evaluate("() => document.documentElement.scrollWidth") <= 390
         assert tab.locator("#check").bounding_box()["x"] + 10 < 390
         tab.screenshot(path=str(ARTIFACTS / "refused-phone-es.png"), full_page=True)
-    # the refusal's own 422 is the only console error the page caused
-    assert all("status of 422" in e for e in visit.errors), visit.errors
+    # the refusals' own 401 and 422 are the only console errors the page caused
+    assert all(re.search("status of (401|422)", e) for e in visit.errors), visit.errors
     context.close()

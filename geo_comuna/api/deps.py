@@ -201,15 +201,25 @@ async def user_of(request: Request, conn: AsyncConnection, settings: Settings) -
     if header is None:
         if settings.reads == "token":
             raise Unauthorized(
-                "this server needs a token for reads too: Authorization: Bearer <token>"
+                Said(
+                    "this server needs a token for reads too: Authorization: Bearer <token>",
+                    "este servidor pide un token también para leer: Authorization: Bearer <token>",
+                )
             )
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("use Authorization: Bearer <token>")
+        raise Unauthorized(
+            Said("use Authorization: Bearer <token>", "use Authorization: Bearer <token>")
+        )
     user = await authenticate(conn, token.strip())
     if user is None:
-        raise Unauthorized("unknown or revoked token")
+        raise Unauthorized(
+            Said(
+                "unknown or revoked token",
+                "token desconocido o revocado: pida uno nuevo a quien administra el servidor",
+            )
+        )
     return user
 
 

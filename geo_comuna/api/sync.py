@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from geo_comuna.api.deps import LANGS, Conn, ScratchDep, SettingsDep, Writer
 from geo_comuna.api.scratch import client_name
 from geo_comuna.api.transfer import _save
-from geo_comuna.errors import InvalidFile
+from geo_comuna.errors import InvalidFile, Said
 from geo_comuna.features.query import require_commune
 from geo_comuna.maps.sync import may_sync, sync_file
 from geo_comuna.maps.sync_summary import summary
@@ -83,7 +83,7 @@ async def commune_sync(
         with scratch.holding(name, f"upload{suffix}") as path:
             await asyncio.to_thread(_save, file.file, path)
             if path.stat().st_size == 0:
-                raise InvalidFile(f"{name} is empty")
+                raise InvalidFile(Said(f"{name} is empty", f"{name} está vacío"))
             report = await sync_file(
                 conn,
                 commune_id,

@@ -118,6 +118,11 @@ WORDS: dict[str, dict[str, str]] = {
         sync_refused="No se guardó nada",
         sync_no_file="Elija el archivo del paquete.",
         sync_unreachable="No se pudo conectar con el servidor",
+        sync_unknown="No se sabe si se guardó: cuando vuelva la conexión, pulse «Revisar» para "
+        "verlo.",
+        sync_no_token="Escriba el token de un editor de la comuna.",
+        sync_too_big="El archivo pasa del tamaño que este servidor acepta; pida a quien lo "
+        "administra que lo aumente (GEO_COMUNA_MAX_UPLOAD_BYTES).",
         sync_again="Cambió el archivo o una opción: revise de nuevo antes de guardar.",
     ),
     "en": dict(
@@ -201,6 +206,11 @@ WORDS: dict[str, dict[str, str]] = {
         sync_refused="Nothing was saved",
         sync_no_file="Choose the package's file.",
         sync_unreachable="The server could not be reached",
+        sync_unknown="Whether it was saved is unknown: once the connection is back, press "
+        "“Check” to see.",
+        sync_no_token="Type a token of one of the commune's editors.",
+        sync_too_big="The file is larger than this server takes; ask whoever runs it to raise "
+        "the limit (GEO_COMUNA_MAX_UPLOAD_BYTES).",
         sync_again="The file or an option changed: check again before saving.",
     ),
 }
