@@ -132,7 +132,7 @@ def test_a_field_team_sends_its_package_back(
         refused = result(tab, "bad")
         assert refused.startswith("No se guardó nada"), refused
         for fid in (b, c):
-            assert f"  - capa parcels, entidad {fid}: campo 'tenure'" in refused, refused
+            assert f"  - capa parcels, entidad {fid}: campo «Tenencia» (tenure)" in refused, refused
         assert "no es ninguno de" in refused and "Ocupada" in refused  # Spanish, and the labels
         assert tenures(own_db, [a, b, c]) == [now, b_was, c_was]
         tab.screenshot(path=str(ARTIFACTS / "refused-es.png"), full_page=True)

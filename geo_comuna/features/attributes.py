@@ -109,6 +109,12 @@ _TYPE_WORDS = {
 }
 
 
+def titled(item: Any) -> str:
+    """A field (an attribute or a reference) as a Spanish message names it: its title, and
+    the name files and programs use: «Recuperada el» (recovered_on)."""
+    return f"«{item.title.es}» ({item.name})"
+
+
 def _describe(attr: Attribute) -> Said:
     if attr.domain:
         codes = ", ".join(attr.domain.values)
@@ -135,7 +141,7 @@ def _not_a_value(attr: Attribute, value: Any, lang: str, hint: bool) -> Said:
         f"(or their labels, in any case: {labels})"
     )
     es = (
-        f"campo {attr.name!r}: {value!r} no es ninguno de {codes} "
+        f"campo {titled(attr)}: {value!r} no es ninguno de {codes} "
         f"(ni una de sus etiquetas, con mayúsculas o minúsculas: {labels})"
     )
     if hint and isinstance(value, str):
@@ -159,7 +165,7 @@ def check_value(
             raise InvalidAttribute(
                 Said(
                     f"property {attr.name!r} is required",
-                    f"el campo {attr.name!r} es obligatorio",
+                    f"el campo {titled(attr)} es obligatorio",
                 ),
                 feature=label,
                 layer=layer.name,
@@ -180,13 +186,13 @@ def check_value(
     if coerced is _BAD:
         reason = Said(
             f"property {attr.name!r}: {value!r} is not {_describe(attr)}",
-            f"campo {attr.name!r}: {value!r} no es {_describe(attr).es}",
+            f"campo {titled(attr)}: {value!r} no es {_describe(attr).es}",
         )
         if attr.type == "date" and isinstance(value, str) and _ISO_DAY.match(value.strip()):
             # written as asked, and no such day: it was told to write it as it had
             reason = Said(
                 f"property {attr.name!r}: {value!r} is no day of the calendar",
-                f"campo {attr.name!r}: {value!r} no es un día del calendario",
+                f"campo {titled(attr)}: {value!r} no es un día del calendario",
             )
         raise InvalidAttribute(reason, feature=label, layer=layer.name)
     if attr.type == "text" and not is_text(coerced):
@@ -194,7 +200,7 @@ def check_value(
             Said(
                 f"property {attr.name!r} holds a NUL character (\\x00) or a lone "
                 "surrogate (\\ud800-\\udfff), which text cannot",
-                f"el campo {attr.name!r} contiene un carácter NUL (\\x00) o un sustituto "
+                f"el campo {titled(attr)} contiene un carácter NUL (\\x00) o un sustituto "
                 "suelto (\\ud800-\\udfff), que un texto no puede contener",
             ),
             feature=label,
@@ -204,7 +210,7 @@ def check_value(
         raise InvalidAttribute(
             Said(
                 f"property {attr.name!r} is longer than {attr.max_length} characters",
-                f"el campo {attr.name!r} tiene más de {attr.max_length} caracteres",
+                f"el campo {titled(attr)} tiene más de {attr.max_length} caracteres",
             ),
             feature=label,
             layer=layer.name,
@@ -217,7 +223,7 @@ def check_value(
         raise InvalidAttribute(
             Said(
                 f"property {attr.name!r}: {coerced} is outside [{attr.minimum}, {attr.maximum}]",
-                f"campo {attr.name!r}: {coerced} está fuera de [{attr.minimum}, {attr.maximum}]",
+                f"campo {titled(attr)}: {coerced} está fuera de [{attr.minimum}, {attr.maximum}]",
             ),
             feature=label,
             layer=layer.name,

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from psycopg import AsyncConnection, sql
 
 from geo_comuna.errors import InvalidAttribute, Said
-from geo_comuna.features.attributes import is_text, python_values
+from geo_comuna.features.attributes import is_text, python_values, titled
 from geo_comuna.layers import Layer, Reference
 from geo_comuna.layers.model import PG_INTEGER
 
@@ -133,7 +133,7 @@ async def _resolve(
                 raise InvalidAttribute(
                     Said(
                         f"property {ref.name!r} is required",
-                        f"el campo {ref.name!r} es obligatorio",
+                        f"el campo {titled(ref)} es obligatorio",
                     ),
                     feature=labels[i],
                     layer=layer.name,
@@ -147,7 +147,7 @@ async def _resolve(
                 raise InvalidAttribute(
                     Said(
                         f"property {ref.name!r}: {why} {ref.table} with code {value!r}",
-                        f"campo {ref.name!r}: hay {why_es} de {ref.table} con el código {value!r}",
+                        f"campo {titled(ref)}: hay {why_es} de {ref.table} con el código {value!r}",
                     ),
                     feature=labels[i],
                     layer=layer.name,
@@ -157,7 +157,7 @@ async def _resolve(
             raise InvalidAttribute(
                 Said(
                     f"property {ref.name!r}: {value!r} is neither a code nor an id of {ref.table}",
-                    f"campo {ref.name!r}: {value!r} no es ni un código ni un id de {ref.table}",
+                    f"campo {titled(ref)}: {value!r} no es ni un código ni un id de {ref.table}",
                 ),
                 feature=labels[i],
                 layer=layer.name,
@@ -168,7 +168,7 @@ async def _resolve(
             raise InvalidAttribute(
                 Said(
                     f"property {ref.name!r}: no {ref.table} with id {value!r}",
-                    f"campo {ref.name!r}: no hay ningún registro de {ref.table} con el id "
+                    f"campo {titled(ref)}: no hay ningún registro de {ref.table} con el id "
                     f"{value!r}",
                 ),
                 feature=labels[i],
