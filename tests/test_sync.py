@@ -27,7 +27,7 @@ from geo_comuna import accounts
 from geo_comuna.accounts import EVERYWHERE, local_admin
 from geo_comuna.cli import app as cli_app
 from geo_comuna.errors import Forbidden, InvalidAttribute, InvalidFile, InvalidGeometry
-from geo_comuna.features import edit
+from geo_comuna.features import edit, validate
 from geo_comuna.features.query import require_commune
 from geo_comuna.layers import LAYERS, get_layer
 from geo_comuna.maps.package import GPKG, INFO_TABLE, build_package
@@ -489,6 +489,23 @@ async def test_a_concurrent_edit_is_a_conflict_only_where_both_changed(
     assert "solo en el paquete, se guarda al resolver: Tenencia" in lines
 
 
+async def test_an_id_the_package_never_held_is_refused(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """An id typed over in QGIS was taken for a feature deleted on the server since: a
+    conflict, which 'ours' settled by adding the feature again."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    a = (await _parcels(conn, 1))[0]
+    _ogr_sql(gpkg, f"UPDATE parcels SET id = 99999 WHERE id = {a}")
+    before = await _count(conn)
+    with pytest.raises(InvalidFile) as refused:
+        await _sync(conn, settings, gpkg, tmp_path, resolve="ours")
+    assert refused.value.feature == 99999 and refused.value.layer == "parcels"
+    assert "no tenía la entidad 99999" in refused.value.said("es")
+    assert await _count(conn) == before
+
+
 async def test_a_package_without_bases_keeps_its_two_way_conflicts(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:
@@ -888,6 +905,24 @@ def test_the_summary_says_fields_and_values_as_people_read_them() -> None:
     tenure = LAYERS["parcels"].attribute("tenure").domain.values
     assert f"  32: Tenencia: {tenure['regularized'].es} → {tenure['occupied'].es}; " in lines
     assert "Geometría: movida" in lines and "None" not in lines
+
+    # a repair: the area's change where it means something, as the language writes numbers
+    bowtie = shapely.from_wkt("POLYGON((0 0,2 2,2 0,0 2,0 0))")
+    reason = shapely.is_valid_reason(bowtie)
+    assert validate._area_change(bowtie, shapely.make_valid(bowtie), reason) is None
+    report.repairs = [
+        {
+            "layer": "parcels",
+            "feature": 31,
+            "reason": "Nested shells[1 1]",
+            "area_change_pct": -35.3,
+        },
+        {"layer": "parcels", "feature": 32, "reason": reason, "area_change_pct": None},
+    ]
+    lines = "\n".join(summary(report, "es"))
+    assert "  reparada parcels 31: Nested shells[1 1] (área -35,3 %)" in lines, lines
+    assert f"  reparada parcels 32: {reason}\n" in lines, lines
+    report.repairs = []
 
     # what to do next, as the command line offers it and as the page does
     report.unresolved, report.layers["parcels"].missing = 2, [40]

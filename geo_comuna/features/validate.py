@@ -286,14 +286,26 @@ def _repair(
                 "feature": labels[i],
                 "reason": reasons[i],  # a Said: JSON writes the English, people read theirs
                 "action": "made valid (ST_MakeValid / GEOS MakeValid)",
-                "area_change_pct": _area_change(geoms[i], fixed),
+                "area_change_pct": _area_change(geoms[i], fixed, reasons[i]),
             }
         )
         out[i] = fixed
     return out, repairs
 
 
-def _area_change(before: shapely.Geometry, after: shapely.Geometry) -> float | None:
+#: faults after which the shape has no area of its own to compare (the shoelace of a ring
+#: that crosses itself subtracts one lobe from the other)
+_NO_AREA_BEFORE = ("Self-intersection", "Ring Self-intersection")
+
+
+def _area_change(
+    before: shapely.Geometry, after: shapely.Geometry, reason: str = ""
+) -> float | None:
+    """How much the repair changed the area, in percent of the area before; None where the
+    area before means nothing: a ring that crosses itself gave +273 % for a parcel whose
+    repaired shape was smaller than the one stored."""
+    if str(reason).startswith(_NO_AREA_BEFORE):
+        return None
     a0 = abs(shapely.area(before))
     if not a0:
         return None

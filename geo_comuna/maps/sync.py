@@ -461,6 +461,8 @@ def compare(
             continue
         present.add(feature.id)
         base = package.bases.get((layer.name, feature.id))
+        if base is None and package.bases:
+            raise _not_from_package(layer, feature.id)
         if feature.id not in stored:  # deleted on the server (or never of this commune)
             if base is None or _changed_by_team(feature, base, [*columns, "geometry"]):
                 out.conflicts.append(Conflict(feature.id, feature.version, None, {}, resolve))
@@ -492,6 +494,22 @@ def compare(
     for fid in out.missing:
         versions[fid] = stored[fid][0]
     return out, versions
+
+
+def _not_from_package(layer: Layer, fid: int) -> InvalidFile:
+    """A feature whose id the package did not hold when it was made (an id typed over, a
+    feature pasted from another package): taken as the stored feature of that id, it was
+    said to be 'deleted on the server', and 'ours' would have added it again."""
+    return InvalidFile(
+        Said(
+            f"the package held no feature {fid} when it was made: keep the id column as it is "
+            "(a new feature leaves it empty)",
+            f"el paquete no tenía la entidad {fid} cuando se hizo: deje la columna id como está "
+            "(una entidad nueva la deja vacía)",
+        ),
+        layer=layer.name,
+        feature=fid,
+    )
 
 
 def _across(

@@ -8,6 +8,7 @@ from typing import Any
 
 from geo_comuna.errors import said
 from geo_comuna.layers import LAYERS
+from geo_comuna.maps.templating import number
 
 #: the sync's options as the page that sends a package back labels them (maps/pages.py)
 LABELS = {
@@ -85,7 +86,8 @@ TEXT = {
         "unresolved": "{n} {conflicts} sin escribir: {settle}.",
         "ours": "resuelto: se escribió lo del paquete",
         "theirs": "resuelto: se conservó lo del servidor",
-        "repaired": "  reparada {layer} {feature}: {reason} (área {pct})",
+        "repaired": "  reparada {layer} {feature}: {reason}{pct}",
+        "area_change": " (área {pct})",
         "geometry": "Geometría",
         "moved": "movida",
         "empty": "(vacío)",
@@ -116,7 +118,8 @@ TEXT = {
         "unresolved": "{n} {conflicts} left unwritten: {settle}.",
         "ours": "settled: the package's values written",
         "theirs": "settled: the server's values kept",
-        "repaired": "  repaired {layer} {feature}: {reason} (area {pct})",
+        "repaired": "  repaired {layer} {feature}: {reason}{pct}",
+        "area_change": " (area {pct})",
         "geometry": "Geometry",
         "moved": "moved",
         "empty": "(empty)",
@@ -130,12 +133,17 @@ def counted(n: int, words: tuple[str, str]) -> str:
 
 
 def _repaired(t: dict[str, Any], repair: dict[str, Any], lang: str) -> str:
+    """A repair as people read it; the area's change where it means something (see
+    features/validate._area_change), written as the language writes numbers."""
     pct = repair.get("area_change_pct")
+    change = ""
+    if pct is not None:
+        change = t["area_change"].format(pct=f"{'+' if pct > 0 else ''}{number(lang)(pct)} %")
     return t["repaired"].format(
         layer=repair["layer"],
         feature=repair["feature"],
         reason=said(repair["reason"], lang),
-        pct="?" if pct is None else f"{pct:+g} %",
+        pct=change,
     )
 
 
