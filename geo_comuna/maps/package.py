@@ -218,11 +218,11 @@ def _write_layer(gpkg: Path, layer: Layer, source: pa.RecordBatchReader) -> None
         ) from None
 
 
-def _table(gpkg: Path, name: str, columns: dict[str, pa.Array]) -> None:
+def _table(gpkg: Path, name: str, columns: dict[str, pa.Array] | pa.Table) -> None:
     """A table without geometry (a GeoPackage "attributes" table, which QGIS and QField list
     and read through GDAL like any layer)."""
     pyogrio.write_arrow(
-        pa.table(columns),
+        columns if isinstance(columns, pa.Table) else pa.table(columns),
         gpkg,
         layer=name,
         driver="GPKG",

@@ -58,7 +58,7 @@ from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.maps import data
 from geo_comuna.maps.package import COMMUNE_TABLE, GPKG, INFO_TABLE, clipped, fetch_layer
 from geo_comuna.maps.qgis import GEOMETRY_COLUMN, ID_COLUMN, VERSION_COLUMN
-from geo_comuna.maps.sync_base import BASE_TABLE, Base, digest, read_bases
+from geo_comuna.maps.sync_base import BASE_TABLE, Base, PackageBases, digest
 from geo_comuna.settings import Settings
 
 #: degrees (EPSG:4326): ~0.1 mm; closer vertices are the same vertex, as in an import's upsert
@@ -85,9 +85,9 @@ class Package:
     info: dict[str, str]
     layers: dict[str, list[Feature]]
     columns: dict[str, list[str]]  # per layer: the writable properties the package has
-    #: each feature as the package was made, by (layer, id) (maps/sync_base.py); none in a
-    #: package made before bases were kept
-    bases: dict[tuple[str, int], Base] = field(default_factory=dict)
+    #: each feature as the package was made (maps/sync_base.py); none in a package made
+    #: before bases were kept
+    bases: PackageBases = field(default_factory=PackageBases)
 
 
 @dataclass
@@ -347,9 +347,9 @@ def read_package(path: Path, settings: Settings, name: str | None = None) -> Pac
                 strict=True,
             )
         )
-        bases = {}
+        bases = PackageBases()
         if BASE_TABLE in listed:
-            bases = read_bases(pyogrio.read_arrow(source, layer=BASE_TABLE)[1])
+            bases = PackageBases(pyogrio.read_arrow(source, layer=BASE_TABLE)[1])
         layers, columns = {}, {}
         for layer in LAYERS.values():
             if clipped(layer) or layer.name not in listed:
@@ -460,7 +460,7 @@ def compare(
             out.added.append(feature.row)
             continue
         present.add(feature.id)
-        base = package.bases.get((layer.name, feature.id))
+        base = package.bases.get(layer.name, feature.id)
         if base is None and package.bases:
             raise _not_from_package(layer, feature.id)
         if feature.id not in stored:  # deleted on the server (or never of this commune)

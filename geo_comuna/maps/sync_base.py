@@ -22,7 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from geo_comuna.maps.qgis import GEOMETRY_COLUMN, ID_COLUMN
@@ -33,10 +35,13 @@ BASE_TABLE = "geo_comuna_base"
 
 def digest(geometry: Any) -> str | None:
     """The geometry's digest (None for none): 16 hex digits of its normalised WKB."""
-    if geometry is None:
-        return None
-    wkb = shapely.to_wkb(shapely.normalize(geometry))
-    return hashlib.blake2b(wkb, digest_size=8).hexdigest()
+    return digests(np.array([geometry], dtype=object))[0]
+
+
+def digests(geometries: np.ndarray) -> list[str | None]:
+    """digest() of each of ``geometries``, normalised and written as WKB at once."""
+    wkbs = shapely.to_wkb(shapely.normalize(geometries))
+    return [None if w is None else hashlib.blake2b(w, digest_size=8).hexdigest() for w in wkbs]
 
 
 def _json(value: Any) -> Any:
@@ -46,34 +51,43 @@ def _json(value: Any) -> Any:
 
 @dataclass
 class Bases:
-    """The bases of a package's features as the package is written, layer by layer."""
+    """The bases of a package's features as the package is written, layer by layer, kept as
+    Arrow arrays (a few dozen bytes a feature), not Python objects."""
 
-    layers: list[str] = field(default_factory=list)
-    ids: list[int] = field(default_factory=list)
-    values: list[str] = field(default_factory=list)
-    digests: list[str | None] = field(default_factory=list)
+    chunks: list[pa.RecordBatch] = field(default_factory=list)
 
     def add(self, layer: str, batch: pa.RecordBatch, names: Iterable[str]) -> None:
         """One batch of a layer as it goes to GDAL (maps/package.write_layer): blocking, for a
         worker thread."""
-        ids = batch.column(ID_COLUMN).to_pylist()
         columns = {name: batch.column(name).to_pylist() for name in names}
         geometries = shapely.from_wkb(batch.column(GEOMETRY_COLUMN).to_numpy(zero_copy_only=False))
-        self.layers += [layer] * batch.num_rows
-        self.ids += ids
-        self.values += [
+        values = [
             json.dumps({name: _json(column[i]) for name, column in columns.items()})
             for i in range(batch.num_rows)
         ]
-        self.digests += [digest(g) for g in geometries]
+        self.chunks.append(
+            pa.record_batch(
+                {
+                    "layer": pa.array([layer] * batch.num_rows, pa.string()),
+                    "feature": batch.column(ID_COLUMN).cast(pa.int64()),
+                    "properties": pa.array(values, pa.string()),
+                    "geometry_digest": pa.array(digests(geometries), pa.string()),
+                }
+            )
+        )
 
-    def table(self) -> dict[str, pa.Array]:
-        return {
-            "layer": pa.array(self.layers, pa.string()),
-            "feature": pa.array(self.ids, pa.int64()),
-            "properties": pa.array(self.values, pa.string()),
-            "geometry_digest": pa.array(self.digests, pa.string()),
-        }
+    def table(self) -> pa.Table:
+        return pa.Table.from_batches(self.chunks, SCHEMA)
+
+
+SCHEMA = pa.schema(
+    [
+        ("layer", pa.string()),
+        ("feature", pa.int64()),
+        ("properties", pa.string()),
+        ("geometry_digest", pa.string()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -84,13 +98,37 @@ class Base:
     geometry: str | None
 
 
-def read_bases(table: pa.Table) -> dict[tuple[str, int], Base]:
-    """The package's ``geo_comuna_base`` table, by (layer, feature id)."""
-    rows = zip(
-        table.column("layer").to_pylist(),
-        table.column("feature").to_pylist(),
-        table.column("properties").to_pylist(),
-        table.column("geometry_digest").to_pylist(),
-        strict=True,
-    )
-    return {(layer, int(fid)): Base(json.loads(props), geom) for layer, fid, props, geom in rows}
+class PackageBases:
+    """A package's ``geo_comuna_base`` table, looked up by layer and feature id. Only the
+    features the sync asks about (those changed on the server since) are made into Python
+    objects; a layer's ids are sorted once, when it is first asked about."""
+
+    def __init__(self, table: pa.Table | None = None) -> None:
+        self._table = table
+        self._index: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __bool__(self) -> bool:
+        return self._table is not None and self._table.num_rows > 0
+
+    def get(self, layer: str, fid: int) -> Base | None:
+        if not self:
+            return None
+        ids, rows = self._layer(layer)
+        at = int(np.searchsorted(ids, fid))
+        if at == len(ids) or ids[at] != fid:
+            return None
+        row = int(rows[at])
+        props = self._table.column("properties")[row].as_py()  # type: ignore[union-attr]
+        geometry = self._table.column("geometry_digest")[row].as_py()  # type: ignore[union-attr]
+        return Base(json.loads(props), geometry)
+
+    def _layer(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        if layer not in self._index:
+            table = self._table
+            assert table is not None
+            mask = pc.equal(table.column("layer"), layer).to_numpy(zero_copy_only=False)
+            rows = np.flatnonzero(mask)
+            ids = table.column("feature").to_numpy()[rows]
+            order = np.argsort(ids, kind="stable")
+            self._index[layer] = (ids[order], rows[order])
+        return self._index[layer]
