@@ -177,3 +177,16 @@ def live(
     log = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "serve.log"
     with live_server(admin_conninfo, template_db, settings, log) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium, one per test module (tests/maps/harness.py launches it)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.maps.harness import launch
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()

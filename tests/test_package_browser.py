@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +16,11 @@ import pytest
 from geo_comuna.api.app import create_app
 from geo_comuna.maps.package import MAPS, REPORTS
 from geo_comuna.settings import Settings
-from tests.maps.harness import READY_JS, launch, offline, open_map, serve, watch
+from tests.maps.harness import READY_JS, offline, open_map, serve, watch
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "package"
 MAP_LAYERS = {"es": "Parcelas por tenencia", "en": "Parcels by tenure"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 def test_package_pages_work_offline(

@@ -11,7 +11,6 @@ import io
 import re
 import subprocess
 import zipfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,22 +23,12 @@ from geo_comuna import accounts
 from geo_comuna.api.app import create_app
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
-from tests.maps.harness import launch, serve, watch
+from tests.maps.harness import serve, watch
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "sync"
 COMMUNE = "EL-MAIZAL"
 TENURE = LAYERS["parcels"].attribute("tenure").domain.values
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 def editor_token(conninfo: str) -> str:

@@ -1,26 +1,15 @@
-"""What the browser tests of maps and pages share: one headless Chromium per module and the
-app served by uvicorn on the test database."""
+"""What the browser tests of maps and pages share: the app served by uvicorn on the test
+database (their headless Chromium, one per module, is tests/conftest.py's ``browser``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from harness import launch, serve
+from harness import serve
 
 from geo_comuna.api.app import create_app
 from geo_comuna.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
