@@ -539,9 +539,10 @@ def _across(
             return
         also = sorted(set(fields) - theirs)
         fields = {name: pair for name, pair in fields.items() if name in theirs}
+    moved = "moved" if base is not None else "differs"  # without a base, who moved it is unknown
     both = {
         name: (
-            {"package": "moved", "server": "moved"}
+            {"package": moved, "server": moved}
             if name == "geometry"
             else {"package": pair[0], "server": pair[1]}
         )
