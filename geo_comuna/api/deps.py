@@ -210,7 +210,10 @@ async def user_of(request: Request, conn: AsyncConnection, settings: Settings) -
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(
-            Said("use Authorization: Bearer <token>", "use Authorization: Bearer <token>")
+            Said(
+                "use Authorization: Bearer <token>",
+                "envíe el token en el encabezado Authorization: Bearer <token>",
+            )
         )
     user = await authenticate(conn, token.strip())
     if user is None:
