@@ -738,6 +738,11 @@ async def test_the_route_speaks_to_the_page_that_sends_a_package_back(
         assert [i.split(":")[0] for i in items] == [f"capa parcels, entidad {f}" for f in (a, b)]
         assert all("no es ninguno de" in i and "Ocupada" in i for i in items), items
         assert "y 1 entidad más rechazada" in r.text
+        # an English page lists the English labels a value may take
+        r = await client.post(
+            path, files=upload, params={"lang": "en"}, headers={"Accept": "text/html"}
+        )
+        assert r.status_code == 422 and "Occupied" in r.text and "Ocupada" not in r.text
     assert (await _row(conn, a))[0] == tenure  # nothing written
 
 

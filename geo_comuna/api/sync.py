@@ -96,6 +96,7 @@ async def commune_sync(
                 delete_missing=delete_missing,
                 resolve=conflicts,
                 repair=repair,
+                lang=lang or "es",
             )
     finally:
         await file.close()

@@ -99,6 +99,7 @@ def sync(
                 resolve="ours" if ours else "theirs" if theirs else None,
                 repair=repair,
                 progress=progress,
+                lang=lang,
             )
 
     report = run(work, settings)

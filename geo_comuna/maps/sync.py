@@ -753,10 +753,12 @@ async def _apply_layer(
     repair: bool = False,
     repairs: list[dict[str, Any]] | None = None,
     refused: list[GeoComunaError] | None = None,
+    lang: str = "es",
 ) -> int:
     """Additions and updates of one layer (deletions: _delete_layer); features written.
     ``repair``: make invalid geometries valid, each change added to ``repairs``; each
-    feature refused is added to ``refused`` and the others are still tried."""
+    feature refused is added to ``refused`` and the others are still tried. ``lang``: the
+    language of the labels a refused value's reason lists."""
     refused = [] if refused is None else refused
     made: list[dict[str, Any]] = [] if repairs is None else repairs
 
@@ -797,7 +799,10 @@ async def _apply_layer(
             )
 
             async def create(body: dict = body, fid: int = fid) -> None:
-                kept(await edit.create(conn, layer, body, settings, user, repair=repair), fid)
+                done = await edit.create(
+                    conn, layer, body, settings, user, repair=repair, lang=lang
+                )
+                kept(done, fid)
 
             written += await each(again, create)
         else:
@@ -807,7 +812,7 @@ async def _apply_layer(
             async def patch(body: dict = body, fid: int = fid) -> None:
                 done = await edit.patch(
                     conn, layer, fid, body, settings, user, if_match=f'"{fid}.{versions[fid]}"',
-                    repair=repair,
+                    repair=repair, lang=lang,
                 )  # fmt: skip
                 kept(done, fid)
 
@@ -819,7 +824,8 @@ async def _apply_layer(
         new = Said(f"new, row {row} of the package", f"nueva, fila {row} del paquete")
 
         async def add(body: dict = body, row: int = row) -> None:
-            kept(await edit.create(conn, layer, body, settings, user, repair=repair), f"row {row}")
+            done = await edit.create(conn, layer, body, settings, user, repair=repair, lang=lang)
+            kept(done, f"row {row}")
 
         written += await each(new, add)
     return written
@@ -886,12 +892,13 @@ async def sync(
     resolve: Resolve = None,
     repair: bool = False,
     progress: Progress | None = None,
+    lang: str = "es",
 ) -> SyncReport:
     """Diff ``package`` against commune ``commune_id`` and, unless ``dry_run``, write it: one
     transaction, all or nothing. A dry run makes the same writes and undoes them, so that it
     refuses what the sync would (an invalid geometry, a value that is no value) and reports
     the same repairs. ``repair``: invalid geometries are made valid (ST_MakeValid), each
-    change reported."""
+    change reported. ``lang``: the language of the labels a refused value's reason lists."""
     say = progress or (lambda _: None)
     may_sync(user, commune_id)
     async with conn.transaction():
@@ -921,7 +928,7 @@ async def sync(
                         say(_writing(layer, dry_run))
                         report.written += await _apply_layer(
                             conn, layer, diff, versions, package, settings, user, code, repair,
-                            report.repairs, refused,
+                            report.repairs, refused, lang=lang,
                         )  # fmt: skip
                 if refused:  # nothing is written; every refusal is named at once
                     raise _all_refused(refused)
