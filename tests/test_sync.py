@@ -738,6 +738,13 @@ async def test_the_route_speaks_to_the_page_that_sends_a_package_back(
         assert [i.split(":")[0] for i in items] == [f"capa parcels, entidad {f}" for f in (a, b)]
         assert all("no es ninguno de" in i and "Ocupada" in i for i in items), items
         assert "y 1 entidad más rechazada" in r.text
+        # a program that asks for Spanish gets the problem's reasons in Spanish
+        r = await client.post(path, files=upload, params={"lang": "es"})
+        assert r.status_code == 422 and r.headers["content-language"] == "es"
+        assert "no es ninguno de" in r.json()["detail"]
+        assert all("no es ninguno de" in d["reason"] for d in r.json()["details"])
+        r = await client.post(path, files=upload)  # and in English unless it asks
+        assert "is not one of" in r.json()["detail"] and "content-language" not in r.headers
         # an English page lists the English labels a value may take
         r = await client.post(
             path, files=upload, params={"lang": "en"}, headers={"Accept": "text/html"}

@@ -7,6 +7,7 @@ that times out or is unreachable is 503. Anything else is a bug: logged, and a p
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -17,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.api.scratch import hide_paths
-from geo_comuna.errors import GeoComunaError, NoSuchFormat, NotAcceptable, placed
+from geo_comuna.errors import GeoComunaError, NoSuchFormat, NotAcceptable, placed, said
 
 log = logging.getLogger("geo_comuna.api")
 PROBLEM = "application/problem+json"
@@ -100,15 +101,32 @@ async def _typed(request: Request, exc: GeoComunaError) -> Response:
         return error_page(
             exc.status, title, exc.said(lang), lang, headers, listed if len(listed) > 1 else None
         )
+    # a program that asked for Spanish (?lang=es: the sync page's own requests, a client
+    # showing the reasons to people) gets them in Spanish; the type and title stay the code's
+    asked = "es" if request.query_params.get("lang") == "es" else "en"
+    if asked == "es":
+        headers = {**(headers or {}), "Content-Language": "es"}
     return problem(
         exc.status,
         exc.code,
-        exc.message,
+        exc.said(asked),
         headers,
-        feature=exc.feature,
+        feature=said(exc.feature, asked) if isinstance(exc.feature, str) else exc.feature,
         layer=exc.layer,
-        details=exc.details,
+        details=[_detail(d, asked) for d in exc.details],
     )
+
+
+def _detail(detail: Any, lang: str) -> Any:
+    """One of a problem's details with its reason (and a feature named in words) in
+    ``lang``."""
+    if not isinstance(detail, dict):
+        return detail
+    out = dict(detail)
+    for key in ("reason", "feature"):
+        if isinstance(out.get(key), str):
+            out[key] = said(out[key], lang)
+    return out
 
 
 #: pydantic's reasons for a bad parameter (by its error type), in Spanish; ``ctx`` fills them
@@ -151,7 +169,8 @@ def _invalid(err: dict, lang: str) -> str:
 
 async def _validation(request: Request, exc: RequestValidationError) -> Response:
     lang = _person(request)
-    errors = [_invalid(err, lang or "en") for err in exc.errors()]
+    spoken = lang or ("es" if request.query_params.get("lang") == "es" else "en")
+    errors = [_invalid(err, spoken) for err in exc.errors()]
     detail = "; ".join(errors) or "invalid request"
     if lang is not None:  # a browser's page, in its language
         title = "parámetro no válido" if lang == "es" else "invalid parameter"
