@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import shapely
+import shapely.affinity
 from psycopg import AsyncConnection
 from typer.testing import CliRunner
 
@@ -487,6 +488,32 @@ async def test_a_concurrent_edit_is_a_conflict_only_where_both_changed(
     use = LAYERS["parcels"].attribute("land_use").title.es
     assert f"{use}: paquete '{uses[ours_a].es}' / servidor '{uses[theirs_a].es}'" in lines
     assert "solo en el paquete, se guarda al resolver: Tenencia" in lines
+
+
+async def test_a_shape_moved_on_the_server_only_stands(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """The geometry of a feature the team left alone, moved on the server since: the
+    package's copy digests as its base did (PostGIS' WKB when made, GDAL's when read back),
+    so the server's shape stands and nothing is a conflict; the same shape moved in the
+    package as well is one."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    a, b = await _parcels(conn, 2)
+    for parcel in (a, b):  # moved on the server: ~10 m east, as a PATCH of the geometry
+        wkb = (await _row(conn, parcel))[2]
+        moved = shapely.affinity.translate(shapely.from_wkb(wkb), xoff=0.0001)
+        body = json.dumps({"geometry": json.loads(shapely.to_geojson(moved))}).encode()
+        await edit.patch(conn, PARCELS, parcel, body, settings, local_admin())
+    _move_vertex(gpkg, b, tmp_path)  # and b in the field too
+    stored = await _row(conn, a)
+
+    report = await _sync(conn, settings, gpkg, tmp_path, dry_run=True)
+
+    diff = report.layers["parcels"]
+    assert diff.changed == [] and [c.id for c in diff.conflicts] == [b]
+    assert diff.conflicts[0].fields == {"geometry": {"package": "moved", "server": "moved"}}
+    assert await _row(conn, a) == stored
 
 
 async def test_an_id_the_package_never_held_is_refused(

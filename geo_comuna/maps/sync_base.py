@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -45,14 +46,17 @@ def digests(geometries: np.ndarray) -> list[str | None]:
 
 
 def _json(value: Any) -> Any:
-    """A property as JSON keeps it: dates as ISO text, other values as they are."""
+    """A property as JSON keeps it: dates as ISO text, a decimal as a number (the sync
+    compares numbers as floats), other values as they are."""
+    if isinstance(value, Decimal):
+        return float(value)
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 @dataclass
 class Bases:
     """The bases of a package's features as the package is written, layer by layer, kept as
-    Arrow arrays (a few dozen bytes a feature), not Python objects."""
+    Arrow arrays (a few hundred bytes a feature), not Python objects."""
 
     chunks: list[pa.RecordBatch] = field(default_factory=list)
 
