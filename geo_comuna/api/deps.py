@@ -25,6 +25,7 @@ from geo_comuna.errors import (
     PreconditionRequired,
     Said,
     Unauthorized,
+    said,
 )
 from geo_comuna.features import cql, crs
 from geo_comuna.features.attributes import check_value
@@ -441,7 +442,12 @@ async def filters(
         try:
             values = [check_value(layer, attr, v, None, lang=lang) for v in raw.split(",")]
         except InvalidAttribute as exc:
-            raise InvalidInput(f"query parameter {name!r}: {exc.reason}") from None
+            raise InvalidInput(
+                Said(
+                    f"query parameter {name!r}: {said(exc.reason, 'en')}",
+                    f"parámetro {name!r}: {said(exc.reason, 'es')}",
+                )
+            ) from None
         props.setdefault(name, []).extend(v for v in values if v is not None)
     return Filters(
         parse_bbox(bbox, box_crs),
