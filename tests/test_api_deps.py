@@ -58,6 +58,23 @@ async def test_a_commune_is_the_same_by_id_and_by_code(
         assert by_code.json() == by_id.json()
 
 
+async def test_a_code_typed_in_another_case_names_the_commune_it_alone_matches(
+    conn: AsyncConnection, client: httpx.AsyncClient
+) -> None:
+    """A person types /communes/el-maizal/sync: it was a 404. A code in another case names
+    the commune whose code it matches, and none when two codes differ only in case."""
+    registry = (await client.get("/communes/EL-MAIZAL/states")).json()
+    typed = await client.get("/communes/el-maizal/states")
+    assert typed.status_code == 200 and typed.json() == registry
+    assert (await client.get("/communes/El-Maizal/sync")).status_code == 200
+    await conn.execute(
+        "INSERT INTO communes (code, name, kind, status, geom) SELECT 'el-maizal', "
+        "name || ' (otra)', kind, status, geom FROM communes WHERE code = 'EL-MAIZAL'"
+    )
+    assert (await client.get("/communes/El-Maizal/states")).status_code == 404  # which one?
+    assert (await client.get("/communes/el-maizal/states")).status_code == 200  # exactly it
+
+
 async def test_the_tile_cache_is_made_with_the_app_and_bounded(
     conn: AsyncConnection, settings: Settings
 ) -> None:

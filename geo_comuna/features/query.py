@@ -401,7 +401,8 @@ async def temporal_extents(
 async def resolve_commune(conn: AsyncConnection, value: str) -> int | None:
     """A commune given by id (ASCII digits only) or by registry code (anything else). The
     two never overlap: a code is never made of digits only (migration 0014), so "1" is the
-    commune whose id is 1, whatever the codes say."""
+    commune whose id is 1, whatever the codes say. A code typed in another case than the
+    registry's (el-maizal) names the commune it alone matches: a person types a URL."""
     if not is_text(value):  # a NUL or lone surrogate: no code has one
         return None
     if _is_id(value):
@@ -417,6 +418,15 @@ async def resolve_commune(conn: AsyncConnection, value: str) -> int | None:
         (key,),
     )
     row = await cur.fetchone()
+    if row is None and column == "code":  # typed in another case (el-maizal): one match only
+        cur = await conn.execute(
+            sql.SQL("SELECT id FROM {} WHERE upper(code) = upper(%s) LIMIT 2").format(
+                sql.Identifier(COMMUNES.table)
+            ),
+            (key,),
+        )
+        rows = await cur.fetchall()
+        return rows[0][0] if len(rows) == 1 else None
     return row[0] if row else None
 
 
