@@ -750,7 +750,7 @@ async def test_the_route_speaks_to_the_page_that_sends_a_package_back(
         assert r.status_code == 200, r.text
         summary = r.json()["summary"]
         assert f"  {a} (" in "\n".join(summary) and labels[now].es in "\n".join(summary)
-        assert summary[-1] == "Simulación: no se escribió nada."
+        assert summary[-1] == "Simulación: no se guardó nada."
         r = await client.post(path, files=upload, params={"dry_run": "true"})
         assert "summary" not in r.json()  # a program's answer stays the diff alone
 
@@ -829,7 +829,7 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
     assert "Parcels (parcels): 1 changed\n" in dry.stdout, dry.stdout
     done = cli("sync", COMMUNE, str(gpkg))
     assert done.returncode == 0, done.stderr
-    assert "1 entidad escrita (auditoría: «sync comuna.gpkg»)" in done.stdout
+    assert "1 entidad guardada (auditoría: «sync comuna.gpkg»)" in done.stdout
     again = cli("sync", COMMUNE, str(gpkg), "--lang", "en")
     assert again.returncode == 0 and "Nothing to change" in again.stdout, again.stdout
     env["LANG"] = "en_US.UTF-8"  # an English locale, no --lang: English
@@ -966,7 +966,7 @@ def test_the_summary_says_fields_and_values_as_people_read_them() -> None:
     # what to do next, as the command line offers it and as the page does
     report.unresolved, report.layers["parcels"].missing = 2, [40]
     cli, page = summary(report, "es"), summary(report, "es", "page")
-    assert "2 conflictos sin escribir: --theirs conserva lo del servidor" in cli[-2], cli
-    assert "elija «conservar lo del servidor» o «escribir lo del paquete»" in page[-2], page
+    assert "2 conflictos sin guardar: --theirs conserva lo del servidor" in cli[-2], cli
+    assert "elija «conservar lo del servidor» o «guardar lo del paquete»" in page[-2], page
     assert "(no borrada; use --delete-missing)" in "\n".join(cli)
     assert "(no borrada; marque «Borrar las entidades que" in "\n".join(page)

@@ -100,7 +100,7 @@ def test_a_field_team_sends_its_package_back(
         checked = result(tab, "good")
         assert checked.startswith("Revisado: esto es lo que se guardaría"), checked
         change = f"{a} ({code}): Tenencia: {TENURE[was].es} → {TENURE[now].es}"
-        assert change in checked and "Simulación: no se escribió nada." in checked, checked
+        assert change in checked and "Simulación: no se guardó nada." in checked, checked
         assert tenures(own_db, [a]) == [was]  # a check writes nothing
         tab.screenshot(path=str(ARTIFACTS / "checked-es.png"), full_page=True)
 
@@ -109,7 +109,7 @@ def test_a_field_team_sends_its_package_back(
             "() => document.querySelector('#result h2').textContent === 'Guardado'"
         )
         written = tab.inner_text("#result")
-        assert change in written and "1 entidad escrita" in written, written
+        assert change in written and "1 entidad guardada" in written, written
         assert tenures(own_db, [a]) == [now]
         assert tab.is_disabled("#write")  # written once: the next file is checked first
 

@@ -184,16 +184,18 @@ SPANISH = {
     # sync
     "Bring a commune package's field edits back (made with geo-comuna package, edited in "
     "QGIS or QField): features with an id update the stored ones that differ, features "
-    "without an id are new. A feature changed on the server since the package was made is a "
-    "conflict, reported with both versions and left unwritten unless --theirs or --ours. One "
+    "without an id are new. A field changed both in the package and on the server since the "
+    "package was made is a conflict, reported with both values and left unwritten unless "
+    "--theirs or --ours; a field changed on one side only takes that side's value. One "
     "transaction: a refused feature writes nothing. Exit code 3 when conflicts were left "
     "unwritten.": (
         "Trae de vuelta lo editado en campo en el paquete de una comuna (hecho con geo-comuna "
         "package, editado en QGIS o QField): las entidades con id actualizan las guardadas que "
-        "difieren, las que no tienen id son nuevas. Una entidad cambiada en el servidor desde "
-        "que se hizo el paquete es un conflicto: se informa con ambas versiones y no se "
-        "escribe, salvo con --theirs o --ours. Una sola transacción: una entidad rechazada no "
-        "deja escribir nada. Código de salida 3 si quedaron conflictos sin escribir."
+        "difieren, las que no tienen id son nuevas. Un campo cambiado en el paquete y también "
+        "en el servidor desde que se hizo el paquete es un conflicto: se informa con ambos "
+        "valores y no se guarda, salvo con --theirs o --ours; un campo cambiado de un solo lado "
+        "toma el valor de ese lado. Una sola transacción: una entidad rechazada no deja guardar "
+        "nada. Código de salida 3 si quedaron conflictos sin guardar."
     ),
     "the package's comuna.gpkg, or the package's .zip": (
         "el comuna.gpkg del paquete, o el .zip del paquete"
@@ -204,7 +206,7 @@ SPANISH = {
     ),
     "print the differences and check every write as the sync would, write nothing": (
         "mostrar las diferencias y comprobar cada escritura como lo haría la sincronización, "
-        "sin escribir nada"
+        "sin guardar nada"
     ),
     "make invalid geometries valid (ST_MakeValid), each change reported": (
         "corregir las geometrías no válidas (ST_MakeValid), informando de cada cambio"
@@ -215,7 +217,7 @@ SPANISH = {
     ),
     "on a conflict (changed on the server and in the package) write the package's values "
     "over the server's": (
-        "ante un conflicto (cambiada en el servidor y en el paquete) escribir los valores del "
+        "ante un conflicto (cambiada en el servidor y en el paquete) guardar los valores del "
         "paquete sobre los del servidor"
     ),
     "the whole diff as JSON instead of the summary": (

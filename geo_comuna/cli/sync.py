@@ -65,8 +65,9 @@ def sync(
 ) -> None:
     """Bring a commune package's field edits back (made with geo-comuna package, edited in
     QGIS or QField): features with an id update the stored ones that differ, features
-    without an id are new. A feature changed on the server since the package was made is a
-    conflict, reported with both versions and left unwritten unless --theirs or --ours. One
+    without an id are new. A field changed both in the package and on the server since the
+    package was made is a conflict, reported with both values and left unwritten unless
+    --theirs or --ours; a field changed on one side only takes that side's value. One
     transaction: a refused feature writes nothing. Exit code 3 when conflicts were left
     unwritten."""
     from geo_comuna.accounts import local_admin

@@ -15,7 +15,7 @@ LABELS = {
     "es": {
         "delete_missing": "Borrar las entidades que el paquete ya no tiene",
         "theirs": "conservar lo del servidor",
-        "ours": "escribir lo del paquete",
+        "ours": "guardar lo del paquete",
     },
     "en": {
         "delete_missing": "Delete the features the package no longer has",
@@ -29,7 +29,7 @@ HOW = {
     "cli": {
         "es": {
             "delete": "use --delete-missing",
-            "settle": "--theirs conserva lo del servidor, --ours escribe lo del paquete",
+            "settle": "--theirs conserva lo del servidor, --ours guarda lo del paquete",
         },
         "en": {
             "delete": "use --delete-missing",
@@ -52,9 +52,9 @@ HOW = {
 #: what a person reads, in each language
 TEXT = {
     "es": {
-        "dry": "Simulación: no se escribió nada.",
+        "dry": "Simulación: no se guardó nada.",
         "written": "{n} {features} (auditoría: «sync {file}»).",
-        "features": ("entidad escrita", "entidades escritas"),
+        "features": ("entidad guardada", "entidades guardadas"),
         "nothing": "Nada que cambiar: el paquete coincide con la base de datos.",
         "added": ("nueva", "nuevas"),
         "changed": ("cambiada", "cambiadas"),
@@ -78,13 +78,13 @@ TEXT = {
         "field": "    {name}: paquete {ours} / servidor {theirs}",
         "geometry_both": "    Geometría: distinta en el paquete y en el servidor",
         "also": "    solo en el paquete, se guarda al resolver: {names}",
-        "ours_dry": "resuelto: se escribiría lo del paquete",
+        "ours_dry": "resuelto: se guardaría lo del paquete",
         "theirs_dry": "resuelto: se conservaría lo del servidor",
         "listed": "  {what}: {ids}",
         "rows": "filas del paquete",
         "more": "y {n} más",
-        "unresolved": "{n} {conflicts} sin escribir: {settle}.",
-        "ours": "resuelto: se escribió lo del paquete",
+        "unresolved": "{n} {conflicts} sin guardar: {settle}.",
+        "ours": "resuelto: se guardó lo del paquete",
         "theirs": "resuelto: se conservó lo del servidor",
         "repaired": "  reparada {layer} {feature}: {reason}{pct}",
         "area_change": " (área {pct})",
