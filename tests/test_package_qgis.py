@@ -18,8 +18,10 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pyogrio
 import pytest
+import shapely
 from psycopg.conninfo import make_conninfo
 
 from geo_comuna.db.pool import with_options
@@ -142,3 +144,74 @@ def test_qgis_styles_a_bare_geopackage(package: Path) -> None:
         assert got["attr"] == styles.themes(layer)[0].by
         coded = [a.name for a in layer.attributes if a.domain is not None]
         assert all(got["widgets"][name] == "ValueMap" for name in coded), layer.name
+
+
+EDIT_SCRIPT = Path(__file__).with_name("qgis_edit.py")
+
+
+def test_a_package_edited_in_qgis_syncs_back_three_ways(own_db: str, tmp_path: Path) -> None:
+    """The round trip through the client field teams use: QGIS edits the project's parcels
+    (one tenure changed, one parcel moved) and saves; meanwhile the server changes the land use
+    of the first and of a third. The sync writes exactly QGIS' two edits, keeps the server's,
+    and finds no conflict: every parcel QGIS did not touch digests as its base did."""
+    env = {**os.environ, "GEO_COMUNA_DATABASE_URL": own_db}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=600)
+
+    done = cli("package", COMMUNE, "--out", str(tmp_path / "package.zip"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    with zipfile.ZipFile(tmp_path / "package.zip") as zf:
+        zf.extractall(tmp_path)
+    with psycopg.connect(own_db, autocommit=True) as db:
+        rows = db.execute(
+            "SELECT p.id, p.tenure, p.land_use, ST_AsBinary(p.geom) FROM parcels p JOIN "
+            "communes c ON c.id = p.commune_id WHERE c.code = %s ORDER BY p.id LIMIT 3",
+            (COMMUNE,),
+        ).fetchall()
+        (a, tenure_a, use_a, _), (b, _, _, shape_b), (c, _, use_c, _) = rows
+        tenure = "disputed" if tenure_a != "disputed" else "occupied"
+        server_use = {a: "forest" if use_a != "forest" else "pasture"}
+        server_use[c] = "idle" if use_c != "idle" else "mixed"
+        for parcel, use in server_use.items():
+            db.execute("UPDATE parcels SET land_use = %s WHERE id = %s", (use, parcel))
+
+    qgis_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    qgis_env.update(QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(tmp_path))
+    edited = subprocess.run(
+        [QGIS_PYTHON, str(EDIT_SCRIPT), str(tmp_path / PROJECTS["es"]), str(a), tenure, str(b)],
+        capture_output=True,
+        text=True,
+        env=qgis_env,
+        timeout=300,
+        cwd="/",
+    )
+    assert edited.returncode == 0, edited.stderr[-3000:]
+    assert json.loads(edited.stdout.strip().splitlines()[-1])["committed"], edited.stdout
+
+    synced = cli("sync", COMMUNE, str(tmp_path / GPKG), "--json")
+    assert synced.returncode == 0, synced.stderr[-3000:]
+    report = json.loads(synced.stdout)
+    parcels = report["layers"]["parcels"]
+    assert {ch["id"]: set(ch["fields"]) for ch in parcels["changed"]} == {
+        a: {"tenure"},
+        b: {"geometry"},
+    }
+    assert parcels["conflicts"] == [] and report["written"] == 2
+    assert all(
+        not d["changed"] and not d["conflicts"]
+        for n, d in report["layers"].items()
+        if n != "parcels"
+    )
+    with psycopg.connect(own_db) as db:
+        now = dict(
+            (r[0], r[1:])
+            for r in db.execute(
+                "SELECT id, tenure, land_use, ST_AsBinary(geom) FROM parcels WHERE id = ANY(%s)",
+                ([a, b, c],),
+            )
+        )
+    assert now[a][:2] == (tenure, server_use[a])  # QGIS' tenure, the server's land use
+    assert now[c][1] == server_use[c]  # the server's edit stands
+    moved = shapely.from_wkb(now[b][2]).centroid.x - shapely.from_wkb(shape_b).centroid.x
+    assert moved == pytest.approx(0.0001, abs=1e-7)  # QGIS' move, ~10 m east
