@@ -58,6 +58,17 @@ class GeoComunaError(Exception):
         """Where (layer, feature) and why, in ``lang``: es or en."""
         return placed(self.layer, self.feature, self.reason, lang)
 
+    def listed(self, lang: str) -> list[str]:
+        """Each of the many reasons the error carries in its details (a sync's refused
+        features), placed, in ``lang``; none when it carries fewer than two, which its own
+        reason says."""
+        reasons = [
+            placed(d.get("layer"), d.get("feature"), d["reason"], lang)
+            for d in self.details
+            if isinstance(d, dict) and d.get("reason")
+        ]
+        return reasons if len(reasons) > 1 else []
+
 
 def placed(layer: str | None, feature: int | str | None, reason: str, lang: str) -> str:
     """A reason with where it applies, in ``lang``: 'capa parcels, entidad 31: ...'."""

@@ -40,3 +40,9 @@ def wants_html(request: Request) -> bool:
 
 def page_lang(request: Request) -> str:
     return page_language(request.query_params.get("lang"), request.headers.get("accept-language"))
+
+
+def asked_lang(request: Request) -> str:
+    """The language a program asked its answer's words in: es for ``?lang=es``, else en
+    (what programs read is English unless they ask)."""
+    return "es" if request.query_params.get("lang") == "es" else "en"

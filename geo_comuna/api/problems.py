@@ -16,9 +16,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from markupsafe import escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from geo_comuna.api.negotiation import page_lang, wants_html
+from geo_comuna.api.negotiation import asked_lang, page_lang, wants_html
 from geo_comuna.api.scratch import hide_paths
-from geo_comuna.errors import GeoComunaError, NoSuchFormat, NotAcceptable, placed, said
+from geo_comuna.errors import GeoComunaError, NoSuchFormat, NotAcceptable, said
 
 log = logging.getLogger("geo_comuna.api")
 PROBLEM = "application/problem+json"
@@ -92,18 +92,10 @@ async def _typed(request: Request, exc: GeoComunaError) -> Response:
     lang = None if isinstance(exc, NoSuchFormat | NotAcceptable) else _person(request)
     if lang is not None:
         title = exc.title_es if lang == "es" else exc.code.replace("-", " ")
-        listed = [
-            placed(d.get("layer"), d.get("feature"), d["reason"], lang)
-            for d in exc.details
-            if isinstance(d, dict) and d.get("reason")
-        ]
-        # one refusal is the detail itself; many are each listed under it
-        return error_page(
-            exc.status, title, exc.said(lang), lang, headers, listed if len(listed) > 1 else None
-        )
+        return error_page(exc.status, title, exc.said(lang), lang, headers, exc.listed(lang))
     # a program that asked for Spanish (?lang=es: the sync page's own requests, a client
     # showing the reasons to people) gets them in Spanish; the type and title stay the code's
-    asked = "es" if request.query_params.get("lang") == "es" else "en"
+    asked = asked_lang(request)
     if asked == "es":
         headers = {**(headers or {}), "Content-Language": "es"}
     return problem(
@@ -169,7 +161,7 @@ def _invalid(err: dict, lang: str) -> str:
 
 async def _validation(request: Request, exc: RequestValidationError) -> Response:
     lang = _person(request)
-    spoken = lang or ("es" if request.query_params.get("lang") == "es" else "en")
+    spoken = lang or asked_lang(request)
     errors = [_invalid(err, spoken) for err in exc.errors()]
     detail = "; ".join(errors) or "invalid request"
     if lang is not None:  # a browser's page, in its language

@@ -13,7 +13,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from geo_comuna.errors import GeoComunaError, Said, placed, said
+from geo_comuna.errors import GeoComunaError, Said, said
 from geo_comuna.settings import Settings
 
 T = TypeVar("T")
@@ -111,17 +111,11 @@ def die(what: str | GeoComunaError, code: int = 1) -> NoReturn:
     if isinstance(what, GeoComunaError):
         title = what.title_es if lang == "es" else what.code.replace("-", " ")
         message = f"error ({title}): {what.said(lang)}"
-        if len(what.details) > 1 and all("reason" in d for d in what.details):
-            message += "".join(_detail(d, lang) for d in what.details)  # each refusal, once
+        message += "".join(f"\n  - {reason}" for reason in what.listed(lang))
     else:
         message = f"error: {said(what, lang)}"
     typer.secho(message, err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
-
-
-def _detail(detail: dict[str, Any], lang: str) -> str:
-    """One refusal of many (a sync's): '  - capa parcels, entidad 31: ...'."""
-    return f"\n  - {placed(detail.get('layer'), detail.get('feature'), detail['reason'], lang)}"
 
 
 #: errno names in words, for file_trouble
