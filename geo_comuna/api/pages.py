@@ -22,7 +22,7 @@ from geo_comuna.accounts import Access
 from geo_comuna.api.deps import LANGS, Conn, ReaderAccess, SettingsDep, base_url
 from geo_comuna.api.negotiation import page_lang
 from geo_comuna.features.query import require_commune
-from geo_comuna.maps import pages
+from geo_comuna.maps import data, pages
 from geo_comuna.maps.styles import Styles
 from geo_comuna.settings import Settings
 
@@ -88,7 +88,7 @@ async def sync_page(
 ) -> HTMLResponse:
     """A form for the package's file and an editor's token: it checks the sync first (a dry
     run) and then writes it, through ``POST /communes/{commune}/sync`` as any client."""
-    commune_id = await require_commune(conn, commune)
-    cur = await conn.execute("SELECT code, name FROM communes WHERE id = %s", (commune_id,))
-    code, name = await cur.fetchone()
-    return html(pages.sync_page(base_url(request, settings), page_lang(request), code, name))
+    info = await data.commune_info(conn, await require_commune(conn, commune))
+    return html(
+        pages.sync_page(base_url(request, settings), page_lang(request), info.code, info.name)
+    )

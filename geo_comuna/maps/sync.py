@@ -475,9 +475,8 @@ def compare(
         if not fields:
             continue
         versions[feature.id] = version
-        code = values.get("code")
         if feature.version == version:
-            out.changed.append(Change(feature.id, fields, code))
+            out.changed.append(Change(feature.id, fields, values.get("code")))
         else:  # changed on the server since the package was made
             _across(out, feature, fields, (version, values, geometry), base, resolve)
     missing = set(stored) - present
@@ -552,22 +551,15 @@ def _across(
 
 
 def _changed_by_team(feature: Feature, base: Base, names: list[str]) -> set[str]:
-    """Which of ``names`` (properties, "geometry") the package changed since it was made."""
-    changed = {
-        name
-        for name in names
-        if name != "geometry"
-        and not same_value(feature.properties.get(name), base.properties.get(name))
-    }
-    # no geometry in the package is none given (see _differences)
-    if "geometry" in names and feature.geometry is not None:
-        if digest(feature.geometry) != base.geometry:
-            changed.add("geometry")
-    return changed
+    """Which of ``names`` (properties, "geometry") the package changed since it was made; no
+    geometry in the package is none given (see _differences)."""
+    given = [n for n in names if n != "geometry" or feature.geometry is not None]
+    return _changed_since(feature.properties, feature.geometry, base, given)
 
 
 def _changed_since(values: dict[str, Any], geometry: Any, base: Base, names: list[str]) -> set[str]:
-    """Which of ``names`` the server changed since the package was made."""
+    """Which of ``names`` differ in ``values`` and ``geometry`` (the server's, or the
+    package's) from the feature's base."""
     changed = {
         name
         for name in names
