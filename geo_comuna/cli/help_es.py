@@ -361,16 +361,22 @@ def in_spanish(command: Any) -> None:
     """Make ``command``'s tree show its --help in Spanish: every help text with its Spanish
     (an English one missing here stays English), the help option's own line, typer's panel
     titles and click's "Usage:". For the console script only: typer's words are settings of
-    its module, so they stay Spanish for the rest of the process."""
-    from typer import rich_utils
+    its module, so they stay Spanish for the rest of the process. Those are set when a help
+    is first formatted: loading typer's rich_utils (and rich) costs a command that shows no
+    help ~80 ms."""
     from typer._click.formatting import HelpFormatter
 
     for owner, name in helps(command):
         setattr(owner, name, SPANISH.get(folded(getattr(owner, name)), getattr(owner, name)))
-    for setting, words in FRAME.items():
-        setattr(rich_utils, setting, words)
 
     class Formatter(HelpFormatter):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            from typer import rich_utils
+
+            for setting, words in FRAME.items():
+                setattr(rich_utils, setting, words)
+            super().__init__(*args, **kwargs)
+
         def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
             for english, spanish in USAGE_WORDS:
                 args = args.replace(english, spanish)
