@@ -107,6 +107,43 @@ async def test_upsert_updates_the_changed_feature_only(
     assert after[target][2] == new_tenure and after[target][3] != before[target][3]
 
 
+async def notes_and_uses(conn: AsyncConnection, commune_id: int) -> dict[str, tuple]:
+    cur = await conn.execute(
+        "SELECT code, tenure, land_use, notes FROM parcels WHERE commune_id = %s", (commune_id,)
+    )
+    return {row[0]: row[1:] for row in await cur.fetchall()}
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".csv"])  # read in pieces, and read whole
+async def test_upsert_keeps_what_the_file_has_no_column_for(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, maizal: int, suffix: str
+) -> None:
+    """A GDAL or public download leaves the members-only notes out; edited and imported back
+    with --upsert, it emptied the notes (and any other column it lacked) of every parcel it
+    updated. The stored values of what the file lacks are kept, and the report says which."""
+    before = await notes_and_uses(conn, maizal)
+    assert sum(1 for v in before.values() if v[2]) >= 2, "the sample's parcels with notes"
+    frame = pyogrio.read_dataframe(await exported(conn, tmp_path, maizal))
+    frame = frame.drop(columns=["notes", "land_use"])
+    edited = [i for i in frame.index if before[frame.loc[i, "code"]][2]][:2]
+    for i in edited:  # parcels with notes: their tenure changed in the file
+        old = frame.loc[i, "tenure"]
+        frame.loc[i, "tenure"] = next(t for t in ("disputed", "abandoned") if t != old)
+    file = tmp_path / f"without{suffix}"
+    pyogrio.write_dataframe(frame, file, **({"GEOMETRY": "AS_WKT"} if suffix == ".csv" else {}))
+
+    report = await import_file(conn, PARCELS, file, settings, mode="upsert")
+
+    assert (report.inserted, report.updated) == (0, 2)
+    assert report.kept_columns == ["land_use", "notes"]
+    after = await notes_and_uses(conn, maizal)
+    changed = {frame.loc[i, "code"]: frame.loc[i, "tenure"] for i in edited}
+    assert after == {
+        code: (changed.get(code, tenure), use, notes)
+        for code, (tenure, use, notes) in before.items()
+    }
+
+
 async def test_upsert_inserts_new_keys_and_features_without_one(
     conn: AsyncConnection, settings: Settings, tmp_path: Path, maizal: int
 ) -> None:
@@ -188,6 +225,7 @@ async def test_http_import_takes_the_mode(
     done = await post("?mode=upsert")
     assert done.status_code == 201, done.text
     assert done.json()["mode"] == "upsert" and done.json()["unchanged"] == len(before)
+    assert done.json()["kept_columns"] == []  # an export has every column
     assert await versions(conn, maizal) == before
 
 

@@ -218,9 +218,10 @@ async def _unstage(
     key: list[str] | None,
 ) -> tuple[int, int]:
     """Move the staged rows into the table: (inserted, updated). With a natural ``key`` (an
-    upsert), a row whose key is stored updates that feature, and only when some value differs
-    or its shape is another (geo_comuna_same_shape): an unchanged feature keeps its version,
-    so an export imported back changes nothing, from any format and CRS."""
+    upsert), a row whose key is stored updates that feature's ``names`` (its other columns
+    keep their values), and only when one of them differs or its shape is another
+    (geo_comuna_same_shape): an unchanged feature keeps its version, so an export imported
+    back changes nothing, from any format and CRS. Rows are inserted with every column."""
     updated = 0
     new = sql.SQL("")
     if key:
@@ -233,12 +234,17 @@ async def _unstage(
         every = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in names)
         cur = await conn.execute(
             sql.SQL(
-                "UPDATE {table} t SET ({cols}) = ROW({every}) FROM _geo_comuna_import s "
+                "UPDATE {table} t SET ({set}) = ROW({every}) FROM _geo_comuna_import s "
                 "WHERE {same_key} AND (ROW({theirs}) IS DISTINCT FROM ROW({ours}) "
                 "OR NOT geo_comuna_same_shape(t.geom, s.geom, %s)) "
                 "AND set_config('geo_comuna.feature', s._n::text, true) IS NOT NULL"
             ).format(
-                table=table, cols=cols, every=every, ours=ours, theirs=theirs, same_key=same_key
+                table=table,
+                set=sql.SQL(", ").join(map(sql.Identifier, names)),
+                every=every,
+                ours=ours,
+                theirs=theirs,
+                same_key=same_key,
             ),
             (SHAPE_TOLERANCE,),
         )
@@ -265,6 +271,7 @@ async def copy_in(
     rows: int,
     staged: bool = False,
     upsert_key: list[str] | None = None,
+    upsert_columns: list[str] | None = None,
 ) -> tuple[int, int]:
     """Bulk insert with binary COPY (imports): ``pieces`` are sent as one COPY statement each
     as they come, so PostgreSQL stores one while the caller validates the next; ``rows``: how
@@ -277,7 +284,8 @@ async def copy_in(
     provably redundant, skips the per-row foreign-key checks (see the helpers above).
 
     ``upsert_key``: the natural key's columns of an upsert, which always goes through the
-    staging table: a row whose key is stored updates that feature instead (``_unstage``).
+    staging table: a row whose key is stored updates that feature instead (``_unstage``), in
+    ``upsert_columns`` only (None: all).
     Returns (rows inserted, rows updated)."""
     names = columns(layer)
     cols = sql.SQL(", ").join(map(sql.Identifier, names))
@@ -296,7 +304,9 @@ async def copy_in(
         _roomy_send_buffer(conn)
         inserted = await _send(conn, layer, statement, pieces, skip_key_checks)
         if staged:
-            inserted, updated = await _unstage(conn, cols, table, names, upsert_key)
+            inserted, updated = await _unstage(
+                conn, cols, table, upsert_columns or names, upsert_key
+            )
         for definition in rebuild:
             await conn.execute(definition)
         await analyze_after_load(conn, layer, inserted)

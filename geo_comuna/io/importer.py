@@ -32,6 +32,7 @@ from geo_comuna import work
 from geo_comuna.accounts import User, local_admin, writing
 from geo_comuna.errors import Forbidden, InvalidFile, InvalidInput, Said
 from geo_comuna.features import attributes, validate
+from geo_comuna.features.write import columns
 from geo_comuna.io import bulk, keys, pgcopy, pieces
 from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format, pyogrio
 from geo_comuna.io.formulas import restore_text
@@ -82,6 +83,9 @@ class ImportReport:
     unchanged: int = 0
     repairs: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: an upsert's properties the file has no column for: a stored feature it updates keeps
+    #: its own values of them (a feature it adds has none)
+    kept_columns: list[str] = field(default_factory=list)
 
 
 def _check_utf8(table: pa.Table, name: str) -> None:
@@ -375,9 +379,11 @@ async def write(
     defaults: dict[str, int] | None = None,
     mode: Mode = "insert",
     lang: str = "es",
+    given: Sequence[str] | None = None,
 ) -> Written:
     """Validate the features of ``source`` (io/pieces.py) and COPY them, in one transaction.
-    ``defaults``: references.resolve's.
+    ``defaults``: references.resolve's. ``given``: the properties the file has columns for
+    (None: all); an upsert updates only those of a stored feature, and its shape.
 
     A feature whose natural key (``Layer.natural_key``) repeats in the file is refused; one
     whose key is stored is refused too (``mode`` "insert") or updates the stored feature
@@ -470,8 +476,26 @@ async def write(
                     rows=total,
                     staged=not admin,
                     upsert_key=keys.columns(layer) if upsert else None,
+                    upsert_columns=_updated_columns(layer, given, defaults),
                 )
     return Written(sum(sent), inserted, updated, repairs)
+
+
+def _updated_columns(
+    layer: Layer, given: Sequence[str] | None, defaults: dict[str, int] | None
+) -> list[str]:
+    """The columns an upsert sets on a stored feature: those of the properties the file
+    gives (a reference given by --commune too), and the shape. A column the file lacks kept
+    its stored values: a GDAL download leaves members-only notes out, and importing it back
+    emptied every parcel's notes."""
+    if given is None:
+        return columns(layer)
+    have = set(given) | set(defaults or ())
+    return [
+        *(r.column for r in layer.references if r.name in have),
+        *(a.name for a in layer.attributes if a.name in have),
+        bulk.GEOMETRY,
+    ]
 
 
 async def import_file(
@@ -511,7 +535,7 @@ async def import_file(
         raw = await asyncio.to_thread(read_raw, path, layer, settings, pieces.CHUNK)
     try:
         read_s = time.perf_counter() - started
-        source, label, ignored = await _source(raw, path, layer, settings, crs, mapping, say)
+        source, label, ignored, given = await _source(raw, path, layer, settings, crs, mapping, say)
         written = await write(
             conn,
             layer,
@@ -523,6 +547,7 @@ async def import_file(
             defaults=None if commune_id is None else {layer.commune_ref.name: commune_id},
             mode=mode,
             lang=lang,
+            given=given,
         )
     finally:
         raw.close()
@@ -540,7 +565,16 @@ async def import_file(
         written.features - written.inserted - written.updated,
         written.repairs,
         seconds,
+        kept_columns=_kept(layer, mode, given, commune_id),
     )
+
+
+def _kept(layer: Layer, mode: Mode, given: list[str], commune_id: int | None) -> list[str]:
+    """What an upsert's report names as kept: the writable properties the file lacks."""
+    if mode != "upsert":
+        return []
+    have = set(given) | ({layer.commune_ref.name} if commune_id is not None else set())
+    return [name for name in layer.property_names if name not in have]
 
 
 def _columns(table: pa.Table, layer: Layer, mapping: Mapping, name: str) -> pa.Table:
@@ -558,10 +592,10 @@ async def _source(
     crs: str | None,
     mapping: Mapping,
     say: Progress,
-) -> tuple[pieces.Source, str, list[str]]:
-    """The file's features as io/pieces reads them, the CRS they come in, and the columns
-    that are not properties. A streamed file's columns are judged on its first batch (each
-    batch has the same); CSV is read whole (``read``)."""
+) -> tuple[pieces.Source, str, list[str], list[str]]:
+    """The file's features as io/pieces reads them, the CRS they come in, the columns that
+    are not properties, and the properties it has columns for. A streamed file's columns are
+    judged on its first batch (each batch has the same); CSV is read whole (``read``)."""
     if raw.more is None:
         table, geometries, fmt = await asyncio.to_thread(read, path, layer, settings, raw)
     else:
@@ -579,11 +613,14 @@ async def _source(
     renamed = mapping.rename(table, path.name)
     matched, ignored = match_columns(renamed, layer)
     suggest_renames(layer, ignored, matched.column_names)
+    given = matched.column_names
     if raw.more is None:
-        return pieces.Sliced(mapping.map_values(matched), geometries), geometries.label, ignored
+        sliced = pieces.Sliced(mapping.map_values(matched), geometries)
+        return sliced, geometries.label, ignored, given
 
     def prepare(batch: pa.Table) -> pa.Table:
         _check_utf8(batch, path.name)
         return _columns(batch, layer, mapping, path.name)
 
-    return pieces.Streamed(raw, path.name, geometries, prepare), geometries.label, ignored
+    streamed = pieces.Streamed(raw, path.name, geometries, prepare)
+    return streamed, geometries.label, ignored, given
