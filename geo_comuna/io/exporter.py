@@ -38,6 +38,7 @@ from typing import Any
 
 import geopandas as gpd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import pyproj
 import shapely
@@ -68,6 +69,8 @@ _ARROW = {
 }
 #: what a Shapefile is made of; .cpg says the .dbf is UTF-8
 _SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+#: the bytes a dBASE text field holds (GDAL cuts longer text with only a warning)
+DBF_TEXT_BYTES = 254
 _LAYER_OPTIONS: dict[str, dict[str, str]] = {
     "geojson": {"RFC7946": "YES"},  # lon/lat, right-hand rings, 7 decimals (~1 cm)
     "csv": {"GEOMETRY": "AS_WKT"},  # a WKT column first; CSV_OPEN_OPTIONS reads it back
@@ -397,6 +400,43 @@ def _dbf_names(names: list[str]) -> dict[str, str]:
     return cut
 
 
+def _fitting_dbf(
+    source: pa.RecordBatchReader, names: list[str], layer: Layer, refused: list[InvalidInput]
+) -> Iterator[pa.RecordBatch]:
+    """``source``'s batches under the Shapefile's field ``names``, each checked to fit a
+    dBASE text field: GDAL cut a 307-character note (607 bytes of Spanish) to 253 bytes with
+    a warning only, and that file imported back with --upsert made the loss permanent. The
+    first text that does not fit refuses the export (also put in ``refused``: raised here,
+    it reaches the caller as GDAL's error), naming the feature and the field."""
+    start = 0
+    for batch in source:
+        for i, kind in enumerate(batch.schema.types):
+            if not pa.types.is_string(kind):
+                continue
+            sizes = pc.binary_length(batch.column(i))
+            if not pc.any(pc.greater(sizes, DBF_TEXT_BYTES)).as_py():
+                continue
+            row = pc.index(pc.greater(sizes, DBF_TEXT_BYTES), True).as_py()
+            field, size = batch.schema.names[i], sizes[row].as_py()
+            code = batch.column("code")[row].as_py() if "code" in batch.schema.names else None
+            which = f"{start + row + 1}" + (f" ({code})" if code else "")
+            refused.append(
+                InvalidInput(
+                    Said(
+                        f"a Shapefile's text field holds {DBF_TEXT_BYTES} bytes, and {field!r} of "
+                        f"{layer.name} feature {which} has {size}: export gpkg or geojson, "
+                        "which keep it whole",
+                        f"un campo de texto de Shapefile admite {DBF_TEXT_BYTES} bytes, y "
+                        f"{field!r} de la entidad {which} de {layer.name} tiene {size}: exporte "
+                        "gpkg o geojson, que lo guardan entero",
+                    )
+                )
+            )
+            raise refused[-1]
+        start += batch.num_rows
+        yield batch.rename_columns(names)
+
+
 def existing_geopackage(target: Path, layer: Layer, overwrite_layer: bool) -> bool:
     """Is ``target`` a GeoPackage to add ``layer`` to? Refuses one that holds the layer
     already unless ``overwrite_layer``, and a file that is not a GeoPackage."""
@@ -439,12 +479,13 @@ def write(
         inner = Path(scratch) / f"{layer.name}{'.shp' if fmt.name == 'shp' else fmt.suffix}"
         if fmt.name == "gpkg" and existing_geopackage(target, layer, overwrite_layer):
             shutil.copyfile(target, inner)
+        too_long: list[InvalidInput] = []
         if fmt.name == "shp":
             # cut here, as the report's notes say, rather than by GDAL with a warning
             cut = _dbf_names(source.schema.names)
             schema = pa.schema([f.with_name(cut.get(f.name, f.name)) for f in source.schema])
             source = pa.RecordBatchReader.from_batches(
-                schema, (b.rename_columns(schema.names) for b in source)
+                schema, _fitting_dbf(source, schema.names, layer, too_long)
             )
         try:
             pyogrio.write_arrow(
@@ -459,7 +500,11 @@ def write(
                 dataset_options=fmt.dataset_options,
                 **({"encoding": "UTF-8"} if fmt.name == "shp" else {}),
             )
-        except GDAL_ERRORS as exc:
+        except Exception as exc:
+            if too_long:  # raised in the reader GDAL pulls from: it comes back as GDAL's
+                raise too_long[0] from None
+            if not isinstance(exc, GDAL_ERRORS):
+                raise
             raise InvalidInput(
                 Said(
                     f"cannot write {layer.name} as {fmt.driver}: {exc}",
