@@ -209,6 +209,28 @@ async def test_a_parameter_given_twice_with_two_values_is_400_on_every_route(
     assert r.status_code == 400 and "'min_cluster_size'" in r.json()["detail"]
 
 
+async def test_every_route_takes_the_language_of_its_words(client: httpx.AsyncClient) -> None:
+    """?lang= is every route's: a Spanish client adding lang=es to every call got a 400 from
+    analyses and exports ("parámetros desconocidos ['lang']"), and an analysis' bad parameter
+    stayed English. A language the server does not speak is refused, never ignored."""
+    analysis = "/communes/5-DE-MARZO/analyses/water-hookups"
+    r = await client.get(analysis, params={"f": "csv", "lang": "es"})
+    assert r.status_code == 200, r.text
+    r = await client.get(analysis, params={"budget_m": "-5", "lang": "es"})
+    assert r.status_code == 400
+    assert "«budget_m» debe ser mayor que 0" in r.json()["detail"], r.text
+    r = await client.get(analysis, params={"budget_m": "-5", "lang": "en"})
+    assert "budget_m: Input should be greater than 0" in r.json()["detail"], r.text
+    r = await client.get(analysis, params={"nope": "1", "lang": "es"})
+    assert "parámetro desconocido nope; este análisis toma" in r.json()["detail"], r.text
+    assert "la ruta toma además f, lang" in r.json()["detail"], r.text
+    for path in ("/conformance", "/collections/parcels/export", analysis, ITEMS):
+        r = await client.get(path, params={"lang": "fr"})
+        assert r.status_code == 400 and "es or en" in r.json()["detail"], (path, r.text)
+        r = await client.get(path, params=[("lang", "es"), ("lang", "en")])
+        assert r.status_code == 400 and "'lang'" in r.json()["detail"], (path, r.text)
+
+
 async def test_every_documented_parameter_is_taken(client: httpx.AsyncClient) -> None:
     """The rule allows exactly what the OpenAPI document lists: each documented parameter,
     given a value no route accepts, is refused for its value, never as unknown."""

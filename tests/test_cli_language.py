@@ -237,12 +237,12 @@ def test_lang_speaks_a_command_that_follows_the_locale_otherwise(tmp_path: Path)
         (["analyze", "nope", "X"], "no hay ningún análisis llamado 'nope'", "no analysis named"),
         (
             ["analyze", "terrain", "X", "-p", "foo=1"],
-            "parámetros desconocidos ['foo']; este análisis toma",
-            "unknown parameters ['foo']",
+            "parámetro desconocido foo; este análisis toma",
+            "unknown parameter foo; this analysis takes",
         ),
         (
             ["analyze", "water-hookups", "X", "-p", "budget_m=abc"],
-            "parámetros no válidos: budget_m",
+            "parámetros no válidos: «budget_m» debe ser un número",
             "invalid parameters: budget_m",
         ),
     ],

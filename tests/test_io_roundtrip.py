@@ -202,6 +202,44 @@ async def test_wgs84_only_formats_refuse_other_crs(conn: AsyncConnection, tmp_pa
     assert any("--crs EPSG:2202" in note for note in report.notes)
 
 
+async def test_a_text_a_shapefile_cannot_hold_refuses_its_export(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
+) -> None:
+    """A dBASE text field holds 254 bytes: GDAL cut a longer note with a warning only, and the
+    file imported back with --upsert made the loss permanent. The export is refused, naming
+    the feature and the field; GeoPackage keeps the note whole."""
+    commune_id = await resolve_commune(conn, "EL-MAIZAL")
+    cur = await conn.execute(
+        "SELECT code FROM parcels WHERE commune_id = %s ORDER BY id OFFSET 3 LIMIT 1",
+        (commune_id,),
+    )
+    (code,) = await cur.fetchone()
+    note = "Según la asamblea del año: " + "camión, tubería, señalización, depósito; " * 5
+    assert len(note) < 254 < len(note.encode())  # fits in characters, not in bytes
+    await conn.execute("UPDATE parcels SET notes = %s WHERE code = %s", (note, code))
+    parcels = LAYERS["parcels"]
+
+    with pytest.raises(InvalidInput) as refused:
+        await export_layer(
+            conn, parcels, tmp_path, FORMATS["shp"], commune_id=commune_id, access=EVERYWHERE
+        )
+    assert f"'notes' of parcels feature 4 ({code}) has {len(note.encode())}" in str(
+        refused.value.said("en")
+    )
+    assert list(tmp_path.iterdir()) == []
+    r = await client.get(
+        "/collections/parcels/export",
+        params={"format": "shp", "commune": "EL-MAIZAL", "lang": "es"},
+    )
+    assert r.status_code == 400, r.text
+    assert f"la entidad 4 ({code}) de parcels" in r.json()["detail"]
+    report = await export_layer(
+        conn, parcels, tmp_path, FORMATS["gpkg"], commune_id=commune_id, access=EVERYWHERE
+    )
+    frame = pyogrio.read_dataframe(report.file)
+    assert frame.loc[frame["code"] == code, "notes"].item() == note
+
+
 async def test_exchanges_of_a_commune_include_either_end(
     conn: AsyncConnection, tmp_path: Path
 ) -> None:

@@ -25,7 +25,7 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel, ValidationError
 
 from geo_comuna import work
-from geo_comuna.errors import GeoComunaError, InvalidInput, Said
+from geo_comuna.errors import GeoComunaError, InvalidInput, Said, pydantic_reason
 from geo_comuna.io.formulas import neutralise
 from geo_comuna.layers import Layer
 
@@ -250,6 +250,10 @@ class Once:
         return value
 
 
+#: a refusal's two languages
+LANGS = ("en", "es")
+
+
 def parse_params(
     params_model: type, values: dict[str, str], route_takes: Iterable[str] = ()
 ) -> Any:
@@ -259,18 +263,21 @@ def parse_params(
     known = set(params_model.model_fields)
     unknown = sorted(set(values) - known)
     if unknown:
-        also = f", and {', '.join(sorted(route_takes))}" if route_takes else ""
-        also_es = f", y {', '.join(sorted(route_takes))}" if route_takes else ""
+        listed, takes = ", ".join(unknown), ", ".join(sorted(known))
+        also = f"; the route also takes {', '.join(sorted(route_takes))}" if route_takes else ""
+        also_es = f"; la ruta toma además {', '.join(sorted(route_takes))}" if route_takes else ""
         raise InvalidInput(
             Said(
-                f"unknown parameters {unknown}; this analysis takes {sorted(known)}{also}",
-                f"parámetros desconocidos {unknown}; este análisis toma {sorted(known)}{also_es}",
+                f"unknown parameter{'s' if len(unknown) > 1 else ''} {listed}; this analysis "
+                f"takes {takes}{also}",
+                f"parámetro{'s' if len(unknown) > 1 else ''} desconocido"
+                f"{'s' if len(unknown) > 1 else ''} {listed}; este análisis toma {takes}{also_es}",
             )
         )
     try:
         return params_model.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        en, es = ("; ".join(pydantic_reason(e, lang) for e in exc.errors()) for lang in LANGS)
         raise InvalidInput(
-            Said(f"invalid parameters: {problems}", f"parámetros no válidos: {problems}")
+            Said(f"invalid parameters: {en}", f"parámetros no válidos: {es}")
         ) from None

@@ -35,6 +35,10 @@ async def list_analyses(commune: CommuneRef) -> dict[str, Any]:
     }
 
 
+#: the route's own parameters beside the analysis' (lang: checked with every route's)
+ROUTE_TAKES = frozenset({"f", "lang"})
+
+
 @router.get("/communes/{commune}/analyses/{name}", summary="Run an analysis")
 @own_parameters  # the analysis' own (parse_params)
 async def run_analysis(
@@ -50,8 +54,8 @@ async def run_analysis(
     gives readers outside the commune its summary and per-sector figures, without any home's
     position or residents (the commune's users and admins get every home)."""
     analysis = get_analysis(name)
-    values = single_values(request, {"f"})
-    params = parse_params(analysis.params, values, ("f",))
+    values = single_values(request, ROUTE_TAKES)
+    params = parse_params(analysis.params, values, ROUTE_TAKES)
     result = await disclosure.answer_for(analysis, conn, commune_id, params, access)
     if f == "csv":
         return Response(

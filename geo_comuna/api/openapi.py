@@ -39,6 +39,7 @@ from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api import deps, oas30
 from geo_comuna.api.openapi_layers import ITEM, ITEMS, layer_paths, query, standard_parameters
 from geo_comuna.api.openapi_schemas import geometry_schemas, layer_schemas, ref
+from geo_comuna.api.parameters import LANG, LANG_VALUES
 from geo_comuna.api.problems import PROBLEM
 from geo_comuna.layers import LAYERS
 from geo_comuna.maps.assets import REDOC, SWAGGER_UI
@@ -68,6 +69,14 @@ PROBLEMS = {
     "its ETag back.",
     429: "Too many requests from this client; Retry-After says when to try again.",
     503: "The database timed out or is unreachable, or the work took too long; try later.",
+}
+#: what every route takes (api/parameters.py), where it declares no lang of its own
+LANG_PARAMETER = {
+    "name": LANG,
+    "in": "query",
+    "required": False,
+    "description": "the language of the answer's words (a refusal's reasons at least): es or en",
+    "schema": {"type": "string", "enum": list(LANG_VALUES)},
 }
 #: statuses some routes send beyond what their method and dependencies tell
 EXTRA_PROBLEMS = {
@@ -208,6 +217,8 @@ def _operation(
     out = oas30.operation(op)
     if "parameters" in out:
         out["parameters"] = _path_order(out["parameters"], path)
+    if not any(p.get("name") == LANG for p in out.get("parameters", [])):
+        out.setdefault("parameters", []).append(LANG_PARAMETER)
     responses = {k: v for k, v in out.get("responses", {}).items() if k != "422"}
     writes = deps.writer in calls or deps.admin in calls
     statuses = {401, 429, 503}

@@ -50,6 +50,10 @@ F_VALUES: dict[str, frozenset[str]] = {
 
 #: taken by every OGC API - Features route: the query of a client's connection URL
 BASE_URL_PARAMETERS = frozenset({"commune"})
+#: taken by every route: the language of the answer's words (a refusal's reasons at least;
+#: api/negotiation.asked_lang), es or en
+LANG = "lang"
+LANG_VALUES = ("es", "en")
 
 
 def ogc_api(path: str) -> bool:
@@ -177,12 +181,21 @@ async def check_request(request: Request) -> None:
     refuse_repeated(
         request,
         lambda name: (
-            (name in names or name in BASE_URL_PARAMETERS or name == "f") and name not in listed
+            (name in names or name in BASE_URL_PARAMETERS or name in ("f", LANG))
+            and name not in listed
         ),
     )
+    lang = request.query_params.get(LANG)
+    if lang is not None and lang not in LANG_VALUES:
+        raise InvalidInput(
+            Said(
+                f"lang={lang!r} is no language of this server: es or en",
+                f"lang={lang!r} no es un idioma de este servidor: es o en",
+            )
+        )
     honoured = f_values(route, method, names)
     if not getattr(route.endpoint, "own_parameters", False):
-        known = names | ({"f"} if honoured else set())
+        known = names | {LANG} | ({"f"} if honoured else set())
         if ogc_api(getattr(route, "path_format", "")):
             known |= BASE_URL_PARAMETERS
         unknown = sorted(set(request.query_params) - known)

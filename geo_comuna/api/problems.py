@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_comuna.api.negotiation import asked_lang, page_lang, wants_html
 from geo_comuna.api.scratch import hide_paths
-from geo_comuna.errors import GeoComunaError, NoSuchFormat, NotAcceptable, said
+from geo_comuna.errors import GeoComunaError, NoSuchFormat, NotAcceptable, pydantic_reason, said
 
 log = logging.getLogger("geo_comuna.api")
 PROBLEM = "application/problem+json"
@@ -121,48 +121,10 @@ def _detail(detail: Any, lang: str) -> Any:
     return out
 
 
-#: pydantic's reasons for a bad parameter (by its error type), in Spanish; ``ctx`` fills them
-_PYDANTIC_ES = {
-    "missing": "falta",
-    "int_parsing": "debe ser un número entero",
-    "int_type": "debe ser un número entero",
-    "int_from_float": "debe ser un número entero",
-    "float_parsing": "debe ser un número",
-    "float_type": "debe ser un número",
-    "bool_parsing": "debe ser true o false",
-    "bool_type": "debe ser true o false",
-    "greater_than_equal": "debe ser mayor o igual que {ge}",
-    "greater_than": "debe ser mayor que {gt}",
-    "less_than_equal": "debe ser menor o igual que {le}",
-    "less_than": "debe ser menor que {lt}",
-    "string_pattern_mismatch": "no tiene la forma esperada ({pattern})",
-    "string_too_long": "es demasiado largo (hasta {max_length} caracteres)",
-    "too_long": "tiene demasiados valores (hasta {max_length})",
-    "literal_error": "debe ser {expected}",
-    "enum": "debe ser {expected}",
-    "date_parsing": "debe ser una fecha (AAAA-MM-DD)",
-    "date_from_datetime_parsing": "debe ser una fecha (AAAA-MM-DD)",
-}
-
-
-def _invalid(err: dict, lang: str) -> str:
-    """One bad parameter as a person reads it: pydantic's words with where (query.limit: ...)
-    in English, and in Spanish by its error type ('«limit» debe ser mayor o igual que 1');
-    a type not known here keeps pydantic's English."""
-    loc = [str(p) for p in err.get("loc", ())]
-    if lang == "es" and err.get("type") in _PYDANTIC_ES:
-        ctx = {k: str(v).replace("' or '", "' o '") for k, v in (err.get("ctx") or {}).items()}
-        try:
-            return f"«{loc[-1] if loc else '?'}» {_PYDANTIC_ES[err['type']].format(**ctx)}"
-        except KeyError:  # pydantic gave no value the words need
-            pass
-    return f"{'.'.join(loc)}: {err.get('msg')}"
-
-
 async def _validation(request: Request, exc: RequestValidationError) -> Response:
     lang = _person(request)
     spoken = lang or asked_lang(request)
-    errors = [_invalid(err, spoken) for err in exc.errors()]
+    errors = [pydantic_reason(err, spoken) for err in exc.errors()]
     detail = "; ".join(errors) or "invalid request"
     if lang is not None:  # a browser's page, in its language
         title = "parámetro no válido" if lang == "es" else "invalid parameter"
