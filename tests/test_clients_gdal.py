@@ -19,6 +19,7 @@ import psycopg
 from pyproj import Transformer
 
 from tests.clients import Live, Request
+from tests.live import add_user
 
 PAGE = ["-oo", "PAGE_SIZE=1000"]
 
@@ -241,3 +242,30 @@ def test_gdal_lists_the_land_records_and_reads_rights(live: Live, tmp_path: Path
     assert sorted(f["id"] for f in inside) == sorted(i for (i,) in expected) and expected
     pages = item_requests(live.requests(mark), "rights")
     assert pages and all(r.status == 200 and "bbox" in r.query for r in pages), pages
+
+
+def fields_of(live: Live, layer: str, *args: str) -> dict[str, str]:
+    """``ogrinfo -so``'s fields of ``layer``, name -> OGR type, at GDAL's own page size."""
+    info = gdal("ogrinfo", "-ro", "-so", *args, f"OAPIF:{live.base}", layer).stdout
+    fields = info.split("mapping: 2,1\n", 1)[1].splitlines()
+    return dict(line.split(": ", 1) for line in fields if ": " in line)
+
+
+def test_gdal_types_its_fields_from_the_described_by_schema(live: Live) -> None:
+    """GDAL types a layer's fields from its describedBy schema, else from the first page (10
+    features): 5 de Marzo's parcels come first and have no dates, so recovered_on was a
+    String; an El Maizal editor's first page of dwellings is 5 de Marzo's, whose residents it
+    may not read, so the residents field was missing for all 300 of El Maizal's."""
+    first = fetch(live, "SELECT recovered_on FROM parcels ORDER BY id LIMIT 10")
+    assert all(day is None for (day,) in first), "the first page has no dates"
+    parcels = fields_of(live, "parcels")
+    assert parcels["recovered_on"].startswith("Date"), parcels
+    assert parcels["commune"].startswith("String") and parcels["area_ha"].startswith("Real")
+
+    token = add_user(live.dsn, "gdal-editor", "editor", ["EL-MAIZAL"])
+    auth = ["--config", "GDAL_HTTP_HEADERS", f"Authorization: Bearer {token}"]
+    assert fields_of(live, "dwellings", *auth)["residents"].startswith("Integer")
+    assert "residents" not in fields_of(live, "dwellings")  # not a field for anyone
+    rights = fields_of(live, "rights")
+    assert rights["ends_on"].startswith("Date") and rights["starts_on"].startswith("Date")
+

@@ -47,7 +47,7 @@ from geo_comuna.api.deps import (
 from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.api.pages import HTML_CONTENT, PageLang, html
 from geo_comuna.api.parameters import check_request, own_parameters
-from geo_comuna.api.schema import SCHEMA_JSON, SCHEMA_REL
+from geo_comuna.api.schema import DESCRIBED_BY, SCHEMA_JSON, SCHEMA_REL
 from geo_comuna.errors import NotFound
 from geo_comuna.features import crs, query
 from geo_comuna.features.filters import Filters
@@ -186,6 +186,7 @@ def _collection(
                 "application/schema+json",
             ),
             _link(f"{href}/schema", SCHEMA_REL, SCHEMA_JSON, "feature schema"),
+            _link(f"{href}/schema/feature", DESCRIBED_BY, SCHEMA_JSON, "GeoJSON feature schema"),
         ],
     }
     if extent:

@@ -8,6 +8,12 @@ geometry type from the ``primary-geometry`` property's ``format``, field order f
 References go out as their clients write them (a commune by its code), the temporal property
 is the ``primary-instant``, and members-only properties are listed, as in queryables, only to
 readers who may read them somewhere (``x-members-only``).
+
+``GET /collections/{id}/schema/feature``: the same as the schema of a GeoJSON Feature (its
+properties under ``properties``), which the collection links as ``describedBy``: GDAL's OAPIF
+driver types its fields from that link only, and otherwise from the first page, so a first
+page of parcels without dates gave a text field, and one of dwellings whose residents the
+reader may not read dropped the field for every dwelling after it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ router = APIRouter(tags=["collections"])
 SCHEMA_JSON = "application/schema+json"
 #: the collection link that points to the schema (QGIS looks for it)
 SCHEMA_REL = "http://www.opengis.net/def/rel/ogc/1.0/schema"
+#: the link to the GeoJSON Feature schema: IANA's describedby, spelt as GDAL compares it
+#: (relation types are case-insensitive, RFC 8288)
+DESCRIBED_BY = "describedBy"
 TYPES = {
     "text": "string",
     "integer": "integer",
@@ -124,4 +133,52 @@ async def schema(
 ) -> Response:
     schema_id = f"{base_url(request, settings)}/collections/{layer.name}/schema"
     body = feature_schema(layer, access, lang, schema_id)
+    return Response(json.dumps(body, ensure_ascii=False), media_type=SCHEMA_JSON)
+
+
+def as_geojson_feature(schema: dict[str, Any]) -> dict[str, Any]:
+    """A Part 5 schema (``feature_schema``'s, or a tenure record's) as the schema of the
+    GeoJSON Feature that carries it: the primary geometry as ``geometry``, the other
+    properties under ``properties``."""
+    props = dict(schema["properties"])
+    geometry = next(
+        (props.pop(n) for n, p in list(props.items()) if p.get("x-ogc-role") == "primary-geometry"),
+        None,
+    )
+    return {
+        "$schema": schema["$schema"],
+        "$id": f"{schema['$id']}/feature",
+        "type": "object",
+        "title": schema.get("title"),
+        "description": schema.get("description"),
+        "required": ["type", "geometry", "properties"],
+        "properties": {
+            "type": {"type": "string", "enum": ["Feature"]},
+            "id": {"type": "integer"},
+            "geometry": {"oneOf": [{"type": "null"}, *([geometry] if geometry else [])]},
+            "properties": {
+                "type": "object",
+                "properties": props,
+                "required": [n for n in schema.get("required", []) if n in props],
+            },
+        },
+    }
+
+
+@router.get(
+    "/collections/{collection_id}/schema/feature",
+    summary="JSON Schema of the layer's GeoJSON features",
+    response_class=Response,
+    responses={200: {"content": {SCHEMA_JSON: {}}, "description": "JSON Schema"}},
+)
+async def geojson_schema(
+    request: Request,
+    settings: SettingsDep,
+    layer: LayerDep,
+    access: ReaderAccess,
+    lang: Lang = "es",
+) -> Response:
+    """The features' schema as GeoJSON carries them (the collection's ``describedBy``)."""
+    schema_id = f"{base_url(request, settings)}/collections/{layer.name}/schema"
+    body = as_geojson_feature(feature_schema(layer, access, lang, schema_id))
     return Response(json.dumps(body, ensure_ascii=False), media_type=SCHEMA_JSON)

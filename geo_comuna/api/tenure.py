@@ -35,6 +35,7 @@ from geo_comuna.api.deps import (
 from geo_comuna.api.methods import allow
 from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.api.pages import HTML_CONTENT, PageLang, html
+from geo_comuna.api.schema import as_geojson_feature
 from geo_comuna.errors import InvalidInput, TooLarge
 from geo_comuna.features import crs
 from geo_comuna.layers.model import Domain
@@ -165,6 +166,32 @@ async def rights_schema(
     request: Request, settings: SettingsDep, user: Reader, lang: Lang = "es"
 ) -> Any:
     return _schema_response(tenure_meta.schema("rights", base_url(request, settings), lang, user))
+
+
+@router.get(
+    "/collections/parties/schema/feature",
+    summary="JSON Schema of parties as GeoJSON features",
+    response_class=Response,
+    responses=SCHEMA_RESPONSE,
+)
+async def parties_geojson_schema(
+    request: Request, settings: SettingsDep, user: Reader, lang: Lang = "es"
+) -> Any:
+    schema = tenure_meta.schema("parties", base_url(request, settings), lang, user)
+    return _schema_response(as_geojson_feature(schema))
+
+
+@router.get(
+    "/collections/rights/schema/feature",
+    summary="JSON Schema of rights as GeoJSON features",
+    response_class=Response,
+    responses=SCHEMA_RESPONSE,
+)
+async def rights_geojson_schema(
+    request: Request, settings: SettingsDep, user: Reader, lang: Lang = "es"
+) -> Any:
+    schema = tenure_meta.schema("rights", base_url(request, settings), lang, user)
+    return _schema_response(as_geojson_feature(schema))
 
 
 def _values(name: str, raw: str | None, allowed: Domain) -> list[str] | None:

@@ -24,6 +24,8 @@ GEOJSON = "application/geo+json"
 SCHEMA_JSON = "application/schema+json"
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 SCHEMA_REL = "http://www.opengis.net/def/rel/ogc/1.0/schema"
+#: the GeoJSON Feature schema's link (api/schema.DESCRIBED_BY)
+DESCRIBED_BY = "describedBy"
 JSON_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
 #: the collections with no geometry
 NO_GEOMETRY = frozenset({"parties"})
@@ -55,6 +57,12 @@ def collection(kind: str, base: str, lang: str, extent: list[float] | None) -> d
                 "rel": SCHEMA_REL,
                 "type": SCHEMA_JSON,
                 "title": "feature schema",
+            },
+            {
+                "href": f"{href}/schema/feature",
+                "rel": DESCRIBED_BY,
+                "type": SCHEMA_JSON,
+                "title": "GeoJSON feature schema",
             },
         ],
     }
