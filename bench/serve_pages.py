@@ -62,25 +62,25 @@ PAGE = 1000
 DEEP_OFFSET = 190_000
 BBOX_DEG = 0.01
 GRID = (WEST, SOUTH, EAST, NORTH)  # where make_parcels.py puts the parcels
-#: one SQL query per request kind: the features, GeoJSON text, nothing else
+#: one SQL query per request kind: the features, GeoJSON text (9 decimals, as served), nothing else
 FLOOR_KEY = (
-    "SELECT string_agg(ST_AsGeoJSON(t.*, 'geom', 6), ',') FROM "
+    "SELECT string_agg(ST_AsGeoJSON(t.*, 'geom', 9), ',') FROM "
     "(SELECT * FROM parcels WHERE id > %s ORDER BY id LIMIT 1000) t"
 )
 FLOOR_OFFSET = (
-    "SELECT string_agg(ST_AsGeoJSON(t.*, 'geom', 6), ',') FROM "
+    "SELECT string_agg(ST_AsGeoJSON(t.*, 'geom', 9), ',') FROM "
     "(SELECT * FROM parcels ORDER BY id LIMIT 1000 OFFSET %s) t"
 )
 FLOOR_BBOX = (
-    "SELECT string_agg(ST_AsGeoJSON(t.*, 'geom', 6), ',') FROM "
+    "SELECT string_agg(ST_AsGeoJSON(t.*, 'geom', 9), ',') FROM "
     "(SELECT * FROM parcels WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) "
     "AND ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326)) ORDER BY id LIMIT 100) t"
 )
-FLOOR_ITEM = "SELECT ST_AsGeoJSON(t.*, 'geom', 6) FROM parcels t WHERE id = %s"
+FLOOR_ITEM = "SELECT ST_AsGeoJSON(t.*, 'geom', 9) FROM parcels t WHERE id = %s"
 #: our features exactly (commune code, geodesic area), in one hand-written statement
 SAME_FEATURES = """
     SELECT string_agg('{"type":"Feature","id":' || t.id || ',"geometry":'
-        || ST_AsGeoJSON(t.geom, 6, 0) || ',"properties":' || json_build_object(
+        || ST_AsGeoJSON(t.geom, 9, 0) || ',"properties":' || json_build_object(
             'commune', c.code, 'code', t.code, 'tenure', t.tenure, 'land_use', t.land_use,
             'recovered_on', t.recovered_on,
             'area_ha', round((ST_Area(t.geom::geography) / 10000)::numeric, 4))::text || '}',

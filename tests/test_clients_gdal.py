@@ -268,4 +268,3 @@ def test_gdal_types_its_fields_from_the_described_by_schema(live: Live) -> None:
     assert "residents" not in fields_of(live, "dwellings")  # not a field for anyone
     rights = fields_of(live, "rights")
     assert rights["ends_on"].startswith("Date") and rights["starts_on"].startswith("Date")
-

@@ -297,7 +297,13 @@ async def test_an_export_in_any_format_and_crs_upserted_back_changes_nothing(
 ) -> None:
     """A GeoJSON export turns every ring counter-clockwise, a Shapefile clockwise, and a
     round trip through UTM moves vertices by ~1e-12 degrees: the same shapes, which an upsert
-    leaves as they are (it updated all of them, each a new version and an audit entry)."""
+    leaves as they are (it updated all of them, each a new version and an audit entry). One
+    parcel is surveyed to more decimals than a phone gives: GeoJSON's 7 decimals moved it."""
+    await conn.execute(
+        "UPDATE parcels SET geom = ST_Translate(geom, 1.234567891234e-7, -3.21987654321e-8) "
+        "WHERE id = (SELECT min(id) FROM parcels WHERE commune_id = %s)",
+        (maizal,),
+    )
     before = await versions(conn, maizal)
     report = await export_layer(
         conn, PARCELS, tmp_path / f"p{FORMATS[fmt].suffix}", FORMATS[fmt], crs=crs,

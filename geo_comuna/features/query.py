@@ -30,7 +30,7 @@ from geo_comuna.accounts import Access
 from geo_comuna.db.versions import VERSIONS_SQL, Versions
 from geo_comuna.errors import InvalidInput, NotFound, Said
 from geo_comuna.features.attributes import is_text
-from geo_comuna.features.crs import CRS84, Crs
+from geo_comuna.features.crs import CRS84, GEOGRAPHIC_DECIMALS, Crs
 from geo_comuna.features.filters import (
     Filters,
     Interval,
@@ -68,7 +68,7 @@ __all__ = [
     "where_sql",
 ]
 
-COORD_DECIMALS = 6  # ~0.1 m at the equator
+COORD_DECIMALS = GEOGRAPHIC_DECIMALS  # ~0.1 mm at the equator
 #: a row's version for ETag / If-Match: the id of the transaction that last wrote it
 ETAG_SQL = sql.SQL("""'"' || t.id || '.' || t.xmin::text || '"'""")
 

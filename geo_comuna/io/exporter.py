@@ -46,6 +46,7 @@ from psycopg import AsyncConnection, AsyncServerCursor, sql
 
 from geo_comuna.accounts import Access
 from geo_comuna.errors import InvalidInput, Said, UnknownCRS, Unsupported
+from geo_comuna.features.crs import GEOGRAPHIC_DECIMALS
 from geo_comuna.features.query import Filters, geometry_sql, property_exprs, where_sql
 from geo_comuna.io import sniff
 from geo_comuna.io.formats import FORMATS, GDAL_ERRORS, Format, get_format
@@ -72,7 +73,9 @@ _SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 #: the bytes a dBASE text field holds (GDAL cuts longer text with only a warning)
 DBF_TEXT_BYTES = 254
 _LAYER_OPTIONS: dict[str, dict[str, str]] = {
-    "geojson": {"RFC7946": "YES"},  # lon/lat, right-hand rings, 7 decimals (~1 cm)
+    # lon/lat, right-hand rings, and the API's 9 decimals (~0.1 mm; RFC 7946's default is 7,
+    # ~1 cm: an export imported back moved surveyed vertices and changed their versions)
+    "geojson": {"RFC7946": "YES", "COORDINATE_PRECISION": str(GEOGRAPHIC_DECIMALS)},
     "csv": {"GEOMETRY": "AS_WKT"},  # a WKT column first; CSV_OPEN_OPTIONS reads it back
 }
 
