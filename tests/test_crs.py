@@ -187,3 +187,54 @@ async def test_transformed_geometry_is_the_stored_one(
     lonlat = transform(back.transform, shape(doc["geometry"]))
     stored = shape((await client.get(f"{ITEMS}/{fid}")).json()["geometry"])
     assert lonlat.symmetric_difference(stored).area < 1e-10
+
+
+@pytest.mark.parametrize("code", [4326, 2202, 24819])
+async def test_a_feature_written_in_a_crs_lands_where_it_was_read(
+    client: httpx.AsyncClient, conn: AsyncConnection, code: int
+) -> None:
+    """Content-Crs (Part 2), as QGIS sends it for a layer in another CRS: a parcel read in
+    EPSG:4326 (latitude first), REGVEN / UTM 19N or PSAD56 / UTM 19N and written back in it,
+    whole (PUT) or by its shape alone (PATCH), is where it was; a new one sent in UTM is
+    where pyproj puts it. Before, the API took lon/lat only and refused UTM as 'out of
+    range'."""
+    uri = f"<http://www.opengis.net/def/crs/EPSG/0/{code}>"
+    fid, _, _ = await first_vertex(conn)
+    before = shape((await client.get(f"{ITEMS}/{fid}")).json()["geometry"])
+    doc = (await client.get(f"{ITEMS}/{fid}", params={"crs": f"EPSG:{code}"})).json()
+    r = await client.put(f"{ITEMS}/{fid}", json=doc, headers={"Content-Crs": uri})
+    assert r.status_code == 200, r.text
+    after = shape((await client.get(f"{ITEMS}/{fid}")).json()["geometry"])
+    assert before.hausdorff_distance(after) < 1e-8  # ~1 mm
+    body = {"geometry": doc["geometry"]}
+    r = await client.patch(f"{ITEMS}/{fid}", json=body, headers={"Content-Crs": uri})
+    assert r.status_code == 200, r.text
+    again = shape((await client.get(f"{ITEMS}/{fid}")).json()["geometry"])
+    assert before.hausdorff_distance(again) < 1e-8
+
+    if code == 4326:
+        return
+    new = {**doc, "properties": {**doc["properties"], "code": f"CRS-{code}"}}
+    new.pop("id")
+    r = await client.post(ITEMS, json=new, headers={"Content-Crs": uri})
+    assert r.status_code == 201, r.text
+    made = (await client.get(f"{ITEMS}/{r.json()['ids'][0]}")).json()
+    back = pyproj.Transformer.from_crs(code, 4326, always_xy=True)
+    expected = transform(back.transform, shape(doc["geometry"]))
+    assert shape(made["geometry"]).hausdorff_distance(expected) < 1e-7  # ~1 cm
+
+
+async def test_a_write_in_a_crs_not_named_is_refused_saying_how(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    fid, _, _ = await first_vertex(conn)
+    doc = (await client.get(f"{ITEMS}/{fid}", params={"crs": "EPSG:2202"})).json()
+    r = await client.put(f"{ITEMS}/{fid}", json=doc)  # UTM metres, no Content-Crs
+    assert r.status_code == 422 and "Content-Crs" in r.json()["detail"], r.text
+    r = await client.put(f"{ITEMS}/{fid}", json=doc, headers={"Content-Crs": "<EPSG:3857>"})
+    assert r.status_code == 400 and "Content-Crs 'EPSG:3857'" in r.json()["detail"], r.text
+    ring = [[1e30, 5], [1e30, 6], [2e30, 5], [1e30, 5]]
+    far = {"geometry": {**doc["geometry"], "coordinates": [[ring]]}}
+    r = await client.patch(f"{ITEMS}/{fid}", json=far, headers={"Content-Crs": "EPSG:2202"})
+    assert r.status_code == 422, r.text
+    assert "outside what EPSG:2202 can express" in r.json()["detail"], r.text

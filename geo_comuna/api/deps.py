@@ -472,6 +472,25 @@ async def response_crs(value: CrsParam = None) -> crs.Crs:
 CrsDep = Annotated[crs.Crs, Depends(response_crs)]
 
 
+async def content_crs(
+    value: Annotated[
+        str | None,
+        Header(
+            alias="Content-Crs",
+            description="the CRS of the body's coordinates, e.g. "
+            "<http://www.opengis.net/def/crs/EPSG/0/2202> (Part 2; default CRS84, lon/lat)",
+        ),
+    ] = None,
+) -> crs.Crs:
+    """The CRS a write's body is in (OGC API - Features Part 2's Content-Crs, as QGIS sends
+    it for a layer in another CRS): a URI in angle brackets, or as ``?crs=`` takes it."""
+    text = None if value is None else value.strip().removeprefix("<").removesuffix(">")
+    return crs.parse(text, "Content-Crs")
+
+
+ContentCrs = Annotated[crs.Crs, Depends(content_crs)]
+
+
 def output(
     layer: Layer, access: Access, response: crs.Crs, sortby: str | None, properties: str | None
 ) -> Output:

@@ -16,8 +16,18 @@ from fastapi import APIRouter, Query, Request, Response
 from psycopg import AsyncConnection
 
 from geo_comuna.accounts import User
-from geo_comuna.api.deps import LANGS, Conn, IfMatch, LayerDep, SettingsDep, Writer, base_url
+from geo_comuna.api.deps import (
+    LANGS,
+    Conn,
+    ContentCrs,
+    IfMatch,
+    LayerDep,
+    SettingsDep,
+    Writer,
+    base_url,
+)
 from geo_comuna.features import edit
+from geo_comuna.features.crs import Crs
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
 
@@ -61,11 +71,12 @@ async def create_items(
     conn: Conn,
     layer: LayerDep,
     user: Writer,
+    body_crs: ContentCrs,
     repair: Repair = False,
     lang: MessageLang = "es",
 ) -> Response:
     written = await edit.create(
-        conn, layer, await _body(request), settings, user, repair=repair, lang=lang
+        conn, layer, await _body(request), settings, user, repair=repair, lang=lang, crs=body_crs
     )
     base = base_url(request, settings)
     location = (
@@ -85,12 +96,14 @@ async def _change(
     if_match: str | None,
     repair: bool,
     lang: str,
+    body_crs: Crs,
 ) -> Response:
     """PUT and PATCH: the body read, changed as ``change`` does it, answered alike."""
     body = await _body(request)
     written = await change(
-        conn, layer, feature_id, body, settings, user, repair=repair, if_match=if_match, lang=lang
-    )
+        conn, layer, feature_id, body, settings, user,
+        repair=repair, if_match=if_match, lang=lang, crs=body_crs,
+    )  # fmt: skip
     return _written(written, 200)
 
 
@@ -103,12 +116,14 @@ async def replace_item(
     feature_id: int,
     user: Writer,
     if_match: IfMatch,
+    body_crs: ContentCrs,
     repair: Repair = False,
     lang: MessageLang = "es",
 ) -> Response:
     return await _change(
-        edit.replace, request, settings, conn, layer, feature_id, user, if_match, repair, lang
-    )
+        edit.replace, request, settings, conn, layer, feature_id, user, if_match, repair, lang,
+        body_crs,
+    )  # fmt: skip
 
 
 @router.patch(
@@ -123,12 +138,14 @@ async def patch_item(
     feature_id: int,
     user: Writer,
     if_match: IfMatch,
+    body_crs: ContentCrs,
     repair: Repair = False,
     lang: MessageLang = "es",
 ) -> Response:
     return await _change(
-        edit.patch, request, settings, conn, layer, feature_id, user, if_match, repair, lang
-    )
+        edit.patch, request, settings, conn, layer, feature_id, user, if_match, repair, lang,
+        body_crs,
+    )  # fmt: skip
 
 
 @router.delete(

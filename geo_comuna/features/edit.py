@@ -3,15 +3,18 @@ transaction. Each returns what the response needs; errors are typed (errors.py).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import shapely
 from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
 from geo_comuna.accounts import EVERYWHERE, User, writing
 from geo_comuna.errors import Forbidden, InvalidGeometry, InvalidInput, NotFound, Said
 from geo_comuna.features import attributes, geojson, references, validate, write
+from geo_comuna.features.crs import CRS84, Crs, check_coordinates, to_storage, xy_order
 from geo_comuna.features.query import ETAG_SQL, one
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
@@ -73,6 +76,34 @@ async def _checked(
     return checked, refs
 
 
+async def _in_storage_crs(
+    conn: AsyncConnection, layer: Layer, parsed: geojson.Parsed, body_crs: Crs
+) -> geojson.Parsed:
+    """``parsed``'s geometries, written in ``body_crs`` (Content-Crs), as stored: lon/lat in
+    EPSG:4326, transformed by PostGIS as every output in that CRS is, so that a feature read
+    in a CRS and written back in it lands where it was."""
+    if body_crs.uri == CRS84.uri or not parsed.geometry_given:
+        return parsed
+    at = [i for i, g in enumerate(parsed.geometries) if g is not None]
+    for i in at:
+        pairs = shapely.get_coordinates(parsed.geometries[i]).tolist()
+        try:
+            check_coordinates(xy_order(pairs, body_crs), body_crs, "geometry")
+        except InvalidInput as exc:
+            raise InvalidGeometry(exc.reason, feature=parsed.labels[i], layer=layer.name) from None
+    stored = to_storage(sql.SQL("ST_GeomFromWKB(w)"), body_crs)
+    cur = await conn.execute(
+        sql.SQL(
+            "SELECT ST_AsBinary({}) FROM unnest(%s::bytea[]) WITH ORDINALITY AS u(w, n) ORDER BY n"
+        ).format(stored),
+        ([shapely.to_wkb(parsed.geometries[i]) for i in at],),
+    )
+    geometries = parsed.geometries.copy()
+    for i, (wkb,) in zip(at, await cur.fetchall(), strict=True):
+        geometries[i] = shapely.from_wkb(wkb)
+    return dataclasses.replace(parsed, geometries=geometries)
+
+
 def _parse(layer: Layer, body: bytes, **options: Any) -> geojson.Parsed:
     doc = geojson.loads(body)
     if options.get("single_id") is not None:  # PUT: the feature of the path
@@ -89,11 +120,13 @@ async def create(
     *,
     repair: bool = False,
     lang: str = "es",
+    crs: Crs = CRS84,
 ) -> Written:
-    """POST: one Feature or a FeatureCollection, all or nothing."""
+    """POST: one Feature or a FeatureCollection, all or nothing; ``crs``: the body's."""
     _writer(user)
     parsed = await work.cpu(_parse, layer, body, max_features=work.limits().max_features_per_write)
     async with writing(conn, user):
+        parsed = await _in_storage_crs(conn, layer, parsed, crs)
         checked, refs = await _checked(conn, layer, parsed, settings, repair, lang)
         ids = await write.insert(conn, layer, checked, refs, parsed.labels)
         etag = await _etag(conn, layer, ids[0]) if len(ids) == 1 else None
@@ -111,6 +144,7 @@ async def replace(
     repair: bool = False,
     if_match: str | None = None,
     lang: str = "es",
+    crs: Crs = CRS84,
 ) -> Written:
     """PUT: the feature becomes exactly the body (absent properties become null)."""
     _writer(user)
@@ -121,6 +155,7 @@ async def replace(
         )
     async with writing(conn, user):
         await write.check_version(conn, layer, feature_id, if_match)
+        parsed = await _in_storage_crs(conn, layer, parsed, crs)
         checked, refs = await _checked(conn, layer, parsed, settings, repair, lang)
         await write.replace(conn, layer, feature_id, checked, refs)
         etag = await _etag(conn, layer, feature_id)
@@ -138,6 +173,7 @@ async def patch(
     repair: bool = False,
     if_match: str | None = None,
     lang: str = "es",
+    crs: Crs = CRS84,
 ) -> Written:
     """PATCH: only the properties (and geometry) given change; null clears a property."""
     _writer(user)
@@ -152,6 +188,7 @@ async def patch(
             for name in parsed.present
         }
         merged = {**current["properties"], **given}
+        parsed = await _in_storage_crs(conn, layer, parsed, crs)
         geometry = parsed.geometries if parsed.geometry_given else None
         if geometry is None:  # validate the stored geometry as is: cheap, and keeps one path
             geometry = geojson.parse(

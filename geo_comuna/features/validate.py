@@ -226,10 +226,12 @@ def _check_coordinates(
     elif out_of_range[i]:
         reason = Said(
             f"coordinate ({x:.3f}, {y:.3f}) is out of range for longitude/latitude; "
-            "is the data in a projected CRS (UTM metres)? give its CRS",
+            "is the data in a projected CRS (UTM metres)? give its CRS (a file: --crs or "
+            "?crs=; a feature sent to the API: the Content-Crs header)",
             f"la coordenada ({x:.3f}, {y:.3f}) está fuera del rango de longitud/latitud; "
             "¿están los datos en un sistema de referencia proyectado (metros UTM)? indique "
-            "su CRS",
+            "su CRS (un archivo: --crs o ?crs=; una entidad enviada a la API: la cabecera "
+            "Content-Crs)",
         )
     else:
         reason = Said(
