@@ -132,13 +132,7 @@ class SpaceTime(Walker):
             return self.bind(as_datetime(v) if stamps else v, cast)
 
         lo, hi = bound(start, "-infinity"), bound(end, "infinity")
-        forms = {
-            "t_after": "{v} > {hi}",
-            "t_before": "{v} < {lo}",
-            "t_equals": "({v} = {lo} AND {v} = {hi})",
-            "t_intersects": "({v} >= {lo} AND {v} <= {hi})",
-            "t_disjoint": "({v} < {lo} OR {v} > {hi})",
-        }
+        forms = DAY_AGAINST_TIMESTAMPS if stamps else DAYS
         return sql.SQL(forms[op]).format(v=value, lo=lo, hi=hi)
 
     def interval(
@@ -150,6 +144,27 @@ class SpaceTime(Walker):
         if start is not None and end is not None and as_datetime(start) > as_datetime(end):
             raise self.fail(node, "the interval ends before it starts")
         return start, end
+
+
+#: a temporal function between a date and dates: both instants of a day's granularity
+DAYS = {
+    "t_after": "{v} > {hi}",
+    "t_before": "{v} < {lo}",
+    "t_equals": "({v} = {lo} AND {v} = {hi})",
+    "t_intersects": "({v} >= {lo} AND {v} <= {hi})",
+    "t_disjoint": "({v} < {lo} OR {v} > {hi})",
+}
+#: ... and between a date and timestamps: the date is its whole day in UTC, [v, v + 1 day),
+#: as ?datetime= takes it (api/temporal.py) and as cql2-rs does. As its midnight, the filter
+#: T_INTERSECTS(recovered_on, TIMESTAMP('2021-09-14T12:00:00Z')) missed the parcel of that
+#: day that datetime=2021-09-14T12:00:00Z found: GDAL and QGIS got two answers to one question
+DAY_AGAINST_TIMESTAMPS = {
+    "t_after": "{v} > {hi}",
+    "t_before": "{v} + interval '1 day' <= {lo}",
+    "t_equals": "({v} = {lo} AND {v} + interval '1 day' - interval '1 microsecond' = {hi})",
+    "t_intersects": "({v} <= {hi} AND {v} + interval '1 day' > {lo})",
+    "t_disjoint": "({v} > {hi} OR {v} + interval '1 day' <= {lo})",
+}
 
 
 def _as_literal(value: Any) -> Any:
