@@ -444,3 +444,44 @@ async def test_queryables_list_references_and_the_geometry(client: httpx.AsyncCl
         assert f"http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/{name}" in conf
     for name in ("cql2-text", "cql2-json", "basic-cql2", "spatial-functions", "temporal-functions"):
         assert f"http://www.opengis.net/spec/cql2/1.0/conf/{name}" in conf
+
+
+async def test_parcels_over_an_area_filtered_and_sorted_by_it(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """area_ha, worked out by PostGIS, was readable but no queryable: "the parcels over 10 ha"
+    was a 400. It is filtered and sorted by as any number; the expected parcels are worked
+    out here from pyproj's geodesic area of each stored shape."""
+    from pyproj import Geod
+
+    geod = Geod(ellps="WGS84")
+    areas = {
+        r["id"]: round(abs(geod.geometry_area_perimeter(r["geom"])[0]) / 10_000, 4)
+        for r in await parcel_rows(conn)
+    }
+    cut = sorted(areas.values())[len(areas) // 2]
+    over = sorted(i for i, a in areas.items() if a > cut + 0.001)
+    assert 0 < len(over) < len(areas)
+    for params in both_forms(f"area_ha > {cut + 0.001}"):
+        r = await client.get(ITEMS, params={**params, "limit": 1000})
+        assert r.status_code == 200, r.text
+        assert sorted(f["id"] for f in r.json()["features"]) == over
+    r = await client.get(ITEMS, params={"sortby": "-area_ha", "limit": 5})
+    largest = [f["properties"]["area_ha"] for f in r.json()["features"]]
+    assert largest == sorted(areas.values(), reverse=True)[:5]
+    doc = (await client.get("/collections/parcels/queryables")).json()
+    assert doc["properties"]["area_ha"]["type"] == "number"
+    assert doc["properties"]["area_ha"]["readOnly"] is True
+    cur = await conn.execute("SELECT parcel_id FROM production_units LIMIT 1")
+    (parcel,) = await cur.fetchone()
+    cur = await conn.execute(
+        "SELECT count(*) FROM production_units u JOIN parcels p ON p.id = u.parcel_id "
+        "WHERE p.code = (SELECT code FROM parcels WHERE id = %s)",
+        (parcel,),
+    )
+    (count,) = await cur.fetchone()
+    code = (await client.get(f"/collections/parcels/items/{parcel}")).json()["properties"]["code"]
+    found = await matched(
+        client, {"filter": f"parcel_code = '{code}'"}, "/collections/production_units/items"
+    )
+    assert found == count > 0

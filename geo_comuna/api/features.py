@@ -53,6 +53,7 @@ from geo_comuna.features import crs, query
 from geo_comuna.features.filters import Filters
 from geo_comuna.features.output import Output
 from geo_comuna.features.query import require_commune
+from geo_comuna.features.queryables import computed
 from geo_comuna.layers import LAYERS, Layer, get_layer
 from geo_comuna.layers.tenure import COLLECTIONS
 from geo_comuna.maps import pages
@@ -272,8 +273,9 @@ async def queryables(
     access: ReaderAccess,
     lang: Lang = "es",
 ) -> Response:
-    """What ``?name=value``, ``filter`` and ``sortby`` may use: the geometry, the references
-    (``commune`` by its code) and the attributes. A members-only property is listed only to
+    """What ``filter`` and ``sortby`` may use: the geometry, the references (``commune`` by
+    its code), the attributes (also ``?name=value``) and the values PostGIS works out of each
+    feature (``area_ha``...). A members-only property is listed only to
     readers who may read it somewhere (``x-members-only``: it matches only in their
     communes' features); anyone else filtering by it gets 403."""
     props: dict[str, Any] = {
@@ -303,6 +305,11 @@ async def queryables(
         if attr.maximum is not None:
             schema["maximum"] = attr.maximum
         props[attr.name] = schema
+    for derived in computed(layer):  # worked out by PostGIS: read, filtered, sorted by
+        schema = {"title": derived.title.get(lang), "type": derived.type, "readOnly": True}
+        if derived.unit:
+            schema["x-ogc-unit"] = derived.unit
+        props[derived.name] = schema
     body = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"{base_url(request, settings)}/collections/{layer.name}/queryables",

@@ -1,5 +1,8 @@
 """What a reader may filter and sort a layer by, derived from the registry: its attributes,
-its references (``commune`` by code, ``parcel`` by id) and its geometry.
+its references (``commune`` by code, ``parcel`` by id), its geometry, and what PostGIS works
+out of each feature as one number or text (``area_ha``, ``length_m``, ``parcel_code``: "the
+parcels over 10 ha" is a planner's first question; the geodesic area is computed for every
+feature the other conditions leave).
 
 Each queryable carries the SQL reading it from alias ``t``, so that a filter (features/cql.py)
 or a sort key (features/output.py) never writes a name the registry did not declare.
@@ -14,7 +17,7 @@ from psycopg import sql
 from geo_comuna.accounts import Access
 from geo_comuna.errors import Forbidden, InvalidInput
 from geo_comuna.layers import Layer
-from geo_comuna.layers.model import Domain
+from geo_comuna.layers.model import Derived, Domain
 
 GEOMETRY = "geometry"
 
@@ -47,16 +50,28 @@ def find(layer: Layer, name: str) -> Queryable | None:
         return Queryable(name, "text", expr, code_of=(ref.column, ref.table, ref.key))
     attr = layer.attribute(name)
     if attr is None:
-        return None
+        derived = next((d for d in computed(layer) if d.name == name), None)
+        if derived is None:
+            return None
+        return Queryable(name, DERIVED_TYPES[derived.type], sql.SQL(f"({derived.sql})"))
     column = sql.SQL("t.{}").format(sql.Identifier(attr.name))
     return Queryable(name, attr.type, column, attr.read == "members", attr.domain)
+
+
+#: a derived property's JSON Schema type -> a queryable's
+DERIVED_TYPES = {"number": "number", "string": "text"}
+
+
+def computed(layer: Layer) -> list[Derived]:
+    """The layer's derived properties that are one value a feature (not a list)."""
+    return [d for d in layer.derived if d.type in DERIVED_TYPES]
 
 
 def names(layer: Layer, access: Access) -> list[str]:
     """The properties this reader may filter by, in schema order (queryables' own order)."""
     return [
         name for name in layer.property_names if access.anywhere or not layer.members_only(name)
-    ]
+    ] + [d.name for d in computed(layer)]
 
 
 def resolve(layer: Layer, access: Access, name: str, what: str) -> Queryable:
