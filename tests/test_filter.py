@@ -485,3 +485,18 @@ async def test_parcels_over_an_area_filtered_and_sorted_by_it(
         client, {"filter": f"parcel_code = '{code}'"}, "/collections/production_units/items"
     )
     assert found == count > 0
+
+
+async def test_a_coded_value_is_filtered_by_its_label_too(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """?tenure=Ocupada and writes took a label; the filter tenure = 'Ocupada' was a 400."""
+    occupied = sum(1 for r in await parcel_rows(conn) if r["tenure"] == "occupied")
+    for text in ("tenure = 'Ocupada'", "tenure = 'OCUPADA'", "tenure IN ('occupied', 'Ocupada')"):
+        for params in both_forms(text):
+            assert await matched(client, params) == occupied > 0, text
+    others = await matched(client, {"filter": "tenure <> 'Occupied'"})
+    cur = await conn.execute("SELECT count(*) FROM parcels WHERE tenure <> 'occupied'")
+    assert others == (await cur.fetchone())[0]
+    r = await client.get(ITEMS, params={"filter": "tenure = 'Robada'"})
+    assert r.status_code == 400 and "no value 'Robada'" in r.json()["detail"], r.text

@@ -151,9 +151,15 @@ class Translator(SpaceTime):
                 raise self.fail(node, f"{prop.name} is text; compare it with 'quoted text'")
             if not is_text(literal):
                 raise self.fail(node, "text holds a NUL or a lone surrogate")
-            if check_domain and prop.domain and literal not in prop.domain:
-                allowed = ", ".join(prop.domain.values)
-                raise self.fail(node, f"{prop.name} has no value {literal!r}; it takes {allowed}")
+            if check_domain and prop.domain:
+                # a code, or its Spanish or English label, as ?tenure= and writes take them
+                code = prop.domain.code(literal)
+                if code is None:
+                    allowed = ", ".join(prop.domain.values)
+                    raise self.fail(
+                        node, f"{prop.name} has no value {literal!r}; it takes {allowed}"
+                    )
+                return code
             return literal
         if kind in ("integer", "number"):
             if isinstance(literal, bool) or not isinstance(literal, int | float):
