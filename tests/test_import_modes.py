@@ -370,3 +370,44 @@ async def test_an_upsert_into_a_layer_without_a_natural_key_is_refused(
     with pytest.raises(InvalidInput, match="no natural key"):
         await import_file(conn, facilities, tmp_path / "missing.gpkg", settings, mode="upsert")
     assert (await (await conn.execute(count)).fetchone())[0] == held
+
+
+async def test_an_export_imported_back_into_a_layer_without_a_key_is_refused(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path, settings: Settings
+) -> None:
+    """Production units have no natural key: their export imported back added 14 copies of
+    what was there, silently. A feature the layer holds already, the same in every field and
+    shape, refuses the import naming the file's feature and the stored one; a changed one is
+    new; --allow-copies adds them anyway."""
+    maizal = await require_commune(conn, "EL-MAIZAL")
+    units = LAYERS["production_units"]
+    assert not units.natural_key
+    report = await export_layer(
+        conn, units, tmp_path / "u.gpkg", FORMATS["gpkg"], commune_id=maizal, access=EVERYWHERE
+    )
+    count = "SELECT count(*) FROM production_units"
+    held = (await (await conn.execute(count)).fetchone())[0]
+    frame = pyogrio.read_dataframe(report.file)
+    assert len(frame) >= 2
+    frame.loc[0, "name"] = f"{frame.loc[0, 'name']} (ampliada)"  # the first one is changed
+    edited = tmp_path / "edited.gpkg"
+    pyogrio.write_dataframe(frame, edited)
+    cur = await conn.execute(
+        "SELECT min(id) FROM production_units WHERE commune_id = %s AND name = %s",
+        (maizal, frame.loc[1, "name"]),
+    )
+    (second,) = await cur.fetchone()
+
+    with pytest.raises(Conflict) as refused:
+        await import_file(conn, units, edited, settings)
+    assert refused.value.feature == 2
+    assert f"as feature {second}, the same in every field and shape" in refused.value.reason
+    assert f"(and {len(frame) - 2} more)" in refused.value.reason or len(frame) == 2
+    assert (await (await conn.execute(count)).fetchone())[0] == held
+    files = {"file": ("edited.gpkg", edited.read_bytes())}
+    r = await client.post("/collections/production_units/import?lang=es", files=files)
+    assert r.status_code == 409 and "añadiría una copia" in r.json()["detail"], r.text
+
+    done = await import_file(conn, units, edited, settings, allow_copies=True)
+    assert done.inserted == len(frame)
+    assert (await (await conn.execute(count)).fetchone())[0] == held + len(frame)

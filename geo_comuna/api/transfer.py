@@ -148,6 +148,13 @@ async def import_upload(
             "their version) and inserts the rest"
         ),
     ] = "insert",
+    allow_copies: Annotated[
+        bool,
+        Query(
+            description="into a layer without a natural key, add features it holds already "
+            "(the same in every field and shape) instead of refusing the import (409)"
+        ),
+    ] = False,
     rename: Annotated[
         list[str] | None,
         Query(
@@ -186,6 +193,7 @@ async def import_upload(
                 mode=mode,
                 mapping=mapping,
                 lang=lang,
+                allow_copies=allow_copies,
             )
     finally:
         await file.close()

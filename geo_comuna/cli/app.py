@@ -266,6 +266,14 @@ def import_(
             "commune) instead of refusing the import; unchanged features are left as they are",
         ),
     ] = False,
+    allow_copies: Annotated[
+        bool,
+        typer.Option(
+            "--allow-copies",
+            help="into a layer without a natural key, add features it holds already (the same "
+            "in every field and shape) instead of refusing the import",
+        ),
+    ] = False,
     rename: Annotated[
         list[str] | None,
         typer.Option(
@@ -296,8 +304,9 @@ def import_(
     # command's start-up (bench/README.md)
     with unseen("pandas", "geopandas"):
         report = _import(
-            layer, file, crs, commune, repair, upsert, rename or [], value_map or [], lang
-        )
+            layer, file, crs, commune, repair, upsert, rename or [], value_map or [], lang,
+            allow_copies,
+        )  # fmt: skip
     typer.echo(json.dumps(report.__dict__, indent=2, default=str, ensure_ascii=False))
 
 
@@ -311,6 +320,7 @@ def _import(
     rename: list[str],
     value_map: list[str],
     lang: str | None,
+    allow_copies: bool = False,
 ) -> ImportReport:
     from geo_comuna.io import reading
     from geo_comuna.io.importer import Mapping
@@ -341,6 +351,7 @@ def _import(
             mode="upsert" if upsert else "insert",
             mapping=mapping,
             lang=lang,
+            allow_copies=allow_copies,
         ),
         settings,
     )

@@ -87,6 +87,11 @@ SPANISH = {
     "make invalid geometries valid and report each change": (
         "corregir las geometrías no válidas e informar de cada cambio"
     ),
+    "into a layer without a natural key, add features it holds already (the same in every "
+    "field and shape) instead of refusing the import": (
+        "en una capa sin clave natural, añadir entidades que ya tiene (iguales en cada campo y "
+        "en su forma) en lugar de rechazar la importación"
+    ),
     "update the stored feature of the same natural key (a parcel's code in its commune) "
     "instead of refusing the import; unchanged features are left as they are": (
         "actualizar la entidad guardada con la misma clave natural (el código de una parcela en "

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from psycopg import AsyncConnection, sql
 
+from geo_comuna.errors import Conflict, Said
 from geo_comuna.features.write import columns, refusals
 from geo_comuna.io.pgcopy import COPY_HEADER, COPY_TRAILER
 from geo_comuna.layers import Layer
@@ -331,3 +332,59 @@ async def analyze_after_load(conn: AsyncConnection, layer: Layer, rows: int) -> 
     (held,) = await cur.fetchone()
     if rows >= max(ANALYZE_ROWS, 0.1 * max(held, 0)):
         await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(layer.table)))
+
+
+async def last_id(conn: AsyncConnection, layer: Layer) -> int:
+    """The highest id the layer holds now: what an import adds comes after it."""
+    cur = await conn.execute(
+        sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(sql.Identifier(layer.table))
+    )
+    return (await cur.fetchone())[0]
+
+
+async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> None:
+    """Refuse an import into a layer without a natural key that adds a feature the layer held
+    already, the same in every column and shape (its ids above ``before`` are the import's,
+    in the file's order): an export imported back added 14 production units that were there
+    already. The copies are found through the shapes' index."""
+    names = [c for c in columns(layer) if c != GEOMETRY]
+    same = sql.SQL(" AND ").join(
+        sql.SQL("o.{c} IS NOT DISTINCT FROM n.{c}").format(c=sql.Identifier(c)) for c in names
+    )
+    cur = await conn.execute(
+        sql.SQL(
+            """SELECT (SELECT count(*) FROM {t} x WHERE x.id > %(before)s AND x.id <= f.id),
+                      f.stored, f.copies
+                 FROM (SELECT n.id, o.id AS stored, count(*) OVER () AS copies
+                         FROM {t} n
+                         JOIN LATERAL (SELECT o.id FROM {t} o
+                                        WHERE o.geom && n.geom AND o.id <= %(before)s AND {same}
+                                          AND geo_comuna_same_shape(o.geom, n.geom, %(tolerance)s)
+                                        LIMIT 1) o ON true
+                        WHERE n.id > %(before)s
+                        ORDER BY n.id LIMIT 1) f"""
+        ).format(t=sql.Identifier(layer.table), same=same),
+        {"before": before, "tolerance": SHAPE_TOLERANCE},
+    )
+    found = await cur.fetchone()
+    if found is None:
+        return
+    row, stored, copies = found
+    more = f" (and {copies - 1} more)" if copies > 1 else ""
+    mas = f" (y {copies - 1} más)" if copies > 1 else ""
+    raise Conflict(
+        Said(
+            f"{layer.name} holds this feature already as feature {stored}, the same in every "
+            f"field and shape{more}: importing it again would add a copy, since {layer.name} "
+            "has no natural key to update it by. Leave such features out of the file, change "
+            "stored ones by id (PATCH, or the field package's sync), or add them anyway with "
+            "--allow-copies (?allow_copies=true)",
+            f"{layer.name} ya tiene esta entidad como la entidad {stored}, igual en cada campo y "
+            f"en su forma{mas}: importarla de nuevo añadiría una copia, pues {layer.name} no "
+            "tiene clave natural por la que actualizarla. Deje esas entidades fuera del "
+            "archivo, cambie las guardadas por su id (PATCH, o la sincronización del paquete "
+            "de campo), o añádalas igualmente con --allow-copies (?allow_copies=true)",
+        ),
+        feature=row,
+        layer=layer.name,
+    )

@@ -380,10 +380,13 @@ async def write(
     mode: Mode = "insert",
     lang: str = "es",
     given: Sequence[str] | None = None,
+    allow_copies: bool = False,
 ) -> Written:
     """Validate the features of ``source`` (io/pieces.py) and COPY them, in one transaction.
     ``defaults``: references.resolve's. ``given``: the properties the file has columns for
-    (None: all); an upsert updates only those of a stored feature, and its shape.
+    (None: all); an upsert updates only those of a stored feature, and its shape. Into a
+    layer without a natural key, a feature the layer holds already (every field and the
+    shape) is refused unless ``allow_copies`` (bulk.refuse_copies).
 
     A feature whose natural key (``Layer.natural_key``) repeats in the file is refused; one
     whose key is stored is refused too (``mode`` "insert") or updates the stored feature
@@ -459,6 +462,9 @@ async def write(
             # what the file's keys may meet: the features stored before this import
             before = await keys.stored_before(conn, layer) if layer.natural_key else None
             upsert = mode == "upsert" and before is not None
+            copies_after = None
+            if not layer.natural_key and not allow_copies:
+                copies_after = await bulk.last_id(conn, layer)
             chunks = pieces.stream(
                 conn,
                 layer,
@@ -478,6 +484,8 @@ async def write(
                     upsert_key=keys.columns(layer) if upsert else None,
                     upsert_columns=_updated_columns(layer, given, defaults),
                 )
+            if copies_after is not None:
+                await bulk.refuse_copies(conn, layer, copies_after)
     return Written(sum(sent), inserted, updated, repairs)
 
 
@@ -513,11 +521,13 @@ async def import_file(
     mode: Mode = "insert",
     mapping: Mapping | None = None,
     lang: str = "es",
+    allow_copies: bool = False,
 ) -> ImportReport:
     """Read, reproject, validate and COPY ``path`` into ``layer``: all or nothing.
     ``reading``: GDAL's read of ``path``, already started by reading.start(). ``mode``: what
     a feature whose natural key is stored does (write_frame); ``mapping``: the file's own
-    column names and values; ``lang``: the labels' language in messages."""
+    column names and values; ``lang``: the labels' language in messages; ``allow_copies``:
+    see write."""
     check_mode(layer, mode)  # before a possibly big file is read
     mapping = mapping or Mapping()
     say = progress or (lambda _msg: None)
@@ -548,6 +558,7 @@ async def import_file(
             mode=mode,
             lang=lang,
             given=given,
+            allow_copies=allow_copies,
         )
     finally:
         raw.close()
