@@ -500,3 +500,19 @@ async def test_a_coded_value_is_filtered_by_its_label_too(
     assert others == (await cur.fetchone())[0]
     r = await client.get(ITEMS, params={"filter": "tenure = 'Robada'"})
     assert r.status_code == 400 and "no value 'Robada'" in r.json()["detail"], r.text
+
+
+async def test_a_refused_filter_is_said_in_the_language_asked(client: httpx.AsyncClient) -> None:
+    """With lang=es a filter's refusal was half English ("capa parcels: filter: unknown
+    property 'foo'")."""
+    cases = {
+        "foo = 1": "filtro: no existe el campo 'foo'; parcels tiene",
+        "tenure = 3": "filtro: tenure es texto; compárelo con 'texto entre comillas'",
+        "T_DURING(recovered_on, INTERVAL('2020-01-01', '2021-01-01'))": "es un instante",
+        "tenure = ": "el filtro no es CQL2 válido",
+    }
+    for text, spanish in cases.items():
+        r = await client.get(ITEMS, params={"filter": text, "lang": "es"})
+        assert r.status_code == 400 and spanish in r.json()["detail"], (text, r.text)
+        english = await client.get(ITEMS, params={"filter": text})
+        assert "filtro" not in english.json()["detail"], english.text

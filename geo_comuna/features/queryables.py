@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from geo_comuna.accounts import Access
-from geo_comuna.errors import Forbidden, InvalidInput
+from geo_comuna.errors import Forbidden, InvalidInput, Said
 from geo_comuna.layers import Layer
 from geo_comuna.layers.model import Derived, Domain
 
@@ -80,15 +80,24 @@ def resolve(layer: Layer, access: Access, name: str, what: str) -> Queryable:
     found = find(layer, name)
     if found is None or found.type == "geometry" and what == "sortby":
         known = names(layer, access) + ([] if what == "sortby" else [GEOMETRY])
+        que = {"filter": "filtro", "sortby": "sortby"}.get(what, what)
         raise InvalidInput(
-            f"{what}: unknown property {name!r}; {layer.name} has {', '.join(known)}",
+            Said(
+                f"{what}: unknown property {name!r}; {layer.name} has {', '.join(known)}",
+                f"{que}: no existe el campo {name!r}; {layer.name} tiene {', '.join(known)}",
+            ),
             layer=layer.name,
         )
     if found.members and found.type != "geometry" and not access.anywhere:
         raise Forbidden(
-            f"{what}: {name} of {layer.name} can be read, and so filtered and sorted by, only "
-            "by the users of the feature's commune and admins; send such a user's token "
-            "(Authorization: Bearer <token>)",
+            Said(
+                f"{what}: {name} of {layer.name} can be read, and so filtered and sorted by, "
+                "only by the users of the feature's commune and admins; send such a user's "
+                "token (Authorization: Bearer <token>)",
+                f"{what}: {name} de {layer.name} solo lo leen, y por tanto solo filtran y "
+                "ordenan por él, los usuarios de la comuna de la entidad y los administradores; "
+                "envíe el token de uno de ellos (Authorization: Bearer <token>)",
+            ),
             layer=layer.name,
         )
     return found

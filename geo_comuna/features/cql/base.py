@@ -9,7 +9,7 @@ from typing import Any
 from psycopg import sql
 
 from geo_comuna.accounts import Access
-from geo_comuna.errors import InvalidInput
+from geo_comuna.errors import InvalidInput, Said, said
 from geo_comuna.features import crs as crs_mod
 from geo_comuna.features.cql.parse import written
 from geo_comuna.features.queryables import Queryable, resolve
@@ -25,8 +25,13 @@ class Walker:
         self.private = False
         self.bound = 0
 
-    def fail(self, node: Any, reason: str) -> InvalidInput:
-        return InvalidInput(f"filter: {reason}, in {written(node)}", layer=self.layer.name)
+    def fail(self, node: Any, reason: str | Said) -> InvalidInput:
+        """A 400 saying why ``node`` cannot be, and where: in English and Spanish."""
+        where = written(node)
+        return InvalidInput(
+            Said(f"filter: {reason}, in {where}", f"filtro: {said(reason, 'es')}, en {where}"),
+            layer=self.layer.name,
+        )
 
     def bind(self, value: Any, cast: str | None = None) -> sql.Composable:
         name = f"cql{self.bound}"
@@ -38,18 +43,26 @@ class Walker:
     def property(self, node: Any, arg: Any) -> Queryable | None:
         if isinstance(arg, dict) and set(arg) == {"property"}:
             if not isinstance(arg["property"], str):
-                raise self.fail(node, "a property name must be text")
+                raise self.fail(
+                    node, Said("a property name must be text", "un nombre de campo debe ser texto")
+                )
             try:
                 found = resolve(self.layer, self.access, arg["property"], "filter")
             except InvalidInput as exc:
-                raise self.fail(node, exc.reason.removeprefix("filter: ")) from None
+                raise self.fail(node, _after_filter(exc.reason)) from None
             self.private = self.private or found.members
             return found
         return None
 
     def arity(self, node: Any, args: list, n: int) -> None:
         if len(args) != n:
-            raise self.fail(node, f"{node['op']} takes {n} argument{'s' if n > 1 else ''}")
+            raise self.fail(
+                node,
+                Said(
+                    f"{node['op']} takes {n} argument{'s' if n > 1 else ''}",
+                    f"{node['op']} toma {n} argumento{'s' if n > 1 else ''}",
+                ),
+            )
 
     def as_timestamp(self, prop: Queryable) -> sql.Composable:
         return sql.SQL("({}::timestamp AT TIME ZONE 'UTC')").format(prop.expr)
@@ -63,11 +76,23 @@ class Walker:
         elif isinstance(literal, str):
             text, parse = literal, dt.date.fromisoformat
         else:
-            raise self.fail(node, f"{prop.name} is a date; write DATE('2020-01-31')")
+            raise self.fail(
+                node,
+                Said(
+                    f"{prop.name} is a date; write DATE('2020-01-31')",
+                    f"{prop.name} es una fecha; escriba DATE('2020-01-31')",
+                ),
+            )
         try:
             return parse(text)
         except (ValueError, TypeError):
-            raise self.fail(node, f"{text!r} is not a date (YYYY-MM-DD) or timestamp") from None
+            raise self.fail(
+                node,
+                Said(
+                    f"{text!r} is not a date (YYYY-MM-DD) or timestamp",
+                    f"{text!r} no es una fecha (AAAA-MM-DD) ni un instante (TIMESTAMP)",
+                ),
+            ) from None
 
 
 def timestamp(text: str) -> dt.datetime:
@@ -80,3 +105,10 @@ def as_datetime(value: dt.date | dt.datetime) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value
     return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+
+
+def _after_filter(reason: str) -> str | Said:
+    """A refusal of queryables.resolve without its leading "filter: " in both languages."""
+    if isinstance(reason, Said):
+        return Said(reason.removeprefix("filter: "), reason.es.removeprefix("filtro: "))
+    return reason.removeprefix("filter: ")

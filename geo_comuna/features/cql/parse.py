@@ -9,7 +9,7 @@ from typing import Any
 
 import cql2
 
-from geo_comuna.errors import InvalidInput
+from geo_comuna.errors import InvalidInput, Said
 from geo_comuna.features.attributes import is_text
 
 LANGS = ("cql2-text", "cql2-json")
@@ -27,15 +27,35 @@ def parse(text: str, lang: str | None) -> str:
     where it is malformed."""
     lang = lang or "cql2-text"
     if lang not in LANGS:
-        raise InvalidInput(f"filter-lang {lang!r} is not supported; use {' or '.join(LANGS)}")
+        raise InvalidInput(
+            Said(
+                f"filter-lang {lang!r} is not supported; use {' or '.join(LANGS)}",
+                f"filter-lang {lang!r} no se admite; use {' o '.join(LANGS)}",
+            )
+        )
     if len(text) > MAX_CHARS:
-        raise InvalidInput(f"filter is longer than {MAX_CHARS:,} characters")
+        raise InvalidInput(
+            Said(
+                f"filter is longer than {MAX_CHARS:,} characters",
+                f"el filtro tiene más de {MAX_CHARS:,} caracteres".replace(",", "."),
+            )
+        )
     if not is_text(text):
-        raise InvalidInput("filter holds a character text cannot (NUL or a lone surrogate)")
+        raise InvalidInput(
+            Said(
+                "filter holds a character text cannot (NUL or a lone surrogate)",
+                "el filtro tiene un carácter que un texto no admite (NUL o un sustituto suelto)",
+            )
+        )
     reader = cql2.parse_text if lang == "cql2-text" else cql2.parse_json
     tree = _on_big_stack(lambda: reader(text).to_json())
     if _depth(tree) > MAX_DEPTH:
-        raise InvalidInput(f"filter nests deeper than {MAX_DEPTH} levels")
+        raise InvalidInput(
+            Said(
+                f"filter nests deeper than {MAX_DEPTH} levels",
+                f"el filtro anida más de {MAX_DEPTH} niveles",
+            )
+        )
     return json.dumps(tree, sort_keys=True, separators=(",", ":"))
 
 
@@ -58,7 +78,10 @@ def _on_big_stack(work: Any) -> Any:
         threading.stack_size(previous)
     thread.join()
     if "error" in out:
-        raise InvalidInput(f"filter is not valid CQL2: {_one_line(out['error'])}")
+        why = _one_line(out["error"])
+        raise InvalidInput(
+            Said(f"filter is not valid CQL2: {why}", f"el filtro no es CQL2 válido: {why}")
+        )
     return out["tree"]
 
 

@@ -13,6 +13,7 @@ from psycopg import sql
 from shapely.errors import GEOSException
 from shapely.validation import explain_validity
 
+from geo_comuna.errors import Said
 from geo_comuna.features import crs as crs_mod
 from geo_comuna.features.cql.base import Walker, as_datetime
 from geo_comuna.features.cql.parse import written
@@ -56,7 +57,13 @@ class SpaceTime(Walker):
             prop, literal = self.property(node, b), a
             op = SPATIAL_MIRROR.get(op, op)
         if prop is None or prop.type != "geometry" or self.property(node, literal) is not None:
-            raise self.fail(node, f"{op.upper()} relates the geometry to a geometry literal")
+            raise self.fail(
+                node,
+                Said(
+                    f"{op.upper()} relates the geometry to a geometry literal",
+                    f"{op.upper()} relaciona la geometría con una geometría escrita",
+                ),
+            )
         return sql.SQL("{}({}, {})").format(
             sql.SQL(SPATIAL[op]), prop.expr, self.geometry(node, literal)
         )
@@ -66,19 +73,30 @@ class SpaceTime(Walker):
         if isinstance(literal, dict) and set(literal) == {"bbox"}:
             literal = self.bbox_polygon(node, literal["bbox"])
         if not isinstance(literal, dict) or "type" not in literal:
-            raise self.fail(node, "expected a geometry (WKT, GeoJSON or BBOX)")
+            raise self.fail(
+                node,
+                Said(
+                    "expected a geometry (WKT, GeoJSON or BBOX)",
+                    "se esperaba una geometría (WKT, GeoJSON o BBOX)",
+                ),
+            )
         try:
             shape = shapely.geometry.shape(literal)
             coordinates = shapely.get_coordinates(shape).tolist()
         except (ValueError, TypeError, KeyError, AttributeError, GEOSException) as exc:
-            raise self.fail(node, f"not a geometry: {exc}") from None
+            raise self.fail(
+                node, Said(f"not a geometry: {exc}", f"no es una geometría: {exc}")
+            ) from None
         if shape.is_empty:
-            raise self.fail(node, "the geometry is empty")
+            raise self.fail(node, Said("the geometry is empty", "la geometría está vacía"))
         crs_mod.check_coordinates(
             crs_mod.xy_order(coordinates, self.crs), self.crs, f"filter geometry in {written(node)}"
         )
         if not shape.is_valid:
-            raise self.fail(node, f"the geometry is not valid: {explain_validity(shape)}")
+            why = explain_validity(shape)
+            raise self.fail(
+                node, Said(f"the geometry is not valid: {why}", f"la geometría no es válida: {why}")
+            )
         geojson = json.dumps(shapely.geometry.mapping(shapely.force_2d(shape)))
         geom = sql.SQL("ST_GeomFromGeoJSON({})").format(self.bind(geojson, "text"))
         if self.crs.srid != 4326:  # densify, so that edges stay where they were drawn
@@ -90,10 +108,10 @@ class SpaceTime(Walker):
     def bbox_polygon(self, node: Any, values: Any) -> dict:
         """A BBOX literal as a Polygon (two across the antimeridian), axes as written."""
         if not isinstance(values, list) or len(values) not in (4, 6):
-            raise self.fail(node, "BBOX takes 4 (or 6) numbers")
+            raise self.fail(node, Said("BBOX takes 4 (or 6) numbers", "BBOX toma 4 (o 6) números"))
         numbers = [float(v) for v in values if isinstance(v, int | float)]
         if len(numbers) != len(values):
-            raise self.fail(node, "BBOX takes numbers")
+            raise self.fail(node, Said("BBOX takes numbers", "BBOX toma números"))
         w, s, e, n = crs_mod.parse_bbox_numbers(numbers, written(node), self.crs)
         boxes = [(w, s, e, n)] if w <= e else [(w, s, 180.0, n), (-180.0, s, e, n)]
         polygons = []
@@ -111,12 +129,22 @@ class SpaceTime(Walker):
             prop, literal = self.property(node, b), a
             op = TEMPORAL_MIRROR.get(op, op)
         if prop is None or prop.type != "date" or self.property(node, literal) is not None:
-            raise self.fail(node, f"{op.upper()} relates a date property to a date or interval")
+            raise self.fail(
+                node,
+                Said(
+                    f"{op.upper()} relates a date property to a date or interval",
+                    f"{op.upper()} relaciona un campo de fecha con una fecha o un intervalo",
+                ),
+            )
         if op in TEMPORAL_INTERVAL_ONLY:
             raise self.fail(
                 node,
-                f"{op.upper()} relates intervals and {prop.name} is an instant (a date); "
-                "use T_INTERSECTS, T_BEFORE, T_AFTER, T_EQUALS or T_DISJOINT",
+                Said(
+                    f"{op.upper()} relates intervals and {prop.name} is an instant (a date); "
+                    "use T_INTERSECTS, T_BEFORE, T_AFTER, T_EQUALS or T_DISJOINT",
+                    f"{op.upper()} relaciona intervalos y {prop.name} es un instante (una fecha); "
+                    "use T_INTERSECTS, T_BEFORE, T_AFTER, T_EQUALS o T_DISJOINT",
+                ),
             )
         if isinstance(literal, dict) and set(literal) == {"interval"}:
             start, end = self.interval(node, prop, literal["interval"])
@@ -139,10 +167,15 @@ class SpaceTime(Walker):
         self, node: Any, prop: Queryable, ends: Any
     ) -> tuple[dt.date | dt.datetime | None, dt.date | dt.datetime | None]:
         if not isinstance(ends, list) or len(ends) != 2:
-            raise self.fail(node, "INTERVAL takes a start and an end")
+            raise self.fail(
+                node, Said("INTERVAL takes a start and an end", "INTERVAL toma un inicio y un fin")
+            )
         start, end = (None if v == ".." else self.instant(node, prop, _as_literal(v)) for v in ends)
         if start is not None and end is not None and as_datetime(start) > as_datetime(end):
-            raise self.fail(node, "the interval ends before it starts")
+            raise self.fail(
+                node,
+                Said("the interval ends before it starts", "el intervalo termina antes de empezar"),
+            )
         return start, end
 
 

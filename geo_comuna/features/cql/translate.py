@@ -12,6 +12,7 @@ from typing import Any
 from psycopg import sql
 
 from geo_comuna.accounts import Access
+from geo_comuna.errors import Said
 from geo_comuna.features import crs as crs_mod
 from geo_comuna.features.attributes import is_text
 from geo_comuna.features.cql.base import as_datetime
@@ -27,6 +28,15 @@ from geo_comuna.layers import Layer
 COMPARE = {"=": "=", "<>": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 MIRROR = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 SQL_TYPES = {"text": "text", "integer": "numeric", "number": "numeric", "boolean": "boolean"}
+
+
+#: a queryable's kind, in Spanish
+KINDS_ES = {
+    "integer": "un entero",
+    "number": "un número",
+    "date": "una fecha",
+    "boolean": "un booleano",
+}
 
 
 @dataclass(frozen=True)
@@ -51,13 +61,28 @@ class Translator(SpaceTime):
         if isinstance(node, bool):
             return sql.SQL("true" if node else "false")
         if not isinstance(node, dict) or not isinstance(node.get("op"), str):
-            raise self.fail(node, "expected a predicate (a comparison, LIKE, S_INTERSECTS...)")
+            raise self.fail(
+                node,
+                Said(
+                    "expected a predicate (a comparison, LIKE, S_INTERSECTS...)",
+                    "se esperaba una condición (una comparación, LIKE, S_INTERSECTS...)",
+                ),
+            )
         op, args = node["op"], node.get("args", [])
         if not isinstance(args, list):
-            raise self.fail(node, f"{op} needs a list of arguments")
+            raise self.fail(
+                node,
+                Said(f"{op} needs a list of arguments", f"{op} necesita una lista de argumentos"),
+            )
         if op in ("and", "or"):
             if len(args) < 2:
-                raise self.fail(node, f"{op.upper()} needs two or more predicates")
+                raise self.fail(
+                    node,
+                    Said(
+                        f"{op.upper()} needs two or more predicates",
+                        f"{op.upper()} necesita dos condiciones o más",
+                    ),
+                )
             joined = sql.SQL(f" {op.upper()} ").join(self.predicate(a) for a in args)
             return sql.SQL("({})").format(joined)
         if op == "not":
@@ -80,7 +105,7 @@ class Translator(SpaceTime):
         if op in TEMPORAL_INSTANT or op in TEMPORAL_INTERVAL_ONLY:
             self.arity(node, args, 2)
             return self.temporal(node, op, args)
-        raise self.fail(node, f"{op} is not supported here")
+        raise self.fail(node, Said(f"{op} is not supported here", f"{op} no se admite aquí"))
 
     def sides(self, node: Any, a: Any, b: Any) -> tuple[Queryable, bool, Any, bool]:
         """(property, under CASEI, the other side, property was on the right)."""
@@ -92,17 +117,25 @@ class Translator(SpaceTime):
         prop = self.property(node, right)
         if prop is not None and self.property(node, left) is None:
             return prop, left_casei or right_casei, left, True
-        raise self.fail(node, "compare one property with a value")
+        raise self.fail(
+            node, Said("compare one property with a value", "compare un campo con un valor")
+        )
 
     def unwrap_casei(self, arg: Any) -> tuple[Any, bool]:
         if isinstance(arg, dict) and arg.get("op") == "casei":
             inner = arg.get("args")
             if not isinstance(inner, list) or len(inner) != 1:
-                raise self.fail(arg, "CASEI takes one argument")
+                raise self.fail(arg, Said("CASEI takes one argument", "CASEI toma un argumento"))
             return inner[0], True
         if isinstance(arg, dict) and isinstance(arg.get("op"), str):
             # ACCENTI, arithmetic and other functions
-            raise self.fail(arg, f"{arg['op'].upper()} is not supported here")
+            raise self.fail(
+                arg,
+                Said(
+                    f"{arg['op'].upper()} is not supported here",
+                    f"{arg['op'].upper()} no se admite aquí",
+                ),
+            )
         return arg, False
 
     def compare(self, node: Any, op: str, a: Any, b: Any) -> sql.Composable:
@@ -110,7 +143,13 @@ class Translator(SpaceTime):
         if swapped:
             op = MIRROR[op]
         if prop.type == "geometry":
-            raise self.fail(node, "compare geometries with S_INTERSECTS, S_WITHIN...")
+            raise self.fail(
+                node,
+                Said(
+                    "compare geometries with S_INTERSECTS, S_WITHIN...",
+                    "compare geometrías con S_INTERSECTS, S_WITHIN...",
+                ),
+            )
         if prop.code_of and op == "=" and not casei:
             return self.code_in(prop, [self.scalar(node, prop, literal, check_domain=True)])
         left, right = self.operands(node, prop, casei, literal, check_domain=op in ("=", "<>"))
@@ -120,7 +159,13 @@ class Translator(SpaceTime):
         self, node: Any, prop: Queryable, casei: bool, literal: Any, check_domain: bool = False
     ) -> tuple[sql.Composable, sql.Composable]:
         if casei and prop.type != "text":
-            raise self.fail(node, f"CASEI compares text; {prop.name} is {prop.type}")
+            raise self.fail(
+                node,
+                Said(
+                    f"CASEI compares text; {prop.name} is {prop.type}",
+                    f"CASEI compara texto; {prop.name} es {KINDS_ES.get(prop.type, prop.type)}",
+                ),
+            )
         value = self.scalar(node, prop, literal, check_domain=check_domain and not casei)
         if isinstance(value, dt.datetime):  # a date property against a timestamp
             return self.as_timestamp(prop), self.bind(value, "timestamptz")
@@ -148,38 +193,67 @@ class Translator(SpaceTime):
         kind = prop.type
         if kind == "text":
             if not isinstance(literal, str):
-                raise self.fail(node, f"{prop.name} is text; compare it with 'quoted text'")
+                raise self.fail(
+                    node,
+                    Said(
+                        f"{prop.name} is text; compare it with 'quoted text'",
+                        f"{prop.name} es texto; compárelo con 'texto entre comillas'",
+                    ),
+                )
             if not is_text(literal):
-                raise self.fail(node, "text holds a NUL or a lone surrogate")
+                raise self.fail(
+                    node,
+                    Said(
+                        "text holds a NUL or a lone surrogate",
+                        "el texto tiene un NUL o un sustituto suelto",
+                    ),
+                )
             if check_domain and prop.domain:
                 # a code, or its Spanish or English label, as ?tenure= and writes take them
                 code = prop.domain.code(literal)
                 if code is None:
                     allowed = ", ".join(prop.domain.values)
                     raise self.fail(
-                        node, f"{prop.name} has no value {literal!r}; it takes {allowed}"
+                        node,
+                        Said(
+                            f"{prop.name} has no value {literal!r}; it takes {allowed}",
+                            f"{prop.name} no tiene el valor {literal!r}; toma {allowed}",
+                        ),
                     )
                 return code
             return literal
         if kind in ("integer", "number"):
             if isinstance(literal, bool) or not isinstance(literal, int | float):
-                raise self.fail(node, f"{prop.name} is a number")
+                raise self.fail(node, Said(f"{prop.name} is a number", f"{prop.name} es un número"))
             if not math.isfinite(literal):
-                raise self.fail(node, "numbers must be finite")
+                raise self.fail(
+                    node, Said("numbers must be finite", "los números deben ser finitos")
+                )
             return literal
         if kind == "boolean":
             if not isinstance(literal, bool):
-                raise self.fail(node, f"{prop.name} is true or false")
+                raise self.fail(
+                    node, Said(f"{prop.name} is true or false", f"{prop.name} es true o false")
+                )
             return literal
         if kind == "date":
             return self.instant(node, prop, literal)
-        raise self.fail(node, f"{prop.name} cannot be compared so")
+        raise self.fail(
+            node,
+            Said(f"{prop.name} cannot be compared so", f"{prop.name} no se puede comparar así"),
+        )
 
     def like(self, node: Any, args: list) -> sql.Composable:
         self.arity(node, args, 2)
         prop, casei, pattern, swapped = self.sides(node, args[0], args[1])
         if swapped or prop.type != "text":
-            raise self.fail(node, "LIKE matches a text property against a 'pattern'")
+            raise self.fail(
+                node,
+                Said(
+                    "LIKE matches a text property against a 'pattern'",
+                    "LIKE compara un campo de texto con un 'patrón'",
+                ),
+            )
         left, right = self.operands(node, prop, casei, pattern)
         return sql.SQL("{} LIKE {}").format(left, right)
 
@@ -187,7 +261,13 @@ class Translator(SpaceTime):
         self.arity(node, args, 3)
         prop = self.property(node, args[0])
         if prop is None or prop.type not in ("integer", "number", "date", "text"):
-            raise self.fail(node, "BETWEEN takes a number, date or text property first")
+            raise self.fail(
+                node,
+                Said(
+                    "BETWEEN takes a number, date or text property first",
+                    "BETWEEN toma primero un campo de número, fecha o texto",
+                ),
+            )
         low, high = (self.scalar(node, prop, v) for v in args[1:])
         if isinstance(low, dt.datetime) or isinstance(high, dt.datetime):
             low, high = (as_datetime(v) for v in (low, high))
@@ -206,9 +286,17 @@ class Translator(SpaceTime):
         prop = self.property(node, args[0])
         values = args[1]
         if prop is None or prop.type == "geometry" or not isinstance(values, list):
-            raise self.fail(node, "IN takes a property and a list of values")
+            raise self.fail(
+                node,
+                Said(
+                    "IN takes a property and a list of values",
+                    "IN toma un campo y una lista de valores",
+                ),
+            )
         if not values:
-            raise self.fail(node, "IN needs at least one value")
+            raise self.fail(
+                node, Said("IN needs at least one value", "IN necesita al menos un valor")
+            )
         checked = [self.scalar(node, prop, v, check_domain=True) for v in values]
         if prop.code_of:
             return self.code_in(prop, checked)
@@ -223,5 +311,5 @@ class Translator(SpaceTime):
         self.arity(node, args, 1)
         prop = self.property(node, args[0])
         if prop is None:
-            raise self.fail(node, "IS NULL takes a property")
+            raise self.fail(node, Said("IS NULL takes a property", "IS NULL toma un campo"))
         return sql.SQL("({} IS NULL)").format(prop.expr)
