@@ -525,3 +525,64 @@ async def test_a_dem_declaring_huge_tiles_is_refused_from_its_header(
     refused(r, 413)
     assert "65520 x 65520" in r.json()["detail"]
     assert await dem_rows(conn) == before
+
+
+# ---------------------------------------------------------------- GeoPackages that run SQL
+
+
+def plain_geopackage(path: Path) -> Path:
+    """One parcel of El Maizal, as GDAL writes a GeoPackage."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    frame = gpd.GeoDataFrame(
+        {"code": ["GPKG-1"], "tenure": ["occupied"]},
+        geometry=[box(LON, LAT, LON + 0.001, LAT + 0.001)],
+        crs="EPSG:4326",
+    )
+    frame.to_file(path, layer="parcels", driver="GPKG")
+    return path
+
+
+RUNS_SQL = {
+    # the probe's 98 KB upload: the layer is a view over a recursive query that never ends
+    "endless_view": (
+        "ALTER TABLE parcels RENAME TO p0;"
+        "CREATE VIEW parcels AS WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) "
+        "SELECT i AS fid, (SELECT geom FROM p0) AS geom, 'C' || i AS code, "
+        "'occupied' AS tenure FROM r;"
+        "UPDATE gpkg_contents SET table_name = 'parcels' WHERE table_name = 'p0';"
+        "UPDATE gpkg_geometry_columns SET table_name = 'parcels' WHERE table_name = 'p0';"
+    ),
+    # a plain-looking table whose column is worked out, a gigabyte a row, whenever it is read
+    "generated_column": (
+        "ALTER TABLE parcels ADD COLUMN notes BLOB GENERATED ALWAYS AS (zeroblob(1000000000))"
+    ),
+    "virtual_table": "CREATE VIRTUAL TABLE notes USING fts5(text)",
+}
+
+
+@pytest.mark.parametrize("attack", RUNS_SQL)
+async def test_a_geopackage_that_runs_sql_when_read_is_refused_before_gdal_opens_it(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path, attack: str
+) -> None:
+    """GDAL reads a view by running it and a generated column by working it out: the endless
+    view froze the server (GDAL's read held Python's lock) and a view repeating a package's
+    parcels took a worker past 10 GB. Such a GeoPackage is refused from its schema alone,
+    for an import and for a field package's sync alike, at once and with nothing written."""
+    path = plain_geopackage(tmp_path / f"{attack}.gpkg")
+    db = sqlite3.connect(path)
+    db.executescript(RUNS_SQL[attack])
+    db.close()
+    before = await parcels(conn)
+    for url in ("/collections/parcels/import?commune=EL-MAIZAL", "/communes/EL-MAIZAL/sync"):
+        r = await client.post(url, files={"file": (path.name, path.read_bytes())}, timeout=30)
+        refused(r, 422)
+        assert "runs SQL when it is read" in r.json()["detail"], r.text
+    assert await parcels(conn) == before
+    ok = plain_geopackage(tmp_path / "plain.gpkg")
+    r = await client.post(
+        "/collections/parcels/import?commune=EL-MAIZAL",
+        files={"file": (ok.name, ok.read_bytes())},
+    )
+    assert r.status_code == 201 and r.json()["inserted"] == 1, r.text

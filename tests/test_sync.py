@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import psycopg
+import pyogrio
 import pytest
 import shapely
 import shapely.affinity
@@ -27,7 +28,13 @@ from typer.testing import CliRunner
 from geo_comuna import accounts
 from geo_comuna.accounts import EVERYWHERE, local_admin
 from geo_comuna.cli import app as cli_app
-from geo_comuna.errors import Forbidden, InvalidAttribute, InvalidFile, InvalidGeometry
+from geo_comuna.errors import (
+    Forbidden,
+    InvalidAttribute,
+    InvalidFile,
+    InvalidGeometry,
+    TooLarge,
+)
 from geo_comuna.features import edit, validate
 from geo_comuna.features.query import require_commune
 from geo_comuna.layers import LAYERS, get_layer
@@ -970,3 +977,17 @@ def test_the_summary_says_fields_and_values_as_people_read_them() -> None:
     assert "elija «conservar lo del servidor» o «guardar lo del paquete»" in page[-2], page
     assert "(no borrada; use --delete-missing)" in "\n".join(cli)
     assert "(no borrada; marque «Borrar las entidades que" in "\n".join(page)
+
+
+async def test_a_layer_over_the_limit_is_refused_without_being_read_whole(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """A package's layer was read whole, then counted: a view repeating El Maizal's parcels
+    40,000 times took a worker past 10 GB before its 503. At most one row past the limit is
+    read now."""
+    await _package(conn, settings, tmp_path)
+    held = len(pyogrio.read_dataframe(tmp_path / GPKG, layer="parcels", read_geometry=False))
+    small = settings.model_copy(update={"max_features_per_import": held - 1})
+    with pytest.raises(TooLarge, match=f"more than {held - 1} features"):
+        read_package(tmp_path / GPKG, small)
+    assert read_package(tmp_path / GPKG, settings).layers["parcels"]

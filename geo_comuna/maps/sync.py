@@ -228,12 +228,15 @@ def _python(value: Any) -> Any:
 
 
 def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> list[Feature]:
-    meta, table = pyogrio.read_arrow(source, layer=layer.name, datetime_as_string=True)
+    # one row past the limit at most: the whole layer was read before it was counted
+    meta, table = pyogrio.read_arrow(
+        source, layer=layer.name, datetime_as_string=True, max_features=limit + 1
+    )
     if table.num_rows > limit:
         raise TooLarge(
             Said(
-                f"layer {layer.name} holds {table.num_rows} features; the limit is {limit}",
-                f"la capa {layer.name} tiene {table.num_rows} entidades; el límite es {limit}",
+                f"layer {layer.name} holds more than {limit} features, the limit",
+                f"la capa {layer.name} tiene más de {limit} entidades, el límite",
             )
         )
     geometry = meta["geometry_name"] or GEOMETRY_COLUMN
