@@ -469,6 +469,13 @@ async def test_parcels_over_an_area_filtered_and_sorted_by_it(
     r = await client.get(ITEMS, params={"sortby": "-area_ha", "limit": 5})
     largest = [f["properties"]["area_ha"] for f in r.json()["features"]]
     assert largest == sorted(areas.values(), reverse=True)[:5]
+    some = next(iter(areas.values()))
+    r = await client.get(ITEMS, params={"area_ha": f"{some},99999.5", "limit": 1000})
+    assert sorted(f["id"] for f in r.json()["features"]) == [
+        i for i, a in sorted(areas.items()) if a == some
+    ]
+    r = await client.get(ITEMS, params={"area_ha": "ten"})
+    assert r.status_code == 400 and "'ten' is not a number" in r.json()["detail"]
     doc = (await client.get("/collections/parcels/queryables")).json()
     assert doc["properties"]["area_ha"]["type"] == "number"
     assert doc["properties"]["area_ha"]["readOnly"] is True

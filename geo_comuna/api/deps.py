@@ -32,6 +32,7 @@ from geo_comuna.features.attributes import check_value
 from geo_comuna.features.filters import Filters
 from geo_comuna.features.output import Output, parse_properties, parse_sortby
 from geo_comuna.features.query import CountCache, require_commune
+from geo_comuna.features.queryables import computed_names, computed_values
 from geo_comuna.features.tiles import TileCache
 from geo_comuna.layers import Layer, get_layer
 from geo_comuna.settings import Settings
@@ -431,10 +432,13 @@ async def filters(
         if name in RESERVED:
             continue
         attr = layer.attribute(name)
+        if attr is None and name in computed_names(layer):
+            props.setdefault(name, []).extend(computed_values(layer, name, raw))
+            continue
         if attr is None:
             queryable = sorted(
                 a.name for a in layer.attributes if a.read == "public" or access.anywhere
-            )
+            ) + computed_names(layer)
             raise InvalidInput(
                 f"unknown query parameter {name!r}; {layer.name} can be "
                 f"filtered by {queryable}, and takes {', '.join(sorted(RESERVED))}"

@@ -17,6 +17,7 @@ import copy
 from typing import Any
 
 from geo_comuna.api.openapi_schemas import attribute_schema, ref, schema_name
+from geo_comuna.features.queryables import computed
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
 
@@ -140,6 +141,7 @@ def _commune(layer: Layer) -> dict[str, Any]:
 def _sort_keys(layer: Layer) -> list[str]:
     """``name``, ``+name`` and ``-name`` of every stored property."""
     names = ["id", *(r.name for r in layer.references), *(a.name for a in layer.attributes)]
+    names += [d.name for d in computed(layer)]
     return [f"{sign}{name}" for sign in ("", "+", "-") for name in names]
 
 
@@ -168,6 +170,17 @@ def property_parameters(layer: Layer) -> list[dict[str, Any]]:
                 "anyone else gets 403."
             )
         out.append(query(attr.name, value, description))
+    for derived in computed(layer):  # worked out by PostGIS from each feature
+        kind = "number" if derived.type == "number" else "string"
+        unit = f", in {derived.unit}" if derived.unit else ""
+        out.append(
+            query(
+                derived.name,
+                {"type": kind},
+                f"{derived.title.en} ({derived.title.es}{unit}, read-only): only features "
+                "with this value, or any of several separated by commas.",
+            )
+        )
     return out
 
 

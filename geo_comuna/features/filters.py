@@ -15,7 +15,7 @@ from psycopg import sql
 
 from geo_comuna.accounts import Access
 from geo_comuna.errors import Forbidden, InvalidInput
-from geo_comuna.features import cql
+from geo_comuna.features import cql, queryables
 from geo_comuna.features.crs import CRS84, Crs, bbox_condition
 from geo_comuna.features.properties import readable
 from geo_comuna.layers import COMMUNES, Layer
@@ -92,10 +92,11 @@ def where_sql(
     for i, (name, values) in enumerate(sorted(filters.properties.items())):
         params[f"p{i}"] = values
         ref = layer.reference(name)
-        column = ref.column if ref else name
-        clauses.append(
-            sql.SQL("t.{} = ANY(%({})s)").format(sql.Identifier(column), sql.SQL(f"p{i}"))
-        )
+        if ref is None and layer.attribute(name) is None:  # worked out by PostGIS (area_ha)
+            value = queryables.find(layer, name).expr
+        else:
+            value = sql.SQL("t.{}").format(sql.Identifier(ref.column if ref else name))
+        clauses.append(sql.SQL("{} = ANY(%({})s)").format(value, sql.SQL(f"p{i}")))
         private = private or layer.members_only(name)
     if filters.cql is not None:
         condition = cql.to_sql(layer, access, filters.cql, filters.filter_crs, params)

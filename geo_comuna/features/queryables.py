@@ -11,6 +11,8 @@ or a sort key (features/output.py) never writes a name the registry did not decl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from psycopg import sql
 
@@ -65,6 +67,32 @@ DERIVED_TYPES = {"number": "number", "string": "text"}
 def computed(layer: Layer) -> list[Derived]:
     """The layer's derived properties that are one value a feature (not a list)."""
     return [d for d in layer.derived if d.type in DERIVED_TYPES]
+
+
+def computed_names(layer: Layer) -> list[str]:
+    return [d.name for d in computed(layer)]
+
+
+def computed_values(layer: Layer, name: str, raw: str) -> list[Any]:
+    """``?area_ha=12.5,3`` (any of them): the values of a derived property as given."""
+    derived = next(d for d in computed(layer) if d.name == name)
+    values = [v.strip() for v in raw.split(",")]
+    if derived.type == "string":
+        return values
+    try:
+        numbers = [Decimal(v) for v in values]
+    except InvalidOperation:
+        numbers = []
+    if len(numbers) != len(values) or not all(n.is_finite() for n in numbers):
+        raise InvalidInput(
+            Said(
+                f"query parameter {name!r}: {raw!r} is not a number (or numbers separated by "
+                "commas)",
+                f"parámetro {name!r}: {raw!r} no es un número (ni números separados por comas)",
+            ),
+            layer=layer.name,
+        )
+    return numbers
 
 
 def names(layer: Layer, access: Access) -> list[str]:
