@@ -174,6 +174,37 @@ def test_a_polygon_larger_than_a_batch_is_cut_into_tiles(monkeypatch: pytest.Mon
         assert tiled[name] == pytest.approx(values, rel=1e-12), name
 
 
+def test_a_grid_of_tiny_cells_under_big_parcels_costs_its_cells_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An editor stored a DEM of 0.7 mm cells that barely touched the commune: each parcel's
+    window, counted in those cells, was cut into billions of tiles (numpy refused 50 GiB and
+    every terrain and land-recovery request failed). A parcel is cut to the grid first, so
+    no more cells are weighed than the grid has (plus each window's spare column); what lies
+    beyond it is uncovered, worked out by hand: a 100 m square with the 1 cm grid at its
+    north-east corner is covered for 1e-8 of its area."""
+    weighed = []
+    real = zonal_module.coverage
+
+    def counted(geoms: np.ndarray, transform: Affine) -> zonal_module.Coverage:
+        cov = real(geoms, transform)
+        weighed.append(len(cov.frac))
+        assert sum(weighed) <= 100, "cells far beyond the grid's 16 weighed"
+        return cov
+
+    monkeypatch.setattr(zonal_module, "coverage", counted)
+    grid = grid_of(plane(0.1, 0.2, rows=4, cols=4, cell=0.0025), cell=0.0025)  # 1 cm square
+    parcels = np.array(
+        [
+            local(shapely.box(0.01 - 100, 0.01 - 100, 0.01, 0.01)),  # its NE corner on the grid
+            local(shapely.box(-500, -500, -400, -400)),  # nowhere near it
+        ]
+    )
+    got = zonal(grid, slope_pct(*gradient(grid)), parcels, 30.0)
+    assert got["uncovered_pct"].tolist() == pytest.approx([100 * (1 - 1e-8), 100.0])
+    assert np.isnan(got["mean_elevation_m"]).all()
+
+
 def test_illumination_of_flat_ground_is_the_sine_of_the_altitude() -> None:
     flat = illumination(np.zeros(1), np.zeros(1), 315, 45)
     assert flat[0] == pytest.approx(math.sin(math.radians(45)))
