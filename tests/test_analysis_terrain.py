@@ -28,6 +28,7 @@ from psycopg import AsyncConnection
 from rasterio.crs import CRS
 from typer.testing import CliRunner
 
+from geo_comuna import accounts
 from geo_comuna.analysis.toolkit import zonal as zonal_module
 from geo_comuna.analysis.toolkit.hillshade import Params as ShadeParams
 from geo_comuna.analysis.toolkit.hillshade import hillshade, hillshade_png, illumination
@@ -35,7 +36,10 @@ from geo_comuna.analysis.toolkit.slope import gradient, slope_pct
 from geo_comuna.analysis.toolkit.zonal import Grid, coverage, zonal
 from geo_comuna.cli import app as cli_app
 from geo_comuna.errors import InvalidFile
+from geo_comuna.features.query import resolve_commune
 from geo_comuna.io import dems
+from geo_comuna.settings import Settings
+from tests.conftest import api_client
 
 pytestmark = pytest.mark.anyio
 UTM = CRS.from_epsg(32619)
@@ -444,6 +448,73 @@ async def test_upload_a_dem_over_http(
     assert refused.status_code == 401
 
 
+async def test_a_dem_that_holds_no_ground_is_refused(
+    conn: AsyncConnection, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Probes from outside stored an all-NaN grid, elevations of 3e38 and a 2 x 2 grid of
+    the whole world (20,000 km cells, which would cover every commune)."""
+    await add_commune(conn, "TERRAIN-NO", (0, 0, 100, 100))
+    empty = write_dem(tmp_path, np.full((4, 4), -9999.0), X0, Y0 + 40, name="empty.tif")
+    huge = write_dem(tmp_path, np.full((4, 4), 3e38), X0, Y0 + 40, name="huge.tif")
+    world = tmp_path / "world.tif"
+    with rasterio.open(
+        world, "w", driver="GTiff", width=2, height=2, count=1, dtype="float32",
+        crs="EPSG:4326", transform=Affine(180, 0, -180, 0, -90, 90),
+    ) as dst:  # fmt: skip
+        dst.write(np.full((1, 2, 2), 100, "float32"))
+    for path, said in (
+        (empty, "holds no elevation"),
+        (huge, "which are not metres above the sea"),
+        (world, "a DEM for parcels has cells of at most 1,000 m"),
+    ):
+        r = await client.post(
+            "/communes/TERRAIN-NO/dems", files={"file": (path.name, path.read_bytes())}
+        )
+        assert r.status_code == 422 and said in r.json()["detail"], r.text
+    assert (await client.get("/communes/TERRAIN-NO/dems")).json()["dems"] == []
+
+
+async def test_analyses_use_the_dem_that_covers_the_commune_and_a_dem_can_be_removed(
+    conn: AsyncConnection, client: httpx.AsyncClient, settings: Settings, tmp_path: Path
+) -> None:
+    """A 1 cm² patch of 2.5 mm cells touching the commune was the finest, so it took the
+    place of the DEM that covered the commune; and a wrong DEM could not be removed."""
+    await add_commune(conn, "TERRAIN-PICK", (0, 0, 100, 100))
+    cover = write_dem(tmp_path, plane(0.1, 0.2, 12, 12), X0 - 10, Y0 + 110, name="cover.tif")
+    patch = write_dem(tmp_path, plane(0.1, 0.2), X0 - 0.005, Y0 + 0.005, 0.0025, "patch.tif")
+    finer = write_dem(tmp_path, plane(0.1, 0.2, 24, 24), X0 - 10, Y0 + 110, 5.0, "finer.tif")
+    ids = {}
+    for path in (cover, patch):
+        r = await client.post(
+            "/communes/TERRAIN-PICK/dems", files={"file": (path.name, path.read_bytes())}
+        )
+        assert r.status_code == 201, r.text
+        ids[path.stem] = r.json()["id"]
+
+    async def chosen() -> list[str]:
+        return [d["name"] for d in (await client.get("/communes/TERRAIN-PICK/dems")).json()["dems"]]
+
+    assert await chosen() == ["cover", "patch"]
+    commune = await resolve_commune(conn, "TERRAIN-PICK")
+    assert (await dems.for_commune(conn, commune)).name == "cover"
+    r = await client.post(
+        "/communes/TERRAIN-PICK/dems", files={"file": (finer.name, finer.read_bytes())}
+    )
+    ids["finer"] = r.json()["id"]
+    assert await chosen() == ["finer", "cover", "patch"]  # as much covered, finer
+
+    _, token = await accounts.add_user(conn, "other-editor", "editor", ["EL-MAIZAL"])
+    async with api_client(conn, settings, token) as other:
+        r = await other.delete(f"/communes/TERRAIN-PICK/dems/{ids['finer']}")
+        assert r.status_code == 403, r.text
+    assert (await client.delete(f"/communes/TERRAIN-PICK/dems/{ids['finer']}")).status_code == 204
+    assert await chosen() == ["cover", "patch"]
+    r = await client.delete(f"/communes/TERRAIN-PICK/dems/{ids['finer']}")
+    assert r.status_code == 404 and "no DEM" in r.json()["detail"]
+    r = await client.delete(f"/communes/EL-MAIZAL/dems/{ids['cover']}")  # not El Maizal's
+    assert r.status_code == 404
+
+
 def _cli(dsn: str, *args: str) -> Result:
     """In process: the command's code path is the same, without a new interpreter each."""
     return CliRunner().invoke(cli_app, list(args), env={"GEO_COMUNA_DATABASE_URL": dsn})
@@ -473,3 +544,8 @@ def test_cli_dem_add_and_list(own_db: str, tmp_path: Path) -> None:
     assert listed.exit_code == 0 and [d["name"] for d in json.loads(listed.stdout)] == ["srtm"]
     everything = json.loads(_cli(own_db, "dem", "list").stdout)
     assert {d["commune"] for d in everything} == {"EL-MAIZAL", "5-DE-MARZO"}
+    gone = _cli(own_db, "dem", "remove", "EL-MAIZAL", str(json.loads(added.stdout)["id"]))
+    assert gone.exit_code == 0, gone.stderr
+    again = _cli(own_db, "dem", "remove", "EL-MAIZAL", str(json.loads(added.stdout)["id"]))
+    assert again.exit_code == 1 and "has no DEM" in again.stderr
+    assert json.loads(_cli(own_db, "dem", "list", "EL-MAIZAL").stdout) == []

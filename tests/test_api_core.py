@@ -55,6 +55,7 @@ PATH_VALUES = {
     "name": "land-recovery",
     "analysis": "land-recovery",
     "document_id": "1",  # none in the sample: its 404 is answered alike
+    "dem_id": "999999",  # none such: a 404 too
     "z": "12",
     "x": "1261",
     "y": "1948",

@@ -23,7 +23,7 @@ from geo_comuna.analysis.toolkit.hillshade import Params as HillshadeParams
 from geo_comuna.analysis.toolkit.hillshade import commune_hillshade
 from geo_comuna.api.deps import Commune, Conn, ScratchDep, Writer
 from geo_comuna.api.scratch import client_name
-from geo_comuna.errors import Forbidden, InvalidInput
+from geo_comuna.errors import Forbidden, InvalidInput, NotFound, Said
 from geo_comuna.io import dems
 
 router = APIRouter(tags=["terrain"])
@@ -68,8 +68,9 @@ async def upload_dem(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    """Store a DEM for the commune (editors: their communes only). The finest DEM of a
-    commune is the one analyses and the hillshade use."""
+    """Store a DEM for the commune (editors: their communes only). Analyses and the
+    hillshade use the DEM that covers most of the commune, the finest of those that cover it
+    alike. Refused: cells coarser than 1 km, no elevation at all, elevations no ground has."""
     if not user.may_write or (user.role == "editor" and commune_id not in user.communes):
         raise Forbidden(f"user {user.name!r} may not add DEMs to commune {commune_id}")
     label = _dem_name(name, file.filename)
@@ -85,8 +86,27 @@ async def upload_dem(
 
 @router.get("/communes/{commune}/dems", summary="A commune's DEMs")
 async def list_dems(conn: Conn, commune_id: Commune) -> dict[str, Any]:
-    """Name, CRS, cell size (m), lon/lat bounds and size of each DEM, finest first."""
+    """Name, CRS, cell size (m), lon/lat bounds and size of each DEM, the one analyses use
+    first."""
     return {"dems": await dems.listing(conn, commune_id)}
+
+
+@router.delete(
+    "/communes/{commune}/dems/{dem_id}", status_code=204, summary="Remove one of a commune's DEMs"
+)
+async def remove_dem(conn: Conn, user: Writer, commune_id: Commune, dem_id: int) -> Response:
+    """Editors of the commune and admins; the analyses then use the next DEM, if any."""
+    if not user.may_write or (user.role == "editor" and commune_id not in user.communes):
+        raise Forbidden(f"user {user.name!r} may not remove DEMs of commune {commune_id}")
+    async with writing(conn, user):
+        if not await dems.remove(conn, commune_id, dem_id):
+            raise NotFound(
+                Said(
+                    f"commune {commune_id} has no DEM {dem_id}",
+                    f"la comuna {commune_id} no tiene el MDE {dem_id}",
+                )
+            )
+    return Response(status_code=204)
 
 
 @router.get(

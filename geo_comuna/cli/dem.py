@@ -57,7 +57,8 @@ def dem_list(
     commune: Annotated[str | None, typer.Argument(help="commune code or id (default: all)")] = None,
     lang: Lang = None,
 ) -> None:
-    """The DEMs stored (name, CRS, cell size in m, lon/lat bounds), finest first."""
+    """The DEMs stored (name, CRS, cell size in m, lon/lat bounds), the one analyses use
+    first."""
     from geo_comuna.features.query import require_commune
     from geo_comuna.io import dems
 
@@ -68,3 +69,24 @@ def dem_list(
         return await dems.listing(conn, commune_id)
 
     typer.echo(json.dumps(run(work, load_settings()), indent=2, default=str))
+
+
+@dem_app.command("remove")
+def dem_remove(
+    commune: Annotated[str, typer.Argument(help="commune code or id")],
+    dem_id: Annotated[int, typer.Argument(help="the DEM's id (geo-comuna dem list)")],
+    lang: Lang = None,
+) -> None:
+    """Remove one of a commune's DEMs; analyses then use the next one, if any."""
+    from geo_comuna.accounts import local_admin, writing
+    from geo_comuna.features.query import require_commune
+    from geo_comuna.io import dems
+
+    async def work(conn: Any) -> bool:
+        commune_id = await require_commune(conn, commune)
+        async with writing(conn, local_admin(), row_security=False):
+            return await dems.remove(conn, commune_id, dem_id)
+
+    if not run(work, load_settings()):
+        die(Said(f"{commune} has no DEM {dem_id}", f"{commune} no tiene el MDE {dem_id}"), 1)
+    typer.echo(json.dumps({"removed": dem_id}))

@@ -65,6 +65,7 @@ EXAMPLES: dict[str, list[str]] = {
     "users revoke": ['geo-comuna users revoke "Mesa técnica"'],
     "dem add": ["geo-comuna dem add 5-DE-MARZO relieve.tif"],
     "dem list": ["geo-comuna dem list 5-DE-MARZO"],
+    "dem remove": ["geo-comuna dem remove 5-DE-MARZO 3"],
 }
 
 

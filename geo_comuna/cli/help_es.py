@@ -336,10 +336,14 @@ SPANISH = {
         "nombre con que guardarlo (por defecto: el del archivo sin sufijo); reemplaza un MDE "
         "de ese nombre"
     ),
-    "The DEMs stored (name, CRS, cell size in m, lon/lat bounds), finest first.": (
-        "Los MDE guardados (nombre, SRC, tamaño de celda en m, límites en lon/lat), de mayor "
-        "a menor resolución."
+    "The DEMs stored (name, CRS, cell size in m, lon/lat bounds), the one analyses use first.": (
+        "Los MDE guardados (nombre, SRC, tamaño de celda en m, límites en lon/lat), primero el "
+        "que usan los análisis."
     ),
+    "Remove one of a commune's DEMs; analyses then use the next one, if any.": (
+        "Quita uno de los MDE de una comuna; los análisis usan entonces el siguiente, si lo hay."
+    ),
+    "the DEM's id (geo-comuna dem list)": "el id del MDE (geo-comuna dem list)",
     "commune code or id (default: all)": "código o id de la comuna (por defecto: todas)",
 }
 

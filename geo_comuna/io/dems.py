@@ -85,8 +85,17 @@ def check(path: Path, limits: work.Limits) -> Checked:
         if src.crs.is_geographic:  # degrees -> metres at the raster's centre
             lon, lat = footprint.centroid.x, footprint.centroid.y
             res = pyproj.Geod(ellps="WGS84").inv(lon, lat, lon + res, lat)[2]
+        if res > MAX_CELL_M:
+            raise InvalidFile(
+                Said(
+                    f"{path.name} has cells of {res:,.0f} m; a DEM for parcels has cells of at "
+                    f"most {MAX_CELL_M:,} m (SRTM: 30 m)",
+                    f"{path.name} tiene celdas de {res:,.0f} m; un MDE para parcelas tiene celdas "
+                    f"de {MAX_CELL_M:,} m como mucho (SRTM: 30 m)".replace(",", "."),
+                )
+            )
         try:
-            tiff = _copy(src)
+            tiff, low, high = _copy(src)
         except rasterio.errors.RasterioIOError as exc:  # a truncated or corrupt cell block
             raise InvalidFile(
                 Said(
@@ -94,7 +103,38 @@ def check(path: Path, limits: work.Limits) -> Checked:
                     f"no se pueden leer las celdas de {path.name}: {exc}",
                 )
             ) from None
+        _check_elevations(path.name, low, high)
         return Checked(crs, src.width, src.height, res, footprint, tiff)
+
+
+#: the coarsest cell a DEM may have (m): a 2 x 2 grid of the whole world was accepted, and
+#: covering every commune, it would be the DEM each one's analyses took
+MAX_CELL_M = 1000
+#: elevations on Earth, with room (m): the Dead Sea's shore, -430; Everest, 8,849
+LOWEST_M, HIGHEST_M = -500.0, 9000.0
+
+
+def _check_elevations(name: str, low: float, high: float) -> None:
+    """A DEM holds elevations in metres: none at all (every cell nodata or NaN), or values no
+    ground has (3e38, a nodata value that is not declared as such), are refused."""
+    if not np.isfinite(low):
+        raise InvalidFile(
+            Said(
+                f"{name} holds no elevation: every cell is nodata (or NaN)",
+                f"{name} no tiene ninguna elevación: todas sus celdas son nodata (o NaN)",
+            )
+        )
+    if low < LOWEST_M or high > HIGHEST_M:
+        raise InvalidFile(
+            Said(
+                f"{name} holds elevations from {low:g} to {high:g}, which are not metres above "
+                f"the sea on Earth ({LOWEST_M:g} to {HIGHEST_M:g}): is a nodata value "
+                "undeclared (gdal_edit.py -a_nodata ...), or are they feet or centimetres?",
+                f"{name} tiene elevaciones de {low:g} a {high:g}, que no son metros sobre el "
+                f"mar en la Tierra ({LOWEST_M:g} a {HIGHEST_M:g}): ¿falta declarar un valor "
+                "nodata (gdal_edit.py -a_nodata ...), o están en pies o centímetros?",
+            )
+        )
 
 
 def _check_shape(src: DatasetReader, name: str, limits: work.Limits) -> None:
@@ -166,9 +206,10 @@ def _check_shape(src: DatasetReader, name: str, limits: work.Limits) -> None:
         )
 
 
-def _copy(src: DatasetReader) -> bytes:
+def _copy(src: DatasetReader) -> tuple[bytes, float, float]:
     """The DEM written again as a tiled, compressed GeoTIFF: same cells, georeferencing and
-    nodata, nothing else of the upload (no other metadata, no overviews)."""
+    nodata, nothing else of the upload (no other metadata, no overviews); and its lowest and
+    highest elevations (inf and -inf when it holds none)."""
     dtype = src.dtypes[0]
     profile = {
         "driver": "GTiff",
@@ -185,12 +226,18 @@ def _copy(src: DatasetReader) -> bytes:
         "compress": "deflate",
         "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
     }
+    low, high = np.inf, -np.inf
     with MemoryFile() as mem:
         with mem.open(**profile) as dst:
             for top in range(0, src.height, _ROWS):
                 window = rasterio.windows.Window(0, top, src.width, min(_ROWS, src.height - top))
-                dst.write(src.read(1, window=window), 1, window=window)
-        return mem.read()
+                rows = src.read(1, window=window, masked=True)
+                dst.write(rows.data, 1, window=window)
+                valid = rows.compressed().astype(np.float64)
+                valid = valid[np.isfinite(valid)]
+                if valid.size:
+                    low, high = min(low, valid.min()), max(high, valid.max())
+        return mem.read(), float(low), float(high)
 
 
 async def register(
@@ -253,11 +300,23 @@ async def _covers(
     )
 
 
+#: the DEM analyses take: the one covering most of the commune (to the percent), then the
+#: finest. Finest first alone, a 1 cm² patch that touched the commune took the place of the
+#: DEM that covered it
+_CHOSEN_FIRST = """
+    ORDER BY round((ST_Area(ST_Intersection(d.footprint, c.geom))
+                    / NULLIF(ST_Area(c.geom), 0))::numeric, 2) DESC NULLS LAST,
+             d.resolution_m, d.id"""
+
+
 async def for_commune(conn: AsyncConnection, commune_id: int) -> Dem | None:
-    """The commune's finest DEM (smallest cell), or None when it has none."""
+    """The commune's DEM for analyses and hillshades (_CHOSEN_FIRST), or None when it has
+    none."""
     cur = await conn.execute(
-        "SELECT id, commune_id, name, crs, resolution_m, ST_AsBinary(footprint), tiff "
-        "FROM dems WHERE commune_id = %s ORDER BY resolution_m, id LIMIT 1",
+        "SELECT d.id, d.commune_id, d.name, d.crs, d.resolution_m, ST_AsBinary(d.footprint), "
+        "d.tiff FROM dems d JOIN communes c ON c.id = d.commune_id WHERE d.commune_id = %s"
+        + _CHOSEN_FIRST
+        + " LIMIT 1",
         (commune_id,),
     )
     row = await cur.fetchone()
@@ -278,7 +337,17 @@ async def listing(conn: AsyncConnection, commune_id: int | None = None) -> list[
                   'bytes', octet_length(d.tiff))
            FROM dems d JOIN communes c ON c.id = d.commune_id
            WHERE %(commune)s::integer IS NULL OR d.commune_id = %(commune)s
-           ORDER BY c.code, d.resolution_m, d.id""",
+           """
+        + _CHOSEN_FIRST.replace("ORDER BY", "ORDER BY c.code,"),
         {"commune": commune_id},
     )
     return [row[0] for row in await cur.fetchall()]
+
+
+async def remove(conn: AsyncConnection, commune_id: int, dem_id: int) -> bool:
+    """Delete one of the commune's DEMs; False when it has none of that id. (A DEM could
+    not be removed: a wrong one stayed the commune's for good.)"""
+    cur = await conn.execute(
+        "DELETE FROM dems WHERE id = %s AND commune_id = %s", (dem_id, commune_id)
+    )
+    return cur.rowcount == 1

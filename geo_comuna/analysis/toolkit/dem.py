@@ -31,7 +31,8 @@ rasterio = gdal.raster()
 
 
 async def dem_for(conn: AsyncConnection, commune_id: int) -> Dem:
-    """The commune's DEM (its finest), or NotFound naming the two ways to add one."""
+    """The commune's DEM (io/dems.for_commune's choice), or NotFound naming the two ways to
+    add one."""
     dem = await for_commune(conn, commune_id)
     if dem is None:
         code = (
