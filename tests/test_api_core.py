@@ -408,6 +408,18 @@ async def test_big_json_bodies_are_gzipped_for_clients_that_accept_it(
     assert packed.headers["content-encoding"] == "gzip"
     assert int(packed.headers["content-length"]) < len(plain.content) / 3
     assert packed.content == plain.content  # httpx decompressed it
+    # a q of 0 refuses a coding (it was sent gzip anyway); * admits what is not named
+    for header, gzipped in [
+        ("gzip;q=0", False),
+        ("gzip;q=0, identity", False),
+        ("GZIP; Q=0.0", False),
+        ("*;q=0, identity", False),
+        ("br, *", True),
+        ("gzip;q=0.5", True),
+        ("*, gzip;q=0", False),
+    ]:
+        r = await client.get(url, headers={"Accept-Encoding": header})
+        assert ("content-encoding" in r.headers) == gzipped, header
     assert "Accept-Encoding" in packed.headers["vary"] and "Authorization" in packed.headers["vary"]
     # the compressed page's ETag is weak; it still revalidates the page
     assert packed.headers["etag"] == plain.headers["etag"]

@@ -178,6 +178,22 @@ async def test_a_surveyed_shape_read_and_written_back_stays_where_it_was(
     assert (await cur.fetchone())[0] < 1e-9
 
 
+async def test_a_patch_of_a_derived_value_is_refused_and_a_put_may_repeat_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """PATCH {"properties": {"area_ha": 99999}} was a 200 that changed nothing."""
+    got = (await client.get("/collections/parcels/items", params={"limit": 1})).json()
+    feature = got["features"][0]
+    url = f"/collections/parcels/items/{feature['id']}"
+    r = await client.patch(url, json={"properties": {"area_ha": 99999}})
+    assert r.status_code == 400 and "area_ha of parcels is worked out" in r.json()["detail"]
+    r = await client.put(url, json=feature)  # as read: area_ha and all
+    assert r.status_code == 200, r.text
+    assert (await client.get(url)).json()["properties"]["area_ha"] == feature["properties"][
+        "area_ha"
+    ]
+
+
 async def test_paging_with_next_links(client: httpx.AsyncClient) -> None:
     await make_commune(client, "PAGING")
     for i in range(5):

@@ -49,6 +49,28 @@ class IsalResponder(GZipResponder):
         return self._compressor
 
 
+def accepts_gzip(header: str) -> bool:
+    """Does an Accept-Encoding admit gzip: named with a q above 0, or (not named) admitted by
+    ``*`` with a q above 0 (RFC 9110). ``gzip;q=0`` refuses it: it was sent gzip anyway."""
+    if "gzip" not in header.lower() and "*" not in header:
+        return False  # the usual answer, without parsing
+    admitted: dict[str, float] = {}
+    for part in header.split(","):
+        coding, *params = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        admitted.setdefault(coding.lower(), quality)
+    if "gzip" in admitted:
+        return admitted["gzip"] > 0
+    return admitted.get("*", 0.0) > 0
+
+
 class Compression:
     """GZipMiddleware's choice of responder (gzip when the client accepts it, with
     ``Vary: Accept-Encoding`` either way) with ISA-L's deflate, weak ETags on what it
@@ -73,7 +95,7 @@ class Compression:
             await send(message)
 
         responder: ASGIApp
-        if "gzip" in Headers(scope=scope).get("Accept-Encoding", ""):
+        if accepts_gzip(Headers(scope=scope).get("Accept-Encoding", "")):
             responder = IsalResponder(
                 self.app,
                 MINIMUM_SIZE,

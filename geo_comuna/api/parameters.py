@@ -216,7 +216,8 @@ async def check_request(request: Request) -> None:
     served = formats(route)
     accept = request.headers.get("accept")
     if served and accept is not None and not accepts(accept, served):
+        shown = accept if len(accept) <= 200 else accept[:200] + "…"  # the client's, echoed
         raise NotAcceptable(
-            f"Accept: {accept} admits none of the formats of this resource: "
+            f"Accept: {shown} admits none of the formats of this resource: "
             f"{', '.join(sorted(served))}"
         )

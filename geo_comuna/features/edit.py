@@ -248,11 +248,31 @@ def _same_id(doc: Any, feature_id: int) -> None:
 def _parse_patch(layer: Layer, body: bytes, feature_id: int) -> geojson.Parsed:
     doc = geojson.loads(body)
     _same_id(doc, feature_id)
+    _no_derived(layer, doc, feature_id)
     if isinstance(doc, dict) and "type" not in doc:
         doc = {"type": "Feature", **doc}  # {"properties": {...}} alone is a fine patch
     if isinstance(doc, dict):
         doc.setdefault("geometry", None)
     return geojson.parse(layer, doc, max_features=1, single_id=feature_id)
+
+
+def _no_derived(layer: Layer, doc: Any, feature_id: int) -> None:
+    """A PATCH names what it changes: one naming a value PostGIS works out (area_ha) was
+    answered 200 and ignored, while an unknown property was a 400. (A PUT carries the whole
+    feature as it was read, derived values included: those it may repeat.)"""
+    props = doc.get("properties") if isinstance(doc, dict) else None
+    named = sorted(set(props) & {d.name for d in layer.derived}) if isinstance(props, dict) else []
+    if named:
+        raise InvalidInput(
+            Said(
+                f"{', '.join(named)} of {layer.name} is worked out from the feature "
+                "(read-only): a PATCH cannot set it",
+                f"{', '.join(named)} de {layer.name} se calcula a partir de la entidad (solo "
+                "lectura): un PATCH no puede fijarlo",
+            ),
+            feature=feature_id,
+            layer=layer.name,
+        )
 
 
 async def _current(conn: AsyncConnection, layer: Layer, feature_id: int) -> dict[str, Any]:
