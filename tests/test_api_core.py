@@ -232,6 +232,19 @@ async def test_every_route_takes_the_language_of_its_words(client: httpx.AsyncCl
         assert r.status_code == 400 and "'lang'" in r.json()["detail"], (path, r.text)
 
 
+async def test_a_search_posted_to_items_is_told_how_to_search(client: httpx.AsyncClient) -> None:
+    """OWSLib's collection_items(cql=...) POSTs its search to /items with ?limit=: the answer
+    named only the unknown parameter, which read as if the search had been understood."""
+    body = {"op": "=", "args": [{"property": "tenure"}, "occupied"]}
+    r = await client.post(ITEMS, params={"limit": 10}, json=body)
+    assert r.status_code == 400
+    assert "a POST to items adds features: to search them, GET items with filter=" in (
+        r.json()["detail"]
+    )
+    r = await client.post(ITEMS, params={"limit": 10, "lang": "es"}, json=body)
+    assert "parámetro desconocido 'limit'" in r.json()["detail"], r.text
+
+
 async def test_every_documented_parameter_is_taken(client: httpx.AsyncClient) -> None:
     """The rule allows exactly what the OpenAPI document lists: each documented parameter,
     given a value no route accepts, is refused for its value, never as unknown."""

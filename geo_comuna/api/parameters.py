@@ -201,10 +201,20 @@ async def check_request(request: Request) -> None:
         unknown = sorted(set(request.query_params) - known)
         if unknown:
             takes = ", ".join(sorted(known)) or "none"
-            raise InvalidInput(
+            en = (
                 f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
                 f"{', '.join(map(repr, unknown))}; this route takes: {takes}"
             )
+            es = (
+                f"parámetro{'s' if len(unknown) > 1 else ''} desconocido"
+                f"{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; esta ruta "
+                f"toma: {takes if known else 'ninguno'}"
+            )
+            if method == "POST" and getattr(route, "path_format", "").endswith("/items"):
+                # OWSLib's collection_items(cql=...) POSTs a search here
+                en += "; a POST to items adds features: to search them, GET items with filter="
+                es += "; un POST a items añade entidades: para buscarlas, GET items con filter="
+            raise InvalidInput(Said(en, es))
     if method != "GET" or "f" in names:
         return  # a route with an f of its own (analyses) chooses its format itself
     f = request.query_params.get("f")

@@ -190,38 +190,17 @@ class Translator(SpaceTime):
 
     def scalar(self, node: Any, prop: Queryable, literal: Any, check_domain: bool = False) -> Any:
         """``literal`` as a value of ``prop``'s type, or a 400 saying what was expected."""
+        if literal is None:  # "= NULL" was told to write DATE('2020-01-31')
+            raise self.fail(
+                node,
+                Said(
+                    f"nothing equals NULL: features without {prop.name} are {prop.name} IS NULL",
+                    f"nada es igual a NULL: las entidades sin {prop.name} son {prop.name} IS NULL",
+                ),
+            )
         kind = prop.type
         if kind == "text":
-            if not isinstance(literal, str):
-                raise self.fail(
-                    node,
-                    Said(
-                        f"{prop.name} is text; compare it with 'quoted text'",
-                        f"{prop.name} es texto; compárelo con 'texto entre comillas'",
-                    ),
-                )
-            if not is_text(literal):
-                raise self.fail(
-                    node,
-                    Said(
-                        "text holds a NUL or a lone surrogate",
-                        "el texto tiene un NUL o un sustituto suelto",
-                    ),
-                )
-            if check_domain and prop.domain:
-                # a code, or its Spanish or English label, as ?tenure= and writes take them
-                code = prop.domain.code(literal)
-                if code is None:
-                    allowed = ", ".join(prop.domain.values)
-                    raise self.fail(
-                        node,
-                        Said(
-                            f"{prop.name} has no value {literal!r}; it takes {allowed}",
-                            f"{prop.name} no tiene el valor {literal!r}; toma {allowed}",
-                        ),
-                    )
-                return code
-            return literal
+            return self.text(node, prop, literal, check_domain)
         if kind in ("integer", "number"):
             if isinstance(literal, bool) or not isinstance(literal, int | float):
                 raise self.fail(node, Said(f"{prop.name} is a number", f"{prop.name} es un número"))
@@ -242,6 +221,40 @@ class Translator(SpaceTime):
             node,
             Said(f"{prop.name} cannot be compared so", f"{prop.name} no se puede comparar así"),
         )
+
+    def text(self, node: Any, prop: Queryable, literal: Any, check_domain: bool) -> str:
+        """``literal`` as a value of the text ``prop``: a coded one's code when ``check_domain``
+        (its label taken too)."""
+        if not isinstance(literal, str):
+            raise self.fail(
+                node,
+                Said(
+                    f"{prop.name} is text; compare it with 'quoted text'",
+                    f"{prop.name} es texto; compárelo con 'texto entre comillas'",
+                ),
+            )
+        if not is_text(literal):
+            raise self.fail(
+                node,
+                Said(
+                    "text holds a NUL or a lone surrogate",
+                    "el texto tiene un NUL o un sustituto suelto",
+                ),
+            )
+        if check_domain and prop.domain:
+            # a code, or its Spanish or English label, as ?tenure= and writes take them
+            code = prop.domain.code(literal)
+            if code is None:
+                allowed = ", ".join(prop.domain.values)
+                raise self.fail(
+                    node,
+                    Said(
+                        f"{prop.name} has no value {literal!r}; it takes {allowed}",
+                        f"{prop.name} no tiene el valor {literal!r}; toma {allowed}",
+                    ),
+                )
+            return code
+        return literal
 
     def like(self, node: Any, args: list) -> sql.Composable:
         self.arity(node, args, 2)
