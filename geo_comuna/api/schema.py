@@ -131,8 +131,16 @@ async def schema(
     access: ReaderAccess,
     lang: Lang = "es",
 ) -> Response:
+    return _schema(request, settings, layer, access, lang, as_feature=False)
+
+
+def _schema(
+    request: Request, settings: Any, layer: Layer, access: Access, lang: str, as_feature: bool
+) -> Response:
     schema_id = f"{base_url(request, settings)}/collections/{layer.name}/schema"
     body = feature_schema(layer, access, lang, schema_id)
+    if as_feature:
+        body = as_geojson_feature(body)
     return Response(json.dumps(body, ensure_ascii=False), media_type=SCHEMA_JSON)
 
 
@@ -179,6 +187,4 @@ async def geojson_schema(
     lang: Lang = "es",
 ) -> Response:
     """The features' schema as GeoJSON carries them (the collection's ``describedBy``)."""
-    schema_id = f"{base_url(request, settings)}/collections/{layer.name}/schema"
-    body = as_geojson_feature(feature_schema(layer, access, lang, schema_id))
-    return Response(json.dumps(body, ensure_ascii=False), media_type=SCHEMA_JSON)
+    return _schema(request, settings, layer, access, lang, as_feature=True)

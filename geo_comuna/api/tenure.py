@@ -153,7 +153,15 @@ async def rights_queryables(request: Request, settings: SettingsDep, lang: Lang 
 async def parties_schema(
     request: Request, settings: SettingsDep, user: Reader, lang: Lang = "es"
 ) -> Any:
-    return _schema_response(tenure_meta.schema("parties", base_url(request, settings), lang, user))
+    return _record_schema("parties", request, settings, user, lang)
+
+
+def _record_schema(
+    kind: str, request: Request, settings: Any, user: User, lang: str, as_feature: bool = False
+) -> Response:
+    """A land record's Part 5 schema, or (``as_feature``) its GeoJSON Feature's."""
+    schema = tenure_meta.schema(kind, base_url(request, settings), lang, user)
+    return _schema_response(as_geojson_feature(schema) if as_feature else schema)
 
 
 @router.get(
@@ -165,7 +173,7 @@ async def parties_schema(
 async def rights_schema(
     request: Request, settings: SettingsDep, user: Reader, lang: Lang = "es"
 ) -> Any:
-    return _schema_response(tenure_meta.schema("rights", base_url(request, settings), lang, user))
+    return _record_schema("rights", request, settings, user, lang)
 
 
 @router.get(
@@ -177,8 +185,7 @@ async def rights_schema(
 async def parties_geojson_schema(
     request: Request, settings: SettingsDep, user: Reader, lang: Lang = "es"
 ) -> Any:
-    schema = tenure_meta.schema("parties", base_url(request, settings), lang, user)
-    return _schema_response(as_geojson_feature(schema))
+    return _record_schema("parties", request, settings, user, lang, as_feature=True)
 
 
 @router.get(
@@ -190,8 +197,7 @@ async def parties_geojson_schema(
 async def rights_geojson_schema(
     request: Request, settings: SettingsDep, user: Reader, lang: Lang = "es"
 ) -> Any:
-    schema = tenure_meta.schema("rights", base_url(request, settings), lang, user)
-    return _schema_response(as_geojson_feature(schema))
+    return _record_schema("rights", request, settings, user, lang, as_feature=True)
 
 
 def _values(name: str, raw: str | None, allowed: Domain) -> list[str] | None:
