@@ -97,7 +97,7 @@ CASES = [
         "unknown property",
         feature(PARCELS, commune="EL-MAIZAL", colour="red"),
         400,
-        "unknown properties ['colour']",
+        "unknown properties colour;",
     ),
     (
         "bad date",

@@ -282,7 +282,8 @@ def _params(request: Request, analysis: str, route_takes: set[str]) -> Any:
         return parse_params(installed.params, values, route_takes)
     if values:
         raise InvalidInput(
-            f"unknown query parameters {sorted(values)}; this map takes {sorted(route_takes)}"
+            f"unknown query parameters {', '.join(sorted(values))}; this map takes "
+            f"{', '.join(sorted(route_takes))}"
         )
     return None
 

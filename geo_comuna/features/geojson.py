@@ -188,8 +188,10 @@ def parse(
         if unknown and strict:
             raise InvalidInput(
                 Said(
-                    f"unknown properties {unknown}; {layer.name} has {sorted(writable)}",
-                    f"campos desconocidos {unknown}; {layer.name} tiene {sorted(writable)}",
+                    f"unknown properties {', '.join(unknown)}; {layer.name} has "
+                    f"{', '.join(sorted(writable))}",
+                    f"campos desconocidos {', '.join(unknown)}; {layer.name} tiene "
+                    f"{', '.join(sorted(writable))}",
                 ),
                 feature=label,
                 layer=layer.name,

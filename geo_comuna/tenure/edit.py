@@ -198,8 +198,8 @@ async def _columns(
     if unknown:
         raise InvalidAttribute(
             Said(
-                f"unknown properties {unknown}; known: {', '.join(fields)}",
-                f"campos desconocidos {unknown}; los conocidos son: {', '.join(fields)}",
+                f"unknown properties {', '.join(unknown)}; known: {', '.join(fields)}",
+                f"campos desconocidos {', '.join(unknown)}; los conocidos son: {', '.join(fields)}",
             ),
             layer=kind,
         )
