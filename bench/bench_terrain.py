@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
 from geo_comuna.analysis.toolkit import slope, zonal  # noqa: E402
+from geo_comuna.analysis.toolkit.slope import terrain_of  # noqa: E402
 from geo_comuna.io.dems import Dem  # noqa: E402
 
 CELL_M = 5.0
@@ -189,7 +190,7 @@ def one_run(
         "ee_feature": lambda: with_exactextract(grid, slope, features, "feature-sequential"),
         "ee_raster": lambda: with_exactextract(grid, slope, features, "raster-sequential"),
         "rasterstats": lambda: with_rasterstats(grid, slope, parcels),
-        "e2e": lambda: slope.terrain_of(dem, lonlat, THRESHOLD_PCT, []),
+        "e2e": lambda: terrain_of(dem, lonlat, THRESHOLD_PCT, []),
     }
     return {"slope": (seconds, None), **{key: timed(work) for key, work in steps.items()}}
 
