@@ -456,6 +456,9 @@ async def test_a_dem_that_holds_no_ground_is_refused(
     await add_commune(conn, "TERRAIN-NO", (0, 0, 100, 100))
     empty = write_dem(tmp_path, np.full((4, 4), -9999.0), X0, Y0 + 40, name="empty.tif")
     huge = write_dem(tmp_path, np.full((4, 4), 3e38), X0, Y0 + 40, name="huge.tif")
+    one_inf = plane(0.1, 0.2)
+    one_inf[1, 2] = np.inf
+    infinite = write_dem(tmp_path, one_inf, X0, Y0 + 40, name="infinite.tif")
     world = tmp_path / "world.tif"
     with rasterio.open(
         world, "w", driver="GTiff", width=2, height=2, count=1, dtype="float32",
@@ -465,6 +468,7 @@ async def test_a_dem_that_holds_no_ground_is_refused(
     for path, said in (
         (empty, "holds no elevation"),
         (huge, "which are not metres above the sea"),
+        (infinite, "holds infinite elevations"),
         (world, "a DEM for parcels has cells of at most 1,000 m"),
     ):
         r = await client.post(

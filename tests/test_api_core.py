@@ -238,8 +238,9 @@ async def test_a_search_posted_to_items_is_told_how_to_search(client: httpx.Asyn
     body = {"op": "=", "args": [{"property": "tenure"}, "occupied"]}
     r = await client.post(ITEMS, params={"limit": 10}, json=body)
     assert r.status_code == 400
-    assert "a POST to items adds features: to search them, GET items with filter=" in (
-        r.json()["detail"]
+    assert (
+        "a POST to items adds features: to search them, GET items with filter="
+        in (r.json()["detail"])
     )
     r = await client.post(ITEMS, params={"limit": 10, "lang": "es"}, json=body)
     assert "parámetro desconocido 'limit'" in r.json()["detail"], r.text

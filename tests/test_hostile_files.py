@@ -559,6 +559,20 @@ RUNS_SQL = {
         "ALTER TABLE parcels ADD COLUMN notes BLOB GENERATED ALWAYS AS (zeroblob(1000000000))"
     ),
     "virtual_table": "CREATE VIRTUAL TABLE notes USING fts5(text)",
+    # SQLite builds its schema from each entry's SQL: a view typed 'View' was one our check
+    # did not see, and our own read of the layer list then ran it, for good
+    "view_typed_View": (
+        "ALTER TABLE gpkg_geometry_columns RENAME TO ggc0;"
+        "CREATE VIEW gpkg_geometry_columns AS WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL "
+        "SELECT i + 1 FROM r) SELECT g.* FROM ggc0 g, r WHERE r.i = 0;"
+        "PRAGMA writable_schema = ON;"
+        "UPDATE sqlite_master SET type = 'View' WHERE name = 'gpkg_geometry_columns';"
+    ),
+    "module_in_a_comment": "CREATE VIRTUAL TABLE notes USING fts5(text /* USING rtree( */)",
+    # GeoPackage's spatial index is an R*Tree of five columns: one with more was a layer
+    "rtree_with_columns": (
+        "CREATE VIRTUAL TABLE notes USING rtree(id, minx, maxx, miny, maxy, +code TEXT)"
+    ),
 }
 
 
@@ -586,3 +600,34 @@ async def test_a_geopackage_that_runs_sql_when_read_is_refused_before_gdal_opens
         files={"file": (ok.name, ok.read_bytes())},
     )
     assert r.status_code == 201 and r.json()["inserted"] == 1, r.text
+
+
+def test_many_layers_naming_one_crs_ask_proj_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """300 layer rows naming one unreadable CRS definition (EPSG 2202 by code) asked PROJ
+    300 times, ~0.3 s each: a 120 KB upload took 49 s, four at once held the heavy slots for
+    two minutes. Each CRS the layers name is asked about once."""
+    from geo_comuna.io import sniff
+
+    path = plain_geopackage(tmp_path / "crs.gpkg")
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO gpkg_spatial_ref_sys (srs_name, srs_id, organization, "
+        "organization_coordsys_id, definition) VALUES ('x', 99999, 'EPSG', 2202, 'garbage')"
+    )
+    db.executemany(
+        "INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', 'POLYGON', 99999, 0, 0)",
+        [(f"ghost{i}",) for i in range(300)],
+    )
+    db.commit()
+    db.close()
+    asked = []
+
+    def known(definition: str) -> bool:
+        asked.append(definition)
+        return definition.startswith("EPSG:")
+
+    monkeypatch.setattr(sniff, "_known", known)
+    sniff.gpkg(path)
+    assert len(asked) <= 3, asked

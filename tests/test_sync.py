@@ -988,6 +988,25 @@ async def test_a_layer_over_the_limit_is_refused_without_being_read_whole(
     await _package(conn, settings, tmp_path)
     held = len(pyogrio.read_dataframe(tmp_path / GPKG, layer="parcels", read_geometry=False))
     small = settings.model_copy(update={"max_features_per_import": held - 1})
-    with pytest.raises(TooLarge, match=f"more than {held - 1} features"):
+    with pytest.raises(TooLarge, match=f"more than {held - 1:,} features"):
         read_package(tmp_path / GPKG, small)
     assert read_package(tmp_path / GPKG, settings).layers["parcels"]
+
+
+async def test_a_package_bringing_more_than_the_commune_and_one_write_is_refused_early(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """A zipped package of 8 MB held El Maizal's 97 parcels 18,000 times (574 MB unpacked):
+    read up to the import's 2,000,000 features, it took a worker past 3.4 GB. A layer may
+    bring what the commune holds and what one write may add: one row past that is read."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    await _add_parcel(conn, gpkg, tmp_path)  # one new parcel: within one write of 1
+    one = settings.model_copy(update={"max_features_per_write": 1})
+    report = await _sync(conn, one, gpkg, tmp_path, dry_run=True)
+    assert len(report.layers["parcels"].added) == 1
+    _ogr_sql(gpkg, "UPDATE parcels SET code = 'MZ-FIELD-0' WHERE code = 'MZ-FIELD-1'")
+    await _add_parcel(conn, gpkg, tmp_path)  # a second: over it
+    held = len(await _parcels(conn, 100_000))
+    with pytest.raises(TooLarge, match=f"more than {held + 1:,} features"):
+        await _sync(conn, one, gpkg, tmp_path, dry_run=True)

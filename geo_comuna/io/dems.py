@@ -115,8 +115,18 @@ LOWEST_M, HIGHEST_M = -500.0, 9000.0
 
 
 def _check_elevations(name: str, low: float, high: float) -> None:
-    """A DEM holds elevations in metres: none at all (every cell nodata or NaN), or values no
+    """A DEM holds elevations in metres: none at all (every cell nodata or NaN), infinite
+    ones (low and high NaN: the maps' popups showed "Infinity" as a slope), or values no
     ground has (3e38, a nodata value that is not declared as such), are refused."""
+    if np.isnan(low):
+        raise InvalidFile(
+            Said(
+                f"{name} holds infinite elevations: declare them nodata (gdal_edit.py "
+                "-a_nodata inf) or write the grid again without them",
+                f"{name} tiene elevaciones infinitas: declárelas nodata (gdal_edit.py "
+                "-a_nodata inf) o vuelva a escribir la malla sin ellas",
+            )
+        )
     if not np.isfinite(low):
         raise InvalidFile(
             Said(
@@ -234,7 +244,10 @@ def _copy(src: DatasetReader) -> tuple[bytes, float, float]:
                 rows = src.read(1, window=window, masked=True)
                 dst.write(rows.data, 1, window=window)
                 valid = rows.compressed().astype(np.float64)
-                valid = valid[np.isfinite(valid)]
+                if np.isinf(valid).any():  # no ground is infinitely high or low
+                    low = high = float("nan")
+                    break
+                valid = valid[~np.isnan(valid)]
                 if valid.size:
                     low, high = min(low, valid.min()), max(high, valid.max())
         return mem.read(), float(low), float(high)

@@ -18,6 +18,7 @@ GDAL turns it into "no CRS" (a .prj it cannot parse, a GeoPackage SRS row that i
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import mmap
 import re
@@ -229,13 +230,25 @@ def _gpkg_crs(path: Path) -> None:
                 f"{path.name} no es un GeoPackage legible: ¿está dañado?",
             )
         ) from None
+    steps = [0]
+
+    def bounded() -> int:  # our own reads of the file stop after a few ms of SQLite's work
+        steps[0] += 1
+        return int(steps[0] * 1000 > MAX_GPKG_STEPS)
+
+    db.set_progress_handler(bounded, 1000)
     try:
         db.execute("PRAGMA trusted_schema = OFF")
         _inert(db, path)
+        # one row per CRS the layers name (PROJ takes ~0.3 s to refuse a definition: 300
+        # layers naming one garbage definition took 49 s), the first layer naming it
         rows = db.execute(
-            "SELECT g.table_name, g.srs_id, s.srs_name, s.organization, "
+            "SELECT min(g.table_name), g.srs_id, s.srs_name, s.organization, "
             "s.organization_coordsys_id, s.definition FROM gpkg_geometry_columns g "
-            "LEFT JOIN gpkg_spatial_ref_sys s ON s.srs_id = g.srs_id"
+            "LEFT JOIN gpkg_spatial_ref_sys s ON s.srs_id = g.srs_id "
+            "GROUP BY g.srs_id, s.srs_name, s.organization, s.organization_coordsys_id, "
+            "s.definition LIMIT ?",
+            (MAX_GPKG_CRS + 1,),
         ).fetchall()
     except sqlite3.Error:
         raise InvalidFile(
@@ -246,6 +259,14 @@ def _gpkg_crs(path: Path) -> None:
         ) from None
     finally:
         db.close()
+    if len(rows) > MAX_GPKG_CRS:
+        raise InvalidFile(
+            Said(
+                f"{path.name} names more than {MAX_GPKG_CRS} CRSs for its layers",
+                f"{path.name} nombra más de {MAX_GPKG_CRS} sistemas de referencia (CRS) para "
+                "sus capas",
+            )
+        )
     for table, srs_id, name, org, org_id, definition in rows:
         if srs_id in _GPKG_UNDEFINED:
             continue  # says "no CRS": the import refuses it, naming --crs
@@ -274,8 +295,11 @@ def _gpkg_crs(path: Path) -> None:
         )
 
 
-#: the most tables a GeoPackage may hold (a package has ~20 with their indexes)
-MAX_GPKG_TABLES = 1000
+#: the most schema entries a GeoPackage may hold (a package has ~100: tables, indexes, the
+#: spatial indexes' R*Tree tables and triggers)
+MAX_GPKG_ENTRIES = 5000
+#: the most CRSs its layers may name
+MAX_GPKG_CRS = 16
 #: the SQLite steps our own look into a GeoPackage may take (a few ms of work)
 MAX_GPKG_STEPS = 5_000_000
 
@@ -286,46 +310,66 @@ def _inert(db: sqlite3.Connection, path: Path) -> None:
     for every row. A 98 KB upload whose parcels were a view over a recursive query that never
     ends froze the server (GDAL's read held Python's lock), and a view repeating a package's
     parcels 40,000 times took a worker past 10 GB. Only plain tables are read, and the R*Tree
-    virtual tables of GeoPackage's spatial index (GDAL keeps them up to date; it never reads
-    them into features). Read from sqlite_master alone, which runs nothing."""
-    steps = [0]
-
-    def bounded() -> int:
-        steps[0] += 1
-        return int(steps[0] * 1000 > MAX_GPKG_STEPS)
-
-    db.set_progress_handler(bounded, 1000)
+    virtual tables of GeoPackage's spatial index (five columns: GDAL keeps them up to date,
+    never reads them as features). Judged from sqlite_master alone, which runs nothing, by
+    each entry's SQL (SQLite builds a schema from its SQL: an entry typed 'View' instead of
+    'view' was a view our check did not see), with SQLite's work bounded by the caller."""
     try:
         schema = db.execute(
-            "SELECT type, name, coalesce(sql, '') FROM sqlite_master "
-            "WHERE type IN ('table', 'view') LIMIT ?",
-            (MAX_GPKG_TABLES + 1,),
+            "SELECT type, name, coalesce(sql, '') FROM sqlite_master LIMIT ?",
+            (MAX_GPKG_ENTRIES + 1,),
         ).fetchall()
-        if len(schema) > MAX_GPKG_TABLES:
-            raise _runs_sql(
-                path, f"more than {MAX_GPKG_TABLES} tables", f"más de {MAX_GPKG_TABLES} tablas"
-            )
-        for kind, name, text in schema:
-            shown = repr(str(name)[:60])
-            if kind == "view":
-                raise _runs_sql(path, f"the view {shown}", f"la vista {shown}")
-            if re.match(r"\s*CREATE\s+VIRTUAL\s+TABLE", text, re.I):
-                if not re.search(r"\bUSING\s+rtree\s*\(", text, re.I):
-                    raise _runs_sql(path, f"the virtual table {shown}", f"la tabla virtual {shown}")
-                continue
-            columns = db.execute("SELECT name, hidden FROM pragma_table_xinfo(?)", (name,))
-            generated = [c for c, hidden in columns if hidden in (2, 3)]
-            if generated:
-                which = f"{shown}.{str(generated[0])[:60]!r}"
-                raise _runs_sql(
-                    path, f"the generated column {which}", f"la columna generada {which}"
-                )
-    except sqlite3.OperationalError:  # the progress handler's interrupt, or no schema
+    except sqlite3.Error:  # the progress handler's interrupt, or no readable schema
         raise _runs_sql(
-            path, "a schema too costly to read", "un esquema demasiado costoso de leer"
+            path,
+            "a schema SQLite cannot read (or not within its bounds)",
+            "un esquema que SQLite no puede leer (o no dentro de sus límites)",
         ) from None
-    finally:
-        db.set_progress_handler(None, 0)
+    if len(schema) > MAX_GPKG_ENTRIES:
+        raise _runs_sql(
+            path, f"more than {MAX_GPKG_ENTRIES} tables", f"más de {MAX_GPKG_ENTRIES} tablas"
+        )
+    for kind, name, text in schema:
+        shown = repr(str(name)[:60])
+        made = _CREATE.match(_uncommented(text))
+        what = " ".join(made[1].upper().split()) if made else None
+        if kind == "index" and what in (None, "INDEX", "UNIQUE INDEX"):
+            continue  # an automatic index has no SQL
+        if kind == "trigger" and what == "TRIGGER":
+            continue  # never fired by a read
+        if kind == "table" and what == "VIRTUAL TABLE":
+            module = _MODULE.match(_uncommented(text))
+            if module and module[1].lower() == "rtree" and "+" not in text:
+                continue
+            raise _runs_sql(path, f"the virtual table {shown}", f"la tabla virtual {shown}")
+        if kind != "table" or what != "TABLE":
+            raise _runs_sql(path, f"the view {shown}", f"la vista {shown}")
+        columns = db.execute("SELECT name, hidden FROM pragma_table_xinfo(?)", (name,))
+        generated = [c for c, hidden in columns if hidden in (2, 3)]
+        if generated:
+            which = f"{shown}.{str(generated[0])[:60]!r}"
+            raise _runs_sql(path, f"the generated column {which}", f"la columna generada {which}")
+
+
+#: what an entry of sqlite_master creates, after its comments
+_CREATE = re.compile(
+    r"\s*CREATE\s+(?:TEMP\s+|TEMPORARY\s+)?(TABLE|VIEW|VIRTUAL\s+TABLE|INDEX|UNIQUE\s+INDEX|"
+    r"TRIGGER)\b",
+    re.I,
+)
+#: a virtual table's module, right after its (quoted or plain) name
+_MODULE = re.compile(
+    r"\s*CREATE\s+VIRTUAL\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+    r"(?:\"(?:[^\"]|\"\")*\"|\[[^\]]*\]|`[^`]*`|'[^']*'|[\w$]+)(?:\s*\.\s*(?:\"[^\"]*\"|[\w$]+))?"
+    r"\s+USING\s+(\w+)",
+    re.I,
+)
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?(?:\*/|$)", re.S)
+
+
+def _uncommented(text: str) -> str:
+    """SQL without its comments (a comment read 'USING rtree(' in an fts5 table's SQL)."""
+    return _COMMENTS.sub(" ", text)
 
 
 def _runs_sql(path: Path, what: str, que: str) -> InvalidFile:
@@ -339,6 +383,7 @@ def _runs_sql(path: Path, what: str, que: str) -> InvalidFile:
     )
 
 
+@functools.lru_cache(maxsize=256)
 def _known(definition: str) -> bool:
     import pyproj
 
