@@ -631,3 +631,32 @@ def test_many_layers_naming_one_crs_ask_proj_once(
     monkeypatch.setattr(sniff, "_known", known)
     sniff.gpkg(path)
     assert len(asked) <= 3, asked
+
+
+async def test_a_geopackage_that_understates_its_features_is_refused(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
+) -> None:
+    """The feature limit was checked against the count the file gives: a GeoPackage's
+    gpkg_ogr_contents said 1 for 2.5 M rows. Holding more than it says refuses it."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    path = tmp_path / "understated.gpkg"
+    gpd.GeoDataFrame(
+        {"code": ["U-1", "U-2", "U-3"], "tenure": ["occupied"] * 3},
+        geometry=[box(LON + i / 1000, LAT, LON + (i + 1) / 1000, LAT + 0.001) for i in range(3)],
+        crs="EPSG:4326",
+    ).to_file(path, layer="parcels", driver="GPKG")
+    db = sqlite3.connect(path)
+    db.execute("UPDATE gpkg_ogr_contents SET feature_count = 1")
+    db.commit()
+    db.close()
+    before = await parcels(conn)
+    r = await client.post(
+        "/collections/parcels/import?commune=EL-MAIZAL",
+        files={"file": (path.name, path.read_bytes())},
+    )
+    refused(r, 422)
+    assert "says it holds 1 features but holds more" in r.json()["detail"], r.text
+    assert await parcels(conn) == before
+

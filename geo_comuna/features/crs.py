@@ -94,11 +94,12 @@ def parse(value: str | None, param: str) -> Crs:
     match = _EPSG_FORMS.fullmatch(text)
     found = _BY_URI.get(f"{EPSG}{int(match.group(1))}") if match else None
     if found is None:
+        shown = repr(value if len(value) <= 100 else value[:100] + "…")  # the client's, echoed
         raise InvalidInput(
             Said(
-                f"{param} {value!r} is not a supported CRS; use one of {', '.join(URIS)} "
+                f"{param} {shown} is not a supported CRS; use one of {', '.join(URIS)} "
                 "(or EPSG:<code> for the EPSG ones)",
-                f"{param} {value!r} no es un sistema de referencia (CRS) admitido; use uno de "
+                f"{param} {shown} no es un sistema de referencia (CRS) admitido; use uno de "
                 f"{', '.join(URIS)} (o EPSG:<código> para los de EPSG)",
             )
         )

@@ -164,6 +164,17 @@ class Streamed:
             if table.num_rows:
                 break
         table = self._bounded(table)
+        if 0 <= self.total < self._start + table.num_rows:
+            # the limit was checked against the count the file gives (a GeoPackage's
+            # gpkg_ogr_contents, the uploader's to write: 1 for 2.5 M rows)
+            raise InvalidFile(
+                Said(
+                    f"{self.name} says it holds {self.total:,} features but holds more: its "
+                    "feature count is wrong (save it again with QGIS or ogr2ogr)",
+                    f"{self.name} dice contener {self.total:,} entidades pero contiene más: su "
+                    "recuento de entidades está mal (vuelva a guardarlo con QGIS u ogr2ogr)",
+                )
+            )
         wkb = table.column(self._geometry)
         table = self.prepare(table.drop_columns([self._geometry]))
         batch = Batch(table, self.geometries.of(wkb), self._start)
