@@ -660,3 +660,62 @@ async def test_a_geopackage_that_understates_its_features_is_refused(
     assert "says it holds 1 features but holds more" in r.json()["detail"], r.text
     assert await parcels(conn) == before
 
+
+def _point_twice(path: Path, table: str) -> None:
+    """Make ``table``'s root page (an interior page of its b-tree) name its first child page
+    twice, as its right-most child too: the shape of a page tree that has a reader visit one
+    page thousands of times, which SQLite does not notice while reading."""
+    db = sqlite3.connect(path)
+    (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    (size,) = db.execute("PRAGMA page_size").fetchone()
+    db.close()
+    data = bytearray(path.read_bytes())
+    page = (root - 1) * size
+    assert data[page] == 0x05, "an interior table page"  # the table spans several pages
+    first_cell = struct.unpack(">H", data[page + 12 : page + 14])[0]
+    first_child = data[page + first_cell : page + first_cell + 4]
+    data[page + 8 : page + 12] = first_child  # the right-most child: the first one again
+    path.write_bytes(bytes(data))
+
+
+async def test_a_geopackage_whose_pages_repeat_is_refused(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
+) -> None:
+    """A 2 MB GeoPackage whose parcels' page tree named one page 9,000 times a level kept a
+    CPU busy for good (GDAL counting its rows); an 11 MB one had GDAL read one 9.6 MB polygon
+    thousands of times and crash a worker. SQLite's quick_check finds a page named twice."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    path = tmp_path / "pages.gpkg"
+    gpd.GeoDataFrame(
+        {"code": [f"P-{i}" for i in range(400)], "tenure": ["occupied"] * 400},
+        geometry=[box(LON + i / 1e4, LAT, LON + (i + 1) / 1e4, LAT + 0.001) for i in range(400)],
+        crs="EPSG:4326",
+    ).to_file(path, layer="parcels", driver="GPKG")
+    _point_twice(path, "parcels")
+    before = await parcels(conn)
+    for url in ("/collections/parcels/import?commune=EL-MAIZAL", "/communes/EL-MAIZAL/sync"):
+        r = await client.post(url, files={"file": (path.name, path.read_bytes())})
+        refused(r, 422)
+        assert "is a damaged SQLite database" in r.json()["detail"], r.text
+    assert await parcels(conn) == before
+
+
+async def test_a_crs_naming_a_server_file_is_no_crs(tmp_path: Path) -> None:
+    """PROJ opened /etc/passwd to answer whether '+init=/etc/passwd:root' is a CRS."""
+    from geo_comuna.errors import UnknownCRS
+    from geo_comuna.io import sniff
+
+    path = plain_geopackage(tmp_path / "init.gpkg")
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO gpkg_spatial_ref_sys (srs_name, srs_id, organization, "
+        "organization_coordsys_id, definition) VALUES ('x', 999, 'NONE', 999, "
+        "'+init=/etc/passwd:root')"
+    )
+    db.execute("UPDATE gpkg_geometry_columns SET srs_id = 999")
+    db.commit()
+    db.close()
+    with pytest.raises(UnknownCRS):
+        sniff.gpkg(path)

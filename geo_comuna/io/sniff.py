@@ -240,6 +240,7 @@ def _gpkg_crs(path: Path) -> None:
     try:
         db.execute("PRAGMA trusted_schema = OFF")
         _inert(db, path)
+        _whole(db, path)
         # one row per CRS the layers name (PROJ takes ~0.3 s to refuse a definition: 300
         # layers naming one garbage definition took 49 s), the first layer naming it
         rows = db.execute(
@@ -351,6 +352,30 @@ def _inert(db: sqlite3.Connection, path: Path) -> None:
             raise _runs_sql(path, f"the generated column {which}", f"la columna generada {which}")
 
 
+def _whole(db: sqlite3.Connection, path: Path) -> None:
+    """SQLite's own check of every page (PRAGMA quick_check: each page once, so its work is
+    bounded by the file's size). SQLite does not notice a table's page tree pointing to one
+    page thousands of times while reading it: a 2 MB upload so built kept a CPU busy for
+    good counting its rows, and an 11 MB one made GDAL read one 9.6 MB polygon thousands of
+    times until it crashed a worker."""
+    db.set_progress_handler(None, 0)  # one statement that visits each page once
+    try:
+        found = db.execute("PRAGMA quick_check(1)").fetchone()
+    except sqlite3.Error as exc:
+        found = (str(exc),)
+    if found != ("ok",):
+        said = str(found[0]).replace("*** in database main ***", "") if found else "no answer"
+        why = " ".join(said.split())[:120]
+        raise InvalidFile(
+            Said(
+                f"{path.name} is a damaged SQLite database ({why}): save it again with QGIS "
+                "or ogr2ogr",
+                f"{path.name} es una base de datos SQLite dañada ({why}): vuelva a guardarlo "
+                "con QGIS u ogr2ogr",
+            )
+        )
+
+
 #: what an entry of sqlite_master creates, after its comments
 _CREATE = re.compile(
     r"\s*CREATE\s+(?:TEMP\s+|TEMPORARY\s+)?(TABLE|VIEW|VIRTUAL\s+TABLE|INDEX|UNIQUE\s+INDEX|"
@@ -383,8 +408,17 @@ def _runs_sql(path: Path, what: str, que: str) -> InvalidFile:
     )
 
 
+#: what in a PROJ string names a file PROJ would open (a grid, an init file)
+_FILES = re.compile(r"\+\s*(?:init|nadgrids|geoidgrids|grids|file)\s*=|file:", re.I)
+
+
 @functools.lru_cache(maxsize=256)
 def _known(definition: str) -> bool:
+    """Can PROJ read ``definition`` as a CRS? One that names a file PROJ would open
+    (``+init=/etc/passwd:root``, ``+nadgrids=/dev/zero``) is no CRS of an upload's: PROJ
+    opened the server's file to answer."""
+    if _FILES.search(definition):
+        return False
     import pyproj
 
     try:
