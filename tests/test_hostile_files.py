@@ -719,3 +719,20 @@ async def test_a_crs_naming_a_server_file_is_no_crs(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(UnknownCRS):
         sniff.gpkg(path)
+
+
+def test_the_geopackage_check_stops_at_its_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every read of the check (the schema, quick_check over every page, the layers' CRSs)
+    stops at a deadline set by the file's size, whatever the file makes SQLite do: here the
+    deadline is made zero, and a plain GeoPackage is refused rather than read past it."""
+    from geo_comuna.errors import InvalidFile
+    from geo_comuna.io import sniff
+
+    path = plain_geopackage(tmp_path / "plain.gpkg")
+    sniff.gpkg(path)  # within the deadline a file of its size gets
+    monkeypatch.setattr(sniff, "CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(sniff, "CHECK_BYTES_PER_SECOND", 2**40)
+    with pytest.raises(InvalidFile, match="within its bounds|takes longer to check"):
+        sniff.gpkg(path)
