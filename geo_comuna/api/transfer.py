@@ -10,14 +10,15 @@ filename is never used as a path: only its suffix, which tells the format.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Annotated, BinaryIO, Literal
+from typing import Annotated, Any, BinaryIO, Literal, TypeVar
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
 from geo_comuna.api.deps import (
@@ -31,6 +32,7 @@ from geo_comuna.api.deps import (
     Writer,
 )
 from geo_comuna.api.scratch import client_name
+from geo_comuna.errors import InvalidInput, Said
 from geo_comuna.io.exporter import check_crs, export_layer
 from geo_comuna.io.formats import FORMATS, get_format
 from geo_comuna.io.importer import ImportReport, Mapping, import_file
@@ -47,6 +49,36 @@ Crs = Annotated[
         "(CSV, Shapefile without .prj), e.g. EPSG:2202"
     ),
 ]
+
+
+T = TypeVar("T")
+#: how often an import looks whether its client is still there (s)
+WATCH_SECONDS = 0.5
+
+
+async def _unless_gone(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """``work``, cancelled (its transaction rolled back) once the client has gone: an import
+    has no deadline, being long by nature, and one whose client had left went on reading for
+    40 s, holding a heavy request's slot."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=WATCH_SECONDS)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                raise InvalidInput(
+                    Said(
+                        "the client went away before the import ended: nothing was written",
+                        "el cliente se fue antes de que terminara la importación: no se "
+                        "escribió nada",
+                    )
+                )
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 def _suffix(filename: str | None) -> str:
@@ -119,6 +151,7 @@ def _chunks(source: BinaryIO) -> Iterator[bytes]:
     summary="Import a file into a layer",
 )
 async def import_upload(
+    request: Request,
     conn: Conn,
     layer: LayerDep,
     settings: SettingsDep,
@@ -181,7 +214,7 @@ async def import_upload(
     try:
         with scratch.holding(name, f"upload{_suffix(file.filename)}") as path:
             await asyncio.to_thread(_save, file.file, path)
-            report = await import_file(
+            importing = import_file(
                 conn,
                 layer,
                 path,
@@ -195,6 +228,7 @@ async def import_upload(
                 lang=lang,
                 allow_copies=allow_copies,
             )
+            report = await _unless_gone(request, importing)
     finally:
         await file.close()
     report.file = name
