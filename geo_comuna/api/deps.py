@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 from geo_comuna import work
 from geo_comuna.accounts import Access, User, authenticate
 from geo_comuna.api.consistency import SAFE
+from geo_comuna.api.parameters import LANG_VALUES
 from geo_comuna.api.scratch import Scratch
 from geo_comuna.api.temporal import parse_datetime
 from geo_comuna.errors import (
@@ -140,7 +141,7 @@ ScratchDep = Annotated[Scratch, Depends(get_scratch)]
 Tiles = Annotated[TileCache, Depends(get_tiles)]
 
 #: ``?lang=``: Spanish (the default) or English
-LANGS = "^(es|en)$"
+LANGS = f"^({'|'.join(LANG_VALUES)})$"
 #: the language of a document's titles (collections, queryables, schemas)
 Lang = Annotated[str, Query(pattern=LANGS, description="language of titles")]
 

@@ -417,9 +417,9 @@ def _fitting_dbf(
             if not pa.types.is_string(kind):
                 continue
             sizes = pc.binary_length(batch.column(i))
-            if not pc.any(pc.greater(sizes, DBF_TEXT_BYTES)).as_py():
-                continue
             row = pc.index(pc.greater(sizes, DBF_TEXT_BYTES), True).as_py()
+            if row < 0:
+                continue
             field, size = batch.schema.names[i], sizes[row].as_py()
             code = batch.column("code")[row].as_py() if "code" in batch.schema.names else None
             which = f"{start + row + 1}" + (f" ({code})" if code else "")

@@ -498,7 +498,7 @@ def _updated_columns(
     emptied every parcel's notes."""
     if given is None:
         return columns(layer)
-    have = set(given) | set(defaults or ())
+    have = _have(given, defaults)
     return [
         *(r.column for r in layer.references if r.name in have),
         *(a.name for a in layer.attributes if a.name in have),
@@ -543,6 +543,7 @@ async def import_file(
         raw = await asyncio.wrap_future(reading)
     else:
         raw = await asyncio.to_thread(read_raw, path, layer, settings, pieces.CHUNK)
+    defaults = None if commune_id is None else {layer.commune_ref.name: commune_id}
     try:
         read_s = time.perf_counter() - started
         source, label, ignored, given = await _source(raw, path, layer, settings, crs, mapping, say)
@@ -554,7 +555,7 @@ async def import_file(
             repair=repair,
             progress=say,
             user=user,
-            defaults=None if commune_id is None else {layer.commune_ref.name: commune_id},
+            defaults=defaults,
             mode=mode,
             lang=lang,
             given=given,
@@ -576,15 +577,21 @@ async def import_file(
         written.features - written.inserted - written.updated,
         written.repairs,
         seconds,
-        kept_columns=_kept(layer, mode, given, commune_id),
+        kept_columns=_kept(layer, mode, given, defaults),
     )
 
 
-def _kept(layer: Layer, mode: Mode, given: list[str], commune_id: int | None) -> list[str]:
+def _have(given: Sequence[str], defaults: dict[str, int] | None) -> set[str]:
+    """The properties an import gives: the file's columns, and a reference given by
+    --commune."""
+    return set(given) | set(defaults or ())
+
+
+def _kept(layer: Layer, mode: Mode, given: list[str], defaults: dict[str, int] | None) -> list[str]:
     """What an upsert's report names as kept: the writable properties the file lacks."""
     if mode != "upsert":
         return []
-    have = set(given) | ({layer.commune_ref.name} if commune_id is not None else set())
+    have = _have(given, defaults)
     return [name for name in layer.property_names if name not in have]
 
 
