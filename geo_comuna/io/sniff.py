@@ -327,8 +327,11 @@ def _inert(db: sqlite3.Connection, path: Path) -> None:
             "un esquema que SQLite no puede leer (o no dentro de sus límites)",
         ) from None
     if len(schema) > MAX_GPKG_ENTRIES:
-        raise _runs_sql(
-            path, f"more than {MAX_GPKG_ENTRIES} tables", f"más de {MAX_GPKG_ENTRIES} tablas"
+        raise InvalidFile(
+            Said(
+                f"{path.name} holds more than {MAX_GPKG_ENTRIES} tables, indexes and triggers",
+                f"{path.name} contiene más de {MAX_GPKG_ENTRIES} tablas, índices y disparadores",
+            )
         )
     for kind, name, text in schema:
         shown = repr(str(name)[:60])
