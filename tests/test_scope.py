@@ -19,7 +19,7 @@ from psycopg.conninfo import make_conninfo
 from geo_comuna import accounts
 from geo_comuna.db import migrate
 from geo_comuna.db.refusals import said_by_database
-from geo_comuna.errors import ClusterError, Forbidden, Said
+from geo_comuna.errors import ClusterError, Conflict, Forbidden, Said
 from geo_comuna.io.importer import write_frame
 from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.settings import Settings
@@ -344,6 +344,43 @@ async def test_an_editors_import_names_the_feature_lying_elsewhere(
     assert (await write_frame(conn, PARCELS, frame, geoms, settings, user=user)).features == 6
     # the position is the import's alone: a later write names no stale feature
     assert await scalar(conn, "SELECT current_setting('geo_comuna.feature', true)") in ("", None)
+
+
+async def test_an_editors_import_into_another_commune_is_refused_before_its_keys(
+    conn: AsyncConnection, settings: Settings
+) -> None:
+    """A feature of a commune the editor may not edit is refused as such (403) before its
+    natural key is looked up: a conflict (409) would tell the editor which codes another
+    commune stores, and under which ids."""
+    user = accounts.User(None, "mesa-maizal", "editor", (await commune_id(conn, "EL-MAIZAL"),))
+    stored = await a_parcel(conn, "5-DE-MARZO")
+    code = await scalar(conn, "SELECT code FROM parcels WHERE id = %s", (stored,))
+    lon, lat = MAIZAL
+    geoms = [
+        shapely.box(lon, lat, lon + 0.0005, lat + 0.0005),
+        shapely.box(*CARACAS, -66.915, 10.466),
+    ]
+    frame = pa.table(
+        {
+            "commune": ["EL-MAIZAL", "5-DE-MARZO"],
+            "code": ["M-NEW-1", code],
+            "tenure": ["occupied"] * 2,
+        }
+    )
+    before = await written(conn)
+    for mode in ("insert", "upsert"):
+        with pytest.raises(Forbidden) as raised:
+            await write_frame(conn, PARCELS, frame, geoms, settings, user=user, mode=mode)
+        assert raised.value.feature == 2
+        assert "commune 5-DE-MARZO is not one of them" in raised.value.reason
+        assert str(stored) not in raised.value.reason
+        assert "no es una de ellas" in raised.value.reason.es
+    assert await written(conn) == before
+    # an admin's import of the same file meets the stored key: the conflict is theirs to see
+    admin = accounts.User(None, "admin", "admin", ())
+    with pytest.raises(Conflict) as conflict:
+        await write_frame(conn, PARCELS, frame, geoms, settings, user=admin)
+    assert f"feature {stored}" in conflict.value.reason
 
 
 async def test_an_all_digit_code_stops_the_upgrade_with_what_to_do(

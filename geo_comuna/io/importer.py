@@ -473,6 +473,7 @@ async def write(
                 defaults=defaults,
                 before=before,
                 refuse_stored=mode == "insert",
+                scoped=not admin,
             )
             async with aclosing(chunks):
                 inserted, updated = await bulk.copy_in(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import AsyncConnection
 
-from geo_comuna.errors import Conflict, InvalidFile, Said
+from geo_comuna.db.refusals import said_by_database
+from geo_comuna.errors import Conflict, Forbidden, InvalidFile, Said
 from geo_comuna.features import references
 from geo_comuna.io import bulk, keys
 from geo_comuna.io.formats import GDAL_ERRORS, pyogrio
@@ -218,6 +219,7 @@ async def stream(
     defaults: dict[str, int] | None = None,
     before: int | None = None,
     refuse_stored: bool = True,
+    scoped: bool = False,
 ) -> AsyncIterator[bulk.Piece]:
     """The pieces of ``source`` as io/bulk.copy_in sends them. For each batch: its references
     resolved and its natural keys checked here (one query each), then ``check(batch, refs)``
@@ -228,7 +230,11 @@ async def stream(
     ``refuse_stored`` (a plain import) a feature whose key one of those holds is refused. A
     key repeated across batches is refused naming both features: before its piece is sent
     while the natural key's index is live (it would refuse the row unnamed), else after the
-    last piece; either way nothing is committed with it."""
+    last piece; either way nothing is committed with it.
+
+    ``scoped`` (an editor's import): a feature of a commune the writer may not edit is
+    refused (403) before its key is looked up, so that an editor learns nothing of another
+    commune's stored keys from a conflict."""
     loop = asyncio.get_running_loop()
     seen = keys.Seen()
     # runs once copy_in has decided on the indexes: a bulk load has dropped it by now
@@ -242,6 +248,8 @@ async def stream(
         try:
             while (batch := await ahead) is not None:
                 refs = await references.resolve(conn, layer, batch.table, batch.labels, defaults)
+                if scoped:
+                    await _refuse_outside_scope(conn, layer, refs, batch.labels)
                 given = keys.of(layer, batch.table, refs)
                 if given is not None:
                     keys.refuse_repeats(layer, batch.table, given, batch.labels)
@@ -249,10 +257,7 @@ async def stream(
                     if live or (refuse_stored and before is not None):
                         # live: the index finds the earlier pieces' keys too
                         found = await keys.stored(conn, layer, given, None if live else before)
-                        if refuse_stored:
-                            earlier = {p: i for p, i in found.items() if i <= (before or 0)}
-                            keys.refuse_stored(layer, batch.table, earlier, batch.labels)
-                        if any(i > (before or 0) for i in found.values()):
+                        if _met_earlier_piece(layer, batch, found, before, refuse_stored):
                             await _refuse_repeat(conn, layer, source, seen, pool, defaults)
                 checked, ahead = later(check, batch, refs), later(source.next)
                 if checking is not None:
@@ -269,6 +274,39 @@ async def stream(
                 await asyncio.gather(*left, return_exceptions=True)
         if seen.repeated():
             await _refuse_repeat(conn, layer, source, seen, pool, defaults)
+
+
+def _met_earlier_piece(
+    layer: Layer, batch: Batch, found: dict[int, int], before: int | None, refuse_stored: bool
+) -> bool:
+    """Of the batch's keys ``found`` stored: refuse one stored before the import began (a
+    plain import); True when one was stored by this import's earlier pieces."""
+    if refuse_stored:
+        earlier = {p: i for p, i in found.items() if i <= (before or 0)}
+        keys.refuse_stored(layer, batch.table, earlier, batch.labels)
+    return any(i > (before or 0) for i in found.values())
+
+
+async def _refuse_outside_scope(
+    conn: AsyncConnection, layer: Layer, refs: dict[str, list], labels: Sequence
+) -> None:
+    """The first feature whose commune (the layer's ``edit_scope``) the writer may not edit,
+    refused with the reason row-level security would give (db/functions/place_refusals.sql,
+    asked with the request's settings): one query for the piece's distinct communes."""
+    communes = refs.get(layer.edit_scope or "")
+    if communes is None:  # the scope is no reference of the file (a commune's own id)
+        return
+    distinct = sorted({c for c in communes if c is not None})
+    cur = await conn.execute(
+        "SELECT c, geo_comuna_place_refusal(c, NULL) FROM unnest(%s::integer[]) AS c",
+        (distinct + ([None] if None in communes else []),),
+    )
+    refused = {c: reason for c, reason in await cur.fetchall() if reason is not None}
+    for row, commune in enumerate(communes):
+        if commune in refused:
+            raise Forbidden(
+                said_by_database(refused[commune]), feature=labels[row], layer=layer.name
+            )
 
 
 async def _refuse_repeat(
