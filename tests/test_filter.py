@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -237,7 +238,11 @@ async def test_bbox_literal_and_mixing_with_other_parameters(
         ({"filter": "S_INTERSECTS(tenure, POINT(1 1))"}, "geometry"),
         ({"filter": "LIKE(tenure, 3)"}, "LIKE"),
         ({"filter": "tenure = 'a'", "filter-lang": "cql2-xml"}, "filter-lang"),
-        ({"filter": "{not json", "filter-lang": "cql2-json"}, "line 1 column 2"),
+        (
+            {"filter": "{not json", "filter-lang": "cql2-json"},
+            "string in double quotes at line 1, column 2",
+        ),
+        ({"filter": '{"op": "="}', "filter-lang": "cql2-json"}, "not a CQL2 expression"),
         ({"filter": '{"op": "=", "args": [1]}', "filter-lang": "cql2-json"}, "arguments"),
         ({"filter": "S_INTERSECTS(geometry, POINT(1 1))", "filter-crs": "EPSG:3857"}, "filter-crs"),
         ({"filter": "NOT " * 3000 + "tenure = 'x'"}, "deeper"),
@@ -516,10 +521,16 @@ async def test_a_refused_filter_is_said_in_the_language_asked(client: httpx.Asyn
         "foo = 1": "filtro: no existe el campo 'foo'; parcels tiene",
         "tenure = 3": "filtro: tenure es texto; compárelo con 'texto entre comillas'",
         "T_DURING(recovered_on, INTERVAL('2020-01-01', '2021-01-01'))": "es un instante",
-        "tenure = ": "el filtro no es CQL2 válido",
+        "tenure = ": "el filtro no es CQL2 válido: en la línea 1, columna 10: se esperaba",
+        "(tenure = 'x'": "se esperaba NOT, AND, OR",
     }
     for text, spanish in cases.items():
         r = await client.get(ITEMS, params={"filter": text, "lang": "es"})
         assert r.status_code == 400 and spanish in r.json()["detail"], (text, r.text)
         english = await client.get(ITEMS, params={"filter": text})
         assert "filtro" not in english.json()["detail"], english.text
+    # the parser's grammar names are said in words, not as its rules
+    r = await client.get(ITEMS, params={"filter": "tenure = "})
+    detail = r.json()["detail"]
+    assert "expected a geometry such as POINT(x y), a property name, a number" in detail, r.text
+    assert not re.search(r"\b(Identifier|SingleQuotedString|DECIMAL)\b", detail), r.text

@@ -4,6 +4,7 @@ bounds: length, nesting, and a thread with room for the parser's recursion."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any
 
@@ -78,22 +79,113 @@ def _on_big_stack(work: Any) -> Any:
         threading.stack_size(previous)
     thread.join()
     if "error" in out:
-        why = _one_line(out["error"])
-        raise InvalidInput(
-            Said(f"filter is not valid CQL2: {why}", f"el filtro no es CQL2 válido: {why}")
-        )
+        raise InvalidInput(_refusal(out["error"]))
     return out["tree"]
 
 
-def _one_line(message: str) -> str:
-    """The parser's message, its caret drawing folded onto one line."""
+#: what the text parser's grammar rules expect, in words: (English, Spanish); rules not
+#: named here are said by their grammar name
+_EXPECTED: dict[str, tuple[str, str]] = {
+    "Identifier": ("a property name", "un nombre de campo"),
+    "SingleQuotedString": ("a 'quoted text'", "un 'texto entre comillas'"),
+    "DECIMAL": ("a number", "un número"),
+    "Double": ("a number", "un número"),
+    "Negative": ("a number", "un número"),
+    "True": ("TRUE", "TRUE"),
+    "False": ("FALSE", "FALSE"),
+    "Null": ("NULL", "NULL"),
+    "GEOMETRY": ("a geometry such as POINT(x y)", "una geometría como POINT(x y)"),
+    "Array": ("a list (a, b)", "una lista (a, b)"),
+    "ExpressionInParentheses": ("an expression in parentheses", "una expresión entre paréntesis"),
+    "Expr": ("an expression", "una expresión"),
+    "UnaryNot": ("NOT", "NOT"),
+    "NotFlag": ("NOT", "NOT"),
+    "And": ("AND", "AND"),
+    "Or": ("OR", "OR"),
+    "Eq": ("a comparison (=, <>, <, <=, >, >=)", "una comparación (=, <>, <, <=, >, >=)"),
+    "NotEq": ("a comparison (=, <>, <, <=, >, >=)", "una comparación (=, <>, <, <=, >, >=)"),
+    "Lt": ("a comparison (=, <>, <, <=, >, >=)", "una comparación (=, <>, <, <=, >, >=)"),
+    "LtEq": ("a comparison (=, <>, <, <=, >, >=)", "una comparación (=, <>, <, <=, >, >=)"),
+    "Gt": ("a comparison (=, <>, <, <=, >, >=)", "una comparación (=, <>, <, <=, >, >=)"),
+    "GtEq": ("a comparison (=, <>, <, <=, >, >=)", "una comparación (=, <>, <, <=, >, >=)"),
+    "Add": ("arithmetic (+ - * / % ^)", "aritmética (+ - * / % ^)"),
+    "Subtract": ("arithmetic (+ - * / % ^)", "aritmética (+ - * / % ^)"),
+    "Multiply": ("arithmetic (+ - * / % ^)", "aritmética (+ - * / % ^)"),
+    "Divide": ("arithmetic (+ - * / % ^)", "aritmética (+ - * / % ^)"),
+    "Modulo": ("arithmetic (+ - * / % ^)", "aritmética (+ - * / % ^)"),
+    "Power": ("arithmetic (+ - * / % ^)", "aritmética (+ - * / % ^)"),
+    "IsNullPostfix": ("IS NULL", "IS NULL"),
+    "EOI": ("the end of the filter", "el final del filtro"),
+}
+
+#: serde_json's messages for malformed JSON (cql2-json): a part of its message, and what
+#: that says in English and Spanish
+_JSON: list[tuple[str, str, str]] = [
+    ("EOF while parsing", "the JSON ends too early", "el JSON termina antes de tiempo"),
+    (
+        "key must be a string",
+        "a key must be a string in double quotes",
+        "una clave debe ser un texto entre comillas dobles",
+    ),
+    ("expected value", "a value is missing", "falta un valor"),
+    ("trailing characters", "characters follow the JSON", "sobran caracteres tras el JSON"),
+    ("trailing comma", "a comma too many", "sobra una coma"),
+    ("expected `,` or `}`", "a comma or } is missing", "falta una coma o }"),
+    ("expected `,` or `]`", "a comma or ] is missing", "falta una coma o ]"),
+    ("expected `:`", "a : is missing", "falta :"),
+    ("invalid escape", "an escape that is not valid", "un escape no válido"),
+    (
+        "control character",
+        "a control character inside a string",
+        "un carácter de control dentro de un texto",
+    ),
+    ("number out of range", "a number out of range", "un número fuera de rango"),
+    ("invalid number", "a number that is not valid", "un número no válido"),
+    (
+        "did not match any variant",
+        "not a CQL2 expression (op and args)",
+        "no es una expresión CQL2 (op y args)",
+    ),
+]
+_JSON_AT = re.compile(r"^(.*) at line (\d+) column (\d+)$")
+
+
+def _refusal(message: str) -> Said:
+    """Why a filter is not CQL2, in words of both languages: the text parser's caret drawing
+    becomes where and what was expected; the JSON parser's message is looked up."""
     lines = [line.strip() for line in message.strip().splitlines()]
     where = next((line[4:] for line in lines if line.startswith("--> ")), None)
-    expected = next((line[2:] for line in lines if line.startswith("= ")), None)
+    expected = next((line[2:] for line in lines if line.startswith("= expected ")), None)
     if where and expected:
         line, _, column = where.partition(":")
-        return f"at line {line}, column {column}: {expected}"
-    return " ".join(line for line in lines if line and not set(line) <= {"|", "^", "-"})
+        en, es = _expected_words(expected.removeprefix("expected "))
+        return Said(
+            f"filter is not valid CQL2: at line {line}, column {column}: expected {en}",
+            f"el filtro no es CQL2 válido: en la línea {line}, columna {column}: se esperaba {es}",
+        )
+    text = " ".join(line for line in lines if line and not set(line) <= {"|", "^", "-"})
+    found = _JSON_AT.match(text)
+    said, at_en, at_es = text, "", ""
+    if found:
+        said = found[1]
+        at_en = f" at line {found[2]}, column {found[3]}"
+        at_es = f" en la línea {found[2]}, columna {found[3]}"
+    english, spanish = next(((en, es) for part, en, es in _JSON if part in said), (said, said))
+    return Said(
+        f"filter is not valid CQL2: {english}{at_en}",
+        f"el filtro no es CQL2 válido: {spanish}{at_es}",
+    )
+
+
+def _expected_words(rules: str) -> tuple[str, str]:
+    """The parser's list of rules ("A, B, or C") in words, each said once."""
+    names = [r.strip() for r in re.split(r",\s*(?:or\s+)?|\s+or\s+", rules) if r.strip()]
+    words = list(dict.fromkeys(_EXPECTED.get(n, (n, n)) for n in names))
+    if len(words) == 1:
+        return words[0]
+    en = ", ".join(w[0] for w in words[:-1]) + " or " + words[-1][0]
+    es = ", ".join(w[1] for w in words[:-1]) + " o " + words[-1][1]
+    return en, es
 
 
 def _depth(tree: Any) -> int:
