@@ -234,3 +234,39 @@ def pydantic_reason(err: dict, lang: str) -> str:
         except KeyError:  # pydantic gave no value the words need
             pass
     return f"{'.'.join(loc)}: {err.get('msg')}"
+
+
+#: Python's json messages, and what they say in Spanish
+_JSON_ES = {
+    "Expecting value": "falta un valor",
+    "Expecting property name enclosed in double quotes": (
+        "se esperaba un nombre de propiedad entre comillas dobles"
+    ),
+    "Expecting ':' delimiter": "falta ':'",
+    "Expecting ',' delimiter": "falta ','",
+    "Unterminated string starting at": "un texto sin cerrar empieza",
+    "Invalid control character at": "un carácter de control dentro de un texto",
+    "Invalid \\escape": "un escape '\\' no válido",
+    "Invalid \\uXXXX escape": "un escape \\uXXXX no válido",
+    "Extra data": "sobran datos tras el JSON",
+    "Illegal trailing comma before end of object": "sobra una coma antes del final del objeto",
+    "Illegal trailing comma before end of array": "sobra una coma antes del final de la lista",
+}
+
+
+def json_refusal(exc: ValueError, what: Said) -> Said:
+    """Why ``what`` (the body, a file...) is not JSON: json's message and where, in both
+    languages (a UnicodeDecodeError: not UTF-8)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return Said(
+            f"{what} is not JSON: it is not UTF-8 text (byte {exc.start + 1})",
+            f"{what.es} no es JSON: no es texto UTF-8 (byte {exc.start + 1})",
+        )
+    msg, line, column = (getattr(exc, a, None) for a in ("msg", "lineno", "colno"))
+    if msg is None:
+        return Said(f"{what} is not JSON: {exc}", f"{what.es} no es JSON: {exc}")
+    return Said(
+        f"{what} is not valid JSON: {msg} at line {line}, column {column}",
+        f"{what.es} no es un JSON válido: {_JSON_ES.get(msg, msg)} en la línea {line}, "
+        f"columna {column}",
+    )

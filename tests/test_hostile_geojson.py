@@ -197,3 +197,10 @@ async def test_nan_and_infinity_are_refused(client: httpx.AsyncClient) -> None:
         r = await client.post("/collections/dwellings/items", content=body)
         assert r.status_code in (400, 422), (literal, r.text)
         assert not math.isnan(r.json()["status"])
+        assert literal.lstrip("-") in r.json()["detail"], r.text
+        # said in words, not as another parser's complaint about the number written back
+        assert "ParseException" not in r.json()["detail"], r.text
+    # a number of 400 digits is as infinite to a float, and said in Spanish too
+    body = body.replace("1e999", "1" + "0" * 400)
+    r = await client.post("/collections/dwellings/items", content=body, params={"lang": "es"})
+    assert r.status_code == 400 and "es demasiado grande para leerlo" in r.json()["detail"], r.text

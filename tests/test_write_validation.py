@@ -145,6 +145,11 @@ async def test_nan_coordinate_is_refused(client: httpx.AsyncClient) -> None:
 async def test_not_json_is_400(client: httpx.AsyncClient) -> None:
     r = await client.post("/collections/parcels/items", content=b"{not json")
     assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
+    assert "at line 1, column 2" in r.json()["detail"], r.text
+    r = await client.post("/collections/parcels/items?lang=es", content=b'{"type": "Feature",}')
+    detail = r.json()["detail"]
+    assert r.status_code == 400 and "no es un JSON válido: se esperaba un nombre" in detail, detail
+    assert "Expecting" not in detail, detail
 
 
 async def test_one_bad_feature_in_a_collection_writes_none(

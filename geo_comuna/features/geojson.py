@@ -8,6 +8,8 @@ one set of attribute rules serves both (features/attributes.py).
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import shapely
 
-from geo_comuna.errors import InvalidGeometry, InvalidInput, Said, TooLarge
+from geo_comuna.errors import InvalidGeometry, InvalidInput, Said, TooLarge, json_refusal
 from geo_comuna.layers import Layer
 
 
@@ -64,15 +66,40 @@ def _no_constants(name: str) -> None:
     )
 
 
+#: a number JSON writes but a float cannot hold (1e400, or 400 digits): json reads it as
+#: infinity, which no coordinate or value may be
+_HUGE_NUMBER = re.compile(rb"[eE]\+?0*[1-9][0-9]{2,}|[0-9]{309,}")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        shown = text if len(text) <= 24 else f"{text[:20]}..."
+        raise InvalidInput(
+            Said(
+                f"the number {shown} is too large to be read; coordinates and values must be "
+                "finite",
+                f"el número {shown} es demasiado grande para leerlo; las coordenadas y los "
+                "valores deben ser finitos",
+            )
+        )
+    return value
+
+
+def _finite_int(text: str) -> int:
+    return int(text) if len(text.lstrip("-")) < 309 else int(_finite(text))
+
+
 def loads(body: bytes, max_depth: int = 64) -> Any:
     try:
         doc = json.loads(body, parse_constant=_no_constants)
+        if _HUGE_NUMBER.search(body):  # rare: read again, each number checked
+            doc = json.loads(
+                body, parse_constant=_no_constants, parse_float=_finite, parse_int=_finite_int
+            )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput(
-            Said(
-                f"the body is not valid JSON: {exc}",
-                f"el cuerpo de la petición no es un JSON válido: {exc}",
-            )
+            json_refusal(exc, Said("the body", "el cuerpo de la petición"))
         ) from None
     except RecursionError:
         raise InvalidInput(

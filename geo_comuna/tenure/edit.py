@@ -27,6 +27,7 @@ from geo_comuna.errors import (
     NotFound,
     PreconditionFailed,
     Said,
+    json_refusal,
     said,
 )
 from geo_comuna.layers.model import Domain
@@ -77,8 +78,7 @@ def _properties(kind: str, body: bytes, patch: bool = False) -> dict[str, Any]:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput(
-            Said(f"the body is not JSON: {exc}", f"el cuerpo de la petición no es JSON: {exc}"),
-            layer=kind,
+            json_refusal(exc, Said("the body", "el cuerpo de la petición")), layer=kind
         ) from None
     if patch and isinstance(doc, dict) and "type" not in doc:
         doc = {"type": "Feature", **doc}
