@@ -253,6 +253,36 @@ async def test_a_repair_that_splits_a_ring_into_too_many_parts_is_413(
     assert r.json()["feature"] == 1 and await count(conn) == before
 
 
+async def test_a_query_past_the_timeout_is_said_in_the_language_asked(
+    own_db: str, settings: Settings
+) -> None:
+    """The database's own refusals (a statement timeout here) were said in English only,
+    also to a Spanish browser: now in the language asked, as a page for a person."""
+    hurried = settings.model_copy(update={"statement_timeout_ms": 200})
+    app = create_app(hurried, conninfo=own_db)
+    blocker = await AsyncConnection.connect(own_db)
+    try:
+        async with app.router.lifespan_context(app):
+            await blocker.execute("LOCK TABLE parcels IN ACCESS EXCLUSIVE MODE")
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                path = "/collections/parcels/items"
+                r = await client.get(path)
+                assert r.status_code == 503 and "statement timeout" in r.json()["detail"], r.text
+                r = await client.get(path, params={"lang": "es"})
+                assert r.status_code == 503, r.text
+                assert "la consulta tardó más que el límite" in r.json()["detail"], r.text
+                assert r.headers["content-language"] == "es"
+                page = await client.get(path, headers={"accept": "text/html"})
+                assert page.status_code == 503 and page.headers["content-type"].startswith(
+                    "text/html"
+                )
+                assert "la consulta tardó más" in page.text and 'lang="es"' in page.text
+    finally:
+        await blocker.rollback()
+        await blocker.close()
+
+
 async def test_a_heavy_requests_queries_stop_at_its_deadline(
     own_db: str, settings: Settings
 ) -> None:

@@ -18,7 +18,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_comuna.api.negotiation import asked_lang, page_lang, wants_html
 from geo_comuna.api.scratch import hide_paths
-from geo_comuna.errors import GeoComunaError, NoSuchFormat, NotAcceptable, pydantic_reason, said
+from geo_comuna.errors import (
+    GeoComunaError,
+    NoSuchFormat,
+    NotAcceptable,
+    Said,
+    pydantic_reason,
+    said,
+)
 
 log = logging.getLogger("geo_comuna.api")
 PROBLEM = "application/problem+json"
@@ -149,29 +156,57 @@ async def _http(request: Request, exc: StarletteHTTPException) -> Response:
     return problem(exc.status_code, "http-error", str(exc.detail), exc.headers)
 
 
-async def _timeout(request: Request, exc: psycopg.errors.QueryCanceled) -> JSONResponse:
-    return problem(
+def _spoken(request: Request, status: int, code: str, text: Said) -> Response:
+    """A problem of the server's own (not a typed error) in the language asked: a page for a
+    person's browser, else problem+json (Spanish with ?lang=es)."""
+    lang = _person(request)
+    if lang is not None:
+        return error_page(status, _PAGE[lang]["error"], said(text, lang), lang)
+    asked = asked_lang(request)
+    headers = {"Content-Language": "es"} if asked == "es" else None
+    return problem(status, code, said(text, asked), headers)
+
+
+async def _timeout(request: Request, exc: psycopg.errors.QueryCanceled) -> Response:
+    return _spoken(
+        request,
         503,
         "query-timeout",
-        "the query took longer than the statement timeout; narrow it (bbox, "
-        "commune, smaller limit) or try later",
+        Said(
+            "the query took longer than the statement timeout; narrow it (bbox, commune, "
+            "smaller limit) or try later",
+            "la consulta tardó más que el límite de tiempo; acótela (bbox, commune, un limit "
+            "menor) o vuelva a intentarlo más tarde",
+        ),
     )
 
 
-async def _out_of_range(
-    request: Request, exc: psycopg.errors.NumericValueOutOfRange
-) -> JSONResponse:
+async def _out_of_range(request: Request, exc: psycopg.errors.NumericValueOutOfRange) -> Response:
     """A number from a request that PostgreSQL cannot compute with (underflow, overflow):
     the parameters' bounds should have caught it, the client still gets a 400, not a 500."""
     log.warning("a value out of range reached the database: %s", exc)
-    return problem(
-        400, "out-of-range", "a number in the request is too large or too small to compute with"
+    return _spoken(
+        request,
+        400,
+        "out-of-range",
+        Said(
+            "a number in the request is too large or too small to compute with",
+            "un número de la petición es demasiado grande o demasiado pequeño para calcular con él",
+        ),
     )
 
 
-async def _unavailable(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+async def _unavailable(request: Request, exc: psycopg.OperationalError) -> Response:
     log.error("database unavailable: %s", exc)
-    return problem(503, "database-unavailable", "the database is not reachable; try later")
+    return _spoken(
+        request,
+        503,
+        "database-unavailable",
+        Said(
+            "the database is not reachable; try later",
+            "no se llega a la base de datos; vuelva a intentarlo más tarde",
+        ),
+    )
 
 
 def install(app: FastAPI) -> None:
