@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from geo_comuna.errors import Said
+
 #: an origin a CSP source list accepts: *, 'self', or scheme://host[:port] (host may be *.x)
 _ORIGIN = re.compile(r"\*|'self'|https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 #: an origin CORS names: * or exactly scheme://host[:port], as a browser sends it
@@ -55,9 +57,14 @@ def default_data_dir() -> tuple[Path, str]:
             raise ValueError(
                 f"{record} records the data directory {recorded!r}: it must be an absolute path"
             )
-        return Path(recorded), f"recorded at setup in {record}"
+        return Path(recorded), Said(
+            f"recorded at setup in {record}", f"registrado al instalar en {record}"
+        )
     base, named = _xdg_dir("XDG_DATA_HOME", ".local/share")
-    return base / "geo_comuna", f"per-user default ({named}/geo_comuna)"
+    return base / "geo_comuna", Said(
+        f"per-user default ({named}/geo_comuna)",
+        f"el predeterminado de cada usuario ({named}/geo_comuna)",
+    )
 
 
 class Settings(BaseSettings):
@@ -307,7 +314,7 @@ class Settings(BaseSettings):
         elif any(k.upper() == "GEO_COMUNA_DATA_DIR" and v for k, v in os.environ.items()):
             self._data_dir_from = "GEO_COMUNA_DATA_DIR"
         else:
-            self._data_dir_from = "given to Settings"
+            self._data_dir_from = Said("given to Settings", "dado a Settings")
         return self
 
     @model_validator(mode="after")

@@ -135,6 +135,16 @@ def test_two_folders_reach_the_same_database(tmp_path: Path) -> None:
             )
         else:
             assert status["cluster_placed"] == "in the data directory"
+        # the prose among the values is said in the language asked; the keys stay
+        spanish = json.loads(cli(second, "--lang", "es", "db", "status").stdout)
+        assert spanish.keys() == status.keys()
+        assert spanish["data_dir_from"] == (
+            "el predeterminado de cada usuario ($XDG_DATA_HOME/geo_comuna)"
+        )
+        placed = "fuera del directorio" if os.geteuid() == 0 else "en el directorio de datos"
+        assert spanish["cluster_placed"].startswith(placed), spanish
+        said = cli(second, "--lang", "es", "--verbose", "users", "list").stderr
+        assert f"base de datos: geo_comuna en el clúster integrado de {data_dir} " in said
         listed = cli(second, "--verbose", "users", "list")
         assert [u["name"] for u in json.loads(listed.stdout)] == ["ana"]
         assert f"embedded cluster of {data_dir} " in listed.stderr

@@ -17,6 +17,7 @@ from geo_comuna.cli.common import (
     Lang,
     cli_lang,
     die,
+    language,
     load_settings,
     new_command,
     progress,
@@ -54,7 +55,11 @@ def options(
     if verbose:
         from geo_comuna.cli.db import which_database
 
-        typer.secho(f"database: {which_database(load_settings())}", err=True)
+        where = which_database(load_settings())
+        spoken = language()
+        typer.secho(
+            f"{'base de datos' if spoken == 'es' else 'database'}: {said(where, spoken)}", err=True
+        )
 
 
 @app.command()

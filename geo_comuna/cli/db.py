@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
-from geo_comuna.cli.common import Lang, die, group_lang, load_settings, run, tell
-from geo_comuna.errors import GeoComunaError, Said
+from geo_comuna.cli.common import Lang, die, group_lang, language, load_settings, run, tell
+from geo_comuna.errors import GeoComunaError, Said, said
 from geo_comuna.settings import Settings
 
 db_app = typer.Typer(
@@ -21,7 +21,7 @@ db_app = typer.Typer(
 _SHOWN = ("host", "hostaddr", "port", "dbname", "user")
 
 
-def which_database(settings: Settings) -> str:
+def which_database(settings: Settings) -> Said:
     """The database every command run with these settings connects to, in words."""
     if settings.database_url:
         from psycopg import ProgrammingError
@@ -37,7 +37,10 @@ def which_database(settings: Settings) -> str:
                 )
             )
         named = ", ".join(f"{k} {parts[k]}" for k in _SHOWN if parts.get(k))
-        return f"the server at GEO_COMUNA_DATABASE_URL ({named})"
+        return Said(
+            f"the server at GEO_COMUNA_DATABASE_URL ({named})",
+            f"el servidor de GEO_COMUNA_DATABASE_URL ({named})",
+        )
     from geo_comuna.db import cluster
 
     return cluster.describe(settings)
@@ -83,13 +86,15 @@ def db_status(lang: Lang = None) -> None:
     settings = load_settings()
     if settings.database_url:
         where = which_database(settings)
-        tell(Said(f"using {where}", f"se usa {where}"))
+        tell(Said(f"using {where}", f"se usa {where.es}"))
         return
     try:
         info = cluster.status(settings)
     except GeoComunaError as exc:
         die(exc)
-    typer.echo(json.dumps(info, indent=2))
+    # the keys are for programs; the prose among the values for the person who asked
+    shown = {k: said(v, language()) if isinstance(v, str) else v for k, v in info.items()}
+    typer.echo(json.dumps(shown, indent=2, ensure_ascii=False))
     if not info["running"]:
         raise typer.Exit(3)
 

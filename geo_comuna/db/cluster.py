@@ -161,33 +161,40 @@ def _likely_root(settings: Settings) -> Path:
     return data_dir / "pg"
 
 
-def describe(settings: Settings) -> str:
+def describe(settings: Settings) -> Said:
     """Which embedded database ``settings`` name, in words (for --verbose): the data directory,
     why that one, and the socket; worked out like likely_conninfo, changing nothing."""
     data_dir = settings.data_dir.resolve()
     root = _likely_root(settings)
-    where = (
-        f"socket {root / 'run'}"
-        if (root / "data" / "PG_VERSION").exists()
-        else "not created yet: made on first use"
-    )
-    return (
+    made = (root / "data" / "PG_VERSION").exists()
+    where = f"socket {root / 'run'}" if made else "not created yet: made on first use"
+    donde = f"socket {root / 'run'}" if made else "aún no creado: se crea al usarlo por primera vez"
+    origin = settings.data_dir_from
+    return Said(
         f"{settings.database_name} in the embedded cluster of {data_dir} "
-        f"(data directory from: {settings.data_dir_from}; {where})"
+        f"(data directory from: {origin}; {where})",
+        f"{settings.database_name} en el clúster integrado de {data_dir} "
+        f"(directorio de datos: {said(origin, 'es')}; {donde})",
     )
 
 
-def _placement(settings: Settings, cluster: Cluster) -> str:
+def _placement(settings: Settings, cluster: Cluster) -> Said:
     """Why the cluster lives where it does, for `db status`."""
     data_dir = settings.data_dir.resolve()
     if cluster.os_user is None:
-        return "in the data directory"
+        return Said("in the data directory", "en el directorio de datos")
     who = f"{cluster.os_user} (who runs PostgreSQL for root)"
+    quien = f"{cluster.os_user} (quien ejecuta PostgreSQL en lugar de root)"
     if cluster.root == data_dir / "pg":
-        return f"in the data directory, which {who} reaches"
-    return (
+        return Said(
+            f"in the data directory, which {who} reaches",
+            f"en el directorio de datos, al que llega {quien}",
+        )
+    return Said(
         f"outside the data directory, which {who} could not reach when the cluster was "
-        f"made; {data_dir / 'cluster_location'} records where"
+        f"made; {data_dir / 'cluster_location'} records where",
+        f"fuera del directorio de datos, al que {quien} no llegaba cuando se creó el "
+        f"clúster; {data_dir / 'cluster_location'} registra dónde",
     )
 
 
@@ -398,8 +405,12 @@ def status(settings: Settings) -> dict[str, str | bool | None]:
         return {
             "data_dir": str(data_dir),
             "data_dir_from": settings.data_dir_from,
-            "cluster_placed": "not created yet: `db start`, or the first command that needs "
-            "the database, makes it",
+            "cluster_placed": Said(
+                "not created yet: `db start`, or the first command that needs the database, "
+                "makes it",
+                "aún no creado: lo crea `db start`, o el primer comando que necesite la base "
+                "de datos",
+            ),
             "data_directory": None,
             "socket_directory": None,
             "initialised": False,
