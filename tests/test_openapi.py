@@ -4,6 +4,7 @@ operation really sends. Bodies the server writes and takes are checked against i
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -16,7 +17,7 @@ from psycopg import AsyncConnection
 from geo_comuna import accounts
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api.app import create_app
-from geo_comuna.api.openapi import OPENAPI_TYPE, document
+from geo_comuna.api.openapi import OPENAPI_TYPE, SPANISH, document
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
@@ -89,6 +90,70 @@ async def test_served_as_a_valid_openapi_3_0_document(client: httpx.AsyncClient)
     assert desc["type"] == OPENAPI_TYPE and desc["href"].endswith("/openapi.json")
     assert (await client.get("/docs")).status_code == 200
     assert (await client.get("/redoc")).status_code == 200
+
+
+#: code in a description, kept as written in both languages
+CODE = re.compile(r"``[^`]+``|`[^`]+`")
+
+
+def _texts(node: Any) -> set[str]:
+    """Every description and summary of a document."""
+    if isinstance(node, dict):
+        found = {
+            v for k, v in node.items() if k in ("description", "summary") and isinstance(v, str)
+        }
+        return found.union(*(_texts(v) for v in node.values() if not isinstance(v, str)))
+    if isinstance(node, list):
+        return set().union(*(_texts(v) for v in node))
+    return set()
+
+
+def _unlike(english: Any, spanish: Any, where: str = "") -> list[str]:
+    """Where two documents differ in anything but their descriptions and summaries."""
+    if isinstance(english, dict) and isinstance(spanish, dict):
+        if english.keys() != spanish.keys():
+            return [where]
+        return [
+            d
+            for k in english
+            if not (k in ("description", "summary") and isinstance(english[k], str))
+            for d in _unlike(english[k], spanish[k], f"{where}/{k}")
+        ]
+    if isinstance(english, list) and isinstance(spanish, list) and len(english) == len(spanish):
+        return [
+            d
+            for i, (a, b) in enumerate(zip(english, spanish, strict=True))
+            for d in _unlike(a, b, f"{where}/{i}")
+        ]
+    return [] if english == spanish else [where]
+
+
+async def test_the_api_docs_speak_the_readers_language(client: httpx.AsyncClient) -> None:
+    """The API docs were English only, also from the Spanish pages' links. /openapi.json
+    ?lang=es says every description and summary in Spanish, and nothing else differs: a
+    program reads both alike. The docs pages load the document of the reader's language."""
+    english = (await client.get("/openapi.json")).json()
+    r = await client.get("/openapi.json", params={"lang": "es"})
+    assert r.status_code == 200 and r.headers["content-language"] == "es"
+    spanish = r.json()
+    validate_spec(spanish)
+    table = json.loads(SPANISH.read_text(encoding="utf-8"))
+    texts = _texts(english)
+    assert sorted(texts - table.keys()) == [], "texts without their Spanish in openapi_es.json"
+    assert sorted(table.keys() - texts) == [], "Spanish of texts the document no longer has"
+    assert _unlike(english, spanish) == []
+    assert _texts(spanish) == {table[t] for t in texts}
+    for text in texts:  # code, names and values are kept as they are written
+        assert re.findall(CODE, text) == re.findall(CODE, table[text]), text
+    items = spanish["paths"]["/collections/parcels/items"]["get"]
+    assert items["summary"] != english["paths"]["/collections/parcels/items"]["get"]["summary"]
+    for page in ("/docs", "/redoc"):
+        said = await client.get(page, params={"lang": "es"})
+        assert "/openapi.json?lang=es" in said.text, page
+        browser = await client.get(page, headers={"accept-language": "en-GB,en;q=0.9"})
+        assert "/openapi.json?lang=en" in browser.text, page
+    home = await client.get("/", params={"lang": "es", "f": "html"})
+    assert '/docs?lang=es"' in home.text and '/redoc?lang=es"' in home.text
 
 
 def test_every_layer_has_its_own_items_and_item_paths(settings: Settings) -> None:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, routing
@@ -37,6 +39,7 @@ from fastapi.routing import APIRoute
 
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api import deps, oas30
+from geo_comuna.api.negotiation import asked_lang, page_lang
 from geo_comuna.api.openapi_layers import ITEM, ITEMS, layer_paths, query, standard_parameters
 from geo_comuna.api.openapi_schemas import geometry_schemas, layer_schemas, ref
 from geo_comuna.api.parameters import LANG, LANG_VALUES
@@ -100,19 +103,23 @@ def install(app: FastAPI, settings: Settings) -> None:
     (redoc_js,) = (asset.url for asset in REDOC)
     built: dict[str, bytes] = {}
 
-    def body() -> bytes:
-        if "doc" not in built:
-            built["doc"] = json.dumps(document(app, settings), ensure_ascii=False).encode()
-        return built["doc"]
+    def body(lang: str) -> bytes:
+        if lang not in built:
+            doc = document(app, settings)
+            if lang == "es":
+                doc = in_spanish(doc)
+            built[lang] = json.dumps(doc, ensure_ascii=False).encode()
+        return built[lang]
 
     @app.get("/openapi.json", include_in_schema=False)
-    async def openapi_json() -> Response:
-        return Response(body(), media_type=OPENAPI_TYPE)
+    async def openapi_json(request: Request) -> Response:
+        lang = asked_lang(request)  # a program's: English unless ?lang=es
+        return Response(body(lang), media_type=OPENAPI_TYPE, headers={"Content-Language": lang})
 
     @app.get("/docs", include_in_schema=False)
     async def swagger(request: Request) -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url="/openapi.json",
+            openapi_url=f"/openapi.json?lang={page_lang(request)}",
             title=f"{app.title} - Swagger UI",
             oauth2_redirect_url="/docs/oauth2-redirect",
             swagger_js_url=swagger_js,
@@ -129,14 +136,44 @@ def install(app: FastAPI, settings: Settings) -> None:
         return get_swagger_ui_oauth2_redirect_html()
 
     @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
+    async def redoc(request: Request) -> HTMLResponse:
         return get_redoc_html(
-            openapi_url="/openapi.json",
+            openapi_url=f"/openapi.json?lang={page_lang(request)}",
             title=f"{app.title} - ReDoc",
             redoc_js_url=redoc_js,
             redoc_favicon_url=favicon,
             with_google_fonts=False,
         )
+
+
+#: the document's descriptions and summaries in Spanish, by their English text
+SPANISH = Path(__file__).with_name("openapi_es.json")
+
+
+@cache
+def _spanish() -> dict[str, str]:
+    return json.loads(SPANISH.read_text(encoding="utf-8"))
+
+
+def in_spanish(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with each description and summary in Spanish (openapi_es.json; a text it does
+    not hold stays English, and a test keeps it holding every one); names, types and
+    values stay as they are: a program reads both documents alike."""
+    words = _spanish()
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: words.get(v, v)
+                if k in ("description", "summary") and isinstance(v, str)
+                else walk(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(doc)
 
 
 def document(app: FastAPI, settings: Settings) -> dict[str, Any]:
@@ -287,7 +324,6 @@ def _analysis_paths(templated: dict[str, Any]) -> dict[str, dict[str, Any]]:
         op = copy.deepcopy(templated)
         op["operationId"] = f"run_{name.replace('-', '_')}"
         op["summary"] = analysis.title_en
-        op["description"] = f"{analysis.title_es}. {op.get('description', '')}".strip()
         op["tags"] = ["analyses"]
         model = analysis.params.model_json_schema()
         own = [

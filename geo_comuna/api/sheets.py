@@ -43,7 +43,7 @@ async def parcel_sheet(
     (m), geodesic; its vertices in REGVEN / UTM of its zone (EPSG:2201-2203); its boundaries
     by side; tenure history; holders, rights and documents as far as the reader may see them;
     a QR code to its record. ``lang=es`` or ``en`` (default: the browser's, else es). 404
-    where the parcel is."""
+    where there is no such parcel."""
     base = base_url(request, settings) or f"http://{settings.host}:{settings.port}"
     code, pdf = await sheet.parcel_sheet(conn, feature_id, user, lang, base, provider)
     name = quote(f"{'ficha' if lang == 'es' else 'sheet'}-{code or feature_id}.pdf")
