@@ -150,8 +150,10 @@ async def test_the_api_docs_speak_the_readers_language(client: httpx.AsyncClient
     for page in ("/docs", "/redoc"):
         said = await client.get(page, params={"lang": "es"})
         assert "/openapi.json?lang=es" in said.text, page
+        assert '<html lang="es">' in said.text and 'href="/?lang=es"' in said.text, page
         browser = await client.get(page, headers={"accept-language": "en-GB,en;q=0.9"})
         assert "/openapi.json?lang=en" in browser.text, page
+        assert '<html lang="en">' in browser.text and "back to the start" in browser.text
     home = await client.get("/", params={"lang": "es", "f": "html"})
     assert '/docs?lang=es"' in home.text and '/redoc?lang=es"' in home.text
 

@@ -118,8 +118,9 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger(request: Request) -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=f"/openapi.json?lang={page_lang(request)}",
+        lang = page_lang(request)
+        page = get_swagger_ui_html(
+            openapi_url=f"/openapi.json?lang={lang}",
             title=f"{app.title} - Swagger UI",
             oauth2_redirect_url="/docs/oauth2-redirect",
             swagger_js_url=swagger_js,
@@ -130,6 +131,7 @@ def install(app: FastAPI, settings: Settings) -> None:
             # API out of the page; a list of 20 tags to open is also easier to read
             swagger_ui_parameters={"validatorUrl": None, "docExpansion": "none"},
         )
+        return _told(page, lang)
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     async def swagger_redirect() -> HTMLResponse:
@@ -137,13 +139,28 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=f"/openapi.json?lang={page_lang(request)}",
+        lang = page_lang(request)
+        page = get_redoc_html(
+            openapi_url=f"/openapi.json?lang={lang}",
             title=f"{app.title} - ReDoc",
             redoc_js_url=redoc_js,
             redoc_favicon_url=favicon,
             with_google_fonts=False,
         )
+        return _told(page, lang)
+
+
+#: the way back from the docs pages to the site, by language
+_BACK = {"es": "geo_comuna: volver al inicio", "en": "geo_comuna: back to the start"}
+
+
+def _told(page: HTMLResponse, lang: str) -> HTMLResponse:
+    """A docs page of FastAPI's, told its language (screen readers, translation offers)
+    and given a link back to the site's home page in it."""
+    html = bytes(page.body).decode()
+    html = html.replace("<html>", f'<html lang="{lang}">', 1)
+    html = html.replace("<body>", f'<body>\n<p><a href="/?lang={lang}">{_BACK[lang]}</a></p>', 1)
+    return HTMLResponse(html, headers={"Content-Language": lang, "Vary": "Accept-Language"})
 
 
 #: the document's descriptions and summaries in Spanish, by their English text
