@@ -590,7 +590,7 @@ async def test_report(client: httpx.AsyncClient) -> None:
     assert "Lara" in html and "Portuguesa" in html  # the per-state breakdown
     assert "Land: parcels by tenure" in html and "Utilities" in html
     assert "@media print" in html
-    assert '<iframe class="map" title="Commune map" src="/maps/communes/' in html
+    assert '<iframe class="map whole" title="Commune map" src="/maps/communes/' in html
     r = await client.get("/communes/EL-MAIZAL/report", params={"download": "true"})
     assert r.headers["content-disposition"].startswith("attachment;")
     assert "srcdoc=" in r.text and "<script src=" not in r.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -579,6 +580,84 @@ def test_report(page: Any, server: str) -> None:
     page.screenshot(path=str(ARTIFACTS / "report-5-de-marzo.png"), full_page=True)
     page.emulate_media(media="print")
     assert page.locator(".actions").is_hidden()
+
+
+#: where a map's legend lies against its map, whether the map shows its first view whole,
+#: and whether its title shows: in the window, or in each frame of a report
+PRINTED_JS = """() => Object.keys(window).map((k) => window[k])
+  .filter((v) => window.L && v instanceof L.Map).map((map) => {
+    const frame = map.getContainer().getBoundingClientRect();
+    const legend = map.gcLegend.getContainer();
+    const bar = document.querySelector('.gc-bar');
+    return {
+      under: legend.getBoundingClientRect().top >= frame.bottom - 1,
+      inside: map.getContainer().contains(legend),
+      whole: map.getBounds().contains(map.gcHome[0]),
+      title: bar ? bar.getBoundingClientRect().height > 0 : null,
+    };
+  })"""
+
+
+ON_PAPER_JS = "() => document.querySelector('.gc-legend-printed') !== null"
+
+
+def _pdf_text(pdf: bytes, tmp_path: Path) -> tuple[int, str]:
+    path = tmp_path / "printed.pdf"
+    path.write_bytes(pdf)
+    pages = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True)
+    count = int(next(x for x in pages.stdout.splitlines() if x.startswith("Pages:")).split()[1])
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True)
+    return count, text.stdout
+
+
+def test_a_printed_map_shows_its_title_the_whole_commune_and_its_legend_under_it(
+    browser: Any, server: str, tmp_path: Path
+) -> None:
+    """Found from outside: a map page printed kept its screen view (the commune cut at the
+    paper's edge), lost its title, and its legend covered a third of the map. On paper the
+    title is above, the map fitted again to its first view, the legend under it; back on
+    screen all is as it was."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale=LOCALE)
+    tab = context.new_page()
+    open_map(tab, f"{server}/maps/communes/5-DE-MARZO?lang=es")
+    [screen] = tab.evaluate(PRINTED_JS)
+    assert screen["inside"] and not screen["under"] and screen["title"]
+    tab.emulate_media(media="print")  # a media change is told at the next frame
+    tab.wait_for_function(ON_PAPER_JS)
+    [paper] = tab.evaluate(PRINTED_JS)
+    assert paper == {"under": True, "inside": False, "whole": True, "title": True}, paper
+    tab.emulate_media(media="screen")
+    tab.wait_for_function(f"() => !({ON_PAPER_JS})()")
+    [back] = tab.evaluate(PRINTED_JS)
+    assert back["inside"] and not back["under"], back
+    tab.emulate_media(media="null")  # printing as Chromium prints
+    pages, text = _pdf_text(tab.pdf(format="A4"), tmp_path)
+    assert pages == 1 and "5 de Marzo" in text and "Parcelas por tenencia" in text, text
+    context.close()
+
+
+def test_a_printed_reports_maps_show_the_whole_commune_with_their_legends(
+    browser: Any, server: str, tmp_path: Path
+) -> None:
+    """The report's maps (each a frame) printed the same way: cut to the screen's view with
+    the legend over them. Each heading stays with its map or table."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale=LOCALE)
+    tab = context.new_page()
+    tab.goto(f"{server}/communes/EL-MAIZAL/report?lang=en", wait_until="load")
+    frames = tab.frames[1:]
+    for frame in frames:
+        frame.wait_for_function(READY_JS, timeout=30_000)
+    tab.emulate_media(media="print")
+    for frame in frames:
+        frame.wait_for_function(ON_PAPER_JS)
+    printed = [m for frame in frames for m in frame.evaluate(PRINTED_JS)]
+    assert len(printed) == len(frames) >= 4
+    assert all(m["under"] and m["whole"] for m in printed), printed
+    tab.emulate_media(media="null")  # printing as Chromium prints
+    pages, text = _pdf_text(tab.pdf(format="A4"), tmp_path)
+    assert "Commune map" in text and "Parcels by tenure" in text
+    assert pages <= 10, pages
+    context.close()
 
 
 def test_standalone_works_with_the_network_cut(

@@ -30,6 +30,16 @@
     };
   }
 
+  if (window.L && L.Map) {
+    // the view a map is first fitted to (its commune, its features): printing fits it again
+    // to the frame it has on paper, where the screen's view was cut to the frame
+    var fitBounds = L.Map.prototype.fitBounds;
+    L.Map.prototype.fitBounds = function (bounds, options) {
+      if (!this.gcHome) { this.gcHome = [L.latLngBounds(bounds), L.extend({}, options)]; }
+      return fitBounds.call(this, bounds, options);
+    };
+  }
+
   if (window.L && L.DomEvent && !L.DomEvent.fakeStop) {
     // Leaflet.VectorGrid 1.3 calls L.DomEvent.fakeStop, which Leaflet 1.8 removed
     L.DomEvent.fakeStop = function (e) { e._stopped = true; };
@@ -464,6 +474,7 @@
       return div;
     };
     control.addTo(map);
+    map.gcLegend = control;
     function toggle(layer, on) {
       if (!layer || !layer.gcId) { return; }
       var section = control.getContainer().querySelector('[data-gc-layer="' + layer.gcId + '"]');
@@ -517,6 +528,59 @@
       }
     });
   };
+
+  /* Printing. Over the map, the legend hid a third of it: on paper it goes under the map, in
+   * columns. The map is fitted again to its first view at its size on paper (print styles,
+   * geo_comuna_maps.css), and both are put back after. Chromium tells a page (and each of
+   * its frames: a report's maps) before it prints, and again as its print styles apply. */
+  function leafletMaps() {
+    return Object.keys(window).map(function (name) { return window[name]; })
+      .filter(function (v) { return v instanceof L.Map; });
+  }
+  var onPaper = false;
+  function legendsUnder() {
+    if (onPaper) { return; }
+    onPaper = true;
+    leafletMaps().forEach(function (map) {
+      if (!map.gcLegend) { return; }
+      var box = map.gcLegend.getContainer(), frame = map.getContainer();
+      box.classList.add("gc-legend-printed");
+      frame.parentNode.insertBefore(box, frame.nextSibling);
+    });
+  }
+  function fitPaper() {
+    leafletMaps().forEach(function (map) {
+      if (!map.gcScreen) { map.gcScreen = [map.getCenter(), map.getZoom()]; }
+      map.invalidateSize({ animate: false, pan: false });
+      if (map.gcHome) { map.fitBounds(map.gcHome[0], L.extend({}, map.gcHome[1], { animate: false })); }
+    });
+  }
+  function backOnScreen() {
+    if (!onPaper) { return; }
+    onPaper = false;
+    leafletMaps().forEach(function (map) {
+      if (map.gcLegend) {
+        var box = map.gcLegend.getContainer();
+        box.classList.remove("gc-legend-printed");
+        map._controlCorners.bottomleft.appendChild(box);
+      }
+      map.invalidateSize({ animate: false, pan: false });
+      if (map.gcScreen) {
+        map.setView(map.gcScreen[0], map.gcScreen[1], { animate: false });
+        delete map.gcScreen;
+      }
+    });
+  }
+  window.addEventListener("beforeprint", legendsUnder);
+  window.addEventListener("afterprint", backOnScreen);
+  if (window.matchMedia) {
+    var printMedia = window.matchMedia("print");
+    var printing = function (e) {
+      if (e.matches) { legendsUnder(); fitPaper(); } else if (onPaper) { backOnScreen(); }
+    };
+    if (printMedia.addEventListener) { printMedia.addEventListener("change", printing); }
+    else if (printMedia.addListener) { printMedia.addListener(printing); }
+  }
 
   function label(element, text) {
     if (!element) { return; }
