@@ -497,6 +497,46 @@ async def test_a_concurrent_edit_is_a_conflict_only_where_both_changed(
     assert "solo en el paquete, se guarda al resolver: Tenencia" in lines
 
 
+@pytest.mark.parametrize("resolve", [None, "theirs", "ours"])
+async def test_deleting_a_feature_the_server_changed_since_is_a_conflict(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, resolve: str | None
+) -> None:
+    """Found from outside: --delete-missing deleted a parcel another team had changed on
+    the server after the package was made, and said nothing. Deleted in the field and
+    changed on the server is a conflict, as changed in the field and deleted on the server
+    is: 'ours' deletes it, 'theirs' and no choice keep it with its change. A feature the
+    server left alone is deleted as before."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    a, b = await _parcels(conn, 2)
+    use = _other((await _row(conn, a))[1])
+    await _concurrent(conn, settings, a, use)
+    for parcel in (a, b):
+        _ogr_sql(gpkg, f"DELETE FROM parcels WHERE id = {parcel}")
+    before = await _count(conn)
+
+    report = await _sync(conn, settings, gpkg, tmp_path, delete_missing=True, resolve=resolve)
+
+    diff = report.layers["parcels"]
+    [conflict] = diff.conflicts
+    assert conflict.id == a and conflict.deleted_in_package and conflict.resolved == resolve
+    assert diff.deleted == ([a, b] if resolve == "ours" else [b])
+    assert report.unresolved == (resolve is None)
+    assert await _row(conn, b) is None
+    if resolve == "ours":
+        assert await _row(conn, a) is None and await _count(conn) == before - 2
+    else:
+        assert (await _row(conn, a))[1] == use and await _count(conn) == before - 1
+    lines = "\n".join(summary(report, "es"))
+    assert f"conflicto {a} (" in lines and "borrada en el paquete, cambiada en el servidor" in lines
+    english = "\n".join(summary(report, "en"))
+    assert "deleted in the package, changed on the server since the package was made" in english
+    # without --delete-missing nothing is deleted, and a feature kept is no conflict
+    again = (await _sync(conn, settings, gpkg, tmp_path, dry_run=True)).layers["parcels"]
+    assert again.conflicts == [] and again.deleted == []
+    assert again.missing == ([] if resolve == "ours" else [a])
+
+
 async def test_a_shape_moved_on_the_server_only_stands(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:

@@ -112,6 +112,9 @@ class Conflict:
     #: what the package changed and the server did not (known from the package's base):
     #: written with the conflict once it is resolved, either way
     also: list[str] = field(default_factory=list)
+    #: deleted in the package, changed on the server since it was made ('ours' deletes it,
+    #: 'theirs' keeps it); a delete_missing sync only
+    deleted_in_package: bool = False
 
 
 @dataclass
@@ -128,6 +131,9 @@ class LayerDiff:
     #: stored features added on the server since the package was made (above its last id
     #: of the layer): not in the package, never missing from it; kept
     newer: list[int] = field(default_factory=list)
+    #: of ``missing``, those changed on the server since the package was made: deleting them
+    #: is a conflict (sync moves them into ``conflicts`` when asked to delete)
+    changed_since: list[Conflict] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.added or self.changed or self.missing or self.conflicts or self.newer)
@@ -499,9 +505,30 @@ def compare(
         out.newer = sorted(fid for fid in missing if fid > last)
         missing -= set(out.newer)
     out.missing = sorted(missing)
-    for fid in out.missing:
-        versions[fid] = stored[fid][0]
+    _missing(out, layer, stored, versions, package, resolve)
     return out, versions
+
+
+def _missing(
+    out: LayerDiff,
+    layer: Layer,
+    stored: dict[int, tuple[int, dict[str, Any], bytes | None]],
+    versions: dict[int, int],
+    package: Package,
+    resolve: Resolve,
+) -> None:
+    """The versions of the features the package lacks, and which of them the server changed
+    since the package was made (from the package's base): a deletion of one is a conflict."""
+    columns = package.columns[layer.name]
+    for fid in out.missing:
+        version, values, wkb = stored[fid]
+        versions[fid] = version
+        base = package.bases.get(layer.name, fid)
+        geometry = None if wkb is None else shapely.from_wkb(wkb)
+        if base is not None and _changed_since(values, geometry, base, [*columns, "geometry"]):
+            out.changed_since.append(
+                Conflict(fid, None, version, {}, resolve, values.get("code"), [], True)
+            )
 
 
 def _not_from_package(layer: Layer, fid: int) -> InvalidFile:
@@ -788,7 +815,8 @@ async def _apply_layer(
     updates = [(c.id, set(c.fields)) for c in diff.changed] + [
         (c.id, set(c.fields) | set(c.also) if c.resolved == "ours" else set(c.also))
         for c in diff.conflicts
-        if c.resolved == "ours" or (c.resolved == "theirs" and c.also)
+        if not c.deleted_in_package  # settled by deleting or keeping (_delete_or_settle)
+        and (c.resolved == "ours" or (c.resolved == "theirs" and c.also))
     ]
     for fid, fields in updates:
         feature = by_id[fid]
@@ -914,7 +942,8 @@ async def sync(
             plans.append((layer, diff, versions))
             report.unresolved += sum(c.resolved is None for c in diff.conflicts)
             if delete_missing:
-                diff.deleted = list(diff.missing)
+                _delete_or_settle(diff)
+                report.unresolved += sum(c.resolved is None for c in diff.changed_since)
             else:
                 report.kept += len(diff.missing)
         report.codes = await _referenced_codes(conn, plans)
@@ -942,6 +971,17 @@ async def sync(
         except _Undone:
             report.written = 0
     return report
+
+
+def _delete_or_settle(diff: LayerDiff) -> None:
+    """A delete_missing sync's deletions: the features the package lacks, but for those
+    changed on the server since the package was made, which are conflicts (deleted in the
+    field, changed on the server); 'ours' deletes them, 'theirs' and no choice keep them."""
+    settled = {c.id for c in diff.changed_since if c.resolved == "ours"}
+    unsettled = {c.id for c in diff.changed_since} - settled
+    diff.deleted = [fid for fid in diff.missing if fid not in unsettled]
+    diff.missing = [fid for fid in diff.missing if fid not in unsettled]
+    diff.conflicts += diff.changed_since
 
 
 async def _referenced_codes(

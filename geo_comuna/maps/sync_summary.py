@@ -75,6 +75,8 @@ TEXT = {
         "conflict": "  conflicto {id}: cambiada en el paquete y en el servidor (versión del "
         "paquete {ours}, del servidor {theirs})",
         "gone": "  conflicto {id}: borrada en el servidor desde que se hizo el paquete",
+        "deleted_here": "  conflicto {id}: borrada en el paquete, cambiada en el servidor desde "
+        "que se hizo el paquete (versión del servidor {theirs})",
         "field": "    {name}: paquete {ours} / servidor {theirs}",
         "geometry_both": "    Geometría: distinta en el paquete y en el servidor",
         "also": "    solo en el paquete, se guarda al resolver: {names}",
@@ -107,6 +109,8 @@ TEXT = {
         "conflict": "  conflict {id}: changed in the package and on the server (package "
         "version {ours}, server version {theirs})",
         "gone": "  conflict {id}: deleted on the server since the package was made",
+        "deleted_here": "  conflict {id}: deleted in the package, changed on the server since "
+        "the package was made (server version {theirs})",
         "field": "    {name}: package {ours} / server {theirs}",
         "geometry_both": "    Geometry: differs between the package and the server",
         "also": "    in the package only, saved once settled: {names}",
@@ -228,6 +232,8 @@ def _layer_lines(name: str, diff: Any, report: Any, t: dict, lang: str) -> list[
         lines.append(f"  {_which(change.id, change.code)}: {fields}")
     for conflict in diff.conflicts:
         key = "gone" if conflict.server_version is None else "conflict"
+        if conflict.deleted_in_package:
+            key = "deleted_here"
         ours, theirs = conflict.package_version, conflict.server_version
         line = t[key].format(id=_which(conflict.id, conflict.code), ours=ours, theirs=theirs)
         if conflict.resolved:
