@@ -285,6 +285,96 @@ async def test_another_teams_new_feature_is_kept_not_deleted(
     assert await _count(conn) == total - 1 and second.written == 1
 
 
+def _sql(gpkg: Path, statement: str) -> None:
+    """A statement in the GeoPackage's own SQL (SQLite, with GDAL's spatial functions)."""
+    done = subprocess.run(
+        ["ogrinfo", "-q", str(gpkg), "-dialect", "SQLite", "-sql", statement],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and "ERROR" not in done.stderr, done.stderr
+
+
+async def test_a_new_feature_edited_after_its_first_sync_is_found_again(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: a new feature whose shape the field team moved after its first
+    sync was stored again (a production unit), or refused the whole sync as a repeated code
+    (a parcel). The sync now records which feature each new row of the package became (by
+    the package's id and the row's fid), and the next sync of the file updates it."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    cur = await conn.execute(
+        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM communes "
+        "WHERE code = %s) c",
+        (COMMUNE,),
+    )
+    x, y = await cur.fetchone()
+    _sql(
+        gpkg,
+        "INSERT INTO production_units (commune, name, product, workers, geom) VALUES "
+        f"('{COMMUNE}', 'Panadería Ñema', 'bakery', 3, MakePoint({x}, {y}, 4326))",
+    )
+    await _add_parcel(conn, gpkg, tmp_path)
+    units, parcels = await _count(conn, "production_units"), await _count(conn)
+    first = await _sync(conn, settings, gpkg, tmp_path)
+    assert [len(first.layers[n].added) for n in ("production_units", "parcels")] == [1, 1]
+    cur = await conn.execute("SELECT id FROM parcels WHERE code = 'MZ-FIELD-1'")
+    (parcel,) = await cur.fetchone()
+    # the field goes on: the unit moved ~20 m and more workers, the parcel moved ~10 m and
+    # given a land use; neither row has an id in the file
+    _sql(
+        gpkg,
+        f"UPDATE production_units SET geom = MakePoint({x + 0.0002}, {y}, 4326), workers = 7 "
+        "WHERE id IS NULL",
+    )
+    _sql(
+        gpkg,
+        "UPDATE parcels SET geom = ST_Translate(geom, 0.0001, 0, 0), land_use = 'pasture' "
+        "WHERE id IS NULL",
+    )
+    second = await _sync(conn, settings, gpkg, tmp_path)
+    unit_diff, parcel_diff = (second.layers[n] for n in ("production_units", "parcels"))
+    assert unit_diff.added == [] and parcel_diff.added == [] and parcel_diff.conflicts == []
+    assert [set(c.fields) for c in unit_diff.changed] == [{"geometry", "workers"}]
+    assert [(c.id, set(c.fields)) for c in parcel_diff.changed] == [
+        (parcel, {"geometry", "land_use"})
+    ]
+    assert await _count(conn, "production_units") == units + 1 and await _count(conn) == parcels + 1
+    assert (await _row(conn, parcel))[1] == "pasture"
+    cur = await conn.execute("SELECT workers FROM production_units WHERE name = 'Panadería Ñema'")
+    assert await cur.fetchall() == [(7,)]
+    # the same file again: nothing to change
+    third = await _sync(conn, settings, gpkg, tmp_path, dry_run=True)
+    assert not third.layers["production_units"] and not third.layers["parcels"]
+
+
+async def test_another_copys_new_row_of_the_same_fid_elsewhere_stays_new(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Copies of one day's package share its id, and each team's first new parcel gets the
+    same fid: team B's parcel, far from the one team A synced, is a new parcel, not an edit
+    of A's."""
+    await _package(conn, settings, tmp_path)
+    team_a, team_b = tmp_path / "a", tmp_path / "b"
+    for folder in (team_a, team_b):
+        folder.mkdir()
+        shutil.copy(tmp_path / GPKG, folder / GPKG)
+    await _add_parcel(conn, team_a / GPKG, tmp_path)
+    await _add_parcel(conn, team_b / GPKG, tmp_path)
+    _sql(
+        team_b / GPKG,
+        "UPDATE parcels SET geom = ST_Translate(geom, 0.003, 0.003, 0), code = 'MZ-FIELD-2' "
+        "WHERE id IS NULL",
+    )
+    await _sync(conn, settings, team_a / GPKG, team_a)
+    total = await _count(conn)
+    second = await _sync(conn, settings, team_b / GPKG, team_b)
+    diff = second.layers["parcels"]
+    assert len(diff.added) == 1 and diff.changed == [] and diff.conflicts == []
+    assert await _count(conn) == total + 1
+
+
 def test_a_label_as_the_maps_write_it_names_its_code() -> None:
     """The maps call abandoned parcels 'Abandonada (recuperable)' (styles.json), and a
     refusal lists labels as 'Ocupada (occupied)'; typed back into QField they were refused.

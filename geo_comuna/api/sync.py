@@ -8,7 +8,6 @@ name is kept only for messages and the audit, never as a path.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Path, Query, UploadFile
@@ -19,7 +18,7 @@ from geo_comuna.api.scratch import client_name
 from geo_comuna.api.transfer import _save
 from geo_comuna.errors import InvalidFile, Said
 from geo_comuna.features.query import require_commune
-from geo_comuna.maps.sync import may_sync, sync_file
+from geo_comuna.maps.sync import may_sync, report_json, sync_file
 from geo_comuna.maps.sync_summary import summary
 
 router = APIRouter(tags=["import/export"])
@@ -100,7 +99,7 @@ async def commune_sync(
             )
     finally:
         await file.close()
-    body: dict[str, Any] = asdict(report)
+    body: dict[str, Any] = report_json(report)
     if lang is not None:
         body["summary"] = summary(report, lang, "page")
     return JSONResponse(body, status_code=201 if report.written else 200)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -72,7 +71,7 @@ def sync(
     unwritten."""
     from geo_comuna.accounts import local_admin
     from geo_comuna.features.query import require_commune
-    from geo_comuna.maps.sync import sync_file
+    from geo_comuna.maps.sync import report_json, sync_file
 
     lang = cli_lang(lang)
     if ours and theirs:
@@ -105,7 +104,7 @@ def sync(
 
     report = run(work, settings)
     if as_json:
-        typer.echo(json.dumps(asdict(report), indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(report_json(report), indent=2, ensure_ascii=False))
     else:
         for line in summary(report, lang):
             typer.echo(line)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import re
 import sqlite3
@@ -420,15 +421,23 @@ async def write_gpkg(
     await asyncio.to_thread(write_styles, gpkg, styled)
     await asyncio.to_thread(_table, gpkg, BASE_TABLE, bases.table())
     del bases
+    made_on = _today().date().isoformat()
+    last_text = ",".join(f"{name}:{n}" for name, n in last.items())
     about = {
+        # what the sync knows this package's new rows by (package_rows, maps/sync.py): its
+        # commune, data and day, so that one day's package of the same data stays the same
+        # bytes (steady); copies made alike share it, and the sync tells them apart by place
+        "package_id": hashlib.sha256(
+            f"{info.id}|{stamp}|{last_text}|{made_on}|{access}".encode()
+        ).hexdigest()[:32],
         "commune_id": str(info.id),
         "commune_code": info.code,
         "commune_name": info.name,
         "schema_version": str(await current_version(conn)),
         "geo_comuna_version": __version__,
-        "made_on": _today().date().isoformat(),
+        "made_on": made_on,
         "layer_versions": stamp,
-        "layer_last_ids": ",".join(f"{name}:{n}" for name, n in last.items()),
+        "layer_last_ids": last_text,
         "layers": ",".join(counts),
         "crs": "EPSG:4326",
     }

@@ -30,7 +30,7 @@ import json
 import math
 import zipfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -78,6 +78,8 @@ class Feature:
     version: int | None
     properties: dict[str, Any]
     geometry: Any
+    #: the row's GeoPackage fid: what stays of a new row across edits (package_rows)
+    fid: int | None = None
 
 
 @dataclass
@@ -134,6 +136,9 @@ class LayerDiff:
     #: of ``missing``, those changed on the server since the package was made: deleting them
     #: is a conflict (sync moves them into ``conflicts`` when asked to delete)
     changed_since: list[Conflict] = field(default_factory=list)
+    #: new rows of the package that an earlier sync of it stored (package_rows): feature id
+    #: -> the row's fid; they are features of the package like any other now
+    rows_of: dict[int, int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.added or self.changed or self.missing or self.conflicts or self.newer)
@@ -158,6 +163,19 @@ class SyncReport:
     #: the code of each feature a reference by id names in a change or conflict (table ->
     #: id -> code): a production unit's parcel is 12 to the database, EM-P001 to people
     codes: dict[str, dict[int, str]] = field(default_factory=dict)
+
+
+#: a layer's diff fields the sync keeps for itself, not said in its answer
+_WORKINGS = ("changed_since", "rows_of")
+
+
+def report_json(report: SyncReport) -> dict[str, Any]:
+    """The report as the sync's answer (HTTP, --json) gives it."""
+    body = asdict(report)
+    for diff in body["layers"].values():
+        for name in _WORKINGS:
+            del diff[name]
+    return body
 
 
 # --- reading the package (blocking: run off the event loop) --------------------------------
@@ -237,8 +255,9 @@ def _python(value: Any) -> Any:
 def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> list[Feature]:
     # one row past the limit at most: the whole layer was read before it was counted
     meta, table = pyogrio.read_arrow(
-        source, layer=layer.name, datetime_as_string=True, max_features=limit + 1
+        source, layer=layer.name, datetime_as_string=True, max_features=limit + 1, return_fids=True
     )
+    fids = table.column(0).to_pylist()  # return_fids puts them first
     if table.num_rows > limit:
         raise TooLarge(
             Said(
@@ -304,6 +323,7 @@ def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> li
                 None if version is None else int(version),
                 {name: _python(values[name][i]) for name in columns},
                 geoms[i],
+                fids[i],
             )
         )
     return features
@@ -459,24 +479,67 @@ async def diff_layer(
     """The layer's diff, and the server's row version of each feature it will write. The
     comparison (a commune's every feature, geometries included) runs off the event loop."""
     names, rows = await fetch_layer(conn, layer, commune_id, EVERYWHERE)
-    return await work.cpu(compare, layer, names, rows, package, resolve)
+    synced = await synced_rows(conn, package, layer)
+    return await work.cpu(compare, layer, names, rows, package, resolve, synced)
+
+
+async def synced_rows(conn: AsyncConnection, package: Package, layer: Layer) -> Synced:
+    """The new rows of ``package``'s ``layer`` that earlier syncs of it stored (migration
+    0025): fid -> (feature id, the row version that sync wrote). None for a package made
+    before packages had an id."""
+    key = package.info.get("package_id")
+    if not key:
+        return {}
+    cur = await conn.execute(
+        "SELECT fid, feature_id, version FROM package_rows WHERE package = %s AND layer = %s",
+        (key, layer.name),
+    )
+    return {fid: (feature, version) for fid, feature, version in await cur.fetchall()}
+
+
+async def record_row(
+    conn: AsyncConnection, package: Package, layer: Layer, fid: int | None, written: edit.Written
+) -> None:
+    """What a new row of the package became (its feature and the row version written), for
+    the next sync of the same file: package_rows."""
+    key = package.info.get("package_id")
+    if not key or fid is None or not written.etag:
+        return
+    feature, version = (int(part) for part in written.etag.strip('"').split("."))
+    await conn.execute(
+        "INSERT INTO package_rows (package, layer, fid, feature_id, version) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (package, layer, fid) DO UPDATE "
+        "SET feature_id = excluded.feature_id, version = excluded.version, synced_at = now()",
+        (key, layer.name, fid, feature, version),
+    )
+
+
+#: a package's new rows stored by earlier syncs: fid -> (feature id, row version written)
+Synced = dict[int, tuple[int, int]]
 
 
 def compare(
-    layer: Layer, names: list[str], rows: list[tuple], package: Package, resolve: Resolve
+    layer: Layer,
+    names: list[str],
+    rows: list[tuple],
+    package: Package,
+    resolve: Resolve,
+    synced: Synced | None = None,
 ) -> tuple[LayerDiff, dict[int, int]]:
-    """The package's features of ``layer`` against the stored ``rows`` (fetch_layer's)."""
+    """The package's features of ``layer`` against the stored ``rows`` (fetch_layer's);
+    ``synced``: its new rows that earlier syncs stored (synced_rows)."""
     stored = {row[0]: (row[1], dict(zip(names, row[2:-1], strict=True)), row[-1]) for row in rows}
     columns = package.columns[layer.name]
     out, versions = LayerDiff(), {}
     present = set()
+    _found_again(package, layer, stored, synced or {}, out)
     for feature in package.layers[layer.name]:
         if feature.id is None:
             out.added.append(feature.row)
             continue
         present.add(feature.id)
         base = package.bases.get(layer.name, feature.id)
-        if base is None and package.bases:
+        if base is None and package.bases and feature.id not in out.rows_of:
             raise _not_from_package(layer, feature.id)
         if feature.id not in stored:  # deleted on the server (or never of this commune)
             if base is None or _changed_by_team(feature, base, [*columns, "geometry"]):
@@ -495,7 +558,8 @@ def compare(
         else:  # changed on the server since the package was made
             _across(out, feature, fields, (version, values, geometry), base, resolve)
     missing = set(stored) - present
-    out.synced, edited = _synced_before(package, layer, out, stored, missing)
+    found, edited = _synced_before(package, layer, out, stored, missing)
+    out.synced = sorted(out.synced + found)
     for fid, fields in edited:  # now a feature of the package like any other
         out.changed.append(Change(fid, fields, stored[fid][1].get("code")))
         versions[fid] = stored[fid][0]
@@ -529,6 +593,50 @@ def _missing(
             out.changed_since.append(
                 Conflict(fid, None, version, {}, resolve, values.get("code"), [], True)
             )
+
+
+#: how far (metres, roughly: 1e-5 degree) a new row's point or line may have moved since an
+#: earlier sync stored it and still be that feature
+SAME_ROW_NEAR = 50 * 1e-5
+
+
+def _found_again(
+    package: Package,
+    layer: Layer,
+    stored: dict[int, tuple[int, dict[str, Any], bytes | None]],
+    synced: Synced,
+    out: LayerDiff,
+) -> None:
+    """A new row an earlier sync of this package stored (same fid: synced) is that feature
+    again, however it was edited since, so long as it still lies where the feature does: it
+    gets the feature's id and the row version that sync wrote, and is then compared like
+    any feature of the package (a server change since is a conflict). Copies of one package
+    made on one day share its id, and two teams' new rows may share a fid: a row far from
+    the stored feature is another team's new feature, and stays new. A feature deleted on
+    the server since is a conflict, as for any feature of the package."""
+    features = package.layers[layer.name]
+    for i, feature in enumerate(features):
+        if feature.id is not None or feature.fid not in synced or feature.geometry is None:
+            continue
+        fid, version = synced[feature.fid]
+        if fid in stored:
+            wkb = stored[fid][2]
+            if wkb is None or not _same_place(feature.geometry, shapely.from_wkb(wkb)):
+                continue
+        features[i] = Feature(
+            feature.row, fid, version, feature.properties, feature.geometry, feature.fid
+        )
+        out.rows_of[fid] = feature.fid
+        out.synced.append(fid)
+
+
+def _same_place(ours: Any, theirs: Any) -> bool:
+    """Do two shapes of one feature, before and after an edit, lie in one place? Areas
+    overlap by half of the smaller; points and lines are within SAME_ROW_NEAR."""
+    if shapely.get_dimensions(ours) == 2 and shapely.get_dimensions(theirs) == 2:
+        smaller = min(shapely.area(ours), shapely.area(theirs))
+        return smaller > 0 and shapely.area(shapely.intersection(ours, theirs)) >= smaller / 2
+    return shapely.hausdorff_distance(ours, theirs) <= SAME_ROW_NEAR
 
 
 def _not_from_package(layer: Layer, fid: int) -> InvalidFile:
@@ -812,13 +920,7 @@ async def _apply_layer(
     by_row = {f.row: f for f in package.layers[layer.name]}
     columns = package.columns[layer.name]
     written = 0
-    updates = [(c.id, set(c.fields)) for c in diff.changed] + [
-        (c.id, set(c.fields) | set(c.also) if c.resolved == "ours" else set(c.also))
-        for c in diff.conflicts
-        if not c.deleted_in_package  # settled by deleting or keeping (_delete_or_settle)
-        and (c.resolved == "ours" or (c.resolved == "theirs" and c.also))
-    ]
-    for fid, fields in updates:
+    for fid, fields in _updates(diff):
         feature = by_id[fid]
         if fid not in versions:  # deleted on the server: the package's copy comes back new
             body = _body({n: feature.properties[n] for n in columns}, feature.geometry, True)
@@ -832,6 +934,7 @@ async def _apply_layer(
                     conn, layer, body, settings, user, repair=repair, lang=lang
                 )
                 kept(done, fid)
+                await record_row(conn, package, layer, diff.rows_of.get(fid), done)
 
             written += await each(again, create)
         else:
@@ -843,7 +946,8 @@ async def _apply_layer(
                     conn, layer, fid, body, settings, user, if_match=f'"{fid}.{versions[fid]}"',
                     repair=repair, lang=lang,
                 )  # fmt: skip
-                kept(done, fid)
+                kept(done, fid)  # a new row of the package: the version its next sync starts from
+                await record_row(conn, package, layer, diff.rows_of.get(fid), done)
 
             written += await each(fid, patch)
     for row in diff.added:
@@ -852,12 +956,24 @@ async def _apply_layer(
         body = _body(props, feature.geometry, True)
         new = Said(f"new, row {row} of the package", f"nueva, fila {row} del paquete")
 
-        async def add(body: dict = body, row: int = row) -> None:
+        async def add(body: dict = body, row: int = row, fid: int | None = feature.fid) -> None:
             done = await edit.create(conn, layer, body, settings, user, repair=repair, lang=lang)
             kept(done, f"row {row}")
+            await record_row(conn, package, layer, fid, done)
 
         written += await each(new, add)
     return written
+
+
+def _updates(diff: LayerDiff) -> list[tuple[int, set[str]]]:
+    """The features a layer's sync updates, each with the fields it writes: the changes, and
+    the conflicts settled with fields to write."""
+    return [(c.id, set(c.fields)) for c in diff.changed] + [
+        (c.id, set(c.fields) | set(c.also) if c.resolved == "ours" else set(c.also))
+        for c in diff.conflicts
+        if not c.deleted_in_package  # settled by deleting or keeping (_delete_or_settle)
+        and (c.resolved == "ours" or (c.resolved == "theirs" and c.also))
+    ]
 
 
 class _named:
