@@ -376,6 +376,16 @@ async def test_an_editors_import_into_another_commune_is_refused_before_its_keys
         assert str(stored) not in raised.value.reason
         assert "no es una de ellas" in raised.value.reason.es
     assert await written(conn) == before
+    # a layer only admins change (the states) refuses an editor's import at once: an upsert
+    # of a package's clipped states said "unchanged" (row-level security hid every row)
+    states = LAYERS["states"]
+    for mode in ("insert", "upsert"):
+        with pytest.raises(Forbidden) as raised:
+            await write_frame(
+                conn, states, pa.table({"code": ["VE-K"], "name": ["Lara"]}), [geoms[0]],
+                settings, user=user, mode=mode,
+            )  # fmt: skip
+        assert "only admins change states" in raised.value.reason
     # an admin's import of the same file meets the stored key: the conflict is theirs to see
     admin = accounts.User(None, "admin", "admin", ())
     with pytest.raises(Conflict) as conflict:

@@ -411,6 +411,17 @@ async def write(
                 "editor o admin",
             )
         )
+    if layer.edit_scope is None and user.role != "admin":
+        # row-level security hides every row of it from an editor's update: an upsert said
+        # "unchanged" of a file it had not written
+        raise Forbidden(
+            Said(
+                f"only admins change {layer.name}; user {user.name!r} is an editor",
+                f"solo los administradores cambian {layer.name}; el usuario {user.name!r} es "
+                "editor",
+            ),
+            layer=layer.name,
+        )
     say = progress or (lambda _msg: None)
     total = source.total
     repairs: list[dict[str, Any]] = []
