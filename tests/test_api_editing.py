@@ -340,3 +340,39 @@ async def test_a_number_too_long_to_read_is_400(client: httpx.AsyncClient) -> No
     body = b'{"type": "Feature", "id": 1' + b"0" * 5000 + b', "properties": {}}'
     r = await client.patch(f"{ITEMS}/1", content=body)
     assert r.status_code == 400 and "too long" in r.json()["detail"]
+
+
+async def test_the_connections_commune_gives_a_new_feature_its_commune(
+    conn: AsyncConnection, as_role: Reader
+) -> None:
+    """Found from outside: the README has an editor connect QGIS with ?commune=EL-MAIZAL,
+    and QGIS sends that query with its writes too; it was taken and ignored, so a new
+    production unit without a commune was refused as naming none, and a body naming another
+    commune than the connection's passed. The connection's commune is now a feature's when
+    it names none, and one naming another is refused (400), nothing written."""
+    layer = LAYERS["production_units"]
+    body = feature(layer, lon=MAIZAL[0], lat=MAIZAL[1])
+    body["properties"].pop("commune", None)
+    body["properties"].pop("parcel", None)
+    units = "/collections/production_units/items"
+    async with as_role("editor") as c:
+        r = await c.post(units, params={"commune": "EL-MAIZAL"}, json=body)
+        assert r.status_code == 201, r.text
+        (made,) = r.json()["ids"]
+        stored = await c.get(f"{units}/{made}")
+        assert stored.json()["properties"]["commune"] == "EL-MAIZAL"
+        cur = await conn.execute("SELECT count(*) FROM production_units")
+        before = (await cur.fetchone())[0]
+        body["properties"]["commune"] = "EL-MAIZAL"
+        r = await c.post(units, params={"commune": "5-DE-MARZO", "lang": "es"}, json=body)
+        assert r.status_code == 400 and "commune=5-DE-MARZO" in r.json()["detail"], r.text
+        assert "es de la comuna EL-MAIZAL y la petición dice" in r.json()["detail"]
+        cur = await conn.execute("SELECT count(*) FROM production_units")
+        assert (await cur.fetchone())[0] == before
+        # a PATCH through the same connection: the feature is of its commune
+        r = await c.patch(
+            f"{units}/{made}", params={"commune": "EL-MAIZAL"}, json={"properties": {"workers": 9}}
+        )
+        assert r.status_code == 200, r.text
+        r = await c.post(units, params={"commune": "NO-SUCH"}, json=body)
+        assert r.status_code == 404 and "NO-SUCH" in r.json()["detail"], r.text

@@ -45,6 +45,13 @@ async def _body(request: Request) -> bytes:
     return await request.body()
 
 
+def _connection_commune(request: Request) -> str | None:
+    """The ``commune`` of the client's connection URL (api/parameters.py), which an editor's
+    QGIS sends with its writes too: it was taken and ignored, so a new feature without a
+    commune was refused as naming none, and one naming another commune passed."""
+    return request.query_params.get("commune") or None
+
+
 def _written(written: edit.Written, status: int, location: str | None = None) -> Response:
     headers = {"Location": location} if location else {}
     if written.etag:
@@ -76,8 +83,9 @@ async def create_items(
     lang: MessageLang = "es",
 ) -> Response:
     written = await edit.create(
-        conn, layer, await _body(request), settings, user, repair=repair, lang=lang, crs=body_crs
-    )
+        conn, layer, await _body(request), settings, user, repair=repair, lang=lang, crs=body_crs,
+        commune=_connection_commune(request),
+    )  # fmt: skip
     base = base_url(request, settings)
     location = (
         f"{base}/collections/{layer.name}/items/{written.ids[0]}" if len(written.ids) == 1 else None
@@ -103,6 +111,7 @@ async def _change(
     written = await change(
         conn, layer, feature_id, body, settings, user,
         repair=repair, if_match=if_match, lang=lang, crs=body_crs,
+        commune=_connection_commune(request),
     )  # fmt: skip
     return _written(written, 200)
 

@@ -12,10 +12,16 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
 from geo_comuna.accounts import EVERYWHERE, User, writing
-from geo_comuna.errors import Forbidden, InvalidGeometry, InvalidInput, NotFound, Said
+from geo_comuna.errors import (
+    Forbidden,
+    InvalidGeometry,
+    InvalidInput,
+    NotFound,
+    Said,
+)
 from geo_comuna.features import attributes, geojson, references, validate, write
 from geo_comuna.features.crs import CRS84, Crs, check_coordinates, to_storage, xy_order
-from geo_comuna.features.query import ETAG_SQL, one
+from geo_comuna.features.query import ETAG_SQL, one, require_commune
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
 
@@ -67,12 +73,35 @@ async def _checked(
     settings: Settings,
     repair: bool,
     lang: str = "es",
+    commune: str | None = None,
 ) -> tuple[validate.Checked, dict]:
     """Attributes and geometries checked (and repaired) off the event loop, within the
     request's deadline; references resolved in the database. ``lang``: the language of the
-    labels an unknown value's message lists."""
+    labels an unknown value's message lists. ``commune``: the ``?commune=`` of the client's
+    connection (an editor's QGIS sends it with every request): a feature that names no
+    commune is of that one, and one that names another is refused."""
     checked = await work.cpu(_validate, layer, parsed, settings, repair, lang)
-    refs = await references.resolve(conn, layer, parsed.properties, parsed.labels)
+    ref = layer.reference("commune")
+    if commune is None or ref is None:
+        refs = await references.resolve(conn, layer, parsed.properties, parsed.labels)
+        return checked, refs
+    commune_id = await require_commune(conn, commune)
+    refs = await references.resolve(
+        conn, layer, parsed.properties, parsed.labels, {ref.name: commune_id}
+    )
+    given = attributes.python_values(parsed.properties.column(ref.name).combine_chunks())
+    for label, named, value in zip(parsed.labels, refs[ref.column], given, strict=True):
+        if named != commune_id:
+            raise InvalidInput(
+                Said(
+                    f"the feature is of commune {value} and the request's commune={commune}: "
+                    "leave commune out, or give that one",
+                    f"la entidad es de la comuna {value} y la petición dice commune={commune}: "
+                    "omita commune, o dé esa",
+                ),
+                feature=label,
+                layer=layer.name,
+            )
     return checked, refs
 
 
@@ -134,13 +163,15 @@ async def create(
     repair: bool = False,
     lang: str = "es",
     crs: Crs = CRS84,
+    commune: str | None = None,
 ) -> Written:
-    """POST: one Feature or a FeatureCollection, all or nothing; ``crs``: the body's."""
+    """POST: one Feature or a FeatureCollection, all or nothing; ``crs``: the body's;
+    ``commune``: the connection's (_checked)."""
     _writer(user)
     parsed = await work.cpu(_parse, layer, body, max_features=work.limits().max_features_per_write)
     async with writing(conn, user):
         parsed = await _in_storage_crs(conn, layer, parsed, crs)
-        checked, refs = await _checked(conn, layer, parsed, settings, repair, lang)
+        checked, refs = await _checked(conn, layer, parsed, settings, repair, lang, commune)
         ids = await write.insert(conn, layer, checked, refs, parsed.labels)
         etag = await _etag(conn, layer, ids[0]) if len(ids) == 1 else None
     return Written(ids, checked.repairs, etag)
@@ -158,8 +189,10 @@ async def replace(
     if_match: str | None = None,
     lang: str = "es",
     crs: Crs = CRS84,
+    commune: str | None = None,
 ) -> Written:
-    """PUT: the feature becomes exactly the body (absent properties become null)."""
+    """PUT: the feature becomes exactly the body (absent properties become null; a missing
+    commune the connection's, ``commune``)."""
     _writer(user)
     parsed = await work.cpu(_parse, layer, body, max_features=1, single_id=feature_id)
     if not parsed.geometry_given and not layer.geometry_optional:
@@ -169,7 +202,7 @@ async def replace(
     async with writing(conn, user):
         await write.check_version(conn, layer, feature_id, if_match)
         parsed = await _in_storage_crs(conn, layer, parsed, crs)
-        checked, refs = await _checked(conn, layer, parsed, settings, repair, lang)
+        checked, refs = await _checked(conn, layer, parsed, settings, repair, lang, commune)
         await write.replace(conn, layer, feature_id, checked, refs)
         etag = await _etag(conn, layer, feature_id)
     return Written([feature_id], checked.repairs, etag)
@@ -187,8 +220,10 @@ async def patch(
     if_match: str | None = None,
     lang: str = "es",
     crs: Crs = CRS84,
+    commune: str | None = None,
 ) -> Written:
-    """PATCH: only the properties (and geometry) given change; null clears a property."""
+    """PATCH: only the properties (and geometry) given change; null clears a property (the
+    commune, when the connection names one, ``commune``, becomes that one)."""
     _writer(user)
     parsed = await work.cpu(_parse_patch, layer, body, feature_id)
     if not parsed.present and not parsed.geometry_given:
@@ -217,7 +252,7 @@ async def patch(
             set(merged),
             True,
         )
-        checked, refs = await _checked(conn, layer, full, settings, repair, lang)
+        checked, refs = await _checked(conn, layer, full, settings, repair, lang, commune)
         columns = [r.column for r in layer.references if r.name in parsed.present] + [
             a.name for a in layer.attributes if a.name in parsed.present
         ]
