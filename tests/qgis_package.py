@@ -35,6 +35,13 @@ def describe(layer: QgsVectorLayer) -> dict:
     for i, field in enumerate(fields):
         setup = layer.editorWidgetSetup(i)
         out["widgets"][field.name()] = setup.type()
+        if setup.type() == "DateTime":
+            config = setup.config()
+            out.setdefault("dates", {})[field.name()] = {
+                "calendar": bool(config.get("calendar_popup")),
+                "stored": config.get("field_format"),
+                "type": field.typeName(),
+            }
         if setup.type() == "ValueMap":
             entries = setup.config().get("map", [])
             out["value_maps"][field.name()] = {

@@ -117,6 +117,10 @@ def test_qgis_opens_the_project(package: Path, lang: str) -> None:
             if attr.name not in got["widgets"]:
                 continue  # a members-only column the package's reader may not read
             assert got["aliases"][attr.name].startswith(attr.title.get(lang)), attr.name
+            if attr.type == "date":  # a calendar: typed as text, 15/03/2024 became 0000-00-00
+                assert got["widgets"][attr.name] == "DateTime", (layer.name, attr.name)
+                assert got["dates"][attr.name]["calendar"], attr.name
+                assert got["dates"][attr.name]["stored"] == "yyyy-MM-dd", attr.name
             if attr.domain is None:
                 assert got["widgets"][attr.name] != "ValueMap", attr.name
                 continue

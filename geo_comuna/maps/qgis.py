@@ -169,6 +169,10 @@ def _title(styles: Styles, layer: Layer, name: str, lang: str) -> str:
     return f"{label} ({unit})" if unit and unit not in label else label
 
 
+#: how a date shows in the form, by language (stored as ISO whatever the language)
+_DATE_SHOWN = {"es": "dd/MM/yyyy", "en": "yyyy-MM-dd"}
+
+
 def _fields(parent: ET.Element, styles: Styles, layer: Layer, names: list[str], lang: str):
     """Edit widgets (ValueMap drop-downs for coded attributes), aliases and read-only fields:
     ids, versions and values PostGIS computes are not the field worker's to change."""
@@ -190,6 +194,19 @@ def _fields(parent: ET.Element, styles: Styles, layer: Layer, names: list[str], 
                 pairs.append((_NO_VALUE[lang], VALUE_MAP_NULL))
             for label, value in pairs:
                 _options(entries, {label: value})
+        elif attr is not None and attr.type == "date":
+            # a calendar, and the day stored as a date: typed into a text box, 15/03/2024
+            # went into the GeoPackage as 0000-00-00 and refused the whole sync
+            widget.set("type", "DateTime")
+            options = ET.SubElement(box, "Option", type="Map")
+            for key, kind, value in (
+                ("allow_null", "bool", "true"),
+                ("calendar_popup", "bool", "true"),
+                ("display_format", "QString", _DATE_SHOWN[lang]),
+                ("field_format", "QString", "yyyy-MM-dd"),
+                ("field_iso_format", "bool", "false"),
+            ):
+                ET.SubElement(options, "Option", name=key, type=kind, value=value)
         else:
             widget.set("type", "TextEdit")
             ET.SubElement(box, "Option")
