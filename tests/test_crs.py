@@ -238,3 +238,39 @@ async def test_a_write_in_a_crs_not_named_is_refused_saying_how(
     r = await client.patch(f"{ITEMS}/{fid}", json=far, headers={"Content-Crs": "EPSG:2202"})
     assert r.status_code == 422, r.text
     assert "outside what EPSG:2202 can express" in r.json()["detail"], r.text
+
+
+async def test_a_bodys_crs_member_is_read_not_ignored(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """Found from outside: a body's GeoJSON 2008 crs member was ignored, so a parcel whose
+    body declared EPSG:2202 (with lon/lat coordinates) was stored as lon/lat. A member that
+    names the CRS the coordinates are read in (Content-Crs; CRS84, or EPSG:4326 as old
+    writers labelled lon/lat) is fine; another is refused, saying to send Content-Crs."""
+    fid, _, _ = await first_vertex(conn)
+    doc = (await client.get(f"{ITEMS}/{fid}")).json()
+    before = doc["geometry"]
+
+    def member(name: str) -> dict:
+        return {"type": "name", "properties": {"name": name}}
+
+    for name in ("urn:ogc:def:crs:OGC:1.3:CRS84", "EPSG:4326"):
+        r = await client.put(f"{ITEMS}/{fid}", json={**doc, "crs": member(name)})
+        assert r.status_code == 200, (name, r.text)
+    r = await client.patch(
+        f"{ITEMS}/{fid}",
+        json={"geometry": before, "crs": member("EPSG:2202")},
+        params={"lang": "es"},
+    )
+    assert r.status_code == 400 and "cabecera Content-Crs" in r.json()["detail"], r.text
+    utm = (await client.get(f"{ITEMS}/{fid}", params={"crs": "EPSG:2202"})).json()
+    r = await client.put(
+        f"{ITEMS}/{fid}",
+        json={**utm, "crs": member("urn:ogc:def:crs:EPSG::2202")},
+        headers={"Content-Crs": "<http://www.opengis.net/def/crs/EPSG/0/2202>"},
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(ITEMS, json={**doc, "crs": {"type": "link"}})
+    assert r.status_code == 400 and "names no CRS" in r.json()["detail"], r.text
+    after = (await client.get(f"{ITEMS}/{fid}")).json()["geometry"]
+    assert shape(after).hausdorff_distance(shape(before)) < 1e-8

@@ -534,3 +534,16 @@ async def test_a_refused_filter_is_said_in_the_language_asked(client: httpx.Asyn
     detail = r.json()["detail"]
     assert "expected a geometry such as POINT(x y), a property name, a number" in detail, r.text
     assert not re.search(r"\b(Identifier|SingleQuotedString|DECIMAL)\b", detail), r.text
+
+
+async def test_a_parameter_of_writes_is_refused_on_reads(client: httpx.AsyncClient) -> None:
+    """Found from outside: GET items took repair=true (a write's parameter) and did nothing
+    with it; it is unknown to a read, and said so in the language asked."""
+    r = await client.get(ITEMS, params={"repair": "true"})
+    assert r.status_code == 400 and "unknown query parameter 'repair'" in r.json()["detail"]
+    r = await client.get(ITEMS, params={"colour": "red", "lang": "es"})
+    detail = r.json()["detail"]
+    assert r.status_code == 400 and "parámetro desconocido 'colour'" in detail, detail
+    assert "se puede filtrar por" in detail and "tenure" in detail and "[" not in detail
+    r = await client.get(ITEMS, params={"filter-lang": "cql2-xml", "lang": "es"})
+    assert r.status_code == 400 and "no se admite" in r.json()["detail"], r.text

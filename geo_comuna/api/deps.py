@@ -48,7 +48,6 @@ RESERVED = {
         "bbox-crs",
         "commune",
         "f",
-        "repair",
         "lang",
         "crs",
         "datetime",
@@ -424,7 +423,12 @@ async def filters(
     if filter_text is not None:  # off the event loop: a long filter takes some parsing
         canonical = await work.cpu(cql.parse, filter_text, filter_lang)
     elif filter_lang is not None and filter_lang not in cql.LANGS:
-        raise InvalidInput(f"filter-lang {filter_lang!r} is not supported; use cql2-text")
+        raise InvalidInput(
+            Said(
+                f"filter-lang {filter_lang!r} is not supported; use cql2-text or cql2-json",
+                f"filter-lang {filter_lang!r} no se admite; use cql2-text o cql2-json",
+            )
+        )
     props: dict[str, list] = {}
     # an unknown coded value is refused listing the labels in the page's language (?lang=en
     # listed the Spanish ones, as a POST with it did not)
@@ -441,8 +445,12 @@ async def filters(
                 a.name for a in layer.attributes if a.read == "public" or access.anywhere
             ) + computed_names(layer)
             raise InvalidInput(
-                f"unknown query parameter {name!r}; {layer.name} can be "
-                f"filtered by {queryable}, and takes {', '.join(sorted(RESERVED))}"
+                Said(
+                    f"unknown query parameter {name!r}; {layer.name} can be filtered by "
+                    f"{', '.join(queryable)}, and takes {', '.join(sorted(RESERVED))}",
+                    f"parámetro desconocido {name!r}; {layer.name} se puede filtrar por "
+                    f"{', '.join(queryable)}, y toma {', '.join(sorted(RESERVED))}",
+                )
             )
         try:
             values = [check_value(layer, attr, v, None, lang=lang) for v in raw.split(",")]

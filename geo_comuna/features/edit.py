@@ -21,6 +21,7 @@ from geo_comuna.errors import (
 )
 from geo_comuna.features import attributes, geojson, references, validate, write
 from geo_comuna.features.crs import CRS84, Crs, check_coordinates, to_storage, xy_order
+from geo_comuna.features.crs import parse as parse_crs
 from geo_comuna.features.query import ETAG_SQL, one, require_commune
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
@@ -146,11 +147,43 @@ def _placeable(layer: Layer, parsed: geojson.Parsed, at: list[int], body_crs: Cr
             raise InvalidGeometry(exc.reason, feature=parsed.labels[i], layer=layer.name) from None
 
 
-def _parse(layer: Layer, body: bytes, **options: Any) -> geojson.Parsed:
+def _parse(layer: Layer, body: bytes, crs: Crs = CRS84, **options: Any) -> geojson.Parsed:
     doc = geojson.loads(body)
     if options.get("single_id") is not None:  # PUT: the feature of the path
         _same_id(doc, options["single_id"])
+    _crs_member(doc, crs)
     return geojson.parse(layer, doc, **options)
+
+
+def _crs_member(doc: Any, body_crs: Crs) -> None:
+    """A body's GeoJSON 2008 ``crs`` member (RFC 7946 has none): taken as the body's CRS
+    when it is the one Content-Crs names (CRS84 without the header; EPSG:4326, as old
+    writers labelled lon/lat, too), else refused. It was ignored: a body declaring
+    EPSG:2202 with lon/lat coordinates was stored as CRS84, and one with UTM metres
+    refused for coordinates it did not have."""
+    member = doc.get("crs") if isinstance(doc, dict) else None
+    if member is None:
+        return
+    name = member.get("properties", {}).get("name") if isinstance(member, dict) else None
+    if not isinstance(name, str):
+        raise InvalidInput(
+            Said(
+                "the body's crs member names no CRS; leave it out and send the CRS in the "
+                "Content-Crs header",
+                "el miembro crs del cuerpo no nombra ningún CRS; quítelo y envíe el CRS en la "
+                "cabecera Content-Crs",
+            )
+        )
+    named = parse_crs(name, "the body's crs member")
+    if named.srid != body_crs.srid:
+        raise InvalidInput(
+            Said(
+                f"the body's crs member names {named.uri} but its coordinates are read in "
+                f"{body_crs.uri} (Content-Crs): send that CRS in the Content-Crs header",
+                f"el miembro crs del cuerpo nombra {named.uri}, pero sus coordenadas se leen "
+                f"en {body_crs.uri} (Content-Crs): envíe ese CRS en la cabecera Content-Crs",
+            )
+        )
 
 
 async def create(
@@ -168,7 +201,9 @@ async def create(
     """POST: one Feature or a FeatureCollection, all or nothing; ``crs``: the body's;
     ``commune``: the connection's (_checked)."""
     _writer(user)
-    parsed = await work.cpu(_parse, layer, body, max_features=work.limits().max_features_per_write)
+    parsed = await work.cpu(
+        _parse, layer, body, crs, max_features=work.limits().max_features_per_write
+    )
     async with writing(conn, user):
         parsed = await _in_storage_crs(conn, layer, parsed, crs)
         checked, refs = await _checked(conn, layer, parsed, settings, repair, lang, commune)
@@ -194,7 +229,7 @@ async def replace(
     """PUT: the feature becomes exactly the body (absent properties become null; a missing
     commune the connection's, ``commune``)."""
     _writer(user)
-    parsed = await work.cpu(_parse, layer, body, max_features=1, single_id=feature_id)
+    parsed = await work.cpu(_parse, layer, body, crs, max_features=1, single_id=feature_id)
     if not parsed.geometry_given and not layer.geometry_optional:
         raise InvalidGeometry(
             Said("missing geometry", "falta la geometría"), feature=feature_id, layer=layer.name
@@ -225,7 +260,7 @@ async def patch(
     """PATCH: only the properties (and geometry) given change; null clears a property (the
     commune, when the connection names one, ``commune``, becomes that one)."""
     _writer(user)
-    parsed = await work.cpu(_parse_patch, layer, body, feature_id)
+    parsed = await work.cpu(_parse_patch, layer, body, feature_id, crs)
     if not parsed.present and not parsed.geometry_given:
         return await _unchanged(conn, layer, feature_id, user, if_match)
     async with writing(conn, user):
@@ -293,9 +328,10 @@ def _same_id(doc: Any, feature_id: int) -> None:
             )
 
 
-def _parse_patch(layer: Layer, body: bytes, feature_id: int) -> geojson.Parsed:
+def _parse_patch(layer: Layer, body: bytes, feature_id: int, crs: Crs = CRS84) -> geojson.Parsed:
     doc = geojson.loads(body)
     _same_id(doc, feature_id)
+    _crs_member(doc, crs)
     _no_derived(layer, doc, feature_id)
     if isinstance(doc, dict) and "type" not in doc:
         doc = {"type": "Feature", **doc}  # {"properties": {...}} alone is a fine patch
