@@ -267,3 +267,15 @@ async def test_integer_beyond_postgresql_integer_is_422(
     body["properties"]["population"] = 2**31 - 1  # the largest that fits is taken
     assert (await client.post("/collections/communes/items", json=body)).status_code == 201
     assert await count(conn, "communes") == before + 1
+
+
+async def test_a_patch_that_removes_a_required_geometry_is_refused(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """Found from outside: PATCH {"geometry": null} answered 200 and changed nothing."""
+    cur = await conn.execute("SELECT id, ST_AsBinary(geom) FROM parcels ORDER BY id LIMIT 1")
+    fid, wkb = await cur.fetchone()
+    r = await client.patch(f"/collections/parcels/items/{fid}", json={"geometry": None})
+    assert r.status_code == 422 and "cannot remove it" in r.json()["detail"], r.text
+    cur = await conn.execute("SELECT ST_AsBinary(geom) FROM parcels WHERE id = %s", (fid,))
+    assert (await cur.fetchone())[0] == wkb

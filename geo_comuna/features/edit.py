@@ -336,6 +336,18 @@ def _parse_patch(layer: Layer, body: bytes, feature_id: int, crs: Crs = CRS84) -
     if isinstance(doc, dict) and "type" not in doc:
         doc = {"type": "Feature", **doc}  # {"properties": {...}} alone is a fine patch
     if isinstance(doc, dict):
+        if "geometry" in doc and doc["geometry"] is None and not layer.geometry_optional:
+            # it was answered 200 and changed nothing
+            raise InvalidGeometry(
+                Said(
+                    f"a feature of {layer.name} has a geometry: a PATCH cannot remove it (leave "
+                    "geometry out to keep it; DELETE removes the feature)",
+                    f"una entidad de {layer.name} tiene geometría: un PATCH no puede quitarla "
+                    "(omita geometry para conservarla; DELETE borra la entidad)",
+                ),
+                feature=feature_id,
+                layer=layer.name,
+            )
         doc.setdefault("geometry", None)
     return geojson.parse(layer, doc, max_features=1, single_id=feature_id)
 
