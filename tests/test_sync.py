@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import zipfile
@@ -373,6 +374,28 @@ async def test_another_copys_new_row_of_the_same_fid_elsewhere_stays_new(
     diff = second.layers["parcels"]
     assert len(diff.added) == 1 and diff.changed == [] and diff.conflicts == []
     assert await _count(conn) == total + 1
+
+
+async def test_a_key_column_named_as_sql_is_refused_not_run(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: the sync read the date columns with a statement that named the
+    file's key column as the file named it, so a package whose parcels' key was called
+    'fid", (WITH RECURSIVE ...) --' ran that query (one that never ends held a CPU for
+    good). A key column that is not a plain name is refused, naming the layer."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    # bounded here, so that a regression fails instead of hanging the suite
+    count = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000)"
+    hostile = f'fid", ({count} SELECT max(x) FROM c) --'
+    with sqlite3.connect(gpkg) as db:
+        db.execute(
+            f'ALTER TABLE parcels RENAME COLUMN fid TO "{hostile.replace(chr(34), chr(34) * 2)}"'
+        )
+    db.close()
+    with pytest.raises(InvalidFile) as refused:
+        await _sync(conn, settings, gpkg, tmp_path, dry_run=True)
+    assert refused.value.layer == "parcels" and "key column" in refused.value.reason
 
 
 def test_a_label_as_the_maps_write_it_names_its_code() -> None:

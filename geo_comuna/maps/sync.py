@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import zipfile
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -291,7 +292,7 @@ def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> li
     )
     geoms = shapely.from_wkb(table.column(geometry).to_pylist(), on_invalid="ignore")
     values = {name: table.column(name).to_pylist() for name in columns}
-    values |= _date_texts(source, layer, columns, meta.get("fid_column") or "fid")
+    values |= _date_texts(source, layer, columns, meta.get("fid_column") or "fid", limit)
     for name in columns:
         _as_codes(layer, name, values[name])
     features, seen = [], set()
@@ -342,17 +343,40 @@ def _as_codes(layer: Layer, name: str, values: list[Any]) -> None:
             values[i] = code
 
 
-def _date_texts(source: str, layer: Layer, columns: list[str], fid: str) -> dict[str, list]:
+#: a column name the sync's own SQL may name: the file's key column must be one
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def _date_texts(
+    source: str, layer: Layer, columns: list[str], fid: str, limit: int
+) -> dict[str, list]:
     """The layer's date columns as the package holds them: text, as QField and QGIS write a
     date. GDAL reads a date it cannot parse as 1970-01-01 (31/02/2020, 'ayer') and moves an
     impossible one on (2020-02-31 became 2020-03-02), and the sync stored those. As text,
-    each is checked as an API write's date is, and refused naming the feature."""
+    each is checked as an API write's date is, and refused naming the feature.
+
+    The statement names the file's key column (``fid``, the uploader's to name): a name
+    that is not a plain one is refused, never put into SQL. One built from it ran whatever
+    the file said (a query that never ends, a CPU held for good)."""
     dates = [n for n in columns if (a := layer.attribute(n)) is not None and a.type == "date"]
     if not dates:
         return {}
+    if not _PLAIN_NAME.fullmatch(fid):
+        shown = fid if len(fid) <= 40 else f"{fid[:40]}..."
+        raise InvalidFile(
+            Said(
+                f"layer {layer.name} of the package names its key column {shown!r}: a package "
+                "made by geo-comuna names it fid (letters, digits and _ only)",
+                f"la capa {layer.name} del paquete llama {shown!r} a su columna clave: un "
+                "paquete hecho por geo-comuna la llama fid (solo letras, dígitos y _)",
+            ),
+            layer=layer.name,
+        )
     cast = ", ".join(f'CAST("{name}" AS TEXT) AS "{name}"' for name in dates)
-    # the GeoPackage's own SQL (SQLite), in GDAL's order of the layer's features
-    _, raw = pyogrio.read_arrow(source, sql=f'SELECT {cast} FROM "{layer.name}" ORDER BY "{fid}"')
+    # the GeoPackage's own SQL (SQLite), in GDAL's order of the layer's features, as far as
+    # the layer is read (_read_layer's limit)
+    statement = f'SELECT {cast} FROM "{layer.name}" ORDER BY "{fid}" LIMIT {limit + 1}'
+    _, raw = pyogrio.read_arrow(source, sql=statement)
     return {name: raw.column(name).to_pylist() for name in dates}
 
 
