@@ -285,6 +285,22 @@ async def test_a_geojson_crs_link_is_refused_before_gdal_fetches_it(
     )
     refused(r, 422)
     assert "EPSG:99999999" in r.json()["detail"]
+    # found from outside: a name PROJ answers by opening a server's file (a grid, an init
+    # file) was asked of PROJ as it came, and GDAL then opened the file again
+    for name in (
+        "+proj=longlat +ellps=WGS84 +nadgrids=/dev/zero +type=crs",
+        "+init=/etc/passwd:root",
+        'GEOGCRS["x",DATUM["d",ELLIPSOID["e",6378137,298.25]],CS[ellipsoidal,2],'
+        'AXIS["lat",north],AXIS["lon",east],UNIT["degree",0.0174532925199433],'
+        'REMARK["x"],EXTENSION["PROJ4_GRIDS","/dev/zero"]]',
+    ):
+        grid = feature_collection({"type": "name", "properties": {"name": name}})
+        r = await client.post(
+            "/collections/parcels/import?commune=EL-MAIZAL",
+            files={"file": ("g.geojson", json.dumps(grid).encode(), "application/geo+json")},
+        )
+        refused(r, 422)
+        assert "names a file" in r.json()["detail"], (name, r.text)
     named = feature_collection({"type": "name", "properties": {"name": "EPSG:4326"}})
     r = await client.post(
         "/collections/parcels/import?commune=EL-MAIZAL",

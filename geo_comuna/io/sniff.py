@@ -144,18 +144,22 @@ def _named_crs(path: Path, data: mmap.mmap, start: int) -> None:
                 "quítelo e indique el CRS con --crs / ?crs=",
             )
         )
-    import pyproj  # loaded only for a file that names its CRS (geometries.py says why)
-
-    try:
-        pyproj.CRS.from_user_input(name)
-    except pyproj.exceptions.CRSError:
+    # a name PROJ would answer by opening a file of the server's (+nadgrids=/etc/hostname)
+    # is none, as in a .prj or a GeoPackage's CRS rows
+    if not _known(name):
+        why = Said("which does not exist", "que no existe")
+        if _FILES.search(name):
+            why = Said(
+                "which names a file (a grid, an init file) the server would open",
+                "que nombra un archivo (una malla, un archivo init) que el servidor abriría",
+            )
         raise UnknownCRS(
             Said(
-                f"{path.name} declares the CRS {name[:80]!r}, which does not exist; {_FIX}",
-                f"{path.name} declara el sistema de referencia (CRS) {name[:80]!r}, que no "
-                f"existe; {_FIX.es}",
+                f"{path.name} declares the CRS {name[:80]!r}, {why}; {_FIX}",
+                f"{path.name} declara el sistema de referencia (CRS) {name[:80]!r}, {why.es}; "
+                f"{_FIX.es}",
             )
-        ) from None
+        )
 
 
 def kml(path: Path) -> None:
@@ -422,8 +426,10 @@ def _runs_sql(path: Path, what: str, que: str) -> InvalidFile:
     )
 
 
-#: what in a PROJ string names a file PROJ would open (a grid, an init file)
-_FILES = re.compile(r"\+\s*(?:init|nadgrids|geoidgrids|grids|file)\s*=|file:", re.I)
+#: what in a PROJ string, or a WKT, names a file PROJ would open (a grid, an init file)
+_FILES = re.compile(
+    r"\+\s*(?:init|nadgrids|geoidgrids|grids|file)\s*=|file:|PROJ4_GRIDS|PARAMETERFILE", re.I
+)
 
 
 @functools.lru_cache(maxsize=256)
