@@ -752,3 +752,71 @@ def test_the_geopackage_check_stops_at_its_deadline(
     monkeypatch.setattr(sniff, "CHECK_BYTES_PER_SECOND", 2**40)
     with pytest.raises(InvalidFile, match="within its bounds|takes longer to check"):
         sniff.gpkg(path)
+
+
+def repeated_record_shapefile(path: Path, vertices: int, records: int) -> Path:
+    """A zipped Shapefile of one polyline whose index names that one record ``records``
+    times, with as many rows in its table: what GDAL reads is the polyline each time."""
+    xs = -69.150 + np.linspace(0, 0.008, vertices)
+    ys = 9.690 + np.where(np.arange(vertices) % 2 == 0, 0, 0.008)
+    box = struct.pack("<4d", xs.min(), ys.min(), xs.max(), ys.max())
+    content = (
+        struct.pack("<i", 3) + box + struct.pack("<iii", 1, vertices, 0)
+        + np.column_stack([xs, ys]).astype("<f8").tobytes()
+    )  # fmt: skip
+    record = struct.pack(">ii", 1, len(content) // 2) + content
+
+    def header(words: int) -> bytes:
+        return (
+            struct.pack(">i", 9994) + b"\0" * 20 + struct.pack(">i", words)
+            + struct.pack("<ii", 1000, 3) + box + b"\0" * 32
+        )  # fmt: skip
+
+    fields = [(b"KIND", 10), (b"STATUS", 10), (b"COMMUNE", 12)]
+    length = 1 + sum(n for _, n in fields)
+    dbf = (
+        struct.pack("<BBBBIHH20x", 3, 126, 1, 1, records, 32 + 32 * len(fields) + 1, length)
+        + b"".join(
+            name.ljust(11, b"\0") + b"C" + b"\0" * 4 + bytes([size, 0]) + b"\0" * 14
+            for name, size in fields
+        )
+        + b"\r"
+        + (b" " + b"main".ljust(10) + b"working".ljust(10) + b"EL-MAIZAL".ljust(12)) * records
+        + b"\x1a"
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.shp", header((100 + len(record)) // 2) + record)
+        index = struct.pack(">ii", 50, len(content) // 2) * records
+        zf.writestr("a.shx", header((100 + 8 * records) // 2) + index)
+        zf.writestr("a.dbf", dbf)
+        zf.writestr(
+            "a.prj",
+            'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,'
+            '298.257223563]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]]',
+        )
+    return path
+
+
+async def test_a_shapefile_whose_index_repeats_a_record_is_refused(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
+) -> None:
+    """Found from outside: a 250 KB zip whose .shx named one 49,000-vertex polyline 2,500
+    times made GDAL read 122 million vertices (4 GB in a worker, 67 s). A Shapefile's
+    records follow one another in its .shp: an index saying otherwise is refused before
+    GDAL reads a record. The same polyline once is a fine water main."""
+    count = "SELECT count(*) FROM water_mains"
+    before = (await (await conn.execute(count)).fetchone())[0]
+    bomb = repeated_record_shapefile(tmp_path / "bomb.zip", 200, 50)
+    r = await client.post(
+        "/collections/water_mains/import",
+        files={"file": ("bomb.zip", bomb.read_bytes(), "application/zip")},
+    )
+    refused(r, 422)
+    assert "over one another" in r.json()["detail"], r.text
+    once = repeated_record_shapefile(tmp_path / "once.zip", 200, 1)
+    r = await client.post(
+        "/collections/water_mains/import",
+        files={"file": ("once.zip", once.read_bytes(), "application/zip")},
+    )
+    assert r.status_code == 201, r.text
+    assert (await (await conn.execute(count)).fetchone())[0] == before + 1

@@ -474,6 +474,10 @@ def shapefile(path: Path) -> None:
                 f"{path.name} no es un Shapefile (.shp sin su código de archivo)",
             )
         )
+    for sidecar in (path.with_suffix(".shx"), path.with_suffix(".SHX")):
+        if sidecar.is_file():
+            index(sidecar.name, sidecar.read_bytes(), path.stat().st_size)
+            break
     for sidecar in (path.with_suffix(".prj"), path.with_suffix(".PRJ")):
         if sidecar.is_file():
             with sidecar.open("rb") as fh:
@@ -540,11 +544,47 @@ def shapefile_zip(path: Path, max_unpacked: int) -> str:
                         f"{path.name}: {shp} no es un Shapefile (sin código de archivo)",
                     )
                 )
+        shx = next(n for n in names if n.lower() == stem + ".shx")
+        with zf.open(shx) as fh:
+            index(f"{path.name}: {shx}", fh.read(), zf.getinfo(shp).file_size)
         prjs = [n for n in names if n.lower() == stem + ".prj"]
         if prjs:
             with zf.open(prjs[0]) as fh:
                 prj(f"{path.name}: {prjs[0]}", fh.read(_PRJ_MAX))
     return shp
+
+
+def index(name: str, shx: bytes, shp_size: int) -> None:
+    """A Shapefile's index (.shx) must place each record after the one before, inside the
+    .shp: GDAL reads the records where it says. One naming a single 49,000-vertex record
+    2,500 times made a 250 KB upload 122 million vertices (4 GB in a worker); with records
+    that follow one another, the .shp's size bounds what is read."""
+    import numpy as np  # loaded only for a Shapefile
+
+    records = len(shx) - 100
+    if len(shx) < 100 or records % 8:
+        raise InvalidFile(
+            Said(
+                f"{name} is not a Shapefile index: {len(shx)} bytes",
+                f"{name} no es un índice de Shapefile: {len(shx)} bytes",
+            )
+        )
+    words = np.frombuffer(shx, dtype=">i4", offset=100).reshape(-1, 2).astype(np.int64) * 2
+    starts, ends = words[:, 0], words[:, 0] + 8 + words[:, 1]
+    if len(starts) and (
+        starts[0] < 100
+        or (words[:, 1] < 0).any()
+        or (starts[1:] < ends[:-1]).any()
+        or ends[-1] > shp_size
+    ):
+        raise InvalidFile(
+            Said(
+                f"{name} places records over one another or beyond the .shp: in a Shapefile "
+                "each record follows the one before (save it again with QGIS or ogr2ogr)",
+                f"{name} coloca registros unos sobre otros o más allá del .shp: en un Shapefile "
+                "cada registro sigue al anterior (vuelva a guardarlo con QGIS u ogr2ogr)",
+            )
+        )
 
 
 def geotiff(path: Path) -> None:
