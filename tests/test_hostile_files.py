@@ -475,6 +475,37 @@ async def test_a_dem_bomb_is_refused_from_its_header(
     assert await dem_rows(conn) == before
 
 
+@pytest.mark.parametrize(("width", "height", "dtype"), [(4_000_000, 1, "float32"),
+                                                       (1, 4_000_000, "float32"),
+                                                       (64, 64, "complex64"),
+                                                       (64, 64, "int64")])  # fmt: skip
+async def test_a_dem_too_thin_to_tile_or_not_of_numbers_is_refused_from_its_header(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path, width: int, height: int,
+    dtype: str,
+) -> None:  # fmt: skip
+    """Found from outside: a 98 KB DEM of 24,000,000 x 1 cells passed the size limits, and
+    storing it in 256 x 256 tiles compressed 6 billion cells of padding, a CPU held minutes
+    past its 503 (six uploads made every write and analysis a 503). A complex-valued grid
+    was stored, and the terrain analysis then gave null means."""
+    thin = tmp_path / "thin.tif"
+    with rasterio.open(
+        thin, "w", driver="GTiff", width=width, height=height, count=1, dtype=dtype,
+        crs="EPSG:4326", transform=Affine(1e-7, 0, LON, 0, -1e-7, LAT), compress="deflate",
+    ) as dst:  # fmt: skip
+        dst.write(np.full((1, height, width), 100, dtype))
+    before = await dem_rows(conn)
+    r = await client.post(
+        "/communes/5-DE-MARZO/dems", files={"file": ("thin.tif", thin.read_bytes(), "image/tiff")}
+    )
+    if dtype == "float32":
+        refused(r, 413)
+        assert "tiles of 256 x 256" in r.json()["detail"], r.text
+    else:
+        refused(r, 422)
+        assert f"{dtype} cells" in r.json()["detail"], r.text
+    assert await dem_rows(conn) == before
+
+
 async def test_a_request_reads_at_most_its_window_of_cells(
     conn: AsyncConnection, tmp_path: Path
 ) -> None:

@@ -147,6 +147,10 @@ def _check_elevations(name: str, low: float, high: float) -> None:
         )
 
 
+#: the side of the tiles a DEM is stored in (_copy)
+TILE = 256
+
+
 def _check_shape(src: DatasetReader, name: str, limits: work.Limits) -> None:
     """What the header says, before a cell is read: one band, a CRS that reaches lon/lat, a
     north-up grid, and a size within the limits."""
@@ -185,8 +189,32 @@ def _check_shape(src: DatasetReader, name: str, limits: work.Limits) -> None:
                 "(gdalwarp)",
             )
         )
+    kind = np.dtype(src.dtypes[0])
+    if kind.kind not in "iuf" or (kind.kind in "iu" and kind.itemsize > 4):
+        # a complex grid was stored, and every mean of the terrain analysis was null
+        raise InvalidFile(
+            Said(
+                f"{name} holds {kind.name} cells; elevations are integers (up to 32 bits) or "
+                "floating point numbers (gdal_translate -ot Float32)",
+                f"{name} tiene celdas {kind.name}; las elevaciones son enteros (hasta 32 bits) "
+                "o números de coma flotante (gdal_translate -ot Float32)",
+            )
+        )
     cells = src.width * src.height
-    itemsize = np.dtype(src.dtypes[0]).itemsize
+    # stored in tiles of TILE x TILE (_copy): a grid one cell high and 24 million long is
+    # 94,000 tiles, 6 billion cells of padding to compress, minutes of a CPU past any answer
+    tiles = -(-src.width // TILE) * -(-src.height // TILE)
+    if tiles * TILE * TILE > 2 * max(limits.max_dem_cells, TILE * TILE):
+        raise TooLarge(
+            Said(
+                f"{name} is {src.width} x {src.height} cells: a grid so thin would be stored as "
+                f"{tiles:,} tiles of {TILE} x {TILE} cells; clip it to the commune (gdalwarp -te)",
+                f"{name} tiene {src.width} x {src.height} celdas: una malla tan delgada se "
+                f"guardaría en {tiles:,} teselas de {TILE} x {TILE} celdas; recórtela a la "
+                "comuna (gdalwarp -te)",
+            )
+        )
+    itemsize = kind.itemsize
     unpacked = cells * itemsize
     rows, cols = src.block_shapes[0]
     block = rows * cols * itemsize
@@ -231,8 +259,8 @@ def _copy(src: DatasetReader) -> tuple[bytes, float, float]:
         "transform": src.transform,
         "nodata": src.nodata,
         "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
+        "blockxsize": TILE,
+        "blockysize": TILE,
         "compress": "deflate",
         "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
     }
