@@ -6,6 +6,7 @@ write leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -204,3 +205,37 @@ async def test_nan_and_infinity_are_refused(client: httpx.AsyncClient) -> None:
     body = body.replace("1e999", "1" + "0" * 400)
     r = await client.post("/collections/dwellings/items", content=body, params={"lang": "es"})
     assert r.status_code == 400 and "es demasiado grande para leerlo" in r.json()["detail"], r.text
+
+
+async def test_a_geojson_of_too_many_property_names_is_refused_before_gdal_reads_it(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """Found from outside: GDAL looks each property name up among all before it, so one
+    feature of 300,000 names (5 MB) kept a thread busy for hours after its client left, and
+    20,000 features of one new name each took a worker to 4.7 GB. The names are counted in
+    the bytes first; a file of a few hundred columns is still read."""
+    before = await rows(conn, "facilities")
+
+    def upload(props: list[dict]) -> httpx.Response:
+        features = [
+            {
+                "type": "Feature",
+                "properties": {"kind": "school", "commune": "EL-MAIZAL", **p},
+                "geometry": {"type": "Point", "coordinates": [-69.146, 9.695]},
+            }
+            for p in props
+        ]
+        body = json.dumps({"type": "FeatureCollection", "features": features}).encode()
+        return client.post(
+            "/collections/facilities/import?allow_copies=true",
+            files={"file": ("wide.geojson", body, "application/geo+json")},
+        )
+
+    wide = await upload([{f"zq{i}": 1 for i in range(5000)}])
+    assert wide.status_code == 422 and "2,000 different property names" in wide.json()["detail"]
+    spread = await upload([{f"k{i}": 1} for i in range(3000)])
+    assert spread.status_code == 422, spread.text
+    assert await rows(conn, "facilities") == before
+    some = await upload([{f"extra{i}": 1 for i in range(300)}])
+    assert some.status_code == 201, some.text
+    assert len(some.json()["ignored_columns"]) == 300

@@ -99,12 +99,44 @@ def _geojson_nul(path: Path, data: mmap.mmap) -> None:
         )
 
 
+#: the most different member names a GeoJSON may use (its features' property names among
+#: them): GDAL looks each property name up in a list of all before it, so its schema costs
+#: grow with their square. A layer has a few dozen properties; a file of QGIS' some hundreds.
+MAX_GEOJSON_KEYS = 2_000
+#: a member name: a string followed by a colon (an escaped quote in a name ends it early:
+#: names are overcounted then, never missed; and this reads ~140 MB/s where one that
+#: followed escapes read a third of that)
+_MEMBER_NAME = re.compile(rb'"([^"]{0,256})"\s*:')
+#: bytes scanned at a time for member names
+_SCAN = 4 * 2**20
+
+
+def _geojson_keys(path: Path, data: mmap.mmap) -> None:
+    """At most MAX_GEOJSON_KEYS different member names, counted in the bytes before GDAL
+    reads anything: one feature of 300,000 property names (5 MB) kept GDAL busy for hours
+    after its client left, and 20,000 features of one new name each took a worker to 4.7 GB."""
+    names: set[bytes] = set()
+    for start in range(0, len(data), _SCAN):  # a name cut at a window's edge counts twice
+        names.update(_MEMBER_NAME.findall(data, start, min(start + _SCAN + 300, len(data))))
+        if len(names) > MAX_GEOJSON_KEYS:
+            raise InvalidFile(
+                Said(
+                    f"{path.name} uses more than {MAX_GEOJSON_KEYS:,} different property names; "
+                    "a layer has a few dozen (leave out the columns it does not need)",
+                    f"{path.name} usa más de {MAX_GEOJSON_KEYS:,} nombres de propiedad "
+                    "distintos; una capa tiene unas decenas (quite las columnas que no necesita)"
+                    .replace(",", "."),
+                )
+            )
+
+
 def _geojson_crs(path: Path) -> None:
     """Every ``crs`` member must name a CRS PROJ knows: GDAL fetches a link's URL, and reads an
     unknown name as WGS 84. Searched in the bytes (one scan of a big file), for every spelling
     GDAL takes as that key: any letter case, any letter escaped (``"\\u0063rs"``)."""
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         _geojson_nul(path, data)
+        _geojson_keys(path, data)
         for key in _CRS_KEY.finditer(data):
             colon = _COLON.match(data, key.end())
             if colon is None:  # a string that reads "crs", not a member
