@@ -154,3 +154,44 @@ async def test_a_reference_beyond_every_integer_is_refused_not_a_500(
     with pytest.raises(GeoComunaError) as refused:
         await write_frame(conn, PARCELS, frame, [square], settings)
     assert refused.value.status == 422 and refused.value.feature == 1
+
+
+async def test_an_upload_takes_its_form_fields_once_each_and_no_others(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """Found from outside: a 'crs' form field beside the file was ignored (coordinates read
+    as lon/lat), and of two 'file' parts the last was read without a word about the first.
+    Options go in the query; the form holds the file, once."""
+    cur = await conn.execute("SELECT count(*) FROM facilities")
+    before = (await cur.fetchone())[0]
+    body = json.dumps(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {"kind": "school", "commune": "EL-MAIZAL"},
+                    "geometry": {"type": "Point", "coordinates": [-69.146, 9.695]},
+                }
+            ],
+        }
+    ).encode()
+    one = ("f.geojson", body, "application/geo+json")
+    for files, data, says in (
+        ([("file", one)], {"crs": "EPSG:2202"}, "unknown form field 'crs'"),
+        ([("file", one), ("file", one)], {}, "'file' given more than once"),
+    ):
+        r = await client.post(
+            "/collections/facilities/import?allow_copies=true&lang=en", files=files, data=data
+        )
+        assert r.status_code == 400 and says in r.json()["detail"], r.text
+    r = await client.post(
+        "/communes/EL-MAIZAL/dems", files=[("file", one)], data={"mode": "upsert"}
+    )
+    assert r.status_code == 400 and "unknown form field 'mode'" in r.json()["detail"], r.text
+    r = await client.post(
+        "/communes/EL-MAIZAL/sync?dry_run=true&lang=es", files=[("file", one)], data={"x": "1"}
+    )
+    assert r.status_code == 400 and "campo de formulario desconocido 'x'" in r.json()["detail"]
+    cur = await conn.execute("SELECT count(*) FROM facilities")
+    assert (await cur.fetchone())[0] == before

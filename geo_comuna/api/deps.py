@@ -57,6 +57,41 @@ RESERVED = {
 CRS84 = crs.CRS84.uri
 
 
+#: the form of an upload of one file
+ONE_FILE = frozenset({"file"})
+
+
+async def only_form_fields(request: Request, names: frozenset[str]) -> None:
+    """A multipart upload gives each of the route's ``names`` at most once and nothing else
+    (the form FastAPI parsed for the route, read again from Starlette's cache). A 'crs'
+    field was ignored, coordinates then read as lon/lat; of two 'file' parts the last was
+    read without a word about the first."""
+    form = await request.form()
+    given = [key for key, _ in form.multi_items()]
+    unknown = sorted(set(given) - names)
+    twice = sorted({key for key in given if given.count(key) > 1})
+    if unknown or twice:
+        what = Said(
+            "; ".join(
+                [f"unknown form field {', '.join(map(repr, unknown))}"] * bool(unknown)
+                + [f"{', '.join(map(repr, twice))} given more than once"] * bool(twice)
+            ),
+            "; ".join(
+                [f"campo de formulario desconocido {', '.join(map(repr, unknown))}"] * bool(unknown)
+                + [f"{', '.join(map(repr, twice))} dado más de una vez"] * bool(twice)
+            ),
+        )
+        takes = ", ".join(sorted(names))
+        raise InvalidInput(
+            Said(
+                f"{what}: this upload takes the form fields {takes}, once each (options go in "
+                "the query: ?crs=, ?mode=...)",
+                f"{what.es}: esta subida toma los campos {takes}, una vez cada uno (las opciones "
+                "van en la consulta: ?crs=, ?mode=...)",
+            )
+        )
+
+
 async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 

@@ -10,10 +10,18 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Path, Query, UploadFile
+from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from geo_comuna.api.deps import LANGS, Conn, ScratchDep, SettingsDep, Writer
+from geo_comuna.api.deps import (
+    LANGS,
+    ONE_FILE,
+    Conn,
+    ScratchDep,
+    SettingsDep,
+    Writer,
+    only_form_fields,
+)
 from geo_comuna.api.scratch import client_name
 from geo_comuna.api.transfer import _save
 from geo_comuna.errors import InvalidFile, Said
@@ -33,6 +41,7 @@ router = APIRouter(tags=["import/export"])
     },
 )
 async def commune_sync(
+    request: Request,
     conn: Conn,
     settings: SettingsDep,
     scratch: ScratchDep,
@@ -76,6 +85,7 @@ async def commune_sync(
     field). One transaction: a refused feature (named by layer and id) writes nothing."""
     commune_id = await require_commune(conn, commune)
     may_sync(user, commune_id, commune)  # before reading a byte of the upload
+    await only_form_fields(request, ONE_FILE)
     name = client_name(file.filename)
     suffix = ".zip" if name.lower().endswith(".zip") else ".gpkg"
     try:

@@ -30,6 +30,7 @@ from geo_comuna.api.deps import (
     SettingsDep,
     Writer,
     base_url,
+    only_form_fields,
     parse_bbox,
 )
 from geo_comuna.api.methods import allow
@@ -490,6 +491,10 @@ async def right_item_options(conn: Conn, user: Reader, feature_id: int) -> Respo
     return await _item_allow(conn, "rights", user, feature_id)
 
 
+#: the form of a document's upload
+DOCUMENT_FORM = frozenset({"file", "title", "party", "right", "parcel"})
+
+
 @router.post(
     "/documents", status_code=201, summary="Upload a source document (PDF, JPEG, PNG, HEIC)"
 )
@@ -506,6 +511,7 @@ async def upload_document(
 ) -> Response:
     """Attach a document to one party, right or parcel. Its type comes from its bytes; a
     name that says another type is refused (415). Photos' EXIF GPS position is kept."""
+    await only_form_fields(request, DOCUMENT_FORM)
     limit = settings.max_document_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:

@@ -14,14 +14,14 @@ import shutil
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, BinaryIO
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
 
 from geo_comuna.accounts import writing
 from geo_comuna.analysis.toolkit.dem import dem_for
 from geo_comuna.analysis.toolkit.hillshade import Params as HillshadeParams
 from geo_comuna.analysis.toolkit.hillshade import commune_hillshade
-from geo_comuna.api.deps import Commune, Conn, ScratchDep, Writer
+from geo_comuna.api.deps import ONE_FILE, Commune, Conn, ScratchDep, Writer, only_form_fields
 from geo_comuna.api.scratch import client_name
 from geo_comuna.errors import Forbidden, InvalidInput, NotFound, Said
 from geo_comuna.io import dems
@@ -36,8 +36,12 @@ def _dem_name(name: str | None, filename: str | None) -> str:
     if name is not None:
         if not _NAME.fullmatch(name):
             raise InvalidInput(
-                f"name {name!r}: use 1-64 letters, digits, '_', '.' or '-', "
-                "starting with a letter or digit"
+                Said(
+                    f"name {name!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a "
+                    "letter or digit",
+                    f"nombre {name!r}: use de 1 a 64 letras, dígitos, '_', '.' o '-', empezando "
+                    "por una letra o un dígito",
+                )
             )
         return name
     stem = PurePosixPath(PureWindowsPath(filename or "").name).stem
@@ -52,6 +56,7 @@ def _save(source: BinaryIO, path: Path) -> None:
 
 @router.post("/communes/{commune}/dems", status_code=201, summary="Upload a DEM")
 async def upload_dem(
+    request: Request,
     conn: Conn,
     user: Writer,
     commune_id: Commune,
@@ -72,7 +77,13 @@ async def upload_dem(
     hillshade use the DEM that covers most of the commune, the finest of those that cover it
     alike. Refused: cells coarser than 1 km, no elevation at all, elevations no ground has."""
     if not user.may_write or (user.role == "editor" and commune_id not in user.communes):
-        raise Forbidden(f"user {user.name!r} may not add DEMs to commune {commune_id}")
+        raise Forbidden(
+            Said(
+                f"user {user.name!r} may not add DEMs to commune {commune_id}",
+                f"el usuario {user.name!r} no puede agregar MDE a la comuna {commune_id}",
+            )
+        )
+    await only_form_fields(request, ONE_FILE)
     label = _dem_name(name, file.filename)
     try:
         with scratch.holding(client_name(file.filename, "dem.tif"), "dem.tif") as path:
@@ -97,7 +108,12 @@ async def list_dems(conn: Conn, commune_id: Commune) -> dict[str, Any]:
 async def remove_dem(conn: Conn, user: Writer, commune_id: Commune, dem_id: int) -> Response:
     """Editors of the commune and admins; the analyses then use the next DEM, if any."""
     if not user.may_write or (user.role == "editor" and commune_id not in user.communes):
-        raise Forbidden(f"user {user.name!r} may not remove DEMs of commune {commune_id}")
+        raise Forbidden(
+            Said(
+                f"user {user.name!r} may not remove DEMs of commune {commune_id}",
+                f"el usuario {user.name!r} no puede quitar MDE de la comuna {commune_id}",
+            )
+        )
     async with writing(conn, user):
         if not await dems.remove(conn, commune_id, dem_id):
             raise NotFound(

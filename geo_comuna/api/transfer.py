@@ -23,6 +23,7 @@ from fastapi.responses import StreamingResponse
 
 from geo_comuna.api.deps import (
     LANGS,
+    ONE_FILE,
     CommuneFilter,
     Conn,
     LayerDep,
@@ -30,6 +31,7 @@ from geo_comuna.api.deps import (
     ScratchDep,
     SettingsDep,
     Writer,
+    only_form_fields,
 )
 from geo_comuna.api.scratch import client_name
 from geo_comuna.errors import InvalidInput, Said
@@ -209,6 +211,7 @@ async def import_upload(
 ) -> ImportReport:
     """All features or none: the first bad one is named by its 1-based position. Coded
     values may be given by code or by their Spanish or English label, in any case."""
+    await only_form_fields(request, ONE_FILE)
     name = client_name(file.filename)
     mapping = Mapping.parse(layer, rename or [], value_map or [])
     try:

@@ -119,13 +119,13 @@ def _geojson_keys(path: Path, data: mmap.mmap) -> None:
     for start in range(0, len(data), _SCAN):  # a name cut at a window's edge counts twice
         names.update(_MEMBER_NAME.findall(data, start, min(start + _SCAN + 300, len(data))))
         if len(names) > MAX_GEOJSON_KEYS:
+            limit = f"{MAX_GEOJSON_KEYS:,}"
             raise InvalidFile(
                 Said(
-                    f"{path.name} uses more than {MAX_GEOJSON_KEYS:,} different property names; "
-                    "a layer has a few dozen (leave out the columns it does not need)",
-                    f"{path.name} usa más de {MAX_GEOJSON_KEYS:,} nombres de propiedad "
-                    "distintos; una capa tiene unas decenas (quite las columnas que no necesita)"
-                    .replace(",", "."),
+                    f"{path.name} uses more than {limit} different property names; a layer "
+                    "has a few dozen (leave out the columns it does not need)",
+                    f"{path.name} usa más de {limit.replace(',', '.')} nombres de propiedad "
+                    "distintos; una capa tiene unas decenas (quite las columnas que no necesita)",
                 )
             )
 
