@@ -529,3 +529,33 @@ def test_f_names_any_format_a_route_serves() -> None:
     assert f_values(Both, "GET", frozenset()) == ["json", "html"]
     assert f_values(Both, "GET", frozenset({"format"})) == []
     assert f_values(Both, "POST", frozenset()) == []
+
+
+async def test_refusals_found_english_only_are_said_in_spanish_too(
+    conn: AsyncConnection, settings: Settings
+) -> None:
+    """Found from outside: a missing feature's page in Spanish read 'capa parcels: no feature
+    999999'; a reversed datetime interval, an unknown analysis, the admin-only refusal and
+    a body over the limit were English only, also with ?lang=es."""
+    small = settings.model_copy(update={"max_body_bytes": 2048})
+    async with api_client(conn, small) as client:
+        page = await client.get(
+            "/collections/parcels/items/999999", params={"f": "html", "lang": "es"}
+        )
+        assert page.status_code == 404 and "no existe la entidad 999999" in page.text
+        assert "no feature" not in page.text
+        for path, params, spanish in (
+            (
+                "/collections/parcels/items",
+                {"datetime": "2021-01-01/2020-01-01"},
+                "el intervalo termina antes de empezar",
+            ),
+            ("/communes/EL-MAIZAL/analyses/no-such", {}, "no hay ningún análisis llamado"),
+            ("/collections/parcels/items", {"bbox": "a,b,c,d"}, "debe ser de números"),
+        ):
+            r = await client.get(path, params={**params, "lang": "es"})
+            assert spanish in r.json()["detail"], (path, r.text)
+        r = await client.post(
+            "/collections/parcels/items", params={"lang": "es"}, content=b"x" * 4096
+        )
+        assert r.status_code == 413 and "supera el límite" in r.json()["detail"], r.text

@@ -86,8 +86,9 @@ class BodyLimit:
         upload = scope["path"].endswith(UPLOAD_PATHS)
         limit = self.settings.max_upload_bytes if upload else self.settings.max_body_bytes
         declared = dict(scope.get("headers", [])).get(b"content-length")
+        spanish = b"lang=es" in scope.get("query_string", b"").split(b"&")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._refuse(send, int(declared), limit)
+            await self._refuse(send, int(declared), limit, spanish)
             return
         seen = 0
 
@@ -102,13 +103,17 @@ class BodyLimit:
         try:
             await self.app(scope, counted, send)
         except _TooBig as exc:
-            await self._refuse(send, exc.size, limit)
+            await self._refuse(send, exc.size, limit, spanish)
 
     @staticmethod
-    async def _refuse(send: Send, size: int, limit: int) -> None:
-        response = problems.problem(
-            413, "too-large", f"the body ({size} bytes or more) is over the limit of {limit} bytes"
+    async def _refuse(send: Send, size: int, limit: int, spanish: bool) -> None:
+        """The 413, in Spanish for ?lang=es (the request is not parsed yet)."""
+        detail = (
+            f"el cuerpo de la petición ({size} bytes o más) supera el límite de {limit} bytes"
+            if spanish
+            else f"the body ({size} bytes or more) is over the limit of {limit} bytes"
         )
+        response = problems.problem(413, "too-large", detail)
         await response({"type": "http"}, _nothing, send)
 
 

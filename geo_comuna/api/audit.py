@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from geo_comuna.api.deps import Admin, Conn, ReaderAccess, SettingsDep, base_url
-from geo_comuna.errors import NotFound
+from geo_comuna.errors import NotFound, Said
 from geo_comuna.features import audit
 from geo_comuna.layers import get_layer
 
@@ -48,7 +48,13 @@ async def parcel_history(
     parcel's commune and admins."""
     rows = await audit.tenure_history(conn, feature_id, access)
     if not rows:
-        raise NotFound(f"no parcel {feature_id} and no history for it", layer="parcels")
+        raise NotFound(
+            Said(
+                f"no parcel {feature_id} and no history for it",
+                f"no existe la parcela {feature_id} ni historial de ella",
+            ),
+            layer="parcels",
+        )
     return {
         "parcel": feature_id,
         "history": rows,

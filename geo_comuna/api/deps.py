@@ -288,7 +288,12 @@ async def writer(user: Annotated[User | None, Depends(current_user)]) -> User:
 
 async def admin(user: Annotated[User, Depends(writer)]) -> User:
     if user.role != "admin":
-        raise Forbidden(f"user {user.name!r} is not an admin")
+        raise Forbidden(
+            Said(
+                f"user {user.name!r} is not an admin",
+                f"el usuario {user.name!r} no es administrador",
+            )
+        )
     return user
 
 
@@ -389,7 +394,12 @@ def parse_bbox(
     try:
         numbers = [float(v) for v in value.split(",")]
     except ValueError:
-        raise InvalidInput(f"bbox {value!r} must be numbers: west,south,east,north") from None
+        raise InvalidInput(
+            Said(
+                f"bbox {value!r} must be numbers: west,south,east,north",
+                f"bbox {value!r} debe ser de números: oeste,sur,este,norte",
+            )
+        ) from None
     return crs.parse_bbox_numbers(numbers, value, bbox_crs)
 
 

@@ -48,7 +48,7 @@ from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.api.pages import HTML_CONTENT, PageLang, html
 from geo_comuna.api.parameters import check_request, own_parameters
 from geo_comuna.api.schema import DESCRIBED_BY, SCHEMA_JSON, SCHEMA_REL
-from geo_comuna.errors import NotFound
+from geo_comuna.errors import NotFound, Said
 from geo_comuna.features import crs, query
 from geo_comuna.features.filters import Filters
 from geo_comuna.features.output import Output
@@ -506,7 +506,9 @@ async def _item(
         held=etags.held(request),
     )
     if found is None:
-        raise NotFound(f"no feature {feature_id}", layer=layer.name)
+        raise NotFound(
+            Said(f"no feature {feature_id}", f"no existe la entidad {feature_id}"), layer=layer.name
+        )
     if found.text is None:  # the client's copy is current: the Feature was not built
         return etags.not_modified(found.etag)
     base = base_url(request, settings)

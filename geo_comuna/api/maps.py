@@ -264,7 +264,9 @@ async def analysis_snippet(
     """Other query parameters are the analysis' own: the snippet's map is drawn with them."""
     styles = Styles.load(settings.styles_path)
     if not known(analysis, styles):
-        raise NotFound(f"no analysis named {analysis!r}")
+        raise NotFound(
+            Said(f"no analysis named {analysis!r}", f"no hay ningún análisis llamado {analysis!r}")
+        )
     params = _params(request, analysis, {"lang"})
     asked = {} if params is None else params.model_dump(mode="json", exclude_defaults=True)
     info = await data.commune_info(conn, commune_id)

@@ -221,7 +221,14 @@ async def check_request(request: Request) -> None:
     if f is not None:
         if f not in honoured:
             choices = ", ".join(f"f={v}" for v in honoured) or "no f"
-            raise NoSuchFormat(f"f={f!r} is not a format of this resource; it takes {choices}")
+            raise NoSuchFormat(
+                Said(
+                    f"f={f!r} is not a format of this resource; it takes {choices}",
+                    f"f={f!r} no es un formato de este recurso; toma {choices}".replace(
+                        "no f", "ningún f"
+                    ),
+                )
+            )
         return  # f chooses the format, whatever Accept says
     served = formats(route)
     accept = request.headers.get("accept")

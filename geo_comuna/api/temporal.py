@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from geo_comuna.errors import InvalidInput
+from geo_comuna.errors import InvalidInput, Said
 from geo_comuna.features.query import Interval
 
 _INSTANT = re.compile(
@@ -25,9 +25,11 @@ _INSTANT = re.compile(
     r"(?P<tz>[Zz]|[+-]\d{2}:\d{2})?|[Tt])?"
 )
 _OPEN = ("", "..")
-_HELP = (
+_HELP = Said(
     "give a date or an RFC 3339 date-time (2020-05-01, 2020-05-01T10:00:00Z) or an interval "
-    "start/end with '..' for an open end (2019-01-01/.., ../2020-12-31)"
+    "start/end with '..' for an open end (2019-01-01/.., ../2020-12-31)",
+    "dé una fecha o una fecha y hora RFC 3339 (2020-05-01, 2020-05-01T10:00:00Z) o un "
+    "intervalo inicio/fin con '..' para un extremo abierto (2019-01-01/.., ../2020-12-31)",
 )
 
 
@@ -38,15 +40,30 @@ def parse_datetime(value: str | None) -> Interval | None:
     text = value.strip()
     if "/" not in text:
         if text in _OPEN:
-            raise InvalidInput(f"datetime {value!r}: an instant cannot be open; {_HELP}")
+            raise InvalidInput(
+                Said(
+                    f"datetime {value!r}: an instant cannot be open; {_HELP}",
+                    f"datetime {value!r}: un instante no puede estar abierto; {_HELP.es}",
+                )
+            )
         day = _day(text, value)
         return Interval(day, day)
     parts = text.split("/")
     if len(parts) != 2:
-        raise InvalidInput(f"datetime {value!r} has more than one '/'; {_HELP}")
+        raise InvalidInput(
+            Said(
+                f"datetime {value!r} has more than one '/'; {_HELP}",
+                f"datetime {value!r} tiene más de una '/'; {_HELP.es}",
+            )
+        )
     start, end = (None if p.strip() in _OPEN else _day(p.strip(), value) for p in parts)
     if start is not None and end is not None and start > end:
-        raise InvalidInput(f"datetime {value!r}: the interval ends before it starts")
+        raise InvalidInput(
+            Said(
+                f"datetime {value!r}: the interval ends before it starts",
+                f"datetime {value!r}: el intervalo termina antes de empezar",
+            )
+        )
     return Interval(start, end)
 
 
@@ -54,7 +71,12 @@ def _day(text: str, value: str) -> dt.date:
     """The UTC day of one instant."""
     match = _INSTANT.fullmatch(text)
     if match is None:
-        raise InvalidInput(f"datetime {value!r}: {text!r} is not a date or date-time; {_HELP}")
+        raise InvalidInput(
+            Said(
+                f"datetime {value!r}: {text!r} is not a date or date-time; {_HELP}",
+                f"datetime {value!r}: {text!r} no es una fecha ni una fecha y hora; {_HELP.es}",
+            )
+        )
     year, month, day = int(match["y"]), int(match["m"]), int(match["d"])
     if year == 0:
         return dt.date.min
@@ -67,7 +89,12 @@ def _day(text: str, value: str) -> dt.date:
             year, month, day, int(match["H"]), int(match["M"]), second, micro, _zone(match["tz"])
         )
     except ValueError as exc:
-        raise InvalidInput(f"datetime {value!r}: {text!r} is not a real moment ({exc})") from None
+        raise InvalidInput(
+            Said(
+                f"datetime {value!r}: {text!r} is not a real moment ({exc})",
+                f"datetime {value!r}: {text!r} no es un momento que exista ({exc})",
+            )
+        ) from None
     try:
         return moment.astimezone(dt.UTC).date()
     except OverflowError:  # within a day of year 1 or 9999: the first or last date

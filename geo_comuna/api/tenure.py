@@ -37,7 +37,7 @@ from geo_comuna.api.methods import allow
 from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.api.pages import HTML_CONTENT, PageLang, html
 from geo_comuna.api.schema import as_geojson_feature
-from geo_comuna.errors import InvalidInput, TooLarge
+from geo_comuna.errors import InvalidInput, Said, TooLarge
 from geo_comuna.features import crs
 from geo_comuna.layers.model import Domain
 from geo_comuna.layers.tenure import PARTY_KIND, RIGHT_KIND, RIGHT_STATUS
@@ -515,7 +515,12 @@ async def upload_document(
     limit = settings.max_document_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
-        raise TooLarge(f"{file.filename or 'the document'}: over the limit of {limit} bytes")
+        raise TooLarge(
+            Said(
+                f"{file.filename or 'the document'}: over the limit of {limit} bytes",
+                f"{file.filename or 'el documento'}: supera el límite de {limit} bytes",
+            )
+        )
     stored = await documents.upload(
         conn,
         user,

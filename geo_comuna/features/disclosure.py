@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from geo_comuna.errors import InvalidInput
+from geo_comuna.errors import InvalidInput, Said
 from geo_comuna.layers import MIN_GROUP, Layer
 
 #: lon/lat decimals of a group's point: ~1 m
@@ -63,7 +63,13 @@ async def groups(conn: AsyncConnection, layer: Layer, commune_id: int) -> Groups
     the area its features cover, with the count and measures; small groups withheld."""
     aggregate = layer.aggregate
     if aggregate is None or layer.commune_ref is None:
-        raise InvalidInput(f"layer {layer.name} has no public aggregate", layer=layer.name)
+        raise InvalidInput(
+            Said(
+                f"layer {layer.name} has no public aggregate",
+                f"la capa {layer.name} no tiene un agregado público",
+            ),
+            layer=layer.name,
+        )
     by = sql.SQL("t.{}").format(sql.Identifier(aggregate.by))
     figures = sql.SQL(", ").join(
         sql.SQL("{}, {}").format(sql.Literal(m.name), sql.SQL(m.sql))  # registry constants

@@ -14,7 +14,7 @@ from typing import Any
 from psycopg import sql
 
 from geo_comuna.accounts import Access
-from geo_comuna.errors import Forbidden, InvalidInput
+from geo_comuna.errors import Forbidden, InvalidInput, Said
 from geo_comuna.features import cql, queryables
 from geo_comuna.features.crs import CRS84, Crs, bbox_condition
 from geo_comuna.features.properties import readable
@@ -127,7 +127,12 @@ def _interval_sql(layer: Layer, interval: Interval, params: dict[str, Any]) -> s
     """The layer's temporal property falls within ``interval``; a feature without a date is
     in no interval (it cannot be placed in time, so it is not shown as if it were)."""
     if layer.temporal is None:
-        raise InvalidInput(f"{layer.name} has no date to filter by with datetime")
+        raise InvalidInput(
+            Said(
+                f"{layer.name} has no date to filter by with datetime",
+                f"{layer.name} no tiene una fecha por la que filtrar con datetime",
+            )
+        )
     column = sql.SQL("t.{}").format(sql.Identifier(layer.temporal))
     clause = sql.SQL("{} IS NOT NULL").format(column)
     if interval.start is not None:

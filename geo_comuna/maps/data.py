@@ -19,7 +19,7 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
 from geo_comuna.accounts import Access
-from geo_comuna.errors import NotFound
+from geo_comuna.errors import NotFound, Said
 from geo_comuna.features.query import Filters, located_where, property_exprs
 from geo_comuna.layers import Layer
 
@@ -53,7 +53,9 @@ async def commune_info(conn: AsyncConnection, commune_id: int) -> CommuneInfo:
     )
     row = await cur.fetchone()
     if row is None:
-        raise NotFound(f"no commune with id {commune_id}")
+        raise NotFound(
+            Said(f"no commune with id {commune_id}", f"no existe la comuna con id {commune_id}")
+        )
     return CommuneInfo(row[0], row[1], row[2], row[3], tuple(row[4:8]))
 
 

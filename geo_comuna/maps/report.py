@@ -33,7 +33,7 @@ from geo_comuna.analysis import disclosure as analysis_disclosure
 from geo_comuna.analysis.base import Analysis, Once, Unfinished, answer, unfinished
 from geo_comuna.analysis.figures import figures
 from geo_comuna.analysis.registry import all_analyses
-from geo_comuna.errors import GeoComunaError, NotFound, TooSlow
+from geo_comuna.errors import GeoComunaError, NotFound, Said, TooSlow
 from geo_comuna.features import breakdown, disclosure
 from geo_comuna.layers import LAYERS
 from geo_comuna.maps import data
@@ -115,7 +115,9 @@ async def _commune(conn: AsyncConnection, commune_id: int) -> dict[str, Any]:
         )
         row = await cur.fetchone()
     if row is None:
-        raise NotFound(f"no commune with id {commune_id}")
+        raise NotFound(
+            Said(f"no commune with id {commune_id}", f"no existe la comuna con id {commune_id}")
+        )
     return row
 
 

@@ -28,7 +28,7 @@ from geo_comuna import work
 from geo_comuna.analysis.base import sql_text
 from geo_comuna.analysis.toolkit.dem import coarsened_warning, elevations
 from geo_comuna.analysis.toolkit.features import PointFeatures
-from geo_comuna.errors import NotFound
+from geo_comuna.errors import NotFound, Said
 from geo_comuna.io.dems import Dem, for_commune
 
 KINDS = ("footpath", "road", "stairway")  # sorted; Network.kind holds indexes into this
@@ -64,7 +64,9 @@ async def utm_srid(conn: AsyncConnection, commune_id: int) -> int:
     )
     row = await cur.fetchone()
     if row is None:
-        raise NotFound(f"no commune with id {commune_id}")
+        raise NotFound(
+            Said(f"no commune with id {commune_id}", f"no existe la comuna con id {commune_id}")
+        )
     return _utm_code(row[0], row[1])
 
 

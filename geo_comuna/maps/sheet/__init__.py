@@ -53,7 +53,9 @@ async def parcel_sheet(
     lo, hi = PG_INTEGER
     found = await reads.load(conn, [parcel_id], user, provider) if lo <= parcel_id <= hi else []
     if not found:
-        raise NotFound(f"no feature {parcel_id}", layer="parcels")
+        raise NotFound(
+            Said(f"no feature {parcel_id}", f"no existe la entidad {parcel_id}"), layer="parcels"
+        )
     sheet = found[0]
     pdf = await work.cpu(document.sheet_pdf, sheet, lang, record_url(base, parcel_id))
     return sheet.code, pdf
