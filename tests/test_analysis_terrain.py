@@ -383,9 +383,11 @@ async def test_hillshade_png_for_leaflet(client: httpx.AsyncClient, conn: AsyncC
     # a Spanish map page says why in Spanish (it said "Análisis no disponible: commune ...
     # has no DEM")
     page = (await client.get("/maps/communes/EL-MAIZAL/terrain")).text
-    assert "no tiene MDE" in page and "has no DEM" not in page
+    assert "no hay modelo de elevación (MDE) de esta comuna" in page and "has no DEM" not in page
     english = (await client.get("/maps/communes/EL-MAIZAL/terrain?lang=en")).text
-    assert "has no DEM" in english
+    assert "no elevation model (DEM) of this commune yet" in english
+    # found from outside: the public page told everyone the commands an editor would run
+    assert "geo-comuna dem add" not in page + english and "POST /communes" not in page + english
 
 
 # --- DEM uploads: HTTP and CLI -------------------------------------------------------------

@@ -179,12 +179,13 @@ async def _features(
             page.t(f"Análisis no disponible: {exc.es}", f"Analysis not available: {exc.en}"),
         )
     except GeoComunaError as exc:
+        said = getattr(exc, "people", None)  # what a page says to everyone (NoDem)
         return (
             None,
             None,
             page.t(
-                f"Análisis no disponible: {exc.said('es')}",
-                f"Analysis not available: {exc.said('en')}",
+                f"Análisis no disponible: {said.es if said else exc.said('es')}",
+                f"Analysis not available: {said if said else exc.said('en')}",
             ),
         )
     except Exception:  # a broken analysis must not take the map page down; logged in full

@@ -41,7 +41,7 @@ async def dem_for(conn: AsyncConnection, commune_id: int) -> Dem:
             ).fetchone()
             or [commune_id]
         )[0]
-        raise NotFound(
+        raise NoDem(
             Said(
                 f"commune {code} has no DEM; add one with `geo-comuna dem add {code} "
                 f"FILE.tif` or POST /communes/{code}/dems",
@@ -50,6 +50,17 @@ async def dem_for(conn: AsyncConnection, commune_id: int) -> Dem:
             )
         )
     return dem
+
+
+class NoDem(NotFound):
+    """A commune without a DEM. The API's reason says how to add one; a page says it to the
+    public without the commands (``people``)."""
+
+    people = Said(
+        "there is no elevation model (DEM) of this commune yet; its editors can add one",
+        "todavía no hay modelo de elevación (MDE) de esta comuna; sus editores pueden agregar "
+        "uno",
+    )
 
 
 @contextmanager
