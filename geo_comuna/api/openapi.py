@@ -99,8 +99,9 @@ def install(app: FastAPI, settings: Settings) -> None:
     CDN defaults: they work offline and their CSP names no other site (api/headers.py). No
     Google fonts for ReDoc, and no online validator badge in Swagger UI (it would send the
     document to validator.swagger.io)."""
-    swagger_js, swagger_css, favicon = (asset.url for asset in SWAGGER_UI)
-    (redoc_js,) = (asset.url for asset in REDOC)
+    here = settings.web_assets_dir
+    swagger_js, swagger_css, favicon = (asset.url_in(here) for asset in SWAGGER_UI)
+    (redoc_js,) = (asset.url_in(here) for asset in REDOC)
     built: dict[str, bytes] = {}
 
     def body(lang: str) -> bytes:

@@ -15,6 +15,8 @@ Font Awesome and Leaflet.awesome-markers (folium's defaults) are not needed at a
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import mimetypes
 import re
 from dataclasses import dataclass
@@ -30,6 +32,15 @@ STATIC_PREFIX = "/static"
 VENDORED = ("leaflet", "leaflet.vectorgrid", "pbf", "geobuf", "swagger-ui-dist", "redoc")
 #: the copies inside the package (Settings.web_assets_dir's default)
 PACKAGE_ASSETS: Path = Settings.model_fields["web_assets_dir"].default
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(path: Path) -> str | None:
+    """The first 12 hex digits of a file's SHA-256; None when it is not there."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    except OSError:
+        return None
 
 
 def static_dirs(web_assets_dir: Path) -> dict[str, Path]:
@@ -53,7 +64,15 @@ class Asset:
 
     @property
     def url(self) -> str:
-        return f"{STATIC_PREFIX}/{self.package}/{self.file}"
+        return self.url_in(PACKAGE_ASSETS)
+
+    def url_in(self, web_assets_dir: Path) -> str:
+        """Where the app serves it, named by the content it serves from ``web_assets_dir``
+        (``?v=``): a browser keeps it for a year (api/maps.mount_static) and asks again
+        only when the file changed."""
+        path = f"{STATIC_PREFIX}/{self.package}/{self.file}"
+        digest = _digest(self.path(web_assets_dir))
+        return f"{path}?v={digest}" if digest else path
 
     @property
     def is_css(self) -> bool:
@@ -120,7 +139,7 @@ def tags(
         if not inline:
             if not asset.path(web_assets_dir).is_file():
                 asset.read(web_assets_dir)  # raises MapAssetsMissing with the fix
-            href = f"{base}{asset.url}"
+            href = f"{base}{asset.url_in(web_assets_dir)}"
             out.append(
                 f'<link rel="stylesheet" href="{href}"/>'
                 if asset.is_css

@@ -58,8 +58,7 @@ class NoDem(NotFound):
 
     people = Said(
         "there is no elevation model (DEM) of this commune yet; its editors can add one",
-        "todavía no hay modelo de elevación (MDE) de esta comuna; sus editores pueden agregar "
-        "uno",
+        "todavía no hay modelo de elevación (MDE) de esta comuna; sus editores pueden agregar uno",
     )
 
 
