@@ -39,6 +39,7 @@ from geo_comuna.api.deps import (
     base_url,
 )
 from geo_comuna.api.headers import embed_headers
+from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.api.parameters import own_parameters, single_values
 from geo_comuna.errors import InvalidInput, NotFound, Said, said
 from geo_comuna.features import tiles
@@ -120,8 +121,9 @@ def _snippet(
     lang: str,
     title: str,
     asked: dict[str, Any] | None = None,
-) -> dict[str, str]:
-    """The <iframe> for ``path``'s map, with the analysis parameters ``asked``."""
+) -> Any:
+    """The <iframe> for ``path``'s map, with the analysis parameters ``asked``: as JSON, or
+    as a page for a person's browser."""
     base = base_url(request, settings)
     asked = asked or {}
     url = f"{base}{path}?{urlencode({**asked, 'embed': 'true', 'lang': lang})}"
@@ -148,7 +150,58 @@ def _snippet(
             ),
             lang,
         )
+    if wants_html(request):  # a person who followed the map's "Insertar" link
+        return _snippet_page(snippet, title, page_lang(request))
     return snippet
+
+
+#: what an embed snippet comes as: JSON for a program, a page for a person (_snippet_page)
+SNIPPET_FORMATS: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}, "text/html": {}}}
+}
+#: the words of the page that hands over a map's <iframe>
+_SNIPPET_WORDS = {
+    "es": {
+        "title": "Insertar el mapa",
+        "how": "Copie este código (selecciónelo y pulse Ctrl+C) y péguelo en la página o el "
+        "informe donde quiera el mapa:",
+        "file": "Un mapa que funciona sin conexión: descargar el archivo HTML",
+        "preview": "Así se verá:",
+        "back": "Volver al mapa",
+    },
+    "en": {
+        "title": "Embed the map",
+        "how": "Copy this code (select it and press Ctrl+C) and paste it into the page or "
+        "report where you want the map:",
+        "file": "A map that works offline: download the HTML file",
+        "preview": "What it will look like:",
+        "back": "Back to the map",
+    },
+}
+
+
+def _snippet_page(snippet: dict[str, str], title: str, lang: str) -> HTMLResponse:
+    """The <iframe> code as a page for a person: a box to copy it from, the offline file,
+    and the map as it will show. It was the JSON document, escaped markup and all."""
+    words = _SNIPPET_WORDS[lang]
+    back = snippet["url"].replace("embed=true", "embed=false")
+    warning = f'<p class="warn">{escape(snippet["warning"])}</p>' if "warning" in snippet else ""
+    body = (
+        f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8"/>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"/>'
+        f"<title>{escape(words['title'])} · {escape(title)}</title><style>body{{font:16px/1.5 "
+        "system-ui,Arial,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;"
+        "color:#1b1b1b}h1{font-size:1.4rem;color:#08519c}textarea{width:100%;font:13px "
+        "ui-monospace,monospace;box-sizing:border-box}.warn{background:#fff3cd;padding:.5rem}"
+        "</style></head><body>"
+        f"<h1>{escape(words['title'])}: {escape(title)}</h1>{warning}"
+        f'<p><label for="code">{escape(words["how"])}</label></p>'
+        f'<textarea id="code" rows="4" readonly>{escape(snippet["html"])}</textarea>'
+        f'<p><a href="{escape(snippet["standalone_url"])}">{escape(words["file"])}</a> · '
+        f'<a href="{escape(back)}">{escape(words["back"])}</a></p>'
+        f"<p>{escape(words['preview'])}</p>{snippet['html']}</body></html>"
+    )
+    return HTMLResponse(body, headers={"Vary": "Accept, Accept-Language"})
 
 
 @router.get(
@@ -168,7 +221,11 @@ async def national(
     return _html(html, standalone, _named("communes", lang), settings if embed else None)
 
 
-@router.get("/maps/national/embed-snippet", summary="The <iframe> to paste for the national map")
+@router.get(
+    "/maps/national/embed-snippet",
+    summary="The <iframe> to paste for the national map",
+    responses=SNIPPET_FORMATS,
+)
 async def national_snippet(
     request: Request, settings: SettingsDep, lang: LabelLang
 ) -> dict[str, str]:
@@ -203,7 +260,9 @@ async def commune(
 
 
 @router.get(
-    "/maps/communes/{commune}/embed-snippet", summary="The <iframe> to paste for a commune's map"
+    "/maps/communes/{commune}/embed-snippet",
+    summary="The <iframe> to paste for a commune's map",
+    responses=SNIPPET_FORMATS,
 )
 async def commune_snippet(
     request: Request,
@@ -252,6 +311,7 @@ async def analysis(
 @router.get(
     "/maps/communes/{commune}/{analysis}/embed-snippet",
     summary="The <iframe> to paste for an analysis map",
+    responses=SNIPPET_FORMATS,
 )
 @own_parameters  # the analysis' own, as the map takes them
 async def analysis_snippet(

@@ -11,6 +11,7 @@ import re
 import subprocess
 import time
 import zipfile
+from html import unescape as html_unescape
 from pathlib import Path
 
 import httpx
@@ -112,6 +113,26 @@ async def test_embed_snippet(client: httpx.AsyncClient) -> None:
     assert "/maps/national?embed=true" in r.json()["url"]
     r = await client.get("/maps/communes/EL-MAIZAL/water-hookups/embed-snippet")
     assert "/maps/communes/EL-MAIZAL/water-hookups?embed=true" in r.json()["url"]
+
+
+async def test_the_embed_link_gives_a_person_a_page_to_copy_the_code_from(
+    client: httpx.AsyncClient,
+) -> None:
+    """Found from outside: the map's "Insertar" link opened the JSON document, its iframe
+    escaped inside a string. A browser now gets a page: the code in a box to copy, the
+    offline file, and the map as it will show; a program still gets the JSON."""
+    path = "/maps/communes/EL-MAIZAL/embed-snippet"
+    program = (await client.get(path)).json()
+    r = await client.get(path, headers={"accept": "text/html", "accept-language": "es"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    page = r.text
+    assert '<html lang="es">' in page and "Insertar el mapa: El Maizal" in page
+    box = re.search(r'<textarea id="code" rows="4" readonly>([^<]*)</textarea>', page)
+    assert box and html_unescape(box[1]) == program["html"], page
+    assert program["html"] in page  # the preview
+    assert html_unescape(page).count(program["standalone_url"]) == 1
+    english = await client.get(path, params={"lang": "en"}, headers={"accept": "text/html"})
+    assert "Embed the map: El Maizal" in english.text
 
 
 async def test_an_analysis_maps_links_keep_the_analysis_and_its_parameters(

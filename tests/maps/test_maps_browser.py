@@ -326,6 +326,13 @@ def test_embed_page_fills_an_iframe(page: Any, server: str) -> None:
         "window.innerWidth, document.querySelectorAll('.gc-bar').length]"
     )
     assert size[0] == size[1] and size[2] == 0
+    # found from outside: open, the layer list and the legend covered ~60 % of the frame;
+    # inside another page both start folded, a click away
+    folded = inner.evaluate(
+        "() => [document.querySelector('.gc-legend').classList.contains('gc-folded'), "
+        "document.querySelector('.leaflet-control-layers-expanded') === null]"
+    )
+    assert folded == [True, True], folded
     assert visit.errors == []
     page.screenshot(path=str(ARTIFACTS / "embedded-monte-sinai.png"))
 

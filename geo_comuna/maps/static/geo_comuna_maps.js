@@ -18,6 +18,11 @@
   G.ready = false;
   /* A map narrower than this (px) is on a phone: its layer list and legend start folded. */
   var NARROW = 600;
+  /* A map inside another page (an iframe: an embedded map, a report's) starts with both
+   * folded too: open, they covered some 60 % of a 700 px frame. */
+  var FRAMED = (function () {
+    try { return window.self !== window.top; } catch (e) { return true; }
+  })();
   G.readyAt = null;
 
   if (window.L && L.Control && L.Control.Layers) {
@@ -26,7 +31,7 @@
     var makeLayers = L.Control.Layers.prototype.initialize;
     L.Control.Layers.prototype.initialize = function (base, overlays, options) {
       makeLayers.call(this, base, overlays, options);
-      if (window.innerWidth < NARROW) { this.options.collapsed = true; }
+      if (window.innerWidth < NARROW || FRAMED) { this.options.collapsed = true; }
     };
   }
 
@@ -462,7 +467,7 @@
       var saved = remembered();
       // folded at first on a small screen (a phone): open, it covered most of the map
       var size = map.getSize();
-      fold(saved === null ? size.y < 480 || size.x < NARROW : saved === "1");
+      fold(saved === null ? size.y < 480 || size.x < NARROW || FRAMED : saved === "1");
       L.DomEvent.on(button, "click", function () {
         var folded = !div.classList.contains("gc-folded");
         fold(folded);
