@@ -34,6 +34,7 @@ from geo_comuna.errors import (
     InvalidAttribute,
     InvalidFile,
     InvalidGeometry,
+    Said,
     TooLarge,
 )
 from geo_comuna.features import edit, validate
@@ -650,6 +651,27 @@ async def test_deleting_a_feature_the_server_changed_since_is_a_conflict(
     assert again.missing == ([] if resolve == "ours" else [a])
 
 
+async def test_a_feature_changed_in_the_field_and_deleted_on_the_server_is_named_by_its_code(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Changed in the field and deleted on the server is a conflict; found from outside, it
+    was said 'conflicto 40' alone: the server's row is gone, and the code is the file's."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    (parcel,) = await _parcels(conn, 1)
+    cur = await conn.execute("SELECT code FROM parcels WHERE id = %s", (parcel,))
+    (code,) = await cur.fetchone()
+    _set_tenure(
+        gpkg, parcel, "disputed" if (await _row(conn, parcel))[0] != "disputed" else "occupied"
+    )
+    await edit.remove(conn, PARCELS, parcel, local_admin())
+    report = await _sync(conn, settings, gpkg, tmp_path, dry_run=True)
+    [conflict] = report.layers["parcels"].conflicts
+    assert (conflict.id, conflict.server_version, conflict.code) == (parcel, None, code)
+    lines = "\n".join(summary(report, "es"))
+    assert f"conflicto {parcel} ({code}): borrada en el servidor" in lines, lines
+
+
 async def test_a_shape_moved_on_the_server_only_stands(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:
@@ -1119,8 +1141,18 @@ def test_the_summary_says_fields_and_values_as_people_read_them() -> None:
         {"layer": "parcels", "feature": 32, "reason": reason, "area_change_pct": None},
     ]
     lines = "\n".join(summary(report, "es"))
-    assert "  reparada parcels 31: Nested shells[1 1] (área -35,3 %)" in lines, lines
-    assert f"  reparada parcels 32: {reason}\n" in lines, lines
+    assert "  reparada Parcelas (parcels) 31: Nested shells[1 1] (área -35,3 %)" in lines, lines
+    assert f"  reparada Parcelas (parcels) 32: {reason}\n" in lines, lines
+    # a new feature's row is said in the summary's language (it read "reparada parcels row 9")
+    report.repairs = [
+        {
+            "layer": "parcels",
+            "feature": Said("row 9", "fila 9"),
+            "reason": reason,
+            "area_change_pct": None,
+        }
+    ]
+    assert "  reparada Parcelas (parcels) fila 9: " in "\n".join(summary(report, "es"))
     report.repairs = []
 
     # what to do next, as the command line offers it and as the page does

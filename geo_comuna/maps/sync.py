@@ -567,7 +567,10 @@ def compare(
             raise _not_from_package(layer, feature.id)
         if feature.id not in stored:  # deleted on the server (or never of this commune)
             if base is None or _changed_by_team(feature, base, [*columns, "geometry"]):
-                out.conflicts.append(Conflict(feature.id, feature.version, None, {}, resolve))
+                code = feature.properties.get("code")  # the server's row is gone: the file's
+                out.conflicts.append(
+                    Conflict(feature.id, feature.version, None, {}, resolve, _norm(code))
+                )
             continue  # else the team left it as it was: the server's deletion stands
         version, values, wkb = stored[feature.id]
         geometry = None if wkb is None else shapely.from_wkb(wkb)
@@ -982,7 +985,7 @@ async def _apply_layer(
 
         async def add(body: dict = body, row: int = row, fid: int | None = feature.fid) -> None:
             done = await edit.create(conn, layer, body, settings, user, repair=repair, lang=lang)
-            kept(done, f"row {row}")
+            kept(done, Said(f"row {row}", f"fila {row}"))
             await record_row(conn, package, layer, fid, done)
 
         written += await each(new, add)

@@ -144,8 +144,10 @@ def _repaired(t: dict[str, Any], repair: dict[str, Any], lang: str) -> str:
     if pct is not None:
         change = t["area_change"].format(pct=f"{'+' if pct > 0 else ''}{number(lang)(pct)} %")
     return t["repaired"].format(
-        layer=repair["layer"],
-        feature=repair["feature"],
+        layer=_titled(repair["layer"], None, lang),
+        feature=said(repair["feature"], lang)
+        if isinstance(repair["feature"], str)
+        else repair["feature"],
         reason=said(repair["reason"], lang),
         pct=change,
     )
