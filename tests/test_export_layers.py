@@ -269,3 +269,15 @@ async def test_more_exports_at_once_than_the_pool_has_threads_all_finish(
         for c in conns:
             await c.close()
         small.shutdown(wait=False)
+
+
+def test_a_format_and_a_suffix_that_disagree_are_refused(own_db: str, tmp_path: Path) -> None:
+    """Found from outside: --format shp wrote its zip to p.shp, which GDAL and QGIS cannot
+    open. A suffix that names no file of the format asked is refused, saying what to name
+    it; .json for GeoJSON and a suffix that agrees are fine."""
+    shp = tmp_path / "p.shp"
+    done = _cli(own_db, "--lang", "en", "export", "parcels", str(shp), "--format", "shp")
+    assert done.returncode != 0 and "name it 'p.zip'" in done.stderr, done.stderr
+    assert not shp.exists()
+    fine = _cli(own_db, "export", "parcels", str(tmp_path / "p.json"), "--format", "geojson")
+    assert fine.returncode == 0, fine.stderr

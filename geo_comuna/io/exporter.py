@@ -92,10 +92,24 @@ class ExportReport:
 
 
 def format_for(path: Path, name: str | None = None) -> Format:
-    """The format asked for by name, else the one the file's suffix says (.zip = Shapefile)."""
-    if name:
-        return get_format(name)
+    """The format asked for by name, else the one the file's suffix says (.zip = Shapefile).
+    A name and a suffix that disagree are refused: --format shp wrote its zip to p.shp, which
+    no GIS opens."""
     suffix = path.suffix.lower()
+    if name:
+        fmt = get_format(name)
+        alike = suffix == fmt.suffix or (fmt.name == "geojson" and suffix == ".json")
+        if suffix and not alike and not path.is_dir():
+            named = path.with_suffix(fmt.suffix).name
+            raise Unsupported(
+                Said(
+                    f"--format {fmt.name} writes {fmt.suffix} files, and {path.name!r} says "
+                    f"{suffix}: name it {named!r}",
+                    f"--format {fmt.name} escribe archivos {fmt.suffix}, y {path.name!r} dice "
+                    f"{suffix}: nómbrelo {named!r}",
+                )
+            )
+        return fmt
     found = next((f for f in FORMATS.values() if f.suffix == suffix), None)
     if suffix == ".json":
         found = FORMATS["geojson"]
