@@ -107,6 +107,38 @@ async def test_upsert_updates_the_changed_feature_only(
     assert after[target][2] == new_tenure and after[target][3] != before[target][3]
 
 
+async def test_a_dry_run_says_what_an_import_would_write_and_writes_nothing(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path, maizal: int
+) -> None:
+    """Found from outside: an upsert of an older export silently undid later edits, and an
+    import, unlike a sync, had no dry run to see first what it would change. A dry run makes
+    the whole import, with every check and refusal, then undoes it."""
+    before = await versions(conn, maizal)
+    file = await exported(conn, tmp_path, maizal)
+    frame = pyogrio.read_dataframe(file)
+    frame.loc[1, "tenure"] = next(
+        t for t in ("disputed", "abandoned") if t != frame.loc[1, "tenure"]
+    )
+    changed = tmp_path / "changed.gpkg"
+    pyogrio.write_dataframe(frame, changed)
+
+    def post(query: str, path: Path) -> httpx.Response:
+        return client.post(
+            f"/collections/parcels/import{query}", files={"file": (path.name, path.read_bytes())}
+        )
+
+    tried = await post("?mode=upsert&dry_run=true", changed)
+    assert tried.status_code == 201, tried.text  # the answer an import of it gets
+    got = tried.json()
+    assert got["dry_run"] is True and (got["inserted"], got["updated"]) == (0, 1)
+    assert got["unchanged"] == len(before) - 1
+    refused = await post("?dry_run=true", file)  # a plain import of it: refused, as it would be
+    assert refused.status_code == 409, refused.text
+    assert await versions(conn, maizal) == before  # nothing written, no version moved
+    done = await post("?mode=upsert", changed)
+    assert done.json()["dry_run"] is False and done.json()["updated"] == 1
+
+
 async def notes_and_uses(conn: AsyncConnection, commune_id: int) -> dict[str, tuple]:
     cur = await conn.execute(
         "SELECT code, tenure, land_use, notes FROM parcels WHERE commune_id = %s", (commune_id,)
@@ -241,6 +273,10 @@ def test_cli_upsert(own_db: str, tmp_path: Path) -> None:
     again = runner.invoke(cli_app, ["import", "parcels", str(out)], env=env)
     assert again.exit_code != 0 and "already stored as parcels feature" in again.stderr
     assert "feature 1" in again.stderr
+    tried = runner.invoke(
+        cli_app, ["import", "parcels", str(out), "--upsert", "--dry-run"], env=env
+    )
+    assert tried.exit_code == 0 and json.loads(tried.stdout[tried.stdout.index("{") :])["dry_run"]
     upserted = runner.invoke(cli_app, ["import", "parcels", str(out), "--upsert"], env=env)
     assert upserted.exit_code == 0, upserted.stderr
     report = json.loads(upserted.stdout[upserted.stdout.index("{") :])

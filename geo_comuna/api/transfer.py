@@ -183,6 +183,13 @@ async def import_upload(
             "their version) and inserts the rest"
         ),
     ] = "insert",
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="make the whole import, with every check, then undo it: the report "
+            "says what it would write"
+        ),
+    ] = False,
     allow_copies: Annotated[
         bool,
         Query(
@@ -230,6 +237,7 @@ async def import_upload(
                 mapping=mapping,
                 lang=lang,
                 allow_copies=allow_copies,
+                dry_run=dry_run,
             )
             report = await _unless_gone(request, importing)
     finally:

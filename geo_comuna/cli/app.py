@@ -279,6 +279,14 @@ def import_(
             "in every field and shape) instead of refusing the import",
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="make the whole import, with every check, then undo it: the report says what "
+            "it would write (insert, update, leave unchanged)",
+        ),
+    ] = False,
     rename: Annotated[
         list[str] | None,
         typer.Option(
@@ -310,7 +318,7 @@ def import_(
     with unseen("pandas", "geopandas"):
         report = _import(
             layer, file, crs, commune, repair, upsert, rename or [], value_map or [], lang,
-            allow_copies,
+            allow_copies, dry_run,
         )  # fmt: skip
     typer.echo(json.dumps(report.__dict__, indent=2, default=str, ensure_ascii=False))
 
@@ -326,6 +334,7 @@ def _import(
     value_map: list[str],
     lang: str | None,
     allow_copies: bool = False,
+    dry_run: bool = False,
 ) -> ImportReport:
     from geo_comuna.io import reading
     from geo_comuna.io.importer import Mapping
@@ -357,6 +366,7 @@ def _import(
             mapping=mapping,
             lang=lang,
             allow_copies=allow_copies,
+            dry_run=dry_run,
         ),
         settings,
     )

@@ -97,6 +97,11 @@ SPANISH = {
         "actualizar la entidad guardada con la misma clave natural (el código de una parcela en "
         "su comuna) en vez de rechazar la importación; las que no cambian quedan como están"
     ),
+    "make the whole import, with every check, then undo it: the report says what it would "
+    "write (insert, update, leave unchanged)": (
+        "hacer toda la importación, con cada comprobación, y deshacerla: el informe dice lo que "
+        "escribiría (insertar, actualizar, dejar sin cambios)"
+    ),
     "COLUMN=PROPERTY: the file's column holding a property (repeatable)": (
         "COLUMNA=CAMPO: la columna del archivo que tiene un campo (repetible)"
     ),

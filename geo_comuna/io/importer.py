@@ -86,6 +86,8 @@ class ImportReport:
     #: an upsert's properties the file has no column for: a stored feature it updates keeps
     #: its own values of them (a feature it adds has none)
     kept_columns: list[str] = field(default_factory=list)
+    #: made and rolled back: the counts say what the import would write
+    dry_run: bool = False
 
 
 def _check_utf8(table: pa.Table, name: str) -> None:
@@ -381,12 +383,14 @@ async def write(
     lang: str = "es",
     given: Sequence[str] | None = None,
     allow_copies: bool = False,
+    dry_run: bool = False,
 ) -> Written:
     """Validate the features of ``source`` (io/pieces.py) and COPY them, in one transaction.
     ``defaults``: references.resolve's. ``given``: the properties the file has columns for
     (None: all); an upsert updates only those of a stored feature, and its shape. Into a
     layer without a natural key, a feature the layer holds already (every field and the
-    shape) is refused unless ``allow_copies`` (bulk.refuse_copies).
+    shape) is refused unless ``allow_copies`` (bulk.refuse_copies). ``dry_run``: the whole
+    import is made, then rolled back: what it would write, with every refusal it would make.
 
     A feature whose natural key (``Layer.natural_key``) repeats in the file is refused; one
     whose key is stored is refused too (``mode`` "insert") or updates the stored feature
@@ -466,39 +470,51 @@ async def write(
     # an import is long by nature: its pieces are bound by their size (and the file by
     # max_features_per_import), not by a request's deadline; a repair in it still stops after
     # Limits.compute_seconds (work.isolated)
-    with work.scope(work.limits(), None, None, work.cache()):
-        async with writing(conn, user, row_security=not admin):
-            await conn.execute("SET LOCAL statement_timeout = 0")  # a queue and a long COPY
-            await bulk.queue_import(conn, layer)
-            # what the file's keys may meet: the features stored before this import
-            before = await keys.stored_before(conn, layer) if layer.natural_key else None
-            upsert = mode == "upsert" and before is not None
-            copies_after = None
-            if not layer.natural_key and not allow_copies:
-                copies_after = await bulk.last_id(conn, layer)
-            chunks = pieces.stream(
-                conn,
-                layer,
-                source,
-                check,
-                defaults=defaults,
-                before=before,
-                refuse_stored=mode == "insert",
-                scoped=not admin,
-            )
-            async with aclosing(chunks):
-                inserted, updated = await bulk.copy_in(
+    try:
+        with work.scope(work.limits(), None, None, work.cache()):
+            async with writing(conn, user, row_security=not admin):
+                await conn.execute("SET LOCAL statement_timeout = 0")  # a queue and a long COPY
+                await bulk.queue_import(conn, layer)
+                # what the file's keys may meet: the features stored before this import
+                before = await keys.stored_before(conn, layer) if layer.natural_key else None
+                upsert = mode == "upsert" and before is not None
+                copies_after = None
+                if not layer.natural_key and not allow_copies:
+                    copies_after = await bulk.last_id(conn, layer)
+                chunks = pieces.stream(
                     conn,
                     layer,
-                    chunks,
-                    rows=total,
-                    staged=not admin,
-                    upsert_key=keys.columns(layer) if upsert else None,
-                    upsert_columns=_updated_columns(layer, given, defaults),
+                    source,
+                    check,
+                    defaults=defaults,
+                    before=before,
+                    refuse_stored=mode == "insert",
+                    scoped=not admin,
                 )
-            if copies_after is not None:
-                await bulk.refuse_copies(conn, layer, copies_after)
+                async with aclosing(chunks):
+                    inserted, updated = await bulk.copy_in(
+                        conn,
+                        layer,
+                        chunks,
+                        rows=total,
+                        staged=not admin,
+                        upsert_key=keys.columns(layer) if upsert else None,
+                        upsert_columns=_updated_columns(layer, given, defaults),
+                    )
+                if copies_after is not None:
+                    await bulk.refuse_copies(conn, layer, copies_after)
+                if dry_run:  # every check made and every row written: now undone
+                    raise _Tried(Written(sum(sent), inserted, updated, repairs))
+    except _Tried as tried:
+        return tried.written
     return Written(sum(sent), inserted, updated, repairs)
+
+
+class _Tried(Exception):
+    """A dry run's import, written and rolled back: what it would have written."""
+
+    def __init__(self, written: Written) -> None:
+        self.written = written
 
 
 def _updated_columns(
@@ -534,12 +550,13 @@ async def import_file(
     mapping: Mapping | None = None,
     lang: str = "es",
     allow_copies: bool = False,
+    dry_run: bool = False,
 ) -> ImportReport:
     """Read, reproject, validate and COPY ``path`` into ``layer``: all or nothing.
     ``reading``: GDAL's read of ``path``, already started by reading.start(). ``mode``: what
     a feature whose natural key is stored does (write_frame); ``mapping``: the file's own
-    column names and values; ``lang``: the labels' language in messages; ``allow_copies``:
-    see write."""
+    column names and values; ``lang``: the labels' language in messages; ``allow_copies``
+    and ``dry_run``: see write."""
     check_mode(layer, mode)  # before a possibly big file is read
     mapping = mapping or Mapping()
     say = progress or (lambda _msg: None)
@@ -572,6 +589,7 @@ async def import_file(
             lang=lang,
             given=given,
             allow_copies=allow_copies,
+            dry_run=dry_run,
         )
     finally:
         raw.close()
@@ -590,6 +608,7 @@ async def import_file(
         written.repairs,
         seconds,
         kept_columns=_kept(layer, mode, given, defaults),
+        dry_run=dry_run,
     )
 
 
