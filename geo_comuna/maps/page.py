@@ -149,7 +149,7 @@ def finish(
             f'<a href="{escape(href)}">{escape(text)}</a>' for text, href in links or []
         )
         root.html.add_child(
-            raw_html(f'<div class="gc-bar"><strong>{escape(title)}</strong>{items}</div>'),
+            raw_html(f'<div class="gc-bar"><h1>{escape(title)}</h1>{items}</div>'),
             name="gc_bar",
         )
     html = root.render()

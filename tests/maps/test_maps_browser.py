@@ -759,7 +759,7 @@ def test_no_script_runs_from_feature_properties(
                 }
             }
         }""")
-        bar = tab.locator(".gc-bar strong").text_content()
+        bar = tab.locator(".gc-bar h1").text_content()
         tab.goto(f"{base}/communes/EL-MAIZAL/report")
         heading = tab.locator("h1").text_content()
     assert SCRIPT in shown and IMG in shown  # shown as text
@@ -949,3 +949,23 @@ def test_the_electricity_maps_lines_say_what_they_are(member: Any, server: str) 
         }
     }""")
     assert cells == ["Grupo"], cells
+
+
+def test_a_keyboard_reaches_the_maps_controls_not_its_shapes(page: Any, server: str) -> None:
+    """Found from outside: Tab went through every shape of El Maizal's map (145 stops, each
+    a popup a key could not open) before the zoom and the legend; and the page had no
+    heading. Its title is its h1, and the shapes are out of the tab order."""
+    open_map(page, f"{server}/maps/communes/EL-MAIZAL?lang=es")
+    assert page.locator("h1").text_content() == "El Maizal"
+    reached = []
+    for _ in range(35):  # the title bar's links, the zoom, the layer list, the legend
+        page.keyboard.press("Tab")
+        reached.append(
+            page.evaluate(
+                "() => document.activeElement.tagName + ' ' + "
+                "(document.activeElement.getAttribute('class') || '')"
+            )
+        )
+    assert not [r for r in reached if r.startswith("path")], reached
+    assert any("leaflet-control-zoom-in" in r for r in reached), reached
+    assert any("gc-legend-toggle" in r for r in reached), reached

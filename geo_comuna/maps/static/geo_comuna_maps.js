@@ -171,6 +171,12 @@
   }
 
   function bindGeojson(spec, layer, props) {
+    // Chromium puts every clickable shape in the tab order: a keyboard went through 145 of
+    // them (popups they cannot open) before the zoom and the legend
+    layer.on("add", function () {
+      var shape = layer.getElement && layer.getElement();
+      if (shape) { shape.setAttribute("tabindex", "-1"); }
+    });
     if (hovers()) {
       layer.bindTooltip(function () { return G.table(spec, props, "tooltip"); }, { sticky: true });
     }
