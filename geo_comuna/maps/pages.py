@@ -271,7 +271,11 @@ async def communes(
     kinds = layer.attribute("kind").domain
     statuses = layer.attribute("status").domain
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT id, code, name, kind, status FROM communes ORDER BY name, code")
+        await cur.execute(
+            "SELECT id, code, name, kind, status, "
+            "EXISTS (SELECT FROM dems d WHERE d.commune_id = c.id) AS has_dem "
+            "FROM communes c ORDER BY name, code"
+        )
         rows = await cur.fetchall()
     parts = {entry["id"]: entry for entry in await breakdown.communes(conn, None, access)}
     out = []
@@ -290,6 +294,7 @@ async def communes(
                 "states": states,
                 "across": len(states) > 1,
                 "area_ha": entry["area_ha"],
+                "has_dem": row["has_dem"],
             }
         )
     return out
@@ -353,6 +358,11 @@ def communes_index(base: str, lang: str, rows: list[dict[str, Any]], styles: Sty
     )
 
 
+#: the analysis maps that draw nothing without a commune's DEM: not offered for a commune
+#: without one (every link of the index went to a page saying there was none)
+NEEDS_DEM = frozenset({"terrain"})
+
+
 def maps_index(base: str, lang: str, rows: list[dict[str, Any]], styles: Styles) -> str:
     return _render(
         "maps.html",
@@ -362,6 +372,7 @@ def maps_index(base: str, lang: str, rows: list[dict[str, Any]], styles: Styles)
         communes=rows,
         communes_count=count_communes(len(rows), lang),
         analyses=analysis_maps(styles, lang),
+        needs_dem=NEEDS_DEM,
         title=WORDS[lang]["maps"],
     )
 
