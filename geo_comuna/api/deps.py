@@ -82,12 +82,14 @@ async def only_form_fields(request: Request, names: frozenset[str]) -> None:
             ),
         )
         takes = ", ".join(sorted(names))
+        one = len(names) == 1
         raise InvalidInput(
             Said(
-                f"{what}: this upload takes the form fields {takes}, once each (options go in "
-                "the query: ?crs=, ?mode=...)",
-                f"{what.es}: esta subida toma los campos {takes}, una vez cada uno (las opciones "
-                "van en la consulta: ?crs=, ?mode=...)",
+                f"{what}: this upload takes the form field{'' if one else 's'} {takes}, "
+                f"{'once' if one else 'once each'} (options go in the query: ?crs=, ?mode=...)",
+                f"{what.es}: esta subida toma {'el campo' if one else 'los campos'} {takes}, "
+                f"{'una sola vez' if one else 'una vez cada uno'} (las opciones van en la "
+                "consulta: ?crs=, ?mode=...)",
             )
         )
 
