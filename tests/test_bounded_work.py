@@ -8,6 +8,8 @@ import asyncio
 import json
 import statistics
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import shapely
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
 from geo_comuna.analysis.registry import all_analyses
@@ -253,34 +255,42 @@ async def test_a_repair_that_splits_a_ring_into_too_many_parts_is_413(
     assert r.json()["feature"] == 1 and await count(conn) == before
 
 
+@asynccontextmanager
+async def locked(own_db: str, settings: Settings, table: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app of ``settings`` while another connection holds ``table`` locked:
+    whatever reads it waits until a deadline stops it."""
+    app = create_app(settings, conninfo=own_db)
+    blocker = await AsyncConnection.connect(own_db)
+    try:
+        async with app.router.lifespan_context(app):
+            await blocker.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                sql.Identifier(table)
+            ))  # fmt: skip
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                yield client
+    finally:
+        await blocker.rollback()
+        await blocker.close()
+
+
 async def test_a_query_past_the_timeout_is_said_in_the_language_asked(
     own_db: str, settings: Settings
 ) -> None:
     """The database's own refusals (a statement timeout here) were said in English only,
     also to a Spanish browser: now in the language asked, as a page for a person."""
     hurried = settings.model_copy(update={"statement_timeout_ms": 200})
-    app = create_app(hurried, conninfo=own_db)
-    blocker = await AsyncConnection.connect(own_db)
-    try:
-        async with app.router.lifespan_context(app):
-            await blocker.execute("LOCK TABLE parcels IN ACCESS EXCLUSIVE MODE")
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                path = "/collections/parcels/items"
-                r = await client.get(path)
-                assert r.status_code == 503 and "statement timeout" in r.json()["detail"], r.text
-                r = await client.get(path, params={"lang": "es"})
-                assert r.status_code == 503, r.text
-                assert "la consulta tardó más que el límite" in r.json()["detail"], r.text
-                assert r.headers["content-language"] == "es"
-                page = await client.get(path, headers={"accept": "text/html"})
-                assert page.status_code == 503 and page.headers["content-type"].startswith(
-                    "text/html"
-                )
-                assert "la consulta tardó más" in page.text and 'lang="es"' in page.text
-    finally:
-        await blocker.rollback()
-        await blocker.close()
+    async with locked(own_db, hurried, "parcels") as client:
+        path = "/collections/parcels/items"
+        r = await client.get(path)
+        assert r.status_code == 503 and "statement timeout" in r.json()["detail"], r.text
+        r = await client.get(path, params={"lang": "es"})
+        assert r.status_code == 503, r.text
+        assert "la consulta tardó más que el límite" in r.json()["detail"], r.text
+        assert r.headers["content-language"] == "es"
+        page = await client.get(path, headers={"accept": "text/html"})
+        assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+        assert "la consulta tardó más" in page.text and 'lang="es"' in page.text
 
 
 async def test_a_heavy_requests_queries_stop_at_its_deadline(
@@ -291,23 +301,14 @@ async def test_a_heavy_requests_queries_stop_at_its_deadline(
     now cancelled at its deadline: here a table held locked makes the analysis wait, and it
     is a 503 after about its one second, not after the statement timeout."""
     hurried = settings.model_copy(update={"compute_seconds": 1.0})
-    app = create_app(hurried, conninfo=own_db)
-    blocker = await AsyncConnection.connect(own_db)
-    try:
-        async with app.router.lifespan_context(app):
-            await blocker.execute("LOCK TABLE dwellings IN ACCESS EXCLUSIVE MODE")
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                started = time.monotonic()
-                r = await client.get("/communes/5-DE-MARZO/analyses/electricity-gaps")
-                took = time.monotonic() - started
-                assert r.status_code == 503, r.text
-                assert took < 10  # a bound, not a benchmark: the statement timeout is 30 s
-                cheap = await client.get("/collections/parcels/items?limit=1")
-                assert cheap.status_code == 200
-    finally:
-        await blocker.rollback()
-        await blocker.close()
+    async with locked(own_db, hurried, "dwellings") as client:
+        started = time.monotonic()
+        r = await client.get("/communes/5-DE-MARZO/analyses/electricity-gaps")
+        took = time.monotonic() - started
+        assert r.status_code == 503, r.text
+        assert took < 10  # a bound, not a benchmark: the statement timeout is 30 s
+        cheap = await client.get("/collections/parcels/items?limit=1")
+        assert cheap.status_code == 200
 
 
 async def test_a_step_waiting_for_its_child_lends_its_cpu_slot() -> None:
