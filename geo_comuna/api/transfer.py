@@ -18,7 +18,7 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, BinaryIO, Literal, TypeVar
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
 from geo_comuna.api.deps import (
@@ -154,6 +154,7 @@ def _chunks(source: BinaryIO) -> Iterator[bytes]:
 )
 async def import_upload(
     request: Request,
+    response: Response,
     conn: Conn,
     layer: LayerDep,
     settings: SettingsDep,
@@ -243,4 +244,6 @@ async def import_upload(
     finally:
         await file.close()
     report.file = name
+    if dry_run:  # nothing was made
+        response.status_code = 200
     return report
