@@ -270,7 +270,8 @@ async def test_a_bodys_crs_member_is_read_not_ignored(
         headers={"Content-Crs": "<http://www.opengis.net/def/crs/EPSG/0/2202>"},
     )
     assert r.status_code == 200, r.text
-    r = await client.post(ITEMS, json={**doc, "crs": {"type": "link"}})
-    assert r.status_code == 400 and "names no CRS" in r.json()["detail"], r.text
+    for odd in ({"type": "link"}, {"type": "name", "properties": "EPSG:4326"}, "EPSG:4326"):
+        r = await client.post(ITEMS, json={**doc, "crs": odd})
+        assert r.status_code == 400 and "names no CRS" in r.json()["detail"], r.text
     after = (await client.get(f"{ITEMS}/{fid}")).json()["geometry"]
     assert shape(after).hausdorff_distance(shape(before)) < 1e-8

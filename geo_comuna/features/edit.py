@@ -164,7 +164,8 @@ def _crs_member(doc: Any, body_crs: Crs) -> None:
     member = doc.get("crs") if isinstance(doc, dict) else None
     if member is None:
         return
-    name = member.get("properties", {}).get("name") if isinstance(member, dict) else None
+    props = member.get("properties") if isinstance(member, dict) else None
+    name = props.get("name") if isinstance(props, dict) else None
     if not isinstance(name, str):
         raise InvalidInput(
             Said(
