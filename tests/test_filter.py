@@ -233,6 +233,11 @@ async def test_bbox_literal_and_mixing_with_other_parameters(
         ({"filter": "T_DURING(recovered_on, INTERVAL('2010-01-01', '2012-01-01'))"}, "instant"),
         ({"filter": "T_INTERSECTS(recovered_on, INTERVAL('2012-01-01', '2010-01-01'))"}, "ends"),
         ({"filter": "S_INTERSECTS(geometry, POLYGON((0 0, 1 1, 1 0, 0 1, 0 0)))"}, "not valid"),
+        # found from outside: an open ring was closed quietly, another polygon than written
+        (
+            {"filter": "S_INTERSECTS(geometry, POLYGON((-69.2 9.6, -69.1 9.6, -69.1 9.75)))"},
+            "must end where it starts",
+        ),
         ({"filter": "S_INTERSECTS(geometry, POINT(10 100))"}, "latitude"),
         ({"filter": "S_INTERSECTS(geometry, POINT(1 1e400))"}, "filter is not valid CQL2"),
         ({"filter": "S_INTERSECTS(tenure, POINT(1 1))"}, "geometry"),
@@ -523,6 +528,9 @@ async def test_a_refused_filter_is_said_in_the_language_asked(client: httpx.Asyn
         "T_DURING(recovered_on, INTERVAL('2020-01-01', '2021-01-01'))": "es un instante",
         "tenure = ": "el filtro no es CQL2 válido: en la línea 1, columna 10: se esperaba",
         "(tenure = 'x'": "se esperaba NOT, AND, OR",
+        "S_INTERSECTS(geometry, POLYGON((0 0, 1 1, 1 0, 0 1, 0 0)))": (
+            "la geometría no es válida: el borde se cruza consigo mismo"
+        ),
     }
     for text, spanish in cases.items():
         r = await client.get(ITEMS, params={"filter": text, "lang": "es"})

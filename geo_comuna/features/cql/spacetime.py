@@ -18,6 +18,7 @@ from geo_comuna.features import crs as crs_mod
 from geo_comuna.features.cql.base import Walker, as_datetime
 from geo_comuna.features.cql.parse import written
 from geo_comuna.features.queryables import Queryable
+from geo_comuna.features.validate import geos_reason
 
 SPATIAL = {
     "s_intersects": "ST_Intersects",
@@ -80,6 +81,14 @@ class SpaceTime(Walker):
                     "se esperaba una geometría (WKT, GeoJSON o BBOX)",
                 ),
             )
+        if _open_ring(literal):  # shapely would close it quietly: another polygon than written
+            raise self.fail(
+                node,
+                Said(
+                    "a polygon's ring must end where it starts (repeat its first point)",
+                    "el anillo de un polígono debe terminar donde empieza (repita su primer punto)",
+                ),
+            )
         try:
             shape = shapely.geometry.shape(literal)
             coordinates = shapely.get_coordinates(shape).tolist()
@@ -93,9 +102,10 @@ class SpaceTime(Walker):
             crs_mod.xy_order(coordinates, self.crs), self.crs, f"filter geometry in {written(node)}"
         )
         if not shape.is_valid:
-            why = explain_validity(shape)
+            why = geos_reason(explain_validity(shape))
             raise self.fail(
-                node, Said(f"the geometry is not valid: {why}", f"la geometría no es válida: {why}")
+                node,
+                Said(f"the geometry is not valid: {why}", f"la geometría no es válida: {why.es}"),
             )
         geojson = json.dumps(shapely.geometry.mapping(shapely.force_2d(shape)))
         geom = sql.SQL("ST_GeomFromGeoJSON({})").format(self.bind(geojson, "text"))
@@ -205,3 +215,17 @@ def _as_literal(value: Any) -> Any:
     if isinstance(value, str) and "T" in value.upper():
         return {"timestamp": value}
     return {"date": value} if isinstance(value, str) else value
+
+
+def _open_ring(literal: dict) -> bool:
+    """Does a Polygon or MultiPolygon literal hold a ring whose last point is not its first?"""
+    kind, coordinates = literal.get("type"), literal.get("coordinates")
+    polygons = [coordinates] if kind == "Polygon" else coordinates if kind == "MultiPolygon" else []
+    try:
+        return any(
+            len(ring) > 0 and list(ring[0]) != list(ring[-1])
+            for polygon in polygons or []
+            for ring in polygon
+        )
+    except TypeError:  # not lists of points: shapely says what is wrong with it
+        return False
