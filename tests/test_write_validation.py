@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import httpx
@@ -11,7 +12,7 @@ from psycopg import AsyncConnection
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
-from tests.factories import LAT, LON, feature
+from tests.factories import LAT, LON, MAIZAL, feature
 
 pytestmark = pytest.mark.anyio
 PARCELS = LAYERS["parcels"]
@@ -279,3 +280,30 @@ async def test_a_patch_that_removes_a_required_geometry_is_refused(
     assert r.status_code == 422 and "cannot remove it" in r.json()["detail"], r.text
     cur = await conn.execute("SELECT ST_AsBinary(geom) FROM parcels WHERE id = %s", (fid,))
     assert (await cur.fetchone())[0] == wkb
+
+
+async def test_a_recovery_or_founding_still_to_come_is_refused(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """Found from outside: a sync stored recovered_on = 2030-01-01. A recovery (or a
+    founding) is a day that has happened; today is fine, a typo years ahead is not."""
+    body = feature(PARCELS, commune="EL-MAIZAL", lon=MAIZAL[0], lat=MAIZAL[1])
+    body["properties"]["recovered_on"] = "2030-01-01"
+    before = await count(conn, "parcels")
+    r = await client.post("/collections/parcels/items", json=body, params={"lang": "es"})
+    assert r.status_code == 422 and "'2030-01-01' es un día que aún no llega" in r.json()["detail"]
+    assert await count(conn, "parcels") == before
+    # a file's dates, read by GDAL as dates and checked as a column, name the feature too
+    later = {**body, "properties": {**body["properties"], "code": "FUTURO-1"}}
+    today = {**body, "properties": {**body["properties"], "recovered_on": None}}
+    collection = {"type": "FeatureCollection", "features": [today, later]}
+    r = await client.post(
+        "/collections/parcels/import",
+        files={"file": ("f.geojson", json.dumps(collection).encode(), "application/geo+json")},
+    )
+    assert r.status_code == 422 and r.json()["feature"] == 2, r.text
+    assert "is a day still to come" in r.json()["detail"]
+    assert await count(conn, "parcels") == before
+    body["properties"]["recovered_on"] = dt.date.today().isoformat()
+    r = await client.post("/collections/parcels/items", json=body)
+    assert r.status_code == 201, r.text

@@ -195,6 +195,15 @@ def check_value(
                 f"campo {titled(attr)}: {value!r} no es un día del calendario",
             )
         raise InvalidAttribute(reason, feature=label, layer=layer.name)
+    if attr.past and coerced > _latest_day():
+        raise InvalidAttribute(
+            Said(
+                f"property {attr.name!r}: {value!r} is a day still to come",
+                f"campo {titled(attr)}: {value!r} es un día que aún no llega",
+            ),
+            feature=label,
+            layer=layer.name,
+        )
     if attr.type == "text" and not is_text(coerced):
         raise InvalidAttribute(
             Said(
@@ -304,10 +313,19 @@ def _fast_arrow(attr: Attribute, data: pa.Array) -> pa.Array | None:
     if attr.required and data.null_count:
         return None
     if attr.type == "date" and pa.types.is_date32(kind):
+        latest = pc.max(data).as_py()
+        if attr.past and latest is not None and latest > _latest_day():
+            return None  # one by one, to name the feature
         return data
     if attr.type == "boolean" and pa.types.is_boolean(kind):
         return data
     return None
+
+
+def _latest_day() -> dt.date:
+    """The last day a date of the past may be: today where the server is, and one more for
+    a writer a time zone ahead of it."""
+    return dt.date.today() + dt.timedelta(days=1)
 
 
 def python_values(data: pa.Array) -> list[Any]:

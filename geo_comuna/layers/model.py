@@ -131,6 +131,8 @@ class Attribute:
     max_length: int = 1000
     unit: str | None = None
     read: Read = "public"
+    #: a date of something that has happened (a recovery, a founding): not after today
+    past: bool = False
 
     def __post_init__(self) -> None:
         # integers are stored as PostgreSQL integer: a bigger value must be refused as a bad

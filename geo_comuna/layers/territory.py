@@ -100,7 +100,7 @@ COMMUNES = Layer(
         ),
         Attribute("name", "text", Label("Nombre", "Name"), required=True),
         Attribute("kind", "text", Label("Tipo", "Kind"), domain=COMMUNE_KIND, required=True),
-        Attribute("founded", "date", Label("Fundada", "Founded")),
+        Attribute("founded", "date", Label("Fundada", "Founded"), past=True),
         Attribute("families", "integer", Label("Familias", "Families"), minimum=0),
         Attribute("population", "integer", Label("Población", "Population"), minimum=0),
         Attribute(
@@ -147,7 +147,7 @@ PARCELS = Layer(
         Attribute("code", "text", Label("Código", "Code"), max_length=64),
         Attribute("tenure", "text", Label("Tenencia", "Tenure"), domain=TENURE, required=True),
         Attribute("land_use", "text", Label("Uso", "Land use"), domain=LAND_USE),
-        Attribute("recovered_on", "date", Label("Recuperada el", "Recovered on")),
+        Attribute("recovered_on", "date", Label("Recuperada el", "Recovered on"), past=True),
         Attribute("notes", "text", Label("Notas", "Notes"), max_length=4000, read="members"),
     ),
     references=(commune_ref(),),
