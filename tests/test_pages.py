@@ -16,7 +16,7 @@ import pytest
 from psycopg import AsyncConnection
 
 from geo_comuna.layers import LAYERS
-from geo_comuna.maps.pages import WORDS, count_communes, page_language, records
+from geo_comuna.maps.pages import ONE, WORDS, count_communes, page_language, records
 from geo_comuna.maps.styles import Styles
 from geo_comuna.maps.templating import day, number
 from geo_comuna.settings import Settings
@@ -340,7 +340,12 @@ async def test_a_parcels_page_is_titled_by_its_code_and_links_its_sheet(
     doc = (await client.get("/collections/parcels/items?commune=EL-MAIZAL&limit=1")).json()
     one = doc["features"][0]
     page = (await client.get(f"/collections/parcels/items/{one['id']}?f=html&lang=es")).text
-    assert f"<h1>Parcelas {one['properties']['code']}</h1>" in page
+    assert f"<h1>Parcela {one['properties']['code']}</h1>" in page  # one parcel: singular
+    english = await client.get(f"/collections/parcels/items/{one['id']}?f=html&lang=en")
+    assert f"<h1>Parcel {one['properties']['code']}</h1>" in english.text
+    party = await client.get("/collections/parties/items/1?f=html&lang=es")
+    assert "<h1>Sujeto de derecho 1</h1>" in party.text
+    assert set(LAYERS) | {"parties", "rights"} <= set(ONE)  # every collection says one
     sheet = f"/collections/parcels/items/{one['id']}/sheet.pdf?lang=es"
     assert sheet in page and "Ficha para imprimir (PDF)" in page
     assert (await client.get(sheet)).headers["content-type"] == "application/pdf"

@@ -542,6 +542,25 @@ def items(
     )
 
 
+#: one feature of each collection, as a feature's page is titled ("Parcela EM-P016": it read
+#: "Parcelas EM-P016")
+ONE = {
+    "states": Label("Estado", "State"),
+    "communes": Label("Comuna", "Commune"),
+    "parcels": Label("Parcela", "Parcel"),
+    "production_units": Label("Unidad de producción", "Production unit"),
+    "greenhouses": Label("Invernadero", "Greenhouse"),
+    "dwellings": Label("Vivienda", "Dwelling"),
+    "water_mains": Label("Tubería de agua", "Water main"),
+    "power_lines": Label("Línea eléctrica", "Power line"),
+    "paths": Label("Vía, vereda o escalera", "Road, footpath or stairway"),
+    "facilities": Label("Servicio", "Facility"),
+    "exchanges": Label("Intercambio", "Exchange"),
+    "parties": Label("Sujeto de derecho", "Party"),
+    "rights": Label("Derecho o restricción", "Right or restriction"),
+}
+
+
 def item(
     base: str, lang: str, layer: Layer | Records, feature: dict[str, Any], styles: Styles
 ) -> str:
@@ -551,9 +570,10 @@ def item(
         (fields.get(n, (n, None))[0], _shown(v, fields.get(n, (n, None))[1], styles, lang))
         for n, v in props.items()
     ]
-    # a feature by its code where it has one ("Parcelas EM-P016", not "Parcelas 60")
+    # a feature by its code where it has one ("Parcela EM-P016", not "Parcelas 60")
     code = props.get("code")
-    title = f"{layer.title.get(lang)} {code if code else feature.get('id')}"
+    one = ONE.get(layer.name, layer.title).get(lang)
+    title = f"{one} {code if code else feature.get('id')}"
     return _render(
         "item.html",
         lang,
