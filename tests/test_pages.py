@@ -362,3 +362,11 @@ async def test_a_production_unit_names_its_parcel_by_code(client: httpx.AsyncCli
         assert props["parcel_code"] == parcel["properties"]["code"]
     popup = Styles.load().fields(LAYERS["production_units"], "popup", "es")
     assert {"name": "parcel_code", "label": "Código de la parcela"} in popup
+
+
+async def test_the_home_page_is_titled_once(client: httpx.AsyncClient) -> None:
+    """Found from outside: the home page's title read 'geo_comuna · geo_comuna'."""
+    home = (await client.get("/", params={"f": "html", "lang": "es"})).text
+    assert "<title>geo_comuna</title>" in home
+    maps = (await client.get("/maps", params={"lang": "es"})).text
+    assert "<title>Mapas · geo_comuna</title>" in maps
