@@ -39,6 +39,9 @@ from geo_comuna.maps.page import Page, finish, new_map
 from geo_comuna.maps.styles import FALLBACK_COLOUR, Styles, domains, quantile_breaks
 
 log = logging.getLogger("geo_comuna.maps")
+#: analyses that need the commune's DEM: without one a report has nothing of them to say,
+#: and the maps index offers no link to their map (all but one led to a page saying so)
+NEEDS_DEM = frozenset({"terrain"})
 MAX_CATEGORIES = 12
 
 

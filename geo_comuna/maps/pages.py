@@ -28,7 +28,7 @@ from geo_comuna.features import breakdown
 from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.layers.model import Label
 from geo_comuna.layers.tenure import COLLECTIONS, RECORD_PROPERTIES, RecordProperty
-from geo_comuna.maps.analysis_map import analysis_title
+from geo_comuna.maps.analysis_map import NEEDS_DEM, analysis_title
 from geo_comuna.maps.assets import LEAFLET
 from geo_comuna.maps.styles import Styles
 from geo_comuna.maps.sync_summary import LABELS
@@ -356,11 +356,6 @@ def communes_index(base: str, lang: str, rows: list[dict[str, Any]], styles: Sty
         analyses=analysis_maps(styles, lang),
         title=WORDS[lang]["communes"],
     )
-
-
-#: the analysis maps that draw nothing without a commune's DEM: not offered for a commune
-#: without one (every link of the index went to a page saying there was none)
-NEEDS_DEM = frozenset({"terrain"})
 
 
 def maps_index(base: str, lang: str, rows: list[dict[str, Any]], styles: Styles) -> str:

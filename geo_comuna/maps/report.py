@@ -37,7 +37,7 @@ from geo_comuna.errors import GeoComunaError, NotFound, Said, TooSlow
 from geo_comuna.features import breakdown, disclosure
 from geo_comuna.layers import LAYERS
 from geo_comuna.maps import data
-from geo_comuna.maps.analysis_map import analysis_map, analysis_title
+from geo_comuna.maps.analysis_map import NEEDS_DEM, analysis_map, analysis_title
 from geo_comuna.maps.commune import commune_map
 from geo_comuna.maps.page import Page
 from geo_comuna.maps.styles import Styles
@@ -47,8 +47,6 @@ log = logging.getLogger("geo_comuna.maps")
 #: analyses summarised in the report, in this order, when installed (terrain where the
 #: commune has a DEM: report_analyses)
 REPORT_ANALYSES = ("land-recovery", "water-hookups", "electricity-gaps", "stair-access", "terrain")
-#: analyses that need the commune's DEM, and without one have nothing to say in a report
-NEEDS_DEM = frozenset({"terrain"})
 
 WORDS = {
     "es": dict(
@@ -56,7 +54,7 @@ WORDS = {
         code="Código",
         founded="fundada",
         area="superficie",
-        population="habitantes",
+        population="habitantes (registro)",
         families="familias",
         parcels="parcelas",
         dwellings="viviendas",
@@ -82,7 +80,7 @@ WORDS = {
         code="Code",
         founded="founded",
         area="area",
-        population="people",
+        population="people (registry)",
         families="families",
         parcels="parcels",
         dwellings="dwellings",

@@ -612,6 +612,11 @@ async def test_report(client: httpx.AsyncClient) -> None:
     assert "Land: parcels by tenure" in html and "Utilities" in html
     assert "@media print" in html
     assert '<iframe class="map whole" title="Commune map" src="/maps/communes/' in html
+    # found from outside: Monte Sinaí's header read "— habitantes" (no registry figure) beside
+    # a table of 218 "habitantes" (those of its mapped dwellings): the header says whose
+    assert "people (registry)" in html
+    spanish = (await client.get("/communes/MONTE-SINAI/report", params={"lang": "es"})).text
+    assert "habitantes (registro)" in spanish
     r = await client.get("/communes/EL-MAIZAL/report", params={"download": "true"})
     assert r.headers["content-disposition"].startswith("attachment;")
     assert "srcdoc=" in r.text and "<script src=" not in r.text
