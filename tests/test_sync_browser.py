@@ -112,6 +112,13 @@ def test_a_field_team_sends_its_package_back(
         assert change in written and "1 entidad guardada" in written, written
         assert tenures(own_db, [a]) == [now]
         assert tab.is_disabled("#write")  # written once: the next file is checked first
+        # the same file again: nothing to change, and nothing to write (found from outside:
+        # "Guardar" was offered after a check that found nothing)
+        tab.set_input_files("input[name=file]", str(gpkg))
+        tab.click("#check")
+        again = result(tab, "good")
+        assert "Nada que cambiar" in again, again
+        assert tab.is_disabled("#write")
 
         # a bad value in two other parcels (the package's copy of the first is a conflict
         # now: the server has changed it since): both named, in Spanish, nothing written

@@ -155,6 +155,8 @@ class SyncReport:
     layers: dict[str, LayerDiff] = field(default_factory=dict)
     #: features written (0 on a dry run)
     written: int = 0
+    #: a dry run's: the features the sync would write (its writes, made and undone)
+    would_write: int = 0
     #: conflicts left unwritten (neither ours nor theirs)
     unresolved: int = 0
     #: deletions found but not applied (no delete_missing)
@@ -1112,7 +1114,7 @@ async def sync(
                 if dry_run:
                     raise _Undone
         except _Undone:
-            report.written = 0
+            report.would_write, report.written = report.written, 0
     return report
 
 
