@@ -659,3 +659,22 @@ def test_a_path_the_command_cannot_write_is_said_not_a_traceback(
         assert done.returncode == 2, (args, done.stderr[-500:])
         assert says in done.stderr and "Traceback" not in done.stderr, done.stderr[-500:]
     assert list(folder.iterdir()) == []
+
+
+def test_gdals_words_a_person_cannot_act_on_are_said_plainly() -> None:
+    """Found from outside: an 89 MB GeoJSON of one huge line was refused with GDAL's advice to
+    set OGR_GEOJSON_MAX_OBJ_SIZE, a server setting no uploader can change."""
+    from pyogrio.errors import DataSourceError
+
+    from geo_comuna.io.formats import gdal_reason
+
+    said = gdal_reason(
+        DataSourceError(
+            "Failed to read GeoJSON data; At line 1, character 7159745: GeoJSON object too "
+            "complex/large. You may define the OGR_GEOJSON_MAX_OBJ_SIZE configuration option"
+        )
+    )
+    assert "OGR_GEOJSON_MAX_OBJ_SIZE" not in said + said.es
+    assert "split it into smaller features" in said and "divídala" in said.es
+    other = gdal_reason(DataSourceError("no such layer"))
+    assert other == other.es == "no such layer"

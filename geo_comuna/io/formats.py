@@ -90,6 +90,29 @@ GDAL_ERRORS = (
 )
 
 
+#: GDAL's words for a file it cannot read that tell a person nothing they can act on (a
+#: server setting to change), and what they mean
+_GDAL_SAYS = {
+    "GeoJSON object too complex/large": Said(
+        "one of its features is too large or complex for the GeoJSON reader (a geometry of "
+        "hundreds of thousands of vertices, say): split it into smaller features",
+        "una de sus entidades es demasiado grande o compleja para el lector de GeoJSON (una "
+        "geometría de cientos de miles de vértices, por ejemplo): divídala en entidades más "
+        "pequeñas",
+    ),
+}
+
+
+def gdal_reason(exc: Exception) -> Said:
+    """Why GDAL could not read a file, in both languages where GDAL's words say nothing a
+    person can act on; else GDAL's own."""
+    text = str(exc)
+    for words, said in _GDAL_SAYS.items():
+        if words in text:
+            return said
+    return Said(text, text)
+
+
 def get_format(name: str) -> Format:
     try:
         return FORMATS[name.lower()]

@@ -29,7 +29,7 @@ from geo_comuna.db.refusals import said_by_database
 from geo_comuna.errors import Conflict, Forbidden, InvalidFile, Said
 from geo_comuna.features import references
 from geo_comuna.io import bulk, keys
-from geo_comuna.io.formats import GDAL_ERRORS, pyogrio
+from geo_comuna.io.formats import GDAL_ERRORS, gdal_reason, pyogrio
 from geo_comuna.io.geometries import Geometries
 from geo_comuna.io.reading import BATCH, RawFile
 from geo_comuna.layers import Layer
@@ -151,8 +151,9 @@ class Streamed:
         except (*GDAL_ERRORS, pa.ArrowException) as exc:
             raise InvalidFile(
                 Said(
-                    f"cannot read {self.name} after feature {self._start:,}: {exc}",
-                    f"no se puede leer {self.name} después de la entidad {self._start:,}: {exc}",
+                    f"cannot read {self.name} after feature {self._start:,}: {gdal_reason(exc)}",
+                    f"no se puede leer {self.name} después de la entidad {self._start:,}: "
+                    f"{gdal_reason(exc).es}",
                 )
             ) from None
 

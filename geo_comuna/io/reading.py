@@ -29,6 +29,7 @@ from geo_comuna.io.formats import (
     GDAL_ERRORS,
     Format,
     detect,
+    gdal_reason,
     gdal_source,
     pyogrio,  # the hardened one
 )
@@ -126,8 +127,8 @@ def read_raw(
         opened.close()
         raise InvalidFile(
             Said(
-                f"cannot read {path.name} as {fmt.driver}: {exc}",
-                f"no se puede leer {path.name} como {fmt.driver}: {exc}",
+                f"cannot read {path.name} as {fmt.driver}: {gdal_reason(exc)}",
+                f"no se puede leer {path.name} como {fmt.driver}: {gdal_reason(exc).es}",
             )
         ) from None
     except UnicodeDecodeError:  # a column name, decoded by pyogrio (values stay bytes)
