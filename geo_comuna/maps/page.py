@@ -145,8 +145,14 @@ def finish(
         raw_html(f"{meta}<title>{escape(title)}</title>\n{head}"), name="gc_assets", index=0
     )
     if not page.embed:
+        # the way back to the site, but from an offline file (its links would lead nowhere)
+        home = (
+            []
+            if page.standalone
+            else [(page.t("Inicio", "Home"), f"{page.base}/?lang={page.lang}")]
+        )
         items = "".join(
-            f'<a href="{escape(href)}">{escape(text)}</a>' for text, href in links or []
+            f'<a href="{escape(href)}">{escape(text)}</a>' for text, href in home + (links or [])
         )
         root.html.add_child(
             raw_html(f'<div class="gc-bar"><h1>{escape(title)}</h1>{items}</div>'),

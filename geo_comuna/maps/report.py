@@ -303,6 +303,7 @@ async def _report(
         []
         if page.standalone
         else [
+            (page.t("Inicio", "Home"), f"{page.base}/?lang={lang}"),
             (t["download"], f"{page.base}/communes/{code}/report?lang={lang}&download=true"),
             (
                 t["other"],

@@ -940,3 +940,16 @@ def test_a_shape_simplified_away_is_left_out_without_a_warning() -> None:
         warnings.simplefilter("error", ShapeSkipWarning)
         overview_module._burn(burned, [None, empty, square], 1, from_origin(0, 0, 1, 1))
     assert (burned[:2, :2] == 3).all() and burned.sum() == 12
+
+
+async def test_a_map_and_a_report_lead_back_to_the_site(client: httpx.AsyncClient) -> None:
+    """Found from outside: map pages and the report had no way back to the home page. They
+    link it first; an offline file does not (its links would lead nowhere)."""
+    page = (await client.get("/maps/communes/EL-MAIZAL", params={"lang": "es"})).text
+    assert re.search(
+        r'<div class="gc-bar"><h1>[^<]+</h1><a href="[^"]*/\?lang=es">Inicio</a>', page
+    )
+    report = (await client.get("/communes/EL-MAIZAL/report", params={"lang": "en"})).text
+    assert re.search(r'<a href="[^"]*/\?lang=en">Home</a>', report)
+    offline = await client.get("/maps/communes/EL-MAIZAL", params={"standalone": "true"})
+    assert ">Inicio</a>" not in offline.text
