@@ -348,6 +348,13 @@ async def test_a_parcels_page_is_titled_by_its_code_and_links_its_sheet(
     assert set(LAYERS) | {"parties", "rights"} <= set(ONE)  # every collection says one
     sheet = f"/collections/parcels/items/{one['id']}/sheet.pdf?lang=es"
     assert sheet in page and "Ficha para imprimir (PDF)" in page
+    # found from outside: a parcel's page led to neither its rights nor its history
+    rights = f"/collections/rights/items?parcel={one['id']}&amp;f=html&amp;lang=es"
+    assert rights in page and "Sus derechos y restricciones" in page
+    got = await client.get(rights.replace("&amp;", "&"))
+    assert got.status_code == 200 and got.headers["content-type"].startswith("text/html")
+    history = f"/collections/parcels/items/{one['id']}/history"
+    assert history in page and (await client.get(history)).status_code == 200
     assert (await client.get(sheet)).headers["content-type"] == "application/pdf"
 
 
