@@ -377,3 +377,16 @@ async def test_the_home_page_is_titled_once(client: httpx.AsyncClient) -> None:
     assert "<title>geo_comuna</title>" in home
     maps = (await client.get("/maps", params={"lang": "es"})).text
     assert "<title>Mapas · geo_comuna</title>" in maps
+
+
+async def test_a_rights_page_lists_its_fields_in_order(client: httpx.AsyncClient) -> None:
+    """Found from outside: a right's page read "Hasta" before "Desde" (the database's JSON
+    sorts its keys); fields come in the collection's order."""
+    doc = (await client.get("/collections/rights/items", params={"limit": 1})).json()
+    right = doc["features"][0]["id"]
+    page = (
+        await client.get(f"/collections/rights/items/{right}", params={"f": "html", "lang": "es"})
+    ).text
+    assert (
+        page.index("<td>Desde</td>") < page.index("<td>Hasta</td>") < page.index("<td>Estado</td>")
+    )

@@ -565,9 +565,12 @@ def item(
 ) -> str:
     fields = _fields(layer, styles, lang)
     props = feature.get("properties") or {}
+    # in the collection's order: a right's page read "Hasta" before "Desde", the database
+    # having sorted its JSON keys
+    names = [n for n in fields if n in props] + [n for n in props if n not in fields]
     shown = [
-        (fields.get(n, (n, None))[0], _shown(v, fields.get(n, (n, None))[1], styles, lang))
-        for n, v in props.items()
+        (fields.get(n, (n, None))[0], _shown(props[n], fields.get(n, (n, None))[1], styles, lang))
+        for n in names
     ]
     # a feature by its code where it has one ("Parcela EM-P016", not "Parcelas 60")
     code = props.get("code")
