@@ -20,6 +20,7 @@ from psycopg import AsyncConnection, sql
 from geo_comuna import work
 from geo_comuna.accounts import Access
 from geo_comuna.errors import NotFound, Said
+from geo_comuna.features.filters import commune_sql
 from geo_comuna.features.query import Filters, located_where, property_exprs
 from geo_comuna.layers import Layer
 
@@ -256,14 +257,20 @@ async def national_labels(conn: AsyncConnection, tolerance: float = 0.01) -> str
     return (await cur.fetchone())[0] or EMPTY
 
 
-async def values_present(conn: AsyncConnection, layer: Layer, attribute: str) -> set[str] | None:
-    """The values of a public attribute that some feature has (None for a members-only
-    one: its legend keeps every value, telling nothing about who has which)."""
+async def values_present(
+    conn: AsyncConnection, layer: Layer, attribute: str, commune_id: int | None = None
+) -> set[str] | None:
+    """The values of a public attribute that some feature has, of one commune's features
+    when given (None for a members-only one: its legend keeps every value, telling nothing
+    about who has which)."""
     if layer.attribute(attribute) is None or layer.members_only(attribute):
         return None
+    where = sql.SQL("")
+    if commune_id is not None:
+        where = sql.SQL(" AND {}").format(commune_sql(layer, sql.Literal(commune_id)))
     cur = await conn.execute(
-        sql.SQL("SELECT DISTINCT {a}::text FROM {t} WHERE {a} IS NOT NULL").format(
-            a=sql.Identifier(attribute), t=sql.Identifier(layer.table)
+        sql.SQL("SELECT DISTINCT t.{a}::text FROM {t} t WHERE t.{a} IS NOT NULL{w}").format(
+            a=sql.Identifier(attribute), t=sql.Identifier(layer.table), w=where
         )
     )
     return {row[0] for row in await cur.fetchall()}

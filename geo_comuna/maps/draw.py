@@ -105,7 +105,9 @@ async def add_layer(
         ThemedLayer(
             name, spec, kind, sources[theme.by] if kind == "overview" else source, show=shown
         ).add_to(m)
-        legend.append(theme_legend(styles, theme, page.lang, shown=shown))
+        # the values this map shows: a commune of maize had every product listed
+        present = await data.values_present(conn, layer, theme.by, filters.commune_id)
+        legend.append(theme_legend(styles, theme, page.lang, shown=shown, present=present))
     return n
 
 

@@ -26,7 +26,7 @@ from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.db.versions import VersionedCache
 from geo_comuna.features.filters import Filters
 from geo_comuna.features.query import resolve_commune
-from geo_comuna.layers import get_layer
+from geo_comuna.layers import LAYERS, get_layer
 from geo_comuna.maps import data
 from geo_comuna.maps import overview as overview_module
 from geo_comuna.maps.analysis_map import analysis_map, drawable
@@ -953,3 +953,24 @@ async def test_a_map_and_a_report_lead_back_to_the_site(client: httpx.AsyncClien
     assert re.search(r'<a href="[^"]*/\?lang=en">Home</a>', report)
     offline = await client.get("/maps/communes/EL-MAIZAL", params={"standalone": "true"})
     assert ">Inicio</a>" not in offline.text
+
+
+async def test_a_commune_maps_legend_lists_the_values_it_shows(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """Found from outside: every commune's legend listed all 15 products (and every kind of
+    facility), whatever it had. A legend explains the map: the values of its features."""
+    page = (await client.get("/maps/communes/EL-MAIZAL", params={"lang": "en"})).text
+    given = re.search(r'GeoComuna\.legend\([^,]+, ("(?:[^"\\]|\\.)*")', page)
+    assert given, "the legend's call"
+    legend = json.loads(given[1])
+    section = re.search(r'data-gc-layer="production_units-product">(.*?)</section>', legend)
+    assert section, "the production units' legend"
+    listed = set(re.findall(r"</span>([^<]+)</li>", section[1]))
+    cur = await conn.execute(
+        "SELECT DISTINCT u.product FROM production_units u JOIN communes c "
+        "ON c.id = u.commune_id WHERE c.code = 'EL-MAIZAL'"
+    )
+    products = LAYERS["production_units"].attribute("product").domain
+    held = {products.values[r[0]].en for r in await cur.fetchall()}
+    assert listed == held and len(held) < len(products.values), (listed, held)
