@@ -629,6 +629,11 @@ def test_a_printed_map_shows_its_title_the_whole_commune_and_its_legend_under_it
     open_map(tab, f"{server}/maps/communes/5-DE-MARZO?lang=es")
     [screen] = tab.evaluate(PRINTED_JS)
     assert screen["inside"] and not screen["under"] and screen["title"]
+    place = (
+        "() => { const l = document.querySelector('.gc-legend'); "
+        "return [l.parentNode.className, Array.from(l.parentNode.children).indexOf(l)]; }"
+    )
+    before = tab.evaluate(place)
     tab.emulate_media(media="print")  # a media change is told at the next frame
     tab.wait_for_function(ON_PAPER_JS)
     [paper] = tab.evaluate(PRINTED_JS)
@@ -637,6 +642,7 @@ def test_a_printed_map_shows_its_title_the_whole_commune_and_its_legend_under_it
     tab.wait_for_function(f"() => !({ON_PAPER_JS})()")
     [back] = tab.evaluate(PRINTED_JS)
     assert back["inside"] and not back["under"], back
+    assert tab.evaluate(place) == before  # where it was, beside the scale
     tab.emulate_media(media="null")  # printing as Chromium prints
     pages, text = _pdf_text(tab.pdf(format="A4"), tmp_path)
     assert pages == 1 and "5 de Marzo" in text and "Parcelas por tenencia" in text, text

@@ -555,6 +555,7 @@
     leafletMaps().forEach(function (map) {
       if (!map.gcLegend) { return; }
       var box = map.gcLegend.getContainer(), frame = map.getContainer();
+      map.gcLegendPlace = [box.parentNode, box.nextSibling];  // back there after (the scale)
       box.classList.add("gc-legend-printed");
       frame.parentNode.insertBefore(box, frame.nextSibling);
     });
@@ -570,10 +571,10 @@
     if (!onPaper) { return; }
     onPaper = false;
     leafletMaps().forEach(function (map) {
-      if (map.gcLegend) {
+      if (map.gcLegend && map.gcLegendPlace) {
         var box = map.gcLegend.getContainer();
         box.classList.remove("gc-legend-printed");
-        map._controlCorners.bottomleft.appendChild(box);
+        map.gcLegendPlace[0].insertBefore(box, map.gcLegendPlace[1]);
       }
       map.invalidateSize({ animate: false, pan: false });
       if (map.gcScreen) {
