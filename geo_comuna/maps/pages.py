@@ -63,6 +63,7 @@ WORDS: dict[str, dict[str, str]] = {
         across="a través de un límite estatal",
         no_communes="Todavía no hay comunas registradas.",
         filter="Filtrar por nombre o código",
+        filter_none="Ninguna comuna coincide con lo escrito.",
         connect="Conectar QGIS, GDAL o un programa",
         connect_qgis="En QGIS: Capa › Añadir capa › Añadir capa WFS / OGC API – Features; "
         "«Nueva» y, como URL, esta dirección:",
@@ -153,6 +154,7 @@ WORDS: dict[str, dict[str, str]] = {
         across="across a state line",
         no_communes="No communes registered yet.",
         filter="Filter by name or code",
+        filter_none="No commune matches what you typed.",
         connect="Connect QGIS, GDAL or a program",
         connect_qgis="In QGIS: Layer › Add Layer › Add WFS / OGC API – Features Layer; "
         "“New” and, as URL, this address:",

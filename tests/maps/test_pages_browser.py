@@ -78,3 +78,18 @@ def test_the_report_fits_a_phone(browser: Any, server: str, lang: str) -> None:
     tab.screenshot(path=str(ARTIFACTS / f"report-{lang}-390.png"), full_page=False)
     context.close()
     assert not state["overflow"], "text outside the viewport"
+
+
+def test_a_filter_that_matches_nothing_says_so(browser: Any, server: str) -> None:
+    """Found from outside: filtering the communes to nothing left an empty table and no word.
+    A line says it, and goes once a commune matches again."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800}, locale="es-VE")
+    tab = context.new_page()
+    tab.goto(f"{server}/communes?lang=es", wait_until="load")
+    tab.fill("input[data-filter]", "ninguna-comuna-se-llama-asi")
+    assert tab.inner_text(".filter-none") == WORDS["es"]["filter_none"]
+    assert tab.locator("#communes tbody tr:not([hidden])").count() == 0
+    tab.fill("input[data-filter]", "sinai")  # accents and case aside, as before
+    assert tab.inner_text(".filter-none") == ""
+    assert tab.locator("#communes tbody tr:not([hidden])").count() == 1
+    context.close()
