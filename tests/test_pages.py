@@ -390,3 +390,19 @@ async def test_a_rights_page_lists_its_fields_in_order(client: httpx.AsyncClient
     assert (
         page.index("<td>Desde</td>") < page.index("<td>Hasta</td>") < page.index("<td>Estado</td>")
     )
+
+
+async def test_a_rights_share_reads_as_a_percentage(client: httpx.AsyncClient) -> None:
+    """Found from outside: a right's page read "Cuota (0–1) 1" where its printed sheet says
+    "100 %"; pages write the share as the sheet does (the API keeps the fraction)."""
+    doc = (await client.get("/collections/rights/items", params={"limit": 1})).json()
+    right = doc["features"][0]
+    share = right["properties"]["share"]
+    page = (
+        await client.get(
+            f"/collections/rights/items/{right['id']}", params={"f": "html", "lang": "es"}
+        )
+    ).text
+    shown = f"{round(share * 100, 2):g}".replace(".", ",")
+    assert f"<td>Cuota</td><td>{shown} %</td>" in page, page
+    assert "(0–1)" not in page

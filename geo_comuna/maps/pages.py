@@ -441,7 +441,16 @@ def _fields(layer: Layer | Records, styles: Styles, lang: str) -> dict[str, tupl
     out: dict[str, tuple[str, Any]] = {}
     for item in described:
         out[item.name] = (item.title.get(lang), getattr(item, "domain", None))
+        if (layer.name, item.name) in AS_PERCENT:
+            out[item.name] = (AS_PERCENT[layer.name, item.name].get(lang), PERCENT)
     return out
+
+
+#: a share stored as a fraction (0-1) that a page writes as a percentage, with its label:
+#: a right's page read "Cuota (0–1) 1" where its printed sheet says "100 %"
+AS_PERCENT = {("rights", "share"): Label("Cuota", "Share")}
+#: the "domain" _fields gives such a value
+PERCENT = "percent"
 
 
 def _spatial(layer: Layer | Records) -> bool:
@@ -454,6 +463,8 @@ def _shown(value: Any, domain: Any, styles: Styles, lang: str) -> str:
         return words["none"]
     if isinstance(value, bool):
         return words["yes"] if value else words["no"]
+    if domain is PERCENT and isinstance(value, (int, float)):
+        return f"{number(lang)(round(value * 100, 2))} %"
     if domain is not None and isinstance(value, str) and value in domain:
         return styles.value_label(domain, value, lang)
     if isinstance(value, (int, float)):
