@@ -68,30 +68,28 @@ async def only_form_fields(request: Request, names: frozenset[str]) -> None:
     read without a word about the first."""
     form = await request.form()
     given = [key for key, _ in form.multi_items()]
-    unknown = sorted(set(given) - names)
-    twice = sorted({key for key in given if given.count(key) > 1})
-    if unknown or twice:
-        what = Said(
-            "; ".join(
-                [f"unknown form field {', '.join(map(repr, unknown))}"] * bool(unknown)
-                + [f"{', '.join(map(repr, twice))} given more than once"] * bool(twice)
-            ),
-            "; ".join(
-                [f"campo de formulario desconocido {', '.join(map(repr, unknown))}"] * bool(unknown)
-                + [f"{', '.join(map(repr, twice))} dado más de una vez"] * bool(twice)
-            ),
+    unknown = ", ".join(map(repr, sorted(set(given) - names)))
+    twice = ", ".join(map(repr, sorted({key for key in given if given.count(key) > 1})))
+    if not unknown and not twice:
+        return
+    en, es = [], []
+    if unknown:
+        en.append(f"unknown form field {unknown}")
+        es.append(f"campo de formulario desconocido {unknown}")
+    if twice:
+        en.append(f"{twice} given more than once")
+        es.append(f"{twice} dado más de una vez")
+    takes = ", ".join(sorted(names))
+    one = len(names) == 1
+    raise InvalidInput(
+        Said(
+            f"{'; '.join(en)}: this upload takes the form field{'' if one else 's'} {takes}, "
+            f"{'once' if one else 'once each'} (options go in the query: ?crs=, ?mode=...)",
+            f"{'; '.join(es)}: esta subida toma {'el campo' if one else 'los campos'} {takes}, "
+            f"{'una sola vez' if one else 'una vez cada uno'} (las opciones van en la consulta: "
+            "?crs=, ?mode=...)",
         )
-        takes = ", ".join(sorted(names))
-        one = len(names) == 1
-        raise InvalidInput(
-            Said(
-                f"{what}: this upload takes the form field{'' if one else 's'} {takes}, "
-                f"{'once' if one else 'once each'} (options go in the query: ?crs=, ?mode=...)",
-                f"{what.es}: esta subida toma {'el campo' if one else 'los campos'} {takes}, "
-                f"{'una sola vez' if one else 'una vez cada uno'} (las opciones van en la "
-                "consulta: ?crs=, ?mode=...)",
-            )
-        )
+    )
 
 
 async def get_settings(request: Request) -> Settings:

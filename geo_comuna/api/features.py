@@ -47,7 +47,13 @@ from geo_comuna.api.deps import (
 from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.api.pages import HTML_CONTENT, PageLang, html
 from geo_comuna.api.parameters import check_request, own_parameters
-from geo_comuna.api.schema import DESCRIBED_BY, SCHEMA_JSON, SCHEMA_REL
+from geo_comuna.api.schema import (
+    DESCRIBED_BY,
+    SCHEMA_JSON,
+    SCHEMA_REL,
+    SCHEMA_RESPONSE,
+    schema_response,
+)
 from geo_comuna.errors import NotFound, Said
 from geo_comuna.features import crs, query
 from geo_comuna.features.filters import Filters
@@ -184,7 +190,7 @@ def _collection(
             _link(
                 f"{href}/queryables",
                 "http://www.opengis.net/def/rel/ogc/1.0/queryables",
-                "application/schema+json",
+                SCHEMA_JSON,
             ),
             _link(f"{href}/schema", SCHEMA_REL, SCHEMA_JSON, "feature schema"),
             _link(f"{href}/schema/feature", DESCRIBED_BY, SCHEMA_JSON, "GeoJSON feature schema"),
@@ -264,7 +270,7 @@ _GEOMETRY_SCHEMA = {
     "/collections/{collection_id}/queryables",
     summary="Properties to filter by",
     response_class=Response,
-    responses={200: {"content": {"application/schema+json": {}}, "description": "JSON Schema"}},
+    responses=SCHEMA_RESPONSE,
 )
 async def queryables(
     request: Request,
@@ -317,7 +323,7 @@ async def queryables(
         "title": layer.title.get(lang),
         "properties": props,
     }
-    return Response(json.dumps(body, ensure_ascii=False), media_type="application/schema+json")
+    return schema_response(body)
 
 
 def _page_links(

@@ -29,6 +29,10 @@ from geo_comuna.layers import Attribute, Layer
 
 router = APIRouter(tags=["collections"])
 SCHEMA_JSON = "application/schema+json"
+#: what a route answering a JSON Schema declares (OpenAPI)
+SCHEMA_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {SCHEMA_JSON: {}}, "description": "JSON Schema"}
+}
 #: the collection link that points to the schema (QGIS looks for it)
 SCHEMA_REL = "http://www.opengis.net/def/rel/ogc/1.0/schema"
 #: the link to the GeoJSON Feature schema: IANA's describedby, spelt as GDAL compares it
@@ -122,7 +126,7 @@ def _attribute(layer: Layer, attr: Attribute, lang: str) -> dict[str, Any]:
     "/collections/{collection_id}/schema",
     summary="JSON Schema of the layer's features",
     response_class=Response,
-    responses={200: {"content": {SCHEMA_JSON: {}}, "description": "JSON Schema"}},
+    responses=SCHEMA_RESPONSE,
 )
 async def schema(
     request: Request,
@@ -141,7 +145,12 @@ def _schema(
     body = feature_schema(layer, access, lang, schema_id)
     if as_feature:
         body = as_geojson_feature(body)
-    return Response(json.dumps(body, ensure_ascii=False), media_type=SCHEMA_JSON)
+    return schema_response(body)
+
+
+def schema_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    """A JSON Schema document as the answer, its non-ASCII words as they are."""
+    return Response(json.dumps(body, ensure_ascii=False), media_type=SCHEMA_JSON, headers=headers)
 
 
 def as_geojson_feature(schema: dict[str, Any]) -> dict[str, Any]:
@@ -177,7 +186,7 @@ def as_geojson_feature(schema: dict[str, Any]) -> dict[str, Any]:
     "/collections/{collection_id}/schema/feature",
     summary="JSON Schema of the layer's GeoJSON features",
     response_class=Response,
-    responses={200: {"content": {SCHEMA_JSON: {}}, "description": "JSON Schema"}},
+    responses=SCHEMA_RESPONSE,
 )
 async def geojson_schema(
     request: Request,

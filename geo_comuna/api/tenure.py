@@ -36,7 +36,7 @@ from geo_comuna.api.deps import (
 from geo_comuna.api.methods import allow
 from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.api.pages import HTML_CONTENT, PageLang, html
-from geo_comuna.api.schema import as_geojson_feature
+from geo_comuna.api.schema import SCHEMA_RESPONSE, as_geojson_feature, schema_response
 from geo_comuna.errors import InvalidInput, Said, TooLarge
 from geo_comuna.features import crs
 from geo_comuna.layers.model import Domain
@@ -115,14 +115,7 @@ async def rights_collection(
 
 
 def _schema_response(body: dict[str, Any]) -> Response:
-    return Response(
-        json.dumps(body, ensure_ascii=False),
-        media_type=tenure_meta.SCHEMA_JSON,
-        headers={"Cache-Control": PRIVATE},
-    )
-
-
-SCHEMA_RESPONSE = {200: {"content": {tenure_meta.SCHEMA_JSON: {}}, "description": "JSON Schema"}}
+    return schema_response(body, {"Cache-Control": PRIVATE})
 
 
 @router.get(

@@ -17,11 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from geo_comuna.accounts import User
+from geo_comuna.api.schema import SCHEMA_JSON
 from geo_comuna.features import crs
 from geo_comuna.layers.tenure import COLLECTIONS, RECORD_PROPERTIES, RIGHTS_COMMUNE, RecordProperty
 
 GEOJSON = "application/geo+json"
-SCHEMA_JSON = "application/schema+json"
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 SCHEMA_REL = "http://www.opengis.net/def/rel/ogc/1.0/schema"
 #: the GeoJSON Feature schema's link (api/schema.DESCRIBED_BY)

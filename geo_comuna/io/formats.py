@@ -113,6 +113,17 @@ def gdal_reason(exc: Exception) -> Said:
     return Said(text, text)
 
 
+def unreadable(name: str, driver: str, exc: Exception) -> InvalidFile:
+    """The refusal of a file GDAL could not read as ``driver``, saying why (gdal_reason)."""
+    why = gdal_reason(exc)
+    return InvalidFile(
+        Said(
+            f"cannot read {name} as {driver}: {why}",
+            f"no se puede leer {name} como {driver}: {why.es}",
+        )
+    )
+
+
 def get_format(name: str) -> Format:
     try:
         return FORMATS[name.lower()]

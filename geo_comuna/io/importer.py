@@ -34,7 +34,7 @@ from geo_comuna.errors import Forbidden, InvalidFile, InvalidInput, Said
 from geo_comuna.features import attributes, validate
 from geo_comuna.features.write import columns
 from geo_comuna.io import bulk, keys, pgcopy, pieces
-from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format, gdal_reason, pyogrio
+from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format, pyogrio, unreadable
 from geo_comuna.io.formulas import restore_text
 from geo_comuna.io.geometries import Geometries, to_wgs84
 from geo_comuna.io.reading import SAVE_AS_UTF8, RawFile, read_raw
@@ -143,12 +143,7 @@ def read(
         try:
             table = _csv_text_as_written(raw.source, table, layer)
         except GDAL_ERRORS as exc:
-            raise InvalidFile(
-                Said(
-                    f"cannot read {path.name} as {raw.fmt.driver}: {gdal_reason(exc)}",
-                    f"no se puede leer {path.name} como {raw.fmt.driver}: {gdal_reason(exc).es}",
-                )
-            ) from None
+            raise unreadable(path.name, raw.fmt.driver, exc) from None
     _check_utf8(table, path.name)  # the columns read again too
     if raw.fmt.name == "csv":  # our own CSV exports escape formula-like cells
         table = restore_text(table)

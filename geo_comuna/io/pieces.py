@@ -149,11 +149,11 @@ class Streamed:
         except StopIteration:
             return None
         except (*GDAL_ERRORS, pa.ArrowException) as exc:
+            why = gdal_reason(exc)
             raise InvalidFile(
                 Said(
-                    f"cannot read {self.name} after feature {self._start:,}: {gdal_reason(exc)}",
-                    f"no se puede leer {self.name} después de la entidad {self._start:,}: "
-                    f"{gdal_reason(exc).es}",
+                    f"cannot read {self.name} after feature {self._start:,}: {why}",
+                    f"no se puede leer {self.name} después de la entidad {self._start:,}: {why.es}",
                 )
             ) from None
 

@@ -29,9 +29,9 @@ from geo_comuna.io.formats import (
     GDAL_ERRORS,
     Format,
     detect,
-    gdal_reason,
     gdal_source,
     pyogrio,  # the hardened one
+    unreadable,
 )
 from geo_comuna.layers import Layer
 from geo_comuna.settings import Settings
@@ -125,12 +125,7 @@ def read_raw(
             table = pa.Table.from_batches([_first(more)], more.schema)
     except GDAL_ERRORS as exc:
         opened.close()
-        raise InvalidFile(
-            Said(
-                f"cannot read {path.name} as {fmt.driver}: {gdal_reason(exc)}",
-                f"no se puede leer {path.name} como {fmt.driver}: {gdal_reason(exc).es}",
-            )
-        ) from None
+        raise unreadable(path.name, fmt.driver, exc) from None
     except UnicodeDecodeError:  # a column name, decoded by pyogrio (values stay bytes)
         opened.close()
         raise InvalidFile(
