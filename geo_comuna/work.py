@@ -31,7 +31,10 @@ import contextvars
 import ctypes
 import dataclasses
 import functools
+import os
 import pickle
+import select
+import signal
 import subprocess
 import sys
 import threading
@@ -42,7 +45,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from geo_comuna.errors import Said, TooSlow
+from geo_comuna.child import IDLE_SECONDS
+from geo_comuna.errors import InvalidFile, Said, TooSlow
 from geo_comuna.settings import Settings
 
 if TYPE_CHECKING:
@@ -350,6 +354,11 @@ async def within_deadline(step: Coroutine[Any, Any, T]) -> T:
 
 # --- a killable process -----------------------------------------------------------------------
 
+#: what a child process that ended without an answer (out of memory, killed) leaves to say
+NO_ANSWER = Said(
+    "the computation's process ended without an answer; try again",
+    "el proceso del cálculo terminó sin dar respuesta; inténtelo de nuevo",
+)
 #: what a stopped child leaves its caller to say so before the request's own deadline (s)
 _MARGIN = 0.25
 
@@ -399,16 +408,194 @@ def _in_child(fn: Callable[..., T], args: tuple, until: float, shared: bool) -> 
             if pipe is not None:
                 pipe.close()
     if not out:  # it died without an answer (out of memory, killed)
-        raise TooSlow(
-            Said(
-                "the computation's process ended without an answer; try again",
-                "el proceso del cálculo terminó sin dar respuesta; inténtelo de nuevo",
-            )
-        )
+        raise TooSlow(NO_ANSWER)
     ok, value = pickle.loads(out)  # noqa: S301 (our own child's answer)
     if not ok:
         raise value
     return value
+
+
+class Streaming:
+    """``fn(*args)``, a reader of a file, in a child process (geo_comuna/child.py) that answers
+    in pieces (its function returns child.Pieces): ``first`` is its first answer, ``next()``
+    each next piece (None after the last). Each answer is awaited at most
+    Limits.compute_seconds from when it is asked for; a child that takes longer is killed and
+    TooSlow raised with ``slow``'s words. So a reader no check bounds (GDAL on an uploaded
+    file) holds no thread past that, and a reader that crashes takes only its child down: the
+    file is refused (InvalidFile). Both say ``name`` (the file's) and ``advice`` (what to do
+    with it); ``again``: the file is being read a second time. An exception in the child is
+    raised here. ``close()`` kills a child still running. Blocking: call it from a thread."""
+
+    def __init__(
+        self, name: str, advice: Said, fn: Callable[..., Any], *args: Any, again: bool = False
+    ) -> None:
+        self._seconds = limits().compute_seconds
+        self._slow = _reading_slow(name, again, advice, self._seconds)
+        self._broke = Said(
+            f"the reading of {name} stopped without an answer: the file is malformed ({advice})",
+            f"la lectura de {name} se detuvo sin dar respuesta: el archivo está mal formado "
+            f"({advice.es})",
+        )
+        if not _READERS.acquire(timeout=self._seconds):
+            raise TooSlow(self._slow)
+        self._held = True
+        try:
+            self._child = _SPARES.take()
+        except BaseException:
+            self._release()
+            raise
+        self._pipe = _TimedPipe(self._child.stdout)
+        try:
+            with self._child.stdin as stdin:
+                stdin.write(pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL))
+            ok, self.first = self._answer()
+        except BaseException:
+            self.close()
+            raise
+        if not ok:
+            self.close()
+            raise self.first
+        self._done = False
+
+    def _answer(self) -> tuple[Any, Any]:
+        self._pipe.until = time.monotonic() + self._seconds
+        try:
+            return pickle.load(self._pipe)  # noqa: S301 (our own child's answer)
+        except TimeoutError:
+            self.close()
+            raise TooSlow(self._slow) from None
+        except (EOFError, pickle.UnpicklingError):
+            self.close()
+            if self._child.returncode == -signal.SIGKILL:  # out of memory, or stopped
+                raise TooSlow(NO_ANSWER) from None
+            raise InvalidFile(self._broke) from None
+
+    def next(self) -> Any | None:
+        if self._done:
+            return None
+        kind, value = self._answer()
+        if kind == "piece":
+            return value
+        self._done = True
+        self.close()
+        if kind == "error":
+            raise value
+        return None
+
+    def close(self) -> None:
+        _end(self._child)
+        self._release()
+
+    def _release(self) -> None:
+        if self._held:
+            self._held = False
+            _READERS.release()
+
+
+#: readers in child processes at once, in this process: each takes a CPU and ~150 MB
+_READERS = threading.BoundedSemaphore(2 * (os.cpu_count() or 1))
+
+
+class _Spares:
+    """Reader processes started ahead, one at a time: Python and the readers' libraries
+    (pyarrow, GDAL) take ~0.4 s to load, which every upload paid before its first byte was
+    read. The first reader is started when it is wanted, with a spare behind it; a spare
+    unused for child.IDLE_SECONDS ends, so an idle server holds no extra process."""
+
+    #: what a spare loads while it waits (the rest of a reader's modules come with its work)
+    PRELOAD = ("geo_comuna.io.reading",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spare: tuple[subprocess.Popen, float] | None = None
+
+    def take(self) -> subprocess.Popen:
+        with self._lock:
+            spare, self._spare = self._spare, (self._start(), time.monotonic())
+        if spare is not None:
+            child, started = spare
+            # a spare near its idle end may be gone by the time it is written to
+            if child.poll() is None and time.monotonic() - started < IDLE_SECONDS - 10:
+                return child
+            _end(child)
+        return self._start()
+
+    def pids(self) -> set[int]:
+        with self._lock:
+            return set() if self._spare is None else {self._spare[0].pid}
+
+    def _start(self) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "geo_comuna.child", *self.PRELOAD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+
+
+def _end(child: subprocess.Popen) -> None:
+    if child.poll() is None:
+        child.kill()
+    child.wait()
+    for pipe in (child.stdin, child.stdout):
+        if pipe is not None:
+            pipe.close()
+
+
+_SPARES = _Spares()
+
+
+def spare_readers() -> set[int]:
+    """The process ids of the reader started ahead (none, or one)."""
+    return _SPARES.pids()
+
+
+def _reading_slow(name: str, again: bool, advice: Said, seconds: float) -> Said:
+    return Said(
+        f"reading {name}{' again' if again else ''} took longer than {seconds:g} s, the most "
+        f"one piece of a file may take here: the file is refused ({advice}), or try when the "
+        "server is less busy",
+        f"leer {name}{' de nuevo' if again else ''} tardó más de {seconds:g} s, lo máximo que "
+        f"puede tardar aquí una parte de un archivo: se rechaza el archivo ({advice.es}), o "
+        "inténtelo cuando el servidor esté menos ocupado",
+    )
+
+
+def in_child(name: str, advice: Said, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, a reader of the file ``name`` answering at once, in a child process
+    (Streaming)."""
+    stream = Streaming(name, advice, fn, *args)
+    stream.close()
+    return stream.first
+
+
+class _TimedPipe:
+    """A child's stdout read for pickle.load, each read failing with TimeoutError once
+    ``until`` (time.monotonic()) has passed."""
+
+    def __init__(self, pipe: Any) -> None:
+        self._fd, self.until = pipe.fileno(), 0.0
+
+    def read(self, size: int = -1) -> bytes:
+        parts, wanted = [], size
+        while wanted:
+            left = self.until - time.monotonic()
+            if left <= 0 or not select.select([self._fd], [], [], left)[0]:
+                raise TimeoutError
+            part = os.read(self._fd, wanted if wanted > 0 else 1 << 20)
+            if not part:
+                break
+            parts.append(part)
+            wanted -= len(part) if wanted > 0 else 0
+        return b"".join(parts)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def readline(self) -> bytes:  # pickle asks for it; protocol 5 never calls it
+        raise pickle.UnpicklingError("no lines in a child's answer")
 
 
 @functools.cache

@@ -101,6 +101,7 @@ async def commune_sync(
                 settings,
                 user,
                 name,
+                isolated=True,  # an upload: GDAL reads it in a process killed when slow
                 dry_run=dry_run,
                 delete_missing=delete_missing,
                 resolve=conflicts,

@@ -89,7 +89,7 @@ async def upload_dem(
         with scratch.holding(client_name(file.filename, "dem.tif"), "dem.tif") as path:
             await asyncio.to_thread(_save, file.file, path)
             async with writing(conn, user):
-                added = await dems.register(conn, commune_id, path, label)
+                added = await dems.register(conn, commune_id, path, label, isolated=True)
     finally:
         await file.close()
     return next(d for d in await dems.listing(conn, commune_id) if d["id"] == added.id)

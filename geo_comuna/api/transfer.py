@@ -239,6 +239,7 @@ async def import_upload(
                 lang=lang,
                 allow_copies=allow_copies,
                 dry_run=dry_run,
+                isolated=True,  # an upload: GDAL reads it in a process killed when slow
             )
             report = await _unless_gone(request, importing)
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyproj
@@ -281,12 +282,27 @@ def _copy(src: DatasetReader) -> tuple[bytes, float, float]:
         return mem.read(), float(low), float(high)
 
 
+#: what to do with a DEM its reader could not read in time, or at all
+SAVE_AGAIN = Said(
+    "save it again as a GeoTIFF with QGIS or gdal_translate",
+    "vuelva a guardarlo como GeoTIFF con QGIS o gdal_translate",
+)
+
+
 async def register(
-    conn: AsyncConnection, commune_id: int, path: Path, name: str | None = None
+    conn: AsyncConnection,
+    commune_id: int,
+    path: Path,
+    name: str | None = None,
+    isolated: bool = False,
 ) -> Dem:
     """Store (or replace, by name) a commune's DEM: checked and written again off the event
-    loop, within the request's limits."""
-    checked = await work.cpu(check, path, work.limits())
+    loop, within the request's limits; ``isolated`` (an upload): by GDAL in a child process
+    killed when it is slow (work.in_child)."""
+    step: tuple[Any, ...] = (check, path, work.limits())
+    if isolated:
+        step = (work.in_child, name or path.name, SAVE_AGAIN, *step)
+    checked = await work.cpu(*step)
     name = name or path.stem
     await _covers(conn, commune_id, checked.footprint, name)
     cur = await conn.execute(

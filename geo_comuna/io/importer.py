@@ -34,10 +34,17 @@ from geo_comuna.errors import Forbidden, InvalidFile, InvalidInput, Said
 from geo_comuna.features import attributes, validate
 from geo_comuna.features.write import columns
 from geo_comuna.io import bulk, keys, pgcopy, pieces
-from geo_comuna.io.formats import CSV_OPEN_OPTIONS, GDAL_ERRORS, Format, pyogrio, unreadable
+from geo_comuna.io.formats import GDAL_ERRORS, Format, unreadable
 from geo_comuna.io.formulas import restore_text
 from geo_comuna.io.geometries import Geometries, to_wgs84
-from geo_comuna.io.reading import SAVE_AS_UTF8, RawFile, read_raw
+from geo_comuna.io.reading import (
+    SAVE_AS_UTF8,
+    RawFile,
+    csv_text_as_written,
+    is_text,
+    read_isolated,
+    read_raw,
+)
 from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.layers.model import fold
 from geo_comuna.settings import Settings
@@ -94,7 +101,7 @@ def _check_utf8(table: pa.Table, name: str) -> None:
     """Arrow keeps a CSV's bytes as they are: invalid UTF-8 (Excel's Windows-1252, say) would
     only fail later, mid-validation, as a 500."""
     for column in table.column_names:
-        if _is_text(table.schema.field(column).type):
+        if is_text(table.schema.field(column).type):
             try:
                 table.column(column).validate(full=True)
             except pa.ArrowInvalid:
@@ -106,30 +113,6 @@ def _check_utf8(table: pa.Table, name: str) -> None:
                 ) from None
 
 
-def _is_text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
-
-
-def _csv_text_as_written(source: str, table: pa.Table, layer: Layer) -> pa.Table:
-    """GDAL's CSV type detection makes an all-digit column numbers; for a text property (parcel
-    codes 101, 102) or a commune given by code that is wrong (refused as "not text", or taken
-    for an id), so those columns are read again exactly as written."""
-    text = {a.name.lower() for a in layer.attributes if a.type == "text"}
-    text |= {r.name.lower() for r in layer.references if r.key == "code"}
-    redo = [f.name for f in table.schema if f.name.lower() in text and not _is_text(f.type)]
-    if not redo:
-        return table
-    _, again = pyogrio.read_arrow(
-        source,
-        columns=redo,
-        read_geometry=False,
-        **{**CSV_OPEN_OPTIONS, "AUTODETECT_TYPE": "NO"},
-    )
-    for column in redo:
-        table = table.set_column(table.column_names.index(column), column, again.column(column))
-    return table
-
-
 def read(
     path: Path, layer: Layer, settings: Settings, raw: RawFile | None = None
 ) -> tuple[pa.Table, Geometries, Format]:
@@ -139,9 +122,9 @@ def read(
     geometry = raw.meta["geometry_name"] or "wkb_geometry"
     wkb = raw.table.column(geometry)
     table = raw.table.drop_columns([geometry])
-    if raw.fmt.name == "csv":
+    if raw.fmt.name == "csv" and not raw.isolated:  # read as written in the child already
         try:
-            table = _csv_text_as_written(raw.source, table, layer)
+            table = csv_text_as_written(raw.source, table, layer)
         except GDAL_ERRORS as exc:
             raise unreadable(path.name, raw.fmt.driver, exc) from None
     _check_utf8(table, path.name)  # the columns read again too
@@ -546,12 +529,14 @@ async def import_file(
     lang: str = "es",
     allow_copies: bool = False,
     dry_run: bool = False,
+    isolated: bool = False,
 ) -> ImportReport:
     """Read, reproject, validate and COPY ``path`` into ``layer``: all or nothing.
     ``reading``: GDAL's read of ``path``, already started by reading.start(). ``mode``: what
     a feature whose natural key is stored does (write_frame); ``mapping``: the file's own
     column names and values; ``lang``: the labels' language in messages; ``allow_copies``
-    and ``dry_run``: see write."""
+    and ``dry_run``: see write; ``isolated``: GDAL reads the file in a child process killed
+    when it is slow (an upload: reading.read_isolated)."""
     check_mode(layer, mode)  # before a possibly big file is read
     mapping = mapping or Mapping()
     say = progress or (lambda _msg: None)
@@ -566,7 +551,8 @@ async def import_file(
     if reading is not None:
         raw = await asyncio.wrap_future(reading)
     else:
-        raw = await asyncio.to_thread(read_raw, path, layer, settings, pieces.CHUNK)
+        read = read_isolated if isolated else read_raw
+        raw = await asyncio.to_thread(read, path, layer, settings, pieces.CHUNK)
     defaults = None if commune_id is None else {layer.commune_ref.name: commune_id}
     try:
         read_s = time.perf_counter() - started

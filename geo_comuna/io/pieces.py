@@ -29,7 +29,7 @@ from geo_comuna.db.refusals import said_by_database
 from geo_comuna.errors import Conflict, Forbidden, InvalidFile, Said
 from geo_comuna.features import references
 from geo_comuna.io import bulk, keys
-from geo_comuna.io.formats import GDAL_ERRORS, gdal_reason, pyogrio
+from geo_comuna.io.formats import GDAL_ERRORS, gdal_reason
 from geo_comuna.io.geometries import Geometries
 from geo_comuna.io.reading import BATCH, RawFile
 from geo_comuna.layers import Layer
@@ -194,14 +194,7 @@ class Streamed:
 
     def again(self) -> Iterator[Batch]:
         start = 0
-        with pyogrio.open_arrow(
-            self.raw.source,
-            layer=self.raw.layer,
-            read_geometry=False,
-            datetime_as_string=True,
-            batch_size=CHUNK,
-            use_pyarrow=True,
-        ) as (_, batches):
+        with self.raw.attributes(CHUNK, self.name) as batches:
             while (table := self._read(batches)) is not None:
                 yield Batch(self.prepare(table), np.empty(0, object), start)
                 start += table.num_rows

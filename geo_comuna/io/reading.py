@@ -4,8 +4,13 @@ GDAL does not hold Python's GIL while it reads, so the CLI starts this step in a
 (``start``) before it loads the rest of the importer and connects to the database: the file is
 read while Python imports psycopg, Arrow's compute functions and geo_comuna's own modules,
 instead of after (~0.1 s of a 200,000-parcel import). Everything the thread uses is imported
-with this module, so the thread itself imports nothing alongside the caller's imports. The
-importer calls ``read_raw`` itself otherwise (uploads).
+with this module, so the thread itself imports nothing alongside the caller's imports.
+
+An upload is read by ``read_isolated``: GDAL reads it in a child process that sends its
+batches over a pipe and is killed when one takes longer than Limits.compute_seconds. io/sniff
+closes every way of making GDAL's reading slow that is known (names counted before a GeoJSON
+is read, a Shapefile's index checked...), but a thread cannot be stopped: a new one would hold
+it, and its CPU, for as long as GDAL reads. Starting the child costs ~0.2 s an upload.
 
 A file is read in batches (``batch_size``): only the first one is read here, the importer's
 worker reads each next one as the pieces before are stored, so memory holds a couple of
@@ -15,14 +20,17 @@ batches whatever the file's size (a whole 1,000,000-parcel file as one Arrow tab
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from geo_comuna import work
+from geo_comuna.child import Pieces
 from geo_comuna.errors import InvalidFile, Said, TooLarge
 from geo_comuna.io.formats import (
     CSV_OPEN_OPTIONS,
@@ -44,6 +52,11 @@ BATCH = 5_000
 # piece-by-piece import does not wait for (~19 MB at 20,000 features a batch); PostgreSQL and
 # the import's worker keep the CPUs busy meanwhile
 pyogrio.set_gdal_config_options({"OGR_GPKG_NUM_THREADS": "1"})
+#: what to do with an upload its reader could not read in time, or at all (work.Streaming)
+SAVE_AGAIN = Said(
+    "save it again with QGIS or ogr2ogr, or split it",
+    "vuelva a guardarlo con QGIS u ogr2ogr, o divídalo",
+)
 SAVE_AS_UTF8 = Said(
     "save it as UTF-8 (in Excel: 'CSV UTF-8'); the encoding is never guessed",
     "guárdelo como UTF-8 (en Excel: 'CSV UTF-8'); la codificación nunca se adivina",
@@ -62,12 +75,44 @@ class RawFile:
     #: the batches after the first, read as they are asked for (None: ``table`` is all)
     more: pa.RecordBatchReader | None = None
     layer: str | None = None  # the GeoPackage layer read
+    #: read by a child process (read_isolated): a CSV's text columns already as written
+    isolated: bool = False
     _open: ExitStack = field(default_factory=ExitStack)
 
     def close(self) -> None:
         """Let GDAL close the file (a streamed one stays open until the import ends)."""
         self.more = None
         self._open.close()
+
+    @contextmanager
+    def attributes(self, batch_size: int, name: str) -> Iterator[Any]:
+        """The file (``name``) read again from its start, its attribute columns only, in
+        batches of ``batch_size`` (``read_next_batch()``), in a child process if it was read
+        so."""
+        if self.isolated:
+            stream = work.Streaming(
+                name,
+                SAVE_AGAIN,
+                _attributes_in_child,
+                self.source,
+                self.layer,
+                batch_size,
+                again=True,
+            )
+            try:
+                yield _Piecewise(stream)
+            finally:
+                stream.close()
+            return
+        with pyogrio.open_arrow(
+            self.source,
+            layer=self.layer,
+            read_geometry=False,
+            datetime_as_string=True,
+            batch_size=batch_size,
+            use_pyarrow=True,
+        ) as (_, batches):
+            yield batches
 
 
 def _pick_layer(path: str, fmt: Format, layer: Layer) -> str | None:
@@ -151,7 +196,7 @@ def read_raw(
                 f"{path.name} no tiene geometría (CSV: incluya una columna WKT o columnas lon/lat)",
             )
         )
-    return RawFile(fmt, source, meta, table, info["features"], more, name, opened)
+    return RawFile(fmt, source, meta, table, info["features"], more, name, _open=opened)
 
 
 def _first(batches: pa.RecordBatchReader) -> pa.RecordBatch:
@@ -160,6 +205,103 @@ def _first(batches: pa.RecordBatchReader) -> pa.RecordBatch:
         return batches.read_next_batch()
     except StopIteration:
         return pa.RecordBatch.from_pylist([], schema=batches.schema)
+
+
+def is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def csv_text_as_written(source: str, table: pa.Table, layer: Layer) -> pa.Table:
+    """GDAL's CSV type detection makes an all-digit column numbers; for a text property (parcel
+    codes 101, 102) or a commune given by code that is wrong (refused as "not text", or taken
+    for an id), so those columns are read again exactly as written."""
+    text = {a.name.lower() for a in layer.attributes if a.type == "text"}
+    text |= {r.name.lower() for r in layer.references if r.key == "code"}
+    redo = [f.name for f in table.schema if f.name.lower() in text and not is_text(f.type)]
+    if not redo:
+        return table
+    _, again = pyogrio.read_arrow(
+        source,
+        columns=redo,
+        read_geometry=False,
+        **{**CSV_OPEN_OPTIONS, "AUTODETECT_TYPE": "NO"},
+    )
+    for column in redo:
+        table = table.set_column(table.column_names.index(column), column, again.column(column))
+    return table
+
+
+# --- an upload, read in a child process -------------------------------------------------------
+
+
+def read_isolated(
+    path: Path, layer: Layer, settings: Settings, batch_size: int | None = None
+) -> RawFile:
+    """read_raw by GDAL in a child process (work.Streaming), each batch sent over a pipe; a
+    CSV's text columns are read as written there too (csv_text_as_written). Blocking."""
+    stream = work.Streaming(
+        path.name, SAVE_AGAIN, _read_in_child, path, layer, settings, batch_size
+    )
+    fmt, source, meta, features, name, table, streamed = stream.first
+    opened = ExitStack()
+    opened.callback(stream.close)
+    more = _Piecewise(stream) if streamed else None
+    if not streamed:
+        stream.close()
+    return RawFile(fmt, source, meta, table, features, more, name, isolated=True, _open=opened)
+
+
+class _Piecewise:
+    """A child's batches as a pyarrow RecordBatchReader is read (``read_next_batch``)."""
+
+    def __init__(self, stream: work.Streaming) -> None:
+        self._stream = stream
+
+    def read_next_batch(self) -> pa.RecordBatch:
+        batch = self._stream.next()
+        if batch is None:
+            raise StopIteration
+        return batch
+
+
+def _read_in_child(path: Path, layer: Layer, settings: Settings, batch_size: int | None) -> Pieces:
+    """In the child: read_raw, and the file's fields and first batch as the first answer."""
+    raw = read_raw(path, layer, settings, batch_size)
+    table = raw.table
+    if raw.more is None and raw.fmt.name == "csv":
+        try:
+            table = csv_text_as_written(raw.source, table, layer)
+        except GDAL_ERRORS as exc:
+            raise unreadable(path.name, raw.fmt.driver, exc) from None
+    first = (raw.fmt, raw.source, raw.meta, raw.features, raw.layer, table, raw.more is not None)
+    return Pieces(first, _rest(raw))
+
+
+def _rest(raw: RawFile) -> Iterator[pa.RecordBatch]:
+    try:
+        while raw.more is not None:
+            try:
+                yield raw.more.read_next_batch()
+            except StopIteration:
+                return
+    finally:
+        raw.close()
+
+
+def _attributes_in_child(source: str, layer: str | None, batch_size: int) -> Pieces:
+    return Pieces(None, _attribute_batches(source, layer, batch_size))
+
+
+def _attribute_batches(source: str, layer: str | None, batch_size: int) -> Iterator[Any]:
+    with pyogrio.open_arrow(
+        source,
+        layer=layer,
+        read_geometry=False,
+        datetime_as_string=True,
+        batch_size=batch_size,
+        use_pyarrow=True,
+    ) as (_, batches):
+        yield from batches
 
 
 def start(path: Path, layer: Layer, settings: Settings) -> Future[RawFile]:

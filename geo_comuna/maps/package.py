@@ -59,14 +59,19 @@ from geo_comuna.io.exporter import (
 )
 from geo_comuna.io.formats import FORMATS, GDAL_ERRORS
 from geo_comuna.layers import LAYERS, Layer
-from geo_comuna.layers.model import commune_ref
 from geo_comuna.maps import data
 from geo_comuna.maps.commune import commune_map
+from geo_comuna.maps.package_tables import (
+    COMMUNE_TABLE,
+    GEOMETRY_COLUMN,
+    GPKG,
+    ID_COLUMN,
+    INFO_TABLE,
+    VERSION_COLUMN,
+    clipped,
+)
 from geo_comuna.maps.page import Page
 from geo_comuna.maps.qgis import (
-    GEOMETRY_COLUMN,
-    ID_COLUMN,
-    VERSION_COLUMN,
     LayerStyle,
     layer_styles,
     project,
@@ -77,16 +82,11 @@ from geo_comuna.maps.sync_base import BASE_TABLE, Bases
 from geo_comuna.maps.templating import number
 from geo_comuna.settings import Settings
 
-GPKG = "comuna.gpkg"
 PROJECTS = {"es": "comuna.qgs", "en": "commune-en.qgs"}
 MAPS = {"es": "mapa.html", "en": "map-en.html"}
 REPORTS = {"es": "informe.html", "en": "report-en.html"}
 README = "README.txt"
-#: the table of the GeoPackage saying what the package is of (read back by the sync)
-INFO_TABLE = "geo_comuna_package"
 STYLES_TABLE = "layer_styles"
-#: the table commune references point to: its own layer is the commune itself
-COMMUNE_TABLE = commune_ref().table
 #: ST_CollectionExtract's type of each geometry type
 _EXTRACT = {"Point": 1, "LineString": 2, "MultiPolygon": 3}
 #: drawing order, top to bottom: points over lines over areas
@@ -108,15 +108,6 @@ class PackageReport:
     #: analyses that could not be computed, and why (the report and README.txt say so too)
     unfinished: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def clipped(layer: Layer) -> bool:
-    """Is ``layer`` context around the commune rather than the commune's own (the states)?
-    Its features are cut to the commune's outline, since a field worker needs only the
-    part of a state that the commune's land lies in."""
-    return layer.table != COMMUNE_TABLE and not any(
-        r.table == COMMUNE_TABLE for r in layer.references
-    )
 
 
 def _layer_query(

@@ -19,16 +19,13 @@ from dataclasses import dataclass
 import pyproj
 
 from geo_comuna.layers import Layer
+from geo_comuna.maps.package_tables import ID_COLUMN, VERSION_COLUMN
 from geo_comuna.maps.styles import FALLBACK_COLOUR, Styles, Theme
 
 QGIS_VERSION = "3.22.16-Białowieża"
 DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
 #: the key QGIS's ValueMap widget stores for "no value" (NULL)
 VALUE_MAP_NULL = "{2839923C-8B7D-419E-B84B-CA2FE9B80EC7}"
-GEOMETRY_COLUMN = "geom"
-#: columns every feature of a package carries besides its properties (maps/package.py)
-ID_COLUMN = "id"
-VERSION_COLUMN = "version"
 _KEY_TITLES = {
     ID_COLUMN: ("Identificador (no cambiar)", "Identifier (do not change)"),
     VERSION_COLUMN: ("Versión (no cambiar)", "Version (do not change)"),

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from geo_comuna.maps.qgis import GEOMETRY_COLUMN, ID_COLUMN
+from geo_comuna.maps.package_tables import GEOMETRY_COLUMN, ID_COLUMN
 
 #: the package's table of bases: layer, id, properties (JSON), geometry digest
 BASE_TABLE = "geo_comuna_base"

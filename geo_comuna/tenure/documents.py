@@ -4,7 +4,8 @@ The type comes from the first bytes, never from the name; a name whose ending sa
 type (a JPEG called deed.pdf) is refused, naming the file and both types. A size limit
 (Settings.max_document_bytes) holds before anything is read. Photos are opened with Pillow
 only for their EXIF (no pixel is decoded; a decompression bomb is refused by Pillow's own
-pixel limit), off the event loop: the GPS position (WGS 84 degrees) and the time taken.
+pixel limit), in a child process killed when slow (work.in_child): the GPS position (WGS 84
+degrees) and the time taken.
 HEIC photos (phones' default) are read with pillow-heif (libheif): only their container and
 EXIF block, no image decoded, and without registering a HEIF opener in Pillow for the rest
 of the process. They are stored as sent (migration 0024), never converted.
@@ -25,6 +26,7 @@ import pillow_heif
 from PIL import Image, UnidentifiedImageError
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.accounts import User, writing
 from geo_comuna.errors import (
     Forbidden,
@@ -189,6 +191,8 @@ def photo_place(data: bytes, name: str, kind: str = "image/jpeg") -> PhotoPlace:
     return PhotoPlace(lon, lat, taken)
 
 
+#: what to do with a photo its reader could not read in time, or at all
+PHOTO_AGAIN = Said("save the photo again as a JPEG", "vuelva a guardar la foto como JPEG")
 #: what a document is attached to: the argument and its column
 ATTACHMENTS = {"party": "party_id", "right": "right_id", "parcel": "parcel_id"}
 
@@ -246,7 +250,10 @@ async def upload(
     place = PhotoPlace()
     if kind != "application/pdf":
         name = filename or Said("the document", "el documento")
-        place = await anyio.to_thread.run_sync(photo_place, data, name, kind)
+        # in a child process killed when slow: libheif and Pillow read the uploader's bytes
+        place = await anyio.to_thread.run_sync(
+            work.in_child, name, PHOTO_AGAIN, photo_place, data, name, kind
+        )
     digest = hashlib.sha256(data).hexdigest()
     ((what, ref),) = given.items()
     if what == "parcel":  # parcels are public: one that is not there is a 404, not a 403

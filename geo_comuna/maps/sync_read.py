@@ -1,0 +1,306 @@
+"""A commune package as the sync reads it (maps/sync.py): the GeoPackage out of its zip, and
+each layer's features, by GDAL's GPKG driver only. For an upload this runs in a child process
+(work.in_child) killed when GDAL is slow: the module loads only what reading needs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import shapely
+
+from geo_comuna.errors import InvalidFile, Said, TooLarge
+from geo_comuna.io.formats import FORMATS, GDAL_ERRORS, gdal_source, pyogrio
+from geo_comuna.layers import LAYERS, Layer
+from geo_comuna.maps.package_tables import (
+    GEOMETRY_COLUMN,
+    GPKG,
+    ID_COLUMN,
+    INFO_TABLE,
+    VERSION_COLUMN,
+    clipped,
+)
+from geo_comuna.maps.sync_base import BASE_TABLE, PackageBases
+from geo_comuna.settings import Settings
+
+
+@dataclass
+class Feature:
+    """A feature as the package has it: properties by name, shapely geometry (or None)."""
+
+    row: int  # 1-based position in the package's layer: how a new feature is named
+    id: int | None
+    version: int | None
+    properties: dict[str, Any]
+    geometry: Any
+    #: the row's GeoPackage fid: what stays of a new row across edits (package_rows)
+    fid: int | None = None
+
+
+@dataclass
+class Package:
+    name: str  # the file's name, as the audit records it
+    info: dict[str, str]
+    layers: dict[str, list[Feature]]
+    columns: dict[str, list[str]]  # per layer: the writable properties the package has
+    #: each feature as the package was made (maps/sync_base.py); none in a package made
+    #: before bases were kept
+    bases: PackageBases = field(default_factory=PackageBases)
+
+
+def _gpkg_member(path: Path, max_unpacked: int) -> str:
+    """The zip's one GeoPackage (the package's comuna.gpkg, or the only .gpkg it holds)."""
+    if not zipfile.is_zipfile(path):
+        raise InvalidFile(
+            Said(
+                f"{path.name} is not a readable zip archive: corrupt?",
+                f"{path.name} no es un archivo zip legible: ¿está dañado?",
+            )
+        )
+    with zipfile.ZipFile(path) as zf:
+        members = [i for i in zf.infolist() if not i.is_dir()]
+        gpkgs = [i for i in members if PurePosixPath(i.filename).suffix.lower() == ".gpkg"]
+        names = [i.filename for i in members]
+        if len(set(names)) < len(names):  # which one would be read depends on the reader
+            raise InvalidFile(
+                Said(
+                    f"{path.name} holds two files of the same name; refusing it",
+                    f"{path.name} contiene dos archivos con el mismo nombre; se rechaza",
+                )
+            )
+        named = [i for i in gpkgs if i.filename == GPKG]
+        if not named and len(gpkgs) != 1:
+            raise InvalidFile(
+                Said(
+                    f"{path.name} must hold the package's {GPKG} (or exactly one .gpkg); "
+                    f"found {len(gpkgs)} GeoPackages",
+                    f"{path.name} debe contener el {GPKG} del paquete (o un solo .gpkg); "
+                    f"se encontraron {len(gpkgs)} GeoPackages",
+                )
+            )
+        member = (named or gpkgs)[0]
+        if member.file_size > max_unpacked:
+            raise InvalidFile(
+                Said(
+                    f"{path.name}: {member.filename[:80]!r} unpacks to {member.file_size} bytes, "
+                    f"over the limit of {max_unpacked} (zip bomb?)",
+                    f"{path.name}: {member.filename[:80]!r} ocupa {member.file_size} bytes al "
+                    f"descomprimirse, más que el límite de {max_unpacked} (¿una bomba zip?)",
+                )
+            )
+        return member.filename
+
+
+def unpack(path: Path, scratch: Path, max_unpacked: int) -> Path:
+    """The GeoPackage to read: ``path`` itself, or its copy out of a zip into ``scratch``
+    (never under the member's own name), at most ``max_unpacked`` bytes."""
+    if path.suffix.lower() != ".zip":
+        return path
+    member = _gpkg_member(path, max_unpacked)
+    target = scratch / "sync.gpkg"
+    with zipfile.ZipFile(path) as zf, zf.open(member) as src, open(target, "wb") as out:
+        copied = 0
+        while chunk := src.read(1 << 20):
+            copied += len(chunk)
+            if copied > max_unpacked:  # the header may lie about the size
+                raise InvalidFile(
+                    Said(
+                        f"{path.name}: {member[:80]!r} unpacks to more than allowed",
+                        f"{path.name}: {member[:80]!r} ocupa al descomprimirse más de lo permitido",
+                    )
+                )
+            out.write(chunk)
+    return target
+
+
+def _python(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> list[Feature]:
+    # one row past the limit at most: the whole layer was read before it was counted
+    meta, table = pyogrio.read_arrow(
+        source, layer=layer.name, datetime_as_string=True, max_features=limit + 1, return_fids=True
+    )
+    fids = table.column(0).to_pylist()  # return_fids puts them first
+    if table.num_rows > limit:
+        raise TooLarge(
+            Said(
+                f"layer {layer.name} holds more than {limit:,} features: the commune's and the "
+                "new ones a sync may add (GEO_COMUNA_MAX_FEATURES_PER_WRITE)",
+                f"la capa {layer.name} tiene más de {f'{limit:,}'.replace(',', '.')} entidades: "
+                "las de la comuna y las nuevas que puede añadir una sincronización "
+                "(GEO_COMUNA_MAX_FEATURES_PER_WRITE)",
+            )
+        )
+    geometry = meta["geometry_name"] or GEOMETRY_COLUMN
+    if geometry not in table.column_names:
+        raise InvalidFile(
+            Said(
+                f"layer {layer.name} of the package has no geometry",
+                f"la capa {layer.name} del paquete no tiene geometría",
+            )
+        )
+    if ID_COLUMN not in table.column_names:
+        raise InvalidFile(
+            Said(
+                f"layer {layer.name} of the package has no {ID_COLUMN!r} column",
+                f"la capa {layer.name} del paquete no tiene la columna {ID_COLUMN!r}",
+            )
+        )
+    ids = table.column(ID_COLUMN).to_pylist()
+    versions = (
+        table.column(VERSION_COLUMN).to_pylist()
+        if VERSION_COLUMN in table.column_names
+        else [None] * table.num_rows
+    )
+    geoms = shapely.from_wkb(table.column(geometry).to_pylist(), on_invalid="ignore")
+    values = {name: table.column(name).to_pylist() for name in columns}
+    values |= _date_texts(source, layer, columns, meta.get("fid_column") or "fid", limit)
+    for name in columns:
+        _as_codes(layer, name, values[name])
+    features, seen = [], set()
+    for i in range(table.num_rows):
+        fid = ids[i]
+        if fid is not None:
+            if isinstance(fid, float) and not fid.is_integer():
+                raise InvalidFile(
+                    Said(f"{ID_COLUMN} {fid!r} is not an id", f"{ID_COLUMN} {fid!r} no es un id"),
+                    layer=layer.name,
+                )
+            fid = int(fid)
+            if fid in seen:
+                raise InvalidFile(
+                    Said(
+                        f"two features of the package have id {fid}; an id names one feature",
+                        f"dos entidades del paquete tienen el id {fid}; un id identifica a una "
+                        "sola entidad",
+                    ),
+                    layer=layer.name,
+                    feature=fid,
+                )
+            seen.add(fid)
+        version = versions[i]
+        features.append(
+            Feature(
+                i + 1,
+                fid,
+                None if version is None else int(version),
+                {name: _python(values[name][i]) for name in columns},
+                geoms[i],
+                fids[i],
+            )
+        )
+    return features
+
+
+def _as_codes(layer: Layer, name: str, values: list[Any]) -> None:
+    """A coded attribute's labels (Ocupada, Cultivos, as a field worker may pick or type
+    them) as their codes, in place: what a write stores. Compared as labels, a feature
+    synced once was a conflict at every later sync (package 'Ocupada', server 'occupied').
+    An unknown value stays as it is, for the write to refuse naming it."""
+    attr = layer.attribute(name)
+    if attr is None or attr.domain is None:
+        return
+    for i, value in enumerate(values):
+        if isinstance(value, str) and (code := attr.domain.code(value)) is not None:
+            values[i] = code
+
+
+#: a column name the sync's own SQL may name: the file's key column must be one
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def _date_texts(
+    source: str, layer: Layer, columns: list[str], fid: str, limit: int
+) -> dict[str, list]:
+    """The layer's date columns as the package holds them: text, as QField and QGIS write a
+    date. GDAL reads a date it cannot parse as 1970-01-01 (31/02/2020, 'ayer') and moves an
+    impossible one on (2020-02-31 became 2020-03-02), and the sync stored those. As text,
+    each is checked as an API write's date is, and refused naming the feature.
+
+    The statement names the file's key column (``fid``, the uploader's to name): a name
+    that is not a plain one is refused, never put into SQL. One built from it ran whatever
+    the file said (a query that never ends, a CPU held for good)."""
+    dates = [n for n in columns if (a := layer.attribute(n)) is not None and a.type == "date"]
+    if not dates:
+        return {}
+    if not _PLAIN_NAME.fullmatch(fid):
+        shown = fid if len(fid) <= 40 else f"{fid[:40]}..."
+        raise InvalidFile(
+            Said(
+                f"layer {layer.name} of the package names its key column {shown!r}: a package "
+                "made by geo-comuna names it fid (letters, digits and _ only)",
+                f"la capa {layer.name} del paquete llama {shown!r} a su columna clave: un "
+                "paquete hecho por geo-comuna la llama fid (solo letras, dígitos y _)",
+            ),
+            layer=layer.name,
+        )
+    cast = ", ".join(f'CAST("{name}" AS TEXT) AS "{name}"' for name in dates)
+    # the GeoPackage's own SQL (SQLite), in GDAL's order of the layer's features, as far as
+    # the layer is read (_read_layer's limit)
+    statement = f'SELECT {cast} FROM "{layer.name}" ORDER BY "{fid}" LIMIT {limit + 1}'
+    _, raw = pyogrio.read_arrow(source, sql=statement)
+    return {name: raw.column(name).to_pylist() for name in dates}
+
+
+def read_package(
+    path: Path, settings: Settings, name: str | None = None, limits: dict[str, int] | None = None
+) -> Package:
+    """Read an unpacked package's GeoPackage with the GPKG driver only, after the GeoPackage
+    checks of io/sniff.py (header, application id, every layer's CRS). ``limits``: the most
+    features each layer may hold (package_limits; else Settings.max_features_per_import)."""
+    shown = name or path.name
+    source = gdal_source(path, FORMATS["gpkg"], settings.max_unpacked_bytes)
+    try:
+        listed = {str(n) for n in pyogrio.list_layers(source)[:, 0]}
+        if INFO_TABLE not in listed:
+            raise InvalidFile(
+                Said(
+                    f"{shown} is not a commune package: it has no {INFO_TABLE} table "
+                    "(make one with geo-comuna package)",
+                    f"{shown} no es un paquete de comuna: no tiene la tabla {INFO_TABLE} "
+                    "(haga uno con geo-comuna package)",
+                )
+            )
+        _, info_table = pyogrio.read_arrow(source, layer=INFO_TABLE)
+        info = dict(
+            zip(
+                map(str, info_table.column("key").to_pylist()),
+                map(str, info_table.column("value").to_pylist()),
+                strict=True,
+            )
+        )
+        bases = PackageBases()
+        if BASE_TABLE in listed:
+            bases = PackageBases(pyogrio.read_arrow(source, layer=BASE_TABLE)[1])
+        layers, columns = {}, {}
+        for layer in LAYERS.values():
+            if clipped(layer) or layer.name not in listed:
+                continue
+            fields = set(pyogrio.read_info(source, layer=layer.name)["fields"])
+            columns[layer.name] = [p for p in layer.property_names if p in fields]
+            limit = (limits or {}).get(layer.name, settings.max_features_per_import)
+            layers[layer.name] = _read_layer(source, layer, columns[layer.name], limit)
+    except GDAL_ERRORS as exc:
+        raise InvalidFile(
+            Said(
+                f"cannot read {shown} as a GeoPackage: {exc}",
+                f"no se puede leer {shown} como GeoPackage: {exc}",
+            )
+        ) from None
+    except KeyError as exc:
+        raise InvalidFile(
+            Said(
+                f"{shown}: the package's {INFO_TABLE} table lacks {exc}",
+                f"{shown}: a la tabla {INFO_TABLE} del paquete le falta {exc}",
+            )
+        ) from None
+    return Package(shown, info, layers, columns, bases)
