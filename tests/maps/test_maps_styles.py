@@ -5,10 +5,14 @@ naming the problem. Read once per version of the file, from where the settings s
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from colorspacious import cspace_convert, deltaE
+from PIL import ImageColor
 
 import geo_comuna
 from geo_comuna.layers import LAYERS
@@ -30,6 +34,39 @@ def test_every_allowed_value_of_every_layer_has_a_colour() -> None:
                 assert not missing, f"{layer.name}.{attr.name}: {missing}"
         for theme in styles.themes(layer):
             assert set(theme.colours) >= set(layer.attribute(theme.by).domain.values)
+
+
+#: the colours of a list of at most this many values must stay apart for every reader; more
+#: (15 products, 10 kinds of facility) cannot all be told apart by colour alone, and their
+#: legends, tooltips and popups name each value
+FEW_VALUES = 7
+#: the least CAM02-UCS distance between two colours of such a list, as each colour vision
+#: deficiency sees them (~10: told apart at a glance on a map; the red and green of the
+#: tenure palette were 6.8 apart for protanopes, occupied and regularized alike)
+APART = 10.0
+
+
+def test_few_valued_lists_stay_apart_for_colour_blind_readers() -> None:
+    """Each colour simulated as a reader with protanopia, deuteranopia or tritanopia sees it
+    (Machado et al. 2009, full severity, as colorspacious computes it): no two values of a
+    short list look alike."""
+    styles = Styles.load()
+    lists = {f"domains.{n}": c for n, c in styles.raw["domains"].items()}
+    analyses = styles.raw["analyses"].items()
+    lists |= {f"analyses.{n}": a["colors"] for n, a in analyses if "colors" in a}
+    checked = 0
+    for where, colours in lists.items():
+        if len(colours) > FEW_VALUES:
+            continue
+        checked += 1
+        rgb = {value: np.array(ImageColor.getrgb(c)) / 255 for value, c in colours.items()}
+        for cvd in ("protanomaly", "deuteranomaly", "tritanomaly"):
+            space = {"name": "sRGB1+CVD", "cvd_type": cvd, "severity": 100}
+            seen = {v: np.clip(cspace_convert(c, space, "sRGB1"), 0, 1) for v, c in rgb.items()}
+            for a, b in itertools.combinations(seen, 2):
+                apart = float(deltaE(seen[a], seen[b], input_space="sRGB1"))
+                assert apart >= APART, f"{where}: {a} and {b} look alike with {cvd} ({apart:.1f})"
+    assert checked >= 15  # tenure, land use, water, electricity, materials...
 
 
 def test_styles_name_only_real_attributes() -> None:
