@@ -672,6 +672,46 @@ async def test_a_feature_changed_in_the_field_and_deleted_on_the_server_is_named
     assert f"conflicto {parcel} ({code}): borrada en el servidor" in lines, lines
 
 
+@pytest.mark.parametrize("layer", ["parcels", "dwellings"])
+async def test_a_feature_added_again_by_ours_is_that_feature_at_the_next_sync(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, layer: str
+) -> None:
+    """Changed in the field, deleted on the server, written back by 'ours': found from
+    outside, each later sync of the same package with 'ours' added it once more (three
+    identical homes after three syncs), or refused the whole package (a parcel's code was
+    taken). It is now recorded as what its row became, as a new row is: the next sync
+    finds nothing to write, and a later edit of the row updates it."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    table = LAYERS[layer].table
+    cur = await conn.execute(
+        f"SELECT t.id FROM {table} t JOIN communes c ON c.id = t.commune_id "  # noqa: S608
+        "WHERE c.code = %s ORDER BY t.id LIMIT 1",
+        (COMMUNE,),
+    )
+    (gone,) = await cur.fetchone()
+    edit_of = {
+        "parcels": ("tenure", "'disputed'", "'occupied'"),
+        "dwellings": ("residents", "coalesce(residents, 0) + 40", "coalesce(residents, 0) + 1"),
+    }
+    column, first, second = edit_of[layer]
+    _ogr_sql(gpkg, f"UPDATE {layer} SET {column} = {first} WHERE id = {gone}")
+    await edit.remove(conn, LAYERS[layer], gone, local_admin())
+    before = await _count(conn, table)
+
+    report = await _sync(conn, settings, gpkg, tmp_path, resolve="ours")
+    assert report.written == 1 and await _count(conn, table) == before + 1
+    again = await _sync(conn, settings, gpkg, tmp_path, resolve="ours")
+    assert again.written == 0 and await _count(conn, table) == before + 1
+    assert again.layers[layer].conflicts == [] and again.layers[layer].added == []
+
+    _ogr_sql(gpkg, f"UPDATE {layer} SET {column} = {second} WHERE id = {gone}")
+    later = await _sync(conn, settings, gpkg, tmp_path, resolve="ours")
+    assert later.written == 1 and await _count(conn, table) == before + 1
+    [change] = later.layers[layer].changed
+    assert set(change.fields) == {column} and change.id != gone  # the feature 'ours' made
+
+
 async def test_a_shape_moved_on_the_server_only_stands(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:

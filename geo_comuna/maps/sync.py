@@ -356,13 +356,17 @@ def _found_again(
     """A new row an earlier sync of this package stored (same fid: synced) is that feature
     again, however it was edited since, so long as it still lies where the feature does: it
     gets the feature's id and the row version that sync wrote, and is then compared like
-    any feature of the package (a server change since is a conflict). Copies of one package
-    made on one day share its id, and two teams' new rows may share a fid: a row far from
-    the stored feature is another team's new feature, and stays new. A feature deleted on
-    the server since is a conflict, as for any feature of the package."""
+    any feature of the package (a server change since is a conflict). So is a feature
+    deleted on the server that an earlier sync added again (``ours``): it is the feature that
+    sync made, not a deletion to settle again at every sync. Copies of one package made on
+    one day share its id, and two teams' new rows may share a fid: a row far from the stored
+    feature is another team's new feature, and stays new. A feature deleted on the server
+    since is a conflict, as for any feature of the package."""
     features = package.layers[layer.name]
     for i, feature in enumerate(features):
-        if feature.id is not None or feature.fid not in synced or feature.geometry is None:
+        if feature.fid not in synced or feature.geometry is None:
+            continue
+        if feature.id is not None and feature.id in stored:  # the package's own, still there
             continue
         fid, version = synced[feature.fid]
         if fid in stored:
@@ -675,12 +679,14 @@ async def _apply_layer(
                 f"{fid} (borrada en el servidor, agregada de nuevo)",
             )
 
-            async def create(body: dict = body, fid: int = fid) -> None:
+            async def create(
+                body: dict = body, fid: int = fid, row: int | None = feature.fid
+            ) -> None:
                 done = await edit.create(
                     conn, layer, body, settings, user, repair=repair, lang=lang
                 )
-                kept(done, fid)
-                await record_row(conn, package, layer, diff.rows_of.get(fid), done)
+                kept(done, fid)  # what the row became, for the next sync of this package
+                await record_row(conn, package, layer, row, done)
 
             written += await each(again, create)
         else:
