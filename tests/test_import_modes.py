@@ -84,6 +84,34 @@ async def test_upsert_of_an_unchanged_export_changes_nothing(
     assert await versions(conn, maizal) == before  # the same rows, the same versions
 
 
+async def test_upsert_of_an_export_keeps_parcels_without_a_code_once(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, maizal: int
+) -> None:
+    """Found from outside: a parcel without a code has no key to be found by, and every
+    upsert of an export added it again. The same in every column and shape, it is
+    unchanged; moved, it is another parcel and new."""
+    await conn.execute(
+        "INSERT INTO parcels (commune_id, tenure, geom) SELECT commune_id, 'occupied', "
+        "ST_Multi(ST_Translate(geom, 0.02, 0)) FROM parcels WHERE commune_id = %s "
+        "ORDER BY id LIMIT 1",
+        (maizal,),
+    )
+    before = await versions(conn, maizal)
+    file = await exported(conn, tmp_path, maizal)
+    for _ in range(2):
+        report = await import_file(conn, PARCELS, file, settings, mode="upsert")
+        assert (report.inserted, report.updated, report.unchanged) == (0, 0, len(before))
+        assert await versions(conn, maizal) == before
+    frame = pyogrio.read_dataframe(file)
+    codeless = frame[frame["code"].isna()].copy()
+    assert len(codeless) == 1
+    codeless["geometry"] = codeless.geometry.translate(0.001, 0)
+    moved = tmp_path / "moved.gpkg"
+    pyogrio.write_dataframe(codeless, moved)
+    report = await import_file(conn, PARCELS, moved, settings, mode="upsert")
+    assert (report.inserted, report.updated, report.unchanged) == (1, 0, 0)
+
+
 async def test_upsert_updates_the_changed_feature_only(
     conn: AsyncConnection, settings: Settings, tmp_path: Path, maizal: int
 ) -> None:

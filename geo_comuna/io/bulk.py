@@ -222,7 +222,9 @@ async def _unstage(
     upsert), a row whose key is stored updates that feature's ``names`` (its other columns
     keep their values), and only when one of them differs or its shape is another
     (geo_comuna_same_shape): an unchanged feature keeps its version, so an export imported
-    back changes nothing, from any format and CRS. Rows are inserted with every column."""
+    back changes nothing, from any format and CRS; a row without a whole key that a stored
+    feature matches in ``names`` and shape is unchanged too. Rows are inserted with every
+    column."""
     updated = 0
     new = sql.SQL("")
     if key:
@@ -250,7 +252,26 @@ async def _unstage(
             (SHAPE_TOLERANCE,),
         )
         updated = cur.rowcount
-        new = sql.SQL(" AND NOT EXISTS (SELECT FROM {} t WHERE {})").format(table, same_key)
+        # a row without a whole key (a parcel without a code) is new, unless a stored
+        # feature is the same in every column given and in shape: an export imported back
+        # added its parcels without code again at every upsert
+        incomplete = sql.SQL(" OR ").join(
+            sql.SQL("s.{} IS NULL").format(sql.Identifier(c)) for c in key
+        )
+        alike = sql.SQL(" AND ").join(
+            sql.SQL("t.{c} IS NOT DISTINCT FROM s.{c}").format(c=sql.Identifier(c)) for c in values
+        )
+        new = sql.SQL(
+            " AND NOT EXISTS (SELECT FROM {table} t WHERE {same_key})"
+            " AND NOT (({incomplete}) AND EXISTS (SELECT FROM {table} t WHERE t.geom && s.geom"
+            " AND {alike} AND geo_comuna_same_shape(t.geom, s.geom, {tolerance})))"
+        ).format(
+            table=table,
+            same_key=same_key,
+            incomplete=incomplete,
+            alike=alike,
+            tolerance=sql.Literal(SHAPE_TOLERANCE),
+        )
     # the scan sets each row's number just before the row is inserted and checked
     cur = await conn.execute(
         sql.SQL(
