@@ -712,6 +712,60 @@ async def test_a_feature_added_again_by_ours_is_that_feature_at_the_next_sync(
     assert set(change.fields) == {column} and change.id != gone  # the feature 'ours' made
 
 
+async def test_a_package_still_open_in_qgis_is_refused_not_read_without_its_edits(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: QGIS keeps an open GeoPackage in write-ahead-log mode, its last
+    edits in comuna.gpkg-wal; the .gpkg sent alone from the sync page was read without them
+    and the sync said nothing changed. It is refused, saying why; read where it lies, its
+    -wal beside it, the edit is there."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    a = (await _parcels(conn, 1))[0]
+    tenure = "disputed" if (await _row(conn, a))[0] != "disputed" else "occupied"
+    qgis = sqlite3.connect(gpkg)  # as QGIS holds it while the project is open
+    # GDAL's spatial index triggers, fired by any update: the tenure's leaves the shape, the
+    # index is not read by the sync
+    for name, value in {
+        "ST_IsEmpty": 0,
+        "ST_MinX": 0,
+        "ST_MaxX": 0,
+        "ST_MinY": 0,
+        "ST_MaxY": 0,
+    }.items():
+        qgis.create_function(name, 1, lambda _, v=value: v)
+    try:
+        qgis.execute("PRAGMA journal_mode = WAL")
+        qgis.execute("UPDATE parcels SET tenure = ? WHERE id = ?", (tenure, a))
+        qgis.commit()
+        assert gpkg.with_name(f"{GPKG}-wal").stat().st_size > 0
+        sent = tmp_path / "sent"
+        sent.mkdir()
+        shutil.copy(gpkg, sent / GPKG)  # the .gpkg alone, as a browser sends it
+        with pytest.raises(InvalidFile) as refused:
+            await _sync(conn, settings, sent / GPKG, tmp_path, dry_run=True)
+        assert f"its last edits are in the file {GPKG}-wal" in str(refused.value)
+        assert "Cierre el proyecto en QGIS" in refused.value.said("es")
+        report = await _sync(conn, settings, gpkg, tmp_path, dry_run=True)
+        assert [c.id for c in report.layers["parcels"].changed] == [a]
+    finally:
+        qgis.close()
+
+
+async def test_a_package_cut_short_is_said_to_be(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: the first 50,000 bytes of a GeoPackage were said to hold a schema
+    that runs SQL."""
+    await _package(conn, settings, tmp_path)
+    cut = tmp_path / "cut.gpkg"
+    cut.write_bytes((tmp_path / GPKG).read_bytes()[:50_000])
+    with pytest.raises(InvalidFile) as refused:
+        await _sync(conn, settings, cut, tmp_path, dry_run=True)
+    assert "cut.gpkg is cut short: it holds 50,000 of the" in str(refused.value)
+    assert "está cortado" in refused.value.said("es")
+
+
 async def test_a_shape_moved_on_the_server_only_stands(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:
