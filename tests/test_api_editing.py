@@ -115,6 +115,18 @@ async def test_options_need_a_token_where_reads_do(
         assert (await anonymous.options(ITEMS)).status_code == 401
 
 
+async def test_a_write_without_a_token_says_so_in_the_language_asked(
+    conn: AsyncConnection, settings: Settings
+) -> None:
+    """Found from outside: the 401 was English with ?lang=es."""
+    async with api_client(conn, settings) as anonymous:
+        r = await anonymous.delete(f"{ITEMS}/1", params={"lang": "es"})
+        assert r.status_code == 401
+        assert "para escribir hace falta un token" in r.json()["detail"]
+        r = await anonymous.delete(f"{ITEMS}/1")
+        assert r.status_code == 401 and "writing needs a token" in r.json()["detail"]
+
+
 # ---------------------------------------------------------------- the feature schema
 
 

@@ -195,6 +195,26 @@ async def test_bad_datetimes_are_400(client: httpx.AsyncClient, value: str) -> N
     assert "datetime" in r.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("2015-13-01", "no existe el mes 13"),
+        ("2015-02-29", "2015-02 tiene 28 días"),
+        ("2015-02-01T24:00:00Z", "no existe la hora 24"),
+        ("2015-02-01T10:60:00Z", "no existe el minuto 60"),
+        ("2015-02-01T10:00:00+25:00", "ninguna zona horaria dista +25:00 de UTC"),
+    ],
+)
+async def test_a_moment_that_does_not_exist_says_which_part_in_spanish(
+    client: httpx.AsyncClient, value: str, why: str
+) -> None:
+    """Found from outside: Python's own words ("month must be in 1..12") ended a Spanish
+    answer."""
+    r = await client.get("/collections/parcels/items", params={"datetime": value, "lang": "es"})
+    assert r.status_code == 400 and f"no es un momento que exista ({why})" in r.json()["detail"]
+    assert "must be" not in r.json()["detail"]
+
+
 async def test_a_layer_without_time_refuses_datetime(client: httpx.AsyncClient) -> None:
     r = await client.get("/collections/dwellings/items", params={"datetime": "2020-01-01"})
     assert r.status_code == 400 and "no date" in r.json()["detail"]

@@ -280,8 +280,12 @@ async def reading(request: Request) -> AsyncIterator[tuple[AsyncConnection, Acce
 async def writer(user: Annotated[User | None, Depends(current_user)]) -> User:
     if user is None:
         raise Unauthorized(
-            "writing needs a token: Authorization: Bearer <token> "
-            "(geo-comuna users add NAME --role editor --commune CODE)"
+            Said(
+                "writing needs a token: Authorization: Bearer <token> "
+                "(geo-comuna users add NAME --role editor --commune CODE)",
+                "para escribir hace falta un token: Authorization: Bearer <token> "
+                "(geo-comuna users add NOMBRE --role editor --commune CÓDIGO)",
+            )
         )
     return user
 

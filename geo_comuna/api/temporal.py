@@ -13,6 +13,7 @@ value as ``2015-01-01T`` (a T and no time): read as that day.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 
@@ -88,17 +89,34 @@ def _day(text: str, value: str) -> dt.date:
         moment = dt.datetime(
             year, month, day, int(match["H"]), int(match["M"]), second, micro, _zone(match["tz"])
         )
-    except ValueError as exc:
+    except ValueError:
+        why = _out_of_range(year, month, day, match)
         raise InvalidInput(
             Said(
-                f"datetime {value!r}: {text!r} is not a real moment ({exc})",
-                f"datetime {value!r}: {text!r} no es un momento que exista ({exc})",
+                f"datetime {value!r}: {text!r} is not a real moment ({why})",
+                f"datetime {value!r}: {text!r} no es un momento que exista ({why.es})",
             )
         ) from None
     try:
         return moment.astimezone(dt.UTC).date()
     except OverflowError:  # within a day of year 1 or 9999: the first or last date
         return dt.date.min if year == 1 else dt.date.max
+
+
+def _out_of_range(year: int, month: int, day: int, match: re.Match) -> Said:
+    """Which part of a date-time that matched _INSTANT has no such value (Python's own
+    words, "month must be in 1..12", were English in a Spanish answer)."""
+    if not 1 <= month <= 12:
+        return Said(f"there is no month {month}", f"no existe el mes {month}")
+    last = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= last:
+        return Said(f"{year}-{month:02d} has {last} days", f"{year}-{month:02d} tiene {last} días")
+    if int(match["H"]) > 23:
+        return Said(f"there is no hour {match['H']}", f"no existe la hora {match['H']}")
+    if int(match["M"]) > 59:
+        return Said(f"there is no minute {match['M']}", f"no existe el minuto {match['M']}")
+    offset = match["tz"]
+    return Said(f"no time zone is {offset} from UTC", f"ninguna zona horaria dista {offset} de UTC")
 
 
 def _zone(tz: str | None) -> dt.tzinfo:

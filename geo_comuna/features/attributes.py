@@ -198,8 +198,8 @@ def check_value(
     if attr.past and coerced > _latest_day():
         raise InvalidAttribute(
             Said(
-                f"property {attr.name!r}: {value!r} is a day still to come",
-                f"campo {titled(attr)}: {value!r} es un día que aún no llega",
+                f"property {attr.name!r}: {coerced.isoformat()} is a day still to come",
+                f"campo {titled(attr)}: {coerced.isoformat()} es un día que aún no llega",
             ),
             feature=label,
             layer=layer.name,
