@@ -241,8 +241,16 @@ CASES = [
         "degrees in a projected crs",
         degrees_said_metres,
         InvalidGeometry,
-        ("look like degrees of longitude and latitude", "EPSG:2202", "--crs EPSG:4326"),
+        ("look like degrees of longitude and latitude", "the file's CRS is EPSG:2202"),
         feature=2,
+    ),
+    Case(  # found from outside: the CRS given was called the file's
+        "degrees given a projected crs",
+        valid,
+        InvalidGeometry,
+        ("look like degrees of longitude and latitude", "but the CRS given is EPSG:2202"),
+        feature=1,
+        crs="EPSG:2202",
     ),
     Case(
         "swapped lat/lon",

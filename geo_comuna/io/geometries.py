@@ -51,6 +51,7 @@ class Geometries:
     label: str = "EPSG:4326"
     file_crs: str | None = None  # what the file says, parsed by to_wgs84 unless overridden
     to_wgs84: pyproj.Transformer | None = None  # made once by to_wgs84(), used by every piece
+    given: bool = False  # the CRS is the one given (--crs, ?crs=), not the file's
 
     def __len__(self) -> int:
         return len(self.wkb)
@@ -113,13 +114,19 @@ class Geometries:
             return
         i = int(np.flatnonzero(small)[np.argmax(outside)])
         x, y = bounds[i, 0], bounds[i, 1]
+        # found from outside: a CRS given over the file's own was called the file's
+        whose = (
+            ("the CRS given", "el CRS indicado")
+            if self.given
+            else ("the file's CRS", "el CRS del archivo")
+        )
         raise InvalidGeometry(
             Said(
                 f"its coordinates ({x:g}, {y:g}) look like degrees of longitude and latitude, "
-                f"but the file's CRS is {self.label}, in metres; give the CRS they are in, "
+                f"but {whose[0]} is {self.label}, in metres; give the CRS they are in, "
                 "e.g. --crs EPSG:4326 (?crs=EPSG:4326)",
-                f"sus coordenadas ({x:g}, {y:g}) parecen grados de longitud y latitud, pero el "
-                f"CRS del archivo es {self.label}, en metros; indique el CRS en que están, p. "
+                f"sus coordenadas ({x:g}, {y:g}) parecen grados de longitud y latitud, pero "
+                f"{whose[1]} es {self.label}, en metros; indique el CRS en que están, p. "
                 "ej. --crs EPSG:4326 (?crs=EPSG:4326)",
             ),
             feature=labels[i],
@@ -169,4 +176,4 @@ def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries
                 f"no se puede transformar {label} a WGS 84: {exc}",
             )
         ) from None
-    return Geometries(geometries.wkb, source, label, to_wgs84=transformer)
+    return Geometries(geometries.wkb, source, label, to_wgs84=transformer, given=bool(crs))
