@@ -164,7 +164,10 @@ async def test_a_dry_run_says_what_an_import_would_write_and_writes_nothing(
     assert refused.status_code == 409, refused.text
     assert await versions(conn, maizal) == before  # nothing written, no version moved
     done = await post("?mode=upsert", changed)
-    assert done.json()["dry_run"] is False and done.json()["updated"] == 1
+    assert done.status_code == 201 and done.json()["dry_run"] is False
+    assert done.json()["updated"] == 1
+    again = await post("?mode=upsert", changed)  # nothing left to change: 200, as a sync
+    assert again.status_code == 200 and again.json()["unchanged"] == len(before)
 
 
 async def notes_and_uses(conn: AsyncConnection, commune_id: int) -> dict[str, tuple]:
@@ -283,7 +286,7 @@ async def test_http_import_takes_the_mode(
     assert "already stored" in refused.json()["detail"]
     assert (await post("?mode=bogus")).status_code in (400, 422)
     done = await post("?mode=upsert")
-    assert done.status_code == 201, done.text
+    assert done.status_code == 200, done.text  # nothing changed: nothing created
     assert done.json()["mode"] == "upsert" and done.json()["unchanged"] == len(before)
     assert done.json()["kept_columns"] == []  # an export has every column
     assert await versions(conn, maizal) == before

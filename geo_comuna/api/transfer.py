@@ -150,6 +150,9 @@ def _chunks(source: BinaryIO) -> Iterator[bytes]:
     "/collections/{collection_id}/import",
     status_code=201,
     response_model=ImportReport,
+    responses={
+        200: {"model": ImportReport, "description": "A dry run, or an upsert that changed nothing"}
+    },
     summary="Import a file into a layer",
 )
 async def import_upload(
@@ -245,6 +248,6 @@ async def import_upload(
     finally:
         await file.close()
     report.file = name
-    if dry_run:  # nothing was made
+    if dry_run or not report.inserted + report.updated:  # nothing was made or changed (as a sync)
         response.status_code = 200
     return report
