@@ -245,7 +245,11 @@ async def test_bbox_literal_and_mixing_with_other_parameters(
         ({"filter": "tenure = 'a'", "filter-lang": "cql2-xml"}, "filter-lang"),
         (
             {"filter": "{not json", "filter-lang": "cql2-json"},
-            "string in double quotes at line 1, column 2",
+            "filter is not JSON, which filter-lang=cql2-json says it is (line 1, column 2)",
+        ),
+        (  # found from outside: 'expected ident at line 1, column 2'
+            {"filter": "tenure = 'occupied'", "filter-lang": "cql2-json"},
+            "is cql2-text (the default)",
         ),
         ({"filter": '{"op": "="}', "filter-lang": "cql2-json"}, "not a CQL2 expression"),
         ({"filter": '{"op": "=", "args": [1]}', "filter-lang": "cql2-json"}, "arguments"),

@@ -48,6 +48,8 @@ def parse(text: str, lang: str | None) -> str:
                 "el filtro tiene un carácter que un texto no admite (NUL o un sustituto suelto)",
             )
         )
+    if lang == "cql2-json":
+        _json(text)
     reader = cql2.parse_text if lang == "cql2-text" else cql2.parse_json
     tree = _on_big_stack(lambda: reader(text).to_json())
     if _depth(tree) > MAX_DEPTH:
@@ -58,6 +60,26 @@ def parse(text: str, lang: str | None) -> str:
             )
         )
     return json.dumps(tree, sort_keys=True, separators=(",", ":"))
+
+
+def _json(text: str) -> None:
+    """A cql2-json filter that is no JSON at all (a text filter sent with the JSON's
+    filter-lang) is said so: the parser said 'expected ident at line 1, column 2'."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        donde = f"línea {exc.lineno}, columna {exc.colno}"
+        raise InvalidInput(
+            Said(
+                f"filter is not JSON, which filter-lang=cql2-json says it is ({where}); a "
+                "text filter such as tenure = 'occupied' is cql2-text (the default)",
+                f"el filtro no es JSON, como dice filter-lang=cql2-json ({donde}); un filtro "
+                "de texto como tenure = 'occupied' es cql2-text (el predeterminado)",
+            )
+        ) from None
+    except RecursionError:  # deeper than Python's JSON reader goes: the parser says more
+        return
 
 
 def _on_big_stack(work: Any) -> Any:
