@@ -160,6 +160,16 @@ async def test_a_dry_run_says_what_an_import_would_write_and_writes_nothing(
     got = tried.json()
     assert got["dry_run"] is True and (got["inserted"], got["updated"]) == (0, 1)
     assert got["unchanged"] == len(before) - 1
+    # which feature, and what it holds against what the file makes it: found from outside, a
+    # GDAL Shapefile cut a note and changed its dash, and the counts said only "updated: 1"
+    stored_id = next(i for i, v in before.items() if v[1] == frame.loc[1, "code"])
+    assert got["changes"] == [
+        {
+            "id": stored_id,
+            "feature": 2,
+            "fields": {"tenure": [before[stored_id][2], frame.loc[1, "tenure"]]},
+        }
+    ]
     refused = await post("?dry_run=true", file)  # a plain import of it: refused, as it would be
     assert refused.status_code == 409, refused.text
     assert await versions(conn, maizal) == before  # nothing written, no version moved
@@ -308,6 +318,24 @@ def test_cli_upsert(own_db: str, tmp_path: Path) -> None:
         cli_app, ["import", "parcels", str(out), "--upsert", "--dry-run"], env=env
     )
     assert tried.exit_code == 0 and json.loads(tried.stdout[tried.stdout.index("{") :])["dry_run"]
+    frame = pyogrio.read_dataframe(out)
+    was = frame.loc[0, "tenure"]
+    frame.loc[0, "tenure"] = "disputed" if was != "disputed" else "abandoned"
+    changed = tmp_path / "changed.gpkg"
+    pyogrio.write_dataframe(frame, changed)
+    for lang, says in (
+        ("en", ("would update 1 feature:", "feature 1 (id ")),
+        ("es", ("actualizaría 1 entidad:", "entidad 1 (id ")),
+    ):
+        tried = runner.invoke(
+            cli_app,
+            ["import", "parcels", str(changed), "--upsert", "--dry-run", "--lang", lang],
+            env=env,
+        )
+        assert tried.exit_code == 0, tried.stderr
+        assert all(said in tried.stderr for said in says), tried.stderr
+        title = "Tenure" if lang == "en" else "Tenencia"
+        assert f"{title}: '{was}' -> '{frame.loc[0, 'tenure']}'" in tried.stderr
     upserted = runner.invoke(cli_app, ["import", "parcels", str(out), "--upsert"], env=env)
     assert upserted.exit_code == 0, upserted.stderr
     report = json.loads(upserted.stdout[upserted.stdout.index("{") :])

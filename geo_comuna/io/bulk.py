@@ -17,6 +17,7 @@ import os
 import socket
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import AsyncConnection, sql
 
@@ -211,21 +212,67 @@ async def _stage(conn: AsyncConnection, cols: sql.Composable, table: sql.Identif
     )
 
 
+#: the stored features an upsert changes that its report lists, with their values
+CHANGES_LISTED = 100
+
+
+async def _changes(
+    conn: AsyncConnection,
+    table: sql.Identifier,
+    values: list[str],
+    same_key: sql.Composable,
+    differs: sql.Composable,
+    properties: dict[str, str],
+) -> list[dict[str, Any]]:
+    """The first CHANGES_LISTED stored features the staged rows change, in the file's order:
+    each one's id, its position in the file, and per changed property its stored value and
+    the file's ("geometry": "changed"). What a planner reads before an upsert writes (its dry
+    run): found from outside, a Shapefile written by GDAL cut a note at 254 bytes and turned
+    its dash into '?', and the upsert's counts said only "updated: 1"."""
+    fields = [
+        sql.SQL(
+            "{name}, CASE WHEN t.{c} IS DISTINCT FROM s.{c} "
+            "THEN jsonb_build_array(to_jsonb(t.{c}), to_jsonb(s.{c})) END"
+        ).format(name=sql.Literal(properties.get(c, c)), c=sql.Identifier(c))
+        for c in values
+    ]
+    moved = sql.SQL(
+        "CASE WHEN NOT geo_comuna_same_shape(t.geom, s.geom, {}) THEN 'changed' END"
+    ).format(sql.Literal(SHAPE_TOLERANCE))
+    cur = await conn.execute(
+        sql.SQL(
+            "SELECT t.id, s._n, jsonb_strip_nulls(jsonb_build_object({fields}, 'geometry', "
+            "{moved})) FROM {table} t JOIN _geo_comuna_import s ON {same_key} AND {differs} "
+            "ORDER BY s._n LIMIT {limit}"
+        ).format(
+            fields=sql.SQL(", ").join(fields),
+            moved=moved,
+            table=table,
+            same_key=same_key,
+            differs=differs,
+            limit=sql.Literal(CHANGES_LISTED),
+        )
+    )
+    rows = await cur.fetchall()
+    return [{"id": fid, "feature": row, "fields": fields} for fid, row, fields in rows]
+
+
 async def _unstage(
     conn: AsyncConnection,
     cols: sql.Composable,
     table: sql.Identifier,
     names: list[str],
     key: list[str] | None,
-) -> tuple[int, int]:
+    properties: dict[str, str] | None = None,
+) -> tuple[int, int, list[dict[str, Any]]]:
     """Move the staged rows into the table: (inserted, updated). With a natural ``key`` (an
     upsert), a row whose key is stored updates that feature's ``names`` (its other columns
     keep their values), and only when one of them differs or its shape is another
     (geo_comuna_same_shape): an unchanged feature keeps its version, so an export imported
     back changes nothing, from any format and CRS; a row without a whole key that a stored
     feature matches in ``names`` and shape is unchanged too. Rows are inserted with every
-    column."""
-    updated = 0
+    column. Also the first stored features it changes, with their values (_changes)."""
+    updated, changes = 0, []
     new = sql.SQL("")
     if key:
         same_key = sql.SQL(" AND ").join(
@@ -235,21 +282,23 @@ async def _unstage(
         theirs = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in values)
         ours = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in values)
         every = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in names)
+        differs = sql.SQL(
+            "(ROW({theirs}) IS DISTINCT FROM ROW({ours}) "
+            "OR NOT geo_comuna_same_shape(t.geom, s.geom, {tolerance}))"
+        ).format(theirs=theirs, ours=ours, tolerance=sql.Literal(SHAPE_TOLERANCE))
+        changes = await _changes(conn, table, values, same_key, differs, properties or {})
         cur = await conn.execute(
             sql.SQL(
                 "UPDATE {table} t SET ({set}) = ROW({every}) FROM _geo_comuna_import s "
-                "WHERE {same_key} AND (ROW({theirs}) IS DISTINCT FROM ROW({ours}) "
-                "OR NOT geo_comuna_same_shape(t.geom, s.geom, %s)) "
+                "WHERE {same_key} AND {differs} "
                 "AND set_config('geo_comuna.feature', s._n::text, true) IS NOT NULL"
             ).format(
                 table=table,
                 set=sql.SQL(", ").join(map(sql.Identifier, names)),
                 every=every,
-                ours=ours,
-                theirs=theirs,
+                differs=differs,
                 same_key=same_key,
-            ),
-            (SHAPE_TOLERANCE,),
+            )
         )
         updated = cur.rowcount
         # a row without a whole key (a parcel without a code) is new, unless a stored
@@ -282,7 +331,7 @@ async def _unstage(
     inserted = cur.rowcount
     await conn.execute("SELECT set_config('geo_comuna.feature', '', true)")
     await conn.execute("DROP TABLE _geo_comuna_import")
-    return inserted, updated
+    return inserted, updated, changes
 
 
 async def copy_in(
@@ -294,7 +343,7 @@ async def copy_in(
     staged: bool = False,
     upsert_key: list[str] | None = None,
     upsert_columns: list[str] | None = None,
-) -> tuple[int, int]:
+) -> tuple[int, int, list[dict[str, Any]]]:
     """Bulk insert with binary COPY (imports): ``pieces`` are sent as one COPY statement each
     as they come, so PostgreSQL stores one while the caller validates the next; ``rows``: how
     many they hold in all (what the file says), for the bulk-load policy.
@@ -308,11 +357,11 @@ async def copy_in(
     ``upsert_key``: the natural key's columns of an upsert, which always goes through the
     staging table: a row whose key is stored updates that feature instead (``_unstage``), in
     ``upsert_columns`` only (None: all).
-    Returns (rows inserted, rows updated)."""
+    Returns (rows inserted, rows updated, the first stored features changed: _changes)."""
     names = columns(layer)
     cols = sql.SQL(", ").join(map(sql.Identifier, names))
     staged = staged or bool(upsert_key)
-    updated = 0
+    updated, changes = 0, []
     table = sql.Identifier(layer.table)
     target = sql.Identifier("_geo_comuna_import") if staged else table
     with refusals(layer):
@@ -326,13 +375,14 @@ async def copy_in(
         _roomy_send_buffer(conn)
         inserted = await _send(conn, layer, statement, pieces, skip_key_checks)
         if staged:
-            inserted, updated = await _unstage(
-                conn, cols, table, upsert_columns or names, upsert_key
+            properties = {r.column: r.name for r in layer.references}
+            inserted, updated, changes = await _unstage(
+                conn, cols, table, upsert_columns or names, upsert_key, properties
             )
         for definition in rebuild:
             await conn.execute(definition)
         await analyze_after_load(conn, layer, inserted)
-    return inserted, updated
+    return inserted, updated, changes
 
 
 #: a load of at least this many rows, and of a tenth of what the table held, analyses it

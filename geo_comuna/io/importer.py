@@ -15,6 +15,7 @@ stored.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -95,6 +96,9 @@ class ImportReport:
     kept_columns: list[str] = field(default_factory=list)
     #: made and rolled back: the counts say what the import would write
     dry_run: bool = False
+    #: an upsert's first stored features changed (bulk.CHANGES_LISTED), in the file's order:
+    #: id, position in the file, and per property changed [stored value, the file's]
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _check_utf8(table: pa.Table, name: str) -> None:
@@ -313,6 +317,7 @@ class Written:
     inserted: int
     updated: int
     repairs: list[dict[str, Any]]
+    changes: list[dict[str, Any]] = field(default_factory=list)  # bulk.copy_in's
 
 
 async def write_frame(
@@ -470,7 +475,7 @@ async def write(
                     scoped=not admin,
                 )
                 async with aclosing(chunks):
-                    inserted, updated = await bulk.copy_in(
+                    inserted, updated, changes = await bulk.copy_in(
                         conn,
                         layer,
                         chunks,
@@ -482,10 +487,10 @@ async def write(
                 if copies_after is not None:
                     await bulk.refuse_copies(conn, layer, copies_after)
                 if dry_run:  # every check made and every row written: now undone
-                    raise _Tried(Written(sum(sent), inserted, updated, repairs))
+                    raise _Tried(Written(sum(sent), inserted, updated, repairs, changes))
     except _Tried as tried:
         return tried.written
-    return Written(sum(sent), inserted, updated, repairs)
+    return Written(sum(sent), inserted, updated, repairs, changes)
 
 
 class _Tried(Exception):
@@ -574,6 +579,8 @@ async def import_file(
         )
     finally:
         raw.close()
+    for line in change_lines(layer, written.updated, written.changes, dry_run):
+        say(line)
     seconds = {"read": round(read_s, 3), "total": round(time.perf_counter() - started, 3)}
     return ImportReport(
         layer.name,
@@ -590,7 +597,57 @@ async def import_file(
         seconds,
         kept_columns=_kept(layer, mode, given, defaults),
         dry_run=dry_run,
+        changes=written.changes,
     )
+
+
+def change_lines(
+    layer: Layer, updated: int, changes: list[dict[str, Any]], dry_run: bool
+) -> list[Said]:
+    """An upsert's stored features changed, as lines a person reads (the CLI's progress):
+    what each field was and what the file makes it."""
+    if not changes:
+        return []
+    verb = ("would update", "actualizaría") if dry_run else ("updated", "actualizó")
+    one = updated == 1
+    lines = [
+        Said(
+            f"{verb[0]} {updated:,} feature{'' if one else 's'}:",
+            f"{verb[1]} {updated:,} entidad{'' if one else 'es'}:",
+        )
+    ]
+    for change in changes:
+        parts_en, parts_es = [], []
+        for name, values in change["fields"].items():
+            if name == "geometry":
+                parts_en.append("geometry changed")
+                parts_es.append("geometría cambiada")
+                continue
+            item = layer.attribute(name) or layer.reference(name)
+            title = item.title if item is not None else None
+            stored, given = (_shown(v) for v in values)
+            parts_en.append(f"{title.en if title else name}: {stored} -> {given}")
+            parts_es.append(f"{title.es if title else name}: {stored} -> {given}")
+        where = f"{change['feature']} (id {change['id']})"
+        lines.append(
+            Said(
+                f"feature {where}: {'; '.join(parts_en)}",
+                f"entidad {where}: {'; '.join(parts_es)}",
+            )
+        )
+    if updated > len(changes):
+        more = updated - len(changes)
+        lines.append(Said(f"... and {more:,} more", f"... y {more:,} más"))
+    return lines
+
+
+def _shown(value: Any) -> str:
+    """A value in a change line: quoted text, cut at 60 characters; ∅ for none."""
+    if value is None:
+        return "∅"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = text if len(text) <= 60 else f"{text[:57]}..."
+    return repr(text) if isinstance(value, str) else text
 
 
 def _have(given: Sequence[str], defaults: dict[str, int] | None) -> set[str]:
