@@ -12,7 +12,13 @@ took from its ``layer_styles`` table.
 import json
 import sys
 
-from qgis.core import QgsApplication, QgsProject, QgsVectorLayer
+from qgis.core import (
+    QgsApplication,
+    QgsProject,
+    QgsValueRelationFieldFormatter,
+    QgsVectorLayer,
+    QgsVectorLayerUtils,
+)
 
 
 def describe(layer: QgsVectorLayer) -> dict:
@@ -42,6 +48,16 @@ def describe(layer: QgsVectorLayer) -> dict:
                 "stored": config.get("field_format"),
                 "type": field.typeName(),
             }
+        if setup.type() == "ValueRelation":
+            config = setup.config()
+            out.setdefault("relations", {})[field.name()] = {
+                "layer": config.get("LayerName"),
+                "key": config.get("Key"),
+                "value": config.get("Value"),
+            }
+        default = layer.defaultValueDefinition(i).expression()
+        if default:
+            out.setdefault("defaults", {})[field.name()] = default
         if setup.type() == "ValueMap":
             entries = setup.config().get("map", [])
             out["value_maps"][field.name()] = {
@@ -67,6 +83,21 @@ def main(project_path: str, gpkg: str) -> dict:
     }
     for layer in project.mapLayers().values():
         result["layers"][layer.id()] = {"name": layer.name(), **describe(layer)}
+        new = QgsVectorLayerUtils.createFeature(layer)  # what the form starts a new one with
+        names = [f.name() for f in layer.fields()]
+        result["layers"][layer.id()]["new"] = {
+            n: new[n] for n in names if new[n] is not None and str(new[n]) != "NULL"
+        }
+        relations = result["layers"][layer.id()].get("relations", {})
+        for name, relation in relations.items():  # each feature's value as the form shows it
+            index = layer.fields().indexOf(name)
+            config = layer.editorWidgetSetup(index).config()
+            formatter = QgsValueRelationFieldFormatter()  # no cache given: it reads the layer
+            relation["shown"] = {
+                str(f[name]): formatter.representValue(layer, index, config, None, f[name])
+                for f in layer.getFeatures()
+                if f[name] is not None and str(f[name]) != "NULL"
+            }
     project.clear()
     probe = QgsVectorLayer(gpkg, "probe", "ogr")
     names = [s.split("!!::!!")[1] for s in probe.dataProvider().subLayers()]

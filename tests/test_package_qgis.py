@@ -132,6 +132,18 @@ def test_qgis_opens_the_project(package: Path, lang: str) -> None:
             assert {k: v for k, v in value_map.items() if v != VALUE_MAP_NULL} == labels
         assert {"id", "version"} <= set(got["read_only"])
         assert not set(got["read_only"]) & set(layer.property_names)
+        if layer.reference("commune") is not None and "commune" in got["widgets"]:
+            # found from outside: a new feature's commune was empty in the form
+            assert got["new"].get("commune") == COMMUNE, (layer.name, got["new"])
+    # found from outside: a production unit's parcel was a box for a number (its id); it is a
+    # drop-down of the package's parcels by code that stores the id
+    units = seen["layers"][layer_id(LAYERS["production_units"])]
+    assert units["widgets"]["parcel"] == "ValueRelation"
+    relation = units["relations"]["parcel"]
+    assert (relation["layer"], relation["key"], relation["value"]) == ("parcels", "id", "code")
+    parcels = pyogrio.read_dataframe(folder / GPKG, layer="parcels", read_geometry=False)
+    codes = dict(zip(parcels["id"].astype(str), parcels["code"], strict=True))
+    assert relation["shown"] and all(codes[i] == c for i, c in relation["shown"].items())
 
 
 def test_qgis_styles_a_bare_geopackage(package: Path) -> None:

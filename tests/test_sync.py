@@ -712,13 +712,14 @@ async def test_a_feature_added_again_by_ours_is_that_feature_at_the_next_sync(
     assert set(change.fields) == {column} and change.id != gone  # the feature 'ours' made
 
 
-async def test_a_package_still_open_in_qgis_is_refused_not_read_without_its_edits(
+async def test_a_package_sent_without_the_log_qgis_keeps_says_to_close_the_project(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:
     """Found from outside: QGIS keeps an open GeoPackage in write-ahead-log mode, its last
     edits in comuna.gpkg-wal; the .gpkg sent alone from the sync page was read without them
-    and the sync said nothing changed. It is refused, saying why; read where it lies, its
-    -wal beside it, the edit is there."""
+    and the sync said nothing of it. QGIS leaves that mode set after closing too, with every
+    edit in the file, so the two cannot be told apart: the summary says to close the project
+    and send it again. Read where it lies, its -wal beside it, the edit is there."""
     await _package(conn, settings, tmp_path)
     gpkg = tmp_path / GPKG
     a = (await _parcels(conn, 1))[0]
@@ -726,14 +727,8 @@ async def test_a_package_still_open_in_qgis_is_refused_not_read_without_its_edit
     qgis = sqlite3.connect(gpkg)  # as QGIS holds it while the project is open
     # GDAL's spatial index triggers, fired by any update: the tenure's leaves the shape, the
     # index is not read by the sync
-    for name, value in {
-        "ST_IsEmpty": 0,
-        "ST_MinX": 0,
-        "ST_MaxX": 0,
-        "ST_MinY": 0,
-        "ST_MaxY": 0,
-    }.items():
-        qgis.create_function(name, 1, lambda _, v=value: v)
+    for name in ("ST_IsEmpty", "ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"):
+        qgis.create_function(name, 1, lambda _: 0)
     try:
         qgis.execute("PRAGMA journal_mode = WAL")
         qgis.execute("UPDATE parcels SET tenure = ? WHERE id = ?", (tenure, a))
@@ -742,12 +737,15 @@ async def test_a_package_still_open_in_qgis_is_refused_not_read_without_its_edit
         sent = tmp_path / "sent"
         sent.mkdir()
         shutil.copy(gpkg, sent / GPKG)  # the .gpkg alone, as a browser sends it
-        with pytest.raises(InvalidFile) as refused:
-            await _sync(conn, settings, sent / GPKG, tmp_path, dry_run=True)
-        assert f"its last edits are in the file {GPKG}-wal" in str(refused.value)
-        assert "Cierre el proyecto en QGIS" in refused.value.said("es")
-        report = await _sync(conn, settings, gpkg, tmp_path, dry_run=True)
-        assert [c.id for c in report.layers["parcels"].changed] == [a]
+        report = await _sync(conn, settings, sent / GPKG, tmp_path, dry_run=True)
+        assert report.log_left_behind and report.layers["parcels"].changed == []
+        lines = summary(report, "es")
+        assert lines[0].startswith("Nada que cambiar") and "cierre el proyecto" in lines[1]
+        assert "close the project" in summary(report, "en")[1]
+        here = await _sync(conn, settings, gpkg, tmp_path, dry_run=True)
+        assert not here.log_left_behind
+        assert [c.id for c in here.layers["parcels"].changed] == [a]
+        assert not any("gpkg-wal" in line for line in summary(here, "es"))
     finally:
         qgis.close()
 

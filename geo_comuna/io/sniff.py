@@ -257,11 +257,7 @@ def gpkg(path: Path) -> None:
 
 def _gpkg_whole_file(path: Path, head: bytes) -> None:
     """A GeoPackage cut short (a download or copy stopped halfway: fewer bytes than its
-    header's page count says; found from outside, it was said to run SQL), or one still open
-    in QGIS when it was sent: in write-ahead-log mode (the header's version bytes are 2) with
-    no ``-wal`` file beside it, its last edits are in that file and did not come (the sync
-    then said a field team's edits were not there). QGIS writes them into the GeoPackage and
-    leaves that mode when the project is closed."""
+    header's page count says; found from outside, it was said to run SQL)."""
     page = int.from_bytes(head[16:18], "big")
     page = 65536 if page == 1 else page
     pages = int.from_bytes(head[28:32], "big")
@@ -276,19 +272,17 @@ def _gpkg_whole_file(path: Path, head: bytes) -> None:
                 "su cabecera (¿una descarga o copia interrumpida?); envíe el archivo entero",
             )
         )
-    if head[18] == 2 and not path.with_name(f"{path.name}-wal").exists():
-        raise InvalidFile(
-            Said(
-                f"{path.name} was sent while QGIS (or another program) still had it open: its "
-                f"last edits are in the file {path.name}-wal beside it, which did not come. "
-                "Close the project in QGIS (it then writes them into the GeoPackage) and send "
-                "the GeoPackage again, or save a copy of it with QGIS or ogr2ogr",
-                f"{path.name} se envió mientras QGIS (u otro programa) lo tenía abierto: sus "
-                f"últimas ediciones están en el archivo {path.name}-wal a su lado, que no vino. "
-                "Cierre el proyecto en QGIS (entonces las escribe en el GeoPackage) y envíe el "
-                "GeoPackage de nuevo, o guarde una copia con QGIS u ogr2ogr",
-            )
-        )
+
+
+def wal_left_behind(path: Path) -> bool:
+    """Was the GeoPackage last written in write-ahead-log mode (its header's version bytes
+    are 2: QGIS leaves it so) with no ``-wal`` file beside it now? Then edits made while a
+    program still had it open may be in that file, which did not come (found from outside: a
+    sync page's upload lacked a home's edit, and said nothing changed). QGIS writes them
+    into the GeoPackage when the project is closed, so nothing here can tell the two apart."""
+    with open(path, "rb") as fh:
+        head = fh.read(20)
+    return len(head) == 20 and head[18] == 2 and not path.with_name(f"{path.name}-wal").exists()
 
 
 def _gpkg_crs(path: Path) -> None:

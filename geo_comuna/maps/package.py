@@ -72,6 +72,7 @@ from geo_comuna.maps.package_tables import (
 )
 from geo_comuna.maps.page import Page
 from geo_comuna.maps.qgis import (
+    Forms,
     LayerStyle,
     layer_styles,
     project,
@@ -408,7 +409,7 @@ async def write_gpkg(
         say(Said(f"layer {layer.title.en}", f"capa {layer.title.es}"))
         names, counts[layer.name] = await write_layer(conn, gpkg, layer, info.id, access, bases)
         written.append((layer, names))
-        styled += layer_styles(styles, layer, names)
+        styled += layer_styles(styles, layer, names, Forms(info.code, GPKG))
     await asyncio.to_thread(write_styles, gpkg, styled)
     await asyncio.to_thread(_table, gpkg, BASE_TABLE, bases.table())
     del bases
@@ -491,7 +492,7 @@ async def build_package(
         counts, written = await write_gpkg(conn, folder / GPKG, info, access, styles, say)
         for lang, name in PROJECTS.items():
             title = f"{info.name} — {'trabajo de campo' if lang == 'es' else 'field work'}"
-            text = project(styles, written, GPKG, title, lang, WGS84, info.bounds)
+            text = project(styles, written, GPKG, title, lang, WGS84, info.bounds, info.code)
             (folder / name).write_text(text, encoding="utf-8")
         # the report's summaries and maps, in two languages, ask for each analysis four
         # times: computed once, a failure kept and said in README.txt

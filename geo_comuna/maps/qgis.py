@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import pyproj
 
-from geo_comuna.layers import Layer
-from geo_comuna.maps.package_tables import ID_COLUMN, VERSION_COLUMN
+from geo_comuna.layers import LAYERS, Layer
+from geo_comuna.maps.package_tables import COMMUNE_TABLE, GPKG, ID_COLUMN, VERSION_COLUMN
 from geo_comuna.maps.styles import FALLBACK_COLOUR, Styles, Theme
 
 QGIS_VERSION = "3.22.16-Białowieża"
@@ -170,19 +170,72 @@ def _title(styles: Styles, layer: Layer, name: str, lang: str) -> str:
 _DATE_SHOWN = {"es": "dd/MM/yyyy", "en": "yyyy-MM-dd"}
 
 
-def _fields(parent: ET.Element, styles: Styles, layer: Layer, names: list[str], lang: str):
-    """Edit widgets (ValueMap drop-downs for coded attributes), aliases and read-only fields:
-    ids, versions and values PostGIS computes are not the field worker's to change."""
+@dataclass(frozen=True)
+class Forms:
+    """What a package's forms know of the package: its commune's code (each new feature's
+    commune, by default) and its GeoPackage's file name (where a drop-down of another layer's
+    features reads them)."""
+
+    commune: str | None = None
+    gpkg: str = GPKG
+
+
+def _related(ref_table: str) -> Layer | None:
+    """The layer of the package whose features a reference by id names (a production
+    unit's parcel)."""
+    return next((lay for lay in LAYERS.values() if lay.table == ref_table), None)
+
+
+def _value_relation(box: ET.Element, related: Layer, forms: Forms) -> None:
+    """A drop-down of ``related``'s features by code, storing the id: found from outside, a
+    production unit's parcel was a box for its number (12), which a field worker cannot know."""
+    options = ET.SubElement(box, "Option", type="Map")
+    for key, kind, value in (
+        ("AllowMulti", "bool", "false"),
+        ("AllowNull", "bool", "true"),
+        ("FilterExpression", "QString", ""),
+        ("Key", "QString", ID_COLUMN),
+        ("Layer", "QString", layer_id(related)),
+        ("LayerName", "QString", related.name),
+        ("LayerProviderName", "QString", "ogr"),
+        ("LayerSource", "QString", f"./{forms.gpkg}|layername={related.name}"),
+        ("NofColumns", "int", "1"),
+        ("OrderByValue", "bool", "true"),
+        ("UseCompleter", "bool", "true"),
+        ("Value", "QString", "code"),
+    ):
+        ET.SubElement(options, "Option", name=key, type=kind, value=value)
+
+
+def _fields(
+    parent: ET.Element, styles: Styles, layer: Layer, names: list[str], lang: str, forms: Forms
+):
+    """Edit widgets (ValueMap drop-downs for coded attributes, a drop-down of parcels by code
+    for a parcel), aliases, read-only fields (ids, versions and values PostGIS computes are
+    not the field worker's to change), and the commune of a new feature: the package's."""
     config = ET.SubElement(parent, "fieldConfiguration")
     aliases = ET.SubElement(parent, "aliases")
+    defaults = ET.SubElement(parent, "defaults")
     editable = ET.SubElement(parent, "editable")
     derived = {d.name for d in layer.derived}
     for index, name in enumerate(field_names(layer, names)):
         field = ET.SubElement(config, "field", name=name, configurationFlags="None")
         attr = layer.attribute(name)
+        ref = layer.reference(name)
         widget = ET.SubElement(field, "editWidget")
         box = ET.SubElement(widget, "config")
-        if attr is not None and attr.domain is not None:
+        related = _related(ref.table) if ref is not None and ref.key == ID_COLUMN else None
+        if ref is not None and ref.table == COMMUNE_TABLE and name == "commune" and forms.commune:
+            # a new feature is of the package's commune (the sync took none as it, QGIS
+            # showed it empty)
+            quoted = forms.commune.replace("'", "''")
+            ET.SubElement(
+                defaults, "default", field=name, expression=f"'{quoted}'", applyOnUpdate="0"
+            )
+        if related is not None:
+            widget.set("type", "ValueRelation")
+            _value_relation(box, related, forms)
+        elif attr is not None and attr.domain is not None:
             widget.set("type", "ValueMap")
             options = ET.SubElement(box, "Option", type="Map")
             entries = ET.SubElement(options, "Option", name="map", type="List")
@@ -215,22 +268,24 @@ def _fields(parent: ET.Element, styles: Styles, layer: Layer, names: list[str], 
 
 
 def _style_children(
-    parent: ET.Element, styles: Styles, theme: Theme, names: list[str], lang: str
+    parent: ET.Element, styles: Styles, theme: Theme, names: list[str], lang: str, forms: Forms
 ) -> None:
     _renderer(parent, styles, theme, lang)
-    _fields(parent, styles, theme.layer, names, lang)
+    _fields(parent, styles, theme.layer, names, lang, forms)
     ET.SubElement(parent, "layerGeometryType").text = _GEOMETRY[theme.layer.geometry_type][1]
 
 
-def qml(styles: Styles, theme: Theme, names: list[str], lang: str) -> str:
+def qml(styles: Styles, theme: Theme, names: list[str], lang: str, forms: Forms) -> str:
     """The QML document of one theme of a layer whose GeoPackage columns are
     ``field_names(layer, names)``."""
     root = ET.Element("qgis", version=QGIS_VERSION, styleCategories="AllStyleCategories")
-    _style_children(root, styles, theme, names, lang)
+    _style_children(root, styles, theme, names, lang, forms)
     return DOCTYPE + ET.tostring(root, encoding="unicode")
 
 
-def layer_styles(styles: Styles, layer: Layer, names: list[str]) -> list[LayerStyle]:
+def layer_styles(
+    styles: Styles, layer: Layer, names: list[str], forms: Forms = Forms()
+) -> list[LayerStyle]:
     """Every theme of ``layer`` in Spanish and English; the default is the first theme in
     Spanish (what QGIS and QField apply when they open the GeoPackage)."""
     out = []
@@ -238,7 +293,8 @@ def layer_styles(styles: Styles, layer: Layer, names: list[str]) -> list[LayerSt
         for theme in styles.themes(layer):
             name = f"{styles.legend_title(theme, lang)} ({lang})"
             default = lang == "es" and theme.index == 0
-            out.append(LayerStyle(layer, name, qml(styles, theme, names, lang), default, lang))
+            text = qml(styles, theme, names, lang, forms)
+            out.append(LayerStyle(layer, name, text, default, lang))
     return out
 
 
@@ -276,12 +332,15 @@ def project(
     lang: str,
     crs: pyproj.CRS,
     extent: tuple[float, float, float, float] | None = None,
+    commune: str | None = None,
 ) -> str:
     """A QGIS project opening every layer of the GeoPackage ``gpkg_name`` (beside the project
     file, so the folder can move) with its first theme's style, aliases and drop-downs in
     ``lang``; the other themes are the layer's other styles (Layer > Styles). ``layers``:
     each layer with its output property names, listed top to bottom. ``extent`` (west,
-    south, east, north in ``crs``) is where the map opens: the commune, not the world."""
+    south, east, north in ``crs``) is where the map opens: the commune, not the world;
+    ``commune``: its code, each new feature's commune."""
+    forms = Forms(commune, gpkg_name)
     root = ET.Element("qgis", projectname=title, version=QGIS_VERSION)
     ET.SubElement(root, "title").text = title
     _srs(ET.SubElement(root, "projectCrs"), crs)
@@ -317,14 +376,14 @@ def project(
         _srs(ET.SubElement(maplayer, "srs"), crs)
         ET.SubElement(maplayer, "provider", encoding="UTF-8").text = "ogr"
         themes = styles.themes(layer)
-        _style_children(maplayer, styles, themes[0], names, lang)
+        _style_children(maplayer, styles, themes[0], names, lang, forms)
         manager = ET.SubElement(
             maplayer, "map-layer-style-manager", current=styles.legend_title(themes[0], lang)
         )
         for theme in themes:
             kept = ET.SubElement(manager, "map-layer-style", name=styles.legend_title(theme, lang))
             if theme.index:  # the current one is the layer's own settings above
-                _style_children(ET.SubElement(kept, "qgis"), styles, theme, names, lang)
+                _style_children(ET.SubElement(kept, "qgis"), styles, theme, names, lang, forms)
     if extent is not None:
         _extent(root, extent, crs)
     properties = ET.SubElement(root, "properties")

@@ -139,6 +139,9 @@ class SyncReport:
     #: the code of each feature a reference by id names in a change or conflict (table ->
     #: id -> code): a production unit's parcel is 12 to the database, EM-P001 to people
     codes: dict[str, dict[int, str]] = field(default_factory=dict)
+    #: the GeoPackage came without the -wal file QGIS keeps edits in while a project is open
+    #: (Package.log_left_behind): the summary says to close the project if it still is
+    log_left_behind: bool = False
 
 
 #: a layer's diff fields the sync keeps for itself, not said in its answer
@@ -801,6 +804,7 @@ async def sync(
     async with conn.transaction():
         code = await check_package(conn, package, commune_id)
         report = SyncReport(code, package.name, dry_run, delete_missing, resolve)
+        report.log_left_behind = package.log_left_behind
         plans: list[tuple[Layer, LayerDiff, dict[int, int]]] = []
         for name in package.layers:
             layer = LAYERS[name]

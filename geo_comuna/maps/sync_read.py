@@ -15,6 +15,7 @@ from typing import Any
 import shapely
 
 from geo_comuna.errors import InvalidFile, Said, TooLarge
+from geo_comuna.io import sniff
 from geo_comuna.io.formats import FORMATS, GDAL_ERRORS, gdal_source, pyogrio
 from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.maps.package_tables import (
@@ -51,6 +52,9 @@ class Package:
     #: each feature as the package was made (maps/sync_base.py); none in a package made
     #: before bases were kept
     bases: PackageBases = field(default_factory=PackageBases)
+    #: last written in write-ahead-log mode, and no -wal beside it: edits made while QGIS
+    #: still had it open may be missing (io/sniff.wal_left_behind)
+    log_left_behind: bool = False
 
 
 def _gpkg_member(path: Path, max_unpacked: int) -> str:
@@ -258,6 +262,7 @@ def read_package(
     checks of io/sniff.py (header, application id, every layer's CRS). ``limits``: the most
     features each layer may hold (package_limits; else Settings.max_features_per_import)."""
     shown = name or path.name
+    left_behind = sniff.wal_left_behind(path)  # before GDAL, whose reading folds a -wal in
     source = gdal_source(path, FORMATS["gpkg"], settings.max_unpacked_bytes)
     try:
         listed = {str(n) for n in pyogrio.list_layers(source)[:, 0]}
@@ -303,4 +308,4 @@ def read_package(
                 f"{shown}: a la tabla {INFO_TABLE} del paquete le falta {exc}",
             )
         ) from None
-    return Package(shown, info, layers, columns, bases)
+    return Package(shown, info, layers, columns, bases, left_behind)

@@ -56,6 +56,11 @@ TEXT = {
         "written": "{n} {features} (auditoría: «sync {file}»).",
         "features": ("entidad guardada", "entidades guardadas"),
         "nothing": "Nada que cambiar: el paquete coincide con la base de datos.",
+        "log": (
+            "Si el proyecto de QGIS seguía abierto cuando se envió el paquete, sus últimas "
+            "ediciones están en el archivo .gpkg-wal junto al GeoPackage, no en él: cierre el "
+            "proyecto y envíelo de nuevo."
+        ),
         "added": ("nueva", "nuevas"),
         "changed": ("cambiada", "cambiadas"),
         "deleted": ("borrada", "borradas"),
@@ -99,6 +104,11 @@ TEXT = {
         "written": "{n} {features} (audit: 'sync {file}').",
         "features": ("feature written", "features written"),
         "nothing": "Nothing to change: the package matches the database.",
+        "log": (
+            "If the QGIS project was still open when the package was sent, its last edits are "
+            "in the .gpkg-wal file beside the GeoPackage, not in it: close the project and "
+            "send it again."
+        ),
         "added": ("added", "added"),
         "changed": ("changed", "changed"),
         "deleted": ("deleted", "deleted"),
@@ -191,6 +201,8 @@ def summary(report: Any, lang: str, reader: str = "cli") -> list[str]:
     lines += [_repaired(t, r, lang) for r in report.repairs]
     if not lines:
         lines.append(t["nothing"])
+    if report.log_left_behind:  # found from outside: an edit was missing, said nowhere
+        lines.append(t["log"])
     if report.unresolved:
         n = report.unresolved
         lines.append(t["unresolved"].format(n=n, conflicts=t["conflicts"][n != 1], **t["options"]))
