@@ -486,6 +486,10 @@ class Streaming:
         _end(self._child)
         self._release()
 
+    def __del__(self) -> None:  # one nobody closed (a bug) still frees its process and slot
+        if getattr(self, "_held", False):
+            self.close()
+
     def _release(self) -> None:
         if self._held:
             self._held = False

@@ -7,6 +7,7 @@ file makes stuck or crash any more (io/sniff.py closes those)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -22,6 +23,7 @@ from psycopg import AsyncConnection
 from geo_comuna import work
 from geo_comuna.errors import InvalidFile, TooSlow
 from geo_comuna.io import reading
+from geo_comuna.io.importer import import_file
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
@@ -154,3 +156,29 @@ async def test_an_upload_read_too_slowly_is_a_503_naming_it_and_writes_nothing(
             break
         await asyncio.sleep(0.05)
     assert children() == before
+
+
+async def test_an_import_cancelled_while_its_file_is_read_leaves_no_reader(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: an uploader that left while GDAL read its file (the import was
+    cancelled, api/transfer.py) left the reading process blocked on its pipe and its reader
+    slot taken, for good; after four, every upload of the worker waited 20 s for a slot."""
+    path = geojson(tmp_path / "big.geojson", 20_000)
+    before = children()
+    for i in range(2 * (os.cpu_count() or 1) + 1):  # more than the reader slots
+        wait = 0.05 + 0.1 * (i % 4)
+        task = asyncio.ensure_future(
+            import_file(conn, LAYERS["parcels"], path, settings, isolated=True, dry_run=True)
+        )
+        await asyncio.sleep(wait)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for _ in range(100):  # each thread ends its read, and its file is closed
+        if children() == before:
+            break
+        await asyncio.sleep(0.1)
+    assert children() == before
+    with work.scope(hurried(5.0), None):  # every reader slot is free again
+        assert await asyncio.to_thread(work.in_child, "x", reading.SAVE_AGAIN, divmod, 7, 2)

@@ -15,6 +15,7 @@ stored.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -556,8 +557,7 @@ async def import_file(
     if reading is not None:
         raw = await asyncio.wrap_future(reading)
     else:
-        read = read_isolated if isolated else read_raw
-        raw = await asyncio.to_thread(read, path, layer, settings, pieces.CHUNK)
+        raw = await _opened(read_isolated if isolated else read_raw, path, layer, settings)
     defaults = None if commune_id is None else {layer.commune_ref.name: commune_id}
     try:
         read_s = time.perf_counter() - started
@@ -648,6 +648,26 @@ def _shown(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     text = text if len(text) <= 60 else f"{text[:57]}..."
     return repr(text) if isinstance(value, str) else text
+
+
+async def _opened(read: Callable[..., RawFile], *args: Any) -> RawFile:
+    """``read(*args, pieces.CHUNK)`` on a thread. Its caller may be cancelled meanwhile (the
+    uploader left: api/transfer.py): the thread goes on, and the file it opens is closed
+    when it is done. Found from outside: each upload left so held its reading process and one
+    of the reader slots for good, and after four every upload of the worker waited 20 s."""
+    context = contextvars.copy_context()  # the request's limits, as asyncio.to_thread does
+    loop = asyncio.get_running_loop()
+    reading = loop.run_in_executor(None, context.run, read, *args, pieces.CHUNK)
+    try:
+        return await asyncio.shield(reading)
+    except asyncio.CancelledError:
+        reading.add_done_callback(_close_read)
+        raise
+
+
+def _close_read(done: asyncio.Future) -> None:
+    if not done.cancelled() and done.exception() is None:
+        done.result().close()
 
 
 def _have(given: Sequence[str], defaults: dict[str, int] | None) -> set[str]:
