@@ -851,3 +851,30 @@ async def test_a_shapefile_whose_index_repeats_a_record_is_refused(
     )
     assert r.status_code == 201, r.text
     assert (await (await conn.execute(count)).fetchone())[0] == before + 1
+
+
+@pytest.mark.parametrize("members", [1_001, 70_000])  # 70,000: past ZIP64's 65,535
+async def test_a_zip_listing_too_many_files_is_refused_before_it_is_listed(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path, members: int
+) -> None:
+    """Found from outside: a 153 MB zip listing 3,000,000 five-letter names took a worker
+    past 2 GB (Python's zipfile makes an object of each) as an import and as a sync; the
+    count is read from the zip's end records first."""
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as zf:
+        zf.writestr("a.shp", b"\x00\x00\x27\x0a" + bytes(96))
+        for i in range(members - 1):
+            zf.writestr(f"{i}", b"")
+    before = await parcels(conn)
+    r = await client.post(
+        "/collections/parcels/import?commune=EL-MAIZAL",
+        files={"file": ("many.zip", many.read_bytes(), "application/zip")},
+        params={"lang": "es"},
+    )
+    assert r.status_code == 422, r.text
+    assert f"many.zip lista {members:,} archivos" in r.json()["detail"]
+    r = await client.post(
+        "/communes/EL-MAIZAL/sync", files={"file": ("campo.zip", many.read_bytes())}
+    )
+    assert r.status_code == 422 and f"lists {members:,} files" in r.json()["detail"], r.text
+    assert await parcels(conn) == before

@@ -548,10 +548,50 @@ def shapefile(path: Path) -> None:
             break
 
 
+#: members a zip upload may list (a zipped Shapefile holds ~8 files, a package ~10), and the
+#: bytes of its central directory (a member's entry is ~50 bytes and its name)
+MAX_ZIP_MEMBERS = 1_000
+MAX_ZIP_DIRECTORY = 1 << 20
+
+
+def zip_directory(path: Path) -> None:
+    """Refuse a zip whose central directory lists more than MAX_ZIP_MEMBERS members or
+    holds more than MAX_ZIP_DIRECTORY bytes, from its end records alone, before Python's
+    zipfile reads the directory: it makes an object of every entry, and a 153 MB upload
+    listing 3,000,000 five-letter names took a worker past 2 GB (found from outside)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - (1 << 16) - 22))
+        tail = fh.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) < at + 22:
+            return  # no end record: zipfile refuses it as no zip
+        entries = int.from_bytes(tail[at + 10 : at + 12], "little")
+        directory = int.from_bytes(tail[at + 12 : at + 16], "little")
+        locator = tail[at - 20 : at] if at >= 20 else b""
+        if locator[:4] == b"PK\x06\x07":  # ZIP64: the counts are in its own end record
+            fh.seek(int.from_bytes(locator[8:16], "little"))
+            record = fh.read(56)
+            if record[:4] == b"PK\x06\x06" and len(record) == 56:
+                entries = max(entries, int.from_bytes(record[32:40], "little"))
+                directory = max(directory, int.from_bytes(record[40:48], "little"))
+    if entries > MAX_ZIP_MEMBERS or directory > MAX_ZIP_DIRECTORY:
+        raise InvalidFile(
+            Said(
+                f"{path.name} lists {entries:,} files in {directory:,} bytes; a zip here holds "
+                f"at most {MAX_ZIP_MEMBERS:,} (a Shapefile's or a package's files)",
+                f"{path.name} lista {entries:,} archivos en {directory:,} bytes; un zip aquí "
+                f"contiene como mucho {MAX_ZIP_MEMBERS:,} (los archivos de un Shapefile o de un "
+                "paquete)",
+            )
+        )
+
+
 def shapefile_zip(path: Path, max_unpacked: int) -> str:
     """A zip holding exactly one Shapefile (.shp with its .shx and .dbf, optional sidecars);
     returns the .shp's member name. Refuses odd member names, other archives' tricks, more
     than ``max_unpacked`` bytes unpacked, and a .shp that is not one."""
+    zip_directory(path)
     if not zipfile.is_zipfile(path):
         raise InvalidFile(
             Said(

@@ -59,6 +59,7 @@ class Package:
 
 def _gpkg_member(path: Path, max_unpacked: int) -> str:
     """The zip's one GeoPackage (the package's comuna.gpkg, or the only .gpkg it holds)."""
+    sniff.zip_directory(path)
     if not zipfile.is_zipfile(path):
         raise InvalidFile(
             Said(
