@@ -419,25 +419,43 @@ class Streaming:
     """``fn(*args)``, a reader of a file, in a child process (geo_comuna/child.py) that answers
     in pieces (its function returns child.Pieces): ``first`` is its first answer, ``next()``
     each next piece (None after the last). Each answer is awaited at most
-    Limits.compute_seconds from when it is asked for; a child that takes longer is killed and
-    TooSlow raised with ``slow``'s words. So a reader no check bounds (GDAL on an uploaded
-    file) holds no thread past that, and a reader that crashes takes only its child down: the
-    file is refused (InvalidFile). Both say ``name`` (the file's) and ``advice`` (what to do
-    with it); ``again``: the file is being read a second time. An exception in the child is
-    raised here. ``close()`` kills a child still running. Blocking: call it from a thread."""
+    Limits.compute_seconds from when it is asked for, the first one longer by the file's
+    ``size`` (bytes) at READ_BYTES_PER_SECOND: a reader opening a GeoJSON reads it whole to
+    count its features. A child that takes longer is killed and TooSlow raised. So a reader
+    no check bounds (GDAL on an uploaded file) holds no thread past that, and a reader that
+    crashes takes only its child down: the file is refused (InvalidFile). Both say ``name``
+    (the file's) and ``advice`` (what to do with it); ``again``: the file is being read a
+    second time. A reader waits for one of _READERS' slots at most compute_seconds (then
+    TooSlow: the server is busy). An exception in the child is raised here. ``close()`` kills
+    a child still running. Blocking: call it from a thread."""
 
     def __init__(
-        self, name: str, advice: Said, fn: Callable[..., Any], *args: Any, again: bool = False
+        self,
+        name: str,
+        advice: Said,
+        fn: Callable[..., Any],
+        *args: Any,
+        again: bool = False,
+        size: int = 0,
     ) -> None:
         self._seconds = limits().compute_seconds
-        self._slow = _reading_slow(name, again, advice, self._seconds)
+        first = self._seconds + size / READ_BYTES_PER_SECOND
+        self._slow = _reading_slow(name, again, advice, first)
         self._broke = Said(
             f"the reading of {name} stopped without an answer: the file is malformed ({advice})",
             f"la lectura de {name} se detuvo sin dar respuesta: el archivo está mal formado "
             f"({advice.es})",
         )
+        self._held = False
         if not _READERS.acquire(timeout=self._seconds):
-            raise TooSlow(self._slow)
+            raise TooSlow(
+                Said(
+                    f"the server is reading other uploads (waited {self._seconds:g} s for its "
+                    f"turn to read {name}); try again shortly",
+                    f"el servidor está leyendo otros archivos (esperó {self._seconds:g} s su "
+                    f"turno para leer {name}); inténtelo de nuevo en un momento",
+                )
+            )
         self._held = True
         try:
             self._child = _SPARES.take()
@@ -448,17 +466,18 @@ class Streaming:
         try:
             with self._child.stdin as stdin:
                 stdin.write(pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL))
-            ok, self.first = self._answer()
+            ok, self.first = self._answer(first)
         except BaseException:
             self.close()
             raise
+        self._slow = _reading_slow(name, again, advice, self._seconds)  # each next piece's
         if not ok:
             self.close()
             raise self.first
         self._done = False
 
-    def _answer(self) -> tuple[Any, Any]:
-        self._pipe.until = time.monotonic() + self._seconds
+    def _answer(self, seconds: float | None = None) -> tuple[Any, Any]:
+        self._pipe.until = time.monotonic() + (seconds or self._seconds)
         try:
             return pickle.load(self._pipe)  # noqa: S301 (our own child's answer)
         except TimeoutError:
@@ -496,7 +515,12 @@ class Streaming:
             _READERS.release()
 
 
-#: readers in child processes at once, in this process: each takes a CPU and ~150 MB
+#: how fast a reader's first answer must come, besides Limits.compute_seconds: GDAL reads a
+#: GeoJSON whole twice before its first features (its count, then the features), ~7.6 s for
+#: 163 MB alone, 19 s with six such uploads on two CPUs (found from outside: four of six
+#: valid files were refused at a flat 20 s)
+READ_BYTES_PER_SECOND = 4 * 2**20
+#: readers in child processes at once, in this process: each takes a CPU and ~150-370 MB
 _READERS = threading.BoundedSemaphore(2 * (os.cpu_count() or 1))
 
 
@@ -556,19 +580,19 @@ def spare_readers() -> set[int]:
 
 def _reading_slow(name: str, again: bool, advice: Said, seconds: float) -> Said:
     return Said(
-        f"reading {name}{' again' if again else ''} took longer than {seconds:g} s, the most "
+        f"reading {name}{' again' if again else ''} took longer than {seconds:.3g} s, the most "
         f"one piece of a file may take here: the file is refused ({advice}), or try when the "
         "server is less busy",
-        f"leer {name}{' de nuevo' if again else ''} tardó más de {seconds:g} s, lo máximo que "
+        f"leer {name}{' de nuevo' if again else ''} tardó más de {seconds:.3g} s, lo máximo que "
         f"puede tardar aquí una parte de un archivo: se rechaza el archivo ({advice.es}), o "
         "inténtelo cuando el servidor esté menos ocupado",
     )
 
 
-def in_child(name: str, advice: Said, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``, a reader of the file ``name`` answering at once, in a child process
-    (Streaming)."""
-    stream = Streaming(name, advice, fn, *args)
+def in_child(name: str, advice: Said, size: int, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, a reader of the file ``name`` of ``size`` bytes answering at once, in a
+    child process (Streaming)."""
+    stream = Streaming(name, advice, fn, *args, size=size)
     stream.close()
     return stream.first
 

@@ -62,7 +62,7 @@ def test_a_reader_stuck_for_good_is_killed_at_its_bound() -> None:
     with work.scope(hurried(1.0), None):
         started = time.monotonic()
         with pytest.raises(TooSlow) as refused:
-            work.in_child("stuck.gpkg", reading.SAVE_AGAIN, time.sleep, 60)
+            work.in_child("stuck.gpkg", reading.SAVE_AGAIN, 0, time.sleep, 60)
         took = time.monotonic() - started
     assert 1.0 <= took < 4.0, took  # its bound, not a thread held for as long as the reader
     assert "reading stuck.gpkg took longer than 1 s" in str(refused.value)
@@ -74,11 +74,11 @@ def test_a_reader_that_crashes_refuses_the_file_and_the_server_goes_on() -> None
     before = children()
     advice = reading.SAVE_AGAIN
     with pytest.raises(InvalidFile) as refused:
-        work.in_child("x.gpkg", advice, os.abort)  # SIGABRT, as a C library that fails a check
+        work.in_child("x.gpkg", advice, 0, os.abort)  # SIGABRT, as a C library that fails a check
     assert "the reading of x.gpkg stopped without an answer" in str(refused.value)
     with pytest.raises(ZeroDivisionError):  # an exception is raised here as it was there
-        work.in_child("x.gpkg", advice, divmod, 1, 0)
-    assert work.in_child("x.gpkg", advice, divmod, 7, 2) == (3, 1)
+        work.in_child("x.gpkg", advice, 0, divmod, 1, 0)
+    assert work.in_child("x.gpkg", advice, 0, divmod, 7, 2) == (3, 1)
     assert children() == before
 
 
@@ -114,11 +114,16 @@ def test_a_file_read_in_a_child_comes_in_its_batches(tmp_path: Path) -> None:
 
 
 async def test_an_upload_read_too_slowly_is_a_503_naming_it_and_writes_nothing(
-    conn: AsyncConnection, settings: Settings, admin_token: str, tmp_path: Path
+    conn: AsyncConnection,
+    settings: Settings,
+    admin_token: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With a bound of a millisecond, shorter than GDAL's opening of any file, every upload's
-    reading is too slow: the import, the sync and a photo's say so, name the file, write
-    nothing and leave no process (but the one started ahead for the next upload)."""
+    """With a bound of a millisecond (none for the file's size), shorter than GDAL's opening
+    of any file, every upload's reading is too slow: the import, the sync and a photo's say
+    so, name the file, write nothing and leave no process (but the one started ahead for the
+    next upload)."""
     path = geojson(tmp_path / "ok.geojson", 300)
     upload = {"file": ("ok.geojson", path.read_bytes(), "application/geo+json")}
     pyogrio.write_dataframe(gpd.read_file(path), tmp_path / "campo.gpkg", layer="parcels")
@@ -134,6 +139,7 @@ async def test_an_upload_read_too_slowly_is_a_503_naming_it_and_writes_nothing(
     stored = await (await conn.execute(count)).fetchone()
     before = children()
     quick = settings.model_copy(update={"compute_seconds": 0.001})
+    monkeypatch.setattr(work, "READ_BYTES_PER_SECOND", 1e15)  # no time for the file's size
     async with api_client(conn, quick, admin_token) as client:
         r = await client.post("/collections/parcels/import?commune=EL-MAIZAL", files=upload)
         assert r.status_code == 503, r.text
@@ -181,4 +187,17 @@ async def test_an_import_cancelled_while_its_file_is_read_leaves_no_reader(
         await asyncio.sleep(0.1)
     assert children() == before
     with work.scope(hurried(5.0), None):  # every reader slot is free again
-        assert await asyncio.to_thread(work.in_child, "x", reading.SAVE_AGAIN, divmod, 7, 2)
+        assert await asyncio.to_thread(work.in_child, "x", reading.SAVE_AGAIN, 0, divmod, 7, 2)
+
+
+def test_a_big_file_has_time_by_its_size_to_give_its_first_features(tmp_path: Path) -> None:
+    """Found from outside: six valid 163 MB GeoJSONs at once on two CPUs, four were refused
+    at a flat 20 s (GDAL reads a GeoJSON whole before its first features); the first answer
+    has the bound and the file's size at READ_BYTES_PER_SECOND."""
+    with work.scope(hurried(0.5), None):
+        started = time.monotonic()
+        with pytest.raises(TooSlow) as refused:  # 4 MiB: two seconds more than 0.5 s
+            work.in_child("big.geojson", reading.SAVE_AGAIN, 4 * 2**20, time.sleep, 60)
+        took = time.monotonic() - started
+    assert 1.5 <= took < 5.0, took
+    assert "took longer than 1.5 s" in str(refused.value)

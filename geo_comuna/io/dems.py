@@ -301,7 +301,7 @@ async def register(
     killed when it is slow (work.in_child)."""
     step: tuple[Any, ...] = (check, path, work.limits())
     if isolated:
-        step = (work.in_child, name or path.name, SAVE_AGAIN, *step)
+        step = (work.in_child, name or path.name, SAVE_AGAIN, path.stat().st_size, *step)
     checked = await work.cpu(*step)
     name = name or path.stem
     await _covers(conn, commune_id, checked.footprint, name)

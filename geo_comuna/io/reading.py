@@ -240,7 +240,14 @@ def read_isolated(
     """read_raw by GDAL in a child process (work.Streaming), each batch sent over a pipe; a
     CSV's text columns are read as written there too (csv_text_as_written). Blocking."""
     stream = work.Streaming(
-        path.name, SAVE_AGAIN, _read_in_child, path, layer, settings, batch_size
+        path.name,
+        SAVE_AGAIN,
+        _read_in_child,
+        path,
+        layer,
+        settings,
+        batch_size,
+        size=path.stat().st_size,
     )
     fmt, source, meta, features, name, table, streamed = stream.first
     opened = ExitStack()

@@ -941,7 +941,7 @@ async def sync_file(
     gpkg = await work.cpu(unpack, path, scratch, settings.max_unpacked_bytes)
     read: tuple[Any, ...] = (read_package, gpkg, settings, shown, limits)
     if isolated:  # an upload: GDAL reads it in a process killed when slow (io/reading.py)
-        read = (work.in_child, shown, reading.SAVE_AGAIN, *read)
+        read = (work.in_child, shown, reading.SAVE_AGAIN, gpkg.stat().st_size, *read)
     package = await work.cpu(*read)
     return await sync(conn, commune_id, package, settings, user, **options)
 

@@ -252,7 +252,7 @@ async def upload(
         name = filename or Said("the document", "el documento")
         # in a child process killed when slow: libheif and Pillow read the uploader's bytes
         place = await anyio.to_thread.run_sync(
-            work.in_child, name, PHOTO_AGAIN, photo_place, data, name, kind
+            work.in_child, name, PHOTO_AGAIN, len(data), photo_place, data, name, kind
         )
     digest = hashlib.sha256(data).hexdigest()
     ((what, ref),) = given.items()
