@@ -27,6 +27,7 @@ run in a plain worker thread and nothing has a deadline.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
 import ctypes
 import dataclasses
@@ -528,7 +529,9 @@ class _Spares:
     """Reader processes started ahead, one at a time: Python and the readers' libraries
     (pyarrow, GDAL) take ~0.4 s to load, which every upload paid before its first byte was
     read. The first reader is started when it is wanted, with a spare behind it; a spare
-    unused for child.IDLE_SECONDS ends, so an idle server holds no extra process."""
+    unused for child.IDLE_SECONDS ends, so an idle server holds no extra process (a thread
+    waits for it, so it leaves no zombie behind: found from outside), and one still waiting
+    when the server ends is ended with it."""
 
     #: what a spare loads while it waits (the rest of a reader's modules come with its work)
     PRELOAD = ("geo_comuna.io.reading",)
@@ -552,13 +555,21 @@ class _Spares:
         with self._lock:
             return set() if self._spare is None else {self._spare[0].pid}
 
+    def close(self) -> None:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            _end(spare[0])
+
     def _start(self) -> subprocess.Popen:
-        return subprocess.Popen(
+        child = subprocess.Popen(
             [sys.executable, "-m", "geo_comuna.child", *self.PRELOAD],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
+        threading.Thread(target=child.wait, name="geo-comuna-reaper", daemon=True).start()
+        return child
 
 
 def _end(child: subprocess.Popen) -> None:
@@ -571,6 +582,7 @@ def _end(child: subprocess.Popen) -> None:
 
 
 _SPARES = _Spares()
+atexit.register(_SPARES.close)
 
 
 def spare_readers() -> set[int]:

@@ -120,6 +120,14 @@ async def test_bulk_load_rebuilds_the_secondary_indexes(
     assert await index_oids(conn) == rebuilt
     assert await scalar(conn, query, bbox) == 14
 
+    # found from outside: an upload to the running service, or a dry run, into an emptied
+    # table dropped the indexes too, and every reader of parcels waited for the import
+    await conn.execute("DELETE FROM parcels")
+    for options in ({"isolated": True}, {"dry_run": True}):
+        path = geojson(parcels(8), tmp_path / "u.geojson")
+        await import_file(conn, PARCELS, path, settings, **options)
+        assert await index_oids(conn) == rebuilt, options
+
 
 async def test_each_piece_is_a_statement_that_the_audit_and_history_record(
     conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -343,6 +343,7 @@ async def copy_in(
     staged: bool = False,
     upsert_key: list[str] | None = None,
     upsert_columns: list[str] | None = None,
+    keep_indexes: bool = False,
 ) -> tuple[int, int, list[dict[str, Any]]]:
     """Bulk insert with binary COPY (imports): ``pieces`` are sent as one COPY statement each
     as they come, so PostgreSQL stores one while the caller validates the next; ``rows``: how
@@ -352,7 +353,8 @@ async def copy_in(
     sees every row; each row carries its position (1-based, as the pieces came), which the
     INSERT hands to the database as it writes the row, so that a row the policies refuse is
     named by it. Otherwise a bulk load rebuilds the secondary indexes afterwards and, when
-    provably redundant, skips the per-row foreign-key checks (see the helpers above).
+    provably redundant, skips the per-row foreign-key checks (see the helpers above), unless
+    ``keep_indexes`` (a load while the service answers readers: DROP INDEX locks them out).
 
     ``upsert_key``: the natural key's columns of an upsert, which always goes through the
     staging table: a row whose key is stored updates that feature instead (``_unstage``), in
@@ -369,7 +371,7 @@ async def copy_in(
         if staged:
             await _stage(conn, cols, table)
         else:
-            rebuild = await _indexes_to_rebuild(conn, layer, rows)
+            rebuild = [] if keep_indexes else await _indexes_to_rebuild(conn, layer, rows)
             skip_key_checks = await _may_skip_key_checks(conn, layer)
         statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(target, cols)
         _roomy_send_buffer(conn)
