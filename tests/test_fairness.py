@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from psycopg import AsyncConnection
+from starlette.responses import JSONResponse
 
 from geo_comuna import work
 from geo_comuna.api import fairness
@@ -69,6 +70,8 @@ async def test_rate_limits_per_client_with_retry_after(
         refused = await anonymous.get("/collections")
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert int(refused.headers["retry-after"]) >= 1 and "slow down" in refused.json()["detail"]
+        spanish = await anonymous.get("/collections", params={"lang": "es"})
+        assert "demasiadas peticiones de este cliente" in spanish.json()["detail"]
     async with api_client(conn, strict, admin_token) as member:  # a token is its own client
         codes = [(await member.get("/collections")).status_code for _ in range(6)]
         assert codes == [200] * 6
@@ -207,3 +210,26 @@ async def test_memory_goes_back_to_the_system_when_the_last_heavy_request_ends(
         assert released == [1, 1]
     if Path("/lib/x86_64-linux-gnu/libc.so.6").exists():  # Debian's glibc
         assert work._malloc_trim() is not None
+
+
+async def test_a_heavy_request_refused_for_lack_of_a_slot_says_so_in_the_language_asked(
+    settings: Settings,
+) -> None:
+    """Found from outside: the busy 503 was English with ?lang=es."""
+
+    async def slow(scope: dict, receive: object, send: object) -> None:
+        await asyncio.sleep(1.0)
+        await JSONResponse({})(scope, receive, send)
+
+    one = settings.model_copy(
+        update={"heavy_requests": 1, "compute_seconds": 0.2, "heavy_rate_per_minute": 0}
+    )
+    guarded = fairness.Fairness(slow, one)
+    transport = httpx.ASGITransport(app=guarded)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        first = asyncio.ensure_future(client.get("/communes/EL-MAIZAL/report"))
+        await asyncio.sleep(0.05)
+        refused = await client.get("/communes/EL-MAIZAL/report", params={"lang": "es"})
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+        assert "el servidor está ocupado con otras peticiones pesadas" in refused.json()["detail"]
+        assert (await first).status_code == 200

@@ -126,11 +126,20 @@ class Fairness:
         wait = wait or self.limits[with_token, False].take(client, now)
         if not wait and is_heavy:
             wait = self.limits[with_token, True].take(client, now)
+        # found from outside: these two refusals were English whatever the client asked
+        spanish = b"lang=es" in scope.get("query_string", b"").split(b"&")
         if wait:
-            kind = "heavy requests (analyses, maps, reports, files)" if is_heavy else "requests"
-            await _refuse(
-                send, 429, "too-many-requests", f"too many {kind} from this client; slow down", wait
-            )
+            if spanish:
+                kind = (
+                    "peticiones pesadas (análisis, mapas, informes, archivos)"
+                    if is_heavy
+                    else "peticiones"
+                )
+                detail = f"demasiadas {kind} de este cliente; vaya más despacio"
+            else:
+                kind = "heavy requests (analyses, maps, reports, files)" if is_heavy else "requests"
+                detail = f"too many {kind} from this client; slow down"
+            await _refuse(send, 429, "too-many-requests", detail, wait)
             return
         if not is_heavy:
             await self.app(scope, receive, send)
@@ -139,14 +148,14 @@ class Fairness:
         try:
             await asyncio.wait_for(self.slots.acquire(), self.wait_s)
         except TimeoutError:
-            await _refuse(
-                send,
-                503,
-                "busy",
-                f"the server is busy with other heavy requests (waited {self.wait_s:g} s); "
-                "try again shortly",
-                5,
+            detail = (
+                f"el servidor está ocupado con otras peticiones pesadas (esperó {self.wait_s:g} "
+                "s); inténtelo de nuevo en un momento"
+                if spanish
+                else f"the server is busy with other heavy requests (waited {self.wait_s:g} s); "
+                "try again shortly"
             )
+            await _refuse(send, 503, "busy", detail, 5)
             return
         self.running += 1
         try:
