@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import resource
 import select
 import sys
 import threading
@@ -46,7 +47,22 @@ def _orphaned(parent: int) -> None:
     os._exit(1)
 
 
+#: the address space a child may take (bytes): found from outside, a zip listing 3,000,000
+#: names took a reader to 1.7 GB, and a server runs several readers at once
+MEMORY_BYTES = 2 * 2**30
+
+
+def _bounded() -> None:
+    """At most MEMORY_BYTES: past it an allocation fails (MemoryError, raised in the parent,
+    which says so) instead of the machine swapping."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft > MEMORY_BYTES:
+        limit = MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(MEMORY_BYTES, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
 def main() -> None:
+    _bounded()
     threading.Thread(target=_orphaned, args=(os.getppid(),), daemon=True).start()
     for module in sys.argv[1:]:  # what its work will need, imported while it waits
         importlib.import_module(module)

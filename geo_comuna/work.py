@@ -46,8 +46,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from geo_comuna.child import IDLE_SECONDS
-from geo_comuna.errors import InvalidFile, Said, TooSlow
+from geo_comuna.child import IDLE_SECONDS, MEMORY_BYTES
+from geo_comuna.errors import InvalidFile, Said, TooLarge, TooSlow
 from geo_comuna.settings import Settings
 
 if TYPE_CHECKING:
@@ -411,6 +411,14 @@ def _in_child(fn: Callable[..., T], args: tuple, until: float, shared: bool) -> 
     if not out:  # it died without an answer (out of memory, killed)
         raise TooSlow(NO_ANSWER)
     ok, value = pickle.loads(out)  # noqa: S301 (our own child's answer)
+    if isinstance(value, MemoryError):  # past child.MEMORY_BYTES: the input's fault
+        most = f"{MEMORY_BYTES / 2**30:g} GB"
+        raise TooLarge(
+            Said(
+                f"the computation needs more than {most} of memory, the most it may take here",
+                f"el cálculo necesita más de {most} de memoria, lo máximo que puede usar aquí",
+            )
+        )
     if not ok:
         raise value
     return value
@@ -447,6 +455,13 @@ class Streaming:
             f"la lectura de {name} se detuvo sin dar respuesta: el archivo está mal formado "
             f"({advice.es})",
         )
+        most = f"{MEMORY_BYTES / 2**30:g} GB"
+        self._greedy = Said(
+            f"reading {name} needs more than {most} of memory, the most a reader may take "
+            f"here: the file is refused ({advice})",
+            f"leer {name} necesita más de {most} de memoria, lo máximo que puede usar una "
+            f"lectura aquí: se rechaza el archivo ({advice.es})",
+        )
         self._held = False
         if not _READERS.acquire(timeout=self._seconds):
             raise TooSlow(
@@ -474,7 +489,7 @@ class Streaming:
         self._slow = _reading_slow(name, again, advice, self._seconds)  # each next piece's
         if not ok:
             self.close()
-            raise self.first
+            raise self._said(self.first)
         self._done = False
 
     def _answer(self, seconds: float | None = None) -> tuple[Any, Any]:
@@ -499,8 +514,15 @@ class Streaming:
         self._done = True
         self.close()
         if kind == "error":
-            raise value
+            raise self._said(value)
         return None
+
+    def _said(self, exc: BaseException) -> BaseException:
+        """The child's exception, but running out of its memory (child.MEMORY_BYTES) said as
+        a refusal of the file, not a server error."""
+        if not isinstance(exc, MemoryError):
+            return exc
+        return TooLarge(self._greedy)
 
     def close(self) -> None:
         _end(self._child)
@@ -521,8 +543,9 @@ class Streaming:
 #: 163 MB alone, 19 s with six such uploads on two CPUs (found from outside: four of six
 #: valid files were refused at a flat 20 s)
 READ_BYTES_PER_SECOND = 4 * 2**20
-#: readers in child processes at once, in this process: each takes a CPU and ~150-370 MB
-_READERS = threading.BoundedSemaphore(2 * (os.cpu_count() or 1))
+#: readers in child processes at once, in this process: each takes a CPU, ~150-370 MB as a
+#: rule and at most child.MEMORY_BYTES
+_READERS = threading.BoundedSemaphore(max(2, os.cpu_count() or 1))
 
 
 class _Spares:

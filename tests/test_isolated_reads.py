@@ -21,7 +21,7 @@ from PIL import Image
 from psycopg import AsyncConnection
 
 from geo_comuna import work
-from geo_comuna.errors import InvalidFile, TooSlow
+from geo_comuna.errors import InvalidFile, TooLarge, TooSlow
 from geo_comuna.io import reading
 from geo_comuna.io.importer import import_file
 from geo_comuna.layers import LAYERS
@@ -201,3 +201,16 @@ def test_a_big_file_has_time_by_its_size_to_give_its_first_features(tmp_path: Pa
         took = time.monotonic() - started
     assert 1.5 <= took < 5.0, took
     assert "took longer than 1.5 s" in str(refused.value)
+
+
+def test_a_reader_that_wants_too_much_memory_refuses_the_file() -> None:
+    """Found from outside: a reader took 1.7 GB for a zip listing 3,000,000 names, and a
+    server runs several at once. A child may take child.MEMORY_BYTES; past it the file is
+    refused (413), not a server error."""
+    with pytest.raises(TooLarge) as refused:
+        work.in_child("big.gpkg", reading.SAVE_AGAIN, 0, bytearray, 3 * 2**30)
+    assert "reading big.gpkg needs more than 2 GB of memory" in str(refused.value)
+    assert "leer big.gpkg necesita más de 2 GB de memoria" in refused.value.said("es")
+    with pytest.raises(TooLarge) as refused:  # a repair's child (work.isolated) alike
+        work.isolated(bytearray, 3 * 2**30)
+    assert "needs more than 2 GB of memory" in str(refused.value)
