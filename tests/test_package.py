@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -31,11 +32,11 @@ from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.db.versions import VersionedCache
 from geo_comuna.features.query import require_commune, resolve_commune
 from geo_comuna.features.write import row_version
-from geo_comuna.io import exporter
+from geo_comuna.io import dems, exporter
 from geo_comuna.io.exporter import export_layer
 from geo_comuna.io.formats import FORMATS
 from geo_comuna.layers import LAYERS
-from geo_comuna.maps import data
+from geo_comuna.maps import basemap, data
 from geo_comuna.maps.package import (
     GPKG,
     INFO_TABLE,
@@ -236,6 +237,31 @@ async def test_each_analysis_is_asked_for_once(
     )
     assert cache.hits == 0
     assert done.unfinished == {}
+
+
+async def test_a_commune_with_a_dem_has_its_hillshade_drawn_once(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found from outside: with a DEM of 25 million cells the package of 5 de Marzo was a
+    503 for good; its map and report pages, and the report's analysis maps, in two
+    languages, each drew the hillshade again. It is drawn once, and the same in every page."""
+    drawn: list[int] = []
+    real = basemap.commune_hillshade
+
+    async def counted(*args: object, **kwargs: object) -> tuple:
+        drawn.append(1)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(basemap, "commune_hillshade", counted)
+    commune_id = await require_commune(conn, "5-DE-MARZO")
+    assert await dems.for_commune(conn, commune_id) is not None  # the sample's DEM
+    with work.scope(work.limits(), None, None, VersionedCache()):
+        await build_package(conn, commune_id, tmp_path / "p.zip", settings, accounts.EVERYWHERE)
+    assert len(drawn) == 1
+    with zipfile.ZipFile(tmp_path / "p.zip") as zf:
+        pages = [zf.read(name).decode() for name in zf.namelist() if name.endswith(".html")]
+    inline = {re.search(r"data:image/png;base64,[A-Za-z0-9+/=]{100}", p)[0] for p in pages}
+    assert len(pages) == 4 and len(inline) == 1
 
 
 async def test_an_analysis_that_cannot_finish_is_said_once(conn: AsyncConnection) -> None:

@@ -9,11 +9,13 @@ GET /communes/{commune}/hillshade.png); a standalone file carries the PNG inline
 from __future__ import annotations
 
 import base64
+import hashlib
 from urllib.parse import quote
 
 import folium
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.analysis.toolkit.hillshade import commune_hillshade
 from geo_comuna.io import dems
 from geo_comuna.maps.data import CommuneInfo
@@ -24,12 +26,26 @@ from geo_comuna.maps.styles import Styles
 
 async def _render(conn: AsyncConnection, commune_id: int) -> tuple[bytes, tuple] | None:
     """(PNG bytes, lon/lat bounds w, s, e, n) of the commune's hillshade (Web Mercator, as
-    Leaflet overlays it; clipped to the commune), or None when the commune has no DEM."""
+    Leaflet overlays it; clipped to the commune), or None when the commune has no DEM.
+    Rendered once per DEM and boundary through the work's cache: a package's map and report
+    pages, in two languages, each drew it again, and with a DEM of 25 million cells the
+    package passed its deadline for good (found from outside)."""
     found = await dems.for_commune(conn, commune_id)
     if found is None:
         return None
-    png, bounds = await commune_hillshade(conn, commune_id, found)
-    return png, tuple(bounds)
+
+    async def render() -> tuple[bytes, tuple]:
+        png, bounds = await commune_hillshade(conn, commune_id, found)
+        return png, tuple(bounds)
+
+    cache = work.cache()
+    if cache is None:
+        return await render()
+    # the DEM by its bytes (a DEM replaced under the same id is another), the boundary by the
+    # communes' version
+    digest = hashlib.blake2b(found.tiff, digest_size=16).hexdigest()
+    key = ("hillshade", commune_id, found.id, digest)
+    return await cache.get_or_compute(conn, key, ("communes",), render)
 
 
 async def add_hillshade(
