@@ -67,6 +67,7 @@ class Limits:
     max_dem_bytes: int
     max_raster_window_cells: int
     compute_seconds: float
+    heavy_requests: int
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
@@ -434,7 +435,7 @@ class Streaming:
     no check bounds (GDAL on an uploaded file) holds no thread past that, and a reader that
     crashes takes only its child down: the file is refused (InvalidFile). Both say ``name``
     (the file's) and ``advice`` (what to do with it); ``again``: the file is being read a
-    second time. A reader waits for one of _READERS' slots at most compute_seconds (then
+    second time. A reader waits for one of _readers()' slots at most compute_seconds (then
     TooSlow: the server is busy). An exception in the child is raised here. ``close()`` kills
     a child still running. Blocking: call it from a thread."""
 
@@ -463,7 +464,7 @@ class Streaming:
             f"lectura aquí: se rechaza el archivo ({advice.es})",
         )
         self._held = False
-        if not _READERS.acquire(timeout=self._seconds):
+        if not _readers().acquire(timeout=self._seconds):
             raise TooSlow(
                 Said(
                     f"the server is reading other uploads (waited {self._seconds:g} s for its "
@@ -535,7 +536,7 @@ class Streaming:
     def _release(self) -> None:
         if self._held:
             self._held = False
-            _READERS.release()
+            _readers().release()
 
 
 #: how fast a reader's first answer must come, besides Limits.compute_seconds: GDAL reads a
@@ -543,9 +544,16 @@ class Streaming:
 #: 163 MB alone, 19 s with six such uploads on two CPUs (found from outside: four of six
 #: valid files were refused at a flat 20 s)
 READ_BYTES_PER_SECOND = 4 * 2**20
-#: readers in child processes at once, in this process: each takes a CPU, ~150-370 MB as a
-#: rule and at most child.MEMORY_BYTES
-_READERS = threading.BoundedSemaphore(max(2, os.cpu_count() or 1))
+
+
+@functools.cache
+def _readers() -> threading.BoundedSemaphore:
+    """Readers in child processes at once, in this process: one per heavy request (an
+    import holds its reader while it waits for the layer and writes), and one per CPU for
+    the short ones (a sync's package, a DEM, a photo). Each takes ~150-370 MB as a rule and
+    at most child.MEMORY_BYTES. (At one per CPU alone, four imports queued for one layer
+    left two waiting 20 s for a reader, refused.)"""
+    return threading.BoundedSemaphore(limits().heavy_requests + max(2, os.cpu_count() or 1))
 
 
 class _Spares:

@@ -172,7 +172,8 @@ async def test_an_import_cancelled_while_its_file_is_read_leaves_no_reader(
     slot taken, for good; after four, every upload of the worker waited 20 s for a slot."""
     path = geojson(tmp_path / "big.geojson", 20_000)
     before = children()
-    for i in range(2 * (os.cpu_count() or 1) + 1):  # more than the reader slots
+    slots = settings.heavy_requests + max(2, os.cpu_count() or 1)  # work._readers()
+    for i in range(slots + 1):  # more than the reader slots
         wait = 0.05 + 0.1 * (i % 4)
         task = asyncio.ensure_future(
             import_file(conn, LAYERS["parcels"], path, settings, isolated=True, dry_run=True)
