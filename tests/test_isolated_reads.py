@@ -36,7 +36,10 @@ def children() -> set[int]:
     """This process' living children but the reader started ahead for the next upload."""
     found: set[int] = set()
     for task in Path("/proc/self/task").iterdir():
-        found |= {int(pid) for pid in (task / "children").read_text().split()}
+        try:
+            found |= {int(pid) for pid in (task / "children").read_text().split()}
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
     living = set()
     for pid in found - work.spare_readers():
         try:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -159,4 +160,13 @@ def finish(
             name="gc_bar",
         )
     html = root.render()
+    # folium's viewport forbids zooming the page on a phone (maximum-scale=1, user-scalable=
+    # no): found from outside, a reader with low vision could not enlarge a legend (WCAG 1.4.4)
+    html = _FIXED_VIEWPORT.sub(
+        '<meta name="viewport" content="width=device-width, initial-scale=1.0"', html, 1
+    )
     return html.replace("<html>", f'<html lang="{page.lang}">', 1)
+
+
+_FIXED_VIEWPORT = re.compile(r'<meta name="viewport" content="[^"]*user-scalable=no[^"]*"')
+_VIEWPORT = '<meta name="viewport" content="width=device-width, initial-scale=1.0"'

@@ -64,6 +64,9 @@ async def test_commune_map_links_only_the_apps_own_libraries(client: httpx.Async
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     html = r.text
     assert '<html lang="es">' in html
+    # found from outside: folium's viewport kept a reader on a phone from zooming the page
+    assert "user-scalable=no" not in html and "maximum-scale" not in html
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1.0"' in html
     sources = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html)
     assert "/static/leaflet/leaflet.js" in [s.partition("?v=")[0] for s in sources]
     assert all(s.startswith(("/static/", "data:")) for s in sources), sources
