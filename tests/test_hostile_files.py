@@ -32,7 +32,8 @@ from psycopg import AsyncConnection
 
 from geo_comuna import gdal, work
 from geo_comuna.analysis.toolkit.dem import coarsened_warning, read_window
-from geo_comuna.io import dems
+from geo_comuna.errors import InvalidFile
+from geo_comuna.io import dems, sniff
 from tests.factories import LAT, LON
 from tests.test_analysis_terrain import X0, Y0, write_dem
 
@@ -878,3 +879,43 @@ async def test_a_zip_listing_too_many_files_is_refused_before_it_is_listed(
     )
     assert r.status_code == 422 and f"lists {members:,} files" in r.json()["detail"], r.text
     assert await parcels(conn) == before
+
+
+def _lying_zips(tmp_path: Path, members: int) -> dict[str, bytes]:
+    """Zips of ``members`` entries whose end records were made to hide them (found from
+    outside, both passed a hand-made reading of the end records while Python's zipfile,
+    which reads them its own way, listed every entry)."""
+    plain = tmp_path / "plain.zip"
+    with zipfile.ZipFile(plain, "w") as zf:
+        zf.writestr("a.shp", b"\x00\x00\x27\x0a" + bytes(96))
+        for i in range(members - 1):
+            zf.writestr(f"{i}", b"")
+    data = plain.read_bytes()
+    end = data.rindex(b"PK\x05\x06")
+    size, offset = struct.unpack("<II", data[end + 12 : end + 20])
+    body = data[:end]
+    # a ZIP64 end record just before its locator, the locator pointing far away, and a plain
+    # end record saying one entry of 46 bytes
+    record = struct.pack(
+        "<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, members, members, size, offset
+    )
+    locator = struct.pack("<4sIQI", b"PK\x06\x07", 0, 2**40, 1)
+    eocd = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 1, 1, 46, 0xFFFFFFFF, 0)
+    zip64 = body + record + locator + eocd
+    # the end record's disk numbers written as a second end signature
+    repeated = body + struct.pack(
+        "<4s4sHHIIH", b"PK\x05\x06", b"PK\x05\x06", members, members, size, offset, 0
+    )
+    return {"zip64": zip64, "repeated": repeated}
+
+
+@pytest.mark.parametrize("trick", ["zip64", "repeated"])
+def test_end_records_made_to_hide_members_are_read_as_zipfile_reads_them(
+    tmp_path: Path, trick: str
+) -> None:
+    lying = tmp_path / f"{trick}.zip"
+    lying.write_bytes(_lying_zips(tmp_path, 1_500)[trick])
+    assert len(zipfile.ZipFile(lying).infolist()) == 1_500  # what zipfile would list
+    with pytest.raises(InvalidFile) as refused:
+        sniff.zip_directory(lying)
+    assert f"{trick}.zip lists 1,500 files" in str(refused.value)

@@ -1287,3 +1287,24 @@ async def test_a_package_bringing_more_than_the_commune_and_one_write_is_refused
     held = len(await _parcels(conn, 100_000))
     with pytest.raises(TooLarge, match=f"more than {held + 1:,} features"):
         await _sync(conn, one, gpkg, tmp_path, dry_run=True)
+
+
+async def test_a_zipped_package_that_is_no_geopackage_is_refused_before_it_is_written_out(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: a 611 KB zip whose comuna.gpkg was 600 MB of zeros was written out
+    whole before it was refused, and the refusal named the server's copy (sync.gpkg). Its
+    first bytes are checked first, and the refusal names the file the team sent."""
+    bomb = tmp_path / "campo.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open(GPKG, "w", force_zip64=True) as member:
+            for _ in range(64):
+                member.write(bytes(1 << 20))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    commune_id = await require_commune(conn, COMMUNE)
+    with pytest.raises(InvalidFile) as refused:
+        await sync_file(conn, commune_id, bomb, scratch, settings, local_admin(), dry_run=True)
+    assert f"{GPKG} is not a GeoPackage (no SQLite header)" in str(refused.value)
+    written = sum(f.stat().st_size for f in scratch.rglob("*") if f.is_file())
+    assert written <= 100  # the first bytes, not 64 MB

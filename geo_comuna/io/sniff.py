@@ -235,24 +235,34 @@ def csv(path: Path) -> None:
         )
 
 
+#: the bytes of a GeoPackage's header gpkg_head checks
+GPKG_HEAD = 100
+
+
 def gpkg(path: Path) -> None:
     head = _head(path)
+    gpkg_head(head, path.name)
+    _gpkg_whole_file(path, head)
+    _gpkg_crs(path)
+
+
+def gpkg_head(head: bytes, name: str) -> None:
+    """The first bytes of a GeoPackage (GPKG_HEAD of them): SQLite's header, and a
+    GeoPackage's application id."""
     if not head.startswith(b"SQLite format 3\x00"):
         raise InvalidFile(
             Said(
-                f"{path.name} is not a GeoPackage (no SQLite header): corrupt?",
-                f"{path.name} no es un GeoPackage (sin cabecera SQLite): ¿está dañado?",
+                f"{name} is not a GeoPackage (no SQLite header): corrupt?",
+                f"{name} no es un GeoPackage (sin cabecera SQLite): ¿está dañado?",
             )
         )
     if head[68:72] not in GPKG_IDS:
         raise InvalidFile(
             Said(
-                f"{path.name} is an SQLite database but not a GeoPackage",
-                f"{path.name} es una base de datos SQLite, pero no un GeoPackage",
+                f"{name} is an SQLite database but not a GeoPackage",
+                f"{name} es una base de datos SQLite, pero no un GeoPackage",
             )
         )
-    _gpkg_whole_file(path, head)
-    _gpkg_crs(path)
 
 
 def _gpkg_whole_file(path: Path, head: bytes) -> None:
@@ -556,25 +566,17 @@ MAX_ZIP_DIRECTORY = 1 << 20
 
 def zip_directory(path: Path) -> None:
     """Refuse a zip whose central directory lists more than MAX_ZIP_MEMBERS members or
-    holds more than MAX_ZIP_DIRECTORY bytes, from its end records alone, before Python's
-    zipfile reads the directory: it makes an object of every entry, and a 153 MB upload
-    listing 3,000,000 five-letter names took a worker past 2 GB (found from outside)."""
-    size = path.stat().st_size
+    holds more than MAX_ZIP_DIRECTORY bytes, before Python's zipfile reads the directory: it
+    makes an object of every entry, and a 153 MB upload listing 3,000,000 five-letter names
+    took a worker past 2 GB (found from outside). The counts are read from the end records
+    by zipfile's own reading of them (its _EndRecData: the records it then trusts, ZIP64's
+    included), so no record can say one thing here and another there: a hand-made reading
+    was led past twice (a ZIP64 locator pointing elsewhere, an end signature repeated)."""
     with open(path, "rb") as fh:
-        fh.seek(max(0, size - (1 << 16) - 22))
-        tail = fh.read()
-        at = tail.rfind(b"PK\x05\x06")
-        if at < 0 or len(tail) < at + 22:
-            return  # no end record: zipfile refuses it as no zip
-        entries = int.from_bytes(tail[at + 10 : at + 12], "little")
-        directory = int.from_bytes(tail[at + 12 : at + 16], "little")
-        locator = tail[at - 20 : at] if at >= 20 else b""
-        if locator[:4] == b"PK\x06\x07":  # ZIP64: the counts are in its own end record
-            fh.seek(int.from_bytes(locator[8:16], "little"))
-            record = fh.read(56)
-            if record[:4] == b"PK\x06\x06" and len(record) == 56:
-                entries = max(entries, int.from_bytes(record[32:40], "little"))
-                directory = max(directory, int.from_bytes(record[40:48], "little"))
+        end = zipfile._EndRecData(fh)  # noqa: SLF001 (the reading zipfile then relies on)
+    if end is None:
+        return  # no end record: zipfile refuses it as no zip
+    entries, directory = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # noqa: SLF001
     if entries > MAX_ZIP_MEMBERS or directory > MAX_ZIP_DIRECTORY:
         raise InvalidFile(
             Said(

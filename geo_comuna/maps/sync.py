@@ -57,7 +57,7 @@ from geo_comuna.maps import data
 from geo_comuna.maps.package import fetch_layer
 from geo_comuna.maps.package_tables import COMMUNE_TABLE, clipped
 from geo_comuna.maps.sync_base import Base, digest
-from geo_comuna.maps.sync_read import Feature, Package, read_package, unpack
+from geo_comuna.maps.sync_read import Feature, Package, read_package, read_upload, unpack
 from geo_comuna.settings import Settings
 
 #: degrees (EPSG:4326): ~0.1 mm; closer vertices are the same vertex, as in an import's upsert
@@ -938,10 +938,9 @@ async def sync_file(
     shown = name or path.name
     may_sync(user, commune_id)
     limits = await package_limits(conn, commune_id, settings)
-    gpkg = await work.cpu(unpack, path, scratch, settings.max_unpacked_bytes)
-    read: tuple[Any, ...] = (read_package, gpkg, settings, shown, limits)
-    if isolated:  # an upload: GDAL reads it in a process killed when slow (io/reading.py)
-        read = (work.in_child, shown, reading.SAVE_AGAIN, gpkg.stat().st_size, *read)
+    read: tuple[Any, ...] = (read_upload, path, scratch, settings, shown, limits)
+    if isolated:  # an upload: unpacked and read in a process killed when slow (io/reading.py)
+        read = (work.in_child, shown, reading.SAVE_AGAIN, path.stat().st_size, *read)
     package = await work.cpu(*read)
     return await sync(conn, commune_id, package, settings, user, **options)
 
