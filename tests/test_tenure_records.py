@@ -828,3 +828,49 @@ async def test_the_vocabulary_is_the_schemas(conn: AsyncConnection) -> None:
         )
         (definition,) = await cur.fetchone()
         assert set(re.findall(r"'([^']+)'::text", definition)) == allowed, (table, column)
+
+
+async def test_text_a_database_cannot_hold_and_shares_that_are_no_number_are_422(
+    conn: AsyncConnection, reader: Callable
+) -> None:
+    """Found from outside: a NUL or a lone surrogate in a party's name or contact, a right's
+    note, or a document's title or file name was PostgreSQL's refusal, a 500; a share of NaN
+    too, and the text "0.5" was taken as a share."""
+    async with reader("editor-maizal") as c:
+        ids = await register(c, conn)
+        bad_parties = [
+            feature(commune=MAIZAL, kind="household", name="a\x00b"),
+            feature(commune=MAIZAL, kind="household", name="a\ud800b"),
+        ]
+        for body in bad_parties:  # json.dumps writes the surrogate as \ud800, as a client may
+            r = await c.post(
+                "/collections/parties/items",
+                content=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+                params={"lang": "es"},
+            )
+            assert r.status_code == 422 and "carácter NUL" in r.json()["detail"], r.text
+        r = await c.patch(
+            f"/collections/parties/items/{ids['party']}",
+            json={"properties": {"contact": "x\x00"}},
+        )
+        assert r.status_code == 422 and "NUL character" in r.json()["detail"], r.text
+        p = await parcel(conn, "EM-P018")
+        for props, says in (
+            ({"note": "n\x00", "share": 1}, "NUL character"),
+            ({"share": float("nan")}, "is not a share"),
+            ({"share": "0.5"}, "is not a share"),
+        ):
+            body = feature(parcel=p, party=ids["party"], kind="lease", status="claimed", **props)
+            r = await c.post(
+                "/collections/rights/items",
+                content=json.dumps(body).encode(),  # NaN as JSON's extension writes it
+                headers={"Content-Type": "application/json"},
+            )
+            assert r.status_code in (400, 422) and says in r.json()["detail"], (props, r.text)
+        r = await c.post(
+            "/documents",
+            data={"title": "a\x00b", "parcel": str(ids["parcel"])},
+            files={"file": ("casa.jpg", jpeg(), "image/jpeg")},
+        )
+        assert r.status_code == 400 and "NUL" in r.json()["detail"], r.text

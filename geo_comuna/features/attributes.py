@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from geo_comuna.errors import InvalidAttribute, Said
 from geo_comuna.layers import Attribute, Layer
+from geo_comuna.text import is_text
 
 #: each attribute type as Arrow holds it once checked (and io/pgcopy.copy_rows encodes it)
 ARROW_TYPES = {
@@ -33,8 +34,6 @@ ARROW_TYPES = {
 
 _TRUE = {"true", "t", "1", "yes", "y", "si", "sí", "s"}
 _FALSE = {"false", "f", "0", "no", "n"}
-#: what PostgreSQL text (UTF-8) cannot hold: NUL, and lone surrogates (JSON may carry "\ud800")
-_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 def _coerce_bool(value: Any) -> bool | None | object:
@@ -238,11 +237,6 @@ def check_value(
             layer=layer.name,
         )
     return coerced
-
-
-def is_text(value: str) -> bool:
-    """Can PostgreSQL hold (or compare with) this string? Not with a NUL or lone surrogate."""
-    return _NOT_TEXT.search(value) is None
 
 
 def _arrow_text(attr: Attribute, data: pa.Array) -> pa.Array | None:

@@ -40,6 +40,7 @@ from geo_comuna.errors import (
 )
 from geo_comuna.layers.tenure import DOCUMENT_TYPES
 from geo_comuna.tenure.refusals import refused
+from geo_comuna.text import is_text
 
 #: EXIF tags (Pillow): the GPS sub-directory, the Exif sub-directory, DateTimeOriginal,
 #: DateTime
@@ -228,6 +229,15 @@ async def upload(
             )
         )
     title = title.strip()
+    if not is_text(title) or (filename is not None and not is_text(filename)):
+        raise InvalidInput(  # found from outside: PostgreSQL refused them, a 500
+            Said(
+                "the document's title or file name holds a NUL character or a lone surrogate, "
+                "which text cannot",
+                "el título o el nombre de archivo del documento contiene un carácter NUL o un "
+                "sustituto suelto, que un texto no puede contener",
+            )
+        )
     if not 1 <= len(title) <= 300:
         raise InvalidInput(
             Said(

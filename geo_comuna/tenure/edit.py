@@ -33,6 +33,7 @@ from geo_comuna.errors import (
 from geo_comuna.layers.model import Domain
 from geo_comuna.layers.tenure import PARTY_KIND, RIGHT_KIND, RIGHT_STATUS
 from geo_comuna.tenure.refusals import refused
+from geo_comuna.text import is_text
 
 #: a cédula (V-/E-) or a RIF (J-/G-/V-/E-/P- and its check digit), as migration 0021 checks it
 ID_NUMBER = re.compile(r"^[VEJPG]-[0-9]{5,9}(-[0-9])?$")
@@ -132,11 +133,14 @@ def _plain(field: Field, value: Any) -> tuple[Any, str | None]:
                 f"{value!r} is not a date (YYYY-MM-DD)", f"{value!r} no es una fecha (AAAA-MM-DD)"
             )
     if field.type == "share":
+        # a number, finite: found from outside, NaN was a 500 (Decimal('NaN') cannot be
+        # compared) and the text "0.5" was taken
+        number = isinstance(value, int | float) and not isinstance(value, bool)
         try:
-            share = Decimal(str(value))
+            share = Decimal(str(value)) if number else Decimal(-1)
         except InvalidOperation:
             share = Decimal(-1)
-        if isinstance(value, bool) or not Decimal(0) < share <= Decimal(1):
+        if not share.is_finite() or not Decimal(0) < share <= Decimal(1):
             return None, Said(
                 f"{value!r} is not a share of the parcel above 0 and at most 1",
                 f"{value!r} no es una fracción de la parcela mayor que 0 y no mayor que 1",
@@ -144,6 +148,13 @@ def _plain(field: Field, value: Any) -> tuple[Any, str | None]:
         return share, None
     if not isinstance(value, str) or not value.strip():
         return None, Said("is not a text", "no es un texto")
+    if not is_text(value):  # found from outside: PostgreSQL refused it, a 500
+        return None, Said(
+            "holds a NUL character (\\x00) or a lone surrogate (\\ud800-\\udfff), which text "
+            "cannot",
+            "contiene un carácter NUL (\\x00) o un sustituto suelto (\\ud800-\\udfff), que un "
+            "texto no puede contener",
+        )
     if len(value) > field.max_length:
         return None, Said(
             f"is longer than {field.max_length} characters",
