@@ -69,6 +69,21 @@ def test_few_valued_lists_stay_apart_for_colour_blind_readers() -> None:
     assert checked >= 15  # tenure, land use, water, electricity, materials...
 
 
+def test_lines_drawn_over_parcels_stand_apart_from_the_tenure_colours() -> None:
+    """Found from outside: the state lines were the red of abandoned parcels (they vanished
+    across them) and the outline of parcels with recorded rights the purple of disputed ones
+    (a parcel with rights looked disputed)."""
+    styles = Styles.load()
+    tenure = styles.raw["domains"]["tenure"]
+    for overlay in ("state_lines", "holdings"):
+        line = np.array(ImageColor.getrgb(styles.overlay(overlay)["color"])) / 255
+        for value, fill in tenure.items():
+            apart = float(
+                deltaE(line, np.array(ImageColor.getrgb(fill)) / 255, input_space="sRGB1")
+            )
+            assert apart >= 20, f"{overlay} looks like {value} ({apart:.1f})"
+
+
 def test_styles_name_only_real_attributes() -> None:
     styles = Styles.load()
     for layer in LAYERS.values():
