@@ -227,6 +227,12 @@ def pydantic_reason(err: dict, lang: str) -> str:
     in English, and in Spanish by its error type ('«limit» debe ser mayor o igual que 1');
     a type not known here keeps pydantic's English."""
     loc = [str(p) for p in err.get("loc", ())]
+    error = (err.get("ctx") or {}).get("error")
+    if err.get("type") == "value_error" and isinstance(error, ValueError) and error.args:
+        # a validator's own words (a Said when it has them in Spanish); a model's check has
+        # no place: found from outside, 'parámetros no válidos: : Value error, ...' in English
+        where, message = f"{'.'.join(loc)}: " if loc else "", error.args[0]
+        return where + (said(message, lang) if isinstance(message, str) else str(message))
     if lang == "es" and err.get("type") in _PYDANTIC_ES:
         ctx = {k: str(v).replace("' or '", "' o '") for k, v in (err.get("ctx") or {}).items()}
         try:

@@ -303,3 +303,9 @@ async def test_sample_through_the_api(client: httpx.AsyncClient) -> None:
 
     bad = await client.get("/communes/5-DE-MARZO/analyses/water-hookups?budget_money=100")
     assert bad.status_code == 400 and "cost_per_m" in bad.json()["detail"]
+    # found from outside: 'parámetros no válidos: : Value error, budget_money needs ...'
+    bad = await client.get("/communes/5-DE-MARZO/analyses/water-hookups?budget_money=100&lang=es")
+    assert bad.json()["detail"] == (
+        "parámetros no válidos: budget_money necesita cost_per_m (lo que cuesta un metro de "
+        "tubería)"
+    )

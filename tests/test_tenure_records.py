@@ -393,6 +393,10 @@ async def test_register_read_change_and_audit(conn: AsyncConnection, reader: Cal
             f"/collections/parties/items/{ids['party']}", json=feature(name="Otro nombre")
         )
         assert r.status_code == 403
+        body = feature(commune=MAIZAL, kind="household", name="Otra")
+        r = await c.post("/collections/parties/items", json=body, params={"lang": "es"})
+        assert r.status_code == 403, r.text  # found from outside: the database's English
+        assert "un sujeto de derecho de una comuna que usted no puede editar" in r.json()["detail"]
     async with reader("viewer-maizal") as c:
         r = await c.post("/collections/parties/items", json=feature(commune=MAIZAL))
         assert r.status_code == 403

@@ -76,6 +76,19 @@ _REFUSALS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
             "intercambio" + _DIBUJADA
         ),
     ),
+    # the land records' (migration 0021): found from outside, said in English only
+    (
+        re.compile(r"a party of a commune you may not edit"),
+        lambda m: "un sujeto de derecho de una comuna que usted no puede editar",
+    ),
+    (
+        re.compile(r"a right on a parcel of a commune you may not edit"),
+        lambda m: "un derecho sobre una parcela de una comuna que usted no puede editar",
+    ),
+    (
+        re.compile(r"a document of a record of a commune you may not edit"),
+        lambda m: "un documento de un registro de una comuna que usted no puede editar",
+    ),
     (
         re.compile(r"only admins (add|delete) communes"),
         lambda m: f"solo los administradores {'agregan' if m[1] == 'add' else 'borran'} comunas",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, model_validator
 
+from geo_comuna.errors import Said
+
 
 class Params(BaseModel):
     sliver_width_m: float = Field(
@@ -41,6 +43,9 @@ class Params(BaseModel):
     def _some_weight(self) -> Params:
         if self.weight_area + self.weight_slope + self.weight_road <= 0:
             raise ValueError(
-                "at least one of weight_area, weight_slope, weight_road must be above 0"
+                Said(
+                    "at least one of weight_area, weight_slope, weight_road must be above 0",
+                    "al menos uno de weight_area, weight_slope, weight_road debe ser mayor que 0",
+                )
             )
         return self

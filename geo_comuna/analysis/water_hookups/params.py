@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from geo_comuna.errors import Said
+
 #: the longest budget of pipe (m), given in metres or bought with budget_money
 MAX_PIPE_M = 10_000_000
 
@@ -55,11 +57,28 @@ class Params(BaseModel):
     @model_validator(mode="after")
     def _one_budget(self) -> Params:
         if self.budget_money is not None and self.cost_per_m is None:
-            raise ValueError("budget_money needs cost_per_m")
+            raise ValueError(
+                Said(
+                    "budget_money needs cost_per_m (the cost of a metre of pipe)",
+                    "budget_money necesita cost_per_m (lo que cuesta un metro de tubería)",
+                )
+            )
         if self.budget_money is not None and self.budget_m is not None:
-            raise ValueError("give budget_m or budget_money, not both")
+            raise ValueError(
+                Said(
+                    "give budget_m or budget_money, not both",
+                    "indique budget_m o budget_money, no los dos",
+                )
+            )
         if self.budget_money is not None and self.budget_money / self.cost_per_m > MAX_PIPE_M:
-            raise ValueError(f"budget_money / cost_per_m buys over {MAX_PIPE_M:,} m of pipe")
+            most = f"{MAX_PIPE_M:,}"
+            raise ValueError(
+                Said(
+                    f"budget_money / cost_per_m buys over {most} m of pipe",
+                    f"budget_money / cost_per_m compra más de {most.replace(',', '.')} m de "
+                    "tubería",
+                )
+            )
         return self
 
     def budget_metres(self) -> int | None:
