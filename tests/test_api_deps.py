@@ -4,6 +4,7 @@ app's tile cache is the one create_app made, with its bound."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -12,8 +13,9 @@ from psycopg import AsyncConnection
 
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api.app import create_app
-from geo_comuna.api.deps import get_conn
+from geo_comuna.api.deps import get_conn, unless_gone
 from geo_comuna.api.openapi import document
+from geo_comuna.errors import InvalidInput
 from geo_comuna.features.tiles import TILE_CACHE_BYTES
 from geo_comuna.settings import Settings
 
@@ -94,3 +96,27 @@ async def test_the_tile_cache_is_made_with_the_app_and_bounded(
     assert tile.status_code == 200 and tile.content
     assert app.state.tiles is cache and cache.size == len(tile.content)
     assert create_app(settings).state.tiles.size == 0  # one per app
+
+
+async def test_an_upload_whose_client_left_is_cancelled_and_says_so() -> None:
+    """A DEM whose uploader had left was stored all the same (found from outside): imports
+    and DEMs now run under unless_gone, which cancels the work once the client has gone."""
+
+    class Left:  # a request whose client went away: what Starlette's tells
+        async def is_disconnected(self) -> bool:
+            return True
+
+    cancelled = asyncio.Event()
+
+    async def storing() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    with pytest.raises(InvalidInput) as refused:
+        await unless_gone(Left(), storing())  # type: ignore[arg-type]
+    assert cancelled.is_set()
+    assert "the client went away before its upload was stored" in str(refused.value)
+    assert "no se escribió nada" in refused.value.said("es")

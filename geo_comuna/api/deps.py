@@ -4,10 +4,11 @@ parameter means the same on every route and is resolved in one place."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import psycopg
 from fastapi import Depends, Header, Path, Query, Request
@@ -562,3 +563,34 @@ def output(
         parse_sortby(layer, access, sortby),
         parse_properties(layer, access, properties),
     )
+
+
+T = TypeVar("T")
+#: how often an import looks whether its client is still there (s)
+WATCH_SECONDS = 0.5
+
+
+async def unless_gone(request: Request, step: Coroutine[Any, Any, T]) -> T:
+    """``step``, cancelled (its transaction rolled back) once the client has gone: an import
+    has no deadline, being long by nature, and one whose client had left went on reading for
+    40 s, holding a heavy request's slot; a DEM whose uploader had left was stored all the
+    same (found from outside)."""
+    task = asyncio.ensure_future(step)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=WATCH_SECONDS)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                raise InvalidInput(
+                    Said(
+                        "the client went away before its upload was stored: nothing was written",
+                        "el cliente se fue antes de que se guardara lo que subió: no se "
+                        "escribió nada",
+                    )
+                )
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -21,7 +21,15 @@ from geo_comuna.accounts import writing
 from geo_comuna.analysis.toolkit.dem import dem_for
 from geo_comuna.analysis.toolkit.hillshade import Params as HillshadeParams
 from geo_comuna.analysis.toolkit.hillshade import commune_hillshade
-from geo_comuna.api.deps import ONE_FILE, Commune, Conn, ScratchDep, Writer, only_form_fields
+from geo_comuna.api.deps import (
+    ONE_FILE,
+    Commune,
+    Conn,
+    ScratchDep,
+    Writer,
+    only_form_fields,
+    unless_gone,
+)
 from geo_comuna.api.scratch import client_name
 from geo_comuna.errors import Forbidden, InvalidInput, NotFound, Said
 from geo_comuna.io import dems
@@ -89,7 +97,8 @@ async def upload_dem(
         with scratch.holding(client_name(file.filename, "dem.tif"), "dem.tif") as path:
             await asyncio.to_thread(_save, file.file, path)
             async with writing(conn, user):
-                added = await dems.register(conn, commune_id, path, label, isolated=True)
+                registering = dems.register(conn, commune_id, path, label, isolated=True)
+                added = await unless_gone(request, registering)
     finally:
         await file.close()
     return next(d for d in await dems.listing(conn, commune_id) if d["id"] == added.id)

@@ -10,13 +10,12 @@ filename is never used as a path: only its suffix, which tells the format.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import shutil
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, BinaryIO, Literal, TypeVar
+from typing import Annotated, BinaryIO, Literal
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
@@ -32,9 +31,9 @@ from geo_comuna.api.deps import (
     SettingsDep,
     Writer,
     only_form_fields,
+    unless_gone,
 )
 from geo_comuna.api.scratch import client_name
-from geo_comuna.errors import InvalidInput, Said
 from geo_comuna.io.exporter import check_crs, export_layer
 from geo_comuna.io.formats import FORMATS, get_format
 from geo_comuna.io.importer import ImportReport, Mapping, import_file
@@ -51,36 +50,6 @@ Crs = Annotated[
         "(CSV, Shapefile without .prj), e.g. EPSG:2202"
     ),
 ]
-
-
-T = TypeVar("T")
-#: how often an import looks whether its client is still there (s)
-WATCH_SECONDS = 0.5
-
-
-async def _unless_gone(request: Request, work: Coroutine[Any, Any, T]) -> T:
-    """``work``, cancelled (its transaction rolled back) once the client has gone: an import
-    has no deadline, being long by nature, and one whose client had left went on reading for
-    40 s, holding a heavy request's slot."""
-    task = asyncio.ensure_future(work)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=WATCH_SECONDS)
-            if done:
-                return task.result()
-            if await request.is_disconnected():
-                raise InvalidInput(
-                    Said(
-                        "the client went away before the import ended: nothing was written",
-                        "el cliente se fue antes de que terminara la importación: no se "
-                        "escribió nada",
-                    )
-                )
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
 
 
 def _suffix(filename: str | None) -> str:
@@ -244,7 +213,7 @@ async def import_upload(
                 dry_run=dry_run,
                 isolated=True,  # an upload: GDAL reads it in a process killed when slow
             )
-            report = await _unless_gone(request, importing)
+            report = await unless_gone(request, importing)
     finally:
         await file.close()
     report.file = name
