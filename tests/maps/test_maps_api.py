@@ -59,6 +59,20 @@ async def centre(conn: AsyncConnection, code: str) -> tuple[float, float]:
     return await cur.fetchone()
 
 
+async def test_an_areas_legend_is_filled_as_the_map_fills_the_areas(
+    client: httpx.AsyncClient,
+) -> None:
+    """Found from outside: the tenure legend's swatches were full-strength colours beside
+    parcels drawn at the layer's fill opacity (regularized: 21 apart in CAM02-UCS)."""
+    html = (await client.get("/maps/communes/EL-MAIZAL")).text
+    styles = Styles.load()
+    opacity = styles.layer_style(LAYERS["parcels"])["fill_opacity"]
+    hexes = styles.raw["domains"]["tenure"]
+    for value in ("abandoned", "regularized"):
+        r, g, b = (int(hexes[value][i : i + 2], 16) for i in (1, 3, 5))
+        assert f"background:rgba({r},{g},{b},{opacity:g})" in html, value
+
+
 async def test_commune_map_links_only_the_apps_own_libraries(client: httpx.AsyncClient) -> None:
     r = await client.get("/maps/communes/5-DE-MARZO")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
