@@ -341,6 +341,8 @@ async def test_a_parcels_page_is_titled_by_its_code_and_links_its_sheet(
     one = doc["features"][0]
     page = (await client.get(f"/collections/parcels/items/{one['id']}?f=html&lang=es")).text
     assert f"<h1>Parcela {one['properties']['code']}</h1>" in page  # one parcel: singular
+    # found from outside: the small map's zoom buttons said "Zoom in" on a Spanish page
+    assert 'zoomInTitle: es ? "Acercar" : "Zoom in"' in page and '<html lang="es"' in page
     english = await client.get(f"/collections/parcels/items/{one['id']}?f=html&lang=en")
     assert f"<h1>Parcel {one['properties']['code']}</h1>" in english.text
     party = await client.get("/collections/parties/items/1?f=html&lang=es")

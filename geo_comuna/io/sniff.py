@@ -564,9 +564,10 @@ MAX_ZIP_MEMBERS = 1_000
 MAX_ZIP_DIRECTORY = 1 << 20
 
 
-def zip_directory(path: Path) -> None:
-    """Refuse a zip whose central directory lists more than MAX_ZIP_MEMBERS members or
-    holds more than MAX_ZIP_DIRECTORY bytes, before Python's zipfile reads the directory: it
+def readable_zip(path: Path) -> None:
+    """Refuse a file that is no zip, and a zip whose central directory lists more than
+    MAX_ZIP_MEMBERS members or holds more than MAX_ZIP_DIRECTORY bytes, before Python's
+    zipfile reads the directory: it
     makes an object of every entry, and a 153 MB upload listing 3,000,000 five-letter names
     took a worker past 2 GB (found from outside). The counts are read from the end records
     by zipfile's own reading of them (its _EndRecData: the records it then trusts, ZIP64's
@@ -574,8 +575,13 @@ def zip_directory(path: Path) -> None:
     was led past twice (a ZIP64 locator pointing elsewhere, an end signature repeated)."""
     with open(path, "rb") as fh:
         end = zipfile._EndRecData(fh)  # noqa: SLF001 (the reading zipfile then relies on)
-    if end is None:
-        return  # no end record: zipfile refuses it as no zip
+    if end is None or not zipfile.is_zipfile(path):
+        raise InvalidFile(
+            Said(
+                f"{path.name} is not a readable zip archive: corrupt?",
+                f"{path.name} no es un archivo zip legible: ¿está dañado?",
+            )
+        )
     entries, directory = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # noqa: SLF001
     if entries > MAX_ZIP_MEMBERS or directory > MAX_ZIP_DIRECTORY:
         raise InvalidFile(
@@ -593,14 +599,7 @@ def shapefile_zip(path: Path, max_unpacked: int) -> str:
     """A zip holding exactly one Shapefile (.shp with its .shx and .dbf, optional sidecars);
     returns the .shp's member name. Refuses odd member names, other archives' tricks, more
     than ``max_unpacked`` bytes unpacked, and a .shp that is not one."""
-    zip_directory(path)
-    if not zipfile.is_zipfile(path):
-        raise InvalidFile(
-            Said(
-                f"{path.name} is not a readable zip archive: corrupt?",
-                f"{path.name} no es un archivo zip legible: ¿está dañado?",
-            )
-        )
+    readable_zip(path)
     with zipfile.ZipFile(path) as zf:
         members = [i for i in zf.infolist() if not i.is_dir()]
         names = [i.filename for i in members if not i.filename.startswith("__MACOSX/")]

@@ -60,14 +60,7 @@ class Package:
 
 def _gpkg_member(path: Path, max_unpacked: int) -> str:
     """The zip's one GeoPackage (the package's comuna.gpkg, or the only .gpkg it holds)."""
-    sniff.zip_directory(path)
-    if not zipfile.is_zipfile(path):
-        raise InvalidFile(
-            Said(
-                f"{path.name} is not a readable zip archive: corrupt?",
-                f"{path.name} no es un archivo zip legible: ¿está dañado?",
-            )
-        )
+    sniff.readable_zip(path)
     with zipfile.ZipFile(path) as zf:
         members = [i for i in zf.infolist() if not i.is_dir()]
         gpkgs = [i for i in members if PurePosixPath(i.filename).suffix.lower() == ".gpkg"]
