@@ -29,7 +29,6 @@ from geo_comuna import work
 from geo_comuna.accounts import Access
 from geo_comuna.db.versions import VERSIONS_SQL, Versions
 from geo_comuna.errors import InvalidInput, NotFound, Said
-from geo_comuna.features.attributes import is_text
 from geo_comuna.features.crs import CRS84, GEOGRAPHIC_DECIMALS, Crs
 from geo_comuna.features.filters import (
     Filters,
@@ -42,6 +41,7 @@ from geo_comuna.features.filters import (
 from geo_comuna.features.output import Output, order_sql
 from geo_comuna.features.properties import feature_sql, geometry_sql, property_exprs, readable
 from geo_comuna.layers import COMMUNES, Layer, get_layer
+from geo_comuna.text import is_text
 
 __all__ = [
     "COORD_DECIMALS",

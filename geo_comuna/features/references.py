@@ -17,9 +17,10 @@ import pyarrow.compute as pc
 from psycopg import AsyncConnection, sql
 
 from geo_comuna.errors import InvalidAttribute, Said
-from geo_comuna.features.attributes import is_text, python_values, titled
+from geo_comuna.features.attributes import python_values, titled
 from geo_comuna.layers import Layer, Reference
 from geo_comuna.layers.model import PG_INTEGER
+from geo_comuna.text import is_text
 
 
 async def resolve(

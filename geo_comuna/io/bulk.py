@@ -254,7 +254,7 @@ async def _changes(
         )
     )
     rows = await cur.fetchall()
-    return [{"id": fid, "feature": row, "fields": fields} for fid, row, fields in rows]
+    return [{"id": fid, "feature": row, "fields": changed} for fid, row, changed in rows]
 
 
 async def _unstage(

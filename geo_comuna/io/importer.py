@@ -43,7 +43,7 @@ from geo_comuna.io.reading import (
     SAVE_AS_UTF8,
     RawFile,
     csv_text_as_written,
-    is_text,
+    is_text_type,
     read_isolated,
     read_raw,
 )
@@ -106,7 +106,7 @@ def _check_utf8(table: pa.Table, name: str) -> None:
     """Arrow keeps a CSV's bytes as they are: invalid UTF-8 (Excel's Windows-1252, say) would
     only fail later, mid-validation, as a 500."""
     for column in table.column_names:
-        if is_text(table.schema.field(column).type):
+        if is_text_type(table.schema.field(column).type):
             try:
                 table.column(column).validate(full=True)
             except pa.ArrowInvalid:

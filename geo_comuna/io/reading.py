@@ -7,10 +7,11 @@ instead of after (~0.1 s of a 200,000-parcel import). Everything the thread uses
 with this module, so the thread itself imports nothing alongside the caller's imports.
 
 An upload is read by ``read_isolated``: GDAL reads it in a child process that sends its
-batches over a pipe and is killed when one takes longer than Limits.compute_seconds. io/sniff
-closes every way of making GDAL's reading slow that is known (names counted before a GeoJSON
-is read, a Shapefile's index checked...), but a thread cannot be stopped: a new one would hold
-it, and its CPU, for as long as GDAL reads. Starting the child costs ~0.2 s an upload.
+batches over a pipe and is killed when one takes longer than its bound (work.Streaming).
+io/sniff closes every way of making GDAL's reading slow that is known (names counted before a
+GeoJSON is read, a Shapefile's index checked...), but a thread cannot be stopped: a new one
+would hold it, and its CPU, for as long as GDAL reads. With a reader started ahead, an
+upload pays ~0.1-0.2 s for it (bench/README.md).
 
 A file is read in batches (``batch_size``): only the first one is read here, the importer's
 worker reads each next one as the pieces before are stored, so memory holds a couple of
@@ -207,7 +208,7 @@ def _first(batches: pa.RecordBatchReader) -> pa.RecordBatch:
         return pa.RecordBatch.from_pylist([], schema=batches.schema)
 
 
-def is_text(kind: pa.DataType) -> bool:
+def is_text_type(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
@@ -217,7 +218,7 @@ def csv_text_as_written(source: str, table: pa.Table, layer: Layer) -> pa.Table:
     for an id), so those columns are read again exactly as written."""
     text = {a.name.lower() for a in layer.attributes if a.type == "text"}
     text |= {r.name.lower() for r in layer.references if r.key == "code"}
-    redo = [f.name for f in table.schema if f.name.lower() in text and not is_text(f.type)]
+    redo = [f.name for f in table.schema if f.name.lower() in text and not is_text_type(f.type)]
     if not redo:
         return table
     _, again = pyogrio.read_arrow(

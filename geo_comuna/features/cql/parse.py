@@ -11,7 +11,7 @@ from typing import Any
 import cql2
 
 from geo_comuna.errors import InvalidInput, Said
-from geo_comuna.features.attributes import is_text
+from geo_comuna.text import is_text
 
 LANGS = ("cql2-text", "cql2-json")
 #: longer filters are refused; it also bounds the nesting the parser walks

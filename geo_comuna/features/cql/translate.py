@@ -14,7 +14,6 @@ from psycopg import sql
 from geo_comuna.accounts import Access
 from geo_comuna.errors import Said
 from geo_comuna.features import crs as crs_mod
-from geo_comuna.features.attributes import is_text
 from geo_comuna.features.cql.base import as_datetime
 from geo_comuna.features.cql.spacetime import (
     SPATIAL,
@@ -24,6 +23,7 @@ from geo_comuna.features.cql.spacetime import (
 )
 from geo_comuna.features.queryables import Queryable
 from geo_comuna.layers import Layer
+from geo_comuna.text import is_text
 
 COMPARE = {"=": "=", "<>": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 MIRROR = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
