@@ -216,45 +216,23 @@ async def _stage(conn: AsyncConnection, cols: sql.Composable, table: sql.Identif
 CHANGES_LISTED = 100
 
 
-async def _changes(
-    conn: AsyncConnection,
-    table: sql.Identifier,
-    values: list[str],
-    same_key: sql.Composable,
-    differs: sql.Composable,
-    properties: dict[str, str],
-) -> list[dict[str, Any]]:
-    """The first CHANGES_LISTED stored features the staged rows change, in the file's order:
-    each one's id, its position in the file, and per changed property its stored value and
-    the file's ("geometry": "changed"). What a planner reads before an upsert writes (its dry
-    run): found from outside, a Shapefile written by GDAL cut a note at 254 bytes and turned
-    its dash into '?', and the upsert's counts said only "updated: 1"."""
+def _diff(values: list[str], properties: dict[str, str]) -> sql.Composable:
+    """Per property of ``values`` the stored value (``o``, the row before the update) and the
+    file's (``s``) where they differ, and "geometry": "changed" where the shape moved: what a
+    planner reads before an upsert writes (its dry run). Found from outside, a Shapefile
+    written by GDAL cut a note at 254 bytes and turned its dash into '?', and the upsert's
+    counts said only "updated: 1"."""
     fields = [
         sql.SQL(
-            "{name}, CASE WHEN t.{c} IS DISTINCT FROM s.{c} "
-            "THEN jsonb_build_array(to_jsonb(t.{c}), to_jsonb(s.{c})) END"
+            "{name}, CASE WHEN o.{c} IS DISTINCT FROM s.{c} "
+            "THEN jsonb_build_array(to_jsonb(o.{c}), to_jsonb(s.{c})) END"
         ).format(name=sql.Literal(properties.get(c, c)), c=sql.Identifier(c))
         for c in values
     ]
-    moved = sql.SQL(
-        "CASE WHEN NOT geo_comuna_same_shape(t.geom, s.geom, {}) THEN 'changed' END"
-    ).format(sql.Literal(SHAPE_TOLERANCE))
-    cur = await conn.execute(
-        sql.SQL(
-            "SELECT t.id, s._n, jsonb_strip_nulls(jsonb_build_object({fields}, 'geometry', "
-            "{moved})) FROM {table} t JOIN _geo_comuna_import s ON {same_key} AND {differs} "
-            "ORDER BY s._n LIMIT {limit}"
-        ).format(
-            fields=sql.SQL(", ").join(fields),
-            moved=moved,
-            table=table,
-            same_key=same_key,
-            differs=differs,
-            limit=sql.Literal(CHANGES_LISTED),
-        )
-    )
-    rows = await cur.fetchall()
-    return [{"id": fid, "feature": row, "fields": changed} for fid, row, changed in rows]
+    return sql.SQL(
+        "jsonb_strip_nulls(jsonb_build_object({fields}, 'geometry', CASE WHEN NOT "
+        "geo_comuna_same_shape(o.geom, s.geom, {tolerance}) THEN 'changed' END))"
+    ).format(fields=sql.SQL(", ").join(fields), tolerance=sql.Literal(SHAPE_TOLERANCE))
 
 
 async def _unstage(
@@ -271,7 +249,8 @@ async def _unstage(
     (geo_comuna_same_shape): an unchanged feature keeps its version, so an export imported
     back changes nothing, from any format and CRS; a row without a whole key that a stored
     feature matches in ``names`` and shape is unchanged too. Rows are inserted with every
-    column. Also the first stored features it changes, with their values (_changes)."""
+    column. Also the first CHANGES_LISTED stored features it changes, in the file's order,
+    each with its id, its position in the file and its changed fields (_diff)."""
     updated, changes = 0, []
     new = sql.SQL("")
     if key:
@@ -282,25 +261,32 @@ async def _unstage(
         theirs = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in values)
         ours = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in values)
         every = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in names)
-        differs = sql.SQL(
-            "(ROW({theirs}) IS DISTINCT FROM ROW({ours}) "
-            "OR NOT geo_comuna_same_shape(t.geom, s.geom, {tolerance}))"
-        ).format(theirs=theirs, ours=ours, tolerance=sql.Literal(SHAPE_TOLERANCE))
-        changes = await _changes(conn, table, values, same_key, differs, properties or {})
+        # ``o``: the same row as it was (a second scan of the table sees it before this
+        # statement's update), for the first CHANGES_LISTED changes' old values
         cur = await conn.execute(
             sql.SQL(
-                "UPDATE {table} t SET ({set}) = ROW({every}) FROM _geo_comuna_import s "
-                "WHERE {same_key} AND {differs} "
-                "AND set_config('geo_comuna.feature', s._n::text, true) IS NOT NULL"
+                "WITH done AS (UPDATE {table} t SET ({set}) = ROW({every}) "
+                "FROM _geo_comuna_import s, {table} o "
+                "WHERE {same_key} AND o.id = t.id AND (ROW({theirs}) IS DISTINCT FROM "
+                "ROW({ours}) OR NOT geo_comuna_same_shape(t.geom, s.geom, {tolerance})) "
+                "AND set_config('geo_comuna.feature', s._n::text, true) IS NOT NULL "
+                "RETURNING t.id, s._n, {diff} AS fields) "
+                "SELECT (SELECT count(*) FROM done), (SELECT coalesce(jsonb_agg("
+                "jsonb_build_object('id', f.id, 'feature', f._n, 'fields', f.fields) "
+                "ORDER BY f._n), '[]') FROM (SELECT * FROM done ORDER BY _n LIMIT {limit}) f)"
             ).format(
                 table=table,
                 set=sql.SQL(", ").join(map(sql.Identifier, names)),
                 every=every,
-                differs=differs,
+                theirs=theirs,
+                ours=ours,
                 same_key=same_key,
+                tolerance=sql.Literal(SHAPE_TOLERANCE),
+                diff=_diff(values, properties or {}),
+                limit=sql.Literal(CHANGES_LISTED),
             )
         )
-        updated = cur.rowcount
+        updated, changes = await cur.fetchone()
         # a row without a whole key (a parcel without a code) is new, unless a stored
         # feature is the same in every column given and in shape: an export imported back
         # added its parcels without code again at every upsert
