@@ -567,12 +567,12 @@ MAX_ZIP_DIRECTORY = 1 << 20
 def readable_zip(path: Path) -> None:
     """Refuse a file that is no zip, and a zip whose central directory lists more than
     MAX_ZIP_MEMBERS members or holds more than MAX_ZIP_DIRECTORY bytes, before Python's
-    zipfile reads the directory: it
-    makes an object of every entry, and a 153 MB upload listing 3,000,000 five-letter names
-    took a worker past 2 GB (found from outside). The counts are read from the end records
-    by zipfile's own reading of them (its _EndRecData: the records it then trusts, ZIP64's
-    included), so no record can say one thing here and another there: a hand-made reading
-    was led past twice (a ZIP64 locator pointing elsewhere, an end signature repeated)."""
+    zipfile reads the directory: it makes an object of every entry, and a 153 MB upload
+    listing 3,000,000 five-letter names took a worker past 2 GB (found from outside). The
+    counts are read from the end records by zipfile's own reading of them (its _EndRecData:
+    the records it then trusts, ZIP64's included), so no record can say one thing here and
+    another there: a hand-made reading was led past twice (a ZIP64 locator pointing
+    elsewhere, an end signature repeated)."""
     with open(path, "rb") as fh:
         end = zipfile._EndRecData(fh)  # noqa: SLF001 (the reading zipfile then relies on)
     if end is None or not zipfile.is_zipfile(path):

@@ -226,8 +226,8 @@ def _fields(
         box = ET.SubElement(widget, "config")
         related = _related(ref.table) if ref is not None and ref.key == ID_COLUMN else None
         if ref is not None and ref.table == COMMUNE_TABLE and name == "commune" and forms.commune:
-            # a new feature is of the package's commune (the sync took none as it, QGIS
-            # showed it empty)
+            # a new feature is of the package's commune: the form showed it empty (the sync
+            # took an empty one as the package's, which the field worker could not see)
             quoted = forms.commune.replace("'", "''")
             ET.SubElement(
                 defaults, "default", field=name, expression=f"'{quoted}'", applyOnUpdate="0"
