@@ -555,3 +555,26 @@ def test_cli_dem_add_and_list(own_db: str, tmp_path: Path) -> None:
     again = _cli(own_db, "dem", "remove", "EL-MAIZAL", str(json.loads(added.stdout)["id"]))
     assert again.exit_code == 1 and "has no DEM" in again.stderr
     assert json.loads(_cli(own_db, "dem", "list", "EL-MAIZAL").stdout) == []
+
+
+async def test_a_commune_holds_a_bounded_number_of_dems(
+    conn: AsyncConnection,
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found from outside: an editor's DEM uploads under new names grew the data directory
+    without end. One more than the most is refused before it is read; one replaced by its
+    name is not one more."""
+    monkeypatch.setattr(dems, "MAX_DEMS_PER_COMMUNE", 1)
+    await add_commune(conn, "TERRAIN-MAX", (0, 0, 100, 100))
+    tif = write_dem(tmp_path, plane(0.1, 0.2, 12, 12), X0 - 10, Y0 + 110).read_bytes()
+    path = "/communes/TERRAIN-MAX/dems"
+    first = await client.post(f"{path}?name=a", files={"file": ("a.tif", tif, "image/tiff")})
+    assert first.status_code == 201, first.text
+    more = await client.post(f"{path}?name=b&lang=es", files={"file": ("b.tif", tif, "image/tiff")})
+    assert more.status_code == 413 and "la comuna tiene 1 MDE" in more.json()["detail"]
+    again = await client.post(f"{path}?name=a", files={"file": ("a.tif", tif, "image/tiff")})
+    assert again.status_code == 201, again.text
+    listed = (await client.get(path)).json()["dems"]
+    assert [d["name"] for d in listed] == ["a"]

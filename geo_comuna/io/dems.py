@@ -299,6 +299,7 @@ async def register(
     """Store (or replace, by name) a commune's DEM: checked and written again off the event
     loop, within the request's limits; ``isolated`` (an upload): by GDAL in a child process
     killed when it is slow (work.in_child)."""
+    await _room_for(conn, commune_id, name or path.stem)  # before the file is read
     step: tuple[Any, ...] = (check, path, work.limits())
     if isolated:
         step = (work.in_child, name or path.name, SAVE_AGAIN, path.stat().st_size, *step)
@@ -328,6 +329,30 @@ async def register(
     return Dem(
         dem_id, commune_id, name, checked.crs, checked.resolution_m, checked.footprint, checked.tiff
     )
+
+
+#: DEMs a commune may hold (one replaced by name is not one more): found from outside, an
+#: editor's uploads of 83-88 MB each under new names grew the data directory without end
+MAX_DEMS_PER_COMMUNE = 10
+
+
+async def _room_for(conn: AsyncConnection, commune_id: int, name: str) -> None:
+    cur = await conn.execute(
+        "SELECT count(*) FILTER (WHERE name <> %s) FROM dems WHERE commune_id = %s",
+        (name, commune_id),
+    )
+    held = (await cur.fetchone())[0]
+    if held >= MAX_DEMS_PER_COMMUNE:
+        raise TooLarge(
+            Said(
+                f"the commune holds {held} DEMs, the most it may: remove one (DELETE "
+                "/communes/{commune}/dems/{id}, or geo-comuna dem remove) or replace one by "
+                "giving its name",
+                f"la comuna tiene {held} MDE, lo máximo que puede tener: quite uno (DELETE "
+                "/communes/{commune}/dems/{id}, o geo-comuna dem remove) o reemplace uno "
+                "dando su nombre",
+            )
+        )
 
 
 async def _covers(
