@@ -125,6 +125,9 @@ async def test_a_write_without_a_token_says_so_in_the_language_asked(
         assert "para escribir hace falta un token" in r.json()["detail"]
         r = await anonymous.delete(f"{ITEMS}/1")
         assert r.status_code == 401 and "writing needs a token" in r.json()["detail"]
+        # a read that needs a token (the audit) was told writing did
+        r = await anonymous.get("/audit", params={"lang": "es"})
+        assert r.status_code == 401 and "esto necesita un token" in r.json()["detail"]
 
 
 # ---------------------------------------------------------------- the feature schema

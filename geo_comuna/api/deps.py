@@ -278,7 +278,16 @@ async def reading(request: Request) -> AsyncIterator[tuple[AsyncConnection, Acce
         yield conn, Access.of(await user_of(request, conn, request.app.state.settings))
 
 
-async def writer(user: Annotated[User | None, Depends(current_user)]) -> User:
+async def writer(request: Request, user: Annotated[User | None, Depends(current_user)]) -> User:
+    if user is None and request.method in SAFE:  # a read only some may make (the audit)
+        raise Unauthorized(
+            Said(
+                "this needs a token: Authorization: Bearer <token> "
+                "(geo-comuna users add NAME --role admin)",
+                "esto necesita un token: Authorization: Bearer <token> "
+                "(geo-comuna users add NOMBRE --role admin)",
+            )
+        )
     if user is None:
         raise Unauthorized(
             Said(
