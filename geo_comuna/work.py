@@ -390,13 +390,18 @@ def isolated(fn: Callable[..., T], *args: Any) -> T:
             holder.children.release()
 
 
-def _in_child(fn: Callable[..., T], args: tuple, until: float, shared: bool) -> T:
-    child = subprocess.Popen(
-        [sys.executable, "-m", "geo_comuna.child"],
+def _spawn(*preload: str) -> subprocess.Popen:
+    """A child process (geo_comuna/child.py) importing ``preload`` while it waits for work."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "geo_comuna.child", *preload],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
+
+
+def _in_child(fn: Callable[..., T], args: tuple, until: float, shared: bool) -> T:
+    child = _spawn()
     try:
         out, _ = child.communicate(
             pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL),
@@ -405,12 +410,7 @@ def _in_child(fn: Callable[..., T], args: tuple, until: float, shared: bool) -> 
     except subprocess.TimeoutExpired:
         raise _too_slow(limits().compute_seconds, shared) from None
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        for pipe in (child.stdin, child.stdout):  # communicate() leaves them open on a timeout
-            if pipe is not None:
-                pipe.close()
+        _end(child)  # communicate() leaves the pipes open on a timeout
     if not out:  # it died without an answer (out of memory, killed)
         raise TooSlow(NO_ANSWER)
     ok, value = pickle.loads(out)  # noqa: S301 (our own child's answer)
@@ -595,12 +595,7 @@ class _Spares:
             _end(spare[0])
 
     def _start(self) -> subprocess.Popen:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "geo_comuna.child", *self.PRELOAD],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
+        child = _spawn(*self.PRELOAD)
         threading.Thread(target=child.wait, name="geo-comuna-reaper", daemon=True).start()
         return child
 

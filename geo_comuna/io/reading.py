@@ -105,14 +105,7 @@ class RawFile:
             finally:
                 stream.close()
             return
-        with pyogrio.open_arrow(
-            self.source,
-            layer=self.layer,
-            read_geometry=False,
-            datetime_as_string=True,
-            batch_size=batch_size,
-            use_pyarrow=True,
-        ) as (_, batches):
+        with _attribute_reader(self.source, self.layer, batch_size) as (_, batches):
             yield batches
 
 
@@ -301,15 +294,21 @@ def _attributes_in_child(source: str, layer: str | None, batch_size: int) -> Pie
 
 
 def _attribute_batches(source: str, layer: str | None, batch_size: int) -> Iterator[Any]:
-    with pyogrio.open_arrow(
+    with _attribute_reader(source, layer, batch_size) as (_, batches):
+        yield from batches
+
+
+def _attribute_reader(source: str, layer: str | None, batch_size: int) -> Any:
+    """GDAL's reader of a file's attribute columns in batches (pyogrio.open_arrow's context:
+    (meta, batches)), in this process or a child's alike."""
+    return pyogrio.open_arrow(
         source,
         layer=layer,
         read_geometry=False,
         datetime_as_string=True,
         batch_size=batch_size,
         use_pyarrow=True,
-    ) as (_, batches):
-        yield from batches
+    )
 
 
 def start(path: Path, layer: Layer, settings: Settings) -> Future[RawFile]:
