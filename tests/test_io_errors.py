@@ -7,6 +7,7 @@ import json
 import os
 import random
 import re
+import sqlite3
 import subprocess
 import sys
 import zipfile
@@ -174,6 +175,53 @@ def swapped_csv(tmp: Path) -> Path:
     return tmp / "dwellings.csv"
 
 
+def wkt_csv(tmp: Path, second: str) -> Path:
+    """Three parcels as a CSV with a WKT column, the second's written as ``second``."""
+    frame = pd.DataFrame(parcels().drop(columns="geometry"))
+    frame["wkt"] = [g.wkt for g in parcels().geometry]
+    frame.loc[1, "wkt"] = second
+    frame.to_csv(tmp / "parcels.csv", index=False)
+    return tmp / "parcels.csv"
+
+
+def unreadable_wkt_csv(tmp: Path) -> Path:
+    return wkt_csv(tmp, "POLYGON ((-69.5 9.5, -69.4 9.5, -69.4 9.6")
+
+
+def blank_wkt_csv(tmp: Path) -> Path:
+    return wkt_csv(tmp, "")
+
+
+def unreadable_lon_csv(tmp: Path) -> Path:
+    """Dwellings whose second longitude is no number."""
+    swapped_csv(tmp)
+    text = (tmp / "dwellings.csv").read_text().splitlines()
+    text[2] = "-69.4x," + text[2].split(",", 1)[1]
+    (tmp / "dwellings.csv").write_text("\n".join(text) + "\n")
+    return tmp / "dwellings.csv"
+
+
+def damaged_geopackage(tmp: Path, blob: str) -> Path:
+    """Three parcels whose second geometry blob SQLite sets to ``blob`` (SQL)."""
+    path = tmp / "parcels.gpkg"
+    pyogrio.write_dataframe(parcels(), path)
+    with sqlite3.connect(path) as db:  # its R-tree triggers call functions only GDAL has
+        for (trigger,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+            db.execute(f'DROP TRIGGER "{trigger}"')
+        db.execute(f"UPDATE parcels SET geom = {blob} WHERE fid = 2")  # noqa: S608
+    return path
+
+
+def cut_geometry_geopackage(tmp: Path) -> Path:
+    """GDAL reads a blob cut short as no geometry."""
+    return damaged_geopackage(tmp, "substr(geom, 1, 30)")
+
+
+def not_wkb_geopackage(tmp: Path) -> Path:
+    """A GeoPackage header before bytes of no geometry: GDAL hands the bytes on as WKB."""
+    return damaged_geopackage(tmp, "X'47500001E6100000DEADBEEFDEADBEEF'")
+
+
 def garbage_geojson(tmp: Path) -> Path:
     (tmp / "parcels.geojson").write_text('{"type": "FeatureCollection", "features": [')
     return tmp / "parcels.geojson"
@@ -267,6 +315,36 @@ CASES = [
         (f"'stolen' is not one of {TENURES}",),
         feature=3,
     ),
+    Case(  # GDAL reads a WKT it cannot parse as no geometry
+        "unreadable wkt",
+        unreadable_wkt_csv,
+        InvalidGeometry,
+        ("its WKT could not be read: 'POLYGON ((-69.5 9.5, -69.4 9.5, -69.4 9.6'",),
+        feature=2,
+    ),
+    Case("blank wkt", blank_wkt_csv, InvalidGeometry, ("missing geometry",), feature=2),
+    Case(
+        "unreadable longitude",
+        unreadable_lon_csv,
+        InvalidGeometry,
+        ("its longitude and latitude are not both numbers: '-69.4x'",),
+        feature=2,
+        layer="dwellings",
+    ),
+    Case(
+        "geometry blob cut short",
+        cut_geometry_geopackage,
+        InvalidGeometry,
+        ("its geometry (30 bytes) is damaged",),
+        feature=2,
+    ),
+    Case(
+        "geometry blob of no wkb",
+        not_wkb_geopackage,
+        InvalidGeometry,
+        ("its geometry could not be read: its bytes are not a geometry (WKB)",),
+        feature=2,
+    ),
     Case("unknown crs", valid, UnknownCRS, ("unknown CRS 'EPSG:nope'",), crs="EPSG:nope"),
     Case("not a zip", not_a_zip, InvalidFile, ("not a readable zip",)),
     Case("truncated geojson", garbage_geojson, InvalidFile, ("cannot read parcels.geojson",)),
@@ -305,6 +383,28 @@ async def test_import_file_refuses(
     for fragment in case.says:
         assert fragment in raised.value.message
     assert await count(conn, case.layer) == before
+
+
+async def test_a_csv_line_past_gdals_own_limit_is_read_whole(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """GDAL stops reading a CSV at a line over 10 MB: the one feature before it was imported as
+    if it were the whole file. The line is read, and its note refused for its length."""
+    path = wkt_csv(tmp_path, parcels().geometry[1].wkt)
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace("row 2", "x" * 10_500_000)
+    path.write_text("\n".join(lines) + "\n")
+    before = await count(conn, "parcels")
+    with pytest.raises(InvalidAttribute) as raised:
+        await import_file(conn, PARCELS, path, settings)
+    assert raised.value.feature == 2 and "'notes' is longer than" in raised.value.message
+    assert await count(conn, "parcels") == before
+    lines[2] = lines[2].replace("x" * 10_500_000, "row 2") + "," + "y" * 10_500_000
+    lines[0] += ",unknown"  # a column no layer has: ignored, its cells read past
+    path.write_text("\n".join(lines) + "\n")
+    report = await import_file(conn, PARCELS, path, settings)
+    assert report.features == 3 and report.ignored_columns == ["unknown"]
+    assert await count(conn, "parcels") == before + 3
 
 
 async def test_import_file_repairs_and_takes_crs_and_commune(
@@ -538,6 +638,9 @@ HTTP_CASES = [
     ("self-intersection", with_bowtie, 422, 2, "Self-intersection"),
     ("unknown tenure", with_unknown_tenure, 422, 3, "'stolen' is not one of"),
     ("empty file", empty_file, 422, None, "is empty"),
+    # asked of the file again, in a child process as it was read
+    ("geometry blob cut short", cut_geometry_geopackage, 422, 2, "(30 bytes) is damaged"),
+    ("unreadable wkt", unreadable_wkt_csv, 422, 2, "its WKT could not be read"),
 ]
 
 

@@ -314,6 +314,10 @@ def _area_change(
     return round(100 * (shapely.area(after) - a0) / a0, 3)
 
 
+#: a feature without geometry; an import asks its file why (reading.RawFile.unread_geometry)
+MISSING = Said("missing geometry", "falta la geometría")
+
+
 def check_geometries(
     layer: Layer,
     geoms: np.ndarray,
@@ -338,7 +342,7 @@ def check_geometries(
                 layer,
                 labels,
                 _first(missing),
-                Said("missing geometry", "falta la geometría"),
+                MISSING,
             )
         present = np.flatnonzero(~missing)
         out = geoms.copy()

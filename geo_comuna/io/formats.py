@@ -71,13 +71,24 @@ _SUFFIXES = {
     ".csv": "csv",
 }
 
-#: how GDAL's CSV driver finds geometry: a WKT column, or lon/lat columns
+#: how GDAL's CSV driver finds geometry: a WKT column, or lon/lat columns. Lines of any length:
+#: at GDAL's own limit (10 MB) it stopped reading, and the features before a long cell were
+#: imported as the whole file (the upload's size bounds a line anyway)
 CSV_OPEN_OPTIONS = {
     "GEOM_POSSIBLE_NAMES": "wkt,WKT,geometry,geom,the_geom",
     "X_POSSIBLE_NAMES": "lon,longitude,lng,long,x",
     "Y_POSSIBLE_NAMES": "lat,latitude,y",
     "KEEP_GEOM_COLUMNS": "NO",
     "AUTODETECT_TYPE": "YES",
+    "MAX_LINE_SIZE": "0",
+}
+#: a CSV's geometry columns as written (reading.unread_geometry): WKT and lon/lat as text
+CSV_AS_WRITTEN = {
+    **CSV_OPEN_OPTIONS,
+    "KEEP_GEOM_COLUMNS": "YES",
+    "X_POSSIBLE_NAMES": "",
+    "Y_POSSIBLE_NAMES": "",
+    "AUTODETECT_TYPE": "NO",
 }
 
 

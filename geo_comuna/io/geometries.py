@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from geo_comuna.errors import InvalidGeometry, Said, UnknownCRS
@@ -69,9 +70,11 @@ class Geometries:
         if isinstance(wkb, pa.ChunkedArray):
             wkb = wkb.combine_chunks()  # only this piece's bytes are copied
         geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+        labels = labels or range(start + 1, stop + 1)
+        _refuse_unreadable(wkb, geoms, labels)
         if self.to_wgs84 is None:
             return geoms, pgcopy.Source(geoms, wkb)
-        self._refuse_degrees(geoms, labels or range(start + 1, stop + 1))
+        self._refuse_degrees(geoms, labels)
         import pyproj
 
         transform = self.to_wgs84.transform
@@ -130,6 +133,27 @@ class Geometries:
                 "ej. --crs EPSG:4326 (?crs=EPSG:4326)",
             ),
             feature=labels[i],
+        )
+
+
+def _refuse_unreadable(wkb: pa.Array | np.ndarray, geoms: np.ndarray, labels: Sequence) -> None:
+    """Bytes that are no geometry (WKB) were taken for a missing one: GDAL hands on what
+    follows a GeoPackage geometry's header as it is."""
+    missing = shapely.is_missing(geoms)
+    if not missing.any():
+        return
+    if isinstance(wkb, pa.Array):
+        given = pc.fill_null(pc.binary_length(wkb), 0).to_numpy(zero_copy_only=False) > 0
+    else:
+        given = np.array([bool(w) for w in wkb])
+    hits = np.flatnonzero(missing & given)
+    if hits.size:
+        raise InvalidGeometry(
+            Said(
+                "its geometry could not be read: its bytes are not a geometry (WKB)",
+                "no se pudo leer su geometría: sus bytes no son una geometría (WKB)",
+            ),
+            feature=labels[int(hits[0])],
         )
 
 

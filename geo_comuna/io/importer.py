@@ -32,7 +32,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna import work
 from geo_comuna.accounts import User, local_admin, writing
-from geo_comuna.errors import Forbidden, InvalidFile, InvalidInput, Said
+from geo_comuna.errors import Forbidden, InvalidFile, InvalidGeometry, InvalidInput, Said
 from geo_comuna.features import attributes, validate
 from geo_comuna.features.write import columns
 from geo_comuna.io import bulk, keys, pgcopy, pieces
@@ -584,6 +584,18 @@ async def import_file(
             dry_run=dry_run,
             online=isolated,
         )
+    except InvalidGeometry as exc:
+        exc.layer = exc.layer or layer.name  # one the file's geometries refused
+        if exc.reason != validate.MISSING or not isinstance(exc.feature, int):
+            raise
+        # a geometry GDAL could not read came as none: the file says what it held
+        try:
+            why = await asyncio.to_thread(raw.unread_geometry, exc.feature, path)
+        except Exception:  # noqa: BLE001 - a reason found or not, the feature is refused
+            why = None
+        if why is None:
+            raise exc from None
+        raise InvalidGeometry(why, feature=exc.feature, layer=exc.layer) from None
     finally:
         raw.close()
     for line in change_lines(layer, written.updated, written.changes, dry_run):

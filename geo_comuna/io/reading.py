@@ -34,6 +34,7 @@ from geo_comuna import work
 from geo_comuna.child import Pieces
 from geo_comuna.errors import InvalidFile, Said, TooLarge
 from geo_comuna.io.formats import (
+    CSV_AS_WRITTEN,
     CSV_OPEN_OPTIONS,
     GDAL_ERRORS,
     Format,
@@ -107,6 +108,20 @@ class RawFile:
             return
         with _attribute_reader(self.source, self.layer, batch_size) as (_, batches):
             yield batches
+
+    def unread_geometry(self, position: int, path: Path) -> Said | None:
+        """Why the feature at ``position`` (1-based, in the file's order) came without a
+        geometry, when the file holds one that GDAL could not read: a CSV's WKT or lon/lat
+        as written, a GeoPackage's damaged geometry blob. None when it holds none (or its
+        format cannot tell): then it is missing. In a child process if the file (``path``) was
+        read so. Blocking."""
+        if self.fmt.name not in ("csv", "gpkg"):
+            return None
+        args = (self.source, self.fmt.name, self.layer, self.meta["geometry_name"], position)
+        if self.isolated:
+            size = path.stat().st_size
+            return work.in_child(path.name, SAVE_AGAIN, size, _unread_in_child, *args)
+        return _unread(*args)
 
 
 def _pick_layer(path: str, fmt: Format, layer: Layer) -> str | None:
@@ -287,6 +302,60 @@ def _rest(raw: RawFile) -> Iterator[pa.RecordBatch]:
                 return
     finally:
         raw.close()
+
+
+def _unread_in_child(*args: Any) -> Pieces:
+    return Pieces(_unread(*args), iter(()))
+
+
+def _unread(
+    source: str, fmt: str, layer: str | None, geometry: str | None, position: int
+) -> Said | None:
+    """unread_geometry's reading, in this process or a child's alike."""
+    if fmt == "csv":
+        _, row = pyogrio.read_arrow(
+            source,
+            skip_features=position - 1,
+            max_features=1,
+            read_geometry=False,
+            **CSV_AS_WRITTEN,
+        )
+        values = row.to_pylist()[0] if row.num_rows else {}
+        written = {key.lower(): value for key, value in values.items() if value}
+        wkt = [written[n] for n in _names("GEOM_POSSIBLE_NAMES") if n in written]
+        if wkt:
+            shown = _shown(wkt[0])
+            return Said(f"its WKT could not be read: {shown}", f"no se pudo leer su WKT: {shown}")
+        lon = [written[n] for n in _names("X_POSSIBLE_NAMES") if n in written]
+        lat = [written[n] for n in _names("Y_POSSIBLE_NAMES") if n in written]
+        if lon or lat:
+            shown = f"{_shown(lon[0] if lon else '')}, {_shown(lat[0] if lat else '')}"
+            return Said(
+                f"its longitude and latitude are not both numbers: {shown}",
+                f"su longitud y latitud no son ambas números: {shown}",
+            )
+        return None
+    quoted = '"{}"'.format  # names from the file: a double quote in one is doubled
+    column, table = (quoted(n.replace('"', '""')) for n in (geometry or "", layer or ""))
+    # the GeoPackage's own SQL (SQLite's); GDAL reads a table in rowid order
+    query = f"SELECT length({column}) AS size FROM {table} ORDER BY rowid LIMIT 1 OFFSET ?"
+    _, row = pyogrio.read_arrow(source, sql=query.replace("?", str(position - 1)))
+    size = row.column("size")[0].as_py() if row.num_rows else None
+    if not size:
+        return None
+    return Said(
+        f"its geometry ({size} bytes) is damaged: GDAL could not read it",
+        f"su geometría ({size} bytes) está dañada: GDAL no pudo leerla",
+    )
+
+
+def _names(option: str) -> list[str]:
+    return [name.lower() for name in CSV_OPEN_OPTIONS[option].split(",")]
+
+
+def _shown(value: str) -> str:
+    """A value from a file as a message shows it: quoted, its first 60 characters."""
+    return repr(value if len(value) <= 60 else value[:60] + "…")
 
 
 def _attributes_in_child(source: str, layer: str | None, batch_size: int) -> Pieces:
