@@ -740,6 +740,9 @@ async def test_empty_commune_and_bad_parameters(
     body = got.json()
     assert body["summary"]["parcels"] == 0 and body["features"] == []
     assert body["summary"]["timeline"] == [] and "the commune has no parcels" in body["warnings"]
+    for f in ("json", "geojson"):  # found from outside: English with ?lang=es
+        said = await client.get(f"/communes/LAND-EMPTY/analyses/land-recovery?f={f}&lang=es")
+        assert said.json()["warnings"] == ["la comuna no tiene parcelas"]
     csv_text = (await client.get("/communes/LAND-EMPTY/analyses/land-recovery?f=csv")).text
     assert csv_text == ""
     zero = await client.get(

@@ -25,7 +25,7 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel, ValidationError
 
 from geo_comuna import work
-from geo_comuna.errors import GeoComunaError, InvalidInput, Said, pydantic_reason
+from geo_comuna.errors import GeoComunaError, InvalidInput, Said, pydantic_reason, said
 from geo_comuna.io.formulas import neutralise
 from geo_comuna.layers import Layer
 
@@ -48,6 +48,10 @@ class Result:
     #: (JSON, CSV, reports) never read them
     lines: Sequence[dict[str, Any]] | Callable[[], Sequence[dict[str, Any]]] | None = None
 
+    def said_warnings(self, lang: str) -> list[str]:
+        """The warnings in ``lang`` (es or en)."""
+        return [said(warning, lang) for warning in self.warnings]
+
     def drawn_lines(self) -> Sequence[dict[str, Any]] | None:
         """``lines``, drawn now if they were left to draw (then kept: an answer may be read
         again from the cache). CPU work: call it off the event loop."""
@@ -55,16 +59,16 @@ class Result:
             self.lines = self.lines()
         return self.lines
 
-    def feature_collection(self, *, as_written: bool = False) -> dict[str, Any]:
-        """The GeoJSON FeatureCollection, features as dicts; ``as_written`` leaves column-wise
-        features as they are, for ``to_json`` to write without a dict per feature. Draws the
-        lines: call it off the event loop."""
+    def feature_collection(self, *, as_written: bool = False, lang: str = "en") -> dict[str, Any]:
+        """The GeoJSON FeatureCollection, features as dicts, warnings in ``lang``;
+        ``as_written`` leaves column-wise features as they are, for ``to_json`` to write
+        without a dict per feature. Draws the lines: call it off the event loop."""
         features = self.features or []
         collection = {
             "type": "FeatureCollection",
             "features": features if as_written else list(features),
             "summary": self.summary,
-            "warnings": self.warnings,
+            "warnings": self.said_warnings(lang),
         }
         lines = self.drawn_lines()
         if lines is not None:

@@ -19,6 +19,7 @@ from psycopg import AsyncConnection
 from geo_comuna import work
 from geo_comuna.accounts import Access
 from geo_comuna.analysis.base import Analysis, FeaturesOf, Result, answer
+from geo_comuna.errors import Said
 from geo_comuna.features import disclosure
 from geo_comuna.layers import MIN_GROUP
 
@@ -146,7 +147,7 @@ async def for_reader(
         summary=summary,
         features=features,
         rows=[_flat(b) for b in shown],
-        warnings=[*result.warnings, PUBLIC_VIEW[1]],
+        warnings=[*result.warnings, Said(PUBLIC_VIEW[1], PUBLIC_VIEW[0])],
     )
 
 

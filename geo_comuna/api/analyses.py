@@ -12,6 +12,7 @@ from geo_comuna.analysis import disclosure
 from geo_comuna.analysis.base import parse_params, to_json
 from geo_comuna.analysis.registry import all_analyses, get_analysis
 from geo_comuna.api.deps import Commune, CommuneRef, Conn, ReaderAccess
+from geo_comuna.api.negotiation import asked_lang
 from geo_comuna.api.parameters import own_parameters, single_values
 
 router = APIRouter(tags=["analyses"])
@@ -64,14 +65,17 @@ async def run_analysis(
             headers={"Content-Disposition": f'attachment; filename="{name}-{commune_id}.csv"'},
         )
     if f == "geojson":
-        body = await work.cpu(lambda: to_json(result.feature_collection(as_written=True)))
+        lang = asked_lang(request)
+        body = await work.cpu(
+            lambda: to_json(result.feature_collection(as_written=True, lang=lang))
+        )
         return Response(body, media_type="application/geo+json")
     body = {
         "analysis": name,
         "commune_id": commune_id,
         "parameters": params.model_dump(mode="json"),
         "summary": result.summary,
-        "warnings": result.warnings,
+        "warnings": result.said_warnings(asked_lang(request)),
         "features": result.features,
     }
     return Response(await work.cpu(to_json, body), media_type="application/json")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from geo_comuna.cli.common import cli_lang, die, load_settings, progress, run
-from geo_comuna.errors import GeoComunaError, Said, said
+from geo_comuna.errors import GeoComunaError, Said
 
 TEXT = {
     "es": dict(
@@ -141,10 +141,10 @@ def _text(analysis: Any, result: Any, chosen: str, commune: str, lang: str) -> s
     if chosen == "geojson":  # as f=geojson writes it: lines kept as arrays write themselves
         from geo_comuna.analysis.base import to_json
 
-        return to_json(result.feature_collection(as_written=True)).decode()
+        return to_json(result.feature_collection(as_written=True, lang=lang)).decode()
     if chosen == "json":
         return json.dumps(
-            {"summary": result.summary, "warnings": result.warnings},
+            {"summary": result.summary, "warnings": result.said_warnings(lang)},
             default=str,
             indent=2,
             ensure_ascii=False,
@@ -161,7 +161,7 @@ def _text(analysis: Any, result: Any, chosen: str, commune: str, lang: str) -> s
         lines += [
             "",
             f"{TEXT[lang]['warnings']}:",
-            *(f"  - {said(w, lang)}" for w in result.warnings),
+            *(f"  - {w}" for w in result.said_warnings(lang)),
         ]
     lines += ["", TEXT[lang]["machines"]]
     return "\n".join(lines)
