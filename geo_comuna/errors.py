@@ -184,6 +184,8 @@ class TooSlow(GeoComunaError):
 
     status, code = 503, "too-slow"
     title_es = "tardó demasiado"
+    #: seconds after which asking again may be answered (the Retry-After header), if known
+    retry_after: int | None = None
 
 
 class DatabaseUnavailable(GeoComunaError):

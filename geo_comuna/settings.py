@@ -235,6 +235,18 @@ class Settings(BaseSettings):
         description="time one request's computation (validation, repair, analysis, picture) "
         "may take before it is a 503",
     )
+    package_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="time a commune's package may take to build; a request waits for it at "
+        "most compute_seconds, then is told to ask again while the build goes on",
+    )
+    package_cache_bytes: int = Field(
+        default=512 * 2**20,
+        ge=0,
+        description="packages each worker of `serve` keeps once built (per day and version of "
+        "the data), bytes; 0: none kept",
+    )
     forwarded_allow_ips: str = Field(
         default="",
         description="addresses of the proxies in front whose X-Forwarded-For names the client "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 from fastapi import Depends, FastAPI
@@ -206,6 +208,17 @@ async def _route_once(app: FastAPI) -> None:
     await app.router(scope, receive, send)  # a 404 that nobody reads
 
 
+def shared_by_workers() -> scratch.Scratch:
+    """What the workers of a `serve --workers N` share, made by its process before it starts
+    them: the directory they keep commune packages in (api/package.py), in that process' own
+    scratch directory, which goes when the process ends (or is swept if it is killed): a new
+    server never reads an old one's packages. Hold the object returned while serving. (One
+    worker keeps them in its own scratch directory.)"""
+    shared = scratch.Scratch()
+    os.environ[package.SHARED_DIR_ENV] = str(shared.root / "packages")
+    return shared
+
+
 def create_app(settings: Settings | None = None, *, conninfo: str | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -249,6 +262,11 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     app.state.workers = work.Workers(settings.compute_workers)
     app.state.answers = VersionedCache(settings.cached_answers)
     app.state.scratch = scratch.Scratch()  # made on first use
+    shared = os.environ.get(package.SHARED_DIR_ENV)  # `serve`'s, for all its workers
+    app.state.packages = package.Packages(
+        (lambda: Path(shared)) if shared else (lambda: app.state.scratch.root / "packages"),
+        settings.package_cache_bytes,
+    )
     problems.install(app)
     openapi.install(app, settings)
     app.include_router(audit.router, dependencies=READERS)

@@ -31,6 +31,9 @@ from starlette.middleware.gzip import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+#: what is not compressed again: Starlette's list, and zips (a package, a zipped Shapefile),
+#: which gzip does not shrink and whose Content-Length a download's progress shows
+EXCLUDED = (*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/zip")
 #: gzip level (ISA-L's 0-3): see the module's docstring
 LEVEL = 1
 #: bytes under which a body goes out uncompressed
@@ -100,10 +103,8 @@ class Compression:
                 self.app,
                 MINIMUM_SIZE,
                 compresslevel=LEVEL,  # read as a request comes (bench/compression.py sets it)
-                exclude_content_types=DEFAULT_EXCLUDED_CONTENT_TYPES,
+                exclude_content_types=EXCLUDED,
             )
         else:
-            responder = IdentityResponder(
-                self.app, MINIMUM_SIZE, exclude_content_types=DEFAULT_EXCLUDED_CONTENT_TYPES
-            )
+            responder = IdentityResponder(self.app, MINIMUM_SIZE, exclude_content_types=EXCLUDED)
         await responder(scope, receive, weakened)

@@ -1,59 +1,324 @@
 """A commune's package for field work over HTTP (maps/package.py): the same zip as
-`geo-comuna package`, built in the server's scratch directory and sent from the open file,
-as exports are (api/transfer.py).
+`geo-comuna package`, built once per day and version of the data and kept (Packages), then
+sent from its file: with its ETag a client that has it gets a 304, and a download cut short
+goes on where it stopped (a ``Range`` request, ``If-Range`` with the ETag), which is what a
+field team on a bad line needs of 15 MB.
 
 It holds what its reader may read, as an export does: an anonymous reader's package has no
 members-only column or position (parcel notes, residents, each home), a commune member's or
 an admin's has everything of the commune.
+
+A package takes what its commune holds to build: 25 s for 200,000 parcels. It is built by a
+task of its own, with a connection of its own and Settings.package_seconds to finish (one
+build at a time per worker, one more waiting). A request waits for it what its deadline
+allows (compute_seconds), and is otherwise answered 503 with Retry-After while the build
+goes on: the request after it finds the package kept.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
 import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Path
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, Response
+from psycopg import AsyncConnection
+from starlette.background import BackgroundTask
 
-from geo_comuna.api.deps import Conn, ReaderAccess, ScratchDep, SettingsDep
-from geo_comuna.api.transfer import _chunks
+from geo_comuna import __version__, work
+from geo_comuna.accounts import Access
+from geo_comuna.api import etags
+from geo_comuna.api.deps import Conn, ReaderAccess, SettingsDep, get_conn
+from geo_comuna.api.scratch import Scratch
+from geo_comuna.errors import Said, TooSlow
 from geo_comuna.features.query import require_commune
 from geo_comuna.maps import data
-from geo_comuna.maps.package import build_package
+from geo_comuna.maps.package import build_package, made_on
+from geo_comuna.settings import Settings
 
 router = APIRouter(tags=["import/export"])
 ZIP = "application/zip"
+#: builds a worker runs or has waiting at once (each more is told to ask again)
+BUILDS = 2
+#: a package served this recently is not removed to make room (its file is being opened)
+IN_USE_SECONDS = 60.0
+#: how long a package some analysis of which did not finish is kept (a later build may)
+UNFINISHED_SECONDS = 600.0
+#: how often a worker looks whether another worker's build of a package is done
+POLL_SECONDS = 0.5
+#: where `serve` tells its workers the directory they keep packages in (one for them all)
+SHARED_DIR_ENV = "GEO_COMUNA_SERVE_PACKAGE_DIR"
+
+
+class Packages:
+    """The packages built, by key (package_key), as files ``<key>.zip`` in ``folder`` (one
+    all workers of a `serve` share, else this process' scratch directory): at most
+    ``max_bytes`` of them, the least recently used (their files' mtime) removed first. A
+    package some analysis of which did not finish is ``<key>.until-<time>.zip``, kept
+    UNFINISHED_SECONDS. The builds under way in this process, one at a time; a worker
+    building a package holds ``<key>.lock`` (flock), and the others wait for its file."""
+
+    def __init__(self, folder: Callable[[], Path], max_bytes: int) -> None:
+        self._folder = folder
+        self.max_bytes = max_bytes
+        self._builds: dict[str, asyncio.Task[Path]] = {}
+        self._turn: asyncio.Semaphore | None = None  # made in the event loop: one build at a time
+
+    @property
+    def folder(self) -> Path:
+        folder = self._folder()
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return folder
+
+    def get(self, key: str) -> tuple[Path, os.stat_result] | None:
+        """The package kept under ``key`` and its file's stat (its use noted), or None."""
+        for path in self.folder.glob(f"{key}.*zip"):
+            until = path.name.removeprefix(f"{key}.").removesuffix("zip").strip(".")
+            try:
+                if until and float(until.removeprefix("until-")) < time.time():
+                    path.unlink(missing_ok=True)
+                    continue
+                os.utime(path)  # used now: the last to be removed
+                return path, path.stat()
+            except (OSError, ValueError):  # removed by another worker meanwhile
+                continue
+        return None
+
+    def keep(self, key: str, built: Path, *, finished: bool) -> Path:
+        """``built`` moved into the folder under ``key``; older packages removed past
+        max_bytes, except those in use. With max_bytes 0 nothing is kept: the path returned
+        is the caller's to remove once sent."""
+        until = f".until-{time.time() + UNFINISHED_SECONDS:.0f}"
+        name = f"{key}{'' if finished else until}.zip"
+        path = self.folder / name
+        os.replace(built, path)
+        if self.max_bytes:
+            self._make_room(path)
+        return path
+
+    def _make_room(self, kept: Path) -> None:
+        found = []
+        for path in self.folder.glob("*.zip"):
+            with contextlib.suppress(OSError):
+                found.append((path.stat(), path))
+        total = sum(stat.st_size for stat, _ in found)
+        now = time.time()
+        for stat, path in sorted(found, key=lambda item: item[0].st_mtime):
+            if total <= self.max_bytes:
+                return
+            if path != kept and now - stat.st_mtime >= IN_USE_SECONDS:
+                path.unlink(missing_ok=True)
+                total -= stat.st_size
+
+    def building(self, key: str, build: Callable[[], Awaitable[Path]]) -> asyncio.Task[Path]:
+        """The build of ``key`` under way, or a new one started (``build()``, in its turn
+        and unless another worker builds it: then its file is waited for); TooSlow when
+        BUILDS are under way already."""
+        task = self._builds.get(key)
+        if task is not None:
+            return task
+        if len(self._builds) >= BUILDS:
+            raise TooSlow(
+                Said(
+                    "the server is building other communes' packages; ask again in a minute",
+                    "el servidor está preparando los paquetes de otras comunas; vuelva a "
+                    "pedirlo en un minuto",
+                )
+            )
+        if self._turn is None:
+            self._turn = asyncio.Semaphore(1)
+        turn = self._turn
+
+        async def in_turn() -> Path:
+            async with turn:
+                while True:
+                    with self._lock(key) as mine:
+                        if (found := self.get(key)) is not None:
+                            return found[0]
+                        if mine:
+                            return await build()
+                    await asyncio.sleep(POLL_SECONDS)  # another worker builds it
+
+        task = asyncio.get_running_loop().create_task(in_turn())
+        self._builds[key] = task
+        task.add_done_callback(lambda done: self._done(key, done))
+        return task
+
+    @contextlib.contextmanager
+    def _lock(self, key: str) -> Iterator[bool]:
+        """Whether this process holds ``key``'s build lock for the block's length."""
+        fd = os.open(self.folder / f"{key}.lock", os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.folder / f"{key}.lock")
+        finally:
+            os.close(fd)
+
+    def _done(self, key: str, task: asyncio.Task[Path]) -> None:
+        self._builds.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # a failure nobody waited for: the next request builds again
+
+
+async def package_key(
+    conn: AsyncConnection, commune_id: int, access: Access, settings: Settings
+) -> str:
+    """What tells two packages apart: the commune, who reads it, the day it is made on (its
+    contents carry it: maps/package.py), the version of every table (any write makes a new
+    one), this code's and the database schema's versions, and the settings that shape it."""
+    cur = await conn.execute(
+        "SELECT (SELECT array_agg(layer || ':' || version ORDER BY layer) FROM layer_versions),"
+        " (SELECT max(version) FROM schema_migrations)"
+    )
+    tables, schema = await cur.fetchone()
+    styles = settings.styles_path.stat()
+    shape = (
+        settings.tile_url,
+        settings.map_tile_threshold,
+        str(settings.web_assets_dir),
+        str(settings.styles_path),
+        styles.st_mtime_ns,
+        styles.st_size,
+        dataclasses.replace(work.Limits.of(settings), compute_seconds=0, heavy_requests=0),
+    )
+    parts = (__version__, schema, commune_id, repr(access), made_on(), tables, shape)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
 @router.get(
     "/communes/{commune}/package",
     summary="A commune's package for QGIS and QField (zip)",
-    response_class=StreamingResponse,
-    responses={200: {"content": {ZIP: {}}}},
+    response_class=FileResponse,
+    responses={
+        200: {"content": {ZIP: {}}},
+        206: {"content": {ZIP: {}}, "description": "the part a Range header asked for"},
+        304: {"description": "the client's copy (If-None-Match: its ETag) is current"},
+    },
 )
 async def commune_package(
+    request: Request,
     conn: Conn,
     settings: SettingsDep,
-    scratch: ScratchDep,
     access: ReaderAccess,
-    commune: Annotated[str, Path(description="commune id or registry code")],
-) -> StreamingResponse:
+    commune: Annotated[str, PathParam(description="commune id or registry code")],
+) -> Response:
     """One GeoPackage with every layer of the commune (each feature with its ``id`` and
     ``version``, for the sync; the map styles in its ``layer_styles`` table), QGIS projects
     with drop-downs for coded values in Spanish and English, the offline map, the report and
-    a README."""
+    a README.
+
+    Built once per day and version of the data, then kept: ``If-None-Match`` with its
+    ``ETag`` answers 304, and ``Range`` (with ``If-Range``) sends the rest of a download cut
+    short. A package that takes longer to build than a request may wait is a 503 with
+    ``Retry-After`` while its build goes on; asked again, it is sent."""
     commune_id = await require_commune(conn, commune)
     name = f"comuna-{await data.file_code(conn, commune_id)}.zip"
-    with scratch.holding(name, name) as target:
-        await build_package(conn, commune_id, target, settings, access)
-        # sent from the open file: the scratch directory is gone before the first byte
-        out = open(target, "rb")  # closed by _chunks
-    size = os.fstat(out.fileno()).st_size
-    return StreamingResponse(
-        _chunks(out),
+    key = await package_key(conn, commune_id, access, settings)
+    etag = f'"{key}"'
+    if etags.fresh(request, etag):
+        return etags.not_modified(etag)
+    packages: Packages = request.app.state.packages
+    found = packages.get(key)
+    if found is None:
+        # nothing kept: each request builds its own file, removed once it is sent
+        build = key if packages.max_bytes else f"{key}-{id(request)}"
+        task = packages.building(
+            build, lambda: _build(request, packages, build, commune_id, access, name)
+        )
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=work.remaining())
+        except TimeoutError:
+            raise _being_built(name, settings.compute_seconds) from None
+        found = _sent(task.result())
+    path, stat = found
+    # nothing kept (package_cache_bytes 0): this request's file, removed once sent
+    gone = None if packages.max_bytes else BackgroundTask(path.unlink, missing_ok=True)
+    return FileResponse(
+        path,
         media_type=ZIP,
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "Content-Length": str(size),
-        },
+        filename=name,
+        stat_result=stat,
+        headers={"ETag": etag},
+        background=gone,
     )
+
+
+def _sent(path: Path) -> tuple[Path, os.stat_result]:
+    return path, path.stat()
+
+
+async def _build(
+    request: Request, packages: Packages, key: str, commune_id: int, access: Access, name: str
+) -> Path:
+    """The package built apart from the request that asked for it, which may be answered
+    before it is done: on a connection of its own, within Settings.package_seconds."""
+    app = request.app
+    settings: Settings = app.state.settings
+    limits = dataclasses.replace(work.Limits.of(settings), compute_seconds=settings.package_seconds)
+    scratch: Scratch = app.state.scratch
+    seconds = settings.package_seconds
+    try:
+        async with asyncio.timeout(seconds) as bound, _own_connection(request) as conn:
+            with work.scope(limits, app.state.workers, seconds, app.state.answers):
+                with scratch.holding(name, name) as target:
+                    report = await build_package(conn, commune_id, target, settings, access)
+                    return packages.keep(key, target, finished=not report.unfinished)
+    except TimeoutError:
+        if not bound.expired():
+            raise
+        raise TooSlow(
+            Said(
+                f"building {name} took longer than {seconds:g} s, the most a package may take "
+                "here (GEO_COMUNA_PACKAGE_SECONDS); `geo-comuna package` on the server builds "
+                "it without a limit",
+                f"preparar {name} tardó más de {seconds:g} s, lo máximo que puede tardar un "
+                "paquete aquí (GEO_COMUNA_PACKAGE_SECONDS); `geo-comuna package` en el servidor "
+                "lo prepara sin límite",
+            )
+        ) from None
+
+
+@asynccontextmanager
+async def _own_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A connection that outlives the request: the primary's or a standby's that has the
+    client's last write (api/consistency.py). The tests' one connection where they put it."""
+    override = request.app.dependency_overrides.get(get_conn)
+    if override is not None:
+        async with asynccontextmanager(override)() as conn:
+            yield conn
+        return
+    after = request.scope.get("state", {}).get("read_after")
+    async with request.app.state.databases.connection(read=True, after=after) as (conn, _):
+        yield conn
+
+
+def _being_built(name: str, waited: float) -> TooSlow:
+    seconds = f"{waited:g}"
+    error = TooSlow(
+        Said(
+            f"{name} is being built, which takes longer than the {seconds} s a request waits "
+            "here; it is kept once built: ask again in a minute",
+            f"se está preparando {name}, lo que tarda más que los {seconds} s que espera una "
+            "petición aquí; se guarda una vez listo: vuelva a pedirlo en un minuto",
+        )
+    )
+    error.retry_after = 60
+    return error

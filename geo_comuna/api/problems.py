@@ -23,6 +23,7 @@ from geo_comuna.errors import (
     NoSuchFormat,
     NotAcceptable,
     Said,
+    TooSlow,
     pydantic_reason,
     said,
 )
@@ -95,6 +96,8 @@ async def _typed(request: Request, exc: GeoComunaError) -> Response:
         # a token was sent and refused (unknown, revoked, expired, malformed): say so
         sent = "authorization" in request.headers
         headers = {"WWW-Authenticate": BEARER + (', error="invalid_token"' if sent else "")}
+    if isinstance(exc, TooSlow) and exc.retry_after is not None:
+        headers = {"Retry-After": str(exc.retry_after)}
     # a format the resource does not come in (a page of /conformance): said in its own
     lang = None if isinstance(exc, NoSuchFormat | NotAcceptable) else _person(request)
     if lang is not None:

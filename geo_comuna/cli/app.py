@@ -89,7 +89,7 @@ def serve(
 
     import uvicorn
 
-    from geo_comuna.api.app import create_app
+    from geo_comuna.api.app import create_app, shared_by_workers
     from geo_comuna.cli import privileges
     from geo_comuna.db.pool import resolve_conninfo
 
@@ -149,12 +149,16 @@ def serve(
         ),
         fg=typer.colors.GREEN,
     )
-    if workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
-        Multiprocess(config, sockets=[sock]).run()
-    else:
+    if workers == 1:
         uvicorn.Server(config).run(sockets=[sock])
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    shared = shared_by_workers()
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        shared.close()  # the packages the workers kept
 
 
 def cpu_count() -> int:

@@ -256,6 +256,11 @@ def _today() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def made_on() -> str:
+    """The day a package made now says it was made on (ISO date, UTC)."""
+    return _today().date().isoformat()
+
+
 #: where a SQLite file's header holds its change counter and the version-valid-for number
 _SQLITE_COUNTERS = (24, 92)
 
@@ -413,21 +418,21 @@ async def write_gpkg(
     await asyncio.to_thread(write_styles, gpkg, styled)
     await asyncio.to_thread(_table, gpkg, BASE_TABLE, bases.table())
     del bases
-    made_on = _today().date().isoformat()
+    day = made_on()
     last_text = ",".join(f"{name}:{n}" for name, n in last.items())
     about = {
         # what the sync knows this package's new rows by (package_rows, maps/sync.py): its
         # commune, data and day, so that one day's package of the same data stays the same
         # bytes (steady); copies made alike share it, and the sync tells them apart by place
         "package_id": hashlib.sha256(
-            f"{info.id}|{stamp}|{last_text}|{made_on}|{access}".encode()
+            f"{info.id}|{stamp}|{last_text}|{day}|{access}".encode()
         ).hexdigest()[:32],
         "commune_id": str(info.id),
         "commune_code": info.code,
         "commune_name": info.name,
         "schema_version": str(await current_version(conn)),
         "geo_comuna_version": __version__,
-        "made_on": made_on,
+        "made_on": day,
         "layer_versions": stamp,
         "layer_last_ids": last_text,
         "layers": ",".join(counts),
