@@ -32,15 +32,19 @@ PACKAGE = ROOT / "geo_comuna"
 EARLIER = "eff6174b954be93c54a0b5bd3e95942f0be27169"
 #: what the placement rule changed: the breakdown now calls the one placement function; and
 #: the layers' audit functions, which record a write's reason since migration 0019
-CHANGED = {"commune_state_breakdown(integer[])"} | {
-    f"audit_{layer.table}()" for layer in LAYERS.values()
-}
+CHANGED = {
+    "commune_state_breakdown(integer[])",
+    # the tenure history marks the changes the tenure rule made (migration 0026)
+    "record_tenure_change()",
+} | {f"audit_{layer.table}()" for layer in LAYERS.values()}
 ADDED = {
     "commune_state_placement(integer[])",
     "parcel_tenure_history(integer[])",
     # the land records (migration 0021)
     "parcel_tenure_from_rights(integer,date)",
     "tenure_follow_rights(integer,integer)",
+    # what a parcel's rights replaced, back when none counts (migration 0026)
+    "tenure_before_rights(integer)",
     "apply_tenure_rule()",
     "audit_tenure()",
     "document_place()",

@@ -182,13 +182,16 @@ async def test_the_tenure_rule_by_hand(conn: AsyncConnection) -> None:
     assert await scalar(conn, on, (p, "2020-01-01")) == "regularizing"
     await conn.execute("UPDATE rights SET status = 'revoked' WHERE id = %s", (rb,))
     assert await scalar(conn, on, (p, "2026-12-01")) is None  # nothing counts: silent
+    # 1. silent now, after the rule had spoken: back to the tenure the rights found
+    assert await tenure(conn, p) == "occupied"
     # every change of tenure is in the history, naming the right that moved it
     cur = await conn.execute(
         "SELECT from_status, to_status, note FROM parcel_tenure_history(ARRAY[%s]) "
         "ORDER BY history_id",
         (p,),
     )
-    moves = [(f, t) for f, t, _ in await cur.fetchall()][-7:]
+    rows = await cur.fetchall()
+    moves = [(f, t) for f, t, _ in rows][-8:]
     assert moves == [
         ("occupied", "regularizing"),
         ("regularizing", "disputed"),
@@ -197,14 +200,44 @@ async def test_the_tenure_rule_by_hand(conn: AsyncConnection) -> None:
         ("regularized", "disputed"),
         ("disputed", "regularized"),
         ("regularized", "regularizing"),
+        ("regularizing", "occupied"),
     ]
-    cur = await conn.execute(
-        "SELECT note FROM parcel_history WHERE parcel_id = %s ORDER BY id DESC LIMIT 1", (p,)
-    )
     # in both languages: the history is read in either
-    assert (await cur.fetchone())[0] == (
-        f"sigue sus derechos (derecho {ra}) / follows its rights (right {ra})"
+    assert rows[-2][2] == f"sigue sus derechos (derecho {ra}) / follows its rights (right {ra})"
+    assert rows[-1][2] == (
+        f"ya no cuenta ningún derecho (derecho {rb}): vuelve a la tenencia de antes / no "
+        f"right counts any more (right {rb}): back to the tenure before"
     )
+
+
+async def test_a_title_revoked_or_deleted_gives_the_parcel_back_its_tenure(
+    conn: AsyncConnection,
+) -> None:
+    """Found from outside: the last right of a parcel revoked or deleted left it regularized.
+    Worked by hand on an abandoned parcel: what the rights replaced comes back, unless a
+    person set the tenure after them."""
+    p = await parcel(conn, "EM-P008")
+    await conn.execute("UPDATE parcels SET tenure = 'abandoned' WHERE id = %s", (p,))
+    a = await add_party(conn, "A (ficticia)")
+    # a restriction alone: the rule never spoke, nothing to give back
+    easement = await add_right(conn, p, a, kind="easement", status="granted")
+    await conn.execute("DELETE FROM rights WHERE id = %s", (easement,))
+    assert await tenure(conn, p) == "abandoned"
+    title = await add_right(conn, p, a, status="granted")
+    assert await tenure(conn, p) == "regularized"
+    await conn.execute("UPDATE rights SET status = 'revoked' WHERE id = %s", (title,))
+    assert await tenure(conn, p) == "abandoned"
+    await conn.execute("UPDATE rights SET status = 'granted' WHERE id = %s", (title,))
+    await conn.execute("UPDATE rights SET kind = 'title' WHERE id = %s", (title,))
+    assert await tenure(conn, p) == "regularized"
+    await conn.execute("DELETE FROM rights WHERE id = %s", (title,))
+    assert await tenure(conn, p) == "abandoned"  # through every change the rule made
+    # a person's word after the rule's stands when the rights fall silent
+    title = await add_right(conn, p, a)
+    assert await tenure(conn, p) == "regularizing"
+    await conn.execute("UPDATE parcels SET tenure = 'occupied' WHERE id = %s", (p,))
+    await conn.execute("DELETE FROM rights WHERE id = %s", (title,))
+    assert await tenure(conn, p) == "occupied"
 
 
 async def test_a_collective_use_and_a_family_claim_on_all_of_it_is_a_dispute(

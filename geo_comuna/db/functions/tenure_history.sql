@@ -12,14 +12,16 @@
 -- read, not when it is written: parcel_tenure_history() below is its only reader.
 
 -- A tenure change, one row per parcel (trigger parcels_tenure_change, AFTER UPDATE OF tenure).
--- The note is the writer's (geo_comuna.change_note, set by the API from the request).
+-- The note is the writer's (geo_comuna.change_note, set by the API from the request); by_rule
+-- marks a change the tenure rule made (geo_comuna.by_rule, set by tenure_follow_rights).
 CREATE OR REPLACE FUNCTION record_tenure_change() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
     IF TG_OP = 'INSERT' OR NEW.tenure IS DISTINCT FROM OLD.tenure THEN
-        INSERT INTO parcel_history (parcel_id, from_status, to_status, note)
+        INSERT INTO parcel_history (parcel_id, from_status, to_status, note, by_rule)
         VALUES (NEW.id, CASE WHEN TG_OP = 'UPDATE' THEN OLD.tenure END, NEW.tenure,
-                nullif(current_setting('geo_comuna.change_note', true), ''));
+                nullif(current_setting('geo_comuna.change_note', true), ''),
+                coalesce(current_setting('geo_comuna.by_rule', true), '') = 'on');
     END IF;
     RETURN NULL;
 END $$;

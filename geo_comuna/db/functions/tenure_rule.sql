@@ -3,8 +3,10 @@
 -- The rule, on a day D (today when a right changes). A parcel's rights that count are those
 -- not revoked, started by D (or undated) and not ended before D; restrictions (protected
 -- zone, easement) limit a holding but hold nothing, so they never count. Then, in order:
---   1. no right counts: the rule is silent and the tenure stays as surveyed (abandoned,
---      occupied, ...); parcels nobody has claimed are the land to recover;
+--   1. no right counts: the rule is silent, and the tenure is the one the rights found: as
+--      surveyed (abandoned, occupied, ...) or as a person last set it. A tenure the rule set
+--      goes back to it when its last right is revoked, ends or is deleted (tenure_before_rights);
+--      parcels nobody has claimed are the land to recover;
 --   2. the parties' shares add up to more than the whole parcel (each party counted once,
 --      with its largest share): disputed (two families each claiming all of it; a commune's
 --      collective use of all of it and a family's claim to part of it);
@@ -32,23 +34,53 @@ RETURNS text LANGUAGE sql STABLE AS $$
     END
 $$;
 
+-- The tenure the rule replaced on a parcel: walking its history back from the last change,
+-- through the changes the rule made (by_rule), what the first of them changed from. NULL when
+-- the last change was not the rule's (a person's word stands) or there is none.
+CREATE OR REPLACE FUNCTION tenure_before_rights(p_parcel integer)
+RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    change record;
+    before text;
+BEGIN
+    FOR change IN
+        SELECT from_status, by_rule FROM parcel_history
+        WHERE parcel_id = p_parcel AND to_status IS NOT NULL
+        ORDER BY id DESC
+    LOOP
+        EXIT WHEN NOT change.by_rule;
+        before := change.from_status;
+    END LOOP;
+    RETURN before;
+END $$;
+
 -- Apply the rule to one parcel: its tenure changes (so parcel_history and audit_log record
--- it, by their own triggers) only when the rule speaks and says something else. The history
--- note names the right, in Spanish and English (pages show it in either), unless the writer
--- gave a note of their own.
+-- it, by their own triggers, the history marking it as the rule's) only when the rule says
+-- something else, or, silent now, when it had set the tenure: then it goes back to the one
+-- the rights replaced. The history note names the right, in Spanish and English (pages show
+-- it in either), unless the writer gave a note of their own.
 CREATE OR REPLACE FUNCTION tenure_follow_rights(p_parcel integer, p_right integer)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     wanted text := parcel_tenure_from_rights(p_parcel);
     given text := nullif(current_setting('geo_comuna.change_note', true), '');
+    said text := format(
+        'sigue sus derechos (derecho %s) / follows its rights (right %s)', p_right, p_right
+    );
 BEGIN
     IF wanted IS NULL THEN
-        RETURN;
+        wanted := tenure_before_rights(p_parcel);
+        IF wanted IS NULL THEN
+            RETURN;
+        END IF;
+        said := format('ya no cuenta ningún derecho (derecho %s): vuelve a la tenencia de '
+                       'antes / no right counts any more (right %s): back to the tenure before',
+                       p_right, p_right);
     END IF;
-    PERFORM set_config('geo_comuna.change_note', coalesce(given, format(
-        'sigue sus derechos (derecho %s) / follows its rights (right %s)', p_right, p_right
-    )), true);
+    PERFORM set_config('geo_comuna.change_note', coalesce(given, said), true);
+    PERFORM set_config('geo_comuna.by_rule', 'on', true);
     UPDATE parcels SET tenure = wanted WHERE id = p_parcel AND tenure IS DISTINCT FROM wanted;
+    PERFORM set_config('geo_comuna.by_rule', '', true);
     PERFORM set_config('geo_comuna.change_note', coalesce(given, ''), true);
 END $$;
 
