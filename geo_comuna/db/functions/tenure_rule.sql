@@ -5,7 +5,8 @@
 -- zone, easement) limit a holding but hold nothing, so they never count. Then, in order:
 --   1. no right counts: the rule is silent, and the tenure is the one the rights found: as
 --      surveyed (abandoned, occupied, ...) or as a person last set it. A tenure the rule set
---      goes back to it when its last right is revoked, ends or is deleted (tenure_before_rights);
+--      goes back to it when its last counting right is revoked, deleted or changed so that
+--      it no longer counts (tenure_before_rights);
 --      parcels nobody has claimed are the land to recover;
 --   2. the parties' shares add up to more than the whole parcel (each party counted once,
 --      with its largest share): disputed (two families each claiming all of it; a commune's
