@@ -110,13 +110,16 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, log: Path, extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`geo-comuna serve` with one worker (``extra``: more of its environment)."""
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             [CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
             stdout=fh,
             stderr=subprocess.STDOUT,
-            env=env(),
+            env={**env(), **(extra or {})},
             cwd=REPO,
         )
     deadline = time.monotonic() + 60
