@@ -239,7 +239,6 @@ def analysis_spec(
         style = {**style, **style.get("sectors", {})}
     by = _colour_property(style, features)
     values = [(f.get("properties") or {}).get(by) for f in features] if by else []
-    labels = style.get("labels", {})
     field_labels = {k: v.get(lang, k) for k, v in style.get("fields", {}).items()}
     geometry = next((f["geometry"]["type"] for f in features if f.get("geometry")), "Point")
     title = (style.get("legend") or {}).get(lang) or name
@@ -267,11 +266,24 @@ def analysis_spec(
     for field in [*(spec["fields"]["tooltip"] or []), *(spec["fields"]["popup"] or [])]:
         if field["name"] in spec["values"]:
             field["values"] = spec["values"][field["name"]]
+    return spec, _legend(spec, style, by, values, lang)
+
+
+def _legend(
+    spec: dict[str, Any], style: dict[str, Any], by: str | None, values: list[Any], lang: str
+) -> list[tuple[str, str]]:
+    """The legend's entries (colour, label) of an analysis map, the classes or values it
+    colours by set in ``spec`` as the page draws them: numbers in quantile classes of the
+    style's ramp, other values in its colours; features without a value in the fallback."""
     numeric = values and all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in values if v is not None
     )
     entries: list[tuple[str, str]] = []
-    if by and numeric and style.get("ramp"):
+    if not by:
+        colour = (style.get("palette") or [FALLBACK_COLOUR])[0]
+        spec["color"] = colour
+        return [(colour, spec["title"])]
+    if numeric and style.get("ramp"):
         ramp = style["ramp"]
         known = sorted(v for v in values if v is not None)
         breaks = quantile_breaks(known, len(ramp))
@@ -281,19 +293,30 @@ def analysis_spec(
             if highest != lowest:
                 label += f" – {_num(highest, lang)}"
             entries.append((ramp[min(i, len(ramp) - 1)], label))
-    elif by:
-        palette = style.get("palette") or [FALLBACK_COLOUR]
-        distinct = sorted({str(v) for v in values if v is not None})[:MAX_CATEGORIES]
-        colours = style.get("colors", {})
-        for i, value in enumerate(distinct):
-            spec["colors"][value] = colours.get(value, palette[i % len(palette)])
-            label = labels.get(value, {}).get(lang, value)
-            entries.append((spec["colors"][value], label))
+        others = False
     else:
-        colour = (style.get("palette") or [FALLBACK_COLOUR])[0]
-        spec["color"] = colour
-        entries.append((colour, title))
-    return spec, entries
+        palette = style.get("palette") or [FALLBACK_COLOUR]
+        every = sorted({str(v) for v in values if v is not None})
+        colours, labels = style.get("colors", {}), style.get("labels", {})
+        for i, value in enumerate(every[:MAX_CATEGORIES]):
+            spec["colors"][value] = colours.get(value, palette[i % len(palette)])
+            entries.append((spec["colors"][value], labels.get(value, {}).get(lang, value)))
+        others = len(every) > MAX_CATEGORIES  # drawn in the fallback colour, as no value
+    # found from outside: a water sector without a value was grey, and no legend said why
+    if others:
+        entries.append((FALLBACK_COLOUR, LEFT_OVER[lang][None in values]))
+    elif None in values:
+        entries.append((FALLBACK_COLOUR, NO_VALUE[lang]))
+    return entries
+
+
+#: the legend's entry for features drawn in the fallback colour: no value of the coloured
+#: property; past MAX_CATEGORIES values, the others (and those without a value)
+NO_VALUE = {"es": "sin dato", "en": "no value"}
+LEFT_OVER = {
+    "es": {False: "otros valores", True: "otros valores o sin dato"},
+    "en": {False: "other values", True: "other values or no value"},
+}
 
 
 def _value_words(

@@ -183,6 +183,28 @@ def test_a_graduated_legend_labels_each_class_by_the_values_it_draws() -> None:
     ]
 
 
+def test_what_a_map_draws_in_grey_its_legend_says() -> None:
+    """Found from outside: a water sector without a project was drawn grey and no legend
+    entry said why; values past the colours a legend lists are grey too, and said."""
+    from geo_comuna.maps.analysis_map import MAX_CATEGORIES, analysis_spec
+    from geo_comuna.maps.styles import FALLBACK_COLOUR
+
+    styles = Styles.load()
+    features = [{"geometry": None, "properties": {"project": p}} for p in (1, 2, None)]
+    _, entries = analysis_spec("water-hookups", features, styles, "es")
+    assert entries[-1] == (FALLBACK_COLOUR, "sin dato") and len(entries) == 3
+    _, entries = analysis_spec("water-hookups", features[:2], styles, "en")
+    assert FALLBACK_COLOUR not in dict(entries)  # nothing grey, nothing said
+
+    kinds = [f"k{i:02d}" for i in range(MAX_CATEGORIES + 2)] + [None]
+    features = [{"geometry": None, "properties": {"kind": k}} for k in kinds]
+    spec, entries = analysis_spec("land-recovery", features, styles, "en")
+    assert spec["by"] == "kind" and len(spec["colors"]) == MAX_CATEGORIES
+    assert entries[-1] == (FALLBACK_COLOUR, "other values or no value")
+    _, entries = analysis_spec("land-recovery", features[:-1], styles, "es")
+    assert entries[-1] == (FALLBACK_COLOUR, "otros valores")
+
+
 def test_an_analysis_maps_codes_are_said_in_its_language() -> None:
     """Popups of analysis maps showed codes ("Tenencia: abandoned", "Electricidad: none",
     "Conexión: network") though the coloured property had its words: every coded field of a
