@@ -924,6 +924,22 @@ def test_a_phone_sees_the_title_bar_and_the_map(browser: Any, server: str, path:
         tab.tap(".leaflet-control-layers-toggle")
         tab.wait_for_selector(".leaflet-control-layers-expanded", timeout=5_000)
         assert tab.is_visible(".leaflet-control-layers-list")
+        # found from outside: with the legend open, the list covered the legend or the
+        # legend the list's last layers (a tap on the legend folds the list: open it again)
+        tab.tap(".gc-legend-toggle")
+        tab.wait_for_selector(".gc-legend:not(.gc-folded)", timeout=5_000)
+        tab.tap(".leaflet-control-layers-toggle")
+        tab.wait_for_selector(".leaflet-control-layers-expanded", timeout=5_000)
+        tab.screenshot(path=ARTIFACTS / f"phone-{name}-both-open.png")
+        both = tab.evaluate("""() => [
+            '.leaflet-control-layers-expanded', '.gc-legend'].map((s) => {
+                const r = document.querySelector(s).getBoundingClientRect();
+                return {left: r.left, top: r.top, right: r.right, bottom: r.bottom};
+            })""")
+        assert not overlap(both[0], both[1]), both
+        last = tab.locator(".leaflet-control-layers-overlays label").last
+        last.scroll_into_view_if_needed()
+        assert last.is_visible()
     finally:
         context.close()
 
