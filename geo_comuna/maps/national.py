@@ -30,7 +30,7 @@ from geo_comuna.maps.styles import FALLBACK_COLOUR, Styles
 async def national_map(conn: AsyncConnection, page: Page, styles: Styles | None = None) -> str:
     styles = styles or Styles.load(page.styles_path)
     claim = claim_area()
-    m = new_map(page, styles, _with_claim(await data.national_bounds(conn), claim))
+    m = new_map(page, styles, _with_claim(await data.national_bounds(conn), claim), whole=False)
     legend: list[str] = []
     _add_states(m, page, styles, await data.state_communes(conn), legend)
     claim_name = _add_claim(m, page, styles, claim, legend)

@@ -76,12 +76,18 @@ def attribution(tile_url: str, lang: str) -> str:
 
 
 def new_map(
-    page: Page, styles: Styles, bounds: tuple[float, float, float, float] | None
+    page: Page,
+    styles: Styles,
+    bounds: tuple[float, float, float, float] | None,
+    *,
+    whole: bool = True,
 ) -> folium.Map:
     """A folium map with no CDN libraries, fitted to lon/lat ``bounds`` (in quarter zoom
     steps, so a country fills the frame); an online basemap is offered (off until asked for,
     so nothing is fetched from elsewhere by default) only when GEO_COMUNA_TILE_URL names one
-    and the page is not standalone."""
+    and the page is not standalone. ``whole``: the bounds (a commune) are then fitted again
+    into what the open panels leave of the map (geo_comuna_maps.js clearOfPanels); the
+    country's map keeps its size under them."""
     if bounds is None:
         bounds = (-73.4, 0.6, -59.8, 12.2)  # Venezuela
     w, s, e, n = bounds
@@ -110,6 +116,7 @@ def new_map(
     fit = folium.FitBounds([[s, w], [n, e]], padding=(12, 12))
     # no zoom animation: layers added during one would first fetch tiles at zoom_start
     fit.options["animate"] = False
+    fit.options["gcWhole"] = whole
     m.add_child(fit)
     background = escape(styles.background)
     m.get_root().header.add_child(

@@ -866,6 +866,48 @@ def test_api_docs_render_with_no_network_but_ours(browser: Any, server: str, pat
 PHONE = {"width": 390, "height": 844}
 
 
+def test_the_commune_is_first_shown_clear_of_the_open_panels(browser: Any, server: str) -> None:
+    """Found from outside: on a laptop's screen the layer list and the legend covered a third
+    of El Maizal. Its first view is fitted into what they leave (a little smaller); the
+    country's map keeps its size under them (test_national_map)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, locale=LOCALE)
+    tab = context.new_page()
+    try:
+        open_map(
+            tab,
+            f"{server}/maps/communes/EL-MAIZAL?lang=es",
+            screenshot=ARTIFACTS / "laptop-EL-MAIZAL.png",
+        )
+        found = tab.evaluate("""() => {
+            const map = Object.values(window).find((v) => v instanceof L.Map);
+            const frame = map.getContainer().getBoundingClientRect();
+            const home = map.gcHome[0];
+            const a = map.latLngToContainerPoint(home.getNorthWest());
+            const b = map.latLngToContainerPoint(home.getSouthEast());
+            const rect = (s) => {
+                const r = document.querySelector(s).getBoundingClientRect();
+                return {left: r.left - frame.left, top: r.top - frame.top,
+                        right: r.right - frame.left, bottom: r.bottom - frame.top};
+            };
+            return {
+                commune: {left: a.x, top: a.y, right: b.x, bottom: b.y},
+                layers: rect('.leaflet-control-layers-expanded'),
+                legend: rect('.gc-legend:not(.gc-folded)'), bar: rect('.gc-bar'),
+            };
+        }""")
+        for panel in ("layers", "legend", "bar"):
+            a, b = found["commune"], found[panel]
+            clear = (
+                a["right"] <= b["left"]
+                or b["right"] <= a["left"]
+                or a["bottom"] <= b["top"]
+                or b["bottom"] <= a["top"]
+            )
+            assert clear, (panel, found)
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize(
     "path", ["/maps/communes/5-DE-MARZO", "/maps/communes/5-DE-MARZO/stair-access"]
 )

@@ -498,8 +498,35 @@
     return control;
   };
 
+  /* A commune's first view fitted again into what the open panels leave of the map: the
+   * layer list (right) and the legend (left) covered part of it, the title bar its top. In
+   * quarter zoom steps, it may come out a little smaller; not when the map would keep less
+   * than a third of its width. The country's map (gcWhole false) stays as it was fitted. */
+  function clearOfPanels(map) {
+    if (!map.gcHome || !map.gcHome[1].gcWhole || FRAMED || onPaper) { return; }
+    var frame = map.getContainer().getBoundingClientRect();
+    function box(selector, within) {
+      var e = (within || document).querySelector(selector);
+      return e ? e.getBoundingClientRect() : null;
+    }
+    var bar = box(".gc-bar"), layers = box(".leaflet-control-layers-expanded", map.getContainer());
+    var note = box(".gc-note", map.getContainer());
+    var legend = box(".gc-legend:not(.gc-folded)", map.getContainer());
+    var top = bar ? Math.max(0, bar.bottom - frame.top) : 0;
+    var right = Math.max(layers ? frame.right - layers.left : 0, note ? frame.right - note.left : 0);
+    var left = legend ? legend.right - frame.left : 0;
+    if (frame.width - right - left < frame.width / 3) { return; }
+    if (!top && !right && !left) { return; }
+    var options = L.extend({}, map.gcHome[1], { animate: false });
+    options.paddingTopLeft = [left + 8, top + 8];
+    options.paddingBottomRight = [right + 8, 8];
+    delete options.padding;
+    fitBounds.call(map, map.gcHome[0], options);
+  }
+
   G.check = function () {
     if (G.ready || !G.loaded || Object.keys(G.waiting).length) { return; }
+    leafletMaps().forEach(clearOfPanels);
     G.ready = true;
     // two frames: what was added is painted
     requestAnimationFrame(function () {
