@@ -132,13 +132,15 @@ class Scope:
     deadline: float | None  # time.monotonic() by which the request's work must be done
     cache: VersionedCache | None = None  # expensive answers kept per layer version
     shared: bool = False  # the deadline is a share of the request's (share())
+    #: the Settings field the deadline's seconds come from (said when it is passed)
+    setting: str = "compute_seconds"
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
     def too_slow(self) -> TooSlow:
         """What a step stopped at this scope's deadline says."""
-        return _too_slow(self.limits.compute_seconds, self.shared)
+        return _too_slow(self.limits.compute_seconds, self.shared, self.setting)
 
 
 _scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
@@ -152,10 +154,14 @@ def scope(
     workers: Workers | None,
     seconds: float | None = None,
     cache: VersionedCache | None = None,
+    *,
+    setting: str = "compute_seconds",
 ) -> Iterator[Scope]:
-    """The work of one request (or command): its limits, its workers, ``seconds`` to do it,
-    and the app's cache of expensive answers."""
-    current = Scope(limits, workers, None if seconds is None else time.monotonic() + seconds, cache)
+    """The work of one request (or command): its limits, its workers, ``seconds`` to do it
+    (Settings' ``setting``: a commune package's build has package_seconds), and the app's
+    cache of expensive answers."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    current = Scope(limits, workers, deadline, cache, setting=setting)
     token = _scope.set(current)
     try:
         yield current
@@ -256,29 +262,39 @@ def cache() -> VersionedCache | None:
     return None if current is None else current.cache
 
 
-def _too_slow(seconds: float | None, shared: bool = False) -> TooSlow:
-    """What a step stopped at a deadline says: the request's, or its share of it."""
+#: what takes the time a Settings field gives, in each language
+_TAKING = {
+    "compute_seconds": ("a request", "una petición"),
+    "package_seconds": ("a package", "un paquete"),
+}
+
+
+def _too_slow(
+    seconds: float | None, shared: bool = False, setting: str = "compute_seconds"
+) -> TooSlow:
+    """What a step stopped at a deadline says: the request's (or the package's: ``setting``),
+    or its share of it."""
     budget = f"{seconds:g} s" if seconds else "its time"
     budget_es = f"{seconds:g} s" if seconds else "el tiempo asignado"
+    who, who_es = _TAKING[setting]
+    named = f"GEO_COMUNA_{setting.upper()}"
     if shared:  # stopped at its share (share()): the request itself goes on
         return TooSlow(
             Said(
-                f"it did not finish in its share of the {budget} a request may take here; "
-                "the rest was left to the other parts of the answer "
-                "(GEO_COMUNA_COMPUTE_SECONDS)",
-                f"no terminó en su parte de los {budget_es} que puede durar una petición aquí; "
-                "el resto quedó para las demás partes de la respuesta "
-                "(GEO_COMUNA_COMPUTE_SECONDS)",
+                f"it did not finish in its share of the {budget} {who} may take here; "
+                f"the rest was left to the other parts of the answer ({named})",
+                f"no terminó en su parte de los {budget_es} que puede durar {who_es} aquí; "
+                f"el resto quedó para las demás partes de la respuesta ({named})",
             )
         )
     return TooSlow(
         Said(
-            f"the computation took longer than {budget}, the most one request may take here; "
-            "narrow it (a smaller commune, fewer features, coarser parameters) or try when the "
-            "server is less busy",
-            f"el cálculo superó {budget_es}, lo máximo que puede durar una petición aquí; "
-            "acótelo (una comuna más pequeña, menos entidades, parámetros menos finos) o "
-            "inténtelo cuando el servidor esté menos ocupado",
+            f"the computation took longer than {budget}, the most {who} may take here "
+            f"({named}); narrow it (a smaller commune, fewer features, coarser parameters) or "
+            "try when the server is less busy",
+            f"el cálculo superó {budget_es}, lo máximo que puede durar {who_es} aquí "
+            f"({named}); acótelo (una comuna más pequeña, menos entidades, parámetros menos "
+            "finos) o inténtelo cuando el servidor esté menos ocupado",
         )
     )
 

@@ -99,6 +99,11 @@ async def test_a_package_is_kept_sent_again_and_resumed(
 
         current = await client.get(URL, headers={"If-None-Match": etag})
         assert current.status_code == 304 and current.headers["etag"] == etag
+        # found from outside: Last-Modified moved on at every GET (the use noted in mtime)
+        built = first.headers["last-modified"]
+        await asyncio.sleep(1.1)
+        later = await client.get(URL, headers={"Range": "bytes=10-", "If-Range": built})
+        assert later.headers["last-modified"] == built and later.status_code == 206
 
         # a download cut after 1,000 bytes goes on from there
         rest = await client.get(URL, headers={"Range": "bytes=1000-", "If-Range": etag})
@@ -174,6 +179,7 @@ async def test_a_build_is_bounded_and_builds_are_few(
         assert "is being built" in details[0] and "is being built" in details[1]
         assert "is being built" in details[2]  # the same build, waited for again
         assert "building other communes' packages" in details[3]
+        assert answers[3].headers["retry-after"] == "60"  # found from outside: it had none
         for code in ("EL-MAIZAL", "5-DE-MARZO"):  # both builds end before the test does
             assert (await until_sent(client, f"/communes/{code}/package")).status_code == 200
 
@@ -241,3 +247,27 @@ def test_serve_shares_one_folder_among_its_workers(own_db: str, tmp_path: Path) 
     assert [p.name for p in kept] == [etag.strip(chr(34)) + ".zip"]
     scratch.sweep()  # what the next server does first: a killed server's directory goes
     assert not shared.exists()
+
+
+async def test_an_unfinished_package_has_an_etag_of_its_own_and_none_kept_is_kept_a_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found from outside: a package some analysis of which did not finish carried the key a
+    complete one carries, so a client holding it got 304s for the complete one later; and with
+    GEO_COMUNA_PACKAGE_CACHE_BYTES=0 a build the request could not wait for was never sent
+    (each ask built anew) and its files piled up."""
+    folder = tmp_path / "none-kept"
+    packages = package_api.Packages(lambda: folder, 0)
+    (tmp_path / "a").write_bytes(b"a")
+    unfinished = packages.keep("k", tmp_path / "a", finished=False)
+    (tmp_path / "b").write_bytes(b"b")
+    finished = packages.keep("k2", tmp_path / "b", finished=True)
+    first = package_api._etag("k", unfinished, unfinished.stat())
+    assert first != '"k"' and first.startswith('"k-')
+    assert package_api._etag("k2", finished, finished.stat()) == '"k2"'
+    # nothing kept past a minute after its last use; the one just kept stays for its asker
+    assert packages.get("k") is not None and packages.get("k2") is not None
+    monkeypatch.setattr(package_api, "IN_USE_SECONDS", 0.0)
+    (tmp_path / "c").write_bytes(b"c")
+    packages.keep("k3", tmp_path / "c", finished=True)
+    assert sorted(p.name for p in folder.glob("*.zip")) == ["k3.zip"]

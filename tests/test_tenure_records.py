@@ -8,6 +8,7 @@ Readers: "anonymous", "viewer-maizal" (a viewer of the party's own commune: no n
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import html
@@ -911,3 +912,40 @@ async def test_text_a_database_cannot_hold_and_shares_that_are_no_number_are_422
             files={"file": ("casa.jpg", jpeg(), "image/jpeg")},
         )
         assert r.status_code == 400 and "NUL" in r.json()["detail"], r.text
+
+
+def test_two_rights_deleted_at_once_leave_the_tenure_they_found(own_db: str) -> None:
+    """Found from outside: two rights of one parcel deleted at the same moment each applied
+    the rule while the other was still there, and the parcel stayed regularizing with no
+    right at all. The second now waits for the first and reads the rights it left."""
+
+    async def run() -> tuple[str, list]:
+        async with await AsyncConnection.connect(own_db, autocommit=True) as setup:
+            p = await parcel(setup, "EM-P008")
+            a, b = await add_party(setup, "A (ficticia)"), await add_party(setup, "B (ficticia)")
+            ra = await add_right(setup, p, a, status="granted", share=0.5)
+            rb = await add_right(setup, p, b, share=0.5)
+            assert await tenure(setup, p) == "regularized"
+            one = await AsyncConnection.connect(own_db)
+            two = await AsyncConnection.connect(own_db)
+            try:
+                await one.execute("DELETE FROM rights WHERE id = %s", (ra,))
+                # the second delete waits for the first's lock on the parcel
+                second = asyncio.create_task(two.execute("DELETE FROM rights WHERE id = %s", (rb,)))
+                await asyncio.sleep(0.5)
+                assert not second.done()
+                await one.commit()
+                await second
+                await two.commit()
+            finally:
+                await one.close()
+                await two.close()
+            cur = await setup.execute(
+                "SELECT from_status, to_status FROM parcel_tenure_history(ARRAY[%s]) "
+                "ORDER BY history_id",
+                (p,),
+            )
+            return await tenure(setup, p), (await cur.fetchall())[-3:]
+
+    found, moves = asyncio.run(run())
+    assert found == "occupied", moves

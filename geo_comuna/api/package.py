@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import os
 import time
@@ -33,7 +34,6 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from psycopg import AsyncConnection
-from starlette.background import BackgroundTask
 
 from geo_comuna import __version__, work
 from geo_comuna.accounts import Access
@@ -54,6 +54,8 @@ BUILDS = 2
 IN_USE_SECONDS = 60.0
 #: how long a package some analysis of which did not finish is kept (a later build may)
 UNFINISHED_SECONDS = 600.0
+#: what a 503 tells a client to wait before it asks for a package again (Retry-After)
+RETRY_SECONDS = 60
 #: how often a worker looks whether another worker's build of a package is done
 POLL_SECONDS = 0.5
 #: where `serve` tells its workers the directory they keep packages in (one for them all)
@@ -81,14 +83,17 @@ class Packages:
         return folder
 
     def get(self, key: str) -> tuple[Path, os.stat_result] | None:
-        """The package kept under ``key`` and its file's stat (its use noted), or None."""
+        """The package kept under ``key`` and its file's stat, or None. Its use is noted in
+        the file's access time (the least recently used go first); its modification time
+        stays the time it was built (Last-Modified)."""
         for path in self.folder.glob(f"{key}.*zip"):
             until = path.name.removeprefix(f"{key}.").removesuffix("zip").strip(".")
             try:
                 if until and float(until.removeprefix("until-")) < time.time():
                     path.unlink(missing_ok=True)
                     continue
-                os.utime(path)  # used now: the last to be removed
+                built = path.stat()
+                os.utime(path, ns=(time.time_ns(), built.st_mtime_ns))
                 return path, path.stat()
             except (OSError, ValueError):  # removed by another worker meanwhile
                 continue
@@ -96,14 +101,13 @@ class Packages:
 
     def keep(self, key: str, built: Path, *, finished: bool) -> Path:
         """``built`` moved into the folder under ``key``; older packages removed past
-        max_bytes, except those in use. With max_bytes 0 nothing is kept: the path returned
-        is the caller's to remove once sent."""
+        max_bytes, except those used in the last IN_USE_SECONDS (with max_bytes 0 a package
+        is kept that long after its last use, for the requests waiting for it)."""
         until = f".until-{time.time() + UNFINISHED_SECONDS:.0f}"
         name = f"{key}{'' if finished else until}.zip"
         path = self.folder / name
         os.replace(built, path)
-        if self.max_bytes:
-            self._make_room(path)
+        self._make_room(path)
         return path
 
     def _make_room(self, kept: Path) -> None:
@@ -113,10 +117,10 @@ class Packages:
                 found.append((path.stat(), path))
         total = sum(stat.st_size for stat, _ in found)
         now = time.time()
-        for stat, path in sorted(found, key=lambda item: item[0].st_mtime):
+        for stat, path in sorted(found, key=lambda item: item[0].st_atime):
             if total <= self.max_bytes:
                 return
-            if path != kept and now - stat.st_mtime >= IN_USE_SECONDS:
+            if path != kept and now - stat.st_atime >= IN_USE_SECONDS:
                 path.unlink(missing_ok=True)
                 total -= stat.st_size
 
@@ -128,13 +132,15 @@ class Packages:
         if task is not None:
             return task
         if len(self._builds) >= BUILDS:
-            raise TooSlow(
+            busy = TooSlow(
                 Said(
                     "the server is building other communes' packages; ask again in a minute",
                     "el servidor está preparando los paquetes de otras comunas; vuelva a "
                     "pedirlo en un minuto",
                 )
             )
+            busy.retry_after = RETRY_SECONDS
+            raise busy
         if self._turn is None:
             self._turn = asyncio.Semaphore(1)
         turn = self._turn
@@ -232,33 +238,32 @@ async def commune_package(
     commune_id = await require_commune(conn, commune)
     name = f"comuna-{await data.file_code(conn, commune_id)}.zip"
     key = await package_key(conn, commune_id, access, settings)
-    etag = f'"{key}"'
-    if etags.fresh(request, etag):
-        return etags.not_modified(etag)
     packages: Packages = request.app.state.packages
     found = packages.get(key)
+    # a complete package is the same bytes whenever it is built: its ETag is its key
+    if found is None and etags.fresh(request, f'"{key}"'):
+        return etags.not_modified(f'"{key}"')
     if found is None:
-        # nothing kept: each request builds its own file, removed once it is sent
-        build = key if packages.max_bytes else f"{key}-{id(request)}"
-        task = packages.building(
-            build, lambda: _build(request, packages, build, commune_id, access, name)
-        )
+        build = functools.partial(_build, request, packages, key, commune_id, access, name)
+        task = packages.building(key, build)
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=work.remaining())
         except TimeoutError:
             raise _being_built(name, settings.compute_seconds) from None
         found = _sent(task.result())
     path, stat = found
-    # nothing kept (package_cache_bytes 0): this request's file, removed once sent
-    gone = None if packages.max_bytes else BackgroundTask(path.unlink, missing_ok=True)
+    etag = _etag(key, path, stat)
+    if etags.fresh(request, etag):
+        return etags.not_modified(etag)
     return FileResponse(
-        path,
-        media_type=ZIP,
-        filename=name,
-        stat_result=stat,
-        headers={"ETag": etag},
-        background=gone,
+        path, media_type=ZIP, filename=name, stat_result=stat, headers={"ETag": etag}
     )
+
+
+def _etag(key: str, path: Path, stat: os.stat_result) -> str:
+    """A complete package's ETag is its key; one some analysis of which did not finish is
+    that build's alone (the next build may differ)."""
+    return f'"{key}"' if path.name == f"{key}.zip" else f'"{key}-{stat.st_mtime_ns}"'
 
 
 def _sent(path: Path) -> tuple[Path, os.stat_result]:
@@ -277,10 +282,12 @@ async def _build(
     seconds = settings.package_seconds
     try:
         async with asyncio.timeout(seconds) as bound, _own_connection(request) as conn:
-            with work.scope(limits, app.state.workers, seconds, app.state.answers):
-                with scratch.holding(name, name) as target:
-                    report = await build_package(conn, commune_id, target, settings, access)
-                    return packages.keep(key, target, finished=not report.unfinished)
+            scope = work.scope(
+                limits, app.state.workers, seconds, app.state.answers, setting="package_seconds"
+            )
+            with scope, scratch.holding(name, name) as target:
+                report = await build_package(conn, commune_id, target, settings, access)
+                return packages.keep(key, target, finished=not report.unfinished)
     except TimeoutError:
         if not bound.expired():
             raise
@@ -320,5 +327,5 @@ def _being_built(name: str, waited: float) -> TooSlow:
             "petición aquí; se guarda una vez listo: vuelva a pedirlo en un minuto",
         )
     )
-    error.retry_after = 60
+    error.retry_after = RETRY_SECONDS
     return error

@@ -28,6 +28,7 @@ import datetime as dt
 import hashlib
 import os
 import re
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -386,10 +387,19 @@ def _names() -> dict[str, str]:
 
 
 def _zip(directory: Path, names: list[str], target: Path) -> None:
+    """The files into the zip ``target``, each dated the day the package is made on (not the
+    moment it was written): the same data on the same day is the same bytes, which the
+    package's ETag stands for (a download resumed with Range)."""
     packed = directory / "package.zip"
+    day = _today().timetuple()[:6]
     with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as zf:
         for name in names:
-            zf.write(directory / name, name)
+            info = zipfile.ZipInfo.from_file(directory / name, name)
+            info.date_time = day
+            info.external_attr = 0o644 << 16  # a regular file, rw-r--r--
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with open(directory / name, "rb") as source, zf.open(info, "w") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
     os.replace(packed, target)
 
 

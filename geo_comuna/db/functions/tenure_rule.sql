@@ -63,12 +63,19 @@ END $$;
 CREATE OR REPLACE FUNCTION tenure_follow_rights(p_parcel integer, p_right integer)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
-    wanted text := parcel_tenure_from_rights(p_parcel);
+    wanted text;
     given text := nullif(current_setting('geo_comuna.change_note', true), '');
     said text := format(
         'sigue sus derechos (derecho %s) / follows its rights (right %s)', p_right, p_right
     );
 BEGIN
+    -- One change of a parcel's rights at a time applies the rule: two rights deleted at once
+    -- each saw the other still there, and the parcel kept a tenure no right held. Waiting
+    -- here, the second reads the rights as the first left them (read committed: a statement
+    -- after the wait sees what committed meanwhile). NO KEY UPDATE: a right being added holds
+    -- its parcel KEY SHARE (the foreign key), which this lock lets be.
+    PERFORM 1 FROM parcels WHERE id = p_parcel FOR NO KEY UPDATE;
+    wanted := parcel_tenure_from_rights(p_parcel);
     IF wanted IS NULL THEN
         wanted := tenure_before_rights(p_parcel);
         IF wanted IS NULL THEN
