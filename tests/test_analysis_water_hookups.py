@@ -261,6 +261,13 @@ async def test_sample_through_the_api(client: httpx.AsyncClient) -> None:
     assert summary["needs_pumping"]["dwellings"] > 0
     assert summary["budget"]["greedy"]["pipe_m"] <= 500
     assert summary["budget"]["upper_bound_residents"] >= summary["budget"]["greedy"]["residents"]
+    assert summary["csv_rows"] == "projects, best ranked first"
+    # found from outside: asked in Spanish, its notes were English
+    es = await client.get("/communes/5-DE-MARZO/analyses/water-hookups?budget_m=500&lang=es")
+    spanish = es.json()["summary"]
+    assert spanish["csv_rows"] == "proyectos, los mejor clasificados primero"
+    assert spanish["budget"]["optimum_note"].startswith(f"{summary['projects']} proyectos: ")
+    assert spanish["budget"]["greedy"] == summary["budget"]["greedy"]  # the numbers as they are
 
     text = (
         await client.get("/communes/5-DE-MARZO/analyses/water-hookups?f=csv&max_projects=25")

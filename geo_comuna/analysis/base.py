@@ -30,6 +30,16 @@ from geo_comuna.io.formulas import neutralise
 from geo_comuna.layers import Layer
 
 
+def said_in(value: Any, lang: str) -> Any:
+    """``value`` (a summary: dicts and lists of numbers and words) with every Said in it said in
+    ``lang``: a water answer asked in Spanish noted its optimum in English."""
+    if isinstance(value, dict):
+        return {key: said_in(item, lang) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [said_in(item, lang) for item in value]
+    return said(value, lang) if isinstance(value, Said) else value
+
+
 @dataclass
 class Result:
     """``summary`` is JSON; ``features`` are GeoJSON Feature dicts in lon/lat (for ?f=geojson
@@ -52,6 +62,10 @@ class Result:
         """The warnings in ``lang`` (es or en)."""
         return [said(warning, lang) for warning in self.warnings]
 
+    def said_summary(self, lang: str) -> dict[str, Any]:
+        """The summary with its notes in ``lang`` (es or en): its numbers as they are."""
+        return said_in(self.summary, lang)
+
     def drawn_lines(self) -> Sequence[dict[str, Any]] | None:
         """``lines``, drawn now if they were left to draw (then kept: an answer may be read
         again from the cache). CPU work: call it off the event loop."""
@@ -67,7 +81,7 @@ class Result:
         collection = {
             "type": "FeatureCollection",
             "features": features if as_written else list(features),
-            "summary": self.summary,
+            "summary": self.said_summary(lang),
             "warnings": self.said_warnings(lang),
         }
         lines = self.drawn_lines()

@@ -74,7 +74,7 @@ async def run_analysis(
         "analysis": name,
         "commune_id": commune_id,
         "parameters": params.model_dump(mode="json"),
-        "summary": result.summary,
+        "summary": result.said_summary(asked_lang(request)),
         "warnings": result.said_warnings(asked_lang(request)),
         "features": result.features,
     }

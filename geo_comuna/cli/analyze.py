@@ -144,7 +144,7 @@ def _text(analysis: Any, result: Any, chosen: str, commune: str, lang: str) -> s
         return to_json(result.feature_collection(as_written=True, lang=lang)).decode()
     if chosen == "json":
         return json.dumps(
-            {"summary": result.summary, "warnings": result.said_warnings(lang)},
+            {"summary": result.said_summary(lang), "warnings": result.said_warnings(lang)},
             default=str,
             indent=2,
             ensure_ascii=False,

@@ -259,7 +259,10 @@ async def _answer(
         if not known.any()
         else {"median": _num(np.median(line[known])), "max": _num(line[known].max())},
         "by_sector": _by_sector(sector, people, line),
-        "csv_rows": "transformer sites, most residents first",
+        "csv_rows": Said(
+            "transformer sites, most residents first",
+            "sitios de transformador, más habitantes primero",
+        ),
     }
     return Result(summary=summary, features=features, rows=rows, warnings=warnings)
 

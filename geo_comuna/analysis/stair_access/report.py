@@ -23,6 +23,7 @@ from geo_comuna.analysis.toolkit.network import (
     rounded,
     whole,
 )
+from geo_comuna.errors import Said
 
 
 def walk_lines(dw: Dwellings, net: Network, homes: Attachment, out: Walks) -> LineFeatures:
@@ -142,7 +143,7 @@ def summary(
             "step_seconds_up": params.step_seconds_up,
             "step_seconds_down": params.step_seconds_down,
         },
-        "csv_rows": "dwellings",
+        "csv_rows": Said("dwellings", "viviendas"),
     }
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from geo_comuna.errors import Said
+
 #: the exact optimum is computed up to this many projects
 EXACT_MAX_PROJECTS = 30
 
@@ -95,8 +97,10 @@ def budget_summary(
             gap_pct=round(100.0 * gap / best, 2) if best else 0.0,
         )
     else:
-        out["optimum_note"] = (
+        out["optimum_note"] = Said(
             f"{len(costs)} projects: the exact optimum is computed up to "
-            f"{EXACT_MAX_PROJECTS}; upper_bound_residents bounds the gap"
+            f"{EXACT_MAX_PROJECTS}; upper_bound_residents bounds the gap",
+            f"{len(costs)} proyectos: el óptimo exacto se calcula hasta "
+            f"{EXACT_MAX_PROJECTS}; upper_bound_residents acota la diferencia",
         )
     return out, greedy, exact

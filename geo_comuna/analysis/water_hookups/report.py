@@ -16,6 +16,7 @@ from geo_comuna.analysis.toolkit.features import LineFeatures, PointFeatures
 from geo_comuna.analysis.toolkit.network import Dwellings, as_features, rounded
 from geo_comuna.analysis.water_hookups.pipes import Pipes, Rise
 from geo_comuna.analysis.water_hookups.ranking import Ranking, whole_metres
+from geo_comuna.errors import Said
 
 
 async def sector_totals(conn: AsyncConnection, commune_id: int) -> dict[str, tuple[int, int]]:
@@ -146,7 +147,9 @@ def summary(
         else {"dwellings": int(pumping.sum()), "residents": int(dw.residents[pumping].sum())},
         "by_sector": _by_sector(dw, pipes.length_m, totals),
         "budget": budget_info,
-        "csv_rows": "projects, best ranked first",
+        "csv_rows": Said(
+            "projects, best ranked first", "proyectos, los mejor clasificados primero"
+        ),
     }
 
 
