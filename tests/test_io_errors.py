@@ -789,3 +789,39 @@ def test_gdals_words_a_person_cannot_act_on_are_said_plainly() -> None:
     assert "split it into smaller features" in said and "divídala" in said.es
     other = gdal_reason(DataSourceError("no such layer"))
     assert other == other.es == "no such layer"
+
+
+async def test_new_features_outside_their_commune_are_said(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: homes of a CSV a digit off in latitude were stored as El Maizal's,
+    87 km from it, and the report said nothing. Imported still (a commune's boundary may be
+    drawn short of its people), but counted and the first named by a point of it."""
+    cur = await conn.execute(
+        "SELECT ST_X(p), ST_Y(p) FROM communes, ST_PointOnSurface(geom) p WHERE code = %s",
+        ("EL-MAIZAL",),
+    )
+    lon, lat = await cur.fetchone()
+    frame = pd.DataFrame(
+        {
+            "lon": [lon, lon, lon],
+            "lat": [lat, lat + 1, lat - 2],
+            "residents": [4, 5, 6],
+            "water": ["piped"] * 3,
+            "electricity": ["formal"] * 3,
+            "commune": ["EL-MAIZAL"] * 3,
+        }
+    )
+    frame.to_csv(tmp_path / "dwellings.csv", index=False)
+    tried = await import_file(
+        conn, LAYERS["dwellings"], tmp_path / "dwellings.csv", settings, dry_run=True
+    )
+    assert tried.outside_commune["count"] == 2 and tried.dry_run
+    report = await import_file(conn, LAYERS["dwellings"], tmp_path / "dwellings.csv", settings)
+    assert report.inserted == 3 and report.outside_commune["count"] == 2
+    first = report.outside_commune["first"][0]
+    assert (first["lon"], first["lat"]) == (round(lon, 6), round(lat + 1, 6))
+    frame.loc[:0, "residents"] = 9  # not a copy of the one stored
+    frame.iloc[:1].to_csv(tmp_path / "one.csv", index=False)
+    one = await import_file(conn, LAYERS["dwellings"], tmp_path / "one.csv", settings)
+    assert one.outside_commune == {"count": 0, "first": []}

@@ -100,6 +100,9 @@ class ImportReport:
     #: an upsert's first stored features changed (bulk.CHANGES_LISTED), in the file's order:
     #: id, position in the file, and per property changed [stored value, the file's]
     changes: list[dict[str, Any]] = field(default_factory=list)
+    #: its new features whose shape lies outside their commune's extent: how many, and the
+    #: first few by id and code (bulk.outside_commune): a coordinate off by a digit, say
+    outside_commune: dict[str, Any] = field(default_factory=lambda: {"count": 0, "first": []})
 
 
 def _check_utf8(table: pa.Table, name: str) -> None:
@@ -319,6 +322,8 @@ class Written:
     updated: int
     repairs: list[dict[str, Any]]
     changes: list[dict[str, Any]] = field(default_factory=list)  # bulk.copy_in's
+    #: its new features outside their commune's extent (bulk.outside_commune)
+    outside: dict[str, Any] = field(default_factory=lambda: {"count": 0, "first": []})
 
 
 async def write_frame(
@@ -465,9 +470,11 @@ async def write(
                 # what the file's keys may meet: the features stored before this import
                 before = await keys.stored_before(conn, layer) if layer.natural_key else None
                 upsert = mode == "upsert" and before is not None
-                copies_after = None
+                copies_after = new_after = None
+                if layer.commune_ref is not None or not (layer.natural_key or allow_copies):
+                    new_after = await bulk.last_id(conn, layer)
                 if not layer.natural_key and not allow_copies:
-                    copies_after = await bulk.last_id(conn, layer)
+                    copies_after = new_after
                 chunks = pieces.stream(
                     conn,
                     layer,
@@ -493,11 +500,15 @@ async def write(
                     )
                 if copies_after is not None:
                     await bulk.refuse_copies(conn, layer, copies_after)
+                outside: dict[str, Any] = {"count": 0, "first": []}
+                if new_after is not None and layer.commune_ref is not None:
+                    outside = await bulk.outside_commune(conn, layer, new_after)
+                written = Written(sum(sent), inserted, updated, repairs, changes, outside)
                 if dry_run:  # every check made and every row written: now undone
-                    raise _Tried(Written(sum(sent), inserted, updated, repairs, changes))
+                    raise _Tried(written)
     except _Tried as tried:
         return tried.written
-    return Written(sum(sent), inserted, updated, repairs, changes)
+    return written
 
 
 class _Tried(Exception):
@@ -600,6 +611,8 @@ async def import_file(
         raw.close()
     for line in change_lines(layer, written.updated, written.changes, dry_run):
         say(line)
+    if written.outside["count"]:
+        say(outside_line(written.outside, dry_run))
     seconds = {"read": round(read_s, 3), "total": round(time.perf_counter() - started, 3)}
     return ImportReport(
         layer.name,
@@ -617,6 +630,29 @@ async def import_file(
         kept_columns=_kept(layer, mode, given, defaults),
         dry_run=dry_run,
         changes=written.changes,
+        outside_commune=written.outside,
+    )
+
+
+def outside_line(outside: dict[str, Any], dry_run: bool) -> Said:
+    """The warning of new features outside their commune's extent, as a person reads it: the
+    first by its code, if it has one, and a point of it (a dry run's ids are none to keep)."""
+    count, first = outside["count"], outside["first"][0]
+    at = f"{first['lon']:.6f}, {first['lat']:.6f}"
+    named = f"{first['code']} at {at}" if first["code"] else f"at {at}"
+    named_es = f"{first['code']} en {at}" if first["code"] else f"en {at}"
+    one = count == 1
+    if dry_run:
+        verb, verb_es = "would lie", "quedaría" if one else "quedarían"
+    else:
+        verb, verb_es = ("lies" if one else "lie"), ("queda" if one else "quedan")
+    return Said(
+        f"warning: {count:,} new feature{'' if one else 's'} {verb} outside "
+        f"{'its' if one else 'their'} commune's extent (the first {named}): check the "
+        "coordinates, or the commune given",
+        f"aviso: {count:,} entidad{'' if one else 'es'} nueva{'' if one else 's'} {verb_es} "
+        f"fuera de la extensión de su comuna (la primera {named_es}): revise las coordenadas, "
+        "o la comuna indicada",
     )
 
 
