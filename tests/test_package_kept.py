@@ -264,6 +264,12 @@ async def test_an_unfinished_package_has_an_etag_of_its_own_and_none_kept_is_kep
     finished = packages.keep("k2", tmp_path / "b", finished=True)
     first = package_api._etag("k", unfinished, unfinished.stat())
     assert first != '"k"' and first.startswith('"k-')
+    # a complete build of the same data replaces the unfinished one
+    (tmp_path / "a2").write_bytes(b"a2")
+    complete = packages.keep("k", tmp_path / "a2", finished=True)
+    assert packages.get("k")[0] == complete
+    assert sorted(p.name for p in folder.glob("k.*")) == ["k.zip"]
+    unfinished = packages.keep("k", complete, finished=False)  # (for what follows)
     assert package_api._etag("k2", finished, finished.stat()) == '"k2"'
     # nothing kept past a minute after its last use; the one just kept stays for its asker
     assert packages.get("k") is not None and packages.get("k2") is not None

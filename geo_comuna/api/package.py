@@ -86,7 +86,9 @@ class Packages:
         """The package kept under ``key`` and its file's stat, or None. Its use is noted in
         the file's access time (the least recently used go first); its modification time
         stays the time it was built (Last-Modified)."""
-        for path in self.folder.glob(f"{key}.*zip"):
+        folder = self.folder
+        # a complete one first: an unfinished one of the same key may still be there
+        for path in [folder / f"{key}.zip", *sorted(folder.glob(f"{key}.until-*.zip"))]:
             until = path.name.removeprefix(f"{key}.").removesuffix("zip").strip(".")
             try:
                 if until and float(until.removeprefix("until-")) < time.time():
@@ -107,6 +109,9 @@ class Packages:
         name = f"{key}{'' if finished else until}.zip"
         path = self.folder / name
         os.replace(built, path)
+        if finished:  # what an earlier, unfinished build of the same data left
+            for older in self.folder.glob(f"{key}.until-*.zip"):
+                older.unlink(missing_ok=True)
         self._make_room(path)
         return path
 
