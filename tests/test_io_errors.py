@@ -796,7 +796,7 @@ async def test_new_features_outside_their_commune_are_said(
 ) -> None:
     """Found from outside: homes of a CSV a digit off in latitude were stored as El Maizal's,
     87 km from it, and the report said nothing. Imported still (a commune's boundary may be
-    drawn short of its people), but counted and the first named by a point of it."""
+    drawn short of its people), but counted and the first named by position and a point."""
     cur = await conn.execute(
         "SELECT ST_X(p), ST_Y(p) FROM communes, ST_PointOnSurface(geom) p WHERE code = %s",
         ("EL-MAIZAL",),
@@ -819,6 +819,7 @@ async def test_new_features_outside_their_commune_are_said(
     assert tried.outside_commune["count"] == 2 and tried.dry_run
     report = await import_file(conn, LAYERS["dwellings"], tmp_path / "dwellings.csv", settings)
     assert report.inserted == 3 and report.outside_commune["count"] == 2
+    assert [f["feature"] for f in report.outside_commune["first"]] == [2, 3]
     first = report.outside_commune["first"][0]
     assert (first["lon"], first["lat"]) == (round(lon, 6), round(lat + 1, 6))
     frame.loc[:0, "residents"] = 9  # not a copy of the one stored

@@ -401,44 +401,14 @@ async def last_id(conn: AsyncConnection, layer: Layer) -> int:
     return (await cur.fetchone())[0]
 
 
-#: of an import's new features outside their commune, how many are listed (by id and code)
-OUTSIDE_LISTED = 5
-
-
-async def outside_commune(conn: AsyncConnection, layer: Layer, after: int) -> dict[str, Any]:
-    """The features an import added (ids above ``after``) whose shape lies outside their
-    commune's extent (its bounding box: a cheap test, which a point 87 km away fails, a
-    point across a bend of the boundary does not): how many, and the first OUTSIDE_LISTED by
-    id, code and a point of it (lon, lat: what finds its row in the file). Found from
-    outside: a CSV's homes with a latitude off by a digit were stored as El Maizal's, 87 km
-    from it, and the report said nothing."""
-    ref = layer.commune_ref
-    if ref is None:
-        return {"count": 0, "first": []}
-    code = sql.SQL("t.code") if layer.attribute("code") is not None else sql.SQL("NULL")
+async def commune_boxes(conn: AsyncConnection) -> dict[int, tuple[float, ...]]:
+    """Each commune's extent (xmin, ymin, xmax, ymax, lon/lat) by id: what an import's
+    features are held against (io/outside.py). 0.3 ms for 329 communes."""
     cur = await conn.execute(
-        sql.SQL(
-            "SELECT count(*) OVER (), t.id, {code}, ST_X(p), ST_Y(p) "
-            "FROM {t} t JOIN {c} c ON c.id = t.{ref}, ST_PointOnSurface(t.{g}) p "
-            "WHERE t.id > %s AND t.{g} IS NOT NULL AND NOT (t.{g} && c.geom) "
-            "ORDER BY t.id LIMIT %s"
-        ).format(
-            code=code,
-            t=sql.Identifier(layer.table),
-            c=sql.Identifier(ref.table),
-            ref=sql.Identifier(ref.column),
-            g=sql.Identifier(GEOMETRY),
-        ),
-        (after, OUTSIDE_LISTED),
+        "SELECT id, ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) "
+        "FROM communes, box2d(geom) b WHERE geom IS NOT NULL"
     )
-    rows = await cur.fetchall()
-    return {
-        "count": rows[0][0] if rows else 0,
-        "first": [
-            {"id": found, "code": named, "lon": round(x, 6), "lat": round(y, 6)}
-            for _, found, named, x, y in rows
-        ],
-    }
+    return {row[0]: tuple(row[1:]) for row in await cur.fetchall()}
 
 
 async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> None:

@@ -39,6 +39,7 @@ from geo_comuna.io import bulk, keys, pgcopy, pieces
 from geo_comuna.io.formats import GDAL_ERRORS, Format, unreadable
 from geo_comuna.io.formulas import restore_text
 from geo_comuna.io.geometries import Geometries, to_wgs84
+from geo_comuna.io.outside import Outside
 from geo_comuna.io.reading import (
     SAVE_AS_UTF8,
     RawFile,
@@ -100,9 +101,9 @@ class ImportReport:
     #: an upsert's first stored features changed (bulk.CHANGES_LISTED), in the file's order:
     #: id, position in the file, and per property changed [stored value, the file's]
     changes: list[dict[str, Any]] = field(default_factory=list)
-    #: its new features whose shape lies outside their commune's extent: how many, and the
-    #: first few by id and code (bulk.outside_commune): a coordinate off by a digit, say
-    outside_commune: dict[str, Any] = field(default_factory=lambda: {"count": 0, "first": []})
+    #: its features whose shape lies outside their commune's extent: how many, and the first
+    #: few by position in the file and a point of each (io/outside.py): a digit off, say
+    outside_commune: dict[str, Any] = field(default_factory=lambda: dict(NONE_OUTSIDE))
 
 
 def _check_utf8(table: pa.Table, name: str) -> None:
@@ -322,8 +323,8 @@ class Written:
     updated: int
     repairs: list[dict[str, Any]]
     changes: list[dict[str, Any]] = field(default_factory=list)  # bulk.copy_in's
-    #: its new features outside their commune's extent (bulk.outside_commune)
-    outside: dict[str, Any] = field(default_factory=lambda: {"count": 0, "first": []})
+    #: its features outside their commune's extent (io/outside.py)
+    outside: dict[str, Any] = field(default_factory=lambda: dict(NONE_OUTSIDE))
 
 
 async def write_frame(
@@ -422,6 +423,7 @@ async def write(
     total = source.total
     repairs: list[dict[str, Any]] = []
     sent: list[int] = []  # features per piece
+    outside: Outside | None = None  # made once the import holds its queue
 
     def check(batch: pieces.Batch, refs: dict[str, list]) -> bulk.Piece:
         rows, labels = batch.table.num_rows, batch.labels
@@ -439,6 +441,8 @@ async def write(
             promote=False,
         )
         repairs.extend(fixed)
+        if outside is not None and layer.commune_ref is not None:
+            outside.add(geoms, refs[layer.commune_ref.column], labels)
         sent.append(rows)
         data = pgcopy.copy_rows(layer, validate.Checked(attrs, geoms, fixed), refs, wkb)
         done = batch.start + rows
@@ -470,11 +474,11 @@ async def write(
                 # what the file's keys may meet: the features stored before this import
                 before = await keys.stored_before(conn, layer) if layer.natural_key else None
                 upsert = mode == "upsert" and before is not None
-                copies_after = new_after = None
-                if layer.commune_ref is not None or not (layer.natural_key or allow_copies):
-                    new_after = await bulk.last_id(conn, layer)
+                copies_after = None
                 if not layer.natural_key and not allow_copies:
-                    copies_after = new_after
+                    copies_after = await bulk.last_id(conn, layer)
+                if layer.commune_ref is not None:
+                    outside = Outside(await bulk.commune_boxes(conn))
                 chunks = pieces.stream(
                     conn,
                     layer,
@@ -500,15 +504,17 @@ async def write(
                     )
                 if copies_after is not None:
                     await bulk.refuse_copies(conn, layer, copies_after)
-                outside: dict[str, Any] = {"count": 0, "first": []}
-                if new_after is not None and layer.commune_ref is not None:
-                    outside = await bulk.outside_commune(conn, layer, new_after)
-                written = Written(sum(sent), inserted, updated, repairs, changes, outside)
+                found = outside.report() if outside is not None else dict(NONE_OUTSIDE)
+                written = Written(sum(sent), inserted, updated, repairs, changes, found)
                 if dry_run:  # every check made and every row written: now undone
                     raise _Tried(written)
     except _Tried as tried:
         return tried.written
     return written
+
+
+#: a report's outside_commune when none is
+NONE_OUTSIDE: dict[str, Any] = {"count": 0, "first": []}
 
 
 class _Tried(Exception):
@@ -635,24 +641,21 @@ async def import_file(
 
 
 def outside_line(outside: dict[str, Any], dry_run: bool) -> Said:
-    """The warning of new features outside their commune's extent, as a person reads it: the
-    first by its code, if it has one, and a point of it (a dry run's ids are none to keep)."""
+    """The warning of features outside their commune's extent, as a person reads it."""
     count, first = outside["count"], outside["first"][0]
     at = f"{first['lon']:.6f}, {first['lat']:.6f}"
-    named = f"{first['code']} at {at}" if first["code"] else f"at {at}"
-    named_es = f"{first['code']} en {at}" if first["code"] else f"en {at}"
     one = count == 1
     if dry_run:
         verb, verb_es = "would lie", "quedaría" if one else "quedarían"
     else:
         verb, verb_es = ("lies" if one else "lie"), ("queda" if one else "quedan")
     return Said(
-        f"warning: {count:,} new feature{'' if one else 's'} {verb} outside "
-        f"{'its' if one else 'their'} commune's extent (the first {named}): check the "
-        "coordinates, or the commune given",
-        f"aviso: {count:,} entidad{'' if one else 'es'} nueva{'' if one else 's'} {verb_es} "
-        f"fuera de la extensión de su comuna (la primera {named_es}): revise las coordenadas, "
-        "o la comuna indicada",
+        f"warning: {count:,} feature{'' if one else 's'} {verb} outside "
+        f"{'its' if one else 'their'} commune's extent (the first: feature {first['feature']}, "
+        f"at {at}): check the coordinates, or the commune given",
+        f"aviso: {count:,} entidad{'' if one else 'es'} {verb_es} fuera de la extensión de su "
+        f"comuna (la primera: entidad {first['feature']}, en {at}): revise las coordenadas, o "
+        "la comuna indicada",
     )
 
 
