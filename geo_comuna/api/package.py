@@ -65,7 +65,7 @@ SHARED_DIR_ENV = "GEO_COMUNA_SERVE_PACKAGE_DIR"
 class Packages:
     """The packages built, by key (package_key), as files ``<key>.zip`` in ``folder`` (one
     all workers of a `serve` share, else this process' scratch directory): at most
-    ``max_bytes`` of them, the least recently used (their files' mtime) removed first. A
+    ``max_bytes`` of them, the least recently used (their files' atime) removed first. A
     package some analysis of which did not finish is ``<key>.until-<time>.zip``, kept
     UNFINISHED_SECONDS. The builds under way in this process, one at a time; a worker
     building a package holds ``<key>.lock`` (flock), and the others wait for its file."""
