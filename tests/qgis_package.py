@@ -14,6 +14,7 @@ import sys
 
 from qgis.core import (
     QgsApplication,
+    QgsFieldConstraints,
     QgsProject,
     QgsValueRelationFieldFormatter,
     QgsVectorLayer,
@@ -37,8 +38,16 @@ def describe(layer: QgsVectorLayer) -> dict:
     out["value_maps"] = {}
     out["aliases"] = {}
     out["read_only"] = []
+    out["not_null"] = []
     form = layer.editFormConfig()
+    not_null = QgsFieldConstraints.ConstraintNotNull
     for i, field in enumerate(fields):
+        rules = field.constraints()
+        if (
+            rules.constraints() & not_null
+            and rules.constraintStrength(not_null) == QgsFieldConstraints.ConstraintStrengthHard
+        ):
+            out["not_null"].append(field.name())
         setup = layer.editorWidgetSetup(i)
         out["widgets"][field.name()] = setup.type()
         if setup.type() == "DateTime":

@@ -130,6 +130,11 @@ def test_qgis_opens_the_project(package: Path, lang: str) -> None:
             if not attr.required:
                 assert VALUE_MAP_NULL in value_map.values()
             assert {k: v for k, v in value_map.items() if v != VALUE_MAP_NULL} == labels
+        # found from outside: a home without its residents was refused only at the sync
+        required = {a.name for a in layer.attributes if a.required}
+        required |= {r.name for r in layer.references if r.required}
+        # (the GeoPackage's fid is the provider's own)
+        assert set(got["not_null"]) - {"fid"} == required & set(got["widgets"]), layer.name
         assert {"id", "version"} <= set(got["read_only"])
         assert not set(got["read_only"]) & set(layer.property_names)
         if layer.reference("commune") is not None and "commune" in got["widgets"]:

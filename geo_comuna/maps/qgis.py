@@ -212,10 +212,14 @@ def _fields(
 ):
     """Edit widgets (ValueMap drop-downs for coded attributes, a drop-down of parcels by code
     for a parcel), aliases, read-only fields (ids, versions and values PostGIS computes are
-    not the field worker's to change), and the commune of a new feature: the package's."""
+    not the field worker's to change), the commune of a new feature (the package's), and
+    the fields a feature must have: QGIS and QField will not save one without them (found
+    from outside: a home without its residents was taken in the field and refused back at
+    the office, by the sync)."""
     config = ET.SubElement(parent, "fieldConfiguration")
     aliases = ET.SubElement(parent, "aliases")
     defaults = ET.SubElement(parent, "defaults")
+    constraints = ET.SubElement(parent, "constraints")
     editable = ET.SubElement(parent, "editable")
     derived = {d.name for d in layer.derived}
     for index, name in enumerate(field_names(layer, names)):
@@ -265,6 +269,16 @@ def _fields(
         )
         writable = name not in _KEY_TITLES and name not in derived
         ET.SubElement(editable, "field", name=name, editable="1" if writable else "0")
+        if (attr is not None and attr.required) or (ref is not None and ref.required):
+            ET.SubElement(
+                constraints,
+                "constraint",
+                field=name,
+                constraints="1",  # not null
+                notnull_strength="1",  # hard: the feature is not saved without it
+                unique_strength="0",
+                exp_strength="0",
+            )
 
 
 def _style_children(
