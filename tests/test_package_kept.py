@@ -269,7 +269,6 @@ async def test_an_unfinished_package_has_an_etag_of_its_own_and_none_kept_is_kep
     complete = packages.keep("k", tmp_path / "a2", finished=True)
     assert packages.get("k")[0] == complete
     assert sorted(p.name for p in folder.glob("k.*")) == ["k.zip"]
-    unfinished = packages.keep("k", complete, finished=False)  # (for what follows)
     assert package_api._etag("k2", finished, finished.stat()) == '"k2"'
     # nothing kept past a minute after its last use; the one just kept stays for its asker
     assert packages.get("k") is not None and packages.get("k2") is not None
