@@ -339,6 +339,10 @@ async def test_sortby_orders_every_page(client: httpx.AsyncClient, conn: AsyncCo
     got = await all_features(client, {"sortby": "-recovered_on,+code"})
     assert [f["id"] for f in got] == [r["id"] for r in known + missing]
 
+    # found from outside: the API document offered -id, and the server refused it
+    newest = await all_features(client, {"sortby": "-id,code"})
+    assert [f["id"] for f in newest] == sorted((r["id"] for r in rows), reverse=True)
+
     by_commune = await all_features(client, {"sortby": "commune", "filter": "tenure = 'disputed'"})
     codes = [f["properties"]["commune"] for f in by_commune]
     assert codes == sorted(codes) and len(codes) == sum(r["tenure"] == "disputed" for r in rows)

@@ -43,8 +43,13 @@ def output_names(layer: Layer) -> list[str]:
     ]
 
 
+#: what sortby takes besides the queryables: the feature's id (``sortby=-id``: the newest
+#: first, found from outside refused)
+ID_KEY = "id"
+
+
 def parse_sortby(layer: Layer, access: Access, value: str | None) -> tuple[tuple[str, bool], ...]:
-    """``sortby=name,-recovered_on,+code``: queryables, ascending unless ``-``."""
+    """``sortby=name,-recovered_on,+code``: queryables or the id, ascending unless ``-``."""
     if value is None or not value.strip():
         return ()
     keys: list[tuple[str, bool]] = []
@@ -57,7 +62,8 @@ def parse_sortby(layer: Layer, access: Access, value: str | None) -> tuple[tuple
                 Said(f"sortby {value!r}: an empty key", f"sortby {value!r}: una clave vacía"),
                 layer=layer.name,
             )
-        resolve(layer, access, name, "sortby")
+        if name != ID_KEY:
+            resolve(layer, access, name, "sortby")
         if any(k == name for k, _ in keys):
             raise InvalidInput(
                 Said(f"sortby {value!r}: {name} twice", f"sortby {value!r}: {name} dos veces"),
@@ -115,9 +121,12 @@ def order_sql(layer: Layer, access: Access, output: Output) -> tuple[sql.Composa
     keys: list[sql.Composable] = []
     private = False
     for name, descending in output.sortby:
+        direction = "DESC NULLS LAST" if descending else "ASC NULLS LAST"
+        if name == ID_KEY:
+            keys.append(sql.SQL("t.id {}").format(sql.SQL(direction)))
+            continue
         found = resolve(layer, access, name, "sortby")
         private = private or found.members
-        direction = "DESC NULLS LAST" if descending else "ASC NULLS LAST"
         keys.append(sql.SQL("{} {}").format(found.expr, sql.SQL(direction)))
     keys.append(sql.SQL("t.id"))
     return sql.SQL(", ").join(keys), private
