@@ -96,7 +96,7 @@ class Packages:
                     continue
                 built = path.stat()
                 os.utime(path, ns=(time.time_ns(), built.st_mtime_ns))
-                return path, path.stat()
+                return path, built
             except (OSError, ValueError):  # removed by another worker meanwhile
                 continue
         return None

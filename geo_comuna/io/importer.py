@@ -441,8 +441,8 @@ async def write(
             promote=False,
         )
         repairs.extend(fixed)
-        if outside is not None and layer.commune_ref is not None:
-            outside.add(geoms, refs[layer.commune_ref.column], labels)
+        if outside is not None:
+            outside.add(geoms, refs, labels)
         sent.append(rows)
         data = pgcopy.copy_rows(layer, validate.Checked(attrs, geoms, fixed), refs, wkb)
         done = batch.start + rows
@@ -478,7 +478,8 @@ async def write(
                 if not layer.natural_key and not allow_copies:
                     copies_after = await bulk.last_id(conn, layer)
                 if layer.commune_ref is not None:
-                    outside = Outside(await bulk.commune_boxes(conn))
+                    boxes = await bulk.commune_boxes(conn)
+                    outside = Outside(boxes, layer.commune_ref.column)
                 chunks = pieces.stream(
                     conn,
                     layer,

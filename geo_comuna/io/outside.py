@@ -25,7 +25,8 @@ LISTED = 5
 class Outside:
     """Features found outside their commune's extent, piece after piece."""
 
-    def __init__(self, boxes: dict[int, tuple[float, ...]]) -> None:
+    def __init__(self, boxes: dict[int, tuple[float, ...]], column: str) -> None:
+        self.column = column  # the features' commune, in a piece's references
         ids = np.array(sorted(boxes), dtype=np.int64)
         self._ids = ids
         self._boxes = np.array([boxes[i] for i in ids], dtype=float).reshape(-1, 4)
@@ -33,11 +34,12 @@ class Outside:
         self.count = 0
         self.first: list[dict[str, Any]] = []
 
-    def add(self, geoms: np.ndarray, communes: Sequence[Any], labels: Sequence[Any]) -> None:
-        """One piece's geometries (EPSG:4326), their communes' ids (None: none) and labels."""
+    def add(self, geoms: np.ndarray, refs: dict[str, list], labels: Sequence[Any]) -> None:
+        """One piece's geometries (EPSG:4326), references (its communes' ids, None: none)
+        and labels."""
         if not len(self._ids):
             return
-        ids = np.array([-1 if c is None else c for c in communes], dtype=np.int64)
+        ids = np.array([-1 if c is None else c for c in refs[self.column]], dtype=np.int64)
         at = np.clip(np.searchsorted(self._ids, ids), 0, len(self._ids) - 1)
         known = self._ids[at] == ids
         box = self._boxes[at]

@@ -313,33 +313,39 @@ def _unread(
 ) -> Said | None:
     """unread_geometry's reading, in this process or a child's alike."""
     if fmt == "csv":
-        _, row = pyogrio.read_arrow(
-            source,
-            skip_features=position - 1,
-            max_features=1,
-            read_geometry=False,
-            **CSV_AS_WRITTEN,
-        )
-        values = row.to_pylist()[0] if row.num_rows else {}
-        written = {key.lower(): value for key, value in values.items() if value}
-        wkt = [written[n] for n in _names("GEOM_POSSIBLE_NAMES") if n in written]
-        if wkt:
-            shown = _shown(wkt[0])
-            return Said(f"its WKT could not be read: {shown}", f"no se pudo leer su WKT: {shown}")
-        lon = [written[n] for n in _names("X_POSSIBLE_NAMES") if n in written]
-        lat = [written[n] for n in _names("Y_POSSIBLE_NAMES") if n in written]
-        if lon or lat:
-            shown = f"{_shown(lon[0] if lon else '')}, {_shown(lat[0] if lat else '')}"
-            return Said(
-                f"its longitude and latitude are not both numbers: {shown}",
-                f"su longitud y latitud no son ambas números: {shown}",
-            )
+        return _unread_csv(source, position)
+    return _unread_gpkg(source, layer or "", geometry or "", position)
+
+
+def _unread_csv(source: str, position: int) -> Said | None:
+    """What a CSV's row holds where GDAL finds geometry: its WKT, or its lon/lat, as written."""
+    _, row = pyogrio.read_arrow(
+        source, skip_features=position - 1, max_features=1, read_geometry=False, **CSV_AS_WRITTEN
+    )
+    values = row.to_pylist()[0] if row.num_rows else {}
+    written = {key.lower(): value for key, value in values.items() if value}
+    wkt = [written[n] for n in _names("GEOM_POSSIBLE_NAMES") if n in written]
+    if wkt:
+        shown = _shown(wkt[0])
+        return Said(f"its WKT could not be read: {shown}", f"no se pudo leer su WKT: {shown}")
+    lon = [written[n] for n in _names("X_POSSIBLE_NAMES") if n in written]
+    lat = [written[n] for n in _names("Y_POSSIBLE_NAMES") if n in written]
+    if not (lon or lat):
         return None
-    quoted = '"{}"'.format  # names from the file: a double quote in one is doubled
-    column, table = (quoted(n.replace('"', '""')) for n in (geometry or "", layer or ""))
-    # the GeoPackage's own SQL (SQLite's); GDAL reads a table in rowid order
-    query = f"SELECT length({column}) AS size FROM {table} ORDER BY rowid LIMIT 1 OFFSET ?"
-    _, row = pyogrio.read_arrow(source, sql=query.replace("?", str(position - 1)))
+    shown = f"{_shown(lon[0] if lon else '')}, {_shown(lat[0] if lat else '')}"
+    return Said(
+        f"its longitude and latitude are not both numbers: {shown}",
+        f"su longitud y latitud no son ambas números: {shown}",
+    )
+
+
+def _unread_gpkg(source: str, layer: str, geometry: str, position: int) -> Said | None:
+    """The size of a GeoPackage row's geometry blob, by the GeoPackage's own SQL (SQLite's;
+    GDAL reads a table in rowid order), when it holds one."""
+    column, table = ('"' + name.replace('"', '""') + '"' for name in (geometry, layer))
+    offset = f"LIMIT 1 OFFSET {position - 1:d}"  # an int: nothing of the file's
+    query = f"SELECT length({column}) AS size FROM {table} ORDER BY rowid {offset}"
+    _, row = pyogrio.read_arrow(source, sql=query)
     size = row.column("size")[0].as_py() if row.num_rows else None
     if not size:
         return None
