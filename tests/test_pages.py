@@ -360,6 +360,37 @@ async def test_a_parcels_page_is_titled_by_its_code_and_links_its_sheet(
     assert (await client.get(sheet)).headers["content-type"] == "application/pdf"
 
 
+async def test_a_parcels_page_shows_its_tenure_history(
+    conn: AsyncConnection, settings: Settings, client: httpx.AsyncClient
+) -> None:
+    """A planner getting a parcel regularized read its history only as JSON: the page lists
+    each change, its day, the tenures by their labels and its note (members only)."""
+    cur = await conn.execute(
+        "SELECT id FROM parcels WHERE tenure = 'occupied' AND commune_id = "
+        "(SELECT id FROM communes WHERE code = 'EL-MAIZAL') ORDER BY id LIMIT 1"
+    )
+    (fid,) = await cur.fetchone()
+    await conn.execute("SET LOCAL geo_comuna.change_note = 'acta de asamblea 12'")
+    await conn.execute("UPDATE parcels SET tenure = 'regularizing' WHERE id = %s", (fid,))
+    cur = await conn.execute("SELECT now()")  # the change's moment: the transaction's
+    (when,) = await cur.fetchone()
+    url = f"/collections/parcels/items/{fid}"
+    es = visible_text((await client.get(url, params={"f": "html", "lang": "es"})).text)
+    assert "Historial de tenencia" in es
+    change = f"{day('es')(when)} Ocupada En regularización acta de asamblea 12"
+    assert change in " ".join(es.split()), es
+    en = visible_text((await client.get(url, params={"f": "html", "lang": "en"})).text)
+    assert f"{day('en')(when)} Occupied Regularizing acta de asamblea 12" in " ".join(en.split())
+    async with api_client(conn, settings) as anonymous:
+        page = visible_text((await anonymous.get(url, params={"f": "html", "lang": "en"})).text)
+        assert f"{day('en')(when)} Occupied Regularizing" in " ".join(page.split())
+        assert "acta de asamblea" not in page  # a note is the commune's
+    # another layer's feature has no history
+    other = (await client.get("/collections/dwellings/items?limit=1")).json()["features"][0]
+    page = (await client.get(f"/collections/dwellings/items/{other['id']}?f=html")).text
+    assert 'id="history"' not in page
+
+
 async def test_a_production_unit_names_its_parcel_by_code(client: httpx.AsyncClient) -> None:
     """Its popup said 'Parcela 123', a database id no field team can find: it carries and
     shows the parcel's code."""

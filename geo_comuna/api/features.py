@@ -55,7 +55,7 @@ from geo_comuna.api.schema import (
     schema_response,
 )
 from geo_comuna.errors import NotFound, Said
-from geo_comuna.features import crs, query
+from geo_comuna.features import audit, crs, query
 from geo_comuna.features.filters import Filters
 from geo_comuna.features.output import Output
 from geo_comuna.features.query import require_commune
@@ -521,7 +521,10 @@ async def _item(
     if wants_html(request):
         styles = Styles.load(settings.styles_path)
         feature = json.loads(found.text + "}")
-        return html(pages.item(base, page_lang(request), layer, feature, styles))
+        history = None
+        if layer.name == "parcels":  # its tenure changes, under its properties
+            history = await audit.tenure_history(conn, feature_id, access)
+        return html(pages.item(base, page_lang(request), layer, feature, styles, history))
     links = [
         _link(f"{base}/collections/{layer.name}/items/{feature_id}", "self", GEOJSON),
         _link(f"{base}/collections/{layer.name}", "collection", "application/json"),

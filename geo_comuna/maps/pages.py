@@ -30,6 +30,8 @@ from geo_comuna.layers.model import Label
 from geo_comuna.layers.tenure import COLLECTIONS, RECORD_PROPERTIES, RecordProperty
 from geo_comuna.maps.analysis_map import NEEDS_DEM, analysis_title
 from geo_comuna.maps.assets import LEAFLET
+from geo_comuna.maps.sheet.words import value_label
+from geo_comuna.maps.sheet.words import words as sheet_words
 from geo_comuna.maps.styles import Styles
 from geo_comuna.maps.sync_summary import LABELS
 from geo_comuna.maps.templating import day, environment, number
@@ -574,8 +576,15 @@ ONE = {
 
 
 def item(
-    base: str, lang: str, layer: Layer | Records, feature: dict[str, Any], styles: Styles
+    base: str,
+    lang: str,
+    layer: Layer | Records,
+    feature: dict[str, Any],
+    styles: Styles,
+    history: list[dict[str, Any]] | None = None,
 ) -> str:
+    """A feature's page; ``history``: a parcel's tenure changes, oldest first
+    (features/audit.py tenure_history), shown as a table under its properties."""
     fields = _fields(layer, styles, lang)
     props = feature.get("properties") or {}
     # in the collection's order: a right's page read "Hasta" before "Desde", the database
@@ -601,7 +610,25 @@ def item(
         spatial=_spatial(layer),
         title=title,
         sheet=layer.name == "parcels",  # its printable sheet, linked from its page
+        history=None if history is None else _history(history, lang),
+        said=sheet_words(lang),
     )
+
+
+def _history(history: list[dict[str, Any]], lang: str) -> list[tuple[str, str, str, str]]:
+    """A parcel's tenure changes as its sheet prints them: the day, the tenure before and
+    after by their labels ("(inicial)" before the first, "(eliminada)" after a delete), the
+    note (empty when the reader may not read it)."""
+    w, written = sheet_words(lang), day(lang)
+    return [
+        (
+            written(h["changed_at"]),
+            value_label("tenure", h["from_status"], lang) or w["first"],
+            value_label("tenure", h["to_status"], lang) or w["deleted"],
+            h["note"] or "",
+        )
+        for h in history
+    ]
 
 
 def _script_json(doc: dict[str, Any]) -> str:
