@@ -111,6 +111,13 @@ async def test_a_package_is_kept_sent_again_and_resumed(
         assert rest.headers["content-range"] == f"bytes 1000-{size - 1}/{size}"
         assert rest.content == first.content[1000:]
 
+        # found from outside: a Range that is not valid was a 400; it is ignored (RFC 9110)
+        for invalid in ("bytes=5-1", "bytes=x-y", "items=0-9", "bytes="):
+            whole = await client.get(URL, headers={"Range": invalid})
+            assert whole.status_code == 200 and whole.content == first.content, invalid
+        past = await client.get(URL, headers={"Range": f"bytes={size}-"})
+        assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{size}"
+
         # gzip is not tried on a zip: its length stays known, and ranges keep their meaning
         plain = await client.get(URL, headers={"Accept-Encoding": "gzip"})
         assert "content-encoding" not in plain.headers

@@ -34,6 +34,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from psycopg import AsyncConnection
+from starlette.responses import MalformedRangeHeader
 
 from geo_comuna import __version__, work
 from geo_comuna.accounts import Access
@@ -260,9 +261,23 @@ async def commune_package(
     etag = _etag(key, path, stat)
     if etags.fresh(request, etag):
         return etags.not_modified(etag)
-    return FileResponse(
+    return WholeUnlessRanged(
         path, media_type=ZIP, filename=name, stat_result=stat, headers={"ETag": etag}
     )
+
+
+class WholeUnlessRanged(FileResponse):
+    """A file sent whole when its Range header is not a valid one ("bytes=5-1", "bytes=x",
+    "items=0-9"), as RFC 9110 (14.2) has a server ignore it; Starlette answered those with a
+    400 in plain English that no download manager recovers from. A valid range past the end
+    stays a 416."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader:
+            return []  # FileResponse sends the whole file
 
 
 def _etag(key: str, path: Path, stat: os.stat_result) -> str:
