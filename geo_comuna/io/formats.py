@@ -164,14 +164,20 @@ def detect(path: Path) -> Format:
     return FORMATS[name]
 
 
-def gdal_source(path: Path, fmt: Format, max_unpacked: int) -> str:
+def gdal_source(
+    path: Path, fmt: Format, max_unpacked: int, *, dates_read_as_text: bool = False
+) -> str:
     """What to hand GDAL for ``path``, once its bytes are those of ``fmt``: the path with the
     format's driver prefix, or a zipped Shapefile's .shp read in place through /vsizip/.
-    ``max_unpacked``: bytes a zip may unpack to."""
+    ``max_unpacked``: bytes a zip may unpack to; ``dates_read_as_text``: the caller reads a
+    GeoPackage's dates as text and checks them itself (sniff.gpkg's ``dates``)."""
     if fmt.name == "shp":
         if path.suffix.lower() != ".zip":  # a local .shp beside its sidecars (the CLI)
             sniff.shapefile(path)
             return str(path)
         return f"/vsizip/{path}/{sniff.shapefile_zip(path, max_unpacked)}"
-    _SNIFF[fmt.name](path)
+    if fmt.name == "gpkg":
+        sniff.gpkg(path, dates=not dates_read_as_text)
+    else:
+        _SNIFF[fmt.name](path)
     return f"{fmt.prefix}{path}"

@@ -28,6 +28,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from geo_comuna.errors import InvalidFile, Said, UnknownCRS
+from geo_comuna.io import stored
 
 #: bytes of a file's head that the checks look at
 HEAD = 64 * 1024
@@ -239,11 +240,13 @@ def csv(path: Path) -> None:
 GPKG_HEAD = 100
 
 
-def gpkg(path: Path) -> None:
+def gpkg(path: Path, *, dates: bool = True) -> None:
+    """``dates``: refuse a value its DATE or DATETIME column does not hold too (io/stored.py);
+    False for a field package's sync, which reads them as text and names every one."""
     head = _head(path)
     gpkg_head(head, path.name)
     _gpkg_whole_file(path, head)
-    _gpkg_crs(path)
+    _gpkg_crs(path, dates)
 
 
 def gpkg_head(head: bytes, name: str) -> None:
@@ -295,7 +298,7 @@ def wal_left_behind(path: Path) -> bool:
     return len(head) == 20 and head[18] == 2 and not path.with_name(f"{path.name}-wal").exists()
 
 
-def _gpkg_crs(path: Path) -> None:
+def _gpkg_crs(path: Path, dates: bool = True) -> None:
     """Each feature table's SRS row must be one PROJ knows: GDAL reads an ``undefined`` or
     unreadable definition as no CRS at all. Read-only and immutable: nothing of the file runs
     (no triggers, no views evaluated; only two metadata tables are read)."""
@@ -316,6 +319,7 @@ def _gpkg_crs(path: Path) -> None:
         db.execute("PRAGMA trusted_schema = OFF")
         _inert(db, path)
         _whole(db, path)
+        _stored(db, path, dates)
         # one row per CRS the layers name (PROJ takes ~0.3 s to refuse a definition: 300
         # layers naming one garbage definition took 49 s), the first layer naming it
         rows = db.execute(
@@ -443,14 +447,7 @@ def _whole(db: sqlite3.Connection, path: Path) -> None:
         found = db.execute("PRAGMA quick_check(1)").fetchone()
     except sqlite3.OperationalError as exc:
         if "interrupt" in str(exc):
-            raise InvalidFile(
-                Said(
-                    f"{path.name} takes longer to check than a file of its size may: save it "
-                    "again with QGIS or ogr2ogr",
-                    f"{path.name} tarda en comprobarse más de lo que puede un archivo de su "
-                    "tamaño: vuelva a guardarlo con QGIS u ogr2ogr",
-                )
-            ) from None
+            raise too_slow(path) from None
         found = (str(exc),)
     except sqlite3.Error as exc:
         found = (str(exc),)
@@ -465,6 +462,28 @@ def _whole(db: sqlite3.Connection, path: Path) -> None:
                 "con QGIS u ogr2ogr",
             )
         )
+
+
+def _stored(db: sqlite3.Connection, path: Path, dates: bool) -> None:
+    """Values its columns do not hold, which GDAL would read as others (io/stored.py)."""
+    try:
+        stored.check(db, path, dates=dates)
+    except sqlite3.OperationalError as exc:
+        if "interrupt" in str(exc):
+            raise too_slow(path) from None
+        raise
+
+
+def too_slow(path: Path) -> InvalidFile:
+    """A GeoPackage whose checks outlast their deadline (CHECK_SECONDS and the file's size)."""
+    return InvalidFile(
+        Said(
+            f"{path.name} takes longer to check than a file of its size may: save it again "
+            "with QGIS or ogr2ogr",
+            f"{path.name} tarda en comprobarse más de lo que puede un archivo de su tamaño: "
+            "vuelva a guardarlo con QGIS u ogr2ogr",
+        )
+    )
 
 
 #: what an entry of sqlite_master creates, after its comments

@@ -277,7 +277,10 @@ def read_package(
     features each layer may hold (package_limits; else Settings.max_features_per_import)."""
     shown = name or path.name
     left_behind = sniff.wal_left_behind(path)  # before GDAL, whose reading folds a -wal in
-    source = gdal_source(path, FORMATS["gpkg"], settings.max_unpacked_bytes)
+    # its dates are read as text and each checked as a write's (_date_texts)
+    source = gdal_source(
+        path, FORMATS["gpkg"], settings.max_unpacked_bytes, dates_read_as_text=True
+    )
     try:
         listed = {str(n) for n in pyogrio.list_layers(source)[:, 0]}
         if INFO_TABLE not in listed:
