@@ -175,6 +175,27 @@ def swapped_csv(tmp: Path) -> Path:
     return tmp / "dwellings.csv"
 
 
+def words_beside_numbers(tmp: Path) -> Path:
+    """Homes whose residents are a number, then words, then digits as text: GDAL reads
+    the property as JSON text, the words unquoted (found from outside: a 500)."""
+    homes = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [LON + i / 1000, LAT]},
+            "properties": {
+                "residents": residents,
+                "water": "piped",
+                "electricity": "formal",
+                "commune": "EL-MAIZAL",
+            },
+        }
+        for i, residents in enumerate([3, "muchos", "4"])
+    ]
+    path = tmp / "dwellings.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": homes}))
+    return path
+
+
 def wkt_csv(tmp: Path, second: str) -> Path:
     """Three parcels as a CSV with a WKT column, the second's written as ``second``."""
     frame = pd.DataFrame(parcels().drop(columns="geometry"))
@@ -314,6 +335,14 @@ CASES = [
         InvalidAttribute,
         (f"'stolen' is not one of {TENURES}",),
         feature=3,
+    ),
+    Case(
+        "words beside numbers",
+        words_beside_numbers,
+        InvalidAttribute,
+        ("property 'residents': 'muchos' is not",),
+        feature=2,
+        layer="dwellings",
     ),
     Case(  # GDAL reads a WKT it cannot parse as no geometry
         "unreadable wkt",

@@ -324,10 +324,20 @@ def _latest_day() -> dt.date:
 
 def python_values(data: pa.Array) -> list[Any]:
     """A column's values as Python objects, for checking one by one: a JSON column (a request
-    body's values of mixed kinds, features/geojson.py) gives back the values it was sent."""
+    body's values of mixed kinds, features/geojson.py) gives back the values it was sent.
+    GDAL's JSON column (a GeoJSON file's property that is a number in one feature and text
+    in another) holds its texts unquoted: what is not JSON is that text (found from outside:
+    ``"workers": "muchos"`` beside ``"workers": 3`` was a 500)."""
     if isinstance(data.type, pa.JsonType):
-        return [None if v is None else json.loads(v) for v in data.storage.to_pylist()]
+        return [None if v is None else _json_or_text(v) for v in data.storage.to_pylist()]
     return data.to_pylist()
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def check_attributes(
