@@ -392,10 +392,12 @@ async def test_csv_cells_never_run_as_formulas(
     await conn.execute("DELETE FROM parcels WHERE commune_id = %s", (maizal,))
     await import_file(conn, LAYERS["parcels"], Path(report.file), settings)
     after = await stored(conn, LAYERS["parcels"], maizal)
-    # GDAL's CSV reader turns a carriage return inside a cell into a line feed: not ours
+    # GDAL's CSV reader turns a carriage return inside a cell into a line feed: not ours; its
+    # apostrophe comes off all the same (found from outside: it stayed)
     kept = [i for i, row in enumerate(before) if "\r" not in (row[4] or "")]
     assert [after[i][:-1] for i in kept] == [before[i][:-1] for i in kept]
-    assert len(kept) == len(before) - 1
+    [carried] = [i for i in range(len(before)) if i not in kept]
+    assert after[carried][4] == "\n=1+1"
 
 
 def test_analysis_csv_neutralises_text_not_numbers() -> None:

@@ -19,7 +19,9 @@ import pyarrow.compute as pc
 #: what makes a spreadsheet read a cell as a formula
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _ESCAPED = (*TRIGGERS, "'")
-_ESCAPED_RE = "^'['=+\\-@\t\r]"
+#: an escaped cell as GDAL's CSV reader gives it back: a carriage return inside a cell comes
+#: back as a line feed (found from outside: "'\r=1+1" imported back kept its apostrophe)
+_ESCAPED_RE = "^'['=+\\-@\t\r\n]"
 
 
 def neutralise(value: str) -> str:
