@@ -259,3 +259,29 @@ async def test_extent_temporal_follows_writes(client: httpx.AsyncClient) -> None
     assert (await client.post(ITEMS, json=body)).status_code == 201
     temporal = (await client.get("/collections/parcels")).json()["extent"]["temporal"]
     assert temporal["interval"][0][1] == "2024-02-29T23:59:59Z"
+
+
+@pytest.mark.parametrize(
+    ("lang", "written"),
+    [
+        ("cql2-text", "recovered_on >= TIMESTAMP('2020-01-17T12:00:00-25:00')"),
+        ("cql2-text", "T_AFTER(recovered_on, timestamp('2020-01-17T12:00:00.5+01:60'))"),
+        (
+            "cql2-json",
+            '{"op": ">=", "args": [{"property": "recovered_on"}, '
+            '{"timestamp": "2020-01-17T12:00:00+24:00"}]}',
+        ),
+    ],
+)
+async def test_a_filters_offset_no_zone_has_is_refused_as_datetimes_is(
+    client: httpx.AsyncClient, lang: str, written: str
+) -> None:
+    """Found from outside: ?datetime= refused -25:00 and the CQL2 parser moved a TIMESTAMP
+    with it to UTC as if it were a zone, so the filter was applied."""
+    r = await client.get(ITEMS, params={"filter": written, "filter-lang": lang, "lang": "es"})
+    assert r.status_code == 400, r.text
+    assert "ninguna zona horaria dista" in r.json()["detail"]
+    fine = written.replace("-25:00", "-04:00").replace("+01:60", "+01:00")
+    fine = fine.replace("+24:00", "+23:59")
+    r = await client.get(ITEMS, params={"filter": fine, "filter-lang": lang})
+    assert r.status_code == 200, r.text

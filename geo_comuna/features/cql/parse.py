@@ -50,6 +50,7 @@ def parse(text: str, lang: str | None) -> str:
         )
     if lang == "cql2-json":
         _json(text)
+    _offsets(text, lang)
     reader = cql2.parse_text if lang == "cql2-text" else cql2.parse_json
     tree = _on_big_stack(lambda: reader(text).to_json())
     if _depth(tree) > MAX_DEPTH:
@@ -80,6 +81,47 @@ def _json(text: str) -> None:
         ) from None
     except RecursionError:  # deeper than Python's JSON reader goes: the parser says more
         return
+
+
+#: a TIMESTAMP literal of cql2-text, its text in group 1 ('' within it is one quote)
+_TIMESTAMP = re.compile(r"\bTIMESTAMP\s*\(\s*'((?:[^']|'')*)'\s*\)", re.I)
+#: a time of day's offset from UTC at the end of a timestamp
+_OFFSET = re.compile(r"T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?([+-](\d{2}):(\d{2}))$", re.I)
+
+
+def _offsets(text: str, lang: str) -> None:
+    """Refuse a TIMESTAMP whose offset from UTC no time zone has (-25:00), as ?datetime=
+    does (api/temporal.py): the parser moved it to UTC as if it were one, and the filter
+    was applied (found from outside)."""
+    if lang == "cql2-text":
+        stamps = [m[1] for m in _TIMESTAMP.finditer(text)]
+    else:
+        try:
+            stamps = list(_json_timestamps(json.loads(text)))
+        except RecursionError:  # refused for its depth after parsing
+            return
+    for stamp in stamps:
+        found = _OFFSET.search(stamp)
+        if found and (int(found[2]) > 23 or int(found[3]) > 59):
+            raise InvalidInput(
+                Said(
+                    f"filter: TIMESTAMP({stamp!r}): no time zone is {found[1]} from UTC",
+                    f"filtro: TIMESTAMP({stamp!r}): ninguna zona horaria dista {found[1]} de UTC",
+                )
+            )
+
+
+def _json_timestamps(tree: Any) -> Any:
+    """Every {"timestamp": "..."} text of a cql2-json tree."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("timestamp"), str):
+                yield node["timestamp"]
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def _on_big_stack(work: Any) -> Any:
