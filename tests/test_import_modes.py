@@ -224,7 +224,8 @@ async def test_upsert_inserts_new_keys_and_features_without_one(
     file = await exported(conn, tmp_path, maizal)
     frame = pyogrio.read_dataframe(file).iloc[:3].copy()
     frame.loc[frame.index[1], "code"] = "UPSERT-NEW"
-    frame.loc[frame.index[2], "code"] = None
+    frame.loc[frame.index[2], "code"] = None  # a new parcel, drawn elsewhere
+    frame.loc[frame.index[2], "geometry"] = frame.geometry.iloc[2].buffer(-0.0001)
     mixed = tmp_path / "mixed.gpkg"
     pyogrio.write_dataframe(frame, mixed)
 
@@ -234,6 +235,41 @@ async def test_upsert_inserts_new_keys_and_features_without_one(
     after = await versions(conn, maizal)
     assert len(after) == len(before) + 2
     assert sorted(v[1] or "" for i, v in after.items() if i not in before) == ["", "UPSERT-NEW"]
+
+
+async def test_a_feature_without_its_code_in_a_stored_ones_shape_is_refused(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, maizal: int
+) -> None:
+    """Found from outside: an export whose parcel lost its code (a spreadsheet, a form),
+    upserted back, added a second parcel on the same land. Imported or upserted, it is
+    refused naming the file's feature and the stored parcel, nothing written; with
+    --allow-copies it is added."""
+    before = await versions(conn, maizal)
+    file = await exported(conn, tmp_path, maizal)
+    frame = pyogrio.read_dataframe(file).iloc[:3].copy()
+    lost = frame.loc[frame.index[1], "code"]
+    frame.loc[frame.index[1], "code"] = None
+    frame.loc[frame.index[1], "notes"] = "código perdido en la hoja de cálculo"
+    frame.loc[frame.index[0], "tenure"] = "disputed"  # a real change beside it
+    codeless = tmp_path / "codeless.gpkg"
+    pyogrio.write_dataframe(frame, codeless)
+    insert_only = tmp_path / "insert.gpkg"
+    pyogrio.write_dataframe(frame.iloc[1:2], insert_only)
+    cur = await conn.execute(
+        "SELECT id FROM parcels WHERE commune_id = %s AND code = %s", (maizal, lost)
+    )
+    (stored,) = await cur.fetchone()
+
+    for path, mode, row in ((codeless, "upsert", 2), (insert_only, "insert", 1)):
+        with pytest.raises(Conflict) as refused:
+            await import_file(conn, PARCELS, path, settings, mode=mode)
+        assert refused.value.feature == row, mode
+        assert f"parcels feature {stored} (code {lost!r})" in refused.value.reason
+        assert "--allow-copies" in refused.value.reason
+        assert "la forma de la entidad" in refused.value.said("es")
+        assert await versions(conn, maizal) == before
+    report = await import_file(conn, PARCELS, codeless, settings, mode="upsert", allow_copies=True)
+    assert (report.inserted, report.updated, report.unchanged) == (1, 1, 1)
 
 
 async def test_a_key_twice_in_the_file_is_refused(

@@ -166,8 +166,9 @@ async def import_upload(
     allow_copies: Annotated[
         bool,
         Query(
-            description="into a layer without a natural key, add features it holds already "
-            "(the same in every field and shape) instead of refusing the import (409)"
+            description="add features the layer holds already instead of refusing the import "
+            "(409): into a layer without a natural key, the same in every field and shape; into "
+            "one with a key, without their key in the shape of a stored feature"
         ),
     ] = False,
     rename: Annotated[

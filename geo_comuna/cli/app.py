@@ -279,8 +279,9 @@ def import_(
         bool,
         typer.Option(
             "--allow-copies",
-            help="into a layer without a natural key, add features it holds already (the same "
-            "in every field and shape) instead of refusing the import",
+            help="add features the layer holds already instead of refusing the import: into a "
+            "layer without a natural key, the same in every field and shape; into one with a "
+            "key, without their key in the shape of a stored feature",
         ),
     ] = False,
     dry_run: Annotated[

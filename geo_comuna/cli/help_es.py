@@ -87,10 +87,12 @@ SPANISH = {
     "make invalid geometries valid and report each change": (
         "corregir las geometrías no válidas e informar de cada cambio"
     ),
-    "into a layer without a natural key, add features it holds already (the same in every "
-    "field and shape) instead of refusing the import": (
-        "en una capa sin clave natural, añadir entidades que ya tiene (iguales en cada campo y "
-        "en su forma) en lugar de rechazar la importación"
+    "add features the layer holds already instead of refusing the import: into a layer "
+    "without a natural key, the same in every field and shape; into one with a key, without "
+    "their key in the shape of a stored feature": (
+        "añadir entidades que la capa ya tiene en lugar de rechazar la importación: en una capa "
+        "sin clave natural, iguales en cada campo y en su forma; en una con clave, sin su clave "
+        "y con la forma de una entidad guardada"
     ),
     "update the stored feature of the same natural key (a parcel's code in its commune) "
     "instead of refusing the import; unchanged features are left as they are": (

@@ -23,6 +23,7 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna.errors import Conflict, Said
 from geo_comuna.features.write import columns, refusals
+from geo_comuna.io import keys
 from geo_comuna.io.pgcopy import COPY_HEADER, COPY_TRAILER
 from geo_comuna.layers import Layer
 
@@ -242,6 +243,9 @@ async def _unstage(
     names: list[str],
     key: list[str] | None,
     properties: dict[str, str] | None = None,
+    *,
+    layer: Layer,
+    refuse_keyless: bool = False,
 ) -> tuple[int, int, list[dict[str, Any]]]:
     """Move the staged rows into the table: (inserted, updated). With a natural ``key`` (an
     upsert), a row whose key is stored updates that feature's ``names`` (its other columns
@@ -250,7 +254,9 @@ async def _unstage(
     back changes nothing, from any format and CRS; a row without a whole key that a stored
     feature matches in ``names`` and shape is unchanged too. Rows are inserted with every
     column. Also the first CHANGES_LISTED stored features it changes, in the file's order,
-    each with its id, its position in the file and its changed fields (_diff)."""
+    each with its id, its position in the file and its changed fields (_diff).
+    ``refuse_keyless``: refuse a row without a whole key in the shape of a stored feature
+    that it is not alike (keyless_copy) instead of inserting it."""
     updated, changes = 0, []
     new = sql.SQL("")
     if key:
@@ -307,6 +313,26 @@ async def _unstage(
             alike=alike,
             tolerance=sql.Literal(SHAPE_TOLERANCE),
         )
+        if refuse_keyless:
+            # one without a whole key in the shape of a stored feature, not alike it: the
+            # same land under a code lost on the way (refuse_copies, for an upsert)
+            cur = await conn.execute(
+                sql.SQL(
+                    "SELECT s._n, o.id FROM _geo_comuna_import s JOIN LATERAL (SELECT t.id "
+                    "FROM {table} t WHERE t.geom && s.geom AND geo_comuna_same_shape(t.geom, "
+                    "s.geom, {tolerance}) LIMIT 1) o ON true WHERE ({incomplete}) AND NOT "
+                    "EXISTS (SELECT FROM {table} t WHERE t.geom && s.geom AND {alike} AND "
+                    "geo_comuna_same_shape(t.geom, s.geom, {tolerance})) ORDER BY s._n LIMIT 1"
+                ).format(
+                    table=table,
+                    incomplete=incomplete,
+                    alike=alike,
+                    tolerance=sql.Literal(SHAPE_TOLERANCE),
+                )
+            )
+            found = await cur.fetchone()
+            if found is not None:
+                raise await keyless_copy(conn, layer, *found)
     # the scan sets each row's number just before the row is inserted and checked
     cur = await conn.execute(
         sql.SQL(
@@ -330,6 +356,7 @@ async def copy_in(
     upsert_key: list[str] | None = None,
     upsert_columns: list[str] | None = None,
     keep_indexes: bool = False,
+    refuse_keyless: bool = False,
 ) -> tuple[int, int, list[dict[str, Any]]]:
     """Bulk insert with binary COPY (imports): ``pieces`` are sent as one COPY statement each
     as they come, so PostgreSQL stores one while the caller validates the next; ``rows``: how
@@ -344,7 +371,8 @@ async def copy_in(
 
     ``upsert_key``: the natural key's columns of an upsert, which always goes through the
     staging table: a row whose key is stored updates that feature instead (``_unstage``), in
-    ``upsert_columns`` only (None: all).
+    ``upsert_columns`` only (None: all); with ``refuse_keyless``, a row without a whole key in
+    the shape of a stored feature is refused (keyless_copy).
     Returns (rows inserted, rows updated, the first stored features changed: _changes)."""
     names = columns(layer)
     cols = sql.SQL(", ").join(map(sql.Identifier, names))
@@ -365,7 +393,14 @@ async def copy_in(
         if staged:
             properties = {r.column: r.name for r in layer.references}
             inserted, updated, changes = await _unstage(
-                conn, cols, table, upsert_columns or names, upsert_key, properties
+                conn,
+                cols,
+                table,
+                upsert_columns or names,
+                upsert_key,
+                properties,
+                layer=layer,
+                refuse_keyless=refuse_keyless,
             )
         for definition in rebuild:
             await conn.execute(definition)
@@ -412,14 +447,18 @@ async def commune_boxes(conn: AsyncConnection) -> dict[int, tuple[float, ...]]:
 
 
 async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> None:
-    """Refuse an import into a layer without a natural key that adds a feature the layer held
-    already, the same in every column and shape (its ids above ``before`` are the import's,
-    in the file's order): an export imported back added 14 production units that were there
-    already. The copies are found through the shapes' index."""
-    names = [c for c in columns(layer) if c != GEOMETRY]
-    same = sql.SQL(" AND ").join(
-        sql.SQL("o.{c} IS NOT DISTINCT FROM n.{c}").format(c=sql.Identifier(c)) for c in names
-    )
+    """Refuse an import that adds a feature the layer held already (its ids above ``before``
+    are the import's, in the file's order): into a layer without a natural key, one the same
+    in every column and shape (an export imported back added 14 production units that were
+    there already); into a layer with one, a feature without a whole key in the shape of a
+    stored one (keyless_copy). The copies are found through the shapes' index."""
+    if layer.natural_key:
+        same = _incomplete(layer, "n")
+    else:
+        names = [c for c in columns(layer) if c != GEOMETRY]
+        same = sql.SQL(" AND ").join(
+            sql.SQL("o.{c} IS NOT DISTINCT FROM n.{c}").format(c=sql.Identifier(c)) for c in names
+        )
     cur = await conn.execute(
         sql.SQL(
             """SELECT (SELECT count(*) FROM {t} x WHERE x.id > %(before)s AND x.id <= f.id),
@@ -439,6 +478,8 @@ async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> Non
     if found is None:
         return
     row, stored, copies = found
+    if layer.natural_key:
+        raise await keyless_copy(conn, layer, row, stored)
     more = f" (and {copies - 1} more)" if copies > 1 else ""
     mas = f" (y {copies - 1} más)" if copies > 1 else ""
     raise Conflict(
@@ -453,6 +494,46 @@ async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> Non
             "tiene clave natural por la que actualizarla. Deje esas entidades fuera del "
             "archivo, cambie las guardadas por su id (PATCH, o la sincronización del paquete "
             "de campo), o añádalas igualmente con --allow-copies (?allow_copies=true)",
+        ),
+        feature=row,
+        layer=layer.name,
+    )
+
+
+def _incomplete(layer: Layer, alias: str) -> sql.Composable:
+    """``alias``'s row gives no whole natural key (a parcel without a code)."""
+    return sql.SQL("({})").format(
+        sql.SQL(" OR ").join(
+            sql.SQL("{}.{} IS NULL").format(sql.Identifier(alias), sql.Identifier(c))
+            for c in keys.columns(layer)
+        )
+    )
+
+
+async def keyless_copy(conn: AsyncConnection, layer: Layer, row: int, stored: int) -> Conflict:
+    """The refusal of the file's feature ``row``, which gives no whole natural key but has the
+    shape of the stored feature ``stored`` (found from outside: an export whose parcel lost
+    its code in a spreadsheet, upserted back, added a second parcel on the same land)."""
+    named = [n for n in layer.natural_key if layer.reference(n) is None]
+    cur = await conn.execute(
+        sql.SQL("SELECT {} FROM {} WHERE id = %s").format(
+            sql.SQL(", ").join(map(sql.Identifier, named)), sql.Identifier(layer.table)
+        ),
+        (stored,),
+    )
+    values = await cur.fetchone()
+    key = ", ".join(f"{n} {v!r}" for n, v in zip(named, values or (), strict=False))
+    which = f"{', '.join(named)}"
+    return Conflict(
+        Said(
+            f"this feature gives no {which} but has the shape of {layer.name} feature "
+            f"{stored} ({key}), stored already: importing it would add a second one on the "
+            f"same ground. Give it its {which} (an upsert then updates that feature), leave it "
+            "out of the file, or add it anyway with --allow-copies (?allow_copies=true)",
+            f"esta entidad no indica {which}, pero tiene la forma de la entidad {stored} de "
+            f"{layer.name} ({key}), ya guardada: importarla añadiría una segunda sobre el mismo "
+            f"terreno. Indique su {which} (un upsert actualiza entonces esa entidad), déjela "
+            "fuera del archivo, o añádala igualmente con --allow-copies (?allow_copies=true)",
         ),
         feature=row,
         layer=layer.name,

@@ -424,10 +424,12 @@ async def write(
     repairs: list[dict[str, Any]] = []
     sent: list[int] = []  # features per piece
     outside: Outside | None = None  # made once the import holds its queue
+    keyless = [0]  # features giving no whole natural key, which may copy a stored one
 
     def check(batch: pieces.Batch, refs: dict[str, list]) -> bulk.Piece:
         rows, labels = batch.table.num_rows, batch.labels
         attrs = attributes.check_attributes(layer, batch.table, labels, lang=lang, hint=True)
+        keyless[0] += _keyless(layer, attrs, refs)
         if isinstance(batch.geometries, Geometries):
             given, wkb = batch.geometries.take(0, rows, labels)
         else:
@@ -475,7 +477,7 @@ async def write(
                 before = await keys.stored_before(conn, layer) if layer.natural_key else None
                 upsert = mode == "upsert" and before is not None
                 copies_after = None
-                if not layer.natural_key and not allow_copies:
+                if not allow_copies and not upsert:  # what a copy of a stored one would be
                     copies_after = await bulk.last_id(conn, layer)
                 if layer.commune_ref is not None:
                     boxes = await bulk.commune_boxes(conn)
@@ -502,8 +504,9 @@ async def write(
                         # found from outside: a 500,000-parcel dry run uploaded kept every
                         # reader of parcels waiting 9.8 s on the dropped indexes' lock
                         keep_indexes=online or dry_run,
+                        refuse_keyless=not allow_copies,
                     )
-                if copies_after is not None:
+                if copies_after is not None and (keyless[0] or not layer.natural_key):
                     await bulk.refuse_copies(conn, layer, copies_after)
                 found = outside.report() if outside is not None else dict(NONE_OUTSIDE)
                 written = Written(sum(sent), inserted, updated, repairs, changes, found)
@@ -512,6 +515,18 @@ async def write(
     except _Tried as tried:
         return tried.written
     return written
+
+
+def _keyless(layer: Layer, attrs: dict[str, pa.Array], refs: dict[str, list]) -> int:
+    """How many of a piece's validated features give no whole natural key (none in a layer
+    without one)."""
+    missing = None
+    for name in layer.natural_key:
+        ref = layer.reference(name)
+        part = pa.array(refs[ref.column], pa.int64()) if ref is not None else attrs[name]
+        null = pc.is_null(part)
+        missing = null if missing is None else pc.or_(missing, null)
+    return 0 if missing is None else pc.sum(missing.cast(pa.int64())).as_py() or 0
 
 
 #: a report's outside_commune when none is
