@@ -193,8 +193,14 @@ async def test_unreachable_dwelling_is_said(conn: AsyncConnection) -> None:
     far = await dwelling(conn, cid, LON0 + 0.005, LAT0 + 0.005)
     result = await stair_access.run(conn, cid, stair_access.Params())
     props = by_id(result)[far]
-    assert props["reachable"] is False and props["minutes"] is None and not props["flagged"]
-    assert result.summary["unreachable"] == 1
+    assert props["reachable"] is False and props["minutes"] is None
+    # found from outside: a home with no way out was not flagged, and a summary of homes
+    # mostly without one led with "0 flagged"; its measures are not over any limit
+    assert props["flagged"] and not props["over_minutes"] and not props["over_steps"]
+    summary = result.summary
+    assert summary["unreachable"] == 1 and summary["reachable"] == summary["dwellings"] - 1
+    flagged = [i for i, p in by_id(result).items() if p["flagged"]]
+    assert far in flagged and summary["flagged"]["dwellings"] == len(flagged)
     assert any("1 dwellings reach no destination" in w for w in result.warnings)
 
 

@@ -97,6 +97,10 @@ FIGURES: dict[str, dict[str, Figure]] = {
         "dwellings": Figure("Viviendas", "Dwellings"),
         "residents": Figure("Habitantes", "Residents"),
         "unreachable": Figure("Viviendas sin camino", "Homes with no way out"),
+        "reachable": Figure(
+            "Viviendas con camino (las cifras de abajo son de ellas)",
+            "Homes with a way out (the figures below are theirs)",
+        ),
         "minutes.median": Figure(
             "Mediana de minutos a pie hasta la vía", "Median walk to a road", "min"
         ),
@@ -127,7 +131,10 @@ FIGURES: dict[str, dict[str, Figure]] = {
         "over_steps.residents": Figure(
             "Habitantes sobre el límite de escalones", "People over steps"
         ),
-        "flagged.dwellings": Figure("Viviendas señaladas", "Homes flagged"),
+        "flagged.dwellings": Figure(
+            "Viviendas señaladas (sobre un límite o sin camino)",
+            "Homes flagged (over a limit or with no way out)",
+        ),
         "flagged.residents": Figure("Habitantes señalados", "People flagged"),
         "destinations.road_nodes": Figure("Accesos a la vía", "Road access points"),
         "destinations.transit_stops": Figure("Paradas de transporte", "Transit stops"),
