@@ -254,6 +254,13 @@ async def test_sample_hill_through_the_api(client: httpx.AsyncClient) -> None:
         > sectors["La Bajada"]["minutes_back"]["median"]
     )
     assert summary["flagged"]["dwellings"] > 0
+    # found from outside: "286.2 steps" at the 90th percentile and "414.8" at most; a
+    # quantile of steps is one home's whole count, as its feature gives it
+    for block in (summary, *summary["by_sector"]):
+        for figure in ("steps", "steps_climbed_back"):
+            assert all(isinstance(v, int) for v in block[figure].values()), block[figure]
+    assert summary["steps"]["max"] == max(p["steps"] for p in props)
+    assert summary["steps"]["median"] in {p["steps"] for p in props}
 
     rows = list(
         csv.DictReader(

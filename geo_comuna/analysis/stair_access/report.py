@@ -165,9 +165,18 @@ def _block(
     """Counts and quantiles for a set of dwellings (quantiles over the reachable ones)."""
     ok = out.reachable
 
-    def q(values: np.ndarray) -> dict[str, float | None]:
+    def q(values: np.ndarray, count: bool = False) -> dict[str, float | None]:
+        """Median, 90th percentile and maximum; of a ``count`` (steps), whole steps of
+        whole homes (the home's own figure, as its feature gives it: "286.2 steps" read as
+        a measure nobody walks)."""
         if not ok.any():
             return {"median": None, "p90": None, "max": None}
+        if count:
+            homes = np.round(values[ok])
+            return {
+                name: int(np.percentile(homes, p, method="nearest"))
+                for name, p in (("median", 50), ("p90", 90), ("max", 100))
+            }
         return {
             name: round(float(np.percentile(values[ok], p)), 1)
             for name, p in (("median", 50), ("p90", 90), ("max", 100))
@@ -183,8 +192,8 @@ def _block(
         "reachable": int(ok.sum()),  # what the quantiles below are of
         "minutes": q(out.cost["seconds"] / 60),
         "minutes_back": q(back.cost["seconds"] / 60),
-        "steps": q(out.cost["steps"]),
-        "steps_climbed_back": q(back.cost["climbed"]),
+        "steps": q(out.cost["steps"], count=True),
+        "steps_climbed_back": q(back.cost["climbed"], count=True),
         "over_minutes": people(flagged["over_minutes"]),
         "over_steps": people(flagged["over_steps"]),
         "flagged": people(_flagged(flagged)),
