@@ -21,6 +21,7 @@ from geo_comuna.maps.styles import Styles
 from geo_comuna.maps.templating import day, number
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
+from tests.test_tenure_records import add_party, add_right
 
 pytestmark = pytest.mark.anyio
 #: what Chromium sends for a page
@@ -381,6 +382,14 @@ async def test_a_parcels_page_shows_its_tenure_history(
     assert change in " ".join(es.split()), es
     en = visible_text((await client.get(url, params={"f": "html", "lang": "en"})).text)
     assert f"{day('en')(when)} Occupied Regularizing acta de asamblea 12" in " ".join(en.split())
+    # a claim recorded: the rule's change says which right made it, in the page's language
+    await conn.execute("SET LOCAL geo_comuna.change_note = ''")
+    party = await add_party(conn, "Familia (ficticia)")
+    right = await add_right(conn, fid, party, status="granted")
+    es = visible_text((await client.get(url, params={"f": "html", "lang": "es"})).text)
+    assert f"En regularización Regularizada sigue sus derechos (derecho {right})" in " ".join(
+        es.split()
+    )
     async with api_client(conn, settings) as anonymous:
         page = visible_text((await anonymous.get(url, params={"f": "html", "lang": "en"})).text)
         assert f"{day('en')(when)} Occupied Regularizing" in " ".join(page.split())

@@ -187,12 +187,12 @@ async def test_the_tenure_rule_by_hand(conn: AsyncConnection) -> None:
     assert await tenure(conn, p) == "occupied"
     # every change of tenure is in the history, naming the right that moved it
     cur = await conn.execute(
-        "SELECT from_status, to_status, note FROM parcel_tenure_history(ARRAY[%s]) "
-        "ORDER BY history_id",
+        "SELECT from_status, to_status, note, by_rule, rule_right, rule_back "
+        "FROM parcel_tenure_history(ARRAY[%s]) ORDER BY history_id",
         (p,),
     )
     rows = await cur.fetchall()
-    moves = [(f, t) for f, t, _ in rows][-8:]
+    moves = [(f, t) for f, t, *_ in rows][-8:]
     assert moves == [
         ("occupied", "regularizing"),
         ("regularizing", "disputed"),
@@ -203,12 +203,67 @@ async def test_the_tenure_rule_by_hand(conn: AsyncConnection) -> None:
         ("regularized", "regularizing"),
         ("regularizing", "occupied"),
     ]
-    # in both languages: the history is read in either
-    assert rows[-2][2] == f"sigue sus derechos (derecho {ra}) / follows its rights (right {ra})"
-    assert rows[-1][2] == (
-        f"ya no cuenta ningún derecho (derecho {rb}): vuelve a la tenencia de antes / no "
-        f"right counts any more (right {rb}): back to the tenure before"
+    # as data, no note: the history says it in the reader's language (found from outside: a
+    # note, hidden from the public as the parcel's notes are, left them no cause)
+    # the right each change above was made by, worked out by hand
+    made_by = [ra, rb, rb, ra, rb, ra, ra, rb]
+    assert [r[2:] for r in rows[-8:]] == [
+        (None, True, r, r == rb and i == 7) for i, r in enumerate(made_by)
+    ]
+
+
+async def test_the_rules_notes_written_before_become_its_cause(
+    conn: AsyncConnection, settings: Settings
+) -> None:
+    """Migration 0027 turns the notes the rule wrote in both languages into the right and
+    the way back they named; a note a person wrote stays. The history then says the cause
+    in the reader's language, to every reader (found from outside: the public saw none)."""
+    p = await parcel(conn, "EM-P008")
+    written = [
+        (
+            "occupied",
+            "regularized",
+            "sigue sus derechos (derecho 41) / follows its rights (right 41)",
+        ),
+        (
+            "regularized",
+            "occupied",
+            "ya no cuenta ningún derecho (derecho 41): vuelve a la tenencia de antes / no right "
+            "counts any more (right 41): back to the tenure before",
+        ),
+        ("occupied", "disputed", "acta de la asamblea"),
+    ]
+    for before, after, note in written:
+        await conn.execute(
+            "INSERT INTO parcel_history (parcel_id, from_status, to_status, note, by_rule) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (p, before, after, note, not note.startswith("acta")),
+        )
+    migration = Path(__file__).parents[1] / "geo_comuna/db/migrations/0027_tenure_rule_cause.sql"
+    [update] = re.findall(r"^UPDATE parcel_history.*?;$", migration.read_text(), re.S | re.M)
+    await conn.execute(update)
+    cur = await conn.execute(
+        "SELECT note, by_rule, rule_right, rule_back FROM parcel_tenure_history(ARRAY[%s]) "
+        "ORDER BY history_id DESC LIMIT 3",
+        (p,),
     )
+    assert (await cur.fetchall())[::-1] == [
+        (None, True, 41, False),
+        (None, True, 41, True),
+        ("acta de la asamblea", False, None, False),
+    ]
+    async with api_client(conn, settings) as anonymous:
+        for lang, follows, back in (
+            ("en", "follows its rights (right 41)", "no right counts any more (right 41)"),
+            ("es", "sigue sus derechos (derecho 41)", "ya no cuenta ningún derecho (derecho 41)"),
+        ):
+            r = await anonymous.get(
+                f"/collections/parcels/items/{p}/history", params={"lang": lang}
+            )
+            *_, one, two, three = r.json()["history"]
+            assert (one["by_rule"], one["right"], one["cause"]) == (True, 41, follows)
+            assert two["cause"].startswith(back) and three["cause"] is None
+            assert three["note"] is None  # a person's note: the commune's members'
 
 
 async def test_a_title_revoked_or_deleted_gives_the_parcel_back_its_tenure(

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from geo_comuna.api.deps import Admin, Conn, ReaderAccess, SettingsDep, base_url
-from geo_comuna.errors import NotFound, Said
+from geo_comuna.api.negotiation import asked_lang
+from geo_comuna.errors import NotFound, Said, said
 from geo_comuna.features import audit
 from geo_comuna.layers import get_layer
 
@@ -45,8 +46,11 @@ async def parcel_history(
     request: Request, settings: SettingsDep, conn: Conn, feature_id: int, access: ReaderAccess
 ) -> dict[str, Any]:
     """Every tenure change, oldest first; a change's note is null except for the users of the
-    parcel's commune and admins."""
+    parcel's commune and admins. A change the tenure rule made (``by_rule``) names the right
+    whose change made it (``right``) and says why (``cause``, in the language asked:
+    ``?lang=es``)."""
     rows = await audit.tenure_history(conn, feature_id, access)
+    lang = asked_lang(request)
     if not rows:
         raise NotFound(
             Said(
@@ -57,6 +61,20 @@ async def parcel_history(
         )
     return {
         "parcel": feature_id,
-        "history": rows,
+        "history": [_change(row, lang) for row in rows],
         "audit": f"{base_url(request, settings)}/audit?layer=parcels&id={feature_id}",
+    }
+
+
+def _change(row: dict[str, Any], lang: str) -> dict[str, Any]:
+    """One change as the history gives it: the rule's cause in words, its right by id."""
+    cause = audit.rule_cause(row)
+    return {
+        "from_status": row["from_status"],
+        "to_status": row["to_status"],
+        "changed_at": row["changed_at"],
+        "note": row["note"],
+        "by_rule": row["by_rule"],
+        "right": row["rule_right"],
+        "cause": None if cause is None else said(cause, lang),
     }

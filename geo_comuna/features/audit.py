@@ -10,6 +10,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from geo_comuna.accounts import Access
+from geo_comuna.errors import Said
 from geo_comuna.features.query import COORD_DECIMALS, readable
 from geo_comuna.layers import get_layer
 from geo_comuna.layers.model import PG_INTEGER
@@ -90,7 +91,8 @@ async def tenure_history(
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             sql.SQL(
-                "SELECT h.from_status, h.to_status, h.changed_at, {} AS note "
+                "SELECT h.from_status, h.to_status, h.changed_at, {} AS note, h.by_rule, "
+                "h.rule_right, h.rule_back "
                 "FROM parcel_tenure_history(ARRAY[%(id)s::int]) h "
                 "LEFT JOIN parcels t ON t.id = %(id)s::int "
                 "ORDER BY h.changed_at, h.history_id"
@@ -98,3 +100,20 @@ async def tenure_history(
             {"id": parcel_id},
         )
         return await cur.fetchall()
+
+
+def rule_cause(change: dict[str, Any]) -> Said | None:
+    """Why the tenure rule made a change of a parcel's history (parcel_tenure_history's
+    by_rule, rule_right, rule_back), in words; None for a change a person or an import made.
+    Public, as the rights it names: a note follows the notes' read rule, and the rule's own
+    note, hidden so, left a planner reading the public history two changes with no cause."""
+    if not change.get("by_rule"):
+        return None
+    right = change.get("rule_right")
+    named = Said(f" (right {right})", f" (derecho {right})") if right is not None else Said("", "")
+    if change.get("rule_back"):
+        return Said(
+            f"no right counts any more{named}: back to the tenure before its rights",
+            f"ya no cuenta ningún derecho{named.es}: vuelve a la tenencia de antes de sus derechos",
+        )
+    return Said(f"follows its rights{named}", f"sigue sus derechos{named.es}")

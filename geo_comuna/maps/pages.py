@@ -30,7 +30,7 @@ from geo_comuna.layers.model import Label
 from geo_comuna.layers.tenure import COLLECTIONS, RECORD_PROPERTIES, RecordProperty
 from geo_comuna.maps.analysis_map import NEEDS_DEM, analysis_title
 from geo_comuna.maps.assets import LEAFLET
-from geo_comuna.maps.sheet.words import value_label
+from geo_comuna.maps.sheet.words import value_label, why
 from geo_comuna.maps.sheet.words import words as sheet_words
 from geo_comuna.maps.styles import Styles
 from geo_comuna.maps.sync_summary import LABELS
@@ -617,15 +617,15 @@ def item(
 
 def _history(history: list[dict[str, Any]], lang: str) -> list[tuple[str, str, str, str]]:
     """A parcel's tenure changes as its sheet prints them: the day, the tenure before and
-    after by their labels ("(inicial)" before the first, "(eliminada)" after a delete), the
-    note (empty when the reader may not read it)."""
+    after by their labels ("(inicial)" before the first, "(eliminada)" after a delete), why
+    the tenure rule made it, and the note (empty when the reader may not read it)."""
     w, written = sheet_words(lang), day(lang)
     return [
         (
             written(h["changed_at"]),
             value_label("tenure", h["from_status"], lang) or w["first"],
             value_label("tenure", h["to_status"], lang) or w["deleted"],
-            h["note"] or "",
+            why(h, lang),
         )
         for h in history
     ]

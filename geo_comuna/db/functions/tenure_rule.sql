@@ -56,18 +56,15 @@ BEGIN
 END $$;
 
 -- Apply the rule to one parcel: its tenure changes (so parcel_history and audit_log record
--- it, by their own triggers, the history marking it as the rule's) only when the rule says
--- something else, or, silent now, when it had set the tenure: then it goes back to the one
--- the rights replaced. The history note names the right, in Spanish and English (pages show
--- it in either), unless the writer gave a note of their own.
+-- it, by their own triggers, the history marking it as the rule's and naming the right,
+-- p_right) only when the rule says something else, or, silent now, when it had set the
+-- tenure: then it goes back to the one the rights replaced (rule_back). The writer's note,
+-- if any, is the change's note.
 CREATE OR REPLACE FUNCTION tenure_follow_rights(p_parcel integer, p_right integer)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     wanted text;
-    given text := nullif(current_setting('geo_comuna.change_note', true), '');
-    said text := format(
-        'sigue sus derechos (derecho %s) / follows its rights (right %s)', p_right, p_right
-    );
+    how text := 'on';
 BEGIN
     -- One change of a parcel's rights at a time applies the rule: two rights deleted at once
     -- each saw the other still there, and the parcel kept a tenure no right held. Waiting
@@ -81,15 +78,13 @@ BEGIN
         IF wanted IS NULL THEN
             RETURN;
         END IF;
-        said := format('ya no cuenta ningún derecho (derecho %s): vuelve a la tenencia de '
-                       'antes / no right counts any more (right %s): back to the tenure before',
-                       p_right, p_right);
+        how := 'back';
     END IF;
-    PERFORM set_config('geo_comuna.change_note', coalesce(given, said), true);
-    PERFORM set_config('geo_comuna.by_rule', 'on', true);
+    PERFORM set_config('geo_comuna.by_rule', how, true);
+    PERFORM set_config('geo_comuna.rule_right', p_right::text, true);
     UPDATE parcels SET tenure = wanted WHERE id = p_parcel AND tenure IS DISTINCT FROM wanted;
     PERFORM set_config('geo_comuna.by_rule', '', true);
-    PERFORM set_config('geo_comuna.change_note', coalesce(given, ''), true);
+    PERFORM set_config('geo_comuna.rule_right', '', true);
 END $$;
 
 -- Trigger rights_tenure: a right written, changed or deleted re-applies the rule to its

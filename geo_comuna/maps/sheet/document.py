@@ -27,7 +27,7 @@ from geo_comuna.maps.sheet.linderos import Lindero, Side
 from geo_comuna.maps.sheet.plan import Plan, QrCode
 from geo_comuna.maps.sheet.reads import ParcelSheet
 from geo_comuna.maps.sheet.records import shown
-from geo_comuna.maps.sheet.words import record_label, value_label, words
+from geo_comuna.maps.sheet.words import record_label, value_label, why, words
 from geo_comuna.maps.templating import day
 
 MARGIN = 12 * mm
@@ -254,7 +254,7 @@ def _history(sheet: ParcelSheet, w: dict[str, str], lang: str) -> Any:
                 _p(day(lang)(h["changed_at"].date())),
                 _p(value_label("tenure", h["from_status"], lang) or w["first"]),
                 _p(value_label("tenure", h["to_status"], lang) or w["deleted"]),
-                _p(h["note"] or ""),
+                _p(why(h, lang)),
             ]
         )
     table = Table(rows, colWidths=[38 * mm, 30 * mm, 30 * mm, WIDTH - 98 * mm], repeatRows=1)

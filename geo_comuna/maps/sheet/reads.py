@@ -124,7 +124,8 @@ async def _histories(
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             sql.SQL(
-                "SELECT h.parcel_id, h.from_status, h.to_status, h.changed_at, {} AS note "
+                "SELECT h.parcel_id, h.from_status, h.to_status, h.changed_at, {} AS note, "
+                "h.by_rule, h.rule_right, h.rule_back "
                 "FROM parcel_tenure_history(%s::integer[]) h JOIN parcels t ON t.id = h.parcel_id "
                 "ORDER BY h.parcel_id, h.changed_at, h.history_id"
             ).format(note),

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from geo_comuna.errors import said
+from geo_comuna.features.audit import rule_cause
 from geo_comuna.layers import get_layer
 
 WORDS: dict[str, dict[str, str]] = {
@@ -159,3 +163,11 @@ def value_label(attribute: str, value: str | None, lang: str) -> str:
     attr = get_layer("parcels").attribute(attribute)
     label = attr.domain.values.get(value) if attr and attr.domain else None
     return label.get(lang) if label else value
+
+
+def why(change: dict[str, Any], lang: str) -> str:
+    """A tenure change's note as a page or sheet shows it: the tenure rule's cause, then
+    what the writer noted (empty when the reader may not read it)."""
+    cause = rule_cause(change)
+    parts = [said(cause, lang) if cause is not None else "", change.get("note") or ""]
+    return " · ".join(p for p in parts if p)
