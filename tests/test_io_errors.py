@@ -446,8 +446,14 @@ async def test_import_file_repairs_and_takes_crs_and_commune(
     assert "Self-intersection" in repaired.repairs[0]["reason"]
 
     last = (await (await conn.execute("SELECT max(id) FROM parcels")).fetchone())[0]
+    # the same parcels again, without codes: copies, but for allow_copies
     told = await import_file(
-        conn, PARCELS, shapefile_without_prj(tmp_path), settings, crs="EPSG:2202"
+        conn,
+        PARCELS,
+        shapefile_without_prj(tmp_path),
+        settings,
+        crs="EPSG:2202",
+        allow_copies=True,
     )
     assert told.features == 3 and told.source_crs == "EPSG:2202"
     # metres, in UTM 19N: the CRS given put the first parcel back where it was drawn
@@ -461,7 +467,7 @@ async def test_import_file_repairs_and_takes_crs_and_commune(
     cur = await conn.execute("SELECT id FROM communes WHERE code = 'EL-MAIZAL'")
     maizal = (await cur.fetchone())[0]
     by_id = await import_file(
-        conn, PARCELS, without_commune(tmp_path), settings, commune=str(maizal)
+        conn, PARCELS, without_commune(tmp_path), settings, commune=str(maizal), allow_copies=True
     )
     assert by_id.features == 3
     cur = await conn.execute(
@@ -591,6 +597,7 @@ def test_cli_repair_and_crs_succeed(own_db: str, tmp_path: Path) -> None:
         str(shapefile_without_prj(tmp_path / "b")),
         "--crs",
         "EPSG:2202",
+        "--allow-copies",  # the same parcels, without codes, as the first file
     )
     assert told.returncode == 0, told.stderr
     assert json.loads(told.stdout)["source_crs"] == "EPSG:2202"
@@ -622,7 +629,8 @@ def test_cli_import_loads_no_pandas(own_db: str, tmp_path: Path) -> None:
     pyogrio.write_dataframe(parcels(), gpkg, layer="parcels")
     runs = [
         ["import", "parcels", str(csv_file), "--commune", "MONTE-SINAI"],
-        ["import", "parcels", str(gpkg)],
+        # the first parcel's shape again, without a code: a copy but for --allow-copies
+        ["import", "parcels", str(gpkg), "--allow-copies"],
     ]
     done = subprocess.run(
         [sys.executable, "-c", WHAT_LOADED, json.dumps(runs)],

@@ -522,16 +522,17 @@ async def keyless_copy(conn: AsyncConnection, layer: Layer, row: int, stored: in
         (stored,),
     )
     values = await cur.fetchone()
-    key = ", ".join(f"{n} {v!r}" for n, v in zip(named, values or (), strict=False))
+    given = ", ".join(f"{n} {v!r}" for n, v in zip(named, values or (), strict=False) if v)
+    key = f" ({given})" if given else ""
     which = f"{', '.join(named)}"
     return Conflict(
         Said(
             f"this feature gives no {which} but has the shape of {layer.name} feature "
-            f"{stored} ({key}), stored already: importing it would add a second one on the "
+            f"{stored}{key}, stored already: importing it would add a second one on the "
             f"same ground. Give it its {which} (an upsert then updates that feature), leave it "
             "out of the file, or add it anyway with --allow-copies (?allow_copies=true)",
             f"esta entidad no indica {which}, pero tiene la forma de la entidad {stored} de "
-            f"{layer.name} ({key}), ya guardada: importarla añadiría una segunda sobre el mismo "
+            f"{layer.name}{key}, ya guardada: importarla añadiría una segunda sobre el mismo "
             f"terreno. Indique su {which} (un upsert actualiza entonces esa entidad), déjela "
             "fuera del archivo, o añádala igualmente con --allow-copies (?allow_copies=true)",
         ),
