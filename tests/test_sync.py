@@ -1005,7 +1005,7 @@ async def test_the_route_speaks_to_the_page_that_sends_a_package_back(
     with ``lang`` the diff carries its summary in that language; refused, a browser's error
     page lists every refused feature in the page's language."""
     await _package(conn, settings, tmp_path)
-    a, b = await _parcels(conn, 2)
+    a, b, gone = await _parcels(conn, 3)
     tenure = (await _row(conn, a))[0]
     now = "disputed" if tenure != "disputed" else "occupied"
     _set_tenure(tmp_path / GPKG, a, now)
@@ -1027,6 +1027,21 @@ async def test_the_route_speaks_to_the_page_that_sends_a_package_back(
         assert summary[-1] == "Simulación: no se guardó nada."
         r = await client.post(path, files=upload, params={"dry_run": "true"})
         assert "summary" not in r.json()  # a program's answer stays the diff alone
+        # what to do next: as the page labels it for the page's own request, as the query's
+        # parameters for curl (found from outside: a curl user read 'marque «Borrar...»')
+        _ogr_sql(tmp_path / GPKG, f"DELETE FROM parcels WHERE id = {gone}")
+        missing = {"file": ("comuna.gpkg", (tmp_path / GPKG).read_bytes())}
+        asked = {"dry_run": "true", "lang": "es"}
+        r = await client.post(path, files=missing, params=asked)
+        assert "(no borrada; envíe delete_missing=true)" in "\n".join(r.json()["summary"])
+        for browser in ({"Sec-Fetch-Site": "same-origin"}, {"Origin": "http://testserver"}):
+            r = await client.post(path, files=missing, params=asked, headers=browser)
+            said = "\n".join(r.json()["summary"])
+            assert "(no borrada; marque «Borrar las entidades" in said, browser
+        r = await client.post(
+            path, files=missing, params=asked, headers={"Origin": "http://elsewhere.example"}
+        )
+        assert "envíe delete_missing=true" in "\n".join(r.json()["summary"])
 
         for fid in (a, b):
             _set_tenure(tmp_path / GPKG, fid, "inventada")

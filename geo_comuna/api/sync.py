@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
@@ -75,7 +76,8 @@ async def commune_sync(
             pattern=LANGS,
             description="es or en: the answer also carries `summary`, the diff as lines a "
             "person reads in that language (what `geo-comuna sync` prints, its options named "
-            "as the page GET /communes/{commune}/sync labels them)",
+            "as the page GET /communes/{commune}/sync labels them when it sends the request, "
+            "else as this query's parameters)",
         ),
     ] = None,
 ) -> JSONResponse:
@@ -112,5 +114,17 @@ async def commune_sync(
         await file.close()
     body: dict[str, Any] = report_json(report)
     if lang is not None:
-        body["summary"] = summary(report, lang, "page")
+        # the page's own request names its options as the page labels them; curl or a
+        # script, as the query's parameters (found from outside: a curl user read 'tick
+        # "Delete the features..."')
+        body["summary"] = summary(report, lang, "page" if _from_a_page(request) else "api")
     return JSONResponse(body, status_code=201 if report.written else 200)
+
+
+def _from_a_page(request: Request) -> bool:
+    """Did a browser send it from this server's page? It says so (Sec-Fetch-Site), or, over
+    plain HTTP on a network address where it does not, its POST names the page's origin."""
+    if request.headers.get("sec-fetch-site") == "same-origin":
+        return True
+    origin = request.headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc == request.headers.get("host")

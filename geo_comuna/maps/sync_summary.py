@@ -36,6 +36,19 @@ HOW = {
             "settle": "--theirs keeps the server's values, --ours writes the package's",
         },
     },
+    # a program's request (curl, a script): the query's own parameters
+    "api": {
+        "es": {
+            "delete": "envíe delete_missing=true",
+            "settle": "conflicts=theirs conserva lo del servidor, conflicts=ours guarda lo del "
+            "paquete",
+        },
+        "en": {
+            "delete": "send delete_missing=true",
+            "settle": "conflicts=theirs keeps the server's values, conflicts=ours writes the "
+            "package's",
+        },
+    },
     "page": {
         "es": {
             "delete": f"marque «{LABELS['es']['delete_missing']}»",
