@@ -400,6 +400,37 @@ async def test_a_parcels_page_shows_its_tenure_history(
     assert 'id="history"' not in page
 
 
+async def test_a_commune_by_its_code_leads_to_its_page_and_its_pages(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """Found from outside: /communes/EL-MAIZAL, the address a person tries, was a 404. It
+    leads to the commune's feature (a page for a browser), whose page links its map, report,
+    field package, the page to send it back and its states, as the index does."""
+    cur = await conn.execute("SELECT id FROM communes WHERE code = 'EL-MAIZAL'")
+    (cid,) = await cur.fetchone()
+    r = await client.get("/communes/EL-MAIZAL", params={"f": "html", "lang": "en"})
+    assert r.status_code == 307
+    assert r.headers["location"].endswith(f"/collections/communes/items/{cid}?f=html&lang=en")
+    page = await client.get(r.headers["location"])
+    assert page.status_code == 200 and "<h1>Commune EL-MAIZAL</h1>" in page.text
+    for href in (
+        "/maps/communes/EL-MAIZAL?lang=en",
+        "/communes/EL-MAIZAL/report?lang=en",
+        "/communes/EL-MAIZAL/package",
+        "/communes/EL-MAIZAL/sync?lang=en",
+        "/communes/EL-MAIZAL/states",
+    ):
+        assert f'{href}"' in page.text, href
+    feature = await client.get("/communes/EL-MAIZAL", follow_redirects=True)
+    assert feature.json()["id"] == cid and feature.json()["properties"]["code"] == "EL-MAIZAL"
+    assert (await client.get(f"/communes/{cid}")).status_code == 307  # by id too
+    missing = await client.get("/communes/NO-SUCH", headers=BROWSER)
+    assert missing.status_code == 404 and "NO-SUCH" in missing.text
+    parcel = (await client.get("/collections/parcels/items?limit=1")).json()["features"][0]
+    other = (await client.get(f"/collections/parcels/items/{parcel['id']}?f=html")).text
+    assert "/report?" not in other  # a commune's links on a commune's page only
+
+
 async def test_a_production_unit_names_its_parcel_by_code(client: httpx.AsyncClient) -> None:
     """Its popup said 'Parcela 123', a database id no field team can find: it carries and
     shows the parcel's code."""

@@ -14,16 +14,19 @@ import gzip
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse
 from psycopg import AsyncConnection
 
 from geo_comuna import __version__, work
 from geo_comuna.accounts import Access
 from geo_comuna.api import etags
 from geo_comuna.api.compression import LEVEL, MINIMUM_SIZE
-from geo_comuna.api.deps import Commune, Conn, ReaderAccess
+from geo_comuna.api.deps import Commune, Conn, ReaderAccess, SettingsDep, base_url
+from geo_comuna.api.pages import PageLang
 from geo_comuna.db.versions import Versions, versions
 from geo_comuna.features import breakdown
 from geo_comuna.layers import get_layer
@@ -78,6 +81,30 @@ async def _answer(
         return (await compute()).response(request)
     encoded = await cache.get_or_compute(conn, key, breakdown.READS, compute, found=found)
     return encoded.response(request)
+
+
+@router.get(
+    "/communes/{commune}",
+    summary="A commune",
+    status_code=307,
+    responses={307: {"description": "the commune's feature: /collections/communes/items/{id}"}},
+)
+async def commune(
+    request: Request,
+    settings: SettingsDep,
+    commune: Commune,
+    f: Annotated[
+        Literal["json", "html"] | None,
+        Query(description="the format to be sent on to: json (its Feature) or html (its page)"),
+    ] = None,
+    lang: PageLang = None,
+) -> RedirectResponse:
+    """The commune by its registry code or id (/communes/EL-MAIZAL): a browser is sent on to
+    the commune's page, with its map, report, field package and states; a program to its
+    GeoJSON Feature."""
+    target = f"{base_url(request, settings)}/collections/communes/items/{commune}"
+    kept = {k: v for k, v in (("f", f), ("lang", lang)) if v is not None}
+    return RedirectResponse(target + (f"?{urlencode(kept)}" if kept else ""), status_code=307)
 
 
 @router.get("/communes/{commune}/states", summary="A commune across state lines")

@@ -79,6 +79,7 @@ WORDS: dict[str, dict[str, str]] = {
         sheet="Ficha para imprimir (PDF)",
         its_rights="Sus derechos y restricciones",
         its_history="Historial de tenencia (JSON)",
+        its_states="Sus estados (JSON)",
         shown="Se muestran",  # "100 mostrados" said parcels (parcelas) in the masculine
         shown_one="Se muestra",
         of="de",
@@ -170,6 +171,7 @@ WORDS: dict[str, dict[str, str]] = {
         sheet="Printable sheet (PDF)",
         its_rights="Its rights and restrictions",
         its_history="Tenure history (JSON)",
+        its_states="Its states (JSON)",
         shown="Showing",
         shown_one="Showing",
         of="of",
@@ -610,9 +612,22 @@ def item(
         spatial=_spatial(layer),
         title=title,
         sheet=layer.name == "parcels",  # its printable sheet, linked from its page
+        # a commune's map, report, package and states (by code, as people name it)
+        commune=quote(str(code or feature.get("id")), safe="")
+        if layer.name == "communes"
+        else None,
         history=None if history is None else _history(history, lang),
         said=sheet_words(lang),
     )
+
+
+def _commune_href(layer: Layer | Records, feature: dict[str, Any]) -> str | None:
+    """A commune's own pages' path part, by its code as people name it (None: not a
+    commune)."""
+    if layer.name != "communes":
+        return None
+    code = (feature.get("properties") or {}).get("code")
+    return quote(str(code or feature.get("id")), safe="")
 
 
 def _history(history: list[dict[str, Any]], lang: str) -> list[tuple[str, str, str, str]]:
