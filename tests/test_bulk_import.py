@@ -116,7 +116,9 @@ async def test_bulk_load_rebuilds_the_secondary_indexes(
     assert await scalar(conn, by_commune, (maizal,)) == 8
 
     # 6 more into a table holding 8: the indexes are kept and grow
-    await import_file(conn, PARCELS, geojson(parcels(6), tmp_path / "q.geojson"), settings)
+    # (the first 6 of the 8 again, without codes: copies, but for allow_copies)
+    q = geojson(parcels(6), tmp_path / "q.geojson")
+    await import_file(conn, PARCELS, q, settings, allow_copies=True)
     assert await index_oids(conn) == rebuilt
     assert await scalar(conn, query, bbox) == 14
 
@@ -125,7 +127,8 @@ async def test_bulk_load_rebuilds_the_secondary_indexes(
     await conn.execute("DELETE FROM parcels")
     for options in ({"isolated": True}, {"dry_run": True}):
         path = geojson(parcels(8), tmp_path / "u.geojson")
-        await import_file(conn, PARCELS, path, settings, **options)
+        # the second, the same codeless squares as the first: copies but for allow_copies
+        await import_file(conn, PARCELS, path, settings, allow_copies=True, **options)
         assert await index_oids(conn) == rebuilt, options
 
 

@@ -318,13 +318,15 @@ async def _unstage(
             # same land under a code lost on the way (refuse_copies, for an upsert)
             cur = await conn.execute(
                 sql.SQL(
-                    "SELECT s._n, o.id FROM _geo_comuna_import s JOIN LATERAL (SELECT t.id "
-                    "FROM {table} t WHERE t.geom && s.geom AND geo_comuna_same_shape(t.geom, "
-                    "s.geom, {tolerance}) LIMIT 1) o ON true WHERE ({incomplete}) AND NOT "
-                    "EXISTS (SELECT FROM {table} t WHERE t.geom && s.geom AND {alike} AND "
-                    "geo_comuna_same_shape(t.geom, s.geom, {tolerance})) ORDER BY s._n LIMIT 1"
+                    "SELECT s._n, o.id FROM _geo_comuna_import s JOIN LATERAL (SELECT o.id "
+                    "FROM {table} o WHERE o.geom && s.geom AND {not_other} AND "
+                    "geo_comuna_same_shape(o.geom, s.geom, {tolerance}) LIMIT 1) o ON true "
+                    "WHERE ({incomplete}) AND NOT EXISTS (SELECT FROM {table} t WHERE t.geom "
+                    "&& s.geom AND {alike} AND geo_comuna_same_shape(t.geom, s.geom, "
+                    "{tolerance})) ORDER BY s._n LIMIT 1"
                 ).format(
                     table=table,
+                    not_other=_not_other(layer, "s"),
                     incomplete=incomplete,
                     alike=alike,
                     tolerance=sql.Literal(SHAPE_TOLERANCE),
@@ -453,7 +455,7 @@ async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> Non
     there already); into a layer with one, a feature without a whole key in the shape of a
     stored one (keyless_copy). The copies are found through the shapes' index."""
     if layer.natural_key:
-        same = _incomplete(layer, "n")
+        same = sql.SQL("{} AND {}").format(_incomplete(layer, "n"), _not_other(layer, "n"))
     else:
         names = [c for c in columns(layer) if c != GEOMETRY]
         same = sql.SQL(" AND ").join(
@@ -500,6 +502,17 @@ async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> Non
     )
 
 
+def _not_other(layer: Layer, alias: str) -> sql.Composable:
+    """``alias``'s row names no other key than the stored row ``o``'s: each part it gives is
+    ``o``'s (four files of the same squares under other codes are other parcels)."""
+    return sql.SQL(" AND ").join(
+        sql.SQL("({a}.{c} IS NULL OR {a}.{c} = o.{c})").format(
+            a=sql.Identifier(alias), c=sql.Identifier(c)
+        )
+        for c in keys.columns(layer)
+    )
+
+
 def _incomplete(layer: Layer, alias: str) -> sql.Composable:
     """``alias``'s row gives no whole natural key (a parcel without a code)."""
     return sql.SQL("({})").format(
@@ -524,17 +537,19 @@ async def keyless_copy(conn: AsyncConnection, layer: Layer, row: int, stored: in
     values = await cur.fetchone()
     given = ", ".join(f"{n} {v!r}" for n, v in zip(named, values or (), strict=False) if v)
     key = f" ({given})" if given else ""
-    which = f"{', '.join(named)}"
+    which = ", ".join(layer.natural_key)
     return Conflict(
         Said(
-            f"this feature gives no {which} but has the shape of {layer.name} feature "
-            f"{stored}{key}, stored already: importing it would add a second one on the "
-            f"same ground. Give it its {which} (an upsert then updates that feature), leave it "
-            "out of the file, or add it anyway with --allow-copies (?allow_copies=true)",
-            f"esta entidad no indica {which}, pero tiene la forma de la entidad {stored} de "
-            f"{layer.name}{key}, ya guardada: importarla añadiría una segunda sobre el mismo "
-            f"terreno. Indique su {which} (un upsert actualiza entonces esa entidad), déjela "
-            "fuera del archivo, o añádala igualmente con --allow-copies (?allow_copies=true)",
+            f"this feature gives no whole key ({which}) but has the shape of {layer.name} "
+            f"feature {stored}{key}, stored already: importing it would add a second one on "
+            "the same ground. Give it its whole key (an upsert then updates that feature), "
+            "leave it out of the file, or add it anyway with --allow-copies "
+            "(?allow_copies=true)",
+            f"esta entidad no indica su clave entera ({which}), pero tiene la forma de la "
+            f"entidad {stored} de {layer.name}{key}, ya guardada: importarla añadiría una "
+            "segunda sobre el mismo terreno. Indique su clave entera (un upsert actualiza "
+            "entonces esa entidad), déjela fuera del archivo, o añádala igualmente con "
+            "--allow-copies (?allow_copies=true)",
         ),
         feature=row,
         layer=layer.name,
