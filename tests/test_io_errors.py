@@ -863,3 +863,43 @@ async def test_new_features_outside_their_commune_are_said(
     frame.iloc[:1].to_csv(tmp_path / "one.csv", index=False)
     one = await import_file(conn, LAYERS["dwellings"], tmp_path / "one.csv", settings)
     assert one.outside_commune == {"count": 0, "first": []}
+
+
+async def test_heights_left_out_are_said(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: a survey's points with heights (Z) were stored in two dimensions
+    without a word. The report counts them and names the first; the CLI says so."""
+    homes = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [LON + i / 1000, LAT, *z]},
+            "properties": {"residents": 3, "water": "piped", "electricity": "formal"},
+        }
+        for i, z in enumerate([[], [912.5], [913.0]])
+    ]
+    path = tmp_path / "casas.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": homes}))
+    report = await import_file(
+        conn, LAYERS["dwellings"], path, settings, commune="EL-MAIZAL", dry_run=True
+    )
+    assert report.heights_dropped == {"count": 2, "first": 2}
+    flat = tmp_path / "flat.geojson"
+    flat.write_text(json.dumps({"type": "FeatureCollection", "features": homes[:1]}))
+    report = await import_file(
+        conn, LAYERS["dwellings"], flat, settings, commune="EL-MAIZAL", dry_run=True
+    )
+    assert report.heights_dropped == {"count": 0, "first": None}
+    said = []
+    await import_file(
+        conn,
+        LAYERS["dwellings"],
+        path,
+        settings,
+        commune="EL-MAIZAL",
+        dry_run=True,
+        progress=lambda line: said.append(line),
+    )
+    line = next(s for s in said if "(Z)" in s)
+    assert line.startswith("note: 2 features came with heights (Z)")
+    assert line.es.startswith("nota: 2 entidades venían con alturas (Z)")

@@ -63,8 +63,9 @@ class Geometries:
 
     def take(
         self, start: int, stop: int, labels: Sequence[int] | None = None
-    ) -> tuple[np.ndarray, pgcopy.Source | None]:
-        """Rows start:stop in EPSG:4326, and their WKB when it can be sent as it is.
+    ) -> tuple[np.ndarray, pgcopy.Source | None, np.ndarray]:
+        """Rows start:stop in EPSG:4326, their WKB when it can be sent as it is, and which
+        came with heights (Z: reprojecting leaves them out, as the 2-D store does).
         ``labels``: how errors name the rows (their positions in the file)."""
         wkb = self.wkb[start:stop]
         if isinstance(wkb, pa.ChunkedArray):
@@ -72,8 +73,9 @@ class Geometries:
         geoms = shapely.from_wkb(wkb, on_invalid="ignore")
         labels = labels or range(start + 1, stop + 1)
         _refuse_unreadable(wkb, geoms, labels)
+        heights = shapely.has_z(geoms)
         if self.to_wgs84 is None:
-            return geoms, pgcopy.Source(geoms, wkb)
+            return geoms, pgcopy.Source(geoms, wkb), heights
         self._refuse_degrees(geoms, labels)
         import pyproj
 
@@ -83,7 +85,7 @@ class Geometries:
             return np.column_stack(transform(coords[:, 0], coords[:, 1]))
 
         try:
-            return shapely.transform(geoms, xy), None
+            return shapely.transform(geoms, xy), None, heights
         except pyproj.exceptions.ProjError as exc:  # another planet's CRS, say
             raise UnknownCRS(
                 Said(

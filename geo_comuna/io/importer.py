@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna import work
@@ -104,6 +105,9 @@ class ImportReport:
     #: its features whose shape lies outside their commune's extent: how many, and the first
     #: few by position in the file and a point of each (io/outside.py): a digit off, say
     outside_commune: dict[str, Any] = field(default_factory=lambda: dict(NONE_OUTSIDE))
+    #: its features that came with heights (Z), left out of the 2-D store: how many, and the
+    #: first by position in the file
+    heights_dropped: dict[str, Any] = field(default_factory=lambda: dict(NONE_HEIGHTS))
 
 
 def _check_utf8(table: pa.Table, name: str) -> None:
@@ -325,6 +329,8 @@ class Written:
     changes: list[dict[str, Any]] = field(default_factory=list)  # bulk.copy_in's
     #: its features outside their commune's extent (io/outside.py)
     outside: dict[str, Any] = field(default_factory=lambda: dict(NONE_OUTSIDE))
+    #: its features whose heights were left out
+    heights: dict[str, Any] = field(default_factory=lambda: dict(NONE_HEIGHTS))
 
 
 async def write_frame(
@@ -425,15 +431,18 @@ async def write(
     sent: list[int] = []  # features per piece
     outside: Outside | None = None  # made once the import holds its queue
     keyless = [0]  # features giving no whole natural key, which may copy a stored one
+    heights = dict(NONE_HEIGHTS)  # features whose heights (Z) the 2-D store leaves out
 
     def check(batch: pieces.Batch, refs: dict[str, list]) -> bulk.Piece:
         rows, labels = batch.table.num_rows, batch.labels
         attrs = attributes.check_attributes(layer, batch.table, labels, lang=lang, hint=True)
         keyless[0] += _keyless(layer, attrs, refs)
         if isinstance(batch.geometries, Geometries):
-            given, wkb = batch.geometries.take(0, rows, labels)
+            given, wkb, high = batch.geometries.take(0, rows, labels)
         else:
             given, wkb = batch.geometries, None
+            high = shapely.has_z(given)
+        _count_heights(heights, high, labels)
         geoms, fixed = validate.check_geometries(
             layer,
             given,
@@ -509,7 +518,7 @@ async def write(
                 if copies_after is not None and (keyless[0] or not layer.natural_key):
                     await bulk.refuse_copies(conn, layer, copies_after)
                 found = outside.report() if outside is not None else dict(NONE_OUTSIDE)
-                written = Written(sum(sent), inserted, updated, repairs, changes, found)
+                written = Written(sum(sent), inserted, updated, repairs, changes, found, heights)
                 if dry_run:  # every check made and every row written: now undone
                     raise _Tried(written)
     except _Tried as tried:
@@ -527,6 +536,21 @@ def _keyless(layer: Layer, attrs: dict[str, pa.Array], refs: dict[str, list]) ->
         null = pc.is_null(part)
         missing = null if missing is None else pc.or_(missing, null)
     return 0 if missing is None else pc.sum(missing.cast(pa.int64())).as_py() or 0
+
+
+#: a report's heights_dropped when none is
+NONE_HEIGHTS: dict[str, Any] = {"count": 0, "first": None}
+
+
+def _count_heights(heights: dict[str, Any], high: np.ndarray, labels: Sequence) -> None:
+    """Count a piece's geometries that came with heights (``high``: Z), which the 2-D store
+    leaves out, and note the first (found from outside: a GPS survey's heights were left out
+    without a word)."""
+    found = np.flatnonzero(high)
+    if found.size:
+        if heights["first"] is None:
+            heights["first"] = labels[int(found[0])]
+        heights["count"] += int(found.size)
 
 
 #: a report's outside_commune when none is
@@ -635,6 +659,8 @@ async def import_file(
         say(line)
     if written.outside["count"]:
         say(outside_line(written.outside, dry_run))
+    if written.heights["count"]:
+        say(heights_line(written.heights))
     seconds = {"read": round(read_s, 3), "total": round(time.perf_counter() - started, 3)}
     return ImportReport(
         layer.name,
@@ -653,6 +679,19 @@ async def import_file(
         dry_run=dry_run,
         changes=written.changes,
         outside_commune=written.outside,
+        heights_dropped=written.heights,
+    )
+
+
+def heights_line(heights: dict[str, Any]) -> Said:
+    """The note of heights left out, as a person reads it."""
+    count, first = heights["count"], heights["first"]
+    one = count == 1
+    return Said(
+        f"note: {count:,} feature{'' if one else 's'} came with heights (Z), which the store, "
+        f"in two dimensions, leaves out (the first: feature {first})",
+        f"nota: {count:,} entidad{'' if one else 'es'} venía{'' if one else 'n'} con alturas "
+        f"(Z), que el almacén, en dos dimensiones, deja fuera (la primera: entidad {first})",
     )
 
 
