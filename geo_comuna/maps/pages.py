@@ -29,7 +29,7 @@ from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.layers.model import Label
 from geo_comuna.layers.tenure import COLLECTIONS, RECORD_PROPERTIES, RecordProperty
 from geo_comuna.maps.analysis_map import NEEDS_DEM, analysis_title
-from geo_comuna.maps.assets import LEAFLET
+from geo_comuna.maps.assets import LEAFLET, VECTORGRID
 from geo_comuna.maps.sheet.words import value_label, why
 from geo_comuna.maps.sheet.words import words as sheet_words
 from geo_comuna.maps.styles import Styles
@@ -259,6 +259,7 @@ def _render(template: str, lang: str, base: str, path: str, **context: Any) -> s
             base=base,
             other_lang_href=f"{base}{path}{sep}lang={other}",
             leaflet=LEAFLET,
+            vectorgrid=VECTORGRID,
             **context,
         )
     )
@@ -596,10 +597,12 @@ def item(
         (fields.get(n, (n, None))[0], _shown(props[n], fields.get(n, (n, None))[1], styles, lang))
         for n in names
     ]
-    # a feature by its code where it has one ("Parcela EM-P016", not "Parcelas 60")
+    # a feature by its code where it has one ("Parcela EM-P016", not "Parcelas 60"); a
+    # commune or a state by its name ("Comuna El Maizal")
     code = props.get("code")
+    named = props.get("name") if layer.name in ("communes", "states") else None
     one = ONE.get(layer.name, layer.title).get(lang)
-    title = f"{one} {code if code else feature.get('id')}"
+    title = f"{one} {named or code or feature.get('id')}"
     return _render(
         "item.html",
         lang,

@@ -25,7 +25,11 @@ PAGES = {
     "parcels": "/collections/parcels/items?commune=EL-MAIZAL&limit=50&f=html",
     "parties": "/collections/parties/items?f=html",
     "rights": "/collections/rights/items?commune=EL-MAIZAL&f=html",
+    # the address a person tries: the commune's page, with its own pages' links
+    "commune": "/communes/EL-MAIZAL?f=html",
 }
+#: the pages that draw a map of their features
+MAPPED = ("parcels", "rights", "commune")
 #: what a page for people never shows: raw values, imperial units
 RAW = re.compile(r"\b(None|False|True|null|NaN|undefined|ft|mi)\b")
 #: text that overflows the viewport, and the map's state
@@ -33,6 +37,7 @@ INSPECT_JS = """() => ({
     text: document.body.innerText,
     overflow: document.documentElement.scrollWidth > window.innerWidth + 1,
     paths: document.querySelectorAll('path.leaflet-interactive').length,
+    tiles: document.querySelectorAll('.leaflet-tile-loaded').length,
     scale: Array.from(document.querySelectorAll('.leaflet-control-scale-line'))
         .map(e => e.textContent),
 })"""
@@ -52,6 +57,9 @@ def test_pages_read_well_offline(
     tab = context.new_page()
     visit = watch(tab)
     tab.goto(f"{server}{PAGES[name]}", wait_until="load")
+    if name in MAPPED:  # the states' tiles come after the page's load
+        tab.wait_for_selector(".leaflet-tile-loaded", state="attached", timeout=15_000)
+        tab.wait_for_load_state("networkidle")
     state = tab.evaluate(INSPECT_JS)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=str(ARTIFACTS / f"{name}-{lang}-{width}.png"), full_page=False)
@@ -61,9 +69,11 @@ def test_pages_read_well_offline(
     words = WORDS[lang]
     assert words["communes"] in state["text"] and words["api_docs"] in state["text"]
     assert not RAW.search(state["text"]), RAW.search(state["text"])
-    if name in ("parcels", "rights"):
+    if name in MAPPED:
         assert state["paths"] > 0, "the parcels are drawn"
         assert state["scale"] and all(s.endswith(("m", "km")) for s in state["scale"])
+        # found from outside: features far apart were specks on a blank page
+        assert state["tiles"] > 0, "the states are drawn under them"
 
 
 @pytest.mark.parametrize("lang", ["es", "en"])
