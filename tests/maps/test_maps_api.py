@@ -38,6 +38,7 @@ from geo_comuna.settings import Settings
 from tests.analysis_factories import hurried_get, taking, timing_out
 from tests.conftest import api_client
 from tests.loop_turns import loop_turns
+from tests.network_factories import commune
 
 pytestmark = pytest.mark.anyio
 SCRIPT = "<script>alert(1)</script>"
@@ -621,7 +622,7 @@ def test_an_analysis_map_draws_many_vertices_simplified_and_points_as_they_are()
     assert shapely.get_num_coordinates(shapely.geometry.shape(features[0]["geometry"])) == 10_001
 
 
-async def test_report(client: httpx.AsyncClient) -> None:
+async def test_report(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
     r = await client.get("/communes/EL-MAIZAL/report", params={"lang": "en"})
     assert r.status_code == 200
     html = r.text
@@ -634,6 +635,13 @@ async def test_report(client: httpx.AsyncClient) -> None:
     assert "people (registry)" in html
     spanish = (await client.get("/communes/MONTE-SINAI/report", params={"lang": "es"})).text
     assert "habitantes (registro)" in spanish
+    assert "no parcels recorded" not in html
+    # found from outside: a commune without parcels had a land section of headings, no row
+    bare = "NET-TEST"
+    await commune(conn, bare)
+    urban = (await client.get(f"/communes/{bare}/report", params={"lang": "es"})).text
+    land = urban[urban.index('<section id="land">') : urban.index('<section id="utilities">')]
+    assert "La comuna no tiene parcelas registradas." in land and "<table>" not in land
     r = await client.get("/communes/EL-MAIZAL/report", params={"download": "true"})
     assert r.headers["content-disposition"].startswith("attachment;")
     assert "srcdoc=" in r.text and "<script src=" not in r.text
