@@ -391,3 +391,36 @@ async def test_the_connections_commune_gives_a_new_feature_its_commune(
         assert r.status_code == 200, r.text
         r = await c.post(units, params={"commune": "NO-SUCH"}, json=body)
         assert r.status_code == 404 and "NO-SUCH" in r.json()["detail"], r.text
+
+
+async def test_a_parcel_code_without_its_parcel_is_refused_not_dropped(
+    conn: AsyncConnection, as_role: Reader
+) -> None:
+    """Found from outside: a new production unit naming its parcel by parcel_code, which
+    the server works out from parcel, was written without a parcel and said nothing. It is
+    refused (400) naming parcel; read back and sent again, parcel beside it, it is taken."""
+    layer = LAYERS["production_units"]
+    body = feature(layer, commune="EL-MAIZAL", lon=MAIZAL[0], lat=MAIZAL[1])
+    body["properties"].pop("parcel", None)
+    body["properties"]["parcel_code"] = "EM-P002"
+    units = "/collections/production_units/items"
+    cur = await conn.execute("SELECT count(*) FROM production_units")
+    (before,) = await cur.fetchone()
+    async with as_role("editor") as c:
+        r = await c.post(units, json=body, params={"lang": "es"})
+        assert r.status_code == 400, r.text
+        assert "parcel_code se calcula a partir de parcel" in r.json()["detail"]
+        cur = await conn.execute("SELECT count(*) FROM production_units")
+        assert (await cur.fetchone())[0] == before
+        cur = await conn.execute("SELECT id FROM parcels WHERE code = 'EM-P002'")
+        (parcel,) = await cur.fetchone()
+        body["properties"]["parcel"] = parcel
+        r = await c.post(units, json=body)
+        assert r.status_code == 201, r.text
+        made = await c.get(f"{units}/{r.json()['ids'][0]}")
+        assert made.json()["properties"]["parcel_code"] == "EM-P002"
+        # a feature as read, its parcel cleared by a PUT: its stale code is not held against it
+        doc = made.json()
+        doc["properties"]["parcel"] = None
+        r = await c.put(f"{units}/{doc['id']}", json=doc)
+        assert r.status_code == 200, r.text

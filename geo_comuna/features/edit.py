@@ -203,7 +203,12 @@ async def create(
     ``commune``: the connection's (_checked)."""
     _writer(user)
     parsed = await work.cpu(
-        _parse, layer, body, crs, max_features=work.limits().max_features_per_write
+        _parse,
+        layer,
+        body,
+        crs,
+        max_features=work.limits().max_features_per_write,
+        creating=True,
     )
     async with writing(conn, user):
         parsed = await _in_storage_crs(conn, layer, parsed, crs)

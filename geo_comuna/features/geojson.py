@@ -151,9 +151,12 @@ def parse(
     label_start: int = 1,
     strict: bool = True,
     single_id: Any = None,
+    creating: bool = False,
 ) -> Parsed:
     """A Feature or FeatureCollection -> columns. Unknown properties are refused when
-    ``strict`` (a typo would otherwise lose data); read-only ones (ids, derived) are ignored."""
+    ``strict`` (a typo would otherwise lose data); read-only ones (ids, derived) are ignored,
+    but for a new feature (``creating``) one given without the reference it is worked out
+    from (_derived_without_source)."""
     if not isinstance(doc, dict):
         raise InvalidInput(
             Said(
@@ -223,6 +226,8 @@ def parse(
                 feature=label,
                 layer=layer.name,
             )
+        if creating:
+            _derived_without_source(layer, props, label)
         rows.append({k: v for k, v in props.items() if k in writable})
         present |= set(props) & writable
         geoms.append(_geometry(layer, feature.get("geometry"), label))
@@ -233,3 +238,25 @@ def parse(
         present,
         any("geometry" in f and f["geometry"] is not None for f in features),
     )
+
+
+def _derived_without_source(layer: Layer, props: dict[str, Any], label: Any) -> None:
+    """A value worked out from another table's row (a production unit's ``parcel_code``,
+    from its ``parcel``) given without that row's reference: the writer meant it to say
+    which parcel, and it was dropped without a word (found from outside). Given beside its
+    reference, as a feature read back carries it, it is ignored as any derived value is."""
+    for derived in layer.derived:
+        if props.get(derived.name) is None:
+            continue
+        sources = [r for r in layer.references if r.table in derived.reads]
+        if sources and all(props.get(r.name) is None for r in sources):
+            names = " or ".join(r.name for r in sources)
+            raise InvalidInput(
+                Said(
+                    f"{derived.name} is worked out from {names} (read-only): give {names}, its id",
+                    f"{derived.name} se calcula a partir de {names} (solo lectura): indique "
+                    f"{names}, su id",
+                ),
+                feature=label,
+                layer=layer.name,
+            )
