@@ -14,7 +14,7 @@ import gzip
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
@@ -94,8 +94,11 @@ async def commune(
     settings: SettingsDep,
     commune: Commune,
     f: Annotated[
-        Literal["json", "html"] | None,
-        Query(description="the format to be sent on to: json (its Feature) or html (its page)"),
+        str | None,
+        Query(
+            pattern="^(json|html)$",
+            description="the format to be sent on to: json (its Feature) or html (its page)",
+        ),
     ] = None,
     lang: PageLang = None,
 ) -> RedirectResponse:
