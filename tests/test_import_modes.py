@@ -372,6 +372,17 @@ def test_cli_upsert(own_db: str, tmp_path: Path) -> None:
         assert all(said in tried.stderr for said in says), tried.stderr
         title = "Tenure" if lang == "en" else "Tenencia"
         assert f"{title}: '{was}' -> '{frame.loc[0, 'tenure']}'" in tried.stderr
+        # found from outside: the command ended on its JSON report alone; a person reads
+        # what it did in one line, in the command's language
+        n = len(frame)
+        done_said = (
+            f"would import {n} features of changed.gpkg into parcels: 0 new, 1 updated, "
+            f"{n - 1} unchanged, in "
+            if lang == "en"
+            else f"importaría {n} entidades de changed.gpkg en parcels: 0 nuevas, 1 "
+            f"actualizada, {n - 1} sin cambios, en "
+        )
+        assert done_said in tried.stderr, tried.stderr
     upserted = runner.invoke(cli_app, ["import", "parcels", str(out), "--upsert"], env=env)
     assert upserted.exit_code == 0, upserted.stderr
     report = json.loads(upserted.stdout[upserted.stdout.index("{") :])

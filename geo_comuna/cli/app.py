@@ -325,6 +325,9 @@ def import_(
             layer, file, crs, commune, repair, upsert, rename or [], value_map or [], lang,
             allow_copies, dry_run,
         )  # fmt: skip
+    from geo_comuna.io.importer import done_line
+
+    tell(done_line(report), err=True)  # for people; the report on stdout, for programs
     typer.echo(json.dumps(report.__dict__, indent=2, default=str, ensure_ascii=False))
 
 

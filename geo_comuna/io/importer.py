@@ -683,6 +683,29 @@ async def import_file(
     )
 
 
+def done_line(report: ImportReport) -> Said:
+    """What an import did, in one line a person reads (the report itself is JSON, for
+    programs): "imported 97 features of parcels.gpkg into parcels: 95 new, 2 updated, 0
+    unchanged, in 0.5 s"."""
+    n = report.features
+    es = lambda k: f"{k:,}".replace(",", ".")  # noqa: E731 - Spanish thousands
+    seconds = report.seconds.get("total", 0.0)
+    segundos = f"{seconds:.1f}".replace(".", ",")
+    plural = "" if n == 1 else "s"
+    dry = report.dry_run
+    return Said(
+        f"{'would import' if dry else 'imported'} {n:,} feature{plural} of {report.file} into "
+        f"{report.layer}: {report.inserted:,} new, {report.updated:,} updated, "
+        f"{report.unchanged:,} unchanged, in {seconds:.1f} s"
+        + (" (dry run: nothing written)" if dry else ""),
+        f"{'importaría' if dry else 'importó'} {es(n)} entidad{'' if n == 1 else 'es'} de "
+        f"{report.file} en {report.layer}: {es(report.inserted)} "
+        f"nueva{'' if report.inserted == 1 else 's'}, {es(report.updated)} "
+        f"actualizada{'' if report.updated == 1 else 's'}, {es(report.unchanged)} sin cambios, en "
+        f"{segundos} s" + (" (simulación: no se guardó nada)" if dry else ""),
+    )
+
+
 def heights_line(heights: dict[str, Any]) -> Said:
     """The note of heights left out, as a person reads it."""
     count, first = heights["count"], heights["first"]
