@@ -300,8 +300,9 @@ def wal_left_behind(path: Path) -> bool:
 
 def _gpkg_crs(path: Path, dates: bool = True) -> None:
     """Each feature table's SRS row must be one PROJ knows: GDAL reads an ``undefined`` or
-    unreadable definition as no CRS at all. Read-only and immutable: nothing of the file runs
-    (no triggers, no views evaluated; only two metadata tables are read)."""
+    unreadable definition as no CRS at all; and each table's values must be what their
+    columns declare (``dates`` too: _stored). Read-only and immutable: nothing of the file
+    runs (no triggers, no views evaluated), and every read is bounded by one deadline."""
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
     except sqlite3.Error:
