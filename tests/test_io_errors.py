@@ -99,6 +99,15 @@ def with_unknown_tenure(tmp: Path) -> Path:
     return geojson(parcels(tenure_at=3), tmp / "parcels.geojson")
 
 
+def year_zero(tmp: Path) -> Path:
+    """A date of year 0000 (GDAL reads it as a date Python cannot hold: it was a 500)."""
+    frame = parcels()
+    frame["recovered_on"] = ["2020-01-01", "0000-01-01", None]
+    path = tmp / "parcels.geojson"
+    path.write_text(frame.to_json())
+    return path
+
+
 def valid(tmp: Path) -> Path:
     return geojson(parcels(), tmp / "parcels.geojson")
 
@@ -335,6 +344,13 @@ CASES = [
         InvalidAttribute,
         (f"'stolen' is not one of {TENURES}",),
         feature=3,
+    ),
+    Case(
+        "year zero",
+        year_zero,
+        InvalidAttribute,
+        ("property 'recovered_on': a date of the year 0 or before",),
+        feature=2,
     ),
     Case(
         "words beside numbers",

@@ -881,14 +881,15 @@ async def test_every_refusal_of_a_sync_is_named_at_once(
         assert f"  - capa parcels, entidad {parcel}: " in run.stderr
 
 
-@pytest.mark.parametrize("written", ["31/02/2020", "2020-02-31", "ayer"])
+@pytest.mark.parametrize("written", ["31/02/2020", "2020-02-31", "ayer", "0000-01-01"])
 async def test_a_date_that_is_no_date_is_refused_not_stored(
     conn: AsyncConnection, settings: Settings, tmp_path: Path, written: str
 ) -> None:
     """A date as a field worker may type it in QGIS' or QField's text box. GDAL read
     31/02/2020 and 'ayer' as 1970-01-01 and 2020-02-31 as 2020-03-02, and the sync stored
     them. The package's text is checked as an API write's date is: refused, naming the
-    feature, nothing written; a real date still comes back."""
+    feature, nothing written; a real date still comes back. (Year 0000, which GDAL reads
+    and Python cannot hold, was a 500: found from outside.)"""
     await _package(conn, settings, tmp_path)
     gpkg = tmp_path / GPKG
     a, b = await _parcels(conn, 2)
@@ -901,7 +902,7 @@ async def test_a_date_that_is_no_date_is_refused_not_stored(
     assert "recovered_on" in refused.value.reason and written in refused.value.reason
     # a day that does not exist, written as asked, is not told to be written as asked
     calendar = "no day of the calendar" in refused.value.reason
-    assert calendar == (written == "2020-02-31"), refused.value.reason
+    assert calendar == (written in ("2020-02-31", "0000-01-01")), refused.value.reason
     assert {p: await _row(conn, p) for p in (a, b)} == before
 
     _ogr_sql(gpkg, f"UPDATE parcels SET recovered_on = NULL WHERE id = {b}")

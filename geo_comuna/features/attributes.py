@@ -340,6 +340,31 @@ def _json_or_text(value: str) -> Any:
         return value
 
 
+#: the days Python (and so every check and write here) knows: years 1 to 9999
+_CALENDAR = (pa.scalar(dt.date.min, pa.date32()), pa.scalar(dt.date.max, pa.date32()))
+
+
+def _refuse_outside_the_calendar(
+    layer: Layer, attr: Attribute, data: pa.Array, labels: Sequence
+) -> None:
+    """A file's date of year 0000 (or past 9999), which GDAL reads and Python cannot hold:
+    refused naming its feature, as the API refuses it (found from outside: a 500)."""
+    outside = pc.or_kleene(pc.less(data, _CALENDAR[0]), pc.greater(data, _CALENDAR[1]))
+    if not pc.any(outside).as_py():
+        return
+    i = pc.index(outside, True).as_py()
+    raise InvalidAttribute(
+        Said(
+            f"property {attr.name!r}: a date of the year 0 or before, or after 9999, is no "
+            "day of the calendar (years 1 to 9999)",
+            f"campo {titled(attr)}: una fecha del año 0 o anterior, o posterior a 9999, no es "
+            "un día del calendario (años 1 a 9999)",
+        ),
+        feature=labels[i],
+        layer=layer.name,
+    )
+
+
 def check_attributes(
     layer: Layer, table: pa.Table, labels: Sequence, *, lang: str = "es", hint: bool = False
 ) -> dict[str, pa.Array]:
@@ -359,6 +384,8 @@ def check_attributes(
         if data.null_count == len(data) and not attr.required:
             out[attr.name] = pa.nulls(len(data), kind)
             continue
+        if pa.types.is_date32(data.type):
+            _refuse_outside_the_calendar(layer, attr, data, labels)
         fast = _fast_arrow(attr, data)
         if fast is None:
             values = python_values(data)

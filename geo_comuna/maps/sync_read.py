@@ -180,8 +180,10 @@ def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> li
         else [None] * table.num_rows
     )
     geoms = shapely.from_wkb(table.column(geometry).to_pylist(), on_invalid="ignore")
-    values = {name: table.column(name).to_pylist() for name in columns}
-    values |= _date_texts(source, layer, columns, meta.get("fid_column") or "fid", limit)
+    # its dates as the package holds them (text): GDAL's reading of them is not even read,
+    # a year 0000 being one Python cannot hold (found from outside: a 500)
+    values = _date_texts(source, layer, columns, meta.get("fid_column") or "fid", limit)
+    values |= {name: table.column(name).to_pylist() for name in columns if name not in values}
     for name in columns:
         _as_codes(layer, name, values[name])
     features, seen = [], set()
