@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import json
+import re
 import sqlite3
 import struct
 import subprocess
@@ -961,7 +962,13 @@ NOT_HELD = {
     "no_such_day": ("since", "2020-02-31", "DATE"),  # read as 2020-03-02
     "no_such_hour": ("seen", "2024-05-01T25:00:00Z", "DATETIME"),
     "integer_words": ("big", "30abc", "INTEGER"),  # read as 30
+    # types GDAL reads as others than spelt (found from outside): any INT... is INTEGER, and
+    # NUMERIC a REAL
+    "int8_words": ("workers INT8", "30abc", "INT8"),  # read as 30
+    "numeric_words": ("share NUMERIC", "la mitad", "NUMERIC"),  # read as 0.0
 }
+#: declared types GDAL leaves out, and the import stored nothing of the column, said nowhere
+LEFT_OUT = ["BIGINT", "BOOL", "DOUBLE PRECISION", "FLOAT8", "MEDIUMINT(10)"]
 
 
 @pytest.mark.parametrize("case", NOT_HELD)
@@ -969,7 +976,10 @@ async def test_a_geopackage_value_its_column_does_not_hold_is_refused_naming_it(
     client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path, case: str
 ) -> None:
     column, value, declared = NOT_HELD[case]
+    column, _, retyped = column.partition(" ")
     path = typed_geopackage(tmp_path / f"{case}.gpkg")
+    if retyped:
+        _declare(path, column, retyped)
     db = sqlite3.connect(path)
     for name in ("ST_IsEmpty", "ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"):
         db.create_function(name, 1, lambda _: 0)  # GDAL's spatial index triggers
@@ -1002,3 +1012,58 @@ async def test_a_geopackage_value_its_column_does_not_hold_is_refused_naming_it(
         files={"file": (ok.name, ok.read_bytes())},
     )
     assert r.status_code == 200 and r.json()["inserted"] == 2, r.text
+
+
+def _declare(path: Path, column: str, declared: str) -> None:
+    """Declare ``column`` of production_units as ``declared``, as a hand or another program
+    may write it."""
+    db = sqlite3.connect(path)
+    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'production_units'").fetchone()
+    typed = re.sub(rf'"{column}" \w+', f'"{column}" {declared}', sql, count=1)
+    db.execute("PRAGMA writable_schema = ON")
+    db.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'production_units'", (typed,))
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("declared", LEFT_OUT)
+async def test_a_geopackage_column_gdal_leaves_out_is_refused_naming_it(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path, declared: str
+) -> None:
+    """GDAL leaves a column of a type GeoPackage does not have out of the layer (a warning on
+    its console), and the import stored NULL for it without a word: workers BIGINT = 12."""
+    path = typed_geopackage(tmp_path / "left.gpkg")
+    _declare(path, "workers", declared)
+    r = await client.post(
+        "/collections/production_units/import?commune=EL-MAIZAL&allow_copies=true",
+        files={"file": (path.name, path.read_bytes())},
+    )
+    refused(r, 422)
+    assert f"its column 'workers' is declared {declared}, a type" in r.json()["detail"]
+
+
+async def test_a_geopackage_table_without_rowid_is_refused(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Its values could not be checked in GDAL's order; no GeoPackage layer is one."""
+    path = typed_geopackage(tmp_path / "norowid.gpkg")
+    db = sqlite3.connect(path)
+    for (trigger,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'production_units'"
+    ).fetchall():
+        db.execute(f'DROP TRIGGER "{trigger}"')
+    db.executescript(
+        'CREATE TABLE pu ("fid" INTEGER PRIMARY KEY NOT NULL, "geom" POINT, "name" TEXT, '
+        '"product" TEXT, "workers" MEDIUMINT, "share" REAL, "since" DATE, "seen" DATETIME, '
+        '"big" INTEGER) WITHOUT ROWID;'
+        "INSERT INTO pu SELECT * FROM production_units; DROP TABLE production_units;"
+        "ALTER TABLE pu RENAME TO production_units;"
+    )
+    db.commit()
+    db.close()
+    r = await client.post(
+        "/collections/production_units/import?commune=EL-MAIZAL&allow_copies=true",
+        files={"file": (path.name, path.read_bytes())},
+    )
+    refused(r, 422)
+    assert "is a table WITHOUT ROWID" in r.json()["detail"], r.text

@@ -83,32 +83,106 @@ def _shown(value: Any) -> str:
 
 def check(db: sqlite3.Connection, path: Path, *, dates: bool = True) -> None:
     """Refuse the first value of a feature or attribute table that its column's declared
-    type does not hold (module doc). ``db``: sniff's read-only connection; ``dates``: check
-    DATE and DATETIME columns too (a sync reads those as text, maps/sync_read.py)."""
+    type does not hold (module doc), and a column of a type GDAL leaves out. ``db``: sniff's
+    read-only connection; ``dates``: check DATE and DATETIME columns too (a sync reads those
+    as text, maps/sync_read.py)."""
     skipped = () if dates else ("DATE", "DATETIME")
     tables = db.execute(
         "SELECT table_name FROM gpkg_contents WHERE data_type IN ('features', 'attributes')"
     ).fetchall()
     for (table,) in tables:
+        table = str(table)
+        _refuse_without_rowid(db, path, table)
         columns = db.execute("SELECT name, type, pk FROM pragma_table_info(?)", (table,))
-        typed = [
-            (str(name), kind, test)
-            for name, declared, pk in columns.fetchall()
-            if not pk
-            and (kind := str(declared).split("(")[0].strip().upper()) not in skipped
-            and (test := _holds(kind, _quoted(str(name)))) is not None
-        ]
+        rows = columns.fetchall()
+        alias = (
+            [n for n, declared, pk in rows if pk] if sum(1 for *_, pk in rows if pk) == 1 else []
+        )
+        typed = []
+        for name, declared, _ in rows:
+            if name in alias and str(declared).upper() == "INTEGER":
+                continue  # the rowid itself: an integer, always
+            kind = gdal_kind(str(declared))
+            if kind is None:
+                _refuse_left_out(path, table, str(name), str(declared))
+            test = _holds(kind, _quoted(str(name))) if kind not in skipped else None
+            if test is not None:
+                typed.append((str(name), kind, str(declared), test))
         if typed:
-            _check_table(db, path, str(table), typed)
+            _check_table(db, path, table, typed)
+
+
+#: the OGC geometry types a column may be declared as (GDAL reads such a column as a shape)
+_SHAPES = frozenset(
+    "GEOMETRY POINT LINESTRING POLYGON MULTIPOINT MULTILINESTRING MULTIPOLYGON "
+    "GEOMETRYCOLLECTION GEOMCOLLECTION CIRCULARSTRING COMPOUNDCURVE CURVEPOLYGON MULTICURVE "
+    "MULTISURFACE CURVE SURFACE POLYHEDRALSURFACE TIN TRIANGLE".split()
+)
+
+
+def gdal_kind(declared: str) -> str | None:
+    """A column's declared type as GDAL's GeoPackage driver reads it (GPkgFieldToOGR): any
+    type starting INT is a 64-bit INTEGER (INT8, INTEGER UNSIGNED...), NUMERIC a REAL, TEXT...
+    and BLOB... as they are ("TEXT" here, like the shapes: nothing to check), the others only
+    as spelt, in any case; None for a type GDAL leaves out (BIGINT, BOOL, MEDIUMINT(10), none
+    at all)."""
+    kind = declared.strip().upper()
+    if kind.startswith("INT"):
+        return "INTEGER"
+    if kind == "NUMERIC":
+        return "REAL"
+    if kind in _WHOLE or kind in _REAL or kind in ("DATE", "DATETIME"):
+        return kind
+    if kind.startswith(("TEXT", "BLOB")) or kind in _SHAPES:
+        return "TEXT"
+    return None
+
+
+def _refuse_without_rowid(db: sqlite3.Connection, path: Path, table: str) -> None:
+    """A table WITHOUT ROWID is no GeoPackage layer (whose key is its rowid) and its values
+    could not be checked in the order GDAL reads them."""
+    try:
+        db.execute(f"SELECT rowid FROM {_quoted(table)} LIMIT 0")
+    except sqlite3.OperationalError as exc:
+        if "interrupt" in str(exc):
+            raise  # the caller's deadline
+        raise InvalidFile(
+            Said(
+                f"{path.name}: layer {table!r} is a table WITHOUT ROWID, which a GeoPackage "
+                "layer is not (its key is an INTEGER PRIMARY KEY): save it again with QGIS or "
+                "ogr2ogr",
+                f"{path.name}: la capa {table!r} es una tabla WITHOUT ROWID, que una capa de "
+                "GeoPackage no es (su clave es un INTEGER PRIMARY KEY): vuelva a guardarla con "
+                "QGIS u ogr2ogr",
+            )
+        ) from None
+
+
+def _refuse_left_out(path: Path, table: str, column: str, declared: str) -> None:
+    """A column of a type GDAL does not read: it would leave the column out, and an import
+    would store nothing of it without a word (found from outside: workers BIGINT)."""
+    shown = declared if declared.strip() else "(no type)"
+    raise InvalidFile(
+        Said(
+            f"{path.name}, layer {table!r}: its column {column!r} is declared {shown}, a type "
+            "GeoPackage does not have, which GDAL leaves out: save the file again with QGIS or "
+            "ogr2ogr (INTEGER, MEDIUMINT, SMALLINT, TINYINT, BOOLEAN, REAL, DOUBLE, FLOAT, "
+            "TEXT, BLOB, DATE, DATETIME)",
+            f"{path.name}, capa {table!r}: su columna {column!r} está declarada {shown}, un "
+            "tipo que GeoPackage no tiene y que GDAL deja fuera: vuelva a guardar el archivo "
+            "con QGIS u ogr2ogr (INTEGER, MEDIUMINT, SMALLINT, TINYINT, BOOLEAN, REAL, DOUBLE, "
+            "FLOAT, TEXT, BLOB, DATE, DATETIME)",
+        )
+    )
 
 
 def _check_table(
-    db: sqlite3.Connection, path: Path, table: str, typed: list[tuple[str, str, str]]
+    db: sqlite3.Connection, path: Path, table: str, typed: list[tuple[str, str, str, str]]
 ) -> None:
     name = _quoted(table)
-    values = ", ".join(_quoted(column) for column, _, _ in typed)
+    values = ", ".join(_quoted(column) for column, *_ in typed)
     # each column's test: 1 when it holds what it declares, else 0 (never NULL)
-    tests = [f"coalesce({_quoted(c)} IS NULL OR ({test}), 0)" for c, _, test in typed]
+    tests = [f"coalesce({_quoted(c)} IS NULL OR ({test}), 0)" for c, _, _, test in typed]
     fine, oks = " AND ".join(tests), ", ".join(tests)
     try:
         found = db.execute(
@@ -117,20 +191,25 @@ def _check_table(
     except sqlite3.OperationalError as exc:
         if "interrupt" in str(exc):
             raise  # the caller's deadline
-        return  # not a table GDAL reads as a layer (no rowid): GDAL refuses it its own way
+        raise InvalidFile(
+            Said(
+                f"{path.name}: layer {table!r} cannot be read ({exc})",
+                f"{path.name}: la capa {table!r} no se puede leer ({exc})",
+            )
+        ) from None
     if found is None:
         return
     rowid, held, ok = found[0], found[1 : 1 + len(typed)], found[1 + len(typed) :]
     bad = ok.index(0)
-    column, kind, _ = typed[bad]
+    column, kind, declared, _ = typed[bad]
     (position,) = db.execute(f"SELECT count(*) FROM {name} WHERE rowid <= ?", (rowid,)).fetchone()
     what, value = _what(kind), _shown(held[bad])
     raise InvalidFile(
         Said(
-            f"{path.name}, layer {table!r}: its column {column!r}, declared {kind} ({what}), "
+            f"{path.name}, layer {table!r}: its column {column!r}, declared {declared} ({what}), "
             f"holds {value}, which GDAL would read as another value; correct it (in QGIS: the "
             "attribute table) or save the file again",
-            f"{path.name}, capa {table!r}: su columna {column!r}, declarada {kind} "
+            f"{path.name}, capa {table!r}: su columna {column!r}, declarada {declared} "
             f"({what.es}), tiene {value}, que GDAL leería como otro valor; corríjalo (en QGIS: "
             "la tabla de atributos) o vuelva a guardar el archivo",
         ),
