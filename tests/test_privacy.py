@@ -722,6 +722,43 @@ def test_guard_groups_by_hand() -> None:
     assert summary["over_steps"]["residents"] == 9  # the original (a cached answer) untouched
 
 
+def test_guard_groups_withholds_what_subtraction_between_groups_gives() -> None:
+    """Found from outside: a sector's over_minutes (1 home) was withheld, and flagged 26 / 129
+    beside over_steps 25 / 127 gave its residents as 129 - 127. Worked by hand: groups of one
+    block 1 or 2 homes apart lose their residents; 3 apart keep them; and a commune-wide
+    figure goes when only one sector's is withheld (the others' sum taken from it)."""
+    from geo_comuna.analysis.disclosure import guard_groups
+
+    def sector(name: str, steps: int, flagged: int) -> dict:
+        return {
+            "sector": name,
+            "dwellings": 40,
+            "residents": 160,
+            "over_minutes": {"dwellings": 1, "residents": 2},
+            "over_steps": {"dwellings": steps, "residents": steps * 5},
+            "flagged": {"dwellings": flagged, "residents": flagged * 5 + 2},
+        }
+
+    summary = {
+        "dwellings": 120,
+        "residents": 480,
+        "over_minutes": {"dwellings": 3, "residents": 6},
+        "over_steps": {"dwellings": 40, "residents": 200},
+        "flagged": {"dwellings": 43, "residents": 206},
+        "by_sector": [sector("A", 25, 26), sector("B", 10, 13), sector("C", 5, 8)],
+    }
+    guarded = guard_groups(summary)
+    a, b, _ = guarded["by_sector"]
+    assert a["over_minutes"]["residents"] is None  # 1 home
+    assert a["over_steps"]["residents"] is None and a["flagged"]["residents"] is None  # 26 - 25
+    assert b["over_steps"]["residents"] == 50 and b["flagged"]["residents"] == 67  # 13 - 10
+    # commune-wide: over_minutes is 3 homes, each sector's 1 withheld: no one home comes out
+    assert guarded["over_minutes"]["residents"] == 6
+    # one sector's over_steps and flagged are withheld, so the commune's go (206 - 67 - 42
+    # would give sector A's flagged residents)
+    assert guarded["over_steps"]["residents"] is None and guarded["flagged"]["residents"] is None
+
+
 @pytest.mark.parametrize("query", ["", "?max_steps=414", "?max_minutes=1"])
 @pytest.mark.parametrize("analysis", HOME_ANALYSES)
 async def test_no_residents_of_fewer_than_three_homes_directly_or_by_subtraction(
@@ -742,6 +779,22 @@ async def test_no_residents_of_fewer_than_three_homes_directly_or_by_subtraction
         assert homes_ >= MIN_GROUP, (analysis, homes_, residents)
         if whole is not None and whole != homes_:
             assert whole - homes_ >= MIN_GROUP, (analysis, homes_, whole)
+    # nor by subtraction between two groups of one block (found from outside)
+    for block in _blocks(r.json()["summary"]):
+        shown = [
+            v["dwellings"]
+            for v in block.values()
+            if isinstance(v, dict)
+            and isinstance(v.get("dwellings"), int)
+            and v.get("residents") is not None
+        ]
+        for a in shown:
+            assert all(a == b or abs(a - b) >= MIN_GROUP for b in shown), (analysis, shown)
+
+
+def _blocks(summary: dict) -> list[dict]:
+    """The summary and each sector's block."""
+    return [summary, *[s for s in summary.get("by_sector") or [] if isinstance(s, dict)]]
 
 
 @pytest.mark.parametrize(

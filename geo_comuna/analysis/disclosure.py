@@ -74,8 +74,13 @@ def guard_groups(summary: dict[str, Any], count: str = "dwellings") -> dict[str,
     key with ``residents`` in its place holds their residents. Those residents (and any
     share of them) are withheld when the group holds 1 to MIN_GROUP - 1 homes, or when the
     rest of its block does: the block's own total minus the group (for a nested block, the
-    enclosing block's total)."""
-    return _guard(summary, count, None)
+    enclosing block's total). Also withheld: the residents of two groups of one block whose
+    homes differ by 1 to MIN_GROUP - 1 (one inside the other, ``over_steps`` inside
+    ``flagged``: their difference is those homes' residents), and a commune-wide figure when
+    only one sector's is withheld (the others' sum taken from it gives that one)."""
+    out = _guard(summary, count, None)
+    _one_sector_withheld(out, count)
+    return out
 
 
 def _guard(block: Any, count: str, enclosing: int | None) -> Any:
@@ -100,7 +105,43 @@ def _guard(block: Any, count: str, enclosing: int | None) -> Any:
             for name in out:
                 if residents in name and not isinstance(out[name], dict | list):
                     out[name] = None
+    _siblings(out, count)
     return out
+
+
+def _groups_of(block: dict[str, Any], count: str) -> list[dict[str, Any]]:
+    """The block's nested groups of homes: {count: n, "residents": m} (``over_steps``)."""
+    return [
+        v
+        for v in block.values()
+        if isinstance(v, dict) and isinstance(v.get(count), int) and "residents" in v
+    ]
+
+
+def _siblings(block: dict[str, Any], count: str) -> None:
+    """Withhold, in place, the residents of two groups whose homes differ by 1 to
+    MIN_GROUP - 1 (found from outside: flagged 26 homes / 129 people beside over_steps 25 /
+    127, the one home's residents hidden under over_minutes were 129 - 127)."""
+    groups = _groups_of(block, count)
+    for a in groups:
+        for b in groups:
+            if a is not b and 0 < abs(a[count] - b[count]) < MIN_GROUP:
+                a["residents"] = b["residents"] = None
+
+
+def _one_sector_withheld(summary: dict[str, Any], count: str) -> None:
+    """Withhold, in place, a commune-wide group's residents when exactly one sector's are."""
+    sectors = [s for s in summary.get("by_sector") or [] if isinstance(s, dict)]
+    for key, group in summary.items():
+        if not isinstance(group, dict) or not isinstance(group.get(count), int):
+            continue
+        hidden = [
+            s
+            for s in sectors
+            if isinstance(s.get(key), dict) and s[key].get(count) and s[key]["residents"] is None
+        ]
+        if len(hidden) == 1:
+            group["residents"] = None
 
 
 def _flat(block: dict[str, Any], prefix: str = "") -> dict[str, Any]:
