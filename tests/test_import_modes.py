@@ -11,6 +11,8 @@ import httpx
 import psycopg
 import pyogrio
 import pytest
+import shapely
+import shapely.affinity
 from psycopg import AsyncConnection
 from typer.testing import CliRunner
 
@@ -268,6 +270,30 @@ async def test_a_feature_without_its_code_in_a_stored_ones_shape_is_refused(
         assert "--allow-copies" in refused.value.reason
         assert "la forma de la entidad" in refused.value.said("es")
         assert await versions(conn, maizal) == before
+    # found from outside: the same ground a vertex added, or a metre off, passed as another
+    shape = frame.geometry.iloc[1]
+    ring = list(shape.geoms[0].exterior.coords)
+    midpoint = ((ring[0][0] + ring[1][0]) / 2, (ring[0][1] + ring[1][1]) / 2)
+    variants = {
+        "vertex added": shapely.MultiPolygon([shapely.Polygon([ring[0], midpoint, *ring[1:]])]),
+        "a metre off": shapely.affinity.translate(shape, xoff=1e-5),
+    }
+    for name, variant in variants.items():
+        moved = frame.iloc[1:2].copy()
+        moved["geometry"] = [variant]
+        path = tmp_path / f"{name}.gpkg"
+        pyogrio.write_dataframe(moved, path)
+        with pytest.raises(Conflict) as refused:
+            await import_file(conn, PARCELS, path, settings, mode="upsert")
+        assert f"parcels feature {stored} (code {lost!r})" in refused.value.reason, name
+    # a piece of it, the parcel being divided, is new ground of its own
+    piece = frame.iloc[1:2].copy()
+    minx, miny, maxx, maxy = shape.bounds
+    piece["geometry"] = [shape.intersection(shapely.box(minx, miny, (minx + maxx) / 2, maxy))]
+    divided = tmp_path / "divided.gpkg"
+    pyogrio.write_dataframe(piece, divided)
+    report = await import_file(conn, PARCELS, divided, settings, mode="upsert", dry_run=True)
+    assert report.inserted == 1
     report = await import_file(conn, PARCELS, codeless, settings, mode="upsert", allow_copies=True)
     assert (report.inserted, report.updated, report.unchanged) == (1, 1, 1)
 

@@ -319,14 +319,15 @@ async def _unstage(
             cur = await conn.execute(
                 sql.SQL(
                     "SELECT s._n, o.id FROM _geo_comuna_import s JOIN LATERAL (SELECT o.id "
-                    "FROM {table} o WHERE o.geom && s.geom AND {not_other} AND "
-                    "geo_comuna_same_shape(o.geom, s.geom, {tolerance}) LIMIT 1) o ON true "
+                    "FROM {table} o WHERE o.geom && s.geom AND {not_other} AND {ground} "
+                    "LIMIT 1) o ON true "
                     "WHERE ({incomplete}) AND NOT EXISTS (SELECT FROM {table} t WHERE t.geom "
                     "&& s.geom AND {alike} AND geo_comuna_same_shape(t.geom, s.geom, "
                     "{tolerance})) ORDER BY s._n LIMIT 1"
                 ).format(
                     table=table,
                     not_other=_not_other(layer, "s"),
+                    ground=_same_ground("o", "s"),
                     incomplete=incomplete,
                     alike=alike,
                     tolerance=sql.Literal(SHAPE_TOLERANCE),
@@ -455,11 +456,21 @@ async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> Non
     there already); into a layer with one, a feature without a whole key in the shape of a
     stored one (keyless_copy). The copies are found through the shapes' index."""
     if layer.natural_key:
-        same = sql.SQL("{} AND {}").format(_incomplete(layer, "n"), _not_other(layer, "n"))
+        same = sql.SQL("{} AND {} AND {}").format(
+            _incomplete(layer, "n"), _not_other(layer, "n"), _same_ground("o", "n")
+        )
     else:
         names = [c for c in columns(layer) if c != GEOMETRY]
         same = sql.SQL(" AND ").join(
-            sql.SQL("o.{c} IS NOT DISTINCT FROM n.{c}").format(c=sql.Identifier(c)) for c in names
+            [
+                *(
+                    sql.SQL("o.{c} IS NOT DISTINCT FROM n.{c}").format(c=sql.Identifier(c))
+                    for c in names
+                ),
+                sql.SQL("geo_comuna_same_shape(o.geom, n.geom, {})").format(
+                    sql.Literal(SHAPE_TOLERANCE)
+                ),
+            ]
         )
     cur = await conn.execute(
         sql.SQL(
@@ -469,12 +480,11 @@ async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> Non
                          FROM {t} n
                          JOIN LATERAL (SELECT o.id FROM {t} o
                                         WHERE o.geom && n.geom AND o.id <= %(before)s AND {same}
-                                          AND geo_comuna_same_shape(o.geom, n.geom, %(tolerance)s)
                                         LIMIT 1) o ON true
                         WHERE n.id > %(before)s
                         ORDER BY n.id LIMIT 1) f"""
         ).format(t=sql.Identifier(layer.table), same=same),
-        {"before": before, "tolerance": SHAPE_TOLERANCE},
+        {"before": before},
     )
     found = await cur.fetchone()
     if found is None:
@@ -500,6 +510,24 @@ async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> Non
         feature=row,
         layer=layer.name,
     )
+
+
+#: how much of the larger of two areas they share to be one piece of ground twice
+SAME_GROUND = 0.9
+
+
+def _same_ground(stored: str, new: str) -> sql.Composable:
+    """The new row's shape lies on the stored row's ground: nine tenths of the larger area
+    shared (found from outside: a copy a vertex added, or moved by a metre, was a second
+    parcel beside the first; a piece of a parcel being divided shares less), or, for shapes
+    without area, the same shape."""
+    a, b = sql.Identifier(stored), sql.Identifier(new)
+    return sql.SQL(
+        "(CASE WHEN ST_Dimension({a}.geom) = 2 AND ST_Dimension({b}.geom) = 2 "
+        "THEN ST_Area(ST_Intersection({a}.geom, {b}.geom)) >= {share} * "
+        "GREATEST(ST_Area({a}.geom), ST_Area({b}.geom)) "
+        "ELSE geo_comuna_same_shape({a}.geom, {b}.geom, {tolerance}) END)"
+    ).format(a=a, b=b, share=sql.Literal(SAME_GROUND), tolerance=sql.Literal(SHAPE_TOLERANCE))
 
 
 def _not_other(layer: Layer, alias: str) -> sql.Composable:
