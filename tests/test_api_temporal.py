@@ -271,6 +271,12 @@ async def test_extent_temporal_follows_writes(client: httpx.AsyncClient) -> None
             '{"op": ">=", "args": [{"property": "recovered_on"}, '
             '{"timestamp": "2020-01-17T12:00:00+24:00"}]}',
         ),
+        ("cql2-text", "T_INTERSECTS(recovered_on, INTERVAL('2015-01-01T00:00:00-25:00', '..'))"),
+        (
+            "cql2-json",
+            '{"op": "t_intersects", "args": [{"property": "recovered_on"}, '
+            '{"interval": ["2015-01-01T00:00:00Z", "2020-01-01T00:00:00+01:60"]}]}',
+        ),
     ],
 )
 async def test_a_filters_offset_no_zone_has_is_refused_as_datetimes_is(

@@ -85,16 +85,19 @@ def _json(text: str) -> None:
 
 #: a TIMESTAMP literal of cql2-text, its text in group 1 ('' within it is one quote)
 _TIMESTAMP = re.compile(r"\bTIMESTAMP\s*\(\s*'((?:[^']|'')*)'\s*\)", re.I)
+#: an INTERVAL literal of cql2-text, its two bounds in groups 1 and 2
+_INTERVAL = re.compile(r"\bINTERVAL\s*\(\s*'((?:[^']|'')*)'\s*,\s*'((?:[^']|'')*)'\s*\)", re.I)
 #: a time of day's offset from UTC at the end of a timestamp
 _OFFSET = re.compile(r"T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?([+-](\d{2}):(\d{2}))$", re.I)
 
 
 def _offsets(text: str, lang: str) -> None:
-    """Refuse a TIMESTAMP whose offset from UTC no time zone has (-25:00), as ?datetime=
-    does (api/temporal.py): the parser moved it to UTC as if it were one, and the filter
-    was applied (found from outside)."""
+    """Refuse a TIMESTAMP, or an INTERVAL's bound, whose offset from UTC no time zone has
+    (-25:00), as ?datetime= does (api/temporal.py): the parser moved it to UTC as if it were
+    one, and the filter was applied (found from outside)."""
     if lang == "cql2-text":
         stamps = [m[1] for m in _TIMESTAMP.finditer(text)]
+        stamps += [bound for m in _INTERVAL.finditer(text) for bound in (m[1], m[2])]
     else:
         try:
             stamps = list(_json_timestamps(json.loads(text)))
@@ -112,13 +115,16 @@ def _offsets(text: str, lang: str) -> None:
 
 
 def _json_timestamps(tree: Any) -> Any:
-    """Every {"timestamp": "..."} text of a cql2-json tree."""
+    """Every {"timestamp": "..."} text of a cql2-json tree, and each bound of an
+    {"interval": [...]}."""
     stack = [tree]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             if isinstance(node.get("timestamp"), str):
                 yield node["timestamp"]
+            if isinstance(node.get("interval"), list):
+                yield from (b for b in node["interval"] if isinstance(b, str))
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
