@@ -916,6 +916,16 @@ async def test_heights_left_out_are_said(
         dry_run=True,
         progress=lambda line: said.append(line),
     )
-    line = next(s for s in said if "(Z)" in s)
-    assert line.startswith("note: 2 features came with heights (Z)")
-    assert line.es.startswith("nota: 2 entidades venían con alturas (Z)")
+    line = next(s for s in said if "(Z, M)" in s)
+    assert line.startswith("note: 2 features came with heights or measures (Z, M)")
+    assert line.es.startswith("nota: 2 entidades venían con alturas o medidas (Z, M)")
+    # a measure (M) goes the same way, and is said so (found from outside)
+    measured = tmp_path / "medidas.csv"
+    measured.write_text(
+        "wkt,residents,water,electricity\n"
+        f'"POINT ({LON} {LAT})",3,piped,formal\n"POINT M ({LON} {LAT} 5)",3,piped,formal\n'
+    )
+    report = await import_file(
+        conn, LAYERS["dwellings"], measured, settings, commune="EL-MAIZAL", dry_run=True
+    )
+    assert report.heights_dropped == {"count": 1, "first": 2}

@@ -65,7 +65,8 @@ class Geometries:
         self, start: int, stop: int, labels: Sequence[int] | None = None
     ) -> tuple[np.ndarray, pgcopy.Source | None, np.ndarray]:
         """Rows start:stop in EPSG:4326, their WKB when it can be sent as it is, and which
-        came with heights (Z: reprojecting leaves them out, as the 2-D store does).
+        came with heights or measures (Z, M: reprojecting leaves them out, as the 2-D store
+        does).
         ``labels``: how errors name the rows (their positions in the file)."""
         wkb = self.wkb[start:stop]
         if isinstance(wkb, pa.ChunkedArray):
@@ -73,7 +74,7 @@ class Geometries:
         geoms = shapely.from_wkb(wkb, on_invalid="ignore")
         labels = labels or range(start + 1, stop + 1)
         _refuse_unreadable(wkb, geoms, labels)
-        heights = shapely.has_z(geoms)
+        heights = shapely.has_z(geoms) | shapely.has_m(geoms)
         if self.to_wgs84 is None:
             return geoms, pgcopy.Source(geoms, wkb), heights
         self._refuse_degrees(geoms, labels)

@@ -105,7 +105,8 @@ class ImportReport:
     #: its features whose shape lies outside their commune's extent: how many, and the first
     #: few by position in the file and a point of each (io/outside.py): a digit off, say
     outside_commune: dict[str, Any] = field(default_factory=lambda: dict(NONE_OUTSIDE))
-    #: its features that came with heights (Z), left out of the 2-D store: how many, and the
+    #: its features that came with heights or measures (Z, M), left out of the 2-D store: how
+    #: many, and the
     #: first by position in the file
     heights_dropped: dict[str, Any] = field(default_factory=lambda: dict(NONE_HEIGHTS))
 
@@ -431,7 +432,7 @@ async def write(
     sent: list[int] = []  # features per piece
     outside: Outside | None = None  # made once the import holds its queue
     keyless = [0]  # features giving no whole natural key, which may copy a stored one
-    heights = dict(NONE_HEIGHTS)  # features whose heights (Z) the 2-D store leaves out
+    heights = dict(NONE_HEIGHTS)  # features whose Z or M the 2-D store leaves out
 
     def check(batch: pieces.Batch, refs: dict[str, list]) -> bulk.Piece:
         rows, labels = batch.table.num_rows, batch.labels
@@ -441,7 +442,7 @@ async def write(
             given, wkb, high = batch.geometries.take(0, rows, labels)
         else:
             given, wkb = batch.geometries, None
-            high = shapely.has_z(given)
+            high = shapely.has_z(given) | shapely.has_m(given)
         _count_heights(heights, high, labels)
         geoms, fixed = validate.check_geometries(
             layer,
@@ -543,7 +544,8 @@ NONE_HEIGHTS: dict[str, Any] = {"count": 0, "first": None}
 
 
 def _count_heights(heights: dict[str, Any], high: np.ndarray, labels: Sequence) -> None:
-    """Count a piece's geometries that came with heights (``high``: Z), which the 2-D store
+    """Count a piece's geometries that came with heights or measures (``high``: Z, M), which
+    the 2-D store
     leaves out, and note the first (found from outside: a GPS survey's heights were left out
     without a word)."""
     found = np.flatnonzero(high)
@@ -707,14 +709,15 @@ def done_line(report: ImportReport) -> Said:
 
 
 def heights_line(heights: dict[str, Any]) -> Said:
-    """The note of heights left out, as a person reads it."""
+    """The note of heights or measures left out, as a person reads it."""
     count, first = heights["count"], heights["first"]
     one = count == 1
     return Said(
-        f"note: {count:,} feature{'' if one else 's'} came with heights (Z), which the store, "
-        f"in two dimensions, leaves out (the first: feature {first})",
+        f"note: {count:,} feature{'' if one else 's'} came with heights or measures (Z, M), "
+        f"which the store, in two dimensions, leaves out (the first: feature {first})",
         f"nota: {count:,} entidad{'' if one else 'es'} venía{'' if one else 'n'} con alturas "
-        f"(Z), que el almacén, en dos dimensiones, deja fuera (la primera: entidad {first})",
+        f"o medidas (Z, M), que el almacén, en dos dimensiones, deja fuera (la primera: "
+        f"entidad {first})",
     )
 
 
