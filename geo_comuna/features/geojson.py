@@ -155,8 +155,8 @@ def parse(
 ) -> Parsed:
     """A Feature or FeatureCollection -> columns. Unknown properties are refused when
     ``strict`` (a typo would otherwise lose data); read-only ones (ids, derived) are ignored,
-    but for a new feature (``creating``) one given without the reference it is worked out
-    from (_derived_without_source)."""
+    but one given without the reference it is worked out from (_derived_without_source;
+    ``creating``: a POST's new features, whose null reference counts as none)."""
     if not isinstance(doc, dict):
         raise InvalidInput(
             Said(
@@ -226,8 +226,7 @@ def parse(
                 feature=label,
                 layer=layer.name,
             )
-        if creating:
-            _derived_without_source(layer, props, label)
+        _derived_without_source(layer, props, label, creating)
         rows.append({k: v for k, v in props.items() if k in writable})
         present |= set(props) & writable
         geoms.append(_geometry(layer, feature.get("geometry"), label))
@@ -240,16 +239,23 @@ def parse(
     )
 
 
-def _derived_without_source(layer: Layer, props: dict[str, Any], label: Any) -> None:
+def _derived_without_source(
+    layer: Layer, props: dict[str, Any], label: Any, creating: bool
+) -> None:
     """A value worked out from another table's row (a production unit's ``parcel_code``,
     from its ``parcel``) given without that row's reference: the writer meant it to say
     which parcel, and it was dropped without a word (found from outside). Given beside its
-    reference, as a feature read back carries it, it is ignored as any derived value is."""
+    reference, as a feature read back carries it (a PUT that clears the parcel included: its
+    code is then stale), it is ignored as any derived value is; a new feature's null
+    reference does not count as given."""
     for derived in layer.derived:
         if props.get(derived.name) is None:
             continue
         sources = [r for r in layer.references if r.table in derived.reads]
-        if sources and all(props.get(r.name) is None for r in sources):
+        given = [
+            r for r in sources if r.name in props and (props[r.name] is not None or not creating)
+        ]
+        if sources and not given:
             names = " or ".join(r.name for r in sources)
             raise InvalidInput(
                 Said(
