@@ -386,10 +386,14 @@ async def test_a_parcels_page_shows_its_tenure_history(
     await conn.execute("SET LOCAL geo_comuna.change_note = ''")
     party = await add_party(conn, "Familia (ficticia)")
     right = await add_right(conn, fid, party, status="granted")
-    es = visible_text((await client.get(url, params={"f": "html", "lang": "es"})).text)
+    page = (await client.get(url, params={"f": "html", "lang": "es"})).text
+    es = visible_text(page)
     assert f"En regularización Regularizada sigue sus derechos (derecho {right})" in " ".join(
         es.split()
     )
+    # the right it names is a link, and the history's JSON is asked in the page's language
+    assert f'/collections/rights/items/{right}?f=html&amp;lang=es"' in page
+    assert f'/collections/parcels/items/{fid}/history?lang=es"' in page
     async with api_client(conn, settings) as anonymous:
         page = visible_text((await anonymous.get(url, params={"f": "html", "lang": "en"})).text)
         assert f"{day('en')(when)} Occupied Regularizing" in " ".join(page.split())
@@ -419,8 +423,12 @@ async def test_a_commune_by_its_code_leads_to_its_page_and_its_pages(
         "/communes/EL-MAIZAL/package",
         "/communes/EL-MAIZAL/sync?lang=en",
         "/communes/EL-MAIZAL/states",
+        "/collections/parcels/items?commune=EL-MAIZAL&amp;f=html&amp;lang=en",
     ):
         assert f'{href}"' in page.text, href
+    # found from outside: nothing led to it; the index names each commune by a link to it
+    index = (await client.get("/communes", params={"lang": "es"}, headers=BROWSER)).text
+    assert '/communes/EL-MAIZAL?lang=es">El Maizal</a>' in index
     feature = await client.get("/communes/EL-MAIZAL", follow_redirects=True)
     assert feature.json()["id"] == cid and feature.json()["properties"]["code"] == "EL-MAIZAL"
     assert (await client.get(f"/communes/{cid}")).status_code == 307  # by id too

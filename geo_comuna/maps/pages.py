@@ -80,6 +80,7 @@ WORDS: dict[str, dict[str, str]] = {
         its_rights="Sus derechos y restricciones",
         its_history="Historial de tenencia (JSON)",
         its_states="Sus estados (JSON)",
+        its_parcels="Sus parcelas",
         shown="Se muestran",  # "100 mostrados" said parcels (parcelas) in the masculine
         shown_one="Se muestra",
         of="de",
@@ -172,6 +173,7 @@ WORDS: dict[str, dict[str, str]] = {
         its_rights="Its rights and restrictions",
         its_history="Tenure history (JSON)",
         its_states="Its states (JSON)",
+        its_parcels="Its parcels",
         shown="Showing",
         shown_one="Showing",
         of="of",
@@ -633,20 +635,32 @@ def _commune_href(layer: Layer | Records, feature: dict[str, Any]) -> str | None
     return quote(str(code or feature.get("id")), safe="")
 
 
-def _history(history: list[dict[str, Any]], lang: str) -> list[tuple[str, str, str, str]]:
+def _history(
+    history: list[dict[str, Any]], lang: str
+) -> list[tuple[str, str, str, str, int | None]]:
     """A parcel's tenure changes as its sheet prints them: the day, the tenure before and
     after by their labels ("(inicial)" before the first, "(eliminada)" after a delete), why
-    the tenure rule made it, and the note (empty when the reader may not read it)."""
+    the tenure rule made it, and the note (empty when the reader may not read it); and the
+    right the rule followed, which the page links."""
     w, written = sheet_words(lang), day(lang)
     return [
         (
-            written(h["changed_at"]),
+            written(_day_or_moment(h["changed_at"])),
             value_label("tenure", h["from_status"], lang) or w["first"],
             value_label("tenure", h["to_status"], lang) or w["deleted"],
             why(h, lang),
+            h.get("rule_right"),
         )
         for h in history
     ]
+
+
+def _day_or_moment(when: Any) -> Any:
+    """A change recorded as a day (the sample's dated history, a survey's: midnight UTC)
+    is written as the day, not "5 de marzo de 2009, 00:00 UTC" (found from outside)."""
+    if isinstance(when, dt.datetime) and when.astimezone(dt.UTC).time() == dt.time(0):
+        return when.astimezone(dt.UTC).date()
+    return when
 
 
 def _script_json(doc: dict[str, Any]) -> str:

@@ -642,6 +642,9 @@ async def test_report(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
     urban = (await client.get(f"/communes/{bare}/report", params={"lang": "es"})).text
     land = urban[urban.index('<section id="land">') : urban.index('<section id="utilities">')]
     assert "La comuna no tiene parcelas registradas." in land and "<table>" not in land
+    utilities = urban[urban.index('<section id="utilities">') :]
+    utilities = utilities[: utilities.index("</section>")]
+    assert "La comuna no tiene viviendas registradas." in utilities and "<table>" not in utilities
     r = await client.get("/communes/EL-MAIZAL/report", params={"download": "true"})
     assert r.headers["content-disposition"].startswith("attachment;")
     assert "srcdoc=" in r.text and "<script src=" not in r.text

@@ -265,7 +265,8 @@ def _history(sheet: ParcelSheet, w: dict[str, str], lang: str) -> Any:
 #: the columns a section shows, of those its records carry, in this order
 RECORD_COLUMNS = {
     "holders": ("name", "kind", "id_number", "share", "since", "party_id", "id"),
-    "rights": ("kind", "status", "party", "holder", "share", "start", "end"),
+    # by id first: the tenure history names a right by it (found from outside)
+    "rights": ("id", "kind", "status", "party", "holder", "share", "start", "end"),
     "documents": ("title", "kind", "sha256"),
 }
 
