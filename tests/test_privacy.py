@@ -436,6 +436,10 @@ async def test_a_sector_of_two_homes_is_withheld_with_the_next_smallest(
         shown = {b["sector"] for b in body["summary"]["by_sector"]}
         assert "Dos casas" not in shown and smallest_other not in shown
         assert body["summary"]["sectors_withheld"] == 2
+        # its CSV's rows are sectors, and its summary says so (found from outside: "homes")
+        assert body["summary"]["csv_rows"] == "sectors"
+        spanish = await c.get(f"/communes/{MARZO}/analyses/stair-access", params={"lang": "es"})
+        assert spanish.json()["summary"]["csv_rows"] == "sectores"
 
 
 @pytest.mark.parametrize("who", OUTSIDERS + MEMBERS)

@@ -170,6 +170,8 @@ async def for_reader(
     if "by_sector" in summary:
         summary["by_sector"] = shown
         summary["sectors_withheld"] = sum(hidden)
+        # an outsider's CSV rows are the sectors (found from outside: it said "viviendas")
+        summary["csv_rows"] = Said("sectors", "sectores")
     groups = await disclosure.groups(conn, of.layer, commune_id)
     features: list[dict[str, Any]] = []
     for n, block in enumerate(shown, start=1):

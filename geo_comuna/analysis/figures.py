@@ -96,7 +96,9 @@ FIGURES: dict[str, dict[str, Figure]] = {
     "stair-access": {
         "dwellings": Figure("Viviendas", "Dwellings"),
         "residents": Figure("Habitantes", "Residents"),
-        "unreachable": Figure("Viviendas sin camino", "Homes with no way out"),
+        "unreachable": Figure(
+            "Viviendas sin camino trazado a una vía", "Homes with no mapped path to a road"
+        ),
         "reachable": Figure(
             "Viviendas con camino (las cifras de abajo son de ellas)",
             "Homes with a way out (the figures below are theirs)",
@@ -121,19 +123,21 @@ FIGURES: dict[str, dict[str, Figure]] = {
             "Escalones subidos de regreso, percentil 90", "Steps climbed back, 90th pct."
         ),
         "steps_climbed_back.max": Figure("Máximo de escalones subidos de regreso", "Most climbed"),
-        "over_minutes.dwellings": Figure("Viviendas sobre el límite de minutos", "Homes over time"),
+        "over_minutes.dwellings": Figure(
+            "Viviendas sobre el límite de minutos", "Homes over the minutes limit"
+        ),
         "over_minutes.residents": Figure(
-            "Habitantes sobre el límite de minutos", "People over time"
+            "Habitantes sobre el límite de minutos", "People over the minutes limit"
         ),
         "over_steps.dwellings": Figure(
-            "Viviendas sobre el límite de escalones", "Homes over steps"
+            "Viviendas sobre el límite de escalones", "Homes over the steps limit"
         ),
         "over_steps.residents": Figure(
-            "Habitantes sobre el límite de escalones", "People over steps"
+            "Habitantes sobre el límite de escalones", "People over the steps limit"
         ),
         "flagged.dwellings": Figure(
-            "Viviendas señaladas (sobre un límite o sin camino)",
-            "Homes flagged (over a limit or with no way out)",
+            "Viviendas señaladas (sobre un límite o sin camino trazado)",
+            "Homes flagged (over a limit or with no mapped path)",
         ),
         "flagged.residents": Figure("Habitantes señalados", "People flagged"),
         "destinations.road_nodes": Figure("Accesos a la vía", "Road access points"),

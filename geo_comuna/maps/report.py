@@ -205,7 +205,11 @@ async def _analysis_summary(
         result = await analysis_disclosure.answer_for(
             analysis, conn, commune_id, analysis.params(), access
         )
-        entry["summary"] = figures(name, result.summary, lang, number(lang))
+        # each figure on one line: "18.579,3 m" broke between number and unit on a phone
+        entry["summary"] = [
+            (label, text.replace(" ", "\u00a0"))
+            for label, text in figures(name, result.summary, lang, number(lang))
+        ]
     except Exception as exc:  # one broken analysis must not take the report down
         if not isinstance(exc, GeoComunaError | psycopg.errors.QueryCanceled):
             log.exception("analysis %s failed for commune %s", name, commune_id)  # a fault

@@ -28,10 +28,17 @@ def environment() -> Environment:
 def number(lang: str) -> Callable[[Any], str]:
     """How a page writes a number: es-VE 1.234,5; en 1,234.5; "—" for none."""
 
-    def num(value: Any) -> str:
+    def num(value: Any, places: int | None = None) -> str:
+        """``places``: that many decimals, always (a column's figures aligned: 11,2 beside
+        36 and 2.299,99 did not line up); else as few as the value needs, at most two."""
         if value is None:
             return "—"
-        text = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
+        if places is not None and isinstance(value, int | float):
+            text = f"{value:,.{places}f}"
+        elif isinstance(value, float):
+            text = f"{value:,.2f}".rstrip("0").rstrip(".")
+        else:
+            text = f"{value:,}"
         if lang == "es":  # 1.234,5
             text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
         return text
