@@ -388,8 +388,9 @@ async def test_a_parcels_page_shows_its_tenure_history(
     right = await add_right(conn, fid, party, status="granted")
     page = (await client.get(url, params={"f": "html", "lang": "es"})).text
     es = visible_text(page)
-    assert f"En regularización Regularizada sigue sus derechos (derecho {right})" in " ".join(
-        es.split()
+    assert (
+        f"En regularización Regularizada sigue sus derechos (derecho {right}, registrado)"
+        in " ".join(es.split())
     )
     # the right it names is a link, and the history's JSON is asked in the page's language
     assert f'/collections/rights/items/{right}?f=html&amp;lang=es"' in page

@@ -187,7 +187,7 @@ async def test_the_tenure_rule_by_hand(conn: AsyncConnection) -> None:
     assert await tenure(conn, p) == "occupied"
     # every change of tenure is in the history, naming the right that moved it
     cur = await conn.execute(
-        "SELECT from_status, to_status, note, by_rule, rule_right, rule_back "
+        "SELECT from_status, to_status, note, by_rule, rule_right, rule_back, rule_event "
         "FROM parcel_tenure_history(ARRAY[%s]) ORDER BY history_id",
         (p,),
     )
@@ -207,8 +207,10 @@ async def test_the_tenure_rule_by_hand(conn: AsyncConnection) -> None:
     # note, hidden from the public as the parcel's notes are, left them no cause)
     # the right each change above was made by, worked out by hand
     made_by = [ra, rb, rb, ra, rb, ra, ra, rb]
+    # and what was done to it: the two claims recorded, then each changed
+    done = ["recorded", "recorded", *["changed"] * 6]
     assert [r[2:] for r in rows[-8:]] == [
-        (None, True, r, r == rb and i == 7) for i, r in enumerate(made_by)
+        (None, True, r, r == rb and i == 7, done[i]) for i, r in enumerate(made_by)
     ]
 
 

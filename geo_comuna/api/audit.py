@@ -47,8 +47,8 @@ async def parcel_history(
 ) -> dict[str, Any]:
     """Every tenure change, oldest first; a change's note is null except for the users of the
     parcel's commune and admins. A change the tenure rule made (``by_rule``) names the right
-    whose change made it (``right``) and says why (``cause``, in the language asked:
-    ``?lang=es``)."""
+    whose change made it (``right``), what was done to it (``event``: recorded, changed,
+    deleted) and says why (``cause``, in the language asked: ``?lang=es``)."""
     rows = await audit.tenure_history(conn, feature_id, access)
     lang = asked_lang(request)
     if not rows:
@@ -76,5 +76,6 @@ def _change(row: dict[str, Any], lang: str) -> dict[str, Any]:
         "note": row["note"],
         "by_rule": row["by_rule"],
         "right": row["rule_right"],
+        "event": row["rule_event"],  # what was done to that right: recorded, changed, deleted
         "cause": None if cause is None else said(cause, lang),
     }

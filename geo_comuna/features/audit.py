@@ -92,7 +92,7 @@ async def tenure_history(
         await cur.execute(
             sql.SQL(
                 "SELECT h.from_status, h.to_status, h.changed_at, {} AS note, h.by_rule, "
-                "h.rule_right, h.rule_back "
+                "h.rule_right, h.rule_back, h.rule_event "
                 "FROM parcel_tenure_history(ARRAY[%(id)s::int]) h "
                 "LEFT JOIN parcels t ON t.id = %(id)s::int "
                 "ORDER BY h.changed_at, h.history_id"
@@ -104,16 +104,31 @@ async def tenure_history(
 
 def rule_cause(change: dict[str, Any]) -> Said | None:
     """Why the tenure rule made a change of a parcel's history (parcel_tenure_history's
-    by_rule, rule_right, rule_back), in words; None for a change a person or an import made.
-    Public, as the rights it names: a note follows the notes' read rule, and the rule's own
-    note, hidden so, left a planner reading the public history two changes with no cause."""
+    by_rule, rule_right, rule_back, rule_event), in words; None for a change a person or an
+    import made. Public, as the rights it names: a note follows the notes' read rule, and the
+    rule's own note, hidden so, left a planner reading the public history two changes with
+    no cause. What was done to the right is said (found from outside: a claim lodged, a title
+    granted and a right deleted all read "follows its rights")."""
     if not change.get("by_rule"):
         return None
     right = change.get("rule_right")
-    named = Said(f" (right {right})", f" (derecho {right})") if right is not None else Said("", "")
+    done = _EVENTS.get(change.get("rule_event") or "", Said("", ""))
+    named = (
+        Said(f" (right {right}{done})", f" (derecho {right}{done.es})")
+        if right is not None
+        else Said("", "")
+    )
     if change.get("rule_back"):
         return Said(
             f"no right counts any more{named}: back to the tenure before its rights",
             f"ya no cuenta ningún derecho{named.es}: vuelve a la tenencia de antes de sus derechos",
         )
     return Said(f"follows its rights{named}", f"sigue sus derechos{named.es}")
+
+
+#: what was done to the right the rule followed, as a cause says it
+_EVENTS = {
+    "recorded": Said(", recorded", ", registrado"),
+    "changed": Said(", changed", ", modificado"),
+    "deleted": Said(", deleted", ", eliminado"),
+}

@@ -649,7 +649,7 @@ def _history(
             value_label("tenure", h["from_status"], lang) or w["first"],
             value_label("tenure", h["to_status"], lang) or w["deleted"],
             why(h, lang),
-            h.get("rule_right"),
+            None if h.get("rule_event") == "deleted" else h.get("rule_right"),  # gone: no link
         )
         for h in history
     ]

@@ -14,8 +14,9 @@
 -- A tenure change, one row per parcel (trigger parcels_tenure_change, AFTER UPDATE OF tenure).
 -- The note is the writer's (geo_comuna.change_note, set by the API from the request); by_rule
 -- marks a change the tenure rule made, rule_right the right whose change made it and
--- rule_back one back to the tenure before the rights (geo_comuna.by_rule 'on' or 'back' and
--- geo_comuna.rule_right, set by tenure_follow_rights).
+-- rule_back one back to the tenure before the rights, rule_event what was done to the right
+-- (geo_comuna.by_rule 'on' or 'back', geo_comuna.rule_right and geo_comuna.rule_event, set
+-- by tenure_follow_rights).
 CREATE OR REPLACE FUNCTION record_tenure_change() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
@@ -23,14 +24,17 @@ DECLARE
 BEGIN
     IF TG_OP = 'INSERT' OR NEW.tenure IS DISTINCT FROM OLD.tenure THEN
         INSERT INTO parcel_history (parcel_id, from_status, to_status, note, by_rule,
-                                    rule_right, rule_back)
+                                    rule_right, rule_back, rule_event)
         VALUES (NEW.id, CASE WHEN TG_OP = 'UPDATE' THEN OLD.tenure END, NEW.tenure,
                 nullif(current_setting('geo_comuna.change_note', true), ''),
                 how IN ('on', 'back'),
                 CASE WHEN how IN ('on', 'back')
                      THEN nullif(current_setting('geo_comuna.rule_right', true), '')::integer
                 END,
-                how = 'back');
+                how = 'back',
+                CASE WHEN how IN ('on', 'back')
+                     THEN nullif(current_setting('geo_comuna.rule_event', true), '')
+                END);
     END IF;
     RETURN NULL;
 END $$;
@@ -64,7 +68,8 @@ END $$;
 -- change, whichever kind of row stored it: history_id (parcel_history.id, which orders rows
 -- of the same instant), parcel_id, from_status (NULL: the first tenure), to_status (NULL:
 -- deleted), changed_at, note, and for a change the tenure rule made, rule_right (the right
--- whose change made it) and rule_back (back to the tenure before the rights). Unordered.
+-- whose change made it), rule_back (back to the tenure before the rights) and rule_event
+-- (what was done to that right). Unordered.
 --
 -- A function rather than a view: a view expanding every statement row cannot be filtered by
 -- parcel before it expands them all, while here the wanted ids are known first. A statement
@@ -77,19 +82,19 @@ END $$;
 CREATE OR REPLACE FUNCTION parcel_tenure_history(p_parcels integer[])
 RETURNS TABLE (history_id bigint, parcel_id integer, from_status text, to_status text,
                changed_at timestamptz, note text, by_rule boolean, rule_right integer,
-               rule_back boolean)
+               rule_back boolean, rule_event text)
 LANGUAGE sql STABLE AS $$
 WITH wanted AS (  -- [id, id]; the largest integer's range is left open above
     SELECT range_agg(int4range(i, nullif(i, 2147483647) + 1)) AS ids
     FROM unnest(p_parcels) AS i
 )
 SELECT h.id, h.parcel_id, h.from_status, h.to_status, h.changed_at, h.note, h.by_rule,
-       h.rule_right, h.rule_back
+       h.rule_right, h.rule_back, h.rule_event
 FROM parcel_history h
 WHERE h.parcel_id = ANY (p_parcels)
 UNION ALL
 SELECT h.id, i, h.from_status, h.to_status, h.changed_at, h.note, h.by_rule, h.rule_right,
-       h.rule_back
+       h.rule_back, h.rule_event
 FROM wanted w
 JOIN parcel_history h ON h.parcel_ids && w.ids
 CROSS JOIN LATERAL unnest(h.parcel_ids * w.ids) AS r

@@ -58,9 +58,11 @@ END $$;
 -- Apply the rule to one parcel: its tenure changes (so parcel_history and audit_log record
 -- it, by their own triggers, the history marking it as the rule's and naming the right,
 -- p_right) only when the rule says something else, or, silent now, when it had set the
--- tenure: then it goes back to the one the rights replaced (rule_back). The writer's note,
--- if any, is the change's note.
-CREATE OR REPLACE FUNCTION tenure_follow_rights(p_parcel integer, p_right integer)
+-- tenure: then it goes back to the one the rights replaced (rule_back); p_event says what
+-- was done to the right (recorded, changed, deleted). The writer's note, if any, is the
+-- change's note.
+CREATE OR REPLACE FUNCTION tenure_follow_rights(p_parcel integer, p_right integer,
+                                                p_event text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     wanted text;
@@ -82,9 +84,11 @@ BEGIN
     END IF;
     PERFORM set_config('geo_comuna.by_rule', how, true);
     PERFORM set_config('geo_comuna.rule_right', p_right::text, true);
+    PERFORM set_config('geo_comuna.rule_event', coalesce(p_event, ''), true);
     UPDATE parcels SET tenure = wanted WHERE id = p_parcel AND tenure IS DISTINCT FROM wanted;
     PERFORM set_config('geo_comuna.by_rule', '', true);
     PERFORM set_config('geo_comuna.rule_right', '', true);
+    PERFORM set_config('geo_comuna.rule_event', '', true);
 END $$;
 
 -- Trigger rights_tenure: a right written, changed or deleted re-applies the rule to its
@@ -93,10 +97,12 @@ CREATE OR REPLACE FUNCTION apply_tenure_rule() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        PERFORM tenure_follow_rights(OLD.parcel_id, OLD.id);
+        PERFORM tenure_follow_rights(OLD.parcel_id, OLD.id,
+                                     CASE TG_OP WHEN 'DELETE' THEN 'deleted' ELSE 'changed' END);
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        PERFORM tenure_follow_rights(NEW.parcel_id, NEW.id);
+        PERFORM tenure_follow_rights(NEW.parcel_id, NEW.id,
+                                     CASE TG_OP WHEN 'INSERT' THEN 'recorded' ELSE 'changed' END);
     END IF;
     RETURN NULL;
 END $$;

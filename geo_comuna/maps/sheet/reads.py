@@ -125,7 +125,7 @@ async def _histories(
         await cur.execute(
             sql.SQL(
                 "SELECT h.parcel_id, h.from_status, h.to_status, h.changed_at, {} AS note, "
-                "h.by_rule, h.rule_right, h.rule_back "
+                "h.by_rule, h.rule_right, h.rule_back, h.rule_event "
                 "FROM parcel_tenure_history(%s::integer[]) h JOIN parcels t ON t.id = h.parcel_id "
                 "ORDER BY h.parcel_id, h.changed_at, h.history_id"
             ).format(note),
