@@ -268,7 +268,7 @@ async def test_a_feature_without_its_code_in_a_stored_ones_shape_is_refused(
         assert refused.value.feature == row, mode
         assert f"parcels feature {stored} (code {lost!r})" in refused.value.reason
         assert "--allow-copies" in refused.value.reason
-        assert "la forma de la entidad" in refused.value.said("es")
+        assert "ocupa el terreno de la entidad" in refused.value.said("es")
         assert await versions(conn, maizal) == before
     # found from outside: the same ground a vertex added, or a metre off, passed as another
     shape = frame.geometry.iloc[1]

@@ -255,8 +255,8 @@ async def _unstage(
     feature matches in ``names`` and shape is unchanged too. Rows are inserted with every
     column. Also the first CHANGES_LISTED stored features it changes, in the file's order,
     each with its id, its position in the file and its changed fields (_diff).
-    ``refuse_keyless``: refuse a row without a whole key in the shape of a stored feature
-    that it is not alike (keyless_copy) instead of inserting it."""
+    ``refuse_keyless``: refuse a row without a whole key on a stored feature's ground that
+    it is not alike (keyless_copy) instead of inserting it."""
     updated, changes = 0, []
     new = sql.SQL("")
     if key:
@@ -314,8 +314,8 @@ async def _unstage(
             tolerance=sql.Literal(SHAPE_TOLERANCE),
         )
         if refuse_keyless:
-            # one without a whole key in the shape of a stored feature, not alike it: the
-            # same land under a code lost on the way (refuse_copies, for an upsert)
+            # one without a whole key on a stored feature's ground, not alike it: the same
+            # land under a code lost on the way (refuse_copies, for an upsert)
             cur = await conn.execute(
                 sql.SQL(
                     "SELECT s._n, o.id FROM _geo_comuna_import s JOIN LATERAL (SELECT o.id "
@@ -374,8 +374,8 @@ async def copy_in(
 
     ``upsert_key``: the natural key's columns of an upsert, which always goes through the
     staging table: a row whose key is stored updates that feature instead (``_unstage``), in
-    ``upsert_columns`` only (None: all); with ``refuse_keyless``, a row without a whole key in
-    the shape of a stored feature is refused (keyless_copy).
+    ``upsert_columns`` only (None: all); with ``refuse_keyless``, a row without a whole key on
+    a stored feature's ground is refused (keyless_copy).
     Returns (rows inserted, rows updated, the first stored features changed: _changes)."""
     names = columns(layer)
     cols = sql.SQL(", ").join(map(sql.Identifier, names))
@@ -453,8 +453,8 @@ async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> Non
     """Refuse an import that adds a feature the layer held already (its ids above ``before``
     are the import's, in the file's order): into a layer without a natural key, one the same
     in every column and shape (an export imported back added 14 production units that were
-    there already); into a layer with one, a feature without a whole key in the shape of a
-    stored one (keyless_copy). The copies are found through the shapes' index."""
+    there already); into a layer with one, a feature without a whole key on a stored one's
+    ground (keyless_copy). The copies are found through the shapes' index."""
     if layer.natural_key:
         same = sql.SQL("{} AND {} AND {}").format(
             _incomplete(layer, "n"), _not_other(layer, "n"), _same_ground("o", "n")
@@ -552,9 +552,10 @@ def _incomplete(layer: Layer, alias: str) -> sql.Composable:
 
 
 async def keyless_copy(conn: AsyncConnection, layer: Layer, row: int, stored: int) -> Conflict:
-    """The refusal of the file's feature ``row``, which gives no whole natural key but has the
-    shape of the stored feature ``stored`` (found from outside: an export whose parcel lost
-    its code in a spreadsheet, upserted back, added a second parcel on the same land)."""
+    """The refusal of the file's feature ``row``, which gives no whole natural key but lies
+    on the ground of the stored feature ``stored`` (_same_ground; found from outside: an
+    export whose parcel lost its code in a spreadsheet, upserted back, added a second parcel
+    on the same land)."""
     named = [n for n in layer.natural_key if layer.reference(n) is None]
     cur = await conn.execute(
         sql.SQL("SELECT {} FROM {} WHERE id = %s").format(
@@ -568,14 +569,14 @@ async def keyless_copy(conn: AsyncConnection, layer: Layer, row: int, stored: in
     which = ", ".join(layer.natural_key)
     return Conflict(
         Said(
-            f"this feature gives no whole key ({which}) but has the shape of {layer.name} "
-            f"feature {stored}{key}, stored already: importing it would add a second one on "
-            "the same ground. Give it its whole key (an upsert then updates that feature), "
+            f"this feature gives no whole key ({which}) but lies on the ground of "
+            f"{layer.name} feature {stored}{key}, stored already: importing it would add a "
+            "second one there. Give it its whole key (an upsert then updates that feature), "
             "leave it out of the file, or add it anyway with --allow-copies "
             "(?allow_copies=true)",
-            f"esta entidad no indica su clave entera ({which}), pero tiene la forma de la "
+            f"esta entidad no indica su clave entera ({which}), pero ocupa el terreno de la "
             f"entidad {stored} de {layer.name}{key}, ya guardada: importarla añadiría una "
-            "segunda sobre el mismo terreno. Indique su clave entera (un upsert actualiza "
+            "segunda allí. Indique su clave entera (un upsert actualiza "
             "entonces esa entidad), déjela fuera del archivo, o añádala igualmente con "
             "--allow-copies (?allow_copies=true)",
         ),
