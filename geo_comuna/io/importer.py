@@ -106,8 +106,7 @@ class ImportReport:
     #: few by position in the file and a point of each (io/outside.py): a digit off, say
     outside_commune: dict[str, Any] = field(default_factory=lambda: dict(NONE_OUTSIDE))
     #: its features that came with heights or measures (Z, M), left out of the 2-D store: how
-    #: many, and the
-    #: first by position in the file
+    #: many, and the first by position in the file
     heights_dropped: dict[str, Any] = field(default_factory=lambda: dict(NONE_HEIGHTS))
 
 
@@ -545,9 +544,8 @@ NONE_HEIGHTS: dict[str, Any] = {"count": 0, "first": None}
 
 def _count_heights(heights: dict[str, Any], high: np.ndarray, labels: Sequence) -> None:
     """Count a piece's geometries that came with heights or measures (``high``: Z, M), which
-    the 2-D store
-    leaves out, and note the first (found from outside: a GPS survey's heights were left out
-    without a word)."""
+    the 2-D store leaves out, and note the first (found from outside: a GPS survey's heights
+    were left out without a word)."""
     found = np.flatnonzero(high)
     if found.size:
         if heights["first"] is None:
@@ -685,12 +683,16 @@ async def import_file(
     )
 
 
+def _es(count: int) -> str:
+    """A count as Spanish writes it: 1.234."""
+    return f"{count:,}".replace(",", ".")
+
+
 def done_line(report: ImportReport) -> Said:
     """What an import did, in one line a person reads (the report itself is JSON, for
     programs): "imported 97 features of parcels.gpkg into parcels: 95 new, 2 updated, 0
     unchanged, in 0.5 s"."""
     n = report.features
-    es = lambda k: f"{k:,}".replace(",", ".")  # noqa: E731 - Spanish thousands
     seconds = report.seconds.get("total", 0.0)
     segundos = f"{seconds:.1f}".replace(".", ",")
     plural = "" if n == 1 else "s"
@@ -700,10 +702,10 @@ def done_line(report: ImportReport) -> Said:
         f"{report.layer}: {report.inserted:,} new, {report.updated:,} updated, "
         f"{report.unchanged:,} unchanged, in {seconds:.1f} s"
         + (" (dry run: nothing written)" if dry else ""),
-        f"{'importaría' if dry else 'importó'} {es(n)} entidad{'' if n == 1 else 'es'} de "
-        f"{report.file} en {report.layer}: {es(report.inserted)} "
-        f"nueva{'' if report.inserted == 1 else 's'}, {es(report.updated)} "
-        f"actualizada{'' if report.updated == 1 else 's'}, {es(report.unchanged)} sin cambios, en "
+        f"{'importaría' if dry else 'importó'} {_es(n)} entidad{'' if n == 1 else 'es'} de "
+        f"{report.file} en {report.layer}: {_es(report.inserted)} "
+        f"nueva{'' if report.inserted == 1 else 's'}, {_es(report.updated)} "
+        f"actualizada{'' if report.updated == 1 else 's'}, {_es(report.unchanged)} sin cambios, en "
         f"{segundos} s" + (" (simulación: no se guardó nada)" if dry else ""),
     )
 
