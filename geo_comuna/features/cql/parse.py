@@ -108,8 +108,8 @@ def _offsets(text: str, lang: str) -> None:
         if found and (int(found[2]) > 23 or int(found[3]) > 59):
             raise InvalidInput(
                 Said(
-                    f"filter: TIMESTAMP({stamp!r}): no time zone is {found[1]} from UTC",
-                    f"filtro: TIMESTAMP({stamp!r}): ninguna zona horaria dista {found[1]} de UTC",
+                    f"filter: {stamp!r}: no time zone is {found[1]} from UTC",
+                    f"filtro: {stamp!r}: ninguna zona horaria dista {found[1]} de UTC",
                 )
             )
 
