@@ -95,9 +95,8 @@ def check(db: sqlite3.Connection, path: Path, *, dates: bool = True) -> None:
         _refuse_without_rowid(db, path, table)
         columns = db.execute("SELECT name, type, pk FROM pragma_table_info(?)", (table,))
         rows = columns.fetchall()
-        alias = (
-            [n for n, declared, pk in rows if pk] if sum(1 for *_, pk in rows if pk) == 1 else []
-        )
+        keys = [name for name, _, pk in rows if pk]
+        alias = keys if len(keys) == 1 else []  # one INTEGER PRIMARY KEY column: the rowid
         typed = []
         for name, declared, _ in rows:
             if name in alias and str(declared).upper() == "INTEGER":
