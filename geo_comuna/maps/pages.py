@@ -617,18 +617,15 @@ def item(
         spatial=_spatial(layer),
         title=title,
         sheet=layer.name == "parcels",  # its printable sheet, linked from its page
-        # a commune's map, report, package and states (by code, as people name it)
-        commune=quote(str(code or feature.get("id")), safe="")
-        if layer.name == "communes"
-        else None,
+        commune=_commune_href(layer, feature),  # its map, report, package, parcels, states
         history=None if history is None else _history(history, lang),
         said=sheet_words(lang),
     )
 
 
 def _commune_href(layer: Layer | Records, feature: dict[str, Any]) -> str | None:
-    """A commune's own pages' path part, by its code as people name it (None: not a
-    commune)."""
+    """A commune's own pages' path part (its map, report, package...), by its code as people
+    name it (None: not a commune)."""
     if layer.name != "communes":
         return None
     code = (feature.get("properties") or {}).get("code")
