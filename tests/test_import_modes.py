@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from geo_comuna.accounts import EVERYWHERE
 from geo_comuna.cli import app as cli_app
 from geo_comuna.db import migrate
-from geo_comuna.errors import Conflict, InvalidInput
+from geo_comuna.errors import Conflict, InvalidFile, InvalidInput
 from geo_comuna.features.query import require_commune
 from geo_comuna.io.exporter import export_layer
 from geo_comuna.io.formats import FORMATS
@@ -579,3 +579,36 @@ async def test_an_export_imported_back_into_a_layer_without_a_key_is_refused(
     done = await import_file(conn, units, edited, settings, allow_copies=True)
     assert done.inserted == len(frame)
     assert (await (await conn.execute(count)).fetchone())[0] == held + len(frame)
+
+
+async def test_the_search_for_copies_is_bounded_by_a_requests_seconds(
+    conn: AsyncConnection,
+    settings: Settings,
+    tmp_path: Path,
+    maizal: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The import runs without a statement timeout; the search for copies among features
+    without a key, each laid against the stored shapes it overlaps, is held to a request's
+    seconds (found in review: a file of near-copies could keep a CPU busy long). Over them,
+    the file is refused saying what to do, and nothing is written."""
+    import dataclasses
+
+    from geo_comuna import work
+
+    before = await versions(conn, maizal)
+    file = await exported(conn, tmp_path, maizal)
+    frame = pyogrio.read_dataframe(file)
+    near = frame.iloc[[0] * 3000].copy()  # 3,000 shapes each sharing ~80 % of parcel 1's
+    minx, _, maxx, _ = near.geometry.iloc[0].bounds
+    near["geometry"] = near.geometry.translate(xoff=(maxx - minx) * 0.2)
+    near["code"] = None
+    path = tmp_path / "near.gpkg"
+    pyogrio.write_dataframe(near, path)
+    tight = dataclasses.replace(work.default_limits(), compute_seconds=0.001)
+    monkeypatch.setattr(work, "limits", lambda: tight)
+    with pytest.raises(InvalidFile) as refused:
+        await import_file(conn, PARCELS, path, settings)
+    assert "looking for copies of stored features" in refused.value.reason
+    assert "buscar copias de entidades guardadas" in refused.value.said("es")
+    assert await versions(conn, maizal) == before

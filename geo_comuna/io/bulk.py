@@ -19,9 +19,10 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, errors, sql
 
-from geo_comuna.errors import Conflict, Said
+from geo_comuna import work
+from geo_comuna.errors import Conflict, InvalidFile, Said
 from geo_comuna.features.write import columns, refusals
 from geo_comuna.io import keys
 from geo_comuna.io.pgcopy import COPY_HEADER, COPY_TRAILER
@@ -316,7 +317,8 @@ async def _unstage(
         if refuse_keyless:
             # one without a whole key on a stored feature's ground, not alike it: the same
             # land under a code lost on the way (refuse_copies, for an upsert)
-            cur = await conn.execute(
+            found = await _copies_within_bounds(
+                conn,
                 sql.SQL(
                     "SELECT s._n, o.id FROM _geo_comuna_import s JOIN LATERAL (SELECT o.id "
                     "FROM {table} o WHERE o.geom && s.geom AND {not_other} AND {ground} "
@@ -331,9 +333,8 @@ async def _unstage(
                     incomplete=incomplete,
                     alike=alike,
                     tolerance=sql.Literal(SHAPE_TOLERANCE),
-                )
+                ),
             )
-            found = await cur.fetchone()
             if found is not None:
                 raise await keyless_copy(conn, layer, *found)
     # the scan sets each row's number just before the row is inserted and checked
@@ -472,7 +473,8 @@ async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> Non
                 ),
             ]
         )
-    cur = await conn.execute(
+    found = await _copies_within_bounds(
+        conn,
         sql.SQL(
             """SELECT (SELECT count(*) FROM {t} x WHERE x.id > %(before)s AND x.id <= f.id),
                       f.stored, f.copies
@@ -486,7 +488,6 @@ async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> Non
         ).format(t=sql.Identifier(layer.table), same=same),
         {"before": before},
     )
-    found = await cur.fetchone()
     if found is None:
         return
     row, stored, copies = found
@@ -510,6 +511,33 @@ async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> Non
         feature=row,
         layer=layer.name,
     )
+
+
+async def _copies_within_bounds(
+    conn: AsyncConnection, query: sql.Composable, params: dict[str, Any] | None = None
+) -> tuple[Any, ...] | None:
+    """The first copy ``query`` finds, within a request's seconds (Limits.compute_seconds):
+    the import itself runs without a statement timeout, and a file's features without a key,
+    each laid against the stored shapes it overlaps, could keep a CPU busy long. In a
+    savepoint, so that the timeout goes with it when it strikes."""
+    seconds = work.limits().compute_seconds
+    try:
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL statement_timeout = {max(1, int(seconds * 1000))}")
+            found = await (await conn.execute(query, params)).fetchone()
+            await conn.execute("SET LOCAL statement_timeout = 0")  # the import's again
+    except errors.QueryCanceled:
+        raise InvalidFile(
+            Said(
+                f"looking for copies of stored features among this file's took longer than "
+                f"{seconds:g} s: give its features their keys (codes) where the layer has one, "
+                "or add them anyway with --allow-copies (?allow_copies=true)",
+                f"buscar copias de entidades guardadas entre las de este archivo tardó más de "
+                f"{seconds:g} s: indique las claves (códigos) de sus entidades donde la capa "
+                "las tenga, o añádalas igualmente con --allow-copies (?allow_copies=true)",
+            )
+        ) from None
+    return found
 
 
 #: how much of the larger of two areas they share to be one piece of ground twice
