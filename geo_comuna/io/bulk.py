@@ -297,9 +297,7 @@ async def _unstage(
         # a row without a whole key (a parcel without a code) is new, unless a stored
         # feature is the same in every column given and in shape: an export imported back
         # added its parcels without code again at every upsert
-        incomplete = sql.SQL(" OR ").join(
-            sql.SQL("s.{} IS NULL").format(sql.Identifier(c)) for c in key
-        )
+        incomplete = _incomplete(layer, "s")
         alike = sql.SQL(" AND ").join(
             sql.SQL("t.{c} IS NOT DISTINCT FROM s.{c}").format(c=sql.Identifier(c)) for c in values
         )

@@ -436,7 +436,6 @@ async def write(
     def check(batch: pieces.Batch, refs: dict[str, list]) -> bulk.Piece:
         rows, labels = batch.table.num_rows, batch.labels
         attrs = attributes.check_attributes(layer, batch.table, labels, lang=lang, hint=True)
-        keyless[0] += _keyless(layer, attrs, refs)
         if isinstance(batch.geometries, Geometries):
             given, wkb, high = batch.geometries.take(0, rows, labels)
         else:
@@ -500,6 +499,7 @@ async def write(
                     before=before,
                     refuse_stored=mode == "insert",
                     scoped=not admin,
+                    keyless=keyless,
                 )
                 async with aclosing(chunks):
                     inserted, updated, changes = await bulk.copy_in(
@@ -524,18 +524,6 @@ async def write(
     except _Tried as tried:
         return tried.written
     return written
-
-
-def _keyless(layer: Layer, attrs: dict[str, pa.Array], refs: dict[str, list]) -> int:
-    """How many of a piece's validated features give no whole natural key (none in a layer
-    without one)."""
-    missing = None
-    for name in layer.natural_key:
-        ref = layer.reference(name)
-        part = pa.array(refs[ref.column], pa.int64()) if ref is not None else attrs[name]
-        null = pc.is_null(part)
-        missing = null if missing is None else pc.or_(missing, null)
-    return 0 if missing is None else pc.sum(missing.cast(pa.int64())).as_py() or 0
 
 
 #: a report's heights_dropped when none is

@@ -82,6 +82,14 @@ def of(layer: Layer, table: pa.Table, refs: dict[str, list]) -> Keys | None:
     return keys if keys.given else None
 
 
+def without(layer: Layer, keys: Keys | None, rows: int) -> int:
+    """How many of a piece's ``rows`` features give no whole key (``keys``: of(); none in a
+    layer without a natural key)."""
+    if not layer.natural_key:
+        return 0
+    return rows - (keys.given if keys is not None else 0)
+
+
 def describe(layer: Layer, table: pa.Table, row: int) -> Said:
     """A feature's key as the file gives it: "code '5M-P001', commune 'EL-MAIZAL'"."""
     said, dicho = [], []

@@ -214,6 +214,7 @@ async def stream(
     before: int | None = None,
     refuse_stored: bool = True,
     scoped: bool = False,
+    keyless: list[int] | None = None,
 ) -> AsyncIterator[bulk.Piece]:
     """The pieces of ``source`` as io/bulk.copy_in sends them. For each batch: its references
     resolved and its natural keys checked here (one query each), then ``check(batch, refs)``
@@ -228,7 +229,10 @@ async def stream(
 
     ``scoped`` (an editor's import): a feature of a commune the writer may not edit is
     refused (403) before its key is looked up, so that an editor learns nothing of another
-    commune's stored keys from a conflict."""
+    commune's stored keys from a conflict.
+
+    ``keyless`` (one count): the features that give no whole natural key are added to it, as
+    the keys' check finds them (the copies of stored features they may be, io/bulk.py)."""
     loop = asyncio.get_running_loop()
     seen = keys.Seen()
     # runs once copy_in has decided on the indexes: a bulk load has dropped it by now
@@ -245,6 +249,8 @@ async def stream(
                 if scoped:
                     await _refuse_outside_scope(conn, layer, refs, batch.labels)
                 given = keys.of(layer, batch.table, refs)
+                if keyless is not None:
+                    keyless[0] += keys.without(layer, given, batch.table.num_rows)
                 if given is not None:
                     keys.refuse_repeats(layer, batch.table, given, batch.labels)
                     seen.add(given)
@@ -261,13 +267,18 @@ async def stream(
                 piece, checking = checking, None
                 yield await piece
         finally:
-            left = [f for f in (ahead, checking) if f is not None and not f.done()]
-            for future in left:  # the consumer stopped early: drop what is queued
-                future.cancel()
-            if left:
-                await asyncio.gather(*left, return_exceptions=True)
+            await _drop(ahead, checking)
         if seen.repeated():
             await _refuse_repeat(conn, layer, source, seen, pool, defaults)
+
+
+async def _drop(*futures: asyncio.Future | None) -> None:
+    """Cancel what is still queued (the consumer stopped early) and wait for it to end."""
+    left = [f for f in futures if f is not None and not f.done()]
+    for future in left:
+        future.cancel()
+    if left:
+        await asyncio.gather(*left, return_exceptions=True)
 
 
 def _met_earlier_piece(
