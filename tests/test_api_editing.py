@@ -324,6 +324,50 @@ async def test_an_empty_patch_changes_nothing_and_is_not_forbidden(
         assert stale.status_code == 412
 
 
+async def test_if_none_match_on_a_change_refuses_what_is_stored(
+    conn: AsyncConnection, as_role: Reader
+) -> None:
+    """If-None-Match on PUT, PATCH and DELETE (RFC 9110 13.1.2): a change is refused (412)
+    when the stored version is one the client names, or with * since the feature exists; a
+    stale tag lets it through. Ignored, it let a client that wrote only what it had not seen
+    overwrite the feature."""
+    fid = await first_id(conn, "parcels", "true")
+    async with as_role("admin") as c:
+        read = await c.get(f"{ITEMS}/{fid}")
+        etag, doc = read.headers["etag"], read.json()
+        doc.pop("links")
+        doc["properties"]["notes"] = "cambiada"
+        weak = "W/" + etag.removeprefix("W/")
+        for method, kwargs in (
+            ("PUT", {"json": doc}),
+            ("PATCH", {"json": {"properties": {"notes": "cambiada"}}}),
+            ("PATCH", {"json": {}}),
+            ("DELETE", {}),
+        ):
+            for tags in ("*", etag, weak, f'"1.1", {etag}'):
+                r = await c.request(
+                    method, f"{ITEMS}/{fid}", headers={"If-None-Match": tags}, **kwargs
+                )
+                assert r.status_code == 412, (method, tags, r.text)
+                assert "If-None-Match" in r.json()["detail"], r.text
+        assert (await c.get(f"{ITEMS}/{fid}")).json()["properties"] == read.json()["properties"]
+        r = await c.request(
+            "PATCH",
+            f"{ITEMS}/{fid}",
+            headers={"If-None-Match": '"1.1"'},
+            json={"properties": {"notes": "cambiada"}},
+        )
+        assert r.status_code == 200, r.text
+        now = await c.get(f"{ITEMS}/{fid}")
+        assert now.json()["properties"]["notes"] == "cambiada"
+        # both headers: If-Match holds, If-None-Match names the same version: refused
+        both = {"If-Match": now.headers["etag"], "If-None-Match": now.headers["etag"]}
+        r = await c.patch(f"{ITEMS}/{fid}", headers=both, json={"properties": {"notes": "otra"}})
+        assert r.status_code == 412, r.text
+        es = await c.delete(f"{ITEMS}/{fid}?lang=es", headers={"If-None-Match": "*"})
+        assert es.status_code == 412 and "no se cambió nada" in es.json()["detail"], es.text
+
+
 @pytest.mark.parametrize("big", [2**63, 2**64, -(2**63) - 1, str(2**63)])
 async def test_an_id_of_2_63_or_more_is_a_4xx(
     as_role: Reader, conn: AsyncConnection, big: object

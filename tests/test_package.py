@@ -31,7 +31,6 @@ from geo_comuna.analysis.base import Once, Unfinished, answer
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.db.versions import VersionedCache
 from geo_comuna.features.query import require_commune, resolve_commune
-from geo_comuna.features.write import row_version
 from geo_comuna.io import dems, exporter
 from geo_comuna.io.exporter import export_layer
 from geo_comuna.io.formats import FORMATS
@@ -52,6 +51,7 @@ from geo_comuna.maps.package import (
 )
 from geo_comuna.maps.styles import Styles
 from geo_comuna.maps.sync_base import BASE_TABLE
+from geo_comuna.preconditions import row_version
 from geo_comuna.settings import Settings
 from tests.analysis_factories import timing_out
 from tests.conftest import api_client
@@ -110,7 +110,7 @@ async def test_anonymous_package_matches_the_api(
                 first = frame.iloc[0]
                 r = await client.get(f"/collections/{name}/items/{int(first['id'])}")
                 assert r.status_code == 200, r.text
-                tag = f'"{int(first["id"])}.{int(first["version"])}"'
+                tag = f"{int(first['id'])}.{int(first['version'])}"
                 assert row_version(r.headers["etag"]) == tag, name
         assert features > 100
         parcels = pyogrio.read_dataframe(gpkg, layer="parcels")

@@ -462,6 +462,19 @@ async def test_register_read_change_and_audit(conn: AsyncConnection, reader: Cal
             headers={"If-Match": etag},
         )
         assert stale.status_code == 412
+        for kind, record, change in (
+            ("parties", ids["party"], feature(contact="0412-3333333")),
+            ("rights", ids["right"], feature(note="no")),
+        ):
+            url = f"/collections/{kind}/items/{record}"
+            current = (await c.get(url)).headers["etag"]
+            for tags in ("*", current, f'"1.1", W/{current}'):  # what is stored: nothing changes
+                r = await c.patch(url, json=change, headers={"If-None-Match": tags})
+                assert r.status_code == 412 and "If-None-Match" in r.json()["detail"], r.text
+                r = await c.delete(url, headers={"If-None-Match": tags})
+                assert r.status_code == 412, (url, tags, r.text)
+        party = (await c.get(f"/collections/parties/items/{ids['party']}")).json()
+        assert party["properties"]["contact"] == "0412-1111111"
         bad = await c.post("/collections/parties/items", json=feature(commune=MAIZAL, kind="clan"))
         assert bad.status_code == 422 and "'kind'" in bad.json()["detail"]
         bad = await c.post(

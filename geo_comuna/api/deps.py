@@ -37,6 +37,7 @@ from geo_comuna.features.query import CountCache, require_commune
 from geo_comuna.features.queryables import computed_names, computed_values
 from geo_comuna.features.tiles import TileCache
 from geo_comuna.layers import Layer, get_layer
+from geo_comuna.preconditions import Preconditions
 from geo_comuna.settings import Settings
 
 #: query parameters every items request may carry besides property filters
@@ -311,22 +312,29 @@ async def admin(user: Annotated[User, Depends(writer)]) -> User:
     return user
 
 
-async def if_match(
+async def conditions(
     settings: SettingsDep,
-    value: Annotated[
+    match: Annotated[
         str | None,
         Header(alias="If-Match", description="ETag read earlier; 412 if it changed"),
     ] = None,
-) -> str | None:
-    """The If-Match of a change; with GEO_COMUNA_REQUIRE_IF_MATCH a change without one is
-    refused (428) instead of overwriting whatever is stored now."""
+    none_match: Annotated[
+        str | None,
+        Header(
+            alias="If-None-Match",
+            description="ETags (or *) the change must not find stored; 412 if it does",
+        ),
+    ] = None,
+) -> Preconditions:
+    """The If-Match and If-None-Match of a change; with GEO_COMUNA_REQUIRE_IF_MATCH a change
+    without If-Match is refused (428) instead of overwriting whatever is stored now."""
     # "*" matches any version: in this mode it would overwrite as blindly as no header
-    if settings.require_if_match and (value is None or value.strip() == "*"):
+    if settings.require_if_match and (match is None or match.strip() == "*"):
         raise PreconditionRequired(
             "this server requires the If-Match header on PUT, PATCH and DELETE: read the "
             "feature, then send its ETag back as If-Match"
         )
-    return value
+    return Preconditions(match, none_match)
 
 
 async def reader_access(user: Annotated[User | None, Depends(current_user)]) -> Access:
@@ -338,7 +346,7 @@ Reader = Annotated[User | None, Depends(current_user)]
 ReaderAccess = Annotated[Access, Depends(reader_access)]
 Writer = Annotated[User, Depends(writer)]
 Admin = Annotated[User, Depends(admin)]
-IfMatch = Annotated[str | None, Depends(if_match)]
+Conditions = Annotated[Preconditions, Depends(conditions)]
 
 
 def base_url(request: Request, settings: Settings) -> str:

@@ -12,7 +12,7 @@ its ETag says (a write in between makes it newer, and its ETag then never matche
 A feature's ETag is its row version, ``"id.xmin"``, which PUT, PATCH and DELETE compare with
 ``If-Match``; where the feature's content also depends on the reader or on other tables
 (a parcel's commune is shown by its code), a digest of those follows: ``"id.xmin.digest"``.
-``If-Match`` compares the row version only (features/write.py row_version). The database
+``If-Match`` compares the row version only (preconditions.py). The database
 computes a feature's ETag and compares it with If-None-Match in the statement that reads the
 feature, and builds the Feature only when they differ: a 304 costs one index lookup.
 

@@ -286,7 +286,7 @@ def _operation(
         statuses.add(403)
     if method in ("post", "put", "patch"):
         statuses |= {409, 413, 422}
-    if deps.if_match in calls:
+    if deps.conditions in calls:
         statuses.add(412)
         if settings.require_if_match:
             statuses.add(428)

@@ -21,9 +21,9 @@ from geo_comuna.api import tenure_meta
 from geo_comuna.api.deps import (
     Commune,
     CommuneFilter,
+    Conditions,
     Conn,
     CrsDep,
-    IfMatch,
     Lang,
     Paging,
     Reader,
@@ -408,37 +408,41 @@ async def create_right(request: Request, settings: SettingsDep, conn: Conn, user
 
 
 async def _patch(
-    request: Request, conn: Conn, user: Writer, if_match: IfMatch, kind: str, feature_id: int
+    request: Request, conn: Conn, user: Writer, conditions: Conditions, kind: str, feature_id: int
 ) -> Response:
     version = await edit.patch(
-        conn, kind, feature_id, await request.body(), user, if_match=if_match
+        conn, kind, feature_id, await request.body(), user, conditions=conditions
     )
     return _json({"ids": [feature_id]}, 200, _etag(version, user), "application/json")
 
 
 @router.patch("/collections/parties/items/{feature_id}", summary="Change a party")
 async def patch_party(
-    request: Request, conn: Conn, user: Writer, if_match: IfMatch, feature_id: int
+    request: Request, conn: Conn, user: Writer, conditions: Conditions, feature_id: int
 ) -> Response:
-    return await _patch(request, conn, user, if_match, "parties", feature_id)
+    return await _patch(request, conn, user, conditions, "parties", feature_id)
 
 
 @router.patch("/collections/rights/items/{feature_id}", summary="Change a right")
 async def patch_right(
-    request: Request, conn: Conn, user: Writer, if_match: IfMatch, feature_id: int
+    request: Request, conn: Conn, user: Writer, conditions: Conditions, feature_id: int
 ) -> Response:
-    return await _patch(request, conn, user, if_match, "rights", feature_id)
+    return await _patch(request, conn, user, conditions, "rights", feature_id)
 
 
 @router.delete("/collections/parties/items/{feature_id}", status_code=204, summary="Delete a party")
-async def delete_party(conn: Conn, user: Writer, if_match: IfMatch, feature_id: int) -> Response:
-    await edit.remove(conn, "parties", feature_id, user, if_match=if_match)
+async def delete_party(
+    conn: Conn, user: Writer, conditions: Conditions, feature_id: int
+) -> Response:
+    await edit.remove(conn, "parties", feature_id, user, conditions=conditions)
     return Response(status_code=204)
 
 
 @router.delete("/collections/rights/items/{feature_id}", status_code=204, summary="Delete a right")
-async def delete_right(conn: Conn, user: Writer, if_match: IfMatch, feature_id: int) -> Response:
-    await edit.remove(conn, "rights", feature_id, user, if_match=if_match)
+async def delete_right(
+    conn: Conn, user: Writer, conditions: Conditions, feature_id: int
+) -> Response:
+    await edit.remove(conn, "rights", feature_id, user, conditions=conditions)
     return Response(status_code=204)
 
 

@@ -18,9 +18,9 @@ from psycopg import AsyncConnection
 from geo_comuna.accounts import User
 from geo_comuna.api.deps import (
     LANGS,
+    Conditions,
     Conn,
     ContentCrs,
-    IfMatch,
     LayerDep,
     SettingsDep,
     Writer,
@@ -29,6 +29,7 @@ from geo_comuna.api.deps import (
 from geo_comuna.features import edit
 from geo_comuna.features.crs import Crs
 from geo_comuna.layers import Layer
+from geo_comuna.preconditions import Preconditions
 from geo_comuna.settings import Settings
 
 router = APIRouter()
@@ -101,7 +102,7 @@ async def _change(
     layer: Layer,
     feature_id: int,
     user: User,
-    if_match: str | None,
+    conditions: Preconditions,
     repair: bool,
     lang: str,
     body_crs: Crs,
@@ -110,7 +111,7 @@ async def _change(
     body = await _body(request)
     written = await change(
         conn, layer, feature_id, body, settings, user,
-        repair=repair, if_match=if_match, lang=lang, crs=body_crs,
+        repair=repair, conditions=conditions, lang=lang, crs=body_crs,
         commune=_connection_commune(request),
     )  # fmt: skip
     return _written(written, 200)
@@ -124,13 +125,13 @@ async def replace_item(
     layer: LayerDep,
     feature_id: int,
     user: Writer,
-    if_match: IfMatch,
+    conditions: Conditions,
     body_crs: ContentCrs,
     repair: Repair = False,
     lang: MessageLang = "es",
 ) -> Response:
     return await _change(
-        edit.replace, request, settings, conn, layer, feature_id, user, if_match, repair, lang,
+        edit.replace, request, settings, conn, layer, feature_id, user, conditions, repair, lang,
         body_crs,
     )  # fmt: skip
 
@@ -146,13 +147,13 @@ async def patch_item(
     layer: LayerDep,
     feature_id: int,
     user: Writer,
-    if_match: IfMatch,
+    conditions: Conditions,
     body_crs: ContentCrs,
     repair: Repair = False,
     lang: MessageLang = "es",
 ) -> Response:
     return await _change(
-        edit.patch, request, settings, conn, layer, feature_id, user, if_match, repair, lang,
+        edit.patch, request, settings, conn, layer, feature_id, user, conditions, repair, lang,
         body_crs,
     )  # fmt: skip
 
@@ -161,7 +162,7 @@ async def patch_item(
     "/collections/{collection_id}/items/{feature_id}", status_code=204, summary="Delete a feature"
 )
 async def delete_item(
-    conn: Conn, layer: LayerDep, feature_id: int, user: Writer, if_match: IfMatch
+    conn: Conn, layer: LayerDep, feature_id: int, user: Writer, conditions: Conditions
 ) -> Response:
-    await edit.remove(conn, layer, feature_id, user, if_match=if_match)
+    await edit.remove(conn, layer, feature_id, user, conditions=conditions)
     return Response(status_code=204)

@@ -24,6 +24,7 @@ from geo_comuna.features.crs import CRS84, Crs, check_coordinates, to_storage, x
 from geo_comuna.features.crs import parse as parse_crs
 from geo_comuna.features.query import ETAG_SQL, one, require_commune
 from geo_comuna.layers import Layer
+from geo_comuna.preconditions import NO_CONDITIONS, Preconditions
 from geo_comuna.settings import Settings
 
 
@@ -227,7 +228,7 @@ async def replace(
     user: User,
     *,
     repair: bool = False,
-    if_match: str | None = None,
+    conditions: Preconditions = NO_CONDITIONS,
     lang: str = "es",
     crs: Crs = CRS84,
     commune: str | None = None,
@@ -241,7 +242,7 @@ async def replace(
             Said("missing geometry", "falta la geometría"), feature=feature_id, layer=layer.name
         )
     async with writing(conn, user):
-        await write.check_version(conn, layer, feature_id, if_match)
+        await write.check_version(conn, layer, feature_id, conditions)
         parsed = await _in_storage_crs(conn, layer, parsed, crs)
         checked, refs = await _checked(conn, layer, parsed, settings, repair, lang, commune)
         await write.replace(conn, layer, feature_id, checked, refs)
@@ -258,7 +259,7 @@ async def patch(
     user: User,
     *,
     repair: bool = False,
-    if_match: str | None = None,
+    conditions: Preconditions = NO_CONDITIONS,
     lang: str = "es",
     crs: Crs = CRS84,
     commune: str | None = None,
@@ -268,9 +269,9 @@ async def patch(
     _writer(user)
     parsed = await work.cpu(_parse_patch, layer, body, feature_id, crs)
     if not parsed.present and not parsed.geometry_given:
-        return await _unchanged(conn, layer, feature_id, user, if_match)
+        return await _unchanged(conn, layer, feature_id, user, conditions)
     async with writing(conn, user):
-        await write.check_version(conn, layer, feature_id, if_match)
+        await write.check_version(conn, layer, feature_id, conditions)
         current = await _current(conn, layer, feature_id)
         given = {
             name: attributes.python_values(parsed.properties.column(name).combine_chunks())[0]
@@ -305,13 +306,13 @@ async def patch(
 
 
 async def _unchanged(
-    conn: AsyncConnection, layer: Layer, feature_id: int, user: User, if_match: str | None
+    conn: AsyncConnection, layer: Layer, feature_id: int, user: User, conditions: Preconditions
 ) -> Written:
     """A PATCH that names nothing to change ({}, or no properties and no geometry): nothing
     is written, nor audited, and the answer is the feature's version, provided the writer
     could have changed it (404, 412 and 403 as for any PATCH)."""
     async with writing(conn, user):
-        await write.check_version(conn, layer, feature_id, if_match)
+        await write.check_version(conn, layer, feature_id, conditions)
         await write.lock_to_change(conn, layer, feature_id)
         etag = await _etag(conn, layer, feature_id)
     return Written([feature_id], [], etag)
@@ -391,9 +392,14 @@ async def _current(conn: AsyncConnection, layer: Layer, feature_id: int) -> dict
 
 
 async def remove(
-    conn: AsyncConnection, layer: Layer, feature_id: int, user: User, *, if_match: str | None = None
+    conn: AsyncConnection,
+    layer: Layer,
+    feature_id: int,
+    user: User,
+    *,
+    conditions: Preconditions = NO_CONDITIONS,
 ) -> None:
     _writer(user)
     async with writing(conn, user):
-        await write.check_version(conn, layer, feature_id, if_match)
+        await write.check_version(conn, layer, feature_id, conditions)
         await write.delete(conn, layer, feature_id)

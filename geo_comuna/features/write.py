@@ -26,12 +26,12 @@ from geo_comuna.errors import (
     Forbidden,
     InvalidAttribute,
     NotFound,
-    PreconditionFailed,
     Said,
 )
 from geo_comuna.features.query import ETAG_SQL
 from geo_comuna.features.validate import Checked
 from geo_comuna.layers import Layer
+from geo_comuna.preconditions import NO_CONDITIONS, Preconditions
 
 #: the row an import was writing when it was refused: the detail "feature N" (io/bulk.copy_in)
 _FEATURE = re.compile(r"feature (\d+)")
@@ -194,11 +194,12 @@ async def _require(conn: AsyncConnection, layer: Layer, feature_id: int) -> None
 
 
 async def check_version(
-    conn: AsyncConnection, layer: Layer, feature_id: int, if_match: str | None
+    conn: AsyncConnection, layer: Layer, feature_id: int, conditions: Preconditions
 ) -> None:
-    """Lock the row and compare its version with If-Match (OGC API - Features Part 4):
-    a stale version is refused with 412 instead of silently overwriting someone's edit."""
-    if if_match is None:
+    """Lock the row and compare its version with If-Match and If-None-Match (OGC API -
+    Features Part 4, RFC 9110): a stale version is refused with 412 instead of silently
+    overwriting someone's edit."""
+    if conditions == NO_CONDITIONS:
         return
     cur = await conn.execute(
         sql.SQL("SELECT {} FROM {} t WHERE id = %s FOR UPDATE").format(
@@ -209,26 +210,7 @@ async def check_version(
     row = await cur.fetchone()
     if row is None:
         await _require(conn, layer, feature_id)
-    wanted = {tag.strip() for tag in if_match.split(",")}
-    if "*" not in wanted and row[0] not in {row_version(tag) for tag in wanted}:
-        raise PreconditionFailed(
-            Said(
-                f"the feature changed since you read it (now {row[0]}); "
-                "read it again and reapply your change",
-                f"la entidad cambió después de leerla (ahora {row[0]}); "
-                "vuelva a leerla y aplique de nuevo el cambio",
-            ),
-            feature=feature_id,
-            layer=layer.name,
-        )
-
-
-def row_version(tag: str) -> str:
-    """The row version in an ETag a client sends back, as ETAG_SQL writes it: a feature's
-    ETag may be weak (compressed in transfer) and carry a digest of what else its content
-    depends on (api/etags.py): ``W/"12.345.ab"`` -> ``"12.345"``."""
-    bare = tag.strip().removeprefix("W/").strip('"')
-    return '"' + ".".join(bare.split(".")[:2]) + '"'
+    conditions.check(row[0], layer=layer.name, feature=feature_id)
 
 
 async def delete(conn: AsyncConnection, layer: Layer, feature_id: int) -> None:

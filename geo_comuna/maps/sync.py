@@ -58,6 +58,7 @@ from geo_comuna.maps.package import fetch_layer
 from geo_comuna.maps.package_tables import COMMUNE_TABLE, clipped
 from geo_comuna.maps.sync_base import Base, digest
 from geo_comuna.maps.sync_read import Feature, Package, read_package, read_upload, unpack
+from geo_comuna.preconditions import Preconditions
 from geo_comuna.settings import Settings
 
 #: degrees (EPSG:4326): ~0.1 mm; closer vertices are the same vertex, as in an import's upsert
@@ -698,7 +699,7 @@ async def _apply_layer(
 
             async def patch(body: dict = body, fid: int = fid) -> None:
                 done = await edit.patch(
-                    conn, layer, fid, body, settings, user, if_match=f'"{fid}.{versions[fid]}"',
+                    conn, layer, fid, body, settings, user, conditions=_read(fid, versions),
                     repair=repair, lang=lang,
                 )  # fmt: skip
                 kept(done, fid)  # a new row of the package: the version its next sync starts from
@@ -746,12 +747,17 @@ class _named:
         return False
 
 
+def _read(fid: int, versions: dict[int, int]) -> Preconditions:
+    """A change of feature ``fid`` made only if it is still the version the package read."""
+    return Preconditions(match=f"{fid}.{versions[fid]}")
+
+
 async def _delete_layer(
     conn: AsyncConnection, layer: Layer, diff: LayerDiff, versions: dict[int, int], user: User
 ) -> int:
     for fid in diff.deleted:
         with _named(layer, fid):
-            await edit.remove(conn, layer, fid, user, if_match=f'"{fid}.{versions[fid]}"')
+            await edit.remove(conn, layer, fid, user, conditions=_read(fid, versions))
     return len(diff.deleted)
 
 

@@ -25,13 +25,13 @@ from geo_comuna.errors import (
     InvalidAttribute,
     InvalidInput,
     NotFound,
-    PreconditionFailed,
     Said,
     json_refusal,
     said,
 )
 from geo_comuna.layers.model import Domain
 from geo_comuna.layers.tenure import PARTY_KIND, RIGHT_KIND, RIGHT_STATUS
+from geo_comuna.preconditions import NO_CONDITIONS, Preconditions
 from geo_comuna.tenure.refusals import refused
 from geo_comuna.text import is_text
 
@@ -258,17 +258,11 @@ async def _version(conn: AsyncConnection, kind: str, record_id: int) -> str | No
     return row[0] if row else None
 
 
-def _row_version(tag: str) -> str:
-    """``"id.xmin"`` of an ETag ``"id.xmin.reader"`` (weak or not)."""
-    bare = tag.strip().removeprefix("W/").strip('"')
-    return ".".join(bare.split(".")[:2])
-
-
 async def _check_version(
-    conn: AsyncConnection, kind: str, record_id: int, if_match: str | None
+    conn: AsyncConnection, kind: str, record_id: int, conditions: Preconditions
 ) -> None:
-    """The stored row version against If-Match (412 when someone changed it since). The row
-    is locked first, so nobody changes it between this check and the write."""
+    """The stored row version against If-Match and If-None-Match (412 when someone changed it
+    since). The row is locked first, so nobody changes it between this check and the write."""
     await conn.execute(
         sql.SQL("SELECT id FROM {} WHERE id = %s FOR UPDATE").format(sql.Identifier(kind)),
         (record_id,),
@@ -283,19 +277,7 @@ async def _check_version(
             ),
             layer=kind,
         )
-    if if_match is None:
-        return
-    wanted = {_row_version(tag) for tag in if_match.split(",")}
-    if "*" not in wanted and now not in wanted:
-        raise PreconditionFailed(
-            Said(
-                f"it changed since you read it (now {now}); read it again and reapply your change",
-                f"cambió desde que lo leyó (ahora {now}); vuelva a leerlo y aplique de nuevo su "
-                "cambio",
-            ),
-            feature=record_id,
-            layer=kind,
-        )
+    conditions.check(now, layer=kind, feature=record_id)
 
 
 async def patch(
@@ -305,7 +287,7 @@ async def patch(
     body: bytes,
     user: User,
     *,
-    if_match: str | None = None,
+    conditions: Preconditions = NO_CONDITIONS,
 ) -> str:
     """Change some properties of a party or a right; the new row version."""
     _writer(user)
@@ -323,7 +305,7 @@ async def patch(
         ),
     )
     async with writing(conn, user):
-        await _check_version(conn, kind, record_id, if_match)
+        await _check_version(conn, kind, record_id, conditions)
         with refused(kind, record_id):
             cur = await conn.execute(query, {**values, "record_id": record_id})
             if await cur.fetchone() is None:
@@ -337,12 +319,17 @@ async def patch(
 
 
 async def remove(
-    conn: AsyncConnection, kind: str, record_id: int, user: User, *, if_match: str | None = None
+    conn: AsyncConnection,
+    kind: str,
+    record_id: int,
+    user: User,
+    *,
+    conditions: Preconditions = NO_CONDITIONS,
 ) -> None:
     _writer(user)
     query = sql.SQL("DELETE FROM {} WHERE id = %s RETURNING id").format(sql.Identifier(kind))
     async with writing(conn, user):
-        await _check_version(conn, kind, record_id, if_match)
+        await _check_version(conn, kind, record_id, conditions)
         with refused(kind, record_id):
             cur = await conn.execute(query, (record_id,))
             if await cur.fetchone() is None:
