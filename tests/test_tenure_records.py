@@ -515,6 +515,53 @@ async def test_register_read_change_and_audit(conn: AsyncConnection, reader: Cal
         )
 
 
+async def test_a_right_names_only_a_party_its_writer_may_edit(
+    conn: AsyncConnection, reader: Callable
+) -> None:
+    """Found from outside: an editor of El Maizal recorded a right on El Maizal's land for a
+    party of 5 de Marzo, which that commune's editors could then no longer delete (the right
+    held it) nor the right (El Maizal's land). A right across communes is an admin's."""
+    p = await parcel(conn, "EM-P019")
+    async with reader("editor-marzo") as c:
+        body = feature(commune="5-DE-MARZO", kind="household", name="Familia Z")
+        r = await c.post("/collections/parties/items", json=body)
+        assert r.status_code == 201, r.text
+        theirs = r.json()["ids"][0]
+    async with reader("editor-maizal") as c:
+        r = await c.post(
+            "/collections/parties/items", json=feature(commune=MAIZAL, kind="person", name="P")
+        )
+        assert r.status_code == 201, r.text
+        own = r.json()["ids"][0]
+        claim = {"parcel": p, "kind": "occupancy_claim", "status": "claimed", "share": 1}
+        r = await c.post("/collections/rights/items", json=feature(**claim, party=theirs))
+        assert r.status_code == 403, r.text
+        assert "a right of a party of a commune you may not edit" in r.json()["detail"]
+        r = await c.post(
+            "/collections/rights/items", json=feature(**claim, party=theirs), params={"lang": "es"}
+        )
+        assert "un derecho de un sujeto de derecho de una comuna" in r.json()["detail"], r.text
+        r = await c.post("/collections/rights/items", json=feature(**claim, party=own))
+        assert r.status_code == 201, r.text
+        right = r.json()["ids"][0]
+        r = await c.patch(f"/collections/rights/items/{right}", json=feature(party=theirs))
+        assert r.status_code == 403, r.text
+        cur = await conn.execute("SELECT max(id) + 1000 FROM parties")
+        (missing,) = await cur.fetchone()
+        r = await c.post("/collections/rights/items", json=feature(**claim, party=missing))
+        assert r.status_code == 409, r.text  # no such party: said as before, not as another's
+    cur = await conn.execute("SELECT count(*) FROM rights WHERE party_id = %s", (theirs,))
+    assert (await cur.fetchone())[0] == 0
+    async with reader("admin") as c:  # who may edit both communes records it
+        r = await c.post("/collections/rights/items", json=feature(**claim, party=theirs))
+        assert r.status_code == 201, r.text
+        assert (
+            await c.delete(f"/collections/rights/items/{r.json()['ids'][0]}")
+        ).status_code == 204
+    async with reader("editor-marzo") as c:
+        assert (await c.delete(f"/collections/parties/items/{theirs}")).status_code == 204
+
+
 def spellings(text: str) -> set[str]:
     """How a text may be written in a response: as is, JSON-escaped, HTML-escaped."""
     return {text, json.dumps(text)[1:-1], html.escape(text), html.escape(text, quote=False)}

@@ -86,6 +86,10 @@ _REFUSALS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
         lambda m: "un derecho sobre una parcela de una comuna que usted no puede editar",
     ),
     (
+        re.compile(r"a right of a party of a commune you may not edit"),
+        lambda m: "un derecho de un sujeto de derecho de una comuna que usted no puede editar",
+    ),
+    (
         re.compile(r"a document of a record of a commune you may not edit"),
         lambda m: "un documento de un registro de una comuna que usted no puede editar",
     ),
