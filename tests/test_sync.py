@@ -377,6 +377,95 @@ async def test_another_copys_new_row_of_the_same_fid_elsewhere_stays_new(
     assert await _count(conn) == total + 1
 
 
+async def test_another_communes_package_id_finds_nothing_of_it(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: a package's id is no secret (anyone can work it out from a
+    downloaded package), and what its new rows became was found by that id alone. A file
+    of El Maizal carrying 5 de Marzo's package id, synced to El Maizal, made 5 de Marzo's
+    next sync take its own new parcel of the same fid for El Maizal's feature: a conflict
+    with nothing stored. A sync now reads and records the rows of its own commune only."""
+    await _package(conn, settings, tmp_path)
+    ours = tmp_path / GPKG
+    marzo = await require_commune(conn, "5-DE-MARZO")
+    theirs_dir = tmp_path / "marzo"
+    theirs_dir.mkdir()
+    await build_package(conn, marzo, theirs_dir / "p.zip", settings, EVERYWHERE)
+    with zipfile.ZipFile(theirs_dir / "p.zip") as zf:
+        zf.extract(GPKG, theirs_dir)
+    theirs = theirs_dir / GPKG
+    with sqlite3.connect(theirs) as db:
+        (their_id,) = db.execute(
+            f"SELECT value FROM {INFO_TABLE} WHERE key = 'package_id'"  # noqa: S608
+        ).fetchone()
+    with sqlite3.connect(ours) as db:
+        db.execute(f"UPDATE {INFO_TABLE} SET value = ? WHERE key = 'package_id'", (their_id,))  # noqa: S608
+    await _add_parcel(conn, ours, tmp_path)
+    await _sync(conn, settings, ours, tmp_path)
+    # 5 de Marzo's team adds its own first parcel: the same fid in its copy
+    cur = await conn.execute(
+        "SELECT ST_AsGeoJSON(ST_Multi(ST_Buffer(ST_PointOnSurface(geom), 0.0001, 1))) "
+        "FROM communes WHERE id = %s",
+        (marzo,),
+    )
+    shape = (await cur.fetchone())[0]
+    new = theirs_dir / "new.geojson"
+    feature = {
+        "type": "Feature",
+        "geometry": json.loads(shape),
+        "properties": {"code": "5M-FIELD-1", "tenure": "occupied", "commune": "5-DE-MARZO"},
+    }
+    new.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    _ogr2ogr("-update", "-append", "-nln", "parcels", str(theirs), str(new))
+    with sqlite3.connect(ours) as a:
+        (fid,) = a.execute("SELECT fid FROM parcels WHERE id IS NULL").fetchone()
+    _sql(theirs, f"UPDATE parcels SET fid = {fid} WHERE id IS NULL")  # the same fid
+    total = await _count(conn)
+    done = await sync_file(conn, marzo, theirs, theirs_dir, settings, local_admin())
+    diff = done.layers["parcels"]
+    assert len(diff.added) == 1 and diff.changed == [] and diff.conflicts == [], diff
+    assert await _count(conn) == total + 1
+    cur = await conn.execute("SELECT count(*) FROM parcels WHERE code = '5M-FIELD-1'")
+    assert (await cur.fetchone())[0] == 1
+
+
+async def test_rows_recorded_before_take_their_features_commune(conn: AsyncConnection) -> None:
+    """Migration 0030 gives each row recorded before the commune of the feature it names (an
+    exchange's: the commune it comes from) and drops the rows whose feature is gone."""
+    cur = await conn.execute(
+        "SELECT (SELECT id FROM parcels ORDER BY id LIMIT 1), "
+        "(SELECT id FROM exchanges ORDER BY id LIMIT 1), (SELECT max(id) + 1 FROM parcels)"
+    )
+    parcel, exchange, gone = await cur.fetchone()
+    migration = (
+        Path(__file__).parents[1] / "geo_comuna/db/migrations/0030_package_rows_by_commune.sql"
+    )
+    [fill] = re.findall(r"^DO \$\$.*?END \$\$;$", migration.read_text(), re.S | re.M)
+    async with conn.transaction():  # on a copy of the table without its key: rolled back
+        await conn.execute(
+            "CREATE TEMP TABLE package_rows AS SELECT * FROM public.package_rows WITH NO DATA"
+        )
+        await conn.execute(
+            "INSERT INTO package_rows (package, layer, fid, feature_id, version) VALUES "
+            "('p', 'parcels', 1, %s, 1), ('p', 'exchanges', 2, %s, 1), "
+            "('p', 'parcels', 3, %s, 1)",
+            (parcel, exchange, gone),
+        )
+        await conn.execute(fill)
+        await conn.execute("DELETE FROM package_rows WHERE commune_id IS NULL")
+        cur = await conn.execute("SELECT fid, commune_id FROM package_rows ORDER BY fid")
+        assert await cur.fetchall() == [
+            (1, await _commune_of(conn, "parcels", "commune_id", parcel)),
+            (2, await _commune_of(conn, "exchanges", "from_commune_id", exchange)),
+        ]
+        raise psycopg.Rollback()
+
+
+async def _commune_of(conn: AsyncConnection, table: str, column: str, fid: int) -> int:
+    cur = await conn.execute(f"SELECT {column} FROM {table} WHERE id = %s", (fid,))  # noqa: S608
+    return (await cur.fetchone())[0]
+
+
 async def test_a_key_column_named_as_sql_is_refused_not_run(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:

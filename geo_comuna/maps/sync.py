@@ -230,16 +230,24 @@ async def diff_layer(
     return await work.cpu(compare, layer, names, rows, package, resolve, synced)
 
 
-async def synced_rows(conn: AsyncConnection, package: Package, layer: Layer) -> Synced:
-    """The new rows of ``package``'s ``layer`` that earlier syncs of it stored (migration
-    0025): fid -> (feature id, the row version that sync wrote). None for a package made
-    before packages had an id."""
+def _rows_of(package: Package) -> tuple[int, str] | None:
+    """Whose new rows a sync of ``package`` reads and records (package_rows): its commune,
+    the one the sync is of (check_package), and its id; None for a package made before
+    packages had an id. The id alone is no secret: anyone can work it out from a package."""
     key = package.info.get("package_id")
-    if not key:
+    return (int(package.info["commune_id"]), key) if key else None
+
+
+async def synced_rows(conn: AsyncConnection, package: Package, layer: Layer) -> Synced:
+    """The new rows of ``package``'s ``layer`` that earlier syncs of it stored (migrations
+    0025, 0030): fid -> (feature id, the row version that sync wrote)."""
+    key = _rows_of(package)
+    if key is None:
         return {}
     cur = await conn.execute(
-        "SELECT fid, feature_id, version FROM package_rows WHERE package = %s AND layer = %s",
-        (key, layer.name),
+        "SELECT fid, feature_id, version FROM package_rows "
+        "WHERE commune_id = %s AND package = %s AND layer = %s",
+        (*key, layer.name),
     )
     return {fid: (feature, version) for fid, feature, version in await cur.fetchall()}
 
@@ -249,15 +257,16 @@ async def record_row(
 ) -> None:
     """What a new row of the package became (its feature and the row version written), for
     the next sync of the same file: package_rows."""
-    key = package.info.get("package_id")
-    if not key or fid is None or not written.etag:
+    key = _rows_of(package)
+    if key is None or fid is None or not written.etag:
         return
     feature, version = (int(part) for part in written.etag.strip('"').split("."))
     await conn.execute(
-        "INSERT INTO package_rows (package, layer, fid, feature_id, version) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (package, layer, fid) DO UPDATE "
-        "SET feature_id = excluded.feature_id, version = excluded.version, synced_at = now()",
-        (key, layer.name, fid, feature, version),
+        "INSERT INTO package_rows (commune_id, package, layer, fid, feature_id, version) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (commune_id, package, layer, fid) "
+        "DO UPDATE SET feature_id = excluded.feature_id, version = excluded.version, "
+        "synced_at = now()",
+        (*key, layer.name, fid, feature, version),
     )
 
 
