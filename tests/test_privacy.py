@@ -796,6 +796,62 @@ async def test_no_residents_of_fewer_than_three_homes_directly_or_by_subtraction
             assert all(a == b or abs(a - b) >= MIN_GROUP for b in shown), (analysis, shown)
 
 
+def _residents(value: object) -> list[object]:
+    """Every value under a key naming residents, at any depth."""
+    if isinstance(value, list):
+        return [r for item in value for r in _residents(item)]
+    if not isinstance(value, dict):
+        return []
+    return [
+        r
+        for key, item in value.items()
+        for r in (
+            _residents(item) if isinstance(item, dict | list) else [item] * ("residents" in key)
+        )
+    ]
+
+
+@pytest.mark.parametrize("analysis", HOME_ANALYSES)
+async def test_parameters_an_outsider_chose_show_no_residents(
+    reader: Callable, analysis: str
+) -> None:
+    """Found from outside: electricity gaps' transformer sites at a clustering radius of 8 m
+    and of 10 m, one the other plus one home, gave that home's residents by subtraction (37
+    such pairs in 5 de Marzo, every one right). With parameters other than the published
+    ones, an outsider's view counts homes and withholds every residents figure."""
+    chosen = {
+        "electricity-gaps": [
+            {"cluster_radius_m": r, "min_cluster_size": 3, "dwellings_per_site": 10_000}
+            for r in (8, 10)
+        ],
+        "stair-access": [{"max_steps": 100}, {"max_steps": 101}],
+        "water-hookups": [{"max_connector_m": 30}, {"max_connector_m": 31}],
+    }[analysis]
+    url = f"/communes/{MARZO}/analyses/{analysis}"
+    async with reader("anonymous") as client:
+        published = (await client.get(url)).json()
+        assert any(r is not None for r in _residents(published)), "published: big groups shown"
+        for params in chosen:
+            r = await client.get(url, params=params)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert all(v is None for v in _residents(body)), (params, body["summary"])
+            assert body["summary"]["by_sector"] and any(
+                b["dwellings"] for b in body["summary"]["by_sector"]
+            )
+            assert any(
+                "residents are shown to the commune's own users only" in w for w in body["warnings"]
+            )
+            table = (await client.get(url, params={**params, "f": "csv"})).text
+            for row in csv.DictReader(io.StringIO(table)):
+                assert all(not v for k, v in row.items() if "residents" in k), row
+            es = (await client.get(url, params={**params, "lang": "es"})).json()
+            assert any("los habitantes solo los ven" in w for w in es["warnings"]), es["warnings"]
+    async with reader("viewer-marzo") as client:  # the commune's own users choose freely
+        mine = (await client.get(url, params=chosen[0])).json()
+    assert any(r is not None for r in _residents(mine))
+
+
 def _blocks(summary: dict) -> list[dict]:
     """The summary and each sector's block."""
     return [summary, *[s for s in summary.get("by_sector") or [] if isinstance(s, dict)]]

@@ -7,7 +7,8 @@ rule (small sectors withheld, and the next smallest when only one is); its featu
 per sector shown (kind ``sector``, at the centre of the sector's homes, with the block's
 figures) plus the group features that cover at least MIN_GROUP homes (transformer sites),
 without properties naming one home; its CSV rows are the sector blocks. No position nor
-resident count of a single home is in it.
+resident count of a single home is in it. With parameters the reader chose, it holds no
+residents figure at all (``for_reader``'s ``chosen``).
 """
 
 from __future__ import annotations
@@ -155,15 +156,56 @@ def _flat(block: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+#: the public view's further warning when the reader chose the parameters, in both languages
+CHOSEN_PARAMETERS = (
+    "Con parámetros distintos de los publicados, los habitantes solo los ven los usuarios de "
+    "la comuna: se muestran las viviendas.",
+    "With parameters other than the published ones, residents are shown to the commune's own "
+    "users only: homes are counted.",
+)
+
+
+def published(analysis: Analysis, params: Any) -> bool:
+    """Are ``params`` the analysis' defaults, the ones its result is published with?"""
+    return bool(params.model_dump() == analysis.params().model_dump())
+
+
+def _without_residents(block: Any) -> Any:
+    """``block`` with every residents figure (a key naming residents) withheld."""
+    if isinstance(block, list):
+        return [_without_residents(item) for item in block]
+    if not isinstance(block, dict):
+        return block
+    return {
+        key: _without_residents(value)
+        if isinstance(value, dict | list)
+        else (None if "residents" in key else value)
+        for key, value in block.items()
+    }
+
+
 async def for_reader(
-    conn: AsyncConnection, analysis: Analysis, commune_id: int, result: Result, access: Access
+    conn: AsyncConnection,
+    analysis: Analysis,
+    commune_id: int,
+    result: Result,
+    access: Access,
+    chosen: bool = False,
 ) -> Result:
     """``result`` as this reader may read it: whole for the commune's users and admins, else
-    the public view (see the module's docstring)."""
+    the public view (see the module's docstring).
+
+    ``chosen``: the reader chose parameters other than the published ones. The public view
+    then withholds every residents figure, keeping the homes' counts: a group's residents,
+    public at the published parameters, differ between two readings at nearby parameters
+    (a clustering radius of 8 m and of 10 m) by the residents of the homes that joined it,
+    one home's residents (found from outside: 37 such pairs in 5 de Marzo)."""
     of = analysis.features_of
     if of is None or not hidden_from(analysis, commune_id, access):
         return result
     summary = guard_groups(result.summary, of.count)
+    if chosen:
+        summary = _without_residents(summary)
     blocks = summary.get("by_sector") or []
     hidden = disclosure.withheld([b.get(of.count) or 0 for b in blocks])
     shown = [b for b, h in zip(blocks, hidden, strict=True) if not h]
@@ -186,11 +228,14 @@ async def for_reader(
                 }
             )
     features += _public_groups(result.features or [], of)
+    if chosen:
+        features = _without_residents(features)
+    notes = [PUBLIC_VIEW, CHOSEN_PARAMETERS] if chosen else [PUBLIC_VIEW]
     return Result(
         summary=summary,
         features=features,
         rows=[_flat(b) for b in shown],
-        warnings=[*result.warnings, Said(PUBLIC_VIEW[1], PUBLIC_VIEW[0])],
+        warnings=[*result.warnings, *(Said(en, es) for es, en in notes)],
     )
 
 
@@ -204,13 +249,14 @@ async def answer_for(
     and the API would otherwise each pay on every request. The answer is computed (or found)
     inside, after the versions are read, so the view is never older than its key."""
     cache = work.cache()
+    chosen = not published(analysis, params)
     if cache is None or not hidden_from(analysis, commune_id, access):
         result = await answer(analysis, conn, commune_id, params)
-        return await for_reader(conn, analysis, commune_id, result, access)
+        return await for_reader(conn, analysis, commune_id, result, access, chosen)
 
     async def public() -> Result:
         result = await answer(analysis, conn, commune_id, params)
-        return await for_reader(conn, analysis, commune_id, result, access)
+        return await for_reader(conn, analysis, commune_id, result, access, chosen)
 
     key = ("public-view", analysis.name, commune_id, params.model_dump_json())
     tables = (*analysis.reads, analysis.features_of.layer.name)  # type: ignore[union-attr]
