@@ -291,6 +291,27 @@ async def test_a_viewer_gets_a_read_only_layer_in_qgis(as_role: Reader) -> None:
 # ---------------------------------------------------------------- defects
 
 
+async def test_a_patch_member_that_is_no_features_is_refused(
+    conn: AsyncConnection, as_role: Reader
+) -> None:
+    """Found from outside: {"propertis": {...}} was answered 200 and changed nothing."""
+    fid = await first_id(conn, "parcels", "true")
+    async with as_role("admin") as c:
+        before = await c.get(f"{ITEMS}/{fid}")
+        r = await c.patch(f"{ITEMS}/{fid}", json={"propertis": {"land_use": "crops"}})
+        assert r.status_code == 400, r.text
+        assert "unknown member 'propertis'" in r.json()["detail"], r.text
+        r = await c.patch(
+            f"{ITEMS}/{fid}?lang=es", json={"type": "Feature", "geometria": None, "properties": {}}
+        )
+        assert r.status_code == 400 and "miembro desconocido 'geometria'" in r.json()["detail"]
+        assert (await c.get(f"{ITEMS}/{fid}")).headers["etag"] == before.headers["etag"]
+        # what a feature read from here holds may come back with it
+        doc = before.json()
+        r = await c.patch(f"{ITEMS}/{fid}", json={**doc, "properties": {"notes": "x"}})
+        assert r.status_code == 200, r.text
+
+
 async def test_an_empty_patch_changes_nothing_and_is_not_forbidden(
     conn: AsyncConnection, as_role: Reader
 ) -> None:

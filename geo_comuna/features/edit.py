@@ -335,8 +335,13 @@ def _same_id(doc: Any, feature_id: int) -> None:
             )
 
 
+#: what a PATCH's Feature may hold: what a feature read from here holds, and its CRS
+PATCH_MEMBERS = frozenset({"type", "id", "geometry", "properties", "links", "bbox", "crs"})
+
+
 def _parse_patch(layer: Layer, body: bytes, feature_id: int, crs: Crs = CRS84) -> geojson.Parsed:
     doc = geojson.loads(body)
+    _known_members(doc, layer, feature_id)
     _same_id(doc, feature_id)
     _crs_member(doc, crs)
     _no_derived(layer, doc, feature_id)
@@ -357,6 +362,24 @@ def _parse_patch(layer: Layer, body: bytes, feature_id: int, crs: Crs = CRS84) -
             )
         doc.setdefault("geometry", None)
     return geojson.parse(layer, doc, max_features=1, single_id=feature_id)
+
+
+def _known_members(doc: Any, layer: Layer, feature_id: int) -> None:
+    """A PATCH member that is none of a Feature's (``propertis``) changes nothing: found from
+    outside, it was answered 200, as if the change it meant had been made."""
+    unknown = sorted(set(doc) - PATCH_MEMBERS) if isinstance(doc, dict) else []
+    if unknown:
+        names = ", ".join(repr(name[:40]) for name in unknown[:5])
+        raise InvalidInput(
+            Said(
+                f"unknown member {names} of the Feature: a PATCH changes properties "
+                '(inside "properties") and the geometry',
+                f"miembro desconocido {names} de la entidad: un PATCH cambia campos (dentro de "
+                '"properties") y la geometría',
+            ),
+            feature=feature_id,
+            layer=layer.name,
+        )
 
 
 def _no_derived(layer: Layer, doc: Any, feature_id: int) -> None:
