@@ -466,6 +466,48 @@ async def _commune_of(conn: AsyncConnection, table: str, column: str, fid: int) 
     return (await cur.fetchone())[0]
 
 
+async def test_what_the_sync_does_not_write_is_said(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: an area typed over and notes in a column the team added came back
+    as "nothing to change", the team's work gone without a word. The report names them."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    a, b, *_ = await _parcels(conn)
+    _sql(gpkg, f"UPDATE parcels SET area_ha = 999 WHERE id = {a}")
+    _sql(gpkg, "ALTER TABLE parcels ADD COLUMN observaciones TEXT")
+    _sql(gpkg, f"UPDATE parcels SET observaciones = 'cerca caída' WHERE id IN ({a}, {b})")
+    cur = await conn.execute(
+        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM communes "
+        "WHERE code = %s) c",
+        (COMMUNE,),
+    )
+    x, y = await cur.fetchone()
+    _sql(  # a new unit naming its parcel by the code the package shows, not by parcel
+        gpkg,
+        "INSERT INTO production_units (commune, name, product, parcel_code, geom) VALUES "
+        f"('{COMMUNE}', 'Vivero', 'vegetables', 'EM-P001', MakePoint({x}, {y}, 4326))",
+    )
+    before = await _row(conn, a)
+    report = await _sync(conn, settings, gpkg, tmp_path, dry_run=True)
+    units = report.layers["production_units"]
+    assert list(units.read_only_rows) == ["parcel_code"] and len(units.added) == 1
+    diff = report.layers["parcels"]
+    assert diff.read_only == {"area_ha": [a]} and diff.not_fields == {"observaciones": 2}
+    assert not diff.added and not diff.changed and not diff.conflicts
+    english = "\n".join(summary(report, "en"))
+    assert "column 'observaciones' (2 values) not written: it is no field of the layer" in english
+    assert f"not written where changed: {a}" in english and "Nothing to change" not in english
+    spanish = "\n".join(summary(report, "es"))
+    assert "no se guardó la columna «observaciones» (2 valores)" in spanish, spanish
+    written = await _sync(conn, settings, gpkg, tmp_path)
+    assert written.written == 1 and await _row(conn, a) == before  # the unit alone
+    # an untouched package says nothing of the kind
+    await _package(conn, settings, tmp_path)
+    again = await _sync(conn, settings, tmp_path / GPKG, tmp_path, dry_run=True)
+    assert not any(again.layers.values()), again.layers
+
+
 async def test_a_key_column_named_as_sql_is_refused_not_run(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:

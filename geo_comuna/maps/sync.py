@@ -114,9 +114,25 @@ class LayerDiff:
     #: new rows of the package that an earlier sync of it stored (package_rows): feature id
     #: -> the row's fid; they are features of the package like any other now
     rows_of: dict[int, int] = field(default_factory=dict)
+    #: columns of the package that are no field of the layer (one the field team added), with
+    #: how many values they hold: not written
+    not_fields: dict[str, int] = field(default_factory=dict)
+    #: values the server works out (area_ha, a unit's parcel_code) that the package changed:
+    #: per field, the ids of the features, and the rows of new ones that gave one; not written
+    read_only: dict[str, list[int]] = field(default_factory=dict)
+    read_only_rows: dict[str, list[int]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.missing or self.conflicts or self.newer)
+        return bool(
+            self.added
+            or self.changed
+            or self.missing
+            or self.conflicts
+            or self.newer
+            or self.not_fields
+            or self.read_only
+            or self.read_only_rows
+        )
 
 
 @dataclass
@@ -329,7 +345,33 @@ def compare(
         missing -= set(out.newer)
     out.missing = sorted(missing)
     _missing(out, layer, stored, versions, package, resolve)
+    _not_kept(out, layer, names, package)
     return out, versions
+
+
+def _not_kept(out: LayerDiff, layer: Layer, names: list[str], package: Package) -> None:
+    """Note what of the package the sync does not write (found from outside: notes in a
+    column the team added, and an area typed over, went without a word): its columns that
+    are no field of the layer, and the values the server works out that the team changed
+    (against the package's base) or gave a new row."""
+    features = package.layers[layer.name]
+    for name, values in package.others.get(layer.name, {}).items():
+        if name not in names:
+            out.not_fields[name] = sum(v is not None for v in values)
+            continue
+        ids, rows = [], []
+        for feature, value in zip(features, values, strict=True):
+            if feature.id is None:
+                if value is not None:
+                    rows.append(feature.row)
+                continue
+            base = package.bases.get(layer.name, feature.id)
+            if base is not None and not same_value(value, base.properties.get(name)):
+                ids.append(feature.id)
+        if ids:
+            out.read_only[name] = ids
+        if rows:
+            out.read_only_rows[name] = rows
 
 
 def _missing(

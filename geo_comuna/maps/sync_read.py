@@ -56,6 +56,10 @@ class Package:
     #: last written in write-ahead-log mode, and no -wal beside it: edits made while QGIS
     #: still had it open may be missing (io/sniff.wal_left_behind)
     log_left_behind: bool = False
+    #: per layer, its other columns holding any value (a value worked out on the server such
+    #: as area_ha, a column the field team added): the values, in the layer's row order.
+    #: Never written; the sync says which were edited (maps/sync.py not_kept)
+    others: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
 
 def _gpkg_member(path: Path, max_unpacked: int) -> str:
@@ -142,7 +146,10 @@ def _python(value: Any) -> Any:
     return value
 
 
-def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> list[Feature]:
+def _read_layer(
+    source: str, layer: Layer, columns: list[str], limit: int
+) -> tuple[list[Feature], dict[str, list[Any]]]:
+    """The layer's features, and its other columns that hold any value (Package.others)."""
     # one row past the limit at most: the whole layer was read before it was counted
     meta, table = pyogrio.read_arrow(
         source, layer=layer.name, datetime_as_string=True, max_features=limit + 1, return_fids=True
@@ -218,7 +225,12 @@ def _read_layer(source: str, layer: Layer, columns: list[str], limit: int) -> li
                 fids[i],
             )
         )
-    return features
+    kept = {*columns, ID_COLUMN, VERSION_COLUMN, geometry}
+    others = {}
+    for name in table.column_names[1:]:  # the first: the fids return_fids put there
+        if name not in kept and table.column(name).null_count < table.num_rows:
+            others[name] = table.column(name).to_pylist()
+    return features, others
 
 
 def _as_codes(layer: Layer, name: str, values: list[Any]) -> None:
@@ -305,14 +317,16 @@ def read_package(
         bases = PackageBases()
         if BASE_TABLE in listed:
             bases = PackageBases(pyogrio.read_arrow(source, layer=BASE_TABLE)[1])
-        layers, columns = {}, {}
+        layers, columns, others = {}, {}, {}
         for layer in LAYERS.values():
             if clipped(layer) or layer.name not in listed:
                 continue
             fields = set(pyogrio.read_info(source, layer=layer.name)["fields"])
             columns[layer.name] = [p for p in layer.property_names if p in fields]
             limit = (limits or {}).get(layer.name, settings.max_features_per_import)
-            layers[layer.name] = _read_layer(source, layer, columns[layer.name], limit)
+            layers[layer.name], others[layer.name] = _read_layer(
+                source, layer, columns[layer.name], limit
+            )
     except GDAL_ERRORS as exc:
         raise InvalidFile(
             Said(
@@ -327,4 +341,4 @@ def read_package(
                 f"{shown}: a la tabla {INFO_TABLE} del paquete le falta {exc}",
             )
         ) from None
-    return Package(shown, info, layers, columns, bases, left_behind)
+    return Package(shown, info, layers, columns, bases, left_behind, others)

@@ -108,6 +108,11 @@ TEXT = {
         "theirs": "resuelto: se conservó lo del servidor",
         "repaired": "  reparada {layer} {feature}: {reason}{pct}",
         "area_change": " (área {pct})",
+        "not_field": "  no se guardó la columna «{name}» ({n} {values}): no es un campo de la capa",
+        "values": ("valor", "valores"),
+        "read_only": "  no se guardó {name}, que calcula el servidor, cambiado en: {ids}",
+        "read_only_rows": "  no se guardó {name}, que calcula el servidor, dado en las filas "
+        "nuevas: {ids}",
         "geometry": "Geometría",
         "moved": "movida",
         "empty": "(vacío)",
@@ -147,6 +152,11 @@ TEXT = {
         "theirs": "settled: the server's values kept",
         "repaired": "  repaired {layer} {feature}: {reason}{pct}",
         "area_change": " (area {pct})",
+        "not_field": "  column '{name}' ({n} {values}) not written: it is no field of the layer",
+        "values": ("value", "values"),
+        "read_only": "  {name}, which the server works out, not written where changed: {ids}",
+        "read_only_rows": "  {name}, which the server works out, not written where new rows "
+        "gave it: {ids}",
         "geometry": "Geometry",
         "moved": "moved",
         "empty": "(empty)",
@@ -245,13 +255,15 @@ def _layer_lines(name: str, diff: Any, report: Any, t: dict, lang: str) -> list[
         )
         if ids  # a count of none was noise on every layer
     ]
-    lines = [f"{_titled(name, None, lang)}: " + ", ".join(counts)]
+    title = _titled(name, None, lang)
+    lines = [f"{title}: " + ", ".join(counts) if counts else f"{title}:"]
     if diff.added:  # new features have no id yet: their rows in the package's layer
         lines.append(
             t["listed"].format(what=f"{t['added'][1]} ({t['rows']})", ids=_few(diff.added, t))
         )
     if diff.missing:
         lines.append(t["listed"].format(what=deleted[1].split(" (")[0], ids=_few(diff.missing, t)))
+    lines += _not_written(name, diff, t, lang)
     for change in diff.changed:
         fields = "; ".join(
             _changed(name, f, pair, t, lang, report.codes) for f, pair in change.fields.items()
@@ -282,6 +294,21 @@ def _layer_lines(name: str, diff: Any, report: Any, t: dict, lang: str) -> list[
                 t["geometry"] if f == "geometry" else _titled(name, f, lang) for f in conflict.also
             )
             lines.append(t["also"].format(names=names))
+    return lines
+
+
+def _not_written(name: str, diff: Any, t: dict, lang: str) -> list[str]:
+    """What of the package's layer the sync leaves out: columns no field, edited values the
+    server works out."""
+    lines = [
+        t["not_field"].format(name=column, n=n, values=t["values"][n != 1])
+        for column, n in diff.not_fields.items()
+    ]
+    for key, found in (("read_only", diff.read_only), ("read_only_rows", diff.read_only_rows)):
+        lines += [
+            t[key].format(name=_titled(name, field, lang), ids=_few(ids, t))
+            for field, ids in found.items()
+        ]
     return lines
 
 
