@@ -10,9 +10,10 @@ script origin, no plugins, no ``<base>`` or form posts elsewhere.
 
 A page may be framed by our own pages only (``frame-ancestors 'self'``, ``X-Frame-Options:
 SAMEORIGIN``) except the maps asked for with ``?embed=true``, whose point is an <iframe> on
-another site: they allow ``GEO_COMUNA_EMBED_ORIGINS`` (default: any) and carry no
-X-Frame-Options, which cannot express that. The API docs pages (/docs, /redoc) load Swagger UI
-and ReDoc from our own /static/ too (api/openapi.py), so they get the same CSP: no CDN at all.
+another site: they allow ``GEO_COMUNA_EMBED_ORIGINS`` (default: any, local files too) and
+carry no X-Frame-Options, which cannot express that. The API docs pages (/docs, /redoc) load
+Swagger UI and ReDoc from our own /static/ too (api/openapi.py), so they get the same CSP: no
+CDN at all.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def tile_origin(tile_url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def page_csp(settings: Settings, frame_ancestors: str = "'self'") -> str:
-    """The CSP of our HTML pages; ``frame_ancestors``: who may put the page in an <iframe>."""
+def page_csp(settings: Settings, frame_ancestors: str | None = "'self'") -> str:
+    """The CSP of our HTML pages; ``frame_ancestors``: who may put the page in an <iframe>
+    (None: anyone, a file on someone's laptop included)."""
     sources = {
         "default-src": "'self'",
         "script-src": "'self' 'unsafe-inline'",
@@ -51,8 +53,9 @@ def page_csp(settings: Settings, frame_ancestors: str = "'self'") -> str:
         "object-src": "'none'",
         "base-uri": "'self'",
         "form-action": "'self'",
-        "frame-ancestors": frame_ancestors,
     }
+    if frame_ancestors is not None:
+        sources["frame-ancestors"] = frame_ancestors
     basemap = tile_origin(settings.tile_url)
     if basemap:
         sources["img-src"] += f" {basemap}"
@@ -60,8 +63,14 @@ def page_csp(settings: Settings, frame_ancestors: str = "'self'") -> str:
 
 
 def embed_headers(settings: Settings) -> dict[str, str]:
-    """Headers of a page made for other sites' <iframe>s (maps with ?embed=true)."""
-    return {"Content-Security-Policy": page_csp(settings, " ".join(settings.embed_origins))}
+    """Headers of a page made for other sites' <iframe>s (maps with ?embed=true). Allowed to
+    any site (the default), the CSP names no frame-ancestors at all: ``frame-ancestors *``
+    matches network schemes only, and a report saved on a laptop and opened from its disk
+    (file://) showed blank frames (found from outside)."""
+    origins = settings.embed_origins
+    return {
+        "Content-Security-Policy": page_csp(settings, None if "*" in origins else " ".join(origins))
+    }
 
 
 class SecurityHeaders:

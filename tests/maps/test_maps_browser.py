@@ -119,6 +119,17 @@ COMMUNE_LEGEND = [
 ]
 
 
+def assert_scale_fits(page: Any) -> None:
+    """The scale bar's label lies within the bar (found from outside: at folium's 16px,
+    "100 km" ran past its end)."""
+    text, bar = page.evaluate(
+        "() => { const s = document.querySelector('.leaflet-control-scale-line'); "
+        "const r = document.createRange(); r.selectNodeContents(s); "
+        "return [r.getBoundingClientRect().width, s.clientWidth]; }"
+    )
+    assert text <= bar, (text, bar)
+
+
 def test_commune_map_5_de_marzo(member: Any, server: str) -> None:
     page = member
     visit = open_map(
@@ -131,6 +142,7 @@ def test_commune_map_5_de_marzo(member: Any, server: str) -> None:
     assert not any(label.startswith("Invernaderos") for label in visit.state["layers"])
     # one scale bar, metric: no feet, no miles
     assert len(visit.state["scale"]) == 1 and visit.state["scale"][0].endswith((" m", " km"))
+    assert_scale_fits(page)
     drawn = visit.state["drawn"]
     assert drawn["dwellings-water"] > 1000 and drawn["paths-kind"] > 0
     assert visit.state["paths"] > 1000
@@ -360,6 +372,26 @@ def test_only_embed_pages_may_be_framed_by_other_sites(page: Any, server: str) -
     assert embedded.evaluate("() => document.querySelectorAll('.gc-legend').length") == 1
 
 
+def test_an_embedded_map_draws_in_a_report_opened_from_a_disk(
+    page: Any, server: str, tmp_path: Path
+) -> None:
+    """Found from outside: the snippet pasted into a report saved on a laptop and opened
+    from its disk (file://) gave a blank frame: frame-ancestors * matches network schemes
+    only. With embeds allowed to anyone (the default) the map draws there too, and gets
+    ready: looking for its map among the frame's globals read localStorage, which such a
+    frame may not, and the error stopped it."""
+    snippet = httpx.get(f"{server}/maps/communes/MONTE-SINAI/embed-snippet").json()["html"]
+    report = tmp_path / "informe.html"
+    report.write_text(f"<!DOCTYPE html><html><body>{snippet}</body></html>", encoding="utf-8")
+    visit = watch(page)
+    page.goto(report.as_uri())
+    frame = page.wait_for_selector("iframe").content_frame()
+    frame.wait_for_function(READY_JS, timeout=20_000)
+    assert frame.evaluate("() => document.querySelectorAll('.gc-legend').length") == 1
+    assert visit.errors == [], visit.errors  # the frame's globals include a blocked storage
+    page.screenshot(path=str(ARTIFACTS / "embedded-from-disk.png"))
+
+
 #: the share of the map's frame the country must fill, across or down
 FILLS = 0.8
 
@@ -382,6 +414,7 @@ def test_national_map(page: Any, server: str, db_conninfo: str, lang: str) -> No
     assert visit.state["drawn"]["exchanges-product"] > 0
     assert visit.state["drawn"]["communes-status-points"] >= 9
     assert visit.state["drawn"]["claim-area"] == 1
+    assert_scale_fits(page)
     legend = page.evaluate("() => document.querySelector('.gc-legend').innerText")
     one, many = ("commune", "communes") if en else ("comuna", "comunas")
     assert f"1 {one}\n" in legend and f"1 {many}" not in legend and f"2 {many}" in legend

@@ -545,24 +545,21 @@
     var narrow = window.innerWidth < NARROW;
     var toggles = document.querySelectorAll(".leaflet-control-layers-toggle");
     Array.prototype.forEach.call(toggles, function (link) { label(link, es ? "Capas" : "Layers"); });
-    Object.keys(window).forEach(function (name) {
-      var v = window[name];
-      if (v instanceof L.Map) {
-        var zoom = v.zoomControl;
-        if (zoom) {
-          label(zoom._zoomInButton, es ? "Acercar" : "Zoom in");
-          label(zoom._zoomOutButton, es ? "Alejar" : "Zoom out");
-        }
-        var credits = v.attributionControl;
-        if (credits && es && typeof credits.options.prefix === "string") {
-          credits.setPrefix(credits.options.prefix.replace(
-            "A JavaScript library for interactive maps",
-            "Una biblioteca JavaScript para mapas interactivos"));
-        }
-        var bar = document.querySelector(".gc-bar");
-        if (narrow && bar && v._controlCorners) {  // the right-hand controls under the bar
-          v._controlCorners.topright.style.top = bar.offsetTop + bar.offsetHeight + "px";
-        }
+    leafletMaps().forEach(function (v) {
+      var zoom = v.zoomControl;
+      if (zoom) {
+        label(zoom._zoomInButton, es ? "Acercar" : "Zoom in");
+        label(zoom._zoomOutButton, es ? "Alejar" : "Zoom out");
+      }
+      var credits = v.attributionControl;
+      if (credits && es && typeof credits.options.prefix === "string") {
+        credits.setPrefix(credits.options.prefix.replace(
+          "A JavaScript library for interactive maps",
+          "Una biblioteca JavaScript para mapas interactivos"));
+      }
+      var bar = document.querySelector(".gc-bar");
+      if (narrow && bar && v._controlCorners) {  // the right-hand controls under the bar
+        v._controlCorners.topright.style.top = bar.offsetTop + bar.offsetHeight + "px";
       }
     });
   };
@@ -572,8 +569,11 @@
    * geo_comuna_maps.css), and both are put back after. Chromium tells a page (and each of
    * its frames: a report's maps) before it prints, and again as its print styles apply. */
   function leafletMaps() {
-    return Object.keys(window).map(function (name) { return window[name]; })
-      .filter(function (v) { return v instanceof L.Map; });
+    // folium names each map a global; reading some globals throws (localStorage, in the
+    // frame of a report opened from a disk: found from outside, the map never got ready)
+    return Object.keys(window).map(function (name) {
+      try { return window[name]; } catch (e) { return null; }
+    }).filter(function (v) { return v instanceof L.Map; });
   }
   var onPaper = false;
   function legendsUnder() {
