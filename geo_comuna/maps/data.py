@@ -221,7 +221,7 @@ async def commune_points(conn: AsyncConnection) -> str:
 
 async def state_communes(conn: AsyncConnection, tolerance: float = 0.005) -> str:
     """States simplified for country scale (``tolerance`` degrees), with their commune counts
-    (properties code, name, kind, communes, active, registered)."""
+    (properties code, name, kind, area_ha, communes, active, registered)."""
     cur = await conn.execute(_sql("state_communes.sql"), {"tolerance": tolerance, "decimals": 4})
     return (await cur.fetchone())[0] or EMPTY
 

@@ -245,6 +245,19 @@ async def test_the_national_map_counts_communes_as_the_breakdown_does(
     assert all(n == 0 for code, n in on_map.items() if code not in counted)
 
 
+async def test_the_national_map_gives_each_state_its_area(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """Found from outside: the states' popup lists their area, which the map's data lacked:
+    every state read "—". It is the area the states' collection gives."""
+    mapped = json.loads(await data.state_communes(conn))
+    on_map = {f["properties"]["code"]: f["properties"]["area_ha"] for f in mapped["features"]}
+    r = await client.get("/collections/states/items", params={"limit": 100})
+    listed = {f["properties"]["code"]: f["properties"]["area_ha"] for f in r.json()["features"]}
+    assert len(on_map) == len(listed) == 25 and on_map == listed
+    assert 1_800_000 < on_map["VE-K"] < 2_000_000  # Lara: ~19,800 km²
+
+
 async def test_national_map(client: httpx.AsyncClient) -> None:
     r = await client.get("/maps/national", params={"lang": "en"})
     assert r.status_code == 200

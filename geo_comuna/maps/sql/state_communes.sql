@@ -11,7 +11,10 @@ WITH counts AS (
     JOIN state_parts sp ON ST_Intersects(c.geom, sp.geom)
     GROUP BY sp.state_id
 ), shaped AS (
+    -- area_ha as the states' collection gives it (layers/model.py AREA_HA), of the whole
+    -- shape: the popup lists it (found from outside: it read "—" for every state)
     SELECT s.id, s.code, s.name, s.kind,
+           round((ST_Area(s.geom::geography) / 10000)::numeric, 4) AS area_ha,
            coalesce(n.communes, 0) AS communes, coalesce(n.active, 0) AS active,
            coalesce(n.registered, 0) AS registered,
            ST_SimplifyPreserveTopology(s.geom, %(tolerance)s) AS geom
