@@ -1048,6 +1048,35 @@ def test_the_electricity_maps_lines_say_what_they_are(member: Any, server: str) 
     assert cells == ["Grupo"], cells
 
 
+def test_a_flagged_home_says_why_in_its_popup(member: Any, server: str) -> None:
+    """Found from outside: a home flagged for its 377-step climb back read "Steps climbed 0",
+    a 6-minute walk and "Flagged: Yes", the burden that flagged it nowhere. Its popup gives
+    the steps of the way, the way back and the limit it went over."""
+    open_map(member, f"{server}/maps/communes/5-DE-MARZO/stair-access?lang=en")
+    shown = member.evaluate("""() => {
+        for (const l of Object.values(window)) {
+            if (l && l.gcId === 'analysis-stair-access') {
+                const f = l.getLayers().find((f) => f.feature.properties.over_steps);
+                f.openPopup();
+                const rows = document.querySelectorAll('.leaflet-popup-content tr');
+                const cell = (r, c) => r.querySelector(c).textContent;
+                return [f.feature.properties, Object.fromEntries(Array.from(rows).map(
+                    (r) => [cell(r, 'th'), cell(r, 'td')]))];
+            }
+        }
+    }""")
+    props, popup = shown
+    assert (
+        popup["Over the steps limit"] == "Yes"
+        and popup["Flagged (over a threshold or no mapped path)"] == "Yes"
+    )
+    assert popup["Steps on the way"].replace(",", "") == str(props["steps"])
+    assert popup["Steps climbed back home"].replace(",", "") == str(props["steps_climbed_back"])
+    assert "Elevation gained back home (m)" in popup and "Minutes back home" in popup
+    member.wait_for_timeout(400)  # the popup fades in
+    member.screenshot(path=str(ARTIFACTS / "stair-access-flagged-home-en.png"))
+
+
 def test_a_keyboard_reaches_the_maps_controls_not_its_shapes(page: Any, server: str) -> None:
     """Found from outside: Tab went through every shape of El Maizal's map (145 stops, each
     a popup a key could not open) before the zoom and the legend; and the page had no
