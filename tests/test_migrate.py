@@ -42,7 +42,9 @@ ADDED = {
     "parcel_tenure_history(integer[])",
     # the land records (migration 0021)
     "parcel_tenure_from_rights(integer,date)",
-    "tenure_follow_rights(integer,integer,text)",
+    "tenure_follow_rights(integer,integer,text,date)",
+    # the rule on the calendar (migration 0031)
+    "tenure_follow_calendar(date)",
     # what a parcel's rights replaced, back when none counts (migration 0026)
     "tenure_before_rights(integer)",
     "apply_tenure_rule()",

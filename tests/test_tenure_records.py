@@ -214,6 +214,53 @@ async def test_the_tenure_rule_by_hand(conn: AsyncConnection) -> None:
     ]
 
 
+async def test_the_rule_follows_the_calendar(conn: AsyncConnection, settings: Settings) -> None:
+    """Found from outside: the rule ran only when a right was written, so a lease that ended
+    today left its parcel regularized tomorrow, and a title starting tomorrow left its parcel
+    occupied once started. tenure_follow_calendar applies the days passed, worked by hand:"""
+    today = await scalar(conn, "SELECT current_date")
+    day = dt.timedelta(days=1)
+    run = "SELECT tenure_follow_calendar(%s::date)"
+    await scalar(conn, run, (today,))  # whatever was due before this test
+    leased, titled = await parcel(conn, "EM-P008"), await parcel(conn, "EM-P014")
+    before = await tenure(conn, leased), await tenure(conn, titled)
+    assert before == ("occupied", "occupied"), before
+    a, b = await add_party(conn, "A (ficticia)"), await add_party(conn, "B (ficticia)")
+    lease = await add_right(
+        conn, leased, a, kind="lease", status="granted", starts_on="2020-01-01", ends_on=today
+    )
+    title = await add_right(conn, titled, b, kind="title", status="granted", starts_on=today + day)
+    # today: the lease counts (its last day), the title not yet
+    assert (await tenure(conn, leased), await tenure(conn, titled)) == ("regularized", "occupied")
+    assert await scalar(conn, run, (today,)) == 0  # nothing passed since
+    # tomorrow: the lease has ended, the title started; both parcels change, once
+    assert await scalar(conn, run, (today + day,)) == 2
+    assert (await tenure(conn, leased), await tenure(conn, titled)) == ("occupied", "regularized")
+    assert await scalar(conn, run, (today + day,)) == 0
+    assert await scalar(conn, run, (today + 2 * day,)) == 0
+    cur = await conn.execute(
+        "SELECT parcel_id, to_status, rule_right, rule_back, rule_event "
+        "FROM parcel_tenure_history(ARRAY[%s, %s]) ORDER BY history_id DESC LIMIT 2",
+        (leased, titled),
+    )
+    assert sorted(await cur.fetchall()) == sorted(
+        [
+            (leased, "occupied", lease, True, "ended"),
+            (titled, "regularized", title, False, "started"),
+        ]
+    )
+    async with api_client(conn, settings) as anonymous:
+        for lang, ended, started in (
+            ("en", "(right {}, past its end date)", "(right {}, in force from its start date)"),
+            ("es", "(derecho {}, vencido)", "(derecho {}, vigente desde su fecha de inicio)"),
+        ):
+            for p, words, r in ((leased, ended, lease), (titled, started, title)):
+                got = await anonymous.get(
+                    f"/collections/parcels/items/{p}/history", params={"lang": lang}
+                )
+                assert words.format(r) in got.json()["history"][-1]["cause"], got.json()
+
+
 async def test_the_rules_notes_written_before_become_its_cause(
     conn: AsyncConnection, settings: Settings
 ) -> None:

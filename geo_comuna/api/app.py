@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,6 +53,7 @@ from geo_comuna.features.tile_cache import DiskTileCache
 from geo_comuna.features.tiles import TileCache
 from geo_comuna.maps.assets import STATIC_PREFIX
 from geo_comuna.settings import Settings
+from geo_comuna.tenure import calendar
 
 UPLOAD_PATHS = ("/import", "/dems", "/sync")
 #: what a script of another site may send and read (GEO_COMUNA_CORS_ORIGINS); tokens travel
@@ -237,9 +240,13 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
         app.state.databases = Databases(settings, pool)
         await app.state.databases.open()
         await _route_once(app)
+        following = asyncio.create_task(calendar.keep_following(pool))  # rights' dates
         try:
             yield
         finally:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
             app.state.workers.close()
             await app.state.databases.close()
             await pool.close()

@@ -131,4 +131,7 @@ _EVENTS = {
     "recorded": Said(", recorded", ", registrado"),
     "changed": Said(", changed", ", modificado"),
     "deleted": Said(", deleted", ", eliminado"),
+    # the calendar's (tenure_follow_calendar): the right's dates, not a write, changed it
+    "started": Said(", in force from its start date", ", vigente desde su fecha de inicio"),
+    "ended": Said(", past its end date", ", vencido"),
 }

@@ -59,10 +59,11 @@ END $$;
 -- it, by their own triggers, the history marking it as the rule's and naming the right,
 -- p_right) only when the rule says something else, or, silent now, when it had set the
 -- tenure: then it goes back to the one the rights replaced (rule_back); p_event says what
--- was done to the right (recorded, changed, deleted). The writer's note, if any, is the
--- change's note.
+-- was done to the right (recorded, changed, deleted; started, ended: the calendar's), p_on
+-- the day the rule is worked out for. The writer's note, if any, is the change's note.
 CREATE OR REPLACE FUNCTION tenure_follow_rights(p_parcel integer, p_right integer,
-                                                p_event text DEFAULT NULL)
+                                                p_event text DEFAULT NULL,
+                                                p_on date DEFAULT current_date)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     wanted text;
@@ -74,7 +75,7 @@ BEGIN
     -- after the wait sees what committed meanwhile). NO KEY UPDATE: a right being added holds
     -- its parcel KEY SHARE (the foreign key), which this lock lets be.
     PERFORM 1 FROM parcels WHERE id = p_parcel FOR NO KEY UPDATE;
-    wanted := parcel_tenure_from_rights(p_parcel);
+    wanted := parcel_tenure_from_rights(p_parcel, p_on);
     IF wanted IS NULL THEN
         wanted := tenure_before_rights(p_parcel);
         IF wanted IS NULL THEN
@@ -105,4 +106,51 @@ BEGIN
                                      CASE TG_OP WHEN 'INSERT' THEN 'recorded' ELSE 'changed' END);
     END IF;
     RETURN NULL;
+END $$;
+
+-- The rule on the calendar. A right counts from its start date through its end date, but the
+-- rule ran only when a right was written: a lease that ended left its parcel regularized, and
+-- a title starting tomorrow left the parcel occupied once it had started (found from
+-- outside). This applies the rule to each parcel one of whose rights started, or stopped
+-- counting (the day after its end date), between the last run (tenure_calendar, migration
+-- 0031) and p_on, and after the parcel's tenure last changed (a change since has seen it);
+-- the change names that right, its event 'started' or 'ended'. One run at a time (the
+-- server's workers each run it: api/app.py); returns how many parcels it changed.
+CREATE OR REPLACE FUNCTION tenure_follow_calendar(p_on date DEFAULT current_date)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    since date;
+    due record;
+    before text;
+    changed integer := 0;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('tenure_follow_calendar')) THEN
+        RETURN 0;  -- another run is at it
+    END IF;
+    SELECT applied_through INTO since FROM tenure_calendar FOR UPDATE;
+    IF since >= p_on THEN
+        RETURN 0;
+    END IF;
+    PERFORM set_config('geo_comuna.reason', 'tenure rule: a right started or ended', true);
+    FOR due IN
+        SELECT DISTINCT ON (b.parcel_id) b.parcel_id, b.right_id, b.event
+        FROM (SELECT parcel_id, id AS right_id, starts_on AS day, 'started' AS event
+              FROM rights WHERE starts_on > since AND starts_on <= p_on
+              UNION ALL
+              SELECT parcel_id, id, ends_on + 1, 'ended'
+              FROM rights WHERE ends_on + 1 > since AND ends_on + 1 <= p_on) b
+        WHERE b.day > coalesce((SELECT max(h.changed_at)::date FROM parcel_history h
+                                WHERE h.parcel_id = b.parcel_id AND h.to_status IS NOT NULL),
+                               '-infinity'::date)
+        ORDER BY b.parcel_id, b.day DESC, b.right_id
+    LOOP
+        SELECT tenure INTO before FROM parcels WHERE id = due.parcel_id;
+        PERFORM tenure_follow_rights(due.parcel_id, due.right_id, due.event, p_on);
+        IF (SELECT tenure FROM parcels WHERE id = due.parcel_id) IS DISTINCT FROM before THEN
+            changed := changed + 1;
+        END IF;
+    END LOOP;
+    PERFORM set_config('geo_comuna.reason', '', true);
+    UPDATE tenure_calendar SET applied_through = p_on;
+    RETURN changed;
 END $$;
