@@ -312,6 +312,35 @@ async def test_a_patch_member_that_is_no_features_is_refused(
         assert r.status_code == 200, r.text
 
 
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("2010-01-01", "2010-01-01"),
+        ("2010-01-01T00:00:00Z", "2010-01-01"),  # a day as some programs write it
+        ("2010-01-01 00:00:00", "2010-01-01"),
+        # found from outside: each was stored, the first with its time dropped (in UTC it is
+        # the 2nd), the others read in ISO forms no planner writes
+        ("2010-01-01T23:00:00-05:00", None),
+        ("20100101", None),
+        ("2010-W01-1", None),
+        ("2010-001", None),
+    ],
+)
+async def test_a_date_is_a_day(
+    conn: AsyncConnection, as_role: Reader, given: str, stored: str | None
+) -> None:
+    fid = await first_id(conn, "parcels", "true")
+    async with as_role("admin") as c:
+        r = await c.patch(f"{ITEMS}/{fid}", json={"properties": {"recovered_on": given}})
+        if stored is None:
+            assert r.status_code == 422, r.text
+            assert "recovered_on" in r.json()["detail"] and "YYYY-MM-DD" in r.json()["detail"]
+        else:
+            assert r.status_code == 200, r.text
+            now = (await c.get(f"{ITEMS}/{fid}")).json()["properties"]["recovered_on"]
+            assert now == stored
+
+
 async def test_an_empty_patch_changes_nothing_and_is_not_forbidden(
     conn: AsyncConnection, as_role: Reader
 ) -> None:

@@ -642,6 +642,12 @@ async def test_refusals_say_what_is_wrong(conn: AsyncConnection, reader: Callabl
         assert r.status_code == 422, r.text
         assert "ends_on is before starts_on" in r.json()["detail"]
         assert "rights_check" not in r.text
+        for day in ("20210101", "2021-W01-1", "2021-01-01T23:00:00-05:00"):  # as attributes
+            r = await c.post(
+                "/collections/rights/items",
+                json=feature(parcel=p, party=party, kind="lease", status="claimed", starts_on=day),
+            )
+            assert r.status_code == 422 and "is not a date (YYYY-MM-DD)" in r.text, r.text
         cur = await conn.execute("SELECT max(id) + 1000 FROM parcels")
         (missing,) = await cur.fetchone()
         r = await c.post(

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from geo_comuna.errors import InvalidAttribute, Said
 from geo_comuna.layers import Attribute, Layer
-from geo_comuna.text import is_text
+from geo_comuna.text import is_text, iso_day
 
 #: each attribute type as Arrow holds it once checked (and io/pgcopy.copy_rows encodes it)
 ARROW_TYPES = {
@@ -58,15 +58,14 @@ _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _coerce_date(value: Any) -> dt.date | object:
+    """A date: a day as text.iso_day reads it, or a date or midnight as a reader gave it."""
     if isinstance(value, dt.datetime):
-        return value.date()
+        return value.date() if value.timetz().replace(tzinfo=None) == dt.time() else _BAD
     if isinstance(value, dt.date):
         return value
     if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip()[:10])
-        except ValueError:
-            return _BAD
+        day = iso_day(value)
+        return _BAD if day is None else day
     return _BAD
 
 

@@ -9,7 +9,6 @@ sent is refused rather than silently ignored), as the layers' writes take them.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from geo_comuna.layers.model import Domain
 from geo_comuna.layers.tenure import PARTY_KIND, RIGHT_KIND, RIGHT_STATUS
 from geo_comuna.preconditions import NO_CONDITIONS, Preconditions
 from geo_comuna.tenure.refusals import refused
-from geo_comuna.text import is_text
+from geo_comuna.text import is_text, iso_day
 
 #: a cédula (V-/E-) or a RIF (J-/G-/V-/E-/P- and its check digit), as migration 0021 checks it
 ID_NUMBER = re.compile(r"^[VEJPG]-[0-9]{5,9}(-[0-9])?$")
@@ -126,12 +125,12 @@ def _plain(field: Field, value: Any) -> tuple[Any, str | None]:
             else Said(f"{value!r} is not true or false", f"{value!r} no es true ni false")
         )
     if field.type == "date":
-        try:
-            return dt.date.fromisoformat(value), None
-        except (TypeError, ValueError):
+        day = iso_day(value) if isinstance(value, str) else None
+        if day is None:
             return None, Said(
                 f"{value!r} is not a date (YYYY-MM-DD)", f"{value!r} no es una fecha (AAAA-MM-DD)"
             )
+        return day, None
     if field.type == "share":
         # a number, finite: found from outside, NaN was a 500 (Decimal('NaN') cannot be
         # compared) and the text "0.5" was taken
