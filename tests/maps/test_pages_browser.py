@@ -40,6 +40,13 @@ INSPECT_JS = """() => ({
     tiles: document.querySelectorAll('.leaflet-tile-loaded').length,
     scale: Array.from(document.querySelectorAll('.leaflet-control-scale-line'))
         .map(e => e.textContent),
+    // one-word cells (a code, EM-P001) on more than one line: broken at their hyphen
+    broken: Array.from(document.querySelectorAll('td')).filter((td) => {
+        if (/\s/.test(td.textContent.trim())) { return false; }
+        const r = document.createRange(); r.selectNodeContents(td);
+        const size = parseFloat(getComputedStyle(td).fontSize);
+        return r.getBoundingClientRect().height > 2 * size;
+    }).map((td) => td.textContent),
 })"""
 
 
@@ -66,6 +73,7 @@ def test_pages_read_well_offline(
     context.close()
     assert visit.errors == [] and visit.failed == [] and blocked == [], (visit, blocked)
     assert not state["overflow"], "text outside the viewport"
+    assert state["broken"] == [], state["broken"][:5]
     words = WORDS[lang]
     assert words["communes"] in state["text"] and words["api_docs"] in state["text"]
     assert not RAW.search(state["text"]), RAW.search(state["text"])
