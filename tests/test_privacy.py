@@ -505,6 +505,11 @@ async def test_report_withholds_residents_of_small_groups(
     assert ">417<" not in html and ">417<" in mine
     # and not by subtraction: the next smallest row is withheld with it
     assert html.count(">—<") >= 2
+    # and the dash says why (found from outside: read as data missing)
+    assert "—: residents of fewer than 3 homes" in html and "—: residents" not in mine
+    async with reader("anonymous") as c:
+        es = (await c.get(f"/communes/{MARZO}/report", params={"lang": "es"})).text
+    assert "—: habitantes de menos de 3 viviendas" in es
 
 
 async def test_cached_pages_are_never_another_readers(

@@ -65,6 +65,8 @@ WORDS = {
         land="Tierra: parcelas por tenencia",
         no_parcels="La comuna no tiene parcelas registradas.",
         no_dwellings="La comuna no tiene viviendas registradas.",
+        withheld="—: habitantes de menos de 3 viviendas, o que una resta entre cifras daría; "
+        "solo los ven los usuarios de la comuna.",
         tenure="Tenencia",
         recovered="con fecha de recuperación",
         utilities="Servicios: brechas de agua y electricidad",
@@ -93,6 +95,8 @@ WORDS = {
         land="Land: parcels by tenure",
         no_parcels="The commune has no parcels recorded.",
         no_dwellings="The commune has no homes recorded.",
+        withheld="—: residents of fewer than 3 homes, or that a subtraction between figures "
+        "would give; shown to the commune's own users only.",
         tenure="Tenure",
         recovered="with a recovery date",
         utilities="Utilities: water and electricity gaps",
