@@ -508,6 +508,28 @@ async def test_what_the_sync_does_not_write_is_said(
     assert not any(again.layers.values()), again.layers
 
 
+async def test_a_feature_without_a_code_is_said_by_its_name(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: a facility's change read "14: Nombre: …", and the team could not
+    tell which it was. A feature of a layer without codes is said by its name."""
+    await _package(conn, settings, tmp_path)
+    cur = await conn.execute(
+        "SELECT f.id, f.name FROM facilities f JOIN communes c ON c.id = f.commune_id "
+        "WHERE c.code = %s AND f.name IS NOT NULL ORDER BY f.id LIMIT 1",
+        (COMMUNE,),
+    )
+    fid, name = await cur.fetchone()
+    _sql(
+        tmp_path / GPKG,
+        f"UPDATE facilities SET kind = CASE kind WHEN 'school' THEN 'clinic' ELSE 'school' END WHERE id = {fid}",
+    )
+    report = await _sync(conn, settings, tmp_path / GPKG, tmp_path, dry_run=True)
+    [change] = report.layers["facilities"].changed
+    assert (change.id, change.code, change.name) == (fid, None, name)
+    assert f"  {fid} ({name}): " in "\n".join(summary(report, "es"))
+
+
 async def test_a_key_column_named_as_sql_is_refused_not_run(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:

@@ -75,6 +75,8 @@ class Change:
     fields: dict[str, list[Any]]
     #: the feature's code as stored (None where the layer has none): what people call it
     code: str | None = None
+    #: its name, where it has one (a facility, a production unit): what people call it then
+    name: str | None = None
 
 
 @dataclass
@@ -92,6 +94,8 @@ class Conflict:
     #: deleted in the package, changed on the server since it was made ('ours' deletes it,
     #: 'theirs' keeps it); a delete_missing sync only
     deleted_in_package: bool = False
+    #: its name, where it has one (a facility, a production unit)
+    name: str | None = None
 
 
 @dataclass
@@ -189,6 +193,13 @@ def _norm(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return value
+
+
+def _name(values: dict[str, Any]) -> str | None:
+    """A feature's name, where its layer has one: how a field team knows a facility (found
+    from outside: "14: Nombre: …" named it by its id alone)."""
+    name = _norm(values.get("name"))
+    return name if isinstance(name, str) else None
 
 
 def same_value(ours: Any, theirs: Any) -> bool:
@@ -317,7 +328,15 @@ def compare(
             if base is None or _changed_by_team(feature, base, [*columns, "geometry"]):
                 code = feature.properties.get("code")  # the server's row is gone: the file's
                 out.conflicts.append(
-                    Conflict(feature.id, feature.version, None, {}, resolve, _norm(code))
+                    Conflict(
+                        feature.id,
+                        feature.version,
+                        None,
+                        {},
+                        resolve,
+                        _norm(code),
+                        name=_name(feature.properties),
+                    )  # fmt: skip
                 )
             continue  # else the team left it as it was: the server's deletion stands
         version, values, wkb = stored[feature.id]
@@ -329,14 +348,14 @@ def compare(
             continue
         versions[feature.id] = version
         if feature.version == version:
-            out.changed.append(Change(feature.id, fields, values.get("code")))
+            out.changed.append(Change(feature.id, fields, values.get("code"), _name(values)))
         else:  # changed on the server since the package was made
             _across(out, feature, fields, (version, values, geometry), base, resolve)
     missing = set(stored) - present
     found, edited = _synced_before(package, layer, out, stored, missing)
     out.synced = sorted(out.synced + found)
     for fid, fields in edited:  # now a feature of the package like any other
-        out.changed.append(Change(fid, fields, stored[fid][1].get("code")))
+        out.changed.append(Change(fid, fields, stored[fid][1].get("code"), _name(stored[fid][1])))
         versions[fid] = stored[fid][0]
     missing -= set(out.synced)
     last = _last_ids(package).get(layer.name)
@@ -392,7 +411,9 @@ def _missing(
         geometry = None if wkb is None else shapely.from_wkb(wkb)
         if base is not None and _changed_since(values, geometry, base, [*columns, "geometry"]):
             out.changed_since.append(
-                Conflict(fid, None, version, {}, resolve, values.get("code"), [], True)
+                Conflict(
+                    fid, None, version, {}, resolve, values.get("code"), [], True, _name(values)
+                )
             )
 
 
@@ -483,7 +504,7 @@ def _across(
             return  # changed on the server only: that change stands
         theirs = _changed_since(values, geometry, base, list(fields))
         if not theirs:
-            out.changed.append(Change(feature.id, fields, code))
+            out.changed.append(Change(feature.id, fields, code, _name(values)))
             return
         also = sorted(set(fields) - theirs)
         fields = {name: pair for name, pair in fields.items() if name in theirs}
@@ -496,7 +517,11 @@ def _across(
         )
         for name, pair in fields.items()
     }
-    out.conflicts.append(Conflict(feature.id, feature.version, version, both, resolve, code, also))
+    out.conflicts.append(
+        Conflict(
+            feature.id, feature.version, version, both, resolve, code, also, name=_name(values)
+        )
+    )
 
 
 def _changed_by_team(feature: Feature, base: Base, names: list[str]) -> set[str]:

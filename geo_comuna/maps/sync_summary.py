@@ -268,13 +268,14 @@ def _layer_lines(name: str, diff: Any, report: Any, t: dict, lang: str) -> list[
         fields = "; ".join(
             _changed(name, f, pair, t, lang, report.codes) for f, pair in change.fields.items()
         )
-        lines.append(f"  {_which(change.id, change.code)}: {fields}")
+        lines.append(f"  {_which(change.id, change.code or change.name)}: {fields}")
     for conflict in diff.conflicts:
         key = "gone" if conflict.server_version is None else "conflict"
         if conflict.deleted_in_package:
             key = "deleted_here"
         ours, theirs = conflict.package_version, conflict.server_version
-        line = t[key].format(id=_which(conflict.id, conflict.code), ours=ours, theirs=theirs)
+        called = conflict.code or conflict.name
+        line = t[key].format(id=_which(conflict.id, called), ours=ours, theirs=theirs)
         if conflict.resolved:
             settled = conflict.resolved + ("_dry" if report.dry_run else "")
             line += f" ({t[settled]})"
@@ -313,7 +314,7 @@ def _not_written(name: str, diff: Any, t: dict, lang: str) -> list[str]:
 
 
 def _which(fid: int, code: str | None) -> str:
-    """A feature as people call it: its id, and its code beside where it has one."""
+    """A feature as people call it: its id, and its code (or name) beside where it has one."""
     return f"{fid} ({code})" if code else f"{fid}"
 
 

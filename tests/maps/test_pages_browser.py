@@ -42,7 +42,7 @@ INSPECT_JS = """() => ({
         .map(e => e.textContent),
     // one-word cells (a code, EM-P001) on more than one line: broken at their hyphen
     broken: Array.from(document.querySelectorAll('td')).filter((td) => {
-        if (/\s/.test(td.textContent.trim())) { return false; }
+        if (/\\s/.test(td.textContent.trim())) { return false; }
         const r = document.createRange(); r.selectNodeContents(td);
         const size = parseFloat(getComputedStyle(td).fontSize);
         return r.getBoundingClientRect().height > 2 * size;
