@@ -522,7 +522,8 @@ async def test_a_feature_without_a_code_is_said_by_its_name(
     fid, name = await cur.fetchone()
     _sql(
         tmp_path / GPKG,
-        f"UPDATE facilities SET kind = CASE kind WHEN 'school' THEN 'clinic' ELSE 'school' END WHERE id = {fid}",
+        "UPDATE facilities SET kind = CASE kind WHEN 'school' THEN 'clinic' ELSE 'school' END "
+        f"WHERE id = {fid}",
     )
     report = await _sync(conn, settings, tmp_path / GPKG, tmp_path, dry_run=True)
     [change] = report.layers["facilities"].changed
