@@ -117,6 +117,24 @@ async def test_the_way_out_the_message_names_works(
     assert await count(conn) == before + 3
 
 
+async def test_a_crs_given_over_the_files_own_is_said(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Found from outside: a GeoPackage of EPSG:2202 imported with ?crs=EPSG:2203 moved
+    every parcel 6 degrees east, and the report named 2203 alone. The file's own is named."""
+    path = tmp_path / "p.gpkg"
+    pyogrio.write_dataframe(parcels().to_crs(2202), path)
+    for given, overridden in (("EPSG:2203", "EPSG:2202"), ("EPSG:2202", None)):
+        r = await client.post(
+            IMPORT,
+            params={"crs": given, "dry_run": "true"},
+            files={"file": (path.name, path.read_bytes())},
+        )
+        assert r.status_code in (200, 201), r.text
+        assert r.json()["source_crs"] == given
+        assert r.json()["file_crs_overridden"] == overridden, r.json()
+
+
 def test_a_loose_shapefile_prj_is_checked_too(tmp_path: Path) -> None:
     """The CLI reads a .shp beside its sidecars, not zipped: the same check."""
     folder = tmp_path / "loose"

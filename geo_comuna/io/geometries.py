@@ -53,6 +53,8 @@ class Geometries:
     file_crs: str | None = None  # what the file says, parsed by to_wgs84 unless overridden
     to_wgs84: pyproj.Transformer | None = None  # made once by to_wgs84(), used by every piece
     given: bool = False  # the CRS is the one given (--crs, ?crs=), not the file's
+    #: the CRS the file declares, where the one given overrides another: the report names it
+    overrode: str | None = None
 
     def __len__(self) -> int:
         return len(self.wkb)
@@ -161,8 +163,31 @@ def _refuse_unreadable(wkb: pa.Array | np.ndarray, geoms: np.ndarray, labels: Se
 
 
 def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries:
-    """Say how to reach EPSG:4326. ``crs`` overrides what the file says; CSV, GeoJSON and KML
-    without one are lon/lat WGS 84; any other file without a CRS is refused."""
+    """Say how to reach EPSG:4326. ``crs`` overrides what the file says (and the answer's
+    ``overrode`` names what that was, if another CRS); CSV, GeoJSON and KML without one are
+    lon/lat WGS 84; any other file without a CRS is refused."""
+    reached = _to_wgs84(geometries, fmt, crs)
+    return dataclasses.replace(reached, overrode=_overridden(geometries.file_crs, crs))
+
+
+def _overridden(declared: str | None, crs: str | None) -> str | None:
+    """The file's own CRS, as a label, when ``crs`` (given) is another one (found from
+    outside: a file of EPSG:2202 read as 2203, all of El Maizal 6 degrees east, and the
+    report said 2203 only)."""
+    if not crs or not declared:
+        return None
+    import pyproj
+
+    try:
+        said = pyproj.CRS.from_user_input(declared)
+    except pyproj.exceptions.CRSError:
+        return declared[:80]  # one that cannot be read: as the file writes it
+    if said.equals(parse_crs(crs), ignore_axis_order=True):
+        return None
+    return said.to_string() if said.to_epsg() is None else f"EPSG:{said.to_epsg()}"
+
+
+def _to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries:
     said = crs or geometries.file_crs
     if said == _WGS84 or (said is None and fmt.name in ("csv", "geojson", "kml")):
         return Geometries(geometries.wkb, None, "EPSG:4326")

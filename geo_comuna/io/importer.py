@@ -108,6 +108,8 @@ class ImportReport:
     #: its features that came with heights or measures (Z, M), left out of the 2-D store: how
     #: many, and the first by position in the file
     heights_dropped: dict[str, Any] = field(default_factory=lambda: dict(NONE_HEIGHTS))
+    #: the CRS the file declares, where the one given (--crs, ?crs=) overrode another
+    file_crs_overridden: str | None = None
 
 
 def _check_utf8(table: pa.Table, name: str) -> None:
@@ -612,7 +614,9 @@ async def import_file(
     defaults = None if commune_id is None else {layer.commune_ref.name: commune_id}
     try:
         read_s = time.perf_counter() - started
-        source, label, ignored, given = await _source(raw, path, layer, settings, crs, mapping, say)
+        source, geometries, ignored, given = await _source(
+            raw, path, layer, settings, crs, mapping, say
+        )
         written = await write(
             conn,
             layer,
@@ -654,7 +658,7 @@ async def import_file(
         layer.name,
         path.name,
         raw.fmt.name,
-        label,
+        geometries.label,
         written.features,
         ignored,
         mode,
@@ -668,6 +672,7 @@ async def import_file(
         changes=written.changes,
         outside_commune=written.outside,
         heights_dropped=written.heights,
+        file_crs_overridden=geometries.overrode,
     )
 
 
@@ -828,10 +833,11 @@ async def _source(
     crs: str | None,
     mapping: Mapping,
     say: Progress,
-) -> tuple[pieces.Source, str, list[str], list[str]]:
-    """The file's features as io/pieces reads them, the CRS they come in, the columns that
-    are not properties, and the properties it has columns for. A streamed file's columns are
-    judged on its first batch (each batch has the same); CSV is read whole (``read``)."""
+) -> tuple[pieces.Source, Geometries, list[str], list[str]]:
+    """The file's features as io/pieces reads them, their geometries' way to WGS 84 (the CRS
+    they come in), the columns that are not properties, and the properties it has columns
+    for. A streamed file's columns are judged on its first batch (each batch has the same);
+    CSV is read whole (``read``)."""
     if raw.more is None:
         table, geometries, fmt = await asyncio.to_thread(read, path, layer, settings, raw)
     else:
@@ -839,6 +845,15 @@ async def _source(
         table, fmt = raw.table.drop_columns([geometry]), raw.fmt
         geometries = Geometries(raw.table.column(geometry), file_crs=raw.meta["crs"])
     geometries = to_wgs84(geometries, fmt, crs)
+    if geometries.overrode:
+        say(
+            Said(
+                f"the file says its CRS is {geometries.overrode}; read as {geometries.label}, "
+                "as asked",
+                f"el archivo dice que su CRS es {geometries.overrode}; se lee como "
+                f"{geometries.label}, como se pidió",
+            )
+        )
     if geometries.source is not None:
         say(
             Said(
@@ -852,11 +867,11 @@ async def _source(
     given = matched.column_names
     if raw.more is None:
         sliced = pieces.Sliced(mapping.map_values(matched), geometries)
-        return sliced, geometries.label, ignored, given
+        return sliced, geometries, ignored, given
 
     def prepare(batch: pa.Table) -> pa.Table:
         _check_utf8(batch, path.name)
         return _columns(batch, layer, mapping, path.name)
 
     streamed = pieces.Streamed(raw, path.name, geometries, prepare)
-    return streamed, geometries.label, ignored, given
+    return streamed, geometries, ignored, given
