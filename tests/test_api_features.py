@@ -404,7 +404,10 @@ async def test_filters_bbox_property_and_commune(client: httpx.AsyncClient) -> N
         ("offset=-1", "offset"),
         ("bbox=1,2,3", "bbox"),
         ("bbox=a,b,c,d", "bbox"),
-        ("bbox=10,80,20,70", "bbox"),
+        ("bbox=10,80,20,70", "its south lies north of its north"),
+        # found from outside: said "south <= north" of a number out of any range
+        ("bbox=-1e300,9,-69,10", "longitudes from -180 to 180"),
+        ("bbox=-70,-91,-69,10", "latitudes from -90 to 90"),
         ("bbox-crs=EPSG:9999&bbox=1,2,3,4", "bbox-crs"),
         ("crs=bogus", "crs"),
         ("colour=red", "colour"),

@@ -257,6 +257,13 @@ async def test_bbox_literal_and_mixing_with_other_parameters(
             "is cql2-text (the default)",
         ),
         ({"filter": '{"op": "="}', "filter-lang": "cql2-json"}, "not a CQL2 expression"),
+        (  # found from outside: a member the parser left out, the filter run without it
+            {
+                "filter": '{"op": "=", "args": [{"property": "tenure"}, "occupied"], "not": 1}',
+                "filter-lang": "cql2-json",
+            },
+            "'not' is no member of an operation",
+        ),
         ({"filter": '{"op": "=", "args": [1]}', "filter-lang": "cql2-json"}, "arguments"),
         ({"filter": "S_INTERSECTS(geometry, POINT(1 1))", "filter-crs": "EPSG:3857"}, "filter-crs"),
         ({"filter": "NOT " * 3000 + "tenure = 'x'"}, "deeper"),

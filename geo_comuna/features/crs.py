@@ -212,11 +212,22 @@ def parse_bbox_numbers(numbers: list[float], value: str, crs: Crs) -> tuple[floa
     order = "south,west,north,east" if crs.lat_first else "west,south,east,north"
     order_es = "sur,oeste,norte,este" if crs.lat_first else "oeste,sur,este,norte"
     if crs.geographic:
-        if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= n <= 90):
+        if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= 90 and -90 <= n <= 90):
+            raise InvalidInput(  # found from outside: -1e300 was told "south <= north"
+                Said(
+                    f"bbox {value!r} is not {order} in {crs.name}: degrees, longitudes from "
+                    "-180 to 180 and latitudes from -90 to 90",
+                    f"bbox {value!r} no es {order_es} en {crs.name}: grados, longitudes de "
+                    "-180 a 180 y latitudes de -90 a 90",
+                )
+            )
+        if s > n:
             raise InvalidInput(
                 Said(
-                    f"bbox {value!r} is not {order} in {crs.name} (degrees, south <= north)",
-                    f"bbox {value!r} no es {order_es} en {crs.name} (grados, sur <= norte)",
+                    f"bbox {value!r} is not {order} in {crs.name}: its south lies north of "
+                    "its north",
+                    f"bbox {value!r} no es {order_es} en {crs.name}: su sur queda al norte de "
+                    "su norte",
                 )
             )
     elif not (w <= e and s <= n):

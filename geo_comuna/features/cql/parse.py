@@ -81,6 +81,39 @@ def _json(text: str) -> None:
         ) from None
     except RecursionError:  # deeper than Python's JSON reader goes: the parser says more
         return
+    _only_known_members(json.loads(text))
+
+
+#: what each kind of cql2-json node holds, by the member that names its kind
+_MEMBERS = {"op": {"op", "args"}, "property": {"property"}}
+
+
+def _only_known_members(tree: Any) -> None:
+    """An operation or a property naming a member it has not ("extra", "arg") is refused:
+    found from outside, the parser left it out and the filter ran without it."""
+    words = {
+        "op": Said("an operation", "una operación"),
+        "property": Said("a property", "un campo"),
+    }
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for kind, members in _MEMBERS.items():
+                extra = sorted(set(node) - members) if kind in node else []
+                if extra:
+                    known = ", ".join(sorted(members))
+                    raise InvalidInput(
+                        Said(
+                            f"filter is not valid CQL2: {extra[0]!r} is no member of "
+                            f"{words[kind]} ({known})",
+                            f"el filtro no es CQL2 válido: {extra[0]!r} no es un miembro de "
+                            f"{words[kind].es} ({known})",
+                        )
+                    )
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 #: a TIMESTAMP literal of cql2-text, its text in group 1 ('' within it is one quote)
