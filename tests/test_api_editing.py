@@ -341,6 +341,40 @@ async def test_a_date_is_a_day(
             assert now == stored
 
 
+async def test_a_write_that_changes_nothing_keeps_the_version(
+    conn: AsyncConnection, as_role: Reader
+) -> None:
+    """Found from outside: a PUT of a feature exactly as it was read made a new version, and
+    a client holding the old ETag then got a 412 for no change. Nothing written, nothing
+    audited; the version stays, as an import's upsert keeps it."""
+    fid = await first_id(conn, "parcels", "true")
+    cur = await conn.execute("SELECT count(*) FROM audit_log")
+    audited = (await cur.fetchone())[0]
+    async with as_role("admin") as c:
+        read = await c.get(f"{ITEMS}/{fid}")
+        doc = read.json()
+        doc.pop("links")
+        r = await c.put(f"{ITEMS}/{fid}", json=doc, headers={"If-Match": read.headers["etag"]})
+        assert r.status_code == 200, r.text
+        assert row(r.headers["etag"]) == row(read.headers["etag"])
+        same = {"properties": {"tenure": doc["properties"]["tenure"]}}
+        r = await c.patch(f"{ITEMS}/{fid}", json=same, headers={"If-Match": read.headers["etag"]})
+        assert r.status_code == 200 and row(r.headers["etag"]) == row(read.headers["etag"])
+        cur = await conn.execute("SELECT count(*) FROM audit_log")
+        assert (await cur.fetchone())[0] == audited
+        doc["properties"]["notes"] = (doc["properties"].get("notes") or "") + " (revisada)"
+        r = await c.put(f"{ITEMS}/{fid}", json=doc, headers={"If-Match": read.headers["etag"]})
+        assert r.status_code == 200 and row(r.headers["etag"]) != row(read.headers["etag"])
+        assert (await c.get(f"{ITEMS}/{fid}")).json()["properties"]["notes"].endswith("(revisada)")
+    async with as_role("editor") as c:  # not its commune: still a 403, changed or not
+        other = await first_id(
+            conn, "parcels", "commune_id <> (SELECT id FROM communes WHERE code = 'EL-MAIZAL')"
+        )
+        theirs = (await c.get(f"{ITEMS}/{other}")).json()
+        theirs.pop("links")
+        assert (await c.put(f"{ITEMS}/{other}", json=theirs)).status_code == 403
+
+
 async def test_an_empty_patch_changes_nothing_and_is_not_forbidden(
     conn: AsyncConnection, as_role: Reader
 ) -> None:

@@ -112,6 +112,9 @@ def _rows(layer: Layer, checked: Checked, refs: dict[str, list]) -> list[list[An
 
 
 GEOM_PARAM = sql.SQL("ST_SetSRID(ST_GeomFromWKB(%s), 4326)")
+#: degrees: vertices of a stored shape and of a written one that are closer are the same vertex
+#: (~0.1 mm: an import's upsert, io/bulk.py, and the field package's sync, maps/sync.py)
+SHAPE_TOLERANCE = 1e-9
 
 
 async def insert(
@@ -141,27 +144,40 @@ async def replace(
     refs: dict[str, list],
     only: Sequence[str] | None = None,
 ) -> None:
-    """PUT (every column) or PATCH (``only`` those columns, which may include 'geom')."""
+    """PUT (every column) or PATCH (``only`` those columns, which may include 'geom'). A
+    feature the write leaves as it is (each value the same, the shape within SHAPE_TOLERANCE)
+    is not written: it keeps its version, so an ETag read before still holds (found from
+    outside: a PUT of a feature as it was read made a new version, and another client's
+    If-Match then failed for no change), as an import's upsert keeps it (io/bulk.py)."""
     cols = [c for c in columns(layer) if only is None or c in only]
     values = dict(zip(columns(layer), _rows(layer, checked, refs)[0], strict=True))
-    sets = [
+    if not cols:
+        await lock_to_change(conn, layer, feature_id)
+        return
+    sets = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(
             sql.Identifier(c), GEOM_PARAM if c == "geom" else sql.Placeholder()
         )
         for c in cols
-    ]
-    if not sets:
-        await lock_to_change(conn, layer, feature_id)
-        return
+    )
+    differs = sql.SQL(" OR ").join(
+        sql.SQL("NOT geo_comuna_same_shape(geom, {}, {})").format(
+            GEOM_PARAM, sql.Literal(SHAPE_TOLERANCE)
+        )
+        if c == "geom"
+        else sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(c), sql.Placeholder())
+        for c in cols
+    )
+    given = [values[c] for c in cols]
     with refusals(layer, feature_id):
         cur = await conn.execute(
-            sql.SQL("UPDATE {} SET {} WHERE id = %s").format(
-                sql.Identifier(layer.table), sql.SQL(", ").join(sets)
+            sql.SQL("UPDATE {} SET {} WHERE id = %s AND ({})").format(
+                sql.Identifier(layer.table), sets, differs
             ),
-            [values[c] for c in cols] + [feature_id],
+            [*given, feature_id, *given],
         )
-    if cur.rowcount == 0:
-        await _require(conn, layer, feature_id)
+    if cur.rowcount == 0:  # as it was, or not this writer's to change (403, 404)
+        await lock_to_change(conn, layer, feature_id)
 
 
 async def lock_to_change(conn: AsyncConnection, layer: Layer, feature_id: int) -> None:

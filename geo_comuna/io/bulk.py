@@ -23,7 +23,7 @@ from psycopg import AsyncConnection, errors, sql
 
 from geo_comuna import work
 from geo_comuna.errors import Conflict, InvalidFile, Said
-from geo_comuna.features.write import columns, refusals
+from geo_comuna.features.write import SHAPE_TOLERANCE, columns, refusals
 from geo_comuna.io import keys
 from geo_comuna.io.pgcopy import COPY_HEADER, COPY_TRAILER
 from geo_comuna.layers import Layer
@@ -198,9 +198,6 @@ def _roomy_send_buffer(conn: AsyncConnection) -> None:
 
 #: the geometry's column in every layer's table (features/write.py's columns)
 GEOMETRY = "geom"
-#: degrees: vertices of a stored shape and of the file's that are closer are the same vertex
-#: (~0.1 mm, as the field package's sync: maps/sync.py)
-SHAPE_TOLERANCE = 1e-9
 
 
 async def _stage(conn: AsyncConnection, cols: sql.Composable, table: sql.Identifier) -> None:

@@ -50,8 +50,8 @@ from geo_comuna.errors import (
 )
 from geo_comuna.features import edit
 from geo_comuna.features.filters import commune_sql
+from geo_comuna.features.write import SHAPE_TOLERANCE
 from geo_comuna.io import reading
-from geo_comuna.io.bulk import SHAPE_TOLERANCE
 from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.maps import data
 from geo_comuna.maps.package import fetch_layer
