@@ -114,6 +114,16 @@ async def _add_parcel(conn: AsyncConnection, gpkg: Path, tmp_path: Path) -> None
     _ogr2ogr("-update", "-append", "-nln", "parcels", str(gpkg), str(new))
 
 
+async def _inside(conn: AsyncConnection) -> tuple[float, float]:
+    """A point inside the commune (lon, lat)."""
+    cur = await conn.execute(
+        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM communes "
+        "WHERE code = %s) c",
+        (COMMUNE,),
+    )
+    return await cur.fetchone()
+
+
 async def _parcels(conn: AsyncConnection, n: int = 3) -> list[int]:
     cur = await conn.execute(
         "SELECT p.id FROM parcels p JOIN communes c ON c.id = p.commune_id "
@@ -306,12 +316,7 @@ async def test_a_new_feature_edited_after_its_first_sync_is_found_again(
     the package's id and the row's fid), and the next sync of the file updates it."""
     await _package(conn, settings, tmp_path)
     gpkg = tmp_path / GPKG
-    cur = await conn.execute(
-        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM communes "
-        "WHERE code = %s) c",
-        (COMMUNE,),
-    )
-    x, y = await cur.fetchone()
+    x, y = await _inside(conn)
     _sql(
         gpkg,
         "INSERT INTO production_units (commune, name, product, workers, geom) VALUES "
@@ -477,12 +482,7 @@ async def test_what_the_sync_does_not_write_is_said(
     _sql(gpkg, f"UPDATE parcels SET area_ha = 999 WHERE id = {a}")
     _sql(gpkg, "ALTER TABLE parcels ADD COLUMN observaciones TEXT")
     _sql(gpkg, f"UPDATE parcels SET observaciones = 'cerca caída' WHERE id IN ({a}, {b})")
-    cur = await conn.execute(
-        "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM communes "
-        "WHERE code = %s) c",
-        (COMMUNE,),
-    )
-    x, y = await cur.fetchone()
+    x, y = await _inside(conn)
     _sql(  # a new unit naming its parcel by the code the package shows, not by parcel
         gpkg,
         "INSERT INTO production_units (commune, name, product, parcel_code, geom) VALUES "
