@@ -336,7 +336,7 @@ def compare(
                         resolve,
                         _norm(code),
                         name=_name(feature.properties),
-                    )  # fmt: skip
+                    )
                 )
             continue  # else the team left it as it was: the server's deletion stands
         version, values, wkb = stored[feature.id]
