@@ -30,6 +30,7 @@ from geo_comuna import accounts
 from geo_comuna.accounts import EVERYWHERE, local_admin
 from geo_comuna.cli import app as cli_app
 from geo_comuna.errors import (
+    Conflict,
     Forbidden,
     InvalidAttribute,
     InvalidFile,
@@ -529,6 +530,27 @@ async def test_a_feature_without_a_code_is_said_by_its_name(
     [change] = report.layers["facilities"].changed
     assert (change.id, change.code, change.name) == (fid, None, name)
     assert f"  {fid} ({name}): " in "\n".join(summary(report, "es"))
+
+
+async def test_a_parcel_with_land_records_is_not_deleted_by_a_sync(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: deleting a parcel in the package and syncing with delete_missing
+    deleted its rights (a granted collective use) with it, the report saying "deleted"."""
+    await _package(conn, settings, tmp_path)
+    cur = await conn.execute(
+        "SELECT p.id FROM parcels p JOIN communes c ON c.id = p.commune_id "
+        "WHERE c.code = %s AND EXISTS (SELECT FROM rights r WHERE r.parcel_id = p.id) "
+        "ORDER BY p.id LIMIT 1",
+        (COMMUNE,),
+    )
+    (held,) = await cur.fetchone()
+    _ogr_sql(tmp_path / GPKG, f"DELETE FROM parcels WHERE id = {held}")
+    before = await _count(conn, "rights")
+    with pytest.raises(Conflict) as refused:
+        await _sync(conn, settings, tmp_path / GPKG, tmp_path, delete_missing=True)
+    assert "it holds land records" in str(refused.value), refused.value
+    assert await _row(conn, held) is not None and await _count(conn, "rights") == before
 
 
 async def test_a_key_column_named_as_sql_is_refused_not_run(

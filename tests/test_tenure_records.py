@@ -609,6 +609,43 @@ async def test_a_right_names_only_a_party_its_writer_may_edit(
         assert (await c.delete(f"/collections/parties/items/{theirs}")).status_code == 204
 
 
+async def test_a_parcel_keeps_its_land_records(conn: AsyncConnection, reader: Callable) -> None:
+    """Found from outside: deleting a parcel deleted its rights and their documents, and its
+    own documents, without a word (DELETE, and a sync with delete_missing). It is refused
+    until they are deleted or the rights moved; a document can be deleted now."""
+    async with reader("editor-maizal") as c:
+        ids = await register(c, conn)  # a party, its right on EM-P019, two documents
+        url = f"/collections/parcels/items/{ids['parcel']}"
+        for lang, says in (("en", "it holds land records"), ("es", "tiene registros de tierra")):
+            r = await c.delete(url, params={"lang": lang})
+            assert r.status_code == 409 and says in r.json()["detail"], r.text
+        assert (await c.get(f"/collections/rights/items/{ids['right']}")).status_code == 200
+        assert (await c.get(f"/documents/{ids['photo']}")).status_code == 200
+        # the way out the message names: the right (its document goes with it), the photo
+        assert (await c.delete(f"/collections/rights/items/{ids['right']}")).status_code == 204
+        assert (await c.get(f"/documents/{ids['document']}")).status_code == 404
+        assert (await c.delete(url)).status_code == 409  # the photo is the parcel's own
+        assert (await c.delete(f"/documents/{ids['photo']}")).status_code == 204
+        assert (await c.delete(f"/documents/{ids['photo']}")).status_code == 404
+        assert (await c.delete(url)).status_code == 204
+    cur = await conn.execute(
+        "SELECT action FROM audit_log WHERE layer = 'documents' AND feature_id = %s",
+        (ids["photo"],),
+    )
+    assert "delete" in [r[0] for r in await cur.fetchall()]
+
+
+async def test_who_may_delete_a_document(conn: AsyncConnection, reader: Callable) -> None:
+    async with reader("editor-maizal") as c:
+        ids = await register(c, conn)
+    for who, status in (("editor-marzo", 403), ("viewer-maizal", 403), ("anonymous", 401)):
+        async with reader(who) as c:
+            r = await c.delete(f"/documents/{ids['photo']}")
+            assert r.status_code == status, (who, r.text)
+    async with reader("admin") as c:
+        assert (await c.delete(f"/documents/{ids['photo']}")).status_code == 204
+
+
 def spellings(text: str) -> set[str]:
     """How a text may be written in a response: as is, JSON-escaped, HTML-escaped."""
     return {text, json.dumps(text)[1:-1], html.escape(text), html.escape(text, quote=False)}

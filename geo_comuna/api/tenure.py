@@ -532,6 +532,14 @@ async def upload_document(
     return response
 
 
+@router.delete("/documents/{document_id}", status_code=204, summary="Delete a document")
+async def delete_document(conn: Conn, user: Writer, document_id: int) -> Response:
+    """An editor of its commune, or an admin; audited. A parcel's own documents must be
+    deleted before the parcel can be."""
+    await documents.remove(conn, user, document_id)
+    return Response(status_code=204)
+
+
 @router.get("/documents/{document_id}", summary="A document's description")
 async def document(conn: Conn, user: Reader, document_id: int) -> Response:
     return _json(await records.document(conn, user, document_id), media="application/json")

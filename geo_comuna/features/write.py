@@ -42,6 +42,18 @@ def _labelled(detail: str | None) -> int | None:
     return int(found[1]) if found else None
 
 
+#: the land records that keep their parcel from being deleted (migration 0032)
+HELD_BY_RECORDS = frozenset({"rights_parcel_id_fkey", "documents_parcel_id_fkey"})
+HOLDS_RECORDS = Said(
+    "it holds land records (rights or documents), which are not deleted with it: delete its "
+    "rights or move them to another parcel, and delete its documents (DELETE "
+    "/documents/{id}), first; GET /collections/parcels/items/{id}/records lists them",
+    "tiene registros de tierra (derechos o documentos), que no se borran con ella: borre sus "
+    "derechos o páselos a otra parcela, y borre sus documentos (DELETE /documents/{id}), "
+    "antes; GET /collections/parcels/items/{id}/records los lista",
+)
+
+
 @contextmanager
 def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
     """Turn the database's integrity refusals into 4xx errors that say what was refused."""
@@ -65,6 +77,8 @@ def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
             layer=layer.name,
         ) from None
     except psycopg.errors.ForeignKeyViolation as exc:
+        if exc.diag.constraint_name in HELD_BY_RECORDS:  # migration 0032
+            raise Conflict(HOLDS_RECORDS, feature=feature, layer=layer.name) from None
         detail = exc.diag.message_detail or exc.diag.message_primary
         raise Conflict(
             Said(

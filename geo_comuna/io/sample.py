@@ -81,8 +81,14 @@ async def _sample_communes(conn: AsyncConnection, settings: Settings) -> list[in
 
 
 async def _remove_samples(conn: AsyncConnection, ids: list[int]) -> None:
-    """What the sample communes hold, and then the communes: the layers naming another go
-    before it, and the communes' parties (their rights go with the parcels) before them."""
+    """What the sample communes hold, and then the communes: their land records first (a
+    parcel keeps its rights and documents: migration 0032), then the layers naming another
+    before it, and the communes' parties before them."""
+    await conn.execute("DELETE FROM documents WHERE commune_id = ANY(%s)", (ids,))
+    await conn.execute(
+        "DELETE FROM rights r USING parcels p WHERE r.parcel_id = p.id AND p.commune_id = ANY(%s)",
+        (ids,),
+    )
     for layer in reversed(TERRITORIES):
         if layer is COMMUNES:
             await conn.execute("DELETE FROM parties WHERE commune_id = ANY(%s)", (ids,))

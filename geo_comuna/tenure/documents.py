@@ -29,6 +29,7 @@ from psycopg import AsyncConnection
 from geo_comuna import work
 from geo_comuna.accounts import User, writing
 from geo_comuna.errors import (
+    OUTSIDE_COMMUNES,
     Forbidden,
     InvalidFile,
     InvalidInput,
@@ -306,3 +307,31 @@ async def upload(
         "size_bytes": len(data),
         "position": position,
     }
+
+
+async def remove(conn: AsyncConnection, user: User, document_id: int) -> None:
+    """Delete one document (an editor of its commune, or an admin; audited): a parcel's own
+    documents must go before the parcel can (migration 0032), and a document attached by
+    mistake had no way out. 404 when there is none, 403 when it is another commune's."""
+    if not user.may_write:
+        raise Forbidden(
+            Said(
+                f"user {user.name!r} is a {user.role}; deleting needs an editor or admin",
+                f"el usuario {user.name!r} tiene el rol {user.role}; para borrar hace falta "
+                "ser editor o admin",
+            )
+        )
+    async with writing(conn, user):
+        with refused("documents", document_id):
+            cur = await conn.execute(
+                "DELETE FROM documents WHERE id = %s RETURNING id", (document_id,)
+            )
+            if await cur.fetchone() is not None:
+                return
+        cur = await conn.execute("SELECT 1 FROM documents WHERE id = %s", (document_id,))
+        if await cur.fetchone() is None:
+            raise NotFound(
+                Said(f"no document {document_id}", f"no existe el documento {document_id}"),
+                layer="documents",
+            )
+        raise Forbidden(OUTSIDE_COMMUNES, feature=document_id, layer="documents")
