@@ -21,12 +21,14 @@ import subprocess
 import sys
 import threading
 import uuid
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
+import pyogrio
 import pytest
 import rasterio
 from affine import Affine
@@ -349,6 +351,36 @@ async def test_files_that_are_not_what_their_name_says(
         )
         refused(r)
         assert "/tmp" not in r.text, (name, r.text)
+    assert await parcels(conn) == before
+
+
+@pytest.mark.parametrize("twin", ["p.shx", "p.SHX", "P.PRJ"])
+async def test_a_zip_with_two_members_of_one_name_is_refused(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path, twin: str
+) -> None:
+    """Found from outside: zipfile reads the last member of a name and GDAL's /vsizip/ the
+    first, so a good .shx was checked and a bad one read (1,000 copies of one record: 437 KB
+    became 49 million vertices); a .SHX beside the .shx, and a .prj twice, did as much."""
+    from tests.test_io_errors import parcels as three
+
+    folder = tmp_path / "shp"
+    folder.mkdir()
+    pyogrio.write_dataframe(three(), folder / "p.shp")
+    path = tmp_path / "twins.zip"
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as zf:
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate: the point here
+        for f in sorted(folder.iterdir()):
+            if f.suffix.lower() == Path(twin).suffix.lower():
+                zf.writestr(twin, f.read_bytes())  # the twin first: what GDAL would read
+            zf.write(f, f.name)
+    before = await parcels(conn)
+    r = await client.post(
+        "/collections/parcels/import",
+        params={"commune": "EL-MAIZAL"},
+        files={"file": (path.name, path.read_bytes(), "application/zip")},
+    )
+    refused(r)
+    assert "holds two files named" in r.json()["detail"], r.text
     assert await parcels(conn) == before
 
 

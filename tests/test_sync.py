@@ -617,8 +617,14 @@ async def test_the_zip_itself_syncs(
     # a second comuna.gpkg: which one is meant?
     with zipfile.ZipFile(zipped, "a") as zf, pytest.warns(UserWarning, match="Duplicate"):
         zf.writestr(GPKG, (tmp_path / GPKG).read_bytes())
-    with pytest.raises(InvalidFile, match="two files of the same name"):
+    with pytest.raises(InvalidFile, match="holds two files named"):
         await _sync(conn, settings, zipped, tmp_path)
+    upper = tmp_path / "upper.zip"  # COMUNA.GPKG beside comuna.gpkg: the same, to a reader
+    with zipfile.ZipFile(upper, "w") as zf:
+        zf.write(tmp_path / GPKG, GPKG)
+        zf.write(tmp_path / GPKG, GPKG.upper())
+    with pytest.raises(InvalidFile, match="holds two files named"):
+        await _sync(conn, settings, upper, tmp_path)
     edited = tmp_path / "edited.zip"
     with zipfile.ZipFile(edited, "w") as zf:  # the edited GeoPackage zipped again
         zf.write(tmp_path / GPKG, GPKG)

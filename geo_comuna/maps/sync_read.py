@@ -68,14 +68,7 @@ def _gpkg_member(path: Path, max_unpacked: int) -> str:
     with zipfile.ZipFile(path) as zf:
         members = [i for i in zf.infolist() if not i.is_dir()]
         gpkgs = [i for i in members if PurePosixPath(i.filename).suffix.lower() == ".gpkg"]
-        names = [i.filename for i in members]
-        if len(set(names)) < len(names):  # which one would be read depends on the reader
-            raise InvalidFile(
-                Said(
-                    f"{path.name} holds two files of the same name; refusing it",
-                    f"{path.name} contiene dos archivos con el mismo nombre; se rechaza",
-                )
-            )
+        sniff.no_twins(path, [i.filename for i in members])  # which one is read: the reader's
         named = [i for i in gpkgs if i.filename == GPKG]
         if not named and len(gpkgs) != 1:
             raise InvalidFile(
