@@ -15,6 +15,7 @@ import html
 import io
 import json
 import re
+import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -633,6 +634,28 @@ async def test_a_parcel_keeps_its_land_records(conn: AsyncConnection, reader: Ca
         (ids["photo"],),
     )
     assert "delete" in [r[0] for r in await cur.fetchall()]
+
+
+@pytest.mark.parametrize("name", ["Ścieżka.pdf", "文書.pdf", "acta 1 (copia).pdf", "plano.pdf"])
+async def test_a_document_downloads_under_its_own_name(
+    conn: AsyncConnection, reader: Callable, name: str
+) -> None:
+    """Found from outside: a name outside Latin-1 was stored and then never downloaded (a
+    500: it went into a header as it was). ASCII for every client, the name as written for
+    those that read RFC 5987."""
+    p = await parcel(conn, "EM-P019")
+    async with reader("editor-maizal") as c:
+        r = await c.post(
+            "/documents",
+            data={"title": "Acta", "parcel": str(p)},
+            files={"file": (name, PDF, "application/pdf")},
+        )
+        assert r.status_code == 201, r.text
+        back = await c.get(f"/documents/{r.json()['id']}/content")
+    assert back.status_code == 200 and back.content == PDF
+    disposition = back.headers["content-disposition"]
+    assert disposition.isascii()
+    assert urllib.parse.unquote(disposition.split("filename*=UTF-8''")[1]) == name
 
 
 async def test_who_may_delete_a_document(conn: AsyncConnection, reader: Callable) -> None:

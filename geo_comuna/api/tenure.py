@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from psycopg import sql
@@ -550,13 +550,16 @@ async def document_content(conn: Conn, user: Reader, document_id: int) -> Respon
     """The stored bytes, for editors and admins of its commune; 404 for anyone else."""
     data, media, filename = await records.document_file(conn, user, document_id)
     name = filename or f"document-{document_id}"
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+    # the name in ASCII for every client, and as written (RFC 5987) for those that read it:
+    # found from outside, a name such as Ścieżka.pdf could not go in a header (a 500)
+    plain = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
     return Response(
         data,
         media_type=media,
         headers={
             "Cache-Control": "private, no-store",
-            "Content-Disposition": f'attachment; filename="{safe}"',
+            "Content-Disposition": f"attachment; filename=\"{plain}\"; "
+            f"filename*=UTF-8''{quote(name, safe='')}",
             "X-Content-Type-Options": "nosniff",
         },
     )
