@@ -157,6 +157,32 @@ async def test_the_hand_worked_parcel_in_spanish(
     assert f"/collections/parcels/items/{ids['T-001']}" in text  # the record the QR names
 
 
+async def test_a_jagged_parcel_still_has_its_sheet(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: a parcel of 16,000 vertices gave a cell of stretches taller than
+    a page, which the PDF could not lay out (a 500, and `geo-comuna sheet --commune` died on
+    it). A cell lists its first stretches and counts the rest; the vertices are all listed."""
+    import math
+
+    ids = await add_sarare(conn)
+    star = [
+        (60 + r * math.cos(2 * math.pi * i / 2000), 50 + r * math.sin(2 * math.pi * i / 2000))
+        for i, r in enumerate([10, 44] * 1000)
+    ]
+    cur = await conn.execute(
+        "INSERT INTO parcels (commune_id, code, tenure, geom) "
+        "VALUES (%s, 'T-STAR', 'occupied', ST_GeomFromText(%s, 4326)) RETURNING id",
+        (ids["commune"], polygon_wkt(star)),
+    )
+    star_id = (await cur.fetchone())[0]
+    r = await get_sheet(conn, settings, star_id, lang="en")
+    assert r.status_code == 200, r.text[:300]
+    text = pdf_text(r.content, tmp_path)
+    assert "more stretches" in text, text[:2000]
+    assert " 2000 " in text  # the last vertex is listed
+
+
 async def test_english_and_the_neighbour_sheet(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:

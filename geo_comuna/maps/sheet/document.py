@@ -171,15 +171,24 @@ def _facts(sheet: ParcelSheet, w: dict[str, str], lang: str, zone: str, url: str
     )
 
 
-def stretches(sides: list[Side]) -> str:
-    """Sides as vertex stretches, a chain of sides as one: "1–4, 6–7" for 1–2, 2–3, 3–4, 6–7."""
+#: stretches a cell lists before it counts the rest: a shape of 16,000 jagged vertices gave
+#: one cell taller than a page, which the PDF could not lay out (found from outside: a 500)
+STRETCHES_SHOWN = 40
+
+
+def stretches(sides: list[Side], w: dict[str, str]) -> str:
+    """Sides as vertex stretches, a chain of sides as one: "1–4, 6–7" for 1–2, 2–3, 3–4, 6–7;
+    past STRETCHES_SHOWN, how many more."""
     runs: list[list[int]] = []
     for side in sides:
         if runs and runs[-1][1] == side.start:
             runs[-1][1] = side.end
         else:
             runs.append([side.start, side.end])
-    return ", ".join(f"{a}–{b}" for a, b in runs)
+    text = ", ".join(f"{a}–{b}" for a, b in runs[:STRETCHES_SHOWN])
+    if len(runs) > STRETCHES_SHOWN:
+        text += " " + w["more_stretches"].format(n=len(runs) - STRETCHES_SHOWN)
+    return text
 
 
 def neighbour_text(lindero: Lindero, w: dict[str, str]) -> str:
@@ -197,7 +206,7 @@ def neighbour_text(lindero: Lindero, w: dict[str, str]) -> str:
         else:
             text = w["none"]
         if len(neighbours) > 1:
-            text += f" ({stretches(sides)})"
+            text += f" ({stretches(sides, w)})"
         names.append(text)
     return "; ".join(names)
 
@@ -208,7 +217,7 @@ def _linderos(linderos: list[Lindero], w: dict[str, str], lang: str) -> Table:
         rows.append(
             [
                 w[f"{lindero.facing}_side"],
-                _p(stretches(lindero.sides)),
+                _p(stretches(lindero.sides, w)),
                 _fixed(lindero.length_m, 2, lang),
                 _p(neighbour_text(lindero, w)),
             ]
