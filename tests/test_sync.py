@@ -126,9 +126,13 @@ async def _inside(conn: AsyncConnection) -> tuple[float, float]:
 
 
 async def _parcels(conn: AsyncConnection, n: int = 3) -> list[int]:
+    """The commune's first ``n`` parcels without land records (which keep a parcel from
+    being deleted: migration 0032)."""
     cur = await conn.execute(
         "SELECT p.id FROM parcels p JOIN communes c ON c.id = p.commune_id "
-        "WHERE c.code = %s ORDER BY p.id LIMIT %s",
+        "WHERE c.code = %s AND NOT EXISTS (SELECT FROM rights r WHERE r.parcel_id = p.id) "
+        "AND NOT EXISTS (SELECT FROM documents d WHERE d.parcel_id = p.id) "
+        "ORDER BY p.id LIMIT %s",
         (COMMUNE, n),
     )
     return [r[0] for r in await cur.fetchall()]
@@ -894,6 +898,37 @@ async def test_a_feature_added_again_by_ours_is_that_feature_at_the_next_sync(
     assert set(change.fields) == {column} and change.id != gone  # the feature 'ours' made
 
 
+async def test_an_unedited_copy_leaves_another_copys_feature_as_it_is(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside, three copies of one package: team A deleted a parcel, team B
+    changed it and wrote it back with 'ours' (a new feature), and team D's copy, which nobody
+    had touched, then put back the parcel's old values over B's, with no conflict."""
+    await _package(conn, settings, tmp_path)
+    teams = {}
+    for team in "abd":
+        teams[team] = tmp_path / team
+        teams[team].mkdir()
+        shutil.copy(tmp_path / GPKG, teams[team] / GPKG)
+    parcel = (await _parcels(conn, 1))[0]
+    land_use = (await _row(conn, parcel))[1]
+    changed = "crops" if land_use != "crops" else "pasture"
+    _ogr_sql(teams["a"] / GPKG, f"DELETE FROM parcels WHERE id = {parcel}")
+    await _sync(conn, settings, teams["a"] / GPKG, teams["a"], delete_missing=True)
+    _ogr_sql(teams["b"] / GPKG, f"UPDATE parcels SET land_use = '{changed}' WHERE id = {parcel}")
+    await _sync(conn, settings, teams["b"] / GPKG, teams["b"], resolve="ours")
+    cur = await conn.execute(
+        "SELECT id FROM parcels WHERE land_use = %s AND id > %s", (changed, parcel)
+    )
+    again = max(r[0] for r in await cur.fetchall())
+    report = await _sync(conn, settings, teams["d"] / GPKG, teams["d"])
+    assert report.written == 0 and report.layers["parcels"].changed == [], report.layers
+    assert (await _row(conn, again))[1] == changed
+    # team B's own copy, synced again: nothing to write either
+    mine = await _sync(conn, settings, teams["b"] / GPKG, teams["b"], resolve="ours")
+    assert mine.written == 0
+
+
 async def test_a_package_sent_without_the_log_qgis_keeps_says_to_close_the_project(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:
@@ -1482,7 +1517,11 @@ async def test_a_package_bringing_more_than_the_commune_and_one_write_is_refused
     assert len(report.layers["parcels"].added) == 1
     _ogr_sql(gpkg, "UPDATE parcels SET code = 'MZ-FIELD-0' WHERE code = 'MZ-FIELD-1'")
     await _add_parcel(conn, gpkg, tmp_path)  # a second: over it
-    held = len(await _parcels(conn, 100_000))
+    cur = await conn.execute(
+        "SELECT count(*) FROM parcels p JOIN communes c ON c.id = p.commune_id WHERE c.code = %s",
+        (COMMUNE,),
+    )
+    (held,) = await cur.fetchone()
     with pytest.raises(TooLarge, match=f"more than {held + 1:,} features"):
         await _sync(conn, one, gpkg, tmp_path, dry_run=True)
 

@@ -437,13 +437,21 @@ def _found_again(
     sync made, not a deletion to settle again at every sync. Copies of one package made on
     one day share its id, and two teams' new rows may share a fid: a row far from the stored
     feature is another team's new feature, and stays new. A feature deleted on the server
-    since is a conflict, as for any feature of the package."""
+    since is a conflict, as for any feature of the package. A feature of the package the
+    team left as it was is not found again: another copy's team added it again, and its
+    values stand (found from outside: an unedited copy put back the values that team's
+    feature had when the package was made)."""
     features = package.layers[layer.name]
+    names = [*package.columns[layer.name], "geometry"]
     for i, feature in enumerate(features):
         if feature.fid not in synced or feature.geometry is None:
             continue
-        if feature.id is not None and feature.id in stored:  # the package's own, still there
-            continue
+        if feature.id is not None:
+            if feature.id in stored:  # the package's own, still there
+                continue
+            base = package.bases.get(layer.name, feature.id)
+            if base is not None and not _changed_by_team(feature, base, names):
+                continue
         fid, version = synced[feature.fid]
         if fid in stored:
             wkb = stored[fid][2]
