@@ -239,6 +239,14 @@ async def test_the_rule_follows_the_calendar(conn: AsyncConnection, settings: Se
     assert (await tenure(conn, leased), await tenure(conn, titled)) == ("occupied", "regularized")
     assert await scalar(conn, run, (today + day,)) == 0
     assert await scalar(conn, run, (today + 2 * day,)) == 0
+    # the rule that finds nothing to change writes nothing: a layer's version moved with
+    # every parcel it looked at, and kept packages were made again (found in a test)
+    version = "SELECT version FROM layer_versions WHERE layer = 'parcels'"
+    before_version = await scalar(conn, version)
+    await conn.execute(
+        "SELECT tenure_follow_rights(%s, %s, 'changed', %s)", (titled, title, today + day)
+    )
+    assert await scalar(conn, version) == before_version
     cur = await conn.execute(
         "SELECT parcel_id, to_status, rule_right, rule_back, rule_event "
         "FROM parcel_tenure_history(ARRAY[%s, %s]) ORDER BY history_id DESC LIMIT 2",

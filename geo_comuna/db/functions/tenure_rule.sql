@@ -83,6 +83,11 @@ BEGIN
         END IF;
         how := 'back';
     END IF;
+    -- no UPDATE when nothing changes: even one of no row bumps the layer's version (its
+    -- statement trigger), and every package and page kept of it was made again for nothing
+    IF NOT EXISTS (SELECT FROM parcels WHERE id = p_parcel AND tenure IS DISTINCT FROM wanted) THEN
+        RETURN;
+    END IF;
     PERFORM set_config('geo_comuna.by_rule', how, true);
     PERFORM set_config('geo_comuna.rule_right', p_right::text, true);
     PERFORM set_config('geo_comuna.rule_event', coalesce(p_event, ''), true);
