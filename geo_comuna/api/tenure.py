@@ -558,7 +558,7 @@ async def document_content(conn: Conn, user: Reader, document_id: int) -> Respon
         media_type=media,
         headers={
             "Cache-Control": "private, no-store",
-            "Content-Disposition": f"attachment; filename=\"{plain}\"; "
+            "Content-Disposition": f'attachment; filename="{plain}"; '
             f"filename*=UTF-8''{quote(name, safe='')}",
             "X-Content-Type-Options": "nosniff",
         },
