@@ -541,6 +541,33 @@ async def test_a_dem_too_thin_to_tile_or_not_of_numbers_is_refused_from_its_head
     assert await dem_rows(conn) == before
 
 
+@pytest.mark.parametrize(
+    ("transform", "name"),
+    [
+        (Affine(1e-4, 0, LON, 0, 1e-4, LAT - 0.01), "south-up"),  # rows from south to north
+        (Affine(-1e-4, 0, LON + 0.01, 0, -1e-4, LAT), "east-to-west"),
+    ],
+)
+async def test_a_dem_not_north_up_is_refused(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path, transform: Affine, name: str
+) -> None:
+    """Found from outside: a south-up grid was stored with the right bounds, and the terrain
+    analysis then said every parcel lay off it. Refused as a rotated one is."""
+    path = tmp_path / f"{name}.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=100, height=100, count=1, dtype="float32",
+        crs="EPSG:4326", transform=transform,
+    ) as dst:  # fmt: skip
+        dst.write(np.full((1, 100, 100), 100, "float32"))
+    before = await dem_rows(conn)
+    r = await client.post(
+        "/communes/5-DE-MARZO/dems", files={"file": (path.name, path.read_bytes(), "image/tiff")}
+    )
+    refused(r, 422)
+    assert "warp it north-up first" in r.json()["detail"], r.text
+    assert await dem_rows(conn) == before
+
+
 async def test_a_request_reads_at_most_its_window_of_cells(
     conn: AsyncConnection, tmp_path: Path
 ) -> None:

@@ -190,6 +190,17 @@ def _check_shape(src: DatasetReader, name: str, limits: work.Limits) -> None:
                 "(gdalwarp)",
             )
         )
+    if src.transform.e >= 0 or src.transform.a <= 0:
+        # found from outside: a south-up grid was stored with the right bounds, and the
+        # terrain analysis then found every parcel off it
+        raise InvalidFile(
+            Said(
+                f"{name} has its rows south-up (or its columns east to west); warp it north-up "
+                "first (gdalwarp)",
+                f"{name} tiene sus filas de sur a norte (o sus columnas de este a oeste); "
+                "reproyéctela antes con el norte hacia arriba (gdalwarp)",
+            )
+        )
     kind = np.dtype(src.dtypes[0])
     if kind.kind not in "iuf" or (kind.kind in "iu" and kind.itemsize > 4):
         # a complex grid was stored, and every mean of the terrain analysis was null
