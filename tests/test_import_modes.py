@@ -42,10 +42,12 @@ async def versions(conn: AsyncConnection, commune_id: int) -> dict[int, tuple]:
     return {row[0]: row[1:] for row in await cur.fetchall()}
 
 
-async def exported(conn: AsyncConnection, tmp_path: Path, commune_id: int) -> Path:
+async def exported(
+    conn: AsyncConnection, tmp_path: Path, commune_id: int, **options: object
+) -> Path:
     report = await export_layer(
         conn, PARCELS, tmp_path / "p.gpkg", FORMATS["gpkg"], commune_id=commune_id,
-        access=EVERYWHERE,
+        access=EVERYWHERE, **options,
     )  # fmt: skip
     return Path(report.file)
 
@@ -84,6 +86,20 @@ async def test_upsert_of_an_unchanged_export_changes_nothing(
 
     assert (report.inserted, report.updated, report.unchanged) == (0, 0, len(before))
     assert await versions(conn, maizal) == before  # the same rows, the same versions
+
+
+@pytest.mark.parametrize("epsg", [4248, 24819, 2202])
+async def test_upsert_of_an_export_in_another_crs_changes_nothing(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, maizal: int, epsg: int
+) -> None:
+    """Found from outside: through PSAD56 (EPSG:4248, 24817-24821) a vertex comes back up to
+    5e-9 degrees off, and at a tolerance of 1e-9 every parcel was updated at every round
+    trip (new versions, audit entries, field packages out of date)."""
+    before = await versions(conn, maizal)
+    file = await exported(conn, tmp_path, maizal, crs=f"EPSG:{epsg}")
+    report = await import_file(conn, PARCELS, file, settings, mode="upsert")
+    assert (report.inserted, report.updated, report.unchanged) == (0, 0, len(before))
+    assert await versions(conn, maizal) == before
 
 
 async def test_upsert_of_an_export_keeps_parcels_without_a_code_once(

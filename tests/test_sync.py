@@ -557,6 +557,27 @@ async def test_a_parcel_with_land_records_is_not_deleted_by_a_sync(
     assert await _row(conn, held) is not None and await _count(conn, "rights") == before
 
 
+async def test_a_new_row_without_a_code_on_a_stored_parcel_is_refused(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: a new row of the package without a code, on a stored parcel's
+    exact shape, was added (a second parcel on the same land), which an import of the same
+    feature refused. A sync refuses it as an import does, naming the stored parcel."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    parcel = (await _parcels(conn, 1))[0]
+    _sql(
+        gpkg,
+        "INSERT INTO parcels (commune, tenure, geom) SELECT commune, 'occupied', geom "
+        f"FROM parcels WHERE id = {parcel}",
+    )
+    before = await _count(conn)
+    with pytest.raises(Conflict) as refused:
+        await _sync(conn, settings, gpkg, tmp_path)
+    assert f"lies on the ground of parcels feature {parcel}" in str(refused.value)
+    assert await _count(conn) == before
+
+
 async def test_a_key_column_named_as_sql_is_refused_not_run(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:

@@ -127,14 +127,39 @@ def _rows(layer: Layer, checked: Checked, refs: dict[str, list]) -> list[list[An
 
 GEOM_PARAM = sql.SQL("ST_SetSRID(ST_GeomFromWKB(%s), 4326)")
 #: degrees: vertices of a stored shape and of a written one that are closer are the same vertex
-#: (~0.1 mm: an import's upsert, io/bulk.py, and the field package's sync, maps/sync.py)
-SHAPE_TOLERANCE = 1e-9
+#: (~1 mm: an import's upsert, io/bulk.py, a PUT or PATCH, and the field package's sync,
+#: maps/sync.py). PSAD56's way there and back (EPSG:4248, 24817-24821) moves a vertex by up
+#: to 5e-9 degrees, and UTM's three decimals by half a millimetre: at 1e-9 every round trip
+#: through them changed every feature (found from outside)
+SHAPE_TOLERANCE = 1e-8
+
+
+#: how much of the larger of two areas they share to be one piece of ground twice
+SAME_GROUND = 0.9
+
+
+def same_ground(stored: sql.Composable, new: sql.Composable) -> sql.Composable:
+    """The new shape lies on the stored one's ground: nine tenths of the larger area shared
+    (found from outside: a copy a vertex added, or moved by a metre, was a second parcel
+    beside the first; a piece of a parcel being divided shares less), or, for shapes without
+    area, the same shape."""
+    return sql.SQL(
+        "(CASE WHEN ST_Dimension({a}) = 2 AND ST_Dimension({b}) = 2 "
+        "THEN ST_Area(ST_Intersection({a}, {b})) >= {share} * "
+        "GREATEST(ST_Area({a}), ST_Area({b})) "
+        "ELSE geo_comuna_same_shape({a}, {b}, {tolerance}) END)"
+    ).format(
+        a=stored, b=new, share=sql.Literal(SAME_GROUND), tolerance=sql.Literal(SHAPE_TOLERANCE)
+    )
 
 
 async def insert(
     conn: AsyncConnection, layer: Layer, checked: Checked, refs: dict[str, list], labels: Sequence
 ) -> list[int]:
-    """Insert validated features one statement each (API writes); returns the new ids."""
+    """Insert validated features one statement each (API writes and syncs); returns the new
+    ids. A feature without its whole natural key on a stored one's ground is refused, as an
+    import refuses it (found from outside: a sync added a parcel without a code on another's
+    exact shape, which an import of the same feature refused)."""
     cols = columns(layer)
     query = sql.SQL("INSERT INTO {} ({}) VALUES ({}, {}) RETURNING id").format(
         sql.Identifier(layer.table),
@@ -144,10 +169,47 @@ async def insert(
     )
     ids = []
     for label, row in zip(labels, _rows(layer, checked, refs), strict=True):
+        await _not_on_ground_of_another(conn, layer, dict(zip(cols, row, strict=True)), label)
         with refusals(layer, label):
             cur = await conn.execute(query, row)
         ids.append((await cur.fetchone())[0])
     return ids
+
+
+async def _not_on_ground_of_another(
+    conn: AsyncConnection, layer: Layer, values: dict[str, Any], label: Any
+) -> None:
+    keyed = [r.column if (r := layer.reference(n)) else n for n in layer.natural_key]
+    if not keyed or values["geom"] is None or all(values[c] is not None for c in keyed):
+        return
+    given = [c for c in keyed if values[c] is not None]  # a key part given: that one's only
+    cur = await conn.execute(
+        sql.SQL(
+            "WITH n AS (SELECT {} AS geom) SELECT o.id FROM {} o, n "
+            "WHERE o.geom && n.geom AND {} {} LIMIT 1"
+        ).format(
+            GEOM_PARAM,
+            sql.Identifier(layer.table),
+            same_ground(sql.SQL("o.geom"), sql.SQL("n.geom")),
+            sql.SQL("").join(sql.SQL(" AND o.{} = %s").format(sql.Identifier(c)) for c in given),
+        ),
+        [values["geom"], *(values[c] for c in given)],
+    )
+    found = await cur.fetchone()
+    if found is not None:
+        which = ", ".join(layer.natural_key)
+        raise Conflict(
+            Said(
+                f"this feature gives no whole key ({which}) but lies on the ground of "
+                f"{layer.name} feature {found[0]}, stored already: adding it would make a second "
+                "one there. Give it its whole key, or change that feature instead",
+                f"esta entidad no indica su clave entera ({which}), pero ocupa el terreno de la "
+                f"entidad {found[0]} de {layer.name}, ya guardada: añadirla haría una segunda "
+                "allí. Indique su clave entera, o cambie esa entidad en su lugar",
+            ),
+            feature=label,
+            layer=layer.name,
+        )
 
 
 async def replace(

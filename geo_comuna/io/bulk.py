@@ -23,7 +23,7 @@ from psycopg import AsyncConnection, errors, sql
 
 from geo_comuna import work
 from geo_comuna.errors import Conflict, InvalidFile, Said
-from geo_comuna.features.write import SHAPE_TOLERANCE, columns, refusals
+from geo_comuna.features.write import SHAPE_TOLERANCE, columns, refusals, same_ground
 from geo_comuna.io import keys
 from geo_comuna.io.pgcopy import COPY_HEADER, COPY_TRAILER
 from geo_comuna.layers import Layer
@@ -535,22 +535,12 @@ async def _copies_within_bounds(
     return found
 
 
-#: how much of the larger of two areas they share to be one piece of ground twice
-SAME_GROUND = 0.9
-
-
 def _same_ground(stored: str, new: str) -> sql.Composable:
-    """The new row's shape lies on the stored row's ground: nine tenths of the larger area
-    shared (found from outside: a copy a vertex added, or moved by a metre, was a second
-    parcel beside the first; a piece of a parcel being divided shares less), or, for shapes
-    without area, the same shape."""
-    a, b = sql.Identifier(stored), sql.Identifier(new)
-    return sql.SQL(
-        "(CASE WHEN ST_Dimension({a}.geom) = 2 AND ST_Dimension({b}.geom) = 2 "
-        "THEN ST_Area(ST_Intersection({a}.geom, {b}.geom)) >= {share} * "
-        "GREATEST(ST_Area({a}.geom), ST_Area({b}.geom)) "
-        "ELSE geo_comuna_same_shape({a}.geom, {b}.geom, {tolerance}) END)"
-    ).format(a=a, b=b, share=sql.Literal(SAME_GROUND), tolerance=sql.Literal(SHAPE_TOLERANCE))
+    """write.same_ground of two aliases' rows."""
+    return same_ground(
+        sql.SQL("{}.geom").format(sql.Identifier(stored)),
+        sql.SQL("{}.geom").format(sql.Identifier(new)),
+    )
 
 
 def _not_other(layer: Layer, alias: str) -> sql.Composable:

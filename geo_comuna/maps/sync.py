@@ -61,7 +61,7 @@ from geo_comuna.maps.sync_read import Feature, Package, read_package, read_uploa
 from geo_comuna.preconditions import Preconditions
 from geo_comuna.settings import Settings
 
-#: degrees (EPSG:4326): ~0.1 mm; closer vertices are the same vertex, as in an import's upsert
+#: degrees (EPSG:4326): ~1 mm; closer vertices are the same vertex, as in an import's upsert
 COORD_TOLERANCE = SHAPE_TOLERANCE
 #: how a conflict is settled: None leaves it unwritten and reported
 Resolve = Literal["ours", "theirs"] | None
@@ -100,7 +100,7 @@ class Conflict:
 
 @dataclass
 class LayerDiff:
-    added: list[int] = field(default_factory=list)  # package rows of new features
+    added: list[int] = field(default_factory=list)  # the new features' fids in the package
     #: new in the package but stored already, by an earlier sync of the same file: their ids
     synced: list[int] = field(default_factory=list)
     changed: list[Change] = field(default_factory=list)
@@ -122,7 +122,7 @@ class LayerDiff:
     #: how many values they hold: not written
     not_fields: dict[str, int] = field(default_factory=dict)
     #: values the server works out (area_ha, a unit's parcel_code) that the package changed:
-    #: per field, the ids of the features, and the rows of new ones that gave one; not written
+    #: per field, the ids of the features, and the fids of new ones that gave one; not written
     read_only: dict[str, list[int]] = field(default_factory=dict)
     read_only_rows: dict[str, list[int]] = field(default_factory=dict)
 
@@ -794,11 +794,11 @@ async def _apply_layer(
         feature = by_row[row]
         props = _commune_default(layer, {n: feature.properties[n] for n in columns}, code)
         body = _body(props, feature.geometry, True)
-        new = Said(f"new, row {row} of the package", f"nueva, fila {row} del paquete")
+        new = Said(f"new, fid {row} of the package", f"nueva, fid {row} del paquete")
 
         async def add(body: dict = body, row: int = row, fid: int | None = feature.fid) -> None:
             done = await edit.create(conn, layer, body, settings, user, repair=repair, lang=lang)
-            kept(done, Said(f"row {row}", f"fila {row}"))
+            kept(done, Said(f"fid {row}", f"fid {row}"))
             await record_row(conn, package, layer, fid, done)
 
         written += await each(new, add)

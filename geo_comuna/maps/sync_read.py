@@ -35,7 +35,10 @@ from geo_comuna.settings import Settings
 class Feature:
     """A feature as the package has it: properties by name, shapely geometry (or None)."""
 
-    row: int  # 1-based position in the package's layer: how a new feature is named
+    #: how a new feature is named: its GeoPackage fid, what QGIS and QField show of it (its
+    #: position in the layer was, and the fid of another feature; found from outside), or
+    #: its 1-based position where the layer has none
+    row: int
     id: int | None
     version: int | None
     properties: dict[str, Any]
@@ -210,7 +213,7 @@ def _read_layer(
         version = versions[i]
         features.append(
             Feature(
-                i + 1,
+                i + 1 if fids[i] is None else int(fids[i]),
                 fid,
                 None if version is None else int(version),
                 {name: _python(values[name][i]) for name in columns},

@@ -101,7 +101,7 @@ TEXT = {
         "ours_dry": "resuelto: se guardaría lo del paquete",
         "theirs_dry": "resuelto: se conservaría lo del servidor",
         "listed": "  {what}: {ids}",
-        "rows": "filas del paquete",
+        "rows": "fid en el paquete",
         "more": "y {n} más",
         "unresolved": "{n} {conflicts} sin guardar: {settle}.",
         "ours": "resuelto: se guardó lo del paquete",
@@ -111,8 +111,8 @@ TEXT = {
         "not_field": "  no se guardó la columna «{name}» ({n} {values}): no es un campo de la capa",
         "values": ("valor", "valores"),
         "read_only": "  no se guardó {name}, que calcula el servidor, cambiado en: {ids}",
-        "read_only_rows": "  no se guardó {name}, que calcula el servidor, dado en las filas "
-        "nuevas: {ids}",
+        "read_only_rows": "  no se guardó {name}, que calcula el servidor, dado en entidades "
+        "nuevas (fid): {ids}",
         "geometry": "Geometría",
         "moved": "movida",
         "empty": "(vacío)",
@@ -145,7 +145,7 @@ TEXT = {
         "ours_dry": "settled: the package's values would be written",
         "theirs_dry": "settled: the server's values would be kept",
         "listed": "  {what}: {ids}",
-        "rows": "package rows",
+        "rows": "fid in the package",
         "more": "and {n} more",
         "unresolved": "{n} {conflicts} left unwritten: {settle}.",
         "ours": "settled: the package's values written",
@@ -155,8 +155,8 @@ TEXT = {
         "not_field": "  column '{name}' ({n} {values}) not written: it is no field of the layer",
         "values": ("value", "values"),
         "read_only": "  {name}, which the server works out, not written where changed: {ids}",
-        "read_only_rows": "  {name}, which the server works out, not written where new rows "
-        "gave it: {ids}",
+        "read_only_rows": "  {name}, which the server works out, not written where new "
+        "features (fid) gave it: {ids}",
         "geometry": "Geometry",
         "moved": "moved",
         "empty": "(empty)",
