@@ -208,6 +208,7 @@ _PYDANTIC_ES = {
     "int_from_float": "debe ser un número entero",
     "float_parsing": "debe ser un número",
     "float_type": "debe ser un número",
+    "finite_number": "debe ser un número finito",
     "bool_parsing": "debe ser true o false",
     "bool_type": "debe ser true o false",
     "greater_than_equal": "debe ser mayor o igual que {ge}",

@@ -140,9 +140,9 @@ async def test_a_parcel_on_its_communes_boundary_is_accepted(
     """The tolerance: a parcel sharing the commune's boundary, its coordinates rounded to 6
     decimals, or even 2 m out, is El Maizal's; 50 m out it reaches into what is not."""
     for outward_m in (0, 2):
-        r = await editor.post(
-            "/collections/parcels/items", json=await boundary_parcel(conn, outward_m)
-        )
+        body = await boundary_parcel(conn, outward_m)
+        body["properties"]["code"] = f"EM-BORDE-{outward_m}"  # two parcels, two codes
+        r = await editor.post("/collections/parcels/items", json=body)
         assert r.status_code == 201, (outward_m, r.text)
     r = await editor.post("/collections/parcels/items", json=await boundary_parcel(conn, 50))
     refused(r, "outside the territory of commune EL-MAIZAL: it reaches beyond its boundary", "5 m")

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class Params(BaseModel):
     """Electricity-gap parameters (metres, dwellings)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     cluster_radius_m: float = Field(
         60.0,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from geo_comuna.errors import Said
 
 
 class Params(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)  # NaN is no number, not one out of range
+
     sliver_width_m: float = Field(
         1.0,
         ge=0.01,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class Params(BaseModel):
     """Stair-access parameters (seconds, minutes, steps, metres)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     step_seconds_up: float = Field(
         1.0,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Params(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)  # NaN is no number, not one out of range
+
     slope_threshold_pct: float = Field(
         30.0,
         gt=0,

@@ -15,7 +15,7 @@ MAX_PIPE_M = 10_000_000
 class Params(BaseModel):
     """Water-hookup parameters. Lengths in metres, money in any one currency."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     max_connector_m: float = Field(
         50.0,
