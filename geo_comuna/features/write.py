@@ -182,7 +182,7 @@ async def _not_on_ground_of_another(
     """Refuse (409) a feature of a keyed layer that gives no whole key and lies on a stored
     feature's ground (same_ground), naming it; one whose given key parts are another's is
     not that one's copy."""
-    keyed = [r.column if (r := layer.reference(n)) else n for n in layer.natural_key]
+    keyed = layer.key_columns
     if not keyed or values["geom"] is None or all(values[c] is not None for c in keyed):
         return
     given = [c for c in keyed if values[c] is not None]  # a key part given: that one's only

@@ -24,7 +24,6 @@ from psycopg import AsyncConnection, errors, sql
 from geo_comuna import work
 from geo_comuna.errors import Conflict, InvalidFile, Said
 from geo_comuna.features.write import SHAPE_TOLERANCE, columns, refusals, same_ground
-from geo_comuna.io import keys
 from geo_comuna.io.pgcopy import COPY_HEADER, COPY_TRAILER
 from geo_comuna.layers import Layer
 
@@ -550,7 +549,7 @@ def _not_other(layer: Layer, alias: str) -> sql.Composable:
         sql.SQL("({a}.{c} IS NULL OR {a}.{c} = o.{c})").format(
             a=sql.Identifier(alias), c=sql.Identifier(c)
         )
-        for c in keys.columns(layer)
+        for c in layer.key_columns
     )
 
 
@@ -559,7 +558,7 @@ def _incomplete(layer: Layer, alias: str) -> sql.Composable:
     return sql.SQL("({})").format(
         sql.SQL(" OR ").join(
             sql.SQL("{}.{} IS NULL").format(sql.Identifier(alias), sql.Identifier(c))
-            for c in keys.columns(layer)
+            for c in layer.key_columns
         )
     )
 

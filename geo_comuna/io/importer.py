@@ -510,7 +510,7 @@ async def write(
                         chunks,
                         rows=total,
                         staged=not admin,
-                        upsert_key=keys.columns(layer) if upsert else None,
+                        upsert_key=layer.key_columns if upsert else None,
                         upsert_columns=_updated_columns(layer, given, defaults),
                         # found from outside: a 500,000-parcel dry run uploaded kept every
                         # reader of parcels waiting 9.8 s on the dropped indexes' lock

@@ -44,14 +44,6 @@ class Keys:
         return pc.sum(self.has_key.cast(pa.int64())).as_py() or 0
 
 
-def columns(layer: Layer) -> list[str]:
-    """The natural key's columns in the layer's table (a reference's is its foreign key)."""
-    return [
-        ref.column if (ref := layer.reference(name)) is not None else name
-        for name in layer.natural_key
-    ]
-
-
 def of(layer: Layer, table: pa.Table, refs: dict[str, list]) -> Keys | None:
     """The features' keys; None when the layer has none or no feature could give one (the
     file has no such column, or holds it as something other than text, which validation

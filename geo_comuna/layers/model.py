@@ -288,6 +288,14 @@ class Layer:
     def reference(self, name: str) -> Reference | None:
         return next((r for r in self.references if r.name == name), None)
 
+    @property
+    def key_columns(self) -> list[str]:
+        """The natural key's columns in the layer's table (a reference's is its foreign key)."""
+        return [
+            ref.column if (ref := self.reference(name)) is not None else name
+            for name in self.natural_key
+        ]
+
     def field_title(self, name: str, lang: str) -> str:
         """A property's title in ``lang`` (a reference, an attribute or a derived value);
         the name itself when it is none of them."""

@@ -316,12 +316,15 @@ def compare(
     out, versions = LayerDiff(), {}
     present = set()
     _found_again(package, layer, stored, synced or {}, out)
-    for feature in package.layers[layer.name]:
+    derived = _not_fields(out, layer, names, package)
+    for i, feature in enumerate(package.layers[layer.name]):
         if feature.id is None:
             out.added.append(feature.row)
+            _not_kept(out, derived, i, feature, None)
             continue
         present.add(feature.id)
         base = package.bases.get(layer.name, feature.id)
+        _not_kept(out, derived, i, feature, base)
         if base is None and package.bases and feature.id not in out.rows_of:
             raise _not_from_package(layer, feature.id)
         if feature.id not in stored:  # deleted on the server (or never of this commune)
@@ -364,33 +367,36 @@ def compare(
         missing -= set(out.newer)
     out.missing = sorted(missing)
     _missing(out, layer, stored, versions, package, resolve)
-    _not_kept(out, layer, names, package)
     return out, versions
 
 
-def _not_kept(out: LayerDiff, layer: Layer, names: list[str], package: Package) -> None:
-    """Note what of the package the sync does not write (found from outside: notes in a
-    column the team added, and an area typed over, went without a word): its columns that
-    are no field of the layer, and the values the server works out that the team changed
-    (against the package's base) or gave a new row."""
-    features = package.layers[layer.name]
+def _not_fields(
+    out: LayerDiff, layer: Layer, names: list[str], package: Package
+) -> dict[str, list[Any]]:
+    """Note the package's columns that are no field of the layer (found from outside: notes
+    in a column the team added went without a word); the others' values, those of fields
+    the server works out, for _not_kept."""
+    derived = {}
     for name, values in package.others.get(layer.name, {}).items():
-        if name not in names:
+        if name in names:
+            derived[name] = values
+        else:
             out.not_fields[name] = sum(v is not None for v in values)
-            continue
-        ids, rows = [], []
-        for feature, value in zip(features, values, strict=True):
-            if feature.id is None:
-                if value is not None:
-                    rows.append(feature.row)
-                continue
-            base = package.bases.get(layer.name, feature.id)
-            if base is not None and not same_value(value, base.properties.get(name)):
-                ids.append(feature.id)
-        if ids:
-            out.read_only[name] = ids
-        if rows:
-            out.read_only_rows[name] = rows
+    return derived
+
+
+def _not_kept(
+    out: LayerDiff, derived: dict[str, list[Any]], i: int, feature: Feature, base: Base | None
+) -> None:
+    """Note the values the server works out (``derived``, by the layer's row ``i``) that the
+    team changed against the feature's ``base``, or gave a new feature: not written (found
+    from outside: an area typed over came back as "nothing to change")."""
+    for name, values in derived.items():
+        if feature.id is None:
+            if values[i] is not None:
+                out.read_only_rows.setdefault(name, []).append(feature.row)
+        elif base is not None and not same_value(values[i], base.properties.get(name)):
+            out.read_only.setdefault(name, []).append(feature.id)
 
 
 def _missing(
