@@ -304,6 +304,13 @@ class Layer:
                 return item.title.get(lang)
         return name
 
+    def field_unit(self, name: str) -> str | None:
+        """The unit of an attribute or a derived value (None: it has none)."""
+        for item in (*self.attributes, *self.derived):
+            if item.name == name:
+                return item.unit
+        return None
+
     def members_only(self, name: str) -> bool:
         """Is this attribute readable only by the feature's commune's users and admins?"""
         attr = self.attribute(name)

@@ -140,6 +140,16 @@ async def geojson(
     return (await cur.fetchone())[0]
 
 
+async def exchange_commune_names(conn: AsyncConnection) -> dict[str, str]:
+    """The name of every commune at either end of an exchange, by its code."""
+    cur = await conn.execute("""
+        SELECT c.code, c.name FROM communes c
+        WHERE c.id IN (SELECT from_commune_id FROM exchanges
+                       UNION SELECT to_commune_id FROM exchanges)
+    """)
+    return dict(await cur.fetchall())
+
+
 async def geobuf(
     conn: AsyncConnection,
     layer: Layer,

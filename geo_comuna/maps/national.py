@@ -220,8 +220,13 @@ async def _add_exchanges(
         )
     )
     holder.add_to(m)
+    names = await data.exchange_commune_names(conn)
     for theme in styles.themes(exchanges):
         spec = styles.spec(theme, page.lang)
+        for which in spec["fields"].values():  # a commune by its name, not its code
+            for field in which:
+                if field["name"] in ("from_commune", "to_commune"):
+                    field["values"] = names
         if width and span:
             spec["width_by"] = {**width, "lo": span[0], "hi": span[1]}
         casing = style.get("casing")

@@ -147,8 +147,11 @@ class Styles:
                 field["values"] = {
                     v: self.value_label(attr.domain, v, lang) for v in attr.domain.values
                 }
-            unit = getattr(attr, "unit", None)
-            if unit and unit not in field["label"]:
+            unit = layer.field_unit(name)
+            if unit == "m":  # in m or km by its size (static/geo_comuna_maps.js)
+                field["unit"] = unit
+                field["label"] = field["label"].removesuffix(" (m)")
+            elif unit and unit not in field["label"]:
                 field["label"] = f"{field['label']} ({unit})"
             out.append(field)
         return out

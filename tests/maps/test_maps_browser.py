@@ -423,6 +423,20 @@ def test_national_map(page: Any, server: str, db_conninfo: str, lang: str) -> No
         products = conn.execute("SELECT count(DISTINCT product) FROM exchanges").fetchone()[0]
     shown = page.locator("[data-gc-layer=exchanges-product] li").count()
     assert 0 < shown == products, (shown, products)
+    # an exchange's popup names its communes and gives its length in km (found from outside:
+    # 'De: EL-MAIZAL', 'Longitud (m): 245.318,2')
+    with psycopg.connect(db_conninfo) as conn:
+        ends = conn.execute("""
+            SELECT f.name, t.name, ST_Length(e.geom::geography) FROM exchanges e
+            JOIN communes f ON f.id = e.from_commune_id JOIN communes t ON t.id = e.to_commune_id
+            ORDER BY e.id LIMIT 1""").fetchone()
+    cells = popup_cells(page, "exchanges-product")[0]
+    km = f"{ends[2] / 1000:,.1f} km"
+    assert [ends[0], ends[1], km if en else km.translate(str.maketrans(",.", ".,"))] == [
+        cells[0],
+        cells[1],
+        cells[-1],
+    ], cells
     claim = "Guayana Esequiba (claim area)" if en else "Zona en Reclamación"
     assert {claim, "Zulia", "Bolívar", "Apure", "El Maizal"} <= set(visit.state["labels"])
     # most names shown; those that would overlap a bigger one hidden until zoomed in
@@ -462,6 +476,24 @@ ANSWER_LAYERS = {
 }
 #: what a legend must never show: the analyses' raw values (property names have a "_")
 RAW_VALUES = {"candidate", "overlap", "sliver", "dwelling", "network", "straight_line", "road"}
+
+
+def popup_cells(page: Any, layer: str) -> list[list[str]]:
+    """The value cells of the popups of a GeoJSON layer's first 40 features, each opened."""
+    return page.evaluate(
+        """(id) => {
+        for (const l of Object.values(window)) {
+            if (l && l.gcId === id) {
+                return l.getLayers().slice(0, 40).map((f) => {
+                    f.openPopup();
+                    const cells = document.querySelectorAll('.leaflet-popup-content td');
+                    return Array.from(cells).map((td) => td.textContent);
+                });
+            }
+        }
+    }""",
+        layer,
+    )
 
 
 def legend_text(page: Any) -> str:
@@ -518,20 +550,7 @@ def test_analysis_map_answers(member: Any, server: str, name: str, lang: str) ->
             w for w in ("Water", "Proposed", "Home each", "Walk to", "Parcels of") if w in words
         ]
     # popups say codes in words ("Conexión: network", "Tenencia: abandoned" were codes)
-    popups = page.evaluate(
-        """(id) => {
-        for (const l of Object.values(window)) {
-            if (l && l.gcId === id) {
-                return l.getLayers().slice(0, 40).map((f) => {
-                    f.openPopup();
-                    const cells = document.querySelectorAll('.leaflet-popup-content td');
-                    return Array.from(cells).map((td) => td.textContent);
-                });
-            }
-        }
-    }""",
-        f"analysis-{name}",
-    )
+    popups = popup_cells(page, f"analysis-{name}")
     assert popups, name
     codes = (
         "network",

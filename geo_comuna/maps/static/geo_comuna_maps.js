@@ -76,9 +76,14 @@
       }).join(", ");
     }
     if (typeof value === "object") { return JSON.stringify(value); }
+    var locale = lang === "es" ? "es-VE" : "en-US";
+    if (typeof value === "number" && field.unit === "m") {  // 245,3 km; 85 m
+      var km = Math.abs(value) >= 1000;
+      return (km ? value / 1000 : value).toLocaleString(locale, { maximumFractionDigits: km ? 1 : 0 }) +
+        (km ? " km" : " m");
+    }
     if (typeof value === "number") {
-      return value.toLocaleString(lang === "es" ? "es-VE" : "en-US",
-        { maximumFractionDigits: 2 });
+      return value.toLocaleString(locale, { maximumFractionDigits: 2 });
     }
     var date = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
     if (date) { return day(+date[1], +date[2], +date[3], lang); }
