@@ -245,6 +245,34 @@ async def test_a_second_sync_of_the_same_file_adds_nothing(
     assert await _count(conn) == total - 1
 
 
+async def test_two_syncs_of_one_file_at_once_write_it_once(
+    own_db: str, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: a phone that sent its sync twice at once had the second refused
+    with a 412 naming its own edits (both read the store before either wrote). Syncs of one
+    commune now run in turn: the second waits, finds the edits written and changes nothing."""
+    first = await AsyncConnection.connect(own_db, autocommit=True)
+    second = await AsyncConnection.connect(own_db, autocommit=True)
+    try:
+        await _package(first, settings, tmp_path)
+        gpkg = tmp_path / GPKG
+        (parcel,) = await _parcels(first, 1)
+        tenure = "disputed" if (await _row(first, parcel))[0] != "disputed" else "occupied"
+        _set_tenure(gpkg, parcel, tenure)
+        (tmp_path / "b").mkdir()
+        async with first.transaction():
+            one = await _sync(first, settings, gpkg, tmp_path)
+            other = asyncio.create_task(_sync(second, settings, gpkg, tmp_path / "b"))
+            await asyncio.sleep(1)
+            assert not other.done()  # it waits for the first to commit
+        two = await asyncio.wait_for(other, 60)
+        assert (one.written, two.written) == (1, 0)
+        assert not two.layers["parcels"] and (await _row(second, parcel))[0] == tenure
+    finally:
+        for connection in (first, second):
+            await connection.close()
+
+
 async def test_a_new_feature_edited_again_in_the_same_file_is_updated_not_added_twice(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:

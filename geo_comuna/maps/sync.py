@@ -898,6 +898,7 @@ async def sync(
     say = progress or (lambda _: None)
     may_sync(user, commune_id)
     async with conn.transaction():
+        await _queue(conn, commune_id)
         code = await check_package(conn, package, commune_id)
         report = SyncReport(code, package.name, dry_run, delete_missing, resolve)
         report.log_left_behind = package.log_left_behind
@@ -939,6 +940,19 @@ async def sync(
         except _Undone:
             report.would_write, report.written = report.written, 0
     return report
+
+
+#: advisory lock class of syncs; the other key is the commune's id
+SYNC_QUEUE = 0x6763_7379
+
+
+async def _queue(conn: AsyncConnection, commune_id: int) -> None:
+    """Wait until no other sync of the commune is running, and make later ones wait until
+    this one ends: each compares the package with what the one before wrote. Side by side,
+    two copies of one edit (a phone that sent its sync twice) both read the store before
+    either wrote, and the second was refused with a 412 naming its own edits; in turn it
+    finds them written and has nothing to change."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (SYNC_QUEUE, commune_id))
 
 
 def _delete_or_settle(diff: LayerDiff) -> None:
