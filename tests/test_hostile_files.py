@@ -479,6 +479,62 @@ async def test_a_dem_is_stored_as_a_geotiff_of_our_own(
         assert MARKER not in json.dumps(src.tags())
 
 
+def _masked_dem(folder: Path, x0: float, y0: float, dtype: str) -> tuple[Path, np.ndarray]:
+    """A 100 x 100 grid of 1 m cells over 5 de Marzo without a nodata value whose west half
+    holds -9999 hidden by an internal mask (gdal_translate -mask writes such files)."""
+    z = (np.arange(100 * 100).reshape(100, 100) % 200 + 900).astype(dtype)
+    z[:, :50] = -9999 if np.dtype(dtype).kind != "u" else 0
+    shown = np.zeros(z.shape, dtype="uint8")
+    shown[:, 50:] = 255
+    path = folder / f"masked-{dtype}.tif"
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
+        path, "w", driver="GTiff", width=100, height=100, count=1, dtype=dtype,
+        crs="EPSG:32619", transform=Affine(1.0, 0, x0, 0, -1.0, y0),
+    ) as dst:  # fmt: skip
+        dst.write(z, 1)
+        dst.write_mask(shown)
+    return path, z
+
+
+@pytest.mark.parametrize(
+    ("dtype", "hidden"),
+    [("float32", None), ("int16", -32768), ("uint16", 65535), ("uint8", "refused")],
+)
+async def test_cells_a_mask_hides_are_stored_as_nodata(
+    client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path, dtype: str, hidden: object
+) -> None:
+    """Found from outside: a DEM hiding its west half by an internal mask, not a nodata value,
+    was checked on its visible cells and stored whole, and the terrain analysis read -9999 m
+    and slopes of 1,729 %. Hidden cells are stored as nodata: NaN in a float grid, the integer
+    type's far end otherwise; 8-bit cells have no value to spare, and are refused."""
+    cur = await conn.execute(
+        "SELECT round(ST_X(p)) - 50, round(ST_Y(p)) + 50 FROM (SELECT ST_Transform("
+        "ST_Centroid(geom), 32619) AS p FROM communes WHERE code = '5-DE-MARZO') c"
+    )
+    x0, y0 = (float(v) for v in await cur.fetchone())
+    upload, z = _masked_dem(tmp_path, x0, y0, dtype)
+    before = await dem_rows(conn)
+    r = await client.post(
+        "/communes/5-DE-MARZO/dems?name=masked",
+        files={"file": ("masked.tif", upload.read_bytes(), "image/tiff")},
+    )
+    if hidden == "refused":
+        refused(r, 422)
+        assert "masked.tif hides cells by a mask" in r.json()["detail"]
+        assert await dem_rows(conn) == before
+        return
+    assert r.status_code == 201, r.text
+    cur = await conn.execute("SELECT tiff FROM dems WHERE name = 'masked'")
+    with rasterio.MemoryFile(bytes((await cur.fetchone())[0])) as mem, mem.open() as src:
+        cells = src.read(1, masked=True)
+        assert cells.mask[:, :50].all() and not cells.mask[:, 50:].any()
+        np.testing.assert_array_equal(cells[:, 50:], z[:, 50:])
+        if hidden is None:
+            assert np.isnan(src.nodata) and np.isnan(src.read(1)[:, :50]).all()
+        else:
+            assert src.nodata == hidden and (src.read(1)[:, :50] == hidden).all()
+
+
 async def test_a_dem_bomb_is_refused_from_its_header(
     client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ import rasterio.warp
 import rasterio.windows
 import shapely
 from psycopg import AsyncConnection
+from rasterio.enums import MaskFlags
 from rasterio.io import DatasetReader, MemoryFile
 
 from geo_comuna import gdal, work
@@ -96,7 +97,7 @@ def check(path: Path, limits: work.Limits) -> Checked:
                 )
             )
         try:
-            tiff, low, high = _copy(src)
+            tiff, low, high = _copy(src, path.name)
         except rasterio.errors.RasterioIOError as exc:  # a truncated or corrupt cell block
             raise InvalidFile(
                 Said(
@@ -256,11 +257,12 @@ def _check_shape(src: DatasetReader, name: str, limits: work.Limits) -> None:
         )
 
 
-def _copy(src: DatasetReader) -> tuple[bytes, float, float]:
+def _copy(src: DatasetReader, name: str) -> tuple[bytes, float, float]:
     """The DEM written again as a tiled, compressed GeoTIFF: same cells, georeferencing and
     nodata, nothing else of the upload (no other metadata, no overviews); and its lowest and
     highest elevations (inf and -inf when it holds none)."""
     dtype = src.dtypes[0]
+    nodata = _nodata_for_mask(src, name)
     profile = {
         "driver": "GTiff",
         "width": src.width,
@@ -269,7 +271,7 @@ def _copy(src: DatasetReader) -> tuple[bytes, float, float]:
         "dtype": dtype,
         "crs": src.crs,
         "transform": src.transform,
-        "nodata": src.nodata,
+        "nodata": nodata,
         "tiled": True,
         "blockxsize": TILE,
         "blockysize": TILE,
@@ -282,7 +284,9 @@ def _copy(src: DatasetReader) -> tuple[bytes, float, float]:
             for top in range(0, src.height, _ROWS):
                 window = rasterio.windows.Window(0, top, src.width, min(_ROWS, src.height - top))
                 rows = src.read(1, window=window, masked=True)
-                dst.write(rows.data, 1, window=window)
+                dst.write(
+                    rows.filled(nodata) if nodata is not None else rows.data, 1, window=window
+                )
                 valid = rows.compressed().astype(np.float64)
                 if np.isinf(valid).any():  # no ground is infinitely high or low
                     low = high = float("nan")
@@ -291,6 +295,37 @@ def _copy(src: DatasetReader) -> tuple[bytes, float, float]:
                 if valid.size:
                     low, high = min(low, valid.min()), max(high, valid.max())
         return mem.read(), float(low), float(high)
+
+
+def _nodata_for_mask(src: DatasetReader, name: str) -> float | None:
+    """The nodata value the stored copy marks hidden cells with. A GeoTIFF may hide cells by
+    a mask of its own (an internal mask or an alpha band, as ``gdal_translate -mask`` and
+    gdalwarp write) rather than by a nodata value: the cells checked were the visible ones,
+    and the copy stored every cell, so -9999 under the mask became the ground's elevation.
+    Hidden cells get the file's nodata value, else NaN in a float grid, else the integer
+    type's far end, which no elevation reaches; a grid of 8-bit integers has no value to
+    spare and is refused."""
+    flags = src.mask_flag_enums[0]
+    if MaskFlags.per_dataset not in flags and MaskFlags.alpha not in flags:
+        return src.nodata  # every cell shown, or hidden by the nodata value alone
+    if src.nodata is not None:
+        return src.nodata
+    kind = np.dtype(src.dtypes[0])
+    if kind.kind == "f":
+        return float("nan")
+    limits = np.iinfo(kind)
+    spare = limits.min if kind.kind == "i" else limits.max
+    if LOWEST_M <= spare <= HIGHEST_M:
+        raise InvalidFile(
+            Said(
+                f"{name} hides cells by a mask and its {kind} cells have no value to spare "
+                "for them: give it a nodata value (gdal_translate -a_nodata) or 16-bit cells",
+                f"{name} oculta celdas con una máscara y sus celdas {kind} no tienen un "
+                "valor libre para ellas: dele un valor nodata (gdal_translate -a_nodata) o "
+                "celdas de 16 bits",
+            )
+        )
+    return float(spare)
 
 
 #: what to do with a DEM its reader could not read in time, or at all
