@@ -628,6 +628,29 @@ async def test_a_key_column_named_as_sql_is_refused_not_run(
     assert refused.value.layer == "parcels" and "key column" in refused.value.reason
 
 
+async def test_dates_are_read_by_fid_where_the_fid_is_not_the_rowid(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: a package whose parcels' key is no alias of SQLite's rowid ("fid
+    INTEGER PRIMARY KEY DESC", rows written in the other order) is read by GDAL in rowid
+    order, and its dates were taken in fid order: an unedited package gave ~100 parcels
+    another's date. Each date is now its own feature's."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    with sqlite3.connect(gpkg) as db:
+        schema = db.execute("SELECT sql FROM sqlite_master WHERE name = 'parcels'").fetchone()[0]
+        db.execute("ALTER TABLE parcels RENAME TO parcels_before")
+        db.execute(re.sub(r'"?fid"? INTEGER PRIMARY KEY[^,]*', '"fid" INTEGER PRIMARY KEY DESC '
+                          "NOT NULL", schema, count=1))  # fmt: skip
+        db.execute("INSERT INTO parcels SELECT * FROM parcels_before ORDER BY fid DESC")
+        db.execute("DROP TABLE parcels_before")
+        dated = db.execute("SELECT count(DISTINCT recovered_on) FROM parcels").fetchone()[0]
+    db.close()
+    assert dated > 5  # the parcels' dates differ, so that one taken for another shows
+    report = await _sync(conn, settings, gpkg, tmp_path, dry_run=True)
+    assert not report.layers["parcels"], report.layers["parcels"]
+
+
 def test_a_label_as_the_maps_write_it_names_its_code() -> None:
     """The maps call abandoned parcels 'Abandonada (recuperable)' (styles.json), and a
     refusal lists labels as 'Ocupada (occupied)'; typed back into QField they were refused.

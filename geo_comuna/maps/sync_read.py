@@ -185,7 +185,7 @@ def _read_layer(
     geoms = shapely.from_wkb(table.column(geometry).to_pylist(), on_invalid="ignore")
     # its dates as the package holds them (text): GDAL's reading of them is not even read,
     # a year 0000 being one Python cannot hold (found from outside: a 500)
-    values = _date_texts(source, layer, columns, meta.get("fid_column") or "fid", limit)
+    values = _date_texts(source, layer, columns, meta.get("fid_column") or "fid", fids)
     values |= {name: table.column(name).to_pylist() for name in columns if name not in values}
     for name in columns:
         _as_codes(layer, name, values[name])
@@ -247,7 +247,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 def _date_texts(
-    source: str, layer: Layer, columns: list[str], fid: str, limit: int
+    source: str, layer: Layer, columns: list[str], fid: str, fids: list[int]
 ) -> dict[str, list]:
     """The layer's date columns as the package holds them: text, as QField and QGIS write a
     date. GDAL reads a date it cannot parse as 1970-01-01 (31/02/2020, 'ayer') and moves an
@@ -272,11 +272,28 @@ def _date_texts(
             layer=layer.name,
         )
     cast = ", ".join(f'CAST("{name}" AS TEXT) AS "{name}"' for name in dates)
-    # the GeoPackage's own SQL (SQLite), in GDAL's order of the layer's features, as far as
-    # the layer is read (_read_layer's limit)
-    statement = f'SELECT {cast} FROM "{layer.name}" ORDER BY "{fid}" LIMIT {limit + 1}'
+    # the GeoPackage's own SQL (SQLite), as far as the layer is read (_read_layer's limit),
+    # each row by its fid: GDAL reads a table in the order of SQLite's rowid, which is not
+    # the fid where the key is no alias of it ("fid INTEGER PRIMARY KEY DESC"), and dates
+    # taken in order were another feature's
+    statement = (
+        f'SELECT CAST("{fid}" AS INTEGER) AS gc_fid, {cast} FROM "{layer.name}" '
+        f"LIMIT {len(fids) + 1}"
+    )
     _, raw = pyogrio.read_arrow(source, sql=statement)
-    return {name: raw.column(name).to_pylist() for name in dates}
+    row = {key: i for i, key in enumerate(raw.column("gc_fid").to_pylist())}
+    if len(row) != len(fids) or not all(key in row for key in fids):
+        raise InvalidFile(
+            Said(
+                f"layer {layer.name} of the package names its features by {fid!r} and GDAL "
+                "reads others: save it again with QGIS or ogr2ogr",
+                f"la capa {layer.name} del paquete nombra sus entidades por {fid!r} y GDAL lee "
+                "otras: vuelva a guardarla con QGIS u ogr2ogr",
+            ),
+            layer=layer.name,
+        )
+    texts = {name: raw.column(name).to_pylist() for name in dates}
+    return {name: [texts[name][row[key]] for key in fids] for name in dates}
 
 
 def read_package(
