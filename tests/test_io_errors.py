@@ -274,6 +274,15 @@ def windows_1252_header(tmp: Path) -> Path:
     return tmp / "parcels.csv"
 
 
+def repeated_column_csv(tmp: Path) -> Path:
+    """Found from outside: a CSV naming a column twice (in another case here) was a 500."""
+    path = wkt_csv(tmp, parcels().geometry[1].wkt)
+    lines = path.read_text().splitlines()
+    lines[0] += ",Notes"
+    path.write_text("\n".join(f"{line},x" if i else line for i, line in enumerate(lines)) + "\n")
+    return path
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -300,6 +309,7 @@ CASES = [
         feature=2,
     ),
     Case("empty file", empty_file, InvalidFile, ("is empty",)),
+    Case("a column twice", repeated_column_csv, InvalidFile, ("two columns named 'Notes'",)),
     Case("corrupt geopackage", corrupt_geopackage, InvalidFile, ("not a GeoPackage",)),
     Case("zero features", no_features, InvalidFile, ("has no features",)),
     Case(
@@ -691,6 +701,7 @@ HTTP_CASES = [
     ("self-intersection", with_bowtie, 422, 2, "Self-intersection"),
     ("unknown tenure", with_unknown_tenure, 422, 3, "'stolen' is not one of"),
     ("empty file", empty_file, 422, None, "is empty"),
+    ("a column twice", repeated_column_csv, 422, None, "two columns named 'Notes'"),
     # asked of the file again, in a child process as it was read
     ("geometry blob cut short", cut_geometry_geopackage, 422, 2, "(30 bytes) is damaged"),
     ("unreadable wkt", unreadable_wkt_csv, 422, 2, "its WKT could not be read"),

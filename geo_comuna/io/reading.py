@@ -163,6 +163,7 @@ def read_raw(
                     f"{settings.max_features_per_import}",
                 )
             )
+        _one_column_per_name(path.name, list(info["fields"]))
         if batch_size is None or fmt.name == "csv":
             meta, table = pyogrio.read_arrow(source, layer=name, datetime_as_string=True, **options)
             more = None
@@ -206,6 +207,22 @@ def read_raw(
             )
         )
     return RawFile(fmt, source, meta, table, info["features"], more, name, _open=opened)
+
+
+def _one_column_per_name(name: str, columns: list[str]) -> None:
+    """A file with two columns of one name (in any case: columns are matched to properties
+    so) is refused: which of the two holds the value? A CSV's 'code,...,code' was a 500."""
+    seen: set[str] = set()
+    for column in columns:
+        if column.casefold() in seen:
+            raise InvalidFile(
+                Said(
+                    f"{name} has two columns named {column!r}: give each column its own name",
+                    f"{name} tiene dos columnas llamadas {column!r}: dé a cada columna su "
+                    "propio nombre",
+                )
+            )
+        seen.add(column.casefold())
 
 
 def _first(batches: pa.RecordBatchReader) -> pa.RecordBatch:
