@@ -1111,7 +1111,8 @@ async def test_text_a_database_cannot_hold_and_shares_that_are_no_number_are_422
 ) -> None:
     """Found from outside: a NUL or a lone surrogate in a party's name or contact, a right's
     note, or a document's title or file name was PostgreSQL's refusal, a 500; a share of NaN
-    too, and the text "0.5" was taken as a share."""
+    too, and the text "0.5" was taken as a share. A share of 4 decimals and a trailing zero is
+    a share."""
     async with reader("editor-maizal") as c:
         ids = await register(c, conn)
         bad_parties = [
@@ -1136,6 +1137,10 @@ async def test_text_a_database_cannot_hold_and_shares_that_are_no_number_are_422
             ({"note": "n\x00", "share": 1}, "NUL character"),
             ({"share": float("nan")}, "is not a share"),
             ({"share": "0.5"}, "is not a share"),
+            # stored to 4 decimals: 0.123456 was kept as 0.1235 without a word, and 0.00004
+            # was the database's own refusal
+            ({"share": 0.123456}, "more than 4 decimals: a share is kept to 4 (0.1235)"),
+            ({"share": 0.00004}, "more than 4 decimals: a share is kept to 4 (0.0000)"),
         ):
             body = feature(parcel=p, party=ids["party"], kind="lease", status="claimed", **props)
             r = await c.post(
@@ -1144,6 +1149,11 @@ async def test_text_a_database_cannot_hold_and_shares_that_are_no_number_are_422
                 headers={"Content-Type": "application/json"},
             )
             assert r.status_code in (400, 422) and says in r.json()["detail"], (props, r.text)
+        body = feature(parcel=p, party=ids["party"], kind="lease", status="claimed", share=0.12340)
+        r = await c.post("/collections/rights/items", json=body)
+        assert r.status_code == 201, r.text
+        r = await c.get(f"/collections/rights/items/{r.json()['ids'][0]}")
+        assert r.json()["properties"]["share"] == 0.1234, r.text
         r = await c.post(
             "/documents",
             data={"title": "a\x00b", "parcel": str(ids["parcel"])},

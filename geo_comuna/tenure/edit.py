@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -34,6 +34,8 @@ from geo_comuna.preconditions import NO_CONDITIONS, Preconditions
 from geo_comuna.tenure.refusals import refused
 from geo_comuna.text import is_text, iso_day
 
+#: a share's step: rights.share is numeric(5, 4) (migration 0021)
+SHARE_STEP = Decimal("0.0001")
 #: a cédula (V-/E-) or a RIF (J-/G-/V-/E-/P- and its check digit), as migration 0021 checks it
 ID_NUMBER = re.compile(r"^[VEJPG]-[0-9]{5,9}(-[0-9])?$")
 
@@ -113,6 +115,32 @@ def _properties(kind: str, body: bytes, patch: bool = False) -> dict[str, Any]:
     return props
 
 
+def _share(value: Any) -> tuple[Decimal | None, str | None]:
+    """A right's share of its parcel and, when it is bad, why."""
+    # a number, finite: found from outside, NaN was a 500 (Decimal('NaN') cannot be
+    # compared) and the text "0.5" was taken
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    try:
+        share = Decimal(str(value)) if number else Decimal(-1)
+    except InvalidOperation:
+        share = Decimal(-1)
+    if not share.is_finite() or not Decimal(0) < share <= Decimal(1):
+        return None, Said(
+            f"{value!r} is not a share of the parcel above 0 and at most 1",
+            f"{value!r} no es una fracción de la parcela mayor que 0 y no mayor que 1",
+        )
+    if share != share.quantize(SHARE_STEP, ROUND_HALF_EVEN):
+        # found from outside: stored as numeric(5, 4), 0.123456 was kept as 0.1235 without
+        # a word, and 0.00004 was refused by the database's own message
+        near = share.quantize(SHARE_STEP, ROUND_HALF_EVEN)
+        return None, Said(
+            f"{value!r} has more than 4 decimals: a share is kept to 4 ({near})",
+            f"{value!r} tiene más de 4 decimales: una fracción se guarda con 4 "
+            f"({str(near).replace('.', ',')})",
+        )
+    return share, None
+
+
 def _plain(field: Field, value: Any) -> tuple[Any, str | None]:
     """A value of a non-coded, non-reference property and, when it is bad, why."""
     if field.type == "integer":
@@ -132,19 +160,7 @@ def _plain(field: Field, value: Any) -> tuple[Any, str | None]:
             )
         return day, None
     if field.type == "share":
-        # a number, finite: found from outside, NaN was a 500 (Decimal('NaN') cannot be
-        # compared) and the text "0.5" was taken
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        try:
-            share = Decimal(str(value)) if number else Decimal(-1)
-        except InvalidOperation:
-            share = Decimal(-1)
-        if not share.is_finite() or not Decimal(0) < share <= Decimal(1):
-            return None, Said(
-                f"{value!r} is not a share of the parcel above 0 and at most 1",
-                f"{value!r} no es una fracción de la parcela mayor que 0 y no mayor que 1",
-            )
-        return share, None
+        return _share(value)
     if not isinstance(value, str) or not value.strip():
         return None, Said("is not a text", "no es un texto")
     if not is_text(value):  # found from outside: PostgreSQL refused it, a 500
