@@ -40,6 +40,7 @@ from geo_comuna.errors import (
     said,
 )
 from geo_comuna.layers.tenure import DOCUMENT_TYPES
+from geo_comuna.tenure import records
 from geo_comuna.tenure.refusals import refused
 from geo_comuna.text import is_text
 
@@ -312,7 +313,8 @@ async def upload(
 async def remove(conn: AsyncConnection, user: User, document_id: int) -> None:
     """Delete one document (an editor of its commune, or an admin; audited): a parcel's own
     documents must go before the parcel can (migration 0032), and a document attached by
-    mistake had no way out. 404 when there is none, 403 when it is another commune's."""
+    mistake had no way out. 404 when there is none the user may read, 403 when they may read
+    it but it is another commune's."""
     if not user.may_write:
         raise Forbidden(
             Said(
@@ -328,10 +330,7 @@ async def remove(conn: AsyncConnection, user: User, document_id: int) -> None:
             )
             if await cur.fetchone() is not None:
                 return
-        cur = await conn.execute("SELECT 1 FROM documents WHERE id = %s", (document_id,))
-        if await cur.fetchone() is None:
-            raise NotFound(
-                Said(f"no document {document_id}", f"no existe el documento {document_id}"),
-                layer="documents",
-            )
-        raise Forbidden(OUTSIDE_COMMUNES, feature=document_id, layer="documents")
+    # found from outside: a document the user may not read was a 403 here and a 404 to GET,
+    # which told that it exists; it is a 404 to both (records.document raises it)
+    await records.document(conn, user, document_id)
+    raise Forbidden(OUTSIDE_COMMUNES, feature=document_id, layer="documents")
