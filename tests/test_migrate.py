@@ -52,6 +52,8 @@ ADDED = {
     "document_place()",
     # an import's upsert tells another program's copy of a shape from a changed one
     "geo_comuna_same_shape(geometry,geometry,double precision)",
+    # a feature an editor leaves where it lies passes the place rule (migration 0033)
+    "geo_comuna_unmoved(regclass,integer,integer,geometry)",
 }
 
 FUNCTIONS = """

@@ -114,6 +114,46 @@ async def test_an_editor_may_not_move_its_feature_out_of_its_territory(
     assert (await editor.patch(url, json=nearby)).status_code == 200
 
 
+async def test_an_editor_may_change_what_a_feature_an_admin_placed_outside_says(
+    conn: AsyncConnection, editor: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Found from outside: a parcel the planner (an admin) imported 0.1 degree beyond El
+    Maizal's boundary could not be changed by the commune's editors at all, not its land use
+    alone, nor by an upsert of the commune's own export: each was refused as outside the
+    territory. The place rule is about where an editor puts a feature; moving it stays
+    refused (migration 0033)."""
+    body = feature(PARCELS, "EL-MAIZAL", lon=MAIZAL[0] + 0.1, lat=MAIZAL[1])
+    body["properties"] |= {"code": "EM-AFUERA", "land_use": "crops"}
+    _, admin = await accounts.add_user(conn, "planner", "admin", [])
+    async with api_client(conn, settings, admin) as c:
+        r = await c.post("/collections/parcels/items", json=body)
+    assert r.status_code == 201, r.text
+    url = f"/collections/parcels/items/{r.json()['ids'][0]}"
+    r = await editor.patch(url, json={"properties": {"land_use": "pasture"}})
+    assert r.status_code == 200, r.text
+    stored = (await editor.get(url)).json()
+    stored["properties"]["tenure"] = "disputed"
+    assert (await editor.put(url, json=stored)).status_code == 200
+    # an upsert of the feature as exported, its notes changed
+    stored["properties"]["notes"] = "lindero por revisar"
+    upload = json.dumps({"type": "FeatureCollection", "features": [stored]}).encode()
+    r = await editor.post(
+        "/collections/parcels/import",
+        params={"mode": "upsert"},
+        files={"file": ("parcels.geojson", upload, "application/geo+json")},
+    )
+    assert r.status_code in (200, 201) and r.json()["updated"] == 1, r.text
+    now = (await editor.get(url)).json()["properties"]
+    assert (now["land_use"], now["tenure"], now["notes"]) == (
+        "pasture",
+        "disputed",
+        "lindero por revisar",
+    )
+    # moved, even further out or into another commune, it is the editor's placing: refused
+    farther = {"geometry": feature(PARCELS, lon=MAIZAL[0] + 0.11, lat=MAIZAL[1])["geometry"]}
+    refused(await editor.patch(url, json=farther), "outside the territory of commune EL-MAIZAL")
+
+
 async def boundary_parcel(conn: AsyncConnection, outward_m: float) -> dict:
     """A parcel of El Maizal drawn along its boundary (the part of the commune within 60 m of
     a boundary vertex), moved ``outward_m`` metres east, out of the commune, as GeoJSON."""

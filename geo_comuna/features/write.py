@@ -44,14 +44,20 @@ def _labelled(detail: str | None) -> int | None:
 
 #: the land records that keep their parcel from being deleted (migration 0032)
 HELD_BY_RECORDS = frozenset({"rights_parcel_id_fkey", "documents_parcel_id_fkey"})
-HOLDS_RECORDS = Said(
-    "it holds land records (rights or documents), which are not deleted with it: delete its "
-    "rights or move them to another parcel, and delete its documents (DELETE "
-    "/documents/{id}), first; GET /collections/parcels/items/{id}/records lists them",
-    "tiene registros de tierra (derechos o documentos), que no se borran con ella: borre sus "
-    "derechos o páselos a otra parcela, y borre sus documentos (DELETE /documents/{id}), "
-    "antes; GET /collections/parcels/items/{id}/records los lista",
-)
+
+
+def holds_records(parcel: Any) -> Said:
+    """Why a parcel holding land records is not deleted, and where they are listed: its id
+    in the address where it is known (it read '{id}', found from outside)."""
+    records = f"/collections/parcels/items/{parcel if isinstance(parcel, int) else '{id}'}/records"
+    return Said(
+        "it holds land records (rights or documents), which are not deleted with it: delete "
+        "its rights or move them to another parcel, and delete its documents (DELETE "
+        f"/documents/<document id>), first; GET {records} lists them",
+        "tiene registros de tierra (derechos o documentos), que no se borran con ella: borre "
+        "sus derechos o páselos a otra parcela, y borre sus documentos (DELETE "
+        f"/documents/<id del documento>), antes; GET {records} los lista",
+    )
 
 
 @contextmanager
@@ -78,7 +84,7 @@ def refusals(layer: Layer, feature: Any = None) -> Iterator[None]:
         ) from None
     except psycopg.errors.ForeignKeyViolation as exc:
         if exc.diag.constraint_name in HELD_BY_RECORDS:  # migration 0032
-            raise Conflict(HOLDS_RECORDS, feature=feature, layer=layer.name) from None
+            raise Conflict(holds_records(feature), feature=feature, layer=layer.name) from None
         detail = exc.diag.message_detail or exc.diag.message_primary
         raise Conflict(
             Said(
@@ -132,6 +138,17 @@ GEOM_PARAM = sql.SQL("ST_SetSRID(ST_GeomFromWKB(%s), 4326)")
 #: to 5e-9 degrees, and UTM's three decimals by half a millimetre: at 1e-9 every round trip
 #: through them changed every feature (found from outside)
 SHAPE_TOLERANCE = 1e-8
+
+
+def kept_shape(stored: sql.Composable, new: sql.Composable) -> sql.Composed:
+    """The shape an update writes: the stored one where the new one is the same shape (every
+    vertex within SHAPE_TOLERANCE), else the new one. Round trips through other programs
+    and CRSs move vertices by less than that, and a feature they leave in place keeps its
+    coordinates exactly, so the place rule knows it unmoved (migration 0033: an editor may
+    change what a feature an admin put outside the commune says, not move it)."""
+    return sql.SQL(
+        "CASE WHEN geo_comuna_same_shape({a}, {b}, {tolerance}) THEN {a} ELSE {b} END"
+    ).format(a=stored, b=new, tolerance=sql.Literal(SHAPE_TOLERANCE))
 
 
 #: how much of the larger of two areas they share to be one piece of ground twice
@@ -233,9 +250,11 @@ async def replace(
     if not cols:
         await lock_to_change(conn, layer, feature_id)
         return
+    # a shape within SHAPE_TOLERANCE of the stored one keeps the stored one (kept_shape)
     sets = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(
-            sql.Identifier(c), GEOM_PARAM if c == "geom" else sql.Placeholder()
+            sql.Identifier(c),
+            kept_shape(sql.SQL("geom"), GEOM_PARAM) if c == "geom" else sql.Placeholder(),
         )
         for c in cols
     )
@@ -248,12 +267,13 @@ async def replace(
         for c in cols
     )
     given = [values[c] for c in cols]
+    set_values = [v for c in cols for v in ([values[c]] * (2 if c == "geom" else 1))]
     with refusals(layer, feature_id):
         cur = await conn.execute(
             sql.SQL("UPDATE {} SET {} WHERE id = %s AND ({})").format(
                 sql.Identifier(layer.table), sets, differs
             ),
-            [*given, feature_id, *given],
+            [*set_values, feature_id, *given],
         )
     if cur.rowcount == 0:  # as it was, or not this writer's to change (403, 404)
         await lock_to_change(conn, layer, feature_id)

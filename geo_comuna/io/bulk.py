@@ -23,7 +23,13 @@ from psycopg import AsyncConnection, errors, sql
 
 from geo_comuna import work
 from geo_comuna.errors import Conflict, InvalidFile, Said
-from geo_comuna.features.write import SHAPE_TOLERANCE, columns, refusals, same_ground
+from geo_comuna.features.write import (
+    SHAPE_TOLERANCE,
+    columns,
+    kept_shape,
+    refusals,
+    same_ground,
+)
 from geo_comuna.io.pgcopy import COPY_HEADER, COPY_TRAILER
 from geo_comuna.layers import Layer
 
@@ -263,7 +269,12 @@ async def _unstage(
         values = [c for c in names if c != GEOMETRY]
         theirs = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in values)
         ours = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in values)
-        every = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in names)
+        every = sql.SQL(", ").join(
+            kept_shape(sql.SQL("t.geom"), sql.SQL("s.geom"))
+            if c == GEOMETRY
+            else sql.SQL("s.{}").format(sql.Identifier(c))
+            for c in names
+        )
         # ``o``: the same row as it was (a second scan of the table sees it before this
         # statement's update), for the first CHANGES_LISTED changes' old values
         cur = await conn.execute(

@@ -106,3 +106,25 @@ RETURNS text LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_t
         CASE WHEN NOT coalesce(o.geom = p_geom, false) THEN 'boundary' END], NULL) AS changed
     ) AS c
 $$;
+
+-- Is the feature p_id of p_table stored in commune p_commune with the shape p_geom, exactly
+-- (the statement's snapshot: as it was before the update)? A feature an editor leaves where
+-- it lies passes the place rule, wherever an admin put it (migration 0033). SECURITY
+-- DEFINER: it reads the table from inside the table's own policy, which may not name it.
+CREATE OR REPLACE FUNCTION geo_comuna_unmoved(p_table regclass, p_id integer,
+                                              p_commune integer, p_geom geometry)
+RETURNS boolean LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    found boolean;
+BEGIN
+    IF p_table NOT IN ('parcels'::regclass, 'production_units'::regclass,
+                       'greenhouses'::regclass, 'dwellings'::regclass, 'water_mains'::regclass,
+                       'power_lines'::regclass, 'paths'::regclass, 'facilities'::regclass) THEN
+        RETURN false;
+    END IF;
+    -- = on geometries: the same coordinates in the same order (PostGIS >= 2.4)
+    EXECUTE format('SELECT EXISTS (SELECT FROM %s WHERE id = $1 AND commune_id = $2 '
+                   'AND geom = $3)', p_table)
+       INTO found USING p_id, p_commune, p_geom;
+    RETURN found;
+END $$;
