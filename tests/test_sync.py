@@ -32,6 +32,7 @@ from geo_comuna.cli import app as cli_app
 from geo_comuna.errors import (
     Conflict,
     Forbidden,
+    GeoComunaError,
     InvalidAttribute,
     InvalidFile,
     InvalidGeometry,
@@ -568,7 +569,9 @@ async def test_a_parcel_with_land_records_is_not_deleted_by_a_sync(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:
     """Found from outside: deleting a parcel in the package and syncing with delete_missing
-    deleted its rights (a granted collective use) with it, the report saying "deleted"."""
+    deleted its rights (a granted collective use) with it, the report saying "deleted". It
+    is refused beside the package's other refusals, in one run (it came up only once they
+    were mended), and says where the parcel's records are listed (it said '{id}')."""
     await _package(conn, settings, tmp_path)
     cur = await conn.execute(
         "SELECT p.id FROM parcels p JOIN communes c ON c.id = p.commune_id "
@@ -578,10 +581,18 @@ async def test_a_parcel_with_land_records_is_not_deleted_by_a_sync(
     )
     (held,) = await cur.fetchone()
     _ogr_sql(tmp_path / GPKG, f"DELETE FROM parcels WHERE id = {held}")
+    (other,) = await _parcels(conn, 1)
+    _set_tenure(tmp_path / GPKG, other, "robada")
     before = await _count(conn, "rights")
-    with pytest.raises(Conflict) as refused:
+    with pytest.raises(GeoComunaError) as refused:
         await _sync(conn, settings, tmp_path / GPKG, tmp_path, delete_missing=True)
-    assert "it holds land records" in str(refused.value), refused.value
+    assert [(d["feature"], str(d["reason"]).split(":")[0]) for d in refused.value.details] == [
+        (other, "property 'tenure'"),
+        (held, "it holds land records (rights or documents), which are not deleted with it"),
+    ], refused.value.details
+    assert (
+        f"GET /collections/parcels/items/{held}/records lists" in refused.value.details[1]["reason"]
+    )
     assert await _row(conn, held) is not None and await _count(conn, "rights") == before
 
 

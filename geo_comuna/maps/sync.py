@@ -746,19 +746,7 @@ async def _apply_layer(
         made.extend({"layer": layer.name, **r, "feature": feature} for r in written.repairs)
 
     async def each(feature: int | str, write: Callable[[], Awaitable[Any]]) -> int:
-        """One feature's write in a savepoint of its own: refused, it is noted in
-        ``refused`` and the next one is tried, so that one run names every refusal (a field
-        team fixed one per run); the sync then refuses them all (sync)."""
-        try:
-            async with conn.transaction():
-                with _named(layer, feature):
-                    await write()
-            return 1
-        except GeoComunaError as exc:
-            if exc.status >= 500 or len(refused) >= MAX_REFUSED:
-                raise
-            refused.append(exc)
-            return 0
+        return await _each(conn, layer, feature, write, refused)
 
     by_id = {f.id: f for f in package.layers[layer.name] if f.id is not None}
     by_row = {f.row: f for f in package.layers[layer.name]}
@@ -811,6 +799,28 @@ async def _apply_layer(
     return written
 
 
+async def _each(
+    conn: AsyncConnection,
+    layer: Layer,
+    feature: int | str,
+    write: Callable[[], Awaitable[Any]],
+    refused: list[GeoComunaError],
+) -> int:
+    """One feature's write in a savepoint of its own: refused, it is noted in ``refused``
+    and the next one is tried, so that one run names every refusal (a field team fixed one
+    per run); the sync then refuses them all (sync). 1 when written."""
+    try:
+        async with conn.transaction():
+            with _named(layer, feature):
+                await write()
+        return 1
+    except GeoComunaError as exc:
+        if exc.status >= 500 or len(refused) >= MAX_REFUSED:
+            raise
+        refused.append(exc)
+        return 0
+
+
 def _updates(diff: LayerDiff) -> list[tuple[int, set[str]]]:
     """The features a layer's sync updates, each with the fields it writes: the changes, and
     the conflicts settled with fields to write."""
@@ -843,12 +853,24 @@ def _read(fid: int, versions: dict[int, int]) -> Preconditions:
 
 
 async def _delete_layer(
-    conn: AsyncConnection, layer: Layer, diff: LayerDiff, versions: dict[int, int], user: User
+    conn: AsyncConnection,
+    layer: Layer,
+    diff: LayerDiff,
+    versions: dict[int, int],
+    user: User,
+    refused: list[GeoComunaError],
 ) -> int:
+    """A layer's deletions; each one refused is added to ``refused`` beside the writes' (found
+    from outside: a parcel holding land records came up only once every other refusal was
+    mended)."""
+    written = 0
     for fid in diff.deleted:
-        with _named(layer, fid):
+
+        async def delete(fid: int = fid) -> None:
             await edit.remove(conn, layer, fid, user, conditions=_read(fid, versions))
-    return len(diff.deleted)
+
+        written += await _each(conn, layer, fid, delete, refused)
+    return written
 
 
 #: a role as Spanish says it (the English is the role's own name)
@@ -929,11 +951,13 @@ async def sync(
                             conn, layer, diff, versions, package, settings, user, code, repair,
                             report.repairs, refused, lang=lang,
                         )  # fmt: skip
-                if refused:  # nothing is written; every refusal is named at once
-                    raise _all_refused(refused)
                 if delete_missing:  # dependent layers first
                     for layer, diff, versions in reversed(plans):
-                        report.written += await _delete_layer(conn, layer, diff, versions, user)
+                        report.written += await _delete_layer(
+                            conn, layer, diff, versions, user, refused
+                        )
+                if refused:  # nothing is written; every refusal is named at once
+                    raise _all_refused(refused)
                 await conn.execute("SELECT set_config('geo_comuna.reason', '', true)")
                 if dry_run:
                     raise _Undone
