@@ -24,6 +24,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna import accounts
 from geo_comuna.accounts import PUBLIC, Access
+from geo_comuna.analysis.figures import figures
 from geo_comuna.features import disclosure
 from geo_comuna.layers import LAYERS, MIN_GROUP
 from geo_comuna.maps import data
@@ -510,6 +511,26 @@ async def test_report_withholds_residents_of_small_groups(
     async with reader("anonymous") as c:
         es = (await c.get(f"/communes/{MARZO}/report", params={"lang": "es"})).text
     assert "—: habitantes de menos de 3 viviendas" in es
+
+
+async def test_the_reports_analysis_figures_show_a_withheld_residents_figure(
+    conn: AsyncConnection, reader: Callable
+) -> None:
+    """Found from outside: where the public view of stair access withholds the residents of
+    the homes over a limit, the report left those rows out, as if they did not apply. They
+    read "—", with the footnote that says why; a member reads the figures."""
+    async with reader("anonymous") as c:
+        public = (await c.get(f"/communes/{MARZO}/analyses/stair-access")).json()["summary"]
+        html = (await c.get(f"/communes/{MARZO}/report", params={"lang": "en"})).text
+    async with reader("viewer-marzo") as c:
+        mine = (await c.get(f"/communes/{MARZO}/report", params={"lang": "en"})).text
+    assert public["flagged"]["residents"] is None and public["flagged"]["dwellings"] > 0, public
+    assert dict(figures("stair-access", public, "en", str))["People flagged"] == "—"
+    section = html.split('id="analyses"')[1].split("</section>")[0]
+    assert '<th>People flagged</th><td class="n">—</td>' in section, section
+    assert "—: residents of fewer than 3 homes" in section
+    mine_section = mine.split('id="analyses"')[1].split("</section>")[0]
+    assert "<th>People flagged</th>" in mine_section and "—: residents" not in mine_section
 
 
 async def test_cached_pages_are_never_another_readers(

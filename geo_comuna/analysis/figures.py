@@ -186,6 +186,20 @@ def unlabelled(analysis: str, summary: dict[str, Any]) -> list[str]:
     ]
 
 
+#: a residents figure withheld from the reader (analysis/disclosure.py), as the report's
+#: tables write it, with their footnote
+WITHHELD = "—"
+
+
+def _withheld(key: str, values: dict[str, Any]) -> bool:
+    """Is ``key`` a residents figure withheld from this reader: None beside a count of homes
+    that is not 0? (Found from outside: the report left such rows out, as if they did not
+    apply.)"""
+    if "residents" not in key:
+        return False
+    return any(values.get(key.replace("residents", count)) for count in ("dwellings", "homes"))
+
+
 def figures(
     analysis: str, summary: dict[str, Any], lang: str, num: Callable[[Any], str]
 ) -> list[tuple[str, str]]:
@@ -195,9 +209,11 @@ def figures(
     out = []
     for key, figure in FIGURES.get(analysis, {}).items():
         value = values.get(key)
-        if value is None and (key not in values or figure.unknown is None):
+        if value is None and _withheld(key, values):
+            text = WITHHELD
+        elif value is None and (key not in values or figure.unknown is None):
             continue
-        if value is None:
+        elif value is None:
             text = figure.unknown[0 if lang == "es" else 1]
         elif isinstance(value, bool):
             text = YES_NO[lang][0 if value else 1]
