@@ -74,6 +74,9 @@ WORDS: dict[str, dict[str, str]] = {
         "como encabezado «Authorization: Bearer …».",
         other_formats="Otros formatos",
         properties="Atributos",
+        no_place="Sin ubicación registrada.",
+        no_place_home="Sin una ubicación que usted pueda ver: la de una vivienda solo la ven "
+        "los miembros de su comuna.",
         property="Campo",
         value="Valor",
         sheet="Ficha para imprimir (PDF)",
@@ -167,6 +170,8 @@ WORDS: dict[str, dict[str, str]] = {
         "the header “Authorization: Bearer …”.",
         other_formats="Other formats",
         properties="Properties",
+        no_place="No location recorded.",
+        no_place_home="No location you may see: a home's is seen only by its commune's members.",
         property="Property",
         value="Value",
         sheet="Printable sheet (PDF)",
@@ -615,6 +620,9 @@ def item(
         properties=shown,
         geojson=_script_json(feature),
         spatial=_spatial(layer),
+        # found from outside: a home's page drew an empty map of the whole country for the
+        # public, who read it without its place
+        placed=feature.get("geometry") is not None,
         title=title,
         sheet=layer.name == "parcels",  # its printable sheet, linked from its page
         commune=_commune_href(layer, feature),  # its map, report, package, parcels, states
