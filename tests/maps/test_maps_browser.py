@@ -1047,6 +1047,11 @@ def test_popups_write_dates_as_people_read_them(page: Any, server: str) -> None:
     spanish = page.evaluate(table, "es")
     assert "5 de marzo de 2009" in spanish and "2009-03-05" not in spanish
     assert "5 March 2009" in page.evaluate(table, "en")
+    # an area to the m², as the API gives it (found from outside: 0.2022 ha read "0,2")
+    area = """(lang) => GeoComuna.table(
+        {lang: lang, fields: {popup: [{name: 'area_ha', label: 'A', places: 4}]}},
+        {area_ha: 0.2}, 'popup')"""
+    assert ">0,2000<" in page.evaluate(area, "es") and ">0.2000<" in page.evaluate(area, "en")
 
 
 def test_the_electricity_maps_lines_say_what_they_are(member: Any, server: str) -> None:

@@ -82,6 +82,10 @@
       return (km ? value / 1000 : value).toLocaleString(locale, { maximumFractionDigits: km ? 1 : 0 }) +
         (km ? " km" : " m");
     }
+    if (typeof value === "number" && field.places !== undefined) {  // 0,2022 ha
+      return value.toLocaleString(locale,
+        { minimumFractionDigits: field.places, maximumFractionDigits: field.places });
+    }
     if (typeof value === "number") {
       return value.toLocaleString(locale, { maximumFractionDigits: 2 });
     }
