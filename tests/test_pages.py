@@ -290,6 +290,34 @@ async def test_every_collection_has_its_pages(client: httpx.AsyncClient) -> None
                     assert f"<td>{key}</td>" not in one.text or key == "id", (name, key)
 
 
+async def test_a_land_records_pages_lead_to_each_other(client: httpx.AsyncClient) -> None:
+    """Found from outside: a right's page read "Parcel (id) 31" and "Party (id) 1" as plain
+    text, a party's page led to none of its rights, and a parcel's commune was a code: a
+    person following a land record typed addresses. Each names its page now."""
+    right = (await client.get("/collections/rights/items?limit=1")).json()["features"][0]
+    parcel, party = right["properties"]["parcel"], right["properties"]["party"]
+    for path in (f"/collections/rights/items/{right['id']}", "/collections/rights/items"):
+        page = (await client.get(f"{path}?f=html&lang=en")).text
+        assert (
+            f'<a href="http://testserver/collections/parcels/items/{parcel}?f=html&amp;lang=en">'
+            in page
+        )
+        assert (
+            f'<a href="http://testserver/collections/parties/items/{party}?f=html&amp;lang=en">'
+            in page
+        )
+    page = (await client.get(f"/collections/parties/items/{party}?f=html&lang=es")).text
+    assert f"/collections/rights/items?party={party}&amp;f=html&amp;lang=es" in page
+    code = (await client.get(f"/collections/parcels/items/{parcel}")).json()["properties"]
+    page = (await client.get(f"/collections/parcels/items/{parcel}?f=html&lang=es")).text
+    commune = f'<a href="http://testserver/communes/{code["commune"]}?f=html&amp;lang=es">'
+    assert commune in page
+    followed = await client.get(
+        f"/communes/{code['commune']}?f=html&lang=es", follow_redirects=True
+    )
+    assert followed.status_code == 200 and "<h1>" in followed.text
+
+
 async def test_a_browser_gets_an_error_as_a_page_in_its_language(
     client: httpx.AsyncClient,
 ) -> None:

@@ -528,8 +528,31 @@ def _one_of(value: Any, styles: Styles, lang: str) -> str:
     return name if share is None else f"{name} ({number(lang)(share)} %)"
 
 
+def _href(layer: Layer | Records, name: str, value: Any, base: str, lang: str) -> str | None:
+    """The page a property's value names: a right's parcel and party, a feature's commune,
+    a production unit's parcel (found from outside: ids and codes a person following a land
+    record had to type into the address bar). None for any other value."""
+    if value is None or isinstance(value, bool) or isinstance(value, (list, dict)):
+        return None
+    if isinstance(layer, Records):
+        table = {"parcel": "parcels", "party": "parties", "commune": "communes"}.get(name)
+        key = "code" if name == "commune" else "id"
+    else:
+        ref = layer.reference(name)
+        table, key = (ref.table, ref.key) if ref is not None else (None, "")
+    if table == "communes" and key == "code":
+        return f"{base}/communes/{quote(str(value), safe='')}?f=html&lang={lang}"
+    if table is not None and key == "id" and isinstance(value, int):
+        return f"{base}/collections/{table}/items/{value}?f=html&lang={lang}"
+    return None
+
+
 def _rows(
-    layer: Layer | Records, features: list[dict[str, Any]], styles: Styles, lang: str
+    layer: Layer | Records,
+    features: list[dict[str, Any]],
+    styles: Styles,
+    lang: str,
+    base: str,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """The columns (labels) and each feature's id and shown values, in the registry's order."""
     fields = _fields(layer, styles, lang)
@@ -545,12 +568,13 @@ def _rows(
         rows.append(
             {
                 "id": feature.get("id"),
-                # (text, is a number: right-aligned)
+                # (text, is a number: right-aligned, the page it names or None)
                 "values": [
                     (
                         _shown(props.get(n), fields.get(n, (n, None))[1], styles, lang),
                         isinstance(props.get(n), (int, float))
                         and not isinstance(props.get(n), bool),
+                        _href(layer, n, props.get(n), base, lang),
                     )
                     for n in names
                 ],
@@ -566,7 +590,7 @@ def _links(doc: dict[str, Any], rel: str) -> str | None:
 def items(
     base: str, lang: str, layer: Layer | Records, doc: dict[str, Any], path: str, styles: Styles
 ) -> str:
-    columns, rows = _rows(layer, doc["features"], styles, lang)
+    columns, rows = _rows(layer, doc["features"], styles, lang, base)
     return _render(
         "items.html",
         lang,
@@ -620,7 +644,11 @@ def item(
     # having sorted its JSON keys
     names = [n for n in fields if n in props] + [n for n in props if n not in fields]
     shown = [
-        (fields.get(n, (n, None))[0], _shown(props[n], fields.get(n, (n, None))[1], styles, lang))
+        (
+            fields.get(n, (n, None))[0],
+            _shown(props[n], fields.get(n, (n, None))[1], styles, lang),
+            _href(layer, n, props[n], base, lang),
+        )
         for n in names
     ]
     # a feature by its code where it has one ("Parcela EM-P016", not "Parcelas 60"); a
