@@ -653,6 +653,8 @@ PRINTED_JS = """() => Object.keys(window).map((k) => window[k])
       inside: map.getContainer().contains(legend),
       whole: map.getBounds().contains(map.gcHome[0]),
       title: bar ? bar.getBoundingClientRect().height > 0 : null,
+      notes_on_map: map.getContainer().querySelectorAll('.gc-note').length,
+      notes_under: document.querySelectorAll('.gc-note-printed').length,
     };
   })"""
 
@@ -689,7 +691,12 @@ def test_a_printed_map_shows_its_title_the_whole_commune_and_its_legend_under_it
     tab.emulate_media(media="print")  # a media change is told at the next frame
     tab.wait_for_function(ON_PAPER_JS)
     [paper] = tab.evaluate(PRINTED_JS)
-    assert paper == {"under": True, "inside": False, "whole": True, "title": True}, paper
+    assert {k: paper[k] for k in ("under", "inside", "whole", "title")} == {
+        "under": True,
+        "inside": False,
+        "whole": True,
+        "title": True,
+    }, paper
     tab.emulate_media(media="screen")
     tab.wait_for_function(f"() => !({ON_PAPER_JS})()")
     [back] = tab.evaluate(PRINTED_JS)
@@ -718,6 +725,10 @@ def test_a_printed_reports_maps_show_the_whole_commune_with_their_legends(
     printed = [m for frame in frames for m in frame.evaluate(PRINTED_JS)]
     assert len(printed) == len(frames) >= 4
     assert all(m["under"] and m["whole"] for m in printed), printed
+    # a map's note under it, not over the commune (found from outside: the public's "Results
+    # per sector" hid the boundary)
+    assert not any(m["notes_on_map"] for m in printed), printed
+    assert sum(m["notes_under"] for m in printed) >= 3, printed
     tab.emulate_media(media="null")  # printing as Chromium prints
     pages, text = _pdf_text(tab.pdf(format="A4"), tmp_path)
     assert "Commune map" in text and "Parcels by tenure" in text

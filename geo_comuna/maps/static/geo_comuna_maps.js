@@ -589,11 +589,22 @@
     if (onPaper) { return; }
     onPaper = true;
     leafletMaps().forEach(function (map) {
-      if (!map.gcLegend) { return; }
-      var box = map.gcLegend.getContainer(), frame = map.getContainer();
-      map.gcLegendPlace = [box.parentNode, box.nextSibling];  // back there after (the scale)
-      box.classList.add("gc-legend-printed");
-      frame.parentNode.insertBefore(box, frame.nextSibling);
+      var frame = map.getContainer();
+      if (map.gcLegend) {
+        var box = map.gcLegend.getContainer();
+        map.gcLegendPlace = [box.parentNode, box.nextSibling];  // back there after (the scale)
+        box.classList.add("gc-legend-printed");
+        frame.parentNode.insertBefore(box, frame.nextSibling);
+      }
+      // a note on the map ("Results per sector: ...") under it too: on paper it hid the
+      // commune's boundary (found from outside)
+      map.gcNotesPlace = Array.prototype.map.call(frame.querySelectorAll(".gc-note"), function (n) {
+        return [n, n.parentNode, n.nextSibling];
+      });
+      map.gcNotesPlace.forEach(function (place) {
+        place[0].classList.add("gc-note-printed");
+        frame.parentNode.insertBefore(place[0], frame.nextSibling);
+      });
     });
   }
   function fitPaper() {
@@ -612,6 +623,11 @@
         box.classList.remove("gc-legend-printed");
         map.gcLegendPlace[0].insertBefore(box, map.gcLegendPlace[1]);
       }
+      (map.gcNotesPlace || []).forEach(function (place) {
+        place[0].classList.remove("gc-note-printed");
+        place[1].insertBefore(place[0], place[2]);
+      });
+      delete map.gcNotesPlace;
       map.invalidateSize({ animate: false, pan: false });
       if (map.gcScreen) {
         map.setView(map.gcScreen[0], map.gcScreen[1], { animate: false });
