@@ -1063,6 +1063,12 @@ def test_popups_write_dates_as_people_read_them(page: Any, server: str) -> None:
         {lang: lang, fields: {popup: [{name: 'area_ha', label: 'A', places: 4}]}},
         {area_ha: 0.2}, 'popup')"""
     assert ">0,2000<" in page.evaluate(area, "es") and ">0.2000<" in page.evaluate(area, "en")
+    # a residents figure the public view withholds says why (found from outside: "—" alone)
+    hidden = """(lang) => GeoComuna.table(
+        {lang: lang, fields: {popup: [{name: 'flagged_residents', label: 'R'}]}},
+        {flagged_residents: null}, 'popup')"""
+    assert "—: habitantes de menos de 3 viviendas" in page.evaluate(hidden, "es")
+    assert "—: residents of fewer than 3 homes" in page.evaluate(hidden, "en")
 
 
 def test_the_electricity_maps_lines_say_what_they_are(member: Any, server: str) -> None:

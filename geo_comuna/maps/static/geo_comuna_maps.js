@@ -56,7 +56,13 @@
   };
 
   function words(lang) {
-    return lang === "es" ? { yes: "Sí", no: "No" } : { yes: "Yes", no: "No" };
+    return lang === "es"
+      ? { yes: "Sí", no: "No",
+          withheld: "—: habitantes de menos de 3 viviendas, o que una resta entre cifras " +
+            "daría; solo los ven los usuarios de la comuna." }
+      : { yes: "Yes", no: "No",
+          withheld: "—: residents of fewer than 3 homes, or that a subtraction between " +
+            "figures would give; shown to the commune's own users only." };
   }
 
   function show(field, value, lang) {
@@ -126,12 +132,19 @@
       rows.push("<tr><th>" + (spec.lang === "es" ? "Elementos en la celda" : "Features in cell") +
         "</th><td>" + G.escape(show({}, props.gc_count, spec.lang)) + "</td></tr>");
     }
+    var withheld = false;
     fields.forEach(function (f) {
       var v = props[f.name];
       if (which === "tooltip" && (v === null || v === undefined || v === "")) { return; }
+      // a residents figure the public view withholds: its dash says why (found from outside)
+      withheld = withheld || (f.name.indexOf("residents") !== -1 && (v === null || v === undefined));
       rows.push("<tr><th>" + G.escape(f.label) + "</th><td>" +
         G.escape(show(f, v, spec.lang)) + "</td></tr>");
     });
+    if (withheld && which === "popup") {
+      rows.push('<tr><td colspan="2" class="gc-withheld">' +
+        G.escape(words(spec.lang).withheld) + "</td></tr>");
+    }
     return '<table class="gc-' + which + '">' + rows.join("") + "</table>";
   };
 
