@@ -149,11 +149,18 @@ async def test_the_hand_worked_parcel_in_spanish(
 
     # the tenure history, with the registry's labels, the first tenure's row first
     # its days spelled out as the sheet's other dates, not 2026-12-05
-    day = r"\d{1,2} de [a-z]+ de \d{4}"
-    assert re.search(rf"{day} \(inicial\) Ocupada\n {day} Ocupada En regularización", text)
+    # (two changes on one day with their time, in the order they were made: found from
+    # outside, the sheet left it ambiguous where the page gave it)
+    day, time = r"\d{1,2} de [a-z]+ de \d{4}", r"\d\d:\d\d UTC"
+    assert re.search(
+        rf"{day} \(inicial\) Ocupada\n {time}\n {day} Ocupada En regularización\n {time}", text
+    ), text
     assert not re.search(r"\d{4}-\d\d-\d\d", text)
-    assert "Titulares" in text and "Derechos" in text and "Documentos" in text
-    assert text.count("sin registros") == 3
+    # an empty section on one line (found from outside: "Documentos / sin registros" ran a
+    # Spanish sheet onto a second page), and the page says how many there are
+    for section in ("Titulares", "Derechos", "Documentos"):
+        assert f"{section}: sin registros" in text, text
+    assert "Página 1 de 1" in text
     assert f"/collections/parcels/items/{ids['T-001']}" in text  # the record the QR names
 
 
@@ -181,6 +188,8 @@ async def test_a_jagged_parcel_still_has_its_sheet(
     text = pdf_text(r.content, tmp_path)
     assert "more stretches" in text, text[:2000]
     assert " 2000 " in text  # the last vertex is listed
+    pages = int(re.search(r"Page 1 of (\d+)", text).group(1))
+    assert pages > 1 and f"Page {pages} of {pages}" in text
 
 
 async def test_english_and_the_neighbour_sheet(
@@ -197,7 +206,10 @@ async def test_english_and_the_neighbour_sheet(
     assert re.search(r"East 1–2 110\.11 parcel T-002", text)
     assert re.search(r"South 2–3 120\.10 road Sarare-Buría", text)
     assert re.search(r"West 3–4 105\.12 commune limit", text)
-    assert re.search(r"\d{1,2} [A-Z][a-z]+ \d{4} \(first\) Occupied\n.*Occupied Regularizing", text)
+    assert re.search(
+        r"\d{1,2} [A-Z][a-z]+ \d{4} \(first\) Occupied\n \d\d:\d\d UTC\n.*Occupied Regularizing",
+        text,
+    ), text
     assert text.count("no records registered") == 3
 
     # T-002's west side is T-001's east side, walked the other way: vertices (120, 110) and

@@ -12,6 +12,7 @@ a parcel code like "<b>" is printed, not read as markup). A sheet that does not 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 from typing import Any
 from xml.sax.saxutils import escape
@@ -20,6 +21,7 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table
 from reportlab.platypus import TableStyle as Style
 
@@ -108,7 +110,6 @@ def sheet_pdf(sheet: ParcelSheet, lang: str, url: str, today: dt.date | None = N
             MARGIN - 2,
             f"{w['crs']}: {zone} · {w['generated'].format(day=day(lang)(today))}",
         )
-        canvas.drawRightString(A4[0] - MARGIN, MARGIN - 2, w["page"].format(n=document.page))
         canvas.restoreState()
 
     story: list[Any] = [
@@ -140,9 +141,45 @@ def sheet_pdf(sheet: ParcelSheet, lang: str, url: str, today: dt.date | None = N
         KeepTogether([_p(w["history"], HEADING), _history(sheet, w, lang)]),
     ]
     for section in ("holders", "rights", "documents"):
-        story.append(KeepTogether([_p(w[section], HEADING), _records(sheet, section, w, lang)]))
-    doc.build(story, onFirstPage=footer, onLaterPages=footer)
+        if sheet.records.get(section):
+            story.append(KeepTogether([_p(w[section], HEADING), _records(sheet, section, w, lang)]))
+        else:  # one line: a section's heading and "none" ran a sheet onto a second page
+            story.append(Paragraph(f"<b>{_text(w[section])}:</b> {_text(w['no_records'])}", BODY))
+    doc.build(
+        story,
+        onFirstPage=footer,
+        onLaterPages=footer,
+        canvasmaker=functools.partial(_Counted, said=w["page"]),
+    )
     return out.getvalue()
+
+
+class _Counted(Canvas):
+    """A canvas that numbers each page with the count of pages, once it knows it: "Página 1"
+    alone did not say that a second page followed (found from outside)."""
+
+    def __init__(self, *args: Any, said: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._said = said
+        self._pages: list[dict[str, Any]] = []
+
+    def showPage(self) -> None:  # noqa: N802 (ReportLab's name)
+        self._pages.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self) -> None:
+        for state in self._pages:
+            self.__dict__.update(state)
+            self.saveState()
+            self.setFont("Helvetica", 6.5)
+            self.drawRightString(
+                A4[0] - MARGIN,
+                MARGIN - 2,
+                self._said.format(n=self._pageNumber, total=len(self._pages)),
+            )
+            self.restoreState()
+            super().showPage()
+        super().save()
 
 
 def _facts(sheet: ParcelSheet, w: dict[str, str], lang: str, zone: str, url: str) -> Table:
@@ -257,10 +294,14 @@ def _history(sheet: ParcelSheet, w: dict[str, str], lang: str) -> Any:
     if not sheet.history:
         return _p(w["no_history"])
     rows: list[list[Any]] = [[w["date"], w["before"], w["after"], w["note"]]]
+    days = [h["changed_at"].date() for h in sheet.history]
     for h in sheet.history:
+        when = _text(day(lang)(h["changed_at"].date()))
+        if days.count(h["changed_at"].date()) > 1:  # their order, as the page gives it
+            when += f"<br/>{h['changed_at'].astimezone(dt.UTC):%H:%M} UTC"
         rows.append(
             [
-                _p(day(lang)(h["changed_at"].date())),
+                Paragraph(when, BODY),
                 _p(value_label("tenure", h["from_status"], lang) or w["first"]),
                 _p(value_label("tenure", h["to_status"], lang) or w["deleted"]),
                 _p(why(h, lang)),

@@ -60,7 +60,7 @@ WORDS: dict[str, dict[str, str]] = {
         record="Registro",
         url="Registro en línea",
         generated="Generada el {day}",
-        page="Página {n}",
+        page="Página {n} de {total}",
         rule="Lados por la orientación de su normal exterior: norte 315°–45°, este 45°–135°, "
         "sur 135°–225°, oeste 225°–315°; longitudes en la cuadrícula UTM. Vértices en sentido "
         "horario desde el más al norte.",
@@ -118,7 +118,7 @@ WORDS: dict[str, dict[str, str]] = {
         record="Record",
         url="Online record",
         generated="Made on {day}",
-        page="Page {n}",
+        page="Page {n} of {total}",
         rule="Sides by the bearing of their outward normal: north 315°–45°, east 45°–135°, "
         "south 135°–225°, west 225°–315°; lengths on the UTM grid. Vertices clockwise from the "
         "northernmost.",
