@@ -914,6 +914,13 @@ async def test_deleting_a_feature_the_server_changed_since_is_a_conflict(
     assert f"conflicto {a} (" in lines and "borrada en el paquete, cambiada en el servidor" in lines
     english = "\n".join(summary(report, "en"))
     assert "deleted in the package, changed on the server since the package was made" in english
+    # 'ours' deleted it, which the line says (found from outside: "the package's values
+    # written")
+    if resolve == "ours":
+        assert "(resuelto: se borró, como en el paquete)" in lines
+        assert "(settled: deleted, as in the package)" in english
+    elif resolve == "theirs":
+        assert "(settled: the server's values kept)" in english
     # without --delete-missing nothing is deleted, and a feature kept is no conflict
     again = (await _sync(conn, settings, gpkg, tmp_path, dry_run=True)).layers["parcels"]
     assert again.conflicts == [] and again.deleted == []

@@ -106,6 +106,8 @@ TEXT = {
         "unresolved": "{n} {conflicts} sin guardar: {settle}.",
         "ours": "resuelto: se guardó lo del paquete",
         "theirs": "resuelto: se conservó lo del servidor",
+        "ours_deleted": "resuelto: se borró, como en el paquete",
+        "ours_deleted_dry": "resuelto: se borraría, como en el paquete",
         "repaired": "  reparada {layer} {feature}: {reason}{pct}",
         "area_change": " (área {pct})",
         "not_field": "  no se guardó la columna «{name}» ({n} {values}): no es un campo de la capa",
@@ -150,6 +152,8 @@ TEXT = {
         "unresolved": "{n} {conflicts} left unwritten: {settle}.",
         "ours": "settled: the package's values written",
         "theirs": "settled: the server's values kept",
+        "ours_deleted": "settled: deleted, as in the package",
+        "ours_deleted_dry": "settled: it would be deleted, as in the package",
         "repaired": "  repaired {layer} {feature}: {reason}{pct}",
         "area_change": " (area {pct})",
         "not_field": "  column '{name}' ({n} {values}) not written: it is no field of the layer",
@@ -277,7 +281,10 @@ def _layer_lines(name: str, diff: Any, report: Any, t: dict, lang: str) -> list[
         called = conflict.code or conflict.name
         line = t[key].format(id=_which(conflict.id, called), ours=ours, theirs=theirs)
         if conflict.resolved:
-            settled = conflict.resolved + ("_dry" if report.dry_run else "")
+            # deleted in the package, 'ours' deletes it: "the package's values written" said
+            # otherwise (found from outside)
+            gone = "_deleted" if conflict.deleted_in_package and conflict.resolved == "ours" else ""
+            settled = conflict.resolved + gone + ("_dry" if report.dry_run else "")
             line += f" ({t[settled]})"
         lines.append(line)
         for field, both in conflict.fields.items():
