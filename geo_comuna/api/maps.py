@@ -163,16 +163,16 @@ SNIPPET_FORMATS: dict[int | str, dict[str, Any]] = {
 _SNIPPET_WORDS = {
     "es": {
         "title": "Insertar el mapa",
-        "how": "Copie este código (selecciónelo y pulse Ctrl+C) y péguelo en la página o el "
-        "informe donde quiera el mapa:",
+        "how": "Copie este código (manténgalo pulsado en un teléfono; Ctrl+C en un teclado) y "
+        "péguelo en la página o el informe donde quiera el mapa:",
         "file": "Un mapa que funciona sin conexión: descargar el archivo HTML",
         "preview": "Así se verá:",
         "back": "Volver al mapa",
     },
     "en": {
         "title": "Embed the map",
-        "how": "Copy this code (select it and press Ctrl+C) and paste it into the page or "
-        "report where you want the map:",
+        "how": "Copy this code (press and hold it on a phone; Ctrl+C on a keyboard) and paste "
+        "it into the page or report where you want the map:",
         "file": "A map that works offline: download the HTML file",
         "preview": "What it will look like:",
         "back": "Back to the map",
@@ -189,6 +189,7 @@ def _snippet_page(snippet: dict[str, str], title: str, lang: str) -> HTMLRespons
     body = (
         f'<!DOCTYPE html>\n<html lang="{lang}"><head><meta charset="utf-8"/>'
         '<meta name="viewport" content="width=device-width, initial-scale=1"/>'
+        '<link rel="icon" href="data:,"/>'  # no request for /favicon.ico (a 404 in the console)
         f"<title>{escape(words['title'])} · {escape(title)}</title><style>body{{font:16px/1.5 "
         "system-ui,Arial,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;"
         "color:#1b1b1b}h1{font-size:1.4rem;color:#08519c}textarea{width:100%;font:13px "

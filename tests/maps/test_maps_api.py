@@ -151,6 +151,9 @@ async def test_the_embed_link_gives_a_person_a_page_to_copy_the_code_from(
     assert html_unescape(page).count(program["standalone_url"]) == 1
     english = await client.get(path, params={"lang": "en"}, headers={"accept": "text/html"})
     assert "Embed the map: El Maizal" in english.text
+    # found from outside: a phone has no Ctrl+C, and the page asked for /favicon.ico (a 404)
+    assert "hold it on a phone" in english.text and "manténgalo pulsado" in page
+    assert '<link rel="icon" href="data:,"/>' in page
 
 
 async def test_an_analysis_maps_links_keep_the_analysis_and_its_parameters(
