@@ -318,6 +318,34 @@ async def test_a_land_records_pages_lead_to_each_other(client: httpx.AsyncClient
     assert followed.status_code == 200 and "<h1>" in followed.text
 
 
+async def test_a_page_is_revalidated_by_its_etag(client: httpx.AsyncClient) -> None:
+    """Found from outside: feature pages had no ETag, so every visit on a slow line took the
+    whole page again. A page's ETag is its own (not its JSON's, not the other language's),
+    answers 304 while current, and changes with the feature."""
+    parcel = (await client.get("/collections/parcels/items?limit=1")).json()["features"][0]
+    item = f"/collections/parcels/items/{parcel['id']}"
+    for path in (item, "/collections/parcels/items?limit=5"):
+        tags = {}
+        for shown, params, headers in (
+            ("json", {}, {}),
+            ("es", {"lang": "es"}, BROWSER),
+            ("en", {"lang": "en", "f": "html"}, {}),
+        ):
+            r = await client.get(path, params=params, headers=headers)
+            assert r.status_code == 200 and r.headers.get("etag"), (path, shown)
+            tags[shown] = r.headers["etag"]
+            again = await client.get(
+                path, params=params, headers={**headers, "If-None-Match": tags[shown]}
+            )
+            assert again.status_code == 304 and again.content == b"", (path, shown)
+        assert len(set(tags.values())) == 3, tags
+    before = (await client.get(item, params={"f": "html"})).headers["etag"]
+    r = await client.patch(item, json={"properties": {"notes": "lindero revisado"}})
+    assert r.status_code == 200, r.text
+    r = await client.get(item, params={"f": "html"}, headers={"If-None-Match": before})
+    assert r.status_code == 200 and r.headers["etag"] != before
+
+
 async def test_a_browser_gets_an_error_as_a_page_in_its_language(
     client: httpx.AsyncClient,
 ) -> None:

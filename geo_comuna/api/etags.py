@@ -29,6 +29,7 @@ from psycopg import AsyncConnection
 
 from geo_comuna import __version__
 from geo_comuna.accounts import Access
+from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.db.versions import Versions, versions
 from geo_comuna.layers import Layer
 
@@ -50,7 +51,22 @@ def page_etag(layer: Layer, request: Request, base: str, access: Access, found: 
     the page or in the page's own statement (features/query.py page)."""
     reader = access.key if layer.restricted else None
     query = sorted(request.query_params.multi_items())
-    return f'W/"{_digest(__version__, layer.name, base, query, found, reader)}"'
+    shown = shown_as(request)
+    return f'W/"{_digest(__version__, layer.name, base, query, found, reader, shown)}"'
+
+
+def shown_as(request: Request) -> str:
+    """What else a response's bytes depend on: a page for a person (asked by Accept as much
+    as by f=html) is another representation, in its language; "" for the JSON."""
+    return f"html:{page_lang(request)}" if wants_html(request) else ""
+
+
+def feature_page(etag: str, request: Request, access: Access) -> str:
+    """The ETag of a feature's page for a person: its Feature's, the page's language and who
+    reads it (a parcel's history shows its notes to some readers only). Found from outside:
+    pages had none, and every visit on a slow line took the whole page again."""
+    version = etag.removeprefix("W/").strip('"')
+    return f'W/"{version}.{_digest(__version__, shown_as(request), access.key)[:12]}"'
 
 
 def feature_inputs(layer: Layer, access: Access) -> tuple[str | None, tuple[str, ...]]:
@@ -96,5 +112,9 @@ def fresh(request: Request, etag: str) -> bool:
     return False
 
 
-def not_modified(etag: str) -> Response:
-    return Response(status_code=304, headers={"ETag": etag})
+def not_modified(etag: str, request: Request | None = None) -> Response:
+    """304 with the ETag (and, for a request that may be a person's, Vary as its page)."""
+    headers = {"ETag": etag}
+    if request is not None and wants_html(request):
+        headers["Vary"] = "Accept, Accept-Language"
+    return Response(status_code=304, headers=headers)

@@ -433,7 +433,7 @@ async def _items(
     if ask_first:
         etag = await etags.page(conn, layer, request, base, access)
         if etags.fresh(request, etag):
-            return etags.not_modified(etag)  # the client has this page: not built again
+            return etags.not_modified(etag, request)  # the client has it: not built again
     page = await query.page(
         conn,
         layer,
@@ -463,7 +463,8 @@ async def _items(
     if wants_html(request):  # the same page of features, for a person
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         styles = Styles.load(settings.styles_path)
-        return html(pages.items(base, page_lang(request), layer, json.loads(body), path, styles))
+        page_html = pages.items(base, page_lang(request), layer, json.loads(body), path, styles)
+        return html(page_html, etag)
     return Response(body, media_type=GEOJSON, headers={**_content_crs(output.crs), "ETag": etag})
 
 
@@ -509,7 +510,7 @@ async def _item(
         response_crs,
         salt=salt,
         tables=tables,
-        held=etags.held(request),
+        held=() if wants_html(request) else etags.held(request),  # a page's: below
     )
     if found is None:
         raise NotFound(
@@ -519,12 +520,16 @@ async def _item(
         return etags.not_modified(found.etag)
     base = base_url(request, settings)
     if wants_html(request):
+        etag = etags.feature_page(found.etag, request, access)
+        if etags.fresh(request, etag):
+            return etags.not_modified(etag, request)
         styles = Styles.load(settings.styles_path)
         feature = json.loads(found.text + "}")
         history = None
         if layer.name == "parcels":  # its tenure changes, under its properties
             history = await audit.tenure_history(conn, feature_id, access)
-        return html(pages.item(base, page_lang(request), layer, feature, styles, history))
+        page_html = pages.item(base, page_lang(request), layer, feature, styles, history)
+        return html(page_html, etag)
     links = [
         _link(f"{base}/collections/{layer.name}/items/{feature_id}", "self", GEOJSON),
         _link(f"{base}/collections/{layer.name}", "collection", "application/json"),

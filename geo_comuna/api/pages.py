@@ -35,9 +35,13 @@ PageLang = Annotated[
 HTML_CONTENT = {"text/html": {}}
 
 
-def html(text: str) -> HTMLResponse:
-    """A page whose body depends on Accept: caches must key on it."""
-    return HTMLResponse(text, headers={"Vary": "Accept, Accept-Language"})
+def html(text: str, etag: str | None = None) -> HTMLResponse:
+    """A page whose body depends on Accept: caches must key on it; with its ``etag``, a
+    browser's next visit is a 304 when it is current."""
+    headers = {"Vary": "Accept, Accept-Language"}
+    if etag is not None:
+        headers["ETag"] = etag
+    return HTMLResponse(text, headers=headers)
 
 
 async def _index(
