@@ -8,6 +8,7 @@ import os
 import random
 import re
 import sqlite3
+import struct
 import subprocess
 import sys
 import zipfile
@@ -283,6 +284,48 @@ def repeated_column_csv(tmp: Path) -> Path:
     return path
 
 
+def _nested(depth: int, inner: bytes = b"\x01\x01\x00\x00\x00" + bytes(16)) -> bytes:
+    """WKB of ``inner`` (a point) inside ``depth`` GeometryCollections of one member each."""
+    return b"\x01\x07\x00\x00\x00\x01\x00\x00\x00" * depth + inner
+
+
+def deeply_nested_geopackage(tmp: Path) -> Path:
+    """Found from outside: a GeoPackage whose second parcel is a point inside 30,000
+    collections (270 KB). GDAL hands the blob on as it is, and GEOS, reading it recursively,
+    overflowed the server worker's stack: a segfault."""
+    blob = b"GP\x00\x01" + struct.pack("<i", 4326) + _nested(30_000)
+    return damaged_geopackage(tmp, f"X'{blob.hex()}'")
+
+
+def test_a_geometrys_nesting_is_walked_before_geos_reads_it() -> None:
+    """The walk (headers and counts, no coordinates) refuses past 32 levels or a million
+    parts, in WKB and EWKB, and leaves bytes it cannot walk to GEOS."""
+    from geo_comuna.io.geometries import _TooDeep, _walk
+
+    _walk(_nested(32))  # GDAL's own limit: read
+    for bomb in (
+        _nested(33),
+        # a multipolygon whose second member is a collection nested deep (GEOS recursed
+        # before it checked the member's type)
+        b"\x01\x06\x00\x00\x00\x02\x00\x00\x00" + shapely.to_wkb(shapely.box(0, 0, 1, 1))
+        + _nested(40),
+        # a polygon of two million empty rings, 8 MB of counts
+        b"\x01\x03\x00\x00\x00" + struct.pack("<I", 2_000_000) + bytes(4 * 2_000_000),
+        # EWKB: a Z collection with its SRID, nested deep
+        b"\x01" + struct.pack("<I", 0xA0000007) + struct.pack("<I", 4326) + b"\x01\x00\x00\x00"
+        + _nested(40),
+    ):  # fmt: skip
+        with pytest.raises(_TooDeep):
+            _walk(bomb)
+    ordinary = shapely.to_wkb(
+        shapely.MultiPolygon([shapely.box(i, 0, i + 1, 1).buffer(0.2) for i in range(50)]),
+        include_srid=False,
+    )
+    _walk(ordinary)
+    _walk(ordinary[:-100])  # cut short: GEOS says what is wrong
+    _walk(b"\x05garbage")
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -310,6 +353,13 @@ CASES = [
     ),
     Case("empty file", empty_file, InvalidFile, ("is empty",)),
     Case("a column twice", repeated_column_csv, InvalidFile, ("two columns named 'Notes'",)),
+    Case(
+        "geometry nested deep",
+        deeply_nested_geopackage,
+        InvalidGeometry,
+        ("nests collections more than 32 deep",),
+        feature=2,
+    ),
     Case("corrupt geopackage", corrupt_geopackage, InvalidFile, ("not a GeoPackage",)),
     Case("zero features", no_features, InvalidFile, ("has no features",)),
     Case(
@@ -702,6 +752,7 @@ HTTP_CASES = [
     ("unknown tenure", with_unknown_tenure, 422, 3, "'stolen' is not one of"),
     ("empty file", empty_file, 422, None, "is empty"),
     ("a column twice", repeated_column_csv, 422, None, "two columns named 'Notes'"),
+    ("geometry nested deep", deeply_nested_geopackage, 422, 2, "nests collections more than"),
     # asked of the file again, in a child process as it was read
     ("geometry blob cut short", cut_geometry_geopackage, 422, 2, "(30 bytes) is damaged"),
     ("unreadable wkt", unreadable_wkt_csv, 422, 2, "its WKT could not be read"),

@@ -8,6 +8,7 @@ PROJ costs every import ~0.25 s and ~11 MB (bench/README.md, "Import at every si
 from __future__ import annotations
 
 import dataclasses
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -73,8 +74,9 @@ class Geometries:
         wkb = self.wkb[start:stop]
         if isinstance(wkb, pa.ChunkedArray):
             wkb = wkb.combine_chunks()  # only this piece's bytes are copied
-        geoms = shapely.from_wkb(wkb, on_invalid="ignore")
         labels = labels or range(start + 1, stop + 1)
+        _refuse_deep(wkb, labels)  # before GEOS reads them
+        geoms = shapely.from_wkb(wkb, on_invalid="ignore")
         _refuse_unreadable(wkb, geoms, labels)
         heights = shapely.has_z(geoms) | shapely.has_m(geoms)
         if self.to_wgs84 is None:
@@ -139,6 +141,118 @@ class Geometries:
             ),
             feature=labels[i],
         )
+
+
+#: how deep a geometry may nest collections in collections: GDAL's own limit (OGR reads no
+#: deeper). GEOS reads WKB recursively, and a GeoPackage's one parcel nested 30,000 deep (a
+#: 270 KB file) overflowed the server worker's stack: a segfault, every request on that worker
+#: lost with it (found from outside)
+MAX_NESTING = 32
+#: the least bytes of a geometry whose nesting is walked before GEOS reads it: each level takes
+#: 9 at least (byte order, type, count), so a smaller one nests under 1,000 levels, which GEOS
+#: reads safely (and the layer's geometry type then refuses); a parcel of ~560 vertices is
+#: this big, so an import of ordinary parcels walks none
+_WALKED_FROM = 9 * 1000
+#: parts (members, rings) a walked geometry may have before it is refused as a bomb
+_MAX_PARTS = 1_000_000
+_MAX_PARTS_ES = f"{_MAX_PARTS:,}".replace(",", ".")
+#: WKB types that hold other geometries: multi-, collections, curved and polyhedral ones
+_CONTAINERS = frozenset({4, 5, 6, 7, 9, 10, 11, 12, 15, 16})
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _refuse_deep(wkb: pa.Array | np.ndarray, labels: Sequence) -> None:
+    """Refuse a geometry that nests collections deeper than MAX_NESTING, without GEOS."""
+    if isinstance(wkb, pa.Array):
+        sizes = pc.fill_null(pc.binary_length(wkb), 0).to_numpy(zero_copy_only=False)
+    else:
+        sizes = np.fromiter((len(w or b"") for w in wkb), dtype=np.int64, count=len(wkb))
+    for i in np.flatnonzero(sizes >= _WALKED_FROM):
+        blob = wkb[int(i)]
+        try:
+            _walk(blob.as_py() if isinstance(blob, pa.Scalar) else blob)
+        except _TooDeep:
+            raise InvalidGeometry(
+                Said(
+                    f"its geometry nests collections more than {MAX_NESTING} deep, or holds "
+                    f"more than {_MAX_PARTS:,} parts: no parcel or home is drawn so",
+                    f"su geometría anida colecciones a más de {MAX_NESTING} niveles, o tiene "
+                    f"más de {_MAX_PARTS_ES} partes: ninguna parcela ni vivienda se dibuja así",
+                ),
+                feature=labels[int(i)],
+            ) from None
+
+
+def _walk(blob: bytes) -> None:
+    """Walk WKB's structure (headers and counts, never its coordinates), raising _TooDeep
+    past MAX_NESTING levels or _MAX_PARTS parts. Bytes it cannot walk are left to GEOS,
+    which says what is wrong with them."""
+    at, left, parts = 0, [], 0
+    try:
+        while True:
+            endian, kind, dims, at = _header(blob, at)
+            if kind in _CONTAINERS:
+                (count,) = struct.unpack_from(endian + "I", blob, at)
+                at += 4
+                left.append(count)
+                parts += count
+                if len(left) > MAX_NESTING or parts > _MAX_PARTS:
+                    raise _TooDeep
+            else:
+                at, rings = _skip(blob, at, endian, kind, dims)
+                parts += rings
+                if parts > _MAX_PARTS:
+                    raise _TooDeep
+                if not left:
+                    return
+                left[-1] -= 1
+            while left and left[-1] == 0:  # containers read whole
+                left.pop()
+                if not left:
+                    return
+                left[-1] -= 1
+    except (struct.error, ValueError):
+        return
+
+
+def _header(blob: bytes, at: int) -> tuple[str, int, int, int]:
+    """(struct's byte order, the geometry type, coordinates per vertex, where its body
+    starts) of the WKB or EWKB header at ``at``."""
+    order = blob[at]
+    if order not in (0, 1):
+        raise ValueError("no byte order")
+    endian = "<" if order == 1 else ">"
+    (kind,) = struct.unpack_from(endian + "I", blob, at + 1)
+    at += 5
+    dims = 2 + bool(kind & 0x80000000) + bool(kind & 0x40000000)  # EWKB's Z and M flags
+    if kind & 0x20000000:  # EWKB's SRID
+        at += 4
+    kind &= 0x0FFFFFFF
+    if kind >= 1000:  # ISO's Z (1000s), M (2000s), ZM (3000s)
+        dims = 2 + (1, 1, 2)[min(kind // 1000, 3) - 1]
+        kind %= 1000
+    return endian, kind, dims, at
+
+
+def _skip(blob: bytes, at: int, endian: str, kind: int, dims: int) -> tuple[int, int]:
+    """Where a point, line or polygon that starts at ``at`` ends, and how many rings it has."""
+    if kind == 1:
+        return at + 8 * dims, 0
+    (count,) = struct.unpack_from(endian + "I", blob, at)
+    at += 4
+    if kind in (2, 8):  # LineString, CircularString
+        return at + 8 * dims * count, 0
+    if kind not in (3, 17):  # Polygon, Triangle; any other type is GEOS's to refuse
+        raise ValueError("not a simple geometry")
+    for _ in range(min(count, _MAX_PARTS + 1)):
+        (points,) = struct.unpack_from(endian + "I", blob, at)
+        at += 4 + 8 * dims * points
+        if at > len(blob):
+            raise ValueError("cut short")
+    return at, count
 
 
 def _refuse_unreadable(wkb: pa.Array | np.ndarray, geoms: np.ndarray, labels: Sequence) -> None:
