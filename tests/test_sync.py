@@ -1131,6 +1131,30 @@ async def test_a_package_without_bases_keeps_its_two_way_conflicts(
     assert set(conflict.fields) == {"tenure", "land_use"} and conflict.also == []
 
 
+@pytest.mark.parametrize("damaged", ["not json", "[1,2]", "[" * 100_000 + "]" * 100_000])
+async def test_a_damaged_base_is_refused_naming_it(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, damaged: str
+) -> None:
+    """Found from outside: a feature's base edited to text that is no JSON object was a 500
+    once the server had changed the feature (only then is its base read)."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    a = (await _parcels(conn, 1))[0]
+    tenure, use = (await _row(conn, a))[:2]
+    _set_tenure(gpkg, a, "disputed" if tenure != "disputed" else "occupied")
+    with sqlite3.connect(gpkg) as db:
+        db.execute(
+            "UPDATE geo_comuna_base SET properties = ? WHERE layer = 'parcels' AND feature = ?",
+            (damaged, a),
+        )
+    db.close()
+    await _concurrent(conn, settings, a, _other(use))
+    with pytest.raises(InvalidFile) as refused:
+        await _sync(conn, settings, gpkg, tmp_path, dry_run=True)
+    assert (refused.value.layer, refused.value.feature) == ("parcels", a)
+    assert "geo_comuna_base row of this feature is damaged" in refused.value.reason
+
+
 # --- refusals -----------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
+from geo_comuna.errors import InvalidFile, Said
 from geo_comuna.maps.package_tables import GEOMETRY_COLUMN, ID_COLUMN
 
 #: the package's table of bases: layer, id, properties (JSON), geometry digest
@@ -102,6 +103,34 @@ class Base:
     geometry: str | None
 
 
+#: the most a feature's base may take as JSON text: a feature's properties take a few KB, and
+#: one parsed here holds the server's event loop while it is
+MAX_BASE_CHARS = 1_000_000
+
+
+def _properties(text: Any, layer: str, fid: int) -> dict[str, Any]:
+    """A feature's base properties from the package, or a refusal naming it: found from
+    outside, a base edited to 'not json', '[1,2]' or 100,000 nested brackets was a 500."""
+    found: Any = None
+    if isinstance(text, str) and len(text) <= MAX_BASE_CHARS:
+        try:
+            found = json.loads(text)
+        except (ValueError, RecursionError):
+            found = None
+    if not isinstance(found, dict):
+        raise InvalidFile(
+            Said(
+                f"the package's {BASE_TABLE} row of this feature is damaged (not the "
+                "properties geo-comuna wrote): download the package again",
+                f"la fila de {BASE_TABLE} de esta entidad en el paquete está dañada (no son "
+                "los atributos que escribió geo-comuna): descargue el paquete de nuevo",
+            ),
+            layer=layer,
+            feature=fid,
+        )
+    return found
+
+
 class PackageBases:
     """A package's ``geo_comuna_base`` table, looked up by layer and feature id. Only the
     features the sync asks about (those changed on the server since) are made into Python
@@ -124,7 +153,7 @@ class PackageBases:
         row = int(rows[at])
         props = self._table.column("properties")[row].as_py()  # type: ignore[union-attr]
         geometry = self._table.column("geometry_digest")[row].as_py()  # type: ignore[union-attr]
-        return Base(json.loads(props), geometry)
+        return Base(_properties(props, layer, fid), geometry)
 
     def _layer(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
         if layer not in self._index:
