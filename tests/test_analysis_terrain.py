@@ -9,6 +9,7 @@ west and south edges.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -35,7 +36,7 @@ from geo_comuna.analysis.toolkit.hillshade import hillshade, hillshade_png, illu
 from geo_comuna.analysis.toolkit.slope import gradient, slope_pct
 from geo_comuna.analysis.toolkit.zonal import Grid, coverage, zonal
 from geo_comuna.cli import app as cli_app
-from geo_comuna.errors import InvalidFile
+from geo_comuna.errors import InvalidFile, TooLarge
 from geo_comuna.features.query import resolve_commune
 from geo_comuna.io import dems
 from geo_comuna.settings import Settings
@@ -578,3 +579,28 @@ async def test_a_commune_holds_a_bounded_number_of_dems(
     assert again.status_code == 201, again.text
     listed = (await client.get(path)).json()["dems"]
     assert [d["name"] for d in listed] == ["a"]
+
+
+async def test_dems_stored_side_by_side_stay_within_the_most(
+    own_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found from outside: 12 uploads at once each found room and the commune held 13 DEMs.
+    The second waits for the first to commit, counts again, and is refused."""
+    monkeypatch.setattr(dems, "MAX_DEMS_PER_COMMUNE", 1)
+    first = await AsyncConnection.connect(own_db, autocommit=True)
+    second = await AsyncConnection.connect(own_db, autocommit=True)
+    try:
+        commune = await add_commune(first, "TERRAIN-RACE", (0, 0, 100, 100))
+        tif = write_dem(tmp_path, plane(0.1, 0.2, 12, 12), X0 - 10, Y0 + 110)
+        async with first.transaction():
+            await dems.register(first, commune, tif, "a")
+            other = asyncio.create_task(dems.register(second, commune, tif, "b"))
+            await asyncio.sleep(1)
+            assert not other.done()  # it waits for the first to commit
+        with pytest.raises(TooLarge):
+            await asyncio.wait_for(other, 60)
+        cur = await first.execute("SELECT count(*) FROM dems WHERE commune_id = %s", (commune,))
+        assert (await cur.fetchone())[0] == 1
+    finally:
+        for connection in (first, second):
+            await connection.close()

@@ -535,6 +535,43 @@ async def test_cells_a_mask_hides_are_stored_as_nodata(
             assert src.nodata == hidden and (src.read(1)[:, :50] == hidden).all()
 
 
+@pytest.mark.parametrize(
+    ("crs", "west", "north", "cell", "says"),
+    [
+        # found from outside: at 1e20 m its 30 m cells add nothing (a 500)
+        ("EPSG:32619", 1e20, 1e20, 30.0, "are no place"),
+        # a longitude of -200 was stored as it came
+        ("EPSG:4326", -200.0, 9.72, 0.009, "beyond the globe's degrees"),
+        ("EPSG:4326", -69.2, 95.0, 0.009, "beyond the globe's degrees"),
+        # UTM far beyond its zone: no place in degrees
+        ("EPSG:32619", 5e7, 9e7, 30.0, "lies beyond the globe"),
+    ],
+)
+async def test_a_dem_that_is_no_place_on_earth_is_refused(
+    client: httpx.AsyncClient,
+    conn: AsyncConnection,
+    tmp_path: Path,
+    crs: str,
+    west: float,
+    north: float,
+    cell: float,
+    says: str,
+) -> None:
+    path = tmp_path / "far.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=100, height=100, count=1, dtype="float32", crs=crs,
+        transform=Affine(cell, 0, west, 0, -cell, north),
+    ) as dst:  # fmt: skip
+        dst.write(np.full((1, 100, 100), 900, dtype="float32"))
+    before = await dem_rows(conn)
+    r = await client.post(
+        "/communes/EL-MAIZAL/dems", files={"file": ("far.tif", path.read_bytes(), "image/tiff")}
+    )
+    refused(r, 422)
+    assert says in r.json()["detail"], r.text
+    assert await dem_rows(conn) == before
+
+
 async def test_a_dem_bomb_is_refused_from_its_header(
     client: httpx.AsyncClient, conn: AsyncConnection, tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ import rasterio.warp
 import rasterio.windows
 import shapely
 from psycopg import AsyncConnection
+from rasterio._err import CPLE_BaseError
 from rasterio.enums import MaskFlags
 from rasterio.io import DatasetReader, MemoryFile
 
@@ -77,12 +78,19 @@ def check(path: Path, limits: work.Limits) -> Checked:
     with open_geotiff(path, path.name) as src:
         _check_shape(src, path.name, limits)
         crs = src.crs.to_string()
+        _check_bounds(src, path.name)
         outline = shapely.box(*src.bounds).segmentize(
             max(src.bounds.right - src.bounds.left, src.bounds.top - src.bounds.bottom) / 16
         )
-        footprint = shapely.geometry.shape(
-            rasterio.warp.transform_geom(src.crs, "EPSG:4326", shapely.geometry.mapping(outline))
-        )
+        try:
+            footprint = shapely.geometry.shape(
+                rasterio.warp.transform_geom(
+                    src.crs, "EPSG:4326", shapely.geometry.mapping(outline)
+                )
+            )
+        except (rasterio.errors.RasterioError, CPLE_BaseError):  # no place its CRS can say
+            footprint = shapely.box(np.inf, np.inf, np.inf, np.inf)
+        _check_place(footprint, path.name)
         res = abs(src.res[0])
         if src.crs.is_geographic:  # degrees -> metres at the raster's centre
             lon, lat = footprint.centroid.x, footprint.centroid.y
@@ -107,6 +115,51 @@ def check(path: Path, limits: work.Limits) -> Checked:
             ) from None
         _check_elevations(path.name, low, high)
         return Checked(crs, src.width, src.height, res, footprint, tiff)
+
+
+def _check_bounds(src: DatasetReader, name: str) -> None:
+    """A grid whose corners are no place: not finite numbers, the same number at the file's
+    precision (an origin of 1e20 m, where 30 m cells add nothing: found from outside, a
+    500), or degrees beyond the globe's (a longitude of -200 was stored as it came)."""
+    left, bottom, right, top = src.bounds
+    if not all(np.isfinite((left, bottom, right, top))) or left >= right or bottom >= top:
+        raise InvalidFile(
+            Said(
+                f"{name}: its corners ({left}, {bottom}, {right}, {top}) are no place: its "
+                "origin or cell size is not a number, or too far out for its cells to count",
+                f"{name}: sus esquinas ({left}, {bottom}, {right}, {top}) no son un lugar: su "
+                "origen o su tamaño de celda no es un número, o está tan lejos que sus celdas "
+                "no cuentan",
+            )
+        )
+    if src.crs.is_geographic and (left < -180 or right > 180 or bottom < -90 or top > 90):
+        raise InvalidFile(
+            Said(
+                f"{name} reaches beyond the globe's degrees ({left:g}, {bottom:g}, {right:g}, "
+                f"{top:g}): longitudes lie between -180 and 180, latitudes between -90 and 90",
+                f"{name} pasa de los grados del globo ({left:g}, {bottom:g}, {right:g}, "
+                f"{top:g}): las longitudes van de -180 a 180 y las latitudes de -90 a 90",
+            )
+        )
+
+
+def _check_place(footprint: shapely.Geometry, name: str) -> None:
+    """The grid's outline in degrees must be a place on the globe: a projected grid far
+    beyond its CRS's area comes back as no number, or beyond the globe's degrees."""
+    west, south, east, north = footprint.bounds
+    if not (
+        np.isfinite(footprint.bounds).all()
+        and -180 <= west <= east <= 180
+        and -90 <= south <= north <= 90
+    ):
+        raise InvalidFile(
+            Said(
+                f"{name} lies beyond the globe in its own CRS (in degrees: {west:g}, {south:g}, "
+                f"{east:g}, {north:g}): check its origin and its CRS",
+                f"{name} queda fuera del globo en su propio SRC (en grados: {west:g}, "
+                f"{south:g}, {east:g}, {north:g}): revise su origen y su SRC",
+            )
+        )
 
 
 #: the coarsest cell a DEM may have (m): a 2 x 2 grid of the whole world was accepted, and
@@ -351,6 +404,11 @@ async def register(
         step = (work.in_child, name or path.name, SAVE_AGAIN, path.stat().st_size, *step)
     checked = await work.cpu(*step)
     name = name or path.stem
+    # one commune's DEMs are stored one at a time, the count taken again under the lock until
+    # the commit: side by side, 12 uploads each found room and the commune held 13 (found
+    # from outside)
+    await conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (DEM_QUEUE, commune_id))
+    await _room_for(conn, commune_id, name)
     await _covers(conn, commune_id, checked.footprint, name)
     cur = await conn.execute(
         """INSERT INTO dems (commune_id, name, crs, width, height, resolution_m, footprint, tiff)
@@ -380,6 +438,10 @@ async def register(
 #: DEMs a commune may hold (one replaced by name is not one more): found from outside, an
 #: editor's uploads of 83-88 MB each under new names grew the data directory without end
 MAX_DEMS_PER_COMMUNE = 10
+
+
+#: advisory lock class of a commune's DEMs being stored; the other key is the commune's id
+DEM_QUEUE = 0x6763_646D
 
 
 async def _room_for(conn: AsyncConnection, commune_id: int, name: str) -> None:
