@@ -191,7 +191,9 @@ async def test_budget_greedy_gap_is_reported(conn: AsyncConnection) -> None:
     assert plan["greedy"] == {"projects": 1, "pipe_m": cost["N"], "residents": 9}
     assert plan["optimum"] == {"projects": 2, "pipe_m": budget_m, "residents": 14}
     assert plan["gap_residents"] == 5 and plan["gap_pct"] == pytest.approx(35.71, abs=0.01)
-    # the bound: N whole, then 43 of E's 55 m at E's ratio: 9 + 7 x 43 / 55 = 14.47 >= 14
+    # the bound, by residents per whole metre: N whole (9 / 67 = 0.134 beats 7 / 55 =
+    # 0.127), then 43 of E's 55 m: 9 + 7 x 43 / 55 = 14.47 >= 14
+    assert 9 / cost["N"] > 7 / cost["E"]
     assert plan["upper_bound_residents"] == round(9 + 7 * (budget_m - cost["N"]) / cost["E"], 1)
     rows = {r["residents"]: r for r in result.rows}
     assert rows[9]["chosen_greedy"] and not rows[9]["chosen_optimum"]
@@ -220,10 +222,27 @@ def test_budget_choices_against_brute_force() -> None:
         )
         exact = budget.exact_choice(costs, values, cap)
         assert costs[exact].sum() <= cap and values[exact].sum() == best
-        order = water_hookups.rank_projects(values, costs.astype(float))
+        # ranked by the pipe's metres, paid in whole metres (found from outside: the bound,
+        # taken in this order, fell below what the greedy served)
+        pipe = costs - rng.random(n) * 0.99
+        order = water_hookups.rank_projects(values, pipe)
         greedy = budget.greedy_choice(costs, values, order, cap)
         assert costs[greedy].sum() <= cap and values[greedy].sum() <= best
-        assert budget.fractional_bound(costs, values, order, cap) >= best - 1e-9
+        assert budget.fractional_bound(costs, values, cap) >= best - 1e-9
+
+
+def test_the_bound_is_taken_per_whole_metre() -> None:
+    """Worked by hand from 5 de Marzo's case (found from outside): A serves 8 over 9.1 m of
+    pipe (10 whole metres), B 5 over 5.7 m (6). By the pipe, A ranks first (0.879 against
+    0.877 per metre); per whole metre B does (0.833 against 0.8). With 6 m the greedy skips
+    A and takes B: 5 residents. The bound in the greedy's order was 8 x 6 / 10 = 4.8, below
+    it; per whole metre it is B whole and nothing of A: 5."""
+    costs, values, pipe = np.array([10, 6]), np.array([8.0, 5.0]), np.array([9.1, 5.7])
+    order = water_hookups.rank_projects(values, pipe)
+    assert order.tolist() == [0, 1]
+    assert values[budget.greedy_choice(costs, values, order, 6)].sum() == 5
+    assert budget.fractional_bound(costs, values, 6) == 5
+    assert budget.fractional_bound(costs, values, 11) == 5 + 8 * 5 / 10
 
 
 async def test_no_paths_means_straight_lines(conn: AsyncConnection) -> None:

@@ -52,10 +52,15 @@ def exact_choice(costs: np.ndarray, values: np.ndarray, budget: int) -> np.ndarr
     return chosen
 
 
-def fractional_bound(
-    costs: np.ndarray, values: np.ndarray, order: np.ndarray, budget: int
-) -> float:
-    """Upper bound on any choice's residents: the best ratio first, the last one in part."""
+def fractional_bound(costs: np.ndarray, values: np.ndarray, budget: int) -> float:
+    """Upper bound on any choice's residents (Dantzig's): projects by residents per whole
+    metre, the best first, the last one in part. Its own order, not the greedy's: the
+    greedy ranks by the metres of pipe, the budget pays whole metres, and a bound taken in
+    the greedy's order was below what the greedy served (found from outside: 22.8 beside 23,
+    at 121 of the budgets 1 to 2,999 m in 5 de Marzo)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = values / costs
+    order = np.argsort(-np.nan_to_num(ratio, nan=-1.0), kind="stable")
     cum = np.cumsum(costs[order])
     full = int(np.searchsorted(cum, budget, side="right"))
     bound = float(values[order][:full].sum())
@@ -77,7 +82,7 @@ def budget_summary(
             "pipe_m": int(costs[greedy].sum()),
             "residents": int(values[greedy].sum()),
         },
-        "upper_bound_residents": round(fractional_bound(costs, values, order, budget), 1),
+        "upper_bound_residents": round(fractional_bound(costs, values, budget), 1),
         "optimum": None,
         "gap_residents": None,
         "gap_pct": None,
