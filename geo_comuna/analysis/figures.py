@@ -54,7 +54,7 @@ FIGURES: dict[str, dict[str, Figure]] = {
         "residents": Figure("Habitantes de esas viviendas", "Their residents"),
         "on_network": Figure("Conectables por las veredas", "Reachable along the paths"),
         "straight_line": Figure("Solo en línea recta", "Only in a straight line"),
-        "taps": Figure("Tomas en las tuberías", "Taps on the mains"),
+        "taps": Figure("Tomas de donde parten los proyectos", "Taps the projects start from"),
         "projects": Figure("Proyectos de acometida", "Hookup projects"),
         "pipe_m_all_projects": Figure("Tubería de todos los proyectos", "Pipe, all projects", "m"),
         "median_length_m": Figure("Mediana de tubería por vivienda", "Median pipe per home", "m"),
@@ -87,10 +87,14 @@ FIGURES: dict[str, dict[str, Figure]] = {
         "clustered_residents": Figure("Habitantes servidos por ellos", "People they serve"),
         "isolated_dwellings": Figure("Viviendas aisladas", "Isolated homes"),
         "line_distance_m.median": Figure(
-            "Mediana de distancia a la red", "Median distance to a line", "m"
+            "Mediana de distancia a la red en buen estado",
+            "Median distance to a line in good condition",
+            "m",
         ),
         "line_distance_m.max": Figure(
-            "Máxima distancia a la red", "Longest distance to a line", "m"
+            "Máxima distancia a la red en buen estado",
+            "Longest distance to a line in good condition",
+            "m",
         ),
     },
     "stair-access": {
