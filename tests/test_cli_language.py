@@ -231,6 +231,18 @@ def test_lang_speaks_a_command_that_follows_the_locale_otherwise(tmp_path: Path)
     assert run.exit_code == 2 and "no existe el archivo" in run.stderr, run.stderr
 
 
+def test_lang_before_the_command_speaks_its_output() -> None:
+    """Found from outside: `geo-comuna --lang en analyze ...` printed its tables in Spanish
+    (only its errors followed); the global --lang is the command's unless it gives its own."""
+    for args, said in (
+        (["--lang", "en", "analyze", "--list"], "Water hookups"),
+        (["analyze", "--list"], "Conexiones de agua"),
+        (["--lang", "es", "analyze", "--list", "--lang", "en"], "Water hookups"),
+    ):
+        run = CliRunner().invoke(cli_app, args, env=SPANISH)
+        assert run.exit_code == 0 and said in run.stdout, (args, run.stdout)
+
+
 @pytest.mark.parametrize(
     ("args", "spanish", "english"),
     [

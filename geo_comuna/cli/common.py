@@ -31,8 +31,9 @@ _spoken: list[str] = []
 
 
 def cli_lang(asked: str | None) -> str:
-    """The language of what a command prints: ``--lang``, else the locale's (LC_ALL,
-    LC_MESSAGES, LANG: English when it is English), else Spanish. Its errors (die) follow."""
+    """The language of what a command prints: its ``--lang``, else the one given before the
+    command (``geo-comuna --lang en CMD``), else the locale's (LC_ALL, LC_MESSAGES, LANG:
+    English when it is English), else Spanish. Its errors (die) follow."""
     if asked is not None:
         if asked not in ("es", "en"):
             die(
@@ -44,6 +45,8 @@ def cli_lang(asked: str | None) -> str:
             )
         _spoken[:] = [asked]
         return asked
+    if _spoken:  # `geo-comuna --lang en analyze ...`: the command's tables were Spanish
+        return _spoken[0]
     for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
         value = os.environ.get(name)
         if value:
