@@ -416,6 +416,64 @@ async def test_another_copys_new_row_of_the_same_fid_elsewhere_stays_new(
     assert await _count(conn) == total + 1
 
 
+async def test_another_copys_new_row_of_the_same_fid_and_place_but_another_code_stays_new(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: team C drew the plot team A had synced, 10 m off, under another
+    code and with fields left empty: its row of the same fid, in the same place, was taken
+    for A's and rewrote it field by field (A's land use and date blanked). A new row whose
+    code is not the stored feature's stays new."""
+    await _package(conn, settings, tmp_path)
+    team_a, team_c = tmp_path / "a", tmp_path / "c"
+    for folder in (team_a, team_c):
+        folder.mkdir()
+        shutil.copy(tmp_path / GPKG, folder / GPKG)
+    await _add_parcel(conn, team_a / GPKG, tmp_path)
+    _sql(team_a / GPKG, "UPDATE parcels SET land_use = 'crops' WHERE id IS NULL")
+    await _add_parcel(conn, team_c / GPKG, tmp_path)
+    _sql(
+        team_c / GPKG,
+        "UPDATE parcels SET geom = ST_Translate(geom, 0.0001, 0, 0), code = 'MZ-FIELD-7', "
+        "tenure = 'disputed' WHERE id IS NULL",
+    )
+    await _sync(conn, settings, team_a / GPKG, team_a)
+    cur = await conn.execute("SELECT tenure, land_use FROM parcels WHERE code = 'MZ-FIELD-1'")
+    stored = await cur.fetchone()
+    total = await _count(conn)
+    second = await _sync(conn, settings, team_c / GPKG, team_c)
+    diff = second.layers["parcels"]
+    assert len(diff.added) == 1 and diff.changed == [] and diff.conflicts == [], diff
+    cur = await conn.execute("SELECT tenure, land_use FROM parcels WHERE code = 'MZ-FIELD-1'")
+    assert await cur.fetchone() == stored == ("occupied", "crops")
+    assert await _count(conn) == total + 1
+
+
+async def test_an_old_package_deletes_nothing(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: a package made before the last ids were recorded, synced with
+    delete_missing, deleted every feature made on the server after it (it cannot tell them
+    from the field's deletions). Such a sync is refused, saying why; without deleting it
+    syncs as before."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    with sqlite3.connect(gpkg) as db:
+        db.execute(f"DELETE FROM {INFO_TABLE} WHERE key = 'layer_last_ids'")  # noqa: S608
+    db.close()
+    await conn.execute(  # a parcel made on the server after the package
+        "INSERT INTO parcels (commune_id, code, tenure, geom) SELECT c.id, 'MZ-SERVER-1', "
+        "'occupied', ST_Multi(ST_Buffer(ST_PointOnSurface(c.geom), 0.0003)) FROM communes c "
+        "WHERE c.code = %s",
+        (COMMUNE,),
+    )
+    total = await _count(conn)
+    with pytest.raises(InvalidFile) as refused:
+        await _sync(conn, settings, gpkg, tmp_path, delete_missing=True)
+    assert "would delete their work" in refused.value.reason
+    assert await _count(conn) == total
+    assert (await _sync(conn, settings, gpkg, tmp_path)).written == 0
+
+
 async def test_another_communes_package_id_finds_nothing_of_it(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:
@@ -981,11 +1039,14 @@ async def test_a_feature_added_again_by_ours_is_that_feature_at_the_next_sync(
     assert again.written == 0 and await _count(conn, table) == before + 1
     assert again.layers[layer].conflicts == [] and again.layers[layer].added == []
 
+    # a later edit of the row: the copy that added it again cannot be told from another
+    # (copies share the package's id), so it is compared three ways with the row's base, and
+    # an edit of what that sync wrote is a conflict, written with 'ours'
     _ogr_sql(gpkg, f"UPDATE {layer} SET {column} = {second} WHERE id = {gone}")
     later = await _sync(conn, settings, gpkg, tmp_path, resolve="ours")
     assert later.written == 1 and await _count(conn, table) == before + 1
-    [change] = later.layers[layer].changed
-    assert set(change.fields) == {column} and change.id != gone  # the feature 'ours' made
+    [conflict] = later.layers[layer].conflicts
+    assert set(conflict.fields) == {column} and conflict.id != gone  # the feature 'ours' made
 
 
 async def test_an_unedited_copy_leaves_another_copys_feature_as_it_is(
@@ -1017,6 +1078,21 @@ async def test_an_unedited_copy_leaves_another_copys_feature_as_it_is(
     # team B's own copy, synced again: nothing to write either
     mine = await _sync(conn, settings, teams["b"] / GPKG, teams["b"], resolve="ours")
     assert mine.written == 0
+    # found from outside: a third copy that changed the same field was taken for the row
+    # team B's sync wrote, and overwrote B's value with no conflict; it is one now, and
+    # B's value stands until it is settled
+    third = "forest" if changed != "forest" and land_use != "forest" else "idle"
+    teams["i"] = tmp_path / "i"
+    teams["i"].mkdir()
+    shutil.copy(teams["d"] / GPKG, teams["i"] / GPKG)
+    _ogr_sql(teams["i"] / GPKG, f"UPDATE parcels SET land_use = '{third}' WHERE id = {parcel}")
+    report = await _sync(conn, settings, teams["i"] / GPKG, teams["i"])
+    [conflict] = report.layers["parcels"].conflicts
+    assert conflict.id == again and conflict.fields == {
+        "land_use": {"package": third, "server": changed}
+    }, conflict
+    assert report.written == 0 and (await _row(conn, again))[1] == changed
+    assert report.layers["parcels"].synced == []  # not "a new row stored already"
 
 
 async def test_a_package_sent_without_the_log_qgis_keeps_says_to_close_the_project(
@@ -1053,6 +1129,16 @@ async def test_a_package_sent_without_the_log_qgis_keeps_says_to_close_the_proje
         assert not here.log_left_behind
         assert [c.id for c in here.layers["parcels"].changed] == [a]
         assert not any("gpkg-wal" in line for line in summary(here, "es"))
+        # found from outside: sent in a zip beside the GeoPackage, the log was left out of it
+        # and its edits lost; it is written into the GeoPackage before anything reads it
+        zipped = tmp_path / "with-log.zip"
+        with zipfile.ZipFile(zipped, "w") as zf:
+            zf.write(gpkg, GPKG)
+            zf.write(gpkg.with_name(f"{GPKG}-wal"), f"{GPKG}-wal")
+        both = await _sync(conn, settings, zipped, tmp_path, dry_run=True)
+        assert not both.log_left_behind
+        assert [c.id for c in both.layers["parcels"].changed] == [a]
+        assert gpkg.with_name(f"{GPKG}-wal").stat().st_size > 0  # the team's files untouched
     finally:
         qgis.close()
 

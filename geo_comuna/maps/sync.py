@@ -463,11 +463,30 @@ def _found_again(
             wkb = stored[fid][2]
             if wkb is None or not _same_place(feature.geometry, shapely.from_wkb(wkb)):
                 continue
+            if _other_code(feature.properties, stored[fid][1]):
+                continue  # another team's new feature that took the same fid: it stays new
+        if feature.id is not None:
+            # a feature of the package that a copy's sync added again: the copy that did is
+            # not known (copies share the package's id), so what this one changed is taken
+            # from its base against the feature as it is now, three ways (found from outside:
+            # another copy's edit overwrote the values that sync wrote, with no conflict)
+            package.bases.alias(layer.name, fid, feature.id)
+            version = -1  # changed since the package was made: compared against the base
         features[i] = Feature(
             feature.row, fid, version, feature.properties, feature.geometry, feature.fid
         )
         out.rows_of[fid] = feature.fid
-        out.synced.append(fid)
+        if version != -1:  # a new row of the package, stored by an earlier sync
+            out.synced.append(fid)
+
+
+def _other_code(row: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """Do a package's new row and a stored feature carry two different codes? Two teams'
+    new rows may share a fid and a place (one recovered plot mapped twice): found from
+    outside, the second team's EM-P777 was taken for the first team's EM-P900 and rewrote
+    it field by field."""
+    ours, theirs = _norm(row.get("code")), _norm(stored.get("code"))
+    return ours is not None and theirs is not None and str(ours) != str(theirs)
 
 
 def _same_place(ours: Any, theirs: Any) -> bool:
@@ -919,6 +938,19 @@ async def sync(
     change reported. ``lang``: the language of the labels a refused value's reason lists."""
     say = progress or (lambda _: None)
     may_sync(user, commune_id)
+    if delete_missing and not _last_ids(package):
+        raise InvalidFile(
+            Said(
+                f"{package.name} was made before packages recorded the last feature of each "
+                "layer, so a feature deleted in the field cannot be told from one another team "
+                "added since, and deleting what it lacks would delete their work: sync it "
+                "without deleting, then download a new package",
+                f"{package.name} se hizo antes de que los paquetes guardaran la última entidad "
+                "de cada capa, así que una entidad borrada en campo no se distingue de una que "
+                "otro equipo agregó después, y borrar lo que le falta borraría su trabajo: "
+                "sincronícelo sin borrar y descargue un paquete nuevo",
+            )
+        )  # found from outside: it deleted five features made on the server after it
     async with conn.transaction():
         await _queue(conn, commune_id)
         code = await check_package(conn, package, commune_id)

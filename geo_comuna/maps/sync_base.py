@@ -139,6 +139,12 @@ class PackageBases:
     def __init__(self, table: pa.Table | None = None) -> None:
         self._table = table
         self._index: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._alias: dict[tuple[str, int], int] = {}
+
+    def alias(self, layer: str, fid: int, base_of: int) -> None:
+        """Feature ``fid`` is compared against the base of the package's feature ``base_of``
+        (a feature of the package that a copy's sync added again under a new id)."""
+        self._alias[layer, fid] = base_of
 
     def __bool__(self) -> bool:
         return self._table is not None and self._table.num_rows > 0
@@ -146,6 +152,7 @@ class PackageBases:
     def get(self, layer: str, fid: int) -> Base | None:
         if not self:
             return None
+        fid = self._alias.get((layer, fid), fid)
         ids, rows = self._layer(layer)
         at = int(np.searchsorted(ids, fid))
         if at == len(ids) or ids[at] != fid:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import sqlite3
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -101,7 +102,17 @@ def unpack(path: Path, scratch: Path, max_unpacked: int) -> Path:
     most ``max_unpacked`` bytes, its first bytes checked before the rest is written (found
     from outside: a 611 KB zip wrote 600 MB of zeros to the disk before it was refused)."""
     if path.suffix.lower() != ".zip":
-        return path
+        log = path.with_name(f"{path.name}-wal")
+        if not log.exists():
+            return path
+        # the GeoPackage and the log QGIS still writes beside it, copied and folded together,
+        # so that the checks read what GDAL reads (the file itself is the team's: untouched)
+        target = Path(tempfile.mkdtemp(dir=scratch)) / path.name
+        for source, copy in ((path, target), (log, target.with_name(log.name))):
+            with open(source, "rb") as src, open(copy, "wb") as out:
+                _copy_within(src, out, max_unpacked, path.name, source.name)
+        _fold_log(target)
+        return target
     member = _gpkg_member(path, max_unpacked)
     plain = re.sub(r"[^A-Za-z0-9._-]", "_", PurePosixPath(member).name)[:100].lstrip(".")
     target = Path(tempfile.mkdtemp(dir=scratch)) / (plain or GPKG)
@@ -109,18 +120,55 @@ def unpack(path: Path, scratch: Path, max_unpacked: int) -> Path:
         first = src.read(sniff.GPKG_HEAD)
         sniff.gpkg_head(first, plain or GPKG)
         out.write(first)
-        copied = len(first)
-        while chunk := src.read(1 << 20):
-            copied += len(chunk)
-            if copied > max_unpacked:  # the header may lie about the size
-                raise InvalidFile(
-                    Said(
-                        f"{path.name}: {member[:80]!r} unpacks to more than allowed",
-                        f"{path.name}: {member[:80]!r} ocupa al descomprimirse más de lo permitido",
-                    )
-                )
-            out.write(chunk)
+        _copy_within(src, out, max_unpacked - len(first), path.name, member)
+        log = f"{member}-wal"
+        if log in zf.namelist():  # sent with the log QGIS keeps while the project is open
+            with zf.open(log) as src_log, open(f"{target}-wal", "wb") as out_log:
+                _copy_within(src_log, out_log, max_unpacked, path.name, log)
+    if Path(f"{target}-wal").exists():
+        _fold_log(target)
     return target
+
+
+def _copy_within(src: Any, out: Any, most: int, name: str, member: str) -> None:
+    """Copy ``src`` to ``out``, refusing it past ``most`` bytes (a zip's header may lie)."""
+    copied = 0
+    while chunk := src.read(1 << 20):
+        copied += len(chunk)
+        if copied > most:
+            raise InvalidFile(
+                Said(
+                    f"{name}: {member[:80]!r} unpacks to more than allowed",
+                    f"{name}: {member[:80]!r} ocupa al descomprimirse más de lo permitido",
+                )
+            )
+        out.write(chunk)
+
+
+def _fold_log(gpkg: Path) -> None:
+    """Write the write-ahead log that came with a GeoPackage into it (SQLite's checkpoint)
+    and leave it a file of its own: found from outside, a zip holding comuna.gpkg-wal was
+    read without it, and the stairway, home and deletion in it were lost. Checkpointing copies
+    the log's pages as SQLite finds them valid; nothing of the file runs."""
+    try:
+        db = sqlite3.connect(gpkg)
+        try:
+            db.execute("PRAGMA trusted_schema = OFF")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise InvalidFile(
+            Said(
+                f"{gpkg.name}: its .gpkg-wal could not be written into it ({exc}): close the "
+                "project in QGIS and send the GeoPackage again",
+                f"{gpkg.name}: su .gpkg-wal no se pudo escribir en él ({exc}): cierre el "
+                "proyecto en QGIS y envíe de nuevo el GeoPackage",
+            )
+        ) from None
+    for leftover in (f"{gpkg}-wal", f"{gpkg}-shm"):
+        Path(leftover).unlink(missing_ok=True)
 
 
 def read_upload(
