@@ -121,6 +121,8 @@ def test_qgis_opens_the_project(package: Path, lang: str) -> None:
                 assert got["widgets"][attr.name] == "DateTime", (layer.name, attr.name)
                 assert got["dates"][attr.name]["calendar"], attr.name
                 assert got["dates"][attr.name]["stored"] == "yyyy-MM-dd", attr.name
+            if attr.type == "boolean":  # a box to tick (it was a text box: found from outside)
+                assert got["widgets"][attr.name] == "CheckBox", (layer.name, attr.name)
             if attr.domain is None:
                 assert got["widgets"][attr.name] != "ValueMap", attr.name
                 continue

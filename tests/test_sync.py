@@ -8,6 +8,7 @@ into the test's transaction.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -43,6 +44,7 @@ from geo_comuna.features import edit, validate
 from geo_comuna.features.query import require_commune
 from geo_comuna.layers import LAYERS, get_layer
 from geo_comuna.maps.package import GPKG, INFO_TABLE, build_package
+from geo_comuna.maps.styles import Styles
 from geo_comuna.maps.sync import read_package, sync, sync_file
 from geo_comuna.maps.sync_summary import summary
 from geo_comuna.settings import Settings
@@ -1529,8 +1531,11 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
     dry = cli("sync", COMMUNE, str(gpkg), "--dry-run", "--lang", "en")
     assert dry.returncode == 0, dry.stderr
     # which parcel (its code too) and the value before and after: it said "30: tenure"
-    labels = LAYERS["parcels"].attribute("tenure").domain.values
-    was, now = labels[tenure].en, labels[new_tenure].en
+    # as the package's drop-downs say them (found from outside: 'Abandoned' there, and
+    # 'Abandoned (recoverable)' in the form)
+    domain = LAYERS["parcels"].attribute("tenure").domain
+    label = functools.partial(Styles.load().value_label, domain, lang="en")
+    was, now = label(tenure), label(new_tenure)
     assert f"  {a} ({code}): Tenure: {was} → {now}" in dry.stdout, dry.stdout
     assert "Dry run: nothing was written." in dry.stdout
     assert "Parcels (parcels): 1 changed\n" in dry.stdout, dry.stdout
@@ -1557,7 +1562,7 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
     assert conflict.returncode == 3, conflict.stderr
     assert f"conflict {a} ({code}): changed in the package and on the server" in conflict.stdout
     assert "1 conflict left unwritten" in conflict.stdout  # one conflict, not "1 conflicts"
-    ours, theirs = labels[third].en, labels[new_tenure].en
+    ours, theirs = label(third), label(new_tenure)
     assert f"Tenure: package {ours!r} / server {theirs!r}" in conflict.stdout
     kept = cli("sync", COMMUNE, str(other / GPKG), "--theirs")
     assert kept.returncode == 0, kept.stderr
@@ -1648,8 +1653,9 @@ def test_the_summary_says_fields_and_values_as_people_read_them() -> None:
     assert f"    {parcel}: paquete 125 (EM-P125) / servidor 7" in lines, lines
     recovered = LAYERS["parcels"].attribute("recovered_on").title.es
     assert f"  31 (EM-P002): {recovered}: (vacío) → 2020-02-01" in lines, lines
-    tenure = LAYERS["parcels"].attribute("tenure").domain.values
-    assert f"  32: Tenencia: {tenure['regularized'].es} → {tenure['occupied'].es}; " in lines
+    tenure = LAYERS["parcels"].attribute("tenure").domain
+    said = functools.partial(Styles.load().value_label, tenure, lang="es")
+    assert f"  32: Tenencia: {said('regularized')} → {said('occupied')}; " in lines
     assert "Geometría: movida" in lines and "None" not in lines
 
     # a repair: the area's change where it means something, as the language writes numbers

@@ -22,13 +22,14 @@ import pytest
 from geo_comuna import accounts
 from geo_comuna.api.app import create_app
 from geo_comuna.layers import LAYERS
+from geo_comuna.maps.styles import Styles
 from geo_comuna.settings import Settings
 from tests.maps.harness import serve, watch
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "sync"
 COMMUNE = "EL-MAIZAL"
-TENURE = LAYERS["parcels"].attribute("tenure").domain.values
+TENURE = LAYERS["parcels"].attribute("tenure").domain
 
 
 def editor_token(conninfo: str) -> str:
@@ -99,7 +100,8 @@ def test_a_field_team_sends_its_package_back(
         tab.click("#check")
         checked = result(tab, "good")
         assert checked.startswith("Revisado: esto es lo que se guardaría"), checked
-        change = f"{a} ({code}): Tenencia: {TENURE[was].es} → {TENURE[now].es}"
+        said = Styles.load().value_label
+        change = f"{a} ({code}): Tenencia: {said(TENURE, was, 'es')} → {said(TENURE, now, 'es')}"
         assert change in checked and "Simulación: no se guardó nada." in checked, checked
         assert tenures(own_db, [a]) == [was]  # a check writes nothing
         tab.screenshot(path=str(ARTIFACTS / "checked-es.png"), full_page=True)

@@ -261,6 +261,16 @@ def _fields(
                 ("field_iso_format", "bool", "false"),
             ):
                 ET.SubElement(options, "Option", name=key, type=kind, value=value)
+        elif attr is not None and attr.type == "boolean":
+            # a box to tick (found from outside: a path's vehicle access was a text box)
+            widget.set("type", "CheckBox")
+            options = ET.SubElement(box, "Option", type="Map")
+            for key, kind, value in (
+                ("CheckedState", "QString", ""),
+                ("TextDisplayMethod", "int", "0"),
+                ("UncheckedState", "QString", ""),
+            ):
+                ET.SubElement(options, "Option", name=key, type=kind, value=value)
         else:
             widget.set("type", "TextEdit")
             ET.SubElement(box, "Option")

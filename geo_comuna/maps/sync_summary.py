@@ -8,6 +8,7 @@ from typing import Any
 
 from geo_comuna.errors import said
 from geo_comuna.layers import LAYERS
+from geo_comuna.maps.styles import Styles
 from geo_comuna.maps.templating import number
 
 #: the sync's options as the page that sends a package back labels them (maps/pages.py)
@@ -213,7 +214,9 @@ def _value(layer: str, field: str, value: Any, lang: str, codes: dict | None = N
     attribute = found.attribute(field) if found is not None else None
     domain = getattr(attribute, "domain", None)
     if domain is not None and isinstance(value, str) and value in domain.values:
-        return domain.values[value].get(lang)
+        # as the package's drop-downs and the maps say it (found from outside: the report
+        # said 'Abandonada' where the form said 'Abandonada (recuperable)')
+        return Styles.load().value_label(domain, value, lang)
     return value
 
 
