@@ -5,6 +5,7 @@ commune lookups that could be read two ways."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 
@@ -332,6 +333,9 @@ async def test_the_places_hold_in_plain_sql(conn: AsyncConnection) -> None:
         insert = f"INSERT INTO parcels (commune_id, tenure, geom) VALUES (%s, 'occupied', {square})"
         said = await refusal(insert, (maizal, *CARACAS))
         assert "outside the territory of commune EL-MAIZAL" in said and "5-DE-MARZO" in said
+        # km as Spanish writes them (found from outside: "queda a 1.1 km de ella")
+        km = re.search(r"it lies (\d+)\.(\d) km from it", said)
+        assert km and f"queda a {km[1]},{km[2]} km de ella" in said_by_database(said).es, said
         await conn.execute(insert, (maizal, *MAIZAL))  # in its own territory: fine
         said = await refusal(
             f"UPDATE parcels SET geom = {square} WHERE commune_id = %s", (*CARACAS, maizal)

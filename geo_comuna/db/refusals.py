@@ -55,7 +55,8 @@ _REFUSALS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
         ),
         lambda m: (
             f"fuera del territorio de la comuna {m[1]}: "
-            + (f"queda a {m[2]} de ella" if m[2] else "se sale de su límite")
+            # "1.1 km" as Spanish writes it (found from outside)
+            + (f"queda a {m[2].replace('.', ',')} de ella" if m[2] else "se sale de su límite")
             + (f", dentro de la comuna {m[3]}" if m[3] else "")
             + f" (se admite hasta {m[4]} m fuera de su límite)"
         ),
