@@ -187,6 +187,8 @@ async def test_exactly_the_four_edits_come_back(
     a, b, c, new_tenure, moved = await _four_edits(conn, gpkg, tmp_path)
     before = {p: await _row(conn, p) for p in await _parcels(conn, 1000)}
     total = await _count(conn)
+    cur = await conn.execute("SELECT code FROM parcels WHERE id = %s", (c,))
+    (code_c,) = await cur.fetchone()
 
     report = await _sync(conn, settings, gpkg, tmp_path, delete_missing=delete_missing)
 
@@ -210,6 +212,12 @@ async def test_exactly_the_four_edits_come_back(
     assert shapely.equals_exact(shapely.from_wkb((await _row(conn, b))[2]), moved, 1e-9)
     assert ((await _row(conn, c)) is None) is delete_missing
     assert await _count(conn) == total + 1 - delete_missing
+    # the new row and the missing parcel by their codes too (found from outside: "nuevas (fid
+    # en el paquete): 97", "ausentes del paquete: 15")
+    lines = "\n".join(summary(report, "en"))
+    assert re.search(r"added \(fid in the package\): \d+ \(MZ-FIELD-1\)", lines), lines
+    if not delete_missing:
+        assert f": {c} ({code_c})" in lines, lines
     cur = await conn.execute(
         "SELECT commune_id, tenure FROM parcels WHERE code = 'MZ-FIELD-1'",
     )

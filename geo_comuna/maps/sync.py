@@ -125,6 +125,10 @@ class LayerDiff:
     #: per field, the ids of the features, and the fids of new ones that gave one; not written
     read_only: dict[str, list[int]] = field(default_factory=dict)
     read_only_rows: dict[str, list[int]] = field(default_factory=dict)
+    #: how people know the features listed by number: a new row's code or name by its fid,
+    #: a stored feature's (missing, newer) by its id (found from outside: "nuevas: 97")
+    added_named: dict[int, str] = field(default_factory=dict)
+    stored_named: dict[int, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(
@@ -166,7 +170,7 @@ class SyncReport:
 
 
 #: a layer's diff fields the sync keeps for itself, not said in its answer
-_WORKINGS = ("changed_since", "rows_of")
+_WORKINGS = ("changed_since", "rows_of", "added_named", "stored_named")
 
 
 def report_json(report: SyncReport) -> dict[str, Any]:
@@ -366,8 +370,29 @@ def compare(
         out.newer = sorted(fid for fid in missing if fid > last)
         missing -= set(out.newer)
     out.missing = sorted(missing)
+    _name_listed(out, package.layers[layer.name], stored)
     _missing(out, layer, stored, versions, package, resolve)
     return out, versions
+
+
+def _name_listed(
+    out: LayerDiff,
+    features: list[Feature],
+    stored: dict[int, tuple[int, dict[str, Any], bytes | None]],
+) -> None:
+    """The codes or names of the features a diff lists by number: its new rows, and the
+    stored features the package lacks or that were added since."""
+    for feature in features:
+        if feature.id is None and (called := _called(feature.properties)):
+            out.added_named[feature.row] = called
+    for fid in (*out.missing, *out.newer):
+        if called := _called(stored[fid][1]):
+            out.stored_named[fid] = called
+
+
+def _called(values: dict[str, Any]) -> str | None:
+    code = _norm(values.get("code"))
+    return str(code) if code is not None else _name(values)
 
 
 def _not_fields(

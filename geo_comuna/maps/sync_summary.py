@@ -266,10 +266,16 @@ def _layer_lines(name: str, diff: Any, report: Any, t: dict, lang: str) -> list[
     lines = [f"{title}: " + ", ".join(counts) if counts else f"{title}:"]
     if diff.added:  # new features have no id yet: their rows in the package's layer
         lines.append(
-            t["listed"].format(what=f"{t['added'][1]} ({t['rows']})", ids=_few(diff.added, t))
+            t["listed"].format(
+                what=f"{t['added'][1]} ({t['rows']})", ids=_few(diff.added, t, diff.added_named)
+            )
         )
     if diff.missing:
-        lines.append(t["listed"].format(what=deleted[1].split(" (")[0], ids=_few(diff.missing, t)))
+        what = deleted[1].split(" (")[0]
+        lines.append(t["listed"].format(what=what, ids=_few(diff.missing, t, diff.stored_named)))
+    if diff.newer:
+        newer = t["newer"][1].split(" (")[0]
+        lines.append(t["listed"].format(what=newer, ids=_few(diff.newer, t, diff.stored_named)))
     lines += _not_written(name, diff, t, lang)
     for change in diff.changed:
         fields = "; ".join(
@@ -332,8 +338,9 @@ def _which(fid: int, code: str | None) -> str:
 FEW = 20
 
 
-def _few(ids: list[int], t: dict) -> str:
-    shown = ", ".join(map(str, ids[:FEW]))
+def _few(ids: list[int], t: dict, named: dict[int, str] | None = None) -> str:
+    """The first FEW of ``ids``, each with its code or name where ``named`` has one."""
+    shown = ", ".join(_which(i, (named or {}).get(i)) for i in ids[:FEW])
     return shown if len(ids) <= FEW else f"{shown} {t['more'].format(n=len(ids) - FEW)}"
 
 
