@@ -89,9 +89,16 @@ async def analysis_map(
             # a budget was given: the projects it takes (every project was drawn, the budget
             # ignored: ?budget_m=500 drew the page it drew without)
             lines = [line for line in lines if line["properties"]["chosen_greedy"]]
+            # and their homes only: every home colored by its rank read as funded (found from
+            # outside: the legend's classes described homes whose pipes were not drawn)
+            taken = {line["properties"].get("project") for line in lines}
+            beyond = sum(f["properties"].get("project") not in taken for f in features)
+            features = [f for f in features if f["properties"].get("project") in taken]
             chosen = page.t(
-                f"Dentro del presupuesto: {len(lines)} proyectos (elección voraz).",
-                f"Within the budget: {len(lines)} projects (greedy choice).",
+                f"Dentro del presupuesto: {len(lines)} proyectos (elección voraz); "
+                f"{beyond} viviendas más sin agua por tubería quedan fuera de él.",
+                f"Within the budget: {len(lines)} projects (greedy choice); "
+                f"{beyond} more homes without piped water are beyond it.",
             )
             note = chosen if note is None else f"{note} {chosen}"
         if features:

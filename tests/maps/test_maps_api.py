@@ -291,7 +291,15 @@ async def test_a_budget_on_the_water_map_draws_the_projects_it_takes(
     )
     chosen = answer.json()["summary"]["budget"]["greedy"]["projects"]
     assert 0 < chosen < answer.json()["summary"]["projects"]
-    assert f"Within the budget: {chosen} projects (greedy choice)." in budget
+    # and only their homes, colored by rank (found from outside: every home was, read as
+    # funded); without a budget, every home (a home's feature has its connector, a pipe not)
+    shown, homes = budget.count('"connector_m"'), every.count('"connector_m"')
+    assert homes == answer.json()["summary"]["dwellings_without_piped_water"]
+    assert chosen <= shown < homes
+    assert (
+        f"Within the budget: {chosen} projects (greedy choice); {homes - shown} more homes "
+        "without piped water are beyond it." in budget
+    ), budget[:2000]
     assert "Within the budget" not in every
     assert budget.count('"chosen_greedy": true') == chosen
     assert '"chosen_greedy": false' not in budget
