@@ -300,10 +300,16 @@ def deeply_nested_geopackage(tmp: Path) -> Path:
 def test_a_geometrys_nesting_is_walked_before_geos_reads_it() -> None:
     """The walk (headers and counts, no coordinates) refuses past 32 levels or a million
     parts, in WKB and EWKB, and leaves bytes it cannot walk to GEOS."""
-    from geo_comuna.io.geometries import _TooDeep, _walk
+    from geo_comuna.io.geometries import _TooDeep, _Unwalked, _walk
 
     _walk(_nested(32))  # GDAL's own limit: read
     for bomb in (
+        # found from outside: a type GEOS reads as a collection ((code & 0xffff) % 1000 = 7)
+        # that the walk took for none, over plain collections nested deep
+        *(
+            b"\x01" + struct.pack("<I", code) + b"\x01\x00\x00\x00" + _nested(40)
+            for code in (0x00010007, 0x0FFF0007, 0x00100007)
+        ),
         _nested(33),
         # a multipolygon whose second member is a collection nested deep (GEOS recursed
         # before it checked the member's type)
@@ -322,8 +328,9 @@ def test_a_geometrys_nesting_is_walked_before_geos_reads_it() -> None:
         include_srid=False,
     )
     _walk(ordinary)
-    _walk(ordinary[:-100])  # cut short: GEOS says what is wrong
-    _walk(b"\x05garbage")
+    for unknown in (ordinary[:-100], b"\x05garbage", b"\x01\x63\x00\x00\x00"):
+        with pytest.raises(_Unwalked):  # no WKB the walk knows: it does not go to GEOS
+            _walk(unknown)
 
 
 @dataclass(frozen=True)

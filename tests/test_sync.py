@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import sqlite3
+import struct
 import subprocess
 import sys
 import zipfile
@@ -1149,8 +1150,44 @@ async def test_a_package_sent_without_the_log_qgis_keeps_says_to_close_the_proje
         assert not both.log_left_behind
         assert [c.id for c in both.layers["parcels"].changed] == [a]
         assert gpkg.with_name(f"{GPKG}-wal").stat().st_size > 0  # the team's files untouched
+        # its name in another case is that log too; a log none of which can be read is
+        # refused, not passed over (found from outside: both were, the edits lost)
+        for log, says in ((gpkg.with_name(f"{GPKG}-wal").read_bytes(), None),
+                          (bytes(range(256)) * 20, "could not be written into it")):  # fmt: skip
+            with zipfile.ZipFile(zipped, "w") as zf:
+                zf.write(gpkg, GPKG)
+                zf.writestr(f"{GPKG}-wal".upper(), log)
+            if says is None:
+                found = await _sync(conn, settings, zipped, tmp_path, dry_run=True)
+                assert [c.id for c in found.layers["parcels"].changed] == [a]
+            else:
+                with pytest.raises(InvalidFile) as refused:
+                    await _sync(conn, settings, zipped, tmp_path, dry_run=True)
+                assert says in refused.value.reason
     finally:
         qgis.close()
+
+
+async def test_a_geometry_nested_deep_is_refused_naming_its_feature(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: a parcel nested 100,000 collections deep crashed the child that
+    reads the package, and the sync said only that the reading stopped. It is refused before
+    GEOS reads it, naming the layer and the feature (here 1,100 deep: a crash it is not)."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    nested = b"\x01\x07\x00\x00\x00\x01\x00\x00\x00" * 1100
+    blob = b"GP\x00\x01" + struct.pack("<i", 4326) + nested + b"\x01\x01\x00\x00\x00" + bytes(16)
+    with sqlite3.connect(gpkg) as db:
+        for (trigger,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+            db.execute(f'DROP TRIGGER "{trigger}"')
+        (fid,) = db.execute("SELECT min(fid) FROM parcels").fetchone()
+        db.execute("UPDATE parcels SET geom = ? WHERE fid = ?", (blob, fid))
+    db.close()
+    with pytest.raises(InvalidGeometry) as refused:
+        await _sync(conn, settings, gpkg, tmp_path, dry_run=True)
+    assert (refused.value.layer, refused.value.feature) == ("parcels", fid)
+    assert "nests collections more than 32 deep" in refused.value.reason
 
 
 async def test_a_package_cut_short_is_said_to_be(

@@ -75,7 +75,7 @@ class Geometries:
         if isinstance(wkb, pa.ChunkedArray):
             wkb = wkb.combine_chunks()  # only this piece's bytes are copied
         labels = labels or range(start + 1, stop + 1)
-        _refuse_deep(wkb, labels)  # before GEOS reads them
+        refuse_deep(wkb, labels)  # before GEOS reads them
         geoms = shapely.from_wkb(wkb, on_invalid="ignore")
         _refuse_unreadable(wkb, geoms, labels)
         heights = shapely.has_z(geoms) | shapely.has_m(geoms)
@@ -164,8 +164,13 @@ class _TooDeep(Exception):
     pass
 
 
-def _refuse_deep(wkb: pa.Array | np.ndarray, labels: Sequence) -> None:
-    """Refuse a geometry that nests collections deeper than MAX_NESTING, without GEOS."""
+class _Unwalked(Exception):
+    pass
+
+
+def refuse_deep(wkb: pa.Array | np.ndarray, labels: Sequence, layer: str | None = None) -> None:
+    """Refuse a geometry that nests collections deeper than MAX_NESTING, or one of
+    _WALKED_FROM bytes or more that is no WKB the walk knows, without GEOS."""
     if isinstance(wkb, pa.Array):
         sizes = pc.fill_null(pc.binary_length(wkb), 0).to_numpy(zero_copy_only=False)
     else:
@@ -183,13 +188,16 @@ def _refuse_deep(wkb: pa.Array | np.ndarray, labels: Sequence) -> None:
                     f"más de {_MAX_PARTS_ES} partes: ninguna parcela ni vivienda se dibuja así",
                 ),
                 feature=labels[int(i)],
+                layer=layer,
             ) from None
+        except _Unwalked:
+            raise InvalidGeometry(UNREADABLE, feature=labels[int(i)], layer=layer) from None
 
 
 def _walk(blob: bytes) -> None:
     """Walk WKB's structure (headers and counts, never its coordinates), raising _TooDeep
-    past MAX_NESTING levels or _MAX_PARTS parts. Bytes it cannot walk are left to GEOS,
-    which says what is wrong with them."""
+    past MAX_NESTING levels or _MAX_PARTS parts, and _Unwalked where it cannot walk it: a
+    geometry this big that is no WKB it knows does not go to GEOS at all."""
     at, left, parts = 0, [], 0
     try:
         while True:
@@ -214,8 +222,8 @@ def _walk(blob: bytes) -> None:
                 if not left:
                     return
                 left[-1] -= 1
-    except (struct.error, ValueError):
-        return
+    except (struct.error, ValueError, IndexError):
+        raise _Unwalked from None
 
 
 def _header(blob: bytes, at: int) -> tuple[str, int, int, int]:
@@ -225,16 +233,19 @@ def _header(blob: bytes, at: int) -> tuple[str, int, int, int]:
     if order not in (0, 1):
         raise ValueError("no byte order")
     endian = "<" if order == 1 else ">"
-    (kind,) = struct.unpack_from(endian + "I", blob, at + 1)
+    (code,) = struct.unpack_from(endian + "I", blob, at + 1)
     at += 5
-    dims = 2 + bool(kind & 0x80000000) + bool(kind & 0x40000000)  # EWKB's Z and M flags
-    if kind & 0x20000000:  # EWKB's SRID
+    # decoded as GEOS decodes it (WKBReader::readGeometry): found from outside, a collection
+    # typed 0x00010007, which another reading took for no type at all, went to GEOS unwalked
+    # and, nested 100,000 deep under it, killed the worker
+    low = code & 0xFFFF
+    iso = low // 1000  # ISO's Z (1000s), M (2000s), ZM (3000s)
+    dims = (
+        2 + (bool(code & 0x80000000) or iso in (1, 3)) + (bool(code & 0x40000000) or iso in (2, 3))
+    )
+    if code & 0x20000000:  # EWKB's SRID
         at += 4
-    kind &= 0x0FFFFFFF
-    if kind >= 1000:  # ISO's Z (1000s), M (2000s), ZM (3000s)
-        dims = 2 + (1, 1, 2)[min(kind // 1000, 3) - 1]
-        kind %= 1000
-    return endian, kind, dims, at
+    return endian, low % 1000, dims, at
 
 
 def _skip(blob: bytes, at: int, endian: str, kind: int, dims: int) -> tuple[int, int]:
@@ -267,13 +278,13 @@ def _refuse_unreadable(wkb: pa.Array | np.ndarray, geoms: np.ndarray, labels: Se
         given = np.array([bool(w) for w in wkb])
     hits = np.flatnonzero(missing & given)
     if hits.size:
-        raise InvalidGeometry(
-            Said(
-                "its geometry could not be read: its bytes are not a geometry (WKB)",
-                "no se pudo leer su geometría: sus bytes no son una geometría (WKB)",
-            ),
-            feature=labels[int(hits[0])],
-        )
+        raise InvalidGeometry(UNREADABLE, feature=labels[int(hits[0])])
+
+
+UNREADABLE = Said(
+    "its geometry could not be read: its bytes are not a geometry (WKB)",
+    "no se pudo leer su geometría: sus bytes no son una geometría (WKB)",
+)
 
 
 def to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometries:

@@ -19,6 +19,7 @@ import shapely
 from geo_comuna.errors import InvalidFile, Said, TooLarge
 from geo_comuna.io import sniff
 from geo_comuna.io.formats import FORMATS, GDAL_ERRORS, gdal_source, pyogrio
+from geo_comuna.io.geometries import refuse_deep
 from geo_comuna.layers import LAYERS, Layer
 from geo_comuna.maps.package_tables import (
     GEOMETRY_COLUMN,
@@ -121,8 +122,10 @@ def unpack(path: Path, scratch: Path, max_unpacked: int) -> Path:
         sniff.gpkg_head(first, plain or GPKG)
         out.write(first)
         _copy_within(src, out, max_unpacked - len(first), path.name, member)
-        log = f"{member}-wal"
-        if log in zf.namelist():  # sent with the log QGIS keeps while the project is open
+        # sent with the log QGIS keeps while the project is open (its name in any case: a
+        # COMUNA.GPKG-WAL beside comuna.gpkg was left out, found from outside)
+        log = next((n for n in zf.namelist() if n.casefold() == f"{member}-wal".casefold()), None)
+        if log is not None:
             with zf.open(log) as src_log, open(f"{target}-wal", "wb") as out_log:
                 _copy_within(src_log, out_log, max_unpacked, path.name, log)
     if Path(f"{target}-wal").exists():
@@ -145,28 +148,41 @@ def _copy_within(src: Any, out: Any, most: int, name: str, member: str) -> None:
         out.write(chunk)
 
 
+#: the bytes of a write-ahead log's own header: a log of no more holds no edit
+_WAL_HEADER = 32
+
+
+def _damaged_log(gpkg: Path, why: str) -> InvalidFile:
+    return InvalidFile(
+        Said(
+            f"{gpkg.name}: its .gpkg-wal could not be written into it ({why}): close the "
+            "project in QGIS and send the GeoPackage again",
+            f"{gpkg.name}: su .gpkg-wal no se pudo escribir en él ({why}): cierre el "
+            "proyecto en QGIS y envíe de nuevo el GeoPackage",
+        )
+    )
+
+
 def _fold_log(gpkg: Path) -> None:
     """Write the write-ahead log that came with a GeoPackage into it (SQLite's checkpoint)
     and leave it a file of its own: found from outside, a zip holding comuna.gpkg-wal was
     read without it, and the stairway, home and deletion in it were lost. Checkpointing copies
     the log's pages as SQLite finds them valid; nothing of the file runs."""
+    sent = Path(f"{gpkg}-wal").stat().st_size
     try:
         db = sqlite3.connect(gpkg)
         try:
             db.execute("PRAGMA trusted_schema = OFF")
+            # the frames it holds (TRUNCATE reports none, having emptied it), then all of them
+            _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             db.execute("PRAGMA journal_mode = DELETE")
         finally:
             db.close()
     except sqlite3.Error as exc:
-        raise InvalidFile(
-            Said(
-                f"{gpkg.name}: its .gpkg-wal could not be written into it ({exc}): close the "
-                "project in QGIS and send the GeoPackage again",
-                f"{gpkg.name}: su .gpkg-wal no se pudo escribir en él ({exc}): cierre el "
-                "proyecto en QGIS y envíe de nuevo el GeoPackage",
-            )
-        ) from None
+        raise _damaged_log(gpkg, str(exc)) from None
+    if sent > _WAL_HEADER and frames <= 0:  # SQLite passes over a log it cannot read
+        raise _damaged_log(gpkg, "none of it could be read")
     for leftover in (f"{gpkg}-wal", f"{gpkg}-shm"):
         Path(leftover).unlink(missing_ok=True)
 
@@ -230,7 +246,9 @@ def _read_layer(
         if VERSION_COLUMN in table.column_names
         else [None] * table.num_rows
     )
-    geoms = shapely.from_wkb(table.column(geometry).to_pylist(), on_invalid="ignore")
+    blobs = table.column(geometry).combine_chunks()
+    refuse_deep(blobs, fids, layer.name)  # before GEOS reads them (a child's crash says nothing)
+    geoms = shapely.from_wkb(blobs, on_invalid="ignore")
     # its dates as the package holds them (text): GDAL's reading of them is not even read,
     # a year 0000 being one Python cannot hold (found from outside: a 500)
     values = _date_texts(source, layer, columns, meta.get("fid_column") or "fid", fids)
