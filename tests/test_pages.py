@@ -247,6 +247,9 @@ async def test_a_page_holds_only_what_the_reader_may_read(
         assert "la de una vivienda solo la ven los miembros de su comuna" in page
         page = (await anonymous.get(f"/collections/dwellings/items/{home}?f=html&lang=en")).text
         assert "a home&#39;s is seen only by its commune&#39;s members" in page
+        # and their list the same (found from outside: a map of the country, no home on it)
+        page = (await anonymous.get("/collections/dwellings/items?f=html&limit=5")).text
+        assert 'id="map"' not in page and "la de una vivienda solo la ven" in page
     assert 'id="map"' in member_page
 
 
@@ -308,6 +311,17 @@ async def test_a_land_records_pages_lead_to_each_other(client: httpx.AsyncClient
         )
     page = (await client.get(f"/collections/parties/items/{party}?f=html&lang=es")).text
     assert f"/collections/rights/items?party={party}&amp;f=html&amp;lang=es" in page
+    # a list of one parcel's rights says whose they are and leads back (found from outside:
+    # titled for every right there is), and one with none draws no map of the country
+    for query, says, back in (
+        (f"parcel={parcel}", f"De la parcela {parcel}", f"parcels/items/{parcel}"),
+        (f"party={party}", f"Del sujeto de derecho {party}", f"parties/items/{party}"),
+    ):
+        page = (await client.get(f"/collections/rights/items?{query}&f=html&lang=es")).text
+        assert f'{back}?f=html&amp;lang=es">{says}</a>' in page and 'id="map"' in page
+    empty = "/collections/rights/items?parcel=999999&f=html&lang=es"
+    page = (await client.get(empty)).text
+    assert "De la parcela 999999" in page and 'id="map"' not in page
     code = (await client.get(f"/collections/parcels/items/{parcel}")).json()["properties"]
     page = (await client.get(f"/collections/parcels/items/{parcel}?f=html&lang=es")).text
     commune = f'<a href="http://testserver/communes/{code["commune"]}?f=html&amp;lang=es">'

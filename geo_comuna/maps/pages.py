@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
@@ -605,8 +605,36 @@ def items(
         prev_href=_links(doc, "prev"),
         geojson=_script_json(doc),
         spatial=_spatial(layer),
+        # found from outside: the public's list of homes (which it reads without their
+        # places), or an empty list, drew an empty map of the whole country
+        placed=any(f.get("geometry") is not None for f in doc["features"]),
+        of=_listed_of(layer, path, base, lang),
         title=layer.title.get(lang),
     )
+
+
+#: whose rights a list of rights shows, as its page says it
+_OF = {
+    "parcel": (Label("De la parcela", "Of parcel"), "parcels"),
+    "party": (Label("Del sujeto de derecho", "Of party"), "parties"),
+}
+
+
+def _listed_of(layer: Layer | Records, path: str, base: str, lang: str) -> list[tuple[str, str]]:
+    """Whose records a filtered list of rights shows, each with its page: found from
+    outside, a parcel's 'its rights' led to a page titled for every right there is."""
+    if layer.name != "rights":
+        return []
+    asked = parse_qs(urlsplit(path).query)
+    return [
+        (
+            f"{words.get(lang)} {value}",
+            f"{base}/collections/{table}/items/{value}?f=html&lang={lang}",
+        )
+        for name, (words, table) in _OF.items()
+        for value in asked.get(name, [])[:1]
+        if value.isdigit()
+    ]
 
 
 #: one feature of each collection, as a feature's page is titled ("Parcela EM-P016": it read
