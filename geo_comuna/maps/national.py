@@ -195,9 +195,11 @@ def _add_commune_points(m, page: Page, styles: Styles, geojson: str) -> None:
     spec.update(id=f"{theme.id}-points", geometry="Point")
     label = page.t("Estado", "State")
     spec["fields"]["tooltip"] = [*spec["fields"]["tooltip"], {"name": "state", "label": label}]
-    spec["fields"]["popup"] = [f for f in spec["fields"]["popup"] if f["name"] != "states"] + [
-        {"name": "state", "label": label}
-    ]
+    # the fields a point carries (found from outside: "Superficie (ha) —" where the outline's
+    # popup gives it; the area stays the outline's)
+    spec["fields"]["popup"] = [
+        f for f in spec["fields"]["popup"] if f["name"] not in ("states", "area_ha")
+    ] + [{"name": "state", "label": label}]
     holder = Data.from_geojson(geojson)
     holder.add_to(m)
     name = page.t("Comunas (marcadores)", "Communes (markers)")

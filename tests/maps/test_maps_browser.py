@@ -430,6 +430,19 @@ def test_national_map(page: Any, server: str, db_conninfo: str, lang: str) -> No
             SELECT f.name, t.name, ST_Length(e.geom::geography) FROM exchanges e
             JOIN communes f ON f.id = e.from_commune_id JOIN communes t ON t.id = e.to_commune_id
             ORDER BY e.id LIMIT 1""").fetchone()
+    # a commune's marker says what its outline says, but its area (found from outside:
+    # "Fundada —, Familias —, Superficie (ha) —" for El Maizal)
+    maizal = page.evaluate("""() => {
+        for (const l of Object.values(window)) {
+            if (l && l.gcId === 'communes-status-points') {
+                const f = l.getLayers().find((x) => x.feature.properties.code === 'EL-MAIZAL');
+                f.openPopup();
+                return Array.from(document.querySelectorAll('.leaflet-popup-content td'))
+                    .map((td) => td.textContent);
+            }
+        }
+    }""")
+    assert maizal[0] == "EL-MAIZAL" and "—" not in maizal and len(maizal) >= 7, maizal
     cells = popup_cells(page, "exchanges-product")[0]
     km = f"{ends[2] / 1000:,.1f} km"
     assert [ends[0], ends[1], km if en else km.translate(str.maketrans(",.", ".,"))] == [
@@ -486,7 +499,9 @@ def popup_cells(page: Any, layer: str) -> list[list[str]]:
             if (l && l.gcId === id) {
                 return l.getLayers().slice(0, 40).map((f) => {
                     f.openPopup();
-                    const cells = document.querySelectorAll('.leaflet-popup-content td');
+                    // the one just opened: a closed one fades out before it leaves the page
+                    const open = document.querySelectorAll('.leaflet-popup-content');
+                    const cells = open[open.length - 1].querySelectorAll('td');
                     return Array.from(cells).map((td) => td.textContent);
                 });
             }

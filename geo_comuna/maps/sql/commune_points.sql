@@ -1,8 +1,10 @@
 -- One point per commune for the national map (polygons vanish at country scale): a point on
--- its surface, with code, name, kind, status, and the state that point lies in.
+-- its surface, with code, name, kind, status, founding date, families and population, and the
+-- state that point lies in (its area is the outline's popup's: worked out on the spheroid for
+-- every commune, it would double the map's cost).
 -- Parameter: %(decimals)s lon/lat decimals.
 WITH points AS (
-    SELECT c.id, c.code, c.name, c.kind, c.status, c.population,
+    SELECT c.id, c.code, c.name, c.kind, c.status, c.founded, c.families, c.population,
            s.code AS state_code, s.name AS state, p.geom
     FROM communes c
     CROSS JOIN LATERAL (SELECT ST_PointOnSurface(c.geom) AS geom OFFSET 0) p  -- made once each
