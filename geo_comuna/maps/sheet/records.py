@@ -119,4 +119,6 @@ def shown(section: str, column: str, value: Any, lang: str) -> Any:
         return number(lang)(value)
     if value is None and (section, column) in WITHHELD:
         return WITHHELD_WORDS[lang]
+    if value is None and column in DAYS:  # a right without an end, as the pages write it
+        return "—"
     return value
