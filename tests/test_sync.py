@@ -119,6 +119,16 @@ async def _add_parcel(conn: AsyncConnection, gpkg: Path, tmp_path: Path) -> None
     _ogr2ogr("-update", "-append", "-nln", "parcels", str(gpkg), str(new))
 
 
+def _copies(tmp_path: Path, teams: str) -> list[Path]:
+    """A folder per team, each with its copy of the package's GeoPackage."""
+    folders = []
+    for team in teams:
+        folders.append(tmp_path / team)
+        folders[-1].mkdir()
+        shutil.copy(tmp_path / GPKG, folders[-1] / GPKG)
+    return folders
+
+
 async def _inside(conn: AsyncConnection) -> tuple[float, float]:
     """A point inside the commune (lon, lat)."""
     cur = await conn.execute(
@@ -401,62 +411,36 @@ async def test_a_new_feature_edited_after_its_first_sync_is_found_again(
     assert not third.layers["production_units"] and not third.layers["parcels"]
 
 
-async def test_another_copys_new_row_of_the_same_fid_elsewhere_stays_new(
-    conn: AsyncConnection, settings: Settings, tmp_path: Path
+@pytest.mark.parametrize(
+    "moved",
+    [
+        "ST_Translate(geom, 0.003, 0.003, 0), code = 'MZ-FIELD-2'",
+        # found from outside: team C drew the plot team A had synced, 10 m off, under another
+        # code and with fields left empty: taken for A's, it rewrote A's parcel field by field
+        "ST_Translate(geom, 0.0001, 0, 0), code = 'MZ-FIELD-7', tenure = 'disputed'",
+    ],
+    ids=["elsewhere", "same place, another code"],
+)
+async def test_another_copys_new_row_of_the_same_fid_stays_new(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, moved: str
 ) -> None:
     """Copies of one day's package share its id, and each team's first new parcel gets the
-    same fid: team B's parcel, far from the one team A synced, is a new parcel, not an edit
-    of A's."""
+    same fid: team B's parcel, far from the one team A synced, or in its place under another
+    code, is a new parcel, not an edit of A's."""
     await _package(conn, settings, tmp_path)
-    team_a, team_b = tmp_path / "a", tmp_path / "b"
-    for folder in (team_a, team_b):
-        folder.mkdir()
-        shutil.copy(tmp_path / GPKG, folder / GPKG)
+    team_a, team_b = _copies(tmp_path, "ab")
     await _add_parcel(conn, team_a / GPKG, tmp_path)
+    _sql(team_a / GPKG, "UPDATE parcels SET land_use = 'crops' WHERE id IS NULL")
     await _add_parcel(conn, team_b / GPKG, tmp_path)
-    _sql(
-        team_b / GPKG,
-        "UPDATE parcels SET geom = ST_Translate(geom, 0.003, 0.003, 0), code = 'MZ-FIELD-2' "
-        "WHERE id IS NULL",
-    )
+    _sql(team_b / GPKG, f"UPDATE parcels SET geom = {moved} WHERE id IS NULL")  # noqa: S608
     await _sync(conn, settings, team_a / GPKG, team_a)
     total = await _count(conn)
     second = await _sync(conn, settings, team_b / GPKG, team_b)
     diff = second.layers["parcels"]
-    assert len(diff.added) == 1 and diff.changed == [] and diff.conflicts == []
-    assert await _count(conn) == total + 1
-
-
-async def test_another_copys_new_row_of_the_same_fid_and_place_but_another_code_stays_new(
-    conn: AsyncConnection, settings: Settings, tmp_path: Path
-) -> None:
-    """Found from outside: team C drew the plot team A had synced, 10 m off, under another
-    code and with fields left empty: its row of the same fid, in the same place, was taken
-    for A's and rewrote it field by field (A's land use and date blanked). A new row whose
-    code is not the stored feature's stays new."""
-    await _package(conn, settings, tmp_path)
-    team_a, team_c = tmp_path / "a", tmp_path / "c"
-    for folder in (team_a, team_c):
-        folder.mkdir()
-        shutil.copy(tmp_path / GPKG, folder / GPKG)
-    await _add_parcel(conn, team_a / GPKG, tmp_path)
-    _sql(team_a / GPKG, "UPDATE parcels SET land_use = 'crops' WHERE id IS NULL")
-    await _add_parcel(conn, team_c / GPKG, tmp_path)
-    _sql(
-        team_c / GPKG,
-        "UPDATE parcels SET geom = ST_Translate(geom, 0.0001, 0, 0), code = 'MZ-FIELD-7', "
-        "tenure = 'disputed' WHERE id IS NULL",
-    )
-    await _sync(conn, settings, team_a / GPKG, team_a)
-    cur = await conn.execute("SELECT tenure, land_use FROM parcels WHERE code = 'MZ-FIELD-1'")
-    stored = await cur.fetchone()
-    total = await _count(conn)
-    second = await _sync(conn, settings, team_c / GPKG, team_c)
-    diff = second.layers["parcels"]
     assert len(diff.added) == 1 and diff.changed == [] and diff.conflicts == [], diff
-    cur = await conn.execute("SELECT tenure, land_use FROM parcels WHERE code = 'MZ-FIELD-1'")
-    assert await cur.fetchone() == stored == ("occupied", "crops")
     assert await _count(conn) == total + 1
+    cur = await conn.execute("SELECT tenure, land_use FROM parcels WHERE code = 'MZ-FIELD-1'")
+    assert await cur.fetchone() == ("occupied", "crops")  # team A's, as A wrote it
 
 
 async def test_an_old_package_deletes_nothing(
@@ -1067,11 +1051,7 @@ async def test_an_unedited_copy_leaves_another_copys_feature_as_it_is(
     changed it and wrote it back with 'ours' (a new feature), and team D's copy, which nobody
     had touched, then put back the parcel's old values over B's, with no conflict."""
     await _package(conn, settings, tmp_path)
-    teams = {}
-    for team in "abd":
-        teams[team] = tmp_path / team
-        teams[team].mkdir()
-        shutil.copy(tmp_path / GPKG, teams[team] / GPKG)
+    teams = dict(zip("abd", _copies(tmp_path, "abd"), strict=True))
     parcel = (await _parcels(conn, 1))[0]
     land_use = (await _row(conn, parcel))[1]
     changed = "crops" if land_use != "crops" else "pasture"

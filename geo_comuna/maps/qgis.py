@@ -207,6 +207,13 @@ def _value_relation(box: ET.Element, related: Layer, forms: Forms) -> None:
         ET.SubElement(options, "Option", name=key, type=kind, value=value)
 
 
+def _option_map(box: ET.Element, *entries: tuple[str, str, str]) -> None:
+    """An edit widget's settings as QGIS writes them: (name, type, value) in an Option map."""
+    options = ET.SubElement(box, "Option", type="Map")
+    for key, kind, value in entries:
+        ET.SubElement(options, "Option", name=key, type=kind, value=value)
+
+
 def _fields(
     parent: ET.Element, styles: Styles, layer: Layer, names: list[str], lang: str, forms: Forms
 ):
@@ -252,25 +259,23 @@ def _fields(
             # a calendar, and the day stored as a date: typed into a text box, 15/03/2024
             # went into the GeoPackage as 0000-00-00 and refused the whole sync
             widget.set("type", "DateTime")
-            options = ET.SubElement(box, "Option", type="Map")
-            for key, kind, value in (
+            _option_map(
+                box,
                 ("allow_null", "bool", "true"),
                 ("calendar_popup", "bool", "true"),
                 ("display_format", "QString", _DATE_SHOWN[lang]),
                 ("field_format", "QString", "yyyy-MM-dd"),
                 ("field_iso_format", "bool", "false"),
-            ):
-                ET.SubElement(options, "Option", name=key, type=kind, value=value)
+            )
         elif attr is not None and attr.type == "boolean":
             # a box to tick (found from outside: a path's vehicle access was a text box)
             widget.set("type", "CheckBox")
-            options = ET.SubElement(box, "Option", type="Map")
-            for key, kind, value in (
+            _option_map(
+                box,
                 ("CheckedState", "QString", ""),
                 ("TextDisplayMethod", "int", "0"),
                 ("UncheckedState", "QString", ""),
-            ):
-                ET.SubElement(options, "Option", name=key, type=kind, value=value)
+            )
         else:
             widget.set("type", "TextEdit")
             ET.SubElement(box, "Option")
