@@ -489,14 +489,9 @@ def _shown(value: Any, domain: Any, styles: Styles, lang: str) -> str:
         return words["yes"] if value else words["no"]
     if domain is PERCENT and isinstance(value, (int, float)):
         return f"{number(lang)(round(value * 100, 2))} %"
-    if isinstance(domain, Places) and isinstance(value, (int, float)):
-        return number(lang)(value, int(domain))
-    if (
-        domain is not None
-        and not isinstance(domain, Places)
-        and isinstance(value, str)
-        and value in domain
-    ):
+    if isinstance(domain, Places):  # a measure, with as many decimals as the API gives
+        return number(lang)(value, int(domain)) if isinstance(value, int | float) else str(value)
+    if domain is not None and isinstance(value, str) and value in domain:
         return styles.value_label(domain, value, lang)
     if isinstance(value, (int, float)):
         return number(lang)(value)

@@ -391,6 +391,7 @@ def _name_listed(
 
 
 def _called(values: dict[str, Any]) -> str | None:
+    """A feature's code, else its name (None: neither)."""
     code = _norm(values.get("code"))
     return str(code) if code is not None else _name(values)
 
@@ -496,13 +497,18 @@ def _found_again(
             # from its base against the feature as it is now, three ways (found from outside:
             # another copy's edit overwrote the values that sync wrote, with no conflict)
             package.bases.alias(layer.name, fid, feature.id)
-            version = -1  # changed since the package was made: compared against the base
+            version = CHANGED_SINCE
         features[i] = Feature(
             feature.row, fid, version, feature.properties, feature.geometry, feature.fid
         )
         out.rows_of[fid] = feature.fid
-        if version != -1:  # a new row of the package, stored by an earlier sync
+        if version != CHANGED_SINCE:  # a new row of the package, stored by an earlier sync
             out.synced.append(fid)
+
+
+#: the version a feature of the package that a copy's sync added again is given: no stored
+#: version, so it is compared as changed on the server since, against its base
+CHANGED_SINCE = -1
 
 
 def _other_code(row: dict[str, Any], stored: dict[str, Any]) -> bool:
