@@ -338,7 +338,12 @@ async def test_a_page_is_revalidated_by_its_etag(client: httpx.AsyncClient) -> N
     answers 304 while current, and changes with the feature."""
     parcel = (await client.get("/collections/parcels/items?limit=1")).json()["features"][0]
     item = f"/collections/parcels/items/{parcel['id']}"
-    for path in (item, "/collections/parcels/items?limit=5"):
+    right = (await client.get("/collections/rights/items?limit=1")).json()["features"][0]
+    for path in (
+        item,
+        "/collections/parcels/items?limit=5",
+        f"/collections/rights/items/{right['id']}",
+    ):
         tags = {}
         for shown, params, headers in (
             ("json", {}, {}),

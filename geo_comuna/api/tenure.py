@@ -33,6 +33,7 @@ from geo_comuna.api.deps import (
     only_form_fields,
     parse_bbox,
 )
+from geo_comuna.api.etags import fresh, not_modified, shown_as
 from geo_comuna.api.methods import allow
 from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.api.pages import HTML_CONTENT, PageLang, html
@@ -63,11 +64,13 @@ def _private(response: Response) -> Response:
     return response
 
 
-def _etag(version: str, user: User | None) -> str:
+def _etag(version: str, user: User | None, shown: str = "") -> str:
     """A record's ETag: its row version, then who reads. Their role counts, not only their
-    communes (Access.key): a viewer and an editor of one commune see different records."""
+    communes (Access.key): a viewer and an editor of one commune see different records.
+    ``shown``: its page's language (etags.shown_as; found from outside: a record's page had
+    no ETag, and was taken whole at every visit), "" for its JSON."""
     who = None if user is None else (user.role, sorted(set(user.communes)))
-    reader = hashlib.sha256(repr(who).encode()).hexdigest()[:12]
+    reader = hashlib.sha256(repr((who, shown) if shown else who).encode()).hexdigest()[:12]
     return f'"{version}.{reader}"'
 
 
@@ -351,13 +354,16 @@ async def _one(
     request: Request, settings: Any, conn: Conn, user: Reader, kind: str, feature_id: int
 ) -> Response:
     feature, version, _ = await records.one(conn, user, kind, feature_id)
+    etag = _etag(version, user, shown_as(request))
+    if fresh(request, etag):
+        return _private(not_modified(etag, request))
     if wants_html(request):
         styles = Styles.load(settings.styles_path)
         feature = json.loads(json.dumps(feature, default=str))  # as a client reads it
         base = base_url(request, settings)
         page_html = pages.item(base, page_lang(request), pages.records(kind), feature, styles)
-        return _private(html(page_html))
-    return _json(feature, etag=_etag(version, user))
+        return _private(html(page_html, etag))
+    return _json(feature, etag=etag)
 
 
 @router.get(
