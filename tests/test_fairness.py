@@ -233,3 +233,68 @@ async def test_a_heavy_request_refused_for_lack_of_a_slot_says_so_in_the_languag
         assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
         assert "el servidor está ocupado con otras peticiones pesadas" in refused.json()["detail"]
         assert (await first).status_code == 200
+
+
+async def _read_body_then_answer(scope: dict, receive: object, send: object) -> None:
+    """An app that reads its request's whole body, then answers."""
+    while True:
+        message = await receive()  # type: ignore[operator]
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+    await JSONResponse({})(scope, receive, send)
+
+
+async def _trickled(app: object, path: str) -> tuple[asyncio.Task, list[dict]]:
+    """A POST whose body's first byte came and whose rest never does: the task, and what the
+    app sent."""
+    stalled = asyncio.Event()
+    chunks = [{"type": "http.request", "body": b"x", "more_body": True}]
+
+    async def receive() -> dict:
+        if chunks:
+            return chunks.pop()
+        await stalled.wait()
+        return {"type": "http.disconnect"}
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "POST", "path": path, "query_string": b"",
+        "headers": [(b"content-length", b"1000000")], "client": ("10.0.0.9", 1),
+    }  # fmt: skip
+    return asyncio.ensure_future(app(scope, receive, send)), sent  # type: ignore[operator]
+
+
+async def test_a_body_that_has_not_come_holds_no_heavy_slot(settings: Settings) -> None:
+    """Found from outside: a heavy request's slot was taken when its headers came, and
+    uploads sending a byte every 2 s, with no token, held every slot: reports, exports and
+    analyses were 503 for everyone. The slot is taken once the body has come."""
+    one = settings.model_copy(
+        update={"heavy_requests": 1, "compute_seconds": 0.3, "heavy_rate_per_minute": 0}
+    )
+    guarded = fairness.Fairness(_read_body_then_answer, one)
+    upload, _ = await _trickled(guarded, "/collections/parcels/import")
+    await asyncio.sleep(0.05)
+    transport = httpx.ASGITransport(app=guarded)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        report = await client.get("/communes/EL-MAIZAL/report")
+    assert report.status_code == 200, report.text
+    upload.cancel()
+
+
+async def test_a_body_that_comes_too_slowly_is_given_up(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bodies sent a byte every 2 s held their requests for days: a body that stops coming
+    is given up with a 408."""
+    from geo_comuna.api import app as api_app
+
+    monkeypatch.setattr(api_app, "BODY_IDLE_S", 0.2)
+    limited = api_app.BodyLimit(_read_body_then_answer, settings)
+    upload, sent = await _trickled(limited, "/collections/parcels/import")
+    await asyncio.wait_for(upload, 5)
+    assert sent[0]["status"] == 408, sent
+    assert b"the body came too slowly (1 bytes" in sent[1]["body"], sent
