@@ -298,3 +298,33 @@ async def test_a_body_that_comes_too_slowly_is_given_up(
     await asyncio.wait_for(upload, 5)
     assert sent[0]["status"] == 408, sent
     assert b"the body came too slowly (1 bytes" in sent[1]["body"], sent
+
+
+def test_a_request_head_is_bounded() -> None:
+    """Found from outside: a GET followed by 1 GB of header lines was read whole into the
+    worker (300 MB took it from 394 MB to 754 MB resident). Past 64 KB a head is a 431 and
+    the connection is closed; an ordinary one, a long CQL2 filter's included, is served."""
+    import socket
+
+    from geo_comuna.api.http_head import MAX_HEAD, HeadLimited
+    from tests.maps.harness import serve
+
+    with serve(JSONResponse({"ok": True}), http=HeadLimited, lifespan="off") as url:
+        host, port = url.removeprefix("http://").split(":")
+
+        def ask(head: bytes, more: int = 0) -> bytes:
+            with socket.create_connection((host, int(port)), timeout=10) as conn:
+                conn.sendall(head)
+                try:
+                    for i in range(more):  # header lines until the server closes
+                        conn.sendall(b"X-A%d: %s\r\n" % (i, b"b" * 1000))
+                    conn.sendall(b"\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                return conn.recv(200)
+
+        assert ask(b"GET /?filter=" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: t\r\n").startswith(
+            b"HTTP/1.1 200"
+        )
+        answer = ask(b"GET / HTTP/1.1\r\nHost: t\r\n", more=MAX_HEAD // 1000 * 4)
+        assert answer.startswith(b"HTTP/1.1 431"), answer

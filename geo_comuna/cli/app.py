@@ -90,6 +90,7 @@ def serve(
     import uvicorn
 
     from geo_comuna.api.app import create_app, shared_by_workers
+    from geo_comuna.api.http_head import HeadLimited
     from geo_comuna.cli import privileges
     from geo_comuna.db.pool import resolve_conninfo
 
@@ -119,6 +120,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level="info",
+        http=HeadLimited,  # a request's headers bounded (api/http_head.py)
         # X-Forwarded-For only from the proxies named: it is who a client is (rate limits)
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,

@@ -69,13 +69,16 @@ def launch(playwright: Any) -> Any:
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yields its base URL."""
+def serve(app: Any, **options: Any) -> Iterator[str]:
+    """Run ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yields its base URL.
+    ``options``: more of uvicorn's Config (``http=`` a protocol, say)."""
     import uvicorn
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", **{"lifespan": "on", **options}
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
