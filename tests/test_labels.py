@@ -188,12 +188,43 @@ async def test_rename_and_map_import_a_survey(
         ([], ["land_use=crops"], "write it as property:value=code"),
         ([], ["land_use:maize=corn"], "'corn' is not a value of land_use"),
         ([], ["recovered_on:x=y"], "has no text property 'recovered_on'"),
+        # found from outside: a 500 (two columns of one name)
+        (["a=tenure", "b:tenure"], [], "'a' is renamed to 'tenure' already"),
     ],
 )
 def test_bad_options_are_refused(renames: list[str], maps: list[str], says: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         Mapping.parse(PARCELS, renames, maps)
     assert says in refused.value.reason
+
+
+@pytest.mark.parametrize(
+    ("columns", "renames", "says"),
+    [
+        # found from outside: the file's own 'tenure' was dropped without a word
+        ({"tenure_status": ["Ocupada"], "tenure": ["Abandonada"]}, ["tenure_status=tenure"],
+         "'tenure_status' is renamed to 'tenure', and the file has a column 'tenure' too"),
+        # a Shapefile's ten letters beside the whole name: the ten letters were taken
+        ({"tenure": ["Ocupada"], "recovered_": ["2010-01-01"], "recovered_on": ["2011-01-01"]},
+         [], "columns 'recovered_' and 'recovered_on' both give 'recovered_on'"),
+    ],
+)  # fmt: skip
+async def test_two_columns_that_give_one_property_are_refused(
+    conn: AsyncConnection,
+    settings: Settings,
+    tmp_path: Path,
+    columns: dict,
+    renames: list,
+    says: str,
+) -> None:
+    file = survey(tmp_path / "s.gpkg", {"code": ["T-1"], **columns}, 1)
+    before = await stored(conn, "tenure", ["T-1"])
+    with pytest.raises(InvalidFile) as refused:
+        await import_file(
+            conn, PARCELS, file, settings, mapping=Mapping.parse(PARCELS, renames, [])
+        )
+    assert says in refused.value.reason
+    assert await stored(conn, "tenure", ["T-1"]) == before
 
 
 async def test_rename_and_map_over_http(

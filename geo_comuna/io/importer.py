@@ -153,13 +153,22 @@ def match_columns(table: pa.Table, layer: Layer) -> tuple[pa.Table, list[str]]:
     names), renamed to them; the other columns' names."""
     wanted = {name.lower(): name for name in layer.property_names}
     wanted.update({name[:10].lower(): name for name in layer.property_names})
-    renames, ignored = {}, []
+    renames: dict[str, str] = {}
+    ignored = []
     for column in table.column_names:
         target = wanted.get(column.lower())
-        if target and target not in renames.values():
-            renames[column] = target
-        else:
+        if target is None:
             ignored.append(column)
+            continue
+        other = next((c for c, t in renames.items() if t == target), None)
+        if other is not None:  # a Shapefile's 10 letters and the whole name, say
+            raise InvalidFile(
+                Said(
+                    f"columns {other!r} and {column!r} both give {target!r}: keep one",
+                    f"las columnas {other!r} y {column!r} dan las dos {target!r}: deje una",
+                )
+            )  # found from outside: 'recovered_' was taken and 'recovered_on' ignored
+        renames[column] = target
     return table.select(list(renames)).rename_columns(list(renames.values())), ignored
 
 
@@ -197,6 +206,16 @@ class Mapping:
                         f"its properties: {', '.join(layer.property_names)}",
                         f"rename {given!r}: {layer.name} no tiene el campo {prop!r}; "
                         f"sus campos: {', '.join(layer.property_names)}",
+                    )
+                )
+            twice = next((c for c, p in out.renames.items() if p == prop), None)
+            if twice is not None:  # found from outside: a 500 (two columns of one name)
+                raise InvalidInput(
+                    Said(
+                        f"rename {given!r}: {twice!r} is renamed to {prop!r} already; one "
+                        "column gives a property",
+                        f"rename {given!r}: {twice!r} ya se renombra a {prop!r}; una sola "
+                        "columna da cada campo",
                     )
                 )
             out.renames[column] = prop
@@ -249,9 +268,19 @@ class Mapping:
                     f"renombrar; sus columnas: {', '.join(table.column_names)}",
                 )
             )
-        taken = set(self.renames.values())
-        kept = [c for c in table.column_names if c in self.renames or c.lower() not in taken]
-        table = table.select(kept)
+        for column, prop in self.renames.items():
+            # found from outside: the file's own column of the property was dropped without
+            # a word (and the renamed one kept): which one gives it is the file's to say
+            also = [c for c in table.column_names if c != column and c.lower() == prop.lower()]
+            if also:
+                raise InvalidFile(
+                    Said(
+                        f"{name}: {column!r} is renamed to {prop!r}, and the file has a "
+                        f"column {also[0]!r} too: rename or remove one of them",
+                        f"{name}: {column!r} se renombra a {prop!r}, y el archivo tiene "
+                        f"también una columna {also[0]!r}: renombre o quite una de ellas",
+                    )
+                )
         return table.rename_columns([self.renames.get(c, c) for c in table.column_names])
 
     def map_values(self, table: pa.Table) -> pa.Table:
