@@ -418,8 +418,11 @@ async def test_a_new_feature_edited_after_its_first_sync_is_found_again(
         # found from outside: team C drew the plot team A had synced, 10 m off, under another
         # code and with fields left empty: taken for A's, it rewrote A's parcel field by field
         "ST_Translate(geom, 0.0001, 0, 0), code = 'MZ-FIELD-7', tenure = 'disputed'",
+        # and one without a code blanked A's (found from outside): it stays new, and is then
+        # refused as a codeless parcel on A's ground
+        "ST_Translate(geom, 0.00001, 0, 0), code = NULL, tenure = 'abandoned'",
     ],
-    ids=["elsewhere", "same place, another code"],
+    ids=["elsewhere", "same place, another code", "same place, no code"],
 )
 async def test_another_copys_new_row_of_the_same_fid_stays_new(
     conn: AsyncConnection, settings: Settings, tmp_path: Path, moved: str
@@ -435,10 +438,15 @@ async def test_another_copys_new_row_of_the_same_fid_stays_new(
     _sql(team_b / GPKG, f"UPDATE parcels SET geom = {moved} WHERE id IS NULL")  # noqa: S608
     await _sync(conn, settings, team_a / GPKG, team_a)
     total = await _count(conn)
-    second = await _sync(conn, settings, team_b / GPKG, team_b)
-    diff = second.layers["parcels"]
-    assert len(diff.added) == 1 and diff.changed == [] and diff.conflicts == [], diff
-    assert await _count(conn) == total + 1
+    if "NULL" in moved:
+        with pytest.raises(Conflict) as refused:
+            await _sync(conn, settings, team_b / GPKG, team_b)
+        assert "lies on the ground of parcels feature" in str(refused.value), refused.value
+    else:
+        second = await _sync(conn, settings, team_b / GPKG, team_b)
+        diff = second.layers["parcels"]
+        assert len(diff.added) == 1 and diff.changed == [] and diff.conflicts == [], diff
+    assert await _count(conn) == total + ("NULL" not in moved)
     cur = await conn.execute("SELECT tenure, land_use FROM parcels WHERE code = 'MZ-FIELD-1'")
     assert await cur.fetchone() == ("occupied", "crops")  # team A's, as A wrote it
 

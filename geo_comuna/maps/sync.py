@@ -512,12 +512,13 @@ CHANGED_SINCE = -1
 
 
 def _other_code(row: dict[str, Any], stored: dict[str, Any]) -> bool:
-    """Do a package's new row and a stored feature carry two different codes? Two teams'
-    new rows may share a fid and a place (one recovered plot mapped twice): found from
-    outside, the second team's EM-P777 was taken for the first team's EM-P900 and rewrote
-    it field by field."""
+    """Is a package's new row not the stored feature, by their codes: another code, or none
+    beside the stored one's? Two teams' new rows may share a fid and a place (one recovered
+    plot mapped twice): found from outside, the second team's EM-P777 was taken for the
+    first team's EM-P900 and rewrote it field by field, and a row without a code blanked
+    the stored one's."""
     ours, theirs = _norm(row.get("code")), _norm(stored.get("code"))
-    return ours is not None and theirs is not None and str(ours) != str(theirs)
+    return theirs is not None and (ours is None or str(ours) != str(theirs))
 
 
 def _same_place(ours: Any, theirs: Any) -> bool:
