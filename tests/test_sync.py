@@ -451,8 +451,9 @@ async def test_another_copys_new_row_of_the_same_fid_stays_new(
     assert await cur.fetchone() == ("occupied", "crops")  # team A's, as A wrote it
 
 
+@pytest.mark.parametrize("edit", ["DELETE", "parcels"])
 async def test_an_old_package_deletes_nothing(
-    conn: AsyncConnection, settings: Settings, tmp_path: Path
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, edit: str
 ) -> None:
     """Found from outside: a package made before the last ids were recorded, synced with
     delete_missing, deleted every feature made on the server after it (it cannot tell them
@@ -461,7 +462,16 @@ async def test_an_old_package_deletes_nothing(
     await _package(conn, settings, tmp_path)
     gpkg = tmp_path / GPKG
     with sqlite3.connect(gpkg) as db:
-        db.execute(f"DELETE FROM {INFO_TABLE} WHERE key = 'layer_last_ids'")  # noqa: S608
+        if edit == "DELETE":
+            db.execute(f"DELETE FROM {INFO_TABLE} WHERE key = 'layer_last_ids'")  # noqa: S608
+        else:  # one layer's missing (found from outside: its parcels made since were deleted)
+            query = f"SELECT value FROM {INFO_TABLE} WHERE key = 'layer_last_ids'"  # noqa: S608
+            (ids,) = db.execute(query).fetchone()
+            kept = ",".join(p for p in ids.split(",") if not p.startswith("parcels:"))
+            db.execute(
+                f"UPDATE {INFO_TABLE} SET value = ? WHERE key = 'layer_last_ids'",  # noqa: S608
+                (kept,),
+            )
     db.close()
     await conn.execute(  # a parcel made on the server after the package
         "INSERT INTO parcels (commune_id, code, tenure, geom) SELECT c.id, 'MZ-SERVER-1', "

@@ -1144,7 +1144,9 @@ async def test_text_a_database_cannot_hold_and_shares_that_are_no_number_are_422
             # stored to 4 decimals: 0.123456 was kept as 0.1235 without a word, and 0.00004
             # was the database's own refusal
             ({"share": 0.123456}, "more than 4 decimals: a share is kept to 4 (0.1235)"),
-            ({"share": 0.00004}, "more than 4 decimals: a share is kept to 4 (0.0000)"),
+            ({"share": 0.00004}, "0.00004 has more than 4 decimals: a share is kept to 4"),
+            # rounded as the database would (half up), not to even
+            ({"share": 0.12345}, "0.12345 has more than 4 decimals: a share is kept to 4 (0.1235)"),
         ):
             body = feature(parcel=p, party=ids["party"], kind="lease", status="claimed", **props)
             r = await c.post(

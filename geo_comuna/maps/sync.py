@@ -970,7 +970,7 @@ async def sync(
     change reported. ``lang``: the language of the labels a refused value's reason lists."""
     say = progress or (lambda _: None)
     may_sync(user, commune_id)
-    if delete_missing and not _last_ids(package):
+    if delete_missing and not set(package.layers) <= set(_last_ids(package)):
         raise InvalidFile(
             Said(
                 f"{package.name} was made before packages recorded the last feature of each "

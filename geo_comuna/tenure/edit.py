@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -129,14 +129,15 @@ def _share(value: Any) -> tuple[Decimal | None, str | None]:
             f"{value!r} is not a share of the parcel above 0 and at most 1",
             f"{value!r} no es una fracción de la parcela mayor que 0 y no mayor que 1",
         )
-    if share != share.quantize(SHARE_STEP, ROUND_HALF_EVEN):
+    near = share.quantize(SHARE_STEP, ROUND_HALF_UP)  # as numeric(5, 4) rounds
+    if share != near:
         # found from outside: stored as numeric(5, 4), 0.123456 was kept as 0.1235 without
         # a word, and 0.00004 was refused by the database's own message
-        near = share.quantize(SHARE_STEP, ROUND_HALF_EVEN)
+        given = format(share, "f")
         return None, Said(
-            f"{value!r} has more than 4 decimals: a share is kept to 4 ({near})",
-            f"{value!r} tiene más de 4 decimales: una fracción se guarda con 4 "
-            f"({str(near).replace('.', ',')})",
+            f"{given} has more than 4 decimals: a share is kept to 4 ({near})",
+            f"{given.replace('.', ',')} tiene más de 4 decimales: una fracción se guarda con "
+            f"4 ({str(near).replace('.', ',')})",
         )
     return share, None
 
