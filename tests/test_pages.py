@@ -358,6 +358,10 @@ async def test_a_page_is_revalidated_by_its_etag(client: httpx.AsyncClient) -> N
             )
             assert again.status_code == 304 and again.content == b"", (path, shown)
         assert len(set(tags.values())) == 3, tags
+        # both say that Accept chose them (found from outside: the JSON did not)
+        for params, headers in (({}, {}), ({"lang": "es"}, BROWSER)):
+            vary = (await client.get(path, params=params, headers=headers)).headers["vary"]
+            assert "Accept" in [v.strip() for v in vary.split(",")], (path, vary)
     before = (await client.get(item, params={"f": "html"})).headers["etag"]
     r = await client.patch(item, json={"properties": {"notes": "lindero revisado"}})
     assert r.status_code == 200, r.text

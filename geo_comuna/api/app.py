@@ -175,6 +175,10 @@ class WorkScope:
             await self.app(scope, receive, send)
 
 
+#: what an address may answer by its request's Accept: JSON documents and pages
+_NEGOTIATED = ("application/json", "application/geo+json", "application/schema+json", "text/html")
+
+
 class ReaderCaching:
     """What a response holds may depend on who asks (the registry's read rules; with
     GEO_COMUNA_READS=token, whether they may read at all). Every response of the API says so
@@ -202,6 +206,12 @@ class ReaderCaching:
                 elif token_reads and "public" in cache:
                     headers["Cache-Control"] = cache.replace("public", "private")
                 headers.add_vary_header("Authorization")
+                if headers.get("content-type", "").startswith(_NEGOTIATED) or (
+                    message["status"] == 304 and "/tiles/" not in scope["path"]
+                ):  # a 304 says what its 200 says
+                    # the same address answers a page or JSON by Accept (found from outside:
+                    # the JSON said nothing of it, and a shared cache could give it a browser)
+                    headers.add_vary_header("Accept")
             await send(message)
 
         await self.app(scope, receive, marked)
