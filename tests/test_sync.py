@@ -1794,3 +1794,19 @@ async def test_a_zipped_package_that_is_no_geopackage_is_refused_before_it_is_wr
     assert f"{GPKG} is not a GeoPackage (no SQLite header)" in str(refused.value)
     written = sum(f.stat().st_size for f in scratch.rglob("*") if f.is_file())
     assert written <= 100  # the first bytes, not 64 MB
+
+
+def test_a_shape_is_the_same_as_the_database_says_it_is() -> None:
+    """Found from outside: after a round trip through PSAD56, a vertex 1e-8 degrees east and
+    5e-9 north (1.1e-8 across) was listed as a move, and the write, which compares each axis
+    (geo_comuna_same_shape) and keeps the stored shape, moved nothing. Both compare each
+    axis now, whatever the start or direction of the ring."""
+    from geo_comuna.maps.sync import COORD_TOLERANCE, same_geometry
+
+    square = shapely.Polygon([(0, 0), (1, 0), (1, 1), (0, 1)])
+    for dx, dy, same in ((1e-8, 5e-9, True), (1.5e-8, 0.0, False), (0.0, 1e-8, True)):
+        moved = shapely.Polygon([(0, 0), (1, 0), (1 + dx, 1 + dy), (0, 1)])
+        assert same_geometry(square, moved) is same, (dx, dy)
+        assert same_geometry(square, moved.reverse()) is same, (dx, dy)  # another direction
+    assert COORD_TOLERANCE == 1e-8
+    assert not same_geometry(square, shapely.Polygon([(0, 0), (1, 0), (1, 1)]))
