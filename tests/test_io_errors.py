@@ -284,6 +284,21 @@ def repeated_column_csv(tmp: Path) -> Path:
     return path
 
 
+def utf7_shapefile(tmp: Path) -> Path:
+    """Found from outside: a .cpg naming UTF-7 made GDAL drop a code's ñ and ú without a
+    word; the upsert then took it for another parcel."""
+    folder = tmp / "shp7"
+    folder.mkdir()
+    frame = parcels()
+    frame["code"] = ["ZZ-ñandú-1", "ZZ-2", "ZZ-3"]
+    pyogrio.write_dataframe(frame, folder / "parcels.shp", encoding="UTF-8")
+    (folder / "parcels.cpg").write_text("UTF-7")
+    with zipfile.ZipFile(tmp / "parcels.zip", "w") as zf:
+        for part in folder.iterdir():
+            zf.write(part, part.name)
+    return tmp / "parcels.zip"
+
+
 def _nested(depth: int, inner: bytes = b"\x01\x01\x00\x00\x00" + bytes(16)) -> bytes:
     """WKB of ``inner`` (a point) inside ``depth`` GeometryCollections of one member each."""
     return b"\x01\x07\x00\x00\x00\x01\x00\x00\x00" * depth + inner
@@ -360,6 +375,7 @@ CASES = [
     ),
     Case("empty file", empty_file, InvalidFile, ("is empty",)),
     Case("a column twice", repeated_column_csv, InvalidFile, ("two columns named 'Notes'",)),
+    Case("a cpg of UTF-7", utf7_shapefile, InvalidFile, ("names the encoding 'UTF-7'",)),
     Case(
         "geometry nested deep",
         deeply_nested_geopackage,

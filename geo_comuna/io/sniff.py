@@ -576,6 +576,11 @@ def shapefile(path: Path) -> None:
             with sidecar.open("rb") as fh:
                 prj(sidecar.name, fh.read(_PRJ_MAX))
             break
+    for sidecar in (path.with_suffix(".cpg"), path.with_suffix(".CPG")):
+        if sidecar.is_file():
+            with sidecar.open("rb") as fh:
+                cpg(sidecar.name, fh.read(_CPG_MAX))
+            break
 
 
 #: members a zip upload may list (a zipped Shapefile holds ~8 files, a package ~10), and the
@@ -695,7 +700,38 @@ def shapefile_zip(path: Path, max_unpacked: int) -> str:
         if prjs:
             with zf.open(prjs[0]) as fh:
                 prj(f"{path.name}: {prjs[0]}", fh.read(_PRJ_MAX))
+        cpgs = [n for n in names if n.lower() == stem + ".cpg"]
+        if cpgs:
+            with zf.open(cpgs[0]) as fh:
+                cpg(f"{path.name}: {cpgs[0]}", fh.read(_CPG_MAX))
     return shp
+
+
+#: the longest .cpg read (it names one encoding)
+_CPG_MAX = 256
+#: the encodings a Shapefile's .cpg may name (as QGIS, ArcGIS and GDAL write them, spaces,
+#: hyphens and case aside): Unicode's, and the Latin ones Venezuelan data comes in
+_CPG_READ = {
+    "UTF8", "65001", "ASCII", "USASCII",
+    "LATIN1", "ISO88591", "88591", "LATIN9", "ISO885915", "885915",
+    "CP1252", "1252", "ANSI1252", "WINDOWS1252", "CP850", "850", "CP437", "437",
+}  # fmt: skip
+
+
+def cpg(name: str, text: bytes) -> None:
+    """A Shapefile's .cpg must name an encoding of _CPG_READ: GDAL reads the .dbf in whatever
+    it names, and found from outside, UTF-7 dropped a code's ñ and ú without a word (and the
+    upsert then took it for another parcel), CP037 or UTF-16 made its column names no names."""
+    said = text.decode("ascii", "replace").strip()
+    if said and re.sub(r"[\s_-]", "", said).upper() not in _CPG_READ:
+        raise InvalidFile(
+            Said(
+                f"{name} names the encoding {said[:40]!r}, which geo-comuna does not read "
+                "Shapefiles in: save it again as UTF-8",
+                f"{name} indica la codificación {said[:40]!r}, en la que geo-comuna no lee "
+                "Shapefiles: vuelva a guardarlo en UTF-8",
+            )
+        )
 
 
 def index(name: str, shx: bytes, shp_size: int) -> None:
