@@ -964,6 +964,24 @@ def test_photo_place_from_exif_by_hand() -> None:
     assert documents.photo_place(jpeg(), "y.jpg").lat is None
 
 
+def test_a_pngs_place_is_read_without_its_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found from outside: a PNG's EXIF was read by decoding every pixel (343 KB of zeros made
+    350 MB). It comes from its eXIf chunk, as the header reads it."""
+    with Image.open(io.BytesIO(jpeg((-69.1452, 9.6951)))) as photo:
+        out = io.BytesIO()
+        photo.save(out, "PNG", exif=photo.getexif())
+
+    def decoded(*_: object) -> None:
+        raise AssertionError("a pixel was decoded")
+
+    from PIL import ImageFile
+
+    monkeypatch.setattr(Image.Image, "load", decoded)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
+    place = documents.photo_place(out.getvalue(), "x.png", "image/png")
+    assert place.lat == pytest.approx(9.6951, abs=1e-6)
+
+
 # -- the samples ----------------------------------------------------------------------------------
 
 
