@@ -968,8 +968,9 @@ def test_a_pngs_place_is_read_without_its_pixels(monkeypatch: pytest.MonkeyPatch
     """Found from outside: a PNG's EXIF was read by decoding every pixel (343 KB of zeros made
     350 MB). It comes from its eXIf chunk, as the header reads it."""
     with Image.open(io.BytesIO(jpeg((-69.1452, 9.6951)))) as photo:
-        out = io.BytesIO()
+        out, bare = io.BytesIO(), io.BytesIO()
         photo.save(out, "PNG", exif=photo.getexif())
+        photo.save(bare, "PNG")  # no eXIf chunk: getexif() went through the pixels for one
 
     def decoded(*_: object) -> None:
         raise AssertionError("a pixel was decoded")
@@ -980,6 +981,7 @@ def test_a_pngs_place_is_read_without_its_pixels(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
     place = documents.photo_place(out.getvalue(), "x.png", "image/png")
     assert place.lat == pytest.approx(9.6951, abs=1e-6)
+    assert documents.photo_place(bare.getvalue(), "y.png", "image/png").lat is None
 
 
 # -- the samples ----------------------------------------------------------------------------------
