@@ -171,8 +171,18 @@ class WorkScope:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        with work.scope(self.limits, self.workers, self.limits.compute_seconds, self.cache):
-            await self.app(scope, receive, send)
+        with work.scope(
+            self.limits, self.workers, self.limits.compute_seconds, self.cache
+        ) as current:
+
+            async def then_the_time() -> Message:
+                """The body's messages; once its last one has come, the work's time starts."""
+                message = await receive()
+                if message["type"] == "http.request" and not message.get("more_body"):
+                    current.restart()
+                return message
+
+            await self.app(scope, then_the_time, send)
 
 
 #: what an address may answer by its request's Accept: JSON documents and pages

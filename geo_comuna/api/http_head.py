@@ -38,6 +38,12 @@ class HeadLimited(HttpToolsProtocol):
         self._in_head = False
         super().on_headers_complete()
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """A header of the head; a chunked body's trailers are left out (found from outside:
+        uvicorn kept them all, past any bound, 1 GB of them in a worker)."""
+        if self._in_head:
+            super().on_header(name, value)
+
     def data_received(self, data: bytes) -> None:
         if self._in_head:
             self._head += len(data)
