@@ -41,7 +41,7 @@ from geo_comuna.api import (
 from geo_comuna.api.compression import Compression
 from geo_comuna.api.consistency import AFTER_HEADER, LSN_HEADER, READ_HEADER, ReadYourWrites
 from geo_comuna.api.deps import current_user
-from geo_comuna.api.fairness import Fairness
+from geo_comuna.api.fairness import Fairness, body_ended
 from geo_comuna.api.headers import SecurityHeaders
 from geo_comuna.api.methods import ORDER, Methods
 from geo_comuna.api.parameters import check_request
@@ -116,13 +116,14 @@ class BodyLimit:
             if whole:  # the body has come: a wait for the client's leaving, as long as it is
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), BODY_IDLE_S)
+                async with asyncio.timeout(BODY_IDLE_S):  # no task made per piece of body
+                    message = await receive()
             except TimeoutError:
                 raise _TooSlow(seen) from None
             seen += len(message.get("body", b""))
             if seen > limit:
                 raise _TooBig(seen)
-            whole = message["type"] != "http.request" or not message.get("more_body")
+            whole = message["type"] != "http.request" or body_ended(message)
             late = time.monotonic() - started - BODY_GRACE_S
             if not whole and late > 0 and seen < late * BODY_MIN_RATE:
                 raise _TooSlow(seen)
@@ -178,7 +179,7 @@ class WorkScope:
             async def then_the_time() -> Message:
                 """The body's messages; once its last one has come, the work's time starts."""
                 message = await receive()
-                if message["type"] == "http.request" and not message.get("more_body"):
+                if body_ended(message):
                     current.restart()
                 return message
 

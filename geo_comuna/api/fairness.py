@@ -153,7 +153,7 @@ class Fairness:
             such uploads, with no token, kept every report, export and analysis at 503."""
             nonlocal held
             message = await receive()
-            if not held and message["type"] == "http.request" and not message.get("more_body"):
+            if not held and body_ended(message):
                 await self._slot()
                 held = True
             return message
@@ -192,6 +192,11 @@ class Fairness:
 
 class _Busy(Exception):
     """No heavy request's slot came free in time."""
+
+
+def body_ended(message: Message) -> bool:
+    """Is ``message`` a request body's last (its work may start: a slot, a deadline)?"""
+    return message["type"] == "http.request" and not message.get("more_body")
 
 
 def _has_body(scope: Scope) -> bool:
