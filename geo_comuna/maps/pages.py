@@ -453,8 +453,8 @@ def _fields(layer: Layer | Records, styles: Styles, lang: str) -> dict[str, tupl
     out: dict[str, tuple[str, Any]] = {}
     for item in described:
         out[item.name] = (item.title.get(lang), getattr(item, "domain", None))
-        if getattr(item, "unit", None) in PLACES:
-            out[item.name] = (item.title.get(lang), PLACES[item.unit])
+        if getattr(item, "places", None) is not None:  # a measure (layers/model.py Derived)
+            out[item.name] = (item.title.get(lang), Places(item.places))
         if (layer.name, item.name) in AS_PERCENT:
             out[item.name] = (AS_PERCENT[layer.name, item.name].get(lang), PERCENT)
     return out
@@ -468,13 +468,9 @@ PERCENT = "percent"
 
 
 class Places(int):
-    """The "domain" _fields gives a measure written with that many decimals, always."""
-
-
-#: decimals of a measure by its unit, as the API gives it (layers/model.py AREA_HA,
-#: LENGTH_M): found from outside, 0.2022 ha read "0,2" (a quarter off for a city plot of
-#: 2,000 m²) and a column of lengths did not line up (623.9 over 1,075.83)
-PLACES = {"ha": Places(4), "m": Places(2)}
+    """The "domain" _fields gives a measure written with that many decimals, always, as the
+    API gives it (found from outside: 0.2022 ha read "0,2", and a column of lengths did not
+    line up: 623.9 over 1,075.83)."""
 
 
 def _spatial(layer: Layer | Records) -> bool:

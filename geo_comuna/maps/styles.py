@@ -151,8 +151,8 @@ class Styles:
             if unit == "m":  # in m or km by its size (static/geo_comuna_maps.js)
                 field["unit"] = unit
                 field["label"] = field["label"].removesuffix(" (m)")
-            elif unit == "ha":  # to the m², as the API gives it: 0.2022 ha read "0,2"
-                field["places"] = 4
+            elif (places := layer.field_places(name)) is not None:  # 0.2022 ha read "0,2"
+                field["places"] = places
             if unit and unit != "m" and unit not in field["label"]:
                 field["label"] = f"{field['label']} ({unit})"
             out.append(field)
