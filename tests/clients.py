@@ -4,6 +4,7 @@ database of its own for a whole test module, and the requests its log says it an
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+import httpx
 from psycopg.conninfo import make_conninfo
 
 from geo_comuna.db.pool import with_options
@@ -43,20 +45,26 @@ class Live:
         return self.log.stat().st_size
 
     def requests(self, since: int = 0) -> list[Request]:
-        with open(self.log, "rb") as f:
-            f.seek(since)
-            text = f.read().decode(errors="replace")
+        """What the log says was answered since ``since``. A response's line is written
+        just after the response (api/access_log.py): a request of our own, once its line
+        is there, says every line before it is too."""
+        settle = f"/settle-{uuid.uuid4().hex}"  # no such page: a 404, and its line
+        assert httpx.get(f"{self.base}{settle}").status_code == 404
+        deadline = time.monotonic() + 10
+        while True:
+            with open(self.log, "rb") as f:
+                f.seek(since)
+                text = f.read().decode(errors="replace")
+            if settle in text:
+                break
+            assert time.monotonic() < deadline, f"no access line for {settle}: {text[-2000:]}"
+            time.sleep(0.02)
         out = []
         for match in _ACCESS.finditer(text):
             target = urlsplit(match["target"])
-            out.append(
-                Request(
-                    match["method"],
-                    target.path,
-                    dict(parse_qsl(target.query, keep_blank_values=True)),
-                    int(match["status"]),
-                )
-            )
+            query = dict(parse_qsl(target.query, keep_blank_values=True))
+            if not target.path.startswith("/settle-"):
+                out.append(Request(match["method"], target.path, query, int(match["status"])))
         return out
 
 

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from geo_comuna import __version__, work
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api import (
+    access_log,
     analyses,
     audit,
     communes,
@@ -295,9 +296,11 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
         await app.state.databases.open()
         await _route_once(app)
         following = asyncio.create_task(calendar.keep_following(pool))  # rights' dates
+        log = access_log.after_responses()
         try:
             yield
         finally:
+            access_log.as_before(log)
             following.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await following
