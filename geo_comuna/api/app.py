@@ -333,10 +333,12 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
     )
     problems.install(app)
     openapi.install(app, settings)
+    # first, as the hottest reads; it resolves the readers' dependencies itself, and its
+    # paths leave /collections/parties and /rights to the land records' routes
+    app.include_router(features.item_router)
     app.include_router(audit.router, dependencies=READERS)
     # before features: /collections/parties and /rights are not layers of the registry
     app.include_router(tenure.router, dependencies=READERS)
-    app.include_router(features.item_router)  # resolves the readers' dependencies itself
     app.include_router(features.router, dependencies=READERS)
     app.include_router(writes.router, dependencies=READERS)
     app.include_router(editing.router, dependencies=READERS)
