@@ -832,8 +832,18 @@ async def test_the_collections_list_and_describe_them_privately(
         assert ids["party"] in {f["id"] for f in r.json()["features"]}
         assert {f["properties"]["kind"] for f in r.json()["features"]} == {"household"}
         seen += r.text
+        # a value by its label, in either language and any case, as the layers' parameters
+        for spelt in ("GRUPO FAMILIAR", "household,Household"):
+            same = await c.get(
+                "/collections/parties/items", params={"kind": spelt, "commune": MAIZAL}
+            )
+            assert same.status_code == 200, (spelt, same.text)
+            assert same.json()["features"] == r.json()["features"], spelt
         bad = await c.get("/collections/rights/items", params={"status": "stolen"})
-        assert bad.status_code == 400 and "granted" in bad.json()["detail"]
+        assert bad.status_code == 400 and "Granted (granted)" in bad.json()["detail"]
+        bad = await c.get("/collections/rights/items", params={"status": "stolen", "lang": "es"})
+        assert bad.status_code == 400 and "Otorgado (granted)" in bad.json()["detail"]
+        assert "no es ninguno de" in bad.json()["detail"], bad.text
     if who not in MEMBERS:
         for secret in (NAME, ID_NUMBER, CONTACT, "Quintero"):
             assert not any(form in seen for form in spellings(secret)), (who, secret)

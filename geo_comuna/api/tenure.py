@@ -198,17 +198,23 @@ async def rights_geojson_schema(
 
 
 def _values(name: str, raw: str | None, allowed: Domain) -> list[str] | None:
-    """``?name=a,b``: each value one of ``allowed``'s codes, else a 400 naming them."""
+    """``?name=a,b``: the codes each value names, by its code or its Spanish or English
+    label in any case (``status=Otorgado``), as the layers' parameters and the records'
+    writes take them; else a 400 naming the values and listing both."""
     if raw is None:
         return None
     values = [v.strip() for v in raw.split(",")]
-    wrong = [v for v in values if v not in allowed]
+    codes = [allowed.code(v) for v in values]
+    wrong = ", ".join(repr(v) for v, code in zip(values, codes, strict=True) if code is None)
     if wrong:
+        listed = {lang: ", ".join(allowed.labels(lang)) for lang in ("en", "es")}
         raise InvalidInput(
-            f"query parameter {name!r}: {', '.join(map(repr, wrong))} is not one of "
-            f"{', '.join(allowed.values)}"
+            Said(
+                f"query parameter {name!r}: {wrong} is not one of {listed['en']}",
+                f"parámetro {name!r}: {wrong} no es ninguno de {listed['es']}",
+            )
         )
-    return values
+    return [code for code in codes if code is not None]
 
 
 def _page_response(
