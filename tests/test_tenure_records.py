@@ -533,6 +533,7 @@ async def test_register_read_change_and_audit(conn: AsyncConnection, reader: Cal
         assert party["properties"]["contact"] == "0412-1111111"
         bad = await c.post("/collections/parties/items", json=feature(commune=MAIZAL, kind="clan"))
         assert bad.status_code == 422 and "'kind'" in bad.json()["detail"]
+        assert "Household (household)" in bad.json()["detail"], bad.text
         bad = await c.post(
             "/collections/parties/items",
             json=feature(commune=MAIZAL, kind="person", name="N", id_number="12345678"),

@@ -195,8 +195,8 @@ async def _value(conn: AsyncConnection, kind: str, name: str, field: Field, valu
             None
             if code
             else Said(
-                f"{value!r} is not one of {', '.join(field.domain.values)}",
-                f"{value!r} no es ninguno de {', '.join(field.domain.values)}",
+                f"{value!r} is not one of {', '.join(field.domain.labels('en'))}",
+                f"{value!r} no es ninguno de {', '.join(field.domain.labels('es'))}",
             )
         )
         value = code
