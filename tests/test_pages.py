@@ -575,3 +575,30 @@ async def test_a_rights_share_reads_as_a_percentage(client: httpx.AsyncClient) -
     shown = f"{round(share * 100, 2):g}".replace(".", ",")
     assert f"<td>Cuota</td><td>{shown} %</td>" in page, page
     assert "(0–1)" not in page
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/collections/parcels/items?f=html&lang=es&limit=5&tenure=abandoned&after=1",
+        "/collections/parties/items?lang=es&f=html",
+        "/collections/rights/items?f=html&lang=es&limit=3",
+        "/communes?lang=es",
+    ],
+)
+async def test_the_language_switch_leads_to_the_same_page(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """Found from outside: a page reached by a link carrying lang= (a layer's Entidades, a
+    Siguiente) switched language to ?lang=es&...&lang=en, and got a 400 for two values."""
+    page = await client.get(path, headers=BROWSER)
+    assert page.status_code == 200, page.text
+    switch = re.search(r'<a class="lang" href="([^"]+)"', page.text)
+    assert switch, page.text[:500]
+    href = html_text.unescape(switch[1]).removeprefix("http://testserver")
+    assert href.count("lang=") == 1 and href.endswith("lang=en"), href
+    # every other parameter as the page had it, in its order
+    kept = [p for p in path.partition("?")[2].split("&") if not p.startswith("lang=")]
+    assert href.partition("?")[2].split("&")[:-1] == kept, href
+    english = await client.get(href, headers=BROWSER)
+    assert english.status_code == 200 and '<html lang="en"' in english.text, english.text[:300]

@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote_plus, urlsplit
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
@@ -253,9 +253,19 @@ def page_language(asked: str | None, accept_language: str | None) -> str:
     return best
 
 
+def other_lang_path(path: str, other: str) -> str:
+    """``path`` (with its query, as the request gave it) in the other language: its own
+    ``lang`` left out, every other parameter as it was (found from outside: a page of
+    features reached by a link carrying lang= switched to ``?lang=es&lang=en``, a 400)."""
+    where, _, query = path.partition("?")
+    kept = [
+        part for part in query.split("&") if part and unquote_plus(part.split("=")[0]) != "lang"
+    ]
+    return f"{where}?{'&'.join([*kept, f'lang={other}'])}"
+
+
 def _render(template: str, lang: str, base: str, path: str, **context: Any) -> str:
     other = "en" if lang == "es" else "es"
-    sep = "&" if "?" in path else "?"
     return (
         environment()
         .get_template(template)
@@ -264,7 +274,7 @@ def _render(template: str, lang: str, base: str, path: str, **context: Any) -> s
             t=WORDS[lang],
             num=number(lang),
             base=base,
-            other_lang_href=f"{base}{path}{sep}lang={other}",
+            other_lang_href=f"{base}{other_lang_path(path, other)}",
             leaflet=LEAFLET,
             vectorgrid=VECTORGRID,
             **context,
