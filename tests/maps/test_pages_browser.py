@@ -40,8 +40,9 @@ INSPECT_JS = """() => ({
     tiles: document.querySelectorAll('.leaflet-tile-loaded').length,
     scale: Array.from(document.querySelectorAll('.leaflet-control-scale-line'))
         .map(e => e.textContent),
-    // one-word cells (a code, EM-P001) on more than one line: broken at their hyphen
-    broken: Array.from(document.querySelectorAll('td')).filter((td) => {
+    // one-word cells or codes in a cell (EM-P001, 5-DE-MARZO beside a commune's name) on
+    // more than one line: broken at their hyphens
+    broken: Array.from(document.querySelectorAll('td, td code')).filter((td) => {
         if (/\\s/.test(td.textContent.trim())) { return false; }
         const r = document.createRange(); r.selectNodeContents(td);
         const size = parseFloat(getComputedStyle(td).fontSize);
