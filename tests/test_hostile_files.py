@@ -1219,3 +1219,58 @@ async def test_a_geopackage_table_without_rowid_is_refused(
     )
     refused(r, 422)
     assert "is a table WITHOUT ROWID" in r.json()["detail"], r.text
+
+
+def _placemark(code: str, west: float) -> str:
+    data = "".join(
+        f'<Data name="{k}"><value>{v}</value></Data>'
+        for k, v in (("code", code), ("tenure", "occupied"), ("land_use", "crops"))
+    )
+    ring = f"{west},9.7 {west + 0.001},9.7 {west + 0.001},9.701 {west},9.7"
+    return (
+        f"<Placemark><ExtendedData>{data}</ExtendedData><Polygon><outerBoundaryIs><LinearRing>"
+        f"<coordinates>{ring}</coordinates></LinearRing></outerBoundaryIs></Polygon></Placemark>"
+    )
+
+
+def _kml(*folders: tuple[str, list[str]]) -> bytes:
+    body = "".join(f"<Folder><name>{n}</name>{''.join(p)}</Folder>" for n, p in folders)
+    return (
+        '<?xml version="1.0"?><kml xmlns="http://www.opengis.net/kml/2.2"><Document>'
+        f"{body}</Document></kml>"
+    ).encode()
+
+
+async def test_files_of_more_than_one_geometry_or_layer_are_refused(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """Found from outside: a KML's second and third folders were left out unsaid (GDAL reads
+    a KML's first folder as its layer), and a CSV with two WKT columns was a 500. Both are
+    refused, naming what the file holds; a KML whose folder is named as the layer is read."""
+    polygon = "POLYGON ((-69.15 9.7,-69.149 9.7,-69.149 9.701,-69.15 9.7))"
+    cases = {
+        "folders.kml": (
+            _kml(("f1", [_placemark("K-1", -69.15)]), ("f2", [_placemark("K-2", -69.16)])),
+            ["'f1', 'f2'", "none is named 'parcels'"],
+        ),
+        "wkt.csv": (
+            f'WKT,code,WKT,tenure,land_use\n"{polygon}",C-9,"POINT (0 0)",occupied,crops\n',
+            ["2 geometry columns"],
+        ),
+    }
+    before = await parcels(conn)
+    for name, (body, said) in cases.items():
+        r = await client.post(
+            "/collections/parcels/import?commune=EL-MAIZAL",
+            files={"file": (name, body, "application/octet-stream")},
+        )
+        refused(r, 422)
+        assert all(s in r.json()["detail"] for s in said), (name, r.text)
+    assert await parcels(conn) == before
+    named = _kml(("notes", []), ("parcels", [_placemark("K-3", -69.17)]))
+    r = await client.post(
+        "/collections/parcels/import?commune=EL-MAIZAL",
+        files={"file": ("named.kml", named, "application/vnd.google-earth.kml+xml")},
+    )
+    assert r.status_code == 201 and r.json()["features"] == 1, r.text
+    assert await parcels(conn) == before + 1

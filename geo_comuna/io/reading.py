@@ -124,8 +124,19 @@ class RawFile:
         return _unread(*args)
 
 
+#: the formats whose files hold several layers: a GeoPackage's tables, a KML's folders
+_HOLDS = {
+    "gpkg": Said("the GeoPackage holds layers", "el GeoPackage contiene las capas"),
+    "kml": Said("the KML holds folders", "el KML contiene las carpetas"),
+}
+
+
 def _pick_layer(path: str, fmt: Format, layer: Layer) -> str | None:
-    if fmt.name != "gpkg":
+    """The layer of the file to read: its only one, or the one named as ``layer``; a file
+    of several, none so named, is refused naming them (found from outside: a KML's second
+    and third folders were left out, their placemarks unsaid, as GDAL reads the first)."""
+    holds = _HOLDS.get(fmt.name)
+    if holds is None:  # one layer (a zip of Shapefiles is refused with two .shp)
         return None
     names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
     if len(names) == 1:
@@ -134,8 +145,10 @@ def _pick_layer(path: str, fmt: Format, layer: Layer) -> str | None:
         return layer.name
     raise InvalidFile(
         Said(
-            f"the GeoPackage holds layers {names}; none is named {layer.name!r}",
-            f"el GeoPackage contiene las capas {names}; ninguna se llama {layer.name!r}",
+            f"{holds} {names}; none is named {layer.name!r}: give the one to import that "
+            f"name, or put all the features in one",
+            f"{holds.es} {names}; ninguna se llama {layer.name!r}: dé ese nombre a la que "
+            f"quiere importar, o reúna todas las entidades en una",
         )
     )
 
@@ -204,6 +217,16 @@ def read_raw(
             Said(
                 f"{path.name} has no geometry (CSV: give a WKT column or lon/lat columns)",
                 f"{path.name} no tiene geometría (CSV: incluya una columna WKT o columnas lon/lat)",
+            )
+        )
+    if table.column_names.count(geometry) > 1:  # a CSV's WKT,WKT: found from outside, a 500
+        opened.close()
+        raise InvalidFile(
+            Said(
+                f"{path.name} has {table.column_names.count(geometry)} geometry columns (a CSV's "
+                "WKT columns): keep one, or rename the others",
+                f"{path.name} tiene {table.column_names.count(geometry)} columnas de geometría "
+                "(las columnas WKT de un CSV): deje una, o cambie el nombre de las demás",
             )
         )
     return RawFile(fmt, source, meta, table, info["features"], more, name, _open=opened)
