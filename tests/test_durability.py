@@ -233,6 +233,13 @@ def test_a_running_server_counts_the_restored_rows(own_db: str, tmp_path: Path) 
         assert all(after[k] > max(before[k], changed[k]) for k in after)
         delete(1)  # one write after the restore: the archive's version plus one, once again
         assert matched(base) == stored - 1
+        # found from outside: the restore made PostGIS anew, and the server's connections
+        # kept its old lookups: every bbox, state breakdown and map was a 500 until a restart
+        for path in (
+            "/collections/parcels/items?limit=1&bbox=-70,9,-68,10",
+            f"/communes/{code}/states",
+        ):
+            assert httpx.get(f"{base}{path}").status_code == 200, path
 
 
 def test_restore_refuses_what_is_not_a_backup(own_db: str, tmp_path: Path) -> None:

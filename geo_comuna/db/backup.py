@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -270,6 +271,34 @@ def restore(
     )
 
 
+#: the extensions a restore keeps as they are, created if the database has none yet
+KEEP_EXTENSIONS = b"CREATE EXTENSION IF NOT EXISTS postgis;\n"
+
+
+def _without_extensions(bindir: Path, file: Path) -> str:
+    """The archive's table of contents without its extensions, for ``pg_restore
+    --use-list``. Found from outside: ``--clean`` dropped PostGIS and created it again, its
+    types and operators under new ids, and every connection a running server held kept
+    PostGIS's lookups of the old ones: every bbox, map and report was a 500 until a restart
+    (``no spatial operator found for 'st_intersects'``). The database's own PostGIS stays:
+    an archive holds no PostGIS of its own beyond its tables' rows."""
+    toc = subprocess.run(
+        [str(bindir / "pg_restore"), "--list", str(file)],
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
+    if toc.returncode != 0:
+        raise BackupFailed(
+            Said(
+                f"pg_restore cannot read {file.name}; nothing was restored:\n{toc.stderr[-2000:]}",
+                f"pg_restore no puede leer {file.name}; no se restauró nada:\n{toc.stderr[-2000:]}",
+            )
+        )
+    entry = re.compile(r"^\d+; \d+ \d+ (COMMENT - )?EXTENSION ")
+    return "".join(line for line in toc.stdout.splitlines(True) if not entry.match(line))
+
+
 def _step(name: str) -> bytes:
     return resources.files("geo_comuna.db").joinpath("sql", name).read_bytes()
 
@@ -291,6 +320,7 @@ def _restore_in_one_transaction(
     writer_cmd = [str(bindir / "psql"), "--dbname", dsn, "--no-psqlrc", "--quiet"]
     writer_cmd += ["--tuples-only", "--no-align", "--set", "ON_ERROR_STOP=1"]
     with (
+        tempfile.NamedTemporaryFile("w", suffix=".list") as listed,
         tempfile.TemporaryFile() as reader_err,
         tempfile.TemporaryFile() as out,
         tempfile.TemporaryFile() as writer_err,
@@ -304,15 +334,17 @@ def _restore_in_one_transaction(
             cwd="/",
             start_new_session=True,
         )
+        listed.write(_without_extensions(bindir, file))
+        listed.flush()
         reader = subprocess.Popen(
-            [*reader_cmd, "--file", "-", str(file)],
+            [*reader_cmd, "--use-list", listed.name, "--file", "-", str(file)],
             stdout=subprocess.PIPE,
             stderr=reader_err,
             cwd="/",
             start_new_session=True,
         )
         try:
-            writer.stdin.write(b"BEGIN;\n" + _step("restore_before.sql"))
+            writer.stdin.write(b"BEGIN;\n" + KEEP_EXTENSIONS + _step("restore_before.sql"))
             shutil.copyfileobj(reader.stdout, writer.stdin, 1 << 20)
             if reader.wait() == 0:
                 if on_commit is not None:
