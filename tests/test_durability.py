@@ -485,3 +485,45 @@ def test_sigkill_of_the_embedded_postgresql(tmp_path: Path) -> None:
         pointer = data_dir / "cluster_location"
         if pointer.exists():  # as root the cluster may live outside the data directory
             shutil.rmtree(pointer.read_text().strip(), ignore_errors=True)
+
+
+def test_a_database_gone_is_said_at_once_and_its_return_seen(
+    own_db: str, admin_conninfo: str, tmp_path: Path
+) -> None:
+    """Found from outside: with PostgreSQL stopped under a running server every request
+    waited the pool's 30 s for its 503, which said nothing of when to come back; back, the
+    connections its restart broke were still handed out. Here the database stops taking
+    connections and the server's are cut, as a stop does."""
+    name = psycopg.conninfo.conninfo_to_dict(own_db)["dbname"]
+    url = "/collections/parcels/items?limit=1"
+
+    def cut(allow: bool) -> None:
+        with psycopg.connect(admin_conninfo, autocommit=True) as db:
+            db.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}')
+            if not allow:
+                db.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (name,),
+                )
+
+    with serving(own_db, tmp_path / "serve.log") as (_, base):
+        assert httpx.get(f"{base}{url}").status_code == 200
+        cut(allow=False)
+        try:
+            for _ in range(3):
+                started = time.monotonic()
+                r = httpx.get(f"{base}{url}", timeout=60)
+                assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
+                assert time.monotonic() - started < 10, "the pool's 30 s wait"
+        finally:
+            cut(allow=True)
+        deadline = time.monotonic() + 20  # the pool makes its connections again within ~7 s
+        answers = []
+        while time.monotonic() < deadline:
+            answers.append(httpx.get(f"{base}{url}", timeout=60).status_code)
+            if answers[-1] == 200:
+                break
+            time.sleep(0.5)
+        assert answers[-1] == 200, answers
+        # once one has its answer, the others do too: no broken connection left to hand out
+        assert all(httpx.get(f"{base}{url}").status_code == 200 for _ in range(5))

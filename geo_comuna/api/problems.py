@@ -14,10 +14,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from markupsafe import escape
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from geo_comuna.api.negotiation import asked_lang, page_lang, wants_html
 from geo_comuna.api.scratch import hide_paths
+from geo_comuna.db.replicas import PRIMARY
 from geo_comuna.errors import (
     GeoComunaError,
     NoSuchFormat,
@@ -201,7 +203,11 @@ async def _out_of_range(request: Request, exc: psycopg.errors.NumericValueOutOfR
 
 async def _unavailable(request: Request, exc: psycopg.OperationalError) -> Response:
     log.error("database unavailable: %s", exc)
-    return _spoken(
+    databases = getattr(request.app.state, "databases", None)
+    state = request.scope.get("state", {})
+    if databases is not None and state.get("read_from", PRIMARY) == PRIMARY:
+        databases.found_down(waited=isinstance(exc, PoolTimeout))
+    response = _spoken(
         request,
         503,
         "database-unavailable",
@@ -210,6 +216,12 @@ async def _unavailable(request: Request, exc: psycopg.OperationalError) -> Respo
             "no se llega a la base de datos; vuelva a intentarlo más tarde",
         ),
     )
+    response.headers["Retry-After"] = str(RETRY_UNREACHABLE_S)
+    return response
+
+
+#: what a 503 for an unreachable database tells a client to wait before it asks again
+RETRY_UNREACHABLE_S = 5
 
 
 def install(app: FastAPI) -> None:

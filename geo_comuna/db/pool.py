@@ -31,6 +31,10 @@ def with_options(conninfo: str, settings: Settings, application: str = "geo_comu
     return make_conninfo(conninfo, options=options, application_name=application)
 
 
+#: seconds the pool keeps trying to make a lost connection again before it waits for a request
+RECONNECT_S = 10.0
+
+
 async def open_pool(
     settings: Settings, conninfo: str | None = None, timeout: float = 30
 ) -> AsyncConnectionPool:
@@ -46,6 +50,10 @@ async def open_pool(
         open=False,
         kwargs={"autocommit": True},
         configure=_warm,
+        # a connection lost is made again with waits that double (1, 2, 4 s...); past this
+        # the pool gives up on it, and makes one again as soon as a request asks: with the
+        # default (5 min) a database back after a minute's stop waited up to 32 s more
+        reconnect_timeout=RECONNECT_S,
     )
     try:
         await pool.open(wait=True, timeout=timeout)

@@ -52,6 +52,8 @@ POLL_S = 0.005
 SPARE_WAIT_S = 0.1
 #: where a read was served, as the X-Geo-Comuna-Read header says
 PRIMARY = "primary"
+#: seconds a request waits for the primary's connection while it is found down (found_down)
+DOWN_WAIT_S = 2.0
 
 
 def lsn_value(text: str) -> int:
@@ -92,6 +94,8 @@ class Databases:
         ]
         self._turn = itertools.count()
         self._closing: set[asyncio.Task] = set()
+        #: the primary did not answer the last request that asked it (found_down)
+        self.primary_down = False
 
     @property
     def replicated(self) -> bool:
@@ -158,8 +162,26 @@ class Databases:
                 if found is not None:
                     yield found
                     return
-        async with self.primary.connection() as conn:
+        async with self.primary.connection(
+            timeout=DOWN_WAIT_S if self.primary_down else None
+        ) as conn:
+            self.primary_down = False
             yield conn, PRIMARY
+
+    def found_down(self, waited: bool) -> None:
+        """A request found the primary unreachable: its connection broken, or (``waited``)
+        none to be had in the pool's time. Until a request gets one again, requests wait
+        DOWN_WAIT_S for it, not the pool's 30 s, and the pool checks its idle connections
+        now, so that those a restart of PostgreSQL broke leave it before requests take them
+        (found from outside: with PostgreSQL stopped every request waited 30 s for its 503;
+        restarted, three of five requests still got one). A wait alone is no sign: every
+        connection may be busy."""
+        if self.primary_down or waited:
+            return
+        self.primary_down = True
+        task = asyncio.create_task(self.primary.check())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     @contextlib.asynccontextmanager
     async def _standby(
