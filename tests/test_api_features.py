@@ -481,3 +481,33 @@ async def test_links_follow_only_trusted_hosts(
     hrefs, snippet = await links_for(conn, settings, admin_token, "evil.example", **public)
     assert all(h.startswith("https://mapas.comuna.example/geo/") for h in hrefs), hrefs
     assert snippet["html"].startswith('<iframe src="https://mapas.comuna.example/geo/maps/')
+
+
+@pytest.mark.parametrize(
+    ("host", "update", "location"),
+    [
+        ("evil.example", {}, "/collections/parcels/items?limit=1&commune=EL-MAIZAL"),
+        (
+            "evil.example",
+            {"public_url": "https://mapas.comuna.example/geo/"},
+            "https://mapas.comuna.example/geo/collections/parcels/items?limit=1&commune=EL-MAIZAL",
+        ),
+        (
+            "localhost:8000",
+            {},
+            "http://localhost:8000/collections/parcels/items?limit=1&commune=EL-MAIZAL",
+        ),
+    ],
+)
+async def test_a_trailing_slash_is_redirected_as_links_are_written(
+    conn: AsyncConnection, settings: Settings, host: str, update: dict, location: str
+) -> None:
+    """Found from outside: Starlette redirected /items/ to the Host header as sent, to any
+    host, GEO_COMUNA_PUBLIC_URL or not. The redirect's address is now a link's."""
+    async with api_client(conn, settings.model_copy(update=update)) as c:
+        c.headers["Host"] = host
+        r = await c.get("/collections/parcels/items/?limit=1&commune=EL-MAIZAL")
+        assert r.status_code == 307 and r.headers["location"] == location, r.headers
+        nowhere = await c.get("/collections/parcels/nothing/")
+        assert nowhere.status_code == 404 and "location" not in nowhere.headers
+        assert nowhere.headers["content-type"].startswith("application/problem+json")

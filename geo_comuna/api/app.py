@@ -320,6 +320,9 @@ def create_app(settings: Settings | None = None, *, conninfo: str | None = None)
         "boundaries across state lines, parcels with tenure history, "
         "production, dwellings and networks.",
     )
+    # a trailing slash is redirected by the 404 handler, with the address links have
+    # (api/problems.py _without_slash); Starlette's took the Host header as sent
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.counts = CountCache()
     app.state.tiles = TileCache(settings.tile_cache_bytes)  # or on disk: see the lifespan

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from geo_comuna.api.deps import Admin, Conn, ReaderAccess, SettingsDep, base_url
+from geo_comuna.api.deps import Admin, Conn, ReaderAccess, SettingsDep
+from geo_comuna.api.hosts import base_url
 from geo_comuna.api.negotiation import asked_lang
 from geo_comuna.errors import NotFound, Said, said
 from geo_comuna.features import audit

@@ -25,7 +25,8 @@ from geo_comuna import __version__, work
 from geo_comuna.accounts import Access
 from geo_comuna.api import etags
 from geo_comuna.api.compression import LEVEL, MINIMUM_SIZE
-from geo_comuna.api.deps import Commune, Conn, ReaderAccess, SettingsDep, base_url
+from geo_comuna.api.deps import Commune, Conn, ReaderAccess, SettingsDep
+from geo_comuna.api.hosts import base_url
 from geo_comuna.api.pages import PageLang
 from geo_comuna.db.versions import Versions, versions
 from geo_comuna.features import breakdown

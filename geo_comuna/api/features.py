@@ -40,12 +40,12 @@ from geo_comuna.api.deps import (
     ReaderAccess,
     SettingsDep,
     Sortby,
-    base_url,
     filters,
     output,
     paging,
     reading,
 )
+from geo_comuna.api.hosts import base_url
 from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.api.pages import HTML_CONTENT, PageLang, html
 from geo_comuna.api.parameters import check_request, own_parameters

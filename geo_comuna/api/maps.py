@@ -36,9 +36,9 @@ from geo_comuna.api.deps import (
     ReaderAccess,
     SettingsDep,
     Tiles,
-    base_url,
 )
 from geo_comuna.api.headers import embed_headers
+from geo_comuna.api.hosts import base_url
 from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.api.parameters import own_parameters, single_values
 from geo_comuna.errors import InvalidInput, NotFound, Said, said

@@ -19,7 +19,8 @@ from fastapi.responses import HTMLResponse
 from psycopg import AsyncConnection
 
 from geo_comuna.accounts import Access
-from geo_comuna.api.deps import LANGS, Conn, ReaderAccess, SettingsDep, base_url
+from geo_comuna.api.deps import LANGS, Conn, ReaderAccess, SettingsDep
+from geo_comuna.api.hosts import base_url
 from geo_comuna.api.negotiation import page_lang
 from geo_comuna.features.query import require_commune
 from geo_comuna.maps import data, pages

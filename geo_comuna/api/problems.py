@@ -12,11 +12,13 @@ from typing import Any
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from markupsafe import escape
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from geo_comuna.api.hosts import base_url
 from geo_comuna.api.negotiation import asked_lang, page_lang, wants_html
 from geo_comuna.api.scratch import hide_paths
 from geo_comuna.db.replicas import PRIMARY
@@ -152,6 +154,8 @@ _NO_PAGE = {
 
 
 async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+    if exc.status_code == 404 and (moved := _without_slash(request)) is not None:
+        return moved
     lang = _person(request)
     if lang is not None:
         if exc.status_code == 404:
@@ -159,6 +163,22 @@ async def _http(request: Request, exc: StarletteHTTPException) -> Response:
             return error_page(404, title, detail, lang, exc.headers)
         return error_page(exc.status_code, _PAGE[lang]["error"], str(exc.detail), lang, exc.headers)
     return problem(exc.status_code, "http-error", str(exc.detail), exc.headers)
+
+
+def _without_slash(request: Request) -> Response | None:
+    """A 307 to the address without its trailing slash, when that one is a route's: what
+    Starlette's router does (``redirect_slashes``, turned off in api/app.py), with the
+    address built as every link is (hosts.base_url). Found from outside: Starlette built it
+    from the Host header as sent, GEO_COMUNA_PUBLIC_URL or not, a redirect to any host."""
+    path = request.scope["path"]
+    if path == "/" or not path.endswith("/"):
+        return None
+    scope = {**request.scope, "path": path.rstrip("/") or "/"}
+    if all(route.matches(scope)[0] == Match.NONE for route in request.app.router.routes):
+        return None
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    target = base_url(request, request.app.state.settings) + scope["path"]
+    return RedirectResponse(target + (f"?{query}" if query else ""), status_code=307)
 
 
 def _spoken(request: Request, status: int, code: str, text: Said) -> Response:

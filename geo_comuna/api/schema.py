@@ -24,7 +24,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from geo_comuna.accounts import Access
-from geo_comuna.api.deps import Lang, LayerDep, ReaderAccess, SettingsDep, base_url
+from geo_comuna.api.deps import Lang, LayerDep, ReaderAccess, SettingsDep
+from geo_comuna.api.hosts import base_url
 from geo_comuna.layers import Attribute, Layer
 
 router = APIRouter(tags=["collections"])

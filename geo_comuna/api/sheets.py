@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from geo_comuna.api.deps import Conn, LabelLang, Reader, SettingsDep, base_url
+from geo_comuna.api.deps import Conn, LabelLang, Reader, SettingsDep
+from geo_comuna.api.hosts import base_url
 from geo_comuna.maps import sheet
 from geo_comuna.maps.sheet import RecordsProvider
 

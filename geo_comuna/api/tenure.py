@@ -29,11 +29,11 @@ from geo_comuna.api.deps import (
     Reader,
     SettingsDep,
     Writer,
-    base_url,
     only_form_fields,
     parse_bbox,
 )
 from geo_comuna.api.etags import fresh, not_modified, shown_as
+from geo_comuna.api.hosts import base_url
 from geo_comuna.api.methods import allow
 from geo_comuna.api.negotiation import page_lang, wants_html
 from geo_comuna.api.pages import HTML_CONTENT, PageLang, html

@@ -24,8 +24,8 @@ from geo_comuna.api.deps import (
     LayerDep,
     SettingsDep,
     Writer,
-    base_url,
 )
+from geo_comuna.api.hosts import base_url
 from geo_comuna.features import edit
 from geo_comuna.features.crs import Crs
 from geo_comuna.layers import Layer
