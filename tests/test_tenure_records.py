@@ -1234,3 +1234,25 @@ def test_two_rights_deleted_at_once_leave_the_tenure_they_found(own_db: str) -> 
 
     found, moves = asyncio.run(run())
     assert found == "occupied", moves
+
+
+async def test_land_records_on_a_layers_routes_say_what_they_are(reader: Callable) -> None:
+    """Found from outside: an export, import or tile of parties or rights said "no
+    collection named 'parties'" of what /collections lists, and a PUT of one (land records
+    take PATCH) reached a layer's route to say the same."""
+    async with reader("admin") as c:
+        for kind in ("parties", "rights"):
+            for method, path in (
+                ("GET", f"/collections/{kind}/export"),
+                ("POST", f"/collections/{kind}/import"),
+                ("GET", f"/tiles/{kind}/0/0/0.pbf"),
+            ):
+                r = await c.request(method, path)
+                assert r.status_code == 404, (path, r.text)
+                assert f"/collections/{kind}/items" in r.json()["detail"], (path, r.text)
+                assert "no collection named" not in r.json()["detail"]
+            r = await c.put(f"/collections/{kind}/items/1", json={})
+            assert r.status_code == 405, r.text
+            assert "PATCH" in r.headers["allow"] and "PUT" not in r.headers["allow"]
+        r = await c.get("/collections/nowhere/export")
+        assert r.status_code == 404 and "no collection named 'nowhere'" in r.json()["detail"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
@@ -13,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import psycopg
 from fastapi import Depends, Header, Path, Query, Request
 from psycopg import AsyncConnection
+from starlette.convertors import Convertor, register_url_convertor
 
 from geo_comuna import work
 from geo_comuna.accounts import Access, User, authenticate
@@ -37,6 +39,7 @@ from geo_comuna.features.query import CountCache, require_commune
 from geo_comuna.features.queryables import computed_names, computed_values
 from geo_comuna.features.tiles import TileCache
 from geo_comuna.layers import Layer, get_layer
+from geo_comuna.layers.tenure import COLLECTIONS
 from geo_comuna.preconditions import Preconditions
 from geo_comuna.settings import Settings
 
@@ -159,6 +162,27 @@ async def get_conn(request: Request) -> AsyncIterator[AsyncConnection]:
     """The request's pooled connection (connection() above), as a dependency."""
     async with connection(request) as conn:
         yield conn
+
+
+class _NotTenure(Convertor[str]):
+    """``{collection_id:not_tenure}``: a collection's name in a path, any but the land
+    records' (parties, rights), which have routes of their own (api/tenure.py). So the
+    items routes can come first in the app's list, which FastAPI walks for each request
+    (behind the land records' 28 routes they were ~5 % of a one-feature request,
+    bench/README.md), and a PUT of a land record is a 405 naming the methods it takes, not
+    a layer's route saying there is no such layer. A name that is no layer still reaches
+    the routes, and its 404 says which are."""
+
+    regex = "(?!(?:" + "|".join(re.escape(name) for name in COLLECTIONS) + ")/)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("not_tenure", _NotTenure())
 
 
 #: a layer's name in a path

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from psycopg import AsyncConnection
-from starlette.convertors import Convertor, register_url_convertor
 
 from geo_comuna import __version__
 from geo_comuna.accounts import Access
@@ -76,25 +74,6 @@ router = APIRouter()
 #: FastAPI's solving of a dozen or thirty dependencies took longer than the answer's
 #: statement in PostgreSQL (bench/README.md).
 item_router = APIRouter()
-
-
-class _NotTenure(Convertor[str]):
-    """A collection's name in the item routes' paths: any but the land records' (parties,
-    rights), which have routes of their own (api/tenure.py). So the item routes can come
-    first in the app's list, which FastAPI walks for each request: behind the 28 routes of
-    the land records they were ~5 % of a one-feature request (bench/README.md). A name
-    that is no layer still reaches them, and its 404 says which are."""
-
-    regex = "(?!(?:" + "|".join(re.escape(name) for name in COLLECTIONS) + ")/)[^/]+"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("not_tenure", _NotTenure())
 GEOJSON = "application/geo+json"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",

@@ -117,7 +117,9 @@ async def _change(
     return _written(written, 200)
 
 
-@router.put("/collections/{collection_id}/items/{feature_id}", summary="Replace a feature")
+@router.put(
+    "/collections/{collection_id:not_tenure}/items/{feature_id}", summary="Replace a feature"
+)
 async def replace_item(
     request: Request,
     settings: SettingsDep,

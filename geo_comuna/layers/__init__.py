@@ -17,6 +17,7 @@ from geo_comuna.layers.model import (
     Reference,
     Sample,
 )
+from geo_comuna.layers.tenure import COLLECTIONS
 
 LAYERS: dict[str, Layer] = {
     layer.name: layer for layer in (*territory.LAYERS, *production.LAYERS, *networks.LAYERS)
@@ -30,6 +31,16 @@ def get_layer(name: str) -> Layer:
     try:
         return LAYERS[name]
     except KeyError:
+        if name in COLLECTIONS:  # listed in /collections too: not "no collection"
+            raise NotFound(
+                Said(
+                    f"{name!r} holds land records, not a layer's features: their items are at "
+                    f"/collections/{name}/items (no tiles, exports or imports of them here)",
+                    f"{name!r} contiene registros de tenencia, no entidades de una capa: sus "
+                    f"elementos están en /collections/{name}/items (sin teselas, exportaciones "
+                    "ni importaciones aquí)",
+                )
+            ) from None
         raise NotFound(
             Said(
                 f"no collection named {name!r}; known: {', '.join(LAYERS)}",
