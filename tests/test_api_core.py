@@ -7,6 +7,7 @@ import httpx
 import pytest
 from psycopg import AsyncConnection
 
+from geo_comuna import accounts
 from geo_comuna.api.deps import RESERVED
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
@@ -357,7 +358,6 @@ async def test_page_etags_tell_readers_apart_where_what_they_read_differs(
     """Parcels' notes are read by their commune's users and admins only: an anonymous
     reader's page is another page, with another ETag; a 304 never hands one reader's page to
     another. The states read the same for everyone."""
-    from geo_comuna import accounts
 
     _, viewer = await accounts.add_user(conn, "etag-viewer", "viewer", ["EL-MAIZAL"])
     url = f"{ITEMS}?commune=EL-MAIZAL"
@@ -559,3 +559,22 @@ async def test_refusals_found_english_only_are_said_in_spanish_too(
             "/collections/parcels/items", params={"lang": "es"}, content=b"x" * 4096
         )
         assert r.status_code == 413 and "supera el límite" in r.json()["detail"], r.text
+
+
+async def test_only_tiles_anyone_reads_alike_are_for_any_site(
+    conn: AsyncConnection, settings: Settings, client: httpx.AsyncClient
+) -> None:
+    """Found from outside: every tile said Access-Control-Allow-Origin: *, whatever
+    GEO_COMUNA_CORS_ORIGINS said; docs/security.md names the one exception it keeps: a
+    public tile that every reader reads alike."""
+    origin = {"Origin": "https://evil.example"}
+    public = await client.get("/tiles/parcels/0/0/0.pbf", headers=origin)
+    assert public.status_code == 200 and public.headers["access-control-allow-origin"] == "*"
+    homes = await client.get("/tiles/dwellings/0/0/0.pbf", headers=origin)
+    assert homes.status_code == 200 and "private" in homes.headers["cache-control"]
+    assert "access-control-allow-origin" not in homes.headers
+    closed = settings.model_copy(update={"reads": "token"})
+    _, viewer = await accounts.add_user(conn, "tile-viewer", "viewer", [])
+    async with api_client(conn, closed, viewer) as c:
+        tile = await c.get("/tiles/parcels/0/0/0.pbf", headers=origin)
+        assert tile.status_code == 200 and "access-control-allow-origin" not in tile.headers

@@ -392,7 +392,9 @@ async def tile(
     cache_control = f"{'public' if shared else 'private'}, " + (
         "max-age=31536000, immutable" if lasting else "max-age=60, must-revalidate"
     )
-    headers = {"ETag": etag, "Cache-Control": cache_control, "Access-Control-Allow-Origin": "*"}
+    headers = {"ETag": etag, "Cache-Control": cache_control}
+    if shared:  # what anyone may read, drawn by any site's map (docs/security.md)
+        headers["Access-Control-Allow-Origin"] = "*"
     if etags.fresh(request, etag):  # weakly: a compressed tile came with W/ (compression.py)
         return Response(status_code=304, headers=headers)
     key = (target.name, version, commune_id, z, x, y, tuple(names), reader)
