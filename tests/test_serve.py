@@ -80,9 +80,11 @@ def ids(pid: int) -> tuple[set[int], set[int], set[int]]:
     )
 
 
-def refused(dsn: str, cli: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+def refused(
+    dsn: str, cli: list[str], lang: str = "en", **env: str
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [*cli, "serve", "--port", str(free_port())],
+        [*cli, "--lang", lang, "serve", "--port", str(free_port())],
         capture_output=True,
         text=True,
         timeout=60,
@@ -90,7 +92,8 @@ def refused(dsn: str, cli: list[str], **env: str) -> subprocess.CompletedProcess
         cwd="/",  # `python -m` puts the working directory first on the path
     )
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "serve does not answer requests as root" in done.stderr
+    said = {"en": "serve does not answer requests as root", "es": "serve no atiende peticiones"}
+    assert said[lang] in done.stderr, done.stderr
     assert "Uvicorn running" not in done.stderr  # refused before binding anything
     return done
 
@@ -149,3 +152,7 @@ def test_serve_refuses_when_its_code_is_out_of_reach(own_db: str, tmp_path: Path
     done = refused(own_db, cli, **env)
     assert f"cannot read {hidden}/geo_comuna/__init__.py" in done.stderr
     assert "GEO_COMUNA_PG_OS_USER" in done.stderr
+    # found from outside: English under a Spanish heading ("petición no válida")
+    spoken = refused(own_db, cli, lang="es", **env)
+    assert f"no puede leer {hidden}/geo_comuna/__init__.py" in spoken.stderr, spoken.stderr
+    assert "root rechazado" in spoken.stderr and "cannot" not in spoken.stderr

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
-from geo_comuna.errors import GeoComunaError
+from geo_comuna.errors import GeoComunaError, Said
 from geo_comuna.settings import Settings
 
 
@@ -29,6 +29,7 @@ class RootRefused(GeoComunaError):
     """`serve` was started as root and cannot become the unprivileged user it should."""
 
     status, code = 500, "root-refused"
+    title_es = "root rechazado"
 
 
 def _needed(settings: Settings, conninfo: str) -> list[tuple[str, Path]]:
@@ -63,30 +64,50 @@ def server_user(settings: Settings, conninfo: str) -> pwd.struct_passwd | None:
         return None
     name = settings.run_as or settings.pg_os_user
     option = "GEO_COMUNA_RUN_AS" if settings.run_as else "GEO_COMUNA_PG_OS_USER"
-    hint = (
+    hint = Said(
         "serve does not answer requests as root: it binds its port, then runs as an "
-        "unprivileged user (GEO_COMUNA_RUN_AS, default GEO_COMUNA_PG_OS_USER)"
+        "unprivileged user (GEO_COMUNA_RUN_AS, default GEO_COMUNA_PG_OS_USER)",
+        "serve no atiende peticiones como root: abre su puerto y luego corre como un usuario "
+        "sin privilegios (GEO_COMUNA_RUN_AS, por defecto GEO_COMUNA_PG_OS_USER)",
     )
-    stay = "GEO_COMUNA_RUN_AS=root to stay root knowingly (not recommended)"
+    stay = Said(
+        "GEO_COMUNA_RUN_AS=root to stay root knowingly (not recommended)",
+        "GEO_COMUNA_RUN_AS=root para seguir como root a sabiendas (no recomendado)",
+    )
     try:
         user = pwd.getpwnam(name)
     except KeyError:
         raise RootRefused(
-            f"{hint}; user {name!r} ({option}) does not exist: create it, set "
-            f"GEO_COMUNA_RUN_AS to a user that does, or {stay}"
+            Said(
+                f"{hint}; user {name!r} ({option}) does not exist: create it, set "
+                f"GEO_COMUNA_RUN_AS to a user that does, or {stay}",
+                f"{hint.es}; el usuario {name!r} ({option}) no existe: créelo, ponga en "
+                f"GEO_COMUNA_RUN_AS un usuario que exista, o {stay.es}",
+            )
         ) from None
     if user.pw_uid == 0:
-        raise RootRefused(f"{hint}; {option}={name!r} is root: name an unprivileged user")
+        raise RootRefused(
+            Said(
+                f"{hint}; {option}={name!r} is root: name an unprivileged user",
+                f"{hint.es}; {option}={name!r} es root: indique un usuario sin privilegios",
+            )
+        )
     for flag, path in _needed(settings, conninfo):
         probe = subprocess.run(
             ["runuser", "-u", name, "--", "test", flag, str(path)], capture_output=True
         )
         if probe.returncode != 0:
-            what = "enter" if flag == "-x" else "read"
+            what = ("enter", "entrar en") if flag == "-x" else ("read", "leer")
             raise RootRefused(
-                f"{hint}; user {name!r} ({option}) cannot {what} {path}: install geo_comuna "
-                "and its Python where that user can (not under /root), give it access, set "
-                f"GEO_COMUNA_RUN_AS to a user who can, or {stay}"
+                Said(
+                    f"{hint}; user {name!r} ({option}) cannot {what[0]} {path}: install "
+                    "geo_comuna and its Python where that user can (not under /root), give it "
+                    f"access, set GEO_COMUNA_RUN_AS to a user who can, or {stay}",
+                    f"{hint.es}; el usuario {name!r} ({option}) no puede {what[1]} {path}: "
+                    "instale geo_comuna y su Python donde ese usuario pueda (no bajo /root), "
+                    "dele acceso, ponga en GEO_COMUNA_RUN_AS un usuario que pueda, o "
+                    f"{stay.es}",
+                )
             )
     return user
 
