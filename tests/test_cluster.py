@@ -42,10 +42,16 @@ def test_start_status_stop_restart(private_dir: Path) -> None:
     before = cli("db", "status", data_dir=data_dir)
     assert before.returncode == 3, before.stderr
     assert json.loads(before.stdout)["initialised"] is False
+    # found from outside: a mistyped data directory was made, and "was not running" said
+    nothing = cli("db", "stop", data_dir=data_dir)
+    assert nothing.returncode == 0 and "no database here" in nothing.stdout, nothing.stdout
     assert not data_dir.exists()
     try:
         started = cli("db", "start", data_dir=data_dir)
         assert started.returncode == 0, started.stderr
+        assert started.stdout.startswith("started: ")
+        running = cli("db", "start", data_dir=data_dir)
+        assert running.returncode == 0 and running.stdout.startswith("already running: ")
         # what commands connect to first, without probing, is where the cluster is
         settings = Settings(data_dir=data_dir)
         assert cluster.likely_conninfo(settings) == cluster.locate(settings).conninfo()
@@ -60,12 +66,14 @@ def test_start_status_stop_restart(private_dir: Path) -> None:
         upgraded = cli("db", "upgrade", data_dir=data_dir)
         assert upgraded.returncode == 0, upgraded.stderr
         assert f"version {LATEST}" in upgraded.stdout
+        first, last = (f"{m.version:04d}_{m.name}" for m in (available()[0], available()[-1]))
+        assert f"applied {len(available())} migration(s) ({first} … {last})" in upgraded.stdout
         assert cli("db", "stop", data_dir=data_dir).stdout.strip() == "stopped"
         assert cli("db", "status", data_dir=data_dir).returncode == 3
         # a second start reuses the cluster and its schema
         assert cli("db", "start", data_dir=data_dir).returncode == 0
         again = cli("db", "upgrade", data_dir=data_dir)
-        assert f"version {LATEST}" in again.stdout
+        assert again.stdout.strip() == f"nothing to apply: schema at version {LATEST}"
     finally:
         cli("db", "stop", data_dir=data_dir)
         pointer = data_dir / "cluster_location"

@@ -60,10 +60,16 @@ def db_start(lang: Lang = None) -> None:
             )
         )
     try:
+        was = cluster.status(settings)["running"]
         found = cluster.ensure_running(settings)
     except GeoComunaError as exc:
         die(exc)
-    tell(Said(f"running: {found.conninfo()}", f"en marcha: {found.conninfo()}"))
+    if was:
+        tell(
+            Said(f"already running: {found.conninfo()}", f"ya estaba en marcha: {found.conninfo()}")
+        )
+    else:
+        tell(Said(f"started: {found.conninfo()}", f"en marcha: {found.conninfo()}"))
 
 
 @db_app.command("stop")
@@ -71,10 +77,22 @@ def db_stop(lang: Lang = None) -> None:
     """Stop the embedded cluster."""
     from geo_comuna.db import cluster
 
+    settings = load_settings()
     try:
-        was = cluster.shutdown(load_settings())
+        made = cluster.status(settings)["initialised"]  # status creates nothing (locate would)
+        was = made and cluster.shutdown(settings)
     except GeoComunaError as exc:
         die(exc)
+    if not made:
+        where = settings.data_dir.resolve()
+        tell(
+            Said(
+                f"no database here: {where} holds no cluster (check GEO_COMUNA_DATA_DIR)",
+                f"no hay base de datos aquí: {where} no contiene ningún clúster (revise "
+                "GEO_COMUNA_DATA_DIR)",
+            )
+        )
+        return
     tell(Said("stopped", "detenido") if was else Said("was not running", "no estaba en marcha"))
 
 
@@ -104,8 +122,28 @@ def db_upgrade(lang: Lang = None) -> None:
     """Apply pending schema migrations."""
     from geo_comuna.db import migrate
 
-    async def work(conn: Any) -> int | None:
-        return await migrate.current_version(conn)
+    async def work(conn: Any) -> tuple[int | None, list[str]]:
+        # run() has migrated on this very connection: what it applied came after it opened
+        cur = await conn.execute(
+            "SELECT lpad(version::text, 4, '0') || '_' || name FROM schema_migrations "
+            "WHERE applied_at >= (SELECT backend_start FROM pg_stat_activity "
+            "WHERE pid = pg_backend_pid()) ORDER BY version"
+        )
+        return await migrate.current_version(conn), [row[0] for row in await cur.fetchall()]
 
-    version = run(work, load_settings())
-    tell(Said(f"schema at version {version}", f"esquema en la versión {version}"))
+    version, applied = run(work, load_settings())
+    if not applied:
+        tell(
+            Said(
+                f"nothing to apply: schema at version {version}",
+                f"nada que aplicar: esquema en la versión {version}",
+            )
+        )
+        return
+    names = ", ".join(applied) if len(applied) <= 3 else f"{applied[0]} … {applied[-1]}"
+    tell(
+        Said(
+            f"applied {len(applied)} migration(s) ({names}): schema at version {version}",
+            f"se aplicaron {len(applied)} migraciones ({names}): esquema en la versión {version}",
+        )
+    )
