@@ -79,6 +79,14 @@ def test_figures_follow_the_language() -> None:
         "Atraviesa un límite estatal": "sí",
     }
     assert en["Area of the parcels"] == "2,299.99 ha" and en["Crosses a state line"] == "yes"
+    # hectares with their two decimals always, as the report's tables write them (found from
+    # outside: "1.921 ha" beside "2.051,78 ha")
+    whole = {"area_ha": 2051.78, "recovered_area_ha": 1920.9976}
+    es = dict(figures("land-recovery", whole, "es", number("es")))
+    assert es["Superficie recuperada"] == "1.921,00 ha", es
+    assert dict(figures("land-recovery", {"area_ha": 3.0}, "en", number("en"))) == {
+        "Area of the parcels": "3.00 ha"
+    }
     # slivers a request did not look for: said, not left out as if none applied
     unknown = {"parcels": 3, "conflicts": {"overlap": 0, "sliver": None}}
     es = dict(figures("land-recovery", unknown, "es", number("es")))

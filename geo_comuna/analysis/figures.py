@@ -204,8 +204,13 @@ def _withheld(key: str, values: dict[str, Any]) -> bool:
     return any(values.get(key.replace("residents", count)) for count in ("dwellings", "homes"))
 
 
+#: the decimals a unit's figures are always written with, as the report's tables write them
+#: (found from outside: "1.921 ha" beside "2.051,78 ha", both of El Maizal's parcels)
+PLACES = {"ha": 2}
+
+
 def figures(
-    analysis: str, summary: dict[str, Any], lang: str, num: Callable[[Any], str]
+    analysis: str, summary: dict[str, Any], lang: str, num: Callable[..., str]
 ) -> list[tuple[str, str]]:
     """(label, value with its unit) of every figure of ``summary`` that applies, in the
     catalogue's order; ``num`` writes numbers in the reader's language."""
@@ -221,6 +226,8 @@ def figures(
             text = figure.unknown[0 if lang == "es" else 1]
         elif isinstance(value, bool):
             text = YES_NO[lang][0 if value else 1]
+        elif isinstance(value, int | float) and figure.unit in PLACES:
+            text = f"{num(value, PLACES[figure.unit])} {figure.unit}"
         elif isinstance(value, int | float):
             text = f"{num(value)} {figure.unit}".rstrip()
         else:

@@ -22,7 +22,7 @@ from geo_comuna.accounts import Access
 from geo_comuna.errors import NotFound, Said
 from geo_comuna.features.filters import commune_sql
 from geo_comuna.features.query import Filters, located_where, property_exprs
-from geo_comuna.layers import Layer
+from geo_comuna.layers import LAYERS, Layer
 
 #: lon/lat decimals in inline GeoJSON: 6 is ~0.1 m
 DECIMALS = 6
@@ -298,14 +298,21 @@ async def national_bounds(conn: AsyncConnection) -> tuple[float, float, float, f
     return None if row is None or row[0] is None else tuple(row)
 
 
+def _codes(layer: str, attribute: str) -> list[str]:
+    """A coded attribute's values in its domain's order, the legend's (found from outside:
+    the report's tenure table was in the codes' alphabetical order, English's)."""
+    domain = LAYERS[layer].attribute(attribute).domain
+    return list(domain.values) if domain is not None else []
+
+
 async def tenure_summary(conn: AsyncConnection, commune_id: int) -> list[dict[str, Any]]:
     """Parcels per tenure status: count and area (ha, geodesic)."""
     cur = await conn.execute(
         "SELECT tenure, count(*), round((sum(ST_Area(geom::geography)) / 10000)::numeric, 2)"
         "::float, "
         "count(recovered_on) FROM parcels WHERE commune_id = %s GROUP BY tenure "
-        "ORDER BY tenure",
-        (commune_id,),
+        "ORDER BY array_position(%s::text[], tenure), tenure",
+        (commune_id, _codes("parcels", "tenure")),
     )
     return [
         {"tenure": r[0], "parcels": r[1], "area_ha": r[2], "recovered": r[3]}
@@ -320,9 +327,9 @@ async def utility_summary(conn: AsyncConnection, commune_id: int) -> dict[str, l
         cur = await conn.execute(
             sql.SQL(
                 "SELECT {c}, count(*), coalesce(sum(residents), 0) FROM dwellings "
-                "WHERE commune_id = %s GROUP BY {c} ORDER BY {c}"
+                "WHERE commune_id = %s GROUP BY {c} ORDER BY array_position(%s::text[], {c}), {c}"
             ).format(c=sql.Identifier(column)),
-            (commune_id,),
+            (commune_id, _codes("dwellings", column)),
         )
         out[column] = [
             {"value": r[0], "dwellings": r[1], "residents": int(r[2])} for r in await cur.fetchall()

@@ -660,6 +660,19 @@ async def test_report(client: httpx.AsyncClient, conn: AsyncConnection) -> None:
     spanish = (await client.get("/communes/MONTE-SINAI/report", params={"lang": "es"})).text
     assert "habitantes (registro)" in spanish
     assert "no parcels recorded" not in html
+    # found from outside: tenures in the codes' alphabetical order (English's); now the
+    # legend's, the path of recovery, in either language
+    maizal = (await client.get("/communes/EL-MAIZAL/report", params={"lang": "es"})).text
+    land = maizal[maizal.index('<section id="land">') : maizal.index('<section id="utilities">')]
+    shown = [
+        label
+        for label in ("Abandonada", "Ocupada", "En regularización", "Regularizada", "En disputa")
+        if f"<td>{label}</td>" in land
+    ]
+    assert len(shown) >= 3 and shown == sorted(shown, key=land.index), shown
+    # found from outside: ha figures with two decimals, as the tables write them
+    whole_ha = re.search(r"(?<![\d.,])\d{1,3}(\.\d{3})*\s+ha\b", maizal)
+    assert not whole_ha, f"ha without decimals: {whole_ha}"
     # found from outside: a commune without parcels had a land section of headings, no row
     bare = "NET-TEST"
     await commune(conn, bare)
