@@ -36,7 +36,7 @@ from pyproj import Geod, Transformer
 
 from geo_comuna import accounts
 from geo_comuna.maps import sheet
-from geo_comuna.maps.sheet import reads
+from geo_comuna.maps.sheet import plan, reads
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
 from tests.live import CLI, clean_env
@@ -190,6 +190,35 @@ async def test_a_jagged_parcel_still_has_its_sheet(
     assert " 2000 " in text  # the last vertex is listed
     pages = int(re.search(r"Page 1 of (\d+)", text).group(1))
     assert pages > 1 and f"Page {pages} of {pages}" in text
+
+
+def test_close_vertices_share_a_label() -> None:
+    assert plan.numbered([9, 8, 10, 25]) == "8–10, 25"
+    assert plan.numbered([1, 25]) == "1, 25" and plan.numbered([4]) == "4"
+
+
+async def test_vertices_a_few_centimetres_apart_are_numbered_once(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: vertices 0.1 m apart printed their numbers one over the other on
+    the plan ("24" and "25" read as "2S"). Three on the south side, 10 cm apart, share one
+    label, a range of three numbers; each is still a row of the vertex table."""
+    ids = await add_sarare(conn)
+    cluster = [(0, 100), (100, 100), (100, 0), (50.2, 0), (50.1, 0), (50, 0), (0, 0)]
+    cur = await conn.execute(
+        "INSERT INTO parcels (commune_id, code, tenure, geom) "
+        "VALUES (%s, 'T-CLOSE', 'occupied', ST_GeomFromText(%s, 4326)) RETURNING id",
+        (ids["commune"], polygon_wkt(cluster)),
+    )
+    r = await get_sheet(conn, settings, (await cur.fetchone())[0], lang="en")
+    assert r.status_code == 200, r.text[:300]
+    text = pdf_text(r.content, tmp_path)
+    ranges = [(int(a), int(b)) for a, b in re.findall(r"(?<![\d.,])(\d)–(\d)(?![\d.,])", text)]
+    # by hand: 1 is the north-west corner (the first of the two northernmost, clockwise), so
+    # the three close ones are 4, 5 and 6; the other ranges are the sides' stretches (1–2...)
+    assert [r for r in ranges if r[1] - r[0] == 2] == [(4, 6)], (ranges, text[:1500])
+    for n, (x, y) in enumerate(cluster, 1):  # the table lists each vertex, by hand
+        assert f"{n} {E0 + x:.2f} {N0 + y:.2f}" in text, (n, text[:3000])
 
 
 async def test_english_and_the_neighbour_sheet(

@@ -145,18 +145,27 @@ class Plan(Flowable):
         c.setFillColor(PARCEL_FILL)
         for rings in polygons(self.sheet.shape):
             c.drawPath(self._path(c, rings), stroke=1, fill=1, fillMode=1)
-        # vertex numbers, pushed away from the parcel's middle so they sit outside its corner
+        # vertex numbers, pushed away from the parcel's middle so they sit outside its corner;
+        # vertices whose numbers would overlap on paper share one label ("8–10")
         x0, y0, x1, y1 = _box([v for rings in polygons(self.sheet.shape) for v in rings[0]])
         mx, my = self.xy((x0 + x1) / 2, (y0 + y1) / 2)
         c.setFont("Helvetica-Bold", 7)
+        labels: list[tuple[float, float, list[int]]] = []
         for vertex in self.sheet.vertices:
             px, py = self.xy(vertex.easting, vertex.northing)
             c.setFillColor(PARCEL_LINE)
             c.circle(px, py, 1.4, stroke=0, fill=1)
             dx, dy = px - mx, py - my
             norm = math.hypot(dx, dy) or 1.0
-            c.setFillColor(colors.black)
-            c.drawCentredString(px + 7 * dx / norm, py + 7 * dy / norm - 2.4, str(vertex.number))
+            lx, ly = px + 7 * dx / norm, py + 7 * dy / norm - 2.4
+            near = next((n for x, y, n in labels if math.hypot(lx - x, ly - y) < LABEL_APART), None)
+            if near is None:
+                labels.append((lx, ly, [vertex.number]))
+            else:
+                near.append(vertex.number)
+        c.setFillColor(colors.black)
+        for lx, ly, numbers in labels:
+            c.drawCentredString(lx, ly, numbered(numbers))
 
     def _north(self, c: Canvas) -> None:
         x, y = self.width - 16, self.height - 34
@@ -193,6 +202,23 @@ class Plan(Flowable):
         # the sheet's language groups the lengths beside it (1:8.809; 1:8,809)
         denominator = round(72 / (0.0254 * self.k))
         c.drawString(x, y - 8, f"1:{denominator:,}".replace(",", self.words["thousands"]))
+
+
+#: points (1/72 inch) two vertex labels' anchors must lie apart to be drawn apart: a 7-point
+#: number of two digits is ~8 points wide (found from outside: vertices 0.1 m apart printed
+#: their numbers one over the other, "24" and "25" read as "2S")
+LABEL_APART = 10.0
+
+
+def numbered(numbers: list[int]) -> str:
+    """Vertex numbers as one label: runs as ranges, "8–10, 25"."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 def _box(coords: list[list[float]]) -> tuple[float, float, float, float]:
