@@ -17,7 +17,7 @@ from psycopg import AsyncConnection
 from geo_comuna import accounts
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api.app import create_app
-from geo_comuna.api.openapi import OPENAPI_TYPE, SPANISH, document
+from geo_comuna.api.openapi import OPENAPI_TYPE, SPANISH, SPOKEN, document
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
@@ -97,11 +97,9 @@ CODE = re.compile(r"``[^`]+``|`[^`]+`")
 
 
 def _texts(node: Any) -> set[str]:
-    """Every description and summary of a document."""
+    """Every description, summary and tag heading of a document."""
     if isinstance(node, dict):
-        found = {
-            v for k, v in node.items() if k in ("description", "summary") and isinstance(v, str)
-        }
+        found = {v for k, v in node.items() if k in SPOKEN and isinstance(v, str)}
         return found.union(*(_texts(v) for v in node.values() if not isinstance(v, str)))
     if isinstance(node, list):
         return set().union(*(_texts(v) for v in node))
@@ -109,14 +107,14 @@ def _texts(node: Any) -> set[str]:
 
 
 def _unlike(english: Any, spanish: Any, where: str = "") -> list[str]:
-    """Where two documents differ in anything but their descriptions and summaries."""
+    """Where two documents differ in anything but what a person reads (SPOKEN)."""
     if isinstance(english, dict) and isinstance(spanish, dict):
         if english.keys() != spanish.keys():
             return [where]
         return [
             d
             for k in english
-            if not (k in ("description", "summary") and isinstance(english[k], str))
+            if not (k in SPOKEN and isinstance(english[k], str))
             for d in _unlike(english[k], spanish[k], f"{where}/{k}")
         ]
     if isinstance(english, list) and isinstance(spanish, list) and len(english) == len(spanish):
@@ -142,6 +140,13 @@ async def test_the_api_docs_speak_the_readers_language(client: httpx.AsyncClient
     assert sorted(texts - table.keys()) == [], "texts without their Spanish in openapi_es.json"
     assert sorted(table.keys() - texts) == [], "Spanish of texts the document no longer has"
     assert _unlike(english, spanish) == []
+    # found from outside: six operations sat in Swagger UI's "default", and groups other
+    # than the layers' had no words; every group is described now, and has operations
+    operations = [(path, op) for path, item in english["paths"].items() for op in item.values()]
+    assert [path for path, op in operations if not op.get("tags")] == []
+    used = {t for _, op in operations for t in op["tags"]}
+    assert used == {tag["name"] for tag in english["tags"]}, used
+    assert all(tag.get("x-displayName") and tag.get("description") for tag in spanish["tags"])
     assert _texts(spanish) == {table[t] for t in texts}
     for text in texts:  # code, names and values are kept as they are written
         assert re.findall(CODE, text) == re.findall(CODE, table[text]), text

@@ -67,7 +67,7 @@ from geo_comuna.maps.styles import Styles
 from geo_comuna.settings import Settings
 from geo_comuna.tenure import records
 
-router = APIRouter()
+router = APIRouter(tags=["collections"])
 #: Pages of features and one feature by id, the hottest reads, on a router of their own that
 #: the app includes without the readers' dependencies (api/app.py): they resolve them in one
 #: call (deps.reading) and call the page's own (paging, filters, output) as functions, since

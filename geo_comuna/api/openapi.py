@@ -164,6 +164,42 @@ def _told(page: HTMLResponse, lang: str) -> HTMLResponse:
     return HTMLResponse(html, headers={"Content-Language": lang, "Vary": "Accept-Language"})
 
 
+#: the groups of operations besides the layers' (a router's tags), as the docs pages head
+#: them (x-displayName: ReDoc's heading; Swagger UI shows the name and the description);
+#: a commune's own routes are under the communes layer's.
+#: Found from outside: only the layers' were described, and six operations sat in "default"
+TAGS = [
+    {
+        "name": "collections",
+        "x-displayName": "The service and its collections",
+        "description": "The landing page, conformance, the collections and their queryables "
+        "and schemas (OGC API - Features)",
+    },
+    {
+        "name": "analyses",
+        "x-displayName": "Analyses",
+        "description": "Planning analyses of one commune",
+    },
+    {
+        "name": "land records",
+        "x-displayName": "Land records",
+        "description": "Parties and their rights over parcels, with their documents, and a "
+        "parcel's printable sheet",
+    },
+    {
+        "name": "import/export",
+        "x-displayName": "Import and export",
+        "description": "Files in and out: imports, exports, field packages and their sync",
+    },
+    {"name": "maps", "x-displayName": "Maps", "description": "Maps, map data and vector tiles"},
+    {"name": "terrain", "x-displayName": "Terrain", "description": "Elevation models (DEMs)"},
+    {"name": "pages", "x-displayName": "Pages", "description": "Pages for people"},
+    {"name": "audit", "x-displayName": "Audit", "description": "The audit trail (admins)"},
+]
+#: the texts of a document a person reads, said in Spanish by openapi_es.json
+SPOKEN = ("description", "summary", "x-displayName")
+
+
 #: the document's descriptions and summaries in Spanish, by their English text
 SPANISH = Path(__file__).with_name("openapi_es.json")
 
@@ -182,9 +218,7 @@ def in_spanish(doc: dict[str, Any]) -> dict[str, Any]:
     def walk(node: Any) -> Any:
         if isinstance(node, dict):
             return {
-                k: words.get(v, v)
-                if k in ("description", "summary") and isinstance(v, str)
-                else walk(v)
+                k: words.get(v, v) if k in SPOKEN and isinstance(v, str) else walk(v)
                 for k, v in node.items()
             }
         if isinstance(node, list):
@@ -231,11 +265,16 @@ def document(app: FastAPI, settings: Settings) -> dict[str, Any]:
         "openapi": OPENAPI_VERSION,
         "info": base["info"],
         "tags": [
+            TAGS[0],
             *(
-                {"name": layer.name, "description": layer.description.en}
+                {
+                    "name": layer.name,
+                    "x-displayName": layer.title.en,
+                    "description": layer.description.en,
+                }
                 for layer in LAYERS.values()
             ),
-            {"name": "analyses", "description": "Planning analyses of one commune"},
+            *TAGS[1:],
         ],
         "paths": paths,
         "components": {

@@ -16,7 +16,7 @@ from geo_comuna.api.hosts import base_url
 from geo_comuna.maps import sheet
 from geo_comuna.maps.sheet import RecordsProvider
 
-router = APIRouter()
+router = APIRouter(tags=["land records"])
 PDF = "application/pdf"
 
 
