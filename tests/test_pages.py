@@ -602,3 +602,23 @@ async def test_the_language_switch_leads_to_the_same_page(
     assert href.partition("?")[2].split("&")[:-1] == kept, href
     english = await client.get(href, headers=BROWSER)
     assert english.status_code == 200 and '<html lang="en"' in english.text, english.text[:300]
+
+
+async def test_a_page_of_features_says_where_it_stands(client: httpx.AsyncClient) -> None:
+    """Found from outside: past a "Siguiente" a page said "Se muestran 10 de 186", not which
+    10, and had no way back. By offset it says which; by key, it links the first page."""
+    url = "/collections/parcels/items?f=html&lang=es&limit=10"
+    first = (await client.get(url, headers=BROWSER)).text
+    total = re.search(r"Se muestran 10 de ([\d.]+)", first)
+    assert total, first[:1500]
+    by_offset = (await client.get(f"{url}&offset=10", headers=BROWSER)).text
+    assert f"Se muestran 11–20 de {total[1]}" in by_offset
+    following = re.search(r'<a href="([^"]+)" rel="next">', first)
+    assert following and "after=" in following[1]
+    keyed = (await client.get(html_text.unescape(following[1]), headers=BROWSER)).text
+    back = re.search(r'<a href="([^"]+)" rel="first">⇤ Primera página</a>', keyed)
+    assert back and "after=" not in back[1], keyed[-1500:]
+    again = (await client.get(html_text.unescape(back[1]), headers=BROWSER)).text
+    assert again.count('rel="next"') == 1 and 'rel="first"' not in again
+    ids = re.compile(r"/collections/parcels/items/(\d+)\?f=html")
+    assert ids.findall(again) == ids.findall(first)

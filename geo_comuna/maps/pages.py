@@ -89,6 +89,7 @@ WORDS: dict[str, dict[str, str]] = {
         of="de",
         next="Siguiente",
         prev="Anterior",
+        first_page="Primera página",
         collection="Capa",
         items="Entidades",
         queryables="Campos para filtrar",
@@ -184,6 +185,7 @@ WORDS: dict[str, dict[str, str]] = {
         of="of",
         next="Next",
         prev="Previous",
+        first_page="First page",
         collection="Layer",
         items="Features",
         queryables="Properties to filter by",
@@ -588,6 +590,21 @@ def _links(doc: dict[str, Any], rel: str) -> str | None:
     return next((link["href"] for link in doc.get("links", []) if link.get("rel") == rel), None)
 
 
+def _paged(base: str, path: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """Where a page stands among the others (found from outside: past a "Siguiente" a page
+    said "10 of 186", not which 10, and had no way back): by offset, the first and last it
+    shows; by key (``after``, what the next links carry, which has no page before it), a
+    link to the first page."""
+    where, _, query = path.partition("?")
+    asked = parse_qs(query)
+    offset = asked.get("offset", ["0"])[0]
+    first = offset.isdigit() and int(offset) > 0 and doc.get("numberReturned")
+    if "after" not in asked:
+        return {"first_shown": int(offset) + 1 if first else None, "first_href": None}
+    kept = [part for part in query.split("&") if part and not part.startswith("after=")]
+    return {"first_shown": None, "first_href": f"{base}{where}?{'&'.join(kept)}"}
+
+
 def items(
     base: str, lang: str, layer: Layer | Records, doc: dict[str, Any], path: str, styles: Styles
 ) -> str:
@@ -604,6 +621,7 @@ def items(
         returned=doc.get("numberReturned"),
         next_href=_links(doc, "next"),
         prev_href=_links(doc, "prev"),
+        **_paged(base, path, doc),
         geojson=_script_json(doc),
         spatial=_spatial(layer),
         # found from outside: the public's list of homes (which it reads without their
