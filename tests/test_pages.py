@@ -83,8 +83,8 @@ async def test_the_home_page_lists_every_commune_with_its_links(
         cur = await conn.execute(f"SELECT count(*) FROM {layer.table}")  # noqa: S608 (registry)
         n = (await cur.fetchone())[0]
         row = re.search(
-            rf"{re.escape(html_text.escape(layer.title.es))}</a></td>\s*<td><code>"
-            rf"{layer.name}</code></td><td class=\"n\">([\d.]+)</td>",
+            rf"{re.escape(html_text.escape(layer.title.es))}</a></td>\s*"
+            rf"<td class=\"n\">([\d.]+)</td><td><code>{layer.name}</code></td>",
             page,
         )
         assert row, layer.name
