@@ -1255,7 +1255,17 @@ async def test_files_of_more_than_one_geometry_or_layer_are_refused(
         ),
         "wkt.csv": (
             f'WKT,code,WKT,tenure,land_use\n"{polygon}",C-9,"POINT (0 0)",occupied,crops\n',
-            ["2 geometry columns"],
+            ["the WKT of its features in 2 columns (WKT, WKT)"],
+        ),
+        # found from outside: GDAL crashed (a segfault) on x and lon; the_geom beside an
+        # empty geometry was taken for a second geometry, its bytes printed as its WKT
+        "x_lon.csv": (
+            "code,tenure,land_use,x,lon,lat,y\nC-9,occupied,crops,10,-69.15,9.7,10\n",
+            ["the longitude (x) of its features in 2 columns (x, lon)"],
+        ),
+        "two.csv": (
+            f'code;tenure;land_use;geometry;the_geom\nC-9;occupied;crops;;"{polygon}"\n',
+            ["the WKT of its features in 2 columns (geometry, the_geom)"],
         ),
     }
     before = await parcels(conn)

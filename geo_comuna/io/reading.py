@@ -161,6 +161,8 @@ def read_raw(
     unreadable, empty, without geometry or not of the format its name gives is refused here,
     before anything else is done with it."""
     fmt = detect(path)
+    if fmt.name == "csv":
+        _one_place_column_each(path)
     source = gdal_source(path, fmt, settings.max_unpacked_bytes)
     options = CSV_OPEN_OPTIONS if fmt.name == "csv" else {}
     opened = ExitStack()
@@ -230,6 +232,43 @@ def read_raw(
             )
         )
     return RawFile(fmt, source, meta, table, info["features"], more, name, _open=opened)
+
+
+#: the CSV columns GDAL takes a place from (CSV_OPEN_OPTIONS), by what they give
+_PLACE_COLUMNS = {
+    what: {n.lower() for n in CSV_OPEN_OPTIONS[option].split(",")}
+    for what, option in (
+        (Said("the WKT", "el WKT"), "GEOM_POSSIBLE_NAMES"),
+        (Said("the longitude (x)", "la longitud (x)"), "X_POSSIBLE_NAMES"),
+        (Said("the latitude (y)", "la latitud (y)"), "Y_POSSIBLE_NAMES"),
+    )
+}
+#: the most of a CSV's first line read to find its columns
+_HEADER_BYTES = 64 * 1024
+
+
+def _one_place_column_each(path: Path) -> None:
+    """A CSV giving its features' place in two columns of one kind (two WKT columns, x and
+    lon) is refused naming them, before GDAL reads it. Found from outside: GDAL 3.6 and 3.12
+    crash (a segfault) on x,lon,lat,y, and took the_geom beside an empty geometry for a
+    second geometry. The separator is guessed as GDAL does: the one that splits the header
+    into the most columns."""
+    with open(path, "rb") as f:
+        line = f.read(_HEADER_BYTES).split(b"\n", 1)[0].decode("utf-8", "replace")
+    line = line.lstrip("\ufeff").rstrip("\r")
+    cells = max((line.split(sep) for sep in (",", ";", "\t")), key=len)
+    names = [c.strip().strip('"').strip() for c in cells]
+    for what, accepted in _PLACE_COLUMNS.items():
+        found = [n for n in names if n.lower() in accepted]
+        if len(found) > 1:
+            raise InvalidFile(
+                Said(
+                    f"{path.name} gives {what} of its features in {len(found)} columns "
+                    f"({', '.join(found)}): keep one, or rename the others",
+                    f"{path.name} da {what.es} de sus entidades en {len(found)} columnas "
+                    f"({', '.join(found)}): deje una, o cambie el nombre de las demás",
+                )
+            )
 
 
 def _one_column_per_name(name: str, columns: list[str]) -> None:
