@@ -1810,3 +1810,31 @@ def test_a_shape_is_the_same_as_the_database_says_it_is() -> None:
         assert same_geometry(square, moved.reverse()) is same, (dx, dy)  # another direction
     assert COORD_TOLERANCE == 1e-8
     assert not same_geometry(square, shapely.Polygon([(0, 0), (1, 0), (1, 1)]))
+
+
+async def test_a_package_saved_again_as_polygons_is_the_same_shapes(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: parcels saved again as Polygon (ogr2ogr -nlt POLYGON, a Shapefile
+    round trip) were each listed as moved, none written (the database keeps them as
+    MultiPolygon), and a parcel the server had moved since became a conflict, which 'ours'
+    would have moved back. The same shape of either type is no change."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    copy = tmp_path / "copy.gpkg"
+    shutil.copy(gpkg, copy)
+    _ogr2ogr("-update", "-overwrite", "-nlt", "POLYGON", str(gpkg), str(copy), "parcels")
+    types = pyogrio.read_info(gpkg, layer="parcels")["geometry_type"]
+    assert types == "Polygon", types
+    a = (await _parcels(conn, 1))[0]
+    wkb = (await _row(conn, a))[2]
+    moved = shapely.affinity.translate(shapely.from_wkb(wkb), xoff=0.0001)
+    body = json.dumps({"geometry": json.loads(shapely.to_geojson(moved))}).encode()
+    await edit.patch(conn, PARCELS, a, body, settings, local_admin())
+    stored = await _row(conn, a)
+
+    report = await _sync(conn, settings, gpkg, tmp_path, resolve="ours")
+
+    assert report.written == 0 and not any(report.layers.values()), report.layers
+    assert await _row(conn, a) == stored  # the server's move stands
+

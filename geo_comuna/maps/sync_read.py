@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
 import shapely
 
 from geo_comuna.errors import InvalidFile, Said, TooLarge
@@ -31,6 +32,20 @@ from geo_comuna.maps.package_tables import (
 )
 from geo_comuna.maps.sync_base import BASE_TABLE, PackageBases
 from geo_comuna.settings import Settings
+
+
+def _as_stored(layer: Layer, geoms: np.ndarray) -> np.ndarray:
+    """Polygons of a layer of multipolygons as the database stores them (ST_Multi), so that
+    a shape is compared as it would be written. Found from outside: a package saved again as
+    Polygon (ogr2ogr -nlt POLYGON, a Shapefile round trip) listed every parcel as moved,
+    wrote none, and made an admin's later move a conflict."""
+    if layer.geometry_type != "MultiPolygon":
+        return geoms
+    single = np.flatnonzero(shapely.get_type_id(geoms) == shapely.GeometryType.POLYGON)
+    if single.size:
+        geoms = geoms.copy()
+        geoms[single] = shapely.multipolygons(geoms[single], indices=np.arange(single.size))
+    return geoms
 
 
 @dataclass
@@ -248,7 +263,7 @@ def _read_layer(
     )
     blobs = table.column(geometry).combine_chunks()
     refuse_deep(blobs, fids, layer.name)  # before GEOS reads them (a child's crash says nothing)
-    geoms = shapely.from_wkb(blobs, on_invalid="ignore")
+    geoms = _as_stored(layer, shapely.from_wkb(blobs, on_invalid="ignore"))
     # its dates as the package holds them (text): GDAL's reading of them is not even read,
     # a year 0000 being one Python cannot hold (found from outside: a 500)
     values = _date_texts(source, layer, columns, meta.get("fid_column") or "fid", fids)
