@@ -1838,3 +1838,19 @@ async def test_a_package_saved_again_as_polygons_is_the_same_shapes(
     assert report.written == 0 and not any(report.layers.values()), report.layers
     assert await _row(conn, a) == stored  # the server's move stands
 
+
+async def test_a_code_with_blanks_around_it_is_the_same_code(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: 'EM-P007 ' in the package was stored beside 'EM-P007' and listed
+    as a change of code. A write takes a code without its blanks; the sync compares it so."""
+    await _package(conn, settings, tmp_path)
+    gpkg = tmp_path / GPKG
+    a = (await _parcels(conn, 1))[0]
+    cur = await conn.execute("SELECT code FROM parcels WHERE id = %s", (a,))
+    code = (await cur.fetchone())[0]
+    _ogr_sql(gpkg, f"UPDATE parcels SET code = ' {code}  ' WHERE id = {a}")
+    report = await _sync(conn, settings, gpkg, tmp_path)
+    assert report.written == 0 and not any(report.layers.values()), report.layers
+    cur = await conn.execute("SELECT code FROM parcels WHERE id = %s", (a,))
+    assert (await cur.fetchone())[0] == code

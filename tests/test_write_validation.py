@@ -182,6 +182,34 @@ async def test_duplicate_commune_code_is_409(client: httpx.AsyncClient) -> None:
     assert r.status_code == 409 and "already exists" in r.json()["detail"]
 
 
+async def test_a_code_is_its_text_without_surrounding_blanks(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """Found from outside: 'EM-P007 ' beside 'EM-P007' passed the key's uniqueness (by a
+    sync, a PATCH and a POST alike), and ?code=EM-P007 then found neither or one. A code's
+    surrounding blanks are no part of it."""
+    body = feature(PARCELS, commune="EL-MAIZAL", code="  X-TRIM-1 ")
+    r = await client.post("/collections/parcels/items", json=body)
+    assert r.status_code == 201, r.text
+    fid = r.json()["ids"][0]
+    cur = await conn.execute("SELECT code FROM parcels WHERE id = %s", (fid,))
+    assert (await cur.fetchone())[0] == "X-TRIM-1"
+    again = feature(PARCELS, commune="EL-MAIZAL", code="X-TRIM-1\t")
+    r = await client.post("/collections/parcels/items", json=again)
+    assert r.status_code == 409 and "already exists" in r.json()["detail"], r.text
+    other = (
+        await client.post(
+            "/collections/parcels/items", json=feature(PARCELS, commune="EL-MAIZAL", code="X2")
+        )
+    ).json()["ids"][0]
+    r = await client.patch(
+        f"/collections/parcels/items/{other}", json={"properties": {"code": " X-TRIM-1"}}
+    )
+    assert r.status_code == 409, r.text
+    found = await client.get("/collections/parcels/items", params={"code": "X-TRIM-1 "})
+    assert [f["id"] for f in found.json()["features"]] == [fid]
+
+
 async def test_deleting_a_commune_in_use_is_409(
     client: httpx.AsyncClient, conn: AsyncConnection
 ) -> None:

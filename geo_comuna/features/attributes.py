@@ -151,6 +151,11 @@ def _not_a_value(attr: Attribute, value: Any, lang: str, hint: bool) -> Said:
     return Said(en, es)
 
 
+def _key_trimmed(layer: Layer, attr: Attribute, value: Any) -> Any:
+    """A natural key's text without its surrounding blanks (see arrow_attributes)."""
+    return value.strip() if isinstance(value, str) and attr.name in layer.natural_key else value
+
+
 def check_value(
     layer: Layer, attr: Attribute, value: Any, label: Any, *, lang: str = "es", hint: bool = False
 ) -> Any:
@@ -176,7 +181,7 @@ def check_value(
                 _not_a_value(attr, value, lang, hint), feature=label, layer=layer.name
             )
         value = code
-    coerced = coerce_value(attr, value)
+    coerced = _key_trimmed(layer, attr, coerce_value(attr, value))
     if attr.domain and coerced is not _BAD and coerced not in attr.domain:
         raise InvalidAttribute(
             _not_a_value(attr, value, lang, hint), feature=label, layer=layer.name
@@ -385,6 +390,12 @@ def check_attributes(
             continue
         if pa.types.is_date32(data.type):
             _refuse_outside_the_calendar(layer, attr, data, labels)
+        if attr.name in layer.natural_key and (
+            pa.types.is_string(data.type) or pa.types.is_large_string(data.type)
+        ):
+            # a key's surrounding blanks are no part of it (found from outside: 'EM-P007 '
+            # beside 'EM-P007' passed the key's uniqueness, by sync, PATCH and POST alike)
+            data = pc.utf8_trim_whitespace(data)
         fast = _fast_arrow(attr, data)
         if fast is None:
             values = python_values(data)

@@ -314,8 +314,11 @@ def _as_codes(layer: Layer, name: str, values: list[Any]) -> None:
     """A coded attribute's labels (Ocupada, Cultivos, as a field worker may pick or type
     them) as their codes, in place: what a write stores. Compared as labels, a feature
     synced once was a conflict at every later sync (package 'Ocupada', server 'occupied').
-    An unknown value stays as it is, for the write to refuse naming it."""
+    An unknown value stays as it is, for the write to refuse naming it. A key's text, such
+    as a parcel's code, is taken without its surrounding blanks, as a write takes it."""
     attr = layer.attribute(name)
+    if name in layer.natural_key:  # a key without its surrounding blanks, as it is written
+        values[:] = [v.strip() if isinstance(v, str) else v for v in values]
     if attr is None or attr.domain is None:
         return
     for i, value in enumerate(values):
