@@ -527,3 +527,28 @@ def test_a_database_gone_is_said_at_once_and_its_return_seen(
         assert answers[-1] == 200, answers
         # once one has its answer, the others do too: no broken connection left to hand out
         assert all(httpx.get(f"{base}{url}").status_code == 200 for _ in range(5))
+
+
+def test_a_restore_keeps_a_reference_system_someone_added(own_db: str, tmp_path: Path) -> None:
+    """Found from outside: since a restore keeps the database's PostGIS, a row someone added
+    to spatial_ref_sys (a local grid) made every restore fail on its duplicate key. The
+    archive's rows replace them, as they did when PostGIS was made anew."""
+    local = (
+        "INSERT INTO spatial_ref_sys SELECT %s, 'local', %s, srtext, proj4text "
+        "FROM spatial_ref_sys WHERE srid = 4248"
+    )
+    with psycopg.connect(own_db, autocommit=True) as db:
+        db.execute(local, (990001, 990001))
+    archive = tmp_path / "srid.backup"
+    assert cli(own_db, "backup", str(archive)).returncode == 0
+    with psycopg.connect(own_db, autocommit=True) as db:
+        db.execute(local, (990002, 990002))  # added after the backup: not the archive's
+    done = cli(own_db, "restore", str(archive))
+    assert done.returncode == 0, done.stderr
+    assert "NOTICE" not in done.stderr, done.stderr
+    with psycopg.connect(own_db, autocommit=True) as db:
+        kept = db.execute("SELECT srid FROM spatial_ref_sys WHERE srid > 990000").fetchall()
+        assert kept == [(990001,)]
+        assert (
+            db.execute("SELECT count(*) FROM spatial_ref_sys WHERE srid = 4326").fetchone()[0] == 1
+        )

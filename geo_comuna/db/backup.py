@@ -59,7 +59,7 @@ GRANT geo_comuna_reader TO CURRENT_USER;
 class BackupFailed(GeoComunaError):
     """pg_dump or pg_restore could not do the work; the message carries their own words."""
 
-    status, code = 500, "backup-failed"
+    status, code = 500, "backup-or-restore-failed"
     title_es = "falló el respaldo o la restauración"
 
 
@@ -271,8 +271,25 @@ def restore(
     )
 
 
-#: the extensions a restore keeps as they are, created if the database has none yet
-KEEP_EXTENSIONS = b"CREATE EXTENSION IF NOT EXISTS postgis;\n"
+#: the extensions a restore keeps as they are, created if the database has none yet; the
+#: rows of PostGIS' own tables that its backups carry (a spatial_ref_sys row someone added:
+#: extcondition, PostGIS' filter of the rows pg_dump writes) are replaced by the archive's,
+#: as --clean did when it made PostGIS anew (found from outside: a custom SRID made every
+#: restore fail on its duplicate key)
+KEEP_EXTENSIONS = b"""SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS postgis;
+DO $$
+DECLARE
+    kept text;
+BEGIN
+    SELECT e.extcondition[array_position(e.extconfig, 'spatial_ref_sys'::regclass::oid)]
+    INTO kept FROM pg_extension e WHERE e.extname = 'postgis';
+    IF kept IS NOT NULL THEN
+        EXECUTE 'DELETE FROM spatial_ref_sys ' || kept;
+    END IF;
+END $$;
+RESET client_min_messages;
+"""
 
 
 def _without_extensions(bindir: Path, file: Path) -> str:
