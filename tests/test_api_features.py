@@ -508,6 +508,10 @@ async def test_a_trailing_slash_is_redirected_as_links_are_written(
         c.headers["Host"] = host
         r = await c.get("/collections/parcels/items/?limit=1&commune=EL-MAIZAL")
         assert r.status_code == 307 and r.headers["location"] == location, r.headers
+        # found from outside: a %3F sent came back as a ?, a %25 as a %
+        odd = await c.get("/collections/parcels/items/2%3Ff%3Dhtml%2541/")
+        assert odd.status_code == 307, odd.text
+        assert odd.headers["location"].endswith("/collections/parcels/items/2%3Ff=html%2541")
         nowhere = await c.get("/collections/parcels/nothing/")
         assert nowhere.status_code == 404 and "location" not in nowhere.headers
         assert nowhere.headers["content-type"].startswith("application/problem+json")

@@ -552,3 +552,17 @@ def test_a_restore_keeps_a_reference_system_someone_added(own_db: str, tmp_path:
         assert (
             db.execute("SELECT count(*) FROM spatial_ref_sys WHERE srid = 4326").fetchone()[0] == 1
         )
+
+
+def test_only_a_server_gone_makes_the_others_wait_less() -> None:
+    """Found from outside: every OperationalError set the primary 'down', a deadlock or a
+    lock not had as well as a lost connection: a statement anyone can make fail is not one."""
+    from psycopg_pool import PoolTimeout
+
+    from geo_comuna.api.problems import unreachable
+
+    for gone in (psycopg.OperationalError("no answer"), PoolTimeout("t")):
+        assert unreachable(gone)
+    assert unreachable(psycopg.errors.AdminShutdown("stopping"))
+    for failed in (psycopg.errors.DeadlockDetected("d"), psycopg.errors.LockNotAvailable("l")):
+        assert not unreachable(failed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -177,7 +178,10 @@ def _without_slash(request: Request) -> Response | None:
     if all(route.matches(scope)[0] == Match.NONE for route in request.app.router.routes):
         return None
     query = request.scope.get("query_string", b"").decode("latin-1")
-    target = base_url(request, request.app.state.settings) + scope["path"]
+    # the path as a URL writes it again: a %3F or %23 the client sent stays one (decoded,
+    # /items/2%3Ff%3Dhtml/ led to /items/2?f=html: found from outside)
+    path = quote(scope["path"], safe="/:@!$&'()*+,;=~")
+    target = base_url(request, request.app.state.settings) + path
     return RedirectResponse(target + (f"?{query}" if query else ""), status_code=307)
 
 
@@ -225,7 +229,7 @@ async def _unavailable(request: Request, exc: psycopg.OperationalError) -> Respo
     log.error("database unavailable: %s", exc)
     databases = getattr(request.app.state, "databases", None)
     state = request.scope.get("state", {})
-    if databases is not None and state.get("read_from", PRIMARY) == PRIMARY:
+    if databases is not None and state.get("read_from", PRIMARY) == PRIMARY and unreachable(exc):
         databases.found_down(waited=isinstance(exc, PoolTimeout))
     response = _spoken(
         request,
@@ -238,6 +242,15 @@ async def _unavailable(request: Request, exc: psycopg.OperationalError) -> Respo
     )
     response.headers["Retry-After"] = str(RETRY_UNREACHABLE_S)
     return response
+
+
+def unreachable(exc: psycopg.OperationalError) -> bool:
+    """Did the server go away (no answer, a connection lost, PostgreSQL shutting down or
+    starting), rather than a statement fail (a deadlock, a lock not had, a limit: an
+    OperationalError too)? Only the former may tell the other requests to wait less for it:
+    a statement anyone can make fail is no sign the database is down."""
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 #: what a 503 for an unreachable database tells a client to wait before it asks again
