@@ -1246,12 +1246,32 @@ async def test_files_of_more_than_one_geometry_or_layer_are_refused(
 ) -> None:
     """Found from outside: a KML's second and third folders were left out unsaid (GDAL reads
     a KML's first folder as its layer), and a CSV with two WKT columns was a 500. Both are
-    refused, naming what the file holds; a KML whose folder is named as the layer is read."""
+    refused, naming what the file holds; a KML with one folder of features is read, whatever
+    other (empty) folders it has."""
     polygon = "POLYGON ((-69.15 9.7,-69.149 9.7,-69.149 9.701,-69.15 9.7))"
     cases = {
         "folders.kml": (
             _kml(("f1", [_placemark("K-1", -69.15)]), ("f2", [_placemark("K-2", -69.16)])),
-            ["'f1', 'f2'", "none is named 'parcels'"],
+            ["folders of features ('f1': 1, 'f2': 1)"],
+        ),
+        # found from outside too: a folder named as the layer was read and another beside
+        # it left out, and so was a second folder of that name (GDAL's 'parcels (#2)')
+        "named.kml": (
+            _kml(("parcels", [_placemark("K-1", -69.15)]), ("más", [_placemark("K-2", -69.16)])),
+            ["('parcels': 1, 'más': 1)"],
+        ),
+        "twice.kml": (
+            _kml(
+                ("parcels", [_placemark("K-1", -69.15)]), ("parcels", [_placemark("K-2", -69.16)])
+            ),
+            ["('parcels': 1, 'parcels (#2)': 1)"],
+        ),
+        # placemarks outside any folder: GDAL's layer named after the file as saved
+        "loose.kml": (
+            _kml(("a", [_placemark("K-1", -69.15)])).replace(
+                b"<Document>", f"<Document>{_placemark('K-2', -69.16)}".encode()
+            ),
+            ["(placemarks outside any folder: 1, 'a': 1)"],
         ),
         "wkt.csv": (
             f'WKT,code,WKT,tenure,land_use\n"{polygon}",C-9,"POINT (0 0)",occupied,crops\n',

@@ -141,6 +141,8 @@ def _pick_layer(path: str, fmt: Format, layer: Layer) -> str | None:
     names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
     if len(names) == 1:
         return names[0]
+    if fmt.name == "kml":
+        return _kml_folder(path, names, holds)
     if layer.name in names:
         return layer.name
     raise InvalidFile(
@@ -149,6 +151,41 @@ def _pick_layer(path: str, fmt: Format, layer: Layer) -> str | None:
             f"name, or put all the features in one",
             f"{holds.es} {names}; ninguna se llama {layer.name!r}: dé ese nombre a la que "
             f"quiere importar, o reúna todas las entidades en una",
+        )
+    )
+
+
+#: the most folders of a KML whose features are counted (GDAL reads the whole file for each)
+MAX_KML_FOLDERS = 20
+
+
+def _kml_folder(path: str, names: list[str], holds: Said) -> str:
+    """The one folder of a KML that holds features; a KML whose features are in several is
+    refused naming them and what each holds. A KML's folders are a way to sort placemarks,
+    not layers: found from outside, a folder named as the layer was read and another one
+    beside it left out unsaid, and so was a second folder of the same name (GDAL's
+    'parcels (#2)'). Placemarks outside any folder are GDAL's layer named after the file."""
+    if len(names) > MAX_KML_FOLDERS:
+        raise InvalidFile(
+            Said(
+                f"{holds} {len(names)}: put the features to import in one",
+                f"{holds.es} {len(names)}: reúna las entidades a importar en una",
+            )
+        )
+    counts = {n: pyogrio.read_info(path, layer=n)["features"] for n in names}
+    holding = [n for n in names if counts[n]]
+    if len(holding) <= 1:
+        return (holding or names)[0]
+    outside = Path(path).stem
+
+    def listed(lang: str) -> str:
+        loose = "placemarks outside any folder" if lang == "en" else "fuera de toda carpeta"
+        return ", ".join(f"{loose if n == outside else repr(n)}: {counts[n]}" for n in holding)
+
+    raise InvalidFile(
+        Said(
+            f"{holds} of features ({listed('en')}): put the features to import in one",
+            f"{holds.es} con entidades ({listed('es')}): reúna las entidades a importar en una",
         )
     )
 
