@@ -1700,6 +1700,11 @@ def test_the_summary_says_fields_and_values_as_people_read_them() -> None:
     said = functools.partial(Styles.load().value_label, tenure, lang="es")
     assert f"  32: Tenencia: {said('regularized')} → {said('occupied')}; " in lines
     assert "Geometría: movida" in lines and "None" not in lines
+    # found from outside: a form's box said 'True → False'
+    report.layers["paths"] = LayerDiff(changed=[Change(37, {"vehicles": [False, True]})])
+    assert "  37: Acceso vehicular: sí → no" in "\n".join(summary(report, "es"))
+    assert "  37: Vehicle access: yes → no" in "\n".join(summary(report, "en"))
+    del report.layers["paths"]
 
     # a repair: the area's change where it means something, as the language writes numbers
     bowtie = shapely.from_wkt("POLYGON((0 0,2 2,2 0,0 2,0 0))")

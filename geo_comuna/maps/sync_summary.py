@@ -119,6 +119,8 @@ TEXT = {
         "geometry": "Geometría",
         "moved": "movida",
         "empty": "(vacío)",
+        "yes": "sí",
+        "no": "no",
     },
     "en": {
         "dry": "Dry run: nothing was written.",
@@ -165,6 +167,8 @@ TEXT = {
         "geometry": "Geometry",
         "moved": "moved",
         "empty": "(empty)",
+        "yes": "yes",
+        "no": "no",
     },
 }
 
@@ -205,8 +209,10 @@ def _titled(layer: str, field: str | None, lang: str) -> str:
 
 def _value(layer: str, field: str, value: Any, lang: str, codes: dict | None = None) -> Any:
     """A coded value by its label in ``lang`` ('Abandonada (recuperable)'), a feature a
-    reference names by id with its code beside ('12 (EM-P001)', from SyncReport.codes), else
-    as it is."""
+    reference names by id with its code beside ('12 (EM-P001)', from SyncReport.codes), a
+    yes/no as a word, else as it is."""
+    if isinstance(value, bool):  # a form's box ticked or not (it said True and False)
+        return TEXT[lang]["yes" if value else "no"]
     found = LAYERS.get(layer)
     reference = found.reference(field) if found is not None else None
     if reference is not None and value in (codes or {}).get(reference.table, {}):
