@@ -1587,6 +1587,7 @@ def test_cli_sync(own_db: str, tmp_path: Path) -> None:
     assert "1 entidad guardada (auditoría: «sync comuna.gpkg»)" in done.stdout
     again = cli("sync", COMMUNE, str(gpkg), "--lang", "en")
     assert again.returncode == 0 and "Nothing to change" in again.stdout, again.stdout
+    assert "the states are context: never synced" in again.stdout  # not "the package matches"
     env["LANG"] = "en_US.UTF-8"  # an English locale, no --lang: English
     assert "Nothing to change" in cli("sync", COMMUNE, str(gpkg)).stdout
     env["LANG"] = "es_VE.UTF-8"

@@ -69,7 +69,10 @@ TEXT = {
         "dry": "Simulación: no se guardó nada.",
         "written": "{n} {features} (auditoría: «sync {file}»).",
         "features": ("entidad guardada", "entidades guardadas"),
-        "nothing": "Nada que cambiar: el paquete coincide con la base de datos.",
+        # the states are context and never synced: "the package matches" said so of a
+        # package whose states were edited (found from outside)
+        "nothing": "Nada que cambiar: lo que una sincronización escribe coincide con la base de "
+        "datos (los estados son de contexto: nunca se sincronizan).",
         "log": (
             "Si el proyecto de QGIS seguía abierto cuando se envió el paquete, sus últimas "
             "ediciones están en el archivo .gpkg-wal junto al GeoPackage, no en él: cierre el "
@@ -126,7 +129,8 @@ TEXT = {
         "dry": "Dry run: nothing was written.",
         "written": "{n} {features} (audit: 'sync {file}').",
         "features": ("feature written", "features written"),
-        "nothing": "Nothing to change: the package matches the database.",
+        "nothing": "Nothing to change: what a sync writes matches the database (the states "
+        "are context: never synced).",
         "log": (
             "If the QGIS project was still open when the package was sent, its last edits are "
             "in the .gpkg-wal file beside the GeoPackage, not in it: close the project and "
