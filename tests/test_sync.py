@@ -321,6 +321,9 @@ async def test_a_new_feature_edited_again_in_the_same_file_is_updated_not_added_
     # the same file once more changes nothing
     third = await _sync(conn, settings, gpkg, tmp_path)
     assert third.written == 0 and third.layers["parcels"].synced == [new_id]
+    # and says so, beside "nothing to change" (found from outside: it said only that)
+    said = "\n".join(summary(third, "en"))
+    assert "new but stored by an earlier sync already" in said and "Nothing to change" in said
 
 
 async def test_another_teams_new_feature_is_kept_not_deleted(

@@ -236,10 +236,12 @@ def summary(report: Any, lang: str, reader: str = "cli") -> list[str]:
     t = {**TEXT[lang], "options": HOW[reader][lang]}
     lines = []
     for name, diff in report.layers.items():
-        if diff:
+        # new rows an earlier sync stored are said too (found from outside: a file sent
+        # again, or after a sync cut short, said nothing of the 1,500 homes it had stored)
+        if diff or diff.synced:
             lines += _layer_lines(name, diff, report, t, lang)
     lines += [_repaired(t, r, lang) for r in report.repairs]
-    if not lines:
+    if not any(report.layers.values()) and not report.repairs:
         lines.append(t["nothing"])
     if report.log_left_behind:  # found from outside: an edit was missing, said nowhere
         lines.append(t["log"])
