@@ -93,7 +93,8 @@ class Databases:
             Standby(f"standby-{i}", url) for i, url in enumerate(settings.read_database_urls, 1)
         ]
         self._turn = itertools.count()
-        self._closing: set[asyncio.Task] = set()
+        #: tasks the pools run on their own (a standby set aside, a check): awaited at close
+        self._background: set[asyncio.Task] = set()
         #: the primary did not answer the last request that asked it (found_down)
         self.primary_down = False
 
@@ -112,8 +113,8 @@ class Databases:
             if standby.probing is not None:
                 standby.probing.cancel()
             await self._set_aside(standby, None)
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     async def commit_lsn(self) -> str:
         async with self.primary.connection() as conn:
@@ -180,8 +181,8 @@ class Databases:
             return
         self.primary_down = True
         task = asyncio.create_task(self.primary.check())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     @contextlib.asynccontextmanager
     async def _standby(
@@ -261,8 +262,8 @@ class Databases:
             standby.retry_at = time.monotonic() + RETRY_S
         if pool is not None:
             task = asyncio.create_task(pool.close())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _probe(self, standby: Standby) -> None:
         try:
