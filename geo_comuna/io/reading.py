@@ -132,9 +132,9 @@ _HOLDS = {
 
 
 def _pick_layer(path: str, fmt: Format, layer: Layer) -> str | None:
-    """The layer of the file to read: its only one, or the one named as ``layer``; a file
-    of several, none so named, is refused naming them (found from outside: a KML's second
-    and third folders were left out, their placemarks unsaid, as GDAL reads the first)."""
+    """The layer of the file to read: its only one; of a GeoPackage's several, the one named
+    as ``layer`` (none so named: refused, naming them); of a KML's folders, the one that
+    holds features (_kml_folder). GDAL would read the first, the others left out unsaid."""
     holds = _HOLDS.get(fmt.name)
     if holds is None:  # one layer (a zip of Shapefiles is refused with two .shp)
         return None
