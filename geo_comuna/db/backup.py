@@ -342,6 +342,8 @@ def _restore_in_one_transaction(
         tempfile.TemporaryFile() as out,
         tempfile.TemporaryFile() as writer_err,
     ):
+        listed.write(_without_extensions(bindir, file))  # before psql starts: it may refuse
+        listed.flush()
         writer = subprocess.Popen(
             writer_cmd,
             stdin=subprocess.PIPE,
@@ -351,8 +353,6 @@ def _restore_in_one_transaction(
             cwd="/",
             start_new_session=True,
         )
-        listed.write(_without_extensions(bindir, file))
-        listed.flush()
         reader = subprocess.Popen(
             [*reader_cmd, "--use-list", listed.name, "--file", "-", str(file)],
             stdout=subprocess.PIPE,
