@@ -150,21 +150,16 @@ class Plan(Flowable):
         x0, y0, x1, y1 = _box([v for rings in polygons(self.sheet.shape) for v in rings[0]])
         mx, my = self.xy((x0 + x1) / 2, (y0 + y1) / 2)
         c.setFont("Helvetica-Bold", 7)
-        labels: list[tuple[float, float, list[int]]] = []
+        labels = _Labels()
         for vertex in self.sheet.vertices:
             px, py = self.xy(vertex.easting, vertex.northing)
             c.setFillColor(PARCEL_LINE)
             c.circle(px, py, 1.4, stroke=0, fill=1)
             dx, dy = px - mx, py - my
             norm = math.hypot(dx, dy) or 1.0
-            lx, ly = px + 7 * dx / norm, py + 7 * dy / norm - 2.4
-            near = next((n for x, y, n in labels if math.hypot(lx - x, ly - y) < LABEL_APART), None)
-            if near is None:
-                labels.append((lx, ly, [vertex.number]))
-            else:
-                near.append(vertex.number)
+            labels.add(px + 7 * dx / norm, py + 7 * dy / norm - 2.4, vertex.number)
         c.setFillColor(colors.black)
-        for lx, ly, numbers in labels:
+        for lx, ly, numbers in labels.placed:
             c.drawCentredString(lx, ly, numbered(numbers))
 
     def _north(self, c: Canvas) -> None:
@@ -208,6 +203,38 @@ class Plan(Flowable):
 #: number of two digits is ~8 points wide (found from outside: vertices 0.1 m apart printed
 #: their numbers one over the other, "24" and "25" read as "2S")
 LABEL_APART = 10.0
+
+
+class _Labels:
+    """Vertex labels at their anchors, a number joining the label whose anchor lies within
+    LABEL_APART of its own; found through a grid of LABEL_APART cells (a parcel may have
+    tens of thousands of vertices: comparing each with every label was quadratic)."""
+
+    def __init__(self) -> None:
+        self.placed: list[tuple[float, float, list[int]]] = []
+        self._cells: dict[tuple[int, int], list[int]] = {}
+
+    def add(self, x: float, y: float, number: int) -> None:
+        near = self._near(x, y)
+        if near is not None:
+            self.placed[near][2].append(number)
+            return
+        self._cells.setdefault(self._cell(x, y), []).append(len(self.placed))
+        self.placed.append((x, y, [number]))
+
+    def _near(self, x: float, y: float) -> int | None:
+        cx, cy = self._cell(x, y)
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for i in self._cells.get((cx + dx, cy + dy), ()):
+                    lx, ly, _ = self.placed[i]
+                    if math.hypot(x - lx, y - ly) < LABEL_APART:
+                        return i
+        return None
+
+    @staticmethod
+    def _cell(x: float, y: float) -> tuple[int, int]:
+        return int(x // LABEL_APART), int(y // LABEL_APART)
 
 
 def numbered(numbers: list[int]) -> str:
