@@ -78,6 +78,11 @@ CASES = {
         "99002",
     ),
     "geopackage srs missing": (lambda t: geopackage(t, None, 99003), "99003"),
+    # found from outside: a local grid said PROJ's words alone, not the way out (--crs)
+    "geopackage local grid": (
+        lambda t: geopackage(t, ("local", 99004, "NONE", 99004, 'LOCAL_CS["site"]', ""), 99004),
+        "LOCAL_CS",
+    ),
 }
 
 

@@ -346,11 +346,13 @@ def _to_wgs84(geometries: Geometries, fmt: Format, crs: str | None) -> Geometrie
         return Geometries(geometries.wkb, None, label)
     try:  # refuse a CRS that cannot reach WGS 84 before anything is written
         transformer = pyproj.Transformer.from_crs(source, 4326, always_xy=True)
-    except pyproj.exceptions.ProjError as exc:
+    except pyproj.exceptions.ProjError as exc:  # a local grid, another planet's CRS
         raise UnknownCRS(
             Said(
-                f"cannot transform {label} to WGS 84: {exc}",
-                f"no se puede transformar {label} a WGS 84: {exc}",
+                f"cannot transform {label} to WGS 84: {exc}; if the coordinates are in a CRS "
+                "of the Earth, give it with --crs / ?crs= (e.g. EPSG:2202)",
+                f"no se puede transformar {label} a WGS 84: {exc}; si las coordenadas están "
+                "en un CRS de la Tierra, indíquelo con --crs / ?crs= (p. ej. EPSG:2202)",
             )
         ) from None
     return Geometries(geometries.wkb, source, label, to_wgs84=transformer, given=bool(crs))
