@@ -1287,6 +1287,15 @@ async def test_files_of_more_than_one_geometry_or_layer_are_refused(
             f'code;tenure;land_use;geometry;the_geom\nC-9;occupied;crops;;"{polygon}"\n',
             ["the WKT of its features in 2 columns (geometry, the_geom)"],
         ),
+        # found from outside: the header read otherwise than GDAL reads it, GDAL crashed
+        "space.csv": (
+            "code tenure land_use x lon lat y\nC-9 occupied crops 10 -69.15 9.7 10\n",
+            ["in 2 columns (x, lon)"],
+        ),
+        "quoted.csv": ('"a;b;c;d;e;f;g",x,lon,lat,y\n"q",10,-69.15,9.7,10\n', ["(x, lon)"]),
+        "split.csv": ('"co\nde",x,lon,lat,y\nC-9,10,-69.15,9.7,10\n', ["(x, lon)"]),
+        "long.csv": ("c" * 70_000 + ",x,lon,lat,y\nC-9,10,-69.15,9.7,10\n", ["(x, lon)"]),
+        "longer.csv": ("c" * 140_000 + ",x\nC-9,10\n", ["over 128 KB"]),
     }
     before = await parcels(conn)
     for name, (body, said) in cases.items():

@@ -21,6 +21,7 @@ batches whatever the file's size (a whole 1,000,000-parcel file as one Arrow tab
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -280,32 +281,46 @@ _PLACE_COLUMNS = {
         (Said("the latitude (y)", "la latitud (y)"), "Y_POSSIBLE_NAMES"),
     )
 }
-#: the most of a CSV's first line read to find its columns
-_HEADER_BYTES = 64 * 1024
+#: the separators GDAL may take a CSV's to be (it guesses from the first line)
+_SEPARATORS = (",", ";", "\t", " ")
 
 
 def _one_place_column_each(path: Path) -> None:
     """A CSV giving its features' place in two columns of one kind (two WKT columns, x and
     lon) is refused naming them, before GDAL reads it. Found from outside: GDAL 3.6 and 3.12
     crash (a segfault) on x,lon,lat,y, and took the_geom beside an empty geometry for a
-    second geometry. The separator is guessed as GDAL does: the one that splits the header
-    into the most columns."""
-    with open(path, "rb") as f:
-        line = f.read(_HEADER_BYTES).split(b"\n", 1)[0].decode("utf-8", "replace")
-    line = line.lstrip("\ufeff").rstrip("\r")
-    cells = max((line.split(sep) for sep in (",", ";", "\t")), key=len)
-    names = [c.strip().strip('"').strip() for c in cells]
-    for what, accepted in _PLACE_COLUMNS.items():
-        found = [n for n in names if n.lower() in accepted]
-        if len(found) > 1:
+    second geometry. GDAL guesses the separator from the first line, and its versions guess
+    differently, so the header is read as a CSV's first record (quotes, a quoted line break,
+    any length) with each separator GDAL may take, and refused if any reading finds two."""
+    for separator in _SEPARATORS:
+        names = _header(path, separator)
+        for what, accepted in _PLACE_COLUMNS.items():
+            found = [n for n in names if n.lower() in accepted]
+            if len(found) > 1:
+                raise InvalidFile(
+                    Said(
+                        f"{path.name} gives {what} of its features in {len(found)} columns "
+                        f"({', '.join(found)}): keep one, or rename the others",
+                        f"{path.name} da {what.es} de sus entidades en {len(found)} columnas "
+                        f"({', '.join(found)}): deje una, o cambie el nombre de las demás",
+                    )
+                )
+
+
+def _header(path: Path, separator: str) -> list[str]:
+    """A CSV's first record as column names, read with ``separator``. A name past the csv
+    module's bound (128 KB) is refused: it cannot be read to be checked."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        try:
+            first = next(csv.reader(f, delimiter=separator), [])
+        except csv.Error:
             raise InvalidFile(
                 Said(
-                    f"{path.name} gives {what} of its features in {len(found)} columns "
-                    f"({', '.join(found)}): keep one, or rename the others",
-                    f"{path.name} da {what.es} de sus entidades en {len(found)} columnas "
-                    f"({', '.join(found)}): deje una, o cambie el nombre de las demás",
+                    f"{path.name}: a column name of its first line is over 128 KB long",
+                    f"{path.name}: un nombre de columna de su primera línea tiene más de 128 KB",
                 )
-            )
+            ) from None
+    return [name.lstrip("\ufeff").strip() for name in first]
 
 
 def _one_column_per_name(name: str, columns: list[str]) -> None:
