@@ -213,3 +213,35 @@ def test_the_earlier_texts_are_those_migrate_accepts() -> None:
     today = {m.version: m.checksum for m in migrate.available()}
     restated = {v for v in today if v in earlier and today[v] != earlier[v]}
     assert {v: earlier[v] for v in restated} == migrate._RESTATED
+
+
+async def test_codes_stored_with_blanks_around_them_are_trimmed_where_free(
+    conn: AsyncConnection,
+) -> None:
+    """Migration 0034: codes written before a write trimmed them (found from outside: an
+    upsert of 'EM-P003' added a second parcel beside a stored 'EM-P003 '). Trimmed where
+    the commune holds no such code; a pair that would collide is left for a person."""
+    (migration,) = [m for m in migrate.available() if m.version == 34]
+    cur = await conn.execute(
+        "SELECT p.id, p.code FROM parcels p JOIN communes c ON c.id = p.commune_id "
+        "WHERE c.code = 'EL-MAIZAL' ORDER BY p.id LIMIT 3"
+    )
+    (a, _), (b, _), (c, taken) = await cur.fetchall()
+    blanks = {a: " MIG-1\t", b: "\u00a0MIG-2\u3000", c: f"{taken} "}
+    for fid, code in blanks.items():
+        if fid == c:  # beside the code it would become: an INSERT of the same row's copy
+            continue
+        await conn.execute("UPDATE parcels SET code = %s WHERE id = %s", (code, fid))
+    await conn.execute(
+        "INSERT INTO parcels (commune_id, code, tenure, land_use, geom) "
+        "SELECT commune_id, %s, tenure, land_use, geom FROM parcels WHERE id = %s",
+        (blanks[c], c),
+    )
+    await conn.execute(migration.sql)
+    cur = await conn.execute(
+        "SELECT code FROM parcels WHERE id = ANY(%s) OR code = %s ORDER BY code",
+        ([a, b], blanks[c]),
+    )
+    assert [r[0] for r in await cur.fetchall()] == sorted(["MIG-1", "MIG-2", f"{taken} "])
+    cur = await conn.execute("SELECT count(*) FROM parcels WHERE code = %s", (taken,))
+    assert (await cur.fetchone())[0] == 1  # the stored one, untouched
