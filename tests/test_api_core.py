@@ -578,3 +578,14 @@ async def test_only_tiles_anyone_reads_alike_are_for_any_site(
     async with api_client(conn, closed, viewer) as c:
         tile = await c.get("/tiles/parcels/0/0/0.pbf", headers=origin)
         assert tile.status_code == 200 and "access-control-allow-origin" not in tile.headers
+
+
+async def test_a_problems_title_is_in_the_language_asked(client: httpx.AsyncClient) -> None:
+    """Found from outside: "title": "not found" above a Spanish detail. The type stays the
+    code's, what a program goes by."""
+    from geo_comuna.errors import NotFound
+
+    es = (await client.get("/collections/nope", params={"lang": "es"})).json()
+    en = (await client.get("/collections/nope", params={"lang": "en"})).json()
+    assert es["type"] == en["type"] == "urn:geo-comuna:problem:not-found"
+    assert (es["title"], en["title"]) == (NotFound.title_es, "not found")

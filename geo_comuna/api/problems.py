@@ -42,11 +42,18 @@ BEARER = 'Bearer realm="geo_comuna"'
 
 
 def problem(
-    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: object
+    status: int,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    title: str | None = None,
+    **extra: object,
 ) -> JSONResponse:
+    """A problem+json body (RFC 9457); ``title``: the code's words in the language asked
+    (the type stays the code, what programs go by)."""
     body = {
         "type": f"urn:geo-comuna:problem:{code}",
-        "title": code.replace("-", " "),
+        "title": title or code.replace("-", " "),
         "status": status,
         "detail": hide_paths(detail),  # a library's words may name our scratch files
         **{k: v for k, v in extra.items() if v},
@@ -109,7 +116,8 @@ async def _typed(request: Request, exc: GeoComunaError) -> Response:
         title = exc.title_es if lang == "es" else exc.code.replace("-", " ")
         return error_page(exc.status, title, exc.said(lang), lang, headers, exc.listed(lang))
     # a program that asked for Spanish (?lang=es: the sync page's own requests, a client
-    # showing the reasons to people) gets them in Spanish; the type and title stay the code's
+    # showing the reasons to people) gets them in Spanish, its title too (found from
+    # outside: "invalid input" above a Spanish detail); the type stays the code's
     asked = asked_lang(request)
     if asked == "es":
         headers = {**(headers or {}), "Content-Language": "es"}
@@ -118,6 +126,7 @@ async def _typed(request: Request, exc: GeoComunaError) -> Response:
         exc.code,
         exc.said(asked),
         headers,
+        exc.title_es if asked == "es" else None,
         feature=said(exc.feature, asked) if isinstance(exc.feature, str) else exc.feature,
         layer=exc.layer,
         details=[_detail(d, asked) for d in exc.details],
