@@ -162,7 +162,7 @@ async def test_far_home_gets_a_straight_line(conn: AsyncConnection) -> None:
     # west of it)
     assert props["length_m"] == pytest.approx(metres(*far, LON0 - 0.0005, LAT0 - 0.00005), abs=0.1)
     assert result.summary["straight_line"] == 1
-    assert any("straight lines" in w for w in result.warnings)
+    assert any("a straight line to the main" in w for w in result.warnings)  # one home
     row = next(r for r in result.rows if r["project"] == props["project"])
     assert row["connection"] == "straight_line" and row["dwellings"] == 1
 
@@ -335,3 +335,28 @@ async def test_sample_through_the_api(client: httpx.AsyncClient) -> None:
         "parámetros no válidos: budget_money necesita cost_per_m (lo que cuesta un metro de "
         "tubería)"
     )
+
+
+async def test_what_the_answer_would_not_use_is_refused(client: httpx.AsyncClient) -> None:
+    """Found from outside: max_projects=5 still gave every project in JSON and GeoJSON, and
+    a budget of half a metre answered 0 projects without a word (0 itself was refused)."""
+    url = "/communes/5-DE-MARZO/analyses/water-hookups"
+    for f in ("json", "geojson"):
+        r = await client.get(url, params={"f": f, "max_projects": 5})
+        assert r.status_code == 400 and "max_projects" in r.json()["detail"], r.text
+        assert "CSV" in r.json()["detail"]
+    assert (await client.get(url, params={"f": "csv", "max_projects": 5})).status_code == 200
+    for tiny in ({"budget_m": 0.5}, {"budget_money": 100, "cost_per_m": 1000}):
+        r = await client.get(url, params={**tiny, "lang": "es"})
+        assert r.status_code == 400, r.text
+        assert "no alcanza para un metro de tubería" in r.json()["detail"], r.text
+    r = await client.get(url, params={"budget_m": 1.5})
+    assert r.status_code == 200 and r.json()["summary"]["budget"]["budget_m"] == 1
+
+
+def test_one_home_far_from_the_paths_is_said_in_the_singular() -> None:
+    from geo_comuna.analysis.water_hookups.pipes import far_from_paths
+
+    one, two = far_from_paths(1, 50.0), far_from_paths(2, 50.0)
+    assert one.startswith("1 dwelling is over 50 m") and one.es.startswith("1 vivienda está")
+    assert two.startswith("2 dwellings are over 50 m") and two.es.startswith("2 viviendas están")

@@ -116,6 +116,11 @@ def test_cli_analyze_prints_a_table_and_gives_machines_the_rest(own_db: str) -> 
         cli_app, ["analyze", "stair-access", "5-DE-MARZO"], env={**env, "LANG": "en_US.UTF-8"}
     )
     assert "Median walk to a road" in english.stdout
+    # found from outside: max_projects shaped nothing a table or JSON shows, and was taken
+    ignored = runner.invoke(
+        cli_app, ["analyze", "water-hookups", "5-DE-MARZO", "-p", "max_projects=5"], env=env
+    )
+    assert ignored.exit_code == 2 and "solo a las filas del CSV" in ignored.stderr
     rows = runner.invoke(cli_app, ["analyze", "stair-access", "5-DE-MARZO", "--csv"], env=env)
     assert len(list(csv.DictReader(io.StringIO(rows.stdout)))) == summary["dwellings"]
     both = runner.invoke(cli_app, ["analyze", "stair-access", "5-DE-MARZO", "--csv", "--json"])

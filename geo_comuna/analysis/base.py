@@ -272,6 +272,29 @@ class Once:
 LANGS = ("en", "es")
 
 
+def refuse_csv_only(params_model: type, given: Iterable[str], fmt: str) -> None:
+    """A parameter that shapes only the CSV's rows (``csv_only`` in its field's schema:
+    water hookups' max_projects) given for another output is refused, not ignored (found
+    from outside: max_projects=5 still gave every project in JSON and GeoJSON)."""
+    only = [
+        name
+        for name in given
+        if (field := params_model.model_fields.get(name)) is not None
+        and isinstance(field.json_schema_extra, dict)
+        and field.json_schema_extra.get("csv_only")
+    ]
+    if only and fmt != "csv":
+        names = ", ".join(only)
+        raise InvalidInput(
+            Said(
+                f"{names} shapes the CSV's rows only (f=csv, --csv), not the {fmt} answer, "
+                "which has them all",
+                f"{names} da forma solo a las filas del CSV (f=csv, --csv), no a la respuesta "
+                f"{fmt}, que las tiene todas",
+            )
+        )
+
+
 def parse_params(
     params_model: type, values: dict[str, str], route_takes: Iterable[str] = ()
 ) -> Any:

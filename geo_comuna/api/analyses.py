@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from geo_comuna import work
 from geo_comuna.analysis import disclosure
-from geo_comuna.analysis.base import parse_params, to_json
+from geo_comuna.analysis.base import parse_params, refuse_csv_only, to_json
 from geo_comuna.analysis.registry import all_analyses, get_analysis
 from geo_comuna.api.deps import Commune, CommuneRef, Conn, ReaderAccess
 from geo_comuna.api.negotiation import asked_lang
@@ -57,6 +57,7 @@ async def run_analysis(
     analysis = get_analysis(name)
     values = single_values(request, ROUTE_TAKES)
     params = parse_params(analysis.params, values, ROUTE_TAKES)
+    refuse_csv_only(analysis.params, values, f)
     result = await disclosure.answer_for(analysis, conn, commune_id, params, access)
     if f == "csv":
         return Response(

@@ -67,7 +67,7 @@ def analyze(
         return
     if name is None or commune is None:
         die(TEXT[lang]["need"], 2)
-    analysis, params = _analysis(name, param or [])
+    analysis, params = _analysis(name, param or [], chosen)
 
     async def work(conn: Any) -> Any:
         from geo_comuna.features.query import require_commune
@@ -110,8 +110,8 @@ def _format(as_json: bool, as_geojson: bool, as_csv: bool, fmt: str | None) -> s
     return flags[0] if flags else "table"
 
 
-def _analysis(name: str, param: list[str]) -> tuple[Any, Any]:
-    from geo_comuna.analysis.base import parse_params
+def _analysis(name: str, param: list[str], chosen: str) -> tuple[Any, Any]:
+    from geo_comuna.analysis.base import parse_params, refuse_csv_only
     from geo_comuna.analysis.registry import get_analysis
 
     try:
@@ -119,7 +119,9 @@ def _analysis(name: str, param: list[str]) -> tuple[Any, Any]:
         values = dict(p.split("=", 1) for p in param if "=" in p)
         if len(values) != len(param):
             die(Said("parameters are key=value", "los parámetros son clave=valor"), 2)
-        return analysis, parse_params(analysis.params, values)
+        parsed = parse_params(analysis.params, values)
+        refuse_csv_only(analysis.params, values, chosen)
+        return analysis, parsed
     except GeoComunaError as exc:
         die(exc, 2)
 

@@ -51,7 +51,9 @@ class Params(BaseModel):
         200,
         ge=1,
         le=100_000,
-        description="projects listed, best ranked first (the budget choice still considers all)",
+        description="projects listed in the CSV, best ranked first (the budget choice still "
+        "considers all); with another output it is refused",
+        json_schema_extra={"csv_only": True},
     )
 
     @model_validator(mode="after")
@@ -77,6 +79,19 @@ class Params(BaseModel):
                     f"budget_money / cost_per_m buys over {most} m of pipe",
                     f"budget_money / cost_per_m compra más de {most.replace(',', '.')} m de "
                     "tubería",
+                )
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _a_metre_at_least(self) -> Params:
+        """A budget that buys no whole metre of pipe takes no project: refused, as 0 is
+        (found from outside: budget_m=0.5 answered 0 projects and said nothing)."""
+        if self.budget_metres() == 0:
+            raise ValueError(
+                Said(
+                    "the budget buys less than a metre of pipe",
+                    "el presupuesto no alcanza para un metro de tubería",
                 )
             )
         return self
