@@ -205,8 +205,9 @@ def _withheld(key: str, values: dict[str, Any]) -> bool:
 
 
 #: the decimals a unit's figures are always written with, as the report's tables write them
-#: (found from outside: "1.921 ha" beside "2.051,78 ha", both of El Maizal's parcels)
-PLACES = {"ha": 2}
+#: (found from outside: "1.921 ha" beside "2.051,78 ha", both of El Maizal's parcels; "296 m"
+#: beside "118,3 m")
+PLACES = {"ha": 2, "m": 1}
 
 
 def figures(

@@ -702,7 +702,7 @@ async def test_the_report_holds_terrain_where_the_commune_has_a_dem(
     from geo_comuna.maps.templating import number
 
     # the figure and its unit held on one line (found from outside: "18.579,3 / m")
-    assert f"{number('en')(summary['commune']['mean_elevation_m'])}\u00a0m" in html
+    assert f"{number('en')(summary['commune']['mean_elevation_m'], 1)}\u00a0m" in html
     assert "not available" not in html
     maizal = (await client.get("/communes/EL-MAIZAL/report", params={"lang": "en"})).text
     assert "<h3>Land recovery" in maizal and "Terrain" not in maizal

@@ -116,15 +116,7 @@ async def lay_pipes(
     on = routes.on_network
     off = np.flatnonzero(~on)
     if len(off) and net.n_edges:
-        warnings.append(
-            Said(
-                f"{len(off)} dwellings are over {params.max_connector_m:g} m from the "
-                "paths or on paths no main reaches: straight lines to the main",
-                f"{len(off)} viviendas están a más de {params.max_connector_m:g} m de las "
-                "veredas o en veredas a las que no llega ninguna tubería: líneas rectas a la "
-                "tubería",
-            )
-        )
+        warnings.append(far_from_paths(len(off), params.max_connector_m))
 
     # Where each dwelling's water comes from: its project's tap point on the main, or the
     # nearest point of the nearest main for a straight line.
@@ -200,3 +192,21 @@ async def elevation_rise(
             )
         )
     return Rise(z_home, z_src, z_home - z_src)
+
+
+def far_from_paths(n: int, reach_m: float) -> Said:
+    """The warning for ``n`` homes the paths do not reach, in the number's form (found from
+    outside: "1 dwellings are over 50 m...")."""
+    if n == 1:
+        return Said(
+            f"1 dwelling is over {reach_m:g} m from the paths or on a path no main reaches: a "
+            "straight line to the main",
+            f"1 vivienda está a más de {reach_m:g} m de las veredas o en una vereda a la que "
+            "no llega ninguna tubería: una línea recta a la tubería",
+        )
+    return Said(
+        f"{n} dwellings are over {reach_m:g} m from the paths or on paths no main reaches: "
+        "straight lines to the main",
+        f"{n} viviendas están a más de {reach_m:g} m de las veredas o en veredas a las que no "
+        "llega ninguna tubería: líneas rectas a la tubería",
+    )
