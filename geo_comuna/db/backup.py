@@ -165,20 +165,9 @@ def archive_version(settings: Settings, file: Path) -> int | None:
                 "custom, hecho con `geo-comuna backup`); no se restauró nada",
             )
         )
-    restore_bin = str(cluster.find_bindir(settings) / "pg_restore")
-    listing = subprocess.run(
-        [restore_bin, "--list", str(file)], capture_output=True, text=True, cwd="/"
-    )
-    if listing.returncode != 0:
-        raise InvalidFile(
-            Said(
-                f"{file.name} is not a readable pg_dump archive: "
-                f"{listing.stderr.strip()}; nothing was restored",
-                f"{file.name} no es un archivo de pg_dump legible: "
-                f"{listing.stderr.strip()}; no se restauró nada",
-            )
-        )
-    if " BLOB" in listing.stdout:  # pg_restore would commit large objects on its own
+    bindir = cluster.find_bindir(settings)
+    restore_bin = str(bindir / "pg_restore")
+    if " BLOB" in _contents(bindir, file):  # pg_restore would commit large objects on its own
         raise InvalidFile(
             Said(
                 f"{file.name} holds large objects, which a geo-comuna database never has; "
@@ -292,6 +281,24 @@ RESET client_min_messages;
 """
 
 
+def _contents(bindir: Path, file: Path) -> str:
+    """The archive's table of contents (``pg_restore --list``); InvalidFile when pg_restore
+    cannot read it."""
+    listing = subprocess.run(
+        [str(bindir / "pg_restore"), "--list", str(file)], capture_output=True, text=True, cwd="/"
+    )
+    if listing.returncode != 0:
+        raise InvalidFile(
+            Said(
+                f"{file.name} is not a readable pg_dump archive: "
+                f"{listing.stderr.strip()}; nothing was restored",
+                f"{file.name} no es un archivo de pg_dump legible: "
+                f"{listing.stderr.strip()}; no se restauró nada",
+            )
+        )
+    return listing.stdout
+
+
 def _without_extensions(bindir: Path, file: Path) -> str:
     """The archive's table of contents without its extensions, for ``pg_restore
     --use-list``. Found from outside: ``--clean`` dropped PostGIS and created it again, its
@@ -299,21 +306,9 @@ def _without_extensions(bindir: Path, file: Path) -> str:
     PostGIS's lookups of the old ones: every bbox, map and report was a 500 until a restart
     (``no spatial operator found for 'st_intersects'``). The database's own PostGIS stays:
     an archive holds no PostGIS of its own beyond its tables' rows."""
-    toc = subprocess.run(
-        [str(bindir / "pg_restore"), "--list", str(file)],
-        capture_output=True,
-        text=True,
-        cwd="/",
-    )
-    if toc.returncode != 0:
-        raise BackupFailed(
-            Said(
-                f"pg_restore cannot read {file.name}; nothing was restored:\n{toc.stderr[-2000:]}",
-                f"pg_restore no puede leer {file.name}; no se restauró nada:\n{toc.stderr[-2000:]}",
-            )
-        )
     entry = re.compile(r"^\d+; \d+ \d+ (COMMENT - )?EXTENSION ")
-    return "".join(line for line in toc.stdout.splitlines(True) if not entry.match(line))
+    toc = _contents(bindir, file).splitlines(True)
+    return "".join(line for line in toc if not entry.match(line))
 
 
 def _step(name: str) -> bytes:
