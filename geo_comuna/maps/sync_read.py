@@ -269,7 +269,7 @@ def _read_layer(
     values = _date_texts(source, layer, columns, meta.get("fid_column") or "fid", fids)
     values |= {name: table.column(name).to_pylist() for name in columns if name not in values}
     for name in columns:
-        _as_codes(layer, name, values[name])
+        _as_written(layer, name, values[name])
     features, seen = [], set()
     for i in range(table.num_rows):
         fid = ids[i]
@@ -310,7 +310,7 @@ def _read_layer(
     return features, others
 
 
-def _as_codes(layer: Layer, name: str, values: list[Any]) -> None:
+def _as_written(layer: Layer, name: str, values: list[Any]) -> None:
     """A coded attribute's labels (Ocupada, Cultivos, as a field worker may pick or type
     them) as their codes, in place: what a write stores. Compared as labels, a feature
     synced once was a conflict at every later sync (package 'Ocupada', server 'occupied').
