@@ -273,15 +273,16 @@ LANGS = ("en", "es")
 
 
 def refuse_csv_only(params_model: type, given: Iterable[str], fmt: str) -> None:
-    """A parameter that shapes only the CSV's rows (``csv_only`` in its field's schema:
-    water hookups' max_projects) given for another output is refused, not ignored (found
-    from outside: max_projects=5 still gave every project in JSON and GeoJSON)."""
+    """A parameter that shapes only the CSV's rows (``x-csv-only`` in its field's schema,
+    an OpenAPI extension: water hookups' max_projects) given for another output is refused,
+    not ignored (found from outside: max_projects=5 still gave every project in JSON and
+    GeoJSON)."""
     only = [
         name
         for name in given
         if (field := params_model.model_fields.get(name)) is not None
         and isinstance(field.json_schema_extra, dict)
-        and field.json_schema_extra.get("csv_only")
+        and field.json_schema_extra.get("x-csv-only")
     ]
     if only and fmt != "csv":
         names = ", ".join(only)

@@ -53,7 +53,7 @@ class Params(BaseModel):
         le=100_000,
         description="projects listed in the CSV, best ranked first (the budget choice still "
         "considers all); with another output it is refused",
-        json_schema_extra={"csv_only": True},
+        json_schema_extra={"x-csv-only": True},
     )
 
     @model_validator(mode="after")
