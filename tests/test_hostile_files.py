@@ -1267,6 +1267,15 @@ async def test_files_of_more_than_one_geometry_or_layer_are_refused(
             ["('parcels': 1, 'parcels (#2)': 1)"],
         ),
         # placemarks outside any folder: GDAL's layer named after the file as saved
+        # found from outside: "the KML holds folders 26", and long names sent back whole
+        "many.kml": (
+            _kml(*((f"f{i}", []) for i in range(25)), ("real", [_placemark("K-4", -69.15)])),
+            ["the KML holds 26 folders, and at most 20 are read"],
+        ),
+        "long.kml": (
+            _kml(("a" * 5000, [_placemark("K-1", -69.15)]), ("b", [_placemark("K-2", -69.16)])),
+            [f"'{'a' * 80}': 1, 'b': 1"],
+        ),
         "loose.kml": (
             _kml(("a", [_placemark("K-1", -69.15)])).replace(
                 b"<Document>", f"<Document>{_placemark('K-2', -69.16)}".encode()
@@ -1305,6 +1314,7 @@ async def test_files_of_more_than_one_geometry_or_layer_are_refused(
         )
         refused(r, 422)
         assert all(s in r.json()["detail"] for s in said), (name, r.text)
+        assert len(r.text) < 2000, name  # what the file names is cut short
     assert await parcels(conn) == before
     named = _kml(("notes", []), ("parcels", [_placemark("K-3", -69.17)]))
     r = await client.post(

@@ -169,8 +169,10 @@ def _kml_folder(path: str, names: list[str], holds: Said) -> str:
     if len(names) > MAX_KML_FOLDERS:
         raise InvalidFile(
             Said(
-                f"{holds} {len(names)}: put the features to import in one",
-                f"{holds.es} {len(names)}: reúna las entidades a importar en una",
+                f"the KML holds {len(names)} folders, and at most {MAX_KML_FOLDERS} are read: "
+                "put the features to import in one, and leave the empty ones out",
+                f"el KML contiene {len(names)} carpetas, y se leen {MAX_KML_FOLDERS} como "
+                "mucho: reúna las entidades a importar en una, y quite las vacías",
             )
         )
     counts = {n: pyogrio.read_info(path, layer=n)["features"] for n in names}
@@ -181,7 +183,9 @@ def _kml_folder(path: str, names: list[str], holds: Said) -> str:
 
     def listed(lang: str) -> str:
         loose = "placemarks outside any folder" if lang == "en" else "fuera de toda carpeta"
-        return ", ".join(f"{loose if n == outside else repr(n)}: {counts[n]}" for n in holding)
+        return ", ".join(
+            f"{loose if n == outside else repr(n[:80])}: {counts[n]}" for n in holding
+        )  # a name cut short: found from outside, 200,000 characters went back whole
 
     raise InvalidFile(
         Said(
