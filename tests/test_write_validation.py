@@ -208,6 +208,12 @@ async def test_a_code_is_its_text_without_surrounding_blanks(
     assert r.status_code == 409, r.text
     found = await client.get("/collections/parcels/items", params={"code": "X-TRIM-1 "})
     assert [f["id"] for f in found.json()["features"]] == [fid]
+    # found from outside: an invisible character (a zero-width space) made a code that
+    # reads as a stored one; refused, naming it
+    for hidden in ("X-TRIM-1\u200b", "X-\u2060TRIM-1", "\ufeffX-TRIM-1"):
+        body = feature(PARCELS, commune="EL-MAIZAL", code=hidden)
+        r = await client.post("/collections/parcels/items", json=body)
+        assert r.status_code == 422 and "invisible" in r.json()["detail"], r.text
 
 
 async def test_deleting_a_commune_in_use_is_409(
@@ -336,3 +342,23 @@ async def test_a_recovery_or_founding_still_to_come_is_refused(
     body["properties"]["recovered_on"] = dt.date.today().isoformat()
     r = await client.post("/collections/parcels/items", json=body)
     assert r.status_code == 201, r.text
+
+
+async def test_an_import_names_a_code_with_an_invisible_character(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """The same through an import's columns (checked whole with Arrow, then value by value
+    to name the feature): the second parcel's code holds a word joiner."""
+    features = [
+        feature(PARCELS, commune="EL-MAIZAL", code=code) for code in ("Z-INV-1", "Z-INV\u20602")
+    ]
+    body = json.dumps({"type": "FeatureCollection", "features": features}).encode()
+    cur = await conn.execute("SELECT count(*) FROM parcels")
+    before = (await cur.fetchone())[0]
+    r = await client.post(
+        "/collections/parcels/import", files={"file": ("p.geojson", body, "application/geo+json")}
+    )
+    assert r.status_code == 422 and "U+2060" in r.json()["detail"], r.text
+    assert r.json()["feature"] == 2, r.text
+    cur = await conn.execute("SELECT count(*) FROM parcels")
+    assert (await cur.fetchone())[0] == before

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -151,9 +152,26 @@ def _not_a_value(attr: Attribute, value: Any, lang: str, hint: bool) -> Said:
     return Said(en, es)
 
 
-def _key_trimmed(layer: Layer, attr: Attribute, value: Any) -> Any:
-    """A natural key's text without its surrounding blanks (see arrow_attributes)."""
-    return value.strip() if isinstance(value, str) and attr.name in layer.natural_key else value
+def _key_trimmed(layer: Layer, attr: Attribute, value: Any, label: Any) -> Any:
+    """A natural key's text without its surrounding blanks (see arrow_attributes); one
+    holding an invisible character (zero-width space, word joiner, soft hyphen: Unicode's
+    format characters) is refused, naming the feature: found from outside, 'EM-P003' with a
+    zero-width space read as the stored EM-P003 and was stored beside it."""
+    if not isinstance(value, str) or attr.name not in layer.natural_key:
+        return value
+    hidden = [f"U+{ord(c):04X}" for c in value if unicodedata.category(c) == "Cf"]
+    if hidden:
+        raise InvalidAttribute(
+            Said(
+                f"property {attr.name!r}: {value!r} holds an invisible character "
+                f"({', '.join(hidden)}): write the code without it",
+                f"campo {titled(attr)}: {value!r} contiene un carácter invisible "
+                f"({', '.join(hidden)}): escriba el código sin él",
+            ),
+            feature=label,
+            layer=layer.name,
+        )
+    return value.strip()
 
 
 def check_value(
@@ -181,7 +199,7 @@ def check_value(
                 _not_a_value(attr, value, lang, hint), feature=label, layer=layer.name
             )
         value = code
-    coerced = _key_trimmed(layer, attr, coerce_value(attr, value))
+    coerced = _key_trimmed(layer, attr, coerce_value(attr, value), label)
     if attr.domain and coerced is not _BAD and coerced not in attr.domain:
         raise InvalidAttribute(
             _not_a_value(attr, value, lang, hint), feature=label, layer=layer.name
@@ -394,8 +412,18 @@ def check_attributes(
             pa.types.is_string(data.type) or pa.types.is_large_string(data.type)
         ):
             # a key's surrounding blanks are no part of it (found from outside: 'EM-P007 '
-            # beside 'EM-P007' passed the key's uniqueness, by sync, PATCH and POST alike)
+            # beside 'EM-P007' passed the key's uniqueness, by sync, PATCH and POST alike);
+            # one with an invisible character is checked value by value, to name it
             data = pc.utf8_trim_whitespace(data)
+            if pc.any(pc.match_substring_regex(data, r"\p{Cf}")).as_py():
+                out[attr.name] = pa.array(
+                    [
+                        check_value(layer, attr, v, labels[i], lang=lang, hint=hint)
+                        for i, v in enumerate(python_values(data))
+                    ],
+                    kind,
+                )
+                continue
         fast = _fast_arrow(attr, data)
         if fast is None:
             values = python_values(data)
