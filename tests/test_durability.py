@@ -566,3 +566,23 @@ def test_only_a_server_gone_makes_the_others_wait_less() -> None:
     assert unreachable(psycopg.errors.AdminShutdown("stopping"))
     for failed in (psycopg.errors.DeadlockDetected("d"), psycopg.errors.LockNotAvailable("l")):
         assert not unreachable(failed)
+
+
+def test_a_statement_that_failed_is_not_said_to_be_an_unreachable_database() -> None:
+    """A deadlock or a lock not had is an OperationalError too: its 503 says what happened,
+    not that the database cannot be reached (found from outside)."""
+    from types import SimpleNamespace
+
+    from starlette.requests import Request
+
+    from geo_comuna.api.problems import _unavailable
+
+    app = SimpleNamespace(state=SimpleNamespace())
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
+    for exc, said in (
+        (psycopg.errors.DeadlockDetected("d"), "conflict with another write"),
+        (psycopg.OperationalError("gone"), "not reachable"),
+    ):
+        answer = asyncio.run(_unavailable(Request({**scope, "app": app}), exc))
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+        assert said in json.loads(answer.body)["detail"], answer.body

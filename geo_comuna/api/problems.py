@@ -238,7 +238,8 @@ async def _unavailable(request: Request, exc: psycopg.OperationalError) -> Respo
     log.error("database unavailable: %s", exc)
     databases = getattr(request.app.state, "databases", None)
     state = request.scope.get("state", {})
-    if databases is not None and state.get("read_from", PRIMARY) == PRIMARY and unreachable(exc):
+    gone = unreachable(exc)
+    if databases is not None and state.get("read_from", PRIMARY) == PRIMARY and gone:
         databases.found_down(waited=isinstance(exc, PoolTimeout))
     response = _spoken(
         request,
@@ -247,6 +248,13 @@ async def _unavailable(request: Request, exc: psycopg.OperationalError) -> Respo
         Said(
             "the database is not reachable; try later",
             "no se llega a la base de datos; vuelva a intentarlo más tarde",
+        )
+        if gone  # else a statement failed (a deadlock, a lock not had): not "unreachable"
+        else Said(
+            "the database could not finish the request (a conflict with another write, or a "
+            "lock not had in time); try again",
+            "la base de datos no pudo terminar la petición (un conflicto con otra escritura, o "
+            "un bloqueo no obtenido a tiempo); vuelva a intentarlo",
         ),
     )
     response.headers["Retry-After"] = str(RETRY_UNREACHABLE_S)
