@@ -152,6 +152,13 @@ def _not_a_value(attr: Attribute, value: Any, lang: str, hint: bool) -> Said:
     return Said(en, es)
 
 
+def _holds_invisible(data: pa.Array) -> bool:
+    """Does a text column hold a format character (\\p{Cf}: zero-width space, word joiner)?"""
+    if not (pa.types.is_string(data.type) or pa.types.is_large_string(data.type)):
+        return False
+    return bool(pc.any(pc.match_substring_regex(data, r"\p{Cf}")).as_py())
+
+
 def _key_trimmed(layer: Layer, attr: Attribute, value: Any, label: Any) -> Any:
     """A natural key's text without its surrounding blanks (see arrow_attributes); one
     holding an invisible character (zero-width space, word joiner, soft hyphen: Unicode's
@@ -413,18 +420,10 @@ def check_attributes(
         ):
             # a key's surrounding blanks are no part of it (found from outside: 'EM-P007 '
             # beside 'EM-P007' passed the key's uniqueness, by sync, PATCH and POST alike);
-            # one with an invisible character is checked value by value, to name it
+            # one holding an invisible character goes value by value, to be named
             data = pc.utf8_trim_whitespace(data)
-            if pc.any(pc.match_substring_regex(data, r"\p{Cf}")).as_py():
-                out[attr.name] = pa.array(
-                    [
-                        check_value(layer, attr, v, labels[i], lang=lang, hint=hint)
-                        for i, v in enumerate(python_values(data))
-                    ],
-                    kind,
-                )
-                continue
-        fast = _fast_arrow(attr, data)
+        hidden = attr.name in layer.natural_key and _holds_invisible(data)
+        fast = None if hidden else _fast_arrow(attr, data)
         if fast is None:
             values = python_values(data)
             fast = pa.array(
