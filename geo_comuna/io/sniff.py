@@ -571,16 +571,12 @@ def shapefile(path: Path) -> None:
         if sidecar.is_file():
             index(sidecar.name, sidecar.read_bytes(), path.stat().st_size)
             break
-    for sidecar in (path.with_suffix(".prj"), path.with_suffix(".PRJ")):
-        if sidecar.is_file():
-            with sidecar.open("rb") as fh:
-                prj(sidecar.name, fh.read(_PRJ_MAX))
-            break
-    for sidecar in (path.with_suffix(".cpg"), path.with_suffix(".CPG")):
-        if sidecar.is_file():
-            with sidecar.open("rb") as fh:
-                cpg(sidecar.name, fh.read(_CPG_MAX))
-            break
+    for suffix, check, most in _CHECKED:
+        for sidecar in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
+            if sidecar.is_file():
+                with sidecar.open("rb") as fh:
+                    check(sidecar.name, fh.read(most))
+                break
 
 
 #: members a zip upload may list (a zipped Shapefile holds ~8 files, a package ~10), and the
@@ -696,14 +692,11 @@ def shapefile_zip(path: Path, max_unpacked: int) -> str:
         shx = next(n for n in names if n.lower() == stem + ".shx")
         with zf.open(shx) as fh:
             index(f"{path.name}: {shx}", fh.read(), zf.getinfo(shp).file_size)
-        prjs = [n for n in names if n.lower() == stem + ".prj"]
-        if prjs:
-            with zf.open(prjs[0]) as fh:
-                prj(f"{path.name}: {prjs[0]}", fh.read(_PRJ_MAX))
-        cpgs = [n for n in names if n.lower() == stem + ".cpg"]
-        if cpgs:
-            with zf.open(cpgs[0]) as fh:
-                cpg(f"{path.name}: {cpgs[0]}", fh.read(_CPG_MAX))
+        for suffix, check, most in _CHECKED:
+            found = [n for n in names if n.lower() == stem + suffix]
+            if found:
+                with zf.open(found[0]) as fh:
+                    check(f"{path.name}: {found[0]}", fh.read(most))
     return shp
 
 
@@ -732,6 +725,11 @@ def cpg(name: str, text: bytes) -> None:
                 "Shapefiles: vuelva a guardarlo en UTF-8",
             )
         )
+
+
+#: a Shapefile's small sidecars checked before GDAL reads them: its CRS and its encoding,
+#: each read up to its bound
+_CHECKED = ((".prj", prj, _PRJ_MAX), (".cpg", cpg, _CPG_MAX))
 
 
 def index(name: str, shx: bytes, shp_size: int) -> None:
