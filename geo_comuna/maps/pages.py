@@ -259,11 +259,14 @@ def other_lang_path(path: str, other: str) -> str:
     """``path`` (with its query, as the request gave it) in the other language: its own
     ``lang`` left out, every other parameter as it was (found from outside: a page of
     features reached by a link carrying lang= switched to ``?lang=es&lang=en``, a 400)."""
-    where, _, query = path.partition("?")
-    kept = [
-        part for part in query.split("&") if part and unquote_plus(part.split("=")[0]) != "lang"
-    ]
+    where, kept = _path_without(path, "lang")
     return f"{where}?{'&'.join([*kept, f'lang={other}'])}"
+
+
+def _path_without(path: str, name: str) -> tuple[str, list[str]]:
+    """``path``'s place, and its query's parameters as the request gave them, but ``name``."""
+    where, _, query = path.partition("?")
+    return where, [p for p in query.split("&") if p and unquote_plus(p.split("=")[0]) != name]
 
 
 def _render(template: str, lang: str, base: str, path: str, **context: Any) -> str:
@@ -595,13 +598,12 @@ def _paged(base: str, path: str, doc: dict[str, Any]) -> dict[str, Any]:
     said "10 of 186", not which 10, and had no way back): by offset, the first and last it
     shows; by key (``after``, what the next links carry, which has no page before it), a
     link to the first page."""
-    where, _, query = path.partition("?")
-    asked = parse_qs(query)
+    asked = parse_qs(urlsplit(path).query)
     offset = asked.get("offset", ["0"])[0]
     first = offset.isdigit() and int(offset) > 0 and doc.get("numberReturned")
     if "after" not in asked:
         return {"first_shown": int(offset) + 1 if first else None, "first_href": None}
-    kept = [part for part in query.split("&") if part and not part.startswith("after=")]
+    where, kept = _path_without(path, "after")
     return {"first_shown": None, "first_href": f"{base}{where}?{'&'.join(kept)}"}
 
 
