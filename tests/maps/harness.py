@@ -28,6 +28,8 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 READY_JS = "() => !!(window.GeoComuna && window.GeoComuna.readyAt !== null)"
+WAITING_JS = """() => window.GeoComuna ? {loaded: GeoComuna.loaded, ready: GeoComuna.ready,
+    waiting: Object.keys(GeoComuna.waiting), drawn: GeoComuna.drawn} : 'no GeoComuna'"""
 INSPECT_JS = """() => {
     const text = (sel) => Array.from(document.querySelectorAll(sel))
         .map((e) => e.textContent.trim());
@@ -151,7 +153,11 @@ def open_map(
     """Load a map page, wait until every shown layer is drawn, inspect it."""
     visit = watch(page)
     page.goto(url, wait_until="load")
-    page.wait_for_function(READY_JS, timeout=timeout_ms)
+    try:
+        page.wait_for_function(READY_JS, timeout=timeout_ms)
+    except Exception as exc:  # playwright's TimeoutError: say what the map waited for
+        waiting = page.evaluate(WAITING_JS)
+        raise AssertionError(f"{url} never got ready: {waiting}; {visit}") from exc
     visit.state = page.evaluate(INSPECT_JS)
     if screenshot is not None:
         screenshot.parent.mkdir(parents=True, exist_ok=True)

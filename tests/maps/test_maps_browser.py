@@ -1064,6 +1064,23 @@ def test_a_phone_sees_the_title_bar_and_the_map(browser: Any, server: str, path:
         context.close()
 
 
+def test_a_layer_the_server_refuses_does_not_keep_the_map_waiting(page: Any, server: str) -> None:
+    """Found in CI: a hillshade refused (429, the heavy requests' limit) left the map
+    waiting for it; it never got ready. It is ready without it, and says it was not drawn."""
+    refused: list[str] = []
+
+    def refuse(route: Any) -> None:
+        refused.append(route.request.url)
+        route.fulfill(status=429, headers={"Retry-After": "2"}, body="")
+
+    page.route("**/hillshade.png*", refuse)
+    visit = open_map(page, f"{server}/maps/communes/5-DE-MARZO?lang=es")
+    assert refused, "the map asked for no hillshade"
+    assert visit.state["drawn"]["hillshade"] is False
+    assert visit.state["drawn"]["parcels-tenure"] > 0
+    assert all("429" in e for e in visit.errors), visit.errors
+
+
 def test_popups_write_dates_as_people_read_them(page: Any, server: str) -> None:
     """A popup wrote a commune's founding date as 2009-03-05, a code to a Spanish reader."""
     open_map(page, f"{server}/maps/communes/5-DE-MARZO?lang=es")

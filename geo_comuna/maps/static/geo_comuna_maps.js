@@ -373,15 +373,17 @@
     layer.on("mouseout", function () { layer._map.closeTooltip(tip); });
   }
 
+  /* A layer loaded from the server is waited for until it has loaded, or failed to: a
+   * hillshade refused (a 429, say) left the map waiting for it, never ready (found in CI). */
   function track(spec, layer) {
     layer.gcId = spec.id;
+    function settled(drawn) {
+      return function () { delete G.waiting[spec.id]; G.drawn[spec.id] = drawn; G.check(); };
+    }
     layer.on("add", function () { G.waiting[spec.id] = true; });
     layer.on("remove", function () { delete G.waiting[spec.id]; G.check(); });
-    layer.on("load", function () {
-      delete G.waiting[spec.id];
-      G.drawn[spec.id] = true;
-      G.check();
-    });
+    layer.on("load", settled(true));
+    layer.on("error", settled(false));
   }
 
   function tiledStyle(spec, geometryType) {
