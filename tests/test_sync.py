@@ -46,7 +46,7 @@ from geo_comuna.features.query import require_commune
 from geo_comuna.layers import LAYERS, get_layer
 from geo_comuna.maps.package import GPKG, INFO_TABLE, build_package
 from geo_comuna.maps.styles import Styles
-from geo_comuna.maps.sync import read_package, sync, sync_file
+from geo_comuna.maps.sync import read_package, report_json, sync, sync_file
 from geo_comuna.maps.sync_summary import summary
 from geo_comuna.settings import Settings
 from tests.conftest import api_client
@@ -309,6 +309,11 @@ async def test_a_new_feature_edited_again_in_the_same_file_is_updated_not_added_
     assert len(first.layers["parcels"].added) == 1
     cur = await conn.execute("SELECT id, tenure FROM parcels WHERE code = 'MZ-FIELD-1'")
     ((new_id, tenure),) = await cur.fetchall()
+    # the answer says what each new row became (found from outside: it listed fids alone)
+    (row,) = first.layers["parcels"].added
+    assert first.layers["parcels"].created == {row: new_id}
+    assert report_json(first)["layers"]["parcels"]["created"] == {row: new_id}
+    assert f"{row} (MZ-FIELD-1) → id {new_id}" in "\n".join(summary(first, "es"))
     total = await _count(conn)
     _ogr_sql(gpkg, "UPDATE parcels SET tenure = 'disputed', notes = 'again' WHERE id IS NULL")
     second = await _sync(conn, settings, gpkg, tmp_path)
@@ -820,7 +825,7 @@ async def test_a_dry_run_writes_nothing(
     report = await _sync(conn, settings, gpkg, tmp_path, dry_run=True, delete_missing=True)
     diff = report.layers["parcels"]
     assert {ch.id for ch in diff.changed} == {a, b} and diff.deleted == [c]
-    assert len(diff.added) == 1 and report.written == 0
+    assert len(diff.added) == 1 and report.written == 0 and diff.created == {}
     assert {p: await _row(conn, p) for p in rows} == rows
     assert await _count(conn) == total
 

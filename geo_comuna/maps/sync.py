@@ -130,6 +130,9 @@ class LayerDiff:
     #: a stored feature's (missing, newer) by its id (found from outside: "nuevas: 97")
     added_named: dict[int, str] = field(default_factory=dict)
     stored_named: dict[int, str] = field(default_factory=dict)
+    #: of ``added``, the id each new row was stored under (fid -> id; none on a dry run): found
+    #: from outside, the answer listed fids alone, and a client had to find its features again
+    created: dict[int, int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(
@@ -853,6 +856,7 @@ async def _apply_layer(
         async def add(body: dict = body, row: int = row, fid: int | None = feature.fid) -> None:
             done = await edit.create(conn, layer, body, settings, user, repair=repair, lang=lang)
             kept(done, Said(f"fid {row}", f"fid {row}"))
+            diff.created[row] = done.ids[0]
             await record_row(conn, package, layer, fid, done)
 
         written += await each(new, add)
@@ -1036,6 +1040,8 @@ async def sync(
                     raise _Undone
         except _Undone:
             report.would_write, report.written = report.written, 0
+            for diff in report.layers.values():  # ids given and undone
+                diff.created.clear()
     return report
 
 

@@ -276,12 +276,9 @@ def _layer_lines(name: str, diff: Any, report: Any, t: dict, lang: str) -> list[
     ]
     title = _titled(name, None, lang)
     lines = [f"{title}: " + ", ".join(counts) if counts else f"{title}:"]
-    if diff.added:  # new features have no id yet: their rows in the package's layer
-        lines.append(
-            t["listed"].format(
-                what=f"{t['added'][1]} ({t['rows']})", ids=_few(diff.added, t, diff.added_named)
-            )
-        )
+    if diff.added:  # new features by their rows in the package's layer, and the ids stored
+        ids = _few(diff.added, t, diff.added_named, diff.created)
+        lines.append(t["listed"].format(what=f"{t['added'][1]} ({t['rows']})", ids=ids))
     if diff.missing:
         what = deleted[1].split(" (")[0]
         lines.append(t["listed"].format(what=what, ids=_few(diff.missing, t, diff.stored_named)))
@@ -350,9 +347,18 @@ def _which(fid: int, code: str | None) -> str:
 FEW = 20
 
 
-def _few(ids: list[int], t: dict, named: dict[int, str] | None = None) -> str:
-    """The first FEW of ``ids``, each with its code or name where ``named`` has one."""
-    shown = ", ".join(_which(i, (named or {}).get(i)) for i in ids[:FEW])
+def _few(
+    ids: list[int],
+    t: dict,
+    named: dict[int, str] | None = None,
+    stored: dict[int, int] | None = None,
+) -> str:
+    """The first FEW of ``ids``, each with its code or name where ``named`` has one, and the
+    id it was stored under where ``stored`` has one ('12 (MZ-F1) → id 190')."""
+    named, stored = named or {}, stored or {}
+    shown = ", ".join(
+        _which(i, named.get(i)) + (f" → id {stored[i]}" if i in stored else "") for i in ids[:FEW]
+    )
     return shown if len(ids) <= FEW else f"{shown} {t['more'].format(n=len(ids) - FEW)}"
 
 
