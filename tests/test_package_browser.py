@@ -1,6 +1,6 @@
 """The offline map and the report of a commune package, opened from the unzipped folder in a
 real headless Chromium with the network cut off: no console errors, every layer drawn. The
-package numbers folium's element ids (maps/package.py steady_ids), so this is also what shows
+package numbers folium's element ids (maps/page.py steady_ids), so this is also what shows
 the pages still work with them. A missing Chromium fails, never skips."""
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ members-only (parcels' tiles hold no notes), on a server whose reads are public,
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -102,16 +103,30 @@ def _named(stem: str, lang: str) -> str:
 
 
 def _html(
-    html: str, standalone: bool, filename: str, embed_for: Settings | None = None
-) -> HTMLResponse:
-    """``embed_for``: the page is made for other sites' <iframe>s (api/headers.py)."""
+    request: Request,
+    html: str,
+    standalone: bool,
+    filename: str,
+    embed_for: Settings | None = None,
+) -> Response:
+    """``embed_for``: the page is made for other sites' <iframe>s (api/headers.py). A map
+    is the same bytes for the same data (maps/page.py steady_ids), so its ETag is their
+    digest: a browser that has it gets a 304 and nothing more on a slow line (the page is
+    still built; what it reads is too many tables to know it unchanged beforehand)."""
+    body = html.encode()
     # a page holds what its reader may read: kept by the reader's own browser only
-    headers = {"Cache-Control": "private, no-cache", "Vary": "Accept-Language"}
+    headers = {
+        "Cache-Control": "private, no-cache",
+        "Vary": "Accept-Language",
+        "ETag": f'W/"{hashlib.blake2b(body, digest_size=12).hexdigest()}"',
+    }
     if standalone:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     if embed_for is not None:
         headers.update(embed_headers(embed_for))
-    return HTMLResponse(html, headers=headers)
+    if etags.fresh(request, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    return HTMLResponse(body, headers=headers)
 
 
 def _snippet(
@@ -211,15 +226,17 @@ def _snippet_page(snippet: dict[str, str], title: str, lang: str) -> HTMLRespons
     summary="National map: communes by state and status, the exchange network",
 )
 async def national(
+    request: Request,
     conn: Conn,
     settings: SettingsDep,
     access: ReaderAccess,
     lang: LabelLang,
     embed: Embed = False,
     standalone: Standalone = False,
-) -> HTMLResponse:
+) -> Response:
     html = await national_map(conn, _page(settings, lang, embed, standalone, access))
-    return _html(html, standalone, _named("communes", lang), settings if embed else None)
+    named = _named("communes", lang)
+    return _html(request, html, standalone, named, settings if embed else None)
 
 
 @router.get(
@@ -236,6 +253,7 @@ async def national_snippet(
 
 @router.get("/maps/communes/{commune}", response_class=HTMLResponse, summary="A commune's map")
 async def commune(
+    request: Request,
     conn: Conn,
     settings: SettingsDep,
     commune_id: Commune,
@@ -244,7 +262,7 @@ async def commune(
     lang: LabelLang,
     embed: Embed = False,
     standalone: Standalone = False,
-) -> HTMLResponse:
+) -> Response:
     """Every layer of the commune. Readers outside it see its dwellings per sector (count of
     homes, residents, homes without piped water…) instead of one point per home, and no
     residents or notes; its own users and admins see everything. The parcels' holders are
@@ -253,6 +271,7 @@ async def commune(
     page = _page(settings, lang, embed, standalone, access, user)
     html = await commune_map(conn, commune_id, page)
     return _html(
+        request,
         html,
         standalone,
         _named(f"commune-{await data.file_code(conn, commune_id)}", lang),
@@ -294,7 +313,7 @@ async def analysis(
     lang: LabelLang,
     embed: Embed = False,
     standalone: Standalone = False,
-) -> HTMLResponse:
+) -> Response:
     """Other query parameters are the analysis' own (GET /communes/X/analyses lists them).
     An analysis of homes shows readers outside the commune its per-sector figures only."""
     params = _params(request, analysis, MAP_QUERY)
@@ -302,6 +321,7 @@ async def analysis(
         conn, commune_id, analysis, _page(settings, lang, embed, standalone, access), params
     )
     return _html(
+        request,
         html,
         standalone,
         _named(f"commune-{await data.file_code(conn, commune_id)}-{analysis}", lang),
@@ -413,6 +433,7 @@ async def tile(
     summary="A commune's report: figures, maps, print styles",
 )
 async def commune_report(
+    request: Request,
     conn: Conn,
     settings: SettingsDep,
     commune_id: Commune,
@@ -421,11 +442,12 @@ async def commune_report(
     download: Annotated[
         bool, Query(description="one HTML file with every map inlined, as an attachment")
     ] = False,
-) -> HTMLResponse:
+) -> Response:
     """Readers outside the commune get figures of residents only for groups of at least
     MIN_GROUP homes, and its maps as they would see them."""
     html = await report(conn, commune_id, _page(settings, lang, False, download, access))
-    return _html(html, download, _named(f"report-{await data.file_code(conn, commune_id)}", lang))
+    named = _named(f"report-{await data.file_code(conn, commune_id)}", lang)
+    return _html(request, html, download, named)
 
 
 class _Kept(StaticFiles):

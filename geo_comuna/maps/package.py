@@ -27,7 +27,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import os
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -93,9 +92,6 @@ STYLES_TABLE = "layer_styles"
 _EXTRACT = {"Point": 1, "LineString": 2, "MultiPolygon": 3}
 #: drawing order, top to bottom: points over lines over areas
 _STACK = {"Point": 0, "LineString": 1, "MultiPolygon": 2}
-
-#: folium names each element of a page <kind>_<32 random hex digits>
-_ELEMENT_ID = re.compile(r"(?<=_)[0-9a-f]{32}(?![0-9a-f])")
 
 Progress = Callable[[str], None]
 
@@ -286,13 +282,6 @@ def steady(gpkg: Path) -> None:
             raw.write((1).to_bytes(4, "big"))
 
 
-def steady_ids(html: str) -> str:
-    """folium's random element ids numbered in order of first appearance instead: the same
-    page for the same data (see steady)."""
-    ids: dict[str, str] = {}
-    return _ELEMENT_ID.sub(lambda m: ids.setdefault(m[0], f"{len(ids):032x}"), html)
-
-
 async def last_ids(conn: AsyncConnection) -> dict[str, int]:
     """Each layer's highest id when the package is made (ids only grow): a feature the sync
     finds stored but not in the package, above it, was added on the server since, by another
@@ -476,7 +465,7 @@ async def write_pages(
                 web_assets_dir=settings.web_assets_dir,
             )
             html = await build(conn, commune_id, page, styles)
-            (folder / name).write_text(steady_ids(html), encoding="utf-8")
+            (folder / name).write_text(html, encoding="utf-8")  # steady: page.finish
             del html
             await asyncio.to_thread(work.release_memory)  # each page starts from less
 

@@ -580,6 +580,35 @@ async def test_a_tile_changes_with_the_codes_it_shows(
     assert f"{code}-X".encode() in after.content
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/maps/communes/5-DE-MARZO",
+        "/maps/communes/5-DE-MARZO/water-hookups?embed=true",
+        "/maps/national?lang=en",
+        "/communes/5-DE-MARZO/report",
+        "/maps/communes/5-DE-MARZO?standalone=true",
+    ],
+)
+async def test_a_map_or_report_a_browser_has_is_a_304(
+    client: httpx.AsyncClient, conn: AsyncConnection, path: str
+) -> None:
+    """Found from outside, and left from before: map pages and the report had no ETag (folium
+    names its elements at random), so every visit on a slow line took the whole page again.
+    The same data gives the same bytes; a browser holding them gets a 304, until a write."""
+    first, second = await client.get(path), await client.get(path)
+    assert first.status_code == 200 and first.content == second.content
+    etag = first.headers["etag"]
+    held = await client.get(path, headers={"If-None-Match": etag})
+    assert held.status_code == 304 and held.content == b"" and held.headers["etag"] == etag
+    await conn.execute(
+        "UPDATE communes SET name = name || ' (nueva)' WHERE code IN ('5-DE-MARZO', 'EL-MAIZAL')"
+    )
+    after = await client.get(path, headers={"If-None-Match": etag})
+    assert after.status_code == 200 and "(nueva)" in after.text
+    assert after.headers["etag"] != etag
+
+
 async def test_big_layers_use_tiles_or_geobuf(conn: AsyncConnection) -> None:
     commune_id = await resolve_commune(conn, "5-DE-MARZO")
     served = await commune_map(conn, commune_id, Page(tile_threshold=100, access=EVERYWHERE))
