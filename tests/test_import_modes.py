@@ -628,3 +628,39 @@ async def test_the_search_for_copies_is_bounded_by_a_requests_seconds(
     assert "looking for copies of stored features" in refused.value.reason
     assert "buscar copias de entidades guardadas" in refused.value.said("es")
     assert await versions(conn, maizal) == before
+
+
+async def test_thousands_of_homes_at_one_point_are_checked_for_copies_in_one_pass(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found from outside: a survey without GPS puts every home at the commune's centre. The
+    search for copies probed the shapes' index once per home, and each probe walked every
+    home of the file at that point: 10,000 took 16 s, 20,000 were refused for time. Now each
+    place is probed once; here 20,000 homes pass well within 5 s, the same file again is
+    refused as copies (for what it is, not for time), and other homes at that point are
+    not copies."""
+    import dataclasses
+
+    from geo_comuna import work
+
+    tight = dataclasses.replace(work.default_limits(), compute_seconds=5)
+    monkeypatch.setattr(work, "limits", lambda: tight)
+    dwellings = LAYERS["dwellings"]
+
+    def survey(path: Path, count: int, residents: range) -> Path:
+        rows = [
+            f"-69.6,10.2,EL-MAIZAL,{residents[i % len(residents)]},piped,formal"
+            for i in range(count)
+        ]
+        path.write_text("lon,lat,commune,residents,water,electricity\n" + "\n".join(rows))
+        return path
+
+    first = survey(tmp_path / "centre.csv", 20_000, range(1, 8))
+    done = await import_file(conn, dwellings, first, settings)
+    assert done.inserted == 20_000
+    with pytest.raises(Conflict) as copies:
+        await import_file(conn, dwellings, first, settings)
+    assert "the same in every field and shape (and 19999 more)" in copies.value.reason
+    assert copies.value.feature == 1
+    others = survey(tmp_path / "others.csv", 10_000, range(8, 20))
+    assert (await import_file(conn, dwellings, others, settings)).inserted == 10_000
