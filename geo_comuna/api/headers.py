@@ -66,11 +66,12 @@ def embed_headers(settings: Settings) -> dict[str, str]:
     """Headers of a page made for other sites' <iframe>s (maps with ?embed=true). Allowed to
     any site (the default), the CSP names no frame-ancestors at all: ``frame-ancestors *``
     matches network schemes only, and a report saved on a laptop and opened from its disk
-    (file://) showed blank frames (found from outside)."""
+    (file://) showed blank frames (found from outside). Allowed to some sites, our own pages
+    stay among them: the report and the embed page frame the maps (found from outside: with
+    GEO_COMUNA_EMBED_ORIGINS set, every map of the report was a blocked frame)."""
     origins = settings.embed_origins
-    return {
-        "Content-Security-Policy": page_csp(settings, None if "*" in origins else " ".join(origins))
-    }
+    allowed = None if "*" in origins else " ".join(["'self'", *origins])
+    return {"Content-Security-Policy": page_csp(settings, allowed)}
 
 
 class SecurityHeaders:

@@ -656,6 +656,28 @@ def test_report(page: Any, server: str) -> None:
     assert page.locator(".actions").is_hidden()
 
 
+def test_the_reports_maps_draw_when_only_some_sites_may_embed_them(
+    browser: Any, db_conninfo: str, settings: Settings
+) -> None:
+    """Found from outside: with GEO_COMUNA_EMBED_ORIGINS naming a site, as docs/maps.md
+    says to, the embed pages allowed that site alone, and every map of the report (our own
+    page) was a blocked frame."""
+    chosen = settings.model_copy(update={"embed_origins": ["https://comuna.example"]})
+    context = browser.new_context(viewport=VIEWPORT, locale=LOCALE)
+    tab = context.new_page()
+    try:
+        with serve(create_app(chosen, conninfo=db_conninfo)) as base:
+            visit = watch(tab)
+            tab.goto(f"{base}/communes/5-DE-MARZO/report?lang=es", wait_until="load")
+            frames = tab.frames[1:]
+            assert len(frames) >= 2
+            for frame in frames:
+                frame.wait_for_function(READY_JS, timeout=30_000)
+            assert visit.errors == [] and visit.failed == []
+    finally:
+        context.close()
+
+
 #: where a map's legend lies against its map, whether the map shows its first view whole,
 #: and whether its title shows: in the window, or in each frame of a report
 PRINTED_JS = """() => Object.keys(window).map((k) => window[k])
