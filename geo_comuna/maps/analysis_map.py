@@ -78,10 +78,16 @@ async def analysis_map(
     features, lines, note = await _features(conn, commune_id, name, params, page)
     analysis = all_analyses().get(name)
     sectors = analysis is not None and disclosure.hidden_from(analysis, commune_id, page.access)
+    # parameters of the reader's choosing: the public view withholds every residents figure
+    # (disclosure.for_reader). Found from outside: the water map was then coloured by one,
+    # every sector grey, its popups said the wrong reason, and the map said nothing of it
+    chosen = sectors and params is not None and not disclosure.published(analysis, params)
     await answers.add_context(m, conn, page, styles, name, commune_id, legend)
     if features is not None:
         if sectors:
             note = page.t(*disclosure.PUBLIC_VIEW)
+            if chosen:
+                note = f"{note} {page.t(*disclosure.CHOSEN_PARAMETERS)}"
             lines = None  # they end at homes (the public view has none; kept safe here too)
         elif name == "electricity-gaps":
             lines = answers.site_links(features)
@@ -102,7 +108,9 @@ async def analysis_map(
             )
             note = chosen if note is None else f"{note} {chosen}"
         if features:
-            spec, entries = analysis_spec(name, features, styles, page.lang, sectors=sectors)
+            spec, entries = analysis_spec(
+                name, features, styles, page.lang, sectors=sectors, chosen=chosen
+            )
             answers.add_lines(m, page, styles, name, lines or [], spec, entries, legend)
             holder = Data.from_geojson(
                 json.dumps(
@@ -237,13 +245,24 @@ def _colour_property(style: dict[str, Any], features: list[dict[str, Any]]) -> s
 
 
 def analysis_spec(
-    name: str, features: list[dict[str, Any]], styles: Styles, lang: str, *, sectors: bool = False
+    name: str,
+    features: list[dict[str, Any]],
+    styles: Styles,
+    lang: str,
+    *,
+    sectors: bool = False,
+    chosen: bool = False,
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The runtime spec and the legend entries (colour, label) for an analysis result
-    (``sectors``: its public view, one point per sector)."""
+    (``sectors``: its public view, one point per sector; ``chosen``: of parameters the reader
+    chose, whose residents figures are all withheld: coloured by the style's ``chosen``
+    figure, and no residents in its popups)."""
     style = styles.analysis_style(name)
     if sectors:
         style = {**style, **style.get("sectors", {})}
+    if chosen:
+        style = {**style, **style.get("chosen", {})}
+        style["popup"] = [n for n in style.get("popup") or [] if "residents" not in n] or None
     by = _colour_property(style, features)
     values = [(f.get("properties") or {}).get(by) for f in features] if by else []
     field_labels = {k: v.get(lang, k) for k, v in style.get("fields", {}).items()}

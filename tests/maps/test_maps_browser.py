@@ -24,6 +24,7 @@ from harness import READY_JS, offline, only_from, open_map, other_site, serve, w
 from geo_comuna import accounts
 from geo_comuna.analysis.registry import all_analyses
 from geo_comuna.api.app import create_app
+from geo_comuna.maps.styles import FALLBACK_COLOUR
 from geo_comuna.settings import Settings
 
 pytestmark = pytest.mark.browser
@@ -542,6 +543,28 @@ def test_analysis_map(page: Any, server: str, name: str) -> None:
     context = {k: n for k, n in ANSWER_LAYERS.get(name, {}).items() if "analysis-" not in k}
     for layer, least in context.items():  # mains, tanks, parcels: public
         assert visit.state["drawn"].get(layer, 0) >= least, (layer, visit.state["drawn"])
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_an_outsiders_map_of_chosen_parameters_says_so_and_is_coloured(
+    page: Any, server: str, lang: str
+) -> None:
+    """Found from outside: with the docs' own ?budget_m=500, an outsider's water map was
+    coloured by the share of residents, which parameters of one's choosing withhold: every
+    sector grey, "sin dato" the whole legend, and nothing said why. It says why, and colours
+    the sectors by the homes without piped water."""
+    visit = open_map(
+        page, f"{server}/maps/communes/5-DE-MARZO/water-hookups?budget_m=500&lang={lang}"
+    )
+    said = {"es": "Con parámetros distintos de los publicados", "en": "With parameters other"}
+    assert said[lang] in visit.state["note"], visit.state["note"]
+    title = {"es": "Viviendas sin agua por tubería, por sector", "en": "Homes without piped"}
+    assert any(t.startswith(title[lang]) for t in visit.state["legend_titles"]), visit.state
+    fills = page.evaluate(
+        """() => Object.values(window).filter((l) => l && l.gcId === 'analysis-water-hookups')
+            .flatMap((l) => l.getLayers()).map((c) => c.options.fillColor)"""
+    )
+    assert len(fills) >= 2 and FALLBACK_COLOUR not in fills, fills
 
 
 @pytest.mark.parametrize("lang", ["es", "en"])

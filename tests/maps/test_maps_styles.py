@@ -254,3 +254,20 @@ def test_land_recoverys_notes_are_said_in_the_maps_language() -> None:
     notes = spec["values"]["note"]
     for note in (candidates.OFF_DEM, candidates.UNSCORED):
         assert note in notes and notes[note] != note
+
+
+@pytest.mark.parametrize("name", ["water-hookups", "electricity-gaps", "stair-access"])
+def test_a_public_view_of_chosen_parameters_shows_no_residents_field(name: str) -> None:
+    """Parameters an outsider chose withhold every residents figure: their map colours by
+    a figure it still has and lists no residents in its popups (found from outside: each
+    said "—" with the footnote of groups too small, which was not the reason)."""
+    from geo_comuna.maps.analysis_map import analysis_spec
+
+    sector = {"sector": "La Cumbre", "dwellings": 12, "dwellings_without_piped": 5}
+    features = [{"geometry": None, "properties": {**sector, "minutes_median": 3.0}}]
+    spec, _ = analysis_spec(name, features, Styles.load(), "es", sectors=True, chosen=True)
+    named = [f["name"] for f in (spec["fields"]["popup"] or []) + (spec["fields"]["tooltip"] or [])]
+    assert named and not [n for n in named if "residents" in n], named
+    assert spec["by"] is None or "residents" not in spec["by"]
+    if name == "water-hookups":
+        assert spec["by"] == "dwellings_without_piped"
