@@ -282,19 +282,33 @@ async def authenticate(conn: AsyncConnection, token: str) -> User | None:
 
 @asynccontextmanager
 async def writing(
-    conn: AsyncConnection, user: User, *, row_security: bool = True
+    conn: AsyncConnection, user: User, *, row_security: bool = True, note: str | None = None
 ) -> AsyncIterator[None]:
     """A write transaction that the database attributes to ``user``. With ``row_security``
     (every API write) it runs as geo_comuna_writer under row-level security; without, as the
-    connection's owner role (bulk COPY by an admin, which RLS cannot serve)."""
+    connection's owner role (bulk COPY by an admin, which RLS cannot serve). ``note``: why
+    the change is made, which a parcel's tenure history and the audit record (found from
+    outside: the history's note, which the README promised, no write could fill)."""
     async with conn.transaction():
         if row_security:
             await conn.execute("SET LOCAL ROLE geo_comuna_writer")
         await _identify_user(conn, user)
+        if note:
+            await _noted(conn, note)
         yield
         # Inside an enclosing transaction (a savepoint) SET LOCAL would outlive this block.
         await conn.execute("SET LOCAL ROLE NONE")
         await _identify(conn, "", "", "", "")
+        if note:
+            await _noted(conn, "")
+
+
+async def _noted(conn: AsyncConnection, note: str) -> None:
+    await conn.execute(
+        "SELECT set_config('geo_comuna.change_note', %s, true), "
+        "set_config('geo_comuna.reason', %s, true)",
+        (note, note),
+    )
 
 
 @asynccontextmanager

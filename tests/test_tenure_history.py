@@ -6,12 +6,15 @@ and an explicit dated row are the parcel's own)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
 from psycopg import AsyncConnection
 
+from geo_comuna.io.importer import import_file
 from geo_comuna.layers import LAYERS
+from geo_comuna.settings import Settings
 from tests.factories import LON, feature
 from tests.test_audit import history
 
@@ -94,3 +97,54 @@ async def test_only_the_parcels_asked_for(conn: AsyncConnection) -> None:
     got = await read_back(conn, [900002, 900003, largest, 900099])
     assert got == {900002: [(None, "occupied", None)], largest: [(None, "occupied", None)]}
     assert await read_back(conn, []) == {}
+
+
+async def test_a_writer_says_why_and_the_history_and_audit_keep_it(
+    conn: AsyncConnection, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Found from outside: the history keeps (from, to, when, note), as the README says, but
+    no write could give the note: every change a planner made read "Nota: —". A write's
+    ?note= (the CLI's --note) is the change's note in the history and its reason in the
+    audit, whatever layer; a blank one is none."""
+    posted = feature(PARCELS, "EL-MAIZAL", lon=LON + 0.02, code="WHY-1", tenure="occupied")
+    r = await client.post("/collections/parcels/items", json=posted, params={"note": "Censo"})
+    assert r.status_code == 201, r.text
+    fid = int(r.headers["location"].rsplit("/", 1)[1])
+    url = f"/collections/parcels/items/{fid}"
+    change = {"type": "Feature", "properties": {"tenure": "regularizing"}}
+    note = "Expediente INTi 2026-114, abierto ante la ORT Portuguesa"
+    r = await client.patch(url, json=change, params={"note": f"  {note} "})
+    assert r.status_code == 200, r.text
+    r = await client.patch(
+        url, json={"properties": {"tenure": "regularized"}}, params={"note": " "}
+    )
+    assert r.status_code == 200, r.text
+    assert await history(client, fid) == [
+        (None, "occupied", "Censo"),
+        ("occupied", "regularizing", note),
+        ("regularizing", "regularized", None),
+    ]
+    cur = await conn.execute(
+        "SELECT action, reason FROM audit_log WHERE layer = 'parcels' "
+        "AND (feature_id = %s OR feature_ids @> %s::int) ORDER BY id",
+        (fid, fid),
+    )
+    assert await cur.fetchall() == [("insert", "Censo"), ("update", note), ("update", None)]
+    # the note goes with its write only: the next write on the connection has none
+    r = await client.patch(url, json={"properties": {"notes": "x"}})
+    cur = await conn.execute("SELECT reason FROM audit_log ORDER BY id DESC LIMIT 1")
+    assert await cur.fetchone() == (None,)
+    too_long = await client.patch(
+        url, json={"properties": {"notes": "y"}}, params={"note": "n" * 501}
+    )
+    assert too_long.status_code == 400 and "note" in too_long.text, too_long.text
+
+    # the CLI's import says why too
+    upload = tmp_path / "why.geojson"
+    again = feature(PARCELS, "EL-MAIZAL", lon=LON + 0.02, code="WHY-1", tenure="disputed")
+    upload.write_text(json.dumps({"type": "FeatureCollection", "features": [again]}))
+    done = await import_file(
+        conn, PARCELS, upload, Settings(), mode="upsert", note="Acta de la asamblea"
+    )
+    assert done.updated == 1
+    assert (await history(client, fid))[-1] == ("regularized", "disputed", "Acta de la asamblea")

@@ -204,6 +204,20 @@ Tiles = Annotated[TileCache, Depends(get_tiles)]
 LANGS = f"^({'|'.join(LANG_VALUES)})$"
 #: the language of a document's titles (collections, queryables, schemas)
 Lang = Annotated[str, Query(pattern=LANGS, description="language of titles")]
+#: ``?note=``: why a write is made (accounts.writing)
+ChangeNote = Annotated[
+    str | None,
+    Query(
+        max_length=500,
+        description="why the change is made: a parcel's tenure history and the audit record it "
+        "(e.g. the file number of its regularization)",
+    ),
+]
+
+
+def noted(note: str | None) -> str | None:
+    """A ``ChangeNote`` as recorded: without surrounding blanks; blank, none."""
+    return (note or "").strip() or None
 
 
 def label_lang(

@@ -23,6 +23,7 @@ from fastapi.responses import StreamingResponse
 from geo_comuna.api.deps import (
     LANGS,
     ONE_FILE,
+    ChangeNote,
     CommuneFilter,
     Conn,
     LayerDep,
@@ -30,6 +31,7 @@ from geo_comuna.api.deps import (
     ScratchDep,
     SettingsDep,
     Writer,
+    noted,
     only_form_fields,
     unless_gone,
 )
@@ -189,6 +191,7 @@ async def import_upload(
     lang: Annotated[
         str, Query(pattern=LANGS, description="language of the value labels an error lists")
     ] = "es",
+    note: ChangeNote = None,
 ) -> ImportReport:
     """All features or none: the first bad one is named by its 1-based position. Coded
     values may be given by code or by their Spanish or English label, in any case."""
@@ -212,6 +215,7 @@ async def import_upload(
                 lang=lang,
                 allow_copies=allow_copies,
                 dry_run=dry_run,
+                note=noted(note),
                 isolated=True,  # an upload: GDAL reads it in a process killed when slow
             )
             report = await unless_gone(request, importing)

@@ -18,12 +18,14 @@ from psycopg import AsyncConnection
 from geo_comuna.accounts import User
 from geo_comuna.api.deps import (
     LANGS,
+    ChangeNote,
     Conditions,
     Conn,
     ContentCrs,
     LayerDep,
     SettingsDep,
     Writer,
+    noted,
 )
 from geo_comuna.api.hosts import base_url
 from geo_comuna.features import edit
@@ -82,10 +84,11 @@ async def create_items(
     body_crs: ContentCrs,
     repair: Repair = False,
     lang: MessageLang = "es",
+    note: ChangeNote = None,
 ) -> Response:
     written = await edit.create(
         conn, layer, await _body(request), settings, user, repair=repair, lang=lang, crs=body_crs,
-        commune=_connection_commune(request),
+        commune=_connection_commune(request), note=noted(note),
     )  # fmt: skip
     base = base_url(request, settings)
     location = (
@@ -106,13 +109,14 @@ async def _change(
     repair: bool,
     lang: str,
     body_crs: Crs,
+    note: str | None,
 ) -> Response:
     """PUT and PATCH: the body read, changed as ``change`` does it, answered alike."""
     body = await _body(request)
     written = await change(
         conn, layer, feature_id, body, settings, user,
         repair=repair, conditions=conditions, lang=lang, crs=body_crs,
-        commune=_connection_commune(request),
+        commune=_connection_commune(request), note=noted(note),
     )  # fmt: skip
     return _written(written, 200)
 
@@ -131,10 +135,11 @@ async def replace_item(
     body_crs: ContentCrs,
     repair: Repair = False,
     lang: MessageLang = "es",
+    note: ChangeNote = None,
 ) -> Response:
     return await _change(
         edit.replace, request, settings, conn, layer, feature_id, user, conditions, repair, lang,
-        body_crs,
+        body_crs, note,
     )  # fmt: skip
 
 
@@ -153,10 +158,11 @@ async def patch_item(
     body_crs: ContentCrs,
     repair: Repair = False,
     lang: MessageLang = "es",
+    note: ChangeNote = None,
 ) -> Response:
     return await _change(
         edit.patch, request, settings, conn, layer, feature_id, user, conditions, repair, lang,
-        body_crs,
+        body_crs, note,
     )  # fmt: skip
 
 
@@ -164,7 +170,12 @@ async def patch_item(
     "/collections/{collection_id}/items/{feature_id}", status_code=204, summary="Delete a feature"
 )
 async def delete_item(
-    conn: Conn, layer: LayerDep, feature_id: int, user: Writer, conditions: Conditions
+    conn: Conn,
+    layer: LayerDep,
+    feature_id: int,
+    user: Writer,
+    conditions: Conditions,
+    note: ChangeNote = None,
 ) -> Response:
-    await edit.remove(conn, layer, feature_id, user, conditions=conditions)
+    await edit.remove(conn, layer, feature_id, user, conditions=conditions, note=noted(note))
     return Response(status_code=204)

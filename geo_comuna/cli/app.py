@@ -314,6 +314,13 @@ def import_(
             help="es or en: the language of the messages (default: the locale's, else es)",
         ),
     ] = None,
+    note: Annotated[
+        str | None,
+        typer.Option(
+            "--note",
+            help="why the change is made: the parcels' tenure history and the audit record it",
+        ),
+    ] = None,
 ) -> None:
     """Import a file into a layer: all features or none. A feature whose natural key is
     already stored is refused, or with --upsert updates the stored one. Coded values may be
@@ -325,7 +332,7 @@ def import_(
     with unseen("pandas", "geopandas"):
         report = _import(
             layer, file, crs, commune, repair, upsert, rename or [], value_map or [], lang,
-            allow_copies, dry_run,
+            allow_copies, dry_run, (note or "").strip() or None,
         )  # fmt: skip
     from geo_comuna.io.importer import done_line
 
@@ -345,6 +352,7 @@ def _import(
     lang: str | None,
     allow_copies: bool = False,
     dry_run: bool = False,
+    note: str | None = None,
 ) -> ImportReport:
     from geo_comuna.io import reading
     from geo_comuna.io.importer import Mapping
@@ -377,6 +385,7 @@ def _import(
             lang=lang,
             allow_copies=allow_copies,
             dry_run=dry_run,
+            note=note,
         ),
         settings,
     )

@@ -104,6 +104,10 @@ SPANISH = {
         "hacer toda la importación, con cada comprobación, y deshacerla: el informe dice lo que "
         "escribiría (insertar, actualizar, dejar sin cambios)"
     ),
+    "why the change is made: the parcels' tenure history and the audit record it": (
+        "por qué se hace el cambio: lo guardan el historial de tenencia de las parcelas y la "
+        "auditoría"
+    ),
     "COLUMN=PROPERTY: the file's column holding a property (repeatable)": (
         "COLUMNA=CAMPO: la columna del archivo que tiene un campo (repetible)"
     ),

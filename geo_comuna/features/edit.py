@@ -199,9 +199,10 @@ async def create(
     lang: str = "es",
     crs: Crs = CRS84,
     commune: str | None = None,
+    note: str | None = None,
 ) -> Written:
     """POST: one Feature or a FeatureCollection, all or nothing; ``crs``: the body's;
-    ``commune``: the connection's (_checked)."""
+    ``commune``: the connection's (_checked); ``note``: why (accounts.writing)."""
     _writer(user)
     parsed = await work.cpu(
         _parse,
@@ -211,7 +212,7 @@ async def create(
         max_features=work.limits().max_features_per_write,
         creating=True,
     )
-    async with writing(conn, user):
+    async with writing(conn, user, note=note):
         parsed = await _in_storage_crs(conn, layer, parsed, crs)
         checked, refs = await _checked(conn, layer, parsed, settings, repair, lang, commune)
         ids = await write.insert(conn, layer, checked, refs, parsed.labels)
@@ -232,6 +233,7 @@ async def replace(
     lang: str = "es",
     crs: Crs = CRS84,
     commune: str | None = None,
+    note: str | None = None,
 ) -> Written:
     """PUT: the feature becomes exactly the body (absent properties become null; a missing
     commune the connection's, ``commune``)."""
@@ -241,7 +243,7 @@ async def replace(
         raise InvalidGeometry(
             Said("missing geometry", "falta la geometría"), feature=feature_id, layer=layer.name
         )
-    async with writing(conn, user):
+    async with writing(conn, user, note=note):
         await write.check_version(conn, layer, feature_id, conditions)
         parsed = await _in_storage_crs(conn, layer, parsed, crs)
         checked, refs = await _checked(conn, layer, parsed, settings, repair, lang, commune)
@@ -263,6 +265,7 @@ async def patch(
     lang: str = "es",
     crs: Crs = CRS84,
     commune: str | None = None,
+    note: str | None = None,
 ) -> Written:
     """PATCH: only the properties (and geometry) given change; null clears a property (the
     commune, when the connection names one, ``commune``, becomes that one)."""
@@ -270,7 +273,7 @@ async def patch(
     parsed = await work.cpu(_parse_patch, layer, body, feature_id, crs)
     if not parsed.present and not parsed.geometry_given:
         return await _unchanged(conn, layer, feature_id, user, conditions)
-    async with writing(conn, user):
+    async with writing(conn, user, note=note):
         await write.check_version(conn, layer, feature_id, conditions)
         current = await _current(conn, layer, feature_id)
         given = {
@@ -421,8 +424,9 @@ async def remove(
     user: User,
     *,
     conditions: Preconditions = NO_CONDITIONS,
+    note: str | None = None,
 ) -> None:
     _writer(user)
-    async with writing(conn, user):
+    async with writing(conn, user, note=note):
         await write.check_version(conn, layer, feature_id, conditions)
         await write.delete(conn, layer, feature_id)

@@ -412,8 +412,10 @@ async def write(
     allow_copies: bool = False,
     dry_run: bool = False,
     online: bool = False,
+    note: str | None = None,
 ) -> Written:
-    """Validate the features of ``source`` (io/pieces.py) and COPY them, in one transaction.
+    """Validate the features of ``source`` (io/pieces.py) and COPY them, in one transaction
+    (``note``: why, as accounts.writing records it).
     ``online`` (an upload to the running service) or ``dry_run``: the layer's indexes are
     kept (bulk.copy_in), so readers are never locked out for the import's length.
     ``defaults``: references.resolve's. ``given``: the properties the file has columns for
@@ -509,7 +511,7 @@ async def write(
     # Limits.compute_seconds (work.isolated)
     try:
         with work.scope(work.limits(), None, None, work.cache()):
-            async with writing(conn, user, row_security=not admin):
+            async with writing(conn, user, row_security=not admin, note=note):
                 await conn.execute("SET LOCAL statement_timeout = 0")  # a queue and a long COPY
                 await bulk.queue_import(conn, layer)
                 # what the file's keys may meet: the features stored before this import
@@ -618,13 +620,14 @@ async def import_file(
     allow_copies: bool = False,
     dry_run: bool = False,
     isolated: bool = False,
+    note: str | None = None,
 ) -> ImportReport:
     """Read, reproject, validate and COPY ``path`` into ``layer``: all or nothing.
     ``reading``: GDAL's read of ``path``, already started by reading.start(). ``mode``: what
     a feature whose natural key is stored does (write_frame); ``mapping``: the file's own
     column names and values; ``lang``: the labels' language in messages; ``allow_copies``
     and ``dry_run``: see write; ``isolated``: GDAL reads the file in a child process killed
-    when it is slow (an upload: reading.read_isolated)."""
+    when it is slow (an upload: reading.read_isolated); ``note``: why (accounts.writing)."""
     check_mode(layer, mode)  # before a possibly big file is read
     mapping = mapping or Mapping()
     say = progress or (lambda _msg: None)
@@ -661,6 +664,7 @@ async def import_file(
             allow_copies=allow_copies,
             dry_run=dry_run,
             online=isolated,
+            note=note,
         )
     except InvalidGeometry as exc:
         exc.layer = exc.layer or layer.name  # one the file's geometries refused
