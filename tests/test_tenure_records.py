@@ -606,7 +606,15 @@ async def test_a_right_names_only_a_party_its_writer_may_edit(
         cur = await conn.execute("SELECT max(id) + 1000 FROM parties")
         (missing,) = await cur.fetchone()
         r = await c.post("/collections/rights/items", json=feature(**claim, party=missing))
-        assert r.status_code == 409, r.text  # no such party: said as before, not as another's
+        # no such party: said as such, not as another's (found from outside: it was a 409
+        # with PostgreSQL's English detail, in Spanish too)
+        assert r.status_code == 422, r.text
+        assert "property 'party': there is no such party" in r.json()["detail"], r.text
+        r = await c.post(
+            "/collections/rights/items", json=feature(**claim, party=missing), params={"lang": "es"}
+        )
+        assert "propiedad 'party': no existe el sujeto de derecho que nombra" in r.json()["detail"]
+        assert "Key" not in r.text
     cur = await conn.execute("SELECT count(*) FROM rights WHERE party_id = %s", (theirs,))
     assert (await cur.fetchone())[0] == 0
     async with reader("admin") as c:  # who may edit both communes records it
@@ -730,6 +738,21 @@ async def test_refusals_say_what_is_wrong(conn: AsyncConnection, reader: Callabl
         )
         assert r.status_code == 404, r.text
         assert f"no parcel {missing}" in r.json()["detail"]
+        # a party holding a right says which records hold it and where they are listed
+        r = await c.post(
+            "/collections/rights/items",
+            json=feature(parcel=p, party=party, kind="lease", status="claimed"),
+        )
+        assert r.status_code == 201, r.text
+        listed = f"GET /collections/rights/items?party={party}"
+        r = await c.delete(f"/collections/parties/items/{party}", params={"lang": "es"})
+        assert r.status_code == 409, r.text
+        said = r.json()["detail"]
+        assert "hay derechos que todavía lo nombran" in said and listed in said, said
+        assert "Key" not in said and "referenced" not in said
+        r = await c.delete(f"/collections/parties/items/{party}")
+        assert "rights still name it" in r.json()["detail"] and listed in r.json()["detail"]
+        assert (await c.get(listed.removeprefix("GET "))).json()["numberMatched"] == 1
 
 
 @pytest.mark.parametrize("who", OUTSIDERS + MEMBERS)
