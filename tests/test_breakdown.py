@@ -200,3 +200,30 @@ async def test_one_communes_breakdown_reads_none_of_the_other_communes_homes(
     await pages_read()
     added = await pages_read() - before
     assert added <= 3, added
+
+
+async def test_a_commune_that_only_borders_a_state_lies_in_one(client: httpx.AsyncClient) -> None:
+    """Found from outside: a commune of Lara cut along the Portuguesa line met Portuguesa in a
+    sliver of 0.02 m² (rounding), and was listed in it ('0.00 ha, 0.0 %'), said to cross a
+    state line, and counted among Portuguesa's communes; the report contradicted itself."""
+    lara, portuguesa = state("VE-K"), state("VE-P")
+    border = lara.boundary.intersection(portuguesa.boundary)
+    centre = shapely.ops.nearest_points(border, shapely.Point(-69.16, 9.78))[0]
+    near = box(centre.x - 0.02, centre.y - 0.02, centre.x + 0.02, centre.y + 0.02)
+    commune = shapely.make_valid(near.intersection(lara))  # sharing the line with Portuguesa
+    assert commune.intersects(portuguesa) and commune.length > 0.01
+    before = (await client.get("/states/breakdown")).json()
+    body = feature(LAYERS["communes"], code="BORDE", name="Borde")
+    body["geometry"] = mapping(commune)
+    r = await client.post("/collections/communes/items", json=body, params={"repair": "true"})
+    assert r.status_code == 201, r.text
+    got = (await client.get("/communes/BORDE/states")).json()
+    assert [s["code"] for s in got["states"]] == ["VE-K"] and not got["crosses_state_line"]
+    assert got["states"][0]["share_pct"] == pytest.approx(100, abs=0.001)
+    after = (await client.get("/states/breakdown")).json()
+
+    def communes_in(doc: dict, code: str) -> int:
+        return next(s["communes"] for s in doc["states"] if s["code"] == code)
+
+    assert communes_in(after, "VE-P") == communes_in(before, "VE-P")
+    assert communes_in(after, "VE-K") == communes_in(before, "VE-K") + 1

@@ -14,7 +14,8 @@
 -- The rule: a feature counts in the state whose pieces (state_parts) hold its point (a
 -- parcel's ST_PointOnSurface, a dwelling itself); a point on a line between pieces of two
 -- states counts in the state with the smaller id; a point in no state counts in the NULL row.
--- A commune wholly inside one state (nothing left outside, within 1 m²) has all its features
+-- A commune wholly inside one state (nothing elsewhere, within 1 m²: one that only shares a
+-- border with another state meets it in slivers of rounding) has all its features
 -- counted there by commune_id, without a point-in-state test per feature (migration 0007:
 -- that test cost ~85 % of the national view's time for 3,600 communes and 200,000 parcels).
 -- The parcels of the other communes are tested against the few state parts their commune
@@ -47,7 +48,7 @@ WITH c AS (
     SELECT a.commune_id, min(a.state_id) AS state_id
     FROM areas a
     GROUP BY a.commune_id
-    HAVING count(*) FILTER (WHERE a.state_id IS NOT NULL AND a.area_m2 > 0) = 1
+    HAVING count(*) FILTER (WHERE a.state_id IS NOT NULL AND a.area_m2 > 1) = 1
        AND coalesce(sum(a.area_m2) FILTER (WHERE a.state_id IS NULL), 0) <= 1
 ), spread AS (  -- the other communes: their features are placed one by one
     SELECT c.id FROM c LEFT JOIN single s ON s.commune_id = c.id WHERE s.commune_id IS NULL
