@@ -3,12 +3,13 @@
 
     python3 scripts/vendor_assets.py          # after `npm ci`; scripts/setup.sh runs both
 
-Leaflet, VectorGrid, pbf and geobuf (maps) and Swagger UI and ReDoc (the API docs pages) come
-from npm, pinned by package-lock.json. The app serves them under /static/<package>/ and never
-from a CDN, and a wheel installed anywhere must carry them: so the files a page loads (and
-each package's licence) are copied into geo_comuna/maps/vendor/<package>/, which is package
-data (pyproject.toml) and ignored by git (code we did not write does not enter the
-repository). Building a wheel runs this too (setup.py), so a wheel never lacks them.
+Leaflet, VectorGrid, pbf and geobuf (maps), Swagger UI and ReDoc (the API docs pages) and the
+DejaVu fonts (parcel sheets) come from npm, pinned by package-lock.json. The app serves them
+under /static/<package>/ and never from a CDN, and a wheel installed anywhere must carry them:
+so the files a page loads (and each package's licence) are copied into
+geo_comuna/maps/vendor/<package>/, which is package data (pyproject.toml) and ignored by git
+(code we did not write does not enter the repository). Building a wheel runs this too
+(setup.py), so a wheel never lacks them.
 
 With node_modules/ absent, copies already in place (a source distribution) are kept; with
 neither, it stops and says to run `npm ci`. Standard library only: it runs inside the
@@ -36,6 +37,9 @@ FILES: dict[str, tuple[str, tuple[str, ...]]] = {
         + ("favicon-32x32.png",),
     ),
     "redoc": ("bundles", ("redoc.standalone.js", "redoc.standalone.js.LICENSE.txt")),
+    # the parcel sheets' fonts (maps/sheet/document.py): any language's letters, not only
+    # Windows-1252's
+    "dejavu-fonts-ttf": ("ttf", ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansMono.ttf")),
 }
 #: licence and notice files, from each package's top folder
 LEGAL = ("LICENSE*", "NOTICE*")

@@ -1,12 +1,10 @@
 """A sheet as an A4 PDF (reportlab's page layout), and a batch's index. Pure: from a
 ParcelSheet already read to bytes, so it runs off the event loop (work.cpu).
 
-Text is set in the PDF's standard Helvetica and Courier, which every viewer carries: nothing to
-embed or load per sheet, so a batch of hundreds costs only the drawing. Their encoding
-(Windows-1252) holds Spanish; a character outside it (from a holder's name, say) is printed
-as "?" rather than lost silently. Every text from the store goes through ``_text`` (escaped:
-a parcel code like "<b>" is printed, not read as markup). A sheet that does not fit one page
-(a parcel of well over a hundred vertices) runs on to the next.
+Text is set in DejaVu Sans, which holds any language's letters (maps/sheet/fonts.py says
+where it comes from, and what stands in for it). Every text from the store goes through
+``_text`` (escaped: a parcel code like "<b>" is printed, not read as markup). A sheet that
+does not fit one page (a parcel of well over a hundred vertices) runs on to the next.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table
 from reportlab.platypus import TableStyle as Style
 
+from geo_comuna.maps.sheet.fonts import BOLD, MONO, SANS, printable
 from geo_comuna.maps.sheet.linderos import Lindero, Side
 from geo_comuna.maps.sheet.plan import Plan, QrCode
 from geo_comuna.maps.sheet.reads import ParcelSheet
@@ -39,18 +38,18 @@ QR_SIZE = 30 * mm
 #: vertex rows side by side: three blocks of (number, easting, northing)
 VERTEX_BLOCKS = 3
 
-TITLE = ParagraphStyle("title", fontName="Helvetica-Bold", fontSize=15, leading=18)
-SUBTITLE = ParagraphStyle("subtitle", fontName="Helvetica", fontSize=10, leading=13)
+TITLE = ParagraphStyle("title", fontName=BOLD, fontSize=15, leading=18)
+SUBTITLE = ParagraphStyle("subtitle", fontName=SANS, fontSize=10, leading=13)
 HEADING = ParagraphStyle(
-    "heading", fontName="Helvetica-Bold", fontSize=10, leading=13, spaceBefore=5, spaceAfter=2
+    "heading", fontName=BOLD, fontSize=10, leading=13, spaceBefore=5, spaceAfter=2
 )
-BODY = ParagraphStyle("body", fontName="Helvetica", fontSize=8, leading=10)
-SMALL = ParagraphStyle("small", fontName="Helvetica", fontSize=6.5, leading=8)
-MONO = ParagraphStyle("mono", fontName="Courier", fontSize=6.5, leading=8)
+BODY = ParagraphStyle("body", fontName=SANS, fontSize=8, leading=10)
+SMALL = ParagraphStyle("small", fontName=SANS, fontSize=6.5, leading=8)
+MONO = ParagraphStyle("mono", fontName=MONO, fontSize=6.5, leading=8)
 GRID = Style(
     [
-        ("FONT", (0, 0), (-1, -1), "Helvetica", 7.5),
-        ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 7.5),
+        ("FONT", (0, 0), (-1, -1), SANS, 7.5),
+        ("FONT", (0, 0), (-1, 0), BOLD, 7.5),
         ("BACKGROUND", (0, 0), (-1, 0), colors.Color(0.9, 0.9, 0.9)),
         ("GRID", (0, 0), (-1, -1), 0.3, colors.Color(0.6, 0.6, 0.6)),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
@@ -62,9 +61,8 @@ NUMBERS = Style([("ALIGN", (0, 1), (-1, -1), "RIGHT")])
 
 
 def _text(value: Any) -> str:
-    """A value from the store as Paragraph text: escaped, and in the standard fonts' encoding."""
-    text = "" if value is None else str(value)
-    return escape(text.encode("cp1252", "replace").decode("cp1252"))
+    """A value from the store as Paragraph text: escaped, and as the fonts print it."""
+    return escape(printable("" if value is None else str(value)))
 
 
 def _p(value: Any, style: ParagraphStyle = BODY) -> Paragraph:
@@ -104,7 +102,7 @@ def sheet_pdf(sheet: ParcelSheet, lang: str, url: str, today: dt.date | None = N
 
     def footer(canvas: Any, document: Any) -> None:
         canvas.saveState()
-        canvas.setFont("Helvetica", 6.5)
+        canvas.setFont(SANS, 6.5)
         canvas.drawString(
             MARGIN,
             MARGIN - 2,
@@ -171,7 +169,7 @@ class _Counted(Canvas):
         for state in self._pages:
             self.__dict__.update(state)
             self.saveState()
-            self.setFont("Helvetica", 6.5)
+            self.setFont(SANS, 6.5)
             self.drawRightString(
                 A4[0] - MARGIN,
                 MARGIN - 2,
@@ -196,7 +194,7 @@ def _facts(sheet: ParcelSheet, w: dict[str, str], lang: str, zone: str, url: str
     facts.setStyle(
         Style(
             [
-                ("FONT", (0, 0), (-1, 0), "Helvetica", 7.5),
+                ("FONT", (0, 0), (-1, 0), SANS, 7.5),
                 ("BACKGROUND", (0, 0), (-1, -1), colors.white),
                 ("BACKGROUND", (0, 0), (0, -1), colors.Color(0.93, 0.93, 0.93)),
             ]

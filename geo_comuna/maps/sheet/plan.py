@@ -15,6 +15,7 @@ from reportlab.lib import colors
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable
 
+from geo_comuna.maps.sheet.fonts import BOLD, SANS
 from geo_comuna.maps.sheet.reads import ParcelSheet
 
 PARCEL_FILL = colors.Color(1.0, 0.85, 0.55)
@@ -129,7 +130,7 @@ class Plan(Flowable):
         for coords in lines(self.sheet.commune_line):
             self._line(c, coords)
         c.setDash()
-        c.setFont("Helvetica", 6.5)
+        c.setFont(SANS, 6.5)
         c.setFillColor(colors.Color(0.3, 0.3, 0.3))
         for other in self.sheet.neighbours:  # each code at its piece's largest box's centre
             boxes = [_box(rings[0]) for rings in polygons(other["shape"]) if rings]
@@ -149,7 +150,7 @@ class Plan(Flowable):
         # vertices whose numbers would overlap on paper share one label ("8–10")
         x0, y0, x1, y1 = _box([v for rings in polygons(self.sheet.shape) for v in rings[0]])
         mx, my = self.xy((x0 + x1) / 2, (y0 + y1) / 2)
-        c.setFont("Helvetica-Bold", 7)
+        c.setFont(BOLD, 7)
         labels = _Labels()
         for vertex in self.sheet.vertices:
             px, py = self.xy(vertex.easting, vertex.northing)
@@ -174,7 +175,7 @@ class Plan(Flowable):
         c.setStrokeColor(colors.black)
         c.setLineWidth(0.5)
         c.drawPath(path, stroke=1, fill=1)
-        c.setFont("Helvetica-Bold", 9)
+        c.setFont(BOLD, 9)
         c.drawCentredString(x, y + 25, self.words["north"])
 
     def _scale(self, c: Canvas) -> None:
@@ -190,7 +191,7 @@ class Plan(Flowable):
             c.setFillColor(colors.black if i % 2 == 0 else colors.white)
             c.rect(x + i * length / 4, y, length / 4, 3.5, stroke=1, fill=1)
         c.setFillColor(colors.black)
-        c.setFont("Helvetica", 6.5)
+        c.setFont(SANS, 6.5)
         c.drawCentredString(x, y + 6, "0")
         c.drawCentredString(x + length, y + 6, f"{metres:g} m")
         # the printed page's scale: a point is 0.0254 / 72 m of paper; thousands grouped as
