@@ -185,6 +185,40 @@ async def test_a_sheet_prints_any_languages_letters(
     assert "DejaVuSans" in fonts, fonts  # embedded: any viewer prints them
 
 
+async def test_a_sheet_says_which_parcel_shares_its_ground(
+    conn: AsyncConnection, settings: Settings, tmp_path: Path
+) -> None:
+    """Found from outside: a parcel 65 % inside another was printed as its neighbour ("Oeste
+    4–1: parcela EM-P027", a side running through the other's inside), the overlap unsaid on
+    the document of its regularization. The sheet says it, with the area shared (geodesic,
+    worked out here apart), and marks that neighbour as overlapping."""
+    from shapely.geometry import Polygon
+
+    ids = await add_sarare(conn)
+    over = [(60, 50), (60, -60), (-40, -60), (-40, 50)]  # the south-west part of T-001
+    cur = await conn.execute(
+        "INSERT INTO parcels (commune_id, code, tenure, geom) "
+        "VALUES (%s, 'T-003', 'disputed', ST_GeomFromText(%s, 4326)) RETURNING id",
+        (ids["commune"], polygon_wkt(over)),
+    )
+    third = (await cur.fetchone())[0]
+    shared = Polygon(lonlat(PARCEL)).intersection(Polygon(lonlat(over)))
+    hectares = abs(Geod(ellps="WGS84").geometry_area_perimeter(shared)[0]) / 10_000
+    assert 0.28 < hectares < 0.33  # by hand: ~60 m (x 0 to 60) by ~52 m (y -5 to 50, less a slant)
+    written = f"{hectares:.4f}".replace(".", ",")
+
+    text = pdf_text((await get_sheet(conn, settings, ids["T-001"])).content, tmp_path)
+    flat = " ".join(text.split())
+    assert f"Se superpone con la parcela T-003 en {written} ha" in flat, flat
+    assert "parcela T-003 (se superpone)" in flat, flat
+    assert "parcela T-002 (se superpone)" not in flat  # a neighbour along a side only
+    english = await get_sheet(conn, settings, third, lang="en")
+    flat = " ".join(pdf_text(english.content, tmp_path).split())
+    assert f"Overlaps parcel T-001 by {written.replace(',', '.')} ha" in flat, flat
+    alone = await get_sheet(conn, settings, ids["T-002"])
+    assert "superpone" not in pdf_text(alone.content, tmp_path)
+
+
 async def test_a_jagged_parcel_still_has_its_sheet(
     conn: AsyncConnection, settings: Settings, tmp_path: Path
 ) -> None:

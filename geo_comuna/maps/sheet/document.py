@@ -24,7 +24,7 @@ from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Space
 from reportlab.platypus import TableStyle as Style
 
 from geo_comuna.maps.sheet.fonts import BOLD, MONO, SANS, printable
-from geo_comuna.maps.sheet.linderos import Lindero, Side
+from geo_comuna.maps.sheet.linderos import Lindero, Side, named
 from geo_comuna.maps.sheet.plan import Plan, QrCode
 from geo_comuna.maps.sheet.reads import ParcelSheet
 from geo_comuna.maps.sheet.records import shown
@@ -45,6 +45,10 @@ HEADING = ParagraphStyle(
 )
 BODY = ParagraphStyle("body", fontName=SANS, fontSize=8, leading=10)
 SMALL = ParagraphStyle("small", fontName=SANS, fontSize=6.5, leading=8)
+#: what a reader must not miss: an overlap with another parcel
+WARNING = ParagraphStyle(
+    "warning", fontName=BOLD, fontSize=8, leading=10, textColor=colors.Color(0.7, 0.1, 0.1)
+)
 MONO = ParagraphStyle("mono", fontName=MONO, fontSize=6.5, leading=8)
 GRID = Style(
     [
@@ -130,8 +134,12 @@ def sheet_pdf(sheet: ParcelSheet, lang: str, url: str, today: dt.date | None = N
                 ]
             ),
         ),
-        KeepTogether([_p(w["linderos"], HEADING), _linderos(sheet.linderos, w, lang)]),
+        KeepTogether([_p(w["linderos"], HEADING), _linderos(sheet, w, lang)]),
         _p(w["rule"], SMALL),
+        *(
+            _p(w["overlaps"].format(code=named(o), ha=_fixed(o["m2"] / 10_000, 4, lang)), WARNING)
+            for o in sheet.overlaps
+        ),
         # the vertex table may run on to the next page (its heading row repeated there) rather
         # than leave the first one half empty
         _p(w["vertices"], HEADING),
@@ -226,14 +234,17 @@ def stretches(sides: list[Side], w: dict[str, str]) -> str:
     return text
 
 
-def neighbour_text(lindero: Lindero, w: dict[str, str]) -> str:
+def neighbour_text(
+    lindero: Lindero, w: dict[str, str], overlapping: frozenset[str] = frozenset()
+) -> str:
     """Whom a side borders, in words: "parcela EM-P002"; when it borders several, each with
-    its stretches: "parcela EM-P030 (1–2, 6–7); sin colindante registrado (8–9)"."""
+    its stretches: "parcela EM-P030 (1–2, 6–7); sin colindante registrado (8–9)"; a parcel
+    sharing its ground (``overlapping``, by code) said so: "parcela EM-P027 (se superpone)"."""
     neighbours = lindero.neighbours
     names = []
     for kind, name, sides in neighbours:
         if kind == "parcel":
-            text = w["parcel_n"].format(code=name)
+            text = w["parcel_overlapping" if name in overlapping else "parcel_n"].format(code=name)
         elif kind == "road":
             text = w["road_named"].format(name=name) if name else w["road"]
         elif kind == "commune_limit":
@@ -246,15 +257,16 @@ def neighbour_text(lindero: Lindero, w: dict[str, str]) -> str:
     return "; ".join(names)
 
 
-def _linderos(linderos: list[Lindero], w: dict[str, str], lang: str) -> Table:
+def _linderos(sheet: ParcelSheet, w: dict[str, str], lang: str) -> Table:
     rows: list[list[Any]] = [[w["side"], w["sides_col"], w["length"], w["borders"]]]
-    for lindero in linderos:
+    overlapping = frozenset(named(o) for o in sheet.overlaps)
+    for lindero in sheet.linderos:
         rows.append(
             [
                 w[f"{lindero.facing}_side"],
                 _p(stretches(lindero.sides, w)),
                 _fixed(lindero.length_m, 2, lang),
-                _p(neighbour_text(lindero, w)),
+                _p(neighbour_text(lindero, w, overlapping)),
             ]
         )
     table = Table(rows, colWidths=[18 * mm, 52 * mm, 22 * mm, WIDTH - 92 * mm], repeatRows=1)

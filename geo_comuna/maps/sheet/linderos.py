@@ -143,12 +143,17 @@ def number(
     return vertices, sides
 
 
+def named(parcel: dict[str, Any]) -> str:
+    """A parcel as a sheet names it: its code, or "#id" without one."""
+    return parcel["code"] if parcel.get("code") is not None else f"#{parcel['id']}"
+
+
 def _neighbours(side: Side, measured: dict[str, Any], tolerance_m: float) -> None:
     """Fills the side's neighbours by the rule in the module's docstring."""
     length = side.length_m
     shared = sorted(
         (
-            (p["code"] if p.get("code") is not None else f"#{p['id']}", float(p["m"]))
+            (named(p), float(p["m"]))
             for p in measured.get("parcels") or []
             if p["m"] > 2 * tolerance_m or p["m"] > 0.5 * length
         ),

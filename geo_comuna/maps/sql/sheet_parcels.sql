@@ -88,6 +88,21 @@ drawn_parcels AS (
     FROM near n JOIN framed f ON f.id = n.parcel_id
     GROUP BY n.parcel_id
 ),
+overlapping AS (  -- the other parcels whose interiors share its ground (as land recovery's
+    -- overlaps: ST_Relate's 2********, pieces under %(overlap_m2)s m² being numerical noise),
+    -- largest first, with the area shared (m², geodesic)
+    SELECT n.parcel_id,
+           json_agg(json_build_object('id', n.id, 'code', n.code, 'm2', o.m2)
+                    ORDER BY o.m2 DESC, n.id) AS overlapping
+    FROM near n
+    JOIN wanted w ON w.id = n.parcel_id
+    JOIN parcels p ON p.id = n.id
+    CROSS JOIN LATERAL (
+        SELECT ST_Area(ST_CollectionExtract(ST_Intersection(w.geom, p.geom), 3)::geography) AS m2
+    ) o
+    WHERE ST_Relate(w.geom, p.geom, '2********') AND o.m2 >= %(overlap_m2)s
+    GROUP BY n.parcel_id
+),
 drawn_roads AS (
     SELECT r.parcel_id, json_agg(ST_AsGeoJSON(ST_Intersection(r.utm, f.frame), 2)::json) AS roads
     FROM roads r JOIN framed f ON f.id = r.parcel_id
@@ -98,11 +113,13 @@ SELECT f.id, f.code, f.tenure, f.land_use, f.recovered_on, f.srid,
        ST_Area(f.geom::geography) AS area_m2, ST_Perimeter(f.geom::geography) AS perimeter_m,
        ST_AsGeoJSON(f.utm, 3)::json AS shape,
        ARRAY[ST_XMin(f.frame), ST_YMin(f.frame), ST_XMax(f.frame), ST_YMax(f.frame)] AS frame,
-       dp.neighbours, dr.roads, ST_AsGeoJSON(l.utm, 2)::json AS commune_line, sd.sides
+       dp.neighbours, dr.roads, ST_AsGeoJSON(l.utm, 2)::json AS commune_line, sd.sides,
+       ov.overlapping
 FROM framed f
 LEFT JOIN communes c ON c.id = f.commune_id
 LEFT JOIN drawn_parcels dp ON dp.parcel_id = f.id
 LEFT JOIN drawn_roads dr ON dr.parcel_id = f.id
 LEFT JOIN limits l ON l.parcel_id = f.id
 LEFT JOIN sides sd ON sd.parcel_id = f.id
+LEFT JOIN overlapping ov ON ov.parcel_id = f.id
 ORDER BY f.code, f.id
