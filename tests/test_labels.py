@@ -158,6 +158,24 @@ async def test_a_misnamed_column_is_refused_with_the_rename_to_use(
     with pytest.raises(InvalidFile) as refused:
         await import_file(conn, PARCELS, spanish, settings)
     assert "--rename uso=land_use?" in refused.value.reason
+    # a phone app's KML names each placemark: a parcel's name is its code (found from
+    # outside: the names were left out unsaid, the parcels stored without codes)
+    kml = tmp_path / "phone.kml"
+    kml.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?><kml xmlns="http://www.opengis.net/kml/2.2">'
+        "<Document><Placemark><name>EM-N41</name><ExtendedData><Data name='tenure'>"
+        "<value>Ocupada</value></Data></ExtendedData><Polygon><outerBoundaryIs><LinearRing>"
+        "<coordinates>-69.151,9.691 -69.149,9.691 -69.149,9.689 -69.151,9.689 -69.151,9.691"
+        "</coordinates></LinearRing></outerBoundaryIs></Polygon></Placemark></Document></kml>"
+    )
+    with pytest.raises(InvalidFile) as refused:
+        await import_file(conn, PARCELS, kml, settings, commune="EL-MAIZAL")
+    assert "column Name is not a property of parcels: --rename Name=code?" in refused.value.reason
+    mapping = Mapping.parse(PARCELS, ["Name=code"], [])
+    done = await import_file(conn, PARCELS, kml, settings, commune="EL-MAIZAL", mapping=mapping)
+    assert done.inserted == 1
+    cur = await conn.execute("SELECT count(*) FROM parcels WHERE code = 'EM-N41'")
+    assert (await cur.fetchone())[0] == 1
 
 
 async def test_rename_and_map_import_a_survey(

@@ -320,6 +320,12 @@ def suggest_renames(layer: Layer, ignored: Sequence[str], matched: Sequence[str]
     for prop in missing:
         for spelling in (prop.name, prop.title.es, prop.title.en):
             spellings.setdefault(fold(spelling).replace(" ", "_"), prop.name)
+    if "code" in spellings.values() and "name" not in layer.property_names:
+        # a feature's name, where the layer has none, is its code: a KML's placemark names
+        # (GDAL's Name column) were left out unsaid, and the parcels stored without codes
+        # (found from outside)
+        spellings.setdefault("name", "code")
+        spellings.setdefault("nombre", "code")
     for column in ignored:
         folded = fold(column).replace(" ", "_")
         target = spellings.get(folded)
