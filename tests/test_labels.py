@@ -171,6 +171,10 @@ async def test_a_misnamed_column_is_refused_with_the_rename_to_use(
     with pytest.raises(InvalidFile) as refused:
         await import_file(conn, PARCELS, kml, settings, commune="EL-MAIZAL")
     assert "column Name is not a property of parcels: --rename Name=code?" in refused.value.reason
+    # placemarks without names lose nothing: imported without codes, as before
+    nameless = tmp_path / "nameless.kml"
+    nameless.write_text(kml.read_text().replace("<name>EM-N41</name>", "<name> </name>"))
+    assert (await import_file(conn, PARCELS, nameless, settings, commune="EL-MAIZAL")).inserted
     mapping = Mapping.parse(PARCELS, ["Name=code"], [])
     done = await import_file(conn, PARCELS, kml, settings, commune="EL-MAIZAL", mapping=mapping)
     assert done.inserted == 1

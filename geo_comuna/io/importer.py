@@ -305,6 +305,15 @@ class Mapping:
         return table
 
 
+def _holds_values(column: pa.ChunkedArray) -> bool:
+    """Does a column hold anything (a text other than blanks)? One that does not loses
+    nothing when it is left out: a KML's Name column of placemarks without names."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        column = pc.utf8_trim_whitespace(column)
+        return bool(pc.any(pc.not_equal(column, "")).as_py())
+    return column.null_count < len(column)
+
+
 def suggest_renames(layer: Layer, ignored: Sequence[str], matched: Sequence[str]) -> None:
     """Refuse a file whose unmatched column looks like a property the file does not give
     (``tenure_status`` for tenure, ``uso`` for land use by its Spanish title): its data
@@ -902,7 +911,9 @@ async def _source(
         )
     renamed = mapping.rename(table, path.name)
     matched, ignored = match_columns(renamed, layer)
-    suggest_renames(layer, ignored, matched.column_names)
+    suggest_renames(
+        layer, [c for c in ignored if _holds_values(renamed.column(c))], matched.column_names
+    )
     given = matched.column_names
     if raw.more is None:
         sliced = pieces.Sliced(mapping.map_values(matched), geometries)
