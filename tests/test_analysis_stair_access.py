@@ -236,7 +236,11 @@ async def test_api_no_paths_is_a_problem(client: httpx.AsyncClient, conn: AsyncC
     r = await client.get("/communes/NET-EMPTY/analyses/stair-access")
     assert r.status_code == 404
     assert r.headers["content-type"].startswith("application/problem+json")
-    assert "no paths" in r.json()["detail"]
+    # the commune by its code, in the language asked (found from outside: "commune 10 has
+    # no paths", and in English on a Spanish report)
+    assert "commune NET-EMPTY has no paths" in r.json()["detail"], r.text
+    r = await client.get("/communes/NET-EMPTY/analyses/stair-access", params={"lang": "es"})
+    assert "la comuna NET-EMPTY no tiene caminos trazados" in r.json()["detail"], r.text
 
 
 async def test_sample_hill_through_the_api(client: httpx.AsyncClient) -> None:

@@ -266,8 +266,13 @@ async def test_degenerate_communes(conn: AsyncConnection) -> None:
     piped = await water_hookups.run(conn, cid, water_hookups.Params())
     assert "piped water" in piped.warnings[0]
     await dwelling(conn, cid, *C)
-    with pytest.raises(NotFound, match="no working or leaking water main"):
+    with pytest.raises(NotFound, match="no working or leaking water main") as refused:
         await water_hookups.run(conn, cid, water_hookups.Params())
+    # named by its code, in both languages (found from outside: "commune 10 has no ...")
+    cur = await conn.execute("SELECT code FROM communes WHERE id = %s", (cid,))
+    (code,) = await cur.fetchone()
+    assert f"commune {code} has no working" in refused.value.said("en")
+    assert f"la comuna {code} no tiene ninguna tubería" in refused.value.said("es")
 
 
 async def test_sample_through_the_api(client: httpx.AsyncClient) -> None:

@@ -129,6 +129,14 @@ def _as_json(value: Any) -> Any:
     return str(value)
 
 
+async def commune_code(conn: AsyncConnection, commune_id: int) -> str:
+    """How people know a commune, for a refusal to name it: its code (found from outside:
+    "commune 10 has no working water main"), its id where it has none."""
+    cur = await conn.execute("SELECT code FROM communes WHERE id = %s", (commune_id,))
+    row = await cur.fetchone()
+    return str(row[0] if row and row[0] else commune_id)
+
+
 @cache
 def sql_text(package: str, name: str) -> str:
     """A query of ``package``'s own sql/ folder (package data; pass ``__package__``). Values

@@ -55,7 +55,7 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
         )
         return Result(summary={"dwellings": 0, "residents": 0}, features=[], warnings=warnings)
     stop_points = await places.transit_stop_points(conn, commune_id, params)
-    homes, stops = await places.attached(net, dw, stop_points, commune_id, params)
+    homes, stops = await places.attached(conn, net, dw, stop_points, commune_id, params)
     z_node, z_home, z_att = await places.elevations(conn, commune_id, net, dw, homes, warnings)
     return await work.cpu(
         _walks_and_report, dw, net, stops, homes, (z_node, z_home, z_att), params, warnings

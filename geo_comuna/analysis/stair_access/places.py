@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from psycopg import AsyncConnection
 
+from geo_comuna.analysis.base import commune_code
 from geo_comuna.analysis.stair_access.params import Params
 from geo_comuna.analysis.toolkit import network
 from geo_comuna.analysis.toolkit.network import Attachment, Dwellings, Network
@@ -21,9 +22,14 @@ async def walkable_paths(conn: AsyncConnection, commune_id: int) -> Network:
     srid = await network.utm_srid(conn, commune_id)
     net = await network.load(conn, commune_id, srid)
     if not net.n_edges:
+        code = await commune_code(conn, commune_id)
         raise NotFound(
-            f"commune {commune_id} has no paths mapped: stair access walks the "
-            "roads, footpaths and stairways of layer paths",
+            Said(
+                f"commune {code} has no paths mapped: stair access walks the roads, "
+                "footpaths and stairways of layer paths",
+                f"la comuna {code} no tiene caminos trazados: el acceso por escaleras recorre "
+                "las vías, caminos y escaleras de la capa paths",
+            ),
             layer="paths",
         )
     return net
@@ -50,7 +56,12 @@ async def transit_stop_points(
 
 
 async def attached(
-    net: Network, dw: Dwellings, stops: tuple[np.ndarray, ...], commune_id: int, params: Params
+    conn: AsyncConnection,
+    net: Network,
+    dw: Dwellings,
+    stops: tuple[np.ndarray, ...],
+    commune_id: int,
+    params: Params,
 ) -> tuple[Attachment, Attachment]:
     """The dwellings and the transit stops on the paths (one search for both); NotFound when
     there is neither a stop nor a road with vehicle access to walk to."""
@@ -58,9 +69,14 @@ async def attached(
         net, [(dw.ids, dw.lon, dw.lat), stops], params.max_connector_m
     )
     if not net.vehicles.any() and not at_stops.attached.any():
+        code = await commune_code(conn, commune_id)
         raise NotFound(
-            f"commune {commune_id} has no road with vehicle access and no transit "
-            "stop on its paths: there is nowhere to walk to",
+            Said(
+                f"commune {code} has no road with vehicle access and no transit stop on its "
+                "paths: there is nowhere to walk to",
+                f"la comuna {code} no tiene ninguna vía con acceso vehicular ni parada de "
+                "transporte en sus caminos: no hay adónde caminar",
+            ),
             layer="paths",
         )
     return homes, at_stops

@@ -22,6 +22,7 @@ from rasterio.enums import Resampling
 from rasterio.io import DatasetReader, MemoryFile
 
 from geo_comuna import gdal, work
+from geo_comuna.analysis.base import commune_code
 from geo_comuna.analysis.toolkit.zonal import Grid
 from geo_comuna.errors import InvalidFile, NotFound, Said
 from geo_comuna.io import sniff
@@ -35,12 +36,7 @@ async def dem_for(conn: AsyncConnection, commune_id: int) -> Dem:
     add one."""
     dem = await for_commune(conn, commune_id)
     if dem is None:
-        code = (
-            await (
-                await conn.execute("SELECT code FROM communes WHERE id = %s", (commune_id,))
-            ).fetchone()
-            or [commune_id]
-        )[0]
+        code = await commune_code(conn, commune_id)
         raise NoDem(
             Said(
                 f"commune {code} has no DEM; add one with `geo-comuna dem add {code} "

@@ -14,7 +14,7 @@ import numpy as np
 from psycopg import AsyncConnection
 
 from geo_comuna import work
-from geo_comuna.analysis.base import sql_text
+from geo_comuna.analysis.base import commune_code, sql_text
 from geo_comuna.analysis.toolkit import network
 from geo_comuna.analysis.toolkit.network import Dwellings
 from geo_comuna.analysis.water_hookups import lines
@@ -36,9 +36,14 @@ async def require_mains(conn: AsyncConnection, commune_id: int) -> None:
         (commune_id,),
     )
     if not (await cur.fetchone())[0]:
+        code = await commune_code(conn, commune_id)
         raise NotFound(
-            f"commune {commune_id} has no working or leaking water main to connect "
-            "to; map them in layer water_mains",
+            Said(
+                f"commune {code} has no working or leaking water main to connect to; map "
+                "them in layer water_mains",
+                f"la comuna {code} no tiene ninguna tubería de agua operativa o con fugas a "
+                "la que conectar; trácelas en la capa water_mains",
+            ),
             layer="water_mains",
         )
 
