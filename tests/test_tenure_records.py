@@ -838,6 +838,10 @@ async def test_the_collections_list_and_describe_them_privately(
             expected = {"name", "id_number", "contact"} if kind == "parties" else {"holder", "note"}
             assert personal == (expected if may_write else set()), (who, kind, personal)
             assert not PERSONAL & set(schema.json()["properties"]) - personal
+            if kind == "rights":  # the database's range, for a form to keep to (found from
+                # outside: none was given)
+                share = schema.json()["properties"]["share"]
+                assert (share["exclusiveMinimum"], share["maximum"]) == (0, 1), share
             seen += json.dumps(queryables, ensure_ascii=False) + schema.text
             for name, value in (("name", NAME), ("id_number", ID_NUMBER), ("holder", NAME)):
                 r = await c.get(f"/collections/{kind}/items", params={name: value})

@@ -36,7 +36,9 @@ FIGURES: dict[str, dict[str, Figure]] = {
         ),
         "crosses_state_line": Figure("Atraviesa un límite estatal", "Crosses a state line"),
         "conflicts.overlap": Figure("Parcelas superpuestas", "Overlapping parcels"),
-        "conflicts.outside_commune": Figure("Parcelas fuera de la comuna", "Parcels outside"),
+        "conflicts.outside_commune": Figure(
+            "Parcelas fuera de la comuna", "Parcels outside the commune"
+        ),
         "conflicts.sliver": Figure(
             "Franjas angostas entre parcelas",
             "Slivers between parcels",

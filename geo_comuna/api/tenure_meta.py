@@ -75,6 +75,7 @@ def _property(prop: RecordProperty, lang: str) -> dict[str, Any]:
     out: dict[str, Any] = {"title": prop.title.get(lang), "type": prop.type}
     if prop.format:
         out["format"] = prop.format
+    out.update(prop.bounds or {})
     if prop.domain:
         out["enum"] = list(prop.domain.values)
         out["x-labels"] = {k: v.get(lang) for k, v in prop.domain.values.items()}

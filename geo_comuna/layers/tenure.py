@@ -91,6 +91,8 @@ class RecordProperty:
     format: str | None = None
     personal: bool = False
     queryable: bool = False
+    #: JSON Schema bounds, as the database's CHECK holds them (a form can keep to them)
+    bounds: dict[str, float] | None = None
 
 
 def _p(name: str, type_: str, es: str, en: str, **more: object) -> RecordProperty:
@@ -120,7 +122,14 @@ RECORD_PROPERTIES: dict[str, tuple[RecordProperty, ...]] = {
             queryable=True,
         ),
         _p("kind", "string", "Tipo de derecho", "Kind of right", domain=RIGHT_KIND, queryable=True),
-        _p("share", "number", "Cuota (0–1)", "Share (0–1)"),
+        # found from outside: the schema gave no range, and QGIS's forms none to keep to
+        _p(
+            "share",
+            "number",
+            "Cuota (0–1)",
+            "Share (0–1)",
+            bounds={"exclusiveMinimum": 0, "maximum": 1},
+        ),
         _p("starts_on", "string", "Desde", "Starts on", format="date"),
         _p("ends_on", "string", "Hasta", "Ends on", format="date"),
         _p("status", "string", "Estado", "Status", domain=RIGHT_STATUS, queryable=True),
