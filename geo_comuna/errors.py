@@ -6,6 +6,7 @@ and a human reason. Nothing here knows about HTTP frameworks.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -225,11 +226,22 @@ _PYDANTIC_ES = {
 }
 
 
+#: a pattern that is a list of words: (^(json|geojson|csv)$), ^(es|en)$
+_WORDS = re.compile(r"\(?\^\(([\w.-]+(?:\|[\w.-]+)*)\)\$\)?")
+
+
 def pydantic_reason(err: dict, lang: str) -> str:
     """One bad parameter as a person reads it: pydantic's words with where (query.limit: ...)
     in English, and in Spanish by its error type ('«limit» debe ser mayor o igual que 1');
-    a type not known here keeps pydantic's English."""
+    a type not known here keeps pydantic's English. A pattern that lists words is said as
+    those words (found from outside: f=html on an analysis said '(^(json|geojson|csv)$)')."""
     loc = [str(p) for p in err.get("loc", ())]
+    words = _WORDS.fullmatch(str((err.get("ctx") or {}).get("pattern", "")))
+    if err.get("type") == "string_pattern_mismatch" and words:
+        choices = ", ".join(words[1].split("|"))
+        if lang == "es":
+            return f"«{loc[-1] if loc else '?'}» debe ser uno de: {choices}"
+        return f"{'.'.join(loc)}: must be one of {choices}"
     error = (err.get("ctx") or {}).get("error")
     if err.get("type") == "value_error" and isinstance(error, ValueError) and error.args:
         # a validator's own words (a Said when it has them in Spanish); a model's check has

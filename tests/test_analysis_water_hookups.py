@@ -13,6 +13,7 @@ Two branches leave the tap at O = ORIGIN (lon/lat offsets from LON0, LAT0):
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import math
@@ -365,3 +366,18 @@ def test_one_home_far_from_the_paths_is_said_in_the_singular() -> None:
     one, two = far_from_paths(1, 50.0), far_from_paths(2, 50.0)
     assert one.startswith("1 dwelling is over 50 m") and one.es.startswith("1 vivienda está")
     assert two.startswith("2 dwellings are over 50 m") and two.es.startswith("2 viviendas están")
+
+
+async def test_a_format_it_has_not_is_refused_naming_those_it_has(
+    client: httpx.AsyncClient,
+) -> None:
+    """Found from outside: ?f=html on an analysis was refused with the parameter's pattern,
+    '(^(json|geojson|csv)$)', in Spanish too."""
+    url = "/communes/5-DE-MARZO/analyses/water-hookups"
+    english = await client.get(url, params={"f": "html", "lang": "en"})
+    assert english.status_code == 400, english.text
+    # a page, as f=html asks (a person's browser)
+    assert "must be one of json, geojson, csv" in english.text, english.text
+    spanish = await client.get(url, params={"f": "html", "lang": "es"})
+    assert "«f» debe ser uno de: json, geojson, csv" in html.unescape(spanish.text), spanish.text
+    assert "^(" not in english.text + spanish.text
