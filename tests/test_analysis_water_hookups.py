@@ -381,3 +381,7 @@ async def test_a_format_it_has_not_is_refused_naming_those_it_has(
     spanish = await client.get(url, params={"f": "html", "lang": "es"})
     assert "«f» debe ser uno de: json, geojson, csv" in html.unescape(spanish.text), spanish.text
     assert "^(" not in english.text + spanish.text
+    # and a CSV is named by the commune's code (found from outside: water-hookups-1.csv)
+    csv = await client.get(url, params={"f": "csv"})
+    assert csv.status_code == 200, csv.text
+    assert 'filename="water-hookups-5-DE-MARZO.csv"' in csv.headers["content-disposition"]

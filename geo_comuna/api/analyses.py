@@ -14,6 +14,7 @@ from geo_comuna.analysis.registry import all_analyses, get_analysis
 from geo_comuna.api.deps import Commune, CommuneRef, Conn, ReaderAccess
 from geo_comuna.api.negotiation import asked_lang
 from geo_comuna.api.parameters import own_parameters, single_values
+from geo_comuna.maps import data
 
 router = APIRouter(tags=["analyses"])
 Fmt = Annotated[str, Query(alias="f", pattern="^(json|geojson|csv)$")]
@@ -59,11 +60,12 @@ async def run_analysis(
     params = parse_params(analysis.params, values, ROUTE_TAKES)
     refuse_csv_only(analysis.params, values, f)
     result = await disclosure.answer_for(analysis, conn, commune_id, params, access)
-    if f == "csv":
+    if f == "csv":  # named by the commune's code (found from outside: water-hookups-1.csv)
+        named = f"{name}-{await data.file_code(conn, commune_id)}.csv"
         return Response(
             await work.cpu(result.csv),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}-{commune_id}.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="{named}"'},
         )
     if f == "geojson":
         lang = asked_lang(request)
