@@ -247,6 +247,26 @@ async def test_a_jagged_parcel_still_has_its_sheet(
     assert pages > 1 and f"Page {pages} of {pages}" in text
 
 
+def test_a_parcel_of_many_holes_labels_its_outline() -> None:
+    """Found from outside: a parcel of 400 holes (1,605 vertices) had every hole's vertices
+    labelled on its plan, a black mass of numbers. Past MAX_LABELLED, the outer ring's are
+    labelled; the coordinates' table still lists them all."""
+    from geo_comuna.maps.sheet.linderos import number
+
+    def square(x: float, y: float, side: float, clockwise: bool) -> list[list[float]]:
+        ring = [[x, y], [x, y + side], [x + side, y + side], [x + side, y], [x, y]]
+        return ring if clockwise else ring[::-1]
+
+    holes = [square(10 + 20 * i, 10 + 20 * j, 5, False) for i in range(8) for j in range(8)]
+    shape = {"type": "MultiPolygon", "coordinates": [[square(0, 0, 170, True), *holes]]}
+    vertices, _ = number(shape, [], 6.0)
+    assert len(vertices) == 4 + 4 * 64 > plan.MAX_LABELLED
+    assert sorted(plan._labelled(shape, vertices)) == [1, 2, 3, 4]
+    few = {"type": "MultiPolygon", "coordinates": [[square(0, 0, 170, True), *holes[:3]]]}
+    vertices, _ = number(few, [], 6.0)
+    assert len(plan._labelled(few, vertices)) == 16  # all of them, when they fit
+
+
 def test_close_vertices_share_a_label() -> None:
     assert plan.numbered([9, 8, 10, 25]) == "8–10, 25"
     assert plan.numbered([1, 25]) == "1, 25" and plan.numbered([4]) == "4"

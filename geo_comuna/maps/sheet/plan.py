@@ -152,10 +152,13 @@ class Plan(Flowable):
         mx, my = self.xy((x0 + x1) / 2, (y0 + y1) / 2)
         c.setFont(BOLD, 7)
         labels = _Labels()
+        shown = _labelled(self.sheet.shape, self.sheet.vertices)
         for vertex in self.sheet.vertices:
             px, py = self.xy(vertex.easting, vertex.northing)
             c.setFillColor(PARCEL_LINE)
             c.circle(px, py, 1.4, stroke=0, fill=1)
+            if vertex.number not in shown:
+                continue
             dx, dy = px - mx, py - my
             norm = math.hypot(dx, dy) or 1.0
             labels.add(px + 7 * dx / norm, py + 7 * dy / norm - 2.4, vertex.number)
@@ -204,6 +207,21 @@ class Plan(Flowable):
 #: number of two digits is ~8 points wide (found from outside: vertices 0.1 m apart printed
 #: their numbers one over the other, "24" and "25" read as "2S")
 LABEL_APART = 10.0
+
+
+#: vertices a plan labels before it labels only the outer rings' (the table lists them all)
+MAX_LABELLED = 120
+
+
+def _labelled(shape: dict[str, Any], vertices: list[Any]) -> set[int]:
+    """The numbers of the vertices the plan labels: all of them, or past MAX_LABELLED those
+    of the outer rings only (found from outside: a parcel of 400 holes was a black mass of
+    numbers); the coordinates' table lists every vertex either way."""
+    every = {v.number for v in vertices}
+    if len(every) <= MAX_LABELLED:
+        return every
+    outer = {(round(x, 2), round(y, 2)) for rings in polygons(shape) for x, y, *_ in rings[0]}
+    return {v.number for v in vertices if (round(v.easting, 2), round(v.northing, 2)) in outer}
 
 
 class _Labels:
