@@ -41,6 +41,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "geo_comuna/maps/vendor/leaflet/leaflet.js",
         "geo_comuna/maps/vendor/swagger-ui-dist/swagger-ui-bundle.js",
         "geo_comuna/maps/vendor/redoc/redoc.standalone.js",
+        "geo_comuna/maps/vendor/dejavu-fonts-ttf/DejaVuSans.ttf",  # the sheets' letters
         "geo_comuna/data/samples/communes.geojson",
         "geo_comuna/data/boundaries/ve_states.geojson",
     ):

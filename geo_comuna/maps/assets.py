@@ -30,6 +30,9 @@ OWN = "geo_comuna"
 STATIC_PREFIX = "/static"
 #: the npm packages served, each from its folder under Settings.web_assets_dir
 VENDORED = ("leaflet", "leaflet.vectorgrid", "pbf", "geobuf", "swagger-ui-dist", "redoc")
+#: the npm package of the parcel sheets' fonts (maps/sheet/fonts.py): copied beside those,
+#: read from the package's own copy, never served
+FONTS = "dejavu-fonts-ttf"
 #: the copies inside the package (Settings.web_assets_dir's default)
 PACKAGE_ASSETS: Path = Settings.model_fields["web_assets_dir"].default
 

@@ -23,7 +23,7 @@ PAGES = (*assets.LEAFLET, *assets.VECTORGRID, *assets.GEOBUF, *assets.SWAGGER_UI
 
 def test_every_library_a_page_links_is_copied_into_the_package() -> None:
     copied = runpy.run_path(str(ROOT / "scripts" / "vendor_assets.py"))["FILES"]
-    assert set(copied) == set(assets.VENDORED)
+    assert set(copied) == {*assets.VENDORED, assets.FONTS}
     assert Path(geo_comuna.__file__).parent in assets.PACKAGE_ASSETS.parents
     for asset in PAGES:
         assert asset.path().is_file(), asset

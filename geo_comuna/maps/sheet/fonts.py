@@ -16,9 +16,10 @@ from pathlib import Path
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 
+from geo_comuna.maps.assets import FONTS as PACKAGE
 from geo_comuna.maps.assets import PACKAGE_ASSETS
 
-DEJAVU = PACKAGE_ASSETS / "dejavu-fonts-ttf"
+DEJAVU = PACKAGE_ASSETS / PACKAGE
 #: our name of each font -> its file, and the standard font that stands in for it
 FONTS = {
     "GC-Sans": ("DejaVuSans.ttf", "Helvetica"),
