@@ -23,7 +23,8 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table
 from reportlab.platypus import TableStyle as Style
 
-from geo_comuna.maps.sheet.fonts import BOLD, MONO, SANS, printable
+from geo_comuna.maps.sheet.fonts import BOLD, SANS, printable
+from geo_comuna.maps.sheet.fonts import MONO as MONO_FONT
 from geo_comuna.maps.sheet.linderos import Lindero, Side, named
 from geo_comuna.maps.sheet.plan import Plan, QrCode
 from geo_comuna.maps.sheet.reads import ParcelSheet
@@ -49,7 +50,7 @@ SMALL = ParagraphStyle("small", fontName=SANS, fontSize=6.5, leading=8)
 WARNING = ParagraphStyle(
     "warning", fontName=BOLD, fontSize=8, leading=10, textColor=colors.Color(0.7, 0.1, 0.1)
 )
-MONO = ParagraphStyle("mono", fontName=MONO, fontSize=6.5, leading=8)
+MONO = ParagraphStyle("mono", fontName=MONO_FONT, fontSize=6.5, leading=8)
 GRID = Style(
     [
         ("FONT", (0, 0), (-1, -1), SANS, 7.5),
