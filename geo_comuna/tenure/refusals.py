@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import psycopg
 
 from geo_comuna.db.refusals import check_refusal, scope_reason
-from geo_comuna.errors import OUTSIDE_COMMUNES, Conflict, Forbidden, InvalidAttribute, Said
+from geo_comuna.errors import (
+    OUTSIDE_COMMUNES,
+    Conflict,
+    Forbidden,
+    GeoComunaError,
+    InvalidAttribute,
+    Said,
+)
 
 #: a record a reference column names: (Spanish, English), the Spanish with its article
 _NAMED = {
@@ -18,12 +24,15 @@ _NAMED = {
     "right_id": ("el derecho", "right"),
     "commune_id": ("la comuna", "commune"),
 }
-#: the records that keep another from being deleted, and the list parameter naming it
+#: the records that keep another from being deleted (ON DELETE RESTRICT: a party's rights)
 _HOLDERS = {"rights": ("derechos", "rights")}
-_SINGULAR = {"parties": "party", "parcels": "parcel", "rights": "right"}
+#: the list parameter of those records that names the one kept
+_SINGULAR = {"parties": "party"}
 
 
-def _reference(exc: psycopg.errors.ForeignKeyViolation, kind: str, record: int | None) -> Any:
+def _reference(
+    exc: psycopg.errors.ForeignKeyViolation, kind: str, record: int | None
+) -> GeoComunaError:
     """What a reference's refusal says: the record named that does not exist (by its property:
     under row-level security PostgreSQL gives no values), or the records still naming this
     one and where they are listed. Found from outside: the answer was PostgreSQL's English
