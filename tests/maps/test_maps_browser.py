@@ -1146,6 +1146,15 @@ def test_popups_write_dates_as_people_read_them(page: Any, server: str) -> None:
         {flagged_residents: null}, 'popup')"""
     assert "—: habitantes de menos de 3 viviendas" in page.evaluate(hidden, "es")
     assert "—: residents of fewer than 3 homes" in page.evaluate(hidden, "en")
+    # a field a feature has no value for is left out (found from outside: a transformer site
+    # listed "Sector —", a sector "Grupo —, Alcance —", from the other kind's fields)
+    site = """() => GeoComuna.table(
+        {lang: 'es', fields: {popup: [{name: 'kind', label: 'Tipo'},
+                                       {name: 'sector', label: 'Sector'},
+                                       {name: 'reach_m', label: 'Alcance'}]}},
+        {kind: 'transformer_site', sector: null, reach_m: 40}, 'popup')"""
+    shown = page.evaluate(site)
+    assert "Sector" not in shown and "Alcance" in shown and "Tipo" in shown, shown
 
 
 def test_the_electricity_maps_lines_say_what_they_are(member: Any, server: str) -> None:

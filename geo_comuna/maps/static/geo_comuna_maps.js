@@ -135,9 +135,14 @@
     var withheld = false;
     fields.forEach(function (f) {
       var v = props[f.name];
-      if (which === "tooltip" && (v === null || v === undefined || v === "")) { return; }
-      // a residents figure the public view withholds: its dash says why (found from outside)
-      withheld = withheld || (f.name.indexOf("residents") !== -1 && (v === null || v === undefined));
+      var empty = v === null || v === undefined || v === "";
+      var residents = f.name.indexOf("residents") !== -1;
+      // a field the feature has no value for is left out: features of two kinds in one layer
+      // (a transformer site and a home) listed each other's fields as "—" (found from
+      // outside); but a residents figure the public view withholds keeps its dash, which
+      // says why
+      if (empty && (which === "tooltip" || !residents)) { return; }
+      withheld = withheld || (residents && (v === null || v === undefined));
       rows.push("<tr><th>" + G.escape(f.label) + "</th><td>" +
         G.escape(show(f, v, spec.lang)) + "</td></tr>");
     });
