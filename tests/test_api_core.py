@@ -552,6 +552,20 @@ async def test_refusals_found_english_only_are_said_in_spanish_too(
             ),
             ("/communes/EL-MAIZAL/analyses/no-such", {}, "no hay ningún análisis llamado"),
             ("/collections/parcels/items", {"bbox": "a,b,c,d"}, "debe ser de números"),
+            # and more, found in a reading of the code for English-only refusals
+            (
+                "/collections/parcels/items",
+                {"offset": "10", "after": "3"},
+                "nombran dos comienzos",
+            ),
+            ("/collections/water_mains/items", {"datetime": "2021-01-01"}, "no tiene fecha"),
+            ("/collections/parties/items", {"bbox": "0,0,1,1"}, "no tienen geometría"),
+            (
+                "/collections/parties/items",
+                {"crs": "http://www.opengis.net/def/crs/EPSG/0/2202"},
+                "no tienen geometría",
+            ),
+            ("/maps/communes/EL-MAIZAL/no-such-analysis", {"x": "1"}, "parámetros desconocidos"),
         ):
             r = await client.get(path, params={**params, "lang": "es"})
             assert spanish in r.json()["detail"], (path, r.text)

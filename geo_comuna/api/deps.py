@@ -369,8 +369,12 @@ async def conditions(
     # "*" matches any version: in this mode it would overwrite as blindly as no header
     if settings.require_if_match and (match is None or match.strip() == "*"):
         raise PreconditionRequired(
-            "this server requires the If-Match header on PUT, PATCH and DELETE: read the "
-            "feature, then send its ETag back as If-Match"
+            Said(
+                "this server requires the If-Match header on PUT, PATCH and DELETE: read the "
+                "feature, then send its ETag back as If-Match",
+                "este servidor exige la cabecera If-Match en PUT, PATCH y DELETE: lea la "
+                "entidad y devuelva su ETag como If-Match",
+            )
         )
     return Preconditions(match, none_match)
 
@@ -405,8 +409,12 @@ async def paging(
     limit = settings.default_limit if limit is None else min(limit, settings.max_limit)
     if after is not None and offset:
         raise InvalidInput(
-            f"offset={offset} and after={after} name two starts: give one (the next links "
-            "carry after)"
+            Said(
+                f"offset={offset} and after={after} name two starts: give one (the next links "
+                "carry after)",
+                f"offset={offset} y after={after} nombran dos comienzos: dé uno (los enlaces "
+                "next llevan after)",
+            )
         )
     return limit, offset, after
 
@@ -477,8 +485,12 @@ async def filters(
     interval = parse_datetime(datetime)
     if interval is not None and layer.temporal is None:
         raise InvalidInput(
-            f"{layer.name} has no date to filter by: datetime applies to layers with a "
-            "temporal property (their collection has an extent.temporal)"
+            Said(
+                f"{layer.name} has no date to filter by: datetime applies to layers with a "
+                "temporal property (their collection has an extent.temporal)",
+                f"{layer.name} no tiene fecha por la que filtrar: datetime se aplica a las capas "
+                "con una propiedad temporal (su colección tiene extent.temporal)",
+            )
         )
     # a CRS for a parameter that is not there would be ignored: a wrong answer
     for given, name, needs in (

@@ -365,9 +365,12 @@ def _params(request: Request, analysis: str, route_takes: set[str]) -> Any:
     if installed is not None:
         return parse_params(installed.params, values, route_takes)
     if values:
+        given, takes = ", ".join(sorted(values)), ", ".join(sorted(route_takes))
         raise InvalidInput(
-            f"unknown query parameters {', '.join(sorted(values))}; this map takes "
-            f"{', '.join(sorted(route_takes))}"
+            Said(
+                f"unknown query parameters {given}; this map takes {takes}",
+                f"parámetros desconocidos: {given}; este mapa admite {takes}",
+            )
         )
     return None
 

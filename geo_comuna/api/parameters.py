@@ -234,7 +234,10 @@ async def check_request(request: Request) -> None:
     accept = request.headers.get("accept")
     if served and accept is not None and not accepts(accept, served):
         shown = accept if len(accept) <= 200 else accept[:200] + "…"  # the client's, echoed
+        listed = ", ".join(sorted(served))
         raise NotAcceptable(
-            f"Accept: {shown} admits none of the formats of this resource: "
-            f"{', '.join(sorted(served))}"
+            Said(
+                f"Accept: {shown} admits none of the formats of this resource: {listed}",
+                f"Accept: {shown} no admite ninguno de los formatos de este recurso: {listed}",
+            )
         )

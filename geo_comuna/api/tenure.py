@@ -285,15 +285,24 @@ async def party_items(
     own, so ``bbox`` is refused with the way to ask it (its rights', by their parcels)."""
     if bbox is not None:
         raise InvalidInput(
-            "parties have no geometry (a party holds land through its rights): bbox does "
-            "not apply to them; ask /collections/rights/items?bbox=... for the rights on "
-            "parcels there, each with its party's id"
+            Said(
+                "parties have no geometry (a party holds land through its rights): bbox does "
+                "not apply to them; ask /collections/rights/items?bbox=... for the rights on "
+                "parcels there, each with its party's id",
+                "los sujetos de derecho no tienen geometría (tienen tierra por sus derechos): "
+                "bbox no se les aplica; pida /collections/rights/items?bbox=... para los "
+                "derechos sobre parcelas de allí, cada uno con el id de su sujeto",
+            )
         )
     used = crs.parse(response_crs, "crs")
     if used != crs.CRS84:
         raise InvalidInput(
-            f"parties have no geometry, so no coordinates to give in {used.uri}: their "
-            f"collection lists {crs.CRS84.uri} only"
+            Said(
+                f"parties have no geometry, so no coordinates to give in {used.uri}: their "
+                f"collection lists {crs.CRS84.uri} only",
+                f"los sujetos de derecho no tienen geometría, ni coordenadas que dar en "
+                f"{used.uri}: su colección lista solo {crs.CRS84.uri}",
+            )
         )
     limit, offset, after = paging
     page = await records.parties(

@@ -64,10 +64,16 @@ def check_filters(layer: Layer, filters: Filters, access: Access) -> None:
         return
     private = sorted(name for name in filters.properties if layer.members_only(name))
     if private:
+        names = ", ".join(private)
         raise Forbidden(
-            f"{', '.join(private)} of {layer.name} can be read, and so filtered by, only "
-            "by the users of the feature's commune and admins; send such a user's token "
-            "(Authorization: Bearer <token>)",
+            Said(
+                f"{names} of {layer.name} can be read, and so filtered by, only by the users "
+                "of the feature's commune and admins; send such a user's token "
+                "(Authorization: Bearer <token>)",
+                f"{names} de {layer.name} solo lo leen, y solo filtran por ello, los usuarios "
+                "de la comuna de la entidad y los admins; envíe el token de uno de ellos "
+                "(Authorization: Bearer <token>)",
+            ),
             layer=layer.name,
         )
 

@@ -31,7 +31,7 @@ from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from geo_comuna.errors import InvalidInput
+from geo_comuna.errors import InvalidInput, Said
 
 MAX_ROUNDS = 1000  # PostGIS gives up (an error) after as many
 #: DBSCAN's pairs within the radius held at once (~60 bytes each while they are sorted out)
@@ -217,9 +217,14 @@ def clusters(dbscan: np.ndarray, x: np.ndarray, y: np.ndarray, per_part: int) ->
         if len(members) * k > MAX_KMEANS_WORK:  # the seeds alone measure every home k times
             least = math.ceil(len(members) ** 2 / MAX_KMEANS_WORK)
             raise InvalidInput(
-                f"dwellings_per_site={per_part} would cut a cluster of {len(members):,} "
-                f"dwellings into {k:,} parts: more work than one request may do; ask for at "
-                f"least {least:,} dwellings per site"
+                Said(
+                    f"dwellings_per_site={per_part} would cut a cluster of {len(members):,} "
+                    f"dwellings into {k:,} parts: more work than one request may do; ask for "
+                    f"at least {least:,} dwellings per site",
+                    f"dwellings_per_site={per_part} cortaría un grupo de {len(members):,} "
+                    f"viviendas en {k:,} partes: más trabajo del que puede hacer una petición; "
+                    f"pida al menos {least:,} viviendas por sitio",
+                )
             )
         key[members] = c * 1_000_000 + kmeans(x[members], y[members], k)
     return key

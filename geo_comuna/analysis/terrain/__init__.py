@@ -17,7 +17,7 @@ import shapely
 from psycopg import AsyncConnection
 
 from geo_comuna import work
-from geo_comuna.analysis.base import Analysis, Result
+from geo_comuna.analysis.base import Analysis, Result, commune_code
 from geo_comuna.analysis.terrain.params import Params
 from geo_comuna.analysis.toolkit.dem import dem_for
 from geo_comuna.analysis.toolkit.slope import terrain_of
@@ -41,10 +41,15 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     )
     commune_wkb, covered = await cur.fetchone()
     if not covered:
+        code = await commune_code(conn, commune_id)
+        bounds = [round(b, 5) for b in dem.footprint.bounds]
         raise InvalidInput(
-            f"DEM {dem.name!r} does not cover commune {commune_id}: its "
-            f"footprint {[round(b, 5) for b in dem.footprint.bounds]} (lon/lat) "
-            "misses the commune; add a DEM of the commune"
+            Said(
+                f"DEM {dem.name!r} does not cover commune {code}: its footprint {bounds} "
+                "(lon/lat) misses the commune; add a DEM of the commune",
+                f"el MDE {dem.name!r} no cubre la comuna {code}: su huella {bounds} (lon/lat) "
+                "no alcanza la comuna; agregue un MDE de la comuna",
+            )
         )
     cur = await conn.execute(
         "SELECT id, code, land_use, ST_Area(geom::geography) / 10000, ST_AsBinary(geom), "

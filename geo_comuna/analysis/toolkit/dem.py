@@ -64,7 +64,10 @@ def opened(dem: Dem) -> Iterator[DatasetReader]:
     holds anything else, is refused (upload the DEM again), never handed to another driver."""
     if not dem.tiff.startswith(sniff.TIFF_MAGIC):
         raise InvalidFile(
-            f"the stored DEM {dem.name!r} is not a GeoTIFF; an editor must upload it again"
+            Said(
+                f"the stored DEM {dem.name!r} is not a GeoTIFF; an editor must upload it again",
+                f"el MDE guardado {dem.name!r} no es un GeoTIFF; un editor debe subirlo de nuevo",
+            )
         )
     with MemoryFile(dem.tiff) as mem, open_geotiff(mem, f"DEM {dem.name!r}") as src:
         yield src
