@@ -455,63 +455,80 @@ async def commune_boxes(conn: AsyncConnection) -> dict[int, tuple[float, ...]]:
     return {row[0]: tuple(row[1:]) for row in await cur.fetchall()}
 
 
+#: features of a file at one place before its stored neighbours are read once and matched
+#: by their values' text (refuse_copies), instead of probed one by one
+FEW_AT_ONE_PLACE = 8
+
+
 async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> None:
     """Refuse an import that adds a feature the layer held already (its ids above ``before``
     are the import's, in the file's order): into a layer without a natural key, one the same
     in every column and shape (an export imported back added 14 production units that were
     there already); into a layer with one, a feature without a whole key on a stored one's
     ground (keyless_copy). The copies are found through the shapes' index."""
-    if layer.natural_key:
+    if layer.natural_key:  # a feature without its whole key, by the key's parts it gives
         probed = _incomplete(layer, "n")
+        compared = list(layer.key_columns)
         same = sql.SQL("{} AND {}").format(_not_other(layer, "n"), _same_ground("o", "n"))
-        alike = (sql.SQL("''"), sql.SQL("''"))
-    else:
+        few = sql.SQL("2147483647")  # each feature probed alone: not_other is no equality
+    else:  # a feature the same in every column and shape
         probed = sql.SQL("true")
-        names = [c for c in columns(layer) if c != GEOMETRY]
+        compared = [c for c in columns(layer) if c != GEOMETRY]
         same = sql.SQL(" AND ").join(
             [
                 *(
                     sql.SQL("o.{c} IS NOT DISTINCT FROM n.{c}").format(c=sql.Identifier(c))
-                    for c in names
+                    for c in compared
                 ),
                 sql.SQL("geo_comuna_same_shape(o.geom, n.geom, {})").format(
                     sql.Literal(SHAPE_TOLERANCE)
                 ),
             ]
         )
-        alike = (_values_text(layer, "o"), _values_text(layer, "n"))
-    # Stored shapes are looked up once per place the file names, not once per feature: the
-    # shapes' index holds the file's rows too, and a probe at a place walked every row there
-    # before it kept the stored ones. Found from outside: 10,000 homes at one point (a survey
-    # without GPS puts them all at the commune's centre) took 16 s, 20,000 were refused for
-    # time. A feature is then matched by a hash of its place (and values, where they must be
-    # the same) and kept at its first copy: linear, also when the place holds thousands.
+        few = sql.Literal(FEW_AT_ONE_PLACE)
+    # Each feature is probed through the shapes' index, but for those of a place many of the
+    # file's features share (homes at one point: a survey without GPS puts them all at the
+    # commune's centre): the index holds the file's own rows too, and each probe there walked
+    # every one of them (found from outside: 10,000 homes at one point took 16 s, 20,000 were
+    # refused for time). Such a place's stored neighbours are read once, and its features
+    # matched to them by a hash of their values' text. (A first version read every place's
+    # stored neighbours: 2,000 overlapping greenhouses took 20 s instead of 3 s.)
     found = await _copies_within_bounds(
         conn,
         sql.SQL(
-            """WITH places AS MATERIALIZED (
-                    SELECT DISTINCT n.geom FROM {t} n WHERE n.id > %(before)s AND {probed}),
-               stored AS MATERIALIZED (
-                    SELECT p.geom AS place, {o_values} AS alike, o.* FROM places p
-                     CROSS JOIN LATERAL (SELECT * FROM {t} o
-                                          WHERE o.geom && p.geom AND o.id <= %(before)s) o),
+            """WITH crowds AS MATERIALIZED (
+                    SELECT n.geom FROM {t} n WHERE n.id > %(before)s AND {probed}
+                     GROUP BY n.geom HAVING count(*) > {few}),
+               crowded AS MATERIALIZED (  -- their stored neighbours, each shape and values once
+                    SELECT g.geom AS place, {o_text} AS alike, o.geom, min(o.id) AS id
+                      FROM crowds g
+                      CROSS JOIN LATERAL (SELECT * FROM {t} o
+                                           WHERE o.geom && g.geom AND o.id <= %(before)s) o
+                     GROUP BY 1, 2, 3),
                copies AS MATERIALIZED (
-                    SELECT n.id FROM {t} n
-                     WHERE n.id > %(before)s AND {probed} AND EXISTS (
-                           SELECT FROM stored o
-                            WHERE o.place = n.geom AND o.alike = {n_values} AND {same}))
+                    SELECT n.id, o.id AS stored FROM {t} n
+                      JOIN LATERAL (SELECT o.id FROM {t} o
+                                     WHERE o.geom && n.geom AND o.id <= %(before)s AND {same}
+                                     LIMIT 1) o ON true
+                     WHERE n.id > %(before)s AND {probed}
+                       AND NOT EXISTS (SELECT FROM crowds c WHERE c.geom = n.geom)
+                    UNION ALL
+                    SELECT n.id, min(o.id) FROM {t} n
+                      JOIN crowded o ON o.place = n.geom AND o.alike = {n_text}
+                     WHERE n.id > %(before)s AND {probed}
+                       AND geo_comuna_same_shape(o.geom, n.geom, {tolerance})
+                     GROUP BY n.id)
                SELECT (SELECT count(*) FROM {t} x WHERE x.id > %(before)s AND x.id <= f.id),
-                      (SELECT min(o.id) FROM {t} n, stored o
-                        WHERE n.id = f.id AND o.place = n.geom AND {same}),
-                      (SELECT count(*) FROM copies)
-                 FROM (SELECT min(id) AS id FROM copies) f
-                WHERE f.id IS NOT NULL"""
+                      f.stored, (SELECT count(*) FROM copies)
+                 FROM (SELECT id, stored FROM copies ORDER BY id LIMIT 1) f"""
         ).format(
             t=sql.Identifier(layer.table),
             probed=probed,
             same=same,
-            o_values=alike[0],
-            n_values=alike[1],
+            few=few,
+            tolerance=sql.Literal(SHAPE_TOLERANCE),
+            n_text=_values_text(layer, "n", compared),
+            o_text=_values_text(layer, "o", compared),
         ),
         {"before": before},
     )
@@ -575,18 +592,17 @@ def _same_ground(stored: str, new: str) -> sql.Composable:
     )
 
 
-def _values_text(layer: Layer, alias: str) -> sql.Composable:
-    """``alias``'s row's values (not its shape) as one text, the same for rows whose values
-    are IS NOT DISTINCT FROM each other's: what refuse_copies hashes them by. A number as
-    float8 plus 0 (1.0 and 1.00 numeric, -0 and 0 are then the same text)."""
+def _values_text(layer: Layer, alias: str, names: list[str]) -> sql.Composable:
+    """``alias``'s row's values of ``names`` as one text, the same for rows whose values are
+    IS NOT DISTINCT FROM each other's: what refuse_copies groups and hashes them by. A number
+    as float8 plus 0 (1.0 and 1.00 numeric, -0 and 0 are then the same text)."""
     numbers = {a.name for a in layer.attributes if a.type == "number"}
     return sql.SQL("ROW({})::text").format(
         sql.SQL(", ").join(
             sql.SQL("({}.{}::float8 + 0)" if c in numbers else "{}.{}").format(
                 sql.Identifier(alias), sql.Identifier(c)
             )
-            for c in columns(layer)
-            if c != GEOMETRY
+            for c in names
         )
     )
 
