@@ -324,6 +324,7 @@ async def _unstage(
             # land under a code lost on the way (refuse_copies, for an upsert)
             found = await _copies_within_bounds(
                 conn,
+                layer,
                 sql.SQL(
                     "SELECT s._n, o.id FROM _geo_comuna_import s JOIN LATERAL (SELECT o.id "
                     "FROM {table} o WHERE o.geom && s.geom AND {not_other} AND {ground} "
@@ -495,6 +496,7 @@ async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> Non
     # stored neighbours: 2,000 overlapping greenhouses took 20 s instead of 3 s.)
     found = await _copies_within_bounds(
         conn,
+        layer,
         sql.SQL(
             """WITH crowds AS MATERIALIZED (
                     SELECT n.geom FROM {t} n WHERE n.id > %(before)s AND {probed}
@@ -558,12 +560,17 @@ async def refuse_copies(conn: AsyncConnection, layer: Layer, before: int) -> Non
 
 
 async def _copies_within_bounds(
-    conn: AsyncConnection, query: sql.Composable, params: dict[str, Any] | None = None
+    conn: AsyncConnection,
+    layer: Layer,
+    query: sql.Composable,
+    params: dict[str, Any] | None = None,
 ) -> tuple[Any, ...] | None:
     """The first copy ``query`` finds, within a request's seconds (Limits.compute_seconds):
     the import itself runs without a statement timeout, and a file's features without a key,
     each laid against the stored shapes it overlaps, could keep a CPU busy long. In a
-    savepoint, so that the timeout goes with it when it strikes."""
+    savepoint, so that the timeout goes with it when it strikes. The refusal names the keys
+    only where ``layer`` has them (found from outside: it asked for codes a layer without a
+    key cannot take)."""
     seconds = work.limits().compute_seconds
     try:
         async with conn.transaction():
@@ -571,14 +578,17 @@ async def _copies_within_bounds(
             found = await (await conn.execute(query, params)).fetchone()
             await conn.execute("SET LOCAL statement_timeout = 0")  # the import's again
     except errors.QueryCanceled:
+        keys = ", ".join(layer.natural_key)
+        give = f"give its features their keys ({keys}), " if layer.natural_key else ""
+        dar = f"indique las claves ({keys}) de sus entidades, " if layer.natural_key else ""
         raise InvalidFile(
             Said(
                 f"looking for copies of stored features among this file's took longer than "
-                f"{seconds:g} s: give its features their keys (codes) where the layer has one, "
-                "or add them anyway with --allow-copies (?allow_copies=true)",
+                f"{seconds:g} s: {give}split the file, or add its features anyway with "
+                "--allow-copies (?allow_copies=true)",
                 f"buscar copias de entidades guardadas entre las de este archivo tardó más de "
-                f"{seconds:g} s: indique las claves (códigos) de sus entidades donde la capa "
-                "las tenga, o añádalas igualmente con --allow-copies (?allow_copies=true)",
+                f"{seconds:g} s: {dar}divida el archivo, o añada sus entidades igualmente con "
+                "--allow-copies (?allow_copies=true)",
             )
         ) from None
     return found
