@@ -22,6 +22,7 @@ from typing import Literal
 from psycopg import AsyncConnection
 
 from geo_comuna.errors import Conflict, InvalidInput, NotFound, Said, Unauthorized
+from geo_comuna.text import unprintable
 
 Role = Literal["viewer", "editor", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")
@@ -304,6 +305,13 @@ async def writing(
 
 
 async def _noted(conn: AsyncConnection, note: str) -> None:
+    if (bad := unprintable(note)) is not None:
+        raise InvalidInput(
+            Said(
+                f"note: holds a control character ({bad}); write it as plain text",
+                f"note: contiene un carácter de control ({bad}); escríbala como texto simple",
+            )
+        )
     await conn.execute(
         "SELECT set_config('geo_comuna.change_note', %s, true), "
         "set_config('geo_comuna.reason', %s, true)",

@@ -15,6 +15,20 @@ def is_text(value: str) -> bool:
     return _NOT_TEXT.search(value) is None
 
 
+#: what a person's free text (a note) should not hold: controls but tab and line breaks, and
+#: the marks that reorder text (bidirectional embeddings, overrides and isolates): found from
+#: outside, a note's U+202E printed reversed on a parcel's sheet, and a NUL was a 500
+_UNPRINTABLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def unprintable(value: str) -> str | None:
+    """The first character of ``value`` free text should not hold, as U+XXXX; None if none."""
+    found = _UNPRINTABLE.search(value)
+    return None if found is None else f"U+{ord(found[0]):04X}"
+
+
 #: a day written YYYY-MM-DD (group 1), or as its midnight (what some programs write for a date)
 _DAY = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ]00:00(?::00(?:\.0+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$")
 

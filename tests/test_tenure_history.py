@@ -148,3 +148,24 @@ async def test_a_writer_says_why_and_the_history_and_audit_keep_it(
     )
     assert done.updated == 1
     assert (await history(client, fid))[-1] == ("regularized", "disputed", "Acta de la asamblea")
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "\x1b[31m", "reversed \u202e text"])
+async def test_a_note_holding_a_control_character_is_refused(
+    conn: AsyncConnection, client: httpx.AsyncClient, bad: str
+) -> None:
+    """Found from outside: a note holding a NUL was a 500; an escape printed as a box on the
+    parcel's sheet and U+202E reversed it. Refused, naming the note and the character, and
+    nothing written; a line break is plain text."""
+    cur = await conn.execute("SELECT id, tenure FROM parcels WHERE tenure <> 'disputed' LIMIT 1")
+    fid, tenure = await cur.fetchone()
+    change = {"type": "Feature", "properties": {"tenure": "disputed"}}
+    url = f"/collections/parcels/items/{fid}"
+    r = await client.patch(url, json=change, params={"note": bad, "lang": "es"})
+    assert r.status_code == 400, r.text
+    assert "note" in r.json()["detail"] and "U+" in r.json()["detail"], r.text
+    cur = await conn.execute("SELECT tenure FROM parcels WHERE id = %s", (fid,))
+    assert await cur.fetchone() == (tenure,)
+    r = await client.patch(url, json=change, params={"note": "acta 12\nfolio 3"})
+    assert r.status_code == 200, r.text
+    assert (await history(client, fid))[-1][2] == "acta 12\nfolio 3"
