@@ -1283,3 +1283,33 @@ async def test_land_records_on_a_layers_routes_say_what_they_are(reader: Callabl
             assert "PATCH" in r.headers["allow"] and "PUT" not in r.headers["allow"]
         r = await c.get("/collections/nowhere/export")
         assert r.status_code == 404 and "no collection named 'nowhere'" in r.json()["detail"]
+
+
+async def test_a_title_recorded_with_a_note_is_the_history_s_note(
+    conn: AsyncConnection, reader: Callable
+) -> None:
+    """Found from outside: land records refused ?note=, so the change a title makes (its
+    parcel regularized, by the tenure rule) could never carry its file number, the README's
+    own example. A right's write says why as a feature's does."""
+    p = await parcel(conn, "EM-P008")
+    await conn.execute("UPDATE parcels SET tenure = 'occupied' WHERE id = %s", (p,))
+    note = "Título INTi 2026-114"
+    async with reader("editor-maizal") as c:
+        r = await c.post(
+            "/collections/parties/items",
+            json=feature(commune=MAIZAL, kind="household", name=NAME),
+            params={"note": "censo"},
+        )
+        assert r.status_code == 201, r.text
+        party = r.json()["ids"][0]
+        right = feature(parcel=p, party=party, kind="title", status="granted", share=1)
+        r = await c.post("/collections/rights/items", json=right, params={"note": note})
+        assert r.status_code == 201, r.text
+        history = (await c.get(f"/collections/parcels/items/{p}/history")).json()["history"]
+        assert (history[-1]["to_status"], history[-1]["note"]) == ("regularized", note), history
+        r = await c.delete(f"/collections/rights/items/{r.json()['ids'][0]}", params={"note": "x"})
+        assert r.status_code == 204, r.text
+    cur = await conn.execute(
+        "SELECT reason FROM audit_log WHERE layer IN ('parties', 'rights') ORDER BY id DESC LIMIT 3"
+    )
+    assert [row[0] for row in await cur.fetchall()] == ["x", note, "censo"]

@@ -19,6 +19,7 @@ from psycopg import sql
 from geo_comuna.accounts import User
 from geo_comuna.api import tenure_meta
 from geo_comuna.api.deps import (
+    ChangeNote,
     Commune,
     CommuneFilter,
     Conditions,
@@ -29,6 +30,7 @@ from geo_comuna.api.deps import (
     Reader,
     SettingsDep,
     Writer,
+    noted,
     only_form_fields,
     parse_bbox,
 )
@@ -409,8 +411,10 @@ async def right_item(
     return await _one(request, settings, conn, user, "rights", feature_id)
 
 
-async def _create(request: Request, settings: Any, conn: Conn, user: Writer, kind: str) -> Response:
-    new_id, version = await edit.create(conn, kind, await request.body(), user)
+async def _create(
+    request: Request, settings: Any, conn: Conn, user: Writer, kind: str, note: str | None
+) -> Response:
+    new_id, version = await edit.create(conn, kind, await request.body(), user, note=noted(note))
     location = f"{base_url(request, settings)}/collections/{kind}/items/{new_id}"
     body = {"ids": [new_id]}
     response = _json(body, 201, _etag(version, user), "application/json")
@@ -419,51 +423,72 @@ async def _create(request: Request, settings: Any, conn: Conn, user: Writer, kin
 
 
 @router.post("/collections/parties/items", status_code=201, summary="Register a party")
-async def create_party(request: Request, settings: SettingsDep, conn: Conn, user: Writer) -> Any:
-    return await _create(request, settings, conn, user, "parties")
+async def create_party(
+    request: Request, settings: SettingsDep, conn: Conn, user: Writer, note: ChangeNote = None
+) -> Any:
+    return await _create(request, settings, conn, user, "parties", note)
 
 
 @router.post("/collections/rights/items", status_code=201, summary="Record a right")
-async def create_right(request: Request, settings: SettingsDep, conn: Conn, user: Writer) -> Any:
-    return await _create(request, settings, conn, user, "rights")
+async def create_right(
+    request: Request, settings: SettingsDep, conn: Conn, user: Writer, note: ChangeNote = None
+) -> Any:
+    return await _create(request, settings, conn, user, "rights", note)
 
 
 async def _patch(
-    request: Request, conn: Conn, user: Writer, conditions: Conditions, kind: str, feature_id: int
+    request: Request,
+    conn: Conn,
+    user: Writer,
+    conditions: Conditions,
+    kind: str,
+    feature_id: int,
+    note: str | None,
 ) -> Response:
     version = await edit.patch(
-        conn, kind, feature_id, await request.body(), user, conditions=conditions
-    )
+        conn, kind, feature_id, await request.body(), user, conditions=conditions,
+        note=noted(note),
+    )  # fmt: skip
     return _json({"ids": [feature_id]}, 200, _etag(version, user), "application/json")
 
 
 @router.patch("/collections/parties/items/{feature_id}", summary="Change a party")
 async def patch_party(
-    request: Request, conn: Conn, user: Writer, conditions: Conditions, feature_id: int
+    request: Request,
+    conn: Conn,
+    user: Writer,
+    conditions: Conditions,
+    feature_id: int,
+    note: ChangeNote = None,
 ) -> Response:
-    return await _patch(request, conn, user, conditions, "parties", feature_id)
+    return await _patch(request, conn, user, conditions, "parties", feature_id, note)
 
 
 @router.patch("/collections/rights/items/{feature_id}", summary="Change a right")
 async def patch_right(
-    request: Request, conn: Conn, user: Writer, conditions: Conditions, feature_id: int
+    request: Request,
+    conn: Conn,
+    user: Writer,
+    conditions: Conditions,
+    feature_id: int,
+    note: ChangeNote = None,
 ) -> Response:
-    return await _patch(request, conn, user, conditions, "rights", feature_id)
+    return await _patch(request, conn, user, conditions, "rights", feature_id, note)
 
 
 @router.delete("/collections/parties/items/{feature_id}", status_code=204, summary="Delete a party")
 async def delete_party(
-    conn: Conn, user: Writer, conditions: Conditions, feature_id: int
+    conn: Conn, user: Writer, conditions: Conditions, feature_id: int, note: ChangeNote = None
 ) -> Response:
-    await edit.remove(conn, "parties", feature_id, user, conditions=conditions)
+    await edit.remove(conn, "parties", feature_id, user, conditions=conditions, note=noted(note))
     return Response(status_code=204)
 
 
 @router.delete("/collections/rights/items/{feature_id}", status_code=204, summary="Delete a right")
 async def delete_right(
-    conn: Conn, user: Writer, conditions: Conditions, feature_id: int
+    conn: Conn, user: Writer, conditions: Conditions, feature_id: int, note: ChangeNote = None
 ) -> Response:
-    await edit.remove(conn, "rights", feature_id, user, conditions=conditions)
+    await edit.remove(conn, "rights", feature_id, user, conditions=conditions, note=noted(note))
     return Response(status_code=204)
 
 

@@ -248,8 +248,12 @@ def _writer(user: User) -> None:
         )
 
 
-async def create(conn: AsyncConnection, kind: str, body: bytes, user: User) -> tuple[int, str]:
-    """Add a party or a right; its id and row version (the new ETag)."""
+async def create(
+    conn: AsyncConnection, kind: str, body: bytes, user: User, *, note: str | None = None
+) -> tuple[int, str]:
+    """Add a party or a right; its id and row version (the new ETag). ``note``: why, as
+    accounts.writing records it (a right that makes its parcel regularized: the history's
+    note of that change)."""
     _writer(user)
     values = await _columns(conn, kind, _properties(kind, body), whole=True)
     query = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING id").format(
@@ -257,7 +261,7 @@ async def create(conn: AsyncConnection, kind: str, body: bytes, user: User) -> t
         sql.SQL(", ").join(map(sql.Identifier, values)),
         sql.SQL(", ").join(sql.Placeholder(c) for c in values),
     )
-    async with writing(conn, user):
+    async with writing(conn, user, note=note):
         with refused(kind):
             cur = await conn.execute(query, values)
             (new_id,) = await cur.fetchone()
@@ -304,8 +308,9 @@ async def patch(
     user: User,
     *,
     conditions: Preconditions = NO_CONDITIONS,
+    note: str | None = None,
 ) -> str:
-    """Change some properties of a party or a right; the new row version."""
+    """Change some properties of a party or a right; the new row version (``note``: why)."""
     _writer(user)
     values = await _columns(conn, kind, _properties(kind, body, patch=True), whole=False)
     if not values:
@@ -320,7 +325,7 @@ async def patch(
             sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in values
         ),
     )
-    async with writing(conn, user):
+    async with writing(conn, user, note=note):
         await _check_version(conn, kind, record_id, conditions)
         with refused(kind, record_id):
             cur = await conn.execute(query, {**values, "record_id": record_id})
@@ -341,10 +346,11 @@ async def remove(
     user: User,
     *,
     conditions: Preconditions = NO_CONDITIONS,
+    note: str | None = None,
 ) -> None:
     _writer(user)
     query = sql.SQL("DELETE FROM {} WHERE id = %s RETURNING id").format(sql.Identifier(kind))
-    async with writing(conn, user):
+    async with writing(conn, user, note=note):
         await _check_version(conn, kind, record_id, conditions)
         with refused(kind, record_id):
             cur = await conn.execute(query, (record_id,))
