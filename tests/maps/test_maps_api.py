@@ -609,6 +609,25 @@ async def test_a_map_or_report_a_browser_has_is_a_304(
     assert after.headers["etag"] != etag
 
 
+async def test_a_value_like_an_element_id_is_left_as_it_is(
+    client: httpx.AsyncClient, conn: AsyncConnection
+) -> None:
+    """Found from outside: since map pages number folium's element ids, a facility named
+    "Cancha_d41d8cd98f00b204e9800998ecf8427e" (an MD5 after an underscore, as a survey app
+    writes) showed as "Cancha_00000000000000000000000000000014". Only the page's own
+    elements' ids are numbered, and none is left random."""
+    name = "Cancha_d41d8cd98f00b204e9800998ecf8427e"
+    await conn.execute(
+        "UPDATE facilities SET name = %s WHERE id = (SELECT min(f.id) FROM facilities f "
+        "JOIN communes c ON c.id = f.commune_id WHERE c.code = '5-DE-MARZO')",
+        (name,),
+    )
+    page = await client.get("/maps/communes/5-DE-MARZO")
+    assert page.status_code == 200 and name in page.text
+    ids = re.findall(r"_([0-9a-f]{32})\b", page.text.replace(name, ""))
+    assert ids and all(i.startswith("0" * 20) for i in ids), sorted(set(ids))[-3:]
+
+
 async def test_big_layers_use_tiles_or_geobuf(conn: AsyncConnection) -> None:
     commune_id = await resolve_commune(conn, "5-DE-MARZO")
     served = await commune_map(conn, commune_id, Page(tile_threshold=100, access=EVERYWHERE))
