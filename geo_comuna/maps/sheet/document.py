@@ -1,8 +1,8 @@
 """A sheet as an A4 PDF (reportlab's page layout), and a batch's index. Pure: from a
 ParcelSheet already read to bytes, so it runs off the event loop (work.cpu).
 
-Text is set in DejaVu Sans, which holds any language's letters (maps/sheet/fonts.py says
-where it comes from, and what stands in for it). Every text from the store goes through
+Text is set in DejaVu Sans, which holds most scripts' letters (maps/sheet/fonts.py says
+which, where it comes from, and what stands in for it). Every text from the store goes through
 ``_text`` (escaped: a parcel code like "<b>" is printed, not read as markup). A sheet that
 does not fit one page (a parcel of well over a hundred vertices) runs on to the next.
 """

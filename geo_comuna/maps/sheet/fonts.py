@@ -1,6 +1,7 @@
-"""The sheets' fonts: DejaVu Sans (and its bold and mono), which hold the letters of any
-language a parcel's code or a holder's name may be written in (found from outside: "Hɨmɨ-7",
-a Yanomami name, printed as "H?m?-7", and an Arabic code as black boxes). They come from npm
+"""The sheets' fonts: DejaVu Sans (and its bold and mono), which hold the Latin letters of
+every language written with them (Yanomami's ɨ, Wayuu's ü), Greek, Cyrillic, Hebrew and Arabic
+(found from outside: "Hɨmɨ-7" printed as "H?m?-7", an Arabic code as black boxes); not Chinese
+or the scripts of India, whose characters still print as boxes. They come from npm
 (dejavu-fonts-ttf) into the package's vendor folder at set-up (scripts/vendor_assets.py), as
 the maps' libraries do, and are embedded in each PDF as the subset it uses.
 
