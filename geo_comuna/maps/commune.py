@@ -50,7 +50,7 @@ async def commune_map(
             await add_layer(m, conn, page, styles, layer, filters, legend)
         else:
             notes.append(await add_aggregate(m, conn, page, styles, layer, commune_id, legend))
-    await add_records(m, conn, page, styles, commune_id, legend)
+    notes.append(await add_records(m, conn, page, styles, info.code, commune_id, legend))
     # on top: which state lies on each side of the lines (El Maizal: Lara or Portuguesa)
     add_labels(m, page, "names", await data.state_labels(conn, commune_id))
     note = " ".join(n for n in notes if n) or None
@@ -99,23 +99,48 @@ async def add_boundary(
 
 
 async def add_records(
-    m, conn: AsyncConnection, page: Page, styles: Styles, commune_id: int, legend: list[str]
-) -> None:
+    m,
+    conn: AsyncConnection,
+    page: Page,
+    styles: Styles,
+    code: str,
+    commune_id: int,
+    legend: list[str],
+) -> str | None:
     """The parcels with recorded rights (their holders in the popup) and the photos' positions,
-    as the page's reader may see them; nothing is added where there is nothing to show."""
-    holdings = await records.commune_holdings(conn, page.reader, commune_id, page.lang)
-    if json.loads(holdings)["features"]:
-        code = {"name": "code", "label": page.t("Código", "Code")}
+    as the page's reader may see them; nothing is added where there is nothing to show. Past
+    the inline budget of a layer (page.tile_threshold features, page.inline_vertices), each
+    parcel is a point; past page.overview_threshold, they are left out, and the note (what
+    this returns) says where they are listed. Found from outside: 10,000 parcels with rights
+    made a page of 41 MB, their shapes inline whatever their number."""
+    parcels, vertices = await records.holdings_size(conn, page.reader, commune_id)
+    title = styles.overlay("holdings").get("legend", {}).get(page.lang, "Rights")
+    if parcels > page.overview_threshold:
+        listed = f"{page.base}/collections/rights/items?commune={quote(code, safe='')}"
+        count = f"{parcels:,}"
+        return page.t(
+            f"{title}: {count.replace(',', '.')} parcelas con derechos, demasiadas para "
+            f"dibujarlas en este mapa; la lista: {listed}",
+            f"{title}: {count} parcels with rights, too many to draw on this map; the list: "
+            f"{listed}",
+        )
+    points = parcels > page.tile_threshold or vertices > page.inline_vertices
+    if parcels:
+        holdings = await records.commune_holdings(
+            conn, page.reader, commune_id, page.lang, points=points
+        )
+        code_field = {"name": "code", "label": page.t("Código", "Code")}
         rights = {"name": "rights", "label": page.t("Derechos", "Rights")}
         holders = {"name": "holders", "label": page.t("Titulares", "Holders")}
         spec = overlay_spec(
             "holdings",
             page,
             styles.overlay("holdings"),
-            "MultiPolygon",
-            {"tooltip": [code], "popup": [code, rights, holders]},
+            "Point" if points else "MultiPolygon",
+            {"tooltip": [code_field], "popup": [code_field, rights, holders]},
         )
-        title = styles.overlay("holdings").get("legend", {}).get(page.lang, "Rights")
+        if points:
+            title = page.t(f"{title} (un punto por parcela)", f"{title} (a point per parcel)")
         add_overlay(m, page, spec, title, holdings, legend)
     photos = await records.photo_positions(conn, page.reader, commune_id)
     if photos["features"]:
@@ -130,6 +155,7 @@ async def add_records(
         )
         title = styles.overlay("photos").get("legend", {}).get(page.lang, "Photos")
         add_overlay(m, page, spec, title, json.dumps(photos), legend)
+    return None
 
 
 def commune_links(

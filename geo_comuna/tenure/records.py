@@ -346,12 +346,28 @@ async def photo_positions(
     return found
 
 
+async def holdings_size(
+    conn: AsyncConnection, user: User | None, commune_id: int
+) -> tuple[int, int]:
+    """How many of the commune's parcels have rights this reader sees, and their vertices:
+    what its map weighs before drawing them (commune_holdings)."""
+    async with reading(conn, user):
+        cur = await conn.execute(
+            "SELECT count(*), coalesce(sum(ST_NPoints(pc.geom)), 0) FROM parcels pc "
+            "WHERE pc.id IN (SELECT parcel_id FROM right_register WHERE commune_id = %s)",
+            (commune_id,),
+        )
+        parcels, vertices = await cur.fetchone()
+    return int(parcels), int(vertices)
+
+
 async def commune_holdings(
-    conn: AsyncConnection, user: User | None, commune_id: int, lang: str
+    conn: AsyncConnection, user: User | None, commune_id: int, lang: str, *, points: bool = False
 ) -> str:
     """GeoJSON text of the commune's parcels that have rights, for its map's popup: ``rights``
     (each right's kind, status and share) and ``holders`` (each holder's name for editors and
-    admins of its commune, its kind for everyone else), labelled in ``lang``."""
+    admins of its commune, its kind for everyone else), labelled in ``lang``; ``points``: each
+    parcel as a point on it rather than its shape (a map of many)."""
     labels = {
         name: json.dumps({code: label.get(lang) for code, label in domain.values.items()})
         for name, domain in (("party", PARTY_KIND), ("right", RIGHT_KIND), ("status", RIGHT_STATUS))
@@ -361,7 +377,8 @@ async def commune_holdings(
             """SELECT json_build_object('type', 'FeatureCollection', 'features',
                    coalesce(json_agg(json_build_object(
                        'type', 'Feature', 'id', t.id,
-                       'geometry', ST_AsGeoJSON(t.geom, 7)::json,
+                       'geometry', ST_AsGeoJSON(CASE WHEN %(points)s THEN ST_PointOnSurface(t.geom)
+                                                     ELSE t.geom END, 7)::json,
                        'properties', json_build_object('code', t.code, 'holders', t.holders,
                                                        'rights', t.rights))
                    ORDER BY t.id), '[]'::json))::text
@@ -379,7 +396,7 @@ async def commune_holdings(
                      JOIN party_register h ON h.id = r.party_id
                      WHERE r.commune_id = %(commune)s
                      GROUP BY pc.id) t""",
-            {**labels, "commune": commune_id},
+            {**labels, "commune": commune_id, "points": points},
         )
         (found,) = await cur.fetchone()
     return found

@@ -642,6 +642,39 @@ async def test_big_layers_use_tiles_or_geobuf(conn: AsyncConnection) -> None:
     assert "Viviendas por sector" in public and "/tiles/dwellings" not in public
 
 
+async def test_many_parcels_with_rights_are_drawn_within_the_pages_budget(
+    conn: AsyncConnection,
+) -> None:
+    """Found from outside: the parcels with rights were inlined as shapes whatever their
+    number (10,000 made a page of 41 MB). Past a layer's inline budget each is a point; past
+    the overview threshold they are left out, and the note says where they are listed."""
+    commune_id = await resolve_commune(conn, "EL-MAIZAL")
+    cur = await conn.execute(
+        "SELECT count(DISTINCT parcel_id) FROM rights r JOIN parcels p ON p.id = r.parcel_id "
+        "WHERE p.commune_id = %s",
+        (commune_id,),
+    )
+    (held,) = await cur.fetchone()
+    assert held >= 3  # the sample's
+
+    def holdings(page: str) -> dict:
+        name = re.search(r'GeoComuna\.geojson\(\{"id":"holdings".*?\}, (\w+)\)', page)
+        assert name, "no holdings layer"
+        start = page.index(f"var {name[1]} = ") + len(f"var {name[1]} = ")
+        return json.JSONDecoder().raw_decode(page, start)[0]
+
+    whole = await commune_map(conn, commune_id, Page())
+    shapes = {f["geometry"]["type"] for f in holdings(whole)["features"]}
+    assert shapes == {"MultiPolygon"} and len(holdings(whole)["features"]) == held
+    many = await commune_map(conn, commune_id, Page(tile_threshold=held - 1))
+    assert {f["geometry"]["type"] for f in holdings(many)["features"]} == {"Point"}
+    assert "un punto por parcela" in many
+    too_many = await commune_map(conn, commune_id, Page(overview_threshold=held - 1, lang="en"))
+    assert '"id":"holdings"' not in too_many
+    assert f"{held} parcels with rights, too many to draw on this map" in too_many
+    assert "/collections/rights/items?commune=EL-MAIZAL" in too_many
+
+
 async def test_a_layer_of_few_features_but_many_vertices_is_drawn_as_a_big_one(
     conn: AsyncConnection,
 ) -> None:
