@@ -425,9 +425,17 @@ async def test_holders_rights_and_documents_come_from_the_registry(
         assert bool(re.search(r"Título +Tipo +SHA-256", text)) is personal  # headings in Spanish
 
 
+@pytest.mark.parametrize("batch", [200, 2])
 async def test_a_communes_sheets_and_index(
-    conn: AsyncConnection, settings: Settings, tmp_path: Path
+    conn: AsyncConnection,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    batch: int,
 ) -> None:
+    """Read and written a batch of parcels at a time (found from outside: 10,000 read at once
+    outgrew the statement timeout and ~5 GB), in two batches as in one."""
+    monkeypatch.setattr(sheet, "BATCH", batch)
     ids = await add_sarare(conn)
     # a code is anyone's text: its file stays in the folder
     await conn.execute(
