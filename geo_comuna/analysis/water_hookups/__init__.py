@@ -27,8 +27,9 @@ from geo_comuna.analysis.water_hookups.pipes import (
     Pipes,
     Rise,
     elevation_rise,
+    has_mains,
     lay_pipes,
-    require_mains,
+    no_mains,
 )
 from geo_comuna.analysis.water_hookups.projects import (
     group_projects,
@@ -55,6 +56,11 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
     """Pipe length, branch project and pumping need for every dwelling without piped water;
     projects ranked by residents per metre, and chosen under a budget when one is given.
     CSV rows are the projects."""
+    if not await has_mains(conn, commune_id):  # said before the paths are read and cut
+        dw, totals = await _homes(conn, commune_id)  # (found from outside: 8 s a report)
+        if not len(dw.ids):
+            return report.nothing_to_connect(totals)
+        raise await no_mains(conn, commune_id)
     paths = None
     async with work.spare_connection() as other:
         if other is None:
@@ -65,7 +71,6 @@ async def run(conn: AsyncConnection, commune_id: int, params: Params) -> Result:
                 paths = await reading if len(dw.ids) else None
     if not len(dw.ids):
         return report.nothing_to_connect(totals)
-    await require_mains(conn, commune_id)
     if paths is None:  # no second connection: read after the homes, on the request's own
         paths = await _paths(conn, commune_id)
     warnings: list[str] = []

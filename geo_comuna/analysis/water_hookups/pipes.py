@@ -28,24 +28,28 @@ from geo_comuna.analysis.water_hookups.projects import (
 from geo_comuna.errors import NotFound, Said
 
 
-async def require_mains(conn: AsyncConnection, commune_id: int) -> None:
-    """Refuse a commune without a working or leaking water main: nothing to connect to."""
+async def has_mains(conn: AsyncConnection, commune_id: int) -> bool:
+    """Has the commune a working or leaking water main, something to connect to?"""
     cur = await conn.execute(
-        "SELECT count(*) FROM water_mains WHERE commune_id = %s "
-        "AND status IN ('working', 'leaking')",
+        "SELECT EXISTS (SELECT FROM water_mains WHERE commune_id = %s "
+        "AND status IN ('working', 'leaking'))",
         (commune_id,),
     )
-    if not (await cur.fetchone())[0]:
-        code = await commune_code(conn, commune_id)
-        raise NotFound(
-            Said(
-                f"commune {code} has no working or leaking water main to connect to; map "
-                "them in layer water_mains",
-                f"la comuna {code} no tiene ninguna tubería de agua operativa o con fugas a "
-                "la que conectar; trácelas en la capa water_mains",
-            ),
-            layer="water_mains",
-        )
+    return bool((await cur.fetchone())[0])
+
+
+async def no_mains(conn: AsyncConnection, commune_id: int) -> NotFound:
+    """The refusal of a commune without such a main (has_mains), naming it by its code."""
+    code = await commune_code(conn, commune_id)
+    return NotFound(
+        Said(
+            f"commune {code} has no working or leaking water main to connect to; map them "
+            "in layer water_mains",
+            f"la comuna {code} no tiene ninguna tubería de agua operativa o con fugas a la "
+            "que conectar; trácelas en la capa water_mains",
+        ),
+        layer="water_mains",
+    )
 
 
 async def straight_lines(
