@@ -304,7 +304,18 @@ async def writing(
             await _noted(conn, "")
 
 
+#: characters a write's note may hold (the API's ?note= says so too: api/deps.py)
+MAX_NOTE = 500
+
+
 async def _noted(conn: AsyncConnection, note: str) -> None:
+    if len(note) > MAX_NOTE:  # the CLI's --note (found from outside: 5,000 were stored)
+        raise InvalidInput(
+            Said(
+                f"note: {len(note):,} characters, over the limit of {MAX_NOTE}",
+                f"note: {len(note):,} caracteres, más que el límite de {MAX_NOTE}",
+            )
+        )
     if (bad := unprintable(note)) is not None:
         raise InvalidInput(
             Said(

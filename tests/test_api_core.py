@@ -573,6 +573,14 @@ async def test_refusals_found_english_only_are_said_in_spanish_too(
             "/collections/parcels/items", params={"lang": "es"}, content=b"x" * 4096
         )
         assert r.status_code == 413 and "supera el límite" in r.json()["detail"], r.text
+        # a parameter's and the router's own refusals have Spanish titles too (found from
+        # outside: "invalid parameter", and a 405's "http error", "Method Not Allowed")
+        r = await client.get("/collections/parcels/items", params={"limit": "abc", "lang": "es"})
+        assert r.status_code == 400 and r.json()["title"] == "parámetro no válido", r.text
+        assert r.headers["content-language"] == "es"
+        r = await client.delete("/collections", params={"lang": "es"})
+        assert r.status_code == 405 and r.json()["title"] == "método no permitido", r.text
+        assert "Method Not Allowed" not in r.text and "allow" in r.headers
 
 
 async def test_only_tiles_anyone_reads_alike_are_for_any_site(

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from psycopg import AsyncConnection
 
+from geo_comuna.errors import InvalidInput
 from geo_comuna.io.importer import import_file
 from geo_comuna.layers import LAYERS
 from geo_comuna.settings import Settings
@@ -148,6 +149,9 @@ async def test_a_writer_says_why_and_the_history_and_audit_keep_it(
     )
     assert done.updated == 1
     assert (await history(client, fid))[-1] == ("regularized", "disputed", "Acta de la asamblea")
+    # the CLI's note is held to the API's limit (found from outside: 5,000 were stored)
+    with pytest.raises(InvalidInput, match="over the limit of 500"):
+        await import_file(conn, PARCELS, upload, Settings(), mode="upsert", note="y" * 501)
 
 
 @pytest.mark.parametrize("bad", ["a\x00b", "\x1b[31m", "reversed \u202e text"])

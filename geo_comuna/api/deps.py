@@ -17,7 +17,7 @@ from psycopg import AsyncConnection
 from starlette.convertors import Convertor, register_url_convertor
 
 from geo_comuna import work
-from geo_comuna.accounts import Access, User, authenticate
+from geo_comuna.accounts import MAX_NOTE, Access, User, authenticate
 from geo_comuna.api.consistency import SAFE
 from geo_comuna.api.parameters import LANG_VALUES
 from geo_comuna.api.scratch import Scratch
@@ -208,7 +208,7 @@ Lang = Annotated[str, Query(pattern=LANGS, description="language of titles")]
 ChangeNote = Annotated[
     str | None,
     Query(
-        max_length=500,
+        max_length=MAX_NOTE,
         description="why the change is made: a parcel's tenure history and the audit record it "
         "(e.g. the file number of its regularization)",
     ),

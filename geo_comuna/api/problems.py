@@ -153,6 +153,12 @@ async def _validation(request: Request, exc: RequestValidationError) -> Response
     if lang is not None:  # a browser's page, in its language
         title = "parámetro no válido" if lang == "es" else "invalid parameter"
         return error_page(400, title, detail, lang)
+    # a program asking for Spanish gets its title too (found from outside: "invalid
+    # parameter" above a Spanish detail), as a typed error's (_typed)
+    if spoken == "es":
+        return problem(
+            400, "invalid-parameter", detail, {"Content-Language": "es"}, "parámetro no válido"
+        )
     return problem(400, "invalid-parameter", detail)
 
 
@@ -160,6 +166,17 @@ async def _validation(request: Request, exc: RequestValidationError) -> Response
 _NO_PAGE = {
     "es": ("no encontrado", "Esta dirección no existe."),
     "en": ("not found", "There is no such page."),
+}
+
+
+#: Starlette's own refusals, said in Spanish (found from outside: a 405 with ?lang=es was
+#: "http error", "Method Not Allowed"): (title, detail) by status
+_HTTP_ES = {
+    404: ("no encontrado", "Esta dirección no existe."),
+    405: (
+        "método no permitido",
+        "Esta dirección no admite este método (la cabecera Allow dice cuáles).",
+    ),
 }
 
 
@@ -172,6 +189,10 @@ async def _http(request: Request, exc: StarletteHTTPException) -> Response:
             title, detail = _NO_PAGE[lang]
             return error_page(404, title, detail, lang, exc.headers)
         return error_page(exc.status_code, _PAGE[lang]["error"], str(exc.detail), lang, exc.headers)
+    if asked_lang(request) == "es" and exc.status_code in _HTTP_ES:
+        title, detail = _HTTP_ES[exc.status_code]
+        headers = {**(exc.headers or {}), "Content-Language": "es"}
+        return problem(exc.status_code, "http-error", detail, headers, title)
     return problem(exc.status_code, "http-error", str(exc.detail), exc.headers)
 
 

@@ -267,6 +267,19 @@ def test_a_parcel_of_many_holes_labels_its_outline() -> None:
     assert len(plan._labelled(few, vertices)) == 16  # all of them, when they fit
 
 
+def test_sheet_file_names_never_collide() -> None:
+    """Found from outside: a name taken got the parcel's id added, which could be taken too:
+    "A_B", "A B" and "A B-189" (id 189) gave two sheets one file, the first overwritten."""
+    taken: set[str] = {"index"}
+    # in the order the sheets come (by code, C collation, no code last)
+    parcels = [("A B", 190), ("A B-189", 7), ("A_B", 189), ("parcel-187", 5), (None, 187)]
+    names = [sheet.file_name(code, pid, taken) for code, pid in parcels]
+    assert len(set(names)) == len(names), names
+    assert names == [
+        "A_B.pdf", "A_B-189.pdf", "A_B-189-2.pdf", "parcel-187.pdf", "parcel-187-2.pdf"
+    ], names  # fmt: skip
+
+
 def test_close_vertices_share_a_label() -> None:
     assert plan.numbered([9, 8, 10, 25]) == "8–10, 25"
     assert plan.numbered([1, 25]) == "1, 25" and plan.numbered([4]) == "4"

@@ -82,8 +82,14 @@ def file_name(code: str | None, parcel_id: int, taken: set[str]) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", code or "").strip("._")
     if not stem or stem.lower() in taken:
         stem = f"{stem}-{parcel_id}" if stem else f"parcel-{parcel_id}"
-    taken.add(stem.lower())
-    return f"{stem}.pdf"
+    # ... until it is free: found from outside, codes "A_B", "A B" and "A B-189" (id 189)
+    # gave two sheets one file, the first overwritten and the index naming it twice
+    free, n = stem, 1
+    while free.lower() in taken:
+        n += 1
+        free = f"{stem}-{n}"
+    taken.add(free.lower())
+    return f"{free}.pdf"
 
 
 async def commune_sheets(
