@@ -172,7 +172,7 @@ _NO_PAGE = {
 #: Starlette's own refusals, said in Spanish (found from outside: a 405 with ?lang=es was
 #: "http error", "Method Not Allowed"): (title, detail) by status
 _HTTP_ES = {
-    404: ("no encontrado", "Esta dirección no existe."),
+    404: _NO_PAGE["es"],
     405: (
         "método no permitido",
         "Esta dirección no admite este método (la cabecera Allow dice cuáles).",
