@@ -17,6 +17,8 @@ import html
 import io
 import json
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -24,6 +26,7 @@ import numpy as np
 import pytest
 from psycopg import AsyncConnection
 
+from geo_comuna import work
 from geo_comuna.analysis import water_hookups
 from geo_comuna.analysis.toolkit import budget
 from geo_comuna.errors import NotFound
@@ -258,7 +261,7 @@ async def test_no_paths_means_straight_lines(conn: AsyncConnection) -> None:
     assert props["length_m"] == pytest.approx(metres(*home, LON0 - 0.0003, LAT0 - 0.00005), abs=0.1)
 
 
-async def test_degenerate_communes(conn: AsyncConnection) -> None:
+async def test_degenerate_communes(conn: AsyncConnection, monkeypatch: pytest.MonkeyPatch) -> None:
     cid = await commune(conn)
     empty = await water_hookups.run(conn, cid, water_hookups.Params())
     assert empty.features == [] and empty.rows == []
@@ -274,6 +277,19 @@ async def test_degenerate_communes(conn: AsyncConnection) -> None:
     (code,) = await cur.fetchone()
     assert f"commune {code} has no working" in refused.value.said("en")
     assert f"la comuna {code} no tiene ninguna tubería" in refused.value.said("es")
+
+    # refused before the paths are read and cut (found from outside: a commune of 50,000
+    # homes and no main attached every home first, seconds on every report)
+    async def no_paths_needed(*_: object) -> None:
+        raise AssertionError("the paths were read for a commune without a main")
+
+    @asynccontextmanager
+    async def spare() -> AsyncIterator[object]:
+        yield object()  # a second connection: the paths would be read beside the homes
+
+    monkeypatch.setattr(water_hookups, "_paths", no_paths_needed)
+    with work.lending(spare), pytest.raises(NotFound, match="no working or leaking"):
+        await water_hookups.run(conn, cid, water_hookups.Params())
 
 
 async def test_sample_through_the_api(client: httpx.AsyncClient) -> None:
