@@ -289,7 +289,9 @@ async def writing(
     (every API write) it runs as geo_comuna_writer under row-level security; without, as the
     connection's owner role (bulk COPY by an admin, which RLS cannot serve). ``note``: why
     the change is made, which a parcel's tenure history and the audit record (found from
-    outside: the history's note, which the README promised, no write could fill)."""
+    outside: the history's note, which the README promised, no write could fill), without
+    its surrounding blanks; a blank one is none."""
+    note = (note or "").strip() or None
     async with conn.transaction():
         if row_security:
             await conn.execute("SET LOCAL ROLE geo_comuna_writer")

@@ -215,11 +215,6 @@ ChangeNote = Annotated[
 ]
 
 
-def noted(note: str | None) -> str | None:
-    """A ``ChangeNote`` as recorded: without surrounding blanks; blank, none."""
-    return (note or "").strip() or None
-
-
 def label_lang(
     request: Request,
     lang: Annotated[

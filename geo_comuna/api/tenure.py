@@ -30,7 +30,6 @@ from geo_comuna.api.deps import (
     Reader,
     SettingsDep,
     Writer,
-    noted,
     only_form_fields,
     parse_bbox,
 )
@@ -414,7 +413,7 @@ async def right_item(
 async def _create(
     request: Request, settings: Any, conn: Conn, user: Writer, kind: str, note: str | None
 ) -> Response:
-    new_id, version = await edit.create(conn, kind, await request.body(), user, note=noted(note))
+    new_id, version = await edit.create(conn, kind, await request.body(), user, note=note)
     location = f"{base_url(request, settings)}/collections/{kind}/items/{new_id}"
     body = {"ids": [new_id]}
     response = _json(body, 201, _etag(version, user), "application/json")
@@ -447,7 +446,7 @@ async def _patch(
 ) -> Response:
     version = await edit.patch(
         conn, kind, feature_id, await request.body(), user, conditions=conditions,
-        note=noted(note),
+        note=note,
     )  # fmt: skip
     return _json({"ids": [feature_id]}, 200, _etag(version, user), "application/json")
 
@@ -480,7 +479,7 @@ async def patch_right(
 async def delete_party(
     conn: Conn, user: Writer, conditions: Conditions, feature_id: int, note: ChangeNote = None
 ) -> Response:
-    await edit.remove(conn, "parties", feature_id, user, conditions=conditions, note=noted(note))
+    await edit.remove(conn, "parties", feature_id, user, conditions=conditions, note=note)
     return Response(status_code=204)
 
 
@@ -488,7 +487,7 @@ async def delete_party(
 async def delete_right(
     conn: Conn, user: Writer, conditions: Conditions, feature_id: int, note: ChangeNote = None
 ) -> Response:
-    await edit.remove(conn, "rights", feature_id, user, conditions=conditions, note=noted(note))
+    await edit.remove(conn, "rights", feature_id, user, conditions=conditions, note=note)
     return Response(status_code=204)
 
 

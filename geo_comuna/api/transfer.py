@@ -31,7 +31,6 @@ from geo_comuna.api.deps import (
     ScratchDep,
     SettingsDep,
     Writer,
-    noted,
     only_form_fields,
     unless_gone,
 )
@@ -215,7 +214,7 @@ async def import_upload(
                 lang=lang,
                 allow_copies=allow_copies,
                 dry_run=dry_run,
-                note=noted(note),
+                note=note,
                 isolated=True,  # an upload: GDAL reads it in a process killed when slow
             )
             report = await unless_gone(request, importing)

@@ -25,7 +25,6 @@ from geo_comuna.api.deps import (
     LayerDep,
     SettingsDep,
     Writer,
-    noted,
 )
 from geo_comuna.api.hosts import base_url
 from geo_comuna.features import edit
@@ -88,7 +87,7 @@ async def create_items(
 ) -> Response:
     written = await edit.create(
         conn, layer, await _body(request), settings, user, repair=repair, lang=lang, crs=body_crs,
-        commune=_connection_commune(request), note=noted(note),
+        commune=_connection_commune(request), note=note,
     )  # fmt: skip
     base = base_url(request, settings)
     location = (
@@ -116,7 +115,7 @@ async def _change(
     written = await change(
         conn, layer, feature_id, body, settings, user,
         repair=repair, conditions=conditions, lang=lang, crs=body_crs,
-        commune=_connection_commune(request), note=noted(note),
+        commune=_connection_commune(request), note=note,
     )  # fmt: skip
     return _written(written, 200)
 
@@ -177,5 +176,5 @@ async def delete_item(
     conditions: Conditions,
     note: ChangeNote = None,
 ) -> Response:
-    await edit.remove(conn, layer, feature_id, user, conditions=conditions, note=noted(note))
+    await edit.remove(conn, layer, feature_id, user, conditions=conditions, note=note)
     return Response(status_code=204)

@@ -332,7 +332,7 @@ def import_(
     with unseen("pandas", "geopandas"):
         report = _import(
             layer, file, crs, commune, repair, upsert, rename or [], value_map or [], lang,
-            allow_copies, dry_run, (note or "").strip() or None,
+            allow_copies, dry_run, note,
         )  # fmt: skip
     from geo_comuna.io.importer import done_line
 
