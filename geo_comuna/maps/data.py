@@ -19,6 +19,7 @@ from psycopg import AsyncConnection, sql
 
 from geo_comuna import work
 from geo_comuna.accounts import Access
+from geo_comuna.analysis.base import commune_code
 from geo_comuna.errors import NotFound, Said
 from geo_comuna.features.filters import commune_sql
 from geo_comuna.features.query import Filters, located_where, property_exprs
@@ -63,9 +64,7 @@ async def commune_info(conn: AsyncConnection, commune_id: int) -> CommuneInfo:
 async def file_code(conn: AsyncConnection, commune_id: int) -> str:
     """The commune's code as a download's file name holds it: files named by the id
     (comuna-4-es.html) could not be told apart on a phone holding several communes'."""
-    cur = await conn.execute("SELECT code FROM communes WHERE id = %s", (commune_id,))
-    row = await cur.fetchone()
-    return re.sub(r"[^A-Za-z0-9_-]", "_", row[0]) if row else str(commune_id)
+    return re.sub(r"[^A-Za-z0-9_-]", "_", await commune_code(conn, commune_id))
 
 
 def readable_names(layer: Layer, names: list[str], access: Access) -> list[str]:
