@@ -124,7 +124,7 @@ async def add_records(
             f"{title}: {count} parcels with rights, too many to draw on this map; the list: "
             f"{listed}",
         )
-    points = parcels > page.tile_threshold or vertices > page.inline_vertices
+    points = not page.fits_inline(parcels, vertices)
     if parcels:
         holdings = await records.commune_holdings(
             conn, page.reader, commune_id, page.lang, points=points

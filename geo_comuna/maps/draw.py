@@ -120,8 +120,8 @@ async def goes_inline(
     if n > page.tile_threshold:
         return False
     if layer.geometry_type == "Point":
-        return n <= page.inline_vertices
-    return await data.vertices(conn, layer, filters, page.access) <= page.inline_vertices
+        return page.fits_inline(n, n)
+    return page.fits_inline(n, await data.vertices(conn, layer, filters, page.access))
 
 
 def shows_homes(layer: Layer, page: Page, commune_id: int) -> bool:

@@ -58,6 +58,11 @@ class Page:
     uses_tiles: bool = field(default=False)
     uses_geobuf: bool = field(default=False)
 
+    def fits_inline(self, features: int, vertices: int) -> bool:
+        """May a layer of so many features and vertices go inline as GeoJSON? Past either
+        budget it is drawn otherwise (tiles, geobuf, points)."""
+        return features <= self.tile_threshold and vertices <= self.inline_vertices
+
     def t(self, es: str, en: str) -> str:
         return es if self.lang == "es" else en
 
